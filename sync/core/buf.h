@@ -1,0 +1,50 @@
+/*
+ * buf.h - a growable byte buffer with a mandatory cap (after curl's dynbuf).
+ *
+ * Every buffer that holds network or file input has a limit; growing past it
+ * fails with GS_ETOOBIG and leaves the buffer as it was.  The data is always
+ * NUL-terminated (the terminator is not counted in len and not in max), so a
+ * text buffer can be handed to string functions.
+ *
+ *	struct gs_buf b;
+ *	gs_buf_init(&b, 1 << 20);
+ *	if ((r = gs_buf_append(&b, p, n)) != GS_OK) goto out;
+ *	...
+ *	out: gs_buf_release(&b);
+ */
+#ifndef GS_CORE_BUF_H
+#define GS_CORE_BUF_H
+
+#include <stddef.h>
+
+struct gs_buf {
+	char *data;  /* NULL until the first append; owned */
+	size_t len;  /* bytes used */
+	size_t cap;  /* bytes allocated */
+	size_t max;  /* the cap: len never exceeds it */
+};
+
+/* Caller's memory; no allocation yet. */
+void gs_buf_init(struct gs_buf *b, size_t max);
+/* Frees the contents; the buffer may be reused after gs_buf_init. NULL ok. */
+void gs_buf_release(struct gs_buf *b);
+/* Forgets the contents but keeps the allocation. */
+void gs_buf_reset(struct gs_buf *b);
+
+/* GS_OK, GS_ETOOBIG (past max: nothing appended) or GS_ENOMEM. */
+int gs_buf_append(struct gs_buf *b, const void *p, size_t n);
+int gs_buf_puts(struct gs_buf *b, const char *s);
+int gs_buf_putc(struct gs_buf *b, char c);
+int gs_buf_printf(struct gs_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Makes room for n more bytes without changing len. */
+int gs_buf_reserve(struct gs_buf *b, size_t n);
+/* Drops bytes from the end: len becomes n (n <= len). */
+void gs_buf_truncate(struct gs_buf *b, size_t n);
+
+/* Hands the data to the caller (free with gs_free); the buffer is empty
+ * afterwards.  Returns an allocated "" when nothing was appended, NULL when
+ * that allocation fails. */
+char *gs_buf_detach(struct gs_buf *b, size_t *len);
+
+#endif

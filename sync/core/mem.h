@@ -1,0 +1,27 @@
+/*
+ * mem.h - allocation for sync/, agent/ and platform/.
+ *
+ * Every allocation in our code goes through these so that the torture tests
+ * can make the Nth one fail (curl's torture mode).  They return NULL on
+ * failure like malloc(3); the caller frees with gs_free().
+ */
+#ifndef GS_CORE_MEM_H
+#define GS_CORE_MEM_H
+
+#include <stddef.h>
+
+void *gs_malloc(size_t n);
+void *gs_calloc(size_t nmemb, size_t size);
+void *gs_realloc(void *p, size_t n);
+char *gs_strdup(const char *s);
+char *gs_strndup(const char *s, size_t n);
+void gs_free(void *p);
+
+/*
+ * Torture hook: after `n` more successful allocations every further one
+ * fails, until gs_mem_fail_after(-1) turns it off.  Returns how many
+ * allocations have failed since the last call.  Not thread-safe: tests only.
+ */
+long gs_mem_fail_after(long n);
+
+#endif

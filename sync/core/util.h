@@ -1,0 +1,41 @@
+/*
+ * util.h - small helpers with no dependencies: little-endian integers, hex,
+ * time, strict number parsing.
+ */
+#ifndef GS_CORE_UTIL_H
+#define GS_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void gs_put_le16(unsigned char *p, uint16_t v);
+void gs_put_le32(unsigned char *p, uint32_t v);
+void gs_put_le64(unsigned char *p, uint64_t v);
+uint16_t gs_get_le16(const unsigned char *p);
+uint32_t gs_get_le32(const unsigned char *p);
+uint64_t gs_get_le64(const unsigned char *p);
+
+/* Lower-case hex of n bytes into out, which must hold 2n+1 chars. */
+void gs_hex_encode(char *out, const unsigned char *in, size_t n);
+/* Exactly 2n hex digits (either case) into n bytes: GS_OK or GS_EPARSE. */
+int gs_hex_decode(unsigned char *out, size_t n, const char *in);
+
+/* Wall clock in milliseconds / seconds since the epoch (UTC). */
+int64_t gs_now_ms(void);
+/* Monotonic clock in microseconds, for durations. */
+int64_t gs_mono_us(void);
+/* "2026-11-26T07:04:33.123Z" for a millisecond time; out holds 32 chars. */
+void gs_time_format(char *out, size_t outlen, int64_t ms);
+
+/*
+ * Strict decimal parsing of a whole string: no sign for the unsigned one,
+ * no leading space, no trailing junk, range checked.  GS_OK or GS_EINVAL.
+ */
+int gs_parse_u64(const char *s, uint64_t max, uint64_t *out);
+int gs_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Copies at most outlen-1 bytes and always terminates; returns strlen(src)
+ * so truncation is detectable (like strlcpy). */
+size_t gs_strlcpy(char *out, const char *src, size_t outlen);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * db.h - the SQLite seam, shared by the agent and the platform.
+ *
+ * sync/db.c is the only file that includes <sqlite3.h>.  SQLite's result
+ * codes become ours here: SQLITE_BUSY/LOCKED -> GS_EBUSY, SQLITE_FULL and
+ * SQLITE_IOERR -> GS_EIO, SQLITE_CORRUPT/NOTADB -> GS_ECORRUPT,
+ * SQLITE_CONSTRAINT -> GS_EEXIST, anything else -> GS_EDB; the SQLite
+ * message is kept as the error detail (gs_errmsg).
+ *
+ * Statements are prepared once and kept: prepare them right after open so
+ * that a typo in SQL fails the first test, not the first user.
+ */
+#ifndef GS_DB_H
+#define GS_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gs_db;
+struct gs_stmt;
+
+/* Returned by gs_stmt_step besides the error codes. */
+#define GS_ROW 1000
+#define GS_DONE 1001
+
+enum gs_db_flags {
+	GS_DB_CREATE = 1,   /* create the file if missing */
+	GS_DB_READONLY = 2,
+	GS_DB_NORMAL_SYNC = 4, /* synchronous=NORMAL instead of FULL */
+};
+
+/*
+ * Opens (or creates) the database at path, in WAL mode with
+ * synchronous=FULL unless GS_DB_NORMAL_SYNC, foreign keys on, a busy
+ * timeout of 5 s, and then migrates it: every embedded file
+ * "<migrations>/NNNN-*.sql" with NNNN greater than PRAGMA user_version runs
+ * in its own transaction that also sets user_version = NNNN.
+ *
+ * A database whose user_version is newer than the newest embedded migration
+ * is refused with GS_EDBVERSION ("database schema 7 is newer than this
+ * program (5); upgrade the program") and left untouched.  A file that is
+ * not a database gives GS_ECORRUPT.  *out is the caller's (gs_db_close).
+ */
+int gs_db_open(const char *path, const char *migrations, int flags,
+    struct gs_db **out);
+/* Finalizes every statement prepared on it and closes.  NULL ok. */
+void gs_db_close(struct gs_db *db);
+
+/* The schema version after migration (PRAGMA user_version). */
+int gs_db_version(struct gs_db *db);
+/* The newest migration number embedded for this prefix. */
+int gs_db_latest_version(const char *migrations);
+
+/* One or more statements with no parameters and no result rows. */
+int gs_db_exec(struct gs_db *db, const char *sql);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK (rollback never fails loudly). */
+int gs_db_begin(struct gs_db *db);
+int gs_db_commit(struct gs_db *db);
+void gs_db_rollback(struct gs_db *db);
+
+/* "ok" from PRAGMA integrity_check gives GS_OK, anything else GS_ECORRUPT. */
+int gs_db_integrity_check(struct gs_db *db);
+int64_t gs_db_changes(struct gs_db *db);
+
+/*
+ * Prepares one statement.  The statement belongs to the database and is
+ * finalized by gs_db_close; gs_stmt_finalize may release it earlier.
+ */
+int gs_stmt_prepare(struct gs_db *db, const char *sql, struct gs_stmt **out);
+void gs_stmt_finalize(struct gs_stmt *st);
+
+/* Parameters are numbered from 1.  Text and blobs are copied. */
+int gs_stmt_bind_int64(struct gs_stmt *st, int i, int64_t v);
+int gs_stmt_bind_double(struct gs_stmt *st, int i, double v);
+int gs_stmt_bind_text(struct gs_stmt *st, int i, const char *s); /* NULL: null */
+int gs_stmt_bind_textn(struct gs_stmt *st, int i, const char *s, size_t n);
+int gs_stmt_bind_blob(struct gs_stmt *st, int i, const void *p, size_t n);
+int gs_stmt_bind_null(struct gs_stmt *st, int i);
+
+/* GS_ROW, GS_DONE or an error.  After GS_DONE or an error the statement
+ * is reset automatically (bindings cleared), ready to be used again. */
+int gs_stmt_step(struct gs_stmt *st);
+/* Resets and clears bindings; needed only to abandon rows early. */
+void gs_stmt_reset(struct gs_stmt *st);
+
+/* Columns are numbered from 0; valid until the next step or reset. */
+int64_t gs_stmt_int64(struct gs_stmt *st, int col);
+double gs_stmt_double(struct gs_stmt *st, int col);
+const char *gs_stmt_text(struct gs_stmt *st, int col); /* NULL for null */
+const void *gs_stmt_blob(struct gs_stmt *st, int col);
+size_t gs_stmt_bytes(struct gs_stmt *st, int col);
+int gs_stmt_is_null(struct gs_stmt *st, int col);
+
+/* Runs a statement that returns at most one row with one integer column:
+ * *out is that integer, or dflt when there is no row. */
+int gs_stmt_one_int64(struct gs_stmt *st, int64_t dflt, int64_t *out);
+
+#endif

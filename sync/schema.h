@@ -1,0 +1,65 @@
+/*
+ * schema.h - record types and code tables, loaded from the JSON files in
+ * schema/forms and schema/codes that are embedded at build time.
+ *
+ * A form (record type) lists its fields: name, Chinese label, kind, whether
+ * it is required or required-if, bounds, code table, and the pii flag.  The
+ * agent validates against it at save time and the platform again at ingest.
+ * The loaded schema is immutable and may be shared between threads.
+ */
+#ifndef GS_SCHEMA_H
+#define GS_SCHEMA_H
+
+#include <stddef.h>
+
+enum gs_kind {
+	GS_KIND_TEXT = 1,
+	GS_KIND_INT,
+	GS_KIND_REAL,
+	GS_KIND_DATE,     /* "YYYY-MM-DD" */
+	GS_KIND_DATETIME, /* RFC 3339 UTC, "2026-11-26T07:04:33Z" */
+	GS_KIND_ENUM,     /* a code of the field's code table */
+	GS_KIND_TAGS,     /* an array of codes of the field's code table */
+	GS_KIND_BOOL,
+	GS_KIND_GEO,      /* {"lat","lon","accuracy","coord_sys"} */
+	GS_KIND_REF,      /* the uuid of another record */
+	GS_KIND_IDCARD,   /* GB 11643 citizen id number */
+	GS_KIND_USCC,     /* GB 32100 unified social credit code */
+	GS_KIND_PHONE     /* mainland mobile or landline */
+};
+
+struct gs_schema;
+struct gs_form;
+struct gs_field;
+
+/* Loads the embedded forms and code tables.  GS_OK, GS_ENOMEM, or
+ * GS_ECORRUPT when an embedded file is malformed (a build bug).
+ * Free with gs_schema_free (NULL ok). */
+int gs_schema_load(struct gs_schema **out);
+void gs_schema_free(struct gs_schema *s);
+
+size_t gs_schema_nforms(const struct gs_schema *s);
+const struct gs_form *gs_schema_form_at(const struct gs_schema *s, size_t i);
+/* The form for a type name, or NULL when there is no such type. */
+const struct gs_form *gs_schema_form(const struct gs_schema *s,
+    const char *type);
+
+const char *gs_form_type(const struct gs_form *f);
+const char *gs_form_label(const struct gs_form *f);
+int gs_form_version(const struct gs_form *f);
+size_t gs_form_nfields(const struct gs_form *f);
+const struct gs_field *gs_form_field_at(const struct gs_form *f, size_t i);
+/* The field of that name, or NULL. */
+const struct gs_field *gs_form_field(const struct gs_form *f,
+    const char *name);
+
+const char *gs_field_name(const struct gs_field *fd);
+const char *gs_field_label(const struct gs_field *fd);
+enum gs_kind gs_field_kind(const struct gs_field *fd);
+int gs_field_pii(const struct gs_field *fd);
+
+/* The label of a code in a code table ("1" in "sex" -> "男"), or NULL. */
+const char *gs_schema_code_label(const struct gs_schema *s,
+    const char *table, const char *code);
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * sync-core.c - unit tests for sync/core: the error table, capped buffers,
+ * hex and little-endian helpers, strict number parsing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/util.h"
+
+static void
+test_error_table(void **state)
+{
+	(void)state;
+	assert_int_equal(GS_OK, 0);
+	assert_string_equal(gs_error_code(GS_EVALIDATION), "validation_failed");
+	assert_int_equal(gs_error_exit(GS_EVALIDATION), 65);
+	assert_int_equal(gs_error_exit(GS_ENETWORK), 75);
+	assert_int_equal(gs_error_exit(GS_EREVOKED), 77);
+	assert_int_equal(gs_error_exit(GS_EINVAL), 64);
+	assert_int_equal(gs_error_http(GS_EBADSIG), 401);
+	assert_int_equal(gs_error_http(GS_ETOOBIG), 413);
+	assert_int_equal(gs_error_class(GS_ENETWORK), GS_CLASS_RETRY);
+	assert_int_equal(gs_error_from_code("bad_signature"), GS_EBADSIG);
+	assert_int_equal(gs_error_from_code("nonsense"), GS_EPROTOCOL);
+	assert_string_equal(gs_strerror(9999), "unknown error");
+	assert_string_equal(gs_strerror(-1), "unknown error");
+}
+
+static void
+test_error_table_complete(void **state)
+{
+	int i;
+
+	(void)state;
+	/* Every number below the count is a row: no holes, no duplicates. */
+	for (i = 0; i < GS_ERROR_COUNT_; i++) {
+		assert_string_not_equal(gs_error_code(i), "unknown");
+		assert_int_equal(gs_error_from_code(gs_error_code(i)), i);
+	}
+}
+
+static void
+test_error_detail(void **state)
+{
+	(void)state;
+	gs_errmsg_clear();
+	assert_string_equal(gs_errmsg(GS_EPARSE), "malformed input");
+	assert_int_equal(GS_FAIL(GS_EPARSE, "line %d: bad", 7), GS_EPARSE);
+	assert_string_equal(gs_errmsg(GS_EPARSE), "line 7: bad");
+	/* A detail belongs to its code only. */
+	assert_string_equal(gs_errmsg(GS_EIO), "input/output error");
+}
+
+static void
+test_buf_cap(void **state)
+{
+	struct gs_buf b;
+	size_t len;
+	char *d;
+
+	(void)state;
+	gs_buf_init(&b, 8);
+	assert_int_equal(gs_buf_puts(&b, "abcd"), GS_OK);
+	assert_int_equal(gs_buf_printf(&b, "%d", 123), GS_OK);
+	assert_string_equal(b.data, "abcd123");
+	/* Past the cap: refused, and nothing half-appended. */
+	assert_int_equal(gs_buf_puts(&b, "xy"), GS_ETOOBIG);
+	assert_int_equal(b.len, 7);
+	assert_string_equal(b.data, "abcd123");
+	assert_int_equal(gs_buf_putc(&b, 'z'), GS_OK);
+	assert_int_equal(gs_buf_putc(&b, 'z'), GS_ETOOBIG);
+	d = gs_buf_detach(&b, &len);
+	assert_int_equal(len, 8);
+	assert_string_equal(d, "abcd123z");
+	assert_null(b.data);
+	gs_free(d);
+	gs_buf_release(&b);
+	gs_buf_release(NULL);
+}
+
+static void
+test_buf_enomem(void **state)
+{
+	struct gs_buf b;
+
+	(void)state;
+	gs_buf_init(&b, 1024);
+	gs_mem_fail_after(0);
+	assert_int_equal(gs_buf_puts(&b, "x"), GS_ENOMEM);
+	assert_int_equal(gs_mem_fail_after(-1), 1);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(gs_buf_puts(&b, "x"), GS_OK);
+	gs_buf_release(&b);
+}
+
+static void
+test_hex_le(void **state)
+{
+	unsigned char in[3] = { 0x00, 0xab, 0xff }, out[3];
+	unsigned char le[8];
+	char hex[7];
+
+	(void)state;
+	gs_hex_encode(hex, in, 3);
+	assert_string_equal(hex, "00abff");
+	assert_int_equal(gs_hex_decode(out, 3, "00ABff"), GS_OK);
+	assert_memory_equal(in, out, 3);
+	assert_int_equal(gs_hex_decode(out, 3, "00abf"), GS_EPARSE);
+	assert_int_equal(gs_hex_decode(out, 3, "00abfg"), GS_EPARSE);
+	gs_put_le64(le, 0x0102030405060708ULL);
+	assert_int_equal(le[0], 8);
+	assert_int_equal(le[7], 1);
+	assert_true(gs_get_le64(le) == 0x0102030405060708ULL);
+	gs_put_le32(le, 0xdeadbeef);
+	assert_true(gs_get_le32(le) == 0xdeadbeef);
+	gs_put_le16(le, 0xbeef);
+	assert_int_equal(gs_get_le16(le), 0xbeef);
+}
+
+static void
+test_parse_numbers(void **state)
+{
+	uint64_t u;
+	int64_t i;
+
+	(void)state;
+	assert_int_equal(gs_parse_u64("42", 100, &u), GS_OK);
+	assert_int_equal(u, 42);
+	assert_int_equal(gs_parse_u64("101", 100, &u), GS_EINVAL);
+	assert_int_equal(gs_parse_u64("-1", 100, &u), GS_EINVAL);
+	assert_int_equal(gs_parse_u64(" 1", 100, &u), GS_EINVAL);
+	assert_int_equal(gs_parse_u64("1x", 100, &u), GS_EINVAL);
+	assert_int_equal(gs_parse_u64("", 100, &u), GS_EINVAL);
+	assert_int_equal(gs_parse_u64("99999999999999999999999", UINT64_MAX,
+			     &u), GS_EINVAL);
+	assert_int_equal(gs_parse_i64("-5", -10, 10, &i), GS_OK);
+	assert_int_equal(i, -5);
+	assert_int_equal(gs_parse_i64("-11", -10, 10, &i), GS_EINVAL);
+}
+
+static void
+test_time_format(void **state)
+{
+	char out[32];
+
+	(void)state;
+	gs_time_format(out, sizeof(out), 1795676673123LL);
+	assert_string_equal(out, "2026-11-26T07:04:33.123Z");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_error_table),
+		cmocka_unit_test(test_error_table_complete),
+		cmocka_unit_test(test_error_detail),
+		cmocka_unit_test(test_buf_cap),
+		cmocka_unit_test(test_buf_enomem),
+		cmocka_unit_test(test_hex_le),
+		cmocka_unit_test(test_parse_numbers),
+		cmocka_unit_test(test_time_format),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
