@@ -83,7 +83,8 @@ TOOL_SRCS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
-	tests/unit/sync-core.c
+	tests/unit/sync-core.c \
+	tests/unit/sync-uuid.c
 
 # ---------------------------------------------------------------- rules
 
