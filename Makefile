@@ -81,6 +81,10 @@ PLATFORM_MAIN := platform/main.c
 TOOL_SRCS := \
 	tools/gridgen.c
 
+# test-only programs (no project library): tests/tools/NAME.c -> $(BUILD)/tools/NAME
+TEST_TOOLS := \
+	tests/tools/gsproxy.c
+
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
 	tests/unit/sync-core.c \
@@ -102,6 +106,7 @@ GRIDPLATFORM := $(BUILD)/gridplatform
 GRIDGEN := $(BUILD)/gridgen
 EMBED := $(BUILD)/tools/embed
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_TESTS))
+TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TEST_TOOLS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
@@ -162,11 +167,15 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(PLATFORM_LIB) $(AGENT_LIB) \
 	$(call say,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) \
 		$(TEST_LIBS) -lpthread
 
+$(BUILD)/tools/%: tests/tools/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(ALL_CFLAGS) -o $@ $<
+
 unit: $(UNIT_BINS)
 
 # The whole suite: unit programs, then CLI and integration scripts that
 # drive the built binaries.  tests/run.sh prints "N passed, N failed".
-test: all $(UNIT_BINS)
+test: all $(UNIT_BINS) $(TEST_TOOL_BINS)
 	$(Q)BUILD=$(BUILD) sh tests/run.sh
 
 # The same suite with sanitizers, in its own build tree.
