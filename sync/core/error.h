@@ -104,7 +104,9 @@ enum gs_error_class {
 	X(EREJECTED, 31, REFUSE, GS_EX_DATAERR, 422, "rejected",              \
 	  "rejected permanently by the platform")                             \
 	X(EUNSUPPORTED, 32, INPUT, GS_EX_DATAERR, 400, "unsupported",         \
-	  "unsupported version or feature")
+	  "unsupported version or feature")                                   \
+	X(EMETHOD, 33, INPUT, GS_EX_USAGE, 405, "method_not_allowed",         \
+	  "method not allowed on this path")
 
 enum gs_error {
 #define GS_X_ENUM(name, num, cls, ex, http, code, msg) GS_##name = num,
