@@ -59,6 +59,7 @@ CORE_SRCS := \
 
 # records, forms, code tables and validation
 SCHEMA_SRCS := \
+	sync/db.c \
 	sync/embedded.c
 
 # the wire: deflate, crypto, envelope, receipts, batch encoding
@@ -88,6 +89,7 @@ TEST_TOOLS := \
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
 	tests/unit/sync-core.c \
+	tests/unit/sync-db.c \
 	tests/unit/sync-uuid.c
 
 # ---------------------------------------------------------------- rules

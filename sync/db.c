@@ -1,0 +1,579 @@
+/*
+ * db.c - the SQLite seam: the only file of the project that includes
+ * <sqlite3.h>.  It opens and migrates databases, keeps prepared statements
+ * for their owner, and turns SQLite's result codes into ours (see db.h for
+ * the mapping) with SQLite's own message kept as the error detail.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "db.h"
+#include "embedded.h"
+#include "core/banned.h"
+
+struct gs_stmt {
+	sqlite3_stmt *s;
+	struct gs_db *db;
+	struct gs_stmt *prev, *next; /* the database's list of statements */
+};
+
+struct gs_db {
+	sqlite3 *h;
+	int version;           /* PRAGMA user_version after migration */
+	struct gs_stmt *stmts; /* every statement prepared on it */
+	struct gs_stmt *begin, *commit, *rollback;
+};
+
+/* SQLite's primary result code -> ours (db.h states the mapping). */
+static int
+map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+		return GS_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return GS_EBUSY;
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		return GS_EIO;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return GS_ECORRUPT;
+	case SQLITE_CONSTRAINT:
+		return GS_EEXIST;
+	case SQLITE_NOMEM:
+		return GS_ENOMEM;
+	default:
+		return GS_EDB;
+	}
+}
+
+/*
+ * Records an SQLite failure where it starts: our code, plus what SQLite
+ * says (its message names the table, the constraint or the syntax error).
+ * `what` says what we were doing.
+ */
+#define DB_FAIL(h, rc, what) \
+	GS_FAIL(map_rc(rc), "%s: %s", (what), \
+	    (h) ? sqlite3_errmsg(h) : sqlite3_errstr(rc))
+
+/* Puts `what: ` before the current error detail (copied first: the
+ * detail lives in the buffer GS_FAIL writes to). */
+static int
+refail(int r, const char *what)
+{
+	char old[400];
+
+	gs_strlcpy(old, gs_errmsg(r), sizeof(old));
+	return GS_FAIL(r, "%s: %s", what, old);
+}
+
+static int
+is_blank(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+			return 0;
+	return 1;
+}
+
+/* ------------------------------------------------------------ statements */
+
+int
+gs_stmt_prepare(struct gs_db *db, const char *sql, struct gs_stmt **out)
+{
+	struct gs_stmt *st = NULL;
+	const char *tail = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((st = gs_calloc(1, sizeof(*st))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "prepare: out of memory");
+	/* PERSISTENT: these live as long as the connection and are reused
+	 * for every save, so SQLite may keep them in long-lived memory. */
+	rc = sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &st->s, &tail);
+	if (rc != SQLITE_OK) {
+		int r = DB_FAIL(db->h, rc, "prepare");
+
+		gs_free(st);
+		return r;
+	}
+	if (st->s == NULL || (tail != NULL && !is_blank(tail))) {
+		/* Empty SQL or a second statement is a bug in our own SQL:
+		 * the tail would be silently ignored otherwise. */
+		sqlite3_finalize(st->s);
+		gs_free(st);
+		return GS_FAIL(GS_EDB, "prepare: expected exactly one "
+					"statement in \"%.60s\"", sql);
+	}
+	st->db = db;
+	st->next = db->stmts;
+	if (db->stmts != NULL)
+		db->stmts->prev = st;
+	db->stmts = st;
+	*out = st;
+	return GS_OK;
+}
+
+void
+gs_stmt_finalize(struct gs_stmt *st)
+{
+	if (st == NULL)
+		return;
+	if (st->prev != NULL)
+		st->prev->next = st->next;
+	else
+		st->db->stmts = st->next;
+	if (st->next != NULL)
+		st->next->prev = st->prev;
+	sqlite3_finalize(st->s);
+	gs_free(st);
+}
+
+static int
+bind_rc(struct gs_stmt *st, int rc)
+{
+	if (rc == SQLITE_OK)
+		return GS_OK;
+	return DB_FAIL(st->db->h, rc, "bind");
+}
+
+int
+gs_stmt_bind_int64(struct gs_stmt *st, int i, int64_t v)
+{
+	return bind_rc(st, sqlite3_bind_int64(st->s, i, v));
+}
+
+int
+gs_stmt_bind_double(struct gs_stmt *st, int i, double v)
+{
+	return bind_rc(st, sqlite3_bind_double(st->s, i, v));
+}
+
+int
+gs_stmt_bind_text(struct gs_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		return gs_stmt_bind_null(st, i);
+	return bind_rc(st, sqlite3_bind_text(st->s, i, s, -1,
+	    SQLITE_TRANSIENT));
+}
+
+int
+gs_stmt_bind_textn(struct gs_stmt *st, int i, const char *s, size_t n)
+{
+	if (s == NULL)
+		return gs_stmt_bind_null(st, i);
+	if (n > 0x7fffffff)
+		return GS_FAIL(GS_ETOOBIG, "bind: text of %zu bytes", n);
+	return bind_rc(st, sqlite3_bind_text(st->s, i, s, (int)n,
+	    SQLITE_TRANSIENT));
+}
+
+int
+gs_stmt_bind_blob(struct gs_stmt *st, int i, const void *p, size_t n)
+{
+	if (n > 0x7fffffff)
+		return GS_FAIL(GS_ETOOBIG, "bind: blob of %zu bytes", n);
+	/* A zero-length blob is a blob, not NULL: p may be NULL then. */
+	if (n == 0)
+		return bind_rc(st, sqlite3_bind_zeroblob(st->s, i, 0));
+	return bind_rc(st, sqlite3_bind_blob(st->s, i, p, (int)n,
+	    SQLITE_TRANSIENT));
+}
+
+int
+gs_stmt_bind_null(struct gs_stmt *st, int i)
+{
+	return bind_rc(st, sqlite3_bind_null(st->s, i));
+}
+
+int
+gs_stmt_step(struct gs_stmt *st)
+{
+	int rc = sqlite3_step(st->s);
+	int r;
+
+	if (rc == SQLITE_ROW)
+		return GS_ROW;
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st->s);
+		sqlite3_clear_bindings(st->s);
+		return GS_DONE;
+	}
+	/* Take the message before the reset, which may replace it. */
+	r = DB_FAIL(st->db->h, rc, "step");
+	sqlite3_reset(st->s);
+	sqlite3_clear_bindings(st->s);
+	return r;
+}
+
+void
+gs_stmt_reset(struct gs_stmt *st)
+{
+	if (st == NULL)
+		return;
+	sqlite3_reset(st->s);
+	sqlite3_clear_bindings(st->s);
+}
+
+int64_t
+gs_stmt_int64(struct gs_stmt *st, int col)
+{
+	return sqlite3_column_int64(st->s, col);
+}
+
+double
+gs_stmt_double(struct gs_stmt *st, int col)
+{
+	return sqlite3_column_double(st->s, col);
+}
+
+const char *
+gs_stmt_text(struct gs_stmt *st, int col)
+{
+	return (const char *)sqlite3_column_text(st->s, col);
+}
+
+const void *
+gs_stmt_blob(struct gs_stmt *st, int col)
+{
+	return sqlite3_column_blob(st->s, col);
+}
+
+size_t
+gs_stmt_bytes(struct gs_stmt *st, int col)
+{
+	int n = sqlite3_column_bytes(st->s, col);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+int
+gs_stmt_is_null(struct gs_stmt *st, int col)
+{
+	return sqlite3_column_type(st->s, col) == SQLITE_NULL;
+}
+
+int
+gs_stmt_one_int64(struct gs_stmt *st, int64_t dflt, int64_t *out)
+{
+	int r = gs_stmt_step(st);
+
+	if (r == GS_ROW) {
+		*out = sqlite3_column_int64(st->s, 0);
+		gs_stmt_reset(st);
+		return GS_OK;
+	}
+	if (r == GS_DONE) {
+		*out = dflt;
+		return GS_OK;
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------ database */
+
+int
+gs_db_exec(struct gs_db *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc, r;
+
+	rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		return GS_OK;
+	r = GS_FAIL(map_rc(rc), "exec: %s",
+	    msg != NULL ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	return r;
+}
+
+int
+gs_db_begin(struct gs_db *db)
+{
+	int r = gs_stmt_step(db->begin);
+
+	return r == GS_DONE ? GS_OK : r;
+}
+
+int
+gs_db_commit(struct gs_db *db)
+{
+	int r = gs_stmt_step(db->commit);
+
+	return r == GS_DONE ? GS_OK : r;
+}
+
+void
+gs_db_rollback(struct gs_db *db)
+{
+	/* After some errors (SQLITE_FULL, IOERR) SQLite has already rolled
+	 * back; a ROLLBACK outside a transaction would only add noise. */
+	if (db == NULL || sqlite3_get_autocommit(db->h))
+		return;
+	(void)gs_stmt_step(db->rollback);
+}
+
+int
+gs_db_integrity_check(struct gs_db *db)
+{
+	struct gs_stmt *st = NULL;
+	const char *t;
+	int r;
+
+	if ((r = gs_stmt_prepare(db, "PRAGMA integrity_check", &st)) != GS_OK)
+		return r;
+	r = gs_stmt_step(st);
+	if (r == GS_ROW) {
+		t = gs_stmt_text(st, 0);
+		if (t != NULL && strcmp(t, "ok") == 0)
+			r = GS_OK;
+		else
+			r = GS_FAIL(GS_ECORRUPT, "integrity_check: %s",
+			    t != NULL ? t : "(null)");
+	} else if (r == GS_DONE) {
+		r = GS_FAIL(GS_ECORRUPT, "integrity_check: no answer");
+	}
+	gs_stmt_finalize(st);
+	return r;
+}
+
+int64_t
+gs_db_changes(struct gs_db *db)
+{
+	return sqlite3_changes64(db->h);
+}
+
+int
+gs_db_version(struct gs_db *db)
+{
+	return db->version;
+}
+
+/*
+ * The migration number of an embedded name "<prefix>/NNNN-*.sql", or -1
+ * when the name is not a migration of that prefix.
+ */
+static int
+migration_number(const char *name, const char *prefix)
+{
+	size_t plen = strlen(prefix), nlen = strlen(name);
+	int i, v = 0;
+
+	if (strncmp(name, prefix, plen) != 0 || name[plen] != '/')
+		return -1;
+	name += plen + 1;
+	nlen -= plen + 1;
+	if (nlen < 9 || strcmp(name + nlen - 4, ".sql") != 0)
+		return -1;
+	for (i = 0; i < 4; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+		v = v * 10 + (name[i] - '0');
+	}
+	return name[4] == '-' ? v : -1;
+}
+
+int
+gs_db_latest_version(const char *migrations)
+{
+	const struct gs_embedded *e;
+	int v, latest = 0;
+
+	if (migrations == NULL)
+		return 0;
+	for (e = gs_embedded_files; e->name != NULL; e++)
+		if ((v = migration_number(e->name, migrations)) > latest)
+			latest = v;
+	return latest;
+}
+
+static int
+read_version(struct gs_db *db, int *out)
+{
+	struct gs_stmt *st = NULL;
+	int64_t v = 0;
+	int r;
+
+	if ((r = gs_stmt_prepare(db, "PRAGMA user_version", &st)) != GS_OK)
+		return r;
+	r = gs_stmt_one_int64(st, 0, &v);
+	gs_stmt_finalize(st);
+	*out = (int)v;
+	return r;
+}
+
+/*
+ * Runs one migration in its own transaction together with the new
+ * user_version, so a crash leaves the database at the old or the new
+ * version, never in between.  The version is read again inside the
+ * transaction: another process may have migrated since we looked.
+ */
+static int
+migrate_one(struct gs_db *db, const struct gs_embedded *e, int num)
+{
+	char pragma[64];
+	int r, now;
+
+	if ((r = gs_db_begin(db)) != GS_OK)
+		return r;
+	if ((r = read_version(db, &now)) != GS_OK)
+		goto out;
+	if (now >= num) {
+		r = GS_OK;
+		goto out;
+	}
+	if ((r = gs_db_exec(db, (const char *)e->data)) != GS_OK) {
+		/* Name the file: the detail came from SQLite alone. */
+		r = refail(r, e->name);
+		goto out;
+	}
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", num);
+	if ((r = gs_db_exec(db, pragma)) != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(db)) != GS_OK)
+		goto out;
+	gs_log(GS_LOG_INFO, "database migrated to schema %d (%s)", num,
+	    e->name);
+	return GS_OK;
+out:
+	gs_db_rollback(db);
+	return r;
+}
+
+static int
+migrate(struct gs_db *db, const char *migrations)
+{
+	const struct gs_embedded *e;
+	int r, num;
+
+	/* The table is sorted by name, so migrations run in number order. */
+	for (e = gs_embedded_files; e->name != NULL; e++) {
+		num = migration_number(e->name, migrations);
+		if (num <= db->version)
+			continue;
+		if ((r = migrate_one(db, e, num)) != GS_OK)
+			return r;
+		db->version = num;
+	}
+	return read_version(db, &db->version);
+}
+
+/* Runs a pragma that answers with a row (journal_mode does). */
+static int
+pragma_row(struct gs_db *db, const char *sql, const char *want)
+{
+	struct gs_stmt *st = NULL;
+	const char *t;
+	int r;
+
+	if ((r = gs_stmt_prepare(db, sql, &st)) != GS_OK)
+		return r;
+	r = gs_stmt_step(st);
+	if (r == GS_ROW) {
+		t = gs_stmt_text(st, 0);
+		if (want != NULL && (t == NULL || strcmp(t, want) != 0))
+			r = GS_FAIL(GS_EDB, "%s: got %s, wanted %s", sql,
+			    t != NULL ? t : "(null)", want);
+		else
+			r = GS_OK;
+	} else if (r == GS_DONE) {
+		r = GS_OK;
+	}
+	gs_stmt_finalize(st);
+	return r;
+}
+
+int
+gs_db_open(const char *path, const char *migrations, int flags,
+    struct gs_db **out)
+{
+	struct gs_db *db = NULL;
+	int r = GS_EINTERNAL, rc, oflags, latest;
+
+	*out = NULL;
+	if ((db = gs_calloc(1, sizeof(*db))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "open: out of memory");
+	if (flags & GS_DB_READONLY)
+		oflags = SQLITE_OPEN_READONLY;
+	else
+		oflags = SQLITE_OPEN_READWRITE |
+		    ((flags & GS_DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_EXRESCODE,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		r = GS_FAIL(map_rc(rc), "%s: %s", path,
+		    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+		goto out;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, 5000);
+
+	/*
+	 * Read the version before anything writes: the first read is where
+	 * a file that is not a database shows up (SQLITE_NOTADB), and a
+	 * database from a newer program must be refused before even the
+	 * journal mode is touched, so that it is left exactly as it was.
+	 */
+	if ((r = read_version(db, &db->version)) != GS_OK) {
+		r = refail(r, path);
+		goto out;
+	}
+	latest = gs_db_latest_version(migrations);
+	if (migrations != NULL && db->version > latest) {
+		r = GS_FAIL(GS_EDBVERSION, "database schema %d is newer than "
+		    "this program (%d); upgrade the program", db->version,
+		    latest);
+		goto out;
+	}
+
+	if (!(flags & GS_DB_READONLY)) {
+		/* WAL: readers never block the writer, and a commit is one
+		 * append + fsync.  FULL: a commit survives power loss, which
+		 * is what "saved" promises the worker. */
+		if ((r = pragma_row(db, "PRAGMA journal_mode=WAL", "wal"))
+		    != GS_OK)
+			goto out;
+		if ((r = gs_db_exec(db, (flags & GS_DB_NORMAL_SYNC) ?
+		    "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL"))
+		    != GS_OK)
+			goto out;
+	}
+	if ((r = gs_db_exec(db, "PRAGMA foreign_keys=ON")) != GS_OK)
+		goto out;
+	if ((r = gs_stmt_prepare(db, "BEGIN IMMEDIATE", &db->begin)) != GS_OK ||
+	    (r = gs_stmt_prepare(db, "COMMIT", &db->commit)) != GS_OK ||
+	    (r = gs_stmt_prepare(db, "ROLLBACK", &db->rollback)) != GS_OK)
+		goto out;
+	if (migrations != NULL && !(flags & GS_DB_READONLY) &&
+	    db->version < latest && (r = migrate(db, migrations)) != GS_OK)
+		goto out;
+	*out = db;
+	db = NULL;
+	r = GS_OK;
+out:
+	gs_db_close(db);
+	return r;
+}
+
+void
+gs_db_close(struct gs_db *db)
+{
+	if (db == NULL)
+		return;
+	while (db->stmts != NULL)
+		gs_stmt_finalize(db->stmts);
+	/* sqlite3_close_v2 also copes with a handle that failed to open. */
+	sqlite3_close_v2(db->h);
+	gs_free(db);
+}
