@@ -65,6 +65,7 @@ SCHEMA_SRCS := \
 # the wire: deflate, crypto, envelope, receipts, batch encoding
 WIRE_SRCS := \
 	sync/crypto.c \
+	sync/deflate.c \
 	sync/uuid.c
 
 SYNC_SRCS := $(CORE_SRCS) $(SCHEMA_SRCS) $(WIRE_SRCS)
@@ -90,6 +91,7 @@ TEST_TOOLS := \
 UNIT_TESTS := \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \
+	tests/unit/sync-deflate.c \
 	tests/unit/sync-uuid.c
 
 # ---------------------------------------------------------------- rules

@@ -1,14 +1,40 @@
 /*
  * crypto.c - the libsodium seam: every call into libsodium goes through
  * this file, where its results become our error codes.
+ *
+ * The wrappers are thin on purpose: the choice of primitives is made once,
+ * here, and the rest of the project sees sizes and error codes only.  Size
+ * macros in crypto.h are checked against libsodium's at compile time.
  */
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include <sodium.h>
 
 #include "core/error.h"
+#include "core/mem.h"
 #include "crypto.h"
 #include "core/banned.h"
+
+_Static_assert(GS_KX_PKBYTES == crypto_kx_PUBLICKEYBYTES, "kx pk");
+_Static_assert(GS_KX_SKBYTES == crypto_kx_SECRETKEYBYTES, "kx sk");
+_Static_assert(GS_KX_SEEDBYTES == crypto_kx_SEEDBYTES, "kx seed");
+_Static_assert(GS_KX_SESSIONBYTES == crypto_kx_SESSIONKEYBYTES, "kx sess");
+_Static_assert(GS_SIGN_PKBYTES == crypto_sign_PUBLICKEYBYTES, "sign pk");
+_Static_assert(GS_SIGN_SKBYTES == crypto_sign_SECRETKEYBYTES, "sign sk");
+_Static_assert(GS_SIGN_SEEDBYTES == crypto_sign_SEEDBYTES, "sign seed");
+_Static_assert(GS_SIGBYTES == crypto_sign_BYTES, "sig");
+_Static_assert(GS_AEAD_KEYBYTES ==
+    crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "aead key");
+_Static_assert(GS_AEAD_NONCEBYTES ==
+    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "aead nonce");
+_Static_assert(GS_AEAD_TAGBYTES ==
+    crypto_aead_xchacha20poly1305_ietf_ABYTES, "aead tag");
+_Static_assert(GS_AEAD_KEYBYTES == GS_KX_SESSIONBYTES, "session = aead");
+_Static_assert(GS_HASH_MINBYTES == crypto_generichash_BYTES_MIN, "hmin");
+_Static_assert(GS_HASH_MAXBYTES == crypto_generichash_BYTES_MAX, "hmax");
+_Static_assert(GS_HASH_KEYMAXBYTES == crypto_generichash_KEYBYTES_MAX, "hk");
 
 int
 gs_crypto_init(void)
@@ -33,4 +59,295 @@ uint32_t
 gs_random_uniform(uint32_t upper)
 {
 	return randombytes_uniform(upper);
+}
+
+/* ---------------------------------------------------------------- keys */
+
+void
+gs_crypto_kx_keypair(unsigned char pk[GS_KX_PKBYTES],
+    unsigned char sk[GS_KX_SKBYTES])
+{
+	/* crypto_kx_keypair cannot fail (it always returns 0). */
+	(void)crypto_kx_keypair(pk, sk);
+}
+
+void
+gs_crypto_kx_seed_keypair(unsigned char pk[GS_KX_PKBYTES],
+    unsigned char sk[GS_KX_SKBYTES],
+    const unsigned char seed[GS_KX_SEEDBYTES])
+{
+	(void)crypto_kx_seed_keypair(pk, sk, seed);
+}
+
+int
+gs_crypto_kx_client(unsigned char rx[GS_KX_SESSIONBYTES],
+    unsigned char tx[GS_KX_SESSIONBYTES],
+    const unsigned char client_pk[GS_KX_PKBYTES],
+    const unsigned char client_sk[GS_KX_SKBYTES],
+    const unsigned char server_pk[GS_KX_PKBYTES])
+{
+	/* -1 means the peer key is a low-order point: the shared secret
+	 * would be predictable, so nothing may be sent under it. */
+	if (crypto_kx_client_session_keys(rx, tx, client_pk, client_sk,
+	    server_pk) != 0)
+		return GS_EDECRYPT;
+	return GS_OK;
+}
+
+int
+gs_crypto_kx_server(unsigned char rx[GS_KX_SESSIONBYTES],
+    unsigned char tx[GS_KX_SESSIONBYTES],
+    const unsigned char server_pk[GS_KX_PKBYTES],
+    const unsigned char server_sk[GS_KX_SKBYTES],
+    const unsigned char client_pk[GS_KX_PKBYTES])
+{
+	if (crypto_kx_server_session_keys(rx, tx, server_pk, server_sk,
+	    client_pk) != 0)
+		return GS_EDECRYPT;
+	return GS_OK;
+}
+
+void
+gs_crypto_sign_keypair(unsigned char pk[GS_SIGN_PKBYTES],
+    unsigned char sk[GS_SIGN_SKBYTES])
+{
+	(void)crypto_sign_keypair(pk, sk);
+}
+
+void
+gs_crypto_sign_seed_keypair(unsigned char pk[GS_SIGN_PKBYTES],
+    unsigned char sk[GS_SIGN_SKBYTES],
+    const unsigned char seed[GS_SIGN_SEEDBYTES])
+{
+	(void)crypto_sign_seed_keypair(pk, sk, seed);
+}
+
+void
+gs_crypto_sign_sk_to_pk(unsigned char pk[GS_SIGN_PKBYTES],
+    const unsigned char sk[GS_SIGN_SKBYTES])
+{
+	(void)crypto_sign_ed25519_sk_to_pk(pk, sk);
+}
+
+void
+gs_crypto_key_id(unsigned char kid[GS_KIDBYTES], const void *pk, size_t pklen)
+{
+	unsigned char h[GS_HASHBYTES];
+
+	/* A truncated BLAKE2b-256, not BLAKE2b-64: the wire says "the first
+	 * 8 bytes of BLAKE2b-256", and BLAKE2b's output length is an input
+	 * to the hash, so the two differ. */
+	crypto_generichash(h, sizeof h, pk, pklen, NULL, 0);
+	memcpy(kid, h, GS_KIDBYTES);
+}
+
+/* ----------------------------------------------------------- signatures */
+
+int
+gs_crypto_sign(unsigned char sig[GS_SIGBYTES], const void *m, size_t mlen,
+    const unsigned char sk[GS_SIGN_SKBYTES])
+{
+	if (crypto_sign_detached(sig, NULL, m, mlen, sk) != 0)
+		return GS_FAIL(GS_ECRYPTO, "Ed25519 signing failed");
+	return GS_OK;
+}
+
+int
+gs_crypto_verify(const unsigned char sig[GS_SIGBYTES], const void *m,
+    size_t mlen, const unsigned char pk[GS_SIGN_PKBYTES])
+{
+	if (crypto_sign_verify_detached(sig, m, mlen, pk) != 0)
+		return GS_EBADSIG;
+	return GS_OK;
+}
+
+/* ----------------------------------------------------------------- AEAD */
+
+int
+gs_crypto_aead_encrypt(unsigned char *ct, const void *m, size_t mlen,
+    const void *ad, size_t adlen,
+    const unsigned char nonce[GS_AEAD_NONCEBYTES],
+    const unsigned char key[GS_AEAD_KEYBYTES])
+{
+	unsigned long long clen = 0;
+
+	if (crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &clen, m, mlen, ad,
+	    adlen, NULL, nonce, key) != 0)
+		return GS_FAIL(GS_ECRYPTO, "AEAD encryption failed");
+	return GS_OK;
+}
+
+int
+gs_crypto_aead_decrypt(unsigned char *m, const unsigned char *ct,
+    size_t ctlen, const void *ad, size_t adlen,
+    const unsigned char nonce[GS_AEAD_NONCEBYTES],
+    const unsigned char key[GS_AEAD_KEYBYTES])
+{
+	unsigned long long mlen = 0;
+
+	if (ctlen < GS_AEAD_TAGBYTES)
+		return GS_EDECRYPT;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, ct,
+	    ctlen, ad, adlen, nonce, key) != 0) {
+		/* libsodium leaves m untouched or partial on failure: make
+		 * sure no unauthenticated plaintext survives. */
+		sodium_memzero(m, ctlen - GS_AEAD_TAGBYTES);
+		return GS_EDECRYPT;
+	}
+	return GS_OK;
+}
+
+/* -------------------------------------------------------------- hashing */
+
+static void
+check_hash_lengths(size_t outlen, const void *key, size_t keylen)
+{
+	/* Lengths are compile-time choices of the callers, so a wrong one
+	 * is a bug, not an input error. */
+	if (outlen < GS_HASH_MINBYTES || outlen > GS_HASH_MAXBYTES ||
+	    (key != NULL && (keylen < crypto_generichash_KEYBYTES_MIN ||
+	    keylen > GS_HASH_KEYMAXBYTES)))
+		abort();
+}
+
+void
+gs_crypto_hash(unsigned char *out, size_t outlen, const void *in,
+    size_t inlen, const void *key, size_t keylen)
+{
+	check_hash_lengths(outlen, key, keylen);
+	crypto_generichash(out, outlen, in, inlen, key,
+	    key != NULL ? keylen : 0);
+}
+
+struct gs_hash {
+	crypto_generichash_state st;
+	size_t outlen;
+};
+
+struct gs_hash *
+gs_crypto_hash_new(size_t outlen, const void *key, size_t keylen)
+{
+	struct gs_hash *h;
+
+	check_hash_lengths(outlen, key, keylen);
+	/* The state wants 64-byte alignment; gs_malloc gives 16, which
+	 * libsodium's portable code accepts, but be exact anyway. */
+	if ((h = aligned_alloc(64, (sizeof *h + 63) / 64 * 64)) == NULL)
+		return NULL;
+	h->outlen = outlen;
+	crypto_generichash_init(&h->st, key, key != NULL ? keylen : 0,
+	    outlen);
+	return h;
+}
+
+void
+gs_crypto_hash_update(struct gs_hash *h, const void *in, size_t inlen)
+{
+	if (h != NULL)
+		crypto_generichash_update(&h->st, in, inlen);
+}
+
+int
+gs_crypto_hash_final(struct gs_hash *h, unsigned char *out)
+{
+	if (h == NULL)
+		return GS_ENOMEM;
+	crypto_generichash_final(&h->st, out, h->outlen);
+	gs_crypto_hash_free(h);
+	return GS_OK;
+}
+
+void
+gs_crypto_hash_free(struct gs_hash *h)
+{
+	if (h == NULL)
+		return;
+	/* A keyed state holds the key: wipe it. */
+	sodium_memzero(h, sizeof *h);
+	free(h);
+}
+
+/* ------------------------------------------------------- memory, helpers */
+
+void *
+gs_crypto_secure_alloc(size_t n)
+{
+	return sodium_malloc(n);
+}
+
+void
+gs_crypto_secure_free(void *p)
+{
+	if (p != NULL)
+		sodium_free(p);
+}
+
+int
+gs_crypto_secure_noaccess(void *p)
+{
+	if (sodium_mprotect_noaccess(p) != 0)
+		return GS_FAIL(GS_ECRYPTO, "mprotect(noaccess) failed");
+	return GS_OK;
+}
+
+int
+gs_crypto_secure_readonly(void *p)
+{
+	if (sodium_mprotect_readonly(p) != 0)
+		return GS_FAIL(GS_ECRYPTO, "mprotect(readonly) failed");
+	return GS_OK;
+}
+
+int
+gs_crypto_secure_readwrite(void *p)
+{
+	if (sodium_mprotect_readwrite(p) != 0)
+		return GS_FAIL(GS_ECRYPTO, "mprotect(readwrite) failed");
+	return GS_OK;
+}
+
+void
+gs_crypto_memzero(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		sodium_memzero(p, n);
+}
+
+int
+gs_crypto_memcmp(const void *a, const void *b, size_t n)
+{
+	return sodium_memcmp(a, b, n) == 0 ? 0 : -1;
+}
+
+int
+gs_crypto_is_zero(const void *p, size_t n)
+{
+	return sodium_is_zero(p, n);
+}
+
+size_t
+gs_crypto_b64_encode(char *out, const void *in, size_t n)
+{
+	sodium_bin2base64(out, GS_B64_LEN(n), in, n,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return strlen(out);
+}
+
+int
+gs_crypto_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
+    const char *in, size_t inlen)
+{
+	const char *end = NULL;
+	size_t n = 0;
+
+	/* A decoded length that cannot fit is refused before decoding, so
+	 * that "too big" is told apart from "bad character". */
+	if (inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0) > outmax)
+		return GS_ETOOBIG;
+	if (sodium_base642bin(out, outmax, in, inlen, NULL, &n, &end,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    end != in + inlen)
+		return GS_EPARSE;
+	*outlen = n;
+	return GS_OK;
 }

@@ -1,0 +1,186 @@
+/*
+ * deflate.c - the zlib seam: bounded compression and decompression.
+ *
+ * Both directions work in one shot on buffers that are already in memory
+ * (envelopes are capped at a few MiB), which keeps the inflate loop short
+ * enough to read at a glance.  That matters: unbounded or retrying inflate
+ * loops are a classic source of bombs and hangs (QEMU CVE-2023-3255).
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "deflate.h"
+#include "core/banned.h"
+
+/* zlib counts in uInt; feed it in slices no larger than this. */
+#define SLICE ((size_t)UINT_MAX)
+
+static size_t
+min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+int
+gs_deflate(struct gs_buf *out, const void *in, size_t n, int level)
+{
+	z_stream zs;
+	size_t start = out->len, bound, room;
+	int r = GS_EINTERNAL, zr, inited = 0;
+
+	if (level == 0)
+		level = GS_DEFLATE_LEVEL;
+	if (level < 1 || level > 9)
+		return GS_FAIL(GS_EINVAL, "deflate level %d not in 1..9", level);
+	if (n >= SLICE)
+		return GS_FAIL(GS_ETOOBIG, "%zu bytes is too much to deflate", n);
+	memset(&zs, 0, sizeof zs);
+	if (deflateInit(&zs, level) != Z_OK) {
+		r = GS_FAIL(GS_ENOMEM, "deflateInit failed");
+		goto out;
+	}
+	inited = 1;
+	/* deflateBound is the worst case for incompressible input; reserve
+	 * it within the cap, or what the cap allows, and let deflate tell us
+	 * when that was not enough. */
+	bound = deflateBound(&zs, n > ULONG_MAX ? ULONG_MAX : (uLong)n);
+	room = out->max - out->len;
+	if ((r = gs_buf_reserve(out, min_size(bound, room))) != GS_OK)
+		goto out;
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)n;
+	for (;;) {
+		zs.next_out = (Bytef *)out->data + out->len;
+		zs.avail_out = (uInt)min_size(out->cap - 1 - out->len, SLICE);
+		zr = deflate(&zs, Z_FINISH);
+		out->len = (size_t)((char *)zs.next_out - out->data);
+		if (zr == Z_STREAM_END)
+			break;
+		if ((zr != Z_OK && zr != Z_BUF_ERROR) || zs.avail_out != 0) {
+			/* With all input given and Z_FINISH, deflate only stops
+			 * early for want of output space. */
+			r = GS_FAIL(GS_EINTERNAL, "deflate failed (%d)", zr);
+			goto out;
+		}
+		if (out->len >= out->max) {
+			r = GS_FAIL(GS_ETOOBIG,
+			    "compressed batch exceeds %zu bytes", out->max);
+			goto out;
+		}
+		/* Only reached when the cap cut the first reserve short. */
+		if ((r = gs_buf_reserve(out, min_size(out->max - out->len,
+		    out->cap))) != GS_OK)
+			goto out;
+	}
+	out->data[out->len] = '\0';
+	r = GS_OK;
+out:
+	if (inited)
+		deflateEnd(&zs);
+	if (r != GS_OK) {
+		/* Leave the buffer as it was: no half stream. */
+		gs_buf_truncate(out, start);
+	}
+	return r;
+}
+
+int
+gs_inflate(struct gs_buf *out, const void *in, size_t n, size_t plain_len)
+{
+	z_stream zs;
+	size_t start = out->len;
+	unsigned char extra;
+	int r = GS_EINTERNAL, zr, inited = 0;
+
+	/* Every claim is checked before anything is allocated: the size
+	 * must fit the caller's cap, and must be possible at all for this
+	 * much compressed input (deflate's best ratio is about 1032:1; the
+	 * constant covers the zlib header and trailer of tiny streams). */
+	if (plain_len > out->max - out->len)
+		return GS_FAIL(GS_EINFLATE,
+		    "declared plaintext of %zu bytes exceeds the cap of %zu",
+		    plain_len, out->max - out->len);
+	if (n < 2 || plain_len / GS_INFLATE_MAX_RATIO > n)
+		return GS_FAIL(GS_EINFLATE,
+		    "%zu compressed bytes cannot hold %zu bytes", n, plain_len);
+	if (n > SLICE || plain_len >= SLICE)
+		return GS_FAIL(GS_EINFLATE, "stream too large for one pass");
+	if ((r = gs_buf_reserve(out, plain_len)) != GS_OK)
+		return r;
+	memset(&zs, 0, sizeof zs);
+	/* 15: the zlib wrapper only; no gzip or raw auto-detection. */
+	if (inflateInit2(&zs, 15) != Z_OK) {
+		r = GS_FAIL(GS_ENOMEM, "inflateInit failed");
+		goto out;
+	}
+	inited = 1;
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)n;
+	zs.next_out = (Bytef *)out->data + out->len;
+	zs.avail_out = (uInt)plain_len;
+	/*
+	 * Everything is in memory, so one inflate call with Z_FINISH either
+	 * reaches the end of the stream or it does not: there is no "call
+	 * again" case, and hence no loop to spin in.  When the output space
+	 * (exactly plain_len) runs out first, zlib says Z_BUF_ERROR: the
+	 * stream is longer than declared.
+	 */
+	zr = inflate(&zs, Z_FINISH);
+	if (zr == Z_BUF_ERROR && zs.avail_out == 0) {
+		/* Exactly full but not at the end: is there more output to
+		 * come, or only the end of the stream?  Offer one scratch byte
+		 * that is never kept.  (Do not judge by avail_in: zlib may hold
+		 * the last bits of the stream in its bit buffer.) */
+		zs.next_out = &extra;
+		zs.avail_out = 1;
+		zr = inflate(&zs, Z_FINISH);
+		if (zs.avail_out == 0) {
+			r = GS_FAIL(GS_EINFLATE,
+			    "stream is longer than the declared %zu bytes",
+			    plain_len);
+			goto out;
+		}
+	}
+	if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT) {
+		r = GS_FAIL(GS_EINFLATE, "corrupt zlib stream%s%s",
+		    zs.msg ? ": " : "", zs.msg ? zs.msg : "");
+		goto out;
+	}
+	if (zr == Z_MEM_ERROR) {
+		r = GS_FAIL(GS_ENOMEM, "inflate out of memory");
+		goto out;
+	}
+	if (zr != Z_STREAM_END) {
+		/* Z_BUF_ERROR with output space left: the input ran out. */
+		r = GS_FAIL(GS_EINFLATE, "stream is truncated");
+		goto out;
+	}
+	if (zs.total_out != plain_len) {
+		r = GS_FAIL(GS_EINFLATE,
+		    "stream gives %lu bytes, %zu declared", zs.total_out,
+		    plain_len);
+		goto out;
+	}
+	if (zs.avail_in != 0) {
+		r = GS_FAIL(GS_EINFLATE, "%u bytes after the end of the stream",
+		    zs.avail_in);
+		goto out;
+	}
+	out->len += plain_len;
+	out->data[out->len] = '\0';
+	r = GS_OK;
+out:
+	if (inited)
+		inflateEnd(&zs);
+	if (r != GS_OK && out->data != NULL) {
+		/* Nothing of a refused stream is left behind. */
+		memset(out->data + start, 0, plain_len);
+		gs_buf_truncate(out, start);
+	}
+	return r;
+}

@@ -1,0 +1,288 @@
+/*
+ * sync-deflate.c - bounded deflate/inflate: round trips, exact sizes,
+ * truncation, trailing bytes, bombs, caps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "crypto.h"
+#include "deflate.h"
+
+#define MIB (1024u * 1024u)
+
+/* Compresses n bytes of p into z (cap 2n + 64). */
+static void
+squeeze(struct gs_buf *z, const void *p, size_t n)
+{
+	gs_buf_init(z, 2 * n + 64);
+	assert_int_equal(gs_deflate(z, p, n, 0), GS_OK);
+}
+
+static char *
+text(size_t n)
+{
+	char *p = gs_malloc(n + 1);
+	size_t i;
+
+	assert_non_null(p);
+	for (i = 0; i < n; i++)
+		p[i] = "{\"uuid\":\"0190\",\"type\":\"person\"}\n"[i % 33];
+	p[n] = '\0';
+	return p;
+}
+
+static void
+test_round_trip(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 2, 100, 4096, 100000 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		char *p = text(sizes[i]);
+		struct gs_buf z, o;
+
+		squeeze(&z, p, sizes[i]);
+		gs_buf_init(&o, sizes[i]);
+		assert_int_equal(gs_inflate(&o, z.data, z.len, sizes[i]),
+		    GS_OK);
+		assert_int_equal(o.len, sizes[i]);
+		if (sizes[i])
+			assert_memory_equal(o.data, p, sizes[i]);
+		gs_buf_release(&z);
+		gs_buf_release(&o);
+		gs_free(p);
+	}
+}
+
+static void
+test_incompressible(void **state)
+{
+	unsigned char r[65536];
+	struct gs_buf z, o;
+
+	(void)state;
+	gs_random(r, sizeof r);
+	squeeze(&z, r, sizeof r);
+	assert_true(z.len > sizeof r); /* stored blocks cost a little */
+	gs_buf_init(&o, sizeof r);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, sizeof r), GS_OK);
+	assert_memory_equal(o.data, r, sizeof r);
+	gs_buf_release(&z);
+	gs_buf_release(&o);
+}
+
+static void
+test_appends(void **state)
+{
+	struct gs_buf z, o;
+
+	(void)state;
+	gs_buf_init(&z, 1000);
+	assert_int_equal(gs_buf_puts(&z, "HDR"), GS_OK);
+	assert_int_equal(gs_deflate(&z, "hello hello hello", 17, 9), GS_OK);
+	assert_memory_equal(z.data, "HDR", 3);
+	gs_buf_init(&o, 100);
+	assert_int_equal(gs_buf_puts(&o, "x:"), GS_OK);
+	assert_int_equal(gs_inflate(&o, z.data + 3, z.len - 3, 17), GS_OK);
+	assert_string_equal(o.data, "x:hello hello hello");
+	gs_buf_release(&z);
+	gs_buf_release(&o);
+}
+
+static void
+test_declared_size_must_be_exact(void **state)
+{
+	char *p = text(5000);
+	struct gs_buf z, o;
+
+	(void)state;
+	squeeze(&z, p, 5000);
+	gs_buf_init(&o, 10000);
+	/* One byte short: the stream is longer than declared. */
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 4999), GS_EINFLATE);
+	assert_int_equal(o.len, 0);
+	/* One byte long: the stream ends early. */
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 5001), GS_EINFLATE);
+	assert_int_equal(o.len, 0);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 0), GS_EINFLATE);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 5000), GS_OK);
+	gs_buf_release(&z);
+	gs_buf_release(&o);
+	gs_free(p);
+}
+
+static void
+test_truncated(void **state)
+{
+	char *p = text(3000);
+	struct gs_buf z, o;
+	size_t k;
+
+	(void)state;
+	squeeze(&z, p, 3000);
+	gs_buf_init(&o, 3000);
+	/* Every prefix is refused, and none loops. */
+	for (k = 0; k < z.len; k++) {
+		assert_int_equal(gs_inflate(&o, z.data, k, 3000), GS_EINFLATE);
+		assert_int_equal(o.len, 0);
+	}
+	gs_buf_release(&z);
+	gs_buf_release(&o);
+	gs_free(p);
+}
+
+static void
+test_trailing(void **state)
+{
+	char *p = text(3000);
+	struct gs_buf z, o;
+	size_t n;
+
+	(void)state;
+	squeeze(&z, p, 3000);
+	n = z.len;
+	gs_buf_init(&o, 6000);
+	assert_int_equal(gs_buf_putc(&z, 'x'), GS_OK);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 3000), GS_EINFLATE);
+	/* A second whole stream after the first is trailing data too. */
+	gs_buf_truncate(&z, n);
+	assert_int_equal(gs_deflate(&z, p, 3000, 0), GS_OK);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 3000), GS_EINFLATE);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 6000), GS_EINFLATE);
+	assert_int_equal(o.len, 0);
+	gs_buf_release(&z);
+	gs_buf_release(&o);
+	gs_free(p);
+}
+
+static void
+test_bomb(void **state)
+{
+	size_t n = 16 * MIB;
+	char *zeros = gs_calloc(1, n);
+	struct gs_buf z, o;
+
+	(void)state;
+	assert_non_null(zeros);
+	squeeze(&z, zeros, n);
+	gs_free(zeros);
+	assert_true(z.len < n / 900); /* about 1:1000 */
+
+	/* Declared small, inflates far beyond it: stops at the declared
+	 * size, and the output never grew past the cap. */
+	gs_buf_init(&o, 64 * 1024);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 64 * 1024),
+	    GS_EINFLATE);
+	assert_int_equal(o.len, 0);
+	assert_true(o.cap <= 64 * 1024 + 1);
+	gs_buf_release(&o);
+
+	/* Declared honestly but beyond the caller's cap: refused before
+	 * anything is allocated. */
+	gs_buf_init(&o, 1 * MIB);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, n), GS_EINFLATE);
+	assert_null(o.data);
+
+	/* Declared beyond what deflate can do for this many bytes. */
+	gs_buf_init(&o, 64 * MIB);
+	assert_int_equal(gs_inflate(&o, z.data, 10, 1 * MIB), GS_EINFLATE);
+	assert_null(o.data);
+	gs_buf_release(&z);
+}
+
+static void
+test_corrupt(void **state)
+{
+	char *p = text(3000);
+	struct gs_buf z, o;
+	size_t i;
+	int bit;
+
+	(void)state;
+	squeeze(&z, p, 3000);
+	gs_buf_init(&o, 3000);
+	/* A flipped bit anywhere is refused (the Adler-32 trailer catches
+	 * what the deflate syntax does not). */
+	for (i = 0; i < z.len; i++) {
+		for (bit = 0; bit < 8; bit++) {
+			z.data[i] ^= (char)(1 << bit);
+			assert_int_equal(gs_inflate(&o, z.data, z.len, 3000),
+			    GS_EINFLATE);
+			assert_int_equal(o.len, 0);
+			z.data[i] ^= (char)(1 << bit);
+		}
+	}
+	gs_buf_release(&z);
+	gs_buf_release(&o);
+	gs_free(p);
+}
+
+static void
+test_not_zlib(void **state)
+{
+	/* A gzip header and a raw deflate block: only zlib is accepted. */
+	static const unsigned char gz[] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0,
+		3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	static const unsigned char raw[] = { 3, 0 };
+	/* A hand-made zlib stream with a stored block "abc". */
+	static const unsigned char stored[] = { 0x78, 0x01, 0x01, 0x03, 0x00,
+		0xfc, 0xff, 'a', 'b', 'c', 0x02, 0x4d, 0x01, 0x27 };
+	struct gs_buf o;
+
+	(void)state;
+	gs_buf_init(&o, 100);
+	assert_int_equal(gs_inflate(&o, gz, sizeof gz, 0), GS_EINFLATE);
+	assert_int_equal(gs_inflate(&o, raw, sizeof raw, 0), GS_EINFLATE);
+	assert_int_equal(gs_inflate(&o, stored, 1, 3), GS_EINFLATE);
+	assert_int_equal(gs_inflate(&o, stored, sizeof stored, 3), GS_OK);
+	assert_string_equal(o.data, "abc");
+	gs_buf_release(&o);
+}
+
+static void
+test_deflate_cap(void **state)
+{
+	unsigned char r[10000];
+	struct gs_buf z;
+
+	(void)state;
+	gs_random(r, sizeof r);
+	gs_buf_init(&z, 200);
+	assert_int_equal(gs_buf_puts(&z, "keep"), GS_OK);
+	assert_int_equal(gs_deflate(&z, r, sizeof r, 0), GS_ETOOBIG);
+	assert_int_equal(z.len, 4);
+	assert_string_equal(z.data, "keep");
+	assert_int_equal(gs_deflate(&z, r, 10, 10), GS_EINVAL);
+	assert_int_equal(gs_deflate(&z, r, 10, -1), GS_EINVAL);
+	gs_buf_release(&z);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_incompressible),
+		cmocka_unit_test(test_appends),
+		cmocka_unit_test(test_declared_size_must_be_exact),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_trailing),
+		cmocka_unit_test(test_bomb),
+		cmocka_unit_test(test_corrupt),
+		cmocka_unit_test(test_not_zlib),
+		cmocka_unit_test(test_deflate_cap),
+	};
+
+	if (gs_crypto_init() != GS_OK)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
