@@ -1,0 +1,815 @@
+/*
+ * outbox.c - seal unsent changes into immutable batches and record what
+ * the platform's receipts say about them.
+ *
+ * Every public function that changes state is ONE transaction (BEGIN
+ * IMMEDIATE ... COMMIT): no state has changes batched without their
+ * envelope stored, or an envelope stored without its changes batched
+ * (research/reliability-anchors.md 2.1).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "batch.h"
+#include "crypto.h"
+#include "db.h"
+#include "device.h"
+#include "envelope.h"
+#include "outbox.h"
+#include "receipt.h"
+#include "core/banned.h"
+
+/* Our own defaults, below the format's caps: a batch of this size seals
+ * in milliseconds and survives a weak link in one piece. */
+#define OUTBOX_RECORDS 1000u
+#define OUTBOX_PLAIN ((size_t)4 << 20)
+/* Room kept for the header line in the plaintext budget. */
+#define HEADER_ROOM 256
+
+struct ag_outbox {
+	struct gs_db *db;
+	struct gs_stmt *chain;         /* device last_seq, chain_head */
+	struct gs_stmt *max_seq;
+	struct gs_stmt *pick;          /* unsent changes in order */
+	struct gs_stmt *skip;          /* mark one change unsendable */
+	struct gs_stmt *ins;           /* insert an outbox row */
+	struct gs_stmt *mark;          /* changes -> batched */
+	struct gs_stmt *advance;       /* device chain head */
+	struct gs_stmt *next;          /* next sealed row */
+	struct gs_stmt *set_acked;
+	struct gs_stmt *res_change;    /* one change named by the results */
+	struct gs_stmt *res_rev;       /* record rev from a merged result */
+	struct gs_stmt *ff_rev;        /* record rev for fast-forwards */
+	struct gs_stmt *ff_state;      /* fast-forwarded changes delivered */
+	struct gs_stmt *quar_all;      /* all changes of a batch -> 4 */
+	struct gs_stmt *set_rejected;
+	struct gs_stmt *rej_changes;
+	struct gs_stmt *attempt;
+	struct gs_stmt *audit;
+	struct gs_stmt *last_ack;
+};
+
+void
+ag_outbox_limits_for(const struct ag_device *dev,
+    struct ag_outbox_limits *lim)
+{
+	lim->max_records = OUTBOX_RECORDS;
+	lim->max_plain = OUTBOX_PLAIN;
+	lim->max_envelope = GS_ENV_MAX_ENVELOPE;
+	if (dev != NULL) {
+		if (dev->max_records > 0 &&
+		    (uint64_t)dev->max_records < lim->max_records)
+			lim->max_records = (uint32_t)dev->max_records;
+		if (dev->max_plain > 0 &&
+		    (uint64_t)dev->max_plain < lim->max_plain)
+			lim->max_plain = (size_t)dev->max_plain;
+		if (dev->max_envelope > 0 &&
+		    (uint64_t)dev->max_envelope < lim->max_envelope)
+			lim->max_envelope = (size_t)dev->max_envelope;
+	}
+	if (lim->max_records > GS_ENV_MAX_RECORDS)
+		lim->max_records = GS_ENV_MAX_RECORDS;
+}
+
+int
+ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
+{
+	struct ag_outbox *ob = NULL;
+	int r = GS_EINTERNAL;
+
+	if ((ob = gs_calloc(1, sizeof(*ob))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "out of memory");
+	ob->db = db;
+#define PREP(field, sql)                                                 \
+	if ((r = gs_stmt_prepare(db, sql, &ob->field)) != GS_OK)         \
+		goto out
+	PREP(chain, "SELECT last_seq, chain_head FROM device WHERE id = 1");
+	PREP(max_seq, "SELECT coalesce(max(seq), 0) FROM outbox");
+	PREP(pick, "SELECT change_id, uuid, type, form_version, grid, op, "
+	    "base_rev, fields, reason, author, created_at, updated_at "
+	    "FROM change WHERE state = 0 ORDER BY change_id LIMIT ?1");
+	PREP(skip, "UPDATE change SET state = 3, problem = ?2, "
+	    "updated_at = ?3 WHERE change_id = ?1 AND state = 0");
+	PREP(ins, "INSERT INTO outbox (seq, batch_id, envelope, hash, "
+	    "prev_hash, record_count, bytes, plain_bytes, state, created_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sealed', ?9)");
+	/* The picked changes are exactly the unsent ones up to the last
+	 * change_id put in the batch: the transaction is IMMEDIATE, so no
+	 * other writer can have added one in between. */
+	PREP(mark, "UPDATE change SET state = 1, batch_seq = ?1, "
+	    "updated_at = ?3 WHERE state = 0 AND change_id <= ?2");
+	PREP(advance, "UPDATE device SET last_seq = ?1, chain_head = ?2 "
+	    "WHERE id = 1 AND last_seq = ?1 - 1");
+	PREP(next, "SELECT seq, batch_id, hash, envelope, record_count, "
+	    "attempts FROM outbox WHERE state = 'sealed' AND seq > ?1 "
+	    "ORDER BY seq LIMIT 1");
+	PREP(set_acked, "UPDATE outbox SET state = ?2, receipt = ?3, "
+	    "results = ?4, acked_at = ?5, last_error = NULL "
+	    "WHERE seq = ?1 AND state = 'sealed'");
+	PREP(res_change, "UPDATE change SET state = ?3, problem = ?4, "
+	    "updated_at = ?5 WHERE change_id = ?1 AND batch_seq = ?2 "
+	    "AND state = 1");
+	PREP(res_rev, "UPDATE record SET rev = max(rev, ?2) WHERE uuid = "
+	    "(SELECT uuid FROM change WHERE change_id = ?1)");
+	/* A change the results do not list was applied by fast-forward:
+	 * the platform's rev is now base_rev + 1 (never lower what we
+	 * already know). */
+	PREP(ff_rev, "UPDATE record SET rev = max(record.rev, c.base_rev + 1) "
+	    "FROM change AS c WHERE c.batch_seq = ?1 AND c.state = 1 "
+	    "AND c.uuid = record.uuid");
+	PREP(ff_state, "UPDATE change SET state = 2, problem = NULL, "
+	    "updated_at = ?2 WHERE batch_seq = ?1 AND state = 1");
+	PREP(quar_all, "UPDATE change SET state = 4, problem = ?2, "
+	    "updated_at = ?3 WHERE batch_seq = ?1 AND state = 1");
+	PREP(set_rejected, "UPDATE outbox SET state = 'rejected', "
+	    "reason = ?2, acked_at = ?3 WHERE seq = ?1 AND state = 'sealed'");
+	PREP(rej_changes, "UPDATE change SET state = 3, problem = ?2, "
+	    "updated_at = ?3 WHERE batch_seq = ?1 AND state = 1");
+	PREP(attempt, "UPDATE outbox SET attempts = attempts + 1, "
+	    "last_attempt_at = ?2, last_error = coalesce(?3, last_error) "
+	    "WHERE seq = ?1");
+	PREP(audit, "INSERT INTO audit (at, action, uuid, type, detail) "
+	    "VALUES (?1, ?2, NULL, NULL, ?3)");
+	PREP(last_ack, "UPDATE device SET last_ack_at = ?1 WHERE id = 1");
+#undef PREP
+	*out = ob;
+	ob = NULL;
+	r = GS_OK;
+out:
+	ag_outbox_free(ob);
+	return r;
+}
+
+void
+ag_outbox_free(struct ag_outbox *ob)
+{
+	if (ob == NULL)
+		return;
+	/* The statements belong to the database; finalizing them early
+	 * keeps a long-lived connection tidy. */
+	gs_stmt_finalize(ob->chain);
+	gs_stmt_finalize(ob->max_seq);
+	gs_stmt_finalize(ob->pick);
+	gs_stmt_finalize(ob->skip);
+	gs_stmt_finalize(ob->ins);
+	gs_stmt_finalize(ob->mark);
+	gs_stmt_finalize(ob->advance);
+	gs_stmt_finalize(ob->next);
+	gs_stmt_finalize(ob->set_acked);
+	gs_stmt_finalize(ob->res_change);
+	gs_stmt_finalize(ob->res_rev);
+	gs_stmt_finalize(ob->ff_rev);
+	gs_stmt_finalize(ob->ff_state);
+	gs_stmt_finalize(ob->quar_all);
+	gs_stmt_finalize(ob->set_rejected);
+	gs_stmt_finalize(ob->rej_changes);
+	gs_stmt_finalize(ob->attempt);
+	gs_stmt_finalize(ob->audit);
+	gs_stmt_finalize(ob->last_ack);
+	gs_free(ob);
+}
+
+static int
+audit(struct ag_outbox *ob, int64_t now, const char *action,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+audit(struct ag_outbox *ob, int64_t now, const char *action,
+    const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if ((r = gs_stmt_bind_int64(ob->audit, 1, now)) != GS_OK ||
+	    (r = gs_stmt_bind_text(ob->audit, 2, action)) != GS_OK ||
+	    (r = gs_stmt_bind_text(ob->audit, 3, detail)) != GS_OK)
+		return r;
+	r = gs_stmt_step(ob->audit);
+	return r == GS_DONE ? GS_OK : r;
+}
+
+/* Runs a statement expected to produce no rows. */
+static int
+step_done(struct gs_stmt *st)
+{
+	int r = gs_stmt_step(st);
+
+	return r == GS_DONE ? GS_OK : r == GS_ROW ? GS_EINTERNAL : r;
+}
+
+/* The current row of ob->pick as a gs_change (caller releases c). */
+static int
+row_to_change(struct gs_stmt *st, struct gs_change *c)
+{
+	const char *op = gs_stmt_text(st, 5);
+	const char *fields = gs_stmt_text(st, 7);
+	const char *reason = gs_stmt_text(st, 8);
+	json_error_t je;
+
+	gs_change_init(c);
+	gs_strlcpy(c->change_id, gs_stmt_text(st, 0) ?: "", sizeof(c->change_id));
+	gs_strlcpy(c->uuid, gs_stmt_text(st, 1) ?: "", sizeof(c->uuid));
+	gs_strlcpy(c->type, gs_stmt_text(st, 2) ?: "", sizeof(c->type));
+	c->form_version = (int)gs_stmt_int64(st, 3);
+	gs_strlcpy(c->grid, gs_stmt_text(st, 4) ?: "", sizeof(c->grid));
+	c->base_rev = gs_stmt_int64(st, 6);
+	c->deleted = op != NULL && strcmp(op, "delete") == 0;
+	gs_strlcpy(c->author, gs_stmt_text(st, 9) ?: "", sizeof(c->author));
+	c->created_at = gs_stmt_int64(st, 10);
+	c->updated_at = gs_stmt_int64(st, 11);
+	if (reason != NULL && (c->reason = gs_strdup(reason)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "out of memory");
+	if (!c->deleted) {
+		c->fields = json_loads(fields ? fields : "", JSON_REJECT_DUPLICATES,
+		    &je);
+		if (c->fields == NULL || !json_is_object(c->fields))
+			return GS_FAIL(GS_EINVAL, "change %s: stored fields "
+			    "are not a JSON object", c->change_id);
+	}
+	return GS_OK;
+}
+
+/* Offsets of line ends in the body, so a batch can be cut shorter. */
+struct cuts {
+	size_t *end;
+	char (*id)[37];
+	size_t n, cap;
+};
+
+static int
+cuts_push(struct cuts *k, size_t end, const char *id)
+{
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 256;
+		size_t *e = gs_realloc(k->end, cap * sizeof(*e));
+
+		if (e == NULL)
+			return GS_FAIL(GS_ENOMEM, "out of memory");
+		k->end = e;
+		char(*ids)[37] = gs_realloc(k->id, cap * sizeof(*ids));
+		if (ids == NULL)
+			return GS_FAIL(GS_ENOMEM, "out of memory");
+		k->id = ids;
+		k->cap = cap;
+	}
+	k->end[k->n] = end;
+	gs_strlcpy(k->id[k->n], id, sizeof(k->id[k->n]));
+	k->n++;
+	return GS_OK;
+}
+
+/*
+ * Fills body with canonical change lines of the oldest unsent changes, up
+ * to lim.  A change that cannot be encoded, or whose line alone is over
+ * the budget, is marked rejected (it could never be sent, and must not
+ * block every change behind it).
+ */
+static int
+pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
+    struct gs_buf *body, struct cuts *k, uint32_t *skipped, int64_t now)
+{
+	struct gs_change c;
+	int r = GS_EINTERNAL, step;
+
+	gs_change_init(&c);
+	if ((r = gs_stmt_bind_int64(ob->pick, 1,
+	    (int64_t)lim->max_records + 64)) != GS_OK)
+		return r;
+	while ((step = gs_stmt_step(ob->pick)) == GS_ROW) {
+		size_t before = body->len;
+
+		gs_change_release(&c);
+		r = row_to_change(ob->pick, &c);
+		if (r == GS_OK)
+			r = gs_batch_encode_change(body, &c);
+		if (r == GS_ETOOBIG && k->n > 0) {
+			/* The batch is full; this change goes in the next. */
+			r = GS_OK;
+			break;
+		}
+		if (r == GS_EINVAL || r == GS_ETOOBIG) {
+			char why[300];
+
+			snprintf(why, sizeof(why), "cannot be sent: %s",
+			    gs_errmsg(r));
+			body->len = before;
+			gs_log(GS_LOG_WARNING, "change %s %s", c.change_id, why);
+			gs_stmt_reset(ob->pick);
+			/* Re-run the pick after marking: the cursor must not
+			 * see its own table change under it. */
+			if ((r = gs_stmt_bind_text(ob->skip, 1, c.change_id)) !=
+			    GS_OK ||
+			    (r = gs_stmt_bind_text(ob->skip, 2, why)) != GS_OK ||
+			    (r = gs_stmt_bind_int64(ob->skip, 3, now)) != GS_OK ||
+			    (r = step_done(ob->skip)) != GS_OK)
+				goto out;
+			(*skipped)++;
+			k->n = 0;
+			body->len = 0;
+			if ((r = gs_stmt_bind_int64(ob->pick, 1,
+			    (int64_t)lim->max_records + 64)) != GS_OK)
+				goto out;
+			continue;
+		}
+		if (r != GS_OK)
+			goto out;
+		if ((r = cuts_push(k, body->len, c.change_id)) != GS_OK)
+			goto out;
+		if (k->n >= lim->max_records)
+			break;
+	}
+	if (step != GS_ROW && step != GS_DONE) {
+		r = step;
+		goto out;
+	}
+	r = GS_OK;
+out:
+	gs_stmt_reset(ob->pick);
+	gs_change_release(&c);
+	return r;
+}
+
+int
+ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
+    const struct ag_outbox_limits *lim, struct ag_outbox_sealed *info)
+{
+	struct gs_buf body, plain, env;
+	struct cuts k = { NULL, NULL, 0, 0 };
+	struct gs_batch_header bh;
+	struct gs_seal_params sp;
+	unsigned char hash[GS_HASHBYTES];
+	int64_t last_seq = 0, max_seq = 0, now = gs_now_ms();
+	size_t n, budget;
+	int in_tx = 0, r = GS_EINTERNAL;
+
+	memset(info, 0, sizeof(*info));
+	memset(&sp, 0, sizeof(sp));
+	budget = lim->max_plain > HEADER_ROOM ? lim->max_plain - HEADER_ROOM :
+	    lim->max_plain;
+	gs_buf_init(&body, budget);
+	gs_buf_init(&plain, lim->max_plain);
+	gs_buf_init(&env, lim->max_envelope);
+
+	if ((r = gs_db_begin(ob->db)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	/* The chain as committed, not as this process last saw it. */
+	if ((r = gs_stmt_step(ob->chain)) != GS_ROW) {
+		r = r == GS_DONE ? GS_FAIL(GS_ENOTENROLLED, "this device is "
+		    "not enrolled") : r;
+		goto out;
+	}
+	last_seq = gs_stmt_int64(ob->chain, 0);
+	if (gs_stmt_bytes(ob->chain, 1) != GS_HASHBYTES) {
+		gs_stmt_reset(ob->chain);
+		r = GS_FAIL(GS_ECORRUPT, "device chain head is damaged");
+		goto out;
+	}
+	memcpy(sp.prev_hash, gs_stmt_blob(ob->chain, 1), GS_HASHBYTES);
+	gs_stmt_reset(ob->chain);
+	if ((r = gs_stmt_one_int64(ob->max_seq, 0, &max_seq)) != GS_OK)
+		goto out;
+	if (max_seq > last_seq) {
+		r = GS_FAIL(GS_ECORRUPT, "outbox holds seq %lld but the chain "
+		    "head is at %lld", (long long)max_seq, (long long)last_seq);
+		goto out;
+	}
+
+	if ((r = pick_changes(ob, lim, &body, &k, &info->skipped, now)) !=
+	    GS_OK)
+		goto out;
+	if (k.n == 0) {
+		/* Nothing to send (maybe some changes were marked
+		 * unsendable: keep that). */
+		if ((r = gs_db_commit(ob->db)) != GS_OK)
+			goto out;
+		in_tx = 0;
+		r = GS_OK;
+		goto out;
+	}
+
+	memset(&bh, 0, sizeof(bh));
+	bh.v = GS_BATCH_VERSION;
+	memcpy(bh.deployment, dev->deployment, 16);
+	memcpy(bh.device, dev->device_id, 16);
+	gs_random(bh.batch, sizeof(bh.batch));
+	bh.seq = (uint64_t)last_seq + 1;
+
+	memcpy(sp.deployment, dev->deployment, 16);
+	memcpy(sp.device, dev->device_id, 16);
+	memcpy(sp.batch, bh.batch, 16);
+	sp.seq = bh.seq;
+	sp.created_at = now;
+	sp.platform_pk = dev->batch_pk;
+	sp.device_sk = dev->sign_sk;
+
+	/* Seal; when the envelope comes out over its cap (poorly
+	 * compressible fields), halve the batch and seal again. */
+	n = k.n;
+	for (;;) {
+		bh.count = (uint32_t)n;
+		sp.count = (uint32_t)n;
+		gs_buf_reset(&plain);
+		if ((r = gs_batch_encode_header(&plain, &bh)) != GS_OK ||
+		    (r = gs_buf_append(&plain, body.data, k.end[n - 1])) !=
+		    GS_OK)
+			goto out;
+		gs_buf_reset(&env);
+		r = gs_envelope_seal(&env, &sp, plain.data, plain.len);
+		if (r == GS_ETOOBIG && n > 1) {
+			n /= 2;
+			continue;
+		}
+		if (r != GS_OK)
+			goto out;
+		break;
+	}
+	gs_envelope_hash(hash, env.data, env.len);
+
+	if ((r = gs_stmt_bind_int64(ob->ins, 1, (int64_t)bh.seq)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(ob->ins, 2, bh.batch, 16)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(ob->ins, 3, env.data, env.len)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(ob->ins, 4, hash, GS_HASHBYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(ob->ins, 5, sp.prev_hash, GS_HASHBYTES)) !=
+	    GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 6, (int64_t)n)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 7, (int64_t)env.len)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 8, (int64_t)plain.len)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 9, now)) != GS_OK ||
+	    (r = step_done(ob->ins)) != GS_OK)
+		goto out;
+	if ((r = gs_stmt_bind_int64(ob->mark, 1, (int64_t)bh.seq)) != GS_OK ||
+	    (r = gs_stmt_bind_text(ob->mark, 2, k.id[n - 1])) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->mark, 3, now)) != GS_OK ||
+	    (r = step_done(ob->mark)) != GS_OK)
+		goto out;
+	if (gs_db_changes(ob->db) != (int64_t)n) {
+		/* The envelope must hold exactly the changes marked. */
+		r = GS_FAIL(GS_EINTERNAL, "batch %llu: sealed %zu changes but "
+		    "marked %lld", (unsigned long long)bh.seq, n,
+		    (long long)gs_db_changes(ob->db));
+		goto out;
+	}
+	if ((r = gs_stmt_bind_int64(ob->advance, 1, (int64_t)bh.seq)) !=
+	    GS_OK ||
+	    (r = gs_stmt_bind_blob(ob->advance, 2, hash, GS_HASHBYTES)) !=
+	    GS_OK ||
+	    (r = step_done(ob->advance)) != GS_OK)
+		goto out;
+	if (gs_db_changes(ob->db) != 1) {
+		r = GS_FAIL(GS_EINTERNAL, "chain head moved while sealing");
+		goto out;
+	}
+	if ((r = audit(ob, now, "batch", "seq %llu: %zu changes, %zu bytes",
+	    (unsigned long long)bh.seq, n, env.len)) != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(ob->db)) != GS_OK)
+		goto out;
+	in_tx = 0;
+	dev->last_seq = (int64_t)bh.seq;
+	memcpy(dev->chain_head, hash, GS_HASHBYTES);
+	info->seq = (int64_t)bh.seq;
+	info->count = (uint32_t)n;
+	info->plain_bytes = plain.len;
+	info->bytes = env.len;
+	r = GS_OK;
+out:
+	if (in_tx)
+		gs_db_rollback(ob->db);
+	/* The plaintext holds personal data: do not leave it in the heap. */
+	if (plain.data != NULL)
+		gs_crypto_memzero(plain.data, plain.len);
+	if (body.data != NULL)
+		gs_crypto_memzero(body.data, body.len);
+	gs_buf_release(&body);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+	gs_free(k.end);
+	gs_free(k.id);
+	return r;
+}
+
+void
+ag_outbox_row_release(struct ag_outbox_row *row)
+{
+	if (row == NULL)
+		return;
+	gs_free(row->envelope);
+	row->envelope = NULL;
+	row->len = 0;
+}
+
+int
+ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
+    struct ag_outbox_row *row, int *found)
+{
+	int r = GS_EINTERNAL;
+	size_t n;
+
+	*found = 0;
+	memset(row, 0, sizeof(*row));
+	if ((r = gs_stmt_bind_int64(ob->next, 1, after_seq)) != GS_OK)
+		return r;
+	r = gs_stmt_step(ob->next);
+	if (r == GS_DONE)
+		return GS_OK;
+	if (r != GS_ROW)
+		return r;
+	row->seq = gs_stmt_int64(ob->next, 0);
+	if (gs_stmt_bytes(ob->next, 1) != 16 ||
+	    gs_stmt_bytes(ob->next, 2) != GS_HASHBYTES) {
+		r = GS_FAIL(GS_ECORRUPT, "outbox seq %lld is damaged",
+		    (long long)row->seq);
+		goto out;
+	}
+	memcpy(row->batch_id, gs_stmt_blob(ob->next, 1), 16);
+	memcpy(row->hash, gs_stmt_blob(ob->next, 2), GS_HASHBYTES);
+	n = gs_stmt_bytes(ob->next, 3);
+	if ((row->envelope = gs_malloc(n ? n : 1)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (n > 0)
+		memcpy(row->envelope, gs_stmt_blob(ob->next, 3), n);
+	row->len = n;
+	row->record_count = (uint32_t)gs_stmt_int64(ob->next, 4);
+	row->attempts = gs_stmt_int64(ob->next, 5);
+	/* The stored bytes must still be what was sealed: a damaged row
+	 * would only ever be refused by the platform. */
+	{
+		unsigned char h[GS_HASHBYTES];
+
+		gs_envelope_hash(h, row->envelope, row->len);
+		if (gs_crypto_memcmp(h, row->hash, GS_HASHBYTES) != 0) {
+			r = GS_FAIL(GS_ECORRUPT, "outbox seq %lld: envelope "
+			    "does not match its hash", (long long)row->seq);
+			goto out;
+		}
+	}
+	*found = 1;
+	r = GS_OK;
+out:
+	gs_stmt_reset(ob->next);
+	if (r != GS_OK)
+		ag_outbox_row_release(row);
+	return r;
+}
+
+/* Marks what the signed results list.  The results came with a verified
+ * receipt, but are still checked for shape: a change the batch does not
+ * hold is ignored, never guessed at. */
+static int
+apply_results(struct ag_outbox *ob, int64_t seq, json_t *arr, int64_t now)
+{
+	size_t i;
+	json_t *e;
+	int r = GS_OK;
+
+	json_array_foreach(arr, i, e) {
+		const char *id, *st;
+		json_t *rev, *reasons;
+		char *problem = NULL;
+		int state;
+
+		id = json_string_value(json_object_get(e, "change_id"));
+		st = json_string_value(json_object_get(e, "status"));
+		rev = json_object_get(e, "rev");
+		reasons = json_object_get(e, "reasons");
+		if (id == NULL || st == NULL)
+			return GS_FAIL(GS_EPROTOCOL, "results[%zu]: no "
+			    "change_id or status", i);
+		if (strcmp(st, "quarantined") == 0)
+			state = 4;
+		else if (strcmp(st, "conflict") == 0)
+			state = 5;
+		else if (strcmp(st, "merged") == 0 || strcmp(st, "applied") == 0)
+			state = 2;
+		else
+			return GS_FAIL(GS_EPROTOCOL, "results[%zu]: unknown "
+			    "status '%s'", i, st);
+		if (state != 2 && reasons != NULL)
+			problem = json_dumps(reasons, JSON_COMPACT);
+		r = gs_stmt_bind_text(ob->res_change, 1, id);
+		if (r == GS_OK)
+			r = gs_stmt_bind_int64(ob->res_change, 2, seq);
+		if (r == GS_OK)
+			r = gs_stmt_bind_int64(ob->res_change, 3, state);
+		if (r == GS_OK)
+			r = gs_stmt_bind_text(ob->res_change, 4,
+			    problem != NULL ? problem : (state == 2 ? NULL : st));
+		if (r == GS_OK)
+			r = gs_stmt_bind_int64(ob->res_change, 5, now);
+		if (r == GS_OK)
+			r = step_done(ob->res_change);
+		free(problem);
+		if (r != GS_OK)
+			return r;
+		if (gs_db_changes(ob->db) == 0) {
+			gs_log(GS_LOG_WARNING, "batch %lld: results name change "
+			    "%s, which it does not hold", (long long)seq, id);
+			continue;
+		}
+		if (state == 2 && json_is_integer(rev)) {
+			if ((r = gs_stmt_bind_text(ob->res_rev, 1, id)) != GS_OK ||
+			    (r = gs_stmt_bind_int64(ob->res_rev, 2,
+			    json_integer_value(rev))) != GS_OK ||
+			    (r = step_done(ob->res_rev)) != GS_OK)
+				return r;
+		}
+	}
+	return GS_OK;
+}
+
+int
+ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
+    int status, const unsigned char *receipt, size_t receipt_len,
+    const char *results)
+{
+	json_t *arr = NULL;
+	json_error_t je;
+	int64_t now = gs_now_ms();
+	int in_tx = 0, r = GS_EINTERNAL;
+
+	arr = json_loads(results != NULL ? results : "[]", 0, &je);
+	if (arr == NULL || !json_is_array(arr)) {
+		r = GS_FAIL(GS_EPROTOCOL, "receipt results are not a JSON "
+		    "array");
+		goto out;
+	}
+	if ((r = gs_db_begin(ob->db)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	if ((r = gs_stmt_bind_int64(ob->set_acked, 1, row->seq)) != GS_OK ||
+	    (r = gs_stmt_bind_text(ob->set_acked, 2,
+	    status == GS_RECEIPT_QUARANTINED ? "quarantined" : "acked")) !=
+	    GS_OK ||
+	    (r = gs_stmt_bind_blob(ob->set_acked, 3, receipt, receipt_len)) !=
+	    GS_OK ||
+	    (r = gs_stmt_bind_text(ob->set_acked, 4, results)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->set_acked, 5, now)) != GS_OK ||
+	    (r = step_done(ob->set_acked)) != GS_OK)
+		goto out;
+	if (gs_db_changes(ob->db) == 0) {
+		/* Another sync recorded this receipt first. */
+		r = GS_OK;
+		goto out;
+	}
+	if (status == GS_RECEIPT_QUARANTINED) {
+		/* Revoked: the platform kept everything in quarantine for an
+		 * admin.  Nothing was applied. */
+		if ((r = gs_stmt_bind_int64(ob->quar_all, 1, row->seq)) !=
+		    GS_OK ||
+		    (r = gs_stmt_bind_text(ob->quar_all, 2, "device revoked: "
+		    "kept in the platform's quarantine for an admin")) !=
+		    GS_OK ||
+		    (r = gs_stmt_bind_int64(ob->quar_all, 3, now)) != GS_OK ||
+		    (r = step_done(ob->quar_all)) != GS_OK)
+			goto out;
+		if ((r = ag_device_set_revoked(ob->db, now)) != GS_OK)
+			goto out;
+		if ((r = audit(ob, now, "revoked", "seq %lld: device revoked, "
+		    "%u changes quarantined on the platform",
+		    (long long)row->seq, row->record_count)) != GS_OK)
+			goto out;
+	} else {
+		if ((r = apply_results(ob, row->seq, arr, now)) != GS_OK)
+			goto out;
+		if ((r = gs_stmt_bind_int64(ob->ff_rev, 1, row->seq)) !=
+		    GS_OK || (r = step_done(ob->ff_rev)) != GS_OK)
+			goto out;
+		if ((r = gs_stmt_bind_int64(ob->ff_state, 1, row->seq)) !=
+		    GS_OK ||
+		    (r = gs_stmt_bind_int64(ob->ff_state, 2, now)) != GS_OK ||
+		    (r = step_done(ob->ff_state)) != GS_OK)
+			goto out;
+		if ((r = audit(ob, now, "acked", "seq %lld: %u changes, %zu "
+		    "listed in results", (long long)row->seq,
+		    row->record_count, json_array_size(arr))) != GS_OK)
+			goto out;
+	}
+	if ((r = gs_stmt_bind_int64(ob->last_ack, 1, now)) != GS_OK ||
+	    (r = step_done(ob->last_ack)) != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(ob->db)) != GS_OK)
+		goto out;
+	in_tx = 0;
+	r = GS_OK;
+out:
+	if (in_tx)
+		gs_db_rollback(ob->db);
+	json_decref(arr);
+	return r;
+}
+
+int
+ag_outbox_reject(struct ag_outbox *ob, const struct ag_outbox_row *row,
+    const char *reason)
+{
+	int64_t now = gs_now_ms();
+	int in_tx = 0, r = GS_EINTERNAL;
+
+	if ((r = gs_db_begin(ob->db)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	if ((r = gs_stmt_bind_int64(ob->set_rejected, 1, row->seq)) != GS_OK ||
+	    (r = gs_stmt_bind_text(ob->set_rejected, 2, reason)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->set_rejected, 3, now)) != GS_OK ||
+	    (r = step_done(ob->set_rejected)) != GS_OK)
+		goto out;
+	if (gs_db_changes(ob->db) == 0) {
+		r = GS_OK;
+		goto out;
+	}
+	if ((r = gs_stmt_bind_int64(ob->rej_changes, 1, row->seq)) != GS_OK ||
+	    (r = gs_stmt_bind_text(ob->rej_changes, 2, reason)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->rej_changes, 3, now)) != GS_OK ||
+	    (r = step_done(ob->rej_changes)) != GS_OK)
+		goto out;
+	if ((r = audit(ob, now, "rejected", "seq %lld: %.400s",
+	    (long long)row->seq, reason)) != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(ob->db)) != GS_OK)
+		goto out;
+	in_tx = 0;
+	r = GS_OK;
+out:
+	if (in_tx)
+		gs_db_rollback(ob->db);
+	return r;
+}
+
+int
+ag_outbox_attempt(struct ag_outbox *ob, int64_t seq, const char *error)
+{
+	int r;
+
+	if ((r = gs_stmt_bind_int64(ob->attempt, 1, seq)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->attempt, 2, gs_now_ms())) != GS_OK ||
+	    (r = gs_stmt_bind_text(ob->attempt, 3, error)) != GS_OK)
+		return r;
+	return step_done(ob->attempt);
+}
+
+int
+ag_outbox_counts(struct gs_db *db, struct ag_outbox_counts *c)
+{
+	struct gs_stmt *st = NULL;
+	int r = GS_EINTERNAL;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = gs_stmt_prepare(db, "SELECT state, count(*) FROM change "
+	    "GROUP BY state", &st)) != GS_OK)
+		goto out;
+	while ((r = gs_stmt_step(st)) == GS_ROW) {
+		int64_t s = gs_stmt_int64(st, 0);
+
+		if (s >= 0 && s < 6)
+			c->changes[s] = gs_stmt_int64(st, 1);
+	}
+	if (r != GS_DONE)
+		goto out;
+	gs_stmt_finalize(st);
+	st = NULL;
+	if ((r = gs_stmt_prepare(db, "SELECT state, count(*), "
+	    "sum(record_count), sum(bytes), max(seq) FROM outbox "
+	    "GROUP BY state", &st)) != GS_OK)
+		goto out;
+	while ((r = gs_stmt_step(st)) == GS_ROW) {
+		const char *s = gs_stmt_text(st, 0);
+		int64_t n = gs_stmt_int64(st, 1);
+
+		if (s == NULL)
+			continue;
+		if (strcmp(s, "sealed") == 0) {
+			c->sealed = n;
+			c->sealed_records = gs_stmt_int64(st, 2);
+			c->sealed_bytes = gs_stmt_int64(st, 3);
+		} else if (strcmp(s, "acked") == 0) {
+			c->acked = n;
+			c->last_acked_seq = gs_stmt_int64(st, 4);
+		} else if (strcmp(s, "quarantined") == 0) {
+			c->quarantined = n;
+		} else if (strcmp(s, "rejected") == 0) {
+			c->rejected = n;
+		}
+	}
+	if (r != GS_DONE)
+		goto out;
+	r = GS_OK;
+out:
+	gs_stmt_finalize(st);
+	return r;
+}

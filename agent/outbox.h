@@ -1,0 +1,125 @@
+/*
+ * outbox.h - sealed batches waiting for, or done with, their receipt.
+ *
+ * The device pipeline (DESIGN.md section 4), one SQLite transaction per
+ * arrow, which is what makes a kill -9 at any point harmless:
+ *
+ *   seal     unsent changes (state 0) -> one immutable envelope in the
+ *            outbox (seq = last seq + 1, chained to the previous
+ *            envelope's hash); the changes become batched (state 1)
+ *   ack      a VERIFIED receipt -> the row acked and its changes delivered
+ *            (2), or quarantined (4) / conflicted (5) as the signed results
+ *            say; record.rev follows the platform
+ *   reject   a permanent refusal -> the row rejected with its reason, every
+ *            byte kept; its changes rejected (3)
+ *
+ * A crash before a COMMIT leaves the state before the arrow; after it, the
+ * state after.  No row is ever deleted here.
+ */
+#ifndef AG_OUTBOX_H
+#define AG_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+
+struct gs_db;
+struct ag_device;
+struct ag_outbox;
+
+/* Batch size limits; each is also capped by what the platform
+ * advertised (device row) and by the envelope format's own caps. */
+struct ag_outbox_limits {
+	uint32_t max_records;  /* changes per batch */
+	size_t max_plain;      /* NDJSON bytes per batch (the byte budget) */
+	size_t max_envelope;   /* sealed bytes per batch */
+};
+
+/* Defaults (1000 changes, 4 MiB of NDJSON) capped by the device's
+ * advertised limits and the envelope caps. */
+void ag_outbox_limits_for(const struct ag_device *dev,
+    struct ag_outbox_limits *lim);
+
+/* Prepares the outbox's statements on db (borrowed; must outlive it).
+ * GS_OK and *out (ag_outbox_free), or an SQL/memory error. */
+int ag_outbox_new(struct gs_db *db, struct ag_outbox **out);
+void ag_outbox_free(struct ag_outbox *ob);
+
+struct ag_outbox_sealed {
+	int64_t seq;         /* 0 when nothing was sealed */
+	uint32_t count;      /* changes in the batch */
+	size_t plain_bytes;
+	size_t bytes;        /* envelope bytes */
+	uint32_t skipped;    /* unsendable changes marked rejected (3) */
+};
+
+/*
+ * Seals the oldest unsent changes (change_id order) into ONE batch that
+ * fits lim, in ONE transaction.  dev supplies the keys and ids; its
+ * last_seq and chain_head are read again inside the transaction (another
+ * process may have sealed meanwhile) and updated on success.
+ * GS_OK with info->seq = 0 when there is nothing to seal.  A single
+ * change that cannot be encoded or is larger than any batch may be is
+ * marked rejected (3) with the reason instead of blocking the queue
+ * (counted in info->skipped).  Errors leave the database unchanged.
+ */
+int ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
+    const struct ag_outbox_limits *lim, struct ag_outbox_sealed *info);
+
+/* One stored batch, as it will be sent. */
+struct ag_outbox_row {
+	int64_t seq;
+	unsigned char batch_id[16];
+	unsigned char hash[GS_HASHBYTES];
+	unsigned char *envelope; /* owned (gs_free) */
+	size_t len;
+	uint32_t record_count;
+	int64_t attempts;
+};
+
+void ag_outbox_row_release(struct ag_outbox_row *row);
+
+/* The sealed (not yet acked, not rejected) row with the lowest seq greater
+ * than after_seq.  GS_OK with *found 1 and row filled (release it), or
+ * *found 0. */
+int ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
+    struct ag_outbox_row *row, int *found);
+
+/*
+ * Records a verified receipt, in ONE transaction: the row becomes acked
+ * (status 1) or quarantined (status 2: the device was revoked; the device
+ * row is marked revoked and every change of the batch quarantined), the
+ * receipt and results are stored, and with status 1 every change the
+ * results list is marked as they say (quarantined 4, conflict 5, merged
+ * 2 with the given rev) while every other change of the batch is
+ * delivered (2) with record.rev raised to base_rev + 1.  Idempotent: a
+ * row that is no longer sealed is left alone.  GS_OK; GS_EPROTOCOL when
+ * results is not the JSON array the protocol says (nothing changed).
+ */
+int ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
+    int status, const unsigned char *receipt, size_t receipt_len,
+    const char *results);
+
+/* A permanent refusal, in ONE transaction: the row rejected with reason,
+ * its changes rejected (3) with the same problem text. */
+int ag_outbox_reject(struct ag_outbox *ob, const struct ag_outbox_row *row,
+    const char *reason);
+
+/* Counts one more upload attempt (error NULL: none to keep). */
+int ag_outbox_attempt(struct ag_outbox *ob, int64_t seq, const char *error);
+
+struct ag_outbox_counts {
+	int64_t changes[6];      /* by change state 0..5 */
+	int64_t sealed;          /* outbox rows by state */
+	int64_t acked;
+	int64_t quarantined;
+	int64_t rejected;
+	int64_t sealed_records;  /* changes inside sealed rows */
+	int64_t sealed_bytes;
+	int64_t last_acked_seq;
+};
+
+int ag_outbox_counts(struct gs_db *db, struct ag_outbox_counts *c);
+
+#endif
