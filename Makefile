@@ -66,6 +66,7 @@ SCHEMA_SRCS := \
 WIRE_SRCS := \
 	sync/crypto.c \
 	sync/deflate.c \
+	sync/envelope.c \
 	sync/uuid.c
 
 SYNC_SRCS := $(CORE_SRCS) $(SCHEMA_SRCS) $(WIRE_SRCS)
@@ -92,6 +93,7 @@ UNIT_TESTS := \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \
+	tests/unit/sync-envelope.c \
 	tests/unit/sync-uuid.c
 
 # ---------------------------------------------------------------- rules

@@ -149,8 +149,10 @@ int gs_envelope_verify(const struct gs_envelope_header *h, const void *env,
  * platform_pk/sk: the batch key pair whose key id is h->platform_kid.
  *   GS_OK
  *   GS_EDECRYPT  wrong platform key, unusable ephemeral key, tag fails
- *   GS_EINFLATE  the zlib stream is bad or does not give exactly plain_len
- *   GS_ETOOBIG   plain_len does not fit in plain->max
+ *   GS_EINFLATE  the zlib stream is bad or does not give exactly plain_len,
+ *                or plain_len does not fit in plain->max (size it from the
+ *                limits: max_plain)
+ *   GS_EENVELOPE len does not match the header
  *   GS_ENOMEM
  * On failure plain->len is as before; the decrypted zlib bytes and session
  * keys are wiped. */

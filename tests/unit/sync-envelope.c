@@ -1,0 +1,601 @@
+/*
+ * sync-envelope.c - GSB1 seal/parse/verify/open: the honest path, and
+ * every way an envelope can be damaged, forged, replayed or lie.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "deflate.h"
+#include "envelope.h"
+
+#define MIB (1024u * 1024u)
+
+struct keys {
+	unsigned char plat_pk[32], plat_sk[32];  /* batch kx key */
+	unsigned char other_pk[32], other_sk[32];
+	unsigned char dev_pk[32], dev_sk[64];     /* device Ed25519 */
+	unsigned char evil_pk[32], evil_sk[64];   /* another device */
+};
+
+static struct keys K;
+static const char PLAIN[] =
+    "{\"v\":1,\"deployment\":\"d\",\"count\":2}\n"
+    "{\"change_id\":\"a\",\"fields\":{\"name\":\"Zhang San\"}}\n"
+    "{\"change_id\":\"b\",\"fields\":{\"name\":\"Li Si\"}}\n";
+static const unsigned char EPH_SEED[32] = { 7, 7, 7 };
+static const unsigned char NONCE[24] = { 9, 9, 9 };
+
+static void
+seed_keys(void)
+{
+	unsigned char s[32];
+
+	memset(s, 1, 32);
+	gs_crypto_kx_seed_keypair(K.plat_pk, K.plat_sk, s);
+	memset(s, 2, 32);
+	gs_crypto_kx_seed_keypair(K.other_pk, K.other_sk, s);
+	memset(s, 3, 32);
+	gs_crypto_sign_seed_keypair(K.dev_pk, K.dev_sk, s);
+	memset(s, 4, 32);
+	gs_crypto_sign_seed_keypair(K.evil_pk, K.evil_sk, s);
+}
+
+static void
+params(struct gs_seal_params *p, uint64_t seq)
+{
+	memset(p, 0, sizeof *p);
+	memset(p->deployment, 0xd1, 16);
+	memset(p->device, 0xde, 16);
+	memset(p->batch, 0xba, 16);
+	p->seq = seq;
+	if (seq > 1)
+		memset(p->prev_hash, 0x77, 32);
+	p->created_at = 1764140673123;
+	p->count = 2;
+	p->platform_pk = K.plat_pk;
+	p->device_sk = K.dev_sk;
+}
+
+static void
+seal_honest(struct gs_buf *env, uint64_t seq)
+{
+	struct gs_seal_params p;
+
+	params(&p, seq);
+	gs_buf_init(env, GS_ENV_MAX_ENVELOPE);
+	assert_int_equal(gs_envelope_seal_det(env, &p, PLAIN, strlen(PLAIN),
+	    EPH_SEED, NONCE), GS_OK);
+}
+
+/* Full platform-side check: parse, verify, open.  Returns the first
+ * failure; *plain receives the plaintext on success. */
+static int
+ingest(struct gs_buf *plain, const void *env, size_t len)
+{
+	struct gs_envelope_header h;
+	int r;
+
+	gs_buf_init(plain, GS_ENV_MAX_PLAIN);
+	if ((r = gs_envelope_parse(&h, env, len, NULL)) != GS_OK)
+		return r;
+	if ((r = gs_envelope_verify(&h, env, len, K.dev_pk)) != GS_OK)
+		return r;
+	return gs_envelope_open(plain, &h, env, len, K.plat_pk, K.plat_sk);
+}
+
+/* Open without checking the signature (what an attacker who got past a
+ * buggy verify would face): parse, then decrypt. */
+static int
+open_unverified(const void *env, size_t len)
+{
+	struct gs_envelope_header h;
+	struct gs_buf plain;
+	int r;
+
+	gs_buf_init(&plain, GS_ENV_MAX_PLAIN);
+	if ((r = gs_envelope_parse(&h, env, len, NULL)) == GS_OK)
+		r = gs_envelope_open(&plain, &h, env, len, K.plat_pk,
+		    K.plat_sk);
+	gs_buf_release(&plain);
+	return r;
+}
+
+/*
+ * A device that holds a valid key but lies: take an honest envelope's
+ * header, put zlib bytes z of our choosing under it with plain_len, and
+ * encrypt and sign it properly.  The signature verifies, so only the
+ * bounded inflate stands between it and the platform.
+ */
+static void
+forge(struct gs_buf *out, const struct gs_buf *honest, const void *z,
+    size_t zlen, uint64_t plain_len)
+{
+	unsigned char eph_pk[32], eph_sk[32], rx[32], tx[32], *e, *msg;
+	size_t ct_len = zlen + 16, total = GS_ENV_HDRBYTES + ct_len + 64;
+
+	gs_crypto_kx_seed_keypair(eph_pk, eph_sk, EPH_SEED);
+	assert_int_equal(gs_crypto_kx_client(rx, tx, eph_pk, eph_sk,
+	    K.plat_pk), GS_OK);
+	gs_buf_init(out, GS_ENV_MAX_ENVELOPE);
+	assert_int_equal(gs_buf_reserve(out, total), GS_OK);
+	e = (unsigned char *)out->data;
+	memcpy(e, honest->data, GS_ENV_HDRBYTES);
+	gs_put_le64(e + 112, plain_len);
+	gs_put_le64(e + 120, ct_len);
+	assert_int_equal(gs_crypto_aead_encrypt(e + GS_ENV_HDRBYTES, z, zlen,
+	    e, GS_ENV_HDRBYTES, e + GS_ENV_NONCE_OFF, tx), GS_OK);
+	msg = gs_malloc(8 + GS_ENV_HDRBYTES + ct_len);
+	assert_non_null(msg);
+	memcpy(msg, "GSB1-sig", 8);
+	memcpy(msg + 8, e, GS_ENV_HDRBYTES + ct_len);
+	assert_int_equal(gs_crypto_sign(e + GS_ENV_HDRBYTES + ct_len, msg,
+	    8 + GS_ENV_HDRBYTES + ct_len, K.dev_sk), GS_OK);
+	gs_free(msg);
+	out->len = total;
+}
+
+static void
+test_honest(void **state)
+{
+	struct gs_buf env, plain, env2;
+	struct gs_envelope_header h;
+	struct gs_seal_params p;
+	unsigned char kid[8], h1[32], h2[32];
+
+	(void)state;
+	seal_honest(&env, 1);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_OK);
+	assert_int_equal(plain.len, strlen(PLAIN));
+	assert_memory_equal(plain.data, PLAIN, plain.len);
+	gs_buf_release(&plain);
+
+	assert_int_equal(gs_envelope_parse(&h, env.data, env.len, NULL),
+	    GS_OK);
+	assert_int_equal(h.seq, 1);
+	assert_int_equal(h.count, 2);
+	assert_int_equal(h.plain_len, strlen(PLAIN));
+	assert_int_equal(h.created_at, 1764140673123);
+	assert_int_equal(env.len, GS_ENV_HDRBYTES + h.ct_len + 64);
+	gs_crypto_key_id(kid, K.plat_pk, 32);
+	assert_memory_equal(h.platform_kid, kid, 8);
+	gs_crypto_key_id(kid, K.dev_pk, 32);
+	assert_memory_equal(h.device_kid, kid, 8);
+	assert_memory_equal(h.nonce, NONCE, 24);
+	assert_int_equal(gs_envelope_check_deployment(&h, h.deployment),
+	    GS_OK);
+
+	/* Deterministic entry point: same inputs, same bytes. */
+	seal_honest(&env2, 1);
+	assert_int_equal(env.len, env2.len);
+	assert_memory_equal(env.data, env2.data, env.len);
+	gs_envelope_hash(h1, env.data, env.len);
+	gs_envelope_hash(h2, env2.data, env2.len);
+	assert_memory_equal(h1, h2, 32);
+	gs_buf_release(&env2);
+
+	/* The real entry point: fresh ephemeral key and nonce each time. */
+	params(&p, 1);
+	gs_buf_init(&env2, GS_ENV_MAX_ENVELOPE);
+	assert_int_equal(gs_envelope_seal(&env2, &p, PLAIN, strlen(PLAIN)),
+	    GS_OK);
+	assert_int_equal(env.len, env2.len);
+	assert_memory_not_equal(env.data + 144, env2.data + 144, 56);
+	assert_int_equal(ingest(&plain, env2.data, env2.len), GS_OK);
+	assert_memory_equal(plain.data, PLAIN, plain.len);
+	gs_buf_release(&plain);
+	gs_buf_release(&env2);
+	gs_buf_release(&env);
+}
+
+static void
+test_chain_seq(void **state)
+{
+	struct gs_buf env, plain;
+
+	(void)state;
+	seal_honest(&env, 42);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_OK);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+}
+
+static int
+field_checked_by_parse(size_t off)
+{
+	/* magic, version, suite, flags, seq (a flip may make it 0), reserved,
+	 * plain_len, ct_len: parse may refuse these before the signature.
+	 * prev hash: at seq 1 it must be zero. */
+	return off < 8 || (off >= 56 && off < 96) ||
+	    (off >= 104 && off < 128);
+}
+
+static void
+test_flip_header(void **state)
+{
+	struct gs_buf env, plain;
+	size_t off;
+	int bit, r;
+
+	(void)state;
+	seal_honest(&env, 1);
+	for (off = 0; off < GS_ENV_HDRBYTES; off++) {
+		for (bit = 0; bit < 8; bit++) {
+			env.data[off] ^= (char)(1 << bit);
+			r = ingest(&plain, env.data, env.len);
+			gs_buf_release(&plain);
+			if (field_checked_by_parse(off))
+				assert_int_not_equal(r, GS_OK);
+			else
+				assert_int_equal(r, GS_EBADSIG);
+			/* Even past the signature, the header is the AEAD's
+			 * additional data: it would not decrypt. */
+			r = open_unverified(env.data, env.len);
+			assert_int_not_equal(r, GS_OK);
+			if (!field_checked_by_parse(off))
+				assert_int_equal(r, GS_EDECRYPT);
+			env.data[off] ^= (char)(1 << bit);
+		}
+	}
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_OK);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+}
+
+static void
+test_flip_body(void **state)
+{
+	struct gs_buf env, plain;
+	size_t off;
+	int bit;
+
+	(void)state;
+	seal_honest(&env, 1);
+	for (off = GS_ENV_HDRBYTES; off < env.len; off++) {
+		for (bit = 0; bit < 8; bit++) {
+			env.data[off] ^= (char)(1 << bit);
+			assert_int_equal(ingest(&plain, env.data, env.len),
+			    GS_EBADSIG);
+			gs_buf_release(&plain);
+			if (off < env.len - 64)
+				assert_int_equal(open_unverified(env.data,
+				    env.len), GS_EDECRYPT);
+			env.data[off] ^= (char)(1 << bit);
+		}
+	}
+	gs_buf_release(&env);
+}
+
+static void
+test_altered_seq(void **state)
+{
+	struct gs_buf env, plain;
+
+	(void)state;
+	seal_honest(&env, 5);
+	gs_put_le64((unsigned char *)env.data + 56, 6);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_EBADSIG);
+	gs_buf_release(&plain);
+	gs_put_le64((unsigned char *)env.data + 56, 4);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_EBADSIG);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+}
+
+static void
+test_resigned_by_another_device(void **state)
+{
+	struct gs_buf env, plain;
+	struct gs_envelope_header h;
+	unsigned char *msg, *e;
+	size_t n;
+
+	(void)state;
+	seal_honest(&env, 1);
+	e = (unsigned char *)env.data;
+	n = env.len - 64;
+	/* Another enrolled device re-signs a stolen envelope. */
+	msg = gs_malloc(8 + n);
+	assert_non_null(msg);
+	memcpy(msg, "GSB1-sig", 8);
+	memcpy(msg + 8, e, n);
+	assert_int_equal(gs_crypto_sign(e + n, msg, 8 + n, K.evil_sk), GS_OK);
+	/* The header still names the original device, whose key refuses. */
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_EBADSIG);
+	gs_buf_release(&plain);
+	/* Rewriting the device id to its own and re-signing: the signature
+	 * is now good, but the header is the AD: it does not decrypt. */
+	memset(e + 24, 0xee, 16);
+	memcpy(msg + 8, e, n);
+	assert_int_equal(gs_crypto_sign(e + n, msg, 8 + n, K.evil_sk), GS_OK);
+	gs_free(msg);
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL), GS_OK);
+	assert_int_equal(gs_envelope_verify(&h, e, env.len, K.evil_pk),
+	    GS_OK);
+	gs_buf_init(&plain, GS_ENV_MAX_PLAIN);
+	assert_int_equal(gs_envelope_open(&plain, &h, e, env.len, K.plat_pk,
+	    K.plat_sk), GS_EDECRYPT);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+}
+
+static void
+test_wrong_platform_key(void **state)
+{
+	struct gs_buf env, plain;
+	struct gs_envelope_header h;
+
+	(void)state;
+	seal_honest(&env, 1);
+	assert_int_equal(gs_envelope_parse(&h, env.data, env.len, NULL),
+	    GS_OK);
+	assert_int_equal(gs_envelope_verify(&h, env.data, env.len, K.dev_pk),
+	    GS_OK);
+	gs_buf_init(&plain, GS_ENV_MAX_PLAIN);
+	/* Another key pair: its key id differs. */
+	assert_int_equal(gs_envelope_open(&plain, &h, env.data, env.len,
+	    K.other_pk, K.other_sk), GS_EDECRYPT);
+	/* The right public key with another secret key: the AEAD fails. */
+	assert_int_equal(gs_envelope_open(&plain, &h, env.data, env.len,
+	    K.plat_pk, K.other_sk), GS_EDECRYPT);
+	assert_int_equal(plain.len, 0);
+	/* The wrong device key. */
+	assert_int_equal(gs_envelope_verify(&h, env.data, env.len, K.evil_pk),
+	    GS_EBADSIG);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+}
+
+static void
+test_other_deployment(void **state)
+{
+	struct gs_buf env;
+	struct gs_envelope_header h;
+	unsigned char mine[16];
+
+	(void)state;
+	seal_honest(&env, 1);
+	memset(mine, 0xd2, 16);
+	assert_int_equal(gs_envelope_parse(&h, env.data, env.len, NULL),
+	    GS_OK);
+	assert_int_equal(gs_envelope_check_deployment(&h, mine),
+	    GS_EDEPLOYMENT);
+	assert_non_null(strstr(gs_errmsg(GS_EDEPLOYMENT),
+	    "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"));
+	gs_buf_release(&env);
+}
+
+static void
+test_truncated(void **state)
+{
+	struct gs_buf env;
+	struct gs_envelope_header h;
+	size_t n;
+
+	(void)state;
+	seal_honest(&env, 1);
+	for (n = 0; n < env.len; n++)
+		assert_int_equal(gs_envelope_parse(&h, env.data, n, NULL),
+		    GS_EENVELOPE);
+	/* Padded by one byte. */
+	assert_int_equal(gs_buf_putc(&env, 0), GS_OK);
+	assert_int_equal(gs_envelope_parse(&h, env.data, env.len, NULL),
+	    GS_EENVELOPE);
+	gs_buf_release(&env);
+}
+
+static void
+test_header_checks(void **state)
+{
+	struct gs_buf env;
+	struct gs_envelope_header h;
+	struct gs_envelope_limits lim;
+	unsigned char *e;
+
+	(void)state;
+	seal_honest(&env, 1);
+	e = (unsigned char *)env.data;
+	e[4] = 2;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EUNSUPPORTED);
+	e[4] = 1;
+	e[5] = 2;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EUNSUPPORTED);
+	e[5] = 1;
+	e[6] = 1;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EUNSUPPORTED);
+	e[6] = 0;
+	e[0] = 'F';
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EENVELOPE);
+	e[0] = 'G';
+	e[110] = 1;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EENVELOPE);
+	e[110] = 0;
+	gs_put_le64(e + 56, 0);
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EENVELOPE);
+	gs_put_le64(e + 56, 1);
+	e[64] = 1; /* seq 1 with a previous hash */
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EENVELOPE);
+	e[64] = 0;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL), GS_OK);
+
+	/* Caps. */
+	gs_envelope_limits_default(&lim);
+	lim.max_envelope = env.len - 1;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, &lim), GS_ETOOBIG);
+	gs_envelope_limits_default(&lim);
+	lim.max_plain = strlen(PLAIN) - 1;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, &lim), GS_ETOOBIG);
+	gs_envelope_limits_default(&lim);
+	lim.max_records = 1;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, &lim), GS_ETOOBIG);
+	/* A plaintext claim beyond deflate's ratio for this ciphertext. */
+	gs_put_le64(e + 112, 60u * MIB);
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EINFLATE);
+	gs_buf_release(&env);
+}
+
+static void
+test_seal_refuses(void **state)
+{
+	struct gs_buf env;
+	struct gs_seal_params p;
+	unsigned char zero[32] = { 0 };
+
+	(void)state;
+	gs_buf_init(&env, GS_ENV_MAX_ENVELOPE);
+	params(&p, 0);
+	assert_int_equal(gs_envelope_seal(&env, &p, PLAIN, strlen(PLAIN)),
+	    GS_EINVAL);
+	params(&p, 1);
+	memset(p.prev_hash, 1, 32);
+	assert_int_equal(gs_envelope_seal(&env, &p, PLAIN, strlen(PLAIN)),
+	    GS_EINVAL);
+	params(&p, 1);
+	assert_int_equal(gs_envelope_seal(&env, &p, PLAIN, 0), GS_EINVAL);
+	/* A low-order point as the platform key. */
+	p.platform_pk = zero;
+	assert_int_equal(gs_envelope_seal(&env, &p, PLAIN, strlen(PLAIN)),
+	    GS_EDECRYPT);
+	/* Too small an output buffer: nothing appended. */
+	params(&p, 1);
+	gs_buf_release(&env);
+	gs_buf_init(&env, 100);
+	assert_int_equal(gs_buf_puts(&env, "x"), GS_OK);
+	assert_int_equal(gs_envelope_seal(&env, &p, PLAIN, strlen(PLAIN)),
+	    GS_ETOOBIG);
+	assert_int_equal(env.len, 1);
+	gs_buf_release(&env);
+}
+
+static void
+test_lying_plain_len(void **state)
+{
+	struct gs_buf honest, z, env, plain;
+	size_t n = strlen(PLAIN);
+
+	(void)state;
+	seal_honest(&honest, 1);
+	gs_buf_init(&z, 4096);
+	assert_int_equal(gs_deflate(&z, PLAIN, n, 0), GS_OK);
+
+	/* Control: the forge helper itself makes good envelopes. */
+	forge(&env, &honest, z.data, z.len, n);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_OK);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+
+	forge(&env, &honest, z.data, z.len, n - 1);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_EINFLATE);
+	assert_int_equal(plain.len, 0);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+
+	forge(&env, &honest, z.data, z.len, n + 1);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_EINFLATE);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+
+	/* Trailing garbage after the zlib stream. */
+	assert_int_equal(gs_buf_puts(&z, "junk"), GS_OK);
+	forge(&env, &honest, z.data, z.len, n);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_EINFLATE);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+
+	/* Truncated zlib stream. */
+	forge(&env, &honest, z.data, z.len - 4 - 3, n);
+	assert_int_equal(ingest(&plain, env.data, env.len), GS_EINFLATE);
+	gs_buf_release(&plain);
+	gs_buf_release(&env);
+	gs_buf_release(&z);
+	gs_buf_release(&honest);
+}
+
+static void
+test_bomb(void **state)
+{
+	struct gs_buf honest, z, env, plain;
+	struct gs_envelope_header h;
+	size_t big = 32 * MIB;
+	char *zeros;
+
+	(void)state;
+	seal_honest(&honest, 1);
+	zeros = gs_calloc(1, big);
+	assert_non_null(zeros);
+	gs_buf_init(&z, big);
+	assert_int_equal(gs_deflate(&z, zeros, big, 9), GS_OK);
+	gs_free(zeros);
+	assert_true(z.len < 64 * 1024); /* a 32 KiB stream for 32 MiB */
+
+	/* Claims 1 MiB, holds 32 MiB: stopped at 1 MiB, the output buffer
+	 * never grew past the claim. */
+	forge(&env, &honest, z.data, z.len, 1 * MIB);
+	assert_int_equal(gs_envelope_parse(&h, env.data, env.len, NULL),
+	    GS_OK);
+	assert_int_equal(gs_envelope_verify(&h, env.data, env.len, K.dev_pk),
+	    GS_OK);
+	gs_buf_init(&plain, 1 * MIB);
+	assert_int_equal(gs_envelope_open(&plain, &h, env.data, env.len,
+	    K.plat_pk, K.plat_sk), GS_EINFLATE);
+	assert_true(plain.cap <= 1 * MIB + 1);
+	assert_int_equal(plain.len, 0);
+	gs_buf_release(&plain);
+	/* The caller's cap is smaller than the claim: refused, nothing
+	 * allocated. */
+	gs_buf_init(&plain, 64 * 1024);
+	assert_int_equal(gs_envelope_open(&plain, &h, env.data, env.len,
+	    K.plat_pk, K.plat_sk), GS_EINFLATE);
+	assert_null(plain.data);
+	gs_buf_release(&env);
+
+	/* Claims 100 MiB: beyond max_plain, refused by the header check. */
+	forge(&env, &honest, z.data, z.len, 100 * MIB);
+	assert_int_equal(gs_envelope_parse(&h, env.data, env.len, NULL),
+	    GS_ETOOBIG);
+	gs_buf_release(&env);
+	gs_buf_release(&z);
+	gs_buf_release(&honest);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_honest),
+		cmocka_unit_test(test_chain_seq),
+		cmocka_unit_test(test_flip_header),
+		cmocka_unit_test(test_flip_body),
+		cmocka_unit_test(test_altered_seq),
+		cmocka_unit_test(test_resigned_by_another_device),
+		cmocka_unit_test(test_wrong_platform_key),
+		cmocka_unit_test(test_other_deployment),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_header_checks),
+		cmocka_unit_test(test_seal_refuses),
+		cmocka_unit_test(test_lying_plain_len),
+		cmocka_unit_test(test_bomb),
+	};
+
+	if (gs_crypto_init() != GS_OK)
+		return 1;
+	seed_keys();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
