@@ -60,13 +60,17 @@ CORE_SRCS := \
 # records, forms, code tables and validation
 SCHEMA_SRCS := \
 	sync/db.c \
-	sync/embedded.c
+	sync/embedded.c \
+	sync/ids.c \
+	sync/schema.c \
+	sync/validate.c
 
 # the wire: deflate, crypto, envelope, receipts, batch encoding
 WIRE_SRCS := \
 	sync/crypto.c \
 	sync/deflate.c \
 	sync/envelope.c \
+	sync/receipt.c \
 	sync/uuid.c
 
 SYNC_SRCS := $(CORE_SRCS) $(SCHEMA_SRCS) $(WIRE_SRCS)
@@ -94,6 +98,7 @@ UNIT_TESTS := \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \
 	tests/unit/sync-envelope.c \
+	tests/unit/sync-receipt.c \
 	tests/unit/sync-uuid.c
 
 # ---------------------------------------------------------------- rules

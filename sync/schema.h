@@ -62,4 +62,28 @@ int gs_field_pii(const struct gs_field *fd);
 const char *gs_schema_code_label(const struct gs_schema *s,
     const char *table, const char *code);
 
+/* ---- additions (H1): more accessors, and loading from a given table ---- */
+
+struct gs_embedded;
+
+/* Like gs_schema_load, but from `files` (a table shaped like
+ * gs_embedded_files: sorted, NULL-terminated) instead of the built-in one.
+ * Used by tests to prove that a broken form is refused. */
+int gs_schema_load_files(const struct gs_embedded *files,
+    struct gs_schema **out);
+
+/* 1 when the field is always required (required-if does not count). */
+int gs_field_required(const struct gs_field *fd);
+/* The code table name of an enum or tags field, else NULL. */
+const char *gs_field_codes(const struct gs_field *fd);
+
+/* Code tables: how many, their names, and their codes in sorted order. */
+size_t gs_schema_ntables(const struct gs_schema *s);
+const char *gs_schema_table_name(const struct gs_schema *s, size_t i);
+/* Number of codes in a table (0 when there is no such table). */
+size_t gs_schema_ncodes(const struct gs_schema *s, const char *table);
+/* The i-th code of a table, or NULL. */
+const char *gs_schema_code_at(const struct gs_schema *s, const char *table,
+    size_t i);
+
 #endif

@@ -1,0 +1,98 @@
+/*
+ * schema-priv.h - the loaded schema's structures, shared by schema.c (which
+ * builds them from JSON) and validate.c (which walks them).  Nothing outside
+ * those two files includes this; everyone else uses the accessors in
+ * schema.h.
+ *
+ * Every string points into the parsed JSON documents that the schema keeps
+ * (docs), so loading copies no strings and the schema frees them at once.
+ */
+#ifndef GS_SCHEMA_PRIV_H
+#define GS_SCHEMA_PRIV_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "schema.h"
+
+#define GS_FORM_MAX_FIELDS 128
+
+struct gs_code {
+	const char *code;
+	const char *label;
+};
+
+/* A code table; v is sorted by code (strcmp) for binary search. */
+struct gs_codetable {
+	const char *name;
+	const char *label;
+	struct gs_code *v;
+	size_t n;
+	char list[96]; /* "0, 1, 2, 9" when short enough for messages */
+};
+
+enum gs_charset {
+	GS_CHARSET_ANY = 0,
+	GS_CHARSET_DIGITS, /* 0-9 */
+	GS_CHARSET_ALNUM,  /* 0-9 A-Z a-z */
+	GS_CHARSET_UPPER   /* A-Z */
+};
+
+struct gs_field {
+	const char *name;
+	const char *label;
+	enum gs_kind kind;
+	int required;
+	int pii;
+	int multiline; /* text: tab, LF and CR allowed */
+	int past;      /* date/datetime: not in the future */
+	int has_min, has_max;
+	double min, max; /* characters for text, values for int/real */
+	enum gs_charset charset;
+	const struct gs_codetable *codes; /* enum, tags */
+	const struct gs_field *req_if;    /* required when req_if's value */
+	json_t *req_if_in;                /* is one of this array */
+	size_t index;                     /* position in the form */
+};
+
+enum gs_check_kind {
+	GS_CHECK_IDCARD_SEX = 1, /* field (sex) agrees with digit 17 */
+	GS_CHECK_IDCARD_BIRTH,   /* field (date) agrees with digits 7-14 */
+	GS_CHECK_NOT_BEFORE      /* field (datetime) >= other */
+};
+
+struct gs_check {
+	enum gs_check_kind kind;
+	const struct gs_field *field; /* where a problem is reported */
+	const struct gs_field *other; /* the idcard, or the earlier time */
+};
+
+struct gs_form {
+	const char *type;
+	const char *label;
+	int version;
+	struct gs_field *fields; /* in declaration order */
+	size_t nfields;
+	const struct gs_field **by_name; /* sorted by name */
+	struct gs_check *checks;
+	size_t nchecks;
+};
+
+struct gs_schema {
+	json_t **docs;
+	size_t ndocs;
+	struct gs_codetable *tables; /* sorted by name */
+	size_t ntables;
+	struct gs_form *forms; /* sorted by type */
+	size_t nforms;
+};
+
+/* The table of that name, or NULL. */
+const struct gs_codetable *gs_schema_table(const struct gs_schema *s,
+    const char *name);
+/* The code entry in a table, or NULL. */
+const struct gs_code *gs_codetable_find(const struct gs_codetable *t,
+    const char *code);
+
+#endif

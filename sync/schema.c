@@ -1,0 +1,807 @@
+/*
+ * schema.c - loads the record types (schema/forms/TYPE.json) and code tables
+ * (schema/codes/NAME.json) that the build embeds, and checks them strictly:
+ * a typo in a form is a build bug and must fail the first test, not
+ * surface as a record that validates against nothing.
+ *
+ * The format (also in schema/README.md):
+ *
+ * Code table, schema/codes/NAME.json:
+ *	{"name": "sex", "label": "性别", "source": "GB/T 2261.1-2003",
+ *	 "codes": [{"code": "1", "label": "男"}, ...]}
+ *   name must equal the file name; codes are unique, non-empty strings.
+ *
+ * Form, schema/forms/TYPE.json:
+ *	{"type": "person", "label": "实有人口", "version": 1,
+ *	 "fields": [FIELD, ...], "checks": [CHECK, ...]}
+ *   FIELD is an object with
+ *	name      [a-z0-9_], unique in the form (required)
+ *	label     Chinese label (required)
+ *	kind      text int real date datetime enum tags bool geo ref idcard
+ *	          uscc phone (required)
+ *	required  true: the value must be present (not absent, not null)
+ *	required_if {"field": OTHER, "in": [VALUE, ...]}: required when the
+ *	          OTHER field's value equals one of the VALUEs
+ *	min, max  text: length bounds in characters (code points); max is
+ *	          mandatory for text; int, real: value bounds (inclusive)
+ *	codes     the code table of an enum or tags field (mandatory there,
+ *	          refused elsewhere)
+ *	charset   text only: "digits", "alnum" or "upper" (ASCII)
+ *	multiline text only: true allows tab, LF and CR (long free text);
+ *	          every other field refuses them like any control character
+ *	past      date, datetime: must not lie in the future
+ *	pii       true for personal data (names, id numbers, phones,
+ *	          addresses, precise locations of people, free text about
+ *	          people); mandatory, true or false
+ *   CHECK is a cross-field rule:
+ *	{"check": "idcard_sex", "idcard": F, "field": SEX}
+ *	{"check": "idcard_birth", "idcard": F, "field": DATE}
+ *	{"check": "not_before", "field": LATER, "other": EARLIER}
+ *   Unknown keys anywhere are refused.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "embedded.h"
+#include "schema-priv.h"
+#include "schema.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/banned.h"
+
+static const struct {
+	const char *name;
+	enum gs_kind kind;
+} kinds[] = {
+	{ "text", GS_KIND_TEXT },
+	{ "int", GS_KIND_INT },
+	{ "real", GS_KIND_REAL },
+	{ "date", GS_KIND_DATE },
+	{ "datetime", GS_KIND_DATETIME },
+	{ "enum", GS_KIND_ENUM },
+	{ "tags", GS_KIND_TAGS },
+	{ "bool", GS_KIND_BOOL },
+	{ "geo", GS_KIND_GEO },
+	{ "ref", GS_KIND_REF },
+	{ "idcard", GS_KIND_IDCARD },
+	{ "uscc", GS_KIND_USCC },
+	{ "phone", GS_KIND_PHONE },
+};
+
+static int
+cmp_code(const void *a, const void *b)
+{
+	return strcmp(((const struct gs_code *)a)->code,
+	    ((const struct gs_code *)b)->code);
+}
+
+static int
+cmp_table(const void *a, const void *b)
+{
+	return strcmp(((const struct gs_codetable *)a)->name,
+	    ((const struct gs_codetable *)b)->name);
+}
+
+static int
+cmp_form(const void *a, const void *b)
+{
+	return strcmp(((const struct gs_form *)a)->type,
+	    ((const struct gs_form *)b)->type);
+}
+
+static int
+cmp_field_ptr(const void *a, const void *b)
+{
+	return strcmp((*(const struct gs_field *const *)a)->name,
+	    (*(const struct gs_field *const *)b)->name);
+}
+
+/* Refuses keys of obj that are not in the NULL-terminated list. */
+static int
+only_keys(const char *file, const char *where, json_t *obj,
+    const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(obj, key, v) {
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				break;
+		if (allowed[i] == NULL)
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: unknown key \"%s\"",
+			    file, where, key);
+	}
+	return GS_OK;
+}
+
+/* A required non-empty string member. */
+static int
+get_str(const char *file, const char *where, json_t *obj, const char *key,
+    const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: \"%s\" should be a "
+		    "non-empty string", file, where, key);
+	*out = json_string_value(v);
+	return GS_OK;
+}
+
+/* An optional boolean member (absent = 0). */
+static int
+get_bool(const char *file, const char *where, json_t *obj, const char *key,
+    int *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = 0;
+	if (v == NULL)
+		return GS_OK;
+	if (!json_is_boolean(v))
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: \"%s\" should be true or "
+		    "false", file, where, key);
+	*out = json_is_true(v);
+	return GS_OK;
+}
+
+const struct gs_codetable *
+gs_schema_table(const struct gs_schema *s, const char *name)
+{
+	struct gs_codetable key;
+
+	key.name = name;
+	return bsearch(&key, s->tables, s->ntables, sizeof(*s->tables),
+	    cmp_table);
+}
+
+const struct gs_code *
+gs_codetable_find(const struct gs_codetable *t, const char *code)
+{
+	struct gs_code key;
+
+	key.code = code;
+	return bsearch(&key, t->v, t->n, sizeof(*t->v), cmp_code);
+}
+
+static int
+load_table(const char *file, json_t *doc, struct gs_codetable *t)
+{
+	static const char *const top[] = { "name", "label", "source", "codes",
+		NULL };
+	static const char *const item[] = { "code", "label", NULL };
+	const char *base, *dot;
+	json_t *codes, *c;
+	size_t i, used;
+	int r;
+
+	if (!json_is_object(doc))
+		return GS_FAIL(GS_ECORRUPT, "%s: should be an object", file);
+	if ((r = only_keys(file, "table", doc, top)) != GS_OK ||
+	    (r = get_str(file, "table", doc, "name", &t->name)) != GS_OK ||
+	    (r = get_str(file, "table", doc, "label", &t->label)) != GS_OK)
+		return r;
+	/* The name is how forms refer to the table: it must be the file's. */
+	base = strrchr(file, '/');
+	base = base != NULL ? base + 1 : file;
+	dot = strrchr(base, '.');
+	if (dot == NULL || (size_t)(dot - base) != strlen(t->name) ||
+	    strncmp(base, t->name, (size_t)(dot - base)) != 0)
+		return GS_FAIL(GS_ECORRUPT, "%s: name \"%s\" differs from the "
+		    "file name", file, t->name);
+	codes = json_object_get(doc, "codes");
+	if (!json_is_array(codes) || json_array_size(codes) == 0)
+		return GS_FAIL(GS_ECORRUPT, "%s: \"codes\" should be a "
+		    "non-empty array", file);
+	t->n = json_array_size(codes);
+	if ((t->v = gs_calloc(t->n, sizeof(*t->v))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "%s: %zu codes", file, t->n);
+	json_array_foreach(codes, i, c) {
+		char where[32];
+
+		snprintf(where, sizeof(where), "code %zu", i + 1);
+		if (!json_is_object(c))
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: should be an "
+			    "object", file, where);
+		if ((r = only_keys(file, where, c, item)) != GS_OK ||
+		    (r = get_str(file, where, c, "code", &t->v[i].code)) !=
+			GS_OK ||
+		    (r = get_str(file, where, c, "label", &t->v[i].label)) !=
+			GS_OK)
+			return r;
+	}
+	qsort(t->v, t->n, sizeof(*t->v), cmp_code);
+	for (i = 1; i < t->n; i++)
+		if (strcmp(t->v[i - 1].code, t->v[i].code) == 0)
+			return GS_FAIL(GS_ECORRUPT, "%s: code \"%s\" listed "
+			    "twice", file, t->v[i].code);
+	/* A short list of the codes, for messages like
+	 * "should be one of 0, 1, 2, 9". */
+	t->list[0] = '\0';
+	used = 0;
+	for (i = 0; i < t->n && t->n <= 12; i++) {
+		int k = snprintf(t->list + used, sizeof(t->list) - used, "%s%s",
+		    i > 0 ? ", " : "", t->v[i].code);
+
+		if (k < 0 || (size_t)k >= sizeof(t->list) - used) {
+			t->list[0] = '\0';
+			break;
+		}
+		used += (size_t)k;
+	}
+	return GS_OK;
+}
+
+static int
+valid_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		    *s == '_'))
+			return 0;
+	return 1;
+}
+
+static int
+load_field(const struct gs_schema *s, const char *file, json_t *j,
+    struct gs_field *fd)
+{
+	static const char *const keys[] = { "name", "label", "kind",
+		"required", "required_if", "min", "max", "codes", "charset",
+		"multiline", "past", "pii", NULL };
+	const char *kind, *codes;
+	json_t *v, *pii;
+	size_t i;
+	int r;
+
+	if (!json_is_object(j))
+		return GS_FAIL(GS_ECORRUPT, "%s: field %zu: should be an "
+		    "object", file, fd->index + 1);
+	if ((r = get_str(file, "field", j, "name", &fd->name)) != GS_OK)
+		return r;
+	if (!valid_name(fd->name) || strlen(fd->name) >= 64)
+		return GS_FAIL(GS_ECORRUPT, "%s: field name \"%s\" should be "
+		    "[a-z0-9_], shorter than 64", file, fd->name);
+	if ((r = only_keys(file, fd->name, j, keys)) != GS_OK ||
+	    (r = get_str(file, fd->name, j, "label", &fd->label)) != GS_OK ||
+	    (r = get_str(file, fd->name, j, "kind", &kind)) != GS_OK ||
+	    (r = get_bool(file, fd->name, j, "required", &fd->required)) !=
+		GS_OK ||
+	    (r = get_bool(file, fd->name, j, "multiline", &fd->multiline)) !=
+		GS_OK ||
+	    (r = get_bool(file, fd->name, j, "past", &fd->past)) != GS_OK)
+		return r;
+	fd->kind = 0;
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i].name) == 0)
+			fd->kind = kinds[i].kind;
+	if (fd->kind == 0)
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: unknown kind \"%s\"", file,
+		    fd->name, kind);
+	/* pii is mandatory so that nobody adds a field without deciding. */
+	pii = json_object_get(j, "pii");
+	if (!json_is_boolean(pii))
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: \"pii\" should be true or "
+		    "false", file, fd->name);
+	fd->pii = json_is_true(pii);
+
+	if ((v = json_object_get(j, "min")) != NULL) {
+		if (!json_is_number(v))
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: min should be a "
+			    "number", file, fd->name);
+		fd->has_min = 1;
+		fd->min = json_number_value(v);
+	}
+	if ((v = json_object_get(j, "max")) != NULL) {
+		if (!json_is_number(v))
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: max should be a "
+			    "number", file, fd->name);
+		fd->has_max = 1;
+		fd->max = json_number_value(v);
+	}
+	if ((fd->has_min || fd->has_max) && fd->kind != GS_KIND_TEXT &&
+	    fd->kind != GS_KIND_INT && fd->kind != GS_KIND_REAL)
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: min/max only apply to "
+		    "text, int and real", file, fd->name);
+	if (fd->kind == GS_KIND_TEXT && !fd->has_max)
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: a text field needs a max "
+		    "length", file, fd->name);
+	if (fd->has_min && fd->has_max && fd->min > fd->max)
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: min > max", file,
+		    fd->name);
+	if ((fd->multiline || json_object_get(j, "charset") != NULL) &&
+	    fd->kind != GS_KIND_TEXT)
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: multiline/charset only "
+		    "apply to text", file, fd->name);
+	if (fd->past && fd->kind != GS_KIND_DATE &&
+	    fd->kind != GS_KIND_DATETIME)
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: past only applies to date "
+		    "and datetime", file, fd->name);
+	if ((v = json_object_get(j, "charset")) != NULL) {
+		const char *cs = json_string_value(v);
+
+		if (cs != NULL && strcmp(cs, "digits") == 0)
+			fd->charset = GS_CHARSET_DIGITS;
+		else if (cs != NULL && strcmp(cs, "alnum") == 0)
+			fd->charset = GS_CHARSET_ALNUM;
+		else if (cs != NULL && strcmp(cs, "upper") == 0)
+			fd->charset = GS_CHARSET_UPPER;
+		else
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: unknown charset",
+			    file, fd->name);
+	}
+
+	v = json_object_get(j, "codes");
+	if (fd->kind == GS_KIND_ENUM || fd->kind == GS_KIND_TAGS) {
+		if ((r = get_str(file, fd->name, j, "codes", &codes)) != GS_OK)
+			return r;
+		if ((fd->codes = gs_schema_table(s, codes)) == NULL)
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: no code table "
+			    "\"%s\" (schema/codes/%s.json)", file, fd->name,
+			    codes, codes);
+	} else if (v != NULL) {
+		return GS_FAIL(GS_ECORRUPT, "%s: %s: codes only apply to enum "
+		    "and tags", file, fd->name);
+	}
+	return GS_OK;
+}
+
+/* The required_if conditions, once every field of the form is known. */
+static int
+link_required_if(const char *file, json_t *jfields, struct gs_form *f)
+{
+	static const char *const keys[] = { "field", "in", NULL };
+	const char *other;
+	json_t *ri, *in, *val;
+	size_t i, k;
+	int r;
+
+	for (i = 0; i < f->nfields; i++) {
+		struct gs_field *fd = &f->fields[i];
+
+		ri = json_object_get(json_array_get(jfields, i), "required_if");
+		if (ri == NULL)
+			continue;
+		if (!json_is_object(ri))
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: required_if should "
+			    "be an object", file, fd->name);
+		if ((r = only_keys(file, fd->name, ri, keys)) != GS_OK ||
+		    (r = get_str(file, fd->name, ri, "field", &other)) !=
+			GS_OK)
+			return r;
+		if (fd->required)
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: both required and "
+			    "required_if", file, fd->name);
+		fd->req_if = gs_form_field(f, other);
+		if (fd->req_if == NULL || fd->req_if == fd)
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: required_if names "
+			    "no other field \"%s\"", file, fd->name, other);
+		in = json_object_get(ri, "in");
+		if (!json_is_array(in) || json_array_size(in) == 0)
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: required_if.in "
+			    "should be a non-empty array", file, fd->name);
+		/* Each value must be one the other field can take, or the
+		 * condition could never hold. */
+		json_array_foreach(in, k, val) {
+			const struct gs_field *o = fd->req_if;
+			int okv = 0;
+
+			if (o->kind == GS_KIND_ENUM && json_is_string(val))
+				okv = gs_codetable_find(o->codes,
+				    json_string_value(val)) != NULL;
+			else if (o->kind == GS_KIND_BOOL)
+				okv = json_is_boolean(val);
+			else if (o->kind == GS_KIND_INT)
+				okv = json_is_integer(val);
+			else if (o->kind == GS_KIND_TEXT)
+				okv = json_is_string(val);
+			if (!okv)
+				return GS_FAIL(GS_ECORRUPT, "%s: %s: required_if "
+				    "value %zu cannot be a value of %s", file,
+				    fd->name, k + 1, other);
+		}
+		fd->req_if_in = in;
+	}
+	return GS_OK;
+}
+
+static int
+load_checks(const char *file, json_t *jchecks, struct gs_form *f)
+{
+	json_t *c;
+	size_t i;
+	int r;
+
+	if (jchecks == NULL)
+		return GS_OK;
+	if (!json_is_array(jchecks))
+		return GS_FAIL(GS_ECORRUPT, "%s: checks should be an array",
+		    file);
+	f->nchecks = json_array_size(jchecks);
+	if (f->nchecks == 0)
+		return GS_OK;
+	if ((f->checks = gs_calloc(f->nchecks, sizeof(*f->checks))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "%s: checks", file);
+	json_array_foreach(jchecks, i, c) {
+		static const char *const idk[] = { "check", "idcard", "field",
+			NULL };
+		static const char *const nbk[] = { "check", "field", "other",
+			NULL };
+		struct gs_check *ck = &f->checks[i];
+		const char *what, *a, *b;
+		char where[32];
+
+		snprintf(where, sizeof(where), "check %zu", i + 1);
+		if (!json_is_object(c))
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: should be an "
+			    "object", file, where);
+		if ((r = get_str(file, where, c, "check", &what)) != GS_OK ||
+		    (r = get_str(file, where, c, "field", &a)) != GS_OK)
+			return r;
+		ck->field = gs_form_field(f, a);
+		if (strcmp(what, "not_before") == 0) {
+			if ((r = only_keys(file, where, c, nbk)) != GS_OK ||
+			    (r = get_str(file, where, c, "other", &b)) != GS_OK)
+				return r;
+			ck->kind = GS_CHECK_NOT_BEFORE;
+			ck->other = gs_form_field(f, b);
+			if (ck->field == NULL || ck->other == NULL ||
+			    ck->field->kind != ck->other->kind ||
+			    (ck->field->kind != GS_KIND_DATE &&
+				ck->field->kind != GS_KIND_DATETIME))
+				return GS_FAIL(GS_ECORRUPT, "%s: %s: not_before "
+				    "needs two date or two datetime fields",
+				    file, where);
+			continue;
+		}
+		if ((r = only_keys(file, where, c, idk)) != GS_OK ||
+		    (r = get_str(file, where, c, "idcard", &b)) != GS_OK)
+			return r;
+		ck->other = gs_form_field(f, b);
+		if (ck->other == NULL || ck->other->kind != GS_KIND_IDCARD ||
+		    ck->field == NULL)
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: needs an idcard "
+			    "field and a field", file, where);
+		if (strcmp(what, "idcard_sex") == 0 &&
+		    ck->field->kind == GS_KIND_ENUM &&
+		    strcmp(ck->field->codes->name, "sex") == 0)
+			ck->kind = GS_CHECK_IDCARD_SEX;
+		else if (strcmp(what, "idcard_birth") == 0 &&
+		    ck->field->kind == GS_KIND_DATE)
+			ck->kind = GS_CHECK_IDCARD_BIRTH;
+		else
+			return GS_FAIL(GS_ECORRUPT, "%s: %s: unknown check "
+			    "\"%s\" or wrong field kind", file, where, what);
+	}
+	return GS_OK;
+}
+
+static int
+load_form(const struct gs_schema *s, const char *file, json_t *doc,
+    struct gs_form *f)
+{
+	static const char *const top[] = { "type", "label", "version",
+		"fields", "checks", NULL };
+	json_t *jfields, *jv, *jf;
+	size_t i;
+	int r;
+
+	if (!json_is_object(doc))
+		return GS_FAIL(GS_ECORRUPT, "%s: should be an object", file);
+	if ((r = only_keys(file, "form", doc, top)) != GS_OK ||
+	    (r = get_str(file, "form", doc, "type", &f->type)) != GS_OK ||
+	    (r = get_str(file, "form", doc, "label", &f->label)) != GS_OK)
+		return r;
+	if (!valid_name(f->type))
+		return GS_FAIL(GS_ECORRUPT, "%s: type should be [a-z0-9_]",
+		    file);
+	jv = json_object_get(doc, "version");
+	if (!json_is_integer(jv) || json_integer_value(jv) < 1 ||
+	    json_integer_value(jv) > 1000000)
+		return GS_FAIL(GS_ECORRUPT, "%s: version should be a positive "
+		    "integer", file);
+	f->version = (int)json_integer_value(jv);
+	jfields = json_object_get(doc, "fields");
+	if (!json_is_array(jfields) || json_array_size(jfields) == 0 ||
+	    json_array_size(jfields) > GS_FORM_MAX_FIELDS)
+		return GS_FAIL(GS_ECORRUPT, "%s: fields should be an array of "
+		    "1 to %d fields", file, GS_FORM_MAX_FIELDS);
+	f->nfields = json_array_size(jfields);
+	f->fields = gs_calloc(f->nfields, sizeof(*f->fields));
+	f->by_name = gs_calloc(f->nfields, sizeof(*f->by_name));
+	if (f->fields == NULL || f->by_name == NULL)
+		return GS_FAIL(GS_ENOMEM, "%s: fields", file);
+	json_array_foreach(jfields, i, jf) {
+		f->fields[i].index = i;
+		if ((r = load_field(s, file, jf, &f->fields[i])) != GS_OK)
+			return r;
+		f->by_name[i] = &f->fields[i];
+	}
+	qsort(f->by_name, f->nfields, sizeof(*f->by_name), cmp_field_ptr);
+	for (i = 1; i < f->nfields; i++)
+		if (strcmp(f->by_name[i - 1]->name, f->by_name[i]->name) == 0)
+			return GS_FAIL(GS_ECORRUPT, "%s: field \"%s\" listed "
+			    "twice", file, f->by_name[i]->name);
+	if ((r = link_required_if(file, jfields, f)) != GS_OK)
+		return r;
+	return load_checks(file, json_object_get(doc, "checks"), f);
+}
+
+static int
+prefixed(const char *name, const char *dir)
+{
+	size_t n = strlen(dir), len = strlen(name);
+
+	return strncmp(name, dir, n) == 0 && len > n + 5 &&
+	    strcmp(name + len - 5, ".json") == 0;
+}
+
+int
+gs_schema_load_files(const struct gs_embedded *files, struct gs_schema **out)
+{
+	struct gs_schema *s = NULL;
+	const struct gs_embedded *e;
+	size_t ntab = 0, nform = 0, it, ifo;
+	int r = GS_EINTERNAL;
+
+	*out = NULL;
+	for (e = files; e->name != NULL; e++) {
+		ntab += prefixed(e->name, "codes/");
+		nform += prefixed(e->name, "forms/");
+	}
+	if ((s = gs_calloc(1, sizeof(*s))) == NULL ||
+	    (s->docs = gs_calloc(ntab + nform + 1, sizeof(*s->docs))) ==
+		NULL ||
+	    (s->tables = gs_calloc(ntab + 1, sizeof(*s->tables))) == NULL ||
+	    (s->forms = gs_calloc(nform + 1, sizeof(*s->forms))) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "schema");
+		goto out;
+	}
+	/* Code tables first: forms refer to them. */
+	for (e = files; e->name != NULL; e++) {
+		json_error_t err;
+		json_t *doc;
+
+		if (!prefixed(e->name, "codes/"))
+			continue;
+		doc = json_loadb((const char *)e->data, e->len,
+		    JSON_REJECT_DUPLICATES, &err);
+		if (doc == NULL) {
+			r = GS_FAIL(GS_ECORRUPT, "%s:%d: %s", e->name, err.line,
+			    err.text);
+			goto out;
+		}
+		s->docs[s->ndocs++] = doc;
+		if ((r = load_table(e->name, doc, &s->tables[s->ntables++])) !=
+		    GS_OK)
+			goto out;
+	}
+	qsort(s->tables, s->ntables, sizeof(*s->tables), cmp_table);
+	for (it = 1; it < s->ntables; it++)
+		if (strcmp(s->tables[it - 1].name, s->tables[it].name) == 0) {
+			r = GS_FAIL(GS_ECORRUPT, "code table %s twice",
+			    s->tables[it].name);
+			goto out;
+		}
+	for (e = files; e->name != NULL; e++) {
+		json_error_t err;
+		json_t *doc;
+
+		if (!prefixed(e->name, "forms/"))
+			continue;
+		doc = json_loadb((const char *)e->data, e->len,
+		    JSON_REJECT_DUPLICATES, &err);
+		if (doc == NULL) {
+			r = GS_FAIL(GS_ECORRUPT, "%s:%d: %s", e->name, err.line,
+			    err.text);
+			goto out;
+		}
+		s->docs[s->ndocs++] = doc;
+		if ((r = load_form(s, e->name, doc, &s->forms[s->nforms++])) !=
+		    GS_OK)
+			goto out;
+	}
+	qsort(s->forms, s->nforms, sizeof(*s->forms), cmp_form);
+	for (ifo = 1; ifo < s->nforms; ifo++)
+		if (strcmp(s->forms[ifo - 1].type, s->forms[ifo].type) == 0) {
+			r = GS_FAIL(GS_ECORRUPT, "form %s twice",
+			    s->forms[ifo].type);
+			goto out;
+		}
+	*out = s;
+	s = NULL;
+	r = GS_OK;
+out:
+	gs_schema_free(s);
+	return r;
+}
+
+int
+gs_schema_load(struct gs_schema **out)
+{
+	return gs_schema_load_files(gs_embedded_files, out);
+}
+
+void
+gs_schema_free(struct gs_schema *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; s->forms != NULL && i < s->nforms; i++) {
+		gs_free(s->forms[i].fields);
+		gs_free(s->forms[i].by_name);
+		gs_free(s->forms[i].checks);
+	}
+	for (i = 0; s->tables != NULL && i < s->ntables; i++)
+		gs_free(s->tables[i].v);
+	for (i = 0; s->docs != NULL && i < s->ndocs; i++)
+		json_decref(s->docs[i]);
+	gs_free(s->forms);
+	gs_free(s->tables);
+	gs_free(s->docs);
+	gs_free(s);
+}
+
+size_t
+gs_schema_nforms(const struct gs_schema *s)
+{
+	return s->nforms;
+}
+
+const struct gs_form *
+gs_schema_form_at(const struct gs_schema *s, size_t i)
+{
+	return i < s->nforms ? &s->forms[i] : NULL;
+}
+
+const struct gs_form *
+gs_schema_form(const struct gs_schema *s, const char *type)
+{
+	struct gs_form key;
+
+	if (type == NULL)
+		return NULL;
+	key.type = type;
+	return bsearch(&key, s->forms, s->nforms, sizeof(*s->forms),
+	    cmp_form);
+}
+
+const char *
+gs_form_type(const struct gs_form *f)
+{
+	return f->type;
+}
+
+const char *
+gs_form_label(const struct gs_form *f)
+{
+	return f->label;
+}
+
+int
+gs_form_version(const struct gs_form *f)
+{
+	return f->version;
+}
+
+size_t
+gs_form_nfields(const struct gs_form *f)
+{
+	return f->nfields;
+}
+
+const struct gs_field *
+gs_form_field_at(const struct gs_form *f, size_t i)
+{
+	return i < f->nfields ? &f->fields[i] : NULL;
+}
+
+const struct gs_field *
+gs_form_field(const struct gs_form *f, const char *name)
+{
+	size_t lo = 0, hi = f->nfields;
+
+	/* Hand-rolled bsearch: this runs for every key of every record, and
+	 * comparing names directly avoids building a key struct. */
+	if (name == NULL)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, f->by_name[mid]->name);
+
+		if (c == 0)
+			return f->by_name[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const char *
+gs_field_name(const struct gs_field *fd)
+{
+	return fd->name;
+}
+
+const char *
+gs_field_label(const struct gs_field *fd)
+{
+	return fd->label;
+}
+
+enum gs_kind
+gs_field_kind(const struct gs_field *fd)
+{
+	return fd->kind;
+}
+
+int
+gs_field_pii(const struct gs_field *fd)
+{
+	return fd->pii;
+}
+
+int
+gs_field_required(const struct gs_field *fd)
+{
+	return fd->required;
+}
+
+const char *
+gs_field_codes(const struct gs_field *fd)
+{
+	return fd->codes != NULL ? fd->codes->name : NULL;
+}
+
+const char *
+gs_schema_code_label(const struct gs_schema *s, const char *table,
+    const char *code)
+{
+	const struct gs_codetable *t;
+	const struct gs_code *c;
+
+	if (table == NULL || code == NULL ||
+	    (t = gs_schema_table(s, table)) == NULL ||
+	    (c = gs_codetable_find(t, code)) == NULL)
+		return NULL;
+	return c->label;
+}
+
+size_t
+gs_schema_ntables(const struct gs_schema *s)
+{
+	return s->ntables;
+}
+
+const char *
+gs_schema_table_name(const struct gs_schema *s, size_t i)
+{
+	return i < s->ntables ? s->tables[i].name : NULL;
+}
+
+size_t
+gs_schema_ncodes(const struct gs_schema *s, const char *table)
+{
+	const struct gs_codetable *t = gs_schema_table(s, table);
+
+	return t != NULL ? t->n : 0;
+}
+
+const char *
+gs_schema_code_at(const struct gs_schema *s, const char *table, size_t i)
+{
+	const struct gs_codetable *t = gs_schema_table(s, table);
+
+	return t != NULL && i < t->n ? t->v[i].code : NULL;
+}

@@ -1,0 +1,1128 @@
+/*
+ * validate.c - checks one record's fields against its form.
+ *
+ * Every problem names the field, a stable rule id and what was expected:
+ *	id_number: check digit should be 0, not 5
+ * Rule ids (stable; tests and the platform's quarantine reasons use them):
+ *	required      a required (or required-if) field is absent or null
+ *	unknown_field a key that is not a field of the form (or of a geo)
+ *	type          the JSON type is wrong for the kind
+ *	length        too few or too many characters (code points)
+ *	utf8          a string is not valid UTF-8
+ *	control_char  C0/C1 control characters or DEL; tab, LF and CR only
+ *	              in multiline fields
+ *	charset       a character outside the field's alphabet
+ *	enum          a value outside the field's code table
+ *	duplicate     a tags array lists a code twice
+ *	range         a number (or coordinate) out of bounds
+ *	format        the shape is wrong (date, datetime, uuid, phone)
+ *	date          a date or time that does not exist (2001-02-29)
+ *	future_date   a date or time in the future where "past" is set
+ *	province      an id number with no province prefix
+ *	check_digit   a wrong GB 11643 or GB 32100 check character
+ *	org_code      a USCC whose embedded GB 11714 code check is wrong
+ *	coord_sys     a geo value without or with an unknown coord_sys
+ *	sex_mismatch  sex disagrees with the id number's 17th digit
+ *	birth_mismatch birth_date disagrees with the id number's digits 7-14
+ *	order         a time before the one it must follow (ended_at)
+ *
+ * Values of pii fields are never quoted in messages, so that a message
+ * can be logged.  Validation allocates nothing except when it normalizes a
+ * value (json_string_setn on that value).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ids.h"
+#include "schema-priv.h"
+#include "uuid.h"
+#include "validate.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "core/banned.h"
+
+/* Datetimes may be this far ahead of our clock before they count as in
+ * the future: device clocks drift and the platform checks again later. */
+#define FUTURE_SLACK_MS (24LL * 3600 * 1000)
+
+/* ------------------------------------------------------------ problems */
+
+void
+gs_problems_init(struct gs_problems *p)
+{
+	p->n = 0;
+	p->dropped = 0;
+}
+
+void
+gs_problems_add(struct gs_problems *p, const char *field, const char *rule,
+    const char *fmt, ...)
+{
+	struct gs_problem *pb;
+	va_list ap;
+
+	if (p->n >= GS_PROBLEMS_MAX) {
+		p->dropped++;
+		return;
+	}
+	pb = &p->v[p->n++];
+	gs_strlcpy(pb->field, field != NULL ? field : "", sizeof(pb->field));
+	gs_strlcpy(pb->rule, rule, sizeof(pb->rule));
+	va_start(ap, fmt);
+	vsnprintf(pb->message, sizeof(pb->message), fmt, ap);
+	va_end(ap);
+}
+
+int
+gs_problems_format(const struct gs_problems *p, struct gs_buf *out)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < p->n; i++) {
+		const struct gs_problem *pb = &p->v[i];
+
+		if ((r = gs_buf_printf(out, "%s%s%s%s", i > 0 ? "; " : "",
+		    pb->field, pb->field[0] != '\0' ? ": " : "",
+		    pb->message)) != GS_OK)
+			return r;
+	}
+	if (p->dropped > 0)
+		return gs_buf_printf(out, " (+%zu more)", p->dropped);
+	return GS_OK;
+}
+
+json_t *
+gs_problems_json(const struct gs_problems *p)
+{
+	json_t *arr = json_array(), *o;
+	size_t i;
+
+	if (arr == NULL)
+		return NULL;
+	for (i = 0; i < p->n; i++) {
+		/* Field names and messages may carry bytes from outside
+		 * (an unknown key); json_string refuses invalid UTF-8, so
+		 * such a problem would vanish: the caller gets NULL instead
+		 * and answers with the formatted text. */
+		o = json_pack("{s:s, s:s, s:s}", "field", p->v[i].field, "rule",
+		    p->v[i].rule, "message", p->v[i].message);
+		if (o == NULL || json_array_append_new(arr, o) != 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+/*
+ * Quotes a value for a message: at most 40 bytes, with quotes, backslashes,
+ * control characters and bytes of invalid UTF-8 written as \xNN, so that a
+ * message is always one line of valid UTF-8.  Values of pii fields are
+ * withheld.
+ */
+static const char *
+quote(char *out, size_t outlen, const struct gs_field *fd, const char *s,
+    size_t len)
+{
+	struct gs_utf8_scan sc;
+	size_t i = 0, o = 0, seq;
+
+	if (fd != NULL && fd->pii) {
+		gs_strlcpy(out, "the value given", outlen);
+		return out;
+	}
+	out[o++] = '"';
+	while (i < len && i < 40 && o + 8 < outlen) {
+		unsigned char c = (unsigned char)s[i];
+
+		seq = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			out[o++] = (char)c;
+			i++;
+		} else if (c >= 0x80 && seq <= len - i && o + seq + 2 < outlen &&
+		    gs_utf8_scan(s + i, seq, &sc) == 0 && sc.chars == 1 &&
+		    sc.ctrl_at == SIZE_MAX) {
+			memcpy(out + o, s + i, seq);
+			o += seq;
+			i += seq;
+		} else {
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+			i++;
+		}
+	}
+	if (i < len && o + 5 < outlen) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
+/* A name from outside (an unknown key) made fit for the field slot: as
+ * given when it is short, printable UTF-8, else quoted. */
+static const char *
+safe_name(char *out, size_t outlen, const char *s, size_t len)
+{
+	struct gs_utf8_scan sc;
+
+	if (len < 64 && memchr(s, '\0', len) == NULL &&
+	    gs_utf8_scan(s, len, &sc) == 0 && sc.ctrl_at == SIZE_MAX &&
+	    sc.space_at == SIZE_MAX) {
+		memcpy(out, s, len);
+		out[len] = '\0';
+		return out;
+	}
+	return quote(out, outlen, NULL, s, len);
+}
+
+static const char *
+json_kind_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+	default:
+		return "null";
+	}
+}
+
+static void
+wrong_type(struct gs_problems *p, const struct gs_field *fd, const char *want,
+    const json_t *v)
+{
+	gs_problems_add(p, fd->name, "type", "should be %s, not %s", want,
+	    json_kind_name(v));
+}
+
+/* UTF-8 and control characters of any string value.  0 when clean. */
+static int
+check_chars(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len, struct gs_utf8_scan *sc)
+{
+	if (gs_utf8_scan(s, len, sc) != 0) {
+		gs_problems_add(p, fd->name, "utf8", "should be valid UTF-8, "
+		    "byte %zu is not", sc->bad_at + 1);
+		return -1;
+	}
+	if (sc->ctrl_at != SIZE_MAX) {
+		gs_problems_add(p, fd->name, "control_char", "should have no "
+		    "control characters, not U+%04X at character %zu",
+		    (unsigned)sc->ctrl, sc->ctrl_at + 1);
+		return -1;
+	}
+	if (sc->space_at != SIZE_MAX && !fd->multiline) {
+		gs_problems_add(p, fd->name, "control_char", "should be one "
+		    "line without tabs, not a tab or line break at character "
+		    "%zu", sc->space_at + 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_text(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v), i;
+	struct gs_utf8_scan sc;
+
+	if (check_chars(p, fd, s, len, &sc) != 0)
+		return -1;
+	if (fd->has_min && (double)sc.chars < fd->min) {
+		gs_problems_add(p, fd->name, "length", "should be at least %.0f "
+		    "character%s, not %zu", fd->min, fd->min == 1 ? "" : "s",
+		    sc.chars);
+		return -1;
+	}
+	if (fd->has_max && (double)sc.chars > fd->max) {
+		gs_problems_add(p, fd->name, "length", "should be at most %.0f "
+		    "characters, not %zu", fd->max, sc.chars);
+		return -1;
+	}
+	if (fd->charset == GS_CHARSET_ANY)
+		return 0;
+	/* Charsets are ASCII, so byte index == character index here up to
+	 * the first non-ASCII byte, which is itself the offender. */
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int okc;
+
+		switch (fd->charset) {
+		case GS_CHARSET_DIGITS:
+			okc = c >= '0' && c <= '9';
+			break;
+		case GS_CHARSET_UPPER:
+			okc = c >= 'A' && c <= 'Z';
+			break;
+		case GS_CHARSET_ALNUM:
+		default:
+			okc = (c >= '0' && c <= '9') ||
+			    (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+			break;
+		}
+		if (!okc) {
+			gs_problems_add(p, fd->name, "charset", "should be %s "
+			    "only, character %zu is not",
+			    fd->charset == GS_CHARSET_DIGITS ? "digits 0-9" :
+			    fd->charset == GS_CHARSET_UPPER ?
+			    "capital letters A-Z" : "letters and digits", i + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+check_code(struct gs_problems *p, const struct gs_field *fd,
+    const struct gs_codetable *t, const char *what, json_t *v)
+{
+	char q[200];
+
+	if (!json_is_string(v)) {
+		gs_problems_add(p, fd->name, what[0] == 'c' ? "coord_sys" :
+		    "type", "%sshould be a code of %s, not %s", what, t->name,
+		    json_kind_name(v));
+		return -1;
+	}
+	if (gs_codetable_find(t, json_string_value(v)) != NULL)
+		return 0;
+	quote(q, sizeof(q), NULL, json_string_value(v), json_string_length(v));
+	if (t->list[0] != '\0')
+		gs_problems_add(p, fd->name, what[0] == 'c' ? "coord_sys" :
+		    "enum", "%sshould be one of %s (%s), not %s", what, t->list,
+		    t->name, q);
+	else
+		gs_problems_add(p, fd->name, what[0] == 'c' ? "coord_sys" :
+		    "enum", "%sshould be a code of table %s, not %s", what,
+		    t->name, q);
+	return -1;
+}
+
+static int
+check_tags(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+{
+	size_t i, k, n;
+	json_t *a, *b;
+
+	if (!json_is_array(v)) {
+		wrong_type(p, fd, "an array of codes", v);
+		return -1;
+	}
+	n = json_array_size(v);
+	for (i = 0; i < n; i++) {
+		a = json_array_get(v, i);
+		if (check_code(p, fd, fd->codes, "", a) != 0)
+			return -1;
+		/* Tag arrays are short (a handful of codes): quadratic is
+		 * cheaper than any set. */
+		for (k = 0; k < i; k++) {
+			b = json_array_get(v, k);
+			if (strcmp(json_string_value(a),
+			    json_string_value(b)) == 0) {
+				gs_problems_add(p, fd->name, "duplicate",
+				    "should list each code once, not %s twice",
+				    json_string_value(a));
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int
+check_number(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+{
+	double x;
+
+	if (fd->kind == GS_KIND_INT ? !json_is_integer(v) :
+	    !json_is_number(v)) {
+		wrong_type(p, fd, fd->kind == GS_KIND_INT ? "an integer" :
+		    "a number", v);
+		return -1;
+	}
+	x = json_number_value(v);
+	if (fd->has_min && x < fd->min) {
+		gs_problems_add(p, fd->name, "range", "should be at least %g, "
+		    "not %g", fd->min, x);
+		return -1;
+	}
+	if (fd->has_max && x > fd->max) {
+		gs_problems_add(p, fd->name, "range", "should be at most %g, "
+		    "not %g", fd->max, x);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_date(struct gs_problems *p, const struct gs_field *fd, json_t *v,
+    int today)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v);
+	int y, m, d, r;
+	char q[200];
+
+	r = gs_date_parse(s, len, &y, &m, &d);
+	if (r == -1) {
+		gs_problems_add(p, fd->name, "format", "should be a date "
+		    "YYYY-MM-DD, not %s", quote(q, sizeof(q), fd, s, len));
+		return -1;
+	}
+	if (r == -2) {
+		gs_problems_add(p, fd->name, "date", "should be a real date, "
+		    "%s does not exist", fd->pii ? "the date given" :
+		    quote(q, sizeof(q), fd, s, len));
+		return -1;
+	}
+	if (y < 1900) {
+		gs_problems_add(p, fd->name, "date", "should be in 1900 or "
+		    "later, not %d", y);
+		return -1;
+	}
+	if (fd->past && y * 10000 + m * 100 + d > today) {
+		gs_problems_add(p, fd->name, "future_date", "should not be in "
+		    "the future (today is %04d-%02d-%02d)", today / 10000,
+		    today / 100 % 100, today % 100);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_datetime(struct gs_problems *p, const struct gs_field *fd, json_t *v,
+    int64_t now_ms)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v);
+	int64_t ms;
+	char q[200];
+	int r;
+
+	r = gs_datetime_parse(s, len, &ms);
+	if (r == -1) {
+		gs_problems_add(p, fd->name, "format", "should be a UTC time "
+		    "like 2026-11-26T07:04:33Z, not %s",
+		    quote(q, sizeof(q), fd, s, len));
+		return -1;
+	}
+	if (r == -2) {
+		gs_problems_add(p, fd->name, "date", "should be a real time, "
+		    "%s does not exist", quote(q, sizeof(q), fd, s, len));
+		return -1;
+	}
+	if (ms < gs_days_from_civil(1900, 1, 1) * 86400000LL) {
+		gs_problems_add(p, fd->name, "date", "should be in 1900 or "
+		    "later");
+		return -1;
+	}
+	if (fd->past && ms > now_ms + FUTURE_SLACK_MS) {
+		char now[32];
+
+		gs_time_format(now, sizeof(now), now_ms);
+		gs_problems_add(p, fd->name, "future_date", "should not be in "
+		    "the future (now is %s)", now);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_ref(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v), i;
+	unsigned char raw[16];
+	char low[GS_UUID_LEN + 1], q[200];
+
+	if (len != GS_UUID_LEN || memchr(s, '\0', len) != NULL ||
+	    gs_uuid_parse(s, raw) != GS_OK) {
+		gs_problems_add(p, fd->name, "format", "should be a record uuid "
+		    "like 0190a6e2-7c1d-7b3e-9f00-2a1b3c4d5e6f, not %s",
+		    quote(q, sizeof(q), fd, s, len));
+		return -1;
+	}
+	/* Canonical form is lower case, so that equal ids compare equal. */
+	for (i = 0; i < len; i++)
+		if (s[i] >= 'A' && s[i] <= 'F')
+			break;
+	if (i < len) {
+		gs_uuid_format(low, raw);
+		if (json_string_setn(v, low, GS_UUID_LEN) != 0)
+			return GS_ENOMEM;
+	}
+	return 0;
+}
+
+static int
+check_idcard(struct gs_problems *p, const struct gs_field *fd, json_t *v,
+    int today)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v);
+	struct gs_idcard id;
+	char fixed[GS_IDCARD_LEN];
+
+	switch (gs_idcard_check(s, len, today, &id)) {
+	case GS_IDCARD_OK:
+		break;
+	case GS_IDCARD_LENGTH:
+		gs_problems_add(p, fd->name, "length", "should be 18 "
+		    "characters, not %zu", len);
+		return -1;
+	case GS_IDCARD_CHARSET:
+		gs_problems_add(p, fd->name, "charset", "should be 17 digits "
+		    "and a check digit 0-9 or X, character %zu is not",
+		    id.bad_pos + 1);
+		return -1;
+	case GS_IDCARD_PROVINCE:
+		gs_problems_add(p, fd->name, "province", "should start with a "
+		    "province code (11-15, 21-23, 31-37, 41-46, 50-54, 61-65, "
+		    "71, 81, 82), not %02d", id.province);
+		return -1;
+	case GS_IDCARD_DATE:
+		gs_problems_add(p, fd->name, "date", "digits 7-14 should be a "
+		    "real birth date in 1900 or later, not %04d-%02d-%02d",
+		    id.birth / 10000, id.birth / 100 % 100, id.birth % 100);
+		return -1;
+	case GS_IDCARD_FUTURE:
+		gs_problems_add(p, fd->name, "future_date", "digits 7-14 should "
+		    "not be a birth date in the future");
+		return -1;
+	case GS_IDCARD_CHECK:
+	default:
+		gs_problems_add(p, fd->name, "check_digit", "check digit should "
+		    "be %c, not %c", id.check_want, id.check_got);
+		return -1;
+	}
+	if (s[17] == 'x') {
+		memcpy(fixed, s, GS_IDCARD_LEN);
+		fixed[17] = 'X';
+		if (json_string_setn(v, fixed, GS_IDCARD_LEN) != 0)
+			return GS_ENOMEM;
+	}
+	return 0;
+}
+
+static int
+check_uscc(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v), i;
+	char up[GS_USCC_LEN];
+	struct gs_uscc u;
+	int changed = 0;
+
+	if (len != GS_USCC_LEN) {
+		gs_problems_add(p, fd->name, "length", "should be 18 "
+		    "characters, not %zu", len);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		up[i] = s[i];
+		if (s[i] >= 'a' && s[i] <= 'z') {
+			up[i] = (char)(s[i] - 'a' + 'A');
+			changed = 1;
+		}
+	}
+	switch (gs_uscc_check(up, len, &u)) {
+	case GS_USCC_OK:
+		break;
+	case GS_USCC_CHARSET:
+		if ((unsigned char)u.bad_char >= 0x21 &&
+		    (unsigned char)u.bad_char < 0x7f)
+			gs_problems_add(p, fd->name, "charset", "should use 0-9 "
+			    "and A-Z without I, O, S, V, Z, not %c at "
+			    "character %zu", u.bad_char, u.bad_pos + 1);
+		else
+			gs_problems_add(p, fd->name, "charset", "should use 0-9 "
+			    "and A-Z without I, O, S, V, Z, character %zu is "
+			    "not", u.bad_pos + 1);
+		return -1;
+	case GS_USCC_CHECK:
+		gs_problems_add(p, fd->name, "check_digit", "check character "
+		    "should be %c, not %c", u.check_want, u.check_got);
+		return -1;
+	case GS_USCC_ORGCODE:
+	default:
+		gs_problems_add(p, fd->name, "org_code", "organization code "
+		    "check character (17th) should be %c, not %c", u.org_want,
+		    u.org_got);
+		return -1;
+	case GS_USCC_LENGTH:
+		return -1; /* not reached: checked above */
+	}
+	if (changed && json_string_setn(v, up, GS_USCC_LEN) != 0)
+		return GS_ENOMEM;
+	return 0;
+}
+
+static int
+check_phone(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v);
+	char norm[GS_PHONE_MAX + 1];
+
+	if (gs_phone_normalize(s, len, norm) == GS_PHONE_BAD) {
+		gs_problems_add(p, fd->name, "format", "should be a mobile "
+		    "number (1[3-9] and 9 digits) or a landline (0, area code, "
+		    "7-8 digits)");
+		return -1;
+	}
+	if (strlen(norm) != len || memcmp(norm, s, len) != 0) {
+		if (json_string_set(v, norm) != 0)
+			return GS_ENOMEM;
+	}
+	return 0;
+}
+
+static int
+check_coord(struct gs_problems *p, const struct gs_field *fd, json_t *g,
+    const char *key, double lo, double hi, int need)
+{
+	json_t *v = json_object_get(g, key);
+	double x;
+
+	if (v == NULL || json_is_null(v)) {
+		if (need) {
+			gs_problems_add(p, fd->name, "required", "%s is "
+			    "required", key);
+			return -1;
+		}
+		return 0;
+	}
+	if (!json_is_number(v)) {
+		gs_problems_add(p, fd->name, "type", "%s should be a number, "
+		    "not %s", key, json_kind_name(v));
+		return -1;
+	}
+	x = json_number_value(v);
+	if (!(x >= lo && x <= hi)) {
+		if (hi > 1e300)
+			gs_problems_add(p, fd->name, "range", "%s should be at "
+			    "least %g, not %g", key, lo, x);
+		else
+			gs_problems_add(p, fd->name, "range", "%s should be "
+			    "between %g and %g, not %g", key, lo, hi, x);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_geo(const struct gs_schema *s, struct gs_problems *p,
+    const struct gs_field *fd, json_t *v)
+{
+	const struct gs_codetable *cs = gs_schema_table(s, "coord_sys");
+	const char *key;
+	json_t *x;
+	int bad = 0;
+
+	if (!json_is_object(v)) {
+		wrong_type(p, fd, "an object {lat, lon, accuracy, coord_sys}",
+		    v);
+		return -1;
+	}
+	json_object_foreach(v, key, x) {
+		if (strcmp(key, "lat") != 0 && strcmp(key, "lon") != 0 &&
+		    strcmp(key, "accuracy") != 0 &&
+		    strcmp(key, "coord_sys") != 0) {
+			char q[200];
+
+			gs_problems_add(p, fd->name, "unknown_field", "should "
+			    "have only lat, lon, accuracy, coord_sys, not %s",
+			    quote(q, sizeof(q), NULL, key, strlen(key)));
+			return -1;
+		}
+	}
+	bad |= check_coord(p, fd, v, "lat", -90, 90, 1);
+	bad |= check_coord(p, fd, v, "lon", -180, 180, 1);
+	bad |= check_coord(p, fd, v, "accuracy", 0, HUGE_VAL, 0);
+	/* A position without its coordinate system is worse than none:
+	 * GCJ-02 and WGS 84 differ by hundreds of metres in China. */
+	x = json_object_get(v, "coord_sys");
+	if (x == NULL || json_is_null(x)) {
+		gs_problems_add(p, fd->name, "coord_sys", "coord_sys is "
+		    "required (%s)", cs != NULL ? cs->list : "");
+		return -1;
+	}
+	if (cs == NULL)
+		return -1;
+	bad |= check_code(p, fd, cs, "coord_sys ", x);
+	return bad ? -1 : 0;
+}
+
+/* Checks one present value.  0 when valid, -1 when a problem was added,
+ * GS_ENOMEM when normalization failed. */
+static int
+check_value(const struct gs_schema *s, struct gs_problems *p,
+    const struct gs_field *fd, json_t *v, int today, int64_t now_ms)
+{
+	struct gs_utf8_scan sc;
+
+	switch (fd->kind) {
+	case GS_KIND_INT:
+	case GS_KIND_REAL:
+		return check_number(p, fd, v);
+	case GS_KIND_BOOL:
+		if (!json_is_boolean(v)) {
+			wrong_type(p, fd, "true or false", v);
+			return -1;
+		}
+		return 0;
+	case GS_KIND_TAGS:
+		return check_tags(p, fd, v);
+	case GS_KIND_GEO:
+		return check_geo(s, p, fd, v);
+	default:
+		break;
+	}
+	/* Everything else is a string. */
+	if (!json_is_string(v)) {
+		wrong_type(p, fd, "a string", v);
+		return -1;
+	}
+	if (fd->kind == GS_KIND_TEXT)
+		return check_text(p, fd, v);
+	if (check_chars(p, fd, json_string_value(v), json_string_length(v),
+	    &sc) != 0)
+		return -1;
+	switch (fd->kind) {
+	case GS_KIND_ENUM:
+		return check_code(p, fd, fd->codes, "", v);
+	case GS_KIND_DATE:
+		return check_date(p, fd, v, today);
+	case GS_KIND_DATETIME:
+		return check_datetime(p, fd, v, now_ms);
+	case GS_KIND_REF:
+		return check_ref(p, fd, v);
+	case GS_KIND_IDCARD:
+		return check_idcard(p, fd, v, today);
+	case GS_KIND_USCC:
+		return check_uscc(p, fd, v);
+	case GS_KIND_PHONE:
+		return check_phone(p, fd, v);
+	default:
+		gs_problems_add(p, fd->name, "type", "has a kind this program "
+		    "cannot check");
+		return -1;
+	}
+}
+
+/* The value that makes a required_if hold, or NULL. */
+static json_t *
+required_by(const struct gs_field *fd, json_t *fields)
+{
+	json_t *other, *want;
+	size_t i;
+
+	other = json_object_get(fields, fd->req_if->name);
+	if (other == NULL || json_is_null(other))
+		return NULL;
+	json_array_foreach(fd->req_if_in, i, want)
+		if (json_equal(other, want))
+			return other;
+	return NULL;
+}
+
+static void
+cross_check(const struct gs_check *ck, json_t *fields, const char *ok,
+    struct gs_problems *p)
+{
+	json_t *a, *b;
+	const char *sa, *sb;
+
+	if (!ok[ck->field->index] || !ok[ck->other->index])
+		return;
+	a = json_object_get(fields, ck->field->name);
+	b = json_object_get(fields, ck->other->name);
+	sa = json_string_value(a);
+	sb = json_string_value(b);
+	if (sa == NULL || sb == NULL)
+		return; /* one is absent */
+	switch (ck->kind) {
+	case GS_CHECK_IDCARD_SEX: {
+		/* Digit 17: odd for men, even for women.  0 (unknown) and 9
+		 * (not stated) agree with anything. */
+		const char *want = ((sb[16] - '0') & 1) ? "1" : "2";
+
+		if ((strcmp(sa, "1") == 0 || strcmp(sa, "2") == 0) &&
+		    strcmp(sa, want) != 0)
+			gs_problems_add(p, ck->field->name, "sex_mismatch",
+			    "should be %s to agree with %s, not %s", want,
+			    ck->other->name, sa);
+		break;
+	}
+	case GS_CHECK_IDCARD_BIRTH:
+		if (sa[0] != sb[6] || sa[1] != sb[7] || sa[2] != sb[8] ||
+		    sa[3] != sb[9] || sa[5] != sb[10] || sa[6] != sb[11] ||
+		    sa[8] != sb[12] || sa[9] != sb[13])
+			gs_problems_add(p, ck->field->name, "birth_mismatch",
+			    "should be %.4s-%.2s-%.2s to agree with %s", sb + 6,
+			    sb + 10, sb + 12, ck->other->name);
+		break;
+	case GS_CHECK_NOT_BEFORE: {
+		/* Both are valid and the same kind; as UTC timestamps of one
+		 * shape they compare as times once parsed. */
+		int64_t ta = 0, tb = 0;
+		int y, m, d;
+
+		if (ck->field->kind == GS_KIND_DATETIME) {
+			gs_datetime_parse(sa, strlen(sa), &ta);
+			gs_datetime_parse(sb, strlen(sb), &tb);
+		} else {
+			gs_date_parse(sa, strlen(sa), &y, &m, &d);
+			ta = gs_days_from_civil(y, m, d);
+			gs_date_parse(sb, strlen(sb), &y, &m, &d);
+			tb = gs_days_from_civil(y, m, d);
+		}
+		if (ta < tb)
+			gs_problems_add(p, ck->field->name, "order", "should not "
+			    "be before %s (%s)", ck->other->name, sb);
+		break;
+	}
+	}
+}
+
+int
+gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
+    json_t *fields, struct gs_problems *p)
+{
+	char ok[GS_FORM_MAX_FIELDS];
+	const char *key;
+	json_t *v;
+	size_t i;
+	int today, r;
+	int64_t now_ms;
+
+	gs_problems_init(p);
+	if (!json_is_object(fields)) {
+		gs_problems_add(p, "", "type", "fields should be an object, "
+		    "not %s", fields != NULL ? json_kind_name(fields) : "null");
+		return GS_EVALIDATION;
+	}
+	json_object_foreach(fields, key, v) {
+		if (gs_form_field(f, key) == NULL) {
+			char q[200];
+
+			gs_problems_add(p, safe_name(q, sizeof(q), key,
+			    strlen(key)), "unknown_field", "is not a field of %s",
+			    f->type);
+		}
+	}
+	today = gs_today_cst();
+	now_ms = gs_now_ms();
+	for (i = 0; i < f->nfields; i++) {
+		const struct gs_field *fd = &f->fields[i];
+		json_t *why;
+
+		ok[i] = 0;
+		v = json_object_get(fields, fd->name);
+		if (v == NULL || json_is_null(v)) {
+			if (fd->required) {
+				gs_problems_add(p, fd->name, "required",
+				    "is required");
+			} else if (fd->req_if != NULL &&
+			    (why = required_by(fd, fields)) != NULL) {
+				char q[200];
+
+				if (json_is_string(why))
+					quote(q, sizeof(q), NULL,
+					    json_string_value(why),
+					    json_string_length(why));
+				else
+					gs_strlcpy(q, json_is_true(why) ?
+					    "true" : json_is_false(why) ?
+					    "false" : "set", sizeof(q));
+				gs_problems_add(p, fd->name, "required",
+				    "is required when %s is %s",
+				    fd->req_if->name, q);
+			}
+			continue;
+		}
+		r = check_value(s, p, fd, v, today, now_ms);
+		if (r == GS_ENOMEM)
+			return GS_FAIL(GS_ENOMEM, "%s: normalizing", fd->name);
+		ok[i] = r == 0;
+	}
+	for (i = 0; i < f->nchecks; i++)
+		cross_check(&f->checks[i], fields, ok, p);
+	if (p->n > 0 || p->dropped > 0)
+		return GS_EVALIDATION;
+	return GS_OK;
+}
+
+/* ------------------------------------------------- command-line values */
+
+/* Strict decimal number: the whole string, finite. */
+static int
+parse_real(const char *s, double *out)
+{
+	char *end;
+
+	if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n')
+		return -1;
+	*out = strtod(s, &end);
+	return *end == '\0' && isfinite(*out) ? 0 : -1;
+}
+
+static int
+parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = { "true", "1", "yes", "是", NULL };
+	static const char *const no[] = { "false", "0", "no", "否", NULL };
+	size_t i;
+
+	for (i = 0; yes[i] != NULL; i++)
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+	for (i = 0; no[i] != NULL; i++)
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	return -1;
+}
+
+/* Trims ASCII spaces in place. */
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ')
+		s++;
+	e = s + strlen(s);
+	while (e > s && e[-1] == ' ')
+		*--e = '\0';
+	return s;
+}
+
+/* "A,B,C" (a full-width comma works too) -> ["A","B","C"]. */
+static json_t *
+args_tags(const struct gs_field *fd, const char *val, struct gs_problems *p,
+    int *nomem)
+{
+	char buf[1024], *cur, *next, *item;
+	json_t *arr;
+
+	if (strlen(val) >= sizeof(buf)) {
+		gs_problems_add(p, fd->name, "length", "should be shorter than "
+		    "%zu bytes", sizeof(buf));
+		return NULL;
+	}
+	gs_strlcpy(buf, val, sizeof(buf));
+	if ((arr = json_array()) == NULL) {
+		*nomem = 1;
+		return NULL;
+	}
+	for (cur = buf; cur != NULL; cur = next) {
+		char *comma = strchr(cur, ','), *wide = strstr(cur, "，");
+
+		next = NULL;
+		if (wide != NULL && (comma == NULL || wide < comma)) {
+			*wide = '\0';
+			next = wide + strlen("，");
+		} else if (comma != NULL) {
+			*comma = '\0';
+			next = comma + 1;
+		}
+		item = trim(cur);
+		if (*item == '\0') {
+			gs_problems_add(p, fd->name, "format", "should be codes "
+			    "separated by commas, with no empty one");
+			json_decref(arr);
+			return NULL;
+		}
+		if (json_array_append_new(arr, json_string(item)) != 0) {
+			/* json_string fails on invalid UTF-8 as well. */
+			json_decref(arr);
+			gs_problems_add(p, fd->name, "utf8", "should be valid "
+			    "UTF-8");
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+/* "LAT,LON[,ACCURACY[,COORD_SYS]]" -> {"lat":..,"lon":..,...}. */
+static json_t *
+args_geo(const struct gs_field *fd, const char *val, struct gs_problems *p,
+    int *nomem)
+{
+	static const char *const keys[] = { "lat", "lon", "accuracy",
+		"coord_sys" };
+	char buf[256], *part[4], *cur, *next;
+	size_t n = 0, i;
+	json_t *o, *x;
+	double d;
+
+	if (strlen(val) >= sizeof(buf))
+		goto bad;
+	gs_strlcpy(buf, val, sizeof(buf));
+	for (cur = buf; cur != NULL; cur = next) {
+		char *comma = strchr(cur, ',');
+
+		next = NULL;
+		if (comma != NULL) {
+			*comma = '\0';
+			next = comma + 1;
+		}
+		if (n == 4)
+			goto bad;
+		part[n++] = trim(cur);
+	}
+	if (n < 2)
+		goto bad;
+	if ((o = json_object()) == NULL) {
+		*nomem = 1;
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (i < 3) {
+			if (parse_real(part[i], &d) != 0) {
+				json_decref(o);
+				goto bad;
+			}
+			x = json_real(d);
+		} else {
+			x = json_string(part[i]);
+		}
+		if (x == NULL || json_object_set_new(o, keys[i], x) != 0) {
+			json_decref(o);
+			if (x == NULL && i == 3)
+				goto bad;
+			*nomem = 1;
+			return NULL;
+		}
+	}
+	return o;
+bad:
+	gs_problems_add(p, fd->name, "format", "should be LAT,LON[,ACCURACY"
+	    "[,COORD_SYS]] such as 22.5917,114.5441,8,WGS84");
+	return NULL;
+}
+
+int
+gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
+    json_t *into, struct gs_problems *p)
+{
+	int i;
+
+	gs_problems_init(p);
+	for (i = 0; i < n; i++) {
+		const char *arg = args[i], *eq = strchr(arg, '='), *val;
+		const struct gs_field *fd = NULL;
+		char name[64], q[200];
+		json_t *v = NULL;
+		int nomem = 0, b;
+		int64_t iv;
+		double d;
+		struct gs_utf8_scan sc;
+
+		if (eq == NULL || eq == arg) {
+			quote(q, sizeof(q), NULL, arg, strlen(arg));
+			gs_problems_add(p, "", "format", "arguments should be "
+			    "NAME=VALUE, not %s", q);
+			continue;
+		}
+		if ((size_t)(eq - arg) < sizeof(name)) {
+			memcpy(name, arg, (size_t)(eq - arg));
+			name[eq - arg] = '\0';
+			fd = gs_form_field(f, name);
+		}
+		if (fd == NULL) {
+			safe_name(q, sizeof(q), arg, (size_t)(eq - arg));
+			gs_problems_add(p, q, "unknown_field",
+			    "is not a field of %s", f->type);
+			continue;
+		}
+		val = eq + 1;
+		if (*val == '\0') {
+			v = json_null();
+		} else if (gs_utf8_scan(val, strlen(val), &sc) != 0) {
+			gs_problems_add(p, fd->name, "utf8", "should be valid "
+			    "UTF-8, byte %zu is not", sc.bad_at + 1);
+			continue;
+		} else {
+			switch (fd->kind) {
+			case GS_KIND_INT:
+				if (gs_parse_i64(val, INT64_MIN, INT64_MAX,
+				    &iv) != GS_OK) {
+					gs_problems_add(p, fd->name, "type",
+					    "should be an integer, not %s",
+					    quote(q, sizeof(q), fd, val,
+					    strlen(val)));
+					continue;
+				}
+				v = json_integer(iv);
+				break;
+			case GS_KIND_REAL:
+				if (parse_real(val, &d) != 0) {
+					gs_problems_add(p, fd->name, "type",
+					    "should be a number, not %s",
+					    quote(q, sizeof(q), fd, val,
+					    strlen(val)));
+					continue;
+				}
+				v = json_real(d);
+				break;
+			case GS_KIND_BOOL:
+				if (parse_bool(val, &b) != 0) {
+					gs_problems_add(p, fd->name, "type",
+					    "should be true or false (1/0, "
+					    "yes/no, 是/否), not %s",
+					    quote(q, sizeof(q), fd, val,
+					    strlen(val)));
+					continue;
+				}
+				v = json_boolean(b);
+				break;
+			case GS_KIND_TAGS:
+				if ((v = args_tags(fd, val, p, &nomem)) == NULL &&
+				    !nomem)
+					continue;
+				break;
+			case GS_KIND_GEO:
+				if ((v = args_geo(fd, val, p, &nomem)) == NULL &&
+				    !nomem)
+					continue;
+				break;
+			default:
+				v = json_string(val);
+				break;
+			}
+		}
+		if (v == NULL)
+			return GS_FAIL(GS_ENOMEM, "%s: value", fd->name);
+		if (json_object_set_new(into, fd->name, v) != 0)
+			return GS_FAIL(GS_ENOMEM, "%s: set", fd->name);
+	}
+	return p->n > 0 || p->dropped > 0 ? GS_EVALIDATION : GS_OK;
+}
