@@ -38,10 +38,10 @@ int gs_deflate(struct gs_buf *out, const void *in, size_t n, int level);
  * decompresses to exactly plain_len bytes.
  *   GS_OK
  *   GS_EINFLATE  malformed, truncated, trailing bytes, bad checksum, more or
- *                fewer than plain_len bytes, or plain_len impossible for n
- *                (beyond GS_INFLATE_MAX_RATIO)
- *   GS_ETOOBIG   plain_len does not fit in out (out->max): checked first,
- *                nothing is allocated
+ *                fewer than plain_len bytes, plain_len impossible for n
+ *                (beyond GS_INFLATE_MAX_RATIO), or plain_len does not fit
+ *                in out (out->max): the size checks come first, before
+ *                anything is allocated
  *   GS_ENOMEM
  * On failure out is as before (len unchanged).  Never allocates more than
  * plain_len + 1 bytes beyond what out held. */
