@@ -65,4 +65,39 @@ int ag_device_note_sync(struct gs_db *db, int64_t at, const char *result);
 /* The device id as 32 lower-case hex digits (out holds 33 chars). */
 void ag_device_id_hex(const struct ag_device *d, char out[33]);
 
+/* ------------------------------------------------------ enrollment (enroll.c)
+ *
+ * `gridagent enroll CODE [--platform URL]`: make this device's identity
+ * and register it with the platform named by an admin's one-time
+ * enrollment code (sync/enroll.h has the code format and the proof).
+ */
+
+struct ag_enroll_result {
+	char device_id[33]; /* hex */
+	char worker[64];
+	char grid[64];
+	char platform[512];
+};
+
+/*
+ * Enrolls the store at home (made here, with the worker and grid the
+ * platform bound the code to, when home holds no store yet).  The device
+ * makes its Ed25519 key pair and a random device id itself; only the
+ * public key, the proof of knowledge of the token and a self-signature go
+ * to the platform.  The platform keys in the answer are pinned only if
+ * they hash to the fingerprint in the code.  Everything is stored in ONE
+ * transaction after all checks passed; on any failure nothing is stored.
+ *   GS_OK           *res filled
+ *   GS_EINVAL       the code is malformed (typo, checksum, prefix)
+ *   GS_EEXIST       this home is already enrolled
+ *   GS_EAUTH        the platform refused the code (wrong, used, expired)
+ *   GS_EBADSIG      the platform's keys do not match the code's
+ *                   fingerprint (wrong or impersonated platform)
+ *   GS_ENETWORK, GS_ETIMEOUT, GS_EPROTOCOL  the platform is unreachable
+ *                   or answered outside the protocol
+ *   storage errors
+ */
+int ag_enroll(const char *home, const char *code, const char *platform,
+    struct ag_enroll_result *res);
+
 #endif

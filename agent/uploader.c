@@ -6,6 +6,8 @@
  * rest of the agent only has to decide "done", "refused" or "later".
  */
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,9 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "device.h"
+#include "outbox.h"
+#include "receipt.h"
 #include "uploader.h"
 #include "core/banned.h"
 
@@ -391,5 +396,201 @@ out:
 		snprintf(msg, msglen, "HTTP %ld without an error object",
 		    resp->status);
 	json_decref(root);
+	return r;
+}
+
+/* ------------------------------------------------------------- batches */
+
+void
+ag_upload_result_release(struct ag_upload_result *res)
+{
+	if (res == NULL)
+		return;
+	gs_free(res->receipt);
+	res->receipt = NULL;
+	gs_free(res->results);
+	res->results = NULL;
+}
+
+static void
+set_reason(struct ag_upload_result *res, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+set_reason(struct ag_upload_result *res, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	res->err = err;
+	va_start(ap, fmt);
+	vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Finds {"receipt":hex,"results":"..."} in an answer and verifies it:
+ * signature by the pinned receipt key, results hash, and every identity
+ * field equal to what was sent.  GS_OK with *rc filled and the receipt
+ * bytes and results text handed to res; anything else means "no valid
+ * receipt here" (the detail says why).
+ */
+static int
+take_receipt(const struct ag_http_response *resp, const struct ag_device *dev,
+    const struct ag_outbox_row *row, struct gs_receipt *rc,
+    struct ag_upload_result *res)
+{
+	json_t *root = NULL, *jr, *js;
+	json_error_t je;
+	struct gs_receipt sent;
+	unsigned char bytes[GS_RECEIPT_BYTES];
+	const char *hex, *results;
+	size_t rlen;
+	int r = GS_EPROTOCOL;
+
+	if (resp->body.len == 0) {
+		r = GS_FAIL(GS_EPROTOCOL, "empty answer");
+		goto out;
+	}
+	root = json_loadb(resp->body.data, resp->body.len,
+	    JSON_REJECT_DUPLICATES, &je);
+	if (root == NULL || !json_is_object(root)) {
+		r = GS_FAIL(GS_EPROTOCOL, "answer is not a JSON object");
+		goto out;
+	}
+	jr = json_object_get(root, "receipt");
+	js = json_object_get(root, "results");
+	if (!json_is_string(jr) || !json_is_string(js)) {
+		r = GS_FAIL(GS_EPROTOCOL, "answer carries no receipt");
+		goto out;
+	}
+	hex = json_string_value(jr);
+	if (strlen(hex) != 2 * GS_RECEIPT_BYTES ||
+	    gs_hex_decode(bytes, sizeof(bytes), hex) != GS_OK) {
+		r = GS_FAIL(GS_EPROTOCOL, "receipt is not %d hex bytes",
+		    GS_RECEIPT_BYTES);
+		goto out;
+	}
+	results = json_string_value(js);
+	rlen = json_string_length(js);
+	if ((r = gs_receipt_verify(rc, bytes, sizeof(bytes), results, rlen,
+	    dev->receipt_pk)) != GS_OK) {
+		r = GS_FAIL(r, "receipt does not verify with the pinned "
+		    "receipt key");
+		goto out;
+	}
+	memset(&sent, 0, sizeof(sent));
+	memcpy(sent.deployment, dev->deployment, 16);
+	memcpy(sent.device, dev->device_id, 16);
+	memcpy(sent.batch, row->batch_id, 16);
+	sent.seq = (uint64_t)row->seq;
+	memcpy(sent.envelope_hash, row->hash, GS_HASHBYTES);
+	if ((r = gs_receipt_match(rc, &sent)) != GS_OK)
+		goto out;
+	if ((res->receipt = gs_malloc(sizeof(bytes))) == NULL ||
+	    (res->results = gs_strndup(results, rlen)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(res->receipt, bytes, sizeof(bytes));
+	res->receipt_len = sizeof(bytes);
+	r = GS_OK;
+out:
+	if (r != GS_OK) {
+		gs_free(res->receipt);
+		res->receipt = NULL;
+		gs_free(res->results);
+		res->results = NULL;
+	}
+	json_decref(root);
+	return r;
+}
+
+int
+ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
+    const struct ag_outbox_row *row, struct ag_upload_result *res)
+{
+	struct ag_http_response resp;
+	struct gs_receipt rc;
+	char path[128], dev_hex[33], batch_hex[33], msg[300];
+	int r, code;
+
+	memset(res, 0, sizeof(*res));
+	ag_http_response_init(&resp);
+	gs_hex_encode(dev_hex, dev->device_id, 16);
+	gs_hex_encode(batch_hex, row->batch_id, 16);
+	snprintf(path, sizeof(path), "/v1/devices/%s/batches/%s", dev_hex,
+	    batch_hex);
+
+	/* The stored bytes, exactly: a retry is the same request. */
+	r = ag_http_request(h, "PUT", path, "application/octet-stream",
+	    row->envelope, row->len, &resp);
+	if (r == GS_ENOMEM)
+		goto out;
+	if (r != GS_OK) {
+		res->outcome = AG_UPLOAD_RETRY;
+		set_reason(res, r, "%s", gs_errmsg(r));
+		r = GS_OK;
+		goto out;
+	}
+	res->http_status = resp.status;
+
+	if (resp.status == 200 || resp.status == 201) {
+		if ((r = take_receipt(&resp, dev, row, &rc, res)) == GS_OK) {
+			res->outcome = rc.status == GS_RECEIPT_QUARANTINED ?
+			    AG_UPLOAD_QUARANTINED : AG_UPLOAD_ACKED;
+			res->err = GS_OK;
+			goto out;
+		}
+		if (r == GS_ENOMEM)
+			goto out;
+		/* A bare 200, a captive portal's page, a forged receipt:
+		 * none of them proves the platform committed the batch. */
+		res->outcome = AG_UPLOAD_RETRY;
+		set_reason(res, GS_EPROTOCOL, "HTTP %ld without a valid "
+		    "receipt: %s", resp.status, gs_errmsg(r));
+		r = GS_OK;
+		goto out;
+	}
+
+	code = ag_http_error_body(&resp, msg, sizeof(msg));
+	if (resp.status == 403 && code == GS_EREVOKED) {
+		/* Revoked: the platform still verified and kept the batch,
+		 * in quarantine, and proves it with a receipt (status 2).
+		 * Without a valid receipt the claim is not believed. */
+		if ((r = take_receipt(&resp, dev, row, &rc, res)) == GS_OK &&
+		    rc.status == GS_RECEIPT_QUARANTINED) {
+			res->outcome = AG_UPLOAD_QUARANTINED;
+			res->err = GS_EREVOKED;
+			snprintf(res->reason, sizeof(res->reason),
+			    "device_revoked: %s", msg);
+			goto out;
+		}
+		if (r == GS_ENOMEM)
+			goto out;
+		ag_upload_result_release(res);
+		res->outcome = AG_UPLOAD_RETRY;
+		set_reason(res, GS_EPROTOCOL, "HTTP 403 device_revoked "
+		    "without a valid receipt: %s", gs_errmsg(r));
+		r = GS_OK;
+		goto out;
+	}
+	if (resp.status >= 400 && resp.status < 500 &&
+	    code != GS_EPROTOCOL && code != GS_OK &&
+	    gs_error_class(code) != GS_CLASS_RETRY && resp.status != 408 &&
+	    resp.status != 429) {
+		/* The platform itself (its JSON error object, a known code)
+		 * refuses this batch for good.  A 4xx page without our error
+		 * object may come from a proxy and proves nothing. */
+		res->outcome = AG_UPLOAD_REJECTED;
+		set_reason(res, code, "%s: %s", gs_error_code(code), msg);
+		r = GS_OK;
+		goto out;
+	}
+	res->outcome = AG_UPLOAD_RETRY;
+	set_reason(res, code == GS_EPROTOCOL || code == GS_OK ? GS_EPROTOCOL :
+	    code, "HTTP %ld: %s", resp.status, msg);
+	r = GS_OK;
+out:
+	ag_http_response_release(&resp);
 	return r;
 }

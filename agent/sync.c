@@ -1,0 +1,612 @@
+/*
+ * sync.c - the sync loop: seal, upload in seq order, record receipts;
+ * back off and probe while the platform is out of reach.
+ *
+ * Nothing here decides what a receipt means (uploader.c classifies it) or
+ * how state moves (outbox.c does it in one transaction per step).  This
+ * file only sequences the steps, so a kill -9 anywhere in it is harmless:
+ * the next run starts from whatever the database committed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "db.h"
+#include "device.h"
+#include "gridagent.h"
+#include "outbox.h"
+#include "receipt.h"
+#include "store.h"
+#include "sync.h"
+#include "uploader.h"
+#include "core/banned.h"
+
+void
+ag_backoff_init(struct ag_backoff *b, int64_t base_ms, int64_t cap_ms)
+{
+	b->base_ms = base_ms > 0 ? base_ms : 1;
+	b->cap_ms = cap_ms > b->base_ms ? cap_ms : b->base_ms;
+	b->attempt = 0;
+}
+
+int64_t
+ag_backoff_next(struct ag_backoff *b)
+{
+	int64_t ceil = b->base_ms;
+	unsigned i;
+
+	for (i = 0; i < b->attempt && ceil < b->cap_ms; i++)
+		ceil *= 2;
+	if (ceil > b->cap_ms)
+		ceil = b->cap_ms;
+	if (b->attempt < 64)
+		b->attempt++;
+	/* Full jitter: anywhere between no wait and the ceiling. */
+	if (ceil >= (int64_t)UINT32_MAX)
+		ceil = (int64_t)UINT32_MAX - 1;
+	return (int64_t)gs_random_uniform((uint32_t)ceil + 1);
+}
+
+void
+ag_backoff_reset(struct ag_backoff *b)
+{
+	b->attempt = 0;
+}
+
+void
+ag_sync_opts_default(struct ag_sync_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->retries = 2;
+	o->base_backoff_ms = 500;
+	o->max_backoff_ms = 300000;
+	o->idle_ms = 2000;
+}
+
+/* The state of one run, shared by its steps. */
+struct run {
+	struct ag_store *st;
+	struct gs_db *db;
+	const struct ag_sync_opts *o;
+	struct ag_device *dev;
+	struct ag_http *http;
+	struct ag_outbox *ob;
+	struct ag_backoff bo;
+	struct ag_sync_summary *sum;
+	int64_t t0;
+	int progress_shown;
+};
+
+static int
+stopped(const struct run *x)
+{
+	return x->o->stop != NULL && *x->o->stop != 0;
+}
+
+/* Sleeps ms, in slices, so that a stop request is noticed quickly. */
+static void
+nap(const struct run *x, int64_t ms)
+{
+	while (ms > 0 && !stopped(x)) {
+		int64_t slice = ms > 100 ? 100 : ms;
+		struct timespec ts = { slice / 1000, (slice % 1000) * 1000000 };
+
+		(void)nanosleep(&ts, NULL);
+		ms -= slice;
+	}
+}
+
+static void
+progress(struct run *x, int final)
+{
+	struct ag_sync_summary *s = x->sum;
+	uint64_t sent = 0;
+	double secs, rate;
+
+	if (!x->o->progress)
+		return;
+	ag_http_stats(x->http, &sent, NULL, NULL);
+	secs = (double)(gs_mono_us() - x->t0) / 1e6;
+	rate = secs > 0 ? (double)sent / secs : 0;
+	fprintf(stderr, "\r%s: sync: sealed %llu, acked %llu/%llu batches, "
+	    "%llu records, %.1f KiB sent, %.1f KiB/s   ", gs_log_program(),
+	    (unsigned long long)s->sealed_batches,
+	    (unsigned long long)s->acked_batches,
+	    (unsigned long long)(s->acked_batches + s->pending_batches),
+	    (unsigned long long)s->acked_records, (double)sent / 1024.0,
+	    rate / 1024.0);
+	x->progress_shown = 1;
+	if (final) {
+		fputc('\n', stderr);
+		x->progress_shown = 0;
+	}
+	fflush(stderr);
+}
+
+/*
+ * GET /v1/health: the cheap probe.  It also refreshes the limits the
+ * platform advertises and refuses a platform of another deployment
+ * (the URL now points somewhere else: never send there).
+ */
+static int
+probe(struct run *x)
+{
+	struct ag_http_response resp;
+	json_t *root = NULL, *lim;
+	json_error_t je;
+	const char *dep;
+	unsigned char depb[16];
+	int r = GS_EINTERNAL;
+
+	ag_http_response_init(&resp);
+	if ((r = ag_http_request(x->http, "GET", "/v1/health", NULL, NULL, 0,
+	    &resp)) != GS_OK)
+		goto out;
+	if (resp.status != 200) {
+		r = GS_FAIL(resp.status == 503 ? GS_EBUSY : GS_EPROTOCOL,
+		    "health probe: HTTP %ld", resp.status);
+		goto out;
+	}
+	root = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len,
+	    0, &je);
+	dep = json_string_value(json_object_get(root, "deployment"));
+	if (root == NULL || dep == NULL || strlen(dep) != 32 ||
+	    gs_hex_decode(depb, 16, dep) != GS_OK) {
+		/* A captive portal answers 200 with its own page. */
+		r = GS_FAIL(GS_EPROTOCOL, "health probe: the answer is not "
+		    "the platform's");
+		goto out;
+	}
+	if (memcmp(depb, x->dev->deployment, 16) != 0) {
+		r = GS_FAIL(GS_EDEPLOYMENT, "the platform at %s belongs to "
+		    "deployment %s, not the one this device enrolled in",
+		    x->o->platform ? x->o->platform : x->dev->platform_url,
+		    dep);
+		goto out;
+	}
+	lim = json_object_get(root, "limits");
+	if (json_is_object(lim)) {
+		json_t *a = json_object_get(lim, "max_records");
+		json_t *b = json_object_get(lim, "max_envelope");
+		json_t *c = json_object_get(lim, "max_plain");
+
+		if (json_is_integer(a) && json_is_integer(b) &&
+		    json_is_integer(c) && json_integer_value(a) > 0 &&
+		    json_integer_value(b) > 0 && json_integer_value(c) > 0 &&
+		    (json_integer_value(a) != x->dev->max_records ||
+		    json_integer_value(b) != x->dev->max_envelope ||
+		    json_integer_value(c) != x->dev->max_plain)) {
+			if ((r = ag_device_set_limits(x->db,
+			    json_integer_value(a), json_integer_value(b),
+			    json_integer_value(c))) != GS_OK)
+				goto out;
+			x->dev->max_records = json_integer_value(a);
+			x->dev->max_envelope = json_integer_value(b);
+			x->dev->max_plain = json_integer_value(c);
+		}
+	}
+	r = GS_OK;
+out:
+	json_decref(root);
+	ag_http_response_release(&resp);
+	return r;
+}
+
+static int
+is_transient(int r)
+{
+	return gs_error_class(r) == GS_CLASS_RETRY;
+}
+
+/* Seals every unsent change.  Works offline: the batches wait sealed. */
+static int
+seal_all(struct run *x)
+{
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	int r;
+
+	ag_outbox_limits_for(x->dev, &lim);
+	for (;;) {
+		if (stopped(x))
+			return GS_OK;
+		if ((r = ag_outbox_seal(x->ob, x->dev, &lim, &info)) != GS_OK)
+			return r;
+		if (info.skipped > 0)
+			gs_log(GS_LOG_WARNING, "%u change(s) cannot be sent "
+			    "and were marked rejected (see status)",
+			    info.skipped);
+		if (info.seq == 0)
+			return GS_OK;
+		x->sum->sealed_batches++;
+		x->sum->sealed_records += info.count;
+		gs_log(GS_LOG_INFO, "sealed batch %lld: %u changes, %zu bytes",
+		    (long long)info.seq, info.count, info.bytes);
+	}
+}
+
+static int
+count_pending(struct run *x)
+{
+	struct ag_outbox_counts c;
+	int r;
+
+	if ((r = ag_outbox_counts(x->db, &c)) != GS_OK)
+		return r;
+	x->sum->pending_batches = (uint64_t)c.sealed;
+	x->sum->unsent = (uint64_t)c.changes[0];
+	return GS_OK;
+}
+
+/*
+ * Uploads one stored batch until it gets an outcome: one-shot runs retry
+ * a transient failure o->retries times with backoff; --watch leaves the
+ * waiting to its probe loop.  GS_OK when the batch got a final outcome;
+ * a RETRY-class code when the link is down.
+ */
+static int
+upload_one(struct run *x, struct ag_outbox_row *row)
+{
+	struct ag_upload_result res;
+	int attempt, r = GS_EINTERNAL;
+
+	memset(&res, 0, sizeof(res));
+	for (attempt = 0;; attempt++) {
+		ag_upload_result_release(&res);
+		if ((r = ag_upload_batch(x->http, x->dev, row, &res)) != GS_OK)
+			goto out;
+		if (res.outcome != AG_UPLOAD_RETRY)
+			break;
+		gs_log(GS_LOG_INFO, "batch %lld: %s", (long long)row->seq,
+		    res.reason);
+		if ((r = ag_outbox_attempt(x->ob, row->seq, res.reason)) !=
+		    GS_OK)
+			goto out;
+		if (x->o->watch || attempt >= x->o->retries || stopped(x)) {
+			r = GS_FAIL(res.err ? res.err : GS_ENETWORK, "%s",
+			    res.reason);
+			goto out;
+		}
+		nap(x, ag_backoff_next(&x->bo));
+	}
+	ag_backoff_reset(&x->bo);
+	if ((r = ag_outbox_attempt(x->ob, row->seq, NULL)) != GS_OK)
+		goto out;
+	switch (res.outcome) {
+	case AG_UPLOAD_ACKED:
+	case AG_UPLOAD_QUARANTINED:
+		/* Only now, with a verified receipt, does state move. */
+		if ((r = ag_outbox_ack(x->ob, row,
+		    res.outcome == AG_UPLOAD_QUARANTINED ?
+		    GS_RECEIPT_QUARANTINED : GS_RECEIPT_ACCEPTED, res.receipt,
+		    res.receipt_len, res.results)) != GS_OK)
+			goto out;
+		if (res.outcome == AG_UPLOAD_QUARANTINED) {
+			x->sum->quarantined_batches++;
+			if (!x->dev->revoked)
+				gs_log(GS_LOG_ERROR, "the platform says this "
+				    "device is revoked; batch %lld is kept in "
+				    "its quarantine", (long long)row->seq);
+			x->dev->revoked = 1;
+		} else {
+			x->sum->acked_batches++;
+			x->sum->acked_records += row->record_count;
+		}
+		break;
+	case AG_UPLOAD_REJECTED:
+		gs_log(GS_LOG_ERROR, "batch %lld refused by the platform: %s "
+		    "(kept on this device)", (long long)row->seq, res.reason);
+		if ((r = ag_outbox_reject(x->ob, row, res.reason)) != GS_OK)
+			goto out;
+		x->sum->rejected_batches++;
+		x->sum->rejected_records += row->record_count;
+		break;
+	default:
+		r = GS_FAIL(GS_EINTERNAL, "unexpected upload outcome");
+		goto out;
+	}
+	if (x->sum->pending_batches > 0)
+		x->sum->pending_batches--;
+	progress(x, 0);
+	r = GS_OK;
+out:
+	ag_upload_result_release(&res);
+	return r;
+}
+
+/* One pass: probe, seal everything, upload every sealed row in order. */
+static int
+pass(struct run *x)
+{
+	struct ag_outbox_row row;
+	int64_t after = 0;
+	int found, r, pr, attempt;
+
+	memset(&row, 0, sizeof(row));
+	/* Probe first: it refreshes the limits the batches must fit.
+	 * Unreachable is not yet a failure: sealing works offline. */
+	for (attempt = 0;; attempt++) {
+		pr = probe(x);
+		if (!is_transient(pr) || x->o->watch ||
+		    attempt >= x->o->retries || stopped(x))
+			break;
+		nap(x, ag_backoff_next(&x->bo));
+	}
+	if (pr != GS_OK && !is_transient(pr))
+		return pr;
+	if ((r = seal_all(x)) != GS_OK)
+		return r;
+	if ((r = count_pending(x)) != GS_OK)
+		return r;
+	if (pr != GS_OK)
+		return pr;
+	ag_backoff_reset(&x->bo);
+	progress(x, 0);
+	for (;;) {
+		if (stopped(x))
+			return GS_FAIL(GS_ENETWORK, "stopped by a signal");
+		if ((r = ag_outbox_next_sealed(x->ob, after, &row, &found)) !=
+		    GS_OK)
+			return r;
+		if (!found)
+			break;
+		r = upload_one(x, &row);
+		after = row.seq;
+		ag_outbox_row_release(&row);
+		if (r != GS_OK)
+			return r;
+	}
+	return GS_OK;
+}
+
+/* Is there anything to do (unsent changes or sealed batches)? */
+static int
+has_work(struct run *x, int *yes)
+{
+	struct ag_outbox_counts c;
+	int r;
+
+	if ((r = ag_outbox_counts(x->db, &c)) != GS_OK)
+		return r;
+	*yes = c.changes[0] > 0 || c.sealed > 0;
+	return GS_OK;
+}
+
+static void
+note(struct run *x, int r)
+{
+	char text[600];
+
+	if (r == GS_OK)
+		snprintf(text, sizeof(text), "ok");
+	else
+		snprintf(text, sizeof(text), "%s: %s", gs_error_code(r),
+		    x->sum->message);
+	/* Best effort: a failure to write the note must not hide the
+	 * sync's own outcome. */
+	(void)ag_device_note_sync(x->db, gs_now_ms(), text);
+}
+
+static int
+final_result(struct run *x, int r)
+{
+	if (r != GS_OK && !is_transient(r))
+		return r;
+	if (x->dev != NULL && x->dev->revoked)
+		return GS_FAIL(GS_EREVOKED, "this device has been revoked by "
+		    "the platform; its data was kept in the platform's "
+		    "quarantine for an admin");
+	if (r != GS_OK)
+		return r;
+	if (x->sum->rejected_batches > 0)
+		return GS_FAIL(GS_EREJECTED, "%llu batch(es) with %llu "
+		    "change(s) refused by the platform; kept on this device",
+		    (unsigned long long)x->sum->rejected_batches,
+		    (unsigned long long)x->sum->rejected_records);
+	return GS_OK;
+}
+
+int
+ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
+    struct ag_sync_summary *sum)
+{
+	struct run x;
+	struct ag_http_opts ho;
+	int r = GS_EINTERNAL, work;
+
+	memset(sum, 0, sizeof(*sum));
+	memset(&x, 0, sizeof(x));
+	x.st = st;
+	x.db = ag_store_db(st);
+	x.o = o;
+	x.sum = sum;
+	x.t0 = gs_mono_us();
+	ag_backoff_init(&x.bo, o->base_backoff_ms, o->max_backoff_ms);
+
+	if ((r = gs_crypto_init()) != GS_OK)
+		goto out;
+	if ((r = ag_device_load(x.db, &x.dev)) != GS_OK)
+		goto out;
+	ag_http_opts_default(&ho);
+	if ((r = ag_http_new(o->platform ? o->platform : x.dev->platform_url,
+	    &ho, &x.http)) != GS_OK)
+		goto out;
+	ag_http_set_cancel(x.http, o->stop);
+	if ((r = ag_outbox_new(x.db, &x.ob)) != GS_OK)
+		goto out;
+
+	for (;;) {
+		r = pass(&x);
+		if (!o->watch || stopped(&x))
+			break;
+		if (r != GS_OK && !is_transient(r) && r != GS_EREJECTED)
+			break;
+		if (x.dev->revoked)
+			break;
+		if (r != GS_OK) {
+			/* Out of coverage: wait, then probe cheaply; the
+			 * moment the platform answers, sync again. */
+			snprintf(sum->message, sizeof(sum->message), "%s",
+			    gs_errmsg(r));
+			note(&x, r);
+			if (x.progress_shown)
+				progress(&x, 1);
+			gs_log(GS_LOG_INFO, "platform unreachable (%s); "
+			    "backing off", gs_errmsg(r));
+			for (;;) {
+				nap(&x, ag_backoff_next(&x.bo));
+				if (stopped(&x))
+					break;
+				r = probe(&x);
+				if (r == GS_OK || !is_transient(r))
+					break;
+			}
+			if (stopped(&x) || (r != GS_OK && !is_transient(r)))
+				break;
+			ag_backoff_reset(&x.bo);
+			continue;
+		}
+		note(&x, r);
+		/* All sent: look for new saves now and then. */
+		for (work = 0; !work && !stopped(&x);) {
+			nap(&x, o->idle_ms);
+			if ((r = has_work(&x, &work)) != GS_OK)
+				goto out;
+		}
+		if (stopped(&x))
+			break;
+	}
+	if (r == GS_OK || is_transient(r))
+		(void)count_pending(&x);
+	r = final_result(&x, r);
+out:
+	if (r != GS_OK)
+		snprintf(sum->message, sizeof(sum->message), "%s",
+		    gs_errmsg(r));
+	sum->result = r;
+	if (x.http != NULL) {
+		ag_http_stats(x.http, &sum->bytes_sent, NULL, &sum->requests);
+		if (x.progress_shown || o->progress)
+			progress(&x, 1);
+	}
+	sum->elapsed_ms = (gs_mono_us() - x.t0) / 1000;
+	if (x.dev != NULL)
+		note(&x, r);
+	ag_outbox_free(x.ob);
+	ag_http_free(x.http);
+	ag_device_free(x.dev);
+	return r;
+}
+
+json_t *
+ag_sync_summary_json(const struct ag_sync_summary *s)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I, s:I}",
+	    "result", s->result == GS_OK ? "ok" : gs_error_code(s->result),
+	    "message", s->result == GS_OK ? "" : s->message,
+	    "outcome", s->result == GS_OK ? "all acked" :
+	    gs_strerror(s->result),
+	    "sealed_batches", (json_int_t)s->sealed_batches,
+	    "sealed_records", (json_int_t)s->sealed_records,
+	    "acked_batches", (json_int_t)s->acked_batches,
+	    "acked_records", (json_int_t)s->acked_records,
+	    "quarantined_batches", (json_int_t)s->quarantined_batches,
+	    "rejected_batches", (json_int_t)s->rejected_batches,
+	    "rejected_records", (json_int_t)s->rejected_records,
+	    "pending_batches", (json_int_t)s->pending_batches,
+	    "unsent", (json_int_t)s->unsent,
+	    "bytes_sent", (json_int_t)s->bytes_sent,
+	    "requests", (json_int_t)s->requests,
+	    "elapsed_ms", (json_int_t)s->elapsed_ms);
+}
+
+int
+ag_sync_status(struct ag_store *st, json_t *into)
+{
+	struct gs_db *db = ag_store_db(st);
+	struct ag_device *dev = NULL;
+	struct ag_outbox_counts c;
+	struct gs_stmt *q = NULL;
+	json_t *o = NULL;
+	char hex[2 * GS_HASHBYTES + 1];
+	int r = GS_EINTERNAL;
+
+	if ((r = ag_outbox_counts(db, &c)) != GS_OK)
+		goto out;
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "sealed", (json_int_t)c.sealed,
+	    "sealed_records", (json_int_t)c.sealed_records,
+	    "sealed_bytes", (json_int_t)c.sealed_bytes,
+	    "acked", (json_int_t)c.acked,
+	    "quarantined", (json_int_t)c.quarantined,
+	    "rejected", (json_int_t)c.rejected);
+	if (o == NULL || json_object_set_new(into, "outbox", o) != 0) {
+		r = GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
+	r = ag_device_load(db, &dev);
+	if (r == GS_ENOTENROLLED) {
+		gs_errmsg_clear();
+		r = json_object_set_new(into, "device", json_null()) == 0 ?
+		    GS_OK : GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (r != GS_OK)
+		goto out;
+	{
+		char id[33], dep[33];
+
+		gs_hex_encode(id, dev->device_id, 16);
+		gs_hex_encode(dep, dev->deployment, 16);
+		o = json_pack("{s:s, s:s, s:s, s:I, s:b}",
+		    "id", id, "platform", dev->platform_url,
+		    "deployment", dep, "enrolled_at",
+		    (json_int_t)dev->enrolled_at, "revoked", dev->revoked);
+	}
+	if (o == NULL || json_object_set_new(into, "device", o) != 0) {
+		r = GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
+	gs_hex_encode(hex, dev->chain_head, GS_HASHBYTES);
+	if (json_object_set_new(into, "last_seq",
+	    json_integer(dev->last_seq)) != 0 ||
+	    json_object_set_new(into, "chain_head", json_string(hex)) != 0 ||
+	    json_object_set_new(into, "revoked",
+	    json_boolean(dev->revoked)) != 0) {
+		r = GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = gs_stmt_prepare(db, "SELECT last_sync_at, last_sync_result "
+	    "FROM device WHERE id = 1", &q)) != GS_OK)
+		goto out;
+	if ((r = gs_stmt_step(q)) == GS_ROW) {
+		json_t *at = gs_stmt_is_null(q, 0) ? json_null() :
+		    json_integer(gs_stmt_int64(q, 0));
+		json_t *res = gs_stmt_is_null(q, 1) ? json_null() :
+		    json_string(gs_stmt_text(q, 1));
+
+		if (json_object_set_new(into, "last_sync", at) != 0 ||
+		    json_object_set_new(into, "last_sync_result", res) != 0) {
+			gs_stmt_reset(q);
+			r = GS_FAIL(GS_ENOMEM, "out of memory");
+			goto out;
+		}
+		gs_stmt_reset(q);
+	} else if (r != GS_DONE) {
+		goto out;
+	}
+	r = GS_OK;
+out:
+	gs_stmt_finalize(q);
+	ag_device_free(dev);
+	return r;
+}
