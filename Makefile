@@ -76,7 +76,10 @@ WIRE_SRCS := \
 SYNC_SRCS := $(CORE_SRCS) $(SCHEMA_SRCS) $(WIRE_SRCS)
 
 # the agent library (everything but main)
-AGENT_SRCS :=
+AGENT_SRCS := \
+	agent/cli.c \
+	agent/status.c \
+	agent/store.c
 
 AGENT_MAIN := agent/main.c
 
@@ -87,6 +90,11 @@ PLATFORM_MAIN := platform/main.c
 
 TOOL_SRCS := \
 	tools/gridgen.c
+
+# benchmark programs: bench/NAME.c -> $(BUILD)/bench/NAME (linked with the
+# project's libraries, which they may or may not use)
+BENCH_SRCS := \
+	bench/naive.c
 
 # test-only programs (no project library): tests/tools/NAME.c -> $(BUILD)/tools/NAME
 TEST_TOOLS := \
@@ -118,6 +126,7 @@ GRIDGEN := $(BUILD)/gridgen
 EMBED := $(BUILD)/tools/embed
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_TESTS))
 TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TEST_TOOLS))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
@@ -182,6 +191,10 @@ $(BUILD)/tools/%: tests/tools/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(ALL_CFLAGS) -o $@ $<
 
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(AGENT_LIB) $(SYNC_LIB)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
 unit: $(UNIT_BINS)
 
 # The whole suite: unit programs, then CLI and integration scripts that
@@ -196,7 +209,7 @@ check:
 demo: all
 	$(Q)BUILD=$(BUILD) sh scripts/demo.sh
 
-bench: all
+bench: all $(BENCH_BINS) $(TEST_TOOL_BINS)
 	$(Q)BUILD=$(BUILD) sh bench/run.sh
 
 format:

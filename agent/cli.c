@@ -1,0 +1,667 @@
+/*
+ * cli.c - the store commands of gridagent (init, collect, edit, delete,
+ * list, show, status) and the helpers every command shares.
+ *
+ * Output contract (DESIGN.md section 7): results go to stdout, errors to
+ * stderr as lines starting with "gridagent: ", the exit code comes from
+ * the error table (gs_error_exit).  A write prints the uuid(s) it saved
+ * only after the commit returned.  --json gives one JSON document, or
+ * NDJSON for list.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "gridagent.h"
+#include "schema.h"
+#include "store.h"
+#include "core/banned.h"
+
+#define PROG "gridagent"
+
+/* ------------------------------------------------------------ helpers */
+
+int
+ag_cli_error(int err)
+{
+	fprintf(stderr, PROG ": %s\n", gs_errmsg(err));
+	return gs_error_exit(err);
+}
+
+static void
+print_usage(FILE *f, const struct ag_command *c)
+{
+	fprintf(f, "usage: " PROG " [--home DIR] %s %s\n", c->name, c->usage);
+}
+
+int
+ag_cli_usage(struct ag_cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (cli->cmd != NULL) {
+		print_usage(stderr, cli->cmd);
+		fprintf(stderr, "(see '" PROG " %s --help')\n",
+		    cli->cmd->name);
+	}
+	return GS_EX_USAGE;
+}
+
+static int
+print_help(const struct ag_command *c)
+{
+	print_usage(stdout, c);
+	printf("\n%s\n", c->summary);
+	if (c->help != NULL)
+		printf("\n%s", c->help);
+	printf("\nEvery command takes --home DIR (else $GRIDAGENT_HOME, else "
+	       "~/.gridagent).\n");
+	return GS_EX_OK;
+}
+
+int
+ag_cli_parse(struct ag_cli *cli, const struct ag_opt *opts, int argc,
+    char **argv, int *npos)
+{
+	const struct ag_opt *o;
+	int i, n = 0, done = 0;
+
+	for (i = 1; i < argc; i++) {
+		char *a = argv[i], *eq;
+		size_t len;
+
+		if (!done && strcmp(a, "-h") == 0)
+			return print_help(cli->cmd);
+		if (done || a[0] != '-' || a[1] != '-') {
+			argv[1 + n++] = a; /* "-" (stdin) is an argument too */
+			continue;
+		}
+		if (a[2] == '\0') {
+			done = 1;
+			continue;
+		}
+		a += 2;
+		eq = strchr(a, '=');
+		len = eq != NULL ? (size_t)(eq - a) : strlen(a);
+		if (len == 4 && strncmp(a, "help", 4) == 0 && eq == NULL)
+			return print_help(cli->cmd);
+		if (len == 4 && strncmp(a, "home", 4) == 0) {
+			if (eq != NULL)
+				cli->home_opt = eq + 1;
+			else if (i + 1 < argc)
+				cli->home_opt = argv[++i];
+			else
+				return ag_cli_usage(cli, "--home needs a "
+							 "directory");
+			continue;
+		}
+		for (o = opts; o != NULL && o->name != NULL; o++)
+			if (strlen(o->name) == len &&
+			    strncmp(o->name, a, len) == 0)
+				break;
+		if (o == NULL || o->name == NULL)
+			return ag_cli_usage(cli, "unknown option --%.*s",
+			    (int)len, a);
+		if (o->flag != NULL) {
+			if (eq != NULL)
+				return ag_cli_usage(cli, "--%s takes no value",
+				    o->name);
+			*o->flag = 1;
+		} else if (eq != NULL) {
+			*o->value = eq + 1;
+		} else if (i + 1 < argc) {
+			*o->value = argv[++i];
+		} else {
+			return ag_cli_usage(cli, "--%s needs a value",
+			    o->name);
+		}
+	}
+	*npos = n;
+	return -1;
+}
+
+char *
+ag_cli_home(struct ag_cli *cli)
+{
+	char *home = ag_home_resolve(cli->home_opt);
+
+	if (home == NULL)
+		fprintf(stderr, PROG ": no home directory: use --home DIR or "
+				     "set GRIDAGENT_HOME\n");
+	return home;
+}
+
+int
+ag_cli_open(struct ag_cli *cli, struct ag_store **out)
+{
+	char *home = NULL;
+	int r;
+
+	*out = NULL;
+	if ((home = ag_cli_home(cli)) == NULL)
+		return GS_EX_USAGE;
+	r = ag_store_open(home, out);
+	gs_free(home);
+	if (r != GS_OK)
+		return ag_cli_error(r);
+	ag_store_on_problem(*out, ag_cli_problem, NULL);
+	return -1;
+}
+
+void
+ag_cli_problem(void *ctx, size_t line, const char *field, const char *rule,
+    const char *message)
+{
+	(void)ctx;
+	(void)rule;
+	fputs(PROG ": ", stderr);
+	if (line > 0)
+		fprintf(stderr, "line %zu: ", line);
+	if (field != NULL && field[0] != '\0')
+		fprintf(stderr, "%s: ", field);
+	fprintf(stderr, "%s\n", message);
+}
+
+/*
+ * Reads a whole file (or stdin for "-") into b, which carries the cap.
+ * Returns -1 on success, or an exit code after printing the error.
+ */
+static int
+read_input(const char *path, struct gs_buf *b)
+{
+	FILE *f = stdin;
+	char chunk[65536];
+	size_t n;
+	int r = GS_OK;
+
+	if (strcmp(path, "-") != 0 && (f = fopen(path, "rb")) == NULL) {
+		fprintf(stderr, PROG ": cannot open %s: %s\n", path,
+		    strerror(errno));
+		return errno == ENOENT ? GS_EX_NOINPUT : GS_EX_IOERR;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if ((r = gs_buf_append(b, chunk, n)) != GS_OK)
+			break;
+	if (r == GS_OK && ferror(f))
+		r = GS_FAIL(GS_EIO, "cannot read %s: %s", path,
+		    strerror(errno));
+	else if (r == GS_ETOOBIG)
+		r = GS_FAIL(GS_ETOOBIG, "%s is over the limit of %zu MiB",
+		    path, b->max >> 20);
+	else if (r != GS_OK)
+		r = GS_FAIL(r, "cannot read %s", path);
+	if (f != stdin)
+		fclose(f);
+	return r == GS_OK ? -1 : ag_cli_error(r);
+}
+
+/* ------------------------------------------------------------ init */
+
+int
+ag_cmd_init(struct ag_cli *cli, int argc, char **argv)
+{
+	const char *grid = NULL, *worker = NULL;
+	const struct ag_opt opts[] = {
+		{ "grid", &grid, NULL },
+		{ "worker", &worker, NULL },
+		{ NULL, NULL, NULL },
+	};
+	struct ag_store *st = NULL;
+	char *home = NULL;
+	int r, n;
+
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n != 0)
+		return ag_cli_usage(cli, "unexpected argument '%s'", argv[1]);
+	if ((home = ag_cli_home(cli)) == NULL)
+		return GS_EX_USAGE;
+	r = ag_store_init(home, grid, worker, &st);
+	if (r == GS_OK)
+		printf("initialized %s\n", home);
+	ag_store_close(st);
+	gs_free(home);
+	return r == GS_OK ? GS_EX_OK : ag_cli_error(r);
+}
+
+/* ------------------------------------------------------------ collect */
+
+static void
+print_uuid(void *ctx, const char *uuid)
+{
+	(void)ctx;
+	puts(uuid);
+}
+
+/*
+ * One JSON object (possibly spread over several lines) or NDJSON?  The
+ * input is one record when it parses as exactly one JSON value; anything
+ * else is a bulk import, whose errors are then reported per line.
+ */
+static int
+is_single_object(const char *data, size_t len)
+{
+	json_error_t err;
+	json_t *v;
+	int one;
+
+	if (len > AG_MAX_RECORD_JSON)
+		return 0;
+	v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
+	one = v != NULL;
+	json_decref(v);
+	return one;
+}
+
+int
+ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
+{
+	const char *jsonfile = NULL;
+	const struct ag_opt opts[] = {
+		{ "json", &jsonfile, NULL },
+		{ NULL, NULL, NULL },
+	};
+	struct ag_store *st = NULL;
+	struct gs_buf in;
+	char uuid[AG_UUID_LEN + 1];
+	size_t count = 0;
+	int r, n, ex = GS_EX_OK;
+
+	gs_buf_init(&in, AG_MAX_IMPORT);
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n < 1)
+		return ag_cli_usage(cli, "which record type? (person, house, "
+					 "org, event, visit)");
+	if (jsonfile != NULL && n > 1)
+		return ag_cli_usage(cli, "give either NAME=VALUE fields or "
+					 "--json, not both");
+	if (jsonfile == NULL && n < 2)
+		return ag_cli_usage(cli, "no fields: give NAME=VALUE... or "
+					 "--json FILE");
+	if (jsonfile != NULL && (ex = read_input(jsonfile, &in)) >= 0)
+		goto out;
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		goto out;
+	ex = GS_EX_OK;
+	if (jsonfile == NULL) {
+		r = ag_collect_args(st, argv[1], argv + 2, n - 1, uuid);
+		if (r == GS_OK)
+			puts(uuid);
+	} else if (is_single_object(in.data ? in.data : "", in.len)) {
+		r = ag_collect(st, argv[1], in.data, in.len, uuid);
+		if (r == GS_OK)
+			puts(uuid);
+	} else {
+		r = ag_import_ndjson(st, argv[1], in.data ? in.data : "",
+		    in.len, print_uuid, NULL, &count);
+		if (r == GS_OK)
+			fprintf(stderr, PROG ": saved %zu %s records\n",
+			    count, argv[1]);
+	}
+	if (r != GS_OK) {
+		/* The problems are printed already; the detail repeats the
+		 * first one for a single record, so print it only for an
+		 * import (the summary) or a non-validation error. */
+		if (r != GS_EVALIDATION || jsonfile != NULL)
+			ex = ag_cli_error(r);
+		else
+			ex = gs_error_exit(r);
+	}
+out:
+	if (fflush(stdout) != 0 && ex == GS_EX_OK)
+		ex = GS_EX_IOERR;
+	ag_store_close(st);
+	gs_buf_release(&in);
+	return ex;
+}
+
+/* ------------------------------------------------------------ edit/delete */
+
+int
+ag_cmd_edit(struct ag_cli *cli, int argc, char **argv)
+{
+	const struct ag_opt opts[] = { { NULL, NULL, NULL } };
+	struct ag_store *st = NULL;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n < 1)
+		return ag_cli_usage(cli, "which record? give its uuid");
+	if (n < 2)
+		return ag_cli_usage(cli, "nothing to change: give NAME=VALUE");
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	r = ag_edit_args(st, argv[1], argv + 2, n - 1);
+	if (r == GS_OK) {
+		puts(argv[1]);
+		ex = GS_EX_OK;
+	} else if (r == GS_EVALIDATION) {
+		ex = gs_error_exit(r); /* the problems are printed */
+	} else {
+		ex = ag_cli_error(r);
+	}
+	ag_store_close(st);
+	return ex;
+}
+
+int
+ag_cmd_delete(struct ag_cli *cli, int argc, char **argv)
+{
+	const char *reason = NULL;
+	const struct ag_opt opts[] = {
+		{ "reason", &reason, NULL },
+		{ NULL, NULL, NULL },
+	};
+	struct ag_store *st = NULL;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n != 1)
+		return ag_cli_usage(cli, n ? "one uuid at a time" :
+					     "which record? give its uuid");
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	r = ag_delete(st, argv[1], reason);
+	if (r == GS_OK) {
+		puts(argv[1]);
+		ex = GS_EX_OK;
+	} else {
+		ex = ag_cli_error(r);
+	}
+	ag_store_close(st);
+	return ex;
+}
+
+/* ------------------------------------------------------------ list/show */
+
+struct list_ctx {
+	const struct gs_schema *schema;
+	int json;
+	size_t n;
+};
+
+/* A short text for one value: strings as they are, the rest as JSON. */
+static void
+print_value(FILE *f, json_t *v, size_t max)
+{
+	char *s;
+
+	if (json_is_string(v)) {
+		const char *t = json_string_value(v);
+		size_t n = strlen(t);
+
+		/* Cut on a UTF-8 boundary. */
+		if (n > max) {
+			n = max;
+			while (n > 0 && ((unsigned char)t[n] & 0xc0) == 0x80)
+				n--;
+		}
+		fprintf(f, "%.*s%s", (int)n, t, n < strlen(t) ? "..." : "");
+		return;
+	}
+	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL) {
+		fputs(s, f);
+		free(s);
+	}
+}
+
+static int
+list_one(void *ctx, const struct ag_record *rec)
+{
+	struct list_ctx *c = ctx;
+	const struct gs_form *f;
+	json_t *fields, *v;
+	size_t i;
+
+	c->n++;
+	if (c->json) {
+		puts(rec->json);
+		return 0;
+	}
+	printf("%s  %-6s rev %-3lld%s  ", rec->uuid, rec->type,
+	    (long long)rec->rev, rec->deleted ? " deleted" : "");
+	/* A summary: the first two fields of the form that are set. */
+	f = gs_schema_form(c->schema, rec->type);
+	fields = json_loads(rec->fields, 0, NULL);
+	if (f != NULL && fields != NULL) {
+		int shown = 0;
+
+		for (i = 0; i < gs_form_nfields(f) && shown < 2; i++) {
+			v = json_object_get(fields,
+			    gs_field_name(gs_form_field_at(f, i)));
+			if (v == NULL || json_is_null(v))
+				continue;
+			fputs(shown++ ? ", " : "", stdout);
+			print_value(stdout, v, 40);
+		}
+	}
+	json_decref(fields);
+	putchar('\n');
+	return 0;
+}
+
+int
+ag_cmd_list(struct ag_cli *cli, int argc, char **argv)
+{
+	int json = 0, all = 0;
+	const struct ag_opt opts[] = {
+		{ "json", NULL, &json },
+		{ "all", NULL, &all },
+		{ NULL, NULL, NULL },
+	};
+	struct ag_store *st = NULL;
+	struct list_ctx c = { 0 };
+	const char *type = NULL;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n > 1)
+		return ag_cli_usage(cli, "at most one record type");
+	if (n == 1)
+		type = argv[1];
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	if (type != NULL && gs_schema_form(ag_store_schema(st), type) == NULL) {
+		ag_store_close(st);
+		return ag_cli_usage(cli, "unknown record type '%s'", type);
+	}
+	c.schema = ag_store_schema(st);
+	c.json = json;
+	r = ag_list(st, type, all ? AG_LIST_DELETED : 0, list_one, &c);
+	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
+	if (r == GS_OK && !json)
+		fprintf(stderr, "%zu records\n", c.n);
+	if (fflush(stdout) != 0 && ex == GS_EX_OK)
+		ex = GS_EX_IOERR;
+	ag_store_close(st);
+	return ex;
+}
+
+static void
+print_time(const char *label, json_t *v)
+{
+	char t[32];
+
+	gs_time_format(t, sizeof(t), json_integer_value(v));
+	printf("%-12s %s\n", label, t);
+}
+
+/* The human form of ag_get's JSON: header lines, then the fields in the
+ * order of the form with their Chinese labels. */
+static void
+show_text(const struct gs_schema *schema, json_t *rec)
+{
+	const char *type = json_string_value(json_object_get(rec, "type"));
+	json_t *fields = json_object_get(rec, "fields");
+	const struct gs_form *f = gs_schema_form(schema, type ? type : "");
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	printf("%-12s %s\n", "uuid",
+	    json_string_value(json_object_get(rec, "uuid")));
+	printf("%-12s %s%s%s v%lld\n", "type", type,
+	    f ? " " : "", f ? gs_form_label(f) : "",
+	    (long long)json_integer_value(json_object_get(rec,
+	    "form_version")));
+	printf("%-12s %s\n", "grid",
+	    json_string_value(json_object_get(rec, "grid")));
+	printf("%-12s %lld\n", "rev",
+	    (long long)json_integer_value(json_object_get(rec, "rev")));
+	printf("%-12s %s\n", "state",
+	    json_is_true(json_object_get(rec, "deleted")) ? "deleted" :
+	    json_is_true(json_object_get(rec, "pending")) ? "not yet synced" :
+	    "synced");
+	print_time("created", json_object_get(rec, "created_at"));
+	print_time("updated", json_object_get(rec, "updated_at"));
+	printf("%-12s %s\n", "author",
+	    json_string_value(json_object_get(rec, "author")));
+	printf("fields:\n");
+	if (f != NULL) {
+		for (i = 0; i < gs_form_nfields(f); i++) {
+			const struct gs_field *fd = gs_form_field_at(f, i);
+
+			v = json_object_get(fields, gs_field_name(fd));
+			if (v == NULL)
+				continue;
+			printf("  %-20s %s: ", gs_field_name(fd),
+			    gs_field_label(fd));
+			print_value(stdout, v, 4096);
+			putchar('\n');
+		}
+	}
+	/* Fields the form does not know (a newer form wrote them). */
+	json_object_foreach(fields, k, v) {
+		if (f != NULL && gs_form_field(f, k) != NULL)
+			continue;
+		printf("  %-20s ", k);
+		print_value(stdout, v, 4096);
+		putchar('\n');
+	}
+}
+
+int
+ag_cmd_show(struct ag_cli *cli, int argc, char **argv)
+{
+	int json = 0;
+	const struct ag_opt opts[] = {
+		{ "json", NULL, &json },
+		{ NULL, NULL, NULL },
+	};
+	struct ag_store *st = NULL;
+	json_t *rec = NULL;
+	char *text = NULL;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n != 1)
+		return ag_cli_usage(cli, "give one record uuid");
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	if ((r = ag_get(st, argv[1], &text)) != GS_OK) {
+		ex = ag_cli_error(r);
+		goto out;
+	}
+	if (json) {
+		puts(text);
+	} else {
+		if ((rec = json_loads(text, 0, NULL)) == NULL) {
+			ex = ag_cli_error(GS_FAIL(GS_ECORRUPT, "record %s "
+			    "cannot be shown", argv[1]));
+			goto out;
+		}
+		show_text(ag_store_schema(st), rec);
+	}
+	ex = fflush(stdout) == 0 ? GS_EX_OK : GS_EX_IOERR;
+out:
+	json_decref(rec);
+	ag_free(text);
+	ag_store_close(st);
+	return ex;
+}
+
+/* ------------------------------------------------------------ status */
+
+/* Prints a status object generically, so that keys the sync side adds
+ * show up without changes here: nested objects become indented blocks. */
+static void
+print_tree(json_t *o, int depth)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v) {
+		printf("%*s%s:", depth * 2, "", k);
+		if (json_is_object(v)) {
+			putchar('\n');
+			print_tree(v, depth + 1);
+			continue;
+		}
+		putchar(' ');
+		if (json_is_string(v) && json_string_length(v) == 0)
+			fputs("(none)", stdout);
+		else
+			print_value(stdout, v, 200);
+		putchar('\n');
+	}
+}
+
+int
+ag_cmd_status(struct ag_cli *cli, int argc, char **argv)
+{
+	int json = 0;
+	const struct ag_opt opts[] = {
+		{ "json", NULL, &json },
+		{ NULL, NULL, NULL },
+	};
+	struct ag_store *st = NULL;
+	json_t *o = NULL;
+	char *s;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n != 0)
+		return ag_cli_usage(cli, "unexpected argument '%s'", argv[1]);
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	if ((r = ag_status_build(st, &o)) != GS_OK) {
+		ex = ag_cli_error(r);
+		goto out;
+	}
+	if (json) {
+		if ((s = json_dumps(o, JSON_COMPACT)) == NULL) {
+			ex = ag_cli_error(GS_FAIL(GS_ENOMEM, "status: out of "
+							     "memory"));
+			goto out;
+		}
+		puts(s);
+		free(s);
+	} else {
+		print_tree(o, 0);
+	}
+	ex = fflush(stdout) == 0 ? GS_EX_OK : GS_EX_IOERR;
+out:
+	json_decref(o);
+	ag_store_close(st);
+	return ex;
+}

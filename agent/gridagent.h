@@ -1,0 +1,190 @@
+/*
+ * gridagent.h - the public C API of the gridsync agent: the one header an
+ * app on the handheld includes.  The gridagent CLI is built on it.
+ *
+ * A store is one agent home directory (agent.db inside it).  Records are
+ * collected, edited and deleted locally; every save is one SQLite
+ * transaction (WAL, synchronous=FULL) holding the record row and its
+ * change row, so when a call returns GS_OK the save is durable, and when
+ * it returns anything else nothing was changed.
+ *
+ * JSON crosses this interface as UTF-8 text, never as library types, so
+ * an app needs no JSON library of ours.
+ *
+ * Return values are the project's error codes (GS_OK = 0, others from
+ * sync/core/error.h, repeated as plain numbers in gs_strerror/
+ * gs_error_exit terms).  After a failure ag_errmsg() gives one line of
+ * human text saying what went wrong, and a failed validation also reports
+ * every problem to the problem callback (ag_store_on_problem).
+ *
+ * Memory: strings returned through `char **` are the caller's and are
+ * freed with ag_free().  Strings handed to callbacks and returned by
+ * ag_errmsg() belong to the store and are valid only until the callback
+ * returns / the next call on the same store.  A store is not thread-safe:
+ * use one per thread (each opens its own connection; SQLite serializes
+ * the writers).
+ */
+#ifndef GRIDAGENT_H
+#define GRIDAGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ag_store;
+
+/* The agent's version (sent to the platform at enrollment, --version). */
+#define GRIDAGENT_VERSION "0.1.0"
+
+#define AG_UUID_LEN 36 /* text form, without the terminator */
+
+/* Limits on what one call accepts (bigger input gets GS_ETOOBIG). */
+#define AG_MAX_RECORD_JSON (1u << 20)      /* one record's JSON text */
+#define AG_MAX_IMPORT (256u << 20)         /* one bulk import */
+
+/*
+ * The home directory for a --home option value (may be NULL): the option,
+ * else $GRIDAGENT_HOME, else $HOME/.gridagent.  Returns a new string
+ * (ag_free) or NULL when none can be found or memory runs out.
+ */
+char *ag_home_resolve(const char *option);
+
+/*
+ * Creates a store in home: the directory (mode 0700, parents as needed),
+ * agent.db (mode 0600), the schema, and the settings grid and worker (each
+ * may be NULL: enrollment sets them later).  GS_OK and *out (close with
+ * ag_store_close); GS_EEXIST when home already holds an initialized
+ * store; GS_EIO / GS_EDB when the directory or file cannot be made.
+ */
+int ag_store_init(const char *home, const char *grid, const char *worker,
+    struct ag_store **out);
+
+/*
+ * Opens an initialized store and migrates it if this program is newer.
+ * GS_OK and *out (ag_store_close).  GS_EPERM when home holds no store
+ * ("run 'gridagent init' first"), GS_EDBVERSION when the database was
+ * written by a newer program (left untouched), GS_ECORRUPT when agent.db
+ * is not a database, GS_EBUSY, GS_EIO, GS_EDB otherwise.
+ */
+int ag_store_open(const char *home, struct ag_store **out);
+/* Closes and frees.  NULL ok. */
+void ag_store_close(struct ag_store *st);
+
+/* The detail of the last failure on this thread; never NULL. */
+const char *ag_errmsg(int err);
+
+/*
+ * Validation problems.  When a collect, edit or import fails validation
+ * (GS_EVALIDATION) the store calls fn once per problem, in order, before
+ * returning: line is the 1-based input line of a bulk import (0 for a
+ * single record), field is "" for the record as a whole, rule is a stable
+ * id ("required", "check_digit", "parse", ...), message is human text
+ * without the field name.  NULL fn: problems are only counted.
+ */
+typedef void (*ag_problem_fn)(void *ctx, size_t line, const char *field,
+    const char *rule, const char *message);
+void ag_store_on_problem(struct ag_store *st, ag_problem_fn fn, void *ctx);
+
+/*
+ * Collects one new record of `type` from a JSON object text (json, len
+ * bytes; need not be NUL-terminated).  The fields are validated against
+ * the type's form and normalized (e.g. a lower-case x in an id number
+ * becomes X).  GS_OK with the new record's UUIDv7 in uuid_out; GS_EINVAL
+ * for an unknown type; GS_EPARSE for text that is not one JSON object;
+ * GS_EVALIDATION with the problems reported; GS_ETOOBIG; storage errors.
+ */
+int ag_collect(struct ag_store *st, const char *type, const char *json,
+    size_t len, char uuid_out[AG_UUID_LEN + 1]);
+
+/*
+ * Bulk import: NDJSON text, one JSON object of `type` fields per line
+ * (blank lines are skipped).  All or nothing: every line is checked, every
+ * bad line is reported to the problem callback with its line number, and
+ * if there was any, nothing is saved (GS_EVALIDATION, or GS_EPARSE when
+ * the only faults were unparsable lines).  On success all records are
+ * committed in one transaction and on_uuid (may be NULL) is called for
+ * each new uuid in input order AFTER the commit; *count (may be NULL) is
+ * the number saved.  The local audit gets one 'import' row naming the
+ * count and the first and last uuid, not one row per record.
+ */
+typedef void (*ag_uuid_fn)(void *ctx, const char *uuid);
+int ag_import_ndjson(struct ag_store *st, const char *type,
+    const char *data, size_t len, ag_uuid_fn on_uuid, void *ctx,
+    size_t *count);
+
+/*
+ * Edits a record: json is an object of the fields to set (null clears a
+ * field).  The MERGED record (current fields plus the edit) is validated;
+ * if it fails, nothing changes.  GS_OK; GS_ENOTFOUND when there is no such
+ * record or it is deleted; GS_EINVAL for an empty edit; GS_EPARSE;
+ * GS_EVALIDATION.  The change carries base_rev = the record's rev; unsent
+ * changes to one record coalesce into one.
+ */
+int ag_edit(struct ag_store *st, const char *uuid, const char *json,
+    size_t len);
+
+/*
+ * Deletes a record (a tombstone: the record stays, marked deleted, and a
+ * delete change is queued).  reason may be NULL.  GS_OK; GS_ENOTFOUND
+ * when there is no such record or it is deleted already.
+ */
+int ag_delete(struct ag_store *st, const char *uuid, const char *reason);
+
+/*
+ * One record as a JSON object text:
+ *   {"uuid","type","form_version","grid","rev","deleted","created_at",
+ *    "updated_at","author","pending","fields":{...}}
+ * (times in ms; pending is true while a change of it is not yet
+ * delivered to the platform: unsent or in a batch in flight).
+ * Tombstones are returned too, with "deleted":true.  GS_OK and *json_out
+ * (ag_free); GS_ENOTFOUND; GS_EINVAL for a malformed uuid.
+ */
+int ag_get(struct ag_store *st, const char *uuid, char **json_out);
+
+/* One record as handed to an ag_list callback. */
+struct ag_record {
+	const char *uuid;
+	const char *type;
+	int form_version;
+	const char *grid;
+	int64_t rev;
+	int deleted;
+	int64_t created_at, updated_at;
+	const char *author;
+	const char *fields; /* the fields as a JSON object text */
+	const char *json;   /* the whole record as one line, as ag_get */
+};
+
+/* Return non-zero to stop the listing early (ag_list then returns GS_OK). */
+typedef int (*ag_record_fn)(void *ctx, const struct ag_record *rec);
+
+#define AG_LIST_DELETED 1 /* include tombstones */
+
+/*
+ * Calls fn for every record of `type` (NULL: all types), oldest first.
+ * GS_OK, or a storage error.  Do not call other functions on this store
+ * from inside fn.
+ */
+int ag_list(struct ag_store *st, const char *type, int flags,
+    ag_record_fn fn, void *ctx);
+
+/*
+ * The store's status as one JSON object text (ag_free):
+ *   {"home","worker","grid","schema","records":{"person":N,...},
+ *    "deleted":N,"changes":{"unsent":N,"batched":N,"delivered":N,
+ *    "rejected":N,"quarantined":N,"conflicted":N}, ...}
+ * plus whatever the sync side adds (device, outbox, last seq, chain head).
+ */
+int ag_status(struct ag_store *st, char **json_out);
+
+/* Frees what this API returned through a char **.  NULL ok. */
+void ag_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * main.c - gridagent: global options, then one command from the table.
+ *
+ *	gridagent [--home DIR] COMMAND [ARGS...]
+ *	gridagent --help | --version | help [COMMAND]
+ *
+ * Exit codes are sysexits (DESIGN.md section 7): 0 ok, 64 usage, 65
+ * invalid data, 70 internal, 73/74 cannot create / I/O, 75 try later, 77
+ * not permitted (also: the home is not initialized, run init first).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "gridagent.h"
+#include "core/banned.h"
+
+/* One row per command, in the order `gridagent --help` lists them. */
+const struct ag_command ag_commands[] = {
+	{ "init", ag_cmd_init, "[--grid CODE] [--worker ID]",
+	  "Create the agent's home and its local store.",
+	  "The home directory is made mode 0700 and agent.db in it 0600.\n"
+	  "--grid is the worker's primary grid (records belong to it),\n"
+	  "--worker the worker id; enrollment may set both later.\n" },
+	{ "collect", ag_cmd_collect, "TYPE NAME=VALUE... | TYPE --json FILE|-",
+	  "Save a new record; prints its uuid.",
+	  "TYPE is person, house, org, event or visit.  Each NAME=VALUE sets\n"
+	  "one field (see schema/forms); the record is validated before it\n"
+	  "is saved and nothing is saved if any field is wrong (exit 65).\n"
+	  "--json FILE reads one JSON object of fields, or NDJSON (one\n"
+	  "object per line) for a bulk import: all lines are saved in one\n"
+	  "transaction or none is, and every bad line is reported with its\n"
+	  "line number.  FILE - is standard input; the limit is 256 MiB.\n"
+	  "Prints the new uuids, one per line.\n" },
+	{ "edit", ag_cmd_edit, "UUID NAME=VALUE...",
+	  "Change fields of a record (NAME= with no value clears a field).",
+	  "The whole record as edited must still be valid.  Prints the "
+	  "uuid.\n" },
+	{ "delete", ag_cmd_delete, "UUID [--reason TEXT]",
+	  "Delete a record (kept as a tombstone until the platform has it).",
+	  NULL },
+	{ "list", ag_cmd_list, "[TYPE] [--all] [--json]",
+	  "List records, oldest first (--all: include deleted ones).",
+	  "--json prints one JSON object per line with uuid, type,\n"
+	  "form_version, grid, rev, deleted, created_at, updated_at, author\n"
+	  "and fields.\n" },
+	{ "show", ag_cmd_show, "UUID [--json]", "Show one record.", NULL },
+	{ "status", ag_cmd_status, "[--json]",
+	  "Show the worker, grid, records by type and changes by state.",
+	  NULL },
+	{ "enroll", ag_cmd_enroll, "CODE [--platform URL] [--json]",
+	  "Enroll this device with the platform; prints the device id.",
+	  "CODE is the one-time code an admin made with 'gridplatform\n"
+	  "enroll'.  The device makes its own keys; the platform's keys are\n"
+	  "pinned only if they match the fingerprint in the code.\n"
+	  "--platform URL reaches the platform at another address than the\n"
+	  "one in the code.  Exit 77 when the code is refused, 69 when the\n"
+	  "platform cannot be reached; nothing is stored on any failure.\n" },
+	{ "sync", ag_cmd_sync,
+	  "[--watch] [--json] [--max-backoff SECONDS] [--retries N] "
+	  "[--interval SECONDS] [--platform URL]",
+	  "Seal unsent changes into batches and upload them.",
+	  "Exit 0 when every batch is acked by a verified receipt, 75 when\n"
+	  "the platform is unreachable (everything kept for later), 77 when\n"
+	  "the device is revoked or not enrolled, 65 when the platform\n"
+	  "refused a batch for good (kept on the device; see status).\n"
+	  "--watch keeps going as coverage comes and goes: a cheap health\n"
+	  "probe with exponential backoff and full jitter capped at\n"
+	  "--max-backoff (default 300 s), a sync the moment it answers, and\n"
+	  "a look for new saves every --interval (default 2 s); SIGINT or\n"
+	  "SIGTERM stop it cleanly.  --retries N: extra attempts of a\n"
+	  "failed request in a one-shot sync (default 2).\n" },
+};
+const size_t ag_ncommands = sizeof(ag_commands) / sizeof(ag_commands[0]);
+
+static const struct ag_command *
+find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ag_ncommands; i++)
+		if (strcmp(ag_commands[i].name, name) == 0)
+			return &ag_commands[i];
+	return NULL;
+}
+
+static void
+usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: gridagent [--home DIR] COMMAND [ARGS...]\n"
+		   "       gridagent --help | --version | help COMMAND\n\n"
+		   "The gridsync agent: collects records on the handheld and "
+		   "keeps them until\nthe platform has them.\n\nCommands:\n");
+	for (i = 0; i < ag_ncommands; i++)
+		fprintf(f, "  %-9s %s\n", ag_commands[i].name,
+		    ag_commands[i].summary);
+	fprintf(f, "\nThe home is --home DIR, else $GRIDAGENT_HOME, else "
+		   "~/.gridagent.\n'gridagent COMMAND --help' tells more.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ag_cli cli = { 0 };
+	const struct ag_command *c;
+	int i;
+
+	gs_log_set_program("gridagent");
+	/* Global options come before the command. */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return GS_EX_OK;
+		}
+		if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+			printf("gridagent %s\n", GRIDAGENT_VERSION);
+			return GS_EX_OK;
+		}
+		if (strcmp(a, "--home") == 0 && i + 1 < argc) {
+			cli.home_opt = argv[++i];
+		} else if (strncmp(a, "--home=", 7) == 0) {
+			cli.home_opt = a + 7;
+		} else {
+			fprintf(stderr, "gridagent: unknown option %s\n", a);
+			usage(stderr);
+			return GS_EX_USAGE;
+		}
+	}
+	if (i == argc) {
+		fprintf(stderr, "gridagent: no command given\n");
+		usage(stderr);
+		return GS_EX_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 == argc) {
+			usage(stdout);
+			return GS_EX_OK;
+		}
+		if ((c = find_command(argv[i + 1])) == NULL) {
+			fprintf(stderr, "gridagent: no command '%s'\n",
+			    argv[i + 1]);
+			return GS_EX_USAGE;
+		}
+		cli.cmd = c;
+		{
+			char *hv[] = { argv[i + 1], (char *)"--help", NULL };
+			int n;
+
+			return ag_cli_parse(&cli, NULL, 2, hv, &n);
+		}
+	}
+	if ((c = find_command(argv[i])) == NULL) {
+		fprintf(stderr, "gridagent: no command '%s' (see 'gridagent "
+				"--help')\n", argv[i]);
+		return GS_EX_USAGE;
+	}
+	cli.cmd = c;
+	return c->fn(&cli, argc - i, argv + i);
+}

@@ -1,0 +1,1557 @@
+/*
+ * store.c - the agent's local store: records and their changes.
+ *
+ * Each save is ONE transaction holding the record row, its change row and
+ * an audit row (schema/agent/0001-store.sql).  The database runs in WAL
+ * mode with synchronous=FULL, so once ag_collect/ag_edit/ag_delete return
+ * GS_OK the save survives a crash or a power cut; if they return anything
+ * else, the transaction was rolled back and nothing changed.
+ *
+ * Changes: a new record queues an 'upsert' change with all its fields and
+ * base_rev 0; an edit queues the fields it sets with base_rev = the
+ * record's platform rev; a delete marks the record deleted (a tombstone)
+ * and queues a 'delete' change without fields.  While a change is unsent
+ * (state 0) later changes to the same record fold into it (the unique
+ * index change_one_unsent makes two impossible): edits merge their fields,
+ * the later value winning, and a delete replaces the pending edits.  Once
+ * batched (state 1) a change is in an envelope in flight and is never
+ * touched again; the next edit starts a new change.
+ *
+ * Speed: every statement is prepared once at open; a bulk import parses,
+ * validates and inserts each line in one pass inside one transaction and
+ * writes one audit row for the whole import.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "db.h"
+#include "schema.h"
+#include "store.h"
+#include "uuid.h"
+#include "validate.h"
+#include "core/banned.h"
+
+#define DB_NAME "agent.db"
+
+struct ag_store {
+	struct gs_db *db;
+	struct gs_schema *schema;
+	char *home;
+	char grid[64];
+	char worker[64];
+	ag_problem_fn on_problem;
+	void *problem_ctx;
+	size_t nproblems; /* problems reported by the current call */
+
+	struct gs_stmt *meta_get, *meta_set;
+	struct gs_stmt *rec_ins, *rec_get, *rec_upd, *rec_del;
+	struct gs_stmt *chg_ins, *chg_unsent, *chg_upd;
+	struct gs_stmt *audit_ins;
+	struct gs_stmt *list;
+};
+
+/*
+ * The statements, prepared at open so that a typo fails the first test.
+ * Column lists are spelled out: later migrations may add columns.
+ */
+static const char SQL_META_GET[] = "SELECT value FROM meta WHERE key = ?1";
+static const char SQL_META_SET[] =
+    "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+static const char SQL_REC_INS[] =
+    "INSERT INTO record(uuid, type, form_version, grid, fields, rev, "
+    "deleted, created_at, updated_at, author) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?6, ?7)";
+static const char SQL_REC_GET[] =
+    "SELECT type, form_version, grid, fields, rev, deleted, created_at, "
+    "updated_at, author, EXISTS(SELECT 1 FROM change "
+    "WHERE change.uuid = ?1 AND state IN (0, 1)) "
+    "FROM record WHERE uuid = ?1";
+static const char SQL_REC_UPD[] =
+    "UPDATE record SET fields = ?2, form_version = ?3, updated_at = ?4 "
+    "WHERE uuid = ?1";
+static const char SQL_REC_DEL[] =
+    "UPDATE record SET deleted = 1, updated_at = ?2 WHERE uuid = ?1";
+static const char SQL_CHG_INS[] =
+    "INSERT INTO change(change_id, uuid, type, form_version, grid, op, "
+    "base_rev, fields, reason, author, state, created_at, updated_at) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11)";
+static const char SQL_CHG_UNSENT[] =
+    "SELECT change_id, op, fields FROM change "
+    "WHERE uuid = ?1 AND state = 0";
+static const char SQL_CHG_UPD[] =
+    "UPDATE change SET op = ?2, fields = ?3, reason = ?4, "
+    "form_version = ?5, updated_at = ?6 WHERE change_id = ?1 AND state = 0";
+static const char SQL_AUDIT_INS[] =
+    "INSERT INTO audit(at, action, uuid, type, detail) "
+    "VALUES(?1, ?2, ?3, ?4, ?5)";
+static const char SQL_LIST[] =
+    "SELECT uuid, type, form_version, grid, fields, rev, deleted, "
+    "created_at, updated_at, author FROM record "
+    "WHERE (?1 IS NULL OR type = ?1) AND (?2 OR deleted = 0) "
+    "ORDER BY uuid";
+
+/* ------------------------------------------------------------ helpers */
+
+static int
+db_done(int r)
+{
+	return r == GS_DONE ? GS_OK : r;
+}
+
+/* Reports one problem to the app's callback and counts it. */
+static void
+report(struct ag_store *st, size_t line, const char *field,
+    const char *rule, const char *message)
+{
+	st->nproblems++;
+	if (st->on_problem != NULL)
+		st->on_problem(st->problem_ctx, line, field, rule, message);
+}
+
+static void
+report_all(struct ag_store *st, size_t line, const struct gs_problems *p)
+{
+	char more[64];
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		report(st, line, p->v[i].field, p->v[i].rule,
+		    p->v[i].message);
+	if (p->dropped > 0) {
+		snprintf(more, sizeof(more), "%zu more problems not shown",
+		    p->dropped);
+		report(st, line, "", "more", more);
+	}
+}
+
+/*
+ * The GS_EVALIDATION return with a one-line summary as the detail: the
+ * first problem, which is what a caller that ignores the callback shows.
+ */
+static int
+fail_problems(const struct gs_problems *p)
+{
+	if (p->n == 0)
+		return GS_FAIL(GS_EVALIDATION, "record failed validation");
+	if (p->n + p->dropped == 1)
+		return GS_FAIL(GS_EVALIDATION, "%s%s%s", p->v[0].field,
+		    p->v[0].field[0] ? ": " : "", p->v[0].message);
+	return GS_FAIL(GS_EVALIDATION, "%s%s%s (and %zu more problems)",
+	    p->v[0].field, p->v[0].field[0] ? ": " : "", p->v[0].message,
+	    p->n + p->dropped - 1);
+}
+
+static int
+check_uuid(const char *uuid)
+{
+	unsigned char b[16];
+
+	if (uuid == NULL || gs_uuid_parse(uuid, b) != GS_OK)
+		return GS_FAIL(GS_EINVAL, "'%.40s' is not a record uuid",
+		    uuid != NULL ? uuid : "(null)");
+	return GS_OK;
+}
+
+/* The form of a type, or GS_EINVAL listing the types there are. */
+static int
+find_form(struct ag_store *st, const char *type, const struct gs_form **out)
+{
+	char names[256];
+	size_t i, n = 0;
+
+	if (type != NULL && (*out = gs_schema_form(st->schema, type)) != NULL)
+		return GS_OK;
+	names[0] = '\0';
+	for (i = 0; i < gs_schema_nforms(st->schema); i++) {
+		const char *t = gs_form_type(gs_schema_form_at(st->schema, i));
+		int w = snprintf(names + n, sizeof(names) - n, "%s%s",
+		    i ? ", " : "", t);
+
+		if (w < 0 || (size_t)w >= sizeof(names) - n)
+			break;
+		n += (size_t)w;
+	}
+	return GS_FAIL(GS_EINVAL, "unknown record type '%.40s' (types: %s)",
+	    type != NULL ? type : "", names);
+}
+
+/*
+ * Parses one JSON object.  Duplicate keys are refused: which of two
+ * values "wins" must never depend on the parser.
+ */
+static int
+parse_object(const char *text, size_t len, json_t **out, char *why,
+    size_t whylen)
+{
+	json_error_t err;
+	json_t *o;
+
+	*out = NULL;
+	if (len > AG_MAX_RECORD_JSON) {
+		snprintf(why, whylen, "record of %zu bytes is over the limit "
+		    "of %u", len, AG_MAX_RECORD_JSON);
+		return GS_ETOOBIG;
+	}
+	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+	if (o == NULL) {
+		snprintf(why, whylen, "not valid JSON: %s (column %d)",
+		    err.text, err.column);
+		return GS_EPARSE;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		snprintf(why, whylen, "expected a JSON object of fields");
+		return GS_EPARSE;
+	}
+	*out = o;
+	return GS_OK;
+}
+
+/* Removes keys whose value is null: stored records hold present fields. */
+static void
+drop_nulls(json_t *o)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(o, tmp, k, v) {
+		if (json_is_null(v))
+			json_object_del(o, k);
+	}
+}
+
+static char *
+dump(const json_t *o)
+{
+	return json_dumps(o, JSON_COMPACT);
+}
+
+/* Appends s as a JSON string (quoted and escaped). */
+static int
+put_json_string(struct gs_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *run = p;
+	int r;
+
+	if ((r = gs_buf_putc(b, '"')) != GS_OK)
+		return r;
+	for (; *p != '\0'; p++) {
+		char esc[7];
+
+		if (*p >= 0x20 && *p != '"' && *p != '\\')
+			continue;
+		if ((r = gs_buf_append(b, run, (size_t)(p - run))) != GS_OK)
+			return r;
+		esc[0] = '\\';
+		if (*p == '"' || *p == '\\') {
+			esc[1] = (char)*p;
+			r = gs_buf_append(b, esc, 2);
+		} else {
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+			r = gs_buf_append(b, esc, 6);
+		}
+		if (r != GS_OK)
+			return r;
+		run = p + 1;
+	}
+	if ((r = gs_buf_append(b, run, (size_t)(p - run))) != GS_OK)
+		return r;
+	return gs_buf_putc(b, '"');
+}
+
+/* One stored record as read from the database. */
+struct row {
+	const char *uuid, *type, *grid, *fields, *author;
+	int form_version, deleted, pending;
+	int64_t rev, created_at, updated_at;
+};
+
+/*
+ * The record line of ag_get and list --json.  The stored fields text is
+ * spliced in as it is (we wrote it with jansson, compact), which keeps
+ * listing 100,000 records from re-encoding every one.
+ */
+static int
+record_json(struct gs_buf *b, const struct row *w, int with_pending)
+{
+	int r;
+
+	gs_buf_reset(b);
+	if ((r = gs_buf_puts(b, "{\"uuid\":")) != GS_OK ||
+	    (r = put_json_string(b, w->uuid)) != GS_OK ||
+	    (r = gs_buf_puts(b, ",\"type\":")) != GS_OK ||
+	    (r = put_json_string(b, w->type)) != GS_OK ||
+	    (r = gs_buf_printf(b, ",\"form_version\":%d,\"grid\":",
+	    w->form_version)) != GS_OK ||
+	    (r = put_json_string(b, w->grid)) != GS_OK ||
+	    (r = gs_buf_printf(b, ",\"rev\":%lld,\"deleted\":%s,"
+	    "\"created_at\":%lld,\"updated_at\":%lld,\"author\":",
+	    (long long)w->rev, w->deleted ? "true" : "false",
+	    (long long)w->created_at, (long long)w->updated_at)) != GS_OK ||
+	    (r = put_json_string(b, w->author)) != GS_OK)
+		return r;
+	if (with_pending && (r = gs_buf_printf(b, ",\"pending\":%s",
+	    w->pending ? "true" : "false")) != GS_OK)
+		return r;
+	if ((r = gs_buf_puts(b, ",\"fields\":")) != GS_OK ||
+	    (r = gs_buf_puts(b, w->fields)) != GS_OK ||
+	    (r = gs_buf_putc(b, '}')) != GS_OK)
+		return r;
+	return GS_OK;
+}
+
+static const char *
+text_or_empty(struct gs_stmt *s, int col)
+{
+	const char *t = gs_stmt_text(s, col);
+
+	return t != NULL ? t : "";
+}
+
+/* ------------------------------------------------------------ open */
+
+static int
+prepare_all(struct ag_store *st)
+{
+	const struct {
+		const char *sql;
+		struct gs_stmt **st;
+	} v[] = {
+		{ SQL_META_GET, &st->meta_get },
+		{ SQL_META_SET, &st->meta_set },
+		{ SQL_REC_INS, &st->rec_ins },
+		{ SQL_REC_GET, &st->rec_get },
+		{ SQL_REC_UPD, &st->rec_upd },
+		{ SQL_REC_DEL, &st->rec_del },
+		{ SQL_CHG_INS, &st->chg_ins },
+		{ SQL_CHG_UNSENT, &st->chg_unsent },
+		{ SQL_CHG_UPD, &st->chg_upd },
+		{ SQL_AUDIT_INS, &st->audit_ins },
+		{ SQL_LIST, &st->list },
+	};
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if ((r = gs_stmt_prepare(st->db, v[i].sql, v[i].st)) != GS_OK)
+			return r;
+	return GS_OK;
+}
+
+int
+ag_store_meta_get(struct ag_store *st, const char *key, char **out)
+{
+	const char *v;
+	int r;
+
+	*out = NULL;
+	if ((r = gs_stmt_bind_text(st->meta_get, 1, key)) != GS_OK)
+		return r;
+	r = gs_stmt_step(st->meta_get);
+	if (r == GS_DONE)
+		return GS_ENOTFOUND; /* an answer, not an error to explain */
+	if (r != GS_ROW)
+		return r;
+	v = text_or_empty(st->meta_get, 0);
+	*out = gs_strdup(v);
+	gs_stmt_reset(st->meta_get);
+	return *out != NULL ? GS_OK : GS_FAIL(GS_ENOMEM, "meta: no memory");
+}
+
+int
+ag_store_meta_set(struct ag_store *st, const char *key, const char *value)
+{
+	int r;
+
+	if ((r = gs_stmt_bind_text(st->meta_set, 1, key)) != GS_OK ||
+	    (r = gs_stmt_bind_text(st->meta_set, 2, value)) != GS_OK)
+		return r;
+	if ((r = db_done(gs_stmt_step(st->meta_set))) != GS_OK)
+		return r;
+	if (strcmp(key, "grid") == 0)
+		gs_strlcpy(st->grid, value, sizeof(st->grid));
+	else if (strcmp(key, "worker") == 0)
+		gs_strlcpy(st->worker, value, sizeof(st->worker));
+	return GS_OK;
+}
+
+/* Reads the cached settings; *initialized says whether init finished. */
+static int
+load_meta(struct ag_store *st, int *initialized)
+{
+	char *v = NULL;
+	int r;
+
+	*initialized = 0;
+	r = ag_store_meta_get(st, "created_at", &v);
+	if (r == GS_ENOTFOUND)
+		return GS_OK;
+	if (r != GS_OK)
+		return r;
+	gs_free(v);
+	*initialized = 1;
+	if ((r = ag_store_meta_get(st, "grid", &v)) == GS_OK) {
+		gs_strlcpy(st->grid, v, sizeof(st->grid));
+		gs_free(v);
+	} else if (r != GS_ENOTFOUND) {
+		return r;
+	}
+	if ((r = ag_store_meta_get(st, "worker", &v)) == GS_OK) {
+		gs_strlcpy(st->worker, v, sizeof(st->worker));
+		gs_free(v);
+	} else if (r != GS_ENOTFOUND) {
+		return r;
+	}
+	return GS_OK;
+}
+
+static char *
+db_path(const char *home)
+{
+	size_t n = strlen(home) + sizeof(DB_NAME) + 2;
+	char *p = gs_malloc(n);
+
+	if (p != NULL)
+		snprintf(p, n, "%s/%s", home, DB_NAME);
+	return p;
+}
+
+/* Opens agent.db at path (which must exist) and prepares everything. */
+static int
+store_new(const char *home, const char *path, int dbflags,
+    struct ag_store **out)
+{
+	struct ag_store *st = NULL;
+	int r = GS_EINTERNAL;
+
+	*out = NULL;
+	if ((r = gs_crypto_init()) != GS_OK)
+		return r;
+	if ((st = gs_calloc(1, sizeof(*st))) == NULL ||
+	    (st->home = gs_strdup(home)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "store: out of memory");
+		goto out;
+	}
+	if ((r = gs_db_open(path, "agent", dbflags, &st->db)) != GS_OK)
+		goto out;
+	/* A bigger page cache keeps the b-trees of a bulk import in memory
+	 * (16 MiB; SQLite's default is 2 MiB). */
+	if ((r = gs_db_exec(st->db, "PRAGMA cache_size = -16384")) != GS_OK)
+		goto out;
+	if ((r = gs_schema_load(&st->schema)) != GS_OK)
+		goto out;
+	if ((r = prepare_all(st)) != GS_OK)
+		goto out;
+	*out = st;
+	st = NULL;
+	r = GS_OK;
+out:
+	ag_store_close(st);
+	return r;
+}
+
+void
+ag_store_close(struct ag_store *st)
+{
+	if (st == NULL)
+		return;
+	gs_db_close(st->db); /* finalizes the statements too */
+	gs_schema_free(st->schema);
+	gs_free(st->home);
+	gs_free(st);
+}
+
+char *
+ag_home_resolve(const char *option)
+{
+	const char *e;
+	size_t n;
+	char *p;
+
+	if (option != NULL && option[0] != '\0')
+		return gs_strdup(option);
+	if ((e = getenv("GRIDAGENT_HOME")) != NULL && e[0] != '\0')
+		return gs_strdup(e);
+	if ((e = getenv("HOME")) == NULL || e[0] == '\0')
+		return NULL;
+	n = strlen(e) + sizeof("/.gridagent");
+	if ((p = gs_malloc(n)) != NULL)
+		snprintf(p, n, "%s/.gridagent", e);
+	return p;
+}
+
+/* mkdir -p with mode 0700 for every directory it makes. */
+static int
+make_dirs(const char *home)
+{
+	char path[PATH_MAX];
+	size_t i, n = gs_strlcpy(path, home, sizeof(path));
+	struct stat sb;
+
+	if (n >= sizeof(path))
+		return GS_FAIL(GS_EINVAL, "home path is too long");
+	for (i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return GS_FAIL(GS_EIO, "cannot create %s: %s", path,
+			    strerror(errno));
+		path[i] = i < n ? '/' : '\0';
+	}
+	if (stat(home, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return GS_FAIL(GS_EIO, "%s is not a directory", home);
+	return GS_OK;
+}
+
+int
+ag_store_init(const char *home, const char *grid, const char *worker,
+    struct ag_store **out)
+{
+	struct ag_store *st = NULL;
+	char *path = NULL;
+	char now[32];
+	int r = GS_EINTERNAL, fd, initialized = 0, in_tx = 0;
+
+	*out = NULL;
+	if (home == NULL || home[0] == '\0')
+		return GS_FAIL(GS_EINVAL, "no home directory (use --home or "
+					  "set GRIDAGENT_HOME)");
+	if ((grid != NULL && strlen(grid) >= sizeof(st->grid)) ||
+	    (worker != NULL && strlen(worker) >= sizeof(st->worker)))
+		return GS_FAIL(GS_EINVAL, "grid and worker are at most %zu "
+		    "bytes", sizeof(st->grid) - 1);
+	if ((r = make_dirs(home)) != GS_OK)
+		return r;
+	if ((path = db_path(home)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "init: out of memory");
+	/*
+	 * Make the file ourselves so that it is 0600 from the first byte
+	 * (SQLite would use 0644 less the umask); SQLite gives its -wal and
+	 * -shm files the same mode as the database.
+	 */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		r = GS_FAIL(GS_EIO, "cannot create %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	close(fd);
+	if ((r = store_new(home, path, GS_DB_CREATE, &st)) != GS_OK)
+		goto out;
+	/* The settings and created_at in one transaction: created_at is the
+	 * mark that init finished, checked again under the write lock. */
+	if ((r = gs_db_begin(st->db)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	if ((r = load_meta(st, &initialized)) != GS_OK)
+		goto out;
+	if (initialized) {
+		r = GS_FAIL(GS_EEXIST, "%s is already initialized (grid "
+		    "'%s', worker '%s')", home, st->grid, st->worker);
+		goto out;
+	}
+	snprintf(now, sizeof(now), "%lld", (long long)gs_now_ms());
+	if ((r = ag_store_meta_set(st, "grid", grid ? grid : "")) != GS_OK ||
+	    (r = ag_store_meta_set(st, "worker", worker ? worker : ""))
+	    != GS_OK ||
+	    (r = ag_store_meta_set(st, "created_at", now)) != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(st->db)) != GS_OK)
+		goto out;
+	in_tx = 0;
+	*out = st;
+	st = NULL;
+out:
+	if (in_tx)
+		gs_db_rollback(st->db);
+	ag_store_close(st);
+	gs_free(path);
+	return r;
+}
+
+int
+ag_store_open(const char *home, struct ag_store **out)
+{
+	struct ag_store *st = NULL;
+	struct stat sb;
+	char *path = NULL;
+	int r = GS_EINTERNAL, initialized = 0;
+
+	*out = NULL;
+	if (home == NULL || home[0] == '\0')
+		return GS_FAIL(GS_EINVAL, "no home directory (use --home or "
+					  "set GRIDAGENT_HOME)");
+	if ((path = db_path(home)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "open: out of memory");
+	if (stat(path, &sb) != 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			r = GS_FAIL(GS_EPERM, "no agent store in %s; run "
+			    "'gridagent init' first", home);
+		else
+			r = GS_FAIL(GS_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((r = store_new(home, path, 0, &st)) != GS_OK)
+		goto out;
+	if ((r = load_meta(st, &initialized)) != GS_OK)
+		goto out;
+	if (!initialized) {
+		r = GS_FAIL(GS_EPERM, "the agent store in %s is not "
+		    "initialized; run 'gridagent init' first", home);
+		goto out;
+	}
+	*out = st;
+	st = NULL;
+out:
+	ag_store_close(st);
+	gs_free(path);
+	return r;
+}
+
+struct gs_db *
+ag_store_db(struct ag_store *st)
+{
+	return st->db;
+}
+
+const struct gs_schema *
+ag_store_schema(struct ag_store *st)
+{
+	return st->schema;
+}
+
+const char *
+ag_store_home(struct ag_store *st)
+{
+	return st->home;
+}
+
+const char *
+ag_store_grid(struct ag_store *st)
+{
+	return st->grid;
+}
+
+const char *
+ag_store_worker(struct ag_store *st)
+{
+	return st->worker;
+}
+
+const char *
+ag_errmsg(int err)
+{
+	return gs_errmsg(err);
+}
+
+void
+ag_store_on_problem(struct ag_store *st, ag_problem_fn fn, void *ctx)
+{
+	st->on_problem = fn;
+	st->problem_ctx = ctx;
+}
+
+void
+ag_free(void *p)
+{
+	gs_free(p);
+}
+
+/* ------------------------------------------------------------ writes */
+
+static int
+audit(struct ag_store *st, int64_t at, const char *action,
+    const char *uuid, const char *type, const char *detail)
+{
+	struct gs_stmt *s = st->audit_ins;
+	int r;
+
+	if ((r = gs_stmt_bind_int64(s, 1, at)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, action)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, type)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 5, detail)) != GS_OK)
+		return r;
+	return db_done(gs_stmt_step(s));
+}
+
+/* Inserts a change row (state unsent).  fields NULL for a delete. */
+static int
+insert_change(struct ag_store *st, const char *uuid, const char *type,
+    int form_version, const char *grid, const char *op, int64_t base_rev,
+    const char *fields, const char *reason, int64_t now)
+{
+	struct gs_stmt *s = st->chg_ins;
+	char change_id[GS_UUID_LEN + 1];
+	int r;
+
+	gs_uuid_v7(change_id);
+	if ((r = gs_stmt_bind_text(s, 1, change_id)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, type)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, form_version)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 5, grid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 6, op)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 7, base_rev)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 8, fields)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 9, reason)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 10, st->worker)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 11, now)) != GS_OK)
+		return r;
+	return db_done(gs_stmt_step(s));
+}
+
+/*
+ * Inserts a new, validated record and its creation change (inside the
+ * caller's transaction).  text is the compact JSON of the fields.
+ */
+static int
+insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
+    int64_t now, char uuid[GS_UUID_LEN + 1])
+{
+	struct gs_stmt *s = st->rec_ins;
+	const char *type = gs_form_type(f);
+	int fv = gs_form_version(f);
+	int r;
+
+	gs_uuid_v7(uuid);
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, type)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 3, fv)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, st->grid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 5, text)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, now)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 7, st->worker)) != GS_OK)
+		return r;
+	if ((r = db_done(gs_stmt_step(s))) != GS_OK)
+		return r;
+	return insert_change(st, uuid, type, fv, st->grid, "upsert", 0, text,
+	    NULL, now);
+}
+
+/* Validates and saves one new record from a parsed object (consumed). */
+static int
+collect_fields(struct ag_store *st, const struct gs_form *f, json_t *fields,
+    char uuid_out[AG_UUID_LEN + 1])
+{
+	struct gs_problems p;
+	char uuid[GS_UUID_LEN + 1];
+	char *text = NULL;
+	int64_t now;
+	int r = GS_EINTERNAL, in_tx = 0;
+
+	uuid_out[0] = '\0';
+	if ((r = gs_record_validate(st->schema, f, fields, &p)) != GS_OK) {
+		if (r == GS_EVALIDATION) {
+			report_all(st, 0, &p);
+			r = fail_problems(&p);
+		}
+		goto out;
+	}
+	drop_nulls(fields);
+	if ((text = dump(fields)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "collect: cannot encode the record");
+		goto out;
+	}
+	now = gs_now_ms();
+	if ((r = gs_db_begin(st->db)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	if ((r = insert_new(st, f, text, now, uuid)) != GS_OK ||
+	    (r = audit(st, now, "create", uuid, gs_form_type(f), NULL))
+	    != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(st->db)) != GS_OK)
+		goto out;
+	in_tx = 0;
+	memcpy(uuid_out, uuid, sizeof(uuid));
+out:
+	if (in_tx)
+		gs_db_rollback(st->db);
+	gs_free(text);
+	json_decref(fields);
+	return r;
+}
+
+int
+ag_collect(struct ag_store *st, const char *type, const char *json,
+    size_t len, char uuid_out[AG_UUID_LEN + 1])
+{
+	const struct gs_form *f = NULL;
+	json_t *fields = NULL;
+	char why[256];
+	int r;
+
+	uuid_out[0] = '\0';
+	st->nproblems = 0;
+	if ((r = find_form(st, type, &f)) != GS_OK)
+		return r;
+	if ((r = parse_object(json, len, &fields, why, sizeof(why)))
+	    != GS_OK) {
+		report(st, 0, "", "parse", why);
+		return GS_FAIL(r, "%s", why);
+	}
+	return collect_fields(st, f, fields, uuid_out);
+}
+
+int
+ag_collect_args(struct ag_store *st, const char *type, char *const *args,
+    int n, char uuid_out[AG_UUID_LEN + 1])
+{
+	const struct gs_form *f = NULL;
+	struct gs_problems p;
+	json_t *fields = NULL;
+	int r;
+
+	uuid_out[0] = '\0';
+	st->nproblems = 0;
+	if ((r = find_form(st, type, &f)) != GS_OK)
+		return r;
+	if ((fields = json_object()) == NULL)
+		return GS_FAIL(GS_ENOMEM, "collect: out of memory");
+	if ((r = gs_fields_from_args(f, args, n, fields, &p)) != GS_OK) {
+		if (r == GS_EVALIDATION) {
+			report_all(st, 0, &p);
+			r = fail_problems(&p);
+		}
+		json_decref(fields);
+		return r;
+	}
+	return collect_fields(st, f, fields, uuid_out);
+}
+
+/* A record row loaded for a read-modify-write. */
+struct current {
+	char type[64];
+	char grid[64];
+	int form_version;
+	int64_t rev;
+	int deleted;
+	char *fields; /* owned */
+};
+
+/* Loads a record (inside the caller's transaction for writes). */
+static int
+load_record(struct ag_store *st, const char *uuid, struct current *c)
+{
+	struct gs_stmt *s = st->rec_get;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_FAIL(GS_ENOTFOUND, "no record %s", uuid);
+	if (r != GS_ROW)
+		return r;
+	gs_strlcpy(c->type, text_or_empty(s, 0), sizeof(c->type));
+	c->form_version = (int)gs_stmt_int64(s, 1);
+	gs_strlcpy(c->grid, text_or_empty(s, 2), sizeof(c->grid));
+	c->fields = gs_strdup(text_or_empty(s, 3));
+	c->rev = gs_stmt_int64(s, 4);
+	c->deleted = (int)gs_stmt_int64(s, 5);
+	gs_stmt_reset(s);
+	if (c->fields == NULL)
+		return GS_FAIL(GS_ENOMEM, "load: out of memory");
+	return GS_OK;
+}
+
+/*
+ * The unsent change of a record, if any: *found, its change_id, op, and
+ * fields text (owned, NULL for a delete).
+ */
+static int
+load_unsent(struct ag_store *st, const char *uuid, int *found,
+    char change_id[GS_UUID_LEN + 1], char op[8], char **fields)
+{
+	struct gs_stmt *s = st->chg_unsent;
+	const char *t;
+	int r;
+
+	*found = 0;
+	*fields = NULL;
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_OK;
+	if (r != GS_ROW)
+		return r;
+	*found = 1;
+	gs_strlcpy(change_id, text_or_empty(s, 0), GS_UUID_LEN + 1);
+	gs_strlcpy(op, text_or_empty(s, 1), 8);
+	if ((t = gs_stmt_text(s, 2)) != NULL && (*fields = gs_strdup(t))
+	    == NULL)
+		r = GS_FAIL(GS_ENOMEM, "load: out of memory");
+	else
+		r = GS_OK;
+	gs_stmt_reset(s);
+	return r;
+}
+
+static int
+update_change(struct ag_store *st, const char *change_id, const char *op,
+    const char *fields, const char *reason, int form_version, int64_t now)
+{
+	struct gs_stmt *s = st->chg_upd;
+	int r;
+
+	if ((r = gs_stmt_bind_text(s, 1, change_id)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, op)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, fields)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, reason)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, form_version)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, now)) != GS_OK)
+		return r;
+	if ((r = db_done(gs_stmt_step(s))) != GS_OK)
+		return r;
+	if (gs_db_changes(st->db) != 1)
+		return GS_FAIL(GS_EINTERNAL, "unsent change %s vanished",
+		    change_id);
+	return GS_OK;
+}
+
+static void
+current_release(struct current *c)
+{
+	gs_free(c->fields);
+	c->fields = NULL;
+}
+
+/*
+ * Applies an edit (consumed) to a record: merge, validate the merged
+ * record, then in one transaction update the record, fold the edit into
+ * the unsent change or queue a new one, and audit.  The record is read
+ * inside the transaction (BEGIN IMMEDIATE holds the write lock), so two
+ * processes editing at once cannot lose one another's fields.
+ */
+static int
+edit_fields(struct ag_store *st, const char *uuid, json_t *edit)
+{
+	struct current cur = { 0 };
+	struct gs_problems p;
+	const struct gs_form *f = NULL;
+	json_t *merged = NULL, *chg = NULL, *old = NULL, *names = NULL;
+	char *text = NULL, *chg_text = NULL, *old_text = NULL, *detail = NULL;
+	char change_id[GS_UUID_LEN + 1], op[8];
+	const char *k;
+	json_t *v;
+	json_error_t err;
+	int64_t now;
+	int r = GS_EINTERNAL, in_tx = 0, found = 0;
+
+	if (json_object_size(edit) == 0) {
+		r = GS_FAIL(GS_EINVAL, "nothing to change: give at least one "
+				       "field");
+		goto out;
+	}
+	if ((r = gs_db_begin(st->db)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	if ((r = load_record(st, uuid, &cur)) != GS_OK)
+		goto out;
+	if (cur.deleted) {
+		r = GS_FAIL(GS_ENOTFOUND, "record %s is deleted", uuid);
+		goto out;
+	}
+	if ((f = gs_schema_form(st->schema, cur.type)) == NULL) {
+		r = GS_FAIL(GS_EUNSUPPORTED, "record %s has type '%s', which "
+		    "this program does not know", uuid, cur.type);
+		goto out;
+	}
+	merged = json_loads(cur.fields, JSON_REJECT_DUPLICATES, &err);
+	if (merged == NULL || !json_is_object(merged)) {
+		r = GS_FAIL(GS_ECORRUPT, "record %s: stored fields are not a "
+		    "JSON object", uuid);
+		goto out;
+	}
+	if (json_object_update(merged, edit) != 0) {
+		r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
+		goto out;
+	}
+	/* The merged record must be valid as a whole (null = absent). */
+	if ((r = gs_record_validate(st->schema, f, merged, &p)) != GS_OK) {
+		if (r == GS_EVALIDATION) {
+			report_all(st, 0, &p);
+			r = fail_problems(&p);
+		}
+		goto out;
+	}
+	/* The change carries the edited fields, normalized as validation
+	 * left them in merged; null stays null: "clear this field". */
+	if ((chg = json_object()) == NULL || (names = json_array()) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
+		goto out;
+	}
+	json_object_foreach(edit, k, v) {
+		json_t *nv = json_object_get(merged, k);
+
+		if (json_object_set(chg, k, nv ? nv : json_null()) != 0 ||
+		    json_array_append_new(names, json_string(k)) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
+			goto out;
+		}
+	}
+	drop_nulls(merged);
+	if ((r = load_unsent(st, uuid, &found, change_id, op, &old_text))
+	    != GS_OK)
+		goto out;
+	if (found && old_text != NULL) {
+		/* Fold into the unsent change: later values win. */
+		old = json_loads(old_text, JSON_REJECT_DUPLICATES, &err);
+		if (old == NULL || !json_is_object(old)) {
+			r = GS_FAIL(GS_ECORRUPT, "change %s: stored fields are "
+			    "not a JSON object", change_id);
+			goto out;
+		}
+		if (json_object_update(old, chg) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
+			goto out;
+		}
+		json_decref(chg);
+		chg = old;
+		old = NULL;
+	}
+	text = dump(merged);
+	chg_text = dump(chg);
+	detail = json_dumps(names, JSON_COMPACT);
+	if (text == NULL || chg_text == NULL || detail == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
+		goto out;
+	}
+	now = gs_now_ms();
+	{
+		struct gs_stmt *s = st->rec_upd;
+
+		if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+		    (r = gs_stmt_bind_text(s, 2, text)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 3, gs_form_version(f)))
+		    != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 4, now)) != GS_OK ||
+		    (r = db_done(gs_stmt_step(s))) != GS_OK)
+			goto out;
+	}
+	if (found) {
+		/* Unsent and not a delete (a delete would have marked the
+		 * record deleted above). */
+		r = update_change(st, change_id, "upsert", chg_text, NULL,
+		    gs_form_version(f), now);
+	} else {
+		r = insert_change(st, uuid, cur.type, gs_form_version(f),
+		    cur.grid, "upsert", cur.rev, chg_text, NULL, now);
+	}
+	if (r != GS_OK)
+		goto out;
+	if ((r = audit(st, now, "edit", uuid, cur.type, detail)) != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(st->db)) != GS_OK)
+		goto out;
+	in_tx = 0;
+out:
+	if (in_tx)
+		gs_db_rollback(st->db);
+	current_release(&cur);
+	json_decref(edit);
+	json_decref(merged);
+	json_decref(chg);
+	json_decref(old);
+	json_decref(names);
+	gs_free(text);
+	gs_free(chg_text);
+	gs_free(old_text);
+	gs_free(detail);
+	return r;
+}
+
+int
+ag_edit(struct ag_store *st, const char *uuid, const char *json, size_t len)
+{
+	json_t *edit = NULL;
+	char why[256];
+	int r;
+
+	st->nproblems = 0;
+	if ((r = check_uuid(uuid)) != GS_OK)
+		return r;
+	if ((r = parse_object(json, len, &edit, why, sizeof(why))) != GS_OK) {
+		report(st, 0, "", "parse", why);
+		return GS_FAIL(r, "%s", why);
+	}
+	return edit_fields(st, uuid, edit);
+}
+
+int
+ag_edit_args(struct ag_store *st, const char *uuid, char *const *args,
+    int n)
+{
+	struct current cur = { 0 };
+	const struct gs_form *f = NULL;
+	struct gs_problems p;
+	json_t *edit = NULL;
+	int r;
+
+	st->nproblems = 0;
+	if ((r = check_uuid(uuid)) != GS_OK)
+		return r;
+	/* The type types the arguments; it never changes, so reading it
+	 * outside the edit's transaction is safe. */
+	if ((r = load_record(st, uuid, &cur)) != GS_OK)
+		goto out;
+	if (cur.deleted) {
+		r = GS_FAIL(GS_ENOTFOUND, "record %s is deleted", uuid);
+		goto out;
+	}
+	if ((f = gs_schema_form(st->schema, cur.type)) == NULL) {
+		r = GS_FAIL(GS_EUNSUPPORTED, "record %s has type '%s', which "
+		    "this program does not know", uuid, cur.type);
+		goto out;
+	}
+	if ((edit = json_object()) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
+		goto out;
+	}
+	if ((r = gs_fields_from_args(f, args, n, edit, &p)) != GS_OK) {
+		if (r == GS_EVALIDATION) {
+			report_all(st, 0, &p);
+			r = fail_problems(&p);
+		}
+		goto out;
+	}
+	r = edit_fields(st, uuid, edit);
+	edit = NULL;
+out:
+	current_release(&cur);
+	json_decref(edit);
+	return r;
+}
+
+int
+ag_delete(struct ag_store *st, const char *uuid, const char *reason)
+{
+	struct current cur = { 0 };
+	char change_id[GS_UUID_LEN + 1], op[8];
+	char *old_text = NULL, *detail = NULL;
+	json_t *d = NULL;
+	int64_t now;
+	int r = GS_EINTERNAL, in_tx = 0, found = 0;
+
+	st->nproblems = 0;
+	if ((r = check_uuid(uuid)) != GS_OK)
+		return r;
+	if (reason != NULL && strlen(reason) > 500)
+		return GS_FAIL(GS_ETOOBIG, "the reason is over 500 bytes");
+	if (reason != NULL) {
+		/* The audit detail is JSON; jansson checks the UTF-8. */
+		if ((d = json_pack("{s:s}", "reason", reason)) == NULL)
+			return GS_FAIL(GS_EINVAL, "the reason is not valid "
+						  "UTF-8");
+		detail = json_dumps(d, JSON_COMPACT);
+		json_decref(d);
+		if (detail == NULL)
+			return GS_FAIL(GS_ENOMEM, "delete: out of memory");
+	}
+	if ((r = gs_db_begin(st->db)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	if ((r = load_record(st, uuid, &cur)) != GS_OK)
+		goto out;
+	if (cur.deleted) {
+		r = GS_FAIL(GS_ENOTFOUND, "record %s is deleted already",
+		    uuid);
+		goto out;
+	}
+	now = gs_now_ms();
+	if ((r = load_unsent(st, uuid, &found, change_id, op, &old_text))
+	    != GS_OK)
+		goto out;
+	/* Pending edits are superseded: one delete goes out, with the
+	 * base_rev of the change it replaces. */
+	if (found)
+		r = update_change(st, change_id, "delete", NULL, reason,
+		    cur.form_version, now);
+	else
+		r = insert_change(st, uuid, cur.type, cur.form_version,
+		    cur.grid, "delete", cur.rev, NULL, reason, now);
+	if (r != GS_OK)
+		goto out;
+	if ((r = gs_stmt_bind_text(st->rec_del, 1, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(st->rec_del, 2, now)) != GS_OK ||
+	    (r = db_done(gs_stmt_step(st->rec_del))) != GS_OK)
+		goto out;
+	if ((r = audit(st, now, "delete", uuid, cur.type, detail)) != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(st->db)) != GS_OK)
+		goto out;
+	in_tx = 0;
+out:
+	if (in_tx)
+		gs_db_rollback(st->db);
+	current_release(&cur);
+	gs_free(old_text);
+	gs_free(detail);
+	return r;
+}
+
+/* ------------------------------------------------------------ import */
+
+/* The uuids of an import, handed out only after the commit. */
+struct uuids {
+	char (*v)[GS_UUID_LEN + 1];
+	size_t n, cap;
+};
+
+static int
+uuids_push(struct uuids *u, const char *uuid)
+{
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 1024;
+		void *p = gs_realloc(u->v, cap * sizeof(*u->v));
+
+		if (p == NULL)
+			return GS_FAIL(GS_ENOMEM, "import: out of memory");
+		u->v = p;
+		u->cap = cap;
+	}
+	memcpy(u->v[u->n++], uuid, GS_UUID_LEN + 1);
+	return GS_OK;
+}
+
+static int
+is_blank_line(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return 0;
+	return 1;
+}
+
+int
+ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
+    size_t len, ag_uuid_fn on_uuid, void *ctx, size_t *count)
+{
+	const struct gs_form *f = NULL;
+	struct uuids u = { 0 };
+	struct gs_problems p;
+	json_t *fields = NULL;
+	char *text = NULL, *detail = NULL;
+	char why[256], uuid[GS_UUID_LEN + 1];
+	size_t off = 0, line = 0, bad = 0, unparsable = 0, i;
+	int64_t now;
+	int r = GS_EINTERNAL, in_tx = 0;
+
+	st->nproblems = 0;
+	if (count != NULL)
+		*count = 0;
+	if ((r = find_form(st, type, &f)) != GS_OK)
+		return r;
+	if (len > AG_MAX_IMPORT)
+		return GS_FAIL(GS_ETOOBIG, "import of %zu bytes is over the "
+		    "limit of %u", len, AG_MAX_IMPORT);
+	now = gs_now_ms();
+	/*
+	 * One pass: each line is parsed, validated and inserted inside one
+	 * transaction.  After the first bad line nothing more is inserted,
+	 * but every remaining line is still checked so the worker sees all
+	 * faults at once; then the whole transaction is rolled back.
+	 */
+	if ((r = gs_db_begin(st->db)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	while (off < len) {
+		const char *l = data + off, *nl;
+		size_t n;
+
+		nl = memchr(l, '\n', len - off);
+		n = nl != NULL ? (size_t)(nl - l) : len - off;
+		off += n + (nl != NULL);
+		line++;
+		if (is_blank_line(l, n))
+			continue;
+		if ((r = parse_object(l, n, &fields, why, sizeof(why)))
+		    != GS_OK) {
+			report(st, line, "", "parse", why);
+			bad++;
+			unparsable++;
+			continue;
+		}
+		r = gs_record_validate(st->schema, f, fields, &p);
+		if (r == GS_EVALIDATION) {
+			report_all(st, line, &p);
+			bad++;
+			json_decref(fields);
+			fields = NULL;
+			continue;
+		}
+		if (r != GS_OK)
+			goto out;
+		if (bad == 0) {
+			drop_nulls(fields);
+			if ((text = dump(fields)) == NULL) {
+				r = GS_FAIL(GS_ENOMEM, "import: cannot encode "
+						       "line %zu", line);
+				goto out;
+			}
+			if ((r = insert_new(st, f, text, now, uuid)) != GS_OK) {
+				gs_strlcpy(why, gs_errmsg(r), sizeof(why));
+				r = GS_FAIL(r, "line %zu: %s", line, why);
+				goto out;
+			}
+			if ((r = uuids_push(&u, uuid)) != GS_OK)
+				goto out;
+			gs_free(text);
+			text = NULL;
+		}
+		json_decref(fields);
+		fields = NULL;
+	}
+	if (bad > 0) {
+		r = GS_FAIL(unparsable == bad ? GS_EPARSE : GS_EVALIDATION,
+		    "%zu of %zu lines are bad; nothing was saved", bad,
+		    u.n + bad);
+		goto out;
+	}
+	if (u.n == 0) {
+		r = GS_FAIL(GS_EPARSE, "the input holds no records");
+		goto out;
+	}
+	{
+		json_t *d = json_pack("{s:I,s:s,s:s}", "count",
+		    (json_int_t)u.n, "first", u.v[0], "last", u.v[u.n - 1]);
+
+		detail = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
+		json_decref(d);
+		if (detail == NULL) {
+			r = GS_FAIL(GS_ENOMEM, "import: out of memory");
+			goto out;
+		}
+	}
+	if ((r = audit(st, now, "import", NULL, gs_form_type(f), detail))
+	    != GS_OK)
+		goto out;
+	if ((r = gs_db_commit(st->db)) != GS_OK)
+		goto out;
+	in_tx = 0;
+	/* Only now are these records saved: tell the caller. */
+	if (count != NULL)
+		*count = u.n;
+	if (on_uuid != NULL)
+		for (i = 0; i < u.n; i++)
+			on_uuid(ctx, u.v[i]);
+out:
+	if (in_tx)
+		gs_db_rollback(st->db);
+	json_decref(fields);
+	gs_free(text);
+	gs_free(detail);
+	gs_free(u.v);
+	return r;
+}
+
+/* ------------------------------------------------------------ reads */
+
+int
+ag_get(struct ag_store *st, const char *uuid, char **json_out)
+{
+	struct gs_stmt *s = st->rec_get;
+	struct gs_buf b;
+	struct row w;
+	int r;
+
+	*json_out = NULL;
+	if ((r = check_uuid(uuid)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_FAIL(GS_ENOTFOUND, "no record %s", uuid);
+	if (r != GS_ROW)
+		return r;
+	w.uuid = uuid;
+	w.type = text_or_empty(s, 0);
+	w.form_version = (int)gs_stmt_int64(s, 1);
+	w.grid = text_or_empty(s, 2);
+	w.fields = text_or_empty(s, 3);
+	w.rev = gs_stmt_int64(s, 4);
+	w.deleted = (int)gs_stmt_int64(s, 5);
+	w.created_at = gs_stmt_int64(s, 6);
+	w.updated_at = gs_stmt_int64(s, 7);
+	w.author = text_or_empty(s, 8);
+	w.pending = (int)gs_stmt_int64(s, 9);
+	gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
+	r = record_json(&b, &w, 1);
+	gs_stmt_reset(s);
+	if (r == GS_OK && (*json_out = gs_buf_detach(&b, NULL)) == NULL)
+		r = GS_FAIL(GS_ENOMEM, "get: out of memory");
+	gs_buf_release(&b);
+	return r;
+}
+
+int
+ag_list(struct ag_store *st, const char *type, int flags, ag_record_fn fn,
+    void *ctx)
+{
+	struct gs_stmt *s = st->list;
+	struct ag_record rec;
+	struct gs_buf b;
+	struct row w;
+	int r;
+
+	gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
+	if ((r = gs_stmt_bind_text(s, 1, type)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, (flags & AG_LIST_DELETED) ? 1 : 0))
+	    != GS_OK)
+		goto out;
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		memset(&w, 0, sizeof(w));
+		w.uuid = text_or_empty(s, 0);
+		w.type = text_or_empty(s, 1);
+		w.form_version = (int)gs_stmt_int64(s, 2);
+		w.grid = text_or_empty(s, 3);
+		w.fields = text_or_empty(s, 4);
+		w.rev = gs_stmt_int64(s, 5);
+		w.deleted = (int)gs_stmt_int64(s, 6);
+		w.created_at = gs_stmt_int64(s, 7);
+		w.updated_at = gs_stmt_int64(s, 8);
+		w.author = text_or_empty(s, 9);
+		if ((r = record_json(&b, &w, 0)) != GS_OK)
+			goto out;
+		rec.uuid = w.uuid;
+		rec.type = w.type;
+		rec.form_version = w.form_version;
+		rec.grid = w.grid;
+		rec.rev = w.rev;
+		rec.deleted = w.deleted;
+		rec.created_at = w.created_at;
+		rec.updated_at = w.updated_at;
+		rec.author = w.author;
+		rec.fields = w.fields;
+		rec.json = b.data;
+		if (fn(ctx, &rec) != 0) {
+			r = GS_DONE;
+			break;
+		}
+	}
+	if (r == GS_DONE)
+		r = GS_OK;
+out:
+	gs_stmt_reset(s);
+	gs_buf_release(&b);
+	return r;
+}
+
+/* Adds {name: count} rows of a two-column query to obj. */
+static int
+add_counts(struct gs_db *db, const char *sql, json_t *obj)
+{
+	struct gs_stmt *s = NULL;
+	int r;
+
+	if ((r = gs_stmt_prepare(db, sql, &s)) != GS_OK)
+		return r;
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		const char *k = gs_stmt_text(s, 0);
+
+		if (k != NULL && json_object_set_new(obj, k,
+		    json_integer(gs_stmt_int64(s, 1))) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "status: out of memory");
+			break;
+		}
+	}
+	gs_stmt_finalize(s);
+	return r == GS_DONE ? GS_OK : r;
+}
+
+int
+ag_store_status(struct ag_store *st, json_t *into)
+{
+	static const char *const states[] = { "unsent", "batched",
+		"delivered", "rejected", "quarantined", "conflicted" };
+	json_t *records = NULL, *changes = NULL, *bystate = NULL;
+	struct gs_stmt *s = NULL;
+	char *created = NULL;
+	int64_t deleted = 0;
+	size_t i;
+	int r = GS_EINTERNAL;
+
+	if ((records = json_object()) == NULL ||
+	    (changes = json_object()) == NULL ||
+	    (bystate = json_object()) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "status: out of memory");
+		goto out;
+	}
+	if ((r = add_counts(st->db, "SELECT type, count(*) FROM record "
+	    "WHERE deleted = 0 GROUP BY type ORDER BY type", records))
+	    != GS_OK)
+		goto out;
+	if ((r = add_counts(st->db, "SELECT state, count(*) FROM change "
+	    "GROUP BY state", bystate)) != GS_OK)
+		goto out;
+	/* Every state is shown, zero or not: a script reads them by name. */
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		char k[4];
+		json_t *n;
+
+		snprintf(k, sizeof(k), "%zu", i);
+		n = json_object_get(bystate, k);
+		if (json_object_set_new(changes, states[i],
+		    json_integer(n ? json_integer_value(n) : 0)) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "status: out of memory");
+			goto out;
+		}
+	}
+	if ((r = gs_stmt_prepare(st->db, "SELECT count(*) FROM record "
+	    "WHERE deleted = 1", &s)) != GS_OK ||
+	    (r = gs_stmt_one_int64(s, 0, &deleted)) != GS_OK)
+		goto out;
+	r = ag_store_meta_get(st, "created_at", &created);
+	if (r != GS_OK && r != GS_ENOTFOUND)
+		goto out;
+	if (json_object_set_new(into, "home", json_string(st->home)) != 0 ||
+	    json_object_set_new(into, "worker", json_string(st->worker))
+	    != 0 ||
+	    json_object_set_new(into, "grid", json_string(st->grid)) != 0 ||
+	    json_object_set_new(into, "schema",
+	    json_integer(gs_db_version(st->db))) != 0 ||
+	    json_object_set_new(into, "created_at", json_integer(created ?
+	    strtoll(created, NULL, 10) : 0)) != 0 ||
+	    json_object_set(into, "records", records) != 0 ||
+	    json_object_set_new(into, "deleted", json_integer(deleted)) != 0 ||
+	    json_object_set(into, "changes", changes) != 0) {
+		r = GS_FAIL(GS_ENOMEM, "status: out of memory");
+		goto out;
+	}
+	r = GS_OK;
+out:
+	gs_stmt_finalize(s);
+	gs_free(created);
+	json_decref(records);
+	json_decref(changes);
+	json_decref(bystate);
+	return r;
+}

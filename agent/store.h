@@ -1,0 +1,65 @@
+/*
+ * store.h - the agent's local store, internal side: what the CLI and the
+ * sync half of the agent need beyond the public API in gridagent.h.
+ *
+ * The tables are schema/agent/0001-store.sql (meta, record, change,
+ * audit); later migrations add their own.  Every function here runs on the
+ * store's one connection; none is thread-safe.
+ */
+#ifndef AG_STORE_H
+#define AG_STORE_H
+
+#include <jansson.h>
+
+#include "gridagent.h"
+
+struct gs_db;
+struct gs_schema;
+
+/* The change states of the change table (0001-store.sql). */
+enum ag_change_state {
+	AG_CHANGE_UNSENT = 0,    /* waiting; may still coalesce */
+	AG_CHANGE_BATCHED = 1,   /* sealed into an outbox envelope */
+	AG_CHANGE_DELIVERED = 2, /* the platform's receipt covers it */
+	AG_CHANGE_REJECTED = 3,
+	AG_CHANGE_QUARANTINED = 4,
+	AG_CHANGE_CONFLICTED = 5
+};
+
+/* The store's database and loaded forms; both belong to the store. */
+struct gs_db *ag_store_db(struct ag_store *st);
+const struct gs_schema *ag_store_schema(struct ag_store *st);
+/* The home directory and the settings read at open ("" when unset). */
+const char *ag_store_home(struct ag_store *st);
+const char *ag_store_grid(struct ag_store *st);
+const char *ag_store_worker(struct ag_store *st);
+
+/*
+ * A setting of the meta table: GS_OK and *out (gs_free), or GS_ENOTFOUND.
+ * ag_store_meta_set inserts or replaces; it runs in the caller's
+ * transaction if one is open, and also updates the cached grid/worker.
+ */
+int ag_store_meta_get(struct ag_store *st, const char *key, char **out);
+int ag_store_meta_set(struct ag_store *st, const char *key,
+    const char *value);
+
+/*
+ * Collect and edit from command-line NAME=VALUE arguments, typed by the
+ * form (gs_fields_from_args); problems go to the problem callback.  Same
+ * results as ag_collect / ag_edit.
+ */
+int ag_collect_args(struct ag_store *st, const char *type,
+    char *const *args, int n, char uuid_out[AG_UUID_LEN + 1]);
+int ag_edit_args(struct ag_store *st, const char *uuid, char *const *args,
+    int n);
+
+/* Adds the store's part of the status to `into` (see ag_status). */
+int ag_store_status(struct ag_store *st, json_t *into);
+
+/*
+ * The whole status as a JSON object (new reference in *out): the store's
+ * part and every other part listed in status.c.  ag_status dumps it.
+ */
+int ag_status_build(struct ag_store *st, json_t **out);
+
+#endif
