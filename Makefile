@@ -69,6 +69,7 @@ SCHEMA_SRCS := \
 WIRE_SRCS := \
 	sync/crypto.c \
 	sync/deflate.c \
+	sync/enroll.c \
 	sync/envelope.c \
 	sync/receipt.c \
 	sync/uuid.c
@@ -105,6 +106,7 @@ UNIT_TESTS := \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \
+	tests/unit/sync-enroll.c \
 	tests/unit/sync-envelope.c \
 	tests/unit/sync-receipt.c \
 	tests/unit/sync-uuid.c
