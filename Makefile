@@ -80,7 +80,13 @@ SYNC_SRCS := $(CORE_SRCS) $(SCHEMA_SRCS) $(WIRE_SRCS)
 AGENT_SRCS := \
 	agent/cli.c \
 	agent/status.c \
-	agent/store.c
+	agent/store.c \
+	agent/cli_sync.c \
+	agent/device.c \
+	agent/enroll.c \
+	agent/outbox.c \
+	agent/sync.c \
+	agent/uploader.c
 
 AGENT_MAIN := agent/main.c
 
