@@ -91,7 +91,14 @@ AGENT_SRCS := \
 AGENT_MAIN := agent/main.c
 
 # the platform library (everything but main)
-PLATFORM_SRCS :=
+PLATFORM_SRCS := \
+	platform/api.c \
+	platform/enroll.c \
+	platform/export.c \
+	platform/http.c \
+	platform/ingest.c \
+	platform/keys.c \
+	platform/store_sqlite.c
 
 PLATFORM_MAIN := platform/main.c
 

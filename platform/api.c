@@ -1,0 +1,216 @@
+/*
+ * api.c - the routes of the platform's HTTP API (WIRE.md), on top of
+ * http.c (which knows nothing of routes) and ingest.c / enroll.c (which
+ * know nothing of HTTP).
+ *
+ *	GET  /v1/health
+ *	POST /v1/enroll
+ *	PUT  /v1/devices/{device hex}/batches/{batch hex}
+ *
+ * An unknown path is 404 not_found; a known path with another method is
+ * 405 method_not_allowed; both are answered without reading a body.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "enrollment.h"
+#include "ingest.h"
+#include "core/banned.h"
+
+enum route {
+	R_NONE = 0,
+	R_HEALTH,
+	R_ENROLL,
+	R_BATCH
+};
+
+/* "/v1/devices/<32 hex>/batches/<32 hex>": copies the two ids. */
+static int
+match_batch(const char *path, char *dev, char *batch)
+{
+	static const char p1[] = "/v1/devices/", p2[] = "/batches/";
+	size_t i;
+
+	if (strncmp(path, p1, sizeof(p1) - 1) != 0)
+		return 0;
+	path += sizeof(p1) - 1;
+	for (i = 0; i < 32; i++)
+		if (path[i] == '\0' || path[i] == '/')
+			return 0;
+	if (strncmp(path + 32, p2, sizeof(p2) - 1) != 0)
+		return 0;
+	memcpy(dev, path, 32);
+	dev[32] = '\0';
+	path += 32 + sizeof(p2) - 1;
+	if (strlen(path) != 32)
+		return 0;
+	memcpy(batch, path, 33);
+	return 1;
+}
+
+static enum route
+route_of(const char *path, char *dev, char *batch)
+{
+	if (strcmp(path, "/v1/health") == 0)
+		return R_HEALTH;
+	if (strcmp(path, "/v1/enroll") == 0)
+		return R_ENROLL;
+	if (match_batch(path, dev, batch))
+		return R_BATCH;
+	return R_NONE;
+}
+
+static const char *const route_method[] = {
+	[R_HEALTH] = "GET",
+	[R_ENROLL] = "POST",
+	[R_BATCH] = "PUT",
+};
+
+static size_t
+body_max(void *ctx, const char *method, const char *path)
+{
+	struct pf_platform *pf = ctx;
+	char dev[33], batch[33];
+	enum route rt = route_of(path, dev, batch);
+
+	if (rt == R_NONE || strcmp(method, route_method[rt]) != 0)
+		return 0;
+	if (rt == R_ENROLL)
+		return PF_ENROLL_BODY_MAX;
+	if (rt == R_BATCH)
+		return pf->limits.max_envelope;
+	return 0;
+}
+
+/* Serializes o into the response body with the status. */
+static void
+send_json(struct pf_response *resp, int status, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	if (s == NULL || gs_buf_puts(&resp->body, s) != GS_OK ||
+	    gs_buf_putc(&resp->body, '\n') != GS_OK) {
+		free(s);
+		pf_http_error(resp, GS_ENOMEM, NULL);
+		return;
+	}
+	free(s);
+	resp->status = status;
+	resp->content_type = "application/json";
+}
+
+static void
+health(struct pf_platform *pf, struct pf_response *resp)
+{
+	char dep[33];
+	json_t *o;
+
+	gs_hex_encode(dep, pf->keys.deployment, sizeof(pf->keys.deployment));
+	o = json_pack("{s:s,s:s,s:I,s:s,s:o}", "status", "ok", "deployment",
+	    dep, "time", (json_int_t)gs_now_ms(), "version", PF_VERSION,
+	    "limits", pf_limits_json(pf));
+	if (o == NULL) {
+		pf_http_error(resp, GS_ENOMEM, NULL);
+		return;
+	}
+	send_json(resp, 200, o);
+	json_decref(o);
+}
+
+static void
+enroll(struct pf_platform *pf, const struct pf_request *req,
+    struct pf_response *resp)
+{
+	json_t *answer = NULL;
+	int r;
+
+	r = pf_enroll_redeem(pf, req->ip, req->body, req->body_len, &answer);
+	if (r != GS_OK) {
+		pf_http_error(resp, r, NULL);
+		return;
+	}
+	send_json(resp, 200, answer);
+	json_decref(answer);
+}
+
+static void
+batch(struct pf_platform *pf, const struct pf_request *req, const char *dev,
+    const char *bid, struct pf_response *resp)
+{
+	struct pf_ingest_result res;
+	char hex[2 * GS_RECEIPT_BYTES + 1];
+	json_t *o;
+	int r;
+
+	memset(&res, 0, sizeof(res));
+	r = pf_ingest_batch(pf, dev, bid, req->body, req->body_len, &res);
+	if (r != GS_OK) {
+		gs_log(GS_LOG_INFO, "batch %s from device %s (%s): %s: %s",
+		    bid, dev, req->ip, gs_error_code(r), gs_errmsg(r));
+		pf_http_error(resp, r, NULL);
+		return;
+	}
+	gs_hex_encode(hex, res.receipt, sizeof(res.receipt));
+	if (res.http_status == 403)
+		/* Revoked: the error shape, plus the receipt that lets the
+		 * device stop re-sending. */
+		o = json_pack("{s:{s:s,s:s},s:s,s:s}", "error", "code",
+		    gs_error_code(GS_EREVOKED), "message",
+		    "device has been revoked; the batch is kept in quarantine",
+		    "receipt", hex, "results", res.results);
+	else
+		o = json_pack("{s:s,s:s}", "receipt", hex, "results",
+		    res.results);
+	if (o == NULL)
+		pf_http_error(resp, GS_ENOMEM, NULL);
+	else
+		send_json(resp, res.http_status, o);
+	json_decref(o);
+	pf_ingest_result_release(&res);
+}
+
+static void
+handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
+{
+	struct pf_platform *pf = ctx;
+	char dev[33], bid[33];
+	enum route rt = route_of(req->path, dev, bid);
+
+	if (rt == R_NONE) {
+		pf_http_error(resp, GS_ENOTFOUND, "no such path");
+		return;
+	}
+	if (strcmp(req->method, route_method[rt]) != 0) {
+		pf_http_error(resp, GS_EMETHOD, NULL);
+		return;
+	}
+	switch (rt) {
+	case R_HEALTH:
+		health(pf, resp);
+		break;
+	case R_ENROLL:
+		enroll(pf, req, resp);
+		break;
+	case R_BATCH:
+		batch(pf, req, dev, bid, resp);
+		break;
+	default:
+		pf_http_error(resp, GS_EINTERNAL, NULL);
+	}
+}
+
+void
+pf_api_handler(struct pf_platform *pf, struct pf_http_handler *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->body_max = body_max;
+	h->handle = handle;
+	h->ctx = pf;
+}

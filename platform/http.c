@@ -1,0 +1,391 @@
+/*
+ * http.c - the libmicrohttpd seam: sockets, thread pool, limits, capped
+ * request bodies, and turning our answers into HTTP responses.
+ *
+ * Hardening follows research/reliability-anchors.md 4.1 and 5.1: MHD's
+ * connection timeout only measures inactivity, so a client that dribbles
+ * a body byte by byte is cut off by our own wall-clock deadline, and the
+ * per-IP and total connection caps bound what slow clients can hold.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "http.h"
+#include "core/banned.h"
+
+struct pf_http {
+	struct MHD_Daemon *d;
+	struct pf_http_handler h;
+	struct pf_http_config c;
+};
+
+/* The state of one request, kept in MHD's per-request pointer. */
+struct req_state {
+	struct gs_buf body;
+	size_t max;
+	int64_t start_us;
+	int answered;     /* a response was queued early (413, 404, ...) */
+	char ip[INET6_ADDRSTRLEN];
+};
+
+void
+pf_http_config_init(struct pf_http_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->listen = "127.0.0.1:8480";
+	c->threads = 4;
+	c->max_conns = 512;
+	c->max_conns_ip = 8;
+	c->idle_timeout = 30;
+	c->body_deadline = 120;
+}
+
+int
+pf_http_parse_listen(const char *listen, char *host, size_t hostlen,
+    unsigned *port)
+{
+	const char *colon, *h = listen, *hend;
+	uint64_t p;
+	unsigned char addr[16];
+
+	if (listen == NULL || *listen == '\0')
+		return GS_FAIL(GS_EINVAL, "empty listen address");
+	if (*listen == '[') {
+		hend = strchr(listen, ']');
+		if (hend == NULL || hend[1] != ':')
+			return GS_FAIL(GS_EINVAL,
+			    "listen address %s: expected [IPV6]:PORT", listen);
+		h = listen + 1;
+		colon = hend + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (colon == NULL)
+			return GS_FAIL(GS_EINVAL,
+			    "listen address %s: expected HOST:PORT", listen);
+		hend = colon;
+	}
+	if ((size_t)(hend - h) + 1 > hostlen || hend == h)
+		return GS_FAIL(GS_EINVAL, "listen address %s: bad host",
+		    listen);
+	memcpy(host, h, (size_t)(hend - h));
+	host[hend - h] = '\0';
+	if (gs_parse_u64(colon + 1, 65535, &p) != GS_OK)
+		return GS_FAIL(GS_EINVAL, "listen address %s: bad port",
+		    listen);
+	if (inet_pton(*listen == '[' ? AF_INET6 : AF_INET, host, addr) != 1)
+		return GS_FAIL(GS_EINVAL,
+		    "listen address %s: host must be a numeric address",
+		    listen);
+	*port = (unsigned)p;
+	return GS_OK;
+}
+
+void
+pf_http_error(struct pf_response *resp, int err, const char *msg)
+{
+	json_t *o;
+	char *s = NULL;
+
+	resp->status = gs_error_http(err);
+	resp->content_type = "application/json";
+	gs_buf_reset(&resp->body);
+	o = json_pack("{s:{s:s,s:s}}", "error", "code", gs_error_code(err),
+	    "message", msg != NULL ? msg : gs_errmsg(err));
+	if (o != NULL)
+		s = json_dumps(o, JSON_COMPACT);
+	/* Without memory we still owe the client a well-formed answer. */
+	if (s == NULL || gs_buf_puts(&resp->body, s) != GS_OK ||
+	    gs_buf_putc(&resp->body, '\n') != GS_OK) {
+		gs_buf_reset(&resp->body);
+		(void)gs_buf_puts(&resp->body,
+		    "{\"error\":{\"code\":\"out_of_memory\","
+		    "\"message\":\"out of memory\"}}\n");
+		resp->status = 503;
+	}
+	free(s);
+	json_decref(o);
+}
+
+static const char *
+query_get(const struct pf_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(
+	    (struct MHD_Connection *)req->conn_, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result
+send_response(struct MHD_Connection *conn, struct pf_response *resp)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	int status = resp->status != 0 ? resp->status : 500;
+
+	r = MHD_create_response_from_buffer(resp->body.len,
+	    resp->body.len ? resp->body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    resp->content_type != NULL ? resp->content_type :
+	    "application/json");
+	(void)MHD_add_response_header(r, "Cache-Control", "no-store");
+	ret = MHD_queue_response(conn, (unsigned int)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* An early error answer, before or while the body is read. */
+static enum MHD_Result
+send_error(struct MHD_Connection *conn, int err, const char *msg)
+{
+	struct pf_response resp;
+	enum MHD_Result ret;
+
+	memset(&resp, 0, sizeof(resp));
+	gs_buf_init(&resp.body, 4096);
+	pf_http_error(&resp, err, msg);
+	ret = send_response(conn, &resp);
+	gs_buf_release(&resp.body);
+	return ret;
+}
+
+static void
+client_ip(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	gs_strlcpy(out, "?", outlen);
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		(void)inet_ntop(AF_INET,
+		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+		    out, (socklen_t)outlen);
+	else if (sa->sa_family == AF_INET6)
+		(void)inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		    out, (socklen_t)outlen);
+}
+
+static enum MHD_Result
+dispatch(struct pf_http *s, struct MHD_Connection *conn,
+    struct req_state *st, const char *url, const char *method)
+{
+	struct pf_request req;
+	struct pf_response resp;
+	enum MHD_Result ret;
+
+	memset(&req, 0, sizeof(req));
+	memset(&resp, 0, sizeof(resp));
+	req.method = method;
+	req.path = url;
+	req.ip = st->ip;
+	req.body = st->body.len ? (const unsigned char *)st->body.data : NULL;
+	req.body_len = st->body.len;
+	req.query = query_get;
+	req.conn_ = conn;
+	/* Answers are small: receipts, results lists, errors. */
+	gs_buf_init(&resp.body, 4u << 20);
+	gs_errmsg_clear();
+	s->h.handle(s->h.ctx, &req, &resp);
+	ret = send_response(conn, &resp);
+	gs_buf_release(&resp.body);
+	st->answered = 1;
+	return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct pf_http *s = cls;
+	struct req_state *st = *con_cls;
+	const char *cl;
+	uint64_t declared;
+	int r;
+
+	(void)version;
+	if (st == NULL) {
+		/* First call: headers only.  Decide before any body byte. */
+		st = gs_calloc(1, sizeof(*st));
+		if (st == NULL)
+			return MHD_NO;
+		*con_cls = st;
+		st->start_us = gs_mono_us();
+		client_ip(conn, st->ip, sizeof(st->ip));
+		st->max = s->h.body_max(s->h.ctx, method, url);
+		gs_buf_init(&st->body, st->max);
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (st->max == 0) {
+			/* No body wanted (GET, unknown path, wrong method):
+			 * answer now and let MHD drop whatever follows. */
+			return dispatch(s, conn, st, url, method);
+		}
+		if (cl != NULL) {
+			if (gs_parse_u64(cl, UINT64_MAX, &declared) != GS_OK) {
+				st->answered = 1;
+				return send_error(conn, GS_EPARSE,
+				    "Content-Length is not a number");
+			}
+			if (declared > st->max) {
+				st->answered = 1;
+				gs_log(GS_LOG_INFO, "%s %s from %s: body of %llu "
+				    "bytes refused (limit %zu)", method, url,
+				    st->ip, (unsigned long long)declared,
+				    st->max);
+				return send_error(conn, GS_ETOOBIG, NULL);
+			}
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		if (st->answered) {
+			/* An early answer is queued: discard the rest. */
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		if (s->c.body_deadline != 0 && gs_mono_us() - st->start_us >
+		    (int64_t)s->c.body_deadline * 1000000) {
+			gs_log(GS_LOG_WARNING, "%s %s from %s: body too slow, "
+			    "connection closed", method, url, st->ip);
+			return MHD_NO;
+		}
+		r = gs_buf_append(&st->body, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		if (r == GS_ETOOBIG) {
+			/* A chunked body with no declared length grew past the
+			 * cap: answer 413 if MHD lets us, else cut it off. */
+			st->answered = 1;
+			gs_buf_release(&st->body);
+			return send_error(conn, GS_ETOOBIG, NULL);
+		}
+		if (r != GS_OK)
+			return MHD_NO;
+		return MHD_YES;
+	}
+	if (st->answered)
+		return MHD_YES;
+	return dispatch(s, conn, st, url, method);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct req_state *st = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (st == NULL)
+		return;
+	gs_buf_release(&st->body);
+	gs_free(st);
+	*con_cls = NULL;
+}
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	gs_log(GS_LOG_INFO, "http: %s", line);
+}
+
+int
+pf_http_start(const struct pf_http_config *c,
+    const struct pf_http_handler *h, struct pf_http **out,
+    unsigned *port_out)
+{
+	int r = GS_EINTERNAL;
+	struct pf_http *s = NULL;
+	char host[64];
+	unsigned port;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	const struct sockaddr *sa;
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *di;
+
+	*out = NULL;
+	if ((r = pf_http_parse_listen(c->listen, host, sizeof(host), &port))
+	    != GS_OK)
+		goto out;
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (c->listen[0] == '[') {
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)port);
+		(void)inet_pton(AF_INET6, host, &sin6.sin6_addr);
+		sa = (const struct sockaddr *)&sin6;
+		flags |= MHD_USE_IPv6;
+	} else {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)port);
+		(void)inet_pton(AF_INET, host, &sin.sin_addr);
+		sa = (const struct sockaddr *)&sin;
+	}
+	if ((s = gs_calloc(1, sizeof(*s))) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "http server state");
+		goto out;
+	}
+	s->h = *h;
+	s->c = *c;
+	s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request,
+	    s, MHD_OPTION_SOCK_ADDR, sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, c->threads,
+	    MHD_OPTION_CONNECTION_LIMIT, c->max_conns,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_conns_ip,
+	    MHD_OPTION_CONNECTION_TIMEOUT, c->idle_timeout,
+	    /* Bounds the request line and headers. */
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)s,
+	    MHD_OPTION_END);
+	if (s->d == NULL) {
+		r = GS_FAIL(GS_EIO, "cannot listen on %s (address in use, "
+		    "not local, or not permitted)", c->listen);
+		goto out;
+	}
+	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	*port_out = di != NULL ? di->port : port;
+	*out = s;
+	s = NULL;
+	r = GS_OK;
+out:
+	if (s != NULL)
+		gs_free(s);
+	return r;
+}
+
+void
+pf_http_stop(struct pf_http *s)
+{
+	if (s == NULL)
+		return;
+	MHD_stop_daemon(s->d);
+	gs_free(s);
+}

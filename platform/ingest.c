@@ -1,0 +1,583 @@
+/*
+ * ingest.c - receiving one sealed batch: checks in the order of DESIGN.md
+ * section 6, then one store transaction per batch.
+ *
+ * Why this order: every step is cheaper than the next and needs only what
+ * the previous ones established.  Nothing from the body is trusted before
+ * the device's signature verifies, and nothing is decrypted or inflated
+ * before that, so a forger costs us one Ed25519 verification.  The
+ * idempotency lookup comes after the signature (a forger must not learn
+ * which batch ids exist) and before decryption (a retry costs no AEAD and
+ * no inflate).  The store transaction is the only place that writes: any
+ * error before COMMIT stores nothing, and a receipt is only ever answered
+ * for a committed batch.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "batch.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "envelope.h"
+#include "ingest.h"
+#include "receipt.h"
+#include "schema.h"
+#include "store.h"
+#include "validate.h"
+#include "core/banned.h"
+
+int
+pf_merge_fast_forward(int64_t base_rev, int64_t current_rev,
+    int same_device_since_base)
+{
+	if (base_rev == current_rev)
+		return 1;
+	/* The device edited on top of its own earlier, already applied
+	 * changes (sent in earlier batches before it learnt their revs):
+	 * nobody else touched the record since, so nothing can be lost. */
+	return base_rev < current_rev && same_device_since_base;
+}
+
+void
+pf_ingest_result_release(struct pf_ingest_result *res)
+{
+	if (res == NULL)
+		return;
+	gs_free(res->results);
+	res->results = NULL;
+}
+
+/* The state of one batch's transaction. */
+struct ingest {
+	struct pf_platform *pf;
+	struct pf_store *st;
+	const struct pf_device *dev;
+	struct pf_batch_row *row;
+	json_t *results;          /* array of non-trivial outcomes */
+	struct gs_buf line;       /* one change, re-encoded (canonical) */
+	unsigned applied, conflicted, quarantined;
+	int64_t now;
+};
+
+/* Adds {change_id, uuid, status, rev, reasons} to the results.  Takes
+ * the reference to reasons (NULL = an empty array). */
+static int
+result_add(struct ingest *in, const struct gs_change *c, const char *status,
+    int64_t rev, json_t *reasons)
+{
+	json_t *o;
+
+	if (reasons == NULL && (reasons = json_array()) == NULL)
+		return GS_FAIL(GS_ENOMEM, "results");
+	/* "o" steals the reference, also when json_pack fails. */
+	o = json_pack("{s:s,s:s,s:s,s:I,s:o}", "change_id", c->change_id,
+	    "uuid", c->uuid, "status", status, "rev", (json_int_t)rev,
+	    "reasons", reasons);
+	if (o == NULL || json_array_append_new(in->results, o) != 0)
+		return GS_FAIL(GS_ENOMEM, "results");
+	return GS_OK;
+}
+
+/* A one-problem reasons array. */
+static json_t *
+one_reason(const char *field, const char *rule, const char *msg)
+{
+	return json_pack("[{s:s,s:s,s:s}]", "field", field, "rule", rule,
+	    "message", msg);
+}
+
+/* Keeps a change in quarantine and lists it.  Takes the reference to
+ * reasons (NULL: out of memory). */
+static int
+quarantine(struct ingest *in, const struct gs_change *c, const char *cause,
+    json_t *reasons, int record_change)
+{
+	struct pf_quarantined q;
+	char *text = NULL;
+	int r;
+
+	if (reasons == NULL)
+		return GS_FAIL(GS_ENOMEM, "quarantine reasons");
+	if ((text = json_dumps(reasons, JSON_COMPACT)) == NULL) {
+		json_decref(reasons);
+		return GS_FAIL(GS_ENOMEM, "quarantine reasons");
+	}
+	memset(&q, 0, sizeof(q));
+	q.uuid = c->uuid;
+	q.change_id = c->change_id;
+	q.type = c->type;
+	q.grid = c->grid;
+	q.cause = cause;
+	q.change = in->line.data;
+	q.reasons = text;
+	q.created_at = in->now;
+	q.device = in->dev->id;
+	q.batch = in->row->id;
+	q.record_change = record_change;
+	r = in->st->ops->quarantine_put(in->st, &q);
+	free(text);
+	if (r != GS_OK) {
+		json_decref(reasons);
+		return r;
+	}
+	in->quarantined++;
+	return result_add(in, c, "quarantined", 0, reasons);
+}
+
+/*
+ * The record's fields after the change: the current fields (none for a
+ * new or deleted record) with the change's fields set, and its nulls
+ * removed.  New reference or NULL (out of memory, or stored JSON bad).
+ */
+static json_t *
+candidate(const struct pf_record_state *s, const struct gs_change *c)
+{
+	json_t *out, *v;
+	json_error_t jerr;
+	const char *k;
+
+	if (s->exists && !s->deleted && s->fields != NULL)
+		out = json_loads(s->fields, 0, &jerr);
+	else
+		out = json_object();
+	if (out == NULL || !json_is_object(out)) {
+		json_decref(out);
+		return NULL;
+	}
+	json_object_foreach(c->fields, k, v) {
+		if (json_is_null(v)) {
+			(void)json_object_del(out, k);
+		} else if (json_object_set_new(out, k, json_deep_copy(v)) != 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* Applies, conflicts or quarantines one change. */
+static int
+one_change(struct ingest *in, const struct gs_change *c)
+{
+	int r = GS_EINTERNAL;
+	struct pf_record_state s;
+	const struct gs_form *form;
+	struct gs_problems probs;
+	enum pf_outcome prev;
+	int64_t prev_rev;
+	json_t *cand = NULL;
+	char *fields = NULL, msg[160];
+	struct pf_revision v;
+	struct pf_conflict k;
+
+	memset(&s, 0, sizeof(s));
+	gs_buf_reset(&in->line);
+	if ((r = gs_batch_encode_change(&in->line, c)) != GS_OK)
+		return r;
+	/* Keep the line without its "\n". */
+	gs_buf_truncate(&in->line, in->line.len - 1);
+
+	/* Revoke but drain: kept, never applied, an admin decides. */
+	if (in->dev->revoked)
+		return quarantine(in, c, "revoked", one_reason("",
+		    "device_revoked", "the device is revoked; kept for an "
+		    "admin"), 0);
+
+	/* One applied change per change id, forever: a change seen again
+	 * gets its first outcome reported and nothing is done twice. */
+	r = in->st->ops->change_find(in->st, c->change_id, &prev, &prev_rev);
+	if (r == GS_OK) {
+		switch (prev) {
+		case PF_APPLIED:
+		case PF_MERGED:
+			in->applied++;
+			return result_add(in, c, "merged", prev_rev, NULL);
+		case PF_CONFLICT:
+			in->conflicted++;
+			return result_add(in, c, "conflict", prev_rev, NULL);
+		default:
+			in->quarantined++;
+			return result_add(in, c, "quarantined", 0, one_reason(
+			    "", "duplicate", "this change id was already "
+			    "quarantined"));
+		}
+	}
+	if (r != GS_ENOTFOUND)
+		return r;
+
+	if ((form = gs_schema_form(in->pf->schema, c->type)) == NULL) {
+		snprintf(msg, sizeof(msg), "unknown record type %s", c->type);
+		return quarantine(in, c, "invalid", one_reason("",
+		    "unknown_type", msg), 1);
+	}
+	if ((r = in->st->ops->record_state(in->st, c->uuid, in->dev->id,
+	    c->base_rev, &s)) != GS_OK)
+		goto out;
+	if (s.exists && strcmp(s.type, c->type) != 0) {
+		snprintf(msg, sizeof(msg), "record is a %s, not a %s", s.type,
+		    c->type);
+		r = quarantine(in, c, "invalid", one_reason("", "type_mismatch",
+		    msg), 1);
+		goto out;
+	}
+	if (c->base_rev > (s.exists ? s.rev : 0)) {
+		snprintf(msg, sizeof(msg), "base_rev %lld is newer than the "
+		    "platform's rev %lld", (long long)c->base_rev,
+		    (long long)(s.exists ? s.rev : 0));
+		r = quarantine(in, c, "invalid", one_reason("", "bad_base_rev",
+		    msg), 1);
+		goto out;
+	}
+	if (!c->deleted) {
+		if ((cand = candidate(&s, c)) == NULL) {
+			r = GS_FAIL(GS_ENOMEM, "record %s: fields", c->uuid);
+			goto out;
+		}
+		/* Never trust the device: validate the record as it would
+		 * be after the change. */
+		r = gs_record_validate(in->pf->schema, form, cand, &probs);
+		if (r == GS_EVALIDATION) {
+			r = quarantine(in, c, "invalid",
+			    gs_problems_json(&probs), 1);
+			goto out;
+		}
+		if (r != GS_OK)
+			goto out;
+		fields = json_dumps(cand, JSON_COMPACT | JSON_SORT_KEYS);
+		if (fields == NULL) {
+			r = GS_FAIL(GS_ENOMEM, "record %s: fields", c->uuid);
+			goto out;
+		}
+	}
+
+	if (s.exists && !pf_merge_fast_forward(c->base_rev, s.rev,
+	    s.same_device_since_base)) {
+		/* Both values are kept; the merge is an admin's (or a later
+		 * three-way merge's) decision, never a silent overwrite. */
+		memset(&k, 0, sizeof(k));
+		k.uuid = c->uuid;
+		k.change_id = c->change_id;
+		k.change = in->line.data;
+		k.current_fields = s.fields;
+		k.base_rev = c->base_rev;
+		k.current_rev = s.rev;
+		k.created_at = in->now;
+		k.device = in->dev->id;
+		k.batch = in->row->id;
+		if ((r = in->st->ops->conflict_put(in->st, &k)) != GS_OK)
+			goto out;
+		in->conflicted++;
+		snprintf(msg, sizeof(msg), "the record is at rev %lld, changed "
+		    "by another device since rev %lld", (long long)s.rev,
+		    (long long)c->base_rev);
+		r = result_add(in, c, "conflict", s.rev, one_reason("",
+		    "conflict", msg));
+		goto out;
+	}
+
+	memset(&v, 0, sizeof(v));
+	v.uuid = c->uuid;
+	v.change_id = c->change_id;
+	v.type = c->type;
+	v.grid = c->grid;
+	v.author = c->author;
+	v.form_version = c->form_version;
+	v.rev = (s.exists ? s.rev : 0) + 1;
+	v.base_rev = c->base_rev;
+	v.deleted = c->deleted;
+	v.fields = fields;
+	v.change = in->line.data;
+	v.created_at = c->created_at;
+	v.updated_at = c->updated_at;
+	v.applied_at = in->now;
+	v.device = in->dev->id;
+	v.batch = in->row->id;
+	v.outcome = v.rev == c->base_rev + 1 ? PF_APPLIED : PF_MERGED;
+	if ((r = in->st->ops->revision_put(in->st, &v)) != GS_OK)
+		goto out;
+	in->applied++;
+	/* A plain fast-forward is not listed: the device knows its rev is
+	 * base_rev + 1.  Anything else says which rev it got. */
+	r = v.outcome == PF_APPLIED ? GS_OK :
+	    result_add(in, c, "merged", v.rev, NULL);
+out:
+	free(fields);
+	json_decref(cand);
+	pf_record_state_release(&s);
+	return r;
+}
+
+/* Fills res from a stored batch row. */
+static int
+stored_answer(const struct pf_batch_row *b, struct pf_ingest_result *res)
+{
+	if (b->receipt_len != GS_RECEIPT_BYTES)
+		return GS_FAIL(GS_ECORRUPT, "stored receipt has %zu bytes",
+		    b->receipt_len);
+	memcpy(res->receipt, b->receipt, GS_RECEIPT_BYTES);
+	if ((res->results = gs_strdup(b->results)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "results");
+	res->http_status = b->http_status;
+	res->applied = b->applied;
+	res->conflicted = b->conflicted;
+	res->quarantined = b->quarantined;
+	res->replayed = 1;
+	return GS_OK;
+}
+
+/*
+ * The idempotency rule: the same (device, batch id) with the same bytes
+ * gets the stored answer; with other bytes it is refused.  GS_ENOTFOUND
+ * when the batch is new.  Called with pf->lock held.
+ */
+static int
+lookup(struct pf_store *st, const struct gs_envelope_header *h,
+    const unsigned char *hash, struct pf_ingest_result *res)
+{
+	struct pf_batch_row b;
+	int r;
+
+	r = st->ops->batch_find(st, h->device, h->batch, &b);
+	if (r != GS_OK)
+		return r;
+	if (gs_crypto_memcmp(b.hash, hash, GS_HASHBYTES) != 0)
+		r = GS_FAIL(GS_EREPLAY, "batch id already used with "
+		    "different bytes");
+	else
+		r = stored_answer(&b, res);
+	pf_batch_row_release(&b);
+	return r;
+}
+
+/* The transaction: everything about one batch, or nothing. */
+static int
+commit_batch(struct pf_platform *pf, const struct pf_device *dev,
+    const struct gs_envelope_header *h, const unsigned char *env,
+    size_t len, const unsigned char *hash, const struct gs_batch *batch,
+    struct pf_ingest_result *res)
+{
+	int r = GS_EINTERNAL;
+	struct pf_store *st = pf->store;
+	struct pf_batch_row row;
+	struct ingest in;
+	struct gs_receipt rc;
+	char *results = NULL;
+	size_t i;
+	int in_tx = 0;
+
+	memset(&row, 0, sizeof(row));
+	memset(&in, 0, sizeof(in));
+	gs_buf_init(&in.line, GS_BATCH_LINE_MAX + 1);
+	in.pf = pf;
+	in.st = st;
+	in.dev = dev;
+	in.row = &row;
+	in.now = gs_now_ms();
+	if ((in.results = json_array()) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "results");
+		goto out;
+	}
+	memcpy(row.device, h->device, sizeof(row.device));
+	memcpy(row.batch, h->batch, sizeof(row.batch));
+	row.seq = h->seq;
+	memcpy(row.prev_hash, h->prev_hash, sizeof(row.prev_hash));
+	memcpy(row.hash, hash, sizeof(row.hash));
+	row.envelope = (unsigned char *)env;
+	row.envelope_len = len;
+	row.received_at = in.now;
+
+	if ((r = st->ops->begin(st)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	/* The unique key claims the batch id with the work itself. */
+	if ((r = st->ops->batch_insert(st, &row)) != GS_OK)
+		goto out;
+	for (i = 0; i < batch->n; i++)
+		if ((r = one_change(&in, &batch->changes[i])) != GS_OK)
+			goto out;
+	if ((r = st->ops->ledger_update(st, &row, in.now)) != GS_OK)
+		goto out;
+	if (strcmp(row.chain, "broken") == 0)
+		gs_log(GS_LOG_WARNING, "device chain broken at seq %llu "
+		    "(prev hash does not match the kept envelope)",
+		    (unsigned long long)row.seq);
+
+	if ((results = json_dumps(in.results, JSON_COMPACT)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "results");
+		goto out;
+	}
+	memset(&rc, 0, sizeof(rc));
+	memcpy(rc.deployment, h->deployment, sizeof(rc.deployment));
+	memcpy(rc.device, h->device, sizeof(rc.device));
+	memcpy(rc.batch, h->batch, sizeof(rc.batch));
+	rc.seq = h->seq;
+	memcpy(rc.envelope_hash, hash, sizeof(rc.envelope_hash));
+	rc.applied = in.applied;
+	rc.conflicted = in.conflicted;
+	rc.quarantined = in.quarantined;
+	rc.server_time = in.now;
+	rc.status = dev->revoked ? GS_RECEIPT_QUARANTINED : GS_RECEIPT_ACCEPTED;
+	if ((r = gs_receipt_sign(res->receipt, &rc, results, strlen(results),
+	    pf->keys.receipt_sk)) != GS_OK)
+		goto out;
+
+	row.status = rc.status;
+	row.http_status = dev->revoked ? 403 : 200;
+	row.applied = in.applied;
+	row.conflicted = in.conflicted;
+	row.quarantined = in.quarantined;
+	row.receipt = res->receipt;
+	row.receipt_len = GS_RECEIPT_BYTES;
+	row.results = results;
+	if ((r = st->ops->batch_finish(st, &row)) != GS_OK)
+		goto out;
+	if ((r = st->ops->commit(st)) != GS_OK)
+		goto out;
+	in_tx = 0;
+
+	res->http_status = row.http_status;
+	res->applied = in.applied;
+	res->conflicted = in.conflicted;
+	res->quarantined = in.quarantined;
+	if ((res->results = gs_strdup(results)) == NULL)
+		r = GS_FAIL(GS_ENOMEM, "results");
+out:
+	if (in_tx)
+		st->ops->rollback(st);
+	free(results);
+	json_decref(in.results);
+	gs_buf_release(&in.line);
+	return r;
+}
+
+int
+pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
+    const char *batch_hex, const unsigned char *env, size_t len,
+    struct pf_ingest_result *res)
+{
+	int r = GS_EINTERNAL;
+	struct gs_envelope_header h;
+	struct gs_envelope_limits lim;
+	unsigned char dev_id[16], batch_id[16], hash[GS_HASHBYTES];
+	unsigned char kid[GS_KIDBYTES];
+	struct pf_device dev;
+	struct gs_buf plain;
+	struct gs_batch batch;
+	int locked = 0, decoded = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&batch, 0, sizeof(batch));
+	gs_buf_init(&plain, pf->limits.max_plain);
+
+	/* 1. Cheap checks: no cryptography yet. */
+	if (gs_hex_decode(dev_id, sizeof(dev_id), device_hex) != GS_OK ||
+	    gs_hex_decode(batch_id, sizeof(batch_id), batch_hex) != GS_OK) {
+		r = GS_FAIL(GS_EINVAL, "device and batch ids in the path must "
+		    "be 32 hex digits");
+		goto out;
+	}
+	lim.max_envelope = pf->limits.max_envelope;
+	lim.max_plain = pf->limits.max_plain;
+	lim.max_records = pf->limits.max_records;
+	if (env == NULL || len == 0) {
+		r = GS_FAIL(GS_EENVELOPE, "empty body");
+		goto out;
+	}
+	if ((r = gs_envelope_parse(&h, env, len, &lim)) != GS_OK)
+		goto out;
+	if (memcmp(h.device, dev_id, sizeof(dev_id)) != 0 ||
+	    memcmp(h.batch, batch_id, sizeof(batch_id)) != 0) {
+		r = GS_FAIL(GS_EINVAL, "the path's device or batch id differs "
+		    "from the envelope's");
+		goto out;
+	}
+	if ((r = gs_envelope_check_deployment(&h, pf->keys.deployment))
+	    != GS_OK)
+		goto out;
+
+	/* 2. Known device. */
+	(void)pthread_mutex_lock(&pf->lock);
+	r = pf->store->ops->device_get(pf->store, h.device, &dev);
+	(void)pthread_mutex_unlock(&pf->lock);
+	if (r == GS_ENOTFOUND) {
+		r = GS_FAIL(GS_EUNKNOWNDEVICE, "device %s is not enrolled here",
+		    device_hex);
+		goto out;
+	}
+	if (r != GS_OK)
+		goto out;
+
+	/* 3. The signature, before any decryption or inflate. */
+	gs_crypto_key_id(kid, dev.pk, sizeof(dev.pk));
+	if (gs_crypto_memcmp(kid, h.device_kid, sizeof(kid)) != 0) {
+		r = GS_FAIL(GS_EBADSIG, "envelope names another device key");
+		goto out;
+	}
+	if ((r = gs_envelope_verify(&h, env, len, dev.pk)) != GS_OK) {
+		r = GS_FAIL(GS_EBADSIG, "envelope signature does not verify "
+		    "with the device's enrolled key");
+		goto out;
+	}
+	gs_envelope_hash(hash, env, len);
+
+	/* 4. Idempotency: a retry gets the stored answer. */
+	(void)pthread_mutex_lock(&pf->lock);
+	r = lookup(pf->store, &h, hash, res);
+	(void)pthread_mutex_unlock(&pf->lock);
+	if (r != GS_ENOTFOUND)
+		goto out;
+
+	/* 5. Decrypt and inflate (bounded), then decode strictly. */
+	if (gs_crypto_memcmp(h.platform_kid, pf->keys.batch_kid,
+	    sizeof(h.platform_kid)) != 0) {
+		r = GS_FAIL(GS_EDECRYPT, "envelope is sealed to another "
+		    "platform key");
+		goto out;
+	}
+	if ((r = gs_envelope_open(&plain, &h, env, len, pf->keys.batch_pk,
+	    pf->keys.batch_sk)) != GS_OK)
+		goto out;
+	if ((r = gs_batch_decode(&batch, plain.data, plain.len,
+	    pf->limits.max_records)) != GS_OK)
+		goto out;
+	decoded = 1;
+	if ((r = gs_batch_check_envelope(&batch.hdr, h.deployment, h.device,
+	    h.batch, h.seq, h.count)) != GS_OK)
+		goto out;
+
+	/* 6. One transaction. */
+	(void)pthread_mutex_lock(&pf->lock);
+	locked = 1;
+	/* The device may have been revoked, or the batch stored by a
+	 * concurrent retry, while we decrypted: look again under the lock. */
+	if ((r = pf->store->ops->device_get(pf->store, h.device, &dev))
+	    != GS_OK)
+		goto out;
+	r = lookup(pf->store, &h, hash, res);
+	if (r == GS_ENOTFOUND)
+		r = commit_batch(pf, &dev, &h, env, len, hash, &batch, res);
+	if (r == GS_OK && !res->replayed)
+		gs_log(GS_LOG_INFO, "batch %s seq %llu from device %s: %u "
+		    "applied, %u conflicted, %u quarantined%s", batch_hex,
+		    (unsigned long long)h.seq, device_hex, res->applied,
+		    res->conflicted, res->quarantined,
+		    dev.revoked ? " (device revoked)" : "");
+out:
+	if (locked)
+		(void)pthread_mutex_unlock(&pf->lock);
+	if (decoded)
+		gs_batch_release(&batch);
+	/* The plaintext holds personal data: wipe before freeing. */
+	if (plain.data != NULL)
+		gs_crypto_memzero(plain.data, plain.len);
+	gs_buf_release(&plain);
+	if (r != GS_OK)
+		pf_ingest_result_release(res);
+	return r;
+}

@@ -1,0 +1,354 @@
+/*
+ * keys.c - the platform's home directory: creating a deployment (ids and
+ * key pairs) and opening it again.
+ *
+ * Key files hold lower-case hex and a newline.  Secret key files are
+ * created with O_EXCL and mode 0600 in a 0700 directory, written and
+ * fsync'ed before the store records the deployment, so a crash during
+ * init leaves either no deployment or a complete one plus stray files that
+ * make a second init refuse (and an operator look).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "enroll.h"
+#include "envelope.h"
+#include "platform.h"
+#include "schema.h"
+#include "store.h"
+#include "core/banned.h"
+
+static const char *const key_files[] = { "batch.key", "batch.pub",
+	"receipt.key", "receipt.pub", "platform.db" };
+
+int
+pf_home_resolve(const char *opt, char **out)
+{
+	const char *env, *home;
+	struct gs_buf b;
+	size_t n;
+	int r;
+
+	*out = NULL;
+	if (opt != NULL && *opt != '\0') {
+		*out = gs_strdup(opt);
+	} else if ((env = getenv("GRIDPLATFORM_HOME")) != NULL &&
+	    *env != '\0') {
+		*out = gs_strdup(env);
+	} else {
+		if ((home = getenv("HOME")) == NULL || *home == '\0')
+			return GS_FAIL(GS_EINVAL, "no --home, no "
+			    "$GRIDPLATFORM_HOME and no $HOME");
+		gs_buf_init(&b, 4096);
+		if ((r = gs_buf_printf(&b, "%s/.gridplatform", home)) != GS_OK) {
+			gs_buf_release(&b);
+			return r;
+		}
+		*out = gs_buf_detach(&b, &n);
+	}
+	return *out != NULL ? GS_OK : GS_FAIL(GS_ENOMEM, "home path");
+}
+
+static int
+path_in(const char *home, const char *name, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%s/%s", home, name);
+
+	if (n < 0 || (size_t)n >= outlen)
+		return GS_FAIL(GS_EINVAL, "path too long: %s/%s", home, name);
+	return GS_OK;
+}
+
+/* Writes hex of p[0..n) and a newline to a new file (never replacing). */
+static int
+write_key_file(const char *home, const char *name, const unsigned char *p,
+    size_t n, mode_t mode)
+{
+	char path[4096], hex[2 * 64 + 2];
+	int fd, r = GS_OK;
+	size_t len;
+
+	if ((r = path_in(home, name, path, sizeof(path))) != GS_OK)
+		return r;
+	gs_hex_encode(hex, p, n);
+	len = 2 * n;
+	hex[len++] = '\n';
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		r = GS_FAIL(errno == EEXIST ? GS_EEXIST : GS_EIO,
+		    "cannot create %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, mode) != 0 || write(fd, hex, len) != (ssize_t)len ||
+	    fsync(fd) != 0)
+		r = GS_FAIL(GS_EIO, "cannot write %s: %s", path,
+		    strerror(errno));
+	if (close(fd) != 0 && r == GS_OK)
+		r = GS_FAIL(GS_EIO, "cannot write %s: %s", path,
+		    strerror(errno));
+out:
+	gs_crypto_memzero(hex, sizeof(hex));
+	return r;
+}
+
+/* Reads a key file of exactly n bytes of hex (and a newline). */
+static int
+read_key_file(const char *home, const char *name, unsigned char *p, size_t n)
+{
+	char path[4096], hex[2 * 64 + 4];
+	int fd, r = GS_OK;
+	ssize_t got;
+	struct stat sb;
+
+	if ((r = path_in(home, name, path, sizeof(path))) != GS_OK)
+		return r;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return GS_FAIL(errno == ENOENT ? GS_ENOTFOUND : GS_EIO,
+		    "cannot open %s: %s", path, strerror(errno));
+	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) != 0 &&
+	    strstr(name, ".key") != NULL)
+		gs_log(GS_LOG_WARNING, "%s is readable by others (mode %o)",
+		    path, (unsigned)(sb.st_mode & 0777));
+	got = read(fd, hex, sizeof(hex) - 1);
+	(void)close(fd);
+	if (got < 0) {
+		r = GS_FAIL(GS_EIO, "cannot read %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	hex[got] = '\0';
+	while (got > 0 && (hex[got - 1] == '\n' || hex[got - 1] == '\r'))
+		hex[--got] = '\0';
+	if ((size_t)got != 2 * n || gs_hex_decode(p, n, hex) != GS_OK)
+		r = GS_FAIL(GS_ECORRUPT, "%s is damaged (expected %zu hex "
+		    "digits)", path, 2 * n);
+out:
+	gs_crypto_memzero(hex, sizeof(hex));
+	return r;
+}
+
+static int
+check_url(const char *url)
+{
+	size_t i, n = strlen(url);
+
+	if (n == 0 || n > GS_ENROLL_URL_MAX ||
+	    (strncmp(url, "http://", 7) != 0 &&
+	    strncmp(url, "https://", 8) != 0))
+		return GS_FAIL(GS_EINVAL, "public URL %s: expected http://... "
+		    "or https://..., at most %d bytes", url,
+		    GS_ENROLL_URL_MAX);
+	for (i = 0; i < n; i++)
+		if ((unsigned char)url[i] <= ' ' ||
+		    (unsigned char)url[i] >= 0x7f)
+			return GS_FAIL(GS_EINVAL, "public URL: printable "
+			    "ASCII without spaces only");
+	return GS_OK;
+}
+
+int
+pf_init_home(const char *home, const char *public_url)
+{
+	int r = GS_EINTERNAL;
+	char path[4096], hex[33];
+	unsigned char dep[16], bpk[GS_KX_PKBYTES], bsk[GS_KX_SKBYTES];
+	unsigned char rpk[GS_SIGN_PKBYTES], rsk[GS_SIGN_SKBYTES];
+	struct pf_store *st = NULL;
+	struct stat sb;
+	size_t i;
+	char pkhex[2 * 32 + 1];
+
+	if (public_url == NULL)
+		public_url = PF_DEFAULT_URL;
+	if ((r = check_url(public_url)) != GS_OK)
+		return r;
+	if ((r = gs_crypto_init()) != GS_OK)
+		return r;
+	/* Never overwrite an existing deployment: any of its files is
+	 * enough to refuse. */
+	for (i = 0; i < sizeof(key_files) / sizeof(key_files[0]); i++) {
+		if ((r = path_in(home, key_files[i], path, sizeof(path)))
+		    != GS_OK)
+			return r;
+		if (lstat(path, &sb) == 0)
+			return GS_FAIL(GS_EEXIST, "%s already holds a "
+			    "deployment (%s exists); refusing to overwrite",
+			    home, key_files[i]);
+	}
+	if (mkdir(home, 0700) != 0 && errno != EEXIST)
+		return GS_FAIL(GS_EIO, "cannot create %s: %s", home,
+		    strerror(errno));
+	if (stat(home, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return GS_FAIL(GS_EIO, "%s is not a directory", home);
+	if (chmod(home, 0700) != 0)
+		return GS_FAIL(GS_EIO, "cannot chmod %s: %s", home,
+		    strerror(errno));
+
+	gs_random(dep, sizeof(dep));
+	gs_crypto_kx_keypair(bpk, bsk);
+	gs_crypto_sign_keypair(rpk, rsk);
+	if ((r = write_key_file(home, "batch.key", bsk, sizeof(bsk), 0600))
+	    != GS_OK ||
+	    (r = write_key_file(home, "batch.pub", bpk, sizeof(bpk), 0644))
+	    != GS_OK ||
+	    (r = write_key_file(home, "receipt.key", rsk, sizeof(rsk), 0600))
+	    != GS_OK ||
+	    (r = write_key_file(home, "receipt.pub", rpk, sizeof(rpk), 0644))
+	    != GS_OK)
+		goto out;
+
+	if ((r = path_in(home, "platform.db", path, sizeof(path))) != GS_OK ||
+	    (r = pf_store_sqlite_open(path, 1, &st)) != GS_OK ||
+	    (r = st->ops->begin(st)) != GS_OK)
+		goto out;
+	gs_hex_encode(hex, dep, sizeof(dep));
+	if ((r = st->ops->meta_set(st, "deployment", hex)) != GS_OK)
+		goto rollback;
+	gs_hex_encode(pkhex, bpk, sizeof(bpk));
+	if ((r = st->ops->meta_set(st, "batch_pk", pkhex)) != GS_OK)
+		goto rollback;
+	gs_hex_encode(pkhex, rpk, sizeof(rpk));
+	if ((r = st->ops->meta_set(st, "receipt_pk", pkhex)) != GS_OK ||
+	    (r = st->ops->meta_set(st, "public_url", public_url)) != GS_OK)
+		goto rollback;
+	r = st->ops->commit(st);
+	goto out;
+rollback:
+	st->ops->rollback(st);
+out:
+	pf_store_close(st);
+	gs_crypto_memzero(bsk, sizeof(bsk));
+	gs_crypto_memzero(rsk, sizeof(rsk));
+	return r;
+}
+
+/* A hex meta value of exactly n bytes. */
+static int
+meta_hex(struct pf_store *st, const char *key, unsigned char *out, size_t n)
+{
+	char *v = NULL;
+	int r;
+
+	if ((r = st->ops->meta_get(st, key, &v)) != GS_OK)
+		return r == GS_ENOTFOUND ? GS_FAIL(GS_ECORRUPT, "store has no "
+		    "%s", key) : r;
+	if (strlen(v) != 2 * n || gs_hex_decode(out, n, v) != GS_OK)
+		r = GS_FAIL(GS_ECORRUPT, "store's %s is damaged", key);
+	gs_free(v);
+	return r;
+}
+
+int
+pf_platform_open(const char *home, struct pf_platform **out)
+{
+	int r = GS_EINTERNAL;
+	struct pf_platform *pf = NULL;
+	char path[4096];
+	unsigned char pk[32], spk[GS_SIGN_PKBYTES];
+	struct stat sb;
+	struct gs_envelope_limits lim;
+
+	*out = NULL;
+	if ((r = gs_crypto_init()) != GS_OK)
+		return r;
+	if ((r = path_in(home, "platform.db", path, sizeof(path))) != GS_OK)
+		return r;
+	if (stat(path, &sb) != 0)
+		return GS_FAIL(GS_ENOTFOUND, "no deployment in %s: run "
+		    "gridplatform init", home);
+	if ((pf = gs_calloc(1, sizeof(*pf))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "platform");
+	(void)pthread_mutex_init(&pf->lock, NULL);
+	(void)pthread_mutex_init(&pf->rate_lock, NULL);
+	if ((pf->home = gs_strdup(home)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "platform");
+		goto out;
+	}
+	pf->keys.batch_sk = gs_crypto_secure_alloc(GS_KX_SKBYTES);
+	pf->keys.receipt_sk = gs_crypto_secure_alloc(GS_SIGN_SKBYTES);
+	if (pf->keys.batch_sk == NULL || pf->keys.receipt_sk == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "secure memory for keys");
+		goto out;
+	}
+	if ((r = pf_store_sqlite_open(path, 0, &pf->store)) != GS_OK)
+		goto out;
+	if ((r = meta_hex(pf->store, "deployment", pf->keys.deployment,
+	    sizeof(pf->keys.deployment))) != GS_OK ||
+	    (r = meta_hex(pf->store, "batch_pk", pf->keys.batch_pk,
+	    sizeof(pf->keys.batch_pk))) != GS_OK ||
+	    (r = meta_hex(pf->store, "receipt_pk", pf->keys.receipt_pk,
+	    sizeof(pf->keys.receipt_pk))) != GS_OK)
+		goto out;
+	r = pf->store->ops->meta_get(pf->store, "public_url", &pf->public_url);
+	if (r == GS_ENOTFOUND)
+		r = (pf->public_url = gs_strdup(PF_DEFAULT_URL)) != NULL ?
+		    GS_OK : GS_ENOMEM;
+	if (r != GS_OK)
+		goto out;
+
+	/* The key files must be the ones the store was made with. */
+	if ((r = read_key_file(home, "batch.key", pf->keys.batch_sk,
+	    GS_KX_SKBYTES)) != GS_OK ||
+	    (r = read_key_file(home, "batch.pub", pk, sizeof(pk))) != GS_OK ||
+	    (r = read_key_file(home, "receipt.key", pf->keys.receipt_sk,
+	    GS_SIGN_SKBYTES)) != GS_OK)
+		goto out;
+	if (memcmp(pk, pf->keys.batch_pk, sizeof(pk)) != 0) {
+		r = GS_FAIL(GS_ECORRUPT, "batch.pub does not match the store");
+		goto out;
+	}
+	gs_crypto_sign_sk_to_pk(spk, pf->keys.receipt_sk);
+	if (memcmp(spk, pf->keys.receipt_pk, sizeof(spk)) != 0) {
+		r = GS_FAIL(GS_ECORRUPT, "receipt.key does not match the "
+		    "store");
+		goto out;
+	}
+	gs_crypto_key_id(pf->keys.batch_kid, pf->keys.batch_pk,
+	    sizeof(pf->keys.batch_pk));
+	if ((r = gs_schema_load(&pf->schema)) != GS_OK)
+		goto out;
+	gs_envelope_limits_default(&lim);
+	pf->limits.max_envelope = lim.max_envelope;
+	pf->limits.max_plain = lim.max_plain;
+	pf->limits.max_records = lim.max_records;
+	*out = pf;
+	pf = NULL;
+	r = GS_OK;
+out:
+	pf_platform_free(pf);
+	return r;
+}
+
+void
+pf_platform_free(struct pf_platform *pf)
+{
+	if (pf == NULL)
+		return;
+	pf_store_close(pf->store);
+	gs_schema_free(pf->schema);
+	gs_crypto_secure_free(pf->keys.batch_sk);
+	gs_crypto_secure_free(pf->keys.receipt_sk);
+	(void)pthread_mutex_destroy(&pf->lock);
+	(void)pthread_mutex_destroy(&pf->rate_lock);
+	gs_free(pf->home);
+	gs_free(pf->public_url);
+	gs_free(pf);
+}
+
+void
+pf_platform_fingerprint(const struct pf_platform *pf, unsigned char fp[16])
+{
+	gs_enroll_fingerprint(fp, pf->keys.deployment, pf->keys.batch_pk,
+	    pf->keys.receipt_pk);
+}

@@ -1,0 +1,106 @@
+/*
+ * platform.h - the platform's shared state and its home directory.
+ *
+ * A home (--home DIR, else $GRIDPLATFORM_HOME, else ~/.gridplatform) holds:
+ *
+ *	platform.db      the store (SQLite, WAL)
+ *	batch.key        X25519 secret of the batch key (crypto_kx), 0600
+ *	batch.pub        its public key
+ *	receipt.key      Ed25519 secret of the receipt key, 0600
+ *	receipt.pub      its public key
+ *
+ * The deployment id (16 random bytes) and the public URL are kept in the
+ * store's meta table.  Secret keys are held in gs_crypto_secure_alloc()
+ * memory while the process runs.
+ */
+#ifndef PF_PLATFORM_H
+#define PF_PLATFORM_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "store.h"
+
+#define PF_VERSION "0.1.0"
+#define PF_DEFAULT_URL "http://127.0.0.1:8480"
+#define PF_DEFAULT_LISTEN "127.0.0.1:8480"
+#define PF_ENROLL_BODY_MAX (16u * 1024)
+#define PF_ENROLL_TTL_DEFAULT (24 * 3600)
+#define PF_ENROLL_TTL_MAX (7 * 24 * 3600)
+/* Failed enrollment attempts per client address before 429. */
+#define PF_ENROLL_FAIL_MAX 10
+#define PF_ENROLL_FAIL_WINDOW_MS (10 * 60 * 1000)
+
+struct gs_schema;
+
+struct pf_keys {
+	unsigned char deployment[16];
+	unsigned char batch_pk[GS_KX_PKBYTES];
+	unsigned char batch_kid[GS_KIDBYTES];
+	unsigned char receipt_pk[GS_SIGN_PKBYTES];
+	unsigned char *batch_sk;   /* secure memory, GS_KX_SKBYTES */
+	unsigned char *receipt_sk; /* secure memory, GS_SIGN_SKBYTES */
+};
+
+struct pf_limits {
+	size_t max_envelope;
+	size_t max_plain;
+	uint32_t max_records;
+};
+
+/* One failed-enrollment counter per client address (a small table). */
+#define PF_RATE_SLOTS 256
+struct pf_rate_slot {
+	char ip[48];
+	int64_t window_start;
+	unsigned fails;
+};
+
+struct pf_platform {
+	char *home;
+	char *public_url;
+	struct pf_store *store;
+	struct pf_keys keys;
+	struct gs_schema *schema;
+	struct pf_limits limits;
+	/* Serializes every use of the store by the server's threads: one
+	 * writer, and one store handle.  Held only around store work, never
+	 * around signature checks or decryption. */
+	pthread_mutex_t lock;
+	pthread_mutex_t rate_lock;
+	struct pf_rate_slot rate[PF_RATE_SLOTS];
+};
+
+/*
+ * The home directory: opt if given, else $GRIDPLATFORM_HOME, else
+ * $HOME/.gridplatform.  *out is gs_malloc'd.  GS_OK, GS_EINVAL (no HOME),
+ * GS_ENOMEM.
+ */
+int pf_home_resolve(const char *opt, char **out);
+
+/*
+ * Creates a new deployment in home: the directory (0700), the store, a
+ * deployment id, the batch and receipt key pairs (secret files 0600) and
+ * the public URL (NULL = PF_DEFAULT_URL).  Refuses with GS_EEXIST when home
+ * already holds a deployment (a store or a key file), changing nothing.
+ * GS_EINVAL for a bad URL; GS_EIO when files cannot be written.
+ */
+int pf_init_home(const char *home, const char *public_url);
+
+/*
+ * Opens the deployment in home: the store, the keys, the schema, the
+ * default limits.  GS_ENOTFOUND ("no deployment in DIR: run gridplatform
+ * init") when there is none; GS_ECORRUPT when a key file is damaged or does
+ * not match the store.  Free with pf_platform_free (NULL ok), which wipes
+ * the secret keys.
+ */
+int pf_platform_open(const char *home, struct pf_platform **out);
+void pf_platform_free(struct pf_platform *pf);
+
+/* Key fingerprint of the deployment (for enrollment codes). */
+void pf_platform_fingerprint(const struct pf_platform *pf,
+    unsigned char fp[16]);
+
+#endif

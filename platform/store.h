@@ -1,0 +1,246 @@
+/*
+ * store.h - the platform store INTERFACE.
+ *
+ * Everything the platform keeps goes through this table of operations, so
+ * that a PostgreSQL store can implement it later beside the SQLite one
+ * (store_sqlite.c) without touching ingest, enrollment or the CLI.  The
+ * operations speak in the platform's terms (devices, tokens, batches,
+ * revisions), not in SQL; JSON is passed as text.
+ *
+ * Threads: a store handle is used by one thread at a time.  The server
+ * serializes every use with its own mutex (SQLite has one writer anyway);
+ * other processes (the CLI) open their own handle and read concurrently
+ * (WAL).
+ *
+ * Transactions: begin() .. commit() / rollback() bracket one batch ingest
+ * or one enrollment; the write operations below are meant to run inside
+ * one.  Single reads may run outside.
+ *
+ * Every operation returns GS_OK or an error code of sync/core/error.h:
+ * GS_ENOTFOUND when a looked-up row does not exist, GS_EEXIST on a unique
+ * key already taken, GS_EBUSY / GS_EIO / GS_EDB / GS_ECORRUPT from the
+ * engine.
+ */
+#ifndef PF_STORE_H
+#define PF_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PF_ID_BYTES 16
+#define PF_HASH_BYTES 32
+
+struct pf_store;
+
+struct pf_token {
+	unsigned char token_id[PF_ID_BYTES];
+	unsigned char token[32];   /* secret: wipe after use */
+	int has_token;             /* 0 once used or expired (token wiped) */
+	char worker[64];
+	char name[128];
+	char grid[64];
+	int64_t created_at, expires_at, used_at; /* used_at 0 = unused */
+};
+
+struct pf_device {
+	unsigned char id[PF_ID_BYTES];
+	unsigned char pk[32];      /* Ed25519 identity key */
+	unsigned char token_id[PF_ID_BYTES];
+	char worker[64];
+	char name[128];
+	char grid[64];
+	char agent_version[64];
+	int revoked;
+	int64_t enrolled_at, revoked_at, last_contact; /* 0 = never */
+	/* The ledger. */
+	uint64_t last_seq;         /* highest seq received */
+	unsigned char chain_head[PF_HASH_BYTES]; /* hash of last_seq's envelope */
+	int has_head;
+	int chain_ok;              /* 0 once a prev hash did not match */
+	int64_t batches;           /* batches received */
+	int64_t missing;           /* seqs below last_seq never received */
+};
+
+/* A batch row.  When returned by batch_find the pointers are owned by the
+ * row: release it with pf_batch_row_release. */
+struct pf_batch_row {
+	int64_t id;                /* set by batch_insert */
+	unsigned char device[PF_ID_BYTES];
+	unsigned char batch[PF_ID_BYTES];
+	uint64_t seq;
+	unsigned char prev_hash[PF_HASH_BYTES];
+	unsigned char hash[PF_HASH_BYTES];
+	unsigned char *envelope;   /* batch_find leaves this NULL (not loaded) */
+	size_t envelope_len;
+	int64_t received_at;
+	int status;                /* receipt status 1 / 2 */
+	int http_status;
+	uint32_t applied, conflicted, quarantined;
+	char chain[8];             /* "ok", "broken", "unknown" */
+	unsigned char *receipt;
+	size_t receipt_len;
+	char *results;             /* JSON text */
+};
+
+void pf_batch_row_release(struct pf_batch_row *b);
+
+/* A record's current state, as ingest needs it to decide a change. */
+struct pf_record_state {
+	int exists;
+	char type[32];
+	int64_t rev;
+	int deleted;
+	char *fields;              /* JSON object text or NULL; owned (gs_free) */
+	/* 1 when every revision after the asked base_rev was made by the
+	 * asking device (the merge rule of WIRE.md). */
+	int same_device_since_base;
+};
+
+/* What one change did, for the changes ledger. */
+enum pf_outcome {
+	PF_APPLIED = 1,   /* fast-forward: rev = base_rev + 1 */
+	PF_MERGED,        /* applied over the device's own later revisions */
+	PF_CONFLICT,      /* kept beside the record, not applied */
+	PF_QUARANTINED    /* kept in quarantine, not applied */
+};
+
+const char *pf_outcome_name(enum pf_outcome o);
+
+/* A change being applied as a new revision. */
+struct pf_revision {
+	const char *uuid, *change_id, *type, *grid, *author;
+	int form_version;
+	int64_t rev, base_rev;
+	int deleted;
+	const char *fields;        /* the record's full fields after it (JSON) */
+	const char *change;        /* the change as sent (JSON line) */
+	int64_t created_at, updated_at, applied_at;
+	const unsigned char *device;
+	int64_t batch;             /* batches.id */
+	enum pf_outcome outcome;   /* PF_APPLIED or PF_MERGED */
+};
+
+struct pf_conflict {
+	const char *uuid, *change_id, *change, *current_fields;
+	int64_t base_rev, current_rev, created_at;
+	const unsigned char *device;
+	int64_t batch;
+};
+
+struct pf_quarantined {
+	const char *uuid, *change_id, *type, *grid;
+	const char *cause;         /* "invalid", "revoked", "duplicate" */
+	const char *change;        /* the change as sent (JSON line) */
+	const char *reasons;       /* JSON array text */
+	int64_t created_at;
+	const unsigned char *device;
+	int64_t batch;
+	int record_change;         /* 1: also claim change_id in the ledger */
+};
+
+/* A record for export.  Pointers valid during the callback only. */
+struct pf_record_view {
+	const char *uuid, *type, *grid, *fields, *author;
+	int64_t rev, created_at, updated_at;
+	int form_version, deleted;
+};
+
+struct pf_quarantine_view {
+	int64_t id, batch, created_at;
+	const unsigned char *device;
+	const char *change_id, *uuid, *type, *grid, *cause, *reasons;
+};
+
+struct pf_store_ops {
+	const char *name;
+	void (*close)(struct pf_store *st);
+	int (*integrity_check)(struct pf_store *st);
+
+	/* Deployment settings: key -> text.  get: *out is gs_malloc'd. */
+	int (*meta_get)(struct pf_store *st, const char *key, char **out);
+	int (*meta_set)(struct pf_store *st, const char *key,
+	    const char *value);
+
+	int (*begin)(struct pf_store *st);
+	int (*commit)(struct pf_store *st);
+	void (*rollback)(struct pf_store *st);
+
+	/* Enrollment. */
+	int (*token_put)(struct pf_store *st, const struct pf_token *t);
+	int (*token_get)(struct pf_store *st, const unsigned char *token_id,
+	    struct pf_token *out);
+	/* Marks the token used (wiping the secret) and inserts the device, if
+	 * the token is still unused and unexpired at now: else GS_EAUTH.
+	 * GS_EEXIST when the device id is taken.  In a transaction. */
+	int (*token_redeem)(struct pf_store *st, const unsigned char *token_id,
+	    const struct pf_device *d, int64_t now);
+	/* Wipes the secret of every token expired at now. */
+	int (*token_expire)(struct pf_store *st, int64_t now);
+
+	/* Devices. */
+	int (*device_get)(struct pf_store *st, const unsigned char *id,
+	    struct pf_device *out);
+	int (*device_each)(struct pf_store *st,
+	    int (*cb)(void *arg, const struct pf_device *d), void *arg);
+	/* GS_ENOTFOUND, or GS_OK (also when it was revoked already). */
+	int (*device_revoke)(struct pf_store *st, const unsigned char *id,
+	    int64_t now);
+	int (*device_touch)(struct pf_store *st, const unsigned char *id,
+	    int64_t now);
+
+	/* Batches. */
+	int (*batch_find)(struct pf_store *st, const unsigned char *device,
+	    const unsigned char *batch, struct pf_batch_row *out);
+	/* Inserts the row (envelope included) and sets b->id; GS_EEXIST when
+	 * (device, batch id) is taken.  The outcome fields are written later
+	 * by batch_finish, in the same transaction. */
+	int (*batch_insert)(struct pf_store *st, struct pf_batch_row *b);
+	int (*batch_finish)(struct pf_store *st, const struct pf_batch_row *b);
+	/* The device's ledger after batch b: raises last_seq and the chain
+	 * head, checks b's prev hash against the kept hash of seq - 1 (and the
+	 * kept seq + 1 against b's hash), stores the verdict in b->chain. */
+	int (*ledger_update)(struct pf_store *st, struct pf_batch_row *b,
+	    int64_t now);
+
+	/* Records. */
+	int (*record_state)(struct pf_store *st, const char *uuid,
+	    const unsigned char *device, int64_t base_rev,
+	    struct pf_record_state *out);
+	/* GS_ENOTFOUND when the change id was never processed. */
+	int (*change_find)(struct pf_store *st, const char *change_id,
+	    enum pf_outcome *outcome, int64_t *rev);
+	int (*revision_put)(struct pf_store *st, const struct pf_revision *r);
+	int (*conflict_put)(struct pf_store *st, const struct pf_conflict *c);
+	int (*quarantine_put)(struct pf_store *st,
+	    const struct pf_quarantined *q);
+
+	/* Reads for the CLI.  type / grid NULL = all.  A callback returning
+	 * non-zero stops the walk with that code. */
+	int (*record_each)(struct pf_store *st, const char *type,
+	    const char *grid,
+	    int (*cb)(void *arg, const struct pf_record_view *r), void *arg);
+	int (*quarantine_each)(struct pf_store *st,
+	    int (*cb)(void *arg, const struct pf_quarantine_view *q),
+	    void *arg);
+	/* How many rows a table holds (tests and health). */
+	int (*count)(struct pf_store *st, const char *what, int64_t *out);
+};
+
+struct pf_store {
+	const struct pf_store_ops *ops;
+};
+
+/* Frees a record state's fields; NULL ok. */
+void pf_record_state_release(struct pf_record_state *s);
+
+/*
+ * The SQLite store at path (created with GS_DB_CREATE), WAL,
+ * synchronous=FULL, migrated to schema/platform.  GS_OK, or the errors of
+ * gs_db_open.  Close with st->ops->close(st).
+ */
+int pf_store_sqlite_open(const char *path, int create, struct pf_store **out);
+
+/* Closes any store; NULL ok. */
+void pf_store_close(struct pf_store *st);
+
+#endif

@@ -1,0 +1,1003 @@
+/*
+ * store_sqlite.c - the platform store on SQLite (sync/db.h), schema in
+ * schema/platform.
+ *
+ * Every statement is prepared when the store opens, so a typo in SQL fails
+ * the first test that opens a store.  The database is in WAL mode with
+ * synchronous=FULL (gs_db_open): a receipt is only signed for a batch whose
+ * transaction will be durable once COMMIT returns.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "db.h"
+#include "store.h"
+#include "core/banned.h"
+
+enum {
+	S_META_GET,
+	S_META_SET,
+	S_TOKEN_PUT,
+	S_TOKEN_GET,
+	S_TOKEN_USE,
+	S_TOKEN_EXPIRE,
+	S_DEVICE_INSERT,
+	S_DEVICE_GET,
+	S_DEVICE_ALL,
+	S_DEVICE_REVOKE,
+	S_DEVICE_TOUCH,
+	S_DEVICE_MISSING,
+	S_BATCH_FIND,
+	S_BATCH_INSERT,
+	S_BATCH_FINISH,
+	S_BATCH_HASH_AT,
+	S_BATCH_PREV_AT,
+	S_BATCH_CHAIN,
+	S_LEDGER_SET,
+	S_LEDGER_GET,
+	S_RECORD_GET,
+	S_RECORD_OTHERS,
+	S_RECORD_UPSERT,
+	S_REVISION_PUT,
+	S_CHANGE_FIND,
+	S_CHANGE_PUT,
+	S_CONFLICT_PUT,
+	S_QUARANTINE_PUT,
+	S_RECORD_EACH,
+	S_QUARANTINE_EACH,
+	S_COUNT_
+};
+
+static const char *const sql[S_COUNT_] = {
+	[S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[S_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+	    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[S_TOKEN_PUT] = "INSERT INTO enroll_tokens (token_id, token, worker, "
+	    "name, grid, created_at, expires_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_TOKEN_GET] = "SELECT token, worker, name, grid, created_at, "
+	    "expires_at, used_at FROM enroll_tokens WHERE token_id = ?1",
+	/* The condition makes redeeming race-free: only one caller can
+	 * turn an unused, unexpired token into a used one. */
+	[S_TOKEN_USE] = "UPDATE enroll_tokens SET used_at = ?2, token = NULL, "
+	    "device_id = ?3 WHERE token_id = ?1 AND used_at IS NULL "
+	    "AND token IS NOT NULL AND expires_at > ?2",
+	[S_TOKEN_EXPIRE] = "UPDATE enroll_tokens SET token = NULL "
+	    "WHERE token IS NOT NULL AND expires_at <= ?1",
+	[S_DEVICE_INSERT] = "INSERT INTO devices (device_id, device_pk, "
+	    "token_id, worker, name, grid, agent_version, enrolled_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_DEVICE_GET] = "SELECT device_id, device_pk, token_id, worker, "
+	    "name, grid, agent_version, status, enrolled_at, revoked_at, "
+	    "last_contact, last_seq, chain_head, chain_ok, batches "
+	    "FROM devices WHERE device_id = ?1",
+	[S_DEVICE_ALL] = "SELECT device_id, device_pk, token_id, worker, "
+	    "name, grid, agent_version, status, enrolled_at, revoked_at, "
+	    "last_contact, last_seq, chain_head, chain_ok, batches "
+	    "FROM devices ORDER BY enrolled_at, device_id",
+	[S_DEVICE_REVOKE] = "UPDATE devices SET status = 'revoked', "
+	    "revoked_at = coalesce(revoked_at, ?2) WHERE device_id = ?1",
+	[S_DEVICE_TOUCH] = "UPDATE devices SET last_contact = ?2 "
+	    "WHERE device_id = ?1",
+	/* Seqs below the high-water mark that never arrived. */
+	[S_DEVICE_MISSING] = "SELECT d.last_seq - (SELECT count(DISTINCT seq) "
+	    "FROM batches b WHERE b.device_id = d.device_id "
+	    "AND b.seq <= d.last_seq) FROM devices d WHERE d.device_id = ?1",
+	[S_BATCH_FIND] = "SELECT id, seq, prev_hash, envelope_hash, "
+	    "received_at, status, http_status, applied, conflicted, "
+	    "quarantined, chain, receipt, results FROM batches "
+	    "WHERE device_id = ?1 AND batch_id = ?2",
+	[S_BATCH_INSERT] = "INSERT INTO batches (device_id, batch_id, seq, "
+	    "prev_hash, envelope_hash, envelope, received_at, status, "
+	    "http_status, applied, conflicted, quarantined, chain, receipt, "
+	    "results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, 0, 0, 0, "
+	    "'unknown', x'', '')",
+	[S_BATCH_FINISH] = "UPDATE batches SET status = ?2, http_status = ?3, "
+	    "applied = ?4, conflicted = ?5, quarantined = ?6, chain = ?7, "
+	    "receipt = ?8, results = ?9 WHERE id = ?1",
+	[S_BATCH_HASH_AT] = "SELECT envelope_hash FROM batches "
+	    "WHERE device_id = ?1 AND seq = ?2 AND id <> ?3 ORDER BY id",
+	[S_BATCH_PREV_AT] = "SELECT prev_hash FROM batches "
+	    "WHERE device_id = ?1 AND seq = ?2 AND id <> ?3 ORDER BY id",
+	[S_BATCH_CHAIN] = "UPDATE batches SET chain = ?2 WHERE id = ?1",
+	[S_LEDGER_GET] = "SELECT last_seq FROM devices WHERE device_id = ?1",
+	[S_LEDGER_SET] = "UPDATE devices SET "
+	    "chain_head = CASE WHEN ?2 > last_seq THEN ?3 ELSE chain_head END, "
+	    "last_seq = max(last_seq, ?2), "
+	    "chain_ok = chain_ok AND ?4, batches = batches + 1, "
+	    "last_contact = ?5 WHERE device_id = ?1",
+	[S_RECORD_GET] = "SELECT type, rev, deleted, fields FROM records "
+	    "WHERE uuid = ?1",
+	[S_RECORD_OTHERS] = "SELECT count(*) FROM revisions WHERE uuid = ?1 "
+	    "AND rev > ?2 AND device_id <> ?3",
+	[S_RECORD_UPSERT] = "INSERT INTO records (uuid, type, form_version, "
+	    "grid, rev, fields, deleted, created_at, updated_at, author, "
+	    "device_id, batch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	    "?10, ?11, ?12) ON CONFLICT (uuid) DO UPDATE SET "
+	    "form_version = excluded.form_version, grid = excluded.grid, "
+	    "rev = excluded.rev, fields = excluded.fields, "
+	    "deleted = excluded.deleted, updated_at = excluded.updated_at, "
+	    "author = excluded.author, device_id = excluded.device_id, "
+	    "batch = excluded.batch",
+	[S_REVISION_PUT] = "INSERT INTO revisions (uuid, rev, change_id, "
+	    "base_rev, device_id, batch, change, fields, deleted, applied_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_CHANGE_FIND] = "SELECT outcome, rev FROM changes "
+	    "WHERE change_id = ?1",
+	[S_CHANGE_PUT] = "INSERT INTO changes (change_id, batch, uuid, "
+	    "outcome, rev) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_CONFLICT_PUT] = "INSERT INTO conflicts (uuid, change_id, device_id, "
+	    "batch, base_rev, current_rev, change, current_fields, "
+	    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_QUARANTINE_PUT] = "INSERT INTO quarantine (batch, device_id, "
+	    "change_id, uuid, type, grid, cause, change, reasons, created_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_RECORD_EACH] = "SELECT uuid, type, grid, rev, fields, deleted, "
+	    "created_at, updated_at, author, form_version FROM records "
+	    "WHERE (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR grid = ?2) "
+	    "ORDER BY uuid",
+	[S_QUARANTINE_EACH] = "SELECT id, batch, device_id, change_id, uuid, "
+	    "type, grid, cause, reasons, created_at FROM quarantine "
+	    "ORDER BY id",
+};
+
+struct sqlite_store {
+	struct pf_store base; /* first: the interface */
+	struct gs_db *db;
+	struct gs_stmt *st[S_COUNT_];
+};
+
+static struct sqlite_store *
+self(struct pf_store *st)
+{
+	return (struct sqlite_store *)st;
+}
+
+/* Copies a text column into a fixed field; "" for NULL. */
+static void
+col_text(struct gs_stmt *s, int col, char *out, size_t outlen)
+{
+	const char *t = gs_stmt_text(s, col);
+
+	gs_strlcpy(out, t != NULL ? t : "", outlen);
+}
+
+/* Copies a blob column of exactly n bytes; 0 when absent or sized wrong. */
+static int
+col_blob(struct gs_stmt *s, int col, unsigned char *out, size_t n)
+{
+	if (gs_stmt_is_null(s, col) || gs_stmt_bytes(s, col) != n) {
+		memset(out, 0, n);
+		return 0;
+	}
+	memcpy(out, gs_stmt_blob(s, col), n);
+	return 1;
+}
+
+/* Runs a statement that returns no row. */
+static int
+run(struct gs_stmt *s)
+{
+	int r = gs_stmt_step(s);
+
+	if (r == GS_DONE)
+		return GS_OK;
+	if (r == GS_ROW) {
+		gs_stmt_reset(s);
+		return GS_OK;
+	}
+	return r;
+}
+
+static void
+s_close(struct pf_store *st)
+{
+	struct sqlite_store *s = self(st);
+
+	if (s == NULL)
+		return;
+	gs_db_close(s->db);
+	gs_free(s);
+}
+
+static int
+s_integrity_check(struct pf_store *st)
+{
+	return gs_db_integrity_check(self(st)->db);
+}
+
+static int
+s_meta_get(struct pf_store *st, const char *key, char **out)
+{
+	struct gs_stmt *s = self(st)->st[S_META_GET];
+	int r;
+
+	*out = NULL;
+	if ((r = gs_stmt_bind_text(s, 1, key)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_ENOTFOUND;
+	if (r != GS_ROW)
+		return r;
+	*out = gs_strdup(gs_stmt_text(s, 0));
+	gs_stmt_reset(s);
+	return *out != NULL ? GS_OK : GS_FAIL(GS_ENOMEM, "meta %s", key);
+}
+
+static int
+s_meta_set(struct pf_store *st, const char *key, const char *value)
+{
+	struct gs_stmt *s = self(st)->st[S_META_SET];
+	int r;
+
+	if ((r = gs_stmt_bind_text(s, 1, key)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, value)) != GS_OK)
+		return r;
+	return run(s);
+}
+
+static int
+s_begin(struct pf_store *st)
+{
+	return gs_db_begin(self(st)->db);
+}
+
+static int
+s_commit(struct pf_store *st)
+{
+	return gs_db_commit(self(st)->db);
+}
+
+static void
+s_rollback(struct pf_store *st)
+{
+	gs_db_rollback(self(st)->db);
+}
+
+static int
+s_token_put(struct pf_store *st, const struct pf_token *t)
+{
+	struct gs_stmt *s = self(st)->st[S_TOKEN_PUT];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, t->token_id, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 2, t->token, 32)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, t->worker)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, t->name)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 5, t->grid)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, t->created_at)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 7, t->expires_at)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
+static int
+s_token_get(struct pf_store *st, const unsigned char *token_id,
+    struct pf_token *out)
+{
+	struct gs_stmt *s = self(st)->st[S_TOKEN_GET];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = gs_stmt_bind_blob(s, 1, token_id, PF_ID_BYTES)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_ENOTFOUND;
+	if (r != GS_ROW)
+		return r;
+	memcpy(out->token_id, token_id, PF_ID_BYTES);
+	out->has_token = col_blob(s, 0, out->token, 32);
+	col_text(s, 1, out->worker, sizeof(out->worker));
+	col_text(s, 2, out->name, sizeof(out->name));
+	col_text(s, 3, out->grid, sizeof(out->grid));
+	out->created_at = gs_stmt_int64(s, 4);
+	out->expires_at = gs_stmt_int64(s, 5);
+	out->used_at = gs_stmt_int64(s, 6);
+	gs_stmt_reset(s);
+	return GS_OK;
+}
+
+static int
+s_token_redeem(struct pf_store *st, const unsigned char *token_id,
+    const struct pf_device *d, int64_t now)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_TOKEN_USE];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, token_id, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, now)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 3, d->id, PF_ID_BYTES)) != GS_OK ||
+	    (r = run(s)) != GS_OK)
+		return r;
+	if (gs_db_changes(ss->db) != 1)
+		return GS_FAIL(GS_EAUTH, "enrollment code used or expired");
+	s = ss->st[S_DEVICE_INSERT];
+	if ((r = gs_stmt_bind_blob(s, 1, d->id, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 2, d->pk, 32)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 3, token_id, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, d->worker)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 5, d->name)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 6, d->grid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 7, d->agent_version)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 8, d->enrolled_at)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
+static int
+s_token_expire(struct pf_store *st, int64_t now)
+{
+	struct gs_stmt *s = self(st)->st[S_TOKEN_EXPIRE];
+	int r;
+
+	if ((r = gs_stmt_bind_int64(s, 1, now)) != GS_OK)
+		return r;
+	return run(s);
+}
+
+static void
+device_from_row(struct gs_stmt *s, struct pf_device *d)
+{
+	char status[16];
+
+	memset(d, 0, sizeof(*d));
+	(void)col_blob(s, 0, d->id, PF_ID_BYTES);
+	(void)col_blob(s, 1, d->pk, 32);
+	(void)col_blob(s, 2, d->token_id, PF_ID_BYTES);
+	col_text(s, 3, d->worker, sizeof(d->worker));
+	col_text(s, 4, d->name, sizeof(d->name));
+	col_text(s, 5, d->grid, sizeof(d->grid));
+	col_text(s, 6, d->agent_version, sizeof(d->agent_version));
+	col_text(s, 7, status, sizeof(status));
+	d->revoked = strcmp(status, "revoked") == 0;
+	d->enrolled_at = gs_stmt_int64(s, 8);
+	d->revoked_at = gs_stmt_int64(s, 9);
+	d->last_contact = gs_stmt_int64(s, 10);
+	d->last_seq = (uint64_t)gs_stmt_int64(s, 11);
+	d->has_head = col_blob(s, 12, d->chain_head, PF_HASH_BYTES);
+	d->chain_ok = (int)gs_stmt_int64(s, 13);
+	d->batches = gs_stmt_int64(s, 14);
+}
+
+static int
+device_missing(struct sqlite_store *ss, struct pf_device *d)
+{
+	struct gs_stmt *s = ss->st[S_DEVICE_MISSING];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, d->id, PF_ID_BYTES)) != GS_OK)
+		return r;
+	return gs_stmt_one_int64(s, 0, &d->missing);
+}
+
+static int
+s_device_get(struct pf_store *st, const unsigned char *id,
+    struct pf_device *out)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_DEVICE_GET];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = gs_stmt_bind_blob(s, 1, id, PF_ID_BYTES)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_ENOTFOUND;
+	if (r != GS_ROW)
+		return r;
+	device_from_row(s, out);
+	gs_stmt_reset(s);
+	return device_missing(ss, out);
+}
+
+static int
+s_device_each(struct pf_store *st,
+    int (*cb)(void *arg, const struct pf_device *d), void *arg)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_DEVICE_ALL];
+	struct pf_device *all = NULL, *tmp;
+	size_t n = 0, cap = 0, i;
+	int r;
+
+	/* Collect first: the missing-seq query needs its own statement. */
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			tmp = gs_realloc(all, cap * sizeof(*all));
+			if (tmp == NULL) {
+				gs_stmt_reset(s);
+				r = GS_FAIL(GS_ENOMEM, "device list");
+				goto out;
+			}
+			all = tmp;
+		}
+		device_from_row(s, &all[n++]);
+	}
+	if (r != GS_DONE)
+		goto out;
+	r = GS_OK;
+	for (i = 0; i < n && r == GS_OK; i++)
+		if ((r = device_missing(ss, &all[i])) == GS_OK)
+			r = cb(arg, &all[i]);
+out:
+	gs_free(all);
+	return r;
+}
+
+static int
+s_device_revoke(struct pf_store *st, const unsigned char *id, int64_t now)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_DEVICE_REVOKE];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, id, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, now)) != GS_OK ||
+	    (r = run(s)) != GS_OK)
+		return r;
+	return gs_db_changes(ss->db) == 1 ? GS_OK : GS_ENOTFOUND;
+}
+
+static int
+s_device_touch(struct pf_store *st, const unsigned char *id, int64_t now)
+{
+	struct gs_stmt *s = self(st)->st[S_DEVICE_TOUCH];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, id, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, now)) != GS_OK)
+		return r;
+	return run(s);
+}
+
+void
+pf_batch_row_release(struct pf_batch_row *b)
+{
+	if (b == NULL)
+		return;
+	gs_free(b->envelope);
+	gs_free(b->receipt);
+	gs_free(b->results);
+	b->envelope = NULL;
+	b->receipt = NULL;
+	b->results = NULL;
+}
+
+static int
+s_batch_find(struct pf_store *st, const unsigned char *device,
+    const unsigned char *batch, struct pf_batch_row *out)
+{
+	struct gs_stmt *s = self(st)->st[S_BATCH_FIND];
+	int r;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = gs_stmt_bind_blob(s, 1, device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 2, batch, PF_ID_BYTES)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_ENOTFOUND;
+	if (r != GS_ROW)
+		return r;
+	memcpy(out->device, device, PF_ID_BYTES);
+	memcpy(out->batch, batch, PF_ID_BYTES);
+	out->id = gs_stmt_int64(s, 0);
+	out->seq = (uint64_t)gs_stmt_int64(s, 1);
+	(void)col_blob(s, 2, out->prev_hash, PF_HASH_BYTES);
+	(void)col_blob(s, 3, out->hash, PF_HASH_BYTES);
+	out->received_at = gs_stmt_int64(s, 4);
+	out->status = (int)gs_stmt_int64(s, 5);
+	out->http_status = (int)gs_stmt_int64(s, 6);
+	out->applied = (uint32_t)gs_stmt_int64(s, 7);
+	out->conflicted = (uint32_t)gs_stmt_int64(s, 8);
+	out->quarantined = (uint32_t)gs_stmt_int64(s, 9);
+	col_text(s, 10, out->chain, sizeof(out->chain));
+	n = gs_stmt_bytes(s, 11);
+	out->receipt = gs_malloc(n ? n : 1);
+	out->results = gs_strdup(gs_stmt_text(s, 12) ? gs_stmt_text(s, 12) : "");
+	if (out->receipt != NULL && n)
+		memcpy(out->receipt, gs_stmt_blob(s, 11), n);
+	out->receipt_len = n;
+	gs_stmt_reset(s);
+	if (out->receipt == NULL || out->results == NULL) {
+		pf_batch_row_release(out);
+		return GS_FAIL(GS_ENOMEM, "batch row");
+	}
+	return GS_OK;
+}
+
+static int
+s_batch_insert(struct pf_store *st, struct pf_batch_row *b)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_BATCH_INSERT];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, b->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 2, b->batch, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 3, (int64_t)b->seq)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 4, b->prev_hash, PF_HASH_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 5, b->hash, PF_HASH_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 6, b->envelope, b->envelope_len))
+	    != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 7, b->received_at)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	if ((r = run(s)) != GS_OK)
+		return r;
+	/* The rowid of the insert: the only row with this key. */
+	s = ss->st[S_BATCH_FIND];
+	if ((r = gs_stmt_bind_blob(s, 1, b->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 2, b->batch, PF_ID_BYTES)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_step(s)) != GS_ROW)
+		return r == GS_DONE ? GS_FAIL(GS_EDB, "batch row vanished") : r;
+	b->id = gs_stmt_int64(s, 0);
+	gs_stmt_reset(s);
+	return GS_OK;
+}
+
+static int
+s_batch_finish(struct pf_store *st, const struct pf_batch_row *b)
+{
+	struct gs_stmt *s = self(st)->st[S_BATCH_FINISH];
+	int r;
+
+	if ((r = gs_stmt_bind_int64(s, 1, b->id)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, b->status)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 3, b->http_status)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, b->applied)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, b->conflicted)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, b->quarantined)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 7, b->chain)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 8, b->receipt, b->receipt_len))
+	    != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 9, b->results)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
+/*
+ * The first kept hash column of another batch of this device at seq:
+ * *found is 1 when there is one (out filled), else 0.
+ */
+static int
+hash_at(struct sqlite_store *ss, int which, const struct pf_batch_row *b,
+    uint64_t seq, unsigned char *out, int *found)
+{
+	struct gs_stmt *s = ss->st[which];
+	int r;
+
+	*found = 0;
+	if ((r = gs_stmt_bind_blob(s, 1, b->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, (int64_t)seq)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 3, b->id)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_ROW) {
+		*found = col_blob(s, 0, out, PF_HASH_BYTES);
+		gs_stmt_reset(s);
+		return GS_OK;
+	}
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
+s_ledger_update(struct pf_store *st, struct pf_batch_row *b, int64_t now)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s;
+	unsigned char h[PF_HASH_BYTES], zero[PF_HASH_BYTES];
+	int r, ok = 1, known = 0, found;
+
+	memset(zero, 0, sizeof(zero));
+	/* The chain: seq 1 starts from zero; otherwise our prev hash must be
+	 * the kept hash of seq - 1, and a kept seq + 1 (arrived out of order)
+	 * must point at us.  A second batch under a seq already held is a
+	 * fork: the chain is broken either way. */
+	if (b->seq == 1) {
+		known = 1;
+		ok = memcmp(b->prev_hash, zero, sizeof(zero)) == 0;
+	} else {
+		if ((r = hash_at(ss, S_BATCH_HASH_AT, b, b->seq - 1, h,
+		    &found)) != GS_OK)
+			return r;
+		if (found) {
+			known = 1;
+			ok = memcmp(b->prev_hash, h, sizeof(h)) == 0;
+		}
+	}
+	if ((r = hash_at(ss, S_BATCH_PREV_AT, b, b->seq + 1, h, &found))
+	    != GS_OK)
+		return r;
+	if (found && memcmp(h, b->hash, sizeof(h)) != 0)
+		ok = 0;
+	if ((r = hash_at(ss, S_BATCH_HASH_AT, b, b->seq, h, &found)) != GS_OK)
+		return r;
+	if (found)
+		ok = 0;
+	gs_strlcpy(b->chain, !ok ? "broken" : known ? "ok" : "unknown",
+	    sizeof(b->chain));
+	s = ss->st[S_LEDGER_SET];
+	if ((r = gs_stmt_bind_blob(s, 1, b->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, (int64_t)b->seq)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 3, b->hash, PF_HASH_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, ok)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, now)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
+void
+pf_record_state_release(struct pf_record_state *s)
+{
+	if (s == NULL)
+		return;
+	gs_free(s->fields);
+	s->fields = NULL;
+}
+
+static int
+s_record_state(struct pf_store *st, const char *uuid,
+    const unsigned char *device, int64_t base_rev,
+    struct pf_record_state *out)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_RECORD_GET];
+	int64_t others = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_ROW) {
+		out->exists = 1;
+		col_text(s, 0, out->type, sizeof(out->type));
+		out->rev = gs_stmt_int64(s, 1);
+		out->deleted = (int)gs_stmt_int64(s, 2);
+		if (!gs_stmt_is_null(s, 3) &&
+		    (out->fields = gs_strdup(gs_stmt_text(s, 3))) == NULL) {
+			gs_stmt_reset(s);
+			return GS_FAIL(GS_ENOMEM, "record fields");
+		}
+		gs_stmt_reset(s);
+	} else if (r != GS_DONE) {
+		return r;
+	}
+	s = ss->st[S_RECORD_OTHERS];
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, base_rev)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 3, device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_one_int64(s, 0, &others)) != GS_OK) {
+		pf_record_state_release(out);
+		return r;
+	}
+	out->same_device_since_base = others == 0;
+	return GS_OK;
+}
+
+static const char *const outcome_names[] = {
+	[PF_APPLIED] = "applied",
+	[PF_MERGED] = "merged",
+	[PF_CONFLICT] = "conflict",
+	[PF_QUARANTINED] = "quarantined",
+};
+
+const char *
+pf_outcome_name(enum pf_outcome o)
+{
+	if ((int)o < PF_APPLIED || o > PF_QUARANTINED)
+		return "unknown";
+	return outcome_names[o];
+}
+
+static int
+s_change_find(struct pf_store *st, const char *change_id,
+    enum pf_outcome *outcome, int64_t *rev)
+{
+	struct gs_stmt *s = self(st)->st[S_CHANGE_FIND];
+	const char *name;
+	int r, i;
+
+	if ((r = gs_stmt_bind_text(s, 1, change_id)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_ENOTFOUND;
+	if (r != GS_ROW)
+		return r;
+	name = gs_stmt_text(s, 0);
+	*outcome = PF_QUARANTINED;
+	for (i = PF_APPLIED; i <= PF_QUARANTINED; i++)
+		if (name != NULL && strcmp(name, outcome_names[i]) == 0)
+			*outcome = (enum pf_outcome)i;
+	*rev = gs_stmt_int64(s, 1);
+	gs_stmt_reset(s);
+	return GS_OK;
+}
+
+static int
+change_put(struct sqlite_store *ss, const char *change_id, int64_t batch,
+    const char *uuid, enum pf_outcome o, int64_t rev)
+{
+	struct gs_stmt *s = ss->st[S_CHANGE_PUT];
+	int r;
+
+	if ((r = gs_stmt_bind_text(s, 1, change_id)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, batch)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, pf_outcome_name(o))) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, rev)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
+static int
+s_revision_put(struct pf_store *st, const struct pf_revision *v)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_RECORD_UPSERT];
+	int r;
+
+	if ((r = gs_stmt_bind_text(s, 1, v->uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, v->type)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 3, v->form_version)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, v->grid)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, v->rev)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 6, v->fields)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 7, v->deleted)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 8, v->created_at)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 9, v->updated_at)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 10, v->author)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 11, v->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 12, v->batch)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	if ((r = run(s)) != GS_OK)
+		return r;
+	s = ss->st[S_REVISION_PUT];
+	if ((r = gs_stmt_bind_text(s, 1, v->uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, v->rev)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, v->change_id)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, v->base_rev)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 5, v->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, v->batch)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 7, v->change)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 8, v->fields)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 9, v->deleted)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 10, v->applied_at)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	if ((r = run(s)) != GS_OK)
+		return r;
+	return change_put(ss, v->change_id, v->batch, v->uuid, v->outcome,
+	    v->rev);
+}
+
+static int
+s_conflict_put(struct pf_store *st, const struct pf_conflict *c)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_CONFLICT_PUT];
+	int r;
+
+	if ((r = gs_stmt_bind_text(s, 1, c->uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, c->change_id)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 3, c->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, c->batch)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, c->base_rev)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, c->current_rev)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 7, c->change)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 8, c->current_fields)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 9, c->created_at)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	if ((r = run(s)) != GS_OK)
+		return r;
+	return change_put(ss, c->change_id, c->batch, c->uuid, PF_CONFLICT,
+	    c->current_rev);
+}
+
+static int
+s_quarantine_put(struct pf_store *st, const struct pf_quarantined *q)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s = ss->st[S_QUARANTINE_PUT];
+	int r;
+
+	if ((r = gs_stmt_bind_int64(s, 1, q->batch)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 2, q->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, q->change_id)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, q->uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 5, q->type)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 6, q->grid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 7, q->cause)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 8, q->change)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 9, q->reasons)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 10, q->created_at)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	if ((r = run(s)) != GS_OK)
+		return r;
+	if (!q->record_change)
+		return GS_OK;
+	return change_put(ss, q->change_id, q->batch, q->uuid, PF_QUARANTINED,
+	    0);
+}
+
+static int
+s_record_each(struct pf_store *st, const char *type, const char *grid,
+    int (*cb)(void *arg, const struct pf_record_view *r), void *arg)
+{
+	struct gs_stmt *s = self(st)->st[S_RECORD_EACH];
+	struct pf_record_view v;
+	int r;
+
+	if ((r = gs_stmt_bind_text(s, 1, type)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, grid)) != GS_OK)
+		return r;
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		memset(&v, 0, sizeof(v));
+		v.uuid = gs_stmt_text(s, 0);
+		v.type = gs_stmt_text(s, 1);
+		v.grid = gs_stmt_text(s, 2);
+		v.rev = gs_stmt_int64(s, 3);
+		v.fields = gs_stmt_text(s, 4);
+		v.deleted = (int)gs_stmt_int64(s, 5);
+		v.created_at = gs_stmt_int64(s, 6);
+		v.updated_at = gs_stmt_int64(s, 7);
+		v.author = gs_stmt_text(s, 8);
+		v.form_version = (int)gs_stmt_int64(s, 9);
+		if ((r = cb(arg, &v)) != GS_OK) {
+			gs_stmt_reset(s);
+			return r;
+		}
+	}
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
+s_quarantine_each(struct pf_store *st,
+    int (*cb)(void *arg, const struct pf_quarantine_view *q), void *arg)
+{
+	struct gs_stmt *s = self(st)->st[S_QUARANTINE_EACH];
+	struct pf_quarantine_view v;
+	unsigned char dev[PF_ID_BYTES];
+	int r;
+
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		memset(&v, 0, sizeof(v));
+		v.id = gs_stmt_int64(s, 0);
+		v.batch = gs_stmt_int64(s, 1);
+		(void)col_blob(s, 2, dev, sizeof(dev));
+		v.device = dev;
+		v.change_id = gs_stmt_text(s, 3);
+		v.uuid = gs_stmt_text(s, 4);
+		v.type = gs_stmt_text(s, 5);
+		v.grid = gs_stmt_text(s, 6);
+		v.cause = gs_stmt_text(s, 7);
+		v.reasons = gs_stmt_text(s, 8);
+		v.created_at = gs_stmt_int64(s, 9);
+		if ((r = cb(arg, &v)) != GS_OK) {
+			gs_stmt_reset(s);
+			return r;
+		}
+	}
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
+s_count(struct pf_store *st, const char *what, int64_t *out)
+{
+	static const char *const tables[] = { "devices", "batches", "records",
+		"revisions", "changes", "conflicts", "quarantine",
+		"enroll_tokens" };
+	struct gs_stmt *s = NULL;
+	char q[64];
+	size_t i;
+	int r;
+
+	/* Table names cannot be bound: only these fixed names are allowed. */
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (strcmp(what, tables[i]) == 0)
+			break;
+	if (i == sizeof(tables) / sizeof(tables[0]))
+		return GS_FAIL(GS_EINVAL, "no table %s", what);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s", tables[i]);
+	if ((r = gs_stmt_prepare(self(st)->db, q, &s)) != GS_OK)
+		return r;
+	r = gs_stmt_one_int64(s, 0, out);
+	gs_stmt_finalize(s);
+	return r;
+}
+
+static const struct pf_store_ops sqlite_ops = {
+	.name = "sqlite",
+	.close = s_close,
+	.integrity_check = s_integrity_check,
+	.meta_get = s_meta_get,
+	.meta_set = s_meta_set,
+	.begin = s_begin,
+	.commit = s_commit,
+	.rollback = s_rollback,
+	.token_put = s_token_put,
+	.token_get = s_token_get,
+	.token_redeem = s_token_redeem,
+	.token_expire = s_token_expire,
+	.device_get = s_device_get,
+	.device_each = s_device_each,
+	.device_revoke = s_device_revoke,
+	.device_touch = s_device_touch,
+	.batch_find = s_batch_find,
+	.batch_insert = s_batch_insert,
+	.batch_finish = s_batch_finish,
+	.ledger_update = s_ledger_update,
+	.record_state = s_record_state,
+	.change_find = s_change_find,
+	.revision_put = s_revision_put,
+	.conflict_put = s_conflict_put,
+	.quarantine_put = s_quarantine_put,
+	.record_each = s_record_each,
+	.quarantine_each = s_quarantine_each,
+	.count = s_count,
+};
+
+int
+pf_store_sqlite_open(const char *path, int create, struct pf_store **out)
+{
+	int r = GS_EINTERNAL;
+	struct sqlite_store *s = NULL;
+	int i;
+
+	*out = NULL;
+	if ((s = gs_calloc(1, sizeof(*s))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "store");
+	s->base.ops = &sqlite_ops;
+	if ((r = gs_db_open(path, "platform", create ? GS_DB_CREATE : 0,
+	    &s->db)) != GS_OK)
+		goto out;
+	for (i = 0; i < S_COUNT_; i++)
+		if ((r = gs_stmt_prepare(s->db, sql[i], &s->st[i])) != GS_OK)
+			goto out;
+	*out = &s->base;
+	s = NULL;
+	r = GS_OK;
+out:
+	if (s != NULL)
+		s_close(&s->base);
+	return r;
+}
+
+void
+pf_store_close(struct pf_store *st)
+{
+	if (st != NULL)
+		st->ops->close(st);
+}
