@@ -1,0 +1,168 @@
+#!/bin/sh
+# platform-cli.sh - gridplatform's CLI and HTTP surface on loopback: init,
+# serve, health with limits, enroll codes, 404 / 405 / 413 JSON errors,
+# devices, revoke, export, quarantine, clean stop on SIGTERM.
+. "$GS_TOP/tests/lib.sh"
+
+H="$T_TMP/pf"
+PF="$GRIDPLATFORM"
+
+# http METHOD PATH [curl args...]: body in $T_TMP/body, status echoed.
+http() {
+	m=$1 p=$2
+	shift 2
+	curl -s -o "$T_TMP/body" -w '%{http_code}' -X "$m" "$@" "$PF_URL$p"
+}
+
+expect_exit 0 "--version" "$PF" --version
+grep -q '^gridplatform ' "$T_TMP/out" && ok "--version prints the name" ||
+	fail "--version prints the name"
+expect_exit 0 "--help" "$PF" --help
+expect_exit 0 "enroll --help" "$PF" enroll --help
+grep -q 'usage: gridplatform enroll' "$T_TMP/out" &&
+	ok "enroll --help shows the usage" || fail "enroll --help shows the usage"
+expect_exit 64 "unknown command is a usage error" "$PF" --home "$H" frobnicate
+grep -q '^gridplatform: ' "$T_TMP/err" && ok "errors start with the name" ||
+	fail "errors start with the name"
+
+expect_exit 65 "commands before init say so" "$PF" --home "$H" devices
+grep -q 'run gridplatform init' "$T_TMP/err" && ok "... and what to do" ||
+	fail "... and what to do"
+expect_exit 64 "init with a bad URL is refused" "$PF" --home "$H" init \
+	--public-url "ftp://x"
+
+expect_exit 0 "init" "$PF" --home "$H" init --public-url http://127.0.0.1:9
+[ "$(stat -c %a "$H")" = 700 ] && ok "home is 0700" || fail "home is 0700"
+[ "$(stat -c %a "$H/batch.key")" = 600 ] &&
+	[ "$(stat -c %a "$H/receipt.key")" = 600 ] &&
+	ok "secret key files are 0600" || fail "secret key files are 0600"
+cp "$H/batch.key" "$T_TMP/bk"
+expect_exit 73 "a second init refuses to overwrite" "$PF" --home "$H" init
+cmp -s "$H/batch.key" "$T_TMP/bk" && ok "... and changes nothing" ||
+	fail "... and changes nothing"
+GRIDPLATFORM_HOME="$H" "$PF" devices >/dev/null 2>&1 &&
+	ok "\$GRIDPLATFORM_HOME is honoured" || fail "\$GRIDPLATFORM_HOME is honoured"
+
+expect_exit 0 "enroll prints a code" "$PF" --home "$H" enroll --worker w001 \
+	--name "张三" --grid 110101001 --ttl 600
+grep -q '^GS1-[A-Z2-7]*-[A-Za-z0-9_-]*$' "$T_TMP/out" &&
+	ok "the code has the GS1 form" || fail "the code has the GS1 form"
+expect_exit 64 "enroll without --grid is a usage error" "$PF" --home "$H" \
+	enroll --worker w --name n
+expect_exit 64 "enroll with a bad --ttl is a usage error" "$PF" --home "$H" \
+	enroll --worker w --name n --grid g --ttl 0
+
+expect_exit 0 "devices (none yet)" "$PF" --home "$H" devices
+expect_exit 0 "devices --json" "$PF" --home "$H" devices --json
+[ "$(cat "$T_TMP/out")" = "[]" ] && ok "devices --json is []" ||
+	fail "devices --json is []"
+expect_exit 65 "revoke of an unknown device" "$PF" --home "$H" revoke \
+	0123456789abcdef0123456789abcdef
+grep -q '^gridplatform: no device 0123' "$T_TMP/err" &&
+	ok "... says which device" || fail "... says which device"
+expect_exit 64 "revoke of a malformed id" "$PF" --home "$H" revoke xyz
+expect_exit 0 "quarantine --json" "$PF" --home "$H" quarantine --json
+[ "$(cat "$T_TMP/out")" = "[]" ] && ok "quarantine --json is []" ||
+	fail "quarantine --json is []"
+expect_exit 0 "export csv" "$PF" --home "$H" export --format csv
+head -c 3 "$T_TMP/out" | od -An -tx1 | grep -q 'ef bb bf' &&
+	ok "csv starts with a UTF-8 BOM" || fail "csv starts with a UTF-8 BOM"
+grep -q 'uuid,type,grid,rev' "$T_TMP/out" && ok "csv has a header row" ||
+	fail "csv has a header row"
+expect_exit 64 "export with a bad format" "$PF" --home "$H" export --format xml
+
+if start_platform "$H"; then
+	ok "serve prints 'listening on' with the port"
+else
+	fail "serve prints 'listening on' with the port"
+	done_testing
+	exit 1
+fi
+case "$PF_URL" in
+http://127.0.0.1:[1-9]*) ok "the URL names the real port" ;;
+*) fail "the URL names the real port ($PF_URL)" ;;
+esac
+
+st=$(http GET /v1/health)
+[ "$st" = 200 ] && ok "health is 200" || fail "health is 200 ($st)"
+grep -q '"max_envelope":[0-9]' "$T_TMP/body" &&
+	grep -q '"max_records":[0-9]' "$T_TMP/body" &&
+	grep -q '"max_plain":[0-9]' "$T_TMP/body" &&
+	ok "health shows the limits" || fail "health shows the limits"
+grep -q '"deployment":"[0-9a-f]\{32\}"' "$T_TMP/body" &&
+	ok "health names the deployment" || fail "health names the deployment"
+
+st=$(http GET /v1/nothing-here)
+[ "$st" = 404 ] && grep -q '"code":"not_found"' "$T_TMP/body" &&
+	ok "unknown path is 404 JSON" || fail "unknown path is 404 JSON ($st)"
+st=$(http DELETE /v1/health)
+[ "$st" = 405 ] && grep -q '"code":"method_not_allowed"' "$T_TMP/body" &&
+	ok "wrong method is 405 JSON" || fail "wrong method is 405 JSON ($st)"
+B=/v1/devices/00112233445566778899aabbccddeeff/batches/00112233445566778899aabbccddeeff
+st=$(http GET "$B")
+[ "$st" = 405 ] && ok "GET on a batch path is 405" ||
+	fail "GET on a batch path is 405 ($st)"
+
+# 20 MB against a 16 MiB cap: refused from the declared length, before
+# the body is read (curl's 100-continue means no body byte is sent).
+head -c 20000000 /dev/zero >"$T_TMP/big"
+out=$(curl -s -o "$T_TMP/body" -w '%{http_code} %{size_upload}' -X PUT \
+	-T "$T_TMP/big" -H 'Content-Type: application/octet-stream' "$PF_URL$B")
+set -- $out
+[ "$1" = 413 ] && grep -q '"code":"too_large"' "$T_TMP/body" &&
+	ok "an oversized body is 413 JSON" || fail "an oversized body is 413 ($out)"
+[ "${2%.*}" -lt 20000000 ] && ok "... answered before reading it all ($2 bytes sent)" ||
+	fail "... answered before reading it all ($2 bytes sent)"
+# Without 100-continue the client pushes bytes; the answer is still 413.
+out=$(curl -s -o "$T_TMP/body" -w '%{http_code}' -X PUT -H 'Expect:' \
+	--data-binary @"$T_TMP/big" "$PF_URL$B")
+[ "$out" = 413 ] && ok "oversized without Expect is 413" ||
+	fail "oversized without Expect is 413 ($out)"
+
+st=$(http PUT "$B" --data-binary 'not an envelope')
+[ "$st" = 400 ] && grep -q '"code":"bad_envelope"' "$T_TMP/body" &&
+	ok "garbage batch is 400 bad_envelope" ||
+	fail "garbage batch is 400 bad_envelope ($st)"
+st=$(http PUT /v1/devices/xyz/batches/00112233445566778899aabbccddeeff \
+	--data-binary 'x')
+[ "$st" = 404 ] && ok "malformed ids in the path are 404" ||
+	fail "malformed ids in the path are 404 ($st)"
+
+st=$(http POST /v1/enroll --data-binary '{"nope":1}')
+[ "$st" = 400 ] && grep -q '"code":"malformed"' "$T_TMP/body" &&
+	ok "malformed enroll body is 400" || fail "malformed enroll body is 400 ($st)"
+Z32=0000000000000000000000000000000000000000000000000000000000000000
+st=$(http POST /v1/enroll --data-binary "{\"token_id\":\"00112233445566778899aabbccddeeff\",\"device_id\":\"00112233445566778899aabbccddeeff\",\"device_pk\":\"$Z32\",\"proof\":\"$Z32\",\"self_sig\":\"$Z32$Z32\",\"agent_version\":\"t\"}")
+[ "$st" = 403 ] && grep -q '"code":"enrollment_refused"' "$T_TMP/body" &&
+	ok "a wrong enrollment is 403 enrollment_refused" ||
+	fail "a wrong enrollment is 403 enrollment_refused ($st)"
+grep -q 'enroll from 127.0.0.1 refused' "$H/serve.log" &&
+	ok "failed enrollment is logged with the address" ||
+	fail "failed enrollment is logged with the address"
+i=0
+while [ $i -lt 12 ]; do
+	st=$(http POST /v1/enroll --data-binary '{}')
+	i=$((i + 1))
+done
+[ "$st" = 429 ] && ok "repeated failures are rate-limited (429)" ||
+	fail "repeated failures are rate-limited ($st)"
+st=$(http GET /v1/health)
+[ "$st" = 200 ] && ok "the server still answers" || fail "the server still answers"
+
+# A second server on the same port fails cleanly.
+port=${PF_URL##*:}
+"$PF" --home "$H" serve --listen "127.0.0.1:$port" >"$T_TMP/out2" 2>"$T_TMP/err2"
+rc=$?
+[ "$rc" -ne 0 ] && grep -q '^gridplatform: cannot listen' "$T_TMP/err2" &&
+	ok "a taken port is a clear error (exit $rc)" ||
+	fail "a taken port is a clear error (exit $rc)"
+expect_exit 64 "a bad --listen is a usage error" "$PF" --home "$H" serve \
+	--listen localhost
+
+kill -TERM "$PF_PID"
+wait "$PF_PID"
+rc=$?
+[ "$rc" -eq 0 ] && ok "SIGTERM stops serve cleanly" ||
+	fail "SIGTERM stops serve cleanly (exit $rc)"
+
+done_testing
