@@ -116,6 +116,7 @@ TEST_TOOLS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
+	tests/unit/agent-store.c \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \

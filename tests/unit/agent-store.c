@@ -1,0 +1,727 @@
+/*
+ * agent-store.c - the agent's local store through its public API:
+ * init/open, collect, edit, delete, get, list, status, change coalescing
+ * and base_rev, tombstones, invalid input changing nothing, bulk import
+ * all-or-nothing, and the audit.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "db.h"
+#include "gridagent.h"
+#include "store.h"
+
+static char home[64];
+static struct ag_store *st;
+
+/* Problems seen by the callback. */
+static struct {
+	size_t n;
+	size_t lines[64];
+	char fields[64][64];
+	char rules[64][32];
+} seen;
+
+static void
+on_problem(void *ctx, size_t line, const char *field, const char *rule,
+    const char *message)
+{
+	(void)ctx;
+	(void)message;
+	if (seen.n < 64) {
+		seen.lines[seen.n] = line;
+		snprintf(seen.fields[seen.n], 64, "%s", field);
+		snprintf(seen.rules[seen.n], 32, "%s", rule);
+	}
+	seen.n++;
+}
+
+/* A valid GB 11643 number for region 110105, born 1980-01-01, seq. */
+static void
+idcard(char out[19], int seq)
+{
+	static const int w[17] = { 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10,
+		5, 8, 4, 2 };
+	static const char map[] = "10X98765432";
+	int i, sum = 0;
+
+	snprintf(out, 19, "11010519800101%03d", seq % 1000);
+	for (i = 0; i < 17; i++)
+		sum += (out[i] - '0') * w[i];
+	out[17] = map[sum % 11];
+	out[18] = '\0';
+}
+
+/* A person object text with a valid id number. */
+static void
+person(char *buf, size_t n, const char *name, int seq)
+{
+	char id[19];
+
+	idcard(id, seq);
+	snprintf(buf, n, "{\"name\":\"%s\",\"pop_type\":\"REGISTERED\","
+	    "\"id_number\":\"%s\",\"address\":\"大鹏街道%d号\"}", name, id,
+	    seq);
+}
+
+static int64_t
+q_int(const char *sql, const char *arg)
+{
+	struct gs_stmt *s = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(gs_stmt_prepare(ag_store_db(st), sql, &s), GS_OK);
+	if (arg != NULL)
+		assert_int_equal(gs_stmt_bind_text(s, 1, arg), GS_OK);
+	assert_int_equal(gs_stmt_one_int64(s, -1, &v), GS_OK);
+	gs_stmt_finalize(s);
+	return v;
+}
+
+/* The one text column of the one row of a query (malloc'd), or NULL. */
+static char *
+q_text(const char *sql, const char *arg)
+{
+	struct gs_stmt *s = NULL;
+	char *t = NULL;
+
+	assert_int_equal(gs_stmt_prepare(ag_store_db(st), sql, &s), GS_OK);
+	if (arg != NULL)
+		assert_int_equal(gs_stmt_bind_text(s, 1, arg), GS_OK);
+	if (gs_stmt_step(s) == GS_ROW && gs_stmt_text(s, 0) != NULL)
+		t = strdup(gs_stmt_text(s, 0));
+	gs_stmt_finalize(s);
+	return t;
+}
+
+static void
+exec(const char *sql)
+{
+	assert_int_equal(gs_db_exec(ag_store_db(st), sql), GS_OK);
+}
+
+/* A JSON object from a text column; fails the test if it is not one. */
+static json_t *
+q_json(const char *sql, const char *arg)
+{
+	char *t = q_text(sql, arg);
+	json_t *o;
+
+	assert_non_null(t);
+	o = json_loads(t, 0, NULL);
+	free(t);
+	assert_non_null(o);
+	return o;
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(home, sizeof(home), "/tmp/gs-agent-store.XXXXXX");
+	if (mkdtemp(home) == NULL)
+		return -1;
+	/* A home below the temp dir, so init also makes the directory. */
+	strncat(home, "/h", sizeof(home) - strlen(home) - 1);
+	if (ag_store_init(home, "440307001001001", "w-007", &st) != GS_OK)
+		return -1;
+	ag_store_on_problem(st, on_problem, NULL);
+	memset(&seen, 0, sizeof(seen));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	ag_store_close(st);
+	st = NULL;
+	home[strlen(home) - 2] = '\0';
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", home);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static size_t
+count_records(void)
+{
+	return (size_t)q_int("SELECT count(*) FROM record", NULL);
+}
+
+static size_t
+count_changes(void)
+{
+	return (size_t)q_int("SELECT count(*) FROM change", NULL);
+}
+
+static void
+test_init_open(void **state)
+{
+	struct ag_store *s2 = NULL;
+	struct stat sb;
+	char path[128], other[128];
+
+	(void)state;
+	assert_int_equal(stat(home, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	snprintf(path, sizeof(path), "%s/agent.db", home);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+
+	assert_string_equal(ag_store_grid(st), "440307001001001");
+	assert_string_equal(ag_store_worker(st), "w-007");
+
+	/* Twice is refused and changes nothing. */
+	assert_int_equal(ag_store_init(home, "X", "Y", &s2), GS_EEXIST);
+	assert_null(s2);
+	assert_int_equal(ag_store_open(home, &s2), GS_OK);
+	assert_string_equal(ag_store_grid(s2), "440307001001001");
+	ag_store_close(s2);
+
+	/* A home without a store: "run init first", and nothing is made. */
+	snprintf(other, sizeof(other), "%s-none", home);
+	s2 = NULL;
+	assert_int_equal(ag_store_open(other, &s2), GS_EPERM);
+	assert_non_null(strstr(ag_errmsg(GS_EPERM), "gridagent init"));
+	assert_int_not_equal(stat(other, &sb), 0);
+	ag_store_close(NULL);
+}
+
+static void
+test_collect_get(void **state)
+{
+	char uuid[AG_UUID_LEN + 1], rec[512];
+	char *json = NULL;
+	json_t *o, *c;
+
+	(void)state;
+	person(rec, sizeof(rec), "张三", 1);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	assert_int_equal(strlen(uuid), 36);
+	assert_int_equal(uuid[14], '7');
+
+	assert_int_equal(ag_get(st, uuid, &json), GS_OK);
+	o = json_loads(json, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "uuid")),
+	    uuid);
+	assert_string_equal(json_string_value(json_object_get(o, "type")),
+	    "person");
+	assert_string_equal(json_string_value(json_object_get(o, "grid")),
+	    "440307001001001");
+	assert_string_equal(json_string_value(json_object_get(o, "author")),
+	    "w-007");
+	assert_int_equal(json_integer_value(json_object_get(o, "rev")), 0);
+	assert_true(json_is_false(json_object_get(o, "deleted")));
+	assert_true(json_is_true(json_object_get(o, "pending")));
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(o, "fields"), "name")), "张三");
+	json_decref(o);
+	ag_free(json);
+
+	/* The creation change: all fields, base_rev 0, unsent. */
+	assert_int_equal(count_changes(), 1);
+	assert_int_equal(q_int("SELECT base_rev FROM change WHERE uuid=?1",
+	    uuid), 0);
+	assert_int_equal(q_int("SELECT state FROM change WHERE uuid=?1",
+	    uuid), 0);
+	c = q_json("SELECT fields FROM change WHERE uuid=?1", uuid);
+	assert_int_equal(json_object_size(c), 4);
+	json_decref(c);
+	assert_int_equal(q_int("SELECT count(*) FROM audit WHERE "
+			       "action='create' AND uuid=?1", uuid), 1);
+
+	/* Not found, and malformed uuids. */
+	json = NULL;
+	assert_int_equal(ag_get(st, "01890000-0000-7000-8000-000000000000",
+	    &json), GS_ENOTFOUND);
+	assert_null(json);
+	assert_int_equal(ag_get(st, "nope", &json), GS_EINVAL);
+}
+
+static void
+test_collect_normalizes(void **state)
+{
+	char uuid[AG_UUID_LEN + 1];
+	/* 11010519491231002X with a lower-case x. */
+	const char *rec = "{\"name\":\"李四\",\"pop_type\":\"REGISTERED\","
+			  "\"id_number\":\"11010519491231002x\","
+			  "\"address\":\"a\",\"phone\":null}";
+	json_t *f;
+
+	(void)state;
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	f = q_json("SELECT fields FROM record WHERE uuid=?1", uuid);
+	assert_string_equal(json_string_value(json_object_get(f,
+	    "id_number")), "11010519491231002X");
+	/* null = absent: not stored. */
+	assert_null(json_object_get(f, "phone"));
+	json_decref(f);
+}
+
+static void
+test_invalid_changes_nothing(void **state)
+{
+	char uuid[AG_UUID_LEN + 1];
+	const char *bad = "{\"name\":\"王五\",\"pop_type\":\"REGISTERED\","
+			  "\"id_number\":\"110105194912310025\","
+			  "\"address\":\"a\"}";
+	const char *notjson = "{\"name\":";
+	const char *dup = "{\"name\":\"a\",\"name\":\"b\"}";
+
+	(void)state;
+	assert_int_equal(ag_collect(st, "person", bad, strlen(bad), uuid),
+	    GS_EVALIDATION);
+	assert_string_equal(uuid, "");
+	assert_true(seen.n >= 1);
+	assert_string_equal(seen.fields[0], "id_number");
+	assert_string_equal(seen.rules[0], "check_digit");
+	assert_int_equal(seen.lines[0], 0);
+	assert_non_null(strstr(ag_errmsg(GS_EVALIDATION), "id_number"));
+
+	assert_int_equal(ag_collect(st, "person", notjson, strlen(notjson),
+	    uuid), GS_EPARSE);
+	assert_int_equal(ag_collect(st, "person", dup, strlen(dup), uuid),
+	    GS_EPARSE);
+	assert_int_equal(ag_collect(st, "person", "[1]", 3, uuid), GS_EPARSE);
+	assert_int_equal(ag_collect(st, "spaceship", "{}", 2, uuid),
+	    GS_EINVAL);
+	assert_non_null(strstr(ag_errmsg(GS_EINVAL), "person"));
+	assert_int_equal(count_records(), 0);
+	assert_int_equal(count_changes(), 0);
+	assert_int_equal(q_int("SELECT count(*) FROM audit", NULL), 0);
+}
+
+static void
+test_collect_args(void **state)
+{
+	char uuid[AG_UUID_LEN + 1], id[19], arg[64];
+	char *args[4];
+
+	(void)state;
+	idcard(id, 7);
+	snprintf(arg, sizeof(arg), "id_number=%s", id);
+	args[0] = (char *)"name=赵六";
+	args[1] = (char *)"pop_type=REGISTERED";
+	args[2] = arg;
+	args[3] = (char *)"address=x";
+	assert_int_equal(ag_collect_args(st, "person", args, 4, uuid), GS_OK);
+	assert_int_equal(count_records(), 1);
+	args[3] = (char *)"nosuchfield=1";
+	assert_int_equal(ag_collect_args(st, "person", args, 4, uuid),
+	    GS_EVALIDATION);
+	assert_int_equal(count_records(), 1);
+}
+
+static void
+test_edit_coalesces(void **state)
+{
+	char uuid[AG_UUID_LEN + 1], rec[512];
+	const char *e1 = "{\"phone\":\"13800138000\",\"note\":\"a\"}";
+	const char *e2 = "{\"note\":\"b\"}";
+	json_t *c, *f;
+
+	(void)state;
+	person(rec, sizeof(rec), "张三", 2);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	/* Both edits fold into the unsent creation change. */
+	assert_int_equal(ag_edit(st, uuid, e1, strlen(e1)), GS_OK);
+	assert_int_equal(ag_edit(st, uuid, e2, strlen(e2)), GS_OK);
+	assert_int_equal(count_changes(), 1);
+	c = q_json("SELECT fields FROM change WHERE uuid=?1", uuid);
+	assert_string_equal(json_string_value(json_object_get(c, "note")),
+	    "b");
+	assert_string_equal(json_string_value(json_object_get(c, "phone")),
+	    "13800138000");
+	assert_string_equal(json_string_value(json_object_get(c, "name")),
+	    "张三");
+	json_decref(c);
+	f = q_json("SELECT fields FROM record WHERE uuid=?1", uuid);
+	assert_string_equal(json_string_value(json_object_get(f, "note")),
+	    "b");
+	json_decref(f);
+	assert_int_equal(q_int("SELECT count(*) FROM audit WHERE "
+			       "action='edit' AND uuid=?1", uuid), 2);
+}
+
+static void
+test_edit_base_rev(void **state)
+{
+	char uuid[AG_UUID_LEN + 1], rec[512];
+	const char *e1 = "{\"note\":\"one\"}";
+	const char *e2 = "{\"note\":\"two\"}";
+	const char *e3 = "{\"phone\":\"13800138000\"}";
+	json_t *c;
+
+	(void)state;
+	person(rec, sizeof(rec), "张三", 3);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	/* The creation is batched (in flight): untouchable. */
+	exec("UPDATE change SET state = 1, batch_seq = 1");
+	assert_int_equal(ag_edit(st, uuid, e1, strlen(e1)), GS_OK);
+	assert_int_equal(count_changes(), 2);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE state=1 AND "
+			       "fields LIKE '%one%'", NULL), 0);
+	assert_int_equal(q_int("SELECT base_rev FROM change WHERE state=0",
+	    NULL), 0);
+
+	/* The platform acked: rev 1.  The unsent edit keeps its base_rev;
+	 * a further edit folds into it. */
+	exec("UPDATE change SET state = 2 WHERE state = 1");
+	exec("UPDATE record SET rev = 1");
+	assert_int_equal(ag_edit(st, uuid, e2, strlen(e2)), GS_OK);
+	assert_int_equal(count_changes(), 2);
+	c = q_json("SELECT fields FROM change WHERE state=0", NULL);
+	assert_int_equal(json_object_size(c), 1);
+	assert_string_equal(json_string_value(json_object_get(c, "note")),
+	    "two");
+	json_decref(c);
+
+	/* All delivered and rev 5: the next edit is based on rev 5. */
+	exec("UPDATE change SET state = 2");
+	exec("UPDATE record SET rev = 5");
+	assert_int_equal(ag_edit(st, uuid, e3, strlen(e3)), GS_OK);
+	assert_int_equal(count_changes(), 3);
+	assert_int_equal(q_int("SELECT base_rev FROM change WHERE state=0",
+	    NULL), 5);
+	c = q_json("SELECT fields FROM change WHERE state=0", NULL);
+	assert_int_equal(json_object_size(c), 1); /* only what it sets */
+	json_decref(c);
+}
+
+static void
+test_edit_clear_and_invalid(void **state)
+{
+	char uuid[AG_UUID_LEN + 1], rec[512];
+	const char *set = "{\"phone\":\"13800138000\"}";
+	const char *clear = "{\"phone\":null}";
+	const char *badclear = "{\"name\":null}";
+	const char *badid = "{\"id_number\":\"110105194912310025\"}";
+	char *before, *after;
+	json_t *c, *f;
+
+	(void)state;
+	person(rec, sizeof(rec), "张三", 4);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	exec("UPDATE change SET state = 2");
+	exec("UPDATE record SET rev = 1");
+	assert_int_equal(ag_edit(st, uuid, set, strlen(set)), GS_OK);
+	assert_int_equal(ag_edit(st, uuid, clear, strlen(clear)), GS_OK);
+	f = q_json("SELECT fields FROM record WHERE uuid=?1", uuid);
+	assert_null(json_object_get(f, "phone"));
+	json_decref(f);
+	c = q_json("SELECT fields FROM change WHERE state=0", NULL);
+	assert_true(json_is_null(json_object_get(c, "phone")));
+	json_decref(c);
+
+	/* The merged record must be valid: clearing a required field, or a
+	 * bad id number, changes nothing at all. */
+	before = q_text("SELECT group_concat(fields || updated_at) FROM "
+			"(SELECT fields, updated_at FROM record UNION ALL "
+			"SELECT coalesce(fields,''), updated_at FROM change)",
+	    NULL);
+	assert_int_equal(ag_edit(st, uuid, badclear, strlen(badclear)),
+	    GS_EVALIDATION);
+	assert_string_equal(seen.fields[0], "name");
+	assert_string_equal(seen.rules[0], "required");
+	assert_int_equal(ag_edit(st, uuid, badid, strlen(badid)),
+	    GS_EVALIDATION);
+	assert_int_equal(ag_edit(st, uuid, "{}", 2), GS_EINVAL);
+	assert_int_equal(ag_edit(st, uuid, "x", 1), GS_EPARSE);
+	assert_int_equal(ag_edit(st, "01890000-0000-7000-8000-000000000000",
+	    set, strlen(set)), GS_ENOTFOUND);
+	after = q_text("SELECT group_concat(fields || updated_at) FROM "
+		       "(SELECT fields, updated_at FROM record UNION ALL "
+		       "SELECT coalesce(fields,''), updated_at FROM change)",
+	    NULL);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static void
+test_delete(void **state)
+{
+	char a[AG_UUID_LEN + 1], b[AG_UUID_LEN + 1], rec[512];
+	const char *e = "{\"note\":\"x\"}";
+	char *json = NULL, *reason;
+
+	(void)state;
+	person(rec, sizeof(rec), "甲", 5);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), a),
+	    GS_OK);
+	person(rec, sizeof(rec), "乙", 6);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), b),
+	    GS_OK);
+
+	/* a: delivered at rev 3, then an unsent edit, then a delete: ONE
+	 * delete change, based on rev 3, without fields. */
+	exec("UPDATE change SET state = 2");
+	exec("UPDATE record SET rev = 3");
+	assert_int_equal(ag_edit(st, a, e, strlen(e)), GS_OK);
+	assert_int_equal(ag_delete(st, a, "moved away"), GS_OK);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE uuid=?1 AND "
+			       "state=0", a), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE uuid=?1 AND "
+			       "state=0 AND op='delete' AND fields IS NULL "
+			       "AND base_rev=3", a), 1);
+	reason = q_text("SELECT reason FROM change WHERE uuid=?1 AND state=0",
+	    a);
+	assert_string_equal(reason, "moved away");
+	free(reason);
+	assert_int_equal(q_int("SELECT deleted FROM record WHERE uuid=?1", a),
+	    1);
+
+	/* A tombstone: get still shows it; edit and delete are refused. */
+	assert_int_equal(ag_get(st, a, &json), GS_OK);
+	assert_non_null(strstr(json, "\"deleted\":true"));
+	ag_free(json);
+	assert_int_equal(ag_edit(st, a, e, strlen(e)), GS_ENOTFOUND);
+	assert_non_null(strstr(ag_errmsg(GS_ENOTFOUND), "deleted"));
+	assert_int_equal(ag_delete(st, a, NULL), GS_ENOTFOUND);
+
+	/* b: its change is in flight: the delete is a new change. */
+	exec("UPDATE change SET state = 1 WHERE uuid != '' AND state = 2");
+	assert_int_equal(ag_delete(st, b, NULL), GS_OK);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE uuid=?1",
+	    b), 2);
+	assert_int_equal(q_int("SELECT base_rev FROM change WHERE uuid=?1 AND "
+			       "state=0", b), 3);
+	assert_int_equal(q_int("SELECT count(*) FROM audit WHERE "
+			       "action='delete'", NULL), 2);
+	assert_int_equal(ag_delete(st, "bad", NULL), GS_EINVAL);
+}
+
+struct lctx {
+	size_t n;
+	char last[AG_UUID_LEN + 1];
+	int stop_after;
+};
+
+static int
+count_cb(void *ctx, const struct ag_record *r)
+{
+	struct lctx *c = ctx;
+	json_t *o = json_loads(r->json, 0, NULL);
+
+	/* Every line is one JSON object with the contract's keys. */
+	assert_non_null(o);
+	assert_non_null(json_object_get(o, "uuid"));
+	assert_non_null(json_object_get(o, "fields"));
+	assert_non_null(json_object_get(o, "rev"));
+	assert_non_null(json_object_get(o, "deleted"));
+	assert_non_null(json_object_get(o, "grid"));
+	json_decref(o);
+	if (c->n > 0)
+		assert_true(strcmp(c->last, r->uuid) < 0); /* oldest first */
+	snprintf(c->last, sizeof(c->last), "%s", r->uuid);
+	c->n++;
+	return c->stop_after > 0 && (int)c->n >= c->stop_after;
+}
+
+static void
+test_list_status(void **state)
+{
+	char u[3][AG_UUID_LEN + 1], rec[512];
+	const char *house = "{\"address\":\"大鹏街道1号\",\"is_rental\":false}";
+	struct lctx c = { 0 };
+	char *s = NULL;
+	json_t *o;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		person(rec, sizeof(rec), "某", 10 + i);
+		assert_int_equal(ag_collect(st, "person", rec, strlen(rec),
+		    u[i]), GS_OK);
+	}
+	if (ag_collect(st, "house", house, strlen(house), u[2]) != GS_OK)
+		fail_msg("house: %s", ag_errmsg(GS_EVALIDATION));
+	assert_int_equal(ag_delete(st, u[0], NULL), GS_OK);
+
+	assert_int_equal(ag_list(st, NULL, 0, count_cb, &c), GS_OK);
+	assert_int_equal(c.n, 2);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ag_list(st, NULL, AG_LIST_DELETED, count_cb, &c),
+	    GS_OK);
+	assert_int_equal(c.n, 3);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ag_list(st, "person", 0, count_cb, &c), GS_OK);
+	assert_int_equal(c.n, 1);
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 1;
+	assert_int_equal(ag_list(st, NULL, AG_LIST_DELETED, count_cb, &c),
+	    GS_OK);
+	assert_int_equal(c.n, 1);
+
+	assert_int_equal(ag_status(st, &s), GS_OK);
+	o = json_loads(s, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "worker")),
+	    "w-007");
+	assert_int_equal(json_integer_value(json_object_get(
+	    json_object_get(o, "records"), "person")), 1);
+	assert_int_equal(json_integer_value(json_object_get(
+	    json_object_get(o, "records"), "house")), 1);
+	assert_int_equal(json_integer_value(json_object_get(o, "deleted")),
+	    1);
+	assert_int_equal(json_integer_value(json_object_get(
+	    json_object_get(o, "changes"), "unsent")), 3);
+	assert_int_equal(json_integer_value(json_object_get(
+	    json_object_get(o, "changes"), "conflicted")), 0);
+	json_decref(o);
+	ag_free(s);
+}
+
+static void
+on_uuid(void *ctx, const char *uuid)
+{
+	struct lctx *c = ctx;
+
+	if (c->n > 0)
+		assert_true(strcmp(c->last, uuid) < 0);
+	snprintf(c->last, sizeof(c->last), "%s", uuid);
+	c->n++;
+}
+
+static void
+test_import(void **state)
+{
+	struct gs_buf b;
+	char rec[512], *detail;
+	struct lctx c = { 0 };
+	size_t n = 0;
+	int i;
+
+	(void)state;
+	gs_buf_init(&b, 1 << 20);
+	/* Lines 2 and 4 are bad (check digit; not JSON), line 5 blank. */
+	for (i = 1; i <= 6; i++) {
+		if (i == 2)
+			snprintf(rec, sizeof(rec), "{\"name\":\"x\","
+			    "\"pop_type\":\"REGISTERED\",\"id_number\":"
+			    "\"110105194912310025\",\"address\":\"a\"}");
+		else if (i == 4)
+			snprintf(rec, sizeof(rec), "{\"name\":");
+		else if (i == 5)
+			snprintf(rec, sizeof(rec), "  ");
+		else
+			person(rec, sizeof(rec), "某", 100 + i);
+		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, on_uuid,
+	    &c, &n), GS_EVALIDATION);
+	assert_int_equal(n, 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.lines[0], 2);
+	assert_string_equal(seen.fields[0], "id_number");
+	assert_int_equal(seen.lines[1], 4);
+	assert_string_equal(seen.rules[1], "parse");
+	assert_non_null(strstr(ag_errmsg(GS_EVALIDATION), "nothing"));
+	assert_int_equal(count_records(), 0);
+	assert_int_equal(count_changes(), 0);
+	assert_int_equal(q_int("SELECT count(*) FROM audit", NULL), 0);
+
+	/* Only unparsable lines: GS_EPARSE. */
+	assert_int_equal(ag_import_ndjson(st, "person", "x\n{\n", 4, NULL,
+	    NULL, &n), GS_EPARSE);
+	/* Nothing at all. */
+	assert_int_equal(ag_import_ndjson(st, "person", "\n\n", 2, NULL,
+	    NULL, &n), GS_EPARSE);
+	assert_int_equal(ag_import_ndjson(st, "nope", "{}", 2, NULL, NULL,
+	    &n), GS_EINVAL);
+
+	/* All good (no final newline on the last line). */
+	gs_buf_reset(&b);
+	for (i = 0; i < 500; i++) {
+		person(rec, sizeof(rec), "某", i);
+		assert_int_equal(gs_buf_printf(&b, "%s%s", i ? "\n" : "", rec),
+		    GS_OK);
+	}
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, on_uuid,
+	    &c, &n), GS_OK);
+	assert_int_equal(n, 500);
+	assert_int_equal(c.n, 500);
+	assert_int_equal(count_records(), 500);
+	assert_int_equal(count_changes(), 500);
+	/* One audit row for the whole import, naming count and last uuid. */
+	assert_int_equal(q_int("SELECT count(*) FROM audit", NULL), 1);
+	detail = q_text("SELECT detail FROM audit WHERE action='import'",
+	    NULL);
+	assert_non_null(detail);
+	assert_non_null(strstr(detail, "\"count\":500"));
+	assert_non_null(strstr(detail, c.last));
+	free(detail);
+	gs_buf_release(&b);
+}
+
+static void
+test_audit_append_only(void **state)
+{
+	char uuid[AG_UUID_LEN + 1], rec[512];
+
+	(void)state;
+	person(rec, sizeof(rec), "某", 1);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	assert_int_not_equal(gs_db_exec(ag_store_db(st), "DELETE FROM audit"),
+	    GS_OK);
+	assert_int_not_equal(gs_db_exec(ag_store_db(st),
+	    "UPDATE audit SET action = 'x'"), GS_OK);
+	assert_int_equal(q_int("SELECT count(*) FROM audit", NULL), 1);
+}
+
+static void
+test_newer_refused(void **state)
+{
+	struct ag_store *s2 = NULL;
+
+	(void)state;
+	exec("PRAGMA user_version = 9999");
+	assert_int_equal(ag_store_open(home, &s2), GS_EDBVERSION);
+	assert_null(s2);
+	assert_non_null(strstr(ag_errmsg(GS_EDBVERSION), "newer"));
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_init_open),
+		T(test_collect_get),
+		T(test_collect_normalizes),
+		T(test_invalid_changes_nothing),
+		T(test_collect_args),
+		T(test_edit_coalesces),
+		T(test_edit_base_rev),
+		T(test_edit_clear_and_invalid),
+		T(test_delete),
+		T(test_list_status),
+		T(test_import),
+		T(test_audit_append_only),
+		T(test_newer_refused),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
