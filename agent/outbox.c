@@ -306,7 +306,7 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 			snprintf(why, sizeof(why), "cannot be sent: %s",
 			    gs_errmsg(r));
 			body->len = before;
-			gs_log(GS_LOG_WARNING, "change %s %s", c.change_id, why);
+			gs_log(GS_LOG_WARNING, "%s", why);
 			gs_stmt_reset(ob->pick);
 			/* Re-run the pick after marking: the cursor must not
 			 * see its own table change under it. */

@@ -1,0 +1,99 @@
+#!/bin/sh
+# agent-sync-enroll.sh - `gridagent enroll` against a real platform: a good
+# code enrolls (keys made on the device, platform keys pinned); a damaged
+# code, a reused code and a code whose fingerprint does not match the
+# platform's keys are refused with a clear error and store nothing.
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+if ! sync_platform; then
+	fail "platform starts"
+	done_testing
+	exit 1
+fi
+
+# Not enrolled yet: sync says so with 77.
+expect_exit 0 "init a home" ag init --grid 110101001 --worker w001
+expect_exit 77 "sync before enrollment is refused (77)" ag sync
+grep -q 'not enrolled' "$T_TMP/err" && ok "... saying: not enrolled" ||
+	fail "... saying: not enrolled"
+
+code=$(pf enroll --worker w001 --name "张三" --grid 110101001 --ttl 600)
+expect_exit 0 "enroll with a fresh code" ag enroll "$code" --platform "$PF_URL"
+dev=$(cat "$T_TMP/out")
+echo "$dev" | grep -Eq '^[0-9a-f]{32}$' && ok "prints the device id" ||
+	fail "prints the device id ($dev)"
+pf devices --json >"$T_TMP/devs"
+grep -q "$dev" "$T_TMP/devs" && ok "the platform lists the device" ||
+	fail "the platform lists the device"
+expect_exit 0 "status --json" ag status --json
+[ "$(json_get "$T_TMP/out" 'd["device"]["id"]')" = "$dev" ] &&
+	ok "status shows the device id" || fail "status shows the device id"
+[ "$(json_get "$T_TMP/out" 'd["device"]["platform"]')" = "$PF_URL" ] &&
+	ok "status shows the platform URL" || fail "status shows the platform URL"
+[ "$(json_get "$T_TMP/out" 'd["device"]["revoked"]')" = False ] &&
+	ok "status: not revoked" || fail "status: not revoked"
+# The secret key stays on the device: the platform holds only the public
+# key it was sent.
+pk=$(sqlite3 "$AH/agent.db" "SELECT hex(sign_pk) FROM device" | tr A-F a-f)
+[ ${#pk} -eq 64 ] && ok "the device keeps its key pair" ||
+	fail "the device keeps its key pair"
+expect_exit 73 "a second enrollment of the same home is refused" \
+	ag enroll "$(pf enroll --worker w001 --name n --grid 110101001)" \
+	--platform "$PF_URL"
+grep -q 'already enrolled' "$T_TMP/err" && ok "... saying so" ||
+	fail "... saying so"
+
+# A reused code: the platform refuses it; nothing is made.
+B="$T_TMP/b"
+expect_exit 77 "a reused code is refused (77)" "$GRIDAGENT" --home "$B" \
+	enroll "$code" --platform "$PF_URL"
+grep -q 'refused the enrollment code' "$T_TMP/err" &&
+	ok "... with a clear message" || fail "... with a clear message"
+[ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
+
+# A damaged code (one character changed): caught by its checksum before
+# any network traffic; the token is not spent.
+code2=$(pf enroll --worker w002 --name "李四" --grid 110101001)
+bad=$(echo "$code2" | python3 -c '
+import sys
+c = sys.stdin.read().strip()
+i = 10
+print(c[:i] + ("A" if c[i] != "A" else "B") + c[i+1:])')
+expect_exit 64 "a damaged code is refused" "$GRIDAGENT" --home "$B" enroll \
+	"$bad" --platform "$PF_URL"
+grep -q 'damaged' "$T_TMP/err" && ok "... as damaged" || fail "... as damaged"
+[ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
+expect_exit 64 "garbage is refused" "$GRIDAGENT" --home "$B" enroll \
+	"hello" --platform "$PF_URL"
+[ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
+
+# A code whose fingerprint does not match (checksum recomputed, so only
+# the key pin can catch it): an impersonated platform.
+tampered=$(echo "$code2" | python3 -c '
+import sys, base64, hashlib
+c = sys.stdin.read().strip()
+_, b32, u64 = c.split("-", 2)
+raw = bytearray(base64.b32decode(b32.upper() + "=" * (-len(b32) % 8)))
+url = base64.urlsafe_b64decode(u64 + "=" * (-len(u64) % 4))
+raw[48] ^= 1  # first fingerprint byte
+chk = hashlib.blake2b(b"gridsync-code-v1" + bytes(raw[:64]) + url,
+                      digest_size=32).digest()[:4]
+raw[64:68] = chk
+print("GS1-" + base64.b32encode(bytes(raw)).decode().rstrip("=") + "-" + u64)')
+expect_exit 65 "a fingerprint mismatch is refused" "$GRIDAGENT" --home "$B" \
+	enroll "$tampered" --platform "$PF_URL"
+grep -q 'fingerprint' "$T_TMP/err" && ok "... naming the fingerprint" ||
+	fail "... naming the fingerprint"
+[ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
+
+# The platform unreachable: 69, nothing stored.
+code3=$(pf enroll --worker w003 --name "王五" --grid 110101001)
+expect_exit 69 "enroll with the platform down says unreachable (69)" \
+	"$GRIDAGENT" --home "$B" enroll "$code3" --platform http://127.0.0.1:1
+[ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
+# The code was not spent: it still works.
+expect_exit 0 "the same code then enrolls" "$GRIDAGENT" --home "$B" enroll \
+	"$code3" --platform "$PF_URL"
+
+done_testing

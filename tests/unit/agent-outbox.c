@@ -1,0 +1,526 @@
+/*
+ * agent-outbox.c - sealing unsent changes into chained, immutable batches
+ * and recording receipts, rejections and revocation, each in one
+ * transaction; allocation failures at every point leave a consistent
+ * store.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "batch.h"
+#include "crypto.h"
+#include "db.h"
+#include "device.h"
+#include "envelope.h"
+#include "gridagent.h"
+#include "outbox.h"
+#include "receipt.h"
+#include "store.h"
+#include "uuid.h"
+
+struct fx {
+	char home[128];
+	struct ag_store *st;
+	struct gs_db *db;
+	struct ag_device *dev;
+	struct ag_outbox *ob;
+	unsigned char bpk[32], bsk[32]; /* platform batch key */
+	unsigned char rpk[32], rsk[64]; /* platform receipt key */
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_int_equal(gs_crypto_init(), GS_OK);
+	snprintf(f->home, sizeof(f->home), "/tmp/agent-outbox.XXXXXX");
+	assert_non_null(mkdtemp(f->home));
+	strncat(f->home, "/h", sizeof(f->home) - strlen(f->home) - 1);
+	assert_int_equal(ag_store_init(f->home, "G1", "w1", &f->st), GS_OK);
+	f->db = ag_store_db(f->st);
+	gs_crypto_kx_keypair(f->bpk, f->bsk);
+	gs_crypto_sign_keypair(f->rpk, f->rsk);
+	assert_int_equal(ag_device_new(&f->dev), GS_OK);
+	gs_crypto_sign_keypair(f->dev->sign_pk, f->dev->sign_sk);
+	gs_random(f->dev->device_id, 16);
+	gs_random(f->dev->deployment, 16);
+	memcpy(f->dev->batch_pk, f->bpk, 32);
+	gs_crypto_key_id(f->dev->batch_kid, f->bpk, 32);
+	memcpy(f->dev->receipt_pk, f->rpk, 32);
+	snprintf(f->dev->platform_url, sizeof(f->dev->platform_url),
+	    "http://127.0.0.1:9");
+	f->dev->max_records = 10000;
+	f->dev->max_envelope = 16 << 20;
+	f->dev->max_plain = 64 << 20;
+	f->dev->enrolled_at = 1;
+	assert_int_equal(ag_device_insert(f->db, f->dev), GS_OK);
+	assert_int_equal(ag_outbox_new(f->db, &f->ob), GS_OK);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[300];
+
+	ag_outbox_free(f->ob);
+	ag_device_free(f->dev);
+	ag_store_close(f->st);
+	f->home[strlen(f->home) - 2] = '\0';
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->home);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Adds n new records with their unsent change rows (as a save would). */
+static void
+add_changes(struct fx *f, int n, const char *fields, int64_t base_rev)
+{
+	struct gs_stmt *rec = NULL, *ch = NULL;
+	char uuid[37], cid[37];
+	int i;
+
+	assert_int_equal(gs_stmt_prepare(f->db, "INSERT INTO record (uuid, "
+	    "type, form_version, grid, fields, rev, created_at, updated_at, "
+	    "author) VALUES (?1, 'person', 1, 'G1', ?2, ?3, 1, 1, 'w1')",
+	    &rec), GS_OK);
+	assert_int_equal(gs_stmt_prepare(f->db, "INSERT INTO change "
+	    "(change_id, uuid, type, form_version, grid, op, base_rev, fields, "
+	    "author, created_at, updated_at) VALUES (?1, ?2, 'person', 1, "
+	    "'G1', 'upsert', ?4, ?3, 'w1', 1, 1)", &ch), GS_OK);
+	assert_int_equal(gs_db_begin(f->db), GS_OK);
+	for (i = 0; i < n; i++) {
+		gs_uuid_v7(uuid);
+		gs_uuid_v7(cid);
+		assert_int_equal(gs_stmt_bind_text(rec, 1, uuid), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(rec, 2, fields), GS_OK);
+		assert_int_equal(gs_stmt_bind_int64(rec, 3, base_rev), GS_OK);
+		assert_int_equal(gs_stmt_step(rec), GS_DONE);
+		assert_int_equal(gs_stmt_bind_text(ch, 1, cid), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(ch, 2, uuid), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(ch, 3, fields), GS_OK);
+		assert_int_equal(gs_stmt_bind_int64(ch, 4, base_rev), GS_OK);
+		assert_int_equal(gs_stmt_step(ch), GS_DONE);
+	}
+	assert_int_equal(gs_db_commit(f->db), GS_OK);
+	gs_stmt_finalize(rec);
+	gs_stmt_finalize(ch);
+}
+
+static int64_t
+q1(struct fx *f, const char *sql)
+{
+	struct gs_stmt *st = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(gs_stmt_prepare(f->db, sql, &st), GS_OK);
+	assert_int_equal(gs_stmt_one_int64(st, -1, &v), GS_OK);
+	gs_stmt_finalize(st);
+	return v;
+}
+
+/* Opens a stored envelope as the platform would, and decodes it. */
+static void
+open_row(struct fx *f, const struct ag_outbox_row *row, struct gs_batch *b,
+    unsigned char prev[32])
+{
+	struct gs_envelope_header h;
+	struct gs_buf plain;
+
+	gs_buf_init(&plain, 64 << 20);
+	assert_int_equal(gs_envelope_parse(&h, row->envelope, row->len, NULL),
+	    GS_OK);
+	assert_int_equal(gs_envelope_verify(&h, row->envelope, row->len,
+	    f->dev->sign_pk), GS_OK);
+	assert_int_equal(gs_envelope_open(&plain, &h, row->envelope, row->len,
+	    f->bpk, f->bsk), GS_OK);
+	assert_int_equal(gs_batch_decode(b, plain.data, plain.len, 0), GS_OK);
+	assert_int_equal(gs_batch_check_envelope(&b->hdr, h.deployment,
+	    h.device, h.batch, h.seq, h.count), GS_OK);
+	assert_int_equal((int64_t)h.seq, row->seq);
+	assert_memory_equal(h.batch, row->batch_id, 16);
+	memcpy(prev, h.prev_hash, 32);
+	gs_buf_release(&plain);
+}
+
+static void
+test_nothing_to_seal(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox"), 0);
+}
+
+static void
+test_split_and_chain(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	struct gs_batch b;
+	unsigned char prev[32], want_prev[32];
+	int64_t after = 0;
+	int found, nb = 0, total = 0;
+
+	add_changes(f, 25, "{\"name\":\"张三\"}", 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	lim.max_records = 10;
+	do {
+		assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info),
+		    GS_OK);
+	} while (info.seq != 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox"), 3);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1"),
+	    25);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1 "
+	    "AND batch_seq IS NULL"), 0);
+	assert_int_equal(q1(f, "SELECT last_seq FROM device"), 3);
+
+	/* Every envelope opens, holds its changes in change_id order, and
+	 * names the previous envelope's hash: the chain. */
+	memset(want_prev, 0, 32);
+	for (;;) {
+		assert_int_equal(ag_outbox_next_sealed(f->ob, after, &row,
+		    &found), GS_OK);
+		if (!found)
+			break;
+		open_row(f, &row, &b, prev);
+		assert_memory_equal(prev, want_prev, 32);
+		memcpy(want_prev, row.hash, 32);
+		assert_int_equal(b.n, row.record_count);
+		assert_int_equal(b.n, nb < 2 ? 10 : 5);
+		for (size_t i = 1; i < b.n; i++)
+			assert_true(strcmp(b.changes[i - 1].change_id,
+			    b.changes[i].change_id) < 0);
+		total += (int)b.n;
+		gs_batch_release(&b);
+		after = row.seq;
+		ag_outbox_row_release(&row);
+		nb++;
+	}
+	assert_int_equal(nb, 3);
+	assert_int_equal(total, 25);
+	/* The device's chain head is the last envelope's hash. */
+	assert_memory_equal(f->dev->chain_head, want_prev, 32);
+}
+
+static void
+test_byte_budget(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	char fields[1200];
+	int batches = 0;
+
+	snprintf(fields, sizeof(fields), "{\"address\":\"%0900d\"}", 7);
+	add_changes(f, 20, fields, 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	lim.max_plain = 5000; /* room for four such lines */
+	for (;;) {
+		assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info),
+		    GS_OK);
+		if (info.seq == 0)
+			break;
+		assert_true(info.plain_bytes <= 5000);
+		assert_true(info.count >= 1 && info.count <= 4);
+		batches++;
+	}
+	assert_int_equal(batches, 5);
+	assert_int_equal(q1(f, "SELECT sum(record_count) FROM outbox"), 20);
+}
+
+static void
+test_unsendable_skipped(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+
+	add_changes(f, 3, "{\"name\":\"a\"}", 0);
+	/* A stored change whose fields are not an object cannot be encoded:
+	 * it is marked rejected instead of blocking the queue. */
+	assert_int_equal(gs_db_exec(f->db, "UPDATE change SET fields = '[1]' "
+	    "WHERE change_id = (SELECT min(change_id) FROM change)"), GS_OK);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 1);
+	assert_int_equal(info.count, 2);
+	assert_int_equal(info.skipped, 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3 "
+	    "AND problem IS NOT NULL"), 1);
+}
+
+/* Signs a receipt for row as the platform would. */
+static void
+receipt_for(struct fx *f, const struct ag_outbox_row *row, int status,
+    const char *results, unsigned char out[GS_RECEIPT_BYTES])
+{
+	struct gs_receipt r;
+
+	memset(&r, 0, sizeof(r));
+	memcpy(r.deployment, f->dev->deployment, 16);
+	memcpy(r.device, f->dev->device_id, 16);
+	memcpy(r.batch, row->batch_id, 16);
+	r.seq = (uint64_t)row->seq;
+	memcpy(r.envelope_hash, row->hash, 32);
+	r.status = (uint8_t)status;
+	assert_int_equal(gs_receipt_sign(out, &r, results, strlen(results),
+	    f->rsk), GS_OK);
+}
+
+static void
+test_ack_results(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	unsigned char rc[GS_RECEIPT_BYTES];
+	char results[600], q[200], c1[37], c2[37], c3[37];
+	struct gs_stmt *st = NULL;
+	int found;
+
+	add_changes(f, 5, "{\"name\":\"a\"}", 0);
+	add_changes(f, 1, "{\"name\":\"b\"}", 4); /* an edit of rev 4 */
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.count, 6);
+	assert_int_equal(gs_stmt_prepare(f->db, "SELECT change_id FROM change "
+	    "ORDER BY change_id", &st), GS_OK);
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	gs_strlcpy(c1, gs_stmt_text(st, 0), sizeof(c1));
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	gs_strlcpy(c2, gs_stmt_text(st, 0), sizeof(c2));
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	gs_strlcpy(c3, gs_stmt_text(st, 0), sizeof(c3));
+	gs_stmt_finalize(st);
+	snprintf(results, sizeof(results),
+	    "[{\"change_id\":\"%s\",\"uuid\":\"u\",\"status\":\"quarantined\","
+	    "\"reasons\":[{\"field\":\"id_number\",\"rule\":\"check_digit\","
+	    "\"message\":\"bad\"}]},"
+	    "{\"change_id\":\"%s\",\"uuid\":\"u\",\"status\":\"conflict\","
+	    "\"rev\":2,\"reasons\":[]},"
+	    "{\"change_id\":\"%s\",\"uuid\":\"u\",\"status\":\"merged\","
+	    "\"rev\":7}]", c1, c2, c3);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
+	assert_true(found);
+	receipt_for(f, &row, GS_RECEIPT_ACCEPTED, results, rc);
+	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
+	    sizeof(rc), results), GS_OK);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE state = "
+	    "'acked' AND receipt IS NOT NULL AND acked_at IS NOT NULL"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 2"),
+	    4);
+	snprintf(q, sizeof(q), "SELECT state FROM change WHERE change_id = "
+	    "'%s'", c1);
+	assert_int_equal(q1(f, q), 4);
+	snprintf(q, sizeof(q), "SELECT state FROM change WHERE change_id = "
+	    "'%s'", c2);
+	assert_int_equal(q1(f, q), 5);
+	snprintf(q, sizeof(q), "SELECT rev FROM record WHERE uuid = (SELECT "
+	    "uuid FROM change WHERE change_id = '%s')", c3);
+	assert_int_equal(q1(f, q), 7);
+	/* Fast-forwarded: rev = base_rev + 1; quarantined/conflicted
+	 * records keep theirs. */
+	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 1"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 5"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 0"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE problem "
+	    "LIKE '%check_digit%'"), 1);
+
+	/* A second ack of the same row changes nothing. */
+	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
+	    sizeof(rc), results), GS_OK);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 2"),
+	    4);
+	ag_outbox_row_release(&row);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
+	assert_false(found);
+}
+
+static void
+test_bad_results_change_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	unsigned char rc[GS_RECEIPT_BYTES];
+	int found;
+
+	add_changes(f, 2, "{\"name\":\"a\"}", 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
+	receipt_for(f, &row, GS_RECEIPT_ACCEPTED, "{}", rc);
+	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
+	    sizeof(rc), "{}"), GS_EPROTOCOL);
+	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
+	    sizeof(rc), "[{\"status\":\"merged\"}]"), GS_EPROTOCOL);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE state = "
+	    "'sealed'"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1"),
+	    2);
+	ag_outbox_row_release(&row);
+}
+
+static void
+test_reject_keeps_bytes(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	int found;
+
+	add_changes(f, 4, "{\"name\":\"a\"}", 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
+	assert_int_equal(ag_outbox_reject(f->ob, &row,
+	    "batch_id_reused: different bytes"), GS_OK);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE state = "
+	    "'rejected' AND length(envelope) = bytes AND reason LIKE "
+	    "'batch_id_reused%'"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3"),
+	    4);
+	ag_outbox_row_release(&row);
+	/* The next batch continues the chain after the rejected one. */
+	add_changes(f, 1, "{\"name\":\"a\"}", 0);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox o1 JOIN outbox o2 "
+	    "ON o2.seq = o1.seq + 1 AND o2.prev_hash = o1.hash"), 1);
+}
+
+static void
+test_revoked_quarantines(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	unsigned char rc[GS_RECEIPT_BYTES];
+	int found;
+
+	add_changes(f, 3, "{\"name\":\"a\"}", 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
+	receipt_for(f, &row, GS_RECEIPT_QUARANTINED, "[]", rc);
+	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_QUARANTINED, rc,
+	    sizeof(rc), "[]"), GS_OK);
+	assert_int_equal(q1(f, "SELECT revoked FROM device"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 4"),
+	    3);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE state = "
+	    "'quarantined'"), 1);
+	ag_outbox_row_release(&row);
+}
+
+static void
+test_damaged_row_refused(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	int found;
+
+	add_changes(f, 1, "{\"name\":\"a\"}", 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(gs_db_exec(f->db, "UPDATE outbox SET envelope = "
+	    "zeroblob(length(envelope))"), GS_OK);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found),
+	    GS_ECORRUPT);
+	assert_false(found);
+}
+
+/* Every allocation of a seal failing in turn: the store is either as
+ * before or holds one whole batch, never half of one. */
+static void
+test_seal_alloc_failures(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	long n;
+	int r, ok = 0;
+
+	add_changes(f, 30, "{\"name\":\"a\"}", 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	lim.max_records = 7;
+	for (n = 0; n < 400 && ok < 5; n++) {
+		gs_mem_fail_after(n);
+		r = ag_outbox_seal(f->ob, f->dev, &lim, &info);
+		gs_mem_fail_after(-1);
+		if (r == GS_OK && info.seq != 0)
+			ok++;
+		else
+			assert_int_equal(r, GS_ENOMEM);
+		assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE "
+		    "state = 1"), q1(f, "SELECT coalesce(sum(record_count), 0) "
+		    "FROM outbox"));
+		assert_int_equal(q1(f, "SELECT last_seq FROM device"),
+		    q1(f, "SELECT coalesce(max(seq), 0) FROM outbox"));
+		assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE "
+		    "state = 1 AND batch_seq NOT IN (SELECT seq FROM outbox)"),
+		    0);
+	}
+	assert_true(ok >= 4);
+	assert_int_equal(gs_db_integrity_check(f->db), GS_OK);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_nothing_to_seal, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_split_and_chain, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_byte_budget, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unsendable_skipped, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ack_results, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_results_change_nothing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reject_keeps_bytes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_revoked_quarantines, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_row_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_seal_alloc_failures, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
