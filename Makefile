@@ -122,6 +122,7 @@ UNIT_TESTS := \
 	tests/unit/sync-deflate.c \
 	tests/unit/sync-enroll.c \
 	tests/unit/sync-envelope.c \
+	tests/unit/sync-ids.c \
 	tests/unit/sync-receipt.c \
 	tests/unit/sync-uuid.c
 
