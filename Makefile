@@ -67,6 +67,7 @@ SCHEMA_SRCS := \
 
 # the wire: deflate, crypto, envelope, receipts, batch encoding
 WIRE_SRCS := \
+	sync/batch.c \
 	sync/crypto.c \
 	sync/deflate.c \
 	sync/enroll.c \
@@ -116,6 +117,7 @@ TEST_TOOLS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
+	tests/unit/sync-batch.c \
 	tests/unit/agent-store.c \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \

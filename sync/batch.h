@@ -99,9 +99,9 @@ struct gs_batch {
  * malformed line, unknown/missing/duplicate key, wrong type, over-long
  * string, bad uuid/hex, non-canonical spelling, a change count that differs
  * from the header's, a missing final "\n", or data after the last line;
- * GS_EUNSUPPORTED for a header "v" other than 1; GS_ENOMEM.
- * max_count (0 = no limit) refuses a header count above it before any
- * change is decoded.  Free with gs_batch_release. */
+ * GS_EUNSUPPORTED for a header "v" other than 1; GS_ETOOBIG when the
+ * header's count is above max_count (0 = no limit), before any change is
+ * decoded; GS_ENOMEM.  Free with gs_batch_release. */
 int gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
     uint32_t max_count);
 /* Frees every change; NULL ok. */

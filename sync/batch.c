@@ -1,0 +1,600 @@
+/*
+ * batch.c - change records and the canonical NDJSON batch plaintext
+ * (format in batch.h and docs/PROTOCOL.md).
+ *
+ * The encoder writes the fixed keys itself (it is the hot path of "batch":
+ * a thousand changes per envelope) and lets jansson write the two values
+ * with free content, "reason" and "fields".  The decoder uses jansson for
+ * the syntax, checks every key and type, and finally re-encodes the
+ * decoded change and requires the very same bytes.  That last step is what
+ * makes the encoding canonical in practice: there is exactly one accepted
+ * spelling of each change, so a signed batch means one thing only.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "batch.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "ids.h"
+#include "uuid.h"
+#include "core/banned.h"
+
+/* Reals are written with 15 significant digits (DBL_DIG): any such
+ * decimal survives text -> double -> text unchanged, which the canonical
+ * check needs, and "0.1" stays "0.1" instead of 0.10000000000000001. */
+#define FIELDS_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+#define NKEYS 12
+
+/* The change line's keys, in their one order. */
+static const char *const keys[NKEYS] = {
+	"change_id", "uuid", "type", "form_version", "grid", "base_rev",
+	"deleted", "created_at", "updated_at", "author", "reason", "fields"
+};
+
+void
+gs_change_init(struct gs_change *c)
+{
+	memset(c, 0, sizeof *c);
+}
+
+void
+gs_change_release(struct gs_change *c)
+{
+	if (c == NULL)
+		return;
+	json_decref(c->fields);
+	c->fields = NULL;
+	gs_free(c->reason);
+	c->reason = NULL;
+}
+
+/* ------------------------------------------------------------- encoding */
+
+int
+gs_batch_encode_header(struct gs_buf *out, const struct gs_batch_header *h)
+{
+	char dep[33], dev[33], bat[33];
+	size_t start = out->len;
+	int r;
+
+	gs_hex_encode(dep, h->deployment, 16);
+	gs_hex_encode(dev, h->device, 16);
+	gs_hex_encode(bat, h->batch, 16);
+	r = gs_buf_printf(out, "{\"v\":%d,\"deployment\":\"%s\",\"device\":"
+	    "\"%s\",\"batch\":\"%s\",\"seq\":%" PRIu64 ",\"count\":%" PRIu32
+	    "}\n", h->v, dep, dev, bat, h->seq, h->count);
+	if (r != GS_OK)
+		gs_buf_truncate(out, start);
+	return r;
+}
+
+/* A canonical lower-case UUID text. */
+static int
+check_uuid(const char *what, const char *s)
+{
+	unsigned char b[16];
+	char again[GS_UUID_LEN + 1];
+
+	if (strnlen(s, GS_UUID_LEN + 1) != GS_UUID_LEN ||
+	    gs_uuid_parse(s, b) != GS_OK)
+		return GS_FAIL(GS_EINVAL, "%s is not a uuid", what);
+	gs_uuid_format(again, b);
+	if (memcmp(again, s, GS_UUID_LEN) != 0)
+		return GS_FAIL(GS_EINVAL, "%s must be lower case", what);
+	return GS_OK;
+}
+
+/* A short identifier-like string written without escapes: valid UTF-8,
+ * no control characters, no quote or backslash.  Empty allowed when
+ * may_be_empty. */
+static int
+check_plain(const char *what, const char *s, size_t max, int may_be_empty)
+{
+	struct gs_utf8_scan sc;
+	size_t n = strnlen(s, max + 1);
+
+	if (n > max)
+		return GS_FAIL(GS_EINVAL, "%s is longer than %zu bytes", what,
+		    max);
+	if (n == 0 && !may_be_empty)
+		return GS_FAIL(GS_EINVAL, "%s is empty", what);
+	if (gs_utf8_scan(s, n, &sc) != 0)
+		return GS_FAIL(GS_EINVAL, "%s is not valid UTF-8", what);
+	if (sc.ctrl_at != SIZE_MAX || sc.space_at != SIZE_MAX ||
+	    memchr(s, '"', n) != NULL || memchr(s, '\\', n) != NULL)
+		return GS_FAIL(GS_EINVAL, "%s has a control character, quote "
+		    "or backslash", what);
+	return GS_OK;
+}
+
+static int
+check_type(const char *s)
+{
+	size_t i, n = strnlen(s, GS_CHANGE_TYPE_MAX + 1);
+
+	if (n == 0 || n > GS_CHANGE_TYPE_MAX)
+		return GS_FAIL(GS_EINVAL, "type must be 1 to %d bytes",
+		    GS_CHANGE_TYPE_MAX);
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return GS_FAIL(GS_EINVAL, "type has a character other "
+			    "than a-z, 0-9, _");
+	return GS_OK;
+}
+
+static int
+check_change(const struct gs_change *c)
+{
+	int r;
+
+	if ((r = check_uuid("change_id", c->change_id)) != GS_OK ||
+	    (r = check_uuid("uuid", c->uuid)) != GS_OK ||
+	    (r = check_type(c->type)) != GS_OK ||
+	    (r = check_plain("grid", c->grid, GS_CHANGE_GRID_MAX, 1)) !=
+	    GS_OK ||
+	    (r = check_plain("author", c->author, GS_CHANGE_AUTHOR_MAX, 1)) !=
+	    GS_OK)
+		return r;
+	if (c->form_version < 1)
+		return GS_FAIL(GS_EINVAL, "form_version must be >= 1");
+	if (c->base_rev < 0 || c->created_at < 0 || c->updated_at < 0)
+		return GS_FAIL(GS_EINVAL, "base_rev and times must be >= 0");
+	if (c->deleted != 0 && c->deleted != 1)
+		return GS_FAIL(GS_EINVAL, "deleted must be 0 or 1");
+	if (c->deleted && c->fields != NULL)
+		return GS_FAIL(GS_EINVAL, "a deletion carries no fields");
+	if (!c->deleted && !json_is_object(c->fields))
+		return GS_FAIL(GS_EINVAL, "fields must be an object");
+	if (c->reason != NULL) {
+		struct gs_utf8_scan sc;
+		size_t n = strnlen(c->reason, GS_CHANGE_REASON_MAX + 1);
+
+		if (n > GS_CHANGE_REASON_MAX)
+			return GS_FAIL(GS_EINVAL, "reason is longer than %d "
+			    "bytes", GS_CHANGE_REASON_MAX);
+		if (gs_utf8_scan(c->reason, n, &sc) != 0)
+			return GS_FAIL(GS_EINVAL, "reason is not valid UTF-8");
+	}
+	return GS_OK;
+}
+
+static int
+dump_to_buf(const char *p, size_t n, void *arg)
+{
+	return gs_buf_append(arg, p, n) == GS_OK ? 0 : -1;
+}
+
+/* Appends a jansson value; GS_ETOOBIG/GS_ENOMEM from the buffer are not
+ * told apart by jansson, so the caller re-checks the room. */
+static int
+dump_value(struct gs_buf *out, json_t *v, size_t flags)
+{
+	size_t before = out->len;
+
+	if (json_dump_callback(v, dump_to_buf, out, flags) != 0) {
+		gs_buf_truncate(out, before);
+		return out->max - out->len < 4096 ? GS_ETOOBIG : GS_ENOMEM;
+	}
+	return GS_OK;
+}
+
+int
+gs_batch_encode_change(struct gs_buf *out, const struct gs_change *c)
+{
+	size_t start = out->len;
+	json_t *reason = NULL;
+	int r = GS_EINTERNAL;
+
+	if ((r = check_change(c)) != GS_OK)
+		return r;
+	r = gs_buf_printf(out, "{\"change_id\":\"%s\",\"uuid\":\"%s\","
+	    "\"type\":\"%s\",\"form_version\":%d,\"grid\":\"%s\","
+	    "\"base_rev\":%" PRId64 ",\"deleted\":%s,\"created_at\":%" PRId64
+	    ",\"updated_at\":%" PRId64 ",\"author\":\"%s\",\"reason\":",
+	    c->change_id, c->uuid, c->type, c->form_version, c->grid,
+	    c->base_rev, c->deleted ? "true" : "false", c->created_at,
+	    c->updated_at, c->author);
+	if (r != GS_OK)
+		goto out;
+	if (c->reason == NULL) {
+		r = gs_buf_puts(out, "null");
+	} else {
+		if ((reason = json_string(c->reason)) == NULL) {
+			r = GS_FAIL(GS_ENOMEM, "no memory for the reason");
+			goto out;
+		}
+		r = dump_value(out, reason, JSON_ENCODE_ANY | JSON_COMPACT);
+	}
+	if (r != GS_OK)
+		goto out;
+	if ((r = gs_buf_puts(out, ",\"fields\":")) != GS_OK)
+		goto out;
+	if (c->fields == NULL)
+		r = gs_buf_puts(out, "null");
+	else
+		r = dump_value(out, c->fields, FIELDS_FLAGS);
+	if (r != GS_OK)
+		goto out;
+	if ((r = gs_buf_puts(out, "}\n")) != GS_OK)
+		goto out;
+	if (out->len - start - 1 > GS_BATCH_LINE_MAX) {
+		r = GS_FAIL(GS_ETOOBIG, "change %s encodes to %zu bytes, more "
+		    "than %d", c->change_id, out->len - start - 1,
+		    GS_BATCH_LINE_MAX);
+		goto out;
+	}
+	r = GS_OK;
+out:
+	json_decref(reason);
+	if (r != GS_OK)
+		gs_buf_truncate(out, start);
+	return r;
+}
+
+/* ------------------------------------------------------------- decoding */
+
+static int
+get_hex16(unsigned char out[16], json_t *o, const char *key, size_t line)
+{
+	json_t *v = json_object_get(o, key);
+	const char *s;
+	char again[33];
+
+	if (!json_is_string(v))
+		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be a string",
+		    line, key);
+	s = json_string_value(v);
+	if (json_string_length(v) != 32 || gs_hex_decode(out, 16, s) != GS_OK)
+		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be 32 hex "
+		    "digits", line, key);
+	gs_hex_encode(again, out, 16);
+	if (memcmp(again, s, 32) != 0)
+		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be lower-case "
+		    "hex", line, key);
+	return GS_OK;
+}
+
+static int
+get_int(int64_t *out, json_t *o, const char *key, int64_t min, int64_t max,
+    size_t line)
+{
+	json_t *v = json_object_get(o, key);
+	json_int_t i;
+
+	if (!json_is_integer(v))
+		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be an integer",
+		    line, key);
+	i = json_integer_value(v);
+	if (i < min || i > max)
+		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" out of range", line,
+		    key);
+	*out = i;
+	return GS_OK;
+}
+
+static int
+get_str(char *out, size_t outsz, json_t *o, const char *key, size_t line)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_string(v))
+		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be a string",
+		    line, key);
+	if (json_string_length(v) >= outsz)
+		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" is longer than %zu "
+		    "bytes", line, key, outsz - 1);
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return GS_OK;
+}
+
+/* Exactly the expected keys: names the first missing or unknown one. */
+static int
+check_keys(json_t *o, const char *const *want, size_t n, size_t line)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (json_object_get(o, want[i]) == NULL)
+			return GS_FAIL(GS_EPARSE, "line %zu: missing key \"%s\"",
+			    line, want[i]);
+	if (json_object_size(o) == n)
+		return GS_OK;
+	json_object_foreach(o, k, v) {
+		for (i = 0; i < n; i++)
+			if (strcmp(k, want[i]) == 0)
+				break;
+		if (i == n)
+			return GS_FAIL(GS_EPARSE, "line %zu: unknown key "
+			    "\"%.40s\"", line, k);
+	}
+	return GS_FAIL(GS_EPARSE, "line %zu: unexpected keys", line);
+}
+
+static int
+load_line(json_t **out, const char *p, size_t n, size_t line)
+{
+	json_error_t err;
+	json_t *o;
+
+	if (n == 0)
+		return GS_FAIL(GS_EPARSE, "line %zu: empty line", line);
+	/* Duplicate keys would make "the" value of a key ambiguous. */
+	if ((o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err)) == NULL)
+		return GS_FAIL(GS_EPARSE, "line %zu: column %d: %s", line,
+		    err.column, err.text);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return GS_FAIL(GS_EPARSE, "line %zu: not a JSON object", line);
+	}
+	*out = o;
+	return GS_OK;
+}
+
+static const char *const header_keys[] = { "v", "deployment", "device",
+	"batch", "seq", "count" };
+
+static int
+decode_header(struct gs_batch_header *h, const char *p, size_t n,
+    struct gs_buf *scratch)
+{
+	json_t *o = NULL;
+	int64_t v, seq, count;
+	int r;
+
+	if ((r = load_line(&o, p, n, 1)) != GS_OK)
+		return r;
+	if ((r = check_keys(o, header_keys, 6, 1)) != GS_OK)
+		goto out;
+	if ((r = get_int(&v, o, "v", INT32_MIN, INT32_MAX, 1)) != GS_OK)
+		goto out;
+	if (v != GS_BATCH_VERSION) {
+		r = GS_FAIL(GS_EUNSUPPORTED, "line 1: batch version %" PRId64
+		    " is not supported", v);
+		goto out;
+	}
+	if ((r = get_hex16(h->deployment, o, "deployment", 1)) != GS_OK ||
+	    (r = get_hex16(h->device, o, "device", 1)) != GS_OK ||
+	    (r = get_hex16(h->batch, o, "batch", 1)) != GS_OK ||
+	    (r = get_int(&seq, o, "seq", 1, INT64_MAX, 1)) != GS_OK ||
+	    (r = get_int(&count, o, "count", 0, UINT32_MAX, 1)) != GS_OK)
+		goto out;
+	h->v = (int)v;
+	h->seq = (uint64_t)seq;
+	h->count = (uint32_t)count;
+	gs_buf_reset(scratch);
+	if ((r = gs_batch_encode_header(scratch, h)) != GS_OK)
+		goto out;
+	if (scratch->len != n + 1 || memcmp(scratch->data, p, n) != 0)
+		r = GS_FAIL(GS_EPARSE, "line 1: header is not in canonical "
+		    "form");
+out:
+	json_decref(o);
+	return r;
+}
+
+static int
+decode_change(struct gs_change *c, const char *p, size_t n, size_t line,
+    struct gs_buf *scratch)
+{
+	json_t *o = NULL, *v;
+	int64_t i64;
+	int r;
+
+	gs_change_init(c);
+	if ((r = load_line(&o, p, n, line)) != GS_OK)
+		return r;
+	if ((r = check_keys(o, keys, NKEYS, line)) != GS_OK)
+		goto out;
+	if ((r = get_str(c->change_id, sizeof c->change_id, o, "change_id",
+	    line)) != GS_OK ||
+	    (r = get_str(c->uuid, sizeof c->uuid, o, "uuid", line)) != GS_OK ||
+	    (r = get_str(c->type, sizeof c->type, o, "type", line)) != GS_OK ||
+	    (r = get_str(c->grid, sizeof c->grid, o, "grid", line)) != GS_OK ||
+	    (r = get_str(c->author, sizeof c->author, o, "author", line)) !=
+	    GS_OK)
+		goto out;
+	if ((r = get_int(&i64, o, "form_version", 1, INT32_MAX, line)) !=
+	    GS_OK)
+		goto out;
+	c->form_version = (int)i64;
+	if ((r = get_int(&c->base_rev, o, "base_rev", 0, INT64_MAX, line)) !=
+	    GS_OK ||
+	    (r = get_int(&c->created_at, o, "created_at", 0, INT64_MAX,
+	    line)) != GS_OK ||
+	    (r = get_int(&c->updated_at, o, "updated_at", 0, INT64_MAX,
+	    line)) != GS_OK)
+		goto out;
+	v = json_object_get(o, "deleted");
+	if (!json_is_boolean(v)) {
+		r = GS_FAIL(GS_EPARSE, "line %zu: \"deleted\" must be true or "
+		    "false", line);
+		goto out;
+	}
+	c->deleted = json_is_true(v);
+	v = json_object_get(o, "reason");
+	if (json_is_string(v)) {
+		if (json_string_length(v) > GS_CHANGE_REASON_MAX) {
+			r = GS_FAIL(GS_EPARSE, "line %zu: \"reason\" is longer "
+			    "than %d bytes", line, GS_CHANGE_REASON_MAX);
+			goto out;
+		}
+		if ((c->reason = gs_strndup(json_string_value(v),
+		    json_string_length(v))) == NULL) {
+			r = GS_FAIL(GS_ENOMEM, "no memory for a reason");
+			goto out;
+		}
+	} else if (!json_is_null(v)) {
+		r = GS_FAIL(GS_EPARSE, "line %zu: \"reason\" must be a string "
+		    "or null", line);
+		goto out;
+	}
+	v = json_object_get(o, "fields");
+	if (c->deleted && !json_is_null(v)) {
+		r = GS_FAIL(GS_EPARSE, "line %zu: a deletion must have "
+		    "\"fields\":null", line);
+		goto out;
+	}
+	if (!c->deleted && !json_is_object(v)) {
+		r = GS_FAIL(GS_EPARSE, "line %zu: \"fields\" must be an object",
+		    line);
+		goto out;
+	}
+	if (json_is_object(v))
+		c->fields = json_incref(v);
+	/* The ids and strings are checked by the encoder's own rules; its
+	 * GS_EINVAL detail becomes this line's GS_EPARSE. */
+	gs_buf_reset(scratch);
+	if ((r = gs_batch_encode_change(scratch, c)) != GS_OK) {
+		if (r == GS_EINVAL || r == GS_ETOOBIG) {
+			char why[256];
+
+			/* Copy first: GS_FAIL rewrites the message. */
+			gs_strlcpy(why, gs_errmsg(r), sizeof why);
+			r = GS_FAIL(GS_EPARSE, "line %zu: %s", line, why);
+		}
+		goto out;
+	}
+	if (scratch->len != n + 1 || memcmp(scratch->data, p, n) != 0)
+		r = GS_FAIL(GS_EPARSE, "line %zu: change is not in canonical "
+		    "form (key order, spacing, escapes or number spelling)",
+		    line);
+out:
+	json_decref(o);
+	if (r != GS_OK)
+		gs_change_release(c);
+	return r;
+}
+
+int
+gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
+    uint32_t max_count)
+{
+	struct gs_batch t;
+	struct gs_buf scratch;
+	const char *p = text, *end = text + len, *nl;
+	size_t line = 1, cap = 0;
+	int r = GS_EINTERNAL;
+
+	memset(&t, 0, sizeof t);
+	/* Re-encoding needs room for one line: the longest accepted. */
+	gs_buf_init(&scratch, GS_BATCH_LINE_MAX + 1);
+	while (p < end) {
+		size_t n;
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+		if (n > GS_BATCH_LINE_MAX) {
+			r = GS_FAIL(GS_EPARSE, "line %zu: longer than %d bytes",
+			    line, GS_BATCH_LINE_MAX);
+			goto out;
+		}
+		if (nl == NULL) {
+			r = GS_FAIL(GS_EPARSE, "line %zu: no final newline",
+			    line);
+			goto out;
+		}
+		if (line == 1) {
+			if ((r = decode_header(&t.hdr, p, n, &scratch)) != GS_OK)
+				goto out;
+			if (max_count != 0 && t.hdr.count > max_count) {
+				r = GS_FAIL(GS_ETOOBIG, "line 1: count %" PRIu32
+				    " exceeds the limit of %" PRIu32,
+				    t.hdr.count, max_count);
+				goto out;
+			}
+		} else {
+			if (t.n == t.hdr.count) {
+				r = GS_FAIL(GS_EPARSE, "line %zu: more changes "
+				    "than the header's count %" PRIu32, line,
+				    t.hdr.count);
+				goto out;
+			}
+			if (t.n == cap) {
+				/* Grow by doubling; the header's count is not
+				 * trusted for a preallocation. */
+				size_t ncap = cap ? cap * 2 : 64;
+				struct gs_change *nc;
+
+				if (ncap > t.hdr.count)
+					ncap = t.hdr.count;
+				nc = gs_realloc(t.changes, ncap * sizeof *nc);
+				if (nc == NULL) {
+					r = GS_FAIL(GS_ENOMEM, "no memory for "
+					    "%zu changes", ncap);
+					goto out;
+				}
+				t.changes = nc;
+				cap = ncap;
+			}
+			if ((r = decode_change(&t.changes[t.n], p, n, line,
+			    &scratch)) != GS_OK)
+				goto out;
+			t.n++;
+		}
+		p = nl + 1;
+		line++;
+	}
+	if (line == 1) {
+		r = GS_FAIL(GS_EPARSE, "line 1: empty batch (no header)");
+		goto out;
+	}
+	if (t.n != t.hdr.count) {
+		r = GS_FAIL(GS_EPARSE, "line %zu: header count %" PRIu32
+		    " but %zu changes", line, t.hdr.count, t.n);
+		goto out;
+	}
+	*b = t;
+	memset(&t, 0, sizeof t);
+	r = GS_OK;
+out:
+	gs_batch_release(&t);
+	gs_buf_release(&scratch);
+	return r;
+}
+
+void
+gs_batch_release(struct gs_batch *b)
+{
+	size_t i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < b->n; i++)
+		gs_change_release(&b->changes[i]);
+	gs_free(b->changes);
+	b->changes = NULL;
+	b->n = 0;
+}
+
+int
+gs_batch_check_envelope(const struct gs_batch_header *h,
+    const unsigned char deployment[16], const unsigned char device[16],
+    const unsigned char batch[16], uint64_t seq, uint32_t count)
+{
+	if (memcmp(h->deployment, deployment, 16) != 0)
+		return GS_FAIL(GS_EPARSE, "line 1: deployment differs from the "
+		    "envelope's");
+	if (memcmp(h->device, device, 16) != 0)
+		return GS_FAIL(GS_EPARSE, "line 1: device differs from the "
+		    "envelope's");
+	if (memcmp(h->batch, batch, 16) != 0)
+		return GS_FAIL(GS_EPARSE, "line 1: batch id differs from the "
+		    "envelope's");
+	if (h->seq != seq)
+		return GS_FAIL(GS_EPARSE, "line 1: seq %" PRIu64 " differs from "
+		    "the envelope's %" PRIu64, h->seq, seq);
+	if (h->count != count)
+		return GS_FAIL(GS_EPARSE, "line 1: count %" PRIu32 " differs "
+		    "from the envelope's %" PRIu32, h->count, count);
+	return GS_OK;
+}

@@ -1,0 +1,423 @@
+/*
+ * sync-batch.c - change records: canonical encoding and strict decoding of
+ * the NDJSON batch plaintext.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "batch.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+
+#define U1 "0190a6e2-1111-7000-8000-000000000001"
+#define U2 "0190a6e2-2222-7000-8000-000000000002"
+
+static void
+header(struct gs_batch_header *h, uint32_t count)
+{
+	memset(h, 0, sizeof *h);
+	h->v = 1;
+	memset(h->deployment, 0xd1, 16);
+	memset(h->device, 0xde, 16);
+	memset(h->batch, 0xba, 16);
+	h->seq = 3;
+	h->count = count;
+}
+
+static void
+change(struct gs_change *c, int kind)
+{
+	gs_change_init(c);
+	gs_strlcpy(c->change_id, U1, sizeof c->change_id);
+	gs_strlcpy(c->uuid, U2, sizeof c->uuid);
+	gs_strlcpy(c->type, "person", sizeof c->type);
+	c->form_version = 1;
+	gs_strlcpy(c->grid, "GZ-TH-网格01", sizeof c->grid);
+	gs_strlcpy(c->author, "w042", sizeof c->author);
+	c->created_at = 1764140673123;
+	c->updated_at = 1764140673999;
+	switch (kind) {
+	case 0: /* a new record */
+		c->fields = json_pack("{s:s,s:s,s:i,s:f,s:[s,s],s:b}",
+		    "name", "张三 \"Zhang\"\n", "sex", "1", "age", 42,
+		    "lat", 23.12911, "tags", "a", "b", "lives_here", 1);
+		break;
+	case 1: /* an edit that clears a field */
+		c->base_rev = 7;
+		c->fields = json_pack("{s:n,s:s}", "phone", "note", "a/b\\c");
+		break;
+	default: /* a deletion */
+		c->base_rev = 8;
+		c->deleted = 1;
+		c->reason = gs_strdup("duplicate of \"the other\"\tone");
+		break;
+	}
+}
+
+/* A valid three-change batch. */
+static void
+batch_text(struct gs_buf *b)
+{
+	struct gs_batch_header h;
+	struct gs_change c;
+	int k;
+
+	gs_buf_init(b, 1 << 20);
+	header(&h, 3);
+	assert_int_equal(gs_batch_encode_header(b, &h), GS_OK);
+	for (k = 0; k < 3; k++) {
+		change(&c, k);
+		assert_int_equal(gs_batch_encode_change(b, &c), GS_OK);
+		gs_change_release(&c);
+	}
+}
+
+static void
+test_round_trip(void **state)
+{
+	struct gs_buf b, again;
+	struct gs_batch d;
+	struct gs_change c;
+	size_t i;
+	int k;
+
+	(void)state;
+	batch_text(&b);
+	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 0), GS_OK);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(d.hdr.seq, 3);
+	assert_int_equal(d.hdr.count, 3);
+	for (k = 0; k < 3; k++) {
+		change(&c, k);
+		assert_string_equal(d.changes[k].change_id, c.change_id);
+		assert_string_equal(d.changes[k].grid, c.grid);
+		assert_int_equal(d.changes[k].base_rev, c.base_rev);
+		assert_int_equal(d.changes[k].deleted, c.deleted);
+		assert_int_equal(d.changes[k].created_at, c.created_at);
+		if (c.fields != NULL)
+			assert_true(json_equal(d.changes[k].fields, c.fields));
+		else
+			assert_null(d.changes[k].fields);
+		if (c.reason != NULL)
+			assert_string_equal(d.changes[k].reason, c.reason);
+		else
+			assert_null(d.changes[k].reason);
+		gs_change_release(&c);
+	}
+	/* Decoding then encoding gives the same bytes. */
+	gs_buf_init(&again, 1 << 20);
+	assert_int_equal(gs_batch_encode_header(&again, &d.hdr), GS_OK);
+	for (i = 0; i < d.n; i++)
+		assert_int_equal(gs_batch_encode_change(&again, &d.changes[i]),
+		    GS_OK);
+	assert_int_equal(again.len, b.len);
+	assert_memory_equal(again.data, b.data, b.len);
+	gs_buf_release(&again);
+	gs_batch_release(&d);
+	gs_batch_release(&d); /* twice is harmless */
+	gs_buf_release(&b);
+}
+
+static void
+test_canonical(void **state)
+{
+	struct gs_change a, c;
+	struct gs_buf x, y;
+
+	(void)state;
+	change(&a, 1);
+	change(&c, 1);
+	json_decref(c.fields);
+	/* Same content, other insertion order: same bytes. */
+	c.fields = json_pack("{s:s,s:n}", "note", "a/b\\c", "phone");
+	gs_buf_init(&x, 4096);
+	gs_buf_init(&y, 4096);
+	assert_int_equal(gs_batch_encode_change(&x, &a), GS_OK);
+	assert_int_equal(gs_batch_encode_change(&y, &c), GS_OK);
+	assert_string_equal(x.data, y.data);
+	assert_string_equal(x.data,
+	    "{\"change_id\":\"" U1 "\",\"uuid\":\"" U2 "\",\"type\":\"person\","
+	    "\"form_version\":1,\"grid\":\"GZ-TH-网格01\",\"base_rev\":7,"
+	    "\"deleted\":false,\"created_at\":1764140673123,"
+	    "\"updated_at\":1764140673999,\"author\":\"w042\",\"reason\":null,"
+	    "\"fields\":{\"note\":\"a/b\\\\c\",\"phone\":null}}\n");
+	gs_change_release(&a);
+	gs_change_release(&c);
+	gs_buf_release(&x);
+	gs_buf_release(&y);
+}
+
+static void
+test_encode_refuses(void **state)
+{
+	struct gs_change c;
+	struct gs_buf b;
+
+	(void)state;
+	gs_buf_init(&b, 4096);
+	assert_int_equal(gs_buf_puts(&b, "keep"), GS_OK);
+#define REFUSE(mutation)                                                  \
+	do {                                                              \
+		change(&c, 0);                                            \
+		mutation;                                                 \
+		assert_int_equal(gs_batch_encode_change(&b, &c),          \
+		    GS_EINVAL);                                           \
+		assert_int_equal(b.len, 4);                               \
+		gs_change_release(&c);                                    \
+	} while (0)
+	REFUSE(c.change_id[3] = 'x');
+	REFUSE(gs_strlcpy(c.uuid, "0190A6E2-2222-7000-8000-000000000002", 37));
+	REFUSE(c.type[0] = '\0');
+	REFUSE(c.type[0] = 'P');
+	REFUSE(c.grid[0] = '"');
+	REFUSE(c.grid[0] = '\\');
+	REFUSE(c.author[0] = '\n');
+	REFUSE(c.author[0] = (char)0xff);
+	REFUSE(c.form_version = 0);
+	REFUSE(c.base_rev = -1);
+	REFUSE(c.deleted = 1);                       /* with fields */
+	REFUSE(json_decref(c.fields); c.fields = NULL); /* no fields */
+	REFUSE(json_decref(c.fields); c.fields = json_array());
+	REFUSE(c.reason = gs_strdup("\xc3\x28"));   /* bad UTF-8 */
+#undef REFUSE
+	gs_buf_release(&b);
+	/* Out of room: GS_ETOOBIG, nothing appended. */
+	gs_buf_init(&b, 100);
+	change(&c, 0);
+	assert_int_equal(gs_batch_encode_change(&b, &c), GS_ETOOBIG);
+	assert_int_equal(b.len, 0);
+	gs_change_release(&c);
+	gs_buf_release(&b);
+}
+
+/* Decodes text and expects code with "line N:" in the message. */
+static void
+expect(const char *text, int code, const char *words)
+{
+	struct gs_batch d;
+	int r;
+
+	memset(&d, 0, sizeof d);
+	r = gs_batch_decode(&d, text, strlen(text), 0);
+	if (r != code)
+		fail_msg("got %d (%s), want %d for:\n%s", r, gs_errmsg(r),
+		    code, text);
+	if (strstr(gs_errmsg(code), words) == NULL)
+		fail_msg("message '%s' lacks '%s'", gs_errmsg(code), words);
+	assert_null(d.changes);
+}
+
+/* The valid batch with line `line` (1-based) edited: the first `from` in
+ * that line becomes `to`. */
+static char *
+edit(const char *from, const char *to, int line)
+{
+	static char out[8192];
+	struct gs_buf b;
+	char *p, *q;
+	int i;
+
+	batch_text(&b);
+	p = b.data;
+	for (i = 1; i < line; i++)
+		p = strchr(p, '\n') + 1;
+	q = strstr(p, from);
+	assert_non_null(q);
+	assert_true(q < strchr(p, '\n') + 1);
+	snprintf(out, sizeof out, "%.*s%s%s", (int)(q - b.data), b.data, to,
+	    q + strlen(from));
+	gs_buf_release(&b);
+	return out;
+}
+
+static void
+test_decode_header(void **state)
+{
+	(void)state;
+	expect("", GS_EPARSE, "line 1: empty batch");
+	expect("\n", GS_EPARSE, "line 1: empty line");
+	expect("nonsense\n", GS_EPARSE, "line 1:");
+	expect("[1]\n", GS_EPARSE, "line 1: not a JSON object");
+	expect(edit("\"v\":1", "\"v\":2", 1), GS_EUNSUPPORTED, "version 2");
+	expect(edit("\"v\":1", "\"v\":\"1\"", 1), GS_EPARSE, "integer");
+	expect(edit("\"v\":1,", "", 1), GS_EPARSE, "missing key \"v\"");
+	expect(edit("\"v\":1,", "\"v\":1,\"x\":0,", 1), GS_EPARSE,
+	    "unknown key \"x\"");
+	expect(edit("d1d1", "D1D1", 1), GS_EPARSE, "lower-case");
+	expect(edit("d1d1", "d1", 1), GS_EPARSE, "32 hex");
+	expect(edit("\"seq\":3", "\"seq\":0", 1), GS_EPARSE, "out of range");
+	expect(edit("\"count\":3", "\"count\":-1", 1), GS_EPARSE,
+	    "out of range");
+	expect(edit("\"v\":1,", "\"v\": 1,", 1), GS_EPARSE, "canonical");
+	expect(edit("\"v\":1,", "\"v\":1,\"v\":1,", 1), GS_EPARSE,
+	    "line 1:");
+}
+
+static void
+test_decode_changes(void **state)
+{
+	(void)state;
+	/* Syntax. */
+	expect(edit("{\"change_id\"", "{change_id", 3), GS_EPARSE, "line 3:");
+	expect(edit("}}", "}", 2), GS_EPARSE, "line 2:");
+	expect(edit("\"type\":\"person\"", "\"type\":\"person\","
+	    "\"type\":\"person\"", 2), GS_EPARSE, "line 2:");
+	/* Keys. */
+	expect(edit("\"author\":\"w042\",", "", 3), GS_EPARSE,
+	    "line 3: missing key \"author\"");
+	expect(edit("\"author\"", "\"x\":1,\"author\"", 4), GS_EPARSE,
+	    "line 4: unknown key \"x\"");
+	/* Types. */
+	expect(edit("\"form_version\":1", "\"form_version\":\"1\"", 2),
+	    GS_EPARSE, "line 2: \"form_version\" must be an integer");
+	expect(edit("\"form_version\":1", "\"form_version\":1.0", 2),
+	    GS_EPARSE, "must be an integer");
+	expect(edit("\"form_version\":1", "\"form_version\":0", 2),
+	    GS_EPARSE, "out of range");
+	expect(edit("\"base_rev\":7", "\"base_rev\":-7", 3), GS_EPARSE,
+	    "line 3: \"base_rev\" out of range");
+	expect(edit("\"deleted\":false", "\"deleted\":0", 2), GS_EPARSE,
+	    "true or false");
+	expect(edit("\"reason\":null", "\"reason\":5", 2), GS_EPARSE,
+	    "\"reason\" must be a string or null");
+	expect(edit("\"uuid\":\"" U2 "\"", "\"uuid\":7", 2), GS_EPARSE,
+	    "\"uuid\" must be a string");
+	expect(edit("\"fields\":{", "\"fields\":[{", 3), GS_EPARSE, "line 3:");
+	expect(edit("\"fields\":null", "\"fields\":{}", 4), GS_EPARSE,
+	    "line 4: a deletion must have");
+	expect(edit("\"deleted\":true", "\"deleted\":false", 4), GS_EPARSE,
+	    "line 4: \"fields\" must be an object");
+	/* Values. */
+	expect(edit("\"type\":\"person\"", "\"type\":\"person_with_a_very_long"
+	    "_type_name\"", 2), GS_EPARSE, "line 2: \"type\" is longer");
+	expect(edit("\"type\":\"person\"", "\"type\":\"Person\"", 2),
+	    GS_EPARSE, "line 2: type has a character");
+	expect(edit("\"author\":\"w042\"", "\"author\":\"w\\n42\"", 2),
+	    GS_EPARSE, "line 2: author has a control");
+	expect(edit("0190a6e2-2222", "0190A6E2-2222", 3), GS_EPARSE,
+	    "line 3: uuid must be lower case");
+	expect(edit("0190a6e2-2222", "0190a6e2-222", 3), GS_EPARSE,
+	    "line 3: uuid is not a uuid");
+	/* Spelling. */
+	expect(edit("\"uuid\":", "\"uuid\": ", 2), GS_EPARSE,
+	    "line 2: change is not in canonical form");
+	expect(edit("\"age\":42,\"lat\":23.12911", "\"lat\":23.12911,\"age\":42",
+	    2), GS_EPARSE, "canonical");
+	expect(edit("\"age\":42", "\"age\":42e0", 2), GS_EPARSE, "canonical");
+	expect(edit("23.12911", "23.129110", 2), GS_EPARSE, "canonical");
+	expect(edit("a/b", "a\\/b", 3), GS_EPARSE, "canonical");
+	expect(edit("}}\n", "}}\r\n", 3), GS_EPARSE, "line 3: change is not");
+}
+
+static void
+test_decode_framing(void **state)
+{
+	struct gs_buf b;
+	struct gs_batch d;
+	char *t;
+
+	(void)state;
+	batch_text(&b);
+	/* No final newline. */
+	b.data[b.len - 1] = '\0';
+	expect(b.data, GS_EPARSE, "line 4: no final newline");
+	b.data[b.len - 1] = '\n';
+	/* A trailing empty line, or trailing junk. */
+	assert_int_equal(gs_buf_puts(&b, "\n"), GS_OK);
+	expect(b.data, GS_EPARSE, "line 5: more changes");
+	gs_buf_truncate(&b, b.len - 1);
+	/* Count says more or fewer. */
+	expect(edit("\"count\":3", "\"count\":4", 1), GS_EPARSE,
+	    "line 5: header count 4 but 3 changes");
+	expect(edit("\"count\":3", "\"count\":2", 1), GS_EPARSE,
+	    "line 4: more changes than the header's count 2");
+	expect(edit("\"count\":3", "\"count\":0", 1), GS_EPARSE,
+	    "line 2: more changes");
+	/* A count of 0 with no lines is a valid (empty) batch. */
+	t = edit("\"count\":3", "\"count\":0", 1);
+	*(strchr(t, '\n') + 1) = '\0';
+	assert_int_equal(gs_batch_decode(&d, t, strlen(t), 0), GS_OK);
+	assert_int_equal(d.n, 0);
+	gs_batch_release(&d);
+	/* An embedded NUL. */
+	b.data[50] = '\0';
+	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 0), GS_EPARSE);
+	gs_buf_release(&b);
+	/* Count limit. */
+	batch_text(&b);
+	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 2), GS_ETOOBIG);
+	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 3), GS_OK);
+	gs_batch_release(&d);
+	gs_buf_release(&b);
+}
+
+static void
+test_every_prefix(void **state)
+{
+	struct gs_buf b;
+	struct gs_batch d;
+	size_t n;
+
+	(void)state;
+	batch_text(&b);
+	/* A batch cut anywhere is refused (never accepted, never crashes). */
+	for (n = 0; n < b.len; n++)
+		assert_int_not_equal(gs_batch_decode(&d, b.data, n, 0), GS_OK);
+	gs_buf_release(&b);
+}
+
+static void
+test_check_envelope(void **state)
+{
+	struct gs_batch_header h;
+	unsigned char dep[16], dev[16], bat[16];
+
+	(void)state;
+	header(&h, 3);
+	memset(dep, 0xd1, 16);
+	memset(dev, 0xde, 16);
+	memset(bat, 0xba, 16);
+	assert_int_equal(gs_batch_check_envelope(&h, dep, dev, bat, 3, 3),
+	    GS_OK);
+	assert_int_equal(gs_batch_check_envelope(&h, dev, dev, bat, 3, 3),
+	    GS_EPARSE);
+	assert_int_equal(gs_batch_check_envelope(&h, dep, dep, bat, 3, 3),
+	    GS_EPARSE);
+	assert_int_equal(gs_batch_check_envelope(&h, dep, dev, dep, 3, 3),
+	    GS_EPARSE);
+	assert_int_equal(gs_batch_check_envelope(&h, dep, dev, bat, 4, 3),
+	    GS_EPARSE);
+	assert_non_null(strstr(gs_errmsg(GS_EPARSE), "line 1: seq 3"));
+	assert_int_equal(gs_batch_check_envelope(&h, dep, dev, bat, 3, 2),
+	    GS_EPARSE);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_canonical),
+		cmocka_unit_test(test_encode_refuses),
+		cmocka_unit_test(test_decode_header),
+		cmocka_unit_test(test_decode_changes),
+		cmocka_unit_test(test_decode_framing),
+		cmocka_unit_test(test_every_prefix),
+		cmocka_unit_test(test_check_envelope),
+	};
+
+	if (gs_crypto_init() != GS_OK)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
