@@ -117,6 +117,7 @@ TEST_TOOLS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
+	tests/unit/platform-ingest.c \
 	tests/unit/sync-batch.c \
 	tests/unit/agent-store.c \
 	tests/unit/sync-core.c \

@@ -39,7 +39,6 @@ enum {
 	S_BATCH_PREV_AT,
 	S_BATCH_CHAIN,
 	S_LEDGER_SET,
-	S_LEDGER_GET,
 	S_RECORD_GET,
 	S_RECORD_OTHERS,
 	S_RECORD_UPSERT,
@@ -105,7 +104,6 @@ static const char *const sql[S_COUNT_] = {
 	[S_BATCH_PREV_AT] = "SELECT prev_hash FROM batches "
 	    "WHERE device_id = ?1 AND seq = ?2 AND id <> ?3 ORDER BY id",
 	[S_BATCH_CHAIN] = "UPDATE batches SET chain = ?2 WHERE id = ?1",
-	[S_LEDGER_GET] = "SELECT last_seq FROM devices WHERE device_id = ?1",
 	[S_LEDGER_SET] = "UPDATE devices SET "
 	    "chain_head = CASE WHEN ?2 > last_seq THEN ?3 ELSE chain_head END, "
 	    "last_seq = max(last_seq, ?2), "
@@ -284,9 +282,13 @@ s_token_get(struct pf_store *st, const unsigned char *token_id,
     struct pf_token *out)
 {
 	struct gs_stmt *s = self(st)->st[S_TOKEN_GET];
+	unsigned char id[PF_ID_BYTES];
 	int r;
 
+	/* token_id may point into *out. */
+	memcpy(id, token_id, sizeof(id));
 	memset(out, 0, sizeof(*out));
+	token_id = id;
 	if ((r = gs_stmt_bind_blob(s, 1, token_id, PF_ID_BYTES)) != GS_OK)
 		return r;
 	r = gs_stmt_step(s);
@@ -388,10 +390,13 @@ s_device_get(struct pf_store *st, const unsigned char *id,
 {
 	struct sqlite_store *ss = self(st);
 	struct gs_stmt *s = ss->st[S_DEVICE_GET];
+	unsigned char key[PF_ID_BYTES];
 	int r;
 
+	/* id may point into *out. */
+	memcpy(key, id, sizeof(key));
 	memset(out, 0, sizeof(*out));
-	if ((r = gs_stmt_bind_blob(s, 1, id, PF_ID_BYTES)) != GS_OK)
+	if ((r = gs_stmt_bind_blob(s, 1, key, PF_ID_BYTES)) != GS_OK)
 		return r;
 	r = gs_stmt_step(s);
 	if (r == GS_DONE)
@@ -482,9 +487,15 @@ s_batch_find(struct pf_store *st, const unsigned char *device,
     const unsigned char *batch, struct pf_batch_row *out)
 {
 	struct gs_stmt *s = self(st)->st[S_BATCH_FIND];
+	unsigned char dev[PF_ID_BYTES], bid[PF_ID_BYTES];
 	int r;
 	size_t n;
 
+	/* The ids may point into *out. */
+	memcpy(dev, device, sizeof(dev));
+	memcpy(bid, batch, sizeof(bid));
+	device = dev;
+	batch = bid;
 	memset(out, 0, sizeof(*out));
 	if ((r = gs_stmt_bind_blob(s, 1, device, PF_ID_BYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 2, batch, PF_ID_BYTES)) != GS_OK)

@@ -1,0 +1,917 @@
+/*
+ * platform-ingest.c - the platform's enrollment and batch ingest, driven
+ * directly (pf_enroll_redeem, pf_ingest_batch) and over HTTP on loopback,
+ * by fake devices that enroll with sync/enroll.h and seal with
+ * sync/envelope.h.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "api.h"
+#include "batch.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "deflate.h"
+#include "enroll.h"
+#include "enrollment.h"
+#include "envelope.h"
+#include "http.h"
+#include "ingest.h"
+#include "platform.h"
+#include "receipt.h"
+#include "store.h"
+#include "uuid.h"
+
+struct device {
+	unsigned char id[16];
+	unsigned char pk[GS_SIGN_PKBYTES];
+	unsigned char sk[GS_SIGN_SKBYTES];
+	uint64_t seq;                    /* last sealed */
+	unsigned char head[GS_HASHBYTES]; /* hash of the last sealed */
+	char hex[33];
+};
+
+struct fx {
+	char home[64];
+	struct pf_platform *pf;
+	struct device a, b;
+};
+
+static int
+rm_home(const char *home)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", home);
+	return system(cmd);
+}
+
+/* Enrolls d through pf_enroll_redeem with a code made by the platform. */
+static void
+enroll(struct pf_platform *pf, struct device *d, const char *worker)
+{
+	struct gs_buf code;
+	struct gs_enroll_code c;
+	unsigned char proof[GS_ENROLL_PROOF_BYTES], sig[GS_SIGBYTES];
+	char tid[33], did[33], dpk[65], ph[65], sh[129], body[1024];
+	json_t *ans = NULL;
+	const char *bpk, *rpk, *dep;
+	unsigned char b[32], r[32], dp[16];
+
+	memset(d, 0, sizeof(*d));
+	gs_random(d->id, sizeof(d->id));
+	gs_crypto_sign_keypair(d->pk, d->sk);
+	gs_hex_encode(d->hex, d->id, sizeof(d->id));
+	gs_buf_init(&code, 4096);
+	assert_int_equal(pf_enroll_create(pf, worker, "Test Device", "G1",
+	    600, &code), GS_OK);
+	assert_int_equal(gs_enroll_code_decode(&c, code.data), GS_OK);
+	gs_enroll_proof(proof, c.token, c.token_id, d->id, d->pk);
+	assert_int_equal(gs_enroll_self_sign(sig, c.token_id, d->id, d->sk),
+	    GS_OK);
+	gs_hex_encode(tid, c.token_id, 16);
+	gs_hex_encode(did, d->id, 16);
+	gs_hex_encode(dpk, d->pk, 32);
+	gs_hex_encode(ph, proof, sizeof(proof));
+	gs_hex_encode(sh, sig, sizeof(sig));
+	snprintf(body, sizeof(body), "{\"token_id\":\"%s\",\"device_id\":\"%s\","
+	    "\"device_pk\":\"%s\",\"proof\":\"%s\",\"self_sig\":\"%s\","
+	    "\"agent_version\":\"test\"}", tid, did, dpk, ph, sh);
+	assert_int_equal(pf_enroll_redeem(pf, "10.0.0.1",
+	    (const unsigned char *)body, strlen(body), &ans), GS_OK);
+	/* The device pins the keys only if they match the fingerprint. */
+	dep = json_string_value(json_object_get(ans, "deployment"));
+	bpk = json_string_value(json_object_get(ans, "batch_pk"));
+	rpk = json_string_value(json_object_get(ans, "receipt_pk"));
+	assert_non_null(dep);
+	assert_int_equal(gs_hex_decode(dp, 16, dep), GS_OK);
+	assert_int_equal(gs_hex_decode(b, 32, bpk), GS_OK);
+	assert_int_equal(gs_hex_decode(r, 32, rpk), GS_OK);
+	assert_int_equal(gs_enroll_check_fingerprint(c.fingerprint, dp, b, r),
+	    GS_OK);
+	assert_non_null(json_object_get(json_object_get(ans, "limits"),
+	    "max_envelope"));
+	assert_string_equal(json_string_value(json_object_get(ans, "worker")),
+	    worker);
+	/* The same code again is refused: one-time. */
+	json_decref(ans);
+	ans = NULL;
+	assert_int_equal(pf_enroll_redeem(pf, "10.0.0.1",
+	    (const unsigned char *)body, strlen(body), &ans), GS_EAUTH);
+	gs_enroll_code_wipe(&c);
+	gs_buf_release(&code);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_int_equal(gs_crypto_init(), GS_OK);
+	snprintf(f->home, sizeof(f->home), "/tmp/pf-ingest.XXXXXX");
+	assert_non_null(mkdtemp(f->home));
+	assert_int_equal(pf_init_home(f->home, "http://127.0.0.1:1"), GS_OK);
+	assert_int_equal(pf_platform_open(f->home, &f->pf), GS_OK);
+	enroll(f->pf, &f->a, "w-a");
+	enroll(f->pf, &f->b, "w-b");
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(f->pf->store->ops->integrity_check(f->pf->store),
+	    GS_OK);
+	pf_platform_free(f->pf);
+	(void)rm_home(f->home);
+	free(f);
+	return 0;
+}
+
+static int64_t
+count(struct fx *f, const char *what)
+{
+	int64_t n = -1;
+
+	assert_int_equal(f->pf->store->ops->count(f->pf->store, what, &n),
+	    GS_OK);
+	return n;
+}
+
+/* A house change.  fields_json NULL = tombstone. */
+static void
+change(struct gs_change *c, const char *uuid, int64_t base_rev,
+    const char *fields_json)
+{
+	json_error_t e;
+
+	gs_change_init(c);
+	gs_uuid_v7(c->change_id);
+	gs_strlcpy(c->uuid, uuid, sizeof(c->uuid));
+	gs_strlcpy(c->type, "house", sizeof(c->type));
+	c->form_version = 1;
+	gs_strlcpy(c->grid, "G1", sizeof(c->grid));
+	c->base_rev = base_rev;
+	c->created_at = c->updated_at = gs_now_ms();
+	gs_strlcpy(c->author, "w-a", sizeof(c->author));
+	if (fields_json == NULL) {
+		c->deleted = 1;
+	} else {
+		c->fields = json_loads(fields_json, 0, &e);
+		assert_non_null(c->fields);
+	}
+}
+
+/* The plaintext of a batch of n changes for d at seq. */
+static void
+plaintext(struct gs_buf *plain, const unsigned char *deployment,
+    const struct device *d, const unsigned char *batch, uint64_t seq,
+    struct gs_change *cs, size_t n)
+{
+	struct gs_batch_header h;
+	size_t i;
+
+	memset(&h, 0, sizeof(h));
+	h.v = GS_BATCH_VERSION;
+	memcpy(h.deployment, deployment, 16);
+	memcpy(h.device, d->id, 16);
+	memcpy(h.batch, batch, 16);
+	h.seq = seq;
+	h.count = (uint32_t)n;
+	gs_buf_init(plain, 1u << 24);
+	assert_int_equal(gs_batch_encode_header(plain, &h), GS_OK);
+	for (i = 0; i < n; i++)
+		assert_int_equal(gs_batch_encode_change(plain, &cs[i]), GS_OK);
+}
+
+/* Seals the next batch of d (advancing its seq and chain head). */
+static void
+seal(struct fx *f, struct device *d, const unsigned char *deployment,
+    struct gs_change *cs, size_t n, unsigned char *batch_out,
+    struct gs_buf *env)
+{
+	struct gs_seal_params p;
+	struct gs_buf plain;
+
+	memset(&p, 0, sizeof(p));
+	gs_random(batch_out, 16);
+	memcpy(p.deployment, deployment, 16);
+	memcpy(p.device, d->id, 16);
+	memcpy(p.batch, batch_out, 16);
+	p.seq = d->seq + 1;
+	memcpy(p.prev_hash, d->head, GS_HASHBYTES);
+	p.created_at = gs_now_ms();
+	p.count = (uint32_t)n;
+	p.platform_pk = f->pf->keys.batch_pk;
+	p.device_sk = d->sk;
+	plaintext(&plain, deployment, d, batch_out, p.seq, cs, n);
+	gs_buf_init(env, 1u << 24);
+	assert_int_equal(gs_envelope_seal(env, &p, plain.data, plain.len),
+	    GS_OK);
+	gs_buf_release(&plain);
+	d->seq++;
+	gs_envelope_hash(d->head, env->data, env->len);
+}
+
+static int
+ingest(struct fx *f, const struct device *d, const unsigned char *batch,
+    const struct gs_buf *env, struct pf_ingest_result *res)
+{
+	char bh[33];
+
+	gs_hex_encode(bh, batch, 16);
+	return pf_ingest_batch(f->pf, d->hex, bh,
+	    (const unsigned char *)env->data, env->len, res);
+}
+
+/* Verifies the receipt as the device would; returns it. */
+static void
+check_receipt(struct fx *f, const struct device *d, const unsigned char *batch,
+    const struct gs_buf *env, const struct pf_ingest_result *res,
+    struct gs_receipt *out)
+{
+	struct gs_receipt sent;
+
+	assert_int_equal(gs_receipt_verify(out, res->receipt, GS_RECEIPT_BYTES,
+	    res->results, strlen(res->results), f->pf->keys.receipt_pk), GS_OK);
+	memset(&sent, 0, sizeof(sent));
+	memcpy(sent.deployment, f->pf->keys.deployment, 16);
+	memcpy(sent.device, d->id, 16);
+	memcpy(sent.batch, batch, 16);
+	sent.seq = d->seq;
+	gs_envelope_hash(sent.envelope_hash, env->data, env->len);
+	assert_int_equal(gs_receipt_match(out, &sent), GS_OK);
+}
+
+/* Sends one change as a batch of its own and expects GS_OK. */
+static void
+send_one(struct fx *f, struct device *d, struct gs_change *c,
+    struct pf_ingest_result *res)
+{
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct gs_receipt rc;
+
+	seal(f, d, f->pf->keys.deployment, c, 1, batch, &env);
+	assert_int_equal(ingest(f, d, batch, &env, res), GS_OK);
+	check_receipt(f, d, batch, &env, res, &rc);
+	gs_buf_release(&env);
+}
+
+static const char house[] = "{\"address\":\"北京市东城区景山街道1号\","
+    "\"is_rental\":false}";
+
+static void
+test_honest_and_replay(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change cs[2];
+	unsigned char batch[16];
+	char u1[37], u2[37];
+	struct gs_buf env, env2;
+	struct pf_ingest_result res, res2;
+	struct gs_receipt rc;
+
+	gs_uuid_v7(u1);
+	gs_uuid_v7(u2);
+	change(&cs[0], u1, 0, house);
+	change(&cs[1], u2, 0, house);
+	seal(f, &f->a, f->pf->keys.deployment, cs, 2, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	assert_int_equal(res.http_status, 200);
+	assert_int_equal(res.replayed, 0);
+	check_receipt(f, &f->a, batch, &env, &res, &rc);
+	assert_int_equal(rc.status, GS_RECEIPT_ACCEPTED);
+	assert_int_equal(rc.applied, 2);
+	assert_int_equal(rc.conflicted + rc.quarantined, 0);
+	assert_string_equal(res.results, "[]");
+	assert_int_equal(count(f, "records"), 2);
+	assert_int_equal(count(f, "batches"), 1);
+
+	/* The same bytes again: the stored receipt, nothing new. */
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res2), GS_OK);
+	assert_int_equal(res2.replayed, 1);
+	assert_int_equal(res2.http_status, 200);
+	assert_memory_equal(res.receipt, res2.receipt, GS_RECEIPT_BYTES);
+	assert_string_equal(res.results, res2.results);
+	assert_int_equal(count(f, "records"), 2);
+	assert_int_equal(count(f, "revisions"), 2);
+	assert_int_equal(count(f, "batches"), 1);
+	pf_ingest_result_release(&res2);
+
+	/* The same batch id with other bytes (a re-seal): refused. */
+	{
+		struct gs_seal_params p;
+		struct gs_buf plain;
+
+		memset(&p, 0, sizeof(p));
+		memcpy(p.deployment, f->pf->keys.deployment, 16);
+		memcpy(p.device, f->a.id, 16);
+		memcpy(p.batch, batch, 16);
+		p.seq = 1;
+		p.count = 2;
+		p.created_at = gs_now_ms();
+		p.platform_pk = f->pf->keys.batch_pk;
+		p.device_sk = f->a.sk;
+		plaintext(&plain, f->pf->keys.deployment, &f->a, batch, 1, cs,
+		    2);
+		gs_buf_init(&env2, 1u << 24);
+		assert_int_equal(gs_envelope_seal(&env2, &p, plain.data,
+		    plain.len), GS_OK);
+		gs_buf_release(&plain);
+	}
+	assert_int_equal(ingest(f, &f->a, batch, &env2, &res2), GS_EREPLAY);
+	assert_int_equal(gs_error_http(GS_EREPLAY), 409);
+	assert_int_equal(count(f, "batches"), 1);
+	assert_int_equal(count(f, "records"), 2);
+
+	/* The ledger. */
+	{
+		struct pf_device d;
+
+		assert_int_equal(f->pf->store->ops->device_get(f->pf->store,
+		    f->a.id, &d), GS_OK);
+		assert_int_equal(d.last_seq, 1);
+		assert_int_equal(d.chain_ok, 1);
+		assert_int_equal(d.missing, 0);
+		assert_memory_equal(d.chain_head, f->a.head, 32);
+	}
+	gs_buf_release(&env);
+	gs_buf_release(&env2);
+	pf_ingest_result_release(&res);
+	gs_change_release(&cs[0]);
+	gs_change_release(&cs[1]);
+}
+
+static void
+test_tampered_refused(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	unsigned char batch[16], other_dep[16];
+	char u[37], bh[33];
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	struct device ghost;
+
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	seal(f, &f->a, f->pf->keys.deployment, &c, 1, batch, &env);
+
+	/* A flipped ciphertext bit: bad signature, nothing stored. */
+	env.data[GS_ENV_HDRBYTES + 3] ^= 0x10;
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_EBADSIG);
+	env.data[GS_ENV_HDRBYTES + 3] ^= 0x10;
+	/* An edited header (created_at): bad signature. */
+	env.data[100] ^= 0x01;
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_EBADSIG);
+	env.data[100] ^= 0x01;
+	/* A flipped signature bit. */
+	env.data[env.len - 1] ^= 0x80;
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_EBADSIG);
+	env.data[env.len - 1] ^= 0x80;
+	/* Path ids that differ from the header. */
+	gs_hex_encode(bh, batch, 16);
+	assert_int_equal(pf_ingest_batch(f->pf, f->b.hex, bh,
+	    (unsigned char *)env.data, env.len, &res), GS_EINVAL);
+	/* Truncated. */
+	assert_int_equal(pf_ingest_batch(f->pf, f->a.hex, bh,
+	    (unsigned char *)env.data, 100, &res), GS_EENVELOPE);
+	assert_int_equal(count(f, "batches"), 0);
+	assert_int_equal(count(f, "records"), 0);
+	/* Intact, it is accepted. */
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+
+	/* An unknown device. */
+	memset(&ghost, 0, sizeof(ghost));
+	gs_random(ghost.id, 16);
+	gs_crypto_sign_keypair(ghost.pk, ghost.sk);
+	gs_hex_encode(ghost.hex, ghost.id, 16);
+	seal(f, &ghost, f->pf->keys.deployment, &c, 1, batch, &env);
+	assert_int_equal(ingest(f, &ghost, batch, &env, &res),
+	    GS_EUNKNOWNDEVICE);
+	assert_int_equal(gs_error_http(GS_EUNKNOWNDEVICE), 401);
+	gs_buf_release(&env);
+
+	/* Device b signs an envelope claiming to be from device a. */
+	{
+		struct device liar = f->b;
+
+		memcpy(liar.id, f->a.id, 16);
+		memcpy(liar.hex, f->a.hex, 33);
+		seal(f, &liar, f->pf->keys.deployment, &c, 1, batch, &env);
+		assert_int_equal(ingest(f, &liar, batch, &env, &res),
+		    GS_EBADSIG);
+		gs_buf_release(&env);
+	}
+
+	/* Another deployment's envelope. */
+	gs_random(other_dep, 16);
+	seal(f, &f->b, other_dep, &c, 1, batch, &env);
+	assert_int_equal(ingest(f, &f->b, batch, &env, &res), GS_EDEPLOYMENT);
+	assert_int_equal(gs_error_http(GS_EDEPLOYMENT), 421);
+	gs_buf_release(&env);
+	assert_int_equal(count(f, "batches"), 1);
+	gs_change_release(&c);
+}
+
+/*
+ * A correctly signed and sealed envelope whose zlib stream inflates to far
+ * more than its declared plain_len: built by hand, the way a malicious
+ * enrolled device would.
+ */
+static void
+test_bomb(void **state)
+{
+	struct fx *f = *state;
+	struct device *d = &f->b;
+	unsigned char hdr[GS_ENV_HDRBYTES], batch[16], nonce[24];
+	unsigned char eph_pk[32], eph_sk[32], rx[32], tx[32], kid[8];
+	struct gs_buf z, env;
+	unsigned char *zeros, *msg, sig[GS_SIGBYTES];
+	size_t big = 8u << 20, declared = 1000, ct_len;
+	struct pf_ingest_result res;
+	char bh[33];
+
+	zeros = calloc(1, big);
+	assert_non_null(zeros);
+	gs_buf_init(&z, big);
+	assert_int_equal(gs_deflate(&z, zeros, big, 9), GS_OK);
+	free(zeros);
+	ct_len = z.len + GS_AEAD_TAGBYTES;
+
+	gs_random(batch, 16);
+	gs_random(nonce, 24);
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, "GSB1", 4);
+	hdr[4] = 1;
+	hdr[5] = 1;
+	memcpy(hdr + 8, f->pf->keys.deployment, 16);
+	memcpy(hdr + 24, d->id, 16);
+	memcpy(hdr + 40, batch, 16);
+	gs_put_le64(hdr + 56, 1);
+	gs_put_le64(hdr + 96, (uint64_t)gs_now_ms());
+	gs_put_le32(hdr + 104, 1);
+	gs_put_le64(hdr + 112, declared);
+	gs_put_le64(hdr + 120, ct_len);
+	memcpy(hdr + 128, f->pf->keys.batch_kid, 8);
+	gs_crypto_key_id(kid, d->pk, 32);
+	memcpy(hdr + 136, kid, 8);
+	gs_crypto_kx_keypair(eph_pk, eph_sk);
+	memcpy(hdr + 144, eph_pk, 32);
+	memcpy(hdr + GS_ENV_NONCE_OFF, nonce, 24);
+	assert_int_equal(gs_crypto_kx_client(rx, tx, eph_pk, eph_sk,
+	    f->pf->keys.batch_pk), GS_OK);
+
+	gs_buf_init(&env, 1u << 24);
+	assert_int_equal(gs_buf_append(&env, hdr, sizeof(hdr)), GS_OK);
+	assert_int_equal(gs_buf_reserve(&env, ct_len + GS_SIGBYTES), GS_OK);
+	assert_int_equal(gs_crypto_aead_encrypt((unsigned char *)env.data +
+	    env.len, z.data, z.len, hdr, sizeof(hdr), nonce, tx), GS_OK);
+	env.len += ct_len;
+	msg = malloc(8 + env.len);
+	assert_non_null(msg);
+	memcpy(msg, GS_ENV_SIGCTX, 8);
+	memcpy(msg + 8, env.data, env.len);
+	assert_int_equal(gs_crypto_sign(sig, msg, 8 + env.len, d->sk), GS_OK);
+	free(msg);
+	assert_int_equal(gs_buf_append(&env, sig, sizeof(sig)), GS_OK);
+
+	gs_hex_encode(bh, batch, 16);
+	assert_int_equal(pf_ingest_batch(f->pf, d->hex, bh,
+	    (unsigned char *)env.data, env.len, &res), GS_EINFLATE);
+	assert_string_equal(gs_error_code(GS_EINFLATE), "bad_compression");
+	assert_int_equal(count(f, "batches"), 0);
+	gs_buf_release(&env);
+	gs_buf_release(&z);
+}
+
+static void
+test_invalid_quarantined(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change cs[3];
+	char u[3][37];
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	struct gs_receipt rc;
+	json_t *results;
+	json_error_t e;
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		gs_uuid_v7(u[i]);
+	change(&cs[0], u[0], 0, house);
+	/* is_rental is required: this one is quarantined. */
+	change(&cs[1], u[1], 0, "{\"address\":\"北京市东城区2号\"}");
+	change(&cs[2], u[2], 0, house);
+	seal(f, &f->a, f->pf->keys.deployment, cs, 3, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	check_receipt(f, &f->a, batch, &env, &res, &rc);
+	assert_int_equal(rc.applied, 2);
+	assert_int_equal(rc.quarantined, 1);
+	assert_int_equal(count(f, "records"), 2);
+	assert_int_equal(count(f, "quarantine"), 1);
+	results = json_loads(res.results, 0, &e);
+	assert_non_null(results);
+	assert_int_equal(json_array_size(results), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(results, 0), "uuid")), u[1]);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(results, 0), "status")), "quarantined");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    json_object_get(json_array_get(results, 0), "reasons"), 0),
+	    "field")), "is_rental");
+	json_decref(results);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	for (i = 0; i < 3; i++)
+		gs_change_release(&cs[i]);
+}
+
+static void
+test_revoked_drains(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	char u[37];
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct pf_ingest_result res, res2;
+	struct gs_receipt rc;
+
+	assert_int_equal(f->pf->store->ops->device_revoke(f->pf->store,
+	    f->b.id, gs_now_ms()), GS_OK);
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	seal(f, &f->b, f->pf->keys.deployment, &c, 1, batch, &env);
+	assert_int_equal(ingest(f, &f->b, batch, &env, &res), GS_OK);
+	assert_int_equal(res.http_status, 403);
+	check_receipt(f, &f->b, batch, &env, &res, &rc);
+	assert_int_equal(rc.status, GS_RECEIPT_QUARANTINED);
+	assert_int_equal(rc.applied, 0);
+	assert_int_equal(rc.quarantined, 1);
+	assert_int_equal(count(f, "records"), 0);
+	assert_int_equal(count(f, "quarantine"), 1);
+	assert_int_equal(count(f, "batches"), 1);
+	/* A retry gets the same 403 and receipt. */
+	assert_int_equal(ingest(f, &f->b, batch, &env, &res2), GS_OK);
+	assert_int_equal(res2.http_status, 403);
+	assert_memory_equal(res.receipt, res2.receipt, GS_RECEIPT_BYTES);
+	pf_ingest_result_release(&res);
+	pf_ingest_result_release(&res2);
+	gs_buf_release(&env);
+	gs_change_release(&c);
+}
+
+static void
+test_conflict_and_merge(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	char u[37];
+	struct pf_ingest_result res;
+	json_t *results;
+	json_error_t e;
+	int64_t revs;
+
+	gs_uuid_v7(u);
+	/* a creates (rev 1). */
+	change(&c, u, 0, house);
+	send_one(f, &f->a, &c, &res);
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+	/* a edits on rev 1 (rev 2), then again on rev 1 before it learnt
+	 * rev 2: its own revision, so it merges (rev 3), listed. */
+	change(&c, u, 1, "{\"owner_name\":\"李四\"}");
+	send_one(f, &f->a, &c, &res);
+	assert_string_equal(res.results, "[]");
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+	change(&c, u, 1, "{\"occupants\":3}");
+	send_one(f, &f->a, &c, &res);
+	results = json_loads(res.results, 0, &e);
+	assert_int_equal(json_array_size(results), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(results, 0), "status")), "merged");
+	assert_int_equal(json_integer_value(json_object_get(
+	    json_array_get(results, 0), "rev")), 3);
+	json_decref(results);
+	pf_ingest_result_release(&res);
+
+	/* The same change id again in a new batch: not applied twice. */
+	revs = count(f, "revisions");
+	send_one(f, &f->a, &c, &res);
+	assert_int_equal(count(f, "revisions"), revs);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+
+	/* b edits on rev 3 (rev 4); a edits on stale rev 3: conflict. */
+	change(&c, u, 3, "{\"owner_name\":\"王五\"}");
+	send_one(f, &f->b, &c, &res);
+	assert_string_equal(res.results, "[]");
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+	change(&c, u, 3, "{\"owner_name\":\"赵六\"}");
+	send_one(f, &f->a, &c, &res);
+	results = json_loads(res.results, 0, &e);
+	assert_int_equal(json_array_size(results), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(results, 0), "status")), "conflict");
+	assert_int_equal(json_integer_value(json_object_get(
+	    json_array_get(results, 0), "rev")), 4);
+	json_decref(results);
+	assert_int_equal(count(f, "conflicts"), 1);
+	{
+		struct pf_record_state s;
+
+		assert_int_equal(f->pf->store->ops->record_state(f->pf->store,
+		    u, f->a.id, 0, &s), GS_OK);
+		assert_int_equal(s.rev, 4);
+		/* The conflicting value was not applied. */
+		assert_non_null(strstr(s.fields, "王五"));
+		pf_record_state_release(&s);
+	}
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+}
+
+static void
+test_chain(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	char u[37];
+	struct pf_ingest_result res;
+	struct pf_device d;
+
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	/* Seq 2 with a prev hash that is not seq 1's hash. */
+	f->a.head[0] ^= 1;
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	assert_int_equal(f->pf->store->ops->device_get(f->pf->store, f->a.id,
+	    &d), GS_OK);
+	assert_int_equal(d.last_seq, 2);
+	assert_int_equal(d.chain_ok, 0);
+	/* A gap: seq 4 without seq 3. */
+	f->a.seq++;
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	assert_int_equal(f->pf->store->ops->device_get(f->pf->store, f->a.id,
+	    &d), GS_OK);
+	assert_int_equal(d.last_seq, 4);
+	assert_int_equal(d.missing, 1);
+}
+
+static void
+test_enroll_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct pf_token t;
+	struct gs_enroll_code c;
+	unsigned char id[16], pk[32], sk[64], proof[32], sig[64];
+	char body[1024], tid[33], did[33], dpk[65], ph[65], sh[129];
+	json_t *ans = NULL;
+
+	/* An expired token: refused, and its secret wiped. */
+	memset(&t, 0, sizeof(t));
+	gs_random(t.token_id, 16);
+	gs_random(t.token, 32);
+	gs_strlcpy(t.worker, "w", sizeof(t.worker));
+	gs_strlcpy(t.name, "n", sizeof(t.name));
+	gs_strlcpy(t.grid, "g", sizeof(t.grid));
+	t.created_at = gs_now_ms() - 10000;
+	t.expires_at = gs_now_ms() - 1;
+	assert_int_equal(f->pf->store->ops->token_put(f->pf->store, &t), GS_OK);
+	memset(&c, 0, sizeof(c));
+	memcpy(c.token_id, t.token_id, 16);
+	memcpy(c.token, t.token, 32);
+	gs_random(id, 16);
+	gs_crypto_sign_keypair(pk, sk);
+	gs_enroll_proof(proof, c.token, c.token_id, id, pk);
+	assert_int_equal(gs_enroll_self_sign(sig, c.token_id, id, sk), GS_OK);
+	gs_hex_encode(tid, c.token_id, 16);
+	gs_hex_encode(did, id, 16);
+	gs_hex_encode(dpk, pk, 32);
+	gs_hex_encode(ph, proof, 32);
+	gs_hex_encode(sh, sig, 64);
+	snprintf(body, sizeof(body), "{\"token_id\":\"%s\",\"device_id\":\"%s\","
+	    "\"device_pk\":\"%s\",\"proof\":\"%s\",\"self_sig\":\"%s\"}",
+	    tid, did, dpk, ph, sh);
+	assert_int_equal(pf_enroll_redeem(f->pf, "10.0.0.2",
+	    (unsigned char *)body, strlen(body), &ans), GS_EAUTH);
+	assert_int_equal(f->pf->store->ops->token_get(f->pf->store,
+	    t.token_id, &t), GS_OK);
+	assert_int_equal(t.has_token, 0);
+
+	/* A wrong proof for a live token. */
+	{
+		struct gs_buf code;
+
+		gs_buf_init(&code, 4096);
+		assert_int_equal(pf_enroll_create(f->pf, "w", "n", "g", 60,
+		    &code), GS_OK);
+		assert_int_equal(gs_enroll_code_decode(&c, code.data), GS_OK);
+		gs_buf_release(&code);
+	}
+	c.token[0] ^= 1;
+	gs_enroll_proof(proof, c.token, c.token_id, id, pk);
+	assert_int_equal(gs_enroll_self_sign(sig, c.token_id, id, sk), GS_OK);
+	gs_hex_encode(tid, c.token_id, 16);
+	gs_hex_encode(ph, proof, 32);
+	gs_hex_encode(sh, sig, 64);
+	snprintf(body, sizeof(body), "{\"token_id\":\"%s\",\"device_id\":\"%s\","
+	    "\"device_pk\":\"%s\",\"proof\":\"%s\",\"self_sig\":\"%s\"}",
+	    tid, did, dpk, ph, sh);
+	assert_int_equal(pf_enroll_redeem(f->pf, "10.0.0.2",
+	    (unsigned char *)body, strlen(body), &ans), GS_EAUTH);
+	assert_int_equal(count(f, "devices"), 2);
+}
+
+/* ------------------------------------------------------------ over HTTP */
+
+/* One HTTP/1.1 request on a fresh connection; the status, body in out. */
+static int
+http_put(unsigned port, const char *path, const void *body, size_t len,
+    struct gs_buf *out)
+{
+	struct sockaddr_in sa;
+	char head[512], buf[4096];
+	int fd, status = -1;
+	ssize_t n;
+	size_t off = 0;
+	const char *p;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	snprintf(head, sizeof(head), "PUT %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n", path, len);
+	assert_int_equal(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+	while (off < len) {
+		n = write(fd, (const char *)body + off, len - off);
+		assert_true(n > 0);
+		off += (size_t)n;
+	}
+	gs_buf_init(out, 1u << 20);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		assert_int_equal(gs_buf_append(out, buf, (size_t)n), GS_OK);
+	close(fd);
+	if (out->len > 12 && strncmp(out->data, "HTTP/1.1 ", 9) == 0)
+		status = (int)strtol(out->data + 9, NULL, 10);
+	/* Keep only the body. */
+	p = strstr(out->data, "\r\n\r\n");
+	if (p != NULL) {
+		size_t skip = (size_t)(p + 4 - out->data);
+
+		memmove(out->data, p + 4, out->len - skip + 1);
+		out->len -= skip;
+	}
+	return status;
+}
+
+static void
+test_http(void **state)
+{
+	struct fx *f = *state;
+	struct pf_http_config cfg;
+	struct pf_http_handler h;
+	struct pf_http *srv = NULL;
+	unsigned port = 0;
+	struct gs_change c;
+	char u[37], path[128], bh[33];
+	unsigned char batch[16], receipt[GS_RECEIPT_BYTES];
+	struct gs_buf env, out, out2;
+	struct gs_receipt rc;
+	json_t *o;
+	json_error_t e;
+	const char *results;
+
+	pf_http_config_init(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	pf_api_handler(f->pf, &h);
+	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
+	assert_true(port > 0);
+
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	seal(f, &f->a, f->pf->keys.deployment, &c, 1, batch, &env);
+	gs_hex_encode(bh, batch, 16);
+	snprintf(path, sizeof(path), "/v1/devices/%s/batches/%s", f->a.hex,
+	    bh);
+	assert_int_equal(http_put(port, path, env.data, env.len, &out), 200);
+	o = json_loads(out.data, 0, &e);
+	assert_non_null(o);
+	results = json_string_value(json_object_get(o, "results"));
+	assert_non_null(results);
+	assert_int_equal(gs_hex_decode(receipt, sizeof(receipt),
+	    json_string_value(json_object_get(o, "receipt"))), GS_OK);
+	assert_int_equal(gs_receipt_verify(&rc, receipt, sizeof(receipt),
+	    results, strlen(results), f->pf->keys.receipt_pk), GS_OK);
+	assert_int_equal(rc.applied, 1);
+	json_decref(o);
+	/* The retry over HTTP: byte-identical answer. */
+	assert_int_equal(http_put(port, path, env.data, env.len, &out2), 200);
+	assert_string_equal(out.data, out2.data);
+	gs_buf_release(&out2);
+
+	/* A flipped bit: 401 bad_signature. */
+	env.data[GS_ENV_HDRBYTES] ^= 1;
+	assert_int_equal(http_put(port, path, env.data, env.len, &out2), 401);
+	assert_non_null(strstr(out2.data, "\"code\":\"bad_signature\""));
+	gs_buf_release(&out2);
+	env.data[GS_ENV_HDRBYTES] ^= 1;
+	gs_buf_release(&env);
+	gs_buf_release(&out);
+	gs_change_release(&c);
+
+	/* A revoked device: 403 device_revoked with a receipt. */
+	assert_int_equal(f->pf->store->ops->device_revoke(f->pf->store,
+	    f->b.id, gs_now_ms()), GS_OK);
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	seal(f, &f->b, f->pf->keys.deployment, &c, 1, batch, &env);
+	gs_hex_encode(bh, batch, 16);
+	snprintf(path, sizeof(path), "/v1/devices/%s/batches/%s", f->b.hex,
+	    bh);
+	assert_int_equal(http_put(port, path, env.data, env.len, &out), 403);
+	o = json_loads(out.data, 0, &e);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o,
+	    "error"), "code")), "device_revoked");
+	results = json_string_value(json_object_get(o, "results"));
+	assert_int_equal(gs_hex_decode(receipt, sizeof(receipt),
+	    json_string_value(json_object_get(o, "receipt"))), GS_OK);
+	assert_int_equal(gs_receipt_verify(&rc, receipt, sizeof(receipt),
+	    results, strlen(results), f->pf->keys.receipt_pk), GS_OK);
+	assert_int_equal(rc.status, GS_RECEIPT_QUARANTINED);
+	json_decref(o);
+	gs_buf_release(&out);
+	gs_buf_release(&env);
+	gs_change_release(&c);
+	pf_http_stop(srv);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_honest_and_replay, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tampered_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bomb, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_quarantined, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_revoked_drains, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_conflict_and_merge, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_enroll_refusals, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
+	};
+
+	/* Refused enrollments are logged as warnings: expected here. */
+	gs_log_set_level(GS_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
