@@ -100,7 +100,7 @@ int
 ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 {
 	const char *max_backoff = NULL, *platform = NULL, *retries = NULL,
-	    *interval = NULL;
+	    *interval = NULL, *brecords = NULL, *bbytes = NULL;
 	int json = 0, watch = 0, npos = 0, rc;
 	const struct ag_opt opts[] = {
 		{ "watch", NULL, &watch },
@@ -109,6 +109,8 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 		{ "retries", &retries, NULL },
 		{ "interval", &interval, NULL },
 		{ "platform", &platform, NULL },
+		{ "batch-records", &brecords, NULL },
+		{ "batch-bytes", &bbytes, NULL },
 		{ NULL, NULL, NULL },
 	};
 	struct ag_sync_opts o;
@@ -140,6 +142,19 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 			return ag_cli_usage(cli, "--interval wants seconds "
 			    "(1..86400)");
 		o.idle_ms = (int64_t)v * 1000;
+	}
+	if (brecords != NULL) {
+		if (gs_parse_u64(brecords, 1000000, &v) != GS_OK || v == 0)
+			return ag_cli_usage(cli, "--batch-records wants a "
+			    "positive count");
+		o.batch_records = (uint32_t)v;
+	}
+	if (bbytes != NULL) {
+		if (gs_parse_u64(bbytes, (uint64_t)1 << 30, &v) != GS_OK ||
+		    v < 1024)
+			return ag_cli_usage(cli, "--batch-bytes wants at least "
+			    "1024");
+		o.batch_bytes = (size_t)v;
 	}
 	o.watch = watch;
 	o.platform = platform;

@@ -8,7 +8,9 @@
  * the next run starts from whatever the database committed.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -83,7 +85,31 @@ struct run {
 	struct ag_sync_summary *sum;
 	int64_t t0;
 	int progress_shown;
+	long kill_after_seal, kill_before_ack; /* GRIDAGENT_FAULT; 0 = off */
+	long sealed_here, receipts_here;
 };
+
+/* "name=N" in $GRIDAGENT_FAULT gives N, else 0. */
+static long
+fault(const char *name)
+{
+	const char *e = getenv("GRIDAGENT_FAULT");
+	size_t n = strlen(name);
+	uint64_t v;
+
+	if (e == NULL || strncmp(e, name, n) != 0 || e[n] != '=' ||
+	    gs_parse_u64(e + n + 1, 1000000, &v) != GS_OK)
+		return 0;
+	return (long)v;
+}
+
+/* A crash test asked to die here: as abruptly as a pulled battery. */
+static void
+crash_point(long at, long count)
+{
+	if (at > 0 && count == at)
+		(void)raise(SIGKILL);
+}
 
 static int
 stopped(const struct run *x)
@@ -215,6 +241,10 @@ seal_all(struct run *x)
 	int r;
 
 	ag_outbox_limits_for(x->dev, &lim);
+	if (x->o->batch_records > 0 && x->o->batch_records < lim.max_records)
+		lim.max_records = x->o->batch_records;
+	if (x->o->batch_bytes > 0 && x->o->batch_bytes < lim.max_plain)
+		lim.max_plain = x->o->batch_bytes;
 	for (;;) {
 		if (stopped(x))
 			return GS_OK;
@@ -228,6 +258,7 @@ seal_all(struct run *x)
 			return GS_OK;
 		x->sum->sealed_batches++;
 		x->sum->sealed_records += info.count;
+		crash_point(x->kill_after_seal, ++x->sealed_here);
 		gs_log(GS_LOG_INFO, "sealed batch %lld: %u changes, %zu bytes",
 		    (long long)info.seq, info.count, info.bytes);
 	}
@@ -283,6 +314,7 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 	switch (res.outcome) {
 	case AG_UPLOAD_ACKED:
 	case AG_UPLOAD_QUARANTINED:
+		crash_point(x->kill_before_ack, ++x->receipts_here);
 		/* Only now, with a verified receipt, does state move. */
 		if ((r = ag_outbox_ack(x->ob, row,
 		    res.outcome == AG_UPLOAD_QUARANTINED ?
@@ -430,6 +462,8 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	x.sum = sum;
 	x.t0 = gs_mono_us();
 	ag_backoff_init(&x.bo, o->base_backoff_ms, o->max_backoff_ms);
+	x.kill_after_seal = fault("kill-after-seal");
+	x.kill_before_ack = fault("kill-before-ack");
 
 	if ((r = gs_crypto_init()) != GS_OK)
 		goto out;

@@ -40,6 +40,9 @@ struct ag_sync_opts {
 	int64_t idle_ms;         /* --watch: how often to look for new
 	                            changes when all is sent; default 2 s */
 	const char *platform;    /* overrides the enrolled URL (NULL: no) */
+	uint32_t batch_records;  /* at most this many changes per batch, on
+	                            top of the platform's limits (0: ours) */
+	size_t batch_bytes;      /* at most this much NDJSON per batch (0) */
 	volatile sig_atomic_t *stop; /* set by a signal handler (NULL ok) */
 };
 
@@ -58,6 +61,13 @@ struct ag_sync_summary {
 };
 
 /*
+ * Fault injection for the crash tests: $GRIDAGENT_FAULT set to
+ * "kill-after-seal=N" makes the process SIGKILL itself right after the
+ * N-th batch of the run is committed to the outbox, and
+ * "kill-before-ack=N" right after the N-th verified receipt arrived but
+ * before it is recorded (the platform has committed, the device has not):
+ * the two windows a crash can hit between sealing and acking.
+ *
  * Runs a sync on an open store.  Returns the outcome, which maps to the
  * exit code with gs_error_exit():
  *   GS_OK           everything sealed and acked

@@ -55,7 +55,7 @@ grep -q 'refused the enrollment code' "$T_TMP/err" &&
 # A damaged code (one character changed): caught by its checksum before
 # any network traffic; the token is not spent.
 code2=$(pf enroll --worker w002 --name "李四" --grid 110101001)
-bad=$(echo "$code2" | python3 -c '
+bad=$(echo "$code2" | "$PY" -c '
 import sys
 c = sys.stdin.read().strip()
 i = 10
@@ -70,7 +70,7 @@ expect_exit 64 "garbage is refused" "$GRIDAGENT" --home "$B" enroll \
 
 # A code whose fingerprint does not match (checksum recomputed, so only
 # the key pin can catch it): an impersonated platform.
-tampered=$(echo "$code2" | python3 -c '
+tampered=$(echo "$code2" | "$PY" -c '
 import sys, base64, hashlib
 c = sys.stdin.read().strip()
 _, b32, u64 = c.split("-", 2)
