@@ -60,7 +60,8 @@ const struct ag_command ag_commands[] = {
 	  "platform cannot be reached; nothing is stored on any failure.\n" },
 	{ "sync", ag_cmd_sync,
 	  "[--watch] [--json] [--max-backoff SECONDS] [--retries N] "
-	  "[--interval SECONDS] [--platform URL]",
+	  "[--interval SECONDS] [--platform URL] [--batch-records N] "
+	  "[--batch-bytes N]",
 	  "Seal unsent changes into batches and upload them.",
 	  "Exit 0 when every batch is acked by a verified receipt, 75 when\n"
 	  "the platform is unreachable (everything kept for later), 77 when\n"
@@ -71,7 +72,9 @@ const struct ag_command ag_commands[] = {
 	  "--max-backoff (default 300 s), a sync the moment it answers, and\n"
 	  "a look for new saves every --interval (default 2 s); SIGINT or\n"
 	  "SIGTERM stop it cleanly.  --retries N: extra attempts of a\n"
-	  "failed request in a one-shot sync (default 2).\n" },
+	  "failed request in a one-shot sync (default 2).  --batch-records\n"
+	  "and --batch-bytes make batches smaller than the platform allows\n"
+	  "(a weak link loses less per failed upload).\n" },
 };
 const size_t ag_ncommands = sizeof(ag_commands) / sizeof(ag_commands[0]);
 
