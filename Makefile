@@ -120,6 +120,7 @@ UNIT_TESTS := \
 	tests/unit/platform-ingest.c \
 	tests/unit/sync-batch.c \
 	tests/unit/agent-store.c \
+	tests/unit/agent-outbox.c \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \
