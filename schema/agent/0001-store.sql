@@ -29,7 +29,8 @@ CREATE TABLE record (
 	updated_at INTEGER NOT NULL,
 	author TEXT NOT NULL
 );
-CREATE INDEX record_by_type ON record(type, deleted);
+-- No index by type: every index costs each save a b-tree insert, and
+-- counting by type for `status` scans the table in milliseconds.
 
 -- Changes waiting for, or done with, the trip to the platform.  One row per
 -- change_id (UUIDv7), forever: the platform applies each change_id once.

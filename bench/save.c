@@ -1,0 +1,187 @@
+/*
+ * save.c - benchmark of the agent's saves through the public API.
+ *
+ *	bench-save [--dir DIR] [--count N] [--saves N] [--ndjson FILE]
+ *
+ * 1. Single saves: --saves ag_collect calls (default 2000), each one
+ *    fsync'd transaction; prints p50/p90/p99/max latency.
+ * 2. Bulk import: ag_import_ndjson of --count persons (default 100,000)
+ *    in one transaction; prints records per second.  The records come from
+ *    --ndjson FILE (e.g. `gridgen --type person --count N`) or, without it,
+ *    from a built-in generator of valid persons (distinct GB 11643 ids).
+ *
+ * Results go to stdout as "name value unit" lines that bench/bench-save.sh
+ * turns into bench/RESULTS.md.  DIR (default a new /tmp directory) should
+ * be on the disk being measured.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "gridagent.h"
+#include "core/banned.h"
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* A valid id number: region 110105, a birth date from i, check digit. */
+static void
+idcard(char out[19], long i)
+{
+	static const int w[17] = { 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10,
+		5, 8, 4, 2 };
+	static const char map[] = "10X98765432";
+	int k, sum = 0;
+
+	snprintf(out, 19, "110105%04ld%02ld%02ld%03ld", 1950 + (i / 28 / 12 /
+	    1000) % 60, 1 + (i / 28 / 1000) % 12, 1 + (i / 1000) % 28,
+	    i % 1000);
+	for (k = 0; k < 17; k++)
+		sum += (out[k] - '0') * w[k];
+	out[17] = map[sum % 11];
+	out[18] = '\0';
+}
+
+static int
+person(struct gs_buf *b, long i)
+{
+	static const char *const family[] = { "王", "李", "张", "刘", "陈",
+		"杨", "黄", "赵" };
+	static const char *const given[] = { "伟", "芳", "娜", "敏", "静",
+		"强", "磊", "军" };
+	char id[19];
+
+	idcard(id, i);
+	return gs_buf_printf(b, "{\"name\":\"%s%s\",\"pop_type\":\"%s\","
+	    "\"id_number\":\"%s\",\"phone\":\"138%08ld\",\"address\":"
+	    "\"深圳市大鹏新区葵涌街道%ld号%ld室\",\"note\":\"bench\"}",
+	    family[i % 8], given[(i / 8) % 8], i % 3 ? "REGISTERED" :
+	    "FLOATING\",\"inflow_reason\":\"WORK", id, i % 100000000,
+	    1 + i % 300, 100 + i % 50);
+}
+
+static int
+usage(void)
+{
+	fprintf(stderr, "usage: bench-save [--dir DIR] [--count N] "
+			"[--saves N] [--ndjson FILE]\n");
+	return 64;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = NULL, *ndjson = NULL;
+	char tmpl[] = "/tmp/gs-bench-save.XXXXXX", home[512];
+	char uuid[AG_UUID_LEN + 1];
+	long count = 100000, saves = 2000, i;
+	struct ag_store *st = NULL;
+	struct gs_buf one, bulk;
+	int64_t *lat = NULL, t0, t1;
+	size_t n = 0;
+	int r, a;
+
+	for (a = 1; a < argc; a++) {
+		if (a + 1 >= argc)
+			return usage();
+		if (strcmp(argv[a], "--dir") == 0)
+			dir = argv[++a];
+		else if (strcmp(argv[a], "--count") == 0)
+			count = strtol(argv[++a], NULL, 10);
+		else if (strcmp(argv[a], "--saves") == 0)
+			saves = strtol(argv[++a], NULL, 10);
+		else if (strcmp(argv[a], "--ndjson") == 0)
+			ndjson = argv[++a];
+		else
+			return usage();
+	}
+	if (count < 1 || saves < 1)
+		return usage();
+	if (dir == NULL && (dir = mkdtemp(tmpl)) == NULL) {
+		perror("mkdtemp");
+		return 73;
+	}
+	gs_buf_init(&one, 4096);
+	gs_buf_init(&bulk, AG_MAX_IMPORT);
+
+	/* 1. Single saves, each its own fsync'd transaction. */
+	snprintf(home, sizeof(home), "%s/single", dir);
+	if ((r = ag_store_init(home, "440307001001001", "bench", &st))
+	    != GS_OK)
+		goto fail;
+	if ((lat = calloc((size_t)saves, sizeof(*lat))) == NULL)
+		return 70;
+	for (i = 0; i < saves; i++) {
+		gs_buf_reset(&one);
+		if ((r = person(&one, i)) != GS_OK)
+			goto fail;
+		t0 = gs_mono_us();
+		r = ag_collect(st, "person", one.data, one.len, uuid);
+		t1 = gs_mono_us();
+		if (r != GS_OK)
+			goto fail;
+		lat[i] = t1 - t0;
+	}
+	ag_store_close(st);
+	st = NULL;
+	qsort(lat, (size_t)saves, sizeof(*lat), cmp_i64);
+	printf("single_saves %ld count\n", saves);
+	printf("single_p50 %.3f ms\n", lat[saves / 2] / 1000.0);
+	printf("single_p90 %.3f ms\n", lat[saves * 9 / 10] / 1000.0);
+	printf("single_p99 %.3f ms\n", lat[saves * 99 / 100] / 1000.0);
+	printf("single_max %.3f ms\n", lat[saves - 1] / 1000.0);
+
+	/* 2. Bulk import of count persons in one transaction. */
+	if (ndjson != NULL) {
+		FILE *f = fopen(ndjson, "rb");
+		char chunk[65536];
+		size_t k;
+
+		if (f == NULL) {
+			perror(ndjson);
+			return 66;
+		}
+		while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			if ((r = gs_buf_append(&bulk, chunk, k)) != GS_OK)
+				goto fail;
+		fclose(f);
+	} else {
+		for (i = 0; i < count; i++)
+			if ((r = person(&bulk, 1000000 + i)) != GS_OK ||
+			    (r = gs_buf_putc(&bulk, '\n')) != GS_OK)
+				goto fail;
+	}
+	snprintf(home, sizeof(home), "%s/bulk", dir);
+	if ((r = ag_store_init(home, "440307001001001", "bench", &st))
+	    != GS_OK)
+		goto fail;
+	t0 = gs_mono_us();
+	r = ag_import_ndjson(st, "person", bulk.data, bulk.len, NULL, NULL,
+	    &n);
+	t1 = gs_mono_us();
+	if (r != GS_OK)
+		goto fail;
+	ag_store_close(st);
+	st = NULL;
+	printf("bulk_records %zu count\n", n);
+	printf("bulk_bytes %zu bytes\n", bulk.len);
+	printf("bulk_seconds %.3f s\n", (t1 - t0) / 1e6);
+	printf("bulk_rate %.0f records/s\n", n / ((t1 - t0) / 1e6));
+	free(lat);
+	gs_buf_release(&one);
+	gs_buf_release(&bulk);
+	return 0;
+fail:
+	fprintf(stderr, "bench-save: %s\n", ag_errmsg(r));
+	ag_store_close(st);
+	return gs_error_exit(r);
+}
