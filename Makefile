@@ -117,10 +117,10 @@ TEST_TOOLS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
+	tests/unit/agent-outbox.c \
+	tests/unit/agent-store.c \
 	tests/unit/platform-ingest.c \
 	tests/unit/sync-batch.c \
-	tests/unit/agent-store.c \
-	tests/unit/agent-outbox.c \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \
@@ -128,7 +128,9 @@ UNIT_TESTS := \
 	tests/unit/sync-envelope.c \
 	tests/unit/sync-ids.c \
 	tests/unit/sync-receipt.c \
-	tests/unit/sync-uuid.c
+	tests/unit/sync-schema.c \
+	tests/unit/sync-uuid.c \
+	tests/unit/sync-validate.c
 
 # ---------------------------------------------------------------- rules
 

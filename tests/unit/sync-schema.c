@@ -1,0 +1,319 @@
+/*
+ * sync-schema.c - unit tests for sync/schema: every embedded form and code
+ * table loads, the contract's field names exist with the right kinds, every
+ * code table a form names exists, pii is marked where it must be, and
+ * broken definitions are refused at load.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "embedded.h"
+#include "schema.h"
+#include "core/error.h"
+#include "core/mem.h"
+
+static void
+test_loads(void **state)
+{
+	struct gs_schema *s = NULL;
+	size_t i, k;
+
+	(void)state;
+	assert_int_equal(gs_schema_load(&s), GS_OK);
+	assert_int_equal(gs_schema_nforms(s), 5);
+	for (i = 0; i < gs_schema_nforms(s); i++) {
+		const struct gs_form *f = gs_schema_form_at(s, i);
+
+		assert_ptr_equal(gs_schema_form(s, gs_form_type(f)), f);
+		assert_int_equal(gs_form_version(f), 1);
+		assert_true(strlen(gs_form_label(f)) > 0);
+		for (k = 0; k < gs_form_nfields(f); k++) {
+			const struct gs_field *fd = gs_form_field_at(f, k);
+			const char *t = gs_field_codes(fd);
+
+			assert_ptr_equal(gs_form_field(f, gs_field_name(fd)),
+			    fd);
+			assert_true(strlen(gs_field_label(fd)) > 0);
+			/* Every code table a form names exists and is not
+			 * empty. */
+			if (gs_field_kind(fd) == GS_KIND_ENUM ||
+			    gs_field_kind(fd) == GS_KIND_TAGS) {
+				assert_non_null(t);
+				assert_true(gs_schema_ncodes(s, t) > 0);
+			} else {
+				assert_null(t);
+			}
+		}
+		assert_null(gs_form_field(f, "no_such_field"));
+		assert_null(gs_form_field_at(f, gs_form_nfields(f)));
+	}
+	assert_null(gs_schema_form(s, "grid"));
+	assert_null(gs_schema_form(s, NULL));
+	assert_null(gs_schema_form_at(s, 5));
+	gs_schema_free(s);
+	gs_schema_free(NULL);
+}
+
+struct want {
+	const char *type;
+	const char *field;
+	enum gs_kind kind;
+	int pii;
+};
+
+static void
+test_contract_fields(void **state)
+{
+	/* DESIGN.md section 3: these names are the contract. */
+	static const struct want w[] = {
+		{ "person", "name", GS_KIND_TEXT, 1 },
+		{ "person", "id_number", GS_KIND_IDCARD, 1 },
+		{ "person", "pop_type", GS_KIND_ENUM, 0 },
+		{ "person", "sex", GS_KIND_ENUM, 0 },
+		{ "person", "phone", GS_KIND_PHONE, 1 },
+		{ "person", "address", GS_KIND_TEXT, 1 },
+		{ "person", "house", GS_KIND_REF, 0 },
+		{ "person", "tags", GS_KIND_TAGS, 0 },
+		{ "person", "birth_date", GS_KIND_DATE, 1 },
+		{ "house", "address", GS_KIND_TEXT, 1 },
+		{ "house", "use", GS_KIND_ENUM, 0 },
+		{ "house", "is_rental", GS_KIND_BOOL, 0 },
+		{ "house", "owner_name", GS_KIND_TEXT, 1 },
+		{ "house", "location", GS_KIND_GEO, 1 },
+		{ "house", "tenant_id_number", GS_KIND_IDCARD, 1 },
+		{ "org", "name", GS_KIND_TEXT, 0 },
+		{ "org", "uscc", GS_KIND_USCC, 0 },
+		{ "org", "org_kind", GS_KIND_ENUM, 0 },
+		{ "org", "address", GS_KIND_TEXT, 1 },
+		{ "org", "contact_phone", GS_KIND_PHONE, 1 },
+		{ "org", "legal_rep_id_number", GS_KIND_IDCARD, 1 },
+		{ "event", "category", GS_KIND_ENUM, 0 },
+		{ "event", "title", GS_KIND_TEXT, 1 },
+		{ "event", "description", GS_KIND_TEXT, 1 },
+		{ "event", "place", GS_KIND_TEXT, 0 },
+		{ "event", "location", GS_KIND_GEO, 0 },
+		{ "event", "occurred_at", GS_KIND_DATETIME, 0 },
+		{ "event", "urgency", GS_KIND_ENUM, 0 },
+		{ "event", "self_handled", GS_KIND_BOOL, 0 },
+		{ "visit", "kind", GS_KIND_ENUM, 0 },
+		{ "visit", "subject", GS_KIND_REF, 0 },
+		{ "visit", "purpose", GS_KIND_ENUM, 0 },
+		{ "visit", "outcome", GS_KIND_ENUM, 0 },
+		{ "visit", "place", GS_KIND_TEXT, 1 },
+		{ "visit", "location", GS_KIND_GEO, 1 },
+		{ "visit", "started_at", GS_KIND_DATETIME, 0 },
+		{ "visit", "ended_at", GS_KIND_DATETIME, 0 },
+		{ "visit", "content", GS_KIND_TEXT, 1 },
+		{ "visit", "follow_up", GS_KIND_ENUM, 0 },
+	};
+	struct gs_schema *s = NULL;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(gs_schema_load(&s), GS_OK);
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		const struct gs_form *f = gs_schema_form(s, w[i].type);
+		const struct gs_field *fd;
+
+		assert_non_null(f);
+		fd = gs_form_field(f, w[i].field);
+		if (fd == NULL)
+			fail_msg("%s.%s is missing", w[i].type, w[i].field);
+		if (gs_field_kind(fd) != w[i].kind ||
+		    gs_field_pii(fd) != w[i].pii)
+			fail_msg("%s.%s: kind %d pii %d", w[i].type,
+			    w[i].field, gs_field_kind(fd), gs_field_pii(fd));
+	}
+	assert_true(gs_field_required(gs_form_field(gs_schema_form(s,
+	    "person"), "name")));
+	assert_false(gs_field_required(gs_form_field(gs_schema_form(s,
+	    "person"), "id_number")));
+	gs_schema_free(s);
+}
+
+static void
+test_code_tables(void **state)
+{
+	struct gs_schema *s = NULL;
+	static const char *const provinces[] = { "11", "12", "13", "14", "15",
+		"21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+		"41", "42", "43", "44", "45", "46", "50", "51", "52", "53",
+		"54", "61", "62", "63", "64", "65", "71", "81", "82" };
+	size_t i;
+	char code[3];
+
+	(void)state;
+	assert_int_equal(gs_schema_load(&s), GS_OK);
+	assert_string_equal(gs_schema_code_label(s, "sex", "1"), "男");
+	assert_string_equal(gs_schema_code_label(s, "sex", "2"), "女");
+	assert_null(gs_schema_code_label(s, "sex", "3"));
+	assert_null(gs_schema_code_label(s, "nope", "1"));
+	/* GB 3304: 56 nationalities plus 97 and 98. */
+	assert_int_equal(gs_schema_ncodes(s, "ethnic"), 58);
+	for (i = 1; i <= 56; i++) {
+		snprintf(code, sizeof(code), "%02zu", i);
+		assert_non_null(gs_schema_code_label(s, "ethnic", code));
+	}
+	assert_string_equal(gs_schema_code_label(s, "ethnic", "01"), "汉族");
+	assert_string_equal(gs_schema_code_label(s, "ethnic", "56"), "基诺族");
+	assert_non_null(gs_schema_code_label(s, "ethnic", "98"));
+	assert_int_equal(gs_schema_ncodes(s, "province"), 34);
+	for (i = 0; i < 34; i++)
+		assert_non_null(gs_schema_code_label(s, "province",
+		    provinces[i]));
+	assert_int_equal(gs_schema_ncodes(s, "coord_sys"), 4);
+	assert_int_equal(gs_schema_ncodes(s, "pop_type"), 3);
+	assert_int_equal(gs_schema_ncodes(s, "visit_outcome"), 4);
+	assert_int_equal(gs_schema_ncodes(s, "visit_kind"), 4);
+	assert_non_null(gs_schema_code_label(s, "visit_kind", "HOME_VISIT"));
+	assert_non_null(gs_schema_code_label(s, "person_tags", "MENTAL"));
+	/* Sorted, so that lookups can bisect. */
+	for (i = 1; i < gs_schema_ncodes(s, "event_category"); i++)
+		assert_true(strcmp(gs_schema_code_at(s, "event_category",
+		    i - 1), gs_schema_code_at(s, "event_category", i)) < 0);
+	assert_null(gs_schema_code_at(s, "sex", 4));
+	for (i = 1; i < gs_schema_ntables(s); i++)
+		assert_true(strcmp(gs_schema_table_name(s, i - 1),
+		    gs_schema_table_name(s, i)) < 0);
+	gs_schema_free(s);
+}
+
+/* ------------------------------------------------ broken definitions */
+
+#define SEX "{\"name\":\"sex\",\"label\":\"性别\",\"codes\":[" \
+	"{\"code\":\"1\",\"label\":\"男\"},{\"code\":\"2\",\"label\":\"女\"}]}"
+
+/* Loads one form (forms/t.json) next to the sex table; returns the
+ * result and, on failure, checks that the message names the problem. */
+static int
+load_one(const char *codes_json, const char *form_json, const char *needle)
+{
+	struct gs_embedded files[3];
+	struct gs_schema *s = NULL;
+	int r;
+
+	files[0].name = "codes/sex.json";
+	files[0].data = (const unsigned char *)codes_json;
+	files[0].len = strlen(codes_json);
+	files[1].name = "forms/t.json";
+	files[1].data = (const unsigned char *)form_json;
+	files[1].len = strlen(form_json);
+	files[2].name = NULL;
+	gs_errmsg_clear();
+	r = gs_schema_load_files(files, &s);
+	if (r == GS_OK) {
+		assert_non_null(s);
+		gs_schema_free(s);
+	} else {
+		assert_null(s);
+		if (needle != NULL && strstr(gs_errmsg(r), needle) == NULL)
+			fail_msg("message \"%s\" lacks \"%s\"", gs_errmsg(r),
+			    needle);
+	}
+	return r;
+}
+
+#define FORM(fields) "{\"type\":\"t\",\"label\":\"测试\",\"version\":1," \
+	"\"fields\":[" fields "]}"
+#define F_SEX "{\"name\":\"sex\",\"label\":\"性别\",\"kind\":\"enum\"," \
+	"\"codes\":\"sex\",\"pii\":false}"
+
+static void
+test_refuses_broken(void **state)
+{
+	(void)state;
+	assert_int_equal(load_one(SEX, FORM(F_SEX), NULL), GS_OK);
+	/* A form that names a missing code table fails the load. */
+	assert_int_equal(load_one(SEX, FORM("{\"name\":\"e\",\"label\":\"民族\","
+	    "\"kind\":\"enum\",\"codes\":\"ethnic\",\"pii\":false}"),
+	    "no code table \"ethnic\""), GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM("{\"name\":\"x\",\"label\":\"x\","
+	    "\"kind\":\"txt\",\"max\":5,\"pii\":false}"), "unknown kind"),
+	    GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM("{\"name\":\"x\",\"label\":\"x\","
+	    "\"kind\":\"text\",\"pii\":false}"), "needs a max"), GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM("{\"name\":\"x\",\"label\":\"x\","
+	    "\"kind\":\"text\",\"max\":5}"), "pii"), GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM("{\"name\":\"x\",\"label\":\"x\","
+	    "\"kind\":\"text\",\"max\":5,\"pii\":false,\"requird\":true}"),
+	    "unknown key \"requird\""), GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM(F_SEX "," F_SEX), "twice"),
+	    GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM("{\"name\":\"Bad Name\","
+	    "\"label\":\"x\",\"kind\":\"bool\",\"pii\":false}"), "[a-z0-9_]"),
+	    GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM(F_SEX ",{\"name\":\"x\","
+	    "\"label\":\"x\",\"kind\":\"bool\",\"pii\":false,\"required_if\":"
+	    "{\"field\":\"sex\",\"in\":[\"3\"]}}"), "cannot be a value"),
+	    GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM(F_SEX ",{\"name\":\"x\","
+	    "\"label\":\"x\",\"kind\":\"bool\",\"pii\":false,\"required_if\":"
+	    "{\"field\":\"nope\",\"in\":[\"1\"]}}"), "names no other field"),
+	    GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM(F_SEX ",{\"name\":\"x\","
+	    "\"label\":\"x\",\"kind\":\"bool\",\"pii\":false,\"required_if\":"
+	    "{\"field\":\"sex\",\"in\":[\"1\"]}}"), NULL), GS_OK);
+	assert_int_equal(load_one(SEX, FORM("{\"name\":\"x\",\"label\":\"x\","
+	    "\"kind\":\"int\",\"codes\":\"sex\",\"pii\":false}"), "codes only"),
+	    GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, FORM("{\"name\":\"x\",\"label\":\"x\","
+	    "\"kind\":\"int\",\"min\":5,\"max\":1,\"pii\":false}"), "min > max"),
+	    GS_ECORRUPT);
+	assert_int_equal(load_one("{\"name\":\"sex\",\"label\":\"x\","
+	    "\"codes\":[{\"code\":\"1\",\"label\":\"a\"},{\"code\":\"1\","
+	    "\"label\":\"b\"}]}", FORM(F_SEX), "listed twice"), GS_ECORRUPT);
+	assert_int_equal(load_one("{\"name\":\"gender\",\"label\":\"x\","
+	    "\"codes\":[{\"code\":\"1\",\"label\":\"a\"}]}", FORM(F_SEX),
+	    "differs from the file name"), GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, "{\"type\":\"t\",", NULL), GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, "{\"type\":\"t\",\"type\":\"u\"}",
+	    NULL), GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, "{\"type\":\"t\",\"label\":\"x\","
+	    "\"version\":0,\"fields\":[" F_SEX "]}", "version"), GS_ECORRUPT);
+	assert_int_equal(load_one(SEX, "{\"type\":\"t\",\"label\":\"x\","
+	    "\"version\":1,\"fields\":[" F_SEX "],\"checks\":[{\"check\":"
+	    "\"idcard_sex\",\"idcard\":\"sex\",\"field\":\"sex\"}]}",
+	    "idcard"), GS_ECORRUPT);
+}
+
+static void
+test_load_enomem(void **state)
+{
+	struct gs_schema *s = NULL;
+	long n;
+	int r;
+
+	(void)state;
+	/* Every allocation failing in turn: clean failure, no leak. */
+	for (n = 0;; n++) {
+		gs_mem_fail_after(n);
+		r = gs_schema_load(&s);
+		gs_mem_fail_after(-1);
+		if (r == GS_OK)
+			break;
+		assert_int_equal(r, GS_ENOMEM);
+		assert_null(s);
+	}
+	assert_true(n > 0);
+	gs_schema_free(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_loads),
+		cmocka_unit_test(test_contract_fields),
+		cmocka_unit_test(test_code_tables),
+		cmocka_unit_test(test_refuses_broken),
+		cmocka_unit_test(test_load_enomem),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
