@@ -89,7 +89,10 @@ pf_enroll_create(struct pf_platform *pf, const char *worker,
 	if ((r = gs_enroll_code_encode(code, &c)) != GS_OK)
 		goto out;
 	(void)pthread_mutex_lock(&pf->lock);
-	r = pf->store->ops->token_put(pf->store, &t);
+	/* Sweep: tokens that expired unused lose their secret now. */
+	r = pf->store->ops->token_expire(pf->store, now);
+	if (r == GS_OK)
+		r = pf->store->ops->token_put(pf->store, &t);
 	(void)pthread_mutex_unlock(&pf->lock);
 out:
 	gs_crypto_memzero(&t, sizeof(t));

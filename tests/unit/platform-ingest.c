@@ -30,6 +30,7 @@
 #include "enroll.h"
 #include "enrollment.h"
 #include "envelope.h"
+#include "export.h"
 #include "http.h"
 #include "ingest.h"
 #include "platform.h"
@@ -761,6 +762,80 @@ test_enroll_refusals(void **state)
 	assert_int_equal(count(f, "devices"), 2);
 }
 
+static void
+test_export(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	char u[37], *text = NULL, *line, *save = NULL;
+	size_t len = 0, n = 0;
+	struct pf_ingest_result res;
+	FILE *mem;
+	json_t *o;
+	json_error_t e;
+
+	gs_uuid_v7(u);
+	change(&c, u, 0, "{\"address\":\"北京市, \\\"东城区\\\"\","
+	    "\"is_rental\":true,\"rental_use\":\"ROOM\","
+	    "\"tenant_name\":\"=SUM(A1)\"}");
+	send_one(f, &f->a, &c, &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	/* A tombstone for the second. */
+	change(&c, u, 1, NULL);
+	send_one(f, &f->a, &c, &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+
+	mem = open_memstream(&text, &len);
+	assert_non_null(mem);
+	assert_int_equal(pf_export(f->pf->store, "house", NULL,
+	    PF_EXPORT_NDJSON, mem, &n), GS_OK);
+	fclose(mem);
+	assert_int_equal(n, 2);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		o = json_loads(line, 0, &e);
+		assert_non_null(o);
+		assert_non_null(json_object_get(o, "uuid"));
+		assert_string_equal(json_string_value(json_object_get(o,
+		    "type")), "house");
+		assert_string_equal(json_string_value(json_object_get(o,
+		    "grid")), "G1");
+		assert_non_null(json_object_get(o, "rev"));
+		assert_non_null(json_object_get(o, "fields"));
+		assert_non_null(json_object_get(o, "deleted"));
+		json_decref(o);
+	}
+	free(text);
+
+	text = NULL;
+	mem = open_memstream(&text, &len);
+	assert_int_equal(pf_export(f->pf->store, NULL, "nope",
+	    PF_EXPORT_CSV, mem, &n), GS_OK);
+	fclose(mem);
+	assert_int_equal(n, 0);
+	free(text);
+	text = NULL;
+	mem = open_memstream(&text, &len);
+	assert_int_equal(pf_export(f->pf->store, NULL, NULL, PF_EXPORT_CSV,
+	    mem, &n), GS_OK);
+	fclose(mem);
+	assert_int_equal(n, 2);
+	assert_memory_equal(text, "\xef\xbb\xbfuuid,type,grid,rev,", 22);
+	/* Quotes doubled inside a quoted cell; CRLF line ends. */
+	assert_non_null(strstr(text, "\"{\"\"address\"\":"));
+	assert_non_null(strstr(text, "\r\n"));
+	free(text);
+}
+
 /* ------------------------------------------------------------ over HTTP */
 
 /* One HTTP/1.1 request on a fresh connection; the status, body in out. */
@@ -908,6 +983,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_refusals, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
 	};
 
