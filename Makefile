@@ -117,10 +117,10 @@ TEST_TOOLS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
-	tests/unit/agent-outbox.c \
-	tests/unit/agent-store.c \
 	tests/unit/platform-ingest.c \
 	tests/unit/sync-batch.c \
+	tests/unit/agent-store.c \
+	tests/unit/agent-outbox.c \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \
