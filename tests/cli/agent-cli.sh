@@ -1,0 +1,198 @@
+#!/bin/sh
+# agent-cli.sh - the gridagent command line, journey by journey: init,
+# collect (valid, invalid, bulk all-or-nothing), edit, delete, show, list,
+# status, help and version, usage errors, and a database from a newer
+# program.
+. "$GS_TOP/tests/lib.sh"
+
+A=$GRIDAGENT
+H=$T_TMP/home
+ID_OK=11010519491231002X      # valid GB 11643 (check digit X)
+ID_BAD=110105194912310025     # the same with a wrong check digit
+UUID_RE='^[0-9a-f]\{8\}-[0-9a-f]\{4\}-7[0-9a-f]\{3\}-[89ab][0-9a-f]\{3\}-[0-9a-f]\{12\}$'
+
+# Count of lines of `list --json --all` (every record, tombstones too).
+nrecords() {
+	"$A" --home "$H" list --all --json | wc -l | tr -d ' '
+}
+
+# ---- help, version, usage
+expect_exit 0 "--version" "$A" --version
+check "--version names the program" grep -q '^gridagent [0-9]' "$T_TMP/out"
+expect_exit 0 "--help" "$A" --help
+check "--help lists the commands" sh -c "grep -q collect '$T_TMP/out' &&
+	grep -q status '$T_TMP/out'"
+for c in init collect edit delete list show status; do
+	expect_exit 0 "$c --help" "$A" "$c" --help
+	check "$c --help shows its usage" grep -q "usage: gridagent.* $c" \
+		"$T_TMP/out"
+done
+expect_exit 0 "help list" "$A" help list
+expect_exit 64 "no command" "$A"
+expect_exit 64 "unknown command" "$A" frobnicate
+check "unknown command: one gridagent: line" grep -q '^gridagent: ' "$T_TMP/err"
+expect_exit 64 "unknown global option" "$A" --frob list
+expect_exit 64 "unknown command option" "$A" --home "$H" list --frob
+
+# ---- before init
+expect_exit 77 "list before init" "$A" --home "$H" list
+check "before init: says to run init" grep -q "gridagent init" "$T_TMP/err"
+check "before init: nothing created" test ! -e "$H"
+expect_exit 77 "collect before init" "$A" --home "$H" collect person name=x
+
+# ---- init
+expect_exit 0 "init" "$A" --home "$H" init --grid 440307001001001 --worker w-007
+check "home is 0700" sh -c "[ \$(stat -c %a '$H') = 700 ]"
+check "agent.db is 0600" sh -c "[ \$(stat -c %a '$H/agent.db') = 600 ]"
+expect_exit 73 "init twice" "$A" --home "$H" init
+check "init twice: says already initialized" grep -q "already initialized" "$T_TMP/err"
+expect_exit 0 "GRIDAGENT_HOME is the default home" env GRIDAGENT_HOME="$H" "$A" status
+check "status names the worker" grep -q "w-007" "$T_TMP/out"
+
+# ---- usage errors on an initialized home
+expect_exit 64 "collect without a type" "$A" --home "$H" collect
+expect_exit 64 "collect without fields" "$A" --home "$H" collect person
+expect_exit 64 "collect with fields and --json" "$A" --home "$H" collect person a=b --json -
+expect_exit 64 "collect an unknown type" "$A" --home "$H" collect spaceship a=b
+check "unknown type: lists the types" grep -q "person" "$T_TMP/err"
+expect_exit 64 "show without a uuid" "$A" --home "$H" show
+expect_exit 64 "show a malformed uuid" "$A" --home "$H" show nope
+expect_exit 64 "list two types" "$A" --home "$H" list person house
+
+# ---- collect: a valid person prints its uuid
+expect_exit 0 "collect a valid person" "$A" --home "$H" collect person \
+	name=张三 pop_type=REGISTERED id_number=$ID_OK address=大鹏街道1号
+U=$(cat "$T_TMP/out")
+check "collect prints one uuidv7" sh -c "[ \$(wc -l < '$T_TMP/out') -eq 1 ] &&
+	grep -q '$UUID_RE' '$T_TMP/out'"
+
+# ---- the same with a wrong check digit: 65, named, nothing changes
+"$A" --home "$H" list --all --json >"$T_TMP/list.before"
+"$A" --home "$H" status --json >"$T_TMP/status.before"
+expect_exit 65 "wrong check digit exits 65" "$A" --home "$H" collect person \
+	name=张三 pop_type=REGISTERED id_number=$ID_BAD address=大鹏街道1号
+check "the problem names the field and rule" \
+	grep -q '^gridagent: id_number: check digit should be X, not 5$' "$T_TMP/err"
+check "nothing printed on stdout" test ! -s "$T_TMP/out"
+"$A" --home "$H" list --all --json >"$T_TMP/list.after"
+"$A" --home "$H" status --json >"$T_TMP/status.after"
+check "list unchanged" cmp -s "$T_TMP/list.before" "$T_TMP/list.after"
+check "status unchanged" cmp -s "$T_TMP/status.before" "$T_TMP/status.after"
+expect_exit 65 "a field the form lacks" "$A" --home "$H" collect person \
+	name=x pop_type=FOREIGN address=y colour=blue
+check "the unknown field is named" grep -q "colour" "$T_TMP/err"
+
+# ---- bulk import: every bad line listed, nothing saved
+"$GRIDGEN" --type person --count 10 --seed 7 >"$T_TMP/good.ndjson"
+{
+	sed -n 1p "$T_TMP/good.ndjson"
+	echo "{\"name\":\"x\",\"pop_type\":\"REGISTERED\",\"id_number\":\"$ID_BAD\",\"address\":\"a\"}"
+	sed -n 2p "$T_TMP/good.ndjson"
+	echo '{"name": "unterminated'
+	echo '{"pop_type":"REGISTERED","address":"a"}'
+	sed -n 3p "$T_TMP/good.ndjson"
+} >"$T_TMP/mixed.ndjson"
+before=$(nrecords)
+expect_exit 65 "bulk import with bad lines exits 65" "$A" --home "$H" \
+	collect person --json "$T_TMP/mixed.ndjson"
+check "bad line 2 listed (check digit)" grep -q '^gridagent: line 2: id_number: check digit' "$T_TMP/err"
+check "bad line 4 listed (not JSON)" grep -q '^gridagent: line 4: ' "$T_TMP/err"
+check "bad line 5 listed (name required)" grep -q '^gridagent: line 5: name: ' "$T_TMP/err"
+check "good lines not listed" sh -c "! grep -q 'line [136]:' '$T_TMP/err'"
+check "summary says nothing was saved" grep -q "nothing was saved" "$T_TMP/err"
+check "bulk import saved nothing" test "$(nrecords)" -eq "$before"
+check "no uuid printed" test ! -s "$T_TMP/out"
+
+expect_exit 0 "bulk import of 10 good lines" "$A" --home "$H" collect person \
+	--json "$T_TMP/good.ndjson"
+check "10 uuids printed, all distinct" sh -c "[ \$(grep -c '$UUID_RE' '$T_TMP/out') -eq 10 ] &&
+	[ \$(sort -u '$T_TMP/out' | wc -l) -eq 10 ]"
+check "10 records more" test "$(nrecords)" -eq $((before + 10))
+check "count on stderr" grep -q "saved 10 person records" "$T_TMP/err"
+
+"$GRIDGEN" --type house --count 3 --seed 8 >"$T_TMP/houses.ndjson"
+"$A" --home "$H" collect house --json - <"$T_TMP/houses.ndjson" >"$T_TMP/out" 2>"$T_TMP/err"
+check "bulk import from stdin" test "$(grep -c "$UUID_RE" "$T_TMP/out")" -eq 3
+
+# One object spread over several lines is one record, not NDJSON.
+printf '{\n  "name": "李四",\n  "pop_type": "REGISTERED",\n  "id_number": "%s",\n  "address": "a"\n}\n' \
+	"$ID_OK" >"$T_TMP/one.json"
+expect_exit 0 "collect --json with one pretty object" "$A" --home "$H" collect person --json "$T_TMP/one.json"
+check "one uuid" test "$(grep -c "$UUID_RE" "$T_TMP/out")" -eq 1
+
+expect_exit 66 "collect --json of a missing file" "$A" --home "$H" collect person --json "$T_TMP/nope"
+# A line over the 1 MiB cap is a bad line, not a crash.
+{ printf '{"name":"'; head -c 1100000 /dev/zero | tr '\0' a; printf '"}\n'; } >"$T_TMP/long.ndjson"
+sed -n 1p "$T_TMP/good.ndjson" >>"$T_TMP/long.ndjson"
+expect_exit 65 "an over-long line is refused" "$A" --home "$H" collect person --json "$T_TMP/long.ndjson"
+check "the over-long line is named" grep -q '^gridagent: line 1: .*limit' "$T_TMP/err"
+
+# ---- edit, show
+expect_exit 0 "edit" "$A" --home "$H" edit "$U" phone=13800138000 note=门口有狗
+expect_exit 0 "show --json" "$A" --home "$H" show "$U" --json
+check "show --json has the edit" grep -q '"phone":"13800138000"' "$T_TMP/out"
+check "show --json has the contract keys" sh -c "grep -q '\"uuid\":\"$U\"' '$T_TMP/out' &&
+	grep -q '\"rev\":0' '$T_TMP/out' && grep -q '\"deleted\":false' '$T_TMP/out'"
+cp "$T_TMP/out" "$T_TMP/show.before"
+expect_exit 65 "edit to an invalid id exits 65" "$A" --home "$H" edit "$U" id_number=$ID_BAD
+check "the edit problem is named" grep -q '^gridagent: id_number: ' "$T_TMP/err"
+expect_exit 65 "clearing a required field exits 65" "$A" --home "$H" edit "$U" name=
+"$A" --home "$H" show "$U" --json >"$T_TMP/show.after"
+check "refused edits changed nothing" cmp -s "$T_TMP/show.before" "$T_TMP/show.after"
+expect_exit 0 "show (text)" "$A" --home "$H" show "$U"
+check "show prints the labels" grep -q "公民身份号码" "$T_TMP/out"
+expect_exit 65 "edit an unknown uuid" "$A" --home "$H" edit 01890000-0000-7000-8000-000000000000 note=x
+expect_exit 64 "edit a malformed uuid" "$A" --home "$H" edit nope note=x
+expect_exit 64 "edit with no fields" "$A" --home "$H" edit "$U"
+
+# ---- list, status
+expect_exit 0 "list --json" "$A" --home "$H" list --json
+check "list --json: one record per line with the contract keys" sh -c "
+	n=\$(wc -l < '$T_TMP/out')
+	k=\$(grep '^{\"uuid\":' '$T_TMP/out' | grep '\"type\":' | grep '\"grid\":' |
+		grep '\"rev\":' | grep '\"fields\":{' | grep -c '\"deleted\":')
+	[ \$n -eq 15 ] && [ \$k -eq 15 ]"
+if command -v jq >/dev/null 2>&1; then
+	check "list --json is valid JSON" jq -e . "$T_TMP/out" >/dev/null
+fi
+expect_exit 0 "list house" "$A" --home "$H" list house --json
+check "list house: only houses" sh -c "[ \$(grep -c '\"type\":\"house\"' '$T_TMP/out') -eq 3 ] &&
+	[ \$(wc -l < '$T_TMP/out') -eq 3 ]"
+expect_exit 0 "status --json" "$A" --home "$H" status --json
+check "status counts records by type" grep -q '"person":12' "$T_TMP/out"
+check "status counts unsent changes" grep -q '"unsent":15' "$T_TMP/out"
+expect_exit 0 "status (text)" "$A" --home "$H" status
+check "status text shows unsent" grep -q "unsent: 15" "$T_TMP/out"
+
+# ---- delete
+expect_exit 0 "delete" "$A" --home "$H" delete "$U" --reason "moved away"
+"$A" --home "$H" show "$U" --json >"$T_TMP/out"
+check "a deleted record is a tombstone" grep -q '"deleted":true' "$T_TMP/out"
+check "list hides it" sh -c "! '$A' --home '$H' list --json | grep -q '$U'"
+check "list --all shows it" sh -c "'$A' --home '$H' list --all --json | grep -q '$U'"
+expect_exit 65 "edit after delete is refused" "$A" --home "$H" edit "$U" note=x
+check "edit after delete says deleted" grep -q "deleted" "$T_TMP/err"
+expect_exit 65 "delete twice is refused" "$A" --home "$H" delete "$U"
+check "one unsent delete change" test "$(sqlite3 "$H/agent.db" \
+	"SELECT count(*) FROM change WHERE uuid='$U' AND state=0 AND op='delete' AND fields IS NULL")" -eq 1
+
+# ---- integrity, audit
+check "integrity_check ok" test "$(sqlite3 "$H/agent.db" 'PRAGMA integrity_check')" = ok
+check "audit has create, edit, delete and import" test "$(sqlite3 "$H/agent.db" \
+	"SELECT count(DISTINCT action) FROM audit WHERE action IN ('create','edit','delete','import')")" -eq 4
+
+# ---- a database from a newer program is refused, untouched
+sqlite3 "$H/agent.db" 'PRAGMA user_version = 9999' >/dev/null
+sum1=$(cksum <"$H/agent.db")
+expect_exit 70 "newer database refused" "$A" --home "$H" list
+check "newer database: says upgrade" grep -q "newer than this program" "$T_TMP/err"
+expect_exit 70 "newer database refused for writes" "$A" --home "$H" collect person --json "$T_TMP/one.json"
+check "newer database untouched" test "$(cksum <"$H/agent.db")" = "$sum1"
+
+# ---- a file that is not a database
+mkdir -p "$T_TMP/junk"
+head -c 8192 /dev/urandom >"$T_TMP/junk/agent.db"
+expect_exit 74 "agent.db that is not a database" "$A" --home "$T_TMP/junk" status
+check "one error line" test "$(wc -l <"$T_TMP/err")" -eq 1
+
+done_testing
