@@ -109,7 +109,8 @@ TOOL_SRCS := \
 # benchmark programs: bench/NAME.c -> $(BUILD)/bench/NAME (linked with the
 # project's libraries, which they may or may not use)
 BENCH_SRCS := \
-	bench/naive.c
+	bench/naive.c \
+	bench/wire.c
 
 # test-only programs (no project library): tests/tools/NAME.c -> $(BUILD)/tools/NAME
 TEST_TOOLS := \
@@ -130,7 +131,8 @@ UNIT_TESTS := \
 	tests/unit/sync-receipt.c \
 	tests/unit/sync-schema.c \
 	tests/unit/sync-uuid.c \
-	tests/unit/sync-validate.c
+	tests/unit/sync-validate.c \
+	tests/unit/sync-vectors.c
 
 # ---------------------------------------------------------------- rules
 

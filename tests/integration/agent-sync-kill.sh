@@ -1,0 +1,94 @@
+#!/bin/sh
+# agent-sync-kill.sh - crashes between sealing and receipt.  The agent is
+# killed -9 right after a batch is sealed, right after a receipt arrived
+# but before it was recorded (the platform committed, the device did not),
+# and at timed points during a large sync; the platform is killed -9 in
+# the middle of ingest and restarted.  Every time, the next sync completes
+# and each record is on the platform exactly once.
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+if ! sync_platform || ! sync_enroll "$AH"; then
+	fail "platform and enrolled agent"
+	done_testing
+	exit 1
+fi
+HOSTPORT=${PF_URL#http://}
+
+# exactly_once WHAT: the uuid sets are equal, nothing twice, nothing
+# pending, both stores intact.
+exactly_once() {
+	agent_uuids "$T_TMP/a"
+	platform_uuids "$T_TMP/p"
+	if cmp -s "$T_TMP/a" "$T_TMP/p" && [ -z "$(uniq -d "$T_TMP/p")" ] &&
+		[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM change WHERE state <> 2")" = 0 ] &&
+		[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox WHERE state <> 'acked'")" = 0 ] &&
+		agent_integrity "$AH"; then
+		ok "$1: every record exactly once ($(wc -l <"$T_TMP/p"))"
+	else
+		fail "$1: every record exactly once (agent $(wc -l <"$T_TMP/a"), platform $(wc -l <"$T_TMP/p"), dup $(uniq -d "$T_TMP/p" | wc -l))"
+	fi
+}
+
+# ---- deterministic crash points
+collect_people 2000 21 || fail "collect"
+GRIDAGENT_FAULT=kill-after-seal=2 "$GRIDAGENT" --home "$AH" sync \
+	--batch-records 300 >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq 137 ] && ok "killed -9 right after sealing batch 2" ||
+	fail "killed -9 right after sealing batch 2 (exit $rc)"
+[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox")" = 2 ] &&
+	[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM change WHERE state = 1")" = 600 ] &&
+	ok "... two whole batches sealed, nothing half-done" ||
+	fail "... two whole batches sealed, nothing half-done"
+expect_exit 0 "the next sync completes" ag sync --batch-records 300
+exactly_once "after a kill after sealing"
+
+collect_people 2000 22 || fail "collect"
+GRIDAGENT_FAULT=kill-before-ack=3 "$GRIDAGENT" --home "$AH" sync \
+	--batch-records 300 >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq 137 ] && ok "killed -9 after receipt 3 arrived, before recording it" ||
+	fail "killed -9 after receipt 3 arrived, before recording it (exit $rc)"
+[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox WHERE state = 'sealed'")" -ge 5 ] &&
+	ok "... the device still holds those batches as unacked" ||
+	fail "... the device still holds those batches as unacked"
+expect_exit 0 "the next sync completes (the platform answers the resend with its stored receipt)" \
+	ag sync --batch-records 300
+exactly_once "after a kill between receipt and ack"
+
+# ---- kill -9 at timed points during a large sync
+collect_people 6000 23 || fail "collect"
+for delay in 0.1 0.3 0.6 0.9; do
+	"$GRIDAGENT" --home "$AH" sync --batch-records 250 >/dev/null 2>&1 &
+	p=$!
+	sleep "$delay"
+	kill -9 "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+	agent_integrity "$AH" && ok "kill -9 after ${delay}s: store intact" ||
+		fail "kill -9 after ${delay}s: store intact"
+done
+expect_exit 0 "the sync after the kills completes" ag sync --batch-records 250
+exactly_once "after timed kills of the agent"
+
+# ---- the platform killed -9 mid-ingest and restarted
+collect_people 6000 24 || fail "collect"
+"$GRIDAGENT" --home "$AH" sync --batch-records 200 --retries 0 \
+	>/dev/null 2>"$T_TMP/sync.err" &
+p=$!
+sleep 0.5
+kill -9 "$PF_PID"
+wait "$PF_PID" 2>/dev/null
+wait "$p"
+rc=$?
+[ "$rc" -eq 75 ] || [ "$rc" -eq 0 ] &&
+	ok "a sync whose platform dies exits 75 (or finished first: $rc)" ||
+	fail "a sync whose platform dies exits 75 (exit $rc)"
+[ "$(sqlite3 "$PH/platform.db" 'PRAGMA integrity_check')" = ok ] &&
+	ok "platform store intact after kill -9" ||
+	fail "platform store intact after kill -9"
+start_platform_at "$HOSTPORT" || fail "platform restarts"
+expect_exit 0 "the device resends and completes" ag sync --batch-records 200
+exactly_once "after the platform was killed mid-ingest"
+
+done_testing
