@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -965,6 +966,119 @@ test_http(void **state)
 	pf_http_stop(srv);
 }
 
+/* Several devices upload at once, each also re-sending every batch from
+ * a second thread: every batch is stored once, every answer is the same
+ * for both senders, and the store is consistent afterwards. */
+#define CC_THREADS 4
+#define CC_BATCHES 20
+#define CC_RECORDS 10
+
+struct cc_job {
+	struct fx *f;
+	struct device *d;
+	unsigned port;
+	struct gs_buf env[CC_BATCHES];
+	char path[CC_BATCHES][128];
+	char answer[2][CC_BATCHES][1024];
+	int status[2][CC_BATCHES];
+};
+
+struct cc_arg {
+	struct cc_job *job;
+	int which;
+};
+
+static void *
+cc_run(void *p)
+{
+	struct cc_arg *a = p;
+	struct gs_buf out;
+	int i;
+
+	for (i = 0; i < CC_BATCHES; i++) {
+		a->job->status[a->which][i] = http_put(a->job->port,
+		    a->job->path[i], a->job->env[i].data, a->job->env[i].len,
+		    &out);
+		gs_strlcpy(a->job->answer[a->which][i],
+		    out.data != NULL ? out.data : "", 1024);
+		gs_buf_release(&out);
+	}
+	return NULL;
+}
+
+static void
+test_http_concurrent(void **state)
+{
+	struct fx *f = *state;
+	struct pf_http_config cfg;
+	struct pf_http_handler h;
+	struct pf_http *srv = NULL;
+	unsigned port = 0;
+	static struct device devs[CC_THREADS];
+	static struct cc_job jobs[CC_THREADS];
+	struct cc_arg args[CC_THREADS][2];
+	pthread_t th[CC_THREADS][2];
+	struct gs_change cs[CC_RECORDS];
+	unsigned char batch[16];
+	char u[37], bh[33];
+	int t, i, k;
+	int64_t t0, us;
+
+	pf_http_config_init(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	cfg.max_conns_ip = 64;
+	pf_api_handler(f->pf, &h);
+	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
+	for (t = 0; t < CC_THREADS; t++) {
+		enroll(f->pf, &devs[t], "w-cc");
+		memset(&jobs[t], 0, sizeof(jobs[t]));
+		jobs[t].f = f;
+		jobs[t].d = &devs[t];
+		jobs[t].port = port;
+		for (i = 0; i < CC_BATCHES; i++) {
+			for (k = 0; k < CC_RECORDS; k++) {
+				gs_uuid_v7(u);
+				change(&cs[k], u, 0, house);
+			}
+			seal(f, &devs[t], f->pf->keys.deployment, cs,
+			    CC_RECORDS, batch, &jobs[t].env[i]);
+			for (k = 0; k < CC_RECORDS; k++)
+				gs_change_release(&cs[k]);
+			gs_hex_encode(bh, batch, 16);
+			snprintf(jobs[t].path[i], sizeof(jobs[t].path[i]),
+			    "/v1/devices/%s/batches/%s", devs[t].hex, bh);
+		}
+	}
+	t0 = gs_mono_us();
+	for (t = 0; t < CC_THREADS; t++)
+		for (k = 0; k < 2; k++) {
+			args[t][k].job = &jobs[t];
+			args[t][k].which = k;
+			assert_int_equal(pthread_create(&th[t][k], NULL, cc_run,
+			    &args[t][k]), 0);
+		}
+	for (t = 0; t < CC_THREADS; t++)
+		for (k = 0; k < 2; k++)
+			pthread_join(th[t][k], NULL);
+	us = gs_mono_us() - t0;
+	print_message("# %d PUTs of %d-record batches (half of them "
+	    "retries) in %.1f ms: %.0f batches/s\n", CC_THREADS * CC_BATCHES * 2,
+	    CC_RECORDS, us / 1000.0,
+	    CC_THREADS * CC_BATCHES * 2 / (us / 1e6));
+	for (t = 0; t < CC_THREADS; t++)
+		for (i = 0; i < CC_BATCHES; i++) {
+			assert_int_equal(jobs[t].status[0][i], 200);
+			assert_int_equal(jobs[t].status[1][i], 200);
+			assert_string_equal(jobs[t].answer[0][i],
+			    jobs[t].answer[1][i]);
+			gs_buf_release(&jobs[t].env[i]);
+		}
+	assert_int_equal(count(f, "batches"), CC_THREADS * CC_BATCHES);
+	assert_int_equal(count(f, "records"),
+	    CC_THREADS * CC_BATCHES * CC_RECORDS);
+	pf_http_stop(srv);
+}
+
 int
 main(void)
 {
@@ -985,6 +1099,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_concurrent, setup,
+		    teardown),
 	};
 
 	/* Refused enrollments are logged as warnings: expected here. */
