@@ -113,6 +113,13 @@ get_hex(json_t *o, const char *key, unsigned char *out, size_t n)
 	return GS_OK;
 }
 
+/*
+ * The failed-attempt counter: a small fixed table keyed by address, so a
+ * flood of addresses costs no memory (the oldest slot is reused).  Tokens
+ * are 256-bit random, so this is not what keeps them from being guessed;
+ * it keeps a prober from burning CPU and filling the log.
+ */
+
 /* 1 when ip failed too often in the current window. */
 static int
 rate_limited(struct pf_platform *pf, const char *ip)

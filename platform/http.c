@@ -32,7 +32,12 @@ struct pf_http {
 	struct pf_http_config c;
 };
 
-/* The state of one request, kept in MHD's per-request pointer. */
+/*
+ * The state of one request, kept in MHD's per-request pointer (con_cls)
+ * from the first call of on_request until on_completed.  The body buffer
+ * is capped at what the route allows, so a client can never make us hold
+ * more than body_max bytes whatever it declares or sends.
+ */
 struct req_state {
 	struct gs_buf body;
 	size_t max;
@@ -53,6 +58,11 @@ pf_http_config_init(struct pf_http_config *c)
 	c->body_deadline = 120;
 }
 
+/*
+ * Numeric addresses only: resolving a name here would make the bound
+ * address depend on /etc/hosts and DNS at start-up, and an operator who
+ * typed "localhost" may get ::1 or 127.0.0.1 depending on the box.
+ */
 int
 pf_http_parse_listen(const char *listen, char *host, size_t hostlen,
     unsigned *port)
@@ -126,6 +136,12 @@ query_get(const struct pf_request *req, const char *name)
 	    (struct MHD_Connection *)req->conn_, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/*
+ * Queues resp on conn.  MHD copies the body (MUST_COPY), so the caller's
+ * buffer can be released at once; answers are small (receipts, results,
+ * errors), so the copy costs nothing worth a free callback.  "no-store"
+ * keeps proxies from caching receipts or health answers.
+ */
 static enum MHD_Result
 send_response(struct MHD_Connection *conn, struct pf_response *resp)
 {
@@ -161,6 +177,8 @@ send_error(struct MHD_Connection *conn, int err, const char *msg)
 	return ret;
 }
 
+/* The client's address as text, for logs and the enrollment rate limit
+ * ("?" when MHD cannot tell, which then shares one counter). */
 static void
 client_ip(struct MHD_Connection *conn, char *out, size_t outlen)
 {
@@ -182,6 +200,11 @@ client_ip(struct MHD_Connection *conn, char *out, size_t outlen)
 		    out, (socklen_t)outlen);
 }
 
+/*
+ * Runs the handler on a complete request and queues its answer.  The
+ * per-thread error detail is cleared first, so a message left by an
+ * earlier request on this pool thread can never leak into this answer.
+ */
 static enum MHD_Result
 dispatch(struct pf_http *s, struct MHD_Connection *conn,
     struct req_state *st, const char *url, const char *method)
@@ -209,6 +232,20 @@ dispatch(struct pf_http *s, struct MHD_Connection *conn,
 	return ret;
 }
 
+/*
+ * MHD calls this several times per request:
+ *   1. once the headers are in (*con_cls NULL): we decide from the route
+ *      and Content-Length alone, and may answer at once (413, 404, 405, or
+ *      any body-less request) before one body byte is read;
+ *   2. for every piece of body (*upload_data_size > 0): appended to the
+ *      capped buffer, under the wall-clock deadline that MHD's inactivity
+ *      timeout does not give (research 5.1: a dribbling client is never
+ *      idle);
+ *   3. once more with *upload_data_size == 0: the body is complete and the
+ *      handler runs.
+ * Returning MHD_NO closes the connection without an answer; we do that
+ * only when no answer can be given (out of memory, too slow).
+ */
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -285,6 +322,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	return dispatch(s, conn, st, url, method);
 }
 
+/* Called by MHD for every request that got a con_cls, however it ended
+ * (answered, timed out, closed by the client): the one place that frees
+ * the per-request state, so no path can leak it. */
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -301,6 +341,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* MHD's own messages ("Server reached connection limit", ...) go to our
+ * log as one line each, at info level: they are about clients, not us. */
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -354,6 +396,13 @@ pf_http_start(const struct pf_http_config *c,
 	}
 	s->h = *h;
 	s->c = *c;
+	/*
+	 * Hardening of research 4.1: a pool of threads (handlers may block
+	 * on the store's lock), total and per-address connection caps (the
+	 * only bound on slow-header clients, which never reach a handler),
+	 * an inactivity timeout, and a memory cap per connection that bounds
+	 * the request line and headers.
+	 */
 	s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request,
 	    s, MHD_OPTION_SOCK_ADDR, sa,
 	    MHD_OPTION_THREAD_POOL_SIZE, c->threads,

@@ -53,7 +53,11 @@ pf_ingest_result_release(struct pf_ingest_result *res)
 	res->results = NULL;
 }
 
-/* The state of one batch's transaction. */
+/*
+ * The state of one batch's transaction: what one_change needs to write a
+ * change and to account for it.  The counts become the receipt's; the
+ * results array becomes the "results" text the receipt hashes.
+ */
 struct ingest {
 	struct pf_platform *pf;
 	struct pf_store *st;
@@ -84,7 +88,8 @@ result_add(struct ingest *in, const struct gs_change *c, const char *status,
 	return GS_OK;
 }
 
-/* A one-problem reasons array. */
+/* A one-problem reasons array, in the shape gs_problems_json gives, so a
+ * device shows platform-made reasons the same way as validation ones. */
 static json_t *
 one_reason(const char *field, const char *rule, const char *msg)
 {
@@ -161,7 +166,13 @@ candidate(const struct pf_record_state *s, const struct gs_change *c)
 	return out;
 }
 
-/* Applies, conflicts or quarantines one change. */
+/*
+ * Applies, conflicts or quarantines one change, inside the batch's
+ * transaction.  Each change gets exactly one outcome, and every outcome
+ * keeps the change as the device sent it (its canonical line), so an
+ * admin can always see what arrived.  A store error aborts the whole batch
+ * (the caller rolls back): a batch is never half applied.
+ */
 static int
 one_change(struct ingest *in, const struct gs_change *c)
 {
@@ -211,6 +222,9 @@ one_change(struct ingest *in, const struct gs_change *c)
 	if (r != GS_ENOTFOUND)
 		return r;
 
+	/* Quarantine, not refusal, for everything a worker's data can get
+	 * wrong: the rest of the batch still applies, and the reasons go
+	 * back to the device in the results. */
 	if ((form = gs_schema_form(in->pf->schema, c->type)) == NULL) {
 		snprintf(msg, sizeof(msg), "unknown record type %s", c->type);
 		return quarantine(in, c, "invalid", one_reason("",
@@ -226,6 +240,9 @@ one_change(struct ingest *in, const struct gs_change *c)
 		    msg), 1);
 		goto out;
 	}
+	/* A base the platform never issued would make the merge rule
+	 * meaningless (and pf_merge_fast_forward would wrongly see "no
+	 * other device since"): such a change is kept aside. */
 	if (c->base_rev > (s.exists ? s.rev : 0)) {
 		snprintf(msg, sizeof(msg), "base_rev %lld is newer than the "
 		    "platform's rev %lld", (long long)c->base_rev,
@@ -281,6 +298,9 @@ one_change(struct ingest *in, const struct gs_change *c)
 		goto out;
 	}
 
+	/* A new revision: the record row moves on and the revision row keeps
+	 * both the change and the full fields after it (the base of a later
+	 * three-way merge); the changes ledger claims the change id. */
 	memset(&v, 0, sizeof(v));
 	v.uuid = c->uuid;
 	v.change_id = c->change_id;
@@ -313,7 +333,9 @@ out:
 	return r;
 }
 
-/* Fills res from a stored batch row. */
+/* Fills res from a stored batch row: the very bytes answered the first
+ * time, so a device that lost our answer gets the same receipt and the
+ * same results (and the same HTTP status) however often it retries. */
 static int
 stored_answer(const struct pf_batch_row *b, struct pf_ingest_result *res)
 {
@@ -355,7 +377,16 @@ lookup(struct pf_store *st, const struct gs_envelope_header *h,
 	return r;
 }
 
-/* The transaction: everything about one batch, or nothing. */
+/*
+ * The transaction: everything about one batch, or nothing.  Order inside
+ * it: the batch row first (its unique key claims the batch id, and every
+ * record, revision, conflict and quarantine row points at it, so none can
+ * exist without a kept, signed envelope: "no phantom"); then the changes;
+ * then the ledger; then the receipt, signed over the final counts and the
+ * results text, stored with the batch.  The receipt is only handed out
+ * after COMMIT returned, so a device never holds a receipt for a batch we
+ * do not have ("receipt soundness").
+ */
 static int
 commit_batch(struct pf_platform *pf, const struct pf_device *dev,
     const struct gs_envelope_header *h, const unsigned char *env,
@@ -475,7 +506,9 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 	memset(&batch, 0, sizeof(batch));
 	gs_buf_init(&plain, pf->limits.max_plain);
 
-	/* 1. Cheap checks: no cryptography yet. */
+	/* 1. Cheap checks: no cryptography yet.  The path ids must equal the
+	 * signed header's, so a proxy or client bug cannot file a batch
+	 * under another device's or batch's name. */
 	if (gs_hex_decode(dev_id, sizeof(dev_id), device_hex) != GS_OK ||
 	    gs_hex_decode(batch_id, sizeof(batch_id), batch_hex) != GS_OK) {
 		r = GS_FAIL(GS_EINVAL, "device and batch ids in the path must "
@@ -501,7 +534,9 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 	    != GS_OK)
 		goto out;
 
-	/* 2. Known device. */
+	/* 2. Known device: its enrolled key is what the signature is checked
+	 * against.  Revoked devices pass here on purpose (revoke but
+	 * drain); their batches are told apart in the transaction. */
 	(void)pthread_mutex_lock(&pf->lock);
 	r = pf->store->ops->device_get(pf->store, h.device, &dev);
 	(void)pthread_mutex_unlock(&pf->lock);

@@ -138,6 +138,9 @@ out:
 	return r;
 }
 
+/* The public URL goes into every enrollment code, where sync/enroll.h
+ * accepts only printable http(s) URLs: refuse a bad one at init, not at
+ * the first enroll. */
 static int
 check_url(const char *url)
 {
@@ -195,6 +198,9 @@ pf_init_home(const char *home, const char *public_url)
 		return GS_FAIL(GS_EIO, "cannot chmod %s: %s", home,
 		    strerror(errno));
 
+	/* Keys first, store last: the store's meta rows are what marks the
+	 * deployment as complete, and they name the public keys, so a later
+	 * open can tell key files that do not belong to this store. */
 	gs_random(dep, sizeof(dep));
 	gs_crypto_kx_keypair(bpk, bsk);
 	gs_crypto_sign_keypair(rpk, rsk);
@@ -297,7 +303,9 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	if (r != GS_OK)
 		goto out;
 
-	/* The key files must be the ones the store was made with. */
+	/* The key files must be the ones the store was made with: a restored
+	 * backup with the wrong keys would otherwise sign receipts no
+	 * device can verify, or fail to open every batch. */
 	if ((r = read_key_file(home, "batch.key", pf->keys.batch_sk,
 	    GS_KX_SKBYTES)) != GS_OK ||
 	    (r = read_key_file(home, "batch.pub", pk, sizeof(pk))) != GS_OK ||

@@ -52,6 +52,12 @@ enum {
 	S_COUNT_
 };
 
+/*
+ * Every statement of the store, by purpose.  Parameters are numbered so
+ * a reader can match binds to columns.  Conditions that make an operation
+ * safe against a concurrent one live in the SQL itself (S_TOKEN_USE), not
+ * in a read-then-write in C.
+ */
 static const char *const sql[S_COUNT_] = {
 	[S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[S_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
@@ -144,6 +150,8 @@ static const char *const sql[S_COUNT_] = {
 	    "ORDER BY id",
 };
 
+/* The SQLite store: the interface first, so a struct pf_store pointer
+ * is also a pointer to this (self() below). */
 struct sqlite_store {
 	struct pf_store base; /* first: the interface */
 	struct gs_db *db;
@@ -308,6 +316,14 @@ s_token_get(struct pf_store *st, const unsigned char *token_id,
 	return GS_OK;
 }
 
+/*
+ * Marks the token used and inserts the device.  The UPDATE's WHERE clause
+ * re-checks "unused and unexpired" at the moment of writing, and only one
+ * row changing counts as success, so two devices racing with one code
+ * cannot both enroll even if both passed the caller's checks.  A device id
+ * already taken fails the INSERT (GS_EEXIST) and the caller rolls back, so
+ * the token is not burnt.
+ */
 static int
 s_token_redeem(struct pf_store *st, const unsigned char *token_id,
     const struct pf_device *d, int64_t now)
@@ -373,6 +389,8 @@ device_from_row(struct gs_stmt *s, struct pf_device *d)
 	d->batches = gs_stmt_int64(s, 14);
 }
 
+/* How many seqs below the high-water mark never arrived: the batches a
+ * network (or a device) withheld, for reconciliation. */
 static int
 device_missing(struct sqlite_store *ss, struct pf_device *d)
 {
@@ -532,6 +550,11 @@ s_batch_find(struct pf_store *st, const unsigned char *device,
 	return GS_OK;
 }
 
+/*
+ * Inserts the batch row with placeholder outcome columns: the row must
+ * exist before the changes that point at it, and its receipt can only be
+ * signed once their outcomes are counted (batch_finish, same transaction).
+ */
 static int
 s_batch_insert(struct pf_store *st, struct pf_batch_row *b)
 {
@@ -668,6 +691,12 @@ pf_record_state_release(struct pf_record_state *s)
 	s->fields = NULL;
 }
 
+/*
+ * The record's current state and, for the merge rule, whether any
+ * revision after base_rev came from another device.  Both are read inside
+ * the batch's write transaction, so nothing can change between the
+ * decision and the write.
+ */
 static int
 s_record_state(struct pf_store *st, const char *uuid,
     const unsigned char *device, int64_t base_rev,
@@ -748,6 +777,8 @@ s_change_find(struct pf_store *st, const char *change_id,
 	return GS_OK;
 }
 
+/* Claims a change id with its outcome.  The primary key makes a second
+ * claim fail, so even a bug upstream cannot apply one change twice. */
 static int
 change_put(struct sqlite_store *ss, const char *change_id, int64_t batch,
     const char *uuid, enum pf_outcome o, int64_t rev)
