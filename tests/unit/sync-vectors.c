@@ -512,6 +512,32 @@ test_enroll(void **state)
 	gs_buf_release(&code);
 }
 
+/* docs/PROTOCOL.md lists every row of the error table as it is in
+ * sync/core/error.h ("| 13 | `bad_signature` | 401 | 65 |"): the codes are
+ * part of the protocol, so the document must follow the table. */
+static void
+test_protocol_error_table(void **state)
+{
+	char path[1200], row[200], *doc;
+	size_t n;
+	int i;
+
+	(void)state;
+	snprintf(path, sizeof path, "../../../docs/PROTOCOL.md");
+	doc = slurp(path, &n);
+	for (i = 0; i < GS_ERROR_COUNT_; i++) {
+		if (gs_error_code(i)[0] == 'u' &&
+		    strcmp(gs_error_code(i), "unknown") == 0)
+			continue;
+		snprintf(row, sizeof row, "| %d | `%s` | %d | %d |", i,
+		    gs_error_code(i), gs_error_http(i), gs_error_exit(i));
+		if (strstr(doc, row) == NULL)
+			fail_msg("docs/PROTOCOL.md section 6 lacks the error "
+			    "table row \"%s\": add it", row);
+	}
+	gs_free(doc);
+}
+
 int
 main(void)
 {
@@ -521,6 +547,7 @@ main(void)
 		cmocka_unit_test(test_open_committed),
 		cmocka_unit_test(test_receipt),
 		cmocka_unit_test(test_enroll),
+		cmocka_unit_test(test_protocol_error_table),
 	};
 
 	if (gs_crypto_init() != GS_OK)
