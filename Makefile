@@ -110,6 +110,7 @@ TOOL_SRCS := \
 # project's libraries, which they may or may not use)
 BENCH_SRCS := \
 	bench/naive.c \
+	bench/save.c \
 	bench/wire.c
 
 # test-only programs (no project library): tests/tools/NAME.c -> $(BUILD)/tools/NAME
@@ -155,7 +156,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all test check unit demo bench clean format deps
+.PHONY: all test check unit demo bench bench-save clean format deps
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -236,6 +237,11 @@ demo: all
 
 bench: all $(BENCH_BINS) $(TEST_TOOL_BINS)
 	$(Q)BUILD=$(BUILD) sh bench/run.sh
+
+# The agent's saves alone (single save latency, bulk import rate); writes
+# its section of bench/RESULTS.md.
+bench-save: $(BUILD)/bench/save $(GRIDGEN)
+	$(Q)BUILD=$(BUILD) sh bench/bench-save.sh
 
 format:
 	clang-format -i $(CORE_SRCS) $(SCHEMA_SRCS) $(WIRE_SRCS) \

@@ -1,0 +1,104 @@
+#!/bin/sh
+# bench-save.sh - measure the agent's saves and write them into
+# bench/RESULTS.md (the section between the bench-save markers; the rest of
+# the file is left alone).
+#
+#   make BUILD=build bench-save          (builds, then runs this)
+#   BUILD=build sh bench/bench-save.sh   [REPEAT=3] [COUNT=100000] [SAVES=2000]
+#
+# What is measured (bench/save.c, through the public API):
+#   single  SAVES ag_collect calls, each its own fsync'd transaction
+#           (WAL, synchronous=FULL): latency percentiles.
+#   bulk    ag_import_ndjson of COUNT persons in one transaction: records/s,
+#           for gridgen persons (realistic, ~15 fields) and for minimal
+#           persons (6 fields, bench/save.c's own generator).
+# Each run uses a fresh store in $BENCH_DIR (default /var/tmp, a disk, not
+# tmpfs).  Other load on the machine shows up in the numbers: the load
+# average at the start is recorded with them.
+set -eu
+BUILD=${BUILD:-build}
+REPEAT=${REPEAT:-3}
+COUNT=${COUNT:-100000}
+SAVES=${SAVES:-2000}
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=$top/$BUILD/bench/save
+gridgen=$top/$BUILD/gridgen
+results=$top/bench/RESULTS.md
+for f in "$bin" "$gridgen"; do
+	[ -x "$f" ] || { echo "bench-save: $f missing (make BUILD=$BUILD bench-save)" >&2; exit 66; }
+done
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/gs-bench-save.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+"$gridgen" --type person --count "$COUNT" --seed 1 >"$work/persons.ndjson"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# run NAME ARGS...: REPEAT runs of bench/save, the "key value unit" lines of
+# each appended to $work/NAME.
+run() {
+	name=$1
+	shift
+	i=0
+	while [ $i -lt "$REPEAT" ]; do
+		i=$((i + 1))
+		d="$work/run-$name-$i"
+		mkdir "$d"
+		"$bin" --dir "$d" "$@" >>"$work/$name"
+		rm -rf "$d"
+	done
+}
+run gridgen --saves "$SAVES" --count "$COUNT" --ndjson "$work/persons.ndjson"
+run minimal --saves 10 --count "$COUNT"
+
+# median KEY FILE: the median of KEY's values in FILE.
+median() {
+	awk -v k="$1" '$1 == k { v[n++] = $2 } END {
+		# insertion sort: n is small
+		for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+		if (n) print v[int((n - 1) / 2)] }' "$2"
+}
+best() {
+	awk -v k="$1" '$1 == k && ($2 > m || m == "") { m = $2 } END { print m }' "$2"
+}
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+cores=$(nproc)
+ram=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+disk=$(df -P "$work" | awk 'NR == 2 { print $1 }')
+rota=$(lsblk -dno ROTA "$disk" 2>/dev/null | head -n 1 || true)
+case "$rota" in 0) kind="SSD/non-rotational" ;; 1) kind="reported rotational (virtual disk)" ;; *) kind="unknown" ;; esac
+sqlite=$(sqlite3 --version 2>/dev/null | cut -d' ' -f1 || echo "?")
+bytes=$(median bulk_bytes "$work/gridgen")
+
+section=$(cat <<EOF
+<!-- bench-save:begin (written by bench/bench-save.sh; rerun it to update) -->
+## Agent saves (bench/save.c)
+
+$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $cores cores, $ram RAM, disk $disk ($kind),
+Linux $(uname -r), SQLite $sqlite, build \`$BUILD\`.  Load average at start: $load
+(other work on the machine inflates these numbers).  $REPEAT runs each; medians.
+
+| measure | value | target |
+|---|---|---|
+| single save p50 (one fsync'd transaction, $SAVES saves) | $(median single_p50 "$work/gridgen") ms | <= 0.5 ms |
+| single save p90 | $(median single_p90 "$work/gridgen") ms | |
+| single save p99 | $(median single_p99 "$work/gridgen") ms | |
+| bulk import, $COUNT gridgen persons ($bytes bytes) | $(median bulk_rate "$work/gridgen") records/s (best $(best bulk_rate "$work/gridgen")) | >= 100,000/s |
+| bulk import, $COUNT minimal persons (6 fields) | $(median bulk_rate "$work/minimal") records/s (best $(best bulk_rate "$work/minimal")) | |
+| bulk import wall time, gridgen persons | $(median bulk_seconds "$work/gridgen") s | |
+
+Rerun: \`make BUILD=build bench-save\` (or \`BUILD=build sh bench/bench-save.sh\`).
+<!-- bench-save:end -->
+EOF
+)
+
+# Replace our section, or append it; everything else stays as it was.
+touch "$results"
+SEC=$section awk '
+	BEGIN { sec = ENVIRON["SEC"] }
+	/^<!-- bench-save:begin/ { print sec; skip = 1; done = 1; next }
+	/^<!-- bench-save:end/ { skip = 0; next }
+	!skip { print }
+	END { if (!done) { if (NR) print ""; print sec } }' "$results" >"$work/RESULTS.md"
+cp "$work/RESULTS.md" "$results"
+echo "$section"
