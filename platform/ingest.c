@@ -468,6 +468,13 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 	row.results = results;
 	if ((r = st->ops->batch_finish(st, &row)) != GS_OK)
 		goto out;
+	/* Everything the answer needs is made before COMMIT: after it,
+	 * nothing may fail, or the device would be told "error" about a
+	 * batch we hold. */
+	if ((res->results = gs_strdup(results)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "results");
+		goto out;
+	}
 	if ((r = st->ops->commit(st)) != GS_OK)
 		goto out;
 	in_tx = 0;
@@ -476,8 +483,6 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 	res->applied = in.applied;
 	res->conflicted = in.conflicted;
 	res->quarantined = in.quarantined;
-	if ((res->results = gs_strdup(results)) == NULL)
-		r = GS_FAIL(GS_ENOMEM, "results");
 out:
 	if (in_tx)
 		st->ops->rollback(st);

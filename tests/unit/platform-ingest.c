@@ -25,6 +25,7 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/util.h"
 #include "crypto.h"
 #include "deflate.h"
@@ -837,6 +838,57 @@ test_export(void **state)
 	free(text);
 }
 
+/* Every allocation of an ingest failing in turn (curl's torture mode):
+ * each attempt either succeeds or changes nothing, never leaves the lock
+ * held, and the retry afterwards is answered consistently. */
+static void
+test_torture(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change cs[3];
+	char u[37];
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	long n, failed;
+	int r, done = 0;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		gs_uuid_v7(u);
+		change(&cs[i], u, 0, i == 1 ? "{\"address\":\"x\"}" : house);
+	}
+	seal(f, &f->a, f->pf->keys.deployment, cs, 3, batch, &env);
+	for (n = 0; !done && n < 10000; n++) {
+		(void)gs_mem_fail_after(n);
+		r = ingest(f, &f->a, batch, &env, &res);
+		failed = gs_mem_fail_after(-1);
+		if (r == GS_OK) {
+			assert_int_equal(res.applied, 2);
+			assert_int_equal(res.quarantined, 1);
+			pf_ingest_result_release(&res);
+			done = failed == 0;
+			continue;
+		}
+		assert_true(failed > 0);
+		/* Nothing stored. */
+		assert_int_equal(count(f, "batches"), 0);
+		assert_int_equal(count(f, "records"), 0);
+		assert_int_equal(count(f, "quarantine"), 0);
+	}
+	assert_true(done);
+	print_message("# %ld allocation failure points, each harmless\n", n);
+	assert_int_equal(count(f, "batches"), 1);
+	assert_int_equal(count(f, "records"), 2);
+	/* And the retry is the stored answer. */
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	assert_int_equal(res.replayed, 1);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	for (i = 0; i < 3; i++)
+		gs_change_release(&cs[i]);
+}
+
 /* ------------------------------------------------------------ over HTTP */
 
 /* One HTTP/1.1 request on a fresh connection; the status, body in out. */
@@ -1098,6 +1150,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_enroll_refusals, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_concurrent, setup,
 		    teardown),
