@@ -14,6 +14,43 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t last_ms;
 static uint16_t last_seq;
 
+/*
+ * Random bytes come from the system in 4 KiB refills rather than 16 bytes
+ * per id: one getrandom() costs microseconds on a virtual machine, more
+ * than the rest of a bulk-imported record's save (two ids each).  UUIDs
+ * are public identifiers, not secrets, so keeping their randomness in
+ * memory for a while is harmless.  A child after fork() must never reuse
+ * the parent's pool (it would make the parent's next ids), so fork empties
+ * it in the child.  Guarded by lock.
+ */
+static unsigned char pool[4096];
+static size_t pool_left;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void
+pool_forget(void)
+{
+	pool_left = 0;
+}
+
+static void
+pool_init(void)
+{
+	pthread_atfork(NULL, NULL, pool_forget);
+}
+
+/* 16 random bytes from the pool; called with lock held. */
+static void
+pool_take(unsigned char out[16])
+{
+	if (pool_left < 16) {
+		gs_random(pool, sizeof(pool));
+		pool_left = sizeof(pool);
+	}
+	memcpy(out, pool + sizeof(pool) - pool_left, 16);
+	pool_left -= 16;
+}
+
 void
 gs_uuid_v7_bytes(unsigned char out[16])
 {
@@ -21,13 +58,14 @@ gs_uuid_v7_bytes(unsigned char out[16])
 	uint16_t seq;
 	int i;
 
-	gs_random(out, 16);
+	pthread_once(&pool_once, pool_init);
 	/*
 	 * RFC 9562 method 1: the 12-bit rand_a field is a counter within a
 	 * millisecond, seeded randomly in its lower half so that ids from
 	 * one device stay ordered even in bulk imports.
 	 */
 	pthread_mutex_lock(&lock);
+	pool_take(out);
 	if (ms <= last_ms) {
 		ms = last_ms;
 		if (++last_seq > 0x0fff) {

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -70,6 +72,33 @@ test_parse(void **state)
 	assert_int_equal(gs_uuid_parse("", c), GS_EINVAL);
 }
 
+/* Ids are drawn from a random pool: a child after fork() must not make
+ * the ids its parent is about to make. */
+static void
+test_fork(void **state)
+{
+	unsigned char a[16], b[16];
+	int fd[2], st = 0;
+	pid_t pid;
+
+	(void)state;
+	gs_uuid_v7_bytes(a); /* the pool is filled now */
+	assert_int_equal(pipe(fd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		gs_uuid_v7_bytes(b);
+		_exit(write(fd[1], b, 16) == 16 ? 0 : 1);
+	}
+	assert_int_equal(read(fd[0], b, 16), 16);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	gs_uuid_v7_bytes(a);
+	/* The 62 random bits of rand_b must differ. */
+	assert_memory_not_equal(a + 8, b + 8, 8);
+	close(fd[0]);
+	close(fd[1]);
+}
+
 int
 main(void)
 {
@@ -77,6 +106,7 @@ main(void)
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_monotonic),
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_fork),
 	};
 
 	if (gs_crypto_init() != GS_OK)
