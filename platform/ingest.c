@@ -356,7 +356,7 @@ stored_answer(const struct pf_batch_row *b, struct pf_ingest_result *res)
 /*
  * The idempotency rule: the same (device, batch id) with the same bytes
  * gets the stored answer; with other bytes it is refused.  GS_ENOTFOUND
- * when the batch is new.  Called with pf->lock held.
+ * when the batch is new.  Called with the lock of st held.
  */
 static int
 lookup(struct pf_store *st, const struct gs_envelope_header *h,
@@ -542,9 +542,9 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 	/* 2. Known device: its enrolled key is what the signature is checked
 	 * against.  Revoked devices pass here on purpose (revoke but
 	 * drain); their batches are told apart in the transaction. */
-	(void)pthread_mutex_lock(&pf->lock);
-	r = pf->store->ops->device_get(pf->store, h.device, &dev);
-	(void)pthread_mutex_unlock(&pf->lock);
+	(void)pthread_mutex_lock(&pf->read_lock);
+	r = pf->reader->ops->device_get(pf->reader, h.device, &dev);
+	(void)pthread_mutex_unlock(&pf->read_lock);
 	if (r == GS_ENOTFOUND) {
 		r = GS_FAIL(GS_EUNKNOWNDEVICE, "device %s is not enrolled here",
 		    device_hex);
@@ -567,9 +567,9 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 	gs_envelope_hash(hash, env, len);
 
 	/* 4. Idempotency: a retry gets the stored answer. */
-	(void)pthread_mutex_lock(&pf->lock);
-	r = lookup(pf->store, &h, hash, res);
-	(void)pthread_mutex_unlock(&pf->lock);
+	(void)pthread_mutex_lock(&pf->read_lock);
+	r = lookup(pf->reader, &h, hash, res);
+	(void)pthread_mutex_unlock(&pf->read_lock);
 	if (r != GS_ENOTFOUND)
 		goto out;
 

@@ -277,6 +277,7 @@ pf_platform_open(const char *home, struct pf_platform **out)
 		return GS_FAIL(GS_ENOMEM, "platform");
 	(void)pthread_mutex_init(&pf->lock, NULL);
 	(void)pthread_mutex_init(&pf->rate_lock, NULL);
+	(void)pthread_mutex_init(&pf->read_lock, NULL);
 	if ((pf->home = gs_strdup(home)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "platform");
 		goto out;
@@ -287,7 +288,8 @@ pf_platform_open(const char *home, struct pf_platform **out)
 		r = GS_FAIL(GS_ENOMEM, "secure memory for keys");
 		goto out;
 	}
-	if ((r = pf_store_sqlite_open(path, 0, &pf->store)) != GS_OK)
+	if ((r = pf_store_sqlite_open(path, 0, &pf->store)) != GS_OK ||
+	    (r = pf_store_sqlite_open(path, 0, &pf->reader)) != GS_OK)
 		goto out;
 	if ((r = meta_hex(pf->store, "deployment", pf->keys.deployment,
 	    sizeof(pf->keys.deployment))) != GS_OK ||
@@ -343,12 +345,14 @@ pf_platform_free(struct pf_platform *pf)
 {
 	if (pf == NULL)
 		return;
+	pf_store_close(pf->reader);
 	pf_store_close(pf->store);
 	gs_schema_free(pf->schema);
 	gs_crypto_secure_free(pf->keys.batch_sk);
 	gs_crypto_secure_free(pf->keys.receipt_sk);
 	(void)pthread_mutex_destroy(&pf->lock);
 	(void)pthread_mutex_destroy(&pf->rate_lock);
+	(void)pthread_mutex_destroy(&pf->read_lock);
 	gs_free(pf->home);
 	gs_free(pf->public_url);
 	gs_free(pf);

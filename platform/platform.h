@@ -62,6 +62,12 @@ struct pf_platform {
 	char *home;
 	char *public_url;
 	struct pf_store *store;
+	/* A second handle on the same database for the checks before an
+	 * ingest (device lookup, idempotency), so they do not wait behind a
+	 * long batch transaction: WAL lets it read while the writer writes.
+	 * Guarded by read_lock. */
+	struct pf_store *reader;
+	pthread_mutex_t read_lock;
 	struct pf_keys keys;
 	struct gs_schema *schema;
 	struct pf_limits limits;
