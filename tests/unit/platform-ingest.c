@@ -889,6 +889,41 @@ test_torture(void **state)
 		gs_change_release(&cs[i]);
 }
 
+/* A large batch in one transaction: all applied, timed. */
+static void
+test_big_batch(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 5000 };
+	struct gs_change *cs = calloc(N, sizeof(*cs));
+	char u[37];
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	int64_t t0, us;
+	size_t i;
+
+	assert_non_null(cs);
+	for (i = 0; i < N; i++) {
+		gs_uuid_v7(u);
+		change(&cs[i], u, 0, house);
+	}
+	seal(f, &f->a, f->pf->keys.deployment, cs, N, batch, &env);
+	t0 = gs_mono_us();
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	us = gs_mono_us() - t0;
+	print_message("# one batch of %d records (%zu bytes sealed) ingested "
+	    "in %.1f ms: %.0f records/s\n", N, env.len, us / 1000.0,
+	    N / (us / 1e6));
+	assert_int_equal(res.applied, N);
+	assert_int_equal(count(f, "records"), N);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	for (i = 0; i < N; i++)
+		gs_change_release(&cs[i]);
+	free(cs);
+}
+
 /* ------------------------------------------------------------ over HTTP */
 
 /* One HTTP/1.1 request on a fresh connection; the status, body in out. */
@@ -1151,6 +1186,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torture, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_concurrent, setup,
 		    teardown),
