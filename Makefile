@@ -80,6 +80,7 @@ SYNC_SRCS := $(CORE_SRCS) $(SCHEMA_SRCS) $(WIRE_SRCS)
 # the agent library (everything but main)
 AGENT_SRCS := \
 	agent/cli.c \
+	agent/json.c \
 	agent/status.c \
 	agent/store.c \
 	agent/cli_sync.c \
@@ -119,10 +120,11 @@ TEST_TOOLS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
-	tests/unit/platform-ingest.c \
-	tests/unit/sync-batch.c \
+	tests/unit/agent-json.c \
 	tests/unit/agent-store.c \
 	tests/unit/agent-outbox.c \
+	tests/unit/platform-ingest.c \
+	tests/unit/sync-batch.c \
 	tests/unit/sync-core.c \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \

@@ -22,6 +22,7 @@
 #include "core/mem.h"
 #include "core/util.h"
 #include "gridagent.h"
+#include "json.h"
 #include "schema.h"
 #include "store.h"
 #include "core/banned.h"
@@ -255,14 +256,13 @@ print_uuid(void *ctx, const char *uuid)
 static int
 is_single_object(const char *data, size_t len)
 {
-	json_error_t err;
-	json_t *v;
+	char why[160];
+	json_t *v = NULL;
 	int one;
 
 	if (len > AG_MAX_RECORD_JSON)
 		return 0;
-	v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
-	one = v != NULL;
+	one = ag_json_parse(data, len, &v, why, sizeof(why)) == GS_OK;
 	json_decref(v);
 	return one;
 }

@@ -39,6 +39,7 @@
 #include "core/util.h"
 #include "crypto.h"
 #include "db.h"
+#include "json.h"
 #include "schema.h"
 #include "store.h"
 #include "uuid.h"
@@ -191,15 +192,17 @@ find_form(struct ag_store *st, const char *type, const struct gs_form **out)
 }
 
 /*
- * Parses one JSON object.  Duplicate keys are refused: which of two
- * values "wins" must never depend on the parser.
+ * Parses one JSON object with the fast strict reader (json.h).
+ * Duplicate keys are refused: which of two values "wins" must never
+ * depend on the parser.
  */
 static int
 parse_object(const char *text, size_t len, json_t **out, char *why,
     size_t whylen)
 {
-	json_error_t err;
+	char detail[160];
 	json_t *o;
+	int r;
 
 	*out = NULL;
 	if (len > AG_MAX_RECORD_JSON) {
@@ -207,11 +210,10 @@ parse_object(const char *text, size_t len, json_t **out, char *why,
 		    "of %u", len, AG_MAX_RECORD_JSON);
 		return GS_ETOOBIG;
 	}
-	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-	if (o == NULL) {
-		snprintf(why, whylen, "not valid JSON: %s (column %d)",
-		    err.text, err.column);
-		return GS_EPARSE;
+	if ((r = ag_json_parse(text, len, &o, detail, sizeof(detail)))
+	    != GS_OK) {
+		snprintf(why, whylen, "not valid JSON: %s", detail);
+		return r;
 	}
 	if (!json_is_object(o)) {
 		json_decref(o);

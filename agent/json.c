@@ -1,0 +1,538 @@
+/*
+ * json.c - a fast, strict JSON reader producing jansson values (json.h
+ * says why and what it accepts).
+ *
+ * A recursive-descent parser over a byte range.  Strings are scanned in
+ * one pass that checks UTF-8 as it goes; a string without escapes becomes
+ * a jansson string straight from the input bytes (json_stringn_nocheck:
+ * we have just checked them).  Every error names the column where it was
+ * found.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "json.h"
+#include "core/banned.h"
+
+struct parser {
+	const unsigned char *start, *p, *end;
+	int depth;
+	int nomem;
+	char *why;
+	size_t whylen;
+};
+
+static json_t *value(struct parser *ps);
+
+/* Records the first error; returns NULL for the caller to pass up. */
+static json_t *
+bad(struct parser *ps, const char *what)
+{
+	if (ps->why[0] == '\0')
+		snprintf(ps->why, ps->whylen, "column %zu: %s",
+		    (size_t)(ps->p - ps->start) + 1, what);
+	return NULL;
+}
+
+static json_t *
+oom(struct parser *ps)
+{
+	ps->nomem = 1;
+	return bad(ps, "out of memory");
+}
+
+static void
+skip_ws(struct parser *ps)
+{
+	while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' ||
+	    *ps->p == '\t' || *ps->p == '\r'))
+		ps->p++;
+}
+
+/*
+ * Length of the valid UTF-8 sequence starting at p (a byte >= 0x80), or 0
+ * when it is not one: overlong forms, surrogates and code points past
+ * U+10FFFF are refused, as RFC 3629 and jansson do.
+ */
+static size_t
+utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char c = p[0];
+	size_t n, i;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
+	/* The second byte's range is narrower for a few lead bytes. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+static int
+hex4(const unsigned char *p, const unsigned char *end, uint32_t *out)
+{
+	uint32_t v = 0;
+	int i, d;
+
+	if (end - p < 4)
+		return -1;
+	for (i = 0; i < 4; i++) {
+		unsigned char c = p[i];
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -1;
+		v = v << 4 | (uint32_t)d;
+	}
+	*out = v;
+	return 0;
+}
+
+static size_t
+put_utf8(char *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/*
+ * Decodes the escapes of a string body [b, e) that has already been
+ * checked for raw bytes, into a new buffer (gs_free) of *n bytes.  The
+ * output is never longer than the input: every escape is at least as long
+ * as what it stands for.
+ */
+static char *
+unescape(struct parser *ps, const unsigned char *b, const unsigned char *e,
+    size_t *n)
+{
+	char *out = gs_malloc((size_t)(e - b) + 1), *o = out;
+	const unsigned char *saved = ps->p;
+	uint32_t cp, lo;
+
+	if (out == NULL)
+		return (char *)oom(ps);
+	/* ps->p follows the escapes only so that an error names the
+	 * column; it is put back after the string on success. */
+	while (b < e) {
+		if (*b != '\\') {
+			*o++ = (char)*b++;
+			continue;
+		}
+		ps->p = b;
+		b++;
+		switch (*b++) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '/': *o++ = '/'; break;
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u':
+			if (hex4(b, e, &cp) != 0)
+				goto invalid;
+			b += 4;
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				goto invalid;
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				/* A high surrogate needs its low half. */
+				if (e - b < 6 || b[0] != '\\' || b[1] != 'u' ||
+				    hex4(b + 2, e, &lo) != 0 || lo < 0xdc00 ||
+				    lo > 0xdfff)
+					goto invalid;
+				b += 6;
+				cp = 0x10000 + ((cp - 0xd800) << 10) +
+				    (lo - 0xdc00);
+			}
+			if (cp == 0) {
+				gs_free(out);
+				return (char *)bad(ps, "\\u0000 is not allowed");
+			}
+			o += put_utf8(o, cp);
+			break;
+		default:
+			goto invalid;
+		}
+	}
+	*n = (size_t)(o - out);
+	*o = '\0';
+	ps->p = saved;
+	return out;
+invalid:
+	gs_free(out);
+	return (char *)bad(ps, "invalid escape in a string");
+}
+
+/*
+ * Scans a string starting at the opening quote.  On success b and e frame
+ * the raw body and *esc says whether it holds escapes; ps->p is past the
+ * closing quote.
+ */
+static int
+scan_string(struct parser *ps, const unsigned char **b,
+    const unsigned char **e, int *esc)
+{
+	const unsigned char *p = ps->p + 1, *end = ps->end;
+	size_t n;
+
+	*esc = 0;
+	*b = p;
+	while (p < end) {
+		unsigned char c = *p;
+
+		if (c == '"') {
+			*e = p;
+			ps->p = p + 1;
+			return 0;
+		}
+		if (c == '\\') {
+			/* Checked when decoding; skip the escaped byte so an
+			 * escaped quote does not end the string. */
+			*esc = 1;
+			p += (end - p >= 2) ? 2 : 1;
+			continue;
+		}
+		if (c < 0x20) {
+			ps->p = p;
+			bad(ps, "control character in a string");
+			return -1;
+		}
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if ((n = utf8_len(p, end)) == 0) {
+			ps->p = p;
+			bad(ps, "invalid UTF-8");
+			return -1;
+		}
+		p += n;
+	}
+	ps->p = end;
+	bad(ps, "unterminated string");
+	return -1;
+}
+
+static json_t *
+string_value(struct parser *ps)
+{
+	const unsigned char *b, *e;
+	char *s;
+	size_t n;
+	json_t *v;
+	int esc;
+
+	if (scan_string(ps, &b, &e, &esc) != 0)
+		return NULL;
+	if (!esc) {
+		v = json_stringn_nocheck((const char *)b, (size_t)(e - b));
+		return v != NULL ? v : oom(ps);
+	}
+	if ((s = unescape(ps, b, e, &n)) == NULL)
+		return NULL;
+	v = json_stringn_nocheck(s, n);
+	gs_free(s);
+	return v != NULL ? v : oom(ps);
+}
+
+static json_t *
+number(struct parser *ps)
+{
+	const unsigned char *p = ps->p, *b = p, *end = ps->end;
+	char small[64], *copy = small;
+	int real = 0;
+	size_t n;
+	json_t *v;
+
+	if (p < end && *p == '-')
+		p++;
+	if (p >= end || *p < '0' || *p > '9')
+		return bad(ps, "invalid number");
+	if (*p == '0') {
+		p++;
+		if (p < end && *p >= '0' && *p <= '9')
+			return bad(ps, "invalid number (leading zero)");
+	} else {
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && *p == '.') {
+		real = 1;
+		p++;
+		if (p >= end || *p < '0' || *p > '9')
+			return bad(ps, "invalid number");
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		real = 1;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= end || *p < '0' || *p > '9')
+			return bad(ps, "invalid number");
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	n = (size_t)(p - b);
+	if (n >= sizeof(small) && (copy = gs_malloc(n + 1)) == NULL)
+		return oom(ps);
+	memcpy(copy, b, n);
+	copy[n] = '\0';
+	errno = 0;
+	if (!real) {
+		long long i = strtoll(copy, NULL, 10);
+
+		if (errno == ERANGE) {
+			v = bad(ps, "too big integer");
+		} else if ((v = json_integer((json_int_t)i)) == NULL) {
+			v = oom(ps);
+		}
+	} else {
+		double d = strtod(copy, NULL);
+
+		if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL))
+			v = bad(ps, "real number overflow");
+		else if ((v = json_real(d)) == NULL)
+			v = oom(ps);
+	}
+	if (copy != small)
+		gs_free(copy);
+	if (v != NULL)
+		ps->p = p;
+	return v;
+}
+
+static json_t *
+object(struct parser *ps)
+{
+	const unsigned char *b, *e;
+	json_t *o, *v;
+	char *key;
+	size_t klen;
+	int esc;
+
+	ps->p++; /* '{' */
+	if ((o = json_object()) == NULL)
+		return oom(ps);
+	skip_ws(ps);
+	if (ps->p < ps->end && *ps->p == '}') {
+		ps->p++;
+		return o;
+	}
+	for (;;) {
+		skip_ws(ps);
+		if (ps->p >= ps->end || *ps->p != '"') {
+			bad(ps, "expected a string as object key");
+			goto fail;
+		}
+		if (scan_string(ps, &b, &e, &esc) != 0)
+			goto fail;
+		if (esc) {
+			if ((key = unescape(ps, b, e, &klen)) == NULL)
+				goto fail;
+		} else {
+			key = (char *)b;
+			klen = (size_t)(e - b);
+		}
+		if (json_object_getn(o, key, klen) != NULL) {
+			if (esc)
+				gs_free(key);
+			bad(ps, "duplicate object key");
+			goto fail;
+		}
+		skip_ws(ps);
+		if (ps->p >= ps->end || *ps->p != ':') {
+			if (esc)
+				gs_free(key);
+			bad(ps, "expected ':' after the key");
+			goto fail;
+		}
+		ps->p++;
+		if ((v = value(ps)) == NULL) {
+			if (esc)
+				gs_free(key);
+			goto fail;
+		}
+		if (json_object_setn_new_nocheck(o, key, klen, v) != 0) {
+			if (esc)
+				gs_free(key);
+			oom(ps);
+			goto fail;
+		}
+		if (esc)
+			gs_free(key);
+		skip_ws(ps);
+		if (ps->p < ps->end && *ps->p == ',') {
+			ps->p++;
+			continue;
+		}
+		if (ps->p < ps->end && *ps->p == '}') {
+			ps->p++;
+			return o;
+		}
+		bad(ps, "expected ',' or '}'");
+		goto fail;
+	}
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *
+array(struct parser *ps)
+{
+	json_t *a, *v;
+
+	ps->p++; /* '[' */
+	if ((a = json_array()) == NULL)
+		return oom(ps);
+	skip_ws(ps);
+	if (ps->p < ps->end && *ps->p == ']') {
+		ps->p++;
+		return a;
+	}
+	for (;;) {
+		if ((v = value(ps)) == NULL)
+			goto fail;
+		if (json_array_append_new(a, v) != 0) {
+			oom(ps);
+			goto fail;
+		}
+		skip_ws(ps);
+		if (ps->p < ps->end && *ps->p == ',') {
+			ps->p++;
+			continue;
+		}
+		if (ps->p < ps->end && *ps->p == ']') {
+			ps->p++;
+			return a;
+		}
+		bad(ps, "expected ',' or ']'");
+		goto fail;
+	}
+fail:
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *
+literal(struct parser *ps, const char *word, json_t *v)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
+		return bad(ps, "invalid token");
+	ps->p += n;
+	return v;
+}
+
+static json_t *
+value(struct parser *ps)
+{
+	json_t *v;
+
+	skip_ws(ps);
+	if (ps->p >= ps->end)
+		return bad(ps, "unexpected end of input");
+	switch (*ps->p) {
+	case '{':
+	case '[':
+		if (++ps->depth > AG_JSON_MAX_DEPTH)
+			return bad(ps, "nested too deeply");
+		v = *ps->p == '{' ? object(ps) : array(ps);
+		ps->depth--;
+		return v;
+	case '"':
+		return string_value(ps);
+	case 't':
+		return literal(ps, "true", json_true());
+	case 'f':
+		return literal(ps, "false", json_false());
+	case 'n':
+		return literal(ps, "null", json_null());
+	default:
+		if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
+			return number(ps);
+		return bad(ps, "invalid token");
+	}
+}
+
+int
+ag_json_parse(const char *text, size_t len, json_t **out, char *why,
+    size_t whylen)
+{
+	struct parser ps;
+	json_t *v;
+
+	*out = NULL;
+	why[0] = '\0';
+	ps.start = ps.p = (const unsigned char *)text;
+	ps.end = ps.start + len;
+	ps.depth = 0;
+	ps.nomem = 0;
+	ps.why = why;
+	ps.whylen = whylen;
+	if ((v = value(&ps)) == NULL)
+		return ps.nomem ? GS_ENOMEM : GS_EPARSE;
+	skip_ws(&ps);
+	if (ps.p != ps.end) {
+		json_decref(v);
+		bad(&ps, "end of input expected");
+		return GS_EPARSE;
+	}
+	*out = v;
+	return GS_OK;
+}
