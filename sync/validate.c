@@ -735,12 +735,12 @@ check_value(const struct gs_schema *s, struct gs_problems *p,
 
 /* The value that makes a required_if hold, or NULL. */
 static json_t *
-required_by(const struct gs_field *fd, json_t *fields)
+required_by(const struct gs_field *fd, json_t *const *vals)
 {
 	json_t *other, *want;
 	size_t i;
 
-	other = json_object_get(fields, fd->req_if->name);
+	other = vals[fd->req_if->index];
 	if (other == NULL || json_is_null(other))
 		return NULL;
 	json_array_foreach(fd->req_if_in, i, want)
@@ -750,18 +750,15 @@ required_by(const struct gs_field *fd, json_t *fields)
 }
 
 static void
-cross_check(const struct gs_check *ck, json_t *fields, const char *ok,
+cross_check(const struct gs_check *ck, json_t *const *vals, const char *ok,
     struct gs_problems *p)
 {
-	json_t *a, *b;
 	const char *sa, *sb;
 
 	if (!ok[ck->field->index] || !ok[ck->other->index])
 		return;
-	a = json_object_get(fields, ck->field->name);
-	b = json_object_get(fields, ck->other->name);
-	sa = json_string_value(a);
-	sb = json_string_value(b);
+	sa = json_string_value(vals[ck->field->index]);
+	sb = json_string_value(vals[ck->other->index]);
 	if (sa == NULL || sb == NULL)
 		return; /* one is absent */
 	switch (ck->kind) {
@@ -812,10 +809,12 @@ int
 gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
     json_t *fields, struct gs_problems *p)
 {
+	json_t *vals[GS_FORM_MAX_FIELDS];
 	char ok[GS_FORM_MAX_FIELDS];
+	const struct gs_field *fd;
 	const char *key;
+	size_t i, klen;
 	json_t *v;
-	size_t i;
 	int today, r;
 	int64_t now_ms;
 
@@ -825,29 +824,40 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 		    "not %s", fields != NULL ? json_kind_name(fields) : "null");
 		return GS_EVALIDATION;
 	}
-	json_object_foreach(fields, key, v) {
-		if (gs_form_field(f, key) == NULL) {
+	/*
+	 * One pass over the record's keys finds each value's field (a
+	 * binary search by name) and refuses unknown keys; the checks
+	 * below then read vals[] instead of hashing every field name of
+	 * the form again.  A key with an embedded NUL never matches.
+	 */
+	memset(vals, 0, f->nfields * sizeof(vals[0]));
+	json_object_keylen_foreach(fields, key, klen, v) {
+		fd = strlen(key) == klen ? gs_form_field(f, key) : NULL;
+		if (fd != NULL) {
+			vals[fd->index] = v;
+			continue;
+		}
+		{
 			char q[200];
 
-			gs_problems_add(p, safe_name(q, sizeof(q), key,
-			    strlen(key)), "unknown_field", "is not a field of %s",
-			    f->type);
+			gs_problems_add(p, safe_name(q, sizeof(q), key, klen),
+			    "unknown_field", "is not a field of %s", f->type);
 		}
 	}
 	today = gs_today_cst();
 	now_ms = gs_now_ms();
 	for (i = 0; i < f->nfields; i++) {
-		const struct gs_field *fd = &f->fields[i];
 		json_t *why;
 
+		fd = &f->fields[i];
 		ok[i] = 0;
-		v = json_object_get(fields, fd->name);
+		v = vals[i];
 		if (v == NULL || json_is_null(v)) {
 			if (fd->required) {
 				gs_problems_add(p, fd->name, "required",
 				    "is required");
 			} else if (fd->req_if != NULL &&
-			    (why = required_by(fd, fields)) != NULL) {
+			    (why = required_by(fd, vals)) != NULL) {
 				char q[200];
 
 				if (json_is_string(why))
@@ -870,7 +880,7 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 		ok[i] = r == 0;
 	}
 	for (i = 0; i < f->nchecks; i++)
-		cross_check(&f->checks[i], fields, ok, p);
+		cross_check(&f->checks[i], vals, ok, p);
 	if (p->n > 0 || p->dropped > 0)
 		return GS_EVALIDATION;
 	return GS_OK;

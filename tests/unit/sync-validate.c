@@ -353,6 +353,13 @@ test_invalid_utf8(void **state)
 		assert_non_null(j);
 		json_decref(j);
 	}
+	json_object_del(o, "k\xff");
+	/* A key with an embedded NUL is not the field before the NUL. */
+	json_object_setn_new_nocheck(o, "name\0x", 6, json_true());
+	assert_int_equal(gs_record_validate(schema, f, o, &p), GS_EVALIDATION);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.v[0].field, "\"name\\x00x\"");
+	assert_string_equal(p.v[0].rule, "unknown_field");
 	json_decref(o);
 }
 
@@ -860,6 +867,30 @@ test_speed(void **state)
 	/* A loose bound that holds under sanitizers and valgrind-free CI:
 	 * 20,000 records in under 2 s. */
 	assert_true(t1 - t0 < 2000000);
+	/* And parse + validate, as an import does it line by line. */
+	{
+		char **lines = calloc(N, sizeof(*lines));
+
+		assert_non_null(lines);
+		for (i = 0; i < N; i++)
+			lines[i] = json_dumps(recs[i], JSON_COMPACT);
+		t0 = gs_mono_us();
+		for (i = 0; i < N; i++) {
+			struct gs_problems p;
+			json_t *o = json_loads(lines[i], 0, NULL);
+
+			assert_int_equal(gs_record_validate(schema, f, o, &p),
+			    GS_OK);
+			json_decref(o);
+		}
+		t1 = gs_mono_us();
+		printf("# parsed and validated %d in %.1f ms: %.0f records/s\n",
+		    N, (double)(t1 - t0) / 1000.0,
+		    (double)N * 1e6 / (double)(t1 - t0 + 1));
+		for (i = 0; i < N; i++)
+			free(lines[i]);
+		free(lines);
+	}
 	for (i = 0; i < N; i++)
 		json_decref(recs[i]);
 	free(recs);
