@@ -5,9 +5,11 @@
  * sync/envelope.h.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1166,6 +1169,86 @@ test_http_concurrent(void **state)
 	pf_http_stop(srv);
 }
 
+static int
+connect_loopback(unsigned port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* 1 when the server closed fd (EOF or reset) within about ms. */
+static int
+closed_within(int fd, int ms)
+{
+	char buf[512];
+	struct timeval tv;
+	ssize_t n;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* The app-level body deadline cuts a client that dribbles its body (the
+ * inactivity timeout never fires for it), and the per-address cap refuses
+ * connections past it. */
+static void
+test_http_limits(void **state)
+{
+	struct fx *f = *state;
+	struct pf_http_config cfg;
+	struct pf_http_handler h;
+	struct pf_http *srv = NULL;
+	unsigned port = 0;
+	char req[256];
+	int fd, fds[3], i;
+	int64_t t0;
+
+	pf_http_config_init(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	cfg.body_deadline = 1;
+	cfg.max_conns_ip = 2;
+	pf_api_handler(f->pf, &h);
+	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
+
+	fd = connect_loopback(port);
+	snprintf(req, sizeof(req), "PUT /v1/devices/%s/batches/%s HTTP/1.1\r\n"
+	    "Host: x\r\nContent-Length: 1000\r\n\r\n", f->a.hex, f->a.hex);
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	t0 = gs_mono_us();
+	for (i = 0; i < 40; i++) {
+		/* One byte every 100 ms: never idle, always slow. */
+		if (write(fd, "x", 1) != 1)
+			break;
+		usleep(100 * 1000);
+		if (gs_mono_us() - t0 > 3000000)
+			break;
+	}
+	assert_true(closed_within(fd, 2000));
+	assert_true(gs_mono_us() - t0 < 3500000);
+	close(fd);
+
+	/* Two connections from one address are fine; the third is closed. */
+	for (i = 0; i < 3; i++)
+		fds[i] = connect_loopback(port);
+	assert_true(closed_within(fds[2], 1000));
+	assert_false(closed_within(fds[0], 200));
+	for (i = 0; i < 3; i++)
+		close(fds[i]);
+	pf_http_stop(srv);
+}
+
 int
 main(void)
 {
@@ -1190,9 +1273,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_concurrent, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_http_limits, setup,
+		    teardown),
 	};
 
 	/* Refused enrollments are logged as warnings: expected here. */
 	gs_log_set_level(GS_LOG_ERROR);
+	/* Writes to a connection the server closed must fail, not kill. */
+	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
