@@ -308,7 +308,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		if (r == GS_ETOOBIG) {
 			/* A chunked body with no declared length grew past the
-			 * cap: answer 413 if MHD lets us, else cut it off. */
+			 * cap.  We try to answer 413, but MHD 0.9.75 refuses a
+			 * response in the middle of a body, so in practice the
+			 * connection is closed: either way, not one more byte
+			 * is kept. */
 			st->answered = 1;
 			gs_buf_release(&st->body);
 			return send_error(conn, GS_ETOOBIG, NULL);

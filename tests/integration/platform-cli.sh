@@ -119,6 +119,14 @@ out=$(curl -s -o "$T_TMP/body" -w '%{http_code}' -X PUT -H 'Expect:' \
 [ "$out" = 413 ] && ok "oversized without Expect is 413" ||
 	fail "oversized without Expect is 413 ($out)"
 
+# A chunked body (no declared length) past the cap is cut off.
+out=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Expect:' \
+	-H 'Transfer-Encoding: chunked' --data-binary @"$T_TMP/big" "$PF_URL$B")
+case "$out" in
+2*) fail "an oversized chunked body is refused ($out)" ;;
+*) ok "an oversized chunked body is refused ($out)" ;;
+esac
+
 st=$(http PUT "$B" --data-binary 'not an envelope')
 [ "$st" = 400 ] && grep -q '"code":"bad_envelope"' "$T_TMP/body" &&
 	ok "garbage batch is 400 bad_envelope" ||
