@@ -152,7 +152,10 @@ batch(struct pf_platform *pf, const struct pf_request *req, const char *dev,
 	memset(&res, 0, sizeof(res));
 	r = pf_ingest_batch(pf, dev, bid, req->body, req->body_len, &res);
 	if (r != GS_OK) {
-		gs_log(GS_LOG_INFO, "batch %s from device %s (%s): %s: %s",
+		/* Refusals of a peer (forged, foreign, unknown, replayed) are
+		 * an audit trail; other failures are the usual noise. */
+		gs_log(gs_error_class(r) == GS_CLASS_REFUSE ? GS_LOG_WARNING :
+		    GS_LOG_INFO, "batch %s from device %s (%s) refused: %s: %s",
 		    bid, dev, req->ip, gs_error_code(r), gs_errmsg(r));
 		pf_http_error(resp, r, NULL);
 		return;

@@ -131,6 +131,9 @@ st=$(http PUT "$B" --data-binary 'not an envelope')
 [ "$st" = 400 ] && grep -q '"code":"bad_envelope"' "$T_TMP/body" &&
 	ok "garbage batch is 400 bad_envelope" ||
 	fail "garbage batch is 400 bad_envelope ($st)"
+grep -q 'warning: batch 0011.* refused: bad_envelope' "$H/serve.log" &&
+	ok "the refusal is logged as a warning" ||
+	fail "the refusal is logged as a warning"
 st=$(http PUT /v1/devices/xyz/batches/00112233445566778899aabbccddeeff \
 	--data-binary 'x')
 [ "$st" = 404 ] && ok "malformed ids in the path are 404" ||
