@@ -62,6 +62,10 @@ class H(http.server.BaseHTTPRequestHandler):
         mode = open(sys.argv[2] + ".mode").read().strip()
         if mode == "bare":
             self.reply(200, "text/plain", b"OK")
+        elif mode == "hang":
+            import time
+            time.sleep(8)
+            self.reply(200, "text/plain", b"late")
         elif mode == "forged":
             body = ('{"receipt":"%s","results":"[]"}' % ("47535231" + "00" * 205)).encode()
             self.reply(200, "application/json", body)
@@ -86,10 +90,18 @@ for mode in bare forged proxy; do
 	[ "$n" -ge 1 ] && [ "$b" = 500 ] && ok "... the batch stays sealed" ||
 		fail "... the batch stays sealed ($n sealed, $b batched)"
 done
-grep -q 'without a valid receipt' "$T_TMP/err" ||
-	sqlite3 "$AH/agent.db" "SELECT last_error FROM outbox" |
-	grep -q 'receipt\|403' && ok "the outbox records why" ||
-	fail "the outbox records why"
+sqlite3 "$AH/agent.db" "SELECT last_error FROM outbox" | grep -q '403' &&
+	ok "the outbox records why" || fail "the outbox records why"
+# A platform that takes the bytes and never answers: the request times out.
+echo hang >"$FAKE_PORT_FILE.mode"
+t0=$(date +%s)
+expect_exit 75 "an answer that never comes times out (75)" \
+	env GRIDAGENT_TIMEOUT_MS=1500 "$GRIDAGENT" --home "$AH" sync --retries 0 \
+	--platform "$FAKE"
+[ $(( $(date +%s) - t0 )) -le 6 ] && ok "... within the configured timeout" ||
+	fail "... within the configured timeout"
+grep -qi 'timed out\|timeout' "$T_TMP/err" && ok "... saying it timed out" ||
+	fail "... saying it timed out"
 kill "$FAKE_PID" 2>/dev/null
 
 # ---- the platform is back: everything arrives, once
