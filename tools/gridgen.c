@@ -326,14 +326,14 @@ gen_uuid(struct gen *g, char out[37])
 {
 	uint64_t ms = (uint64_t)(T0_DAYS + gen_below(g, T_SPAN_DAYS)) *
 	    86400000ULL + gen_below(g, 86400000);
-	uint64_t r = gen_u64(g);
+	uint64_t r = gen_u64(g), node = gen_u64(g);
 	char buf[64];
 
 	/* Through a roomy buffer: the compiler cannot prove the fields fit
 	 * 37 bytes, though they always do. */
 	snprintf(buf, sizeof(buf), "%08" PRIx64 "-%04" PRIx64 "-7%03" PRIx64
 	    "-%04" PRIx64 "-%012" PRIx64, ms >> 16, ms & 0xffff,
-	    r & 0xfff, 0x8000 | ((r >> 12) & 0x3fff), (r >> 26) &
+	    r & 0xfff, 0x8000 | ((r >> 12) & 0x3fff), node &
 	    (uint64_t)0xffffffffffff);
 	memcpy(out, buf, 36);
 	out[36] = '\0';

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "embedded.h"
+#include "ids.h"
 #include "schema.h"
 #include "core/error.h"
 #include "core/mem.h"
@@ -167,6 +168,12 @@ test_code_tables(void **state)
 	for (i = 0; i < 34; i++)
 		assert_non_null(gs_schema_code_label(s, "province",
 		    provinces[i]));
+	/* The id-number check and the table agree on every prefix. */
+	for (i = 0; i < 100; i++) {
+		snprintf(code, sizeof(code), "%02zu", i);
+		assert_int_equal(gs_province_valid((int)i),
+		    gs_schema_code_label(s, "province", code) != NULL);
+	}
 	assert_int_equal(gs_schema_ncodes(s, "coord_sys"), 4);
 	assert_int_equal(gs_schema_ncodes(s, "pop_type"), 3);
 	assert_int_equal(gs_schema_ncodes(s, "visit_outcome"), 4);
