@@ -3,10 +3,13 @@
  * line, the same keys as `gridagent list --json`) or CSV that opens in
  * Excel (UTF-8 with a byte-order mark, CRLF line ends, RFC 4180 quoting).
  *
- * CSV columns: the fixed record columns, then the fields as one JSON text
- * column, so that every record type fits one sheet and nothing is lost.
- * A cell that starts with = + - @ is prefixed with ' so a spreadsheet does
- * not run it as a formula (CSV injection).
+ * CSV columns: the fixed record columns, then
+ *   - with a type whose form is known: one column per field of the form,
+ *     in the form's order (a sheet an admin can filter and sort);
+ *   - otherwise: the fields as one JSON text column, so that records of
+ *     every type fit one sheet and nothing is lost.
+ * A text cell that starts with = + - @ is prefixed with ' so a spreadsheet
+ * does not run it as a formula (CSV injection); numbers are left alone.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +17,19 @@
 
 #include <jansson.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/util.h"
 #include "export.h"
+#include "schema.h"
 #include "core/banned.h"
 
 struct walk {
 	FILE *out;
 	int csv;
+	const struct gs_form *form; /* per-field columns when not NULL */
+	struct gs_buf cell;          /* scratch for one value */
 	size_t n;
 };
 
@@ -58,24 +65,23 @@ put_ndjson(struct walk *w, const struct pf_record_view *v)
 	return r;
 }
 
-/* One CSV cell: quoted when needed, formula-looking text defused. */
+/* One CSV cell: quoted when needed; text that looks like a formula is
+ * defused when defuse is set. */
 static int
-put_cell(FILE *out, const char *s, int last)
+put_cell(FILE *out, const char *s, int defuse, int last)
 {
 	const char *p;
-	int quote = 0;
+	int quote = 0, formula;
 
 	if (s == NULL)
 		s = "";
+	formula = defuse && s[0] != '\0' && strchr("=+-@", s[0]) != NULL;
 	for (p = s; *p; p++)
 		if (*p == '"' || *p == ',' || *p == '\n' || *p == '\r')
 			quote = 1;
-	if (strchr("=+-@", s[0]) != NULL && s[0] != '\0')
-		quote = 1;
-	if (quote && fputc('"', out) == EOF)
+	if ((quote || formula) && fputc('"', out) == EOF)
 		return GS_EIO;
-	if (strchr("=+-@", s[0]) != NULL && s[0] != '\0' &&
-	    fputc('\'', out) == EOF)
+	if (formula && fputc('\'', out) == EOF)
 		return GS_EIO;
 	for (p = s; *p; p++) {
 		if (*p == '"' && fputc('"', out) == EOF)
@@ -83,19 +89,64 @@ put_cell(FILE *out, const char *s, int last)
 		if (fputc(*p, out) == EOF)
 			return GS_EIO;
 	}
-	if (quote && fputc('"', out) == EOF)
+	if ((quote || formula) && fputc('"', out) == EOF)
 		return GS_EIO;
 	if (fputs(last ? "\r\n" : ",", out) == EOF)
 		return GS_EIO;
 	return GS_OK;
 }
 
+/*
+ * The text of one field value for a cell: strings as they are, numbers
+ * and booleans as JSON writes them, code lists (tags) joined with ";",
+ * anything else (geo) as compact JSON, absent or null as "".  *is_text
+ * says whether the cell holds free text (to be defused).
+ */
+static int
+value_text(struct gs_buf *b, json_t *v, int *is_text)
+{
+	char *s;
+	size_t i;
+	json_t *e;
+	int r = GS_OK;
+
+	gs_buf_reset(b);
+	*is_text = 0;
+	if (v == NULL || json_is_null(v))
+		return gs_buf_puts(b, "");
+	if (json_is_string(v)) {
+		*is_text = 1;
+		return gs_buf_puts(b, json_string_value(v));
+	}
+	if (json_is_array(v)) {
+		*is_text = 1;
+		json_array_foreach(v, i, e) {
+			if (i > 0 && (r = gs_buf_putc(b, ';')) != GS_OK)
+				return r;
+			if (json_is_string(e))
+				r = gs_buf_puts(b, json_string_value(e));
+			if (r != GS_OK)
+				return r;
+		}
+		return GS_OK;
+	}
+	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "export cell");
+	*is_text = json_is_object(v);
+	r = gs_buf_puts(b, s);
+	free(s);
+	return r;
+}
+
 static int
 put_csv(struct walk *w, const struct pf_record_view *v)
 {
 	char rev[24], fv[16], ca[32], ua[32];
-	const char *cells[10];
-	int i;
+	const char *cells[9];
+	json_t *fields = NULL;
+	json_error_t jerr;
+	size_t i, nf;
+	int r = GS_OK, is_text;
 
 	snprintf(rev, sizeof(rev), "%lld", (long long)v->rev);
 	snprintf(fv, sizeof(fv), "%d", v->form_version);
@@ -110,11 +161,32 @@ put_csv(struct walk *w, const struct pf_record_view *v)
 	cells[6] = ca;
 	cells[7] = ua;
 	cells[8] = v->author;
-	cells[9] = v->fields != NULL ? v->fields : "";
-	for (i = 0; i < 10; i++)
-		if (put_cell(w->out, cells[i], i == 9) != GS_OK)
+	for (i = 0; i < 9; i++)
+		if (put_cell(w->out, cells[i], i == 2 || i == 8, 0) != GS_OK)
 			return GS_FAIL(GS_EIO, "cannot write the export");
-	return GS_OK;
+	if (w->form == NULL)
+		return put_cell(w->out, v->fields, 0, 1) == GS_OK ? GS_OK :
+		    GS_FAIL(GS_EIO, "cannot write the export");
+
+	if (v->fields != NULL &&
+	    (fields = json_loads(v->fields, 0, &jerr)) == NULL)
+		return GS_FAIL(GS_ECORRUPT, "record %s: stored fields are not "
+		    "JSON", v->uuid);
+	nf = gs_form_nfields(w->form);
+	for (i = 0; i < nf && r == GS_OK; i++) {
+		const char *name = gs_field_name(gs_form_field_at(w->form, i));
+
+		if ((r = value_text(&w->cell, json_object_get(fields, name),
+		    &is_text)) != GS_OK)
+			break;
+		if (put_cell(w->out, w->cell.data != NULL ? w->cell.data : "",
+		    is_text, i + 1 == nf) != GS_OK)
+			r = GS_FAIL(GS_EIO, "cannot write the export");
+	}
+	if (r == GS_OK && nf == 0 && fputs("\r\n", w->out) == EOF)
+		r = GS_FAIL(GS_EIO, "cannot write the export");
+	json_decref(fields);
+	return r;
 }
 
 static int
@@ -126,9 +198,31 @@ each(void *arg, const struct pf_record_view *v)
 	return w->csv ? put_csv(w, v) : put_ndjson(w, v);
 }
 
+static int
+put_header(struct walk *w)
+{
+	size_t i, nf;
+
+	/* The BOM tells Excel the file is UTF-8. */
+	if (fputs("\xef\xbb\xbf", w->out) == EOF ||
+	    fputs("uuid,type,grid,rev,form_version,deleted,created_at,"
+	    "updated_at,author,", w->out) == EOF)
+		return GS_FAIL(GS_EIO, "cannot write the export");
+	if (w->form == NULL)
+		return fputs("fields\r\n", w->out) == EOF ?
+		    GS_FAIL(GS_EIO, "cannot write the export") : GS_OK;
+	nf = gs_form_nfields(w->form);
+	for (i = 0; i < nf; i++)
+		if (put_cell(w->out, gs_field_name(gs_form_field_at(w->form,
+		    i)), 0, i + 1 == nf) != GS_OK)
+			return GS_FAIL(GS_EIO, "cannot write the export");
+	return GS_OK;
+}
+
 int
-pf_export(struct pf_store *st, const char *type, const char *grid,
-    enum pf_export_format format, FILE *out, size_t *count)
+pf_export(struct pf_store *st, const struct gs_schema *schema,
+    const char *type, const char *grid, enum pf_export_format format,
+    FILE *out, size_t *count)
 {
 	struct walk w;
 	int r;
@@ -136,17 +230,17 @@ pf_export(struct pf_store *st, const char *type, const char *grid,
 	memset(&w, 0, sizeof(w));
 	w.out = out;
 	w.csv = format == PF_EXPORT_CSV;
-	if (w.csv) {
-		/* The BOM tells Excel the file is UTF-8. */
-		if (fputs("\xef\xbb\xbf", out) == EOF ||
-		    fputs("uuid,type,grid,rev,form_version,deleted,created_at,"
-		    "updated_at,author,fields\r\n", out) == EOF)
-			return GS_FAIL(GS_EIO, "cannot write the export");
-	}
+	gs_buf_init(&w.cell, 1u << 20);
+	if (w.csv && type != NULL && schema != NULL)
+		w.form = gs_schema_form(schema, type);
+	if (w.csv && (r = put_header(&w)) != GS_OK)
+		goto out;
 	r = st->ops->record_each(st, type, grid, each, &w);
 	if (r == GS_OK && fflush(out) != 0)
 		r = GS_FAIL(GS_EIO, "cannot write the export");
+out:
 	if (count != NULL)
 		*count = w.n;
+	gs_buf_release(&w.cell);
 	return r;
 }

@@ -402,7 +402,8 @@ cmd_export(const char *home, int argc, char **argv)
 		return usage_error("--format %s: expected ndjson or csv", fmt);
 	if ((r = open_platform(home, &pf)) != 0)
 		return r;
-	r = pf_export(pf->store, type, grid, f, stdout, NULL);
+	r = pf_export(pf->store, pf->schema, type, grid, f, stdout,
+	    NULL);
 	r = r == GS_OK ? 0 : fail(r);
 	pf_platform_free(pf);
 	return r;

@@ -801,7 +801,7 @@ test_export(void **state)
 
 	mem = open_memstream(&text, &len);
 	assert_non_null(mem);
-	assert_int_equal(pf_export(f->pf->store, "house", NULL,
+	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "house", NULL,
 	    PF_EXPORT_NDJSON, mem, &n), GS_OK);
 	fclose(mem);
 	assert_int_equal(n, 2);
@@ -823,14 +823,14 @@ test_export(void **state)
 
 	text = NULL;
 	mem = open_memstream(&text, &len);
-	assert_int_equal(pf_export(f->pf->store, NULL, "nope",
+	assert_int_equal(pf_export(f->pf->store, f->pf->schema, NULL, "nope",
 	    PF_EXPORT_CSV, mem, &n), GS_OK);
 	fclose(mem);
 	assert_int_equal(n, 0);
 	free(text);
 	text = NULL;
 	mem = open_memstream(&text, &len);
-	assert_int_equal(pf_export(f->pf->store, NULL, NULL, PF_EXPORT_CSV,
+	assert_int_equal(pf_export(f->pf->store, f->pf->schema, NULL, NULL, PF_EXPORT_CSV,
 	    mem, &n), GS_OK);
 	fclose(mem);
 	assert_int_equal(n, 2);
@@ -838,6 +838,18 @@ test_export(void **state)
 	/* Quotes doubled inside a quoted cell; CRLF line ends. */
 	assert_non_null(strstr(text, "\"{\"\"address\"\":"));
 	assert_non_null(strstr(text, "\r\n"));
+	free(text);
+	/* With a type: a column per field, formulas defused. */
+	text = NULL;
+	mem = open_memstream(&text, &len);
+	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "house", NULL,
+	    PF_EXPORT_CSV, mem, &n), GS_OK);
+	fclose(mem);
+	assert_int_equal(n, 2);
+	assert_non_null(strstr(text, "author,house_code,address,use,"));
+	assert_non_null(strstr(text, ",\"北京市, \"\"东城区\"\"\","));
+	assert_non_null(strstr(text, ",true,ROOM,"));
+	assert_non_null(strstr(text, ",\"'=SUM(A1)\","));
 	free(text);
 }
 
