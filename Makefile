@@ -123,6 +123,7 @@ UNIT_TESTS := \
 	tests/unit/agent-json.c \
 	tests/unit/agent-store.c \
 	tests/unit/agent-outbox.c \
+	tests/unit/agent-uploader.c \
 	tests/unit/platform-ingest.c \
 	tests/unit/sync-batch.c \
 	tests/unit/sync-core.c \

@@ -1,0 +1,391 @@
+/*
+ * agent-uploader.c - how the uploader classifies what comes back from a
+ * PUT: only a receipt that verifies and names this very batch acks it; a
+ * platform's own permanent refusal rejects it; everything else (bare 200,
+ * forged or misdirected receipts, proxy pages, 5xx, 429, oversized or
+ * missing answers) is retried.  A canned HTTP server on 127.0.0.1 plays
+ * the platform.  Also: backoff with full jitter stays within its bounds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "device.h"
+#include "envelope.h"
+#include "outbox.h"
+#include "receipt.h"
+#include "sync.h"
+#include "uploader.h"
+
+/* ------------------------------------------------------ canned server */
+
+static int lfd = -1;
+static int port;
+static pthread_t thr;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static char *canned;        /* the whole HTTP answer to give */
+static char last_path[256]; /* the path of the last request */
+static size_t last_body;
+
+static void *
+serve(void *arg)
+{
+	char buf[65536];
+
+	(void)arg;
+	for (;;) {
+		int c = accept(lfd, NULL, NULL);
+		size_t n = 0, need = 0;
+		char *eoh = NULL, *cl;
+
+		if (c < 0)
+			return NULL;
+		/* Headers, then Content-Length bytes of body. */
+		for (;;) {
+			ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
+
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+			buf[n] = '\0';
+			if (eoh == NULL && (eoh = strstr(buf, "\r\n\r\n")) != NULL) {
+				cl = strcasestr(buf, "Content-Length:");
+				need = (size_t)(eoh + 4 - buf) +
+				    (cl != NULL && cl < eoh ?
+				    strtoul(cl + 15, NULL, 10) : 0);
+			}
+			if (eoh != NULL && n >= need)
+				break;
+			if (n >= sizeof(buf) - 1)
+				n = (size_t)(eoh ? eoh + 4 - buf : 0);
+		}
+		pthread_mutex_lock(&mu);
+		sscanf(buf, "%*s %255s", last_path);
+		last_body = eoh != NULL ? n - (size_t)(eoh + 4 - buf) : 0;
+		if (canned != NULL &&
+		    send(c, canned, strlen(canned), MSG_NOSIGNAL) < 0) {
+			/* the client went away: nothing to do */
+		}
+		pthread_mutex_unlock(&mu);
+		close(c);
+	}
+}
+
+static void
+answer(long status, const char *ctype, const char *body)
+{
+	char *s = NULL;
+
+	if (asprintf(&s, "HTTP/1.1 %ld X\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", status,
+	    ctype, strlen(body), body) < 0)
+		fail();
+	pthread_mutex_lock(&mu);
+	free(canned);
+	canned = s;
+	pthread_mutex_unlock(&mu);
+}
+
+/* ----------------------------------------------------------- fixture */
+
+static struct ag_device *dev;
+static unsigned char rsk[64];
+static unsigned char other_sk[64];
+static struct ag_outbox_row row;
+static unsigned char env[300];
+
+static int
+setup(void **state)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	unsigned char opk[32];
+
+	(void)state;
+	assert_int_equal(gs_crypto_init(), GS_OK);
+	assert_int_equal(ag_device_new(&dev), GS_OK);
+	gs_crypto_sign_keypair(dev->sign_pk, dev->sign_sk);
+	gs_crypto_sign_keypair(dev->receipt_pk, rsk);
+	gs_crypto_sign_keypair(opk, other_sk);
+	gs_random(dev->device_id, 16);
+	gs_random(dev->deployment, 16);
+	gs_random(env, sizeof(env));
+	memset(&row, 0, sizeof(row));
+	row.seq = 4;
+	gs_random(row.batch_id, 16);
+	row.envelope = env;
+	row.len = sizeof(env);
+	row.record_count = 3;
+	gs_envelope_hash(row.hash, env, sizeof(env));
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&thr, NULL, serve, NULL), 0);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	shutdown(lfd, SHUT_RDWR);
+	close(lfd);
+	pthread_join(thr, NULL);
+	free(canned);
+	ag_device_free(dev);
+	return 0;
+}
+
+/* A receipt JSON body: signed by sk, for (batch, seq, hash) of `row`
+ * unless told otherwise. */
+static char *
+receipt_body(const unsigned char *sk, int status, uint64_t seq,
+    const char *results, const char *sent_results)
+{
+	struct gs_receipt r;
+	unsigned char b[GS_RECEIPT_BYTES];
+	char hex[2 * GS_RECEIPT_BYTES + 1];
+	char *s = NULL;
+
+	memset(&r, 0, sizeof(r));
+	memcpy(r.deployment, dev->deployment, 16);
+	memcpy(r.device, dev->device_id, 16);
+	memcpy(r.batch, row.batch_id, 16);
+	r.seq = seq;
+	memcpy(r.envelope_hash, row.hash, 32);
+	r.status = (uint8_t)status;
+	assert_int_equal(gs_receipt_sign(b, &r, results, strlen(results), sk),
+	    GS_OK);
+	gs_hex_encode(hex, b, sizeof(b));
+	if (asprintf(&s, "{\"receipt\":\"%s\",\"results\":\"%s\"%s}", hex,
+	    sent_results, status == GS_RECEIPT_QUARANTINED ?
+	    ",\"error\":{\"code\":\"device_revoked\",\"message\":\"r\"}" :
+	    "") < 0)
+		fail();
+	return s;
+}
+
+static enum ag_upload_outcome
+put(struct ag_upload_result *res)
+{
+	struct ag_http *h = NULL;
+	char url[64];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	assert_int_equal(ag_http_new(url, NULL, &h), GS_OK);
+	memset(res, 0, sizeof(*res));
+	assert_int_equal(ag_upload_batch(h, dev, &row, res), GS_OK);
+	ag_http_free(h);
+	return res->outcome;
+}
+
+static void
+test_valid_receipt_acks(void **state)
+{
+	struct ag_upload_result res;
+	char *b = receipt_body(rsk, GS_RECEIPT_ACCEPTED, 4, "[]", "[]");
+	char want[128], dh[33], bh[33];
+
+	(void)state;
+	answer(200, "application/json", b);
+	assert_int_equal(put(&res), AG_UPLOAD_ACKED);
+	assert_int_equal(res.receipt_len, GS_RECEIPT_BYTES);
+	assert_string_equal(res.results, "[]");
+	/* The stored bytes went to the batch's own address. */
+	gs_hex_encode(dh, dev->device_id, 16);
+	gs_hex_encode(bh, row.batch_id, 16);
+	snprintf(want, sizeof(want), "/v1/devices/%s/batches/%s", dh, bh);
+	assert_string_equal(last_path, want);
+	assert_int_equal(last_body, sizeof(env));
+	ag_upload_result_release(&res);
+	free(b);
+}
+
+static void
+test_bad_receipts_retry(void **state)
+{
+	struct ag_upload_result res;
+	char *b;
+
+	(void)state;
+	/* Signed by another key. */
+	b = receipt_body(other_sk, GS_RECEIPT_ACCEPTED, 4, "[]", "[]");
+	answer(200, "application/json", b);
+	free(b);
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	assert_null(res.receipt);
+	ag_upload_result_release(&res);
+	/* A genuine receipt, but for another seq. */
+	b = receipt_body(rsk, GS_RECEIPT_ACCEPTED, 5, "[]", "[]");
+	answer(200, "application/json", b);
+	free(b);
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+	/* Results altered after signing. */
+	b = receipt_body(rsk, GS_RECEIPT_ACCEPTED, 4, "[]", "[ ]");
+	answer(200, "application/json", b);
+	free(b);
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+	/* A bare 200 and a captive portal's page. */
+	answer(200, "text/plain", "OK");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	assert_int_equal(res.err, GS_EPROTOCOL);
+	ag_upload_result_release(&res);
+	answer(200, "text/html", "<html>login</html>");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+}
+
+static void
+test_revoked(void **state)
+{
+	struct ag_upload_result res;
+	char *b;
+
+	(void)state;
+	b = receipt_body(rsk, GS_RECEIPT_QUARANTINED, 4, "[]", "[]");
+	answer(403, "application/json", b);
+	free(b);
+	assert_int_equal(put(&res), AG_UPLOAD_QUARANTINED);
+	assert_int_equal(res.err, GS_EREVOKED);
+	assert_non_null(res.receipt);
+	ag_upload_result_release(&res);
+	/* Claimed without a receipt: not believed. */
+	answer(403, "application/json",
+	    "{\"error\":{\"code\":\"device_revoked\",\"message\":\"x\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+}
+
+static void
+test_permanent_refusals_reject(void **state)
+{
+	struct ag_upload_result res;
+
+	(void)state;
+	answer(409, "application/json", "{\"error\":{\"code\":"
+	    "\"batch_id_reused\",\"message\":\"different bytes\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_REJECTED);
+	assert_int_equal(res.err, GS_EREPLAY);
+	assert_non_null(strstr(res.reason, "batch_id_reused"));
+	ag_upload_result_release(&res);
+	answer(401, "application/json", "{\"error\":{\"code\":"
+	    "\"bad_signature\",\"message\":\"no\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_REJECTED);
+	ag_upload_result_release(&res);
+	answer(413, "application/json", "{\"error\":{\"code\":"
+	    "\"too_large\",\"message\":\"no\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_REJECTED);
+	ag_upload_result_release(&res);
+}
+
+static void
+test_transient_answers_retry(void **state)
+{
+	struct ag_upload_result res;
+	static char big[(1 << 20) + 100];
+
+	(void)state;
+	answer(503, "application/json", "{\"error\":{\"code\":\"busy\","
+	    "\"message\":\"later\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+	answer(500, "application/json", "{\"error\":{\"code\":"
+	    "\"internal_error\",\"message\":\"oops\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+	answer(429, "application/json", "{\"error\":{\"code\":"
+	    "\"rate_limited\",\"message\":\"slow\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+	/* A 4xx without the platform's error object: maybe a proxy. */
+	answer(404, "text/html", "<html>not here</html>");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+	/* An answer over the 1 MiB cap is not read to the end. */
+	memset(big, 'x', sizeof(big) - 1);
+	answer(200, "application/json", big);
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	assert_int_equal(res.err, GS_EPROTOCOL);
+	ag_upload_result_release(&res);
+}
+
+static void
+test_unreachable_retry(void **state)
+{
+	struct ag_http *h = NULL;
+	struct ag_upload_result res;
+
+	(void)state;
+	/* Port 1 on loopback: nothing listens there. */
+	assert_int_equal(ag_http_new("http://127.0.0.1:1", NULL, &h), GS_OK);
+	assert_int_equal(ag_upload_batch(h, dev, &row, &res), GS_OK);
+	assert_int_equal(res.outcome, AG_UPLOAD_RETRY);
+	assert_int_equal(res.err, GS_ENETWORK);
+	ag_upload_result_release(&res);
+	ag_http_free(h);
+	assert_int_equal(ag_http_new("ftp://127.0.0.1", NULL, &h), GS_EINVAL);
+}
+
+static void
+test_backoff_full_jitter(void **state)
+{
+	struct ag_backoff b;
+	int64_t w, max_seen = 0;
+	int i;
+
+	(void)state;
+	ag_backoff_init(&b, 100, 1000);
+	for (i = 0; i < 200; i++) {
+		w = ag_backoff_next(&b);
+		assert_true(w >= 0 && w <= 1000);
+		if (i == 0)
+			assert_true(w <= 100);
+		if (i == 2)
+			assert_true(w <= 400);
+		if (w > max_seen)
+			max_seen = w;
+	}
+	/* Capped, but it does reach up towards the cap. */
+	assert_true(max_seen > 500);
+	ag_backoff_reset(&b);
+	assert_true(ag_backoff_next(&b) <= 100);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid_receipt_acks),
+		cmocka_unit_test(test_bad_receipts_retry),
+		cmocka_unit_test(test_revoked),
+		cmocka_unit_test(test_permanent_refusals_reject),
+		cmocka_unit_test(test_transient_answers_retry),
+		cmocka_unit_test(test_unreachable_retry),
+		cmocka_unit_test(test_backoff_full_jitter),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
