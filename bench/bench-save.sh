@@ -12,6 +12,8 @@
 #   bulk    ag_import_ndjson of COUNT persons in one transaction: records/s,
 #           for gridgen persons (realistic, ~15 fields) and for minimal
 #           persons (6 fields, bench/save.c's own generator).
+#   floor   the same rows inserted through the SQLite seam with no JSON
+#           work, for comparison.
 # Each run uses a fresh store in $BENCH_DIR (default /var/tmp, a disk, not
 # tmpfs).  Other load on the machine shows up in the numbers: the load
 # average at the start is recorded with them.
@@ -86,6 +88,12 @@ Linux $(uname -r), SQLite $sqlite, build \`$BUILD\`.  Load average at start: $lo
 | bulk import, $COUNT gridgen persons ($bytes bytes) | $(median bulk_rate "$work/gridgen") records/s (best $(best bulk_rate "$work/gridgen")) | >= 100,000/s |
 | bulk import, $COUNT minimal persons (6 fields) | $(median bulk_rate "$work/minimal") records/s (best $(best bulk_rate "$work/minimal")) | |
 | bulk import wall time, gridgen persons | $(median bulk_seconds "$work/gridgen") s | |
+| floor: the same rows through the SQLite seam, no JSON work | $(median floor_rate "$work/gridgen") records/s | |
+
+The floor inserts the same record and change rows (the input lines as
+their fields, fresh uuids) in one transaction with no parsing, validation
+or encoding: what the schema and the disk cost on their own.  The import
+cannot beat it; the gap between the two is the per-record work.
 
 Rerun: \`make BUILD=build bench-save\` (or \`BUILD=build sh bench/bench-save.sh\`).
 <!-- bench-save:end -->

@@ -10,6 +10,11 @@
  *    --ndjson FILE (e.g. `gridgen --type person --count N`) or, without it,
  *    from a built-in generator of valid persons (distinct GB 11643 ids).
  *
+ * 3. The floor: the same rows (record + change, the input lines as their
+ *    fields) inserted through the SQLite seam with no JSON parsing,
+ *    validation or encoding: what the store's schema and the disk cost on
+ *    their own.
+ *
  * Results go to stdout as "name value unit" lines that bench/bench-save.sh
  * turns into bench/RESULTS.md.  DIR (default a new /tmp directory) should
  * be on the disk being measured.
@@ -22,7 +27,9 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/util.h"
+#include "db.h"
 #include "gridagent.h"
+#include "uuid.h"
 #include "core/banned.h"
 
 static int
@@ -67,6 +74,72 @@ person(struct gs_buf *b, long i)
 	    family[i % 8], given[(i / 8) % 8], i % 3 ? "REGISTERED" :
 	    "FLOATING\",\"inflow_reason\":\"WORK", id, i % 100000000,
 	    1 + i % 300, 100 + i % 50);
+}
+
+/*
+ * The floor: count rows of record + change from the NDJSON lines in
+ * data, in one transaction through the seam, as the store would write them
+ * but without any per-record JSON work.  Returns GS_OK and *secs.
+ */
+static int
+floor_rate(const char *home, const char *data, size_t len, double *secs,
+    size_t *rows)
+{
+	static const char rec_sql[] =
+	    "INSERT INTO record(uuid, type, form_version, grid, fields, rev, "
+	    "deleted, created_at, updated_at, author) "
+	    "VALUES(?1, 'person', 1, 'G', ?2, 0, 0, ?3, ?3, 'bench')";
+	static const char chg_sql[] =
+	    "INSERT INTO change(change_id, uuid, type, form_version, grid, op, "
+	    "base_rev, fields, reason, author, state, created_at, updated_at) "
+	    "VALUES(?1, ?2, 'person', 1, 'G', 'upsert', 0, ?3, NULL, 'bench', "
+	    "0, ?4, ?4)";
+	struct gs_db *db = NULL;
+	struct gs_stmt *rec = NULL, *chg = NULL;
+	char path[600], u[GS_UUID_LEN + 1], c[GS_UUID_LEN + 1];
+	size_t off = 0, n = 0;
+	int64_t t0, now = gs_now_ms();
+	int r;
+
+	snprintf(path, sizeof(path), "%s.db", home);
+	if ((r = gs_db_open(path, "agent", GS_DB_CREATE, &db)) != GS_OK ||
+	    (r = gs_db_exec(db, "PRAGMA cache_size = -65536")) != GS_OK ||
+	    (r = gs_stmt_prepare(db, rec_sql, &rec)) != GS_OK ||
+	    (r = gs_stmt_prepare(db, chg_sql, &chg)) != GS_OK)
+		goto out;
+	t0 = gs_mono_us();
+	if ((r = gs_db_begin(db)) != GS_OK)
+		goto out;
+	while (off < len) {
+		const char *l = data + off, *nl = memchr(l, '\n', len - off);
+		size_t k = nl ? (size_t)(nl - l) : len - off;
+
+		off += k + 1;
+		if (k == 0)
+			continue;
+		gs_uuid_v7(u);
+		gs_uuid_v7(c);
+		if ((r = gs_stmt_bind_text(rec, 1, u)) != GS_OK ||
+		    (r = gs_stmt_bind_textn(rec, 2, l, k)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(rec, 3, now)) != GS_OK ||
+		    (r = gs_stmt_step(rec)) != GS_DONE ||
+		    (r = gs_stmt_bind_text(chg, 1, c)) != GS_OK ||
+		    (r = gs_stmt_bind_text(chg, 2, u)) != GS_OK ||
+		    (r = gs_stmt_bind_textn(chg, 3, l, k)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(chg, 4, now)) != GS_OK ||
+		    (r = gs_stmt_step(chg)) != GS_DONE) {
+			gs_db_rollback(db);
+			goto out;
+		}
+		n++;
+	}
+	if ((r = gs_db_commit(db)) != GS_OK)
+		goto out;
+	*secs = (gs_mono_us() - t0) / 1e6;
+	*rows = n;
+out:
+	gs_db_close(db);
+	return r;
 }
 
 static int
@@ -176,6 +249,19 @@ main(int argc, char **argv)
 	printf("bulk_bytes %zu bytes\n", bulk.len);
 	printf("bulk_seconds %.3f s\n", (t1 - t0) / 1e6);
 	printf("bulk_rate %.0f records/s\n", n / ((t1 - t0) / 1e6));
+
+	/* 3. The floor, on the same input. */
+	{
+		double secs = 0;
+		size_t rows = 0;
+
+		snprintf(home, sizeof(home), "%s/floor", dir);
+		if ((r = floor_rate(home, bulk.data, bulk.len, &secs, &rows))
+		    != GS_OK)
+			goto fail;
+		printf("floor_seconds %.3f s\n", secs);
+		printf("floor_rate %.0f records/s\n", rows / secs);
+	}
 	free(lat);
 	gs_buf_release(&one);
 	gs_buf_release(&bulk);
