@@ -47,6 +47,12 @@ gs_days_from_civil(int y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
+/*
+ * Birth dates and other calendar dates are written in Beijing time, so
+ * "today" is the date in UTC+8: a baby born at 07:00 local time on the 1st
+ * is born on the 1st even though it is still the 31st in UTC.  China has no
+ * daylight saving time, so a fixed offset is exact.
+ */
 int
 gs_today_cst(void)
 {
@@ -59,7 +65,8 @@ gs_today_cst(void)
 	    tm.tm_mday;
 }
 
-/* n decimal digits at s, or -1 if one is not a digit. */
+/* n decimal digits at s, or -1 if one is not a digit.  Used instead of
+ * strtol so that signs, spaces and longer runs can never slip through. */
 static int
 digits(const char *s, int n)
 {
@@ -118,6 +125,11 @@ gs_datetime_parse(const char *s, size_t len, int64_t *ms)
 static const int id_weights[17] = { 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10,
 	5, 8, 4, 2 };
 
+/*
+ * ISO 7064 MOD 11-2: the weighted sum of the 17 digits modulo 11 indexes
+ * "10X98765432".  It catches every single-digit error and every swap of
+ * two adjacent digits, which are the typos a worker makes on a keypad.
+ */
 char
 gs_idcard_check_char(const char *s17)
 {
@@ -146,6 +158,11 @@ gs_idcard_check(const char *s, size_t len, int today, struct gs_idcard *info)
 	int y, m, d;
 	char last;
 
+	/* The order matters for the message the worker sees: the first
+	 * thing wrong is reported, and later steps rely on the earlier ones
+	 * (the date and check steps read digits the charset step vouched
+	 * for).  The province comes before the date because a wrong prefix
+	 * usually means the whole number was mistyped or invented. */
 	memset(info, 0, sizeof(*info));
 	if (len != GS_IDCARD_LEN)
 		return GS_IDCARD_LENGTH;
@@ -162,6 +179,8 @@ gs_idcard_check(const char *s, size_t len, int today, struct gs_idcard *info)
 		info->bad_pos = 17;
 		return GS_IDCARD_CHARSET;
 	}
+	/* Digit 17 is the sequence number's last digit: odd for men, even
+	 * for women (GB 11643 4.3). */
 	info->province = digits(s, 2);
 	info->male = (s[16] - '0') & 1;
 	if (!gs_province_valid(info->province))
@@ -170,6 +189,8 @@ gs_idcard_check(const char *s, size_t len, int today, struct gs_idcard *info)
 	m = digits(s + 10, 2);
 	d = digits(s + 12, 2);
 	info->birth = y * 10000 + m * 100 + d;
+	/* 1900 is the standard's floor; a date after today is a typo in
+	 * the year far more often than a record made in advance. */
 	if (y < 1900 || !gs_date_valid(y, m, d))
 		return GS_IDCARD_DATE;
 	if (today == 0)
@@ -217,6 +238,11 @@ gs_uscc_check_char(const char *s17)
 	return uscc_alphabet[(31 - sum % 31) % 31];
 }
 
+/*
+ * GB 11714 (the nine-character organization code inside a USCC): letters
+ * count 10..35 here, unlike in the USCC alphabet, and the result 10 is
+ * written X and 11 is written 0 (go-gb forgets the 11 case).
+ */
 char
 gs_orgcode_check_char(const char *s8)
 {
@@ -270,6 +296,13 @@ gs_uscc_check(const char *s, size_t len, struct gs_uscc *info)
 
 /* ------------------------------------------------------------- phones */
 
+/*
+ * Workers type numbers as residents say them: "138 1234 5678", "+86
+ * 13812345678", "0755-2888 1234".  Separators carry no meaning, so they go;
+ * what remains must be one of the two shapes a mainland number can have.
+ * The stored form is the bare digits, which makes equal numbers compare
+ * equal (duplicate detection, search) whatever the worker typed.
+ */
 enum gs_phone_kind
 gs_phone_normalize(const char *s, size_t len, char out[GS_PHONE_MAX + 1])
 {
@@ -307,6 +340,8 @@ gs_phone_normalize(const char *s, size_t len, char out[GS_PHONE_MAX + 1])
 		start--;
 		dg[start] = '0';
 	}
+	/* Mobile numbers are 1 + [3-9] + 9 digits: no subscriber number
+	 * starts 10, 11 or 12, so those are typos (or made up). */
 	if (dg[start] == '1') {
 mobile:
 		if (n - start != 11 || dg[start + 1] < '3')
@@ -332,6 +367,13 @@ mobile:
 
 /* -------------------------------------------------------------- UTF-8 */
 
+/*
+ * Strict UTF-8 (RFC 3629): overlong forms and surrogates are refused
+ * because they let one text have two spellings (a filter that looks for
+ * "<" misses "\xc0\xbc").  The scan also finds the first control
+ * character, so validation reads every string once: this runs for every
+ * text value of every record at import speed.
+ */
 int
 gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 {
@@ -352,6 +394,8 @@ gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 			n++;
 			continue;
 		}
+		/* The lead byte gives the length and the smallest code point
+		 * that length may encode (anything smaller is overlong). */
 		if (c < 0x80) {
 			cp = c;
 			need = 0;
@@ -380,6 +424,10 @@ gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 		}
 		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			goto bad;
+		/* Tab, LF and CR are tracked apart: multi-line free text
+		 * may hold them, every other field may not.  C1 controls
+		 * (U+0080-U+009F) are as invisible and as dangerous in a
+		 * terminal as C0 ones. */
 		if (cp == '\t' || cp == '\n' || cp == '\r') {
 			if (out->space_at == SIZE_MAX)
 				out->space_at = n;

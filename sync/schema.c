@@ -99,7 +99,8 @@ cmp_field_ptr(const void *a, const void *b)
 	    (*(const struct gs_field *const *)b)->name);
 }
 
-/* Refuses keys of obj that are not in the NULL-terminated list. */
+/* Refuses keys of obj that are not in the NULL-terminated list: a
+ * misspelt "requird" would otherwise silently make a field optional. */
 static int
 only_keys(const char *file, const char *where, json_t *obj,
     const char *const *allowed)
@@ -126,6 +127,8 @@ get_str(const char *file, const char *where, json_t *obj, const char *key,
 {
 	json_t *v = json_object_get(obj, key);
 
+	/* The pointer stays valid as long as the document: the schema
+	 * keeps every document until gs_schema_free. */
 	if (!json_is_string(v) || json_string_length(v) == 0)
 		return GS_FAIL(GS_ECORRUPT, "%s: %s: \"%s\" should be a "
 		    "non-empty string", file, where, key);
@@ -169,6 +172,11 @@ gs_codetable_find(const struct gs_codetable *t, const char *code)
 	return bsearch(&key, t->v, t->n, sizeof(*t->v), cmp_code);
 }
 
+/*
+ * One code table.  The codes are sorted once here so that every lookup at
+ * validation time is a binary search; duplicates are a build bug (which
+ * label would win?), so they fail the load.
+ */
 static int
 load_table(const char *file, json_t *doc, struct gs_codetable *t)
 {
@@ -249,6 +257,12 @@ valid_name(const char *s)
 	return 1;
 }
 
+/*
+ * One field definition.  Every combination that validation would have to
+ * guess about is refused here instead: min/max on a kind they do not apply
+ * to, codes on a non-enum, a text without a length cap (which would let a
+ * single record fill a handheld's flash), a field without a pii decision.
+ */
 static int
 load_field(const struct gs_schema *s, const char *file, json_t *j,
     struct gs_field *fd)
@@ -412,6 +426,12 @@ link_required_if(const char *file, json_t *jfields, struct gs_form *f)
 	return GS_OK;
 }
 
+/*
+ * Cross-field rules.  They are data, not code keyed on field names, so a
+ * new form can reuse them (an org's legal representative could get an
+ * idcard_sex check the day the form gets a sex field), and each names the
+ * field its problem is reported on.
+ */
 static int
 load_checks(const char *file, json_t *jchecks, struct gs_form *f)
 {
@@ -483,6 +503,11 @@ load_checks(const char *file, json_t *jchecks, struct gs_form *f)
 	return GS_OK;
 }
 
+/*
+ * One form.  Fields keep their declaration order (the order a UI shows
+ * them and problems are reported in); by_name is a second, sorted view
+ * for lookups, which happen once per key of every record validated.
+ */
 static int
 load_form(const struct gs_schema *s, const char *file, json_t *doc,
     struct gs_form *f)
@@ -543,6 +568,12 @@ prefixed(const char *name, const char *dir)
 	    strcmp(name + len - 5, ".json") == 0;
 }
 
+/*
+ * The schema keeps every parsed document alive and points into it, so
+ * loading copies no strings and freeing is one pass.  Either everything
+ * loads or nothing is returned: a half-loaded schema would validate some
+ * types and not others.
+ */
 int
 gs_schema_load_files(const struct gs_embedded *files, struct gs_schema **out)
 {

@@ -68,6 +68,9 @@ gs_problems_add(struct gs_problems *p, const char *field, const char *rule,
 	struct gs_problem *pb;
 	va_list ap;
 
+	/* A fixed array keeps validation free of allocation; a record
+	 * with more than GS_PROBLEMS_MAX faults is garbage anyway, and the
+	 * count of the rest is still reported. */
 	if (p->n >= GS_PROBLEMS_MAX) {
 		p->dropped++;
 		return;
@@ -217,7 +220,10 @@ wrong_type(struct gs_problems *p, const struct gs_field *fd, const char *want,
 	    json_kind_name(v));
 }
 
-/* UTF-8 and control characters of any string value.  0 when clean. */
+/* UTF-8 and control characters of any string value.  0 when clean.
+ * Codes, dates and numbers go through here too: a code with a NUL in it
+ * must be refused as such, not reported as "not in the table" with the
+ * NUL cutting the message short. */
 static int
 check_chars(struct gs_problems *p, const struct gs_field *fd, const char *s,
     size_t len, struct gs_utf8_scan *sc)
@@ -242,6 +248,11 @@ check_chars(struct gs_problems *p, const struct gs_field *fd, const char *s,
 	return 0;
 }
 
+/*
+ * Free text.  Lengths count code points, not bytes: "max 50" means fifty
+ * characters on the worker's screen whether they are Latin or Chinese (a
+ * Chinese character is three bytes in UTF-8).
+ */
 static int
 check_text(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 {
@@ -352,6 +363,8 @@ check_tags(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 	return 0;
 }
 
+/* int wants a JSON integer (3.0 is refused: a count typed as a fraction
+ * is a data error); real takes either. */
 static int
 check_number(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 {
@@ -477,6 +490,12 @@ check_ref(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 	return 0;
 }
 
+/*
+ * GB 11643.  The messages say what the right value would be (the check
+ * digit) but do not repeat the number itself, which is personal data;
+ * only the birth-date part is echoed when it does not exist, so the worker
+ * can see which digits to look at.
+ */
 static int
 check_idcard(struct gs_problems *p, const struct gs_field *fd, json_t *v,
     int today)
@@ -518,6 +537,8 @@ check_idcard(struct gs_problems *p, const struct gs_field *fd, json_t *v,
 		    "be %c, not %c", id.check_want, id.check_got);
 		return -1;
 	}
+	/* Valid with a lower-case x: store the canonical upper case so the
+	 * same person is the same string on every device. */
 	if (s[17] == 'x') {
 		memcpy(fixed, s, GS_IDCARD_LEN);
 		fixed[17] = 'X';
@@ -541,6 +562,8 @@ check_uscc(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 		    "characters, not %zu", len);
 		return -1;
 	}
+	/* Codes are printed in capitals; lower case is the keyboard's
+	 * doing, not a different code, so it is accepted and normalized. */
 	for (i = 0; i < len; i++) {
 		up[i] = s[i];
 		if (s[i] >= 'a' && s[i] <= 'z') {
@@ -733,7 +756,9 @@ check_value(const struct gs_schema *s, struct gs_problems *p,
 	}
 }
 
-/* The value that makes a required_if hold, or NULL. */
+/* The value that makes a required_if hold, or NULL.  Values compare as
+ * JSON (json_equal), so a condition on a bool or an int works like one on
+ * a code. */
 static json_t *
 required_by(const struct gs_field *fd, json_t *const *vals)
 {
@@ -1045,6 +1070,8 @@ gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
 {
 	int i;
 
+	/* Every argument is looked at even after a problem, so that the
+	 * worker sees all mistakes of a command line at once. */
 	gs_problems_init(p);
 	for (i = 0; i < n; i++) {
 		const char *arg = args[i], *eq = strchr(arg, '='), *val;
@@ -1074,6 +1101,8 @@ gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
 			continue;
 		}
 		val = eq + 1;
+		/* argv bytes are whatever the terminal sent: check UTF-8
+		 * here, because json_string() would only say "NULL". */
 		if (*val == '\0') {
 			v = json_null();
 		} else if (gs_utf8_scan(val, strlen(val), &sc) != 0) {
