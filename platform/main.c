@@ -43,6 +43,7 @@ static const char usage_text[] =
     "  export [--type T] [--grid G] [--format ndjson|csv]\n"
     "                                   print records\n"
     "  quarantine [--json]              list quarantined changes\n"
+    "  conflicts [--json]               list changes kept as conflicts\n"
     "\n"
     "options: --home DIR (else $GRIDPLATFORM_HOME, else ~/.gridplatform),\n"
     "         --help, --version\n";
@@ -74,6 +75,9 @@ static const char *const cmd_help[][2] = {
 	    "in UTF-8 with a BOM for Excel.\n" },
 	{ "quarantine", "usage: gridplatform quarantine [--json]\n"
 	    "Lists changes kept in quarantine and why.\n" },
+	{ "conflicts", "usage: gridplatform conflicts [--json]\n"
+	    "Lists changes kept beside their record because another device "
+	    "changed it\nsince the change's base revision: both values.\n" },
 };
 
 static int
@@ -462,6 +466,65 @@ out:
 	return r;
 }
 
+static int
+print_conflict(void *arg, const struct pf_conflict_view *c)
+{
+	json_t *arr = arg, *o, *change, *cur;
+	json_error_t jerr;
+	char dev[33], when[32];
+
+	gs_hex_encode(dev, c->device, 16);
+	if (arr != NULL) {
+		change = json_loads(c->change != NULL ? c->change : "null",
+		    JSON_DECODE_ANY, &jerr);
+		cur = json_loads(c->current_fields != NULL ?
+		    c->current_fields : "null", JSON_DECODE_ANY, &jerr);
+		o = json_pack("{s:I,s:I,s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:s,s:I}",
+		    "id", (json_int_t)c->id, "batch", (json_int_t)c->batch,
+		    "device_id", dev, "uuid", c->uuid,
+		    "change_id", c->change_id,
+		    "base_rev", (json_int_t)c->base_rev,
+		    "current_rev", (json_int_t)c->current_rev,
+		    "change", change != NULL ? change : json_null(),
+		    "current_fields", cur != NULL ? cur : json_null(),
+		    "status", c->status,
+		    "created_at", (json_int_t)c->created_at);
+		if (o == NULL || json_array_append_new(arr, o) != 0)
+			return GS_FAIL(GS_ENOMEM, "conflict list");
+		return GS_OK;
+	}
+	gs_time_format(when, sizeof(when), c->created_at);
+	printf("%lld  %s  record %s  base rev %lld, now rev %lld  device %s  "
+	    "%s\n", (long long)c->id, when, c->uuid, (long long)c->base_rev,
+	    (long long)c->current_rev, dev, c->status);
+	return GS_OK;
+}
+
+static int
+cmd_conflicts(const char *home, int argc, char **argv)
+{
+	struct pf_platform *pf = NULL;
+	json_t *arr = NULL;
+	int json, r;
+
+	if ((r = json_flag(argc, argv, &json)) != 0)
+		return r;
+	if ((r = open_platform(home, &pf)) != 0)
+		return r;
+	if (json && (arr = json_array()) == NULL) {
+		r = fail(GS_FAIL(GS_ENOMEM, "conflict list"));
+		goto out;
+	}
+	r = pf->store->ops->conflict_each(pf->store, print_conflict, arr);
+	if (r == GS_OK && arr != NULL)
+		r = print_json(arr);
+	r = r == GS_OK ? 0 : fail(r);
+out:
+	json_decref(arr);
+	pf_platform_free(pf);
+	return r;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(const char *home, int argc, char **argv);
@@ -473,6 +536,7 @@ static const struct {
 	{ "revoke", cmd_revoke },
 	{ "export", cmd_export },
 	{ "quarantine", cmd_quarantine },
+	{ "conflicts", cmd_conflicts },
 };
 
 int

@@ -151,6 +151,12 @@ struct pf_quarantine_view {
 	const char *change_id, *uuid, *type, *grid, *cause, *reasons;
 };
 
+struct pf_conflict_view {
+	int64_t id, batch, base_rev, current_rev, created_at;
+	const unsigned char *device;
+	const char *uuid, *change_id, *change, *current_fields, *status;
+};
+
 struct pf_store_ops {
 	const char *name;
 	void (*close)(struct pf_store *st);
@@ -221,6 +227,9 @@ struct pf_store_ops {
 	    int (*cb)(void *arg, const struct pf_record_view *r), void *arg);
 	int (*quarantine_each)(struct pf_store *st,
 	    int (*cb)(void *arg, const struct pf_quarantine_view *q),
+	    void *arg);
+	int (*conflict_each)(struct pf_store *st,
+	    int (*cb)(void *arg, const struct pf_conflict_view *c),
 	    void *arg);
 	/* How many rows a table holds (tests and health). */
 	int (*count)(struct pf_store *st, const char *what, int64_t *out);

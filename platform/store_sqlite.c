@@ -49,6 +49,7 @@ enum {
 	S_QUARANTINE_PUT,
 	S_RECORD_EACH,
 	S_QUARANTINE_EACH,
+	S_CONFLICT_EACH,
 	S_COUNT_
 };
 
@@ -148,6 +149,9 @@ static const char *const sql[S_COUNT_] = {
 	[S_QUARANTINE_EACH] = "SELECT id, batch, device_id, change_id, uuid, "
 	    "type, grid, cause, reasons, created_at FROM quarantine "
 	    "ORDER BY id",
+	[S_CONFLICT_EACH] = "SELECT id, batch, device_id, uuid, change_id, "
+	    "base_rev, current_rev, change, current_fields, created_at, status "
+	    "FROM conflicts ORDER BY id",
 };
 
 /* The SQLite store: the interface first, so a struct pf_store pointer
@@ -956,6 +960,37 @@ s_quarantine_each(struct pf_store *st,
 }
 
 static int
+s_conflict_each(struct pf_store *st,
+    int (*cb)(void *arg, const struct pf_conflict_view *c), void *arg)
+{
+	struct gs_stmt *s = self(st)->st[S_CONFLICT_EACH];
+	struct pf_conflict_view v;
+	unsigned char dev[PF_ID_BYTES];
+	int r;
+
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		memset(&v, 0, sizeof(v));
+		v.id = gs_stmt_int64(s, 0);
+		v.batch = gs_stmt_int64(s, 1);
+		(void)col_blob(s, 2, dev, sizeof(dev));
+		v.device = dev;
+		v.uuid = gs_stmt_text(s, 3);
+		v.change_id = gs_stmt_text(s, 4);
+		v.base_rev = gs_stmt_int64(s, 5);
+		v.current_rev = gs_stmt_int64(s, 6);
+		v.change = gs_stmt_text(s, 7);
+		v.current_fields = gs_stmt_text(s, 8);
+		v.created_at = gs_stmt_int64(s, 9);
+		v.status = gs_stmt_text(s, 10);
+		if ((r = cb(arg, &v)) != GS_OK) {
+			gs_stmt_reset(s);
+			return r;
+		}
+	}
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
 s_count(struct pf_store *st, const char *what, int64_t *out)
 {
 	static const char *const tables[] = { "devices", "batches", "records",
@@ -1008,6 +1043,7 @@ static const struct pf_store_ops sqlite_ops = {
 	.quarantine_put = s_quarantine_put,
 	.record_each = s_record_each,
 	.quarantine_each = s_quarantine_each,
+	.conflict_each = s_conflict_each,
 	.count = s_count,
 };
 

@@ -64,6 +64,9 @@ expect_exit 64 "revoke of a malformed id" "$PF" --home "$H" revoke xyz
 expect_exit 0 "quarantine --json" "$PF" --home "$H" quarantine --json
 [ "$(cat "$T_TMP/out")" = "[]" ] && ok "quarantine --json is []" ||
 	fail "quarantine --json is []"
+expect_exit 0 "conflicts --json" "$PF" --home "$H" conflicts --json
+[ "$(cat "$T_TMP/out")" = "[]" ] && ok "conflicts --json is []" ||
+	fail "conflicts --json is []"
 expect_exit 0 "export csv" "$PF" --home "$H" export --format csv
 head -c 3 "$T_TMP/out" | od -An -tx1 | grep -q 'ef bb bf' &&
 	ok "csv starts with a UTF-8 BOM" || fail "csv starts with a UTF-8 BOM"

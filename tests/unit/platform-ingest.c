@@ -592,6 +592,21 @@ test_revoked_drains(void **state)
 	gs_change_release(&c);
 }
 
+/* Checks the one kept conflict: both values are there. */
+static int
+one_conflict(void *arg, const struct pf_conflict_view *c)
+{
+	int *n = arg;
+
+	(*n)++;
+	assert_int_equal(c->base_rev, 3);
+	assert_int_equal(c->current_rev, 4);
+	assert_non_null(strstr(c->change, "赵六"));
+	assert_non_null(strstr(c->current_fields, "王五"));
+	assert_string_equal(c->status, "open");
+	return GS_OK;
+}
+
 static void
 test_conflict_and_merge(void **state)
 {
@@ -650,6 +665,13 @@ test_conflict_and_merge(void **state)
 	    json_array_get(results, 0), "rev")), 4);
 	json_decref(results);
 	assert_int_equal(count(f, "conflicts"), 1);
+	{
+		int n = 0;
+
+		assert_int_equal(f->pf->store->ops->conflict_each(f->pf->store,
+		    one_conflict, &n), GS_OK);
+		assert_int_equal(n, 1);
+	}
 	{
 		struct pf_record_state s;
 
