@@ -179,6 +179,10 @@ cmd_serve(const char *home, int argc, char **argv)
 	}
 	if (pf_http_parse_listen(c.listen, host, sizeof(host), &port) != GS_OK)
 		return fail(GS_EINVAL);
+	/* A server's log is its audit trail: accepted batches and
+	 * enrollments too, unless $GRIDSYNC_LOG says otherwise. */
+	if (getenv("GRIDSYNC_LOG") == NULL)
+		gs_log_set_level(GS_LOG_INFO);
 	if ((r = open_platform(home, &pf)) != 0)
 		return r;
 	/* Block the stop signals before any thread starts, so that every
