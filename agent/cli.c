@@ -207,6 +207,13 @@ read_input(const char *path, struct gs_buf *b)
 		r = GS_FAIL(r, "cannot read %s", path);
 	if (f != stdin)
 		fclose(f);
+	/* A UTF-8 byte order mark (spreadsheet exports write one) is not
+	 * part of the JSON: drop it (RFC 8259 section 8.1 allows this). */
+	if (r == GS_OK && b->len >= 3 && memcmp(b->data, "\xef\xbb\xbf", 3)
+	    == 0) {
+		memmove(b->data, b->data + 3, b->len - 3 + 1);
+		b->len -= 3;
+	}
 	return r == GS_OK ? -1 : ag_cli_error(r);
 }
 

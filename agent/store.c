@@ -313,8 +313,23 @@ put_json_string(struct gs_buf *b, const char *s)
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
 	const unsigned char *run = p;
+	size_t n;
 	int r;
 
+	/* Fast path, the common case: nothing to escape, so the string goes
+	 * in with one reserve and one copy. */
+	for (n = 0; p[n] >= 0x20 && p[n] != '"' && p[n] != '\\'; n++)
+		;
+	if (p[n] == '\0') {
+		if ((r = gs_buf_reserve(b, n + 2)) != GS_OK)
+			return r;
+		b->data[b->len] = '"';
+		memcpy(b->data + b->len + 1, p, n);
+		b->data[b->len + n + 1] = '"';
+		b->len += n + 2;
+		b->data[b->len] = '\0';
+		return GS_OK;
+	}
 	if ((r = gs_buf_putc(b, '"')) != GS_OK)
 		return r;
 	for (; *p != '\0'; p++) {

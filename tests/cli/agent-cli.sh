@@ -120,6 +120,10 @@ printf '{\n  "name": "李四",\n  "pop_type": "REGISTERED",\n  "id_number": "%s"
 expect_exit 0 "collect --json with one pretty object" "$A" --home "$H" collect person --json "$T_TMP/one.json"
 check "one uuid" test "$(grep -c "$UUID_RE" "$T_TMP/out")" -eq 1
 
+# A UTF-8 byte order mark (spreadsheet exports) is skipped.
+{ printf '\357\273\277'; cat "$T_TMP/good.ndjson"; } >"$T_TMP/bom.ndjson"
+"$A" --home "$H" collect person --json "$T_TMP/bom.ndjson" >"$T_TMP/out" 2>"$T_TMP/err"
+check "a byte order mark is skipped" test "$(grep -c "$UUID_RE" "$T_TMP/out")" -eq 10
 expect_exit 66 "collect --json of a missing file" "$A" --home "$H" collect person --json "$T_TMP/nope"
 # A line over the 1 MiB cap is a bad line, not a crash.
 { printf '{"name":"'; head -c 1100000 /dev/zero | tr '\0' a; printf '"}\n'; } >"$T_TMP/long.ndjson"
@@ -151,7 +155,7 @@ check "list --json: one record per line with the contract keys" sh -c "
 	n=\$(wc -l < '$T_TMP/out')
 	k=\$(grep '^{\"uuid\":' '$T_TMP/out' | grep '\"type\":' | grep '\"grid\":' |
 		grep '\"rev\":' | grep '\"fields\":{' | grep -c '\"deleted\":')
-	[ \$n -eq 15 ] && [ \$k -eq 15 ]"
+	[ \$n -eq 25 ] && [ \$k -eq 25 ]"
 if command -v jq >/dev/null 2>&1; then
 	check "list --json is valid JSON" jq -e . "$T_TMP/out" >/dev/null
 fi
@@ -159,10 +163,10 @@ expect_exit 0 "list house" "$A" --home "$H" list house --json
 check "list house: only houses" sh -c "[ \$(grep -c '\"type\":\"house\"' '$T_TMP/out') -eq 3 ] &&
 	[ \$(wc -l < '$T_TMP/out') -eq 3 ]"
 expect_exit 0 "status --json" "$A" --home "$H" status --json
-check "status counts records by type" grep -q '"person":12' "$T_TMP/out"
-check "status counts unsent changes" grep -q '"unsent":15' "$T_TMP/out"
+check "status counts records by type" grep -q '"person":22' "$T_TMP/out"
+check "status counts unsent changes" grep -q '"unsent":25' "$T_TMP/out"
 expect_exit 0 "status (text)" "$A" --home "$H" status
-check "status text shows unsent" grep -q "unsent: 15" "$T_TMP/out"
+check "status text shows unsent" grep -q "unsent: 25" "$T_TMP/out"
 
 # ---- delete
 expect_exit 0 "delete" "$A" --home "$H" delete "$U" --reason "moved away"
