@@ -58,7 +58,7 @@ expect_exit 0 "the next sync completes (the platform answers the resend with its
 exactly_once "after a kill between receipt and ack"
 
 # ---- kill -9 at timed points during a large sync
-collect_people 6000 23 || fail "collect"
+collect_people 4000 23 || fail "collect"
 for delay in 0.1 0.3 0.6 0.9; do
 	"$GRIDAGENT" --home "$AH" sync --batch-records 250 >/dev/null 2>&1 &
 	p=$!
@@ -72,7 +72,7 @@ expect_exit 0 "the sync after the kills completes" ag sync --batch-records 250
 exactly_once "after timed kills of the agent"
 
 # ---- the platform killed -9 mid-ingest and restarted
-collect_people 6000 24 || fail "collect"
+collect_people 4000 24 || fail "collect"
 "$GRIDAGENT" --home "$AH" sync --batch-records 200 --retries 0 \
 	>/dev/null 2>"$T_TMP/sync.err" &
 p=$!
