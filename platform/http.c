@@ -407,7 +407,9 @@ pf_http_start(const struct pf_http_config *c,
 	 * the request line and headers.
 	 */
 	s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request,
-	    s, MHD_OPTION_SOCK_ADDR, sa,
+	    s, /* First, so MHD's own start-up messages come to us too. */
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)s,
+	    MHD_OPTION_SOCK_ADDR, sa,
 	    MHD_OPTION_THREAD_POOL_SIZE, c->threads,
 	    MHD_OPTION_CONNECTION_LIMIT, c->max_conns,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_conns_ip,
@@ -415,7 +417,6 @@ pf_http_start(const struct pf_http_config *c,
 	    /* Bounds the request line and headers. */
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)s,
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
 		r = GS_FAIL(GS_EIO, "cannot listen on %s (address in use, "
