@@ -25,6 +25,7 @@
  *	sex_mismatch  sex disagrees with the id number's 17th digit
  *	birth_mismatch birth_date disagrees with the id number's digits 7-14
  *	order         a time before the one it must follow (ended_at)
+ *	unknown_type  no form was given (the type does not exist)
  *
  * Values of pii fields are never quoted in messages, so that a message
  * can be logged.  Validation allocates nothing except when it normalizes a
@@ -844,6 +845,12 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 	int64_t now_ms;
 
 	gs_problems_init(p);
+	if (f == NULL) {
+		/* The caller looked up a type that does not exist. */
+		gs_problems_add(p, "", "unknown_type", "is not a record type "
+		    "of this schema");
+		return GS_EVALIDATION;
+	}
 	if (!json_is_object(fields)) {
 		gs_problems_add(p, "", "type", "fields should be an object, "
 		    "not %s", fields != NULL ? json_kind_name(fields) : "null");
@@ -1073,6 +1080,9 @@ gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
 	/* Every argument is looked at even after a problem, so that the
 	 * worker sees all mistakes of a command line at once. */
 	gs_problems_init(p);
+	if (f == NULL || !json_is_object(into) || (n > 0 && args == NULL))
+		return GS_FAIL(GS_EINVAL, "gs_fields_from_args: no form, no "
+		    "object or no arguments");
 	for (i = 0; i < n; i++) {
 		const char *arg = args[i], *eq = strchr(arg, '='), *val;
 		const struct gs_field *fd = NULL;

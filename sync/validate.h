@@ -52,7 +52,8 @@ json_t *gs_problems_json(const struct gs_problems *p);
  * against the id number).  JSON null means "absent".
  *
  * GS_OK, or GS_EVALIDATION with every problem in *p (which this function
- * initializes), or GS_ENOMEM.
+ * initializes), or GS_ENOMEM.  A NULL form gives GS_EVALIDATION with the
+ * rule "unknown_type".  Rule ids are listed at the top of validate.c.
  */
 int gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
     json_t *fields, struct gs_problems *p);
@@ -64,7 +65,8 @@ int gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
  * true/false/1/0/yes/no/是/否, tags take "A,B,C", geo takes
  * "LAT,LON[,ACCURACY[,COORD_SYS]]", and an empty VALUE gives null (clears
  * the field on edit).  Unknown fields and values of the wrong kind are
- * problems.  GS_OK, GS_EVALIDATION (with *p filled) or GS_ENOMEM.
+ * problems.  GS_OK, GS_EVALIDATION (with *p filled) or GS_ENOMEM
+ * (GS_EINVAL when f is NULL or into is not an object: a caller bug).
  */
 int gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
     json_t *into, struct gs_problems *p);

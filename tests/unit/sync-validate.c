@@ -248,6 +248,17 @@ test_required_and_unknown(void **state)
 	expect("person", PERSON(",\"ni\\u0001ck\":1"),
 	    "\"ni\\x01ck\": is not a field of person");
 	expect("person", "[]", "fields should be an object, not an array");
+	{
+		struct gs_problems p;
+		json_t *o = json_object();
+
+		assert_int_equal(gs_record_validate(schema, NULL, o, &p),
+		    GS_EVALIDATION);
+		assert_string_equal(p.v[0].rule, "unknown_type");
+		assert_int_equal(gs_fields_from_args(NULL, NULL, 0, o, &p),
+		    GS_EINVAL);
+		json_decref(o);
+	}
 	/* required_if: pop_type decides. */
 	expect("person", "{\"name\":\"陈伟\",\"pop_type\":\"FLOATING\","
 	    "\"address\":\"葵涌\"}", "id_number: is required when pop_type is "
