@@ -403,6 +403,78 @@ test_check_envelope(void **state)
 	    GS_EPARSE);
 }
 
+/* Random damage never crashes, and whatever is still accepted is
+ * canonical: it re-encodes to exactly the bytes given. */
+static void
+test_random_damage(void **state)
+{
+	struct gs_buf b, again;
+	struct gs_batch d;
+	char *copy;
+	size_t j;
+	int i, k, accepted = 0;
+
+	(void)state;
+	batch_text(&b);
+	copy = gs_malloc(b.len + 1);
+	assert_non_null(copy);
+	for (i = 0; i < 3000; i++) {
+		size_t len = b.len;
+
+		memcpy(copy, b.data, b.len);
+		for (k = 0; k < 1 + (int)gs_random_uniform(3); k++)
+			copy[gs_random_uniform((uint32_t)b.len)] =
+			    (char)gs_random_uniform(256);
+		if (i % 4 == 3)
+			len = gs_random_uniform((uint32_t)b.len);
+		if (gs_batch_decode(&d, copy, len, 0) != GS_OK)
+			continue;
+		accepted++;
+		gs_buf_init(&again, 1 << 20);
+		assert_int_equal(gs_batch_encode_header(&again, &d.hdr), GS_OK);
+		for (j = 0; j < d.n; j++)
+			assert_int_equal(gs_batch_encode_change(&again,
+			    &d.changes[j]), GS_OK);
+		assert_int_equal(again.len, len);
+		assert_memory_equal(again.data, copy, len);
+		gs_buf_release(&again);
+		gs_batch_release(&d);
+	}
+	print_message("# %d of 3000 damaged batches still canonical\n",
+	    accepted);
+	gs_free(copy);
+	gs_buf_release(&b);
+}
+
+/* Every gs_malloc of a decode failing in turn: GS_ENOMEM, nothing
+ * returned, nothing leaked. */
+static void
+test_torture(void **state)
+{
+	struct gs_buf b;
+	struct gs_batch d;
+	long n, failed;
+	int r, done;
+
+	(void)state;
+	batch_text(&b);
+	for (n = 0, done = 0; !done; n++) {
+		memset(&d, 0, sizeof d);
+		(void)gs_mem_fail_after(n);
+		r = gs_batch_decode(&d, b.data, b.len, 0);
+		failed = gs_mem_fail_after(-1);
+		if (r == GS_OK) {
+			assert_int_equal(d.n, 3);
+			gs_batch_release(&d);
+			done = failed == 0;
+		} else {
+			assert_int_equal(r, GS_ENOMEM);
+			assert_null(d.changes);
+		}
+	}
+	gs_buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -415,6 +487,8 @@ main(void)
 		cmocka_unit_test(test_decode_framing),
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_check_envelope),
+		cmocka_unit_test(test_random_damage),
+		cmocka_unit_test(test_torture),
 	};
 
 	if (gs_crypto_init() != GS_OK)

@@ -272,6 +272,43 @@ test_fingerprint(void **state)
 	assert_memory_equal(kid, h, 8);
 }
 
+/* Random text and random substitutions: refused, never crashing. */
+static void
+test_random(void **state)
+{
+	struct gs_enroll_code c, d;
+	struct gs_buf b;
+	char junk[400], *code;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 3000; i++) {
+		size_t n = gs_random_uniform(sizeof junk), k;
+
+		for (k = 0; k < n; k++)
+			junk[k] = (char)(1 + gs_random_uniform(255));
+		junk[n] = '\0';
+		if (i % 2 && n >= 4)
+			memcpy(junk, "GS1-", 4);
+		assert_int_equal(gs_enroll_code_decode(&d, junk), GS_EINVAL);
+	}
+	sample(&c, "https://grid.example.org:8443/");
+	code = encode(&b, &c);
+	for (i = 0; i < 3000; i++) {
+		size_t at = gs_random_uniform((uint32_t)b.len);
+		char was = code[at], now;
+
+		do
+			now = (char)(1 + gs_random_uniform(255));
+		while (now == was || (now ^ 0x20) == was);
+		code[at] = now;
+		assert_int_equal(gs_enroll_code_decode(&d, code), GS_EINVAL);
+		code[at] = was;
+	}
+	assert_int_equal(gs_enroll_code_decode(&d, code), GS_OK);
+	gs_buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -282,6 +319,7 @@ main(void)
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_proof),
 		cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_random),
 	};
 
 	if (gs_crypto_init() != GS_OK)

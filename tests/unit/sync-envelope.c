@@ -575,6 +575,98 @@ test_bomb(void **state)
 	gs_buf_release(&honest);
 }
 
+/* Random damage (overwritten bytes, truncation, extension) never crashes
+ * and never opens; random buffers are refused by the cheap checks. */
+static void
+test_random_damage(void **state)
+{
+	struct gs_buf env, plain;
+	unsigned char *copy, junk[1024];
+	struct gs_envelope_header h;
+	int i, k;
+
+	(void)state;
+	seal_honest(&env, 3);
+	copy = gs_malloc(env.len + 64);
+	assert_non_null(copy);
+	for (i = 0; i < 3000; i++) {
+		size_t len = env.len;
+		int hits = 1 + (int)gs_random_uniform(4);
+
+		memcpy(copy, env.data, env.len);
+		for (k = 0; k < hits; k++)
+			copy[gs_random_uniform((uint32_t)env.len)] ^=
+			    (unsigned char)(1 + gs_random_uniform(255));
+		if (i % 3 == 1)
+			len = gs_random_uniform((uint32_t)env.len);
+		else if (i % 3 == 2)
+			len = env.len + gs_random_uniform(64);
+		assert_int_not_equal(ingest(&plain, copy, len), GS_OK);
+		assert_int_equal(plain.len, 0);
+		gs_buf_release(&plain);
+	}
+	for (i = 0; i < 3000; i++) {
+		size_t len = gs_random_uniform(sizeof junk);
+
+		gs_random(junk, len);
+		if (i % 2)
+			memcpy(junk, "GSB1\1\1\0\0", len < 8 ? len : 8);
+		assert_int_not_equal(gs_envelope_parse(&h, junk, len, NULL),
+		    GS_OK);
+	}
+	gs_free(copy);
+	gs_buf_release(&env);
+}
+
+/* Every allocation of seal and of open failing in turn: GS_ENOMEM (or
+ * success once nothing fails), nothing appended, nothing leaked. */
+static void
+test_torture(void **state)
+{
+	struct gs_buf env, out, plain;
+	struct gs_seal_params p;
+	struct gs_envelope_header h;
+	long n, failed;
+	int r, done;
+
+	(void)state;
+	params(&p, 1);
+	for (n = 0, done = 0; !done; n++) {
+		gs_buf_init(&out, GS_ENV_MAX_ENVELOPE);
+		(void)gs_mem_fail_after(n);
+		r = gs_envelope_seal(&out, &p, PLAIN, strlen(PLAIN));
+		failed = gs_mem_fail_after(-1);
+		if (r == GS_OK) {
+			done = failed == 0;
+		} else {
+			assert_int_equal(r, GS_ENOMEM);
+			assert_int_equal(out.len, 0);
+		}
+		gs_buf_release(&out);
+	}
+	seal_honest(&env, 1);
+	assert_int_equal(gs_envelope_parse(&h, env.data, env.len, NULL),
+	    GS_OK);
+	for (n = 0, done = 0; !done; n++) {
+		gs_buf_init(&plain, GS_ENV_MAX_PLAIN);
+		(void)gs_mem_fail_after(n);
+		r = gs_envelope_verify(&h, env.data, env.len, K.dev_pk);
+		if (r == GS_OK)
+			r = gs_envelope_open(&plain, &h, env.data, env.len,
+			    K.plat_pk, K.plat_sk);
+		failed = gs_mem_fail_after(-1);
+		if (r == GS_OK) {
+			assert_memory_equal(plain.data, PLAIN, plain.len);
+			done = failed == 0;
+		} else {
+			assert_int_equal(r, GS_ENOMEM);
+			assert_int_equal(plain.len, 0);
+		}
+		gs_buf_release(&plain);
+	}
+	gs_buf_release(&env);
+}
+
 int
 main(void)
 {
@@ -592,6 +684,8 @@ main(void)
 		cmocka_unit_test(test_seal_refuses),
 		cmocka_unit_test(test_lying_plain_len),
 		cmocka_unit_test(test_bomb),
+		cmocka_unit_test(test_random_damage),
+		cmocka_unit_test(test_torture),
 	};
 
 	if (gs_crypto_init() != GS_OK)
