@@ -127,6 +127,7 @@ UNIT_TESTS := \
 	tests/unit/platform-ingest.c \
 	tests/unit/sync-batch.c \
 	tests/unit/sync-core.c \
+	tests/unit/sync-crypto.c \
 	tests/unit/sync-db.c \
 	tests/unit/sync-deflate.c \
 	tests/unit/sync-enroll.c \
