@@ -222,8 +222,11 @@ dispatch(struct pf_http *s, struct MHD_Connection *conn,
 	req.body_len = st->body.len;
 	req.query = query_get;
 	req.conn_ = conn;
-	/* Answers are small: receipts, results lists, errors. */
-	gs_buf_init(&resp.body, 4u << 20);
+	/* Answers are usually small, but the results of a batch of
+	 * max_records changes that were all quarantined with every reason
+	 * can reach tens of MB, and a batch whose answer cannot be sent is
+	 * one the device retries forever: the cap only stops runaways. */
+	gs_buf_init(&resp.body, PF_HTTP_RESPONSE_MAX);
 	gs_errmsg_clear();
 	s->h.handle(s->h.ctx, &req, &resp);
 	ret = send_response(conn, &resp);

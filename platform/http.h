@@ -26,6 +26,9 @@
 
 struct pf_http;
 
+/* The largest answer a handler may build (bytes). */
+#define PF_HTTP_RESPONSE_MAX (128u << 20)
+
 struct pf_request {
 	const char *method;       /* "GET", "PUT", ... */
 	const char *path;         /* the URL path without the query */

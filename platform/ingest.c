@@ -97,6 +97,42 @@ one_reason(const char *field, const char *rule, const char *msg)
 	    "message", msg);
 }
 
+/*
+ * The reasons as listed in the results: at most PF_RESULT_REASONS, the
+ * rest summed up in one more.  The quarantine table keeps them all; the
+ * answer must stay small enough for a device to read whole (the agent
+ * caps answers at 1 MiB, and a batch holds up to 1000 changes there).
+ * Takes the reference to reasons; returns a new one (NULL: no memory).
+ */
+#define PF_RESULT_REASONS 4
+
+static json_t *
+trim_reasons(json_t *reasons)
+{
+	json_t *out;
+	size_t i, n = json_array_size(reasons);
+	char msg[96];
+
+	if (n <= PF_RESULT_REASONS)
+		return reasons;
+	out = json_array();
+	for (i = 0; out != NULL && i < PF_RESULT_REASONS - 1; i++)
+		if (json_array_append(out, json_array_get(reasons, i)) != 0) {
+			json_decref(out);
+			out = NULL;
+		}
+	snprintf(msg, sizeof(msg), "%zu more problems; the platform keeps "
+	    "them all", n - (PF_RESULT_REASONS - 1));
+	if (out != NULL && json_array_append_new(out, json_pack("{s:s,s:s,"
+	    "s:s}", "field", "", "rule", "more_problems", "message", msg))
+	    != 0) {
+		json_decref(out);
+		out = NULL;
+	}
+	json_decref(reasons);
+	return out;
+}
+
 /* Keeps a change in quarantine and lists it.  Takes the reference to
  * reasons (NULL: out of memory). */
 static int
@@ -132,7 +168,7 @@ quarantine(struct ingest *in, const struct gs_change *c, const char *cause,
 		return r;
 	}
 	in->quarantined++;
-	return result_add(in, c, "quarantined", 0, reasons);
+	return result_add(in, c, "quarantined", 0, trim_reasons(reasons));
 }
 
 /*

@@ -964,9 +964,19 @@ test_big_batch(void **state)
 /* ------------------------------------------------------------ over HTTP */
 
 /* One HTTP/1.1 request on a fresh connection; the status, body in out. */
+static int http_put_max(unsigned port, const char *path, const void *body,
+    size_t len, struct gs_buf *out, size_t max);
+
 static int
 http_put(unsigned port, const char *path, const void *body, size_t len,
     struct gs_buf *out)
+{
+	return http_put_max(port, path, body, len, out, 1u << 20);
+}
+
+static int
+http_put_max(unsigned port, const char *path, const void *body, size_t len,
+    struct gs_buf *out, size_t max)
 {
 	struct sockaddr_in sa;
 	char head[512], buf[4096];
@@ -991,7 +1001,7 @@ http_put(unsigned port, const char *path, const void *body, size_t len,
 		assert_true(n > 0);
 		off += (size_t)n;
 	}
-	gs_buf_init(out, 1u << 20);
+	gs_buf_init(out, max);
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		assert_int_equal(gs_buf_append(out, buf, (size_t)n), GS_OK);
 	close(fd);
@@ -1283,6 +1293,59 @@ test_http_limits(void **state)
 	pf_http_stop(srv);
 }
 
+/* The worst answer: every change of a batch as large as the agent makes
+ * (1000 changes) quarantined with the most reasons.  It is answered, and
+ * small enough for the agent's 1 MiB answer cap. */
+static void
+test_worst_results(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1000 };
+	struct gs_change *cs = calloc(N, sizeof(*cs));
+	char u[37], fields[2048], path[128], bh[33];
+	unsigned char batch[16];
+	struct gs_buf env, out;
+	struct pf_http_config cfg;
+	struct pf_http_handler h;
+	struct pf_http *srv = NULL;
+	unsigned port = 0;
+	size_t i, off;
+	int k;
+
+	assert_non_null(cs);
+	off = (size_t)snprintf(fields, sizeof(fields), "{");
+	for (k = 0; k < 20; k++)
+		off += (size_t)snprintf(fields + off, sizeof(fields) - off,
+		    "%s\"unknown_field_with_a_long_name_%02d\":1",
+		    k ? "," : "", k);
+	snprintf(fields + off, sizeof(fields) - off, "}");
+	for (i = 0; i < N; i++) {
+		gs_uuid_v7(u);
+		change(&cs[i], u, 0, fields);
+	}
+	seal(f, &f->a, f->pf->keys.deployment, cs, N, batch, &env);
+	pf_http_config_init(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	pf_api_handler(f->pf, &h);
+	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
+	gs_hex_encode(bh, batch, 16);
+	snprintf(path, sizeof(path), "/v1/devices/%s/batches/%s", f->a.hex,
+	    bh);
+	assert_int_equal(http_put_max(port, path, env.data, env.len, &out,
+	    PF_HTTP_RESPONSE_MAX), 200);
+	print_message("# answer for %d fully quarantined changes: %zu bytes\n",
+	    N, out.len);
+	assert_int_equal(count(f, "quarantine"), N);
+	assert_true(out.len < (1u << 20));
+	assert_non_null(strstr(out.data, "more_problems"));
+	gs_buf_release(&out);
+	pf_http_stop(srv);
+	gs_buf_release(&env);
+	for (i = 0; i < N; i++)
+		gs_change_release(&cs[i]);
+	free(cs);
+}
+
 int
 main(void)
 {
@@ -1308,6 +1371,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_http_concurrent, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_http_limits, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_worst_results, setup,
 		    teardown),
 	};
 
