@@ -56,9 +56,9 @@ ag_cmd_enroll(struct ag_cli *cli, int argc, char **argv)
 	const char *platform = NULL;
 	int json = 0, npos = 0, rc;
 	const struct ag_opt opts[] = {
-		{ "platform", &platform, NULL },
-		{ "json", NULL, &json },
-		{ NULL, NULL, NULL },
+	    {"platform", &platform, NULL},
+	    {"json", NULL, &json},
+	    {NULL, NULL, NULL},
 	};
 	struct ag_enroll_result res;
 	char *home = NULL;
@@ -76,8 +76,8 @@ ag_cmd_enroll(struct ag_cli *cli, int argc, char **argv)
 		rc = ag_cli_error(r);
 		/* A command that needs the platform and cannot reach it
 		 * says so with 69 (DESIGN.md section 7). */
-		return gs_error_class(r) == GS_CLASS_RETRY ?
-		    GS_EX_UNAVAILABLE : rc;
+		return gs_error_class(r) == GS_CLASS_RETRY ? GS_EX_UNAVAILABLE
+							   : rc;
 	}
 	if (json) {
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "device_id",
@@ -100,18 +100,18 @@ int
 ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 {
 	const char *max_backoff = NULL, *platform = NULL, *retries = NULL,
-	    *interval = NULL, *brecords = NULL, *bbytes = NULL;
+		   *interval = NULL, *brecords = NULL, *bbytes = NULL;
 	int json = 0, watch = 0, npos = 0, rc;
 	const struct ag_opt opts[] = {
-		{ "watch", NULL, &watch },
-		{ "json", NULL, &json },
-		{ "max-backoff", &max_backoff, NULL },
-		{ "retries", &retries, NULL },
-		{ "interval", &interval, NULL },
-		{ "platform", &platform, NULL },
-		{ "batch-records", &brecords, NULL },
-		{ "batch-bytes", &bbytes, NULL },
-		{ NULL, NULL, NULL },
+	    {"watch", NULL, &watch},
+	    {"json", NULL, &json},
+	    {"max-backoff", &max_backoff, NULL},
+	    {"retries", &retries, NULL},
+	    {"interval", &interval, NULL},
+	    {"platform", &platform, NULL},
+	    {"batch-records", &brecords, NULL},
+	    {"batch-bytes", &bbytes, NULL},
+	    {NULL, NULL, NULL},
 	};
 	struct ag_sync_opts o;
 	struct ag_sync_summary sum;
@@ -127,7 +127,7 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 	if (max_backoff != NULL) {
 		if (gs_parse_u64(max_backoff, 86400, &v) != GS_OK || v == 0)
 			return ag_cli_usage(cli, "--max-backoff wants seconds "
-			    "(1..86400)");
+						 "(1..86400)");
 		o.max_backoff_ms = (int64_t)v * 1000;
 		if (o.base_backoff_ms > o.max_backoff_ms)
 			o.base_backoff_ms = o.max_backoff_ms;
@@ -140,20 +140,20 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 	if (interval != NULL) {
 		if (gs_parse_u64(interval, 86400, &v) != GS_OK || v == 0)
 			return ag_cli_usage(cli, "--interval wants seconds "
-			    "(1..86400)");
+						 "(1..86400)");
 		o.idle_ms = (int64_t)v * 1000;
 	}
 	if (brecords != NULL) {
 		if (gs_parse_u64(brecords, 1000000, &v) != GS_OK || v == 0)
 			return ag_cli_usage(cli, "--batch-records wants a "
-			    "positive count");
+						 "positive count");
 		o.batch_records = (uint32_t)v;
 	}
 	if (bbytes != NULL) {
 		if (gs_parse_u64(bbytes, (uint64_t)1 << 30, &v) != GS_OK ||
 		    v < 1024)
 			return ag_cli_usage(cli, "--batch-bytes wants at least "
-			    "1024");
+						 "1024");
 		o.batch_bytes = (size_t)v;
 	}
 	o.watch = watch;
@@ -185,14 +185,16 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 		return GS_EX_IOERR;
 	if (r != GS_OK) {
 		if (gs_error_class(r) == GS_CLASS_RETRY)
-			fprintf(stderr, "%s: platform unreachable (%s); "
+			fprintf(stderr,
+			    "%s: platform unreachable (%s); "
 			    "%llu batch(es) and %llu unsent change(s) kept "
-			    "for later\n", gs_log_program(), sum.message,
+			    "for later\n",
+			    gs_log_program(), sum.message,
 			    (unsigned long long)sum.pending_batches,
 			    (unsigned long long)sum.unsent);
 		else
-			fprintf(stderr, "%s: %s\n", gs_log_program(),
-			    sum.message);
+			fprintf(
+			    stderr, "%s: %s\n", gs_log_program(), sum.message);
 		return gs_error_exit(r);
 	}
 	return GS_EX_OK;

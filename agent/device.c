@@ -49,12 +49,13 @@ ag_device_id_hex(const struct ag_device *d, char out[33])
 
 /* Copies a blob column that must have exactly n bytes. */
 static int
-blob_exact(struct gs_stmt *st, int col, void *out, size_t n,
-    const char *what)
+blob_exact(struct gs_stmt *st, int col, void *out, size_t n, const char *what)
 {
 	if (gs_stmt_bytes(st, col) != n || gs_stmt_blob(st, col) == NULL)
-		return GS_FAIL(GS_ECORRUPT, "device row: %s is %zu bytes, "
-		    "not %zu", what, gs_stmt_bytes(st, col), n);
+		return GS_FAIL(GS_ECORRUPT,
+		    "device row: %s is %zu bytes, "
+		    "not %zu",
+		    what, gs_stmt_bytes(st, col), n);
 	memcpy(out, gs_stmt_blob(st, col), n);
 	return GS_OK;
 }
@@ -87,7 +88,8 @@ ag_device_load(struct gs_db *db, struct ag_device **out)
 		goto out;
 	r = gs_stmt_step(st);
 	if (r == GS_DONE) {
-		r = GS_FAIL(GS_ENOTENROLLED, "this device is not enrolled: "
+		r = GS_FAIL(GS_ENOTENROLLED,
+		    "this device is not enrolled: "
 		    "run 'gridagent enroll CODE' first");
 		goto out;
 	}
@@ -96,24 +98,26 @@ ag_device_load(struct gs_db *db, struct ag_device **out)
 	wrap = gs_stmt_text(st, 5);
 	if (wrap == NULL || strcmp(wrap, "none") != 0) {
 		/* A later program wrapped the key (issue 6); never guess. */
-		r = GS_FAIL(GS_EUNSUPPORTED, "device key is stored as '%s', "
-		    "which this program cannot read", wrap ? wrap : "?");
+		r = GS_FAIL(GS_EUNSUPPORTED,
+		    "device key is stored as '%s', "
+		    "which this program cannot read",
+		    wrap ? wrap : "?");
 		goto out;
 	}
 	if ((r = blob_exact(st, 0, d->device_id, 16, "device_id")) != GS_OK ||
 	    (r = blob_exact(st, 1, d->deployment, 16, "deployment")) != GS_OK ||
 	    (r = blob_exact(st, 3, d->sign_pk, GS_SIGN_PKBYTES, "sign_pk")) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = blob_exact(st, 4, d->sign_sk, GS_SIGN_SKBYTES, "sign_sk")) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = blob_exact(st, 6, d->batch_pk, GS_KX_PKBYTES, "batch_pk")) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = blob_exact(st, 7, d->batch_kid, GS_KIDBYTES, "batch_kid")) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = blob_exact(st, 8, d->receipt_pk, GS_SIGN_PKBYTES,
-	    "receipt_pk")) != GS_OK ||
-	    (r = blob_exact(st, 17, d->chain_head, GS_HASHBYTES,
-	    "chain_head")) != GS_OK)
+		 "receipt_pk")) != GS_OK ||
+	    (r = blob_exact(
+		 st, 17, d->chain_head, GS_HASHBYTES, "chain_head")) != GS_OK)
 		goto out;
 	text_col(st, 2, d->platform_url, sizeof(d->platform_url));
 	text_col(st, 9, d->worker, sizeof(d->worker));
@@ -130,7 +134,7 @@ ag_device_load(struct gs_db *db, struct ag_device **out)
 	gs_crypto_sign_sk_to_pk(pk, d->sign_sk);
 	if (gs_crypto_memcmp(pk, d->sign_pk, sizeof(pk)) != 0) {
 		r = GS_FAIL(GS_ECORRUPT, "device row: secret key does not "
-		    "match the enrolled public key");
+					 "match the enrolled public key");
 		goto out;
 	}
 	*out = d;
@@ -160,19 +164,19 @@ ag_device_insert(struct gs_db *db, const struct ag_device *d)
 	    (r = gs_stmt_bind_blob(st, 2, d->deployment, 16)) != GS_OK ||
 	    (r = gs_stmt_bind_text(st, 3, d->platform_url)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(st, 4, d->sign_pk, GS_SIGN_PKBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_blob(st, 5, d->sign_sk, GS_SIGN_SKBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_blob(st, 6, d->batch_pk, GS_KX_PKBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_blob(st, 7, d->batch_kid, GS_KIDBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_blob(st, 8, d->receipt_pk, GS_SIGN_PKBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_text(st, 9, d->worker[0] ? d->worker : NULL)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_text(st, 10, d->grid[0] ? d->grid : NULL)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_int64(st, 11, d->max_records)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(st, 12, d->max_envelope)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(st, 13, d->max_plain)) != GS_OK ||
@@ -214,21 +218,25 @@ out:
 int
 ag_device_set_revoked(struct gs_db *db, int64_t at)
 {
-	return update_ints(db, "UPDATE device SET revoked = 1, "
-	    "revoked_at = coalesce(revoked_at, ?1) WHERE id = 1", 1, &at);
+	return update_ints(db,
+	    "UPDATE device SET revoked = 1, "
+	    "revoked_at = coalesce(revoked_at, ?1) WHERE id = 1",
+	    1, &at);
 }
 
 int
 ag_device_set_limits(struct gs_db *db, int64_t max_records,
     int64_t max_envelope, int64_t max_plain)
 {
-	int64_t v[3] = { max_records, max_envelope, max_plain };
+	int64_t v[3] = {max_records, max_envelope, max_plain};
 
 	if (max_records <= 0 || max_envelope <= 0 || max_plain <= 0)
 		return GS_FAIL(GS_EPROTOCOL, "platform advertised a "
-		    "non-positive limit");
-	return update_ints(db, "UPDATE device SET max_records = ?1, "
-	    "max_envelope = ?2, max_plain = ?3 WHERE id = 1", 3, v);
+					     "non-positive limit");
+	return update_ints(db,
+	    "UPDATE device SET max_records = ?1, "
+	    "max_envelope = ?2, max_plain = ?3 WHERE id = 1",
+	    3, v);
 }
 
 int
@@ -237,8 +245,10 @@ ag_device_note_sync(struct gs_db *db, int64_t at, const char *result)
 	struct gs_stmt *st = NULL;
 	int r = GS_EINTERNAL;
 
-	if ((r = gs_stmt_prepare(db, "UPDATE device SET last_sync_at = ?1, "
-	    "last_sync_result = ?2 WHERE id = 1", &st)) != GS_OK)
+	if ((r = gs_stmt_prepare(db,
+		 "UPDATE device SET last_sync_at = ?1, "
+		 "last_sync_result = ?2 WHERE id = 1",
+		 &st)) != GS_OK)
 		goto out;
 	if ((r = gs_stmt_bind_int64(st, 1, at)) != GS_OK ||
 	    (r = gs_stmt_bind_text(st, 2, result)) != GS_OK)

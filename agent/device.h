@@ -17,8 +17,8 @@ struct ag_device {
 	unsigned char deployment[16];
 	char platform_url[512];
 	unsigned char sign_pk[GS_SIGN_PKBYTES];
-	unsigned char *sign_sk;        /* GS_SIGN_SKBYTES in secure memory,
-	                                  owned; wiped by ag_device_free */
+	unsigned char *sign_sk; /* GS_SIGN_SKBYTES in secure memory,
+				   owned; wiped by ag_device_free */
 	unsigned char batch_pk[GS_KX_PKBYTES];
 	unsigned char batch_kid[GS_KIDBYTES];
 	unsigned char receipt_pk[GS_SIGN_PKBYTES];

@@ -28,10 +28,12 @@ hex_member(json_t *o, const char *key, unsigned char *out, size_t n)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 
-	if (s == NULL || strlen(s) != 2 * n || gs_hex_decode(out, n, s) !=
-	    GS_OK)
-		return GS_FAIL(GS_EPROTOCOL, "enroll answer: \"%s\" is not "
-		    "%zu hex bytes", key, n);
+	if (s == NULL || strlen(s) != 2 * n ||
+	    gs_hex_decode(out, n, s) != GS_OK)
+		return GS_FAIL(GS_EPROTOCOL,
+		    "enroll answer: \"%s\" is not "
+		    "%zu hex bytes",
+		    key, n);
 	return GS_OK;
 }
 
@@ -44,8 +46,10 @@ text_member(json_t *o, const char *key, char *out, size_t n)
 	if (v == NULL || json_is_null(v))
 		return GS_OK;
 	if (!json_is_string(v) || json_string_length(v) >= n)
-		return GS_FAIL(GS_EPROTOCOL, "enroll answer: \"%s\" is not a "
-		    "string of at most %zu bytes", key, n - 1);
+		return GS_FAIL(GS_EPROTOCOL,
+		    "enroll answer: \"%s\" is not a "
+		    "string of at most %zu bytes",
+		    key, n - 1);
 	gs_strlcpy(out, json_string_value(v), n);
 	return GS_OK;
 }
@@ -67,18 +71,18 @@ read_answer(const struct ag_http_response *resp,
 		goto out;
 	}
 	if ((r = hex_member(root, "deployment", dev->deployment, 16)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = hex_member(root, "device_id", id, 16)) != GS_OK ||
 	    (r = hex_member(root, "batch_pk", dev->batch_pk, GS_KX_PKBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = hex_member(root, "batch_kid", dev->batch_kid, GS_KIDBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = hex_member(root, "receipt_pk", dev->receipt_pk,
-	    GS_SIGN_PKBYTES)) != GS_OK ||
-	    (r = text_member(root, "worker", dev->worker,
-	    sizeof(dev->worker))) != GS_OK ||
+		 GS_SIGN_PKBYTES)) != GS_OK ||
+	    (r = text_member(
+		 root, "worker", dev->worker, sizeof(dev->worker))) != GS_OK ||
 	    (r = text_member(root, "grid", dev->grid, sizeof(dev->grid))) !=
-	    GS_OK)
+		GS_OK)
 		goto out;
 	if (memcmp(id, dev->device_id, 16) != 0) {
 		r = GS_FAIL(GS_EPROTOCOL, "enroll answer names another device");
@@ -86,9 +90,10 @@ read_answer(const struct ag_http_response *resp,
 	}
 	/* The pin: these keys are trusted only because the admin's code,
 	 * which came out of band, names their hash. */
-	if ((r = gs_enroll_check_fingerprint(code->fingerprint,
-	    dev->deployment, dev->batch_pk, dev->receipt_pk)) != GS_OK) {
-		r = GS_FAIL(GS_EBADSIG, "the platform's keys do not match the "
+	if ((r = gs_enroll_check_fingerprint(code->fingerprint, dev->deployment,
+		 dev->batch_pk, dev->receipt_pk)) != GS_OK) {
+		r = GS_FAIL(GS_EBADSIG,
+		    "the platform's keys do not match the "
 		    "fingerprint in the enrollment code: refusing to enroll "
 		    "(wrong or impersonated platform)");
 		goto out;
@@ -96,7 +101,7 @@ read_answer(const struct ag_http_response *resp,
 	gs_crypto_key_id(kid, dev->batch_pk, GS_KX_PKBYTES);
 	if (memcmp(kid, dev->batch_kid, GS_KIDBYTES) != 0) {
 		r = GS_FAIL(GS_EPROTOCOL, "enroll answer: batch_kid is not "
-		    "the key id of batch_pk");
+					  "the key id of batch_pk");
 		goto out;
 	}
 	lim = json_object_get(root, "limits");
@@ -120,8 +125,8 @@ out:
 
 /* POST /v1/enroll and read the answer into dev. */
 static int
-ask_platform(const char *url, const struct gs_enroll_code *code,
-    struct ag_device *dev)
+ask_platform(
+    const char *url, const struct gs_enroll_code *code, struct ag_device *dev)
 {
 	struct ag_http *h = NULL;
 	struct ag_http_response resp;
@@ -134,10 +139,10 @@ ask_platform(const char *url, const struct gs_enroll_code *code,
 	int r = GS_EINTERNAL, code_err;
 
 	ag_http_response_init(&resp);
-	gs_enroll_proof(proof, code->token, code->token_id, dev->device_id,
-	    dev->sign_pk);
-	if ((r = gs_enroll_self_sign(sig, code->token_id, dev->device_id,
-	    dev->sign_sk)) != GS_OK)
+	gs_enroll_proof(
+	    proof, code->token, code->token_id, dev->device_id, dev->sign_pk);
+	if ((r = gs_enroll_self_sign(
+		 sig, code->token_id, dev->device_id, dev->sign_sk)) != GS_OK)
 		goto out;
 	gs_hex_encode(tid, code->token_id, GS_ENROLL_TOKEN_ID_BYTES);
 	gs_hex_encode(did, dev->device_id, 16);
@@ -154,13 +159,15 @@ ask_platform(const char *url, const struct gs_enroll_code *code,
 	if ((r = ag_http_new(url, NULL, &h)) != GS_OK)
 		goto out;
 	if ((r = ag_http_request(h, "POST", "/v1/enroll", "application/json",
-	    body, strlen(body), &resp)) != GS_OK)
+		 body, strlen(body), &resp)) != GS_OK)
 		goto out;
 	if (resp.status != 200) {
 		code_err = ag_http_error_body(&resp, msg, sizeof(msg));
 		if (code_err == GS_EAUTH || resp.status == 403)
-			r = GS_FAIL(GS_EAUTH, "the platform refused the "
-			    "enrollment code: %s", msg);
+			r = GS_FAIL(GS_EAUTH,
+			    "the platform refused the "
+			    "enrollment code: %s",
+			    msg);
 		else if (code_err != GS_EPROTOCOL && code_err != GS_OK)
 			r = GS_FAIL(code_err, "enrollment failed: %s", msg);
 		else
@@ -237,8 +244,10 @@ ag_enroll(const char *home, const char *text, const char *platform,
 			char hex[33];
 
 			ag_device_id_hex(old, hex);
-			r = GS_FAIL(GS_EEXIST, "this home is already enrolled "
-			    "as device %s", hex);
+			r = GS_FAIL(GS_EEXIST,
+			    "this home is already enrolled "
+			    "as device %s",
+			    hex);
 			goto out;
 		}
 		if (r != GS_ENOTENROLLED)
@@ -262,8 +271,9 @@ ag_enroll(const char *home, const char *text, const char *platform,
 
 	if ((r = ask_platform(url, &code, dev)) != GS_OK)
 		goto out;
-	if (st == NULL && (r = ag_store_init(home, dev->grid[0] ? dev->grid :
-	    NULL, dev->worker[0] ? dev->worker : NULL, &st)) != GS_OK)
+	if (st == NULL &&
+	    (r = ag_store_init(home, dev->grid[0] ? dev->grid : NULL,
+		 dev->worker[0] ? dev->worker : NULL, &st)) != GS_OK)
 		goto out;
 	if ((r = store_device(st, dev)) != GS_OK)
 		goto out;
@@ -271,8 +281,7 @@ ag_enroll(const char *home, const char *text, const char *platform,
 	gs_strlcpy(res->worker, dev->worker, sizeof(res->worker));
 	gs_strlcpy(res->grid, dev->grid, sizeof(res->grid));
 	gs_strlcpy(res->platform, dev->platform_url, sizeof(res->platform));
-	gs_log(GS_LOG_INFO, "enrolled as device %s at %s", res->device_id,
-	    url);
+	gs_log(GS_LOG_INFO, "enrolled as device %s at %s", res->device_id, url);
 	r = GS_OK;
 out:
 	gs_enroll_code_wipe(&code);

@@ -37,20 +37,20 @@
 
 struct ag_outbox {
 	struct gs_db *db;
-	struct gs_stmt *chain;         /* device last_seq, chain_head */
+	struct gs_stmt *chain; /* device last_seq, chain_head */
 	struct gs_stmt *max_seq;
-	struct gs_stmt *pick;          /* unsent changes in order */
-	struct gs_stmt *skip;          /* mark one change unsendable */
-	struct gs_stmt *ins;           /* insert an outbox row */
-	struct gs_stmt *mark;          /* changes -> batched */
-	struct gs_stmt *advance;       /* device chain head */
-	struct gs_stmt *next;          /* next sealed row */
+	struct gs_stmt *pick;	 /* unsent changes in order */
+	struct gs_stmt *skip;	 /* mark one change unsendable */
+	struct gs_stmt *ins;	 /* insert an outbox row */
+	struct gs_stmt *mark;	 /* changes -> batched */
+	struct gs_stmt *advance; /* device chain head */
+	struct gs_stmt *next;	 /* next sealed row */
 	struct gs_stmt *set_acked;
-	struct gs_stmt *res_change;    /* one change named by the results */
-	struct gs_stmt *res_rev;       /* record rev from a merged result */
-	struct gs_stmt *ff_rev;        /* record rev for fast-forwards */
-	struct gs_stmt *ff_state;      /* fast-forwarded changes delivered */
-	struct gs_stmt *quar_all;      /* all changes of a batch -> 4 */
+	struct gs_stmt *res_change; /* one change named by the results */
+	struct gs_stmt *res_rev;    /* record rev from a merged result */
+	struct gs_stmt *ff_rev;	    /* record rev for fast-forwards */
+	struct gs_stmt *ff_state;   /* fast-forwarded changes delivered */
+	struct gs_stmt *quar_all;   /* all changes of a batch -> 4 */
 	struct gs_stmt *set_rejected;
 	struct gs_stmt *rej_changes;
 	struct gs_stmt *attempt;
@@ -59,8 +59,7 @@ struct ag_outbox {
 };
 
 void
-ag_outbox_limits_for(const struct ag_device *dev,
-    struct ag_outbox_limits *lim)
+ag_outbox_limits_for(const struct ag_device *dev, struct ag_outbox_limits *lim)
 {
 	lim->max_records = OUTBOX_RECORDS;
 	lim->max_plain = OUTBOX_PLAIN;
@@ -89,56 +88,63 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	if ((ob = gs_calloc(1, sizeof(*ob))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "out of memory");
 	ob->db = db;
-#define PREP(field, sql)                                                 \
-	if ((r = gs_stmt_prepare(db, sql, &ob->field)) != GS_OK)         \
-		goto out
+#define PREP(field, sql)                                                       \
+	do {                                                                   \
+		r = gs_stmt_prepare(db, sql, &ob->field);                      \
+		if (r != GS_OK)                                                \
+			goto out;                                              \
+	} while (0)
 	PREP(chain, "SELECT last_seq, chain_head FROM device WHERE id = 1");
 	PREP(max_seq, "SELECT coalesce(max(seq), 0) FROM outbox");
 	PREP(pick, "SELECT change_id, uuid, type, form_version, grid, op, "
-	    "base_rev, fields, reason, author, created_at, updated_at "
-	    "FROM change WHERE state = 0 ORDER BY change_id LIMIT ?1");
+		   "base_rev, fields, reason, author, created_at, updated_at "
+		   "FROM change WHERE state = 0 ORDER BY change_id LIMIT ?1");
 	PREP(skip, "UPDATE change SET state = 3, problem = ?2, "
-	    "updated_at = ?3 WHERE change_id = ?1 AND state = 0");
-	PREP(ins, "INSERT INTO outbox (seq, batch_id, envelope, hash, "
+		   "updated_at = ?3 WHERE change_id = ?1 AND state = 0");
+	PREP(ins,
+	    "INSERT INTO outbox (seq, batch_id, envelope, hash, "
 	    "prev_hash, record_count, bytes, plain_bytes, state, created_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sealed', ?9)");
 	/* The picked changes are exactly the unsent ones up to the last
 	 * change_id put in the batch: the transaction is IMMEDIATE, so no
 	 * other writer can have added one in between. */
 	PREP(mark, "UPDATE change SET state = 1, batch_seq = ?1, "
-	    "updated_at = ?3 WHERE state = 0 AND change_id <= ?2");
+		   "updated_at = ?3 WHERE state = 0 AND change_id <= ?2");
 	PREP(advance, "UPDATE device SET last_seq = ?1, chain_head = ?2 "
-	    "WHERE id = 1 AND last_seq = ?1 - 1");
+		      "WHERE id = 1 AND last_seq = ?1 - 1");
 	PREP(next, "SELECT seq, batch_id, hash, envelope, record_count, "
-	    "attempts FROM outbox WHERE state = 'sealed' AND seq > ?1 "
-	    "ORDER BY seq LIMIT 1");
+		   "attempts FROM outbox WHERE state = 'sealed' AND seq > ?1 "
+		   "ORDER BY seq LIMIT 1");
 	PREP(set_acked, "UPDATE outbox SET state = ?2, receipt = ?3, "
-	    "results = ?4, acked_at = ?5, last_error = NULL "
-	    "WHERE seq = ?1 AND state = 'sealed'");
-	PREP(res_change, "UPDATE change SET state = ?3, problem = ?4, "
+			"results = ?4, acked_at = ?5, last_error = NULL "
+			"WHERE seq = ?1 AND state = 'sealed'");
+	PREP(res_change,
+	    "UPDATE change SET state = ?3, problem = ?4, "
 	    "updated_at = ?5 WHERE change_id = ?1 AND batch_seq = ?2 "
 	    "AND state = 1");
 	PREP(res_rev, "UPDATE record SET rev = max(rev, ?2) WHERE uuid = "
-	    "(SELECT uuid FROM change WHERE change_id = ?1)");
+		      "(SELECT uuid FROM change WHERE change_id = ?1)");
 	/* A change the results do not list was applied by fast-forward:
 	 * the platform's rev is now base_rev + 1 (never lower what we
 	 * already know). */
 	PREP(ff_rev, "UPDATE record SET rev = max(record.rev, c.base_rev + 1) "
-	    "FROM change AS c WHERE c.batch_seq = ?1 AND c.state = 1 "
-	    "AND c.uuid = record.uuid");
+		     "FROM change AS c WHERE c.batch_seq = ?1 AND c.state = 1 "
+		     "AND c.uuid = record.uuid");
 	PREP(ff_state, "UPDATE change SET state = 2, problem = NULL, "
-	    "updated_at = ?2 WHERE batch_seq = ?1 AND state = 1");
+		       "updated_at = ?2 WHERE batch_seq = ?1 AND state = 1");
 	PREP(quar_all, "UPDATE change SET state = 4, problem = ?2, "
-	    "updated_at = ?3 WHERE batch_seq = ?1 AND state = 1");
-	PREP(set_rejected, "UPDATE outbox SET state = 'rejected', "
+		       "updated_at = ?3 WHERE batch_seq = ?1 AND state = 1");
+	PREP(set_rejected,
+	    "UPDATE outbox SET state = 'rejected', "
 	    "reason = ?2, acked_at = ?3 WHERE seq = ?1 AND state = 'sealed'");
 	PREP(rej_changes, "UPDATE change SET state = 3, problem = ?2, "
-	    "updated_at = ?3 WHERE batch_seq = ?1 AND state = 1");
-	PREP(attempt, "UPDATE outbox SET attempts = attempts + 1, "
+			  "updated_at = ?3 WHERE batch_seq = ?1 AND state = 1");
+	PREP(attempt,
+	    "UPDATE outbox SET attempts = attempts + 1, "
 	    "last_attempt_at = ?2, last_error = coalesce(?3, last_error) "
 	    "WHERE seq = ?1");
 	PREP(audit, "INSERT INTO audit (at, action, uuid, type, detail) "
-	    "VALUES (?1, ?2, NULL, NULL, ?3)");
+		    "VALUES (?1, ?2, NULL, NULL, ?3)");
 	PREP(last_ack, "UPDATE device SET last_ack_at = ?1 WHERE id = 1");
 #undef PREP
 	*out = ob;
@@ -178,13 +184,12 @@ ag_outbox_free(struct ag_outbox *ob)
 	gs_free(ob);
 }
 
-static int
-audit(struct ag_outbox *ob, int64_t now, const char *action,
+static int audit(struct ag_outbox *ob, int64_t now, const char *action,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static int
-audit(struct ag_outbox *ob, int64_t now, const char *action,
-    const char *fmt, ...)
+audit(
+    struct ag_outbox *ob, int64_t now, const char *action, const char *fmt, ...)
 {
 	char detail[512];
 	va_list ap;
@@ -220,7 +225,8 @@ row_to_change(struct gs_stmt *st, struct gs_change *c)
 	json_error_t je;
 
 	gs_change_init(c);
-	gs_strlcpy(c->change_id, gs_stmt_text(st, 0) ?: "", sizeof(c->change_id));
+	gs_strlcpy(
+	    c->change_id, gs_stmt_text(st, 0) ?: "", sizeof(c->change_id));
 	gs_strlcpy(c->uuid, gs_stmt_text(st, 1) ?: "", sizeof(c->uuid));
 	gs_strlcpy(c->type, gs_stmt_text(st, 2) ?: "", sizeof(c->type));
 	c->form_version = (int)gs_stmt_int64(st, 3);
@@ -233,11 +239,13 @@ row_to_change(struct gs_stmt *st, struct gs_change *c)
 	if (reason != NULL && (c->reason = gs_strdup(reason)) == NULL)
 		return GS_FAIL(GS_ENOMEM, "out of memory");
 	if (!c->deleted) {
-		c->fields = json_loads(fields ? fields : "", JSON_REJECT_DUPLICATES,
-		    &je);
+		c->fields = json_loads(
+		    fields ? fields : "", JSON_REJECT_DUPLICATES, &je);
 		if (c->fields == NULL || !json_is_object(c->fields))
-			return GS_FAIL(GS_EINVAL, "change %s: stored fields "
-			    "are not a JSON object", c->change_id);
+			return GS_FAIL(GS_EINVAL,
+			    "change %s: stored fields "
+			    "are not a JSON object",
+			    c->change_id);
 	}
 	return GS_OK;
 }
@@ -285,8 +293,8 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 	int r = GS_EINTERNAL, step;
 
 	gs_change_init(&c);
-	if ((r = gs_stmt_bind_int64(ob->pick, 1,
-	    (int64_t)lim->max_records + 64)) != GS_OK)
+	if ((r = gs_stmt_bind_int64(
+		 ob->pick, 1, (int64_t)lim->max_records + 64)) != GS_OK)
 		return r;
 	while ((step = gs_stmt_step(ob->pick)) == GS_ROW) {
 		size_t before = body->len;
@@ -311,16 +319,18 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 			/* Re-run the pick after marking: the cursor must not
 			 * see its own table change under it. */
 			if ((r = gs_stmt_bind_text(ob->skip, 1, c.change_id)) !=
-			    GS_OK ||
-			    (r = gs_stmt_bind_text(ob->skip, 2, why)) != GS_OK ||
-			    (r = gs_stmt_bind_int64(ob->skip, 3, now)) != GS_OK ||
+				GS_OK ||
+			    (r = gs_stmt_bind_text(ob->skip, 2, why)) !=
+				GS_OK ||
+			    (r = gs_stmt_bind_int64(ob->skip, 3, now)) !=
+				GS_OK ||
 			    (r = step_done(ob->skip)) != GS_OK)
 				goto out;
 			(*skipped)++;
 			k->n = 0;
 			body->len = 0;
 			if ((r = gs_stmt_bind_int64(ob->pick, 1,
-			    (int64_t)lim->max_records + 64)) != GS_OK)
+				 (int64_t)lim->max_records + 64)) != GS_OK)
 				goto out;
 			continue;
 		}
@@ -347,7 +357,7 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
     const struct ag_outbox_limits *lim, struct ag_outbox_sealed *info)
 {
 	struct gs_buf body, plain, env;
-	struct cuts k = { NULL, NULL, 0, 0 };
+	struct cuts k = {NULL, NULL, 0, 0};
 	struct gs_batch_header bh;
 	struct gs_seal_params sp;
 	unsigned char hash[GS_HASHBYTES];
@@ -357,8 +367,8 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 
 	memset(info, 0, sizeof(*info));
 	memset(&sp, 0, sizeof(sp));
-	budget = lim->max_plain > HEADER_ROOM ? lim->max_plain - HEADER_ROOM :
-	    lim->max_plain;
+	budget = lim->max_plain > HEADER_ROOM ? lim->max_plain - HEADER_ROOM
+					      : lim->max_plain;
 	gs_buf_init(&body, budget);
 	gs_buf_init(&plain, lim->max_plain);
 	gs_buf_init(&env, lim->max_envelope);
@@ -369,7 +379,8 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	/* The chain as committed, not as this process last saw it. */
 	if ((r = gs_stmt_step(ob->chain)) != GS_ROW) {
 		r = r == GS_DONE ? GS_FAIL(GS_ENOTENROLLED, "this device is "
-		    "not enrolled") : r;
+							    "not enrolled")
+				 : r;
 		goto out;
 	}
 	last_seq = gs_stmt_int64(ob->chain, 0);
@@ -383,8 +394,10 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	if ((r = gs_stmt_one_int64(ob->max_seq, 0, &max_seq)) != GS_OK)
 		goto out;
 	if (max_seq > last_seq) {
-		r = GS_FAIL(GS_ECORRUPT, "outbox holds seq %lld but the chain "
-		    "head is at %lld", (long long)max_seq, (long long)last_seq);
+		r = GS_FAIL(GS_ECORRUPT,
+		    "outbox holds seq %lld but the chain "
+		    "head is at %lld",
+		    (long long)max_seq, (long long)last_seq);
 		goto out;
 	}
 
@@ -425,7 +438,7 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 		gs_buf_reset(&plain);
 		if ((r = gs_batch_encode_header(&plain, &bh)) != GS_OK ||
 		    (r = gs_buf_append(&plain, body.data, k.end[n - 1])) !=
-		    GS_OK)
+			GS_OK)
 			goto out;
 		gs_buf_reset(&env);
 		r = gs_envelope_seal(&env, &sp, plain.data, plain.len);
@@ -444,7 +457,7 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	    (r = gs_stmt_bind_blob(ob->ins, 3, env.data, env.len)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->ins, 4, hash, GS_HASHBYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->ins, 5, sp.prev_hash, GS_HASHBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->ins, 6, (int64_t)n)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->ins, 7, (int64_t)env.len)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->ins, 8, (int64_t)plain.len)) != GS_OK ||
@@ -458,15 +471,17 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 		goto out;
 	if (gs_db_changes(ob->db) != (int64_t)n) {
 		/* The envelope must hold exactly the changes marked. */
-		r = GS_FAIL(GS_EINTERNAL, "batch %llu: sealed %zu changes but "
-		    "marked %lld", (unsigned long long)bh.seq, n,
+		r = GS_FAIL(GS_EINTERNAL,
+		    "batch %llu: sealed %zu changes but "
+		    "marked %lld",
+		    (unsigned long long)bh.seq, n,
 		    (long long)gs_db_changes(ob->db));
 		goto out;
 	}
 	if ((r = gs_stmt_bind_int64(ob->advance, 1, (int64_t)bh.seq)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->advance, 2, hash, GS_HASHBYTES)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = step_done(ob->advance)) != GS_OK)
 		goto out;
 	if (gs_db_changes(ob->db) != 1) {
@@ -474,7 +489,7 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 		goto out;
 	}
 	if ((r = audit(ob, now, "batch", "seq %llu: %zu changes, %zu bytes",
-	    (unsigned long long)bh.seq, n, env.len)) != GS_OK)
+		 (unsigned long long)bh.seq, n, env.len)) != GS_OK)
 		goto out;
 	if ((r = gs_db_commit(ob->db)) != GS_OK)
 		goto out;
@@ -554,8 +569,10 @@ ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
 
 		gs_envelope_hash(h, row->envelope, row->len);
 		if (gs_crypto_memcmp(h, row->hash, GS_HASHBYTES) != 0) {
-			r = GS_FAIL(GS_ECORRUPT, "outbox seq %lld: envelope "
-			    "does not match its hash", (long long)row->seq);
+			r = GS_FAIL(GS_ECORRUPT,
+			    "outbox seq %lld: envelope "
+			    "does not match its hash",
+			    (long long)row->seq);
 			goto out;
 		}
 	}
@@ -578,7 +595,8 @@ apply_results(struct ag_outbox *ob, int64_t seq, json_t *arr, int64_t now)
 	json_t *e;
 	int r = GS_OK;
 
-	json_array_foreach(arr, i, e) {
+	json_array_foreach(arr, i, e)
+	{
 		const char *id, *st;
 		json_t *rev, *reasons;
 		char *problem = NULL;
@@ -589,17 +607,22 @@ apply_results(struct ag_outbox *ob, int64_t seq, json_t *arr, int64_t now)
 		rev = json_object_get(e, "rev");
 		reasons = json_object_get(e, "reasons");
 		if (id == NULL || st == NULL)
-			return GS_FAIL(GS_EPROTOCOL, "results[%zu]: no "
-			    "change_id or status", i);
+			return GS_FAIL(GS_EPROTOCOL,
+			    "results[%zu]: no "
+			    "change_id or status",
+			    i);
 		if (strcmp(st, "quarantined") == 0)
 			state = 4;
 		else if (strcmp(st, "conflict") == 0)
 			state = 5;
-		else if (strcmp(st, "merged") == 0 || strcmp(st, "applied") == 0)
+		else if (strcmp(st, "merged") == 0 ||
+			 strcmp(st, "applied") == 0)
 			state = 2;
 		else
-			return GS_FAIL(GS_EPROTOCOL, "results[%zu]: unknown "
-			    "status '%s'", i, st);
+			return GS_FAIL(GS_EPROTOCOL,
+			    "results[%zu]: unknown "
+			    "status '%s'",
+			    i, st);
 		if (state != 2 && reasons != NULL)
 			problem = json_dumps(reasons, JSON_COMPACT);
 		r = gs_stmt_bind_text(ob->res_change, 1, id);
@@ -609,7 +632,8 @@ apply_results(struct ag_outbox *ob, int64_t seq, json_t *arr, int64_t now)
 			r = gs_stmt_bind_int64(ob->res_change, 3, state);
 		if (r == GS_OK)
 			r = gs_stmt_bind_text(ob->res_change, 4,
-			    problem != NULL ? problem : (state == 2 ? NULL : st));
+			    problem != NULL ? problem
+					    : (state == 2 ? NULL : st));
 		if (r == GS_OK)
 			r = gs_stmt_bind_int64(ob->res_change, 5, now);
 		if (r == GS_OK)
@@ -618,14 +642,17 @@ apply_results(struct ag_outbox *ob, int64_t seq, json_t *arr, int64_t now)
 		if (r != GS_OK)
 			return r;
 		if (gs_db_changes(ob->db) == 0) {
-			gs_log(GS_LOG_WARNING, "batch %lld: results name change "
-			    "%s, which it does not hold", (long long)seq, id);
+			gs_log(GS_LOG_WARNING,
+			    "batch %lld: results name change "
+			    "%s, which it does not hold",
+			    (long long)seq, id);
 			continue;
 		}
 		if (state == 2 && json_is_integer(rev)) {
-			if ((r = gs_stmt_bind_text(ob->res_rev, 1, id)) != GS_OK ||
+			if ((r = gs_stmt_bind_text(ob->res_rev, 1, id)) !=
+				GS_OK ||
 			    (r = gs_stmt_bind_int64(ob->res_rev, 2,
-			    json_integer_value(rev))) != GS_OK ||
+				 json_integer_value(rev))) != GS_OK ||
 			    (r = step_done(ob->res_rev)) != GS_OK)
 				return r;
 		}
@@ -634,9 +661,8 @@ apply_results(struct ag_outbox *ob, int64_t seq, json_t *arr, int64_t now)
 }
 
 int
-ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
-    int status, const unsigned char *receipt, size_t receipt_len,
-    const char *results)
+ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
+    const unsigned char *receipt, size_t receipt_len, const char *results)
 {
 	json_t *arr = NULL;
 	json_error_t je;
@@ -646,7 +672,7 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
 	arr = json_loads(results != NULL ? results : "[]", 0, &je);
 	if (arr == NULL || !json_is_array(arr)) {
 		r = GS_FAIL(GS_EPROTOCOL, "receipt results are not a JSON "
-		    "array");
+					  "array");
 		goto out;
 	}
 	if ((r = gs_db_begin(ob->db)) != GS_OK)
@@ -654,10 +680,10 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
 	in_tx = 1;
 	if ((r = gs_stmt_bind_int64(ob->set_acked, 1, row->seq)) != GS_OK ||
 	    (r = gs_stmt_bind_text(ob->set_acked, 2,
-	    status == GS_RECEIPT_QUARANTINED ? "quarantined" : "acked")) !=
-	    GS_OK ||
+		 status == GS_RECEIPT_QUARANTINED ? "quarantined" : "acked")) !=
+		GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->set_acked, 3, receipt, receipt_len)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = gs_stmt_bind_text(ob->set_acked, 4, results)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->set_acked, 5, now)) != GS_OK ||
 	    (r = step_done(ob->set_acked)) != GS_OK)
@@ -671,33 +697,38 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
 		/* Revoked: the platform kept everything in quarantine for an
 		 * admin.  Nothing was applied. */
 		if ((r = gs_stmt_bind_int64(ob->quar_all, 1, row->seq)) !=
-		    GS_OK ||
-		    (r = gs_stmt_bind_text(ob->quar_all, 2, "device revoked: "
-		    "kept in the platform's quarantine for an admin")) !=
-		    GS_OK ||
+			GS_OK ||
+		    (r = gs_stmt_bind_text(ob->quar_all, 2,
+			 "device revoked: "
+			 "kept in the platform's quarantine for an admin")) !=
+			GS_OK ||
 		    (r = gs_stmt_bind_int64(ob->quar_all, 3, now)) != GS_OK ||
 		    (r = step_done(ob->quar_all)) != GS_OK)
 			goto out;
 		if ((r = ag_device_set_revoked(ob->db, now)) != GS_OK)
 			goto out;
-		if ((r = audit(ob, now, "revoked", "seq %lld: device revoked, "
-		    "%u changes quarantined on the platform",
-		    (long long)row->seq, row->record_count)) != GS_OK)
+		if ((r = audit(ob, now, "revoked",
+			 "seq %lld: device revoked, "
+			 "%u changes quarantined on the platform",
+			 (long long)row->seq, row->record_count)) != GS_OK)
 			goto out;
 	} else {
 		if ((r = apply_results(ob, row->seq, arr, now)) != GS_OK)
 			goto out;
 		if ((r = gs_stmt_bind_int64(ob->ff_rev, 1, row->seq)) !=
-		    GS_OK || (r = step_done(ob->ff_rev)) != GS_OK)
+			GS_OK ||
+		    (r = step_done(ob->ff_rev)) != GS_OK)
 			goto out;
 		if ((r = gs_stmt_bind_int64(ob->ff_state, 1, row->seq)) !=
-		    GS_OK ||
+			GS_OK ||
 		    (r = gs_stmt_bind_int64(ob->ff_state, 2, now)) != GS_OK ||
 		    (r = step_done(ob->ff_state)) != GS_OK)
 			goto out;
-		if ((r = audit(ob, now, "acked", "seq %lld: %u changes, %zu "
-		    "listed in results", (long long)row->seq,
-		    row->record_count, json_array_size(arr))) != GS_OK)
+		if ((r = audit(ob, now, "acked",
+			 "seq %lld: %u changes, %zu "
+			 "listed in results",
+			 (long long)row->seq, row->record_count,
+			 json_array_size(arr))) != GS_OK)
 			goto out;
 	}
 	if ((r = gs_stmt_bind_int64(ob->last_ack, 1, now)) != GS_OK ||
@@ -715,8 +746,8 @@ out:
 }
 
 int
-ag_outbox_reject(struct ag_outbox *ob, const struct ag_outbox_row *row,
-    const char *reason)
+ag_outbox_reject(
+    struct ag_outbox *ob, const struct ag_outbox_row *row, const char *reason)
 {
 	int64_t now = gs_now_ms();
 	int in_tx = 0, r = GS_EINTERNAL;
@@ -739,7 +770,7 @@ ag_outbox_reject(struct ag_outbox *ob, const struct ag_outbox_row *row,
 	    (r = step_done(ob->rej_changes)) != GS_OK)
 		goto out;
 	if ((r = audit(ob, now, "rejected", "seq %lld: %.400s",
-	    (long long)row->seq, reason)) != GS_OK)
+		 (long long)row->seq, reason)) != GS_OK)
 		goto out;
 	if ((r = gs_db_commit(ob->db)) != GS_OK)
 		goto out;
@@ -770,8 +801,10 @@ ag_outbox_counts(struct gs_db *db, struct ag_outbox_counts *c)
 	int r = GS_EINTERNAL;
 
 	memset(c, 0, sizeof(*c));
-	if ((r = gs_stmt_prepare(db, "SELECT state, count(*) FROM change "
-	    "GROUP BY state", &st)) != GS_OK)
+	if ((r = gs_stmt_prepare(db,
+		 "SELECT state, count(*) FROM change "
+		 "GROUP BY state",
+		 &st)) != GS_OK)
 		goto out;
 	while ((r = gs_stmt_step(st)) == GS_ROW) {
 		int64_t s = gs_stmt_int64(st, 0);
@@ -783,9 +816,11 @@ ag_outbox_counts(struct gs_db *db, struct ag_outbox_counts *c)
 		goto out;
 	gs_stmt_finalize(st);
 	st = NULL;
-	if ((r = gs_stmt_prepare(db, "SELECT state, count(*), "
-	    "sum(record_count), sum(bytes), max(seq) FROM outbox "
-	    "GROUP BY state", &st)) != GS_OK)
+	if ((r = gs_stmt_prepare(db,
+		 "SELECT state, count(*), "
+		 "sum(record_count), sum(bytes), max(seq) FROM outbox "
+		 "GROUP BY state",
+		 &st)) != GS_OK)
 		goto out;
 	while ((r = gs_stmt_step(st)) == GS_ROW) {
 		const char *s = gs_stmt_text(st, 0);

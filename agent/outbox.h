@@ -31,15 +31,15 @@ struct ag_outbox;
 /* Batch size limits; each is also capped by what the platform
  * advertised (device row) and by the envelope format's own caps. */
 struct ag_outbox_limits {
-	uint32_t max_records;  /* changes per batch */
-	size_t max_plain;      /* NDJSON bytes per batch (the byte budget) */
-	size_t max_envelope;   /* sealed bytes per batch */
+	uint32_t max_records; /* changes per batch */
+	size_t max_plain;     /* NDJSON bytes per batch (the byte budget) */
+	size_t max_envelope;  /* sealed bytes per batch */
 };
 
 /* Defaults (1000 changes, 4 MiB of NDJSON) capped by the device's
  * advertised limits and the envelope caps. */
-void ag_outbox_limits_for(const struct ag_device *dev,
-    struct ag_outbox_limits *lim);
+void ag_outbox_limits_for(
+    const struct ag_device *dev, struct ag_outbox_limits *lim);
 
 /* Prepares the outbox's statements on db (borrowed; must outlive it).
  * GS_OK and *out (ag_outbox_free), or an SQL/memory error. */
@@ -47,11 +47,11 @@ int ag_outbox_new(struct gs_db *db, struct ag_outbox **out);
 void ag_outbox_free(struct ag_outbox *ob);
 
 struct ag_outbox_sealed {
-	int64_t seq;         /* 0 when nothing was sealed */
-	uint32_t count;      /* changes in the batch */
+	int64_t seq;	/* 0 when nothing was sealed */
+	uint32_t count; /* changes in the batch */
 	size_t plain_bytes;
-	size_t bytes;        /* envelope bytes */
-	uint32_t skipped;    /* unsendable changes marked rejected (3) */
+	size_t bytes;	  /* envelope bytes */
+	uint32_t skipped; /* unsendable changes marked rejected (3) */
 };
 
 /*
@@ -103,19 +103,19 @@ int ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
 
 /* A permanent refusal, in ONE transaction: the row rejected with reason,
  * its changes rejected (3) with the same problem text. */
-int ag_outbox_reject(struct ag_outbox *ob, const struct ag_outbox_row *row,
-    const char *reason);
+int ag_outbox_reject(
+    struct ag_outbox *ob, const struct ag_outbox_row *row, const char *reason);
 
 /* Counts one more upload attempt (error NULL: none to keep). */
 int ag_outbox_attempt(struct ag_outbox *ob, int64_t seq, const char *error);
 
 struct ag_outbox_counts {
-	int64_t changes[6];      /* by change state 0..5 */
-	int64_t sealed;          /* outbox rows by state */
+	int64_t changes[6]; /* by change state 0..5 */
+	int64_t sealed;	    /* outbox rows by state */
 	int64_t acked;
 	int64_t quarantined;
 	int64_t rejected;
-	int64_t sealed_records;  /* changes inside sealed rows */
+	int64_t sealed_records; /* changes inside sealed rows */
 	int64_t sealed_bytes;
 	int64_t last_acked_seq;
 };

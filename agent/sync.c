@@ -123,7 +123,7 @@ nap(const struct run *x, int64_t ms)
 {
 	while (ms > 0 && !stopped(x)) {
 		int64_t slice = ms > 100 ? 100 : ms;
-		struct timespec ts = { slice / 1000, (slice % 1000) * 1000000 };
+		struct timespec ts = {slice / 1000, (slice % 1000) * 1000000};
 
 		(void)nanosleep(&ts, NULL);
 		ms -= slice;
@@ -142,9 +142,10 @@ progress(struct run *x, int final)
 	ag_http_stats(x->http, &sent, NULL, NULL);
 	secs = (double)(gs_mono_us() - x->t0) / 1e6;
 	rate = secs > 0 ? (double)sent / secs : 0;
-	fprintf(stderr, "\r%s: sync: sealed %llu, acked %llu/%llu batches, "
-	    "%llu records, %.1f KiB sent, %.1f KiB/s   ", gs_log_program(),
-	    (unsigned long long)s->sealed_batches,
+	fprintf(stderr,
+	    "\r%s: sync: sealed %llu, acked %llu/%llu batches, "
+	    "%llu records, %.1f KiB sent, %.1f KiB/s   ",
+	    gs_log_program(), (unsigned long long)s->sealed_batches,
 	    (unsigned long long)s->acked_batches,
 	    (unsigned long long)(s->acked_batches + s->pending_batches),
 	    (unsigned long long)s->acked_records, (double)sent / 1024.0,
@@ -173,26 +174,27 @@ probe(struct run *x)
 	int r = GS_EINTERNAL;
 
 	ag_http_response_init(&resp);
-	if ((r = ag_http_request(x->http, "GET", "/v1/health", NULL, NULL, 0,
-	    &resp)) != GS_OK)
+	if ((r = ag_http_request(
+		 x->http, "GET", "/v1/health", NULL, NULL, 0, &resp)) != GS_OK)
 		goto out;
 	if (resp.status != 200) {
 		r = GS_FAIL(resp.status == 503 ? GS_EBUSY : GS_EPROTOCOL,
 		    "health probe: HTTP %ld", resp.status);
 		goto out;
 	}
-	root = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len,
-	    0, &je);
+	root = json_loadb(
+	    resp.body.data ? resp.body.data : "", resp.body.len, 0, &je);
 	dep = json_string_value(json_object_get(root, "deployment"));
 	if (root == NULL || dep == NULL || strlen(dep) != 32 ||
 	    gs_hex_decode(depb, 16, dep) != GS_OK) {
 		/* A captive portal answers 200 with its own page. */
 		r = GS_FAIL(GS_EPROTOCOL, "health probe: the answer is not "
-		    "the platform's");
+					  "the platform's");
 		goto out;
 	}
 	if (memcmp(depb, x->dev->deployment, 16) != 0) {
-		r = GS_FAIL(GS_EDEPLOYMENT, "the platform at %s belongs to "
+		r = GS_FAIL(GS_EDEPLOYMENT,
+		    "the platform at %s belongs to "
 		    "deployment %s, not the one this device enrolled in",
 		    x->o->platform ? x->o->platform : x->dev->platform_url,
 		    dep);
@@ -208,11 +210,11 @@ probe(struct run *x)
 		    json_is_integer(c) && json_integer_value(a) > 0 &&
 		    json_integer_value(b) > 0 && json_integer_value(c) > 0 &&
 		    (json_integer_value(a) != x->dev->max_records ||
-		    json_integer_value(b) != x->dev->max_envelope ||
-		    json_integer_value(c) != x->dev->max_plain)) {
+			json_integer_value(b) != x->dev->max_envelope ||
+			json_integer_value(c) != x->dev->max_plain)) {
 			if ((r = ag_device_set_limits(x->db,
-			    json_integer_value(a), json_integer_value(b),
-			    json_integer_value(c))) != GS_OK)
+				 json_integer_value(a), json_integer_value(b),
+				 json_integer_value(c))) != GS_OK)
 				goto out;
 			x->dev->max_records = json_integer_value(a);
 			x->dev->max_envelope = json_integer_value(b);
@@ -251,7 +253,8 @@ seal_all(struct run *x)
 		if ((r = ag_outbox_seal(x->ob, x->dev, &lim, &info)) != GS_OK)
 			return r;
 		if (info.skipped > 0)
-			gs_log(GS_LOG_WARNING, "%u change(s) cannot be sent "
+			gs_log(GS_LOG_WARNING,
+			    "%u change(s) cannot be sent "
 			    "and were marked rejected (see status)",
 			    info.skipped);
 		if (info.seq == 0)
@@ -302,8 +305,8 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 		    GS_OK)
 			goto out;
 		if (x->o->watch || attempt >= x->o->retries || stopped(x)) {
-			r = GS_FAIL(res.err ? res.err : GS_ENETWORK, "%s",
-			    res.reason);
+			r = GS_FAIL(
+			    res.err ? res.err : GS_ENETWORK, "%s", res.reason);
 			goto out;
 		}
 		nap(x, ag_backoff_next(&x->bo));
@@ -317,16 +320,19 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 		crash_point(x->kill_before_ack, ++x->receipts_here);
 		/* Only now, with a verified receipt, does state move. */
 		if ((r = ag_outbox_ack(x->ob, row,
-		    res.outcome == AG_UPLOAD_QUARANTINED ?
-		    GS_RECEIPT_QUARANTINED : GS_RECEIPT_ACCEPTED, res.receipt,
-		    res.receipt_len, res.results)) != GS_OK)
+			 res.outcome == AG_UPLOAD_QUARANTINED
+			     ? GS_RECEIPT_QUARANTINED
+			     : GS_RECEIPT_ACCEPTED,
+			 res.receipt, res.receipt_len, res.results)) != GS_OK)
 			goto out;
 		if (res.outcome == AG_UPLOAD_QUARANTINED) {
 			x->sum->quarantined_batches++;
 			if (!x->dev->revoked)
-				gs_log(GS_LOG_ERROR, "the platform says this "
+				gs_log(GS_LOG_ERROR,
+				    "the platform says this "
 				    "device is revoked; batch %lld is kept in "
-				    "its quarantine", (long long)row->seq);
+				    "its quarantine",
+				    (long long)row->seq);
 			x->dev->revoked = 1;
 		} else {
 			x->sum->acked_batches++;
@@ -334,8 +340,10 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 		}
 		break;
 	case AG_UPLOAD_REJECTED:
-		gs_log(GS_LOG_ERROR, "batch %lld refused by the platform: %s "
-		    "(kept on this device)", (long long)row->seq, res.reason);
+		gs_log(GS_LOG_ERROR,
+		    "batch %lld refused by the platform: %s "
+		    "(kept on this device)",
+		    (long long)row->seq, res.reason);
 		if ((r = ag_outbox_reject(x->ob, row, res.reason)) != GS_OK)
 			goto out;
 		x->sum->rejected_batches++;
@@ -433,13 +441,15 @@ final_result(struct run *x, int r)
 	if (r != GS_OK && !is_transient(r))
 		return r;
 	if (x->dev != NULL && x->dev->revoked)
-		return GS_FAIL(GS_EREVOKED, "this device has been revoked by "
+		return GS_FAIL(GS_EREVOKED,
+		    "this device has been revoked by "
 		    "the platform; its data was kept in the platform's "
 		    "quarantine for an admin");
 	if (r != GS_OK)
 		return r;
 	if (x->sum->rejected_batches > 0)
-		return GS_FAIL(GS_EREJECTED, "%llu batch(es) with %llu "
+		return GS_FAIL(GS_EREJECTED,
+		    "%llu batch(es) with %llu "
 		    "change(s) refused by the platform; kept on this device",
 		    (unsigned long long)x->sum->rejected_batches,
 		    (unsigned long long)x->sum->rejected_records);
@@ -471,7 +481,7 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 		goto out;
 	ag_http_opts_default(&ho);
 	if ((r = ag_http_new(o->platform ? o->platform : x.dev->platform_url,
-	    &ho, &x.http)) != GS_OK)
+		 &ho, &x.http)) != GS_OK)
 		goto out;
 	ag_http_set_cancel(x.http, o->stop);
 	if ((r = ag_outbox_new(x.db, &x.ob)) != GS_OK)
@@ -493,8 +503,10 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 			note(&x, r);
 			if (x.progress_shown)
 				progress(&x, 1);
-			gs_log(GS_LOG_INFO, "platform unreachable (%s); "
-			    "backing off", gs_errmsg(r));
+			gs_log(GS_LOG_INFO,
+			    "platform unreachable (%s); "
+			    "backing off",
+			    gs_errmsg(r));
 			for (;;) {
 				nap(&x, ag_backoff_next(&x.bo));
 				if (stopped(&x))
@@ -523,8 +535,8 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	r = final_result(&x, r);
 out:
 	if (r != GS_OK)
-		snprintf(sum->message, sizeof(sum->message), "%s",
-		    gs_errmsg(r));
+		snprintf(
+		    sum->message, sizeof(sum->message), "%s", gs_errmsg(r));
 	sum->result = r;
 	if (x.http != NULL) {
 		ag_http_stats(x.http, &sum->bytes_sent, NULL, &sum->requests);
@@ -544,23 +556,20 @@ json_t *
 ag_sync_summary_json(const struct ag_sync_summary *s)
 {
 	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I, s:I, s:I}",
+			 "s:I, s:I, s:I, s:I, s:I}",
 	    "result", s->result == GS_OK ? "ok" : gs_error_code(s->result),
-	    "message", s->result == GS_OK ? "" : s->message,
-	    "outcome", s->result == GS_OK ? "all acked" :
-	    gs_strerror(s->result),
-	    "sealed_batches", (json_int_t)s->sealed_batches,
-	    "sealed_records", (json_int_t)s->sealed_records,
-	    "acked_batches", (json_int_t)s->acked_batches,
-	    "acked_records", (json_int_t)s->acked_records,
-	    "quarantined_batches", (json_int_t)s->quarantined_batches,
-	    "rejected_batches", (json_int_t)s->rejected_batches,
-	    "rejected_records", (json_int_t)s->rejected_records,
-	    "pending_batches", (json_int_t)s->pending_batches,
-	    "unsent", (json_int_t)s->unsent,
-	    "bytes_sent", (json_int_t)s->bytes_sent,
-	    "requests", (json_int_t)s->requests,
-	    "elapsed_ms", (json_int_t)s->elapsed_ms);
+	    "message", s->result == GS_OK ? "" : s->message, "outcome",
+	    s->result == GS_OK ? "all acked" : gs_strerror(s->result),
+	    "sealed_batches", (json_int_t)s->sealed_batches, "sealed_records",
+	    (json_int_t)s->sealed_records, "acked_batches",
+	    (json_int_t)s->acked_batches, "acked_records",
+	    (json_int_t)s->acked_records, "quarantined_batches",
+	    (json_int_t)s->quarantined_batches, "rejected_batches",
+	    (json_int_t)s->rejected_batches, "rejected_records",
+	    (json_int_t)s->rejected_records, "pending_batches",
+	    (json_int_t)s->pending_batches, "unsent", (json_int_t)s->unsent,
+	    "bytes_sent", (json_int_t)s->bytes_sent, "requests",
+	    (json_int_t)s->requests, "elapsed_ms", (json_int_t)s->elapsed_ms);
 }
 
 int
@@ -576,13 +585,12 @@ ag_sync_status(struct ag_store *st, json_t *into)
 
 	if ((r = ag_outbox_counts(db, &c)) != GS_OK)
 		goto out;
-	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
-	    "sealed", (json_int_t)c.sealed,
-	    "sealed_records", (json_int_t)c.sealed_records,
-	    "sealed_bytes", (json_int_t)c.sealed_bytes,
-	    "acked", (json_int_t)c.acked,
-	    "quarantined", (json_int_t)c.quarantined,
-	    "rejected", (json_int_t)c.rejected);
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "sealed",
+	    (json_int_t)c.sealed, "sealed_records",
+	    (json_int_t)c.sealed_records, "sealed_bytes",
+	    (json_int_t)c.sealed_bytes, "acked", (json_int_t)c.acked,
+	    "quarantined", (json_int_t)c.quarantined, "rejected",
+	    (json_int_t)c.rejected);
 	if (o == NULL || json_object_set_new(into, "outbox", o) != 0) {
 		r = GS_FAIL(GS_ENOMEM, "out of memory");
 		goto out;
@@ -590,8 +598,9 @@ ag_sync_status(struct ag_store *st, json_t *into)
 	r = ag_device_load(db, &dev);
 	if (r == GS_ENOTENROLLED) {
 		gs_errmsg_clear();
-		r = json_object_set_new(into, "device", json_null()) == 0 ?
-		    GS_OK : GS_FAIL(GS_ENOMEM, "out of memory");
+		r = json_object_set_new(into, "device", json_null()) == 0
+			? GS_OK
+			: GS_FAIL(GS_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (r != GS_OK)
@@ -601,9 +610,8 @@ ag_sync_status(struct ag_store *st, json_t *into)
 
 		gs_hex_encode(id, dev->device_id, 16);
 		gs_hex_encode(dep, dev->deployment, 16);
-		o = json_pack("{s:s, s:s, s:s, s:I, s:b}",
-		    "id", id, "platform", dev->platform_url,
-		    "deployment", dep, "enrolled_at",
+		o = json_pack("{s:s, s:s, s:s, s:I, s:b}", "id", id, "platform",
+		    dev->platform_url, "deployment", dep, "enrolled_at",
 		    (json_int_t)dev->enrolled_at, "revoked", dev->revoked);
 	}
 	if (o == NULL || json_object_set_new(into, "device", o) != 0) {
@@ -611,22 +619,26 @@ ag_sync_status(struct ag_store *st, json_t *into)
 		goto out;
 	}
 	gs_hex_encode(hex, dev->chain_head, GS_HASHBYTES);
-	if (json_object_set_new(into, "last_seq",
-	    json_integer(dev->last_seq)) != 0 ||
+	if (json_object_set_new(
+		into, "last_seq", json_integer(dev->last_seq)) != 0 ||
 	    json_object_set_new(into, "chain_head", json_string(hex)) != 0 ||
-	    json_object_set_new(into, "revoked",
-	    json_boolean(dev->revoked)) != 0) {
+	    json_object_set_new(into, "revoked", json_boolean(dev->revoked)) !=
+		0) {
 		r = GS_FAIL(GS_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = gs_stmt_prepare(db, "SELECT last_sync_at, last_sync_result "
-	    "FROM device WHERE id = 1", &q)) != GS_OK)
+	if ((r = gs_stmt_prepare(db,
+		 "SELECT last_sync_at, last_sync_result "
+		 "FROM device WHERE id = 1",
+		 &q)) != GS_OK)
 		goto out;
 	if ((r = gs_stmt_step(q)) == GS_ROW) {
-		json_t *at = gs_stmt_is_null(q, 0) ? json_null() :
-		    json_integer(gs_stmt_int64(q, 0));
-		json_t *res = gs_stmt_is_null(q, 1) ? json_null() :
-		    json_string(gs_stmt_text(q, 1));
+		json_t *at = gs_stmt_is_null(q, 0)
+				 ? json_null()
+				 : json_integer(gs_stmt_int64(q, 0));
+		json_t *res = gs_stmt_is_null(q, 1)
+				  ? json_null()
+				  : json_string(gs_stmt_text(q, 1));
 
 		if (json_object_set_new(into, "last_sync", at) != 0 ||
 		    json_object_set_new(into, "last_sync_result", res) != 0) {

@@ -31,18 +31,18 @@ int64_t ag_backoff_next(struct ag_backoff *b);
 void ag_backoff_reset(struct ag_backoff *b);
 
 struct ag_sync_opts {
-	int watch;               /* keep going until SIGINT/SIGTERM */
-	int progress;            /* a progress line on stderr */
-	int retries;             /* one-shot: extra attempts per transient
-	                            failure (default 2) */
+	int watch;		 /* keep going until SIGINT/SIGTERM */
+	int progress;		 /* a progress line on stderr */
+	int retries;		 /* one-shot: extra attempts per transient
+				    failure (default 2) */
 	int64_t base_backoff_ms; /* default 500 ms */
-	int64_t max_backoff_ms;  /* cap; default 300 s */
-	int64_t idle_ms;         /* --watch: how often to look for new
-	                            changes when all is sent; default 2 s */
-	const char *platform;    /* overrides the enrolled URL (NULL: no) */
-	uint32_t batch_records;  /* at most this many changes per batch, on
-	                            top of the platform's limits (0: ours) */
-	size_t batch_bytes;      /* at most this much NDJSON per batch (0) */
+	int64_t max_backoff_ms;	 /* cap; default 300 s */
+	int64_t idle_ms;	 /* --watch: how often to look for new
+				    changes when all is sent; default 2 s */
+	const char *platform;	 /* overrides the enrolled URL (NULL: no) */
+	uint32_t batch_records;	 /* at most this many changes per batch, on
+				    top of the platform's limits (0: ours) */
+	size_t batch_bytes;	 /* at most this much NDJSON per batch (0) */
 	volatile sig_atomic_t *stop; /* set by a signal handler (NULL ok) */
 };
 
@@ -53,10 +53,10 @@ struct ag_sync_summary {
 	uint64_t acked_batches, acked_records;
 	uint64_t quarantined_batches, rejected_batches, rejected_records;
 	uint64_t bytes_sent, requests;
-	uint64_t pending_batches;   /* sealed, not acked, at the end */
-	uint64_t unsent;            /* changes not yet sealed at the end */
+	uint64_t pending_batches; /* sealed, not acked, at the end */
+	uint64_t unsent;	  /* changes not yet sealed at the end */
 	int64_t elapsed_ms;
-	int result;                 /* GS_OK or the error that ended it */
+	int result; /* GS_OK or the error that ended it */
 	char message[512];
 };
 

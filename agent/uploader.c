@@ -26,7 +26,7 @@
 
 struct ag_http {
 	CURL *curl;
-	char *base;             /* base URL without a trailing '/' */
+	char *base; /* base URL without a trailing '/' */
 	struct ag_http_opts o;
 	struct curl_slist *hdr_json;
 	struct curl_slist *hdr_octet;
@@ -34,7 +34,7 @@ struct ag_http {
 	volatile sig_atomic_t *cancel;
 	char errbuf[CURL_ERROR_SIZE];
 	uint64_t sent, recvd, requests;
-	int overflow;           /* the last answer went over its cap */
+	int overflow;		      /* the last answer went over its cap */
 	struct ag_http_response *cur; /* the answer being received */
 };
 
@@ -105,8 +105,8 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 }
 
 static int
-on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-    curl_off_t ultotal, curl_off_t ulnow)
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
 {
 	struct ag_http *h = arg;
 
@@ -124,10 +124,10 @@ setopts(struct ag_http *h)
 	CURL *c = h->curl;
 	CURLcode rc = CURLE_OK;
 
-#define SET(opt, val)                                                   \
-	do {                                                            \
-		if (rc == CURLE_OK)                                     \
-			rc = curl_easy_setopt(c, opt, val);             \
+#define SET(opt, val)                                                          \
+	do {                                                                   \
+		if (rc == CURLE_OK)                                            \
+			rc = curl_easy_setopt(c, opt, val);                    \
 	} while (0)
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
@@ -153,23 +153,25 @@ setopts(struct ag_http *h)
 	if (rc == CURLE_OUT_OF_MEMORY)
 		return GS_FAIL(GS_ENOMEM, "libcurl: out of memory");
 	if (rc != CURLE_OK)
-		return GS_FAIL(GS_EINTERNAL, "libcurl: %s",
-		    curl_easy_strerror(rc));
+		return GS_FAIL(
+		    GS_EINTERNAL, "libcurl: %s", curl_easy_strerror(rc));
 	return GS_OK;
 }
 
 int
-ag_http_new(const char *base_url, const struct ag_http_opts *o,
-    struct ag_http **out)
+ag_http_new(
+    const char *base_url, const struct ag_http_opts *o, struct ag_http **out)
 {
 	struct ag_http *h = NULL;
 	size_t n;
 	int r = GS_EINTERNAL;
 
 	if (base_url == NULL || (strncmp(base_url, "http://", 7) != 0 &&
-	    strncmp(base_url, "https://", 8) != 0))
-		return GS_FAIL(GS_EINVAL, "platform URL must start with "
-		    "http:// or https://: %s", base_url ? base_url : "(none)");
+				    strncmp(base_url, "https://", 8) != 0))
+		return GS_FAIL(GS_EINVAL,
+		    "platform URL must start with "
+		    "http:// or https://: %s",
+		    base_url ? base_url : "(none)");
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK)
 		return GS_FAIL(GS_EINTERNAL, "curl_global_init: %s",
@@ -194,18 +196,20 @@ ag_http_new(const char *base_url, const struct ag_http_opts *o,
 	/* "Expect:" with no value stops libcurl from waiting for a
 	 * 100-continue on large bodies: the platform answers early refusals
 	 * after reading the headers anyway. */
-	h->hdr_json = curl_slist_append(NULL,
-	    "Content-Type: application/json");
-	h->hdr_json = h->hdr_json ?
-	    curl_slist_append(h->hdr_json, "Accept: application/json") : NULL;
-	h->hdr_octet = curl_slist_append(NULL,
-	    "Content-Type: application/octet-stream");
-	h->hdr_octet = h->hdr_octet ?
-	    curl_slist_append(h->hdr_octet, "Accept: application/json") : NULL;
-	h->hdr_octet = h->hdr_octet ?
-	    curl_slist_append(h->hdr_octet, "Expect:") : NULL;
+	h->hdr_json = curl_slist_append(NULL, "Content-Type: application/json");
+	h->hdr_json = h->hdr_json ? curl_slist_append(
+					h->hdr_json, "Accept: application/json")
+				  : NULL;
+	h->hdr_octet =
+	    curl_slist_append(NULL, "Content-Type: application/octet-stream");
+	h->hdr_octet = h->hdr_octet ? curl_slist_append(h->hdr_octet,
+					  "Accept: application/json")
+				    : NULL;
+	h->hdr_octet =
+	    h->hdr_octet ? curl_slist_append(h->hdr_octet, "Expect:") : NULL;
 	h->hdr_none = curl_slist_append(NULL, "Accept: application/json");
-	if (h->hdr_json == NULL || h->hdr_octet == NULL || h->hdr_none == NULL) {
+	if (h->hdr_json == NULL || h->hdr_octet == NULL ||
+	    h->hdr_none == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -267,8 +271,10 @@ map_curl(struct ag_http *h, CURLcode rc, const char *url)
 	case CURLE_WRITE_ERROR:
 	case CURLE_FILESIZE_EXCEEDED:
 		if (h->overflow || rc == CURLE_FILESIZE_EXCEEDED)
-			return GS_FAIL(GS_EPROTOCOL, "%s: answer larger "
-			    "than %zu bytes", url, h->o.max_response);
+			return GS_FAIL(GS_EPROTOCOL,
+			    "%s: answer larger "
+			    "than %zu bytes",
+			    url, h->o.max_response);
 		return GS_FAIL(GS_ENETWORK, "%s: %s", url, why);
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_UNSUPPORTED_PROTOCOL:
@@ -306,7 +312,7 @@ ag_http_request(struct ag_http *h, const char *method, const char *path,
 	if (body == NULL)
 		hdrs = h->hdr_none;
 	else if (content_type != NULL &&
-	    strcmp(content_type, "application/json") == 0)
+		 strcmp(content_type, "application/json") == 0)
 		hdrs = h->hdr_json;
 	else
 		hdrs = h->hdr_octet;
@@ -322,24 +328,25 @@ ag_http_request(struct ag_http *h, const char *method, const char *path,
 	if (rc == CURLE_OK && strcmp(method, "GET") == 0) {
 		rc = curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
 		if (rc == CURLE_OK)
-			rc = curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST,
-			    (char *)NULL);
+			rc = curl_easy_setopt(
+			    h->curl, CURLOPT_CUSTOMREQUEST, (char *)NULL);
 	} else if (rc == CURLE_OK) {
 		/* POSTFIELDS sends the caller's bytes as they are, without a
 		 * copy; CUSTOMREQUEST turns the POST into a PUT. */
-		rc = curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS,
-		    body != NULL ? body : "");
+		rc = curl_easy_setopt(
+		    h->curl, CURLOPT_POSTFIELDS, body != NULL ? body : "");
 		if (rc == CURLE_OK)
 			rc = curl_easy_setopt(h->curl,
 			    CURLOPT_POSTFIELDSIZE_LARGE,
 			    (curl_off_t)(body != NULL ? len : 0));
 		if (rc == CURLE_OK)
 			rc = curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST,
-			    strcmp(method, "POST") == 0 ? (char *)NULL : method);
+			    strcmp(method, "POST") == 0 ? (char *)NULL
+							: method);
 	}
 	if (rc != CURLE_OK) {
-		r = GS_FAIL(GS_EINTERNAL, "libcurl setopt: %s",
-		    curl_easy_strerror(rc));
+		r = GS_FAIL(
+		    GS_EINTERNAL, "libcurl setopt: %s", curl_easy_strerror(rc));
 		goto out;
 	}
 	h->requests++;
@@ -352,12 +359,11 @@ ag_http_request(struct ag_http *h, const char *method, const char *path,
 		r = map_curl(h, rc, url.data);
 		goto out;
 	}
-	(void)curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE,
-	    &resp->status);
+	(void)curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	if (curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct) ==
-	    CURLE_OK && ct != NULL)
-		gs_strlcpy(resp->content_type, ct,
-		    sizeof(resp->content_type));
+		CURLE_OK &&
+	    ct != NULL)
+		gs_strlcpy(resp->content_type, ct, sizeof(resp->content_type));
 	if (resp->status < 100 || resp->status > 599) {
 		r = GS_FAIL(GS_EPROTOCOL, "%s: no HTTP status", url.data);
 		goto out;
@@ -370,8 +376,8 @@ out:
 }
 
 int
-ag_http_error_body(const struct ag_http_response *resp, char *msg,
-    size_t msglen)
+ag_http_error_body(
+    const struct ag_http_response *resp, char *msg, size_t msglen)
 {
 	json_t *root = NULL, *err, *code, *m;
 	json_error_t je;
@@ -412,9 +418,8 @@ ag_upload_result_release(struct ag_upload_result *res)
 	res->results = NULL;
 }
 
-static void
-set_reason(struct ag_upload_result *res, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void set_reason(struct ag_upload_result *res, int err, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 
 static void
 set_reason(struct ag_upload_result *res, int err, const char *fmt, ...)
@@ -451,8 +456,8 @@ take_receipt(const struct ag_http_response *resp, const struct ag_device *dev,
 		r = GS_FAIL(GS_EPROTOCOL, "empty answer");
 		goto out;
 	}
-	root = json_loadb(resp->body.data, resp->body.len,
-	    JSON_REJECT_DUPLICATES, &je);
+	root = json_loadb(
+	    resp->body.data, resp->body.len, JSON_REJECT_DUPLICATES, &je);
 	if (root == NULL || !json_is_object(root)) {
 		r = GS_FAIL(GS_EPROTOCOL, "answer is not a JSON object");
 		goto out;
@@ -473,9 +478,9 @@ take_receipt(const struct ag_http_response *resp, const struct ag_device *dev,
 	results = json_string_value(js);
 	rlen = json_string_length(js);
 	if ((r = gs_receipt_verify(rc, bytes, sizeof(bytes), results, rlen,
-	    dev->receipt_pk)) != GS_OK) {
+		 dev->receipt_pk)) != GS_OK) {
 		r = GS_FAIL(r, "receipt does not verify with the pinned "
-		    "receipt key");
+			       "receipt key");
 		goto out;
 	}
 	memset(&sent, 0, sizeof(sent));
@@ -536,8 +541,9 @@ ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
 
 	if (resp.status == 200 || resp.status == 201) {
 		if ((r = take_receipt(&resp, dev, row, &rc, res)) == GS_OK) {
-			res->outcome = rc.status == GS_RECEIPT_QUARANTINED ?
-			    AG_UPLOAD_QUARANTINED : AG_UPLOAD_ACKED;
+			res->outcome = rc.status == GS_RECEIPT_QUARANTINED
+					   ? AG_UPLOAD_QUARANTINED
+					   : AG_UPLOAD_ACKED;
 			res->err = GS_OK;
 			goto out;
 		}
@@ -546,8 +552,10 @@ ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
 		/* A bare 200, a captive portal's page, a forged receipt:
 		 * none of them proves the platform committed the batch. */
 		res->outcome = AG_UPLOAD_RETRY;
-		set_reason(res, GS_EPROTOCOL, "HTTP %ld without a valid "
-		    "receipt: %s", resp.status, gs_errmsg(r));
+		set_reason(res, GS_EPROTOCOL,
+		    "HTTP %ld without a valid "
+		    "receipt: %s",
+		    resp.status, gs_errmsg(r));
 		r = GS_OK;
 		goto out;
 	}
@@ -569,15 +577,16 @@ ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
 			goto out;
 		ag_upload_result_release(res);
 		res->outcome = AG_UPLOAD_RETRY;
-		set_reason(res, GS_EPROTOCOL, "HTTP 403 device_revoked "
-		    "without a valid receipt: %s", gs_errmsg(r));
+		set_reason(res, GS_EPROTOCOL,
+		    "HTTP 403 device_revoked "
+		    "without a valid receipt: %s",
+		    gs_errmsg(r));
 		r = GS_OK;
 		goto out;
 	}
-	if (resp.status >= 400 && resp.status < 500 &&
-	    code != GS_EPROTOCOL && code != GS_OK &&
-	    gs_error_class(code) != GS_CLASS_RETRY && resp.status != 408 &&
-	    resp.status != 429) {
+	if (resp.status >= 400 && resp.status < 500 && code != GS_EPROTOCOL &&
+	    code != GS_OK && gs_error_class(code) != GS_CLASS_RETRY &&
+	    resp.status != 408 && resp.status != 429) {
 		/* The platform itself (its JSON error object, a known code)
 		 * refuses this batch for good.  A 4xx page without our error
 		 * object may come from a proxy and proves nothing. */
@@ -587,8 +596,9 @@ ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
 		goto out;
 	}
 	res->outcome = AG_UPLOAD_RETRY;
-	set_reason(res, code == GS_EPROTOCOL || code == GS_OK ? GS_EPROTOCOL :
-	    code, "HTTP %ld: %s", resp.status, msg);
+	set_reason(res,
+	    code == GS_EPROTOCOL || code == GS_OK ? GS_EPROTOCOL : code,
+	    "HTTP %ld: %s", resp.status, msg);
 	r = GS_OK;
 out:
 	ag_http_response_release(&resp);

@@ -27,11 +27,11 @@ struct ag_outbox_row;
 
 struct ag_http_opts {
 	long connect_timeout_ms; /* TCP + TLS handshake; default 15 s */
-	long low_speed_limit;    /* bytes/s below which the link is stalled */
-	long low_speed_time;     /* ... for this many seconds; default 100 B/s
-	                            for 60 s */
-	long total_timeout_ms;   /* whole request; default 10 min; 0 = none */
-	size_t max_response;     /* answer body cap; default 1 MiB */
+	long low_speed_limit;	 /* bytes/s below which the link is stalled */
+	long low_speed_time;	 /* ... for this many seconds; default 100 B/s
+				    for 60 s */
+	long total_timeout_ms;	 /* whole request; default 10 min; 0 = none */
+	size_t max_response;	 /* answer body cap; default 1 MiB */
 };
 
 /* The defaults above, overridden by $GRIDAGENT_CONNECT_TIMEOUT_MS and
@@ -44,8 +44,8 @@ void ag_http_opts_default(struct ag_http_opts *o);
  * are allowed and redirects are never followed.  GS_OK and *out (free
  * with ag_http_free), GS_EINVAL for a URL that is not http(s), GS_ENOMEM.
  */
-int ag_http_new(const char *base_url, const struct ag_http_opts *o,
-    struct ag_http **out);
+int ag_http_new(
+    const char *base_url, const struct ag_http_opts *o, struct ag_http **out);
 void ag_http_free(struct ag_http *h);
 
 /* When *flag becomes non-zero (a signal handler sets it), a transfer in
@@ -53,9 +53,9 @@ void ag_http_free(struct ag_http *h);
 void ag_http_set_cancel(struct ag_http *h, volatile sig_atomic_t *flag);
 
 struct ag_http_response {
-	long status;            /* HTTP status, 0 before an answer */
-	struct gs_buf body;     /* the answer, capped at max_response */
-	char content_type[96];  /* "" when the answer had none */
+	long status;	       /* HTTP status, 0 before an answer */
+	struct gs_buf body;    /* the answer, capped at max_response */
+	char content_type[96]; /* "" when the answer had none */
 };
 
 void ag_http_response_init(struct ag_http_response *r);
@@ -79,8 +79,8 @@ int ag_http_request(struct ag_http *h, const char *method, const char *path,
  * GS_EPROTOCOL when the body is not such an object) and copies the
  * message into msg.
  */
-int ag_http_error_body(const struct ag_http_response *resp, char *msg,
-    size_t msglen);
+int ag_http_error_body(
+    const struct ag_http_response *resp, char *msg, size_t msglen);
 
 /* Bytes sent and received and requests made on this client so far. */
 void ag_http_stats(const struct ag_http *h, uint64_t *sent, uint64_t *recvd,
@@ -89,21 +89,21 @@ void ag_http_stats(const struct ag_http *h, uint64_t *sent, uint64_t *recvd,
 /* ------------------------------------------------------------- batches */
 
 enum ag_upload_outcome {
-	AG_UPLOAD_ACKED = 1,       /* verified receipt, status accepted */
-	AG_UPLOAD_QUARANTINED,     /* 403 device_revoked + verified receipt
-	                              with status quarantined */
-	AG_UPLOAD_REJECTED,        /* a permanent refusal of this batch */
-	AG_UPLOAD_RETRY            /* anything else: keep it, send again */
+	AG_UPLOAD_ACKED = 1,   /* verified receipt, status accepted */
+	AG_UPLOAD_QUARANTINED, /* 403 device_revoked + verified receipt
+				  with status quarantined */
+	AG_UPLOAD_REJECTED,    /* a permanent refusal of this batch */
+	AG_UPLOAD_RETRY	       /* anything else: keep it, send again */
 };
 
 struct ag_upload_result {
 	enum ag_upload_outcome outcome;
-	int err;               /* why, for REJECTED and RETRY (a GS_ code) */
-	long http_status;      /* 0 when no answer arrived */
-	char reason[512];      /* "machine_code: message" for the outbox */
+	int err;		/* why, for REJECTED and RETRY (a GS_ code) */
+	long http_status;	/* 0 when no answer arrived */
+	char reason[512];	/* "machine_code: message" for the outbox */
 	unsigned char *receipt; /* ACKED / QUARANTINED: the verified receipt */
 	size_t receipt_len;
-	char *results;         /* ACKED / QUARANTINED: the results JSON text */
+	char *results; /* ACKED / QUARANTINED: the results JSON text */
 };
 
 void ag_upload_result_release(struct ag_upload_result *res);

@@ -97,14 +97,23 @@ add_changes(struct fx *f, int n, const char *fields, int64_t base_rev)
 	char uuid[37], cid[37];
 	int i;
 
-	assert_int_equal(gs_stmt_prepare(f->db, "INSERT INTO record (uuid, "
-	    "type, form_version, grid, fields, rev, created_at, updated_at, "
-	    "author) VALUES (?1, 'person', 1, 'G1', ?2, ?3, 1, 1, 'w1')",
-	    &rec), GS_OK);
-	assert_int_equal(gs_stmt_prepare(f->db, "INSERT INTO change "
-	    "(change_id, uuid, type, form_version, grid, op, base_rev, fields, "
-	    "author, created_at, updated_at) VALUES (?1, ?2, 'person', 1, "
-	    "'G1', 'upsert', ?4, ?3, 'w1', 1, 1)", &ch), GS_OK);
+	assert_int_equal(
+	    gs_stmt_prepare(f->db,
+		"INSERT INTO record (uuid, "
+		"type, form_version, grid, fields, rev, created_at, "
+		"updated_at, "
+		"author) VALUES (?1, 'person', 1, 'G1', ?2, ?3, 1, 1, 'w1')",
+		&rec),
+	    GS_OK);
+	assert_int_equal(
+	    gs_stmt_prepare(f->db,
+		"INSERT INTO change "
+		"(change_id, uuid, type, form_version, grid, op, base_rev, "
+		"fields, "
+		"author, created_at, updated_at) VALUES (?1, ?2, 'person', 1, "
+		"'G1', 'upsert', ?4, ?3, 'w1', 1, 1)",
+		&ch),
+	    GS_OK);
 	assert_int_equal(gs_db_begin(f->db), GS_OK);
 	for (i = 0; i < n; i++) {
 		gs_uuid_v7(uuid);
@@ -145,15 +154,18 @@ open_row(struct fx *f, const struct ag_outbox_row *row, struct gs_batch *b,
 	struct gs_buf plain;
 
 	gs_buf_init(&plain, 64 << 20);
-	assert_int_equal(gs_envelope_parse(&h, row->envelope, row->len, NULL),
+	assert_int_equal(
+	    gs_envelope_parse(&h, row->envelope, row->len, NULL), GS_OK);
+	assert_int_equal(
+	    gs_envelope_verify(&h, row->envelope, row->len, f->dev->sign_pk),
 	    GS_OK);
-	assert_int_equal(gs_envelope_verify(&h, row->envelope, row->len,
-	    f->dev->sign_pk), GS_OK);
 	assert_int_equal(gs_envelope_open(&plain, &h, row->envelope, row->len,
-	    f->bpk, f->bsk), GS_OK);
+			     f->bpk, f->bsk),
+	    GS_OK);
 	assert_int_equal(gs_batch_decode(b, plain.data, plain.len, 0), GS_OK);
 	assert_int_equal(gs_batch_check_envelope(&b->hdr, h.deployment,
-	    h.device, h.batch, h.seq, h.count), GS_OK);
+			     h.device, h.batch, h.seq, h.count),
+	    GS_OK);
 	assert_int_equal((int64_t)h.seq, row->seq);
 	assert_memory_equal(h.batch, row->batch_id, 16);
 	memcpy(prev, h.prev_hash, 32);
@@ -189,22 +201,23 @@ test_split_and_chain(void **state)
 	ag_outbox_limits_for(f->dev, &lim);
 	lim.max_records = 10;
 	do {
-		assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info),
-		    GS_OK);
+		assert_int_equal(
+		    ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	} while (info.seq != 0);
 	assert_int_equal(q1(f, "SELECT count(*) FROM outbox"), 3);
-	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1"),
-	    25);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM change WHERE state = 1"), 25);
 	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1 "
-	    "AND batch_seq IS NULL"), 0);
+			       "AND batch_seq IS NULL"),
+	    0);
 	assert_int_equal(q1(f, "SELECT last_seq FROM device"), 3);
 
 	/* Every envelope opens, holds its changes in change_id order, and
 	 * names the previous envelope's hash: the chain. */
 	memset(want_prev, 0, 32);
 	for (;;) {
-		assert_int_equal(ag_outbox_next_sealed(f->ob, after, &row,
-		    &found), GS_OK);
+		assert_int_equal(
+		    ag_outbox_next_sealed(f->ob, after, &row, &found), GS_OK);
 		if (!found)
 			break;
 		open_row(f, &row, &b, prev);
@@ -214,7 +227,7 @@ test_split_and_chain(void **state)
 		assert_int_equal(b.n, nb < 2 ? 10 : 5);
 		for (size_t i = 1; i < b.n; i++)
 			assert_true(strcmp(b.changes[i - 1].change_id,
-			    b.changes[i].change_id) < 0);
+					b.changes[i].change_id) < 0);
 		total += (int)b.n;
 		gs_batch_release(&b);
 		after = row.seq;
@@ -241,8 +254,8 @@ test_byte_budget(void **state)
 	ag_outbox_limits_for(f->dev, &lim);
 	lim.max_plain = 5000; /* room for four such lines */
 	for (;;) {
-		assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info),
-		    GS_OK);
+		assert_int_equal(
+		    ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 		if (info.seq == 0)
 			break;
 		assert_true(info.plain_bytes <= 5000);
@@ -263,15 +276,19 @@ test_unsendable_skipped(void **state)
 	add_changes(f, 3, "{\"name\":\"a\"}", 0);
 	/* A stored change whose fields are not an object cannot be encoded:
 	 * it is marked rejected instead of blocking the queue. */
-	assert_int_equal(gs_db_exec(f->db, "UPDATE change SET fields = '[1]' "
-	    "WHERE change_id = (SELECT min(change_id) FROM change)"), GS_OK);
+	assert_int_equal(
+	    gs_db_exec(f->db,
+		"UPDATE change SET fields = '[1]' "
+		"WHERE change_id = (SELECT min(change_id) FROM change)"),
+	    GS_OK);
 	ag_outbox_limits_for(f->dev, &lim);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	assert_int_equal(info.seq, 1);
 	assert_int_equal(info.count, 2);
 	assert_int_equal(info.skipped, 1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3 "
-	    "AND problem IS NOT NULL"), 1);
+			       "AND problem IS NOT NULL"),
+	    1);
 }
 
 /* Signs a receipt for row as the platform would. */
@@ -288,8 +305,8 @@ receipt_for(struct fx *f, const struct ag_outbox_row *row, int status,
 	r.seq = (uint64_t)row->seq;
 	memcpy(r.envelope_hash, row->hash, 32);
 	r.status = (uint8_t)status;
-	assert_int_equal(gs_receipt_sign(out, &r, results, strlen(results),
-	    f->rsk), GS_OK);
+	assert_int_equal(
+	    gs_receipt_sign(out, &r, results, strlen(results), f->rsk), GS_OK);
 }
 
 static void
@@ -309,8 +326,11 @@ test_ack_results(void **state)
 	ag_outbox_limits_for(f->dev, &lim);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	assert_int_equal(info.count, 6);
-	assert_int_equal(gs_stmt_prepare(f->db, "SELECT change_id FROM change "
-	    "ORDER BY change_id", &st), GS_OK);
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "SELECT change_id FROM change "
+			     "ORDER BY change_id",
+			     &st),
+	    GS_OK);
 	assert_int_equal(gs_stmt_step(st), GS_ROW);
 	gs_strlcpy(c1, gs_stmt_text(st, 0), sizeof(c1));
 	assert_int_equal(gs_stmt_step(st), GS_ROW);
@@ -325,24 +345,34 @@ test_ack_results(void **state)
 	    "{\"change_id\":\"%s\",\"uuid\":\"u\",\"status\":\"conflict\","
 	    "\"rev\":2,\"reasons\":[]},"
 	    "{\"change_id\":\"%s\",\"uuid\":\"u\",\"status\":\"merged\","
-	    "\"rev\":7}]", c1, c2, c3);
+	    "\"rev\":7}]",
+	    c1, c2, c3);
 	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
 	assert_true(found);
 	receipt_for(f, &row, GS_RECEIPT_ACCEPTED, results, rc);
 	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
-	    sizeof(rc), results), GS_OK);
-	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE state = "
-	    "'acked' AND receipt IS NOT NULL AND acked_at IS NOT NULL"), 1);
-	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 2"),
-	    4);
-	snprintf(q, sizeof(q), "SELECT state FROM change WHERE change_id = "
-	    "'%s'", c1);
+			     sizeof(rc), results),
+	    GS_OK);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM outbox WHERE state = "
+		  "'acked' AND receipt IS NOT NULL AND acked_at IS NOT NULL"),
+	    1);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM change WHERE state = 2"), 4);
+	snprintf(q, sizeof(q),
+	    "SELECT state FROM change WHERE change_id = "
+	    "'%s'",
+	    c1);
 	assert_int_equal(q1(f, q), 4);
-	snprintf(q, sizeof(q), "SELECT state FROM change WHERE change_id = "
-	    "'%s'", c2);
+	snprintf(q, sizeof(q),
+	    "SELECT state FROM change WHERE change_id = "
+	    "'%s'",
+	    c2);
 	assert_int_equal(q1(f, q), 5);
-	snprintf(q, sizeof(q), "SELECT rev FROM record WHERE uuid = (SELECT "
-	    "uuid FROM change WHERE change_id = '%s')", c3);
+	snprintf(q, sizeof(q),
+	    "SELECT rev FROM record WHERE uuid = (SELECT "
+	    "uuid FROM change WHERE change_id = '%s')",
+	    c3);
 	assert_int_equal(q1(f, q), 7);
 	/* Fast-forwarded: rev = base_rev + 1; quarantined/conflicted
 	 * records keep theirs. */
@@ -350,13 +380,15 @@ test_ack_results(void **state)
 	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 5"), 1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 0"), 2);
 	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE problem "
-	    "LIKE '%check_digit%'"), 1);
+			       "LIKE '%check_digit%'"),
+	    1);
 
 	/* A second ack of the same row changes nothing. */
 	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
-	    sizeof(rc), results), GS_OK);
-	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 2"),
-	    4);
+			     sizeof(rc), results),
+	    GS_OK);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM change WHERE state = 2"), 4);
 	ag_outbox_row_release(&row);
 	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
 	assert_false(found);
@@ -378,13 +410,16 @@ test_bad_results_change_nothing(void **state)
 	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
 	receipt_for(f, &row, GS_RECEIPT_ACCEPTED, "{}", rc);
 	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
-	    sizeof(rc), "{}"), GS_EPROTOCOL);
+			     sizeof(rc), "{}"),
+	    GS_EPROTOCOL);
 	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
-	    sizeof(rc), "[{\"status\":\"merged\"}]"), GS_EPROTOCOL);
+			     sizeof(rc), "[{\"status\":\"merged\"}]"),
+	    GS_EPROTOCOL);
 	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE state = "
-	    "'sealed'"), 1);
-	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1"),
-	    2);
+			       "'sealed'"),
+	    1);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM change WHERE state = 1"), 2);
 	ag_outbox_row_release(&row);
 }
 
@@ -401,20 +436,25 @@ test_reject_keeps_bytes(void **state)
 	ag_outbox_limits_for(f->dev, &lim);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
-	assert_int_equal(ag_outbox_reject(f->ob, &row,
-	    "batch_id_reused: different bytes"), GS_OK);
-	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE state = "
-	    "'rejected' AND length(envelope) = bytes AND reason LIKE "
-	    "'batch_id_reused%'"), 1);
-	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3"),
-	    4);
+	assert_int_equal(
+	    ag_outbox_reject(f->ob, &row, "batch_id_reused: different bytes"),
+	    GS_OK);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM outbox WHERE state = "
+		  "'rejected' AND length(envelope) = bytes AND reason LIKE "
+		  "'batch_id_reused%'"),
+	    1);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM change WHERE state = 3"), 4);
 	ag_outbox_row_release(&row);
 	/* The next batch continues the chain after the rejected one. */
 	add_changes(f, 1, "{\"name\":\"a\"}", 0);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	assert_int_equal(info.seq, 2);
-	assert_int_equal(q1(f, "SELECT count(*) FROM outbox o1 JOIN outbox o2 "
-	    "ON o2.seq = o1.seq + 1 AND o2.prev_hash = o1.hash"), 1);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM outbox o1 JOIN outbox o2 "
+		  "ON o2.seq = o1.seq + 1 AND o2.prev_hash = o1.hash"),
+	    1);
 }
 
 static void
@@ -433,12 +473,14 @@ test_revoked_quarantines(void **state)
 	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
 	receipt_for(f, &row, GS_RECEIPT_QUARANTINED, "[]", rc);
 	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_QUARANTINED, rc,
-	    sizeof(rc), "[]"), GS_OK);
+			     sizeof(rc), "[]"),
+	    GS_OK);
 	assert_int_equal(q1(f, "SELECT revoked FROM device"), 1);
-	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 4"),
-	    3);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM change WHERE state = 4"), 3);
 	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE state = "
-	    "'quarantined'"), 1);
+			       "'quarantined'"),
+	    1);
 	ag_outbox_row_release(&row);
 }
 
@@ -455,9 +497,10 @@ test_damaged_row_refused(void **state)
 	ag_outbox_limits_for(f->dev, &lim);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	assert_int_equal(gs_db_exec(f->db, "UPDATE outbox SET envelope = "
-	    "zeroblob(length(envelope))"), GS_OK);
-	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found),
-	    GS_ECORRUPT);
+					   "zeroblob(length(envelope))"),
+	    GS_OK);
+	assert_int_equal(
+	    ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_ECORRUPT);
 	assert_false(found);
 }
 
@@ -484,12 +527,14 @@ test_seal_alloc_failures(void **state)
 		else
 			assert_int_equal(r, GS_ENOMEM);
 		assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE "
-		    "state = 1"), q1(f, "SELECT coalesce(sum(record_count), 0) "
-		    "FROM outbox"));
+				       "state = 1"),
+		    q1(f, "SELECT coalesce(sum(record_count), 0) "
+			  "FROM outbox"));
 		assert_int_equal(q1(f, "SELECT last_seq FROM device"),
 		    q1(f, "SELECT coalesce(max(seq), 0) FROM outbox"));
 		assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE "
-		    "state = 1 AND batch_seq NOT IN (SELECT seq FROM outbox)"),
+				       "state = 1 AND batch_seq NOT IN (SELECT "
+				       "seq FROM outbox)"),
 		    0);
 	}
 	assert_true(ok >= 4);
@@ -500,26 +545,24 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_nothing_to_seal, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_split_and_chain, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_byte_budget, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_unsendable_skipped, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_ack_results, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_bad_results_change_nothing,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reject_keeps_bytes, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_revoked_quarantines, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_damaged_row_refused, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_seal_alloc_failures, setup,
-		    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_nothing_to_seal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_split_and_chain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_byte_budget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_unsendable_skipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ack_results, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_bad_results_change_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_reject_keeps_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_revoked_quarantines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_damaged_row_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_seal_alloc_failures, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

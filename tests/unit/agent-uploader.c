@@ -37,7 +37,7 @@ static int lfd = -1;
 static int port;
 static pthread_t thr;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static char *canned;        /* the whole HTTP answer to give */
+static char *canned;	    /* the whole HTTP answer to give */
 static char last_path[256]; /* the path of the last request */
 static size_t last_body;
 
@@ -62,11 +62,13 @@ serve(void *arg)
 				break;
 			n += (size_t)k;
 			buf[n] = '\0';
-			if (eoh == NULL && (eoh = strstr(buf, "\r\n\r\n")) != NULL) {
+			if (eoh == NULL &&
+			    (eoh = strstr(buf, "\r\n\r\n")) != NULL) {
 				cl = strcasestr(buf, "Content-Length:");
 				need = (size_t)(eoh + 4 - buf) +
-				    (cl != NULL && cl < eoh ?
-				    strtoul(cl + 15, NULL, 10) : 0);
+				       (cl != NULL && cl < eoh
+					       ? strtoul(cl + 15, NULL, 10)
+					       : 0);
 			}
 			if (eoh != NULL && n >= need)
 				break;
@@ -90,9 +92,10 @@ answer(long status, const char *ctype, const char *body)
 {
 	char *s = NULL;
 
-	if (asprintf(&s, "HTTP/1.1 %ld X\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", status,
-	    ctype, strlen(body), body) < 0)
+	if (asprintf(&s,
+		"HTTP/1.1 %ld X\r\nContent-Type: %s\r\n"
+		"Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		status, ctype, strlen(body), body) < 0)
 		fail();
 	pthread_mutex_lock(&mu);
 	free(canned);
@@ -175,13 +178,15 @@ receipt_body(const unsigned char *sk, int status, uint64_t seq,
 	r.seq = seq;
 	memcpy(r.envelope_hash, row.hash, 32);
 	r.status = (uint8_t)status;
-	assert_int_equal(gs_receipt_sign(b, &r, results, strlen(results), sk),
-	    GS_OK);
+	assert_int_equal(
+	    gs_receipt_sign(b, &r, results, strlen(results), sk), GS_OK);
 	gs_hex_encode(hex, b, sizeof(b));
 	if (asprintf(&s, "{\"receipt\":\"%s\",\"results\":\"%s\"%s}", hex,
-	    sent_results, status == GS_RECEIPT_QUARANTINED ?
-	    ",\"error\":{\"code\":\"device_revoked\",\"message\":\"r\"}" :
-	    "") < 0)
+		sent_results,
+		status == GS_RECEIPT_QUARANTINED
+		    ? ",\"error\":{\"code\":\"device_revoked\",\"message\":"
+		      "\"r\"}"
+		    : "") < 0)
 		fail();
 	return s;
 }
@@ -285,17 +290,20 @@ test_permanent_refusals_reject(void **state)
 	struct ag_upload_result res;
 
 	(void)state;
-	answer(409, "application/json", "{\"error\":{\"code\":"
+	answer(409, "application/json",
+	    "{\"error\":{\"code\":"
 	    "\"batch_id_reused\",\"message\":\"different bytes\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_REJECTED);
 	assert_int_equal(res.err, GS_EREPLAY);
 	assert_non_null(strstr(res.reason, "batch_id_reused"));
 	ag_upload_result_release(&res);
-	answer(401, "application/json", "{\"error\":{\"code\":"
+	answer(401, "application/json",
+	    "{\"error\":{\"code\":"
 	    "\"bad_signature\",\"message\":\"no\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_REJECTED);
 	ag_upload_result_release(&res);
-	answer(413, "application/json", "{\"error\":{\"code\":"
+	answer(413, "application/json",
+	    "{\"error\":{\"code\":"
 	    "\"too_large\",\"message\":\"no\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_REJECTED);
 	ag_upload_result_release(&res);
@@ -308,15 +316,18 @@ test_transient_answers_retry(void **state)
 	static char big[(1 << 20) + 100];
 
 	(void)state;
-	answer(503, "application/json", "{\"error\":{\"code\":\"busy\","
+	answer(503, "application/json",
+	    "{\"error\":{\"code\":\"busy\","
 	    "\"message\":\"later\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
 	ag_upload_result_release(&res);
-	answer(500, "application/json", "{\"error\":{\"code\":"
+	answer(500, "application/json",
+	    "{\"error\":{\"code\":"
 	    "\"internal_error\",\"message\":\"oops\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
 	ag_upload_result_release(&res);
-	answer(429, "application/json", "{\"error\":{\"code\":"
+	answer(429, "application/json",
+	    "{\"error\":{\"code\":"
 	    "\"rate_limited\",\"message\":\"slow\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
 	ag_upload_result_release(&res);
@@ -378,13 +389,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_receipt_acks),
-		cmocka_unit_test(test_bad_receipts_retry),
-		cmocka_unit_test(test_revoked),
-		cmocka_unit_test(test_permanent_refusals_reject),
-		cmocka_unit_test(test_transient_answers_retry),
-		cmocka_unit_test(test_unreachable_retry),
-		cmocka_unit_test(test_backoff_full_jitter),
+	    cmocka_unit_test(test_valid_receipt_acks),
+	    cmocka_unit_test(test_bad_receipts_retry),
+	    cmocka_unit_test(test_revoked),
+	    cmocka_unit_test(test_permanent_refusals_reject),
+	    cmocka_unit_test(test_transient_answers_retry),
+	    cmocka_unit_test(test_unreachable_retry),
+	    cmocka_unit_test(test_backoff_full_jitter),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
