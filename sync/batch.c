@@ -57,6 +57,10 @@ gs_change_release(struct gs_change *c)
 
 /* ------------------------------------------------------------- encoding */
 
+/*
+ * The header line is all numbers and hex, so printf writes it in its one
+ * canonical form.  The key order is the envelope header's order.
+ */
 int
 gs_batch_encode_header(struct gs_buf *out, const struct gs_batch_header *h)
 {
@@ -75,7 +79,9 @@ gs_batch_encode_header(struct gs_buf *out, const struct gs_batch_header *h)
 	return r;
 }
 
-/* A canonical lower-case UUID text. */
+/* A canonical lower-case UUID text.  Upper case parses too, but two
+ * spellings of one id would give two encodings of one change, and a
+ * platform comparing change ids as text would see two changes. */
 static int
 check_uuid(const char *what, const char *s)
 {
@@ -93,7 +99,10 @@ check_uuid(const char *what, const char *s)
 
 /* A short identifier-like string written without escapes: valid UTF-8,
  * no control characters, no quote or backslash.  Empty allowed when
- * may_be_empty. */
+ * may_be_empty.  Refusing the few characters that would need escaping
+ * lets the encoder copy grid and author verbatim (the hot path) and keeps
+ * them safe to print in logs, CSV and terminals; no real grid code or
+ * worker id contains them. */
 static int
 check_plain(const char *what, const char *s, size_t max, int may_be_empty)
 {
@@ -114,6 +123,8 @@ check_plain(const char *what, const char *s, size_t max, int may_be_empty)
 	return GS_OK;
 }
 
+/* Record types are names of forms: a small closed alphabet, so they can
+ * be used as they are in file names, SQL and log lines. */
 static int
 check_type(const char *s)
 {
@@ -130,6 +141,9 @@ check_type(const char *s)
 	return GS_OK;
 }
 
+/* Everything the encoder relies on, checked before a byte is written:
+ * the decoder reuses these rules through the re-encode, so the device
+ * cannot produce what the platform would refuse as malformed. */
 static int
 check_change(const struct gs_change *c)
 {
@@ -166,6 +180,8 @@ check_change(const struct gs_change *c)
 	return GS_OK;
 }
 
+/* jansson writes through this callback straight into our capped buffer,
+ * so no intermediate string is allocated per change. */
 static int
 dump_to_buf(const char *p, size_t n, void *arg)
 {
@@ -195,6 +211,8 @@ gs_batch_encode_change(struct gs_buf *out, const struct gs_change *c)
 
 	if ((r = check_change(c)) != GS_OK)
 		return r;
+	/* The ten fixed-form values: uuids, a type of [a-z0-9_], integers,
+	 * and grid/author already checked to need no escaping. */
 	r = gs_buf_printf(out, "{\"change_id\":\"%s\",\"uuid\":\"%s\","
 	    "\"type\":\"%s\",\"form_version\":%d,\"grid\":\"%s\","
 	    "\"base_rev\":%" PRId64 ",\"deleted\":%s,\"created_at\":%" PRId64
@@ -225,6 +243,7 @@ gs_batch_encode_change(struct gs_buf *out, const struct gs_change *c)
 		goto out;
 	if ((r = gs_buf_puts(out, "}\n")) != GS_OK)
 		goto out;
+	/* The decoder refuses longer lines; refuse to write one. */
 	if (out->len - start - 1 > GS_BATCH_LINE_MAX) {
 		r = GS_FAIL(GS_ETOOBIG, "change %s encodes to %zu bytes, more "
 		    "than %d", c->change_id, out->len - start - 1,
@@ -241,6 +260,11 @@ out:
 
 /* ------------------------------------------------------------- decoding */
 
+/*
+ * Typed getters for one key of a decoded line.  Each names the line and
+ * the key in its refusal, because the person reading it is an admin
+ * looking at a quarantined batch, not a debugger.
+ */
 static int
 get_hex16(unsigned char out[16], json_t *o, const char *key, size_t line)
 {
@@ -320,6 +344,8 @@ check_keys(json_t *o, const char *const *want, size_t n, size_t line)
 	return GS_FAIL(GS_EPARSE, "line %zu: unexpected keys", line);
 }
 
+/* One line of JSON text (without its newline) into an object.  n is at
+ * most GS_BATCH_LINE_MAX, so jansson's work per line is bounded. */
 static int
 load_line(json_t **out, const char *p, size_t n, size_t line)
 {
@@ -371,6 +397,7 @@ decode_header(struct gs_batch_header *h, const char *p, size_t n,
 	h->v = (int)v;
 	h->seq = (uint64_t)seq;
 	h->count = (uint32_t)count;
+	/* One spelling only, as for changes (see decode_change). */
 	gs_buf_reset(scratch);
 	if ((r = gs_batch_encode_header(scratch, h)) != GS_OK)
 		goto out;
@@ -449,6 +476,7 @@ decode_change(struct gs_change *c, const char *p, size_t n, size_t line,
 		    line);
 		goto out;
 	}
+	/* The fields object outlives the line's root: take a reference. */
 	if (json_is_object(v))
 		c->fields = json_incref(v);
 	/* The ids and strings are checked by the encoder's own rules; its
@@ -464,6 +492,10 @@ decode_change(struct gs_change *c, const char *p, size_t n, size_t line,
 		}
 		goto out;
 	}
+	/* The last and strongest check: the line must be exactly what our
+	 * encoder writes for what was decoded.  This also catches what no
+	 * key check sees: spaces, key order, escapes, number spellings
+	 * ("1e0", "1.50"), and lossy reals. */
 	if (scratch->len != n + 1 || memcmp(scratch->data, p, n) != 0)
 		r = GS_FAIL(GS_EPARSE, "line %zu: change is not in canonical "
 		    "form (key order, spacing, escapes or number spelling)",
@@ -485,6 +517,8 @@ gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
 	size_t line = 1, cap = 0;
 	int r = GS_EINTERNAL;
 
+	/* Decode into a temporary and hand it over only when the whole
+	 * batch is good: a batch is applied whole or not at all. */
 	memset(&t, 0, sizeof t);
 	/* Re-encoding needs room for one line: the longest accepted. */
 	gs_buf_init(&scratch, GS_BATCH_LINE_MAX + 1);
@@ -498,6 +532,8 @@ gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
 			    line, GS_BATCH_LINE_MAX);
 			goto out;
 		}
+		/* A missing final newline is how a truncated plaintext
+		 * looks, so it is refused rather than forgiven. */
 		if (nl == NULL) {
 			r = GS_FAIL(GS_EPARSE, "line %zu: no final newline",
 			    line);
@@ -576,6 +612,13 @@ gs_batch_release(struct gs_batch *b)
 	b->n = 0;
 }
 
+/*
+ * The plaintext header is inside the AEAD, the envelope header is its
+ * additional data: both are authenticated, but only their agreement shows
+ * the device meant this plaintext for this (device, batch, seq).  A
+ * disagreement is a buggy or malicious device, reported like any other
+ * malformed line 1.
+ */
 int
 gs_batch_check_envelope(const struct gs_batch_header *h,
     const unsigned char deployment[16], const unsigned char device[16],

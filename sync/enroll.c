@@ -25,7 +25,9 @@
 
 static const char b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-/* RFC 4648 base32 without padding; out holds B32_CHARS + 1. */
+/* RFC 4648 base32 without padding; out holds B32_CHARS + 1.  Base32
+ * because people read codes aloud and type them: one case, no 0/O or 1/l
+ * pairs, no characters a shell or a chat client would mangle. */
 static void
 b32_encode(char *out, const unsigned char *in, size_t n)
 {
@@ -46,6 +48,7 @@ b32_encode(char *out, const unsigned char *in, size_t n)
 	out[o] = '\0';
 }
 
+/* The value of one base32 character, either case; -1 if not one. */
 static int
 b32_value(char c)
 {
@@ -87,6 +90,9 @@ b32_decode(unsigned char *out, const char *in, size_t pos0)
 	return GS_OK;
 }
 
+/* The platform URL: http(s) only (no file:, no javascript:), printable
+ * ASCII without spaces, so that it can be shown and passed to libcurl
+ * as it is. */
 static int
 check_url(const char *url, size_t n)
 {
@@ -106,6 +112,8 @@ check_url(const char *url, size_t n)
 	return GS_OK;
 }
 
+/* The code's check bytes cover the URL as well as the key part: a URL
+ * typed wrong would otherwise send the proof to the wrong host. */
 static void
 checksum(unsigned char out[CHECK_BYTES], const unsigned char *raw,
     const char *url, size_t urllen)
@@ -162,6 +170,8 @@ gs_enroll_code_decode(struct gs_enroll_code *c, const char *text)
 	size_t n, urllen = 0;
 	int r = GS_EINVAL;
 
+	/* Decode into a temporary and copy out only on success: a refused
+	 * code leaves the caller's struct as it was. */
 	memset(&t, 0, sizeof t);
 	/* People paste codes with a newline or spaces around them. */
 	while (*p != '\0' && isspace((unsigned char)*p))
@@ -172,6 +182,8 @@ gs_enroll_code_decode(struct gs_enroll_code *c, const char *text)
 	n = (size_t)(end - p);
 	if (n == 0)
 		return GS_FAIL(GS_EINVAL, "enrollment code is empty");
+	/* A newer code format gets its own message: the fix is to update
+	 * the agent, not to ask the admin for another code. */
 	if (n < PREFIX_LEN || strncmp(p, GS_ENROLL_PREFIX, PREFIX_LEN) != 0) {
 		if (n >= 2 && (p[0] == 'G' || p[0] == 'g') &&
 		    (p[1] == 'S' || p[1] == 's') && n >= PREFIX_LEN &&
@@ -185,6 +197,7 @@ gs_enroll_code_decode(struct gs_enroll_code *c, const char *text)
 	if (n > GS_ENROLL_CODE_MAX)
 		return GS_FAIL(GS_EINVAL, "enrollment code is too long (%zu "
 		    "characters)", n);
+	/* The key part has a fixed length; say which way it is wrong. */
 	if (n < PREFIX_LEN + B32_CHARS + 2 || p[PREFIX_LEN + B32_CHARS] != '-') {
 		const char *dash = memchr(p + PREFIX_LEN, '-', n - PREFIX_LEN);
 
@@ -212,6 +225,7 @@ gs_enroll_code_decode(struct gs_enroll_code *c, const char *text)
 		    "platform address is not an http(s) URL");
 		goto out;
 	}
+	/* Constant time, as the check is derived from the token. */
 	checksum(check, raw, t.url, urllen);
 	if (gs_crypto_memcmp(check, raw + 64, CHECK_BYTES) != 0) {
 		r = GS_FAIL(GS_EINVAL, "enrollment code is damaged (checksum "
@@ -250,6 +264,8 @@ gs_enroll_fingerprint(unsigned char fp[GS_ENROLL_FP_BYTES],
 	gs_crypto_hash(fp, GS_ENROLL_FP_BYTES, m, sizeof m, NULL, 0);
 }
 
+/* The device's only defence against a platform impostor at enrollment:
+ * the keys it is about to pin must be the ones the admin's code names. */
 int
 gs_enroll_check_fingerprint(const unsigned char fp[GS_ENROLL_FP_BYTES],
     const unsigned char deployment[16],
@@ -268,7 +284,9 @@ gs_enroll_check_fingerprint(const unsigned char fp[GS_ENROLL_FP_BYTES],
 #define M_LEN (sizeof(GS_ENROLL_CTX) - 1 + GS_ENROLL_TOKEN_ID_BYTES + 16 + \
 	GS_SIGN_PKBYTES)
 
-/* M = "gridsync-enroll-v1" || token_id || device_id || device_pk. */
+/* M = "gridsync-enroll-v1" || token_id || device_id || device_pk.  The
+ * context string keeps the proof and the self-signature from being valid
+ * as anything else; the ids and key bind them to this one enrollment. */
 static void
 enroll_message(unsigned char m[M_LEN],
     const unsigned char token_id[GS_ENROLL_TOKEN_ID_BYTES],
@@ -311,6 +329,8 @@ gs_enroll_proof_verify(const unsigned char proof[GS_ENROLL_PROOF_BYTES],
 	unsigned char want[GS_ENROLL_PROOF_BYTES];
 	int ok;
 
+	/* Constant time: a timing leak would let a guesser learn the right
+	 * proof byte by byte (and a proof is as good as the token). */
 	gs_enroll_proof(want, token, token_id, device_id, device_pk);
 	ok = gs_crypto_memcmp(want, proof, sizeof want) == 0;
 	gs_crypto_memzero(want, sizeof want);
@@ -320,6 +340,8 @@ gs_enroll_proof_verify(const unsigned char proof[GS_ENROLL_PROOF_BYTES],
 	return GS_OK;
 }
 
+/* The self-signature proves the enrolling party holds the secret key of
+ * the public key it registers, so nobody can enroll someone else's key. */
 int
 gs_enroll_self_sign(unsigned char sig[GS_SIGBYTES],
     const unsigned char token_id[GS_ENROLL_TOKEN_ID_BYTES],

@@ -61,6 +61,9 @@ gs_envelope_limits_default(struct gs_envelope_limits *lim)
 	lim->max_records = GS_ENV_MAX_RECORDS;
 }
 
+/* Header <-> struct, field by field at fixed offsets with explicit
+ * little-endian helpers: no struct is ever copied to the wire, so padding
+ * and host byte order cannot leak into it. */
 static void
 write_header(unsigned char *p, const struct gs_envelope_header *h)
 {
@@ -153,6 +156,7 @@ seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
 		r = GS_FAIL(GS_EINVAL, "empty batch plaintext");
 		goto out;
 	}
+	/* Refuse what the platform would refuse, before any work. */
 	if (plain_len > GS_ENV_MAX_PLAIN) {
 		r = GS_FAIL(GS_ETOOBIG, "batch plaintext of %zu bytes exceeds "
 		    "%u", plain_len, GS_ENV_MAX_PLAIN);
@@ -191,6 +195,8 @@ seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
 		goto out;
 	}
 
+	/* The whole envelope is written in place in the caller's buffer:
+	 * header, then the AEAD output right after it, then the signature. */
 	total = GS_ENV_HDRBYTES + (size_t)h.ct_len + GS_SIGBYTES;
 	if (total > GS_ENV_MAX_ENVELOPE) {
 		r = GS_FAIL(GS_ETOOBIG, "envelope of %zu bytes exceeds %u",
@@ -278,10 +284,14 @@ gs_envelope_parse(struct gs_envelope_header *h, const void *env, size_t len,
 	if (gs_get_le32(p + OFF_RESERVED) != 0)
 		return GS_FAIL(GS_EENVELOPE, "reserved header bytes are set");
 	body = (uint64_t)len - GS_ENV_HDRBYTES - GS_SIGBYTES;
+	/* Exact length: a truncated upload and one with bytes appended are
+	 * both refused here, before the signature is even looked at. */
 	if (t.ct_len != body)
 		return GS_FAIL(GS_EENVELOPE, "header says %llu ciphertext bytes,"
 		    " envelope holds %llu (truncated or padded)",
 		    (unsigned long long)t.ct_len, (unsigned long long)body);
+	/* seq and prev_hash are the device's chain; the ledger (platform)
+	 * checks continuity, this only refuses the impossible. */
 	if (t.seq == 0)
 		return GS_FAIL(GS_EENVELOPE, "seq 0 (seq starts at 1)");
 	if (t.seq == 1 && !gs_crypto_is_zero(t.prev_hash, GS_HASHBYTES))
@@ -346,6 +356,9 @@ gs_envelope_open(struct gs_buf *plain, const struct gs_envelope_header *h,
 		return GS_FAIL(GS_EENVELOPE, "envelope length does not match "
 		    "its header");
 	zlen = (size_t)h->ct_len - GS_AEAD_TAGBYTES;
+	/* Key ids are public, so a plain comparison is fine.  After a
+	 * rotation the caller picks the key pair by h->platform_kid; this
+	 * check turns a wrong pick into a clear message. */
 	gs_crypto_key_id(kid, platform_pk, GS_KX_PKBYTES);
 	if (memcmp(kid, h->platform_kid, GS_KIDBYTES) != 0) {
 		/* Not an error of the envelope as such, but it cannot
@@ -372,6 +385,8 @@ gs_envelope_open(struct gs_buf *plain, const struct gs_envelope_header *h,
 		    "platform key");
 		goto out;
 	}
+	/* plain_len was checked against the caps by parse; gs_inflate also
+	 * refuses it if it does not fit the caller's buffer. */
 	r = gs_inflate(plain, z, zlen, (size_t)h->plain_len);
 out:
 	gs_crypto_memzero(rx, sizeof rx);

@@ -33,6 +33,8 @@ enum {
 
 _Static_assert(OFF_SIG == GS_RECEIPT_SIGNED_BYTES, "receipt layout");
 
+/* Fixed offsets and explicit little-endian, as for the envelope header:
+ * the signed bytes never depend on struct layout or host byte order. */
 static void
 encode(unsigned char *p, const struct gs_receipt *r)
 {
@@ -75,6 +77,8 @@ gs_receipt_sign(unsigned char out[GS_RECEIPT_BYTES], struct gs_receipt *r,
 	    r->status != GS_RECEIPT_QUARANTINED)
 		return GS_FAIL(GS_EINVAL, "receipt status %u is not 1 or 2",
 		    r->status);
+	/* The results text is what the device will show the worker and act
+	 * on (quarantined, conflicts): the signature covers it by hash. */
 	gs_crypto_hash(r->results_hash, GS_HASHBYTES, results, results_len,
 	    NULL, 0);
 	encode(out, r);
@@ -89,6 +93,8 @@ gs_receipt_verify(struct gs_receipt *r, const unsigned char *bytes,
 {
 	unsigned char h[GS_HASHBYTES];
 
+	/* Length and magic first: a proxy's HTML page or an old platform's
+	 * answer is a protocol problem (retry later), not a forgery. */
 	if (len != GS_RECEIPT_BYTES)
 		return GS_FAIL(GS_EPROTOCOL, "receipt of %zu bytes, expected %d",
 		    len, GS_RECEIPT_BYTES);
@@ -114,6 +120,8 @@ gs_receipt_verify(struct gs_receipt *r, const unsigned char *bytes,
 	return GS_OK;
 }
 
+/* A validly signed receipt for another batch (a platform bug, or a
+ * replayed answer) must not ack this one. */
 int
 gs_receipt_match(const struct gs_receipt *got, const struct gs_receipt *sent)
 {
