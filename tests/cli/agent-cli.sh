@@ -157,7 +157,7 @@ check "list --json: one record per line with the contract keys" sh -c "
 		grep '\"rev\":' | grep '\"fields\":{' | grep -c '\"deleted\":')
 	[ \$n -eq 25 ] && [ \$k -eq 25 ]"
 if command -v jq >/dev/null 2>&1; then
-	check "list --json is valid JSON" jq -e . "$T_TMP/out" >/dev/null
+	check "list --json is valid JSON" sh -c "jq -e . '$T_TMP/out' >/dev/null"
 fi
 expect_exit 0 "list house" "$A" --home "$H" list house --json
 check "list house: only houses" sh -c "[ \$(grep -c '\"type\":\"house\"' '$T_TMP/out') -eq 3 ] &&
