@@ -218,6 +218,7 @@ one_change(struct ingest *in, const struct gs_change *c)
 	struct gs_problems probs;
 	enum pf_outcome prev;
 	int64_t prev_rev;
+	unsigned char prev_dev[16];
 	json_t *cand = NULL;
 	char *fields = NULL, msg[160];
 	struct pf_revision v;
@@ -238,7 +239,15 @@ one_change(struct ingest *in, const struct gs_change *c)
 
 	/* One applied change per change id, forever: a change seen again
 	 * gets its first outcome reported and nothing is done twice. */
-	r = in->st->ops->change_find(in->st, c->change_id, &prev, &prev_rev);
+	r = in->st->ops->change_find(in->st, c->change_id, &prev, &prev_rev,
+	    prev_dev);
+	if (r == GS_OK && memcmp(prev_dev, in->dev->id, sizeof(prev_dev))
+	    != 0)
+		/* Another device's change id: never its outcome, never
+		 * applied; kept for an admin (a bug or a forgery). */
+		return quarantine(in, c, "invalid", one_reason("",
+		    "change_id_reused", "this change id was sent by another "
+		    "device"), 0);
 	if (r == GS_OK) {
 		switch (prev) {
 		case PF_APPLIED:

@@ -212,9 +212,10 @@ struct pf_store_ops {
 	int (*record_state)(struct pf_store *st, const char *uuid,
 	    const unsigned char *device, int64_t base_rev,
 	    struct pf_record_state *out);
-	/* GS_ENOTFOUND when the change id was never processed. */
+	/* GS_ENOTFOUND when the change id was never processed; else its
+	 * outcome, rev and the device that sent it (16 bytes). */
 	int (*change_find)(struct pf_store *st, const char *change_id,
-	    enum pf_outcome *outcome, int64_t *rev);
+	    enum pf_outcome *outcome, int64_t *rev, unsigned char *device);
 	int (*revision_put)(struct pf_store *st, const struct pf_revision *r);
 	int (*conflict_put)(struct pf_store *st, const struct pf_conflict *c);
 	int (*quarantine_put)(struct pf_store *st,

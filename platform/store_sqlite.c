@@ -132,8 +132,8 @@ static const char *const sql[S_COUNT_] = {
 	[S_REVISION_PUT] = "INSERT INTO revisions (uuid, rev, change_id, "
 	    "base_rev, device_id, batch, change, fields, deleted, applied_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	[S_CHANGE_FIND] = "SELECT outcome, rev FROM changes "
-	    "WHERE change_id = ?1",
+	[S_CHANGE_FIND] = "SELECT c.outcome, c.rev, b.device_id FROM changes c "
+	    "JOIN batches b ON b.id = c.batch WHERE c.change_id = ?1",
 	[S_CHANGE_PUT] = "INSERT INTO changes (change_id, batch, uuid, "
 	    "outcome, rev) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_CONFLICT_PUT] = "INSERT INTO conflicts (uuid, change_id, device_id, "
@@ -758,7 +758,7 @@ pf_outcome_name(enum pf_outcome o)
 
 static int
 s_change_find(struct pf_store *st, const char *change_id,
-    enum pf_outcome *outcome, int64_t *rev)
+    enum pf_outcome *outcome, int64_t *rev, unsigned char *device)
 {
 	struct gs_stmt *s = self(st)->st[S_CHANGE_FIND];
 	const char *name;
@@ -777,6 +777,7 @@ s_change_find(struct pf_store *st, const char *change_id,
 		if (name != NULL && strcmp(name, outcome_names[i]) == 0)
 			*outcome = (enum pf_outcome)i;
 	*rev = gs_stmt_int64(s, 1);
+	(void)col_blob(s, 2, device, PF_ID_BYTES);
 	gs_stmt_reset(s);
 	return GS_OK;
 }

@@ -647,6 +647,24 @@ test_conflict_and_merge(void **state)
 	send_one(f, &f->a, &c, &res);
 	assert_int_equal(count(f, "revisions"), revs);
 	pf_ingest_result_release(&res);
+
+	/* b reusing a's change id: quarantined, not applied. */
+	{
+		struct gs_change d;
+		json_t *rs;
+
+		change(&d, u, 3, "{\"owner_name\":\"钱七\"}");
+		gs_strlcpy(d.change_id, c.change_id, sizeof(d.change_id));
+		send_one(f, &f->b, &d, &res);
+		rs = json_loads(res.results, 0, &e);
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(rs, 0), "status")), "quarantined");
+		assert_non_null(strstr(res.results, "change_id_reused"));
+		assert_int_equal(count(f, "revisions"), revs);
+		json_decref(rs);
+		pf_ingest_result_release(&res);
+		gs_change_release(&d);
+	}
 	gs_change_release(&c);
 
 	/* b edits on rev 3 (rev 4); a edits on stale rev 3: conflict. */
