@@ -319,6 +319,18 @@ get_str(char *out, size_t outsz, json_t *o, const char *key, size_t line)
 	return GS_OK;
 }
 
+/* A key name for a message: printable ASCII only, at most 40 bytes, so
+ * that a hostile key cannot forge log lines. */
+static void
+safe_name(char out[41], const char *k)
+{
+	size_t i;
+
+	for (i = 0; i < 40 && k[i] != '\0'; i++)
+		out[i] = k[i] >= ' ' && k[i] <= '~' ? k[i] : '?';
+	out[i] = '\0';
+}
+
 /* Exactly the expected keys: names the first missing or unknown one. */
 static int
 check_keys(json_t *o, const char *const *want, size_t n, size_t line)
@@ -337,9 +349,13 @@ check_keys(json_t *o, const char *const *want, size_t n, size_t line)
 		for (i = 0; i < n; i++)
 			if (strcmp(k, want[i]) == 0)
 				break;
-		if (i == n)
+		if (i == n) {
+			char name[41];
+
+			safe_name(name, k);
 			return GS_FAIL(GS_EPARSE, "line %zu: unknown key "
-			    "\"%.40s\"", line, k);
+			    "\"%s\"", line, name);
+		}
 	}
 	return GS_FAIL(GS_EPARSE, "line %zu: unexpected keys", line);
 }
@@ -355,9 +371,17 @@ load_line(json_t **out, const char *p, size_t n, size_t line)
 	if (n == 0)
 		return GS_FAIL(GS_EPARSE, "line %zu: empty line", line);
 	/* Duplicate keys would make "the" value of a key ambiguous. */
-	if ((o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err)) == NULL)
+	if ((o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err)) == NULL) {
+		/* jansson appends "near '<input>'": that is record content,
+		 * possibly personal data, and messages end up in logs.  Keep
+		 * only the kind of error and where it is. */
+		char *near = strstr(err.text, " near ");
+
+		if (near != NULL)
+			*near = '\0';
 		return GS_FAIL(GS_EPARSE, "line %zu: column %d: %s", line,
 		    err.column, err.text);
+	}
 	if (!json_is_object(o)) {
 		json_decref(o);
 		return GS_FAIL(GS_EPARSE, "line %zu: not a JSON object", line);

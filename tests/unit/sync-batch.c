@@ -270,6 +270,11 @@ test_decode_changes(void **state)
 	(void)state;
 	/* Syntax. */
 	expect(edit("{\"change_id\"", "{change_id", 3), GS_EPARSE, "line 3:");
+	/* No record content in messages (they reach logs). */
+	expect(edit("\"张三", "\"张三\"Secret\"", 2), GS_EPARSE, "line 2:");
+	assert_null(strstr(gs_errmsg(GS_EPARSE), "Secret"));
+	expect(edit("\"author\"", "\"x\\n\":1,\"author\"", 4), GS_EPARSE,
+	    "unknown key \"x?\"");
 	expect(edit("}}", "}", 2), GS_EPARSE, "line 2:");
 	expect(edit("\"type\":\"person\"", "\"type\":\"person\","
 	    "\"type\":\"person\"", 2), GS_EPARSE, "line 2:");
