@@ -290,6 +290,7 @@ static int
 upload_one(struct run *x, struct ag_outbox_row *row)
 {
 	struct ag_upload_result res;
+	int64_t wait;
 	int attempt, r = GS_EINTERNAL;
 
 	memset(&res, 0, sizeof(res));
@@ -309,7 +310,12 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 			    res.err ? res.err : GS_ENETWORK, "%s", res.reason);
 			goto out;
 		}
-		nap(x, ag_backoff_next(&x->bo));
+		wait = ag_backoff_next(&x->bo);
+		if (res.retry_after_ms > wait)
+			wait = res.retry_after_ms < x->o->max_backoff_ms
+				   ? res.retry_after_ms
+				   : x->o->max_backoff_ms;
+		nap(x, wait);
 	}
 	ag_backoff_reset(&x->bo);
 	if ((r = ag_outbox_attempt(x->ob, row->seq, NULL)) != GS_OK)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -79,6 +80,7 @@ ag_http_response_init(struct ag_http_response *r)
 	r->status = 0;
 	gs_buf_init(&r->body, (size_t)1 << 20);
 	r->content_type[0] = '\0';
+	r->retry_after_ms = 0;
 }
 
 void
@@ -100,6 +102,28 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 	if (gs_buf_append(&h->cur->body, p, n) != GS_OK) {
 		h->overflow = 1;
 		return 0;
+	}
+	return n;
+}
+
+/* Picks Retry-After (delta seconds) out of the answer's headers: a
+ * platform or proxy that says when to come back is believed, within the
+ * caller's cap. */
+static size_t
+on_header(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct ag_http *h = arg;
+	size_t n = size * nmemb, i = 12;
+	int64_t v = 0;
+
+	if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+		while (i < n && (p[i] == ' ' || p[i] == '\t'))
+			i++;
+		while (i < n && p[i] >= '0' && p[i] <= '9' && v < 86400)
+			v = v * 10 + (p[i++] - '0');
+		if (v > 86400)
+			v = 86400;
+		h->cur->retry_after_ms = v * 1000;
 	}
 	return n;
 }
@@ -144,6 +168,8 @@ setopts(struct ag_http *h)
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->o.max_response);
 	SET(CURLOPT_WRITEFUNCTION, on_write);
 	SET(CURLOPT_WRITEDATA, h);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, h);
 	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
 	SET(CURLOPT_XFERINFODATA, h);
 	SET(CURLOPT_NOPROGRESS, 0L);
@@ -305,6 +331,7 @@ ag_http_request(struct ag_http *h, const char *method, const char *path,
 	gs_buf_release(&resp->body);
 	gs_buf_init(&resp->body, h->o.max_response);
 	resp->content_type[0] = '\0';
+	resp->retry_after_ms = 0;
 	if ((r = gs_buf_printf(&url, "%s%s", h->base, path)) != GS_OK) {
 		r = GS_FAIL(r, "URL too long");
 		goto out;
@@ -596,6 +623,7 @@ ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
 		goto out;
 	}
 	res->outcome = AG_UPLOAD_RETRY;
+	res->retry_after_ms = resp.retry_after_ms;
 	set_reason(res,
 	    code == GS_EPROTOCOL || code == GS_OK ? GS_EPROTOCOL : code,
 	    "HTTP %ld: %s", resp.status, msg);

@@ -53,9 +53,10 @@ void ag_http_free(struct ag_http *h);
 void ag_http_set_cancel(struct ag_http *h, volatile sig_atomic_t *flag);
 
 struct ag_http_response {
-	long status;	       /* HTTP status, 0 before an answer */
-	struct gs_buf body;    /* the answer, capped at max_response */
-	char content_type[96]; /* "" when the answer had none */
+	long status;		/* HTTP status, 0 before an answer */
+	struct gs_buf body;	/* the answer, capped at max_response */
+	char content_type[96];	/* "" when the answer had none */
+	int64_t retry_after_ms; /* a Retry-After in seconds, 0 if none */
 };
 
 void ag_http_response_init(struct ag_http_response *r);
@@ -103,7 +104,8 @@ struct ag_upload_result {
 	char reason[512];	/* "machine_code: message" for the outbox */
 	unsigned char *receipt; /* ACKED / QUARANTINED: the verified receipt */
 	size_t receipt_len;
-	char *results; /* ACKED / QUARANTINED: the results JSON text */
+	char *results;		/* ACKED / QUARANTINED: the results JSON text */
+	int64_t retry_after_ms; /* RETRY: the answer's Retry-After, or 0 */
 };
 
 void ag_upload_result_release(struct ag_upload_result *res);

@@ -88,19 +88,25 @@ serve(void *arg)
 }
 
 static void
-answer(long status, const char *ctype, const char *body)
+answer_hdr(long status, const char *ctype, const char *extra, const char *body)
 {
 	char *s = NULL;
 
 	if (asprintf(&s,
-		"HTTP/1.1 %ld X\r\nContent-Type: %s\r\n"
+		"HTTP/1.1 %ld X\r\nContent-Type: %s\r\n%s"
 		"Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-		status, ctype, strlen(body), body) < 0)
+		status, ctype, extra, strlen(body), body) < 0)
 		fail();
 	pthread_mutex_lock(&mu);
 	free(canned);
 	canned = s;
 	pthread_mutex_unlock(&mu);
+}
+
+static void
+answer(long status, const char *ctype, const char *body)
+{
+	answer_hdr(status, ctype, "", body);
 }
 
 /* ----------------------------------------------------------- fixture */
@@ -320,6 +326,12 @@ test_transient_answers_retry(void **state)
 	    "{\"error\":{\"code\":\"busy\","
 	    "\"message\":\"later\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+	assert_int_equal(res.retry_after_ms, 0);
+	answer_hdr(503, "application/json", "Retry-After: 7\r\n",
+	    "{\"error\":{\"code\":\"busy\",\"message\":\"later\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	assert_int_equal(res.retry_after_ms, 7000);
 	ag_upload_result_release(&res);
 	answer(500, "application/json",
 	    "{\"error\":{\"code\":"
