@@ -12,6 +12,11 @@ CREATE TABLE meta (
 	value TEXT NOT NULL
 );
 
+-- record and change are WITHOUT ROWID tables: the uuid / change_id is the
+-- b-tree key itself, so a save touches one b-tree per table instead of a
+-- table plus its primary-key index.  Each b-tree touched is one more page
+-- written and fsync'd at every commit.
+--
 -- The current local state of every record the device holds, including
 -- tombstones (deleted = 1: kept so the delete can still be sent and so a
 -- uuid is never reused).  fields is the record's full JSON object after
@@ -28,7 +33,7 @@ CREATE TABLE record (
 	created_at INTEGER NOT NULL,
 	updated_at INTEGER NOT NULL,
 	author TEXT NOT NULL
-);
+) WITHOUT ROWID;
 -- No index by type: every index costs each save a b-tree insert, and
 -- counting by type for `status` scans the table in milliseconds.
 
@@ -55,7 +60,7 @@ CREATE TABLE change (
 	created_at INTEGER NOT NULL,
 	updated_at INTEGER NOT NULL,
 	CHECK ((op = 'delete') = (fields IS NULL))
-);
+) WITHOUT ROWID;
 -- At most one unsent change per record: later edits coalesce into it.
 CREATE UNIQUE INDEX change_one_unsent ON change(uuid) WHERE state = 0;
 CREATE INDEX change_by_state ON change(state, change_id);
