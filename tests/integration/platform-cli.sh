@@ -116,11 +116,15 @@ set -- $out
 	ok "an oversized body is 413 JSON" || fail "an oversized body is 413 ($out)"
 [ "${2%.*}" -lt 20000000 ] && ok "... answered before reading it all ($2 bytes sent)" ||
 	fail "... answered before reading it all ($2 bytes sent)"
-# Without 100-continue the client pushes bytes; the answer is still 413.
+# Without 100-continue the client pushes bytes anyway; the server answers
+# 413 and closes, and a client still sending may see the close (a reset)
+# before it reads the answer (000).  Never anything else.
 out=$(curl -s -o "$T_TMP/body" -w '%{http_code}' -X PUT -H 'Expect:' \
 	--data-binary @"$T_TMP/big" "$PF_URL$B")
-[ "$out" = 413 ] && ok "oversized without Expect is 413" ||
-	fail "oversized without Expect is 413 ($out)"
+case "$out" in
+413 | 000) ok "oversized without Expect is refused ($out)" ;;
+*) fail "oversized without Expect is refused ($out)" ;;
+esac
 
 # A chunked body (no declared length) past the cap is cut off.
 out=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Expect:' \
