@@ -125,7 +125,12 @@ main(int argc, char **argv)
 			printf("gridagent %s\n", GRIDAGENT_VERSION);
 			return GS_EX_OK;
 		}
-		if (strcmp(a, "--home") == 0 && i + 1 < argc) {
+		if (strcmp(a, "--home") == 0) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "gridagent: --home needs a "
+						"directory\n");
+				return GS_EX_USAGE;
+			}
 			cli.home_opt = argv[++i];
 		} else if (strncmp(a, "--home=", 7) == 0) {
 			cli.home_opt = a + 7;
