@@ -18,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/mem.h"
 #include "db.h"
 #include "gridagent.h"
 #include "store.h"
@@ -690,6 +691,50 @@ test_audit_append_only(void **state)
 	assert_int_equal(q_int("SELECT count(*) FROM audit", NULL), 1);
 }
 
+/*
+ * Every allocation of ours failing in turn (curl's torture idea): each
+ * save either succeeds or fails cleanly, and records and changes always
+ * agree (nothing half-saved).
+ */
+static void
+test_torture(void **state)
+{
+	char uuid[AG_UUID_LEN + 1], rec[512];
+	const char *e = "{\"note\":\"x\"}";
+	struct gs_buf b;
+	long n;
+	int r, done = 0;
+
+	(void)state;
+	person(rec, sizeof(rec), "某", 1);
+	gs_buf_init(&b, 1 << 16);
+	assert_int_equal(gs_buf_printf(&b, "%s\n%s\n", rec, rec), GS_OK);
+	for (n = 0; n < 400 && done < 3; n++) {
+		done = 0;
+		gs_mem_fail_after(n);
+		r = ag_collect(st, "person", rec, strlen(rec), uuid);
+		done += r == GS_OK;
+		assert_true(r == GS_OK || r == GS_ENOMEM);
+		r = ag_import_ndjson(st, "person", b.data, b.len, NULL, NULL,
+		    NULL);
+		done += r == GS_OK;
+		assert_true(r == GS_OK || r == GS_ENOMEM);
+		if (uuid[0] != '\0') {
+			r = ag_edit(st, uuid, e, strlen(e));
+			done += r == GS_OK;
+			assert_true(r == GS_OK || r == GS_ENOMEM);
+		} else {
+			done++;
+		}
+		gs_mem_fail_after(-1);
+		assert_int_equal(count_records(), count_changes());
+	}
+	assert_int_equal(done, 3); /* the loop reached a run without faults */
+	assert_true(n > 1);       /* ... after runs with faults */
+	assert_int_equal(gs_db_integrity_check(ag_store_db(st)), GS_OK);
+	gs_buf_release(&b);
+}
+
 static void
 test_newer_refused(void **state)
 {
@@ -719,6 +764,7 @@ main(void)
 		T(test_list_status),
 		T(test_import),
 		T(test_audit_append_only),
+		T(test_torture),
 		T(test_newer_refused),
 	};
 #undef T
