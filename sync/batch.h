@@ -79,8 +79,9 @@ int gs_batch_encode_header(struct gs_buf *out,
     const struct gs_batch_header *h);
 
 /* Appends one canonical change line (with its "\n") to out.  GS_OK;
- * GS_EINVAL when c cannot be encoded (bad uuid, empty or over-long or
- * non-UTF-8 string, control characters in type/grid/author, deleted with
+ * GS_EINVAL when c cannot be encoded (a uuid that is not canonical lower
+ * case, a type outside [a-z0-9_]{1,31}, an over-long or non-UTF-8 string,
+ * a control character, quote or backslash in grid/author, deleted with
  * fields or not deleted without an object, negative base_rev or times,
  * form_version < 1), with the reason in gs_errmsg(); GS_ETOOBIG when
  * out->max or GS_BATCH_LINE_MAX would be passed; GS_ENOMEM.  On failure

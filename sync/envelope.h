@@ -140,7 +140,9 @@ int gs_envelope_parse(struct gs_envelope_header *h, const void *env,
 
 /* GS_OK when the signature verifies with device_pk (the enrolled key the
  * caller looked up by h->device and h->device_kid); else GS_EBADSIG.  env,
- * len as given to gs_envelope_parse (which must have succeeded). */
+ * len as given to gs_envelope_parse (which must have succeeded; a len
+ * that does not match h is GS_EENVELOPE).  GS_ENOMEM: the signed message
+ * is assembled in a scratch copy of the envelope. */
 int gs_envelope_verify(const struct gs_envelope_header *h, const void *env,
     size_t len, const unsigned char device_pk[GS_SIGN_PKBYTES]);
 
