@@ -44,6 +44,8 @@ static const char usage_text[] =
     "                                   print records\n"
     "  quarantine [--json]              list quarantined changes\n"
     "  conflicts [--json]               list changes kept as conflicts\n"
+    "  reconcile [--json]               per device: seqs held and missing,\n"
+    "                                   chain, records, quarantine, conflicts\n"
     "\n"
     "options: --home DIR (else $GRIDPLATFORM_HOME, else ~/.gridplatform),\n"
     "         --help, --version\n";
@@ -75,6 +77,10 @@ static const char *const cmd_help[][2] = {
 	    "in UTF-8 with a BOM for Excel.\n" },
 	{ "quarantine", "usage: gridplatform quarantine [--json]\n"
 	    "Lists changes kept in quarantine and why.\n" },
+	{ "reconcile", "usage: gridplatform reconcile [--json]\n"
+	    "Per device: batches received, the last seq, the seq ranges that "
+	    "never\narrived, the hash chain verdict, last contact, current "
+	    "records by type,\nquarantined changes and conflicts.\n" },
 	{ "conflicts", "usage: gridplatform conflicts [--json]\n"
 	    "Lists changes kept beside their record because another device "
 	    "changed it\nsince the change's base revision: both values.\n" },
@@ -529,6 +535,134 @@ out:
 	return r;
 }
 
+struct recon {
+	struct pf_store *st;
+	json_t *devices;   /* --json: the array being built, else NULL */
+	json_t *cur;       /* the device object being filled */
+	struct gs_buf line; /* human output: missing ranges */
+};
+
+static int
+recon_range(void *arg, uint64_t from, uint64_t to)
+{
+	struct recon *rc = arg;
+	json_t *arr = json_object_get(rc->cur, "missing_ranges");
+
+	if (rc->devices != NULL)
+		return json_array_append_new(arr, json_pack("[I,I]",
+		    (json_int_t)from, (json_int_t)to)) == 0 ? GS_OK :
+		    GS_FAIL(GS_ENOMEM, "reconcile");
+	if (from == to)
+		return gs_buf_printf(&rc->line, " %llu",
+		    (unsigned long long)from);
+	return gs_buf_printf(&rc->line, " %llu-%llu",
+	    (unsigned long long)from, (unsigned long long)to);
+}
+
+static int
+recon_type(void *arg, const char *type, int64_t n)
+{
+	struct recon *rc = arg;
+
+	if (rc->devices != NULL)
+		return json_object_set_new(json_object_get(rc->cur, "records"),
+		    type, json_integer(n)) == 0 ? GS_OK :
+		    GS_FAIL(GS_ENOMEM, "reconcile");
+	return gs_buf_printf(&rc->line, " %s %lld", type, (long long)n);
+}
+
+static int
+recon_device(void *arg, const struct pf_device *d)
+{
+	struct recon *rc = arg;
+	struct pf_store *st = rc->st;
+	int64_t q = 0, c = 0, v = 0;
+	char id[33], head[65], when[32];
+	int r;
+
+	gs_hex_encode(id, d->id, sizeof(d->id));
+	gs_hex_encode(head, d->chain_head, sizeof(d->chain_head));
+	if ((r = st->ops->device_counts(st, d->id, &q, &c, &v)) != GS_OK)
+		return r;
+	if (rc->devices != NULL) {
+		rc->cur = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:[],s:b,"
+		    "s:s?,s:I,s:{},s:I,s:I,s:I}",
+		    "device_id", id, "worker", d->worker, "grid", d->grid,
+		    "status", d->revoked ? "revoked" : "active",
+		    "batches", (json_int_t)d->batches,
+		    "last_seq", (json_int_t)d->last_seq,
+		    "missing", (json_int_t)d->missing,
+		    "missing_ranges", "chain_ok", d->chain_ok,
+		    "chain_head", d->has_head ? head : NULL,
+		    "last_contact", (json_int_t)d->last_contact,
+		    "records", "revisions", (json_int_t)v,
+		    "quarantined", (json_int_t)q, "conflicts", (json_int_t)c);
+		if (rc->cur == NULL ||
+		    json_array_append_new(rc->devices, rc->cur) != 0)
+			return GS_FAIL(GS_ENOMEM, "reconcile");
+		if ((r = st->ops->missing_ranges(st, d->id, recon_range, rc))
+		    != GS_OK)
+			return r;
+		return st->ops->records_by_type(st, d->id, recon_type, rc);
+	}
+	if (d->last_contact)
+		gs_time_format(when, sizeof(when), d->last_contact);
+	else
+		gs_strlcpy(when, "never", sizeof(when));
+	printf("device %s  worker %s  grid %s  %s\n", id, d->worker, d->grid,
+	    d->revoked ? "REVOKED" : "active");
+	printf("  batches %lld, last seq %llu, chain %s, last contact %s\n",
+	    (long long)d->batches, (unsigned long long)d->last_seq,
+	    d->chain_ok ? "ok" : "BROKEN", when);
+	gs_buf_reset(&rc->line);
+	if ((r = st->ops->missing_ranges(st, d->id, recon_range, rc))
+	    != GS_OK)
+		return r;
+	printf("  missing seqs: %s\n", rc->line.len ? rc->line.data + 1 :
+	    "none");
+	gs_buf_reset(&rc->line);
+	if ((r = st->ops->records_by_type(st, d->id, recon_type, rc))
+	    != GS_OK)
+		return r;
+	printf("  records:%s  (revisions %lld)\n", rc->line.len ?
+	    rc->line.data : " none", (long long)v);
+	printf("  quarantined %lld, conflicts %lld\n", (long long)q,
+	    (long long)c);
+	return GS_OK;
+}
+
+static int
+cmd_reconcile(const char *home, int argc, char **argv)
+{
+	struct pf_platform *pf = NULL;
+	struct recon rc;
+	json_t *doc = NULL;
+	int json, r;
+
+	if ((r = json_flag(argc, argv, &json)) != 0)
+		return r;
+	if ((r = open_platform(home, &pf)) != 0)
+		return r;
+	memset(&rc, 0, sizeof(rc));
+	rc.st = pf->store;
+	gs_buf_init(&rc.line, 1u << 20);
+	if (json && ((rc.devices = json_array()) == NULL ||
+	    (doc = json_pack("{s:O}", "devices", rc.devices)) == NULL)) {
+		r = fail(GS_FAIL(GS_ENOMEM, "reconcile"));
+		goto out;
+	}
+	r = pf->store->ops->device_each(pf->store, recon_device, &rc);
+	if (r == GS_OK && doc != NULL)
+		r = print_json(doc);
+	r = r == GS_OK ? 0 : fail(r);
+out:
+	json_decref(rc.devices);
+	json_decref(doc);
+	gs_buf_release(&rc.line);
+	pf_platform_free(pf);
+	return r;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(const char *home, int argc, char **argv);
@@ -541,6 +675,7 @@ static const struct {
 	{ "export", cmd_export },
 	{ "quarantine", cmd_quarantine },
 	{ "conflicts", cmd_conflicts },
+	{ "reconcile", cmd_reconcile },
 };
 
 int

@@ -232,6 +232,17 @@ struct pf_store_ops {
 	int (*conflict_each)(struct pf_store *st,
 	    int (*cb)(void *arg, const struct pf_conflict_view *c),
 	    void *arg);
+	/* Reconciliation, per device: the seq ranges below the high-water
+	 * mark that never arrived ([from, to], in order), and what the
+	 * device's batches became. */
+	int (*missing_ranges)(struct pf_store *st, const unsigned char *device,
+	    int (*cb)(void *arg, uint64_t from, uint64_t to), void *arg);
+	int (*device_counts)(struct pf_store *st, const unsigned char *device,
+	    int64_t *quarantined, int64_t *conflicts, int64_t *revisions);
+	/* Current records last written by the device, by type. */
+	int (*records_by_type)(struct pf_store *st,
+	    const unsigned char *device,
+	    int (*cb)(void *arg, const char *type, int64_t n), void *arg);
 	/* How many rows a table holds (tests and health). */
 	int (*count)(struct pf_store *st, const char *what, int64_t *out);
 };

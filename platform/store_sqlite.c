@@ -50,6 +50,11 @@ enum {
 	S_RECORD_EACH,
 	S_QUARANTINE_EACH,
 	S_CONFLICT_EACH,
+	S_MISSING_RANGES,
+	S_DEVICE_QUARANTINED,
+	S_DEVICE_CONFLICTS,
+	S_DEVICE_REVISIONS,
+	S_RECORDS_BY_TYPE,
 	S_COUNT_
 };
 
@@ -152,6 +157,20 @@ static const char *const sql[S_COUNT_] = {
 	[S_CONFLICT_EACH] = "SELECT id, batch, device_id, uuid, change_id, "
 	    "base_rev, current_rev, change, current_fields, created_at, status "
 	    "FROM conflicts ORDER BY id",
+	/* Gaps between the seqs held (and before the first), as ranges, so
+	 * a device that skipped a million seqs is one line, not a million. */
+	[S_MISSING_RANGES] = "WITH s AS (SELECT DISTINCT seq FROM batches "
+	    "WHERE device_id = ?1), g AS (SELECT seq, lag(seq, 1, 0) OVER "
+	    "(ORDER BY seq) AS prev FROM s) SELECT prev + 1, seq - 1 FROM g "
+	    "WHERE seq > prev + 1 ORDER BY seq",
+	[S_DEVICE_QUARANTINED] = "SELECT count(*) FROM quarantine "
+	    "WHERE device_id = ?1",
+	[S_DEVICE_CONFLICTS] = "SELECT count(*) FROM conflicts "
+	    "WHERE device_id = ?1",
+	[S_DEVICE_REVISIONS] = "SELECT count(*) FROM revisions "
+	    "WHERE device_id = ?1",
+	[S_RECORDS_BY_TYPE] = "SELECT type, count(*) FROM records "
+	    "WHERE device_id = ?1 GROUP BY type ORDER BY type",
 };
 
 /* The SQLite store: the interface first, so a struct pf_store pointer
@@ -992,6 +1011,71 @@ s_conflict_each(struct pf_store *st,
 }
 
 static int
+s_missing_ranges(struct pf_store *st, const unsigned char *device,
+    int (*cb)(void *arg, uint64_t from, uint64_t to), void *arg)
+{
+	struct gs_stmt *s = self(st)->st[S_MISSING_RANGES];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, device, PF_ID_BYTES)) != GS_OK)
+		return r;
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		if ((r = cb(arg, (uint64_t)gs_stmt_int64(s, 0),
+		    (uint64_t)gs_stmt_int64(s, 1))) != GS_OK) {
+			gs_stmt_reset(s);
+			return r;
+		}
+	}
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
+count_for(struct sqlite_store *ss, int which, const unsigned char *device,
+    int64_t *out)
+{
+	struct gs_stmt *s = ss->st[which];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, device, PF_ID_BYTES)) != GS_OK)
+		return r;
+	return gs_stmt_one_int64(s, 0, out);
+}
+
+static int
+s_device_counts(struct pf_store *st, const unsigned char *device,
+    int64_t *quarantined, int64_t *conflicts, int64_t *revisions)
+{
+	struct sqlite_store *ss = self(st);
+	int r;
+
+	if ((r = count_for(ss, S_DEVICE_QUARANTINED, device, quarantined))
+	    != GS_OK ||
+	    (r = count_for(ss, S_DEVICE_CONFLICTS, device, conflicts))
+	    != GS_OK)
+		return r;
+	return count_for(ss, S_DEVICE_REVISIONS, device, revisions);
+}
+
+static int
+s_records_by_type(struct pf_store *st, const unsigned char *device,
+    int (*cb)(void *arg, const char *type, int64_t n), void *arg)
+{
+	struct gs_stmt *s = self(st)->st[S_RECORDS_BY_TYPE];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, device, PF_ID_BYTES)) != GS_OK)
+		return r;
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		if ((r = cb(arg, gs_stmt_text(s, 0), gs_stmt_int64(s, 1)))
+		    != GS_OK) {
+			gs_stmt_reset(s);
+			return r;
+		}
+	}
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
 s_count(struct pf_store *st, const char *what, int64_t *out)
 {
 	static const char *const tables[] = { "devices", "batches", "records",
@@ -1045,6 +1129,9 @@ static const struct pf_store_ops sqlite_ops = {
 	.record_each = s_record_each,
 	.quarantine_each = s_quarantine_each,
 	.conflict_each = s_conflict_each,
+	.missing_ranges = s_missing_ranges,
+	.device_counts = s_device_counts,
+	.records_by_type = s_records_by_type,
 	.count = s_count,
 };
 

@@ -67,6 +67,10 @@ expect_exit 0 "quarantine --json" "$PF" --home "$H" quarantine --json
 expect_exit 0 "conflicts --json" "$PF" --home "$H" conflicts --json
 [ "$(cat "$T_TMP/out")" = "[]" ] && ok "conflicts --json is []" ||
 	fail "conflicts --json is []"
+expect_exit 0 "reconcile --json" "$PF" --home "$H" reconcile --json
+[ "$(cat "$T_TMP/out")" = '{"devices":[]}' ] &&
+	ok "reconcile --json is one document" ||
+	fail "reconcile --json is one document"
 expect_exit 0 "export csv" "$PF" --home "$H" export --format csv
 head -c 3 "$T_TMP/out" | od -An -tx1 | grep -q 'ef bb bf' &&
 	ok "csv starts with a UTF-8 BOM" || fail "csv starts with a UTF-8 BOM"

@@ -704,6 +704,17 @@ test_conflict_and_merge(void **state)
 	gs_change_release(&c);
 }
 
+static int
+collect_range(void *arg, uint64_t from, uint64_t to)
+{
+	uint64_t *v = arg;
+
+	v[0]++;
+	v[1] = from;
+	v[2] = to;
+	return GS_OK;
+}
+
 static void
 test_chain(void **state)
 {
@@ -740,6 +751,20 @@ test_chain(void **state)
 	    &d), GS_OK);
 	assert_int_equal(d.last_seq, 4);
 	assert_int_equal(d.missing, 1);
+	{
+		uint64_t v[3] = { 0, 0, 0 };
+		int64_t q, k, revs;
+
+		assert_int_equal(f->pf->store->ops->missing_ranges(
+		    f->pf->store, f->a.id, collect_range, v), GS_OK);
+		assert_int_equal(v[0], 1);
+		assert_int_equal(v[1], 3);
+		assert_int_equal(v[2], 3);
+		assert_int_equal(f->pf->store->ops->device_counts(f->pf->store,
+		    f->a.id, &q, &k, &revs), GS_OK);
+		assert_int_equal(revs, 3);
+		assert_int_equal(q + k, 0);
+	}
 }
 
 static void
