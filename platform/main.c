@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -687,6 +688,9 @@ main(int argc, char **argv)
 	size_t k;
 
 	gs_log_set_program("gridplatform");
+	/* The store, its WAL and every file we make hold personal data or
+	 * keys: readable by the platform's user only. */
+	umask(077);
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "--version") == 0) {
 			printf("gridplatform %s\n", PF_VERSION);

@@ -36,6 +36,8 @@ expect_exit 0 "init" "$PF" --home "$H" init --public-url http://127.0.0.1:9
 [ "$(stat -c %a "$H/batch.key")" = 600 ] &&
 	[ "$(stat -c %a "$H/receipt.key")" = 600 ] &&
 	ok "secret key files are 0600" || fail "secret key files are 0600"
+[ "$(stat -c %a "$H/platform.db")" = 600 ] && ok "the store is 0600" ||
+	fail "the store is 0600"
 cp "$H/batch.key" "$T_TMP/bk"
 expect_exit 73 "a second init refuses to overwrite" "$PF" --home "$H" init
 cmp -s "$H/batch.key" "$T_TMP/bk" && ok "... and changes nothing" ||
