@@ -67,7 +67,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 cores=$(nproc)
 ram=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 disk=$(df -P "$work" | awk 'NR == 2 { print $1 }')
-rota=$(lsblk -dno ROTA "$disk" 2>/dev/null | head -n 1 || true)
+rota=$(lsblk -dno ROTA "$disk" 2>/dev/null | head -n 1 | tr -d ' ' || true)
 case "$rota" in 0) kind="SSD/non-rotational" ;; 1) kind="reported rotational (virtual disk)" ;; *) kind="unknown" ;; esac
 sqlite=$(sqlite3 --version 2>/dev/null | cut -d' ' -f1 || echo "?")
 bytes=$(median bulk_bytes "$work/gridgen")
@@ -82,6 +82,7 @@ Linux $(uname -r), SQLite $sqlite, build \`$BUILD\`.  Load average at start: $lo
 
 | measure | value | target |
 |---|---|---|
+| 4 KiB write + fdatasync p50 (the disk, for reference) | $(median fsync_p50 "$work/gridgen") ms | |
 | single save p50 (one fsync'd transaction, $SAVES saves) | $(median single_p50 "$work/gridgen") ms | <= 0.5 ms |
 | single save p90 | $(median single_p90 "$work/gridgen") ms | |
 | single save p99 | $(median single_p99 "$work/gridgen") ms | |

@@ -3,6 +3,8 @@
  *
  *	bench-save [--dir DIR] [--count N] [--saves N] [--ndjson FILE]
  *
+ * 0. fsync: 200 x (4 KiB pwrite + fdatasync) in DIR, the floor of any
+ *    durable save on that disk at that moment.
  * 1. Single saves: --saves ag_collect calls (default 2000), each one
  *    fsync'd transaction; prints p50/p90/p99/max latency.
  * 2. Bulk import: ag_import_ndjson of --count persons (default 100,000)
@@ -19,9 +21,12 @@
  * turns into bench/RESULTS.md.  DIR (default a new /tmp directory) should
  * be on the disk being measured.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -183,8 +188,39 @@ main(int argc, char **argv)
 		perror("mkdtemp");
 		return 73;
 	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		perror(dir);
+		return 73;
+	}
 	gs_buf_init(&one, 4096);
 	gs_buf_init(&bulk, AG_MAX_IMPORT);
+
+	/* 0. What one 4 KiB write + fdatasync costs on this disk right now:
+	 * the floor of any durable save. */
+	{
+		char fpath[600], page[4096];
+		int fd;
+
+		snprintf(fpath, sizeof(fpath), "%s/fsync.probe", dir);
+		memset(page, 'x', sizeof(page));
+		if ((lat = calloc(200, sizeof(*lat))) == NULL ||
+		    (fd = open(fpath, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0)
+			return 74;
+		for (i = 0; i < 200; i++) {
+			t0 = gs_mono_us();
+			if (pwrite(fd, page, sizeof(page), (off_t)(i % 16) *
+			    (off_t)sizeof(page)) != (ssize_t)sizeof(page) ||
+			    fdatasync(fd) != 0)
+				return 74;
+			lat[i] = gs_mono_us() - t0;
+		}
+		close(fd);
+		unlink(fpath);
+		qsort(lat, 200, sizeof(*lat), cmp_i64);
+		printf("fsync_p50 %.3f ms\n", lat[100] / 1000.0);
+		free(lat);
+		lat = NULL;
+	}
 
 	/* 1. Single saves, each its own fsync'd transaction. */
 	snprintf(home, sizeof(home), "%s/single", dir);
