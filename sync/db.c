@@ -210,8 +210,23 @@ gs_stmt_step(struct gs_stmt *st)
 		sqlite3_clear_bindings(st->s);
 		return GS_DONE;
 	}
-	/* Take the message before the reset, which may replace it. */
-	r = DB_FAIL(st->db->h, rc, "step");
+	/* Take the message before the reset, which may replace it, and
+	 * name the statement by its first words ("INSERT INTO record"). */
+	{
+		const char *sql = sqlite3_sql(st->s);
+		char what[48];
+		size_t n = 0, words = 0;
+
+		for (; sql != NULL && sql[n] != '\0' && n < sizeof(what) - 1;
+		    n++) {
+			if (sql[n] == ' ' && ++words == 3)
+				break;
+			what[n] = sql[n] == '\n' || sql[n] == '\t' ? ' ' :
+			    sql[n];
+		}
+		what[n] = '\0';
+		r = DB_FAIL(st->db->h, rc, n > 0 ? what : "step");
+	}
 	sqlite3_reset(st->s);
 	sqlite3_clear_bindings(st->s);
 	return r;
