@@ -173,6 +173,20 @@ rate_fail(struct pf_platform *pf, const char *ip)
 	(void)pthread_mutex_unlock(&pf->rate_lock);
 }
 
+/* A success from ip forgets its failures: an operator who mistyped a few
+ * codes is not locked out after getting one right. */
+static void
+rate_ok(struct pf_platform *pf, const char *ip)
+{
+	size_t i;
+
+	(void)pthread_mutex_lock(&pf->rate_lock);
+	for (i = 0; i < PF_RATE_SLOTS; i++)
+		if (strcmp(pf->rate[i].ip, ip) == 0)
+			pf->rate[i].fails = 0;
+	(void)pthread_mutex_unlock(&pf->rate_lock);
+}
+
 int
 pf_enroll_redeem(struct pf_platform *pf, const char *ip,
     const unsigned char *body, size_t len, json_t **answer)
@@ -283,6 +297,7 @@ pf_enroll_redeem(struct pf_platform *pf, const char *ip,
 		r = GS_FAIL(GS_ENOMEM, "enroll answer");
 		goto out;
 	}
+	rate_ok(pf, ip);
 	gs_log(GS_LOG_INFO, "enrolled device %s for worker %s, grid %s "
 	    "(token %s, from %s)", devhex, d.worker, d.grid, tid, ip);
 	r = GS_OK;
