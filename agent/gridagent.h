@@ -87,6 +87,8 @@ const char *ag_errmsg(int err);
 typedef void (*ag_problem_fn)(void *ctx, size_t line, const char *field,
     const char *rule, const char *message);
 void ag_store_on_problem(struct ag_store *st, ag_problem_fn fn, void *ctx);
+/* How many problems the last collect, edit or import reported. */
+size_t ag_problem_count(const struct ag_store *st);
 
 /*
  * Collects one new record of `type` from a JSON object text (json, len

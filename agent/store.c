@@ -752,6 +752,12 @@ ag_store_on_problem(struct ag_store *st, ag_problem_fn fn, void *ctx)
 	st->problem_ctx = ctx;
 }
 
+size_t
+ag_problem_count(const struct ag_store *st)
+{
+	return st->nproblems;
+}
+
 void
 ag_free(void *p)
 {

@@ -632,6 +632,7 @@ test_import(void **state)
 	assert_int_equal(n, 0);
 	assert_int_equal(c.n, 0);
 	assert_int_equal(seen.n, 2);
+	assert_int_equal(ag_problem_count(st), 2);
 	assert_int_equal(seen.lines[0], 2);
 	assert_string_equal(seen.fields[0], "id_number");
 	assert_int_equal(seen.lines[1], 4);
