@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -480,6 +481,136 @@ test_torture(void **state)
 	gs_buf_release(&b);
 }
 
+/* Random JSON for the differential test below. */
+static void
+random_text(char *out, size_t max)
+{
+	/* ASCII incl. controls, DEL, quote, backslash, slash; 2-, 3- and
+	 * 4-byte UTF-8, U+2028. */
+	static const char *const pieces[] = { "a", "Z", "0", " ", "\"", "\\",
+		"/", "\x01", "\x1f", "\n", "\t", "\r", "\b", "\f", "\x7f",
+		"\xc3\xa9", "\xe4\xb8\xad", "\xe2\x80\xa8",
+		"\xf0\x9f\x98\x80", "u", ":" };
+	size_t n = 0, k = gs_random_uniform(12);
+
+	out[0] = '\0';
+	while (k-- > 0) {
+		const char *p = pieces[gs_random_uniform(21)];
+
+		if (n + strlen(p) + 1 > max)
+			break;
+		memcpy(out + n, p, strlen(p) + 1);
+		n += strlen(p);
+	}
+}
+
+static json_t *
+random_json(int depth)
+{
+	static const double reals[] = { 0.1, 1.5, -2.25, 23.12911, 1e-5,
+		1e300, -1e-300, 123456789012345.0, 1e15, 1e16, 3.0, -0.0,
+		0.000123, 6.02214076e23, 2.5e-7 };
+	char t[64];
+	int kind = (int)gs_random_uniform(depth > 2 ? 6 : 8);
+
+	switch (kind) {
+	case 0:
+		random_text(t, sizeof t);
+		return json_string(t);
+	case 1:
+		return json_integer((json_int_t)gs_random_uniform(UINT32_MAX) *
+		    (gs_random_uniform(2) ? -1 : 1) *
+		    (json_int_t)(1 + gs_random_uniform(1000000)));
+	case 2:
+		if (gs_random_uniform(2))
+			return json_real(reals[gs_random_uniform(15)]);
+		return json_real(((double)gs_random_uniform(UINT32_MAX) -
+		    2e9) / (1 + gs_random_uniform(100000)) *
+		    (gs_random_uniform(3) ? 1 : 1e-200));
+	case 3:
+		return json_true();
+	case 4:
+		return json_false();
+	case 5:
+		return json_null();
+	case 6: {
+		json_t *a = json_array();
+		int i, n = (int)gs_random_uniform(4);
+
+		for (i = 0; i < n; i++)
+			json_array_append_new(a, random_json(depth + 1));
+		return a;
+	}
+	default: {
+		json_t *o = json_object();
+		int i, n = (int)gs_random_uniform(5);
+
+		for (i = 0; i < n; i++) {
+			random_text(t, sizeof t);
+			json_object_set_new(o, t, random_json(depth + 1));
+		}
+		return o;
+	}
+	}
+}
+
+/* Our JSON writer writes exactly what jansson's json_dumps writes with
+ * the canonical flags, and what it writes decodes back canonically. */
+static void
+test_writer_matches_jansson(void **state)
+{
+	struct gs_change c;
+	struct gs_buf b;
+	struct gs_batch d;
+	char reason[64];
+	int i;
+
+	(void)state;
+	gs_buf_init(&b, 1 << 20);
+	for (i = 0; i < 3000; i++) {
+		struct gs_batch_header h;
+		char *want, *wantr, *p;
+		size_t start;
+		json_t *rs;
+
+		change(&c, 1);
+		json_decref(c.fields);
+		c.fields = json_object();
+		json_object_set_new(c.fields, "x", random_json(0));
+		json_object_set_new(c.fields, "y", random_json(0));
+		random_text(reason, sizeof reason);
+		c.reason = gs_strdup(reason);
+
+		gs_buf_reset(&b);
+		header(&h, 1);
+		assert_int_equal(gs_batch_encode_header(&b, &h), GS_OK);
+		start = b.len;
+		assert_int_equal(gs_batch_encode_change(&b, &c), GS_OK);
+		want = json_dumps(c.fields, JSON_COMPACT | JSON_SORT_KEYS |
+		    JSON_REAL_PRECISION(15));
+		rs = json_string(reason);
+		wantr = json_dumps(rs, JSON_ENCODE_ANY | JSON_COMPACT);
+		p = strstr(b.data + start, ",\"fields\":");
+		assert_non_null(p);
+		if (strncmp(p + 10, want, strlen(want)) != 0 ||
+		    strcmp(p + 10 + strlen(want), "}\n") != 0)
+			fail_msg("fields differ:\n ours %s\n jansson %s", p + 10,
+			    want);
+		if (strstr(b.data + start, wantr) == NULL)
+			fail_msg("reason differs: jansson %s in %s", wantr,
+			    b.data + start);
+		/* And it is accepted back as canonical. */
+		if (gs_batch_decode(&d, b.data, b.len, 0) != GS_OK)
+			fail_msg("%s: %s", gs_errmsg(GS_EPARSE), b.data);
+		gs_batch_release(&d);
+		free(want);
+		free(wantr);
+		json_decref(rs);
+		gs_change_release(&c);
+	}
+	gs_buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -494,6 +625,7 @@ main(void)
 		cmocka_unit_test(test_check_envelope),
 		cmocka_unit_test(test_random_damage),
 		cmocka_unit_test(test_torture),
+		cmocka_unit_test(test_writer_matches_jansson),
 	};
 
 	if (gs_crypto_init() != GS_OK)
