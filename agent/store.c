@@ -238,13 +238,26 @@ drop_nulls(json_t *o)
 	}
 }
 
+static int put_json_string(struct gs_buf *b, const char *s);
+static int put_json(struct gs_buf *b, const json_t *v);
+
+/*
+ * The stored text of a fields object (gs_free), or NULL when out of
+ * memory.  Every path that stores fields uses put_json, so the same
+ * fields are always the same bytes.
+ */
 static char *
 dump(const json_t *o)
 {
-	return json_dumps(o, JSON_COMPACT);
-}
+	struct gs_buf b;
+	char *s = NULL;
 
-static int put_json_string(struct gs_buf *b, const char *s);
+	gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
+	if (put_json(&b, o) == GS_OK)
+		s = gs_buf_detach(&b, NULL);
+	gs_buf_release(&b);
+	return s;
+}
 
 /*
  * Compact JSON of a value into b (appended), the same text json_dumps
