@@ -83,6 +83,10 @@ int ag_http_request(struct ag_http *h, const char *method, const char *path,
 int ag_http_error_body(
     const struct ag_http_response *resp, char *msg, size_t msglen);
 
+/* Changes the answer body cap for the following requests (0: back to
+ * the one given at ag_http_new). */
+void ag_http_set_response_cap(struct ag_http *h, size_t max);
+
 /* Bytes sent and received and requests made on this client so far. */
 void ag_http_stats(const struct ag_http *h, uint64_t *sent, uint64_t *recvd,
     uint64_t *requests);
