@@ -48,6 +48,11 @@
 
 #define DB_NAME "agent.db"
 
+/*
+ * One open home.  grid and worker are read from meta at open and cached:
+ * every save stamps them on its rows, and reading them per save would
+ * cost two queries on the hot path.
+ */
 struct ag_store {
 	struct gs_db *db;
 	struct gs_schema *schema;
@@ -77,10 +82,17 @@ static const char SQL_REC_INS[] =
     "INSERT INTO record(uuid, type, form_version, grid, fields, rev, "
     "deleted, created_at, updated_at, author) "
     "VALUES(?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?6, ?7)";
+/*
+ * "pending": a change of the record is unsent or in a batch in flight.
+ * Two lookups, not "state IN (0, 1)": that form scans every unsent change
+ * (100,000 after a bulk import), while state 0 by uuid is one probe of
+ * change_one_unsent and the batched changes are few.
+ */
 static const char SQL_REC_GET[] =
     "SELECT type, form_version, grid, fields, rev, deleted, created_at, "
-    "updated_at, author, EXISTS(SELECT 1 FROM change "
-    "WHERE change.uuid = ?1 AND state IN (0, 1)) "
+    "updated_at, author, "
+    "EXISTS(SELECT 1 FROM change WHERE change.uuid = ?1 AND state = 0) OR "
+    "EXISTS(SELECT 1 FROM change WHERE state = 1 AND change.uuid = ?1) "
     "FROM record WHERE uuid = ?1";
 static const char SQL_REC_UPD[] =
     "UPDATE record SET fields = ?2, form_version = ?3, updated_at = ?4 "
@@ -94,12 +106,18 @@ static const char SQL_CHG_INS[] =
 static const char SQL_CHG_UNSENT[] =
     "SELECT change_id, op, fields FROM change "
     "WHERE uuid = ?1 AND state = 0";
+/* "AND state = 0": coalescing may only ever touch an unsent change.  If
+ * the sync side batched it in between (it cannot while we hold the write
+ * lock, but the SQL says so anyway), no row changes and update_change
+ * reports it. */
 static const char SQL_CHG_UPD[] =
     "UPDATE change SET op = ?2, fields = ?3, reason = ?4, "
     "form_version = ?5, updated_at = ?6 WHERE change_id = ?1 AND state = 0";
 static const char SQL_AUDIT_INS[] =
     "INSERT INTO audit(at, action, uuid, type, detail) "
     "VALUES(?1, ?2, ?3, ?4, ?5)";
+/* UUIDv7 order is creation order, so "ORDER BY uuid" lists oldest first
+ * and walks the primary key without a sort. */
 static const char SQL_LIST[] =
     "SELECT uuid, type, form_version, grid, fields, rev, deleted, "
     "created_at, updated_at, author FROM record "
@@ -489,7 +507,12 @@ ag_store_meta_set(struct ag_store *st, const char *key, const char *value)
 	return GS_OK;
 }
 
-/* Reads the cached settings; *initialized says whether init finished. */
+/*
+ * Reads the cached settings; *initialized says whether init finished.
+ * created_at is the mark: init writes it last, in the same transaction as
+ * the settings, so a crash during init leaves a home that is simply not
+ * initialized yet (init may run again), never a half-set one.
+ */
 static int
 load_meta(struct ag_store *st, int *initialized)
 {
@@ -594,7 +617,11 @@ ag_home_resolve(const char *option)
 	return p;
 }
 
-/* mkdir -p with mode 0700 for every directory it makes. */
+/*
+ * mkdir -p with mode 0700 for every directory it makes: the store holds
+ * personal data (names, id numbers, phones), so no other user of the
+ * handheld may even list it.  Existing directories are left as they are.
+ */
 static int
 make_dirs(const char *home)
 {
@@ -697,6 +724,8 @@ ag_store_open(const char *home, struct ag_store **out)
 					  "set GRIDAGENT_HOME)");
 	if ((path = db_path(home)) == NULL)
 		return GS_FAIL(GS_ENOMEM, "open: out of memory");
+	/* Look before opening: SQLite would create an empty database, and a
+	 * typo in --home must not leave a stray agent.db behind. */
 	if (stat(path, &sb) != 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			r = GS_FAIL(GS_EPERM, "no agent store in %s; run "
@@ -795,7 +824,11 @@ audit(struct ag_store *st, int64_t at, const char *action,
 	return db_done(gs_stmt_step(s));
 }
 
-/* Inserts a change row (state unsent).  fields NULL for a delete. */
+/*
+ * Inserts a change row (state unsent).  fields NULL for a delete.  The
+ * change_id is a fresh UUIDv7: the platform applies each change_id once,
+ * so an envelope sent twice can never apply a change twice.
+ */
 static int
 insert_change(struct ag_store *st, const char *uuid, const char *type,
     int form_version, const char *grid, const char *op, int64_t base_rev,
@@ -849,7 +882,12 @@ insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
 	    NULL, now);
 }
 
-/* Validates and saves one new record from a parsed object (consumed). */
+/*
+ * Validates and saves one new record from a parsed object (consumed).
+ * Validation and encoding happen before BEGIN: the write lock is held only
+ * for the three inserts and the commit, so a sync running beside the
+ * worker's app waits microseconds, not the length of a validation.
+ */
 static int
 collect_fields(struct ag_store *st, const struct gs_form *f, json_t *fields,
     char uuid_out[AG_UUID_LEN + 1])
@@ -950,7 +988,10 @@ struct current {
 	char *fields; /* owned */
 };
 
-/* Loads a record (inside the caller's transaction for writes). */
+/*
+ * Loads a record (inside the caller's transaction for writes, so that
+ * what is merged is what is there when the write lock is held).
+ */
 static int
 load_record(struct ag_store *st, const char *uuid, struct current *c)
 {
@@ -1026,6 +1067,8 @@ update_change(struct ag_store *st, const char *change_id, const char *op,
 		return r;
 	if ((r = db_done(gs_stmt_step(s))) != GS_OK)
 		return r;
+	/* Exactly one row, or our idea of the unsent change was wrong: stop
+	 * before a second unsent change could be made beside it. */
 	if (gs_db_changes(st->db) != 1)
 		return GS_FAIL(GS_EINTERNAL, "unsent change %s vanished",
 		    change_id);
@@ -1259,6 +1302,8 @@ ag_delete(struct ag_store *st, const char *uuid, const char *reason)
 	st->nproblems = 0;
 	if ((r = check_uuid(uuid)) != GS_OK)
 		return r;
+	/* The reason travels to the platform in the change: cap it like any
+	 * other field. */
 	if (reason != NULL && strlen(reason) > 500)
 		return GS_FAIL(GS_ETOOBIG, "the reason is over 500 bytes");
 	if (reason != NULL) {
@@ -1315,7 +1360,11 @@ out:
 
 /* ------------------------------------------------------------ import */
 
-/* The uuids of an import, handed out only after the commit. */
+/*
+ * The uuids of an import, handed out only after the commit: printing
+ * them as they are made would tell the worker that records were saved
+ * which a later bad line, a full disk or a crash then takes back.
+ */
 struct uuids {
 	char (*v)[GS_UUID_LEN + 1];
 	size_t n, cap;
@@ -1386,6 +1435,9 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 		const char *l = data + off, *nl;
 		size_t n;
 
+		/* Lines end at \n; a \r before it is whitespace to the JSON
+		 * reader, so files from Windows import as they are.  The last
+		 * line needs no newline. */
 		nl = memchr(l, '\n', len - off);
 		n = nl != NULL ? (size_t)(nl - l) : len - off;
 		off += n + (nl != NULL);
@@ -1612,7 +1664,8 @@ ag_store_status(struct ag_store *st, json_t *into)
 	if ((r = add_counts(st->db, "SELECT state, count(*) FROM change "
 	    "GROUP BY state", bystate)) != GS_OK)
 		goto out;
-	/* Every state is shown, zero or not: a script reads them by name. */
+	/* Every state is shown, zero or not: a script reads them by name, and
+	 * "rejected: 0" is information too. */
 	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
 		char k[4];
 		json_t *n;

@@ -18,12 +18,23 @@
 #include "embedded.h"
 #include "core/banned.h"
 
+/*
+ * A prepared statement and its place in its database's list.  The list
+ * exists so that gs_db_close can finalize whatever its owner kept: SQLite
+ * refuses to close a connection with live statements, and a forgotten one
+ * would otherwise leak the whole connection.
+ */
 struct gs_stmt {
 	sqlite3_stmt *s;
 	struct gs_db *db;
 	struct gs_stmt *prev, *next; /* the database's list of statements */
 };
 
+/*
+ * An open database.  BEGIN, COMMIT and ROLLBACK are prepared once like
+ * every other statement: a save runs them each time, and parsing them
+ * again per save would be wasted work on the hot path.
+ */
 struct gs_db {
 	sqlite3 *h;
 	int version;           /* PRAGMA user_version after migration */
@@ -31,7 +42,12 @@ struct gs_db {
 	struct gs_stmt *begin, *commit, *rollback;
 };
 
-/* SQLite's primary result code -> ours (db.h states the mapping). */
+/*
+ * SQLite's primary result code -> ours (db.h states the mapping).  The
+ * extended codes (SQLITE_IOERR_WRITE, ...) share their primary code's low
+ * byte, so masking keeps the table short; SQLite's message still carries
+ * the specifics into the error detail.
+ */
 static int
 map_rc(int rc)
 {
@@ -159,6 +175,11 @@ gs_stmt_bind_double(struct gs_stmt *st, int i, double v)
 	return bind_rc(st, sqlite3_bind_double(st->s, i, v));
 }
 
+/*
+ * Binding copies (SQLITE_TRANSIENT), as db.h promises: callers may free
+ * or reuse their buffers before the step, which is what makes the
+ * reused-buffer loops of a bulk import safe.
+ */
 int
 gs_stmt_bind_text(struct gs_stmt *st, int i, const char *s)
 {
@@ -279,6 +300,8 @@ gs_stmt_is_null(struct gs_stmt *st, int col)
 	return sqlite3_column_type(st->s, col) == SQLITE_NULL;
 }
 
+/* After a row the statement is reset at once: a statement left in the
+ * middle of its rows would hold a read transaction open. */
 int
 gs_stmt_one_int64(struct gs_stmt *st, int64_t dflt, int64_t *out)
 {
@@ -313,6 +336,12 @@ gs_db_exec(struct gs_db *db, const char *sql)
 	return r;
 }
 
+/*
+ * BEGIN IMMEDIATE takes the write lock at once.  A plain BEGIN would
+ * start as a reader and upgrade at the first write, and two processes
+ * doing that at once (a collect and a sync) deadlock: one of them gets
+ * SQLITE_BUSY in the middle of its work instead of waiting at the start.
+ */
 int
 gs_db_begin(struct gs_db *db)
 {
@@ -321,6 +350,8 @@ gs_db_begin(struct gs_db *db)
 	return r == GS_DONE ? GS_OK : r;
 }
 
+/* With synchronous=FULL the WAL is fsync'd before this returns: the
+ * moment after which a save may be reported to the worker. */
 int
 gs_db_commit(struct gs_db *db)
 {
@@ -524,6 +555,8 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	else
 		oflags = SQLITE_OPEN_READWRITE |
 		    ((flags & GS_DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	/* EXRESCODE: extended result codes from the start, so that even an
+	 * open that fails says which I/O step failed. */
 	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_EXRESCODE,
 	    NULL);
 	if (rc != SQLITE_OK) {
@@ -532,6 +565,8 @@ gs_db_open(const char *path, const char *migrations, int flags,
 		goto out;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
+	/* Another process (sync --watch beside a collect) may hold the write
+	 * lock for a moment; wait for it rather than fail the save. */
 	sqlite3_busy_timeout(db->h, 5000);
 
 	/*
