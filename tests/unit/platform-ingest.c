@@ -1004,6 +1004,108 @@ test_big_batch(void **state)
 	free(cs);
 }
 
+/* Random single-byte changes anywhere in an envelope: every one refused
+ * with a specific error before anything is stored. */
+static void
+test_mutations(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	char u[37];
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	size_t pos;
+	int i, r, seen_sig = 0;
+	unsigned char old;
+
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	seal(f, &f->a, f->pf->keys.deployment, &c, 1, batch, &env);
+	for (i = 0; i < 600; i++) {
+		pos = gs_random_uniform((uint32_t)env.len);
+		old = (unsigned char)env.data[pos];
+		env.data[pos] = (char)(old ^ (1 + gs_random_uniform(255)));
+		r = ingest(f, &f->a, batch, &env, &res);
+		env.data[pos] = (char)old;
+		switch (r) {
+		case GS_EBADSIG:
+			seen_sig++;
+			break;
+		case GS_EENVELOPE:
+		case GS_EUNSUPPORTED:
+		case GS_ETOOBIG:
+		case GS_EINFLATE:
+		case GS_EINVAL:
+		case GS_EDEPLOYMENT:
+		case GS_EUNKNOWNDEVICE:
+			break;
+		default:
+			fail_msg("byte %zu changed: %s", pos, gs_error_code(r));
+		}
+	}
+	assert_true(seen_sig > 0);
+	assert_int_equal(count(f, "batches"), 0);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	gs_change_release(&c);
+}
+
+/* Random changes to an enroll body: at most one enrollment happens (a
+ * change the proof does not cover, like agent_version), everything else
+ * is a malformed body or a refusal. */
+static void
+test_enroll_mutations(void **state)
+{
+	struct fx *f = *state;
+	struct gs_buf code;
+	struct gs_enroll_code c;
+	unsigned char id[16], pk[32], sk[64], proof[32], sig[64];
+	char body[1024], mut[1024], tid[33], did[33], dpk[65], ph[65];
+	char sh[129], ip[32];
+	json_t *ans;
+	size_t len, pos;
+	int i, r, oks = 0;
+
+	gs_buf_init(&code, 4096);
+	assert_int_equal(pf_enroll_create(f->pf, "w", "n", "g", 60, &code),
+	    GS_OK);
+	assert_int_equal(gs_enroll_code_decode(&c, code.data), GS_OK);
+	gs_buf_release(&code);
+	gs_random(id, 16);
+	gs_crypto_sign_keypair(pk, sk);
+	gs_enroll_proof(proof, c.token, c.token_id, id, pk);
+	assert_int_equal(gs_enroll_self_sign(sig, c.token_id, id, sk), GS_OK);
+	gs_hex_encode(tid, c.token_id, 16);
+	gs_hex_encode(did, id, 16);
+	gs_hex_encode(dpk, pk, 32);
+	gs_hex_encode(ph, proof, 32);
+	gs_hex_encode(sh, sig, 64);
+	len = (size_t)snprintf(body, sizeof(body), "{\"token_id\":\"%s\","
+	    "\"device_id\":\"%s\",\"device_pk\":\"%s\",\"proof\":\"%s\","
+	    "\"self_sig\":\"%s\",\"agent_version\":\"t\"}", tid, did, dpk,
+	    ph, sh);
+	for (i = 0; i < 400; i++) {
+		memcpy(mut, body, len);
+		pos = gs_random_uniform((uint32_t)len);
+		mut[pos] = (char)(mut[pos] ^ (1 + gs_random_uniform(255)));
+		snprintf(ip, sizeof(ip), "192.0.2.%d", i % 200);
+		ans = NULL;
+		r = pf_enroll_redeem(f->pf, ip, (unsigned char *)mut, len,
+		    &ans);
+		if (r == GS_OK)
+			oks++;
+		else if (r != GS_EPARSE && r != GS_EAUTH &&
+		    r != GS_ERATELIMIT)
+			fail_msg("byte %zu changed: %s", pos, gs_error_code(r));
+		json_decref(ans);
+	}
+	assert_true(oks <= 1);
+	assert_int_equal(count(f, "devices"), 2 + oks);
+	gs_enroll_code_wipe(&c);
+}
+
 /* ------------------------------------------------------------ over HTTP */
 
 /* One HTTP/1.1 request on a fresh connection; the status, body in out. */
@@ -1398,6 +1500,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tampered_refused, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bomb, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mutations, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_quarantined, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_drains, setup,
@@ -1406,6 +1510,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_refusals, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_enroll_mutations, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torture, setup, teardown),
