@@ -74,6 +74,12 @@ print_help(const struct ag_command *c)
 	return GS_EX_OK;
 }
 
+/*
+ * Options may come anywhere among the arguments ("collect person --json
+ * f" and "collect --json f person" both work), because workers and
+ * scripts write them both ways.  Only long options are known: a value
+ * like "-" (stdin) or "-3.5" must stay an argument.
+ */
 int
 ag_cli_parse(struct ag_cli *cli, const struct ag_opt *opts, int argc,
     char **argv, int *npos)
@@ -146,6 +152,11 @@ ag_cli_home(struct ag_cli *cli)
 	return home;
 }
 
+/*
+ * Every command opens the store through here, so the "not initialized"
+ * answer (exit 77 with how to init) and the problem printer are the same
+ * everywhere.
+ */
 int
 ag_cli_open(struct ag_cli *cli, struct ag_store **out)
 {
@@ -300,6 +311,8 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 	if (jsonfile == NULL && n < 2)
 		return ag_cli_usage(cli, "no fields: give NAME=VALUE... or "
 					 "--json FILE");
+	/* Read all input before opening the store: a slow stdin must not
+	 * keep the database open, and an unreadable file changes nothing. */
 	if (jsonfile != NULL && (ex = read_input(jsonfile, &in)) >= 0)
 		goto out;
 	if ((ex = ag_cli_open(cli, &st)) >= 0)
@@ -314,6 +327,8 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 		if (r == GS_OK)
 			puts(uuid);
 	} else {
+		/* The uuids are printed by the import only after its commit:
+		 * a uuid on stdout always means a saved record. */
 		r = ag_import_ndjson(st, argv[1], in.data ? in.data : "",
 		    in.len, print_uuid, NULL, &count);
 		if (r == GS_OK)
@@ -404,7 +419,11 @@ struct list_ctx {
 	size_t n;
 };
 
-/* A short text for one value: strings as they are, the rest as JSON. */
+/*
+ * A short text for one value: strings as they are, the rest as JSON.
+ * Strings are cut at max bytes but never inside a UTF-8 sequence, so a
+ * terminal never shows half a Chinese character.
+ */
 static void
 print_value(FILE *f, json_t *v, size_t max)
 {
@@ -429,6 +448,9 @@ print_value(FILE *f, json_t *v, size_t max)
 	}
 }
 
+/* One line per record: uuid, type, rev, and a short summary taken from
+ * the first fields of the form, which are the identifying ones (name,
+ * address, title). */
 static int
 list_one(void *ctx, const struct ag_record *rec)
 {
