@@ -35,10 +35,9 @@
 #define NKEYS 12
 
 /* The change line's keys, in their one order. */
-static const char *const keys[NKEYS] = {
-	"change_id", "uuid", "type", "form_version", "grid", "base_rev",
-	"deleted", "created_at", "updated_at", "author", "reason", "fields"
-};
+static const char *const keys[NKEYS] = {"change_id", "uuid", "type",
+    "form_version", "grid", "base_rev", "deleted", "created_at", "updated_at",
+    "author", "reason", "fields"};
 
 void
 gs_change_init(struct gs_change *c)
@@ -73,9 +72,11 @@ gs_batch_encode_header(struct gs_buf *out, const struct gs_batch_header *h)
 	gs_hex_encode(dep, h->deployment, 16);
 	gs_hex_encode(dev, h->device, 16);
 	gs_hex_encode(bat, h->batch, 16);
-	r = gs_buf_printf(out, "{\"v\":%d,\"deployment\":\"%s\",\"device\":"
+	r = gs_buf_printf(out,
+	    "{\"v\":%d,\"deployment\":\"%s\",\"device\":"
 	    "\"%s\",\"batch\":\"%s\",\"seq\":%" PRIu64 ",\"count\":%" PRIu32
-	    "}\n", h->v, dep, dev, bat, h->seq, h->count);
+	    "}\n",
+	    h->v, dep, dev, bat, h->seq, h->count);
 	if (r != GS_OK)
 		gs_buf_truncate(out, start);
 	return r;
@@ -112,16 +113,18 @@ check_plain(const char *what, const char *s, size_t max, int may_be_empty)
 	size_t n = strnlen(s, max + 1);
 
 	if (n > max)
-		return GS_FAIL(GS_EINVAL, "%s is longer than %zu bytes", what,
-		    max);
+		return GS_FAIL(
+		    GS_EINVAL, "%s is longer than %zu bytes", what, max);
 	if (n == 0 && !may_be_empty)
 		return GS_FAIL(GS_EINVAL, "%s is empty", what);
 	if (gs_utf8_scan(s, n, &sc) != 0)
 		return GS_FAIL(GS_EINVAL, "%s is not valid UTF-8", what);
 	if (sc.ctrl_at != SIZE_MAX || sc.space_at != SIZE_MAX ||
 	    memchr(s, '"', n) != NULL || memchr(s, '\\', n) != NULL)
-		return GS_FAIL(GS_EINVAL, "%s has a control character, quote "
-		    "or backslash", what);
+		return GS_FAIL(GS_EINVAL,
+		    "%s has a control character, quote "
+		    "or backslash",
+		    what);
 	return GS_OK;
 }
 
@@ -137,9 +140,9 @@ check_type(const char *s)
 		    GS_CHANGE_TYPE_MAX);
 	for (i = 0; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			(s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
 			return GS_FAIL(GS_EINVAL, "type has a character other "
-			    "than a-z, 0-9, _");
+						  "than a-z, 0-9, _");
 	return GS_OK;
 }
 
@@ -155,9 +158,9 @@ check_change(const struct gs_change *c)
 	    (r = check_uuid("uuid", c->uuid)) != GS_OK ||
 	    (r = check_type(c->type)) != GS_OK ||
 	    (r = check_plain("grid", c->grid, GS_CHANGE_GRID_MAX, 1)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = check_plain("author", c->author, GS_CHANGE_AUTHOR_MAX, 1)) !=
-	    GS_OK)
+		GS_OK)
 		return r;
 	if (c->form_version < 1)
 		return GS_FAIL(GS_EINVAL, "form_version must be >= 1");
@@ -174,8 +177,10 @@ check_change(const struct gs_change *c)
 		size_t n = strnlen(c->reason, GS_CHANGE_REASON_MAX + 1);
 
 		if (n > GS_CHANGE_REASON_MAX)
-			return GS_FAIL(GS_EINVAL, "reason is longer than %d "
-			    "bytes", GS_CHANGE_REASON_MAX);
+			return GS_FAIL(GS_EINVAL,
+			    "reason is longer than %d "
+			    "bytes",
+			    GS_CHANGE_REASON_MAX);
 		if (gs_utf8_scan(c->reason, n, &sc) != 0)
 			return GS_FAIL(GS_EINVAL, "reason is not valid UTF-8");
 	}
@@ -218,13 +223,27 @@ put_string(struct gs_buf *out, const char *s, size_t n)
 		run = i + 1;
 		esc[0] = '\\';
 		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
+		case '"':
+			esc[1] = '"';
+			break;
+		case '\\':
+			esc[1] = '\\';
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
 		default:
 			memcpy(esc + 1, "u00", 3);
 			esc[4] = hex[c >> 4];
@@ -281,8 +300,8 @@ put_value(struct gs_buf *out, json_t *v, int depth)
 	int r = GS_OK;
 
 	if (depth > MAX_DEPTH)
-		return GS_FAIL(GS_EINVAL, "fields nest deeper than %d levels",
-		    MAX_DEPTH);
+		return GS_FAIL(
+		    GS_EINVAL, "fields nest deeper than %d levels", MAX_DEPTH);
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: {
 		const char *stack[32], **ks = stack, *k;
@@ -292,20 +311,20 @@ put_value(struct gs_buf *out, json_t *v, int depth)
 		/* Sorted keys, for one spelling per object. */
 		if (n > sizeof stack / sizeof stack[0] &&
 		    (ks = gs_malloc(n * sizeof *ks)) == NULL)
-			return GS_FAIL(GS_ENOMEM, "no memory to sort %zu keys",
-			    n);
-		json_object_foreach(v, k, x)
-			ks[i++] = k;
+			return GS_FAIL(
+			    GS_ENOMEM, "no memory to sort %zu keys", n);
+		json_object_foreach(v, k, x) ks[i++] = k;
 		qsort(ks, n, sizeof *ks, key_cmp);
 		r = gs_buf_putc(out, '{');
 		for (i = 0; r == GS_OK && i < n; i++) {
 			if (i > 0 && (r = gs_buf_putc(out, ',')) != GS_OK)
 				break;
 			if ((r = put_string(out, ks[i], strlen(ks[i]))) !=
-			    GS_OK || (r = gs_buf_putc(out, ':')) != GS_OK)
+				GS_OK ||
+			    (r = gs_buf_putc(out, ':')) != GS_OK)
 				break;
-			r = put_value(out, json_object_get(v, ks[i]),
-			    depth + 1);
+			r = put_value(
+			    out, json_object_get(v, ks[i]), depth + 1);
 		}
 		if (r == GS_OK)
 			r = gs_buf_putc(out, '}');
@@ -325,11 +344,11 @@ put_value(struct gs_buf *out, json_t *v, int depth)
 		return r == GS_OK ? gs_buf_putc(out, ']') : r;
 	}
 	case JSON_STRING:
-		return put_string(out, json_string_value(v),
-		    json_string_length(v));
+		return put_string(
+		    out, json_string_value(v), json_string_length(v));
 	case JSON_INTEGER:
-		return gs_buf_printf(out, "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(v));
+		return gs_buf_printf(
+		    out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	case JSON_REAL:
 		return put_real(out, json_real_value(v));
 	case JSON_TRUE:
@@ -352,7 +371,8 @@ gs_batch_encode_change(struct gs_buf *out, const struct gs_change *c)
 		return r;
 	/* The ten fixed-form values: uuids, a type of [a-z0-9_], integers,
 	 * and grid/author already checked to need no escaping. */
-	r = gs_buf_printf(out, "{\"change_id\":\"%s\",\"uuid\":\"%s\","
+	r = gs_buf_printf(out,
+	    "{\"change_id\":\"%s\",\"uuid\":\"%s\","
 	    "\"type\":\"%s\",\"form_version\":%d,\"grid\":\"%s\","
 	    "\"base_rev\":%" PRId64 ",\"deleted\":%s,\"created_at\":%" PRId64
 	    ",\"updated_at\":%" PRId64 ",\"author\":\"%s\",\"reason\":",
@@ -379,9 +399,10 @@ gs_batch_encode_change(struct gs_buf *out, const struct gs_change *c)
 		goto out;
 	/* The decoder refuses longer lines; refuse to write one. */
 	if (out->len - start - 1 > GS_BATCH_LINE_MAX) {
-		r = GS_FAIL(GS_ETOOBIG, "change %s encodes to %zu bytes, more "
-		    "than %d", c->change_id, out->len - start - 1,
-		    GS_BATCH_LINE_MAX);
+		r = GS_FAIL(GS_ETOOBIG,
+		    "change %s encodes to %zu bytes, more "
+		    "than %d",
+		    c->change_id, out->len - start - 1, GS_BATCH_LINE_MAX);
 		goto out;
 	}
 	r = GS_OK;
@@ -406,16 +427,20 @@ get_hex16(unsigned char out[16], json_t *o, const char *key, size_t line)
 	char again[33];
 
 	if (!json_is_string(v))
-		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be a string",
-		    line, key);
+		return GS_FAIL(
+		    GS_EPARSE, "line %zu: \"%s\" must be a string", line, key);
 	s = json_string_value(v);
 	if (json_string_length(v) != 32 || gs_hex_decode(out, 16, s) != GS_OK)
-		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be 32 hex "
-		    "digits", line, key);
+		return GS_FAIL(GS_EPARSE,
+		    "line %zu: \"%s\" must be 32 hex "
+		    "digits",
+		    line, key);
 	gs_hex_encode(again, out, 16);
 	if (memcmp(again, s, 32) != 0)
-		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be lower-case "
-		    "hex", line, key);
+		return GS_FAIL(GS_EPARSE,
+		    "line %zu: \"%s\" must be lower-case "
+		    "hex",
+		    line, key);
 	return GS_OK;
 }
 
@@ -431,8 +456,8 @@ get_int(int64_t *out, json_t *o, const char *key, int64_t min, int64_t max,
 		    line, key);
 	i = json_integer_value(v);
 	if (i < min || i > max)
-		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" out of range", line,
-		    key);
+		return GS_FAIL(
+		    GS_EPARSE, "line %zu: \"%s\" out of range", line, key);
 	*out = i;
 	return GS_OK;
 }
@@ -443,11 +468,13 @@ get_str(char *out, size_t outsz, json_t *o, const char *key, size_t line)
 	json_t *v = json_object_get(o, key);
 
 	if (!json_is_string(v))
-		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" must be a string",
-		    line, key);
+		return GS_FAIL(
+		    GS_EPARSE, "line %zu: \"%s\" must be a string", line, key);
 	if (json_string_length(v) >= outsz)
-		return GS_FAIL(GS_EPARSE, "line %zu: \"%s\" is longer than %zu "
-		    "bytes", line, key, outsz - 1);
+		return GS_FAIL(GS_EPARSE,
+		    "line %zu: \"%s\" is longer than %zu "
+		    "bytes",
+		    line, key, outsz - 1);
 	memcpy(out, json_string_value(v), json_string_length(v) + 1);
 	return GS_OK;
 }
@@ -474,11 +501,12 @@ check_keys(json_t *o, const char *const *want, size_t n, size_t line)
 
 	for (i = 0; i < n; i++)
 		if (json_object_get(o, want[i]) == NULL)
-			return GS_FAIL(GS_EPARSE, "line %zu: missing key \"%s\"",
-			    line, want[i]);
+			return GS_FAIL(GS_EPARSE,
+			    "line %zu: missing key \"%s\"", line, want[i]);
 	if (json_object_size(o) == n)
 		return GS_OK;
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		for (i = 0; i < n; i++)
 			if (strcmp(k, want[i]) == 0)
 				break;
@@ -486,8 +514,10 @@ check_keys(json_t *o, const char *const *want, size_t n, size_t line)
 			char name[41];
 
 			safe_name(name, k);
-			return GS_FAIL(GS_EPARSE, "line %zu: unknown key "
-			    "\"%s\"", line, name);
+			return GS_FAIL(GS_EPARSE,
+			    "line %zu: unknown key "
+			    "\"%s\"",
+			    line, name);
 		}
 	}
 	return GS_FAIL(GS_EPARSE, "line %zu: unexpected keys", line);
@@ -523,12 +553,12 @@ load_line(json_t **out, const char *p, size_t n, size_t line)
 	return GS_OK;
 }
 
-static const char *const header_keys[] = { "v", "deployment", "device",
-	"batch", "seq", "count" };
+static const char *const header_keys[] = {
+    "v", "deployment", "device", "batch", "seq", "count"};
 
 static int
-decode_header(struct gs_batch_header *h, const char *p, size_t n,
-    struct gs_buf *scratch)
+decode_header(
+    struct gs_batch_header *h, const char *p, size_t n, struct gs_buf *scratch)
 {
 	json_t *o = NULL;
 	int64_t v, seq, count;
@@ -541,8 +571,8 @@ decode_header(struct gs_batch_header *h, const char *p, size_t n,
 	if ((r = get_int(&v, o, "v", INT32_MIN, INT32_MAX, 1)) != GS_OK)
 		goto out;
 	if (v != GS_BATCH_VERSION) {
-		r = GS_FAIL(GS_EUNSUPPORTED, "line 1: batch version %" PRId64
-		    " is not supported", v);
+		r = GS_FAIL(GS_EUNSUPPORTED,
+		    "line 1: batch version %" PRId64 " is not supported", v);
 		goto out;
 	}
 	if ((r = get_hex16(h->deployment, o, "deployment", 1)) != GS_OK ||
@@ -560,7 +590,7 @@ decode_header(struct gs_batch_header *h, const char *p, size_t n,
 		goto out;
 	if (scratch->len != n + 1 || memcmp(scratch->data, p, n) != 0)
 		r = GS_FAIL(GS_EPARSE, "line 1: header is not in canonical "
-		    "form");
+				       "form");
 out:
 	json_decref(o);
 	return r;
@@ -580,57 +610,64 @@ decode_change(struct gs_change *c, const char *p, size_t n, size_t line,
 	if ((r = check_keys(o, keys, NKEYS, line)) != GS_OK)
 		goto out;
 	if ((r = get_str(c->change_id, sizeof c->change_id, o, "change_id",
-	    line)) != GS_OK ||
+		 line)) != GS_OK ||
 	    (r = get_str(c->uuid, sizeof c->uuid, o, "uuid", line)) != GS_OK ||
 	    (r = get_str(c->type, sizeof c->type, o, "type", line)) != GS_OK ||
 	    (r = get_str(c->grid, sizeof c->grid, o, "grid", line)) != GS_OK ||
 	    (r = get_str(c->author, sizeof c->author, o, "author", line)) !=
-	    GS_OK)
+		GS_OK)
 		goto out;
-	if ((r = get_int(&i64, o, "form_version", 1, INT32_MAX, line)) !=
-	    GS_OK)
+	if ((r = get_int(&i64, o, "form_version", 1, INT32_MAX, line)) != GS_OK)
 		goto out;
 	c->form_version = (int)i64;
 	if ((r = get_int(&c->base_rev, o, "base_rev", 0, INT64_MAX, line)) !=
-	    GS_OK ||
+		GS_OK ||
 	    (r = get_int(&c->created_at, o, "created_at", 0, INT64_MAX,
-	    line)) != GS_OK ||
-	    (r = get_int(&c->updated_at, o, "updated_at", 0, INT64_MAX,
-	    line)) != GS_OK)
+		 line)) != GS_OK ||
+	    (r = get_int(
+		 &c->updated_at, o, "updated_at", 0, INT64_MAX, line)) != GS_OK)
 		goto out;
 	v = json_object_get(o, "deleted");
 	if (!json_is_boolean(v)) {
-		r = GS_FAIL(GS_EPARSE, "line %zu: \"deleted\" must be true or "
-		    "false", line);
+		r = GS_FAIL(GS_EPARSE,
+		    "line %zu: \"deleted\" must be true or "
+		    "false",
+		    line);
 		goto out;
 	}
 	c->deleted = json_is_true(v);
 	v = json_object_get(o, "reason");
 	if (json_is_string(v)) {
 		if (json_string_length(v) > GS_CHANGE_REASON_MAX) {
-			r = GS_FAIL(GS_EPARSE, "line %zu: \"reason\" is longer "
-			    "than %d bytes", line, GS_CHANGE_REASON_MAX);
+			r = GS_FAIL(GS_EPARSE,
+			    "line %zu: \"reason\" is longer "
+			    "than %d bytes",
+			    line, GS_CHANGE_REASON_MAX);
 			goto out;
 		}
 		if ((c->reason = gs_strndup(json_string_value(v),
-		    json_string_length(v))) == NULL) {
+			 json_string_length(v))) == NULL) {
 			r = GS_FAIL(GS_ENOMEM, "no memory for a reason");
 			goto out;
 		}
 	} else if (!json_is_null(v)) {
-		r = GS_FAIL(GS_EPARSE, "line %zu: \"reason\" must be a string "
-		    "or null", line);
+		r = GS_FAIL(GS_EPARSE,
+		    "line %zu: \"reason\" must be a string "
+		    "or null",
+		    line);
 		goto out;
 	}
 	v = json_object_get(o, "fields");
 	if (c->deleted && !json_is_null(v)) {
-		r = GS_FAIL(GS_EPARSE, "line %zu: a deletion must have "
-		    "\"fields\":null", line);
+		r = GS_FAIL(GS_EPARSE,
+		    "line %zu: a deletion must have "
+		    "\"fields\":null",
+		    line);
 		goto out;
 	}
 	if (!c->deleted && !json_is_object(v)) {
-		r = GS_FAIL(GS_EPARSE, "line %zu: \"fields\" must be an object",
-		    line);
+		r = GS_FAIL(
+		    GS_EPARSE, "line %zu: \"fields\" must be an object", line);
 		goto out;
 	}
 	/* The fields object outlives the line's root: take a reference. */
@@ -654,7 +691,8 @@ decode_change(struct gs_change *c, const char *p, size_t n, size_t line,
 	 * key check sees: spaces, key order, escapes, number spellings
 	 * ("1e0", "1.50"), and lossy reals. */
 	if (scratch->len != n + 1 || memcmp(scratch->data, p, n) != 0)
-		r = GS_FAIL(GS_EPARSE, "line %zu: change is not in canonical "
+		r = GS_FAIL(GS_EPARSE,
+		    "line %zu: change is not in canonical "
 		    "form (key order, spacing, escapes or number spelling)",
 		    line);
 out:
@@ -665,8 +703,8 @@ out:
 }
 
 int
-gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
-    uint32_t max_count)
+gs_batch_decode(
+    struct gs_batch *b, const char *text, size_t len, uint32_t max_count)
 {
 	struct gs_batch t;
 	struct gs_buf scratch;
@@ -692,24 +730,27 @@ gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
 		/* A missing final newline is how a truncated plaintext
 		 * looks, so it is refused rather than forgiven. */
 		if (nl == NULL) {
-			r = GS_FAIL(GS_EPARSE, "line %zu: no final newline",
-			    line);
+			r = GS_FAIL(
+			    GS_EPARSE, "line %zu: no final newline", line);
 			goto out;
 		}
 		if (line == 1) {
-			if ((r = decode_header(&t.hdr, p, n, &scratch)) != GS_OK)
+			if ((r = decode_header(&t.hdr, p, n, &scratch)) !=
+			    GS_OK)
 				goto out;
 			if (max_count != 0 && t.hdr.count > max_count) {
-				r = GS_FAIL(GS_ETOOBIG, "line 1: count %" PRIu32
+				r = GS_FAIL(GS_ETOOBIG,
+				    "line 1: count %" PRIu32
 				    " exceeds the limit of %" PRIu32,
 				    t.hdr.count, max_count);
 				goto out;
 			}
 		} else {
 			if (t.n == t.hdr.count) {
-				r = GS_FAIL(GS_EPARSE, "line %zu: more changes "
-				    "than the header's count %" PRIu32, line,
-				    t.hdr.count);
+				r = GS_FAIL(GS_EPARSE,
+				    "line %zu: more changes "
+				    "than the header's count %" PRIu32,
+				    line, t.hdr.count);
 				goto out;
 			}
 			if (t.n == cap) {
@@ -722,15 +763,17 @@ gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
 					ncap = t.hdr.count;
 				nc = gs_realloc(t.changes, ncap * sizeof *nc);
 				if (nc == NULL) {
-					r = GS_FAIL(GS_ENOMEM, "no memory for "
-					    "%zu changes", ncap);
+					r = GS_FAIL(GS_ENOMEM,
+					    "no memory for "
+					    "%zu changes",
+					    ncap);
 					goto out;
 				}
 				t.changes = nc;
 				cap = ncap;
 			}
 			if ((r = decode_change(&t.changes[t.n], p, n, line,
-			    &scratch)) != GS_OK)
+				 &scratch)) != GS_OK)
 				goto out;
 			t.n++;
 		}
@@ -742,8 +785,9 @@ gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
 		goto out;
 	}
 	if (t.n != t.hdr.count) {
-		r = GS_FAIL(GS_EPARSE, "line %zu: header count %" PRIu32
-		    " but %zu changes", line, t.hdr.count, t.n);
+		r = GS_FAIL(GS_EPARSE,
+		    "line %zu: header count %" PRIu32 " but %zu changes", line,
+		    t.hdr.count, t.n);
 		goto out;
 	}
 	*b = t;
@@ -783,18 +827,22 @@ gs_batch_check_envelope(const struct gs_batch_header *h,
 {
 	if (memcmp(h->deployment, deployment, 16) != 0)
 		return GS_FAIL(GS_EPARSE, "line 1: deployment differs from the "
-		    "envelope's");
+					  "envelope's");
 	if (memcmp(h->device, device, 16) != 0)
 		return GS_FAIL(GS_EPARSE, "line 1: device differs from the "
-		    "envelope's");
+					  "envelope's");
 	if (memcmp(h->batch, batch, 16) != 0)
 		return GS_FAIL(GS_EPARSE, "line 1: batch id differs from the "
-		    "envelope's");
+					  "envelope's");
 	if (h->seq != seq)
-		return GS_FAIL(GS_EPARSE, "line 1: seq %" PRIu64 " differs from "
-		    "the envelope's %" PRIu64, h->seq, seq);
+		return GS_FAIL(GS_EPARSE,
+		    "line 1: seq %" PRIu64 " differs from "
+		    "the envelope's %" PRIu64,
+		    h->seq, seq);
 	if (h->count != count)
-		return GS_FAIL(GS_EPARSE, "line 1: count %" PRIu32 " differs "
-		    "from the envelope's %" PRIu32, h->count, count);
+		return GS_FAIL(GS_EPARSE,
+		    "line 1: count %" PRIu32 " differs "
+		    "from the envelope's %" PRIu32,
+		    h->count, count);
 	return GS_OK;
 }

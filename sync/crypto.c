@@ -25,12 +25,13 @@ _Static_assert(GS_SIGN_PKBYTES == crypto_sign_PUBLICKEYBYTES, "sign pk");
 _Static_assert(GS_SIGN_SKBYTES == crypto_sign_SECRETKEYBYTES, "sign sk");
 _Static_assert(GS_SIGN_SEEDBYTES == crypto_sign_SEEDBYTES, "sign seed");
 _Static_assert(GS_SIGBYTES == crypto_sign_BYTES, "sig");
-_Static_assert(GS_AEAD_KEYBYTES ==
-    crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "aead key");
-_Static_assert(GS_AEAD_NONCEBYTES ==
-    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "aead nonce");
-_Static_assert(GS_AEAD_TAGBYTES ==
-    crypto_aead_xchacha20poly1305_ietf_ABYTES, "aead tag");
+_Static_assert(GS_AEAD_KEYBYTES == crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
+    "aead key");
+_Static_assert(
+    GS_AEAD_NONCEBYTES == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+    "aead nonce");
+_Static_assert(
+    GS_AEAD_TAGBYTES == crypto_aead_xchacha20poly1305_ietf_ABYTES, "aead tag");
 _Static_assert(GS_AEAD_KEYBYTES == GS_KX_SESSIONBYTES, "session = aead");
 _Static_assert(GS_HASH_MINBYTES == crypto_generichash_BYTES_MIN, "hmin");
 _Static_assert(GS_HASH_MAXBYTES == crypto_generichash_BYTES_MAX, "hmax");
@@ -39,7 +40,7 @@ _Static_assert(GS_HASH_KEYMAXBYTES == crypto_generichash_KEYBYTES_MAX, "hk");
 int
 gs_crypto_init(void)
 {
-	struct rlimit rl = { 0, 0 };
+	struct rlimit rl = {0, 0};
 
 	/* sodium_init is thread-safe and returns 1 when already done. */
 	if (sodium_init() < 0)
@@ -64,8 +65,8 @@ gs_random_uniform(uint32_t upper)
 /* ---------------------------------------------------------------- keys */
 
 void
-gs_crypto_kx_keypair(unsigned char pk[GS_KX_PKBYTES],
-    unsigned char sk[GS_KX_SKBYTES])
+gs_crypto_kx_keypair(
+    unsigned char pk[GS_KX_PKBYTES], unsigned char sk[GS_KX_SKBYTES])
 {
 	/* crypto_kx_keypair cannot fail (it always returns 0). */
 	(void)crypto_kx_keypair(pk, sk);
@@ -73,8 +74,7 @@ gs_crypto_kx_keypair(unsigned char pk[GS_KX_PKBYTES],
 
 void
 gs_crypto_kx_seed_keypair(unsigned char pk[GS_KX_PKBYTES],
-    unsigned char sk[GS_KX_SKBYTES],
-    const unsigned char seed[GS_KX_SEEDBYTES])
+    unsigned char sk[GS_KX_SKBYTES], const unsigned char seed[GS_KX_SEEDBYTES])
 {
 	(void)crypto_kx_seed_keypair(pk, sk, seed);
 }
@@ -88,8 +88,8 @@ gs_crypto_kx_client(unsigned char rx[GS_KX_SESSIONBYTES],
 {
 	/* -1 means the peer key is a low-order point: the shared secret
 	 * would be predictable, so nothing may be sent under it. */
-	if (crypto_kx_client_session_keys(rx, tx, client_pk, client_sk,
-	    server_pk) != 0)
+	if (crypto_kx_client_session_keys(
+		rx, tx, client_pk, client_sk, server_pk) != 0)
 		return GS_EDECRYPT;
 	return GS_OK;
 }
@@ -101,15 +101,15 @@ gs_crypto_kx_server(unsigned char rx[GS_KX_SESSIONBYTES],
     const unsigned char server_sk[GS_KX_SKBYTES],
     const unsigned char client_pk[GS_KX_PKBYTES])
 {
-	if (crypto_kx_server_session_keys(rx, tx, server_pk, server_sk,
-	    client_pk) != 0)
+	if (crypto_kx_server_session_keys(
+		rx, tx, server_pk, server_sk, client_pk) != 0)
 		return GS_EDECRYPT;
 	return GS_OK;
 }
 
 void
-gs_crypto_sign_keypair(unsigned char pk[GS_SIGN_PKBYTES],
-    unsigned char sk[GS_SIGN_SKBYTES])
+gs_crypto_sign_keypair(
+    unsigned char pk[GS_SIGN_PKBYTES], unsigned char sk[GS_SIGN_SKBYTES])
 {
 	(void)crypto_sign_keypair(pk, sk);
 }
@@ -123,8 +123,8 @@ gs_crypto_sign_seed_keypair(unsigned char pk[GS_SIGN_PKBYTES],
 }
 
 void
-gs_crypto_sign_sk_to_pk(unsigned char pk[GS_SIGN_PKBYTES],
-    const unsigned char sk[GS_SIGN_SKBYTES])
+gs_crypto_sign_sk_to_pk(
+    unsigned char pk[GS_SIGN_PKBYTES], const unsigned char sk[GS_SIGN_SKBYTES])
 {
 	(void)crypto_sign_ed25519_sk_to_pk(pk, sk);
 }
@@ -165,30 +165,28 @@ gs_crypto_verify(const unsigned char sig[GS_SIGBYTES], const void *m,
 
 int
 gs_crypto_aead_encrypt(unsigned char *ct, const void *m, size_t mlen,
-    const void *ad, size_t adlen,
-    const unsigned char nonce[GS_AEAD_NONCEBYTES],
+    const void *ad, size_t adlen, const unsigned char nonce[GS_AEAD_NONCEBYTES],
     const unsigned char key[GS_AEAD_KEYBYTES])
 {
 	unsigned long long clen = 0;
 
-	if (crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &clen, m, mlen, ad,
-	    adlen, NULL, nonce, key) != 0)
+	if (crypto_aead_xchacha20poly1305_ietf_encrypt(
+		ct, &clen, m, mlen, ad, adlen, NULL, nonce, key) != 0)
 		return GS_FAIL(GS_ECRYPTO, "AEAD encryption failed");
 	return GS_OK;
 }
 
 int
-gs_crypto_aead_decrypt(unsigned char *m, const unsigned char *ct,
-    size_t ctlen, const void *ad, size_t adlen,
-    const unsigned char nonce[GS_AEAD_NONCEBYTES],
+gs_crypto_aead_decrypt(unsigned char *m, const unsigned char *ct, size_t ctlen,
+    const void *ad, size_t adlen, const unsigned char nonce[GS_AEAD_NONCEBYTES],
     const unsigned char key[GS_AEAD_KEYBYTES])
 {
 	unsigned long long mlen = 0;
 
 	if (ctlen < GS_AEAD_TAGBYTES)
 		return GS_EDECRYPT;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, ct,
-	    ctlen, ad, adlen, nonce, key) != 0) {
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		m, &mlen, NULL, ct, ctlen, ad, adlen, nonce, key) != 0) {
 		/* libsodium leaves m untouched or partial on failure: make
 		 * sure no unauthenticated plaintext survives. */
 		sodium_memzero(m, ctlen - GS_AEAD_TAGBYTES);
@@ -206,17 +204,17 @@ check_hash_lengths(size_t outlen, const void *key, size_t keylen)
 	 * is a bug, not an input error. */
 	if (outlen < GS_HASH_MINBYTES || outlen > GS_HASH_MAXBYTES ||
 	    (key != NULL && (keylen < crypto_generichash_KEYBYTES_MIN ||
-	    keylen > GS_HASH_KEYMAXBYTES)))
+				keylen > GS_HASH_KEYMAXBYTES)))
 		abort();
 }
 
 void
-gs_crypto_hash(unsigned char *out, size_t outlen, const void *in,
-    size_t inlen, const void *key, size_t keylen)
+gs_crypto_hash(unsigned char *out, size_t outlen, const void *in, size_t inlen,
+    const void *key, size_t keylen)
 {
 	check_hash_lengths(outlen, key, keylen);
-	crypto_generichash(out, outlen, in, inlen, key,
-	    key != NULL ? keylen : 0);
+	crypto_generichash(
+	    out, outlen, in, inlen, key, key != NULL ? keylen : 0);
 }
 
 struct gs_hash {
@@ -235,8 +233,7 @@ gs_crypto_hash_new(size_t outlen, const void *key, size_t keylen)
 	if ((h = aligned_alloc(64, (sizeof *h + 63) / 64 * 64)) == NULL)
 		return NULL;
 	h->outlen = outlen;
-	crypto_generichash_init(&h->st, key, key != NULL ? keylen : 0,
-	    outlen);
+	crypto_generichash_init(&h->st, key, key != NULL ? keylen : 0, outlen);
 	return h;
 }
 
@@ -345,7 +342,7 @@ gs_crypto_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
 	if (inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0) > outmax)
 		return GS_ETOOBIG;
 	if (sodium_base642bin(out, outmax, in, inlen, NULL, &n, &end,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+		sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    end != in + inlen)
 		return GS_EPARSE;
 	*outlen = n;

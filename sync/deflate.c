@@ -36,9 +36,11 @@ gs_deflate(struct gs_buf *out, const void *in, size_t n, int level)
 	if (level == 0)
 		level = GS_DEFLATE_LEVEL;
 	if (level < 1 || level > 9)
-		return GS_FAIL(GS_EINVAL, "deflate level %d not in 1..9", level);
+		return GS_FAIL(
+		    GS_EINVAL, "deflate level %d not in 1..9", level);
 	if (n >= SLICE)
-		return GS_FAIL(GS_ETOOBIG, "%zu bytes is too much to deflate", n);
+		return GS_FAIL(
+		    GS_ETOOBIG, "%zu bytes is too much to deflate", n);
 	memset(&zs, 0, sizeof zs);
 	if (deflateInit(&zs, level) != Z_OK) {
 		r = GS_FAIL(GS_ENOMEM, "deflateInit failed");
@@ -73,8 +75,8 @@ gs_deflate(struct gs_buf *out, const void *in, size_t n, int level)
 			goto out;
 		}
 		/* Only reached when the cap cut the first reserve short. */
-		if ((r = gs_buf_reserve(out, min_size(out->max - out->len,
-		    out->cap))) != GS_OK)
+		if ((r = gs_buf_reserve(out,
+			 min_size(out->max - out->len, out->cap))) != GS_OK)
 			goto out;
 	}
 	out->data[out->len] = '\0';
@@ -161,9 +163,8 @@ gs_inflate(struct gs_buf *out, const void *in, size_t n, size_t plain_len)
 		goto out;
 	}
 	if (zs.total_out != plain_len) {
-		r = GS_FAIL(GS_EINFLATE,
-		    "stream gives %lu bytes, %zu declared", zs.total_out,
-		    plain_len);
+		r = GS_FAIL(GS_EINFLATE, "stream gives %lu bytes, %zu declared",
+		    zs.total_out, plain_len);
 		goto out;
 	}
 	if (zs.avail_in != 0) {

@@ -18,9 +18,10 @@
 
 #define CODE_CTX "gridsync-code-v1"
 #define CHECK_BYTES 4
-#define RAW_BYTES (GS_ENROLL_TOKEN_ID_BYTES + GS_ENROLL_TOKEN_BYTES + \
-	GS_ENROLL_FP_BYTES + CHECK_BYTES)               /* 68 */
-#define B32_CHARS ((RAW_BYTES * 8 + 4) / 5)              /* 109 */
+#define RAW_BYTES                                                              \
+	(GS_ENROLL_TOKEN_ID_BYTES + GS_ENROLL_TOKEN_BYTES +                    \
+	    GS_ENROLL_FP_BYTES + CHECK_BYTES) /* 68 */
+#define B32_CHARS ((RAW_BYTES * 8 + 4) / 5)   /* 109 */
 #define PREFIX_LEN (sizeof(GS_ENROLL_PREFIX) - 1)
 
 static const char b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -72,9 +73,11 @@ b32_decode(unsigned char *out, const char *in, size_t pos0)
 
 	for (i = 0; i < B32_CHARS; i++) {
 		if ((v = b32_value(in[i])) < 0)
-			return GS_FAIL(GS_EINVAL, "enrollment code: bad character "
-			    "'%c' at position %zu", isprint((unsigned char)in[i]) ?
-			    in[i] : '?', pos0 + i + 1);
+			return GS_FAIL(GS_EINVAL,
+			    "enrollment code: bad character "
+			    "'%c' at position %zu",
+			    isprint((unsigned char)in[i]) ? in[i] : '?',
+			    pos0 + i + 1);
 		acc = (acc << 5) | (unsigned int)v;
 		bits += 5;
 		if (bits >= 8) {
@@ -85,7 +88,8 @@ b32_decode(unsigned char *out, const char *in, size_t pos0)
 	/* 109 * 5 = 545 bits for 544: the one spare bit must be zero, so
 	 * that each code has exactly one spelling. */
 	if ((acc & ((1u << bits) - 1)) != 0)
-		return GS_FAIL(GS_EINVAL, "enrollment code is damaged (bad "
+		return GS_FAIL(GS_EINVAL,
+		    "enrollment code is damaged (bad "
 		    "last character): check it for typos");
 	return GS_OK;
 }
@@ -104,10 +108,11 @@ check_url(const char *url, size_t n)
 	if (!(n > 7 && strncmp(url, "http://", 7) == 0) &&
 	    !(n > 8 && strncmp(url, "https://", 8) == 0))
 		return GS_FAIL(GS_EINVAL, "platform URL must start with "
-		    "http:// or https://");
+					  "http:// or https://");
 	for (i = 0; i < n; i++)
 		if (url[i] <= ' ' || url[i] > '~')
-			return GS_FAIL(GS_EINVAL, "platform URL has a space, "
+			return GS_FAIL(GS_EINVAL,
+			    "platform URL has a space, "
 			    "control or non-ASCII character");
 	return GS_OK;
 }
@@ -188,24 +193,32 @@ gs_enroll_code_decode(struct gs_enroll_code *c, const char *text)
 		if (n >= 2 && (p[0] == 'G' || p[0] == 'g') &&
 		    (p[1] == 'S' || p[1] == 's') && n >= PREFIX_LEN &&
 		    p[3] == '-' && p[2] != '1')
-			return GS_FAIL(GS_EINVAL, "enrollment code version "
+			return GS_FAIL(GS_EINVAL,
+			    "enrollment code version "
 			    "'%c' is not supported by this agent; update it",
 			    isprint((unsigned char)p[2]) ? p[2] : '?');
-		return GS_FAIL(GS_EINVAL, "not an enrollment code (it must "
-		    "start with %s)", GS_ENROLL_PREFIX);
+		return GS_FAIL(GS_EINVAL,
+		    "not an enrollment code (it must "
+		    "start with %s)",
+		    GS_ENROLL_PREFIX);
 	}
 	if (n > GS_ENROLL_CODE_MAX)
-		return GS_FAIL(GS_EINVAL, "enrollment code is too long (%zu "
-		    "characters)", n);
+		return GS_FAIL(GS_EINVAL,
+		    "enrollment code is too long (%zu "
+		    "characters)",
+		    n);
 	/* The key part has a fixed length; say which way it is wrong. */
-	if (n < PREFIX_LEN + B32_CHARS + 2 || p[PREFIX_LEN + B32_CHARS] != '-') {
+	if (n < PREFIX_LEN + B32_CHARS + 2 ||
+	    p[PREFIX_LEN + B32_CHARS] != '-') {
 		const char *dash = memchr(p + PREFIX_LEN, '-', n - PREFIX_LEN);
 
 		if (dash == NULL)
-			return GS_FAIL(GS_EINVAL, "enrollment code is "
+			return GS_FAIL(GS_EINVAL,
+			    "enrollment code is "
 			    "incomplete (no platform address part): was it cut "
 			    "off?");
-		return GS_FAIL(GS_EINVAL, "enrollment code is damaged: its key "
+		return GS_FAIL(GS_EINVAL,
+		    "enrollment code is damaged: its key "
 		    "part has %zu characters, not %d",
 		    (size_t)(dash - p) - PREFIX_LEN, B32_CHARS);
 	}
@@ -213,15 +226,17 @@ gs_enroll_code_decode(struct gs_enroll_code *c, const char *text)
 		goto out;
 	u = p + PREFIX_LEN + B32_CHARS + 1;
 	if (gs_crypto_b64_decode((unsigned char *)t.url, GS_ENROLL_URL_MAX,
-	    &urllen, u, (size_t)(end - u)) != GS_OK) {
-		r = GS_FAIL(GS_EINVAL, "enrollment code is damaged: its "
+		&urllen, u, (size_t)(end - u)) != GS_OK) {
+		r = GS_FAIL(GS_EINVAL,
+		    "enrollment code is damaged: its "
 		    "platform address part is not valid base64url");
 		goto out;
 	}
 	t.url[urllen] = '\0';
 	if (memchr(t.url, '\0', urllen) != NULL ||
 	    check_url(t.url, urllen) != GS_OK) {
-		r = GS_FAIL(GS_EINVAL, "enrollment code is damaged: its "
+		r = GS_FAIL(GS_EINVAL,
+		    "enrollment code is damaged: its "
 		    "platform address is not an http(s) URL");
 		goto out;
 	}
@@ -229,7 +244,7 @@ gs_enroll_code_decode(struct gs_enroll_code *c, const char *text)
 	checksum(check, raw, t.url, urllen);
 	if (gs_crypto_memcmp(check, raw + 64, CHECK_BYTES) != 0) {
 		r = GS_FAIL(GS_EINVAL, "enrollment code is damaged (checksum "
-		    "mismatch): check it for typos");
+				       "mismatch): check it for typos");
 		goto out;
 	}
 	memcpy(t.token_id, raw, GS_ENROLL_TOKEN_ID_BYTES);
@@ -277,12 +292,13 @@ gs_enroll_check_fingerprint(const unsigned char fp[GS_ENROLL_FP_BYTES],
 	gs_enroll_fingerprint(got, deployment, batch_pk, receipt_pk);
 	if (gs_crypto_memcmp(got, fp, GS_ENROLL_FP_BYTES) != 0)
 		return GS_FAIL(GS_EBADSIG, "platform keys do not match the "
-		    "enrollment code's fingerprint");
+					   "enrollment code's fingerprint");
 	return GS_OK;
 }
 
-#define M_LEN (sizeof(GS_ENROLL_CTX) - 1 + GS_ENROLL_TOKEN_ID_BYTES + 16 + \
-	GS_SIGN_PKBYTES)
+#define M_LEN                                                                  \
+	(sizeof(GS_ENROLL_CTX) - 1 + GS_ENROLL_TOKEN_ID_BYTES + 16 +           \
+	    GS_SIGN_PKBYTES)
 
 /* M = "gridsync-enroll-v1" || token_id || device_id || device_pk.  The
  * context string keeps the proof and the self-signature from being valid
@@ -336,7 +352,7 @@ gs_enroll_proof_verify(const unsigned char proof[GS_ENROLL_PROOF_BYTES],
 	gs_crypto_memzero(want, sizeof want);
 	if (!ok)
 		return GS_FAIL(GS_EAUTH, "enrollment proof does not match the "
-		    "token");
+					 "token");
 	return GS_OK;
 }
 
@@ -366,6 +382,6 @@ gs_enroll_self_verify(const unsigned char sig[GS_SIGBYTES],
 	enroll_message(m, token_id, device_id, device_pk);
 	if (gs_crypto_verify(sig, m, sizeof m, device_pk) != GS_OK)
 		return GS_FAIL(GS_EBADSIG, "device self-signature does not "
-		    "verify");
+					   "verify");
 	return GS_OK;
 }

@@ -131,8 +131,7 @@ signed_message(unsigned char **out, size_t *outlen, const unsigned char *env,
 
 static int
 seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
-    size_t plain_len, const unsigned char *eph_seed,
-    const unsigned char *nonce)
+    size_t plain_len, const unsigned char *eph_seed, const unsigned char *nonce)
 {
 	struct gs_envelope_header h;
 	struct gs_buf z;
@@ -158,8 +157,10 @@ seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
 	}
 	/* Refuse what the platform would refuse, before any work. */
 	if (plain_len > GS_ENV_MAX_PLAIN) {
-		r = GS_FAIL(GS_ETOOBIG, "batch plaintext of %zu bytes exceeds "
-		    "%u", plain_len, GS_ENV_MAX_PLAIN);
+		r = GS_FAIL(GS_ETOOBIG,
+		    "batch plaintext of %zu bytes exceeds "
+		    "%u",
+		    plain_len, GS_ENV_MAX_PLAIN);
 		goto out;
 	}
 	if ((r = gs_deflate(&z, plain, plain_len, p->level)) != GS_OK)
@@ -205,20 +206,22 @@ seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
 	}
 	if ((r = gs_buf_reserve(out, total)) != GS_OK) {
 		if (r == GS_ETOOBIG)
-			r = GS_FAIL(GS_ETOOBIG, "envelope of %zu bytes does "
-			    "not fit in %zu", total, out->max - out->len);
+			r = GS_FAIL(GS_ETOOBIG,
+			    "envelope of %zu bytes does "
+			    "not fit in %zu",
+			    total, out->max - out->len);
 		goto out;
 	}
 	env = (unsigned char *)out->data + start;
 	write_header(env, &h);
-	if ((r = gs_crypto_aead_encrypt(env + GS_ENV_HDRBYTES,
-	    z.data, z.len, env, GS_ENV_HDRBYTES, h.nonce, tx)) != GS_OK)
+	if ((r = gs_crypto_aead_encrypt(env + GS_ENV_HDRBYTES, z.data, z.len,
+		 env, GS_ENV_HDRBYTES, h.nonce, tx)) != GS_OK)
 		goto out;
 	if ((r = signed_message(&msg, &msglen, env,
-	    GS_ENV_HDRBYTES + (size_t)h.ct_len)) != GS_OK)
+		 GS_ENV_HDRBYTES + (size_t)h.ct_len)) != GS_OK)
 		goto out;
 	if ((r = gs_crypto_sign(env + GS_ENV_HDRBYTES + h.ct_len, msg, msglen,
-	    p->device_sk)) != GS_OK)
+		 p->device_sk)) != GS_OK)
 		goto out;
 	out->len = start + total;
 	out->data[out->len] = '\0';
@@ -270,24 +273,28 @@ gs_envelope_parse(struct gs_envelope_header *h, const void *env, size_t len,
 		return GS_FAIL(GS_ETOOBIG, "envelope of %zu bytes exceeds %zu",
 		    len, lim->max_envelope);
 	if (len < GS_ENV_MINBYTES)
-		return GS_FAIL(GS_EENVELOPE, "envelope of %zu bytes is shorter "
-		    "than the minimum %d", len, GS_ENV_MINBYTES);
+		return GS_FAIL(GS_EENVELOPE,
+		    "envelope of %zu bytes is shorter "
+		    "than the minimum %d",
+		    len, GS_ENV_MINBYTES);
 	if (memcmp(p + OFF_MAGIC, GS_ENV_MAGIC, 4) != 0)
 		return GS_FAIL(GS_EENVELOPE, "not a GSB1 envelope (bad magic)");
 	read_header(&t, p);
 	/* Unknown versions are refused, never guessed at: no downgrade. */
 	if (t.version != GS_ENV_VERSION || t.suite != GS_ENV_SUITE ||
 	    t.flags != 0)
-		return GS_FAIL(GS_EUNSUPPORTED, "envelope version %u suite %u "
-		    "flags %u; only 1/1/0 is known", t.version, t.suite,
-		    t.flags);
+		return GS_FAIL(GS_EUNSUPPORTED,
+		    "envelope version %u suite %u "
+		    "flags %u; only 1/1/0 is known",
+		    t.version, t.suite, t.flags);
 	if (gs_get_le32(p + OFF_RESERVED) != 0)
 		return GS_FAIL(GS_EENVELOPE, "reserved header bytes are set");
 	body = (uint64_t)len - GS_ENV_HDRBYTES - GS_SIGBYTES;
 	/* Exact length: a truncated upload and one with bytes appended are
 	 * both refused here, before the signature is even looked at. */
 	if (t.ct_len != body)
-		return GS_FAIL(GS_EENVELOPE, "header says %llu ciphertext bytes,"
+		return GS_FAIL(GS_EENVELOPE,
+		    "header says %llu ciphertext bytes,"
 		    " envelope holds %llu (truncated or padded)",
 		    (unsigned long long)t.ct_len, (unsigned long long)body);
 	/* seq and prev_hash are the device's chain; the ledger (platform)
@@ -297,16 +304,18 @@ gs_envelope_parse(struct gs_envelope_header *h, const void *env, size_t len,
 	if (t.seq == 1 && !gs_crypto_is_zero(t.prev_hash, GS_HASHBYTES))
 		return GS_FAIL(GS_EENVELOPE, "seq 1 names a previous envelope");
 	if (t.plain_len > lim->max_plain)
-		return GS_FAIL(GS_ETOOBIG, "declared plaintext of %llu bytes "
-		    "exceeds %zu", (unsigned long long)t.plain_len,
-		    lim->max_plain);
+		return GS_FAIL(GS_ETOOBIG,
+		    "declared plaintext of %llu bytes "
+		    "exceeds %zu",
+		    (unsigned long long)t.plain_len, lim->max_plain);
 	if (t.count > lim->max_records)
 		return GS_FAIL(GS_ETOOBIG, "%u records exceed the limit of %u",
 		    t.count, lim->max_records);
 	/* A plaintext larger than deflate could ever produce from this
 	 * many bytes is a lie: refuse it before any work. */
 	if (t.plain_len / GS_INFLATE_MAX_RATIO > t.ct_len - GS_AEAD_TAGBYTES)
-		return GS_FAIL(GS_EINFLATE, "declared plaintext of %llu bytes "
+		return GS_FAIL(GS_EINFLATE,
+		    "declared plaintext of %llu bytes "
 		    "is impossible for %llu compressed bytes",
 		    (unsigned long long)t.plain_len,
 		    (unsigned long long)(t.ct_len - GS_AEAD_TAGBYTES));
@@ -327,21 +336,20 @@ gs_envelope_verify(const struct gs_envelope_header *h, const void *env,
 	 * if a caller skipped it. */
 	if (len != n + GS_SIGBYTES)
 		return GS_FAIL(GS_EENVELOPE, "envelope length does not match "
-		    "its header");
+					     "its header");
 	if ((r = signed_message(&msg, &msglen, p, n)) != GS_OK)
 		return r;
 	r = gs_crypto_verify(p + n, msg, msglen, device_pk);
 	gs_free(msg);
 	if (r != GS_OK)
 		return GS_FAIL(GS_EBADSIG, "envelope signature does not verify "
-		    "with the device's key");
+					   "with the device's key");
 	return GS_OK;
 }
 
 int
 gs_envelope_open(struct gs_buf *plain, const struct gs_envelope_header *h,
-    const void *env, size_t len,
-    const unsigned char platform_pk[GS_KX_PKBYTES],
+    const void *env, size_t len, const unsigned char platform_pk[GS_KX_PKBYTES],
     const unsigned char platform_sk[GS_KX_SKBYTES])
 {
 	const unsigned char *p = env;
@@ -354,7 +362,7 @@ gs_envelope_open(struct gs_buf *plain, const struct gs_envelope_header *h,
 	if (len != GS_ENV_HDRBYTES + h->ct_len + GS_SIGBYTES ||
 	    h->ct_len < GS_AEAD_TAGBYTES)
 		return GS_FAIL(GS_EENVELOPE, "envelope length does not match "
-		    "its header");
+					     "its header");
 	zlen = (size_t)h->ct_len - GS_AEAD_TAGBYTES;
 	/* Key ids are public, so a plain comparison is fine.  After a
 	 * rotation the caller picks the key pair by h->platform_kid; this
@@ -366,8 +374,10 @@ gs_envelope_open(struct gs_buf *plain, const struct gs_envelope_header *h,
 		char want[2 * GS_KIDBYTES + 1];
 
 		gs_hex_encode(want, h->platform_kid, GS_KIDBYTES);
-		return GS_FAIL(GS_EDECRYPT, "envelope is sealed to platform key "
-		    "%s, not this one", want);
+		return GS_FAIL(GS_EDECRYPT,
+		    "envelope is sealed to platform key "
+		    "%s, not this one",
+		    want);
 	}
 	if (gs_crypto_kx_server(rx, tx, platform_pk, platform_sk, h->eph_pk) !=
 	    GS_OK) {
@@ -379,10 +389,10 @@ gs_envelope_open(struct gs_buf *plain, const struct gs_envelope_header *h,
 		goto out;
 	}
 	/* The header as written is the additional data, byte for byte. */
-	if (gs_crypto_aead_decrypt(z, p + GS_ENV_HDRBYTES, (size_t)h->ct_len,
-	    p, GS_ENV_HDRBYTES, p + OFF_NONCE, rx) != GS_OK) {
+	if (gs_crypto_aead_decrypt(z, p + GS_ENV_HDRBYTES, (size_t)h->ct_len, p,
+		GS_ENV_HDRBYTES, p + OFF_NONCE, rx) != GS_OK) {
 		r = GS_FAIL(GS_EDECRYPT, "envelope does not decrypt with this "
-		    "platform key");
+					 "platform key");
 		goto out;
 	}
 	/* plain_len was checked against the caps by parse; gs_inflate also
@@ -404,8 +414,8 @@ gs_envelope_hash(unsigned char out[GS_HASHBYTES], const void *env, size_t len)
 }
 
 int
-gs_envelope_check_deployment(const struct gs_envelope_header *h,
-    const unsigned char deployment[16])
+gs_envelope_check_deployment(
+    const struct gs_envelope_header *h, const unsigned char deployment[16])
 {
 	char hex[33];
 

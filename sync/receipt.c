@@ -75,20 +75,20 @@ gs_receipt_sign(unsigned char out[GS_RECEIPT_BYTES], struct gs_receipt *r,
 {
 	if (r->status != GS_RECEIPT_ACCEPTED &&
 	    r->status != GS_RECEIPT_QUARANTINED)
-		return GS_FAIL(GS_EINVAL, "receipt status %u is not 1 or 2",
-		    r->status);
+		return GS_FAIL(
+		    GS_EINVAL, "receipt status %u is not 1 or 2", r->status);
 	/* The results text is what the device will show the worker and act
 	 * on (quarantined, conflicts): the signature covers it by hash. */
-	gs_crypto_hash(r->results_hash, GS_HASHBYTES, results, results_len,
-	    NULL, 0);
+	gs_crypto_hash(
+	    r->results_hash, GS_HASHBYTES, results, results_len, NULL, 0);
 	encode(out, r);
-	return gs_crypto_sign(out + OFF_SIG, out, GS_RECEIPT_SIGNED_BYTES,
-	    receipt_sk);
+	return gs_crypto_sign(
+	    out + OFF_SIG, out, GS_RECEIPT_SIGNED_BYTES, receipt_sk);
 }
 
 int
-gs_receipt_verify(struct gs_receipt *r, const unsigned char *bytes,
-    size_t len, const char *results, size_t results_len,
+gs_receipt_verify(struct gs_receipt *r, const unsigned char *bytes, size_t len,
+    const char *results, size_t results_len,
     const unsigned char receipt_pk[GS_SIGN_PKBYTES])
 {
 	unsigned char h[GS_HASHBYTES];
@@ -96,14 +96,14 @@ gs_receipt_verify(struct gs_receipt *r, const unsigned char *bytes,
 	/* Length and magic first: a proxy's HTML page or an old platform's
 	 * answer is a protocol problem (retry later), not a forgery. */
 	if (len != GS_RECEIPT_BYTES)
-		return GS_FAIL(GS_EPROTOCOL, "receipt of %zu bytes, expected %d",
-		    len, GS_RECEIPT_BYTES);
+		return GS_FAIL(GS_EPROTOCOL,
+		    "receipt of %zu bytes, expected %d", len, GS_RECEIPT_BYTES);
 	if (memcmp(bytes + OFF_MAGIC, GS_RECEIPT_MAGIC, 4) != 0)
 		return GS_FAIL(GS_EPROTOCOL, "not a GSR1 receipt (bad magic)");
 	if (gs_crypto_verify(bytes + OFF_SIG, bytes, GS_RECEIPT_SIGNED_BYTES,
-	    receipt_pk) != GS_OK)
+		receipt_pk) != GS_OK)
 		return GS_FAIL(GS_EBADSIG, "receipt signature does not verify "
-		    "with the platform's receipt key");
+					   "with the platform's receipt key");
 	/* The status byte is signed, so an unknown one is the platform's
 	 * own (newer) idea, not tampering; still, never act on it. */
 	if (bytes[OFF_STATUS] != GS_RECEIPT_ACCEPTED &&
@@ -115,7 +115,7 @@ gs_receipt_verify(struct gs_receipt *r, const unsigned char *bytes,
 	gs_crypto_hash(h, sizeof h, results, results_len, NULL, 0);
 	if (gs_crypto_memcmp(h, bytes + OFF_RESULTS_HASH, GS_HASHBYTES) != 0)
 		return GS_FAIL(GS_EBADSIG, "results text does not match the "
-		    "receipt's results hash");
+					   "receipt's results hash");
 	decode(r, bytes);
 	return GS_OK;
 }
@@ -126,17 +126,19 @@ int
 gs_receipt_match(const struct gs_receipt *got, const struct gs_receipt *sent)
 {
 	if (memcmp(got->deployment, sent->deployment, 16) != 0)
-		return GS_FAIL(GS_EPROTOCOL, "receipt names another deployment");
+		return GS_FAIL(
+		    GS_EPROTOCOL, "receipt names another deployment");
 	if (memcmp(got->device, sent->device, 16) != 0)
 		return GS_FAIL(GS_EPROTOCOL, "receipt names another device");
 	if (memcmp(got->batch, sent->batch, 16) != 0)
 		return GS_FAIL(GS_EPROTOCOL, "receipt names another batch id");
 	if (got->seq != sent->seq)
-		return GS_FAIL(GS_EPROTOCOL, "receipt names seq %llu, sent %llu",
+		return GS_FAIL(GS_EPROTOCOL,
+		    "receipt names seq %llu, sent %llu",
 		    (unsigned long long)got->seq,
 		    (unsigned long long)sent->seq);
 	if (memcmp(got->envelope_hash, sent->envelope_hash, GS_HASHBYTES) != 0)
 		return GS_FAIL(GS_EPROTOCOL, "receipt names another envelope "
-		    "hash than the bytes sent");
+					     "hash than the bytes sent");
 	return GS_OK;
 }
