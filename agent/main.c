@@ -102,7 +102,12 @@ usage(FILE *f)
 		fprintf(f, "  %-9s %s\n", ag_commands[i].name,
 		    ag_commands[i].summary);
 	fprintf(f, "\nThe home is --home DIR, else $GRIDAGENT_HOME, else "
-		   "~/.gridagent.\n'gridagent COMMAND --help' tells more.\n");
+		   "~/.gridagent.\n'gridagent COMMAND --help' tells more.\n"
+		   "\nExit codes: 0 ok, 64 usage, 65 invalid data, 66 no "
+		   "input file, 69 platform\nunreachable, 70 internal, 73 "
+		   "cannot create, 74 I/O error, 75 try later,\n77 not "
+		   "permitted (also: home not initialized, run "
+		   "'gridagent init').\n");
 }
 
 int
