@@ -114,7 +114,12 @@ each record is about 1.3 KB across two tables and five b-trees, written
 twice (WAL, then checkpoint).  What would move it further: binding text
 without a copy (a db.h addition), fewer indexes on change, or not storing
 a new record's fields twice (record and change), which the change table's
-contract currently requires.
+contract currently requires.  A bigger page size trades one target for
+the other (raw SQLite, same schema, same VM, 2026-11-26): 16 KiB pages
+made the bulk floor about 30% faster but a single save about 30% slower
+(0.51 -> 0.67 ms p50, each commit writing 16 KiB per touched b-tree);
+8 KiB about +15% / +8%.  The store keeps SQLite's 4 KiB: the save the
+worker waits for comes first.
 
 Rerun: \`make BUILD=build bench-save\` (or \`BUILD=build sh bench/bench-save.sh\`).
 <!-- bench-save:end -->
