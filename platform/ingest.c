@@ -12,6 +12,7 @@
  * error before COMMIT stores nothing, and a receipt is only ever answered
  * for a committed batch.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,28 @@ pf_merge_fast_forward(int64_t base_rev, int64_t current_rev,
 	 * changes (sent in earlier batches before it learnt their revs):
 	 * nobody else touched the record since, so nothing can be lost. */
 	return base_rev < current_rev && same_device_since_base;
+}
+
+/*
+ * Crash tests (tests/integration/fault-*.sh): $GRIDPLATFORM_FAULT =
+ * "kill-before-commit=N" or "kill-after-commit=N" kills the platform with
+ * SIGKILL at the Nth batch commit of this process, just before COMMIT or
+ * just after it (the batch is stored, the device never hears).
+ */
+static void
+fault_point(const char *name)
+{
+	static long seen[2];
+	const char *e = getenv("GRIDPLATFORM_FAULT");
+	size_t n = strlen(name);
+	int i = strcmp(name, "kill-after-commit") == 0;
+	uint64_t v;
+
+	if (e == NULL || strncmp(e, name, n) != 0 || e[n] != '=' ||
+	    gs_parse_u64(e + n + 1, 1000000, &v) != GS_OK)
+		return;
+	if (__atomic_add_fetch(&seen[i], 1, __ATOMIC_SEQ_CST) == (long)v)
+		(void)raise(SIGKILL);
 }
 
 void
@@ -520,9 +543,11 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 		r = GS_FAIL(GS_ENOMEM, "results");
 		goto out;
 	}
+	fault_point("kill-before-commit");
 	if ((r = st->ops->commit(st)) != GS_OK)
 		goto out;
 	in_tx = 0;
+	fault_point("kill-after-commit");
 
 	res->http_status = row.http_status;
 	res->applied = in.applied;

@@ -4,6 +4,7 @@
  * for their owner, and turns SQLite's result codes into ours (see db.h for
  * the mapping) with SQLite's own message kept as the error detail.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,11 +219,51 @@ gs_stmt_bind_null(struct gs_stmt *st, int i)
 	return bind_rc(st, sqlite3_bind_null(st->s, i));
 }
 
+/*
+ * Test hooks (tests/integration/fault-*.sh, tests/unit/agent-powerloss.c).
+ * $GRIDSYNC_FAULT = "kill-at-step=N" kills the process with SIGKILL right
+ * after its Nth statement step (counted over every database it opens):
+ * stepping N = 1, 2, 3 ... through a command crashes it between every two
+ * SQL statements, including just before and just after each COMMIT.  Read
+ * once; unset (the normal case) costs one load per step.
+ */
+static long fault_kill_step = -1; /* -1: not read yet, 0: off */
+static long fault_steps;
+static const char *test_vfs;     /* gs_db_set_vfs; NULL: SQLite's default */
+
+static void
+fault_after_step(void)
+{
+	if (fault_kill_step < 0) {
+		const char *e = getenv("GRIDSYNC_FAULT");
+		const char *k = "kill-at-step=";
+		uint64_t v = 0;
+
+		if (e == NULL || strncmp(e, k, strlen(k)) != 0 ||
+		    gs_parse_u64(e + strlen(k), 1000000000, &v) != GS_OK)
+			v = 0;
+		fault_kill_step = (long)v;
+	}
+	if (fault_kill_step > 0 &&
+	    __atomic_add_fetch(&fault_steps, 1, __ATOMIC_SEQ_CST) ==
+		fault_kill_step)
+		(void)raise(SIGKILL);
+}
+
+void
+gs_db_set_vfs(const char *name)
+{
+	test_vfs = name;
+}
+
 int
 gs_stmt_step(struct gs_stmt *st)
 {
 	int rc = sqlite3_step(st->s);
 	int r;
+
+	if (fault_kill_step != 0)
+		fault_after_step();
 
 	if (rc == SQLITE_ROW)
 		return GS_ROW;
@@ -558,7 +599,7 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	/* EXRESCODE: extended result codes from the start, so that even an
 	 * open that fails says which I/O step failed. */
 	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_EXRESCODE,
-	    NULL);
+	    test_vfs);
 	if (rc != SQLITE_OK) {
 		r = GS_FAIL(map_rc(rc), "%s: %s", path,
 		    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));

@@ -46,6 +46,14 @@ int gs_db_open(const char *path, const char *migrations, int flags,
 /* Finalizes every statement prepared on it and closes.  NULL ok. */
 void gs_db_close(struct gs_db *db);
 
+/*
+ * Tests only: later opens use the SQLite VFS registered under name (NULL:
+ * the default again), e.g. tests/unit/agent-powerloss.c's crash VFS.
+ * The name must stay valid while set.  Not thread-safe: set it before
+ * opening.
+ */
+void gs_db_set_vfs(const char *name);
+
 /* The schema version after migration (PRAGMA user_version). */
 int gs_db_version(struct gs_db *db);
 /* The newest migration number embedded for this prefix. */
