@@ -1,0 +1,154 @@
+#!/bin/sh
+# e2e.sh - end to end: records collected on a device, synced, committed on
+# the platform, on loopback; bytes on the wire per record; and the same
+# records through the naive one-POST-per-record JSON upload (bench/naive.c)
+# as the baseline.  Writes its section of bench/RESULTS.md (between the
+# bench-e2e markers; the rest of the file is left alone).
+#
+#   make BUILD=build bench-e2e
+#   BUILD=build sh bench/e2e.sh        [COUNT=100000] [NAIVE_COUNT=20000]
+#
+# Timed: `gridagent collect person --json FILE` (bulk import) plus
+# `gridagent sync` until every batch is acknowledged by a verified receipt,
+# i.e. until the platform has committed all of it.  Bytes on the wire are
+# counted by tests/tools/gsproxy between the agent and the platform, both
+# directions, HTTP headers included.  The naive baseline posts each record
+# (the same records, as `gridagent list --json` prints them) as its own
+# HTTP request with its own committed row; it runs on NAIVE_COUNT records
+# because it is slow, and its rate is per record, so it compares.
+set -eu
+BUILD=${BUILD:-build}
+COUNT=${COUNT:-100000}
+NAIVE_COUNT=${NAIVE_COUNT:-20000}
+top=$(cd "$(dirname "$0")/.." && pwd)
+GA=$top/$BUILD/gridagent
+GP=$top/$BUILD/gridplatform
+GEN=$top/$BUILD/gridgen
+PROXY=$top/$BUILD/tools/gsproxy
+NAIVE=$top/$BUILD/bench/naive
+results=$top/bench/RESULTS.md
+for f in "$GA" "$GP" "$GEN" "$PROXY" "$NAIVE"; do
+	[ -x "$f" ] || { echo "bench-e2e: $f missing (make BUILD=$BUILD bench-e2e)" >&2; exit 66; }
+done
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/gs-bench-e2e.XXXXXX")
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+elapsed() { echo "$2 - $1" | bc -l; }
+# wait_line FILE PATTERN: the first line of FILE matching PATTERN, once it
+# appears (5 s at most).
+wait_line() {
+	i=0
+	while [ $i -lt 100 ]; do
+		l=$(grep -m 1 "$2" "$1" 2>/dev/null || true)
+		[ -n "$l" ] && { echo "$l"; return 0; }
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "bench-e2e: nothing matching '$2' in $1" >&2
+	exit 70
+}
+stat_of() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The platform, and a counting proxy in front of it.
+"$GP" --home "$work/pf" init --public-url http://127.0.0.1:1 >/dev/null
+"$GP" --home "$work/pf" serve --listen 127.0.0.1:0 >"$work/pf.out" 2>"$work/pf.log" &
+pids="$pids $!"
+pf_url=$(wait_line "$work/pf.out" '^listening on' | sed 's/^listening on //')
+pf_port=${pf_url##*:}
+"$PROXY" --to "$pf_port" --stats "$work/proxy.stats" >"$work/proxy.out" &
+pids="$pids $!"
+px_port=$(wait_line "$work/proxy.out" '^listening on' | sed 's/^listening on //')
+px_url="http://127.0.0.1:$px_port"
+
+code=$("$GP" --home "$work/pf" enroll --worker W0001 --name 测试 --grid 440307001001)
+"$GA" --home "$work/dev" init --grid 440307001001 --worker W0001 >/dev/null
+"$GA" --home "$work/dev" enroll "$code" --platform "$px_url" >/dev/null
+
+"$GEN" --type person --count "$COUNT" --seed 42 >"$work/persons.ndjson"
+sleep 0.2
+up0=$(stat_of up "$work/proxy.stats")
+down0=$(stat_of down "$work/proxy.stats")
+
+t0=$(now)
+"$GA" --home "$work/dev" collect person --json "$work/persons.ndjson" >/dev/null 2>&1
+t1=$(now)
+"$GA" --home "$work/dev" sync >/dev/null
+t2=$(now)
+sleep 0.2
+up1=$(stat_of up "$work/proxy.stats")
+down1=$(stat_of down "$work/proxy.stats")
+
+held=$("$GP" --home "$work/pf" export --type person --format ndjson | wc -l)
+if [ "$held" -ne "$COUNT" ]; then
+	echo "bench-e2e: the platform holds $held records, not $COUNT" >&2
+	exit 70
+fi
+"$GA" --home "$work/dev" list --json >"$work/records.ndjson"
+rec_bytes=$(awk '{ n += length($0) + 1 } END { printf "%.0f", n / NR }' "$work/records.ndjson")
+t_collect=$(elapsed "$t0" "$t1")
+t_sync=$(elapsed "$t1" "$t2")
+t_total=$(elapsed "$t0" "$t2")
+rate_total=$(echo "$COUNT / $t_total" | bc)
+rate_sync=$(echo "$COUNT / $t_sync" | bc)
+wire=$(echo "($up1 - $up0 + $down1 - $down0) / $COUNT" | bc -l)
+wire_up=$(echo "($up1 - $up0) / $COUNT" | bc -l)
+batches=$("$GA" --home "$work/dev" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["outbox"]["acked"])')
+
+# The baseline: one POST per record, through the same kind of proxy.
+head -n "$NAIVE_COUNT" "$work/records.ndjson" >"$work/naive.ndjson"
+"$NAIVE" serve "$work/naive.db" >"$work/naive.out" &
+pids="$pids $!"
+nv_port=$(wait_line "$work/naive.out" '^listening on' | sed 's/^listening on //')
+"$PROXY" --to "$nv_port" --stats "$work/naive.stats" >"$work/nproxy.out" &
+pids="$pids $!"
+np_port=$(wait_line "$work/nproxy.out" '^listening on' | sed 's/^listening on //')
+nres=$("$NAIVE" post "$np_port" "$work/naive.ndjson")
+sleep 0.2
+n_secs=$(echo "$nres" | awk '{ print $4 }')
+n_rate=$(echo "$NAIVE_COUNT / $n_secs" | bc)
+n_wire=$(echo "($(stat_of up "$work/naive.stats") + $(stat_of down "$work/naive.stats")) / $NAIVE_COUNT" | bc -l)
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+ram=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+section=$(cat <<EOF
+<!-- bench-e2e:begin (written by bench/e2e.sh; rerun it to update) -->
+## End to end (bench/e2e.sh)
+
+$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) cores, $ram RAM, Linux $(uname -r),
+build \`$BUILD\`, load average at start: $load.  One device, one platform
+(\`gridplatform serve\`, SQLite store), both on 127.0.0.1, the bytes counted
+by \`gsproxy\` between them.  $COUNT gridgen persons, $rec_bytes bytes each as
+\`gridagent list --json\` prints them.
+
+| measure | gridsync | naive: one JSON POST per record |
+|---|---|---|
+| records/s, collected + synced + committed | $rate_total | $n_rate |
+| of which: bulk collect | $(printf '%.2f' "$t_collect") s | |
+| of which: sync until every receipt verified | $(printf '%.2f' "$t_sync") s ($rate_sync records/s, $batches batches) | $(printf '%.2f' "$n_secs") s for $NAIVE_COUNT records |
+| bytes on the wire per record (both ways) | $(printf '%.1f' "$wire") (up $(printf '%.1f' "$wire_up")) | $(printf '%.1f' "$n_wire") |
+
+Targets (issue 3): at least 50,000 records/s end to end and at most 150
+bytes on the wire per ~400-byte record in full batches.
+
+Rerun: \`make BUILD=build bench-e2e\` (or \`BUILD=build sh bench/e2e.sh\`).
+<!-- bench-e2e:end -->
+EOF
+)
+touch "$results"
+SEC=$section awk '
+	BEGIN { sec = ENVIRON["SEC"] }
+	/^<!-- bench-e2e:begin/ { print sec; skip = 1; done = 1; next }
+	/^<!-- bench-e2e:end/ { skip = 0; next }
+	!skip { print }
+	END { if (!done) { if (NR) print ""; print sec } }' "$results" >"$work/RESULTS.md"
+cp "$work/RESULTS.md" "$results"
+echo "$section"
