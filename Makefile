@@ -160,7 +160,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all test check unit demo bench bench-save clean format deps
+.PHONY: all test check unit demo bench bench-save bench-e2e clean format deps
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -244,6 +244,11 @@ bench: all $(BENCH_BINS) $(TEST_TOOL_BINS)
 
 # The agent's saves alone (single save latency, bulk import rate); writes
 # its section of bench/RESULTS.md.
+# End to end on loopback against the naive baseline: its section of
+# bench/RESULTS.md.
+bench-e2e: all $(BUILD)/bench/naive $(BUILD)/tools/gsproxy
+	$(Q)BUILD=$(BUILD) sh bench/e2e.sh
+
 bench-save: $(BUILD)/bench/save $(GRIDGEN)
 	$(Q)BUILD=$(BUILD) sh bench/bench-save.sh
 
