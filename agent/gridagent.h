@@ -23,6 +23,23 @@
  * returns / the next call on the same store.  A store is not thread-safe:
  * use one per thread (each opens its own connection; SQLite serializes
  * the writers).
+ *
+ * A save from an app, in short:
+ *
+ *	struct ag_store *st = NULL;
+ *	char uuid[AG_UUID_LEN + 1];
+ *	const char *rec = "{\"name\":\"...\",\"pop_type\":\"REGISTERED\",...}";
+ *	int r;
+ *
+ *	if ((r = ag_store_open(home, &st)) != GS_OK)	// 0 is GS_OK
+ *		show(ag_errmsg(r));
+ *	ag_store_on_problem(st, mark_field_red, form);	// one call per problem
+ *	r = ag_collect(st, "person", rec, strlen(rec), uuid);
+ *	if (r == GS_OK)
+ *		show_saved(uuid);			// durable now
+ *	else
+ *		show(ag_errmsg(r));			// nothing was saved
+ *	ag_store_close(st);
  */
 #ifndef GRIDAGENT_H
 #define GRIDAGENT_H
