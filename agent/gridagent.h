@@ -47,6 +47,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* GS_OK and the other codes, gs_strerror, gs_error_exit: plain C, no
+ * dependencies. */
+#include "core/error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
