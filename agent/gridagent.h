@@ -47,13 +47,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* GS_OK and the other codes, gs_strerror, gs_error_exit: plain C, no
- * dependencies. */
-#include "core/error.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* GS_OK and the other codes, gs_strerror, gs_error_exit: plain C, no
+ * dependencies. */
+#include "core/error.h"
 
 struct ag_store;
 
