@@ -72,6 +72,7 @@ WIRE_SRCS := \
 	sync/deflate.c \
 	sync/enroll.c \
 	sync/envelope.c \
+	sync/merge.c \
 	sync/receipt.c \
 	sync/uuid.c
 
@@ -133,6 +134,7 @@ UNIT_TESTS := \
 	tests/unit/sync-enroll.c \
 	tests/unit/sync-envelope.c \
 	tests/unit/sync-ids.c \
+	tests/unit/sync-merge.c \
 	tests/unit/sync-receipt.c \
 	tests/unit/sync-schema.c \
 	tests/unit/sync-uuid.c \
