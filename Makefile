@@ -67,6 +67,7 @@ SCHEMA_SRCS := \
 
 # the wire: deflate, crypto, envelope, receipts, batch encoding
 WIRE_SRCS := \
+	sync/attachment.c \
 	sync/batch.c \
 	sync/crypto.c \
 	sync/deflate.c \
@@ -126,6 +127,7 @@ UNIT_TESTS := \
 	tests/unit/agent-outbox.c \
 	tests/unit/agent-uploader.c \
 	tests/unit/platform-ingest.c \
+	tests/unit/sync-attachment.c \
 	tests/unit/sync-batch.c \
 	tests/unit/sync-core.c \
 	tests/unit/sync-crypto.c \

@@ -348,3 +348,88 @@ gs_crypto_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
 	*outlen = n;
 	return GS_OK;
 }
+
+/* --------------------------------------------------------- secretstream */
+
+_Static_assert(GS_SS_KEYBYTES == crypto_secretstream_xchacha20poly1305_KEYBYTES,
+    "ss key");
+_Static_assert(
+    GS_SS_HEADERBYTES == crypto_secretstream_xchacha20poly1305_HEADERBYTES,
+    "ss header");
+_Static_assert(GS_SS_ABYTES == crypto_secretstream_xchacha20poly1305_ABYTES,
+    "ss abytes");
+_Static_assert(sizeof(crypto_secretstream_xchacha20poly1305_state) ==
+	GS_SS_STATEBYTES,
+    "ss state");
+_Static_assert(_Alignof(crypto_secretstream_xchacha20poly1305_state) == 1,
+    "ss state alignment");
+
+/* The state is libsodium's struct of byte arrays, kept in our opaque
+ * bytes of the same size and alignment (both checked above). */
+static crypto_secretstream_xchacha20poly1305_state *
+ss_state(struct gs_ss *s)
+{
+	return (crypto_secretstream_xchacha20poly1305_state *)(void *)s->opaque;
+}
+
+int
+gs_crypto_ss_init_push(struct gs_ss *s,
+    unsigned char header[GS_SS_HEADERBYTES],
+    const unsigned char key[GS_SS_KEYBYTES])
+{
+	if (crypto_secretstream_xchacha20poly1305_init_push(ss_state(s), header,
+		key) != 0)
+		return GS_FAIL(GS_ECRYPTO, "secretstream init failed");
+	return GS_OK;
+}
+
+int
+gs_crypto_ss_push(struct gs_ss *s, unsigned char *c, const void *m,
+    size_t mlen, const void *ad, size_t adlen, int final)
+{
+	unsigned char tag = final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL
+				  : crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
+
+	if (crypto_secretstream_xchacha20poly1305_push(ss_state(s), c, NULL, m,
+		mlen, ad, adlen, tag) != 0)
+		return GS_FAIL(GS_ECRYPTO, "secretstream push failed");
+	return GS_OK;
+}
+
+int
+gs_crypto_ss_init_pull(struct gs_ss *s,
+    const unsigned char header[GS_SS_HEADERBYTES],
+    const unsigned char key[GS_SS_KEYBYTES])
+{
+	if (crypto_secretstream_xchacha20poly1305_init_pull(ss_state(s), header,
+		key) != 0)
+		return GS_EDECRYPT;
+	return GS_OK;
+}
+
+int
+gs_crypto_ss_pull(struct gs_ss *s, unsigned char *m, int *final,
+    const unsigned char *c, size_t clen, const void *ad, size_t adlen)
+{
+	unsigned char tag = 0xff;
+
+	*final = 0;
+	if (clen < GS_SS_ABYTES ||
+	    crypto_secretstream_xchacha20poly1305_pull(ss_state(s), m, NULL, &tag,
+		c, clen, ad, adlen) != 0)
+		return GS_EDECRYPT;
+	/* PUSH and REKEY are valid libsodium tags, but our writer never
+	 * sends them: anything unexpected is refused, not interpreted. */
+	if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL)
+		*final = 1;
+	else if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
+		return GS_EDECRYPT;
+	return GS_OK;
+}
+
+void
+gs_crypto_ss_wipe(struct gs_ss *s)
+{
+	if (s != NULL)
+		sodium_memzero(s, sizeof(*s));
+}

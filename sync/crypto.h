@@ -166,4 +166,47 @@ size_t gs_crypto_b64_encode(char *out, const void *in, size_t n);
 int gs_crypto_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
     const char *in, size_t inlen);
 
+/* --------------------------------------------------------- secretstream */
+
+/*
+ * crypto_secretstream_xchacha20poly1305: an authenticated stream of
+ * messages under one key (sealed attachments, sync/attachment.c).  Each
+ * pushed message grows by GS_SS_ABYTES; the stream detects truncated,
+ * removed, reordered or duplicated messages only if the reader insists on
+ * a final message tagged GS_SS_FINAL, which gs_crypto_ss_pull reports.
+ * The state holds a key: gs_crypto_ss_wipe it when done.
+ */
+#define GS_SS_KEYBYTES 32
+#define GS_SS_HEADERBYTES 24
+#define GS_SS_ABYTES 17
+#define GS_SS_STATEBYTES 52
+
+struct gs_ss {
+	unsigned char opaque[GS_SS_STATEBYTES];
+};
+
+/* Starts a stream to push: writes its header (to send first).  GS_OK or
+ * GS_ECRYPTO. */
+int gs_crypto_ss_init_push(struct gs_ss *s,
+    unsigned char header[GS_SS_HEADERBYTES],
+    const unsigned char key[GS_SS_KEYBYTES]);
+/* Encrypts m[0..mlen) into c (mlen + GS_SS_ABYTES bytes) with optional
+ * additional data; final != 0 tags it as the last message.  GS_OK or
+ * GS_ECRYPTO. */
+int gs_crypto_ss_push(struct gs_ss *s, unsigned char *c, const void *m,
+    size_t mlen, const void *ad, size_t adlen, int final);
+/* Starts a stream to pull from its header.  GS_OK or GS_EDECRYPT. */
+int gs_crypto_ss_init_pull(struct gs_ss *s,
+    const unsigned char header[GS_SS_HEADERBYTES],
+    const unsigned char key[GS_SS_KEYBYTES]);
+/* Decrypts one message c[0..clen) into m (clen - GS_SS_ABYTES bytes).
+ * *final is 1 when it carried the final tag, else 0.  GS_OK, or
+ * GS_EDECRYPT when it does not verify, is shorter than GS_SS_ABYTES, or
+ * carries a tag other than message/final (we never send others).  No
+ * detail is recorded. */
+int gs_crypto_ss_pull(struct gs_ss *s, unsigned char *m, int *final,
+    const unsigned char *c, size_t clen, const void *ad, size_t adlen);
+/* Zeroes the state.  NULL ok. */
+void gs_crypto_ss_wipe(struct gs_ss *s);
+
 #endif
