@@ -261,6 +261,19 @@ void pf_record_state_release(struct pf_record_state *s);
  */
 int pf_store_sqlite_open(const char *path, int create, struct pf_store **out);
 
+/*
+ * The reconciliation queries (platform/recon_sql.c: ledgers, heartbeats,
+ * merge conflicts, reviews, tasks, the pull feed) are written for SQLite
+ * for now and run on the store's database through this: the statement
+ * `text` prepared once into `slot` (< PF_SQLITE_EXT_MAX) and kept until
+ * the store closes.  GS_EINTERNAL when st is not a SQLite store (a
+ * PostgreSQL store would bring its own recon_sql), or the prepare error.
+ */
+#define PF_SQLITE_EXT_MAX 64
+struct gs_stmt;
+int pf_store_sqlite_stmt(struct pf_store *st, unsigned slot,
+    const char *text, struct gs_stmt **out);
+
 /* Closes any store; NULL ok. */
 void pf_store_close(struct pf_store *st);
 

@@ -179,7 +179,12 @@ struct sqlite_store {
 	struct pf_store base; /* first: the interface */
 	struct gs_db *db;
 	struct gs_stmt *st[S_COUNT_];
+	/* Statements of the reconciliation queries (platform/recon*.c),
+	 * prepared on first use by pf_store_sqlite_stmt. */
+	struct gs_stmt *ext[PF_SQLITE_EXT_MAX];
 };
+
+static const struct pf_store_ops sqlite_ops;
 
 static struct sqlite_store *
 self(struct pf_store *st)
@@ -1098,6 +1103,24 @@ s_count(struct pf_store *st, const char *what, int64_t *out)
 	r = gs_stmt_one_int64(s, 0, out);
 	gs_stmt_finalize(s);
 	return r;
+}
+
+int
+pf_store_sqlite_stmt(struct pf_store *st, unsigned slot, const char *text,
+    struct gs_stmt **out)
+{
+	struct sqlite_store *ss = self(st);
+	int r;
+
+	*out = NULL;
+	if (st == NULL || st->ops != &sqlite_ops || slot >= PF_SQLITE_EXT_MAX)
+		return GS_FAIL(GS_EINTERNAL, "no SQLite statement slot %u",
+		    slot);
+	if (ss->ext[slot] == NULL &&
+	    (r = gs_stmt_prepare(ss->db, text, &ss->ext[slot])) != GS_OK)
+		return r;
+	*out = ss->ext[slot];
+	return GS_OK;
 }
 
 static const struct pf_store_ops sqlite_ops = {
