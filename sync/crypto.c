@@ -433,3 +433,26 @@ gs_crypto_ss_wipe(struct gs_ss *s)
 	if (s != NULL)
 		sodium_memzero(s, sizeof(*s));
 }
+
+/* ------------------------------------------------ password hashing (H9) */
+
+_Static_assert(GS_PWHASH_SALTBYTES == crypto_pwhash_SALTBYTES, "pwhash salt");
+
+int
+gs_crypto_pwhash(unsigned char *out, size_t outlen, const char *pass,
+    size_t passlen, const unsigned char salt[GS_PWHASH_SALTBYTES],
+    unsigned long long opslimit, size_t memlimit)
+{
+	if (opslimit < crypto_pwhash_OPSLIMIT_MIN ||
+	    opslimit > crypto_pwhash_OPSLIMIT_MAX ||
+	    memlimit < crypto_pwhash_MEMLIMIT_MIN ||
+	    memlimit > crypto_pwhash_MEMLIMIT_MAX ||
+	    outlen < crypto_pwhash_BYTES_MIN)
+		return GS_FAIL(GS_EINVAL, "pwhash: limits out of range "
+		    "(ops %llu, mem %zu)", opslimit, memlimit);
+	if (crypto_pwhash(out, outlen, pass, passlen, salt, opslimit,
+	    memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0)
+		return GS_FAIL(GS_ENOMEM, "pwhash: cannot get %zu bytes of "
+		    "memory", memlimit);
+	return GS_OK;
+}

@@ -209,4 +209,21 @@ int gs_crypto_ss_pull(struct gs_ss *s, unsigned char *m, int *final,
 /* Zeroes the state.  NULL ok. */
 void gs_crypto_ss_wipe(struct gs_ss *s);
 
+/* ------------------------------------------------ password hashing (H9) */
+
+/*
+ * Argon2id (crypto_pwhash, ALG_ARGON2ID13): a key from a passphrase, for
+ * wrapping the agent's data key.  opslimit/memlimit are stored beside the
+ * salt so later programs can change the defaults without stranding a
+ * store.  GS_OK; GS_EINVAL when a limit is outside libsodium's bounds;
+ * GS_ENOMEM when the memory cannot be had (crypto_pwhash fails then).
+ * out is a secret: wipe it.
+ */
+#define GS_PWHASH_SALTBYTES 16
+#define GS_PWHASH_OPSMIN 1ULL
+#define GS_PWHASH_MEMMIN 8192ULL
+int gs_crypto_pwhash(unsigned char *out, size_t outlen, const char *pass,
+    size_t passlen, const unsigned char salt[GS_PWHASH_SALTBYTES],
+    unsigned long long opslimit, size_t memlimit);
+
 #endif
