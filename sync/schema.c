@@ -69,6 +69,7 @@ static const struct {
 	{ "idcard", GS_KIND_IDCARD },
 	{ "uscc", GS_KIND_USCC },
 	{ "phone", GS_KIND_PHONE },
+	{ "attachments", GS_KIND_ATTACHMENTS },
 };
 
 static int

@@ -25,7 +25,8 @@ enum gs_kind {
 	GS_KIND_REF,      /* the uuid of another record */
 	GS_KIND_IDCARD,   /* GB 11643 citizen id number */
 	GS_KIND_USCC,     /* GB 32100 unified social credit code */
-	GS_KIND_PHONE     /* mainland mobile or landline */
+	GS_KIND_PHONE,    /* mainland mobile or landline */
+	GS_KIND_ATTACHMENTS /* [{hash, mime, size, ...}]: set by `gridagent attach` */
 };
 
 struct gs_schema;

@@ -700,6 +700,150 @@ check_geo(const struct gs_schema *s, struct gs_problems *p,
 	return bad ? -1 : 0;
 }
 
+/*
+ * An attachments value (gridagent attach writes it; docs/PROTOCOL.md
+ * section 8): an array of at most GS_ATTACH_MAX objects
+ *	{"hash": 64 lower-case hex (BLAKE2b-256 of the file, unique in the
+ *	 array), "mime": "type/subtype", "size": bytes >= 1, "taken_at": ms,
+ *	 "phase": code of attachment_phase, "note": one line of text,
+ *	 "location": a geo value}
+ * hash, mime and size are required.  The platform uses the hashes to know
+ * which sealed attachments a record expects.
+ */
+#define GS_ATTACH_MAX 50
+#define GS_ATTACH_NOTE_MAX 500
+
+static int
+check_attachment_item(const struct gs_schema *s, struct gs_problems *p,
+    const struct gs_field *fd, json_t *a, size_t i)
+{
+	const struct gs_codetable *ph = gs_schema_table(s, "attachment_phase");
+	struct gs_utf8_scan sc;
+	const char *key, *str;
+	json_t *x;
+	size_t k, n;
+
+	if (!json_is_object(a)) {
+		gs_problems_add(p, fd->name, "type", "item %zu should be an "
+		    "object {hash, mime, size, ...}, not %s", i + 1,
+		    json_kind_name(a));
+		return -1;
+	}
+	json_object_foreach(a, key, x) {
+		if (strcmp(key, "hash") != 0 && strcmp(key, "mime") != 0 &&
+		    strcmp(key, "size") != 0 && strcmp(key, "taken_at") != 0 &&
+		    strcmp(key, "phase") != 0 && strcmp(key, "note") != 0 &&
+		    strcmp(key, "location") != 0) {
+			char q[200];
+
+			gs_problems_add(p, fd->name, "unknown_field", "item "
+			    "%zu should have only hash, mime, size, taken_at, "
+			    "phase, note, location, not %s", i + 1,
+			    quote(q, sizeof(q), NULL, key, strlen(key)));
+			return -1;
+		}
+	}
+	x = json_object_get(a, "hash");
+	str = json_string_value(x);
+	n = json_string_length(x);
+	for (k = 0; str != NULL && k < n; k++)
+		if (!((str[k] >= '0' && str[k] <= '9') ||
+		    (str[k] >= 'a' && str[k] <= 'f')))
+			break;
+	if (str == NULL || n != 64 || k != n) {
+		gs_problems_add(p, fd->name, "format", "item %zu: hash should "
+		    "be 64 lower-case hex digits (BLAKE2b-256)", i + 1);
+		return -1;
+	}
+	x = json_object_get(a, "mime");
+	str = json_string_value(x);
+	n = json_string_length(x);
+	for (k = 0; str != NULL && k < n; k++)
+		if (str[k] <= ' ' || str[k] > '~' || str[k] == '"' ||
+		    str[k] == '\\')
+			break;
+	if (str == NULL || n < 3 || n > 100 || k != n ||
+	    memchr(str, '/', n) == NULL) {
+		gs_problems_add(p, fd->name, "format", "item %zu: mime should "
+		    "be a media type like image/jpeg", i + 1);
+		return -1;
+	}
+	x = json_object_get(a, "size");
+	if (!json_is_integer(x) || json_integer_value(x) < 1) {
+		gs_problems_add(p, fd->name, "range", "item %zu: size should "
+		    "be a number of bytes >= 1", i + 1);
+		return -1;
+	}
+	x = json_object_get(a, "taken_at");
+	if (x != NULL && !json_is_null(x) &&
+	    (!json_is_integer(x) || json_integer_value(x) < 0)) {
+		gs_problems_add(p, fd->name, "range", "item %zu: taken_at "
+		    "should be a time in ms >= 0", i + 1);
+		return -1;
+	}
+	x = json_object_get(a, "phase");
+	if (x != NULL && !json_is_null(x)) {
+		if (ph == NULL)
+			return -1;
+		if (check_code(p, fd, ph, "phase ", x) != 0)
+			return -1;
+	}
+	x = json_object_get(a, "note");
+	if (x != NULL && !json_is_null(x)) {
+		if (!json_is_string(x)) {
+			wrong_type(p, fd, "a note string", x);
+			return -1;
+		}
+		if (check_chars(p, fd, json_string_value(x),
+		    json_string_length(x), &sc) != 0)
+			return -1;
+		if (sc.space_at != SIZE_MAX || sc.chars > GS_ATTACH_NOTE_MAX) {
+			gs_problems_add(p, fd->name, "length", "item %zu: note "
+			    "should be one line of at most %d characters",
+			    i + 1, GS_ATTACH_NOTE_MAX);
+			return -1;
+		}
+	}
+	x = json_object_get(a, "location");
+	if (x != NULL && !json_is_null(x))
+		return check_geo(s, p, fd, x);
+	return 0;
+}
+
+static int
+check_attachments(const struct gs_schema *s, struct gs_problems *p,
+    const struct gs_field *fd, json_t *v)
+{
+	size_t i, j;
+
+	if (!json_is_array(v)) {
+		wrong_type(p, fd, "an array of attachments", v);
+		return -1;
+	}
+	if (json_array_size(v) > GS_ATTACH_MAX) {
+		gs_problems_add(p, fd->name, "length", "should list at most %d "
+		    "attachments, not %zu", GS_ATTACH_MAX, json_array_size(v));
+		return -1;
+	}
+	for (i = 0; i < json_array_size(v); i++)
+		if (check_attachment_item(s, p, fd, json_array_get(v, i), i)
+		    != 0)
+			return -1;
+	/* The same file twice in one record is a mistake, not a second
+	 * photo: the platform stores it once anyway. */
+	for (i = 0; i < json_array_size(v); i++)
+		for (j = i + 1; j < json_array_size(v); j++)
+			if (json_equal(json_object_get(json_array_get(v, i),
+			    "hash"), json_object_get(json_array_get(v, j),
+			    "hash"))) {
+				gs_problems_add(p, fd->name, "duplicate",
+				    "items %zu and %zu are the same file",
+				    i + 1, j + 1);
+				return -1;
+			}
+	return 0;
+}
+
 /* Checks one present value.  0 when valid, -1 when a problem was added,
  * GS_ENOMEM when normalization failed. */
 static int
@@ -722,6 +866,8 @@ check_value(const struct gs_schema *s, struct gs_problems *p,
 		return check_tags(p, fd, v);
 	case GS_KIND_GEO:
 		return check_geo(s, p, fd, v);
+	case GS_KIND_ATTACHMENTS:
+		return check_attachments(s, p, fd, v);
 	default:
 		break;
 	}
@@ -1163,6 +1309,10 @@ gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
 				    !nomem)
 					continue;
 				break;
+			case GS_KIND_ATTACHMENTS:
+				gs_problems_add(p, fd->name, "type", "is set by "
+				    "'gridagent attach', not NAME=VALUE");
+				continue;
 			default:
 				v = json_string(val);
 				break;
