@@ -102,6 +102,7 @@ PLATFORM_SRCS := \
 	platform/http.c \
 	platform/ingest.c \
 	platform/keys.c \
+	platform/recon_sql.c \
 	platform/store_sqlite.c
 
 PLATFORM_MAIN := platform/main.c

@@ -27,7 +27,9 @@
 #include "crypto.h"
 #include "envelope.h"
 #include "ingest.h"
+#include "merge.h"
 #include "receipt.h"
+#include "recon.h"
 #include "schema.h"
 #include "store.h"
 #include "validate.h"
@@ -225,6 +227,184 @@ candidate(const struct pf_record_state *s, const struct gs_change *c)
 	return out;
 }
 
+/* Parses stored JSON object text; NULL text gives NULL (no fields). */
+static int
+parse_obj(const char *text, json_t **out)
+{
+	json_error_t jerr;
+
+	*out = NULL;
+	if (text == NULL)
+		return GS_OK;
+	if ((*out = json_loads(text, 0, &jerr)) == NULL ||
+	    !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return GS_FAIL(GS_ECORRUPT, "stored fields are not a JSON "
+		    "object");
+	}
+	return GS_OK;
+}
+
+/* A visit that names a task closes it (issue 4: tasks back to the field). */
+static int
+close_task(struct ingest *in, const struct gs_change *c)
+{
+	json_t *t;
+
+	if (c->deleted || strcmp(c->type, "visit") != 0 ||
+	    !json_is_string(t = json_object_get(c->fields, "task")))
+		return GS_OK;
+	return pf_recon_task_close(in->st, json_string_value(t), c->uuid,
+	    in->now);
+}
+
+/*
+ * A change made against a revision the record has moved past, by another
+ * device or an admin: the three-way merge of sync/merge.h against the kept
+ * base revision.  Disjoint field edits become one new revision (outcome
+ * merged); the same field set to different values, or an edit against a
+ * delete, is kept as a conflict with every value (base, platform, device)
+ * for an admin, and the record stays as it is.
+ */
+static int
+merge_change(struct ingest *in, const struct gs_change *c,
+    const struct pf_record_state *s, const struct gs_form *form)
+{
+	int r = GS_EINTERNAL, base_del = 0;
+	char *base_text = NULL, *merged = NULL, *detail = NULL, msg[160];
+	json_t *base = NULL, *theirs = NULL, *ours = NULL, *reasons = NULL;
+	json_t *x;
+	struct gs_merge_result m;
+	struct gs_problems probs;
+	struct pf_revision v;
+	struct pf_conflict k;
+	size_t i;
+
+	memset(&m, 0, sizeof(m));
+	if ((r = pf_recon_base(in->st, c->uuid, c->base_rev, &base_text,
+	    &base_del)) != GS_OK)
+		goto out;
+	if ((r = parse_obj(base_text, &base)) != GS_OK ||
+	    (r = parse_obj(s->fields, &theirs)) != GS_OK)
+		goto out;
+	if ((ours = c->deleted ? json_incref(base) :
+	    gs_merge_apply(base, c->fields)) == NULL && !c->deleted) {
+		r = GS_FAIL(GS_ENOMEM, "record %s: merge", c->uuid);
+		goto out;
+	}
+	if ((r = gs_merge3(base, base_del, theirs, s->deleted, ours,
+	    c->deleted, &m)) != GS_OK)
+		goto out;
+
+	if (json_array_size(m.conflicts) == 0) {
+		if (!m.deleted) {
+			/* Never trust a merge either: the merged record
+			 * must be valid as a whole. */
+			r = gs_record_validate(in->pf->schema, form, m.merged,
+			    &probs);
+			if (r == GS_EVALIDATION) {
+				r = quarantine(in, c, "invalid",
+				    gs_problems_json(&probs), 1);
+				goto out;
+			}
+			if (r != GS_OK)
+				goto out;
+			if ((merged = json_dumps(m.merged, JSON_COMPACT |
+			    JSON_SORT_KEYS)) == NULL) {
+				r = GS_FAIL(GS_ENOMEM, "merge");
+				goto out;
+			}
+		}
+		memset(&v, 0, sizeof(v));
+		v.uuid = c->uuid;
+		v.change_id = c->change_id;
+		v.type = c->type;
+		v.grid = c->grid;
+		v.author = c->author;
+		v.form_version = c->form_version;
+		v.rev = s->rev + 1;
+		v.base_rev = c->base_rev;
+		v.deleted = m.deleted;
+		v.fields = merged;
+		v.change = in->line.data;
+		v.created_at = c->created_at;
+		v.updated_at = c->updated_at;
+		v.applied_at = in->now;
+		v.device = in->dev->id;
+		v.batch = in->row->id;
+		v.outcome = PF_MERGED;
+		if ((r = in->st->ops->revision_put(in->st, &v)) != GS_OK ||
+		    (r = close_task(in, c)) != GS_OK)
+			goto out;
+		in->applied++;
+		r = result_add(in, c, "merged", v.rev, NULL);
+		goto out;
+	}
+
+	/* Both values are kept; the decision is an admin's, never a silent
+	 * overwrite. */
+	memset(&k, 0, sizeof(k));
+	k.uuid = c->uuid;
+	k.change_id = c->change_id;
+	k.change = in->line.data;
+	k.current_fields = s->fields;
+	k.base_rev = c->base_rev;
+	k.current_rev = s->rev;
+	k.created_at = in->now;
+	k.device = in->dev->id;
+	k.batch = in->row->id;
+	if ((r = in->st->ops->conflict_put(in->st, &k)) != GS_OK)
+		goto out;
+	if ((detail = json_dumps(m.conflicts, JSON_COMPACT)) == NULL ||
+	    (merged = json_dumps(m.merged, JSON_COMPACT | JSON_SORT_KEYS))
+	    == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "conflict detail");
+		goto out;
+	}
+	if ((r = pf_recon_conflict_detail(in->st, c->change_id, detail,
+	    merged, m.deleted)) != GS_OK)
+		goto out;
+	in->conflicted++;
+	if ((reasons = json_array()) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "results");
+		goto out;
+	}
+	json_array_foreach(m.conflicts, i, x) {
+		const char *f = json_string_value(json_object_get(x, "field"));
+		const char *rule = json_string_value(json_object_get(x,
+		    "rule"));
+
+		if (strcmp(rule, "field") == 0)
+			snprintf(msg, sizeof(msg), "changed on the platform "
+			    "since rev %lld to another value; kept for an "
+			    "admin", (long long)c->base_rev);
+		else
+			snprintf(msg, sizeof(msg), "%s", strcmp(rule,
+			    "delete_edit") == 0 ? "deleted here but edited "
+			    "on the platform; kept for an admin" : "edited "
+			    "here but deleted on the platform; kept for an "
+			    "admin");
+		if (json_array_append_new(reasons, json_pack("{s:s,s:s,s:s}",
+		    "field", f, "rule", "conflict", "message", msg)) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "results");
+			goto out;
+		}
+	}
+	r = result_add(in, c, "conflict", s->rev, trim_reasons(reasons));
+	reasons = NULL;
+out:
+	json_decref(reasons);
+	gs_merge_result_release(&m);
+	json_decref(base);
+	json_decref(theirs);
+	json_decref(ours);
+	gs_free(base_text);
+	free(merged);
+	free(detail);
+	return r;
+}
+
 /*
  * Applies, conflicts or quarantines one change, inside the batch's
  * transaction.  Each change gets exactly one outcome, and every outcome
@@ -245,7 +425,6 @@ one_change(struct ingest *in, const struct gs_change *c)
 	json_t *cand = NULL;
 	char *fields = NULL, msg[160];
 	struct pf_revision v;
-	struct pf_conflict k;
 
 	memset(&s, 0, sizeof(s));
 	gs_buf_reset(&in->line);
@@ -290,6 +469,23 @@ one_change(struct ingest *in, const struct gs_change *c)
 	if (r != GS_ENOTFOUND)
 		return r;
 
+	/* The device speaks for the worker and grid it was enrolled for,
+	 * nobody else: a change naming another is kept aside, never
+	 * applied under a name the device does not hold. */
+	if (strcmp(c->author, in->dev->worker) != 0) {
+		snprintf(msg, sizeof(msg), "author '%.40s' is not the worker "
+		    "this device is enrolled for (%.40s)", c->author,
+		    in->dev->worker);
+		return quarantine(in, c, "invalid", one_reason("author",
+		    "author_mismatch", msg), 1);
+	}
+	if (strcmp(c->grid, in->dev->grid) != 0) {
+		snprintf(msg, sizeof(msg), "grid '%.40s' is not the grid this "
+		    "device is enrolled for (%.40s)", c->grid, in->dev->grid);
+		return quarantine(in, c, "invalid", one_reason("grid",
+		    "grid_mismatch", msg), 1);
+	}
+
 	/* Quarantine, not refusal, for everything a worker's data can get
 	 * wrong: the rest of the batch still applies, and the reasons go
 	 * back to the device in the results. */
@@ -319,6 +515,13 @@ one_change(struct ingest *in, const struct gs_change *c)
 		    msg), 1);
 		goto out;
 	}
+	/* Behind the platform (another device or an admin moved the
+	 * record since base_rev): merge by field. */
+	if (s.exists && !pf_merge_fast_forward(c->base_rev, s.rev,
+	    s.same_device_since_base)) {
+		r = merge_change(in, c, &s, form);
+		goto out;
+	}
 	if (!c->deleted) {
 		if ((cand = candidate(&s, c)) == NULL) {
 			r = GS_FAIL(GS_ENOMEM, "record %s: fields", c->uuid);
@@ -339,31 +542,6 @@ one_change(struct ingest *in, const struct gs_change *c)
 			r = GS_FAIL(GS_ENOMEM, "record %s: fields", c->uuid);
 			goto out;
 		}
-	}
-
-	if (s.exists && !pf_merge_fast_forward(c->base_rev, s.rev,
-	    s.same_device_since_base)) {
-		/* Both values are kept; the merge is an admin's (or a later
-		 * three-way merge's) decision, never a silent overwrite. */
-		memset(&k, 0, sizeof(k));
-		k.uuid = c->uuid;
-		k.change_id = c->change_id;
-		k.change = in->line.data;
-		k.current_fields = s.fields;
-		k.base_rev = c->base_rev;
-		k.current_rev = s.rev;
-		k.created_at = in->now;
-		k.device = in->dev->id;
-		k.batch = in->row->id;
-		if ((r = in->st->ops->conflict_put(in->st, &k)) != GS_OK)
-			goto out;
-		in->conflicted++;
-		snprintf(msg, sizeof(msg), "the record is at rev %lld, changed "
-		    "by another device since rev %lld", (long long)s.rev,
-		    (long long)c->base_rev);
-		r = result_add(in, c, "conflict", s.rev, one_reason("",
-		    "conflict", msg));
-		goto out;
 	}
 
 	/* A new revision: the record row moves on and the revision row keeps
@@ -387,7 +565,8 @@ one_change(struct ingest *in, const struct gs_change *c)
 	v.device = in->dev->id;
 	v.batch = in->row->id;
 	v.outcome = v.rev == c->base_rev + 1 ? PF_APPLIED : PF_MERGED;
-	if ((r = in->st->ops->revision_put(in->st, &v)) != GS_OK)
+	if ((r = in->st->ops->revision_put(in->st, &v)) != GS_OK ||
+	    (r = close_task(in, c)) != GS_OK)
 		goto out;
 	in->applied++;
 	/* A plain fast-forward is not listed: the device knows its rev is
