@@ -97,6 +97,7 @@ AGENT_MAIN := agent/main.c
 # the platform library (everything but main)
 PLATFORM_SRCS := \
 	platform/api.c \
+	platform/attachments.c \
 	platform/enroll.c \
 	platform/export.c \
 	platform/http.c \

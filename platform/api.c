@@ -6,6 +6,7 @@
  *	GET  /v1/health
  *	POST /v1/enroll
  *	PUT  /v1/devices/{device hex}/batches/{batch hex}
+ *	GET, PUT /v1/devices/{device hex}/attachments/{hash hex} (attachments.c)
  *
  * An unknown path is 404 not_found; a known path with another method is
  * 405 method_not_allowed; both are answered without reading a body.
@@ -16,6 +17,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "attachments.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -77,9 +79,12 @@ static size_t
 body_max(void *ctx, const char *method, const char *path)
 {
 	struct pf_platform *pf = ctx;
-	char dev[33], batch[33];
+	char dev[33], batch[33], adev[33], ahash[65];
 	enum route rt = route_of(path, dev, batch);
 
+	/* Attachment chunks have their own cap (attachments.c). */
+	if (pf_att_match(path, adev, ahash))
+		return pf_att_body_max(method);
 	if (rt == R_NONE || strcmp(method, route_method[rt]) != 0)
 		return 0;
 	if (rt == R_ENROLL)
@@ -183,8 +188,18 @@ static void
 handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 {
 	struct pf_platform *pf = ctx;
-	char dev[33], bid[33];
+	char dev[33], bid[33], adev[33], ahash[65];
 	enum route rt = route_of(req->path, dev, bid);
+
+	/* GET and PUT /v1/devices/{id}/attachments/{hash}: attachments.c. */
+	if (pf_att_match(req->path, adev, ahash)) {
+		if (strcmp(req->method, "GET") != 0 &&
+		    strcmp(req->method, "PUT") != 0)
+			pf_http_error(resp, GS_EMETHOD, NULL);
+		else
+			pf_att_handle(pf, req, adev, ahash, resp);
+		return;
+	}
 
 	if (rt == R_NONE) {
 		pf_http_error(resp, GS_ENOTFOUND, "no such path");

@@ -27,6 +27,7 @@
 #include "platform.h"
 #include "schema.h"
 #include "store.h"
+#include "attachments.h"
 #include "core/banned.h"
 
 static const char *const key_files[] = { "batch.key", "batch.pub",
@@ -332,6 +333,7 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	pf->limits.max_envelope = lim.max_envelope;
 	pf->limits.max_plain = lim.max_plain;
 	pf->limits.max_records = lim.max_records;
+	pf->limits.max_attachment = pf_att_limit_load(pf->store);
 	*out = pf;
 	pf = NULL;
 	r = GS_OK;

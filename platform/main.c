@@ -27,6 +27,7 @@
 #include "http.h"
 #include "platform.h"
 #include "store.h"
+#include "attachments.h"
 #include "core/banned.h"
 
 static const char usage_text[] =
@@ -47,6 +48,8 @@ static const char usage_text[] =
     "  conflicts [--json]               list changes kept as conflicts\n"
     "  reconcile [--json]               per device: seqs held and missing,\n"
     "                                   chain, records, quarantine, conflicts\n"
+    "  attachment get HASH --out FILE | list [--json] [--missing] | limit [N]\n"
+    "                                   open (audited) or list stored photos\n"
     "\n"
     "options: --home DIR (else $GRIDPLATFORM_HOME, else ~/.gridplatform),\n"
     "         --help, --version\n";
@@ -677,6 +680,7 @@ static const struct {
 	{ "quarantine", cmd_quarantine },
 	{ "conflicts", cmd_conflicts },
 	{ "reconcile", cmd_reconcile },
+	{ "attachment", pf_cmd_attachment },
 };
 
 int

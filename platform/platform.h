@@ -48,6 +48,7 @@ struct pf_limits {
 	size_t max_envelope;
 	size_t max_plain;
 	uint32_t max_records;
+	uint64_t max_attachment; /* one attachment's plaintext (attachments.c) */
 };
 
 /* One failed-enrollment counter per client address (a small table). */

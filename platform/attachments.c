@@ -1,0 +1,804 @@
+/*
+ * attachments.c - sealed attachments on the platform: resumable uploads,
+ * content-addressed storage, signed attachment receipts, and the admin
+ * command that opens one (attachments.h has the files and endpoints).
+ *
+ * Crash safety: an upload's offset is nothing but the length of its
+ * partial file, and a PUT is answered only after its bytes are appended
+ * and fdatasync'd, so the offset a device is told is always on disk.  A
+ * crash in the middle of an append may leave a few unsynced bytes (or
+ * garbage after a power cut on some file systems); they cannot pass the
+ * final check - every message is authenticated - and a failed final check
+ * discards the partial file, so the device starts that file again.
+ *
+ * The final check opens the whole stream (signature, every message, the
+ * final tag, exact length, the plaintext's hash = the address) without
+ * writing any plaintext.  Only then is the file renamed to its address:
+ * nobody can park garbage under the hash of somebody else's photo, and
+ * the same photo sent by two devices or for two records is stored once.
+ *
+ * Uploads are serialized by one mutex: appends are disk-bound anyway, and
+ * it keeps two connections of one device (a retry racing the old one)
+ * from interleaving their bytes.  The store lock is taken only for the
+ * one row written at completion.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "attachment.h"
+#include "attachments.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "db.h"
+#include "http.h"
+#include "platform.h"
+#include "schema.h"
+#include "store.h"
+#include "core/banned.h"
+
+static pthread_mutex_t att_lock = PTHREAD_MUTEX_INITIALIZER;
+
+enum {
+	Q_PUT = 0,   /* the row of a complete attachment */
+	Q_ACCESS,    /* the audit of an admin action */
+	Q_COUNT_
+};
+
+static const char *const qsql[Q_COUNT_] = {
+	[Q_PUT] = "INSERT OR IGNORE INTO attachments (hash, device_id, "
+		  "plain_len, sealed_len, chunk_size, created_at, received_at) "
+		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[Q_ACCESS] = "INSERT INTO attachment_access (hash, at, actor, action, "
+		     "detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+};
+
+static int
+stmt(struct pf_store *st, int q, struct gs_stmt **out)
+{
+	return pf_store_sqlite_stmt(st, PF_ATT_SLOT0 + (unsigned)q, qsql[q],
+	    out);
+}
+
+/* ------------------------------------------------------------- paths */
+
+static int
+is_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[n] == '\0';
+}
+
+int
+pf_att_match(const char *path, char *dev, char *hash)
+{
+	static const char p1[] = "/v1/devices/", p2[] = "/attachments/";
+
+	if (strncmp(path, p1, sizeof(p1) - 1) != 0)
+		return 0;
+	path += sizeof(p1) - 1;
+	if (strlen(path) < 32 || strncmp(path + 32, p2, sizeof(p2) - 1) != 0)
+		return 0;
+	memcpy(dev, path, 32);
+	dev[32] = '\0';
+	path += 32 + sizeof(p2) - 1;
+	if (strlen(path) != 64)
+		return 0;
+	memcpy(hash, path, 65);
+	return 1;
+}
+
+size_t
+pf_att_body_max(const char *method)
+{
+	return strcmp(method, "PUT") == 0 ? PF_ATT_PUT_MAX : 0;
+}
+
+static int
+path_of(char *out, size_t n, const char *home, const char *dev,
+    const char *hash)
+{
+	int k;
+
+	if (dev != NULL)
+		k = snprintf(out, n, "%s/attachments/partial/%s-%s", home, dev,
+		    hash);
+	else
+		k = snprintf(out, n, "%s/attachments/%s", home, hash);
+	if (k < 0 || (size_t)k >= n)
+		return GS_FAIL(GS_EINVAL, "attachment path too long");
+	return GS_OK;
+}
+
+static int
+make_dirs(const char *home)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s/attachments", home);
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		return GS_FAIL(GS_EIO, "mkdir %s: %s", p, strerror(errno));
+	snprintf(p, sizeof(p), "%s/attachments/partial", home);
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		return GS_FAIL(GS_EIO, "mkdir %s: %s", p, strerror(errno));
+	return GS_OK;
+}
+
+/* fsync of a directory, so a rename into it survives a crash. */
+static int
+sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY), r = GS_OK;
+
+	if (fd < 0)
+		return GS_FAIL(GS_EIO, "open %s: %s", dir, strerror(errno));
+	if (fsync(fd) != 0)
+		r = GS_FAIL(GS_EIO, "fsync %s: %s", dir, strerror(errno));
+	close(fd);
+	return r;
+}
+
+/* The header of a stored (or partial) sealed file. */
+static int
+read_prefix(const char *path, struct gs_att_header *h, uint64_t max)
+{
+	unsigned char pre[GS_ATT_PREFIXBYTES];
+	ssize_t k;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return errno == ENOENT ? GS_ENOTFOUND
+				       : GS_FAIL(GS_EIO, "open %s: %s", path,
+					     strerror(errno));
+	k = pread(fd, pre, sizeof(pre), 0);
+	close(fd);
+	if (k != (ssize_t)sizeof(pre))
+		return GS_FAIL(GS_ECORRUPT, "%s: no sealed header", path);
+	return gs_att_parse(h, pre, sizeof(pre), max);
+}
+
+/* --------------------------------------------------------- answering */
+
+static void
+send_json(struct pf_response *resp, int status, json_t *o)
+{
+	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	if (s == NULL || gs_buf_puts(&resp->body, s) != GS_OK ||
+	    gs_buf_putc(&resp->body, '\n') != GS_OK) {
+		free(s);
+		pf_http_error(resp, GS_ENOMEM, NULL);
+		return;
+	}
+	free(s);
+	resp->status = status;
+	resp->content_type = "application/json";
+}
+
+/* 200 {"offset","length","complete":true,"receipt"} for a stored file:
+ * a fresh receipt naming the asking device (dedup: it may have been sent
+ * by another device, or for another record). */
+static void
+answer_complete(struct pf_platform *pf, const unsigned char *devid,
+    const struct gs_att_header *h, struct pf_response *resp)
+{
+	struct gs_att_receipt rc;
+	unsigned char buf[GS_ATT_RECEIPT_BYTES];
+	char hex[2 * GS_ATT_RECEIPT_BYTES + 1];
+	json_t *o;
+	int r;
+
+	memset(&rc, 0, sizeof(rc));
+	memcpy(rc.deployment, pf->keys.deployment, 16);
+	memcpy(rc.device, devid, 16);
+	memcpy(rc.hash, h->hash, GS_HASHBYTES);
+	rc.plain_len = h->plain_len;
+	rc.sealed_len = h->sealed_len;
+	rc.server_time = gs_now_ms();
+	rc.status = 1;
+	if ((r = gs_att_receipt_sign(buf, &rc, pf->keys.receipt_sk)) != GS_OK) {
+		pf_http_error(resp, r, NULL);
+		return;
+	}
+	gs_hex_encode(hex, buf, sizeof(buf));
+	o = json_pack("{s:I,s:I,s:b,s:s}", "offset", (json_int_t)h->sealed_len,
+	    "length", (json_int_t)h->sealed_len, "complete", 1, "receipt", hex);
+	send_json(resp, 200, o);
+	json_decref(o);
+}
+
+static void
+answer_partial(uint64_t offset, uint64_t length, struct pf_response *resp)
+{
+	json_t *o = json_pack("{s:I,s:o,s:b}", "offset", (json_int_t)offset,
+	    "length", length ? json_integer((json_int_t)length) : json_null(),
+	    "complete", 0);
+
+	send_json(resp, 200, o);
+	json_decref(o);
+}
+
+/* 409 with the platform's offset, so the device resends from there. */
+static void
+answer_conflict(uint64_t offset, uint64_t asked, struct pf_response *resp)
+{
+	char msg[160];
+	json_t *o;
+
+	snprintf(msg, sizeof(msg), "upload offset is %llu, not %llu",
+	    (unsigned long long)offset, (unsigned long long)asked);
+	o = json_pack("{s:{s:s,s:s},s:I}", "error", "code",
+	    gs_error_code(GS_ECONFLICT), "message", msg, "offset",
+	    (json_int_t)offset);
+	send_json(resp, 409, o);
+	json_decref(o);
+}
+
+/* The device must be enrolled and not revoked (a revoked device's data
+ * stays on it: attachments are not quarantined like batches). */
+static int
+check_device(struct pf_platform *pf, const unsigned char *devid,
+    struct pf_device *d)
+{
+	int r;
+
+	(void)pthread_mutex_lock(&pf->read_lock);
+	r = pf->reader->ops->device_get(pf->reader, devid, d);
+	(void)pthread_mutex_unlock(&pf->read_lock);
+	if (r == GS_ENOTFOUND)
+		return GS_FAIL(GS_EUNKNOWNDEVICE, "device is not enrolled here");
+	if (r != GS_OK)
+		return r;
+	if (d->revoked)
+		return GS_FAIL(GS_EREVOKED, "device has been revoked");
+	return GS_OK;
+}
+
+/* Appends body to the partial file and makes it durable. */
+static int
+append_durable(const char *path, const void *body, size_t n)
+{
+	const unsigned char *p = body;
+	int fd, r = GS_OK;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return GS_FAIL(GS_EIO, "open %s: %s", path, strerror(errno));
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = GS_FAIL(GS_EIO, "write %s: %s", path,
+			    strerror(errno));
+			break;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	/* The offset we answer must survive a crash: data first. */
+	if (r == GS_OK && fdatasync(fd) != 0)
+		r = GS_FAIL(GS_EIO, "fdatasync %s: %s", path, strerror(errno));
+	close(fd);
+	return r;
+}
+
+/* The complete upload: open it all, then rename it to its address and
+ * record it.  On a failed check the partial file is dropped. */
+static int
+finish(struct pf_platform *pf, const char *partial, const char *final,
+    const unsigned char *devid, const struct gs_att_header *h)
+{
+	struct gs_stmt *s = NULL;
+	char dir[4096];
+	int fd, r;
+
+	if ((fd = open(partial, O_RDONLY | O_CLOEXEC)) < 0)
+		return GS_FAIL(GS_EIO, "open %s: %s", partial, strerror(errno));
+	r = gs_att_open_fd(fd, -1, h, pf->keys.batch_pk, pf->keys.batch_sk);
+	close(fd);
+	if (r != GS_OK) {
+		(void)unlink(partial);
+		return r;
+	}
+	if (rename(partial, final) != 0)
+		return GS_FAIL(GS_EIO, "rename %s: %s", partial,
+		    strerror(errno));
+	snprintf(dir, sizeof(dir), "%s/attachments", pf->home);
+	if ((r = sync_dir(dir)) != GS_OK)
+		return r;
+	(void)pthread_mutex_lock(&pf->lock);
+	if ((r = stmt(pf->store, Q_PUT, &s)) == GS_OK &&
+	    (r = gs_stmt_bind_blob(s, 1, h->hash, GS_HASHBYTES)) == GS_OK &&
+	    (r = gs_stmt_bind_blob(s, 2, devid, 16)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 3, (int64_t)h->plain_len)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 4, (int64_t)h->sealed_len)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 5, h->chunk_size)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 6, h->created_at)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 7, gs_now_ms())) == GS_OK) {
+		r = gs_stmt_step(s);
+		r = r == GS_DONE ? GS_OK : r;
+	}
+	(void)pthread_mutex_unlock(&pf->lock);
+	/* The file is the truth; the row is its index.  A failed insert is
+	 * logged, not fatal: the file is stored and verified. */
+	if (r != GS_OK)
+		gs_log(GS_LOG_WARNING, "attachment row not written: %s",
+		    gs_errmsg(r));
+	return GS_OK;
+}
+
+static int
+parse_offset(const struct pf_request *req, uint64_t *off)
+{
+	const char *v = req->query != NULL ? req->query(req, "offset") : NULL;
+
+	if (v == NULL)
+		return GS_FAIL(GS_EINVAL, "PUT needs ?offset=N");
+	if (gs_parse_u64(v, UINT64_C(1) << 62, off) != GS_OK)
+		return GS_FAIL(GS_EINVAL, "offset is not a number");
+	return GS_OK;
+}
+
+static void
+put(struct pf_platform *pf, const struct pf_request *req,
+    const unsigned char *devid, const struct pf_device *d, const char *dev,
+    const char *hash, const unsigned char *hashb, struct pf_response *resp)
+{
+	struct gs_att_header h;
+	char partial[4096], final[4096];
+	unsigned char kid[GS_KIDBYTES];
+	uint64_t off = 0, have = 0, limit = pf_att_limit(pf);
+	struct stat sb;
+	int r;
+
+	if ((r = parse_offset(req, &off)) != GS_OK ||
+	    (r = make_dirs(pf->home)) != GS_OK ||
+	    (r = path_of(partial, sizeof(partial), pf->home, dev, hash)) !=
+		GS_OK ||
+	    (r = path_of(final, sizeof(final), pf->home, NULL, hash)) != GS_OK)
+		goto fail;
+	/* Stored already (by this device earlier, or by another): the
+	 * upload is complete whatever this body holds. */
+	if ((r = read_prefix(final, &h, 0)) == GS_OK) {
+		answer_complete(pf, devid, &h, resp);
+		return;
+	}
+	if (r != GS_ENOTFOUND)
+		goto fail;
+	if (stat(partial, &sb) == 0)
+		have = (uint64_t)sb.st_size;
+	else if (errno != ENOENT) {
+		r = GS_FAIL(GS_EIO, "stat %s: %s", partial, strerror(errno));
+		goto fail;
+	}
+	if (off != have) {
+		answer_conflict(have, off, resp);
+		return;
+	}
+	if (have < GS_ATT_PREFIXBYTES) {
+		/* The header comes first and whole: everything about the
+		 * upload is decided on it before a byte is kept. */
+		if (have != 0 || req->body_len < GS_ATT_PREFIXBYTES) {
+			r = GS_FAIL(GS_EENVELOPE, "the first chunk must hold "
+			    "the %d-byte sealed header", GS_ATT_PREFIXBYTES);
+			(void)unlink(partial);
+			goto fail;
+		}
+		if ((r = gs_att_parse(&h, req->body, req->body_len, limit)) !=
+		    GS_OK)
+			goto fail;
+		if (memcmp(h.deployment, pf->keys.deployment, 16) != 0) {
+			r = GS_FAIL(GS_EDEPLOYMENT, "attachment is for another "
+						    "deployment");
+			goto fail;
+		}
+		if (memcmp(h.device, devid, 16) != 0 ||
+		    memcmp(h.hash, hashb, GS_HASHBYTES) != 0) {
+			r = GS_FAIL(GS_EINVAL, "the path names another device "
+			    "or hash than the sealed header");
+			goto fail;
+		}
+		gs_crypto_key_id(kid, d->pk, sizeof(d->pk));
+		if (memcmp(kid, h.device_kid, GS_KIDBYTES) != 0) {
+			r = GS_FAIL(GS_EBADSIG, "attachment is signed with "
+						"another key than the device's");
+			goto fail;
+		}
+		if (memcmp(h.platform_kid, pf->keys.batch_kid, GS_KIDBYTES) !=
+		    0) {
+			r = GS_FAIL(GS_EDECRYPT, "attachment is sealed to "
+						 "another platform key");
+			goto fail;
+		}
+		if ((r = gs_att_verify(req->body, d->pk)) != GS_OK)
+			goto fail;
+	} else if ((r = read_prefix(partial, &h, limit)) != GS_OK) {
+		/* A partial file we cannot read back: start it again. */
+		(void)unlink(partial);
+		goto fail;
+	}
+	if (req->body_len > h.sealed_len - have) {
+		r = GS_FAIL(GS_EENVELOPE, "%zu bytes at offset %llu pass the "
+		    "sealed length %llu", req->body_len,
+		    (unsigned long long)have,
+		    (unsigned long long)h.sealed_len);
+		goto fail;
+	}
+	if (req->body_len > 0 &&
+	    (r = append_durable(partial, req->body, req->body_len)) != GS_OK)
+		goto fail;
+	have += req->body_len;
+	if (have < h.sealed_len) {
+		answer_partial(have, h.sealed_len, resp);
+		return;
+	}
+	if ((r = finish(pf, partial, final, devid, &h)) != GS_OK) {
+		gs_log(GS_LOG_WARNING, "attachment %s from device %s (%s) "
+		    "refused: %s", hash, dev, req->ip, gs_errmsg(r));
+		goto fail;
+	}
+	gs_log(GS_LOG_INFO, "attachment %s from device %s stored (%llu "
+	    "bytes sealed)", hash, dev, (unsigned long long)h.sealed_len);
+	answer_complete(pf, devid, &h, resp);
+	return;
+fail:
+	pf_http_error(resp, r, NULL);
+}
+
+static void
+get(struct pf_platform *pf, const unsigned char *devid, const char *dev,
+    const char *hash, struct pf_response *resp)
+{
+	struct gs_att_header h;
+	char partial[4096], final[4096];
+	struct stat sb;
+	uint64_t have = 0, len = 0;
+	int r;
+
+	if ((r = path_of(partial, sizeof(partial), pf->home, dev, hash)) !=
+		GS_OK ||
+	    (r = path_of(final, sizeof(final), pf->home, NULL, hash)) != GS_OK)
+		goto fail;
+	if ((r = read_prefix(final, &h, 0)) == GS_OK) {
+		answer_complete(pf, devid, &h, resp);
+		return;
+	}
+	if (r != GS_ENOTFOUND)
+		goto fail;
+	gs_errmsg_clear();
+	if (stat(partial, &sb) == 0) {
+		have = (uint64_t)sb.st_size;
+		if (have >= GS_ATT_PREFIXBYTES &&
+		    read_prefix(partial, &h, 0) == GS_OK)
+			len = h.sealed_len;
+	}
+	answer_partial(have, len, resp);
+	return;
+fail:
+	pf_http_error(resp, r, NULL);
+}
+
+void
+pf_att_handle(struct pf_platform *pf, const struct pf_request *req,
+    const char *dev, const char *hash, struct pf_response *resp)
+{
+	struct pf_device d;
+	unsigned char devid[16], hashb[GS_HASHBYTES];
+	int r;
+
+	if (!is_hex(dev, 32) || !is_hex(hash, 64) ||
+	    gs_hex_decode(devid, 16, dev) != GS_OK ||
+	    gs_hex_decode(hashb, GS_HASHBYTES, hash) != GS_OK) {
+		pf_http_error(resp, GS_EINVAL, "device id and hash must be "
+		    "lower-case hex");
+		return;
+	}
+	if ((r = check_device(pf, devid, &d)) != GS_OK) {
+		pf_http_error(resp, r, NULL);
+		return;
+	}
+	(void)pthread_mutex_lock(&att_lock);
+	if (strcmp(req->method, "PUT") == 0)
+		put(pf, req, devid, &d, dev, hash, hashb, resp);
+	else
+		get(pf, devid, dev, hash, resp);
+	(void)pthread_mutex_unlock(&att_lock);
+}
+
+uint64_t
+pf_att_limit_load(struct pf_store *st)
+{
+	char *v = NULL;
+	uint64_t n = GS_ATT_MAX_DEFAULT;
+
+	if (st->ops->meta_get(st, "max_attachment", &v) == GS_OK &&
+	    gs_parse_u64(v, UINT64_C(1) << 40, &n) != GS_OK)
+		n = GS_ATT_MAX_DEFAULT;
+	gs_errmsg_clear();
+	gs_free(v);
+	return n;
+}
+
+uint64_t
+pf_att_limit(const struct pf_platform *pf)
+{
+	return pf->limits.max_attachment ? pf->limits.max_attachment
+					 : GS_ATT_MAX_DEFAULT;
+}
+
+/* ------------------------------------------------------------ the CLI */
+
+static int
+fail(int r)
+{
+	fprintf(stderr, "gridplatform: %s\n", gs_errmsg(r));
+	return gs_error_exit(r);
+}
+
+static int
+usage(const char *msg)
+{
+	fprintf(stderr, "gridplatform: attachment: %s (see gridplatform "
+			"attachment --help)\n", msg);
+	return GS_EX_USAGE;
+}
+
+static int
+audit(struct pf_platform *pf, const unsigned char *hash, const char *actor,
+    const char *action, const char *detail)
+{
+	struct gs_stmt *s = NULL;
+	int r;
+
+	if ((r = stmt(pf->store, Q_ACCESS, &s)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 1, hash, GS_HASHBYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, gs_now_ms())) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, actor)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, action)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 5, detail)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	return r == GS_DONE ? GS_OK : r;
+}
+
+/*
+ * `attachment get HASH --out FILE [--as NAME]`: the one place where the
+ * platform turns a sealed attachment back into the photo.  The audit row
+ * is committed BEFORE any plaintext is written, so no open goes
+ * unrecorded; the plaintext goes to a temporary file (0600) renamed to
+ * FILE only when the whole stream has verified.
+ */
+static int
+cmd_get(struct pf_platform *pf, const char *hash, const char *outp,
+    const char *actor)
+{
+	struct gs_att_header h;
+	unsigned char hb[GS_HASHBYTES];
+	char path[4096], tmp[4096];
+	int in = -1, out = -1, r;
+
+	if (!is_hex(hash, 64) || gs_hex_decode(hb, sizeof(hb), hash) != GS_OK)
+		return GS_FAIL(GS_EINVAL, "HASH must be 64 lower-case hex "
+					  "digits");
+	if ((r = path_of(path, sizeof(path), pf->home, NULL, hash)) != GS_OK)
+		return r;
+	if ((r = read_prefix(path, &h, 0)) != GS_OK)
+		return r == GS_ENOTFOUND ? GS_FAIL(GS_ENOTFOUND, "no attachment "
+		    "%s is stored here", hash) : r;
+	if ((r = audit(pf, hb, actor, "open", outp)) != GS_OK)
+		return r;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", outp, (long)getpid()) >=
+	    (int)sizeof(tmp))
+		return GS_FAIL(GS_EINVAL, "--out path too long");
+	if ((in = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = GS_FAIL(GS_EIO, "open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) <
+	    0) {
+		r = GS_FAIL(GS_EIO, "create %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if ((r = gs_att_open_fd(in, out, &h, pf->keys.batch_pk,
+		 pf->keys.batch_sk)) != GS_OK)
+		goto out;
+	if (fsync(out) != 0) {
+		r = GS_FAIL(GS_EIO, "fsync %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (rename(tmp, outp) != 0) {
+		r = GS_FAIL(GS_EIO, "rename to %s: %s", outp, strerror(errno));
+		goto out;
+	}
+	gs_log(GS_LOG_INFO, "attachment %s opened by %s into %s", hash, actor,
+	    outp);
+	r = GS_OK;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0) {
+		close(out);
+		if (r != GS_OK)
+			(void)unlink(tmp);
+	}
+	return r;
+}
+
+/* The attachments a record expects and how many are stored. */
+struct list_ctx {
+	struct pf_platform *pf;
+	int json, missing_only;
+	int64_t records, complete, incomplete, expected, present;
+};
+
+static int
+list_one(void *arg, const struct pf_record_view *rv)
+{
+	struct list_ctx *c = arg;
+	json_t *fields = NULL, *arr, *missing = NULL, *o;
+	size_t i, n, have = 0;
+	char path[4096];
+	int r = GS_OK;
+
+	if (rv->deleted || rv->fields == NULL)
+		return 0;
+	fields = json_loads(rv->fields, 0, NULL);
+	arr = json_object_get(fields, "attachments");
+	if (!json_is_array(arr) || (n = json_array_size(arr)) == 0)
+		goto out;
+	if ((missing = json_array()) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const char *h = json_string_value(
+		    json_object_get(json_array_get(arr, i), "hash"));
+		struct stat sb;
+
+		if (h == NULL || !is_hex(h, 64))
+			continue;
+		if (path_of(path, sizeof(path), c->pf->home, NULL, h) ==
+			GS_OK &&
+		    stat(path, &sb) == 0)
+			have++;
+		else
+			json_array_append_new(missing, json_string(h));
+	}
+	c->records++;
+	c->expected += (int64_t)n;
+	c->present += (int64_t)have;
+	if (have == n)
+		c->complete++;
+	else
+		c->incomplete++;
+	if (c->missing_only && have == n)
+		goto out;
+	if (c->json) {
+		o = json_pack("{s:s,s:s,s:I,s:I,s:O,s:s}", "uuid", rv->uuid,
+		    "type", rv->type, "expected", (json_int_t)n, "present",
+		    (json_int_t)have, "missing", missing, "status",
+		    have == n ? "complete" : "missing");
+		if (o != NULL) {
+			json_dumpf(o, stdout, JSON_COMPACT);
+			fputc('\n', stdout);
+		}
+		json_decref(o);
+	} else {
+		printf("%s %-6s expected %zu present %zu%s", rv->uuid,
+		    rv->type, n, have, have == n ? "" : "  MISSING");
+		for (i = 0; i < json_array_size(missing); i++)
+			printf(" %s", json_string_value(
+			    json_array_get(missing, i)));
+		putchar('\n');
+	}
+out:
+	json_decref(missing);
+	json_decref(fields);
+	return r;
+}
+
+static int
+cmd_list(struct pf_platform *pf, int json, int missing_only)
+{
+	struct list_ctx c;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	c.pf = pf;
+	c.json = json;
+	c.missing_only = missing_only;
+	if ((r = pf->store->ops->record_each(pf->store, NULL, NULL, list_one,
+		 &c)) != GS_OK)
+		return r;
+	if (!json)
+		printf("records with attachments: %lld (complete %lld, "
+		       "missing attachments %lld); attachments expected "
+		       "%lld, present %lld\n",
+		    (long long)c.records, (long long)c.complete,
+		    (long long)c.incomplete, (long long)c.expected,
+		    (long long)c.present);
+	return fflush(stdout) == 0 ? GS_OK : GS_FAIL(GS_EIO, "stdout");
+}
+
+static const char help[] =
+    "usage: gridplatform attachment get HASH --out FILE [--as NAME]\n"
+    "       gridplatform attachment list [--json] [--missing]\n"
+    "       gridplatform attachment limit [BYTES]\n"
+    "get opens a stored sealed attachment into FILE (mode 0600); every\n"
+    "open is recorded (who, when, where to) before a byte is written.\n"
+    "list shows, per record that names attachments, how many are expected\n"
+    "and how many are stored; records whose attachments never arrived are\n"
+    "flagged MISSING with the missing hashes.  limit shows or sets the\n"
+    "largest attachment the platform accepts (announced to devices).\n";
+
+int
+pf_cmd_attachment(const char *home, int argc, char **argv)
+{
+	struct pf_platform *pf = NULL;
+	const char *sub, *hash = NULL, *outp = NULL, *actor = NULL,
+			 *bytes = NULL;
+	int i, json = 0, missing = 0, r;
+	uint64_t n;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+		fputs(help, argc < 2 ? stderr : stdout);
+		return argc < 2 ? GS_EX_USAGE : 0;
+	}
+	sub = argv[1];
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+			outp = argv[++i];
+		else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc)
+			actor = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--missing") == 0)
+			missing = 1;
+		else if (argv[i][0] != '-' && hash == NULL)
+			hash = bytes = argv[i];
+		else
+			return usage("unexpected argument");
+	}
+	if (strcmp(sub, "get") == 0 && (hash == NULL || outp == NULL))
+		return usage("get needs HASH and --out FILE");
+	if (strcmp(sub, "get") != 0 && strcmp(sub, "list") != 0 &&
+	    strcmp(sub, "limit") != 0)
+		return usage("expected get, list or limit");
+	if (actor == NULL && (actor = getenv("USER")) == NULL)
+		actor = "admin";
+	if ((r = pf_platform_open(home, &pf)) != GS_OK)
+		return fail(r);
+	if (strcmp(sub, "get") == 0) {
+		r = cmd_get(pf, hash, outp, actor);
+	} else if (strcmp(sub, "list") == 0) {
+		r = cmd_list(pf, json, missing);
+	} else if (bytes == NULL) {
+		printf("%llu\n", (unsigned long long)pf_att_limit(pf));
+		r = GS_OK;
+	} else if (gs_parse_u64(bytes, UINT64_C(1) << 40, &n) != GS_OK ||
+	    n == 0) {
+		r = GS_FAIL(GS_EINVAL, "limit must be a number of bytes >= 1");
+	} else {
+		r = pf->store->ops->meta_set(pf->store, "max_attachment",
+		    bytes);
+	}
+	pf_platform_free(pf);
+	return r == GS_OK ? 0 : fail(r);
+}

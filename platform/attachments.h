@@ -1,0 +1,60 @@
+/*
+ * attachments.h - the platform's side of sealed attachments (GSA1,
+ * sync/attachment.h): resumable uploads, content-addressed storage,
+ * attachment receipts, the admin's `gridplatform attachment` command.
+ *
+ * Files under the platform home:
+ *	attachments/HASH                 a complete, verified sealed file,
+ *	                                 named by the plaintext's BLAKE2b-256
+ *	attachments/partial/DEVICE-HASH  an upload in progress; its length is
+ *	                                 the offset the device resumes from
+ *
+ * Endpoints (docs/PROTOCOL.md section 8):
+ *	GET /v1/devices/{device}/attachments/{hash}
+ *	    200 {"offset":N,"length":L|null,"complete":bool[,"receipt":hex]}
+ *	PUT /v1/devices/{device}/attachments/{hash}?offset=N
+ *	    body: the sealed bytes from N; 200 as GET once they are on disk
+ *	    (fdatasync) - or 409 conflict {"error":..,"offset":S} when N is
+ *	    not the platform's offset S.
+ */
+#ifndef PF_ATTACHMENTS_H
+#define PF_ATTACHMENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pf_platform;
+struct pf_request;
+struct pf_response;
+
+/* The largest body of one PUT (one upload chunk); the agent's chunks are
+ * smaller.  Batches keep their own cap (max_envelope). */
+#define PF_ATT_PUT_MAX (8u * 1024 * 1024)
+/* Statement slots of pf_store_sqlite_stmt used here: 48..63 (the
+ * reconciliation queries use the slots from 0). */
+#define PF_ATT_SLOT0 48
+
+/* 1 when path is /v1/devices/<32 hex>/attachments/<64 hex>, with the two
+ * ids copied out (dev: 33 bytes, hash: 65 bytes). */
+int pf_att_match(const char *path, char *dev, char *hash);
+
+/* The body cap of a request on an attachment path: PF_ATT_PUT_MAX for
+ * PUT, 0 (no body) for anything else. */
+size_t pf_att_body_max(const char *method);
+
+/* Answers GET and PUT on an attachment path (the method was checked). */
+void pf_att_handle(struct pf_platform *pf, const struct pf_request *req,
+    const char *dev, const char *hash, struct pf_response *resp);
+
+/* The limit on one attachment's plaintext: the store's meta
+ * "max_attachment" when set, else GS_ATT_MAX_DEFAULT.  Read once when
+ * the platform opens (pf_att_limit_load, into pf->limits), so a change
+ * with `gridplatform attachment limit` takes effect at the next start. */
+struct pf_store;
+uint64_t pf_att_limit_load(struct pf_store *st);
+uint64_t pf_att_limit(const struct pf_platform *pf);
+
+/* `gridplatform attachment get|list|limit ...` (main.c's table). */
+int pf_cmd_attachment(const char *home, int argc, char **argv);
+
+#endif
