@@ -103,7 +103,9 @@ PLATFORM_SRCS := \
 	platform/http.c \
 	platform/ingest.c \
 	platform/keys.c \
+	platform/admin.c \
 	platform/recon_sql.c \
+	platform/reconcile.c \
 	platform/store_sqlite.c
 
 PLATFORM_MAIN := platform/main.c

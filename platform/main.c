@@ -26,6 +26,7 @@
 #include "export.h"
 #include "http.h"
 #include "platform.h"
+#include "recon.h"
 #include "store.h"
 #include "attachments.h"
 #include "core/banned.h"
@@ -44,10 +45,18 @@ static const char usage_text[] =
     "                                   still received, into quarantine)\n"
     "  export [--type T] [--grid G] [--format ndjson|csv]\n"
     "                                   print records\n"
-    "  quarantine [--json]              list quarantined changes\n"
-    "  conflicts [--json]               list changes kept as conflicts\n"
-    "  reconcile [--json]               per device: seqs held and missing,\n"
-    "                                   chain, records, quarantine, conflicts\n"
+    "  quarantine [--json] [--open]     list quarantined changes\n"
+    "  quarantine release ID [--set NAME=VALUE...] | reject ID --reason TEXT\n"
+    "  conflicts [--json] [--open]      list conflicts, field by field\n"
+    "  resolve ID --take device|platform | --set NAME=VALUE... [--by NAME]\n"
+    "  reconcile [--json] [--grid CODE] [--worker ID] [--check]\n"
+    "                                   per device, worker and grid: what\n"
+    "                                   arrived, what is missing or waiting\n"
+    "  review UUID --state approved|has_issues|rejected --comment TEXT\n"
+    "  task add --worker ID --kind VISIT|VERIFY_EVENT|DATA_CHECK\n"
+    "           --subject UUID --due YYYY-MM-DD --title TEXT\n"
+    "  stats [--json] [--since YYYY-MM-DD]  records and visits per worker,\n"
+    "                                   day and grid\n"
     "  attachment get HASH --out FILE | list [--json] [--missing] | limit [N]\n"
     "                                   open (audited) or list stored photos\n"
     "\n"
@@ -79,15 +88,46 @@ static const char *const cmd_help[][2] = {
 	{ "export", "usage: gridplatform export [--type TYPE] [--grid CODE] "
 	    "[--format ndjson|csv]\nPrints records: NDJSON (default), or CSV "
 	    "in UTF-8 with a BOM for Excel.\n" },
-	{ "quarantine", "usage: gridplatform quarantine [--json]\n"
-	    "Lists changes kept in quarantine and why.\n" },
-	{ "reconcile", "usage: gridplatform reconcile [--json]\n"
-	    "Per device: batches received, the last seq, the seq ranges that "
-	    "never\narrived, the hash chain verdict, last contact, current "
-	    "records by type,\nquarantined changes and conflicts.\n" },
-	{ "conflicts", "usage: gridplatform conflicts [--json]\n"
-	    "Lists changes kept beside their record because another device "
-	    "changed it\nsince the change's base revision: both values.\n" },
+	{ "quarantine", "usage: gridplatform quarantine [--json] [--open]\n"
+	    "       gridplatform quarantine release ID [--set NAME=VALUE...] "
+	    "[--by NAME]\n"
+	    "       gridplatform quarantine reject ID --reason TEXT [--by "
+	    "NAME]\n"
+	    "Lists changes kept in quarantine with their reason and origin "
+	    "(worker,\ndevice, seq; a revoked device's drained batches "
+	    "too).  release applies\nthe change (with the fixes given) on "
+	    "the record's current state after\nvalidating it; reject keeps "
+	    "it, marked rejected with the reason.\n" },
+	{ "reconcile", "usage: gridplatform reconcile [--json] [--grid CODE] "
+	    "[--worker ID] [--check]\n"
+	    "Per device, worker and grid: batches, last seq, missing seqs, "
+	    "forks and\nthe hash chain, last contact, records by type, open "
+	    "quarantine and\nconflicts, and what the device itself last "
+	    "reported (heartbeat), with\nevery disagreement spelled out.  "
+	    "--check exits 1 when anything needs\nan admin.\n" },
+	{ "conflicts", "usage: gridplatform conflicts [--json] [--open]\n"
+	    "Lists conflicts: the same field set to different values on the "
+	    "device and\non the platform since the change's base revision "
+	    "(or an edit against a\ndelete), with the base, platform and "
+	    "device values.\n" },
+	{ "resolve", "usage: gridplatform resolve ID --take device|platform "
+	    "[--by NAME]\n       gridplatform resolve ID --set NAME=VALUE... "
+	    "[--by NAME]\n"
+	    "Resolves a conflict as a new revision of the record made by the "
+	    "admin\n(--by, else $USER); it reaches every device of the grid "
+	    "on its next sync.\n" },
+	{ "review", "usage: gridplatform review UUID --state "
+	    "approved|has_issues|rejected\n       --comment TEXT [--by "
+	    "NAME]\nRecords a review verdict; the record's worker sees it on "
+	    "the device after\nthe next sync.\n" },
+	{ "task", "usage: gridplatform task add --worker ID --kind "
+	    "VISIT|VERIFY_EVENT|DATA_CHECK\n       --subject UUID --due "
+	    "YYYY-MM-DD --title TEXT [--by NAME]\n"
+	    "Sends a task to the worker's devices (prints its id).  A visit "
+	    "whose task\nfield names it closes it.\n" },
+	{ "stats", "usage: gridplatform stats [--json] [--since "
+	    "YYYY-MM-DD]\nRecords and visits collected per worker per day "
+	    "and per grid.\n" },
 };
 
 static int
@@ -427,245 +467,37 @@ cmd_export(const char *home, int argc, char **argv)
 	return r;
 }
 
+/*
+ * The reconciliation commands (platform/recon.h): open the deployment,
+ * run, close.
+ */
 static int
-print_quarantined(void *arg, const struct pf_quarantine_view *q)
-{
-	json_t *arr = arg, *o, *reasons;
-	json_error_t jerr;
-	char dev[33], when[32];
-
-	gs_hex_encode(dev, q->device, 16);
-	if (arr != NULL) {
-		reasons = json_loads(q->reasons != NULL ? q->reasons : "[]", 0,
-		    &jerr);
-		o = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:I}",
-		    "id", (json_int_t)q->id, "batch", (json_int_t)q->batch,
-		    "device_id", dev, "change_id", q->change_id,
-		    "uuid", q->uuid, "type", q->type, "grid", q->grid,
-		    "cause", q->cause,
-		    "reasons", reasons != NULL ? reasons : json_array(),
-		    "created_at", (json_int_t)q->created_at);
-		if (o == NULL || json_array_append_new(arr, o) != 0)
-			return GS_FAIL(GS_ENOMEM, "quarantine list");
-		return GS_OK;
-	}
-	gs_time_format(when, sizeof(when), q->created_at);
-	printf("%lld  %s  %s %s  device %s  %s  %s\n", (long long)q->id, when,
-	    q->type, q->uuid, dev, q->cause, q->reasons);
-	return GS_OK;
-}
-
-static int
-cmd_quarantine(const char *home, int argc, char **argv)
+run_recon(const char *home, int argc, char **argv,
+    int (*fn)(struct pf_platform *, int, char **))
 {
 	struct pf_platform *pf = NULL;
-	json_t *arr = NULL;
-	int json, r;
-
-	if ((r = json_flag(argc, argv, &json)) != 0)
-		return r;
-	if ((r = open_platform(home, &pf)) != 0)
-		return r;
-	if (json && (arr = json_array()) == NULL) {
-		r = fail(GS_FAIL(GS_ENOMEM, "quarantine list"));
-		goto out;
-	}
-	r = pf->store->ops->quarantine_each(pf->store, print_quarantined, arr);
-	if (r == GS_OK && arr != NULL)
-		r = print_json(arr);
-	r = r == GS_OK ? 0 : fail(r);
-out:
-	json_decref(arr);
-	pf_platform_free(pf);
-	return r;
-}
-
-static int
-print_conflict(void *arg, const struct pf_conflict_view *c)
-{
-	json_t *arr = arg, *o, *change, *cur;
-	json_error_t jerr;
-	char dev[33], when[32];
-
-	gs_hex_encode(dev, c->device, 16);
-	if (arr != NULL) {
-		change = json_loads(c->change != NULL ? c->change : "null",
-		    JSON_DECODE_ANY, &jerr);
-		cur = json_loads(c->current_fields != NULL ?
-		    c->current_fields : "null", JSON_DECODE_ANY, &jerr);
-		o = json_pack("{s:I,s:I,s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:s,s:I}",
-		    "id", (json_int_t)c->id, "batch", (json_int_t)c->batch,
-		    "device_id", dev, "uuid", c->uuid,
-		    "change_id", c->change_id,
-		    "base_rev", (json_int_t)c->base_rev,
-		    "current_rev", (json_int_t)c->current_rev,
-		    "change", change != NULL ? change : json_null(),
-		    "current_fields", cur != NULL ? cur : json_null(),
-		    "status", c->status,
-		    "created_at", (json_int_t)c->created_at);
-		if (o == NULL || json_array_append_new(arr, o) != 0)
-			return GS_FAIL(GS_ENOMEM, "conflict list");
-		return GS_OK;
-	}
-	gs_time_format(when, sizeof(when), c->created_at);
-	printf("%lld  %s  record %s  base rev %lld, now rev %lld  device %s  "
-	    "%s\n", (long long)c->id, when, c->uuid, (long long)c->base_rev,
-	    (long long)c->current_rev, dev, c->status);
-	return GS_OK;
-}
-
-static int
-cmd_conflicts(const char *home, int argc, char **argv)
-{
-	struct pf_platform *pf = NULL;
-	json_t *arr = NULL;
-	int json, r;
-
-	if ((r = json_flag(argc, argv, &json)) != 0)
-		return r;
-	if ((r = open_platform(home, &pf)) != 0)
-		return r;
-	if (json && (arr = json_array()) == NULL) {
-		r = fail(GS_FAIL(GS_ENOMEM, "conflict list"));
-		goto out;
-	}
-	r = pf->store->ops->conflict_each(pf->store, print_conflict, arr);
-	if (r == GS_OK && arr != NULL)
-		r = print_json(arr);
-	r = r == GS_OK ? 0 : fail(r);
-out:
-	json_decref(arr);
-	pf_platform_free(pf);
-	return r;
-}
-
-struct recon {
-	struct pf_store *st;
-	json_t *devices;   /* --json: the array being built, else NULL */
-	json_t *cur;       /* the device object being filled */
-	struct gs_buf line; /* human output: missing ranges */
-};
-
-static int
-recon_range(void *arg, uint64_t from, uint64_t to)
-{
-	struct recon *rc = arg;
-	json_t *arr = json_object_get(rc->cur, "missing_ranges");
-
-	if (rc->devices != NULL)
-		return json_array_append_new(arr, json_pack("[I,I]",
-		    (json_int_t)from, (json_int_t)to)) == 0 ? GS_OK :
-		    GS_FAIL(GS_ENOMEM, "reconcile");
-	if (from == to)
-		return gs_buf_printf(&rc->line, " %llu",
-		    (unsigned long long)from);
-	return gs_buf_printf(&rc->line, " %llu-%llu",
-	    (unsigned long long)from, (unsigned long long)to);
-}
-
-static int
-recon_type(void *arg, const char *type, int64_t n)
-{
-	struct recon *rc = arg;
-
-	if (rc->devices != NULL)
-		return json_object_set_new(json_object_get(rc->cur, "records"),
-		    type, json_integer(n)) == 0 ? GS_OK :
-		    GS_FAIL(GS_ENOMEM, "reconcile");
-	return gs_buf_printf(&rc->line, " %s %lld", type, (long long)n);
-}
-
-static int
-recon_device(void *arg, const struct pf_device *d)
-{
-	struct recon *rc = arg;
-	struct pf_store *st = rc->st;
-	int64_t q = 0, c = 0, v = 0;
-	char id[33], head[65], when[32];
 	int r;
 
-	gs_hex_encode(id, d->id, sizeof(d->id));
-	gs_hex_encode(head, d->chain_head, sizeof(d->chain_head));
-	if ((r = st->ops->device_counts(st, d->id, &q, &c, &v)) != GS_OK)
-		return r;
-	if (rc->devices != NULL) {
-		rc->cur = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:[],s:b,"
-		    "s:s?,s:I,s:{},s:I,s:I,s:I}",
-		    "device_id", id, "worker", d->worker, "grid", d->grid,
-		    "status", d->revoked ? "revoked" : "active",
-		    "batches", (json_int_t)d->batches,
-		    "last_seq", (json_int_t)d->last_seq,
-		    "missing", (json_int_t)d->missing,
-		    "missing_ranges", "chain_ok", d->chain_ok,
-		    "chain_head", d->has_head ? head : NULL,
-		    "last_contact", (json_int_t)d->last_contact,
-		    "records", "revisions", (json_int_t)v,
-		    "quarantined", (json_int_t)q, "conflicts", (json_int_t)c);
-		if (rc->cur == NULL ||
-		    json_array_append_new(rc->devices, rc->cur) != 0)
-			return GS_FAIL(GS_ENOMEM, "reconcile");
-		if ((r = st->ops->missing_ranges(st, d->id, recon_range, rc))
-		    != GS_OK)
-			return r;
-		return st->ops->records_by_type(st, d->id, recon_type, rc);
-	}
-	if (d->last_contact)
-		gs_time_format(when, sizeof(when), d->last_contact);
-	else
-		gs_strlcpy(when, "never", sizeof(when));
-	printf("device %s  worker %s  grid %s  %s\n", id, d->worker, d->grid,
-	    d->revoked ? "REVOKED" : "active");
-	printf("  batches %lld, last seq %llu, chain %s, last contact %s\n",
-	    (long long)d->batches, (unsigned long long)d->last_seq,
-	    d->chain_ok ? "ok" : "BROKEN", when);
-	gs_buf_reset(&rc->line);
-	if ((r = st->ops->missing_ranges(st, d->id, recon_range, rc))
-	    != GS_OK)
-		return r;
-	printf("  missing seqs: %s\n", rc->line.len ? rc->line.data + 1 :
-	    "none");
-	gs_buf_reset(&rc->line);
-	if ((r = st->ops->records_by_type(st, d->id, recon_type, rc))
-	    != GS_OK)
-		return r;
-	printf("  records:%s  (revisions %lld)\n", rc->line.len ?
-	    rc->line.data : " none", (long long)v);
-	printf("  quarantined %lld, conflicts %lld\n", (long long)q,
-	    (long long)c);
-	return GS_OK;
-}
-
-static int
-cmd_reconcile(const char *home, int argc, char **argv)
-{
-	struct pf_platform *pf = NULL;
-	struct recon rc;
-	json_t *doc = NULL;
-	int json, r;
-
-	if ((r = json_flag(argc, argv, &json)) != 0)
-		return r;
 	if ((r = open_platform(home, &pf)) != 0)
 		return r;
-	memset(&rc, 0, sizeof(rc));
-	rc.st = pf->store;
-	gs_buf_init(&rc.line, 1u << 20);
-	if (json && ((rc.devices = json_array()) == NULL ||
-	    (doc = json_pack("{s:O}", "devices", rc.devices)) == NULL)) {
-		r = fail(GS_FAIL(GS_ENOMEM, "reconcile"));
-		goto out;
-	}
-	r = pf->store->ops->device_each(pf->store, recon_device, &rc);
-	if (r == GS_OK && doc != NULL)
-		r = print_json(doc);
-	r = r == GS_OK ? 0 : fail(r);
-out:
-	json_decref(rc.devices);
-	json_decref(doc);
-	gs_buf_release(&rc.line);
+	r = fn(pf, argc, argv);
 	pf_platform_free(pf);
 	return r;
 }
+
+#define RECON_CMD(name, fn)						\
+	static int							\
+	name(const char *home, int argc, char **argv)			\
+	{								\
+		return run_recon(home, argc, argv, fn);			\
+	}
+RECON_CMD(cmd_quarantine, pf_cmd_quarantine)
+RECON_CMD(cmd_conflicts, pf_cmd_conflicts)
+RECON_CMD(cmd_reconcile, pf_cmd_reconcile)
+RECON_CMD(cmd_resolve, pf_cmd_resolve)
+RECON_CMD(cmd_review, pf_cmd_review)
+RECON_CMD(cmd_task, pf_cmd_task)
+RECON_CMD(cmd_stats, pf_cmd_stats)
 
 static const struct {
 	const char *name;
@@ -680,6 +512,10 @@ static const struct {
 	{ "quarantine", cmd_quarantine },
 	{ "conflicts", cmd_conflicts },
 	{ "reconcile", cmd_reconcile },
+	{ "resolve", cmd_resolve },
+	{ "review", cmd_review },
+	{ "task", cmd_task },
+	{ "stats", cmd_stats },
 	{ "attachment", pf_cmd_attachment },
 };
 

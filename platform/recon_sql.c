@@ -70,6 +70,10 @@ static const char *const qsql[PQ_COUNT_] = {
 	    "WHERE id = ?1 AND status = 'open'",
 	[PQ_RECORD_GET] = "SELECT type, form_version, grid, rev, fields, "
 	    "deleted, author FROM records WHERE uuid = ?1",
+	[PQ_RECORD_NEW] = "INSERT INTO records (uuid, type, form_version, "
+	    "grid, rev, fields, deleted, created_at, updated_at, author, "
+	    "device_id, batch) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8, "
+	    "?9, ?10)",
 	[PQ_RECORD_SET] = "UPDATE records SET rev = ?2, fields = ?3, "
 	    "deleted = ?4, updated_at = ?5 WHERE uuid = ?1 AND rev = ?6",
 	[PQ_REVISION_ADD] = "INSERT INTO revisions (uuid, rev, change_id, "
