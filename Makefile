@@ -90,7 +90,10 @@ AGENT_SRCS := \
 	agent/enroll.c \
 	agent/outbox.c \
 	agent/sync.c \
-	agent/uploader.c
+	agent/uploader.c \
+	agent/crypt.c \
+	agent/unlock.c \
+	agent/pii.c
 
 AGENT_MAIN := agent/main.c
 

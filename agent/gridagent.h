@@ -203,6 +203,80 @@ int ag_list(struct ag_store *st, const char *type, int flags,
  */
 int ag_status(struct ag_store *st, char **json_out);
 
+/* ------------------------------------------- personal data at rest (#6)
+ *
+ * A protected store keeps every field its form marks pii sealed under a
+ * random data key (DEK): XChaCha20-Poly1305 bound to the record uuid and
+ * form version (agent/crypt.h has the stored form).  The DEK is wrapped
+ * by a key derived from the worker's passphrase with Argon2id, or, when
+ * the app set a keystore, by that too (then a short PIN is allowed: the
+ * keystore limits attempts).  While the store is locked, calls that need
+ * personal data (collect, import, edit, ag_get, an unmasked ag_list of a
+ * record with pii) fail with GS_EPERM ("locked: run gridagent unlock");
+ * masked listings, deletes, status and uploading already sealed batches
+ * work.  A store made by ag_store_init is NOT protected until
+ * ag_store_protect is called (the gridagent CLI always does).
+ */
+
+/*
+ * The app's keystore (Android Keystore, iOS Keychain...): wrap turns the
+ * in bytes into at most outmax bytes in out (*outlen), unwrap reverses
+ * it; each returns 0 on success.  Set it before ag_store_protect /
+ * ag_store_unlock; ctx is passed through.  NULL functions: no keystore.
+ */
+typedef int (*ag_keystore_wrap_fn)(void *ctx, const unsigned char *in,
+    size_t inlen, unsigned char *out, size_t outmax, size_t *outlen);
+typedef int (*ag_keystore_unwrap_fn)(void *ctx, const unsigned char *in,
+    size_t inlen, unsigned char *out, size_t outmax, size_t *outlen);
+void ag_store_set_keystore(struct ag_store *st, ag_keystore_wrap_fn wrap,
+    ag_keystore_unwrap_fn unwrap, void *ctx);
+
+/*
+ * Protects the store under a passphrase (len bytes, any bytes): the first
+ * call makes the DEK and seals the pii of every record already stored, in
+ * one transaction, and leaves the store unlocked; a later call (unlocked)
+ * re-wraps the same DEK under a new passphrase.  GS_OK; GS_EINVAL when
+ * the passphrase breaks the policy (at least 10 characters, 16 if only
+ * digits; 4 with a keystore); GS_EPERM when locked or the key was
+ * destroyed.
+ */
+int ag_store_protect(struct ag_store *st, const char *pass, size_t len);
+/*
+ * Unlocks: GS_OK (also when already unlocked); GS_EPERM for a wrong
+ * passphrase (each failure is counted; at the limit, default 10, the DEK
+ * is destroyed and the pii is gone for good) or a destroyed key; GS_EINVAL
+ * when the store was never protected.
+ */
+int ag_store_unlock(struct ag_store *st, const char *pass, size_t len);
+/* Forgets the DEK (wiped from memory).  The store stays open. */
+void ag_store_lock(struct ag_store *st);
+/* 1 when the store is protected and locked. */
+int ag_store_locked(struct ag_store *st);
+
+#define AG_LIST_MASK 2 /* ag_list: pii shown masked (4403**********1230);
+			  works while locked */
+
+/* ag_get with the pii masked (works while locked). */
+int ag_get_masked(struct ag_store *st, const char *uuid, char **json_out);
+
+/*
+ * The records holding this id number in any id-number field, found by
+ * the blind index (no decryption): fn once per uuid (deleted records
+ * left out).  GS_OK; GS_EPERM when locked; GS_EINVAL for an empty number.
+ */
+int ag_find_id_number(struct ag_store *st, const char *id_number,
+    ag_uuid_fn fn, void *ctx);
+
+/*
+ * Purges the pii of records whose every change the platform has
+ * receipted more than `days` days before now_ms (days < 0: the store's
+ * setting 'retention_days', default 30): the sealed member is removed,
+ * purged_at set, the index rows deleted, with secure_delete on and the
+ * WAL truncated after.  Needs no key.  *count (may be NULL) = records
+ * purged.
+ */
+int ag_purge(struct ag_store *st, int days, int64_t now_ms, size_t *count);
+
 /* Frees what this API returned through a char **.  NULL ok. */
 void ag_free(void *p);
 

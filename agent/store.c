@@ -37,9 +37,11 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "crypt.h"
 #include "crypto.h"
 #include "db.h"
 #include "json.h"
+#include "keys.h"
 #include "schema.h"
 #include "store.h"
 #include "uuid.h"
@@ -68,6 +70,16 @@ struct ag_store {
 	struct gs_stmt *chg_ins, *chg_unsent, *chg_upd;
 	struct gs_stmt *audit_ins;
 	struct gs_stmt *list;
+
+	/* Personal data at rest (issue 6, agent/crypt.h, agent/unlock.c):
+	 * protect is set when the store has a keyring row; crypt holds the
+	 * DEK while unlocked (NULL: locked). */
+	int protect;
+	struct ag_crypt *crypt;
+	ag_keystore_wrap_fn ks_wrap;
+	ag_keystore_unwrap_fn ks_unwrap;
+	void *ks_ctx;
+	struct gs_stmt *bidx_ins, *bidx_del;
 };
 
 /*
@@ -104,7 +116,7 @@ static const char SQL_CHG_INS[] =
     "base_rev, fields, reason, author, state, created_at, updated_at) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11)";
 static const char SQL_CHG_UNSENT[] =
-    "SELECT change_id, op, fields FROM change "
+    "SELECT change_id, op, fields, form_version FROM change "
     "WHERE uuid = ?1 AND state = 0";
 /* "AND state = 0": coalescing may only ever touch an unsent change.  If
  * the sync side batched it in between (it cannot while we hold the write
@@ -116,6 +128,12 @@ static const char SQL_CHG_UPD[] =
 static const char SQL_AUDIT_INS[] =
     "INSERT INTO audit(at, action, uuid, type, detail) "
     "VALUES(?1, ?2, ?3, ?4, ?5)";
+/* The blind index (0005-pii.sql); OR IGNORE: the same number twice in
+ * one record is one row. */
+static const char SQL_BIDX_INS[] =
+    "INSERT OR IGNORE INTO pii_index(tag, uuid, field) VALUES(?1, ?2, ?3)";
+static const char SQL_BIDX_DEL[] =
+    "DELETE FROM pii_index WHERE tag = ?1 AND uuid = ?2 AND field = ?3";
 /* UUIDv7 order is creation order, so "ORDER BY uuid" lists oldest first
  * and walks the primary key without a sort. */
 static const char SQL_LIST[] =
@@ -460,6 +478,8 @@ prepare_all(struct ag_store *st)
 		{ SQL_CHG_UPD, &st->chg_upd },
 		{ SQL_AUDIT_INS, &st->audit_ins },
 		{ SQL_LIST, &st->list },
+		{ SQL_BIDX_INS, &st->bidx_ins },
+		{ SQL_BIDX_DEL, &st->bidx_del },
 	};
 	size_t i;
 	int r;
@@ -579,6 +599,15 @@ store_new(const char *home, const char *path, int dbflags,
 		goto out;
 	if ((r = prepare_all(st)) != GS_OK)
 		goto out;
+	if ((r = ag_keys_load(st)) != GS_OK)
+		goto out;
+	/* A protected store zeroes what it frees (an edited record's old
+	 * sealed text, a purged value) and keeps SQLite's temporary tables
+	 * and sorts in memory, never in a temporary file. */
+	if (st->protect &&
+	    (r = gs_db_exec(st->db, "PRAGMA secure_delete = ON; "
+	    "PRAGMA temp_store = MEMORY")) != GS_OK)
+		goto out;
 	*out = st;
 	st = NULL;
 	r = GS_OK;
@@ -592,6 +621,7 @@ ag_store_close(struct ag_store *st)
 {
 	if (st == NULL)
 		return;
+	ag_crypt_free(st->crypt);
 	gs_db_close(st->db); /* finalizes the statements too */
 	gs_schema_free(st->schema);
 	gs_free(st->home);
@@ -806,6 +836,258 @@ ag_free(void *p)
 	gs_free(p);
 }
 
+/* ------------------------------------------------ personal data (#6) */
+
+void
+ag_store_set_crypt(struct ag_store *st, struct ag_crypt *c)
+{
+	if (st->crypt != c)
+		ag_crypt_free(st->crypt);
+	st->crypt = c;
+}
+
+struct ag_crypt *
+ag_store_crypt(struct ag_store *st)
+{
+	return st->crypt;
+}
+
+void
+ag_store_set_protected(struct ag_store *st, int on)
+{
+	if (on && !st->protect)
+		(void)gs_db_exec(st->db, "PRAGMA secure_delete = ON; "
+		    "PRAGMA temp_store = MEMORY");
+	st->protect = on;
+}
+
+int
+ag_store_protected(struct ag_store *st)
+{
+	return st->protect;
+}
+
+void
+ag_store_set_keystore_fns(struct ag_store *st, ag_keystore_wrap_fn wrap,
+    ag_keystore_unwrap_fn unwrap, void *ctx)
+{
+	st->ks_wrap = wrap;
+	st->ks_unwrap = unwrap;
+	st->ks_ctx = ctx;
+}
+
+void
+ag_store_keystore(struct ag_store *st, ag_keystore_wrap_fn *wrap,
+    ag_keystore_unwrap_fn *unwrap, void **ctx)
+{
+	*wrap = st->ks_wrap;
+	*unwrap = st->ks_unwrap;
+	*ctx = st->ks_ctx;
+}
+
+static int
+locked_error(void)
+{
+	return GS_FAIL(GS_EPERM, "locked: run gridagent unlock");
+}
+
+/* GS_OK when a save may proceed: unprotected, or unlocked. */
+static int
+need_key(struct ag_store *st)
+{
+	return st->protect && st->crypt == NULL ? locked_error() : GS_OK;
+}
+
+/* Blind-index tags of one record's id-number fields. */
+struct bidx {
+	size_t n;
+	const char *field[8];
+	unsigned char tag[8][AG_BIDX_BYTES];
+};
+
+static int
+bidx_collect(struct ag_store *st, const struct gs_form *f,
+    const json_t *fields, struct bidx *bx)
+{
+	size_t i;
+	int r;
+
+	bx->n = 0;
+	if (st->crypt == NULL)
+		return GS_OK;
+	for (i = 0; i < gs_form_nfields(f) && bx->n < 8; i++) {
+		const struct gs_field *fd = gs_form_field_at(f, i);
+		json_t *v;
+
+		if (gs_field_kind(fd) != GS_KIND_IDCARD || !gs_field_pii(fd))
+			continue;
+		v = json_object_get(fields, gs_field_name(fd));
+		if (!json_is_string(v) || json_string_length(v) == 0)
+			continue;
+		if ((r = ag_crypt_bidx(st->crypt, json_string_value(v),
+		    bx->tag[bx->n])) != GS_OK)
+			return r;
+		bx->field[bx->n++] = gs_field_name(fd);
+	}
+	return GS_OK;
+}
+
+static int
+bidx_apply(struct gs_stmt *s, const char *uuid, const struct bidx *bx)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < bx->n; i++)
+		if ((r = gs_stmt_bind_blob(s, 1, bx->tag[i], AG_BIDX_BYTES))
+		    != GS_OK ||
+		    (r = gs_stmt_bind_text(s, 2, uuid)) != GS_OK ||
+		    (r = gs_stmt_bind_text(s, 3, bx->field[i])) != GS_OK ||
+		    (r = db_done(gs_stmt_step(s))) != GS_OK)
+			return r;
+	return GS_OK;
+}
+
+/*
+ * Seals the pii of a plain fields object for storing (index tags into bx
+ * when bx is not NULL).  Unprotected store: nothing happens.
+ */
+static int
+seal_fields(struct ag_store *st, const struct gs_form *f, const char *uuid,
+    int fv, json_t *fields, struct bidx *bx)
+{
+	int r;
+
+	if (bx != NULL)
+		bx->n = 0;
+	if (!st->protect)
+		return GS_OK;
+	if (st->crypt == NULL)
+		return locked_error();
+	if (bx != NULL && (r = bidx_collect(st, f, fields, bx)) != GS_OK)
+		return r;
+	return ag_crypt_seal(st->crypt, f, uuid, fv, fields);
+}
+
+/* Opens a stored fields object in place (GS_EPERM when locked and it
+ * holds sealed data). */
+static int
+open_fields(struct ag_store *st, const char *uuid, int fv, json_t *fields)
+{
+	return ag_crypt_open(st->crypt, uuid, fv, fields);
+}
+
+/*
+ * The fields text of a stored record for display: opened (plain), or
+ * masked when mask is set (a locked store then shows "[locked]").
+ * *out is NULL when the stored text can be used as it is.
+ */
+static int
+render_fields(struct ag_store *st, const char *type, const char *uuid,
+    int fv, const char *text, int mask, char **out)
+{
+	const struct gs_form *f = gs_schema_form(st->schema, type);
+	json_t *o = NULL;
+	json_error_t je;
+	int r = GS_EINTERNAL;
+
+	*out = NULL;
+	if (!mask && strstr(text, "\"" AG_PII_MEMBER "\"") == NULL)
+		return GS_OK;
+	if ((o = json_loads(text, JSON_REJECT_DUPLICATES, &je)) == NULL ||
+	    !json_is_object(o)) {
+		r = GS_FAIL(GS_ECORRUPT, "record %s: stored fields are not a "
+		    "JSON object", uuid);
+		goto out;
+	}
+	if ((!mask || st->crypt != NULL) &&
+	    (r = open_fields(st, uuid, fv, o)) != GS_OK)
+		goto out;
+	if (mask && f != NULL && (r = ag_crypt_mask(f, o)) != GS_OK)
+		goto out;
+	if ((*out = dump(o)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
+	r = GS_OK;
+out:
+	json_decref(o);
+	return r;
+}
+
+/* Seals every record and change of a store being protected for the first
+ * time (inside the caller's transaction). */
+int
+ag_store_seal_existing(struct ag_store *st, const unsigned char *dek)
+{
+	struct ag_crypt *save = st->crypt, *c = NULL;
+	struct gs_stmt *sel = NULL, *upd = NULL;
+	int pass, r = GS_EINTERNAL, save_protect = st->protect;
+
+	if ((r = ag_crypt_new(dek, &c)) != GS_OK)
+		return r;
+	st->crypt = c;
+	st->protect = 1;
+	for (pass = 0; pass < 2; pass++) {
+		if ((r = gs_stmt_prepare(st->db, pass == 0 ?
+		    "SELECT uuid, type, form_version, fields, uuid FROM record" :
+		    "SELECT uuid, type, form_version, fields, change_id FROM "
+		    "change WHERE fields IS NOT NULL", &sel)) != GS_OK ||
+		    (r = gs_stmt_prepare(st->db, pass == 0 ?
+		    "UPDATE record SET fields = ?2 WHERE uuid = ?1" :
+		    "UPDATE change SET fields = ?2 WHERE change_id = ?1", &upd))
+		    != GS_OK)
+			goto out;
+		while ((r = gs_stmt_step(sel)) == GS_ROW) {
+			const struct gs_form *f = gs_schema_form(st->schema,
+			    text_or_empty(sel, 1));
+			const char *uuid = text_or_empty(sel, 0);
+			json_t *o = NULL;
+			json_error_t je;
+			struct bidx bx;
+			char *t = NULL;
+
+			if (f == NULL)
+				continue;
+			o = json_loads(text_or_empty(sel, 3), 0, &je);
+			if (o == NULL || ag_crypt_is_sealed(o)) {
+				json_decref(o);
+				continue;
+			}
+			r = seal_fields(st, f, uuid, (int)gs_stmt_int64(sel, 2),
+			    o, pass == 0 ? &bx : NULL);
+			if (r == GS_OK && (t = dump(o)) == NULL)
+				r = GS_FAIL(GS_ENOMEM, "out of memory");
+			if (r == GS_OK)
+				r = gs_stmt_bind_text(upd, 1,
+				    text_or_empty(sel, 4));
+			if (r == GS_OK)
+				r = gs_stmt_bind_text(upd, 2, t);
+			if (r == GS_OK)
+				r = db_done(gs_stmt_step(upd));
+			if (r == GS_OK && pass == 0)
+				r = bidx_apply(st->bidx_ins, uuid, &bx);
+			json_decref(o);
+			gs_free(t);
+			if (r != GS_OK)
+				goto out;
+		}
+		if (r != GS_DONE)
+			goto out;
+		gs_stmt_finalize(sel);
+		gs_stmt_finalize(upd);
+		sel = upd = NULL;
+	}
+	r = GS_OK;
+out:
+	gs_stmt_finalize(sel);
+	gs_stmt_finalize(upd);
+	st->crypt = save;
+	st->protect = save_protect;
+	ag_crypt_free(c);
+	return r;
+}
+
 /* ------------------------------------------------------------ writes */
 
 static int
@@ -856,18 +1138,20 @@ insert_change(struct ag_store *st, const char *uuid, const char *type,
 
 /*
  * Inserts a new, validated record and its creation change (inside the
- * caller's transaction).  text is the compact JSON of the fields.
+ * caller's transaction).  text is the compact JSON of the fields, already
+ * sealed for the uuid the caller made (seal_fields); bx its index tags.
  */
 static int
 insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
-    int64_t now, char uuid[GS_UUID_LEN + 1])
+    int64_t now, const char uuid[GS_UUID_LEN + 1], const struct bidx *bx)
 {
 	struct gs_stmt *s = st->rec_ins;
 	const char *type = gs_form_type(f);
 	int fv = gs_form_version(f);
 	int r;
 
-	gs_uuid_v7(uuid);
+	if ((r = bidx_apply(st->bidx_ins, uuid, bx)) != GS_OK)
+		return r;
 	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 2, type)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 3, fv)) != GS_OK ||
@@ -893,12 +1177,15 @@ collect_fields(struct ag_store *st, const struct gs_form *f, json_t *fields,
     char uuid_out[AG_UUID_LEN + 1])
 {
 	struct gs_problems p;
+	struct bidx bx;
 	char uuid[GS_UUID_LEN + 1];
 	char *text = NULL;
 	int64_t now;
 	int r = GS_EINTERNAL, in_tx = 0;
 
 	uuid_out[0] = '\0';
+	if ((r = need_key(st)) != GS_OK)
+		goto out;
 	if ((r = gs_record_validate(st->schema, f, fields, &p)) != GS_OK) {
 		if (r == GS_EVALIDATION) {
 			report_all(st, 0, &p);
@@ -907,6 +1194,10 @@ collect_fields(struct ag_store *st, const struct gs_form *f, json_t *fields,
 		goto out;
 	}
 	drop_nulls(fields);
+	gs_uuid_v7(uuid);
+	if ((r = seal_fields(st, f, uuid, gs_form_version(f), fields, &bx))
+	    != GS_OK)
+		goto out;
 	if ((text = dump(fields)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "collect: cannot encode the record");
 		goto out;
@@ -915,7 +1206,7 @@ collect_fields(struct ag_store *st, const struct gs_form *f, json_t *fields,
 	if ((r = gs_db_begin(st->db)) != GS_OK)
 		goto out;
 	in_tx = 1;
-	if ((r = insert_new(st, f, text, now, uuid)) != GS_OK ||
+	if ((r = insert_new(st, f, text, now, uuid, &bx)) != GS_OK ||
 	    (r = audit(st, now, "create", uuid, gs_form_type(f), NULL))
 	    != GS_OK)
 		goto out;
@@ -1024,7 +1315,7 @@ load_record(struct ag_store *st, const char *uuid, struct current *c)
  */
 static int
 load_unsent(struct ag_store *st, const char *uuid, int *found,
-    char change_id[GS_UUID_LEN + 1], char op[8], char **fields)
+    char change_id[GS_UUID_LEN + 1], char op[8], char **fields, int *fv)
 {
 	struct gs_stmt *s = st->chg_unsent;
 	const char *t;
@@ -1042,6 +1333,8 @@ load_unsent(struct ag_store *st, const char *uuid, int *found,
 	*found = 1;
 	gs_strlcpy(change_id, text_or_empty(s, 0), GS_UUID_LEN + 1);
 	gs_strlcpy(op, text_or_empty(s, 1), 8);
+	if (fv != NULL)
+		*fv = (int)gs_stmt_int64(s, 3);
 	if ((t = gs_stmt_text(s, 2)) != NULL && (*fields = gs_strdup(t))
 	    == NULL)
 		r = GS_FAIL(GS_ENOMEM, "load: out of memory");
@@ -1090,7 +1383,8 @@ current_release(struct current *c)
  * processes editing at once cannot lose one another's fields.
  */
 static int
-edit_fields(struct ag_store *st, const char *uuid, json_t *edit)
+edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
+    const struct ag_edit_hook *hook)
 {
 	struct current cur = { 0 };
 	struct gs_problems p;
@@ -1101,8 +1395,9 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit)
 	const char *k;
 	json_t *v;
 	json_error_t err;
+	struct bidx bx_old, bx_new;
 	int64_t now;
-	int r = GS_EINTERNAL, in_tx = 0, found = 0;
+	int r = GS_EINTERNAL, in_tx = 0, found = 0, old_fv = 0;
 
 	if (json_object_size(edit) == 0) {
 		r = GS_FAIL(GS_EINVAL, "nothing to change: give at least one "
@@ -1129,6 +1424,16 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit)
 		    "JSON object", uuid);
 		goto out;
 	}
+	/* Open the sealed pii to merge and validate the whole record; the
+	 * old id numbers' index rows go, the new ones come. */
+	if ((r = open_fields(st, uuid, cur.form_version, merged)) != GS_OK ||
+	    (r = bidx_collect(st, f, merged, &bx_old)) != GS_OK)
+		goto out;
+	/* A hook (gridagent attach) builds its edit from the fields as
+	 * they are inside this transaction: no lost update. */
+	if (hook != NULL && hook->prepare != NULL &&
+	    (r = hook->prepare(hook->ctx, cur.type, merged, edit)) != GS_OK)
+		goto out;
 	if (json_object_update(merged, edit) != 0) {
 		r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
 		goto out;
@@ -1157,8 +1462,8 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit)
 		}
 	}
 	drop_nulls(merged);
-	if ((r = load_unsent(st, uuid, &found, change_id, op, &old_text))
-	    != GS_OK)
+	if ((r = load_unsent(st, uuid, &found, change_id, op, &old_text,
+	    &old_fv)) != GS_OK)
 		goto out;
 	if (found && old_text != NULL) {
 		/* Fold into the unsent change: later values win. */
@@ -1168,6 +1473,8 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit)
 			    "not a JSON object", change_id);
 			goto out;
 		}
+		if ((r = open_fields(st, uuid, old_fv, old)) != GS_OK)
+			goto out;
 		if (json_object_update(old, chg) != 0) {
 			r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
 			goto out;
@@ -1176,6 +1483,12 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit)
 		chg = old;
 		old = NULL;
 	}
+	/* Both are sealed under the form version they are stored with. */
+	if ((r = seal_fields(st, f, uuid, gs_form_version(f), merged,
+	    &bx_new)) != GS_OK ||
+	    (r = seal_fields(st, f, uuid, gs_form_version(f), chg, NULL))
+	    != GS_OK)
+		goto out;
 	text = dump(merged);
 	chg_text = dump(chg);
 	detail = json_dumps(names, JSON_COMPACT);
@@ -1206,7 +1519,13 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit)
 	}
 	if (r != GS_OK)
 		goto out;
+	if ((r = bidx_apply(st->bidx_del, uuid, &bx_old)) != GS_OK ||
+	    (r = bidx_apply(st->bidx_ins, uuid, &bx_new)) != GS_OK)
+		goto out;
 	if ((r = audit(st, now, "edit", uuid, cur.type, detail)) != GS_OK)
+		goto out;
+	if (hook != NULL && hook->commit != NULL &&
+	    (r = hook->commit(hook->ctx, st, uuid, cur.type, now)) != GS_OK)
 		goto out;
 	if ((r = gs_db_commit(st->db)) != GS_OK)
 		goto out;
@@ -1228,6 +1547,18 @@ out:
 }
 
 int
+ag_edit_hooked(struct ag_store *st, const char *uuid, json_t *edit,
+    const struct ag_edit_hook *hook)
+{
+	st->nproblems = 0;
+	if (check_uuid(uuid) != GS_OK) {
+		json_decref(edit);
+		return GS_EINVAL;
+	}
+	return edit_fields(st, uuid, edit, hook);
+}
+
+int
 ag_edit(struct ag_store *st, const char *uuid, const char *json, size_t len)
 {
 	json_t *edit = NULL;
@@ -1241,7 +1572,7 @@ ag_edit(struct ag_store *st, const char *uuid, const char *json, size_t len)
 		report(st, 0, "", "parse", why);
 		return GS_FAIL(r, "%s", why);
 	}
-	return edit_fields(st, uuid, edit);
+	return edit_fields(st, uuid, edit, NULL);
 }
 
 int
@@ -1281,7 +1612,7 @@ ag_edit_args(struct ag_store *st, const char *uuid, char *const *args,
 		}
 		goto out;
 	}
-	r = edit_fields(st, uuid, edit);
+	r = edit_fields(st, uuid, edit, NULL);
 	edit = NULL;
 out:
 	current_release(&cur);
@@ -1327,8 +1658,8 @@ ag_delete(struct ag_store *st, const char *uuid, const char *reason)
 		goto out;
 	}
 	now = gs_now_ms();
-	if ((r = load_unsent(st, uuid, &found, change_id, op, &old_text))
-	    != GS_OK)
+	if ((r = load_unsent(st, uuid, &found, change_id, op, &old_text,
+	    NULL)) != GS_OK)
 		goto out;
 	/* Pending edits are superseded: one delete goes out, with the
 	 * base_rev of the change it replaces. */
@@ -1408,6 +1739,7 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	json_t *fields = NULL;
 	char *detail = NULL;
 	char why[256], uuid[GS_UUID_LEN + 1];
+	struct bidx bx;
 	size_t off = 0, line = 0, bad = 0, unparsable = 0, i;
 	int64_t now;
 	int r = GS_EINTERNAL, in_tx = 0;
@@ -1421,6 +1753,8 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	if (len > AG_MAX_IMPORT)
 		return GS_FAIL(GS_ETOOBIG, "import of %zu bytes is over the "
 		    "limit of %u", len, AG_MAX_IMPORT);
+	if ((r = need_key(st)) != GS_OK)
+		return r;
 	now = gs_now_ms();
 	/*
 	 * One pass: each line is parsed, validated and inserted inside one
@@ -1463,13 +1797,17 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 			goto out;
 		if (bad == 0) {
 			drop_nulls(fields);
+			gs_uuid_v7(uuid);
+			if ((r = seal_fields(st, f, uuid, gs_form_version(f),
+			    fields, &bx)) != GS_OK)
+				goto out;
 			gs_buf_reset(&enc);
 			if ((r = put_json(&enc, fields)) != GS_OK) {
 				r = GS_FAIL(r, "import: cannot encode line %zu",
 				    line);
 				goto out;
 			}
-			if ((r = insert_new(st, f, enc.data, now, uuid))
+			if ((r = insert_new(st, f, enc.data, now, uuid, &bx))
 			    != GS_OK) {
 				gs_strlcpy(why, gs_errmsg(r), sizeof(why));
 				r = GS_FAIL(r, "line %zu: %s", line, why);
@@ -1526,12 +1864,28 @@ out:
 
 /* ------------------------------------------------------------ reads */
 
+static int get_record(struct ag_store *st, const char *uuid, int mask,
+    char **json_out);
+
 int
 ag_get(struct ag_store *st, const char *uuid, char **json_out)
+{
+	return get_record(st, uuid, 0, json_out);
+}
+
+int
+ag_get_masked(struct ag_store *st, const char *uuid, char **json_out)
+{
+	return get_record(st, uuid, 1, json_out);
+}
+
+static int
+get_record(struct ag_store *st, const char *uuid, int mask, char **json_out)
 {
 	struct gs_stmt *s = st->rec_get;
 	struct gs_buf b;
 	struct row w;
+	char *shown = NULL;
 	int r;
 
 	*json_out = NULL;
@@ -1556,8 +1910,14 @@ ag_get(struct ag_store *st, const char *uuid, char **json_out)
 	w.author = text_or_empty(s, 8);
 	w.pending = (int)gs_stmt_int64(s, 9);
 	gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
-	r = record_json(&b, &w, 1);
+	r = render_fields(st, w.type, uuid, w.form_version, w.fields, mask,
+	    &shown);
+	if (r == GS_OK && shown != NULL)
+		w.fields = shown;
+	if (r == GS_OK)
+		r = record_json(&b, &w, 1);
 	gs_stmt_reset(s);
+	gs_free(shown);
 	if (r == GS_OK && (*json_out = gs_buf_detach(&b, NULL)) == NULL)
 		r = GS_FAIL(GS_ENOMEM, "get: out of memory");
 	gs_buf_release(&b);
@@ -1572,6 +1932,7 @@ ag_list(struct ag_store *st, const char *type, int flags, ag_record_fn fn,
 	struct ag_record rec;
 	struct gs_buf b;
 	struct row w;
+	char *shown = NULL;
 	int r;
 
 	gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
@@ -1591,6 +1952,13 @@ ag_list(struct ag_store *st, const char *type, int flags, ag_record_fn fn,
 		w.created_at = gs_stmt_int64(s, 7);
 		w.updated_at = gs_stmt_int64(s, 8);
 		w.author = text_or_empty(s, 9);
+		gs_free(shown);
+		shown = NULL;
+		if ((r = render_fields(st, w.type, w.uuid, w.form_version,
+		    w.fields, (flags & AG_LIST_MASK) != 0, &shown)) != GS_OK)
+			goto out;
+		if (shown != NULL)
+			w.fields = shown;
 		if ((r = record_json(&b, &w, 0)) != GS_OK)
 			goto out;
 		rec.uuid = w.uuid;
@@ -1614,6 +1982,7 @@ ag_list(struct ag_store *st, const char *type, int flags, ag_record_fn fn,
 out:
 	gs_stmt_reset(s);
 	gs_buf_release(&b);
+	gs_free(shown);
 	return r;
 }
 

@@ -53,6 +53,44 @@ int ag_collect_args(struct ag_store *st, const char *type,
 int ag_edit_args(struct ag_store *st, const char *uuid, char *const *args,
     int n);
 
+/*
+ * An edit with hooks (gridagent attach, agent/attach.c).  Inside the
+ * edit's one transaction: prepare(ctx, type, fields, edit) runs after the
+ * record is read - fields are its current fields (read only), and it may
+ * add to `edit` - and commit(ctx, st, uuid, type, now) runs after the
+ * record, change and audit rows are written, just before COMMIT.  A hook
+ * returning an error rolls everything back.  edit is consumed.  Results
+ * as ag_edit.
+ */
+struct ag_edit_hook {
+	int (*prepare)(void *ctx, const char *type, json_t *fields,
+	    json_t *edit);
+	int (*commit)(void *ctx, struct ag_store *st, const char *uuid,
+	    const char *type, int64_t now);
+	void *ctx;
+};
+int ag_edit_hooked(struct ag_store *st, const char *uuid, json_t *edit,
+    const struct ag_edit_hook *hook);
+
+/* ------------------------------------------- personal data (issue 6)
+ * Hooks for agent/unlock.c and agent/pii.c (crypt.h, keys.h). */
+struct ag_crypt;
+/* Hands the store a sealer (owned; NULL = lock: the old one is wiped). */
+void ag_store_set_crypt(struct ag_store *st, struct ag_crypt *c);
+/* The store's sealer, NULL while locked or unprotected. */
+struct ag_crypt *ag_store_crypt(struct ag_store *st);
+/* Whether the store has a data key (a keyring row). */
+void ag_store_set_protected(struct ag_store *st, int on);
+int ag_store_protected(struct ag_store *st);
+void ag_store_set_keystore_fns(struct ag_store *st, ag_keystore_wrap_fn wrap,
+    ag_keystore_unwrap_fn unwrap, void *ctx);
+void ag_store_keystore(struct ag_store *st, ag_keystore_wrap_fn *wrap,
+    ag_keystore_unwrap_fn *unwrap, void **ctx);
+/* Seals the pii of every stored record and change under dek (inside the
+ * caller's transaction): the first ag_store_protect of a store that
+ * already holds records. */
+int ag_store_seal_existing(struct ag_store *st, const unsigned char *dek);
+
 /* Adds the store's part of the status to `into` (see ag_status). */
 int ag_store_status(struct ag_store *st, json_t *into);
 

@@ -129,6 +129,25 @@ gs_crypto_sign_sk_to_pk(
 	(void)crypto_sign_ed25519_sk_to_pk(pk, sk);
 }
 
+int
+gs_crypto_sign_pk_to_kx(unsigned char xpk[GS_KX_PKBYTES],
+    const unsigned char pk[GS_SIGN_PKBYTES])
+{
+	if (crypto_sign_ed25519_pk_to_curve25519(xpk, pk) != 0)
+		return GS_FAIL(GS_ECRYPTO, "Ed25519 public key has no X25519 "
+		    "form");
+	return GS_OK;
+}
+
+int
+gs_crypto_sign_sk_to_kx(unsigned char xsk[GS_KX_SKBYTES],
+    const unsigned char sk[GS_SIGN_SKBYTES])
+{
+	if (crypto_sign_ed25519_sk_to_curve25519(xsk, sk) != 0)
+		return GS_FAIL(GS_ECRYPTO, "Ed25519 secret key conversion");
+	return GS_OK;
+}
+
 void
 gs_crypto_key_id(unsigned char kid[GS_KIDBYTES], const void *pk, size_t pklen)
 {

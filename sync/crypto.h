@@ -84,6 +84,15 @@ void gs_crypto_sign_seed_keypair(unsigned char pk[GS_SIGN_PKBYTES],
 void gs_crypto_sign_sk_to_pk(unsigned char pk[GS_SIGN_PKBYTES],
     const unsigned char sk[GS_SIGN_SKBYTES]);
 
+/* The X25519 (crypto_kx) keys of an Ed25519 key pair, so that a device's
+ * identity key can also receive sealed data (the pull feed) without a
+ * second key at enrollment.  GS_OK, or GS_ECRYPTO for a public key that
+ * is not a valid point. */
+int gs_crypto_sign_pk_to_kx(unsigned char xpk[GS_KX_PKBYTES],
+    const unsigned char pk[GS_SIGN_PKBYTES]);
+int gs_crypto_sign_sk_to_kx(unsigned char xsk[GS_KX_SKBYTES],
+    const unsigned char sk[GS_SIGN_SKBYTES]);
+
 /* The key id of any public key: the first 8 bytes of BLAKE2b-256(pk).
  * Used in envelope headers and the enroll answer ("batch_kid"). */
 void gs_crypto_key_id(unsigned char kid[GS_KIDBYTES], const void *pk,

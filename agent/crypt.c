@@ -1,0 +1,399 @@
+/*
+ * crypt.c - sealing a record's pii fields under the DEK, the blind index,
+ * and display masks (the format is described in crypt.h).
+ *
+ * Plaintext hygiene: the pii JSON is encoded into, and decoded from, a
+ * buffer that is wiped before it is freed; error messages name the record
+ * uuid and never a value.  The DEK and the index subkey live in one
+ * sodium_malloc region for the life of the sealer.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypt.h"
+#include "crypto.h"
+#include "schema.h"
+#include "core/banned.h"
+
+/* Encoded pii of one record above this is refused (a record is at most
+ * 1 MiB of JSON, so this is never reached by valid input). */
+#define PII_MAX (2u << 20)
+
+struct ag_crypt {
+	unsigned char *keys; /* secure: DEK || index subkey */
+};
+
+#define IDX_KEY(c) ((c)->keys + AG_DEK_BYTES)
+
+int
+ag_crypt_new(const unsigned char dek[AG_DEK_BYTES], struct ag_crypt **out)
+{
+	static const char ctx[] = "gridsync pii blind index v1";
+	struct ag_crypt *c;
+
+	*out = NULL;
+	if ((c = gs_calloc(1, sizeof(*c))) == NULL ||
+	    (c->keys = gs_crypto_secure_alloc(2 * AG_DEK_BYTES)) == NULL) {
+		gs_free(c);
+		return GS_FAIL(GS_ENOMEM, "crypt: out of secure memory");
+	}
+	memcpy(c->keys, dek, AG_DEK_BYTES);
+	/* A separate key for the index, so that index tags and field
+	 * ciphertexts never share a key (KDF = keyed BLAKE2b). */
+	gs_crypto_hash(IDX_KEY(c), AG_DEK_BYTES, ctx, sizeof(ctx) - 1, dek,
+	    AG_DEK_BYTES);
+	*out = c;
+	return GS_OK;
+}
+
+void
+ag_crypt_free(struct ag_crypt *c)
+{
+	if (c == NULL)
+		return;
+	gs_crypto_secure_free(c->keys); /* zeroes first */
+	gs_free(c);
+}
+
+const unsigned char *
+ag_crypt_dek(const struct ag_crypt *c)
+{
+	return c->keys;
+}
+
+/* ad = "gs-pii-v1" 0 uuid 0 form_version(le32); returns its length. */
+static size_t
+make_ad(unsigned char ad[64], const char *uuid, int form_version)
+{
+	static const char tag[] = "gs-pii-v1";
+	size_t n = 0, ul = strlen(uuid);
+
+	if (ul > 40)
+		ul = 40; /* uuids are 36; longer input is cut, never overrun */
+	memcpy(ad, tag, sizeof(tag)); /* with its NUL */
+	n = sizeof(tag);
+	memcpy(ad + n, uuid, ul);
+	n += ul;
+	ad[n++] = 0;
+	gs_put_le32(ad + n, (uint32_t)form_version);
+	return n + 4;
+}
+
+int
+ag_crypt_is_sealed(const json_t *fields)
+{
+	return json_object_get(fields, AG_PII_MEMBER) != NULL;
+}
+
+int
+ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
+    const char *uuid, int form_version, json_t *fields)
+{
+	unsigned char ad[64], stackbuf[4096];
+	unsigned char *plain = stackbuf, *box = NULL;
+	char *text = NULL;
+	json_t *p = NULL, *v;
+	const char *k;
+	void *tmp;
+	size_t adlen, n, boxlen, cap = sizeof(stackbuf);
+	int r = GS_EINTERNAL;
+
+	if (ag_crypt_is_sealed(fields))
+		return GS_FAIL(GS_EINVAL, "record %s: already sealed", uuid);
+	if ((p = json_object()) == NULL)
+		return GS_FAIL(GS_ENOMEM, "seal: out of memory");
+	json_object_foreach_safe(fields, tmp, k, v) {
+		const struct gs_field *fd = gs_form_field(f, k);
+
+		if (fd == NULL || !gs_field_pii(fd))
+			continue;
+		if (json_object_set(p, k, v) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
+			goto out;
+		}
+		json_object_del(fields, k);
+	}
+	if (json_object_size(p) == 0) {
+		r = GS_OK;
+		goto out;
+	}
+	n = json_dumpb(p, (char *)plain, cap, JSON_COMPACT);
+	if (n > cap) {
+		if (n > PII_MAX) {
+			r = GS_FAIL(GS_ETOOBIG, "record %s: personal data "
+			    "over %u bytes", uuid, PII_MAX);
+			goto out;
+		}
+		cap = n;
+		if ((plain = gs_malloc(cap)) == NULL) {
+			r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
+			goto out;
+		}
+		n = json_dumpb(p, (char *)plain, cap, JSON_COMPACT);
+	}
+	if (n == 0 || n > cap) {
+		r = GS_FAIL(GS_ENOMEM, "seal: cannot encode record %s", uuid);
+		goto out;
+	}
+	boxlen = GS_AEAD_NONCEBYTES + n + GS_AEAD_TAGBYTES;
+	if ((box = gs_malloc(boxlen)) == NULL ||
+	    (text = gs_malloc(GS_B64_LEN(boxlen))) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
+		goto out;
+	}
+	gs_random(box, GS_AEAD_NONCEBYTES);
+	adlen = make_ad(ad, uuid, form_version);
+	if ((r = gs_crypto_aead_encrypt(box + GS_AEAD_NONCEBYTES, plain, n,
+	    ad, adlen, box, c->keys)) != GS_OK)
+		goto out;
+	gs_crypto_b64_encode(text, box, boxlen);
+	if (json_object_set_new(fields, AG_PII_MEMBER, json_string(text))
+	    != 0) {
+		r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
+		goto out;
+	}
+	r = GS_OK;
+out:
+	/* On failure the pii members are put back, so the caller's object is
+	 * as it was (it is then thrown away anyway). */
+	if (r != GS_OK && p != NULL)
+		(void)json_object_update(fields, p);
+	gs_crypto_memzero(plain, cap);
+	if (plain != stackbuf)
+		gs_free(plain);
+	gs_free(box);
+	gs_free(text);
+	json_decref(p);
+	return r;
+}
+
+int
+ag_crypt_open(const struct ag_crypt *c, const char *uuid, int form_version,
+    json_t *fields)
+{
+	unsigned char ad[64];
+	unsigned char *box = NULL, *plain = NULL;
+	json_t *sv = json_object_get(fields, AG_PII_MEMBER), *p = NULL;
+	json_error_t je;
+	const char *s;
+	size_t slen, boxlen = 0, n = 0, adlen;
+	int r = GS_EINTERNAL;
+
+	if (sv == NULL)
+		return GS_OK;
+	if (c == NULL)
+		return GS_FAIL(GS_EPERM, "locked: run gridagent unlock");
+	if (!json_is_string(sv))
+		return GS_FAIL(GS_ECORRUPT, "record %s: sealed data is not "
+		    "text", uuid);
+	s = json_string_value(sv);
+	slen = json_string_length(sv);
+	if (slen > GS_B64_LEN(PII_MAX) ||
+	    (box = gs_malloc(slen / 4 * 3 + 3)) == NULL) {
+		r = GS_FAIL(slen > GS_B64_LEN(PII_MAX) ? GS_ECORRUPT :
+		    GS_ENOMEM, "record %s: cannot read sealed data", uuid);
+		goto out;
+	}
+	if (gs_crypto_b64_decode(box, slen / 4 * 3 + 3, &boxlen, s, slen)
+	    != GS_OK || boxlen < GS_AEAD_NONCEBYTES + GS_AEAD_TAGBYTES + 2) {
+		r = GS_FAIL(GS_ECORRUPT, "record %s: sealed data is "
+		    "malformed", uuid);
+		goto out;
+	}
+	n = boxlen - GS_AEAD_NONCEBYTES - GS_AEAD_TAGBYTES;
+	if ((plain = gs_malloc(n)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "open: out of memory");
+		goto out;
+	}
+	adlen = make_ad(ad, uuid, form_version);
+	if (gs_crypto_aead_decrypt(plain, box + GS_AEAD_NONCEBYTES,
+	    boxlen - GS_AEAD_NONCEBYTES, ad, adlen, box, c->keys) != GS_OK) {
+		r = GS_FAIL(GS_EDECRYPT, "record %s: its personal data does "
+		    "not open (moved from another record, damaged, or sealed "
+		    "under another key)", uuid);
+		goto out;
+	}
+	p = json_loadb((const char *)plain, n, JSON_REJECT_DUPLICATES, &je);
+	if (p == NULL || !json_is_object(p)) {
+		r = GS_FAIL(GS_ECORRUPT, "record %s: sealed data is not a "
+		    "JSON object", uuid);
+		goto out;
+	}
+	json_object_del(fields, AG_PII_MEMBER);
+	if (json_object_update(fields, p) != 0) {
+		r = GS_FAIL(GS_ENOMEM, "open: out of memory");
+		goto out;
+	}
+	r = GS_OK;
+out:
+	if (plain != NULL)
+		gs_crypto_memzero(plain, n);
+	gs_free(plain);
+	gs_free(box);
+	json_decref(p);
+	return r;
+}
+
+int
+ag_crypt_bidx(const struct ag_crypt *c, const char *value,
+    unsigned char tag[AG_BIDX_BYTES])
+{
+	char norm[72];
+	size_t n = 0;
+	const char *s;
+
+	memcpy(norm, "idcard", 7); /* with its NUL: a domain separator */
+	n = 7;
+	for (s = value; *s != '\0'; s++) {
+		char ch = *s;
+
+		if (ch == ' ' || ch == '-' || ch == '\t')
+			continue;
+		if (ch == 'x')
+			ch = 'X';
+		if (n >= sizeof(norm))
+			return GS_FAIL(GS_EINVAL, "id number is too long");
+		norm[n++] = ch;
+	}
+	if (n == 7)
+		return GS_FAIL(GS_EINVAL, "empty id number");
+	gs_crypto_hash(tag, AG_BIDX_BYTES, norm, n, IDX_KEY(c), AG_DEK_BYTES);
+	gs_crypto_memzero(norm, sizeof(norm));
+	return GS_OK;
+}
+
+/* ------------------------------------------------------------ masks */
+
+/* The byte length of the UTF-8 character at s (1 for a stray byte). */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	if (s[0] >= 0xf0 && s[1] && s[2] && s[3])
+		return 4;
+	if (s[0] >= 0xe0 && s[1] && s[2])
+		return 3;
+	if (s[0] >= 0xc0 && s[1])
+		return 2;
+	return 1;
+}
+
+static size_t
+utf8_count(const char *s)
+{
+	size_t n = 0;
+
+	while (*s != '\0') {
+		s += utf8_len((const unsigned char *)s);
+		n++;
+	}
+	return n;
+}
+
+static int
+is_name_field(const char *field)
+{
+	size_t n = strlen(field);
+
+	return n >= 4 && strcmp(field + n - 4, "name") == 0;
+}
+
+char *
+ag_crypt_mask_text(const struct gs_form *f, const char *field,
+    const char *value)
+{
+	const struct gs_field *fd = f != NULL ? gs_form_field(f, field) : NULL;
+	enum gs_kind kind = fd != NULL ? gs_field_kind(fd) : GS_KIND_TEXT;
+	size_t len = strlen(value), i, keep_head = 0, keep_tail = 0;
+	size_t cap = len * 3 + 16, o = 0;
+	char *out;
+
+	if ((out = gs_malloc(cap)) == NULL)
+		return NULL;
+	switch (kind) {
+	case GS_KIND_IDCARD:
+		if (len >= 10) {
+			keep_head = 4;
+			keep_tail = 4;
+		}
+		break;
+	case GS_KIND_PHONE:
+		if (len == 11 && value[0] == '1')
+			keep_head = 3;
+		if (len >= 8)
+			keep_tail = 4;
+		break;
+	case GS_KIND_DATE:
+		/* The year alone says an age bracket, not a person. */
+		if (len == 10) {
+			memcpy(out, value, 4);
+			memcpy(out + 4, "-**-**", 7);
+			return out;
+		}
+		break;
+	case GS_KIND_TEXT:
+		if (is_name_field(field) && len > 0) {
+			/* 陈小明 -> 陈** : the family name stays. */
+			size_t first = utf8_len((const unsigned char *)value);
+			size_t rest = utf8_count(value + first);
+
+			memcpy(out, value, first);
+			o = first;
+			for (i = 0; i < (rest ? rest : 1); i++)
+				out[o++] = '*';
+			out[o] = '\0';
+			return out;
+		}
+		break;
+	default:
+		break;
+	}
+	if (keep_head == 0 && keep_tail == 0) {
+		memcpy(out, "***", 4);
+		return out;
+	}
+	memcpy(out, value, keep_head);
+	o = keep_head;
+	for (i = keep_head; i + keep_tail < len; i++)
+		out[o++] = '*';
+	memcpy(out + o, value + len - keep_tail, keep_tail);
+	out[o + keep_tail] = '\0';
+	return out;
+}
+
+int
+ag_crypt_mask(const struct gs_form *f, json_t *fields)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(fields, tmp, k, v) {
+		const struct gs_field *fd;
+		json_t *m;
+		char *t;
+
+		if (strcmp(k, AG_PII_MEMBER) == 0) {
+			m = json_string("[locked]");
+		} else if ((fd = gs_form_field(f, k)) == NULL ||
+		    !gs_field_pii(fd)) {
+			continue;
+		} else if (json_is_string(v)) {
+			if ((t = ag_crypt_mask_text(f, k, json_string_value(v)))
+			    == NULL)
+				return GS_FAIL(GS_ENOMEM, "mask: out of memory");
+			m = json_string(t);
+			gs_free(t);
+		} else {
+			m = json_string("***");
+		}
+		if (m == NULL || json_object_set_new(fields, k, m) != 0)
+			return GS_FAIL(GS_ENOMEM, "mask: out of memory");
+	}
+	return GS_OK;
+}

@@ -1,0 +1,100 @@
+/*
+ * crypt.h - personal data at rest: the sealing of a record's pii fields
+ * under the data key (DEK), the blind index over id numbers, and the
+ * masks for display.  The DEK itself, its wrapping and unlocking are in
+ * unlock.c (agent/keys.h).
+ *
+ * Stored form.  Every field the form marks pii is taken out of the fields
+ * object and sealed, all of one record's together, into ONE member:
+ *
+ *	{"pop_type":"REGISTERED", ..., "$pii":"<base64url(nonce || ct)>"}
+ *
+ * ct = XChaCha20-Poly1305-IETF(key = DEK, nonce = 24 random bytes,
+ * m = the compact JSON object of the pii fields {"id_number":..,"name":..},
+ * ad = "gs-pii-v1" 0x00 uuid 0x00 form_version (4 bytes, little-endian)).
+ * The record uuid and form version are the additional data, so a sealed
+ * value moved to another record (or to the same record under another form
+ * version) does not open; the field NAMES are inside the authenticated
+ * plaintext, so a value cannot be moved to another field either.  One AEAD
+ * per record rather than one per field: a person has eleven pii fields,
+ * and eleven encryptions plus eleven base64 texts per record would cost a
+ * bulk import a third of its speed for no gain in what an attacker learns.
+ * (What the file still shows: which records exist, their non-pii fields,
+ * and the length of each record's pii, rounded to nothing.)
+ *
+ * "$" cannot begin a form field name, so the member never collides with
+ * a field.  A record without "$pii" holds no sealed data (a store that
+ * was never protected, or a record whose pii was purged).
+ */
+#ifndef AG_CRYPT_H
+#define AG_CRYPT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define AG_DEK_BYTES 32
+#define AG_BIDX_BYTES 16
+#define AG_PII_MEMBER "$pii"
+
+struct gs_form;
+struct ag_crypt;
+
+/*
+ * A sealer over a copy of dek, kept in secure memory with the blind-index
+ * subkey derived from it.  GS_OK and *out (ag_crypt_free), GS_ENOMEM.
+ */
+int ag_crypt_new(const unsigned char dek[AG_DEK_BYTES], struct ag_crypt **out);
+/* Wipes and frees.  NULL ok. */
+void ag_crypt_free(struct ag_crypt *c);
+/* The DEK (secure memory, valid while c lives): for re-wrapping only. */
+const unsigned char *ag_crypt_dek(const struct ag_crypt *c);
+
+/*
+ * Moves every pii field of fields (a plain, validated object) into the
+ * sealed member.  Nothing to seal: fields unchanged.  GS_OK; GS_EINVAL
+ * when fields already holds a sealed member (a bug: seal plain objects
+ * only); GS_ENOMEM; GS_ECRYPTO.
+ */
+int ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
+    const char *uuid, int form_version, json_t *fields);
+
+/*
+ * Opens the sealed member back into fields (which then holds plain values
+ * only).  No sealed member: GS_OK, unchanged.  c NULL while a sealed
+ * member is present: GS_EPERM ("locked: run gridagent unlock").
+ * GS_EDECRYPT when it does not open (moved to another record, damaged,
+ * another key), GS_ECORRUPT when it opens but is not a JSON object.
+ * Error messages name the uuid only, never a value.
+ */
+int ag_crypt_open(const struct ag_crypt *c, const char *uuid,
+    int form_version, json_t *fields);
+
+/* 1 when fields holds a sealed member. */
+int ag_crypt_is_sealed(const json_t *fields);
+
+/*
+ * The blind-index tag of an id number (any of the form's idcard fields):
+ * BLAKE2b-128 keyed with a subkey of the DEK over the normalized number
+ * (spaces and hyphens dropped, x upper-cased).  GS_OK, or GS_EINVAL when
+ * the value normalizes to nothing or to more than 64 bytes.
+ */
+int ag_crypt_bidx(const struct ag_crypt *c, const char *value,
+    unsigned char tag[AG_BIDX_BYTES]);
+
+/*
+ * Masks the pii fields of a plain fields object in place, for display:
+ * id numbers keep their first and last four characters
+ * (4403**********1230), mobile phones their first three and last four
+ * (138****8000), names their first character (陈*), dates their year,
+ * everything else becomes "***".  A sealed member (the store is locked)
+ * becomes "$pii":"[locked]".  GS_OK or GS_ENOMEM.
+ */
+int ag_crypt_mask(const struct gs_form *f, json_t *fields);
+
+/* The mask of one value as new text (gs_free), NULL when out of memory;
+ * exposed for tests. */
+char *ag_crypt_mask_text(const struct gs_form *f, const char *field,
+    const char *value);
+
+#endif
