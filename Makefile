@@ -89,6 +89,8 @@ AGENT_SRCS := \
 	agent/device.c \
 	agent/enroll.c \
 	agent/outbox.c \
+	agent/attach.c \
+	agent/attach_sync.c \
 	agent/sync.c \
 	agent/uploader.c \
 	agent/crypt.c \

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attach.h"
 #include "cli.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -50,6 +51,19 @@ const struct ag_command ag_commands[] = {
 	{ "status", ag_cmd_status, "[--json]",
 	  "Show the worker, grid, records by type and changes by state.",
 	  NULL },
+	{ "attach", ag_cmd_attach,
+	  "UUID FILE [--phase BEFORE|DURING|AFTER] [--note TEXT] "
+	  "[--location LAT,LON,ACC,SYS] [--taken-at MS] [--keep] [--json]",
+	  "Attach a photo or file to a record; prints its hash.",
+	  "The file is sealed for the platform at once (only the platform\n"
+	  "can open it, not even this device) and named in the record's\n"
+	  "attachments with its type, size, hash, time taken (default: the\n"
+	  "file's modification time) and --location.  'gridagent sync'\n"
+	  "uploads it after the records, resumably; the same file attached\n"
+	  "twice is sealed and sent once.  --keep keeps a plaintext copy\n"
+	  "in the home until the platform has receipted it.  Files over the\n"
+	  "platform's limit are refused (exit 65).  Needs an enrolled\n"
+	  "device (exit 77 otherwise).\n" },
 	{ "enroll", ag_cmd_enroll, "CODE [--platform URL] [--json]",
 	  "Enroll this device with the platform; prints the device id.",
 	  "CODE is the one-time code an admin made with 'gridplatform\n"

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "attach.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "store.h"
@@ -21,6 +22,7 @@ typedef int (*status_part_fn)(struct ag_store *st, json_t *into);
 static const status_part_fn parts[] = {
 	ag_store_status,
 	ag_sync_status, /* sync.c: device, outbox, last seq, chain head */
+	ag_attach_status, /* attach.c: attachments pending/partial/done */
 };
 
 int

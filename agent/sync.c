@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "attach.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -229,6 +230,11 @@ probe(struct run *x)
 			x->dev->max_envelope = json_integer_value(b);
 			x->dev->max_plain = json_integer_value(c);
 		}
+		/* The attachment limit, for attach-time refusals. */
+		if (json_is_integer(json_object_get(lim, "max_attachment")) &&
+		    (r = ag_attach_set_limit(x->st, json_integer_value(
+			 json_object_get(lim, "max_attachment")))) != GS_OK)
+			goto out;
 	}
 	r = GS_OK;
 out:
@@ -419,6 +425,23 @@ pass(struct run *x)
 		if (r != GS_OK)
 			return r;
 	}
+	/* Attachments after the records, so a photo never delays data. */
+	{
+		struct ag_attach_sync_stats as;
+
+		r = ag_attach_sync(x->st, x->http, x->dev, x->o->retries,
+		    x->o->stop, &as);
+		if (as.done > 0 || as.pending > 0)
+			gs_log(GS_LOG_INFO, "attachments: %llu receipted, "
+			    "%llu KiB sent (%llu KiB again after %llu cuts)%s",
+			    (unsigned long long)as.done,
+			    (unsigned long long)(as.bytes_sent / 1024),
+			    (unsigned long long)(as.bytes_resent / 1024),
+			    (unsigned long long)as.cuts,
+			    as.pending ? "; some still pending" : "");
+		if (r != GS_OK)
+			return r;
+	}
 	return GS_OK;
 }
 
@@ -432,6 +455,8 @@ has_work(struct run *x, int *yes)
 	if ((r = ag_outbox_counts(x->db, &c)) != GS_OK)
 		return r;
 	*yes = c.changes[0] > 0 || c.sealed > 0;
+	if (!*yes)
+		return ag_attach_pending(x->st, yes);
 	return GS_OK;
 }
 
