@@ -73,6 +73,7 @@ WIRE_SRCS := \
 	sync/deflate.c \
 	sync/enroll.c \
 	sync/envelope.c \
+	sync/feed.c \
 	sync/merge.c \
 	sync/receipt.c \
 	sync/uuid.c
@@ -109,6 +110,7 @@ PLATFORM_SRCS := \
 	platform/ingest.c \
 	platform/keys.c \
 	platform/admin.c \
+	platform/pull.c \
 	platform/recon_sql.c \
 	platform/reconcile.c \
 	platform/store_sqlite.c
@@ -144,6 +146,7 @@ UNIT_TESTS := \
 	tests/unit/sync-deflate.c \
 	tests/unit/sync-enroll.c \
 	tests/unit/sync-envelope.c \
+	tests/unit/sync-feed.c \
 	tests/unit/sync-ids.c \
 	tests/unit/sync-merge.c \
 	tests/unit/sync-receipt.c \

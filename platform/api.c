@@ -24,6 +24,7 @@
 #include "core/util.h"
 #include "enrollment.h"
 #include "ingest.h"
+#include "recon.h"
 #include "core/banned.h"
 
 enum route {
@@ -81,10 +82,14 @@ body_max(void *ctx, const char *method, const char *path)
 	struct pf_platform *pf = ctx;
 	char dev[33], batch[33], adev[33], ahash[65];
 	enum route rt = route_of(path, dev, batch);
+	int pull;
 
 	/* Attachment chunks have their own cap (attachments.c). */
 	if (pf_att_match(path, adev, ahash))
 		return pf_att_body_max(method);
+	/* Heartbeat and pull (pull.c). */
+	if (pf_recon_match(path, adev, &pull))
+		return pf_recon_body_max(method, pull);
 	if (rt == R_NONE || strcmp(method, route_method[rt]) != 0)
 		return 0;
 	if (rt == R_ENROLL)
@@ -190,6 +195,7 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 	struct pf_platform *pf = ctx;
 	char dev[33], bid[33], adev[33], ahash[65];
 	enum route rt = route_of(req->path, dev, bid);
+	int pull;
 
 	/* GET and PUT /v1/devices/{id}/attachments/{hash}: attachments.c. */
 	if (pf_att_match(req->path, adev, ahash)) {
@@ -198,6 +204,16 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 			pf_http_error(resp, GS_EMETHOD, NULL);
 		else
 			pf_att_handle(pf, req, adev, ahash, resp);
+		return;
+	}
+
+	if (pf_recon_match(req->path, adev, &pull)) {
+		if (strcmp(req->method, pull ? "GET" : "POST") != 0)
+			pf_http_error(resp, GS_EMETHOD, NULL);
+		else if (pull)
+			pf_api_pull(pf, req, adev, resp);
+		else
+			pf_api_heartbeat(pf, req, adev, resp);
 		return;
 	}
 

@@ -14,6 +14,7 @@
 #ifndef PF_RECON_H
 #define PF_RECON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -97,6 +98,11 @@ int pf_recon_print_json(json_t *o);
 /* The admin's name for the record: --by, else $USER, else "admin". */
 const char *pf_recon_admin(const char *by);
 
+/* HTTP: "/v1/devices/<32 hex>/pull" (*pull 1) or ".../heartbeat" (0):
+ * 1 and the id copied into dev (33 bytes), else 0. */
+int pf_recon_match(const char *path, char *dev, int *pull);
+/* Body cap of those routes for a method (0: no body). */
+size_t pf_recon_body_max(const char *method, int pull);
 /* HTTP: heartbeat (POST) and pull (GET) for a device (hex id). */
 void pf_api_heartbeat(struct pf_platform *pf, const struct pf_request *req,
     const char *dev, struct pf_response *resp);

@@ -26,10 +26,21 @@ static const char *const qsql[PQ_COUNT_] = {
 	    "WHERE change_id = ?1)",
 	[PQ_TASK_CLOSE] = "UPDATE tasks SET status = 'done', closed_at = ?3, "
 	    "closed_by = ?2 WHERE id = ?1 AND status = 'open'",
-	[PQ_HB_PUT] = "INSERT OR REPLACE INTO heartbeats (device_id, "
-	    "received_at, device_time, unsent, outbox, last_seq, acked_seq, "
-	    "rejected, quarantined, chain_head, version, free_bytes, report) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	/* A heartbeat older than the one kept (a replay inside the time
+	 * window) changes nothing. */
+	[PQ_HB_PUT] = "INSERT INTO heartbeats (device_id, received_at, "
+	    "device_time, unsent, outbox, last_seq, acked_seq, rejected, "
+	    "quarantined, chain_head, version, free_bytes, report) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+	    "ON CONFLICT (device_id) DO UPDATE SET "
+	    "received_at = excluded.received_at, "
+	    "device_time = excluded.device_time, unsent = excluded.unsent, "
+	    "outbox = excluded.outbox, last_seq = excluded.last_seq, "
+	    "acked_seq = excluded.acked_seq, rejected = excluded.rejected, "
+	    "quarantined = excluded.quarantined, "
+	    "chain_head = excluded.chain_head, version = excluded.version, "
+	    "free_bytes = excluded.free_bytes, report = excluded.report "
+	    "WHERE excluded.device_time > heartbeats.device_time",
 	[PQ_DEVICES] = "SELECT d.device_id, d.worker, d.name, d.grid, "
 	    "d.status, d.last_seq, d.chain_ok, d.batches, d.last_contact, "
 	    "d.chain_head, h.received_at, h.unsent, h.outbox, h.last_seq, "

@@ -1,0 +1,433 @@
+/*
+ * pull.c - the device-facing half of reconciliation:
+ *
+ *	POST /v1/devices/{id}/heartbeat?t=MS&sig=HEX        what the device
+ *	     says about itself (JSON body), kept for `reconcile`
+ *	GET  /v1/devices/{id}/pull?since=N&t=MS&sig=HEX     the feed: records
+ *	     of the worker's grids changed by others or admins, tasks,
+ *	     review verdicts, reference-data versions
+ *
+ * Both are authenticated with the device's key (GSQ1, sync/feed.h): a
+ * request is believed only if its signature verifies with the enrolled
+ * key and its time is within GS_REQ_WINDOW_MS of ours.  A pull is
+ * answered with a GSF1 feed signed by the receipt key and sealed to the
+ * device, so only that device can read the residents' data in it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "db.h"
+#include "feed.h"
+#include "http.h"
+#include "recon.h"
+#include "schema.h"
+#include "core/banned.h"
+
+#define PULL_PAGE 200         /* feed items per page */
+#define HEARTBEAT_MAX 4096    /* heartbeat body bytes */
+
+int
+pf_recon_match(const char *path, char *dev, int *pull)
+{
+	static const char p1[] = "/v1/devices/";
+	size_t i;
+
+	if (strncmp(path, p1, sizeof(p1) - 1) != 0)
+		return 0;
+	path += sizeof(p1) - 1;
+	for (i = 0; i < 32; i++)
+		if (!((path[i] >= '0' && path[i] <= '9') ||
+		    (path[i] >= 'a' && path[i] <= 'f')))
+			return 0;
+	if (strcmp(path + 32, "/pull") == 0)
+		*pull = 1;
+	else if (strcmp(path + 32, "/heartbeat") == 0)
+		*pull = 0;
+	else
+		return 0;
+	memcpy(dev, path, 32);
+	dev[32] = '\0';
+	return 1;
+}
+
+size_t
+pf_recon_body_max(const char *method, int pull)
+{
+	return !pull && strcmp(method, "POST") == 0 ? HEARTBEAT_MAX : 0;
+}
+
+/* A decimal query parameter (u64 / i64). */
+static int
+query_num(const struct pf_request *req, const char *name, int64_t *out)
+{
+	const char *v = req->query(req, name);
+	char *end = NULL;
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return GS_FAIL(GS_EINVAL, "the request needs ?%s=", name);
+	n = strtoll(v, &end, 10);
+	if (*end != '\0' || n < 0)
+		return GS_FAIL(GS_EINVAL, "?%s= is not a number", name);
+	*out = n;
+	return GS_OK;
+}
+
+/*
+ * Authenticates a device request: device known, time in the window,
+ * GSQ1 signature.  Fills *d.  Locks are the caller's business: reads
+ * with the reader handle.
+ */
+static int
+authenticate(struct pf_platform *pf, const struct pf_request *req,
+    const char *dev_hex, int64_t since, struct pf_device *d, int64_t *t)
+{
+	unsigned char id[16], sig[64];
+	const char *sh = req->query(req, "sig");
+	int64_t now = gs_now_ms();
+	int r;
+
+	if (gs_hex_decode(id, sizeof(id), dev_hex) != GS_OK)
+		return GS_FAIL(GS_EINVAL, "bad device id");
+	if ((r = query_num(req, "t", t)) != GS_OK)
+		return r;
+	if (sh == NULL || gs_hex_decode(sig, sizeof(sig), sh) != GS_OK)
+		return GS_FAIL(GS_EBADSIG, "the request needs ?sig= (128 hex "
+		    "digits)");
+	(void)pthread_mutex_lock(&pf->read_lock);
+	r = pf->reader->ops->device_get(pf->reader, id, d);
+	(void)pthread_mutex_unlock(&pf->read_lock);
+	if (r == GS_ENOTFOUND)
+		return GS_FAIL(GS_EUNKNOWNDEVICE, "device %s is not enrolled "
+		    "here", dev_hex);
+	if (r != GS_OK)
+		return r;
+	if (gs_req_verify(sig, req->method, req->path, (uint64_t)since, *t,
+	    req->body, req->body_len, d->pk) != GS_OK)
+		return GS_FAIL(GS_EBADSIG, "request signature does not verify "
+		    "with the device's enrolled key");
+	/* After the signature: an old request cannot be replayed later. */
+	if (*t < now - GS_REQ_WINDOW_MS || *t > now + GS_REQ_WINDOW_MS)
+		return GS_FAIL(GS_EBADSIG, "request time is more than %d s "
+		    "away from the platform's clock", GS_REQ_WINDOW_MS / 1000);
+	return GS_OK;
+}
+
+static int
+hb_int(json_t *o, const char *k, int64_t *out)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return GS_FAIL(GS_EINVAL, "heartbeat: %s must be a "
+		    "non-negative integer", k);
+	*out = json_integer_value(v);
+	return GS_OK;
+}
+
+static int
+heartbeat(struct pf_platform *pf, const struct pf_request *req,
+    const char *dev_hex)
+{
+	struct pf_device d;
+	json_t *o = NULL;
+	json_error_t jerr;
+	int64_t t = 0, v[7];
+	static const char *const keys[7] = { "unsent", "outbox", "last_seq",
+		"acked_seq", "rejected", "quarantined", "free_bytes" };
+	unsigned char head[32];
+	const char *hh, *ver;
+	struct gs_stmt *s;
+	int r, i, has_head = 0;
+
+	if ((r = authenticate(pf, req, dev_hex, 0, &d, &t)) != GS_OK)
+		return r;
+	if (req->body == NULL || (o = json_loadb((const char *)req->body,
+	    req->body_len, 0, &jerr)) == NULL || !json_is_object(o)) {
+		r = GS_FAIL(GS_EPARSE, "heartbeat body is not a JSON object");
+		goto out;
+	}
+	for (i = 0; i < 7; i++)
+		if ((r = hb_int(o, keys[i], &v[i])) != GS_OK)
+			goto out;
+	hh = json_string_value(json_object_get(o, "chain_head"));
+	ver = json_string_value(json_object_get(o, "version"));
+	if (ver == NULL || strlen(ver) > 63) {
+		r = GS_FAIL(GS_EINVAL, "heartbeat: version must be a short "
+		    "string");
+		goto out;
+	}
+	if (hh != NULL && *hh != '\0') {
+		if (gs_hex_decode(head, sizeof(head), hh) != GS_OK) {
+			r = GS_FAIL(GS_EINVAL, "heartbeat: chain_head must be "
+			    "64 hex digits");
+			goto out;
+		}
+		has_head = 1;
+	}
+	(void)pthread_mutex_lock(&pf->lock);
+	if ((r = pf_recon_stmt(pf->store, PQ_HB_PUT, &s)) == GS_OK) {
+		if ((r = gs_stmt_bind_blob(s, 1, d.id, 16)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 2, gs_now_ms())) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 3, t)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 4, v[0])) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 5, v[1])) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 6, v[2])) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 7, v[3])) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 8, v[4])) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 9, v[5])) != GS_OK ||
+		    (r = has_head ? gs_stmt_bind_blob(s, 10, head, 32) :
+		    gs_stmt_bind_null(s, 10)) != GS_OK ||
+		    (r = gs_stmt_bind_text(s, 11, ver)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 12, v[6])) != GS_OK ||
+		    (r = gs_stmt_bind_textn(s, 13, (const char *)req->body,
+		    req->body_len)) != GS_OK)
+			gs_stmt_reset(s);
+		else if ((r = gs_stmt_step(s)) == GS_DONE)
+			r = pf->store->ops->device_touch(pf->store, d.id,
+			    gs_now_ms());
+	}
+	(void)pthread_mutex_unlock(&pf->lock);
+out:
+	json_decref(o);
+	return r;
+}
+
+void
+pf_api_heartbeat(struct pf_platform *pf, const struct pf_request *req,
+    const char *dev, struct pf_response *resp)
+{
+	int r = heartbeat(pf, req, dev);
+
+	if (r != GS_OK) {
+		gs_log(GS_LOG_INFO, "heartbeat of device %s refused: %s: %s",
+		    dev, gs_error_code(r), gs_errmsg(r));
+		pf_http_error(resp, r, NULL);
+		return;
+	}
+	(void)gs_buf_puts(&resp->body, "{\"status\":\"ok\"}\n");
+	resp->status = 200;
+	resp->content_type = "application/json";
+}
+
+/* Parsed stored JSON or null. */
+static json_t *
+stored(const char *text)
+{
+	json_error_t e;
+	json_t *o = text != NULL ? json_loads(text, 0, &e) : NULL;
+
+	return o != NULL ? o : json_null();
+}
+
+/* One feed item from a feed row (NULL: gone, skip; *err on failure). */
+static json_t *
+feed_item(struct pf_store *st, int64_t seq, const char *kind, const char *ref,
+    int64_t rev, int *err)
+{
+	struct gs_stmt *s;
+	json_t *o = NULL;
+	int r;
+
+	*err = GS_OK;
+	if (strcmp(kind, "record") == 0) {
+		if ((r = pf_recon_stmt(st, PQ_FEED_REC, &s)) != GS_OK ||
+		    (r = gs_stmt_bind_text(s, 1, ref)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 2, rev)) != GS_OK)
+			goto fail;
+		if ((r = gs_stmt_step(s)) == GS_ROW)
+			o = json_pack("{s:s,s:I,s:s,s:I,s:s,s:I,s:s,s:o,s:b,s:s,"
+			    "s:I,s:I,s:s?}", "kind", "record", "seq",
+			    (json_int_t)seq, "uuid", ref, "rev",
+			    (json_int_t)rev, "type", gs_stmt_text(s, 0),
+			    "form_version", (json_int_t)gs_stmt_int64(s, 1),
+			    "grid", gs_stmt_text(s, 2), "fields",
+			    stored(gs_stmt_text(s, 3)), "deleted",
+			    (int)gs_stmt_int64(s, 4), "author",
+			    gs_stmt_text(s, 5), "created_at",
+			    (json_int_t)gs_stmt_int64(s, 6), "updated_at",
+			    (json_int_t)gs_stmt_int64(s, 7), "by_admin",
+			    gs_stmt_text(s, 8));
+	} else if (strcmp(kind, "task") == 0) {
+		if ((r = pf_recon_stmt(st, PQ_FEED_TASK, &s)) != GS_OK ||
+		    (r = gs_stmt_bind_text(s, 1, ref)) != GS_OK)
+			goto fail;
+		if ((r = gs_stmt_step(s)) == GS_ROW)
+			o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,"
+			    "s:s}", "kind", "task", "seq", (json_int_t)seq,
+			    "id", gs_stmt_text(s, 0), "task_kind",
+			    gs_stmt_text(s, 1), "subject", gs_stmt_text(s, 2),
+			    "due", gs_stmt_text(s, 3), "title",
+			    gs_stmt_text(s, 4), "status", gs_stmt_text(s, 5),
+			    "created_at", (json_int_t)gs_stmt_int64(s, 6),
+			    "closed_by", gs_stmt_text(s, 7));
+	} else {
+		if ((r = pf_recon_stmt(st, PQ_FEED_REVIEW, &s)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 1, strtoll(ref, NULL, 10)))
+		    != GS_OK)
+			goto fail;
+		if ((r = gs_stmt_step(s)) == GS_ROW)
+			o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "kind",
+			    "review", "seq", (json_int_t)seq, "uuid",
+			    gs_stmt_text(s, 0), "state", gs_stmt_text(s, 1),
+			    "comment", gs_stmt_text(s, 2), "by",
+			    gs_stmt_text(s, 3), "at",
+			    (json_int_t)gs_stmt_int64(s, 4));
+	}
+	if (r == GS_ROW) {
+		gs_stmt_reset(s);
+		if (o == NULL)
+			*err = GS_FAIL(GS_ENOMEM, "feed item");
+		return o;
+	}
+	if (r == GS_DONE)
+		return NULL;
+fail:
+	*err = r;
+	return NULL;
+}
+
+/* The reference data the device should hold: form versions. */
+static json_t *
+reference(struct pf_platform *pf)
+{
+	json_t *forms = json_object();
+	size_t i;
+
+	for (i = 0; forms != NULL && i < gs_schema_nforms(pf->schema); i++) {
+		const struct gs_form *f = gs_schema_form_at(pf->schema, i);
+
+		if (json_object_set_new(forms, gs_form_type(f),
+		    json_integer(gs_form_version(f))) != 0) {
+			json_decref(forms);
+			return NULL;
+		}
+	}
+	return json_pack("{s:o,s:s}", "forms", forms, "platform_version",
+	    PF_VERSION);
+}
+
+/* The page after `since` as JSON text (gs_malloc'd via jansson: free). */
+static int
+page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
+    char **text, int64_t *cursor)
+{
+	struct gs_stmt *s;
+	json_t *items = NULL, *doc = NULL, *it;
+	int64_t seqs[PULL_PAGE + 1], revs[PULL_PAGE + 1];
+	char *kinds[PULL_PAGE + 1], *refs[PULL_PAGE + 1];
+	int r, n = 0, i, err, more = 0;
+
+	*cursor = since;
+	memset(kinds, 0, sizeof(kinds));
+	memset(refs, 0, sizeof(refs));
+	if ((items = json_array()) == NULL)
+		return GS_FAIL(GS_ENOMEM, "feed");
+	(void)pthread_mutex_lock(&pf->lock);
+	if ((r = pf_recon_stmt(pf->store, PQ_FEED, &s)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 1, since)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, d->worker)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 3, d->id, 16)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, PULL_PAGE + 1)) != GS_OK)
+		goto unlock;
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		if (n == PULL_PAGE) {
+			more = 1;
+			gs_stmt_reset(s);
+			r = GS_DONE;
+			break;
+		}
+		seqs[n] = gs_stmt_int64(s, 0);
+		kinds[n] = gs_strdup(gs_stmt_text(s, 1));
+		refs[n] = gs_strdup(gs_stmt_text(s, 2));
+		revs[n] = gs_stmt_int64(s, 3);
+		if (kinds[n++] == NULL || refs[n - 1] == NULL) {
+			gs_stmt_reset(s);
+			r = GS_FAIL(GS_ENOMEM, "feed");
+			goto unlock;
+		}
+	}
+	if (r != GS_DONE)
+		goto unlock;
+	r = GS_OK;
+	for (i = 0; i < n; i++) {
+		it = feed_item(pf->store, seqs[i], kinds[i], refs[i], revs[i],
+		    &err);
+		if (err != GS_OK) {
+			r = err;
+			goto unlock;
+		}
+		if (it != NULL && json_array_append_new(items, it) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "feed");
+			goto unlock;
+		}
+		*cursor = seqs[i];
+	}
+unlock:
+	(void)pthread_mutex_unlock(&pf->lock);
+	for (i = 0; i < n; i++) {
+		gs_free(kinds[i]);
+		gs_free(refs[i]);
+	}
+	if (r != GS_OK)
+		goto out;
+	doc = json_pack("{s:i,s:I,s:I,s:b,s:O,s:o}", "v", 1, "since",
+	    (json_int_t)since, "cursor", (json_int_t)*cursor, "more", more,
+	    "items", items, "reference", reference(pf));
+	if (doc == NULL || (*text = json_dumps(doc, JSON_COMPACT)) == NULL)
+		r = GS_FAIL(GS_ENOMEM, "feed");
+out:
+	json_decref(items);
+	json_decref(doc);
+	return r;
+}
+
+void
+pf_api_pull(struct pf_platform *pf, const struct pf_request *req,
+    const char *dev, struct pf_response *resp)
+{
+	struct pf_device d;
+	struct gs_feed_header h;
+	int64_t since = 0, t = 0, cursor = 0;
+	char *text = NULL;
+	int r;
+
+	if ((r = query_num(req, "since", &since)) != GS_OK ||
+	    (r = authenticate(pf, req, dev, since, &d, &t)) != GS_OK)
+		goto out;
+	/* A revoked device hears nothing more (its data stays with us). */
+	if (d.revoked) {
+		r = GS_FAIL(GS_EREVOKED, "device has been revoked");
+		goto out;
+	}
+	if ((r = page(pf, &d, since, &text, &cursor)) != GS_OK)
+		goto out;
+	memset(&h, 0, sizeof(h));
+	memcpy(h.deployment, pf->keys.deployment, 16);
+	memcpy(h.device, d.id, 16);
+	h.since = (uint64_t)since;
+	h.cursor = (uint64_t)cursor;
+	h.created_at = gs_now_ms();
+	if ((r = gs_feed_seal(&resp->body, &h, text, strlen(text), d.pk,
+	    pf->keys.receipt_sk)) != GS_OK)
+		goto out;
+	resp->status = 200;
+	resp->content_type = "application/octet-stream";
+out:
+	/* The page holds personal data: wipe it. */
+	if (text != NULL)
+		gs_crypto_memzero(text, strlen(text));
+	free(text);
+	if (r != GS_OK) {
+		gs_log(GS_LOG_INFO, "pull of device %s refused: %s: %s", dev,
+		    gs_error_code(r), gs_errmsg(r));
+		gs_buf_reset(&resp->body);
+		pf_http_error(resp, r, NULL);
+	}
+}
