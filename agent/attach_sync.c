@@ -319,8 +319,12 @@ upload(struct up *u, const struct one *f)
 		off = a.offset;
 		if (fd < 0 &&
 		    (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
-			r = GS_FAIL(GS_EIO, "sealed attachment %s: %s", file,
-			    strerror(errno));
+			/* Lost on this device (deleted by hand, a restored
+			 * backup): nothing to send, and the platform will
+			 * show the record's attachment missing.  The others
+			 * go on. */
+			r = GS_FAIL(errno == ENOENT ? GS_ENOTFOUND : GS_EIO,
+			    "sealed attachment %s: %s", file, strerror(errno));
 			goto out;
 		}
 		{
