@@ -275,7 +275,7 @@ upload(struct up *u, const struct one *f)
 	struct answer a;
 	char path[256], file[4096];
 	unsigned char *buf = NULL;
-	uint64_t off = 0, resent = 0, sent_here = 0, last_try = UINT64_MAX;
+	uint64_t off = 0, resent = 0, sent_here = 0, lost_off = 0, lost_n = 0;
 	int fd = -1, fails = 0, r = GS_EINTERNAL, asked = 0;
 
 	snprintf(path, sizeof(path), "/v1/devices/%s/attachments/%s",
@@ -295,6 +295,12 @@ upload(struct up *u, const struct one *f)
 			if ((r = ask(u, path, &a)) != GS_OK)
 				goto failed;
 			asked = 1;
+			/* A PUT that broke and did not move the offset was
+			 * lost whole: the cost of that cut (an upper bound:
+			 * the link may have carried only part of it). */
+			if (lost_n > 0 && a.offset <= lost_off)
+				resent += lost_n;
+			lost_n = 0;
 		}
 		if (a.complete) {
 			if ((r = check_receipt(u, f, &a)) != GS_OK)
@@ -338,14 +344,13 @@ upload(struct up *u, const struct one *f)
 				    "short", file);
 				goto out;
 			}
-			/* Bytes at or below an offset already tried were
-			 * sent before and lost: the cost of a cut. */
-			if (last_try != UINT64_MAX && off <= last_try)
-				resent += n;
-			last_try = off;
 			sent_here += n;
 			u->stats->bytes_sent += n;
 			r = send_chunk(u, path, buf, n, off, &a);
+			if (r != GS_OK) {
+				lost_off = off;
+				lost_n = n;
+			}
 		}
 		if (r != GS_OK)
 			goto failed;
