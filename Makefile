@@ -90,6 +90,8 @@ AGENT_SRCS := \
 	agent/device.c \
 	agent/enroll.c \
 	agent/outbox.c \
+	agent/pull.c \
+	agent/tasks.c \
 	agent/attach.c \
 	agent/attach_sync.c \
 	agent/sync.c \

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "gridagent.h"
+#include "pull.h"
 #include "core/banned.h"
 
 /* One row per command, in the order `gridagent --help` lists them. */
@@ -64,6 +65,11 @@ const struct ag_command ag_commands[] = {
 	  "in the home until the platform has receipted it.  Files over the\n"
 	  "platform's limit are refused (exit 65).  Needs an enrolled\n"
 	  "device (exit 77 otherwise).\n" },
+	{ "tasks", ag_cmd_tasks, "[--json]",
+	  "List the tasks the platform assigned to this worker.",
+	  "Tasks arrive with 'gridagent sync'.  A visit whose task field names\n"
+	  "a task closes it (on the platform; the device hears it on the next\n"
+	  "sync).\n" },
 	{ "enroll", ag_cmd_enroll, "CODE [--platform URL] [--json]",
 	  "Enroll this device with the platform; prints the device id.",
 	  "CODE is the one-time code an admin made with 'gridplatform\n"

@@ -13,6 +13,7 @@
 #include "attach.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "pull.h"
 #include "store.h"
 #include "sync.h"
 #include "core/banned.h"
@@ -23,6 +24,7 @@ static const status_part_fn parts[] = {
 	ag_store_status,
 	ag_sync_status, /* sync.c: device, outbox, last seq, chain head */
 	ag_attach_status, /* attach.c: attachments pending/partial/done */
+	ag_pull_status, /* pull.c: tasks, review verdicts, pull cursor */
 };
 
 int

@@ -80,6 +80,8 @@ struct ag_store {
 	ag_keystore_unwrap_fn ks_unwrap;
 	void *ks_ctx;
 	struct gs_stmt *bidx_ins, *bidx_del;
+	/* Issue 4: review verdicts and platform revisions (pull). */
+	struct gs_stmt *review_get, *pull_put, *pull_unidx;
 };
 
 /*
@@ -132,6 +134,19 @@ static const char SQL_AUDIT_INS[] =
  * one record is one row. */
 static const char SQL_BIDX_INS[] =
     "INSERT OR IGNORE INTO pii_index(tag, uuid, field) VALUES(?1, ?2, ?3)";
+static const char SQL_REVIEW_GET[] =
+    "SELECT state, comment, by, at FROM review WHERE uuid = ?1";
+/* A platform revision (pull): a tombstone keeps the last fields. */
+static const char SQL_PULL_PUT[] =
+    "INSERT INTO record(uuid, type, form_version, grid, fields, rev, "
+    "deleted, created_at, updated_at, author) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+    "ON CONFLICT(uuid) DO UPDATE SET form_version = excluded.form_version, "
+    "grid = excluded.grid, fields = CASE WHEN excluded.deleted "
+    "THEN record.fields ELSE excluded.fields END, rev = excluded.rev, "
+    "deleted = excluded.deleted, updated_at = excluded.updated_at, "
+    "author = excluded.author";
+static const char SQL_PULL_UNIDX[] = "DELETE FROM pii_index WHERE uuid = ?1";
 static const char SQL_BIDX_DEL[] =
     "DELETE FROM pii_index WHERE tag = ?1 AND uuid = ?2 AND field = ?3";
 /* UUIDv7 order is creation order, so "ORDER BY uuid" lists oldest first
@@ -450,6 +465,9 @@ record_json(struct gs_buf *b, const struct row *w, int with_pending)
 	return GS_OK;
 }
 
+static int review_splice(struct ag_store *st, struct gs_buf *b,
+    const char *uuid);
+
 static const char *
 text_or_empty(struct gs_stmt *s, int col)
 {
@@ -480,6 +498,9 @@ prepare_all(struct ag_store *st)
 		{ SQL_LIST, &st->list },
 		{ SQL_BIDX_INS, &st->bidx_ins },
 		{ SQL_BIDX_DEL, &st->bidx_del },
+		{ SQL_REVIEW_GET, &st->review_get },
+		{ SQL_PULL_PUT, &st->pull_put },
+		{ SQL_PULL_UNIDX, &st->pull_unidx },
 	};
 	size_t i;
 	int r;
@@ -1917,6 +1938,8 @@ get_record(struct ag_store *st, const char *uuid, int mask, char **json_out)
 	if (r == GS_OK)
 		r = record_json(&b, &w, 1);
 	gs_stmt_reset(s);
+	if (r == GS_OK)
+		r = review_splice(st, &b, uuid);
 	gs_free(shown);
 	if (r == GS_OK && (*json_out = gs_buf_detach(&b, NULL)) == NULL)
 		r = GS_FAIL(GS_ENOMEM, "get: out of memory");
@@ -1959,7 +1982,8 @@ ag_list(struct ag_store *st, const char *type, int flags, ag_record_fn fn,
 			goto out;
 		if (shown != NULL)
 			w.fields = shown;
-		if ((r = record_json(&b, &w, 0)) != GS_OK)
+		if ((r = record_json(&b, &w, 0)) != GS_OK ||
+		    (r = review_splice(st, &b, w.uuid)) != GS_OK)
 			goto out;
 		rec.uuid = w.uuid;
 		rec.type = w.type;
@@ -2075,5 +2099,123 @@ out:
 	json_decref(records);
 	json_decref(changes);
 	json_decref(bystate);
+	return r;
+}
+
+/* ------------------------------------------------ platform side (issue 4) */
+
+/*
+ * Appends ,"review":{...} to a record line (which ends in '}') when the
+ * platform sent a verdict on the record.
+ */
+static int
+review_splice(struct ag_store *st, struct gs_buf *b, const char *uuid)
+{
+	struct gs_stmt *s = st->review_get;
+	json_t *o;
+	char *t;
+	int r;
+
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_DONE)
+		return GS_OK;
+	if (r != GS_ROW)
+		return r;
+	o = json_pack("{s:s,s:s,s:s,s:I}", "state", text_or_empty(s, 0),
+	    "comment", text_or_empty(s, 1), "by", text_or_empty(s, 2), "at",
+	    (json_int_t)gs_stmt_int64(s, 3));
+	gs_stmt_reset(s);
+	t = o != NULL ? dump(o) : NULL;
+	json_decref(o);
+	if (t == NULL)
+		return GS_FAIL(GS_ENOMEM, "review: out of memory");
+	gs_buf_truncate(b, b->len - 1);
+	if ((r = gs_buf_puts(b, ",\"review\":")) == GS_OK &&
+	    (r = gs_buf_puts(b, t)) == GS_OK)
+		r = gs_buf_putc(b, '}');
+	gs_free(t);
+	return r;
+}
+
+int
+ag_store_apply_platform(struct ag_store *st,
+    const struct ag_platform_rev *p, int *applied)
+{
+	struct gs_stmt *s = st->rec_get;
+	const struct gs_form *f;
+	struct bidx bx;
+	json_t *fields = NULL;
+	char *text = NULL, detail[64];
+	int r, exists = 0, pending = 0;
+	int64_t rev = 0;
+
+	*applied = 0;
+	memset(&bx, 0, sizeof(bx));
+	if ((r = check_uuid(p->uuid)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_text(s, 1, p->uuid)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_ROW) {
+		exists = 1;
+		rev = gs_stmt_int64(s, 4);
+		pending = (int)gs_stmt_int64(s, 9);
+		gs_stmt_reset(s);
+	} else if (r != GS_DONE) {
+		return r;
+	}
+	/* The worker's own unsent edit wins here: it goes up on the next
+	 * sync and merges on the platform, whose result comes back down.
+	 * Nothing older than what we hold is applied either; the same rev
+	 * is (a receipt told us our change became rev N by a merge, whose
+	 * merged fields only the feed carries). */
+	if ((exists && pending) || (exists && rev > p->rev))
+		return GS_OK;
+	/* A type this program does not know (newer reference data): kept on
+	 * the platform, not here. */
+	if ((f = gs_schema_form(st->schema, p->type)) == NULL)
+		return GS_OK;
+	if ((fields = p->fields != NULL && json_is_object(p->fields) ?
+	    json_deep_copy(p->fields) : json_object()) == NULL)
+		return GS_FAIL(GS_ENOMEM, "pull: out of memory");
+	/* Through the same sealing as a local save (issue 6: pii). */
+	if (!p->deleted && (r = seal_fields(st, f, p->uuid, p->form_version,
+	    fields, &bx)) != GS_OK)
+		goto out;
+	if ((text = dump(fields)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "pull: out of memory");
+		goto out;
+	}
+	s = st->pull_put;
+	if ((r = gs_stmt_bind_text(s, 1, p->uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, p->type)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 3, p->form_version)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 4, p->grid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 5, text)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, p->rev)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 7, p->deleted)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 8, p->created_at)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 9, p->updated_at)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 10, p->author)) != GS_OK ||
+	    (r = db_done(gs_stmt_step(s))) != GS_OK)
+		goto out;
+	if (!p->deleted) {
+		s = st->pull_unidx;
+		if ((r = gs_stmt_bind_text(s, 1, p->uuid)) != GS_OK ||
+		    (r = db_done(gs_stmt_step(s))) != GS_OK ||
+		    (r = bidx_apply(st->bidx_ins, p->uuid, &bx)) != GS_OK)
+			goto out;
+	}
+	snprintf(detail, sizeof(detail), "platform rev %lld",
+	    (long long)p->rev);
+	if ((r = audit(st, gs_now_ms(), "pull", p->uuid, p->type, detail))
+	    != GS_OK)
+		goto out;
+	*applied = 1;
+out:
+	json_decref(fields);
+	gs_free(text);
 	return r;
 }

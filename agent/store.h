@@ -91,6 +91,25 @@ void ag_store_keystore(struct ag_store *st, ag_keystore_wrap_fn *wrap,
  * already holds records. */
 int ag_store_seal_existing(struct ag_store *st, const unsigned char *dek);
 
+/*
+ * A record revision the platform sent down (the pull feed, issue 4).
+ * ag_store_apply_platform writes it, inside the caller's transaction,
+ * unless the record has a change of ours not yet delivered (the worker's
+ * own edit wins locally and merges on the platform) or we hold that rev
+ * or a newer one already, or the type is unknown: then *applied is 0.
+ * Fields go through the same sealing as a local save.  GS_OK or a
+ * storage error.
+ */
+struct ag_platform_rev {
+	const char *uuid, *type, *grid, *author;
+	int form_version;
+	int64_t rev, created_at, updated_at;
+	int deleted;
+	const json_t *fields;      /* object, or NULL/null when deleted */
+};
+int ag_store_apply_platform(struct ag_store *st,
+    const struct ag_platform_rev *p, int *applied);
+
 /* Adds the store's part of the status to `into` (see ag_status). */
 int ag_store_status(struct ag_store *st, json_t *into);
 

@@ -26,6 +26,7 @@
 #include "device.h"
 #include "gridagent.h"
 #include "outbox.h"
+#include "pull.h"
 #include "receipt.h"
 #include "store.h"
 #include "sync.h"
@@ -442,7 +443,10 @@ pass(struct run *x)
 		if (r != GS_OK)
 			return r;
 	}
-	return GS_OK;
+	/* Then the way back (issue 4): what this device holds, signed, for
+	 * the platform's reconciliation, and the feed of what others and
+	 * the admins changed, tasks and review verdicts. */
+	return ag_pull_sync(x->st, x->http, x->dev);
 }
 
 /* Is there anything to do (unsent changes or sealed batches)? */

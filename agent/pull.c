@@ -1,0 +1,424 @@
+/*
+ * pull.c - heartbeat and pull feed on the agent (the formats are in
+ * sync/feed.h and PROTOCOL.md section 8).
+ *
+ * Why one transaction per page, with the cursor inside it: the cursor is
+ * the promise "everything up to here is applied".  Advancing it in the
+ * same COMMIT as the page's writes means a crash or a cut leaves either
+ * the page applied and the cursor past it, or neither; the next pull
+ * then asks again from the same place.  Applying twice is harmless
+ * anyway (a revision we hold is skipped), skipping never happens.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "db.h"
+#include "device.h"
+#include "feed.h"
+#include "gridagent.h"
+#include "pull.h"
+#include "store.h"
+#include "uploader.h"
+#include "core/banned.h"
+
+/* One integer from a query with no parameters. */
+static int
+one_int(struct gs_db *db, const char *sql, int64_t *out)
+{
+	struct gs_stmt *s = NULL;
+	int r;
+
+	if ((r = gs_stmt_prepare(db, sql, &s)) != GS_OK)
+		return r;
+	r = gs_stmt_one_int64(s, 0, out);
+	gs_stmt_finalize(s);
+	return r;
+}
+
+/* "/v1/devices/<hex>/<what>?since=N&t=T&sig=S" into url; the signed
+ * path is the part before '?'. */
+static int
+signed_path(char *url, size_t len, const struct ag_device *dev,
+    const char *method, const char *what, uint64_t since, const void *body,
+    size_t blen)
+{
+	char hex[33], path[128], sighex[129];
+	unsigned char sig[64];
+	int64_t t = gs_now_ms();
+	int r;
+
+	ag_device_id_hex(dev, hex);
+	snprintf(path, sizeof(path), "/v1/devices/%s/%s", hex, what);
+	if ((r = gs_req_sign(sig, method, path, since, t, body, blen,
+	    dev->sign_sk)) != GS_OK)
+		return r;
+	gs_hex_encode(sighex, sig, sizeof(sig));
+	snprintf(url, len, "%s?since=%" PRIu64 "&t=%" PRId64 "&sig=%s", path,
+	    since, t, sighex);
+	return GS_OK;
+}
+
+/* A non-2xx answer as our error (the platform's code and message). */
+static int
+answer_error(const struct ag_http_response *resp, const char *what)
+{
+	char msg[256];
+	int e = ag_http_error_body(resp, msg, sizeof(msg));
+
+	if (e == GS_EPROTOCOL)
+		return GS_FAIL(GS_EPROTOCOL, "%s: HTTP %ld outside the "
+		    "protocol", what, resp->status);
+	return GS_FAIL(e, "%s refused: %s", what, msg);
+}
+
+int
+ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
+    const struct ag_device *dev)
+{
+	struct gs_db *db = ag_store_db(st);
+	int64_t v[6];
+	static const char *const q[6] = {
+		"SELECT count(*) FROM change WHERE state = 0",
+		"SELECT count(*) FROM outbox WHERE state = 'sealed'",
+		"SELECT coalesce(max(seq), 0) FROM outbox "
+		    "WHERE state IN ('acked', 'quarantined')",
+		"SELECT count(*) FROM change WHERE state = 3",
+		"SELECT count(*) FROM change WHERE state = 4",
+		"SELECT last_seq FROM device WHERE id = 1",
+	};
+	struct gs_stmt *s = NULL;
+	struct statvfs fs;
+	struct ag_http_response resp;
+	char head[65] = "", url[512], *body = NULL;
+	json_t *o = NULL;
+	int r, i;
+
+	ag_http_response_init(&resp);
+	for (i = 0; i < 6; i++)
+		if ((r = one_int(db, q[i], &v[i])) != GS_OK)
+			goto out;
+	if ((r = gs_stmt_prepare(db, "SELECT chain_head FROM device "
+	    "WHERE id = 1", &s)) != GS_OK)
+		goto out;
+	if (gs_stmt_step(s) == GS_ROW && gs_stmt_bytes(s, 0) == 32)
+		gs_hex_encode(head, gs_stmt_blob(s, 0), 32);
+	gs_stmt_finalize(s);
+	if (statvfs(ag_store_home(st), &fs) != 0)
+		memset(&fs, 0, sizeof(fs));
+	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:I}",
+	    "unsent", (json_int_t)v[0], "outbox", (json_int_t)v[1],
+	    "last_seq", (json_int_t)v[5], "acked_seq", (json_int_t)v[2],
+	    "rejected", (json_int_t)v[3], "quarantined", (json_int_t)v[4],
+	    "chain_head", head, "version", GRIDAGENT_VERSION,
+	    "free_bytes", (json_int_t)((uint64_t)fs.f_bavail * fs.f_frsize));
+	if (o == NULL || (body = json_dumps(o, JSON_COMPACT)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "heartbeat");
+		goto out;
+	}
+	if ((r = signed_path(url, sizeof(url), dev, "POST", "heartbeat", 0,
+	    body, strlen(body))) != GS_OK)
+		goto out;
+	if ((r = ag_http_request(http, "POST", url, "application/json", body,
+	    strlen(body), &resp)) != GS_OK)
+		goto out;
+	if (resp.status != 200)
+		r = answer_error(&resp, "heartbeat");
+out:
+	ag_http_response_release(&resp);
+	json_decref(o);
+	free(body);
+	return r;
+}
+
+/* Writes a task or a review of the feed (in the page's transaction). */
+static int
+put_task(struct gs_db *db, json_t *it)
+{
+	struct gs_stmt *s = NULL;
+	int r;
+	const char *id = json_string_value(json_object_get(it, "id"));
+
+	if (id == NULL)
+		return GS_FAIL(GS_EPROTOCOL, "feed: a task without an id");
+	if ((r = gs_stmt_prepare(db, "INSERT INTO task (id, kind, subject, "
+	    "due, title, status, created_at, closed_by, received_at) VALUES "
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO UPDATE "
+	    "SET status = excluded.status, closed_by = excluded.closed_by, "
+	    "due = excluded.due, title = excluded.title, "
+	    "received_at = excluded.received_at", &s)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_text(s, 1, id)) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 2, json_string_value(json_object_get(it,
+	    "task_kind")))) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 3, json_string_value(json_object_get(it,
+	    "subject")))) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 4, json_string_value(json_object_get(it,
+	    "due")))) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 5, json_string_value(json_object_get(it,
+	    "title")))) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 6, json_string_value(json_object_get(it,
+	    "status")))) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 7, json_integer_value(json_object_get(
+	    it, "created_at")))) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 8, json_string_value(json_object_get(it,
+	    "closed_by")))) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 9, gs_now_ms())) == GS_OK)
+		r = gs_stmt_step(s);
+	gs_stmt_finalize(s);
+	if (r == GS_EDB)
+		return GS_FAIL(GS_EPROTOCOL, "feed: a task lacks a field");
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
+put_review(struct gs_db *db, json_t *it)
+{
+	struct gs_stmt *s = NULL;
+	int r;
+
+	if ((r = gs_stmt_prepare(db, "INSERT INTO review (uuid, state, "
+	    "comment, by, at, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	    "ON CONFLICT (uuid) DO UPDATE SET state = excluded.state, "
+	    "comment = excluded.comment, by = excluded.by, at = excluded.at, "
+	    "received_at = excluded.received_at WHERE excluded.at >= review.at",
+	    &s)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_text(s, 1, json_string_value(json_object_get(it,
+	    "uuid")))) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 2, json_string_value(json_object_get(it,
+	    "state")))) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 3, json_string_value(json_object_get(it,
+	    "comment")))) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 4, json_string_value(json_object_get(it,
+	    "by")))) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 5, json_integer_value(json_object_get(
+	    it, "at")))) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 6, gs_now_ms())) == GS_OK)
+		r = gs_stmt_step(s);
+	gs_stmt_finalize(s);
+	if (r == GS_EDB)
+		return GS_FAIL(GS_EPROTOCOL, "feed: a review lacks a field");
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
+put_record(struct ag_store *st, json_t *it, struct ag_pull_stats *ps)
+{
+	struct ag_platform_rev p;
+	int applied = 0, r;
+
+	memset(&p, 0, sizeof(p));
+	p.uuid = json_string_value(json_object_get(it, "uuid"));
+	p.type = json_string_value(json_object_get(it, "type"));
+	p.grid = json_string_value(json_object_get(it, "grid"));
+	p.author = json_string_value(json_object_get(it, "author"));
+	p.form_version = (int)json_integer_value(json_object_get(it,
+	    "form_version"));
+	p.rev = json_integer_value(json_object_get(it, "rev"));
+	p.created_at = json_integer_value(json_object_get(it, "created_at"));
+	p.updated_at = json_integer_value(json_object_get(it, "updated_at"));
+	p.deleted = json_is_true(json_object_get(it, "deleted"));
+	p.fields = json_object_get(it, "fields");
+	if (p.uuid == NULL || p.type == NULL || p.grid == NULL ||
+	    p.author == NULL || p.rev <= 0 || p.form_version <= 0)
+		return GS_FAIL(GS_EPROTOCOL, "feed: a record lacks a field");
+	if ((r = ag_store_apply_platform(st, &p, &applied)) != GS_OK)
+		return r;
+	if (applied)
+		ps->records++;
+	else
+		ps->kept_local++;
+	return GS_OK;
+}
+
+/* Applies one opened page in one transaction with its cursor. */
+static int
+apply_page(struct ag_store *st, json_t *doc, uint64_t cursor,
+    struct ag_pull_stats *ps)
+{
+	struct gs_db *db = ag_store_db(st);
+	json_t *items = json_object_get(doc, "items"), *it, *ref;
+	char num[32], *rtext = NULL;
+	const char *kind;
+	size_t i;
+	int r;
+
+	if (!json_is_array(items))
+		return GS_FAIL(GS_EPROTOCOL, "feed: no items");
+	if ((r = gs_db_begin(db)) != GS_OK)
+		return r;
+	json_array_foreach(items, i, it) {
+		kind = json_string_value(json_object_get(it, "kind"));
+		if (kind == NULL)
+			r = GS_FAIL(GS_EPROTOCOL, "feed: an item without kind");
+		else if (strcmp(kind, "record") == 0)
+			r = put_record(st, it, ps);
+		else if (strcmp(kind, "task") == 0)
+			r = (ps->tasks++, put_task(db, it));
+		else if (strcmp(kind, "review") == 0)
+			r = (ps->reviews++, put_review(db, it));
+		/* Unknown kinds are for newer agents: skipped. */
+		if (r != GS_OK)
+			goto fail;
+	}
+	if ((ref = json_object_get(doc, "reference")) != NULL &&
+	    (rtext = json_dumps(ref, JSON_COMPACT | JSON_SORT_KEYS)) != NULL &&
+	    (r = ag_store_meta_set(st, "reference", rtext)) != GS_OK)
+		goto fail;
+	snprintf(num, sizeof(num), "%" PRIu64, cursor);
+	if ((r = ag_store_meta_set(st, "pull_cursor", num)) != GS_OK)
+		goto fail;
+	snprintf(num, sizeof(num), "%" PRId64, gs_now_ms());
+	if ((r = ag_store_meta_set(st, "pull_at", num)) != GS_OK)
+		goto fail;
+	free(rtext);
+	return gs_db_commit(db);
+fail:
+	free(rtext);
+	gs_db_rollback(db);
+	return r;
+}
+
+int
+ag_pull_run(struct ag_store *st, struct ag_http *http,
+    const struct ag_device *dev, struct ag_pull_stats *ps)
+{
+	struct ag_http_response resp;
+	struct gs_feed_header h;
+	struct gs_buf plain;
+	char url[512], *cur = NULL;
+	uint64_t since = 0;
+	json_t *doc = NULL;
+	json_error_t jerr;
+	int r = GS_OK, more = 1;
+
+	memset(ps, 0, sizeof(*ps));
+	ag_http_response_init(&resp);
+	gs_buf_init(&plain, GS_FEED_MAX);
+	if (ag_store_meta_get(st, "pull_cursor", &cur) == GS_OK) {
+		since = strtoull(cur, NULL, 10);
+		gs_free(cur);
+	}
+	ag_http_set_response_cap(http, GS_FEED_MAX);
+	while (more) {
+		if ((r = signed_path(url, sizeof(url), dev, "GET", "pull", since,
+		    NULL, 0)) != GS_OK ||
+		    (r = ag_http_request(http, "GET", url, NULL, NULL, 0,
+		    &resp)) != GS_OK)
+			break;
+		if (resp.status != 200) {
+			r = answer_error(&resp, "pull");
+			break;
+		}
+		/* Signature, deployment, device, then decryption: nothing of
+		 * a feed is believed before it verifies. */
+		if ((r = gs_feed_open(&plain, &h, (const unsigned char *)
+		    resp.body.data, resp.body.len, dev->deployment,
+		    dev->device_id, dev->receipt_pk, dev->sign_sk)) != GS_OK)
+			break;
+		if (h.since != since) {
+			r = GS_FAIL(GS_EPROTOCOL, "feed answers from cursor %"
+			    PRIu64 ", asked %" PRIu64, h.since, since);
+			break;
+		}
+		json_decref(doc);
+		if ((doc = json_loadb(plain.data, plain.len, 0, &jerr)) ==
+		    NULL || !json_is_object(doc)) {
+			r = GS_FAIL(GS_EPROTOCOL, "feed: not a JSON object");
+			break;
+		}
+		if ((r = apply_page(st, doc, h.cursor, ps)) != GS_OK)
+			break;
+		ps->pages++;
+		more = json_is_true(json_object_get(doc, "more")) &&
+		    h.cursor > since;
+		since = h.cursor;
+		gs_crypto_memzero(plain.data, plain.len);
+	}
+	ps->cursor = since;
+	ag_http_set_response_cap(http, 0);
+	json_decref(doc);
+	if (plain.data != NULL)
+		gs_crypto_memzero(plain.data, plain.len);
+	gs_buf_release(&plain);
+	ag_http_response_release(&resp);
+	return r;
+}
+
+int
+ag_pull_sync(struct ag_store *st, struct ag_http *http,
+    const struct ag_device *dev)
+{
+	struct ag_pull_stats ps;
+	int r;
+
+	if (dev->revoked)
+		return GS_OK;
+	if ((r = ag_heartbeat_send(st, http, dev)) != GS_OK)
+		return r;
+	if ((r = ag_pull_run(st, http, dev, &ps)) != GS_OK)
+		return r;
+	if (ps.records || ps.kept_local || ps.tasks || ps.reviews)
+		gs_log(GS_LOG_INFO, "pulled %lld record(s) (%lld kept as "
+		    "edited here), %lld task(s), %lld review(s); cursor %"
+		    PRIu64, (long long)ps.records, (long long)ps.kept_local,
+		    (long long)ps.tasks, (long long)ps.reviews, ps.cursor);
+	return GS_OK;
+}
+
+int
+ag_pull_status(struct ag_store *st, json_t *into)
+{
+	struct gs_db *db = ag_store_db(st);
+	struct gs_stmt *s = NULL;
+	json_t *tasks = NULL, *reviews = NULL;
+	char *cur = NULL, *at = NULL;
+	int r;
+
+	if ((tasks = json_pack("{s:i,s:i}", "open", 0, "done", 0)) == NULL ||
+	    (reviews = json_object()) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "status");
+		goto out;
+	}
+	if ((r = gs_stmt_prepare(db, "SELECT status, count(*) FROM task "
+	    "GROUP BY status", &s)) != GS_OK)
+		goto out;
+	while ((r = gs_stmt_step(s)) == GS_ROW)
+		(void)json_object_set_new(tasks, gs_stmt_text(s, 0),
+		    json_integer(gs_stmt_int64(s, 1)));
+	gs_stmt_finalize(s);
+	if ((r = gs_stmt_prepare(db, "SELECT state, count(*) FROM review "
+	    "GROUP BY state", &s)) != GS_OK)
+		goto out;
+	while ((r = gs_stmt_step(s)) == GS_ROW)
+		(void)json_object_set_new(reviews, gs_stmt_text(s, 0),
+		    json_integer(gs_stmt_int64(s, 1)));
+	gs_stmt_finalize(s);
+	(void)ag_store_meta_get(st, "pull_cursor", &cur);
+	(void)ag_store_meta_get(st, "pull_at", &at);
+	if (json_object_set(into, "tasks", tasks) != 0 ||
+	    json_object_set(into, "reviews", reviews) != 0 ||
+	    json_object_set_new(into, "pull", json_pack("{s:I,s:I}", "cursor",
+	    (json_int_t)(cur ? strtoll(cur, NULL, 10) : 0), "at",
+	    (json_int_t)(at ? strtoll(at, NULL, 10) : 0))) != 0) {
+		r = GS_FAIL(GS_ENOMEM, "status");
+		goto out;
+	}
+	r = GS_OK;
+out:
+	gs_free(cur);
+	gs_free(at);
+	json_decref(tasks);
+	json_decref(reviews);
+	return r;
+}

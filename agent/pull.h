@@ -1,0 +1,52 @@
+/*
+ * pull.h - the agent's side of the way back from the platform (issue 4):
+ * the signed heartbeat after every push, and the pull feed (records of
+ * the worker's grids changed by others or admins, tasks, review verdicts,
+ * reference-data versions), applied one transaction per page.
+ */
+#ifndef AG_PULL_H
+#define AG_PULL_H
+
+#include <jansson.h>
+
+struct ag_store;
+struct ag_http;
+struct ag_device;
+
+struct ag_pull_stats {
+	int64_t pages, records, kept_local, tasks, reviews;
+	uint64_t cursor;
+};
+
+/*
+ * Sends the heartbeat (what this device holds: unsent changes, outbox,
+ * last seq, chain head, rejected and quarantined counts, version, free
+ * storage), signed by the device key.  GS_OK or the request's error.
+ */
+int ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
+    const struct ag_device *dev);
+
+/*
+ * Pulls every page since the stored cursor and applies each in ONE
+ * transaction that also advances the cursor, so a cut or a crash never
+ * skips or half-applies a page.  A record with a change of ours not yet
+ * delivered is left as it is (ag_store_apply_platform).  GS_OK; the
+ * network errors (75); GS_EBADSIG / GS_EPROTOCOL for a feed that does not
+ * verify (nothing applied); storage errors.
+ */
+int ag_pull_run(struct ag_store *st, struct ag_http *http,
+    const struct ag_device *dev, struct ag_pull_stats *stats);
+
+/* Heartbeat then pull: what `gridagent sync` does after its push. */
+int ag_pull_sync(struct ag_store *st, struct ag_http *http,
+    const struct ag_device *dev);
+
+/* Status part: "tasks" {open, done}, "reviews" {state: n}, "pull"
+ * {cursor, at}. */
+int ag_pull_status(struct ag_store *st, json_t *into);
+
+/* gridagent tasks [--json] (tasks.c; a command of cli.h's table). */
+struct ag_cli;
+int ag_cmd_tasks(struct ag_cli *cli, int argc, char **argv);
+
+#endif
