@@ -43,8 +43,8 @@
 
 #define CHUNK_MIN (64u * 1024)
 #define CHUNK_START (1024u * 1024)
-#define CHUNK_MAX (4u * 1024 * 1024)
-#define GROW_AFTER 4 /* successes in a row before the chunk doubles */
+#define CHUNK_MAX (8u * 1024 * 1024) /* = the platform's PF_ATT_PUT_MAX */
+#define GROW_AFTER 2 /* successes in a row before the chunk doubles */
 
 struct one {
 	unsigned char hash[GS_HASHBYTES];
