@@ -1,0 +1,55 @@
+#!/bin/sh
+# reconcile-quarantine.sh - quarantine handling: a change whose author is
+# not the device's enrolled worker is quarantined with a clear reason and
+# its origin; an admin releases one (re-validated, applied as the admin's
+# revision, reaching the device) and rejects another with a reason; a
+# revoked device's drained batch is listed for a decision.
+set -u
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+sync_platform || exit 1
+sync_enroll "$AH" w001 || { fail "enroll"; done_testing; exit 1; }
+
+# The device now claims another worker for its saves.
+sqlite3 "$AH/agent.db" "UPDATE meta SET value = 'w999' WHERE key = 'worker'"
+collect_people 2 5
+sqlite3 "$AH/agent.db" "UPDATE meta SET value = 'w001' WHERE key = 'worker'"
+ag sync >/dev/null 2>&1
+pf quarantine --json >"$T_TMP/q.json"
+"$PY" - "$T_TMP/q.json" <<'PY' && ok "both quarantined: author_mismatch, with worker, device and seq" || fail "both quarantined: author_mismatch, with worker, device and seq"
+import json, sys
+q = json.load(open(sys.argv[1]))
+assert len(q) == 2, q
+for x in q:
+    assert x["reasons"][0]["rule"] == "author_mismatch", x
+    assert x["worker"] == "w001" and x["seq"] == 1 and x["status"] == "open", x
+PY
+expect_exit 1 "reconcile --check is 1 while they wait" pf reconcile --check
+Q1=$(json_get "$T_TMP/q.json" 'd[0]["id"]')
+Q2=$(json_get "$T_TMP/q.json" 'd[1]["id"]')
+expect_exit 64 "reject needs a reason" pf quarantine reject "$Q2"
+expect_exit 0 "reject one with a reason" pf quarantine reject "$Q2" --reason "测试数据" --by admin1
+expect_exit 65 "release refuses a fix that does not validate" pf quarantine release "$Q1" --set phone=12
+expect_exit 0 "release the other after a fix" pf quarantine release "$Q1" --set phone=13912345678 --by admin1
+expect_exit 73 "a decided change is not decided twice" pf quarantine release "$Q1"
+U=$(json_get "$T_TMP/q.json" 'd[0]["uuid"]')
+pf export --format ndjson | grep -q "$U" && ok "the released record is on the platform" ||
+	fail "the released record is on the platform"
+expect_exit 0 "reconcile --check is 0 after the decisions" pf reconcile --check
+ag sync >/dev/null 2>&1
+[ "$(ag show "$U" --json --reveal | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d["rev"], d["fields"]["phone"])')" = "1 13912345678" ] &&
+	ok "the device holds the released record with the admin's fix" ||
+	fail "the device holds the released record with the admin's fix"
+
+# Revoke but drain: the drained batch is listed for a decision.
+pf revoke "$DEV_ID" >/dev/null
+collect_people 1 6
+ag sync >/dev/null 2>&1
+pf quarantine --json --open >"$T_TMP/q.json"
+[ "$(json_get "$T_TMP/q.json" 'd[0]["cause"] + " " + d[0]["device_status"]')" = "revoked revoked" ] &&
+	ok "the revoked device's drained change is listed, open" ||
+	fail "the revoked device's drained change is listed, open"
+expect_exit 1 "reconcile --check is 1 for it" pf reconcile --check
+grep -q 'revoked device, drained' "$T_TMP/out" && ok "... saying why" || fail "... saying why"
+done_testing
