@@ -28,6 +28,7 @@
 struct walk {
 	FILE *out;
 	int csv;
+	int zh;                      /* Chinese headers: the field labels */
 	const struct gs_form *form; /* per-field columns when not NULL */
 	struct gs_buf cell;          /* scratch for one value */
 	size_t n;
@@ -205,15 +206,17 @@ put_header(struct walk *w)
 
 	/* The BOM tells Excel the file is UTF-8. */
 	if (fputs("\xef\xbb\xbf", w->out) == EOF ||
-	    fputs("uuid,type,grid,rev,form_version,deleted,created_at,"
-	    "updated_at,author,", w->out) == EOF)
+	    fputs(w->zh ? "记录编号,类型,网格,版本,表单版本,已删除,创建时间,"
+	    "更新时间,采集人," : "uuid,type,grid,rev,form_version,deleted,"
+	    "created_at,updated_at,author,", w->out) == EOF)
 		return GS_FAIL(GS_EIO, "cannot write the export");
 	if (w->form == NULL)
-		return fputs("fields\r\n", w->out) == EOF ?
+		return fputs(w->zh ? "字段\r\n" : "fields\r\n", w->out) == EOF ?
 		    GS_FAIL(GS_EIO, "cannot write the export") : GS_OK;
 	nf = gs_form_nfields(w->form);
 	for (i = 0; i < nf; i++)
-		if (put_cell(w->out, gs_field_name(gs_form_field_at(w->form,
+		if (put_cell(w->out, w->zh ? gs_field_label(gs_form_field_at(
+		    w->form, i)) : gs_field_name(gs_form_field_at(w->form,
 		    i)), 0, i + 1 == nf) != GS_OK)
 			return GS_FAIL(GS_EIO, "cannot write the export");
 	return GS_OK;
@@ -229,7 +232,8 @@ pf_export(struct pf_store *st, const struct gs_schema *schema,
 
 	memset(&w, 0, sizeof(w));
 	w.out = out;
-	w.csv = format == PF_EXPORT_CSV;
+	w.csv = format == PF_EXPORT_CSV || format == PF_EXPORT_CSV_ZH;
+	w.zh = format == PF_EXPORT_CSV_ZH;
 	gs_buf_init(&w.cell, 1u << 20);
 	if (w.csv && type != NULL && schema != NULL)
 		w.form = gs_schema_form(schema, type);

@@ -13,7 +13,8 @@ struct gs_schema;
 
 enum pf_export_format {
 	PF_EXPORT_NDJSON = 1,
-	PF_EXPORT_CSV
+	PF_EXPORT_CSV,
+	PF_EXPORT_CSV_ZH  /* CSV with Chinese column headers (field labels) */
 };
 
 /*

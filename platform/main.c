@@ -43,7 +43,7 @@ static const char usage_text[] =
     "  devices [--json]                 list enrolled devices and ledgers\n"
     "  revoke DEVICE_ID                 revoke a device (its batches are\n"
     "                                   still received, into quarantine)\n"
-    "  export [--type T] [--grid G] [--format ndjson|csv]\n"
+    "  export [--type T] [--grid G] [--format ndjson|csv] [--headers zh]\n"
     "                                   print records\n"
     "  quarantine [--json] [--open]     list quarantined changes\n"
     "  quarantine release ID [--set NAME=VALUE...] | reject ID --reason TEXT\n"
@@ -434,6 +434,7 @@ cmd_export(const char *home, int argc, char **argv)
 {
 	struct pf_platform *pf = NULL;
 	const char *type = NULL, *grid = NULL, *fmt = "ndjson";
+	const char *headers = NULL;
 	enum pf_export_format f;
 	int i, r;
 
@@ -446,6 +447,8 @@ cmd_export(const char *home, int argc, char **argv)
 			slot = &grid;
 		else if (strcmp(argv[i], "--format") == 0)
 			slot = &fmt;
+		else if (strcmp(argv[i], "--headers") == 0)
+			slot = &headers;
 		else
 			return usage_error("export: unexpected argument %s",
 			    argv[i]);
@@ -458,6 +461,14 @@ cmd_export(const char *home, int argc, char **argv)
 		f = PF_EXPORT_CSV;
 	else
 		return usage_error("--format %s: expected ndjson or csv", fmt);
+	/* Chinese column headers (the forms' field labels) for Excel users;
+	 * the default headers are the field names (stable for scripts). */
+	if (headers != NULL && (strcmp(headers, "zh") != 0 ||
+	    f != PF_EXPORT_CSV))
+		return usage_error("--headers %s: only 'zh', with --format csv",
+		    headers);
+	if (headers != NULL)
+		f = PF_EXPORT_CSV_ZH;
 	if ((r = open_platform(home, &pf)) != 0)
 		return r;
 	r = pf_export(pf->store, pf->schema, type, grid, f, stdout,

@@ -42,6 +42,13 @@ ag sync >/dev/null 2>&1
 	ok "the device holds the released record with the admin's fix" ||
 	fail "the device holds the released record with the admin's fix"
 
+pf export --type person --format csv --headers zh >"$T_TMP/zh.csv"
+head -c 3 "$T_TMP/zh.csv" | od -An -tx1 | grep -q 'ef bb bf' &&
+	head -n 1 "$T_TMP/zh.csv" | grep -q '记录编号,类型,网格' &&
+	head -n 1 "$T_TMP/zh.csv" | grep -q '公民身份号码' &&
+	ok "CSV with Chinese headers (BOM, field labels)" ||
+	fail "CSV with Chinese headers (BOM, field labels)"
+
 # Revoke but drain: the drained batch is listed for a decision.
 pf revoke "$DEV_ID" >/dev/null
 collect_people 1 6
