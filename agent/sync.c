@@ -25,6 +25,7 @@
 #include "db.h"
 #include "device.h"
 #include "gridagent.h"
+#include "keys.h"
 #include "outbox.h"
 #include "pull.h"
 #include "receipt.h"
@@ -72,13 +73,14 @@ ag_sync_opts_default(struct ag_sync_opts *o)
 	o->retries = 2;
 	o->base_backoff_ms = 500;
 	/* Tests only: the cut-at-every-offset tests retry hundreds of times
-	 * in one run and must not spend a quarter second per retry. */
+	 * in one run and must not spend a quarter second per retry: the
+	 * backoff's base and cap both become this many ms. */
 	{
-		const char *e = getenv("GRIDAGENT_BASE_BACKOFF_MS");
+		const char *e = getenv("GRIDAGENT_BACKOFF_MS");
 		uint64_t v;
 
 		if (e != NULL && gs_parse_u64(e, 60000, &v) == GS_OK && v > 0)
-			o->base_backoff_ms = (int64_t)v;
+			o->base_backoff_ms = o->max_backoff_ms = (int64_t)v;
 	}
 	o->max_backoff_ms = 300000;
 	o->idle_ms = 2000;
@@ -258,6 +260,19 @@ seal_all(struct run *x)
 	struct ag_outbox_sealed info;
 	int r;
 
+	/* A locked store cannot open its changes' personal data to seal
+	 * them; what is sealed already still drains (issue 6). */
+	if (ag_store_locked(x->st)) {
+		struct ag_outbox_counts c;
+
+		if ((r = ag_outbox_counts(x->db, &c)) != GS_OK)
+			return r;
+		if (c.changes[0] > 0)
+			gs_log(GS_LOG_WARNING, "locked: %lld change(s) wait for "
+			    "'gridagent unlock' to be sealed; uploading what "
+			    "is sealed", (long long)c.changes[0]);
+		return GS_OK;
+	}
 	ag_outbox_limits_for(x->dev, &lim);
 	if (x->o->batch_records > 0 && x->o->batch_records < lim.max_records)
 		lim.max_records = x->o->batch_records;
@@ -530,6 +545,7 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	ag_http_set_cancel(x.http, o->stop);
 	if ((r = ag_outbox_new(x.db, &x.ob)) != GS_OK)
 		goto out;
+	ag_outbox_set_opener(x.ob, ag_store_open_fields_cb, st);
 
 	for (;;) {
 		r = pass(&x);
@@ -576,6 +592,12 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	}
 	if (r == GS_OK || is_transient(r))
 		(void)count_pending(&x);
+	/* Issue 6: a revoked device crypto-shreds its data key once the
+	 * platform has said so (sealed batches drain without it), and
+	 * receipted records lose their pii after the retention period. */
+	if (x.dev != NULL && x.dev->revoked && ag_store_protected(st))
+		(void)ag_keys_destroy(st, "the platform revoked this device");
+	(void)ag_purge(st, -1, gs_now_ms(), NULL);
 	r = final_result(&x, r);
 out:
 	if (r != GS_OK)
