@@ -72,6 +72,8 @@ ag_sync_opts_default(struct ag_sync_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->retries = 2;
 	o->base_backoff_ms = 500;
+	o->max_backoff_ms = 300000;
+	o->idle_ms = 2000;
 	/* Tests only: the cut-at-every-offset tests retry hundreds of times
 	 * in one run and must not spend a quarter second per retry: the
 	 * backoff's base and cap both become this many ms. */
@@ -82,8 +84,6 @@ ag_sync_opts_default(struct ag_sync_opts *o)
 		if (e != NULL && gs_parse_u64(e, 60000, &v) == GS_OK && v > 0)
 			o->base_backoff_ms = o->max_backoff_ms = (int64_t)v;
 	}
-	o->max_backoff_ms = 300000;
-	o->idle_ms = 2000;
 }
 
 /* The state of one run, shared by its steps. */
