@@ -9,7 +9,8 @@
  * worst a chunk is sent again.  The chunk adapts to the link: halved after
  * a transfer that failed mid-way (a weak link loses less per cut), doubled
  * again after a run of successes (a good link pays fewer round trips and
- * fsyncs).  A failure that made no progress counts against `retries`;
+ * fsyncs), but not back to the size that broke until the link has held
+ * for RELAX_AFTER chunks.  A failure that made no progress counts against `retries`;
  * progress resets the count, so a link that cuts every few hundred KiB
  * still gets a 20 MB photo through.
  *
@@ -45,6 +46,7 @@
 #define CHUNK_START (1024u * 1024)
 #define CHUNK_MAX (8u * 1024 * 1024) /* = the platform's PF_ATT_PUT_MAX */
 #define GROW_AFTER 2 /* successes in a row before the chunk doubles */
+#define RELAX_AFTER 32 /* ... and before a size that broke is tried again */
 
 struct one {
 	unsigned char hash[GS_HASHBYTES];
@@ -62,6 +64,7 @@ struct up {
 	struct ag_attach_sync_stats *stats;
 	uint32_t chunk, chunk_max;
 	unsigned streak;
+	uint32_t ceiling; /* the chunk size that last broke (0: none) */
 	long kill_after_chunk, chunks_here;
 	char dev_hex[33];
 };
@@ -355,11 +358,14 @@ upload(struct up *u, const struct one *f)
 		if (r != GS_OK)
 			goto failed;
 		fails = 0;
-		if (++u->streak >= GROW_AFTER && u->chunk < u->chunk_max) {
+		/* Grow, but not back to a size that broke, unless the
+		 * link has held for a long while since. */
+		if (++u->streak >= RELAX_AFTER)
+			u->ceiling = 0;
+		if (u->streak % GROW_AFTER == 0 && u->chunk < u->chunk_max &&
+		    (u->ceiling == 0 || u->chunk * 2 < u->ceiling))
 			u->chunk = u->chunk * 2 > u->chunk_max ? u->chunk_max
 							       : u->chunk * 2;
-			u->streak = 0;
-		}
 		if (u->kill_after_chunk > 0 &&
 		    ++u->chunks_here == u->kill_after_chunk)
 			(void)raise(SIGKILL);
@@ -371,6 +377,7 @@ failed:
 		 * ask the platform where to go on from. */
 		u->stats->cuts++;
 		u->streak = 0;
+		u->ceiling = u->chunk;
 		if (u->chunk / 2 >= CHUNK_MIN)
 			u->chunk /= 2;
 		asked = 0;
