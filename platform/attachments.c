@@ -644,8 +644,9 @@ out:
 /* The attachments a record expects and how many are stored. */
 struct list_ctx {
 	struct pf_platform *pf;
-	int json, missing_only;
+	int json, missing_only, quiet;
 	int64_t records, complete, incomplete, expected, present;
+	json_t *missing_records; /* quiet: [{uuid, type, missing}] */
 };
 
 static int
@@ -690,6 +691,14 @@ list_one(void *arg, const struct pf_record_view *rv)
 		c->incomplete++;
 	if (c->missing_only && have == n)
 		goto out;
+	if (c->quiet) {
+		o = json_pack("{s:s,s:s,s:O}", "uuid", rv->uuid, "type",
+		    rv->type, "missing", missing);
+		if (o == NULL ||
+		    json_array_append_new(c->missing_records, o) != 0)
+			r = GS_FAIL(GS_ENOMEM, "out of memory");
+		goto out;
+	}
 	if (c->json) {
 		o = json_pack("{s:s,s:s,s:I,s:I,s:O,s:s}", "uuid", rv->uuid,
 		    "type", rv->type, "expected", (json_int_t)n, "present",
@@ -735,6 +744,56 @@ cmd_list(struct pf_platform *pf, int json, int missing_only)
 		    (long long)c.incomplete, (long long)c.expected,
 		    (long long)c.present);
 	return fflush(stdout) == 0 ? GS_OK : GS_FAIL(GS_EIO, "stdout");
+}
+
+json_t *
+pf_att_summary(struct pf_platform *pf)
+{
+	struct list_ctx c;
+	json_t *o;
+
+	memset(&c, 0, sizeof(c));
+	c.pf = pf;
+	c.quiet = 1;
+	c.missing_only = 1;
+	if ((c.missing_records = json_array()) == NULL)
+		return NULL;
+	if (pf->store->ops->record_each(pf->store, NULL, NULL, list_one, &c) !=
+	    GS_OK) {
+		json_decref(c.missing_records);
+		return NULL;
+	}
+	o = json_pack("{s:I,s:I,s:I,s:I,s:o}", "records", (json_int_t)c.records,
+	    "complete", (json_int_t)c.complete, "expected",
+	    (json_int_t)c.expected, "present", (json_int_t)c.present,
+	    "missing", c.missing_records);
+	return o;
+}
+
+void
+pf_att_print_summary(const json_t *s)
+{
+	const json_t *m = json_object_get(s, "missing"), *e;
+	size_t i, j;
+
+	if (s == NULL || json_integer_value(json_object_get(s, "records")) == 0)
+		return;
+	printf("\nattachments: %lld record(s) expect %lld, %lld present; "
+	       "%zu record(s) missing attachments\n",
+	    (long long)json_integer_value(json_object_get(s, "records")),
+	    (long long)json_integer_value(json_object_get(s, "expected")),
+	    (long long)json_integer_value(json_object_get(s, "present")),
+	    json_array_size(m));
+	json_array_foreach(m, i, e) {
+		const json_t *h, *hs = json_object_get(e, "missing");
+
+		printf("  MISSING %s %s:",
+		    json_string_value(json_object_get(e, "uuid")),
+		    json_string_value(json_object_get(e, "type")));
+		json_array_foreach(hs, j, h)
+			printf(" %s", json_string_value(h));
+		putchar('\n');
+	}
 }
 
 static const char help[] =

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 struct pf_platform;
 struct pf_request;
 struct pf_response;
@@ -53,6 +55,16 @@ void pf_att_handle(struct pf_platform *pf, const struct pf_request *req,
 struct pf_store;
 uint64_t pf_att_limit_load(struct pf_store *st);
 uint64_t pf_att_limit(const struct pf_platform *pf);
+
+/*
+ * For `gridplatform reconcile`: {"records": records naming attachments,
+ * "complete", "expected", "present", "missing": [{"uuid","type","missing":
+ * [hash...]}]}, a new reference (NULL when out of memory or the store
+ * fails).  pf_att_print_summary prints it as text (nothing when no record
+ * names an attachment).
+ */
+json_t *pf_att_summary(struct pf_platform *pf);
+void pf_att_print_summary(const json_t *summary);
 
 /* `gridplatform attachment get|list|limit ...` (main.c's table). */
 int pf_cmd_attachment(const char *home, int argc, char **argv);

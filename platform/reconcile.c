@@ -27,6 +27,7 @@
 #include "core/util.h"
 #include "db.h"
 #include "recon.h"
+#include "attachments.h"
 #include "core/banned.h"
 
 int
@@ -488,7 +489,7 @@ pf_cmd_reconcile(struct pf_platform *pf, int argc, char **argv)
 	int r = GS_EINTERNAL, json = 0, check = 0, i;
 	const char *grid = NULL, *worker = NULL;
 	json_t *devs = NULL, *byid = NULL, *workers = NULL, *grids = NULL;
-	json_t *doc = NULL, *d;
+	json_t *doc = NULL, *d, *att = NULL;
 	size_t k, issues = 0;
 
 	for (i = 1; i < argc; i++) {
@@ -525,10 +526,17 @@ pf_cmd_reconcile(struct pf_platform *pf, int argc, char **argv)
 			goto out;
 		issues += json_array_size(json_object_get(d, "issues"));
 	}
-	doc = json_pack("{s:I,s:O,s:o,s:o,s:I,s:b}", "generated_at",
+	/* Records whose attachments never arrived (attachments.c). */
+	if ((att = pf_att_summary(pf)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "reconcile: attachments");
+		goto out;
+	}
+	issues += json_array_size(json_object_get(att, "missing"));
+	doc = json_pack("{s:I,s:O,s:o,s:o,s:I,s:b,s:O}", "generated_at",
 	    (json_int_t)gs_now_ms(), "devices", devs, "workers",
 	    values(workers), "grids", values(grids), "issues",
-	    (json_int_t)issues, "needs_admin", issues > 0);
+	    (json_int_t)issues, "needs_admin", issues > 0, "attachments",
+	    att);
 	if (doc == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "reconcile");
 		goto out;
@@ -541,6 +549,7 @@ pf_cmd_reconcile(struct pf_platform *pf, int argc, char **argv)
 		print_rollup("worker", "worker", json_object_get(doc,
 		    "workers"));
 		print_rollup("grid", "grid", json_object_get(doc, "grids"));
+		pf_att_print_summary(att);
 		printf("\n%zu device(s), %zu issue(s)%s\n",
 		    json_array_size(devs), issues, issues ? ": an admin is "
 		    "needed" : ": nothing missing, nothing waiting");
@@ -552,6 +561,7 @@ out:
 	json_decref(workers);
 	json_decref(grids);
 	json_decref(doc);
+	json_decref(att);
 	if (r != GS_OK)
 		return pf_recon_fail(r);
 	return check && issues > 0 ? GS_EX_CHECK : 0;

@@ -1,0 +1,45 @@
+#!/bin/sh
+# attach-reconcile.sh - `gridplatform reconcile` shows, per record, the
+# attachments expected and present: a record whose photo never arrived is
+# an issue for an admin (and fails --check) until the photo arrives.
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+jpeg() { { printf '\377\330\377\340'; head -c "$2" /dev/urandom; } >"$1"; }
+event() {
+	ag collect event category=CM_MANHOLE title=井盖破损 place=鹏城社区 \
+		occurred_at=2026-04-01T10:00:00Z urgency=URGENT
+}
+if ! sync_platform || ! sync_enroll "$AH"; then
+	fail "platform and enrolled agent"
+	done_testing
+	exit 1
+fi
+jpeg "$T_TMP/a.jpg" 50000
+jpeg "$T_TMP/b.jpg" 60000
+E1=$(event)
+E2=$(event)
+ag attach "$E1" "$T_TMP/a.jpg" >/dev/null
+HB=$(ag attach "$E2" "$T_TMP/b.jpg")
+# The photo of E2 is lost before it is sent: its record arrives, it never.
+mv "$AH/attachments/sealed/$HB" "$T_TMP/b.sealed"
+expect_exit 65 "sync: the records and one photo go, the lost one cannot" ag sync
+expect_exit 1 "reconcile --check fails: a record misses its photo" pf reconcile --check
+pf reconcile >"$T_TMP/rec"
+grep -q "attachments: 2 record(s) expect 2, 1 present; 1 record(s) missing attachments" "$T_TMP/rec" &&
+	ok "reconcile counts expected and present" || { fail "reconcile counts expected and present"; sed 's/^/#   /' "$T_TMP/rec" | tail -4; }
+grep -q "MISSING $E2 event: $HB" "$T_TMP/rec" && ok "reconcile names the record and the missing hash" ||
+	fail "reconcile names the record and the missing hash"
+pf reconcile --json | "$PY" -c '
+import json, sys
+a = json.load(sys.stdin)["attachments"]
+assert a["records"] == 2 and a["expected"] == 2 and a["present"] == 1, a
+assert [m["uuid"] for m in a["missing"]] == [sys.argv[1]], a' "$E2" &&
+	ok "reconcile --json: attachments.missing" || fail "reconcile --json: attachments.missing"
+# Found again (restored from a backup): it goes, and all is reconciled.
+mv "$T_TMP/b.sealed" "$AH/attachments/sealed/$HB"
+check "the next sync sends it" ag sync
+expect_exit 0 "reconcile --check passes" pf reconcile --check
+grep -q "0 record(s) missing attachments" "$T_TMP/out" && ok "... with nothing missing" ||
+	fail "... with nothing missing"
+done_testing
