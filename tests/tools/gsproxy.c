@@ -3,26 +3,53 @@
  *
  *	gsproxy --to PORT [--listen PORT] [--stats FILE]
  *	        [--cut-up N] [--cut-down N] [--cut-every N] [--delay-ms N]
+ *	        [--sweep-up STEP] [--sweep-down STEP] [--sweep-from N]
+ *	        [--random-up MAX] [--random-down MAX] [--seed S]
+ *	        [--faults N] [--dup-request] [--stall-up N] [--stall-ms MS]
  *
  * Listens on 127.0.0.1 (port 0 = ephemeral), prints "listening on PORT" as
  * its first stdout line, and relays every accepted connection to
  * 127.0.0.1:PORT.  It counts the bytes that cross it in each direction
- * ("up" = client to server) and writes "up N\ndown N\nconnections N\n" to
- * the stats file after every connection closes, so a benchmark reads the
- * bytes on the wire.
+ * ("up" = client to server) and writes "up N\ndown N\nconnections N\n
+ * cuts N\ndups N\nstalls N\n" to the stats file after every connection
+ * closes, so a benchmark reads the bytes on the wire and a test reads how
+ * many faults it really injected.
  *
- * Faults, for the tests: --cut-up N closes a connection after N bytes went
- * up on it (the client sees a reset mid-request); --cut-down N after N
- * bytes came down (the platform committed, the client lost the answer);
- * --cut-every N cuts each connection after N more bytes in total than the
- * previous cut, so a resumable upload makes progress; --delay-ms delays
- * every chunk.  Loopback only: it refuses any other target by design.
+ * Faults, for the tests:
+ *   --cut-up N     close a connection after N bytes went up on it (the
+ *                  client sees a reset mid-request);
+ *   --cut-down N   after N bytes came down (the platform committed, the
+ *                  client lost the answer);
+ *   --cut-every N  cut each connection after N more bytes in total than
+ *                  the previous cut, so a resumable upload makes progress;
+ *   --sweep-up STEP, --sweep-down STEP
+ *                  the Kth cut falls at byte FROM + K * STEP of its
+ *                  connection (K = 0, 1, ...; FROM from --sweep-from,
+ *                  default STEP): one client retrying in a loop is cut
+ *                  at every STEP bytes of its request (or answer).  K only
+ *                  advances when a cut happened, so once the offset is
+ *                  past the end, connections go through untouched;
+ *   --random-up MAX, --random-down MAX
+ *                  cut each connection at a random offset in 1..MAX,
+ *                  from --seed S (replayable);
+ *   --faults N     only the first N cuts, dups or stalls happen; after
+ *                  that every connection goes through (0 = no limit);
+ *   --dup-request  send every upstream byte twice, to two server
+ *                  connections at once (a duplicated request racing the
+ *                  original); the duplicate's answer is read and dropped;
+ *   --stall-up N   after N bytes up, stop relaying for --stall-ms ms
+ *                  (default 5000), keeping both sockets open, then cut;
+ *   --delay-ms N   delay every chunk.
+ * A cut is a reset (SO_LINGER 0) on both sides.  Loopback only: it refuses
+ * any other target by design.  One connection at a time, so a test sees a
+ * deterministic order of bytes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,20 +58,28 @@
 #include <unistd.h>
 
 static unsigned long long total_up, total_down, connections;
+static unsigned long long n_cuts, n_dups, n_stalls;
 static const char *stats_path;
 
 static void
 write_stats(void)
 {
 	FILE *f;
+	char tmp[4096];
 
 	if (stats_path == NULL)
 		return;
-	if ((f = fopen(stats_path, "w")) == NULL)
+	/* Written aside and renamed, so a reader never sees half a file. */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", stats_path) >=
+	    (int)sizeof(tmp))
 		return;
-	fprintf(f, "up %llu\ndown %llu\nconnections %llu\n", total_up,
-	    total_down, connections);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return;
+	fprintf(f, "up %llu\ndown %llu\nconnections %llu\ncuts %llu\n"
+		   "dups %llu\nstalls %llu\n",
+	    total_up, total_down, connections, n_cuts, n_dups, n_stalls);
 	fclose(f);
+	(void)rename(tmp, stats_path);
 }
 
 static unsigned long long
@@ -60,6 +95,19 @@ number(const char *s)
 		exit(64);
 	}
 	return v;
+}
+
+/* splitmix64: a small, well-mixed generator; the seed replays a run. */
+static uint64_t rng_state;
+
+static uint64_t
+rng_next(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
 }
 
 static int
@@ -81,94 +129,208 @@ connect_to(int port)
 	return fd;
 }
 
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* What to do to one connection (0 = nothing of that kind). */
+struct plan {
+	unsigned long long cut_up, cut_down, stall_up;
+	long stall_ms, delay_ms;
+	int dup; /* a second server connection gets the same bytes */
+	int to_port;
+};
+
+/* Why relay stopped. */
+enum { CLOSED = 0, CUT = 1, STALLED = 2 };
+
 /*
- * Relays one connection in this (forked) process until either side closes
- * or a cut limit is reached.  Counts the bytes moved through the pointers;
- * returns 1 when a cut ended it, 0 when a side closed.
+ * Relays one connection until either side closes or a fault ends it.
+ * Counts the bytes moved through the pointers.
  */
 static int
-relay(int c, int s, unsigned long long cut_up, unsigned long long cut_down,
-    int delay_ms, unsigned long long *up, unsigned long long *down)
+relay(int c, int s, const struct plan *pl, unsigned long long *up,
+    unsigned long long *down)
 {
-	struct pollfd p[2];
-	char buf[16384];
+	struct pollfd p[3];
+	static char buf[65536];
 	ssize_t n;
-	int i;
+	int i, d = -1, np = 2, ret = CLOSED;
 
+	if (pl->dup && (d = connect_to(pl->to_port)) >= 0) {
+		n_dups++;
+		np = 3;
+	}
 	p[0].fd = c;
 	p[1].fd = s;
-	p[0].events = p[1].events = POLLIN;
+	p[2].fd = d;
+	p[0].events = p[1].events = p[2].events = POLLIN;
 	for (;;) {
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, (nfds_t)np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			return 0;
+			break;
+		}
+		/* The duplicate's answer goes nowhere. */
+		if (np == 3 && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (read(d, buf, sizeof(buf)) <= 0)
+				np = 2;
 		}
 		for (i = 0; i < 2; i++) {
 			unsigned long long *count = i == 0 ? up : down;
-			unsigned long long cut = i == 0 ? cut_up : cut_down;
+			unsigned long long cut = i == 0 ? pl->cut_up :
+			    pl->cut_down;
 			size_t want = sizeof(buf);
 
 			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 			if (cut && cut - *count < want)
 				want = (size_t)(cut - *count);
+			if (i == 0 && pl->stall_up && *count < pl->stall_up &&
+			    pl->stall_up - *count < want)
+				want = (size_t)(pl->stall_up - *count);
 			n = read(p[i].fd, buf, want);
 			if (n <= 0)
-				return 0;
-			if (delay_ms > 0) {
-				struct timespec ts = { delay_ms / 1000,
-					(delay_ms % 1000) * 1000000L };
-				nanosleep(&ts, NULL);
-			}
-			if (write(p[1 - i].fd, buf, (size_t)n) != n)
-				return 0;
+				goto done;
+			if (pl->delay_ms > 0)
+				sleep_ms(pl->delay_ms);
+			if (write_all(p[1 - i].fd, buf, (size_t)n) != 0)
+				goto done;
+			if (i == 0 && np == 3 &&
+			    write_all(d, buf, (size_t)n) != 0)
+				np = 2;
 			*count += (unsigned long long)n;
-			if (cut && *count >= cut)
-				return 1;
+			if (cut && *count >= cut) {
+				ret = CUT;
+				goto done;
+			}
+			if (i == 0 && pl->stall_up && *count == pl->stall_up) {
+				/* Both sockets stay open, nothing moves:
+				 * what a dead radio link looks like. */
+				n_stalls++;
+				write_stats();
+				sleep_ms(pl->stall_ms);
+				ret = STALLED;
+				goto done;
+			}
 		}
 	}
+done:
+	if (d >= 0) {
+		/* Let the duplicate finish (its answer is dropped), within
+		 * a bound: it is the platform's second copy of a request. */
+		int k;
+
+		shutdown(d, SHUT_WR);
+		for (k = 0; k < 100; k++) {
+			struct pollfd q = { d, POLLIN, 0 };
+
+			if (poll(&q, 1, 50) > 0 && read(d, buf, sizeof(buf)) <= 0)
+				break;
+		}
+		close(d);
+	}
+	return ret;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: gsproxy --to PORT [--listen PORT] [--stats FILE]\n"
+	    "  [--cut-up N] [--cut-down N] [--cut-every N] [--delay-ms N]\n"
+	    "  [--sweep-up STEP] [--sweep-down STEP] [--sweep-from N]\n"
+	    "  [--random-up MAX] [--random-down MAX] [--seed S]\n"
+	    "  [--faults N] [--dup-request] [--stall-up N] [--stall-ms MS]\n");
+	exit(64);
 }
 
 int
 main(int argc, char **argv)
 {
 	unsigned long long cut_up = 0, cut_down = 0, cut_every = 0;
-	unsigned long long next_cut = 0;
-	int to_port = -1, listen_port = 0, delay_ms = 0, i, lfd, one = 1;
+	unsigned long long sweep_up = 0, sweep_down = 0, sweep_from = 0;
+	unsigned long long rand_up = 0, rand_down = 0, faults = 0;
+	unsigned long long next_cut = 0, sweep_k = 0, stall_up = 0;
+	long stall_ms = 5000, delay_ms = 0;
+	int to_port = -1, listen_port = 0, i, lfd, one = 1, dup = 0;
 	struct sockaddr_in sa;
 	socklen_t len = sizeof(sa);
 
 	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--dup-request") == 0) {
+			dup = 1;
+			continue;
+		}
 		if (i + 1 >= argc) {
-			fprintf(stderr, "gsproxy: %s needs a value\n", argv[i]);
+			fprintf(stderr, "gsproxy: %s needs a value\n", a);
 			return 64;
 		}
-		if (strcmp(argv[i], "--to") == 0)
+		if (strcmp(a, "--to") == 0)
 			to_port = (int)number(argv[++i]);
-		else if (strcmp(argv[i], "--listen") == 0)
+		else if (strcmp(a, "--listen") == 0)
 			listen_port = (int)number(argv[++i]);
-		else if (strcmp(argv[i], "--stats") == 0)
+		else if (strcmp(a, "--stats") == 0)
 			stats_path = argv[++i];
-		else if (strcmp(argv[i], "--cut-up") == 0)
+		else if (strcmp(a, "--cut-up") == 0)
 			cut_up = number(argv[++i]);
-		else if (strcmp(argv[i], "--cut-down") == 0)
+		else if (strcmp(a, "--cut-down") == 0)
 			cut_down = number(argv[++i]);
-		else if (strcmp(argv[i], "--cut-every") == 0)
+		else if (strcmp(a, "--cut-every") == 0)
 			cut_every = number(argv[++i]);
-		else if (strcmp(argv[i], "--delay-ms") == 0)
-			delay_ms = (int)number(argv[++i]);
+		else if (strcmp(a, "--delay-ms") == 0)
+			delay_ms = (long)number(argv[++i]);
+		else if (strcmp(a, "--sweep-up") == 0)
+			sweep_up = number(argv[++i]);
+		else if (strcmp(a, "--sweep-down") == 0)
+			sweep_down = number(argv[++i]);
+		else if (strcmp(a, "--sweep-from") == 0)
+			sweep_from = number(argv[++i]);
+		else if (strcmp(a, "--random-up") == 0)
+			rand_up = number(argv[++i]);
+		else if (strcmp(a, "--random-down") == 0)
+			rand_down = number(argv[++i]);
+		else if (strcmp(a, "--seed") == 0)
+			rng_state = number(argv[++i]);
+		else if (strcmp(a, "--faults") == 0)
+			faults = number(argv[++i]);
+		else if (strcmp(a, "--stall-up") == 0)
+			stall_up = number(argv[++i]);
+		else if (strcmp(a, "--stall-ms") == 0)
+			stall_ms = (long)number(argv[++i]);
 		else {
-			fprintf(stderr, "gsproxy: unknown option %s\n", argv[i]);
+			fprintf(stderr, "gsproxy: unknown option %s\n", a);
 			return 64;
 		}
 	}
-	if (to_port <= 0 || to_port > 65535 || listen_port > 65535) {
-		fprintf(stderr, "usage: gsproxy --to PORT [--listen PORT] "
-				"[--stats FILE] [--cut-up N] [--cut-down N] "
-				"[--cut-every N] [--delay-ms N]\n");
-		return 64;
-	}
+	if (to_port <= 0 || to_port > 65535 || listen_port > 65535 ||
+	    (sweep_up && sweep_down))
+		usage();
+	if (sweep_from == 0)
+		sweep_from = sweep_up ? sweep_up : sweep_down;
 	signal(SIGPIPE, SIG_IGN);
 	if ((lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
 		return 71;
@@ -189,10 +351,11 @@ main(int argc, char **argv)
 	if (cut_every)
 		next_cut = cut_every;
 
-	/* One connection at a time: tests want a deterministic byte order. */
 	for (;;) {
-		unsigned long long up = 0, down = 0, cu = cut_up;
-		int c, s, cut;
+		unsigned long long up = 0, down = 0;
+		unsigned long long done_faults = n_cuts + n_dups + n_stalls;
+		struct plan pl;
+		int c, s, how;
 
 		if ((c = accept(lfd, NULL, NULL)) < 0) {
 			if (errno == EINTR)
@@ -203,21 +366,44 @@ main(int argc, char **argv)
 			close(c);
 			continue;
 		}
-		if (cut_every) {
-			/* Cut this connection where the running total
-			 * reaches the next multiple of cut_every. */
-			cu = next_cut > total_up ? next_cut - total_up : 1;
+		memset(&pl, 0, sizeof(pl));
+		pl.to_port = to_port;
+		pl.delay_ms = delay_ms;
+		if (faults == 0 || done_faults < faults) {
+			pl.cut_up = cut_up;
+			pl.cut_down = cut_down;
+			pl.dup = dup;
+			pl.stall_up = stall_up;
+			pl.stall_ms = stall_ms;
+			if (cut_every) {
+				/* Cut this connection where the running
+				 * total reaches the next multiple. */
+				pl.cut_up = next_cut > total_up ?
+				    next_cut - total_up : 1;
+			}
+			if (sweep_up)
+				pl.cut_up = sweep_from + sweep_k * sweep_up;
+			if (sweep_down)
+				pl.cut_down = sweep_from + sweep_k * sweep_down;
+			if (rand_up)
+				pl.cut_up = 1 + rng_next() % rand_up;
+			if (rand_down)
+				pl.cut_down = 1 + rng_next() % rand_down;
 		}
-		cut = relay(c, s, cu, cut_down, delay_ms, &up, &down);
+		how = relay(c, s, &pl, &up, &down);
 		if (cut_every && total_up + up >= next_cut)
 			next_cut += cut_every;
+		if (how == CUT) {
+			n_cuts++;
+			sweep_k++;
+		}
 		total_up += up;
 		total_down += down;
 		connections++;
 		/* RST rather than FIN, so that a cut looks like a cut to
 		 * both sides; a normal close stays a FIN so no answer in
 		 * flight is lost. */
-		if (cut) {
+		if (how != CLOSED) {
 			struct linger lg = { 1, 0 };
 
 			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
