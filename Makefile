@@ -73,6 +73,7 @@ WIRE_SRCS := \
 	sync/deflate.c \
 	sync/enroll.c \
 	sync/envelope.c \
+	sync/json.c \
 	sync/feed.c \
 	sync/merge.c \
 	sync/receipt.c \
@@ -83,7 +84,6 @@ SYNC_SRCS := $(CORE_SRCS) $(SCHEMA_SRCS) $(WIRE_SRCS)
 # the agent library (everything but main)
 AGENT_SRCS := \
 	agent/cli.c \
-	agent/json.c \
 	agent/status.c \
 	agent/store.c \
 	agent/cli_sync.c \
@@ -135,7 +135,6 @@ TEST_TOOLS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
-	tests/unit/agent-json.c \
 	tests/unit/agent-store.c \
 	tests/unit/agent-outbox.c \
 	tests/unit/agent-uploader.c \
@@ -150,6 +149,7 @@ UNIT_TESTS := \
 	tests/unit/sync-envelope.c \
 	tests/unit/sync-feed.c \
 	tests/unit/sync-ids.c \
+	tests/unit/sync-json.c \
 	tests/unit/sync-merge.c \
 	tests/unit/sync-receipt.c \
 	tests/unit/sync-schema.c \

@@ -490,7 +490,7 @@ value(struct parser *ps)
 	switch (*ps->p) {
 	case '{':
 	case '[':
-		if (++ps->depth > AG_JSON_MAX_DEPTH)
+		if (++ps->depth > GS_JSON_MAX_DEPTH)
 			return bad(ps, "nested too deeply");
 		v = *ps->p == '{' ? object(ps) : array(ps);
 		ps->depth--;
@@ -511,7 +511,7 @@ value(struct parser *ps)
 }
 
 int
-ag_json_parse(const char *text, size_t len, json_t **out, char *why,
+gs_json_parse(const char *text, size_t len, json_t **out, char *why,
     size_t whylen)
 {
 	struct parser ps;
@@ -535,4 +535,11 @@ ag_json_parse(const char *text, size_t len, json_t **out, char *why,
 	}
 	*out = v;
 	return GS_OK;
+}
+
+int
+ag_json_parse(const char *text, size_t len, json_t **out, char *why,
+    size_t whylen)
+{
+	return gs_json_parse(text, len, out, why, whylen);
 }

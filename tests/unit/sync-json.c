@@ -1,5 +1,5 @@
 /*
- * agent-json.c - the fast JSON reader against jansson: fixed cases, then
+ * sync-json.c - the fast JSON reader against jansson: fixed cases, then
  * many thousands of mutated inputs on which both must agree (both refuse,
  * or both accept and give equal values).
  */
@@ -39,7 +39,7 @@ agree(const char *text, size_t len)
 
 	a = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
 	    &err);
-	r = ag_json_parse(text, len, &b, why, sizeof(why));
+	r = gs_json_parse(text, len, &b, why, sizeof(why));
 	/* jansson 2.14 lets a raw NUL byte between tokens pass; we are
 	 * stricter on purpose: a NUL anywhere is refused. */
 	if (memchr(text, '\0', len) != NULL)
@@ -90,7 +90,7 @@ test_fixed(void **state)
 		json_t *v = NULL;
 		char why[128];
 
-		assert_int_equal(ag_json_parse(good[i], strlen(good[i]), &v,
+		assert_int_equal(gs_json_parse(good[i], strlen(good[i]), &v,
 		    why, sizeof(why)), GS_OK);
 		json_decref(v);
 		assert_true(agree(good[i], strlen(good[i])));
@@ -99,14 +99,14 @@ test_fixed(void **state)
 		json_t *v = NULL;
 		char why[128];
 
-		assert_int_equal(ag_json_parse(badv[i], strlen(badv[i]), &v,
+		assert_int_equal(gs_json_parse(badv[i], strlen(badv[i]), &v,
 		    why, sizeof(why)), GS_EPARSE);
 		assert_null(v);
 		assert_non_null(strstr(why, "column "));
 		assert_true(agree(badv[i], strlen(badv[i])));
 	}
 	/* A NUL between tokens is refused. */
-	assert_int_equal(ag_json_parse("{\"a\":1\0}", 8, &v0, why0,
+	assert_int_equal(gs_json_parse("{\"a\":1\0}", 8, &v0, why0,
 	    sizeof(why0)), GS_EPARSE);
 	/* Not NUL-terminated: the reader must stop at len. */
 	assert_true(agree("{\"a\":12345", 8));
