@@ -53,6 +53,7 @@ static pthread_mutex_t att_lock = PTHREAD_MUTEX_INITIALIZER;
 enum {
 	Q_PUT = 0,   /* the row of a complete attachment */
 	Q_ACCESS,    /* the audit of an admin action */
+	Q_HAS,       /* is an attachment stored? */
 	Q_COUNT_
 };
 
@@ -62,6 +63,7 @@ static const char *const qsql[Q_COUNT_] = {
 		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[Q_ACCESS] = "INSERT INTO attachment_access (hash, at, actor, action, "
 		     "detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_HAS] = "SELECT count(*) FROM attachments WHERE hash = ?1",
 };
 
 static int
@@ -641,6 +643,44 @@ out:
 	return r;
 }
 
+/* 1 when the attachment with this hex hash is stored (its row is written
+ * right after the verified file is renamed into place). */
+static int
+stored(struct pf_store *st, const char *hex)
+{
+	struct gs_stmt *s = NULL;
+	unsigned char hb[GS_HASHBYTES];
+	int64_t n = 0;
+
+	if (!is_hex(hex, 64) || gs_hex_decode(hb, sizeof(hb), hex) != GS_OK ||
+	    stmt(st, Q_HAS, &s) != GS_OK ||
+	    gs_stmt_bind_blob(s, 1, hb, sizeof(hb)) != GS_OK ||
+	    gs_stmt_one_int64(s, 0, &n) != GS_OK)
+		return 0;
+	return n > 0;
+}
+
+int
+pf_att_count(struct pf_store *st, const json_t *fields, int64_t *expected,
+    int64_t *present)
+{
+	const json_t *arr = json_object_get(fields, "attachments");
+	size_t i;
+
+	*expected = *present = 0;
+	if (!json_is_array(arr) || json_array_size(arr) == 0)
+		return 0;
+	for (i = 0; i < json_array_size(arr); i++) {
+		const char *h = json_string_value(
+		    json_object_get(json_array_get(arr, i), "hash"));
+
+		(*expected)++;
+		if (h != NULL && stored(st, h))
+			(*present)++;
+	}
+	return 1;
+}
+
 /* The attachments a record expects and how many are stored. */
 struct list_ctx {
 	struct pf_platform *pf;
@@ -655,7 +695,6 @@ list_one(void *arg, const struct pf_record_view *rv)
 	struct list_ctx *c = arg;
 	json_t *fields = NULL, *arr, *missing = NULL, *o;
 	size_t i, n, have = 0;
-	char path[4096];
 	int r = GS_OK;
 
 	if (rv->deleted || rv->fields == NULL)
@@ -671,13 +710,10 @@ list_one(void *arg, const struct pf_record_view *rv)
 	for (i = 0; i < n; i++) {
 		const char *h = json_string_value(
 		    json_object_get(json_array_get(arr, i), "hash"));
-		struct stat sb;
 
 		if (h == NULL || !is_hex(h, 64))
 			continue;
-		if (path_of(path, sizeof(path), c->pf->home, NULL, h) ==
-			GS_OK &&
-		    stat(path, &sb) == 0)
+		if (stored(c->pf->store, h))
 			have++;
 		else
 			json_array_append_new(missing, json_string(h));

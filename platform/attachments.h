@@ -66,6 +66,12 @@ uint64_t pf_att_limit(const struct pf_platform *pf);
 json_t *pf_att_summary(struct pf_platform *pf);
 void pf_att_print_summary(const json_t *summary);
 
+/* For export: the attachments a record's fields name (*expected) and how
+ * many of them the store holds (*present).  Returns 1 when the record
+ * names any, else 0 (both counts 0). */
+int pf_att_count(struct pf_store *st, const json_t *fields,
+    int64_t *expected, int64_t *present);
+
 /* `gridplatform attachment get|list|limit ...` (main.c's table). */
 int pf_cmd_attachment(const char *home, int argc, char **argv);
 

@@ -23,9 +23,11 @@
 #include "core/util.h"
 #include "export.h"
 #include "schema.h"
+#include "attachments.h"
 #include "core/banned.h"
 
 struct walk {
+	struct pf_store *st;         /* for the attachments present */
 	FILE *out;
 	int csv;
 	int zh;                      /* Chinese headers: the field labels */
@@ -39,6 +41,7 @@ put_ndjson(struct walk *w, const struct pf_record_view *v)
 {
 	json_t *o, *fields = NULL;
 	json_error_t jerr;
+	int64_t aexp = 0, apres = 0;
 	char *s;
 	int r = GS_OK;
 
@@ -56,6 +59,13 @@ put_ndjson(struct walk *w, const struct pf_record_view *v)
 	    "author", v->author != NULL ? v->author : "");
 	if (o == NULL)
 		return GS_FAIL(GS_ENOMEM, "export line");
+	/* Photos: how many the record names and how many arrived. */
+	if (w->st != NULL && pf_att_count(w->st, fields, &aexp, &apres) &&
+	    json_object_set_new(o, "attachments", json_pack("{s:I,s:I}",
+	    "expected", (json_int_t)aexp, "present", (json_int_t)apres)) != 0) {
+		json_decref(o);
+		return GS_FAIL(GS_ENOMEM, "export line");
+	}
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (s == NULL)
@@ -231,6 +241,7 @@ pf_export(struct pf_store *st, const struct gs_schema *schema,
 	int r;
 
 	memset(&w, 0, sizeof(w));
+	w.st = st;
 	w.out = out;
 	w.csv = format == PF_EXPORT_CSV || format == PF_EXPORT_CSV_ZH;
 	w.zh = format == PF_EXPORT_CSV_ZH;

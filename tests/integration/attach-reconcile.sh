@@ -36,6 +36,16 @@ a = json.load(sys.stdin)["attachments"]
 assert a["records"] == 2 and a["expected"] == 2 and a["present"] == 1, a
 assert [m["uuid"] for m in a["missing"]] == [sys.argv[1]], a' "$E2" &&
 	ok "reconcile --json: attachments.missing" || fail "reconcile --json: attachments.missing"
+pf export --format ndjson | "$PY" -c '
+import json, sys
+got = {}
+for l in sys.stdin:
+    d = json.loads(l)
+    got[d["uuid"]] = d.get("attachments")
+assert got[sys.argv[1]] == {"expected": 1, "present": 1}, got
+assert got[sys.argv[2]] == {"expected": 1, "present": 0}, got' "$E1" "$E2" &&
+	ok "export: attachments expected and present per record" ||
+	fail "export: attachments expected and present per record"
 # Found again (restored from a backup): it goes, and all is reconciled.
 mv "$T_TMP/b.sealed" "$AH/attachments/sealed/$HB"
 check "the next sync sends it" ag sync
