@@ -246,11 +246,14 @@ conflict_row(struct gs_stmt *s, json_t *arr)
 	}
 	gs_time_format(when, sizeof(when), gs_stmt_int64(s, 9));
 	printf("conflict %lld  %s  %s %s  worker %s  base rev %lld, platform "
-	    "rev %lld  %s%s%s\n", (long long)gs_stmt_int64(s, 0), when,
+	    "rev %lld  %s%s%s%s%s%s\n", (long long)gs_stmt_int64(s, 0), when,
 	    gs_stmt_text(s, 12), gs_stmt_text(s, 1), gs_stmt_text(s, 4),
 	    (long long)gs_stmt_int64(s, 5), (long long)gs_stmt_int64(s, 6),
 	    gs_stmt_text(s, 8), gs_stmt_text(s, 10) ? " by " : "",
-	    gs_stmt_text(s, 10) ? gs_stmt_text(s, 10) : "");
+	    gs_stmt_text(s, 10) ? gs_stmt_text(s, 10) : "",
+	    gs_stmt_text(s, 11) ? " (took " : "",
+	    gs_stmt_text(s, 11) ? gs_stmt_text(s, 11) : "",
+	    gs_stmt_text(s, 11) ? ")" : "");
 	json_array_foreach(fields, i, f) {
 		char *pv = json_dumps(json_object_get(f, "platform"),
 		    JSON_ENCODE_ANY), *dv = json_dumps(json_object_get(f,
