@@ -135,6 +135,7 @@ TEST_TOOLS := \
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
+	tests/unit/agent-attach.c \
 	tests/unit/agent-store.c \
 	tests/unit/agent-outbox.c \
 	tests/unit/agent-uploader.c \
