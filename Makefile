@@ -139,6 +139,7 @@ UNIT_TESTS := \
 	tests/unit/agent-store.c \
 	tests/unit/agent-outbox.c \
 	tests/unit/agent-uploader.c \
+	tests/unit/fuzz-regressions.c \
 	tests/unit/platform-ingest.c \
 	tests/unit/sync-attachment.c \
 	tests/unit/sync-batch.c \
@@ -277,5 +278,51 @@ format:
 
 clean:
 	rm -rf build
+
+# ---------------------------------------------------------------- fuzzing
+# (issue 7) libFuzzer harnesses: tests/fuzz/NAME.c -> $(BUILD)/fuzz/NAME.
+# `make fuzz` builds them with clang (ASan + UBSan + libFuzzer) in
+# $(FUZZ_BUILD) and runs each for FUZZ_SECONDS on a copy of its seed
+# corpus (tests/fuzz/run.sh); tests/unit/fuzz-regressions.c replays the
+# corpora and every saved crash on each `make test`.
+FUZZ_HARNESSES := \
+	tests/fuzz/batch.c \
+	tests/fuzz/enroll.c \
+	tests/fuzz/envelope.c \
+	tests/fuzz/http.c \
+	tests/fuzz/inflate.c \
+	tests/fuzz/json.c \
+	tests/fuzz/receipt.c
+
+FUZZ_BUILD ?= build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_OPT := -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=undefined
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_HARNESSES))
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(PLATFORM_LIB) \
+		$(AGENT_LIB) $(SYNC_LIB)
+	@mkdir -p $(@D)
+	$(call say,FUZZ,$@)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(PLATFORM_LIB) $(AGENT_LIB) $(SYNC_LIB) $(PKG_LIBS) -lpthread
+
+.PHONY: fuzz fuzz-bins campaign
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang \
+		OPT='$(FUZZ_OPT)' WERROR= fuzz-bins
+	$(Q)FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		sh tests/fuzz/run.sh
+
+# The long campaign (issue 7): 1,000+ kill points, every-KiB cuts,
+# CAMPAIGN_SEEDS simulation seeds, FUZZ_SECONDS of fuzzing per harness;
+# writes tests/CAMPAIGN.md.  `make campaign CAMPAIGN=quick` is a reduced
+# run.
+CAMPAIGN ?= full
+campaign: all $(TEST_TOOL_BINS)
+	$(Q)BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) CAMPAIGN=$(CAMPAIGN) \
+		sh tests/checker/campaign.sh
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
