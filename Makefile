@@ -140,6 +140,7 @@ UNIT_TESTS := \
 	tests/unit/agent-outbox.c \
 	tests/unit/agent-uploader.c \
 	tests/unit/fuzz-regressions.c \
+	tests/unit/sync-torture.c \
 	tests/unit/platform-ingest.c \
 	tests/unit/sync-attachment.c \
 	tests/unit/sync-batch.c \
