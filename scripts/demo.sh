@@ -5,7 +5,11 @@
 # grid workers enrolled in two grids, a few hundred generated records
 # collected while the platform is down ("no coverage"), the platform coming
 # back ("coverage returns"), sync, and what the platform holds per worker
-# and grid.  Run through `make demo`; KEEP=1 keeps the temporary homes.
+# and grid; then a third worker in the first grid edits the same resident
+# as the first, offline, setting the same field to another value: a
+# conflict an admin resolves, both devices pull the resolution, and the
+# reconciliation report ends it.  Run through `make demo`; KEEP=1 keeps the
+# temporary homes.
 set -eu
 BUILD=${BUILD:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +61,9 @@ stop_platform() {
 	pf_pid=""
 }
 
+# The agents' passphrase (their stores protect personal data, issue 6).
+printf 'demo passphrase 2026\n' >"$demo/pass"
+
 step "The platform: a new deployment on an embedded SQLite store"
 run "$GP" --home "$demo/platform" init --public-url "$url"
 start_platform
@@ -67,8 +74,10 @@ code1=$("$GP" --home "$demo/platform" enroll --worker W0101 --name 陈伟 \
 code2=$("$GP" --home "$demo/platform" enroll --worker W0202 --name 林芳 \
 	--grid 440307002003 --ttl 600)
 echo "codes made for W0101 (grid 440307001001) and W0202 (grid 440307002003)"
-run "$GA" --home "$demo/w1" init --grid 440307001001 --worker W0101
-run "$GA" --home "$demo/w2" init --grid 440307002003 --worker W0202
+run "$GA" --home "$demo/w1" init --grid 440307001001 --worker W0101 \
+	--passphrase-file "$demo/pass"
+run "$GA" --home "$demo/w2" init --grid 440307002003 --worker W0202 \
+	--passphrase-file "$demo/pass"
 run "$GA" --home "$demo/w1" enroll "$code1"
 run "$GA" --home "$demo/w2" enroll "$code2"
 
@@ -119,4 +128,36 @@ for w in 1 2; do
 import json, sys
 print(sys.argv[1], "holds", sum(1 for _ in sys.stdin), "records locally")' "W0$w"
 done
+step "Two workers, one resident: a conflict, its resolution, both devices"
+code3=$("$GP" --home "$demo/platform" enroll --worker W0103 --name 王磊 \
+	--grid 440307001001 --ttl 600)
+run "$GA" --home "$demo/w3" init --grid 440307001001 --worker W0103 \
+	--passphrase-file "$demo/pass"
+run "$GA" --home "$demo/w3" enroll "$code3"
+run "$GA" --home "$demo/w3" sync
+echo "W0103 now holds the grid's records too (pulled): $("$GA" --home "$demo/w3" list --json | wc -l)"
+# Offline on both devices, each worker corrects the same resident.
+run "$GA" --home "$demo/w1" edit "$uuid" address=深圳市南山区桃源街道1号
+run "$GA" --home "$demo/w3" edit "$uuid" address=深圳市南山区桃源街道9号 phone=13900139000
+run "$GA" --home "$demo/w1" sync
+run "$GA" --home "$demo/w3" sync
+run "$GP" --home "$demo/platform" conflicts
+run "$GP" --home "$demo/platform" reconcile --worker W0103 || true
+cid=$("$GP" --home "$demo/platform" conflicts --json --open |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
+run "$GP" --home "$demo/platform" resolve "$cid" --take device --by 管理员
+run "$GA" --home "$demo/w1" sync
+run "$GA" --home "$demo/w3" sync
+for w in 1 3; do
+	"$GA" --home "$demo/w$w" show "$uuid" --json --reveal | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+f = d["fields"]
+print(sys.argv[1], "holds", d["uuid"], "rev", d["rev"], "address", f["address"], "phone", f["phone"])' "W010$w"
+done
+
+step "Reconciliation report"
+run "$GP" --home "$demo/platform" conflicts
+run "$GP" --home "$demo/platform" reconcile --check
+
 step "Done"
