@@ -235,6 +235,7 @@ struct hook_ctx {
 	const char *mime;
 	uint64_t size, sealed_len;
 	int keep;
+	int reseal; /* a known row whose sealed file was made again */
 };
 
 static int
@@ -256,6 +257,13 @@ hook_prepare(void *ctx, const char *type, json_t *fields, json_t *edit)
 		    json_object_get(json_array_get(arr, i), "hash"));
 
 		if (h != NULL && strcmp(h, c->hexhash) == 0) {
+			/* Attached before and its sealed file was lost:
+			 * made again above, nothing new for the record. */
+			if (c->reseal)
+				return json_object_set_new(edit, "attachments",
+					   arr) == 0
+					   ? GS_OK
+					   : GS_FAIL(GS_ENOMEM, "out of memory");
 			json_decref(arr);
 			return GS_FAIL(GS_EEXIST, "this file is already "
 			    "attached to the record (%.16s...)", c->hexhash);
@@ -285,11 +293,15 @@ hook_commit(void *ctx, struct ag_store *st, const char *uuid,
 	char detail[160];
 	int r;
 
-	if ((r = gs_stmt_prepare(db, "INSERT OR IGNORE INTO attachment(hash, "
-		 "mime, plain_len, sealed_len, plain_kept, created_at) "
-		 "VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &a)) != GS_OK ||
-	    (r = gs_stmt_prepare(db, "INSERT INTO record_attachment(uuid, "
-		 "hash, added_at) VALUES(?1, ?2, ?3)", &ra)) != GS_OK ||
+	/* A row sealed again goes back to 'sealed' (from 'failed'). */
+	if ((r = gs_stmt_prepare(db, "INSERT INTO attachment(hash, mime, "
+		 "plain_len, sealed_len, plain_kept, created_at) VALUES(?1, ?2, "
+		 "?3, ?4, ?5, ?6) ON CONFLICT(hash) DO UPDATE SET state = "
+		 "'sealed', last_error = NULL, sent = 0 WHERE ?7 AND state <> "
+		 "'done'", &a)) != GS_OK ||
+	    (r = gs_stmt_prepare(db, "INSERT OR IGNORE INTO "
+		 "record_attachment(uuid, hash, added_at) VALUES(?1, ?2, ?3)",
+		 &ra)) != GS_OK ||
 	    (r = gs_stmt_prepare(db, "INSERT INTO audit(at, action, uuid, "
 		 "type, detail) VALUES(?1, 'attach', ?2, ?3, ?4)", &au)) !=
 		GS_OK)
@@ -300,6 +312,7 @@ hook_commit(void *ctx, struct ag_store *st, const char *uuid,
 	    (r = gs_stmt_bind_int64(a, 4, (int64_t)c->sealed_len)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(a, 5, c->keep)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(a, 6, now)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(a, 7, c->reseal)) != GS_OK ||
 	    (r = step_done(a)) != GS_OK)
 		goto out;
 	if ((r = gs_stmt_bind_text(ra, 1, uuid)) != GS_OK ||
@@ -324,23 +337,25 @@ out:
 	return r;
 }
 
-/* Is this file (by hash) known already?  *known, *plain_kept. */
+/* Is this file (by hash) known already?  *known, *sealed_len, and *done
+ * when the platform has receipted it. */
 static int
 known_file(struct gs_db *db, const unsigned char *hash, int *known,
-    uint64_t *sealed_len)
+    uint64_t *sealed_len, int *done)
 {
 	struct gs_stmt *s = NULL;
 	int r;
 
-	*known = 0;
-	if ((r = gs_stmt_prepare(db, "SELECT sealed_len FROM attachment "
-		 "WHERE hash = ?1", &s)) != GS_OK ||
+	*known = *done = 0;
+	if ((r = gs_stmt_prepare(db, "SELECT sealed_len, state = 'done' FROM "
+		 "attachment WHERE hash = ?1", &s)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 1, hash, GS_HASHBYTES)) != GS_OK)
 		goto out;
 	r = gs_stmt_step(s);
 	if (r == GS_ROW) {
 		*known = 1;
 		*sealed_len = (uint64_t)gs_stmt_int64(s, 0);
+		*done = gs_stmt_int64(s, 1) != 0;
 		gs_stmt_reset(s);
 		r = GS_OK;
 	} else if (r == GS_DONE) {
@@ -366,7 +381,7 @@ ag_attach(struct ag_store *st, const char *uuid, const char *path,
 	json_t *item = NULL, *edit = NULL, *loc = NULL;
 	uint64_t len = 0, limit;
 	ssize_t hn;
-	int fd = -1, known = 0, r = GS_EINTERNAL;
+	int fd = -1, known = 0, done = 0, reseal = 0, r = GS_EINTERNAL;
 
 	memset(res, 0, sizeof(*res));
 	if ((r = gs_crypto_init()) != GS_OK)
@@ -415,14 +430,23 @@ ag_attach(struct ag_store *st, const char *uuid, const char *path,
 	}
 	gs_hex_encode(res->hash, hash, GS_HASHBYTES);
 	res->size = len;
-	if ((r = known_file(ag_store_db(st), hash, &known, &res->sealed_len)) !=
-	    GS_OK)
+	if ((r = known_file(ag_store_db(st), hash, &known, &res->sealed_len,
+		 &done)) != GS_OK)
 		goto out;
-	res->reused = known;
-	snprintf(dir, sizeof(dir), "%s/attachments", ag_store_home(st));
+	if (snprintf(dir, sizeof(dir), "%s/attachments", ag_store_home(st)) >=
+	    (int)sizeof(dir)) {
+		r = GS_FAIL(GS_EINVAL, "home path too long");
+		goto out;
+	}
 	if ((r = make_dir(dir)) != GS_OK)
 		goto out;
-	if (!known) {
+	/* Known but not receipted and its sealed file gone (deleted, a
+	 * restored backup): seal it again, it is the same content. */
+	snprintf(sub, sizeof(sub), "%s/sealed/%s", dir, res->hash);
+	if (known && !done && access(sub, F_OK) != 0)
+		reseal = 1;
+	res->reused = known && !reseal;
+	if (!known || reseal) {
 		memset(&sp, 0, sizeof(sp));
 		memcpy(sp.deployment, dev->deployment, 16);
 		memcpy(sp.device, dev->device_id, 16);
@@ -476,6 +500,7 @@ ag_attach(struct ag_store *st, const char *uuid, const char *path,
 	hc.size = len;
 	hc.sealed_len = res->sealed_len;
 	hc.keep = known ? 0 : o->keep;
+	hc.reseal = reseal;
 	hook.prepare = hook_prepare;
 	hook.commit = hook_commit;
 	hook.ctx = &hc;
@@ -515,20 +540,22 @@ ag_attach_status(struct ag_store *st, json_t *into)
 {
 	struct gs_db *db = ag_store_db(st);
 	struct gs_stmt *s = NULL;
-	int64_t n[3] = {0, 0, 0}, bytes[3] = {0, 0, 0}, sent = 0, waiting = 0;
+	int64_t n[4] = {0, 0, 0, 0}, bytes[4] = {0, 0, 0, 0}, sent = 0,
+		waiting = 0;
 	json_t *o;
 	int r;
 
 	/* pending: nothing on the platform yet; partial: some bytes there;
 	 * done: receipted. */
 	if ((r = gs_stmt_prepare(db, "SELECT CASE WHEN state = 'done' THEN 2 "
-		 "WHEN sent > 0 THEN 1 ELSE 0 END, count(*), sum(sealed_len), "
-		 "sum(sent) FROM attachment GROUP BY 1", &s)) != GS_OK)
+		 "WHEN state = 'failed' THEN 3 WHEN sent > 0 THEN 1 ELSE 0 END, "
+		 "count(*), sum(sealed_len), sum(sent) FROM attachment GROUP BY "
+		 "1", &s)) != GS_OK)
 		goto out;
 	while ((r = gs_stmt_step(s)) == GS_ROW) {
 		int64_t k = gs_stmt_int64(s, 0);
 
-		if (k < 0 || k > 2)
+		if (k < 0 || k > 3)
 			continue;
 		n[k] = gs_stmt_int64(s, 1);
 		bytes[k] = gs_stmt_int64(s, 2);
@@ -546,7 +573,8 @@ ag_attach_status(struct ag_store *st, json_t *into)
 		 "WHERE a.state <> 'done'", &s)) != GS_OK ||
 	    (r = gs_stmt_one_int64(s, 0, &waiting)) != GS_OK)
 		goto out;
-	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "pending",
+	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "failed",
+	    (json_int_t)n[3], "pending",
 	    (json_int_t)n[0], "pending_bytes", (json_int_t)bytes[0], "partial",
 	    (json_int_t)n[1], "partial_bytes", (json_int_t)bytes[1],
 	    "partial_sent", (json_int_t)sent, "done", (json_int_t)n[2],

@@ -212,7 +212,7 @@ check_receipt(struct up *u, const struct one *f, const struct answer *a)
 /* Saves the outcome of one attempt; on done also the receipt. */
 static int
 note(struct up *u, const struct one *f, uint64_t sent, uint64_t resent,
-    const struct answer *done, const char *err)
+    const struct answer *done, const char *err, int failed)
 {
 	struct gs_stmt *s = NULL;
 	int r;
@@ -222,7 +222,8 @@ note(struct up *u, const struct one *f, uint64_t sent, uint64_t resent,
 		   "resent + ?3, attempts = attempts + 1, last_error = NULL, "
 		   "receipt = ?4, done_at = ?5 WHERE hash = ?1"
 		 : "UPDATE attachment SET sent = ?2, resent = resent + ?3, "
-		   "attempts = attempts + 1, last_error = ?4 WHERE hash = ?1",
+		   "attempts = attempts + 1, last_error = ?4, state = CASE "
+		   "WHEN ?5 THEN 'failed' ELSE 'sealed' END WHERE hash = ?1",
 		 &s)) != GS_OK)
 		return r;
 	if ((r = gs_stmt_bind_blob(s, 1, f->hash, GS_HASHBYTES)) == GS_OK &&
@@ -232,8 +233,8 @@ note(struct up *u, const struct one *f, uint64_t sent, uint64_t resent,
 		     ? gs_stmt_bind_blob(s, 4, done->receipt,
 			   GS_ATT_RECEIPT_BYTES)
 		     : gs_stmt_bind_text(s, 4, err)) == GS_OK &&
-	    (done == NULL ||
-		(r = gs_stmt_bind_int64(s, 5, gs_now_ms())) == GS_OK)) {
+	    (r = gs_stmt_bind_int64(s, 5, done != NULL ? gs_now_ms()
+						       : failed)) == GS_OK) {
 		r = gs_stmt_step(s);
 		r = r == GS_DONE ? GS_OK : r;
 	}
@@ -308,8 +309,8 @@ upload(struct up *u, const struct one *f)
 		if (a.complete) {
 			if ((r = check_receipt(u, f, &a)) != GS_OK)
 				goto out;
-			if ((r = note(u, f, f->sealed_len, resent, &a, NULL)) !=
-			    GS_OK)
+			if ((r = note(u, f, f->sealed_len, resent, &a, NULL,
+				 0)) != GS_OK)
 				goto out;
 			cleanup(u, f);
 			u->stats->done++;
@@ -399,8 +400,12 @@ out:
 		char keepmsg[300];
 
 		gs_strlcpy(keepmsg, gs_errmsg(r), sizeof(keepmsg));
-		nr = note(u, f, off, resent, NULL, keepmsg);
-		(void)nr;
+		/* A refusal for good is 'failed': --watch does not spin
+		 * on it; an explicit sync tries it again. */
+		nr = note(u, f, off, resent, NULL, keepmsg, !transient(r));
+		if (nr != GS_OK)
+			gs_log(GS_LOG_WARNING, "attachment %.16s...: outcome "
+			    "not recorded: %s", f->hex, gs_errmsg(nr));
 		(void)GS_FAIL(r, "%s", keepmsg);
 	}
 	u->stats->bytes_resent += resent;
@@ -442,8 +447,8 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 	/* The list first, then the uploads: no statement stays open
 	 * across the updates. */
 	if ((r = gs_stmt_prepare(ag_store_db(st), "SELECT hash, sealed_len, "
-		 "plain_kept FROM attachment WHERE state = 'sealed' "
-		 "ORDER BY created_at, hash", &s)) != GS_OK)
+		 "plain_kept FROM attachment WHERE state IN ('sealed', "
+		 "'failed') ORDER BY created_at, hash", &s)) != GS_OK)
 		goto out;
 	while ((r = gs_stmt_step(s)) == GS_ROW) {
 		if (n == cap) {
@@ -484,15 +489,23 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 			break;
 		}
 		/* A refusal of one file (damaged on this device?) must not
-		 * hold back the others; it is kept and reported. */
-		gs_log(GS_LOG_ERROR, "attachment %.16s... refused: %s",
-		    list[i].hex, gs_errmsg(r));
+		 * hold back the others; it is kept and reported, and the
+		 * run ends as "rejected" (exit 65; --watch goes on). */
+		gs_log(GS_LOG_ERROR, "attachment %.16s... cannot be sent: %s "
+		    "(kept on this device; see status)", list[i].hex,
+		    gs_errmsg(r));
 		if (gs_error_class(r) != GS_CLASS_REFUSE &&
 		    gs_error_class(r) != GS_CLASS_INPUT) {
 			first = first ? first : r;
 			break;
 		}
-		first = first ? first : r;
+		if (first == GS_OK) {
+			char m[400];
+
+			gs_strlcpy(m, gs_errmsg(r), sizeof(m));
+			first = GS_FAIL(GS_EREJECTED, "attachment %.16s...: %s",
+			    list[i].hex, m);
+		}
 	}
 	r = first;
 out:

@@ -11,7 +11,9 @@
 -- One row per distinct file (content address): the same photo attached
 -- to two records is sealed, stored and uploaded once.
 -- state: 'sealed' (waiting for, or in, upload), 'done' (a verified
--- receipt covers it).  sent: the platform's offset at the last answer
+-- receipt covers it), 'failed' (refused for good by the platform, or its
+-- sealed file is gone: retried by an explicit `gridagent sync`, never by
+-- --watch on its own, and sealed again if the same file is attached again).  sent: the platform's offset at the last answer
 -- (for status: partial uploads).  resent: bytes sent that the platform
 -- did not keep (connections cut mid-chunk), for the benchmark.
 CREATE TABLE attachment (
@@ -19,7 +21,8 @@ CREATE TABLE attachment (
 	mime TEXT NOT NULL,
 	plain_len INTEGER NOT NULL CHECK (plain_len > 0),
 	sealed_len INTEGER NOT NULL CHECK (sealed_len > 0),
-	state TEXT NOT NULL DEFAULT 'sealed' CHECK (state IN ('sealed', 'done')),
+	state TEXT NOT NULL DEFAULT 'sealed'
+		CHECK (state IN ('sealed', 'done', 'failed')),
 	sent INTEGER NOT NULL DEFAULT 0,
 	resent INTEGER NOT NULL DEFAULT 0,
 	plain_kept INTEGER NOT NULL DEFAULT 0 CHECK (plain_kept IN (0, 1)),

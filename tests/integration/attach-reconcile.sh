@@ -24,6 +24,12 @@ HB=$(ag attach "$E2" "$T_TMP/b.jpg")
 # The photo of E2 is lost before it is sent: its record arrives, it never.
 mv "$AH/attachments/sealed/$HB" "$T_TMP/b.sealed"
 expect_exit 65 "sync: the records and one photo go, the lost one cannot" ag sync
+ag status --json | "$PY" -c '
+import json, sys
+a = json.load(sys.stdin)["attachments"]
+assert a["failed"] == 1 and a["done"] == 1 and a["records_waiting"] == 1, a' &&
+	ok "status: one attachment failed, one done, one record waiting" ||
+	fail "status: one attachment failed, one done, one record waiting"
 expect_exit 1 "reconcile --check fails: a record misses its photo" pf reconcile --check
 pf reconcile >"$T_TMP/rec"
 grep -q "attachments: 2 record(s) expect 2, 1 present; 1 record(s) missing attachments" "$T_TMP/rec" &&

@@ -310,6 +310,40 @@ test_same_file_two_records(void **state)
 	    2);
 }
 
+/* A sealed file lost before it was sent: attaching the same file again
+ * seals it again, without a second entry in the record. */
+static void
+test_reseal_lost(void **state)
+{
+	struct fx *f = *state;
+	struct ag_attach_opts o = opts();
+	struct ag_attach_result res;
+	char path[400], *rec1 = NULL, *rec2 = NULL;
+	json_t *j;
+
+	assert_int_equal(ag_attach(f->st, f->event, f->photo, &o, &res), GS_OK);
+	snprintf(path, sizeof(path), "%s/attachments/sealed/%s", f->home,
+	    res.hash);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(ag_get(f->st, f->event, &rec1), GS_OK);
+	assert_int_equal(ag_attach(f->st, f->event, f->photo, &o, &res), GS_OK);
+	assert_false(res.reused);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(ag_get(f->st, f->event, &rec2), GS_OK);
+	j = json_loads(rec2, 0, NULL);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j,
+			     "fields"), "attachments")),
+	    1);
+	json_decref(j);
+	assert_int_equal(count(f, "SELECT count(*) FROM record_attachment"),
+	    1);
+	assert_int_equal(count(f, "SELECT count(*) FROM attachment WHERE "
+				  "state = 'sealed'"),
+	    1);
+	ag_free(rec1);
+	ag_free(rec2);
+}
+
 static void
 test_status(void **state)
 {
@@ -399,6 +433,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_file_two_records,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reseal_lost, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_failures, setup,
 		    teardown),
