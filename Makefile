@@ -141,6 +141,7 @@ UNIT_TESTS := \
 	tests/unit/agent-uploader.c \
 	tests/unit/fuzz-regressions.c \
 	tests/unit/sync-torture.c \
+	tests/unit/agent-powerloss.c \
 	tests/unit/platform-ingest.c \
 	tests/unit/sync-attachment.c \
 	tests/unit/sync-batch.c \
