@@ -482,6 +482,16 @@ list_one(void *ctx, const struct ag_record *rec)
 		}
 	}
 	json_decref(fields);
+	/* A review verdict the platform sent (issue 4); the record line
+	 * ends with it when there is one. */
+	{
+		static const char key[] = ",\"review\":{\"state\":\"";
+		const char *p = strstr(rec->json, key), *e;
+
+		if (p != NULL && (e = strchr(p + sizeof(key) - 1, '"')) != NULL)
+			printf("  [review: %.*s]", (int)(e - p - sizeof(key) + 1),
+			    p + sizeof(key) - 1);
+	}
 	putchar('\n');
 	return 0;
 }
@@ -563,6 +573,15 @@ show_text(const struct gs_schema *schema, json_t *rec)
 	print_time("updated", json_object_get(rec, "updated_at"));
 	printf("%-12s %s\n", "author",
 	    json_string_value(json_object_get(rec, "author")));
+	/* The platform's review verdict, pulled (issue 4). */
+	if (json_is_object(json_object_get(rec, "review"))) {
+		json_t *rv = json_object_get(rec, "review");
+
+		printf("%-12s %s by %s: %s\n", "review",
+		    json_string_value(json_object_get(rv, "state")),
+		    json_string_value(json_object_get(rv, "by")),
+		    json_string_value(json_object_get(rv, "comment")));
+	}
 	printf("fields:\n");
 	if (f != NULL) {
 		for (i = 0; i < gs_form_nfields(f); i++) {

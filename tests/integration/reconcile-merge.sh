@@ -100,6 +100,10 @@ ag show "$U" --json >"$T_TMP/show.json"
 	ok "show --json carries the verdict" || fail "show --json carries the verdict"
 ag list --json | grep -q '"review":{"state":"has_issues"' && ok "list --json carries it" ||
 	fail "list --json carries it"
+ag show "$U" | grep -q '^review *has_issues by admin1: 电话号码不对' &&
+	ok "show prints the verdict" || fail "show prints the verdict"
+ag list 2>/dev/null | grep "$U" | grep -q '\[review: has_issues\]' &&
+	ok "list marks the record" || fail "list marks the record"
 ag status --json >"$T_TMP/st.json"
 [ "$(json_get "$T_TMP/st.json" 'd["reviews"]["has_issues"]')" = 1 ] &&
 	[ "$(json_get "$T_TMP/st.json" 'd["tasks"]["open"]')" = 1 ] &&
