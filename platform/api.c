@@ -6,6 +6,8 @@
  *	GET  /v1/health
  *	POST /v1/enroll
  *	PUT  /v1/devices/{device hex}/batches/{batch hex}
+ *	POST /v1/devices/{device hex}/heartbeat    (pull.c, device-signed)
+ *	GET  /v1/devices/{device hex}/pull         (pull.c, device-signed)
  *	GET, PUT /v1/devices/{device hex}/attachments/{hash hex} (attachments.c)
  *
  * An unknown path is 404 not_found; a known path with another method is

@@ -126,6 +126,27 @@ ag tasks --json >"$T_TMP/t.json"
 	[ "$(json_get "$T_TMP/t.json" 'd[0]["closed_by"]')" = "$V" ] &&
 	ok "the visit closed the task" || fail "the visit closed the task"
 
+pf reconcile --json --worker w002 >"$T_TMP/r.json"
+[ "$(json_get "$T_TMP/r.json" 'len(d["devices"])')" = 1 ] &&
+	[ "$(json_get "$T_TMP/r.json" 'd["devices"][0]["worker"]')" = w002 ] &&
+	ok "reconcile --worker filters" || fail "reconcile --worker filters"
+[ "$(pf reconcile --json --grid 999 | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["devices"]))')" = 0 ] &&
+	ok "reconcile --grid filters" || fail "reconcile --grid filters"
+
+# Heartbeat and pull are believed only with the device's signature.
+now=$(($(date +%s) * 1000))
+zero=$(printf '%0128d' 0)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+	--data '{"unsent":0,"outbox":0,"last_seq":99,"acked_seq":99,"rejected":0,"quarantined":0,"chain_head":"","version":"x","free_bytes":0}' \
+	"$PF_URL/v1/devices/$DEV_ID/heartbeat?since=0&t=$now&sig=$zero")
+[ "$code" = 401 ] && ok "a forged heartbeat is refused (401)" ||
+	fail "a forged heartbeat is refused (401, got $code)"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$PF_URL/v1/devices/$DEV_ID/pull?since=0&t=$now&sig=$zero")
+[ "$code" = 401 ] && ok "an unsigned pull is refused (401)" ||
+	fail "an unsigned pull is refused (401, got $code)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$PF_URL/v1/devices/$DEV_ID/pull")
+[ "$code" = 405 ] && ok "pull with another method: 405" || fail "pull with another method: 405 (got $code)"
+
 pf stats --json >"$T_TMP/stats.json"
 [ "$(json_get "$T_TMP/stats.json" 'd["workers"]["w001"]["visits"]')" = 1 ] &&
 	ok "stats counts the visit for w001" || fail "stats counts the visit for w001"
