@@ -64,6 +64,11 @@ pf_http_config_init(struct pf_http_config *c)
 
 		if (e != NULL && gs_parse_u64(e, 3600, &v) == GS_OK && v > 0)
 			c->body_deadline = (unsigned int)v;
+		/* bench/load.sh: 200 simulated devices share one loopback
+		 * address, which the per-address cap exists to limit. */
+		e = getenv("GRIDPLATFORM_PER_IP_LIMIT");
+		if (e != NULL && gs_parse_u64(e, 100000, &v) == GS_OK && v > 0)
+			c->max_conns_ip = (unsigned int)v;
 	}
 }
 
