@@ -381,8 +381,8 @@ ag_pull_status(struct ag_store *st, json_t *into)
 {
 	struct gs_db *db = ag_store_db(st);
 	struct gs_stmt *s = NULL;
-	json_t *tasks = NULL, *reviews = NULL;
-	char *cur = NULL, *at = NULL;
+	json_t *tasks = NULL, *reviews = NULL, *stale = NULL;
+	char *cur = NULL, *at = NULL, *ref = NULL;
 	int r;
 
 	if ((tasks = json_pack("{s:i,s:i}", "open", 0, "done", 0)) == NULL ||
@@ -406,11 +406,24 @@ ag_pull_status(struct ag_store *st, json_t *into)
 	gs_stmt_finalize(s);
 	(void)ag_store_meta_get(st, "pull_cursor", &cur);
 	(void)ag_store_meta_get(st, "pull_at", &at);
+	/* Stale reference data (forms, code tables) is shown, not hidden:
+	 * the worker's device must be updated to collect what the platform
+	 * now expects. */
+	if (ag_store_meta_get(st, "reference", &ref) == GS_OK) {
+		json_error_t jerr;
+		json_t *pr = json_loads(ref, 0, &jerr);
+
+		stale = pr != NULL ? gs_feed_reference_diff(ag_store_schema(st),
+		    pr) : NULL;
+		json_decref(pr);
+	}
 	if (json_object_set(into, "tasks", tasks) != 0 ||
 	    json_object_set(into, "reviews", reviews) != 0 ||
 	    json_object_set_new(into, "pull", json_pack("{s:I,s:I}", "cursor",
 	    (json_int_t)(cur ? strtoll(cur, NULL, 10) : 0), "at",
-	    (json_int_t)(at ? strtoll(at, NULL, 10) : 0))) != 0) {
+	    (json_int_t)(at ? strtoll(at, NULL, 10) : 0))) != 0 ||
+	    (stale != NULL && json_object_set(into, "reference_stale", stale)
+	    != 0)) {
 		r = GS_FAIL(GS_ENOMEM, "status");
 		goto out;
 	}
@@ -418,6 +431,8 @@ ag_pull_status(struct ag_store *st, json_t *into)
 out:
 	gs_free(cur);
 	gs_free(at);
+	gs_free(ref);
+	json_decref(stale);
 	json_decref(tasks);
 	json_decref(reviews);
 	return r;

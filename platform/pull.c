@@ -293,24 +293,19 @@ fail:
 	return NULL;
 }
 
-/* The reference data the device should hold: form versions. */
+/* The reference data the device should hold: form versions, code table
+ * digests (sync/feed.c), and our version. */
 static json_t *
 reference(struct pf_platform *pf)
 {
-	json_t *forms = json_object();
-	size_t i;
+	json_t *r = gs_feed_reference(pf->schema);
 
-	for (i = 0; forms != NULL && i < gs_schema_nforms(pf->schema); i++) {
-		const struct gs_form *f = gs_schema_form_at(pf->schema, i);
-
-		if (json_object_set_new(forms, gs_form_type(f),
-		    json_integer(gs_form_version(f))) != 0) {
-			json_decref(forms);
-			return NULL;
-		}
+	if (r != NULL && json_object_set_new(r, "platform_version",
+	    json_string(PF_VERSION)) != 0) {
+		json_decref(r);
+		return NULL;
 	}
-	return json_pack("{s:o,s:s}", "forms", forms, "platform_version",
-	    PF_VERSION);
+	return r;
 }
 
 /* The page after `since` as JSON text (gs_malloc'd via jansson: free). */

@@ -18,6 +18,7 @@
 #include "core/util.h"
 #include "crypto.h"
 #include "feed.h"
+#include "schema.h"
 #include "core/banned.h"
 
 enum {
@@ -260,4 +261,90 @@ out:
 	gs_crypto_memzero(rx, sizeof(rx));
 	gs_crypto_memzero(tx, sizeof(tx));
 	return r;
+}
+
+/* The digest of a code table's codes (hex, 16 digits) into out[17]. */
+static void
+table_digest(const struct gs_schema *s, const char *table, char out[17])
+{
+	unsigned char h[GS_HASHBYTES];
+	struct gs_buf b;
+	size_t i, n = gs_schema_ncodes(s, table);
+
+	gs_buf_init(&b, 1u << 20);
+	for (i = 0; i < n; i++)
+		if (gs_buf_puts(&b, gs_schema_code_at(s, table, i)) != GS_OK ||
+		    gs_buf_putc(&b, '\n') != GS_OK)
+			break;
+	gs_crypto_hash(h, sizeof(h), b.data, b.len, NULL, 0);
+	gs_buf_release(&b);
+	gs_hex_encode(out, h, 8);
+}
+
+json_t *
+gs_feed_reference(const struct gs_schema *s)
+{
+	json_t *forms = json_object(), *codes = json_object();
+	char d[17];
+	size_t i;
+
+	if (forms == NULL || codes == NULL)
+		goto fail;
+	for (i = 0; i < gs_schema_nforms(s); i++) {
+		const struct gs_form *f = gs_schema_form_at(s, i);
+
+		if (json_object_set_new(forms, gs_form_type(f),
+		    json_integer(gs_form_version(f))) != 0)
+			goto fail;
+	}
+	for (i = 0; i < gs_schema_ntables(s); i++) {
+		table_digest(s, gs_schema_table_name(s, i), d);
+		if (json_object_set_new(codes, gs_schema_table_name(s, i),
+		    json_string(d)) != 0)
+			goto fail;
+	}
+	return json_pack("{s:o,s:o}", "forms", forms, "codes", codes);
+fail:
+	json_decref(forms);
+	json_decref(codes);
+	return NULL;
+}
+
+json_t *
+gs_feed_reference_diff(const struct gs_schema *s, const json_t *platform)
+{
+	json_t *out = json_array(), *mine = gs_feed_reference(s), *v;
+	const char *k;
+	char msg[160];
+
+	if (out == NULL || mine == NULL) {
+		json_decref(out);
+		json_decref(mine);
+		return NULL;
+	}
+	json_object_foreach(json_object_get(platform, "forms"), k, v) {
+		json_t *m = json_object_get(json_object_get(mine, "forms"), k);
+
+		if (m != NULL && json_equal(m, v))
+			continue;
+		if (m == NULL)
+			snprintf(msg, sizeof(msg), "form %.40s: platform v%lld, "
+			    "unknown here", k, (long long)json_integer_value(v));
+		else
+			snprintf(msg, sizeof(msg), "form %.40s: platform v%lld, "
+			    "here v%lld", k, (long long)json_integer_value(v),
+			    (long long)json_integer_value(m));
+		(void)json_array_append_new(out, json_string(msg));
+	}
+	json_object_foreach(json_object_get(platform, "codes"), k, v) {
+		json_t *m = json_object_get(json_object_get(mine, "codes"), k);
+
+		if (m != NULL && json_equal(m, v))
+			continue;
+		snprintf(msg, sizeof(msg), "code table %.40s differs from the "
+		    "platform's", k);
+		(void)json_array_append_new(out, json_string(msg));
+	}
+	json_decref(mine);
+	return out;
 }

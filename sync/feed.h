@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/buf.h"
 
 #define GS_FEED_HDRBYTES 136
@@ -88,5 +90,23 @@ int gs_feed_open(struct gs_buf *plain, struct gs_feed_header *h,
     const unsigned char *feed, size_t len, const unsigned char *deployment,
     const unsigned char *device, const unsigned char *receipt_pk,
     const unsigned char *device_sk);
+
+/*
+ * The reference data a schema holds, as the pull feed carries it:
+ *   {"forms":{"person":1,...},"codes":{"sex":"<16 hex>",...}}
+ * (code tables have no version number: their digest is the first 8 bytes
+ * of BLAKE2b-256 over "code\n" for every code in order).  New reference,
+ * or NULL when out of memory.
+ */
+struct gs_schema;
+json_t *gs_feed_reference(const struct gs_schema *s);
+
+/*
+ * What differs between the platform's reference (as received) and ours:
+ * a new array of "form person: platform v2, here v1" / "codes sex
+ * differ" strings (empty when in step), or NULL when out of memory.
+ */
+json_t *gs_feed_reference_diff(const struct gs_schema *s,
+    const json_t *platform);
 
 #endif

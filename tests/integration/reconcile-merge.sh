@@ -109,6 +109,9 @@ ag status --json >"$T_TMP/st.json"
 	[ "$(json_get "$T_TMP/st.json" 'd["tasks"]["open"]')" = 1 ] &&
 	ok "status counts the verdict and the open task" ||
 	fail "status counts the verdict and the open task"
+[ "$(json_get "$T_TMP/st.json" 'd["reference_stale"]')" = "[]" ] &&
+	ok "status: reference data in step with the platform's" ||
+	fail "status: reference data in step with the platform's"
 ag tasks --json >"$T_TMP/t.json"
 [ "$(json_get "$T_TMP/t.json" 'd[0]["id"]')" = "$T" ] &&
 	[ "$(json_get "$T_TMP/t.json" 'd[0]["title"]')" = 回访张三 ] &&

@@ -18,6 +18,7 @@
 #include "core/util.h"
 #include "crypto.h"
 #include "feed.h"
+#include "schema.h"
 
 static unsigned char rpk[32], rsk[64], dpk[32], dsk[64];
 static const unsigned char dep[16] = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55,
@@ -206,6 +207,37 @@ test_vector(void **state)
 	gs_buf_release(&text);
 }
 
+/* Reference data: our own is in step with itself; a newer form version
+ * or another code table on the platform is named. */
+static void
+test_reference(void **state)
+{
+	struct gs_schema *s = NULL;
+	json_t *ref, *diff;
+
+	(void)state;
+	assert_int_equal(gs_schema_load(&s), GS_OK);
+	assert_non_null(ref = gs_feed_reference(s));
+	assert_true(json_is_integer(json_object_get(json_object_get(ref,
+	    "forms"), "person")));
+	assert_int_equal(strlen(json_string_value(json_object_get(
+	    json_object_get(ref, "codes"), "sex"))), 16);
+	assert_non_null(diff = gs_feed_reference_diff(s, ref));
+	assert_int_equal(json_array_size(diff), 0);
+	json_decref(diff);
+	json_object_set_new(json_object_get(ref, "forms"), "person",
+	    json_integer(99));
+	json_object_set_new(json_object_get(ref, "codes"), "sex",
+	    json_string("0000000000000000"));
+	json_object_set_new(json_object_get(ref, "forms"), "asset",
+	    json_integer(1));
+	assert_non_null(diff = gs_feed_reference_diff(s, ref));
+	assert_int_equal(json_array_size(diff), 3);
+	json_decref(diff);
+	json_decref(ref);
+	gs_schema_free(s);
+}
+
 int
 main(void)
 {
@@ -214,6 +246,7 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_request),
 		cmocka_unit_test(test_vector),
+		cmocka_unit_test(test_reference),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
