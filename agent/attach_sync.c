@@ -172,14 +172,21 @@ ask(struct up *u, const char *path, struct answer *a)
 }
 
 static int
-send_chunk(struct up *u, const char *path, const unsigned char *buf,
-    size_t n, uint64_t off, struct answer *a)
+send_chunk(struct up *u, const struct one *f, const char *path,
+    const unsigned char *buf, size_t n, uint64_t off, struct answer *a)
 {
 	struct ag_http_response resp;
-	char p[512];
+	unsigned char sig[GS_SIGBYTES];
+	char p[512], hex[2 * GS_SIGBYTES + 1];
 	int r;
 
-	snprintf(p, sizeof(p), "%s?offset=%llu", path, (unsigned long long)off);
+	/* Only this device can add to its upload (PROTOCOL.md 8.3). */
+	if ((r = gs_att_chunk_sign(sig, u->dev->device_id, f->hash, off, buf,
+		 n, u->dev->sign_sk)) != GS_OK)
+		return r;
+	gs_hex_encode(hex, sig, sizeof(sig));
+	snprintf(p, sizeof(p), "%s?offset=%llu&sig=%s", path,
+	    (unsigned long long)off, hex);
 	ag_http_response_init(&resp);
 	if ((r = ag_http_request(u->h, "PUT", p, "application/octet-stream",
 		 buf, n, &resp)) == GS_OK)
@@ -350,7 +357,7 @@ upload(struct up *u, const struct one *f)
 			}
 			sent_here += n;
 			u->stats->bytes_sent += n;
-			r = send_chunk(u, path, buf, n, off, &a);
+			r = send_chunk(u, f, path, buf, n, off, &a);
 			if (r != GS_OK) {
 				lost_off = off;
 				lost_n = n;

@@ -347,14 +347,20 @@ finish(struct pf_platform *pf, const char *partial, const char *final,
 }
 
 static int
-parse_offset(const struct pf_request *req, uint64_t *off)
+parse_offset(const struct pf_request *req, uint64_t *off,
+    unsigned char sig[GS_SIGBYTES])
 {
 	const char *v = req->query != NULL ? req->query(req, "offset") : NULL;
+	const char *sv = req->query != NULL ? req->query(req, "sig") : NULL;
 
 	if (v == NULL)
-		return GS_FAIL(GS_EINVAL, "PUT needs ?offset=N");
+		return GS_FAIL(GS_EINVAL, "PUT needs ?offset=N&sig=HEX");
 	if (gs_parse_u64(v, UINT64_C(1) << 62, off) != GS_OK)
 		return GS_FAIL(GS_EINVAL, "offset is not a number");
+	if (sv == NULL || strlen(sv) != 2 * GS_SIGBYTES ||
+	    gs_hex_decode(sig, GS_SIGBYTES, sv) != GS_OK)
+		return GS_FAIL(GS_EBADSIG, "upload chunk without the device's "
+					   "signature (sig)");
 	return GS_OK;
 }
 
@@ -365,12 +371,12 @@ put(struct pf_platform *pf, const struct pf_request *req,
 {
 	struct gs_att_header h;
 	char partial[4096], final[4096];
-	unsigned char kid[GS_KIDBYTES];
+	unsigned char kid[GS_KIDBYTES], sig[GS_SIGBYTES];
 	uint64_t off = 0, have = 0, limit = pf_att_limit(pf);
 	struct stat sb;
 	int r;
 
-	if ((r = parse_offset(req, &off)) != GS_OK ||
+	if ((r = parse_offset(req, &off, sig)) != GS_OK ||
 	    (r = make_dirs(pf->home)) != GS_OK ||
 	    (r = path_of(partial, sizeof(partial), pf->home, dev, hash)) !=
 		GS_OK ||
@@ -394,6 +400,11 @@ put(struct pf_platform *pf, const struct pf_request *req,
 		answer_conflict(have, off, resp);
 		return;
 	}
+	/* Nobody but the device adds to its upload: every chunk is checked
+	 * before a byte of it is kept. */
+	if ((r = gs_att_chunk_verify(sig, devid, hashb, off, req->body,
+		 req->body_len, d->pk)) != GS_OK)
+		goto fail;
 	if (have < GS_ATT_PREFIXBYTES) {
 		/* The header comes first and whole: everything about the
 		 * upload is decided on it before a byte is kept. */

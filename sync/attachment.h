@@ -159,6 +159,24 @@ int gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
     const unsigned char platform_pk[GS_KX_PKBYTES],
     const unsigned char platform_sk[GS_KX_SKBYTES]);
 
+/*
+ * Upload chunks are signed by the device, so that no one else can append
+ * to its partial uploads: sig = Ed25519 over
+ *	"GSA1-put" || device (16) || hash (32) || offset (u64 LE) ||
+ *	BLAKE2b-256(body)
+ * carried as the query parameter sig (128 hex) of the PUT.  A replayed
+ * chunk is harmless: its offset no longer matches.
+ */
+int gs_att_chunk_sign(unsigned char sig[GS_SIGBYTES],
+    const unsigned char device[16], const unsigned char hash[GS_HASHBYTES],
+    uint64_t offset, const void *body, size_t n,
+    const unsigned char device_sk[GS_SIGN_SKBYTES]);
+/* GS_OK or GS_EBADSIG. */
+int gs_att_chunk_verify(const unsigned char sig[GS_SIGBYTES],
+    const unsigned char device[16], const unsigned char hash[GS_HASHBYTES],
+    uint64_t offset, const void *body, size_t n,
+    const unsigned char device_pk[GS_SIGN_PKBYTES]);
+
 /* An attachment receipt, decoded. */
 struct gs_att_receipt {
 	unsigned char deployment[16];

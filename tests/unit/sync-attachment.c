@@ -360,6 +360,46 @@ test_receipt(void **state)
 }
 
 static void
+test_chunk_sig(void **state)
+{
+	unsigned char sig[64], hash[32], body[1000], other[64], osk[64];
+
+	(void)state;
+	gs_random(body, sizeof(body));
+	memset(hash, 0x5a, sizeof(hash));
+	assert_int_equal(gs_att_chunk_sign(sig, device, hash, 4096, body,
+			     sizeof(body), dev_sk),
+	    GS_OK);
+	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
+			     sizeof(body), dev_pk),
+	    GS_OK);
+	/* Another offset, body, hash, device or key: refused. */
+	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4097, body,
+			     sizeof(body), dev_pk),
+	    GS_EBADSIG);
+	body[999] ^= 1;
+	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
+			     sizeof(body), dev_pk),
+	    GS_EBADSIG);
+	body[999] ^= 1;
+	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
+			     sizeof(body) - 1, dev_pk),
+	    GS_EBADSIG);
+	hash[0] ^= 1;
+	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
+			     sizeof(body), dev_pk),
+	    GS_EBADSIG);
+	hash[0] ^= 1;
+	gs_crypto_sign_keypair(other, osk);
+	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
+			     sizeof(body), other),
+	    GS_EBADSIG);
+	assert_int_equal(gs_att_chunk_verify(sig, deployment, hash, 4096, body,
+			     sizeof(body), dev_pk),
+	    GS_EBADSIG);
+}
+
+static void
 test_mime(void **state)
 {
 	(void)state;
@@ -516,6 +556,7 @@ main(void)
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_seal_refusals),
 		cmocka_unit_test(test_receipt),
+		cmocka_unit_test(test_chunk_sig),
 		cmocka_unit_test(test_mime),
 		cmocka_unit_test(test_vectors),
 	};
