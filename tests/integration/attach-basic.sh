@@ -10,7 +10,7 @@
 # A small JPEG-like file: the JPEG magic, then random bytes.
 jpeg() { { printf '\377\330\377\340'; head -c "$2" /dev/urandom; } >"$1"; }
 # The first hash of a record's attachments field.
-att_hash() { ag show "$1" --json | "$PY" -c '
+att_hash() { ag show "$1" --json --reveal | "$PY" -c '
 import json, sys
 print(json.load(sys.stdin)["fields"]["attachments"][int(sys.argv[1])]["hash"])' "${2:-0}"; }
 status_att() { ag status --json | "$PY" -c '
@@ -27,7 +27,7 @@ jpeg "$T_TMP/big.jpg" 1200000
 : >"$T_TMP/empty.jpg"
 
 # ---- not enrolled: nothing can be sealed yet
-ag init --grid 110101001 --worker w001 >/dev/null 2>&1
+ag init --grid 110101001 --worker w001 --passphrase-file "$AG_PASS" >/dev/null 2>&1
 E1=$(event)
 expect_exit 77 "attach before enrollment is refused (77)" \
 	ag attach "$E1" "$T_TMP/photo.jpg"
@@ -53,7 +53,7 @@ expect_exit 0 "attach a photo with phase, note and location" \
 H1=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["hash"])' "$T_TMP/out")
 [ "$(att_hash "$E1")" = "$H1" ] && ok "the record names the attachment's hash" ||
 	fail "the record names the attachment's hash"
-ag show "$E1" --json | "$PY" -c '
+ag show "$E1" --json --reveal | "$PY" -c '
 import json, sys
 a = json.load(sys.stdin)["fields"]["attachments"][0]
 assert a["mime"] == "image/jpeg" and a["size"] == 300004, a
