@@ -366,6 +366,13 @@ ag_pull_sync(struct ag_store *st, struct ag_http *http,
 		return GS_OK;
 	if ((r = ag_heartbeat_send(st, http, dev)) != GS_OK)
 		return r;
+	/* A locked store cannot seal the personal data of what it would
+	 * receive (issue 6): the feed waits, its cursor unmoved. */
+	if (ag_store_protected(st) && ag_store_crypt(st) == NULL) {
+		gs_log(GS_LOG_INFO, "store locked: pulling waits for 'gridagent "
+		    "unlock'");
+		return GS_OK;
+	}
 	if ((r = ag_pull_run(st, http, dev, &ps)) != GS_OK)
 		return r;
 	if (ps.records || ps.kept_local || ps.tasks || ps.reviews)

@@ -329,7 +329,8 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	    (r = gs_stmt_bind_int64(s, 1, since)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 2, d->worker)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 3, d->id, 16)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(s, 4, PULL_PAGE + 1)) != GS_OK)
+	    (r = gs_stmt_bind_int64(s, 4, PULL_PAGE + 1)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, !d->chain_ok)) != GS_OK)
 		goto unlock;
 	while ((r = gs_stmt_step(s)) == GS_ROW) {
 		if (n == PULL_PAGE) {

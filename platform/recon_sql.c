@@ -117,11 +117,13 @@ static const char *const qsql[PQ_COUNT_] = {
 	    "GROUP BY author, grid, day ORDER BY day, author, grid",
 	/* The feed a device hears: records of its worker's grids that it
 	 * does not already hold exactly (its own fast-forwards are left
-	 * out), and the tasks and reviews addressed to its worker. */
+	 * out, unless ?5: its chain forked, i.e. its store went back to an
+	 * old copy and lost them), and the tasks and reviews addressed to
+	 * its worker. */
 	[PQ_FEED] = "SELECT seq, kind, ref, rev FROM feed WHERE seq > ?1 AND "
 	    "((kind = 'record' AND grid IN (SELECT grid FROM devices "
-	    "WHERE worker = ?2) AND NOT (own AND device_id = ?3)) OR "
-	    "(kind <> 'record' AND worker = ?2)) ORDER BY seq LIMIT ?4",
+	    "WHERE worker = ?2) AND NOT (own AND device_id = ?3 AND NOT ?5)) "
+	    "OR (kind <> 'record' AND worker = ?2)) ORDER BY seq LIMIT ?4",
 	[PQ_FEED_REC] = "SELECT r.type, r.form_version, r.grid, v.fields, "
 	    "v.deleted, r.author, r.created_at, v.applied_at, v.by_admin "
 	    "FROM revisions v JOIN records r ON r.uuid = v.uuid "

@@ -57,5 +57,8 @@ pf reconcile --json >"$T_TMP/r.json"
 [ "$(pf export --format ndjson | wc -l)" -eq 15 ] &&
 	ok "nothing lost: 6 + 4 + 5 records on the platform" ||
 	fail "nothing lost: 6 + 4 + 5 records on the platform"
+[ "$(ag list --json | wc -l)" -eq 15 ] &&
+	ok "the restored device got back the 4 records its old copy lacked" ||
+	fail "the restored device got back the 4 records its old copy lacked"
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
