@@ -88,6 +88,23 @@ ag sync >/dev/null 2>&1
 [ "$(fld "$AH" "$U" address)" = 戊地 ] && ok "an admin's own value reaches A" ||
 	fail "an admin's own value reaches A"
 
+# An edit against a delete is a conflict too, never a silent win.
+ag delete "$U" --reason 搬离 >/dev/null
+ag2 edit "$U" phone=13700137000 >/dev/null
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+pf conflicts --json --open >"$T_TMP/c.json"
+[ "$(json_get "$T_TMP/c.json" 'd[0]["fields"][0]["rule"]')" = edit_delete ] &&
+	ok "an edit against a delete is kept as a conflict (edit_delete)" ||
+	fail "an edit against a delete is kept as a conflict (edit_delete)"
+expect_exit 0 "resolve it by taking the device's edit (undelete)" \
+	pf resolve "$(json_get "$T_TMP/c.json" 'd[0]["id"]')" --take device
+ag sync >/dev/null 2>&1
+[ "$(ag show "$U" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["deleted"])')" = False ] &&
+	[ "$(fld "$AH" "$U" phone)" = 13700137000 ] &&
+	ok "the record is back on A with B's edit" ||
+	fail "the record is back on A with B's edit"
+
 # Review verdict and task round trip.
 expect_exit 0 "review has_issues" pf review "$U" --state has_issues --comment "电话号码不对" --by admin1
 expect_exit 64 "review with a bad state" pf review "$U" --state maybe --comment x
