@@ -98,7 +98,8 @@ AGENT_SRCS := \
 	agent/uploader.c \
 	agent/crypt.c \
 	agent/unlock.c \
-	agent/pii.c
+	agent/pii.c \
+	agent/cli_pii.c
 
 AGENT_MAIN := agent/main.c
 
@@ -137,6 +138,7 @@ TEST_TOOLS := \
 UNIT_TESTS := \
 	tests/unit/agent-attach.c \
 	tests/unit/agent-store.c \
+	tests/unit/agent-crypt.c \
 	tests/unit/agent-outbox.c \
 	tests/unit/agent-uploader.c \
 	tests/unit/fuzz-regressions.c \

@@ -21,8 +21,10 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "crypto.h"
 #include "gridagent.h"
 #include "json.h"
+#include "keys.h"
 #include "schema.h"
 #include "store.h"
 #include "core/banned.h"
@@ -168,6 +170,11 @@ ag_cli_open(struct ag_cli *cli, struct ag_store **out)
 		return GS_EX_USAGE;
 	r = ag_store_open(home, out);
 	gs_free(home);
+	/* A live unlock session (keys.h) unlocks this process too. */
+	if (r == GS_OK && (r = ag_session_resume(*out)) != GS_OK) {
+		ag_store_close(*out);
+		*out = NULL;
+	}
 	if (r != GS_OK)
 		return ag_cli_error(r);
 	ag_store_on_problem(*out, ag_cli_problem, NULL);
@@ -233,25 +240,54 @@ read_input(const char *path, struct gs_buf *b)
 int
 ag_cmd_init(struct ag_cli *cli, int argc, char **argv)
 {
-	const char *grid = NULL, *worker = NULL;
+	const char *grid = NULL, *worker = NULL, *passfile = NULL;
+	const char *retention = NULL;
 	const struct ag_opt opts[] = {
 		{ "grid", &grid, NULL },
 		{ "worker", &worker, NULL },
+		{ "passphrase-file", &passfile, NULL },
+		{ "retention-days", &retention, NULL },
 		{ NULL, NULL, NULL },
 	};
 	struct ag_store *st = NULL;
-	char *home = NULL;
+	char *home = NULL, *pass = NULL;
+	size_t plen = 0;
+	int64_t days = 0;
 	int r, n;
 
 	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
 		return r;
 	if (n != 0)
 		return ag_cli_usage(cli, "unexpected argument '%s'", argv[1]);
-	if ((home = ag_cli_home(cli)) == NULL)
+	if (retention != NULL &&
+	    gs_parse_i64(retention, 0, 36500, &days) != GS_OK)
+		return ag_cli_usage(cli, "--retention-days is 0..36500");
+	/* The passphrase is read and checked against the policy before
+	 * anything is made: a refused one leaves no half-made home. */
+	r = passfile != NULL ? ag_keys_read_passfile(passfile, &pass, &plen) :
+	    ag_keys_read_tty("new passphrase: ", &pass, &plen);
+	if (r == GS_OK)
+		r = ag_keys_policy(pass, plen, 0);
+	if (r != GS_OK) {
+		gs_crypto_secure_free(pass);
+		return ag_cli_error(r);
+	}
+	if ((home = ag_cli_home(cli)) == NULL) {
+		gs_crypto_secure_free(pass);
 		return GS_EX_USAGE;
+	}
 	r = ag_store_init(home, grid, worker, &st);
+	/* Protect and unlock: init leaves a live session, like a fresh
+	 * unlock, so the worker can collect at once. */
+	if (r == GS_OK)
+		r = ag_store_protect(st, pass, plen);
+	if (r == GS_OK && retention != NULL)
+		r = ag_store_meta_set(st, "retention_days", retention);
+	if (r == GS_OK)
+		r = ag_session_start(st);
 	if (r == GS_OK)
 		printf("initialized %s\n", home);
+	gs_crypto_secure_free(pass);
 	ag_store_close(st);
 	gs_free(home);
 	return r == GS_OK ? GS_EX_OK : ag_cli_error(r);
@@ -499,10 +535,13 @@ list_one(void *ctx, const struct ag_record *rec)
 int
 ag_cmd_list(struct ag_cli *cli, int argc, char **argv)
 {
-	int json = 0, all = 0;
+	int json = 0, all = 0, reveal = 0;
+	const char *idnum = NULL;
 	const struct ag_opt opts[] = {
 		{ "json", NULL, &json },
 		{ "all", NULL, &all },
+		{ "reveal", NULL, &reveal },
+		{ "id-number", &idnum, NULL },
 		{ NULL, NULL, NULL },
 	};
 	struct ag_store *st = NULL;
@@ -524,7 +563,25 @@ ag_cmd_list(struct ag_cli *cli, int argc, char **argv)
 	}
 	c.schema = ag_store_schema(st);
 	c.json = json;
-	r = ag_list(st, type, all ? AG_LIST_DELETED : 0, list_one, &c);
+	if (idnum != NULL) {
+		/* Found by the blind index; shown like list (masked unless
+		 * --reveal). */
+		r = ag_cli_find(st, idnum, reveal, json);
+		ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
+		ag_store_close(st);
+		return ex;
+	}
+	/* Personal data is masked unless --reveal, which is audited. */
+	if (reveal && ag_store_locked(st))
+		r = GS_FAIL(GS_EPERM, "locked: run gridagent unlock");
+	else if (reveal)
+		r = ag_store_audit(st, "reveal", NULL, type ? type : "",
+		    "{\"what\":\"list\"}");
+	else
+		r = GS_OK;
+	if (r == GS_OK)
+		r = ag_list(st, type, (all ? AG_LIST_DELETED : 0) |
+		    (reveal ? 0 : AG_LIST_MASK), list_one, &c);
 	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
 	if (r == GS_OK && !json)
 		fprintf(stderr, "%zu records\n", c.n);
@@ -609,9 +666,10 @@ show_text(const struct gs_schema *schema, json_t *rec)
 int
 ag_cmd_show(struct ag_cli *cli, int argc, char **argv)
 {
-	int json = 0;
+	int json = 0, reveal = 0;
 	const struct ag_opt opts[] = {
 		{ "json", NULL, &json },
+		{ "reveal", NULL, &reveal },
 		{ NULL, NULL, NULL },
 	};
 	struct ag_store *st = NULL;
@@ -625,7 +683,12 @@ ag_cmd_show(struct ag_cli *cli, int argc, char **argv)
 		return ag_cli_usage(cli, "give one record uuid");
 	if ((ex = ag_cli_open(cli, &st)) >= 0)
 		return ex;
-	if ((r = ag_get(st, argv[1], &text)) != GS_OK) {
+	r = reveal ? ag_get(st, argv[1], &text) :
+	    ag_get_masked(st, argv[1], &text);
+	if (r == GS_OK && reveal)
+		r = ag_store_audit(st, "reveal", argv[1], NULL,
+		    "{\"what\":\"show\"}");
+	if (r != GS_OK) {
 		ex = ag_cli_error(r);
 		goto out;
 	}

@@ -88,5 +88,20 @@ int ag_cmd_status(struct ag_cli *cli, int argc, char **argv);
 /* The sync commands (enroll, sync, tasks) are declared here too. */
 int ag_cmd_enroll(struct ag_cli *cli, int argc, char **argv); /* cli_sync.c */
 int ag_cmd_sync(struct ag_cli *cli, int argc, char **argv);   /* cli_sync.c */
+/* cli_pii.c: personal data at rest (issue 6) */
+int ag_cmd_unlock(struct ag_cli *cli, int argc, char **argv);
+int ag_cmd_lock(struct ag_cli *cli, int argc, char **argv);
+int ag_cmd_config(struct ag_cli *cli, int argc, char **argv);
+int ag_cmd_purge(struct ag_cli *cli, int argc, char **argv);
+/* list --id-number: records found by the blind index, printed like list
+ * (masked unless reveal; reveal is audited). */
+int ag_cli_find(struct ag_store *st, const char *id_number, int reveal,
+    int json);
+/* enroll: the passphrase for a home enrollment will make (or when
+ * passfile is given), checked against the policy; *pass NULL when an
+ * existing home needs none.  Then protect that home and unlock it. */
+int ag_cli_pass_for_new_home(const char *home, const char *passfile,
+    char **pass, size_t *len);
+int ag_cli_protect_home(const char *home, const char *pass, size_t len);
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/mem.h"
 #include "core/util.h"
 #include "cli.h"
+#include "crypto.h"
 #include "device.h"
 #include "gridagent.h"
 #include "sync.h"
@@ -53,15 +54,17 @@ fail_line(int r, const char *msg)
 int
 ag_cmd_enroll(struct ag_cli *cli, int argc, char **argv)
 {
-	const char *platform = NULL;
+	const char *platform = NULL, *passfile = NULL;
 	int json = 0, npos = 0, rc;
 	const struct ag_opt opts[] = {
 	    {"platform", &platform, NULL},
 	    {"json", NULL, &json},
+	    {"passphrase-file", &passfile, NULL},
 	    {NULL, NULL, NULL},
 	};
 	struct ag_enroll_result res;
-	char *home = NULL;
+	char *home = NULL, *pass = NULL;
+	size_t plen = 0;
 	int r;
 
 	if ((rc = ag_cli_parse(cli, opts, argc, argv, &npos)) >= 0)
@@ -70,7 +73,14 @@ ag_cmd_enroll(struct ag_cli *cli, int argc, char **argv)
 		return ag_cli_usage(cli, "enroll needs exactly one CODE");
 	if ((home = ag_cli_home(cli)) == NULL)
 		return GS_EX_USAGE;
-	r = ag_enroll(home, argv[1], platform, &res);
+	/* A home that enrollment makes is protected at once (issue 6): the
+	 * passphrase is read and checked before the platform is asked. */
+	r = ag_cli_pass_for_new_home(home, passfile, &pass, &plen);
+	if (r == GS_OK)
+		r = ag_enroll(home, argv[1], platform, &res);
+	if (r == GS_OK && pass != NULL)
+		r = ag_cli_protect_home(home, pass, plen);
+	gs_crypto_secure_free(pass);
 	gs_free(home);
 	if (r != GS_OK) {
 		rc = ag_cli_error(r);

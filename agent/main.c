@@ -21,11 +21,17 @@
 
 /* One row per command, in the order `gridagent --help` lists them. */
 const struct ag_command ag_commands[] = {
-	{ "init", ag_cmd_init, "[--grid CODE] [--worker ID]",
+	{ "init", ag_cmd_init,
+	  "[--grid CODE] [--worker ID] [--passphrase-file FILE] "
+	  "[--retention-days N]",
 	  "Create the agent's home and its local store.",
 	  "The home directory is made mode 0700 and agent.db in it 0600.\n"
 	  "--grid is the worker's primary grid (records belong to it),\n"
-	  "--worker the worker id; enrollment may set both later.\n" },
+	  "--worker the worker id; enrollment may set both later.\n"
+	  "The passphrase (asked on the terminal, or the first line of\n"
+	  "--passphrase-file) protects the personal data in the store: at\n"
+	  "least 10 characters, 16 if digits only.  init leaves the store\n"
+	  "unlocked (see 'gridagent unlock').\n" },
 	{ "collect", ag_cmd_collect, "TYPE NAME=VALUE... | TYPE --json FILE|-",
 	  "Save a new record; prints its uuid.",
 	  "TYPE is person, house, org, event or visit.  Each NAME=VALUE sets\n"
@@ -70,7 +76,8 @@ const struct ag_command ag_commands[] = {
 	  "Tasks arrive with 'gridagent sync'.  A visit whose task field names\n"
 	  "a task closes it (on the platform; the device hears it on the next\n"
 	  "sync).\n" },
-	{ "enroll", ag_cmd_enroll, "CODE [--platform URL] [--json]",
+	{ "enroll", ag_cmd_enroll,
+	  "CODE [--platform URL] [--json] [--passphrase-file FILE]",
 	  "Enroll this device with the platform; prints the device id.",
 	  "CODE is the one-time code an admin made with 'gridplatform\n"
 	  "enroll'.  The device makes its own keys; the platform's keys are\n"
@@ -95,6 +102,25 @@ const struct ag_command ag_commands[] = {
 	  "failed request in a one-shot sync (default 2).  --batch-records\n"
 	  "and --batch-bytes make batches smaller than the platform allows\n"
 	  "(a weak link loses less per failed upload).\n" },
+	{ "unlock", ag_cmd_unlock, "[--passphrase-file FILE]",
+	  "Unlock the personal data in the store (asks for the passphrase).",
+	  "The passphrase comes from the terminal without echo, or from the\n"
+	  "first line of FILE.  The store stays unlocked for this user until\n"
+	  "'gridagent lock', a reboot, or lock-idle-seconds (default 900)\n"
+	  "without a command.  Each wrong passphrase is counted; at\n"
+	  "max-failed-unlocks (default 10) the data key is destroyed and\n"
+	  "the personal data on this device is gone for good.  While\n"
+	  "locked, collect, edit, show, list --reveal and the sealing step\n"
+	  "of sync exit 77; list and show mask personal data.\n" },
+	{ "lock", ag_cmd_lock, "", "Lock the personal data now.", NULL },
+	{ "config", ag_cmd_config, "SETTING [VALUE]",
+	  "Show or set retention-days, lock-idle-seconds, max-failed-unlocks.",
+	  "retention-days: records the platform has receipted keep their\n"
+	  "personal data this many days (default 30), then 'gridagent\n"
+	  "purge' (also run by sync) removes it and keeps a stub.\n" },
+	{ "purge", ag_cmd_purge, "[--days N]",
+	  "Remove the personal data of records receipted long enough ago.",
+	  NULL },
 };
 const size_t ag_ncommands = sizeof(ag_commands) / sizeof(ag_commands[0]);
 

@@ -56,7 +56,17 @@ struct ag_outbox {
 	struct gs_stmt *attempt;
 	struct gs_stmt *audit;
 	struct gs_stmt *last_ack;
+	/* Opens sealed pii in change fields (issue 6; NULL: none set). */
+	ag_outbox_open_fn opener;
+	void *opener_ctx;
 };
+
+void
+ag_outbox_set_opener(struct ag_outbox *ob, ag_outbox_open_fn fn, void *ctx)
+{
+	ob->opener = fn;
+	ob->opener_ctx = ctx;
+}
 
 void
 ag_outbox_limits_for(const struct ag_device *dev, struct ag_outbox_limits *lim)
@@ -301,6 +311,14 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 
 		gs_change_release(&c);
 		r = row_to_change(ob->pick, &c);
+		/* The platform gets the personal data in the clear inside the
+		 * sealed envelope, so sealing opens it; a locked store stops
+		 * here (GS_EPERM), with nothing marked. */
+		if (r == GS_OK && c.fields != NULL &&
+		    json_object_get(c.fields, "$pii") != NULL)
+			r = ob->opener != NULL ? ob->opener(ob->opener_ctx,
+			    c.uuid, c.form_version, c.fields) :
+			    GS_FAIL(GS_EPERM, "locked: run gridagent unlock");
 		if (r == GS_OK)
 			r = gs_batch_encode_change(body, &c);
 		if (r == GS_ETOOBIG && k->n > 0) {
@@ -509,6 +527,11 @@ out:
 		gs_crypto_memzero(plain.data, plain.len);
 	if (body.data != NULL)
 		gs_crypto_memzero(body.data, body.len);
+	/* body and plain held personal data in the clear. */
+	if (body.data != NULL)
+		gs_crypto_memzero(body.data, body.cap);
+	if (plain.data != NULL)
+		gs_crypto_memzero(plain.data, plain.cap);
 	gs_buf_release(&body);
 	gs_buf_release(&plain);
 	gs_buf_release(&env);

@@ -41,6 +41,19 @@ struct ag_outbox_limits {
 void ag_outbox_limits_for(
     const struct ag_device *dev, struct ag_outbox_limits *lim);
 
+/*
+ * Issue 6: change fields of a protected store hold their pii sealed under
+ * the device's DEK ("$pii", agent/crypt.h); sealing a batch opens them
+ * through fn(ctx, uuid, form_version, fields), which must leave plain
+ * fields.  Without an opener such a change stops the seal with GS_EPERM
+ * (locked).  Uploading sealed rows never needs it.
+ */
+struct json_t;
+typedef int (*ag_outbox_open_fn)(void *ctx, const char *uuid,
+    int form_version, struct json_t *fields);
+void ag_outbox_set_opener(struct ag_outbox *ob, ag_outbox_open_fn fn,
+    void *ctx);
+
 /* Prepares the outbox's statements on db (borrowed; must outlive it).
  * GS_OK and *out (ag_outbox_free), or an SQL/memory error. */
 int ag_outbox_new(struct gs_db *db, struct ag_outbox **out);

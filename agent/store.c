@@ -906,6 +906,9 @@ ag_store_keystore(struct ag_store *st, ag_keystore_wrap_fn *wrap,
 	*ctx = st->ks_ctx;
 }
 
+static int audit(struct ag_store *st, int64_t at, const char *action,
+    const char *uuid, const char *type, const char *detail);
+
 static int
 locked_error(void)
 {
@@ -1034,6 +1037,22 @@ render_fields(struct ag_store *st, const char *type, const char *uuid,
 out:
 	json_decref(o);
 	return r;
+}
+
+int
+ag_store_open_fields_cb(void *ctx, const char *uuid, int form_version,
+    json_t *fields)
+{
+	struct ag_store *st = ctx;
+
+	return open_fields(st, uuid, form_version, fields);
+}
+
+int
+ag_store_audit(struct ag_store *st, const char *action, const char *uuid,
+    const char *type, const char *detail)
+{
+	return audit(st, gs_now_ms(), action, uuid, type, detail);
 }
 
 /* Seals every record and change of a store being protected for the first
@@ -2092,6 +2111,9 @@ ag_store_status(struct ag_store *st, json_t *into)
 		r = GS_FAIL(GS_ENOMEM, "status: out of memory");
 		goto out;
 	}
+	/* Protected, locked, destroyed, failed unlocks (issue 6). */
+	if ((r = ag_keys_status(st, into)) != GS_OK)
+		goto out;
 	r = GS_OK;
 out:
 	gs_stmt_finalize(s);

@@ -90,6 +90,15 @@ void ag_store_keystore(struct ag_store *st, ag_keystore_wrap_fn *wrap,
  * caller's transaction): the first ag_store_protect of a store that
  * already holds records. */
 int ag_store_seal_existing(struct ag_store *st, const unsigned char *dek);
+/* Opens the sealed pii of a fields object in place (an ag_outbox_open_fn:
+ * ctx is the store).  GS_EPERM when locked. */
+struct json_t;
+int ag_store_open_fields_cb(void *ctx, const char *uuid, int form_version,
+    struct json_t *fields);
+/* One local audit row in its own statement (e.g. 'reveal': personal
+ * data shown unmasked).  detail: JSON text without field values. */
+int ag_store_audit(struct ag_store *st, const char *action, const char *uuid,
+    const char *type, const char *detail);
 
 /*
  * A record revision the platform sent down (the pull feed, issue 4).

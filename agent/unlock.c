@@ -337,7 +337,7 @@ ag_store_protect(struct ag_store *st, const char *pass, size_t len)
 	r = gs_stmt_step(s);
 	if (r != GS_DONE)
 		goto out;
-	if ((r = ag_store_seal_existing(st, sec)) != GS_OK)
+	if (!k.present && (r = ag_store_seal_existing(st, sec)) != GS_OK)
 		goto out;
 	if ((r = gs_db_commit(db)) != GS_OK)
 		goto out;
@@ -668,9 +668,12 @@ ag_keys_read_passfile(const char *path, char **out, size_t *len)
 	char *p = NULL;
 	FILE *f;
 	size_t n;
+	int r;
 
 	*out = NULL;
 	*len = 0;
+	if ((r = gs_crypto_init()) != GS_OK)
+		return r;
 	if ((f = fopen(path, "rb")) == NULL)
 		return GS_FAIL(GS_EIO, "cannot open %s: %s", path,
 		    strerror(errno));
@@ -704,6 +707,8 @@ ag_keys_read_tty(const char *prompt, char **out, size_t *len)
 
 	*out = NULL;
 	*len = 0;
+	if ((c = gs_crypto_init()) != GS_OK)
+		return c;
 	if (!isatty(STDIN_FILENO))
 		return GS_FAIL(GS_EINVAL, "no terminal to ask for the "
 		    "passphrase: use --passphrase-file FILE");

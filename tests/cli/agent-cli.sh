@@ -9,6 +9,8 @@ A=$GRIDAGENT
 H=$T_TMP/home
 ID_OK=11010519491231002X      # valid GB 11643 (check digit X)
 ID_BAD=110105194912310025     # the same with a wrong check digit
+PASS=$T_TMP/passphrase        # issue 6: every home is protected
+printf 'correct horse battery staple\n' >"$PASS"
 UUID_RE='^[0-9a-f]\{8\}-[0-9a-f]\{4\}-7[0-9a-f]\{3\}-[89ab][0-9a-f]\{3\}-[0-9a-f]\{12\}$'
 
 # Count of lines of `list --json --all` (every record, tombstones too).
@@ -41,10 +43,11 @@ check "before init: nothing created" test ! -e "$H"
 expect_exit 77 "collect before init" "$A" --home "$H" collect person name=x
 
 # ---- init
-expect_exit 0 "init" "$A" --home "$H" init --grid 440307001001001 --worker w-007
+expect_exit 0 "init" "$A" --home "$H" init --grid 440307001001001 --worker w-007 \
+	--passphrase-file "$PASS"
 check "home is 0700" sh -c "[ \$(stat -c %a '$H') = 700 ]"
 check "agent.db is 0600" sh -c "[ \$(stat -c %a '$H/agent.db') = 600 ]"
-expect_exit 73 "init twice" "$A" --home "$H" init
+expect_exit 73 "init twice" "$A" --home "$H" init --passphrase-file "$PASS"
 check "init twice: says already initialized" grep -q "already initialized" "$T_TMP/err"
 expect_exit 0 "GRIDAGENT_HOME is the default home" env GRIDAGENT_HOME="$H" "$A" status
 check "status names the worker" grep -q "w-007" "$T_TMP/out"
@@ -133,7 +136,7 @@ check "the over-long line is named" grep -q '^gridagent: line 1: .*limit' "$T_TM
 
 # ---- edit, show
 expect_exit 0 "edit" "$A" --home "$H" edit "$U" phone=13800138000 note=门口有狗
-expect_exit 0 "show --json" "$A" --home "$H" show "$U" --json
+expect_exit 0 "show --json" "$A" --home "$H" show "$U" --json --reveal
 check "show --json has the edit" grep -q '"phone":"13800138000"' "$T_TMP/out"
 check "show --json has the contract keys" sh -c "grep -q '\"uuid\":\"$U\"' '$T_TMP/out' &&
 	grep -q '\"rev\":0' '$T_TMP/out' && grep -q '\"deleted\":false' '$T_TMP/out'"
@@ -141,7 +144,7 @@ cp "$T_TMP/out" "$T_TMP/show.before"
 expect_exit 65 "edit to an invalid id exits 65" "$A" --home "$H" edit "$U" id_number=$ID_BAD
 check "the edit problem is named" grep -q '^gridagent: id_number: ' "$T_TMP/err"
 expect_exit 65 "clearing a required field exits 65" "$A" --home "$H" edit "$U" name=
-"$A" --home "$H" show "$U" --json >"$T_TMP/show.after"
+"$A" --home "$H" show "$U" --json --reveal >"$T_TMP/show.after"
 check "refused edits changed nothing" cmp -s "$T_TMP/show.before" "$T_TMP/show.after"
 expect_exit 0 "show (text)" "$A" --home "$H" show "$U"
 check "show prints the labels" grep -q "公民身份号码" "$T_TMP/out"

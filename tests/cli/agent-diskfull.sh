@@ -8,7 +8,9 @@
 A=$GRIDAGENT
 H=$T_TMP/home
 
-expect_exit 0 "init" "$A" --home "$H" init --grid 440307001001001 --worker w-full
+printf 'correct horse battery staple\n' >"$T_TMP/passphrase"
+expect_exit 0 "init" "$A" --home "$H" init --grid 440307001001001 --worker w-full \
+	--passphrase-file "$T_TMP/passphrase"
 "$GRIDGEN" --type person --count 3 --seed 5 >"$T_TMP/few.ndjson"
 "$GRIDGEN" --type person --count 20000 --seed 6 >"$T_TMP/many.ndjson"
 expect_exit 0 "a first import" "$A" --home "$H" collect person --json "$T_TMP/few.ndjson"

@@ -18,7 +18,9 @@ KILLS=${KILLIMPORT_KILLS:-5}
 
 "$GRIDGEN" --type person --count "$N" --seed 42 >"$T_TMP/in.ndjson" ||
 	{ fail "gridgen"; done_testing; exit 1; }
-expect_exit 0 "init" "$A" --home "$H" init --grid 440307001001001 --worker w-kill
+printf 'correct horse battery staple\n' >"$T_TMP/passphrase"
+expect_exit 0 "init" "$A" --home "$H" init --grid 440307001001001 --worker w-kill \
+	--passphrase-file "$T_TMP/passphrase"
 
 q() {
 	sqlite3 "$H/agent.db" "$1"

@@ -31,7 +31,7 @@ done_testing
 fi
 
 # Not enrolled yet: sync says so with 77.
-expect_exit 0 "init a home" ag init --grid 110101001 --worker w001
+expect_exit 0 "init a home" ag init --grid 110101001 --worker w001 --passphrase-file "$AG_PASS"
 expect_exit 77 "sync before enrollment is refused (77)" ag sync
 grep -q 'not enrolled' "$T_TMP/err" && ok "... saying: not enrolled" ||
 	fail "... saying: not enrolled"
@@ -65,7 +65,7 @@ grep -q 'already enrolled' "$T_TMP/err" && ok "... saying so" ||
 # A reused code: the platform refuses it; nothing is made.
 B="$T_TMP/b"
 expect_exit 77 "a reused code is refused (77)" "$GRIDAGENT" --home "$B" \
-	enroll "$code" --platform "$PF_URL"
+	enroll "$code" --platform "$PF_URL" --passphrase-file "$AG_PASS"
 grep -q 'refused the enrollment code' "$T_TMP/err" &&
 	ok "... with a clear message" || fail "... with a clear message"
 [ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
@@ -78,11 +78,11 @@ import sys
 c = sys.stdin.read().strip()
 i = 10
 print(c[:i] + ("A" if c[i] != "A" else "B") + c[i+1:])')
-expect_exit 64 "a damaged code is refused" "$GRIDAGENT" --home "$B" enroll \
+expect_exit 64 "a damaged code is refused" "$GRIDAGENT" --home "$B" enroll --passphrase-file "$AG_PASS" \
 	"$bad" --platform "$PF_URL"
 grep -q 'damaged' "$T_TMP/err" && ok "... as damaged" || fail "... as damaged"
 [ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
-expect_exit 64 "garbage is refused" "$GRIDAGENT" --home "$B" enroll \
+expect_exit 64 "garbage is refused" "$GRIDAGENT" --home "$B" enroll --passphrase-file "$AG_PASS" \
 	"hello" --platform "$PF_URL"
 [ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
 
@@ -100,7 +100,7 @@ chk = hashlib.blake2b(b"gridsync-code-v1" + bytes(raw[:64]) + url,
 raw[64:68] = chk
 print("GS1-" + base64.b32encode(bytes(raw)).decode().rstrip("=") + "-" + u64)')
 expect_exit 65 "a fingerprint mismatch is refused" "$GRIDAGENT" --home "$B" \
-	enroll "$tampered" --platform "$PF_URL"
+	enroll "$tampered" --platform "$PF_URL" --passphrase-file "$AG_PASS"
 grep -q 'fingerprint' "$T_TMP/err" && ok "... naming the fingerprint" ||
 	fail "... naming the fingerprint"
 [ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
@@ -108,10 +108,10 @@ grep -q 'fingerprint' "$T_TMP/err" && ok "... naming the fingerprint" ||
 # The platform unreachable: 69, nothing stored.
 code3=$(pf enroll --worker w003 --name "王五" --grid 110101001)
 expect_exit 69 "enroll with the platform down says unreachable (69)" \
-	"$GRIDAGENT" --home "$B" enroll "$code3" --platform http://127.0.0.1:1
+	"$GRIDAGENT" --home "$B" enroll --passphrase-file "$AG_PASS" "$code3" --platform http://127.0.0.1:1
 [ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
 # The code was not spent: it still works.
-expect_exit 0 "the same code then enrolls" "$GRIDAGENT" --home "$B" enroll \
+expect_exit 0 "the same code then enrolls" "$GRIDAGENT" --home "$B" enroll --passphrase-file "$AG_PASS" \
 	"$code3" --platform "$PF_URL"
 
 # A platform of another deployment at the URL: never send there.

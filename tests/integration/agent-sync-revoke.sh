@@ -2,7 +2,8 @@
 # agent-sync-revoke.sh - "revoke but drain": a revoked device's batches
 # are verified and kept in the platform's quarantine (never applied, never
 # dropped); the device is told with a signed receipt, marks its changes
-# quarantined, shows "revoked" in status and exits 77.
+# quarantined, shows "revoked" in status and exits 77, and then destroys
+# its data key (issue 6).
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
@@ -50,16 +51,23 @@ cmp -s "$T_TMP/before" "$T_TMP/p" &&
 	ok "the main store still holds only the 50 from before" ||
 	fail "the main store still holds only the 50 from before"
 
-# Revoke but drain: later saves still go to quarantine; nothing is resent.
-collect_people 5 33 || fail "collect 5 more"
-expect_exit 77 "a later sync still exits 77" ag sync --json
-[ "$(json_get "$T_TMP/out" 'd["quarantined_batches"]')" = 1 ] &&
-	[ "$(json_get "$T_TMP/out" 'd["sealed_records"]')" = 5 ] &&
-	ok "... draining only the 5 new saves into quarantine" ||
-	fail "... draining only the 5 new saves into quarantine"
-[ "$(pf quarantine --json | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 25 ] &&
-	ok "the platform's quarantine now holds 25" ||
-	fail "the platform's quarantine now holds 25"
+# Revoke but drain, then crypto-shred (issue 6): what was sealed went to
+# quarantine; then the device destroyed its data key, so no later save
+# can be made and nothing is resent.
+[ "$(json_get "$T_TMP/st" 'd["pii"]["destroyed"]')" = True ] &&
+	ok "status: the data key is destroyed after revocation" ||
+	fail "status: the data key is destroyed after revocation"
+[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM keyring WHERE dek_wrap IS NULL AND session_wrap IS NULL")" = 1 ] &&
+	ok "... no wrapped key is left in the store" ||
+	fail "... no wrapped key is left in the store"
+expect_exit 77 "a save after revocation is refused (77)" ag collect person name=x
+expect_exit 77 "unlock cannot bring it back (77)" ag unlock --passphrase-file "$AG_PASS"
+grep -q 'destroyed' "$T_TMP/err" && ok "... saying the key was destroyed" ||
+	fail "... saying the key was destroyed"
+expect_exit 0 "masked listing still works" ag list
+[ "$(pf quarantine --json | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 20 ] &&
+	ok "the platform's quarantine holds the 20" ||
+	fail "the platform's quarantine holds the 20"
 expect_exit 77 "and again: nothing left to send, still 77" ag sync --json
 [ "$(json_get "$T_TMP/out" 'd["sealed_batches"]')" = 0 ] &&
 	[ "$(json_get "$T_TMP/out" 'd["requests"]')" -le 1 ] &&

@@ -1,0 +1,266 @@
+/*
+ * cli_pii.c - the gridagent commands of personal data at rest (issue 6):
+ * unlock, lock, config, purge, and list --id-number (the blind index).
+ * keys.h explains the unlock session these commands start and end.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "db.h"
+#include "gridagent.h"
+#include "keys.h"
+#include "store.h"
+#include "core/banned.h"
+
+int
+ag_cmd_unlock(struct ag_cli *cli, int argc, char **argv)
+{
+	const char *passfile = NULL;
+	const struct ag_opt opts[] = {
+		{ "passphrase-file", &passfile, NULL },
+		{ NULL, NULL, NULL },
+	};
+	struct ag_store *st = NULL;
+	char *pass = NULL;
+	size_t plen = 0;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n != 0)
+		return ag_cli_usage(cli, "unexpected argument '%s'", argv[1]);
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	if (!ag_store_locked(st) && ag_store_protected(st)) {
+		/* Already unlocked by a live session: refresh it. */
+		r = ag_session_start(st);
+		goto out;
+	}
+	r = passfile != NULL ? ag_keys_read_passfile(passfile, &pass, &plen) :
+	    ag_keys_read_tty("passphrase: ", &pass, &plen);
+	if (r == GS_OK)
+		r = ag_store_unlock(st, pass, plen);
+	if (r == GS_OK)
+		r = ag_session_start(st);
+out:
+	gs_crypto_secure_free(pass);
+	if (r == GS_OK)
+		fprintf(stderr, "unlocked\n");
+	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
+	ag_store_close(st);
+	return ex;
+}
+
+int
+ag_cmd_lock(struct ag_cli *cli, int argc, char **argv)
+{
+	struct ag_store *st = NULL;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, NULL, argc, argv, &n)) >= 0)
+		return r;
+	if (n != 0)
+		return ag_cli_usage(cli, "unexpected argument '%s'", argv[1]);
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	r = ag_session_end(st);
+	if (r == GS_OK)
+		fprintf(stderr, "locked\n");
+	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
+	ag_store_close(st);
+	return ex;
+}
+
+/* The settings `config` may set, with their bounds. */
+static const struct {
+	const char *name, *key;
+	int64_t min, max;
+} settings[] = {
+	{ "retention-days", "retention_days", 0, 36500 },
+	{ "lock-idle-seconds", "lock_idle_seconds", 1, 30 * 86400 },
+	{ "max-failed-unlocks", NULL, 1, 1000 },
+};
+
+int
+ag_cmd_config(struct ag_cli *cli, int argc, char **argv)
+{
+	struct ag_store *st = NULL;
+	char *v = NULL;
+	int64_t x;
+	size_t i;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, NULL, argc, argv, &n)) >= 0)
+		return r;
+	if (n < 1 || n > 2)
+		return ag_cli_usage(cli, "give a setting and maybe a value");
+	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+		if (strcmp(settings[i].name, argv[1]) == 0)
+			break;
+	if (i == sizeof(settings) / sizeof(settings[0]))
+		return ag_cli_usage(cli, "unknown setting '%s' (retention-days, "
+		    "lock-idle-seconds, max-failed-unlocks)", argv[1]);
+	if (n == 2 && gs_parse_i64(argv[2], settings[i].min, settings[i].max,
+	    &x) != GS_OK)
+		return ag_cli_usage(cli, "%s is %lld..%lld", argv[1],
+		    (long long)settings[i].min, (long long)settings[i].max);
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	if (settings[i].key == NULL) {
+		/* max-failed-unlocks lives in the keyring row. */
+		struct gs_stmt *s = NULL;
+
+		r = gs_stmt_prepare(ag_store_db(st), n == 2 ?
+		    "UPDATE keyring SET max_failures = ?1 WHERE id = 1" :
+		    "SELECT max_failures FROM keyring WHERE id = 1 AND "
+		    "?1 = ?1", &s);
+		if (r == GS_OK)
+			r = gs_stmt_bind_int64(s, 1, n == 2 ? x : 0);
+		if (r == GS_OK) {
+			r = gs_stmt_step(s);
+			if (r == GS_ROW)
+				printf("%lld\n", (long long)gs_stmt_int64(s, 0));
+			r = r == GS_ROW || r == GS_DONE ? GS_OK : r;
+		}
+		gs_stmt_finalize(s);
+	} else if (n == 2) {
+		r = ag_store_meta_set(st, settings[i].key, argv[2]);
+	} else {
+		r = ag_store_meta_get(st, settings[i].key, &v);
+		if (r == GS_OK)
+			puts(v);
+		else if (r == GS_ENOTFOUND) {
+			puts("(default)");
+			r = GS_OK;
+		}
+	}
+	gs_free(v);
+	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
+	ag_store_close(st);
+	return ex;
+}
+
+int
+ag_cmd_purge(struct ag_cli *cli, int argc, char **argv)
+{
+	const char *days = NULL;
+	const struct ag_opt opts[] = {
+		{ "days", &days, NULL },
+		{ NULL, NULL, NULL },
+	};
+	struct ag_store *st = NULL;
+	int64_t d = -1;
+	size_t count = 0;
+	int r, n, ex;
+
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
+		return r;
+	if (n != 0)
+		return ag_cli_usage(cli, "unexpected argument '%s'", argv[1]);
+	if (days != NULL && gs_parse_i64(days, 0, 36500, &d) != GS_OK)
+		return ag_cli_usage(cli, "--days is 0..36500");
+	if ((ex = ag_cli_open(cli, &st)) >= 0)
+		return ex;
+	r = ag_purge(st, (int)d, gs_now_ms(), &count);
+	if (r == GS_OK)
+		printf("%zu records purged\n", count);
+	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
+	ag_store_close(st);
+	return ex;
+}
+
+struct find_ctx {
+	struct ag_store *st;
+	int reveal, json;
+	size_t n;
+	int r;
+};
+
+static void
+found_one(void *ctx, const char *uuid)
+{
+	struct find_ctx *c = ctx;
+	char *text = NULL;
+	int r;
+
+	if (c->r != GS_OK)
+		return;
+	r = c->reveal ? ag_get(c->st, uuid, &text) :
+	    ag_get_masked(c->st, uuid, &text);
+	if (r != GS_OK) {
+		c->r = r;
+		return;
+	}
+	if (c->json)
+		puts(text);
+	else
+		printf("%s\n", uuid);
+	c->n++;
+	ag_free(text);
+}
+
+int
+ag_cli_find(struct ag_store *st, const char *id_number, int reveal, int json)
+{
+	struct find_ctx c = { st, reveal, json, 0, GS_OK };
+	int r;
+
+	if (reveal && (r = ag_store_audit(st, "reveal", NULL, NULL,
+	    "{\"what\":\"find\"}")) != GS_OK)
+		return r;
+	r = ag_find_id_number(st, id_number, found_one, &c);
+	if (r == GS_OK)
+		r = c.r;
+	if (r == GS_OK && !json)
+		fprintf(stderr, "%zu records\n", c.n);
+	return r;
+}
+
+int
+ag_cli_pass_for_new_home(const char *home, const char *passfile,
+    char **pass, size_t *len)
+{
+	char path[4200];
+	struct stat sb;
+	int r;
+
+	*pass = NULL;
+	*len = 0;
+	snprintf(path, sizeof(path), "%s/agent.db", home);
+	if (passfile == NULL && stat(path, &sb) == 0)
+		return GS_OK; /* an existing home keeps its own protection */
+	r = passfile != NULL ? ag_keys_read_passfile(passfile, pass, len) :
+	    ag_keys_read_tty("new passphrase: ", pass, len);
+	if (r == GS_OK)
+		r = ag_keys_policy(*pass, *len, 0);
+	if (r != GS_OK) {
+		gs_crypto_secure_free(*pass);
+		*pass = NULL;
+	}
+	return r;
+}
+
+int
+ag_cli_protect_home(const char *home, const char *pass, size_t len)
+{
+	struct ag_store *st = NULL;
+	int r;
+
+	if ((r = ag_store_open(home, &st)) != GS_OK)
+		return r;
+	if ((r = ag_session_resume(st)) == GS_OK && !ag_store_protected(st)) {
+		if ((r = ag_store_protect(st, pass, len)) == GS_OK)
+			r = ag_session_start(st);
+	}
+	ag_store_close(st);
+	return r;
+}

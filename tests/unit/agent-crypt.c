@@ -1,0 +1,502 @@
+/*
+ * agent-crypt.c - personal data at rest (issue 6): sealing and opening a
+ * record's pii (and refusing a sealed value moved to another record or
+ * form version), masks, the passphrase policy, protect/lock/unlock, the
+ * failed-unlock limit destroying the key, the keystore hook, the blind
+ * index, edits of sealed records, the raw database file holding no pii,
+ * and the retention purge.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "crypt.h"
+#include "crypto.h"
+#include "db.h"
+#include "gridagent.h"
+#include "keys.h"
+#include "schema.h"
+#include "store.h"
+
+static const char PASS[] = "correct horse battery staple";
+static const char PHONE_EDIT[] = "{\"phone\":\"13912345678\"}";
+static char home[64];
+static struct ag_store *st;
+
+static void
+idcard(char out[19], int seq)
+{
+	static const int w[17] = { 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10,
+		5, 8, 4, 2 };
+	static const char map[] = "10X98765432";
+	int i, sum = 0;
+
+	snprintf(out, 19, "44030719800101%03d", seq % 1000);
+	for (i = 0; i < 17; i++)
+		sum += (out[i] - '0') * w[i];
+	out[17] = map[sum % 11];
+	out[18] = '\0';
+}
+
+static void
+person(char *buf, size_t n, const char *name, int seq)
+{
+	char id[19];
+
+	idcard(id, seq);
+	snprintf(buf, n, "{\"name\":\"%s\",\"pop_type\":\"REGISTERED\","
+	    "\"id_number\":\"%s\",\"phone\":\"138%08d\","
+	    "\"address\":\"葵涌街道%d号\"}", name, id, seq, seq);
+}
+
+static void
+exec(const char *sql)
+{
+	assert_int_equal(gs_db_exec(ag_store_db(st), sql), GS_OK);
+}
+
+static int64_t
+q_int(const char *sql)
+{
+	struct gs_stmt *s = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(gs_stmt_prepare(ag_store_db(st), sql, &s), GS_OK);
+	assert_int_equal(gs_stmt_one_int64(s, -1, &v), GS_OK);
+	gs_stmt_finalize(s);
+	return v;
+}
+
+/* 1 when needle occurs anywhere in the file's bytes. */
+static int
+file_has(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n = strlen(needle), len = 0, cap = 1 << 20, got;
+	char *buf;
+	int found = 0;
+
+	if (f == NULL)
+		return 0;
+	buf = malloc(cap);
+	while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
+		len += got;
+		if (len == cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	fclose(f);
+	for (size_t i = 0; i + n <= len && !found; i++)
+		found = memcmp(buf + i, needle, n) == 0;
+	free(buf);
+	return found;
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(home, sizeof(home), "/tmp/gs-agent-crypt.XXXXXX");
+	if (mkdtemp(home) == NULL)
+		return -1;
+	if (ag_store_init(home, "440307001001001", "w-9", &st) != GS_OK)
+		return -1;
+	return ag_store_protect(st, PASS, strlen(PASS)) == GS_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	ag_store_close(st);
+	st = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", home);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ sealing */
+
+static void
+test_seal_open(void **state)
+{
+	static const unsigned char dek[AG_DEK_BYTES] = { 1, 2, 3 };
+	const struct gs_form *f = gs_schema_form(ag_store_schema(st), "person");
+	struct ag_crypt *c = NULL;
+	json_t *o, *o2;
+	const char *u1 = "01a216d7-02cf-7120-a376-e9fcda75be79";
+	const char *u2 = "01a216d7-02cf-7122-aea3-82dd7b9fdf81";
+	char *t;
+
+	(void)state;
+	assert_int_equal(ag_crypt_new(dek, &c), GS_OK);
+	o = json_pack("{s:s,s:s,s:s}", "name", "陈小明", "pop_type",
+	    "REGISTERED", "id_number", "440307198001010011");
+	assert_int_equal(ag_crypt_seal(c, f, u1, 1, o), GS_OK);
+	assert_null(json_object_get(o, "name"));
+	assert_null(json_object_get(o, "id_number"));
+	assert_string_equal(json_string_value(json_object_get(o, "pop_type")),
+	    "REGISTERED");
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(strstr(t, "陈"));
+	assert_null(strstr(t, "440307198001010011"));
+	/* Sealing twice is a bug the sealer refuses. */
+	assert_int_equal(ag_crypt_seal(c, f, u1, 1, o), GS_EINVAL);
+	/* Moved to another record, or another form version: refused. */
+	o2 = json_loads(t, 0, NULL);
+	assert_int_equal(ag_crypt_open(c, u2, 1, o2), GS_EDECRYPT);
+	assert_null(strstr(gs_errmsg(GS_EDECRYPT), "440307"));
+	assert_int_equal(ag_crypt_open(c, u1, 2, o2), GS_EDECRYPT);
+	/* Locked (no sealer): GS_EPERM, says how to unlock. */
+	assert_int_equal(ag_crypt_open(NULL, u1, 1, o2), GS_EPERM);
+	assert_non_null(strstr(gs_errmsg(GS_EPERM), "unlock"));
+	/* The right record opens. */
+	assert_int_equal(ag_crypt_open(c, u1, 1, o2), GS_OK);
+	assert_string_equal(json_string_value(json_object_get(o2, "name")),
+	    "陈小明");
+	assert_null(json_object_get(o2, AG_PII_MEMBER));
+	json_decref(o2);
+	/* A flipped ciphertext character: refused. */
+	{
+		char *p = strstr(t, "\"$pii\":\"") + 8;
+
+		p[10] = p[10] == 'A' ? 'B' : 'A';
+		o2 = json_loads(t, 0, NULL);
+		assert_int_equal(ag_crypt_open(c, u1, 1, o2), GS_EDECRYPT);
+		json_decref(o2);
+	}
+	free(t);
+	json_decref(o);
+	ag_crypt_free(c);
+}
+
+static void
+test_masks(void **state)
+{
+	const struct gs_form *f = gs_schema_form(ag_store_schema(st), "person");
+	struct {
+		const char *field, *in, *out;
+	} v[] = {
+		{ "id_number", "440307198001011230", "4403**********1230" },
+		{ "phone", "13800138000", "138****8000" },
+		{ "phone", "075588886666", "********6666" },
+		{ "name", "陈伟", "陈*" },
+		{ "name", "欧阳小明", "欧***" },
+		{ "birth_date", "1980-01-01", "1980-**-**" },
+		{ "address", "葵涌街道1号", "***" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *m = ag_crypt_mask_text(f, v[i].field, v[i].in);
+
+		assert_non_null(m);
+		assert_string_equal(m, v[i].out);
+		gs_free(m);
+	}
+}
+
+static void
+test_policy(void **state)
+{
+	(void)state;
+	assert_int_equal(ag_keys_policy("123456", 6, 0), GS_EINVAL);
+	assert_int_equal(ag_keys_policy("1234567890", 10, 0), GS_EINVAL);
+	assert_int_equal(ag_keys_policy("short pw", 8, 0), GS_EINVAL);
+	assert_int_equal(ag_keys_policy("1234567890123456", 16, 0), GS_OK);
+	assert_int_equal(ag_keys_policy(PASS, strlen(PASS), 0), GS_OK);
+	/* A keystore with its own attempt limits allows a PIN. */
+	assert_int_equal(ag_keys_policy("123456", 6, 1), GS_OK);
+	assert_int_equal(ag_keys_policy("123", 3, 1), GS_EINVAL);
+}
+
+/* ------------------------------------------------------------ store */
+
+static void
+test_file_holds_no_pii(void **state)
+{
+	char rec[512], path[128], id[19], uuid[AG_UUID_LEN + 1];
+	char *text = NULL;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 20; i++) {
+		person(rec, sizeof(rec), "林秀英", i);
+		assert_int_equal(ag_collect(st, "person", rec, strlen(rec),
+		    uuid), GS_OK);
+	}
+	/* An edit and a reveal go through the sealed form too. */
+	assert_int_equal(ag_edit(st, uuid, PHONE_EDIT, strlen(PHONE_EDIT)),
+	    GS_OK);
+	assert_int_equal(ag_get(st, uuid, &text), GS_OK);
+	assert_non_null(strstr(text, "13912345678"));
+	assert_non_null(strstr(text, "林秀英"));
+	ag_free(text);
+	assert_int_equal(ag_get_masked(st, uuid, &text), GS_OK);
+	assert_null(strstr(text, "13912345678"));
+	assert_non_null(strstr(text, "139****5678"));
+	ag_free(text);
+	ag_store_close(st);
+	st = NULL;
+	for (const char *sfx = ""; sfx != NULL;
+	    sfx = sfx[0] == '\0' ? "-wal" : NULL) {
+		snprintf(path, sizeof(path), "%s/agent.db%s", home, sfx);
+		assert_false(file_has(path, "林秀英"));
+		assert_false(file_has(path, "13912345678"));
+		assert_false(file_has(path, "葵涌街道"));
+		for (i = 0; i < 20; i++) {
+			idcard(id, i);
+			assert_false(file_has(path, id));
+		}
+	}
+	assert_int_equal(ag_store_open(home, &st), GS_OK);
+}
+
+static void
+test_lock_unlock_limit(void **state)
+{
+	char rec[512], uuid[AG_UUID_LEN + 1], other[AG_UUID_LEN + 1];
+	char *text = NULL;
+	int i;
+
+	(void)state;
+	person(rec, sizeof(rec), "王芳", 7);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	ag_store_lock(st);
+	assert_true(ag_store_locked(st));
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), other),
+	    GS_EPERM);
+	assert_int_equal(ag_get(st, uuid, &text), GS_EPERM);
+	assert_int_equal(ag_edit(st, uuid, PHONE_EDIT, strlen(PHONE_EDIT)),
+	    GS_EPERM);
+	assert_int_equal(ag_get_masked(st, uuid, &text), GS_OK);
+	assert_non_null(strstr(text, "[locked]"));
+	ag_free(text);
+	/* A wrong passphrase unlocks nothing and is counted. */
+	assert_int_equal(ag_store_unlock(st, "wrong horse battery", 19),
+	    GS_EPERM);
+	assert_true(ag_store_locked(st));
+	assert_int_equal(q_int("SELECT failures FROM keyring"), 1);
+	/* The right one unlocks and resets the count. */
+	assert_int_equal(ag_store_unlock(st, PASS, strlen(PASS)), GS_OK);
+	assert_false(ag_store_locked(st));
+	assert_int_equal(q_int("SELECT failures FROM keyring"), 0);
+	/* A new passphrase re-wraps the same key. */
+	assert_int_equal(ag_store_protect(st, "a new passphrase 2", 18),
+	    GS_OK);
+	ag_store_lock(st);
+	assert_int_equal(ag_store_unlock(st, PASS, strlen(PASS)), GS_EPERM);
+	assert_int_equal(ag_store_unlock(st, "a new passphrase 2", 18), GS_OK);
+	assert_int_equal(ag_get(st, uuid, &text), GS_OK);
+	ag_free(text);
+	/* The limit: three wrong in a row destroy the key for good. */
+	ag_store_lock(st);
+	exec("UPDATE keyring SET max_failures = 3");
+	for (i = 0; i < 3; i++)
+		assert_int_equal(ag_store_unlock(st, "nope nope nope", 14),
+		    GS_EPERM);
+	assert_int_equal(q_int("SELECT count(*) FROM keyring WHERE state = "
+	    "'destroyed' AND dek_wrap IS NULL"), 1);
+	assert_int_equal(ag_store_unlock(st, "a new passphrase 2", 18),
+	    GS_EPERM);
+	assert_non_null(strstr(gs_errmsg(GS_EPERM), "destroyed"));
+	{
+		json_t *o = NULL;
+
+		assert_int_equal(ag_status_build(st, &o), GS_OK);
+		assert_true(json_is_true(json_object_get(json_object_get(o,
+		    "pii"), "destroyed")));
+		json_decref(o);
+	}
+}
+
+static void
+test_moved_ciphertext(void **state)
+{
+	char rec[512], u1[AG_UUID_LEN + 1], u2[AG_UUID_LEN + 1];
+	char sql[256], *text = NULL;
+
+	(void)state;
+	person(rec, sizeof(rec), "甲", 1);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), u1), GS_OK);
+	person(rec, sizeof(rec), "乙", 2);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), u2), GS_OK);
+	/* An attacker with the file copies record 1's sealed fields over
+	 * record 2's: record 2 no longer opens. */
+	snprintf(sql, sizeof(sql), "UPDATE record SET fields = (SELECT fields "
+	    "FROM record WHERE uuid = '%s') WHERE uuid = '%s'", u1, u2);
+	exec(sql);
+	assert_int_equal(ag_get(st, u2, &text), GS_EDECRYPT);
+	assert_int_equal(ag_get(st, u1, &text), GS_OK);
+	ag_free(text);
+}
+
+struct found {
+	int n;
+	char uuid[AG_UUID_LEN + 1];
+};
+
+static void
+on_found(void *ctx, const char *uuid)
+{
+	struct found *f = ctx;
+
+	f->n++;
+	snprintf(f->uuid, sizeof(f->uuid), "%s", uuid);
+}
+
+static void
+test_blind_index(void **state)
+{
+	char rec[512], id[19], id2[19], u[AG_UUID_LEN + 1];
+	char edit[64];
+	struct found f = { 0 };
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		person(rec, sizeof(rec), "赵", 100 + i);
+		assert_int_equal(ag_collect(st, "person", rec, strlen(rec), u),
+		    GS_OK);
+	}
+	idcard(id, 104);
+	assert_int_equal(ag_find_id_number(st, id, on_found, &f), GS_OK);
+	assert_int_equal(f.n, 1);
+	assert_string_equal(f.uuid, u);
+	/* The index holds tags, never the number. */
+	assert_int_equal(q_int("SELECT count(*) FROM pii_index"), 5);
+	/* An edit moves the index to the new number. */
+	idcard(id2, 200);
+	snprintf(edit, sizeof(edit), "{\"id_number\":\"%s\"}", id2);
+	assert_int_equal(ag_edit(st, u, edit, strlen(edit)), GS_OK);
+	f.n = 0;
+	assert_int_equal(ag_find_id_number(st, id, on_found, &f), GS_OK);
+	assert_int_equal(f.n, 0);
+	assert_int_equal(ag_find_id_number(st, id2, on_found, &f), GS_OK);
+	assert_int_equal(f.n, 1);
+	/* Lower-case x and spaces normalize the same way. */
+	ag_store_lock(st);
+	assert_int_equal(ag_find_id_number(st, id2, on_found, &f), GS_EPERM);
+}
+
+/* A fake keystore: XOR with a constant (the test only checks the hook). */
+static int
+ks_xor(void *ctx, const unsigned char *in, size_t inlen, unsigned char *out,
+    size_t outmax, size_t *outlen)
+{
+	size_t i;
+
+	(*(int *)ctx)++;
+	if (inlen > outmax)
+		return -1;
+	for (i = 0; i < inlen; i++)
+		out[i] = in[i] ^ 0x5a;
+	*outlen = inlen;
+	return 0;
+}
+
+static void
+test_keystore(void **state)
+{
+	struct ag_store *s2 = NULL;
+	char h2[80];
+	int calls = 0;
+
+	(void)state;
+	snprintf(h2, sizeof(h2), "%s/ks", home);
+	assert_int_equal(ag_store_init(h2, "g", "w", &s2), GS_OK);
+	/* Without a keystore a PIN is refused... */
+	assert_int_equal(ag_store_protect(s2, "123456", 6), GS_EINVAL);
+	/* ...with one it is allowed, and the keystore wraps the key. */
+	ag_store_set_keystore(s2, ks_xor, ks_xor, &calls);
+	assert_int_equal(ag_store_protect(s2, "123456", 6), GS_OK);
+	assert_int_equal(calls, 1);
+	ag_store_close(s2);
+	assert_int_equal(ag_store_open(h2, &s2), GS_OK);
+	assert_true(ag_store_locked(s2));
+	/* Without the keystore set, it cannot be unlocked. */
+	assert_int_equal(ag_store_unlock(s2, "123456", 6), GS_EPERM);
+	ag_store_set_keystore(s2, ks_xor, ks_xor, &calls);
+	assert_int_equal(ag_store_unlock(s2, "654321", 6), GS_EPERM);
+	assert_int_equal(ag_store_unlock(s2, "123456", 6), GS_OK);
+	assert_false(ag_store_locked(s2));
+	ag_store_close(s2);
+}
+
+static void
+test_purge(void **state)
+{
+	char rec[512], u1[AG_UUID_LEN + 1], u2[AG_UUID_LEN + 1];
+	char sql[512], *text = NULL;
+	size_t n = 9;
+	int64_t now = 1800000000000LL;
+
+	(void)state;
+	person(rec, sizeof(rec), "孙", 11);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), u1), GS_OK);
+	person(rec, sizeof(rec), "周", 12);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), u2), GS_OK);
+	/* u1's change went out in batch 1, acked 40 days ago; u2's is
+	 * still unsent. */
+	snprintf(sql, sizeof(sql), "INSERT INTO outbox(seq, batch_id, "
+	    "envelope, hash, prev_hash, record_count, bytes, plain_bytes, "
+	    "state, created_at, acked_at) VALUES(1, zeroblob(16), x'00', "
+	    "zeroblob(32), zeroblob(32), 1, 1, 1, 'acked', 0, %lld); "
+	    "UPDATE change SET state = 2, batch_seq = 1 WHERE uuid = '%s'",
+	    (long long)(now - 40LL * 86400000), u1);
+	exec(sql);
+	/* 60 days of retention: nothing yet. */
+	assert_int_equal(ag_purge(st, 60, now, &n), GS_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(ag_purge(st, 30, now, &n), GS_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(q_int("SELECT count(*) FROM record WHERE purged_at "
+	    "IS NOT NULL"), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM record WHERE fields "
+	    "LIKE '%$pii%'"), 1); /* u2 only */
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE fields "
+	    "LIKE '%$pii%'"), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM pii_index"), 1);
+	/* The stub still explains the ledger, and opens (nothing sealed). */
+	assert_int_equal(ag_get(st, u1, &text), GS_OK);
+	assert_non_null(strstr(text, "\"pop_type\":\"REGISTERED\""));
+	assert_null(strstr(text, "孙"));
+	ag_free(text);
+	/* Purging needs no key. */
+	ag_store_lock(st);
+	assert_int_equal(ag_purge(st, 0, now, &n), GS_OK);
+	assert_int_equal(n, 0); /* u2 is unsent: kept */
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_seal_open),
+		T(test_masks),
+		T(test_policy),
+		T(test_file_holds_no_pii),
+		T(test_lock_unlock_limit),
+		T(test_moved_ciphertext),
+		T(test_blind_index),
+		T(test_keystore),
+		T(test_purge),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
