@@ -68,8 +68,8 @@ sync_dir(const char *dir)
 
 /* Writes a file durably: tmp, write by fn, fsync, rename, fsync dir. */
 static int
-write_durable(const char *dir, const char *name,
-    int (*fn)(void *ctx, int fd), void *ctx)
+write_durable(
+    const char *dir, const char *name, int (*fn)(void *ctx, int fd), void *ctx)
 {
 	char tmp[4096], final[4096];
 	int fd = -1, r;
@@ -201,7 +201,8 @@ parse_location(const char *s, json_t **out)
 		*p++ = '\0';
 	}
 	if (n != 4 || p != NULL)
-		return GS_FAIL(GS_EINVAL, "--location should be LAT,LON,ACC,SYS "
+		return GS_FAIL(GS_EINVAL,
+		    "--location should be LAT,LON,ACC,SYS "
 		    "(e.g. 22.59,114.48,8,GCJ02; ACC may be empty)");
 	for (i = 0; i < 3; i++) {
 		if (i == 2 && parts[2][0] == '\0')
@@ -209,11 +210,13 @@ parse_location(const char *s, json_t **out)
 		errno = 0;
 		v[i] = strtod(parts[i], &end);
 		if (errno != 0 || end == parts[i] || *end != '\0')
-			return GS_FAIL(GS_EINVAL, "--location: '%s' is not a "
-			    "number", parts[i]);
+			return GS_FAIL(GS_EINVAL,
+			    "--location: '%s' is not a "
+			    "number",
+			    parts[i]);
 	}
-	o = json_pack("{s:f,s:f,s:s}", "lat", v[0], "lon", v[1], "coord_sys",
-	    parts[3]);
+	o = json_pack(
+	    "{s:f,s:f,s:s}", "lat", v[0], "lon", v[1], "coord_sys", parts[3]);
 	if (o != NULL && parts[2][0] != '\0' &&
 	    json_object_set_new(o, "accuracy", json_real(v[2])) != 0) {
 		json_decref(o);
@@ -229,7 +232,7 @@ parse_location(const char *s, json_t **out)
 
 struct hook_ctx {
 	struct ag_store *st;
-	json_t *item;		/* the new attachments entry */
+	json_t *item; /* the new attachments entry */
 	const unsigned char *hash;
 	const char *hexhash;
 	const char *mime;
@@ -247,8 +250,10 @@ hook_prepare(void *ctx, const char *type, json_t *fields, json_t *edit)
 	size_t i;
 
 	if (f == NULL || gs_form_field(f, "attachments") == NULL)
-		return GS_FAIL(GS_EINVAL, "records of type %s take no "
-		    "attachments", type);
+		return GS_FAIL(GS_EINVAL,
+		    "records of type %s take no "
+		    "attachments",
+		    type);
 	arr = json_is_array(cur) ? json_deep_copy(cur) : json_array();
 	if (arr == NULL)
 		return GS_FAIL(GS_ENOMEM, "out of memory");
@@ -260,13 +265,16 @@ hook_prepare(void *ctx, const char *type, json_t *fields, json_t *edit)
 			/* Attached before and its sealed file was lost:
 			 * made again above, nothing new for the record. */
 			if (c->reseal)
-				return json_object_set_new(edit, "attachments",
-					   arr) == 0
+				return json_object_set_new(
+					   edit, "attachments", arr) == 0
 					   ? GS_OK
-					   : GS_FAIL(GS_ENOMEM, "out of memory");
+					   : GS_FAIL(
+						 GS_ENOMEM, "out of memory");
 			json_decref(arr);
-			return GS_FAIL(GS_EEXIST, "this file is already "
-			    "attached to the record (%.16s...)", c->hexhash);
+			return GS_FAIL(GS_EEXIST,
+			    "this file is already "
+			    "attached to the record (%.16s...)",
+			    c->hexhash);
 		}
 	}
 	if (json_array_append(arr, c->item) != 0 ||
@@ -284,8 +292,8 @@ step_done(struct gs_stmt *s)
 }
 
 static int
-hook_commit(void *ctx, struct ag_store *st, const char *uuid,
-    const char *type, int64_t now)
+hook_commit(void *ctx, struct ag_store *st, const char *uuid, const char *type,
+    int64_t now)
 {
 	struct hook_ctx *c = ctx;
 	struct gs_db *db = ag_store_db(st);
@@ -294,17 +302,22 @@ hook_commit(void *ctx, struct ag_store *st, const char *uuid,
 	int r;
 
 	/* A row sealed again goes back to 'sealed' (from 'failed'). */
-	if ((r = gs_stmt_prepare(db, "INSERT INTO attachment(hash, mime, "
-		 "plain_len, sealed_len, plain_kept, created_at) VALUES(?1, ?2, "
+	if ((r = gs_stmt_prepare(db,
+		 "INSERT INTO attachment(hash, mime, "
+		 "plain_len, sealed_len, plain_kept, created_at) VALUES(?1, "
+		 "?2, "
 		 "?3, ?4, ?5, ?6) ON CONFLICT(hash) DO UPDATE SET state = "
 		 "'sealed', last_error = NULL, sent = 0 WHERE ?7 AND state <> "
-		 "'done'", &a)) != GS_OK ||
-	    (r = gs_stmt_prepare(db, "INSERT OR IGNORE INTO "
+		 "'done'",
+		 &a)) != GS_OK ||
+	    (r = gs_stmt_prepare(db,
+		 "INSERT OR IGNORE INTO "
 		 "record_attachment(uuid, hash, added_at) VALUES(?1, ?2, ?3)",
 		 &ra)) != GS_OK ||
-	    (r = gs_stmt_prepare(db, "INSERT INTO audit(at, action, uuid, "
-		 "type, detail) VALUES(?1, 'attach', ?2, ?3, ?4)", &au)) !=
-		GS_OK)
+	    (r = gs_stmt_prepare(db,
+		 "INSERT INTO audit(at, action, uuid, "
+		 "type, detail) VALUES(?1, 'attach', ?2, ?3, ?4)",
+		 &au)) != GS_OK)
 		goto out;
 	if ((r = gs_stmt_bind_blob(a, 1, c->hash, GS_HASHBYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_text(a, 2, c->mime)) != GS_OK ||
@@ -347,8 +360,10 @@ known_file(struct gs_db *db, const unsigned char *hash, int *known,
 	int r;
 
 	*known = *done = 0;
-	if ((r = gs_stmt_prepare(db, "SELECT sealed_len, state = 'done' FROM "
-		 "attachment WHERE hash = ?1", &s)) != GS_OK ||
+	if ((r = gs_stmt_prepare(db,
+		 "SELECT sealed_len, state = 'done' FROM "
+		 "attachment WHERE hash = ?1",
+		 &s)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 1, hash, GS_HASHBYTES)) != GS_OK)
 		goto out;
 	r = gs_stmt_step(s);
@@ -388,15 +403,16 @@ ag_attach(struct ag_store *st, const char *uuid, const char *path,
 		goto out;
 	r = ag_device_load(ag_store_db(st), &dev);
 	if (r == GS_ENOTENROLLED) {
-		r = GS_FAIL(GS_ENOTENROLLED, "attach needs an enrolled device: "
+		r = GS_FAIL(GS_ENOTENROLLED,
+		    "attach needs an enrolled device: "
 		    "a photo is sealed for the platform the moment it is "
 		    "attached (run 'gridagent enroll' first)");
 		goto out;
 	}
 	if (r != GS_OK)
 		goto out;
-	if (o->location != NULL && (r = parse_location(o->location, &loc)) !=
-	    GS_OK)
+	if (o->location != NULL &&
+	    (r = parse_location(o->location, &loc)) != GS_OK)
 		goto out;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		r = GS_FAIL(errno == ENOENT ? GS_ENOTFOUND : GS_EIO,
@@ -416,8 +432,10 @@ ag_attach(struct ag_store *st, const char *uuid, const char *path,
 	if ((uint64_t)sb.st_size > limit) {
 		human(a, sizeof(a), (uint64_t)sb.st_size);
 		human(b, sizeof(b), limit);
-		r = GS_FAIL(GS_ETOOBIG, "%s is %s; the platform accepts "
-		    "attachments of at most %s", path, a, b);
+		r = GS_FAIL(GS_ETOOBIG,
+		    "%s is %s; the platform accepts "
+		    "attachments of at most %s",
+		    path, a, b);
 		goto out;
 	}
 	hn = pread(fd, head, sizeof(head), 0);
@@ -463,13 +481,13 @@ ag_attach(struct ag_store *st, const char *uuid, const char *path,
 		    (r = write_durable(sub, res->hash, seal_into, &sc)) !=
 			GS_OK)
 			goto out;
-		res->sealed_len = gs_att_sealed_len(len, o->chunk_size ?
-		    o->chunk_size : GS_ATT_CHUNK_DEFAULT);
+		res->sealed_len = gs_att_sealed_len(
+		    len, o->chunk_size ? o->chunk_size : GS_ATT_CHUNK_DEFAULT);
 		if (o->keep) {
 			snprintf(sub, sizeof(sub), "%s/plain", dir);
 			if ((r = make_dir(sub)) != GS_OK ||
-			    (r = write_durable(sub, res->hash, copy_into,
-				 &sc)) != GS_OK)
+			    (r = write_durable(
+				 sub, res->hash, copy_into, &sc)) != GS_OK)
 				goto out;
 		}
 	}
@@ -477,12 +495,11 @@ ag_attach(struct ag_store *st, const char *uuid, const char *path,
 	    res->mime, "size", (json_int_t)len, "taken_at",
 	    (json_int_t)(o->taken_at >= 0 ? o->taken_at
 					  : (int64_t)sb.st_mtim.tv_sec * 1000 +
-					    sb.st_mtim.tv_nsec / 1000000));
+						sb.st_mtim.tv_nsec / 1000000));
 	edit = json_pack("{s:n}", "attachments");
 	if (item == NULL || edit == NULL ||
-	    (o->phase != NULL &&
-		json_object_set_new(item, "phase", json_string(o->phase)) !=
-		    0) ||
+	    (o->phase != NULL && json_object_set_new(item, "phase",
+				     json_string(o->phase)) != 0) ||
 	    (o->note != NULL &&
 		json_object_set_new(item, "note", json_string(o->note)) != 0) ||
 	    (loc != NULL && json_object_set(item, "location", loc) != 0)) {
@@ -526,8 +543,10 @@ ag_attach_pending(struct ag_store *st, int *yes)
 	int r;
 
 	*yes = 0;
-	if ((r = gs_stmt_prepare(ag_store_db(st), "SELECT count(*) FROM "
-		 "attachment WHERE state = 'sealed'", &s)) != GS_OK)
+	if ((r = gs_stmt_prepare(ag_store_db(st),
+		 "SELECT count(*) FROM "
+		 "attachment WHERE state = 'sealed'",
+		 &s)) != GS_OK)
 		return r;
 	r = gs_stmt_one_int64(s, 0, &n);
 	gs_stmt_finalize(s);
@@ -547,10 +566,14 @@ ag_attach_status(struct ag_store *st, json_t *into)
 
 	/* pending: nothing on the platform yet; partial: some bytes there;
 	 * done: receipted. */
-	if ((r = gs_stmt_prepare(db, "SELECT CASE WHEN state = 'done' THEN 2 "
-		 "WHEN state = 'failed' THEN 3 WHEN sent > 0 THEN 1 ELSE 0 END, "
-		 "count(*), sum(sealed_len), sum(sent) FROM attachment GROUP BY "
-		 "1", &s)) != GS_OK)
+	if ((r = gs_stmt_prepare(db,
+		 "SELECT CASE WHEN state = 'done' THEN 2 "
+		 "WHEN state = 'failed' THEN 3 WHEN sent > 0 THEN 1 ELSE 0 "
+		 "END, "
+		 "count(*), sum(sealed_len), sum(sent) FROM attachment GROUP "
+		 "BY "
+		 "1",
+		 &s)) != GS_OK)
 		goto out;
 	while ((r = gs_stmt_step(s)) == GS_ROW) {
 		int64_t k = gs_stmt_int64(s, 0);
@@ -568,18 +591,19 @@ ag_attach_status(struct ag_store *st, json_t *into)
 	s = NULL;
 	/* A record is delivered only when every attachment it names is
 	 * receipted too. */
-	if ((r = gs_stmt_prepare(db, "SELECT count(DISTINCT ra.uuid) FROM "
+	if ((r = gs_stmt_prepare(db,
+		 "SELECT count(DISTINCT ra.uuid) FROM "
 		 "record_attachment ra JOIN attachment a ON a.hash = ra.hash "
-		 "WHERE a.state <> 'done'", &s)) != GS_OK ||
+		 "WHERE a.state <> 'done'",
+		 &s)) != GS_OK ||
 	    (r = gs_stmt_one_int64(s, 0, &waiting)) != GS_OK)
 		goto out;
 	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "failed",
-	    (json_int_t)n[3], "pending",
-	    (json_int_t)n[0], "pending_bytes", (json_int_t)bytes[0], "partial",
-	    (json_int_t)n[1], "partial_bytes", (json_int_t)bytes[1],
-	    "partial_sent", (json_int_t)sent, "done", (json_int_t)n[2],
-	    "done_bytes", (json_int_t)bytes[2], "records_waiting",
-	    (json_int_t)waiting);
+	    (json_int_t)n[3], "pending", (json_int_t)n[0], "pending_bytes",
+	    (json_int_t)bytes[0], "partial", (json_int_t)n[1], "partial_bytes",
+	    (json_int_t)bytes[1], "partial_sent", (json_int_t)sent, "done",
+	    (json_int_t)n[2], "done_bytes", (json_int_t)bytes[2],
+	    "records_waiting", (json_int_t)waiting);
 	if (o == NULL || json_object_set_new(into, "attachments", o) != 0) {
 		r = GS_FAIL(GS_ENOMEM, "out of memory");
 		goto out;
@@ -595,18 +619,18 @@ out:
 int
 ag_cmd_attach(struct ag_cli *cli, int argc, char **argv)
 {
-	const char *phase = NULL, *note = NULL, *location = NULL,
-		   *taken = NULL, *chunk = NULL;
+	const char *phase = NULL, *note = NULL, *location = NULL, *taken = NULL,
+		   *chunk = NULL;
 	int keep = 0, json = 0, npos = 0, rc, r;
 	const struct ag_opt opts[] = {
-		{ "phase", &phase, NULL },
-		{ "note", &note, NULL },
-		{ "location", &location, NULL },
-		{ "taken-at", &taken, NULL },
-		{ "chunk", &chunk, NULL },
-		{ "keep", NULL, &keep },
-		{ "json", NULL, &json },
-		{ NULL, NULL, NULL },
+	    {"phase", &phase, NULL},
+	    {"note", &note, NULL},
+	    {"location", &location, NULL},
+	    {"taken-at", &taken, NULL},
+	    {"chunk", &chunk, NULL},
+	    {"keep", NULL, &keep},
+	    {"json", NULL, &json},
+	    {NULL, NULL, NULL},
 	};
 	struct ag_attach_opts o;
 	struct ag_attach_result res;
@@ -616,7 +640,8 @@ ag_cmd_attach(struct ag_cli *cli, int argc, char **argv)
 	if ((rc = ag_cli_parse(cli, opts, argc, argv, &npos)) >= 0)
 		return rc;
 	if (npos != 2)
-		return ag_cli_usage(cli, "attach needs a record UUID and a FILE");
+		return ag_cli_usage(
+		    cli, "attach needs a record UUID and a FILE");
 	memset(&o, 0, sizeof(o));
 	o.phase = phase;
 	o.note = note;

@@ -10,9 +10,9 @@
  * a transfer that failed mid-way (a weak link loses less per cut), doubled
  * again after a run of successes (a good link pays fewer round trips and
  * fsyncs), but not back to the size that broke until the link has held
- * for RELAX_AFTER chunks.  A failure that made no progress counts against `retries`;
- * progress resets the count, so a link that cuts every few hundred KiB
- * still gets a 20 MB photo through.
+ * for RELAX_AFTER chunks.  A failure that made no progress counts against
+ * `retries`; progress resets the count, so a link that cuts every few hundred
+ * KiB still gets a 20 MB photo through.
  *
  * Nothing here writes the database per chunk: the device learns the
  * offset from the platform, so the sent/resent counters are saved once
@@ -45,7 +45,7 @@
 #define CHUNK_MIN (64u * 1024)
 #define CHUNK_START (1024u * 1024)
 #define CHUNK_MAX (8u * 1024 * 1024) /* = the platform's PF_ATT_PUT_MAX */
-#define GROW_AFTER 2 /* successes in a row before the chunk doubles */
+#define GROW_AFTER 2   /* successes in a row before the chunk doubles */
 #define RELAX_AFTER 32 /* ... and before a size that broke is tried again */
 
 struct one {
@@ -91,7 +91,7 @@ stopped(const struct up *u)
 static void
 nap_ms(int64_t ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 
 	(void)nanosleep(&ts, NULL);
 }
@@ -113,12 +113,14 @@ parse_answer(const struct ag_http_response *resp, struct answer *a)
 	int r = GS_OK;
 
 	memset(a, 0, sizeof(*a));
-	o = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len,
-	    0, &je);
+	o = json_loadb(
+	    resp->body.data ? resp->body.data : "", resp->body.len, 0, &je);
 	off = json_object_get(o, "offset");
 	if (o == NULL || !json_is_integer(off) || json_integer_value(off) < 0) {
-		r = GS_FAIL(GS_EPROTOCOL, "attachment answer without an "
-					  "offset (HTTP %ld)", resp->status);
+		r = GS_FAIL(GS_EPROTOCOL,
+		    "attachment answer without an "
+		    "offset (HTTP %ld)",
+		    resp->status);
 		goto out;
 	}
 	a->offset = (uint64_t)json_integer_value(off);
@@ -181,8 +183,8 @@ send_chunk(struct up *u, const struct one *f, const char *path,
 	int r;
 
 	/* Only this device can add to its upload (PROTOCOL.md 8.3). */
-	if ((r = gs_att_chunk_sign(sig, u->dev->device_id, f->hash, off, buf,
-		 n, u->dev->sign_sk)) != GS_OK)
+	if ((r = gs_att_chunk_sign(sig, u->dev->device_id, f->hash, off, buf, n,
+		 u->dev->sign_sk)) != GS_OK)
 		return r;
 	gs_hex_encode(hex, sig, sizeof(sig));
 	snprintf(p, sizeof(p), "%s?offset=%llu&sig=%s", path,
@@ -224,24 +226,27 @@ note(struct up *u, const struct one *f, uint64_t sent, uint64_t resent,
 	struct gs_stmt *s = NULL;
 	int r;
 
-	if ((r = gs_stmt_prepare(ag_store_db(u->st), done != NULL
-		 ? "UPDATE attachment SET state = 'done', sent = ?2, resent = "
-		   "resent + ?3, attempts = attempts + 1, last_error = NULL, "
-		   "receipt = ?4, done_at = ?5 WHERE hash = ?1"
-		 : "UPDATE attachment SET sent = ?2, resent = resent + ?3, "
-		   "attempts = attempts + 1, last_error = ?4, state = CASE "
-		   "WHEN ?5 THEN 'failed' ELSE 'sealed' END WHERE hash = ?1",
+	if ((r = gs_stmt_prepare(ag_store_db(u->st),
+		 done != NULL
+		     ? "UPDATE attachment SET state = 'done', sent = ?2, "
+		       "resent = "
+		       "resent + ?3, attempts = attempts + 1, last_error = "
+		       "NULL, "
+		       "receipt = ?4, done_at = ?5 WHERE hash = ?1"
+		     : "UPDATE attachment SET sent = ?2, resent = resent + ?3, "
+		       "attempts = attempts + 1, last_error = ?4, state = CASE "
+		       "WHEN ?5 THEN 'failed' ELSE 'sealed' END WHERE hash = "
+		       "?1",
 		 &s)) != GS_OK)
 		return r;
 	if ((r = gs_stmt_bind_blob(s, 1, f->hash, GS_HASHBYTES)) == GS_OK &&
 	    (r = gs_stmt_bind_int64(s, 2, (int64_t)sent)) == GS_OK &&
 	    (r = gs_stmt_bind_int64(s, 3, (int64_t)resent)) == GS_OK &&
-	    (r = done != NULL
-		     ? gs_stmt_bind_blob(s, 4, done->receipt,
-			   GS_ATT_RECEIPT_BYTES)
-		     : gs_stmt_bind_text(s, 4, err)) == GS_OK &&
-	    (r = gs_stmt_bind_int64(s, 5, done != NULL ? gs_now_ms()
-						       : failed)) == GS_OK) {
+	    (r = done != NULL ? gs_stmt_bind_blob(
+				    s, 4, done->receipt, GS_ATT_RECEIPT_BYTES)
+			      : gs_stmt_bind_text(s, 4, err)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(
+		 s, 5, done != NULL ? gs_now_ms() : failed)) == GS_OK) {
 		r = gs_stmt_step(s);
 		r = r == GS_DONE ? GS_OK : r;
 	}
@@ -256,8 +261,8 @@ cleanup(struct up *u, const struct one *f)
 {
 	char p[4096], *keep = NULL;
 
-	snprintf(p, sizeof(p), "%s/attachments/sealed/%s",
-	    ag_store_home(u->st), f->hex);
+	snprintf(p, sizeof(p), "%s/attachments/sealed/%s", ag_store_home(u->st),
+	    f->hex);
 	(void)unlink(p);
 	if (!f->plain_kept)
 		return;
@@ -269,8 +274,8 @@ cleanup(struct up *u, const struct one *f)
 	}
 	gs_errmsg_clear();
 	gs_free(keep);
-	snprintf(p, sizeof(p), "%s/attachments/plain/%s",
-	    ag_store_home(u->st), f->hex);
+	snprintf(p, sizeof(p), "%s/attachments/plain/%s", ag_store_home(u->st),
+	    f->hex);
 	(void)unlink(p);
 }
 
@@ -321,21 +326,23 @@ upload(struct up *u, const struct one *f)
 				goto out;
 			cleanup(u, f);
 			u->stats->done++;
-			gs_log(GS_LOG_INFO, "attachment %.16s... receipted "
-			    "(%llu bytes sent, %llu again after cuts)", f->hex,
-			    (unsigned long long)sent_here,
+			gs_log(GS_LOG_INFO,
+			    "attachment %.16s... receipted "
+			    "(%llu bytes sent, %llu again after cuts)",
+			    f->hex, (unsigned long long)sent_here,
 			    (unsigned long long)resent);
 			r = GS_OK;
 			goto out;
 		}
 		if (a.offset > f->sealed_len) {
-			r = GS_FAIL(GS_EPROTOCOL, "platform offset %llu is past "
-			    "the sealed length", (unsigned long long)a.offset);
+			r = GS_FAIL(GS_EPROTOCOL,
+			    "platform offset %llu is past "
+			    "the sealed length",
+			    (unsigned long long)a.offset);
 			goto out;
 		}
 		off = a.offset;
-		if (fd < 0 &&
-		    (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (fd < 0 && (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
 			/* Lost on this device (deleted by hand, a restored
 			 * backup): nothing to send, and the platform will
 			 * show the record's attachment missing.  The others
@@ -351,8 +358,10 @@ upload(struct up *u, const struct one *f)
 			ssize_t k = pread(fd, buf, n, (off_t)off);
 
 			if (k != (ssize_t)n) {
-				r = GS_FAIL(GS_EIO, "sealed attachment %s is "
-				    "short", file);
+				r = GS_FAIL(GS_EIO,
+				    "sealed attachment %s is "
+				    "short",
+				    file);
 				goto out;
 			}
 			sent_here += n;
@@ -378,7 +387,7 @@ upload(struct up *u, const struct one *f)
 		    ++u->chunks_here == u->kill_after_chunk)
 			(void)raise(SIGKILL);
 		continue;
-failed:
+	failed:
 		if (!transient(r))
 			goto out;
 		/* A transfer that broke: smaller chunks from now on, then
@@ -411,8 +420,10 @@ out:
 		 * on it; an explicit sync tries it again. */
 		nr = note(u, f, off, resent, NULL, keepmsg, !transient(r));
 		if (nr != GS_OK)
-			gs_log(GS_LOG_WARNING, "attachment %.16s...: outcome "
-			    "not recorded: %s", f->hex, gs_errmsg(nr));
+			gs_log(GS_LOG_WARNING,
+			    "attachment %.16s...: outcome "
+			    "not recorded: %s",
+			    f->hex, gs_errmsg(nr));
 		(void)GS_FAIL(r, "%s", keepmsg);
 	}
 	u->stats->bytes_resent += resent;
@@ -453,9 +464,11 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 	ag_device_id_hex(dev, u.dev_hex);
 	/* The list first, then the uploads: no statement stays open
 	 * across the updates. */
-	if ((r = gs_stmt_prepare(ag_store_db(st), "SELECT hash, sealed_len, "
+	if ((r = gs_stmt_prepare(ag_store_db(st),
+		 "SELECT hash, sealed_len, "
 		 "plain_kept FROM attachment WHERE state IN ('sealed', "
-		 "'failed') ORDER BY created_at, hash", &s)) != GS_OK)
+		 "'failed') ORDER BY created_at, hash",
+		 &s)) != GS_OK)
 		goto out;
 	while ((r = gs_stmt_step(s)) == GS_ROW) {
 		if (n == cap) {
@@ -483,8 +496,9 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 	r = GS_OK;
 	for (i = 0; i < n; i++) {
 		if (stopped(&u)) {
-			first = first ? first : GS_FAIL(GS_ENETWORK,
-			    "stopped by a signal");
+			first =
+			    first ? first
+				  : GS_FAIL(GS_ENETWORK, "stopped by a signal");
 			break;
 		}
 		r = upload(&u, &list[i]);
@@ -498,9 +512,10 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 		/* A refusal of one file (damaged on this device?) must not
 		 * hold back the others; it is kept and reported, and the
 		 * run ends as "rejected" (exit 65; --watch goes on). */
-		gs_log(GS_LOG_ERROR, "attachment %.16s... cannot be sent: %s "
-		    "(kept on this device; see status)", list[i].hex,
-		    gs_errmsg(r));
+		gs_log(GS_LOG_ERROR,
+		    "attachment %.16s... cannot be sent: %s "
+		    "(kept on this device; see status)",
+		    list[i].hex, gs_errmsg(r));
 		if (gs_error_class(r) != GS_CLASS_REFUSE &&
 		    gs_error_class(r) != GS_CLASS_INPUT) {
 			first = first ? first : r;

@@ -51,26 +51,26 @@
 static pthread_mutex_t att_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum {
-	Q_PUT = 0,   /* the row of a complete attachment */
-	Q_ACCESS,    /* the audit of an admin action */
-	Q_HAS,       /* is an attachment stored? */
+	Q_PUT = 0, /* the row of a complete attachment */
+	Q_ACCESS,  /* the audit of an admin action */
+	Q_HAS,	   /* is an attachment stored? */
 	Q_COUNT_
 };
 
 static const char *const qsql[Q_COUNT_] = {
-	[Q_PUT] = "INSERT OR IGNORE INTO attachments (hash, device_id, "
-		  "plain_len, sealed_len, chunk_size, created_at, received_at) "
-		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[Q_ACCESS] = "INSERT INTO attachment_access (hash, at, actor, action, "
-		     "detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[Q_HAS] = "SELECT count(*) FROM attachments WHERE hash = ?1",
+    [Q_PUT] = "INSERT OR IGNORE INTO attachments (hash, device_id, "
+	      "plain_len, sealed_len, chunk_size, created_at, received_at) "
+	      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_ACCESS] = "INSERT INTO attachment_access (hash, at, actor, action, "
+		 "detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_HAS] = "SELECT count(*) FROM attachments WHERE hash = ?1",
 };
 
 static int
 stmt(struct pf_store *st, int q, struct gs_stmt **out)
 {
-	return pf_store_sqlite_stmt(st, PF_ATT_SLOT0 + (unsigned)q, qsql[q],
-	    out);
+	return pf_store_sqlite_stmt(
+	    st, PF_ATT_SLOT0 + (unsigned)q, qsql[q], out);
 }
 
 /* ------------------------------------------------------------- paths */
@@ -81,7 +81,8 @@ is_hex(const char *s, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+			(s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return s[n] == '\0';
 }
@@ -112,14 +113,14 @@ pf_att_body_max(const char *method)
 }
 
 static int
-path_of(char *out, size_t n, const char *home, const char *dev,
-    const char *hash)
+path_of(
+    char *out, size_t n, const char *home, const char *dev, const char *hash)
 {
 	int k;
 
 	if (dev != NULL)
-		k = snprintf(out, n, "%s/attachments/partial/%s-%s", home, dev,
-		    hash);
+		k = snprintf(
+		    out, n, "%s/attachments/partial/%s-%s", home, dev, hash);
 	else
 		k = snprintf(out, n, "%s/attachments/%s", home, hash);
 	if (k < 0 || (size_t)k >= n)
@@ -254,8 +255,8 @@ answer_conflict(uint64_t offset, uint64_t asked, struct pf_response *resp)
 /* The device must be enrolled and not revoked (a revoked device's data
  * stays on it: attachments are not quarantined like batches). */
 static int
-check_device(struct pf_platform *pf, const unsigned char *devid,
-    struct pf_device *d)
+check_device(
+    struct pf_platform *pf, const unsigned char *devid, struct pf_device *d)
 {
 	int r;
 
@@ -263,7 +264,8 @@ check_device(struct pf_platform *pf, const unsigned char *devid,
 	r = pf->reader->ops->device_get(pf->reader, devid, d);
 	(void)pthread_mutex_unlock(&pf->read_lock);
 	if (r == GS_ENOTFOUND)
-		return GS_FAIL(GS_EUNKNOWNDEVICE, "device is not enrolled here");
+		return GS_FAIL(
+		    GS_EUNKNOWNDEVICE, "device is not enrolled here");
 	if (r != GS_OK)
 		return r;
 	if (d->revoked)
@@ -287,8 +289,8 @@ append_durable(const char *path, const void *body, size_t n)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
-			r = GS_FAIL(GS_EIO, "write %s: %s", path,
-			    strerror(errno));
+			r = GS_FAIL(
+			    GS_EIO, "write %s: %s", path, strerror(errno));
 			break;
 		}
 		p += k;
@@ -320,8 +322,8 @@ finish(struct pf_platform *pf, const char *partial, const char *final,
 		return r;
 	}
 	if (rename(partial, final) != 0)
-		return GS_FAIL(GS_EIO, "rename %s: %s", partial,
-		    strerror(errno));
+		return GS_FAIL(
+		    GS_EIO, "rename %s: %s", partial, strerror(errno));
 	snprintf(dir, sizeof(dir), "%s/attachments", pf->home);
 	if ((r = sync_dir(dir)) != GS_OK)
 		return r;
@@ -347,8 +349,8 @@ finish(struct pf_platform *pf, const char *partial, const char *final,
 }
 
 static int
-parse_offset(const struct pf_request *req, uint64_t *off,
-    unsigned char sig[GS_SIGBYTES])
+parse_offset(
+    const struct pf_request *req, uint64_t *off, unsigned char sig[GS_SIGBYTES])
 {
 	const char *v = req->query != NULL ? req->query(req, "offset") : NULL;
 	const char *sv = req->query != NULL ? req->query(req, "sig") : NULL;
@@ -409,8 +411,10 @@ put(struct pf_platform *pf, const struct pf_request *req,
 		/* The header comes first and whole: everything about the
 		 * upload is decided on it before a byte is kept. */
 		if (have != 0 || req->body_len < GS_ATT_PREFIXBYTES) {
-			r = GS_FAIL(GS_EENVELOPE, "the first chunk must hold "
-			    "the %d-byte sealed header", GS_ATT_PREFIXBYTES);
+			r = GS_FAIL(GS_EENVELOPE,
+			    "the first chunk must hold "
+			    "the %d-byte sealed header",
+			    GS_ATT_PREFIXBYTES);
 			(void)unlink(partial);
 			goto fail;
 		}
@@ -424,14 +428,16 @@ put(struct pf_platform *pf, const struct pf_request *req,
 		}
 		if (memcmp(h.device, devid, 16) != 0 ||
 		    memcmp(h.hash, hashb, GS_HASHBYTES) != 0) {
-			r = GS_FAIL(GS_EINVAL, "the path names another device "
+			r = GS_FAIL(GS_EINVAL,
+			    "the path names another device "
 			    "or hash than the sealed header");
 			goto fail;
 		}
 		gs_crypto_key_id(kid, d->pk, sizeof(d->pk));
 		if (memcmp(kid, h.device_kid, GS_KIDBYTES) != 0) {
-			r = GS_FAIL(GS_EBADSIG, "attachment is signed with "
-						"another key than the device's");
+			r = GS_FAIL(GS_EBADSIG,
+			    "attachment is signed with "
+			    "another key than the device's");
 			goto fail;
 		}
 		if (memcmp(h.platform_kid, pf->keys.batch_kid, GS_KIDBYTES) !=
@@ -448,9 +454,10 @@ put(struct pf_platform *pf, const struct pf_request *req,
 		goto fail;
 	}
 	if (req->body_len > h.sealed_len - have) {
-		r = GS_FAIL(GS_EENVELOPE, "%zu bytes at offset %llu pass the "
-		    "sealed length %llu", req->body_len,
-		    (unsigned long long)have,
+		r = GS_FAIL(GS_EENVELOPE,
+		    "%zu bytes at offset %llu pass the "
+		    "sealed length %llu",
+		    req->body_len, (unsigned long long)have,
 		    (unsigned long long)h.sealed_len);
 		goto fail;
 	}
@@ -463,12 +470,16 @@ put(struct pf_platform *pf, const struct pf_request *req,
 		return;
 	}
 	if ((r = finish(pf, partial, final, devid, &h)) != GS_OK) {
-		gs_log(GS_LOG_WARNING, "attachment %s from device %s (%s) "
-		    "refused: %s", hash, dev, req->ip, gs_errmsg(r));
+		gs_log(GS_LOG_WARNING,
+		    "attachment %s from device %s (%s) "
+		    "refused: %s",
+		    hash, dev, req->ip, gs_errmsg(r));
 		goto fail;
 	}
-	gs_log(GS_LOG_INFO, "attachment %s from device %s stored (%llu "
-	    "bytes sealed)", hash, dev, (unsigned long long)h.sealed_len);
+	gs_log(GS_LOG_INFO,
+	    "attachment %s from device %s stored (%llu "
+	    "bytes sealed)",
+	    hash, dev, (unsigned long long)h.sealed_len);
 	answer_complete(pf, devid, &h, resp);
 	return;
 fail:
@@ -519,7 +530,8 @@ pf_att_handle(struct pf_platform *pf, const struct pf_request *req,
 	if (!is_hex(dev, 32) || !is_hex(hash, 64) ||
 	    gs_hex_decode(devid, 16, dev) != GS_OK ||
 	    gs_hex_decode(hashb, GS_HASHBYTES, hash) != GS_OK) {
-		pf_http_error(resp, GS_EINVAL, "device id and hash must be "
+		pf_http_error(resp, GS_EINVAL,
+		    "device id and hash must be "
 		    "lower-case hex");
 		return;
 	}
@@ -568,8 +580,10 @@ fail(int r)
 static int
 usage(const char *msg)
 {
-	fprintf(stderr, "gridplatform: attachment: %s (see gridplatform "
-			"attachment --help)\n", msg);
+	fprintf(stderr,
+	    "gridplatform: attachment: %s (see gridplatform "
+	    "attachment --help)\n",
+	    msg);
 	return GS_EX_USAGE;
 }
 
@@ -613,8 +627,11 @@ cmd_get(struct pf_platform *pf, const char *hash, const char *outp,
 	if ((r = path_of(path, sizeof(path), pf->home, NULL, hash)) != GS_OK)
 		return r;
 	if ((r = read_prefix(path, &h, 0)) != GS_OK)
-		return r == GS_ENOTFOUND ? GS_FAIL(GS_ENOTFOUND, "no attachment "
-		    "%s is stored here", hash) : r;
+		return r == GS_ENOTFOUND ? GS_FAIL(GS_ENOTFOUND,
+					       "no attachment "
+					       "%s is stored here",
+					       hash)
+					 : r;
 	if ((r = audit(pf, hb, actor, "open", outp)) != GS_OK)
 		return r;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", outp, (long)getpid()) >=
@@ -629,8 +646,8 @@ cmd_get(struct pf_platform *pf, const char *hash, const char *outp,
 		r = GS_FAIL(GS_EIO, "create %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if ((r = gs_att_open_fd(in, out, &h, pf->keys.batch_pk,
-		 pf->keys.batch_sk)) != GS_OK)
+	if ((r = gs_att_open_fd(
+		 in, out, &h, pf->keys.batch_pk, pf->keys.batch_sk)) != GS_OK)
 		goto out;
 	if (fsync(out) != 0) {
 		r = GS_FAIL(GS_EIO, "fsync %s: %s", tmp, strerror(errno));
@@ -757,11 +774,11 @@ list_one(void *arg, const struct pf_record_view *rv)
 		}
 		json_decref(o);
 	} else {
-		printf("%s %-6s expected %zu present %zu%s", rv->uuid,
-		    rv->type, n, have, have == n ? "" : "  MISSING");
+		printf("%s %-6s expected %zu present %zu%s", rv->uuid, rv->type,
+		    n, have, have == n ? "" : "  MISSING");
 		for (i = 0; i < json_array_size(missing); i++)
-			printf(" %s", json_string_value(
-			    json_array_get(missing, i)));
+			printf(" %s",
+			    json_string_value(json_array_get(missing, i)));
 		putchar('\n');
 	}
 out:
@@ -780,8 +797,8 @@ cmd_list(struct pf_platform *pf, int json, int missing_only)
 	c.pf = pf;
 	c.json = json;
 	c.missing_only = missing_only;
-	if ((r = pf->store->ops->record_each(pf->store, NULL, NULL, list_one,
-		 &c)) != GS_OK)
+	if ((r = pf->store->ops->record_each(
+		 pf->store, NULL, NULL, list_one, &c)) != GS_OK)
 		return r;
 	if (!json)
 		printf("records with attachments: %lld (complete %lld, "
@@ -812,8 +829,8 @@ pf_att_summary(struct pf_platform *pf)
 	}
 	o = json_pack("{s:I,s:I,s:I,s:I,s:o}", "records", (json_int_t)c.records,
 	    "complete", (json_int_t)c.complete, "expected",
-	    (json_int_t)c.expected, "present", (json_int_t)c.present,
-	    "missing", c.missing_records);
+	    (json_int_t)c.expected, "present", (json_int_t)c.present, "missing",
+	    c.missing_records);
 	return o;
 }
 
@@ -831,14 +848,15 @@ pf_att_print_summary(const json_t *s)
 	    (long long)json_integer_value(json_object_get(s, "expected")),
 	    (long long)json_integer_value(json_object_get(s, "present")),
 	    json_array_size(m));
-	json_array_foreach(m, i, e) {
+	json_array_foreach(m, i, e)
+	{
 		const json_t *h, *hs = json_object_get(e, "missing");
 
 		printf("  MISSING %s %s:",
 		    json_string_value(json_object_get(e, "uuid")),
 		    json_string_value(json_object_get(e, "type")));
 		json_array_foreach(hs, j, h)
-			printf(" %s", json_string_value(h));
+		    printf(" %s", json_string_value(h));
 		putchar('\n');
 	}
 }
@@ -899,11 +917,11 @@ pf_cmd_attachment(const char *home, int argc, char **argv)
 		printf("%llu\n", (unsigned long long)pf_att_limit(pf));
 		r = GS_OK;
 	} else if (gs_parse_u64(bytes, UINT64_C(1) << 40, &n) != GS_OK ||
-	    n == 0) {
+		   n == 0) {
 		r = GS_FAIL(GS_EINVAL, "limit must be a number of bytes >= 1");
 	} else {
-		r = pf->store->ops->meta_set(pf->store, "max_attachment",
-		    bytes);
+		r = pf->store->ops->meta_set(
+		    pf->store, "max_attachment", bytes);
 	}
 	pf_platform_free(pf);
 	return r == GS_OK ? 0 : fail(r);

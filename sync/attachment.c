@@ -254,8 +254,8 @@ read_header(struct gs_att_header *h, const unsigned char *p)
 
 /* "GSA1-sig" || header: small, so it lives on the stack. */
 static void
-signed_message(unsigned char m[SIGCTX_LEN + GS_ATT_HDRBYTES],
-    const unsigned char *hdr)
+signed_message(
+    unsigned char m[SIGCTX_LEN + GS_ATT_HDRBYTES], const unsigned char *hdr)
 {
 	memcpy(m, GS_ATT_SIGCTX, SIGCTX_LEN);
 	memcpy(m + SIGCTX_LEN, hdr, GS_ATT_HDRBYTES);
@@ -330,8 +330,8 @@ seal(int out_fd, int in_fd, const struct gs_att_seal_params *p,
 	if ((r = write_full(out_fd, prefix, sizeof(prefix))) != GS_OK)
 		goto out;
 	while (off < plain_len) {
-		size_t want = plain_len - off < chunk ? (size_t)(plain_len - off)
-						      : chunk;
+		size_t want =
+		    plain_len - off < chunk ? (size_t)(plain_len - off) : chunk;
 		int final = off + want == plain_len;
 
 		if ((r = pread_full(in_fd, m, want, off, &got)) != GS_OK)
@@ -344,8 +344,8 @@ seal(int out_fd, int in_fd, const struct gs_att_seal_params *p,
 		gs_crypto_hash_update(check, m, want);
 		/* The header is the first message's additional data. */
 		if ((r = gs_crypto_ss_push(&ss, c, m, want,
-			 off == 0 ? prefix : NULL, off == 0 ? GS_ATT_HDRBYTES : 0,
-			 final)) != GS_OK)
+			 off == 0 ? prefix : NULL,
+			 off == 0 ? GS_ATT_HDRBYTES : 0, final)) != GS_OK)
 			goto out;
 		if ((r = write_full(out_fd, c, want + GS_SS_ABYTES)) != GS_OK)
 			goto out;
@@ -393,55 +393,61 @@ gs_att_seal_fd_det(int out_fd, int in_fd, const struct gs_att_seal_params *p,
 /* --------------------------------------------------------------- open */
 
 int
-gs_att_parse(struct gs_att_header *h, const void *prefix, size_t len,
-    uint64_t max_plain)
+gs_att_parse(
+    struct gs_att_header *h, const void *prefix, size_t len, uint64_t max_plain)
 {
 	const unsigned char *p = prefix;
 	struct gs_att_header t;
 	uint64_t want;
 
 	if (len < GS_ATT_PREFIXBYTES)
-		return GS_FAIL(GS_EENVELOPE, "sealed attachment of %zu bytes "
-		    "is shorter than its %d-byte header", len,
-		    GS_ATT_PREFIXBYTES);
+		return GS_FAIL(GS_EENVELOPE,
+		    "sealed attachment of %zu bytes "
+		    "is shorter than its %d-byte header",
+		    len, GS_ATT_PREFIXBYTES);
 	if (memcmp(p + OFF_MAGIC, GS_ATT_MAGIC, 4) != 0)
 		return GS_FAIL(GS_EENVELOPE, "not a GSA1 sealed attachment "
 					     "(bad magic)");
 	read_header(&t, p);
 	if (t.version != GS_ATT_VERSION || t.suite != GS_ATT_SUITE ||
 	    t.flags != 0)
-		return GS_FAIL(GS_EUNSUPPORTED, "sealed attachment version %u "
-		    "suite %u flags %u; only 1/1/0 is known", t.version,
-		    t.suite, t.flags);
+		return GS_FAIL(GS_EUNSUPPORTED,
+		    "sealed attachment version %u "
+		    "suite %u flags %u; only 1/1/0 is known",
+		    t.version, t.suite, t.flags);
 	if (gs_get_le32(p + OFF_RESERVED) != 0)
 		return GS_FAIL(GS_EENVELOPE, "reserved header bytes are set");
 	if (t.plain_len == 0)
 		return GS_FAIL(GS_EENVELOPE, "sealed attachment is empty");
 	if (max_plain > 0 && t.plain_len > max_plain)
-		return GS_FAIL(GS_ETOOBIG, "attachment of %llu bytes exceeds "
-		    "the limit of %llu", (unsigned long long)t.plain_len,
+		return GS_FAIL(GS_ETOOBIG,
+		    "attachment of %llu bytes exceeds "
+		    "the limit of %llu",
+		    (unsigned long long)t.plain_len,
 		    (unsigned long long)max_plain);
 	want = gs_att_sealed_len(t.plain_len, t.chunk_size);
 	if (want == 0)
 		return GS_FAIL(GS_EENVELOPE, "chunk size %u is outside %u..%u",
 		    t.chunk_size, GS_ATT_CHUNK_MIN, GS_ATT_CHUNK_MAX);
 	if (t.sealed_len != want)
-		return GS_FAIL(GS_EENVELOPE, "header says %llu sealed bytes, "
-		    "its sizes make %llu", (unsigned long long)t.sealed_len,
-		    (unsigned long long)want);
+		return GS_FAIL(GS_EENVELOPE,
+		    "header says %llu sealed bytes, "
+		    "its sizes make %llu",
+		    (unsigned long long)t.sealed_len, (unsigned long long)want);
 	*h = t;
 	return GS_OK;
 }
 
 int
-gs_att_verify(const void *prefix, const unsigned char device_pk[GS_SIGN_PKBYTES])
+gs_att_verify(
+    const void *prefix, const unsigned char device_pk[GS_SIGN_PKBYTES])
 {
 	const unsigned char *p = prefix;
 	unsigned char msg[SIGCTX_LEN + GS_ATT_HDRBYTES];
 
 	signed_message(msg, p);
-	if (gs_crypto_verify(p + GS_ATT_HDRBYTES, msg, sizeof(msg),
-		device_pk) != GS_OK)
+	if (gs_crypto_verify(
+		p + GS_ATT_HDRBYTES, msg, sizeof(msg), device_pk) != GS_OK)
 		return GS_FAIL(GS_EBADSIG, "sealed attachment signature does "
 					   "not verify with the device's key");
 	return GS_OK;
@@ -498,11 +504,12 @@ gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
 				  ? (size_t)(h->plain_len - plain)
 				  : h->chunk_size;
 
-		if ((r = pread_full(in_fd, c, want + GS_SS_ABYTES, off,
-			 &got)) != GS_OK)
+		if ((r = pread_full(
+			 in_fd, c, want + GS_SS_ABYTES, off, &got)) != GS_OK)
 			goto out;
 		if (got != want + GS_SS_ABYTES) {
-			r = GS_FAIL(GS_EENVELOPE, "sealed attachment is "
+			r = GS_FAIL(GS_EENVELOPE,
+			    "sealed attachment is "
 			    "truncated: %llu of %llu bytes",
 			    (unsigned long long)(off + got),
 			    (unsigned long long)h->sealed_len);
@@ -511,9 +518,11 @@ gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
 		if (gs_crypto_ss_pull(&ss, m, &final, c, got,
 			msgno == 0 ? hdr : NULL,
 			msgno == 0 ? GS_ATT_HDRBYTES : 0) != GS_OK) {
-			r = GS_FAIL(GS_EDECRYPT, "message %llu of the sealed "
+			r = GS_FAIL(GS_EDECRYPT,
+			    "message %llu of the sealed "
 			    "attachment does not verify (tampered or not "
-			    "for this platform)", (unsigned long long)msgno);
+			    "for this platform)",
+			    (unsigned long long)msgno);
 			goto out;
 		}
 		plain += want;
@@ -521,11 +530,13 @@ gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
 		 * a stream cut short and padded out, a missing one a stream
 		 * truncated at a message boundary. */
 		if (final != (plain == h->plain_len)) {
-			r = GS_FAIL(GS_EDECRYPT, final
-			    ? "sealed attachment ends early (final tag on "
-			      "message %llu)"
-			    : "sealed attachment has no final tag "
-			      "(truncated stream)", (unsigned long long)msgno);
+			r = GS_FAIL(GS_EDECRYPT,
+			    final
+				? "sealed attachment ends early (final tag on "
+				  "message %llu)"
+				: "sealed attachment has no final tag "
+				  "(truncated stream)",
+			    (unsigned long long)msgno);
 			goto out;
 		}
 		gs_crypto_hash_update(hh, m, want);
@@ -603,8 +614,10 @@ gs_att_chunk_verify(const unsigned char sig[GS_SIGBYTES],
 
 	chunk_message(m, device, hash, offset, body, n);
 	if (gs_crypto_verify(sig, m, sizeof(m), device_pk) != GS_OK)
-		return GS_FAIL(GS_EBADSIG, "upload chunk at offset %llu is not "
-		    "signed by the device", (unsigned long long)offset);
+		return GS_FAIL(GS_EBADSIG,
+		    "upload chunk at offset %llu is not "
+		    "signed by the device",
+		    (unsigned long long)offset);
 	return GS_OK;
 }
 
@@ -639,8 +652,8 @@ gs_att_receipt_verify(struct gs_att_receipt *r, const void *buf, size_t len,
 		return GS_FAIL(GS_EBADSIG, "attachment receipt signature does "
 					   "not verify with the pinned key");
 	if (p[R_STATUS] != 1)
-		return GS_FAIL(GS_EPROTOCOL, "attachment receipt status %u",
-		    p[R_STATUS]);
+		return GS_FAIL(
+		    GS_EPROTOCOL, "attachment receipt status %u", p[R_STATUS]);
 	memcpy(r->deployment, p + R_DEPLOYMENT, 16);
 	memcpy(r->device, p + R_DEVICE, 16);
 	memcpy(r->hash, p + R_HASH, GS_HASHBYTES);
