@@ -127,6 +127,7 @@ TOOL_SRCS := \
 # project's libraries, which they may or may not use)
 BENCH_SRCS := \
 	bench/naive.c \
+	bench/pii.c \
 	bench/save.c \
 	bench/wire.c
 

@@ -1,0 +1,205 @@
+/*
+ * pii.c - what field encryption costs the agent's saves (issue 6), side
+ * by side on the same machine at the same moment:
+ *
+ *	bench-pii [--dir DIR] [--saves N] --ndjson FILE
+ *
+ * For a plain store (ag_store_init only) and a protected one
+ * (ag_store_protect: pii sealed under the DEK, blind index on id numbers):
+ *   single   N ag_collect calls of gridgen persons, each its own fsync'd
+ *            transaction: p50/p90/p99 latency;
+ *   bulk     ag_import_ndjson of the whole FILE in one transaction:
+ *            records per second;
+ *   list     a masked ag_list of everything (opens every record).
+ * Then the key: ag_store_protect (Argon2id derive + wrap) and
+ * ag_store_unlock (derive + unwrap) wall time, 5 of each, median.
+ *
+ * Output: "name value unit" lines (bench/pii.sh writes RESULTS.md).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "gridagent.h"
+#include "core/banned.h"
+
+static const char PASS[] = "correct horse battery staple";
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+count_rec(void *ctx, const struct ag_record *rec)
+{
+	(void)rec;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static int
+open_store(const char *dir, const char *name, int protect,
+    struct ag_store **st)
+{
+	char home[600];
+	int r;
+
+	snprintf(home, sizeof(home), "%s/%s-%s", dir, name,
+	    protect ? "pii" : "plain");
+	if ((r = ag_store_init(home, "440307001001001", "bench", st)) != GS_OK)
+		return r;
+	return protect ? ag_store_protect(*st, PASS, sizeof(PASS) - 1) : GS_OK;
+}
+
+/* One profile: single saves, bulk import, masked list. */
+static int
+profile(const char *dir, int protect, const struct gs_buf *in, long saves)
+{
+	const char *tag = protect ? "pii" : "plain";
+	struct ag_store *st = NULL;
+	char uuid[AG_UUID_LEN + 1];
+	int64_t *lat = NULL, t0, t1;
+	size_t off = 0, n = 0;
+	long i;
+	int r;
+
+	if ((lat = calloc((size_t)saves, sizeof(*lat))) == NULL)
+		return GS_ENOMEM;
+	if ((r = open_store(dir, "single", protect, &st)) != GS_OK)
+		goto out;
+	for (i = 0; i < saves && off < in->len; i++) {
+		const char *l = in->data + off, *nl = memchr(l, '\n',
+		    in->len - off);
+		size_t len = nl ? (size_t)(nl - l) : in->len - off;
+
+		off += len + 1;
+		t0 = gs_mono_us();
+		r = ag_collect(st, "person", l, len, uuid);
+		lat[i] = gs_mono_us() - t0;
+		if (r != GS_OK)
+			goto out;
+	}
+	saves = i;
+	ag_store_close(st);
+	st = NULL;
+	qsort(lat, (size_t)saves, sizeof(*lat), cmp_i64);
+	printf("%s_single_p50 %.3f ms\n", tag, lat[saves / 2] / 1000.0);
+	printf("%s_single_p90 %.3f ms\n", tag, lat[saves * 9 / 10] / 1000.0);
+	printf("%s_single_p99 %.3f ms\n", tag, lat[saves * 99 / 100] / 1000.0);
+
+	if ((r = open_store(dir, "bulk", protect, &st)) != GS_OK)
+		goto out;
+	t0 = gs_mono_us();
+	r = ag_import_ndjson(st, "person", in->data, in->len, NULL, NULL, &n);
+	t1 = gs_mono_us();
+	if (r != GS_OK)
+		goto out;
+	printf("%s_bulk_records %zu count\n", tag, n);
+	printf("%s_bulk_rate %.0f records/s\n", tag, n / ((t1 - t0) / 1e6));
+	n = 0;
+	t0 = gs_mono_us();
+	r = ag_list(st, "person", AG_LIST_MASK, count_rec, &n);
+	t1 = gs_mono_us();
+	if (r != GS_OK)
+		goto out;
+	printf("%s_list_masked_rate %.0f records/s\n", tag,
+	    n / ((t1 - t0) / 1e6));
+out:
+	ag_store_close(st);
+	free(lat);
+	return r;
+}
+
+static int
+key_times(const char *dir)
+{
+	struct ag_store *st = NULL;
+	int64_t prot[5], unl[5], t0;
+	char home[600];
+	int i, r = GS_OK;
+
+	for (i = 0; i < 5 && r == GS_OK; i++) {
+		snprintf(home, sizeof(home), "%s/key%d", dir, i);
+		if ((r = ag_store_init(home, "g", "w", &st)) != GS_OK)
+			break;
+		t0 = gs_mono_us();
+		r = ag_store_protect(st, PASS, sizeof(PASS) - 1);
+		prot[i] = gs_mono_us() - t0;
+		ag_store_lock(st);
+		t0 = gs_mono_us();
+		if (r == GS_OK)
+			r = ag_store_unlock(st, PASS, sizeof(PASS) - 1);
+		unl[i] = gs_mono_us() - t0;
+		ag_store_close(st);
+		st = NULL;
+	}
+	if (r != GS_OK)
+		return r;
+	qsort(prot, 5, sizeof(prot[0]), cmp_i64);
+	qsort(unl, 5, sizeof(unl[0]), cmp_i64);
+	printf("protect_median %.1f ms\n", prot[2] / 1000.0);
+	printf("unlock_median %.1f ms\n", unl[2] / 1000.0);
+	return GS_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = NULL, *ndjson = NULL;
+	char tmpl[] = "/tmp/gs-bench-pii.XXXXXX", chunk[65536];
+	struct gs_buf in;
+	long saves = 2000;
+	FILE *f;
+	size_t k;
+	int r, a;
+
+	for (a = 1; a + 1 < argc; a += 2) {
+		if (strcmp(argv[a], "--dir") == 0)
+			dir = argv[a + 1];
+		else if (strcmp(argv[a], "--saves") == 0)
+			saves = strtol(argv[a + 1], NULL, 10);
+		else if (strcmp(argv[a], "--ndjson") == 0)
+			ndjson = argv[a + 1];
+		else
+			break;
+	}
+	if (a != argc || ndjson == NULL || saves < 10) {
+		fprintf(stderr, "usage: bench-pii [--dir DIR] [--saves N] "
+				"--ndjson FILE\n");
+		return 64;
+	}
+	if (dir == NULL && (dir = mkdtemp(tmpl)) == NULL) {
+		perror("mkdtemp");
+		return 73;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		perror(dir);
+		return 73;
+	}
+	gs_buf_init(&in, AG_MAX_IMPORT);
+	if ((f = fopen(ndjson, "rb")) == NULL) {
+		perror(ndjson);
+		return 66;
+	}
+	while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (gs_buf_append(&in, chunk, k) != GS_OK)
+			return 65;
+	fclose(f);
+	if ((r = profile(dir, 0, &in, saves)) != GS_OK ||
+	    (r = profile(dir, 1, &in, saves)) != GS_OK ||
+	    (r = key_times(dir)) != GS_OK) {
+		fprintf(stderr, "bench-pii: %s\n", ag_errmsg(r));
+		return gs_error_exit(r);
+	}
+	gs_buf_release(&in);
+	return 0;
+}
