@@ -88,10 +88,29 @@ int gs_batch_encode_header(struct gs_buf *out,
  * out->len is as before. */
 int gs_batch_encode_change(struct gs_buf *out, const struct gs_change *c);
 
-/* A decoded batch: the header and count changes (owned). */
+/* Where change line i is in the text given to gs_batch_decode: its
+ * canonical bytes (without the "\n"), which a receiver may keep instead
+ * of encoding the change again, and the offset in them of the "fields"
+ * value (0 when the decoder did not locate it).  Points into that text:
+ * valid while the text is. */
+struct gs_batch_line {
+	const char *text;
+	size_t len;
+	size_t fields_off;
+};
+
+/* Appends the canonical JSON text of a fields value (any JSON value), as
+ * it appears in a change line: what a receiver stores as a record's
+ * fields.  GS_OK; GS_EINVAL (nested deeper than 32); GS_ETOOBIG; GS_ENOMEM.
+ * On failure out->len is as before. */
+int gs_batch_encode_fields(struct gs_buf *out, json_t *fields);
+
+/* A decoded batch: the header and count changes (owned), with their
+ * lines (the array owned, the bytes the caller's). */
 struct gs_batch {
 	struct gs_batch_header hdr;
 	struct gs_change *changes;
+	struct gs_batch_line *lines;
 	size_t n;
 };
 

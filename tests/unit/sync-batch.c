@@ -452,6 +452,46 @@ test_random_damage(void **state)
 	gs_buf_release(&b);
 }
 
+/* The decoder says where each line and its "fields" value are: the
+ * platform stores those bytes instead of encoding the change again.  The
+ * new record and the edit take the fast path (fields located); the
+ * deletion with a reason the slow one (fields_off 0). */
+static void
+test_lines(void **state)
+{
+	struct gs_buf b, f;
+	struct gs_batch d;
+	size_t j;
+
+	(void)state;
+	batch_text(&b);
+	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 0), GS_OK);
+	assert_int_equal(d.n, 3);
+	assert_ptr_equal(d.lines[0].text,
+	    (const char *)memchr(b.data, '\n', b.len) + 1);
+	for (j = 0; j < d.n; j++) {
+		const struct gs_batch_line *l = &d.lines[j];
+
+		assert_true(l->text >= b.data && l->text + l->len < b.data + b.len);
+		assert_int_equal(l->text[l->len], '\n');
+		assert_int_equal(l->text[0], '{');
+		if (j == 2) {
+			assert_int_equal(l->fields_off, 0);
+			continue;
+		}
+		/* The bytes at fields_off are the canonical fields text. */
+		assert_true(l->fields_off > 0 && l->fields_off < l->len);
+		gs_buf_init(&f, 1 << 20);
+		assert_int_equal(gs_batch_encode_fields(&f, d.changes[j].fields),
+		    GS_OK);
+		assert_int_equal(f.len, l->len - l->fields_off - 1);
+		assert_memory_equal(f.data, l->text + l->fields_off, f.len);
+		gs_buf_release(&f);
+	}
+	gs_batch_release(&d);
+	gs_buf_release(&b);
+}
+
 /* Every gs_malloc of a decode failing in turn: GS_ENOMEM, nothing
  * returned, nothing leaked. */
 static void
@@ -624,6 +664,7 @@ main(void)
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_check_envelope),
 		cmocka_unit_test(test_random_damage),
+		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_torture),
 		cmocka_unit_test(test_writer_matches_jansson),
 	};
