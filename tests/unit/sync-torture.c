@@ -235,9 +235,9 @@ make_batch(struct gs_buf *out)
 	for (i = 0; i < 2; i++) {
 		gs_change_init(&c);
 		snprintf(c.change_id, sizeof(c.change_id),
-		    "0190a6e2-0002-7000-8000-0000000c000%d", i);
+		    "0190a6e2-0002-7000-8000-0000000c000%c", (char)('0' + i));
 		snprintf(c.uuid, sizeof(c.uuid),
-		    "0190a6e2-0000-7000-8000-0000000a000%d", i);
+		    "0190a6e2-0000-7000-8000-0000000a000%c", (char)('0' + i));
 		snprintf(c.type, sizeof(c.type), "person");
 		c.form_version = 1;
 		snprintf(c.grid, sizeof(c.grid), "110101001");
