@@ -89,7 +89,8 @@ struct ingest {
 	const struct pf_device *dev;
 	struct pf_batch_row *row;
 	json_t *results;          /* array of non-trivial outcomes */
-	struct gs_buf line;       /* one change, re-encoded (canonical) */
+	struct gs_buf line;       /* one change: its canonical line */
+	struct gs_buf fields;     /* the record's fields text after it */
 	unsigned applied, conflicted, quarantined;
 	int64_t now;
 };
@@ -412,8 +413,26 @@ out:
  * admin can always see what arrived.  A store error aborts the whole batch
  * (the caller rolls back): a batch is never half applied.
  */
+/*
+ * Does the change set fields only (no null, which would clear one)?  Then
+ * on a record with no current fields the record after it is the change's
+ * fields object as it is.
+ */
 static int
-one_change(struct ingest *in, const struct gs_change *c)
+sets_only(const struct gs_change *c)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(c->fields, k, v)
+		if (json_is_null(v))
+			return 0;
+	return 1;
+}
+
+static int
+one_change(struct ingest *in, const struct gs_change *c,
+    const struct gs_batch_line *l)
 {
 	int r = GS_EINTERNAL;
 	struct pf_record_state s;
@@ -423,15 +442,22 @@ one_change(struct ingest *in, const struct gs_change *c)
 	int64_t prev_rev;
 	unsigned char prev_dev[16];
 	json_t *cand = NULL;
-	char *fields = NULL, msg[160];
+	const char *fields = NULL;
+	char msg[160];
 	struct pf_revision v;
 
 	memset(&s, 0, sizeof(s));
 	gs_buf_reset(&in->line);
-	if ((r = gs_batch_encode_change(&in->line, c)) != GS_OK)
+	/* The line as the device sent it: the decoder has just checked it
+	 * is the canonical encoding of c, so it is kept as it came instead
+	 * of being encoded again. */
+	if (l != NULL)
+		r = gs_buf_append(&in->line, l->text, l->len);
+	else if ((r = gs_batch_encode_change(&in->line, c)) == GS_OK)
+		/* Keep the line without its "\n". */
+		gs_buf_truncate(&in->line, in->line.len - 1);
+	if (r != GS_OK)
 		return r;
-	/* Keep the line without its "\n". */
-	gs_buf_truncate(&in->line, in->line.len - 1);
 
 	/* Revoke but drain: kept, never applied, an admin decides. */
 	if (in->dev->revoked)
@@ -523,7 +549,16 @@ one_change(struct ingest *in, const struct gs_change *c)
 		goto out;
 	}
 	if (!c->deleted) {
-		if ((cand = candidate(&s, c)) == NULL) {
+		int fresh = !(s.exists && !s.deleted && s.fields != NULL) &&
+		    sets_only(c);
+
+		/* A new record (the common case: a collection) is the
+		 * change's fields as they are: no copy to build. */
+		if (fresh)
+			cand = json_incref(c->fields);
+		else
+			cand = candidate(&s, c);
+		if (cand == NULL) {
 			r = GS_FAIL(GS_ENOMEM, "record %s: fields", c->uuid);
 			goto out;
 		}
@@ -537,11 +572,20 @@ one_change(struct ingest *in, const struct gs_change *c)
 		}
 		if (r != GS_OK)
 			goto out;
-		fields = json_dumps(cand, JSON_COMPACT | JSON_SORT_KEYS);
-		if (fields == NULL) {
-			r = GS_FAIL(GS_ENOMEM, "record %s: fields", c->uuid);
+		/* Stored in the canonical form of the wire (sorted keys, reals
+		 * with 15 digits): for a new record that is exactly the
+		 * "fields" text of its line, which is kept as it came. */
+		gs_buf_reset(&in->fields);
+		if (fresh && l != NULL && l->fields_off > 0)
+			r = gs_buf_append(&in->fields, l->text + l->fields_off,
+			    l->len - l->fields_off - 1);
+		else
+			r = gs_batch_encode_fields(&in->fields, cand);
+		if (r != GS_OK) {
+			r = GS_FAIL(r, "record %s: fields", c->uuid);
 			goto out;
 		}
+		fields = in->fields.data;
 	}
 
 	/* A new revision: the record row moves on and the revision row keeps
@@ -574,7 +618,6 @@ one_change(struct ingest *in, const struct gs_change *c)
 	r = v.outcome == PF_APPLIED ? GS_OK :
 	    result_add(in, c, "merged", v.rev, NULL);
 out:
-	free(fields);
 	json_decref(cand);
 	pf_record_state_release(&s);
 	return r;
@@ -652,6 +695,7 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 	memset(&row, 0, sizeof(row));
 	memset(&in, 0, sizeof(in));
 	gs_buf_init(&in.line, GS_BATCH_LINE_MAX + 1);
+	gs_buf_init(&in.fields, GS_BATCH_LINE_MAX + 1);
 	in.pf = pf;
 	in.st = st;
 	in.dev = dev;
@@ -677,7 +721,8 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 	if ((r = st->ops->batch_insert(st, &row)) != GS_OK)
 		goto out;
 	for (i = 0; i < batch->n; i++)
-		if ((r = one_change(&in, &batch->changes[i])) != GS_OK)
+		if ((r = one_change(&in, &batch->changes[i],
+		    batch->lines != NULL ? &batch->lines[i] : NULL)) != GS_OK)
 			goto out;
 	if ((r = st->ops->ledger_update(st, &row, in.now)) != GS_OK)
 		goto out;
@@ -738,6 +783,7 @@ out:
 	free(results);
 	json_decref(in.results);
 	gs_buf_release(&in.line);
+	gs_buf_release(&in.fields);
 	return r;
 }
 

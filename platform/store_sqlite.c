@@ -750,7 +750,12 @@ s_record_state(struct pf_store *st, const char *uuid,
 			return GS_FAIL(GS_ENOMEM, "record fields");
 		}
 		gs_stmt_reset(s);
-	} else if (r != GS_DONE) {
+	} else if (r == GS_DONE) {
+		/* A new record: no revision after any base, and the merge
+		 * rule is not asked (one query less per collected record). */
+		out->same_device_since_base = 1;
+		return GS_OK;
+	} else {
 		return r;
 	}
 	s = ss->st[S_RECORD_OTHERS];
@@ -838,7 +843,7 @@ s_revision_put(struct pf_store *st, const struct pf_revision *v)
 	    (r = gs_stmt_bind_int64(s, 3, v->form_version)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 4, v->grid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 5, v->rev)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 6, v->fields)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 6, v->fields)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 7, v->deleted)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 8, v->created_at)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 9, v->updated_at)) != GS_OK ||
@@ -857,8 +862,8 @@ s_revision_put(struct pf_store *st, const struct pf_revision *v)
 	    (r = gs_stmt_bind_int64(s, 4, v->base_rev)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 5, v->device, PF_ID_BYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 6, v->batch)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 7, v->change)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 8, v->fields)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 7, v->change)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 8, v->fields)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 9, v->deleted)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 10, v->applied_at)) != GS_OK) {
 		gs_stmt_reset(s);

@@ -201,6 +201,17 @@ gs_stmt_bind_textn(struct gs_stmt *st, int i, const char *s, size_t n)
 	    SQLITE_TRANSIENT));
 }
 
+/* SQLITE_STATIC: SQLite reads s when the statement steps, and
+ * gs_stmt_step / gs_stmt_reset clear the binding before the caller may
+ * reuse the buffer (db.h states the rule). */
+int
+gs_stmt_bind_text_nocopy(struct gs_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		return gs_stmt_bind_null(st, i);
+	return bind_rc(st, sqlite3_bind_text(st->s, i, s, -1, SQLITE_STATIC));
+}
+
 int
 gs_stmt_bind_blob(struct gs_stmt *st, int i, const void *p, size_t n)
 {
@@ -641,6 +652,13 @@ gs_db_open(const char *path, const char *migrations, int flags,
 			goto out;
 	}
 	if ((r = gs_db_exec(db, "PRAGMA foreign_keys=ON")) != GS_OK)
+		goto out;
+	/* Temporary b-trees (the lists of CHECK ... IN (...), sorts) and
+	 * statement journals stay in memory: as files they cost a write()
+	 * per page, about ten per record at ingest, for data that is never
+	 * needed after the statement.  Durability is the WAL's business and
+	 * does not change. */
+	if ((r = gs_db_exec(db, "PRAGMA temp_store=MEMORY")) != GS_OK)
 		goto out;
 	if ((r = gs_stmt_prepare(db, "BEGIN IMMEDIATE", &db->begin)) != GS_OK ||
 	    (r = gs_stmt_prepare(db, "COMMIT", &db->commit)) != GS_OK ||

@@ -83,6 +83,10 @@ int gs_stmt_bind_double(struct gs_stmt *st, int i, double v);
 int gs_stmt_bind_text(struct gs_stmt *st, int i, const char *s); /* NULL: null */
 int gs_stmt_bind_textn(struct gs_stmt *st, int i, const char *s, size_t n);
 int gs_stmt_bind_blob(struct gs_stmt *st, int i, const void *p, size_t n);
+/* Binds text WITHOUT a copy (NULL: null), for large values on hot paths:
+ * s must stay valid and unchanged until the statement has been stepped to
+ * its end (GS_DONE or an error, which reset it) or reset. */
+int gs_stmt_bind_text_nocopy(struct gs_stmt *st, int i, const char *s);
 int gs_stmt_bind_null(struct gs_stmt *st, int i);
 
 /* GS_ROW, GS_DONE or an error.  After GS_DONE or an error the statement
