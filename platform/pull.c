@@ -31,6 +31,7 @@
 
 #define PULL_PAGE 200         /* feed items per page */
 #define HEARTBEAT_MAX 4096    /* heartbeat body bytes */
+#define PULL_BYTES (8u << 20) /* JSON bytes per page (items) */
 
 int
 pf_recon_match(const char *path, char *dev, int *pull)
@@ -318,7 +319,13 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	int64_t seqs[PULL_PAGE + 1], revs[PULL_PAGE + 1];
 	char *kinds[PULL_PAGE + 1], *refs[PULL_PAGE + 1];
 	int r, n = 0, i, err, more = 0;
+	size_t size, bytes = 0, budget = PULL_BYTES;
+	const char *env = getenv("GRIDPLATFORM_PULL_BYTES");
+	uint64_t v;
 
+	/* Tests make pages small to see the byte budget work. */
+	if (env != NULL && gs_parse_u64(env, PULL_BYTES, &v) == GS_OK && v > 0)
+		budget = (size_t)v;
 	*cursor = since;
 	memset(kinds, 0, sizeof(kinds));
 	memset(refs, 0, sizeof(refs));
@@ -359,6 +366,16 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 			r = err;
 			goto unlock;
 		}
+		/* A byte budget besides the item count: big records must not
+		 * make a page that can never be sealed (and so block the
+		 * device's feed for good).  One item always fits. */
+		size = it != NULL ? json_dumpb(it, NULL, 0, JSON_COMPACT) : 0;
+		if (i > 0 && bytes + size > budget) {
+			json_decref(it);
+			more = 1;
+			break;
+		}
+		bytes += size;
 		if (it != NULL && json_array_append_new(items, it) != 0) {
 			r = GS_FAIL(GS_ENOMEM, "feed");
 			goto unlock;
