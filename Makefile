@@ -72,6 +72,7 @@ WIRE_SRCS := \
 	sync/crypto.c \
 	sync/deflate.c \
 	sync/enroll.c \
+	sync/keybundle.c \
 	sync/envelope.c \
 	sync/json.c \
 	sync/feed.c \
@@ -156,6 +157,7 @@ UNIT_TESTS := \
 	tests/unit/sync-envelope.c \
 	tests/unit/sync-feed.c \
 	tests/unit/sync-ids.c \
+	tests/unit/sync-keybundle.c \
 	tests/unit/sync-json.c \
 	tests/unit/sync-merge.c \
 	tests/unit/sync-receipt.c \
