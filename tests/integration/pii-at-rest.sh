@@ -10,6 +10,8 @@
 #     sync uploads what was sealed and leaves the rest waiting;
 #   - a wrong passphrase unlocks nothing, the failure limit destroys the
 #     key and status says so;
+#   - receipted records are purged to a stub (retention), WAL truncated;
+#   - the unlock session expires after the idle time;
 #   - a short numeric PIN is refused at init;
 #   - list --id-number finds a person through the blind index.
 . "$GS_TOP/tests/lib.sh"
@@ -107,6 +109,35 @@ expect_exit 0 "the right one unlocks" ag unlock --passphrase-file "$AG_PASS"
 expect_exit 0 "sync now seals and uploads the 50" ag sync --json
 [ "$(json_get "$T_TMP/out" 'd["sealed_records"]')" = 50 ] &&
 	ok "... 50 sealed" || fail "... 50 sealed"
+# ---- retention: receipted records lose their pii, a stub stays
+expect_exit 0 "purge --days 0 after the receipts" ag purge --days 0
+n=$(sed -n 's/^\([0-9]*\) records purged$/\1/p' "$T_TMP/out")
+[ "${n:-0}" -ge 250 ] && ok "... purges the 250 receipted records ($n)" ||
+	fail "... purges the 250 receipted records ($n)"
+expect_exit 0 "show --reveal of a purged record" ag show "$u" --json --reveal
+grep -q '"pop_type"' "$T_TMP/out" && ! grep -q '13912345678' "$T_TMP/out" &&
+	ok "... keeps the stub (type, rev, non-pii fields), no pii" ||
+	fail "... keeps the stub (type, rev, non-pii fields), no pii"
+[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM record WHERE purged_at IS NOT NULL")" -ge 250 ] &&
+	[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM record WHERE fields LIKE '%\$pii%'")" = 0 ] &&
+	[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM change WHERE state = 2 AND fields LIKE '%\$pii%'")" = 0 ] &&
+	ok "... no sealed pii left in records or delivered changes" ||
+	fail "... no sealed pii left in records or delivered changes"
+[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM audit WHERE action = 'purge'")" = 1 ] &&
+	ok "... one audit row" || fail "... one audit row"
+[ ! -s "$AH/agent.db-wal" ] && ok "... the WAL was truncated" ||
+	fail "... the WAL was truncated ($(wc -c <"$AH/agent.db-wal"))"
+
+# ---- idle lock
+expect_exit 0 "config lock-idle-seconds 1" ag config lock-idle-seconds 1
+expect_exit 0 "unlock (1 s idle)" ag unlock --passphrase-file "$AG_PASS"
+sleep 2
+expect_exit 77 "after 2 s idle the store is locked again" ag collect person name=x
+[ ! -e "$AH/session" ] && ok "... and the session file is gone" ||
+	fail "... and the session file is gone"
+expect_exit 0 "config lock-idle-seconds 900" ag config lock-idle-seconds 900
+expect_exit 0 "unlock" ag unlock --passphrase-file "$AG_PASS"
+
 expect_exit 0 "config max-failed-unlocks 3" ag config max-failed-unlocks 3
 expect_exit 0 "lock" ag lock
 for i in 1 2; do
