@@ -10,8 +10,8 @@ if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
 
 SEED=${GS_SEED:-$(date +%s)}
 SEEDS=${GS_SIM_SEEDS:-1}
-DEVICES=${GS_SIM_DEVICES:-6}
-DAYS=${GS_SIM_DAYS:-3}
+DEVICES=${GS_SIM_DEVICES:-4}
+DAYS=${GS_SIM_DAYS:-2}
 build=${BUILD_DIR#"$GS_TOP"/}
 i=0
 while [ "$i" -lt "$SEEDS" ]; do
