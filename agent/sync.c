@@ -8,6 +8,7 @@
  * the next run starts from whatever the database committed.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,41 @@ is_transient(int r)
 	return gs_error_class(r) == GS_CLASS_RETRY;
 }
 
+/* The batch limits: the platform's, ours, and the options'. */
+static void
+seal_limits(struct run *x, struct ag_outbox_limits *lim)
+{
+	ag_outbox_limits_for(x->dev, lim);
+	if (x->o->batch_records > 0 && x->o->batch_records < lim->max_records)
+		lim->max_records = x->o->batch_records;
+	if (x->o->batch_bytes > 0 && x->o->batch_bytes < lim->max_plain)
+		lim->max_plain = x->o->batch_bytes;
+}
+
+/* Seals one batch (info->seq 0: nothing left to seal). */
+static int
+seal_one(struct run *x, const struct ag_outbox_limits *lim,
+    struct ag_outbox_sealed *info)
+{
+	int r;
+
+	if ((r = ag_outbox_seal(x->ob, x->dev, lim, info)) != GS_OK)
+		return r;
+	if (info->skipped > 0)
+		gs_log(GS_LOG_WARNING,
+		    "%u change(s) cannot be sent "
+		    "and were marked rejected (see status)",
+		    info->skipped);
+	if (info->seq == 0)
+		return GS_OK;
+	x->sum->sealed_batches++;
+	x->sum->sealed_records += info->count;
+	crash_point(x->kill_after_seal, ++x->sealed_here);
+	gs_log(GS_LOG_INFO, "sealed batch %lld: %u changes, %zu bytes",
+	    (long long)info->seq, info->count, info->bytes);
+	return GS_OK;
+}
+
 /* Seals every unsent change.  Works offline: the batches wait sealed. */
 static int
 seal_all(struct run *x)
@@ -273,28 +309,12 @@ seal_all(struct run *x)
 			    "is sealed", (long long)c.changes[0]);
 		return GS_OK;
 	}
-	ag_outbox_limits_for(x->dev, &lim);
-	if (x->o->batch_records > 0 && x->o->batch_records < lim.max_records)
-		lim.max_records = x->o->batch_records;
-	if (x->o->batch_bytes > 0 && x->o->batch_bytes < lim.max_plain)
-		lim.max_plain = x->o->batch_bytes;
+	seal_limits(x, &lim);
 	for (;;) {
 		if (stopped(x))
 			return GS_OK;
-		if ((r = ag_outbox_seal(x->ob, x->dev, &lim, &info)) != GS_OK)
+		if ((r = seal_one(x, &lim, &info)) != GS_OK || info.seq == 0)
 			return r;
-		if (info.skipped > 0)
-			gs_log(GS_LOG_WARNING,
-			    "%u change(s) cannot be sent "
-			    "and were marked rejected (see status)",
-			    info.skipped);
-		if (info.seq == 0)
-			return GS_OK;
-		x->sum->sealed_batches++;
-		x->sum->sealed_records += info.count;
-		crash_point(x->kill_after_seal, ++x->sealed_here);
-		gs_log(GS_LOG_INFO, "sealed batch %lld: %u changes, %zu bytes",
-		    (long long)info.seq, info.count, info.bytes);
 	}
 }
 
@@ -311,14 +331,19 @@ count_pending(struct run *x)
 	return GS_OK;
 }
 
+static int record_outcome(struct run *x, const struct ag_outbox_row *row,
+    const struct ag_upload_result *res);
+
 /*
  * Uploads one stored batch until it gets an outcome: one-shot runs retry
  * a transient failure o->retries times with backoff; --watch leaves the
- * waiting to its probe loop.  GS_OK when the batch got a final outcome;
- * a RETRY-class code when the link is down.
+ * waiting to its probe loop.  first, when not NULL, is the answer to the
+ * first attempt, already made (by the courier).  GS_OK when the batch got
+ * a final outcome; a RETRY-class code when the link is down.
  */
 static int
-upload_one(struct run *x, struct ag_outbox_row *row)
+upload_one(struct run *x, struct ag_outbox_row *row,
+    struct ag_upload_result *first)
 {
 	struct ag_upload_result res;
 	int64_t wait;
@@ -327,8 +352,15 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 	memset(&res, 0, sizeof(res));
 	for (attempt = 0;; attempt++) {
 		ag_upload_result_release(&res);
-		if ((r = ag_upload_batch(x->http, x->dev, row, &res)) != GS_OK)
+		if (attempt == 0 && first != NULL) {
+			/* The courier's attempt is the first one: take its
+			 * answer over (first is left empty). */
+			res = *first;
+			memset(first, 0, sizeof(*first));
+		} else if ((r = ag_upload_batch(x->http, x->dev, row, &res)) !=
+		    GS_OK) {
 			goto out;
+		}
 		if (res.outcome != AG_UPLOAD_RETRY)
 			break;
 		gs_log(GS_LOG_INFO, "batch %lld: %s", (long long)row->seq,
@@ -348,9 +380,24 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 				   : x->o->max_backoff_ms;
 		nap(x, wait);
 	}
+	r = record_outcome(x, row, &res);
+out:
+	ag_upload_result_release(&res);
+	return r;
+}
+
+/* Records a final outcome (acked, quarantined, rejected) of row's upload:
+ * state moves only here, in the sync's own thread and database. */
+static int
+record_outcome(struct run *x, const struct ag_outbox_row *row,
+    const struct ag_upload_result *res_)
+{
+	const struct ag_upload_result res = *res_;
+	int r;
+
 	ag_backoff_reset(&x->bo);
 	if ((r = ag_outbox_attempt(x->ob, row->seq, NULL)) != GS_OK)
-		goto out;
+		return r;
 	switch (res.outcome) {
 	case AG_UPLOAD_ACKED:
 	case AG_UPLOAD_QUARANTINED:
@@ -361,7 +408,7 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 			     ? GS_RECEIPT_QUARANTINED
 			     : GS_RECEIPT_ACCEPTED,
 			 res.receipt, res.receipt_len, res.results)) != GS_OK)
-			goto out;
+			return r;
 		if (res.outcome == AG_UPLOAD_QUARANTINED) {
 			x->sum->quarantined_batches++;
 			if (!x->dev->revoked)
@@ -382,20 +429,194 @@ upload_one(struct run *x, struct ag_outbox_row *row)
 		    "(kept on this device)",
 		    (long long)row->seq, res.reason);
 		if ((r = ag_outbox_reject(x->ob, row, res.reason)) != GS_OK)
-			goto out;
+			return r;
 		x->sum->rejected_batches++;
 		x->sum->rejected_records += row->record_count;
 		break;
 	default:
-		r = GS_FAIL(GS_EINTERNAL, "unexpected upload outcome");
-		goto out;
+		return GS_FAIL(GS_EINTERNAL, "unexpected upload outcome");
 	}
 	if (x->sum->pending_batches > 0)
 		x->sum->pending_batches--;
 	progress(x, 0);
-	r = GS_OK;
-out:
-	ag_upload_result_release(&res);
+	return GS_OK;
+}
+
+/*
+ * The courier: a second thread that does nothing but the HTTP exchange of
+ * one sealed batch (ag_upload_batch: PUT, then verify the receipt), so
+ * that the sync thread seals batch N+1 while batch N is on the wire and
+ * being committed by the platform.  On a two-core machine the device's
+ * sealing and the platform's ingest then run at the same time instead of
+ * one after the other.  The courier never touches the database: the sync
+ * thread records every outcome (record_outcome), so each state change is
+ * still one transaction in one thread, in seq order, and a kill -9
+ * anywhere leaves what the database committed, as before.
+ */
+struct courier {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct ag_http *http;
+	const struct ag_device *dev;
+	const struct ag_outbox_row *row; /* the job, while busy */
+	struct ag_upload_result res;
+	int rc;
+	int busy, quit;
+};
+
+static void *
+courier_main(void *arg)
+{
+	struct courier *k = arg;
+
+	(void)pthread_mutex_lock(&k->mu);
+	for (;;) {
+		while (!k->busy && !k->quit)
+			(void)pthread_cond_wait(&k->cv, &k->mu);
+		if (k->quit && !k->busy)
+			break;
+		(void)pthread_mutex_unlock(&k->mu);
+		/* The device fields read here (ids, keys) are not the ones
+		 * sealing updates (last_seq, chain_head). */
+		k->rc = ag_upload_batch(k->http, k->dev, k->row, &k->res);
+		(void)pthread_mutex_lock(&k->mu);
+		k->busy = 0;
+		(void)pthread_cond_broadcast(&k->cv);
+	}
+	(void)pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+static void
+courier_send(struct courier *k, const struct ag_outbox_row *row)
+{
+	(void)pthread_mutex_lock(&k->mu);
+	memset(&k->res, 0, sizeof(k->res));
+	k->row = row;
+	k->busy = 1;
+	(void)pthread_cond_broadcast(&k->cv);
+	(void)pthread_mutex_unlock(&k->mu);
+}
+
+static int
+courier_busy(struct courier *k)
+{
+	int b;
+
+	(void)pthread_mutex_lock(&k->mu);
+	b = k->busy;
+	(void)pthread_mutex_unlock(&k->mu);
+	return b;
+}
+
+static void
+courier_wait(struct courier *k)
+{
+	(void)pthread_mutex_lock(&k->mu);
+	while (k->busy)
+		(void)pthread_cond_wait(&k->cv, &k->mu);
+	(void)pthread_mutex_unlock(&k->mu);
+}
+
+/*
+ * Seals and uploads at the same time: while the courier carries the
+ * oldest sealed batch, this thread seals the next one.  Batches still go
+ * one at a time and in seq order, each only after its seal committed; a
+ * first attempt that did not get a final answer continues on the plain
+ * path (upload_one: retries with backoff, attempts counted).  GS_OK when
+ * everything is sealed and every batch has its outcome.
+ */
+static int
+seal_and_send(struct run *x)
+{
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	struct courier k;
+	int64_t after = 0;
+	int r = GS_OK, found, sealing, inflight = 0;
+
+	memset(&row, 0, sizeof(row));
+	memset(&k, 0, sizeof(k));
+	k.http = x->http;
+	k.dev = x->dev;
+	/* A locked store seals nothing (seal_all says why); it only
+	 * drains what is sealed. */
+	sealing = !ag_store_locked(x->st);
+	if (!sealing && (r = seal_all(x)) != GS_OK)
+		return r;
+	seal_limits(x, &lim);
+	if (pthread_mutex_init(&k.mu, NULL) != 0)
+		return GS_FAIL(GS_ENOMEM, "courier mutex");
+	if (pthread_cond_init(&k.cv, NULL) != 0) {
+		(void)pthread_mutex_destroy(&k.mu);
+		return GS_FAIL(GS_ENOMEM, "courier condition");
+	}
+	if (pthread_create(&k.thread, NULL, courier_main, &k) != 0) {
+		(void)pthread_cond_destroy(&k.cv);
+		(void)pthread_mutex_destroy(&k.mu);
+		return GS_FAIL(GS_ENOMEM, "courier thread");
+	}
+	for (;;) {
+		if (stopped(x)) {
+			r = GS_FAIL(GS_ENETWORK, "stopped by a signal");
+			break;
+		}
+		if (!inflight) {
+			if ((r = ag_outbox_next_sealed(x->ob, after, &row,
+			    &found)) != GS_OK)
+				break;
+			if (found) {
+				courier_send(&k, &row);
+				inflight = 1;
+			} else if (!sealing) {
+				break;
+			}
+		}
+		/* Seal while the courier is out (or when nothing is sealed
+		 * yet); each sealed batch is one more to wait for. */
+		if (sealing && (!inflight || courier_busy(&k))) {
+			if ((r = seal_one(x, &lim, &info)) != GS_OK)
+				break;
+			if (info.seq == 0)
+				sealing = 0;
+			else
+				x->sum->pending_batches++;
+			continue;
+		}
+		if (!inflight)
+			continue;
+		courier_wait(&k);
+		inflight = 0;
+		after = row.seq;
+		/* The courier's answer is the first attempt; the plain path
+		 * records it, and retries with backoff if it was not final. */
+		if (k.rc == GS_OK)
+			r = upload_one(x, &row, &k.res);
+		else
+			r = GS_FAIL(k.rc, "batch %lld: the upload failed "
+			    "(%s)", (long long)row.seq, gs_strerror(k.rc));
+		ag_upload_result_release(&k.res);
+		ag_outbox_row_release(&row);
+		if (r != GS_OK)
+			break;
+	}
+	if (inflight) {
+		/* Stopping or failing: let the courier come back first (its
+		 * answer is not recorded; the batch stays sealed and is sent
+		 * again next time, which the platform answers idempotently). */
+		courier_wait(&k);
+		ag_upload_result_release(&k.res);
+		ag_outbox_row_release(&row);
+	}
+	(void)pthread_mutex_lock(&k.mu);
+	k.quit = 1;
+	(void)pthread_cond_broadcast(&k.cv);
+	(void)pthread_mutex_unlock(&k.mu);
+	(void)pthread_join(k.thread, NULL);
+	(void)pthread_cond_destroy(&k.cv);
+	(void)pthread_mutex_destroy(&k.mu);
 	return r;
 }
 
@@ -403,11 +624,8 @@ out:
 static int
 pass(struct run *x)
 {
-	struct ag_outbox_row row;
-	int64_t after = 0;
-	int found, r, pr, attempt;
+	int r, pr, attempt;
 
-	memset(&row, 0, sizeof(row));
 	/* Probe first: it refreshes the limits the batches must fit.
 	 * Unreachable is not yet a failure: sealing works offline. */
 	for (attempt = 0;; attempt++) {
@@ -419,28 +637,19 @@ pass(struct run *x)
 	}
 	if (pr != GS_OK && !is_transient(pr))
 		return pr;
-	if ((r = seal_all(x)) != GS_OK)
-		return r;
+	if (pr != GS_OK) {
+		/* Out of coverage: seal everything; the batches wait. */
+		if ((r = seal_all(x)) != GS_OK ||
+		    (r = count_pending(x)) != GS_OK)
+			return r;
+		return pr;
+	}
 	if ((r = count_pending(x)) != GS_OK)
 		return r;
-	if (pr != GS_OK)
-		return pr;
 	ag_backoff_reset(&x->bo);
 	progress(x, 0);
-	for (;;) {
-		if (stopped(x))
-			return GS_FAIL(GS_ENETWORK, "stopped by a signal");
-		if ((r = ag_outbox_next_sealed(x->ob, after, &row, &found)) !=
-		    GS_OK)
-			return r;
-		if (!found)
-			break;
-		r = upload_one(x, &row);
-		after = row.seq;
-		ag_outbox_row_release(&row);
-		if (r != GS_OK)
-			return r;
-	}
+	if ((r = seal_and_send(x)) != GS_OK)
+		return r;
 	/* Attachments after the records, so a photo never delays data. */
 	{
 		struct ag_attach_sync_stats as;
