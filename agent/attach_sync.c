@@ -52,6 +52,7 @@ struct one {
 	unsigned char hash[GS_HASHBYTES];
 	char hex[65];
 	uint64_t sealed_len;
+	uint64_t plain_len;
 	int plain_kept;
 };
 
@@ -197,7 +198,9 @@ send_chunk(struct up *u, const struct one *f, const char *path,
 	return r;
 }
 
-/* The receipt must verify and name exactly what we sent. */
+/* The receipt must verify and name this device and this content.  Not
+ * the sealed length: the platform may hold the same photo sealed by
+ * another device, with another chunk size. */
 static int
 check_receipt(struct up *u, const struct one *f, const struct answer *a)
 {
@@ -212,7 +215,7 @@ check_receipt(struct up *u, const struct one *f, const struct answer *a)
 	if (memcmp(rc.deployment, u->dev->deployment, 16) != 0 ||
 	    memcmp(rc.device, u->dev->device_id, 16) != 0 ||
 	    memcmp(rc.hash, f->hash, GS_HASHBYTES) != 0 ||
-	    rc.sealed_len != f->sealed_len)
+	    rc.plain_len != f->plain_len)
 		return GS_FAIL(GS_EPROTOCOL, "attachment receipt names "
 					     "another attachment");
 	return GS_OK;
@@ -466,7 +469,8 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 	 * across the updates. */
 	if ((r = gs_stmt_prepare(ag_store_db(st),
 		 "SELECT hash, sealed_len, "
-		 "plain_kept FROM attachment WHERE state IN ('sealed', "
+		 "plain_kept, plain_len FROM attachment WHERE state IN "
+		 "('sealed', "
 		 "'failed') ORDER BY created_at, hash",
 		 &s)) != GS_OK)
 		goto out;
@@ -489,6 +493,7 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 		gs_hex_encode(list[n].hex, list[n].hash, GS_HASHBYTES);
 		list[n].sealed_len = (uint64_t)gs_stmt_int64(s, 1);
 		list[n].plain_kept = (int)gs_stmt_int64(s, 2);
+		list[n].plain_len = (uint64_t)gs_stmt_int64(s, 3);
 		n++;
 	}
 	if (r != GS_DONE)

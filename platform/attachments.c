@@ -410,12 +410,18 @@ put(struct pf_platform *pf, const struct pf_request *req,
 	if (have < GS_ATT_PREFIXBYTES) {
 		/* The header comes first and whole: everything about the
 		 * upload is decided on it before a byte is kept. */
-		if (have != 0 || req->body_len < GS_ATT_PREFIXBYTES) {
+		/* A partial file shorter than the header can only be a
+		 * first write cut short by a crash: start it again. */
+		if (have != 0) {
+			(void)unlink(partial);
+			answer_conflict(0, off, resp);
+			return;
+		}
+		if (req->body_len < GS_ATT_PREFIXBYTES) {
 			r = GS_FAIL(GS_EENVELOPE,
 			    "the first chunk must hold "
 			    "the %d-byte sealed header",
 			    GS_ATT_PREFIXBYTES);
-			(void)unlink(partial);
 			goto fail;
 		}
 		if ((r = gs_att_parse(&h, req->body, req->body_len, limit)) !=
