@@ -23,6 +23,10 @@ SEED=${GS_SEED:-$(date +%s)}
 # different quarter of the offsets each run, ~6 s); the campaign sets
 # GS_CUT_STEP=1024 and GS_CUT_FROM=1024 for every KiB (~25 s).
 STEP=${GS_CUT_STEP:-4096}
+# Under the sanitizers (make check): every 16 KiB.
+if [ -z "${GS_CUT_STEP:-}" ] && ldd "$GRIDAGENT" 2>/dev/null | grep -q 'libasan'; then
+	STEP=16384
+fi
 PROXY="$BUILD_DIR/tools/gsproxy"
 CHECK="$PY $GS_TOP/tests/checker/gscheck.py"
 echo "# seed $SEED (replay: GS_SEED=$SEED)"
