@@ -1168,7 +1168,7 @@ insert_change(struct ag_store *st, const char *uuid, const char *type,
 	    (r = gs_stmt_bind_text(s, 5, grid)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 6, op)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 7, base_rev)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 8, fields)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 8, fields)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 9, reason)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 10, st->worker)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 11, now)) != GS_OK)
@@ -1196,7 +1196,8 @@ insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
 	    (r = gs_stmt_bind_text(s, 2, type)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 3, fv)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 4, st->grid)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 5, text)) != GS_OK ||
+	    /* No copy: text outlives the step (db.h). */
+	    (r = gs_stmt_bind_text_nocopy(s, 5, text)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 6, now)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 7, st->worker)) != GS_OK)
 		return r;
