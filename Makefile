@@ -113,6 +113,7 @@ PLATFORM_SRCS := \
 	platform/http.c \
 	platform/ingest.c \
 	platform/keys.c \
+	platform/rotate.c \
 	platform/admin.c \
 	platform/pull.c \
 	platform/recon_sql.c \

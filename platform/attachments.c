@@ -315,7 +315,14 @@ finish(struct pf_platform *pf, const char *partial, const char *final,
 
 	if ((fd = open(partial, O_RDONLY | O_CLOEXEC)) < 0)
 		return GS_FAIL(GS_EIO, "open %s: %s", partial, strerror(errno));
-	r = gs_att_open_fd(fd, -1, h, pf->keys.batch_pk, pf->keys.batch_sk);
+	{
+		/* Current or old batch key (issue 6 rotation). */
+		const unsigned char *bpk = NULL, *bsk = NULL;
+
+		r = pf_batch_key(pf, h->platform_kid, &bpk, &bsk);
+		if (r == GS_OK)
+			r = gs_att_open_fd(fd, -1, h, bpk, bsk);
+	}
 	close(fd);
 	if (r != GS_OK) {
 		(void)unlink(partial);
@@ -446,11 +453,12 @@ put(struct pf_platform *pf, const struct pf_request *req,
 			    "another key than the device's");
 			goto fail;
 		}
-		if (memcmp(h.platform_kid, pf->keys.batch_kid, GS_KIDBYTES) !=
-		    0) {
-			r = GS_FAIL(GS_EDECRYPT, "attachment is sealed to "
-						 "another platform key");
-			goto fail;
+		{
+			const unsigned char *bpk = NULL, *bsk = NULL;
+
+			if ((r = pf_batch_key(pf, h.platform_kid, &bpk, &bsk))
+			    != GS_OK)
+				goto fail;
 		}
 		if ((r = gs_att_verify(req->body, d->pk)) != GS_OK)
 			goto fail;
@@ -652,9 +660,14 @@ cmd_get(struct pf_platform *pf, const char *hash, const char *outp,
 		r = GS_FAIL(GS_EIO, "create %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if ((r = gs_att_open_fd(
-		 in, out, &h, pf->keys.batch_pk, pf->keys.batch_sk)) != GS_OK)
-		goto out;
+	{
+		const unsigned char *bpk = NULL, *bsk = NULL;
+
+		if ((r = pf_batch_key(pf, h.platform_kid, &bpk, &bsk))
+		    != GS_OK ||
+		    (r = gs_att_open_fd(in, out, &h, bpk, bsk)) != GS_OK)
+			goto out;
+	}
 	if (fsync(out) != 0) {
 		r = GS_FAIL(GS_EIO, "fsync %s: %s", tmp, strerror(errno));
 		goto out;

@@ -797,6 +797,7 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 	struct gs_envelope_limits lim;
 	unsigned char dev_id[16], batch_id[16], hash[GS_HASHBYTES];
 	unsigned char kid[GS_KIDBYTES];
+	const unsigned char *bpk = NULL, *bsk = NULL;
 	struct pf_device dev;
 	struct gs_buf plain;
 	struct gs_batch batch;
@@ -869,14 +870,11 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 		goto out;
 
 	/* 5. Decrypt and inflate (bounded), then decode strictly. */
-	if (gs_crypto_memcmp(h.platform_kid, pf->keys.batch_kid,
-	    sizeof(h.platform_kid)) != 0) {
-		r = GS_FAIL(GS_EDECRYPT, "envelope is sealed to another "
-		    "platform key");
+	/* The current batch key or an old one kept since a rotation
+	 * (platform/rotate.c): the header's platform kid picks it. */
+	if ((r = pf_batch_key(pf, h.platform_kid, &bpk, &bsk)) != GS_OK)
 		goto out;
-	}
-	if ((r = gs_envelope_open(&plain, &h, env, len, pf->keys.batch_pk,
-	    pf->keys.batch_sk)) != GS_OK)
+	if ((r = gs_envelope_open(&plain, &h, env, len, bpk, bsk)) != GS_OK)
 		goto out;
 	if ((r = gs_batch_decode(&batch, plain.data, plain.len,
 	    pf->limits.max_records)) != GS_OK)

@@ -309,9 +309,25 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	/* The key files must be the ones the store was made with: a restored
 	 * backup with the wrong keys would otherwise sign receipts no
 	 * device can verify, or fail to open every batch. */
-	if ((r = read_key_file(home, "batch.key", pf->keys.batch_sk,
-	    GS_KX_SKBYTES)) != GS_OK ||
-	    (r = read_key_file(home, "batch.pub", pk, sizeof(pk))) != GS_OK ||
+	gs_crypto_key_id(pf->keys.batch_kid, pf->keys.batch_pk,
+	    sizeof(pf->keys.batch_pk));
+	/* After a rotation the current key is batch-<kid>.* (rotate.c);
+	 * batch.* is the copy, or the only files of a home never rotated. */
+	{
+		char kh[2 * GS_KIDBYTES + 1], kn[64], pn[64];
+
+		gs_hex_encode(kh, pf->keys.batch_kid, GS_KIDBYTES);
+		snprintf(kn, sizeof(kn), "batch-%s.key", kh);
+		snprintf(pn, sizeof(pn), "batch-%s.pub", kh);
+		r = read_key_file(home, kn, pf->keys.batch_sk, GS_KX_SKBYTES);
+		if (r == GS_OK)
+			r = read_key_file(home, pn, pk, sizeof(pk));
+		else if (r == GS_ENOTFOUND &&
+		    (r = read_key_file(home, "batch.key", pf->keys.batch_sk,
+		    GS_KX_SKBYTES)) == GS_OK)
+			r = read_key_file(home, "batch.pub", pk, sizeof(pk));
+	}
+	if (r != GS_OK ||
 	    (r = read_key_file(home, "receipt.key", pf->keys.receipt_sk,
 	    GS_SIGN_SKBYTES)) != GS_OK)
 		goto out;
@@ -325,8 +341,8 @@ pf_platform_open(const char *home, struct pf_platform **out)
 		    "store");
 		goto out;
 	}
-	gs_crypto_key_id(pf->keys.batch_kid, pf->keys.batch_pk,
-	    sizeof(pf->keys.batch_pk));
+	if ((r = pf_keys_load_old(pf)) != GS_OK)
+		goto out;
 	if ((r = gs_schema_load(&pf->schema)) != GS_OK)
 		goto out;
 	gs_envelope_limits_default(&lim);
@@ -352,6 +368,7 @@ pf_platform_free(struct pf_platform *pf)
 	gs_schema_free(pf->schema);
 	gs_crypto_secure_free(pf->keys.batch_sk);
 	gs_crypto_secure_free(pf->keys.receipt_sk);
+	pf_keys_free_old(pf);
 	(void)pthread_mutex_destroy(&pf->lock);
 	(void)pthread_mutex_destroy(&pf->rate_lock);
 	(void)pthread_mutex_destroy(&pf->read_lock);

@@ -41,6 +41,7 @@ static const char usage_text[] =
     "  enroll --worker ID --name NAME --grid CODE [--ttl SECONDS]\n"
     "                                   print a one-time enrollment code\n"
     "  devices [--json]                 list enrolled devices and ledgers\n"
+    "  keys list|rotate|retire KID      batch-encryption keys, rotation\n"
     "  revoke DEVICE_ID                 revoke a device (its batches are\n"
     "                                   still received, into quarantine)\n"
     "  export [--type T] [--grid G] [--format ndjson|csv] [--headers zh]\n"
@@ -78,6 +79,12 @@ static const char *const cmd_help[][2] = {
 	    "--grid CODE [--ttl SECONDS]\nPrints a one-time enrollment code "
 	    "for the worker's device, valid for --ttl\nseconds (default "
 	    "86400).\n" },
+	{ "keys", "usage: gridplatform keys list [--json] | rotate | retire "
+	    "KID [--force]\nThe batch-encryption keys: rotate makes a new "
+	    "current key (restart serve;\nnew codes pin it) and keeps the "
+	    "old ones so batches sealed to them still\nopen; retire deletes "
+	    "an old secret key, refused while a device may still\nuse it "
+	    "unless --force.\n" },
 	{ "devices", "usage: gridplatform devices [--json]\n"
 	    "Lists enrolled devices with their worker, grid, status and "
 	    "ledger.\n" },
@@ -528,6 +535,7 @@ static const struct {
 	{ "task", cmd_task },
 	{ "stats", cmd_stats },
 	{ "attachment", pf_cmd_attachment },
+	{ "keys", pf_cmd_keys },
 };
 
 int

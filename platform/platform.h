@@ -59,6 +59,12 @@ struct pf_rate_slot {
 	unsigned fails;
 };
 
+struct pf_oldkey {
+	unsigned char kid[GS_KIDBYTES];
+	unsigned char pk[GS_KX_PKBYTES];
+	unsigned char *sk; /* secure memory, GS_KX_SKBYTES */
+};
+
 struct pf_platform {
 	char *home;
 	char *public_url;
@@ -70,6 +76,10 @@ struct pf_platform {
 	struct pf_store *reader;
 	pthread_mutex_t read_lock;
 	struct pf_keys keys;
+	/* Batch keys of earlier rotations, kept to open batches sealed to
+	 * them (platform/rotate.c); secret keys in secure memory. */
+	struct pf_oldkey *old_keys;
+	size_t nold_keys;
 	struct gs_schema *schema;
 	struct pf_limits limits;
 	/* Serializes every use of the store by the server's threads: one
@@ -107,6 +117,24 @@ int pf_platform_open(const char *home, struct pf_platform **out);
 void pf_platform_free(struct pf_platform *pf);
 
 /* Key fingerprint of the deployment (for enrollment codes). */
+/* ------------------------------------------- batch key rotation (rotate.c)
+ * `gridplatform keys rotate|list|retire`: a new batch key becomes current
+ * (new enrollments pin it); the old ones stay in the home as
+ * batch-<kid>.key/.pub, loaded at open, so batches sealed to them still
+ * open; retire deletes an old secret key once no device can still use it.
+ */
+/* Loads the old keys of the home (at open); frees them. */
+int pf_keys_load_old(struct pf_platform *pf);
+void pf_keys_free_old(struct pf_platform *pf);
+/* The batch key pair for a header's platform kid: the current one or an
+ * old one.  GS_OK, or GS_EDECRYPT when no key of that kid is held (sealed
+ * to a retired or foreign key). */
+int pf_batch_key(const struct pf_platform *pf,
+    const unsigned char kid[GS_KIDBYTES], const unsigned char **pk,
+    const unsigned char **sk);
+/* The CLI command (platform/main.c). */
+int pf_cmd_keys(const char *home, int argc, char **argv);
+
 void pf_platform_fingerprint(const struct pf_platform *pf,
     unsigned char fp[16]);
 

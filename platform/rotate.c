@@ -1,0 +1,540 @@
+/*
+ * rotate.c - rotation of the platform's batch-encryption key (issue 6):
+ *
+ *	gridplatform keys list [--json]
+ *	gridplatform keys rotate
+ *	gridplatform keys retire KID [--force]
+ *
+ * Files.  Every batch key the deployment ever had lives in its home as
+ * batch-<kid>.pub (kept for ever: the record of what existed) and, while
+ * it can still open batches, batch-<kid>.key (0600).  The store's meta
+ * batch_pk names the CURRENT key; batch.key/batch.pub are a copy of it
+ * (the names `init` made).  A rotation, in an order that leaves a
+ * consistent home at every crash point:
+ *   1. the current key is saved as batch-<oldkid>.key/.pub (if not yet);
+ *   2. a new key pair is written as batch-<newkid>.key/.pub;
+ *   3. meta batch_pk := the new key, and batch_retired_at:<oldkid> := now,
+ *      in one transaction (this is the switch);
+ *   4. batch.key/batch.pub are replaced by copies of the new key.
+ * pf_platform_open reads the current key from batch-<kid>.* when present,
+ * else from batch.*, and every other batch-*.key as an old key.
+ *
+ * What changes for devices.  New enrollments pin the new key (and codes
+ * made before the rotation no longer match the fingerprint: make new
+ * ones).  Devices enrolled earlier keep sealing to the key they pinned
+ * (there is no signed key bundle on the wire yet, sync/keybundle.h), and
+ * their batches keep opening with the old key: a device offline across a
+ * rotation syncs as if nothing happened.  A running `serve` loads keys at
+ * start: restart it after a rotation.
+ *
+ * Retire deletes an old secret key (overwritten, fsync'd, unlinked).  It
+ * refuses while a device might still seal to it: a device whose last
+ * batch used it, or an active device with no batch yet that enrolled
+ * before the key stopped being current.  --force retires anyway; such a
+ * device's next batch is then refused (GS_EDECRYPT) and stays on it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/util.h"
+#include "crypto.h"
+#include "db.h"
+#include "platform.h"
+#include "store.h"
+#include "core/banned.h"
+
+#define MAX_OLD 64
+/* Statement slots of pf_store_sqlite_stmt used here (recon_sql.c has the
+ * first ~30, attachments.c 48..63). */
+#define SLOT_LAST_BATCH 40
+#define SLOT_NO_BATCH 41
+
+/* ------------------------------------------------------------ files */
+
+static int
+key_path(const char *home, const char *kidhex, const char *ext, char *out,
+    size_t n)
+{
+	int w = kidhex != NULL ?
+	    snprintf(out, n, "%s/batch-%s.%s", home, kidhex, ext) :
+	    snprintf(out, n, "%s/batch.%s", home, ext);
+
+	return w < 0 || (size_t)w >= n ? GS_FAIL(GS_EINVAL, "path too long")
+				       : GS_OK;
+}
+
+/* Reads n bytes of hex from path: GS_OK, GS_ENOTFOUND, GS_ECORRUPT. */
+static int
+read_hex(const char *path, unsigned char *p, size_t n)
+{
+	char hex[2 * 64 + 4];
+	ssize_t got;
+	int fd, r = GS_OK;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? GS_ENOTFOUND :
+		    GS_FAIL(GS_EIO, "cannot open %s: %s", path, strerror(errno));
+	got = read(fd, hex, sizeof(hex) - 1);
+	(void)close(fd);
+	if (got < 0)
+		return GS_FAIL(GS_EIO, "cannot read %s", path);
+	hex[got] = '\0';
+	while (got > 0 && (hex[got - 1] == '\n' || hex[got - 1] == '\r'))
+		hex[--got] = '\0';
+	if ((size_t)got != 2 * n || gs_hex_decode(p, n, hex) != GS_OK)
+		r = GS_FAIL(GS_ECORRUPT, "%s is damaged", path);
+	gs_crypto_memzero(hex, sizeof(hex));
+	return r;
+}
+
+/* Writes hex of p and a newline to path (tmp + fsync + rename when
+ * replace, else O_EXCL: an existing file is an error). */
+static int
+write_hex(const char *path, const unsigned char *p, size_t n, mode_t mode,
+    int replace)
+{
+	char hex[2 * 64 + 2], tmp[4200];
+	const char *target = path;
+	int fd, r = GS_OK;
+
+	gs_hex_encode(hex, p, n);
+	hex[2 * n] = '\n';
+	if (replace) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		(void)unlink(tmp);
+		target = tmp;
+	}
+	fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		r = GS_FAIL(errno == EEXIST ? GS_EEXIST : GS_EIO,
+		    "cannot create %s: %s", target, strerror(errno));
+		goto out;
+	}
+	if (write(fd, hex, 2 * n + 1) != (ssize_t)(2 * n + 1) ||
+	    fsync(fd) != 0)
+		r = GS_FAIL(GS_EIO, "cannot write %s: %s", target,
+		    strerror(errno));
+	(void)close(fd);
+	if (r == GS_OK && replace && rename(tmp, path) != 0)
+		r = GS_FAIL(GS_EIO, "cannot rename %s: %s", tmp,
+		    strerror(errno));
+out:
+	gs_crypto_memzero(hex, sizeof(hex));
+	return r;
+}
+
+/* Saves a key pair as batch-<kid>.key/.pub unless already there (then
+ * the stored public key must match). */
+static int
+save_pair(const char *home, const unsigned char *pk, const unsigned char *sk)
+{
+	unsigned char kid[GS_KIDBYTES], have[GS_KX_PKBYTES];
+	char kh[2 * GS_KIDBYTES + 1], path[4200];
+	int r;
+
+	gs_crypto_key_id(kid, pk, GS_KX_PKBYTES);
+	gs_hex_encode(kh, kid, sizeof(kid));
+	if ((r = key_path(home, kh, "pub", path, sizeof(path))) != GS_OK)
+		return r;
+	r = read_hex(path, have, sizeof(have));
+	if (r == GS_OK)
+		return memcmp(have, pk, sizeof(have)) == 0 ? GS_OK :
+		    GS_FAIL(GS_ECORRUPT, "%s holds another key", path);
+	if (r != GS_ENOTFOUND)
+		return r;
+	if ((r = key_path(home, kh, "key", path, sizeof(path))) != GS_OK ||
+	    (r = write_hex(path, sk, GS_KX_SKBYTES, 0600, 0)) != GS_OK ||
+	    (r = key_path(home, kh, "pub", path, sizeof(path))) != GS_OK)
+		return r;
+	return write_hex(path, pk, GS_KX_PKBYTES, 0644, 0);
+}
+
+/* ------------------------------------------------------------ old keys */
+
+int
+pf_keys_load_old(struct pf_platform *pf)
+{
+	DIR *d;
+	struct dirent *e;
+	int r = GS_OK;
+
+	if ((d = opendir(pf->home)) == NULL)
+		return GS_FAIL(GS_EIO, "cannot list %s", pf->home);
+	while ((e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+		struct pf_oldkey *k;
+		unsigned char kid[GS_KIDBYTES], pk2[GS_KX_PKBYTES];
+		char path[4200], kh[2 * GS_KIDBYTES + 1];
+
+		if (strncmp(n, "batch-", 6) != 0 || strlen(n) != 6 + 16 + 4 ||
+		    strcmp(n + 22, ".key") != 0)
+			continue;
+		memcpy(kh, n + 6, 16);
+		kh[16] = '\0';
+		if (gs_hex_decode(kid, sizeof(kid), kh) != GS_OK ||
+		    memcmp(kid, pf->keys.batch_kid, GS_KIDBYTES) == 0)
+			continue;
+		if (pf->nold_keys == 0 && pf->old_keys == NULL &&
+		    (pf->old_keys = gs_calloc(MAX_OLD, sizeof(*k))) == NULL) {
+			r = GS_FAIL(GS_ENOMEM, "old keys");
+			break;
+		}
+		if (pf->nold_keys == MAX_OLD) {
+			gs_log(GS_LOG_WARNING, "more than %d old batch keys: "
+			    "retire some", MAX_OLD);
+			break;
+		}
+		k = &pf->old_keys[pf->nold_keys];
+		if ((k->sk = gs_crypto_secure_alloc(GS_KX_SKBYTES)) == NULL) {
+			r = GS_FAIL(GS_ENOMEM, "secure memory for keys");
+			break;
+		}
+		pf->nold_keys++;
+		memcpy(k->kid, kid, sizeof(kid));
+		if ((r = key_path(pf->home, kh, "key", path, sizeof(path)))
+		    != GS_OK ||
+		    (r = read_hex(path, k->sk, GS_KX_SKBYTES)) != GS_OK ||
+		    (r = key_path(pf->home, kh, "pub", path, sizeof(path)))
+		    != GS_OK ||
+		    (r = read_hex(path, k->pk, GS_KX_PKBYTES)) != GS_OK)
+			break;
+		gs_crypto_key_id(pk2, k->pk, GS_KX_PKBYTES);
+		if (memcmp(pk2, kid, GS_KIDBYTES) != 0) {
+			r = GS_FAIL(GS_ECORRUPT, "%s: the key does not match "
+			    "its name", n);
+			break;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+void
+pf_keys_free_old(struct pf_platform *pf)
+{
+	size_t i;
+
+	for (i = 0; i < pf->nold_keys; i++)
+		gs_crypto_secure_free(pf->old_keys[i].sk);
+	gs_free(pf->old_keys);
+	pf->old_keys = NULL;
+	pf->nold_keys = 0;
+}
+
+int
+pf_batch_key(const struct pf_platform *pf,
+    const unsigned char kid[GS_KIDBYTES], const unsigned char **pk,
+    const unsigned char **sk)
+{
+	size_t i;
+
+	if (gs_crypto_memcmp(kid, pf->keys.batch_kid, GS_KIDBYTES) == 0) {
+		*pk = pf->keys.batch_pk;
+		*sk = pf->keys.batch_sk;
+		return GS_OK;
+	}
+	for (i = 0; i < pf->nold_keys; i++)
+		if (memcmp(kid, pf->old_keys[i].kid, GS_KIDBYTES) == 0) {
+			*pk = pf->old_keys[i].pk;
+			*sk = pf->old_keys[i].sk;
+			return GS_OK;
+		}
+	return GS_FAIL(GS_EDECRYPT, "envelope is sealed to another platform "
+				    "key (unknown or retired)");
+}
+
+/* ------------------------------------------------------------ commands */
+
+/* Devices that might still seal to kid: last batch used it, or no batch
+ * yet and enrolled before retired_at (0: it is current). */
+static int
+users_of(struct pf_platform *pf, const unsigned char kid[GS_KIDBYTES],
+    int64_t retired_at, int64_t *by_batch, int64_t *unknown)
+{
+	struct gs_stmt *s = NULL;
+	int r;
+
+	*by_batch = *unknown = 0;
+	if ((r = pf_store_sqlite_stmt(pf->store, SLOT_LAST_BATCH,
+	    "SELECT count(*) FROM "
+	    "devices d JOIN batches b ON b.device_id = d.device_id AND "
+	    "b.seq = (SELECT max(seq) FROM batches WHERE device_id = "
+	    "d.device_id) WHERE substr(b.envelope, 129, 8) = ?1", &s))
+	    != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_blob(s, 1, kid, GS_KIDBYTES)) != GS_OK ||
+	    (r = gs_stmt_one_int64(s, 0, by_batch)) != GS_OK)
+		goto out;
+	if (retired_at > 0) {
+		if ((r = pf_store_sqlite_stmt(pf->store, SLOT_NO_BATCH,
+		    "SELECT count(*) FROM "
+		    "devices d WHERE status = 'active' AND enrolled_at <= ?1 "
+		    "AND NOT EXISTS (SELECT 1 FROM batches b WHERE "
+		    "b.device_id = d.device_id)", &s)) != GS_OK)
+			return r;
+		if ((r = gs_stmt_bind_int64(s, 1, retired_at)) != GS_OK ||
+		    (r = gs_stmt_one_int64(s, 0, unknown)) != GS_OK)
+			goto out;
+	}
+out:
+	/* The statements belong to the store (kept prepared). */
+	if (s != NULL)
+		gs_stmt_reset(s);
+	return r;
+}
+
+static int64_t
+retired_at_of(struct pf_platform *pf, const char *kh)
+{
+	char key[64], *v = NULL;
+	int64_t t = 0;
+
+	snprintf(key, sizeof(key), "batch_retired_at:%s", kh);
+	if (pf->store->ops->meta_get(pf->store, key, &v) == GS_OK &&
+	    gs_parse_i64(v, 0, INT64_MAX, &t) != GS_OK)
+		t = 0;
+	gs_free(v);
+	return t;
+}
+
+static int
+cmd_list(struct pf_platform *pf, int json)
+{
+	json_t *arr = json_array();
+	DIR *d;
+	struct dirent *e;
+	int r = GS_OK;
+
+	if (arr == NULL)
+		return GS_FAIL(GS_ENOMEM, "keys");
+	if ((d = opendir(pf->home)) == NULL) {
+		json_decref(arr);
+		return GS_FAIL(GS_EIO, "cannot list %s", pf->home);
+	}
+	while ((e = readdir(d)) != NULL && r == GS_OK) {
+		const char *n = e->d_name;
+		unsigned char kid[GS_KIDBYTES];
+		char kh[17], path[4200];
+		struct stat sb;
+		int64_t used = 0, unknown = 0, rt;
+		int current;
+		const char *state;
+
+		if (strncmp(n, "batch-", 6) != 0 || strlen(n) != 26 ||
+		    strcmp(n + 22, ".pub") != 0)
+			continue;
+		memcpy(kh, n + 6, 16);
+		kh[16] = '\0';
+		if (gs_hex_decode(kid, sizeof(kid), kh) != GS_OK)
+			continue;
+		current = memcmp(kid, pf->keys.batch_kid, GS_KIDBYTES) == 0;
+		(void)key_path(pf->home, kh, "key", path, sizeof(path));
+		state = current ? "current" :
+		    stat(path, &sb) == 0 ? "old" : "retired";
+		rt = current ? 0 : retired_at_of(pf, kh);
+		if ((r = users_of(pf, kid, rt, &used, &unknown)) != GS_OK)
+			break;
+		if (json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I,"
+		    "s:I}", "kid", kh, "state", state, "last_batch_devices",
+		    (json_int_t)used, "devices_without_batch",
+		    (json_int_t)unknown, "retired_at", (json_int_t)rt)) != 0)
+			r = GS_FAIL(GS_ENOMEM, "keys");
+	}
+	closedir(d);
+	/* The key init made, never rotated, has no batch-<kid> files. */
+	if (r == GS_OK && json_array_size(arr) == 0) {
+		char kh[17];
+		int64_t used = 0, unknown = 0;
+
+		gs_hex_encode(kh, pf->keys.batch_kid, GS_KIDBYTES);
+		if ((r = users_of(pf, pf->keys.batch_kid, 0, &used, &unknown))
+		    == GS_OK)
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I,"
+			    "s:I}", "kid", kh, "state", "current",
+			    "last_batch_devices", (json_int_t)used,
+			    "devices_without_batch", (json_int_t)0,
+			    "retired_at", (json_int_t)0));
+	}
+	if (r == GS_OK) {
+		size_t i;
+		json_t *k;
+
+		if (json) {
+			char *t = json_dumps(arr, JSON_COMPACT);
+
+			if (t != NULL)
+				puts(t);
+			free(t);
+		} else {
+			json_array_foreach(arr, i, k)
+				printf("%s  %-8s  last batch of %lld device(s)"
+				    ", %lld enrolled device(s) without a "
+				    "batch\n",
+				    json_string_value(json_object_get(k, "kid")),
+				    json_string_value(json_object_get(k,
+				    "state")), (long long)json_integer_value(
+				    json_object_get(k, "last_batch_devices")),
+				    (long long)json_integer_value(
+				    json_object_get(k, "devices_without_batch")));
+		}
+	}
+	json_decref(arr);
+	return r;
+}
+
+static int
+cmd_rotate(struct pf_platform *pf)
+{
+	unsigned char pk[GS_KX_PKBYTES], kid[GS_KIDBYTES];
+	unsigned char *sk = NULL;
+	char hex[2 * GS_KX_PKBYTES + 1], kh[17], okh[17], key[64], now[32];
+	char path[4200];
+	int r = GS_EINTERNAL, in_tx = 0;
+
+	if ((sk = gs_crypto_secure_alloc(GS_KX_SKBYTES)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "secure memory for keys");
+	/* 1 and 2: both pairs on disk before the switch. */
+	if ((r = save_pair(pf->home, pf->keys.batch_pk, pf->keys.batch_sk))
+	    != GS_OK)
+		goto out;
+	gs_crypto_kx_keypair(pk, sk);
+	if ((r = save_pair(pf->home, pk, sk)) != GS_OK)
+		goto out;
+	/* 3: the switch, one transaction. */
+	gs_crypto_key_id(kid, pk, sizeof(pk));
+	gs_hex_encode(kh, kid, sizeof(kid));
+	gs_hex_encode(okh, pf->keys.batch_kid, GS_KIDBYTES);
+	gs_hex_encode(hex, pk, sizeof(pk));
+	snprintf(key, sizeof(key), "batch_retired_at:%s", okh);
+	snprintf(now, sizeof(now), "%lld", (long long)gs_now_ms());
+	if ((r = pf->store->ops->begin(pf->store)) != GS_OK)
+		goto out;
+	in_tx = 1;
+	if ((r = pf->store->ops->meta_set(pf->store, "batch_pk", hex))
+	    != GS_OK ||
+	    (r = pf->store->ops->meta_set(pf->store, key, now)) != GS_OK ||
+	    (r = pf->store->ops->commit(pf->store)) != GS_OK)
+		goto out;
+	in_tx = 0;
+	/* 4: the names init made follow the current key. */
+	if ((r = key_path(pf->home, NULL, "key", path, sizeof(path))) != GS_OK ||
+	    (r = write_hex(path, sk, GS_KX_SKBYTES, 0600, 1)) != GS_OK ||
+	    (r = key_path(pf->home, NULL, "pub", path, sizeof(path))) != GS_OK ||
+	    (r = write_hex(path, pk, GS_KX_PKBYTES, 0644, 1)) != GS_OK)
+		goto out;
+	printf("%s\n", kh);
+	fprintf(stderr, "gridplatform: batch key %s is current; %s is kept "
+	    "for batches sealed to it.  Restart serve to use it; make new "
+	    "enrollment codes.\n", kh, okh);
+	r = GS_OK;
+out:
+	if (in_tx)
+		pf->store->ops->rollback(pf->store);
+	gs_crypto_secure_free(sk);
+	return r;
+}
+
+static int
+cmd_retire(struct pf_platform *pf, const char *kh, int force)
+{
+	unsigned char kid[GS_KIDBYTES], *zero = NULL;
+	char path[4200];
+	int64_t used = 0, unknown = 0;
+	struct stat sb;
+	int fd, r;
+
+	if (strlen(kh) != 16 || gs_hex_decode(kid, sizeof(kid), kh) != GS_OK)
+		return GS_FAIL(GS_EINVAL, "'%.40s' is not a key id (16 hex "
+		    "digits, see 'gridplatform keys list')", kh);
+	if (memcmp(kid, pf->keys.batch_kid, GS_KIDBYTES) == 0)
+		return GS_FAIL(GS_EPERM, "%s is the current key: rotate "
+		    "first", kh);
+	if ((r = key_path(pf->home, kh, "key", path, sizeof(path))) != GS_OK)
+		return r;
+	if (stat(path, &sb) != 0)
+		return GS_FAIL(GS_ENOTFOUND, "no secret key %s (retired "
+		    "already, or never ours)", kh);
+	if ((r = users_of(pf, kid, retired_at_of(pf, kh), &used, &unknown))
+	    != GS_OK)
+		return r;
+	if ((used > 0 || unknown > 0) && !force)
+		return GS_FAIL(GS_EPERM, "%s may still be in use: the last "
+		    "batch of %lld device(s) used it and %lld device(s) "
+		    "enrolled before the rotation have sent nothing yet "
+		    "(--force retires it anyway; their next batches are then "
+		    "refused)", kh, (long long)used, (long long)unknown);
+	/* Overwrite, sync, unlink: the secret is gone from the file system
+	 * as far as we can make it (a journaling disk may keep copies). */
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
+		if ((zero = gs_calloc(1, (size_t)sb.st_size + 1)) != NULL &&
+		    (write(fd, zero, (size_t)sb.st_size) < 0 || fsync(fd) != 0))
+			gs_log(GS_LOG_WARNING, "could not overwrite %s", path);
+		gs_free(zero);
+		(void)close(fd);
+	}
+	if (unlink(path) != 0)
+		return GS_FAIL(GS_EIO, "cannot remove %s: %s", path,
+		    strerror(errno));
+	printf("retired %s\n", kh);
+	return GS_OK;
+}
+
+int
+pf_cmd_keys(const char *home, int argc, char **argv)
+{
+	struct pf_platform *pf = NULL;
+	int r, json = 0, force = 0, i;
+	const char *sub = argc > 1 ? argv[1] : "list", *arg = NULL;
+
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--force") == 0)
+			force = 1;
+		else if (argv[i][0] != '-' && arg == NULL)
+			arg = argv[i];
+		else {
+			fprintf(stderr, "usage: gridplatform keys list [--json]"
+					" | rotate | retire KID [--force]\n");
+			return 64;
+		}
+	}
+	if (strcmp(sub, "list") != 0 && strcmp(sub, "rotate") != 0 &&
+	    strcmp(sub, "retire") != 0) {
+		fprintf(stderr, "usage: gridplatform keys list [--json] | "
+				"rotate | retire KID [--force]\n");
+		return 64;
+	}
+	if (strcmp(sub, "retire") == 0 && arg == NULL) {
+		fprintf(stderr, "usage: gridplatform keys retire KID "
+				"[--force]\n");
+		return 64;
+	}
+	if ((r = pf_platform_open(home, &pf)) != GS_OK) {
+		fprintf(stderr, "gridplatform: %s\n", gs_errmsg(r));
+		return gs_error_exit(r);
+	}
+	if (strcmp(sub, "list") == 0)
+		r = cmd_list(pf, json);
+	else if (strcmp(sub, "rotate") == 0)
+		r = cmd_rotate(pf);
+	else
+		r = cmd_retire(pf, arg, force);
+	pf_platform_free(pf);
+	if (r != GS_OK) {
+		fprintf(stderr, "gridplatform: %s\n", gs_errmsg(r));
+		return gs_error_exit(r);
+	}
+	return 0;
+}
