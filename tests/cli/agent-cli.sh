@@ -4,6 +4,7 @@
 # status, help and version, usage errors, and a database from a newer
 # program.
 . "$GS_TOP/tests/lib.sh"
+unset XDG_RUNTIME_DIR # unlock sessions stay in the test home (agent/keys.h)
 
 A=$GRIDAGENT
 H=$T_TMP/home

@@ -4,6 +4,7 @@
 # or import that cannot be written exits 74, prints no uuid, saves
 # nothing, and the store is intact and usable once space is back.
 . "$GS_TOP/tests/lib.sh"
+unset XDG_RUNTIME_DIR # unlock sessions stay in the test home (agent/keys.h)
 
 A=$GRIDAGENT
 H=$T_TMP/home

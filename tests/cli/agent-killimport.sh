@@ -7,6 +7,7 @@
 # KILLIMPORT_COUNT and KILLIMPORT_KILLS shrink or grow the run; the delays
 # are printed so a failing run can be repeated with KILLIMPORT_DELAYS.
 . "$GS_TOP/tests/lib.sh"
+unset XDG_RUNTIME_DIR # unlock sessions stay in the test home (agent/keys.h)
 
 A=$GRIDAGENT
 H=$T_TMP/home

@@ -160,4 +160,20 @@ expect_exit 64 "init with a 6-digit PIN is refused (64)" "$GRIDAGENT" --home "$T
 EOF
 [ ! -e "$T_TMP/pin" ] && ok "... and nothing is made" || fail "... and nothing is made"
 
+# ---- the session file in $XDG_RUNTIME_DIR (a tmpfs on most systems)
+mkdir -m 700 "$T_TMP/run"
+X="$T_TMP/x"
+expect_exit 0 "init with XDG_RUNTIME_DIR set" env XDG_RUNTIME_DIR="$T_TMP/run" \
+	"$GRIDAGENT" --home "$X" init --passphrase-file "$AG_PASS"
+ls "$T_TMP/run"/gridagent-*.session >/dev/null 2>&1 && [ ! -e "$X/session" ] &&
+	[ "$(stat -c %a "$T_TMP"/run/gridagent-*.session)" = 600 ] &&
+	ok "... the session key is there (0600), not in the home" ||
+	fail "... the session key is there (0600), not in the home"
+expect_exit 0 "... a command with it is unlocked" env XDG_RUNTIME_DIR="$T_TMP/run" \
+	"$GRIDAGENT" --home "$X" collect person name=张三 pop_type=REGISTERED address=x \
+	id_number=11010519491231002X
+expect_exit 77 "... without it (the database alone) is locked" \
+	"$GRIDAGENT" --home "$X" collect person name=李四 pop_type=REGISTERED \
+	id_number=11010519491231002X
+
 done_testing
