@@ -99,14 +99,22 @@ cannot beat it; the gap between the two is the per-record work.
 Where a bulk-imported gridgen person goes (callgrind, instructions per
 record, 2026-11-26; stable where the timings above are not): about 92k in
 all: SQLite inserting the record and change rows about 40k (plus 9k
-binding, which copies), the JSON reader (agent/json.c) 16k, validation
+binding, which copies), the JSON reader (now sync/json.c) 16k, validation
 13k, encoding the stored fields 8k, freeing the parsed value 6k, two
-UUIDv7 2k.  Before the work on it the same record cost 160k: jansson's
+UUIDv7 2k.  Binding the two fields texts without a copy
+(gs_stmt_bind_text_nocopy) took it from 98.3k to 97.2k at 08:40 UTC (the
+schema had grown meanwhile).  Before the work on it the same record cost 160k: jansson's
 json_loadb alone took 79k (hence agent/json.c), json_dumps 15k (hence the
 direct encoder), and each UUID a getrandom() system call (hence the pool
 in sync/uuid.c: 2.7 -> 0.3 us per id).  A single save is one fsync'd
 commit of about 7 pages (record, change and its three indexes, audit):
 its p50 follows the disk's fdatasync, shown in the first row.
+
+The same benchmark at a quieter moment (07:44 UTC, load average 2.4,
+build-h2): fdatasync p50 0.434 ms, single save p50 0.526 ms, bulk import
+45,071 records/s, minimal persons 64,477/s, floor 72,253/s.  When the load
+average is 10 or more (the other helpers' suites), every row, the floor
+included, is about three times slower: compare runs from the same minute.
 
 The targets (p50 <= 0.5 ms, >= 100,000 records/s) are not met on this
 shared, loaded 2-core VM: even the floor is below 100,000/s here, because
