@@ -45,16 +45,52 @@ one_int(struct gs_db *db, const char *sql, int64_t *out)
 	return r;
 }
 
+/* Our clock; $GRIDAGENT_CLOCK_SKEW_MS (tests only) makes it wrong by that
+ * much, the way a handheld's clock is after a reset. */
+static int64_t
+local_now(void)
+{
+	const char *e = getenv("GRIDAGENT_CLOCK_SKEW_MS");
+
+	return gs_now_ms() + (e != NULL ? strtoll(e, NULL, 10) : 0);
+}
+
+/*
+ * How far the platform's clock is ahead of ours (ms), from its health
+ * answer; 0 when it cannot be read.  Signed requests carry the platform's
+ * time, not ours: a handheld whose clock was reset (a battery pulled: the
+ * 1970 timestamps of field deployments) must still be able to pull.
+ */
+static int64_t
+platform_skew(struct ag_http *http)
+{
+	struct ag_http_response resp;
+	json_t *o = NULL, *t;
+	json_error_t jerr;
+	int64_t before = local_now(), skew = 0;
+
+	ag_http_response_init(&resp);
+	if (ag_http_request(http, "GET", "/v1/health", NULL, NULL, 0, &resp)
+	    == GS_OK && resp.status == 200 &&
+	    (o = json_loadb(resp.body.data, resp.body.len, 0, &jerr)) != NULL &&
+	    json_is_integer(t = json_object_get(o, "time")))
+		skew = json_integer_value(t) - (before + local_now()) / 2;
+	json_decref(o);
+	ag_http_response_release(&resp);
+	return skew;
+}
+
 /* "/v1/devices/<hex>/<what>?since=N&t=T&sig=S" into url; the signed
- * path is the part before '?'. */
+ * path is the part before '?'; t is the platform's time (our clock plus
+ * skew). */
 static int
 signed_path(char *url, size_t len, const struct ag_device *dev,
     const char *method, const char *what, uint64_t since, const void *body,
-    size_t blen)
+    size_t blen, int64_t skew)
 {
 	char hex[33], path[128], sighex[129];
 	unsigned char sig[64];
-	int64_t t = gs_now_ms();
+	int64_t t = local_now() + skew;
 	int r;
 
 	ag_device_id_hex(dev, hex);
@@ -126,7 +162,7 @@ ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
 		goto out;
 	}
 	if ((r = signed_path(url, sizeof(url), dev, "POST", "heartbeat", 0,
-	    body, strlen(body))) != GS_OK)
+	    body, strlen(body), platform_skew(http))) != GS_OK)
 		goto out;
 	if ((r = ag_http_request(http, "POST", url, "application/json", body,
 	    strlen(body), &resp)) != GS_OK)
@@ -298,6 +334,7 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 	struct gs_buf plain;
 	char url[512], *cur = NULL;
 	uint64_t since = 0;
+	int64_t skew;
 	json_t *doc = NULL;
 	json_error_t jerr;
 	int r = GS_OK, more = 1;
@@ -309,10 +346,11 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 		since = strtoull(cur, NULL, 10);
 		gs_free(cur);
 	}
+	skew = platform_skew(http);
 	ag_http_set_response_cap(http, GS_FEED_MAX);
 	while (more) {
 		if ((r = signed_path(url, sizeof(url), dev, "GET", "pull", since,
-		    NULL, 0)) != GS_OK ||
+		    NULL, 0, skew)) != GS_OK ||
 		    (r = ag_http_request(http, "GET", url, NULL, NULL, 0,
 		    &resp)) != GS_OK)
 			break;

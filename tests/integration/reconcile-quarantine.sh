@@ -49,6 +49,17 @@ head -c 3 "$T_TMP/zh.csv" | od -An -tx1 | grep -q 'ef bb bf' &&
 	ok "CSV with Chinese headers (BOM, field labels)" ||
 	fail "CSV with Chinese headers (BOM, field labels)"
 
+# A handheld whose clock was reset (a year behind) still heartbeats and
+# pulls: signed requests carry the platform's time, not the device's.
+U2=$("$GRIDGEN" --type person --count 1 --seed 8 | ag collect person --json -)
+ag sync >/dev/null 2>&1
+pf review "$U2" --state approved --comment 好 >/dev/null
+GRIDAGENT_CLOCK_SKEW_MS=-31536000000 ag sync >/dev/null 2>"$T_TMP/err"
+rc=$?
+[ $rc -eq 0 ] && [ "$(ag show "$U2" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["review"]["state"])')" = approved ] &&
+	ok "a device with a clock a year off still pulls (the verdict arrives)" ||
+	{ fail "a device with a clock a year off still pulls (exit $rc)"; sed 's/^/# /' "$T_TMP/err"; }
+
 # Revoke but drain: the drained batch is listed for a decision.
 pf revoke "$DEV_ID" >/dev/null
 collect_people 1 6
