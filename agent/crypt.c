@@ -25,11 +25,22 @@
  * 1 MiB of JSON, so this is never reached by valid input). */
 #define PII_MAX (2u << 20)
 
+/*
+ * keys (secure memory): DEK(32) || index subkey(32) || nonce prefix(16)
+ * || nonce counter(8, le).  A field nonce is prefix || counter++: the
+ * prefix is random per sealer (per process), so two processes collide
+ * with probability 2^-128 per pair, and within one the counter never
+ * repeats.  This saves a getrandom() system call per record (2-5 us on
+ * this VM, more than the encryption itself).
+ */
 struct ag_crypt {
-	unsigned char *keys; /* secure: DEK || index subkey */
+	unsigned char *keys;
 };
 
 #define IDX_KEY(c) ((c)->keys + AG_DEK_BYTES)
+#define NONCE_PREFIX(c) ((c)->keys + 2 * AG_DEK_BYTES)
+#define NONCE_CTR(c) ((c)->keys + 2 * AG_DEK_BYTES + 16)
+#define KEYS_BYTES (2 * AG_DEK_BYTES + 16 + 8)
 
 int
 ag_crypt_new(const unsigned char dek[AG_DEK_BYTES], struct ag_crypt **out)
@@ -39,7 +50,7 @@ ag_crypt_new(const unsigned char dek[AG_DEK_BYTES], struct ag_crypt **out)
 
 	*out = NULL;
 	if ((c = gs_calloc(1, sizeof(*c))) == NULL ||
-	    (c->keys = gs_crypto_secure_alloc(2 * AG_DEK_BYTES)) == NULL) {
+	    (c->keys = gs_crypto_secure_alloc(KEYS_BYTES)) == NULL) {
 		gs_free(c);
 		return GS_FAIL(GS_ENOMEM, "crypt: out of secure memory");
 	}
@@ -48,6 +59,8 @@ ag_crypt_new(const unsigned char dek[AG_DEK_BYTES], struct ag_crypt **out)
 	 * ciphertexts never share a key (KDF = keyed BLAKE2b). */
 	gs_crypto_hash(IDX_KEY(c), AG_DEK_BYTES, ctx, sizeof(ctx) - 1, dek,
 	    AG_DEK_BYTES);
+	gs_random(NONCE_PREFIX(c), 16);
+	memset(NONCE_CTR(c), 0, 8);
 	*out = c;
 	return GS_OK;
 }
@@ -147,7 +160,13 @@ ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
 		r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
 		goto out;
 	}
-	gs_random(box, GS_AEAD_NONCEBYTES);
+	{
+		uint64_t n64 = gs_get_le64(NONCE_CTR(c));
+
+		memcpy(box, NONCE_PREFIX(c), 16);
+		gs_put_le64(box + 16, n64);
+		gs_put_le64(NONCE_CTR(c), n64 + 1);
+	}
 	adlen = make_ad(ad, uuid, form_version);
 	if ((r = gs_crypto_aead_encrypt(box + GS_AEAD_NONCEBYTES, plain, n,
 	    ad, adlen, box, c->keys)) != GS_OK)
