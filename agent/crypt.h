@@ -9,7 +9,8 @@
  *
  *	{"pop_type":"REGISTERED", ..., "$pii":"<base64url(nonce || ct)>"}
  *
- * ct = XChaCha20-Poly1305-IETF(key = DEK, nonce = 24 random bytes,
+ * ct = XChaCha20-Poly1305-IETF(key = DEK, nonce = 16 random bytes per
+ * process || a 64-bit counter (crypt.c),
  * m = the compact JSON object of the pii fields {"id_number":..,"name":..},
  * ad = "gs-pii-v1" 0x00 uuid 0x00 form_version (4 bytes, little-endian)).
  * The record uuid and form version are the additional data, so a sealed
