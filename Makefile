@@ -297,6 +297,7 @@ FUZZ_HARNESSES := \
 	tests/fuzz/batch.c \
 	tests/fuzz/enroll.c \
 	tests/fuzz/envelope.c \
+	tests/fuzz/feed.c \
 	tests/fuzz/http.c \
 	tests/fuzz/inflate.c \
 	tests/fuzz/json.c \

@@ -34,6 +34,7 @@
 #include "deflate.h"
 #include "enroll.h"
 #include "envelope.h"
+#include "feed.h"
 #include "http.h"
 #include "json.h"
 #include "platform.h"
@@ -45,6 +46,7 @@
 #include "../fuzz/batch.c"
 #include "../fuzz/enroll.c"
 #include "../fuzz/envelope.c"
+#include "../fuzz/feed.c"
 #include "../fuzz/http.c"
 #include "../fuzz/inflate.c"
 #include "../fuzz/json.c"
@@ -111,6 +113,7 @@ static void t_batch(void **s) { (void)s; replay("batch", fuzz_batch); }
 static void t_receipt(void **s) { (void)s; replay("receipt", fuzz_receipt); }
 static void t_enroll(void **s) { (void)s; replay("enroll", fuzz_enroll); }
 static void t_json(void **s) { (void)s; replay("json", fuzz_json); }
+static void t_feed(void **s) { (void)s; replay("feed", fuzz_feed); }
 static void t_http(void **s) { (void)s; replay("http", fuzz_http); }
 
 int
@@ -123,6 +126,7 @@ main(void)
 		cmocka_unit_test(t_receipt),
 		cmocka_unit_test(t_enroll),
 		cmocka_unit_test(t_json),
+		cmocka_unit_test(t_feed),
 		cmocka_unit_test(t_http),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
