@@ -54,6 +54,8 @@ enum {
 	Q_PUT = 0, /* the row of a complete attachment */
 	Q_ACCESS,  /* the audit of an admin action */
 	Q_HAS,	   /* is an attachment stored? */
+	Q_TOTALS,  /* records expecting attachments: expected, present */
+	Q_MISSING, /* records with an attachment not (yet) stored */
 	Q_COUNT_
 };
 
@@ -64,6 +66,20 @@ static const char *const qsql[Q_COUNT_] = {
     [Q_ACCESS] = "INSERT INTO attachment_access (hash, at, actor, action, "
 		 "detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     [Q_HAS] = "SELECT count(*) FROM attachments WHERE hash = ?1",
+    /* Both read the record_attachments index that triggers keep at
+     * ingest (0051), joined to the stored blobs by their hex form, so
+     * reconcile never parses records' fields. */
+    [Q_TOTALS] = "SELECT count(*), count(a.hash), count(DISTINCT ra.uuid), "
+		 "(SELECT count(DISTINCT m.uuid) FROM record_attachments m "
+		 " WHERE NOT EXISTS (SELECT 1 FROM attachments b "
+		 "  WHERE lower(hex(b.hash)) = m.hash)) "
+		 "FROM record_attachments ra LEFT JOIN attachments a "
+		 "ON lower(hex(a.hash)) = ra.hash",
+    [Q_MISSING] = "SELECT ra.uuid, r.type, ra.hash "
+		  "FROM record_attachments ra JOIN records r ON r.uuid = ra.uuid "
+		  "WHERE NOT EXISTS (SELECT 1 FROM attachments a "
+		  " WHERE lower(hex(a.hash)) = ra.hash) "
+		  "ORDER BY ra.uuid, ra.hash",
 };
 
 static int
@@ -731,9 +747,8 @@ pf_att_count(struct pf_store *st, const json_t *fields, int64_t *expected,
 /* The attachments a record expects and how many are stored. */
 struct list_ctx {
 	struct pf_platform *pf;
-	int json, missing_only, quiet;
+	int json, missing_only;
 	int64_t records, complete, incomplete, expected, present;
-	json_t *missing_records; /* quiet: [{uuid, type, missing}] */
 };
 
 static int
@@ -774,14 +789,6 @@ list_one(void *arg, const struct pf_record_view *rv)
 		c->incomplete++;
 	if (c->missing_only && have == n)
 		goto out;
-	if (c->quiet) {
-		o = json_pack("{s:s,s:s,s:O}", "uuid", rv->uuid, "type",
-		    rv->type, "missing", missing);
-		if (o == NULL ||
-		    json_array_append_new(c->missing_records, o) != 0)
-			r = GS_FAIL(GS_ENOMEM, "out of memory");
-		goto out;
-	}
 	if (c->json) {
 		o = json_pack("{s:s,s:s,s:I,s:I,s:O,s:s}", "uuid", rv->uuid,
 		    "type", rv->type, "expected", (json_int_t)n, "present",
@@ -832,25 +839,57 @@ cmd_list(struct pf_platform *pf, int json, int missing_only)
 json_t *
 pf_att_summary(struct pf_platform *pf)
 {
-	struct list_ctx c;
-	json_t *o;
+	json_t *o = NULL, *missing = NULL, *cur = NULL, *hashes = NULL;
+	struct gs_stmt *s = NULL;
+	int64_t expected = 0, present = 0, records = 0, incomplete = 0;
+	int r;
 
-	memset(&c, 0, sizeof(c));
-	c.pf = pf;
-	c.quiet = 1;
-	c.missing_only = 1;
-	if ((c.missing_records = json_array()) == NULL)
-		return NULL;
-	if (pf->store->ops->record_each(pf->store, NULL, NULL, list_one, &c) !=
-	    GS_OK) {
-		json_decref(c.missing_records);
-		return NULL;
+	if ((missing = json_array()) == NULL)
+		goto fail;
+	if (stmt(pf->store, Q_TOTALS, &s) != GS_OK)
+		goto fail;
+	if ((r = gs_stmt_step(s)) == GS_ROW) {
+		expected = gs_stmt_int64(s, 0);
+		present = gs_stmt_int64(s, 1);
+		records = gs_stmt_int64(s, 2);
+		incomplete = gs_stmt_int64(s, 3);
+		gs_stmt_reset(s);
+	} else if (r != GS_DONE)
+		goto fail;
+	if (stmt(pf->store, Q_MISSING, &s) != GS_OK)
+		goto fail;
+	/* One entry per record, its missing hashes in order: rows come
+	 * sorted by uuid, so a record's rows are adjacent. */
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		const char *uuid = gs_stmt_text(s, 0);
+
+		if (cur == NULL || strcmp(json_string_value(
+			json_object_get(cur, "uuid")), uuid) != 0) {
+			if ((hashes = json_array()) == NULL ||
+			    (cur = json_pack("{s:s,s:s,s:o}", "uuid", uuid,
+				 "type", gs_stmt_text(s, 1), "missing",
+				 hashes)) == NULL ||
+			    json_array_append_new(missing, cur) != 0) {
+				gs_stmt_reset(s);
+				goto fail;
+			}
+		}
+		if (json_array_append_new(hashes,
+			json_string(gs_stmt_text(s, 2))) != 0) {
+			gs_stmt_reset(s);
+			goto fail;
+		}
 	}
-	o = json_pack("{s:I,s:I,s:I,s:I,s:o}", "records", (json_int_t)c.records,
-	    "complete", (json_int_t)c.complete, "expected",
-	    (json_int_t)c.expected, "present", (json_int_t)c.present, "missing",
-	    c.missing_records);
+	if (r != GS_DONE)
+		goto fail;
+	o = json_pack("{s:I,s:I,s:I,s:I,s:o}", "records", (json_int_t)records,
+	    "complete", (json_int_t)(records - incomplete), "expected",
+	    (json_int_t)expected, "present", (json_int_t)present, "missing",
+	    missing);
 	return o;
+fail:
+	json_decref(missing);
+	return NULL;
 }
 
 void
