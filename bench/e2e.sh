@@ -182,7 +182,7 @@ ingest: HTTP, verify, decrypt, inflate, decode, validate, SQL, commit):
 | decode by position, "fields" through sync/json.c, no printf in the encoder (sync/batch.c) | decode 48k |
 | ingest keeps the line and a new record's fields text as they came, no revisions query for a new record, large texts bound without a copy | 305k |
 | temp_store=MEMORY (sync/db.c) | 351k, but 9 write() calls per record fewer (temporary b-trees of CHECK ... IN and statement journals went to a temp file): platform CPU for 10,000 records 0.92-0.98 s -> 0.61-0.74 s, same minute |
-| platform 0050: the changes ledger WITHOUT ROWID, its CHECK as comparisons | 315k |
+| platform 0004: the changes ledger WITHOUT ROWID, its CHECK as comparisons | 315k |
 
 What is left on the platform: the record, revision and ledger inserts
 with their indexes and the reconciliation triggers (feed row, two tallies:

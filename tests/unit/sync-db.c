@@ -381,10 +381,55 @@ test_corrupt_page(void **state)
 	gs_db_close(db);
 }
 
+/*
+ * The migration runner applies every migration numbered above the
+ * database's user_version, so a number that is skipped and later filled
+ * would never run on a database already past it.  Each side's embedded
+ * migrations must therefore be numbered 1, 2, 3... with no gap and no
+ * repeat (this failed when a migration 0050 came after 0003).
+ */
+static void
+check_contiguous(const char *prefix)
+{
+	const struct gs_embedded *e;
+	size_t plen = strlen(prefix);
+	char side[32];
+	int want = 1;
+
+	for (e = gs_embedded_files; e->name != NULL; e++) {
+		const char *n = e->name;
+
+		if (strncmp(n, prefix, plen) != 0 ||
+		    strstr(n, ".sql") == NULL)
+			continue;
+		n += plen;
+		if (strlen(n) < 5 || n[4] != '-')
+			fail_msg("%s: name is not NNNN-*.sql", e->name);
+		if ((n[0] - '0') * 1000 + (n[1] - '0') * 100 +
+			(n[2] - '0') * 10 + (n[3] - '0') != want)
+			fail_msg("%s: expected migration %04d next", e->name,
+			    want);
+		want++;
+	}
+	assert_true(want > 1);
+	/* gs_db_open takes the folder name without its slash. */
+	snprintf(side, sizeof(side), "%.*s", (int)(plen - 1), prefix);
+	assert_int_equal(gs_db_latest_version(side), want - 1);
+}
+
+static void
+test_migrations_contiguous(void **state)
+{
+	(void)state;
+	check_contiguous("agent/");
+	check_contiguous("platform/");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_migrations_contiguous),
 		cmocka_unit_test_setup_teardown(test_open_empty, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),

@@ -1,4 +1,4 @@
--- 0050-changes-ledger.sql - the changes ledger rebuilt for ingest speed
+-- 0004-changes-ledger.sql - the changes ledger rebuilt for ingest speed
 -- (issue 3's end-to-end benchmark; bench/RESULTS.md): the same columns,
 -- rules and rows, stored as
 --   * one b-tree instead of two (WITHOUT ROWID: the change id is the key,

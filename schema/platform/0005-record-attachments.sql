@@ -1,4 +1,4 @@
--- 0051-record-attachments.sql - which attachments each record expects,
+-- 0005-record-attachments.sql - which attachments each record expects,
 -- kept at ingest so that reconcile does not parse every record's fields.
 --
 -- A record names the attachments it expects in its "attachments" field
