@@ -96,6 +96,11 @@ done
 uuid=$("$GEN" --type person --count 1 --seed 777 |
 	"$GA" --home "$demo/w1" collect person --json -)
 run "$GA" --home "$demo/w1" edit "$uuid" phone=13800138000
+ev=$("$GA" --home "$demo/w1" collect event category=CM_MANHOLE title=井盖破损 \
+	place=鹏城社区二村 occurred_at=2026-04-01T10:00:00Z urgency=URGENT)
+echo "an incident, $ev, with its photo:"
+run "$GA" --home "$demo/w1" attach "$ev" "$top/tests/data/attachments/manhole-before.jpg" \
+	--phase BEFORE --note "井盖缺失" --location 22.5911,114.4807,8,GCJ02
 run "$GA" --home "$demo/w1" collect person name=测试 \
 	id_number=440307198503151231 pop_type=REGISTERED ||
 	echo "(refused, as it should be: nothing saved)"
@@ -108,6 +113,14 @@ start_platform
 run "$GA" --home "$demo/w1" sync
 run "$GA" --home "$demo/w2" sync
 run "$GA" --home "$demo/w1" status
+
+step "The incident's photo: sealed on the device, uploaded after the records"
+run "$GP" --home "$demo/platform" attachment list
+h=$("$GA" --home "$demo/w1" show "$ev" --json --reveal |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["fields"]["attachments"][0]["hash"])')
+run "$GP" --home "$demo/platform" attachment get "$h" --out "$demo/photo.jpg" --as demo-admin
+cmp "$demo/photo.jpg" "$top/tests/data/attachments/manhole-before.jpg" &&
+	echo "the admin's copy is the worker's photo, byte for byte"
 
 step "What the platform holds, per worker and grid"
 run "$GP" --home "$demo/platform" devices
