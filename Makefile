@@ -92,6 +92,8 @@ AGENT_SRCS := \
 	agent/enroll.c \
 	agent/outbox.c \
 	agent/pull.c \
+	agent/rootkeys.c \
+	agent/rekey.c \
 	agent/tasks.c \
 	agent/attach.c \
 	agent/attach_sync.c \
@@ -114,6 +116,8 @@ PLATFORM_SRCS := \
 	platform/ingest.c \
 	platform/keys.c \
 	platform/rotate.c \
+	platform/root.c \
+	platform/rekey.c \
 	platform/admin.c \
 	platform/pull.c \
 	platform/recon_sql.c \

@@ -88,6 +88,7 @@ int ag_cmd_status(struct ag_cli *cli, int argc, char **argv);
 /* The sync commands (enroll, sync, tasks) are declared here too. */
 int ag_cmd_enroll(struct ag_cli *cli, int argc, char **argv); /* cli_sync.c */
 int ag_cmd_sync(struct ag_cli *cli, int argc, char **argv);   /* cli_sync.c */
+int ag_cmd_rekey(struct ag_cli *cli, int argc, char **argv);  /* rekey.c */
 /* cli_pii.c: personal data at rest (issue 6) */
 int ag_cmd_unlock(struct ag_cli *cli, int argc, char **argv);
 int ag_cmd_lock(struct ag_cli *cli, int argc, char **argv);

@@ -18,6 +18,7 @@
 #include "enroll.h" /* sync/enroll.h: the code and the proof */
 #include "envelope.h"
 #include "gridagent.h"
+#include "rootkeys.h"
 #include "store.h"
 #include "uploader.h"
 #include "core/banned.h"
@@ -55,8 +56,14 @@ text_member(json_t *o, const char *key, char *out, size_t n)
 }
 
 /* Reads and checks the 200 answer into dev. */
+/* The root key pinned at enrollment and the serial of its first bundle. */
+struct pin {
+	unsigned char root_pk[GS_SIGN_PKBYTES];
+	uint64_t serial;
+};
+
 static int
-read_answer(const struct ag_http_response *resp,
+read_answer(struct pin *pin, const struct ag_http_response *resp,
     const struct gs_enroll_code *code, struct ag_device *dev)
 {
 	json_t *root = NULL, *lim;
@@ -88,15 +95,41 @@ read_answer(const struct ag_http_response *resp,
 		r = GS_FAIL(GS_EPROTOCOL, "enroll answer names another device");
 		goto out;
 	}
-	/* The pin: these keys are trusted only because the admin's code,
-	 * which came out of band, names their hash. */
-	if ((r = gs_enroll_check_fingerprint(code->fingerprint, dev->deployment,
-		 dev->batch_pk, dev->receipt_pk)) != GS_OK) {
-		r = GS_FAIL(GS_EBADSIG,
-		    "the platform's keys do not match the "
-		    "fingerprint in the enrollment code: refusing to enroll "
-		    "(wrong or impersonated platform)");
-		goto out;
+	/* The pin: the root key is trusted only because the admin's code,
+	 * which came out of band, names its hash; the batch and receipt
+	 * keys only because that root key signed the bundle naming them. */
+	{
+		json_t *keys = json_object_get(root, "keys");
+		const char *rh = json_string_value(
+		    json_object_get(keys, "root_pk"));
+		struct gs_keybundle b;
+
+		if (rh == NULL || strlen(rh) != 2 * GS_SIGN_PKBYTES ||
+		    gs_hex_decode(pin->root_pk, GS_SIGN_PKBYTES, rh) != GS_OK) {
+			r = GS_FAIL(GS_EPROTOCOL, "enroll answer: no platform "
+			    "root key (a platform older than this agent?)");
+			goto out;
+		}
+		if ((r = gs_enroll_check_fingerprint(code->fingerprint,
+		    dev->deployment, pin->root_pk)) != GS_OK) {
+			r = GS_FAIL(GS_EBADSIG, "the platform's root key does "
+			    "not match the fingerprint in the enrollment code: "
+			    "refusing to enroll (wrong or impersonated "
+			    "platform)");
+			goto out;
+		}
+		if ((r = ag_rootkeys_open(keys, pin->root_pk, dev->deployment,
+		    0, &b)) != GS_OK) {
+			r = GS_FAIL(r == GS_EPARSE ? GS_EBADSIG : r, "enroll "
+			    "answer: the platform's key bundle is refused: %s",
+			    gs_errmsg(r));
+			goto out;
+		}
+		/* The bundle's keys, not the plain members, are pinned. */
+		memcpy(dev->batch_pk, b.batch_pk, GS_KX_PKBYTES);
+		memcpy(dev->batch_kid, b.batch_kid, GS_KIDBYTES);
+		memcpy(dev->receipt_pk, b.receipt_pk, GS_SIGN_PKBYTES);
+		pin->serial = b.serial;
 	}
 	gs_crypto_key_id(kid, dev->batch_pk, GS_KX_PKBYTES);
 	if (memcmp(kid, dev->batch_kid, GS_KIDBYTES) != 0) {
@@ -125,8 +158,8 @@ out:
 
 /* POST /v1/enroll and read the answer into dev. */
 static int
-ask_platform(
-    const char *url, const struct gs_enroll_code *code, struct ag_device *dev)
+ask_platform(const char *url, const struct gs_enroll_code *code,
+    struct ag_device *dev, struct pin *pin)
 {
 	struct ag_http *h = NULL;
 	struct ag_http_response resp;
@@ -175,7 +208,7 @@ ask_platform(
 			    resp.status);
 		goto out;
 	}
-	r = read_answer(&resp, code, dev);
+	r = read_answer(pin, &resp, code, dev);
 out:
 	gs_crypto_memzero(proof, sizeof(proof));
 	gs_crypto_memzero(hproof, sizeof(hproof));
@@ -188,7 +221,8 @@ out:
 
 /* Stores the device and its settings in ONE transaction. */
 static int
-store_device(struct ag_store *st, const struct ag_device *dev)
+store_device(struct ag_store *st, const struct ag_device *dev,
+    const struct pin *pin)
 {
 	struct gs_db *db = ag_store_db(st);
 	int in_tx = 0, r = GS_EINTERNAL;
@@ -196,7 +230,8 @@ store_device(struct ag_store *st, const struct ag_device *dev)
 	if ((r = gs_db_begin(db)) != GS_OK)
 		goto out;
 	in_tx = 1;
-	if ((r = ag_device_insert(db, dev)) != GS_OK)
+	if ((r = ag_device_insert(db, dev)) != GS_OK ||
+	    (r = ag_rootkeys_pin(st, pin->root_pk, pin->serial)) != GS_OK)
 		goto out;
 	/* The platform bound the code to a worker and a grid: they are
 	 * this device's from now on. */
@@ -221,6 +256,7 @@ ag_enroll(const char *home, const char *text, const char *platform,
     struct ag_enroll_result *res)
 {
 	struct gs_enroll_code code;
+	struct pin pin;
 	struct ag_store *st = NULL;
 	struct ag_device *dev = NULL, *old = NULL;
 	const char *url;
@@ -228,6 +264,7 @@ ag_enroll(const char *home, const char *text, const char *platform,
 
 	memset(res, 0, sizeof(*res));
 	memset(&code, 0, sizeof(code));
+	memset(&pin, 0, sizeof(pin));
 	if ((r = gs_crypto_init()) != GS_OK)
 		goto out;
 	/* A bad code is caught here, before any network traffic. */
@@ -269,13 +306,13 @@ ag_enroll(const char *home, const char *text, const char *platform,
 	dev->max_plain = GS_ENV_MAX_PLAIN;
 	dev->enrolled_at = gs_now_ms();
 
-	if ((r = ask_platform(url, &code, dev)) != GS_OK)
+	if ((r = ask_platform(url, &code, dev, &pin)) != GS_OK)
 		goto out;
 	if (st == NULL &&
 	    (r = ag_store_init(home, dev->grid[0] ? dev->grid : NULL,
 		 dev->worker[0] ? dev->worker : NULL, &st)) != GS_OK)
 		goto out;
-	if ((r = store_device(st, dev)) != GS_OK)
+	if ((r = store_device(st, dev, &pin)) != GS_OK)
 		goto out;
 	ag_device_id_hex(dev, res->device_id);
 	gs_strlcpy(res->worker, dev->worker, sizeof(res->worker));

@@ -102,6 +102,12 @@ const struct ag_command ag_commands[] = {
 	  "failed request in a one-shot sync (default 2).  --batch-records\n"
 	  "and --batch-bytes make batches smaller than the platform allows\n"
 	  "(a weak link loses less per failed upload).\n" },
+	{ "rekey", ag_cmd_rekey, "[--platform URL]",
+	  "Rotate this device's identity key; prints the new key id.",
+	  "The device makes a new key; its current key signs the new one,\n"
+	  "and the platform records the chain.  Batches sealed before are\n"
+	  "still accepted.  Exit 69 when the platform cannot be reached\n"
+	  "(run it again: the same new key is used).\n" },
 	{ "unlock", ag_cmd_unlock, "[--passphrase-file FILE]",
 	  "Unlock the personal data in the store (asks for the passphrase).",
 	  "The passphrase comes from the terminal without echo, or from the\n"

@@ -28,6 +28,7 @@
 #include "gridagent.h"
 #include "keys.h"
 #include "outbox.h"
+#include "rootkeys.h"
 #include "pull.h"
 #include "receipt.h"
 #include "store.h"
@@ -214,6 +215,13 @@ probe(struct run *x)
 		    dep);
 		goto out;
 	}
+	/* The platform's current key bundle (rootkeys.c): a newer one
+	 * moves new batches to the new batch key; a rolled-back one is
+	 * refused and the pinned keys stay. */
+	if ((r = ag_rootkeys_refresh(x->st, x->dev,
+	    json_object_get(root, "keys"))) != GS_OK ||
+	    (r = ag_rekey_reload(x->db, x->dev)) != GS_OK)
+		goto out;
 	lim = json_object_get(root, "limits");
 	if (json_is_object(lim)) {
 		json_t *a = json_object_get(lim, "max_records");

@@ -89,6 +89,9 @@ body_max(void *ctx, const char *method, const char *path)
 	/* Attachment chunks have their own cap (attachments.c). */
 	if (pf_att_match(path, adev, ahash))
 		return pf_att_body_max(method);
+	/* Device key rotation (rekey.c): a small JSON body. */
+	if (pf_rekey_match(path, adev))
+		return strcmp(method, "POST") == 0 ? 1024 : 0;
 	/* Heartbeat and pull (pull.c). */
 	if (pf_recon_match(path, adev, &pull))
 		return pf_recon_body_max(method, pull);
@@ -125,9 +128,10 @@ health(struct pf_platform *pf, struct pf_response *resp)
 	json_t *o;
 
 	gs_hex_encode(dep, pf->keys.deployment, sizeof(pf->keys.deployment));
-	o = json_pack("{s:s,s:s,s:I,s:s,s:o}", "status", "ok", "deployment",
-	    dep, "time", (json_int_t)gs_now_ms(), "version", PF_VERSION,
-	    "limits", pf_limits_json(pf));
+	o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "status", "ok",
+	    "deployment", dep, "time", (json_int_t)gs_now_ms(), "version",
+	    PF_VERSION, "limits", pf_limits_json(pf), "keys",
+	    pf_root_keys_json(pf));
 	if (o == NULL) {
 		pf_http_error(resp, GS_ENOMEM, NULL);
 		return;
@@ -219,6 +223,30 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 		return;
 	}
 
+	/* POST /v1/devices/{id}/rekey (rekey.c). */
+	if (pf_rekey_match(req->path, adev)) {
+		if (strcmp(req->method, "POST") != 0)
+			pf_http_error(resp, GS_EMETHOD, NULL);
+		else
+			pf_api_rekey(pf, req, adev, resp);
+		return;
+	}
+	/* GET /v1/keys: the current key bundle (root.c). */
+	if (strcmp(req->path, "/v1/keys") == 0) {
+		json_t *k;
+
+		if (strcmp(req->method, "GET") != 0) {
+			pf_http_error(resp, GS_EMETHOD, NULL);
+			return;
+		}
+		if ((k = pf_root_keys_json(pf)) == NULL) {
+			pf_http_error(resp, GS_ENOMEM, NULL);
+			return;
+		}
+		send_json(resp, 200, k);
+		json_decref(k);
+		return;
+	}
 	if (rt == R_NONE) {
 		pf_http_error(resp, GS_ENOTFOUND, "no such path");
 		return;

@@ -288,10 +288,13 @@ pf_enroll_redeem(struct pf_platform *pf, const char *ip,
 	gs_hex_encode(bpk, pf->keys.batch_pk, sizeof(pf->keys.batch_pk));
 	gs_hex_encode(rpk, pf->keys.receipt_pk, sizeof(pf->keys.receipt_pk));
 	gs_hex_encode(kid, pf->keys.batch_kid, sizeof(pf->keys.batch_kid));
-	*answer = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}",
+	/* The bundle and the root key: the device pins the root key (the
+	 * code's fingerprint) and takes the other keys from the bundle. */
+	*answer = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o}",
 	    "deployment", dep, "device_id", devhex, "worker", d.worker,
 	    "grid", d.grid, "batch_pk", bpk, "batch_kid", kid,
-	    "receipt_pk", rpk, "limits", pf_limits_json(pf));
+	    "receipt_pk", rpk, "limits", pf_limits_json(pf),
+	    "keys", pf_root_keys_json(pf));
 	if (*answer == NULL) {
 		/* The device is enrolled; it may retry and get EEXIST,
 		 * which its operator can resolve with a fresh code. */

@@ -850,10 +850,18 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 		goto out;
 
 	/* 3. The signature, before any decryption or inflate. */
+	/* The header's device kid picks the key: the current one, or an
+	 * earlier one (rekey.c) for a batch sealed before the device
+	 * rotated its key. */
 	gs_crypto_key_id(kid, dev.pk, sizeof(dev.pk));
 	if (gs_crypto_memcmp(kid, h.device_kid, sizeof(kid)) != 0) {
-		r = GS_FAIL(GS_EBADSIG, "envelope names another device key");
-		goto out;
+		r = pf_device_old_key(pf, h.device, h.device_kid, h.seq,
+		    dev.pk);
+		if (r == GS_ENOTFOUND)
+			r = GS_FAIL(GS_EBADSIG, "envelope names another device "
+			    "key");
+		if (r != GS_OK)
+			goto out;
 	}
 	if ((r = gs_envelope_verify(&h, env, len, dev.pk)) != GS_OK) {
 		r = GS_FAIL(GS_EBADSIG, "envelope signature does not verify "

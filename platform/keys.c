@@ -31,7 +31,7 @@
 #include "core/banned.h"
 
 static const char *const key_files[] = { "batch.key", "batch.pub",
-	"receipt.key", "receipt.pub", "platform.db" };
+	"receipt.key", "receipt.pub", "root.key", "root.pub", "platform.db" };
 
 int
 pf_home_resolve(const char *opt, char **out)
@@ -168,6 +168,7 @@ pf_init_home(const char *home, const char *public_url)
 	char path[4096], hex[33];
 	unsigned char dep[16], bpk[GS_KX_PKBYTES], bsk[GS_KX_SKBYTES];
 	unsigned char rpk[GS_SIGN_PKBYTES], rsk[GS_SIGN_SKBYTES];
+	unsigned char rootpk[GS_SIGN_PKBYTES];
 	struct pf_store *st = NULL;
 	struct stat sb;
 	size_t i;
@@ -214,6 +215,10 @@ pf_init_home(const char *home, const char *public_url)
 	    (r = write_key_file(home, "receipt.pub", rpk, sizeof(rpk), 0644))
 	    != GS_OK)
 		goto out;
+	/* The root key (root.c) that signs key bundles; its first bundle is
+	 * issued at the first open. */
+	if ((r = pf_root_create(home, rootpk)) != GS_OK)
+		goto out;
 
 	if ((r = path_in(home, "platform.db", path, sizeof(path))) != GS_OK ||
 	    (r = pf_store_sqlite_open(path, 1, &st)) != GS_OK ||
@@ -229,6 +234,9 @@ pf_init_home(const char *home, const char *public_url)
 	if ((r = st->ops->meta_set(st, "receipt_pk", pkhex)) != GS_OK ||
 	    (r = st->ops->meta_set(st, "public_url", public_url)) != GS_OK)
 		goto rollback;
+	gs_hex_encode(pkhex, rootpk, sizeof(rootpk));
+	if ((r = st->ops->meta_set(st, "root_pk", pkhex)) != GS_OK)
+		goto rollback;
 	r = st->ops->commit(st);
 	goto out;
 rollback:
@@ -237,6 +245,14 @@ out:
 	pf_store_close(st);
 	gs_crypto_memzero(bsk, sizeof(bsk));
 	gs_crypto_memzero(rsk, sizeof(rsk));
+	/* The first open issues key bundle 1 (root.c): do it now, so that
+	 * it is not raced by the first commands run on the new home. */
+	if (r == GS_OK) {
+		struct pf_platform *pf = NULL;
+
+		r = pf_platform_open(home, &pf);
+		pf_platform_free(pf);
+	}
 	return r;
 }
 
@@ -341,7 +357,8 @@ pf_platform_open(const char *home, struct pf_platform **out)
 		    "store");
 		goto out;
 	}
-	if ((r = pf_keys_load_old(pf)) != GS_OK)
+	if ((r = pf_keys_load_old(pf)) != GS_OK ||
+	    (r = pf_root_load(pf)) != GS_OK)
 		goto out;
 	if ((r = gs_schema_load(&pf->schema)) != GS_OK)
 		goto out;
@@ -380,6 +397,5 @@ pf_platform_free(struct pf_platform *pf)
 void
 pf_platform_fingerprint(const struct pf_platform *pf, unsigned char fp[16])
 {
-	gs_enroll_fingerprint(fp, pf->keys.deployment, pf->keys.batch_pk,
-	    pf->keys.receipt_pk);
+	gs_enroll_fingerprint(fp, pf->keys.deployment, pf->root.pk);
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "keybundle.h"
 #include "store.h"
 
 #define PF_VERSION "0.1.0"
@@ -59,6 +60,13 @@ struct pf_rate_slot {
 	unsigned fails;
 };
 
+/* The root key's public half and the bundle served (platform/root.c). */
+struct pf_root {
+	unsigned char pk[GS_SIGN_PKBYTES];
+	unsigned char bundle[GS_BUNDLE_BYTES];
+	uint64_t serial;
+};
+
 struct pf_oldkey {
 	unsigned char kid[GS_KIDBYTES];
 	unsigned char pk[GS_KX_PKBYTES];
@@ -80,6 +88,7 @@ struct pf_platform {
 	 * them (platform/rotate.c); secret keys in secure memory. */
 	struct pf_oldkey *old_keys;
 	size_t nold_keys;
+	struct pf_root root;
 	struct gs_schema *schema;
 	struct pf_limits limits;
 	/* Serializes every use of the store by the server's threads: one
@@ -137,5 +146,33 @@ int pf_cmd_keys(const char *home, int argc, char **argv);
 
 void pf_platform_fingerprint(const struct pf_platform *pf,
     unsigned char fp[16]);
+
+/* ------------------------------------------ root key and bundle (root.c)
+ * The long-lived root key signs GSK1 bundles naming the current batch and
+ * receipt keys; enrollment codes pin the root key (sync/enroll.h). */
+/* Makes root.key (0600) and root.pub in home (never replacing); pk out. */
+int pf_root_create(const char *home, unsigned char pk[GS_SIGN_PKBYTES]);
+/* At open: the root key (made for an older home without one), the current
+ * bundle (re-issued when stale).  GS_ECORRUPT when the store names a root
+ * key whose file is missing or different. */
+int pf_root_load(struct pf_platform *pf);
+/* Signs and stores a new bundle (serial + 1) of pf->keys; pf->root. */
+int pf_root_issue(struct pf_platform *pf);
+/* ------------------------------------------ device key rotation (rekey.c)
+ * POST /v1/devices/{id}/rekey; the earlier keys of a device at ingest. */
+struct pf_request;
+struct pf_response;
+/* 1 and dev (hex) when path is /v1/devices/<hex32>/rekey. */
+int pf_rekey_match(const char *path, char dev[33]);
+void pf_api_rekey(struct pf_platform *pf, const struct pf_request *req,
+    const char *devhex, struct pf_response *resp);
+/* An earlier key of the device with key id kid that may sign batch seq:
+ * GS_OK and pk, GS_ENOTFOUND, or a store error. */
+int pf_device_old_key(struct pf_platform *pf, const unsigned char device[16],
+    const unsigned char kid[GS_KIDBYTES], uint64_t seq,
+    unsigned char pk[GS_SIGN_PKBYTES]);
+
+/* {"root_pk":hex,"serial":n,"bundle":b64url}: new reference or NULL. */
+struct json_t *pf_root_keys_json(const struct pf_platform *pf);
 
 #endif

@@ -19,13 +19,13 @@
  * pf_platform_open reads the current key from batch-<kid>.* when present,
  * else from batch.*, and every other batch-*.key as an old key.
  *
- * What changes for devices.  New enrollments pin the new key (and codes
- * made before the rotation no longer match the fingerprint: make new
- * ones).  Devices enrolled earlier keep sealing to the key they pinned
- * (there is no signed key bundle on the wire yet, sync/keybundle.h), and
- * their batches keep opening with the old key: a device offline across a
- * rotation syncs as if nothing happened.  A running `serve` loads keys at
- * start: restart it after a rotation.
+ * What changes for devices.  The rotation issues a new key bundle signed
+ * by the root key (root.c); every device takes it at its next sync and
+ * seals new batches to the new key.  Batches sealed earlier (a device
+ * offline across the rotation) keep opening with the old key.
+ * Enrollment codes pin the root key, so codes made before the rotation
+ * stay valid.  A running `serve` loads keys and the bundle at start:
+ * restart it after a rotation.
  *
  * Retire deletes an old secret key (overwritten, fsync'd, unlinked).  It
  * refuses while a device might still seal to it: a device whose last
@@ -433,10 +433,17 @@ cmd_rotate(struct pf_platform *pf)
 	    (r = key_path(pf->home, NULL, "pub", path, sizeof(path))) != GS_OK ||
 	    (r = write_hex(path, pk, GS_KX_PKBYTES, 0644, 1)) != GS_OK)
 		goto out;
+	/* 5: a new key bundle (root.c) names the new key; devices take it
+	 * at their next sync. */
+	memcpy(pf->keys.batch_pk, pk, GS_KX_PKBYTES);
+	memcpy(pf->keys.batch_kid, kid, GS_KIDBYTES);
+	if ((r = pf_root_issue(pf)) != GS_OK)
+		goto out;
 	printf("%s\n", kh);
-	fprintf(stderr, "gridplatform: batch key %s is current; %s is kept "
-	    "for batches sealed to it.  Restart serve to use it; make new "
-	    "enrollment codes.\n", kh, okh);
+	fprintf(stderr, "gridplatform: batch key %s is current (key bundle "
+	    "%llu); %s is kept for batches sealed to it.  Restart serve to "
+	    "serve the new bundle.\n", kh,
+	    (unsigned long long)pf->root.serial, okh);
 	r = GS_OK;
 out:
 	if (in_tx)

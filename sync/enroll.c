@@ -268,31 +268,32 @@ gs_enroll_code_wipe(struct gs_enroll_code *c)
 void
 gs_enroll_fingerprint(unsigned char fp[GS_ENROLL_FP_BYTES],
     const unsigned char deployment[16],
-    const unsigned char batch_pk[GS_KX_PKBYTES],
-    const unsigned char receipt_pk[GS_SIGN_PKBYTES])
+    const unsigned char root_pk[GS_SIGN_PKBYTES])
 {
-	unsigned char m[16 + GS_KX_PKBYTES + GS_SIGN_PKBYTES];
+	static const char tag[] = "gridsync-root-v1";
+	unsigned char m[sizeof(tag) - 1 + 16 + GS_SIGN_PKBYTES];
 
-	memcpy(m, deployment, 16);
-	memcpy(m + 16, batch_pk, GS_KX_PKBYTES);
-	memcpy(m + 16 + GS_KX_PKBYTES, receipt_pk, GS_SIGN_PKBYTES);
+	memcpy(m, tag, sizeof(tag) - 1);
+	memcpy(m + sizeof(tag) - 1, deployment, 16);
+	memcpy(m + sizeof(tag) - 1 + 16, root_pk, GS_SIGN_PKBYTES);
 	gs_crypto_hash(fp, GS_ENROLL_FP_BYTES, m, sizeof m, NULL, 0);
 }
 
 /* The device's only defence against a platform impostor at enrollment:
- * the keys it is about to pin must be the ones the admin's code names. */
+ * the root key it is about to pin must be the one the admin's code
+ * names; every other platform key reaches it in a bundle that root key
+ * signed (sync/keybundle.h). */
 int
 gs_enroll_check_fingerprint(const unsigned char fp[GS_ENROLL_FP_BYTES],
     const unsigned char deployment[16],
-    const unsigned char batch_pk[GS_KX_PKBYTES],
-    const unsigned char receipt_pk[GS_SIGN_PKBYTES])
+    const unsigned char root_pk[GS_SIGN_PKBYTES])
 {
 	unsigned char got[GS_ENROLL_FP_BYTES];
 
-	gs_enroll_fingerprint(got, deployment, batch_pk, receipt_pk);
+	gs_enroll_fingerprint(got, deployment, root_pk);
 	if (gs_crypto_memcmp(got, fp, GS_ENROLL_FP_BYTES) != 0)
-		return GS_FAIL(GS_EBADSIG, "platform keys do not match the "
-					   "enrollment code's fingerprint");
+		return GS_FAIL(GS_EBADSIG, "platform root key does not match "
+					   "the enrollment code's fingerprint");
 	return GS_OK;
 }
 
@@ -383,5 +384,51 @@ gs_enroll_self_verify(const unsigned char sig[GS_SIGBYTES],
 	if (gs_crypto_verify(sig, m, sizeof m, device_pk) != GS_OK)
 		return GS_FAIL(GS_EBADSIG, "device self-signature does not "
 					   "verify");
+	return GS_OK;
+}
+
+/* ------------------------------------------------------------- rekey */
+
+/* M = "gridsync-rekey-v1" || new_pk || device_id || kid(new_pk): the old
+ * key vouches for exactly this new key of exactly this device. */
+#define REKEY_M_LEN (sizeof(GS_REKEY_CTX) - 1 + GS_SIGN_PKBYTES + 16 + \
+	GS_KIDBYTES)
+
+static void
+rekey_msg(unsigned char m[REKEY_M_LEN], const unsigned char device_id[16],
+    const unsigned char new_pk[GS_SIGN_PKBYTES])
+{
+	size_t o = sizeof(GS_REKEY_CTX) - 1;
+
+	memcpy(m, GS_REKEY_CTX, o);
+	memcpy(m + o, new_pk, GS_SIGN_PKBYTES);
+	memcpy(m + o + GS_SIGN_PKBYTES, device_id, 16);
+	gs_crypto_key_id(m + o + GS_SIGN_PKBYTES + 16, new_pk,
+	    GS_SIGN_PKBYTES);
+}
+
+int
+gs_rekey_sign(unsigned char sig[GS_SIGBYTES], const unsigned char device_id[16],
+    const unsigned char new_pk[GS_SIGN_PKBYTES],
+    const unsigned char old_sk[GS_SIGN_SKBYTES])
+{
+	unsigned char m[REKEY_M_LEN];
+
+	rekey_msg(m, device_id, new_pk);
+	return gs_crypto_sign(sig, m, sizeof(m), old_sk);
+}
+
+int
+gs_rekey_verify(const unsigned char sig[GS_SIGBYTES],
+    const unsigned char device_id[16],
+    const unsigned char new_pk[GS_SIGN_PKBYTES],
+    const unsigned char old_pk[GS_SIGN_PKBYTES])
+{
+	unsigned char m[REKEY_M_LEN];
+
+	rekey_msg(m, device_id, new_pk);
+	if (gs_crypto_verify(sig, m, sizeof(m), old_pk) != GS_OK)
+		return GS_FAIL(GS_EBADSIG, "rekey: the new key is not signed "
+		    "by the device's current key");
 	return GS_OK;
 }

@@ -17,9 +17,10 @@
  *	     token || fingerprint || url), so a typo is caught before any
  *	     network traffic.
  *
- * fingerprint = BLAKE2b-128(deployment (16) || batch_pk (32) ||
- * receipt_pk (32)).  The device keeps the keys from the enroll answer only
- * if they hash to it.
+ * fingerprint = BLAKE2b-128("gridsync-root-v1" || deployment (16) ||
+ * root_pk (32)).  The device pins the root key of the enroll answer only
+ * if it hashes to it, and takes the batch and receipt keys only from the
+ * answer's key bundle signed by that root key (sync/keybundle.h).
  *
  * The token never crosses the wire.  The device sends
  *	proof    = BLAKE2b-256 keyed with the 32-byte token, of
@@ -67,17 +68,18 @@ int gs_enroll_code_decode(struct gs_enroll_code *c, const char *text);
 /* Wipes the token and everything else in c. */
 void gs_enroll_code_wipe(struct gs_enroll_code *c);
 
-/* BLAKE2b-128(deployment || batch_pk || receipt_pk). */
+/* BLAKE2b-128("gridsync-root-v1" || deployment || root_pk): the pin of
+ * the platform's ROOT key (sync/keybundle.h); the batch and receipt keys
+ * reach the device in a bundle signed by that key. */
 void gs_enroll_fingerprint(unsigned char fp[GS_ENROLL_FP_BYTES],
     const unsigned char deployment[16],
-    const unsigned char batch_pk[GS_KX_PKBYTES],
-    const unsigned char receipt_pk[GS_SIGN_PKBYTES]);
-/* GS_OK when the keys hash to fp; else GS_EBADSIG ("platform keys do not
- * match the enrollment code's fingerprint").  Constant time. */
+    const unsigned char root_pk[GS_SIGN_PKBYTES]);
+/* GS_OK when the root key hashes to fp; else GS_EBADSIG ("platform root
+ * key does not match the enrollment code's fingerprint").  Constant
+ * time. */
 int gs_enroll_check_fingerprint(const unsigned char fp[GS_ENROLL_FP_BYTES],
     const unsigned char deployment[16],
-    const unsigned char batch_pk[GS_KX_PKBYTES],
-    const unsigned char receipt_pk[GS_SIGN_PKBYTES]);
+    const unsigned char root_pk[GS_SIGN_PKBYTES]);
 
 /* The proof for M (see above). */
 void gs_enroll_proof(unsigned char proof[GS_ENROLL_PROOF_BYTES],
@@ -105,5 +107,22 @@ int gs_enroll_self_verify(const unsigned char sig[GS_SIGBYTES],
     const unsigned char token_id[GS_ENROLL_TOKEN_ID_BYTES],
     const unsigned char device_id[16],
     const unsigned char device_pk[GS_SIGN_PKBYTES]);
+
+/*
+ * Device key rotation (`gridagent rekey`, POST /v1/devices/{id}/rekey):
+ *	M   = "gridsync-rekey-v1" || new_pk (32) || device_id (16) ||
+ *	      new_kid (8, gs_crypto_key_id of new_pk)
+ *	sig = Ed25519 signature of M by the device's CURRENT (old) key.
+ * sign: GS_OK or GS_ECRYPTO.  verify: GS_OK or GS_EBADSIG.
+ */
+#define GS_REKEY_CTX "gridsync-rekey-v1"
+int gs_rekey_sign(unsigned char sig[GS_SIGBYTES],
+    const unsigned char device_id[16],
+    const unsigned char new_pk[GS_SIGN_PKBYTES],
+    const unsigned char old_sk[GS_SIGN_SKBYTES]);
+int gs_rekey_verify(const unsigned char sig[GS_SIGBYTES],
+    const unsigned char device_id[16],
+    const unsigned char new_pk[GS_SIGN_PKBYTES],
+    const unsigned char old_pk[GS_SIGN_PKBYTES]);
 
 #endif

@@ -4,11 +4,11 @@
  * increasing serial so that an old bundle cannot be replayed to roll a
  * device back to a retired (maybe compromised) batch key.
  *
- * Status: the format, signing, verification and the device's acceptance
- * rule are implemented and tested here (tests/unit/sync-keybundle.c, the
- * frozen vector in docs/PROTOCOL.md "Key bundle").  Serving it (enroll
- * answer, GET /v1/keys), the root key at `gridplatform init` and the
- * agent's pinning are NOT wired yet: see the H9 report.
+ * The format, signing, verification and the device's acceptance rule
+ * are here (tests/unit/sync-keybundle.c, the frozen vector in
+ * docs/PROTOCOL.md section 10).  The platform's root key and the serving
+ * of bundles are in platform/root.c; the device's pinning and refresh on
+ * every sync in agent/rootkeys.c.
  *
  * Wire form, all integers little-endian, 180 bytes:
  *

@@ -1,10 +1,12 @@
 #!/bin/sh
 # keys-rotate.sh - rotation of the platform's batch-encryption key (issue
-# 6, platform/rotate.c): a device that was offline across the rotation
-# still syncs (its batches are sealed to the old key, which the platform
-# kept); a device enrolled after it seals to the new key; the old key
-# cannot be retired while a device's last batch used it (unless --force),
-# and once it is, batches sealed to it are refused and kept on the device.
+# 6, platform/rotate.c, platform/root.c): a device that was offline across
+# the rotation still syncs (the batch it sealed while offline is sealed to
+# the old key, which the platform kept), and then takes the new key
+# bundle and seals new batches to the new key; a device enrolled after it
+# seals to the new key; the old key cannot be retired while a device may
+# still use it (unless --force), and once it is, a batch sealed to it is
+# refused and kept on the device.
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
@@ -28,11 +30,22 @@ expect_exit 0 "keys list" pf keys list --json
 	ok "one current key, the one the device used" ||
 	fail "one current key, the one the device used"
 
-# The device is offline across the rotation: it saves, the platform rotates.
+# A third device (C) enrolled before the rotation, and both go offline:
+# what they save is sealed to the old key while the platform is down.
+C="$T_TMP/c"
+sync_enroll "$C" w003 || fail "enroll device C"
+DEV_C=$DEV_ID
+stop_platform
 collect_people 10 72 || fail "collect 10 while offline"
+expect_exit 75 "sync while the platform is down seals and waits (75)" ag sync --retries 0
+"$GRIDGEN" --type person --count 3 --seed 75 |
+	"$GRIDAGENT" --home "$C" collect person --json - >/dev/null || fail "collect on C"
+expect_exit 75 "... the same on C" "$GRIDAGENT" --home "$C" sync --retries 0
 expect_exit 0 "keys rotate" pf keys rotate
 K2=$(cat "$T_TMP/out")
 [ -n "$K2" ] && [ "$K2" != "$K1" ] && ok "a new key id ($K2)" || fail "a new key id ($K2)"
+grep -q 'key bundle 2' "$T_TMP/err" && ok "... and key bundle 2 names it" ||
+	fail "... and key bundle 2 names it"
 [ "$(stat -c %a "$PH/batch-$K1.key")" = 600 ] && [ -f "$PH/batch-$K2.key" ] &&
 	ok "both secret keys kept in the home (0600)" ||
 	fail "both secret keys kept in the home (0600)"
@@ -48,8 +61,8 @@ assert d[sys.argv[3]]["state"] == "current"
 
 expect_exit 0 "the offline device syncs after the rotation" ag sync
 [ "$(kid_of_last_batch "$DEV_A")" = "$K1" ] &&
-	ok "... its batch was sealed to the old key, and opened" ||
-	fail "... its batch was sealed to the old key, and opened"
+	ok "... its batch sealed offline to the old key opened" ||
+	fail "... its batch sealed offline to the old key opened"
 agent_uuids "$T_TMP/a"
 platform_uuids "$T_TMP/p"
 cmp -s "$T_TMP/a" "$T_TMP/p" && [ "$(wc -l <"$T_TMP/p")" = 30 ] &&
@@ -71,6 +84,17 @@ expect_exit 77 "retire the old key while a device's last batch used it is refuse
 grep -q 'may still be in use' "$T_TMP/err" && ok "... saying why" || fail "... saying why"
 [ -f "$PH/batch-$K1.key" ] && ok "... and the key is still there" ||
 	fail "... and the key is still there"
+
+# Device A took key bundle 2 at that sync: its next batch uses the new key.
+collect_people 4 76 || fail "collect 4"
+expect_exit 0 "the device syncs again" ag sync
+[ "$(kid_of_last_batch "$DEV_A")" = "$K2" ] &&
+	ok "... sealed to the new key (the bundle moved it)" ||
+	fail "... sealed to the new key (the bundle moved it)"
+
+# C (enrolled before the rotation, nothing sent yet) still blocks it.
+expect_exit 77 "retire while an older device has sent nothing is refused" \
+	pf keys retire "$K1"
 expect_exit 0 "retire --force" pf keys retire "$K1" --force
 [ ! -e "$PH/batch-$K1.key" ] && [ -f "$PH/batch-$K1.pub" ] &&
 	ok "... the secret key is gone, the public key stays on record" ||
@@ -79,9 +103,9 @@ expect_exit 0 "keys list" pf keys list --json
 [ "$(json_get "$T_TMP/out" '[k["state"] for k in d if k["kid"] == "'"$K1"'"][0]')" = retired ] &&
 	ok "... shows it retired" || fail "... shows it retired"
 restart_platform || fail "platform restarts"
-collect_people 3 74 || fail "collect 3"
-expect_exit 65 "a batch sealed to the retired key is refused (65)" ag sync
-[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox WHERE state = 'rejected'")" = 1 ] &&
+expect_exit 65 "C's batch sealed to the retired key is refused (65)" \
+	"$GRIDAGENT" --home "$C" sync
+[ "$(sqlite3 "$C/agent.db" "SELECT count(*) FROM outbox WHERE state = 'rejected'")" = 1 ] &&
 	ok "... and kept on the device" || fail "... and kept on the device"
 
 done_testing

@@ -33,6 +33,7 @@
 #include "crypto.h"
 #include "deflate.h"
 #include "enroll.h"
+#include "keybundle.h"
 #include "enrollment.h"
 #include "envelope.h"
 #include "export.h"
@@ -110,8 +111,31 @@ enroll(struct pf_platform *pf, struct device *d, const char *worker)
 	assert_int_equal(gs_hex_decode(dp, 16, dep), GS_OK);
 	assert_int_equal(gs_hex_decode(b, 32, bpk), GS_OK);
 	assert_int_equal(gs_hex_decode(r, 32, rpk), GS_OK);
-	assert_int_equal(gs_enroll_check_fingerprint(c.fingerprint, dp, b, r),
-	    GS_OK);
+	/* The code pins the root key; the bundle it signed names the
+	 * batch and receipt keys of the answer. */
+	{
+		json_t *k = json_object_get(ans, "keys");
+		const char *rh = json_string_value(json_object_get(k,
+		    "root_pk"));
+		const char *bt = json_string_value(json_object_get(k,
+		    "bundle"));
+		unsigned char root[32], raw[GS_BUNDLE_BYTES + 3];
+		size_t rn = 0;
+		struct gs_keybundle kb;
+
+		assert_non_null(rh);
+		assert_non_null(bt);
+		assert_int_equal(gs_hex_decode(root, 32, rh), GS_OK);
+		assert_int_equal(gs_enroll_check_fingerprint(c.fingerprint,
+		    dp, root), GS_OK);
+		assert_int_equal(gs_crypto_b64_decode(raw, sizeof(raw), &rn,
+		    bt, strlen(bt)), GS_OK);
+		assert_int_equal(gs_keybundle_open(raw, rn, root, &kb), GS_OK);
+		assert_memory_equal(kb.batch_pk, b, 32);
+		assert_memory_equal(kb.receipt_pk, r, 32);
+		assert_memory_equal(kb.deployment, dp, 16);
+		assert_true(kb.serial >= 1);
+	}
 	assert_non_null(json_object_get(json_object_get(ans, "limits"),
 	    "max_envelope"));
 	assert_string_equal(json_string_value(json_object_get(ans, "worker")),

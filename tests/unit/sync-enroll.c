@@ -250,26 +250,48 @@ test_fingerprint(void **state)
 	gs_random(dep, 16);
 	gs_crypto_kx_keypair(bpk, bsk);
 	gs_crypto_sign_keypair(rpk, rsk);
-	gs_enroll_fingerprint(fp, dep, bpk, rpk);
-	assert_int_equal(gs_enroll_check_fingerprint(fp, dep, bpk, rpk),
-	    GS_OK);
-	/* A swapped key (a man in the middle) is refused. */
-	bpk[0] ^= 1;
-	assert_int_equal(gs_enroll_check_fingerprint(fp, dep, bpk, rpk),
-	    GS_EBADSIG);
-	bpk[0] ^= 1;
+	/* The code pins the root key (rpk here) and the deployment. */
+	gs_enroll_fingerprint(fp, dep, rpk);
+	assert_int_equal(gs_enroll_check_fingerprint(fp, dep, rpk), GS_OK);
+	/* A swapped root key (a man in the middle) is refused. */
 	rpk[31] ^= 1;
-	assert_int_equal(gs_enroll_check_fingerprint(fp, dep, bpk, rpk),
+	assert_int_equal(gs_enroll_check_fingerprint(fp, dep, rpk),
 	    GS_EBADSIG);
 	rpk[31] ^= 1;
 	dep[7] ^= 1;
-	assert_int_equal(gs_enroll_check_fingerprint(fp, dep, bpk, rpk),
+	assert_int_equal(gs_enroll_check_fingerprint(fp, dep, rpk),
 	    GS_EBADSIG);
+	dep[7] ^= 1;
 
 	/* Key id = first 8 bytes of BLAKE2b-256(pk). */
 	gs_crypto_key_id(kid, bpk, 32);
 	gs_crypto_hash(h, 32, bpk, 32, NULL, 0);
 	assert_memory_equal(kid, h, 8);
+}
+
+/* Device key rotation: the old key signs the new one for this device. */
+static void
+test_rekey(void **state)
+{
+	unsigned char dev[16], opk[32], osk[64], npk[32], nsk[64], xpk[32],
+	    xsk[64], sig[64];
+
+	(void)state;
+	gs_random(dev, 16);
+	gs_crypto_sign_keypair(opk, osk);
+	gs_crypto_sign_keypair(npk, nsk);
+	gs_crypto_sign_keypair(xpk, xsk);
+	assert_int_equal(gs_rekey_sign(sig, dev, npk, osk), GS_OK);
+	assert_int_equal(gs_rekey_verify(sig, dev, npk, opk), GS_OK);
+	/* Signed by another key (a forger): refused. */
+	assert_int_equal(gs_rekey_verify(sig, dev, npk, xpk), GS_EBADSIG);
+	/* Another new key, or another device: refused. */
+	assert_int_equal(gs_rekey_verify(sig, dev, xpk, opk), GS_EBADSIG);
+	dev[0] ^= 1;
+	assert_int_equal(gs_rekey_verify(sig, dev, npk, opk), GS_EBADSIG);
+	dev[0] ^= 1;
+	sig[5] ^= 1;
+	assert_int_equal(gs_rekey_verify(sig, dev, npk, opk), GS_EBADSIG);
 }
 
 /* Random text and random substitutions: refused, never crashing. */
@@ -319,6 +341,7 @@ main(void)
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_proof),
 		cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_rekey),
 		cmocka_unit_test(test_random),
 	};
 

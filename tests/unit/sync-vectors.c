@@ -480,7 +480,8 @@ test_enroll(void **state)
 	struct gs_enroll_code c, d;
 	struct gs_buf code;
 	struct vec v;
-	unsigned char proof[32], sig[64];
+	unsigned char proof[32], sig[64], root_seed[32], root_pk[32],
+	    root_sk[64];
 
 	(void)state;
 	memset(&c, 0, sizeof c);
@@ -488,8 +489,10 @@ test_enroll(void **state)
 	assert_int_equal(gs_hex_decode(c.token_id, 16,
 	    "0190a6e2000070008000000000000e01"), GS_OK);
 	fill(c.token, 32, 0x66);
-	gs_enroll_fingerprint(c.fingerprint, deployment, plat_kx_pk,
-	    receipt_pk);
+	/* The code pins the platform's root key (seed 0x77 x 32). */
+	fill(root_seed, 32, 0x77);
+	gs_crypto_sign_seed_keypair(root_pk, root_sk, root_seed);
+	gs_enroll_fingerprint(c.fingerprint, deployment, root_pk);
 	gs_buf_init(&code, GS_ENROLL_CODE_MAX);
 	assert_int_equal(gs_enroll_code_encode(&code, &c), GS_OK);
 	assert_int_equal(gs_enroll_code_decode(&d, code.data), GS_OK);
@@ -503,6 +506,8 @@ test_enroll(void **state)
 	put_str(&v, "url", c.url);
 	put_hex(&v, "token_id", c.token_id, 16);
 	put_hex(&v, "token", c.token, 32);
+	put_hex(&v, "root_seed", root_seed, 32);
+	put_hex(&v, "root_pk", root_pk, 32);
 	put_hex(&v, "fingerprint", c.fingerprint, 16);
 	put_str(&v, "code", code.data);
 	put_hex(&v, "proof", proof, 32);
