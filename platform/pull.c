@@ -331,8 +331,14 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	memset(refs, 0, sizeof(refs));
 	if ((items = json_array()) == NULL)
 		return GS_FAIL(GS_ENOMEM, "feed");
-	(void)pthread_mutex_lock(&pf->lock);
-	if ((r = pf_recon_stmt(pf->store, PQ_FEED, &s)) != GS_OK ||
+	/*
+	 * Pages are read on the reader connection, which sees what is
+	 * committed: a pull never waits behind a batch transaction on the
+	 * writer (with 200 devices syncing at once, pulls queued behind
+	 * ingest and each other on the writer's lock).
+	 */
+	(void)pthread_mutex_lock(&pf->read_lock);
+	if ((r = pf_recon_stmt(pf->reader, PQ_FEED, &s)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 1, since)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 2, d->worker)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 3, d->id, 16)) != GS_OK ||
@@ -360,7 +366,7 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 		goto unlock;
 	r = GS_OK;
 	for (i = 0; i < n; i++) {
-		it = feed_item(pf->store, seqs[i], kinds[i], refs[i], revs[i],
+		it = feed_item(pf->reader, seqs[i], kinds[i], refs[i], revs[i],
 		    &err);
 		if (err != GS_OK) {
 			r = err;
@@ -383,7 +389,7 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 		*cursor = seqs[i];
 	}
 unlock:
-	(void)pthread_mutex_unlock(&pf->lock);
+	(void)pthread_mutex_unlock(&pf->read_lock);
 	for (i = 0; i < n; i++) {
 		gs_free(kinds[i]);
 		gs_free(refs[i]);
