@@ -80,8 +80,9 @@ const struct ag_command ag_commands[] = {
 	  "CODE [--platform URL] [--json] [--passphrase-file FILE]",
 	  "Enroll this device with the platform; prints the device id.",
 	  "CODE is the one-time code an admin made with 'gridplatform\n"
-	  "enroll'.  The device makes its own keys; the platform's keys are\n"
-	  "pinned only if they match the fingerprint in the code.\n"
+	  "enroll'.  The device makes its own keys; the platform's root key\n"
+	  "is pinned only if it matches the fingerprint in the code, and\n"
+	  "the platform's other keys only from a bundle it signed.\n"
 	  "--platform URL reaches the platform at another address than the\n"
 	  "one in the code.  Exit 77 when the code is refused, 69 when the\n"
 	  "platform cannot be reached; nothing is stored on any failure.\n" },
