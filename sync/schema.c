@@ -568,6 +568,27 @@ prefixed(const char *name, const char *dir)
 	return strncmp(name, dir, n) == 0 && len > n + 5 &&
 	    strcmp(name + len - 5, ".json") == 0;
 }
+/*
+ * Parses one embedded file strictly (duplicate keys refused) and keeps the
+ * document in s->docs, which owns it from then on.  GS_OK or GS_ECORRUPT
+ * naming the file and line.
+ */
+static int
+parse_doc(struct gs_schema *s, const struct gs_embedded *e, json_t **out)
+{
+	json_error_t err;
+	json_t *doc;
+
+	doc = json_loadb((const char *)e->data, e->len, JSON_REJECT_DUPLICATES,
+	    &err);
+	if (doc == NULL)
+		return GS_FAIL(GS_ECORRUPT, "%s:%d: %s", e->name, err.line,
+		    err.text);
+	s->docs[s->ndocs++] = doc;
+	*out = doc;
+	return GS_OK;
+}
+
 
 /*
  * The schema keeps every parsed document alive and points into it, so
@@ -598,19 +619,12 @@ gs_schema_load_files(const struct gs_embedded *files, struct gs_schema **out)
 	}
 	/* Code tables first: forms refer to them. */
 	for (e = files; e->name != NULL; e++) {
-		json_error_t err;
 		json_t *doc;
 
 		if (!prefixed(e->name, "codes/"))
 			continue;
-		doc = json_loadb((const char *)e->data, e->len,
-		    JSON_REJECT_DUPLICATES, &err);
-		if (doc == NULL) {
-			r = GS_FAIL(GS_ECORRUPT, "%s:%d: %s", e->name, err.line,
-			    err.text);
+		if ((r = parse_doc(s, e, &doc)) != GS_OK)
 			goto out;
-		}
-		s->docs[s->ndocs++] = doc;
 		if ((r = load_table(e->name, doc, &s->tables[s->ntables++])) !=
 		    GS_OK)
 			goto out;
@@ -623,19 +637,12 @@ gs_schema_load_files(const struct gs_embedded *files, struct gs_schema **out)
 			goto out;
 		}
 	for (e = files; e->name != NULL; e++) {
-		json_error_t err;
 		json_t *doc;
 
 		if (!prefixed(e->name, "forms/"))
 			continue;
-		doc = json_loadb((const char *)e->data, e->len,
-		    JSON_REJECT_DUPLICATES, &err);
-		if (doc == NULL) {
-			r = GS_FAIL(GS_ECORRUPT, "%s:%d: %s", e->name, err.line,
-			    err.text);
+		if ((r = parse_doc(s, e, &doc)) != GS_OK)
 			goto out;
-		}
-		s->docs[s->ndocs++] = doc;
 		if ((r = load_form(s, e->name, doc, &s->forms[s->nforms++])) !=
 		    GS_OK)
 			goto out;
