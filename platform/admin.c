@@ -216,6 +216,38 @@ out:
 
 /* ------------------------------------------------------------ conflicts */
 
+/*
+ * Runs a listing query (its one parameter: a status, NULL for all) and
+ * hands each row to `row`, which prints it or, with --json, appends it to
+ * an array printed at the end.  GS_OK or the first error.
+ */
+static int
+list_rows(struct pf_platform *pf, int json, enum pf_recon_q query,
+    const char *status,
+    int (*row)(struct gs_stmt *s, json_t *arr))
+{
+	struct gs_stmt *s;
+	json_t *arr = NULL;
+	int r;
+
+	if (json && (arr = json_array()) == NULL)
+		return GS_FAIL(GS_ENOMEM, "listing");
+	if ((r = pf_recon_stmt(pf->store, query, &s)) == GS_OK &&
+	    (r = gs_stmt_bind_text(s, 1, status)) == GS_OK) {
+		while ((r = gs_stmt_step(s)) == GS_ROW)
+			if ((r = row(s, arr)) != GS_OK) {
+				gs_stmt_reset(s);
+				break;
+			}
+		if (r == GS_DONE)
+			r = GS_OK;
+	}
+	if (r == GS_OK && arr != NULL)
+		r = pf_recon_print_json(arr);
+	json_decref(arr);
+	return r;
+}
+
 static int
 conflict_row(struct gs_stmt *s, json_t *arr)
 {
@@ -274,8 +306,6 @@ conflict_row(struct gs_stmt *s, json_t *arr)
 int
 pf_cmd_conflicts(struct pf_platform *pf, int argc, char **argv)
 {
-	struct gs_stmt *s;
-	json_t *arr = NULL;
 	const char *status = NULL;
 	int r, i, json = 0;
 
@@ -290,21 +320,7 @@ pf_cmd_conflicts(struct pf_platform *pf, int argc, char **argv)
 			return GS_EX_USAGE;
 		}
 	}
-	if (json && (arr = json_array()) == NULL)
-		return pf_recon_fail(GS_FAIL(GS_ENOMEM, "conflicts"));
-	if ((r = pf_recon_stmt(pf->store, PQ_CONFLICT_LIST, &s)) == GS_OK &&
-	    (r = gs_stmt_bind_text(s, 1, status)) == GS_OK) {
-		while ((r = gs_stmt_step(s)) == GS_ROW)
-			if ((r = conflict_row(s, arr)) != GS_OK) {
-				gs_stmt_reset(s);
-				break;
-			}
-		if (r == GS_DONE)
-			r = GS_OK;
-	}
-	if (r == GS_OK && arr != NULL)
-		r = pf_recon_print_json(arr);
-	json_decref(arr);
+	r = list_rows(pf, json, PQ_CONFLICT_LIST, status, conflict_row);
 	return r == GS_OK ? 0 : pf_recon_fail(r);
 }
 
@@ -590,26 +606,7 @@ quarantine_row(struct gs_stmt *s, json_t *arr)
 static int
 quarantine_list(struct pf_platform *pf, int json, const char *status)
 {
-	struct gs_stmt *s;
-	json_t *arr = NULL;
-	int r;
-
-	if (json && (arr = json_array()) == NULL)
-		return GS_FAIL(GS_ENOMEM, "quarantine");
-	if ((r = pf_recon_stmt(pf->store, PQ_Q_LIST, &s)) == GS_OK &&
-	    (r = gs_stmt_bind_text(s, 1, status)) == GS_OK) {
-		while ((r = gs_stmt_step(s)) == GS_ROW)
-			if ((r = quarantine_row(s, arr)) != GS_OK) {
-				gs_stmt_reset(s);
-				break;
-			}
-		if (r == GS_DONE)
-			r = GS_OK;
-	}
-	if (r == GS_OK && arr != NULL)
-		r = pf_recon_print_json(arr);
-	json_decref(arr);
-	return r;
+	return list_rows(pf, json, PQ_Q_LIST, status, quarantine_row);
 }
 
 /* Marks a quarantined change decided (in the caller's transaction). */
