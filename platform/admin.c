@@ -632,19 +632,112 @@ decide(struct pf_store *st, long long id, const char *status,
 }
 
 /*
- * Release: the kept change, with the admin's fixes (--set), applied on
- * top of the record's CURRENT state (the admin decides; no merge), after
- * validating the result as ingest would.
+ * The record moved past the change's base while the change waited in
+ * quarantine (another device, an admin): the same three-way merge as
+ * ingest (sync/merge.h) against the kept base revision.  Disjoint field
+ * edits merge into *final; the same field set to different values, or an
+ * edit against a delete, becomes an open conflict (*conflict 1, its row
+ * and detail written in the caller's transaction) and the record stays as
+ * it is.  Never an overwrite of what others did since the base.
+ */
+static int
+release_merge(struct pf_platform *pf, const char *uuid, const struct cur *c,
+    json_t *change, json_t *patch, int del, int64_t base_rev,
+    const unsigned char *dev, int64_t batch, json_t **final, int *deleted,
+    int *conflict)
+{
+	int r = GS_EINTERNAL, base_del = 0;
+	char *base_text = NULL, *cur_text = NULL, *ctext = NULL;
+	char *detail = NULL, *merged = NULL;
+	json_t *base = NULL, *ours = NULL, *cj = NULL;
+	struct gs_merge_result m;
+	struct gs_stmt *s;
+
+	memset(&m, 0, sizeof(m));
+	*conflict = 0;
+	if ((r = pf_recon_base(pf->store, uuid, base_rev, &base_text,
+	    &base_del)) != GS_OK || (r = parse_obj(base_text, &base)) !=
+	    GS_OK)
+		goto out;
+	if ((ours = del ? json_incref(base) : gs_merge_apply(base, patch)) ==
+	    NULL && !del) {
+		r = GS_FAIL(GS_ENOMEM, "release");
+		goto out;
+	}
+	if ((r = gs_merge3(base, base_del, c->deleted ? NULL : c->fields,
+	    c->deleted, ours, del, &m)) != GS_OK)
+		goto out;
+	if (json_array_size(m.conflicts) == 0) {
+		*final = json_incref(m.merged);
+		*deleted = m.deleted;
+		r = GS_OK;
+		goto out;
+	}
+	/* A conflict like one found at ingest: the change as released (its
+	 * fields with the admin's fixes), both values per field, for
+	 * `gridplatform resolve`. */
+	if ((cj = json_deep_copy(change)) == NULL ||
+	    json_object_set(cj, "fields", patch) != 0 ||
+	    (ctext = json_dumps(cj, JSON_COMPACT | JSON_SORT_KEYS)) == NULL ||
+	    (!c->deleted && (cur_text = json_dumps(c->fields, JSON_COMPACT |
+	    JSON_SORT_KEYS)) == NULL) ||
+	    (detail = json_dumps(m.conflicts, JSON_COMPACT)) == NULL ||
+	    (merged = json_dumps(m.merged, JSON_COMPACT | JSON_SORT_KEYS)) ==
+	    NULL) {
+		r = GS_FAIL(GS_ENOMEM, "release");
+		goto out;
+	}
+	if ((r = pf_recon_stmt(pf->store, PQ_CONFLICT_ADD, &s)) != GS_OK)
+		goto out;
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, json_string_value(json_object_get(
+	    change, "change_id")))) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 3, dev, 16)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, batch)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, base_rev)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, c->rev)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 7, ctext)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 8, cur_text)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 9, gs_now_ms())) != GS_OK) {
+		gs_stmt_reset(s);
+		goto out;
+	}
+	if ((r = gs_stmt_step(s)) != GS_DONE)
+		goto out;
+	if ((r = pf_recon_conflict_detail(pf->store, json_string_value(
+	    json_object_get(change, "change_id")), detail, merged, m.deleted))
+	    != GS_OK)
+		goto out;
+	*conflict = 1;
+	r = GS_OK;
+out:
+	gs_merge_result_release(&m);
+	json_decref(base);
+	json_decref(ours);
+	json_decref(cj);
+	gs_free(base_text);
+	free(cur_text);
+	free(ctext);
+	free(detail);
+	free(merged);
+	return r;
+}
+
+/*
+ * Release: the kept change, with the admin's fixes (--set), applied as
+ * ingest would have applied it: on the record as it is when nothing moved
+ * since the change's base revision, else through the three-way merge
+ * (release_merge), after validating the result as ingest would.
  */
 static int
 quarantine_release(struct pf_platform *pf, long long id, char **set,
     int nset, const char *by)
 {
-	int r = GS_EINTERNAL, in_tx = 0, del;
+	int r = GS_EINTERNAL, in_tx = 0, del, conflict = 0;
 	struct gs_stmt *s;
 	json_t *change = NULL, *patch = NULL, *final = NULL, *rj = NULL;
 	char *text = NULL, uuid[64], dev[16];
-	int64_t batch;
+	int64_t batch, base_rev;
 	struct cur c;
 	struct origin o;
 	const char *type;
@@ -704,8 +797,30 @@ quarantine_release(struct pf_platform *pf, long long id, char **set,
 			r = GS_FAIL(GS_ENOMEM, "release");
 		goto out;
 	}
-	if ((final = gs_merge_apply(c.exists && !c.deleted ? c.fields : NULL,
-	    patch)) == NULL) {
+	base_rev = json_integer_value(json_object_get(change, "base_rev"));
+	/* A base the platform never issued (quarantined as bad_base_rev)
+	 * has nothing kept to merge against: the current state is it. */
+	if (c.exists && base_rev < c.rev && base_rev >= 0) {
+		if ((r = release_merge(pf, uuid, &c, change, patch, del,
+		    base_rev, (const unsigned char *)dev, batch, &final, &del,
+		    &conflict)) != GS_OK)
+			goto out;
+		if (conflict) {
+			if ((r = decide(pf->store, id, "released",
+			    pf_recon_admin(by), "released into a conflict "
+			    "(the record moved on since the change's base)"))
+			    != GS_OK ||
+			    (r = pf->store->ops->commit(pf->store)) != GS_OK)
+				goto out;
+			in_tx = 0;
+			printf("quarantined change %lld released into a "
+			    "conflict: record %s moved on since rev %lld (see "
+			    "gridplatform conflicts)\n", id, uuid,
+			    (long long)base_rev);
+			goto out;
+		}
+	} else if ((final = gs_merge_apply(c.exists && !c.deleted ? c.fields :
+	    NULL, patch)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "release");
 		goto out;
 	}

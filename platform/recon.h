@@ -57,6 +57,7 @@ enum pf_recon_q {
 	PQ_FEED_TASK,
 	PQ_FEED_REVIEW,
 	PQ_REVIEW_LAST,
+	PQ_CONFLICT_ADD,
 	PQ_COUNT_
 };
 

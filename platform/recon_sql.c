@@ -135,6 +135,11 @@ static const char *const qsql[PQ_COUNT_] = {
 	    "FROM reviews WHERE id = ?1",
 	[PQ_REVIEW_LAST] = "SELECT state, comment, by_admin, created_at "
 	    "FROM reviews WHERE uuid = ?1 ORDER BY id DESC LIMIT 1",
+	/* A conflict found when a quarantined change is released (its
+	 * change id is already in the ledger as quarantined). */
+	[PQ_CONFLICT_ADD] = "INSERT INTO conflicts (uuid, change_id, "
+	    "device_id, batch, base_rev, current_rev, change, current_fields, "
+	    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 };
 
 int
