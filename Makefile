@@ -192,7 +192,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all test check unit demo bench bench-save bench-e2e clean format deps
+.PHONY: all test check unit demo bench bench-save bench-e2e clean format deps valgrind
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -268,19 +268,24 @@ test: all $(UNIT_BINS) $(TEST_TOOL_BINS)
 check:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 test
 
+# Every unit program under valgrind memcheck (errors and definite or
+# indirect leaks fail it); about 8 minutes, so not part of `make test`.
+valgrind: $(UNIT_BINS)
+	$(Q)BUILD=$(BUILD) sh tests/valgrind.sh
+
 demo: all
 	$(Q)BUILD=$(BUILD) sh scripts/demo.sh
 
 bench: all $(BENCH_BINS) $(TEST_TOOL_BINS)
 	$(Q)BUILD=$(BUILD) sh bench/run.sh
 
-# The agent's saves alone (single save latency, bulk import rate); writes
-# its section of bench/RESULTS.md.
 # End to end on loopback against the naive baseline: its section of
 # bench/RESULTS.md.
 bench-e2e: all $(BUILD)/bench/naive $(BUILD)/tools/gsproxy
 	$(Q)BUILD=$(BUILD) sh bench/e2e.sh
 
+# The agent's saves alone (single save latency, bulk import rate); writes
+# its section of bench/RESULTS.md.
 bench-save: $(BUILD)/bench/save $(GRIDGEN)
 	$(Q)BUILD=$(BUILD) sh bench/bench-save.sh
 
