@@ -7,7 +7,7 @@
  * overwritten: the revisions table keeps every state), made in one
  * transaction with the decision's own row, carries the admin's name
  * (revisions.by_admin), and reaches the devices through the pull feed
- * (its trigger sees the new revision).  Decisions re-validate the record
+ * (write_revision writes its feed row).  Decisions re-validate the record
  * against its form: an admin cannot store what a device could not.
  */
 #include <stdio.h>
@@ -151,8 +151,8 @@ write_revision(struct pf_store *st, const char *uuid, const struct cur *c,
     const struct origin *o, json_t *fields, int deleted,
     const char *change_text, const char *admin)
 {
-	struct gs_stmt *s;
-	char *ftext = NULL, cid[GS_UUID_LEN + 1];
+	struct gs_stmt *s = NULL;
+	char *ftext = NULL, cid[GS_UUID_LEN + 1], key[48];
 	int64_t now = gs_now_ms(), rev = c->exists ? c->rev + 1 : 1;
 	int r;
 
@@ -201,7 +201,19 @@ write_revision(struct pf_store *st, const char *uuid, const struct cur *c,
 	    (r = gs_stmt_bind_int64(s, 10, now)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 11, admin)) != GS_OK)
 		goto out;
-	r = gs_stmt_step(s);
+	if ((r = gs_stmt_step(s)) != GS_DONE)
+		goto out;
+	s = NULL;
+	/* The pull feed and the device tallies (schema/platform 0007):
+	 * an admin's revision is never a device's own fast-forward. */
+	snprintf(key, sizeof(key), "rec:%s", o->type);
+	if ((r = st->ops->feed_record(st, uuid, rev, c->exists ? c->grid :
+	    o->grid, o->device, 0)) != GS_OK ||
+	    (r = st->ops->tally_add(st, o->device, "rev", 1)) != GS_OK ||
+	    (!c->exists && (r = st->ops->tally_add(st, o->device, key, 1))
+	    != GS_OK))
+		goto out;
+	r = GS_DONE;
 out:
 	if (r == GS_DONE)
 		r = GS_OK;

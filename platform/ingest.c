@@ -83,6 +83,12 @@ pf_ingest_result_release(struct pf_ingest_result *res)
  * change and to account for it.  The counts become the receipt's; the
  * results array becomes the "results" text the receipt hashes.
  */
+struct tally {
+	unsigned char device[PF_ID_BYTES];
+	char key[8 + GS_CHANGE_TYPE_MAX];
+	int64_t n;
+};
+
 struct ingest {
 	struct pf_platform *pf;
 	struct pf_store *st;
@@ -93,7 +99,81 @@ struct ingest {
 	struct gs_buf fields;     /* the record's fields text after it */
 	unsigned applied, conflicted, quarantined;
 	int64_t now;
+	/* The device tallies this batch moves, added up here and written
+	 * once per (device, key) at the end of the batch (tally_flush):
+	 * a batch of a thousand new records is two writes, not two
+	 * thousand.  A handful of entries (record types, devices). */
+	struct tally *tallies;
+	size_t ntallies, captallies;
 };
+
+/* Adds delta to the batch's tally of (device, key). */
+static int
+tally(struct ingest *in, const unsigned char *device, const char *prefix,
+    const char *type, int64_t delta)
+{
+	struct tally *t;
+	char key[sizeof(t->key)];
+	size_t i;
+
+	snprintf(key, sizeof(key), "%s%s", prefix, type);
+	for (i = 0; i < in->ntallies; i++) {
+		t = &in->tallies[i];
+		if (memcmp(t->device, device, PF_ID_BYTES) == 0 &&
+		    strcmp(t->key, key) == 0) {
+			t->n += delta;
+			return GS_OK;
+		}
+	}
+	if (in->ntallies == in->captallies) {
+		size_t cap = in->captallies ? in->captallies * 2 : 8;
+
+		if ((t = gs_realloc(in->tallies, cap * sizeof(*t))) == NULL)
+			return GS_FAIL(GS_ENOMEM, "tallies");
+		in->tallies = t;
+		in->captallies = cap;
+	}
+	t = &in->tallies[in->ntallies++];
+	memcpy(t->device, device, PF_ID_BYTES);
+	gs_strlcpy(t->key, key, sizeof(t->key));
+	t->n = delta;
+	return GS_OK;
+}
+
+/*
+ * The tallies of one revision written by revision_put (what the triggers
+ * of schema/platform 0002 counted before 0007): a revision for its
+ * device; a new record for its device and type; a record another device
+ * wrote last moves to this one.
+ */
+static int
+tally_revision(struct ingest *in, const struct pf_record_state *s,
+    const char *type)
+{
+	int r;
+
+	if ((r = tally(in, in->dev->id, "rev", "", 1)) != GS_OK)
+		return r;
+	if (s->exists && memcmp(s->device, in->dev->id, PF_ID_BYTES) == 0)
+		return GS_OK;
+	if (s->exists && (r = tally(in, s->device, "rec:", type, -1)) != GS_OK)
+		return r;
+	return tally(in, in->dev->id, "rec:", type, 1);
+}
+
+static int
+tally_flush(struct ingest *in)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < in->ntallies; i++)
+		if (in->tallies[i].n != 0 &&
+		    (r = in->st->ops->tally_add(in->st, in->tallies[i].device,
+		    in->tallies[i].key, in->tallies[i].n)) != GS_OK)
+			return r;
+	return GS_OK;
+}
 
 /* Adds {change_id, uuid, status, rev, reasons} to the results.  Takes
  * the reference to reasons (NULL = an empty array). */
@@ -335,7 +415,9 @@ merge_change(struct ingest *in, const struct gs_change *c,
 		v.device = in->dev->id;
 		v.batch = in->row->id;
 		v.outcome = PF_MERGED;
+		v.record_exists = 1;
 		if ((r = in->st->ops->revision_put(in->st, &v)) != GS_OK ||
+		    (r = tally_revision(in, s, c->type)) != GS_OK ||
 		    (r = close_task(in, c)) != GS_OK)
 			goto out;
 		in->applied++;
@@ -609,7 +691,9 @@ one_change(struct ingest *in, const struct gs_change *c,
 	v.device = in->dev->id;
 	v.batch = in->row->id;
 	v.outcome = v.rev == c->base_rev + 1 ? PF_APPLIED : PF_MERGED;
+	v.record_exists = s.exists;
 	if ((r = in->st->ops->revision_put(in->st, &v)) != GS_OK ||
+	    (r = tally_revision(in, &s, c->type)) != GS_OK ||
 	    (r = close_task(in, c)) != GS_OK)
 		goto out;
 	in->applied++;
@@ -724,7 +808,8 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 		if ((r = one_change(&in, &batch->changes[i],
 		    batch->lines != NULL ? &batch->lines[i] : NULL)) != GS_OK)
 			goto out;
-	if ((r = st->ops->ledger_update(st, &row, in.now)) != GS_OK)
+	if ((r = tally_flush(&in)) != GS_OK ||
+	    (r = st->ops->ledger_update(st, &row, in.now)) != GS_OK)
 		goto out;
 	if (strcmp(row.chain, "broken") == 0)
 		gs_log(GS_LOG_WARNING, "device chain broken at seq %llu "
@@ -782,6 +867,7 @@ out:
 		st->ops->rollback(st);
 	free(results);
 	json_decref(in.results);
+	gs_free(in.tallies);
 	gs_buf_release(&in.line);
 	gs_buf_release(&in.fields);
 	return r;

@@ -3,8 +3,8 @@
  *
  * They live here, in one table, rather than in store_sqlite.c so that the
  * store's core (ingest, enrollment) and these admin questions can change
- * apart.  The per-device numbers come from tallies kept by triggers at
- * ingest (schema/platform/0002-reconcile.sql), never from counting every
+ * apart.  The per-device numbers come from tallies kept at ingest
+ * (device_tally, platform/ingest.c), never from counting every
  * record, so `reconcile` costs the same with a million records as with ten.
  */
 #include <string.h>

@@ -94,6 +94,8 @@ struct pf_record_state {
 	/* 1 when every revision after the asked base_rev was made by the
 	 * asking device (the merge rule of WIRE.md). */
 	int same_device_since_base;
+	/* The device that wrote the current row (its tallies count it). */
+	unsigned char device[PF_ID_BYTES];
 };
 
 /* What one change did, for the changes ledger. */
@@ -118,6 +120,7 @@ struct pf_revision {
 	const unsigned char *device;
 	int64_t batch;             /* batches.id */
 	enum pf_outcome outcome;   /* PF_APPLIED or PF_MERGED */
+	int record_exists;         /* 0: the revision creates the record */
 };
 
 struct pf_conflict {
@@ -216,7 +219,21 @@ struct pf_store_ops {
 	 * outcome, rev and the device that sent it (16 bytes). */
 	int (*change_find)(struct pf_store *st, const char *change_id,
 	    enum pf_outcome *outcome, int64_t *rev, unsigned char *device);
+	/* Writes the record row (inserted when !r->record_exists, else
+	 * moved on), the revision row, the changes ledger row and the pull
+	 * feed row of the revision.  The device tallies are the caller's
+	 * (tally_add), so that a batch writes each of them once. */
 	int (*revision_put)(struct pf_store *st, const struct pf_revision *r);
+	/* The pull feed row of a revision written outside revision_put (an
+	 * admin's, platform/admin.c): grid is the record's, own 1 for a
+	 * device's plain fast-forward (the device holds it already). */
+	int (*feed_record)(struct pf_store *st, const char *uuid, int64_t rev,
+	    const char *grid, const unsigned char *device, int own);
+	/* Adds delta to the device's tally `key` ("rev": revisions made;
+	 * "rec:<type>": current records last written by the device), which
+	 * reconcile reads instead of counting rows. */
+	int (*tally_add)(struct pf_store *st, const unsigned char *device,
+	    const char *key, int64_t delta);
 	int (*conflict_put)(struct pf_store *st, const struct pf_conflict *c);
 	int (*quarantine_put)(struct pf_store *st,
 	    const struct pf_quarantined *q);

@@ -41,7 +41,10 @@ enum {
 	S_LEDGER_SET,
 	S_RECORD_GET,
 	S_RECORD_OTHERS,
-	S_RECORD_UPSERT,
+	S_RECORD_INSERT,
+	S_RECORD_UPDATE,
+	S_FEED_RECORD,
+	S_TALLY_ADD,
 	S_REVISION_PUT,
 	S_CHANGE_FIND,
 	S_CHANGE_PUT,
@@ -121,19 +124,26 @@ static const char *const sql[S_COUNT_] = {
 	    "last_seq = max(last_seq, ?2), "
 	    "chain_ok = chain_ok AND ?4, batches = batches + 1, "
 	    "last_contact = ?5 WHERE device_id = ?1",
-	[S_RECORD_GET] = "SELECT type, rev, deleted, fields FROM records "
-	    "WHERE uuid = ?1",
+	[S_RECORD_GET] = "SELECT type, rev, deleted, fields, device_id "
+	    "FROM records WHERE uuid = ?1",
 	[S_RECORD_OTHERS] = "SELECT count(*) FROM revisions WHERE uuid = ?1 "
 	    "AND rev > ?2 AND device_id <> ?3",
-	[S_RECORD_UPSERT] = "INSERT INTO records (uuid, type, form_version, "
+	/* A new record and a record moving on are two statements, not one
+	 * upsert: ingest knows which it is (record_state), and a plain
+	 * INSERT or UPDATE of one row needs no statement journal. */
+	[S_RECORD_INSERT] = "INSERT INTO records (uuid, type, form_version, "
 	    "grid, rev, fields, deleted, created_at, updated_at, author, "
 	    "device_id, batch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-	    "?10, ?11, ?12) ON CONFLICT (uuid) DO UPDATE SET "
-	    "form_version = excluded.form_version, grid = excluded.grid, "
-	    "rev = excluded.rev, fields = excluded.fields, "
-	    "deleted = excluded.deleted, updated_at = excluded.updated_at, "
-	    "author = excluded.author, device_id = excluded.device_id, "
-	    "batch = excluded.batch",
+	    "?10, ?11, ?12)",
+	[S_RECORD_UPDATE] = "UPDATE records SET form_version = ?3, grid = ?4, "
+	    "rev = ?5, fields = ?6, deleted = ?7, updated_at = ?9, "
+	    "author = ?10, device_id = ?11, batch = ?12 WHERE uuid = ?1",
+	/* The pull feed row of a revision (schema/platform 0007). */
+	[S_FEED_RECORD] = "INSERT INTO feed (kind, ref, rev, grid, device_id, "
+	    "own) VALUES ('record', ?1, ?2, ?3, ?4, ?5)",
+	[S_TALLY_ADD] = "INSERT INTO device_tally (device_id, key, n) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT (device_id, key) "
+	    "DO UPDATE SET n = n + excluded.n",
 	[S_REVISION_PUT] = "INSERT INTO revisions (uuid, rev, change_id, "
 	    "base_rev, device_id, batch, change, fields, deleted, applied_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -749,6 +759,7 @@ s_record_state(struct pf_store *st, const char *uuid,
 			gs_stmt_reset(s);
 			return GS_FAIL(GS_ENOMEM, "record fields");
 		}
+		(void)col_blob(s, 4, out->device, PF_ID_BYTES);
 		gs_stmt_reset(s);
 	} else if (r == GS_DONE) {
 		/* A new record: no revision after any base, and the merge
@@ -832,20 +843,66 @@ change_put(struct sqlite_store *ss, const char *change_id, int64_t batch,
 }
 
 static int
+feed_record(struct sqlite_store *ss, const char *uuid, int64_t rev,
+    const char *grid, const unsigned char *device, int own)
+{
+	struct gs_stmt *s = ss->st[S_FEED_RECORD];
+	int r;
+
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, rev)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 3, grid)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 4, device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, own != 0)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
+static int
+s_feed_record(struct pf_store *st, const char *uuid, int64_t rev,
+    const char *grid, const unsigned char *device, int own)
+{
+	return feed_record(self(st), uuid, rev, grid, device, own);
+}
+
+static int
+s_tally_add(struct pf_store *st, const unsigned char *device,
+    const char *key, int64_t delta)
+{
+	struct gs_stmt *s = self(st)->st[S_TALLY_ADD];
+	int r;
+
+	if ((r = gs_stmt_bind_blob(s, 1, device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 2, key)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 3, delta)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
+static int
 s_revision_put(struct pf_store *st, const struct pf_revision *v)
 {
 	struct sqlite_store *ss = self(st);
-	struct gs_stmt *s = ss->st[S_RECORD_UPSERT];
+	struct gs_stmt *s = ss->st[v->record_exists ? S_RECORD_UPDATE :
+	    S_RECORD_INSERT];
 	int r;
 
+	/* ?2 (type) and ?8 (created_at) are not in the UPDATE: a record
+	 * keeps its type and its creation time. */
 	if ((r = gs_stmt_bind_text(s, 1, v->uuid)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 2, v->type)) != GS_OK ||
+	    (!v->record_exists &&
+	    (r = gs_stmt_bind_text(s, 2, v->type)) != GS_OK) ||
 	    (r = gs_stmt_bind_int64(s, 3, v->form_version)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 4, v->grid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 5, v->rev)) != GS_OK ||
 	    (r = gs_stmt_bind_text_nocopy(s, 6, v->fields)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 7, v->deleted)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(s, 8, v->created_at)) != GS_OK ||
+	    (!v->record_exists &&
+	    (r = gs_stmt_bind_int64(s, 8, v->created_at)) != GS_OK) ||
 	    (r = gs_stmt_bind_int64(s, 9, v->updated_at)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 10, v->author)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 11, v->device, PF_ID_BYTES)) != GS_OK ||
@@ -855,6 +912,9 @@ s_revision_put(struct pf_store *st, const struct pf_revision *v)
 	}
 	if ((r = run(s)) != GS_OK)
 		return r;
+	if (v->record_exists && gs_db_changes(ss->db) != 1)
+		return GS_FAIL(GS_EINTERNAL, "record %s: no row to move on",
+		    v->uuid);
 	s = ss->st[S_REVISION_PUT];
 	if ((r = gs_stmt_bind_text(s, 1, v->uuid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 2, v->rev)) != GS_OK ||
@@ -871,8 +931,13 @@ s_revision_put(struct pf_store *st, const struct pf_revision *v)
 	}
 	if ((r = run(s)) != GS_OK)
 		return r;
-	return change_put(ss, v->change_id, v->batch, v->uuid, v->outcome,
-	    v->rev);
+	if ((r = change_put(ss, v->change_id, v->batch, v->uuid, v->outcome,
+	    v->rev)) != GS_OK)
+		return r;
+	/* What the feed_revision trigger wrote: the grid is the record's
+	 * (the one just written), "own" a device's plain fast-forward. */
+	return feed_record(ss, v->uuid, v->rev, v->grid, v->device,
+	    v->rev == v->base_rev + 1);
 }
 
 static int
@@ -1152,6 +1217,8 @@ static const struct pf_store_ops sqlite_ops = {
 	.record_state = s_record_state,
 	.change_find = s_change_find,
 	.revision_put = s_revision_put,
+	.feed_record = s_feed_record,
+	.tally_add = s_tally_add,
 	.conflict_put = s_conflict_put,
 	.quarantine_put = s_quarantine_put,
 	.record_each = s_record_each,

@@ -312,10 +312,17 @@ put_real(struct gs_buf *out, double d)
 	return gs_buf_puts(out, buf);
 }
 
+/* An object's member as put_value writes it: its key and value. */
+struct member {
+	const char *k;
+	json_t *v;
+};
+
 static int
-key_cmp(const void *a, const void *b)
+member_cmp(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	return strcmp(((const struct member *)a)->k,
+	    ((const struct member *)b)->k);
 }
 
 static int
@@ -328,32 +335,44 @@ put_value(struct gs_buf *out, json_t *v, int depth)
 		    GS_EINVAL, "fields nest deeper than %d levels", MAX_DEPTH);
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: {
-		const char *stack[32], **ks = stack, *k;
+		struct member stack[32], *ms = stack;
 		size_t n = json_object_size(v), i = 0;
+		const char *k;
 		json_t *x;
+		int sorted = 1;
 
-		/* Sorted keys, for one spelling per object. */
+		/* Sorted keys, for one spelling per object.  jansson keeps
+		 * an object's keys in the order they were set, which for a
+		 * decoded canonical line (the platform's check) or fields
+		 * read back from the store is already sorted: then there
+		 * is nothing to sort, and no key is looked up again. */
 		if (n > sizeof stack / sizeof stack[0] &&
-		    (ks = gs_malloc(n * sizeof *ks)) == NULL)
+		    (ms = gs_malloc(n * sizeof *ms)) == NULL)
 			return GS_FAIL(
 			    GS_ENOMEM, "no memory to sort %zu keys", n);
-		json_object_foreach(v, k, x) ks[i++] = k;
-		qsort(ks, n, sizeof *ks, key_cmp);
+		json_object_foreach(v, k, x) {
+			ms[i].k = k;
+			ms[i].v = x;
+			if (i > 0 && sorted && strcmp(ms[i - 1].k, k) > 0)
+				sorted = 0;
+			i++;
+		}
+		if (!sorted)
+			qsort(ms, n, sizeof *ms, member_cmp);
 		r = gs_buf_putc(out, '{');
 		for (i = 0; r == GS_OK && i < n; i++) {
 			if (i > 0 && (r = gs_buf_putc(out, ',')) != GS_OK)
 				break;
-			if ((r = put_string(out, ks[i], strlen(ks[i]))) !=
+			if ((r = put_string(out, ms[i].k, strlen(ms[i].k))) !=
 				GS_OK ||
 			    (r = gs_buf_putc(out, ':')) != GS_OK)
 				break;
-			r = put_value(
-			    out, json_object_get(v, ks[i]), depth + 1);
+			r = put_value(out, ms[i].v, depth + 1);
 		}
 		if (r == GS_OK)
 			r = gs_buf_putc(out, '}');
-		if (ks != stack)
-			gs_free(ks);
+		if (ms != stack)
+			gs_free(ms);
 		return r;
 	}
 	case JSON_ARRAY: {

@@ -31,7 +31,9 @@
 #include "core/mem.h"
 #include "core/util.h"
 #include "crypto.h"
+#include "db.h"
 #include "deflate.h"
+#include "embedded.h"
 #include "enroll.h"
 #include "keybundle.h"
 #include "enrollment.h"
@@ -1521,6 +1523,210 @@ test_worst_results(void **state)
 	free(cs);
 }
 
+
+static int64_t db_int(struct gs_db *db, const char *sql);
+
+/* One integer from a query on the platform's database, read through a
+ * connection of its own (WAL: it sees what the store committed). */
+static int64_t
+store_int(struct fx *f, const char *sql)
+{
+	struct gs_db *db = NULL;
+	char path[256];
+	int64_t v;
+
+	snprintf(path, sizeof(path), "%s/platform.db", f->home);
+	assert_int_equal(gs_db_open(path, NULL, 0, &db), GS_OK);
+	v = db_int(db, sql);
+	gs_db_close(db);
+	return v;
+}
+
+/*
+ * The pull feed and the device tallies that ingest writes itself (schema
+ * platform 0007; triggers wrote them before): one feed row per revision,
+ * "own" for a device's plain fast-forward, the tallies equal to counting
+ * the rows, also when a record moves to another device and when an
+ * admin's revision is written.
+ */
+static void
+test_bookkeeping(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change cs[3], c;
+	struct pf_ingest_result res;
+	unsigned char batch[16];
+	struct gs_buf env;
+	char u[3][37];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		gs_uuid_v7(u[i]);
+		change(&cs[i], u[i], 0, house);
+	}
+	seal(f, &f->a, f->pf->keys.deployment, cs, 3, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	assert_int_equal(res.applied, 3);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	for (i = 0; i < 3; i++)
+		gs_change_release(&cs[i]);
+	/* b moves a's first record on (a fast-forward by another device),
+	 * then a edits it on its stale rev 1: a merge, not its own. */
+	change(&c, u[0], 1, "{\"owner_name\":\"李四\"}");
+	send_one(f, &f->b, &c, &res);
+	assert_int_equal(res.applied, 1);
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+	change(&c, u[0], 1, "{\"occupants\":3}");
+	send_one(f, &f->a, &c, &res);
+	assert_non_null(strstr(res.results, "\"merged\""));
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+
+	/* One feed row per revision, in order, with the record's grid and
+	 * the writing device; "own" for rev = base_rev + 1 only. */
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 5);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed f JOIN "
+	    "revisions v ON v.uuid = f.ref AND v.rev = f.rev AND "
+	    "v.device_id = f.device_id WHERE f.kind = 'record' AND "
+	    "f.grid = 'G1' AND f.own = (v.rev = v.base_rev + 1)"), 5);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed "
+	    "WHERE own = 0"), 1);
+	assert_int_equal(store_int(f, "SELECT max(seq) - min(seq) FROM feed"),
+	    4);
+	/* The tallies are what counting the rows gives. */
+	assert_int_equal(store_int(f, "SELECT count(*) FROM ("
+	    "SELECT device_id, 'rec:' || type, count(*) FROM records "
+	    "GROUP BY 1, 2 UNION ALL SELECT device_id, 'rev', count(*) "
+	    "FROM revisions GROUP BY 1 EXCEPT SELECT device_id, key, n "
+	    "FROM device_tally WHERE n <> 0)"), 0);
+	/* a's first record came back to a with the merge: b holds none. */
+	assert_int_equal(store_int(f, "SELECT count(*) FROM device_tally "
+	    "WHERE n <> 0"), 3);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally t JOIN "
+	    "devices d ON d.device_id = t.device_id WHERE d.worker = 'w-a' "
+	    "AND key = 'rec:house'"), 3);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally t JOIN "
+	    "devices d ON d.device_id = t.device_id WHERE d.worker = 'w-b' "
+	    "AND key = 'rec:house'"), 0);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally t JOIN "
+	    "devices d ON d.device_id = t.device_id WHERE d.worker = 'w-b' "
+	    "AND key = 'rev'"), 1);
+
+	/* The store's operations for an admin's revision (admin.c). */
+	assert_int_equal(f->pf->store->ops->feed_record(f->pf->store, u[1], 2,
+	    "G1", f->a.id, 0), GS_OK);
+	assert_int_equal(f->pf->store->ops->tally_add(f->pf->store, f->a.id,
+	    "rev", 2), GS_OK);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed WHERE "
+	    "own = 0 AND rev = 2"), 1);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally t JOIN "
+	    "devices d ON d.device_id = t.device_id WHERE d.worker = 'w-a' "
+	    "AND key = 'rev'"), 6);
+}
+
+/* Runs one embedded migration file on db. */
+static void
+run_migration(struct gs_db *db, const char *name)
+{
+	const struct gs_embedded *e = gs_embedded_find(name);
+
+	assert_non_null(e);
+	assert_int_equal(gs_db_exec(db, (const char *)e->data), GS_OK);
+}
+
+static int64_t
+db_int(struct gs_db *db, const char *sql)
+{
+	struct gs_stmt *s = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(gs_stmt_prepare(db, sql, &s), GS_OK);
+	assert_int_equal(gs_stmt_one_int64(s, 0, &v), GS_OK);
+	gs_stmt_finalize(s);
+	return v;
+}
+
+/*
+ * Migration 0007 on a store written at version 6 (its triggers filling
+ * the feed and the tallies): the same feed rows with the same seqs and
+ * the same tallies after it; new feed seqs follow the old ones; the
+ * revisions triggers are gone, those of tasks still feed.
+ */
+static void
+test_migration_0007(void **state)
+{
+	char dir[] = "/tmp/pf-mig.XXXXXX", path[64];
+	struct gs_db *db = NULL;
+	const char *files[] = { "platform/0001-init.sql",
+		"platform/0002-reconcile.sql", "platform/0003-attachments.sql",
+		"platform/0004-changes-ledger.sql",
+		"platform/0005-record-attachments.sql",
+		"platform/0006-device-keys.sql" };
+	size_t i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/platform.db", dir);
+	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		run_migration(db, files[i]);
+	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 6;"
+	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
+	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', zeroblob(32), x'01000000000000000000000000000000', "
+	    "'w1', 'n', 'G1', 0);"
+	    "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
+	    "envelope_hash, envelope, received_at, status, http_status, "
+	    "applied, conflicted, quarantined, chain, receipt, results) "
+	    "VALUES (x'01000000000000000000000000000000', zeroblob(16), 1, x'', x'', x'', 0, 1, 200, 2, 0, "
+	    "0, 'ok', x'', '[]');"
+	    "INSERT INTO records (uuid, type, form_version, grid, rev, fields, "
+	    "created_at, updated_at, author, device_id, batch) VALUES "
+	    "('u1', 'house', 1, 'G1', 1, '{}', 0, 0, 'w1', x'01000000000000000000000000000000', 1), "
+	    "('u2', 'person', 1, 'G1', 1, '{}', 0, 0, 'w1', x'01000000000000000000000000000000', 1);"
+	    "INSERT INTO revisions (uuid, rev, change_id, base_rev, device_id, "
+	    "batch, change, fields, deleted, applied_at) VALUES "
+	    "('u1', 1, 'c1', 0, x'01000000000000000000000000000000', 1, '{}', '{}', 0, 0), "
+	    "('u2', 1, 'c2', 0, x'01000000000000000000000000000000', 1, '{}', '{}', 0, 0);"
+	    "INSERT INTO tasks (id, worker, kind, due, title, created_at, "
+	    "created_by) VALUES ('t1', 'w1', 'VISIT', '2026-01-01', 't', 0, "
+	    "'admin');"), GS_OK);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM feed"), 3);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM device_tally"), 3);
+	gs_db_close(db);
+	db = NULL;
+
+	assert_int_equal(gs_db_open(path, "platform", 0, &db), GS_OK);
+	assert_true(gs_db_version(db) >= 7);
+	/* The same rows, seqs and values. */
+	assert_int_equal(db_int(db, "SELECT count(*) FROM feed WHERE "
+	    "(seq = 1 AND kind = 'record' AND ref = 'u1' AND rev = 1 AND "
+	    "grid = 'G1' AND device_id = x'01000000000000000000000000000000' AND own = 1) OR "
+	    "(seq = 2 AND kind = 'record' AND ref = 'u2') OR "
+	    "(seq = 3 AND kind = 'task' AND ref = 't1' AND worker = 'w1')"),
+	    3);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM device_tally WHERE "
+	    "(key = 'rec:house' AND n = 1) OR (key = 'rec:person' AND n = 1) "
+	    "OR (key = 'rev' AND n = 2)"), 3);
+	/* Revisions no longer feed by trigger; tasks still do, after the
+	 * old seqs; the kind is still checked. */
+	assert_int_equal(gs_db_exec(db, "INSERT INTO revisions (uuid, rev, "
+	    "change_id, base_rev, device_id, batch, change, fields, deleted, "
+	    "applied_at) VALUES ('u1', 2, 'c3', 1, x'01000000000000000000000000000000', 1, '{}', '{}', 0, "
+	    "0); UPDATE tasks SET status = 'done'"), GS_OK);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM feed"), 4);
+	assert_int_equal(db_int(db, "SELECT seq FROM feed WHERE seq > 3 "
+	    "AND kind = 'task'"), 4);
+	assert_int_equal(db_int(db, "SELECT n FROM device_tally WHERE "
+	    "key = 'rev'"), 2);
+	assert_int_not_equal(gs_db_exec(db, "INSERT INTO feed (kind, ref) "
+	    "VALUES ('bogus', 'x')"), GS_OK);
+	assert_int_equal(gs_db_integrity_check(db), GS_OK);
+	gs_db_close(db);
+	(void)rm_home(dir);
+}
+
 int
 main(void)
 {
@@ -1553,6 +1759,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_worst_results, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_bookkeeping, setup,
+		    teardown),
+		cmocka_unit_test(test_migration_0007),
 	};
 
 	/* Refused enrollments are logged as warnings: expected here. */
