@@ -107,9 +107,16 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	} while (0)
 	PREP(chain, "SELECT last_seq, chain_head FROM device WHERE id = 1");
 	PREP(max_seq, "SELECT coalesce(max(seq), 0) FROM outbox");
-	PREP(pick, "SELECT change_id, uuid, type, form_version, grid, op, "
-		   "base_rev, fields, reason, author, created_at, updated_at "
-		   "FROM change WHERE state = 0 ORDER BY change_id LIMIT ?1");
+	/* A creation's change has no fields of its own: it sends the
+	 * record's fields as they are now (schema/agent/0006), which an
+	 * edit can only have changed by coalescing into this change. */
+	PREP(pick, "SELECT c.change_id, c.uuid, c.type, c.form_version, "
+		   "c.grid, c.op, c.base_rev, CASE WHEN c.op = 'upsert' "
+		   "THEN coalesce(c.fields, r.fields) END, c.reason, "
+		   "c.author, c.created_at, c.updated_at "
+		   "FROM change AS c LEFT JOIN record AS r "
+		   "ON c.fields IS NULL AND r.uuid = c.uuid "
+		   "WHERE c.state = 0 ORDER BY c.change_id LIMIT ?1");
 	PREP(skip, "UPDATE change SET state = 3, problem = ?2, "
 		   "updated_at = ?3 WHERE change_id = ?1 AND state = 0");
 	PREP(ins,

@@ -1203,7 +1203,10 @@ insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
 		return r;
 	if ((r = db_done(gs_stmt_step(s))) != GS_OK)
 		return r;
-	return insert_change(st, uuid, type, fv, st->grid, "upsert", 0, text,
+	/* The creation's change carries no fields: it sends the record's
+	 * fields as they are when batched (0006-lean-change.sql), so they
+	 * are written once, not twice. */
+	return insert_change(st, uuid, type, fv, st->grid, "upsert", 0, NULL,
 	    NULL, now);
 }
 
@@ -1438,7 +1441,7 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
 	json_error_t err;
 	struct bidx bx_old, bx_new;
 	int64_t now;
-	int r = GS_EINTERNAL, in_tx = 0, found = 0, old_fv = 0;
+	int r = GS_EINTERNAL, in_tx = 0, found = 0, old_fv = 0, creation = 0;
 
 	if (json_object_size(edit) == 0) {
 		r = GS_FAIL(GS_EINVAL, "nothing to change: give at least one "
@@ -1506,6 +1509,9 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
 	if ((r = load_unsent(st, uuid, &found, change_id, op, &old_text,
 	    &old_fv)) != GS_OK)
 		goto out;
+	/* An unsent creation (no fields of its own) stays one: it sends the
+	 * merged record as it is when batched. */
+	creation = found && old_text == NULL && strcmp(op, "upsert") == 0;
 	if (found && old_text != NULL) {
 		/* Fold into the unsent change: later values win. */
 		old = json_loads(old_text, JSON_REJECT_DUPLICATES, &err);
@@ -1527,13 +1533,14 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
 	/* Both are sealed under the form version they are stored with. */
 	if ((r = seal_fields(st, f, uuid, gs_form_version(f), merged,
 	    &bx_new)) != GS_OK ||
-	    (r = seal_fields(st, f, uuid, gs_form_version(f), chg, NULL))
-	    != GS_OK)
+	    (!creation && (r = seal_fields(st, f, uuid, gs_form_version(f),
+	    chg, NULL)) != GS_OK))
 		goto out;
 	text = dump(merged);
-	chg_text = dump(chg);
+	chg_text = creation ? NULL : dump(chg);
 	detail = json_dumps(names, JSON_COMPACT);
-	if (text == NULL || chg_text == NULL || detail == NULL) {
+	if (text == NULL || (!creation && chg_text == NULL) ||
+	    detail == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
 		goto out;
 	}

@@ -233,13 +233,16 @@ test_collect_get(void **state)
 	json_decref(o);
 	ag_free(json);
 
-	/* The creation change: all fields, base_rev 0, unsent. */
+	/* The creation change: base_rev 0, unsent, no fields of its own
+	 * (it sends the record's: 0006-lean-change.sql). */
 	assert_int_equal(count_changes(), 1);
 	assert_int_equal(q_int("SELECT base_rev FROM change WHERE uuid=?1",
 	    uuid), 0);
 	assert_int_equal(q_int("SELECT state FROM change WHERE uuid=?1",
 	    uuid), 0);
-	c = q_json("SELECT fields FROM change WHERE uuid=?1", uuid);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE uuid=?1 "
+	    "AND op = 'upsert' AND fields IS NULL", uuid), 1);
+	c = q_json("SELECT fields FROM record WHERE uuid=?1", uuid);
 	assert_int_equal(json_object_size(c), 4);
 	json_decref(c);
 	assert_int_equal(q_int("SELECT count(*) FROM audit WHERE "
@@ -340,11 +343,14 @@ test_edit_coalesces(void **state)
 	person(rec, sizeof(rec), "张三", 2);
 	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
 	    GS_OK);
-	/* Both edits fold into the unsent creation change. */
+	/* Both edits fold into the unsent creation change, which stays a
+	 * creation: it sends the record as it is when batched. */
 	assert_int_equal(ag_edit(st, uuid, e1, strlen(e1)), GS_OK);
 	assert_int_equal(ag_edit(st, uuid, e2, strlen(e2)), GS_OK);
 	assert_int_equal(count_changes(), 1);
-	c = q_json("SELECT fields FROM change WHERE uuid=?1", uuid);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE uuid=?1 "
+	    "AND op = 'upsert' AND base_rev = 0 AND fields IS NULL", uuid), 1);
+	c = q_json("SELECT fields FROM record WHERE uuid=?1", uuid);
 	assert_string_equal(json_string_value(json_object_get(c, "note")),
 	    "b");
 	assert_string_equal(json_string_value(json_object_get(c, "phone")),
