@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -610,7 +611,10 @@ store_new(const char *home, const char *path, int dbflags,
 		r = GS_FAIL(GS_ENOMEM, "store: out of memory");
 		goto out;
 	}
-	if ((r = gs_db_open(path, "agent", dbflags, &st->db)) != GS_OK)
+	/* One thread at a time: the bulk import's reader thread and the
+	 * sync's courier never touch the database. */
+	if ((r = gs_db_open(path, "agent", dbflags | GS_DB_ONE_THREAD,
+	    &st->db)) != GS_OK)
 		goto out;
 	/* A bigger page cache keeps the b-trees of a bulk import in memory
 	 * (16 MiB; SQLite's default is 2 MiB). */
@@ -1152,25 +1156,29 @@ audit(struct ag_store *st, int64_t at, const char *action,
  * so an envelope sent twice can never apply a change twice.
  */
 static int
-insert_change(struct ag_store *st, const char *uuid, const char *type,
-    int form_version, const char *grid, const char *op, int64_t base_rev,
-    const char *fields, const char *reason, int64_t now)
+insert_change(struct ag_store *st, const char *id, const char *uuid,
+    const char *type, int form_version, const char *grid, const char *op,
+    int64_t base_rev, const char *fields, const char *reason, int64_t now)
 {
 	struct gs_stmt *s = st->chg_ins;
 	char change_id[GS_UUID_LEN + 1];
 	int r;
 
-	gs_uuid_v7(change_id);
-	if ((r = gs_stmt_bind_text(s, 1, change_id)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 2, uuid)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 3, type)) != GS_OK ||
+	if (id == NULL) {
+		gs_uuid_v7(change_id);
+		id = change_id;
+	}
+	/* No copies: every text outlives the step (db.h). */
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, id)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 2, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 3, type)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 4, form_version)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 5, grid)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 6, op)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 5, grid)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 6, op)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 7, base_rev)) != GS_OK ||
 	    (r = gs_stmt_bind_text_nocopy(s, 8, fields)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 9, reason)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 10, st->worker)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 9, reason)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 10, st->worker)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 11, now)) != GS_OK)
 		return r;
 	return db_done(gs_stmt_step(s));
@@ -1179,11 +1187,13 @@ insert_change(struct ag_store *st, const char *uuid, const char *type,
 /*
  * Inserts a new, validated record and its creation change (inside the
  * caller's transaction).  text is the compact JSON of the fields, already
- * sealed for the uuid the caller made (seal_fields); bx its index tags.
+ * sealed for the uuid the caller made (seal_fields); bx its index tags;
+ * change_id the creation change's id (NULL: a fresh one).
  */
 static int
 insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
-    int64_t now, const char uuid[GS_UUID_LEN + 1], const struct bidx *bx)
+    int64_t now, const char uuid[GS_UUID_LEN + 1], const char *change_id,
+    const struct bidx *bx)
 {
 	struct gs_stmt *s = st->rec_ins;
 	const char *type = gs_form_type(f);
@@ -1192,22 +1202,22 @@ insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
 
 	if ((r = bidx_apply(st->bidx_ins, uuid, bx)) != GS_OK)
 		return r;
-	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 2, type)) != GS_OK ||
+	/* No copies: every text outlives the step (db.h). */
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 2, type)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 3, fv)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 4, st->grid)) != GS_OK ||
-	    /* No copy: text outlives the step (db.h). */
+	    (r = gs_stmt_bind_text_nocopy(s, 4, st->grid)) != GS_OK ||
 	    (r = gs_stmt_bind_text_nocopy(s, 5, text)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 6, now)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 7, st->worker)) != GS_OK)
+	    (r = gs_stmt_bind_text_nocopy(s, 7, st->worker)) != GS_OK)
 		return r;
 	if ((r = db_done(gs_stmt_step(s))) != GS_OK)
 		return r;
 	/* The creation's change carries no fields: it sends the record's
 	 * fields as they are when batched (0006-lean-change.sql), so they
 	 * are written once, not twice. */
-	return insert_change(st, uuid, type, fv, st->grid, "upsert", 0, NULL,
-	    NULL, now);
+	return insert_change(st, change_id, uuid, type, fv, st->grid,
+	    "upsert", 0, NULL, NULL, now);
 }
 
 /*
@@ -1250,7 +1260,7 @@ collect_fields(struct ag_store *st, const struct gs_form *f, json_t *fields,
 	if ((r = gs_db_begin(st->db)) != GS_OK)
 		goto out;
 	in_tx = 1;
-	if ((r = insert_new(st, f, text, now, uuid, &bx)) != GS_OK ||
+	if ((r = insert_new(st, f, text, now, uuid, NULL, &bx)) != GS_OK ||
 	    (r = audit(st, now, "create", uuid, gs_form_type(f), NULL))
 	    != GS_OK)
 		goto out;
@@ -1562,8 +1572,9 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
 		r = update_change(st, change_id, "upsert", chg_text, NULL,
 		    gs_form_version(f), now);
 	} else {
-		r = insert_change(st, uuid, cur.type, gs_form_version(f),
-		    cur.grid, "upsert", cur.rev, chg_text, NULL, now);
+		r = insert_change(st, NULL, uuid, cur.type,
+		    gs_form_version(f), cur.grid, "upsert", cur.rev, chg_text,
+		    NULL, now);
 	}
 	if (r != GS_OK)
 		goto out;
@@ -1715,8 +1726,9 @@ ag_delete(struct ag_store *st, const char *uuid, const char *reason)
 		r = update_change(st, change_id, "delete", NULL, reason,
 		    cur.form_version, now);
 	else
-		r = insert_change(st, uuid, cur.type, cur.form_version,
-		    cur.grid, "delete", cur.rev, NULL, reason, now);
+		r = insert_change(st, NULL, uuid, cur.type,
+		    cur.form_version, cur.grid, "delete", cur.rev, NULL, reason,
+		    now);
 	if (r != GS_OK)
 		goto out;
 	if ((r = gs_stmt_bind_text(st->rec_del, 1, uuid)) != GS_OK ||
@@ -1776,36 +1788,253 @@ is_blank_line(const char *p, size_t n)
 	return 1;
 }
 
+/*
+ * The bulk import is a pipeline of two threads (the handheld has two
+ * cores or more): a reader thread parses, validates, seals and encodes
+ * lines into chunks while the caller's thread inserts the chunk before
+ * (SQLite is the other half of the work).  Only the caller's thread
+ * touches the database and the problem callback; the reader touches only
+ * its chunk, the input, the schema and the data key, all read-only but
+ * the chunk.  Chunks go round a ring of IMPORT_RING; each holds up to
+ * IMPORT_CHUNK lines.  A small import (under two chunks of lines) runs
+ * the same reader code inline, without a thread.
+ */
+#define IMPORT_CHUNK 256
+#define IMPORT_RING 4
+
+/* What the reader made of one non-blank line: saved, bad (reported by
+ * the caller's thread), valid but after a bad line (nothing more is
+ * saved), or an error that stops the import. */
+enum { ITEM_OK, ITEM_BAD, ITEM_SKIP, ITEM_FATAL };
+
+struct import_item {
+	int kind;
+	size_t line;           /* 1-based line number */
+	size_t src, srclen;    /* the line in the input */
+	size_t off;            /* ITEM_OK: its stored text in chunk->text */
+	char uuid[GS_UUID_LEN + 1];
+	char change_id[GS_UUID_LEN + 1];
+	struct bidx bx;
+};
+
+struct import_chunk {
+	size_t n;
+	int fatal;             /* ITEM_FATAL: the error, with why */
+	char why[256];
+	struct gs_buf text;    /* the items' texts, each NUL-terminated */
+	struct import_item item[IMPORT_CHUNK];
+};
+
+struct import {
+	struct ag_store *st;
+	const struct gs_form *f;
+	const char *data;
+	size_t len, off, line;
+	int seen_bad;          /* the reader saw a bad line: stop encoding */
+
+	struct import_chunk *ring; /* IMPORT_RING chunks */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t made, used;     /* chunks filled / consumed so far */
+	int done, stop;        /* reader finished / caller gave up */
+};
+
+/*
+ * Fills c with the next lines of the input (reader side).  A bad line is
+ * only marked: the caller's thread checks it again to report its
+ * problems in order.  Returns 0 at the end of the input.
+ */
+static int
+import_fill(struct import *im, struct import_chunk *c)
+{
+	struct gs_problems p;
+	char why[256];
+	json_t *fields = NULL;
+	int r;
+
+	c->n = 0;
+	c->fatal = GS_OK;
+	gs_buf_reset(&c->text);
+	while (c->n < IMPORT_CHUNK && im->off < im->len) {
+		const char *l = im->data + im->off, *nl;
+		struct import_item *it = &c->item[c->n];
+		size_t n;
+
+		/* Lines end at \n; a \r before it is whitespace to the JSON
+		 * reader, so files from Windows import as they are.  The last
+		 * line needs no newline. */
+		nl = memchr(l, '\n', im->len - im->off);
+		n = nl != NULL ? (size_t)(nl - l) : im->len - im->off;
+		it->src = im->off;
+		it->srclen = n;
+		im->off += n + (nl != NULL);
+		it->line = ++im->line;
+		if (is_blank_line(l, n))
+			continue;
+		c->n++;
+		it->kind = ITEM_BAD;
+		it->bx.n = 0;
+		if (parse_object(l, n, &fields, why, sizeof(why)) != GS_OK) {
+			im->seen_bad = 1;
+			continue;
+		}
+		r = gs_record_validate(im->st->schema, im->f, fields, &p);
+		if (r == GS_OK && !im->seen_bad) {
+			drop_nulls(fields);
+			gs_uuid_v7(it->uuid);
+			gs_uuid_v7(it->change_id);
+			it->off = c->text.len;
+			if ((r = seal_fields(im->st, im->f, it->uuid,
+			    gs_form_version(im->f), fields, &it->bx))
+			    == GS_OK &&
+			    (r = put_json(&c->text, fields)) == GS_OK)
+				r = gs_buf_putc(&c->text, '\0');
+			if (r == GS_OK)
+				it->kind = ITEM_OK;
+		} else if (r == GS_OK) {
+			it->kind = ITEM_SKIP;
+		} else if (r == GS_EVALIDATION) {
+			im->seen_bad = 1;
+			r = GS_OK;
+		}
+		json_decref(fields);
+		fields = NULL;
+		if (r != GS_OK) {
+			it->kind = ITEM_FATAL;
+			c->fatal = r;
+			snprintf(c->why, sizeof(c->why), "line %zu: %s",
+			    it->line, gs_errmsg(r));
+			im->off = im->len; /* nothing after a fatal error */
+			break;
+		}
+	}
+	return c->n > 0 || im->off < im->len;
+}
+
+static void *
+import_reader(void *arg)
+{
+	struct import *im = arg;
+	struct import_chunk *c;
+	int more = 1;
+
+	while (more) {
+		(void)pthread_mutex_lock(&im->mu);
+		while (!im->stop && im->made - im->used == IMPORT_RING)
+			(void)pthread_cond_wait(&im->cv, &im->mu);
+		if (im->stop) {
+			(void)pthread_mutex_unlock(&im->mu);
+			break;
+		}
+		c = &im->ring[im->made % IMPORT_RING];
+		(void)pthread_mutex_unlock(&im->mu);
+		more = import_fill(im, c);
+		(void)pthread_mutex_lock(&im->mu);
+		if (more)
+			im->made++;
+		(void)pthread_cond_broadcast(&im->cv);
+		(void)pthread_mutex_unlock(&im->mu);
+	}
+	(void)pthread_mutex_lock(&im->mu);
+	im->done = 1;
+	(void)pthread_cond_broadcast(&im->cv);
+	(void)pthread_mutex_unlock(&im->mu);
+	return NULL;
+}
+
+/* The next filled chunk (caller side), or NULL at the end. */
+static struct import_chunk *
+import_next(struct import *im, int threaded)
+{
+	struct import_chunk *c = NULL;
+
+	if (!threaded) {
+		c = &im->ring[0];
+		return import_fill(im, c) ? c : NULL;
+	}
+	(void)pthread_mutex_lock(&im->mu);
+	while (im->used == im->made && !im->done)
+		(void)pthread_cond_wait(&im->cv, &im->mu);
+	if (im->used < im->made)
+		c = &im->ring[im->used % IMPORT_RING];
+	(void)pthread_mutex_unlock(&im->mu);
+	return c;
+}
+
+/* Gives the chunk the caller is done with back to the reader. */
+static void
+import_release(struct import *im, int threaded)
+{
+	if (!threaded)
+		return;
+	(void)pthread_mutex_lock(&im->mu);
+	im->used++;
+	(void)pthread_cond_broadcast(&im->cv);
+	(void)pthread_mutex_unlock(&im->mu);
+}
+
+/* Reports the problems of a line the reader marked bad (caller side);
+ * *parse says whether it is not even JSON. */
+static int
+import_report(struct import *im, const struct import_item *it, int *parse)
+{
+	struct gs_problems p;
+	char why[256];
+	json_t *fields = NULL;
+	int r;
+
+	*parse = 0;
+	if (parse_object(im->data + it->src, it->srclen, &fields, why,
+	    sizeof(why)) != GS_OK) {
+		report(im->st, it->line, "", "parse", why);
+		*parse = 1;
+		return GS_OK;
+	}
+	r = gs_record_validate(im->st->schema, im->f, fields, &p);
+	json_decref(fields);
+	if (r == GS_EVALIDATION) {
+		report_all(im->st, it->line, &p);
+		return GS_OK;
+	}
+	/* Valid now: it was only skipped after an earlier bad line. */
+	return r == GS_OK ? GS_DONE : r;
+}
+
 int
 ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
     size_t len, ag_uuid_fn on_uuid, void *ctx, size_t *count)
 {
-	const struct gs_form *f = NULL;
+	struct import im;
+	struct import_chunk *c;
 	struct uuids u = { 0 };
-	struct gs_problems p;
-	struct gs_buf enc;
-	json_t *fields = NULL;
 	char *detail = NULL;
-	char why[256], uuid[GS_UUID_LEN + 1];
-	struct bidx bx;
-	size_t off = 0, line = 0, bad = 0, unparsable = 0, i;
+	size_t bad = 0, unparsable = 0, i, k, nl = 0;
+	pthread_t reader;
 	int64_t now;
-	int r = GS_EINTERNAL, in_tx = 0;
+	int r = GS_EINTERNAL, in_tx = 0, threaded = 0, sync_ok = 0;
 
 	st->nproblems = 0;
-	gs_buf_init(&enc, 2 * AG_MAX_RECORD_JSON);
+	memset(&im, 0, sizeof(im));
 	if (count != NULL)
 		*count = 0;
-	if ((r = find_form(st, type, &f)) != GS_OK)
+	if ((r = find_form(st, type, &im.f)) != GS_OK)
 		return r;
 	if (len > AG_MAX_IMPORT)
 		return GS_FAIL(GS_ETOOBIG, "import of %zu bytes is over the "
 		    "limit of %u", len, AG_MAX_IMPORT);
 	if ((r = need_key(st)) != GS_OK)
 		return r;
+	im.st = st;
+	im.data = data;
+	im.len = len;
+	if ((im.ring = gs_calloc(IMPORT_RING, sizeof(*im.ring))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "import: out of memory");
+	for (i = 0; i < IMPORT_RING; i++)
+		gs_buf_init(&im.ring[i].text,
+		    (size_t)IMPORT_CHUNK * 2 * AG_MAX_RECORD_JSON);
 	now = gs_now_ms();
 	/*
-	 * One pass: each line is parsed, validated and inserted inside one
+	 * Each line is parsed, validated and inserted inside one
 	 * transaction.  After the first bad line nothing more is inserted,
 	 * but every remaining line is still checked so the worker sees all
 	 * faults at once; then the whole transaction is rolled back.
@@ -1813,59 +2042,54 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	if ((r = gs_db_begin(st->db)) != GS_OK)
 		goto out;
 	in_tx = 1;
-	while (off < len) {
-		const char *l = data + off, *nl;
-		size_t n;
+	/* Two chunks of lines or more: worth a thread. */
+	for (i = 0; i < len && nl < 2 * IMPORT_CHUNK; i++)
+		nl += data[i] == '\n';
+	if (nl >= 2 * IMPORT_CHUNK) {
+		if (pthread_mutex_init(&im.mu, NULL) != 0)
+			goto inline_;
+		if (pthread_cond_init(&im.cv, NULL) != 0) {
+			(void)pthread_mutex_destroy(&im.mu);
+			goto inline_;
+		}
+		sync_ok = 1;
+		threaded = pthread_create(&reader, NULL, import_reader, &im)
+		    == 0;
+	}
+inline_:
+	while ((c = import_next(&im, threaded)) != NULL) {
+		for (k = 0; k < c->n; k++) {
+			const struct import_item *it = &c->item[k];
+			int parse = 0;
 
-		/* Lines end at \n; a \r before it is whitespace to the JSON
-		 * reader, so files from Windows import as they are.  The last
-		 * line needs no newline. */
-		nl = memchr(l, '\n', len - off);
-		n = nl != NULL ? (size_t)(nl - l) : len - off;
-		off += n + (nl != NULL);
-		line++;
-		if (is_blank_line(l, n))
-			continue;
-		if ((r = parse_object(l, n, &fields, why, sizeof(why)))
-		    != GS_OK) {
-			report(st, line, "", "parse", why);
-			bad++;
-			unparsable++;
-			continue;
-		}
-		r = gs_record_validate(st->schema, f, fields, &p);
-		if (r == GS_EVALIDATION) {
-			report_all(st, line, &p);
-			bad++;
-			json_decref(fields);
-			fields = NULL;
-			continue;
-		}
-		if (r != GS_OK)
-			goto out;
-		if (bad == 0) {
-			drop_nulls(fields);
-			gs_uuid_v7(uuid);
-			if ((r = seal_fields(st, f, uuid, gs_form_version(f),
-			    fields, &bx)) != GS_OK)
-				goto out;
-			gs_buf_reset(&enc);
-			if ((r = put_json(&enc, fields)) != GS_OK) {
-				r = GS_FAIL(r, "import: cannot encode line %zu",
-				    line);
+			if (it->kind == ITEM_FATAL) {
+				r = GS_FAIL(c->fatal, "import: %s", c->why);
 				goto out;
 			}
-			if ((r = insert_new(st, f, enc.data, now, uuid, &bx))
-			    != GS_OK) {
+			if (it->kind == ITEM_BAD) {
+				r = import_report(&im, it, &parse);
+				if (r == GS_DONE)
+					continue;
+				if (r != GS_OK)
+					goto out;
+				bad++;
+				unparsable += parse;
+				continue;
+			}
+			if (bad > 0 || it->kind == ITEM_SKIP)
+				continue;
+			if ((r = insert_new(st, im.f, c->text.data + it->off,
+			    now, it->uuid, it->change_id, &it->bx)) != GS_OK) {
+				char why[256];
+
 				gs_strlcpy(why, gs_errmsg(r), sizeof(why));
-				r = GS_FAIL(r, "line %zu: %s", line, why);
+				r = GS_FAIL(r, "line %zu: %s", it->line, why);
 				goto out;
 			}
-			if ((r = uuids_push(&u, uuid)) != GS_OK)
+			if ((r = uuids_push(&u, it->uuid)) != GS_OK)
 				goto out;
 		}
-		json_decref(fields);
-		fields = NULL;
+		import_release(&im, threaded);
 	}
 	if (bad > 0) {
 		r = GS_FAIL(unparsable == bad ? GS_EPARSE : GS_EVALIDATION,
@@ -1888,7 +2112,7 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 			goto out;
 		}
 	}
-	if ((r = audit(st, now, "import", NULL, gs_form_type(f), detail))
+	if ((r = audit(st, now, "import", NULL, gs_form_type(im.f), detail))
 	    != GS_OK)
 		goto out;
 	if ((r = gs_db_commit(st->db)) != GS_OK)
@@ -1901,10 +2125,22 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 		for (i = 0; i < u.n; i++)
 			on_uuid(ctx, u.v[i]);
 out:
+	if (threaded) {
+		(void)pthread_mutex_lock(&im.mu);
+		im.stop = 1;
+		(void)pthread_cond_broadcast(&im.cv);
+		(void)pthread_mutex_unlock(&im.mu);
+		(void)pthread_join(reader, NULL);
+	}
+	if (sync_ok) {
+		(void)pthread_cond_destroy(&im.cv);
+		(void)pthread_mutex_destroy(&im.mu);
+	}
 	if (in_tx)
 		gs_db_rollback(st->db);
-	json_decref(fields);
-	gs_buf_release(&enc);
+	for (i = 0; i < IMPORT_RING; i++)
+		gs_buf_release(&im.ring[i].text);
+	gs_free(im.ring);
 	gs_free(detail);
 	gs_free(u.v);
 	return r;

@@ -4,6 +4,7 @@
  * for their owner, and turns SQLite's result codes into ours (see db.h for
  * the mapping) with SQLite's own message kept as the error detail.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -592,6 +593,20 @@ pragma_row(struct gs_db *db, const char *sql, const char *want)
 	return r;
 }
 
+/*
+ * SQLite's memory statistics take a global mutex on every allocation
+ * (several per statement) and nothing here reads them: off, once, before
+ * SQLite initializes.  A no-op (SQLITE_MISUSE, ignored) if something
+ * initialized SQLite first.
+ */
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+
+static void
+config_sqlite(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int
 gs_db_open(const char *path, const char *migrations, int flags,
     struct gs_db **out)
@@ -600,6 +615,7 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	int r = GS_EINTERNAL, rc, oflags, latest;
 
 	*out = NULL;
+	(void)pthread_once(&config_once, config_sqlite);
 	if ((db = gs_calloc(1, sizeof(*db))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "open: out of memory");
 	if (flags & GS_DB_READONLY)
@@ -609,6 +625,8 @@ gs_db_open(const char *path, const char *migrations, int flags,
 		    ((flags & GS_DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
 	/* EXRESCODE: extended result codes from the start, so that even an
 	 * open that fails says which I/O step failed. */
+	if (flags & GS_DB_ONE_THREAD)
+		oflags |= SQLITE_OPEN_NOMUTEX;
 	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_EXRESCODE,
 	    test_vfs);
 	if (rc != SQLITE_OK) {

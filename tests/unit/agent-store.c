@@ -682,6 +682,77 @@ test_import(void **state)
 	gs_buf_release(&b);
 }
 
+/*
+ * A bulk import big enough for the reader thread (agent/store.c: two
+ * chunks of lines or more), going round the chunk ring several times:
+ * records in line order, and bad lines far apart all reported with their
+ * line numbers, nothing saved.
+ */
+static void
+test_import_pipeline(void **state)
+{
+	struct gs_buf b;
+	char rec[512], *t;
+	struct lctx c = { 0 };
+	size_t n = 0;
+	int i;
+
+	(void)state;
+	gs_buf_init(&b, 4 << 20);
+	for (i = 1; i <= 3000; i++) {
+		if (i == 1500)
+			snprintf(rec, sizeof(rec), "{\"name\":\"x\","
+			    "\"pop_type\":\"REGISTERED\",\"id_number\":"
+			    "\"110105194912310025\",\"address\":\"a\"}");
+		else if (i == 2000)
+			snprintf(rec, sizeof(rec), " ");
+		else if (i == 2800)
+			snprintf(rec, sizeof(rec), "{\"name\":");
+		else
+			person(rec, sizeof(rec), "某", 1000 + i);
+		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, on_uuid,
+	    &c, &n), GS_EVALIDATION);
+	assert_int_equal(n, 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.lines[0], 1500);
+	assert_string_equal(seen.fields[0], "id_number");
+	assert_int_equal(seen.lines[1], 2800);
+	assert_string_equal(seen.rules[1], "parse");
+	assert_int_equal(count_records(), 0);
+	assert_int_equal(count_changes(), 0);
+
+	/* The same without the bad lines: all of them, in line order. */
+	gs_buf_reset(&b);
+	for (i = 1; i <= 3000; i++) {
+		person(rec, sizeof(rec), "某", 1000 + i);
+		assert_int_equal(gs_buf_printf(&b, "%s\n%s", rec,
+		    i == 2000 ? "\n" : ""), GS_OK);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, on_uuid,
+	    &c, &n), GS_OK);
+	assert_int_equal(n, 3000);
+	assert_int_equal(c.n, 3000);
+	assert_int_equal(count_records(), 3000);
+	assert_int_equal(count_changes(), 3000);
+	t = q_text("SELECT json_extract(fields, '$.address') FROM record "
+	    "ORDER BY uuid LIMIT 1", NULL);
+	assert_string_equal(t, "大鹏街道1001号");
+	free(t);
+	t = q_text("SELECT json_extract(fields, '$.address') FROM record "
+	    "ORDER BY uuid DESC LIMIT 1", NULL);
+	assert_string_equal(t, "大鹏街道4000号");
+	free(t);
+	t = q_text("SELECT max(uuid) FROM record", NULL);
+	assert_string_equal(t, c.last);
+	free(t);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE state = 0 "
+	    "AND op = 'upsert' AND fields IS NULL", NULL), 3000);
+	gs_buf_release(&b);
+}
+
 static void
 test_audit_append_only(void **state)
 {
@@ -770,6 +841,7 @@ main(void)
 		T(test_delete),
 		T(test_list_status),
 		T(test_import),
+		T(test_import_pipeline),
 		T(test_audit_append_only),
 		T(test_torture),
 		T(test_newer_refused),
