@@ -75,6 +75,17 @@ int ag_crypt_open(const struct ag_crypt *c, const char *uuid,
 int ag_crypt_is_sealed(const json_t *fields);
 
 /*
+ * The base64 of sealed fields: URL-safe, no padding, byte for byte what
+ * gs_crypto_b64_encode/decode give (and refuse), but by table lookup, not
+ * in constant time: for ciphertext only, never for a key.  encode writes
+ * GS_B64_LEN(n) bytes with the NUL and returns the length; decode
+ * returns GS_OK, GS_ETOOBIG (over outmax) or GS_EPARSE.
+ */
+size_t ag_crypt_b64_encode(char *out, const unsigned char *in, size_t n);
+int ag_crypt_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
+    const char *in, size_t inlen);
+
+/*
  * The blind-index tag of an id number (any of the form's idcard fields):
  * BLAKE2b-128 keyed with a subkey of the DEK over the normalized number
  * (spaces and hyphens dropped, x upper-cased).  GS_OK, or GS_EINVAL when
