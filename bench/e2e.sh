@@ -171,10 +171,20 @@ batch N is uploaded and committed (agent/sync.c, the courier thread).
 Targets (issue 3): at least 50,000 records/s end to end and at most 150
 bytes on the wire per ~400-byte record in full batches.
 
+Before -> after this round (issue 3, helper "ingest"), the same hour,
+100,000 persons, load average 7-10 on two shared cores: 041507f: 2,499
+records/s all in, sync 32.51 s (3,075 records/s), CPU seconds agent sync
+7.90, platform 6.37, collect 3.92; 2658e36 (platform 0007, the pii open,
+and the store's import of 6c0951e): 3,867 records/s all in, sync 20.54 s
+(4,868 records/s), CPU 5.63, 4.32, collect 2.95; 103.0 bytes per record
+on the wire.
+
 Where a synced record's time goes (callgrind instructions per record,
 2,000 gridgen persons in batches of 1,000, 2026-11-26; stable where the
-timings above are not).  The platform (\`gridplatform serve\`, all of
-ingest: HTTP, verify, decrypt, inflate, decode, validate, SQL, commit):
+timings above are not; \`BUILD=build sh bench/sync-callgrind.sh\` measures
+both sides).  The platform (\`gridplatform serve\`, all of ingest: HTTP,
+verify, decrypt, inflate, decode, validate, SQL, commit; its start, about
+15k per record here, included from the 0007 row on):
 
 | lever (each on top of the previous) | platform instructions / record |
 |---|---|
@@ -182,31 +192,50 @@ ingest: HTTP, verify, decrypt, inflate, decode, validate, SQL, commit):
 | decode by position, "fields" through sync/json.c, no printf in the encoder (sync/batch.c) | decode 48k |
 | ingest keeps the line and a new record's fields text as they came, no revisions query for a new record, large texts bound without a copy | 305k |
 | temp_store=MEMORY (sync/db.c) | 351k, but 9 write() calls per record fewer (temporary b-trees of CHECK ... IN and statement journals went to a temp file): platform CPU for 10,000 records 0.92-0.98 s -> 0.61-0.74 s, same minute |
-| platform 0004: the changes ledger WITHOUT ROWID, its CHECK as comparisons | 315k |
+| platform 0004: the changes ledger WITHOUT ROWID, its CHECK as comparisons | 315k (329k with the start) |
+| platform 0007: no triggers on records and revisions; the feed row written by the store with each revision, the device tallies added up per batch and written once per (device, key) (were two upserts per record, and the triggers made every insert keep a statement journal); the feed table without AUTOINCREMENT and its CHECK IN; a record inserted or updated, not upserted | 220k |
+| the encoder walks an object's keys in their order when already sorted (no qsort, no second lookup): the canonical check of every line | 215k |
+| SQLite without memory statistics (sync/db.c, 6c0951e), main at 2658e36 | 200k |
 
-What is left on the platform: the record, revision and ledger inserts
-with their indexes and the reconciliation triggers (feed row, two tallies:
-about 200k together; the feed's CHECK (kind IN (3 values)) still builds a
-temporary b-tree per record), validation 13k, decode 48k.  The agent's
-\`sync\` (2,000 persons): 368k -> 296k per record (reading stored fields
-with sync/json.c instead of json_loads: 87k -> 15k); what is left: sealing
-227k, of which opening the sealed personal data 68k (agent/crypt.c: a
-json_loadb and base64), marking 1,000 changes batched 65k (an UPDATE of
-rows under three indexes), deflate 58k, encoding 25k; recording the
-receipt 36k.  Sealing and uploading now overlap (the courier thread), so
+What is left on the platform (215k before 6c0951e): the record, revision, ledger and
+feed inserts with their indexes ~100k, decode 44k (of which the
+canonical re-encode 19k), validation 13k, envelope open 9k, the batch's
+jansson values freed 8k, the start 15k.  Dropping the revisions' second
+index on change_id (the changes ledger has it as its key) was measured
+at 4k and not done (it means copying every revision in a migration).
+Same minutes, load about 11 on two cores, 20,000 persons (bench/e2e.sh
+COUNT=20000), CPU seconds of the platform during the sync: 1.50, 1.40
+before 0007, 1.11, 1.14 after.
+
+The agent's \`sync\` (2,000 persons): 368k -> 296k per record (reading
+stored fields with sync/json.c instead of json_loads: 87k -> 15k) -> 238k
+(5f938c5: the sealed personal data read by sync/json.c instead of
+json_loadb, 37k -> 7k; 2658e36: its base64 by table instead of
+libsodium's constant-time decoder, 24k -> 8k; 67c2210: fewer indexes on
+the changes).  What is left: deflate 57k, the changes marked batched at
+sealing 24k (an UPDATE of 1,000 rows), recording the receipt 29k (the
+records' revs 16k, the changes delivered 11k), encoding 23k, reading
+stored fields 15k, the purge pass after every sync 11k (agent/pii.c: it
+reads every change), the AEAD open of the personal data 7k, the
+envelope's signature 7k.  Deflate at level 1 instead of 6
+was measured: 32k instead of 58k, but 131 bytes per record instead of
+103; not taken.  Sealing and uploading overlap (the courier thread), so
 on two cores the sync takes about the longer of the two sides, not their
-sum: 10,000 persons, same minutes, load ~15: sync 4.5 s -> 2.8-3.5 s,
-platform CPU 1.19-1.28 s -> 0.62-0.68 s, agent CPU 0.84-0.89 s -> 0.74 s.
+sum.
 
 Why 50,000 records/s end to end is not reached here: collect + sync cost
-about 190 us of CPU per record in all (agent bulk import with personal
-data sealed ~48 us, agent sync ~70 us, platform ~65 us at the time of the
-table), so even with both cores busy all the time 100,000 records take
-more than 9 s (< 11,000 records/s); the target needs under 40 us per
-record for everything, i.e. a store that writes each record once, in far
-fewer b-trees, on both sides.  The timings in the table were taken at a
-load average of 7-17 on two cores (other helpers' suites), which roughly
-halves them again.
+about 160 us of CPU per record in all on a quiet machine (agent bulk
+import with personal data sealed ~40 us, agent sync ~65 us, platform
+~55 us; at load 11, 20,000 persons: 65, 83 and 56 us), so even with both
+cores busy all the time 100,000 records take about 8 s (at best about
+12,000 records/s); the target needs under 40 us per record for
+everything, i.e. a store that writes each record once, in far fewer
+b-trees, on both sides (the agent writes a record and its change, then
+the change's batched and delivered states and the record's rev: five row
+writes; the platform the record, its revision, its ledger row and its
+feed row: four row writes into nine b-trees).
+The timings in the table were taken at the load average shown, on two
+cores shared with other work, which slows them by as much again.
 
 Rerun: \`make BUILD=build bench-e2e\` (or \`BUILD=build sh bench/e2e.sh\`).
 <!-- bench-e2e:end -->
