@@ -1789,23 +1789,24 @@ is_blank_line(const char *p, size_t n)
 }
 
 /*
- * The bulk import is a pipeline of two threads (the handheld has two
- * cores or more): a reader thread parses, validates, seals and encodes
- * lines into chunks while the caller's thread inserts the chunk before
- * (SQLite is the other half of the work).  Only the caller's thread
- * touches the database and the problem callback; the reader touches only
- * its chunk, the input, the schema and the data key, all read-only but
- * the chunk.  Chunks go round a ring of IMPORT_RING; each holds up to
- * IMPORT_CHUNK lines.  A small import (under two chunks of lines) runs
- * the same reader code inline, without a thread.
+ * The bulk import is a pipeline: reader threads (one per core, at most
+ * IMPORT_READERS) parse, validate, seal and encode chunks of lines while
+ * the caller's thread inserts the chunks in order (SQLite is about half
+ * of the work).  Only the caller's thread touches the database and the
+ * problem callback; a reader touches only the chunk it claimed, the input,
+ * the schema and the data key (whose nonce counter is atomic).  A chunk
+ * is IMPORT_CHUNK lines of the input, claimed in order under the lock;
+ * chunks go round a ring of IMPORT_RING slots, so a reader waits when it
+ * is that far ahead.  A small import (under two chunks of lines) runs the
+ * same reader code inline, without a thread.
  */
 #define IMPORT_CHUNK 256
-#define IMPORT_RING 4
+#define IMPORT_RING 8
+#define IMPORT_READERS 4
 
-/* What the reader made of one non-blank line: saved, bad (reported by
- * the caller's thread), valid but after a bad line (nothing more is
- * saved), or an error that stops the import. */
-enum { ITEM_OK, ITEM_BAD, ITEM_SKIP, ITEM_FATAL };
+/* What a reader made of one non-blank line: saved, bad (reported by the
+ * caller's thread), or an error that stops the import. */
+enum { ITEM_OK, ITEM_BAD, ITEM_FATAL };
 
 struct import_item {
 	int kind;
@@ -1818,71 +1819,109 @@ struct import_item {
 };
 
 struct import_chunk {
+	size_t seq;            /* which chunk of the input */
+	int ready;             /* filled (under the lock) */
 	size_t n;
 	int fatal;             /* ITEM_FATAL: the error, with why */
 	char why[256];
 	struct gs_buf text;    /* the items' texts, each NUL-terminated */
 	struct import_item item[IMPORT_CHUNK];
+	/* A record uuid and a change id per line, made when the chunk is
+	 * claimed: chunks are claimed in order, so uuids follow the lines
+	 * whichever reader fills the chunk (UUIDv7 order is line order). */
+	char ids[IMPORT_CHUNK][2][GS_UUID_LEN + 1];
 };
 
 struct import {
 	struct ag_store *st;
 	const struct gs_form *f;
 	const char *data;
-	size_t len, off, line;
-	int seen_bad;          /* the reader saw a bad line: stop encoding */
+	size_t len, off, line; /* the next chunk starts here */
 
 	struct import_chunk *ring; /* IMPORT_RING chunks */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	size_t made, used;     /* chunks filled / consumed so far */
-	int done, stop;        /* reader finished / caller gave up */
+	size_t claimed, used;  /* chunks claimed by readers / consumed */
+	int stop;              /* the caller gave up */
 };
 
 /*
- * Fills c with the next lines of the input (reader side).  A bad line is
- * only marked: the caller's thread checks it again to report its
- * problems in order.  Returns 0 at the end of the input.
+ * Claims the next chunk of lines (under the lock when threaded): its
+ * number, where it starts and ends, and its first line number.  Returns
+ * 0 at the end of the input.
  */
 static int
-import_fill(struct import *im, struct import_chunk *c)
+import_claim(struct import *im, size_t *seq, size_t *from, size_t *to,
+    size_t *line)
+{
+	struct import_chunk *c;
+	const char *nl;
+	size_t k, n = 0;
+
+	if (im->off >= im->len)
+		return 0;
+	c = &im->ring[im->claimed % IMPORT_RING];
+	*seq = im->claimed++;
+	*from = im->off;
+	*line = im->line;
+	for (k = 0; k < IMPORT_CHUNK && im->off < im->len; k++) {
+		nl = memchr(im->data + im->off, '\n', im->len - im->off);
+		im->off = nl != NULL ? (size_t)(nl - im->data) + 1 : im->len;
+		im->line++;
+	}
+	*to = im->off;
+	while (k-- > 0) {
+		gs_uuid_v7(c->ids[n][0]);
+		gs_uuid_v7(c->ids[n++][1]);
+	}
+	return 1;
+}
+
+/*
+ * Fills c with the lines [from, to) of the input, the first being line
+ * number line + 1 (reader side).  A bad line is only marked: the
+ * caller's thread checks it again to report its problems in order.
+ */
+static void
+import_fill(struct import *im, struct import_chunk *c, size_t from,
+    size_t to, size_t line)
 {
 	struct gs_problems p;
 	char why[256];
 	json_t *fields = NULL;
+	size_t j = 0;
 	int r;
 
 	c->n = 0;
 	c->fatal = GS_OK;
 	gs_buf_reset(&c->text);
-	while (c->n < IMPORT_CHUNK && im->off < im->len) {
-		const char *l = im->data + im->off, *nl;
+	for (; from < to; j++) {
+		const char *l = im->data + from, *nl;
 		struct import_item *it = &c->item[c->n];
 		size_t n;
 
 		/* Lines end at \n; a \r before it is whitespace to the JSON
 		 * reader, so files from Windows import as they are.  The last
 		 * line needs no newline. */
-		nl = memchr(l, '\n', im->len - im->off);
-		n = nl != NULL ? (size_t)(nl - l) : im->len - im->off;
-		it->src = im->off;
+		nl = memchr(l, '\n', to - from);
+		n = nl != NULL ? (size_t)(nl - l) : to - from;
+		it->src = from;
 		it->srclen = n;
-		im->off += n + (nl != NULL);
-		it->line = ++im->line;
+		from += n + (nl != NULL);
+		it->line = ++line;
 		if (is_blank_line(l, n))
 			continue;
 		c->n++;
 		it->kind = ITEM_BAD;
 		it->bx.n = 0;
-		if (parse_object(l, n, &fields, why, sizeof(why)) != GS_OK) {
-			im->seen_bad = 1;
+		if (parse_object(l, n, &fields, why, sizeof(why)) != GS_OK)
 			continue;
-		}
 		r = gs_record_validate(im->st->schema, im->f, fields, &p);
-		if (r == GS_OK && !im->seen_bad) {
+		if (r == GS_OK) {
 			drop_nulls(fields);
-			gs_uuid_v7(it->uuid);
-			gs_uuid_v7(it->change_id);
+			memcpy(it->uuid, c->ids[j][0], sizeof(it->uuid));
+			memcpy(it->change_id, c->ids[j][1],
+			    sizeof(it->change_id));
 			it->off = c->text.len;
 			if ((r = seal_fields(im->st, im->f, it->uuid,
 			    gs_form_version(im->f), fields, &it->bx))
@@ -1891,10 +1930,7 @@ import_fill(struct import *im, struct import_chunk *c)
 				r = gs_buf_putc(&c->text, '\0');
 			if (r == GS_OK)
 				it->kind = ITEM_OK;
-		} else if (r == GS_OK) {
-			it->kind = ITEM_SKIP;
 		} else if (r == GS_EVALIDATION) {
-			im->seen_bad = 1;
 			r = GS_OK;
 		}
 		json_decref(fields);
@@ -1904,11 +1940,9 @@ import_fill(struct import *im, struct import_chunk *c)
 			c->fatal = r;
 			snprintf(c->why, sizeof(c->why), "line %zu: %s",
 			    it->line, gs_errmsg(r));
-			im->off = im->len; /* nothing after a fatal error */
 			break;
 		}
 	}
-	return c->n > 0 || im->off < im->len;
 }
 
 static void *
@@ -1916,58 +1950,62 @@ import_reader(void *arg)
 {
 	struct import *im = arg;
 	struct import_chunk *c;
-	int more = 1;
+	size_t seq, from, to, line;
 
-	while (more) {
-		(void)pthread_mutex_lock(&im->mu);
-		while (!im->stop && im->made - im->used == IMPORT_RING)
-			(void)pthread_cond_wait(&im->cv, &im->mu);
-		if (im->stop) {
-			(void)pthread_mutex_unlock(&im->mu);
-			break;
-		}
-		c = &im->ring[im->made % IMPORT_RING];
-		(void)pthread_mutex_unlock(&im->mu);
-		more = import_fill(im, c);
-		(void)pthread_mutex_lock(&im->mu);
-		if (more)
-			im->made++;
-		(void)pthread_cond_broadcast(&im->cv);
-		(void)pthread_mutex_unlock(&im->mu);
-	}
 	(void)pthread_mutex_lock(&im->mu);
-	im->done = 1;
+	for (;;) {
+		/* At most IMPORT_RING chunks ahead of the caller. */
+		while (!im->stop && im->claimed - im->used >= IMPORT_RING)
+			(void)pthread_cond_wait(&im->cv, &im->mu);
+		if (im->stop || !import_claim(im, &seq, &from, &to, &line))
+			break;
+		c = &im->ring[seq % IMPORT_RING];
+		(void)pthread_mutex_unlock(&im->mu);
+		import_fill(im, c, from, to, line);
+		(void)pthread_mutex_lock(&im->mu);
+		c->seq = seq;
+		c->ready = 1;
+		(void)pthread_cond_broadcast(&im->cv);
+	}
 	(void)pthread_cond_broadcast(&im->cv);
 	(void)pthread_mutex_unlock(&im->mu);
 	return NULL;
 }
 
-/* The next filled chunk (caller side), or NULL at the end. */
+/* The next chunk in order (caller side), or NULL at the end. */
 static struct import_chunk *
 import_next(struct import *im, int threaded)
 {
-	struct import_chunk *c = NULL;
+	struct import_chunk *c = &im->ring[im->used % IMPORT_RING];
+	size_t seq, from, to, line;
 
 	if (!threaded) {
-		c = &im->ring[0];
-		return import_fill(im, c) ? c : NULL;
+		if (!import_claim(im, &seq, &from, &to, &line))
+			return NULL;
+		import_fill(im, c, from, to, line);
+		return c;
 	}
 	(void)pthread_mutex_lock(&im->mu);
-	while (im->used == im->made && !im->done)
+	while (!(c->ready && c->seq == im->used) &&
+	    !(im->off >= im->len && im->claimed == im->used))
 		(void)pthread_cond_wait(&im->cv, &im->mu);
-	if (im->used < im->made)
-		c = &im->ring[im->used % IMPORT_RING];
+	if (!(c->ready && c->seq == im->used))
+		c = NULL;
 	(void)pthread_mutex_unlock(&im->mu);
 	return c;
 }
 
-/* Gives the chunk the caller is done with back to the reader. */
+/* Gives the chunk the caller is done with back to the readers. */
 static void
 import_release(struct import *im, int threaded)
 {
-	if (!threaded)
+	if (!threaded) {
+		im->used++;
+		im->claimed = im->used;
 		return;
+	}
 	(void)pthread_mutex_lock(&im->mu);
+	im->ring[im->used % IMPORT_RING].ready = 0;
 	im->used++;
 	(void)pthread_cond_broadcast(&im->cv);
 	(void)pthread_mutex_unlock(&im->mu);
@@ -1996,7 +2034,7 @@ import_report(struct import *im, const struct import_item *it, int *parse)
 		report_all(im->st, it->line, &p);
 		return GS_OK;
 	}
-	/* Valid now: it was only skipped after an earlier bad line. */
+	/* Valid after all (a reader found it bad): nothing to report. */
 	return r == GS_OK ? GS_DONE : r;
 }
 
@@ -2008,8 +2046,9 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	struct import_chunk *c;
 	struct uuids u = { 0 };
 	char *detail = NULL;
-	size_t bad = 0, unparsable = 0, i, k, nl = 0;
-	pthread_t reader;
+	size_t bad = 0, unparsable = 0, i, k, nl = 0, nreaders = 0;
+	pthread_t reader[IMPORT_READERS];
+	long cpus;
 	int64_t now;
 	int r = GS_EINTERNAL, in_tx = 0, threaded = 0, sync_ok = 0;
 
@@ -2053,8 +2092,15 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 			goto inline_;
 		}
 		sync_ok = 1;
-		threaded = pthread_create(&reader, NULL, import_reader, &im)
-		    == 0;
+		/* One reader per core: the caller's thread sleeps while it
+		 * waits for the next chunk. */
+		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		while (nreaders < IMPORT_READERS &&
+		    (nreaders == 0 || (long)nreaders < cpus) &&
+		    pthread_create(&reader[nreaders], NULL, import_reader,
+		    &im) == 0)
+			nreaders++;
+		threaded = nreaders > 0;
 	}
 inline_:
 	while ((c = import_next(&im, threaded)) != NULL) {
@@ -2076,8 +2122,8 @@ inline_:
 				unparsable += parse;
 				continue;
 			}
-			if (bad > 0 || it->kind == ITEM_SKIP)
-				continue;
+			if (bad > 0)
+				continue; /* nothing more is saved */
 			if ((r = insert_new(st, im.f, c->text.data + it->off,
 			    now, it->uuid, it->change_id, &it->bx)) != GS_OK) {
 				char why[256];
@@ -2130,7 +2176,8 @@ out:
 		im.stop = 1;
 		(void)pthread_cond_broadcast(&im.cv);
 		(void)pthread_mutex_unlock(&im.mu);
-		(void)pthread_join(reader, NULL);
+		for (i = 0; i < nreaders; i++)
+			(void)pthread_join(reader[i], NULL);
 	}
 	if (sync_ok) {
 		(void)pthread_cond_destroy(&im.cv);

@@ -91,43 +91,47 @@ Linux $(uname -r), SQLite $sqlite, build \`$BUILD\`.  Load average at start: $lo
 | bulk import wall time, gridgen persons | $(median bulk_seconds "$work/gridgen") s | |
 | floor: the same rows through the SQLite seam, no JSON work | $(median floor_rate "$work/gridgen") records/s | |
 
-The floor inserts the same record and change rows (the input lines as
-their fields, fresh uuids) in one transaction with no parsing, validation
-or encoding: what the schema and the disk cost on their own.  The import
-cannot beat it; the gap between the two is the per-record work.
+The floor inserts the same record and creation-change rows (the input
+lines as the records' fields, fresh uuids) in one transaction on one
+thread, with no parsing, validation or encoding: what the schema and the
+disk cost on their own.  The import now runs its per-record work on
+reader threads beside the inserts (agent/store.c), so on two idle cores
+it can come close to the floor, or pass it.
 
 Where a bulk-imported gridgen person goes (callgrind, instructions per
-record, 2026-11-26; stable where the timings above are not): about 92k in
-all: SQLite inserting the record and change rows about 40k (plus 9k
-binding, which copies), the JSON reader (now sync/json.c) 16k, validation
-13k, encoding the stored fields 8k, freeing the parsed value 6k, two
-UUIDv7 2k.  Binding the two fields texts without a copy
-(gs_stmt_bind_text_nocopy) took it from 98.3k to 97.2k at 08:40 UTC (the
-schema had grown meanwhile).  Before the work on it the same record cost 160k: jansson's
-json_loadb alone took 79k (hence agent/json.c), json_dumps 15k (hence the
-direct encoder), and each UUID a getrandom() system call (hence the pool
-in sync/uuid.c: 2.7 -> 0.3 us per id).  A single save is one fsync'd
-commit of about 7 pages (record, change and its three indexes, audit):
-its p50 follows the disk's fdatasync, shown in the first row.
+record, 10,000 persons, 2026-11-26 10:40 UTC; stable where the timings
+are not).  Before this work: 92.6k, all on one thread: SQLite inserting
+the record and change rows 47k with binding, the JSON reader 16k,
+validation 13k, encoding the stored fields 8k, freeing the parsed value
+6k, UUIDs 2k.  Now, by step:
 
-The same benchmark at a quieter moment (07:44 UTC, load average 2.4,
-build-h2): fdatasync p50 0.434 ms, single save p50 0.526 ms, bulk import
-45,071 records/s, minimal persons 64,477/s, floor 72,253/s.  When the load
+| step | caller's thread (SQLite) | reader thread(s) |
+|---|---|---|
+| before | 92.6k (everything) | |
+| agent migration 0006: a creation's change carries no fields; change_by_state gone, change_by_batch partial | 92.6k, but 37% fewer pages written (10,000 protected persons: 4,139 -> 2,587 pages; the change b-tree 7.4 -> 1.5 MB) | |
+| one reader thread: parse, validate, seal, encode | 47.3k | 45.5k |
+| no copies when binding; SQLITE_OPEN_NOMUTEX on the agent's connection; memory statistics off | 37.0k | 45.5k |
+| one reader per core (two here), uuids made in line order when a chunk is claimed | 37.0k | 23.4k + 22.1k |
+
+So the import's critical path went from 92.6k to about 37k instructions
+per record (2.5x) and the whole of it, across both cores, to 82.5k.  A
+single save is one fsync'd commit of 5 pages (record, change and its two
+unsent-change indexes, audit; 7 before migration 0006): its p50 follows
+the disk's fdatasync, shown in the first row, plus about 30 us of CPU.
+
+Earlier figures (before this work, 08:57 UTC, load average 1.76):
+fdatasync p50 0.423 ms, single save p50 0.517 ms, bulk import 46,426
+records/s, minimal persons 56,349/s, floor 73,440/s.  When the load
 average is 10 or more (the other helpers' suites), every row, the floor
-included, is about three times slower: compare runs from the same minute.
+included, is about three times slower, and the reader threads compete
+with everyone else's: compare runs from the same minute.
 
-The targets (p50 <= 0.5 ms, >= 100,000 records/s) are not met on this
-shared, loaded 2-core VM: even the floor is below 100,000/s here, because
-each record is about 1.3 KB across two tables and five b-trees, written
-twice (WAL, then checkpoint).  What would move it further: binding text
-without a copy (a db.h addition), fewer indexes on change, or not storing
-a new record's fields twice (record and change), which the change table's
-contract currently requires.  A bigger page size trades one target for
-the other (raw SQLite, same schema, same VM, 2026-11-26): 16 KiB pages
-made the bulk floor about 30% faster but a single save about 30% slower
-(0.51 -> 0.67 ms p50, each commit writing 16 KiB per touched b-tree);
-8 KiB about +15% / +8%.  The store keeps SQLite's 4 KiB: the save the
-worker waits for comes first.
+A bigger page size trades one target for the other (raw SQLite, the
+schema before 0006, same VM, 2026-11-26): 16 KiB pages made the bulk
+floor about 30% faster but a single save about 30% slower (0.51 -> 0.67
+ms p50, each commit writing 16 KiB per touched b-tree); 8 KiB about +15% /
++8%.  The store keeps SQLite's 4 KiB: the save the worker waits for comes
+first.
 
 Rerun: \`make BUILD=build bench-save\` (or \`BUILD=build sh bench/bench-save.sh\`).
 <!-- bench-save:end -->
