@@ -255,6 +255,46 @@ test_seal_escapes(void **state)
 	ag_crypt_free(c);
 }
 
+static int
+opens(void *ctx, const struct ag_record *rec)
+{
+	(void)rec;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/*
+ * A bulk import big enough for several reader threads (agent/store.c)
+ * seals every record under its own nonce (the counter is shared by the
+ * readers), and every record opens again.
+ */
+static void
+test_import_threads_seal(void **state)
+{
+	char *buf = malloc(1 << 20), rec[512];
+	size_t len = 0, n = 0;
+	int i;
+
+	(void)state;
+	assert_non_null(buf);
+	for (i = 0; i < 2000; i++) {
+		person(rec, sizeof(rec), "陈", 5000 + i);
+		len += (size_t)snprintf(buf + len, (1 << 20) - len, "%s\n",
+		    rec);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", buf, len, NULL, NULL,
+	    &n), GS_OK);
+	assert_int_equal(n, 2000);
+	/* The nonce is the first 24 bytes of the box: 32 base64 chars. */
+	assert_int_equal(q_int("SELECT count(DISTINCT substr(json_extract("
+	    "fields, '$.\"$pii\"'), 1, 32)) FROM record"), 2000);
+	assert_int_equal(q_int("SELECT count(*) FROM pii_index"), 2000);
+	n = 0;
+	assert_int_equal(ag_list(st, "person", 0, opens, &n), GS_OK);
+	assert_int_equal(n, 2000);
+	free(buf);
+}
+
 static void
 test_masks(void **state)
 {
@@ -565,6 +605,7 @@ main(void)
 		T(test_seal_open),
 		T(test_b64_same_as_sodium),
 		T(test_seal_escapes),
+		T(test_import_threads_seal),
 		T(test_masks),
 		T(test_policy),
 		T(test_file_holds_no_pii),
