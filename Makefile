@@ -92,6 +92,7 @@ AGENT_SRCS := \
 	agent/enroll.c \
 	agent/outbox.c \
 	agent/pull.c \
+	agent/reference.c \
 	agent/rootkeys.c \
 	agent/rekey.c \
 	agent/tasks.c \
@@ -120,6 +121,7 @@ PLATFORM_SRCS := \
 	platform/rekey.c \
 	platform/admin.c \
 	platform/pull.c \
+	platform/reference.c \
 	platform/recon_sql.c \
 	platform/reconcile.c \
 	platform/store_sqlite.c

@@ -27,6 +27,7 @@
 #include "feed.h"
 #include "gridagent.h"
 #include "pull.h"
+#include "reference.h"
 #include "store.h"
 #include "uploader.h"
 #include "core/banned.h"
@@ -325,6 +326,96 @@ fail:
 	return r;
 }
 
+/*
+ * One reference document the feed lists and we lack: fetched by its
+ * digest with a signed request, then checked and kept by
+ * ag_reference_accept (digest, kind, the whole schema loading).
+ */
+static int
+fetch_document(struct ag_store *st, struct ag_http *http,
+    const struct ag_device *dev, int64_t skew, json_t *d,
+    const unsigned char digest[32], const char *hex)
+{
+	struct ag_http_response resp;
+	char url[512], what[96];
+	int r;
+
+	ag_http_response_init(&resp);
+	snprintf(what, sizeof(what), "reference/%s", hex);
+	if ((r = signed_path(url, sizeof(url), dev, "GET", what, 0, NULL, 0,
+	    skew)) != GS_OK)
+		goto out;
+	/* A document is small: the cap refuses a platform (or anything on
+	 * the way) that sends more. */
+	ag_http_set_response_cap(http, GS_REFERENCE_MAX);
+	r = ag_http_request(http, "GET", url, NULL, NULL, 0, &resp);
+	ag_http_set_response_cap(http, 0);
+	if (r != GS_OK)
+		goto out;
+	if (resp.status != 200) {
+		r = answer_error(&resp, "reference document");
+		goto out;
+	}
+	r = ag_reference_accept(st, digest, json_string_value(
+	    json_object_get(d, "kind")), json_string_value(json_object_get(d,
+	    "name")), (int)json_integer_value(json_object_get(d, "version")),
+	    resp.body.data, resp.body.len);
+out:
+	ag_http_response_release(&resp);
+	return r;
+}
+
+/*
+ * The reference documents the feed lists (forms, code tables published on
+ * the platform) that this device lacks.  Every one is tried; the first
+ * failure is returned (and kept in meta reference_error for status), a
+ * failed document changes nothing and is asked for again next sync.
+ */
+static int
+fetch_reference(struct ag_store *st, struct ag_http *http,
+    const struct ag_device *dev, int64_t skew, json_t *ref)
+{
+	json_t *docs = json_object_get(ref, "documents"), *d;
+	unsigned char digest[32];
+	char why[300];
+	const char *hex;
+	size_t i;
+	int r, first = GS_OK, have, fetched = 0;
+
+	if (docs == NULL)
+		return GS_OK; /* an older platform */
+	if (!json_is_array(docs))
+		return GS_FAIL(GS_EPROTOCOL, "feed: reference documents are "
+		    "not a list");
+	why[0] = '\0';
+	json_array_foreach(docs, i, d) {
+		hex = json_string_value(json_object_get(d, "digest"));
+		if (hex == NULL || strlen(hex) != 64 ||
+		    gs_hex_decode(digest, sizeof(digest), hex) != GS_OK)
+			r = GS_FAIL(GS_EPROTOCOL, "feed: a reference document "
+			    "without a digest");
+		else if ((r = ag_reference_have(st, digest, &have)) == GS_OK &&
+		    !have && (r = fetch_document(st, http, dev, skew, d,
+		    digest, hex)) == GS_OK)
+			fetched++;
+		if (r == GS_ENOMEM)
+			return r;
+		if (r != GS_OK && first == GS_OK) {
+			first = r;
+			gs_strlcpy(why, gs_errmsg(r), sizeof(why));
+		}
+	}
+	if (first != GS_OK) {
+		gs_log(GS_LOG_WARNING, "reference data: %s", why);
+		(void)ag_store_meta_set(st, "reference_error", why);
+		return GS_FAIL(first, "%s", why);
+	}
+	if (fetched > 0)
+		gs_log(GS_LOG_INFO, "%d reference document(s) received",
+		    fetched);
+	return ag_store_meta_set(st, "reference_error", "");
+}
+
 int
 ag_pull_run(struct ag_store *st, struct ag_http *http,
     const struct ag_device *dev, struct ag_pull_stats *ps)
@@ -385,6 +476,11 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 	}
 	ps->cursor = since;
 	ag_http_set_response_cap(http, 0);
+	/* The feed (signed) lists the reference documents by digest: fetch
+	 * the ones we lack. */
+	if (r == GS_OK && doc != NULL)
+		r = fetch_reference(st, http, dev, skew, json_object_get(doc,
+		    "reference"));
 	json_decref(doc);
 	if (plain.data != NULL)
 		gs_crypto_memzero(plain.data, plain.len);
@@ -427,7 +523,7 @@ ag_pull_status(struct ag_store *st, json_t *into)
 	struct gs_db *db = ag_store_db(st);
 	struct gs_stmt *s = NULL;
 	json_t *tasks = NULL, *reviews = NULL, *stale = NULL;
-	char *cur = NULL, *at = NULL, *ref = NULL;
+	char *cur = NULL, *at = NULL, *ref = NULL, *rerr = NULL;
 	int r;
 
 	if ((tasks = json_pack("{s:i,s:i}", "open", 0, "done", 0)) == NULL ||
@@ -468,7 +564,10 @@ ag_pull_status(struct ag_store *st, json_t *into)
 	    (json_int_t)(cur ? strtoll(cur, NULL, 10) : 0), "at",
 	    (json_int_t)(at ? strtoll(at, NULL, 10) : 0))) != 0 ||
 	    (stale != NULL && json_object_set(into, "reference_stale", stale)
-	    != 0)) {
+	    != 0) ||
+	    (ag_store_meta_get(st, "reference_error", &rerr) == GS_OK &&
+	    *rerr != '\0' && json_object_set_new(into, "reference_error",
+	    json_string(rerr)) != 0)) {
 		r = GS_FAIL(GS_ENOMEM, "status");
 		goto out;
 	}
@@ -477,6 +576,7 @@ out:
 	gs_free(cur);
 	gs_free(at);
 	gs_free(ref);
+	gs_free(rerr);
 	json_decref(stale);
 	json_decref(tasks);
 	json_decref(reviews);

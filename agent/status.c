@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include "pull.h"
+#include "reference.h"
 #include "store.h"
 #include "sync.h"
 #include "core/banned.h"
@@ -25,6 +26,7 @@ static const status_part_fn parts[] = {
 	ag_sync_status, /* sync.c: device, outbox, last seq, chain head */
 	ag_attach_status, /* attach.c: attachments pending/partial/done */
 	ag_pull_status, /* pull.c: tasks, review verdicts, pull cursor */
+	ag_reference_status, /* reference.c: form versions held */
 };
 
 int

@@ -43,6 +43,7 @@
 #include "db.h"
 #include "json.h"
 #include "keys.h"
+#include "reference.h"
 #include "schema.h"
 #include "store.h"
 #include "uuid.h"
@@ -620,7 +621,9 @@ store_new(const char *home, const char *path, int dbflags,
 	 * (16 MiB; SQLite's default is 2 MiB). */
 	if ((r = gs_db_exec(st->db, "PRAGMA cache_size = -65536")) != GS_OK)
 		goto out;
-	if ((r = gs_schema_load(&st->schema)) != GS_OK)
+	/* The built-in forms and code tables with the reference data
+	 * fetched from the platform (agent/reference.c). */
+	if ((r = ag_reference_load(st->db, &st->schema)) != GS_OK)
 		goto out;
 	if ((r = prepare_all(st)) != GS_OK)
 		goto out;
@@ -816,6 +819,13 @@ const struct gs_schema *
 ag_store_schema(struct ag_store *st)
 {
 	return st->schema;
+}
+
+void
+ag_store_set_schema(struct ag_store *st, struct gs_schema *s)
+{
+	gs_schema_free(st->schema);
+	st->schema = s;
 }
 
 const char *

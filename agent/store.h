@@ -29,6 +29,10 @@ enum ag_change_state {
 /* The store's database and loaded forms; both belong to the store. */
 struct gs_db *ag_store_db(struct ag_store *st);
 const struct gs_schema *ag_store_schema(struct ag_store *st);
+/* Replaces the schema (reference data fetched: agent/reference.c); the
+ * store owns s from now on and frees the old one, so no pointer into the
+ * old one may be held across the call. */
+void ag_store_set_schema(struct ag_store *st, struct gs_schema *s);
 /* The home directory and the settings read at open ("" when unset). */
 const char *ag_store_home(struct ag_store *st);
 const char *ag_store_grid(struct ag_store *st);

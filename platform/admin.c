@@ -93,17 +93,21 @@ cur_get(struct pf_store *st, const char *uuid, struct cur *c)
 	return r;
 }
 
-/* Validates fields against the record type's form, printing problems. */
+/* Validates fields against the record type's form at the record's
+ * version (reference data: platform/reference.c), printing problems. */
 static int
-validate(struct pf_platform *pf, const char *type, json_t *fields)
+validate(struct pf_platform *pf, const char *type, int version,
+    json_t *fields)
 {
-	const struct gs_form *form = gs_schema_form(pf->schema, type);
+	const struct gs_form *form = gs_schema_form_version(pf->schema, type,
+	    version);
 	struct gs_problems p;
 	size_t i;
 	int r;
 
 	if (form == NULL)
-		return GS_FAIL(GS_EVALIDATION, "unknown record type %s", type);
+		return GS_FAIL(GS_EVALIDATION, "unknown record type %s or form "
+		    "version %d", type, version);
 	r = gs_record_validate(pf->schema, form, fields, &p);
 	if (r == GS_EVALIDATION)
 		for (i = 0; i < p.n; i++)
@@ -526,7 +530,8 @@ pf_cmd_resolve(struct pf_platform *pf, int argc, char **argv)
 		goto out;
 	}
 	drop_nulls(final);
-	if (!deleted && (r = validate(pf, c.type, final)) != GS_OK)
+	if (!deleted && (r = validate(pf, c.type, c.form_version, final)) !=
+	    GS_OK)
 		goto out;
 	if ((rj = json_pack("{s:s,s:I,s:s,s:O}", "action", "resolve",
 	    "conflict", (json_int_t)id, "take", take ? take : "set", "fields",
@@ -836,7 +841,8 @@ quarantine_release(struct pf_platform *pf, long long id, char **set,
 		r = GS_FAIL(GS_ENOMEM, "release");
 		goto out;
 	}
-	if (!del && (r = validate(pf, type, final)) != GS_OK)
+	if (!del && (r = validate(pf, type, (int)json_integer_value(
+	    json_object_get(change, "form_version")), final)) != GS_OK)
 		goto out;
 	if ((rj = json_pack("{s:s,s:I,s:s,s:O}", "action", "release",
 	    "quarantine", (json_int_t)id, "change_id",

@@ -27,6 +27,7 @@
 #include "enrollment.h"
 #include "ingest.h"
 #include "recon.h"
+#include "reference.h"
 #include "core/banned.h"
 
 enum route {
@@ -200,6 +201,7 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 {
 	struct pf_platform *pf = ctx;
 	char dev[33], bid[33], adev[33], ahash[65];
+	unsigned char adigest[32];
 	enum route rt = route_of(req->path, dev, bid);
 	int pull;
 
@@ -213,6 +215,14 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 		return;
 	}
 
+	/* GET /v1/devices/{id}/reference/{digest} (reference.c). */
+	if (pf_reference_match(req->path, adev, adigest)) {
+		if (strcmp(req->method, "GET") != 0)
+			pf_http_error(resp, GS_EMETHOD, NULL);
+		else
+			pf_api_reference(pf, req, adev, adigest, resp);
+		return;
+	}
 	if (pf_recon_match(req->path, adev, &pull)) {
 		if (strcmp(req->method, pull ? "GET" : "POST") != 0)
 			pf_http_error(resp, GS_EMETHOD, NULL);

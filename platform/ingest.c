@@ -602,6 +602,17 @@ one_change(struct ingest *in, const struct gs_change *c,
 		return quarantine(in, c, "invalid", one_reason("",
 		    "unknown_type", msg), 1);
 	}
+	/* Each record is validated with the form version it was collected
+	 * with (reference data: platform/reference.c); one the platform
+	 * never published is kept aside, not guessed at. */
+	if (gs_form_version(form) != c->form_version && (form =
+	    gs_schema_form_version(in->pf->schema, c->type, c->form_version))
+	    == NULL) {
+		snprintf(msg, sizeof(msg), "form %s version %d is not "
+		    "published on this platform", c->type, c->form_version);
+		return quarantine(in, c, "invalid", one_reason("",
+		    "unknown_form_version", msg), 1);
+	}
 	if ((r = in->st->ops->record_state(in->st, c->uuid, in->dev->id,
 	    c->base_rev, &s)) != GS_OK)
 		goto out;

@@ -25,6 +25,7 @@
 #include "enroll.h"
 #include "envelope.h"
 #include "platform.h"
+#include "reference.h"
 #include "schema.h"
 #include "store.h"
 #include "attachments.h"
@@ -295,6 +296,7 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	(void)pthread_mutex_init(&pf->lock, NULL);
 	(void)pthread_mutex_init(&pf->rate_lock, NULL);
 	(void)pthread_mutex_init(&pf->read_lock, NULL);
+	(void)pthread_mutex_init(&pf->ref_lock, NULL);
 	if ((pf->home = gs_strdup(home)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "platform");
 		goto out;
@@ -360,7 +362,10 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	if ((r = pf_keys_load_old(pf)) != GS_OK ||
 	    (r = pf_root_load(pf)) != GS_OK)
 		goto out;
-	if ((r = gs_schema_load(&pf->schema)) != GS_OK)
+	/* The built-in forms and code tables with what an admin published
+	 * (platform/reference.c). */
+	if ((r = pf_reference_schema(pf->store, &pf->schema, &pf->ref_docs,
+	    &pf->ref_serial)) != GS_OK)
 		goto out;
 	gs_envelope_limits_default(&lim);
 	pf->limits.max_envelope = lim.max_envelope;
@@ -383,12 +388,14 @@ pf_platform_free(struct pf_platform *pf)
 	pf_store_close(pf->reader);
 	pf_store_close(pf->store);
 	gs_schema_free(pf->schema);
+	pf_reference_free(pf);
 	gs_crypto_secure_free(pf->keys.batch_sk);
 	gs_crypto_secure_free(pf->keys.receipt_sk);
 	pf_keys_free_old(pf);
 	(void)pthread_mutex_destroy(&pf->lock);
 	(void)pthread_mutex_destroy(&pf->rate_lock);
 	(void)pthread_mutex_destroy(&pf->read_lock);
+	(void)pthread_mutex_destroy(&pf->ref_lock);
 	gs_free(pf->home);
 	gs_free(pf->public_url);
 	gs_free(pf);

@@ -27,6 +27,7 @@
 #include "http.h"
 #include "platform.h"
 #include "recon.h"
+#include "reference.h"
 #include "store.h"
 #include "attachments.h"
 #include "core/banned.h"
@@ -58,6 +59,8 @@ static const char usage_text[] =
     "           --subject UUID --due YYYY-MM-DD --title TEXT\n"
     "  stats [--json] [--since YYYY-MM-DD]  records and visits per worker,\n"
     "                                   day and grid\n"
+    "  reference [--json] | reference add FILE [--by NAME]\n"
+    "                                   publish a form version or code table\n"
     "  attachment get HASH --out FILE | list [--json] [--missing] | limit [N]\n"
     "                                   open (audited) or list stored photos\n"
     "\n"
@@ -102,8 +105,11 @@ static const char *const cmd_help[][2] = {
 	    "NAME]\n"
 	    "Lists changes kept in quarantine with their reason and origin "
 	    "(worker,\ndevice, seq; a revoked device's drained batches "
-	    "too).  release applies\nthe change (with the fixes given) on "
-	    "the record's current state after\nvalidating it; reject keeps "
+	    "too).  release applies\nthe change (with the fixes given) as "
+	    "ingest would: on the record as it\nis, or through the three-way "
+	    "merge when the record moved on since the\nchange's base (the "
+	    "same field changed both ways becomes a conflict),\nafter "
+	    "validating it; reject keeps "
 	    "it, marked rejected with the reason.\n" },
 	{ "reconcile", "usage: gridplatform reconcile [--json] [--grid CODE] "
 	    "[--worker ID] [--check]\n"
@@ -132,6 +138,15 @@ static const char *const cmd_help[][2] = {
 	    "YYYY-MM-DD --title TEXT [--by NAME]\n"
 	    "Sends a task to the worker's devices (prints its id).  A visit "
 	    "whose task\nfield names it closes it.\n" },
+	{ "reference", "usage: gridplatform reference [--json]\n"
+	    "       gridplatform reference add FILE [--by NAME]\n"
+	    "Publishes reference data to the devices: a form (a new version "
+	    "of a record\ntype, never replacing an older one: records keep "
+	    "the version they were\ncollected with) or a code table (keeping "
+	    "every code of the one it\nreplaces), in the format of schema/ "
+	    "(schema/README.md), checked strictly,\nat most 256 KiB.  "
+	    "Devices fetch it at their next sync.  Without add, lists\nwhat "
+	    "is published.\n" },
 	{ "stats", "usage: gridplatform stats [--json] [--since "
 	    "YYYY-MM-DD]\nRecords and visits collected per worker per day "
 	    "and per grid.\n" },
@@ -516,6 +531,7 @@ RECON_CMD(cmd_resolve, pf_cmd_resolve)
 RECON_CMD(cmd_review, pf_cmd_review)
 RECON_CMD(cmd_task, pf_cmd_task)
 RECON_CMD(cmd_stats, pf_cmd_stats)
+RECON_CMD(cmd_reference, pf_cmd_reference)
 
 static const struct {
 	const char *name;
@@ -534,6 +550,7 @@ static const struct {
 	{ "review", cmd_review },
 	{ "task", cmd_task },
 	{ "stats", cmd_stats },
+	{ "reference", cmd_reference },
 	{ "attachment", pf_cmd_attachment },
 	{ "keys", pf_cmd_keys },
 };

@@ -89,7 +89,18 @@ struct pf_platform {
 	struct pf_oldkey *old_keys;
 	size_t nold_keys;
 	struct pf_root root;
+	/* The embedded forms and code tables with the published reference
+	 * data laid over them (platform/reference.c).  A server replaces it
+	 * when something new is published (a release store; readers take
+	 * the pointer without a lock, and replaced schemas are kept in
+	 * ref_retired until the platform is freed).  ref_lock guards the
+	 * ref_ fields. */
 	struct gs_schema *schema;
+	pthread_mutex_t ref_lock;
+	struct json_t *ref_docs;
+	int64_t ref_serial;
+	struct gs_schema **ref_retired;
+	size_t nref_retired;
 	struct pf_limits limits;
 	/* Serializes every use of the store by the server's threads: one
 	 * writer, and one store handle.  Held only around store work, never

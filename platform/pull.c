@@ -26,6 +26,7 @@
 #include "feed.h"
 #include "http.h"
 #include "recon.h"
+#include "reference.h"
 #include "schema.h"
 #include "core/banned.h"
 
@@ -118,6 +119,15 @@ authenticate(struct pf_platform *pf, const struct pf_request *req,
 		return GS_FAIL(GS_EBADSIG, "request time is more than %d s "
 		    "away from the platform's clock", GS_REQ_WINDOW_MS / 1000);
 	return GS_OK;
+}
+
+int
+pf_recon_authenticate(struct pf_platform *pf, const struct pf_request *req,
+    const char *dev_hex, struct pf_device *d)
+{
+	int64_t t;
+
+	return authenticate(pf, req, dev_hex, 0, d, &t);
 }
 
 static int
@@ -295,14 +305,17 @@ fail:
 }
 
 /* The reference data the device should hold: form versions, code table
- * digests (sync/feed.c), and our version. */
+ * digests (sync/feed.c), the published documents by digest (for GET
+ * .../reference/{digest}: the signed feed vouches for each digest), and
+ * our version. */
 static json_t *
 reference(struct pf_platform *pf)
 {
 	json_t *r = gs_feed_reference(pf->schema);
 
-	if (r != NULL && json_object_set_new(r, "platform_version",
-	    json_string(PF_VERSION)) != 0) {
+	if (r != NULL && (json_object_set_new(r, "platform_version",
+	    json_string(PF_VERSION)) != 0 || json_object_set_new(r,
+	    "documents", pf_reference_docs(pf)) != 0)) {
 		json_decref(r);
 		return NULL;
 	}
@@ -420,6 +433,12 @@ pf_api_pull(struct pf_platform *pf, const struct pf_request *req,
 	if ((r = query_num(req, "since", &since)) != GS_OK ||
 	    (r = authenticate(pf, req, dev, since, &d, &t)) != GS_OK)
 		goto out;
+	/* Reference data published since we loaded ours (by `gridplatform
+	 * reference add` in another process): the feed must list it, and
+	 * ingest must know the form versions the device will use. */
+	if ((r = pf_reference_refresh(pf)) != GS_OK)
+		gs_log(GS_LOG_WARNING, "reference data not reloaded: %s",
+		    gs_errmsg(r));
 	/* A revoked device hears nothing more (its data stays with us). */
 	if (d.revoked) {
 		r = GS_FAIL(GS_EREVOKED, "device has been revoked");

@@ -58,6 +58,10 @@ enum pf_recon_q {
 	PQ_FEED_REVIEW,
 	PQ_REVIEW_LAST,
 	PQ_CONFLICT_ADD,
+	PQ_REF_LIST,
+	PQ_REF_SERIAL,
+	PQ_REF_GET,
+	PQ_REF_ADD,
 	PQ_COUNT_
 };
 
@@ -102,6 +106,10 @@ const char *pf_recon_admin(const char *by);
 /* HTTP: "/v1/devices/<32 hex>/pull" (*pull 1) or ".../heartbeat" (0):
  * 1 and the id copied into dev (33 bytes), else 0. */
 int pf_recon_match(const char *path, char *dev, int *pull);
+/* A device's GSQ1-signed request with since = 0 (pull.c): GS_OK and *d, or
+ * GS_EUNKNOWNDEVICE / GS_EBADSIG / GS_EINVAL. */
+int pf_recon_authenticate(struct pf_platform *pf,
+    const struct pf_request *req, const char *dev_hex, struct pf_device *d);
 /* Body cap of those routes for a method (0: no body). */
 size_t pf_recon_body_max(const char *method, int pull);
 /* HTTP: heartbeat (POST) and pull (GET) for a device (hex id). */

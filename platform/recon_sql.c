@@ -140,6 +140,15 @@ static const char *const qsql[PQ_COUNT_] = {
 	[PQ_CONFLICT_ADD] = "INSERT INTO conflicts (uuid, change_id, "
 	    "device_id, batch, base_rev, current_rev, change, current_fields, "
 	    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	/* Published reference data (platform/reference.c), in the order
+	 * of publication. */
+	[PQ_REF_LIST] = "SELECT id, digest, kind, name, version, doc, "
+	    "published_at, published_by FROM reference ORDER BY id",
+	[PQ_REF_SERIAL] = "SELECT coalesce(max(id), 0) FROM reference",
+	[PQ_REF_GET] = "SELECT doc FROM reference WHERE digest = ?1",
+	[PQ_REF_ADD] = "INSERT INTO reference (digest, kind, name, version, "
+	    "doc, published_at, published_by) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 };
 
 int

@@ -40,6 +40,7 @@
 #define GS_FEED_HDRBYTES 136
 #define GS_FEED_OVERHEAD (GS_FEED_HDRBYTES + 16 + 64)
 #define GS_FEED_MAX (32u << 20)     /* a feed page, sealed */
+#define GS_REFERENCE_MAX (256u * 1024) /* one reference document */
 #define GS_REQ_WINDOW_MS (5 * 60 * 1000) /* request clock skew allowed */
 
 struct gs_feed_header {

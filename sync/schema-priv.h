@@ -84,8 +84,10 @@ struct gs_schema {
 	size_t ndocs;
 	struct gs_codetable *tables; /* sorted by name */
 	size_t ntables;
-	struct gs_form *forms; /* sorted by type */
+	struct gs_form *forms; /* sorted by type: the newest version of each */
 	size_t nforms;
+	struct gs_form *old; /* older versions, sorted by type and version */
+	size_t nold;
 };
 
 /* The table of that name, or NULL. */

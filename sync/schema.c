@@ -50,6 +50,7 @@
 #include "schema.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 static const struct {
@@ -91,6 +92,18 @@ cmp_form(const void *a, const void *b)
 {
 	return strcmp(((const struct gs_form *)a)->type,
 	    ((const struct gs_form *)b)->type);
+}
+
+/* By type, then version: the newest version of a type sorts last. */
+static int
+cmp_form_version(const void *a, const void *b)
+{
+	const struct gs_form *x = a, *y = b;
+	int c = strcmp(x->type, y->type);
+
+	if (c != 0)
+		return c;
+	return (x->version > y->version) - (x->version < y->version);
 }
 
 static int
@@ -613,7 +626,8 @@ gs_schema_load_files(const struct gs_embedded *files, struct gs_schema **out)
 	    (s->docs = gs_calloc(ntab + nform + 1, sizeof(*s->docs))) ==
 		NULL ||
 	    (s->tables = gs_calloc(ntab + 1, sizeof(*s->tables))) == NULL ||
-	    (s->forms = gs_calloc(nform + 1, sizeof(*s->forms))) == NULL) {
+	    (s->forms = gs_calloc(nform + 1, sizeof(*s->forms))) == NULL ||
+	    (s->old = gs_calloc(nform + 1, sizeof(*s->old))) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "schema");
 		goto out;
 	}
@@ -647,13 +661,29 @@ gs_schema_load_files(const struct gs_embedded *files, struct gs_schema **out)
 		    GS_OK)
 			goto out;
 	}
-	qsort(s->forms, s->nforms, sizeof(*s->forms), cmp_form);
+	/*
+	 * Several versions of a form may be held (reference data published
+	 * by the platform: a record keeps the version it was collected
+	 * with).  The newest of each type stays in forms, where every
+	 * lookup by type finds it; the older ones move to old, found by
+	 * gs_schema_form_version.  The same version twice is refused.
+	 */
+	qsort(s->forms, s->nforms, sizeof(*s->forms), cmp_form_version);
 	for (ifo = 1; ifo < s->nforms; ifo++)
-		if (strcmp(s->forms[ifo - 1].type, s->forms[ifo].type) == 0) {
-			r = GS_FAIL(GS_ECORRUPT, "form %s twice",
-			    s->forms[ifo].type);
+		if (cmp_form_version(&s->forms[ifo - 1], &s->forms[ifo]) == 0) {
+			r = GS_FAIL(GS_ECORRUPT, "form %s version %d twice",
+			    s->forms[ifo].type, s->forms[ifo].version);
 			goto out;
 		}
+	nform = s->nforms;
+	s->nforms = 0;
+	for (ifo = 0; ifo < nform; ifo++) {
+		if (ifo + 1 < nform && strcmp(s->forms[ifo].type,
+		    s->forms[ifo + 1].type) == 0)
+			s->old[s->nold++] = s->forms[ifo];
+		else
+			s->forms[s->nforms++] = s->forms[ifo];
+	}
 	*out = s;
 	s = NULL;
 	r = GS_OK;
@@ -668,6 +698,105 @@ gs_schema_load(struct gs_schema **out)
 	return gs_schema_load_files(gs_embedded_files, out);
 }
 
+/* "codes/NAME.json" of an entry, or NULL for a form. */
+static int
+same_table(const struct gs_embedded *a, const struct gs_embedded *b)
+{
+	return prefixed(a->name, "codes/") && strcmp(a->name, b->name) == 0;
+}
+
+/*
+ * The embedded files with extra's laid over them: a code table of extra
+ * replaces the one of the same name (the last of extra wins), a form of
+ * extra is added beside the embedded versions.  The merged table only
+ * points at the caller's and the embedded data, so it is freed as soon
+ * as the schema has parsed its documents.
+ */
+int
+gs_schema_load_extra(const struct gs_embedded *extra, struct gs_schema **out)
+{
+	const struct gs_embedded *e, *x, *y;
+	struct gs_embedded *all = NULL;
+	size_t n = 0, k = 0;
+	int r = GS_EINTERNAL, skip;
+
+	*out = NULL;
+	for (e = gs_embedded_files; e->name != NULL; e++)
+		n++;
+	for (x = extra; x != NULL && x->name != NULL; x++)
+		n++;
+	if ((all = gs_calloc(n + 1, sizeof(*all))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "schema");
+	for (e = gs_embedded_files; e->name != NULL; e++) {
+		skip = 0;
+		for (x = extra; x != NULL && x->name != NULL && !skip; x++)
+			skip = same_table(e, x);
+		if (!skip)
+			all[k++] = *e;
+	}
+	for (x = extra; x != NULL && x->name != NULL; x++) {
+		skip = 0;
+		for (y = x + 1; y->name != NULL && !skip; y++)
+			skip = same_table(x, y);
+		if (!skip)
+			all[k++] = *x;
+	}
+	all[k].name = NULL;
+	r = gs_schema_load_files(all, out);
+	gs_free(all);
+	return r;
+}
+
+int
+gs_schema_doc_info(const void *data, size_t len, int *is_form,
+    char name[GS_SCHEMA_NAME_MAX], int *version)
+{
+	json_error_t err;
+	json_t *doc, *v;
+	const char *nm;
+	int r = GS_EINTERNAL;
+
+	*is_form = 0;
+	*version = 0;
+	name[0] = '\0';
+	if ((doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err)) ==
+	    NULL)
+		return GS_FAIL(GS_ECORRUPT, "line %d: %s", err.line, err.text);
+	if (!json_is_object(doc)) {
+		r = GS_FAIL(GS_ECORRUPT, "should be a JSON object");
+		goto out;
+	}
+	if (json_object_get(doc, "type") != NULL) {
+		*is_form = 1;
+		nm = json_string_value(json_object_get(doc, "type"));
+		v = json_object_get(doc, "version");
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 1000000) {
+			r = GS_FAIL(GS_ECORRUPT, "a form needs a version, a "
+			    "positive integer");
+			goto out;
+		}
+		*version = (int)json_integer_value(v);
+	} else if (json_object_get(doc, "codes") != NULL) {
+		nm = json_string_value(json_object_get(doc, "name"));
+	} else {
+		r = GS_FAIL(GS_ECORRUPT, "neither a form (\"type\") nor a code "
+		    "table (\"codes\")");
+		goto out;
+	}
+	if (nm == NULL || !valid_name(nm) || strlen(nm) >= GS_SCHEMA_NAME_MAX) {
+		r = GS_FAIL(GS_ECORRUPT, "%s name should be [a-z0-9_], shorter "
+		    "than %d", *is_form ? "the form's type" : "the code table's",
+		    GS_SCHEMA_NAME_MAX);
+		goto out;
+	}
+	gs_strlcpy(name, nm, GS_SCHEMA_NAME_MAX);
+	r = GS_OK;
+out:
+	json_decref(doc);
+	return r;
+}
+
 void
 gs_schema_free(struct gs_schema *s)
 {
@@ -680,6 +809,12 @@ gs_schema_free(struct gs_schema *s)
 		gs_free(s->forms[i].by_name);
 		gs_free(s->forms[i].checks);
 	}
+	for (i = 0; s->old != NULL && i < s->nold; i++) {
+		gs_free(s->old[i].fields);
+		gs_free(s->old[i].by_name);
+		gs_free(s->old[i].checks);
+	}
+	gs_free(s->old);
 	for (i = 0; s->tables != NULL && i < s->ntables; i++)
 		gs_free(s->tables[i].v);
 	for (i = 0; s->docs != NULL && i < s->ndocs; i++)
@@ -712,6 +847,21 @@ gs_schema_form(const struct gs_schema *s, const char *type)
 	key.type = type;
 	return bsearch(&key, s->forms, s->nforms, sizeof(*s->forms),
 	    cmp_form);
+}
+
+const struct gs_form *
+gs_schema_form_version(const struct gs_schema *s, const char *type,
+    int version)
+{
+	const struct gs_form *f = gs_schema_form(s, type);
+	struct gs_form key;
+
+	if (f == NULL || f->version == version)
+		return f;
+	key.type = type;
+	key.version = version;
+	return bsearch(&key, s->old, s->nold, sizeof(*s->old),
+	    cmp_form_version);
 }
 
 const char *

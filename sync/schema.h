@@ -87,4 +87,35 @@ size_t gs_schema_ncodes(const struct gs_schema *s, const char *table);
 const char *gs_schema_code_at(const struct gs_schema *s, const char *table,
     size_t i);
 
+/* ---- reference data published by the platform (issue 4 item 6) ---- */
+
+/*
+ * The form of a type at exactly that version (the newest or an older one
+ * held), or NULL.  gs_schema_form gives the newest.
+ */
+const struct gs_form *gs_schema_form_version(const struct gs_schema *s,
+    const char *type, int version);
+
+/*
+ * Like gs_schema_load, with `extra` laid over the embedded files (a table
+ * shaped like gs_embedded_files, NULL-terminated, may be NULL; names
+ * "codes/NAME.json" or "forms/ANYTHING.json"): an extra code table
+ * replaces the embedded one of that name (of several, the last wins), an
+ * extra form adds a version beside the others.  Everything must load:
+ * GS_OK, GS_ECORRUPT naming the document and what is wrong, GS_ENOMEM.
+ * extra's data need only live until the call returns.
+ */
+int gs_schema_load_extra(const struct gs_embedded *extra,
+    struct gs_schema **out);
+
+/*
+ * What a reference document is, before it is loaded: a form (*is_form 1,
+ * name = its type, *version) or a code table (*is_form 0, name).  GS_OK,
+ * or GS_ECORRUPT (not JSON, duplicate keys, neither kind, a name outside
+ * [a-z0-9_] or too long).  The full check is gs_schema_load_extra.
+ */
+#define GS_SCHEMA_NAME_MAX 64
+int gs_schema_doc_info(const void *data, size_t len, int *is_form,
+    char name[GS_SCHEMA_NAME_MAX], int *version);
+
 #endif

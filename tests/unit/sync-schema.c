@@ -311,6 +311,90 @@ test_load_enomem(void **state)
 	gs_schema_free(s);
 }
 
+/* Reference data laid over the embedded files (gs_schema_load_extra):
+ * a code table replaces the built-in one, a form version is added beside
+ * the older one, and each version stays reachable. */
+static void
+test_load_extra(void **state)
+{
+	static const char sex2[] = "{\"name\":\"sex\",\"label\":\"性别\","
+	    "\"codes\":[{\"code\":\"1\",\"label\":\"男\"},{\"code\":\"2\","
+	    "\"label\":\"女\"},{\"code\":\"0\",\"label\":\"未知\"},"
+	    "{\"code\":\"9\",\"label\":\"未说明\"},{\"code\":\"8\","
+	    "\"label\":\"新\"}]}";
+	const struct gs_embedded *pe = gs_embedded_find("forms/event.json");
+	struct gs_embedded extra[4];
+	struct gs_schema *s = NULL;
+	const struct gs_form *f;
+	char *v2 = NULL, *p, name[GS_SCHEMA_NAME_MAX];
+	size_t n;
+	int is_form, version;
+
+	(void)state;
+	assert_non_null(pe);
+	/* event.json with version 2 and one more field (after "fields":[). */
+	n = pe->len + 200;
+	v2 = gs_malloc(n);
+	assert_non_null(v2);
+	p = strstr((const char *)pe->data, "\"version\": 1");
+	assert_non_null(p);
+	snprintf(v2, n, "%.*s\"version\": 2%s",
+	    (int)(p - (const char *)pe->data), (const char *)pe->data,
+	    p + strlen("\"version\": 1"));
+	p = strstr(v2, "\"fields\": [");
+	assert_non_null(p);
+	p += strlen("\"fields\": [");
+	memmove(p + 70, p, strlen(p) + 1);
+	memcpy(p, "{\"name\":\"weather\",\"label\":\"天气\",\"kind\":\"text\","
+	    "\"max\":9,\"pii\":false},", 70);
+	assert_int_equal(gs_schema_doc_info(v2, strlen(v2), &is_form, name,
+	    &version), GS_OK);
+	assert_true(is_form);
+	assert_string_equal(name, "event");
+	assert_int_equal(version, 2);
+
+	extra[0].name = "codes/sex.json";
+	extra[0].data = (const unsigned char *)sex2;
+	extra[0].len = strlen(sex2);
+	extra[1].name = "forms/event@2.json";
+	extra[1].data = (const unsigned char *)v2;
+	extra[1].len = strlen(v2);
+	extra[2].name = NULL;
+	assert_int_equal(gs_schema_load_extra(extra, &s), GS_OK);
+	f = gs_schema_form(s, "event");
+	assert_int_equal(gs_form_version(f), 2);
+	assert_non_null(gs_form_field(f, "weather"));
+	f = gs_schema_form_version(s, "event", 1);
+	assert_non_null(f);
+	assert_int_equal(gs_form_version(f), 1);
+	assert_null(gs_form_field(f, "weather"));
+	assert_null(gs_schema_form_version(s, "event", 3));
+	assert_int_equal(gs_schema_form_version(s, "person", 1) ==
+	    gs_schema_form(s, "person"), 1);
+	assert_string_equal(gs_schema_code_label(s, "sex", "8"), "新");
+	/* One entry per type still: listings do not see versions twice. */
+	for (n = 0; n < gs_schema_nforms(s); n++)
+		assert_true(n == 0 || strcmp(gs_form_type(gs_schema_form_at(s,
+		    n - 1)), gs_form_type(gs_schema_form_at(s, n))) != 0);
+	gs_schema_free(s);
+	s = NULL;
+
+	/* The same version twice is refused, naming it. */
+	extra[2] = extra[1];
+	extra[2].name = "forms/event@2b.json";
+	extra[3].name = NULL;
+	gs_errmsg_clear();
+	assert_int_equal(gs_schema_load_extra(extra, &s), GS_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(gs_errmsg(GS_ECORRUPT), "version 2 twice"));
+	/* Neither kind, or a bad name: refused before any load. */
+	assert_int_equal(gs_schema_doc_info("{\"x\":1}", 7, &is_form, name,
+	    &version), GS_ECORRUPT);
+	assert_int_equal(gs_schema_doc_info("{\"name\":\"A-b\",\"codes\":[]}",
+	    25, &is_form, name, &version), GS_ECORRUPT);
+	gs_free(v2);
+}
+
 int
 main(void)
 {
@@ -320,6 +404,7 @@ main(void)
 		cmocka_unit_test(test_code_tables),
 		cmocka_unit_test(test_refuses_broken),
 		cmocka_unit_test(test_load_enomem),
+		cmocka_unit_test(test_load_extra),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

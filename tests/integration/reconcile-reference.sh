@@ -1,0 +1,138 @@
+#!/bin/sh
+# reconcile-reference.sh - reference data to the field (issue 4 item 6): an
+# admin publishes a code table entry (a new event category) and a form
+# version with a new field; before syncing, the device refuses the new
+# value (exit 65, naming the field); after `gridagent sync` it has fetched
+# both (checked against the digests of the signed feed), collects with
+# them, and the platform accepts the record at its form version.  Bad
+# documents are refused on the platform and change nothing; a document
+# changed after publication is refused by the device and changes nothing.
+set -u
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+D="$T_TMP/docs"
+mkdir -p "$D"
+# the built-in event_category with one more code; event v2 with a field
+"$PY" - "$GS_TOP/schema" "$D" <<'PY'
+import json, sys
+src, out = sys.argv[1], sys.argv[2]
+c = json.load(open(src + "/codes/event_category.json"))
+c["codes"].append({"code": "SA_DRONE", "label": "无人机违规飞行"})
+json.dump(c, open(out + "/event_category.json", "w"), ensure_ascii=False)
+short = dict(c, codes=c["codes"][1:])
+json.dump(short, open(out + "/short.json", "w"), ensure_ascii=False)
+f = json.load(open(src + "/forms/event.json"))
+v1 = dict(f)
+json.dump(v1, open(out + "/event-v1.json", "w"), ensure_ascii=False)
+f["version"] = 2
+f["fields"].append({"name": "weather", "label": "天气", "kind": "text",
+                    "max": 20, "pii": False})
+json.dump(f, open(out + "/event-v2.json", "w"), ensure_ascii=False)
+bad = json.loads(json.dumps(f)); bad["version"] = 3
+bad["fields"][-1]["requird"] = True
+json.dump(bad, open(out + "/event-typo.json", "w"), ensure_ascii=False)
+nocap = json.loads(json.dumps(f)); nocap["version"] = 3
+del nocap["fields"][-1]["max"]
+json.dump(nocap, open(out + "/event-nocap.json", "w"), ensure_ascii=False)
+big = json.loads(json.dumps(c))
+big["codes"] += [{"code": "X%06d" % i, "label": "填充" * 10} for i in range(5000)]
+json.dump(big, open(out + "/big.json", "w"), ensure_ascii=False)
+u = json.load(open(src + "/codes/event_urgency.json"))
+u["codes"].append({"code": "LOW", "label": "缓办"})
+json.dump(u, open(out + "/event_urgency.json", "w"), ensure_ascii=False)
+PY
+
+sync_platform || exit 1
+sync_enroll "$AH" w001 || { fail "enroll"; done_testing; exit 1; }
+ev() { ag collect event title=无人机扰民 place=小区广场 occurred_at=2026-11-20T09:00:00Z "$@"; }
+
+# --- the platform: strict publication
+expect_exit 0 "an empty listing" pf reference
+grep -q 'no reference data published' "$T_TMP/out" && ok "... says nothing is published" ||
+	fail "... says nothing is published"
+expect_exit 0 "publish event_category with SA_DRONE" pf reference add "$D/event_category.json" --by admin1
+grep -q 'published code table event_category, 32 codes' "$T_TMP/out" && ok "... 32 codes" ||
+	{ fail "... 32 codes"; sed 's/^/# /' "$T_TMP/out"; }
+expect_exit 0 "publish event form version 2" pf reference add "$D/event-v2.json"
+expect_exit 73 "the same document twice: already published" pf reference add "$D/event-v2.json"
+expect_exit 65 "a form version not above the one held is refused" pf reference add "$D/event-v1.json"
+grep -q 'publish version 3' "$T_TMP/err" && ok "... saying which version to publish" ||
+	fail "... saying which version to publish"
+expect_exit 65 "a form with an unknown key is refused" pf reference add "$D/event-typo.json"
+grep -q 'unknown key "requird"' "$T_TMP/err" && ok "... naming the key" || fail "... naming the key"
+expect_exit 65 "a text field without a max length is refused" pf reference add "$D/event-nocap.json"
+expect_exit 65 "a code table that drops a code is refused" pf reference add "$D/short.json"
+grep -q 'code "CM_GARBAGE" is missing' "$T_TMP/err" && ok "... naming the code" ||
+	{ fail "... naming the code"; sed 's/^/# /' "$T_TMP/err"; }
+expect_exit 65 "an oversized document (over 256 KiB) is refused" pf reference add "$D/big.json"
+printf '{"type": "event", "version": 3, "type": "x"}' >"$D/dup.json"
+expect_exit 65 "a document with a duplicate key is refused" pf reference add "$D/dup.json"
+pf reference --json >"$T_TMP/ref.json"
+[ "$(json_get "$T_TMP/ref.json" 'len(d["published"])')" = 2 ] &&
+	[ "$(json_get "$T_TMP/ref.json" 'd["held"]["forms"]["event"]')" = 2 ] &&
+	[ "$(json_get "$T_TMP/ref.json" 'd["published"][0]["published_by"]')" = admin1 ] &&
+	ok "reference --json: the two publications; event v2 held" ||
+	fail "reference --json: the two publications; event v2 held"
+
+# --- the device before it syncs: its built-in tables
+expect_exit 65 "before sync the device refuses category=SA_DRONE" ev category=SA_DRONE urgency=NORMAL
+grep -q 'category' "$T_TMP/err" && ok "... naming the field" || fail "... naming the field"
+expect_exit 65 "... and the new field weather" ev category=OTHER urgency=NORMAL weather=晴
+
+# --- sync: the documents come with the feed
+expect_exit 0 "gridagent sync" ag sync
+ag status --json >"$T_TMP/st.json"
+[ "$(json_get "$T_TMP/st.json" 'd["reference_stale"]')" = "[]" ] &&
+	[ "$(json_get "$T_TMP/st.json" 'd["reference"]["forms"]["event"]')" = 2 ] &&
+	[ "$(json_get "$T_TMP/st.json" 'd["reference"]["fetched"]')" = 2 ] &&
+	ok "status: event v2 held, 2 documents fetched, nothing stale" ||
+	{ fail "status: event v2 held, 2 documents fetched, nothing stale"; sed 's/^/# /' "$T_TMP/st.json"; }
+U=$(ev category=SA_DRONE urgency=NORMAL weather=晴 2>"$T_TMP/err")
+[ -n "$U" ] && ok "after sync the device collects SA_DRONE with weather" ||
+	{ fail "after sync the device collects SA_DRONE with weather"; sed 's/^/# /' "$T_TMP/err"; }
+[ "$(ag show "$U" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["form_version"])')" = 2 ] &&
+	ok "... at form version 2" || fail "... at form version 2"
+expect_exit 0 "the record syncs" ag sync
+pf export --type event --format ndjson >"$T_TMP/ev.ndjson"
+grep "$U" "$T_TMP/ev.ndjson" | "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); assert d["form_version"] == 2 and d["fields"]["weather"] == "晴" and d["fields"]["category"] == "SA_DRONE", d' &&
+	ok "the platform accepted it at version 2 with the new field" ||
+	fail "the platform accepted it at version 2 with the new field"
+[ "$(pf quarantine --json | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ] &&
+	ok "nothing quarantined" || fail "nothing quarantined"
+
+# --- a document changed after publication (store or wire): refused, nothing changes
+expect_exit 0 "publish event_urgency with LOW" pf reference add "$D/event_urgency.json"
+sqlite3 "$PH/platform.db" "UPDATE reference SET doc = CAST(replace(CAST(doc AS TEXT), '缓办', '篡改') AS BLOB) WHERE name = 'event_urgency'"
+expect_exit 65 "sync reports the document that does not match its digest" ag sync
+grep -q 'do not hash to the digest' "$T_TMP/err" && ok "... saying why" ||
+	{ fail "... saying why"; sed 's/^/# /' "$T_TMP/err"; }
+ag status --json >"$T_TMP/st.json"
+json_get "$T_TMP/st.json" 'd["reference_error"]' | grep -q 'digest' &&
+	[ "$(json_get "$T_TMP/st.json" 'd["reference"]["fetched"]')" = 2 ] &&
+	ok "status shows the error; still 2 documents held" ||
+	fail "status shows the error; still 2 documents held"
+expect_exit 65 "the device still refuses urgency=LOW" ev category=OTHER urgency=LOW
+sqlite3 "$PH/platform.db" "UPDATE reference SET doc = CAST(replace(CAST(doc AS TEXT), '篡改', '缓办') AS BLOB) WHERE name = 'event_urgency'"
+expect_exit 0 "once the platform serves the published bytes, sync succeeds" ag sync
+expect_exit 0 "... and urgency=LOW is accepted" ev category=OTHER urgency=LOW
+ag status --json >"$T_TMP/st.json"
+[ "$(json_get "$T_TMP/st.json" 'd.get("reference_error", "")')" = "" ] &&
+	ok "the error is gone from status" || fail "the error is gone from status"
+
+# --- the platform restarted: the published forms load from its store
+restart_platform
+expect_exit 0 "sync after a platform restart" ag sync
+pf export --type event --format ndjson | grep -c '"urgency":"LOW"' | grep -q 1 &&
+	ok "the LOW record was accepted after the restart" ||
+	fail "the LOW record was accepted after the restart"
+
+# --- the device's fetch route is signed like pull
+now=$(($(date +%s) * 1000))
+zero=$(printf '%0128d' 0)
+dg=$(json_get "$T_TMP/ref.json" 'd["published"][0]["digest"]')
+code=$(curl -s -o /dev/null -w '%{http_code}' "$PF_URL/v1/devices/$DEV_ID/reference/$dg?since=0&t=$now&sig=$zero")
+[ "$code" = 401 ] && ok "an unsigned reference fetch is refused (401)" ||
+	fail "an unsigned reference fetch is refused (401, got $code)"
+check "agent store intact" agent_integrity "$AH"
+done_testing
