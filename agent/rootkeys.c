@@ -182,3 +182,23 @@ out:
 		gs_db_rollback(db);
 	return r;
 }
+
+int
+ag_rootkeys_status(struct ag_store *st, json_t *into)
+{
+	unsigned char root[GS_SIGN_PKBYTES];
+	char hex[17];
+	uint64_t serial = 0;
+	int r;
+
+	/* A device enrolled before root keys existed holds no bundle. */
+	if ((r = pinned(st, root, &serial)) == GS_ENOTFOUND)
+		return GS_OK;
+	if (r != GS_OK)
+		return r;
+	gs_hex_encode(hex, root, 8);
+	if (json_object_set_new(into, "key_bundle", json_pack("{s:I,s:s}",
+	    "serial", (json_int_t)serial, "root", hex)) != 0)
+		return GS_FAIL(GS_ENOMEM, "status");
+	return GS_OK;
+}

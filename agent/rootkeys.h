@@ -44,4 +44,8 @@ int ag_rootkeys_refresh(struct ag_store *st, struct ag_device *dev,
 struct gs_db;
 int ag_rekey_reload(struct gs_db *db, struct ag_device *dev);
 
+/* The status part: {"key_bundle":{"serial":n,"root":first 8 bytes of the
+ * pinned root key, hex}}, nothing for a device without a root key. */
+int ag_rootkeys_status(struct ag_store *st, struct json_t *into);
+
 #endif

@@ -15,6 +15,7 @@
 #include "core/mem.h"
 #include "pull.h"
 #include "reference.h"
+#include "rootkeys.h"
 #include "store.h"
 #include "sync.h"
 #include "core/banned.h"
@@ -27,6 +28,7 @@ static const status_part_fn parts[] = {
 	ag_attach_status, /* attach.c: attachments pending/partial/done */
 	ag_pull_status, /* pull.c: tasks, review verdicts, pull cursor */
 	ag_reference_status, /* reference.c: form versions held */
+	ag_rootkeys_status, /* rootkeys.c: the key bundle serial held */
 };
 
 int

@@ -23,6 +23,9 @@ kid_of_last_batch() {
 collect_people 20 71 || fail "collect 20"
 expect_exit 0 "sync before the rotation" ag sync
 K1=$(kid_of_last_batch "$DEV_A")
+ag status --json >"$T_TMP/st.json"
+[ "$(json_get "$T_TMP/st.json" 'd["key_bundle"]["serial"]')" = 1 ] &&
+	ok "status shows key bundle 1 held" || fail "status shows key bundle 1 held"
 expect_exit 0 "keys list" pf keys list --json
 [ "$(json_get "$T_TMP/out" 'len(d)')" = 1 ] &&
 	[ "$(json_get "$T_TMP/out" 'd[0]["kid"]')" = "$K1" ] &&
@@ -91,6 +94,9 @@ expect_exit 0 "the device syncs again" ag sync
 [ "$(kid_of_last_batch "$DEV_A")" = "$K2" ] &&
 	ok "... sealed to the new key (the bundle moved it)" ||
 	fail "... sealed to the new key (the bundle moved it)"
+ag status --json >"$T_TMP/st.json"
+[ "$(json_get "$T_TMP/st.json" 'd["key_bundle"]["serial"]')" = 2 ] &&
+	ok "status shows key bundle 2 held" || fail "status shows key bundle 2 held"
 
 # C (enrolled before the rotation, nothing sent yet) still blocks it.
 expect_exit 77 "retire while an older device has sent nothing is refused" \
