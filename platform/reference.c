@@ -126,9 +126,11 @@ refset_read(struct pf_store *st, struct refset *rs)
 		int version = (int)gs_stmt_int64(s, 4);
 
 		if (gs_stmt_bytes(s, 1) != GS_HASHBYTES) {
+			long long id = (long long)gs_stmt_int64(s, 0);
+
 			gs_stmt_reset(s);
 			return GS_FAIL(GS_ECORRUPT, "reference %lld: digest",
-			    (long long)gs_stmt_int64(s, 0));
+			    id);
 		}
 		gs_hex_encode(hex, gs_stmt_blob(s, 1), GS_HASHBYTES);
 		if ((r = refset_add(rs, is_form, name, version,
@@ -153,10 +155,24 @@ pf_reference_schema(struct pf_store *st, struct gs_schema **schema,
 	int r;
 
 	*schema = NULL;
-	if ((r = refset_read(st, &rs)) == GS_OK &&
-	    (r = gs_schema_load_extra(rs.files, schema)) == GS_OK) {
+	if ((r = refset_read(st, &rs)) == GS_OK) {
 		*docs = json_incref(rs.docs);
 		*serial = rs.serial;
+		r = gs_schema_load_extra(rs.files, schema);
+		/* Published documents that no longer load (a new build whose
+		 * built-in forms now clash with them): the platform must
+		 * still open so an admin can see and fix it, so it runs on
+		 * the built-in schema, saying so on every start. */
+		if (r == GS_ECORRUPT) {
+			gs_log(GS_LOG_ERROR, "published reference data does not "
+			    "load with this build (%s): using the built-in "
+			    "forms and code tables only", gs_errmsg(r));
+			r = gs_schema_load(schema);
+		}
+		if (r != GS_OK) {
+			json_decref(*docs);
+			*docs = NULL;
+		}
 	}
 	refset_release(&rs);
 	return r;
