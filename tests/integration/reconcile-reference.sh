@@ -127,6 +127,27 @@ pf export --type event --format ndjson | grep -c '"urgency":"LOW"' | grep -q 1 &
 	ok "the LOW record was accepted after the restart" ||
 	fail "the LOW record was accepted after the restart"
 
+# --- a form version the platform never published: quarantined, not guessed at
+"$PY" - "$D" <<'PY'
+import json, sys
+f = json.load(open(sys.argv[1] + "/event-v2.json"))
+f["version"] = 9
+json.dump(f, open(sys.argv[1] + "/event-v9.json", "w"), ensure_ascii=False)
+PY
+sqlite3 "$AH/agent.db" "INSERT INTO reference_doc (digest, kind, name, version, doc, received_at) VALUES (randomblob(32), 'form', 'event', 9, readfile('$D/event-v9.json'), 0)"
+U9=$(ev category=OTHER urgency=NORMAL 2>"$T_TMP/err")
+[ -n "$U9" ] && ok "a device holding an event v9 collects with it" ||
+	{ fail "a device holding an event v9 collects with it"; sed 's/^/# /' "$T_TMP/err"; }
+ag sync >/dev/null 2>&1
+pf quarantine --json >"$T_TMP/q.json"
+"$PY" - "$T_TMP/q.json" "$U9" <<'PY' && ok "the platform quarantines it: unknown_form_version, naming the version" || fail "the platform quarantines it: unknown_form_version, naming the version"
+import json, sys
+q = [x for x in json.load(open(sys.argv[1])) if x["uuid"] == sys.argv[2]]
+assert len(q) == 1, q
+r = q[0]["reasons"][0]
+assert r["rule"] == "unknown_form_version" and "version 9" in r["message"], r
+PY
+
 # --- the device's fetch route is signed like pull
 now=$(($(date +%s) * 1000))
 zero=$(printf '%0128d' 0)
