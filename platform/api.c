@@ -128,6 +128,9 @@ health(struct pf_platform *pf, struct pf_response *resp)
 	char dep[33];
 	json_t *o;
 
+	/* A newer key bundle issued by `keys rotate` since we started
+	 * (root.c): devices take it from this answer. */
+	(void)pf_root_refresh(pf);
 	gs_hex_encode(dep, pf->keys.deployment, sizeof(pf->keys.deployment));
 	o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "status", "ok",
 	    "deployment", dep, "time", (json_int_t)gs_now_ms(), "version",

@@ -297,6 +297,7 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	(void)pthread_mutex_init(&pf->rate_lock, NULL);
 	(void)pthread_mutex_init(&pf->read_lock, NULL);
 	(void)pthread_mutex_init(&pf->ref_lock, NULL);
+	(void)pthread_mutex_init(&pf->root_lock, NULL);
 	if ((pf->home = gs_strdup(home)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "platform");
 		goto out;
@@ -396,6 +397,7 @@ pf_platform_free(struct pf_platform *pf)
 	(void)pthread_mutex_destroy(&pf->rate_lock);
 	(void)pthread_mutex_destroy(&pf->read_lock);
 	(void)pthread_mutex_destroy(&pf->ref_lock);
+	(void)pthread_mutex_destroy(&pf->root_lock);
 	gs_free(pf->home);
 	gs_free(pf->public_url);
 	gs_free(pf);

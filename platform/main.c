@@ -84,8 +84,9 @@ static const char *const cmd_help[][2] = {
 	    "86400).\n" },
 	{ "keys", "usage: gridplatform keys list [--json] | rotate | retire "
 	    "KID [--force]\nThe batch-encryption keys: rotate makes a new "
-	    "current key (restart serve;\nnew codes pin it) and keeps the "
-	    "old ones so batches sealed to them still\nopen; retire deletes "
+	    "current key (a running serve\ntakes it at once; new codes pin "
+	    "it) and keeps the old ones so batches\nsealed to them still "
+	    "open; retire deletes "
 	    "an old secret key, refused while a device may still\nuse it "
 	    "unless --force.\n" },
 	{ "devices", "usage: gridplatform devices [--json]\n"

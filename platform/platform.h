@@ -89,6 +89,10 @@ struct pf_platform {
 	struct pf_oldkey *old_keys;
 	size_t nold_keys;
 	struct pf_root root;
+	/* Guards root.bundle and root.serial, which a running server
+	 * replaces when `keys rotate` issued a newer bundle (pf_root_refresh)
+	 * while readers copy them out (pf_root_keys_json). */
+	pthread_mutex_t root_lock;
 	/* The embedded forms and code tables with the published reference
 	 * data laid over them (platform/reference.c).  A server replaces it
 	 * when something new is published (a release store; readers take
@@ -169,6 +173,20 @@ int pf_root_create(const char *home, unsigned char pk[GS_SIGN_PKBYTES]);
 int pf_root_load(struct pf_platform *pf);
 /* Signs and stores a new bundle (serial + 1) of pf->keys; pf->root. */
 int pf_root_issue(struct pf_platform *pf);
+/*
+ * For a running server: when the store holds a newer bundle than the one
+ * served (`gridplatform keys rotate` ran against the same home), takes its
+ * batch key from the home's files into the keys held (so batches sealed to
+ * it open) and then serves the bundle.  Cheap when nothing changed (one
+ * read of the store's meta).  GS_OK, or an error with the old bundle still
+ * served (a bundle is never served before its key is held).
+ */
+int pf_root_refresh(struct pf_platform *pf);
+/* Adds the pair batch-<kid hex>.key/.pub of the home to the old keys
+ * (rotate.c) unless held.  GS_OK; GS_ENOTFOUND, GS_ECORRUPT, GS_ENOMEM,
+ * GS_ETOOBIG (the table is full). */
+int pf_keys_adopt(struct pf_platform *pf,
+    const unsigned char kid[GS_KIDBYTES]);
 /* ------------------------------------------ device key rotation (rekey.c)
  * POST /v1/devices/{id}/rekey; the earlier keys of a device at ingest. */
 struct pf_request;

@@ -273,13 +273,73 @@ pf_root_load(struct pf_platform *pf)
 	return GS_OK;
 }
 
+int
+pf_root_refresh(struct pf_platform *pf)
+{
+	static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+	unsigned char bundle[GS_BUNDLE_BYTES], kid[GS_KIDBYTES];
+	struct gs_keybundle b;
+	uint64_t serial;
+	int r = GS_OK;
+
+	(void)pthread_mutex_lock(&pf->read_lock);
+	serial = meta_u64(pf->reader, "bundle_serial");
+	(void)pthread_mutex_unlock(&pf->read_lock);
+	/* The usual case: one meta read.  root.serial is only written under
+	 * `once` below, and a stale read only delays the reload. */
+	if (serial <= __atomic_load_n(&pf->root.serial, __ATOMIC_ACQUIRE) ||
+	    getenv("GRIDPLATFORM_TEST_BUNDLE_SERIAL") != NULL)
+		return GS_OK;
+	(void)pthread_mutex_lock(&once);
+	if (serial <= pf->root.serial)
+		goto out;
+	(void)pthread_mutex_lock(&pf->read_lock);
+	r = meta_bytes(pf->reader, "bundle", bundle, GS_BUNDLE_BYTES);
+	(void)pthread_mutex_unlock(&pf->read_lock);
+	if (r != GS_OK)
+		goto out;
+	/* Believed only as a device would: signed by our root key, for our
+	 * deployment, naming the receipt key we sign with. */
+	if ((r = gs_keybundle_open(bundle, GS_BUNDLE_BYTES, pf->root.pk, &b))
+	    != GS_OK ||
+	    memcmp(b.deployment, pf->keys.deployment, 16) != 0 ||
+	    memcmp(b.receipt_pk, pf->keys.receipt_pk, GS_SIGN_PKBYTES) != 0) {
+		r = GS_FAIL(GS_ECORRUPT, "the store's key bundle %llu does not "
+		    "verify or names other keys", (unsigned long long)serial);
+		goto out;
+	}
+	/* Its batch key first: a device must never get a bundle naming a
+	 * key whose batches we could not open. */
+	gs_crypto_key_id(kid, b.batch_pk, GS_KX_PKBYTES);
+	if ((r = pf_keys_adopt(pf, kid)) != GS_OK)
+		goto out;
+	(void)pthread_mutex_lock(&pf->root_lock);
+	memcpy(pf->root.bundle, bundle, GS_BUNDLE_BYTES);
+	__atomic_store_n(&pf->root.serial, b.serial, __ATOMIC_RELEASE);
+	(void)pthread_mutex_unlock(&pf->root_lock);
+	gs_log(GS_LOG_INFO, "serving key bundle %llu (keys rotate ran against "
+	    "this home)", (unsigned long long)b.serial);
+out:
+	(void)pthread_mutex_unlock(&once);
+	if (r != GS_OK)
+		gs_log(GS_LOG_WARNING, "key bundle %llu not served: %s",
+		    (unsigned long long)serial, gs_errmsg(r));
+	return r;
+}
+
 json_t *
 pf_root_keys_json(const struct pf_platform *pf)
 {
 	char pk[2 * GS_SIGN_PKBYTES + 1], b64[GS_B64_LEN(GS_BUNDLE_BYTES)];
+	pthread_mutex_t *lock = (pthread_mutex_t *)&pf->root_lock;
+	uint64_t serial;
 
 	gs_hex_encode(pk, pf->root.pk, GS_SIGN_PKBYTES);
+	/* One bundle, whole: a server may be replacing it. */
+	(void)pthread_mutex_lock(lock);
 	gs_crypto_b64_encode(b64, pf->root.bundle, GS_BUNDLE_BYTES);
+	serial = pf->root.serial;
+	(void)pthread_mutex_unlock(lock);
 	return json_pack("{s:s,s:I,s:s}", "root_pk", pk, "serial",
-	    (json_int_t)pf->root.serial, "bundle", b64);
+	    (json_int_t)serial, "bundle", b64);
 }

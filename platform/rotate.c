@@ -24,8 +24,9 @@
  * seals new batches to the new key.  Batches sealed earlier (a device
  * offline across the rotation) keep opening with the old key.
  * Enrollment codes pin the root key, so codes made before the rotation
- * stay valid.  A running `serve` loads keys and the bundle at start:
- * restart it after a rotation.
+ * stay valid.  A running `serve` notices the newer bundle in the store at
+ * its next health request (root.c, pf_root_refresh), takes the new batch
+ * key from the home with pf_keys_adopt, and only then serves the bundle.
  *
  * Retire deletes an old secret key (overwritten, fsync'd, unlinked).  It
  * refuses while a device might still seal to it: a device whose last
@@ -169,6 +170,11 @@ pf_keys_load_old(struct pf_platform *pf)
 	struct dirent *e;
 	int r = GS_OK;
 
+	/* The table is made whole now and never moves: a running server
+	 * adds keys to it (pf_keys_adopt) while other threads read it. */
+	if (pf->old_keys == NULL &&
+	    (pf->old_keys = gs_calloc(MAX_OLD, sizeof(*pf->old_keys))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "old keys");
 	if ((d = opendir(pf->home)) == NULL)
 		return GS_FAIL(GS_EIO, "cannot list %s", pf->home);
 	while ((e = readdir(d)) != NULL) {
@@ -217,6 +223,50 @@ pf_keys_load_old(struct pf_platform *pf)
 		}
 	}
 	closedir(d);
+	return r;
+}
+
+int
+pf_keys_adopt(struct pf_platform *pf, const unsigned char kid[GS_KIDBYTES])
+{
+	struct pf_oldkey *k;
+	unsigned char pk2[GS_KIDBYTES];
+	char path[4200], kh[2 * GS_KIDBYTES + 1];
+	size_t i;
+	int r;
+
+	if (memcmp(kid, pf->keys.batch_kid, GS_KIDBYTES) == 0)
+		return GS_OK;
+	for (i = 0; i < pf->nold_keys; i++)
+		if (memcmp(kid, pf->old_keys[i].kid, GS_KIDBYTES) == 0)
+			return GS_OK;
+	if (pf->old_keys == NULL || pf->nold_keys == MAX_OLD)
+		return GS_FAIL(GS_ETOOBIG, "more than %d old batch keys: "
+		    "retire some and restart", MAX_OLD);
+	/* Filled in full before the count makes it visible to readers
+	 * (pf_batch_key walks the first nold_keys entries). */
+	k = &pf->old_keys[pf->nold_keys];
+	memset(k, 0, sizeof(*k));
+	if ((k->sk = gs_crypto_secure_alloc(GS_KX_SKBYTES)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "secure memory for keys");
+	memcpy(k->kid, kid, GS_KIDBYTES);
+	gs_hex_encode(kh, kid, GS_KIDBYTES);
+	if ((r = key_path(pf->home, kh, "key", path, sizeof(path))) != GS_OK ||
+	    (r = read_hex(path, k->sk, GS_KX_SKBYTES)) != GS_OK ||
+	    (r = key_path(pf->home, kh, "pub", path, sizeof(path))) != GS_OK ||
+	    (r = read_hex(path, k->pk, GS_KX_PKBYTES)) != GS_OK)
+		goto fail;
+	gs_crypto_key_id(pk2, k->pk, GS_KX_PKBYTES);
+	if (memcmp(pk2, kid, GS_KIDBYTES) != 0) {
+		r = GS_FAIL(GS_ECORRUPT, "batch-%s: the key does not match its "
+		    "name", kh);
+		goto fail;
+	}
+	__atomic_store_n(&pf->nold_keys, pf->nold_keys + 1, __ATOMIC_RELEASE);
+	return GS_OK;
+fail:
+	gs_crypto_secure_free(k->sk);
+	k->sk = NULL;
 	return r;
 }
 
@@ -441,8 +491,8 @@ cmd_rotate(struct pf_platform *pf)
 		goto out;
 	printf("%s\n", kh);
 	fprintf(stderr, "gridplatform: batch key %s is current (key bundle "
-	    "%llu); %s is kept for batches sealed to it.  Restart serve to "
-	    "serve the new bundle.\n", kh,
+	    "%llu); %s is kept for batches sealed to it.  A running serve "
+	    "takes it at its next health request.\n", kh,
 	    (unsigned long long)pf->root.serial, okh);
 	r = GS_OK;
 out:

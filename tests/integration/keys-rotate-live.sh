@@ -1,0 +1,50 @@
+#!/bin/sh
+# keys-rotate-live.sh - `gridplatform keys rotate` against the home of a
+# running `gridplatform serve` (no restart): the server picks up the new
+# key bundle at the next health request, takes the new batch key so
+# batches sealed to it open, and devices move to it at their next sync
+# (`gridagent status` shows the bundle serial they hold).
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+if ! sync_platform || ! sync_enroll "$AH"; then
+	fail "platform and enrolled agent"
+	done_testing
+	exit 1
+fi
+kid_of_last_batch() {
+	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 129, 8))) FROM batches WHERE device_id = x'$DEV_ID' ORDER BY seq DESC LIMIT 1"
+}
+bundle_serial() { ag status --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["key_bundle"]["serial"])'; }
+
+collect_people 5 81 || fail "collect 5"
+expect_exit 0 "sync before the rotation" ag sync
+K1=$(kid_of_last_batch)
+[ "$(bundle_serial)" = 1 ] && ok "the device holds key bundle 1" ||
+	fail "the device holds key bundle 1"
+expect_exit 0 "keys rotate while serve runs" pf keys rotate
+K2=$(cat "$T_TMP/out")
+[ -n "$K2" ] && [ "$K2" != "$K1" ] && ok "a new key id" || fail "a new key id"
+curl -s "$PF_URL/v1/health" >"$T_TMP/h.json"
+[ "$(json_get "$T_TMP/h.json" 'd["keys"]["serial"]')" = 2 ] &&
+	ok "the running server serves key bundle 2 (no restart)" ||
+	fail "the running server serves key bundle 2 (no restart)"
+grep -q 'serving key bundle 2' "$PH/serve.log" && ok "... and logs it" ||
+	fail "... and logs it"
+expect_exit 0 "the device syncs" ag sync
+[ "$(bundle_serial)" = 2 ] && ok "the device took key bundle 2" ||
+	fail "the device took key bundle 2"
+collect_people 4 82 || fail "collect 4"
+expect_exit 0 "the device syncs records sealed to the new key" ag sync
+[ "$(kid_of_last_batch)" = "$K2" ] && ok "... its last batch is sealed to $K2 and was accepted" ||
+	fail "... its last batch is sealed to $K2 and was accepted"
+agent_uuids "$T_TMP/a"
+platform_uuids "$T_TMP/p"
+cmp -s "$T_TMP/a" "$T_TMP/p" && [ "$(wc -l <"$T_TMP/p")" = 9 ] &&
+	ok "the platform holds all 9 records" || fail "the platform holds all 9 records"
+# After a restart the same keys load from the home.
+restart_platform || fail "platform restarts"
+collect_people 2 83 || fail "collect 2"
+expect_exit 0 "sync after a restart" ag sync
+[ "$(pf export --format ndjson | wc -l)" = 11 ] && ok "11 records" || fail "11 records"
+done_testing
