@@ -86,9 +86,8 @@ static const char *const cmd_help[][2] = {
 	    "KID [--force]\nThe batch-encryption keys: rotate makes a new "
 	    "current key (a running serve\ntakes it at once; new codes pin "
 	    "it) and keeps the old ones so batches\nsealed to them still "
-	    "open; retire deletes "
-	    "an old secret key, refused while a device may still\nuse it "
-	    "unless --force.\n" },
+	    "open; retire deletes an old secret key, refused\nwhile a "
+	    "device may still use it unless --force.\n" },
 	{ "devices", "usage: gridplatform devices [--json]\n"
 	    "Lists enrolled devices with their worker, grid, status and "
 	    "ledger.\n" },
