@@ -312,7 +312,8 @@ FUZZ_HARNESSES := \
 	tests/fuzz/http.c \
 	tests/fuzz/inflate.c \
 	tests/fuzz/json.c \
-	tests/fuzz/receipt.c
+	tests/fuzz/receipt.c \
+	tests/fuzz/reference.c
 
 FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60

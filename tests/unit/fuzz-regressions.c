@@ -51,6 +51,7 @@
 #include "../fuzz/inflate.c"
 #include "../fuzz/json.c"
 #include "../fuzz/receipt.c"
+#include "../fuzz/reference.c"
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -115,6 +116,7 @@ static void t_enroll(void **s) { (void)s; replay("enroll", fuzz_enroll); }
 static void t_json(void **s) { (void)s; replay("json", fuzz_json); }
 static void t_feed(void **s) { (void)s; replay("feed", fuzz_feed); }
 static void t_http(void **s) { (void)s; replay("http", fuzz_http); }
+static void t_reference(void **s) { (void)s; replay("reference", fuzz_reference); }
 
 int
 main(void)
@@ -128,6 +130,7 @@ main(void)
 		cmocka_unit_test(t_json),
 		cmocka_unit_test(t_feed),
 		cmocka_unit_test(t_http),
+		cmocka_unit_test(t_reference),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
