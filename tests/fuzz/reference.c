@@ -4,6 +4,8 @@
  * (agent/reference.c): what it says it is, then the whole schema loaded
  * with it laid over the built-in files.
  */
+#include <stdio.h>
+
 #include "fuzz.h"
 
 #include "core/error.h"
