@@ -350,8 +350,18 @@ fetch_document(struct ag_store *st, struct ag_http *http,
 	ag_http_set_response_cap(http, GS_REFERENCE_MAX);
 	r = ag_http_request(http, "GET", url, NULL, NULL, 0, &resp);
 	ag_http_set_response_cap(http, 0);
-	if (r != GS_OK)
+	if (r != GS_OK) {
+		/* The transport's message starts with the signed URL: keep
+		 * what follows it. */
+		const char *m = gs_errmsg(r), *p = strstr(m, "sig=");
+		char why[256];
+
+		if (p != NULL && (p = strstr(p, ": ")) != NULL)
+			m = p + 2;
+		gs_strlcpy(why, m, sizeof(why));
+		r = GS_FAIL(r, "reference document %.16s: %s", hex, why);
 		goto out;
+	}
 	if (resp.status != 200) {
 		r = answer_error(&resp, "reference document");
 		goto out;

@@ -38,6 +38,9 @@ json.dump(nocap, open(out + "/event-nocap.json", "w"), ensure_ascii=False)
 big = json.loads(json.dumps(c))
 big["codes"] += [{"code": "X%06d" % i, "label": "填充" * 10} for i in range(5000)]
 json.dump(big, open(out + "/big.json", "w"), ensure_ascii=False)
+k = json.load(open(src + "/codes/visit_kind.json"))
+k["codes"].append({"code": "DRONE_PATROL", "label": "无人机巡查"})
+json.dump(k, open(out + "/visit_kind.json", "w"), ensure_ascii=False)
 u = json.load(open(src + "/codes/event_urgency.json"))
 u["codes"].append({"code": "LOW", "label": "缓办"})
 json.dump(u, open(out + "/event_urgency.json", "w"), ensure_ascii=False)
@@ -119,6 +122,17 @@ expect_exit 0 "... and urgency=LOW is accepted" ev category=OTHER urgency=LOW
 ag status --json >"$T_TMP/st.json"
 [ "$(json_get "$T_TMP/st.json" 'd.get("reference_error", "")')" = "" ] &&
 	ok "the error is gone from status" || fail "the error is gone from status"
+
+# --- an oversized answer: the device reads no more than 256 KiB
+expect_exit 0 "publish visit_kind with DRONE_PATROL" pf reference add "$D/visit_kind.json"
+sqlite3 "$PH/platform.db" "UPDATE reference SET doc = zeroblob(300000) WHERE name = 'visit_kind'"
+expect_exit 75 "sync refuses a document answer over the cap (75, kept for later)" ag sync
+grep -q 'larger than 262144 bytes' "$T_TMP/err" && ok "... saying so" ||
+	{ fail "... saying so"; sed 's/^/# /' "$T_TMP/err"; }
+[ "$(ag status --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["reference"]["fetched"])')" = 3 ] &&
+	ok "... nothing kept (3 documents held)" || fail "... nothing kept (3 documents held)"
+sqlite3 "$PH/platform.db" "UPDATE reference SET doc = readfile('$D/visit_kind.json') WHERE name = 'visit_kind'"
+expect_exit 0 "sync fetches it once the platform serves it" ag sync
 
 # --- the platform restarted: the published forms load from its store
 restart_platform
