@@ -1,4 +1,4 @@
--- 0007-reference.sql - reference data an admin publishes (issue 4 item 6):
+-- 0008-reference.sql - reference data an admin publishes (issue 4 item 6):
 -- `gridplatform reference add FILE` keeps a form version or a code table
 -- here, byte for byte as published, beside the ones built into the
 -- programs (schema/forms, schema/codes).  A form is never replaced: a new
