@@ -17,6 +17,10 @@
 
 /* Slots of the store's extension statements taken by this file. */
 #define SLOT0 0
+/* rotate.c takes 40 and up: two files in one slot would share a
+ * statement, the wrong one for one of them. */
+_Static_assert(PQ_COUNT_ <= 40, "recon_sql.c statements reach rotate.c's "
+    "slots (40..)");
 
 static const char *const qsql[PQ_COUNT_] = {
 	[PQ_BASE] = "SELECT fields, deleted FROM revisions "
