@@ -57,7 +57,11 @@ const struct ag_command ag_commands[] = {
 	{ "show", ag_cmd_show, "UUID [--json]", "Show one record.", NULL },
 	{ "status", ag_cmd_status, "[--json]",
 	  "Show the worker, grid, records by type and changes by state.",
-	  NULL },
+	  "Also the sync state (outbox, chain, pull cursor, tasks, review\n"
+	  "verdicts), the form versions held (reference: built in or fetched\n"
+	  "from the platform; reference_stale lists what differs from the\n"
+	  "platform's, reference_error the last failed fetch) and the key\n"
+	  "bundle serial held (key_bundle).\n" },
 	{ "attach", ag_cmd_attach,
 	  "UUID FILE [--phase BEFORE|DURING|AFTER] [--note TEXT] "
 	  "[--location LAT,LON,ACC,SYS] [--taken-at MS] [--keep] [--json]",
