@@ -1,7 +1,7 @@
 /*
  * reference.c - reference data on the device: form versions and code
  * tables the platform published (platform/reference.c), kept in
- * reference_doc (schema/agent/0006-reference.sql) and laid over the ones
+ * reference_doc (schema/agent/0007-reference.sql) and laid over the ones
  * built into the program (gs_schema_load_extra).  New collections are
  * validated with the newest version of each form held and the newest code
  * tables; a record keeps the form version it was collected with.

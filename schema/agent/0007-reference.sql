@@ -1,4 +1,4 @@
--- 0006-reference.sql - reference data fetched from the platform (issue 4
+-- 0007-reference.sql - reference data fetched from the platform (issue 4
 -- item 6): form versions and code tables an admin published, laid over
 -- the ones built into the program (agent/reference.c).  Each document is
 -- kept byte for byte as published, and only after its digest matched the
