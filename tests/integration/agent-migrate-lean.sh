@@ -67,6 +67,8 @@ ALTER TABLE change_old RENAME TO change;
 CREATE UNIQUE INDEX change_one_unsent ON change(uuid) WHERE state = 0;
 CREATE INDEX change_by_state ON change(state, change_id);
 CREATE INDEX change_by_batch ON change(batch_seq);
+-- What migrations after 0006 made (0007-reference.sql).
+DROP TABLE reference_doc;
 PRAGMA user_version = 5;
 COMMIT;
 EOF
