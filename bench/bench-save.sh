@@ -115,8 +115,8 @@ validation 13k, encoding the stored fields 8k, freeing the parsed value
 
 So the import's critical path went from 92.6k to about 37k instructions
 per record (2.5x) and the whole of it, across both cores, to 82.5k.  A
-single save is one fsync'd commit of 5 pages (record, change and its two
-unsent-change indexes, audit; 7 before migration 0006): its p50 follows
+single save is one fsync'd commit touching 5 b-trees (record, change and
+its two unsent-change indexes, audit; 6 before migration 0006): its p50 follows
 the disk's fdatasync, shown in the first row, plus about 30 us of CPU.
 
 Earlier figures (before this work, 08:57 UTC, load average 1.76):
