@@ -99,7 +99,8 @@ static int
 validate(struct pf_platform *pf, const char *type, int version,
     json_t *fields)
 {
-	const struct gs_form *form = gs_schema_form_version(pf->schema, type,
+	const struct gs_schema *schema = pf_schema(pf);
+	const struct gs_form *form = gs_schema_form_version(schema, type,
 	    version);
 	struct gs_problems p;
 	size_t i;
@@ -108,7 +109,7 @@ validate(struct pf_platform *pf, const char *type, int version,
 	if (form == NULL)
 		return GS_FAIL(GS_EVALIDATION, "unknown record type %s or form "
 		    "version %d", type, version);
-	r = gs_record_validate(pf->schema, form, fields, &p);
+	r = gs_record_validate(schema, form, fields, &p);
 	if (r == GS_EVALIDATION)
 		for (i = 0; i < p.n; i++)
 			fprintf(stderr, "gridplatform: %s: %s (%s)\n",
@@ -121,7 +122,7 @@ static int
 typed_args(struct pf_platform *pf, const char *type, char **args, int n,
     json_t *into)
 {
-	const struct gs_form *form = gs_schema_form(pf->schema, type);
+	const struct gs_form *form = gs_schema_form(pf_schema(pf), type);
 	struct gs_problems p;
 	size_t i;
 	int r;

@@ -91,6 +91,9 @@ struct tally {
 
 struct ingest {
 	struct pf_platform *pf;
+	/* The schema this batch is validated with, taken once (pf_schema)
+	 * so a publication mid-batch cannot split it across two. */
+	const struct gs_schema *schema;
 	struct pf_store *st;
 	const struct pf_device *dev;
 	struct pf_batch_row *row;
@@ -382,7 +385,7 @@ merge_change(struct ingest *in, const struct gs_change *c,
 		if (!m.deleted) {
 			/* Never trust a merge either: the merged record
 			 * must be valid as a whole. */
-			r = gs_record_validate(in->pf->schema, form, m.merged,
+			r = gs_record_validate(in->schema, form, m.merged,
 			    &probs);
 			if (r == GS_EVALIDATION) {
 				r = quarantine(in, c, "invalid",
@@ -597,7 +600,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 	/* Quarantine, not refusal, for everything a worker's data can get
 	 * wrong: the rest of the batch still applies, and the reasons go
 	 * back to the device in the results. */
-	if ((form = gs_schema_form(in->pf->schema, c->type)) == NULL) {
+	if ((form = gs_schema_form(in->schema, c->type)) == NULL) {
 		snprintf(msg, sizeof(msg), "unknown record type %s", c->type);
 		return quarantine(in, c, "invalid", one_reason("",
 		    "unknown_type", msg), 1);
@@ -606,7 +609,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 	 * with (reference data: platform/reference.c); one the platform
 	 * never published is kept aside, not guessed at. */
 	if (gs_form_version(form) != c->form_version && (form =
-	    gs_schema_form_version(in->pf->schema, c->type, c->form_version))
+	    gs_schema_form_version(in->schema, c->type, c->form_version))
 	    == NULL) {
 		snprintf(msg, sizeof(msg), "form %s version %d is not "
 		    "published on this platform", c->type, c->form_version);
@@ -657,7 +660,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 		}
 		/* Never trust the device: validate the record as it would
 		 * be after the change. */
-		r = gs_record_validate(in->pf->schema, form, cand, &probs);
+		r = gs_record_validate(in->schema, form, cand, &probs);
 		if (r == GS_EVALIDATION) {
 			r = quarantine(in, c, "invalid",
 			    gs_problems_json(&probs), 1);
@@ -792,6 +795,7 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 	gs_buf_init(&in.line, GS_BATCH_LINE_MAX + 1);
 	gs_buf_init(&in.fields, GS_BATCH_LINE_MAX + 1);
 	in.pf = pf;
+	in.schema = pf_schema(pf);
 	in.st = st;
 	in.dev = dev;
 	in.row = &row;

@@ -493,7 +493,7 @@ cmd_export(const char *home, int argc, char **argv)
 		f = PF_EXPORT_CSV_ZH;
 	if ((r = open_platform(home, &pf)) != 0)
 		return r;
-	r = pf_export(pf->store, pf->schema, type, grid, f, stdout,
+	r = pf_export(pf->store, pf_schema(pf), type, grid, f, stdout,
 	    NULL);
 	r = r == GS_OK ? 0 : fail(r);
 	pf_platform_free(pf);

@@ -96,9 +96,9 @@ struct pf_platform {
 	/* The embedded forms and code tables with the published reference
 	 * data laid over them (platform/reference.c).  A server replaces it
 	 * when something new is published (a release store; readers take
-	 * the pointer without a lock, and replaced schemas are kept in
-	 * ref_retired until the platform is freed).  ref_lock guards the
-	 * ref_ fields. */
+	 * the pointer with pf_schema(), an acquire load, without a lock,
+	 * and replaced schemas are kept in ref_retired until the platform
+	 * is freed).  ref_lock guards the ref_ fields. */
 	struct gs_schema *schema;
 	pthread_mutex_t ref_lock;
 	struct json_t *ref_docs;
@@ -203,5 +203,18 @@ int pf_device_old_key(struct pf_platform *pf, const unsigned char device[16],
 
 /* {"root_pk":hex,"serial":n,"bundle":b64url}: new reference or NULL. */
 struct json_t *pf_root_keys_json(const struct pf_platform *pf);
+
+/*
+ * The schema to validate with now: an acquire load that pairs with the
+ * release store of pf_reference_refresh(), so a thread that sees a new
+ * schema sees it whole.  The pointer stays valid until pf is freed.
+ * Take it once per unit of work (a batch, an admin action) so the whole
+ * unit is checked against one schema.
+ */
+static inline const struct gs_schema *
+pf_schema(struct pf_platform *pf)
+{
+	return __atomic_load_n(&pf->schema, __ATOMIC_ACQUIRE);
+}
 
 #endif

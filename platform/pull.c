@@ -311,7 +311,7 @@ fail:
 static json_t *
 reference(struct pf_platform *pf)
 {
-	json_t *r = gs_feed_reference(pf->schema);
+	json_t *r = gs_feed_reference(pf_schema(pf));
 
 	if (r != NULL && (json_object_set_new(r, "platform_version",
 	    json_string(PF_VERSION)) != 0 || json_object_set_new(r,
