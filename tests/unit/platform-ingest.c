@@ -1460,10 +1460,13 @@ test_http_limits(void **state)
 	assert_true(gs_mono_us() - t0 < 3500000);
 	close(fd);
 
-	/* Two connections from one address are fine; the third is closed. */
+	/* Two connections from one address are fine; the third is closed.
+	 * The wait is generous: a refused connection closes at once, and
+	 * only a loaded machine (the server's accept thread not scheduled
+	 * for a second: seen at load average 10) gets anywhere near it. */
 	for (i = 0; i < 3; i++)
 		fds[i] = connect_loopback(port);
-	assert_true(closed_within(fds[2], 1000));
+	assert_true(closed_within(fds[2], 10000));
 	assert_false(closed_within(fds[0], 200));
 	for (i = 0; i < 3; i++)
 		close(fds[i]);
