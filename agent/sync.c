@@ -554,6 +554,23 @@ seal_and_send(struct run *x)
 	sealing = !ag_store_locked(x->st);
 	if (!sealing && (r = seal_all(x)) != GS_OK)
 		return r;
+	if (x->o->serial) {
+		/* tests/sim: the same steps without a second thread, so a
+		 * seed always gives the same interleaving. */
+		if ((r = seal_all(x)) != GS_OK ||
+		    (r = count_pending(x)) != GS_OK)
+			return r;
+		for (;;) {
+			if ((r = ag_outbox_next_sealed(x->ob, after, &row,
+			    &found)) != GS_OK || !found)
+				return r;
+			after = row.seq;
+			r = upload_one(x, &row, NULL);
+			ag_outbox_row_release(&row);
+			if (r != GS_OK)
+				return r;
+		}
+	}
 	seal_limits(x, &lim);
 	if (pthread_mutex_init(&k.mu, NULL) != 0)
 		return GS_FAIL(GS_ENOMEM, "courier mutex");

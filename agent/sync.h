@@ -44,6 +44,9 @@ struct ag_sync_opts {
 				    top of the platform's limits (0: ours) */
 	size_t batch_bytes;	 /* at most this much NDJSON per batch (0) */
 	volatile sig_atomic_t *stop; /* set by a signal handler (NULL ok) */
+	int serial;		 /* seal everything, then upload, in this one
+				    thread (no courier): one order of events
+				    for the deterministic simulator */
 };
 
 void ag_sync_opts_default(struct ag_sync_opts *o);

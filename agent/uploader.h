@@ -75,6 +75,21 @@ int ag_http_request(struct ag_http *h, const char *method, const char *path,
     struct ag_http_response *resp);
 
 /*
+ * Another transport in place of libcurl for every ag_http of the process
+ * (tests/sim/sim.c hands each request to the platform's router in the
+ * same process).  fn gets what ag_http_request got, with path including
+ * any query, and fills resp (its body is already reset and capped: an
+ * append that fails means the answer is over its cap); it returns GS_OK
+ * when an answer arrived, or GS_ENETWORK / GS_ETIMEOUT / GS_EPROTOCOL as
+ * libcurl's failures would be mapped.  NULL fn: libcurl again.  Set it
+ * while no request is in progress.
+ */
+typedef int (*ag_http_transport_fn)(void *ctx, const char *method,
+    const char *path, const char *content_type, const void *body, size_t len,
+    struct ag_http_response *resp);
+void ag_http_set_transport(ag_http_transport_fn fn, void *ctx);
+
+/*
  * Reads {"error":{"code":"...","message":"..."}} from an error answer.
  * Returns the error number for the machine code (gs_error_from_code;
  * GS_EPROTOCOL when the body is not such an object) and copies the

@@ -6,6 +6,7 @@
  * here, and the rest of the project sees sizes and error codes only.  Size
  * macros in crypto.h are checked against libsodium's at compile time.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -60,6 +61,65 @@ uint32_t
 gs_random_uniform(uint32_t upper)
 {
 	return randombytes_uniform(upper);
+}
+
+/*
+ * The replayable stream of gs_crypto_testing_replayable_random: call i
+ * gives randombytes_buf_deterministic under BLAKE2b-256(key = seed, i).
+ * The simulation is single-threaded; the lock only keeps a stray thread
+ * from corrupting the counter.
+ */
+static unsigned char replay_key[crypto_generichash_KEYBYTES];
+static uint64_t replay_calls;
+static pthread_mutex_t replay_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *
+replay_name(void)
+{
+	return "gridsync-replayable-test-stream";
+}
+
+static void
+replay_buf(void *buf, size_t n)
+{
+	unsigned char seed[randombytes_SEEDBYTES], ctr[8];
+	uint64_t c;
+	int i;
+
+	(void)pthread_mutex_lock(&replay_lock);
+	c = replay_calls++;
+	for (i = 0; i < 8; i++)
+		ctr[i] = (unsigned char)(c >> (8 * i));
+	crypto_generichash(seed, sizeof(seed), ctr, sizeof(ctr), replay_key,
+	    sizeof(replay_key));
+	(void)pthread_mutex_unlock(&replay_lock);
+	randombytes_buf_deterministic(buf, n, seed);
+	sodium_memzero(seed, sizeof(seed));
+}
+
+static uint32_t
+replay_random(void)
+{
+	uint32_t v;
+
+	replay_buf(&v, sizeof(v));
+	return v;
+}
+
+static randombytes_implementation replay_impl = {
+	.implementation_name = replay_name,
+	.random = replay_random,
+	.buf = replay_buf,
+};
+
+void
+gs_crypto_testing_replayable_random(const unsigned char seed[32])
+{
+	(void)pthread_mutex_lock(&replay_lock);
+	memcpy(replay_key, seed, 32);
+	replay_calls = 0;
+	(void)pthread_mutex_unlock(&replay_lock);
+	(void)randombytes_set_implementation(&replay_impl);
 }
 
 /* ---------------------------------------------------------------- keys */

@@ -47,6 +47,15 @@ void gs_random(void *buf, size_t n);
 /* A uniform number in [0, upper). */
 uint32_t gs_random_uniform(uint32_t upper);
 
+/*
+ * TESTS ONLY (tests/sim/sim.c): from now on every random byte of the
+ * process (keys, nonces, ids, jitter) is a stream derived from seed, so
+ * that a seeded simulation replays byte for byte.  Calling it again
+ * restarts the stream from the new seed.  Keys made this way are
+ * predictable: no program of the project calls it.
+ */
+void gs_crypto_testing_replayable_random(const unsigned char seed[32]);
+
 /* ---------------------------------------------------------------- keys */
 
 /* A fresh X25519 key pair for crypto_kx (platform batch key, per-batch

@@ -242,6 +242,8 @@ gs_stmt_bind_null(struct gs_stmt *st, int i)
 static long fault_kill_step = -1; /* -1: not read yet, 0: off */
 static long fault_steps;
 static const char *test_vfs;     /* gs_db_set_vfs; NULL: SQLite's default */
+static gs_db_step_hook_fn step_hook; /* gs_db_set_step_hook; NULL: off */
+static void *step_hook_ctx;
 
 static void
 fault_after_step(void)
@@ -268,14 +270,31 @@ gs_db_set_vfs(const char *name)
 	test_vfs = name;
 }
 
+void
+gs_db_set_step_hook(gs_db_step_hook_fn fn, void *ctx)
+{
+	step_hook = fn;
+	step_hook_ctx = ctx;
+}
+
 int
 gs_stmt_step(struct gs_stmt *st)
 {
-	int rc = sqlite3_step(st->s);
-	int r;
+	int rc, r;
 
+	/* ROLLBACK is what recovery would do: never refused. */
+	if (step_hook != NULL && st != st->db->rollback &&
+	    step_hook(step_hook_ctx, st->db, 0) != 0)
+		return GS_FAIL(GS_EIO, "simulated crash before a step");
+	rc = sqlite3_step(st->s);
 	if (fault_kill_step != 0)
 		fault_after_step();
+	if (step_hook != NULL && st != st->db->rollback &&
+	    step_hook(step_hook_ctx, st->db, 1) != 0) {
+		sqlite3_reset(st->s);
+		sqlite3_clear_bindings(st->s);
+		return GS_FAIL(GS_EIO, "simulated crash after a step");
+	}
 
 	if (rc == SQLITE_ROW)
 		return GS_ROW;
@@ -380,6 +399,8 @@ gs_db_exec(struct gs_db *db, const char *sql)
 	char *msg = NULL;
 	int rc, r;
 
+	if (step_hook != NULL && step_hook(step_hook_ctx, db, 0) != 0)
+		return GS_FAIL(GS_EIO, "simulated crash before exec");
 	rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		return GS_OK;

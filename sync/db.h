@@ -58,6 +58,20 @@ void gs_db_close(struct gs_db *db);
  */
 void gs_db_set_vfs(const char *name);
 
+/*
+ * Tests only (tests/sim/sim.c, the in-process crash): fn is called twice
+ * around every statement step, before (after = 0) and after (after = 1)
+ * SQLite ran it, and before every gs_db_exec (after = 0).  A non-zero
+ * answer makes that step fail with GS_EIO as if the process had died
+ * there: before, the statement is not run at all; after, it has run (a
+ * COMMIT is committed) but the caller is told it failed.  ROLLBACK is
+ * never refused: what it undoes is what recovery after a real crash
+ * would undo.  NULL fn: off (the normal case costs one load per step).
+ * Not thread-safe: set it while no database is in use.
+ */
+typedef int (*gs_db_step_hook_fn)(void *ctx, struct gs_db *db, int after);
+void gs_db_set_step_hook(gs_db_step_hook_fn fn, void *ctx);
+
 /* The schema version after migration (PRAGMA user_version). */
 int gs_db_version(struct gs_db *db);
 /* The newest migration number embedded for this prefix. */
