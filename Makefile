@@ -259,11 +259,18 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(AGENT_LIB) $(SYNC_LIB)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
+# the in-process field simulator (tests/sim/sim.c): the real agent and
+# platform code in one process, only the transport simulated
+SIM := $(BUILD)/tools/gssim
+$(SIM): $(call obj,tests/sim/sim.c) $(PLATFORM_LIB) $(AGENT_LIB) $(SYNC_LIB)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
 unit: $(UNIT_BINS)
 
 # The whole suite: unit programs, then CLI and integration scripts that
 # drive the built binaries.  tests/run.sh prints "N passed, N failed".
-test: all $(UNIT_BINS) $(TEST_TOOL_BINS)
+test: all $(UNIT_BINS) $(TEST_TOOL_BINS) $(SIM)
 	$(Q)BUILD=$(BUILD) sh tests/run.sh
 
 # The same suite with sanitizers, in its own build tree.
@@ -342,7 +349,7 @@ fuzz:
 # writes tests/CAMPAIGN.md.  `make campaign CAMPAIGN=quick` is a reduced
 # run.
 CAMPAIGN ?= full
-campaign: all $(TEST_TOOL_BINS)
+campaign: all $(TEST_TOOL_BINS) $(SIM)
 	$(Q)BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) CAMPAIGN=$(CAMPAIGN) \
 		sh tests/checker/campaign.sh
 
