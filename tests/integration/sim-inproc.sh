@@ -13,6 +13,9 @@ SEED=${GS_SEED:-$(date +%s)}
 SEEDS=${GS_SIMC_SEEDS:-3}
 DEVICES=${GS_SIMC_DEVICES:-20}
 DAYS=${GS_SIMC_DAYS:-7}
+case $BUILD_DIR in
+*/san) DEVICES=${GS_SIMC_DEVICES:-10} DAYS=${GS_SIMC_DAYS:-5} ;;
+esac
 
 if "$SIM" --seed "$SEED" --seeds "$SEEDS" --devices "$DEVICES" \
 	--days "$DAYS" >"$T_TMP/run.out" 2>&1; then

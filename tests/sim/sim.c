@@ -66,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1273,6 +1274,7 @@ int
 main(int argc, char **argv)
 {
 	struct sim S;
+	struct rusage ru;
 	char base[PATHMAX];
 	const char *dir = NULL;
 	uint64_t seed = (uint64_t)time(NULL), seeds = 1, v, k;
@@ -1349,9 +1351,13 @@ main(int argc, char **argv)
 			    (unsigned long long)S.seed, S.ndev, S.days);
 		}
 	}
-	printf("gssim: %llu seeds, %u failed, %.3f s per seed\n",
-	    (unsigned long long)seeds, failed,
-	    (double)(gs_mono_us() - t0) / 1e6 / (double)seeds);
+	getrusage(RUSAGE_SELF, &ru);
+	printf("gssim: %llu seeds, %u failed, %.3f s per seed (%.3f s of CPU)"
+	    "\n", (unsigned long long)seeds, failed,
+	    (double)(gs_mono_us() - t0) / 1e6 / (double)seeds,
+	    ((double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6) /
+	    (double)seeds);
 	if (failed == 0 && !S.keep)
 		rm_tree(base);
 	return failed ? 1 : 0;
