@@ -17,6 +17,10 @@
  * is a simulated day counter, never a sleep: so a seed replays the same
  * schedule, the same faults and the same outcome.  (Timestamps inside the
  * stores are the wall clock's; they change no decision of the schedule.)
+ * Every seed starts from one enrolled world (a platform and N enrolled
+ * devices, made once per process from a fixed key stream, then copied),
+ * and runs in its own forked child: seeds cannot leak state into each
+ * other, and a seed that dies is still reported with its replay command.
  *
  * Each simulated day, in an order drawn from the seed, every device
  *   - saves 0-4 person records in one import (5% crash mid-save),
@@ -27,7 +31,11 @@
  *     is clean (70%), cuts requests before the platform sees them (10%),
  *     cuts answers after the platform committed (10%) or duplicates
  *     requests (10%), each request hit with probability 1/2; 8% of syncs
- *     crash the device at a random statement step;
+ *     crash the device at a random statement step.  (A body cut at any
+ *     byte is one the platform never handles: http.c dispatches only
+ *     complete bodies, so here the offset makes no difference; the
+ *     byte-level cuts through real sockets are tests/integration/
+ *     fault-cut.sh's.)
  *   - now and then has its store copied away (a backup), and later put
  *     back (a RESTORE FROM BACKUP: the device forgets what it did since,
  *     re-seals seqs the platform already holds; the platform must keep
@@ -68,6 +76,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -477,6 +486,34 @@ copy_file(const char *from, const char *to)
 	return r;
 }
 
+/* Copies the tree under copy_from to copy_to (nftw has no context). */
+static const char *copy_from, *copy_to;
+
+static int
+copy_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	char to[1024];
+
+	(void)ftw;
+	snprintf(to, sizeof(to), "%s%s", copy_to, p + strlen(copy_from));
+	if (flag == FTW_D)
+		return mkdir(to, sb->st_mode & 0777) == 0 || errno == EEXIST ?
+		    0 : -1;
+	if (flag == FTW_F)
+		return copy_file(p, to) == GS_OK ? 0 : -1;
+	return -1;
+}
+
+static int
+copy_tree(const char *from, const char *to)
+{
+	copy_from = from;
+	copy_to = to;
+	if (nftw(from, copy_one, 16, FTW_PHYS) != 0)
+		return GS_FAIL(GS_EIO, "cannot copy %s to %s", from, to);
+	return GS_OK;
+}
+
 static void
 pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -824,6 +861,18 @@ restore(struct sim *S, struct dev *d)
 	return ag_list(d->st, "person", 0, own_rec, d);
 }
 
+/* Names and places of device d in the world under dir. */
+static void
+dev_names(struct dev *d, const char *dir)
+{
+	snprintf(d->worker, sizeof(d->worker), "w%03u", d->n);
+	/* Ten workers share a grid: their households overlap. */
+	snprintf(d->grid, sizeof(d->grid), "1101010%02u",
+	    (1 + d->n / 10) % 100);
+	pathf(d->home, "%s/d%03u", dir, d->n);
+	pathf(d->backup, "%s/d%03u.backup", dir, d->n);
+}
+
 static int
 enroll(struct sim *S, struct dev *d)
 {
@@ -832,12 +881,8 @@ enroll(struct sim *S, struct dev *d)
 	char name[32], path[PATHMAX];
 	int r;
 
-	snprintf(d->worker, sizeof(d->worker), "w%03u", d->n);
-	/* Ten workers share a grid: their households overlap. */
-	snprintf(d->grid, sizeof(d->grid), "1101010%02u", (1 + d->n / 10) % 100);
+	dev_names(d, S->dir);
 	snprintf(name, sizeof(name), "worker %u", d->n);
-	pathf(d->home, "%s/d%03u", S->dir, d->n);
-	pathf(d->backup, "%s/d%03u.backup", S->dir, d->n);
 	if (mkdir(d->home, 0700) != 0)
 		return GS_FAIL(GS_EIO, "%s: %s", d->home, strerror(errno));
 	pathf(path, "%s/agent.db", d->home);
@@ -851,9 +896,7 @@ enroll(struct sim *S, struct dev *d)
 	if (r == GS_OK)
 		r = ag_enroll(d->home, code.data, NULL, &res);
 	gs_buf_release(&code);
-	if (r != GS_OK)
-		return r;
-	return dev_open(d);
+	return r;
 }
 
 /* --------------------------------------------------------------- checks */
@@ -928,6 +971,22 @@ static const struct rule device_rules[] = {
 	    "EXISTS (SELECT 1 FROM records p WHERE p.uuid = r.uuid)"},
 };
 
+/* The platform's ledger of a device that was never restored: one
+ * unbroken chain, no gap, the same head as the device's. */
+static const struct rule ledger_rules[] = {
+	{"I3", "batches whose hash chain is not ok", "SELECT count(*) FROM "
+	    "batches WHERE hex(device_id) = ?1 AND chain <> 'ok'"},
+	{"I1", "seqs missing below the last one", "SELECT (SELECT "
+	    "coalesce(max(seq), 0) FROM batches WHERE hex(device_id) = ?1) - "
+	    "(SELECT count(DISTINCT seq) FROM batches WHERE hex(device_id) = "
+	    "?1)"},
+	{"I4", "ledgers (platform last seq, chain head) unlike the device's",
+	    "SELECT count(*) FROM devices p, a.device d WHERE "
+	    "hex(p.device_id) = ?1 AND (p.last_seq <> d.last_seq OR "
+	    "p.chain_ok <> 1 OR (d.last_seq > 0 AND p.chain_head IS NOT "
+	    "d.chain_head))"},
+};
+
 static void
 check_envelopes(struct sim *S, struct gs_db *p)
 {
@@ -986,6 +1045,11 @@ check_device(struct sim *S, struct gs_db *p, struct dev *d)
 		if ((v = one(S, p, device_rules[i].sql, dev)) != 0)
 			violation(S, "%s device %u: %lld %s", device_rules[i].inv,
 			    d->n, (long long)v, device_rules[i].what);
+	for (i = 0; !d->restored &&
+	    i < sizeof(ledger_rules) / sizeof(ledger_rules[0]); i++)
+		if ((v = one(S, p, ledger_rules[i].sql, dev)) != 0)
+			violation(S, "%s device %u: %lld %s", ledger_rules[i].inv,
+			    d->n, (long long)v, ledger_rules[i].what);
 	/* Every reported save is on the platform, once (records are keyed
 	 * by uuid), and still on the device unless a restore took it. */
 	for (i = 0; i < d->saved.n; i++) {
@@ -1167,6 +1231,7 @@ static int
 run_seed(struct sim *S, const char *base)
 {
 	unsigned char key[32];
+	char world[PATHMAX];
 	unsigned n;
 	int64_t t0 = gs_mono_us();
 	int r, i;
@@ -1181,20 +1246,20 @@ run_seed(struct sim *S, const char *base)
 		key[i] = (unsigned char)(rng_next(&S->g) >> 56);
 	gs_crypto_testing_replayable_random(key);
 	pathf(S->dir, "%s/seed-%llu", base, (unsigned long long)S->seed);
+	pathf(world, "%s/world", base);
 	rm_tree(S->dir);
 	pathf(S->pfhome, "%s/pf", S->dir);
-	if (mkdir(S->dir, 0700) != 0)
-		return GS_FAIL(GS_EIO, "%s: %s", S->dir, strerror(errno));
 	if ((S->devs = gs_calloc(S->ndev, sizeof(*S->devs))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "out of memory");
-	S->in_pf = 1;
-	r = pf_init_home(S->pfhome, URL);
-	S->in_pf = 0;
-	if (r != GS_OK || (r = pf_start(S)) != GS_OK)
+	/* Every seed starts from the same enrolled world (made once by
+	 * make_world) and goes its own way from there. */
+	if ((r = copy_tree(world, S->dir)) != GS_OK ||
+	    (r = pf_start(S)) != GS_OK)
 		goto out;
 	for (n = 0; n < S->ndev; n++) {
 		S->devs[n].n = n + 1;
-		if ((r = enroll(S, &S->devs[n])) != GS_OK)
+		dev_names(&S->devs[n], S->dir);
+		if ((r = dev_open(&S->devs[n])) != GS_OK)
 			goto out;
 	}
 	if ((r = run_world(S)) != GS_OK)
@@ -1246,21 +1311,49 @@ out:
 	return S->violations ? 1 : 0;
 }
 
-/* The store every device starts from, migrated once per process. */
+/*
+ * The world every seed starts from, made once per process: a platform
+ * with ndev enrolled devices (each from a store migrated once and
+ * copied).  Its keys come from a fixed stream, so every process makes the
+ * same world and a seed replays the same anywhere.
+ */
 static int
-make_template(struct sim *S, const char *base)
+make_world(struct sim *S, const char *base)
 {
+	static const unsigned char world_key[32] = "gssim: the enrolled world";
 	struct ag_store *st = NULL;
 	char home[PATHMAX];
+	unsigned n;
 	int r;
 
+	gs_crypto_testing_replayable_random(world_key);
 	pathf(home, "%s/template", base);
-	rm_tree(home);
 	if ((r = ag_store_init(home, NULL, NULL, &st)) != GS_OK)
 		return r;
 	ag_store_close(st);
 	pathf(S->tmpl, "%s/agent.db", home);
-	return GS_OK;
+	pathf(S->dir, "%s/world", base);
+	pathf(S->pfhome, "%s/pf", S->dir);
+	if (mkdir(S->dir, 0700) != 0)
+		return GS_FAIL(GS_EIO, "%s: %s", S->dir, strerror(errno));
+	if ((S->devs = gs_calloc(S->ndev, sizeof(*S->devs))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "out of memory");
+	S->in_pf = 1;
+	r = pf_init_home(S->pfhome, URL);
+	S->in_pf = 0;
+	if (r == GS_OK)
+		r = pf_start(S);
+	for (n = 0; r == GS_OK && n < S->ndev; n++) {
+		S->devs[n].n = n + 1;
+		r = enroll(S, &S->devs[n]);
+	}
+	S->in_pf = 1;
+	pf_platform_free(S->pf);
+	S->pf = NULL;
+	S->in_pf = 0;
+	gs_free(S->devs);
+	S->devs = NULL;
+	return r;
 }
 
 static void
@@ -1333,25 +1426,47 @@ main(int argc, char **argv)
 		fprintf(stderr, "gssim: %s: %s\n", base, strerror(errno));
 		return 2;
 	}
-	if (gs_crypto_init() != GS_OK || make_template(&S, base) != GS_OK) {
-		fprintf(stderr, "gssim: setup: %s\n", gs_errmsg(GS_EINTERNAL));
+	gs_db_set_step_hook(step_hook, &S);
+	ag_http_set_transport(transport, &S);
+	if ((r = gs_crypto_init()) != GS_OK ||
+	    (r = make_world(&S, base)) != GS_OK) {
+		fprintf(stderr, "gssim: making the world: %s\n", gs_errmsg(r));
 		rm_tree(base);
 		return 2;
 	}
-	gs_db_set_step_hook(step_hook, &S);
-	ag_http_set_transport(transport, &S);
 	t0 = gs_mono_us();
 	for (k = 0; k < seeds; k++) {
+		pid_t pid;
+		int st;
+
 		S.seed = seed + k;
-		if ((r = run_seed(&S, base)) != 0) {
-			failed++;
-			printf("gssim: FAILED seed %llu (replay: gssim --seed "
-			    "%llu --devices %u --days %u)\n",
-			    (unsigned long long)S.seed,
-			    (unsigned long long)S.seed, S.ndev, S.days);
+		/* Each seed in its own child: it starts from this process's
+		 * state exactly (fork also empties the uuid pool), and a seed
+		 * that dies still gets its seed printed. */
+		fflush(stdout);
+		if ((pid = fork()) < 0) {
+			fprintf(stderr, "gssim: fork: %s\n", strerror(errno));
+			return 2;
 		}
+		if (pid == 0) {
+			r = run_seed(&S, base);
+			fflush(stdout);
+			exit(r);
+		}
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			continue;
+		failed++;
+		if (WIFSIGNALED(st))
+			printf("gssim: seed %llu: DIED of signal %d\n",
+			    (unsigned long long)S.seed, WTERMSIG(st));
+		printf("gssim: FAILED seed %llu (replay: gssim --seed %llu "
+		    "--devices %u --days %u)\n", (unsigned long long)S.seed,
+		    (unsigned long long)S.seed, S.ndev, S.days);
 	}
-	getrusage(RUSAGE_SELF, &ru);
+	/* The seeds' CPU: the children's, not the world's making. */
+	getrusage(RUSAGE_CHILDREN, &ru);
 	printf("gssim: %llu seeds, %u failed, %.3f s per seed (%.3f s of CPU)"
 	    "\n", (unsigned long long)seeds, failed,
 	    (double)(gs_mono_us() - t0) / 1e6 / (double)seeds,
