@@ -69,7 +69,8 @@ int ag_cmd_attach(struct ag_cli *cli, int argc, char **argv);
  * still waiting for an attachment receipt. */
 int ag_attach_status(struct ag_store *st, json_t *into);
 
-/* Stores the platform's max_attachment (GET /v1/health) when it changed. */
+/* Stores the platform's max_attachment (enroll answer, GET /v1/health)
+ * when it changed. */
 int ag_attach_set_limit(struct ag_store *st, int64_t max);
 
 /* 1 when some attachment still waits for its receipt. */

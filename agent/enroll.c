@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "attach.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -60,6 +61,7 @@ text_member(json_t *o, const char *key, char *out, size_t n)
 struct pin {
 	unsigned char root_pk[GS_SIGN_PKBYTES];
 	uint64_t serial;
+	int64_t max_attachment; /* the platform's limit; 0: not announced */
 };
 
 static int
@@ -149,6 +151,11 @@ read_answer(struct pin *pin, const struct ag_http_response *resp,
 			dev->max_envelope = json_integer_value(b);
 		if (json_is_integer(c) && json_integer_value(c) > 0)
 			dev->max_plain = json_integer_value(c);
+		/* Known from the start, so attach refuses an over-limit
+		 * file before the first sync (issue 5). */
+		c = json_object_get(lim, "max_attachment");
+		if (json_is_integer(c) && json_integer_value(c) > 0)
+			pin->max_attachment = json_integer_value(c);
 	}
 	r = GS_OK;
 out:
@@ -240,6 +247,9 @@ store_device(struct ag_store *st, const struct ag_device *dev,
 		goto out;
 	if (dev->grid[0] != '\0' &&
 	    (r = ag_store_meta_set(st, "grid", dev->grid)) != GS_OK)
+		goto out;
+	if (pin->max_attachment > 0 &&
+	    (r = ag_attach_set_limit(st, pin->max_attachment)) != GS_OK)
 		goto out;
 	if ((r = gs_db_commit(db)) != GS_OK)
 		goto out;

@@ -42,7 +42,17 @@ start_platform "$PH" || { fail "platform starts"; done_testing; exit 1; }
 curl -s "$PF_URL/v1/health" | grep -q '"max_attachment":1000000' &&
 	ok "health announces max_attachment" || fail "health announces max_attachment"
 sync_enroll "$AH" || fail "enroll"
-check "a first sync learns the limit" ag sync
+# The enroll answer carries the limit: a fresh device refuses an
+# over-limit file before its first sync.
+[ "$(sqlite3 "$AH/agent.db" "SELECT value FROM meta WHERE key = 'max_attachment'")" = 1000000 ] &&
+	ok "enroll stores the platform's max_attachment" ||
+	fail "enroll stores the platform's max_attachment"
+E0=$(event)
+expect_exit 65 "before its first sync, a fresh device refuses an over-limit file (65)" \
+	ag attach "$E0" "$T_TMP/big.jpg"
+grep -q "at most 1000000\|at most 976" "$T_TMP/err" && ok "... naming the enrolled limit" ||
+	fail "... naming the enrolled limit ($(cat "$T_TMP/err"))"
+check "a first sync" ag sync
 
 E1=$(event)
 E2=$(event)
