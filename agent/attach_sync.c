@@ -14,6 +14,10 @@
  * `retries`; progress resets the count, so a link that cuts every few hundred
  * KiB still gets a 20 MB photo through.
  *
+ * A chunk is always whole messages of the sealed stream (gs_att_span), so
+ * the platform can authenticate each before it keeps a byte, and the
+ * chunk's signature covers only its place and length (PROTOCOL.md 8.3).
+ *
  * Nothing here writes the database per chunk: the device learns the
  * offset from the platform, so the sent/resent counters are saved once
  * per attachment attempt, for `status` and the benchmark only.
@@ -184,8 +188,8 @@ send_chunk(struct up *u, const struct one *f, const char *path,
 	int r;
 
 	/* Only this device can add to its upload (PROTOCOL.md 8.3). */
-	if ((r = gs_att_chunk_sign(sig, u->dev->device_id, f->hash, off, buf, n,
-		 u->dev->sign_sk)) != GS_OK)
+	if ((r = gs_att_chunk_sign(sig, u->dev->device_id, f->hash, off,
+		 (uint64_t)n, u->dev->sign_sk)) != GS_OK)
 		return r;
 	gs_hex_encode(hex, sig, sizeof(sig));
 	snprintf(p, sizeof(p), "%s?offset=%llu&sig=%s", path,
@@ -288,9 +292,35 @@ transient(int r)
 	return gs_error_class(r) == GS_CLASS_RETRY;
 }
 
+/* Opens the sealed file and reads its header (for the message
+ * boundaries).  A file lost on this device (deleted by hand, a restored
+ * backup) is GS_ENOTFOUND: nothing to send, and the platform will show the
+ * record's attachment missing; the others go on. */
+static int
+open_sealed(const char *file, int *fdp, struct gs_att_header *h)
+{
+	unsigned char pre[GS_ATT_PREFIXBYTES];
+	int fd, r;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+		return GS_FAIL(errno == ENOENT ? GS_ENOTFOUND : GS_EIO,
+		    "sealed attachment %s: %s", file, strerror(errno));
+	if (pread(fd, pre, sizeof(pre), 0) != (ssize_t)sizeof(pre)) {
+		close(fd);
+		return GS_FAIL(GS_EIO, "sealed attachment %s is short", file);
+	}
+	if ((r = gs_att_parse(h, pre, sizeof(pre), 0)) != GS_OK) {
+		close(fd);
+		return r;
+	}
+	*fdp = fd;
+	return GS_OK;
+}
+
 static int
 upload(struct up *u, const struct one *f)
 {
+	struct gs_att_header h;
 	struct answer a;
 	char path[256], file[4096];
 	unsigned char *buf = NULL;
@@ -345,20 +375,32 @@ upload(struct up *u, const struct one *f)
 			goto out;
 		}
 		off = a.offset;
-		if (fd < 0 && (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
-			/* Lost on this device (deleted by hand, a restored
-			 * backup): nothing to send, and the platform will
-			 * show the record's attachment missing.  The others
-			 * go on. */
-			r = GS_FAIL(errno == ENOENT ? GS_ENOTFOUND : GS_EIO,
-			    "sealed attachment %s: %s", file, strerror(errno));
+		if (fd < 0 && (r = open_sealed(file, &fd, &h)) != GS_OK)
+			goto out;
+		if (h.sealed_len != f->sealed_len) {
+			r = GS_FAIL(GS_ECORRUPT,
+			    "sealed attachment %s: its "
+			    "header says %llu bytes, not %llu",
+			    file, (unsigned long long)h.sealed_len,
+			    (unsigned long long)f->sealed_len);
 			goto out;
 		}
 		{
-			size_t n = f->sealed_len - off < u->chunk
-				       ? (size_t)(f->sealed_len - off)
-				       : u->chunk;
-			ssize_t k = pread(fd, buf, n, (off_t)off);
+			/* Whole messages: the platform checks each before
+			 * it keeps it. */
+			uint64_t end = gs_att_span(&h, off, u->chunk);
+			size_t n = (size_t)(end - off);
+			ssize_t k;
+
+			if (end == 0 || end - off > CHUNK_MAX) {
+				r = GS_FAIL(GS_EPROTOCOL,
+				    "platform offset %llu "
+				    "is not where a message of the sealed "
+				    "attachment ends",
+				    (unsigned long long)off);
+				goto out;
+			}
+			k = pread(fd, buf, n, (off_t)off);
 
 			if (k != (ssize_t)n) {
 				r = GS_FAIL(GS_EIO,

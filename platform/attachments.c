@@ -5,17 +5,18 @@
  *
  * Crash safety: an upload's offset is nothing but the length of its
  * partial file, and a PUT is answered only after its bytes are appended
- * and fdatasync'd, so the offset a device is told is always on disk.  A
- * crash in the middle of an append may leave a few unsynced bytes (or
- * garbage after a power cut on some file systems); they cannot pass the
- * final check - every message is authenticated - and a failed final check
- * discards the partial file, so the device starts that file again.
+ * and fdatasync'd, so the offset a device is told is always on disk.
  *
- * The final check opens the whole stream (signature, every message, the
- * final tag, exact length, the plaintext's hash = the address) without
- * writing any plaintext.  Only then is the file renamed to its address:
- * nobody can park garbage under the hash of somebody else's photo, and
- * the same photo sent by two devices or for two records is stored once.
+ * Every PUT carries whole messages of the sealed stream, and each is
+ * authenticated (decrypted, its plaintext added to the running hash)
+ * before a byte of it is kept: the partial file never holds anything the
+ * device did not seal, and when the last message is in, the only check
+ * left is the hash - there is no second pass over the file.  A crash in
+ * the middle of an append may leave a torn tail; it is cut off when the
+ * upload's stream state is rebuilt from the file (uploads below).  Only
+ * when the hash is the address is the file renamed to it: nobody can park
+ * garbage under the hash of somebody else's photo, and the same photo
+ * sent by two devices or for two records is stored once.
  *
  * Uploads are serialized by one mutex: appends are disk-bound anyway, and
  * it keeps two connections of one device (a retry racing the old one)
@@ -289,6 +290,203 @@ check_device(
 	return GS_OK;
 }
 
+/* ------------------------------------------------- uploads in progress */
+
+/*
+ * Every message of an upload is authenticated when its PUT arrives, before
+ * a byte of it is kept, so the stream state (and the running hash of the
+ * plaintext) must survive from one PUT to the next: it is kept here, in
+ * memory, for the UPLOADS_MAX uploads used last.  It is only a cache: an
+ * upload that is not here (the platform restarted, or it was evicted) is
+ * rebuilt from its partial file, which holds nothing but authenticated
+ * messages; a tail that does not authenticate (bytes written by a crash
+ * in the middle of an append) is cut off, and the device resends from
+ * there.  All of it is under att_lock.
+ */
+#define UPLOADS_MAX 64
+
+struct upload {
+	const struct pf_platform *pf; /* NULL: the slot is free */
+	char key[32 + 1 + 64 + 1];    /* DEVICE-HASH, as the file name */
+	struct gs_att_header h;
+	struct gs_att_opener *o; /* authenticated up to the file's length */
+	uint64_t used;
+};
+
+static struct upload uploads[UPLOADS_MAX];
+static uint64_t use_clock;
+
+static void
+drop(struct upload *u)
+{
+	gs_att_open_free(u->o);
+	memset(u, 0, sizeof(*u));
+}
+
+static struct upload *
+find(const struct pf_platform *pf, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < UPLOADS_MAX; i++)
+		if (uploads[i].pf == pf && strcmp(uploads[i].key, key) == 0) {
+			uploads[i].used = ++use_clock;
+			return &uploads[i];
+		}
+	return NULL;
+}
+
+/* A slot for a new upload: a free one, or the one used longest ago. */
+static struct upload *
+take(const struct pf_platform *pf, const char *key,
+    const struct gs_att_header *h, struct gs_att_opener *o)
+{
+	struct upload *u = &uploads[0];
+	size_t i;
+
+	for (i = 0; i < UPLOADS_MAX && u->pf != NULL; i++)
+		if (uploads[i].pf == NULL || uploads[i].used < u->used)
+			u = &uploads[i];
+	drop(u);
+	u->pf = pf;
+	gs_strlcpy(u->key, key, sizeof(u->key));
+	u->h = *h;
+	u->o = o;
+	u->used = ++use_clock;
+	return u;
+}
+
+void
+pf_att_release(const struct pf_platform *pf)
+{
+	size_t i;
+
+	(void)pthread_mutex_lock(&att_lock);
+	for (i = 0; i < UPLOADS_MAX; i++)
+		if (uploads[i].pf == pf)
+			drop(&uploads[i]);
+	(void)pthread_mutex_unlock(&att_lock);
+}
+
+/* Cuts a partial file back to the bytes that authenticated. */
+static int
+cut_to(const char *path, int fd, uint64_t len)
+{
+	gs_log(GS_LOG_WARNING,
+	    "%s: unauthenticated tail cut off at %llu bytes "
+	    "(an append cut short by a crash?)",
+	    path, (unsigned long long)len);
+	if (ftruncate(fd, (off_t)len) != 0 || fdatasync(fd) != 0)
+		return GS_FAIL(GS_EIO, "truncate %s: %s", path, strerror(errno));
+	return GS_OK;
+}
+
+/*
+ * Rebuilds the state of an upload from its partial file: the prefix,
+ * then message after message as long as they authenticate.  *out is NULL
+ * (offset 0) when there is no usable partial file: none, or one that does
+ * not hold a whole prefix (a first write cut short) - that one is removed.
+ */
+static int
+rebuild(struct pf_platform *pf, const char *partial, const char *key,
+    uint64_t limit, struct upload **out)
+{
+	struct gs_att_header h;
+	struct gs_att_opener *o = NULL;
+	unsigned char pre[GS_ATT_PREFIXBYTES], *c = NULL;
+	const unsigned char *bpk = NULL, *bsk = NULL;
+	struct stat sb;
+	uint64_t off = GS_ATT_PREFIXBYTES;
+	int fd = -1, r = GS_EINTERNAL;
+
+	*out = NULL;
+	if ((fd = open(partial, O_RDWR | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return GS_OK;
+		return GS_FAIL(GS_EIO, "open %s: %s", partial, strerror(errno));
+	}
+	if (fstat(fd, &sb) != 0) {
+		r = GS_FAIL(GS_EIO, "stat %s: %s", partial, strerror(errno));
+		goto out;
+	}
+	/* The header was checked whole before its first byte was kept;
+	 * one that no longer reads back is started again. */
+	if (pread(fd, pre, sizeof(pre), 0) != (ssize_t)sizeof(pre) ||
+	    gs_att_parse(&h, pre, sizeof(pre), limit) != GS_OK ||
+	    pf_batch_key(pf, h.platform_kid, &bpk, &bsk) != GS_OK ||
+	    gs_att_open_new(&o, pre, &h, bpk, bsk) != GS_OK) {
+		gs_errmsg_clear();
+		(void)unlink(partial);
+		r = GS_OK;
+		goto out;
+	}
+	if ((c = gs_malloc((size_t)h.chunk_size + GS_SS_ABYTES)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "no memory to read an upload");
+		goto out;
+	}
+	while (off < (uint64_t)sb.st_size) {
+		uint64_t end = gs_att_span(&h, off, 1);
+		ssize_t k;
+
+		if (end == 0 || end > (uint64_t)sb.st_size)
+			break;
+		k = pread(fd, c, (size_t)(end - off), (off_t)off);
+		if (k != (ssize_t)(end - off) ||
+		    gs_att_open_feed(o, c, (size_t)k, -1) != GS_OK) {
+			/* The opener is spent: start over up to off. */
+			gs_errmsg_clear();
+			gs_att_open_free(o);
+			o = NULL;
+			if ((r = cut_to(partial, fd, off)) != GS_OK)
+				goto out;
+			close(fd);
+			fd = -1;
+			r = rebuild(pf, partial, key, limit, out);
+			goto out;
+		}
+		off = end;
+	}
+	if (off != (uint64_t)sb.st_size &&
+	    (r = cut_to(partial, fd, off)) != GS_OK)
+		goto out;
+	*out = take(pf, key, &h, o);
+	o = NULL;
+	r = GS_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	gs_free(c);
+	gs_att_open_free(o);
+	return r;
+}
+
+/* The upload (dev, hash) as far as it is on disk: *u NULL and *have 0
+ * when none is in progress. */
+static int
+upload_of(struct pf_platform *pf, const char *partial, const char *key,
+    uint64_t limit, struct upload **u, uint64_t *have)
+{
+	struct stat sb;
+	int r;
+
+	*have = 0;
+	if ((*u = find(pf, key)) != NULL) {
+		/* Trust the cache only while the file agrees with it. */
+		if (stat(partial, &sb) == 0 &&
+		    (uint64_t)sb.st_size == gs_att_open_offset((*u)->o)) {
+			*have = (uint64_t)sb.st_size;
+			return GS_OK;
+		}
+		drop(*u);
+		*u = NULL;
+	}
+	if ((r = rebuild(pf, partial, key, limit, u)) != GS_OK)
+		return r;
+	if (*u != NULL)
+		*have = gs_att_open_offset((*u)->o);
+	return GS_OK;
+}
+
 /* Appends body to the partial file and makes it durable. */
 static int
 append_durable(const char *path, const void *body, size_t n)
@@ -319,27 +517,21 @@ append_durable(const char *path, const void *body, size_t n)
 	return r;
 }
 
-/* The complete upload: open it all, then rename it to its address and
- * record it.  On a failed check the partial file is dropped. */
+/* The complete upload, every message of it authenticated on arrival:
+ * the plaintext's hash must be the address; then the file is renamed to
+ * it and recorded.  On a failed check the partial file is dropped.  The
+ * upload's slot is freed either way. */
 static int
-finish(struct pf_platform *pf, const char *partial, const char *final,
-    const unsigned char *devid, const struct gs_att_header *h)
+finish(struct pf_platform *pf, struct upload *u, const char *partial,
+    const char *final, const unsigned char *devid)
 {
+	struct gs_att_header h = u->h;
 	struct gs_stmt *s = NULL;
 	char dir[4096];
-	int fd, r;
+	int r;
 
-	if ((fd = open(partial, O_RDONLY | O_CLOEXEC)) < 0)
-		return GS_FAIL(GS_EIO, "open %s: %s", partial, strerror(errno));
-	{
-		/* Current or old batch key (issue 6 rotation). */
-		const unsigned char *bpk = NULL, *bsk = NULL;
-
-		r = pf_batch_key(pf, h->platform_kid, &bpk, &bsk);
-		if (r == GS_OK)
-			r = gs_att_open_fd(fd, -1, h, bpk, bsk);
-	}
-	close(fd);
+	r = gs_att_open_done(u->o);
+	drop(u);
 	if (r != GS_OK) {
 		(void)unlink(partial);
 		return r;
@@ -352,12 +544,12 @@ finish(struct pf_platform *pf, const char *partial, const char *final,
 		return r;
 	(void)pthread_mutex_lock(&pf->lock);
 	if ((r = stmt(pf->store, Q_PUT, &s)) == GS_OK &&
-	    (r = gs_stmt_bind_blob(s, 1, h->hash, GS_HASHBYTES)) == GS_OK &&
+	    (r = gs_stmt_bind_blob(s, 1, h.hash, GS_HASHBYTES)) == GS_OK &&
 	    (r = gs_stmt_bind_blob(s, 2, devid, 16)) == GS_OK &&
-	    (r = gs_stmt_bind_int64(s, 3, (int64_t)h->plain_len)) == GS_OK &&
-	    (r = gs_stmt_bind_int64(s, 4, (int64_t)h->sealed_len)) == GS_OK &&
-	    (r = gs_stmt_bind_int64(s, 5, h->chunk_size)) == GS_OK &&
-	    (r = gs_stmt_bind_int64(s, 6, h->created_at)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 3, (int64_t)h.plain_len)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 4, (int64_t)h.sealed_len)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 5, h.chunk_size)) == GS_OK &&
+	    (r = gs_stmt_bind_int64(s, 6, h.created_at)) == GS_OK &&
 	    (r = gs_stmt_bind_int64(s, 7, gs_now_ms())) == GS_OK) {
 		r = gs_stmt_step(s);
 		r = r == GS_DONE ? GS_OK : r;
@@ -369,6 +561,30 @@ finish(struct pf_platform *pf, const char *partial, const char *final,
 		gs_log(GS_LOG_WARNING, "attachment row not written: %s",
 		    gs_errmsg(r));
 	return GS_OK;
+}
+
+/* finish, logged; answers the device. */
+static void
+complete(struct pf_platform *pf, struct upload *u, const char *partial,
+    const char *final, const unsigned char *devid, const char *dev,
+    const char *hash, const char *ip, struct pf_response *resp)
+{
+	struct gs_att_header h = u->h;
+	int r;
+
+	if ((r = finish(pf, u, partial, final, devid)) != GS_OK) {
+		gs_log(GS_LOG_WARNING,
+		    "attachment %s from device %s (%s) "
+		    "refused: %s",
+		    hash, dev, ip, gs_errmsg(r));
+		pf_http_error(resp, r, NULL);
+		return;
+	}
+	gs_log(GS_LOG_INFO,
+	    "attachment %s from device %s stored (%llu "
+	    "bytes sealed)",
+	    hash, dev, (unsigned long long)h.sealed_len);
+	answer_complete(pf, devid, &h, resp);
 }
 
 static int
@@ -389,18 +605,58 @@ parse_offset(
 	return GS_OK;
 }
 
+/* The first chunk: everything about the upload is decided on its header
+ * before a byte is kept.  *o is the opener of the new upload. */
+static int
+first_chunk(struct pf_platform *pf, const struct pf_request *req,
+    const unsigned char *devid, const struct pf_device *d,
+    const unsigned char *hashb, uint64_t limit, struct gs_att_header *h,
+    struct gs_att_opener **o)
+{
+	unsigned char kid[GS_KIDBYTES];
+	const unsigned char *bpk = NULL, *bsk = NULL;
+	int r;
+
+	if (req->body_len < GS_ATT_PREFIXBYTES)
+		return GS_FAIL(GS_EENVELOPE,
+		    "the first chunk must hold "
+		    "the %d-byte sealed header",
+		    GS_ATT_PREFIXBYTES);
+	if ((r = gs_att_parse(h, req->body, req->body_len, limit)) != GS_OK)
+		return r;
+	if (memcmp(h->deployment, pf->keys.deployment, 16) != 0)
+		return GS_FAIL(GS_EDEPLOYMENT, "attachment is for another "
+					       "deployment");
+	if (memcmp(h->device, devid, 16) != 0 ||
+	    memcmp(h->hash, hashb, GS_HASHBYTES) != 0)
+		return GS_FAIL(GS_EINVAL, "the path names another device "
+					  "or hash than the sealed header");
+	gs_crypto_key_id(kid, d->pk, sizeof(d->pk));
+	if (memcmp(kid, h->device_kid, GS_KIDBYTES) != 0)
+		return GS_FAIL(GS_EBADSIG, "attachment is signed with "
+					   "another key than the device's");
+	/* Current or old batch key (issue 6 rotation). */
+	if ((r = pf_batch_key(pf, h->platform_kid, &bpk, &bsk)) != GS_OK ||
+	    (r = gs_att_verify(req->body, d->pk)) != GS_OK)
+		return r;
+	return gs_att_open_new(o, req->body, h, bpk, bsk);
+}
+
 static void
 put(struct pf_platform *pf, const struct pf_request *req,
     const unsigned char *devid, const struct pf_device *d, const char *dev,
     const char *hash, const unsigned char *hashb, struct pf_response *resp)
 {
 	struct gs_att_header h;
-	char partial[4096], final[4096];
-	unsigned char kid[GS_KIDBYTES], sig[GS_SIGBYTES];
-	uint64_t off = 0, have = 0, limit = pf_att_limit(pf);
-	struct stat sb;
+	struct gs_att_opener *fresh = NULL;
+	struct upload *u = NULL;
+	char partial[4096], final[4096], key[32 + 1 + 64 + 1];
+	unsigned char sig[GS_SIGBYTES];
+	const unsigned char *msgs;
+	uint64_t off = 0, have = 0, end, limit = pf_att_limit(pf);
 	int r;
 
+	snprintf(key, sizeof(key), "%s-%s", dev, hash);
 	if ((r = parse_offset(req, &off, sig)) != GS_OK ||
 	    (r = make_dirs(pf->home)) != GS_OK ||
 	    (r = path_of(partial, sizeof(partial), pf->home, dev, hash)) !=
@@ -415,73 +671,31 @@ put(struct pf_platform *pf, const struct pf_request *req,
 	}
 	if (r != GS_ENOTFOUND)
 		goto fail;
-	if (stat(partial, &sb) == 0)
-		have = (uint64_t)sb.st_size;
-	else if (errno != ENOENT) {
-		r = GS_FAIL(GS_EIO, "stat %s: %s", partial, strerror(errno));
+	gs_errmsg_clear();
+	if ((r = upload_of(pf, partial, key, limit, &u, &have)) != GS_OK)
 		goto fail;
+	/* Complete on disk, not yet renamed (a crash in between). */
+	if (u != NULL && have == u->h.sealed_len) {
+		complete(pf, u, partial, final, devid, dev, hash, req->ip,
+		    resp);
+		return;
 	}
 	if (off != have) {
 		answer_conflict(have, off, resp);
 		return;
 	}
-	/* Nobody but the device adds to its upload: every chunk is checked
-	 * before a byte of it is kept. */
-	if ((r = gs_att_chunk_verify(sig, devid, hashb, off, req->body,
+	/* Only the device may make us work on its upload. */
+	if ((r = gs_att_chunk_verify(sig, devid, hashb, off,
 		 req->body_len, d->pk)) != GS_OK)
 		goto fail;
-	if (have < GS_ATT_PREFIXBYTES) {
-		/* The header comes first and whole: everything about the
-		 * upload is decided on it before a byte is kept. */
-		/* A partial file shorter than the header can only be a
-		 * first write cut short by a crash: start it again. */
-		if (have != 0) {
-			(void)unlink(partial);
-			answer_conflict(0, off, resp);
-			return;
-		}
-		if (req->body_len < GS_ATT_PREFIXBYTES) {
-			r = GS_FAIL(GS_EENVELOPE,
-			    "the first chunk must hold "
-			    "the %d-byte sealed header",
-			    GS_ATT_PREFIXBYTES);
+	if (u == NULL) {
+		if ((r = first_chunk(pf, req, devid, d, hashb, limit, &h,
+			 &fresh)) != GS_OK)
 			goto fail;
-		}
-		if ((r = gs_att_parse(&h, req->body, req->body_len, limit)) !=
-		    GS_OK)
-			goto fail;
-		if (memcmp(h.deployment, pf->keys.deployment, 16) != 0) {
-			r = GS_FAIL(GS_EDEPLOYMENT, "attachment is for another "
-						    "deployment");
-			goto fail;
-		}
-		if (memcmp(h.device, devid, 16) != 0 ||
-		    memcmp(h.hash, hashb, GS_HASHBYTES) != 0) {
-			r = GS_FAIL(GS_EINVAL,
-			    "the path names another device "
-			    "or hash than the sealed header");
-			goto fail;
-		}
-		gs_crypto_key_id(kid, d->pk, sizeof(d->pk));
-		if (memcmp(kid, h.device_kid, GS_KIDBYTES) != 0) {
-			r = GS_FAIL(GS_EBADSIG,
-			    "attachment is signed with "
-			    "another key than the device's");
-			goto fail;
-		}
-		{
-			const unsigned char *bpk = NULL, *bsk = NULL;
-
-			if ((r = pf_batch_key(pf, h.platform_kid, &bpk, &bsk))
-			    != GS_OK)
-				goto fail;
-		}
-		if ((r = gs_att_verify(req->body, d->pk)) != GS_OK)
-			goto fail;
-	} else if ((r = read_prefix(partial, &h, limit)) != GS_OK) {
-		/* A partial file we cannot read back: start it again. */
-		(void)unlink(partial);
-		goto fail;
+		msgs = (const unsigned char *)req->body + GS_ATT_PREFIXBYTES;
+	} else {
+		h = u->h;
+		msgs = req->body;
 	}
 	if (req->body_len > h.sealed_len - have) {
 		r = GS_FAIL(GS_EENVELOPE,
@@ -491,41 +705,60 @@ put(struct pf_platform *pf, const struct pf_request *req,
 		    (unsigned long long)h.sealed_len);
 		goto fail;
 	}
-	if (req->body_len > 0 &&
-	    (r = append_durable(partial, req->body, req->body_len)) != GS_OK)
+	/* Whole messages only, so each is checked before it is kept. */
+	end = have + req->body_len;
+	if (end != h.sealed_len && end != GS_ATT_PREFIXBYTES &&
+	    gs_att_span(&h, end, 1) == 0) {
+		r = GS_FAIL(GS_EENVELOPE,
+		    "a chunk must end where a message "
+		    "ends (%llu does not)",
+		    (unsigned long long)end);
 		goto fail;
-	have += req->body_len;
-	if (have < h.sealed_len) {
-		answer_partial(have, h.sealed_len, resp);
-		return;
 	}
-	if ((r = finish(pf, partial, final, devid, &h)) != GS_OK) {
+	if ((r = gs_att_open_feed(fresh != NULL ? fresh : u->o, msgs,
+		 req->body_len - (size_t)(msgs - (const unsigned char *)
+		     req->body), -1)) != GS_OK) {
 		gs_log(GS_LOG_WARNING,
 		    "attachment %s from device %s (%s) "
-		    "refused: %s",
-		    hash, dev, req->ip, gs_errmsg(r));
+		    "refused at offset %llu: %s",
+		    hash, dev, req->ip, (unsigned long long)have,
+		    gs_errmsg(r));
+		if (u != NULL)
+			drop(u); /* rebuilt from the file next time */
 		goto fail;
 	}
-	gs_log(GS_LOG_INFO,
-	    "attachment %s from device %s stored (%llu "
-	    "bytes sealed)",
-	    hash, dev, (unsigned long long)h.sealed_len);
-	answer_complete(pf, devid, &h, resp);
+	if ((r = append_durable(partial, req->body, req->body_len)) !=
+	    GS_OK) {
+		if (u != NULL)
+			drop(u);
+		goto fail;
+	}
+	if (fresh != NULL) {
+		u = take(pf, key, &h, fresh);
+		fresh = NULL;
+	}
+	if (end < h.sealed_len) {
+		answer_partial(end, h.sealed_len, resp);
+		return;
+	}
+	complete(pf, u, partial, final, devid, dev, hash, req->ip, resp);
 	return;
 fail:
+	gs_att_open_free(fresh);
 	pf_http_error(resp, r, NULL);
 }
 
 static void
 get(struct pf_platform *pf, const unsigned char *devid, const char *dev,
-    const char *hash, struct pf_response *resp)
+    const char *hash, const char *ip, struct pf_response *resp)
 {
 	struct gs_att_header h;
-	char partial[4096], final[4096];
-	struct stat sb;
-	uint64_t have = 0, len = 0;
+	struct upload *u = NULL;
+	char partial[4096], final[4096], key[32 + 1 + 64 + 1];
+	uint64_t have = 0;
 	int r;
 
+	snprintf(key, sizeof(key), "%s-%s", dev, hash);
 	if ((r = path_of(partial, sizeof(partial), pf->home, dev, hash)) !=
 		GS_OK ||
 	    (r = path_of(final, sizeof(final), pf->home, NULL, hash)) != GS_OK)
@@ -537,13 +770,14 @@ get(struct pf_platform *pf, const unsigned char *devid, const char *dev,
 	if (r != GS_ENOTFOUND)
 		goto fail;
 	gs_errmsg_clear();
-	if (stat(partial, &sb) == 0) {
-		have = (uint64_t)sb.st_size;
-		if (have >= GS_ATT_PREFIXBYTES &&
-		    read_prefix(partial, &h, 0) == GS_OK)
-			len = h.sealed_len;
+	if ((r = upload_of(pf, partial, key, pf_att_limit(pf), &u, &have)) !=
+	    GS_OK)
+		goto fail;
+	if (u != NULL && have == u->h.sealed_len) {
+		complete(pf, u, partial, final, devid, dev, hash, ip, resp);
+		return;
 	}
-	answer_partial(have, len, resp);
+	answer_partial(have, u != NULL ? u->h.sealed_len : 0, resp);
 	return;
 fail:
 	pf_http_error(resp, r, NULL);
@@ -573,7 +807,7 @@ pf_att_handle(struct pf_platform *pf, const struct pf_request *req,
 	if (strcmp(req->method, "PUT") == 0)
 		put(pf, req, devid, &d, dev, hash, hashb, resp);
 	else
-		get(pf, devid, dev, hash, resp);
+		get(pf, devid, dev, hash, req->ip, resp);
 	(void)pthread_mutex_unlock(&att_lock);
 }
 

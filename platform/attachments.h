@@ -72,6 +72,10 @@ void pf_att_print_summary(const json_t *summary);
 int pf_att_count(struct pf_store *st, const json_t *fields,
     int64_t *expected, int64_t *present);
 
+/* Forgets the uploads in progress that pf holds in memory (their stream
+ * state); pf_platform_free calls it. */
+void pf_att_release(const struct pf_platform *pf);
+
 /* `gridplatform attachment get|list|limit ...` (main.c's table). */
 int pf_cmd_attachment(const char *home, int argc, char **argv);
 

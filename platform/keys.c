@@ -386,6 +386,7 @@ pf_platform_free(struct pf_platform *pf)
 {
 	if (pf == NULL)
 		return;
+	pf_att_release(pf);
 	pf_store_close(pf->reader);
 	pf_store_close(pf->store);
 	gs_schema_free(pf->schema);

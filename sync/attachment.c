@@ -453,22 +453,41 @@ gs_att_verify(
 	return GS_OK;
 }
 
+/* Incremental opening: the state between two feeds. */
+struct gs_att_opener {
+	struct gs_att_header h;
+	unsigned char hdr[GS_ATT_HDRBYTES]; /* the first message's AD */
+	struct gs_ss ss;
+	struct gs_hash *hh;
+	uint64_t off;	  /* sealed bytes accounted for */
+	uint64_t plain;	  /* plaintext bytes so far */
+	uint64_t msgno;
+	int broken;
+};
+
+void
+gs_att_open_free(struct gs_att_opener *o)
+{
+	if (o == NULL)
+		return;
+	gs_crypto_ss_wipe(&o->ss);
+	gs_crypto_hash_free(o->hh);
+	gs_crypto_memzero(o, sizeof(*o));
+	gs_free(o);
+}
+
 int
-gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
+gs_att_open_new(struct gs_att_opener **out, const void *prefix,
+    const struct gs_att_header *h,
     const unsigned char platform_pk[GS_KX_PKBYTES],
     const unsigned char platform_sk[GS_KX_SKBYTES])
 {
-	struct gs_ss ss;
-	struct gs_hash *hh = NULL;
-	unsigned char hdr[GS_ATT_HDRBYTES], kid[GS_KIDBYTES];
+	struct gs_att_opener *o = NULL;
+	unsigned char kid[GS_KIDBYTES];
 	unsigned char rx[GS_KX_SESSIONBYTES], tx[GS_KX_SESSIONBYTES];
-	unsigned char got_hash[GS_HASHBYTES], extra;
-	unsigned char *m = NULL, *c = NULL;
-	uint64_t off = GS_ATT_PREFIXBYTES, plain = 0, msgno = 0;
-	size_t got;
-	int r = GS_EINTERNAL, final = 0;
+	int r = GS_EINTERNAL;
 
-	memset(&ss, 0, sizeof(ss));
+	*out = NULL;
 	gs_crypto_key_id(kid, platform_pk, GS_KX_PKBYTES);
 	if (memcmp(kid, h->platform_kid, GS_KIDBYTES) != 0)
 		return GS_FAIL(GS_EDECRYPT, "attachment is sealed to another "
@@ -476,13 +495,157 @@ gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
 	if (h->chunk_size < GS_ATT_CHUNK_MIN ||
 	    h->chunk_size > GS_ATT_CHUNK_MAX)
 		return GS_FAIL(GS_EENVELOPE, "chunk size out of range");
-	if ((m = gs_malloc(h->chunk_size)) == NULL ||
-	    (c = gs_malloc((size_t)h->chunk_size + GS_SS_ABYTES)) == NULL ||
-	    (hh = gs_crypto_hash_new(GS_HASHBYTES, NULL, 0)) == NULL) {
+	if ((o = gs_calloc(1, sizeof(*o))) == NULL ||
+	    (o->hh = gs_crypto_hash_new(GS_HASHBYTES, NULL, 0)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "no memory to open an attachment");
 		goto out;
 	}
+	o->h = *h;
 	/* The header as stored is the additional data, byte for byte. */
+	memcpy(o->hdr, prefix, GS_ATT_HDRBYTES);
+	o->off = GS_ATT_PREFIXBYTES;
+	if (gs_crypto_kx_server(rx, tx, platform_pk, platform_sk, h->eph_pk) !=
+	    GS_OK) {
+		r = GS_FAIL(GS_EDECRYPT, "ephemeral key is unusable");
+		goto out;
+	}
+	if (gs_crypto_ss_init_pull(&o->ss, h->ss_header, rx) != GS_OK) {
+		r = GS_FAIL(GS_EDECRYPT, "stream header is unusable");
+		goto out;
+	}
+	*out = o;
+	o = NULL;
+	r = GS_OK;
+out:
+	gs_crypto_memzero(rx, sizeof(rx));
+	gs_crypto_memzero(tx, sizeof(tx));
+	gs_att_open_free(o);
+	return r;
+}
+
+uint64_t
+gs_att_open_offset(const struct gs_att_opener *o)
+{
+	return o->off;
+}
+
+/* One message's plaintext goes to m (chunk_size bytes, the caller's). */
+static int
+feed(struct gs_att_opener *o, unsigned char *m, const unsigned char *p,
+    size_t n, int out_fd)
+{
+	const struct gs_att_header *h = &o->h;
+	int final = 0, r;
+
+	while (n > 0) {
+		size_t want = h->plain_len - o->plain < h->chunk_size
+				  ? (size_t)(h->plain_len - o->plain)
+				  : h->chunk_size;
+
+		if (o->plain == h->plain_len)
+			return GS_FAIL(GS_EENVELOPE, "sealed attachment has "
+						     "bytes after its final "
+						     "message");
+		if (n < want + GS_SS_ABYTES)
+			return GS_FAIL(GS_EENVELOPE,
+			    "sealed attachment is "
+			    "truncated: %llu of %llu bytes",
+			    (unsigned long long)(o->off + n),
+			    (unsigned long long)h->sealed_len);
+		if (gs_crypto_ss_pull(&o->ss, m, &final, p,
+			want + GS_SS_ABYTES, o->msgno == 0 ? o->hdr : NULL,
+			o->msgno == 0 ? GS_ATT_HDRBYTES : 0) != GS_OK)
+			return GS_FAIL(GS_EDECRYPT,
+			    "message %llu of the sealed "
+			    "attachment does not verify (tampered or not "
+			    "for this platform)",
+			    (unsigned long long)o->msgno);
+		o->plain += want;
+		/* TAG_FINAL exactly on the last message: an early one means
+		 * a stream cut short and padded out, a missing one a stream
+		 * truncated at a message boundary. */
+		if (final != (o->plain == h->plain_len))
+			return GS_FAIL(GS_EDECRYPT,
+			    final
+				? "sealed attachment ends early (final tag on "
+				  "message %llu)"
+				: "sealed attachment has no final tag "
+				  "(truncated stream)",
+			    (unsigned long long)o->msgno);
+		gs_crypto_hash_update(o->hh, m, want);
+		if (out_fd >= 0 && (r = write_full(out_fd, m, want)) != GS_OK)
+			return r;
+		o->off += want + GS_SS_ABYTES;
+		p += want + GS_SS_ABYTES;
+		n -= want + GS_SS_ABYTES;
+		o->msgno++;
+	}
+	return GS_OK;
+}
+
+int
+gs_att_open_feed(struct gs_att_opener *o, const void *msgs, size_t n,
+    int out_fd)
+{
+	unsigned char *m = NULL;
+	int r;
+
+	if (o->broken)
+		return GS_FAIL(GS_EINTERNAL, "attachment opener used after an "
+					     "error");
+	/* The plaintext lives only for the length of one call. */
+	if ((m = gs_malloc(o->h.chunk_size)) == NULL) {
+		o->broken = 1;
+		return GS_FAIL(GS_ENOMEM, "no memory to open an attachment");
+	}
+	r = feed(o, m, msgs, n, out_fd);
+	gs_crypto_memzero(m, o->h.chunk_size);
+	gs_free(m);
+	if (r != GS_OK)
+		o->broken = 1;
+	return r;
+}
+
+int
+gs_att_open_done(struct gs_att_opener *o)
+{
+	unsigned char got_hash[GS_HASHBYTES];
+	int r;
+
+	if (o->broken || o->hh == NULL)
+		return GS_FAIL(GS_EINTERNAL, "attachment opener used after an "
+					     "error");
+	if (o->plain != o->h.plain_len) {
+		o->broken = 1;
+		return GS_FAIL(GS_EENVELOPE,
+		    "sealed attachment is truncated: "
+		    "%llu of %llu bytes",
+		    (unsigned long long)o->off,
+		    (unsigned long long)o->h.sealed_len);
+	}
+	r = gs_crypto_hash_final(o->hh, got_hash);
+	o->hh = NULL;
+	o->broken = 1; /* done once */
+	if (r != GS_OK)
+		return r;
+	if (gs_crypto_memcmp(got_hash, o->h.hash, GS_HASHBYTES) != 0)
+		return GS_FAIL(GS_EDECRYPT, "attachment plaintext does not hash "
+					    "to its content address");
+	return GS_OK;
+}
+
+int
+gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
+    const unsigned char platform_pk[GS_KX_PKBYTES],
+    const unsigned char platform_sk[GS_KX_SKBYTES])
+{
+	struct gs_att_opener *o = NULL;
+	unsigned char hdr[GS_ATT_HDRBYTES], extra;
+	unsigned char *c = NULL;
+	uint64_t off = GS_ATT_PREFIXBYTES;
+	size_t got;
+	int r = GS_EINTERNAL;
+
 	if ((r = pread_full(in_fd, hdr, sizeof(hdr), 0, &got)) != GS_OK)
 		goto out;
 	if (got != sizeof(hdr)) {
@@ -490,24 +653,22 @@ gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
 					  "(no header)");
 		goto out;
 	}
-	if (gs_crypto_kx_server(rx, tx, platform_pk, platform_sk, h->eph_pk) !=
-	    GS_OK) {
-		r = GS_FAIL(GS_EDECRYPT, "ephemeral key is unusable");
+	if ((r = gs_att_open_new(&o, hdr, h, platform_pk, platform_sk)) !=
+	    GS_OK)
+		goto out;
+	if ((c = gs_malloc((size_t)h->chunk_size + GS_SS_ABYTES)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "no memory to open an attachment");
 		goto out;
 	}
-	if (gs_crypto_ss_init_pull(&ss, h->ss_header, rx) != GS_OK) {
-		r = GS_FAIL(GS_EDECRYPT, "stream header is unusable");
-		goto out;
-	}
-	while (plain < h->plain_len) {
-		size_t want = h->plain_len - plain < h->chunk_size
-				  ? (size_t)(h->plain_len - plain)
-				  : h->chunk_size;
+	while (off < h->sealed_len) {
+		uint64_t left = h->sealed_len - off;
+		size_t want = left < (uint64_t)h->chunk_size + GS_SS_ABYTES
+				  ? (size_t)left
+				  : (size_t)h->chunk_size + GS_SS_ABYTES;
 
-		if ((r = pread_full(
-			 in_fd, c, want + GS_SS_ABYTES, off, &got)) != GS_OK)
+		if ((r = pread_full(in_fd, c, want, off, &got)) != GS_OK)
 			goto out;
-		if (got != want + GS_SS_ABYTES) {
+		if (got != want) {
 			r = GS_FAIL(GS_EENVELOPE,
 			    "sealed attachment is "
 			    "truncated: %llu of %llu bytes",
@@ -515,35 +676,9 @@ gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
 			    (unsigned long long)h->sealed_len);
 			goto out;
 		}
-		if (gs_crypto_ss_pull(&ss, m, &final, c, got,
-			msgno == 0 ? hdr : NULL,
-			msgno == 0 ? GS_ATT_HDRBYTES : 0) != GS_OK) {
-			r = GS_FAIL(GS_EDECRYPT,
-			    "message %llu of the sealed "
-			    "attachment does not verify (tampered or not "
-			    "for this platform)",
-			    (unsigned long long)msgno);
-			goto out;
-		}
-		plain += want;
-		/* TAG_FINAL exactly on the last message: an early one means
-		 * a stream cut short and padded out, a missing one a stream
-		 * truncated at a message boundary. */
-		if (final != (plain == h->plain_len)) {
-			r = GS_FAIL(GS_EDECRYPT,
-			    final
-				? "sealed attachment ends early (final tag on "
-				  "message %llu)"
-				: "sealed attachment has no final tag "
-				  "(truncated stream)",
-			    (unsigned long long)msgno);
-			goto out;
-		}
-		gs_crypto_hash_update(hh, m, want);
-		if (out_fd >= 0 && (r = write_full(out_fd, m, want)) != GS_OK)
+		if ((r = gs_att_open_feed(o, c, got, out_fd)) != GS_OK)
 			goto out;
 		off += got;
-		msgno++;
 	}
 	if ((r = pread_full(in_fd, &extra, 1, off, &got)) != GS_OK)
 		goto out;
@@ -552,67 +687,74 @@ gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
 					  "its final message");
 		goto out;
 	}
-	r = gs_crypto_hash_final(hh, got_hash);
-	hh = NULL;
-	if (r != GS_OK)
-		goto out;
-	if (gs_crypto_memcmp(got_hash, h->hash, GS_HASHBYTES) != 0) {
-		r = GS_FAIL(GS_EDECRYPT, "attachment plaintext does not hash "
-					 "to its content address");
-		goto out;
-	}
-	r = GS_OK;
+	r = gs_att_open_done(o);
 out:
-	gs_crypto_memzero(rx, sizeof(rx));
-	gs_crypto_memzero(tx, sizeof(tx));
-	gs_crypto_ss_wipe(&ss);
-	gs_crypto_hash_free(hh);
-	if (m != NULL)
-		gs_crypto_memzero(m, h->chunk_size);
-	gs_free(m);
+	gs_att_open_free(o);
 	gs_free(c);
 	return r;
 }
 
+uint64_t
+gs_att_span(const struct gs_att_header *h, uint64_t off, uint64_t want)
+{
+	uint64_t msg = (uint64_t)h->chunk_size + GS_SS_ABYTES, pos, k, j, n;
+
+	if (h->chunk_size < GS_ATT_CHUNK_MIN ||
+	    h->chunk_size > GS_ATT_CHUNK_MAX || off >= h->sealed_len)
+		return 0;
+	if (off != 0 && (off < GS_ATT_PREFIXBYTES ||
+			    (off - GS_ATT_PREFIXBYTES) % msg != 0))
+		return 0;
+	n = (h->plain_len + h->chunk_size - 1) / h->chunk_size;
+	pos = off == 0 ? GS_ATT_PREFIXBYTES : off;
+	k = (pos - GS_ATT_PREFIXBYTES) / msg;
+	if (k >= n)
+		return 0;
+	j = want > pos - off ? (want - (pos - off)) / msg : 0;
+	if (j < 1)
+		j = 1;
+	if (j >= n - k)
+		return h->sealed_len;
+	return pos + j * msg;
+}
+
 /* ------------------------------------------------------- upload chunks */
 
-#define PUTCTX "GSA1-put"
-#define PUTMSG (8 + 16 + GS_HASHBYTES + 8 + GS_HASHBYTES)
+#define PUTCTX "GSA1-up2"
+#define PUTMSG (8 + 16 + GS_HASHBYTES + 8 + 8)
 
-/* The chunk is hashed first, so the signed message is small and fixed:
- * Ed25519 then costs the same for a 64 KiB and an 8 MiB chunk. */
 static void
 chunk_message(unsigned char m[PUTMSG], const unsigned char *device,
-    const unsigned char *hash, uint64_t offset, const void *body, size_t n)
+    const unsigned char *hash, uint64_t offset, uint64_t length)
 {
 	memcpy(m, PUTCTX, 8);
 	memcpy(m + 8, device, 16);
 	memcpy(m + 24, hash, GS_HASHBYTES);
 	gs_put_le64(m + 56, offset);
-	gs_crypto_hash(m + 64, GS_HASHBYTES, body, n, NULL, 0);
+	gs_put_le64(m + 64, length);
 }
 
 int
 gs_att_chunk_sign(unsigned char sig[GS_SIGBYTES],
     const unsigned char device[16], const unsigned char hash[GS_HASHBYTES],
-    uint64_t offset, const void *body, size_t n,
+    uint64_t offset, uint64_t length,
     const unsigned char device_sk[GS_SIGN_SKBYTES])
 {
 	unsigned char m[PUTMSG];
 
-	chunk_message(m, device, hash, offset, body, n);
+	chunk_message(m, device, hash, offset, length);
 	return gs_crypto_sign(sig, m, sizeof(m), device_sk);
 }
 
 int
 gs_att_chunk_verify(const unsigned char sig[GS_SIGBYTES],
     const unsigned char device[16], const unsigned char hash[GS_HASHBYTES],
-    uint64_t offset, const void *body, size_t n,
+    uint64_t offset, uint64_t length,
     const unsigned char device_pk[GS_SIGN_PKBYTES])
 {
 	unsigned char m[PUTMSG];
 
-	chunk_message(m, device, hash, offset, body, n);
+	chunk_message(m, device, hash, offset, length);
 	if (gs_crypto_verify(sig, m, sizeof(m), device_pk) != GS_OK)
 		return GS_FAIL(GS_EBADSIG,
 		    "upload chunk at offset %llu is not "

@@ -160,21 +160,63 @@ int gs_att_open_fd(int in_fd, int out_fd, const struct gs_att_header *h,
     const unsigned char platform_sk[GS_KX_SKBYTES]);
 
 /*
- * Upload chunks are signed by the device, so that no one else can append
- * to its partial uploads: sig = Ed25519 over
- *	"GSA1-put" || device (16) || hash (32) || offset (u64 LE) ||
- *	BLAKE2b-256(body)
- * carried as the query parameter sig (128 hex) of the PUT.  A replayed
- * chunk is harmless: its offset no longer matches.
+ * Opening as the bytes arrive (the platform, chunk by chunk): every
+ * message is authenticated, in order, before the caller keeps it.  The
+ * prefix must have passed gs_att_parse into h and gs_att_verify.  Then
+ * gs_att_open_feed takes whole messages (any number, in order; see
+ * gs_att_span), and gs_att_open_done, after the last one, checks the
+ * plaintext's hash.  An error leaves the opener unusable (free it and
+ * start again from the file).  Secrets are wiped by gs_att_open_free.
+ */
+struct gs_att_opener;
+/* GS_OK; GS_EDECRYPT (another platform key, unusable key or stream
+ * header); GS_EENVELOPE (chunk size); GS_ENOMEM. */
+int gs_att_open_new(struct gs_att_opener **out, const void *prefix,
+    const struct gs_att_header *h,
+    const unsigned char platform_pk[GS_KX_PKBYTES],
+    const unsigned char platform_sk[GS_KX_SKBYTES]);
+/* Decrypts and hashes n bytes of whole messages that follow what was fed
+ * (plaintext written to out_fd when >= 0).  GS_OK; GS_EENVELOPE (not whole
+ * messages, or past sealed_len); GS_EDECRYPT (a message does not verify,
+ * the final tag missing or early); GS_EIO. */
+int gs_att_open_feed(struct gs_att_opener *o, const void *msgs, size_t n,
+    int out_fd);
+/* The bytes of the sealed file accounted for: prefix + messages fed. */
+uint64_t gs_att_open_offset(const struct gs_att_opener *o);
+/* After the last message: GS_OK when the plaintext hashes to the
+ * address; GS_EENVELOPE when messages are missing; GS_EDECRYPT. */
+int gs_att_open_done(struct gs_att_opener *o);
+void gs_att_open_free(struct gs_att_opener *o);
+
+/*
+ * The end of the longest run of whole messages starting at off (0, or
+ * the end of a message) that is at most `want` bytes long (the prefix
+ * included when off is 0), and never less than one message (or the prefix
+ * and one message).  0 when off is not such a boundary or is sealed_len.
+ */
+uint64_t gs_att_span(const struct gs_att_header *h, uint64_t off,
+    uint64_t want);
+
+/*
+ * Upload chunks are signed by the device, so that no one else can make
+ * the platform work on its partial uploads: sig = Ed25519 over
+ *	"GSA1-up2" || device (16) || hash (32) || offset (u64 LE) ||
+ *	length (u64 LE)
+ * carried as the query parameter sig (128 hex) of the PUT.  The body is
+ * not hashed into it: the platform authenticates every message of the
+ * body (gs_att_open_feed) before it keeps a byte, which binds the bytes
+ * more strongly than a signature could, without a second pass over them.
+ * A replayed chunk is harmless: its offset no longer matches, and another
+ * body under its signature does not decrypt.
  */
 int gs_att_chunk_sign(unsigned char sig[GS_SIGBYTES],
     const unsigned char device[16], const unsigned char hash[GS_HASHBYTES],
-    uint64_t offset, const void *body, size_t n,
+    uint64_t offset, uint64_t length,
     const unsigned char device_sk[GS_SIGN_SKBYTES]);
 /* GS_OK or GS_EBADSIG. */
 int gs_att_chunk_verify(const unsigned char sig[GS_SIGBYTES],
     const unsigned char device[16], const unsigned char hash[GS_HASHBYTES],
-    uint64_t offset, const void *body, size_t n,
+    uint64_t offset, uint64_t length,
     const unsigned char device_pk[GS_SIGN_PKBYTES]);
 
 /* An attachment receipt, decoded. */

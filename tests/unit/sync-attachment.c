@@ -362,41 +362,104 @@ test_receipt(void **state)
 static void
 test_chunk_sig(void **state)
 {
-	unsigned char sig[64], hash[32], body[1000], other[64], osk[64];
+	unsigned char sig[64], hash[32], other[64], osk[64];
 
 	(void)state;
-	gs_random(body, sizeof(body));
 	memset(hash, 0x5a, sizeof(hash));
-	assert_int_equal(gs_att_chunk_sign(sig, device, hash, 4096, body,
-			     sizeof(body), dev_sk),
-	    GS_OK);
-	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
-			     sizeof(body), dev_pk),
-	    GS_OK);
-	/* Another offset, body, hash, device or key: refused. */
-	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4097, body,
-			     sizeof(body), dev_pk),
+	assert_int_equal(
+	    gs_att_chunk_sign(sig, device, hash, 4096, 1000, dev_sk), GS_OK);
+	assert_int_equal(
+	    gs_att_chunk_verify(sig, device, hash, 4096, 1000, dev_pk), GS_OK);
+	/* Another offset, length, hash, device or key: refused. */
+	assert_int_equal(
+	    gs_att_chunk_verify(sig, device, hash, 4097, 1000, dev_pk),
 	    GS_EBADSIG);
-	body[999] ^= 1;
-	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
-			     sizeof(body), dev_pk),
-	    GS_EBADSIG);
-	body[999] ^= 1;
-	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
-			     sizeof(body) - 1, dev_pk),
+	assert_int_equal(
+	    gs_att_chunk_verify(sig, device, hash, 4096, 999, dev_pk),
 	    GS_EBADSIG);
 	hash[0] ^= 1;
-	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
-			     sizeof(body), dev_pk),
+	assert_int_equal(
+	    gs_att_chunk_verify(sig, device, hash, 4096, 1000, dev_pk),
 	    GS_EBADSIG);
 	hash[0] ^= 1;
 	gs_crypto_sign_keypair(other, osk);
-	assert_int_equal(gs_att_chunk_verify(sig, device, hash, 4096, body,
-			     sizeof(body), other),
+	assert_int_equal(
+	    gs_att_chunk_verify(sig, device, hash, 4096, 1000, other),
 	    GS_EBADSIG);
-	assert_int_equal(gs_att_chunk_verify(sig, deployment, hash, 4096, body,
-			     sizeof(body), dev_pk),
+	assert_int_equal(
+	    gs_att_chunk_verify(sig, deployment, hash, 4096, 1000, dev_pk),
 	    GS_EBADSIG);
+}
+
+/* Feeds the messages of a sealed file in spans of at most `want` bytes,
+ * as the platform gets them in PUTs. */
+static int
+feed_spans(const unsigned char *s, size_t n, uint64_t want)
+{
+	struct gs_att_header h;
+	struct gs_att_opener *o = NULL;
+	uint64_t off = 0, end;
+	int r;
+
+	assert_int_equal(gs_att_parse(&h, s, n, 0), GS_OK);
+	assert_int_equal(
+	    gs_att_open_new(&o, s, &h, plat_pk, plat_sk), GS_OK);
+	while (off < h.sealed_len) {
+		end = gs_att_span(&h, off, want);
+		assert_true(end > off && end <= h.sealed_len);
+		if (end - off > want)
+			/* Never more than one message over the wish. */
+			assert_true(end - off <= (off == 0 ?
+				GS_ATT_PREFIXBYTES : 0) + h.chunk_size + 17);
+		if (end > n) {
+			r = gs_att_open_feed(o, s + (off ? off :
+			    GS_ATT_PREFIXBYTES), n - (off ? off :
+			    GS_ATT_PREFIXBYTES), -1);
+			if (r == GS_OK)
+				r = gs_att_open_done(o);
+			gs_att_open_free(o);
+			return r;
+		}
+		r = gs_att_open_feed(o, s + (off ? off : GS_ATT_PREFIXBYTES),
+		    end - (off ? off : GS_ATT_PREFIXBYTES), -1);
+		if (r != GS_OK) {
+			gs_att_open_free(o);
+			return r;
+		}
+		/* Off a message boundary there is no span. */
+		assert_int_equal(gs_att_span(&h, end - 1, want), 0);
+		off = end;
+		assert_int_equal(gs_att_open_offset(o), off);
+	}
+	r = gs_att_open_done(o);
+	gs_att_open_free(o);
+	return r;
+}
+
+static void
+test_incremental(void **state)
+{
+	unsigned char data[20000], hash[32], *s;
+	size_t n;
+	int fd;
+
+	(void)state;
+	gs_random(data, sizeof(data));
+	fd = seal_data(data, sizeof(data), 1024, hash);
+	s = file_bytes(fd, &n);
+	close(fd);
+	/* One message at a time, a few, all at once. */
+	assert_int_equal(feed_spans(s, n, 1), GS_OK);
+	assert_int_equal(feed_spans(s, n, 3 * 1041 + 240), GS_OK);
+	assert_int_equal(feed_spans(s, n, UINT64_C(1) << 40), GS_OK);
+	/* A flipped bit in message 7 is caught when that span arrives. */
+	s[GS_ATT_PREFIXBYTES + 7 * 1041 + 5] ^= 1;
+	assert_int_equal(feed_spans(s, n, 2048), GS_EDECRYPT);
+	s[GS_ATT_PREFIXBYTES + 7 * 1041 + 5] ^= 1;
+	/* Cut short at a message boundary: no final tag, so done refuses. */
+	assert_int_equal(feed_spans(s, n - (n - GS_ATT_PREFIXBYTES) % 1041 -
+	    1041, 1), GS_EENVELOPE);
+	free(s);
 }
 
 static void
@@ -557,6 +620,7 @@ main(void)
 		cmocka_unit_test(test_seal_refusals),
 		cmocka_unit_test(test_receipt),
 		cmocka_unit_test(test_chunk_sig),
+		cmocka_unit_test(test_incremental),
 		cmocka_unit_test(test_mime),
 		cmocka_unit_test(test_vectors),
 	};
