@@ -23,6 +23,7 @@
  * from interleaving their bytes.  The store lock is taken only for the
  * one row written at completion.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -487,6 +488,112 @@ upload_of(struct pf_platform *pf, const char *partial, const char *key,
 	return GS_OK;
 }
 
+/* ------------------------------------------------- abandoned uploads */
+
+/*
+ * A device that never comes back (lost, reset, revoked) leaves its partial
+ * uploads behind.  One untouched for the configured age (meta
+ * "partial_max_age", seconds; PF_ATT_PARTIAL_AGE_DEFAULT) is removed - by
+ * `gridplatform attachment sweep`, and by serve when a new upload starts,
+ * at most once an hour.  A device that does come back later simply starts
+ * that file over: the platform answers offset 0.
+ */
+#define SWEEP_EVERY_MS (3600 * 1000)
+
+uint64_t
+pf_att_partial_age(struct pf_platform *pf)
+{
+	char *v = NULL;
+	uint64_t n = PF_ATT_PARTIAL_AGE_DEFAULT;
+
+	if (pf->store->ops->meta_get(pf->store, "partial_max_age", &v) ==
+		GS_OK &&
+	    (gs_parse_u64(v, UINT64_C(1) << 40, &n) != GS_OK || n == 0))
+		n = PF_ATT_PARTIAL_AGE_DEFAULT;
+	gs_errmsg_clear();
+	gs_free(v);
+	return n;
+}
+
+/* The sweep itself; att_lock held. */
+static int
+sweep_locked(struct pf_platform *pf, uint64_t age_s, uint64_t *removed)
+{
+	char dir[4096], path[4096 + 256];
+	struct dirent *e;
+	struct stat sb;
+	struct upload *u;
+	DIR *d;
+	int64_t now = gs_now_ms();
+	int r = GS_OK;
+
+	*removed = 0;
+	snprintf(dir, sizeof(dir), "%s/attachments/partial", pf->home);
+	if ((d = opendir(dir)) == NULL)
+		return errno == ENOENT ? GS_OK
+				       : GS_FAIL(GS_EIO, "open %s: %s", dir,
+					     strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		int64_t idle_ms;
+
+		if (e->d_name[0] == '.' || strlen(e->d_name) > 200)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+			continue;
+		idle_ms = now - ((int64_t)sb.st_mtim.tv_sec * 1000 +
+				    sb.st_mtim.tv_nsec / 1000000);
+		if (idle_ms < 0 || (uint64_t)idle_ms / 1000 < age_s)
+			continue;
+		if (unlink(path) != 0) {
+			r = GS_FAIL(GS_EIO, "unlink %s: %s", path,
+			    strerror(errno));
+			break;
+		}
+		if ((u = find(pf, e->d_name)) != NULL)
+			drop(u);
+		(*removed)++;
+		gs_log(GS_LOG_INFO,
+		    "swept abandoned partial upload %s (%lld "
+		    "bytes, untouched for %lld s)",
+		    e->d_name, (long long)sb.st_size,
+		    (long long)(idle_ms / 1000));
+	}
+	closedir(d);
+	return r;
+}
+
+int
+pf_att_sweep(struct pf_platform *pf, uint64_t age_s, uint64_t *removed)
+{
+	int r;
+
+	(void)pthread_mutex_lock(&att_lock);
+	r = sweep_locked(pf, age_s, removed);
+	(void)pthread_mutex_unlock(&att_lock);
+	return r;
+}
+
+/* serve's housekeeping, when a new upload starts; att_lock held. */
+static void
+maybe_sweep(struct pf_platform *pf)
+{
+	static int64_t last;
+	int64_t now = gs_now_ms();
+	uint64_t age, n = 0;
+	int r;
+
+	if (last != 0 && now - last < SWEEP_EVERY_MS)
+		return;
+	last = now;
+	(void)pthread_mutex_lock(&pf->lock);
+	age = pf_att_partial_age(pf);
+	(void)pthread_mutex_unlock(&pf->lock);
+	if ((r = sweep_locked(pf, age, &n)) != GS_OK)
+		gs_log(GS_LOG_WARNING, "sweep of partial uploads: %s",
+		    gs_errmsg(r));
+}
+
 /* Appends body to the partial file and makes it durable. */
 static int
 append_durable(const char *path, const void *body, size_t n)
@@ -689,6 +796,7 @@ put(struct pf_platform *pf, const struct pf_request *req,
 		 req->body_len, d->pk)) != GS_OK)
 		goto fail;
 	if (u == NULL) {
+		maybe_sweep(pf);
 		if ((r = first_chunk(pf, req, devid, d, hashb, limit, &h,
 			 &fresh)) != GS_OK)
 			goto fail;
@@ -1157,21 +1265,28 @@ static const char help[] =
     "usage: gridplatform attachment get HASH --out FILE [--as NAME]\n"
     "       gridplatform attachment list [--json] [--missing]\n"
     "       gridplatform attachment limit [BYTES]\n"
+    "       gridplatform attachment sweep [--older-than SECONDS]\n"
+    "       gridplatform attachment partial-age [SECONDS]\n"
     "get opens a stored sealed attachment into FILE (mode 0600); every\n"
     "open is recorded (who, when, where to) before a byte is written.\n"
     "list shows, per record that names attachments, how many are expected\n"
     "and how many are stored; records whose attachments never arrived are\n"
     "flagged MISSING with the missing hashes.  limit shows or sets the\n"
-    "largest attachment the platform accepts (announced to devices).\n";
+    "largest attachment the platform accepts (announced to devices).\n"
+    "sweep removes partial uploads untouched for the partial age (or\n"
+    "--older-than SECONDS), each logged; serve also sweeps when a new\n"
+    "upload starts, at most once an hour.  A device that comes back later\n"
+    "starts that file over.  partial-age shows or sets that age (default\n"
+    "604800, 7 days).\n";
 
 int
 pf_cmd_attachment(const char *home, int argc, char **argv)
 {
 	struct pf_platform *pf = NULL;
 	const char *sub, *hash = NULL, *outp = NULL, *actor = NULL,
-			 *bytes = NULL;
+			 *bytes = NULL, *older = NULL;
 	int i, json = 0, missing = 0, r;
-	uint64_t n;
+	uint64_t n, age = 0;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
 		fputs(help, argc < 2 ? stderr : stdout);
@@ -1183,6 +1298,8 @@ pf_cmd_attachment(const char *home, int argc, char **argv)
 			outp = argv[++i];
 		else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc)
 			actor = argv[++i];
+		else if (strcmp(argv[i], "--older-than") == 0 && i + 1 < argc)
+			older = argv[++i];
 		else if (strcmp(argv[i], "--json") == 0)
 			json = 1;
 		else if (strcmp(argv[i], "--missing") == 0)
@@ -1195,8 +1312,13 @@ pf_cmd_attachment(const char *home, int argc, char **argv)
 	if (strcmp(sub, "get") == 0 && (hash == NULL || outp == NULL))
 		return usage("get needs HASH and --out FILE");
 	if (strcmp(sub, "get") != 0 && strcmp(sub, "list") != 0 &&
-	    strcmp(sub, "limit") != 0)
-		return usage("expected get, list or limit");
+	    strcmp(sub, "limit") != 0 && strcmp(sub, "sweep") != 0 &&
+	    strcmp(sub, "partial-age") != 0)
+		return usage("expected get, list, limit, sweep or "
+			     "partial-age");
+	if (older != NULL && (strcmp(sub, "sweep") != 0 ||
+	    gs_parse_u64(older, UINT64_C(1) << 40, &age) != GS_OK))
+		return usage("--older-than SECONDS goes with sweep");
 	if (actor == NULL && (actor = getenv("USER")) == NULL)
 		actor = "admin";
 	if ((r = pf_platform_open(home, &pf)) != GS_OK)
@@ -1205,6 +1327,32 @@ pf_cmd_attachment(const char *home, int argc, char **argv)
 		r = cmd_get(pf, hash, outp, actor);
 	} else if (strcmp(sub, "list") == 0) {
 		r = cmd_list(pf, json, missing);
+	} else if (strcmp(sub, "sweep") == 0) {
+		/* Each removal is logged, as serve logs its sweeps. */
+		if (getenv("GRIDSYNC_LOG") == NULL)
+			gs_log_set_level(GS_LOG_INFO);
+		if (older == NULL)
+			age = pf_att_partial_age(pf);
+		if (hash != NULL)
+			r = GS_FAIL(GS_EINVAL, "sweep takes no argument");
+		else if ((r = pf_att_sweep(pf, age, &n)) == GS_OK)
+			printf("%llu abandoned partial upload(s) removed "
+			       "(untouched for %llu s or more)\n",
+			    (unsigned long long)n, (unsigned long long)age);
+	} else if (strcmp(sub, "partial-age") == 0) {
+		if (bytes == NULL) {
+			printf("%llu\n",
+			    (unsigned long long)pf_att_partial_age(pf));
+			r = GS_OK;
+		} else if (gs_parse_u64(bytes, UINT64_C(1) << 40, &n) !=
+			       GS_OK ||
+			   n == 0) {
+			r = GS_FAIL(GS_EINVAL, "the partial age must be a "
+					       "number of seconds >= 1");
+		} else {
+			r = pf->store->ops->meta_set(
+			    pf->store, "partial_max_age", bytes);
+		}
 	} else if (bytes == NULL) {
 		printf("%llu\n", (unsigned long long)pf_att_limit(pf));
 		r = GS_OK;

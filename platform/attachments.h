@@ -72,6 +72,14 @@ void pf_att_print_summary(const json_t *summary);
 int pf_att_count(struct pf_store *st, const json_t *fields,
     int64_t *expected, int64_t *present);
 
+/* Partial uploads untouched this long (seconds) are abandoned: the meta
+ * "partial_max_age" when set, else 7 days. */
+#define PF_ATT_PARTIAL_AGE_DEFAULT (7u * 24 * 3600)
+uint64_t pf_att_partial_age(struct pf_platform *pf);
+/* Removes the partial uploads untouched for age_s seconds or more (each
+ * logged); *removed counts them.  GS_OK or GS_EIO. */
+int pf_att_sweep(struct pf_platform *pf, uint64_t age_s, uint64_t *removed);
+
 /* Forgets the uploads in progress that pf holds in memory (their stream
  * state); pf_platform_free calls it. */
 void pf_att_release(const struct pf_platform *pf);

@@ -8,6 +8,9 @@
  *     in the form's order (a sheet an admin can filter and sort);
  *   - otherwise: the fields as one JSON text column, so that records of
  *     every type fit one sheet and nothing is lost.
+ * Last come two columns for the photos: attachments_expected (how many
+ * the record names) and attachments_present (how many the platform holds),
+ * as `reconcile` counts them.
  * A text cell that starts with = + - @ is prefixed with ' so a spreadsheet
  * does not run it as a formula (CSV injection); numbers are left alone.
  */
@@ -152,8 +155,9 @@ value_text(struct gs_buf *b, json_t *v, int *is_text)
 static int
 put_csv(struct walk *w, const struct pf_record_view *v)
 {
-	char rev[24], fv[16], ca[32], ua[32];
+	char rev[24], fv[16], ca[32], ua[32], ae[24], ap[24];
 	const char *cells[9];
+	int64_t aexp = 0, apres = 0;
 	json_t *fields = NULL;
 	json_error_t jerr;
 	size_t i, nf;
@@ -175,27 +179,37 @@ put_csv(struct walk *w, const struct pf_record_view *v)
 	for (i = 0; i < 9; i++)
 		if (put_cell(w->out, cells[i], i == 2 || i == 8, 0) != GS_OK)
 			return GS_FAIL(GS_EIO, "cannot write the export");
-	if (w->form == NULL)
-		return put_cell(w->out, v->fields, 0, 1) == GS_OK ? GS_OK :
-		    GS_FAIL(GS_EIO, "cannot write the export");
-
 	if (v->fields != NULL &&
 	    (fields = json_loads(v->fields, 0, &jerr)) == NULL)
 		return GS_FAIL(GS_ECORRUPT, "record %s: stored fields are not "
 		    "JSON", v->uuid);
-	nf = gs_form_nfields(w->form);
-	for (i = 0; i < nf && r == GS_OK; i++) {
-		const char *name = gs_field_name(gs_form_field_at(w->form, i));
+	if (w->form == NULL) {
+		if (put_cell(w->out, v->fields, 0, 0) != GS_OK)
+			r = GS_FAIL(GS_EIO, "cannot write the export");
+	} else {
+		nf = gs_form_nfields(w->form);
+		for (i = 0; i < nf && r == GS_OK; i++) {
+			const char *name = gs_field_name(
+			    gs_form_field_at(w->form, i));
 
-		if ((r = value_text(&w->cell, json_object_get(fields, name),
-		    &is_text)) != GS_OK)
-			break;
-		if (put_cell(w->out, w->cell.data != NULL ? w->cell.data : "",
-		    is_text, i + 1 == nf) != GS_OK)
+			if ((r = value_text(&w->cell, json_object_get(fields,
+			    name), &is_text)) != GS_OK)
+				break;
+			if (put_cell(w->out, w->cell.data != NULL ?
+			    w->cell.data : "", is_text, 0) != GS_OK)
+				r = GS_FAIL(GS_EIO, "cannot write the export");
+		}
+	}
+	/* Photos, last: how many the record names, how many arrived. */
+	if (r == GS_OK) {
+		if (w->st != NULL)
+			(void)pf_att_count(w->st, fields, &aexp, &apres);
+		snprintf(ae, sizeof(ae), "%lld", (long long)aexp);
+		snprintf(ap, sizeof(ap), "%lld", (long long)apres);
+		if (put_cell(w->out, ae, 0, 0) != GS_OK ||
+		    put_cell(w->out, ap, 0, 1) != GS_OK)
 			r = GS_FAIL(GS_EIO, "cannot write the export");
 	}
-	if (r == GS_OK && nf == 0 && fputs("\r\n", w->out) == EOF)
-		r = GS_FAIL(GS_EIO, "cannot write the export");
 	json_decref(fields);
 	return r;
 }
@@ -220,15 +234,21 @@ put_header(struct walk *w)
 	    "更新时间,采集人," : "uuid,type,grid,rev,form_version,deleted,"
 	    "created_at,updated_at,author,", w->out) == EOF)
 		return GS_FAIL(GS_EIO, "cannot write the export");
-	if (w->form == NULL)
-		return fputs(w->zh ? "字段\r\n" : "fields\r\n", w->out) == EOF ?
-		    GS_FAIL(GS_EIO, "cannot write the export") : GS_OK;
-	nf = gs_form_nfields(w->form);
-	for (i = 0; i < nf; i++)
-		if (put_cell(w->out, w->zh ? gs_field_label(gs_form_field_at(
-		    w->form, i)) : gs_field_name(gs_form_field_at(w->form,
-		    i)), 0, i + 1 == nf) != GS_OK)
+	if (w->form == NULL) {
+		if (fputs(w->zh ? "字段," : "fields,", w->out) == EOF)
 			return GS_FAIL(GS_EIO, "cannot write the export");
+	} else {
+		nf = gs_form_nfields(w->form);
+		for (i = 0; i < nf; i++)
+			if (put_cell(w->out, w->zh ? gs_field_label(
+			    gs_form_field_at(w->form, i)) : gs_field_name(
+			    gs_form_field_at(w->form, i)), 0, 0) != GS_OK)
+				return GS_FAIL(GS_EIO,
+				    "cannot write the export");
+	}
+	if (fputs(w->zh ? "附件应有,附件已到\r\n" :
+	    "attachments_expected,attachments_present\r\n", w->out) == EOF)
+		return GS_FAIL(GS_EIO, "cannot write the export");
 	return GS_OK;
 }
 

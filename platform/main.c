@@ -62,7 +62,9 @@ static const char usage_text[] =
     "  reference [--json] | reference add FILE [--by NAME]\n"
     "                                   publish a form version or code table\n"
     "  attachment get HASH --out FILE | list [--json] [--missing] | limit [N]\n"
-    "                                   open (audited) or list stored photos\n"
+    "             | sweep [--older-than S] | partial-age [S]\n"
+    "                                   open (audited) or list stored photos,\n"
+    "                                   sweep abandoned partial uploads\n"
     "\n"
     "options: --home DIR (else $GRIDPLATFORM_HOME, else ~/.gridplatform),\n"
     "         --help, --version\n";
@@ -97,7 +99,10 @@ static const char *const cmd_help[][2] = {
 	    "receipt.\n" },
 	{ "export", "usage: gridplatform export [--type TYPE] [--grid CODE] "
 	    "[--format ndjson|csv]\nPrints records: NDJSON (default), or CSV "
-	    "in UTF-8 with a BOM for Excel.\n" },
+	    "in UTF-8 with a BOM for Excel.\nEach record also says how many "
+	    "attachments it names and how many arrived\n(NDJSON "
+	    "\"attachments\": {\"expected\", \"present\"}; CSV: the last "
+	    "two columns).\n" },
 	{ "quarantine", "usage: gridplatform quarantine [--json] [--open]\n"
 	    "       gridplatform quarantine release ID [--set NAME=VALUE...] "
 	    "[--by NAME]\n"

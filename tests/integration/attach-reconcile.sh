@@ -70,6 +70,22 @@ assert got[sys.argv[1]] == {"expected": 1, "present": 1}, got
 assert got[sys.argv[2]] == {"expected": 1, "present": 0}, got' "$E1" "$E2" &&
 	ok "export: attachments expected and present per record" ||
 	fail "export: attachments expected and present per record"
+for t in "" "--type event"; do
+	# shellcheck disable=SC2086
+	pf export --format csv $t | "$PY" -c '
+import csv, io, sys
+rows = list(csv.reader(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")))
+assert rows[0][-2:] == ["attachments_expected", "attachments_present"], rows[0]
+got = {r[0]: r[-2:] for r in rows[1:]}
+assert got[sys.argv[1]] == ["1", "1"], got
+assert got[sys.argv[2]] == ["1", "0"], got
+assert all(len(r) == len(rows[0]) for r in rows), rows' "$E1" "$E2" &&
+		ok "export csv ${t:-(all types)}: attachments expected and present columns" ||
+		fail "export csv ${t:-(all types)}: attachments expected and present columns"
+done
+pf export --format csv --type event --headers zh | head -n 1 | grep -q '附件应有,附件已到' &&
+	ok "export csv --headers zh: the attachment columns in Chinese" ||
+	fail "export csv --headers zh: the attachment columns in Chinese"
 # Found again (restored from a backup): it goes, and all is reconciled.
 mv "$T_TMP/b.sealed" "$AH/attachments/sealed/$HB"
 check "the next sync sends it" ag sync
