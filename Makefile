@@ -312,6 +312,7 @@ clean:
 # corpus (tests/fuzz/run.sh); tests/unit/fuzz-regressions.c replays the
 # corpora and every saved crash on each `make test`.
 FUZZ_HARNESSES := \
+	tests/fuzz/attachment.c \
 	tests/fuzz/batch.c \
 	tests/fuzz/enroll.c \
 	tests/fuzz/envelope.c \

@@ -71,3 +71,12 @@ put("http", b"\x02/v1/devices/" + b"ab" * 16 + b"/batches/" + b"cd" * 16 +
     b"\nGSB1")
 put("http", b"\x00/v1/devices/" + b"ab" * 16 + b"/attachments/" +
     b"ef" * 32 + b"\n")
+# Attachments: the sealed vector (3 messages of 1024 bytes) fed in spans
+# of 1, 2 and all messages, cut short, with a byte too many; the receipt.
+A = os.path.join(TOP, "tests/data/attachments")
+sealed = open(A + "/vector-1.sealed", "rb").read()
+for span in (1, 2, 255):
+    put("attachment", bytes([span]) + sealed)
+put("attachment", b"\x01" + sealed[:240 + 1041])
+put("attachment", b"\x01" + sealed + b"\x00")
+put("attachment", b"\x00" + open(A + "/vector-1.receipt", "rb").read())

@@ -26,6 +26,7 @@
 /* Every header the harnesses use, before core/banned.h (which each harness
  * includes last) turns banned names into errors. */
 #include "api.h"
+#include "attachment.h"
 #include "batch.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -43,6 +44,7 @@
 #include "validate.h"
 
 #define FUZZ_ENTRY(name) fuzz_##name
+#include "../fuzz/attachment.c"
 #include "../fuzz/batch.c"
 #include "../fuzz/enroll.c"
 #include "../fuzz/envelope.c"
@@ -112,6 +114,7 @@ static void t_envelope(void **s) { (void)s; replay("envelope", fuzz_envelope); }
 static void t_inflate(void **s) { (void)s; replay("inflate", fuzz_inflate); }
 static void t_batch(void **s) { (void)s; replay("batch", fuzz_batch); }
 static void t_receipt(void **s) { (void)s; replay("receipt", fuzz_receipt); }
+static void t_attachment(void **s) { (void)s; replay("attachment", fuzz_attachment); }
 static void t_enroll(void **s) { (void)s; replay("enroll", fuzz_enroll); }
 static void t_json(void **s) { (void)s; replay("json", fuzz_json); }
 static void t_feed(void **s) { (void)s; replay("feed", fuzz_feed); }
@@ -126,6 +129,7 @@ main(void)
 		cmocka_unit_test(t_inflate),
 		cmocka_unit_test(t_batch),
 		cmocka_unit_test(t_receipt),
+		cmocka_unit_test(t_attachment),
 		cmocka_unit_test(t_enroll),
 		cmocka_unit_test(t_json),
 		cmocka_unit_test(t_feed),
