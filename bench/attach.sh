@@ -52,7 +52,8 @@ sealed_len() {
 
 pf init >/dev/null
 pf attachment limit $((1024 * 1024 * 1024)) >/dev/null
-pf serve --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
+# Not through pf(): $! must be the platform itself, for its CPU time.
+"$PF" --home "$work/pf" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
 PF_PID=$!
 PIDS="$PIDS $PF_PID"
 # CPU seconds the platform has used so far (utime + stime).
