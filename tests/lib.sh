@@ -70,7 +70,9 @@ start_platform() {
 	T_PIDS="$T_PIDS $PF_PID"
 	i=0
 	PF_URL=""
-	while [ $i -lt 100 ]; do
+	# Up to 20 s: a platform that fails exits at once (kill -0 below), so
+	# only a slow start on a loaded machine waits long.
+	while [ $i -lt 400 ]; do
 		PF_URL=$(sed -n 's/^listening on //p' "$pf_home/serve.out" | head -n 1)
 		[ -n "$PF_URL" ] && return 0
 		kill -0 "$PF_PID" 2>/dev/null || break

@@ -134,7 +134,11 @@ pf_starts() {
 		--listen 127.0.0.1:0 >"$T_TMP/probe.out" 2>/dev/null &
 	pp=$!
 	j=0
-	while [ $j -lt 100 ]; do
+	# Up to 10 s: a process killed at its step exits at once, so only a
+	# loaded machine's slow start-up comes near it.  On giving up the
+	# probe is killed before the wait: waiting on a platform that is
+	# serving (slowly started) hung the suite once.
+	while [ $j -lt 500 ]; do
 		if grep -q '^listening on ' "$T_TMP/probe.out" 2>/dev/null; then
 			kill "$pp" 2>/dev/null
 			wait "$pp" 2>/dev/null
@@ -144,6 +148,7 @@ pf_starts() {
 		sleep 0.02
 		j=$((j + 1))
 	done
+	kill "$pp" 2>/dev/null
 	wait "$pp" 2>/dev/null
 	return 1
 }
