@@ -32,78 +32,20 @@
 #include "store.h"
 #include "core/banned.h"
 
-/* The documents as a table for gs_schema_load_extra (copies; owned). */
-struct docs {
-	struct gs_embedded *v;
-	size_t n, cap;
-};
-
-static void
-docs_release(struct docs *d)
-{
-	size_t i;
-
-	for (i = 0; i < d->n; i++) {
-		gs_free((void *)d->v[i].name);
-		gs_free((void *)d->v[i].data);
-	}
-	gs_free(d->v);
-	memset(d, 0, sizeof(*d));
-}
-
-static int
-docs_add(struct docs *d, int is_form, const char *name, int version,
-    const void *data, size_t len)
-{
-	struct gs_embedded *e;
-	char fname[GS_SCHEMA_NAME_MAX + 32];
-	unsigned char *copy;
-
-	if (d->n + 1 >= d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 16;
-
-		if ((e = gs_realloc(d->v, cap * sizeof(*e))) == NULL)
-			return GS_FAIL(GS_ENOMEM, "reference");
-		d->v = e;
-		d->cap = cap;
-	}
-	if (is_form)
-		snprintf(fname, sizeof(fname), "forms/%s@%d.json", name,
-		    version);
-	else
-		snprintf(fname, sizeof(fname), "codes/%s.json", name);
-	if ((copy = gs_malloc(len + 1)) == NULL)
-		return GS_FAIL(GS_ENOMEM, "reference");
-	memcpy(copy, data, len);
-	copy[len] = '\0';
-	e = &d->v[d->n];
-	e->data = copy;
-	e->len = len;
-	if ((e->name = gs_strdup(fname)) == NULL) {
-		gs_free(copy);
-		return GS_FAIL(GS_ENOMEM, "reference");
-	}
-	d->n++;
-	d->v[d->n].name = NULL;
-	return GS_OK;
-}
-
 /* Every kept document, in the order the platform published them. */
 static int
-docs_read(struct gs_db *db, struct docs *d)
+docs_read(struct gs_db *db, struct gs_schema_docs *d)
 {
 	struct gs_stmt *s = NULL;
 	int r;
 
 	memset(d, 0, sizeof(*d));
-	if ((d->v = gs_calloc(1, sizeof(*d->v))) == NULL)
-		return GS_FAIL(GS_ENOMEM, "reference");
-	d->cap = 1;
 	if ((r = gs_stmt_prepare(db, "SELECT kind, name, version, doc FROM "
 	    "reference_doc ORDER BY id", &s)) != GS_OK)
 		return r;
 	while ((r = gs_stmt_step(s)) == GS_ROW)
-		if ((r = docs_add(d, strcmp(gs_stmt_text(s, 0), "form") == 0,
+		if ((r = gs_schema_docs_add(d,
+		    strcmp(gs_stmt_text(s, 0), "form") == 0,
 		    gs_stmt_text(s, 1), (int)gs_stmt_int64(s, 2),
 		    gs_stmt_blob(s, 3), gs_stmt_bytes(s, 3))) != GS_OK)
 			break;
@@ -114,16 +56,16 @@ docs_read(struct gs_db *db, struct docs *d)
 int
 ag_reference_load(struct gs_db *db, struct gs_schema **out)
 {
-	struct docs d;
+	struct gs_schema_docs d;
 	int r;
 
 	*out = NULL;
 	if ((r = docs_read(db, &d)) != GS_OK) {
-		docs_release(&d);
+		gs_schema_docs_release(&d);
 		return r;
 	}
 	r = d.n > 0 ? gs_schema_load_extra(d.v, out) : gs_schema_load(out);
-	docs_release(&d);
+	gs_schema_docs_release(&d);
 	if (r == GS_ECORRUPT) {
 		gs_log(GS_LOG_WARNING, "reference data kept here does not load "
 		    "(%s): using the built-in forms", gs_errmsg(r));
@@ -160,7 +102,7 @@ ag_reference_accept(struct ag_store *st, const unsigned char digest[32],
 	char hex[17], dname[GS_SCHEMA_NAME_MAX], why[512];
 	struct gs_schema *next = NULL;
 	struct gs_stmt *s = NULL;
-	struct docs d;
+	struct gs_schema_docs d;
 	int r = GS_EINTERNAL, is_form = 0, dversion = 0;
 
 	memset(&d, 0, sizeof(d));
@@ -190,7 +132,8 @@ ag_reference_accept(struct ag_store *st, const unsigned char digest[32],
 	if ((r = gs_db_begin(ag_store_db(st))) != GS_OK)
 		return r;
 	if ((r = docs_read(ag_store_db(st), &d)) != GS_OK ||
-	    (r = docs_add(&d, is_form, dname, dversion, doc, len)) != GS_OK)
+	    (r = gs_schema_docs_add(&d, is_form, dname, dversion, doc,
+	    len)) != GS_OK)
 		goto rollback;
 	if ((r = gs_schema_load_extra(d.v, &next)) != GS_OK) {
 		if (r != GS_ENOMEM) {
@@ -237,7 +180,7 @@ rollback:
 	gs_db_rollback(ag_store_db(st));
 out:
 	gs_schema_free(next);
-	docs_release(&d);
+	gs_schema_docs_release(&d);
 	return r;
 }
 

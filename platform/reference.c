@@ -47,8 +47,7 @@
 
 /* The published documents as a table for gs_schema_load_extra. */
 struct refset {
-	struct gs_embedded *files; /* n entries + the NULL one; owned */
-	size_t n, cap;
+	struct gs_schema_docs files; /* the documents, for the loader */
 	json_t *docs;              /* the feed's listing */
 	int64_t serial;            /* the last publication's id */
 };
@@ -56,53 +55,9 @@ struct refset {
 static void
 refset_release(struct refset *rs)
 {
-	size_t i;
-
-	for (i = 0; i < rs->n; i++) {
-		gs_free((void *)rs->files[i].name);
-		gs_free((void *)rs->files[i].data);
-	}
-	gs_free(rs->files);
+	gs_schema_docs_release(&rs->files);
 	json_decref(rs->docs);
 	memset(rs, 0, sizeof(*rs));
-}
-
-/* Appends a document (copied) under the name the loader wants. */
-static int
-refset_add(struct refset *rs, int is_form, const char *name, int version,
-    const void *doc, size_t len)
-{
-	struct gs_embedded *e;
-	char fname[GS_SCHEMA_NAME_MAX + 32];
-	unsigned char *copy;
-
-	if (rs->n + 1 >= rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 16;
-
-		if ((e = gs_realloc(rs->files, cap * sizeof(*e))) == NULL)
-			return GS_FAIL(GS_ENOMEM, "reference");
-		rs->files = e;
-		rs->cap = cap;
-	}
-	if (is_form)
-		snprintf(fname, sizeof(fname), "forms/%s@%d.json", name,
-		    version);
-	else
-		snprintf(fname, sizeof(fname), "codes/%s.json", name);
-	if ((copy = gs_malloc(len + 1)) == NULL)
-		return GS_FAIL(GS_ENOMEM, "reference");
-	memcpy(copy, doc, len);
-	copy[len] = '\0';
-	e = &rs->files[rs->n];
-	e->data = copy;
-	e->len = len;
-	if ((e->name = gs_strdup(fname)) == NULL) {
-		gs_free(copy);
-		return GS_FAIL(GS_ENOMEM, "reference");
-	}
-	rs->n++;
-	rs->files[rs->n].name = NULL;
-	return GS_OK;
 }
 
 /* Reads every publication, in order, on st (the caller holds its lock). */
@@ -114,10 +69,8 @@ refset_read(struct pf_store *st, struct refset *rs)
 	int r;
 
 	memset(rs, 0, sizeof(*rs));
-	if ((rs->docs = json_array()) == NULL ||
-	    (rs->files = gs_calloc(1, sizeof(*rs->files))) == NULL)
+	if ((rs->docs = json_array()) == NULL)
 		return GS_FAIL(GS_ENOMEM, "reference");
-	rs->cap = 1;
 	if ((r = pf_recon_stmt(st, PQ_REF_LIST, &s)) != GS_OK)
 		return r;
 	while ((r = gs_stmt_step(s)) == GS_ROW) {
@@ -133,7 +86,7 @@ refset_read(struct pf_store *st, struct refset *rs)
 			    id);
 		}
 		gs_hex_encode(hex, gs_stmt_blob(s, 1), GS_HASHBYTES);
-		if ((r = refset_add(rs, is_form, name, version,
+		if ((r = gs_schema_docs_add(&rs->files, is_form, name, version,
 		    gs_stmt_blob(s, 5), gs_stmt_bytes(s, 5))) != GS_OK ||
 		    json_array_append_new(rs->docs, json_pack("{s:s,s:s,s:s,"
 		    "s:i,s:I}", "digest", hex, "kind", is_form ? "form" :
@@ -158,7 +111,7 @@ pf_reference_schema(struct pf_store *st, struct gs_schema **schema,
 	if ((r = refset_read(st, &rs)) == GS_OK) {
 		*docs = json_incref(rs.docs);
 		*serial = rs.serial;
-		r = gs_schema_load_extra(rs.files, schema);
+		r = gs_schema_load_extra(rs.files.v, schema);
 		/* Published documents that no longer load (a new build whose
 		 * built-in forms now clash with them): the platform must
 		 * still open so an admin can see and fix it, so it runs on
@@ -349,10 +302,10 @@ reference_add(struct pf_platform *pf, const char *path, const char *by)
 	    version)) != GS_OK)
 		goto rollback;
 	if ((r = refset_read(pf->store, &rs)) != GS_OK ||
-	    (r = refset_add(&rs, is_form, name, version, b.data, b.len)) !=
-	    GS_OK)
+	    (r = gs_schema_docs_add(&rs.files, is_form, name, version,
+	    b.data, b.len)) != GS_OK)
 		goto rollback;
-	if ((r = gs_schema_load_extra(rs.files, &next)) != GS_OK) {
+	if ((r = gs_schema_load_extra(rs.files.v, &next)) != GS_OK) {
 		gs_strlcpy(why, gs_errmsg(r), sizeof(why));
 		r = GS_FAIL(r == GS_ENOMEM ? r : GS_EVALIDATION, "%s", why);
 		goto rollback;

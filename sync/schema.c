@@ -40,6 +40,7 @@
  *   Unknown keys anywhere are refused.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -712,6 +713,57 @@ same_table(const struct gs_embedded *a, const struct gs_embedded *b)
  * points at the caller's and the embedded data, so it is freed as soon
  * as the schema has parsed its documents.
  */
+void
+gs_schema_docs_release(struct gs_schema_docs *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		gs_free((void *)d->v[i].name);
+		gs_free((void *)d->v[i].data);
+	}
+	gs_free(d->v);
+	memset(d, 0, sizeof(*d));
+}
+
+int
+gs_schema_docs_add(struct gs_schema_docs *d, int is_form, const char *name,
+    int version, const void *data, size_t len)
+{
+	struct gs_embedded *e;
+	char fname[GS_SCHEMA_NAME_MAX + 32];
+	unsigned char *copy;
+
+	/* n + 1: the NULL entry that ends the table always has a slot. */
+	if (d->n + 1 >= d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+
+		if ((e = gs_realloc(d->v, cap * sizeof(*e))) == NULL)
+			return GS_FAIL(GS_ENOMEM, "reference documents");
+		d->v = e;
+		d->cap = cap;
+	}
+	if (is_form)
+		snprintf(fname, sizeof(fname), "forms/%s@%d.json", name,
+		    version);
+	else
+		snprintf(fname, sizeof(fname), "codes/%s.json", name);
+	if ((copy = gs_malloc(len + 1)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "reference documents");
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	e = &d->v[d->n];
+	e->data = copy;
+	e->len = len;
+	if ((e->name = gs_strdup(fname)) == NULL) {
+		gs_free(copy);
+		return GS_FAIL(GS_ENOMEM, "reference documents");
+	}
+	d->n++;
+	d->v[d->n].name = NULL;
+	return GS_OK;
+}
+
 int
 gs_schema_load_extra(const struct gs_embedded *extra, struct gs_schema **out)
 {

@@ -109,6 +109,23 @@ int gs_schema_load_extra(const struct gs_embedded *extra,
     struct gs_schema **out);
 
 /*
+ * A table of reference documents for gs_schema_load_extra, built by the
+ * platform from what it published and by the agent from what it fetched.
+ * A zeroed struct is empty (v NULL, which gs_schema_load_extra takes).
+ * gs_schema_docs_add copies data under the name the loader wants
+ * ("forms/TYPE@VERSION.json" or "codes/NAME.json") and keeps v
+ * NULL-terminated: GS_OK or GS_ENOMEM (nothing added).
+ * gs_schema_docs_release frees the copies and zeroes d.
+ */
+struct gs_schema_docs {
+	struct gs_embedded *v;
+	size_t n, cap;
+};
+int gs_schema_docs_add(struct gs_schema_docs *d, int is_form,
+    const char *name, int version, const void *data, size_t len);
+void gs_schema_docs_release(struct gs_schema_docs *d);
+
+/*
  * What a reference document is, before it is loaded: a form (*is_form 1,
  * name = its type, *version) or a code table (*is_form 0, name).  GS_OK,
  * or GS_ECORRUPT (not JSON, duplicate keys, neither kind, a name outside
