@@ -34,27 +34,39 @@
 #define HEARTBEAT_MAX 4096    /* heartbeat body bytes */
 #define PULL_BYTES (8u << 20) /* JSON bytes per page (items) */
 
-int
-pf_recon_match(const char *path, char *dev, int *pull)
+const char *
+pf_path_device(const char *path, char dev[33])
 {
 	static const char p1[] = "/v1/devices/";
 	size_t i;
 
 	if (strncmp(path, p1, sizeof(p1) - 1) != 0)
-		return 0;
+		return NULL;
 	path += sizeof(p1) - 1;
 	for (i = 0; i < 32; i++)
 		if (!((path[i] >= '0' && path[i] <= '9') ||
 		    (path[i] >= 'a' && path[i] <= 'f')))
-			return 0;
-	if (strcmp(path + 32, "/pull") == 0)
+			return NULL;
+	memcpy(dev, path, 32);
+	dev[32] = '\0';
+	return path + 32;
+}
+
+int
+pf_recon_match(const char *path, char *dev, int *pull)
+{
+	char id[33];
+	const char *rest = pf_path_device(path, id);
+
+	if (rest == NULL)
+		return 0;
+	if (strcmp(rest, "/pull") == 0)
 		*pull = 1;
-	else if (strcmp(path + 32, "/heartbeat") == 0)
+	else if (strcmp(rest, "/heartbeat") == 0)
 		*pull = 0;
 	else
 		return 0;
-	memcpy(dev, path, 32);
-	dev[32] = '\0';
+	memcpy(dev, id, sizeof(id));
 	return 1;
 }
 

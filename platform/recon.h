@@ -106,6 +106,14 @@ const char *pf_recon_admin(const char *by);
 /* HTTP: "/v1/devices/<32 hex>/pull" (*pull 1) or ".../heartbeat" (0):
  * 1 and the id copied into dev (33 bytes), else 0. */
 int pf_recon_match(const char *path, char *dev, int *pull);
+
+/*
+ * The device part of a "/v1/devices/{32 hex}/..." path: copies the id
+ * into dev (NUL-terminated) and returns what follows it ("/pull", ...),
+ * or NULL when path does not start that way.  Shared by every device
+ * route so the id is checked one way.
+ */
+const char *pf_path_device(const char *path, char dev[33]);
 /* A device's GSQ1-signed request with since = 0 (pull.c): GS_OK and *d, or
  * GS_EUNKNOWNDEVICE / GS_EBADSIG / GS_EINVAL. */
 int pf_recon_authenticate(struct pf_platform *pf,

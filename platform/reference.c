@@ -435,24 +435,16 @@ pf_cmd_reference(struct pf_platform *pf, int argc, char **argv)
 int
 pf_reference_match(const char *path, char dev[33], unsigned char digest[32])
 {
-	static const char p1[] = "/v1/devices/";
 	static const char p2[] = "/reference/";
-	size_t i;
+	char id[33];
+	const char *rest = pf_path_device(path, id);
 
-	if (strncmp(path, p1, sizeof(p1) - 1) != 0)
-		return 0;
-	path += sizeof(p1) - 1;
-	for (i = 0; i < 32; i++)
-		if (!((path[i] >= '0' && path[i] <= '9') ||
-		    (path[i] >= 'a' && path[i] <= 'f')))
-			return 0;
-	if (strncmp(path + 32, p2, sizeof(p2) - 1) != 0 ||
-	    strlen(path + 32 + sizeof(p2) - 1) != 2 * GS_HASHBYTES ||
-	    gs_hex_decode(digest, GS_HASHBYTES, path + 32 + sizeof(p2) - 1)
+	if (rest == NULL || strncmp(rest, p2, sizeof(p2) - 1) != 0 ||
+	    strlen(rest + sizeof(p2) - 1) != 2 * GS_HASHBYTES ||
+	    gs_hex_decode(digest, GS_HASHBYTES, rest + sizeof(p2) - 1)
 	    != GS_OK)
 		return 0;
-	memcpy(dev, path, 32);
-	dev[32] = '\0';
+	memcpy(dev, id, sizeof(id));
 	return 1;
 }
 
