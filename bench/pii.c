@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/error.h"
@@ -60,9 +61,14 @@ open_store(const char *dir, const char *name, int protect,
 	return protect ? ag_store_protect(*st, PASS, sizeof(PASS) - 1) : GS_OK;
 }
 
-/* One profile: single saves, bulk import, masked list. */
+/* One profile's part: 0 the single saves, 1 the bulk import and masked
+ * list.  main runs both profiles' single saves before either bulk import,
+ * so neither profile's saves wait behind the writeback of a bulk import's
+ * hundred MB (run second, the protected saves looked 0.26-0.36 ms slower
+ * than the plain ones for that reason alone). */
 static int
-profile(const char *dir, int protect, const struct gs_buf *in, long saves)
+profile(const char *dir, int protect, const struct gs_buf *in, long saves,
+    int part)
 {
 	const char *tag = protect ? "pii" : "plain";
 	struct ag_store *st = NULL;
@@ -74,8 +80,12 @@ profile(const char *dir, int protect, const struct gs_buf *in, long saves)
 
 	if ((lat = calloc((size_t)saves, sizeof(*lat))) == NULL)
 		return GS_ENOMEM;
+	if (part == 1)
+		goto bulk;
 	if ((r = open_store(dir, "single", protect, &st)) != GS_OK)
 		goto out;
+	/* A previous run's bulk import may still be written back: flush. */
+	sync();
 	for (i = 0; i < saves && off < in->len; i++) {
 		const char *l = in->data + off, *nl = memchr(l, '\n',
 		    in->len - off);
@@ -95,7 +105,9 @@ profile(const char *dir, int protect, const struct gs_buf *in, long saves)
 	printf("%s_single_p50 %.3f ms\n", tag, lat[saves / 2] / 1000.0);
 	printf("%s_single_p90 %.3f ms\n", tag, lat[saves * 9 / 10] / 1000.0);
 	printf("%s_single_p99 %.3f ms\n", tag, lat[saves * 99 / 100] / 1000.0);
+	goto out;
 
+bulk:
 	if ((r = open_store(dir, "bulk", protect, &st)) != GS_OK)
 		goto out;
 	t0 = gs_mono_us();
@@ -194,8 +206,10 @@ main(int argc, char **argv)
 		if (gs_buf_append(&in, chunk, k) != GS_OK)
 			return 65;
 	fclose(f);
-	if ((r = profile(dir, 0, &in, saves)) != GS_OK ||
-	    (r = profile(dir, 1, &in, saves)) != GS_OK ||
+	if ((r = profile(dir, 0, &in, saves, 0)) != GS_OK ||
+	    (r = profile(dir, 1, &in, saves, 0)) != GS_OK ||
+	    (r = profile(dir, 0, &in, saves, 1)) != GS_OK ||
+	    (r = profile(dir, 1, &in, saves, 1)) != GS_OK ||
 	    (r = key_times(dir)) != GS_OK) {
 		fprintf(stderr, "bench-pii: %s\n", ag_errmsg(r));
 		return gs_error_exit(r);

@@ -196,6 +196,10 @@ main(int argc, char **argv)
 	gs_buf_init(&one, 4096);
 	gs_buf_init(&bulk, AG_MAX_IMPORT);
 
+	/* A previous run's bulk import leaves a hundred MB of dirty pages
+	 * whose writeback slows every fdatasync for seconds after: flush
+	 * them first, so each run measures a quiet disk. */
+	sync();
 	/* 0. What one 4 KiB write + fdatasync costs on this disk right now:
 	 * the floor of any durable save. */
 	{
