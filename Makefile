@@ -325,6 +325,7 @@ FUZZ_HARNESSES := \
 
 FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 FUZZ_OPT := -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=fuzzer-no-link,address,undefined \
 	-fno-sanitize-recover=undefined
@@ -342,7 +343,7 @@ fuzz-bins: $(FUZZ_BINS)
 fuzz:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang \
 		OPT='$(FUZZ_OPT)' WERROR= fuzz-bins
-	$(Q)FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	$(Q)FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) \
 		sh tests/fuzz/run.sh
 
 # The long campaign (issue 7): 1,000+ kill points, every-KiB cuts,

@@ -12,8 +12,8 @@
 #        (5 x 4) in two processes and CAMPAIGN_BIG_SEEDS (20) worlds of
 #        100 devices x 14 days, and tests/sim/gssim.py over the real
 #        binaries (one world of 100 x 14) as the slow cross-check;
-#        FUZZ_SECONDS (600) of fuzzing per harness; the allocation
-#        torture.
+#        FUZZ_SECONDS (600) of fuzzing per harness, FUZZ_JOBS (2) at
+#        once; the allocation torture.
 # quick: the same parts, reduced (what a session can afford).
 # CAMPAIGN_PARTS picks parts (default: kill cut powerloss torture sim
 # fuzz); the others are recorded as not run.  Knobs: CAMPAIGN_SEEDS,
@@ -32,6 +32,8 @@ SEED=${GS_SEED:-$(date +%s)}
 logs="$BUILD/campaign"
 mkdir -p "$logs"
 SIM_DEV=${SIM_DEVICES:-5} SIM_DAYS=${SIM_DAYS:-4}
+FJ=${FUZZ_JOBS:-2}
+export FJ
 if [ "$CAMPAIGN" = full ]; then
 	AK=1000 PK=200 STEP=1024 TEARS=10 BIG_DEV=100 BIG_DAYS=14
 	SEEDS=${CAMPAIGN_SEEDS:-10000} BIG=${CAMPAIGN_BIG_SEEDS:-20}
@@ -166,7 +168,7 @@ if part fuzz; then
 	t0=$(date +%s)
 	rm -f "${FUZZ_BUILD:-build/fuzz}/fuzz-results.txt"
 	make --no-print-directory fuzz FUZZ_BUILD="${FUZZ_BUILD:-build/fuzz}" \
-		FUZZ_SECONDS="$FS" >"$logs/fuzz.log" 2>&1
+		FUZZ_SECONDS="$FS" FUZZ_JOBS="$FJ" >"$logs/fuzz.log" 2>&1
 	fuzz_rc=$?
 	cp "${FUZZ_BUILD:-build/fuzz}/fuzz-results.txt" "$logs/fuzz-results.txt" 2>/dev/null
 	fuzz_s=$(( $(date +%s) - t0 ))
@@ -232,8 +234,8 @@ lines.append("| simulation (gssim, in-process, tests/sim/sim.c) | %s seeds: %s w
     sim_runs, seeds, sim_dev, sim_days, big, big_dev, big_days, sim_sum, sim_per, sim_s, sim_fail, "ok" if sim_fail == "0" else "FAILED (see sim-*.log)"))
 lines.append("| simulation cross-check (gssim.py, real binaries) | 1 world of %s devices x %s days: %s | %s | %s |" % (
     py_dev, py_days, py_sum or "?", "0 violations" if py_fail == "0" else "violations", "ok" if py_fail == "0" else "FAILED (see sim-py.log)"))
-lines.append("| fuzzing (make fuzz) | %s s per harness: %s (%s s) | crashes listed left | %s |" % (
-    fs, "; ".join(fuzz) or "not run", fuzz_s, verdict(fuzz_rc)))
+lines.append("| fuzzing (make fuzz) | %s s per harness, %s at once: %s (%s s) | crashes listed left | %s |" % (
+    fs, os.environ.get("FJ", "1"), "; ".join(fuzz) or "not run", fuzz_s, verdict(fuzz_rc)))
 lines = [l for l in lines if not any(
     l.startswith("| " + name) and not ran[key] for name, key in (
         ("kill", "kill"), ("connection", "cut"), ("power", "pl"),
