@@ -27,6 +27,7 @@
 #include "json.h"
 #include "outbox.h"
 #include "receipt.h"
+#include "store.h"
 #include "core/banned.h"
 
 /* Our own defaults, below the format's caps: a batch of this size seals
@@ -433,6 +434,10 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 		goto out;
 	}
 
+	/* New records' creations wait in pending_creation: their change
+	 * rows are written here, in this transaction (schema/agent/0008). */
+	if ((r = ag_store_pending_flush(ob->db)) != GS_OK)
+		goto out;
 	if ((r = pick_changes(ob, lim, &body, &k, &info->skipped, now)) !=
 	    GS_OK)
 		goto out;
@@ -839,8 +844,9 @@ ag_outbox_counts(struct gs_db *db, struct ag_outbox_counts *c)
 
 	memset(c, 0, sizeof(*c));
 	if ((r = gs_stmt_prepare(db,
-		 "SELECT state, count(*) FROM change "
-		 "GROUP BY state",
+		 "SELECT state, sum(n) FROM (SELECT state, count(*) AS n "
+		 "FROM change GROUP BY state UNION ALL SELECT 0, count(*) "
+		 "FROM pending_creation) GROUP BY state",
 		 &st)) != GS_OK)
 		goto out;
 	while ((r = gs_stmt_step(st)) == GS_ROW) {

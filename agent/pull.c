@@ -125,7 +125,8 @@ ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
 	struct gs_db *db = ag_store_db(st);
 	int64_t v[6];
 	static const char *const q[6] = {
-		"SELECT count(*) FROM change WHERE state = 0",
+		"SELECT (SELECT count(*) FROM change WHERE state = 0) + "
+		    "(SELECT count(*) FROM pending_creation)",
 		"SELECT count(*) FROM outbox WHERE state = 'sealed'",
 		"SELECT coalesce(max(seq), 0) FROM outbox "
 		    "WHERE state IN ('acked', 'quarantined')",

@@ -70,6 +70,7 @@ struct ag_store {
 	struct gs_stmt *meta_get, *meta_set;
 	struct gs_stmt *rec_ins, *rec_get, *rec_upd, *rec_del;
 	struct gs_stmt *chg_ins, *chg_unsent, *chg_upd;
+	struct gs_stmt *pend_ins, *pend_make, *pend_del;
 	struct gs_stmt *audit_ins;
 	struct gs_stmt *list;
 
@@ -99,14 +100,16 @@ static const char SQL_REC_INS[] =
     "deleted, created_at, updated_at, author) "
     "VALUES(?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?6, ?7)";
 /*
- * "pending": a change of the record is unsent or in a batch in flight.
- * Two lookups, not "state IN (0, 1)": that form scans every unsent change
+ * "pending": a change of the record is unsent (its creation still in
+ * pending_creation, or a change row) or in a batch in flight.
+ * Lookups by uuid, not "state IN (0, 1)": that form scans every unsent change
  * (100,000 after a bulk import), while state 0 by uuid is one probe of
  * change_one_unsent and the batched changes are few.
  */
 static const char SQL_REC_GET[] =
     "SELECT type, form_version, grid, fields, rev, deleted, created_at, "
     "updated_at, author, "
+    "EXISTS(SELECT 1 FROM pending_creation p WHERE p.uuid = ?1) OR "
     "EXISTS(SELECT 1 FROM change WHERE change.uuid = ?1 AND state = 0) OR "
     "EXISTS(SELECT 1 FROM change WHERE state = 1 AND change.uuid = ?1) "
     "FROM record WHERE uuid = ?1";
@@ -119,6 +122,20 @@ static const char SQL_CHG_INS[] =
     "INSERT INTO change(change_id, uuid, type, form_version, grid, op, "
     "base_rev, fields, reason, author, state, created_at, updated_at) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11)";
+/* A new record's creation, unsent (schema/agent/0008). */
+static const char SQL_PEND_INS[] =
+    "INSERT INTO pending_creation(uuid, change_id) VALUES(?1, ?2)";
+/* Its change row, written when first needed: every column but the id
+ * follows from the record (0008-pending-creation.sql). */
+#define PEND_MAKE \
+    "INSERT INTO change(change_id, uuid, type, form_version, grid, op, " \
+    "base_rev, fields, reason, author, state, created_at, updated_at) " \
+    "SELECT p.change_id, r.uuid, r.type, r.form_version, r.grid, " \
+    "'upsert', 0, NULL, NULL, r.author, 0, r.created_at, r.created_at " \
+    "FROM pending_creation AS p JOIN record AS r ON r.uuid = p.uuid"
+static const char SQL_PEND_MAKE[] = PEND_MAKE " WHERE p.uuid = ?1";
+static const char SQL_PEND_DEL[] =
+    "DELETE FROM pending_creation WHERE uuid = ?1";
 static const char SQL_CHG_UNSENT[] =
     "SELECT change_id, op, fields, form_version FROM change "
     "WHERE uuid = ?1 AND state = 0";
@@ -496,6 +513,9 @@ prepare_all(struct ag_store *st)
 		{ SQL_CHG_INS, &st->chg_ins },
 		{ SQL_CHG_UNSENT, &st->chg_unsent },
 		{ SQL_CHG_UPD, &st->chg_upd },
+		{ SQL_PEND_INS, &st->pend_ins },
+		{ SQL_PEND_MAKE, &st->pend_make },
+		{ SQL_PEND_DEL, &st->pend_del },
 		{ SQL_AUDIT_INS, &st->audit_ins },
 		{ SQL_LIST, &st->list },
 		{ SQL_BIDX_INS, &st->bidx_ins },
@@ -1207,6 +1227,7 @@ insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
 {
 	struct gs_stmt *s = st->rec_ins;
 	const char *type = gs_form_type(f);
+	char id[GS_UUID_LEN + 1];
 	int fv = gs_form_version(f);
 	int r;
 
@@ -1223,11 +1244,44 @@ insert_new(struct ag_store *st, const struct gs_form *f, const char *text,
 		return r;
 	if ((r = db_done(gs_stmt_step(s))) != GS_OK)
 		return r;
-	/* The creation's change carries no fields: it sends the record's
-	 * fields as they are when batched (0006-lean-change.sql), so they
-	 * are written once, not twice. */
-	return insert_change(st, change_id, uuid, type, fv, st->grid,
-	    "upsert", 0, NULL, NULL, now);
+	/* The creation's change is one small row until the outbox batches
+	 * it or an edit coalesces into it (0008-pending-creation.sql); it
+	 * carries no fields: it sends the record's as they are then. */
+	if (change_id == NULL) {
+		gs_uuid_v7(id);
+		change_id = id;
+	}
+	s = st->pend_ins;
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 2, change_id)) != GS_OK)
+		return r;
+	return db_done(gs_stmt_step(s));
+}
+
+int
+ag_store_pending_flush(struct gs_db *db)
+{
+	return gs_db_exec(db, PEND_MAKE "; DELETE FROM pending_creation");
+}
+
+/*
+ * Writes the change row of a record's pending creation, if it has one,
+ * and drops it from pending_creation (inside the caller's transaction):
+ * from then on the creation is an unsent change like any other.
+ */
+static int
+materialize(struct ag_store *st, const char *uuid)
+{
+	int r;
+
+	if ((r = gs_stmt_bind_text(st->pend_make, 1, uuid)) != GS_OK ||
+	    (r = db_done(gs_stmt_step(st->pend_make))) != GS_OK)
+		return r;
+	if (gs_db_changes(st->db) == 0)
+		return GS_OK;
+	if ((r = gs_stmt_bind_text(st->pend_del, 1, uuid)) != GS_OK)
+		return r;
+	return db_done(gs_stmt_step(st->pend_del));
 }
 
 /*
@@ -1387,7 +1441,8 @@ load_unsent(struct ag_store *st, const char *uuid, int *found,
 
 	*found = 0;
 	*fields = NULL;
-	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
+	if ((r = materialize(st, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
 		return r;
 	r = gs_stmt_step(s);
 	if (r == GS_DONE)
@@ -2374,8 +2429,11 @@ ag_store_status(struct ag_store *st, json_t *into)
 	    "WHERE deleted = 0 GROUP BY type ORDER BY type", records))
 	    != GS_OK)
 		goto out;
-	if ((r = add_counts(st->db, "SELECT state, count(*) FROM change "
-	    "GROUP BY state", bystate)) != GS_OK)
+	/* Pending creations are unsent changes too (schema/agent/0008). */
+	if ((r = add_counts(st->db, "SELECT state, sum(n) FROM (SELECT "
+	    "state, count(*) AS n FROM change GROUP BY state UNION ALL "
+	    "SELECT 0, count(*) FROM pending_creation) GROUP BY state",
+	    bystate)) != GS_OK)
 		goto out;
 	/* Every state is shown, zero or not: a script reads them by name, and
 	 * "rejected: 0" is information too. */

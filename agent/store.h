@@ -26,6 +26,14 @@ enum ag_change_state {
 	AG_CHANGE_CONFLICTED = 5
 };
 
+/*
+ * Writes the change row of every new record's creation still waiting in
+ * pending_creation and empties it (schema/agent/0008), inside the
+ * caller's transaction: the outbox calls it before it picks what to
+ * batch.  Works on a bare database handle (no ag_store needed).
+ */
+int ag_store_pending_flush(struct gs_db *db);
+
 /* The store's database and loaded forms; both belong to the store. */
 struct gs_db *ag_store_db(struct ag_store *st);
 const struct gs_schema *ag_store_schema(struct ag_store *st);

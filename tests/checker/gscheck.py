@@ -149,6 +149,17 @@ def check_agent(ck, pdb, path, saved_path, quiescent):
             "SELECT seq, hex(batch_id), hash, state, receipt FROM outbox"):
         outbox[seq] = (bid, h, state, receipt)
 
+    # A new record's creation waits in pending_creation until batched
+    # (schema/agent/0008): unsent, like a change row in state 0.
+    has_pending = adb.execute(
+        "SELECT 1 FROM sqlite_schema WHERE name = 'pending_creation'"
+    ).fetchone() is not None
+    if has_pending and quiescent:
+        for u, cid in adb.execute(
+                "SELECT uuid, change_id FROM pending_creation"):
+            ck.bad("I1", "%s: creation %s of record %s still unsent after "
+                   "a clean sync" % (name, cid, u))
+
     # Consistency of change states with their batches.
     for cid, u, state, bseq in adb.execute(
             "SELECT change_id, uuid, state, batch_seq FROM change"):
@@ -212,7 +223,9 @@ def check_agent(ck, pdb, path, saved_path, quiescent):
         # Every record whose newest change was delivered is there.
         for u, in adb.execute(
                 "SELECT r.uuid FROM record r WHERE NOT EXISTS (SELECT 1 "
-                "FROM change c WHERE c.uuid = r.uuid AND c.state <> ?)",
+                "FROM change c WHERE c.uuid = r.uuid AND c.state <> ?)" +
+                (" AND r.uuid NOT IN (SELECT uuid FROM pending_creation)"
+                 if has_pending else ""),
                 (DELIVERED,)):
             if pdb.execute("SELECT 1 FROM records WHERE uuid = ?",
                            (u,)).fetchone() is None:

@@ -32,7 +32,7 @@ invariant() {
 	what=$1
 	ic=$(q 'PRAGMA integrity_check')
 	rec=$(q 'SELECT count(*) FROM record')
-	chg=$(q 'SELECT count(*) FROM change')
+	chg=$(q 'SELECT (SELECT count(*) FROM change) + (SELECT count(*) FROM pending_creation)')
 	imp=$(q "SELECT count(*) FROM audit WHERE action='import'")
 	if [ "$ic" = ok ] && [ $((rec % N)) -eq 0 ] && [ "$rec" -eq "$chg" ] &&
 		[ "$rec" -eq $((imp * N)) ]; then

@@ -17,7 +17,7 @@ expect_exit 65 "sync to another deployment's platform is refused (65)" \
 	ag sync --platform "$PF_URL"
 grep -q 'deployment' "$T_TMP/err" && ok "... naming the deployment" ||
 	fail "... naming the deployment"
-[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM change WHERE state = 0")" = 3 ] &&
+[ "$(sqlite3 "$AH/agent.db" "SELECT (SELECT count(*) FROM change WHERE state = 0) + (SELECT count(*) FROM pending_creation)")" = 3 ] &&
 	[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox")" = 0 ] &&
 	ok "... and nothing was sealed or sent" ||
 	fail "... and nothing was sealed or sent"
@@ -123,7 +123,7 @@ expect_exit 65 "sync to another deployment's platform is refused (65)" \
 	ag sync --platform "$PF_URL"
 grep -q 'deployment' "$T_TMP/err" && ok "... naming the deployment" ||
 	fail "... naming the deployment"
-[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM change WHERE state = 0")" = 3 ] &&
+[ "$(sqlite3 "$AH/agent.db" "SELECT (SELECT count(*) FROM change WHERE state = 0) + (SELECT count(*) FROM pending_creation)")" = 3 ] &&
 	[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox")" = 0 ] &&
 	ok "... and nothing was sealed or sent" ||
 	fail "... and nothing was sealed or sent"

@@ -98,7 +98,7 @@ expect_exit 0 "sync while locked: nothing sealed, nothing lost" ag sync --json
 [ "$(json_get "$T_TMP/out" 'd["sealed_batches"]')" = 0 ] &&
 	ok "... 50 changes wait for unlock" || fail "... 50 changes wait for unlock"
 grep -q 'wait for' "$T_TMP/err" && ok "... and it says so" || fail "... and it says so"
-[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM change WHERE state = 0")" = 50 ] &&
+[ "$(sqlite3 "$AH/agent.db" "SELECT (SELECT count(*) FROM change WHERE state = 0) + (SELECT count(*) FROM pending_creation)")" = 50 ] &&
 	ok "... still 50 unsent" || fail "... still 50 unsent"
 
 # ---- wrong passphrases

@@ -826,7 +826,8 @@ restore(struct sim *S, struct dev *d)
 	 * restore does to the device, the platform must keep them. */
 	if ((r = gs_stmt_prepare(db, "SELECT r.uuid FROM record r WHERE NOT "
 	    "EXISTS (SELECT 1 FROM change c WHERE c.uuid = r.uuid AND "
-	    "c.state <> 2)", &q)) != GS_OK)
+	    "c.state <> 2) AND NOT EXISTS (SELECT 1 FROM pending_creation p "
+	    "WHERE p.uuid = r.uuid)", &q)) != GS_OK)
 		return r;
 	while ((r = gs_stmt_step(q)) == GS_ROW) {
 		const char *u = gs_stmt_text(q, 0);
@@ -947,6 +948,8 @@ static const struct rule platform_rules[] = {
 static const struct rule device_rules[] = {
 	{"I1", "changes left unsent after a clean sync", "SELECT count(*) "
 	    "FROM a.change WHERE state IN (0, 1) AND ?1 IS NOT NULL"},
+	{"I1", "creations left unsent after a clean sync", "SELECT count(*) "
+	    "FROM a.pending_creation WHERE ?1 IS NOT NULL"},
 	{"I1", "valid changes refused (rejected or quarantined)",
 	    "SELECT count(*) FROM a.change WHERE state IN (3, 4) AND ?1 IS "
 	    "NOT NULL"},

@@ -164,7 +164,19 @@ count_records(void)
 static size_t
 count_changes(void)
 {
-	return (size_t)q_int("SELECT count(*) FROM change", NULL);
+	/* A new record's creation waits in pending_creation until it is
+	 * batched or edited (schema/agent/0008): a change all the same. */
+	return (size_t)q_int("SELECT (SELECT count(*) FROM change) + "
+	    "(SELECT count(*) FROM pending_creation)", NULL);
+}
+
+/* What the outbox does first when it batches: every pending creation
+ * becomes a change row; then sql plays the rest of batching. */
+static void
+exec_chg(const char *sql)
+{
+	assert_int_equal(ag_store_pending_flush(ag_store_db(st)), GS_OK);
+	exec(sql);
 }
 
 static void
@@ -204,7 +216,7 @@ static void
 test_collect_get(void **state)
 {
 	char uuid[AG_UUID_LEN + 1], rec[512];
-	char *json = NULL;
+	char *json = NULL, *t;
 	json_t *o, *c;
 
 	(void)state;
@@ -233,9 +245,24 @@ test_collect_get(void **state)
 	json_decref(o);
 	ag_free(json);
 
-	/* The creation change: base_rev 0, unsent, no fields of its own
-	 * (it sends the record's: 0006-lean-change.sql). */
+	/* The creation change waits in pending_creation: no change row
+	 * yet (schema/agent/0008). */
 	assert_int_equal(count_changes(), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM change", NULL), 0);
+	assert_int_equal(q_int("SELECT count(*) FROM pending_creation WHERE "
+	    "uuid=?1", uuid), 1);
+	/* Batching writes it: base_rev 0, unsent, no fields of its own (it
+	 * sends the record's: 0006-lean-change.sql), and the id made at the
+	 * save. */
+	t = q_text("SELECT change_id FROM pending_creation WHERE uuid=?1",
+	    uuid);
+	assert_int_equal(ag_store_pending_flush(ag_store_db(st)), GS_OK);
+	assert_int_equal(count_changes(), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM pending_creation", NULL),
+	    0);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE "
+	    "change_id=?1", t), 1);
+	free(t);
 	assert_int_equal(q_int("SELECT base_rev FROM change WHERE uuid=?1",
 	    uuid), 0);
 	assert_int_equal(q_int("SELECT state FROM change WHERE uuid=?1",
@@ -380,7 +407,7 @@ test_edit_base_rev(void **state)
 	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
 	    GS_OK);
 	/* The creation is batched (in flight): untouchable. */
-	exec("UPDATE change SET state = 1, batch_seq = 1");
+	exec_chg("UPDATE change SET state = 1, batch_seq = 1");
 	assert_int_equal(ag_edit(st, uuid, e1, strlen(e1)), GS_OK);
 	assert_int_equal(count_changes(), 2);
 	assert_int_equal(q_int("SELECT count(*) FROM change WHERE state=1 AND "
@@ -390,7 +417,7 @@ test_edit_base_rev(void **state)
 
 	/* The platform acked: rev 1.  The unsent edit keeps its base_rev;
 	 * a further edit folds into it. */
-	exec("UPDATE change SET state = 2 WHERE state = 1");
+	exec_chg("UPDATE change SET state = 2 WHERE state = 1");
 	exec("UPDATE record SET rev = 1");
 	assert_int_equal(ag_edit(st, uuid, e2, strlen(e2)), GS_OK);
 	assert_int_equal(count_changes(), 2);
@@ -401,7 +428,7 @@ test_edit_base_rev(void **state)
 	json_decref(c);
 
 	/* All delivered and rev 5: the next edit is based on rev 5. */
-	exec("UPDATE change SET state = 2");
+	exec_chg("UPDATE change SET state = 2");
 	exec("UPDATE record SET rev = 5");
 	assert_int_equal(ag_edit(st, uuid, e3, strlen(e3)), GS_OK);
 	assert_int_equal(count_changes(), 3);
@@ -427,7 +454,7 @@ test_edit_clear_and_invalid(void **state)
 	person(rec, sizeof(rec), "张三", 4);
 	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
 	    GS_OK);
-	exec("UPDATE change SET state = 2");
+	exec_chg("UPDATE change SET state = 2");
 	exec("UPDATE record SET rev = 1");
 	assert_int_equal(ag_edit(st, uuid, set, strlen(set)), GS_OK);
 	assert_int_equal(ag_edit(st, uuid, clear, strlen(clear)), GS_OK);
@@ -480,7 +507,7 @@ test_delete(void **state)
 
 	/* a: delivered at rev 3, then an unsent edit, then a delete: ONE
 	 * delete change, based on rev 3, without fields. */
-	exec("UPDATE change SET state = 2");
+	exec_chg("UPDATE change SET state = 2");
 	exec("UPDATE record SET rev = 3");
 	assert_int_equal(ag_edit(st, a, e, strlen(e)), GS_OK);
 	assert_int_equal(ag_delete(st, a, "moved away"), GS_OK);
@@ -505,7 +532,7 @@ test_delete(void **state)
 	assert_int_equal(ag_delete(st, a, NULL), GS_ENOTFOUND);
 
 	/* b: its change is in flight: the delete is a new change. */
-	exec("UPDATE change SET state = 1 WHERE uuid != '' AND state = 2");
+	exec_chg("UPDATE change SET state = 1 WHERE uuid != '' AND state = 2");
 	assert_int_equal(ag_delete(st, b, NULL), GS_OK);
 	assert_int_equal(q_int("SELECT count(*) FROM change WHERE uuid=?1",
 	    b), 2);
@@ -748,6 +775,9 @@ test_import_pipeline(void **state)
 	t = q_text("SELECT max(uuid) FROM record", NULL);
 	assert_string_equal(t, c.last);
 	free(t);
+	assert_int_equal(q_int("SELECT count(*) FROM pending_creation", NULL),
+	    3000);
+	assert_int_equal(ag_store_pending_flush(ag_store_db(st)), GS_OK);
 	assert_int_equal(q_int("SELECT count(*) FROM change WHERE state = 0 "
 	    "AND op = 'upsert' AND fields IS NULL", NULL), 3000);
 	gs_buf_release(&b);
