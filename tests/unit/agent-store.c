@@ -855,6 +855,60 @@ test_newer_refused(void **state)
 	assert_non_null(strstr(ag_errmsg(GS_EDBVERSION), "newer"));
 }
 
+/*
+ * A creation waiting in pending_creation (schema/agent/0008) is an unsent
+ * change: a platform revision of the same uuid (a restore, a fork) must
+ * not overwrite it, status counts it, and once its change is delivered
+ * the platform's newer revision applies.
+ */
+static void
+test_pending_creation(void **state)
+{
+	char uuid[AG_UUID_LEN + 1], rec[512], *json = NULL;
+	struct ag_platform_rev p;
+	json_t *o, *f;
+	int applied = 1;
+
+	(void)state;
+	person(rec, sizeof(rec), "赵六", 7);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	assert_int_equal(q_int("SELECT count(*) FROM pending_creation", NULL),
+	    1);
+	assert_int_equal(ag_status(st, &json), GS_OK);
+	o = json_loads(json, 0, NULL);
+	ag_free(json);
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    o, "changes"), "unsent")), 1);
+	json_decref(o);
+
+	f = json_pack("{s:s,s:s}", "name", "别人", "pop_type", "REGISTERED");
+	assert_non_null(f);
+	memset(&p, 0, sizeof(p));
+	p.uuid = uuid;
+	p.type = "person";
+	p.grid = "440307001001";
+	p.author = "other";
+	p.form_version = 1;
+	p.rev = 1;
+	p.created_at = p.updated_at = 1;
+	p.fields = f;
+	assert_int_equal(ag_store_apply_platform(st, &p, &applied), GS_OK);
+	assert_int_equal(applied, 0);
+	assert_int_equal(q_int("SELECT count(*) FROM record WHERE fields LIKE "
+	    "'%赵六%'", NULL), 1);
+
+	/* Batched and delivered: the platform's rev 2 applies. */
+	exec_chg("UPDATE change SET state = 2");
+	p.rev = 2;
+	assert_int_equal(ag_store_apply_platform(st, &p, &applied), GS_OK);
+	assert_int_equal(applied, 1);
+	assert_int_equal(q_int("SELECT count(*) FROM record WHERE fields LIKE "
+	    "'%别人%'", NULL), 1);
+	json_decref(f);
+}
+
 int
 main(void)
 {
@@ -869,6 +923,7 @@ main(void)
 		T(test_edit_base_rev),
 		T(test_edit_clear_and_invalid),
 		T(test_delete),
+		T(test_pending_creation),
 		T(test_list_status),
 		T(test_import),
 		T(test_import_pipeline),
