@@ -2,7 +2,7 @@
  * pii.c - what field encryption costs the agent's saves (issue 6), side
  * by side on the same machine at the same moment:
  *
- *	bench-pii [--dir DIR] [--saves N] --ndjson FILE
+ *	bench-pii [--dir DIR] [--saves N] [--only PART] --ndjson FILE
  *
  * For a plain store (ag_store_init only) and a protected one
  * (ag_store_protect: pii sealed under the DEK, blind index on id numbers):
@@ -13,6 +13,9 @@
  *   list     a masked ag_list of everything (opens every record).
  * Then the key: ag_store_protect (Argon2id derive + wrap) and
  * ag_store_unlock (derive + unwrap) wall time, 5 of each, median.
+ *
+ * --only PART runs one part alone: plain-single, pii-single, plain-bulk,
+ * pii-bulk or key (for callgrind: bench/pii-callgrind.sh).
  *
  * Output: "name value unit" lines (bench/pii.sh writes RESULTS.md).
  */
@@ -166,13 +169,15 @@ key_times(const char *dir)
 int
 main(int argc, char **argv)
 {
-	const char *dir = NULL, *ndjson = NULL;
+	static const char *const parts[] = { "plain-single", "pii-single",
+		"plain-bulk", "pii-bulk", "key" };
+	const char *dir = NULL, *ndjson = NULL, *only = NULL;
 	char tmpl[] = "/tmp/gs-bench-pii.XXXXXX", chunk[65536];
 	struct gs_buf in;
 	long saves = 2000;
 	FILE *f;
 	size_t k;
-	int r, a;
+	int r = GS_OK, a, p;
 
 	for (a = 1; a + 1 < argc; a += 2) {
 		if (strcmp(argv[a], "--dir") == 0)
@@ -181,12 +186,18 @@ main(int argc, char **argv)
 			saves = strtol(argv[a + 1], NULL, 10);
 		else if (strcmp(argv[a], "--ndjson") == 0)
 			ndjson = argv[a + 1];
+		else if (strcmp(argv[a], "--only") == 0)
+			only = argv[a + 1];
 		else
 			break;
 	}
-	if (a != argc || ndjson == NULL || saves < 10) {
+	for (p = 0; only != NULL && p < 5; p++)
+		if (strcmp(only, parts[p]) == 0)
+			break;
+	if (a != argc || ndjson == NULL || saves < 10 || p == 5) {
 		fprintf(stderr, "usage: bench-pii [--dir DIR] [--saves N] "
-				"--ndjson FILE\n");
+				"[--only plain-single|pii-single|plain-bulk|"
+				"pii-bulk|key] --ndjson FILE\n");
 		return 64;
 	}
 	if (dir == NULL && (dir = mkdtemp(tmpl)) == NULL) {
@@ -206,11 +217,15 @@ main(int argc, char **argv)
 		if (gs_buf_append(&in, chunk, k) != GS_OK)
 			return 65;
 	fclose(f);
-	if ((r = profile(dir, 0, &in, saves, 0)) != GS_OK ||
-	    (r = profile(dir, 1, &in, saves, 0)) != GS_OK ||
-	    (r = profile(dir, 0, &in, saves, 1)) != GS_OK ||
-	    (r = profile(dir, 1, &in, saves, 1)) != GS_OK ||
-	    (r = key_times(dir)) != GS_OK) {
+	/* Parts in order: both profiles' single saves, both bulk imports,
+	 * the key (p is the --only part, or 0 for all). */
+	for (a = only != NULL ? p : 0; r == GS_OK && a < 5; a++) {
+		r = a < 4 ? profile(dir, a % 2, &in, saves, a / 2) :
+		    key_times(dir);
+		if (only != NULL)
+			break;
+	}
+	if (r != GS_OK) {
 		fprintf(stderr, "bench-pii: %s\n", ag_errmsg(r));
 		return gs_error_exit(r);
 	}
