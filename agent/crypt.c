@@ -26,14 +26,21 @@
 /* Encoded pii of one record above this is refused (a record is at most
  * 1 MiB of JSON, so this is never reached by valid input). */
 #define PII_MAX (2u << 20)
+/* At most this many pii members in one record (a form has at most 128
+ * fields, sync/schema-priv.h); more is refused. */
+#define PII_MAX_KEYS 128
 
 /*
- * keys (secure memory): DEK(32) || index subkey(32) || nonce prefix(16);
- * ctr the nonce counter.  A field nonce is prefix || counter++ (le64): the
- * prefix is random per sealer (per process), so two processes collide
- * with probability 2^-128 per pair, and within one the counter never
- * repeats.  This saves a getrandom() system call per record (2-5 us on
- * this VM, more than the encryption itself).
+ * keys (secure memory): DEK(32) || index subkey(32) || nonce prefix(16) ||
+ * the HChaCha20 subkey of (DEK, prefix)(32); ctr the nonce counter.  A
+ * sealed record's nonce is prefix || counter++ (le64): the prefix is
+ * random per sealer (per process), so two sealers collide with
+ * probability 2^-128 per pair, and within one the counter never repeats
+ * (it is 64 bits wide and only ever incremented).  This saves a
+ * getrandom() system call per record (2-5 us on this VM, more than the
+ * encryption itself); and since every nonce of this sealer starts with
+ * the same 16 bytes, XChaCha20's HChaCha20 step is done once here, not
+ * per record (gs_crypto_xaead_encrypt: the same bytes out).
  */
 struct ag_crypt {
 	unsigned char *keys;
@@ -45,7 +52,8 @@ struct ag_crypt {
 
 #define IDX_KEY(c) ((c)->keys + AG_DEK_BYTES)
 #define NONCE_PREFIX(c) ((c)->keys + 2 * AG_DEK_BYTES)
-#define KEYS_BYTES (2 * AG_DEK_BYTES + 16)
+#define SUBKEY(c) ((c)->keys + 2 * AG_DEK_BYTES + 16)
+#define KEYS_BYTES (3 * AG_DEK_BYTES + 16)
 
 int
 ag_crypt_new(const unsigned char dek[AG_DEK_BYTES], struct ag_crypt **out)
@@ -65,6 +73,7 @@ ag_crypt_new(const unsigned char dek[AG_DEK_BYTES], struct ag_crypt **out)
 	gs_crypto_hash(IDX_KEY(c), AG_DEK_BYTES, ctx, sizeof(ctx) - 1, dek,
 	    AG_DEK_BYTES);
 	gs_random(NONCE_PREFIX(c), 16);
+	gs_crypto_xaead_subkey(SUBKEY(c), dek, NONCE_PREFIX(c));
 	atomic_init(&c->ctr, 0);
 	*out = c;
 	return GS_OK;
@@ -199,40 +208,51 @@ ag_crypt_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
 }
 
 /*
- * The compact JSON of a pii object into out (cap bytes), the way
- * json_dumpb does it: returns the length it needs, and writes it only
- * when it fits.  Strings, the common case, are written directly (about
- * five times cheaper than jansson's callback encoder); anything else goes
- * through json_dumpb.
+ * The compact JSON of a record's pii members into out (cap bytes), the way
+ * json_dumpb would write the object of those members in their order in
+ * fields: returns the length it needs, and writes it only when it fits.
+ * Strings, the common case, are written directly (about five times
+ * cheaper than jansson's callback encoder); anything else goes through
+ * json_dumpb.  The pii members' keys go into keys[] (*nkeys of them, at
+ * most PII_MAX_KEYS, else 0 is returned).
  */
-static size_t
-put_str(unsigned char *out, size_t cap, size_t o, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
 #define PUT(ch)                                                                \
 	do {                                                                   \
 		if (o < cap)                                                   \
 			out[o] = (unsigned char)(ch);                          \
 		o++;                                                           \
 	} while (0)
-	PUT('"');
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
 
+static size_t
+put_str(unsigned char *out, size_t cap, size_t o, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, run;
+
+	PUT('"');
+	for (i = 0; i < n; i = run) {
+		unsigned char ch;
+
+		/* A run with nothing to escape goes in with one copy. */
+		for (run = i; run < n && (unsigned char)s[run] >= 0x20 &&
+		    s[run] != '"' && s[run] != '\\'; run++)
+			;
+		if (run > i) {
+			if (o + (run - i) <= cap)
+				memcpy(out + o, s + i, run - i);
+			o += run - i;
+			continue;
+		}
+		ch = (unsigned char)s[run++];
+		PUT('\\');
 		if (ch == '"' || ch == '\\') {
-			PUT('\\');
 			PUT(ch);
-		} else if (ch < 0x20) {
-			PUT('\\');
+		} else {
 			PUT('u');
 			PUT('0');
 			PUT('0');
 			PUT(hex[ch >> 4]);
 			PUT(hex[ch & 15]);
-		} else {
-			PUT(ch);
 		}
 	}
 	PUT('"');
@@ -240,17 +260,26 @@ put_str(unsigned char *out, size_t cap, size_t o, const char *s, size_t n)
 }
 
 static size_t
-encode_pii(const json_t *p, unsigned char *out, size_t cap)
+encode_pii(const struct gs_form *f, const json_t *fields, unsigned char *out,
+    size_t cap, const char **keys, size_t *nkeys)
 {
 	const char *k;
 	json_t *v;
-	size_t o = 0;
+	size_t o = 0, kl;
 
+	*nkeys = 0;
 	PUT('{');
-	json_object_foreach((json_t *)p, k, v) {
+	json_object_keylen_foreach((json_t *)fields, k, kl, v) {
+		const struct gs_field *fd = gs_form_field(f, k);
+
+		if (fd == NULL || !gs_field_pii(fd))
+			continue;
+		if (*nkeys == PII_MAX_KEYS)
+			return 0;
+		keys[(*nkeys)++] = k;
 		if (o > 1)
 			PUT(',');
-		o = put_str(out, cap, o, k, strlen(k));
+		o = put_str(out, cap, o, k, kl);
 		PUT(':');
 		if (json_is_string(v)) {
 			o = put_str(out, cap, o, json_string_value(v),
@@ -266,9 +295,9 @@ encode_pii(const json_t *p, unsigned char *out, size_t cap)
 		}
 	}
 	PUT('}');
-#undef PUT
 	return o;
 }
+#undef PUT
 
 int
 ag_crypt_is_sealed(const json_t *fields)
@@ -276,61 +305,58 @@ ag_crypt_is_sealed(const json_t *fields)
 	return json_object_get(fields, AG_PII_MEMBER) != NULL;
 }
 
+/*
+ * The sealed box and its base64 text fit these for any person or house
+ * (a few hundred bytes of pii); larger records take the heap.
+ */
+#define SEAL_STACK 4096
+
 int
 ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
     const char *uuid, int form_version, json_t *fields)
 {
-	unsigned char ad[64], stackbuf[4096];
-	unsigned char *plain = stackbuf, *box = NULL;
-	char *text = NULL;
-	json_t *p = NULL, *v;
-	const char *k;
-	void *tmp;
-	size_t adlen, n = 0, boxlen, tlen, cap = sizeof(stackbuf);
+	unsigned char ad[64], stackbuf[SEAL_STACK], stackbox[SEAL_STACK];
+	unsigned char *plain = stackbuf, *box = stackbox;
+	char stacktext[GS_B64_LEN(SEAL_STACK)], *text = stacktext;
+	const char *keys[PII_MAX_KEYS];
+	json_t *sv = NULL;
+	size_t adlen, n = 0, boxlen, tlen, cap = sizeof(stackbuf), nkeys = 0;
+	size_t i;
 	int r = GS_EINTERNAL;
 
 	if (ag_crypt_is_sealed(fields))
 		return GS_FAIL(GS_EINVAL, "record %s: already sealed", uuid);
-	if ((p = json_object()) == NULL)
-		return GS_FAIL(GS_ENOMEM, "seal: out of memory");
-	json_object_foreach_safe(fields, tmp, k, v) {
-		const struct gs_field *fd = gs_form_field(f, k);
-
-		if (fd == NULL || !gs_field_pii(fd))
-			continue;
-		if (json_object_set(p, k, v) != 0) {
-			r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
-			goto out;
-		}
-		json_object_del(fields, k);
-	}
-	if (json_object_size(p) == 0) {
-		r = GS_OK;
+	/* The plaintext straight from fields: no object of the pii members
+	 * is built (that, its frees and the members' moves cost more than
+	 * the encryption). */
+	n = encode_pii(f, fields, plain, cap, keys, &nkeys);
+	if (n > 0 && nkeys == 0) {
+		r = GS_OK; /* nothing to seal */
 		goto out;
 	}
-	n = encode_pii(p, plain, cap);
 	if (n > cap) {
 		if (n > PII_MAX) {
 			r = GS_FAIL(GS_ETOOBIG, "record %s: personal data "
 			    "over %u bytes", uuid, PII_MAX);
 			goto out;
 		}
-		/* Part of it may be on the stack already: wipe it. */
+		/* Part of it is on the stack already: wipe it. */
 		gs_crypto_memzero(stackbuf, sizeof(stackbuf));
 		cap = n;
 		if ((plain = gs_malloc(cap)) == NULL) {
 			r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
 			goto out;
 		}
-		n = encode_pii(p, plain, cap);
+		n = encode_pii(f, fields, plain, cap, keys, &nkeys);
 	}
 	if (n == 0 || n > cap) {
 		r = GS_FAIL(GS_ENOMEM, "seal: cannot encode record %s", uuid);
 		goto out;
 	}
 	boxlen = GS_AEAD_NONCEBYTES + n + GS_AEAD_TAGBYTES;
-	if ((box = gs_malloc(boxlen)) == NULL ||
-	    (text = gs_malloc(GS_B64_LEN(boxlen))) == NULL) {
+	if (boxlen > sizeof(stackbox) &&
+	    ((box = gs_malloc(boxlen)) == NULL ||
+	    (text = gs_malloc(GS_B64_LEN(boxlen))) == NULL)) {
 		r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
 		goto out;
 	}
@@ -344,31 +370,33 @@ ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
 		gs_put_le64(box + 16, n64);
 	}
 	adlen = make_ad(ad, uuid, form_version);
-	if ((r = gs_crypto_aead_encrypt(box + GS_AEAD_NONCEBYTES, plain, n,
-	    ad, adlen, box, c->keys)) != GS_OK)
+	if ((r = gs_crypto_xaead_encrypt(box + GS_AEAD_NONCEBYTES, plain, n,
+	    ad, adlen, box + 16, SUBKEY(c))) != GS_OK)
 		goto out;
 	tlen = ag_crypt_b64_encode(text, box, boxlen);
-	/* nocheck: base64 is ASCII, no need to check it is UTF-8. */
-	if (json_object_set_new(fields, AG_PII_MEMBER,
-	    json_stringn_nocheck(text, tlen)) != 0) {
+	/* nocheck: base64 is ASCII, no need to check it is UTF-8.  The
+	 * sealed member goes in first: if that fails, fields is as it was;
+	 * deleting the plain members then cannot fail (the keys stay valid
+	 * until their own member is deleted). */
+	if ((sv = json_stringn_nocheck(text, tlen)) == NULL ||
+	    json_object_set_new(fields, AG_PII_MEMBER, sv) != 0) {
 		r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
 		goto out;
 	}
+	for (i = 0; i < nkeys; i++)
+		(void)json_object_del(fields, keys[i]);
 	r = GS_OK;
 out:
-	/* On failure the pii members are put back, so the caller's object is
-	 * as it was (it is then thrown away anyway). */
-	if (r != GS_OK && p != NULL)
-		(void)json_object_update(fields, p);
 	/* encode_pii writes at most min(n, cap) bytes (all of cap when it
 	 * failed, n = 0): wiping only those saves a 4 KiB memset per
 	 * record. */
 	gs_crypto_memzero(plain, n > 0 && n < cap ? n : cap);
 	if (plain != stackbuf)
 		gs_free(plain);
-	gs_free(box);
-	gs_free(text);
-	json_decref(p);
+	if (box != stackbox)
+		gs_free(box);
+	if (text != stacktext)
+		gs_free(text);
 	return r;
 }
 

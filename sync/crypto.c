@@ -255,6 +255,31 @@ gs_crypto_aead_encrypt(unsigned char *ct, const void *m, size_t mlen,
 	return GS_OK;
 }
 
+void
+gs_crypto_xaead_subkey(unsigned char sub[GS_AEAD_KEYBYTES],
+    const unsigned char key[GS_AEAD_KEYBYTES], const unsigned char prefix[16])
+{
+	/* What crypto_aead_xchacha20poly1305_ietf_encrypt does first. */
+	(void)crypto_core_hchacha20(sub, prefix, key, NULL);
+}
+
+int
+gs_crypto_xaead_encrypt(unsigned char *ct, const void *m, size_t mlen,
+    const void *ad, size_t adlen, const unsigned char tail[8],
+    const unsigned char sub[GS_AEAD_KEYBYTES])
+{
+	unsigned char npub[crypto_aead_chacha20poly1305_IETF_NPUBBYTES] = { 0 };
+	unsigned long long clen = 0;
+
+	/* ... and then: ChaCha20-Poly1305-IETF under the subkey, with
+	 * 4 zero bytes and the nonce's last 8 as its nonce. */
+	memcpy(npub + 4, tail, 8);
+	if (crypto_aead_chacha20poly1305_ietf_encrypt(ct, &clen, m, mlen, ad,
+	    adlen, NULL, npub, sub) != 0)
+		return GS_FAIL(GS_ECRYPTO, "AEAD encryption failed");
+	return GS_OK;
+}
+
 int
 gs_crypto_aead_decrypt(unsigned char *m, const unsigned char *ct, size_t ctlen,
     const void *ad, size_t adlen, const unsigned char nonce[GS_AEAD_NONCEBYTES],

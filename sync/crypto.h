@@ -133,6 +133,21 @@ int gs_crypto_aead_decrypt(unsigned char *m, const unsigned char *ct,
     const unsigned char nonce[GS_AEAD_NONCEBYTES],
     const unsigned char key[GS_AEAD_KEYBYTES]);
 
+/*
+ * The same XChaCha20-Poly1305-IETF in two steps, for many messages under
+ * one key whose nonces share their first 16 bytes (a counter in the last
+ * 8): gs_crypto_xaead_subkey derives once the HChaCha20 subkey of key and
+ * that prefix (secret: keep it in secure memory); gs_crypto_xaead_encrypt
+ * then encrypts with the subkey and the nonce's last 8 bytes, byte for
+ * byte what gs_crypto_aead_encrypt gives with the whole nonce, without
+ * one HChaCha20 per message.  GS_OK or GS_ECRYPTO.
+ */
+void gs_crypto_xaead_subkey(unsigned char sub[GS_AEAD_KEYBYTES],
+    const unsigned char key[GS_AEAD_KEYBYTES], const unsigned char prefix[16]);
+int gs_crypto_xaead_encrypt(unsigned char *ct, const void *m, size_t mlen,
+    const void *ad, size_t adlen, const unsigned char tail[8],
+    const unsigned char sub[GS_AEAD_KEYBYTES]);
+
 /* -------------------------------------------------------------- hashing */
 
 /* BLAKE2b of in into out[outlen], outlen in [16, 64]; keyed when key is

@@ -255,6 +255,43 @@ test_seal_escapes(void **state)
 	ag_crypt_free(c);
 }
 
+/* Personal data bigger than the sealer's stack buffers (4 KiB) takes the
+ * heap and still comes back whole; the non-pii members keep their order,
+ * and the sealed member comes last. */
+static void
+test_seal_large(void **state)
+{
+	static const unsigned char dek[AG_DEK_BYTES] = { 7 };
+	const struct gs_form *f = gs_schema_form(ag_store_schema(st), "person");
+	struct ag_crypt *c = NULL;
+	const char *u = "01a216d7-02cf-7120-a376-e9fcda75be79";
+	static const char head[] = "{\"pop_type\":\"REGISTERED\",\"sex\":"
+	    "\"1\",\"$pii\":\"";
+	char big[9000], *t;
+	json_t *o, *want;
+
+	(void)state;
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[100] = '"';
+	assert_int_equal(ag_crypt_new(dek, &c), GS_OK);
+	o = json_pack("{s:s,s:s,s:s,s:s}", "pop_type", "REGISTERED", "name",
+	    "陈小明", "address", big, "sex", "1");
+	want = json_deep_copy(o);
+	assert_int_equal(ag_crypt_seal(c, f, u, 1, o), GS_OK);
+	assert_null(json_object_get(o, "address"));
+	t = json_dumps(o, JSON_COMPACT);
+	assert_non_null(t);
+	assert_int_equal(strncmp(t, head, strlen(head)), 0);
+	assert_null(strstr(t, "aaaa"));
+	free(t);
+	assert_int_equal(ag_crypt_open(c, u, 1, o), GS_OK);
+	assert_true(json_equal(o, want));
+	json_decref(o);
+	json_decref(want);
+	ag_crypt_free(c);
+}
+
 static int
 opens(void *ctx, const struct ag_record *rec)
 {
@@ -607,6 +644,7 @@ main(void)
 		T(test_seal_open),
 		T(test_b64_same_as_sodium),
 		T(test_seal_escapes),
+		T(test_seal_large),
 		T(test_import_threads_seal),
 		T(test_masks),
 		T(test_policy),

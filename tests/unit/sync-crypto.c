@@ -49,6 +49,46 @@ test_kx_aead(void **state)
 	    crx), GS_EDECRYPT);
 }
 
+/* The two-step XChaCha20-Poly1305 (subkey once, then per message) gives
+ * the very bytes of the one-step one, for every length and nonce tail,
+ * and they open with the one-step decryption; another prefix's subkey
+ * gives other bytes. */
+static void
+test_xaead_subkey(void **state)
+{
+	unsigned char key[32], sub[32], sub2[32], nonce[24], m[300];
+	unsigned char ct1[316], ct2[316], back[300];
+	size_t len;
+	int i;
+
+	(void)state;
+	gs_random(key, sizeof key);
+	gs_random(nonce, sizeof nonce);
+	gs_random(m, sizeof m);
+	gs_crypto_xaead_subkey(sub, key, nonce);
+	for (i = 0; i < 40; i++) {
+		len = i == 0 ? 0 : (size_t)gs_random_uniform(sizeof m + 1);
+		nonce[16 + i % 8] ^= (unsigned char)(i + 1);
+		assert_int_equal(gs_crypto_aead_encrypt(ct1, m, len, "gs-ad",
+		    5, nonce, key), GS_OK);
+		memset(ct2, 0, sizeof ct2);
+		assert_int_equal(gs_crypto_xaead_encrypt(ct2, m, len, "gs-ad",
+		    5, nonce + 16, sub), GS_OK);
+		assert_memory_equal(ct1, ct2, len + 16);
+		assert_int_equal(gs_crypto_aead_decrypt(back, ct2, len + 16,
+		    "gs-ad", 5, nonce, key), GS_OK);
+		if (len > 0)
+			assert_memory_equal(back, m, len);
+	}
+	nonce[0] ^= 1;
+	gs_crypto_xaead_subkey(sub2, key, nonce);
+	assert_memory_not_equal(sub, sub2, sizeof sub);
+	assert_int_equal(gs_crypto_xaead_encrypt(ct2, m, 100, "gs-ad", 5,
+	    nonce + 16, sub), GS_OK);
+	assert_int_equal(gs_crypto_aead_decrypt(back, ct2, 116, "gs-ad", 5,
+	    nonce, key), GS_EDECRYPT);
+}
+
 static void
 test_sign(void **state)
 {
@@ -174,6 +214,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kx_aead),
+		cmocka_unit_test(test_xaead_subkey),
 		cmocka_unit_test(test_sign),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_memory),
