@@ -7,6 +7,7 @@
  * uuid and never a value.  The DEK and the index subkey live in one
  * sodium_malloc region for the life of the sealer.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -123,19 +124,33 @@ make_ad(unsigned char ad[64], const char *uuid, int form_version)
 static const char B64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/* The two characters of every 12 bits: three bytes in two lookups. */
+static char b64_pair[4096][2];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+
+static void
+b64_pair_init(void)
+{
+	int v;
+
+	for (v = 0; v < 4096; v++) {
+		b64_pair[v][0] = B64[v >> 6];
+		b64_pair[v][1] = B64[v & 63];
+	}
+}
+
 size_t
 ag_crypt_b64_encode(char *out, const unsigned char *in, size_t n)
 {
 	size_t i, o = 0;
 
-	for (i = 0; i + 3 <= n; i += 3) {
+	(void)pthread_once(&b64_once, b64_pair_init);
+	for (i = 0; i + 3 <= n; i += 3, o += 4) {
 		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
 		    in[i + 2];
 
-		out[o++] = B64[v >> 18];
-		out[o++] = B64[(v >> 12) & 63];
-		out[o++] = B64[(v >> 6) & 63];
-		out[o++] = B64[v & 63];
+		memcpy(out + o, b64_pair[v >> 12], 2);
+		memcpy(out + o + 2, b64_pair[v & 4095], 2);
 	}
 	if (n - i == 1) {
 		out[o++] = B64[in[i] >> 2];
@@ -223,6 +238,13 @@ ag_crypt_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
 		o++;                                                           \
 	} while (0)
 
+/* 1 for the bytes a JSON string must escape: controls, '"' and '\\'. */
+static const unsigned char needs_esc[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	['"'] = 1, ['\\'] = 1,
+};
+
 static size_t
 put_str(unsigned char *out, size_t cap, size_t o, const char *s, size_t n)
 {
@@ -234,8 +256,8 @@ put_str(unsigned char *out, size_t cap, size_t o, const char *s, size_t n)
 		unsigned char ch;
 
 		/* A run with nothing to escape goes in with one copy. */
-		for (run = i; run < n && (unsigned char)s[run] >= 0x20 &&
-		    s[run] != '"' && s[run] != '\\'; run++)
+		for (run = i; run < n && !needs_esc[(unsigned char)s[run]];
+		    run++)
 			;
 		if (run > i) {
 			if (o + (run - i) <= cap)
