@@ -7,7 +7,9 @@
  * For a plain store (ag_store_init only) and a protected one
  * (ag_store_protect: pii sealed under the DEK, blind index on id numbers):
  *   single   N ag_collect calls of gridgen persons, each its own fsync'd
- *            transaction: p50/p90/p99 latency;
+ *            transaction: p50/p90/p99 latency, after a sync and the
+ *            disk's own 4 KiB write + fdatasync p50 (bench/lat.h, the
+ *            same code as bench/save.c's);
  *   bulk     ag_import_ndjson of the whole FILE in one transaction:
  *            records per second;
  *   list     a masked ag_list of everything (opens every record).
@@ -30,17 +32,10 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "gridagent.h"
+#include "lat.h"
 #include "core/banned.h"
 
 static const char PASS[] = "correct horse battery staple";
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
 
 static int
 count_rec(void *ctx, const struct ag_record *rec)
@@ -68,46 +63,34 @@ open_store(const char *dir, const char *name, int protect,
  * list.  main runs both profiles' single saves before either bulk import,
  * so neither profile's saves wait behind the writeback of a bulk import's
  * hundred MB (run second, the protected saves looked 0.26-0.36 ms slower
- * than the plain ones for that reason alone). */
+ * than the plain ones for that reason alone).  The saves are timed as
+ * bench/save.c times them (bench/lat.h), after the same fsync probe. */
 static int
 profile(const char *dir, int protect, const struct gs_buf *in, long saves,
     int part)
 {
 	const char *tag = protect ? "pii" : "plain";
 	struct ag_store *st = NULL;
-	char uuid[AG_UUID_LEN + 1];
-	int64_t *lat = NULL, t0, t1;
-	size_t off = 0, n = 0;
-	long i;
+	struct lat l;
+	int64_t t0, t1;
+	size_t n = 0;
 	int r;
 
-	if ((lat = calloc((size_t)saves, sizeof(*lat))) == NULL)
-		return GS_ENOMEM;
 	if (part == 1)
 		goto bulk;
 	if ((r = open_store(dir, "single", protect, &st)) != GS_OK)
 		goto out;
-	/* A previous run's bulk import may still be written back: flush. */
-	sync();
-	for (i = 0; i < saves && off < in->len; i++) {
-		const char *l = in->data + off, *nl = memchr(l, '\n',
-		    in->len - off);
-		size_t len = nl ? (size_t)(nl - l) : in->len - off;
-
-		off += len + 1;
-		t0 = gs_mono_us();
-		r = ag_collect(st, "person", l, len, uuid);
-		lat[i] = gs_mono_us() - t0;
-		if (r != GS_OK)
-			goto out;
+	if (lat_fsync_probe(dir, &l) != 0) {
+		r = GS_FAIL(GS_EIO, "fsync probe in %s failed", dir);
+		goto out;
 	}
-	saves = i;
-	ag_store_close(st);
-	st = NULL;
-	qsort(lat, (size_t)saves, sizeof(*lat), cmp_i64);
-	printf("%s_single_p50 %.3f ms\n", tag, lat[saves / 2] / 1000.0);
-	printf("%s_single_p90 %.3f ms\n", tag, lat[saves * 9 / 10] / 1000.0);
-	printf("%s_single_p99 %.3f ms\n", tag, lat[saves * 99 / 100] / 1000.0);
+	printf("%s_fsync_p50 %.3f ms\n", tag, l.p50);
+	if ((r = lat_saves(st, "person", in->data, in->len, saves, &l))
+	    != GS_OK)
+		goto out;
+	printf("%s_single_p50 %.3f ms\n", tag, l.p50);
+	printf("%s_single_p90 %.3f ms\n", tag, l.p90);
+	printf("%s_single_p99 %.3f ms\n", tag, l.p99);
 	goto out;
 
 bulk:
@@ -130,7 +113,6 @@ bulk:
 	    n / ((t1 - t0) / 1e6));
 out:
 	ag_store_close(st);
-	free(lat);
 	return r;
 }
 
@@ -159,8 +141,8 @@ key_times(const char *dir)
 	}
 	if (r != GS_OK)
 		return r;
-	qsort(prot, 5, sizeof(prot[0]), cmp_i64);
-	qsort(unl, 5, sizeof(unl[0]), cmp_i64);
+	qsort(prot, 5, sizeof(prot[0]), lat_cmp);
+	qsort(unl, 5, sizeof(unl[0]), lat_cmp);
 	printf("protect_median %.1f ms\n", prot[2] / 1000.0);
 	printf("unlock_median %.1f ms\n", unl[2] / 1000.0);
 	return GS_OK;

@@ -3,14 +3,16 @@
  *
  *	bench-save [--dir DIR] [--count N] [--saves N] [--ndjson FILE]
  *
+ * The records come from --ndjson FILE (e.g. `gridgen --type person
+ * --count N`) or, without it, from a built-in generator of --count valid
+ * persons (distinct GB 11643 ids).
  * 0. fsync: 200 x (4 KiB pwrite + fdatasync) in DIR, the floor of any
- *    durable save on that disk at that moment.
- * 1. Single saves: --saves ag_collect calls (default 2000), each one
- *    fsync'd transaction; prints p50/p90/p99/max latency.
- * 2. Bulk import: ag_import_ndjson of --count persons (default 100,000)
- *    in one transaction; prints records per second.  The records come from
- *    --ndjson FILE (e.g. `gridgen --type person --count N`) or, without it,
- *    from a built-in generator of valid persons (distinct GB 11643 ids).
+ *    durable save on that disk at that moment (after a sync).
+ * 1. Single saves: --saves ag_collect calls (default 2000) of the first
+ *    records, each one fsync'd transaction; prints p50/p90/p99/max
+ *    latency.  0 and 1 are bench/lat.h, shared with bench/pii.c.
+ * 2. Bulk import: ag_import_ndjson of all the records in one
+ *    transaction; prints records per second.
  *
  * 3. The floor: the same rows (record with the input line as its fields,
  *    and its pending creation) inserted through the SQLite seam, on one
@@ -35,16 +37,9 @@
 #include "core/util.h"
 #include "db.h"
 #include "gridagent.h"
+#include "lat.h"
 #include "uuid.h"
 #include "core/banned.h"
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
 
 /* A valid id number: region 110105, a birth date from i, check digit. */
 static void
@@ -158,11 +153,11 @@ main(int argc, char **argv)
 {
 	const char *dir = NULL, *ndjson = NULL;
 	char tmpl[] = "/tmp/gs-bench-save.XXXXXX", home[512];
-	char uuid[AG_UUID_LEN + 1];
 	long count = 100000, saves = 2000, i;
 	struct ag_store *st = NULL;
-	struct gs_buf one, bulk;
-	int64_t *lat = NULL, t0, t1;
+	struct gs_buf bulk;
+	struct lat l;
+	int64_t t0, t1;
 	size_t n = 0;
 	int r, a;
 
@@ -190,68 +185,7 @@ main(int argc, char **argv)
 		perror(dir);
 		return 73;
 	}
-	gs_buf_init(&one, 4096);
 	gs_buf_init(&bulk, AG_MAX_IMPORT);
-
-	/* A previous run's bulk import leaves a hundred MB of dirty pages
-	 * whose writeback slows every fdatasync for seconds after: flush
-	 * them first, so each run measures a quiet disk. */
-	sync();
-	/* 0. What one 4 KiB write + fdatasync costs on this disk right now:
-	 * the floor of any durable save. */
-	{
-		char fpath[600], page[4096];
-		int fd;
-
-		snprintf(fpath, sizeof(fpath), "%s/fsync.probe", dir);
-		memset(page, 'x', sizeof(page));
-		if ((lat = calloc(200, sizeof(*lat))) == NULL ||
-		    (fd = open(fpath, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0)
-			return 74;
-		for (i = 0; i < 200; i++) {
-			t0 = gs_mono_us();
-			if (pwrite(fd, page, sizeof(page), (off_t)(i % 16) *
-			    (off_t)sizeof(page)) != (ssize_t)sizeof(page) ||
-			    fdatasync(fd) != 0)
-				return 74;
-			lat[i] = gs_mono_us() - t0;
-		}
-		close(fd);
-		unlink(fpath);
-		qsort(lat, 200, sizeof(*lat), cmp_i64);
-		printf("fsync_p50 %.3f ms\n", lat[100] / 1000.0);
-		free(lat);
-		lat = NULL;
-	}
-
-	/* 1. Single saves, each its own fsync'd transaction. */
-	snprintf(home, sizeof(home), "%s/single", dir);
-	if ((r = ag_store_init(home, "440307001001001", "bench", &st))
-	    != GS_OK)
-		goto fail;
-	if ((lat = calloc((size_t)saves, sizeof(*lat))) == NULL)
-		return 70;
-	for (i = 0; i < saves; i++) {
-		gs_buf_reset(&one);
-		if ((r = person(&one, i)) != GS_OK)
-			goto fail;
-		t0 = gs_mono_us();
-		r = ag_collect(st, "person", one.data, one.len, uuid);
-		t1 = gs_mono_us();
-		if (r != GS_OK)
-			goto fail;
-		lat[i] = t1 - t0;
-	}
-	ag_store_close(st);
-	st = NULL;
-	qsort(lat, (size_t)saves, sizeof(*lat), cmp_i64);
-	printf("single_saves %ld count\n", saves);
-	printf("single_p50 %.3f ms\n", lat[saves / 2] / 1000.0);
-	printf("single_p90 %.3f ms\n", lat[saves * 9 / 10] / 1000.0);
-	printf("single_p99 %.3f ms\n", lat[saves * 99 / 100] / 1000.0);
-	printf("single_max %.3f ms\n", lat[saves - 1] / 1000.0);
-
-	/* 2. Bulk import of count persons in one transaction. */
 	if (ndjson != NULL) {
 		FILE *f = fopen(ndjson, "rb");
 		char chunk[65536];
@@ -271,6 +205,32 @@ main(int argc, char **argv)
 			    (r = gs_buf_putc(&bulk, '\n')) != GS_OK)
 				goto fail;
 	}
+
+	/* 0. What one 4 KiB write + fdatasync costs on this disk right now
+	 * (after flushing a previous run's writeback): the floor of any
+	 * durable save. */
+	if (lat_fsync_probe(dir, &l) != 0) {
+		perror("fsync probe");
+		return 74;
+	}
+	printf("fsync_p50 %.3f ms\n", l.p50);
+
+	/* 1. Single saves, each its own fsync'd transaction. */
+	snprintf(home, sizeof(home), "%s/single", dir);
+	if ((r = ag_store_init(home, "440307001001001", "bench", &st))
+	    != GS_OK ||
+	    (r = lat_saves(st, "person", bulk.data, bulk.len, saves, &l))
+	    != GS_OK)
+		goto fail;
+	ag_store_close(st);
+	st = NULL;
+	printf("single_saves %ld count\n", l.n);
+	printf("single_p50 %.3f ms\n", l.p50);
+	printf("single_p90 %.3f ms\n", l.p90);
+	printf("single_p99 %.3f ms\n", l.p99);
+	printf("single_max %.3f ms\n", l.max);
+
+	/* 2. Bulk import of all of them in one transaction. */
 	snprintf(home, sizeof(home), "%s/bulk", dir);
 	if ((r = ag_store_init(home, "440307001001001", "bench", &st))
 	    != GS_OK)
@@ -300,8 +260,6 @@ main(int argc, char **argv)
 		printf("floor_seconds %.3f s\n", secs);
 		printf("floor_rate %.0f records/s\n", rows / secs);
 	}
-	free(lat);
-	gs_buf_release(&one);
 	gs_buf_release(&bulk);
 	return 0;
 fail:
