@@ -91,7 +91,9 @@ for mode in bare forged proxy; do
 		fail "... the batch stays sealed ($n sealed, $b batched)"
 done
 sqlite3 "$AH/agent.db" "SELECT last_error FROM outbox" | grep -q '403' &&
-	ok "the outbox records why" || fail "the outbox records why"
+	ok "the outbox records why" ||
+	fail "the outbox records why: $(sqlite3 "$AH/agent.db" \
+		"SELECT seq, last_error FROM outbox" | tr '\n' ' ')"
 # A platform that takes the bytes and never answers: the request times out.
 echo hang >"$FAKE_PORT_FILE.mode"
 t0=$(date +%s)
@@ -101,7 +103,7 @@ expect_exit 75 "an answer that never comes times out (75)" \
 [ $(( $(date +%s) - t0 )) -le 6 ] && ok "... within the configured timeout" ||
 	fail "... within the configured timeout"
 grep -qi 'timed out\|timeout' "$T_TMP/err" && ok "... saying it timed out" ||
-	fail "... saying it timed out"
+	fail "... saying it timed out: $(tr '\n' ' ' <"$T_TMP/err")"
 kill "$FAKE_PID" 2>/dev/null
 
 # ---- the platform is back: everything arrives, once
