@@ -64,6 +64,10 @@ expect_exit() {
 start_platform() {
 	pf_home=$1
 	pf_log="$pf_home/serve.log"
+	# Removed first: the redirection truncates it only once the child
+	# runs, and a restarted platform's loop below could read the last
+	# run's "listening on" line meanwhile.
+	rm -f "$pf_home/serve.out"
 	"$GRIDPLATFORM" --home "$pf_home" serve --listen 127.0.0.1:0 \
 		>"$pf_home/serve.out" 2>"$pf_log" &
 	PF_PID=$!

@@ -18,7 +18,9 @@ PF_PORT=${PF_URL##*:}
 
 proxy() {
 	PX_STATS="$T_TMP/proxy.stats"
-	rm -f "$PX_STATS"
+	# (The stopped proxy's "listening on" line must not be read as this
+	# one's: see proxy() in fault-cut.sh.)
+	rm -f "$PX_STATS" "$T_TMP/proxy.out"
 	"$PROXY" --to "$PF_PORT" --stats "$PX_STATS" "$@" >"$T_TMP/proxy.out" &
 	PX_PID=$!
 	T_PIDS="$T_PIDS $PX_PID"

@@ -45,7 +45,10 @@ PF_PORT=${PF_URL##*:}
 # $PX_PID and $PX_STATS.
 proxy() {
 	PX_STATS="$T_TMP/proxy.stats"
-	rm -f "$PX_STATS"
+	# Both go first: the redirection below truncates proxy.out in the
+	# child, which may run after the loop has read the stopped proxy's
+	# "listening on" line (a connection refused, seen on a loaded box).
+	rm -f "$PX_STATS" "$T_TMP/proxy.out"
 	"$PROXY" --to "$PF_PORT" --stats "$PX_STATS" "$@" >"$T_TMP/proxy.out" &
 	PX_PID=$!
 	T_PIDS="$T_PIDS $PX_PID"
