@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/util.h"
@@ -29,7 +30,7 @@
 #define PII_MAX (2u << 20)
 /* At most this many pii members in one record (a form has at most 128
  * fields, sync/schema-priv.h); more is refused. */
-#define PII_MAX_KEYS 128
+#define PII_MAX_KEYS AG_PII_MAX_KEYS
 
 /*
  * keys (secure memory): DEK(32) || index subkey(32) || nonce prefix(16) ||
@@ -333,26 +334,31 @@ ag_crypt_is_sealed(const json_t *fields)
  */
 #define SEAL_STACK 4096
 
-int
-ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
-    const char *uuid, int form_version, json_t *fields)
+/*
+ * Seals the pii members of fields (their keys into keys[], *nkeys).  out
+ * NULL: into fields (ag_crypt_seal); else the base64 of the box is
+ * appended to out and fields is left as it is (ag_crypt_seal_text).
+ */
+static int
+seal(const struct ag_crypt *c, const struct gs_form *f, const char *uuid,
+    int form_version, json_t *fields, struct gs_buf *out, const char **keys,
+    size_t *nkeys)
 {
 	unsigned char ad[64], stackbuf[SEAL_STACK], stackbox[SEAL_STACK];
 	unsigned char *plain = stackbuf, *box = stackbox;
 	char stacktext[GS_B64_LEN(SEAL_STACK)], *text = stacktext;
-	const char *keys[PII_MAX_KEYS];
 	json_t *sv = NULL;
-	size_t adlen, n = 0, boxlen, tlen, cap = sizeof(stackbuf), nkeys = 0;
-	size_t i;
+	size_t adlen, n = 0, boxlen, tlen, cap = sizeof(stackbuf), i;
 	int r = GS_EINTERNAL;
 
+	*nkeys = 0;
 	if (ag_crypt_is_sealed(fields))
 		return GS_FAIL(GS_EINVAL, "record %s: already sealed", uuid);
 	/* The plaintext straight from fields: no object of the pii members
 	 * is built (that, its frees and the members' moves cost more than
 	 * the encryption). */
-	n = encode_pii(f, fields, plain, cap, keys, &nkeys);
-	if (n > 0 && nkeys == 0) {
+	n = encode_pii(f, fields, plain, cap, keys, nkeys);
+	if (n > 0 && *nkeys == 0) {
 		r = GS_OK; /* nothing to seal */
 		goto out;
 	}
@@ -369,7 +375,7 @@ ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
 			r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
 			goto out;
 		}
-		n = encode_pii(f, fields, plain, cap, keys, &nkeys);
+		n = encode_pii(f, fields, plain, cap, keys, nkeys);
 	}
 	if (n == 0 || n > cap) {
 		r = GS_FAIL(GS_ENOMEM, "seal: cannot encode record %s", uuid);
@@ -378,9 +384,17 @@ ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
 	boxlen = GS_AEAD_NONCEBYTES + n + GS_AEAD_TAGBYTES;
 	if (boxlen > sizeof(stackbox) &&
 	    ((box = gs_malloc(boxlen)) == NULL ||
-	    (text = gs_malloc(GS_B64_LEN(boxlen))) == NULL)) {
+	    (out == NULL && (text = gs_malloc(GS_B64_LEN(boxlen))) == NULL))) {
 		r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
 		goto out;
+	}
+	if (out != NULL) {
+		/* The text goes straight into out. */
+		if ((r = gs_buf_reserve(out, GS_B64_LEN(boxlen))) != GS_OK) {
+			r = GS_FAIL(r, "seal: out of memory");
+			goto out;
+		}
+		text = out->data + out->len;
 	}
 	{
 		/* ag_crypt is const to its users: sealing changes nothing
@@ -396,6 +410,11 @@ ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
 	    ad, adlen, box + 16, SUBKEY(c))) != GS_OK)
 		goto out;
 	tlen = ag_crypt_b64_encode(text, box, boxlen);
+	if (out != NULL) {
+		out->len += tlen;
+		r = GS_OK;
+		goto out;
+	}
 	/* nocheck: base64 is ASCII, no need to check it is UTF-8.  The
 	 * sealed member goes in first: if that fails, fields is as it was;
 	 * deleting the plain members then cannot fail (the keys stay valid
@@ -405,7 +424,7 @@ ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
 		r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
 		goto out;
 	}
-	for (i = 0; i < nkeys; i++)
+	for (i = 0; i < *nkeys; i++)
 		(void)json_object_del(fields, keys[i]);
 	r = GS_OK;
 out:
@@ -417,9 +436,30 @@ out:
 		gs_free(plain);
 	if (box != stackbox)
 		gs_free(box);
-	if (text != stacktext)
+	if (out == NULL && text != stacktext)
 		gs_free(text);
+	if (r != GS_OK)
+		*nkeys = 0;
 	return r;
+}
+
+int
+ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
+    const char *uuid, int form_version, json_t *fields)
+{
+	const char *keys[PII_MAX_KEYS];
+	size_t nkeys;
+
+	return seal(c, f, uuid, form_version, fields, NULL, keys, &nkeys);
+}
+
+int
+ag_crypt_seal_text(const struct ag_crypt *c, const struct gs_form *f,
+    const char *uuid, int form_version, const json_t *fields,
+    struct gs_buf *out, const char *keys[AG_PII_MAX_KEYS], size_t *nkeys)
+{
+	return seal(c, f, uuid, form_version, (json_t *)fields, out, keys,
+	    nkeys);
 }
 
 int

@@ -37,7 +37,10 @@
 #define AG_DEK_BYTES 32
 #define AG_BIDX_BYTES 16
 #define AG_PII_MEMBER "$pii"
+/* The most pii members one record may have (a form's fields at most). */
+#define AG_PII_MAX_KEYS 128
 
+struct gs_buf;
 struct gs_form;
 struct ag_crypt;
 
@@ -59,6 +62,20 @@ const unsigned char *ag_crypt_dek(const struct ag_crypt *c);
  */
 int ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
     const char *uuid, int form_version, json_t *fields);
+
+/*
+ * The same sealing for a caller that encodes the stored text itself (the
+ * bulk import), without changing fields: the base64 of the sealed member
+ * is appended to out, and keys[] gets the keys of the pii members in
+ * fields' order (*nkeys of them; 0: nothing to seal, out unchanged).  The
+ * keys are fields' own strings, valid while fields is unchanged.  The
+ * stored text is then the members of fields whose keys are not in keys[],
+ * in order, and "$pii":"<out>" last: byte for byte the text of fields
+ * after ag_crypt_seal.  Errors as ag_crypt_seal's.
+ */
+int ag_crypt_seal_text(const struct ag_crypt *c, const struct gs_form *f,
+    const char *uuid, int form_version, const json_t *fields,
+    struct gs_buf *out, const char *keys[AG_PII_MAX_KEYS], size_t *nkeys);
 
 /*
  * Opens the sealed member back into fields (which then holds plain values

@@ -1027,6 +1027,62 @@ seal_fields(struct ag_store *st, const struct gs_form *f, const char *uuid,
 	return ag_crypt_seal(st->crypt, f, uuid, fv, fields);
 }
 
+/*
+ * The stored text of a validated, plain fields object, appended to b (no
+ * NUL): what seal_fields and then put_json give, but written straight
+ * from the object, the pii members left out and the sealed member added
+ * last (ag_crypt_seal_text), so no member is moved in or out of it (the
+ * bulk import's readers; about 3k instructions per record less).  bx as
+ * seal_fields; sealed is scratch space.
+ */
+static int
+put_stored(struct ag_store *st, const struct gs_form *f, const char *uuid,
+    int fv, const json_t *fields, struct bidx *bx, struct gs_buf *b,
+    struct gs_buf *sealed)
+{
+	const char *keys[AG_PII_MAX_KEYS], *k;
+	size_t nkeys = 0, j = 0;
+	json_t *x;
+	int r, first = 1;
+
+	bx->n = 0;
+	if (!st->protect)
+		return put_json(b, fields);
+	if (st->crypt == NULL)
+		return locked_error();
+	gs_buf_reset(sealed);
+	if ((r = bidx_collect(st, f, fields, bx)) != GS_OK ||
+	    (r = ag_crypt_seal_text(st->crypt, f, uuid, fv, fields, sealed,
+	    keys, &nkeys)) != GS_OK)
+		return r;
+	if (nkeys == 0)
+		return put_json(b, fields);
+	if ((r = gs_buf_putc(b, '{')) != GS_OK)
+		return r;
+	/* keys[] are the object's own key strings in its order. */
+	json_object_foreach((json_t *)fields, k, x) {
+		if (j < nkeys && k == keys[j]) {
+			j++;
+			continue;
+		}
+		if ((!first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
+		    (r = put_json_string(b, k)) != GS_OK ||
+		    (r = gs_buf_putc(b, ':')) != GS_OK ||
+		    (r = put_json(b, x)) != GS_OK)
+			return r;
+		first = 0;
+	}
+	/* Every pii member was left out, or none of this is stored. */
+	if (j != nkeys)
+		return GS_FAIL(GS_EINTERNAL, "record %s: sealed members out "
+		    "of order", uuid);
+	if ((!first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
+	    (r = gs_buf_puts(b, "\"" AG_PII_MEMBER "\":\"")) != GS_OK ||
+	    (r = gs_buf_append(b, sealed->data, sealed->len)) != GS_OK)
+		return r;
+	return gs_buf_puts(b, "\"}");
+}
+
 /* Opens a stored fields object in place (GS_EPERM when locked and it
  * holds sealed data). */
 static int
@@ -1952,6 +2008,7 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
     size_t to, size_t line)
 {
 	struct gs_problems p;
+	struct gs_buf sealed;
 	char why[256];
 	json_t *fields = NULL;
 	size_t j = 0;
@@ -1960,6 +2017,7 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 	c->n = 0;
 	c->fatal = GS_OK;
 	gs_buf_reset(&c->text);
+	gs_buf_init(&sealed, 2 * AG_MAX_RECORD_JSON);
 	for (; from < to; j++) {
 		const char *l = im->data + from, *nl;
 		struct import_item *it = &c->item[c->n];
@@ -1988,10 +2046,9 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 			memcpy(it->change_id, c->ids[j][1],
 			    sizeof(it->change_id));
 			it->off = c->text.len;
-			if ((r = seal_fields(im->st, im->f, it->uuid,
-			    gs_form_version(im->f), fields, &it->bx))
-			    == GS_OK &&
-			    (r = put_json(&c->text, fields)) == GS_OK)
+			if ((r = put_stored(im->st, im->f, it->uuid,
+			    gs_form_version(im->f), fields, &it->bx,
+			    &c->text, &sealed)) == GS_OK)
 				r = gs_buf_putc(&c->text, '\0');
 			if (r == GS_OK)
 				it->kind = ITEM_OK;
@@ -2008,6 +2065,7 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 			break;
 		}
 	}
+	gs_buf_release(&sealed);
 }
 
 static void *
