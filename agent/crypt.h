@@ -43,6 +43,7 @@
 struct gs_buf;
 struct gs_form;
 struct ag_crypt;
+struct ag_pii_plan;
 
 /*
  * A sealer over a copy of dek, kept in secure memory with the blind-index
@@ -67,15 +68,29 @@ int ag_crypt_seal(const struct ag_crypt *c, const struct gs_form *f,
  * The same sealing for a caller that encodes the stored text itself (the
  * bulk import), without changing fields: the base64 of the sealed member
  * is appended to out, and keys[] gets the keys of the pii members in
- * fields' order (*nkeys of them; 0: nothing to seal, out unchanged).  The
+ * fields' order (*nkeys of them; 0: nothing to seal, out unchanged); plan
+ * (ag_crypt_plan_new of f, or NULL) says which members are pii.  The
  * keys are fields' own strings, valid while fields is unchanged.  The
  * stored text is then the members of fields whose keys are not in keys[],
  * in order, and "$pii":"<out>" last: byte for byte the text of fields
  * after ag_crypt_seal.  Errors as ag_crypt_seal's.
  */
 int ag_crypt_seal_text(const struct ag_crypt *c, const struct gs_form *f,
-    const char *uuid, int form_version, const json_t *fields,
-    struct gs_buf *out, const char *keys[AG_PII_MAX_KEYS], size_t *nkeys);
+    const struct ag_pii_plan *plan, const char *uuid, int form_version,
+    const json_t *fields, struct gs_buf *out,
+    const char *keys[AG_PII_MAX_KEYS], size_t *nkeys);
+
+/*
+ * Which members of f's records are pii, worked out once for many seals
+ * (ag_crypt_seal_text's plan; NULL there looks each key up in f).  Valid
+ * while f is.  GS_OK and *out (ag_crypt_plan_free), GS_ENOMEM.
+ */
+int ag_crypt_plan_new(const struct gs_form *f, struct ag_pii_plan **out);
+void ag_crypt_plan_free(struct ag_pii_plan *p);
+/* 1 when key (len bytes) names a pii field of the plan's form; exposed
+ * for tests. */
+int ag_crypt_plan_is_pii(const struct ag_pii_plan *p, const char *key,
+    size_t len);
 
 /*
  * Opens the sealed member back into fields (which then holds plain values

@@ -1033,11 +1033,12 @@ seal_fields(struct ag_store *st, const struct gs_form *f, const char *uuid,
  * from the object, the pii members left out and the sealed member added
  * last (ag_crypt_seal_text), so no member is moved in or out of it (the
  * bulk import's readers; about 3k instructions per record less).  bx as
- * seal_fields; sealed is scratch space.
+ * seal_fields; plan as ag_crypt_seal_text's; sealed is scratch space.
  */
 static int
-put_stored(struct ag_store *st, const struct gs_form *f, const char *uuid,
-    int fv, const json_t *fields, struct bidx *bx, struct gs_buf *b,
+put_stored(struct ag_store *st, const struct gs_form *f,
+    const struct ag_pii_plan *plan, const char *uuid, int fv,
+    const json_t *fields, struct bidx *bx, struct gs_buf *b,
     struct gs_buf *sealed)
 {
 	const char *keys[AG_PII_MAX_KEYS], *k;
@@ -1052,8 +1053,8 @@ put_stored(struct ag_store *st, const struct gs_form *f, const char *uuid,
 		return locked_error();
 	gs_buf_reset(sealed);
 	if ((r = bidx_collect(st, f, fields, bx)) != GS_OK ||
-	    (r = ag_crypt_seal_text(st->crypt, f, uuid, fv, fields, sealed,
-	    keys, &nkeys)) != GS_OK)
+	    (r = ag_crypt_seal_text(st->crypt, f, plan, uuid, fv, fields,
+	    sealed, keys, &nkeys)) != GS_OK)
 		return r;
 	if (nkeys == 0)
 		return put_json(b, fields);
@@ -1956,6 +1957,7 @@ struct import_chunk {
 struct import {
 	struct ag_store *st;
 	const struct gs_form *f;
+	struct ag_pii_plan *plan; /* protected store: f's pii, looked up fast */
 	const char *data;
 	size_t len, off, line; /* the next chunk starts here */
 
@@ -2046,7 +2048,7 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 			memcpy(it->change_id, c->ids[j][1],
 			    sizeof(it->change_id));
 			it->off = c->text.len;
-			if ((r = put_stored(im->st, im->f, it->uuid,
+			if ((r = put_stored(im->st, im->f, im->plan, it->uuid,
 			    gs_form_version(im->f), fields, &it->bx,
 			    &c->text, &sealed)) == GS_OK)
 				r = gs_buf_putc(&c->text, '\0');
@@ -2186,11 +2188,15 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 		    "limit of %u", len, AG_MAX_IMPORT);
 	if ((r = need_key(st)) != GS_OK)
 		return r;
+	if (st->protect && (r = ag_crypt_plan_new(im.f, &im.plan)) != GS_OK)
+		return r;
 	im.st = st;
 	im.data = data;
 	im.len = len;
-	if ((im.ring = gs_calloc(IMPORT_RING, sizeof(*im.ring))) == NULL)
+	if ((im.ring = gs_calloc(IMPORT_RING, sizeof(*im.ring))) == NULL) {
+		ag_crypt_plan_free(im.plan);
 		return GS_FAIL(GS_ENOMEM, "import: out of memory");
+	}
 	for (i = 0; i < IMPORT_RING; i++)
 		gs_buf_init(&im.ring[i].text,
 		    (size_t)IMPORT_CHUNK * 2 * AG_MAX_RECORD_JSON);
@@ -2311,6 +2317,7 @@ out:
 	for (i = 0; i < IMPORT_RING; i++)
 		gs_buf_release(&im.ring[i].text);
 	gs_free(im.ring);
+	ag_crypt_plan_free(im.plan);
 	gs_free(detail);
 	gs_free(u.v);
 	return r;

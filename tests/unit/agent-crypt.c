@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "crypt.h"
@@ -58,6 +59,14 @@ person(char *buf, size_t n, const char *name, int seq)
 	snprintf(buf, n, "{\"name\":\"%s\",\"pop_type\":\"REGISTERED\","
 	    "\"id_number\":\"%s\",\"phone\":\"138%08d\","
 	    "\"address\":\"葵涌街道%d号\"}", name, id, seq, seq);
+}
+
+/* The first n bytes of s, NUL-terminated, in buf. */
+static const char *
+strndup_tmp(char *buf, size_t cap, const char *s, size_t n)
+{
+	snprintf(buf, cap, "%.*s", (int)n, s);
+	return buf;
 }
 
 static void
@@ -290,6 +299,67 @@ test_seal_large(void **state)
 	json_decref(o);
 	json_decref(want);
 	ag_crypt_free(c);
+}
+
+/*
+ * The bulk import's pii plan (a hash of the form's pii names) says pii
+ * for exactly the fields the schema marks pii, in every form, and for no
+ * other key (a field name cut short or run on, "$pii", the empty key).
+ * A plan of another form is refused.
+ */
+static void
+test_plan_matches_schema(void **state)
+{
+	const struct gs_schema *sc = ag_store_schema(st);
+	const struct gs_form *person = gs_schema_form(sc, "person");
+	struct ag_pii_plan *plan = NULL;
+	struct gs_buf out;
+	const char *keys[AG_PII_MAX_KEYS];
+	size_t i, j, nkeys, npii = 0;
+	char buf[200];
+	json_t *o;
+
+	(void)state;
+	assert_true(gs_schema_nforms(sc) >= 3);
+	for (i = 0; i < gs_schema_nforms(sc); i++) {
+		const struct gs_form *f = gs_schema_form_at(sc, i);
+
+		assert_int_equal(ag_crypt_plan_new(f, &plan), GS_OK);
+		for (j = 0; j < gs_form_nfields(f); j++) {
+			const struct gs_field *fd = gs_form_field_at(f, j);
+			const char *name = gs_field_name(fd);
+			size_t n = strlen(name);
+
+			assert_int_equal(ag_crypt_plan_is_pii(plan, name, n),
+			    gs_field_pii(fd) ? 1 : 0);
+			npii += gs_field_pii(fd) ? 1 : 0;
+			assert_int_equal(ag_crypt_plan_is_pii(plan, name,
+			    n - 1), gs_form_field(f, strndup_tmp(buf,
+			    sizeof(buf), name, n - 1)) != NULL &&
+			    gs_field_pii(gs_form_field(f, buf)));
+			snprintf(buf, sizeof(buf), "%sx", name);
+			assert_int_equal(ag_crypt_plan_is_pii(plan, buf, n + 1),
+			    gs_form_field(f, buf) != NULL &&
+			    gs_field_pii(gs_form_field(f, buf)));
+		}
+		assert_int_equal(ag_crypt_plan_is_pii(plan, "$pii", 4), 0);
+		assert_int_equal(ag_crypt_plan_is_pii(plan, "", 0), 0);
+		ag_crypt_plan_free(plan);
+		plan = NULL;
+	}
+	assert_true(npii >= 10);
+	/* A plan of another form: refused, nothing written. */
+	assert_int_equal(ag_crypt_plan_new(gs_schema_form(sc, "house"), &plan),
+	    GS_OK);
+	gs_buf_init(&out, 1 << 16);
+	o = json_pack("{s:s}", "name", "陈小明");
+	assert_int_equal(ag_crypt_seal_text(ag_store_crypt(st), person, plan,
+	    "01a216d7-02cf-7120-a376-e9fcda75be79", 1, o, &out, keys, &nkeys),
+	    GS_EINTERNAL);
+	assert_int_equal(out.len, 0);
+	json_decref(o);
+	gs_buf_release(&out);
+	ag_crypt_plan_free(plan);
 }
 
 /* The stored fields text of a record, with its sealed member's base64
@@ -739,6 +809,7 @@ main(void)
 		T(test_seal_large),
 		T(test_import_threads_seal),
 		T(test_import_text_same_as_save),
+		T(test_plan_matches_schema),
 		T(test_masks),
 		T(test_policy),
 		T(test_file_holds_no_pii),
