@@ -996,11 +996,13 @@ bidx_apply(struct gs_stmt *s, const char *uuid, const struct bidx *bx)
 	size_t i;
 	int r;
 
+	/* No copies of the texts: they outlive the step (db.h). */
 	for (i = 0; i < bx->n; i++)
 		if ((r = gs_stmt_bind_blob(s, 1, bx->tag[i], AG_BIDX_BYTES))
 		    != GS_OK ||
-		    (r = gs_stmt_bind_text(s, 2, uuid)) != GS_OK ||
-		    (r = gs_stmt_bind_text(s, 3, bx->field[i])) != GS_OK ||
+		    (r = gs_stmt_bind_text_nocopy(s, 2, uuid)) != GS_OK ||
+		    (r = gs_stmt_bind_text_nocopy(s, 3, bx->field[i]))
+		    != GS_OK ||
 		    (r = db_done(gs_stmt_step(s))) != GS_OK)
 			return r;
 	return GS_OK;
