@@ -91,8 +91,9 @@ Linux $(uname -r), SQLite $sqlite, build \`$BUILD\`.  Load average at start: $lo
 | bulk import wall time, gridgen persons | $(median bulk_seconds "$work/gridgen") s | |
 | floor: the same rows through the SQLite seam, no JSON work | $(median floor_rate "$work/gridgen") records/s | |
 
-The floor inserts the same record and creation-change rows (the input
-lines as the records' fields, fresh uuids) in one transaction on one
+The floor inserts the same rows as the import, a record and its
+pending_creation row (agent migration 0008; the input lines as the
+records' fields, fresh uuids), in one transaction on one
 thread, with no parsing, validation or encoding: what the schema and the
 disk cost on their own.  The import now runs its per-record work on
 reader threads beside the inserts (agent/store.c), so on two idle cores
@@ -112,12 +113,18 @@ validation 13k, encoding the stored fields 8k, freeing the parsed value
 | one reader thread: parse, validate, seal, encode | 47.3k | 45.5k |
 | no copies when binding; SQLITE_OPEN_NOMUTEX on the agent's connection; memory statistics off | 37.0k | 45.5k |
 | one reader per core (two here), uuids made in line order when a chunk is claimed | 37.0k | 23.4k + 22.1k |
+| agent migration 0008: a new record's creation is one pending_creation row until it is batched (its change row, in 3 b-trees, is written by the outbox then) | 19.4k | 45.5k in all |
 
-So the import's critical path went from 92.6k to about 37k instructions
-per record (2.5x) and the whole of it, across both cores, to 82.5k.  A
-single save is one fsync'd commit touching 5 b-trees (record, change and
-its two unsent-change indexes, audit; 6 before migration 0006): its p50 follows
-the disk's fdatasync, shown in the first row, plus about 30 us of CPU.
+So the import's caller's thread went from 92.6k to 19.4k instructions
+per record and the whole of it, across both cores, to 64.9k
+(bench/pii-callgrind.sh, 13:10 UTC).  The creation's change row is not
+gone, it is written when the outbox batches the record: \`gridagent
+sync\` costs about 12k instructions more per record for it
+(bench/sync-callgrind.sh: 238k -> 250k per synced record), once, in one
+INSERT ... SELECT, where a save paid about 18k.  A single save is one
+fsync'd commit touching 3 b-trees (record, pending_creation, audit; 5
+before migration 0008, 6 before 0006): its p50 follows the disk's
+fdatasync, shown in the first row, plus about 30 us of CPU.
 
 Earlier figures (before this work, 08:57 UTC, load average 1.76):
 fdatasync p50 0.423 ms, single save p50 0.517 ms, bulk import 46,426
