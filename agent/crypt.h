@@ -91,6 +91,9 @@ void ag_crypt_plan_free(struct ag_pii_plan *p);
  * for tests. */
 int ag_crypt_plan_is_pii(const struct ag_pii_plan *p, const char *key,
     size_t len);
+/* The name of the plan's i-th pii id-number field (kind idcard, in form
+ * order, at most 8), or NULL past the last: what the blind index reads. */
+const char *ag_crypt_plan_idcard(const struct ag_pii_plan *p, size_t i);
 
 /*
  * Opens the sealed member back into fields (which then holds plain values

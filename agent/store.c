@@ -963,29 +963,43 @@ struct bidx {
 	unsigned char tag[8][AG_BIDX_BYTES];
 };
 
+/* The index tags of fields' id numbers into bx; plan (the bulk import's,
+ * or NULL) names f's pii id-number fields without a walk of the form. */
 static int
 bidx_collect(struct ag_store *st, const struct gs_form *f,
-    const json_t *fields, struct bidx *bx)
+    const struct ag_pii_plan *plan, const json_t *fields, struct bidx *bx)
 {
-	size_t i;
+	const char *name;
+	size_t i, nf = plan != NULL ? 0 : gs_form_nfields(f);
 	int r;
 
 	bx->n = 0;
 	if (st->crypt == NULL)
 		return GS_OK;
-	for (i = 0; i < gs_form_nfields(f) && bx->n < 8; i++) {
-		const struct gs_field *fd = gs_form_field_at(f, i);
+	for (i = 0; bx->n < 8; i++) {
 		json_t *v;
 
-		if (gs_field_kind(fd) != GS_KIND_IDCARD || !gs_field_pii(fd))
-			continue;
-		v = json_object_get(fields, gs_field_name(fd));
+		if (plan != NULL) {
+			if ((name = ag_crypt_plan_idcard(plan, i)) == NULL)
+				break;
+		} else {
+			const struct gs_field *fd;
+
+			if (i >= nf)
+				break;
+			fd = gs_form_field_at(f, i);
+			if (gs_field_kind(fd) != GS_KIND_IDCARD ||
+			    !gs_field_pii(fd))
+				continue;
+			name = gs_field_name(fd);
+		}
+		v = json_object_get(fields, name);
 		if (!json_is_string(v) || json_string_length(v) == 0)
 			continue;
 		if ((r = ag_crypt_bidx(st->crypt, json_string_value(v),
 		    bx->tag[bx->n])) != GS_OK)
 			return r;
-		bx->field[bx->n++] = gs_field_name(fd);
+		bx->field[bx->n++] = name;
 	}
 	return GS_OK;
 }
@@ -1024,7 +1038,8 @@ seal_fields(struct ag_store *st, const struct gs_form *f, const char *uuid,
 		return GS_OK;
 	if (st->crypt == NULL)
 		return locked_error();
-	if (bx != NULL && (r = bidx_collect(st, f, fields, bx)) != GS_OK)
+	if (bx != NULL && (r = bidx_collect(st, f, NULL, fields, bx))
+	    != GS_OK)
 		return r;
 	return ag_crypt_seal(st->crypt, f, uuid, fv, fields);
 }
@@ -1054,7 +1069,7 @@ put_stored(struct ag_store *st, const struct gs_form *f,
 	if (st->crypt == NULL)
 		return locked_error();
 	gs_buf_reset(sealed);
-	if ((r = bidx_collect(st, f, fields, bx)) != GS_OK ||
+	if ((r = bidx_collect(st, f, plan, fields, bx)) != GS_OK ||
 	    (r = ag_crypt_seal_text(st->crypt, f, plan, uuid, fv, fields,
 	    sealed, keys, &nkeys)) != GS_OK)
 		return r;
@@ -1605,7 +1620,7 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
 	/* Open the sealed pii to merge and validate the whole record; the
 	 * old id numbers' index rows go, the new ones come. */
 	if ((r = open_fields(st, uuid, cur.form_version, merged)) != GS_OK ||
-	    (r = bidx_collect(st, f, merged, &bx_old)) != GS_OK)
+	    (r = bidx_collect(st, f, NULL, merged, &bx_old)) != GS_OK)
 		goto out;
 	/* A hook (gridagent attach) builds its edit from the fields as
 	 * they are inside this transaction: no lost update. */

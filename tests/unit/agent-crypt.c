@@ -264,6 +264,55 @@ test_seal_escapes(void **state)
 	ag_crypt_free(c);
 }
 
+/* Every ASCII byte, at every offset of a value, is escaped when it must
+ * be and comes back as it went in, through both ways of sealing. */
+static void
+test_seal_every_byte(void **state)
+{
+	static const unsigned char dek[AG_DEK_BYTES] = { 5 };
+	const struct gs_form *f = gs_schema_form(ag_store_schema(st), "person");
+	const char *u = "01a216d7-02cf-7120-a376-e9fcda75be79";
+	struct ag_crypt *c = NULL;
+	const char *keys[AG_PII_MAX_KEYS];
+	struct gs_buf out;
+	char v[24];
+	size_t nkeys;
+	int b, pos;
+	json_t *o, *want, *o2;
+
+	(void)state;
+	assert_int_equal(ag_crypt_new(dek, &c), GS_OK);
+	gs_buf_init(&out, 1 << 16);
+	for (b = 1; b < 128; b++)
+		for (pos = 0; pos < 17; pos++) {
+			memset(v, 'a', sizeof(v) - 1);
+			v[sizeof(v) - 1] = '\0';
+			v[pos] = (char)b;
+			o = json_pack("{s:s,s:s}", "pop_type", "REGISTERED",
+			    "name", v);
+			want = json_deep_copy(o);
+			/* Sealed in place... */
+			assert_int_equal(ag_crypt_seal(c, f, u, 1, o), GS_OK);
+			assert_int_equal(ag_crypt_open(c, u, 1, o), GS_OK);
+			assert_true(json_equal(o, want));
+			/* ... and apart (the bulk import's way). */
+			gs_buf_reset(&out);
+			assert_int_equal(ag_crypt_seal_text(c, f, NULL, u, 1,
+			    want, &out, keys, &nkeys), GS_OK);
+			assert_int_equal(nkeys, 1);
+			o2 = json_pack("{s:s#}", AG_PII_MEMBER, out.data,
+			    (int)out.len);
+			assert_int_equal(ag_crypt_open(c, u, 1, o2), GS_OK);
+			assert_true(json_equal(json_object_get(o2, "name"),
+			    json_object_get(want, "name")));
+			json_decref(o2);
+			json_decref(o);
+			json_decref(want);
+		}
+	gs_buf_release(&out);
+	ag_crypt_free(c);
+}
+
 /* Personal data bigger than the sealer's stack buffers (4 KiB) takes the
  * heap and still comes back whole; the non-pii members keep their order,
  * and the sealed member comes last. */
@@ -315,7 +364,7 @@ test_plan_matches_schema(void **state)
 	struct ag_pii_plan *plan = NULL;
 	struct gs_buf out;
 	const char *keys[AG_PII_MAX_KEYS];
-	size_t i, j, nkeys, npii = 0;
+	size_t i, j, nkeys, npii = 0, nid, nidcard = 0;
 	char buf[200];
 	json_t *o;
 
@@ -342,12 +391,28 @@ test_plan_matches_schema(void **state)
 			    gs_form_field(f, buf) != NULL &&
 			    gs_field_pii(gs_form_field(f, buf)));
 		}
+		/* Its id-number list: the form's pii idcard fields, in
+		 * order. */
+		nid = 0;
+		for (j = 0; j < gs_form_nfields(f); j++) {
+			const struct gs_field *fd = gs_form_field_at(f, j);
+
+			if (gs_field_kind(fd) != GS_KIND_IDCARD ||
+			    !gs_field_pii(fd))
+				continue;
+			assert_non_null(ag_crypt_plan_idcard(plan, nid));
+			assert_string_equal(ag_crypt_plan_idcard(plan, nid++),
+			    gs_field_name(fd));
+			nidcard++;
+		}
+		assert_null(ag_crypt_plan_idcard(plan, nid));
 		assert_int_equal(ag_crypt_plan_is_pii(plan, "$pii", 4), 0);
 		assert_int_equal(ag_crypt_plan_is_pii(plan, "", 0), 0);
 		ag_crypt_plan_free(plan);
 		plan = NULL;
 	}
 	assert_true(npii >= 10);
+	assert_true(nidcard >= 1);
 	/* A plan of another form: refused, nothing written. */
 	assert_int_equal(ag_crypt_plan_new(gs_schema_form(sc, "house"), &plan),
 	    GS_OK);
@@ -807,6 +872,7 @@ main(void)
 		T(test_b64_same_as_sodium),
 		T(test_seal_escapes),
 		T(test_seal_large),
+		T(test_seal_every_byte),
 		T(test_import_threads_seal),
 		T(test_import_text_same_as_save),
 		T(test_plan_matches_schema),
