@@ -130,6 +130,11 @@ stop_platform
 # pf_starts K: does a platform whose process dies after its Kth SQL step
 # get through start-up?  (A single try; the fault is the process's own.)
 pf_starts() {
+	# Removed first: the redirection truncates it only once the child
+	# runs, and reading the last probe's "listening on" line made the
+	# bisection below find too few start-up steps (7, not 13), so the
+	# kill points fell in start-up and the platform "did not restart".
+	rm -f "$T_TMP/probe.out"
 	GRIDSYNC_FAULT=kill-at-step=$1 "$GRIDPLATFORM" --home "$PH" serve \
 		--listen 127.0.0.1:0 >"$T_TMP/probe.out" 2>/dev/null &
 	pp=$!
