@@ -21,9 +21,13 @@ for f in "$bin" "$gridgen"; do
 done
 command -v valgrind >/dev/null || { echo "pii-callgrind: no valgrind" >&2; exit 69; }
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/gs-bench-piicg.XXXXXX")
-OUT=${OUT:-$work/out}
+if [ -n "${OUT:-}" ]; then
+	trap 'rm -rf "$work"' EXIT
+else
+	OUT=$work/out
+	trap 'rm -rf "$work/run" "$work/persons.ndjson"' EXIT
+fi
 mkdir -p "$OUT"
-trap 'rm -rf "$work/run" "$work/persons.ndjson"' EXIT
 "$gridgen" --type person --count "$COUNT" --seed 1 >"$work/persons.ndjson"
 for part in plain-bulk pii-bulk; do
 	valgrind --tool=callgrind --callgrind-out-file="$OUT/$part.out" \
