@@ -336,6 +336,21 @@ dump(const json_t *o)
  * import, where every record is encoded once.  Reals are rare and left to
  * jansson so that their formatting stays exactly its own.
  */
+/* Appends one object member "k":x, after a comma unless *first. */
+static int
+put_member(struct gs_buf *b, const char *k, const json_t *x, int *first)
+{
+	int r;
+
+	if ((!*first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
+	    (r = put_json_string(b, k)) != GS_OK ||
+	    (r = gs_buf_putc(b, ':')) != GS_OK ||
+	    (r = put_json(b, x)) != GS_OK)
+		return r;
+	*first = 0;
+	return GS_OK;
+}
+
 static int
 put_json(struct gs_buf *b, const json_t *v)
 {
@@ -349,14 +364,9 @@ put_json(struct gs_buf *b, const json_t *v)
 	case JSON_OBJECT:
 		if ((r = gs_buf_putc(b, '{')) != GS_OK)
 			return r;
-		json_object_foreach((json_t *)v, k, x) {
-			if ((!first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
-			    (r = put_json_string(b, k)) != GS_OK ||
-			    (r = gs_buf_putc(b, ':')) != GS_OK ||
-			    (r = put_json(b, x)) != GS_OK)
+		json_object_foreach((json_t *)v, k, x)
+			if ((r = put_member(b, k, x, &first)) != GS_OK)
 				return r;
-			first = 0;
-		}
 		return gs_buf_putc(b, '}');
 	case JSON_ARRAY:
 		if ((r = gs_buf_putc(b, '[')) != GS_OK)
@@ -1083,12 +1093,8 @@ put_stored(struct ag_store *st, const struct gs_form *f,
 			j++;
 			continue;
 		}
-		if ((!first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
-		    (r = put_json_string(b, k)) != GS_OK ||
-		    (r = gs_buf_putc(b, ':')) != GS_OK ||
-		    (r = put_json(b, x)) != GS_OK)
+		if ((r = put_member(b, k, x, &first)) != GS_OK)
 			return r;
-		first = 0;
 	}
 	/* Every pii member was left out, or none of this is stored. */
 	if (j != nkeys)
