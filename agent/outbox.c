@@ -843,11 +843,7 @@ ag_outbox_counts(struct gs_db *db, struct ag_outbox_counts *c)
 	int r = GS_EINTERNAL;
 
 	memset(c, 0, sizeof(*c));
-	if ((r = gs_stmt_prepare(db,
-		 "SELECT state, sum(n) FROM (SELECT state, count(*) AS n "
-		 "FROM change GROUP BY state UNION ALL SELECT 0, count(*) "
-		 "FROM pending_creation) GROUP BY state",
-		 &st)) != GS_OK)
+	if ((r = gs_stmt_prepare(db, AG_SQL_CHANGE_COUNTS, &st)) != GS_OK)
 		goto out;
 	while ((r = gs_stmt_step(st)) == GS_ROW) {
 		int64_t s = gs_stmt_int64(st, 0);

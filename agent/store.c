@@ -2518,10 +2518,7 @@ ag_store_status(struct ag_store *st, json_t *into)
 	    != GS_OK)
 		goto out;
 	/* Pending creations are unsent changes too (schema/agent/0008). */
-	if ((r = add_counts(st->db, "SELECT state, sum(n) FROM (SELECT "
-	    "state, count(*) AS n FROM change GROUP BY state UNION ALL "
-	    "SELECT 0, count(*) FROM pending_creation) GROUP BY state",
-	    bystate)) != GS_OK)
+	if ((r = add_counts(st->db, AG_SQL_CHANGE_COUNTS, bystate)) != GS_OK)
 		goto out;
 	/* Every state is shown, zero or not: a script reads them by name, and
 	 * "rejected: 0" is information too. */

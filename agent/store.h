@@ -34,6 +34,13 @@ enum ag_change_state {
  */
 int ag_store_pending_flush(struct gs_db *db);
 
+/* (state, count) of every change, a pending creation counted as unsent:
+ * the one query behind status and the outbox's counts. */
+#define AG_SQL_CHANGE_COUNTS \
+	"SELECT state, sum(n) FROM (SELECT state, count(*) AS n FROM change " \
+	"GROUP BY state UNION ALL SELECT 0, count(*) FROM pending_creation) " \
+	"GROUP BY state"
+
 /* The store's database and loaded forms; both belong to the store. */
 struct gs_db *ag_store_db(struct ag_store *st);
 const struct gs_schema *ag_store_schema(struct ag_store *st);
