@@ -647,9 +647,13 @@ store_new(const char *home, const char *path, int dbflags,
 	if ((r = gs_db_open(path, "agent", dbflags | GS_DB_ONE_THREAD,
 	    &st->db)) != GS_OK)
 		goto out;
-	/* A bigger page cache keeps the b-trees of a bulk import in memory
-	 * (16 MiB; SQLite's default is 2 MiB). */
-	if ((r = gs_db_exec(st->db, "PRAGMA cache_size = -65536")) != GS_OK)
+	/* 8 MiB of page cache (SQLite's default is 2 MiB).  Not more: a
+	 * bulk import's pages should not all wait for COMMIT.  Once the
+	 * cache is full SQLite writes pages to the WAL as it goes, on the
+	 * inserting thread while the readers parse on the other cores, and
+	 * COMMIT has little left to write (bench/RESULTS.md, bench-save:
+	 * 64 MiB made 100,000 persons about 15% slower). */
+	if ((r = gs_db_exec(st->db, "PRAGMA cache_size = -8192")) != GS_OK)
 		goto out;
 	/* The built-in forms and code tables with the reference data
 	 * fetched from the platform (agent/reference.c). */
@@ -2196,6 +2200,7 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	char *detail = NULL;
 	size_t bad = 0, unparsable = 0, i, k, nl = 0, nreaders = 0;
 	pthread_t reader[IMPORT_READERS];
+	struct gs_writeback *wb = NULL;
 	long cpus;
 	int64_t now;
 	int r = GS_EINTERNAL, in_tx = 0, threaded = 0, sync_ok = 0;
@@ -2244,6 +2249,9 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 			goto inline_;
 		}
 		sync_ok = 1;
+		/* Tens of megabytes go to the WAL, then to the database file:
+		 * let the disk start on them while the readers parse. */
+		wb = gs_db_writeback_start(st->db);
 		/* One reader per core: the caller's thread sleeps while it
 		 * waits for the next chunk. */
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -2316,6 +2324,8 @@ inline_:
 	if ((r = gs_db_commit(st->db)) != GS_OK)
 		goto out;
 	in_tx = 0;
+	gs_db_writeback_stop(wb);
+	wb = NULL;
 	/* Only now are these records saved: tell the caller. */
 	if (count != NULL)
 		*count = u.n;
@@ -2337,6 +2347,7 @@ out:
 	}
 	if (in_tx)
 		gs_db_rollback(st->db);
+	gs_db_writeback_stop(wb);
 	for (i = 0; i < IMPORT_RING; i++)
 		gs_buf_release(&im.ring[i].text);
 	gs_free(im.ring);

@@ -4,11 +4,15 @@
  * for their owner, and turns SQLite's result codes into ours (see db.h for
  * the mapping) with SQLite's own message kept as the error detail.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -442,6 +446,131 @@ gs_db_rollback(struct gs_db *db)
 	if (db == NULL || sqlite3_get_autocommit(db->h))
 		return;
 	(void)gs_stmt_step(db->rollback);
+}
+
+/* ------------------------------------------------- early writeback */
+
+#define WRITEBACK_PERIOD_NS (10 * 1000 * 1000)
+
+struct gs_writeback {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;     /* on CLOCK_MONOTONIC */
+	int stop;
+	int fd[2];             /* the database file and its WAL, read-only */
+	long rounds;           /* how many times it asked (under mu) */
+};
+
+static void *
+writeback_run(void *arg)
+{
+	struct gs_writeback *wb = arg;
+	struct timespec t;
+	int i;
+
+	(void)pthread_mutex_lock(&wb->mu);
+	while (!wb->stop) {
+		(void)clock_gettime(CLOCK_MONOTONIC, &t);
+		t.tv_nsec += WRITEBACK_PERIOD_NS;
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		while (!wb->stop &&
+		    pthread_cond_timedwait(&wb->cv, &wb->mu, &t) != ETIMEDOUT)
+			;
+		if (wb->stop)
+			break;
+		(void)pthread_mutex_unlock(&wb->mu);
+		/* Offset 0, length 0: the whole file.  An error (a file
+		 * system without it) only means no early writeback. */
+		for (i = 0; i < 2; i++)
+			if (wb->fd[i] >= 0)
+				(void)sync_file_range(wb->fd[i], 0, 0,
+				    SYNC_FILE_RANGE_WRITE);
+		(void)pthread_mutex_lock(&wb->mu);
+		wb->rounds++;
+	}
+	(void)pthread_mutex_unlock(&wb->mu);
+	return NULL;
+}
+
+static void
+writeback_free(struct gs_writeback *wb)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (wb->fd[i] >= 0)
+			(void)close(wb->fd[i]);
+	gs_free(wb);
+}
+
+struct gs_writeback *
+gs_db_writeback_start(struct gs_db *db)
+{
+#ifdef __linux__
+	struct gs_writeback *wb;
+	pthread_condattr_t ca;
+	sqlite3_filename name = sqlite3_db_filename(db->h, "main");
+	int ok;
+
+	/* A database in memory or behind a test VFS has no such files. */
+	if (name == NULL || *name == '\0' ||
+	    (wb = gs_calloc(1, sizeof(*wb))) == NULL)
+		return NULL;
+	wb->fd[0] = open(name, O_RDONLY | O_CLOEXEC);
+	wb->fd[1] = open(sqlite3_filename_wal(name), O_RDONLY | O_CLOEXEC);
+	if (wb->fd[0] < 0 && wb->fd[1] < 0) {
+		writeback_free(wb);
+		return NULL;
+	}
+	if (pthread_condattr_init(&ca) != 0) {
+		writeback_free(wb);
+		return NULL;
+	}
+	ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+	    pthread_cond_init(&wb->cv, &ca) == 0;
+	(void)pthread_condattr_destroy(&ca);
+	if (!ok) {
+		writeback_free(wb);
+		return NULL;
+	}
+	if (pthread_mutex_init(&wb->mu, NULL) != 0) {
+		(void)pthread_cond_destroy(&wb->cv);
+		writeback_free(wb);
+		return NULL;
+	}
+	if (pthread_create(&wb->thread, NULL, writeback_run, wb) != 0) {
+		(void)pthread_mutex_destroy(&wb->mu);
+		(void)pthread_cond_destroy(&wb->cv);
+		writeback_free(wb);
+		return NULL;
+	}
+	return wb;
+#else
+	(void)db;
+	return NULL;
+#endif
+}
+
+long
+gs_db_writeback_stop(struct gs_writeback *wb)
+{
+	long rounds;
+
+	if (wb == NULL)
+		return 0;
+	(void)pthread_mutex_lock(&wb->mu);
+	wb->stop = 1;
+	(void)pthread_cond_signal(&wb->cv);
+	(void)pthread_mutex_unlock(&wb->mu);
+	(void)pthread_join(wb->thread, NULL);
+	rounds = wb->rounds;
+	(void)pthread_mutex_destroy(&wb->mu);
+	(void)pthread_cond_destroy(&wb->cv);
+	writeback_free(wb);
+	return rounds;
 }
 
 int

@@ -84,6 +84,23 @@ int gs_db_begin(struct gs_db *db);
 int gs_db_commit(struct gs_db *db);
 void gs_db_rollback(struct gs_db *db);
 
+/*
+ * Early writeback around one big transaction (Linux; elsewhere start
+ * returns NULL and nothing changes).  A bulk write leaves tens of
+ * megabytes of the WAL, and at the checkpoint of the database file, in
+ * the kernel's page cache, and SQLite's fsync then waits while all of it
+ * goes to the disk at once.  Between start and stop a thread asks the
+ * kernel every 10 ms to begin writing what is dirty in both files
+ * (sync_file_range with SYNC_FILE_RANGE_WRITE: it starts writeback, waits
+ * for none and promises nothing; durability is still SQLite's fsync), so
+ * the disk works while the CPUs do.  NULL when it could not start: the
+ * transaction is then only slower.  stop waits for the thread and
+ * returns how many times it asked the kernel; stop(NULL) returns 0.
+ */
+struct gs_writeback;
+struct gs_writeback *gs_db_writeback_start(struct gs_db *db);
+long gs_db_writeback_stop(struct gs_writeback *wb);
+
 /* "ok" from PRAGMA integrity_check gives GS_OK, anything else GS_ECORRUPT. */
 int gs_db_integrity_check(struct gs_db *db);
 int64_t gs_db_changes(struct gs_db *db);

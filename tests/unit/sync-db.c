@@ -350,6 +350,44 @@ test_transactions(void **state)
 	gs_db_close(db);
 }
 
+/*
+ * Early writeback: a thread that asks the kernel to start writing the
+ * database and its WAL during a big transaction.  It must run (rounds),
+ * and change nothing SQLite does.
+ */
+static void
+test_writeback(void **state)
+{
+	struct gs_db *db = NULL;
+	struct gs_writeback *wb;
+
+	(void)state;
+	assert_int_equal(gs_db_writeback_stop(NULL), 0);
+	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "CREATE TABLE t(x)"), GS_OK);
+	assert_int_equal(gs_db_exec(db, "PRAGMA cache_size = 64"), GS_OK);
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	wb = gs_db_writeback_start(db);
+#ifdef __linux__
+	assert_non_null(wb);
+#endif
+	/* 4 MB through a 64-page cache: pages go to the WAL before COMMIT,
+	 * and the thread gets a few 10 ms rounds. */
+	assert_int_equal(gs_db_exec(db, "WITH RECURSIVE n(i) AS (SELECT 1 "
+	    "UNION ALL SELECT i + 1 FROM n WHERE i < 4000) "
+	    "INSERT INTO t SELECT randomblob(1000) FROM n"), GS_OK);
+	(void)usleep(50 * 1000);
+	assert_int_equal(gs_db_commit(db), GS_OK);
+#ifdef __linux__
+	assert_true(gs_db_writeback_stop(wb) >= 1);
+#else
+	assert_int_equal(gs_db_writeback_stop(wb), 0);
+#endif
+	assert_int_equal(one_int(db, "SELECT count(*) FROM t"), 4000);
+	assert_int_equal(gs_db_integrity_check(db), GS_OK);
+	gs_db_close(db);
+}
+
 static void
 test_corrupt_page(void **state)
 {
@@ -442,6 +480,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_statements, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_writeback, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_page, setup,
 		    teardown),
