@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,4 +544,137 @@ ag_json_parse(const char *text, size_t len, json_t **out, char *why,
     size_t whylen)
 {
 	return gs_json_parse(text, len, out, why, whylen);
+}
+
+/* -------------------------------------------------- the arena (json.h) */
+
+#define ARENA_BLOCK (32 * 1024)       /* bytes of one block's data */
+#define ARENA_BIG (ARENA_BLOCK / 4)   /* larger: the previous malloc */
+#define ARENA_ALIGN 16
+
+struct arena_block {
+	struct arena_block *next;
+	size_t used;
+	_Alignas(ARENA_ALIGN) unsigned char data[ARENA_BLOCK];
+};
+
+struct gs_json_arena {
+	struct arena_block *head;  /* every block, in order */
+	struct arena_block *cur;   /* the one being filled */
+};
+
+static _Thread_local struct gs_json_arena *arena_here;
+static json_malloc_t prev_malloc;
+static json_free_t prev_free;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+static int
+arena_owns(const struct gs_json_arena *a, const void *p)
+{
+	const struct arena_block *b;
+	uintptr_t q = (uintptr_t)p;
+
+	for (b = a->head; b != NULL; b = b->next)
+		if (q - (uintptr_t)b->data < ARENA_BLOCK)
+			return 1;
+	return 0;
+}
+
+static void *
+arena_alloc(struct gs_json_arena *a, size_t n)
+{
+	struct arena_block *b = a->cur;
+
+	n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	while (b != NULL && ARENA_BLOCK - b->used < n) {
+		/* A block kept from before the last reset, or a new one. */
+		if (b->next == NULL) {
+			struct arena_block *nb = gs_malloc(sizeof(*nb));
+
+			if (nb == NULL)
+				return NULL;
+			nb->next = NULL;
+			nb->used = 0;
+			b->next = nb;
+		}
+		b = a->cur = b->next;
+	}
+	b->used += n;
+	return b->data + b->used - n;
+}
+
+static void *
+arena_malloc(size_t n)
+{
+	struct gs_json_arena *a = arena_here;
+
+	if (a != NULL && n <= ARENA_BIG)
+		return arena_alloc(a, n);
+	return prev_malloc(n);
+}
+
+static void
+arena_free(void *p)
+{
+	struct gs_json_arena *a = arena_here;
+
+	if (p == NULL || (a != NULL && arena_owns(a, p)))
+		return;
+	prev_free(p);
+}
+
+static void
+arena_install(void)
+{
+	json_get_alloc_funcs(&prev_malloc, &prev_free);
+	json_set_alloc_funcs(arena_malloc, arena_free);
+}
+
+int
+gs_json_arena_begin(struct gs_json_arena **out)
+{
+	struct gs_json_arena *a;
+
+	*out = NULL;
+	if (pthread_once(&arena_once, arena_install) != 0)
+		return GS_FAIL(GS_EINTERNAL, "json arena: pthread_once");
+	if ((a = gs_malloc(sizeof(*a))) == NULL ||
+	    (a->head = gs_malloc(sizeof(*a->head))) == NULL) {
+		gs_free(a);
+		return GS_FAIL(GS_ENOMEM, "json arena: out of memory");
+	}
+	a->head->next = NULL;
+	a->head->used = 0;
+	a->cur = a->head;
+	arena_here = a;
+	*out = a;
+	return GS_OK;
+}
+
+void
+gs_json_arena_reset(struct gs_json_arena *a)
+{
+	struct arena_block *b;
+
+	if (a == NULL)
+		return;
+	for (b = a->head; b != NULL; b = b->next)
+		b->used = 0;
+	a->cur = a->head;
+}
+
+void
+gs_json_arena_end(struct gs_json_arena *a)
+{
+	struct arena_block *b, *next;
+
+	if (a == NULL)
+		return;
+	if (arena_here == a)
+		arena_here = NULL;
+	for (b = a->head; b != NULL; b = next) {
+		next = b->next;
+		gs_free(b);
+	}
+	gs_free(a);
 }

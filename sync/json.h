@@ -30,6 +30,33 @@
 int gs_json_parse(const char *text, size_t len, json_t **out, char *why,
     size_t whylen);
 
+/*
+ * A per-thread arena for jansson's allocations, for a hot loop that
+ * builds and drops one value at a time (the bulk import's readers: a
+ * parsed person is about 130 jansson allocations, and malloc and free
+ * were a tenth of the import).  While an arena is set on a thread every
+ * jansson allocation of that thread comes from its blocks, free of one
+ * of them is a no-op, and gs_json_arena_reset makes all of its memory
+ * new again.
+ *
+ * The first begin installs allocation functions in jansson for the whole
+ * process (json_set_alloc_funcs); outside an arena, and for anything
+ * larger than a quarter block, they call the functions that were
+ * installed before (malloc and free by default), so every other use of
+ * jansson is as before.  Install happens once (pthread_once), but it is
+ * not atomic with other threads already inside jansson: begin the first
+ * arena before other threads use jansson.
+ *
+ * The contract: every jansson value made on the thread between begin and
+ * reset (or end) is freed before that reset (or end), on that thread,
+ * and none escapes it.  begin: GS_OK or GS_ENOMEM (then no arena: use
+ * jansson as usual).  reset and end of NULL are no-ops.
+ */
+struct gs_json_arena;
+int gs_json_arena_begin(struct gs_json_arena **out);
+void gs_json_arena_reset(struct gs_json_arena *a);
+void gs_json_arena_end(struct gs_json_arena *a);
+
 /* The same, under the name it had in agent/ (agent/cli.c and
  * agent/store.c still call it; a real function, not a macro, so objects
  * built before the move still link).  Remove once they call

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -178,12 +179,89 @@ test_mutations(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/* Counts what reaches the allocator installed before the arena's. */
+static long heap_mallocs;
+
+static void *
+count_malloc(size_t n)
+{
+	heap_mallocs++;
+	return malloc(n);
+}
+
+static void
+count_free(void *p)
+{
+	free(p);
+}
+
+/*
+ * The arena (json.h): inside it a parse allocates nothing from the heap,
+ * values made before it are freed to the heap, a value too big for it
+ * goes to the heap, reset and end leave jansson working as before.  The
+ * sanitizer build catches a heap free of arena memory or the reverse.
+ */
+static void
+test_arena(void **state)
+{
+	struct gs_json_arena *a = NULL;
+	json_t *v = NULL, *before = NULL, *want = NULL;
+	char why[128], *big;
+	size_t i;
+	long n;
+
+	(void)state;
+	assert_int_equal(gs_json_parse(seeds[0], strlen(seeds[0]), &want,
+	    why, sizeof(why)), GS_OK);
+	assert_int_equal(gs_json_parse(seeds[1], strlen(seeds[1]), &before,
+	    why, sizeof(why)), GS_OK);
+	assert_int_equal(gs_json_arena_begin(&a), GS_OK);
+	assert_non_null(a);
+	n = heap_mallocs;
+	for (i = 0; i < 2000; i++) {
+		gs_json_arena_reset(a);
+		assert_int_equal(gs_json_parse(seeds[i % 2], strlen(seeds[i %
+		    2]), &v, why, sizeof(why)), GS_OK);
+		if (i % 2 == 0)
+			assert_true(json_equal(v, want));
+		json_decref(v);
+	}
+	/* 2,000 parses of about 20 values each: not one from the heap. */
+	assert_int_equal(heap_mallocs, n);
+	/* Made before the arena: freed to the heap from inside it. */
+	json_decref(before);
+	/* Too big for a block: from the heap, and back to it. */
+	big = malloc(20000);
+	assert_non_null(big);
+	memset(big, 'x', 19999);
+	big[19999] = '\0';
+	v = json_string(big);
+	assert_non_null(v);
+	assert_true(heap_mallocs > n);
+	json_decref(v);
+	free(big);
+	gs_json_arena_end(a);
+	gs_json_arena_reset(NULL);
+	gs_json_arena_end(NULL);
+	/* After the end: the heap again. */
+	n = heap_mallocs;
+	assert_int_equal(gs_json_parse(seeds[0], strlen(seeds[0]), &v, why,
+	    sizeof(why)), GS_OK);
+	assert_true(heap_mallocs > n);
+	assert_true(json_equal(v, want));
+	json_decref(v);
+	json_decref(want);
+}
+
 int
 main(void)
 {
+	/* Before any jansson value exists: the arena's fallback. */
+	json_set_alloc_funcs(count_malloc, count_free);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixed),
 		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_arena),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
