@@ -394,7 +394,9 @@ put_json(struct gs_buf *b, const json_t *v)
 		if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
 			return GS_ENOMEM;
 		r = gs_buf_puts(b, s);
-		free(s);
+		/* The bulk import's readers run this in a jansson arena
+		 * (json.h): free() would be wrong there. */
+		gs_json_free(s);
 		return r;
 	}
 }

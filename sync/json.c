@@ -630,6 +630,16 @@ arena_install(void)
 	json_set_alloc_funcs(arena_malloc, arena_free);
 }
 
+void
+gs_json_free(void *p)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	f(p);
+}
+
 int
 gs_json_arena_begin(struct gs_json_arena **out)
 {

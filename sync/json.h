@@ -49,11 +49,16 @@ int gs_json_parse(const char *text, size_t len, json_t **out, char *why,
  *
  * The contract: every jansson value made on the thread between begin and
  * reset (or end) is freed before that reset (or end), on that thread,
- * and none escapes it.  begin: GS_OK or GS_ENOMEM (then no arena: use
+ * and none escapes it.  The same holds for json_dumps text, which must
+ * be freed with gs_json_free, never free(): inside an arena it is arena
+ * memory.  begin: GS_OK or GS_ENOMEM (then no arena: use
  * jansson as usual).  reset and end of NULL are no-ops.
  */
 struct gs_json_arena;
 int gs_json_arena_begin(struct gs_json_arena **out);
+/* Frees what jansson allocated for the caller (json_dumps text) with
+ * jansson's own free function, arena or not.  NULL ok. */
+void gs_json_free(void *p);
 void gs_json_arena_reset(struct gs_json_arena *a);
 void gs_json_arena_end(struct gs_json_arena *a);
 

@@ -240,6 +240,15 @@ test_arena(void **state)
 	assert_true(heap_mallocs > n);
 	json_decref(v);
 	free(big);
+	/* json_dumps text inside the arena: gs_json_free, not free(). */
+	gs_json_arena_reset(a);
+	v = json_real(22.5);
+	assert_non_null(v);
+	big = json_dumps(v, JSON_ENCODE_ANY);
+	assert_non_null(big);
+	assert_string_equal(big, "22.5");
+	gs_json_free(big);
+	json_decref(v);
 	gs_json_arena_end(a);
 	gs_json_arena_reset(NULL);
 	gs_json_arena_end(NULL);
