@@ -56,13 +56,26 @@ gs_days_from_civil(int y, int m, int d)
 int
 gs_today_cst(void)
 {
+	/* The date of the day this thread last asked about and the span of
+	 * seconds it covers: the bulk import asks once per record, and
+	 * gmtime_r for each answer cost more than the rest of a date check.
+	 * Any t inside [day_from, day_to) has that same date, so the answer
+	 * is the one gmtime_r would give, to the second. */
+	static _Thread_local time_t day_from, day_to;
+	static _Thread_local int day;
 	time_t t = time(NULL) + 8 * 3600;
 	struct tm tm;
 
+	if (day != 0 && t >= day_from && t < day_to)
+		return day;
 	if (gmtime_r(&t, &tm) == NULL)
 		return 99991231;
-	return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 +
+	day = (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 +
 	    tm.tm_mday;
+	day_from = t - (tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);
+	/* POSIX time has no leap seconds: every day is 86400 of them. */
+	day_to = day_from + 86400;
+	return day;
 }
 
 /* n decimal digits at s, or -1 if one is not a digit.  Used instead of
@@ -373,7 +386,30 @@ mobile:
  * "<" misses "\xc0\xbc").  The scan also finds the first control
  * character, so validation reads every string once: this runs for every
  * text value of every record at import speed.
+ *
+ * Two fast paths take what is common in records and could not be anything
+ * but valid and printable, and leave everything else to the general code
+ * below them, which sees the same bytes it would have seen without them:
+ * eight printable ASCII bytes at a time, and three-byte sequences whose
+ * lead byte needs no range check on the second byte (E1-EC, EE, EF: every
+ * Chinese character), which can be neither overlong, a surrogate nor a
+ * control.  tests/unit/sync-ids.c compares this with a plain scan.
  */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Whether all eight bytes of w are printable ASCII (0x20-0x7e): no byte
+ * below 0x20, none above 0x7e (the exact "has less / has more" tests of
+ * the bit-twiddling folklore, valid for bounds up to 128). */
+static int
+printable8(uint64_t w)
+{
+	uint64_t less = (w - ONES * 0x20) & ~w & HIGHS;
+	uint64_t more = ((w + ONES * (127 - 0x7e)) | w) & HIGHS;
+
+	return (less | more) == 0;
+}
+
 int
 gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 {
@@ -389,8 +425,28 @@ gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 		unsigned char c = s[i];
 
 		if (c >= 0x20 && c < 0x7f) {
-			/* The common case: printable ASCII. */
-			i++;
+			/* The common case: printable ASCII, by the word
+			 * while there are words left. */
+			uint64_t w;
+
+			while (len - i >= 8) {
+				memcpy(&w, s + i, 8);
+				if (!printable8(w))
+					break;
+				i += 8;
+				n += 8;
+			}
+			if (i < len && s[i] >= 0x20 && s[i] < 0x7f) {
+				i++;
+				n++;
+			}
+			continue;
+		}
+		if (((c >= 0xe1 && c <= 0xec) || c >= 0xee) && c <= 0xef &&
+		    len - i >= 3 && (s[i + 1] & 0xc0) == 0x80 &&
+		    (s[i + 2] & 0xc0) == 0x80) {
+			/* U+1000-U+CFFF or U+E000-U+FFFF. */
+			i += 3;
 			n++;
 			continue;
 		}

@@ -218,9 +218,53 @@ invalid:
 }
 
 /*
+ * The bytes a string body takes as they are, without a look at the next
+ * one: printable ASCII and DEL, but not '"' or '\\' (json.h: raw
+ * controls are refused, bytes >= 0x80 start a UTF-8 sequence).
+ */
+static const unsigned char plain_byte[256] = {
+	/* 0x00-0x1f: controls */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	/* 0x20-0x7f: all but '"' (0x22) and '\\' (0x5c) */
+	1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	/* 0x80-0xff: zero */
+};
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Nonzero when one of the eight bytes of w is zero: the folklore's "has
+ * zero", exact for the word as a whole (not for which byte). */
+#define HAS_ZERO(w) (((w) - ONES) & ~(w) & HIGHS)
+
+/* Whether all eight bytes of w are plain_byte[] ones: none below 0x20,
+ * none from 0x80, no '"' and no '\\'. */
+static int
+plain8(uint64_t w)
+{
+	uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+
+	return ((((w - ONES * 0x20) & ~w) | w) & HIGHS) == 0 &&
+	    !HAS_ZERO(q) && !HAS_ZERO(b);
+}
+
+/*
  * Scans a string starting at the opening quote.  On success b and e frame
  * the raw body and *esc says whether it holds escapes; ps->p is past the
  * closing quote.
+ *
+ * Two fast paths take bytes the general code below would take the same
+ * way, and leave it everything else: runs of plain bytes (eight at a time
+ * while words last), and three-byte UTF-8 sequences whose lead byte needs
+ * no range check on the second byte (E1-EC, EE, EF: every Chinese
+ * character).  So an error is still found at the same byte with the same
+ * message; tests/unit/sync-json.c checks this against the plain scan.
  */
 static int
 scan_string(struct parser *ps, const unsigned char **b,
@@ -234,6 +278,19 @@ scan_string(struct parser *ps, const unsigned char **b,
 	while (p < end) {
 		unsigned char c = *p;
 
+		if (plain_byte[c]) {
+			uint64_t w;
+
+			while (end - p >= 8) {
+				memcpy(&w, p, 8);
+				if (!plain8(w))
+					break;
+				p += 8;
+			}
+			while (p < end && plain_byte[*p])
+				p++;
+			continue;
+		}
 		if (c == '"') {
 			*e = p;
 			ps->p = p + 1;
@@ -251,8 +308,10 @@ scan_string(struct parser *ps, const unsigned char **b,
 			bad(ps, "control character in a string");
 			return -1;
 		}
-		if (c < 0x80) {
-			p++;
+		if (((c >= 0xe1 && c <= 0xec) || c >= 0xee) && c <= 0xef &&
+		    end - p >= 3 && (p[1] & 0xc0) == 0x80 &&
+		    (p[2] & 0xc0) == 0x80) {
+			p += 3;
 			continue;
 		}
 		if ((n = utf8_len(p, end)) == 0) {
@@ -357,6 +416,26 @@ number(struct parser *ps)
 	return v;
 }
 
+/*
+ * A key's bit in an object's 256-bit filter of the keys seen so far.
+ * Equal keys get equal bits, so a key whose bit is still clear is no
+ * duplicate and needs no hash lookup (json_object_getn cost as much as
+ * the insertion); a set bit only means "look it up".
+ */
+static unsigned
+key_bit(const char *k, size_t n)
+{
+	uint32_t h = (uint32_t)n;
+
+	if (n > 0) {
+		h = h * 31 + (unsigned char)k[0];
+		h = h * 31 + (unsigned char)k[n / 2];
+		h = h * 31 + (unsigned char)k[n - 1];
+	}
+	h *= 2654435761u;
+	return h >> 24;
+}
+
 static json_t *
 object(struct parser *ps)
 {
@@ -364,6 +443,8 @@ object(struct parser *ps)
 	json_t *o, *v;
 	char *key;
 	size_t klen;
+	uint64_t seen[4] = { 0, 0, 0, 0 };
+	unsigned bit;
 	int esc;
 
 	ps->p++; /* '{' */
@@ -389,12 +470,15 @@ object(struct parser *ps)
 			key = (char *)b;
 			klen = (size_t)(e - b);
 		}
-		if (json_object_getn(o, key, klen) != NULL) {
+		bit = key_bit(key, klen);
+		if ((seen[bit >> 6] >> (bit & 63) & 1) != 0 &&
+		    json_object_getn(o, key, klen) != NULL) {
 			if (esc)
 				gs_free(key);
 			bad(ps, "duplicate object key");
 			goto fail;
 		}
+		seen[bit >> 6] |= (uint64_t)1 << (bit & 63);
 		skip_ws(ps);
 		if (ps->p >= ps->end || *ps->p != ':') {
 			if (esc)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -327,6 +328,214 @@ test_utf8(void **state)
 	assert_int_equal(sc.ctrl_at, SIZE_MAX);
 }
 
+/*
+ * The scan as it was before its fast paths (one byte or one sequence at a
+ * time), kept as the reference they must agree with.
+ */
+static int
+ref_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, n = 0, need;
+	uint32_t cp, min;
+
+	out->bad_at = SIZE_MAX;
+	out->ctrl_at = SIZE_MAX;
+	out->space_at = SIZE_MAX;
+	out->ctrl = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+
+		if (c >= 0x20 && c < 0x7f) {
+			i++;
+			n++;
+			continue;
+		}
+		if (c < 0x80) {
+			cp = c;
+			need = 0;
+			min = 0;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			cp = c & 0x1f;
+			need = 1;
+			min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			cp = c & 0x0f;
+			need = 2;
+			min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			cp = c & 0x07;
+			need = 3;
+			min = 0x10000;
+		} else {
+			goto bad;
+		}
+		if (len - i - 1 < need)
+			goto bad;
+		for (size_t k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				goto bad;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			goto bad;
+		if (cp == '\t' || cp == '\n' || cp == '\r') {
+			if (out->space_at == SIZE_MAX)
+				out->space_at = n;
+		} else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+			if (out->ctrl_at == SIZE_MAX) {
+				out->ctrl_at = n;
+				out->ctrl = cp;
+			}
+		}
+		i += need + 1;
+		n++;
+	}
+	out->chars = n;
+	return 0;
+bad:
+	out->chars = n;
+	out->bad_at = i;
+	return -1;
+}
+
+/* gs_utf8_scan and the reference agree on s[0..len), every field. */
+static void
+same_scan(const char *s, size_t len)
+{
+	struct gs_utf8_scan a, b;
+	int ra, rb;
+
+	memset(&a, 0x5a, sizeof(a));
+	memset(&b, 0xa5, sizeof(b));
+	ra = gs_utf8_scan(s, len, &a);
+	rb = ref_utf8_scan(s, len, &b);
+	if (ra != rb || a.chars != b.chars || a.bad_at != b.bad_at ||
+	    a.ctrl_at != b.ctrl_at || a.space_at != b.space_at ||
+	    (a.ctrl_at != SIZE_MAX && a.ctrl != b.ctrl)) {
+		size_t i;
+
+		fprintf(stderr, "utf8 scan differs (%d/%d) on:", ra, rb);
+		for (i = 0; i < len; i++)
+			fprintf(stderr, " %02x", (unsigned char)s[i]);
+		fprintf(stderr, "\n");
+		fail();
+	}
+}
+
+static uint64_t seed = 0x2545f4914f6cdd1dull;
+
+static uint32_t
+rnd(uint32_t n)
+{
+	seed ^= seed << 13;
+	seed ^= seed >> 7;
+	seed ^= seed << 17;
+	return (uint32_t)(seed >> 32) % n;
+}
+
+/* Pieces that records and attackers are made of. */
+static const char *const pieces[] = {
+	"a", "Zz09 ~", "0123456789abcdef", "广东省深圳市", "陈", "\t", "\n",
+	"\r", "\x01", "\x1f", "\x7f", " ", "\"\\", "\xc2\x80", "\xc2\x9f",
+	"\xc2\xa0", "\xdf\xbf", "\xc3\xa9", "\xe0\xa0\x80", "\xe0\x9f\xbf",
+	"\xed\x9f\xbf", "\xed\xa0\x80", "\xee\x80\x80", "\xef\xbf\xbf",
+	"\xe1\x80\x80", "\xec\xbf\xbf", "\xf0\x90\x80\x80", "\xf0\x8f\xbf\xbf",
+	"\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xc0\xaf",
+	"\xc1\xbf", "\x80", "\xbf", "\xe9", "\xe9\x99", "\xf0\x9f\x98",
+	"\xfe", "\xff", "\0",
+};
+
+static void
+test_utf8_fast_paths(void **state)
+{
+	char buf[96];
+	size_t i, n, pos;
+	unsigned a, b, c;
+
+	(void)state;
+	/* Every one-, two- and three-byte string, at every offset of a
+	 * word and with ASCII around it, so that each fast path meets each
+	 * byte at each position and each tail length. */
+	for (pos = 0; pos < 12; pos++) {
+		memset(buf, 'x', sizeof(buf));
+		for (a = 0; a < 256; a++) {
+			buf[pos] = (char)a;
+			for (n = pos + 1; n <= pos + 9; n++)
+				same_scan(buf, n);
+		}
+	}
+	for (a = 0; a < 256; a++)
+		for (b = 0; b < 256; b++) {
+			buf[0] = 'x';
+			buf[1] = (char)a;
+			buf[2] = (char)b;
+			same_scan(buf + 1, 2);
+			same_scan(buf, 3);
+		}
+	for (a = 0xc0; a < 0x100; a++)
+		for (b = 0; b < 256; b++)
+			for (c = 0; c < 256; c += (b & 0xc0) == 0x80 ? 1 : 37) {
+				memcpy(buf, "abcdefg", 7);
+				buf[7] = (char)a;
+				buf[8] = (char)b;
+				buf[9] = (char)c;
+				buf[10] = 'z';
+				same_scan(buf + 7, 3);
+				same_scan(buf, 10);
+				same_scan(buf, 11);
+				same_scan(buf + 7, 2);
+			}
+	/* Generated texts of those pieces, then mutated byte by byte. */
+	for (i = 0; i < 200000; i++) {
+		size_t k, m = 1 + rnd(12);
+
+		n = 0;
+		for (k = 0; k < m; k++) {
+			const char *p = pieces[rnd(sizeof(pieces) /
+			    sizeof(pieces[0]))];
+			size_t pl = p[0] == '\0' ? 1 : strlen(p);
+
+			if (n + pl > sizeof(buf))
+				break;
+			memcpy(buf + n, p, pl);
+			n += pl;
+		}
+		same_scan(buf, n);
+		if (n > 0) {
+			buf[rnd((uint32_t)n)] = (char)rnd(256);
+			same_scan(buf, n);
+			same_scan(buf, rnd((uint32_t)n));
+		}
+	}
+}
+
+/* gs_today_cst keeps the day it last computed: its answer must still be
+ * gmtime_r's of the same second (asked again until the clock holds
+ * still across both reads). */
+static void
+test_today_span(void)
+{
+	int i, tries;
+
+	for (i = 0; i < 3; i++) {
+		for (tries = 0; tries < 100; tries++) {
+			time_t t0 = time(NULL), t;
+			int got = gs_today_cst();
+			struct tm tm;
+
+			if ((t = time(NULL)) != t0)
+				continue;
+			t += 8 * 3600;
+			assert_non_null(gmtime_r(&t, &tm));
+			assert_int_equal(got, (tm.tm_year + 1900) * 10000 +
+			    (tm.tm_mon + 1) * 100 + tm.tm_mday);
+			break;
+		}
+		assert_true(tries < 100);
+	}
+}
+
 static void
 test_dates(void **state)
 {
@@ -367,6 +576,7 @@ test_dates(void **state)
 	assert_int_equal(gs_datetime_parse("2026-02-30T00:00:00Z", 20, &ms),
 	    -2);
 	assert_true(gs_today_cst() >= 20260101);
+	test_today_span();
 }
 
 int
@@ -380,6 +590,7 @@ main(void)
 		cmocka_unit_test(test_uscc_rules),
 		cmocka_unit_test(test_phones),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_utf8_fast_paths),
 		cmocka_unit_test(test_dates),
 	};
 

@@ -179,6 +179,275 @@ test_mutations(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/*
+ * The string scan as it was before its fast paths, kept as the reference
+ * they must agree with: 0 and *at = the closing quote's offset in body,
+ * or -1 with *at = the offending byte and *what its message.
+ */
+static size_t
+ref_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+static int
+ref_scan(const unsigned char *body, size_t len, size_t *at, int *esc,
+    const char **what)
+{
+	const unsigned char *p = body, *end = body + len;
+	size_t n;
+
+	*esc = 0;
+	while (p < end) {
+		unsigned char c = *p;
+
+		if (c == '"') {
+			*at = (size_t)(p - body);
+			return 0;
+		}
+		if (c == '\\') {
+			*esc = 1;
+			p += (end - p >= 2) ? 2 : 1;
+			continue;
+		}
+		if (c < 0x20) {
+			*at = (size_t)(p - body);
+			*what = "control character in a string";
+			return -1;
+		}
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if ((n = ref_utf8_len(p, end)) == 0) {
+			*at = (size_t)(p - body);
+			*what = "invalid UTF-8";
+			return -1;
+		}
+		p += n;
+	}
+	*at = len;
+	*what = "unterminated string";
+	return -1;
+}
+
+static int
+only_ws(const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' &&
+		    p[i] != '\n')
+			return 0;
+	return 1;
+}
+
+/* gs_json_parse of the string value "<body> (no closing quote added: the
+ * body decides where it ends) says what the reference scan says. */
+static int
+same_string(const unsigned char *body, size_t len)
+{
+	unsigned char text[160];
+	const char *what = NULL;
+	char want[128], why[128];
+	json_t *v = NULL;
+	size_t at;
+	int esc, r, ok = 1;
+
+	if (len + 1 > sizeof(text))
+		return 1;
+	text[0] = '"';
+	memcpy(text + 1, body, len);
+	r = gs_json_parse((const char *)text, len + 1, &v, why, sizeof(why));
+	if (ref_scan(body, len, &at, &esc, &what) != 0) {
+		snprintf(want, sizeof(want), "column %zu: %s", at + 2, what);
+		ok = r == GS_EPARSE && strcmp(why, want) == 0;
+	} else if (!only_ws(body + at + 1, len - at - 1)) {
+		ok = r == GS_EPARSE; /* something after the string */
+	} else if (!esc) {
+		ok = r == GS_OK && json_string_length(v) == at &&
+		    memcmp(json_string_value(v), body, at) == 0;
+	}
+	if (!ok) {
+		size_t i;
+
+		fprintf(stderr, "string scan differs (%d, %s):", r,
+		    r == GS_OK ? "ok" : why);
+		for (i = 0; i < len; i++)
+			fprintf(stderr, " %02x", body[i]);
+		fputc('\n', stderr);
+	}
+	json_decref(v);
+	return ok;
+}
+
+/* Pieces of string bodies: plain runs of every length around a word,
+ * Chinese, the UTF-8 edge cases, escapes, controls, quotes. */
+static const char *const pieces[] = {
+	"a", "Zz09 ~", "0123456789abcdef", "广东省深圳市", "陈", "\x7f",
+	"\\\"", "\\\\", "\\u4e2d", "\\", "\"", "\t", "\n", "\x01", "\x1f",
+	"\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xe0\x9f\xbf", "\xed\x9f\xbf",
+	"\xed\xa0\x80", "\xee\x80\x80", "\xef\xbf\xbf", "\xe1\x80\x80",
+	"\xec\xbf\xbf", "\xf0\x90\x80\x80", "\xf0\x8f\xbf\xbf",
+	"\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xc0\xaf",
+	"\x80", "\xbf", "\xe9", "\xe9\x99", "\xf0\x9f\x98", "\xfe", "\xff",
+	"\0",
+};
+
+static void
+test_string_fast_paths(void **state)
+{
+	unsigned char buf[128];
+	size_t i, n, pos;
+	unsigned a, b, c;
+	int failures = 0;
+
+	(void)state;
+	/* Every byte at every place of a word, every tail length. */
+	for (pos = 0; pos < 12; pos++) {
+		memset(buf, 'x', sizeof(buf));
+		for (a = 0; a < 256; a++) {
+			buf[pos] = (unsigned char)a;
+			for (n = pos + 1; n <= pos + 10; n++) {
+				buf[n] = '"';
+				failures += !same_string(buf, n + 1);
+				failures += !same_string(buf, n);
+				buf[n] = 'x';
+			}
+		}
+	}
+	/* Every two-byte and (sampled) three-byte sequence. */
+	for (a = 0x80; a < 0x100; a++)
+		for (b = 0; b < 256; b++)
+			for (c = 0; c < 256; c += (b & 0xc0) == 0x80 ? 1 : 41) {
+				memcpy(buf, "abcdefg", 7);
+				buf[7] = (unsigned char)a;
+				buf[8] = (unsigned char)b;
+				buf[9] = (unsigned char)c;
+				buf[10] = '"';
+				failures += !same_string(buf, 11);
+				failures += !same_string(buf + 7, 4);
+				failures += !same_string(buf + 7, 3);
+				failures += !same_string(buf + 7, 2);
+			}
+	/* Generated bodies, then mutated. */
+	for (i = 0; i < 200000 && failures < 10; i++) {
+		size_t k, m = 1 + next() % 12;
+
+		n = 0;
+		for (k = 0; k < m; k++) {
+			const char *p = pieces[next() % (sizeof(pieces) /
+			    sizeof(pieces[0]))];
+			size_t pl = p[0] == '\0' ? 1 : strlen(p);
+
+			if (n + pl > sizeof(buf) - 1)
+				break;
+			memcpy(buf + n, p, pl);
+			n += pl;
+		}
+		buf[n] = '"';
+		failures += !same_string(buf, n + 1);
+		if (n > 0) {
+			buf[next() % n] = (unsigned char)next();
+			failures += !same_string(buf, n + 1);
+			failures += !same_string(buf, next() % (n + 1));
+		}
+	}
+	assert_int_equal(failures, 0);
+}
+
+/*
+ * Duplicate keys, found through the key filter: objects of keys from a
+ * small set (so duplicates are common), some with equal filter bits but
+ * different bytes, some spelt with escapes.  The first duplicate is
+ * refused at the column just after it, as a lookup of every key would.
+ */
+static void
+test_duplicate_keys(void **state)
+{
+	static const char *const keys[][2] = {
+		/* text in the input, the key it stands for */
+		{ "a", "a" }, { "\\u0061", "a" }, { "b", "b" },
+		{ "axbc", "axbc" }, { "aybc", "aybc" }, { "azbc", "azbc" },
+		{ "", "" }, { "id_number", "id_number" },
+		{ "id_nu\\u006dber", "id_number" }, { "陈", "陈" },
+		{ "k0", "k0" }, { "k1", "k1" }, { "k2", "k2" }, { "k3", "k3" },
+		{ "k4", "k4" }, { "k5", "k5" }, { "k6", "k6" }, { "k7", "k7" },
+	};
+	size_t nk = sizeof(keys) / sizeof(keys[0]);
+	char text[2048], why[128], want[128];
+	const char *used[64];
+	int i, failures = 0;
+
+	(void)state;
+	for (i = 0; i < 20000 && failures < 10; i++) {
+		size_t m = 1 + next() % 40, k, j, o = 0, dupcol = 0;
+		json_t *v = NULL;
+		int r;
+
+		text[o++] = '{';
+		for (k = 0; k < m; k++) {
+			size_t w = next() % nk;
+
+			if (k > 0)
+				text[o++] = ',';
+			o += (size_t)snprintf(text + o, sizeof(text) - o,
+			    "\"%s\"", keys[w][0]);
+			for (j = 0; j < k && dupcol == 0; j++)
+				if (strcmp(used[j], keys[w][1]) == 0)
+					dupcol = o + 1;
+			used[k] = keys[w][1];
+			o += (size_t)snprintf(text + o, sizeof(text) - o,
+			    ":%zu", k);
+		}
+		text[o++] = '}';
+		r = gs_json_parse(text, o, &v, why, sizeof(why));
+		if (dupcol != 0) {
+			snprintf(want, sizeof(want), "column %zu: duplicate "
+			    "object key", dupcol);
+			if (r != GS_EPARSE || strcmp(why, want) != 0) {
+				fprintf(stderr, "want %s, got %d %s: %.*s\n",
+				    want, r, why, (int)o, text);
+				failures++;
+			}
+		} else if (r != GS_OK || json_object_size(v) != m) {
+			fprintf(stderr, "refused %.*s: %s\n", (int)o, text, why);
+			failures++;
+		}
+		if (!agree(text, o))
+			failures++;
+		json_decref(v);
+	}
+	assert_int_equal(failures, 0);
+}
+
 /* Counts what reaches the allocator installed before the arena's. */
 static long heap_mallocs;
 
@@ -270,6 +539,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixed),
 		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_string_fast_paths),
+		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_arena),
 	};
 
