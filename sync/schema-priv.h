@@ -11,24 +11,37 @@
 #define GS_SCHEMA_PRIV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 #include "schema.h"
 
 #define GS_FORM_MAX_FIELDS 128
+/* Slots of a form's field-name hash: a power of two, at least twice
+ * GS_FORM_MAX_FIELDS, so that a probe ends at an empty slot soon. */
+#define GS_FORM_SLOTS 256
+
+/* The hash of those tables (schema.c): a few bytes of the name, not all
+ * of them, because a lookup compares the name it lands on anyway. */
+uint32_t gs_name_hash(const char *s, size_t n);
 
 struct gs_code {
 	const char *code;
 	const char *label;
+	size_t len; /* strlen(code) */
 };
 
-/* A code table; v is sorted by code (strcmp) for binary search. */
+/* A code table; v is sorted by code (strcmp), and slot (mask + 1 of
+ * them) is an open-addressing hash of the codes: 1 + the index in v, or
+ * 0 for an empty slot. */
 struct gs_codetable {
 	const char *name;
 	const char *label;
 	struct gs_code *v;
 	size_t n;
+	uint32_t *slot;
+	size_t mask;
 	char list[96]; /* "0, 1, 2, 9" when short enough for messages */
 };
 
@@ -54,6 +67,7 @@ struct gs_field {
 	const struct gs_field *req_if;    /* required when req_if's value */
 	json_t *req_if_in;                /* is one of this array */
 	size_t index;                     /* position in the form */
+	size_t namelen;                   /* strlen(name) */
 };
 
 enum gs_check_kind {
@@ -75,6 +89,8 @@ struct gs_form {
 	struct gs_field *fields; /* in declaration order */
 	size_t nfields;
 	const struct gs_field **by_name; /* sorted by name */
+	/* Field-name hash: 1 + the field's index, or 0 for an empty slot. */
+	unsigned char slot[GS_FORM_SLOTS];
 	struct gs_check *checks;
 	size_t nchecks;
 };
@@ -96,5 +112,9 @@ const struct gs_codetable *gs_schema_table(const struct gs_schema *s,
 /* The code entry in a table, or NULL. */
 const struct gs_code *gs_codetable_find(const struct gs_codetable *t,
     const char *code);
+/* The field of that name (len bytes, which may hold a NUL: then it is no
+ * field's), or NULL: gs_form_field for a name that is not a C string. */
+const struct gs_field *gs_form_fieldn(const struct gs_form *f,
+    const char *name, size_t len);
 
 #endif

@@ -178,13 +178,40 @@ gs_schema_table(const struct gs_schema *s, const char *name)
 	    cmp_table);
 }
 
+uint32_t
+gs_name_hash(const char *s, size_t n)
+{
+	uint32_t h = (uint32_t)n;
+
+	if (n > 0) {
+		h = h * 31 + (unsigned char)s[0];
+		h = h * 31 + (unsigned char)s[n / 2];
+		h = h * 31 + (unsigned char)s[n - 1];
+	}
+	h *= 2654435761u;
+	return h ^ (h >> 15);
+}
+
+/*
+ * A hash lookup rather than the binary search the sorted v allows: this
+ * runs for every code of every record (about six per person), and the
+ * search cost three string compares through bsearch's callback each.
+ * The code is a C string: whatever follows a NUL is not looked at, as
+ * strcmp would not.
+ */
 const struct gs_code *
 gs_codetable_find(const struct gs_codetable *t, const char *code)
 {
-	struct gs_code key;
+	size_t len = strlen(code), k;
+	const struct gs_code *c;
 
-	key.code = code;
-	return bsearch(&key, t->v, t->n, sizeof(*t->v), cmp_code);
+	for (k = gs_name_hash(code, len) & t->mask; t->slot[k] != 0;
+	    k = (k + 1) & t->mask) {
+		c = &t->v[t->slot[k] - 1];
+		if (c->len == len && memcmp(c->code, code, len) == 0)
+			return c;
+	}
+	return NULL;
 }
 
 /*
@@ -200,7 +227,7 @@ load_table(const char *file, json_t *doc, struct gs_codetable *t)
 	static const char *const item[] = { "code", "label", NULL };
 	const char *base, *dot;
 	json_t *codes, *c;
-	size_t i, used;
+	size_t i, used, nslots, h;
 	int r;
 
 	if (!json_is_object(doc))
@@ -243,6 +270,19 @@ load_table(const char *file, json_t *doc, struct gs_codetable *t)
 		if (strcmp(t->v[i - 1].code, t->v[i].code) == 0)
 			return GS_FAIL(GS_ECORRUPT, "%s: code \"%s\" listed "
 			    "twice", file, t->v[i].code);
+	/* The hash for gs_codetable_find, at most half full. */
+	for (nslots = 16; nslots < 2 * t->n; nslots *= 2)
+		;
+	if ((t->slot = gs_calloc(nslots, sizeof(*t->slot))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "%s: %zu codes", file, t->n);
+	t->mask = nslots - 1;
+	for (i = 0; i < t->n; i++) {
+		t->v[i].len = strlen(t->v[i].code);
+		for (h = gs_name_hash(t->v[i].code, t->v[i].len) & t->mask;
+		    t->slot[h] != 0; h = (h + 1) & t->mask)
+			;
+		t->slot[h] = (uint32_t)(i + 1);
+	}
 	/* A short list of the codes, for messages like
 	 * "should be one of 0, 1, 2, 9". */
 	t->list[0] = '\0';
@@ -521,7 +561,8 @@ load_checks(const char *file, json_t *jchecks, struct gs_form *f)
 /*
  * One form.  Fields keep their declaration order (the order a UI shows
  * them and problems are reported in); by_name is a second, sorted view
- * for lookups, which happen once per key of every record validated.
+ * that finds a name listed twice, and slot the hash for lookups, which
+ * happen once per key of every record validated.
  */
 static int
 load_form(const struct gs_schema *s, const char *file, json_t *doc,
@@ -569,6 +610,19 @@ load_form(const struct gs_schema *s, const char *file, json_t *doc,
 		if (strcmp(f->by_name[i - 1]->name, f->by_name[i]->name) == 0)
 			return GS_FAIL(GS_ECORRUPT, "%s: field \"%s\" listed "
 			    "twice", file, f->by_name[i]->name);
+	/* The names' hash (gs_form_fieldn), at most half full. */
+	memset(f->slot, 0, sizeof(f->slot));
+	for (i = 0; i < f->nfields; i++) {
+		struct gs_field *fd = &f->fields[i];
+		size_t k;
+
+		fd->namelen = strlen(fd->name);
+		for (k = gs_name_hash(fd->name, fd->namelen) &
+		    (GS_FORM_SLOTS - 1); f->slot[k] != 0;
+		    k = (k + 1) & (GS_FORM_SLOTS - 1))
+			;
+		f->slot[k] = (unsigned char)(i + 1);
+	}
 	if ((r = link_required_if(file, jfields, f)) != GS_OK)
 		return r;
 	return load_checks(file, json_object_get(doc, "checks"), f);
@@ -867,8 +921,10 @@ gs_schema_free(struct gs_schema *s)
 		gs_free(s->old[i].checks);
 	}
 	gs_free(s->old);
-	for (i = 0; s->tables != NULL && i < s->ntables; i++)
+	for (i = 0; s->tables != NULL && i < s->ntables; i++) {
 		gs_free(s->tables[i].v);
+		gs_free(s->tables[i].slot);
+	}
 	for (i = 0; s->docs != NULL && i < s->ndocs; i++)
 		json_decref(s->docs[i]);
 	gs_free(s->forms);
@@ -946,27 +1002,31 @@ gs_form_field_at(const struct gs_form *f, size_t i)
 	return i < f->nfields ? &f->fields[i] : NULL;
 }
 
+/*
+ * A hash lookup: this runs for every key of every record validated, and
+ * the binary search it replaces cost five string compares a key.
+ */
+const struct gs_field *
+gs_form_fieldn(const struct gs_form *f, const char *name, size_t len)
+{
+	const struct gs_field *fd;
+	size_t k;
+
+	for (k = gs_name_hash(name, len) & (GS_FORM_SLOTS - 1);
+	    f->slot[k] != 0; k = (k + 1) & (GS_FORM_SLOTS - 1)) {
+		fd = &f->fields[f->slot[k] - 1];
+		if (fd->namelen == len && memcmp(fd->name, name, len) == 0)
+			return fd;
+	}
+	return NULL;
+}
+
 const struct gs_field *
 gs_form_field(const struct gs_form *f, const char *name)
 {
-	size_t lo = 0, hi = f->nfields;
-
-	/* Hand-rolled bsearch: this runs for every key of every record, and
-	 * comparing names directly avoids building a key struct. */
 	if (name == NULL)
 		return NULL;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(name, f->by_name[mid]->name);
-
-		if (c == 0)
-			return f->by_name[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
+	return gs_form_fieldn(f, name, strlen(name));
 }
 
 const char *

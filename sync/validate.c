@@ -1004,13 +1004,14 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 	}
 	/*
 	 * One pass over the record's keys finds each value's field (a
-	 * binary search by name) and refuses unknown keys; the checks
-	 * below then read vals[] instead of hashing every field name of
-	 * the form again.  A key with an embedded NUL never matches.
+	 * hash lookup by name) and refuses unknown keys; the checks below
+	 * then read vals[] instead of hashing every field name of the form
+	 * again.  A key with an embedded NUL never matches (no field name
+	 * holds one).
 	 */
 	memset(vals, 0, f->nfields * sizeof(vals[0]));
 	json_object_keylen_foreach(fields, key, klen, v) {
-		fd = strlen(key) == klen ? gs_form_field(f, key) : NULL;
+		fd = gs_form_fieldn(f, key, klen);
 		if (fd != NULL) {
 			vals[fd->index] = v;
 			continue;

@@ -16,6 +16,7 @@
 #include "embedded.h"
 #include "ids.h"
 #include "schema.h"
+#include "schema-priv.h"
 #include "core/error.h"
 #include "core/mem.h"
 
@@ -67,6 +68,115 @@ struct want {
 	enum gs_kind kind;
 	int pii;
 };
+
+/* What the hash lookups must answer: a plain walk over the fields. */
+static const struct gs_field *
+walk_field(const struct gs_form *f, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < f->nfields; i++)
+		if (strlen(f->fields[i].name) == len &&
+		    memcmp(f->fields[i].name, name, len) == 0)
+			return &f->fields[i];
+	return NULL;
+}
+
+static const struct gs_code *
+walk_code(const struct gs_codetable *t, const char *code)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->v[i].code, code) == 0)
+			return &t->v[i];
+	return NULL;
+}
+
+/* name, then every one-byte change, cut and extension of it. */
+static void
+same_field(const struct gs_form *f, const char *name)
+{
+	char buf[80];
+	size_t len = strlen(name), i;
+	unsigned c;
+
+	assert_true(len + 2 < sizeof(buf));
+	memcpy(buf, name, len + 1);
+	assert_ptr_equal(gs_form_fieldn(f, buf, len), walk_field(f, buf, len));
+	assert_ptr_equal(gs_form_field(f, buf), walk_field(f, buf, len));
+	for (i = 0; i <= len; i++) {
+		assert_ptr_equal(gs_form_fieldn(f, buf, i),
+		    walk_field(f, buf, i));
+		for (c = 0; c < 256; c += 7) {
+			char was = buf[i];
+
+			buf[i] = (char)c;
+			assert_ptr_equal(gs_form_fieldn(f, buf, len + (i ==
+			    len)), walk_field(f, buf, len + (i == len)));
+			buf[i] = was;
+		}
+	}
+}
+
+static void
+same_code(const struct gs_codetable *t, const char *code)
+{
+	char buf[80];
+	size_t len = strlen(code), i;
+	unsigned c;
+
+	assert_true(len + 2 < sizeof(buf));
+	memcpy(buf, code, len + 1);
+	assert_ptr_equal(gs_codetable_find(t, buf), walk_code(t, buf));
+	for (i = 0; i <= len; i++) {
+		for (c = 0; c < 256; c += 5) {
+			char was = buf[i];
+
+			buf[i] = (char)c;
+			buf[len + 1] = '\0';
+			assert_ptr_equal(gs_codetable_find(t, buf),
+			    walk_code(t, buf));
+			buf[i] = was;
+		}
+	}
+}
+
+/*
+ * The field-name and code hashes find exactly what a walk over the
+ * names finds: every name, and every near miss of it (one byte changed,
+ * cut short, one byte longer, a NUL inside), in every form and table.
+ */
+static void
+test_lookups(void **state)
+{
+	struct gs_schema *s = NULL;
+	size_t i, k;
+
+	(void)state;
+	assert_int_equal(gs_schema_load(&s), GS_OK);
+	for (i = 0; i < s->nforms + s->nold; i++) {
+		const struct gs_form *f = i < s->nforms ? &s->forms[i] :
+		    &s->old[i - s->nforms];
+
+		for (k = 0; k < f->nfields; k++)
+			same_field(f, f->fields[k].name);
+		same_field(f, "");
+		same_field(f, "no_such_field");
+	}
+	for (i = 0; i < s->ntables; i++) {
+		const struct gs_codetable *t = &s->tables[i];
+
+		for (k = 0; k < t->n; k++) {
+			assert_ptr_equal(gs_codetable_find(t, t->v[k].code),
+			    &t->v[k]);
+			same_code(t, t->v[k].code);
+		}
+		same_code(t, "");
+		same_code(t, "ZZZ");
+	}
+	gs_schema_free(s);
+}
 
 static void
 test_contract_fields(void **state)
@@ -400,6 +510,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loads),
+		cmocka_unit_test(test_lookups),
 		cmocka_unit_test(test_contract_fields),
 		cmocka_unit_test(test_code_tables),
 		cmocka_unit_test(test_refuses_broken),
