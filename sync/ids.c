@@ -398,16 +398,44 @@ mobile:
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* Whether all eight bytes of w are printable ASCII (0x20-0x7e): no byte
- * below 0x20, none above 0x7e (the exact "has less / has more" tests of
- * the bit-twiddling folklore, valid for bounds up to 128). */
-static int
-printable8(uint64_t w)
+/*
+ * The bytes of w (eight of the text, loaded in memory order) that are not
+ * printable ASCII (0x20-0x7e): the folklore's exact "has less than 0x20"
+ * and "has more than 0x7e" tests.  0 when all are printable; else the
+ * lowest flagged byte is the first such byte (a borrow or a carry flags
+ * only bytes after a flagged one).
+ */
+static uint64_t
+unprintable8(uint64_t w)
 {
-	uint64_t less = (w - ONES * 0x20) & ~w & HIGHS;
-	uint64_t more = ((w + ONES * (127 - 0x7e)) | w) & HIGHS;
+	uint64_t less = (w - ONES * 0x20) & ~w;
+	uint64_t more = (w + ONES * (127 - 0x7e)) | w;
 
-	return (less | more) == 0;
+	return (less | more) & HIGHS;
+}
+
+/*
+ * Whether p starts a three-byte sequence that is valid whatever its
+ * second byte's value: lead byte E1-EC, EE or EF (no overlong form, no
+ * surrogate, no control: U+1000-U+CFFF, U+E000-U+FFFF) and two
+ * continuation bytes.
+ */
+static int
+plain3(const unsigned char *p)
+{
+	return (unsigned)(p[0] - 0xe1) <= 0xef - 0xe1 && p[0] != 0xed &&
+	    (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80;
+}
+
+/* The index in memory order of the first byte flagged in m (not 0). */
+static size_t
+first_flag(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (size_t)__builtin_clzll(m) >> 3;
+#else
+	return (size_t)__builtin_ctzll(m) >> 3;
+#endif
 }
 
 int
@@ -426,15 +454,19 @@ gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 
 		if (c >= 0x20 && c < 0x7f) {
 			/* The common case: printable ASCII, by the word
-			 * while there are words left. */
-			uint64_t w;
+			 * while there are words left, up to the first byte
+			 * that is not. */
+			uint64_t w, m;
+			size_t k;
 
 			while (len - i >= 8) {
 				memcpy(&w, s + i, 8);
-				if (!printable8(w))
+				m = unprintable8(w);
+				k = m != 0 ? first_flag(m) : 8;
+				i += k;
+				n += k;
+				if (k < 8)
 					break;
-				i += 8;
-				n += 8;
 			}
 			if (i < len && s[i] >= 0x20 && s[i] < 0x7f) {
 				i++;
@@ -442,12 +474,12 @@ gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 			}
 			continue;
 		}
-		if (((c >= 0xe1 && c <= 0xec) || c >= 0xee) && c <= 0xef &&
-		    len - i >= 3 && (s[i + 1] & 0xc0) == 0x80 &&
-		    (s[i + 2] & 0xc0) == 0x80) {
-			/* U+1000-U+CFFF or U+E000-U+FFFF. */
-			i += 3;
-			n++;
+		if (len - i >= 3 && plain3(s + i)) {
+			/* Chinese text comes in runs. */
+			do {
+				i += 3;
+				n++;
+			} while (len - i >= 3 && plain3(s + i));
 			continue;
 		}
 		/* The lead byte gives the length and the smallest code point

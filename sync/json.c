@@ -239,19 +239,65 @@ static const unsigned char plain_byte[256] = {
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* Nonzero when one of the eight bytes of w is zero: the folklore's "has
- * zero", exact for the word as a whole (not for which byte). */
-#define HAS_ZERO(w) (((w) - ONES) & ~(w) & HIGHS)
+/* The high bit of each byte of w that is zero, and maybe of bytes
+ * above (in memory order) a zero one: the folklore's "has zero", whose
+ * lowest flag is always a true one. */
+#define ZEROS(w) (((w) - ONES) & ~(w) & HIGHS)
 
-/* Whether all eight bytes of w are plain_byte[] ones: none below 0x20,
- * none from 0x80, no '"' and no '\\'. */
-static int
-plain8(uint64_t w)
+/*
+ * The bytes of w (eight of the input, loaded in memory order) that are
+ * not plain_byte[] ones: below 0x20, from 0x80, '"' or '\\'.  0 when
+ * all are plain; else the lowest flagged byte is the first such byte (a
+ * borrow flags only bytes after a flagged one), so plain_run() may skip
+ * to it.
+ */
+static uint64_t
+special8(uint64_t w)
 {
 	uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
 
-	return ((((w - ONES * 0x20) & ~w) | w) & HIGHS) == 0 &&
-	    !HAS_ZERO(q) && !HAS_ZERO(b);
+	return ((((w - ONES * 0x20) & ~w) | w) & HIGHS) | ZEROS(q) | ZEROS(b);
+}
+
+/* The index in memory order of the first byte flagged in m (not 0). */
+static size_t
+first_flag(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (size_t)__builtin_clzll(m) >> 3;
+#else
+	return (size_t)__builtin_ctzll(m) >> 3;
+#endif
+}
+
+/*
+ * Whether p starts a three-byte sequence that is valid whatever its
+ * second byte's value: lead byte E1-EC, EE or EF (no overlong form, no
+ * surrogate: U+1000-U+CFFF, U+E000-U+FFFF) and two continuation bytes.
+ */
+static int
+plain3(const unsigned char *p)
+{
+	return (unsigned)(p[0] - 0xe1) <= 0xef - 0xe1 &&
+	    p[0] != 0xed && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80;
+}
+
+/* Past the plain_byte[] run at p: eight bytes at a time while there are
+ * eight, then the rest one by one. */
+static const unsigned char *
+plain_run(const unsigned char *p, const unsigned char *end)
+{
+	uint64_t w, m;
+
+	while (end - p >= 8) {
+		memcpy(&w, p, 8);
+		if ((m = special8(w)) != 0)
+			return p + first_flag(m);
+		p += 8;
+	}
+	while (p < end && plain_byte[*p])
+		p++;
+	return p;
 }
 
 /*
@@ -260,8 +306,8 @@ plain8(uint64_t w)
  * closing quote.
  *
  * Two fast paths take bytes the general code below would take the same
- * way, and leave it everything else: runs of plain bytes (eight at a time
- * while words last), and three-byte UTF-8 sequences whose lead byte needs
+ * way, and leave it everything else: runs of plain bytes (plain_run), and
+ * three-byte UTF-8 sequences whose lead byte needs
  * no range check on the second byte (E1-EC, EE, EF: every Chinese
  * character).  So an error is still found at the same byte with the same
  * message; tests/unit/sync-json.c checks this against the plain scan.
@@ -279,16 +325,7 @@ scan_string(struct parser *ps, const unsigned char **b,
 		unsigned char c = *p;
 
 		if (plain_byte[c]) {
-			uint64_t w;
-
-			while (end - p >= 8) {
-				memcpy(&w, p, 8);
-				if (!plain8(w))
-					break;
-				p += 8;
-			}
-			while (p < end && plain_byte[*p])
-				p++;
+			p = plain_run(p, end);
 			continue;
 		}
 		if (c == '"') {
@@ -308,10 +345,11 @@ scan_string(struct parser *ps, const unsigned char **b,
 			bad(ps, "control character in a string");
 			return -1;
 		}
-		if (((c >= 0xe1 && c <= 0xec) || c >= 0xee) && c <= 0xef &&
-		    end - p >= 3 && (p[1] & 0xc0) == 0x80 &&
-		    (p[2] & 0xc0) == 0x80) {
-			p += 3;
+		if (end - p >= 3 && plain3(p)) {
+			/* Chinese text comes in runs. */
+			do
+				p += 3;
+			while (end - p >= 3 && plain3(p));
 			continue;
 		}
 		if ((n = utf8_len(p, end)) == 0) {
