@@ -4,9 +4,9 @@
  * inside), mainland phone numbers, strict UTF-8 and calendar dates.
  *
  * Pure functions on caller memory: no allocation, no global state except
- * the clock read by gs_today_cst().  validate.c turns their results into
- * problems; the generator (tools/gridgen.c) and the tests use them to make
- * and check identifiers.
+ * the clock read by gs_today_cst() (and the day it keeps per thread).
+ * validate.c turns their results into problems; the generator
+ * (tools/gridgen.c) and the tests use them to make and check identifiers.
  */
 #ifndef GS_IDS_H
 #define GS_IDS_H
@@ -21,7 +21,9 @@ int gs_date_valid(int y, int m, int d);
 /* Days since 1970-01-01 of a valid date (negative before). */
 int64_t gs_days_from_civil(int y, int m, int d);
 /* Today's date in China Standard Time (UTC+8) as YYYYMMDD: birth dates and
- * other local dates are judged in the time zone they were written in. */
+ * other local dates are judged in the time zone they were written in.
+ * Reads the clock every call; the date is worked out again only when the
+ * day changed since the calling thread last asked. */
 int gs_today_cst(void);
 
 /* "YYYY-MM-DD" exactly (len bytes, no terminator needed).  0 and y/m/d set

@@ -307,9 +307,8 @@ plain_run(const unsigned char *p, const unsigned char *end)
  *
  * Two fast paths take bytes the general code below would take the same
  * way, and leave it everything else: runs of plain bytes (plain_run), and
- * three-byte UTF-8 sequences whose lead byte needs
- * no range check on the second byte (E1-EC, EE, EF: every Chinese
- * character).  So an error is still found at the same byte with the same
+ * three-byte UTF-8 sequences whose lead byte needs no range check on the
+ * second byte (E1-EC, EE, EF: every Chinese character).  So an error is still found at the same byte with the same
  * message; tests/unit/sync-json.c checks this against the plain scan.
  */
 static int
