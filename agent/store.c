@@ -649,13 +649,17 @@ store_new(const char *home, const char *path, int dbflags,
 	if ((r = gs_db_open(path, "agent", dbflags | GS_DB_ONE_THREAD,
 	    &st->db)) != GS_OK)
 		goto out;
-	/* 8 MiB of page cache (SQLite's default is 2 MiB).  Not more: a
+	/* 16 MiB of page cache (SQLite's default is 2 MiB).  Not more: a
 	 * bulk import's pages should not all wait for COMMIT.  Once the
 	 * cache is full SQLite writes pages to the WAL as it goes, on the
 	 * inserting thread while the readers parse on the other cores, and
-	 * COMMIT has little left to write (bench/RESULTS.md, bench-save:
-	 * 64 MiB made 100,000 persons about 15% slower). */
-	if ((r = gs_db_exec(st->db, "PRAGMA cache_size = -8192")) != GS_OK)
+	 * COMMIT has little left to write (64 MiB made 100,000 persons
+	 * about 15% slower).  Not less: the blind index of a protected
+	 * store takes its inserts at random places, and at 8 MiB its pages
+	 * were written out and read back again, 16,000 times each way for
+	 * 100,000 protected persons (strace); a plain import writes and
+	 * reads the same at 8 and 16 MiB.  bench/RESULTS.md, bench-save. */
+	if ((r = gs_db_exec(st->db, "PRAGMA cache_size = -16384")) != GS_OK)
 		goto out;
 	/* The built-in forms and code tables with the reference data
 	 * fetched from the platform (agent/reference.c). */

@@ -104,7 +104,7 @@ floor_rate(const char *home, const char *data, size_t len, double *secs,
 
 	snprintf(path, sizeof(path), "%s.db", home);
 	if ((r = gs_db_open(path, "agent", GS_DB_CREATE, &db)) != GS_OK ||
-	    (r = gs_db_exec(db, "PRAGMA cache_size = -8192")) != GS_OK ||
+	    (r = gs_db_exec(db, "PRAGMA cache_size = -16384")) != GS_OK ||
 	    (r = gs_stmt_prepare(db, rec_sql, &rec)) != GS_OK ||
 	    (r = gs_stmt_prepare(db, chg_sql, &chg)) != GS_OK)
 		goto out;
