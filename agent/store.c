@@ -646,8 +646,8 @@ store_new(const char *home, const char *path, int dbflags,
 	}
 	/* One thread at a time: the bulk import's reader thread and the
 	 * sync's courier never touch the database. */
-	if ((r = gs_db_open(path, "agent", dbflags | GS_DB_ONE_THREAD,
-	    &st->db)) != GS_OK)
+	if ((r = gs_db_open(path, "agent", dbflags | GS_DB_ONE_THREAD |
+	    GS_DB_COALESCE_WAL, &st->db)) != GS_OK)
 		goto out;
 	/* 16 MiB of page cache (SQLite's default is 2 MiB).  Not more: a
 	 * bulk import's pages should not all wait for COMMIT.  Once the

@@ -31,6 +31,10 @@ enum gs_db_flags {
 	 * connection: SQLite then takes no mutex on every call
 	 * (SQLITE_OPEN_NOMUTEX), about 5% of a bulk insert. */
 	GS_DB_ONE_THREAD = 8,
+	/* WAL frames reach the file in 64 KiB writes, not two write()
+	 * calls each (sync/db.c, "the WAL write coalescer"): for a
+	 * connection that writes big transactions. */
+	GS_DB_COALESCE_WAL = 16,
 };
 
 /*
