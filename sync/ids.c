@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytes-priv.h"
 #include "ids.h"
 #include "core/banned.h"
 
@@ -395,8 +396,6 @@ mobile:
  * Chinese character), which can be neither overlong, a surrogate nor a
  * control.  tests/unit/sync-ids.c compares this with a plain scan.
  */
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
 
 /*
  * The bytes of w (eight of the text, loaded in memory order) that are not
@@ -408,34 +407,10 @@ mobile:
 static uint64_t
 unprintable8(uint64_t w)
 {
-	uint64_t less = (w - ONES * 0x20) & ~w;
-	uint64_t more = (w + ONES * (127 - 0x7e)) | w;
+	uint64_t less = (w - GS_ONES * 0x20) & ~w;
+	uint64_t more = (w + GS_ONES * (127 - 0x7e)) | w;
 
-	return (less | more) & HIGHS;
-}
-
-/*
- * Whether p starts a three-byte sequence that is valid whatever its
- * second byte's value: lead byte E1-EC, EE or EF (no overlong form, no
- * surrogate, no control: U+1000-U+CFFF, U+E000-U+FFFF) and two
- * continuation bytes.
- */
-static int
-plain3(const unsigned char *p)
-{
-	return (unsigned)(p[0] - 0xe1) <= 0xef - 0xe1 && p[0] != 0xed &&
-	    (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80;
-}
-
-/* The index in memory order of the first byte flagged in m (not 0). */
-static size_t
-first_flag(uint64_t m)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	return (size_t)__builtin_clzll(m) >> 3;
-#else
-	return (size_t)__builtin_ctzll(m) >> 3;
-#endif
+	return (less | more) & GS_HIGHS;
 }
 
 int
@@ -462,7 +437,7 @@ gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 			while (len - i >= 8) {
 				memcpy(&w, s + i, 8);
 				m = unprintable8(w);
-				k = m != 0 ? first_flag(m) : 8;
+				k = m != 0 ? gs_first_flag(m) : 8;
 				i += k;
 				n += k;
 				if (k < 8)
@@ -474,12 +449,12 @@ gs_utf8_scan(const char *str, size_t len, struct gs_utf8_scan *out)
 			}
 			continue;
 		}
-		if (len - i >= 3 && plain3(s + i)) {
+		if (len - i >= 3 && gs_plain3(s + i)) {
 			/* Chinese text comes in runs. */
 			do {
 				i += 3;
 				n++;
-			} while (len - i >= 3 && plain3(s + i));
+			} while (len - i >= 3 && gs_plain3(s + i));
 			continue;
 		}
 		/* The lead byte gives the length and the smallest code point

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "core/error.h"
+#include "bytes-priv.h"
 #include "core/mem.h"
 #include "json.h"
 #include "core/banned.h"
@@ -236,13 +237,10 @@ static const unsigned char plain_byte[256] = {
 	/* 0x80-0xff: zero */
 };
 
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
 /* The high bit of each byte of w that is zero, and maybe of bytes
  * above (in memory order) a zero one: the folklore's "has zero", whose
  * lowest flag is always a true one. */
-#define ZEROS(w) (((w) - ONES) & ~(w) & HIGHS)
+#define ZEROS(w) (((w) - GS_ONES) & ~(w) & GS_HIGHS)
 
 /*
  * The bytes of w (eight of the input, loaded in memory order) that are
@@ -254,32 +252,10 @@ static const unsigned char plain_byte[256] = {
 static uint64_t
 special8(uint64_t w)
 {
-	uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+	uint64_t q = w ^ (GS_ONES * '"'), b = w ^ (GS_ONES * '\\');
 
-	return ((((w - ONES * 0x20) & ~w) | w) & HIGHS) | ZEROS(q) | ZEROS(b);
-}
-
-/* The index in memory order of the first byte flagged in m (not 0). */
-static size_t
-first_flag(uint64_t m)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	return (size_t)__builtin_clzll(m) >> 3;
-#else
-	return (size_t)__builtin_ctzll(m) >> 3;
-#endif
-}
-
-/*
- * Whether p starts a three-byte sequence that is valid whatever its
- * second byte's value: lead byte E1-EC, EE or EF (no overlong form, no
- * surrogate: U+1000-U+CFFF, U+E000-U+FFFF) and two continuation bytes.
- */
-static int
-plain3(const unsigned char *p)
-{
-	return (unsigned)(p[0] - 0xe1) <= 0xef - 0xe1 &&
-	    p[0] != 0xed && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80;
+	return ((((w - GS_ONES * 0x20) & ~w) | w) & GS_HIGHS) | ZEROS(q) |
+	    ZEROS(b);
 }
 
 /* Past the plain_byte[] run at p: eight bytes at a time while there are
@@ -292,7 +268,7 @@ plain_run(const unsigned char *p, const unsigned char *end)
 	while (end - p >= 8) {
 		memcpy(&w, p, 8);
 		if ((m = special8(w)) != 0)
-			return p + first_flag(m);
+			return p + gs_first_flag(m);
 		p += 8;
 	}
 	while (p < end && plain_byte[*p])
@@ -344,11 +320,11 @@ scan_string(struct parser *ps, const unsigned char **b,
 			bad(ps, "control character in a string");
 			return -1;
 		}
-		if (end - p >= 3 && plain3(p)) {
+		if (end - p >= 3 && gs_plain3(p)) {
 			/* Chinese text comes in runs. */
 			do
 				p += 3;
-			while (end - p >= 3 && plain3(p));
+			while (end - p >= 3 && gs_plain3(p));
 			continue;
 		}
 		if ((n = utf8_len(p, end)) == 0) {
@@ -462,15 +438,7 @@ number(struct parser *ps)
 static unsigned
 key_bit(const char *k, size_t n)
 {
-	uint32_t h = (uint32_t)n;
-
-	if (n > 0) {
-		h = h * 31 + (unsigned char)k[0];
-		h = h * 31 + (unsigned char)k[n / 2];
-		h = h * 31 + (unsigned char)k[n - 1];
-	}
-	h *= 2654435761u;
-	return h >> 24;
+	return gs_name_hash(k, n) >> 24;
 }
 
 static json_t *

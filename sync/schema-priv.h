@@ -17,14 +17,14 @@
 
 #include "schema.h"
 
+#include "bytes-priv.h"
+
 #define GS_FORM_MAX_FIELDS 128
 /* Slots of a form's field-name hash: a power of two, at least twice
  * GS_FORM_MAX_FIELDS, so that a probe ends at an empty slot soon. */
 #define GS_FORM_SLOTS 256
 
-/* The hash of those tables (schema.c): a few bytes of the name, not all
- * of them, because a lookup compares the name it lands on anyway. */
-uint32_t gs_name_hash(const char *s, size_t n);
+/* The hash of those tables is gs_name_hash (bytes-priv.h). */
 
 struct gs_code {
 	const char *code;

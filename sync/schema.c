@@ -178,20 +178,6 @@ gs_schema_table(const struct gs_schema *s, const char *name)
 	    cmp_table);
 }
 
-uint32_t
-gs_name_hash(const char *s, size_t n)
-{
-	uint32_t h = (uint32_t)n;
-
-	if (n > 0) {
-		h = h * 31 + (unsigned char)s[0];
-		h = h * 31 + (unsigned char)s[n / 2];
-		h = h * 31 + (unsigned char)s[n - 1];
-	}
-	h *= 2654435761u;
-	return h ^ (h >> 15);
-}
-
 /*
  * A hash lookup rather than the binary search the sorted v allows: this
  * runs for every code of every record (about six per person), and the
