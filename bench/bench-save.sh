@@ -114,10 +114,40 @@ validation 13k, encoding the stored fields 8k, freeing the parsed value
 | no copies when binding; SQLITE_OPEN_NOMUTEX on the agent's connection; memory statistics off | 37.0k | 45.5k |
 | one reader per core (two here), uuids made in line order when a chunk is claimed | 37.0k | 23.4k + 22.1k |
 | agent migration 0008: a new record's creation is one pending_creation row until it is batched (its change row, in 3 b-trees, is written by the outbox then) | 19.4k | 45.5k in all |
+| the readers' jansson values from a per-thread arena (sync/json.c), not malloc and free: about 130 allocations per person | 19.4k | 39.4k in all |
+| fast paths for ASCII runs and 3-byte UTF-8 in the JSON reader and the UTF-8 check, fields and codes looked up by hash, today's date kept per thread (helper "readers") | 19.5k | 33.0k in all |
 
-So the import's caller's thread went from 92.6k to 19.4k instructions
-per record and the whole of it, across both cores, to 64.9k
-(bench/pii-callgrind.sh, 13:10 UTC).  The creation's change row is not
+So the import's caller's thread went from 92.6k to 19.5k instructions
+per record and the whole of it, across both cores, to 52.5k
+(bench/pii-callgrind.sh, 15:10 UTC; 73.1k with personal data sealed).
+
+Instructions are not the whole of the inserting thread's time.  For
+100,000 persons it also spent about as long in the kernel, writing the
+WAL and then the checkpoint (55,000 pwrite and 37,000 pread calls for a
+plain import; 84,000 and 59,000 with personal data sealed), and its
+COMMIT plus checkpoint took 0.35-0.45 s of a 1 s import, alone, while
+the readers had finished.  Three changes (the same minutes, 15:00-15:30
+UTC, \`bench/pii --only plain-bulk\` and \`pii-bulk\`):
+
+- a 16 MiB page cache, not 64 MiB: once it is full SQLite writes pages
+  to the WAL as it goes, beside the readers, and COMMIT has little left
+  (with 8 MiB, the blind index of a protected store was written out and
+  read back 16,000 times each way);
+- early writeback (gs_db_writeback_start, sync/db.c): every 10 ms a
+  thread asks the kernel to start writing the WAL and the database file,
+  so the fsync of COMMIT and of the checkpoint does not wait for 60 MB
+  at once.  With both: COMMIT 0.22-0.26 s -> 0.10-0.13 s, the checkpoint
+  0.17-0.20 s -> 0.15-0.17 s, the import 89-97k -> 110-124k records/s;
+- the WAL write coalescer (GS_DB_COALESCE_WAL, sync/db.c): SQLite writes
+  a WAL frame as two write() calls and a checkpointed page as one; a VFS
+  over SQLite's gathers them into 64 KiB writes, written before any other
+  call on the file returns.  pwrite calls for 100,000 protected persons:
+  75,000 -> 12,000; the import 130-140k -> 111-164k records/s plain,
+  80-84k -> 75-102k protected.
+
+This disk's speed drifts: a run right after others that wrote a few
+hundred MB is often a third slower than the first run after a pause,
+the floor included, so compare runs from the same minute.  The creation's change row is not
 gone, it is written when the outbox batches the record: \`gridagent
 sync\` costs about 12k instructions more per record for it
 (bench/sync-callgrind.sh: 238k -> 250k per synced record), once, in one
