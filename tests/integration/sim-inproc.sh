@@ -60,4 +60,16 @@ for what in lose:I1 ack:I4; do
 	fi
 	rm -rf "$(sed -n 's/^gssim: kept //p' "$T_TMP/plant.out")"
 done
+
+# A directory left by a killed run whose pid a later run gets does not
+# stop that run: here it is made with the very pid gssim will have (the
+# shell's, kept by exec).
+mkdir "$T_TMP/shm"
+if sh -c 'mkdir "$1/gssim.$$" && exec "$2" --seed 1 --devices 2 --days 1 --dir "$1"' \
+	sh "$T_TMP/shm" "$SIM" >"$T_TMP/stale.out" 2>&1; then
+	ok "a stale gssim.PID directory does not stop a run"
+else
+	fail "a stale gssim.PID directory stops a run"
+	sed 's/^/# /' "$T_TMP/stale.out" | head -n 5
+fi
 done_testing

@@ -1424,8 +1424,10 @@ main(int argc, char **argv)
 	if (dir == NULL)
 		dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" :
 		    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	pathf(base, "%s/gssim.%ld", dir, (long)getpid());
-	if (mkdir(base, 0700) != 0) {
+	/* mkdtemp, not the pid: a directory left by a run that was killed
+	 * must not stop a later run that gets the same pid. */
+	pathf(base, "%s/gssim.XXXXXX", dir);
+	if (mkdtemp(base) == NULL) {
 		fprintf(stderr, "gssim: %s: %s\n", base, strerror(errno));
 		return 2;
 	}
