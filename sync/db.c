@@ -760,17 +760,27 @@ pragma_row(struct gs_db *db, const char *sql, const char *want)
  * each a system call on the inserting thread, which is the import's
  * slowest.  Here they go out up to WALBUF_CAP bytes at a time.
  *
- * The rule that keeps this invisible to SQLite: the bytes are written,
- * in order, before any other call on that file returns (read, sync,
- * truncate, size, lock, unlock, file control, close).  SQLite cannot see
- * the file but through those calls, and it syncs the WAL before a commit
- * is published in the WAL index (synchronous=FULL, every connection
- * here: gs_db_open), so no reader is ever pointed at a frame that is not
- * in the file yet.  A write that fails is reported by the call that made
- * it happen (the next write, or the sync of the commit): the transaction
- * fails there instead, as it would have a little earlier.  A crash
- * loses at most frames of a transaction not yet synced, which WAL
- * recovery ignores anyway.  Files other than WAL files pass straight
+ * The rules that keep this invisible to SQLite:
+ * - the bytes are written, in order, before any other call on that file
+ *   returns (read, sync, truncate, size, lock, unlock, file control,
+ *   close): SQLite cannot see the file but through those calls;
+ * - a WAL's bytes are also written before any lock call on its
+ *   database's file (the shared-memory locks included): a transaction
+ *   that rolled back must not leave frames behind that would be written
+ *   later, over what another connection committed at the same place
+ *   once the write lock was free (the WAL's file knows its database's
+ *   by the name SQLite opened both with, sqlite3_filename_database);
+ * - SQLite syncs the WAL before a commit is published in the WAL index
+ *   (synchronous=FULL, every connection here: gs_db_open), and the
+ *   database file after a checkpoint before the WAL index says so, so no
+ *   reader is ever pointed at bytes that are not in the file yet;
+ * - a write that fails is reported by the call that made it happen, and
+ *   from then on every sync, read and write of that file fails with it
+ *   until it is closed: what SQLite believes written can never be
+ *   committed without it.
+ * A crash loses at most what was not synced, which recovery ignores
+ * anyway.  The main database file is gathered the same way (a
+ * checkpoint writes its pages in order); other files pass straight
  * through.
  */
 /* Under 128 KiB: SQLite's unix VFS writes at most 0x1ffff bytes per
@@ -781,25 +791,46 @@ pragma_row(struct gs_db *db, const char *sql, const char *want)
 struct walbuf_file {
 	sqlite3_file base;         /* pMethods: walbuf_methods */
 	sqlite3_file *real;        /* the default VFS's file, right after */
-	int coalesce;              /* a WAL file */
+	int coalesce;              /* a WAL or main database file */
+	int err;                   /* a gathered write failed: this code */
 	unsigned char *buf;        /* WALBUF_CAP bytes, made at first use */
 	size_t len;                /* bytes waiting */
 	sqlite3_int64 off;         /* where they go */
+	/* A main database file: the name it was opened by, its WAL's file
+	 * while that is open, and the list of them (under walbuf_mu).  A WAL
+	 * file: its database's file (under walbuf_mu). */
+	const char *name;
+	struct walbuf_file *wal, *db, *next;
 };
 
 static sqlite3_vfs walbuf_vfs;
 static sqlite3_vfs *walbuf_base;
 static int walbuf_ok;
+static pthread_mutex_t walbuf_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct walbuf_file *walbuf_dbs;
 
 static int
 walbuf_flush(struct walbuf_file *f)
 {
 	size_t n = f->len;
+	int rc;
 
+	if (f->err != SQLITE_OK)
+		return f->err;
 	if (n == 0)
 		return SQLITE_OK;
 	f->len = 0;
-	return f->real->pMethods->xWrite(f->real, f->buf, (int)n, f->off);
+	rc = f->real->pMethods->xWrite(f->real, f->buf, (int)n, f->off);
+	if (rc != SQLITE_OK)
+		f->err = rc;
+	return rc;
+}
+
+/* Before a lock call on a database file: its WAL's bytes. */
+static int
+walbuf_flush_wal(struct walbuf_file *db)
+{
+	return db->wal != NULL ? walbuf_flush(db->wal) : SQLITE_OK;
 }
 
 #define WB(x) ((struct walbuf_file *)(x))
@@ -815,8 +846,20 @@ walbuf_flush(struct walbuf_file *f)
 static int
 walbuf_close(sqlite3_file *x)
 {
-	int rc = walbuf_flush(WB(x)), rc2;
+	struct walbuf_file *f = WB(x), **pp;
+	int rc = walbuf_flush(f), rc2;
 
+	(void)pthread_mutex_lock(&walbuf_mu);
+	if (f->db != NULL)
+		f->db->wal = NULL;
+	if (f->wal != NULL)
+		f->wal->db = NULL;
+	for (pp = &walbuf_dbs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	(void)pthread_mutex_unlock(&walbuf_mu);
 	rc2 = REAL(x)->pMethods->xClose(REAL(x));
 	sqlite3_free(WB(x)->buf);
 	WB(x)->buf = NULL;
@@ -837,6 +880,8 @@ walbuf_write(sqlite3_file *x, const void *p, int n, sqlite3_int64 off)
 
 	if (!f->coalesce || n <= 0)
 		return f->real->pMethods->xWrite(f->real, p, n, off);
+	if (f->err != SQLITE_OK)
+		return f->err;
 	if (f->len > 0 && off == f->off + (sqlite3_int64)f->len &&
 	    f->len + (size_t)n <= WALBUF_CAP) {
 		memcpy(f->buf + f->len, p, (size_t)n);
@@ -876,13 +921,21 @@ walbuf_size(sqlite3_file *x, sqlite3_int64 *size)
 static int
 walbuf_lock(sqlite3_file *x, int level)
 {
+	int rc = walbuf_flush_wal(WB(x));
+
+	if (rc != SQLITE_OK)
+		return rc;
 	WB_FLUSHED(x, xLock(REAL(x), level));
 }
 
 static int
 walbuf_unlock(sqlite3_file *x, int level)
 {
-	WB_FLUSHED(x, xUnlock(REAL(x), level));
+	/* An unlock goes ahead whatever: the failure stays with the file
+	 * (walbuf_flush), where the next sync finds it. */
+	(void)walbuf_flush_wal(WB(x));
+	(void)walbuf_flush(WB(x));
+	return REAL(x)->pMethods->xUnlock(REAL(x), level);
 }
 
 static int
@@ -919,12 +972,21 @@ walbuf_shm_map(sqlite3_file *x, int pg, int pgsz, int extend,
 static int
 walbuf_shm_lock(sqlite3_file *x, int offset, int n, int flags)
 {
-	WB_FLUSHED(x, xShmLock(REAL(x), offset, n, flags));
+	int rc = walbuf_flush_wal(WB(x));
+
+	if (rc == SQLITE_OK)
+		rc = walbuf_flush(WB(x));
+	/* An unlock goes ahead whatever (see walbuf_unlock). */
+	if (rc != SQLITE_OK && !(flags & SQLITE_SHM_UNLOCK))
+		return rc;
+	return REAL(x)->pMethods->xShmLock(REAL(x), offset, n, flags);
 }
 
 static void
 walbuf_shm_barrier(sqlite3_file *x)
 {
+	(void)walbuf_flush_wal(WB(x));
+	(void)walbuf_flush(WB(x));
 	REAL(x)->pMethods->xShmBarrier(REAL(x));
 }
 
@@ -969,6 +1031,26 @@ walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *x,
 	rc = walbuf_base->xOpen(walbuf_base, name, f->real, flags, out_flags);
 	/* SQLite closes a file whose open failed only if pMethods is set. */
 	f->base.pMethods = f->real->pMethods != NULL ? &walbuf_methods : NULL;
+	if (rc != SQLITE_OK || f->base.pMethods == NULL || name == NULL)
+		return rc;
+	(void)pthread_mutex_lock(&walbuf_mu);
+	if (flags & SQLITE_OPEN_MAIN_DB) {
+		f->name = name;
+		f->next = walbuf_dbs;
+		walbuf_dbs = f;
+	} else if (flags & SQLITE_OPEN_WAL) {
+		/* The same pointer the pager opened its database by. */
+		const char *db = sqlite3_filename_database(name);
+		struct walbuf_file *d;
+
+		for (d = walbuf_dbs; d != NULL; d = d->next)
+			if (d->name == db && d->wal == NULL) {
+				d->wal = f;
+				f->db = d;
+				break;
+			}
+	}
+	(void)pthread_mutex_unlock(&walbuf_mu);
 	return rc;
 }
 

@@ -466,6 +466,54 @@ test_coalesce_wal(void **state)
 	assert_true(coalesced * 4 < plain);
 }
 
+/*
+ * A coalescing connection that rolls back a transaction whose frames
+ * were still gathered must not write them later over the frames another
+ * connection committed at the same place in the WAL meanwhile.
+ */
+static void
+test_coalesce_rollback(void **state)
+{
+	struct gs_db *a = NULL, *b = NULL, *c = NULL;
+
+	(void)state;
+	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE |
+	    GS_DB_COALESCE_WAL, &a), GS_OK);
+	assert_int_equal(gs_db_exec(a, "CREATE TABLE t(who, x)"), GS_OK);
+	assert_int_equal(gs_db_exec(a, "PRAGMA cache_size = 16"), GS_OK);
+	/* Nothing in the WAL: the rollback reads the pages it undoes from
+	 * the database file, not the WAL. */
+	assert_int_equal(gs_db_exec(a, "PRAGMA wal_checkpoint(TRUNCATE)"),
+	    GS_OK);
+	assert_int_equal(gs_db_open(path, NULL, 0, &b), GS_OK);
+	/* a spills frames, the last of them gathered, and gives up. */
+	assert_int_equal(gs_db_begin(a), GS_OK);
+	assert_int_equal(gs_db_exec(a, "WITH RECURSIVE n(i) AS (SELECT 1 "
+	    "UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+	    "INSERT INTO t SELECT 'a', randomblob(1000) FROM n"), GS_OK);
+	gs_db_rollback(a);
+	/* b commits where a's frames were. */
+	assert_int_equal(gs_db_begin(b), GS_OK);
+	assert_int_equal(gs_db_exec(b, "WITH RECURSIVE n(i) AS (SELECT 1 "
+	    "UNION ALL SELECT i + 1 FROM n WHERE i < 20) "
+	    "INSERT INTO t SELECT 'b', zeroblob(1000) FROM n"), GS_OK);
+	assert_int_equal(gs_db_commit(b), GS_OK);
+	/* a writes again. */
+	assert_int_equal(gs_db_begin(a), GS_OK);
+	assert_int_equal(gs_db_exec(a, "INSERT INTO t VALUES('a', 1)"),
+	    GS_OK);
+	assert_int_equal(gs_db_commit(a), GS_OK);
+	gs_db_close(a);
+	gs_db_close(b);
+	/* b's rows, whole, and a's one. */
+	assert_int_equal(gs_db_open(path, NULL, 0, &c), GS_OK);
+	assert_int_equal(gs_db_integrity_check(c), GS_OK);
+	assert_int_equal(one_int(c, "SELECT count(*) FROM t WHERE who = 'b' "
+	    "AND x = zeroblob(1000)"), 20);
+	assert_int_equal(one_int(c, "SELECT count(*) FROM t"), 21);
+	gs_db_close(c);
+}
+
 static void
 test_corrupt_page(void **state)
 {
@@ -562,6 +610,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writeback, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_coalesce_wal, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_coalesce_rollback, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_page, setup,
 		    teardown),
