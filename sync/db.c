@@ -776,8 +776,10 @@ pragma_row(struct gs_db *db, const char *sql, const char *want)
  *   reader is ever pointed at bytes that are not in the file yet;
  * - a write that fails is reported by the call that made it happen, and
  *   from then on every sync, read and write of that file fails with it
- *   until it is closed: what SQLite believes written can never be
- *   committed without it.
+ *   until a lock of the database's shared memory is released (a
+ *   transaction's end, which SQLite reaches by rolling back when any
+ *   call failed): what SQLite believes written is never committed
+ *   without it.
  * A crash loses at most what was not synced, which recovery ignores
  * anyway.  The main database file is gathered the same way (a
  * checkpoint writes its pages in order); other files pass straight
@@ -972,13 +974,22 @@ walbuf_shm_map(sqlite3_file *x, int pg, int pgsz, int extend,
 static int
 walbuf_shm_lock(sqlite3_file *x, int offset, int n, int flags)
 {
-	int rc = walbuf_flush_wal(WB(x));
+	struct walbuf_file *f = WB(x);
+	int rc = walbuf_flush_wal(f);
 
 	if (rc == SQLITE_OK)
-		rc = walbuf_flush(WB(x));
-	/* An unlock goes ahead whatever (see walbuf_unlock). */
-	if (rc != SQLITE_OK && !(flags & SQLITE_SHM_UNLOCK))
+		rc = walbuf_flush(f);
+	if (flags & SQLITE_SHM_UNLOCK) {
+		/* An unlock goes ahead whatever.  A transaction ends with
+		 * one: it committed only if its sync saw no failed write,
+		 * so what a failure lost was rolled back, and the files may
+		 * be written again. */
+		f->err = SQLITE_OK;
+		if (f->wal != NULL)
+			f->wal->err = SQLITE_OK;
+	} else if (rc != SQLITE_OK) {
 		return rc;
+	}
 	return REAL(x)->pMethods->xShmLock(REAL(x), offset, n, flags);
 }
 
@@ -1106,7 +1117,7 @@ gs_db_open(const char *path, const char *migrations, int flags,
 		oflags |= SQLITE_OPEN_NOMUTEX;
 	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_EXRESCODE,
 	    test_vfs != NULL ? test_vfs : (flags & GS_DB_COALESCE_WAL) &&
-	    walbuf_ok ? WALBUF_VFS : NULL);
+	    !(flags & GS_DB_NORMAL_SYNC) && walbuf_ok ? WALBUF_VFS : NULL);
 	if (rc != SQLITE_OK) {
 		r = GS_FAIL(map_rc(rc), "%s: %s", path,
 		    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));

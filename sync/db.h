@@ -33,7 +33,8 @@ enum gs_db_flags {
 	GS_DB_ONE_THREAD = 8,
 	/* WAL frames reach the file in 64 KiB writes, not two write()
 	 * calls each (sync/db.c, "the WAL write coalescer"): for a
-	 * connection that writes big transactions. */
+	 * connection that writes big transactions.  Ignored with
+	 * GS_DB_NORMAL_SYNC: it relies on the sync of every commit. */
 	GS_DB_COALESCE_WAL = 16,
 };
 
