@@ -484,10 +484,14 @@ writeback_run(void *arg)
 		(void)pthread_mutex_unlock(&wb->mu);
 		/* Offset 0, length 0: the whole file.  An error (a file
 		 * system without it) only means no early writeback. */
+#ifdef __linux__
 		for (i = 0; i < 2; i++)
 			if (wb->fd[i] >= 0)
 				(void)sync_file_range(wb->fd[i], 0, 0,
 				    SYNC_FILE_RANGE_WRITE);
+#else
+		(void)i;
+#endif
 		(void)pthread_mutex_lock(&wb->mu);
 		wb->rounds++;
 	}
