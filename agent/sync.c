@@ -102,6 +102,10 @@ struct run {
 	int progress_shown;
 	long kill_after_seal, kill_before_ack; /* GRIDAGENT_FAULT; 0 = off */
 	long sealed_here, receipts_here;
+	/* While the courier runs, the bytes it has sent (its HTTP handle is
+	 * its own then), read under its mutex. */
+	const uint64_t *courier_sent;
+	pthread_mutex_t *courier_mu;
 };
 
 /* "name=N" in $GRIDAGENT_FAULT gives N, else 0. */
@@ -154,7 +158,13 @@ progress(struct run *x, int final)
 
 	if (!x->o->progress)
 		return;
-	ag_http_stats(x->http, &sent, NULL, NULL);
+	if (x->courier_mu != NULL) {
+		(void)pthread_mutex_lock(x->courier_mu);
+		sent = *x->courier_sent;
+		(void)pthread_mutex_unlock(x->courier_mu);
+	} else {
+		ag_http_stats(x->http, &sent, NULL, NULL);
+	}
 	secs = (double)(gs_mono_us() - x->t0) / 1e6;
 	rate = secs > 0 ? (double)sent / secs : 0;
 	fprintf(stderr,
@@ -451,89 +461,227 @@ record_outcome(struct run *x, const struct ag_outbox_row *row,
 }
 
 /*
- * The courier: a second thread that does nothing but the HTTP exchange of
- * one sealed batch (ag_upload_batch: PUT, then verify the receipt), so
- * that the sync thread seals batch N+1 while batch N is on the wire and
- * being committed by the platform.  On a two-core machine the device's
- * sealing and the platform's ingest then run at the same time instead of
- * one after the other.  The courier never touches the database: the sync
- * thread records every outcome (record_outcome), so each state change is
- * still one transaction in one thread, in seq order, and a kill -9
- * anywhere leaves what the database committed, as before.
+ * The courier: a second thread that does nothing but the HTTP exchanges
+ * of sealed batches (ag_upload_batch: PUT, then verify the receipt), in
+ * seq order, from a short queue.  While it carries batch N the sync
+ * thread seals the next batches and records the outcomes of those already
+ * answered; it never waits for an outcome to be recorded before it sends
+ * the next batch, so on a two-core machine the platform's ingest of one
+ * batch, the device's sealing of the next and the recording of the
+ * previous receipt all run at the same time.
+ *
+ * The courier never touches the database: the sync thread records every
+ * outcome (record_outcome), so each state change is still one
+ * transaction in one thread, in seq order, and a kill -9 anywhere leaves
+ * what the database committed, as before (a batch answered but not yet
+ * recorded is sent again next time; the platform answers it with the
+ * stored receipt).  An answer that is not final (the link went down, the
+ * platform is busy) halts the courier: the sync thread takes that batch
+ * over on the plain path (upload_one: retries with backoff, attempts
+ * counted) with the same HTTP handle, and lets the courier go on only
+ * once it has a final outcome.
  */
+#define COURIER_SLOTS 4
+
+enum slot_state { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
+
+struct slot {
+	enum slot_state state;
+	struct ag_outbox_row row;
+	struct ag_upload_result res;
+	int rc;
+};
+
 struct courier {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct ag_http *http;
 	const struct ag_device *dev;
-	const struct ag_outbox_row *row; /* the job, while busy */
-	struct ag_upload_result res;
-	int rc;
-	int busy, quit;
+	struct slot slot[COURIER_SLOTS]; /* a ring, oldest at head */
+	unsigned head, count;
+	uint64_t sent; /* ag_http_stats' bytes sent after the last answer */
+	int halted, quit;
 };
+
+/* The oldest queued slot, or NULL (mu held). */
+static struct slot *
+courier_next(struct courier *k)
+{
+	unsigned i;
+
+	for (i = 0; i < k->count; i++) {
+		struct slot *s = &k->slot[(k->head + i) % COURIER_SLOTS];
+
+		if (s->state == SLOT_QUEUED)
+			return s;
+		if (s->state == SLOT_BUSY)
+			return NULL;
+	}
+	return NULL;
+}
 
 static void *
 courier_main(void *arg)
 {
 	struct courier *k = arg;
+	struct slot *s;
+	int final;
 
 	(void)pthread_mutex_lock(&k->mu);
 	for (;;) {
-		while (!k->busy && !k->quit)
+		while (!k->quit && (k->halted || (s = courier_next(k)) == NULL))
 			(void)pthread_cond_wait(&k->cv, &k->mu);
-		if (k->quit && !k->busy)
+		if (k->quit)
 			break;
+		s->state = SLOT_BUSY;
 		(void)pthread_mutex_unlock(&k->mu);
 		/* The device fields read here (ids, keys) are not the ones
-		 * sealing updates (last_seq, chain_head). */
-		k->rc = ag_upload_batch(k->http, k->dev, k->row, &k->res);
+		 * sealing or recording updates (last_seq, chain_head,
+		 * revoked). */
+		memset(&s->res, 0, sizeof(s->res));
+		s->rc = ag_upload_batch(k->http, k->dev, &s->row, &s->res);
+		final = s->rc == GS_OK && s->res.outcome != AG_UPLOAD_RETRY;
 		(void)pthread_mutex_lock(&k->mu);
-		k->busy = 0;
+		ag_http_stats(k->http, &k->sent, NULL, NULL);
+		s->state = SLOT_DONE;
+		if (!final)
+			k->halted = 1;
 		(void)pthread_cond_broadcast(&k->cv);
 	}
 	(void)pthread_mutex_unlock(&k->mu);
 	return NULL;
 }
 
+/* Queues row (taken over) when there is room: 1, else 0. */
+static int
+courier_queue(struct courier *k, struct ag_outbox_row *row)
+{
+	struct slot *s;
+
+	(void)pthread_mutex_lock(&k->mu);
+	if (k->count == COURIER_SLOTS) {
+		(void)pthread_mutex_unlock(&k->mu);
+		return 0;
+	}
+	s = &k->slot[(k->head + k->count) % COURIER_SLOTS];
+	s->row = *row;
+	memset(row, 0, sizeof(*row));
+	s->rc = GS_OK;
+	s->state = SLOT_QUEUED;
+	k->count++;
+	(void)pthread_cond_broadcast(&k->cv);
+	(void)pthread_mutex_unlock(&k->mu);
+	return 1;
+}
+
+/*
+ * Takes the oldest slot out of the ring once it is answered, waiting for
+ * it when wait is set: 1 with *out filled (the caller releases its row and
+ * result), 0 when nothing is queued (or, without wait, not answered yet).
+ */
+static int
+courier_take(struct courier *k, struct slot *out, int wait)
+{
+	struct slot *s;
+
+	(void)pthread_mutex_lock(&k->mu);
+	for (;;) {
+		if (k->count == 0) {
+			(void)pthread_mutex_unlock(&k->mu);
+			return 0;
+		}
+		s = &k->slot[k->head];
+		if (s->state == SLOT_DONE)
+			break;
+		if (!wait) {
+			(void)pthread_mutex_unlock(&k->mu);
+			return 0;
+		}
+		(void)pthread_cond_wait(&k->cv, &k->mu);
+	}
+	*out = *s;
+	memset(s, 0, sizeof(*s));
+	k->head = (k->head + 1) % COURIER_SLOTS;
+	k->count--;
+	(void)pthread_mutex_unlock(&k->mu);
+	return 1;
+}
+
+/* Is the courier carrying or holding a batch not yet answered? */
+static int
+courier_working(struct courier *k)
+{
+	unsigned i;
+	int w = 0;
+
+	(void)pthread_mutex_lock(&k->mu);
+	for (i = 0; i < k->count && !k->halted; i++)
+		if (k->slot[(k->head + i) % COURIER_SLOTS].state != SLOT_DONE)
+			w = 1;
+	(void)pthread_mutex_unlock(&k->mu);
+	return w;
+}
+
 static void
-courier_send(struct courier *k, const struct ag_outbox_row *row)
+courier_resume(struct courier *k)
 {
 	(void)pthread_mutex_lock(&k->mu);
-	memset(&k->res, 0, sizeof(k->res));
-	k->row = row;
-	k->busy = 1;
+	k->halted = 0;
 	(void)pthread_cond_broadcast(&k->cv);
 	(void)pthread_mutex_unlock(&k->mu);
 }
 
-static int
-courier_busy(struct courier *k)
-{
-	int b;
-
-	(void)pthread_mutex_lock(&k->mu);
-	b = k->busy;
-	(void)pthread_mutex_unlock(&k->mu);
-	return b;
-}
-
+/* Stops the thread after its current exchange (its answer is not
+ * recorded: the batch stays sealed and is sent again next time, which
+ * the platform answers idempotently) and frees what the ring holds. */
 static void
-courier_wait(struct courier *k)
+courier_stop(struct courier *k)
 {
+	unsigned i;
+
 	(void)pthread_mutex_lock(&k->mu);
-	while (k->busy)
-		(void)pthread_cond_wait(&k->cv, &k->mu);
+	k->quit = 1;
+	(void)pthread_cond_broadcast(&k->cv);
 	(void)pthread_mutex_unlock(&k->mu);
+	(void)pthread_join(k->thread, NULL);
+	for (i = 0; i < COURIER_SLOTS; i++) {
+		ag_upload_result_release(&k->slot[i].res);
+		ag_outbox_row_release(&k->slot[i].row);
+	}
+	(void)pthread_cond_destroy(&k->cv);
+	(void)pthread_mutex_destroy(&k->mu);
 }
 
 /*
- * Seals and uploads at the same time: while the courier carries the
- * oldest sealed batch, this thread seals the next one.  Batches still go
- * one at a time and in seq order, each only after its seal committed; a
- * first attempt that did not get a final answer continues on the plain
- * path (upload_one: retries with backoff, attempts counted).  GS_OK when
- * everything is sealed and every batch has its outcome.
+ * Records the courier's answer for one batch (the first attempt; the
+ * plain path records it, and retries with backoff if it was not final,
+ * the courier halted meanwhile), then lets the courier go on.  Frees
+ * what done holds.
+ */
+static int
+record_answer(struct run *x, struct courier *k, struct slot *done)
+{
+	int r;
+
+	if (done->rc == GS_OK)
+		r = upload_one(x, &done->row, &done->res);
+	else
+		r = GS_FAIL(done->rc, "batch %lld: the upload failed (%s)",
+		    (long long)done->row.seq, gs_strerror(done->rc));
+	ag_upload_result_release(&done->res);
+	ag_outbox_row_release(&done->row);
+	if (r == GS_OK)
+		courier_resume(k);
+	return r;
+}
+
+/*
+ * Seals and uploads at the same time: the courier carries the sealed
+ * batches in seq order while this thread seals the next ones and records
+ * each answer as it comes.  Batches go one at a time and in seq order,
+ * each only after its seal committed.  GS_OK when everything is sealed
+ * and every batch has its outcome.
  */
 static int
 seal_and_send(struct run *x)
@@ -542,8 +690,9 @@ seal_and_send(struct run *x)
 	struct ag_outbox_sealed info;
 	struct ag_outbox_row row;
 	struct courier k;
-	int64_t after = 0;
-	int r = GS_OK, found, sealing, inflight = 0;
+	struct slot done;
+	int64_t queued_after = 0;
+	int r = GS_OK, found, sealing, more = 1, have = 0;
 
 	memset(&row, 0, sizeof(row));
 	memset(&k, 0, sizeof(k));
@@ -555,6 +704,8 @@ seal_and_send(struct run *x)
 	if (!sealing && (r = seal_all(x)) != GS_OK)
 		return r;
 	if (x->o->serial) {
+		int64_t after = 0;
+
 		/* tests/sim: the same steps without a second thread, so a
 		 * seed always gives the same interleaving. */
 		if ((r = seal_all(x)) != GS_OK ||
@@ -583,65 +734,61 @@ seal_and_send(struct run *x)
 		(void)pthread_mutex_destroy(&k.mu);
 		return GS_FAIL(GS_ENOMEM, "courier thread");
 	}
+	x->courier_sent = &k.sent;
+	x->courier_mu = &k.mu;
 	for (;;) {
 		if (stopped(x)) {
 			r = GS_FAIL(GS_ENETWORK, "stopped by a signal");
 			break;
 		}
-		if (!inflight) {
-			if ((r = ag_outbox_next_sealed(x->ob, after, &row,
-			    &found)) != GS_OK)
+		/* Record every answer already in, oldest first. */
+		if (courier_take(&k, &done, 0)) {
+			if ((r = record_answer(x, &k, &done)) != GS_OK)
 				break;
-			if (found) {
-				courier_send(&k, &row);
-				inflight = 1;
-			} else if (!sealing) {
+			continue;
+		}
+		/* Keep the courier's queue full of sealed batches. */
+		if (more && !have) {
+			if ((r = ag_outbox_next_sealed(x->ob, queued_after,
+			    &row, &found)) != GS_OK)
 				break;
+			if (!found) {
+				more = 0;
+			} else {
+				queued_after = row.seq;
+				have = 1;
 			}
 		}
-		/* Seal while the courier is out (or when nothing is sealed
-		 * yet); each sealed batch is one more to wait for. */
-		if (sealing && (!inflight || courier_busy(&k))) {
+		if (have && courier_queue(&k, &row)) {
+			have = 0;
+			continue;
+		}
+		/* Seal while the courier works, or when nothing is queued. */
+		if (sealing && (!have || courier_working(&k))) {
 			if ((r = seal_one(x, &lim, &info)) != GS_OK)
 				break;
 			if (info.seq == 0)
 				sealing = 0;
-			else
+			else {
 				x->sum->pending_batches++;
+				more = 1;
+			}
 			continue;
 		}
-		if (!inflight)
+		/* Wait for the oldest answer; none queued and nothing left
+		 * to seal or queue: done. */
+		if (courier_take(&k, &done, 1)) {
+			if ((r = record_answer(x, &k, &done)) != GS_OK)
+				break;
 			continue;
-		courier_wait(&k);
-		inflight = 0;
-		after = row.seq;
-		/* The courier's answer is the first attempt; the plain path
-		 * records it, and retries with backoff if it was not final. */
-		if (k.rc == GS_OK)
-			r = upload_one(x, &row, &k.res);
-		else
-			r = GS_FAIL(k.rc, "batch %lld: the upload failed "
-			    "(%s)", (long long)row.seq, gs_strerror(k.rc));
-		ag_upload_result_release(&k.res);
-		ag_outbox_row_release(&row);
-		if (r != GS_OK)
+		}
+		if (!have && !more && !sealing)
 			break;
 	}
-	if (inflight) {
-		/* Stopping or failing: let the courier come back first (its
-		 * answer is not recorded; the batch stays sealed and is sent
-		 * again next time, which the platform answers idempotently). */
-		courier_wait(&k);
-		ag_upload_result_release(&k.res);
-		ag_outbox_row_release(&row);
-	}
-	(void)pthread_mutex_lock(&k.mu);
-	k.quit = 1;
-	(void)pthread_cond_broadcast(&k.cv);
-	(void)pthread_mutex_unlock(&k.mu);
-	(void)pthread_join(k.thread, NULL);
-	(void)pthread_cond_destroy(&k.cv);
-	(void)pthread_mutex_destroy(&k.mu);
+	x->courier_sent = NULL;
+	x->courier_mu = NULL;
+	courier_stop(&k);
+	ag_outbox_row_release(&row);
 	return r;
 }
 
