@@ -42,6 +42,9 @@ struct ag_outbox {
 	struct gs_stmt *chain; /* device last_seq, chain_head */
 	struct gs_stmt *max_seq;
 	struct gs_stmt *pick;	 /* unsent changes in order */
+	struct gs_stmt *pick_pend; /* pending creations in order */
+	struct gs_stmt *mark_pend; /* pending creations -> batched */
+	struct gs_stmt *del_pend;  /* ... and out of pending_creation */
 	struct gs_stmt *skip;	 /* mark one change unsendable */
 	struct gs_stmt *ins;	 /* insert an outbox row */
 	struct gs_stmt *mark;	 /* changes -> batched */
@@ -118,6 +121,21 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 		   "FROM change AS c LEFT JOIN record AS r "
 		   "ON c.fields IS NULL AND r.uuid = c.uuid "
 		   "WHERE c.state = 0 ORDER BY c.change_id LIMIT ?1");
+	/* A new record's creation waits in pending_creation until a batch
+	 * takes it (schema/agent/0008): it is read as the change it
+	 * becomes, and its change row is written only when it is batched,
+	 * already batched (one row write instead of a write, then an update
+	 * moving it between four indexes). */
+	PREP(pick_pend, "SELECT " AG_PEND_AS_CHANGE ", r.fields, NULL, "
+			"r.author, r.created_at, r.created_at " AG_PEND_FROM
+			" ORDER BY p.uuid LIMIT ?1");
+	PREP(mark_pend, "INSERT INTO change(change_id, uuid, type, "
+			"form_version, grid, op, base_rev, fields, reason, "
+			"author, state, batch_seq, created_at, updated_at) "
+			"SELECT " AG_PEND_AS_CHANGE ", NULL, NULL, r.author, "
+			"1, ?1, r.created_at, ?3 " AG_PEND_FROM
+			" WHERE p.uuid <= ?2");
+	PREP(del_pend, "DELETE FROM pending_creation WHERE uuid <= ?1");
 	PREP(skip, "UPDATE change SET state = 3, problem = ?2, "
 		   "updated_at = ?3 WHERE change_id = ?1 AND state = 0");
 	PREP(ins,
@@ -184,6 +202,9 @@ ag_outbox_free(struct ag_outbox *ob)
 	gs_stmt_finalize(ob->chain);
 	gs_stmt_finalize(ob->max_seq);
 	gs_stmt_finalize(ob->pick);
+	gs_stmt_finalize(ob->pick_pend);
+	gs_stmt_finalize(ob->mark_pend);
+	gs_stmt_finalize(ob->del_pend);
 	gs_stmt_finalize(ob->skip);
 	gs_stmt_finalize(ob->ins);
 	gs_stmt_finalize(ob->mark);
@@ -275,11 +296,13 @@ row_to_change(struct gs_stmt *st, struct gs_change *c)
 	return GS_OK;
 }
 
-/* Offsets of line ends in the body, so a batch can be cut shorter. */
+/* Offsets of line ends in the body, so a batch can be cut shorter, and
+ * each line's key: the first nchg lines are unsent changes (key: the
+ * change_id), the rest pending creations (key: the record's uuid). */
 struct cuts {
 	size_t *end;
 	char (*id)[37];
-	size_t n, cap;
+	size_t n, cap, nchg;
 };
 
 static int
@@ -305,27 +328,34 @@ cuts_push(struct cuts *k, size_t end, const char *id)
 }
 
 /*
- * Fills body with canonical change lines of the oldest unsent changes, up
- * to lim.  A change that cannot be encoded, or whose line alone is over
- * the budget, is marked rejected (it could never be sent, and must not
- * block every change behind it).
+ * Appends the canonical lines of what stmt (pick or pick_pend) yields to
+ * body, up to lim.  GS_OK when it ran out or the batch is full (*full);
+ * PICK_BAD with *bad set and why[300] saying why when a change cannot be
+ * encoded or its line alone is over the budget: the caller marks it and
+ * starts again.
  */
+/* pick_from's answer for a change to mark unsendable (not an error code:
+ * those are positive). */
+#define PICK_BAD (-1)
+
 static int
-pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
-    struct gs_buf *body, struct cuts *k, uint32_t *skipped, int64_t now)
+pick_from(struct ag_outbox *ob, struct gs_stmt *stmt, int pend,
+    const struct ag_outbox_limits *lim, struct gs_buf *body, struct cuts *k,
+    int *full, struct gs_change *bad, char *why)
 {
 	struct gs_change c;
 	int r = GS_EINTERNAL, step;
 
 	gs_change_init(&c);
-	if ((r = gs_stmt_bind_int64(
-		 ob->pick, 1, (int64_t)lim->max_records + 64)) != GS_OK)
+	*full = 0;
+	if ((r = gs_stmt_bind_int64(stmt, 1,
+		 (int64_t)(lim->max_records - k->n) + 64)) != GS_OK)
 		return r;
-	while ((step = gs_stmt_step(ob->pick)) == GS_ROW) {
+	while ((step = gs_stmt_step(stmt)) == GS_ROW) {
 		size_t before = body->len;
 
 		gs_change_release(&c);
-		r = row_to_change(ob->pick, &c);
+		r = row_to_change(stmt, &c);
 		/* The platform gets the personal data in the clear inside the
 		 * sealed envelope, so sealing opens it; a locked store stops
 		 * here (GS_EPERM), with nothing marked. */
@@ -338,41 +368,27 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 			r = gs_batch_encode_change(body, &c);
 		if (r == GS_ETOOBIG && k->n > 0) {
 			/* The batch is full; this change goes in the next. */
+			*full = 1;
 			r = GS_OK;
 			break;
 		}
 		if (r == GS_EINVAL || r == GS_ETOOBIG) {
-			char why[300];
-
-			snprintf(why, sizeof(why), "cannot be sent: %s",
-			    gs_errmsg(r));
+			snprintf(why, 300, "cannot be sent: %s", gs_errmsg(r));
 			body->len = before;
-			gs_log(GS_LOG_WARNING, "%s", why);
-			gs_stmt_reset(ob->pick);
-			/* Re-run the pick after marking: the cursor must not
-			 * see its own table change under it. */
-			if ((r = gs_stmt_bind_text(ob->skip, 1, c.change_id)) !=
-				GS_OK ||
-			    (r = gs_stmt_bind_text(ob->skip, 2, why)) !=
-				GS_OK ||
-			    (r = gs_stmt_bind_int64(ob->skip, 3, now)) !=
-				GS_OK ||
-			    (r = step_done(ob->skip)) != GS_OK)
-				goto out;
-			(*skipped)++;
-			k->n = 0;
-			body->len = 0;
-			if ((r = gs_stmt_bind_int64(ob->pick, 1,
-				 (int64_t)lim->max_records + 64)) != GS_OK)
-				goto out;
-			continue;
+			*bad = c;
+			gs_change_init(&c);
+			r = PICK_BAD;
+			goto out;
 		}
 		if (r != GS_OK)
 			goto out;
-		if ((r = cuts_push(k, body->len, c.change_id)) != GS_OK)
+		if ((r = cuts_push(k, body->len, pend ? c.uuid : c.change_id)) !=
+		    GS_OK)
 			goto out;
-		if (k->n >= lim->max_records)
+		if (k->n >= lim->max_records) {
+			*full = 1;
 			break;
+		}
 	}
 	if (step != GS_ROW && step != GS_DONE) {
 		r = step;
@@ -380,9 +396,81 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 	}
 	r = GS_OK;
 out:
-	gs_stmt_reset(ob->pick);
+	gs_stmt_reset(stmt);
 	gs_change_release(&c);
 	return r;
+}
+
+/*
+ * Fills body with canonical change lines of the oldest unsent changes,
+ * then of pending creations, up to lim.  A change that cannot be encoded,
+ * or whose line alone is over the budget, is marked rejected (it could
+ * never be sent, and must not block every change behind it); when it is a
+ * pending creation, every pending creation is first written out as an
+ * unsent change (ag_store_pending_flush), so that it has a row to mark.
+ */
+static int
+pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
+    struct gs_buf *body, struct cuts *k, uint32_t *skipped, int64_t now)
+{
+	struct gs_change bad;
+	char why[300];
+	int r, full, pend;
+
+	for (;;) {
+		k->n = k->nchg = 0;
+		body->len = 0;
+		gs_change_init(&bad);
+		pend = 0;
+		r = pick_from(ob, ob->pick, 0, lim, body, k, &full, &bad, why);
+		k->nchg = k->n;
+		if (r == GS_OK && !full) {
+			pend = 1;
+			r = pick_from(ob, ob->pick_pend, 1, lim, body, k, &full,
+			    &bad, why);
+		}
+		if (r != PICK_BAD)
+			return r;
+		gs_log(GS_LOG_WARNING, "%s", why);
+		/* Mark it, then pick again from the start: a cursor must not
+		 * see its own table change under it. */
+		if ((pend && (r = ag_store_pending_flush(ob->db)) != GS_OK) ||
+		    (r = gs_stmt_bind_text(ob->skip, 1, bad.change_id)) !=
+			GS_OK ||
+		    (r = gs_stmt_bind_text(ob->skip, 2, why)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(ob->skip, 3, now)) != GS_OK ||
+		    (r = step_done(ob->skip)) != GS_OK) {
+			gs_change_release(&bad);
+			return r;
+		}
+		gs_change_release(&bad);
+		(*skipped)++;
+	}
+}
+
+/*
+ * Runs one of the marking statements (mark, mark_pend: seq, last key,
+ * now; del_pend: last key only) and checks it touched exactly want rows.
+ */
+static int
+mark(struct ag_outbox *ob, struct gs_stmt *stmt, uint64_t seq,
+    const char *last, int64_t now, size_t want)
+{
+	int r;
+
+	if (seq == 0)
+		r = gs_stmt_bind_text(stmt, 1, last);
+	else if ((r = gs_stmt_bind_int64(stmt, 1, (int64_t)seq)) == GS_OK &&
+	    (r = gs_stmt_bind_text(stmt, 2, last)) == GS_OK)
+		r = gs_stmt_bind_int64(stmt, 3, now);
+	if (r != GS_OK || (r = step_done(stmt)) != GS_OK)
+		return r;
+	if (gs_db_changes(ob->db) != (int64_t)want)
+		return GS_FAIL(GS_EINTERNAL,
+		    "batch %llu: sealed %zu changes but marked %lld",
+		    (unsigned long long)seq, want,
+		    (long long)gs_db_changes(ob->db));
+	return GS_OK;
 }
 
 int
@@ -390,12 +478,12 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
     const struct ag_outbox_limits *lim, struct ag_outbox_sealed *info)
 {
 	struct gs_buf body, plain, env;
-	struct cuts k = {NULL, NULL, 0, 0};
+	struct cuts k = {NULL, NULL, 0, 0, 0};
 	struct gs_batch_header bh;
 	struct gs_seal_params sp;
 	unsigned char hash[GS_HASHBYTES];
 	int64_t last_seq = 0, max_seq = 0, now = gs_now_ms();
-	size_t n, budget;
+	size_t n, nchg, budget;
 	int in_tx = 0, r = GS_EINTERNAL;
 
 	memset(info, 0, sizeof(*info));
@@ -434,10 +522,6 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 		goto out;
 	}
 
-	/* New records' creations wait in pending_creation: their change
-	 * rows are written here, in this transaction (schema/agent/0008). */
-	if ((r = ag_store_pending_flush(ob->db)) != GS_OK)
-		goto out;
 	if ((r = pick_changes(ob, lim, &body, &k, &info->skipped, now)) !=
 	    GS_OK)
 		goto out;
@@ -501,20 +585,19 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	    (r = gs_stmt_bind_int64(ob->ins, 9, now)) != GS_OK ||
 	    (r = step_done(ob->ins)) != GS_OK)
 		goto out;
-	if ((r = gs_stmt_bind_int64(ob->mark, 1, (int64_t)bh.seq)) != GS_OK ||
-	    (r = gs_stmt_bind_text(ob->mark, 2, k.id[n - 1])) != GS_OK ||
-	    (r = gs_stmt_bind_int64(ob->mark, 3, now)) != GS_OK ||
-	    (r = step_done(ob->mark)) != GS_OK)
+	/* The envelope must hold exactly the changes marked: its first
+	 * lines the unsent changes, the rest pending creations. */
+	nchg = n < k.nchg ? n : k.nchg;
+	if (nchg > 0 &&
+	    (r = mark(ob, ob->mark, bh.seq, k.id[nchg - 1], now, nchg)) !=
+		GS_OK)
 		goto out;
-	if (gs_db_changes(ob->db) != (int64_t)n) {
-		/* The envelope must hold exactly the changes marked. */
-		r = GS_FAIL(GS_EINTERNAL,
-		    "batch %llu: sealed %zu changes but "
-		    "marked %lld",
-		    (unsigned long long)bh.seq, n,
-		    (long long)gs_db_changes(ob->db));
+	if (n > nchg &&
+	    ((r = mark(ob, ob->mark_pend, bh.seq, k.id[n - 1], now,
+		  n - nchg)) != GS_OK ||
+		(r = mark(ob, ob->del_pend, 0, k.id[n - 1], 0, n - nchg)) !=
+		    GS_OK))
 		goto out;
-	}
 	if ((r = gs_stmt_bind_int64(ob->advance, 1, (int64_t)bh.seq)) !=
 		GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->advance, 2, hash, GS_HASHBYTES)) !=

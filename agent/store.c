@@ -130,9 +130,8 @@ static const char SQL_PEND_INS[] =
 #define PEND_MAKE \
     "INSERT INTO change(change_id, uuid, type, form_version, grid, op, " \
     "base_rev, fields, reason, author, state, created_at, updated_at) " \
-    "SELECT p.change_id, r.uuid, r.type, r.form_version, r.grid, " \
-    "'upsert', 0, NULL, NULL, r.author, 0, r.created_at, r.created_at " \
-    "FROM pending_creation AS p JOIN record AS r ON r.uuid = p.uuid"
+    "SELECT " AG_PEND_AS_CHANGE ", NULL, NULL, r.author, 0, " \
+    "r.created_at, r.created_at " AG_PEND_FROM
 static const char SQL_PEND_MAKE[] = PEND_MAKE " WHERE p.uuid = ?1";
 static const char SQL_PEND_DEL[] =
     "DELETE FROM pending_creation WHERE uuid = ?1";

@@ -34,6 +34,16 @@ enum ag_change_state {
  */
 int ag_store_pending_flush(struct gs_db *db);
 
+/* A pending creation read as the change row it becomes (every column but
+ * the id follows from the record): the change columns change_id, uuid,
+ * type, form_version, grid, op, base_rev, then AG_PEND_FROM.  CROSS JOIN
+ * keeps pending_creation the outer loop: given "p.uuid <= ?", SQLite would
+ * otherwise range-scan record, every record ever batched, each time. */
+#define AG_PEND_AS_CHANGE \
+	"p.change_id, r.uuid, r.type, r.form_version, r.grid, 'upsert', 0"
+#define AG_PEND_FROM \
+	"FROM pending_creation AS p CROSS JOIN record AS r ON r.uuid = p.uuid"
+
 /* (state, count) of every change, a pending creation counted as unsent:
  * the one query behind status and the outbox's counts. */
 #define AG_SQL_CHANGE_COUNTS \

@@ -133,6 +133,42 @@ add_changes(struct fx *f, int n, const char *fields, int64_t base_rev)
 	gs_stmt_finalize(ch);
 }
 
+/* Adds n new records whose creations wait in pending_creation, as a save
+ * does (schema/agent/0008): no change row until a batch takes them. */
+static void
+add_pending(struct fx *f, int n, const char *fields)
+{
+	struct gs_stmt *rec = NULL, *pend = NULL;
+	char uuid[37], cid[37];
+	int i;
+
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "INSERT INTO record (uuid, type, form_version, "
+			     "grid, fields, rev, created_at, updated_at, author) "
+			     "VALUES (?1, 'person', 1, 'G1', ?2, 0, 2, 2, 'w2')",
+			     &rec),
+	    GS_OK);
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "INSERT INTO pending_creation (uuid, change_id) "
+			     "VALUES (?1, ?2)",
+			     &pend),
+	    GS_OK);
+	assert_int_equal(gs_db_begin(f->db), GS_OK);
+	for (i = 0; i < n; i++) {
+		gs_uuid_v7(uuid);
+		gs_uuid_v7(cid);
+		assert_int_equal(gs_stmt_bind_text(rec, 1, uuid), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(rec, 2, fields), GS_OK);
+		assert_int_equal(gs_stmt_step(rec), GS_DONE);
+		assert_int_equal(gs_stmt_bind_text(pend, 1, uuid), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(pend, 2, cid), GS_OK);
+		assert_int_equal(gs_stmt_step(pend), GS_DONE);
+	}
+	assert_int_equal(gs_db_commit(f->db), GS_OK);
+	gs_stmt_finalize(rec);
+	gs_stmt_finalize(pend);
+}
+
 static int64_t
 q1(struct fx *f, const char *sql)
 {
@@ -289,6 +325,162 @@ test_unsendable_skipped(void **state)
 	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3 "
 			       "AND problem IS NOT NULL"),
 	    1);
+}
+
+/*
+ * Unsent changes and pending creations in the same run of batches: the
+ * changes go first, then the creations; a creation's change row is
+ * written only by the batch that takes it, already batched, and leaves
+ * pending_creation then; every record goes exactly once, with the
+ * record's fields; every batch's changes are exactly the rows marked
+ * with its seq.
+ */
+static void
+test_pending_creations(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	struct gs_batch b;
+	unsigned char prev[32];
+	static const int64_t want_pending[] = { 4, 3, 1, 0 };
+	char sql[200];
+	int64_t after = 0;
+	int found, nb = 0, total = 0, creations = 0;
+
+	add_changes(f, 3, "{\"name\":\"a\"}", 0);
+	add_pending(f, 4, "{\"name\":\"b\"}");
+	ag_outbox_limits_for(f->dev, &lim);
+	lim.max_records = 2;
+	for (;;) {
+		assert_int_equal(
+		    ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+		if (info.seq == 0)
+			break;
+		assert_true(nb < 4);
+		assert_int_equal(q1(f, "SELECT count(*) FROM pending_creation"),
+		    want_pending[nb]);
+		nb++;
+	}
+	assert_int_equal(nb, 4);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1 "
+			       "AND batch_seq IS NOT NULL"),
+	    7);
+	/* A creation's row sends the record's fields (fields NULL). */
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE author = "
+			       "'w2' AND fields IS NULL AND base_rev = 0 AND "
+			       "op = 'upsert' AND created_at = 2"),
+	    4);
+	for (;;) {
+		assert_int_equal(
+		    ag_outbox_next_sealed(f->ob, after, &row, &found), GS_OK);
+		if (!found)
+			break;
+		open_row(f, &row, &b, prev);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM change "
+		    "WHERE batch_seq = %lld", (long long)row.seq);
+		assert_int_equal(q1(f, sql), (int64_t)b.n);
+		for (size_t i = 0; i < b.n; i++) {
+			const char *name = json_string_value(json_object_get(
+			    b.changes[i].fields, "name"));
+
+			assert_non_null(name);
+			snprintf(sql, sizeof(sql), "SELECT count(*) FROM change "
+			    "WHERE change_id = '%s' AND uuid = '%s' AND "
+			    "batch_seq = %lld", b.changes[i].change_id,
+			    b.changes[i].uuid, (long long)row.seq);
+			assert_int_equal(q1(f, sql), 1);
+			/* Changes first, then creations. */
+			if (strcmp(name, "b") == 0)
+				creations++;
+			else
+				assert_int_equal(creations, 0);
+		}
+		total += (int)b.n;
+		gs_batch_release(&b);
+		after = row.seq;
+		ag_outbox_row_release(&row);
+	}
+	assert_int_equal(total, 7);
+	assert_int_equal(creations, 4);
+	assert_int_equal(q1(f, "SELECT count(DISTINCT uuid) FROM change"), 7);
+}
+
+/* An envelope over its cap is sealed again with half the lines: the cut
+ * lands among the pending creations, and only those sealed leave
+ * pending_creation. */
+static void
+test_pending_halved(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	unsigned char rnd[1000];
+	char fields[2100], hex[2001];
+	int i, nb = 0;
+
+	for (i = 0; i < 8; i++) {
+		gs_random(rnd, sizeof(rnd));
+		gs_hex_encode(hex, rnd, sizeof(rnd));
+		snprintf(fields, sizeof(fields), "{\"name\":\"%s\"}", hex);
+		if (i == 0)
+			add_changes(f, 1, fields, 0);
+		else
+			add_pending(f, 1, fields);
+	}
+	ag_outbox_limits_for(f->dev, &lim);
+	/* About two such lines (1,000 random bytes in hex deflate to
+	 * about 1,100) fit. */
+	lim.max_envelope = 3000;
+	for (;;) {
+		assert_int_equal(
+		    ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+		if (info.seq == 0)
+			break;
+		assert_true(info.bytes <= 3000);
+		assert_true(info.count >= 1 && info.count <= 2);
+		nb++;
+	}
+	assert_true(nb >= 4);
+	assert_int_equal(q1(f, "SELECT sum(record_count) FROM outbox"), 8);
+	assert_int_equal(q1(f, "SELECT count(*) FROM pending_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1 "
+			       "AND batch_seq IS NOT NULL"),
+	    8);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox AS o WHERE "
+			       "record_count <> (SELECT count(*) FROM change "
+			       "WHERE batch_seq = o.seq)"),
+	    0);
+}
+
+/* A pending creation that cannot be encoded is written out as a change
+ * and marked rejected; the other creations still go. */
+static void
+test_unsendable_pending(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+
+	add_pending(f, 3, "{\"name\":\"a\"}");
+	assert_int_equal(gs_db_exec(f->db, "UPDATE record SET fields = '[1]' "
+					   "WHERE uuid = (SELECT max(uuid) FROM "
+					   "pending_creation)"),
+	    GS_OK);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 1);
+	assert_int_equal(info.count, 2);
+	assert_int_equal(info.skipped, 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3 "
+			       "AND problem LIKE 'cannot be sent: %'"),
+	    1);
+	assert_int_equal(
+	    q1(f, "SELECT count(*) FROM change WHERE state = 1"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM pending_creation"), 0);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 0);
 }
 
 /* Signs a receipt for row as the platform would. */
@@ -552,6 +744,12 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_byte_budget, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_unsendable_skipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_pending_creations, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_unsendable_pending, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_pending_halved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ack_results, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_bad_results_change_nothing, setup, teardown),
