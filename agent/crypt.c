@@ -167,58 +167,71 @@ ag_crypt_b64_encode(char *out, const unsigned char *in, size_t n)
 	return o;
 }
 
-/* The value of a base64 character, or -1. */
-static int
-b64_val(unsigned char ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '-')
-		return 62;
-	if (ch == '_')
-		return 63;
-	return -1;
-}
+/* The value of each base64 character (RFC 4648 section 5, the URL-safe
+ * alphabet), or 0xff. */
+static const unsigned char B64_VAL[256] = {
+#define X 0xff
+#define X16 X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X
+	X16, X16,
+	X, X, X, X, X, X, X, X, X, X, X, X, X, 62, X, X,	/* 0x20: '-' */
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X, X, X, X, X, X, /* '0' */
+	X, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,	/* 'A' */
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X, X, X, X, 63, /* '_' */
+	X, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X, X, X, X, X,
+	X16, X16, X16, X16, X16, X16, X16, X16,
+#undef X16
+#undef X
+};
 
 /*
  * Decodes what ag_crypt_b64_encode wrote, as strictly as libsodium's
  * decoder (gs_crypto_b64_decode): every character of the alphabet, no
  * padding, no lone last character, unused bits zero.  GS_OK and *outlen,
- * GS_ETOOBIG when it cannot fit in outmax, GS_EPARSE otherwise.
+ * GS_ETOOBIG when it cannot fit in outmax, GS_EPARSE otherwise.  Four
+ * characters at a time by table: it opens every sealed record put in a
+ * batch (a bit-at-a-time loop was 4% of a sync).
  */
 int
 ag_crypt_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
     const char *in, size_t inlen)
 {
 	const unsigned char *p = (const unsigned char *)in;
-	uint32_t acc = 0;
-	size_t i, o = 0, need;
-	int bits = 0;
+	size_t i, o = 0, need, whole = inlen / 4 * 4;
+	uint32_t a, b, c, d;
 
 	if (inlen % 4 == 1)
 		return GS_EPARSE;
 	need = inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0);
 	if (need > outmax)
 		return GS_ETOOBIG;
-	for (i = 0; i < inlen; i++) {
-		int v = b64_val(p[i]);
-
-		if (v < 0)
+	for (i = 0; i < whole; i += 4) {
+		a = B64_VAL[p[i]];
+		b = B64_VAL[p[i + 1]];
+		c = B64_VAL[p[i + 2]];
+		d = B64_VAL[p[i + 3]];
+		if ((a | b | c | d) & 0x80)
 			return GS_EPARSE;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
+		a = a << 18 | b << 12 | c << 6 | d;
+		out[o++] = (unsigned char)(a >> 16);
+		out[o++] = (unsigned char)(a >> 8);
+		out[o++] = (unsigned char)a;
 	}
-	if (acc != 0)
-		return GS_EPARSE; /* non-zero unused bits: not canonical */
+	if (inlen - whole >= 2) {
+		/* Two characters carry one byte and four unused bits, three
+		 * carry two bytes and two unused bits: they must be zero. */
+		a = B64_VAL[p[i]];
+		b = B64_VAL[p[i + 1]];
+		c = inlen - whole == 3 ? B64_VAL[p[i + 2]] : 0;
+		if ((a | b | c) & 0x80)
+			return GS_EPARSE;
+		a = a << 18 | b << 12 | c << 6;
+		out[o++] = (unsigned char)(a >> 16);
+		if (inlen - whole == 3)
+			out[o++] = (unsigned char)(a >> 8);
+		if ((inlen - whole == 2 ? a & 0xffff : a & 0xff) != 0)
+			return GS_EPARSE; /* not canonical */
+	}
 	*outlen = o;
 	return GS_OK;
 }
