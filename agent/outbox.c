@@ -341,7 +341,7 @@ cuts_push(struct cuts *k, size_t end, const char *id)
 static int
 pick_from(struct ag_outbox *ob, struct gs_stmt *stmt, int pend,
     const struct ag_outbox_limits *lim, struct gs_buf *body, struct cuts *k,
-    int *full, struct gs_change *bad, char *why)
+    int *full, struct gs_change *bad, char *why, struct gs_json_arena *arena)
 {
 	struct gs_change c;
 	int r = GS_EINTERNAL, step;
@@ -354,7 +354,10 @@ pick_from(struct ag_outbox *ob, struct gs_stmt *stmt, int pend,
 	while ((step = gs_stmt_step(stmt)) == GS_ROW) {
 		size_t before = body->len;
 
+		/* Every jansson value of the previous change is freed: its
+		 * memory is new again. */
 		gs_change_release(&c);
+		gs_json_arena_reset(arena);
 		r = row_to_change(stmt, &c);
 		/* The platform gets the personal data in the clear inside the
 		 * sealed envelope, so sealing opens it; a locked store stops
@@ -408,10 +411,15 @@ out:
  * never be sent, and must not block every change behind it); when it is a
  * pending creation, every pending creation is first written out as an
  * unsent change (ag_store_pending_flush), so that it has a row to mark.
+ *
+ * The changes are parsed, opened and encoded one at a time, their
+ * jansson values in an arena (sync/json.h) made new for each: malloc and
+ * free of their pieces were a tenth of sealing.
  */
 static int
-pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
-    struct gs_buf *body, struct cuts *k, uint32_t *skipped, int64_t now)
+pick_all(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
+    struct gs_buf *body, struct cuts *k, uint32_t *skipped, int64_t now,
+    struct gs_json_arena *arena)
 {
 	struct gs_change bad;
 	char why[300];
@@ -422,12 +430,13 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 		body->len = 0;
 		gs_change_init(&bad);
 		pend = 0;
-		r = pick_from(ob, ob->pick, 0, lim, body, k, &full, &bad, why);
+		r = pick_from(ob, ob->pick, 0, lim, body, k, &full, &bad, why,
+		    arena);
 		k->nchg = k->n;
 		if (r == GS_OK && !full) {
 			pend = 1;
 			r = pick_from(ob, ob->pick_pend, 1, lim, body, k, &full,
-			    &bad, why);
+			    &bad, why, arena);
 		}
 		if (r != PICK_BAD)
 			return r;
@@ -446,6 +455,19 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 		gs_change_release(&bad);
 		(*skipped)++;
 	}
+}
+
+static int
+pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
+    struct gs_buf *body, struct cuts *k, uint32_t *skipped, int64_t now)
+{
+	struct gs_json_arena *arena = NULL;
+	int r;
+
+	(void)gs_json_arena_begin(&arena); /* without one: plain malloc */
+	r = pick_all(ob, lim, body, k, skipped, now, arena);
+	gs_json_arena_end(arena);
+	return r;
 }
 
 /*

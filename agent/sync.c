@@ -26,6 +26,7 @@
 #include "db.h"
 #include "device.h"
 #include "gridagent.h"
+#include "json.h"
 #include "keys.h"
 #include "outbox.h"
 #include "rootkeys.h"
@@ -723,6 +724,14 @@ seal_and_send(struct run *x)
 		}
 	}
 	seal_limits(x, &lim);
+	/* Sealing parses into a jansson arena (outbox.c): install its
+	 * allocators before a second thread uses jansson (sync/json.h). */
+	{
+		struct gs_json_arena *a = NULL;
+
+		(void)gs_json_arena_begin(&a);
+		gs_json_arena_end(a);
+	}
 	if (pthread_mutex_init(&k.mu, NULL) != 0)
 		return GS_FAIL(GS_ENOMEM, "courier mutex");
 	if (pthread_cond_init(&k.cv, NULL) != 0) {
