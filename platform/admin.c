@@ -191,6 +191,11 @@ write_revision(struct pf_store *st, const char *uuid, const struct cur *c,
 	}
 	if ((r = gs_stmt_step(s)) != GS_DONE)
 		goto out;
+	s = NULL;
+	/* The attachments it names (schema/platform 0009: no trigger). */
+	if ((r = st->ops->record_attach(st, uuid, ftext, deleted, c->exists))
+	    != GS_OK)
+		goto out;
 	gs_uuid_v7(cid);
 	if ((r = pf_recon_stmt(st, PQ_REVISION_ADD, &s)) != GS_OK)
 		goto out;

@@ -68,8 +68,8 @@ static const char *const qsql[Q_COUNT_] = {
     [Q_ACCESS] = "INSERT INTO attachment_access (hash, at, actor, action, "
 		 "detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     [Q_HAS] = "SELECT count(*) FROM attachments WHERE hash = ?1",
-    /* Both read the record_attachments index that triggers keep at
-     * ingest (platform 0005), joined to the stored blobs by their hex form, so
+    /* Both read the record_attachments index kept at ingest (platform
+     * 0005; written by the store since 0009), joined to the stored blobs by their hex form, so
      * reconcile never parses records' fields. */
     [Q_TOTALS] = "SELECT count(*), count(a.hash), count(DISTINCT ra.uuid), "
 		 "(SELECT count(DISTINCT m.uuid) FROM record_attachments m "

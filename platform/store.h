@@ -220,9 +220,10 @@ struct pf_store_ops {
 	int (*change_find)(struct pf_store *st, const char *change_id,
 	    enum pf_outcome *outcome, int64_t *rev, unsigned char *device);
 	/* Writes the record row (inserted when !r->record_exists, else
-	 * moved on), the revision row, the changes ledger row and the pull
-	 * feed row of the revision.  The device tallies are the caller's
-	 * (tally_add), so that a batch writes each of them once. */
+	 * moved on) with its attachments index, the revision row, the
+	 * changes ledger row and the pull feed row of the revision.  The
+	 * device tallies are the caller's (tally_add), so that a batch
+	 * writes each of them once. */
 	int (*revision_put)(struct pf_store *st, const struct pf_revision *r);
 	/* The pull feed row of a revision written outside revision_put (an
 	 * admin's, platform/admin.c): grid is the record's, own 1 for a
@@ -234,6 +235,12 @@ struct pf_store_ops {
 	 * reconcile reads instead of counting rows. */
 	int (*tally_add)(struct pf_store *st, const unsigned char *device,
 	    const char *key, int64_t delta);
+	/* The attachments index of a record written outside revision_put
+	 * (an admin's revision, platform/admin.c), after the record row:
+	 * moved 1 when the record existed before (its old entries go).
+	 * revision_put keeps it itself (schema/platform 0009). */
+	int (*record_attach)(struct pf_store *st, const char *uuid,
+	    const char *fields, int deleted, int moved);
 	int (*conflict_put)(struct pf_store *st, const struct pf_conflict *c);
 	int (*quarantine_put)(struct pf_store *st,
 	    const struct pf_quarantined *q);

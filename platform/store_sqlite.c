@@ -45,6 +45,8 @@ enum {
 	S_RECORD_UPDATE,
 	S_FEED_RECORD,
 	S_TALLY_ADD,
+	S_RECATT_CLEAR,
+	S_RECATT_ADD,
 	S_REVISION_PUT,
 	S_CHANGE_FIND,
 	S_CHANGE_PUT,
@@ -144,6 +146,14 @@ static const char *const sql[S_COUNT_] = {
 	[S_TALLY_ADD] = "INSERT INTO device_tally (device_id, key, n) "
 	    "VALUES (?1, ?2, ?3) ON CONFLICT (device_id, key) "
 	    "DO UPDATE SET n = n + excluded.n",
+	/* The attachments a record names (schema/platform 0005), as the
+	 * triggers of 0005 wrote them before 0009: ?2 is the record's
+	 * fields, read only when they name "attachments" at all. */
+	[S_RECATT_CLEAR] = "DELETE FROM record_attachments WHERE uuid = ?1",
+	[S_RECATT_ADD] = "INSERT OR IGNORE INTO record_attachments (uuid, "
+	    "hash) SELECT ?1, lower(json_extract(j.value, '$.hash')) "
+	    "FROM json_each(?2, '$.attachments') AS j "
+	    "WHERE json_type(j.value, '$.hash') = 'text'",
 	[S_REVISION_PUT] = "INSERT INTO revisions (uuid, rev, change_id, "
 	    "base_rev, device_id, batch, change, fields, deleted, applied_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -222,6 +232,14 @@ col_blob(struct gs_stmt *s, int col, unsigned char *out, size_t n)
 	memcpy(out, gs_stmt_blob(s, col), n);
 	return 1;
 }
+
+/*
+ * The statements of ingest's per-record path (record_state, change_find,
+ * revision_put and what it calls) bind text without a copy
+ * (gs_stmt_bind_text_nocopy): every value they bind outlives the step
+ * that reads it, and a copy is a malloc and a free per value, six to ten
+ * per record.
+ */
 
 /* Runs a statement that returns no row. */
 static int
@@ -746,7 +764,7 @@ s_record_state(struct pf_store *st, const char *uuid,
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, uuid)) != GS_OK)
 		return r;
 	r = gs_stmt_step(s);
 	if (r == GS_ROW) {
@@ -770,7 +788,7 @@ s_record_state(struct pf_store *st, const char *uuid,
 		return r;
 	}
 	s = ss->st[S_RECORD_OTHERS];
-	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, uuid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 2, base_rev)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 3, device, PF_ID_BYTES)) != GS_OK ||
 	    (r = gs_stmt_one_int64(s, 0, &others)) != GS_OK) {
@@ -804,7 +822,7 @@ s_change_find(struct pf_store *st, const char *change_id,
 	const char *name;
 	int r, i;
 
-	if ((r = gs_stmt_bind_text(s, 1, change_id)) != GS_OK)
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, change_id)) != GS_OK)
 		return r;
 	r = gs_stmt_step(s);
 	if (r == GS_DONE)
@@ -831,10 +849,10 @@ change_put(struct sqlite_store *ss, const char *change_id, int64_t batch,
 	struct gs_stmt *s = ss->st[S_CHANGE_PUT];
 	int r;
 
-	if ((r = gs_stmt_bind_text(s, 1, change_id)) != GS_OK ||
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, change_id)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 2, batch)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 3, uuid)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 4, pf_outcome_name(o))) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 3, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 4, pf_outcome_name(o))) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 5, rev)) != GS_OK) {
 		gs_stmt_reset(s);
 		return r;
@@ -849,9 +867,9 @@ feed_record(struct sqlite_store *ss, const char *uuid, int64_t rev,
 	struct gs_stmt *s = ss->st[S_FEED_RECORD];
 	int r;
 
-	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, uuid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 2, rev)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 3, grid)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 3, grid)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 4, device, PF_ID_BYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 5, own != 0)) != GS_OK) {
 		gs_stmt_reset(s);
@@ -883,6 +901,46 @@ s_tally_add(struct pf_store *st, const unsigned char *device,
 	return run(s);
 }
 
+/*
+ * Keeps record_attachments equal to the record's fields (what the 0005
+ * triggers did, schema/platform 0009): a record that moved on (moved 1)
+ * loses its old rows first; a live record whose fields name
+ * "attachments" gets one row per attachment hash.  The strstr is the
+ * triggers' instr() test: most records name no attachment and cost no
+ * statement.
+ */
+static int
+record_attach(struct sqlite_store *ss, const char *uuid, const char *fields,
+    int deleted, int moved)
+{
+	struct gs_stmt *s;
+	int r;
+
+	if (moved) {
+		s = ss->st[S_RECATT_CLEAR];
+		if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+		    (r = run(s)) != GS_OK)
+			return r;
+	}
+	if (deleted || fields == NULL ||
+	    strstr(fields, "\"attachments\"") == NULL)
+		return GS_OK;
+	s = ss->st[S_RECATT_ADD];
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 2, fields)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
+static int
+s_record_attach(struct pf_store *st, const char *uuid, const char *fields,
+    int deleted, int moved)
+{
+	return record_attach(self(st), uuid, fields, deleted, moved);
+}
+
 static int
 s_revision_put(struct pf_store *st, const struct pf_revision *v)
 {
@@ -893,18 +951,18 @@ s_revision_put(struct pf_store *st, const struct pf_revision *v)
 
 	/* ?2 (type) and ?8 (created_at) are not in the UPDATE: a record
 	 * keeps its type and its creation time. */
-	if ((r = gs_stmt_bind_text(s, 1, v->uuid)) != GS_OK ||
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, v->uuid)) != GS_OK ||
 	    (!v->record_exists &&
-	    (r = gs_stmt_bind_text(s, 2, v->type)) != GS_OK) ||
+	    (r = gs_stmt_bind_text_nocopy(s, 2, v->type)) != GS_OK) ||
 	    (r = gs_stmt_bind_int64(s, 3, v->form_version)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 4, v->grid)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 4, v->grid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 5, v->rev)) != GS_OK ||
 	    (r = gs_stmt_bind_text_nocopy(s, 6, v->fields)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 7, v->deleted)) != GS_OK ||
 	    (!v->record_exists &&
 	    (r = gs_stmt_bind_int64(s, 8, v->created_at)) != GS_OK) ||
 	    (r = gs_stmt_bind_int64(s, 9, v->updated_at)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 10, v->author)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 10, v->author)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 11, v->device, PF_ID_BYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 12, v->batch)) != GS_OK) {
 		gs_stmt_reset(s);
@@ -915,10 +973,13 @@ s_revision_put(struct pf_store *st, const struct pf_revision *v)
 	if (v->record_exists && gs_db_changes(ss->db) != 1)
 		return GS_FAIL(GS_EINTERNAL, "record %s: no row to move on",
 		    v->uuid);
+	if ((r = record_attach(ss, v->uuid, v->fields, v->deleted,
+	    v->record_exists)) != GS_OK)
+		return r;
 	s = ss->st[S_REVISION_PUT];
-	if ((r = gs_stmt_bind_text(s, 1, v->uuid)) != GS_OK ||
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, v->uuid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 2, v->rev)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 3, v->change_id)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 3, v->change_id)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 4, v->base_rev)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 5, v->device, PF_ID_BYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 6, v->batch)) != GS_OK ||
@@ -1219,6 +1280,7 @@ static const struct pf_store_ops sqlite_ops = {
 	.revision_put = s_revision_put,
 	.feed_record = s_feed_record,
 	.tally_add = s_tally_add,
+	.record_attach = s_record_attach,
 	.conflict_put = s_conflict_put,
 	.quarantine_put = s_quarantine_put,
 	.record_each = s_record_each,

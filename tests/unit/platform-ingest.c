@@ -1629,6 +1629,107 @@ test_bookkeeping(void **state)
 	    "AND key = 'rev'"), 6);
 }
 
+/* What the record_attachments triggers of platform 0005 computed from
+ * the records (the rows the store writes itself since 0009), as rows
+ * missing on either side: 0 when the index equals the records. */
+#define ATTACH_DIFF "SELECT count(*) FROM (SELECT * FROM (" \
+	"SELECT r.uuid, lower(json_extract(j.value, '$.hash')) " \
+	"FROM records AS r, json_each(r.fields, '$.attachments') AS j " \
+	"WHERE r.deleted = 0 AND instr(r.fields, '\"attachments\"') > 0 " \
+	"AND json_type(j.value, '$.hash') = 'text' " \
+	"EXCEPT SELECT uuid, hash FROM record_attachments) UNION ALL " \
+	"SELECT * FROM (SELECT uuid, hash FROM record_attachments EXCEPT " \
+	"SELECT r.uuid, lower(json_extract(j.value, '$.hash')) " \
+	"FROM records AS r, json_each(r.fields, '$.attachments') AS j " \
+	"WHERE r.deleted = 0 AND instr(r.fields, '\"attachments\"') > 0 " \
+	"AND json_type(j.value, '$.hash') = 'text'))"
+
+#define ATT(h) "{\"hash\":\"" h "\",\"mime\":\"image/jpeg\",\"size\":10}"
+#define H1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define H2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define H3 "3333333333333333333333333333333333333333333333333333333333333333"
+
+/*
+ * The attachments index that the store keeps itself (schema platform
+ * 0009; the triggers of 0005 did before): after new records with and
+ * without attachments, edits that drop, add and keep them, a delete, and
+ * the store's operation for an admin's revision, the index holds exactly
+ * the rows the old triggers' query gives.
+ */
+static void
+test_record_attachments(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change cs[3], c;
+	struct pf_ingest_result res;
+	unsigned char batch[16];
+	struct gs_buf env;
+	char u[3][37];
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		gs_uuid_v7(u[i]);
+	change(&cs[0], u[0], 0, "{\"address\":\"a\",\"attachments\":["
+	    ATT(H1) "," ATT(H2) "],\"is_rental\":false}");
+	change(&cs[1], u[1], 0, house);
+	change(&cs[2], u[2], 0, "{\"address\":\"c\",\"attachments\":["
+	    ATT(H3) "],\"is_rental\":false}");
+	seal(f, &f->a, f->pf->keys.deployment, cs, 3, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	assert_int_equal(res.applied, 3);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	for (i = 0; i < 3; i++)
+		gs_change_release(&cs[i]);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM "
+	    "record_attachments"), 3);
+	assert_int_equal(store_int(f, ATTACH_DIFF), 0);
+
+	/* u0 drops its attachments, u1 gains one, u2 is deleted. */
+	change(&c, u[0], 1, "{\"attachments\":null}");
+	send_one(f, &f->a, &c, &res);
+	assert_int_equal(res.applied, 1);
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+	change(&c, u[1], 1, "{\"attachments\":[" ATT(H2) "]}");
+	send_one(f, &f->a, &c, &res);
+	assert_int_equal(res.applied, 1);
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+	change(&c, u[2], 1, NULL);
+	send_one(f, &f->a, &c, &res);
+	assert_int_equal(res.applied, 1);
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM "
+	    "record_attachments"), 1);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM "
+	    "record_attachments WHERE hash = '" H2 "'"), 1);
+	assert_int_equal(store_int(f, ATTACH_DIFF), 0);
+	/* An edit that leaves the attachments alone keeps them. */
+	change(&c, u[1], 2, "{\"address\":\"b2\"}");
+	send_one(f, &f->a, &c, &res);
+	assert_int_equal(res.applied, 1);
+	gs_change_release(&c);
+	pf_ingest_result_release(&res);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM "
+	    "record_attachments"), 1);
+	assert_int_equal(store_int(f, ATTACH_DIFF), 0);
+
+	/* The store's operation for an admin's revision (admin.c): after
+	 * the record row moved on, its old entries go, the new ones come. */
+	assert_int_equal(f->pf->store->ops->record_attach(f->pf->store, u[1],
+	    "{\"attachments\":[" ATT(H1) "," ATT(H3) "]}", 0, 1), GS_OK);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM "
+	    "record_attachments WHERE hash <> '" H2 "'"), 2);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM "
+	    "record_attachments"), 2);
+	assert_int_equal(f->pf->store->ops->record_attach(f->pf->store, u[1],
+	    NULL, 1, 1), GS_OK);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM "
+	    "record_attachments"), 0);
+}
+
 /* Runs one embedded migration file on db. */
 static void
 run_migration(struct gs_db *db, const char *name)
@@ -1730,6 +1831,116 @@ test_migration_0007(void **state)
 	(void)rm_home(dir);
 }
 
+/*
+ * Migration 0009 on a store written at version 8: the revisions keep
+ * every row, value and rowid without the unique index on change_id (the
+ * ledger's key); record_attachments keeps its rows and is no longer
+ * written by triggers on insert or update (the store does it), but still
+ * on delete; records_by_type is gone; the rest of the rules hold.
+ */
+static void
+test_migration_0009(void **state)
+{
+	char dir[] = "/tmp/pf-mig.XXXXXX", path[64];
+	struct gs_db *db = NULL;
+	const char *files[] = { "platform/0001-init.sql",
+		"platform/0002-reconcile.sql", "platform/0003-attachments.sql",
+		"platform/0004-changes-ledger.sql",
+		"platform/0005-record-attachments.sql",
+		"platform/0006-device-keys.sql",
+		"platform/0007-ingest-bookkeeping.sql",
+		"platform/0008-reference.sql" };
+	size_t i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/platform.db", dir);
+	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		run_migration(db, files[i]);
+	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 8;"
+	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
+	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', zeroblob(32), "
+	    "x'01000000000000000000000000000000', 'w1', 'n', 'G1', 0);"
+	    "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
+	    "envelope_hash, envelope, received_at, status, http_status, "
+	    "applied, conflicted, quarantined, chain, receipt, results) "
+	    "VALUES (x'01000000000000000000000000000000', zeroblob(16), 1, x'', x'', x'', 0, 1, 200, 2, 0, "
+	    "0, 'ok', x'', '[]');"
+	    "INSERT INTO records (uuid, type, form_version, grid, rev, fields, "
+	    "created_at, updated_at, author, device_id, batch) VALUES "
+	    "('u1', 'house', 1, 'G1', 2, '{\"attachments\":[" ATT(H1) "]}', "
+	    "0, 0, 'w1', x'01000000000000000000000000000000', 1), "
+	    "('u2', 'person', 1, 'G1', 1, '{}', 0, 0, 'w1', "
+	    "x'01000000000000000000000000000000', 1);"
+	    "INSERT INTO revisions (uuid, rev, change_id, base_rev, device_id, "
+	    "batch, change, fields, deleted, applied_at, by_admin) VALUES "
+	    "('u1', 1, 'c1', 0, x'01000000000000000000000000000000', 1, 'l1', '{}', 0, 5, NULL), "
+	    "('u2', 1, 'c2', 0, x'01000000000000000000000000000000', 1, 'l2', '{}', 0, 6, NULL), "
+	    "('u1', 2, 'c3', 1, x'01000000000000000000000000000000', 1, 'l3', "
+	    "'{\"attachments\":[" ATT(H1) "]}', 0, 7, 'admin');"
+	    "DELETE FROM revisions WHERE change_id = 'c2';"
+	    "INSERT INTO revisions (uuid, rev, change_id, base_rev, device_id, "
+	    "batch, change, fields, deleted, applied_at) VALUES "
+	    "('u2', 1, 'c2', 0, x'01000000000000000000000000000000', 1, 'l2', '{}', 0, 6);"),
+	    GS_OK);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM record_attachments"),
+	    1);
+	assert_int_equal(db_int(db, "SELECT rowid FROM revisions "
+	    "WHERE change_id = 'c2'"), 4);
+	gs_db_close(db);
+	db = NULL;
+
+	assert_int_equal(gs_db_open(path, "platform", 0, &db), GS_OK);
+	assert_true(gs_db_version(db) >= 9);
+	/* The same revisions, values and rowids. */
+	assert_int_equal(db_int(db, "SELECT count(*) FROM revisions"), 3);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM revisions WHERE "
+	    "(rowid = 1 AND uuid = 'u1' AND rev = 1 AND change_id = 'c1' AND "
+	    "base_rev = 0 AND batch = 1 AND change = 'l1' AND fields = '{}' "
+	    "AND deleted = 0 AND applied_at = 5 AND by_admin IS NULL AND "
+	    "device_id = x'01000000000000000000000000000000') OR "
+	    "(rowid = 3 AND uuid = 'u1' AND rev = 2 AND change_id = 'c3' AND "
+	    "change = 'l3' AND applied_at = 7 AND by_admin = 'admin') OR "
+	    "(rowid = 4 AND uuid = 'u2' AND rev = 1 AND change_id = 'c2')"),
+	    3);
+	/* One index left on revisions (its key); none on records but its
+	 * key; the attachments triggers of insert and update gone. */
+	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'index' AND tbl_name = 'revisions'"), 1);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'index' AND tbl_name = 'records'"), 1);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'trigger' AND tbl_name = 'records'"), 1);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM record_attachments "
+	    "WHERE uuid = 'u1' AND hash = '" H1 "'"), 1);
+	/* The key and the batch reference still hold; STRICT still. */
+	assert_int_not_equal(gs_db_exec(db, "INSERT INTO revisions (uuid, "
+	    "rev, change_id, base_rev, device_id, batch, change, fields, "
+	    "deleted, applied_at) VALUES ('u1', 2, 'c9', 1, x'01', 1, 'l', "
+	    "'{}', 0, 0)"), GS_OK);
+	assert_int_not_equal(gs_db_exec(db, "INSERT INTO revisions (uuid, "
+	    "rev, change_id, base_rev, device_id, batch, change, fields, "
+	    "deleted, applied_at) VALUES ('u1', 3, 'c9', 2, x'01', 99, 'l', "
+	    "'{}', 0, 0)"), GS_OK);
+	assert_int_not_equal(gs_db_exec(db, "INSERT INTO revisions (uuid, "
+	    "rev, change_id, base_rev, device_id, batch, change, fields, "
+	    "deleted, applied_at) VALUES ('u1', 3, 'c9', 'x', x'01', 1, 'l', "
+	    "'{}', 0, 0)"), GS_OK);
+	/* Inserting a record no longer indexes it; deleting one still
+	 * drops its entries. */
+	assert_int_equal(gs_db_exec(db, "INSERT INTO records (uuid, type, "
+	    "form_version, grid, rev, fields, created_at, updated_at, author, "
+	    "device_id, batch) VALUES ('u3', 'house', 1, 'G1', 1, "
+	    "'{\"attachments\":[" ATT(H2) "]}', 0, 0, 'w1', x'01', 1);"
+	    "DELETE FROM records WHERE uuid = 'u1'"), GS_OK);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM record_attachments"),
+	    0);
+	assert_int_equal(gs_db_integrity_check(db), GS_OK);
+	gs_db_close(db);
+	(void)rm_home(dir);
+}
+
 int
 main(void)
 {
@@ -1764,7 +1975,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bookkeeping, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_record_attachments, setup,
+		    teardown),
 		cmocka_unit_test(test_migration_0007),
+		cmocka_unit_test(test_migration_0009),
 	};
 
 	/* Refused enrollments are logged as warnings: expected here. */
