@@ -825,6 +825,8 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
 	if ((r = gs_db_begin(ob->db)) != GS_OK)
 		goto out;
 	in_tx = 1;
+	if ((r = ag_outbox_attempt(ob, row->seq, NULL)) != GS_OK)
+		goto out;
 	if ((r = gs_stmt_bind_int64(ob->set_acked, 1, row->seq)) != GS_OK ||
 	    (r = gs_stmt_bind_text(ob->set_acked, 2,
 		 status == GS_RECEIPT_QUARANTINED ? "quarantined" : "acked")) !=
@@ -902,6 +904,8 @@ ag_outbox_reject(
 	if ((r = gs_db_begin(ob->db)) != GS_OK)
 		goto out;
 	in_tx = 1;
+	if ((r = ag_outbox_attempt(ob, row->seq, NULL)) != GS_OK)
+		goto out;
 	if ((r = gs_stmt_bind_int64(ob->set_rejected, 1, row->seq)) != GS_OK ||
 	    (r = gs_stmt_bind_text(ob->set_rejected, 2, reason)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->set_rejected, 3, now)) != GS_OK ||

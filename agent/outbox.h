@@ -106,16 +106,20 @@ int ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
  * receipt and results are stored, and with status 1 every change the
  * results list is marked as they say (quarantined 4, conflict 5, merged
  * 2 with the given rev) while every other change of the batch is
- * delivered (2) with record.rev raised to base_rev + 1.  Idempotent: a
- * row that is no longer sealed is left alone.  GS_OK; GS_EPROTOCOL when
+ * delivered (2) with record.rev raised to base_rev + 1; the upload that
+ * brought the receipt is counted as an attempt (ag_outbox_attempt) in the
+ * same transaction, one commit less per batch.  Idempotent: a row that
+ * is no longer sealed is left alone (the attempt is still counted).
+ * GS_OK; GS_EPROTOCOL when
  * results is not the JSON array the protocol says (nothing changed).
  */
 int ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
     int status, const unsigned char *receipt, size_t receipt_len,
     const char *results);
 
-/* A permanent refusal, in ONE transaction: the row rejected with reason,
- * its changes rejected (3) with the same problem text. */
+/* A permanent refusal, in ONE transaction: the attempt counted, the row
+ * rejected with reason, its changes rejected (3) with the same problem
+ * text. */
 int ag_outbox_reject(
     struct ag_outbox *ob, const struct ag_outbox_row *row, const char *reason);
 

@@ -415,8 +415,8 @@ record_outcome(struct run *x, const struct ag_outbox_row *row,
 	int r;
 
 	ag_backoff_reset(&x->bo);
-	if ((r = ag_outbox_attempt(x->ob, row->seq, NULL)) != GS_OK)
-		return r;
+	/* The attempt is counted by the transaction that records the
+	 * outcome (ag_outbox_ack, ag_outbox_reject). */
 	switch (res.outcome) {
 	case AG_UPLOAD_ACKED:
 	case AG_UPLOAD_QUARANTINED:

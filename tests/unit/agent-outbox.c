@@ -549,6 +549,11 @@ test_ack_results(void **state)
 	    q1(f, "SELECT count(*) FROM outbox WHERE state = "
 		  "'acked' AND receipt IS NOT NULL AND acked_at IS NOT NULL"),
 	    1);
+	/* The upload that brought the receipt counts as an attempt, in the
+	 * same transaction. */
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE attempts = "
+			       "1 AND last_attempt_at IS NOT NULL"),
+	    1);
 	assert_int_equal(
 	    q1(f, "SELECT count(*) FROM change WHERE state = 2"), 4);
 	snprintf(q, sizeof(q),
@@ -634,7 +639,7 @@ test_reject_keeps_bytes(void **state)
 	assert_int_equal(
 	    q1(f, "SELECT count(*) FROM outbox WHERE state = "
 		  "'rejected' AND length(envelope) = bytes AND reason LIKE "
-		  "'batch_id_reused%'"),
+		  "'batch_id_reused%' AND attempts = 1"),
 	    1);
 	assert_int_equal(
 	    q1(f, "SELECT count(*) FROM change WHERE state = 3"), 4);
