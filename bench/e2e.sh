@@ -157,8 +157,10 @@ $(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) cores, $ram RAM, Linux $(uname 
 build \`$BUILD\`, load average at start: $load.  One device, one platform
 (\`gridplatform serve\`, SQLite store), both on 127.0.0.1, the bytes counted
 by \`gsproxy\` between them.  $COUNT gridgen persons, $rec_bytes bytes each as
-\`gridagent list --json\` prints them.  The agent seals batch N+1 while
-batch N is uploaded and committed (agent/sync.c, the courier thread).
+\`gridagent list --json\` prints them.  The agent's courier thread carries
+the sealed batches in order, the next as soon as a receipt is in, while
+the sync thread seals the next ones and records each receipt
+(agent/sync.c).
 
 | measure | gridsync | naive: one JSON POST per record |
 |---|---|---|
@@ -196,6 +198,9 @@ verify, decrypt, inflate, decode, validate, SQL, commit; its start, about
 | platform 0007: no triggers on records and revisions; the feed row written by the store with each revision, the device tallies added up per batch and written once per (device, key) (were two upserts per record, and the triggers made every insert keep a statement journal); the feed table without AUTOINCREMENT and its CHECK IN; a record inserted or updated, not upserted | 220k |
 | the encoder walks an object's keys in their order when already sorted (no qsort, no second lookup): the canonical check of every line | 215k |
 | SQLite without memory statistics (sync/db.c, 6c0951e), main at 2658e36 | 200k |
+| platform 0009: revisions without the unique index on change_id (the changes ledger's key) and record_attachments written by the store, not by AFTER INSERT/UPDATE triggers (whose instr() over every record's fields, trigger program and statement journal ran per record) | 195k -> 171k |
+| platform 0009: records_by_type dropped (no query reads it: export walks records by uuid, counts by type come from device_tally) | 165k |
+| the per-record statements bind text without a copy (gs_stmt_bind_text_nocopy: no malloc/free per value) | 162k |
 
 What is left on the platform (215k before 6c0951e): the record, revision, ledger and
 feed inserts with their indexes ~100k, decode 44k (of which the
@@ -203,6 +208,14 @@ canonical re-encode 19k), validation 13k, envelope open 9k, the batch's
 jansson values freed 8k, the start 15k.  Dropping the revisions' second
 index on change_id (the changes ledger has it as its key) was measured
 at 4k and not done (it means copying every revision in a migration).
+After platform 0009 (162k, 2026-11-26, helper "platform"): the record
+and revision inserts 27k, the feed row 11.5k, the ledger row 9k, binds
+6k, the two reads before them (ledger, record) 8k, decode 41k (of which
+the canonical re-encode of every line 19k, in sync/batch.c), validation
+9k, the batch's jansson values freed 8k, envelope open 9k and verify 4k,
+commit 4k, the start 15k.  Measured and not taken: records as a WITHOUT
+ROWID table (one b-tree instead of two: 172k against 171k, rows of ~700
+bytes are too wide for an index b-tree).
 Same minutes, load about 11 on two cores, 20,000 persons (bench/e2e.sh
 COUNT=20000), CPU seconds of the platform during the sync: 1.50, 1.40
 before 0007, 1.11, 1.14 after.
@@ -212,30 +225,53 @@ stored fields with sync/json.c instead of json_loads: 87k -> 15k) -> 238k
 (5f938c5: the sealed personal data read by sync/json.c instead of
 json_loadb, 37k -> 7k; 2658e36: its base64 by table instead of
 libsodium's constant-time decoder, 24k -> 8k; 67c2210: fewer indexes on
-the changes).  What is left: deflate 57k, the changes marked batched at
-sealing 24k (an UPDATE of 1,000 rows), recording the receipt 29k (the
-records' revs 16k, the changes delivered 11k), encoding 23k, reading
-stored fields 15k, the purge pass after every sync 11k (agent/pii.c: it
-reads every change), the AEAD open of the personal data 7k, the
-envelope's signature 7k.  Deflate at level 1 instead of 6
-was measured: 32k instead of 58k, but 131 bytes per record instead of
-103; not taken.  Sealing and uploading overlap (the courier thread), so
-on two cores the sync takes about the longer of the two sides, not their
-sum.
+the changes) -> 244k at 7d0111d (agent 0008 moved 12k of the save's work
+here: a pending creation's change row is written when it is batched).
+Then, on 2026-11-26 (session 5):
 
-Why 50,000 records/s end to end is not reached here: collect + sync cost
-about 160 us of CPU per record in all on a quiet machine (agent bulk
-import with personal data sealed ~40 us, agent sync ~65 us, platform
-~55 us; at load 11, 20,000 persons: 65, 83 and 56 us), so even with both
-cores busy all the time 100,000 records take about 8 s (at best about
-12,000 records/s); the target needs under 40 us per record for
-everything, i.e. a store that writes each record once, in far fewer
-b-trees, on both sides (the agent writes a record and its change, then
-the change's batched and delivered states and the record's rev: five row
-writes; the platform the record, its revision, its ledger row and its
-feed row: four row writes into nine b-trees).
+| lever (each on top of the previous) | agent instructions / record |
+|---|---|
+| 7d0111d: deflate 57k, the change rows of pending creations written then updated to batched 66k, encoding 23k, reading and opening the stored fields 38k, recording the receipt 29k, the purge pass after the sync 11k | 244k |
+| deflate at level 2 instead of 6 (82 instead of 65 compressed bytes per gridgen person; the wire went from 102.7 to 124.9 bytes per record, under the 150 target) | 31k for deflate |
+| a pending creation's change row written by the batch that takes it, already batched (one insert into three b-trees instead of an insert into three and an update moving it between four) | 17k for marking |
+| the purge pass skipped when no acked batch is older than the retention (it read every change of every recent batch after each sync) | 186k |
+| sealing's jansson values in an arena made new per change; the sealed personal data's base64 decoded four characters at a time | 173k |
+
+What is left on the agent (173k): reading, opening and encoding the
+changes 56k (the canonical encoding 23k, the personal data's open 16k,
+parsing the stored fields 14k), deflate 31k, the envelope's Ed25519
+signature over its ~100 KB 9k, marking 17k, recording the receipt 29k
+(the records' revs raised 16k, the changes delivered 11k), zeroing the
+plaintext buffers 4k, the start 9k.
+
+The courier used to carry one batch at a time and send the next only
+after the sync thread had recorded the last receipt, so the platform's
+ingest and the agent's recording never overlapped: the sync took about
+the sum of the two sides.  It now takes batches from a queue of four and
+sends the next as soon as a receipt is in (agent/sync.c).  Measured the
+same minute, 100,000 persons, before the other levers: sync 7.88 s ->
+5.79 s.  The agent's main thread (sealing and recording, with two
+commits per batch: it was three, the attempt now counted inside the
+receipt's transaction) is now the longer side.
+
+Why 50,000 records/s end to end is not reached here: collect + sync
+still cost about 67 us of CPU per record in all on a quiet machine
+(2026-11-26 17:29 UTC, 100,000 persons: agent bulk import with personal
+data sealed ~14 us, agent sync ~29 us, platform ~24 us; session start,
+16:55 UTC: 14, 44 and 27 us, 11,086 records/s all in), so with both
+cores busy all the time 100,000 records take at least 3.4 s (at best
+about 30,000 records/s), and the two sides do not overlap perfectly:
+the agent's sealing and recording are one thread, which also waits for
+two commits per batch, each about a megabyte of WAL (the records' revs
+rewrite their whole rows).  The target needs under 40 us per record
+for everything: a store that writes each record once, in far fewer
+b-trees, on both sides (the agent writes a record, a pending row, its
+change at batching, then the change's delivered state and the record's
+rev; the platform the record, its revision, its ledger row and its feed
+row), and an encoder that copies stored canonical text instead of
+parsing and writing it again.
 The timings in the table were taken at the load average shown, on two
-cores shared with other work, which slows them by as much again.
+cores that may be shared with other work.
 
 Rerun: \`make BUILD=build bench-e2e\` (or \`BUILD=build sh bench/e2e.sh\`).
 <!-- bench-e2e:end -->

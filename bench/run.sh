@@ -15,6 +15,6 @@ for b in bench/bench-save.sh bench/e2e.sh bench/pii.sh bench/attach.sh bench/rec
 	sh "$b"
 done
 if [ -x "$BUILD/bench/wire" ]; then
-	echo "== bench/wire (level 6)"
-	"$BUILD/bench/wire" 200 6
+	echo "== bench/wire (the batches' deflate level)"
+	"$BUILD/bench/wire" 200
 fi

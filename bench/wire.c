@@ -4,7 +4,8 @@
  * platform's side: parse, verify, open (decrypt + bounded inflate) and
  * strictly decode.
  *
- *	wire [BATCHES] [LEVEL]     default 200 batches of 1,000, level 6
+ *	wire [BATCHES] [LEVEL]     default 200 batches of 1,000, the
+ *	                           batches' level (GS_DEFLATE_LEVEL)
  *
  * Records are synthetic "person" changes of about 400 bytes of NDJSON
  * each, with random uuids, id numbers and phones (the parts that do not
