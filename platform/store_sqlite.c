@@ -1308,6 +1308,21 @@ pf_store_sqlite_open(const char *path, int create, struct pf_store **out)
 	if ((r = gs_db_open(path, "platform", (create ? GS_DB_CREATE : 0) |
 	    GS_DB_COALESCE_WAL, &s->db)) != GS_OK)
 		goto out;
+	/*
+	 * A server's page cache: 64 MiB (SQLite's default is 2 MiB).  With
+	 * the default, a batch's transaction outgrew the cache and SQLite
+	 * spilled its dirty pages to the WAL one at a time before the
+	 * commit, and read them back: 100 batches of 1,000 persons made
+	 * 81,600 pwrite and 137,900 pread calls, 10,100 and 65,200 with
+	 * this cache.  A checkpoint every 4,000 WAL pages (16 MiB) instead
+	 * of 1,000: a page written by several batches in a row (the end of
+	 * every table and index) is copied into the database once, and 108
+	 * fewer fsyncs per 100 batches.  The cache is allocated as used, so
+	 * a short admin command pays nothing for it.
+	 */
+	if ((r = gs_db_exec(s->db, "PRAGMA cache_size = -65536; "
+	    "PRAGMA wal_autocheckpoint = 4000")) != GS_OK)
+		goto out;
 	for (i = 0; i < S_COUNT_; i++)
 		if ((r = gs_stmt_prepare(s->db, sql[i], &s->st[i])) != GS_OK)
 			goto out;
