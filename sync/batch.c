@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "bytes-priv.h"
 #include "ids.h"
 #include "json.h"
 #include "uuid.h"
@@ -205,20 +206,46 @@ check_change(const struct gs_change *c)
  */
 #define MAX_DEPTH 32
 
+/* The bytes of w (eight of a string, in memory order) that need an
+ * escape: below 0x20, '"' and '\\'.  0 when none; else the lowest flag
+ * is the first such byte (a borrow flags only bytes after a true one). */
+static inline uint64_t
+escapes8(uint64_t w)
+{
+	uint64_t q = w ^ (GS_ONES * '"'), b = w ^ (GS_ONES * '\\');
+
+	return ((w - GS_ONES * 0x20) & ~w & GS_HIGHS) |
+	    ((q - GS_ONES) & ~q & GS_HIGHS) | ((b - GS_ONES) & ~b & GS_HIGHS);
+}
+
 static int
 put_string(struct gs_buf *out, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i, run = 0;
+	uint64_t w, m;
 	int r;
 
 	if ((r = gs_buf_putc(out, '"')) != GS_OK)
 		return r;
 	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c;
 		char esc[7];
 		size_t elen = 2;
 
+		/* Eight bytes at a time up to the next one to escape (most
+		 * strings have none). */
+		while (n - i >= 8) {
+			memcpy(&w, s + i, 8);
+			if ((m = escapes8(w)) != 0) {
+				i += gs_first_flag(m);
+				break;
+			}
+			i += 8;
+		}
+		if (i == n)
+			break;
+		c = (unsigned char)s[i];
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		/* Flush the plain run before this character. */
