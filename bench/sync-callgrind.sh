@@ -33,7 +33,11 @@ cleanup() {
 		kill "$pf_pid" 2>/dev/null || true
 		wait "$pf_pid" 2>/dev/null || true
 	fi
-	rm -rf "$work/pf" "$work/dev"
+	# The callgrind files stay (in OUT); the rest goes, and the work
+	# directory too when OUT is elsewhere.
+	rm -rf "$work/pf" "$work/dev" "$work/persons.ndjson" "$work/pass" \
+	    "$work"/*.log "$work"/*.out
+	case "$OUT" in "$work"/*) ;; *) rmdir "$work" 2>/dev/null || true ;; esac
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
