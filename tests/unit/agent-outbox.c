@@ -89,30 +89,34 @@ teardown(void **state)
 	return 0;
 }
 
-/* Adds n new records with their unsent change rows (as a save would). */
+/*
+ * Adds n new records as a save would: each with its unsent change row,
+ * or, with pending set, with its creation waiting in pending_creation
+ * (schema/agent/0008: no change row until a batch takes it).  Pending
+ * creations are told apart by author 'w2' and created_at 2.
+ */
 static void
-add_changes(struct fx *f, int n, const char *fields, int64_t base_rev)
+add_records(struct fx *f, int n, const char *fields, int64_t base_rev,
+    int pending)
 {
 	struct gs_stmt *rec = NULL, *ch = NULL;
 	char uuid[37], cid[37];
 	int i;
 
-	assert_int_equal(
-	    gs_stmt_prepare(f->db,
-		"INSERT INTO record (uuid, "
-		"type, form_version, grid, fields, rev, created_at, "
-		"updated_at, "
-		"author) VALUES (?1, 'person', 1, 'G1', ?2, ?3, 1, 1, 'w1')",
-		&rec),
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "INSERT INTO record (uuid, type, form_version, "
+			     "grid, fields, rev, created_at, updated_at, author) "
+			     "VALUES (?1, 'person', 1, 'G1', ?2, ?3, ?4, ?4, ?5)",
+			     &rec),
 	    GS_OK);
-	assert_int_equal(
-	    gs_stmt_prepare(f->db,
-		"INSERT INTO change "
-		"(change_id, uuid, type, form_version, grid, op, base_rev, "
-		"fields, "
-		"author, created_at, updated_at) VALUES (?1, ?2, 'person', 1, "
-		"'G1', 'upsert', ?4, ?3, 'w1', 1, 1)",
-		&ch),
+	assert_int_equal(gs_stmt_prepare(f->db, pending ?
+			     "INSERT INTO pending_creation (change_id, uuid) "
+			     "VALUES (?1, ?2)" :
+			     "INSERT INTO change (change_id, uuid, type, "
+			     "form_version, grid, op, base_rev, fields, author, "
+			     "created_at, updated_at) VALUES (?1, ?2, 'person', "
+			     "1, 'G1', 'upsert', ?4, ?3, 'w1', 1, 1)",
+			     &ch),
 	    GS_OK);
 	assert_int_equal(gs_db_begin(f->db), GS_OK);
 	for (i = 0; i < n; i++) {
@@ -121,11 +125,18 @@ add_changes(struct fx *f, int n, const char *fields, int64_t base_rev)
 		assert_int_equal(gs_stmt_bind_text(rec, 1, uuid), GS_OK);
 		assert_int_equal(gs_stmt_bind_text(rec, 2, fields), GS_OK);
 		assert_int_equal(gs_stmt_bind_int64(rec, 3, base_rev), GS_OK);
+		assert_int_equal(gs_stmt_bind_int64(rec, 4, pending ? 2 : 1),
+		    GS_OK);
+		assert_int_equal(gs_stmt_bind_text(rec, 5, pending ? "w2" : "w1"),
+		    GS_OK);
 		assert_int_equal(gs_stmt_step(rec), GS_DONE);
 		assert_int_equal(gs_stmt_bind_text(ch, 1, cid), GS_OK);
 		assert_int_equal(gs_stmt_bind_text(ch, 2, uuid), GS_OK);
-		assert_int_equal(gs_stmt_bind_text(ch, 3, fields), GS_OK);
-		assert_int_equal(gs_stmt_bind_int64(ch, 4, base_rev), GS_OK);
+		if (!pending) {
+			assert_int_equal(gs_stmt_bind_text(ch, 3, fields), GS_OK);
+			assert_int_equal(
+			    gs_stmt_bind_int64(ch, 4, base_rev), GS_OK);
+		}
 		assert_int_equal(gs_stmt_step(ch), GS_DONE);
 	}
 	assert_int_equal(gs_db_commit(f->db), GS_OK);
@@ -133,40 +144,16 @@ add_changes(struct fx *f, int n, const char *fields, int64_t base_rev)
 	gs_stmt_finalize(ch);
 }
 
-/* Adds n new records whose creations wait in pending_creation, as a save
- * does (schema/agent/0008): no change row until a batch takes them. */
+static void
+add_changes(struct fx *f, int n, const char *fields, int64_t base_rev)
+{
+	add_records(f, n, fields, base_rev, 0);
+}
+
 static void
 add_pending(struct fx *f, int n, const char *fields)
 {
-	struct gs_stmt *rec = NULL, *pend = NULL;
-	char uuid[37], cid[37];
-	int i;
-
-	assert_int_equal(gs_stmt_prepare(f->db,
-			     "INSERT INTO record (uuid, type, form_version, "
-			     "grid, fields, rev, created_at, updated_at, author) "
-			     "VALUES (?1, 'person', 1, 'G1', ?2, 0, 2, 2, 'w2')",
-			     &rec),
-	    GS_OK);
-	assert_int_equal(gs_stmt_prepare(f->db,
-			     "INSERT INTO pending_creation (uuid, change_id) "
-			     "VALUES (?1, ?2)",
-			     &pend),
-	    GS_OK);
-	assert_int_equal(gs_db_begin(f->db), GS_OK);
-	for (i = 0; i < n; i++) {
-		gs_uuid_v7(uuid);
-		gs_uuid_v7(cid);
-		assert_int_equal(gs_stmt_bind_text(rec, 1, uuid), GS_OK);
-		assert_int_equal(gs_stmt_bind_text(rec, 2, fields), GS_OK);
-		assert_int_equal(gs_stmt_step(rec), GS_DONE);
-		assert_int_equal(gs_stmt_bind_text(pend, 1, uuid), GS_OK);
-		assert_int_equal(gs_stmt_bind_text(pend, 2, cid), GS_OK);
-		assert_int_equal(gs_stmt_step(pend), GS_DONE);
-	}
-	assert_int_equal(gs_db_commit(f->db), GS_OK);
-	gs_stmt_finalize(rec);
-	gs_stmt_finalize(pend);
+	add_records(f, n, fields, 0, 1);
 }
 
 static int64_t

@@ -1740,6 +1740,32 @@ run_migration(struct gs_db *db, const char *name)
 	assert_int_equal(gs_db_exec(db, (const char *)e->data), GS_OK);
 }
 
+/* A new platform database in a new directory dir (a mkdtemp template),
+ * at path, with the migrations up to version and no further: a store as
+ * an older gridplatform left it. */
+static struct gs_db *
+db_at_version(char *dir, char *path, size_t pathsz, int version)
+{
+	static const char *const files[] = { "platform/0001-init.sql",
+		"platform/0002-reconcile.sql", "platform/0003-attachments.sql",
+		"platform/0004-changes-ledger.sql",
+		"platform/0005-record-attachments.sql",
+		"platform/0006-device-keys.sql",
+		"platform/0007-ingest-bookkeeping.sql",
+		"platform/0008-reference.sql" };
+	struct gs_db *db = NULL;
+	int i;
+
+	assert_true(version >= 1 &&
+	    version <= (int)(sizeof(files) / sizeof(files[0])));
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, pathsz, "%s/platform.db", dir);
+	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
+	for (i = 0; i < version; i++)
+		run_migration(db, files[i]);
+	return db;
+}
+
 static int64_t
 db_int(struct gs_db *db, const char *sql)
 {
@@ -1762,20 +1788,10 @@ static void
 test_migration_0007(void **state)
 {
 	char dir[] = "/tmp/pf-mig.XXXXXX", path[64];
-	struct gs_db *db = NULL;
-	const char *files[] = { "platform/0001-init.sql",
-		"platform/0002-reconcile.sql", "platform/0003-attachments.sql",
-		"platform/0004-changes-ledger.sql",
-		"platform/0005-record-attachments.sql",
-		"platform/0006-device-keys.sql" };
-	size_t i;
+	struct gs_db *db;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/platform.db", dir);
-	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		run_migration(db, files[i]);
+	db = db_at_version(dir, path, sizeof(path), 6);
 	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 6;"
 	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
 	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', zeroblob(32), x'01000000000000000000000000000000', "
@@ -1842,22 +1858,10 @@ static void
 test_migration_0009(void **state)
 {
 	char dir[] = "/tmp/pf-mig.XXXXXX", path[64];
-	struct gs_db *db = NULL;
-	const char *files[] = { "platform/0001-init.sql",
-		"platform/0002-reconcile.sql", "platform/0003-attachments.sql",
-		"platform/0004-changes-ledger.sql",
-		"platform/0005-record-attachments.sql",
-		"platform/0006-device-keys.sql",
-		"platform/0007-ingest-bookkeeping.sql",
-		"platform/0008-reference.sql" };
-	size_t i;
+	struct gs_db *db;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/platform.db", dir);
-	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		run_migration(db, files[i]);
+	db = db_at_version(dir, path, sizeof(path), 8);
 	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 8;"
 	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
 	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', zeroblob(32), "
