@@ -29,6 +29,7 @@ struct parser {
 	const unsigned char *start, *p, *end;
 	int depth;
 	int nomem;
+	int spelled; /* 0 once anything is not the encoder's spelling */
 	char *why;
 	size_t whylen;
 };
@@ -55,9 +56,13 @@ oom(struct parser *ps)
 static void
 skip_ws(struct parser *ps)
 {
+	const unsigned char *p = ps->p;
+
 	while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' ||
 	    *ps->p == '\t' || *ps->p == '\r'))
 		ps->p++;
+	if (ps->p != p)
+		ps->spelled = 0;
 }
 
 /*
@@ -354,6 +359,7 @@ string_value(struct parser *ps)
 		v = json_stringn_nocheck((const char *)b, (size_t)(e - b));
 		return v != NULL ? v : oom(ps);
 	}
+	ps->spelled = 0;
 	if ((s = unescape(ps, b, e, &n)) == NULL)
 		return NULL;
 	v = json_stringn_nocheck(s, n);
@@ -406,6 +412,9 @@ number(struct parser *ps)
 	memcpy(copy, b, n);
 	copy[n] = '\0';
 	errno = 0;
+	/* The encoder writes an integer as %lld: "-0" comes back as "0". */
+	if (real || (n == 2 && copy[0] == '-'  && copy[1] == '0'))
+		ps->spelled = 0;
 	if (!real) {
 		long long i = strtoll(copy, NULL, 10);
 
@@ -444,10 +453,10 @@ key_bit(const char *k, size_t n)
 static json_t *
 object(struct parser *ps)
 {
-	const unsigned char *b, *e;
+	const unsigned char *b, *e, *prev = NULL;
 	json_t *o, *v;
 	char *key;
-	size_t klen;
+	size_t klen, prevlen = 0;
 	uint64_t seen[4] = { 0, 0, 0, 0 };
 	unsigned bit;
 	int esc;
@@ -471,9 +480,21 @@ object(struct parser *ps)
 		if (esc) {
 			if ((key = unescape(ps, b, e, &klen)) == NULL)
 				goto fail;
+			ps->spelled = 0;
 		} else {
 			key = (char *)b;
 			klen = (size_t)(e - b);
+			/* The encoder sorts keys with strcmp: each must be
+			 * greater than the one before, byte by byte. */
+			if (prev != NULL) {
+				int c = memcmp(prev, b, prevlen < klen ? prevlen :
+				    klen);
+
+				if (c > 0 || (c == 0 && prevlen >= klen))
+					ps->spelled = 0;
+			}
+			prev = b;
+			prevlen = klen;
 		}
 		bit = key_bit(key, klen);
 		if ((seen[bit >> 6] >> (bit & 63) & 1) != 0 &&
@@ -583,6 +604,8 @@ value(struct parser *ps)
 	case '[':
 		if (++ps->depth > GS_JSON_MAX_DEPTH)
 			return bad(ps, "nested too deeply");
+		if (ps->depth > 32)
+			ps->spelled = 0; /* past the encoder's own limit */
 		v = *ps->p == '{' ? object(ps) : array(ps);
 		ps->depth--;
 		return v;
@@ -605,15 +628,26 @@ int
 gs_json_parse(const char *text, size_t len, json_t **out, char *why,
     size_t whylen)
 {
+	int plain;
+
+	return gs_json_parse_plain(text, len, out, &plain, why, whylen);
+}
+
+int
+gs_json_parse_plain(const char *text, size_t len, json_t **out, int *plain,
+    char *why, size_t whylen)
+{
 	struct parser ps;
 	json_t *v;
 
 	*out = NULL;
+	*plain = 0;
 	why[0] = '\0';
 	ps.start = ps.p = (const unsigned char *)text;
 	ps.end = ps.start + len;
 	ps.depth = 0;
 	ps.nomem = 0;
+	ps.spelled = 1;
 	ps.why = why;
 	ps.whylen = whylen;
 	if ((v = value(&ps)) == NULL)
@@ -625,6 +659,7 @@ gs_json_parse(const char *text, size_t len, json_t **out, char *why,
 		return GS_EPARSE;
 	}
 	*out = v;
+	*plain = ps.spelled;
 	return GS_OK;
 }
 

@@ -31,6 +31,21 @@ int gs_json_parse(const char *text, size_t len, json_t **out, char *why,
     size_t whylen);
 
 /*
+ * The same, and *plain says whether text is spelled exactly as the batch
+ * encoder (sync/batch.c, put_value) writes what it parsed to: 1 only when
+ * there is no whitespace outside strings, no escape in any string or key,
+ * no real (only integers, not "-0"), every object's keys in strictly
+ * increasing byte order, and nothing nested deeper than 32.  0 says
+ * nothing either way: the caller encodes the value to find out.  The
+ * platform's canonical check of every change line skips its re-encoding
+ * when *plain is 1 (tests/unit/sync-batch.c checks, on random values and
+ * damaged spellings, that *plain 1 always means the encoder gives the
+ * same bytes).
+ */
+int gs_json_parse_plain(const char *text, size_t len, json_t **out,
+    int *plain, char *why, size_t whylen);
+
+/*
  * A per-thread arena for jansson's allocations, for a hot loop that
  * builds and drops one value at a time (the bulk import's readers: a
  * parsed person is about 130 jansson allocations, and malloc and free

@@ -20,6 +20,7 @@
 #include "core/mem.h"
 #include "core/util.h"
 #include "crypto.h"
+#include "json.h"
 
 #define U1 "0190a6e2-1111-7000-8000-000000000001"
 #define U2 "0190a6e2-2222-7000-8000-000000000002"
@@ -651,6 +652,122 @@ test_writer_matches_jansson(void **state)
 	gs_buf_release(&b);
 }
 
+/* *plain 1 from gs_json_parse_plain must mean: the encoder writes the
+ * parsed value back as these very bytes (the platform then skips the
+ * re-encoding of a change line). */
+static void
+check_plain(const char *text, size_t n, int *plains)
+{
+	struct gs_buf b;
+	json_t *v = NULL;
+	char why[96];
+	int plain = -1;
+
+	if (gs_json_parse_plain(text, n, &v, &plain, why, sizeof why) !=
+	    GS_OK) {
+		assert_int_equal(plain, 0);
+		return;
+	}
+	if (plain) {
+		(*plains)++;
+		gs_buf_init(&b, 1 << 20);
+		assert_int_equal(gs_batch_encode_fields(&b, v), GS_OK);
+		if (b.len != n || memcmp(b.data, text, n) != 0)
+			fail_msg("spelled plain but encodes otherwise:\n %.*s\n "
+				 "%s", (int)n, text, b.data);
+		gs_buf_release(&b);
+	}
+	json_decref(v);
+}
+
+static void
+test_plain_spelling(void **state)
+{
+	static const char *const yes[] = { "{}", "{\"a\":1,\"ab\":[]}",
+		"{\"a\":{\"b\":[1,-2,true,false,null,\"x/\xc3\xa9\"]}}",
+		"{\"A\":0,\"a\":\"\xe4\xb8\xad\"}" };
+	static const char *const no[] = { "{ }", " {}", "{}\n",
+		"{\"b\":1,\"a\":2}", "{\"ab\":1,\"a\":2}", "{\"a\":-0}",
+		"{\"a\":1.0}", "{\"a\":1e2}", "{\"a\":\"\\/\"}",
+		"{\"a\":\"\\u0041\"}", "{\"\\u0061\":1}", "{\"a\": 1}",
+		"{\"a\":[1, 2]}", "{\"a\":\"\\n\"}" };
+	static const char edits[] = " 01-.e\"\\,:{}[]az";
+	struct gs_buf b;
+	char text[4096];
+	size_t i, n;
+	int plains = 0, mutated_plains = 0, k;
+
+	(void)state;
+	for (i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		json_t *v = NULL;
+		char why[96];
+		int plain = 0;
+
+		assert_int_equal(gs_json_parse_plain(yes[i], strlen(yes[i]),
+				     &v, &plain, why, sizeof why),
+		    GS_OK);
+		json_decref(v);
+		assert_int_equal(plain, 1);
+		check_plain(yes[i], strlen(yes[i]), &plains);
+	}
+	for (i = 0; i < sizeof no / sizeof no[0]; i++) {
+		json_t *v = NULL;
+		char why[96];
+		int plain = 1;
+
+		assert_int_equal(gs_json_parse_plain(no[i], strlen(no[i]), &v,
+				     &plain, why, sizeof why),
+		    GS_OK);
+		assert_int_equal(plain, 0);
+		json_decref(v);
+	}
+	/* Random values as the encoder writes them, and damaged copies. */
+	gs_buf_init(&b, sizeof text - 1);
+	for (i = 0; i < 20000; i++) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "x", random_json(0));
+		json_object_set_new(o, "y", random_json(0));
+		gs_buf_reset(&b);
+		if (gs_batch_encode_fields(&b, o) != GS_OK) {
+			json_decref(o);
+			continue;
+		}
+		json_decref(o);
+		n = b.len;
+		memcpy(text, b.data, n);
+		check_plain(text, n, &plains);
+		for (k = 0; k < 4; k++) {
+			size_t at = gs_random_uniform((uint32_t)n);
+			char c = edits[gs_random_uniform(sizeof edits - 1)];
+			int before = plains;
+
+			memcpy(text, b.data, n);
+			switch (gs_random_uniform(3)) {
+			case 0: /* replace */
+				text[at] = c;
+				check_plain(text, n, &plains);
+				break;
+			case 1: /* insert */
+				memmove(text + at + 1, text + at, n - at);
+				text[at] = c;
+				check_plain(text, n + 1, &plains);
+				break;
+			default: /* delete */
+				memmove(text + at, text + at + 1, n - at - 1);
+				check_plain(text, n - 1, &plains);
+				break;
+			}
+			mutated_plains += plains - before;
+		}
+	}
+	gs_buf_release(&b);
+	/* The fast path was taken often, also on damaged spellings that
+	 * still parse (a digit for a digit, a letter for a letter). */
+	assert_true(plains > 5000);
+	assert_true(mutated_plains > 100);
+}
+
 int
 main(void)
 {
@@ -667,6 +784,7 @@ main(void)
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_torture),
 		cmocka_unit_test(test_writer_matches_jansson),
+		cmocka_unit_test(test_plain_spelling),
 	};
 
 	if (gs_crypto_init() != GS_OK)
