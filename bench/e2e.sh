@@ -201,6 +201,8 @@ verify, decrypt, inflate, decode, validate, SQL, commit; its start, about
 | platform 0009: revisions without the unique index on change_id (the changes ledger's key) and record_attachments written by the store, not by AFTER INSERT/UPDATE triggers (whose instr() over every record's fields, trigger program and statement journal ran per record) | 195k -> 171k |
 | platform 0009: records_by_type dropped (no query reads it: export walks records by uuid, counts by type come from device_tally) | 165k |
 | the per-record statements bind text without a copy (gs_stmt_bind_text_nocopy: no malloc/free per value) | 162k |
+| the canonical writer skips eight string bytes at a time to the next one to escape | 161k |
+| the canonical check of a line skips re-encoding it when the parse saw only the encoder's spelling (sync/json.c gs_json_parse_plain) | 147k |
 
 What is left on the platform (215k before 6c0951e): the record, revision, ledger and
 feed inserts with their indexes ~100k, decode 44k (of which the
@@ -236,6 +238,7 @@ Then, on 2026-11-26 (session 5):
 | a pending creation's change row written by the batch that takes it, already batched (one insert into three b-trees instead of an insert into three and an update moving it between four) | 17k for marking |
 | the purge pass skipped when no acked batch is older than the retention (it read every change of every recent batch after each sync) | 186k |
 | sealing's jansson values in an arena made new per change; the sealed personal data's base64 decoded four characters at a time | 173k |
+| the canonical writer skips eight string bytes at a time to the next one to escape (then 172k with the plain-spelling parse, about 1k for its bookkeeping) | 171k |
 
 What is left on the agent (173k): reading, opening and encoding the
 changes 56k (the canonical encoding 23k, the personal data's open 16k,
