@@ -471,8 +471,9 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 }
 
 /*
- * Runs one of the marking statements (mark, mark_pend: seq, last key,
- * now; del_pend: last key only) and checks it touched exactly want rows.
+ * Runs one of the marking statements of batch seq (mark, mark_pend: seq,
+ * last key, now; del_pend: the last key only) and checks it touched
+ * exactly want rows.
  */
 static int
 mark(struct ag_outbox *ob, struct gs_stmt *stmt, uint64_t seq,
@@ -480,7 +481,7 @@ mark(struct ag_outbox *ob, struct gs_stmt *stmt, uint64_t seq,
 {
 	int r;
 
-	if (seq == 0)
+	if (stmt == ob->del_pend)
 		r = gs_stmt_bind_text(stmt, 1, last);
 	else if ((r = gs_stmt_bind_int64(stmt, 1, (int64_t)seq)) == GS_OK &&
 	    (r = gs_stmt_bind_text(stmt, 2, last)) == GS_OK)
@@ -617,7 +618,8 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	if (n > nchg &&
 	    ((r = mark(ob, ob->mark_pend, bh.seq, k.id[n - 1], now,
 		  n - nchg)) != GS_OK ||
-		(r = mark(ob, ob->del_pend, 0, k.id[n - 1], 0, n - nchg)) !=
+		(r = mark(ob, ob->del_pend, bh.seq, k.id[n - 1], now,
+		    n - nchg)) !=
 		    GS_OK))
 		goto out;
 	if ((r = gs_stmt_bind_int64(ob->advance, 1, (int64_t)bh.seq)) !=
