@@ -449,7 +449,7 @@ test_duplicate_keys(void **state)
 }
 
 /* Counts what reaches the allocator installed before the arena's. */
-static long heap_mallocs;
+static long heap_mallocs, heap_frees;
 
 static void *
 count_malloc(size_t n)
@@ -461,6 +461,8 @@ count_malloc(size_t n)
 static void
 count_free(void *p)
 {
+	if (p != NULL)
+		heap_frees++;
 	free(p);
 }
 
@@ -531,6 +533,60 @@ test_arena(void **state)
 	json_decref(want);
 }
 
+/*
+ * An arena of many blocks (a platform batch fills about fifty): each free
+ * must tell the arena's memory, in whichever block, from the heap's.
+ * Strings of 6,000 bytes (five to a block) and of 10,000 (the heap),
+ * freed in a shuffled order: exactly the heap ones reach the heap's free
+ * (one taken for the arena's would be missing; an arena one taken for the
+ * heap's would be counted, and crash).
+ */
+static void
+test_arena_blocks(void **state)
+{
+	enum { NV = 330 };
+	struct gs_json_arena *a = NULL;
+	json_t *v[NV], *t;
+	char *text;
+	long m, fr, nheap = 0;
+	size_t i, k, round;
+	unsigned x = 12345;
+
+	(void)state;
+	text = malloc(10001);
+	assert_non_null(text);
+	assert_int_equal(gs_json_arena_begin(&a), GS_OK);
+	/* Twice: the second time in the blocks kept by the reset. */
+	for (round = 0; round < 2; round++) {
+		m = heap_mallocs;
+		fr = heap_frees;
+		nheap = 0;
+		for (i = 0; i < NV; i++) {
+			size_t len = i % 11 == 0 ? 10000 : 6000;
+
+			memset(text, 'a' + (int)(i % 26), len);
+			text[len] = '\0';
+			nheap += len == 10000;
+			v[i] = json_string(text);
+			assert_non_null(v[i]);
+		}
+		assert_int_equal(heap_mallocs - m, nheap);
+		for (i = NV - 1; i > 0; i--) {
+			x = x * 1103515245u + 12345u;
+			k = (x >> 8) % (i + 1);
+			t = v[i];
+			v[i] = v[k];
+			v[k] = t;
+		}
+		for (i = 0; i < NV; i++)
+			json_decref(v[i]);
+		assert_int_equal(heap_frees - fr, nheap);
+		gs_json_arena_reset(a);
+	}
+	gs_json_arena_end(a);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -542,6 +598,7 @@ main(void)
 		cmocka_unit_test(test_string_fast_paths),
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_arena),
+		cmocka_unit_test(test_arena_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
