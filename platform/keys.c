@@ -24,6 +24,7 @@
 #include "crypto.h"
 #include "enroll.h"
 #include "envelope.h"
+#include "json.h"
 #include "platform.h"
 #include "reference.h"
 #include "schema.h"
@@ -286,6 +287,16 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	*out = NULL;
 	if ((r = gs_crypto_init()) != GS_OK)
 		return r;
+	/* Ingest decodes each batch in a jansson arena (ingest.c): its
+	 * allocators are installed process-wide by the first begin, which
+	 * must come before a second thread uses jansson (sync/json.h).
+	 * Every server opens the platform before it starts a thread. */
+	{
+		struct gs_json_arena *a = NULL;
+
+		(void)gs_json_arena_begin(&a);
+		gs_json_arena_end(a);
+	}
 	if ((r = path_in(home, "platform.db", path, sizeof(path))) != GS_OK)
 		return r;
 	if (stat(path, &sb) != 0)

@@ -135,7 +135,8 @@ int pf_init_home(const char *home, const char *public_url);
  * default limits.  GS_ENOTFOUND ("no deployment in DIR: run gridplatform
  * init") when there is none; GS_ECORRUPT when a key file is damaged or does
  * not match the store.  Free with pf_platform_free (NULL ok), which wipes
- * the secret keys.
+ * the secret keys.  Installs the jansson arena's allocators (sync/json.h)
+ * for ingest: open the platform before starting threads that use jansson.
  */
 int pf_platform_open(const char *home, struct pf_platform **out);
 void pf_platform_free(struct pf_platform *pf);

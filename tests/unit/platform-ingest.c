@@ -237,14 +237,17 @@ plaintext(struct gs_buf *plain, const unsigned char *deployment,
 		assert_int_equal(gs_batch_encode_change(plain, &cs[i]), GS_OK);
 }
 
-/* Seals the next batch of d (advancing its seq and chain head). */
+/* Seals the next batch of d (advancing its seq and chain head).  With
+ * tail, that text is added to the plaintext after the changes (a damaged
+ * line), and counted as one more change. */
 static void
-seal(struct fx *f, struct device *d, const unsigned char *deployment,
-    struct gs_change *cs, size_t n, unsigned char *batch_out,
-    struct gs_buf *env)
+seal_tail(struct fx *f, struct device *d, const unsigned char *deployment,
+    struct gs_change *cs, size_t n, const char *tail,
+    unsigned char *batch_out, struct gs_buf *env)
 {
 	struct gs_seal_params p;
 	struct gs_buf plain;
+	size_t lines = n + (tail != NULL);
 
 	memset(&p, 0, sizeof(p));
 	gs_random(batch_out, 16);
@@ -254,7 +257,7 @@ seal(struct fx *f, struct device *d, const unsigned char *deployment,
 	p.seq = d->seq + 1;
 	memcpy(p.prev_hash, d->head, GS_HASHBYTES);
 	p.created_at = gs_now_ms();
-	p.count = (uint32_t)n;
+	p.count = (uint32_t)lines;
 	p.platform_pk = f->pf->keys.batch_pk;
 	p.device_sk = d->sk;
 	/* The platform quarantines a change whose author is not the
@@ -262,12 +265,39 @@ seal(struct fx *f, struct device *d, const unsigned char *deployment,
 	for (size_t i = 0; i < n; i++)
 		gs_strlcpy(cs[i].author, d->worker, sizeof(cs[i].author));
 	plaintext(&plain, deployment, d, batch_out, p.seq, cs, n);
+	if (tail != NULL) {
+		/* The header's count says lines, not n. */
+		struct gs_batch_header h;
+
+		memset(&h, 0, sizeof(h));
+		h.v = GS_BATCH_VERSION;
+		memcpy(h.deployment, deployment, 16);
+		memcpy(h.device, d->id, 16);
+		memcpy(h.batch, batch_out, 16);
+		h.seq = p.seq;
+		h.count = (uint32_t)lines;
+		gs_buf_reset(&plain);
+		assert_int_equal(gs_batch_encode_header(&plain, &h), GS_OK);
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(gs_batch_encode_change(&plain, &cs[i]),
+			    GS_OK);
+		assert_int_equal(gs_buf_append(&plain, tail, strlen(tail)),
+		    GS_OK);
+	}
 	gs_buf_init(env, 1u << 24);
 	assert_int_equal(gs_envelope_seal(env, &p, plain.data, plain.len),
 	    GS_OK);
 	gs_buf_release(&plain);
 	d->seq++;
 	gs_envelope_hash(d->head, env->data, env->len);
+}
+
+static void
+seal(struct fx *f, struct device *d, const unsigned char *deployment,
+    struct gs_change *cs, size_t n, unsigned char *batch_out,
+    struct gs_buf *env)
+{
+	seal_tail(f, d, deployment, cs, n, NULL, batch_out, env);
 }
 
 static int
@@ -734,6 +764,212 @@ test_conflict_and_merge(void **state)
 	}
 	pf_ingest_result_release(&res);
 	gs_change_release(&c);
+}
+
+/*
+ * What reaches the heap from jansson: main installs these before the
+ * first platform is opened, so the arena's allocators (sync/json.h) call
+ * them for whatever is not arena memory.  Atomic: the HTTP tests use
+ * jansson on the server's threads too.
+ */
+static long heap_mallocs, heap_frees;
+
+static void *
+count_malloc(size_t n)
+{
+	__atomic_add_fetch(&heap_mallocs, 1, __ATOMIC_RELAXED);
+	return malloc(n);
+}
+
+static void
+count_free(void *p)
+{
+	if (p != NULL)
+		__atomic_add_fetch(&heap_frees, 1, __ATOMIC_RELAXED);
+	free(p);
+}
+
+/* Parses a batch's results text and returns the status of entry i. */
+static const char *
+status_at(json_t *rs, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(rs, i),
+	    "status"));
+}
+
+/*
+ * Ingest decodes and applies each batch in a jansson arena (ingest.c):
+ * every path from decode to release must free each value and dumps text
+ * it made in there, with jansson's free (gs_json_free), before the arena
+ * ends.  Here every kind of outcome goes through it: new records, edits,
+ * quarantines of several causes (one holding a 9,000-byte value, and a
+ * results text of over 8 KB: both too big for the arena, so heap memory
+ * made and freed inside it), a merge, a conflict, a change id seen again,
+ * replays, a damaged batch refused mid-decode and a revoked device.  Over
+ * all of it jansson's heap allocations and frees balance (nothing leaked,
+ * no arena pointer freed to the heap after the end), a batch of new
+ * records takes next to nothing from the heap, and every answer is
+ * checked.  The sanitizer build runs the same and fails on any free() of
+ * arena memory or use after the end.
+ */
+static void
+test_arena_ingest(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 200, BAD = 40 };
+	struct gs_change *cs = calloc(N + BAD + 2, sizeof(*cs));
+	struct gs_change e[4];
+	char (*u)[37] = calloc(N + BAD + 2, sizeof(*u)), *big;
+	unsigned char batch[16], b4[16];
+	struct gs_buf env, env4;
+	struct pf_ingest_result res, res2;
+	json_t *rs;
+	json_error_t je;
+	long m0, f0, m1;
+	size_t i;
+
+	assert_non_null(cs);
+	assert_non_null(u);
+	m0 = __atomic_load_n(&heap_mallocs, __ATOMIC_RELAXED);
+	f0 = __atomic_load_n(&heap_frees, __ATOMIC_RELAXED);
+
+	/* 1. New records, and quarantines: a missing field, an unknown
+	 * type, a note of 9,000 bytes (a heap value inside the arena). */
+	{
+		static const char pre[] = "{\"address\":\"x\","
+		    "\"is_rental\":false,\"note\":\"";
+		size_t k = sizeof(pre) - 1;
+
+		big = malloc(k + 9000 + 3);
+		assert_non_null(big);
+		memcpy(big, pre, k);
+		memset(big + k, 'n', 9000);
+		memcpy(big + k + 9000, "\"}", 3);
+	}
+	for (i = 0; i < N + BAD + 2; i++) {
+		gs_uuid_v7(u[i]);
+		if (i < N)
+			change(&cs[i], u[i], 0, house);
+		else if (i < N + BAD)
+			change(&cs[i], u[i], 0, "{\"address\":\"2号\"}");
+		else
+			change(&cs[i], u[i], 0, big);
+	}
+	gs_strlcpy(cs[N + BAD].type, "spaceship", sizeof(cs[N + BAD].type));
+	free(big);
+	seal(f, &f->a, f->pf->keys.deployment, cs, N + BAD + 2, batch, &env);
+	m1 = __atomic_load_n(&heap_mallocs, __ATOMIC_RELAXED);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	/* Without the arena: tens of thousands.  With it: the big note,
+	 * the results text past a block's quarter, and little else. */
+	assert_true(__atomic_load_n(&heap_mallocs, __ATOMIC_RELAXED) - m1 <
+	    100);
+	assert_int_equal(res.applied, N);
+	assert_int_equal(res.quarantined, BAD + 2);
+	assert_true(strlen(res.results) > 8192);
+	rs = json_loads(res.results, 0, &je);
+	assert_int_equal(json_array_size(rs), BAD + 2);
+	for (i = 0; i < BAD + 2; i++)
+		assert_string_equal(status_at(rs, i), "quarantined");
+	assert_non_null(strstr(res.results, "unknown_type"));
+	assert_non_null(strstr(res.results, "\"note\""));
+	json_decref(rs);
+	pf_ingest_result_release(&res);
+	/* The same bytes: the stored answer. */
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	assert_int_equal(res.replayed, 1);
+	assert_int_equal(res.quarantined, BAD + 2);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+
+	/* 2. a edits record 0 (rev 2), and record 1 clearing a field (the
+	 * candidate path); b edits record 2 (rev 2). */
+	change(&e[0], u[0], 1, "{\"owner_name\":\"李四\"}");
+	change(&e[1], u[1], 1, "{\"occupants\":3,\"note\":null}");
+	send_one(f, &f->a, e, &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+	send_one(f, &f->a, &e[1], &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+	change(&e[2], u[0], 2, "{\"owner_name\":\"王五\"}");
+	change(&e[3], u[2], 1, "{\"owner_name\":\"王五\"}");
+	seal(f, &f->b, f->pf->keys.deployment, &e[2], 2, batch, &env);
+	assert_int_equal(ingest(f, &f->b, batch, &env, &res), GS_OK);
+	assert_int_equal(res.applied, 2);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	gs_change_release(&e[2]);
+	gs_change_release(&e[3]);
+
+	/* 3. a, behind b: the same field on record 0 (conflict), another
+	 * field on record 2 (merged), and record 0's first edit again (seen
+	 * before: its first outcome). */
+	change(&e[2], u[0], 2, "{\"owner_name\":\"赵六\"}");
+	change(&e[3], u[2], 1, "{\"occupants\":4}");
+	{
+		struct gs_change three[3];
+
+		three[0] = e[2];
+		three[1] = e[3];
+		three[2] = e[0];
+		seal(f, &f->a, f->pf->keys.deployment, three, 3, b4, &env4);
+	}
+	assert_int_equal(ingest(f, &f->a, b4, &env4, &res), GS_OK);
+	assert_int_equal(res.conflicted, 1);
+	assert_int_equal(res.applied, 2);
+	rs = json_loads(res.results, 0, &je);
+	assert_int_equal(json_array_size(rs), 3);
+	assert_string_equal(status_at(rs, 0), "conflict");
+	assert_string_equal(status_at(rs, 1), "merged");
+	assert_string_equal(status_at(rs, 2), "merged");
+	json_decref(rs);
+	/* A replay of it: the same results. */
+	assert_int_equal(ingest(f, &f->a, b4, &env4, &res2), GS_OK);
+	assert_int_equal(res2.replayed, 1);
+	assert_string_equal(res.results, res2.results);
+	pf_ingest_result_release(&res);
+	pf_ingest_result_release(&res2);
+	gs_buf_release(&env4);
+
+	/* 4. A batch whose last line is damaged: refused after the decode
+	 * made values for every line before it, nothing stored. */
+	seal_tail(f, &f->a, f->pf->keys.deployment, cs, 50, "{\"v\":1,}\n",
+	    batch, &env);
+	f->a.seq--; /* the device will seal that seq again */
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_EPARSE);
+	gs_buf_release(&env);
+
+	/* 5. A revoked device drains into quarantine (403), twice. */
+	assert_int_equal(f->pf->store->ops->device_revoke(f->pf->store,
+	    f->b.id, gs_now_ms()), GS_OK);
+	for (i = 0; i < 3; i++) {
+		gs_change_release(&e[i]);
+		gs_uuid_v7(u[i]);
+		change(&e[i], u[i], 0, house);
+	}
+	seal(f, &f->b, f->pf->keys.deployment, e, 3, batch, &env);
+	assert_int_equal(ingest(f, &f->b, batch, &env, &res), GS_OK);
+	assert_int_equal(res.http_status, 403);
+	assert_int_equal(res.quarantined, 3);
+	assert_non_null(strstr(res.results, "device_revoked"));
+	assert_int_equal(ingest(f, &f->b, batch, &env, &res2), GS_OK);
+	assert_int_equal(res2.replayed, 1);
+	assert_string_equal(res.results, res2.results);
+	pf_ingest_result_release(&res);
+	pf_ingest_result_release(&res2);
+	gs_buf_release(&env);
+
+	for (i = 0; i < 4; i++)
+		gs_change_release(&e[i]);
+	for (i = 0; i < N + BAD + 2; i++)
+		gs_change_release(&cs[i]);
+	free(cs);
+	free(u);
+	/* Every heap allocation jansson made here was freed to the heap,
+	 * once: none leaked, no arena memory went to free. */
+	assert_int_equal(__atomic_load_n(&heap_mallocs, __ATOMIC_RELAXED) - m0,
+	    __atomic_load_n(&heap_frees, __ATOMIC_RELAXED) - f0);
 }
 
 static int
@@ -1962,6 +2198,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_conflict_and_merge, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_arena_ingest, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_refusals, setup,
 		    teardown),
@@ -1985,6 +2223,9 @@ main(void)
 		cmocka_unit_test(test_migration_0009),
 	};
 
+	/* Before any platform opens (which installs the arena's
+	 * allocators on top of these): test_arena_ingest counts them. */
+	json_set_alloc_funcs(count_malloc, count_free);
 	/* Refused enrollments are logged as warnings: expected here. */
 	gs_log_set_level(GS_LOG_ERROR);
 	/* Writes to a connection the server closed must fail, not kill. */
