@@ -597,26 +597,16 @@ ag_crypt_seal_text(const struct ag_crypt *c, const struct gs_form *f,
 }
 
 int
-ag_crypt_open(const struct ag_crypt *c, const char *uuid, int form_version,
-    json_t *fields)
+ag_crypt_open_text(const struct ag_crypt *c, const char *uuid,
+    int form_version, const char *s, size_t slen, struct gs_buf *out)
 {
 	unsigned char ad[64];
-	unsigned char *box = NULL, *plain = NULL;
-	json_t *sv = json_object_get(fields, AG_PII_MEMBER), *p = NULL;
-	char why[128];
-	const char *s;
-	size_t slen, boxlen = 0, n = 0, adlen;
+	unsigned char *box = NULL;
+	size_t boxlen = 0, n, adlen;
 	int r = GS_EINTERNAL;
 
-	if (sv == NULL)
-		return GS_OK;
 	if (c == NULL)
 		return GS_FAIL(GS_EPERM, "locked: run gridagent unlock");
-	if (!json_is_string(sv))
-		return GS_FAIL(GS_ECORRUPT, "record %s: sealed data is not "
-		    "text", uuid);
-	s = json_string_value(sv);
-	slen = json_string_length(sv);
 	if (slen > GS_B64_LEN(PII_MAX) ||
 	    (box = gs_malloc(slen / 4 * 3 + 3)) == NULL) {
 		r = GS_FAIL(slen > GS_B64_LEN(PII_MAX) ? GS_ECORRUPT :
@@ -630,22 +620,52 @@ ag_crypt_open(const struct ag_crypt *c, const char *uuid, int form_version,
 		goto out;
 	}
 	n = boxlen - GS_AEAD_NONCEBYTES - GS_AEAD_TAGBYTES;
-	if ((plain = gs_malloc(n)) == NULL) {
-		r = GS_FAIL(GS_ENOMEM, "open: out of memory");
+	out->len = 0;
+	if ((r = gs_buf_reserve(out, n)) != GS_OK) {
+		r = GS_FAIL(r, "record %s: no room to open its sealed data",
+		    uuid);
 		goto out;
 	}
 	adlen = make_ad(ad, uuid, form_version);
-	if (gs_crypto_aead_decrypt(plain, box + GS_AEAD_NONCEBYTES,
-	    boxlen - GS_AEAD_NONCEBYTES, ad, adlen, box, c->keys) != GS_OK) {
+	if (gs_crypto_aead_decrypt((unsigned char *)out->data,
+	    box + GS_AEAD_NONCEBYTES, boxlen - GS_AEAD_NONCEBYTES, ad, adlen,
+	    box, c->keys) != GS_OK) {
 		r = GS_FAIL(GS_EDECRYPT, "record %s: its personal data does "
 		    "not open (moved from another record, damaged, or sealed "
 		    "under another key)", uuid);
 		goto out;
 	}
+	out->len = n;
+	r = GS_OK;
+out:
+	gs_free(box);
+	return r;
+}
+
+int
+ag_crypt_open(const struct ag_crypt *c, const char *uuid, int form_version,
+    json_t *fields)
+{
+	json_t *sv = json_object_get(fields, AG_PII_MEMBER), *p = NULL;
+	struct gs_buf plain;
+	char why[128];
+	int r = GS_EINTERNAL;
+
+	if (sv == NULL)
+		return GS_OK;
+	if (c == NULL)
+		return GS_FAIL(GS_EPERM, "locked: run gridagent unlock");
+	if (!json_is_string(sv))
+		return GS_FAIL(GS_ECORRUPT, "record %s: sealed data is not "
+		    "text", uuid);
+	gs_buf_init(&plain, PII_MAX);
+	if ((r = ag_crypt_open_text(c, uuid, form_version,
+	    json_string_value(sv), json_string_length(sv), &plain)) != GS_OK)
+		goto out;
 	/* sync/json.c: what json_loadb(JSON_REJECT_DUPLICATES) accepts, at
 	 * a fraction of its cost (this is opened for every record sealed
 	 * into a batch). */
-	r = gs_json_parse((const char *)plain, n, &p, why, sizeof(why));
+	r = gs_json_parse(plain.data, plain.len, &p, why, sizeof(why));
 	if (r == GS_ENOMEM) {
 		r = GS_FAIL(GS_ENOMEM, "open: out of memory");
 		goto out;
@@ -662,10 +682,9 @@ ag_crypt_open(const struct ag_crypt *c, const char *uuid, int form_version,
 	}
 	r = GS_OK;
 out:
-	if (plain != NULL)
-		gs_crypto_memzero(plain, n);
-	gs_free(plain);
-	gs_free(box);
+	if (plain.data != NULL)
+		gs_crypto_memzero(plain.data, plain.cap);
+	gs_buf_release(&plain);
 	json_decref(p);
 	return r;
 }

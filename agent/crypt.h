@@ -96,6 +96,17 @@ int ag_crypt_plan_is_pii(const struct ag_pii_plan *p, const char *key,
 const char *ag_crypt_plan_idcard(const struct ag_pii_plan *p, size_t i);
 
 /*
+ * The plaintext of a sealed member's text s[0..slen) (the base64 of the
+ * "$pii" string) into out (its len set; the bytes of a JSON object if it
+ * was sealed by us).  The caller must wipe out->data when done with it.
+ * c NULL: GS_EPERM; GS_ECORRUPT when s is not a sealed box; GS_EDECRYPT
+ * when it does not open; GS_ETOOBIG/GS_ENOMEM when out has no room.
+ */
+struct gs_buf;
+int ag_crypt_open_text(const struct ag_crypt *c, const char *uuid,
+    int form_version, const char *s, size_t slen, struct gs_buf *out);
+
+/*
  * Opens the sealed member back into fields (which then holds plain values
  * only).  No sealed member: GS_OK, unchanged.  c NULL while a sealed
  * member is present: GS_EPERM ("locked: run gridagent unlock").

@@ -51,8 +51,26 @@ void ag_outbox_limits_for(
 struct json_t;
 typedef int (*ag_outbox_open_fn)(void *ctx, const char *uuid,
     int form_version, struct json_t *fields);
+/*
+ * The same for the sealed member's text alone (its base64, without the
+ * quotes): its plaintext into out, which the outbox wipes after use
+ * (agent/crypt.h, ag_crypt_open_text).  Sealing uses it to copy stored
+ * fields into a batch line without parsing them; NULL: every change with
+ * sealed pii goes through fn.
+ */
+struct gs_buf;
+typedef int (*ag_outbox_open_text_fn)(void *ctx, const char *uuid,
+    int form_version, const char *sealed, size_t len, struct gs_buf *out);
 void ag_outbox_set_opener(struct ag_outbox *ob, ag_outbox_open_fn fn,
-    void *ctx);
+    ag_outbox_open_text_fn text_fn, void *ctx);
+
+/*
+ * Sealing copies a change's stored fields into its line when they are
+ * spelled as the encoder writes them (the store writes them so), and
+ * parses and encodes them otherwise; both give the same bytes.  on 0
+ * makes it always parse and encode: tests compare the two ways.
+ */
+void ag_outbox_fast_lines(struct ag_outbox *ob, int on);
 
 /* Prepares the outbox's statements on db (borrowed; must outlive it).
  * GS_OK and *out (ag_outbox_free), or an SQL/memory error. */

@@ -1172,6 +1172,16 @@ ag_store_open_fields_cb(void *ctx, const char *uuid, int form_version,
 }
 
 int
+ag_store_open_text_cb(void *ctx, const char *uuid, int form_version,
+    const char *sealed, size_t len, struct gs_buf *out)
+{
+	struct ag_store *st = ctx;
+
+	return ag_crypt_open_text(st->crypt, uuid, form_version, sealed, len,
+	    out);
+}
+
+int
 ag_store_audit(struct ag_store *st, const char *action, const char *uuid,
     const char *type, const char *detail)
 {

@@ -124,6 +124,11 @@ int ag_store_seal_existing(struct ag_store *st, const unsigned char *dek);
 struct json_t;
 int ag_store_open_fields_cb(void *ctx, const char *uuid, int form_version,
     struct json_t *fields);
+/* The plaintext of a sealed member's text (an ag_outbox_open_text_fn:
+ * ctx is the store).  GS_EPERM when locked. */
+struct gs_buf;
+int ag_store_open_text_cb(void *ctx, const char *uuid, int form_version,
+    const char *sealed, size_t len, struct gs_buf *out);
 /* One local audit row in its own statement (e.g. 'reveal': personal
  * data shown unmasked).  detail: JSON text without field values. */
 int ag_store_audit(struct ag_store *st, const char *action, const char *uuid,

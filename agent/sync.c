@@ -925,7 +925,8 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	ag_http_set_cancel(x.http, o->stop);
 	if ((r = ag_outbox_new(x.db, &x.ob)) != GS_OK)
 		goto out;
-	ag_outbox_set_opener(x.ob, ag_store_open_fields_cb, st);
+	ag_outbox_set_opener(x.ob, ag_store_open_fields_cb,
+	    ag_store_open_text_cb, st);
 
 	for (;;) {
 		r = pass(&x);

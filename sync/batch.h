@@ -88,6 +88,19 @@ int gs_batch_encode_header(struct gs_buf *out,
  * out->len is as before. */
 int gs_batch_encode_change(struct gs_buf *out, const struct gs_change *c);
 
+/*
+ * The same line for a change (not a deletion, c->fields NULL) whose fields
+ * object is given as its members m[0..n), spelled as the encoder writes
+ * them and in strictly increasing key order: the members of objects that
+ * gs_json_plain_object (json.h) found plain, merged.  The bytes are those
+ * gs_batch_encode_change writes for the object those members make
+ * (tests/unit/sync-batch.c compares them).  Members out of order are
+ * GS_EINTERNAL; otherwise as gs_batch_encode_change.
+ */
+struct gs_json_span;
+int gs_batch_encode_change_spans(struct gs_buf *out, const struct gs_change *c,
+    const struct gs_json_span *m, size_t n);
+
 /* Where change line i is in the text given to gs_batch_decode: its
  * canonical bytes (without the "\n"), which a receiver may keep instead
  * of encoding the change again, and the offset in them of the "fields"

@@ -663,6 +663,196 @@ gs_json_parse_plain(const char *text, size_t len, json_t **out, int *plain,
 	return GS_OK;
 }
 
+/* ------------------------------------------------- the plain scanner */
+
+/*
+ * gs_json_plain_object's reader: each returns 1 past a value spelled as
+ * the encoder writes it, 0 as soon as anything is not (invalid text
+ * included; why is then scratch).  Nothing is built.
+ */
+static int plain_value(struct parser *ps, int depth);
+
+static int
+plain_word(struct parser *ps, const char *word, size_t n)
+{
+	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
+		return 0;
+	ps->p += n;
+	return 1;
+}
+
+/* An integer as %lld writes it: no leading zero, no "-0", and at most 18
+ * digits, so it fits json_int_t without a range check. */
+static int
+plain_number(struct parser *ps)
+{
+	const unsigned char *p = ps->p, *end = ps->end, *d;
+
+	if (p < end && *p == '-')
+		p++;
+	d = p;
+	while (p < end && *p >= '0' && *p <= '9' && p - d <= 18)
+		p++;
+	if (p == d || p - d > 18 || (*d == '0' && (p - d > 1 || d != ps->p)))
+		return 0;
+	if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+		return 0;
+	ps->p = p;
+	return 1;
+}
+
+/* Byte order of two members' keys, as strcmp orders the encoder's. */
+static int
+span_cmp(const struct gs_json_span *a, const struct gs_json_span *b)
+{
+	int c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+
+	return c != 0 ? c : a->klen < b->klen ? -1 : a->klen > b->klen;
+}
+
+/*
+ * An object at ps->p ('{').  Nested (m NULL), its keys must come in
+ * strictly increasing order; the outer object's (m set) may come in any
+ * order, and its members go to m[0..max).
+ */
+static int
+plain_members(struct parser *ps, int depth, struct gs_json_span *m,
+    size_t max, size_t *n)
+{
+	const unsigned char *b, *e, *prev = NULL, *v;
+	size_t klen, prevlen = 0, k = 0;
+	int esc, c;
+
+	ps->p++; /* '{' */
+	if (ps->p < ps->end && *ps->p == '}') {
+		ps->p++;
+		goto done;
+	}
+	for (;;) {
+		if (ps->p >= ps->end || *ps->p != '"' ||
+		    scan_string(ps, &b, &e, &esc) != 0 || esc)
+			return 0;
+		klen = (size_t)(e - b);
+		if (m == NULL && prev != NULL) {
+			c = memcmp(prev, b, prevlen < klen ? prevlen : klen);
+			if (c > 0 || (c == 0 && prevlen >= klen))
+				return 0;
+		}
+		prev = b;
+		prevlen = klen;
+		if (ps->p >= ps->end || *ps->p != ':')
+			return 0;
+		v = ++ps->p;
+		if (!plain_value(ps, depth))
+			return 0;
+		if (m != NULL) {
+			if (k == max)
+				return 0;
+			m[k].key = (const char *)b;
+			m[k].klen = klen;
+			m[k].val = (const char *)v;
+			m[k].vlen = (size_t)(ps->p - v);
+		}
+		k++;
+		if (ps->p < ps->end && *ps->p == ',') {
+			ps->p++;
+			continue;
+		}
+		if (ps->p < ps->end && *ps->p == '}') {
+			ps->p++;
+			break;
+		}
+		return 0;
+	}
+done:
+	if (n != NULL)
+		*n = k;
+	return 1;
+}
+
+static int
+plain_value(struct parser *ps, int depth)
+{
+	const unsigned char *b, *e;
+	int esc;
+
+	if (ps->p >= ps->end)
+		return 0;
+	switch (*ps->p) {
+	case '{':
+		return depth < GS_JSON_PLAIN_DEPTH &&
+		    plain_members(ps, depth + 1, NULL, 0, NULL);
+	case '[':
+		if (depth >= GS_JSON_PLAIN_DEPTH)
+			return 0;
+		if (++ps->p < ps->end && *ps->p == ']') {
+			ps->p++;
+			return 1;
+		}
+		for (;;) {
+			if (!plain_value(ps, depth + 1))
+				return 0;
+			if (ps->p < ps->end && *ps->p == ',') {
+				ps->p++;
+				continue;
+			}
+			if (ps->p < ps->end && *ps->p == ']') {
+				ps->p++;
+				return 1;
+			}
+			return 0;
+		}
+	case '"':
+		return scan_string(ps, &b, &e, &esc) == 0 && !esc;
+	case 't':
+		return plain_word(ps, "true", 4);
+	case 'f':
+		return plain_word(ps, "false", 5);
+	case 'n':
+		return plain_word(ps, "null", 4);
+	default:
+		return plain_number(ps);
+	}
+}
+
+int
+gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
+    size_t max, size_t *n)
+{
+	struct parser ps;
+	char why[2];
+	size_t i, j;
+
+	*n = 0;
+	ps.start = ps.p = (const unsigned char *)text;
+	ps.end = ps.start + len;
+	ps.depth = 0;
+	ps.nomem = 0;
+	ps.spelled = 1;
+	why[0] = '\0';
+	ps.why = why;
+	ps.whylen = sizeof(why);
+	if (len == 0 || *ps.p != '{' || !plain_members(&ps, 1, m, max, n) ||
+	    ps.p != ps.end)
+		goto no;
+	/* Into the encoder's order (insertion: a record has a few dozen
+	 * members, often in order already); equal keys are duplicates. */
+	for (i = 1; i < *n; i++) {
+		struct gs_json_span x = m[i];
+
+		for (j = i; j > 0 && span_cmp(&m[j - 1], &x) > 0; j--)
+			m[j] = m[j - 1];
+		m[j] = x;
+	}
+	for (i = 1; i < *n; i++)
+		if (span_cmp(&m[i - 1], &m[i]) == 0)
+			goto no;
+	return 1;
+no:
+	*n = 0;
+	return 0;
+}
+
 int
 ag_json_parse(const char *text, size_t len, json_t **out, char *why,
     size_t whylen)

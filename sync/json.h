@@ -46,6 +46,38 @@ int gs_json_parse_plain(const char *text, size_t len, json_t **out,
     int *plain, char *why, size_t whylen);
 
 /*
+ * A member of an object read by gs_json_plain_object: its key's bytes
+ * (without the quotes) and its value's spelling, as ranges of the text.
+ */
+struct gs_json_span {
+	const char *key;
+	size_t klen;
+	const char *val;
+	size_t vlen;
+};
+
+/* Deepest nesting gs_json_plain_object takes (the text's own object is
+ * level 1); deeper is "not plain", well inside the encoder's limit. */
+#define GS_JSON_PLAIN_DEPTH 16
+
+/*
+ * 1 when text[0..len) is one object whose member values are spelled
+ * exactly as the batch encoder (sync/batch.c, put_value) writes them: the
+ * rules of gs_json_parse_plain's *plain (no whitespace, no escape, no
+ * real, no "-0", every nested object's keys in strictly increasing byte
+ * order), integers of at most 18 digits, nesting at most
+ * GS_JSON_PLAIN_DEPTH, and whose own keys are plain and distinct, in any
+ * order, at most max of them.  Then m[0..*n) are its members in the
+ * encoder's order (increasing key bytes).  0 for anything else, invalid
+ * text included: the caller parses it the usual way, which decides.
+ * Reads the text once and allocates nothing: it lets the agent copy
+ * stored fields (kept in form order) into a batch line instead of
+ * parsing and encoding them again.
+ */
+int gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
+    size_t max, size_t *n);
+
+/*
  * A per-thread arena for jansson's allocations, for a hot loop that
  * builds and drops one value at a time (the bulk import's readers: a
  * parsed person is about 130 jansson allocations, and malloc and free

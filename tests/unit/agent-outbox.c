@@ -20,13 +20,16 @@
 #include "core/mem.h"
 #include "core/util.h"
 #include "batch.h"
+#include "crypt.h"
 #include "crypto.h"
 #include "db.h"
 #include "device.h"
 #include "envelope.h"
 #include "gridagent.h"
+#include "json.h"
 #include "outbox.h"
 #include "receipt.h"
+#include "schema.h"
 #include "store.h"
 #include "uuid.h"
 
@@ -193,6 +196,200 @@ open_row(struct fx *f, const struct ag_outbox_row *row, struct gs_batch *b,
 	assert_memory_equal(h.batch, row->batch_id, 16);
 	memcpy(prev, h.prev_hash, 32);
 	gs_buf_release(&plain);
+}
+
+/* The plaintext of a stored envelope, as the platform opens it. */
+static void
+open_plain(struct fx *f, const struct ag_outbox_row *row, struct gs_buf *plain)
+{
+	struct gs_envelope_header h;
+
+	gs_buf_init(plain, 64 << 20);
+	assert_int_equal(
+	    gs_envelope_parse(&h, row->envelope, row->len, NULL), GS_OK);
+	assert_int_equal(gs_envelope_open(plain, &h, row->envelope, row->len,
+			     f->bpk, f->bsk),
+	    GS_OK);
+}
+
+/* The opener callbacks of a protected store, counted. */
+static int opened_json, opened_text;
+
+static int
+count_open_json(void *ctx, const char *uuid, int fv, json_t *fields)
+{
+	opened_json++;
+	return ag_store_open_fields_cb(ctx, uuid, fv, fields);
+}
+
+static int
+count_open_text(void *ctx, const char *uuid, int fv, const char *sealed,
+    size_t len, struct gs_buf *out)
+{
+	opened_text++;
+	return ag_store_open_text_cb(ctx, uuid, fv, sealed, len, out);
+}
+
+/* Seals every unsent change into one batch and returns its plaintext;
+ * then makes them unsent again, and the device's chain as it was. */
+static void
+seal_plain(struct fx *f, struct gs_buf *plain)
+{
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	int found;
+
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 1);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
+	assert_true(found);
+	open_plain(f, &row, plain);
+	ag_outbox_row_release(&row);
+	assert_int_equal(gs_db_exec(f->db,
+			     "UPDATE change SET state = 0, batch_seq = NULL, "
+			     "updated_at = 1; "
+			     "DELETE FROM outbox; UPDATE device SET "
+			     "last_seq = 0, chain_head = zeroblob(32)"),
+	    GS_OK);
+}
+
+/*
+ * Sealing copies stored fields into the line when they are spelled as
+ * the encoder writes them (members in any order, personal data sealed in
+ * "$pii"), and parses and encodes them otherwise: the batch is the same
+ * to the byte either way, and the platform's strict decoder takes it.
+ */
+static void
+test_fast_lines_same_bytes(void **state)
+{
+	static const char *const stored[] = {
+		/* As the store writes a person: form order, pii sealed. */
+		"{\"name\":\"陈静红\",\"pop_type\":\"FLOATING\","
+		"\"id_number\":\"431224194403170444\",\"sex\":\"2\","
+		"\"phone\":\"18685443125\",\"address\":\"广东省深圳市\"}",
+		/* Sorted, no pii at all. */
+		"{\"pop_type\":\"REGISTERED\",\"sex\":\"1\"}",
+		"{}",
+		/* Nested values, integers, literals; pii too. */
+		"{\"z\":[1,-2,{\"a\":true,\"b\":null}],\"name\":\"x\","
+		"\"n\":123456789012345678,\"m\":false}",
+		/* The slow way: whitespace, an escape, a real, a nested
+		 * object out of order, a 19-digit integer. */
+		"{\"pop_type\": \"FLOATING\",\"name\":\"张三\"}",
+		"{\"note\":\"a\\\"b\",\"name\":\"李四\"}",
+		"{\"height\":1.75,\"name\":\"王五\"}",
+		"{\"extra\":{\"b\":1,\"a\":2},\"name\":\"赵六\"}",
+		"{\"n\":1234567890123456789,\"name\":\"钱七\"}",
+	};
+	/* A stored member named like one sealed: the slow way decides. */
+	static const char clash[] = "{\"name\":\"shown\",\"sex\":\"1\"}";
+	const size_t nstored = sizeof stored / sizeof stored[0];
+	struct fx *f = *state;
+	const struct gs_form *form =
+	    gs_schema_form(ag_store_schema(f->st), "person");
+	struct ag_crypt *c = NULL;
+	struct gs_stmt *ins = NULL;
+	struct gs_buf fast, slow;
+	unsigned char dek[AG_DEK_BYTES];
+	size_t i;
+
+	assert_non_null(form);
+	gs_random(dek, sizeof dek);
+	assert_int_equal(ag_crypt_new(dek, &c), GS_OK);
+	ag_store_set_crypt(f->st, c);
+	ag_outbox_set_opener(f->ob, count_open_json, count_open_text, f->st);
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "INSERT INTO change (change_id, uuid, type, "
+			     "form_version, grid, op, base_rev, fields, author, "
+			     "created_at, updated_at) VALUES (?1, ?2, 'person', "
+			     "1, 'G1', 'upsert', 0, ?3, 'w1', 1, 1)",
+			     &ins),
+	    GS_OK);
+	for (i = 0; i <= nstored; i++) {
+		char uuid[37], cid[37], why[96];
+		json_t *o = NULL;
+		char *text;
+
+		gs_uuid_v7(uuid);
+		gs_uuid_v7(cid);
+		assert_int_equal(gs_json_parse(i < nstored ? stored[i] : clash,
+				     strlen(i < nstored ? stored[i] : clash),
+				     &o, why, sizeof why),
+		    GS_OK);
+		/* Sealed as a save seals: the pii members into "$pii". */
+		assert_int_equal(ag_crypt_seal(c, form, uuid, 1, o), GS_OK);
+		if (i == nstored)
+			json_object_set_new(o, "name", json_string("stored"));
+		if (i < 4 || i == nstored) {
+			/* Written back as jansson orders it (form order,
+			 * "$pii" last), as the store does. */
+			text = json_dumps(o, JSON_COMPACT);
+		} else {
+			/* Keep the odd spelling; add the sealed member. */
+			json_t *pii = json_object_get(o, AG_PII_MEMBER);
+			size_t n = strlen(stored[i]);
+
+			assert_non_null(pii);
+			text = malloc(n + strlen(json_string_value(pii)) + 16);
+			assert_non_null(text);
+			snprintf(text, n + strlen(json_string_value(pii)) + 16,
+			    "%.*s,\"$pii\":\"%s\"}", (int)n - 1, stored[i],
+			    json_string_value(pii));
+		}
+		assert_non_null(text);
+		assert_int_equal(gs_stmt_bind_text(ins, 1, cid), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(ins, 2, uuid), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(ins, 3, text), GS_OK);
+		assert_int_equal(gs_stmt_step(ins), GS_DONE);
+		gs_stmt_reset(ins);
+		free(text);
+		json_decref(o);
+	}
+	gs_stmt_finalize(ins);
+
+	opened_json = opened_text = 0;
+	seal_plain(f, &fast);
+	/* Eight changes hold pii.  Fast: the three spelled as the encoder
+	 * writes opened as text; the clash, found then, and the five odd
+	 * spellings (never opened as text) went the slow way. */
+	assert_int_equal(opened_text, 3);
+	assert_int_equal(opened_json, 6);
+	ag_outbox_fast_lines(f->ob, 0);
+	opened_json = opened_text = 0;
+	seal_plain(f, &slow);
+	assert_int_equal(opened_text, 0);
+	assert_int_equal(opened_json, 8);
+	/* The change lines (the header names a new batch id each time). */
+	{
+		const char *a = memchr(fast.data, '\n', fast.len);
+		const char *b = memchr(slow.data, '\n', slow.len);
+		size_t na, nb;
+
+		assert_non_null(a);
+		assert_non_null(b);
+		na = fast.len - (size_t)(a - fast.data);
+		nb = slow.len - (size_t)(b - slow.data);
+		if (na != nb || memcmp(a, b, na) != 0)
+			fail_msg("the two ways differ:\n fast %.*s\n slow %.*s",
+			    (int)na, a, (int)nb, b);
+	}
+	/* The clash: the sealed value wins, as the slow way's update. */
+	assert_non_null(strstr(fast.data, "\"name\":\"shown\""));
+	assert_null(strstr(fast.data, "\"stored\""));
+	{
+		struct gs_batch b;
+
+		assert_int_equal(
+		    gs_batch_decode(&b, fast.data, fast.len, 0), GS_OK);
+		assert_int_equal(b.n, nstored + 1);
+		gs_batch_release(&b);
+	}
+	gs_crypto_memzero(fast.data, fast.len);
+	gs_crypto_memzero(slow.data, slow.len);
+	gs_buf_release(&fast);
+	gs_buf_release(&slow);
 }
 
 static void
@@ -734,6 +931,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_split_and_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_byte_budget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_fast_lines_same_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_unsendable_skipped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
