@@ -46,6 +46,10 @@ struct gs_db {
 	int version;           /* PRAGMA user_version after migration */
 	struct gs_stmt *stmts; /* every statement prepared on it */
 	struct gs_stmt *begin, *commit, *rollback;
+	/* gs_db_group: transactions begun inside the group's are its
+	 * savepoints; depth counts the group's (1) and theirs. */
+	struct gs_stmt *sp_begin, *sp_release, *sp_rollback;
+	int depth;
 };
 
 /*
@@ -288,12 +292,14 @@ gs_stmt_step(struct gs_stmt *st)
 
 	/* ROLLBACK is what recovery would do: never refused. */
 	if (step_hook != NULL && st != st->db->rollback &&
+	    st != st->db->sp_rollback &&
 	    step_hook(step_hook_ctx, st->db, 0) != 0)
 		return GS_FAIL(GS_EIO, "simulated crash before a step");
 	rc = sqlite3_step(st->s);
 	if (fault_kill_step != 0)
 		fault_after_step();
 	if (step_hook != NULL && st != st->db->rollback &&
+	    st != st->db->sp_rollback &&
 	    step_hook(step_hook_ctx, st->db, 1) != 0) {
 		sqlite3_reset(st->s);
 		sqlite3_clear_bindings(st->s);
@@ -423,8 +429,15 @@ gs_db_exec(struct gs_db *db, const char *sql)
 int
 gs_db_begin(struct gs_db *db)
 {
-	int r = gs_stmt_step(db->begin);
+	int r;
 
+	if (db->depth > 0) {
+		if ((r = gs_stmt_step(db->sp_begin)) != GS_DONE)
+			return r == GS_ROW ? GS_EINTERNAL : r;
+		db->depth++;
+		return GS_OK;
+	}
+	r = gs_stmt_step(db->begin);
 	return r == GS_DONE ? GS_OK : r;
 }
 
@@ -433,19 +446,82 @@ gs_db_begin(struct gs_db *db)
 int
 gs_db_commit(struct gs_db *db)
 {
-	int r = gs_stmt_step(db->commit);
+	int r;
 
+	if (db->depth > 1) {
+		/* Inside a group: the group's end commits. */
+		if ((r = gs_stmt_step(db->sp_release)) != GS_DONE)
+			return r == GS_ROW ? GS_EINTERNAL : r;
+		db->depth--;
+		return GS_OK;
+	}
+	r = gs_stmt_step(db->commit);
 	return r == GS_DONE ? GS_OK : r;
 }
 
 void
 gs_db_rollback(struct gs_db *db)
 {
+	if (db == NULL)
+		return;
+	if (db->depth > 1) {
+		/* Undo what the savepoint holds; the (now empty) savepoint
+		 * goes with the group's end. */
+		db->depth--;
+		if (!sqlite3_get_autocommit(db->h))
+			(void)gs_stmt_step(db->sp_rollback);
+		return;
+	}
 	/* After some errors (SQLITE_FULL, IOERR) SQLite has already rolled
 	 * back; a ROLLBACK outside a transaction would only add noise. */
-	if (db == NULL || sqlite3_get_autocommit(db->h))
+	if (sqlite3_get_autocommit(db->h))
 		return;
 	(void)gs_stmt_step(db->rollback);
+}
+
+int
+gs_db_group_begin(struct gs_db *db)
+{
+	int r;
+
+	if (db->depth != 0 || !sqlite3_get_autocommit(db->h))
+		return GS_FAIL(GS_EINTERNAL, "group: a transaction is open");
+	if ((r = gs_stmt_step(db->begin)) != GS_DONE)
+		return r == GS_ROW ? GS_EINTERNAL : r;
+	db->depth = 1;
+	return GS_OK;
+}
+
+int
+gs_db_group_end(struct gs_db *db, int r)
+{
+	int c;
+
+	if (db->depth != 1) {
+		/* A transaction of the group was left open: that is a bug,
+		 * and none of it may be committed. */
+		db->depth = 0;
+		if (!sqlite3_get_autocommit(db->h))
+			(void)gs_stmt_step(db->rollback);
+		return r != GS_OK ? r : GS_FAIL(GS_EINTERNAL,
+		    "group: a transaction inside it was not ended");
+	}
+	db->depth = 0;
+	if (r != GS_OK) {
+		if (!sqlite3_get_autocommit(db->h))
+			(void)gs_stmt_step(db->rollback);
+		return r;
+	}
+	/* SQLite may have rolled all of it back already (IOERR, FULL). */
+	if (sqlite3_get_autocommit(db->h))
+		return GS_FAIL(GS_EIO, "group: the transaction was rolled "
+		    "back by SQLite");
+	if ((c = gs_stmt_step(db->commit)) != GS_DONE) {
+		if (!sqlite3_get_autocommit(db->h))
+			(void)gs_stmt_step(db->rollback);
+		return c == GS_ROW ? GS_EINTERNAL : c;
+	}
+	return GS_OK;
 }
 
 /* ------------------------------------------------- early writeback */
@@ -1173,7 +1249,13 @@ gs_db_open(const char *path, const char *migrations, int flags,
 		goto out;
 	if ((r = gs_stmt_prepare(db, "BEGIN IMMEDIATE", &db->begin)) != GS_OK ||
 	    (r = gs_stmt_prepare(db, "COMMIT", &db->commit)) != GS_OK ||
-	    (r = gs_stmt_prepare(db, "ROLLBACK", &db->rollback)) != GS_OK)
+	    (r = gs_stmt_prepare(db, "ROLLBACK", &db->rollback)) != GS_OK ||
+	    (r = gs_stmt_prepare(db, "SAVEPOINT gs_group", &db->sp_begin)) !=
+	    GS_OK ||
+	    (r = gs_stmt_prepare(db, "RELEASE gs_group", &db->sp_release)) !=
+	    GS_OK ||
+	    (r = gs_stmt_prepare(db, "ROLLBACK TO gs_group",
+	    &db->sp_rollback)) != GS_OK)
 		goto out;
 	if (migrations != NULL && !(flags & GS_DB_READONLY) &&
 	    db->version < latest && (r = migrate(db, migrations)) != GS_OK)

@@ -84,10 +84,26 @@ int gs_db_latest_version(const char *migrations);
 
 /* One or more statements with no parameters and no result rows. */
 int gs_db_exec(struct gs_db *db, const char *sql);
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK (rollback never fails loudly). */
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK (rollback never fails loudly).
+ * Inside a group (below) they are a savepoint, its release and its
+ * rollback. */
 int gs_db_begin(struct gs_db *db);
 int gs_db_commit(struct gs_db *db);
 void gs_db_rollback(struct gs_db *db);
+
+/*
+ * A group: several transactions that commit as one, with one sync of
+ * the WAL instead of one each.  Between group_begin (BEGIN IMMEDIATE)
+ * and group_end, each gs_db_begin ... gs_db_commit is a savepoint that is
+ * released into the group, and a gs_db_rollback undoes only its own
+ * savepoint, as its own transaction would have been undone; group_end(db,
+ * r) commits them all when r is GS_OK, or rolls all back and returns r.
+ * A crash before group_end's COMMIT leaves none of them, so only
+ * transactions that may be lost together belong in one group (a
+ * receipt's record and the next seal: both come again).  Not nested.
+ */
+int gs_db_group_begin(struct gs_db *db);
+int gs_db_group_end(struct gs_db *db, int r);
 
 /*
  * Early writeback around one big transaction (Linux; elsewhere start

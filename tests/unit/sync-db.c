@@ -388,6 +388,65 @@ test_writeback(void **state)
 	gs_db_close(db);
 }
 
+/*
+ * A group: transactions that commit as one.  Each keeps its own
+ * all-or-nothing inside it (a rolled back one is undone alone); the
+ * group's end commits them all, or none when it is given an error or a
+ * transaction inside was left open.
+ */
+static void
+test_group(void **state)
+{
+	struct gs_db *db = NULL, *other = NULL;
+
+	(void)state;
+	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "CREATE TABLE t(x)"), GS_OK);
+	assert_int_equal(gs_db_open(path, NULL, 0, &other), GS_OK);
+
+	/* Two committed, one rolled back: the two land, at the end only. */
+	assert_int_equal(gs_db_group_begin(db), GS_OK);
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "INSERT INTO t VALUES (1)"), GS_OK);
+	assert_int_equal(gs_db_commit(db), GS_OK);
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "INSERT INTO t VALUES (2)"), GS_OK);
+	gs_db_rollback(db);
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "INSERT INTO t VALUES (3)"), GS_OK);
+	assert_int_equal(gs_db_commit(db), GS_OK);
+	assert_int_equal(one_int(db, "SELECT sum(x) FROM t"), 4);
+	assert_int_equal(one_int(other, "SELECT count(*) FROM t"), 0);
+	/* Not nested. */
+	assert_int_equal(gs_db_group_begin(db), GS_EINTERNAL);
+	assert_int_equal(gs_db_group_end(db, GS_OK), GS_OK);
+	assert_int_equal(one_int(other, "SELECT sum(x) FROM t"), 4);
+
+	/* An error given to the end: none of it. */
+	assert_int_equal(gs_db_group_begin(db), GS_OK);
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "INSERT INTO t VALUES (10)"), GS_OK);
+	assert_int_equal(gs_db_commit(db), GS_OK);
+	assert_int_equal(gs_db_group_end(db, GS_EIO), GS_EIO);
+	assert_int_equal(one_int(other, "SELECT sum(x) FROM t"), 4);
+
+	/* A transaction left open inside: none of it either. */
+	assert_int_equal(gs_db_group_begin(db), GS_OK);
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "INSERT INTO t VALUES (20)"), GS_OK);
+	assert_int_equal(gs_db_group_end(db, GS_OK), GS_EINTERNAL);
+	assert_int_equal(one_int(other, "SELECT sum(x) FROM t"), 4);
+
+	/* And plain transactions after a group are their own again. */
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "INSERT INTO t VALUES (100)"), GS_OK);
+	assert_int_equal(gs_db_commit(db), GS_OK);
+	assert_int_equal(one_int(other, "SELECT sum(x) FROM t"), 104);
+	assert_int_equal(gs_db_integrity_check(db), GS_OK);
+	gs_db_close(other);
+	gs_db_close(db);
+}
+
 /* Write system calls this process made so far (/proc/self/io), or -1. */
 static long
 write_calls(void)
@@ -607,6 +666,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writeback, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_coalesce_wal, setup,
