@@ -9,7 +9,8 @@
  *            envelope's hash); the changes become batched (state 1)
  *   ack      a VERIFIED receipt -> the row acked and its changes delivered
  *            (2), or quarantined (4) / conflicted (5) as the signed results
- *            say; record.rev follows the platform
+ *            say; the record's rev follows the platform (in the narrow
+ *            record_rev table, schema/agent/0009)
  *   reject   a permanent refusal -> the row rejected with its reason, every
  *            byte kept; its changes rejected (3)
  *
@@ -124,7 +125,9 @@ int ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
  * receipt and results are stored, and with status 1 every change the
  * results list is marked as they say (quarantined 4, conflict 5, merged
  * 2 with the given rev) while every other change of the batch is
- * delivered (2) with record.rev raised to base_rev + 1; the upload that
+ * delivered (2) with its record's rev raised to base_rev + 1 (revs are
+ * recorded in record_rev, never lowered, and the record rows are not
+ * rewritten: schema/agent/0009, AG_SQL_REV in store.h); the upload that
  * brought the receipt is counted as an attempt (ag_outbox_attempt) in the
  * same transaction, one commit less per batch.  Idempotent: a row that
  * is no longer sealed is left alone (the attempt is still counted).

@@ -107,7 +107,8 @@ static const char SQL_REC_INS[] =
  * change_one_unsent and the batched changes are few.
  */
 static const char SQL_REC_GET[] =
-    "SELECT type, form_version, grid, fields, rev, deleted, created_at, "
+    "SELECT type, form_version, grid, fields, " AG_SQL_REV("record") ", "
+    "deleted, created_at, "
     "updated_at, author, "
     "EXISTS(SELECT 1 FROM pending_creation p WHERE p.uuid = ?1) OR "
     "EXISTS(SELECT 1 FROM change WHERE change.uuid = ?1 AND state = 0) OR "
@@ -170,7 +171,8 @@ static const char SQL_BIDX_DEL[] =
 /* UUIDv7 order is creation order, so "ORDER BY uuid" lists oldest first
  * and walks the primary key without a sort. */
 static const char SQL_LIST[] =
-    "SELECT uuid, type, form_version, grid, fields, rev, deleted, "
+    "SELECT uuid, type, form_version, grid, fields, " AG_SQL_REV("record")
+    ", deleted, "
     "created_at, updated_at, author FROM record "
     "WHERE (?1 IS NULL OR type = ?1) AND (?2 OR deleted = 0) "
     "ORDER BY uuid";
@@ -2670,7 +2672,9 @@ ag_store_apply_platform(struct ag_store *st,
 	 * sync and merges on the platform, whose result comes back down.
 	 * Nothing older than what we hold is applied either; the same rev
 	 * is (a receipt told us our change became rev N by a merge, whose
-	 * merged fields only the feed carries). */
+	 * merged fields only the feed carries).  rev is what the record is
+	 * at, receipts included (AG_SQL_REV), so the record.rev written
+	 * below is never lower than a rev record_rev holds for it. */
 	if ((exists && pending) || (exists && rev > p->rev))
 		return GS_OK;
 	/* A type this program does not know (newer reference data): kept on

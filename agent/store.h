@@ -44,6 +44,13 @@ int ag_store_pending_flush(struct gs_db *db);
 #define AG_PEND_FROM \
 	"FROM pending_creation AS p CROSS JOIN record AS r ON r.uuid = p.uuid"
 
+/* The platform revision the record in table (or alias) t is at: the
+ * larger of record.rev and what receipts recorded in record_rev
+ * (schema/agent/0009).  Every reader of a record's rev uses this. */
+#define AG_SQL_REV(t)                                                          \
+	"max(" t ".rev, coalesce((SELECT rr.rev FROM record_rev AS rr "        \
+	"WHERE rr.uuid = " t ".uuid), 0))"
+
 /* (state, count) of every change, a pending creation counted as unsent:
  * the one query behind status and the outbox's counts. */
 #define AG_SQL_CHANGE_COUNTS \

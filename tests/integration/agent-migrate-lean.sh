@@ -76,8 +76,13 @@ ALTER TABLE change_old RENAME TO change;
 CREATE UNIQUE INDEX change_one_unsent ON change(uuid) WHERE state = 0;
 CREATE INDEX change_by_state ON change(state, change_id);
 CREATE INDEX change_by_batch ON change(batch_seq);
--- What migrations after 0006 made (0007-reference.sql; 0008 above).
+-- What migrations after 0006 made (0007-reference.sql; 0008 above;
+-- 0009-record-rev.sql: the old program kept the revs in record.rev).
 DROP TABLE reference_doc;
+UPDATE record SET rev = max(rev, (SELECT rr.rev FROM record_rev AS rr
+	WHERE rr.uuid = record.uuid))
+	WHERE uuid IN (SELECT uuid FROM record_rev);
+DROP TABLE record_rev;
 PRAGMA user_version = 5;
 COMMIT;
 EOF
@@ -99,6 +104,10 @@ cmp -s "$T_TMP/before" "$T_TMP/after" && ok "every change row kept as it was" ||
 	[ "$(q "SELECT count(*) FROM sqlite_schema WHERE name = 'change_unsent'")" = 1 ] &&
 	ok "the lean indexes replace the old ones" ||
 	fail "the lean indexes replace the old ones"
+ag show "$C" --json >"$T_TMP/out" 2>/dev/null
+[ "$(json_get "$T_TMP/out" 'd["rev"]')" = 1 ] &&
+	ok "a delivered record is still at rev 1" ||
+	fail "a delivered record is still at rev 1"
 [ "$(q "PRAGMA integrity_check")" = ok ] && ok "integrity_check ok" ||
 	fail "integrity_check ok"
 

@@ -693,7 +693,7 @@ test_ack_results(void **state)
 	struct ag_outbox_sealed info;
 	struct ag_outbox_row row;
 	unsigned char rc[GS_RECEIPT_BYTES];
-	char results[600], q[200], c1[37], c2[37], c3[37];
+	char results[600], q[400], c1[37], c2[37], c3[37];
 	struct gs_stmt *st = NULL;
 	int found;
 
@@ -751,15 +751,23 @@ test_ack_results(void **state)
 	    c2);
 	assert_int_equal(q1(f, q), 5);
 	snprintf(q, sizeof(q),
-	    "SELECT rev FROM record WHERE uuid = (SELECT "
-	    "uuid FROM change WHERE change_id = '%s')",
+	    "SELECT " AG_SQL_REV("r") " FROM record AS r WHERE uuid = "
+	    "(SELECT uuid FROM change WHERE change_id = '%s')",
 	    c3);
 	assert_int_equal(q1(f, q), 7);
 	/* Fast-forwarded: rev = base_rev + 1; quarantined/conflicted
 	 * records keep theirs. */
-	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 1"), 2);
-	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 5"), 1);
-	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 0"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
+			       AG_SQL_REV("r") " = 1"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
+			       AG_SQL_REV("r") " = 5"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
+			       AG_SQL_REV("r") " = 0"), 2);
+	/* ... recorded in record_rev (schema/agent/0009): no record row
+	 * was rewritten to raise its rev. */
+	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 4);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 0"), 5);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record WHERE rev = 4"), 1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE problem "
 			       "LIKE '%check_digit%'"),
 	    1);
@@ -773,6 +781,174 @@ test_ack_results(void **state)
 	ag_outbox_row_release(&row);
 	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
 	assert_false(found);
+}
+
+/* The rev of one record as ag_list hands it over: ctx is {uuid, rev}. */
+struct rev_seen {
+	const char *uuid;
+	int64_t rev;
+};
+
+static int
+on_list_rev(void *ctx, const struct ag_record *rec)
+{
+	struct rev_seen *w = ctx;
+
+	if (strcmp(rec->uuid, w->uuid) == 0)
+		w->rev = rec->rev;
+	return 0;
+}
+
+static int64_t
+listed_rev(struct fx *f, const char *uuid)
+{
+	struct rev_seen w = { uuid, -1 };
+
+	assert_int_equal(ag_list(f->st, NULL, AG_LIST_DELETED, on_list_rev,
+			     &w),
+	    GS_OK);
+	return w.rev;
+}
+
+/* The "rev" of ag_get's JSON. */
+static int64_t
+got_rev(struct fx *f, const char *uuid)
+{
+	char *json = NULL;
+	json_t *o;
+	int64_t v;
+
+	assert_int_equal(ag_get(f->st, uuid, &json), GS_OK);
+	o = json_loads(json, 0, NULL);
+	ag_free(json);
+	assert_non_null(o);
+	assert_true(json_is_integer(json_object_get(o, "rev")));
+	v = json_integer_value(json_object_get(o, "rev"));
+	json_decref(o);
+	return v;
+}
+
+static int64_t
+base_rev_of(struct fx *f, const char *uuid)
+{
+	char q[200];
+
+	snprintf(q, sizeof(q), "SELECT base_rev FROM change WHERE uuid = "
+	    "'%s' AND state = 0", uuid);
+	return q1(f, q);
+}
+
+/*
+ * A receipt's revs go into record_rev, not into the record rows
+ * (schema/agent/0009), and every reader sees them: get, list, the
+ * base_rev of the next edit and delete, and pull's newer-than check.
+ * A: fast-forwarded (rev 1).  B: merged as rev 7.  C: merged as rev 5,
+ * then the platform's revisions 4 (older: not applied), 5 (the same: its
+ * merged fields apply) and 6.
+ */
+static void
+test_ack_revs_read(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	struct ag_platform_rev p;
+	unsigned char rc[GS_RECEIPT_BYTES];
+	const char *rec = "{\"name\":\"甲\",\"pop_type\":\"REGISTERED\","
+			  "\"id_number\":\"440307198503151230\","
+			  "\"address\":\"深圳市大鹏新区葵涌街道1号\"}";
+	const char *e = "{\"note\":\"x\"}";
+	char a[AG_UUID_LEN + 1], b[AG_UUID_LEN + 1], c[AG_UUID_LEN + 1];
+	char results[600], q[200], cb[37], cc[37];
+	json_t *pf;
+	int found, applied = -1;
+
+	assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec), a),
+	    GS_OK);
+	assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec), b),
+	    GS_OK);
+	assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec), c),
+	    GS_OK);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.count, 3);
+	snprintf(q, sizeof(q), "SELECT change_id FROM change WHERE uuid = "
+	    "'%s'", b);
+	{
+		struct gs_stmt *st = NULL;
+
+		assert_int_equal(gs_stmt_prepare(f->db, q, &st), GS_OK);
+		assert_int_equal(gs_stmt_step(st), GS_ROW);
+		gs_strlcpy(cb, gs_stmt_text(st, 0), sizeof(cb));
+		gs_stmt_finalize(st);
+		snprintf(q, sizeof(q), "SELECT change_id FROM change "
+		    "WHERE uuid = '%s'", c);
+		assert_int_equal(gs_stmt_prepare(f->db, q, &st), GS_OK);
+		assert_int_equal(gs_stmt_step(st), GS_ROW);
+		gs_strlcpy(cc, gs_stmt_text(st, 0), sizeof(cc));
+		gs_stmt_finalize(st);
+	}
+	snprintf(results, sizeof(results),
+	    "[{\"change_id\":\"%s\",\"uuid\":\"%s\",\"status\":\"merged\","
+	    "\"rev\":7},{\"change_id\":\"%s\",\"uuid\":\"%s\","
+	    "\"status\":\"merged\",\"rev\":5}]",
+	    cb, b, cc, c);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
+	assert_true(found);
+	receipt_for(f, &row, GS_RECEIPT_ACCEPTED, results, rc);
+	assert_int_equal(ag_outbox_ack(f->ob, &row, GS_RECEIPT_ACCEPTED, rc,
+			     sizeof(rc), results),
+	    GS_OK);
+	ag_outbox_row_release(&row);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 2"),
+	    3);
+
+	/* get (show) and list (export) print the platform's revs. */
+	assert_int_equal(got_rev(f, a), 1);
+	assert_int_equal(got_rev(f, b), 7);
+	assert_int_equal(got_rev(f, c), 5);
+	assert_int_equal(listed_rev(f, a), 1);
+	assert_int_equal(listed_rev(f, b), 7);
+	assert_int_equal(listed_rev(f, c), 5);
+
+	/* The next edit and delete are based on them. */
+	assert_int_equal(ag_edit(f->st, a, e, strlen(e)), GS_OK);
+	assert_int_equal(base_rev_of(f, a), 1);
+	assert_int_equal(ag_delete(f->st, b, "duplicate"), GS_OK);
+	assert_int_equal(base_rev_of(f, b), 7);
+	assert_int_equal(got_rev(f, b), 7);
+
+	/* Pull: an older platform revision is not applied, the same one
+	 * and a newer one are. */
+	pf = json_pack("{s:s,s:s}", "name", "乙", "pop_type", "REGISTERED");
+	assert_non_null(pf);
+	memset(&p, 0, sizeof(p));
+	p.uuid = c;
+	p.type = "person";
+	p.grid = "G1";
+	p.author = "other";
+	p.form_version = 1;
+	p.created_at = p.updated_at = 1;
+	p.fields = pf;
+	p.rev = 4;
+	assert_int_equal(ag_store_apply_platform(f->st, &p, &applied), GS_OK);
+	assert_int_equal(applied, 0);
+	assert_int_equal(got_rev(f, c), 5);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM record WHERE uuid = "
+	    "'%s' AND fields LIKE '%%乙%%'", c);
+	assert_int_equal(q1(f, q), 0);
+	p.rev = 5;
+	assert_int_equal(ag_store_apply_platform(f->st, &p, &applied), GS_OK);
+	assert_int_equal(applied, 1);
+	assert_int_equal(q1(f, q), 1);
+	assert_int_equal(got_rev(f, c), 5);
+	p.rev = 6;
+	assert_int_equal(ag_store_apply_platform(f->st, &p, &applied), GS_OK);
+	assert_int_equal(applied, 1);
+	assert_int_equal(got_rev(f, c), 6);
+	assert_int_equal(listed_rev(f, c), 6);
+	json_decref(pf);
 }
 
 static void
@@ -942,6 +1118,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_pending_halved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ack_results, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_ack_revs_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_bad_results_change_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -843,6 +843,107 @@ test_torture(void **state)
 	gs_buf_release(&b);
 }
 
+/* The "rev" of ag_get's JSON for uuid. */
+static int64_t
+got_rev(const char *uuid)
+{
+	char *json = NULL;
+	json_t *o;
+	int64_t v;
+
+	assert_int_equal(ag_get(st, uuid, &json), GS_OK);
+	o = json_loads(json, 0, NULL);
+	ag_free(json);
+	assert_non_null(o);
+	assert_true(json_is_integer(json_object_get(o, "rev")));
+	v = json_integer_value(json_object_get(o, "rev"));
+	json_decref(o);
+	return v;
+}
+
+/* Every record, change and pending creation row as one text. */
+static char *
+all_rows(void)
+{
+	return q_text("SELECT group_concat(x, ';') FROM (SELECT x FROM ("
+		      "SELECT uuid || '|' || rev || '|' || deleted || '|' || "
+		      "fields AS x FROM record UNION ALL "
+		      "SELECT change_id || '|' || uuid || '|' || state || '|' || "
+		      "base_rev || '|' || op || '|' || coalesce(fields, '-') "
+		      "FROM change UNION ALL "
+		      "SELECT uuid || '|' || change_id FROM pending_creation) "
+		      "ORDER BY x)", NULL);
+}
+
+/*
+ * Migration 0009 (record_rev) on a store at version 8 holding delivered
+ * records at revs 1 and 4 (in record.rev, where the program before it
+ * wrote them), an unsent edit, an unsent delete and an unsent creation:
+ * every row is kept as it was, the revs read are the same, the next edit
+ * is based on them, and the database is sound.
+ */
+static void
+test_migration_0009(void **state)
+{
+	char u[5][AG_UUID_LEN + 1], rec[512], sql[160];
+	const char *e = "{\"note\":\"x\"}";
+	char *before, *after;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		if (i == 4) {
+			/* u[0..3] delivered: revs 1, 4, 1, 1. */
+			exec_chg("UPDATE change SET state = 2, batch_seq = 1");
+			exec("UPDATE record SET rev = 1");
+			snprintf(sql, sizeof(sql), "UPDATE record SET rev = 4 "
+			    "WHERE uuid = '%s'", u[1]);
+			exec(sql);
+		}
+		person(rec, sizeof(rec), "迁移", 20 + i);
+		assert_int_equal(ag_collect(st, "person", rec, strlen(rec),
+		    u[i]), GS_OK);
+	}
+	assert_int_equal(ag_edit(st, u[0], e, strlen(e)), GS_OK);
+	assert_int_equal(ag_delete(st, u[2], "moved away"), GS_OK);
+	/* Back to version 8: 0009 only added record_rev. */
+	exec("DROP TABLE record_rev");
+	exec("PRAGMA user_version = 8");
+	before = all_rows();
+	assert_non_null(before);
+	ag_store_close(st);
+	st = NULL;
+
+	assert_int_equal(ag_store_open(home, &st), GS_OK);
+	assert_int_equal(q_int("PRAGMA user_version", NULL), 9);
+	assert_int_equal(q_int("SELECT count(*) FROM record_rev", NULL), 0);
+	after = all_rows();
+	assert_non_null(after);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	assert_int_equal(count_records(), 5);
+	assert_int_equal(gs_db_integrity_check(ag_store_db(st)), GS_OK);
+	assert_int_equal(got_rev(u[0]), 1);
+	assert_int_equal(got_rev(u[1]), 4);
+	assert_int_equal(got_rev(u[2]), 1);
+	assert_int_equal(got_rev(u[3]), 1);
+	assert_int_equal(got_rev(u[4]), 0);
+	/* The unsent edit keeps its base; new edits are based on the revs. */
+	assert_int_equal(q_int("SELECT base_rev FROM change WHERE state = 0 "
+			       "AND uuid = ?1", u[0]), 1);
+	assert_int_equal(ag_edit(st, u[1], e, strlen(e)), GS_OK);
+	assert_int_equal(q_int("SELECT base_rev FROM change WHERE state = 0 "
+			       "AND uuid = ?1", u[1]), 4);
+	assert_int_equal(ag_edit(st, u[3], e, strlen(e)), GS_OK);
+	assert_int_equal(q_int("SELECT base_rev FROM change WHERE state = 0 "
+			       "AND uuid = ?1", u[3]), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM change WHERE state = 0",
+	    NULL), 4);
+	assert_int_equal(q_int("SELECT count(*) FROM pending_creation", NULL),
+	    1);
+}
+
 static void
 test_newer_refused(void **state)
 {
@@ -924,6 +1025,7 @@ main(void)
 		T(test_edit_clear_and_invalid),
 		T(test_delete),
 		T(test_pending_creation),
+		T(test_migration_0009),
 		T(test_list_status),
 		T(test_import),
 		T(test_import_pipeline),
