@@ -546,6 +546,18 @@ test_import_text_same_as_save(void **state)
 	}
 }
 
+/* The uuids a bulk import saved, in input order. */
+static char import_uuids[2000][37];
+static size_t import_n;
+
+static void
+on_import_uuid(void *ctx, const char *uuid)
+{
+	(void)ctx;
+	if (import_n < 2000)
+		snprintf(import_uuids[import_n++], 37, "%s", uuid);
+}
+
 static int
 opens(void *ctx, const struct ag_record *rec)
 {
@@ -573,9 +585,35 @@ test_import_threads_seal(void **state)
 		len += (size_t)snprintf(buf + len, (1 << 20) - len, "%s\n",
 		    rec);
 	}
-	assert_int_equal(ag_import_ndjson(st, "person", buf, len, NULL, NULL,
-	    &n), GS_OK);
+	import_n = 0;
+	assert_int_equal(ag_import_ndjson(st, "person", buf, len,
+	    on_import_uuid, NULL, &n), GS_OK);
 	assert_int_equal(n, 2000);
+	assert_int_equal(import_n, 2000);
+	/* Each record is in the blind index under its own id number (the
+	 * import inserts those rows last, in key order). */
+	for (i = 0; i < 2000; i++) {
+		unsigned char tag[AG_BIDX_BYTES];
+		struct gs_stmt *q = NULL;
+		char id[19];
+		int64_t hits = -1;
+
+		idcard(id, 5000 + i);
+		assert_int_equal(ag_crypt_bidx(ag_store_crypt(st), id, tag),
+		    GS_OK);
+		assert_int_equal(gs_stmt_prepare(ag_store_db(st), "SELECT "
+		    "count(*) FROM pii_index WHERE tag = ?1 AND uuid = ?2 AND "
+		    "field = 'id_number'", &q), GS_OK);
+		assert_int_equal(gs_stmt_bind_blob(q, 1, tag, sizeof(tag)),
+		    GS_OK);
+		assert_int_equal(gs_stmt_bind_text(q, 2, import_uuids[i]),
+		    GS_OK);
+		assert_int_equal(gs_stmt_one_int64(q, -1, &hits), GS_OK);
+		gs_stmt_finalize(q);
+		if (hits != 1)
+			fail_msg("person %d (%s) is not indexed under its id "
+			    "number", i, import_uuids[i]);
+	}
 	/* The nonce is the first 24 bytes of the box: 32 base64 chars. */
 	assert_int_equal(q_int("SELECT count(DISTINCT substr(json_extract("
 	    "fields, '$.\"$pii\"'), 1, 32)) FROM record"), 2000);
