@@ -222,6 +222,10 @@ bytes are too wide for an index b-tree).
 Same minutes, load about 11 on two cores, 20,000 persons (bench/e2e.sh
 COUNT=20000), CPU seconds of the platform during the sync: 1.50, 1.40
 before 0007, 1.11, 1.14 after.
+What is left on the platform after the arena (131k, session 6): the
+record and revision inserts with the feed row 53k (the feed row 11k),
+the ledger row 9k, decode 18k, envelope open 10k (inflate 9k), verify
+6k, validation 9k, SQLite zeroing new pages 5k, the start 9k.
 
 The agent's \`sync\` (2,000 persons): 368k -> 296k per record (reading
 stored fields with sync/json.c instead of json_loads: 87k -> 15k) -> 238k
@@ -241,12 +245,30 @@ Then, on 2026-11-26 (session 5):
 | sealing's jansson values in an arena made new per change; the sealed personal data's base64 decoded four characters at a time | 173k |
 | the canonical writer skips eight string bytes at a time to the next one to escape (then 172k with the plain-spelling parse, about 1k for its bookkeeping) | 171k |
 
-What is left on the agent (173k): reading, opening and encoding the
-changes 56k (the canonical encoding 23k, the personal data's open 16k,
-parsing the stored fields 14k), deflate 31k, the envelope's Ed25519
-signature over its ~100 KB 9k, marking 17k, recording the receipt 29k
-(the records' revs raised 16k, the changes delivered 11k), zeroing the
-plaintext buffers 4k, the start 9k.
+Then, session 6 (2026-11-26, main at b54c58c: 172k):
+
+| lever (each on top of the previous) | agent instructions / record |
+|---|---|
+| stored fields copied into the line when they are spelled as the encoder writes them (sync/json.c gs_json_plain_object checks that in one pass and gives the members in key order; agent/crypt.c ag_crypt_open_text opens the sealed personal data to its text; agent/outbox.c fast_line merges the two): no parse and no encode of the fields or of the opened personal data | 148k |
+| a receipt's revs go into the narrow record_rev table (agent 0009) instead of rewriting every record row of the batch: the fast-forward rev update 15.9k -> 5.4k; the agent sync of 100,000 persons writes 448 -> 323 MB | 137k |
+
+Two more changes of session 6 cut system calls, not instructions.  The
+sync thread records an ack and makes the next seal in one transaction
+(gs_db_group, sync/db.c), one fsync of the WAL where there were two:
+20,000 persons, 71 -> 50 fdatasync calls.  And the agent keeps its big
+buffers in the heap between batches (mallopt in agent/main.c: glibc had
+given the heap's top back after each batch): 30,000 persons, 19,000 ->
+6,200 page faults, system time 0.25 -> 0.15 s.  Measured the same
+minutes, two alternating runs each, 100,000 persons (before the
+record_rev change): main 18,738 and 15,885 records/s all in, agent sync
+CPU 3.07 and 3.11 s; with these and the copied lines 19,007 and 17,323,
+agent sync CPU 2.01 and 2.19 s.
+
+What is left on the agent (137k): reading the changes 6k, the fast line
+26k (opening the personal data 9k, the plain check 9k, writing the line
+7k), deflate 32k, the envelope's Ed25519 signature over its ~100 KB 9k,
+marking 17k, recording the receipt 18k, zeroing the plaintext buffers
+4k, the start 7k.
 
 The courier used to carry one batch at a time and send the next only
 after the sync thread had recorded the last receipt, so the platform's
@@ -265,22 +287,29 @@ records/s before, 17,249-17,557 after): the platform's page cache of
 144) and sealing at most five batches ahead of the answers (the agent's
 pread calls 88,000 -> 64,000).
 
-Why 50,000 records/s end to end is not reached here: collect + sync
-still cost about 67 us of CPU per record in all on a quiet machine
-(2026-11-26 17:29 UTC, 100,000 persons: agent bulk import with personal
-data sealed ~14 us, agent sync ~29 us, platform ~24 us; session start,
-16:55 UTC: 14, 44 and 27 us, 11,086 records/s all in), so with both
-cores busy all the time 100,000 records take at least 3.4 s (at best
-about 30,000 records/s), and the two sides do not overlap perfectly:
-the agent's sealing and recording are one thread, which also waits for
-two commits per batch, each about a megabyte of WAL (the records' revs
-rewrite their whole rows).  The target needs under 40 us per record
-for everything: a store that writes each record once, in far fewer
-b-trees, on both sides (the agent writes a record, a pending row, its
-change at batching, then the change's delivered state and the record's
-rev; the platform the record, its revision, its ledger row and its feed
-row), and an encoder that copies stored canonical text instead of
-parsing and writing it again.
+Why 50,000 records/s end to end is not reached here (session 6, final
+code, 2026-11-26 19:47 UTC): collect + sync cost about 51 us of CPU per
+record in all (agent bulk import with personal data sealed 12.6 us,
+agent sync 16.9 us, platform 21.2 us; session 5 ended at 15, 29 and 28
+us, 17,716 records/s all in), so with both cores busy all the time
+100,000 records take at least 2.5 s (at best about 39,000 records/s).
+The two sides do not overlap perfectly: the platform applies one batch
+at a time, and its thread now paces the sync (2.1 s of CPU and about
+0.9 s of fsync waits, a third of those in checkpoints, in a 3.3 s
+sync), while the bulk import before it keeps both cores only partly
+busy.  Five runs of the final code in the same minutes gave 17,007 (an
+outlier: collect 1.58 s), 20,577, 21,356, 21,440 and 22,734 (the table)
+records/s all in.  The target needs under 40 us per record for
+everything and the two sides overlapping fully: a platform that
+decodes and checks one batch while it commits the one before (two
+batches of a device in flight, which the ordering of edits after their
+creation makes a protocol change: a gap in the chain would have to mean
+"wait", not "apply"), fewer b-trees per record on both sides (the
+platform writes the record, its revision with the line and its fields
+again, its ledger row and its feed row; the agent a record, a pending
+row, its change at batching and its delivered state), and deflate at
+about half its cost (zlib level 2 is already its fastest useful level
+here: level 1 measured 149k instructions per record against 148k).
 The timings in the table were taken at the load average shown, on two
 cores that may be shared with other work.
 
