@@ -2005,6 +2005,9 @@ tags_apply(struct ag_store *st, struct tags *t, const struct uuids *u)
 	size_t i;
 	int r;
 
+	/* An unprotected store has none (and qsort wants an array). */
+	if (t->n == 0)
+		return GS_OK;
 	for (i = 0; i < t->n; i++)
 		t->v[i].uuid = u->v[t->v[i].ui];
 	qsort(t->v, t->n, sizeof(*t->v), tag_cmp);
