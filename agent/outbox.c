@@ -386,13 +386,8 @@ fast_line(struct ag_outbox *ob, struct gs_stmt *st, const struct gs_change *c,
 			cmp = 1;
 		else if (j == np)
 			cmp = -1;
-		else {
-			size_t a = fm[i].klen, b = pm[j].klen;
-
-			cmp = memcmp(fm[i].key, pm[j].key, a < b ? a : b);
-			if (cmp == 0)
-				cmp = a < b ? -1 : a > b ? 1 : 0;
-		}
+		else
+			cmp = gs_json_span_cmp(&fm[i], &pm[j]);
 		if (cmp == 0) /* the slow way's update would pick one */
 			goto out;
 		all[n++] = cmp < 0 ? fm[i++] : pm[j++];

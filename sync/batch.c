@@ -546,14 +546,10 @@ gs_batch_encode_change_spans(struct gs_buf *out, const struct gs_change *c,
 		    "given for a deletion", c->change_id);
 	if ((r = check_fixed(c)) != GS_OK || (r = check_reason(c)) != GS_OK)
 		return r;
-	for (i = 1; i < n; i++) {
-		size_t a = m[i - 1].klen, b = m[i].klen;
-		int cmp = memcmp(m[i - 1].key, m[i].key, a < b ? a : b);
-
-		if (cmp > 0 || (cmp == 0 && a >= b))
+	for (i = 1; i < n; i++)
+		if (gs_json_span_cmp(&m[i - 1], &m[i]) >= 0)
 			return GS_FAIL(GS_EINTERNAL, "change %s: members out "
 			    "of order", c->change_id);
-	}
 	/* The object's size first, then its bytes straight into the
 	 * buffer: about 60 appends a record otherwise. */
 	for (i = 0, size = 2; i < n; i++)

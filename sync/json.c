@@ -701,9 +701,8 @@ plain_number(struct parser *ps)
 	return 1;
 }
 
-/* Byte order of two members' keys, as strcmp orders the encoder's. */
-static int
-span_cmp(const struct gs_json_span *a, const struct gs_json_span *b)
+int
+gs_json_span_cmp(const struct gs_json_span *a, const struct gs_json_span *b)
 {
 	int c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
 
@@ -840,12 +839,12 @@ gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
 	for (i = 1; i < *n; i++) {
 		struct gs_json_span x = m[i];
 
-		for (j = i; j > 0 && span_cmp(&m[j - 1], &x) > 0; j--)
+		for (j = i; j > 0 && gs_json_span_cmp(&m[j - 1], &x) > 0; j--)
 			m[j] = m[j - 1];
 		m[j] = x;
 	}
 	for (i = 1; i < *n; i++)
-		if (span_cmp(&m[i - 1], &m[i]) == 0)
+		if (gs_json_span_cmp(&m[i - 1], &m[i]) == 0)
 			goto no;
 	return 1;
 no:

@@ -76,6 +76,10 @@ struct gs_json_span {
  */
 int gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
     size_t max, size_t *n);
+/* The encoder's order of two members: their keys' bytes as strcmp
+ * compares them, a prefix first.  <0, 0 (the same key) or >0. */
+int gs_json_span_cmp(const struct gs_json_span *a,
+    const struct gs_json_span *b);
 
 /*
  * A per-thread arena for jansson's allocations, for a hot loop that
