@@ -41,13 +41,16 @@
  *                  (default 5000), keeping both sockets open, then cut;
  *   --delay-ms N   delay every chunk.
  * A cut is a reset (SO_LINGER 0) on both sides.  Loopback only: it refuses
- * any other target by design.  One connection at a time, so a test sees a
- * deterministic order of bytes.
+ * any other target by design.  Connections are relayed at the same time,
+ * each on a thread of its own (a device may have two batches under way);
+ * each connection's faults are planned when it is accepted, so a client
+ * that uses one connection at a time sees a deterministic order of bytes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,9 +60,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The counters and the stats file: mu held. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long long total_up, total_down, connections;
 static unsigned long long n_cuts, n_dups, n_stalls;
 static const char *stats_path;
+/* --cut-every's next cut and the sweep's step: mu held. */
+static unsigned long long cut_every, next_cut, sweep_k;
 
 static void
 write_stats(void)
@@ -174,12 +181,14 @@ relay(int c, int s, const struct plan *pl, unsigned long long *up,
     unsigned long long *down)
 {
 	struct pollfd p[3];
-	static char buf[65536];
+	char buf[65536];
 	ssize_t n;
 	int i, d = -1, np = 2, ret = CLOSED;
 
 	if (pl->dup && (d = connect_to(pl->to_port)) >= 0) {
+		pthread_mutex_lock(&mu);
 		n_dups++;
+		pthread_mutex_unlock(&mu);
 		np = 3;
 	}
 	p[0].fd = c;
@@ -228,8 +237,10 @@ relay(int c, int s, const struct plan *pl, unsigned long long *up,
 			if (i == 0 && pl->stall_up && *count == pl->stall_up) {
 				/* Both sockets stay open, nothing moves:
 				 * what a dead radio link looks like. */
+				pthread_mutex_lock(&mu);
 				n_stalls++;
 				write_stats();
+				pthread_mutex_unlock(&mu);
 				sleep_ms(pl->stall_ms);
 				ret = STALLED;
 				goto done;
@@ -254,6 +265,49 @@ done:
 	return ret;
 }
 
+/* One accepted connection, relayed on its own thread. */
+struct conn {
+	int c, s;
+	struct plan pl;
+};
+
+static void *
+conn_main(void *arg)
+{
+	struct conn *k = arg;
+	unsigned long long up = 0, down = 0;
+	int how;
+
+	how = relay(k->c, k->s, &k->pl, &up, &down);
+	pthread_mutex_lock(&mu);
+	if (cut_every && total_up + up >= next_cut)
+		next_cut += cut_every;
+	if (how == CUT) {
+		n_cuts++;
+		sweep_k++;
+	}
+	total_up += up;
+	total_down += down;
+	connections++;
+	pthread_mutex_unlock(&mu);
+	/* RST rather than FIN, so that a cut looks like a cut to both
+	 * sides; a normal close stays a FIN so no answer in flight is
+	 * lost. */
+	if (how != CLOSED) {
+		struct linger lg = { 1, 0 };
+
+		setsockopt(k->c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		setsockopt(k->s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(k->c);
+	close(k->s);
+	pthread_mutex_lock(&mu);
+	write_stats();
+	pthread_mutex_unlock(&mu);
+	free(k);
+	return NULL;
+}
+
 static void
 usage(void)
 {
@@ -269,10 +323,10 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-	unsigned long long cut_up = 0, cut_down = 0, cut_every = 0;
+	unsigned long long cut_up = 0, cut_down = 0;
 	unsigned long long sweep_up = 0, sweep_down = 0, sweep_from = 0;
 	unsigned long long rand_up = 0, rand_down = 0, faults = 0;
-	unsigned long long next_cut = 0, sweep_k = 0, stall_up = 0;
+	unsigned long long stall_up = 0;
 	long stall_ms = 5000, delay_ms = 0;
 	int to_port = -1, listen_port = 0, i, lfd, one = 1, dup = 0;
 	struct sockaddr_in sa;
@@ -352,10 +406,10 @@ main(int argc, char **argv)
 		next_cut = cut_every;
 
 	for (;;) {
-		unsigned long long up = 0, down = 0;
-		unsigned long long done_faults = n_cuts + n_dups + n_stalls;
-		struct plan pl;
-		int c, s, how;
+		unsigned long long done_faults;
+		struct conn *k;
+		pthread_t t;
+		int c, s;
 
 		if ((c = accept(lfd, NULL, NULL)) < 0) {
 			if (errno == EINTR)
@@ -366,51 +420,46 @@ main(int argc, char **argv)
 			close(c);
 			continue;
 		}
-		memset(&pl, 0, sizeof(pl));
-		pl.to_port = to_port;
-		pl.delay_ms = delay_ms;
+		if ((k = calloc(1, sizeof(*k))) == NULL) {
+			close(c);
+			close(s);
+			continue;
+		}
+		k->c = c;
+		k->s = s;
+		k->pl.to_port = to_port;
+		k->pl.delay_ms = delay_ms;
+		pthread_mutex_lock(&mu);
+		done_faults = n_cuts + n_dups + n_stalls;
 		if (faults == 0 || done_faults < faults) {
-			pl.cut_up = cut_up;
-			pl.cut_down = cut_down;
-			pl.dup = dup;
-			pl.stall_up = stall_up;
-			pl.stall_ms = stall_ms;
+			k->pl.cut_up = cut_up;
+			k->pl.cut_down = cut_down;
+			k->pl.dup = dup;
+			k->pl.stall_up = stall_up;
+			k->pl.stall_ms = stall_ms;
 			if (cut_every) {
 				/* Cut this connection where the running
 				 * total reaches the next multiple. */
-				pl.cut_up = next_cut > total_up ?
+				k->pl.cut_up = next_cut > total_up ?
 				    next_cut - total_up : 1;
 			}
 			if (sweep_up)
-				pl.cut_up = sweep_from + sweep_k * sweep_up;
+				k->pl.cut_up = sweep_from + sweep_k * sweep_up;
 			if (sweep_down)
-				pl.cut_down = sweep_from + sweep_k * sweep_down;
+				k->pl.cut_down = sweep_from +
+				    sweep_k * sweep_down;
 			if (rand_up)
-				pl.cut_up = 1 + rng_next() % rand_up;
+				k->pl.cut_up = 1 + rng_next() % rand_up;
 			if (rand_down)
-				pl.cut_down = 1 + rng_next() % rand_down;
+				k->pl.cut_down = 1 + rng_next() % rand_down;
 		}
-		how = relay(c, s, &pl, &up, &down);
-		if (cut_every && total_up + up >= next_cut)
-			next_cut += cut_every;
-		if (how == CUT) {
-			n_cuts++;
-			sweep_k++;
+		pthread_mutex_unlock(&mu);
+		if (pthread_create(&t, NULL, conn_main, k) != 0) {
+			close(c);
+			close(s);
+			free(k);
+			continue;
 		}
-		total_up += up;
-		total_down += down;
-		connections++;
-		/* RST rather than FIN, so that a cut looks like a cut to
-		 * both sides; a normal close stays a FIN so no answer in
-		 * flight is lost. */
-		if (how != CLOSED) {
-			struct linger lg = { 1, 0 };
-
-			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-			setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
-		close(c);
-		close(s);
-		write_stats();
+		(void)pthread_detach(t);
 	}
 }
