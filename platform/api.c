@@ -166,11 +166,19 @@ batch(struct pf_platform *pf, const struct pf_request *req, const char *dev,
 {
 	struct pf_ingest_result res;
 	char hex[2 * GS_RECEIPT_BYTES + 1];
+	const char *fq = req->query(req, "follows");
+	uint64_t follows = 0;
 	json_t *o;
 	int r;
 
 	memset(&res, 0, sizeof(res));
-	r = pf_ingest_batch(pf, dev, bid, req->body, req->body_len, &res);
+	/* ?follows=SEQ: sent before batch SEQ was answered (WIRE.md). */
+	if (fq != NULL && (gs_parse_u64(fq, INT64_MAX, &follows) != GS_OK ||
+	    follows == 0))
+		r = GS_FAIL(GS_EINVAL, "follows must be a seq, 1 or more");
+	else
+		r = pf_ingest_batch_follows(pf, dev, bid, req->body,
+		    req->body_len, follows, &res);
 	if (r != GS_OK) {
 		/* Refusals of a peer (forged, foreign, unknown, replayed) are
 		 * an audit trail; other failures are the usual noise. */

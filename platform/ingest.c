@@ -12,9 +12,11 @@
  * error before COMMIT stores nothing, and a receipt is only ever answered
  * for a committed batch.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -68,6 +70,25 @@ fault_point(const char *name)
 		return;
 	if (__atomic_add_fetch(&seen[i], 1, __ATOMIC_SEQ_CST) == (long)v)
 		(void)raise(SIGKILL);
+}
+
+/*
+ * Tests only (tests/integration/agent-sync-inflight.sh):
+ * "too-early=N" answers the first N batches sent with ?follows as if the
+ * batch they follow were neither committed nor in ingest (the answer a
+ * device gets when its two requests are served in the wrong order).
+ */
+static int
+fault_too_early(void)
+{
+	static long seen;
+	const char *e = getenv("GRIDPLATFORM_FAULT");
+	uint64_t v;
+
+	if (e == NULL || strncmp(e, "too-early=", 10) != 0 ||
+	    gs_parse_u64(e + 10, 1000000, &v) != GS_OK)
+		return 0;
+	return __atomic_add_fetch(&seen, 1, __ATOMIC_SEQ_CST) <= (long)v;
 }
 
 void
@@ -889,10 +910,90 @@ out:
 	return r;
 }
 
+/*
+ * Batches in ingest (pf_platform.flight).  A device may send a batch
+ * before the one it follows has been answered (?follows=SEQ, WIRE.md):
+ * both are checked, opened and decoded at the same time on two server
+ * threads, and the later one waits for the earlier one's commit before
+ * its own, so the changes are applied in seq order as when sent one at a
+ * time.  It waits only for a batch listed here, i.e. one whose handler
+ * runs on another thread and is past its signature check, so the wait
+ * ends when that handler does (and never waits on a connection its own
+ * thread would have to serve).  FOLLOW_WAIT_MS bounds it anyway.
+ */
+#define FOLLOW_WAIT_MS 10000
+
+/* Lists (device, seq): the slot's index, or -1 when the table is full
+ * (the batch is then not listed, and one that follows it is told "too
+ * early", which is safe). */
+static int
+flight_enter(struct pf_platform *pf, const unsigned char *device,
+    uint64_t seq)
+{
+	int i, at = -1;
+
+	if (seq == 0)
+		return -1;
+	(void)pthread_mutex_lock(&pf->flight_lock);
+	for (i = 0; i < PF_FLIGHT_SLOTS; i++)
+		if (pf->flight[i].seq == 0) {
+			memcpy(pf->flight[i].device, device,
+			    sizeof(pf->flight[i].device));
+			pf->flight[i].seq = seq;
+			at = i;
+			break;
+		}
+	(void)pthread_mutex_unlock(&pf->flight_lock);
+	return at;
+}
+
+static void
+flight_leave(struct pf_platform *pf, int at)
+{
+	if (at < 0)
+		return;
+	(void)pthread_mutex_lock(&pf->flight_lock);
+	pf->flight[at].seq = 0;
+	(void)pthread_cond_broadcast(&pf->flight_cv);
+	(void)pthread_mutex_unlock(&pf->flight_lock);
+}
+
+/* Waits while (device, seq) is in ingest on another thread. */
+static void
+flight_wait(struct pf_platform *pf, const unsigned char *device,
+    uint64_t seq)
+{
+	struct timespec until;
+	int i, listed;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += FOLLOW_WAIT_MS / 1000;
+	(void)pthread_mutex_lock(&pf->flight_lock);
+	for (;;) {
+		listed = 0;
+		for (i = 0; i < PF_FLIGHT_SLOTS && !listed; i++)
+			listed = pf->flight[i].seq == seq &&
+			    memcmp(pf->flight[i].device, device, 16) == 0;
+		if (!listed || pthread_cond_timedwait(&pf->flight_cv,
+		    &pf->flight_lock, &until) == ETIMEDOUT)
+			break;
+	}
+	(void)pthread_mutex_unlock(&pf->flight_lock);
+}
+
 int
 pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
     const char *batch_hex, const unsigned char *env, size_t len,
     struct pf_ingest_result *res)
+{
+	return pf_ingest_batch_follows(pf, device_hex, batch_hex, env, len, 0,
+	    res);
+}
+
+int
+pf_ingest_batch_follows(struct pf_platform *pf, const char *device_hex,
+    const char *batch_hex, const unsigned char *env, size_t len,
+    uint64_t follows, struct pf_ingest_result *res)
 {
 	int r = GS_EINTERNAL;
 	struct gs_envelope_header h;
@@ -904,7 +1005,7 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 	struct gs_buf plain;
 	struct gs_batch batch;
 	struct gs_json_arena *arena = NULL;
-	int locked = 0, decoded = 0;
+	int locked = 0, decoded = 0, listed = -1;
 
 	memset(res, 0, sizeof(*res));
 	memset(&batch, 0, sizeof(batch));
@@ -937,6 +1038,12 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 	if ((r = gs_envelope_check_deployment(&h, pf->keys.deployment))
 	    != GS_OK)
 		goto out;
+	if (follows != 0 && follows + 1 != h.seq) {
+		r = GS_FAIL(GS_EINVAL, "follows=%llu: a batch follows the one "
+		    "before it (seq %llu - 1)", (unsigned long long)follows,
+		    (unsigned long long)h.seq);
+		goto out;
+	}
 
 	/* 2. Known device: its enrolled key is what the signature is checked
 	 * against.  Revoked devices pass here on purpose (revoke but
@@ -972,6 +1079,7 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 		goto out;
 	}
 	gs_envelope_hash(hash, env, len);
+	listed = flight_enter(pf, h.device, h.seq);
 
 	/* 4. Idempotency: a retry gets the stored answer. */
 	(void)pthread_mutex_lock(&pf->read_lock);
@@ -1016,17 +1124,41 @@ pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
 	    != GS_OK)
 		goto out;
 	r = lookup(pf->store, &h, hash, res);
+	if (r == GS_ENOTFOUND && follows != 0 && fault_too_early())
+		r = GS_FAIL(GS_ETOOEARLY, "batch %llu follows batch %llu: "
+		    "too early (GRIDPLATFORM_FAULT)", (unsigned long long)h.seq,
+		    (unsigned long long)follows);
+	if (r == GS_ENOTFOUND && follows != 0 && dev.last_seq < follows) {
+		/* Sent before the batch it follows was answered: wait for
+		 * that one's commit (ordered as if sent one at a time). */
+		(void)pthread_mutex_unlock(&pf->lock);
+		locked = 0;
+		flight_wait(pf, h.device, follows);
+		(void)pthread_mutex_lock(&pf->lock);
+		locked = 1;
+		if ((r = pf->store->ops->device_get(pf->store, h.device,
+		    &dev)) != GS_OK)
+			goto out;
+		r = lookup(pf->store, &h, hash, res);
+		if (r == GS_ENOTFOUND && dev.last_seq < follows)
+			r = GS_FAIL(GS_ETOOEARLY, "batch %llu follows batch "
+			    "%llu, which has not been received",
+			    (unsigned long long)h.seq,
+			    (unsigned long long)follows);
+	}
 	if (r == GS_ENOTFOUND)
 		r = commit_batch(pf, &dev, &h, env, len, hash, &batch, res);
 	if (r == GS_OK && !res->replayed)
 		gs_log(GS_LOG_INFO, "batch %s seq %llu from device %s: %u "
-		    "applied, %u conflicted, %u quarantined%s", batch_hex,
+		    "applied, %u conflicted, %u quarantined%s%s", batch_hex,
 		    (unsigned long long)h.seq, device_hex, res->applied,
 		    res->conflicted, res->quarantined,
-		    dev.revoked ? " (device revoked)" : "");
+		    dev.revoked ? " (device revoked)" : "",
+		    follows != 0 ? " (sent ahead)" : "");
 out:
 	if (locked)
 		(void)pthread_mutex_unlock(&pf->lock);
+	flight_leave(pf, listed);
 	if (decoded)
 		gs_batch_release(&batch);
 	gs_json_arena_end(arena);

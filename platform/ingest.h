@@ -39,6 +39,18 @@ struct pf_ingest_result {
 int pf_ingest_batch(struct pf_platform *pf, const char *device_hex,
     const char *batch_hex, const unsigned char *env, size_t len,
     struct pf_ingest_result *res);
+/*
+ * The same for a batch sent before the one it follows (seq follows, which
+ * must be the header's seq - 1) was answered: checked, opened and decoded
+ * at once, then committed only after follows is (the changes are applied
+ * in seq order).  It waits while follows is in ingest on another thread;
+ * when follows is then neither committed nor in ingest: GS_ETOOEARLY, and
+ * nothing stored (the device sends it again after follows).  follows 0 is
+ * pf_ingest_batch.
+ */
+int pf_ingest_batch_follows(struct pf_platform *pf, const char *device_hex,
+    const char *batch_hex, const unsigned char *env, size_t len,
+    uint64_t follows, struct pf_ingest_result *res);
 void pf_ingest_result_release(struct pf_ingest_result *res);
 
 /* The merge rule of WIRE.md: applied when base_rev is the current rev, or

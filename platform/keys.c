@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -305,6 +306,16 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	if ((pf = gs_calloc(1, sizeof(*pf))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "platform");
 	(void)pthread_mutex_init(&pf->lock, NULL);
+	(void)pthread_mutex_init(&pf->flight_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* A wait's deadline must not move with the wall clock. */
+		(void)pthread_condattr_init(&ca);
+		(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		(void)pthread_cond_init(&pf->flight_cv, &ca);
+		(void)pthread_condattr_destroy(&ca);
+	}
 	(void)pthread_mutex_init(&pf->rate_lock, NULL);
 	(void)pthread_mutex_init(&pf->read_lock, NULL);
 	(void)pthread_mutex_init(&pf->ref_lock, NULL);
@@ -406,6 +417,8 @@ pf_platform_free(struct pf_platform *pf)
 	gs_crypto_secure_free(pf->keys.receipt_sk);
 	pf_keys_free_old(pf);
 	(void)pthread_mutex_destroy(&pf->lock);
+	(void)pthread_cond_destroy(&pf->flight_cv);
+	(void)pthread_mutex_destroy(&pf->flight_lock);
 	(void)pthread_mutex_destroy(&pf->rate_lock);
 	(void)pthread_mutex_destroy(&pf->read_lock);
 	(void)pthread_mutex_destroy(&pf->ref_lock);

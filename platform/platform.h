@@ -52,6 +52,19 @@ struct pf_limits {
 	uint64_t max_attachment; /* one attachment's plaintext (attachments.c) */
 };
 
+/* A batch in ingest (pf_platform.flight): its device and seq; seq 0 is a
+ * free slot.  More batches in ingest at once than slots is allowed: those
+ * are not listed, and a batch that follows one of them is told to come
+ * again (too early), which is safe. */
+#define PF_FLIGHT_SLOTS 64
+/* Batches of one device it may send before the first is answered
+ * (advertised in the limits as "in_flight"). */
+#define PF_IN_FLIGHT 2
+struct pf_flight {
+	unsigned char device[16];
+	uint64_t seq;
+};
+
 /* One failed-enrollment counter per client address (a small table). */
 #define PF_RATE_SLOTS 256
 struct pf_rate_slot {
@@ -110,6 +123,14 @@ struct pf_platform {
 	 * writer, and one store handle.  Held only around store work, never
 	 * around signature checks or decryption. */
 	pthread_mutex_t lock;
+	/* The batches being ingested now, past their signature check
+	 * (ingest.c): a batch sent with ?follows=SEQ waits for SEQ of its
+	 * device while SEQ is here, and is told "too early" when SEQ is
+	 * neither committed nor here.  Guarded by flight_lock (never held
+	 * with lock); flight_cv is broadcast when one leaves. */
+	pthread_mutex_t flight_lock;
+	pthread_cond_t flight_cv;
+	struct pf_flight flight[PF_FLIGHT_SLOTS];
 	pthread_mutex_t rate_lock;
 	struct pf_rate_slot rate[PF_RATE_SLOTS];
 };

@@ -2181,6 +2181,166 @@ test_migration_0009(void **state)
 	(void)rm_home(dir);
 }
 
+/* ------------------------------------------------- batches sent ahead */
+
+static int
+ingest_follows(struct fx *f, const struct device *d,
+    const unsigned char *batch, const struct gs_buf *env, uint64_t follows,
+    struct pf_ingest_result *res)
+{
+	char bh[33];
+
+	gs_hex_encode(bh, batch, 16);
+	return pf_ingest_batch_follows(f->pf, d->hex, bh,
+	    (const unsigned char *)env->data, env->len, follows, res);
+}
+
+struct ahead_job {
+	struct fx *f;
+	const struct device *d;
+	const unsigned char *batch;
+	const struct gs_buf *env;
+	uint64_t follows;
+	struct pf_ingest_result res;
+	int rc;
+};
+
+static void *
+ahead_main(void *arg)
+{
+	struct ahead_job *j = arg;
+
+	j->rc = ingest_follows(j->f, j->d, j->batch, j->env, j->follows,
+	    &j->res);
+	return NULL;
+}
+
+/* Is (device, seq) listed as in ingest? */
+static int
+in_flight(struct fx *f, const unsigned char *device, uint64_t seq)
+{
+	int i, yes = 0;
+
+	(void)pthread_mutex_lock(&f->pf->flight_lock);
+	for (i = 0; i < PF_FLIGHT_SLOTS; i++)
+		if (f->pf->flight[i].seq == seq &&
+		    memcmp(f->pf->flight[i].device, device, 16) == 0)
+			yes = 1;
+	(void)pthread_mutex_unlock(&f->pf->flight_lock);
+	return yes;
+}
+
+/*
+ * ?follows=SEQ (WIRE.md): a batch sent before the one it follows was
+ * answered.  A follows other than seq - 1 is refused; sent when SEQ is
+ * neither committed nor in ingest, it is "too early" (425) and stores
+ * nothing; after SEQ's commit it is applied, and a replay gets the stored
+ * answer.  Then, many times over: SEQ and SEQ + 1 are both in ingest
+ * (listed), held at the store's lock, and let go together: whichever
+ * thread takes the lock first, SEQ is committed first and neither is
+ * refused.  Without the wait, SEQ + 1 commits first about half the time.
+ */
+static void
+test_follows(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	struct gs_buf env[2];
+	unsigned char batch[2][16];
+	struct pf_ingest_result res;
+	char u[37], sql[256], bh[2][33];
+	int i, k;
+
+	for (k = 0; k < 2; k++) {
+		gs_uuid_v7(u);
+		change(&c, u, 0, house);
+		seal(f, &f->a, f->pf->keys.deployment, &c, 1, batch[k],
+		    &env[k]);
+		gs_change_release(&c);
+	}
+	assert_int_equal(ingest_follows(f, &f->a, batch[1], &env[1], 5, &res),
+	    GS_EINVAL);
+	assert_int_equal(ingest_follows(f, &f->a, batch[1], &env[1], 1, &res),
+	    GS_ETOOEARLY);
+	assert_int_equal(gs_error_http(GS_ETOOEARLY), 425);
+	assert_int_equal(gs_error_class(GS_ETOOEARLY), GS_CLASS_RETRY);
+	assert_string_equal(gs_error_code(GS_ETOOEARLY), "too_early");
+	assert_int_equal(count(f, "batches"), 0);
+	assert_int_equal(count(f, "records"), 0);
+	assert_false(in_flight(f, f->a.id, 2));
+
+	assert_int_equal(ingest(f, &f->a, batch[0], &env[0], &res), GS_OK);
+	pf_ingest_result_release(&res);
+	assert_int_equal(ingest_follows(f, &f->a, batch[1], &env[1], 1, &res),
+	    GS_OK);
+	assert_int_equal(res.replayed, 0);
+	assert_int_equal(res.applied, 1);
+	pf_ingest_result_release(&res);
+	assert_int_equal(ingest_follows(f, &f->a, batch[1], &env[1], 1, &res),
+	    GS_OK);
+	assert_int_equal(res.replayed, 1);
+	pf_ingest_result_release(&res);
+	assert_int_equal(count(f, "records"), 2);
+	for (k = 0; k < 2; k++)
+		gs_buf_release(&env[k]);
+
+	for (i = 0; i < 40; i++) {
+		struct ahead_job j[2];
+		pthread_t th[2];
+		struct gs_change cs[50];
+		uint64_t seq0 = f->b.seq + 1;
+
+		/* The first of the pair is the bigger one, as when a device
+		 * fills a batch and sends the next before the answer. */
+		for (k = 0; k < 50; k++) {
+			gs_uuid_v7(u);
+			change(&cs[k], u, 0, house);
+		}
+		seal(f, &f->b, f->pf->keys.deployment, cs, 50, batch[0],
+		    &env[0]);
+		for (k = 0; k < 50; k++)
+			gs_change_release(&cs[k]);
+		gs_uuid_v7(u);
+		change(&c, u, 0, house);
+		seal(f, &f->b, f->pf->keys.deployment, &c, 1, batch[1],
+		    &env[1]);
+		gs_change_release(&c);
+		memset(j, 0, sizeof(j));
+		for (k = 0; k < 2; k++) {
+			j[k].f = f;
+			j[k].d = &f->b;
+			j[k].batch = batch[k];
+			j[k].env = &env[k];
+		}
+		j[1].follows = seq0;
+		(void)pthread_mutex_lock(&f->pf->lock);
+		for (k = 0; k < 2; k++)
+			assert_int_equal(pthread_create(&th[k], NULL,
+			    ahead_main, &j[k]), 0);
+		while (!in_flight(f, f->b.id, seq0) ||
+		    !in_flight(f, f->b.id, seq0 + 1))
+			(void)usleep(200);
+		(void)pthread_mutex_unlock(&f->pf->lock);
+		for (k = 0; k < 2; k++) {
+			(void)pthread_join(th[k], NULL);
+			assert_int_equal(j[k].rc, GS_OK);
+			assert_int_equal(j[k].res.replayed, 0);
+			pf_ingest_result_release(&j[k].res);
+			gs_hex_encode(bh[k], batch[k], 16);
+		}
+		/* Committed in seq order: the batch rows' ids say so. */
+		snprintf(sql, sizeof(sql), "SELECT (SELECT id FROM batches "
+		    "WHERE hex(batch_id) = upper('%s')) < (SELECT id FROM "
+		    "batches WHERE hex(batch_id) = upper('%s'))", bh[0], bh[1]);
+		assert_int_equal(store_int(f, sql), 1);
+		assert_false(in_flight(f, f->b.id, seq0));
+		assert_false(in_flight(f, f->b.id, seq0 + 1));
+		for (k = 0; k < 2; k++)
+			gs_buf_release(&env[k]);
+	}
+	assert_int_equal(count(f, "records"), 2 + 40 * 51);
+}
+
 int
 main(void)
 {
@@ -2201,6 +2361,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_arena_ingest, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_follows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_refusals, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_mutations, setup,
