@@ -110,7 +110,8 @@ int
 ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 {
 	const char *max_backoff = NULL, *platform = NULL, *retries = NULL,
-		   *interval = NULL, *brecords = NULL, *bbytes = NULL;
+		   *interval = NULL, *brecords = NULL, *bbytes = NULL,
+		   *in_flight = NULL;
 	int json = 0, watch = 0, npos = 0, rc;
 	const struct ag_opt opts[] = {
 	    {"watch", NULL, &watch},
@@ -121,6 +122,7 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 	    {"platform", &platform, NULL},
 	    {"batch-records", &brecords, NULL},
 	    {"batch-bytes", &bbytes, NULL},
+	    {"in-flight", &in_flight, NULL},
 	    {NULL, NULL, NULL},
 	};
 	struct ag_sync_opts o;
@@ -165,6 +167,11 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 			return ag_cli_usage(cli, "--batch-bytes wants at least "
 						 "1024");
 		o.batch_bytes = (size_t)v;
+	}
+	if (in_flight != NULL) {
+		if (gs_parse_u64(in_flight, 2, &v) != GS_OK || v == 0)
+			return ag_cli_usage(cli, "--in-flight wants 1 or 2");
+		o.in_flight = (int)v;
 	}
 	o.watch = watch;
 	o.platform = platform;

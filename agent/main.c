@@ -94,7 +94,7 @@ const struct ag_command ag_commands[] = {
 	{ "sync", ag_cmd_sync,
 	  "[--watch] [--json] [--max-backoff SECONDS] [--retries N] "
 	  "[--interval SECONDS] [--platform URL] [--batch-records N] "
-	  "[--batch-bytes N]",
+	  "[--batch-bytes N] [--in-flight N]",
 	  "Seal unsent changes into batches and upload them.",
 	  "Exit 0 when every batch is acked by a verified receipt, 75 when\n"
 	  "the platform is unreachable (everything kept for later), 77 when\n"
@@ -107,7 +107,11 @@ const struct ag_command ag_commands[] = {
 	  "SIGTERM stop it cleanly.  --retries N: extra attempts of a\n"
 	  "failed request in a one-shot sync (default 2).  --batch-records\n"
 	  "and --batch-bytes make batches smaller than the platform allows\n"
-	  "(a weak link loses less per failed upload).\n" },
+	  "(a weak link loses less per failed upload).  Batches go in seq\n"
+	  "order, two at once on two connections when the platform takes\n"
+	  "that (the next one goes before the last is answered, so a slow\n"
+	  "link is not idle a round trip per batch); --in-flight 1 sends\n"
+	  "one at a time, on one connection.\n" },
 	{ "rekey", ag_cmd_rekey, "[--platform URL]",
 	  "Rotate this device's identity key; prints the new key id.",
 	  "The device makes a new key; its current key signs the new one,\n"

@@ -96,6 +96,10 @@ struct run {
 	const struct ag_sync_opts *o;
 	struct ag_device *dev;
 	struct ag_http *http;
+	/* A second connection, for a second batch under way at once when
+	 * the platform takes that ("in_flight" in its limits). */
+	struct ag_http *http2;
+	int64_t in_flight;
 	struct ag_outbox *ob;
 	struct ag_backoff bo;
 	struct ag_sync_summary *sum;
@@ -253,6 +257,13 @@ probe(struct run *x)
 			x->dev->max_envelope = json_integer_value(b);
 			x->dev->max_plain = json_integer_value(c);
 		}
+		/* Batches the platform takes at once (1 when it says
+		 * nothing: an older platform). */
+		x->in_flight = 1;
+		if (json_is_integer(json_object_get(lim, "in_flight")) &&
+		    json_integer_value(json_object_get(lim, "in_flight")) > 1)
+			x->in_flight = json_integer_value(
+			    json_object_get(lim, "in_flight"));
 		/* The attachment limit, for attach-time refusals. */
 		if (json_is_integer(json_object_get(lim, "max_attachment")) &&
 		    (r = ag_attach_set_limit(x->st, json_integer_value(
@@ -389,6 +400,11 @@ upload_one(struct run *x, struct ag_outbox_row *row,
 		}
 		if (res.outcome != AG_UPLOAD_RETRY)
 			break;
+		/* Sent ahead of the batch before it, which the platform had
+		 * not received (yet): that one has its outcome now, so this
+		 * is no failed attempt; send it again at once. */
+		if (attempt == 0 && first != NULL && res.err == GS_ETOOEARLY)
+			continue;
 		gs_log(GS_LOG_INFO, "batch %lld: %s", (long long)row->seq,
 		    res.reason);
 		if ((r = ag_outbox_attempt(x->ob, row->seq, res.reason)) !=
@@ -490,6 +506,8 @@ record_outcome(struct run *x, const struct ag_outbox_row *row,
  * once it has a final outcome.
  */
 #define COURIER_SLOTS 4
+/* At most this many exchanges at once: the platform's "in_flight". */
+#define COURIER_THREADS 2
 
 enum slot_state { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
 
@@ -498,61 +516,128 @@ struct slot {
 	struct ag_outbox_row row;
 	struct ag_upload_result res;
 	int rc;
+	int final; /* SLOT_DONE: the answer is an outcome (not a retry) */
+	int sent;  /* SLOT_BUSY: its body is sent in full */
+};
+
+struct courier;
+
+/* One courier thread and its HTTP handle (a connection of its own). */
+struct carrier {
+	struct courier *k;
+	struct ag_http *http;
+	pthread_t thread;
+	uint64_t sent; /* its handle's bytes sent after its last answer */
+	struct slot *cur; /* the slot it carries (mu held to read) */
 };
 
 struct courier {
-	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct ag_http *http;
+	struct carrier c[COURIER_THREADS];
+	unsigned threads;   /* carriers started */
+	unsigned busy;      /* exchanges under way */
 	const struct ag_device *dev;
 	struct slot slot[COURIER_SLOTS]; /* a ring, oldest at head */
 	unsigned head, count;
-	uint64_t sent; /* ag_http_stats' bytes sent after the last answer */
+	uint64_t sent; /* the carriers' bytes sent, summed (mu held) */
 	int halted, quit;
 };
 
-/* The oldest queued slot, or NULL (mu held). */
+/*
+ * The oldest queued slot, or NULL (mu held).  It may go while the batch
+ * just before it is still under way (the platform takes two at once),
+ * with *follows set to that batch's seq, once that one's body is sent
+ * (so it reaches the platform first, which waits for it only once its
+ * ingest has started), and never past any other, nor
+ * past one answered without an outcome: the sync thread sends that one
+ * again first (the courier is halted from when it takes it over until
+ * it has an outcome).
+ */
 static struct slot *
-courier_next(struct courier *k)
+courier_next(struct courier *k, int64_t *follows)
 {
+	struct slot *s, *prev = NULL;
 	unsigned i;
 
-	for (i = 0; i < k->count; i++) {
-		struct slot *s = &k->slot[(k->head + i) % COURIER_SLOTS];
-
-		if (s->state == SLOT_QUEUED)
-			return s;
-		if (s->state == SLOT_BUSY)
+	*follows = 0;
+	for (i = 0; i < k->count; i++, prev = s) {
+		s = &k->slot[(k->head + i) % COURIER_SLOTS];
+		if (s->state == SLOT_DONE && !s->final)
 			return NULL;
+		if (s->state != SLOT_QUEUED)
+			continue;
+		if (k->busy == 0)
+			return s;
+		if (k->busy >= k->threads || prev == NULL ||
+		    prev->state != SLOT_BUSY || !prev->sent ||
+		    prev->row.seq + 1 != s->row.seq)
+			return NULL;
+		*follows = prev->row.seq;
+		return s;
 	}
 	return NULL;
+}
+
+/* ag_http_on_sent: the carrier's batch is sent; a follower may go. */
+static void
+carrier_sent(void *arg)
+{
+	struct carrier *c = arg;
+	struct courier *k = c->k;
+
+	(void)pthread_mutex_lock(&k->mu);
+	if (c->cur != NULL)
+		c->cur->sent = 1;
+	(void)pthread_cond_broadcast(&k->cv);
+	(void)pthread_mutex_unlock(&k->mu);
 }
 
 static void *
 courier_main(void *arg)
 {
-	struct courier *k = arg;
+	struct carrier *c = arg;
+	struct courier *k = c->k;
 	struct slot *s;
+	int64_t follows;
+	unsigned i;
 	int final;
 
 	(void)pthread_mutex_lock(&k->mu);
 	for (;;) {
-		while (!k->quit && (k->halted || (s = courier_next(k)) == NULL))
+		while (!k->quit &&
+		    (k->halted || (s = courier_next(k, &follows)) == NULL))
 			(void)pthread_cond_wait(&k->cv, &k->mu);
 		if (k->quit)
 			break;
 		s->state = SLOT_BUSY;
+		s->sent = 0;
+		c->cur = s;
+		k->busy++;
 		(void)pthread_mutex_unlock(&k->mu);
 		/* The device fields read here (ids, keys) are not the ones
 		 * sealing or recording updates (last_seq, chain_head,
 		 * revoked). */
 		memset(&s->res, 0, sizeof(s->res));
-		s->rc = ag_upload_batch(k->http, k->dev, &s->row, &s->res);
+		s->rc = ag_upload_batch_follows(c->http, k->dev, &s->row,
+		    follows, &s->res);
 		final = s->rc == GS_OK && s->res.outcome != AG_UPLOAD_RETRY;
+		/* The platform served the batch before this one after it
+		 * (too early): most likely both connections are served by
+		 * one of its threads, one request after the other, so this
+		 * handle's next exchange takes a new connection, which may
+		 * land on another thread.  (The platform waits only for a
+		 * batch another thread is already ingesting.) */
+		if (s->rc == GS_OK && s->res.err == GS_ETOOEARLY)
+			ag_http_fresh_connection(c->http);
 		(void)pthread_mutex_lock(&k->mu);
-		ag_http_stats(k->http, &k->sent, NULL, NULL);
+		ag_http_stats(c->http, &c->sent, NULL, NULL);
+		for (k->sent = 0, i = 0; i < k->threads; i++)
+			k->sent += k->c[i].sent;
 		s->state = SLOT_DONE;
+		s->final = final;
+		c->cur = NULL;
+		k->busy--;
 		if (!final)
 			k->halted = 1;
 		(void)pthread_cond_broadcast(&k->cv);
@@ -609,6 +694,9 @@ courier_take(struct courier *k, struct slot *out, int wait)
 		(void)pthread_cond_wait(&k->cv, &k->mu);
 	}
 	*out = *s;
+	/* Halted until the sync thread has an outcome for it. */
+	if (!s->final)
+		k->halted = 1;
 	memset(s, 0, sizeof(*s));
 	k->head = (k->head + 1) % COURIER_SLOTS;
 	k->count--;
@@ -637,7 +725,8 @@ courier_stop(struct courier *k)
 	k->quit = 1;
 	(void)pthread_cond_broadcast(&k->cv);
 	(void)pthread_mutex_unlock(&k->mu);
-	(void)pthread_join(k->thread, NULL);
+	for (i = 0; i < k->threads; i++)
+		(void)pthread_join(k->c[i].thread, NULL);
 	for (i = 0; i < COURIER_SLOTS; i++) {
 		ag_upload_result_release(&k->slot[i].res);
 		ag_outbox_row_release(&k->slot[i].row);
@@ -652,11 +741,24 @@ courier_stop(struct courier *k)
  * the courier halted meanwhile), then lets the courier go on.  Frees
  * what done holds.
  */
+/* Waits until no exchange is under way (the courier is halted): then the
+ * plain path may use the sync's HTTP handle, which a carrier also uses. */
+static void
+courier_quiesce(struct courier *k)
+{
+	(void)pthread_mutex_lock(&k->mu);
+	while (k->busy > 0)
+		(void)pthread_cond_wait(&k->cv, &k->mu);
+	(void)pthread_mutex_unlock(&k->mu);
+}
+
 static int
 record_answer(struct run *x, struct courier *k, struct slot *done)
 {
 	int r;
 
+	if (done->rc != GS_OK || done->res.outcome == AG_UPLOAD_RETRY)
+		courier_quiesce(k);
 	if (done->rc == GS_OK)
 		r = upload_one(x, &done->row, &done->res);
 	else
@@ -732,6 +834,21 @@ take_answer(struct run *x, struct courier *k, struct slot *done,
 	return GS_OK;
 }
 
+/* The second carrier's HTTP handle: the sync's platform and options. */
+static int
+second_handle(struct run *x)
+{
+	struct ag_http_opts ho;
+	int r;
+
+	ag_http_opts_default(&ho);
+	if ((r = ag_http_new(x->o->platform ? x->o->platform :
+	    x->dev->platform_url, &ho, &x->http2)) != GS_OK)
+		return r;
+	ag_http_set_cancel(x->http2, x->o->stop);
+	return GS_OK;
+}
+
 /*
  * Seals and uploads at the same time: the courier carries the sealed
  * batches in seq order while this thread seals the next ones and records
@@ -752,7 +869,6 @@ seal_and_send(struct run *x)
 
 	memset(&row, 0, sizeof(row));
 	memset(&k, 0, sizeof(k));
-	k.http = x->http;
 	k.dev = x->dev;
 	/* A locked store seals nothing (seal_all says why); it only
 	 * drains what is sealed. */
@@ -793,10 +909,37 @@ seal_and_send(struct run *x)
 		(void)pthread_mutex_destroy(&k.mu);
 		return GS_FAIL(GS_ENOMEM, "courier condition");
 	}
-	if (pthread_create(&k.thread, NULL, courier_main, &k) != 0) {
-		(void)pthread_cond_destroy(&k.cv);
-		(void)pthread_mutex_destroy(&k.mu);
-		return GS_FAIL(GS_ENOMEM, "courier thread");
+	{
+		int64_t cap = x->o->in_flight > 0 && x->o->in_flight <
+		    x->in_flight ? x->o->in_flight : x->in_flight;
+		unsigned i, want = cap >= COURIER_THREADS ?
+		    COURIER_THREADS : 1;
+
+		/* The first carrier shares the sync's handle (the plain path
+		 * uses it only while no exchange is under way); a second has
+		 * a connection of its own. */
+		if (want > 1 && x->http2 == NULL && second_handle(x) != GS_OK)
+			want = 1;
+		k.c[0].http = x->http;
+		k.c[1].http = x->http2;
+		/* mu held: the carriers see threads only once all started. */
+		(void)pthread_mutex_lock(&k.mu);
+		for (i = 0; i < want; i++) {
+			k.c[i].k = &k;
+			if (want > 1)
+				ag_http_on_sent(k.c[i].http, carrier_sent,
+				    &k.c[i]);
+			if (pthread_create(&k.c[i].thread, NULL, courier_main,
+			    &k.c[i]) != 0)
+				break;
+		}
+		k.threads = i;
+		(void)pthread_mutex_unlock(&k.mu);
+		if (k.threads == 0) {
+			(void)pthread_cond_destroy(&k.cv);
+			(void)pthread_mutex_destroy(&k.mu);
+			return GS_FAIL(GS_ENOMEM, "courier thread");
+		}
 	}
 	x->courier_sent = &k.sent;
 	x->courier_mu = &k.mu;
@@ -859,6 +1002,10 @@ seal_and_send(struct run *x)
 	x->courier_sent = NULL;
 	x->courier_mu = NULL;
 	courier_stop(&k);
+	/* The carriers' callbacks point into k, which ends here. */
+	ag_http_on_sent(x->http, NULL, NULL);
+	if (x->http2 != NULL)
+		ag_http_on_sent(x->http2, NULL, NULL);
 	ag_outbox_row_release(&row);
 	return r;
 }
@@ -1059,6 +1206,13 @@ out:
 	sum->result = r;
 	if (x.http != NULL) {
 		ag_http_stats(x.http, &sum->bytes_sent, NULL, &sum->requests);
+		if (x.http2 != NULL) {
+			uint64_t sent2, req2;
+
+			ag_http_stats(x.http2, &sent2, NULL, &req2);
+			sum->bytes_sent += sent2;
+			sum->requests += req2;
+		}
 		if (x.progress_shown || o->progress)
 			progress(&x, 1);
 	}
@@ -1067,6 +1221,7 @@ out:
 		note(&x, r);
 	ag_outbox_free(x.ob);
 	ag_http_free(x.http);
+	ag_http_free(x.http2);
 	ag_device_free(x.dev);
 	return r;
 }

@@ -43,6 +43,9 @@ struct ag_sync_opts {
 	uint32_t batch_records;	 /* at most this many changes per batch, on
 				    top of the platform's limits (0: ours) */
 	size_t batch_bytes;	 /* at most this much NDJSON per batch (0) */
+	int in_flight;		 /* at most this many batches under way at
+				    once, on top of the platform's
+				    "in_flight" (0: the platform's) */
 	volatile sig_atomic_t *stop; /* set by a signal handler (NULL ok) */
 	int serial;		 /* seal everything, then upload, in this one
 				    thread (no courier): one order of events

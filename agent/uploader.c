@@ -37,6 +37,10 @@ struct ag_http {
 	char errbuf[CURL_ERROR_SIZE];
 	uint64_t sent, recvd, requests;
 	int overflow;		      /* the last answer went over its cap */
+	int fresh;		      /* the next request on a new connection */
+	void (*on_sent)(void *);      /* ag_http_on_sent */
+	void *on_sent_ctx;
+	int sent_told;		      /* on_sent called for this request */
 	struct ag_http_response *cur; /* the answer being received */
 };
 
@@ -139,8 +143,11 @@ on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 
 	(void)dltotal;
 	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
+	if (h->on_sent != NULL && !h->sent_told && ultotal > 0 &&
+	    ulnow >= ultotal) {
+		h->sent_told = 1;
+		h->on_sent(h->on_sent_ctx);
+	}
 	/* Non-zero aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
 	return h->cancel != NULL && *h->cancel != 0;
 }
@@ -281,6 +288,19 @@ ag_http_set_cancel(struct ag_http *h, volatile sig_atomic_t *flag)
 }
 
 void
+ag_http_on_sent(struct ag_http *h, void (*fn)(void *), void *ctx)
+{
+	h->on_sent = fn;
+	h->on_sent_ctx = ctx;
+}
+
+void
+ag_http_fresh_connection(struct ag_http *h)
+{
+	h->fresh = 1;
+}
+
+void
 ag_http_set_response_cap(struct ag_http *h, size_t max)
 {
 	h->cap = max > 0 ? max : h->o.max_response;
@@ -384,6 +404,11 @@ ag_http_request(struct ag_http *h, const char *method, const char *path,
 		    h->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->cap);
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(h->curl, CURLOPT_FRESH_CONNECT,
+		    h->fresh ? 1L : 0L);
+	h->fresh = 0;
+	h->sent_told = 0;
 	if (rc == CURLE_OK && strcmp(method, "GET") == 0) {
 		rc = curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
 		if (rc == CURLE_OK)
@@ -573,17 +598,30 @@ int
 ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
     const struct ag_outbox_row *row, struct ag_upload_result *res)
 {
+	return ag_upload_batch_follows(h, dev, row, 0, res);
+}
+
+int
+ag_upload_batch_follows(struct ag_http *h, const struct ag_device *dev,
+    const struct ag_outbox_row *row, int64_t follows,
+    struct ag_upload_result *res)
+{
 	struct ag_http_response resp;
 	struct gs_receipt rc;
-	char path[128], dev_hex[33], batch_hex[33], msg[300];
+	char path[160], dev_hex[33], batch_hex[33], msg[300];
 	int r, code;
 
 	memset(res, 0, sizeof(*res));
 	ag_http_response_init(&resp);
 	gs_hex_encode(dev_hex, dev->device_id, 16);
 	gs_hex_encode(batch_hex, row->batch_id, 16);
-	snprintf(path, sizeof(path), "/v1/devices/%s/batches/%s", dev_hex,
-	    batch_hex);
+	if (follows > 0)
+		snprintf(path, sizeof(path),
+		    "/v1/devices/%s/batches/%s?follows=%lld", dev_hex,
+		    batch_hex, (long long)follows);
+	else
+		snprintf(path, sizeof(path), "/v1/devices/%s/batches/%s",
+		    dev_hex, batch_hex);
 
 	/* The results list one entry per change that was not simply
 	 * applied, so the answer grows with the batch: allow 4 KiB per

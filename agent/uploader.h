@@ -102,6 +102,13 @@ int ag_http_error_body(
  * the one given at ag_http_new). */
 void ag_http_set_response_cap(struct ag_http *h, size_t max);
 
+/* fn(ctx) is called, on the requesting thread, once the body of a
+ * request has been handed to the connection in full (NULL: never). */
+void ag_http_on_sent(struct ag_http *h, void (*fn)(void *), void *ctx);
+
+/* The next request goes on a new connection (the kept one is closed). */
+void ag_http_fresh_connection(struct ag_http *h);
+
 /* Bytes sent and received and requests made on this client so far. */
 void ag_http_stats(const struct ag_http *h, uint64_t *sent, uint64_t *recvd,
     uint64_t *requests);
@@ -141,5 +148,16 @@ void ag_upload_result_release(struct ag_upload_result *res);
  */
 int ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
     const struct ag_outbox_row *row, struct ag_upload_result *res);
+
+/*
+ * The same, sent while batch follows (row->seq - 1) is still on its way
+ * on another connection: "?follows=SEQ" asks the platform to commit it
+ * after that one (WIRE.md).  An answer "too_early" (425) is RETRY with
+ * res->err GS_ETOOEARLY: send it again once follows has its outcome.
+ * follows 0 is ag_upload_batch.
+ */
+int ag_upload_batch_follows(struct ag_http *h, const struct ag_device *dev,
+    const struct ag_outbox_row *row, int64_t follows,
+    struct ag_upload_result *res);
 
 #endif
