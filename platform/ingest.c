@@ -912,16 +912,21 @@ out:
 
 /*
  * Batches in ingest (pf_platform.flight).  A device may send a batch
- * before the one it follows has been answered (?follows=SEQ, WIRE.md):
- * both are checked, opened and decoded at the same time on two server
- * threads, and the later one waits for the earlier one's commit before
- * its own, so the changes are applied in seq order as when sent one at a
- * time.  It waits only for a batch listed here, i.e. one whose handler
- * runs on another thread and is past its signature check, so the wait
- * ends when that handler does (and never waits on a connection its own
- * thread would have to serve).  FOLLOW_WAIT_MS bounds it anyway.
+ * before the one it follows has been answered (?follows=SEQ, PROTOCOL.md
+ * section 6): both are checked, opened and decoded at the same time on
+ * two server threads, and the later one waits for the earlier one's
+ * commit before its own, so the changes are applied in seq order as when
+ * sent one at a time.  It waits while SEQ is listed here (its handler
+ * runs on another thread, past its signature check: the wait ends when
+ * that handler does; FOLLOW_WAIT_MS bounds it anyway), and for at most
+ * FOLLOW_GRACE_MS for SEQ to be listed at all: sent first, SEQ may still
+ * be on its way (a busy proxy, a busy core).  If SEQ's connection is
+ * served by this very thread, it cannot be listed while we wait: the
+ * grace runs out and the answer is "too early" (the device then takes a
+ * new connection for its next batch sent ahead).
  */
 #define FOLLOW_WAIT_MS 10000
+#define FOLLOW_GRACE_MS 100
 
 /* Lists (device, seq): the slot's index, or -1 when the table is full
  * (the batch is then not listed, and one that follows it is told "too
@@ -943,6 +948,8 @@ flight_enter(struct pf_platform *pf, const unsigned char *device,
 			at = i;
 			break;
 		}
+	if (at >= 0)
+		(void)pthread_cond_broadcast(&pf->flight_cv);
 	(void)pthread_mutex_unlock(&pf->flight_lock);
 	return at;
 }
@@ -958,27 +965,71 @@ flight_leave(struct pf_platform *pf, int at)
 	(void)pthread_mutex_unlock(&pf->flight_lock);
 }
 
-/* Waits while (device, seq) is in ingest on another thread. */
-static void
-flight_wait(struct pf_platform *pf, const unsigned char *device,
+/* Is (device, seq) listed?  flight_lock held. */
+static int
+flight_listed(const struct pf_platform *pf, const unsigned char *device,
     uint64_t seq)
 {
-	struct timespec until;
-	int i, listed;
+	int i;
 
-	(void)clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += FOLLOW_WAIT_MS / 1000;
+	for (i = 0; i < PF_FLIGHT_SLOTS; i++)
+		if (pf->flight[i].seq == seq &&
+		    memcmp(pf->flight[i].device, device, 16) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+deadline(struct timespec *t, long ms)
+{
+	(void)clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static int
+after(const struct timespec *t)
+{
+	struct timespec now;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec ||
+	    (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/*
+ * One step of the wait for (device, seq), not committed when the caller
+ * looked: while it is listed, until it leaves (or until ends); while it
+ * is not listed and the grace lasts, until something is listed or leaves
+ * (or the grace ends).  0 when seq is not listed and the grace is over,
+ * or until has passed: too early.  1: look at the store again.
+ */
+static int
+flight_wait(struct pf_platform *pf, const unsigned char *device,
+    uint64_t seq, const struct timespec *grace, const struct timespec *until)
+{
+	int more = 1;
+
 	(void)pthread_mutex_lock(&pf->flight_lock);
-	for (;;) {
-		listed = 0;
-		for (i = 0; i < PF_FLIGHT_SLOTS && !listed; i++)
-			listed = pf->flight[i].seq == seq &&
-			    memcmp(pf->flight[i].device, device, 16) == 0;
-		if (!listed || pthread_cond_timedwait(&pf->flight_cv,
-		    &pf->flight_lock, &until) == ETIMEDOUT)
-			break;
+	if (flight_listed(pf, device, seq)) {
+		while (flight_listed(pf, device, seq) && !after(until))
+			(void)pthread_cond_timedwait(&pf->flight_cv,
+			    &pf->flight_lock, until);
+		more = !flight_listed(pf, device, seq);
+	} else if (after(grace)) {
+		more = 0;
+	} else {
+		/* Woken when something is listed or leaves: seq may have
+		 * come, or come and gone (committed). */
+		(void)pthread_cond_timedwait(&pf->flight_cv, &pf->flight_lock,
+		    grace);
 	}
 	(void)pthread_mutex_unlock(&pf->flight_lock);
+	return more;
 }
 
 int
@@ -1131,20 +1182,28 @@ pf_ingest_batch_follows(struct pf_platform *pf, const char *device_hex,
 	if (r == GS_ENOTFOUND && follows != 0 && dev.last_seq < follows) {
 		/* Sent before the batch it follows was answered: wait for
 		 * that one's commit (ordered as if sent one at a time). */
-		(void)pthread_mutex_unlock(&pf->lock);
-		locked = 0;
-		flight_wait(pf, h.device, follows);
-		(void)pthread_mutex_lock(&pf->lock);
-		locked = 1;
-		if ((r = pf->store->ops->device_get(pf->store, h.device,
-		    &dev)) != GS_OK)
-			goto out;
-		r = lookup(pf->store, &h, hash, res);
-		if (r == GS_ENOTFOUND && dev.last_seq < follows)
-			r = GS_FAIL(GS_ETOOEARLY, "batch %llu follows batch "
-			    "%llu, which has not been received",
-			    (unsigned long long)h.seq,
-			    (unsigned long long)follows);
+		struct timespec grace, until;
+
+		deadline(&grace, FOLLOW_GRACE_MS);
+		deadline(&until, FOLLOW_WAIT_MS);
+		do {
+			(void)pthread_mutex_unlock(&pf->lock);
+			locked = 0;
+			if (!flight_wait(pf, h.device, follows, &grace,
+			    &until)) {
+				r = GS_FAIL(GS_ETOOEARLY, "batch %llu follows "
+				    "batch %llu, which has not been received",
+				    (unsigned long long)h.seq,
+				    (unsigned long long)follows);
+				goto out;
+			}
+			(void)pthread_mutex_lock(&pf->lock);
+			locked = 1;
+			if ((r = pf->store->ops->device_get(pf->store,
+			    h.device, &dev)) != GS_OK)
+				goto out;
+			r = lookup(pf->store, &h, hash, res);
+		} while (r == GS_ENOTFOUND && dev.last_seq < follows);
 	}
 	if (r == GS_ENOTFOUND)
 		r = commit_batch(pf, &dev, &h, env, len, hash, &batch, res);
