@@ -194,7 +194,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all test check unit demo bench bench-save bench-e2e clean format deps valgrind
+.PHONY: all test check unit demo bench bench-save bench-e2e bench-link clean format deps valgrind
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -292,6 +292,11 @@ bench: all $(BENCH_BINS) $(TEST_TOOL_BINS)
 # bench/RESULTS.md.
 bench-e2e: all $(BUILD)/bench/naive $(BUILD)/tools/gsproxy
 	$(Q)BUILD=$(BUILD) sh bench/e2e.sh
+
+# A sync over a slow link, one batch under way at a time against two: its
+# section of bench/RESULTS.md.
+bench-link: all $(BUILD)/tools/gsproxy
+	$(Q)BUILD=$(BUILD) sh bench/link.sh
 
 # The agent's saves alone (single save latency, bulk import rate); writes
 # its section of bench/RESULTS.md.

@@ -198,10 +198,11 @@ $(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) cores, $ram RAM, Linux $(uname 
 build \`$BUILD\`, load average at start: $load.  One device, one platform
 (\`gridplatform serve\`, SQLite store), both on 127.0.0.1, the bytes counted
 by \`gsproxy\` between them.  $COUNT gridgen persons, $rec_bytes bytes each as
-\`gridagent list --json\` prints them.  The agent's courier thread carries
-the sealed batches in order, the next as soon as a receipt is in, while
-the sync thread seals the next ones and records each receipt
-(agent/sync.c).
+\`gridagent list --json\` prints them.  The agent's two courier threads
+carry the sealed batches in order, each on its own connection, the next
+going out while the last is still under way (the platform's
+\`in_flight\`, 2), while the sync thread seals the next ones and records
+each receipt (agent/sync.c).
 
 | measure | gridsync | naive: one JSON POST per record |
 |---|---|---|
@@ -328,8 +329,21 @@ records/s before, 17,249-17,557 after): the platform's page cache of
 144) and sealing at most five batches ahead of the answers (the agent's
 pread calls 88,000 -> 64,000).
 
+Session 7: two batches of a device under way at once (the platform's
+\`in_flight\` 2, \`?follows=SEQ\`, docs/PROTOCOL.md section 6): the
+platform checks, opens and decodes batch N+1 while it commits N, and the
+link is not idle a round trip per batch.  On a slow link that is 1.5 to
+1.6 times faster (bench/link.sh, below); on loopback it changes nothing
+measurable: 100,000 persons with \`--in-flight 1\` against the default,
+alternating, three runs each, 2026-11-26 21:40 UTC: sync 3.28 s
+(3.17-3.57) against 3.29 s (3.25-3.62).  What paces the loopback sync is
+the platform's commit of one batch after the other under its store lock
+(about 16 us of CPU per record applying it, and 0.68 s of fsync waits
+per 100 batches, 144 calls of which 44 are checkpoints'), with the agent
+sealing on the other core.
+
 Why 50,000 records/s end to end is not reached here (session 6, final
-code, 2026-11-26 20:18 UTC, the median run above): collect + sync cost
+code, 2026-11-26 20:18 UTC, 20,776 records/s all in): collect + sync cost
 about 53 us of CPU per record in all (agent bulk import with personal
 data sealed 13.6 us, agent sync 17.9 us, platform 21.4 us; session 5
 ended at 15, 29 and 28 us, 17,716 records/s all in, one run), so with
