@@ -485,25 +485,33 @@ record_outcome(struct run *x, const struct ag_outbox_row *row,
 }
 
 /*
- * The courier: a second thread that does nothing but the HTTP exchanges
- * of sealed batches (ag_upload_batch: PUT, then verify the receipt), in
- * seq order, from a short queue.  While it carries batch N the sync
- * thread seals the next batches and records the outcomes of those already
- * answered; it never waits for an outcome to be recorded before it sends
- * the next batch, so on a two-core machine the platform's ingest of one
- * batch, the device's sealing of the next and the recording of the
- * previous receipt all run at the same time.
+ * The courier: one or two carrier threads that do nothing but the HTTP
+ * exchanges of sealed batches (ag_upload_batch: PUT, then verify the
+ * receipt), in seq order, from a short queue.  While they carry batch N
+ * the sync thread seals the next batches and records the outcomes of
+ * those already answered; it never waits for an outcome to be recorded
+ * before the next batch is sent, so on a two-core machine the platform's
+ * ingest of one batch, the device's sealing of the next and the
+ * recording of the previous receipt all run at the same time.  When the
+ * platform takes two batches of a device at once ("in_flight" 2), a
+ * second carrier, on a connection of its own, sends batch N+1 with
+ * ?follows=N as soon as N's body is sent: the platform decodes N+1 while
+ * it commits N, and commits N+1 after it (PROTOCOL.md section 6), and a
+ * slow link is not idle a round trip per batch.
  *
- * The courier never touches the database: the sync thread records every
- * outcome (record_outcome), so each state change is still one
- * transaction in one thread, in seq order, and a kill -9 anywhere leaves
- * what the database committed, as before (a batch answered but not yet
- * recorded is sent again next time; the platform answers it with the
- * stored receipt).  An answer that is not final (the link went down, the
- * platform is busy) halts the courier: the sync thread takes that batch
- * over on the plain path (upload_one: retries with backoff, attempts
- * counted) with the same HTTP handle, and lets the courier go on only
- * once it has a final outcome.
+ * The carriers never touch the database: the sync thread records every
+ * outcome (record_outcome), in seq order, so each state change is still
+ * one transaction in one thread, and a kill -9 anywhere leaves what the
+ * database committed, as before (a batch answered but not yet recorded
+ * is sent again next time; the platform answers it with the stored
+ * receipt).  An answer that is not final (the link went down, the
+ * platform is busy, or "too early": N+1 got there before N) halts the
+ * courier: nothing further is sent until the sync thread, once no
+ * exchange is under way, has taken that batch over on the plain path
+ * (upload_one: retries with backoff, attempts counted; a "too early" is
+ * sent again at once and not counted) on the first carrier's HTTP handle
+ * and got its final outcome; a batch after it answered "too early" too
+ * is taken over the same way, in turn.
  */
 #define COURIER_SLOTS 4
 /* At most this many exchanges at once: the platform's "in_flight". */
@@ -735,12 +743,6 @@ courier_stop(struct courier *k)
 	(void)pthread_mutex_destroy(&k->mu);
 }
 
-/*
- * Records the courier's answer for one batch (the first attempt; the
- * plain path records it, and retries with backoff if it was not final,
- * the courier halted meanwhile), then lets the courier go on.  Frees
- * what done holds.
- */
 /* Waits until no exchange is under way (the courier is halted): then the
  * plain path may use the sync's HTTP handle, which a carrier also uses. */
 static void
@@ -752,6 +754,12 @@ courier_quiesce(struct courier *k)
 	(void)pthread_mutex_unlock(&k->mu);
 }
 
+/*
+ * Records the courier's answer for one batch (the first attempt; the
+ * plain path records it, and retries with backoff if it was not final,
+ * the courier halted meanwhile), then lets the courier go on.  Frees
+ * what done holds.
+ */
 static int
 record_answer(struct run *x, struct courier *k, struct slot *done)
 {
@@ -852,8 +860,9 @@ second_handle(struct run *x)
 /*
  * Seals and uploads at the same time: the courier carries the sealed
  * batches in seq order while this thread seals the next ones and records
- * each answer as it comes.  Batches go one at a time and in seq order,
- * each only after its seal committed.  GS_OK when everything is sealed
+ * each answer as it comes.  Batches go in seq order, one or two at a time
+ * (the platform's in_flight, capped by --in-flight), each only after its
+ * seal committed.  GS_OK when everything is sealed
  * and every batch has its outcome.
  */
 static int

@@ -152,8 +152,9 @@ int ag_upload_batch(struct ag_http *h, const struct ag_device *dev,
 /*
  * The same, sent while batch follows (row->seq - 1) is still on its way
  * on another connection: "?follows=SEQ" asks the platform to commit it
- * after that one (WIRE.md).  An answer "too_early" (425) is RETRY with
- * res->err GS_ETOOEARLY: send it again once follows has its outcome.
+ * after that one (docs/PROTOCOL.md section 6).  An answer "too_early"
+ * (425) is RETRY with res->err GS_ETOOEARLY: send it again once follows
+ * has its outcome.
  * follows 0 is ag_upload_batch.
  */
 int ag_upload_batch_follows(struct ag_http *h, const struct ag_device *dev,

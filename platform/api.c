@@ -172,7 +172,8 @@ batch(struct pf_platform *pf, const struct pf_request *req, const char *dev,
 	int r;
 
 	memset(&res, 0, sizeof(res));
-	/* ?follows=SEQ: sent before batch SEQ was answered (WIRE.md). */
+	/* ?follows=SEQ: sent before batch SEQ was answered (docs/PROTOCOL.md
+	 * section 6). */
 	if (fq != NULL && (gs_parse_u64(fq, INT64_MAX, &follows) != GS_OK ||
 	    follows == 0))
 		r = GS_FAIL(GS_EINVAL, "follows must be a seq, 1 or more");

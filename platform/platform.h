@@ -53,9 +53,10 @@ struct pf_limits {
 };
 
 /* A batch in ingest (pf_platform.flight): its device and seq; seq 0 is a
- * free slot.  More batches in ingest at once than slots is allowed: those
- * are not listed, and a batch that follows one of them is told to come
- * again (too early), which is safe. */
+ * free slot.  A batch is ingested on a server thread (serve's pool has 4),
+ * so the table is never full in practice; if it were, a batch not listed
+ * would make one that follows it be told to come again (too early),
+ * which is safe. */
 #define PF_FLIGHT_SLOTS 64
 /* Batches of one device it may send before the first is answered
  * (advertised in the limits as "in_flight"). */
@@ -126,8 +127,9 @@ struct pf_platform {
 	/* The batches being ingested now, past their signature check
 	 * (ingest.c): a batch sent with ?follows=SEQ waits for SEQ of its
 	 * device while SEQ is here, and is told "too early" when SEQ is
-	 * neither committed nor here.  Guarded by flight_lock (never held
-	 * with lock); flight_cv is broadcast when one leaves. */
+	 * neither committed nor here (after a short grace).  Guarded by
+	 * flight_lock (never held with lock); flight_cv is broadcast when
+	 * one is listed or leaves. */
 	pthread_mutex_t flight_lock;
 	pthread_cond_t flight_cv;
 	struct pf_flight flight[PF_FLIGHT_SLOTS];

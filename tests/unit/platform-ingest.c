@@ -2231,7 +2231,8 @@ in_flight(struct fx *f, const unsigned char *device, uint64_t seq)
 }
 
 /*
- * ?follows=SEQ (WIRE.md): a batch sent before the one it follows was
+ * ?follows=SEQ (docs/PROTOCOL.md section 6): a batch sent before the one
+ * it follows was
  * answered.  A follows other than seq - 1 is refused; sent when SEQ is
  * neither committed nor in ingest, it is "too early" (425) and stores
  * nothing; after SEQ's commit it is applied, and a replay gets the stored
