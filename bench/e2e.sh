@@ -37,35 +37,9 @@ results=${RESULTS:-$top/bench/RESULTS.md}
 for f in "$GA" "$GP" "$GEN" "$PROXY" "$NAIVE"; do
 	[ -x "$f" ] || { echo "bench-e2e: $f missing (make BUILD=$BUILD bench-e2e)" >&2; exit 66; }
 done
-work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/gs-bench-e2e.XXXXXX")
-pids=""
-cleanup() {
-	# "|| true": under set -e a failing wait (the status of a killed
-	# child) would end the trap early and leave the rest running.
-	for p in $pids; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-now() { date +%s.%N; }
-elapsed() { echo "$2 - $1" | bc -l; }
-# wait_line FILE PATTERN: the first line of FILE matching PATTERN, once it
-# appears (5 s at most).
-wait_line() {
-	i=0
-	while [ $i -lt 100 ]; do
-		l=$(grep -m 1 "$2" "$1" 2>/dev/null || true)
-		[ -n "$l" ] && { echo "$l"; return 0; }
-		sleep 0.05
-		i=$((i + 1))
-	done
-	echo "bench-e2e: nothing matching '$2' in $1" >&2
-	exit 70
-}
+bench=e2e
+. "$top/bench/lib.sh"
+bench_work
 stat_of() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 # cpu_of PID: user + system CPU seconds the process has used so far.
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
@@ -93,25 +67,9 @@ printf 'bench passphrase, not a secret\n' >"$work/pass"
 one_run() {
 	d=$1
 	mkdir -p "$d"
-	"$GP" --home "$d/pf" init --public-url http://127.0.0.1:1 >/dev/null
-	"$GP" --home "$d/pf" serve --listen 127.0.0.1:0 >"$d/pf.out" 2>"$d/pf.log" &
-	pf_pid=$!
-	pids="$pids $pf_pid"
-	pf_url=$(wait_line "$d/pf.out" '^listening on' | sed 's/^listening on //')
-	pf_port=${pf_url##*:}
-	"$PROXY" --to "$pf_port" --stats "$d/proxy.stats" >"$d/proxy.out" &
-	px_pid=$!
-	pids="$pids $px_pid"
-	px_port=$(wait_line "$d/proxy.out" '^listening on' | sed 's/^listening on //')
-	px_url="http://127.0.0.1:$px_port"
-
-	code=$("$GP" --home "$d/pf" enroll --worker W0001 --name 测试 --grid 440307001001)
-	# A home is protected by a passphrase (issue 6); an agent without
-	# that option is run without it.
-	pass="--passphrase-file $work/pass"
-	"$GA" --home "$d/dev" init --grid 440307001001 --worker W0001 $pass >/dev/null 2>&1 ||
-		{ pass=""; "$GA" --home "$d/dev" init --grid 440307001001 --worker W0001 >/dev/null; }
-	"$GA" --home "$d/dev" enroll "$code" --platform "$px_url" $pass >/dev/null
+	platform_up "$d"
+	proxy_up "$d" --stats "$d/proxy.stats"
+	device_up "$d" "$px_url" "$work/pass"
 
 	sleep 0.2
 	up0=$(stat_of up "$d/proxy.stats")
@@ -146,10 +104,7 @@ cpu_sync=$(cat "$d/cpu.sync")
 pf_cpu=$(printf '%.2f' "$pf_cpu")
 batches=$("$GA" --home "$d/dev" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["outbox"]["acked"])')
 M
-	kill "$pf_pid" "$px_pid" 2>/dev/null || true
-	wait "$pf_pid" 2>/dev/null || true
-	wait "$px_pid" 2>/dev/null || true
-	pids=""
+	stop_run
 }
 
 # RUNS runs, each on fresh homes (timings on a shared VM vary by about
@@ -379,12 +334,5 @@ Rerun: \`make BUILD=build bench-e2e\` (or \`BUILD=build sh bench/e2e.sh\`).
 <!-- bench-e2e:end -->
 EOF
 )
-touch "$results"
-SEC=$section awk '
-	BEGIN { sec = ENVIRON["SEC"] }
-	/^<!-- bench-e2e:begin/ { print sec; skip = 1; done = 1; next }
-	/^<!-- bench-e2e:end/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { if (NR) print ""; print sec } }' "$results" >"$work/RESULTS.md"
-cp "$work/RESULTS.md" "$results"
+write_section bench-e2e "$section"
 echo "$section"

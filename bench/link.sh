@@ -37,30 +37,9 @@ results=${RESULTS:-$top/bench/RESULTS.md}
 for f in "$GA" "$GP" "$GEN" "$PROXY"; do
 	[ -x "$f" ] || { echo "bench-link: $f missing (make BUILD=$BUILD all $BUILD/tools/gsproxy)" >&2; exit 66; }
 done
-work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/gs-bench-link.XXXXXX")
-pids=""
-cleanup() {
-	for p in $pids; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-now() { date +%s.%N; }
-wait_line() {
-	i=0
-	while [ $i -lt 100 ]; do
-		l=$(grep -m 1 "$2" "$1" 2>/dev/null || true)
-		[ -n "$l" ] && { echo "$l"; return 0; }
-		sleep 0.05
-		i=$((i + 1))
-	done
-	echo "bench-link: nothing matching '$2' in $1" >&2
-	exit 70
-}
+bench=link
+. "$top/bench/lib.sh"
+bench_work
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 "$GEN" --type person --count "$COUNT" --seed 42 >"$work/persons.ndjson"
@@ -70,20 +49,9 @@ printf 'bench passphrase, not a secret\n' >"$work/pass"
 one_run() {
 	d=$1
 	mkdir -p "$d"
-	"$GP" --home "$d/pf" init --public-url http://127.0.0.1:1 >/dev/null
-	"$GP" --home "$d/pf" serve --listen 127.0.0.1:0 >"$d/pf.out" 2>"$d/pf.log" &
-	pf_pid=$!
-	pids="$pids $pf_pid"
-	pf_url=$(wait_line "$d/pf.out" '^listening on' | sed 's/^listening on //')
-	"$PROXY" --to "${pf_url##*:}" --delay-ms "$2" >"$d/proxy.out" &
-	px_pid=$!
-	pids="$pids $px_pid"
-	px_url="http://127.0.0.1:$(wait_line "$d/proxy.out" '^listening on' | sed 's/^listening on //')"
-	code=$("$GP" --home "$d/pf" enroll --worker W0001 --name 测试 --grid 440307001001)
-	"$GA" --home "$d/dev" init --grid 440307001001 --worker W0001 \
-		--passphrase-file "$work/pass" >/dev/null 2>&1
-	"$GA" --home "$d/dev" enroll "$code" --platform "$px_url" \
-		--passphrase-file "$work/pass" >/dev/null
+	platform_up "$d"
+	proxy_up "$d" --delay-ms "$2"
+	device_up "$d" "$px_url" "$work/pass"
 	"$GA" --home "$d/dev" collect person --json "$work/persons.ndjson" >/dev/null 2>&1
 	t0=$(now)
 	"$GA" --home "$d/dev" sync --in-flight "$3" >/dev/null
@@ -93,10 +61,7 @@ one_run() {
 		echo "bench-link: the platform holds $held records, not $COUNT" >&2
 		exit 70
 	fi
-	kill "$pf_pid" "$px_pid" 2>/dev/null || true
-	wait "$pf_pid" 2>/dev/null || true
-	wait "$px_pid" 2>/dev/null || true
-	pids=""
+	stop_run
 	rm -rf "$d"
 	echo "$t1 - $t0" | bc -l
 }
@@ -151,12 +116,5 @@ Rerun: \`BUILD=$BUILD sh bench/link.sh\`.
 <!-- bench-link:end -->
 EOF
 )
-touch "$results"
-SEC=$section awk '
-	BEGIN { sec = ENVIRON["SEC"] }
-	/^<!-- bench-link:begin/ { print sec; skip = 1; done = 1; next }
-	/^<!-- bench-link:end/ { skip = 0; next }
-	!skip { print }
-	END { if (!done) { if (NR) print ""; print sec } }' "$results" >"$work/RESULTS.md"
-cp "$work/RESULTS.md" "$results"
+write_section bench-link "$section"
 echo "$section"
