@@ -1458,6 +1458,25 @@ test_http(void **state)
 	change(&c, u, 0, house);
 	seal(f, &f->a, f->pf->keys.deployment, &c, 1, batch, &env);
 	gs_hex_encode(bh, batch, 16);
+	/* ?follows must be a seq, and the one before the batch's (this is
+	 * seq 1: none is): 400 invalid_argument, nothing stored. */
+	{
+		static const char *bad[] = { "abc", "0", "-1", "1", "2", "",
+		    "99999999999999999999" };
+		size_t i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(path, sizeof(path),
+			    "/v1/devices/%s/batches/%s?follows=%s", f->a.hex,
+			    bh, bad[i]);
+			assert_int_equal(http_put(port, path, env.data,
+			    env.len, &out), 400);
+			assert_non_null(strstr(out.data,
+			    "\"code\":\"invalid_argument\""));
+			gs_buf_release(&out);
+		}
+		assert_int_equal(count(f, "batches"), 0);
+	}
 	snprintf(path, sizeof(path), "/v1/devices/%s/batches/%s", f->a.hex,
 	    bh);
 	assert_int_equal(http_put(port, path, env.data, env.len, &out), 200);
