@@ -513,7 +513,10 @@ record_outcome(struct run *x, const struct ag_outbox_row *row,
  * and got its final outcome; a batch after it answered "too early" too
  * is taken over the same way, in turn.
  */
-#define COURIER_SLOTS 4
+/* Sealed batches queued, under way or answered and not yet recorded:
+ * two under way, and room for the next while the sync thread records
+ * two answers (4 left the carriers idle; 8 was no faster). */
+#define COURIER_SLOTS 6
 /* At most this many exchanges at once: the platform's "in_flight". */
 #define COURIER_THREADS 2
 
@@ -957,14 +960,11 @@ seal_and_send(struct run *x)
 			r = GS_FAIL(GS_ENETWORK, "stopped by a signal");
 			break;
 		}
-		/* Record every answer already in, oldest first. */
-		if (courier_take(&k, &done, 0)) {
-			if ((r = take_answer(x, &k, &done, &lim, &sealing,
-			    &more)) != GS_OK)
-				break;
-			continue;
-		}
-		/* Keep the courier's queue full of sealed batches. */
+		/* Keep the courier's queue full of sealed batches, first:
+		 * recording two answers is two commits, and a carrier done
+		 * meanwhile would wait for work (100,000 persons on loopback:
+		 * sync 3.45 -> 3.0 s with this order and six slots, medians of
+		 * alternating runs). */
 		if (more && !have) {
 			if ((r = ag_outbox_next_sealed(x->ob, queued_after,
 			    &row, &found)) != GS_OK)
@@ -978,6 +978,13 @@ seal_and_send(struct run *x)
 		}
 		if (have && courier_queue(&k, &row)) {
 			have = 0;
+			continue;
+		}
+		/* Record every answer already in, oldest first. */
+		if (courier_take(&k, &done, 0)) {
+			if ((r = take_answer(x, &k, &done, &lim, &sealing,
+			    &more)) != GS_OK)
+				break;
 			continue;
 		}
 		/* Seal while the courier's queue has room: at most a few
