@@ -288,14 +288,20 @@ Session 7: two batches of a device under way at once (the platform's
 \`in_flight\` 2, \`?follows=SEQ\`, docs/PROTOCOL.md section 6): the
 platform checks, opens and decodes batch N+1 while it commits N, and the
 link is not idle a round trip per batch.  On a slow link that is 1.5 to
-1.6 times faster (bench/link.sh, below); on loopback it changes nothing
-measurable: 100,000 persons with \`--in-flight 1\` against the default,
-alternating, three runs each, 2026-11-26 21:40 UTC: sync 3.28 s
-(3.17-3.57) against 3.29 s (3.25-3.62).  What paces the loopback sync is
-the platform's commit of one batch after the other under its store lock
-(about 16 us of CPU per record applying it, and 0.68 s of fsync waits
-per 100 batches, 144 calls of which 44 are checkpoints'), with the agent
-sealing on the other core.
+1.6 times faster (bench/link.sh, below).  On loopback it first changed
+nothing measurable (100,000 persons, \`--in-flight 1\` against the
+default, alternating, three runs each, 21:40 UTC: sync 3.28 s against
+3.29 s): the carriers waited for work while the sync thread recorded two
+answers, each a commit.  With the courier's queue kept full before
+answers are recorded, and six slots instead of four (agent/sync.c):
+sync 3.56 s (3.44-3.96) one at a time against 3.07 s (3.02-3.24) two at
+once, through gsproxy, 22:20 UTC; without the proxy, alternating with
+main before this session, 3.45 -> 3.0 s (medians of 6 and 7 runs).  All
+in, the median above went from 20,776 (session 6) to 23,656 records/s.
+What paces the loopback sync now is the platform's commit of one batch
+after the other under its store lock (about 16 us of CPU per record
+applying it, and 0.68 s of fsync waits per 100 batches, 144 calls of
+which 44 are checkpoints'), with the agent sealing on the other core.
 
 Why 50,000 records/s end to end is not reached here (session 6, final
 code, 2026-11-26 20:18 UTC, 20,776 records/s all in): collect + sync cost
