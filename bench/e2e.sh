@@ -287,8 +287,8 @@ pread calls 88,000 -> 64,000).
 Session 7: two batches of a device under way at once (the platform's
 \`in_flight\` 2, \`?follows=SEQ\`, docs/PROTOCOL.md section 6): the
 platform checks, opens and decodes batch N+1 while it commits N, and the
-link is not idle a round trip per batch.  On a slow link that is 1.5 to
-1.6 times faster (bench/link.sh, below).  On loopback it first changed
+link is not idle a round trip per batch.  On a slow link that is 1.45 to
+1.63 times faster (bench/link.sh, below).  On loopback it first changed
 nothing measurable (100,000 persons, \`--in-flight 1\` against the
 default, alternating, three runs each, 21:40 UTC: sync 3.28 s against
 3.29 s): the carriers waited for work while the sync thread recorded two
