@@ -560,10 +560,9 @@ struct courier {
  * just before it is still under way (the platform takes two at once),
  * with *follows set to that batch's seq, once that one's body is sent
  * (so it reaches the platform first, which waits for it only once its
- * ingest has started), and never past any other, nor
- * past one answered without an outcome: the sync thread sends that one
- * again first (the courier is halted from when it takes it over until
- * it has an outcome).
+ * ingest has started); never past any other, nor past one answered
+ * without an outcome: the sync thread sends that one again first (the
+ * courier is halted from when it takes it over until it has an outcome).
  */
 static struct slot *
 courier_next(struct courier *k, int64_t *follows)

@@ -51,24 +51,38 @@ pf_merge_fast_forward(int64_t base_rev, int64_t current_rev,
 }
 
 /*
- * Crash tests (tests/integration/fault-*.sh): $GRIDPLATFORM_FAULT =
- * "kill-before-commit=N" or "kill-after-commit=N" kills the platform with
- * SIGKILL at the Nth batch commit of this process, just before COMMIT or
- * just after it (the batch is stored, the device never hears).
+ * Test faults, from $GRIDPLATFORM_FAULT = "NAME=N": 1 when it names name
+ * (*n is then how many times this process has asked, this one included,
+ * counted in *seen, and *v is N), else 0.
+ */
+static int
+fault_hit(const char *name, long *seen, long *n, uint64_t *v)
+{
+	const char *e = getenv("GRIDPLATFORM_FAULT");
+	size_t len = strlen(name);
+
+	if (e == NULL || strncmp(e, name, len) != 0 || e[len] != '=' ||
+	    gs_parse_u64(e + len + 1, 1000000, v) != GS_OK)
+		return 0;
+	*n = __atomic_add_fetch(seen, 1, __ATOMIC_SEQ_CST);
+	return 1;
+}
+
+/*
+ * Crash tests (tests/integration/fault-*.sh): "kill-before-commit=N" or
+ * "kill-after-commit=N" kills the platform with SIGKILL at the Nth batch
+ * commit of this process, just before COMMIT or just after it (the batch
+ * is stored, the device never hears).
  */
 static void
 fault_point(const char *name)
 {
 	static long seen[2];
-	const char *e = getenv("GRIDPLATFORM_FAULT");
-	size_t n = strlen(name);
-	int i = strcmp(name, "kill-after-commit") == 0;
+	long n;
 	uint64_t v;
 
-	if (e == NULL || strncmp(e, name, n) != 0 || e[n] != '=' ||
-	    gs_parse_u64(e + n + 1, 1000000, &v) != GS_OK)
-		return;
-	if (__atomic_add_fetch(&seen[i], 1, __ATOMIC_SEQ_CST) == (long)v)
+	if (fault_hit(name, &seen[strcmp(name, "kill-after-commit") == 0], &n,
+	    &v) && n == (long)v)
 		(void)raise(SIGKILL);
 }
 
@@ -82,13 +96,10 @@ static int
 fault_too_early(void)
 {
 	static long seen;
-	const char *e = getenv("GRIDPLATFORM_FAULT");
+	long n;
 	uint64_t v;
 
-	if (e == NULL || strncmp(e, "too-early=", 10) != 0 ||
-	    gs_parse_u64(e + 10, 1000000, &v) != GS_OK)
-		return 0;
-	return __atomic_add_fetch(&seen, 1, __ATOMIC_SEQ_CST) <= (long)v;
+	return fault_hit("too-early", &seen, &n, &v) && n <= (long)v;
 }
 
 void
