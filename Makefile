@@ -159,6 +159,7 @@ UNIT_TESTS := \
 	tests/unit/sync-core.c \
 	tests/unit/sync-crypto.c \
 	tests/unit/sync-db.c \
+	tests/unit/sync-db-sync.c \
 	tests/unit/sync-deflate.c \
 	tests/unit/sync-enroll.c \
 	tests/unit/sync-envelope.c \

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,9 @@ struct gs_stmt {
 	struct gs_stmt *prev, *next; /* the database's list of statements */
 };
 
+struct walbuf_file;
+static void walbuf_set_defer(struct walbuf_file *w, int on);
+
 /*
  * An open database.  BEGIN, COMMIT and ROLLBACK are prepared once like
  * every other statement: a save runs them each time, and parsing them
@@ -50,6 +54,13 @@ struct gs_db {
 	 * savepoints; depth counts the group's (1) and theirs. */
 	struct gs_stmt *sp_begin, *sp_release, *sp_rollback;
 	int depth;
+	const char *vfs;       /* the VFS it was opened with; NULL: default */
+	struct gs_checkpointer *ckpt; /* gs_db_checkpointer_start, or NULL */
+	/* gs_db_commit_nosync: the WAL file whose sync is put off while its
+	 * COMMIT runs, and the descriptor gs_db_sync_wal syncs (-1: none;
+	 * opened under the caller's lock by the first such commit). */
+	struct walbuf_file *defer_wal;
+	int wal_fd;
 };
 
 /*
@@ -492,8 +503,10 @@ gs_db_group_begin(struct gs_db *db)
 	return GS_OK;
 }
 
-int
-gs_db_group_end(struct gs_db *db, int r)
+static int commit_step(struct gs_db *db, int nosync);
+
+static int
+group_end(struct gs_db *db, int r, int nosync)
 {
 	int c;
 
@@ -516,12 +529,24 @@ gs_db_group_end(struct gs_db *db, int r)
 	if (sqlite3_get_autocommit(db->h))
 		return GS_FAIL(GS_EIO, "group: the transaction was rolled "
 		    "back by SQLite");
-	if ((c = gs_stmt_step(db->commit)) != GS_DONE) {
+	if ((c = commit_step(db, nosync)) != GS_DONE) {
 		if (!sqlite3_get_autocommit(db->h))
 			(void)gs_stmt_step(db->rollback);
 		return c == GS_ROW ? GS_EINTERNAL : c;
 	}
 	return GS_OK;
+}
+
+int
+gs_db_group_end(struct gs_db *db, int r)
+{
+	return group_end(db, r, 0);
+}
+
+int
+gs_db_group_end_nosync(struct gs_db *db, int r)
+{
+	return group_end(db, r, 1);
 }
 
 /* ------------------------------------------------- early writeback */
@@ -651,6 +676,181 @@ gs_db_writeback_stop(struct gs_writeback *wb)
 	(void)pthread_cond_destroy(&wb->cv);
 	writeback_free(wb);
 	return rounds;
+}
+
+/* ------------------------------------------------ checkpoint thread */
+
+/*
+ * The writer's WAL hook runs after every commit, on the writer's thread,
+ * with the frames now in the WAL.  Below hard it only tells the thread
+ * (a mutex and a signal: nothing waits on I/O); at hard it checkpoints
+ * itself as SQLite's autocheckpoint would, which bounds the WAL even if
+ * the thread falls behind.  By then the thread has copied most frames,
+ * so that checkpoint copies the rest only.
+ */
+struct gs_checkpointer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	sqlite3 *h;       /* the thread's own connection */
+	struct gs_db *db; /* the writer's */
+	int soft, hard;   /* WAL frames: wake the thread; checkpoint inline */
+	int frames;       /* in the WAL after the last commit (under mu) */
+	int copied;       /* of those, copied into the database (under mu) */
+	int stop;
+	struct gs_checkpoint_stats stats; /* under mu */
+};
+
+static int
+ckpt_hook(void *arg, sqlite3 *h, const char *name, int frames)
+{
+	struct gs_checkpointer *c = arg;
+	int log = 0, done = 0, rc = SQLITE_OK, run = 0;
+
+	if (frames >= c->hard) {
+		/* Inside COMMIT: a gs_db_commit_nosync's put-off sync must
+		 * not be put off here.  A checkpoint syncs the WAL before it
+		 * writes the database: a page copied from frames that a crash
+		 * could still lose would be a corrupt database. */
+		struct walbuf_file *w = c->db->defer_wal;
+
+		if (w != NULL)
+			walbuf_set_defer(w, 0);
+		rc = sqlite3_wal_checkpoint_v2(h, name,
+		    SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+		if (w != NULL)
+			walbuf_set_defer(w, 1);
+	}
+	(void)pthread_mutex_lock(&c->mu);
+	/* Fewer frames than were copied: the WAL started over. */
+	if (frames < c->copied)
+		c->copied = 0;
+	c->frames = frames;
+	if (frames >= c->hard) {
+		if (rc == SQLITE_OK)
+			c->stats.inline_rounds++;
+		if (rc == SQLITE_OK && log >= 0 && done >= 0)
+			c->copied = done;
+	}
+	run = c->frames - c->copied >= c->soft;
+	if (run)
+		(void)pthread_cond_signal(&c->cv);
+	(void)pthread_mutex_unlock(&c->mu);
+	return SQLITE_OK;
+}
+
+static void *
+ckpt_run(void *arg)
+{
+	struct gs_checkpointer *c = arg;
+	int log, done, rc, warned = 0;
+
+	(void)pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->stop && c->frames - c->copied < c->soft)
+			(void)pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
+		(void)pthread_mutex_unlock(&c->mu);
+		/* PASSIVE: copies what no reader still needs, beside the
+		 * writer's next transaction, and waits for nobody. */
+		log = done = -1;
+		rc = sqlite3_wal_checkpoint_v2(c->h, "main",
+		    SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+		(void)pthread_mutex_lock(&c->mu);
+		if (rc == SQLITE_OK && done >= 0) {
+			c->stats.rounds++;
+			c->copied = done;
+		} else {
+			/* Busy (the writer's own checkpoint at hard) or an
+			 * I/O error: the frames stay in the WAL, which the
+			 * writer's checkpoint bounds; wait for the next
+			 * commit rather than spin. */
+			c->stats.failed++;
+			c->copied = c->frames;
+			if (rc != SQLITE_BUSY && !warned) {
+				warned = 1;
+				gs_log(GS_LOG_WARNING, "background checkpoint: "
+				    "%s", sqlite3_errstr(rc));
+			}
+		}
+	}
+	(void)pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+int
+gs_db_checkpointer_start(struct gs_db *db, int soft, int hard)
+{
+	struct gs_checkpointer *c;
+	sqlite3_filename name;
+	int rc;
+
+	if (db->ckpt != NULL || soft <= 0 || hard <= soft)
+		return GS_FAIL(GS_EINVAL, "checkpointer: soft %d, hard %d",
+		    soft, hard);
+	name = sqlite3_db_filename(db->h, "main");
+	if (name == NULL || *name == '\0')
+		return GS_FAIL(GS_EINVAL, "checkpointer: no database file");
+	if ((c = gs_calloc(1, sizeof(*c))) == NULL)
+		return GS_FAIL(GS_ENOMEM, "checkpointer");
+	c->soft = soft;
+	c->hard = hard;
+	c->db = db;
+	rc = sqlite3_open_v2(name, &c->h, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, db->vfs);
+	/* FULL, as the writer: the database file is synced before the
+	 * WAL's frames count as copied. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(c->h, "PRAGMA synchronous=FULL", NULL, NULL,
+		    NULL);
+	if (rc != SQLITE_OK) {
+		int r = GS_FAIL(map_rc(rc), "checkpointer: %s", c->h ?
+		    sqlite3_errmsg(c->h) : sqlite3_errstr(rc));
+
+		sqlite3_close_v2(c->h);
+		gs_free(c);
+		return r;
+	}
+	(void)pthread_mutex_init(&c->mu, NULL);
+	(void)pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->thread, NULL, ckpt_run, c) != 0) {
+		(void)pthread_mutex_destroy(&c->mu);
+		(void)pthread_cond_destroy(&c->cv);
+		sqlite3_close_v2(c->h);
+		gs_free(c);
+		return GS_FAIL(GS_ENOMEM, "checkpointer: no thread");
+	}
+	/* Replaces the autocheckpoint hook (it is one): from now on the
+	 * thread checkpoints, and the writer only at hard. */
+	(void)sqlite3_wal_hook(db->h, ckpt_hook, c);
+	db->ckpt = c;
+	return GS_OK;
+}
+
+void
+gs_db_checkpointer_stop(struct gs_db *db, struct gs_checkpoint_stats *out)
+{
+	struct gs_checkpointer *c = db->ckpt;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (c == NULL)
+		return;
+	/* The writer checkpoints itself again, as before start. */
+	(void)sqlite3_wal_autocheckpoint(db->h, c->hard);
+	(void)pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	(void)pthread_cond_signal(&c->cv);
+	(void)pthread_mutex_unlock(&c->mu);
+	(void)pthread_join(c->thread, NULL);
+	if (out != NULL)
+		*out = c->stats;
+	(void)pthread_mutex_destroy(&c->mu);
+	(void)pthread_cond_destroy(&c->cv);
+	sqlite3_close_v2(c->h);
+	gs_free(c);
+	db->ckpt = NULL;
 }
 
 int
@@ -874,6 +1074,7 @@ struct walbuf_file {
 	sqlite3_file base;         /* pMethods: walbuf_methods */
 	sqlite3_file *real;        /* the default VFS's file, right after */
 	int coalesce;              /* a WAL or main database file */
+	int defer;                 /* a WAL: xSync writes, does not sync */
 	int err;                   /* a gathered write failed: this code */
 	unsigned char *buf;        /* WALBUF_CAP bytes, made at first use */
 	size_t len;                /* bytes waiting */
@@ -988,9 +1189,19 @@ walbuf_truncate(sqlite3_file *x, sqlite3_int64 size)
 	WB_FLUSHED(x, xTruncate(REAL(x), size));
 }
 
+static void
+walbuf_set_defer(struct walbuf_file *w, int on)
+{
+	w->defer = on;
+}
+
 static int
 walbuf_sync(sqlite3_file *x, int flags)
 {
+	/* gs_db_commit_nosync: the frames reach the file (the rule above
+	 * still holds), the disk is the caller's gs_db_sync_wal. */
+	if (WB(x)->defer)
+		return walbuf_flush(WB(x));
 	WB_FLUSHED(x, xSync(REAL(x), flags));
 }
 
@@ -1168,6 +1379,110 @@ walbuf_register(void)
 
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 
+/* ------------------------------------------- commits synced later */
+
+/* The WAL file of db's main database when it goes through walbuf. */
+static struct walbuf_file *
+wal_of(struct gs_db *db)
+{
+	sqlite3_file *f = NULL;
+
+	if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+	    &f) != SQLITE_OK || f == NULL || f->pMethods != &walbuf_methods ||
+	    !WB(f)->coalesce)
+		return NULL;
+	return WB(f);
+}
+
+/* The WAL's name, or NULL (a database in memory). */
+static const char *
+wal_name(struct gs_db *db)
+{
+	sqlite3_filename name = sqlite3_db_filename(db->h, "main");
+
+	if (name == NULL || *name == '\0')
+		return NULL;
+	return sqlite3_filename_wal(name);
+}
+
+/* A descriptor of the WAL file to sync, or -1 (none yet: no WAL). */
+static int
+wal_open(struct gs_db *db)
+{
+	const char *wal = wal_name(db);
+
+	return wal != NULL ? open(wal, O_RDONLY | O_CLOEXEC) : -1;
+}
+
+/*
+ * GS_OK when the descriptor gs_db_sync_wal syncs is the WAL's file,
+ * opened now if the WAL did not exist when the connection was opened (a
+ * new database).  SQLite removes a WAL only when the last connection
+ * closes, never while this one is open; if the name ever named another
+ * file, the caller commits the usual way and the descriptor is left
+ * alone (a gs_db_sync_wal may be using it).  Called inside the caller's
+ * transaction; the descriptor is published with an atomic store, and a
+ * thread that syncs has seen the commit it syncs for through the lock
+ * that orders it after that commit.
+ */
+static int
+wal_fd_ready(struct gs_db *db)
+{
+	const char *wal = wal_name(db);
+	struct stat a, b;
+	int fd;
+
+	if (db->wal_fd < 0 && wal != NULL && (fd = open(wal, O_RDONLY |
+	    O_CLOEXEC)) >= 0)
+		__atomic_store_n(&db->wal_fd, fd, __ATOMIC_RELEASE);
+	if (db->wal_fd < 0 || wal == NULL || fstat(db->wal_fd, &a) != 0 ||
+	    stat(wal, &b) != 0 || a.st_dev != b.st_dev ||
+	    a.st_ino != b.st_ino)
+		return GS_EIO;
+	return GS_OK;
+}
+
+/* Steps COMMIT; with nosync, without waiting for the disk where the
+ * WAL goes through walbuf (gs_db_commit_nosync). */
+static int
+commit_step(struct gs_db *db, int nosync)
+{
+	struct walbuf_file *w;
+	int r;
+
+	if (!nosync || (w = wal_of(db)) == NULL || wal_fd_ready(db) != GS_OK)
+		return gs_stmt_step(db->commit);
+	w->defer = 1;
+	db->defer_wal = w;
+	r = gs_stmt_step(db->commit);
+	db->defer_wal = NULL;
+	w->defer = 0;
+	return r;
+}
+
+int
+gs_db_commit_nosync(struct gs_db *db)
+{
+	int r;
+
+	if (db->depth > 1)
+		return gs_db_commit(db);
+	r = commit_step(db, 1);
+	return r == GS_DONE ? GS_OK : r;
+}
+
+int
+gs_db_sync_wal(struct gs_db *db)
+{
+	int fd = __atomic_load_n(&db->wal_fd, __ATOMIC_ACQUIRE);
+
+	if (fd < 0)
+		return GS_OK;
+	if (fdatasync(fd) != 0)
+		return GS_FAIL(GS_EIO, "sync of the WAL: %s", strerror(errno));
+	return GS_OK;
+}
+
 static void
 config_sqlite(void)
 {
@@ -1186,6 +1501,7 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	(void)pthread_once(&config_once, config_sqlite);
 	if ((db = gs_calloc(1, sizeof(*db))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "open: out of memory");
+	db->wal_fd = -1;
 	if (flags & GS_DB_READONLY)
 		oflags = SQLITE_OPEN_READONLY;
 	else
@@ -1195,9 +1511,10 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	 * open that fails says which I/O step failed. */
 	if (flags & GS_DB_ONE_THREAD)
 		oflags |= SQLITE_OPEN_NOMUTEX;
+	db->vfs = test_vfs != NULL ? test_vfs : (flags & GS_DB_COALESCE_WAL) &&
+	    !(flags & GS_DB_NORMAL_SYNC) && walbuf_ok ? WALBUF_VFS : NULL;
 	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_EXRESCODE,
-	    test_vfs != NULL ? test_vfs : (flags & GS_DB_COALESCE_WAL) &&
-	    !(flags & GS_DB_NORMAL_SYNC) && walbuf_ok ? WALBUF_VFS : NULL);
+	    db->vfs);
 	if (rc != SQLITE_OK) {
 		r = GS_FAIL(map_rc(rc), "%s: %s", path,
 		    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
@@ -1260,6 +1577,12 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	if (migrations != NULL && !(flags & GS_DB_READONLY) &&
 	    db->version < latest && (r = migrate(db, migrations)) != GS_OK)
 		goto out;
+	/* gs_db_commit_nosync's descriptor, opened now so that the first
+	 * gs_db_sync_wal of this connection also covers what an earlier
+	 * process committed without waiting for the disk. */
+	if (db->vfs != NULL && strcmp(db->vfs, WALBUF_VFS) == 0 &&
+	    !(flags & GS_DB_READONLY))
+		db->wal_fd = wal_open(db);
 	*out = db;
 	db = NULL;
 	r = GS_OK;
@@ -1273,6 +1596,9 @@ gs_db_close(struct gs_db *db)
 {
 	if (db == NULL)
 		return;
+	gs_db_checkpointer_stop(db, NULL);
+	if (db->wal_fd >= 0)
+		(void)close(db->wal_fd);
 	while (db->stmts != NULL)
 		gs_stmt_finalize(db->stmts);
 	/* sqlite3_close_v2 also copes with a handle that failed to open. */

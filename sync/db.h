@@ -104,6 +104,8 @@ void gs_db_rollback(struct gs_db *db);
  */
 int gs_db_group_begin(struct gs_db *db);
 int gs_db_group_end(struct gs_db *db, int r);
+/* group_end whose commit is gs_db_commit_nosync's (below). */
+int gs_db_group_end_nosync(struct gs_db *db, int r);
 
 /*
  * Early writeback around one big transaction (Linux; elsewhere start
@@ -121,6 +123,55 @@ int gs_db_group_end(struct gs_db *db, int r);
 struct gs_writeback;
 struct gs_writeback *gs_db_writeback_start(struct gs_db *db);
 long gs_db_writeback_stop(struct gs_writeback *wb);
+
+/*
+ * A commit whose sync is the caller's, for a writer that wants the next
+ * transaction under way while the disk syncs this one (the platform's
+ * ingest: batch N+1 is applied while N's frames reach the disk).
+ * commit_nosync commits as gs_db_commit does, the frames written to the
+ * WAL file, but does not wait for the disk: until gs_db_sync_wal has
+ * returned GS_OK a crash of the machine may lose this commit, and only
+ * this one and those after it (recovery keeps a prefix of the WAL's
+ * commits), never corrupt the database: a checkpoint, on any
+ * connection, syncs the WAL before it copies a frame.  gs_db_sync_wal
+ * syncs the WAL file (fdatasync) without touching the connection: it may
+ * run on another thread while the next transaction does, once the lock
+ * that orders the transactions has been let go; it also covers every
+ * commit before.  Where the connection does not go through the WAL
+ * coalescer (GS_DB_COALESCE_WAL) or is inside a group, commit_nosync is
+ * gs_db_commit.  The descriptor is opened with the connection, so the
+ * first gs_db_sync_wal also covers what another process (one that
+ * crashed, say) committed without syncing.
+ */
+int gs_db_commit_nosync(struct gs_db *db);
+int gs_db_sync_wal(struct gs_db *db);
+
+/*
+ * Checkpoints on a thread of their own, for a connection that commits
+ * big transactions one after the other (the platform's store while it
+ * serves).  SQLite's autocheckpoint copies the WAL into the database
+ * file and syncs it on the writer's thread, after the commit that
+ * crossed the threshold, while the next transaction waits.  After start,
+ * the writer's commits only tell a thread how many frames the WAL holds;
+ * once soft frames are not yet copied, the thread copies them (PASSIVE,
+ * on its own connection, beside the writer's next transaction).  At hard
+ * frames the writer checkpoints itself as before, copying what the
+ * thread has not: the WAL stays bounded even if the thread falls behind,
+ * or never catches up exactly between two commits (the WAL starts over
+ * only when a transaction begins with every frame copied).  Durability
+ * does not change: a commit is still synced to the WAL before it
+ * returns.  0 < soft < hard, in WAL frames (pages).  stop (also done by
+ * gs_db_close) waits for the thread, gives the writer back SQLite's
+ * autocheckpoint at hard, and fills *stats (NULL: not wanted).
+ */
+struct gs_checkpoint_stats {
+	long rounds;        /* the thread's checkpoints */
+	long inline_rounds; /* the writer's own, at hard */
+	long failed;        /* the thread's that could not run (busy, I/O) */
+};
+int gs_db_checkpointer_start(struct gs_db *db, int soft, int hard);
+void gs_db_checkpointer_stop(struct gs_db *db,
+    struct gs_checkpoint_stats *stats);
 
 /* "ok" from PRAGMA integrity_check gives GS_OK, anything else GS_ECORRUPT. */
 int gs_db_integrity_check(struct gs_db *db);
