@@ -102,6 +102,21 @@ fault_too_early(void)
 	return fault_hit("too-early", &seen, &n, &v) && n <= (long)v;
 }
 
+/*
+ * Tests only (tests/unit/platform-ingest.c): "sync-fail=N" makes the
+ * first N syncs of an answered batch fail as a disk that reports an
+ * error would: the batch is committed, its answer is 500.
+ */
+static int
+fault_sync_fail(void)
+{
+	static long seen;
+	long n;
+	uint64_t v;
+
+	return fault_hit("sync-fail", &seen, &n, &v) && n <= (long)v;
+}
+
 void
 pf_ingest_result_release(struct pf_ingest_result *res)
 {
@@ -120,6 +135,20 @@ struct tally {
 	unsigned char device[PF_ID_BYTES];
 	char key[8 + GS_CHANGE_TYPE_MAX];
 	int64_t n;
+};
+
+/*
+ * A new record's validation, made before the store lock (prevalidate):
+ * for a change that only sets fields, the record after it is its fields
+ * object whenever the record has no current fields, and validating that
+ * needs nothing from the store.  one_change takes the verdict when it
+ * is for the same form; otherwise (the record exists, say) it validates
+ * under the lock as before.
+ */
+struct verdict {
+	const struct gs_form *form; /* validated with; NULL: not made */
+	int r;                      /* GS_OK or GS_EVALIDATION */
+	json_t *problems;           /* with GS_EVALIDATION: taken by use */
 };
 
 struct ingest {
@@ -548,9 +577,55 @@ sets_only(const struct gs_change *c)
 	return 1;
 }
 
+/*
+ * The form a change is validated with: its type's, in the version it was
+ * collected with (reference data: platform/reference.c).  NULL when the
+ * type or that version is not published here: such a change is kept
+ * aside, not guessed at.
+ */
+static const struct gs_form *
+change_form(const struct gs_schema *schema, const struct gs_change *c)
+{
+	const struct gs_form *form = gs_schema_form(schema, c->type);
+
+	if (form != NULL && gs_form_version(form) != c->form_version)
+		form = gs_schema_form_version(schema, c->type,
+		    c->form_version);
+	return form;
+}
+
+/*
+ * Validates, before the store lock, the record each change that only
+ * sets fields would make if the record had no fields yet (struct
+ * verdict): on another thread than the batch being committed, while it
+ * is.  pre has batch->n entries.
+ */
+static void
+prevalidate(const struct gs_schema *schema, const struct gs_batch *batch,
+    struct verdict *pre)
+{
+	struct gs_problems probs;
+	const struct gs_change *c;
+	size_t i;
+
+	for (i = 0; i < batch->n; i++) {
+		c = &batch->changes[i];
+		if (c->deleted || !sets_only(c) ||
+		    (pre[i].form = change_form(schema, c)) == NULL)
+			continue;
+		pre[i].r = gs_record_validate(schema, pre[i].form, c->fields,
+		    &probs);
+		if (pre[i].r == GS_EVALIDATION &&
+		    (pre[i].problems = gs_problems_json(&probs)) == NULL)
+			pre[i].form = NULL; /* out of memory: again later */
+		else if (pre[i].r != GS_OK && pre[i].r != GS_EVALIDATION)
+			pre[i].form = NULL;
+	}
+}
+
 static int
 one_change(struct ingest *in, const struct gs_change *c,
-    const struct gs_batch_line *l)
+    const struct gs_batch_line *l, struct verdict *pre)
 {
 	int r = GS_EINTERNAL;
 	struct pf_record_state s;
@@ -559,7 +634,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 	enum pf_outcome prev;
 	int64_t prev_rev;
 	unsigned char prev_dev[16];
-	json_t *cand = NULL;
+	json_t *cand = NULL, *problems = NULL;
 	const char *fields = NULL;
 	char msg[160];
 	struct pf_revision v;
@@ -633,17 +708,14 @@ one_change(struct ingest *in, const struct gs_change *c,
 	/* Quarantine, not refusal, for everything a worker's data can get
 	 * wrong: the rest of the batch still applies, and the reasons go
 	 * back to the device in the results. */
-	if ((form = gs_schema_form(in->schema, c->type)) == NULL) {
+	if (gs_schema_form(in->schema, c->type) == NULL) {
 		snprintf(msg, sizeof(msg), "unknown record type %s", c->type);
 		return quarantine(in, c, "invalid", one_reason("",
 		    "unknown_type", msg), 1);
 	}
 	/* Each record is validated with the form version it was collected
-	 * with (reference data: platform/reference.c); one the platform
-	 * never published is kept aside, not guessed at. */
-	if (gs_form_version(form) != c->form_version && (form =
-	    gs_schema_form_version(in->schema, c->type, c->form_version))
-	    == NULL) {
+	 * with; one the platform never published is kept aside. */
+	if ((form = change_form(in->schema, c)) == NULL) {
 		snprintf(msg, sizeof(msg), "form %s version %d is not "
 		    "published on this platform", c->type, c->form_version);
 		return quarantine(in, c, "invalid", one_reason("",
@@ -692,11 +764,18 @@ one_change(struct ingest *in, const struct gs_change *c,
 			goto out;
 		}
 		/* Never trust the device: validate the record as it would
-		 * be after the change. */
-		r = gs_record_validate(in->schema, form, cand, &probs);
+		 * be after the change (before the lock, for a new one). */
+		if (fresh && pre != NULL && pre->form == form) {
+			r = pre->r;
+			problems = pre->problems;
+			pre->problems = NULL;
+		} else if ((r = gs_record_validate(in->schema, form, cand,
+		    &probs)) == GS_EVALIDATION) {
+			problems = gs_problems_json(&probs);
+		}
 		if (r == GS_EVALIDATION) {
-			r = quarantine(in, c, "invalid",
-			    gs_problems_json(&probs), 1);
+			r = quarantine(in, c, "invalid", problems, 1);
+			problems = NULL;
 			goto out;
 		}
 		if (r != GS_OK)
@@ -749,6 +828,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 	r = v.outcome == PF_APPLIED ? GS_OK :
 	    result_add(in, c, "merged", v.rev, NULL);
 out:
+	json_decref(problems);
 	json_decref(cand);
 	pf_record_state_release(&s);
 	return r;
@@ -805,13 +885,15 @@ lookup(struct pf_store *st, const struct gs_envelope_header *h,
  * exist without a kept, signed envelope: "no phantom"); then the changes;
  * then the ledger; then the receipt, signed over the final counts and the
  * results text, stored with the batch.  The receipt is only handed out
- * after COMMIT returned, so a device never holds a receipt for a batch we
- * do not have ("receipt soundness").
+ * after COMMIT returned and the commit is on the disk (the caller's sync,
+ * after the lock), so a device never holds a receipt for a batch we do
+ * not have, power cut or not ("receipt soundness").
  */
 static int
 commit_batch(struct pf_platform *pf, const struct pf_device *dev,
     const struct gs_envelope_header *h, const unsigned char *env,
     size_t len, const unsigned char *hash, const struct gs_batch *batch,
+    const struct gs_schema *schema, struct verdict *pre,
     struct pf_ingest_result *res)
 {
 	int r = GS_EINTERNAL;
@@ -828,7 +910,7 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 	gs_buf_init(&in.line, GS_BATCH_LINE_MAX + 1);
 	gs_buf_init(&in.fields, GS_BATCH_LINE_MAX + 1);
 	in.pf = pf;
-	in.schema = pf_schema(pf);
+	in.schema = schema;
 	in.st = st;
 	in.dev = dev;
 	in.row = &row;
@@ -854,7 +936,8 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 		goto out;
 	for (i = 0; i < batch->n; i++)
 		if ((r = one_change(&in, &batch->changes[i],
-		    batch->lines != NULL ? &batch->lines[i] : NULL)) != GS_OK)
+		    batch->lines != NULL ? &batch->lines[i] : NULL,
+		    pre != NULL ? &pre[i] : NULL)) != GS_OK)
 			goto out;
 	if ((r = tally_flush(&in)) != GS_OK ||
 	    (r = st->ops->ledger_update(st, &row, in.now)) != GS_OK)
@@ -901,7 +984,10 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 		goto out;
 	}
 	fault_point("kill-before-commit");
-	if ((r = st->ops->commit(st)) != GS_OK)
+	/* The disk's sync comes after the lock (pf_ingest_batch_follows):
+	 * the next batch is applied meanwhile. */
+	if ((r = st->ops->commit_nosync != NULL ? st->ops->commit_nosync(st) :
+	    st->ops->commit(st)) != GS_OK)
 		goto out;
 	in_tx = 0;
 	fault_point("kill-after-commit");
@@ -1067,6 +1153,9 @@ pf_ingest_batch_follows(struct pf_platform *pf, const char *device_hex,
 	struct gs_buf plain;
 	struct gs_batch batch;
 	struct gs_json_arena *arena = NULL;
+	const struct gs_schema *schema = NULL;
+	struct verdict *pre = NULL;
+	size_t i;
 	int locked = 0, decoded = 0, listed = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -1176,6 +1265,14 @@ pf_ingest_batch_follows(struct pf_platform *pf, const char *device_hex,
 	if ((r = gs_batch_check_envelope(&batch.hdr, h.deployment, h.device,
 	    h.batch, h.seq, h.count)) != GS_OK)
 		goto out;
+	/* The schema the whole batch is checked with, taken once: a
+	 * publication meanwhile cannot split it across two.  New records
+	 * are validated now, outside the lock (without memory for the
+	 * verdicts: under it, as before). */
+	schema = pf_schema(pf);
+	if (!dev.revoked && batch.n > 0 &&
+	    (pre = gs_calloc(batch.n, sizeof(*pre))) != NULL)
+		prevalidate(schema, &batch, pre);
 
 	/* 6. One transaction. */
 	(void)pthread_mutex_lock(&pf->lock);
@@ -1217,7 +1314,8 @@ pf_ingest_batch_follows(struct pf_platform *pf, const char *device_hex,
 		} while (r == GS_ENOTFOUND && dev.last_seq < follows);
 	}
 	if (r == GS_ENOTFOUND)
-		r = commit_batch(pf, &dev, &h, env, len, hash, &batch, res);
+		r = commit_batch(pf, &dev, &h, env, len, hash, &batch, schema,
+		    pre, res);
 	if (r == GS_OK && !res->replayed)
 		gs_log(GS_LOG_INFO, "batch %s seq %llu from device %s: %u "
 		    "applied, %u conflicted, %u quarantined%s%s", batch_hex,
@@ -1229,6 +1327,20 @@ out:
 	if (locked)
 		(void)pthread_mutex_unlock(&pf->lock);
 	flight_leave(pf, listed);
+	/* A receipt, new or stored, goes out only once what it proves is on
+	 * the disk: this batch's commit, or the one it found (made by
+	 * another thread, maybe not synced yet).  Outside the lock and out
+	 * of the flight table, while the next batch is applied.  If the
+	 * sync fails, the device is told 500 and sends the batch again. */
+	if (r == GS_OK && pf->store->ops->sync != NULL)
+		r = fault_sync_fail() ? GS_FAIL(GS_EIO, "sync of the WAL: "
+		    "failed (GRIDPLATFORM_FAULT)") :
+		    pf->store->ops->sync(pf->store);
+	if (pre != NULL) {
+		for (i = 0; i < batch.n; i++)
+			json_decref(pre[i].problems);
+		gs_free(pre);
+	}
 	if (decoded)
 		gs_batch_release(&batch);
 	gs_json_arena_end(arena);

@@ -270,6 +270,11 @@ cmd_serve(const char *home, int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* After the mask: the store's threads inherit it too. */
+	if (pf->store->ops->serve_start != NULL &&
+	    (r = pf->store->ops->serve_start(pf->store)) != GS_OK)
+		gs_log(GS_LOG_WARNING, "store: %s; the writer checkpoints "
+		    "itself", gs_errmsg(r));
 	pf_api_handler(pf, &h);
 	if ((r = pf_http_start(&c, &h, &srv, &port)) != GS_OK) {
 		r = fail(r);

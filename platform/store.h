@@ -164,6 +164,11 @@ struct pf_store_ops {
 	const char *name;
 	void (*close)(struct pf_store *st);
 	int (*integrity_check)(struct pf_store *st);
+	/* The store is about to take ingest as a server, until close:
+	 * whatever a long-lived writer wants (SQLite: checkpoints on a
+	 * thread of their own, sync/db.h).  NULL: nothing to do.  A failure
+	 * leaves the store working as before; the caller logs it. */
+	int (*serve_start)(struct pf_store *st);
 
 	/* Deployment settings: key -> text.  get: *out is gs_malloc'd. */
 	int (*meta_get)(struct pf_store *st, const char *key, char **out);
@@ -173,6 +178,14 @@ struct pf_store_ops {
 	int (*begin)(struct pf_store *st);
 	int (*commit)(struct pf_store *st);
 	void (*rollback)(struct pf_store *st);
+	/* A commit that does not wait for the disk, and the wait for it
+	 * (for every commit before too), which needs no lock and may run
+	 * while another transaction does.  Until sync has returned GS_OK a
+	 * crash of the machine may lose that commit and the ones after it,
+	 * nothing else: an answer that promises the data is given only
+	 * after sync.  NULL: commit waits for the disk itself. */
+	int (*commit_nosync)(struct pf_store *st);
+	int (*sync)(struct pf_store *st);
 
 	/* Enrollment. */
 	int (*token_put)(struct pf_store *st, const struct pf_token *t);

@@ -301,7 +301,9 @@ A_URL=$PF_URL A_PID=$PF_PID
 start_platform "$PH2" || fail "second platform"
 P2=${PF_URL##*:}
 set -- $("$PY" "$T_TMP/hc.py" "$P2" put "$path" "$T_TMP/env")
-kill "$PF_PID" 2>/dev/null
+# Stopped, and gone, before its database is read: a platform that is
+# closing may hold the database's lock for a moment (its last close).
+stop_platform
 PF_URL=$A_URL PF_PID=$A_PID
 [ "$1" = 421 ] && [ "$2" = wrong_deployment ] &&
 	ok "an envelope of another deployment: 421 wrong_deployment" ||

@@ -430,6 +430,91 @@ test_honest_and_replay(void **state)
 	gs_change_release(&cs[1]);
 }
 
+/*
+ * A batch is answered only once its commit is on the disk: when the sync
+ * after the commit fails, the answer is an error (500: the device sends
+ * again) though the batch is stored, and the batch sent again gets the
+ * stored receipt, synced this time.
+ */
+static void
+test_sync_fails(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change cs[2];
+	unsigned char batch[16];
+	char u1[37], u2[37];
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	struct gs_receipt rc;
+
+	gs_uuid_v7(u1);
+	gs_uuid_v7(u2);
+	change(&cs[0], u1, 0, house);
+	change(&cs[1], u2, 0, house);
+	seal(f, &f->a, f->pf->keys.deployment, cs, 2, batch, &env);
+	assert_int_equal(setenv("GRIDPLATFORM_FAULT", "sync-fail=1", 1), 0);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_EIO);
+	assert_int_equal(gs_error_http(GS_EIO), 500);
+	assert_null(res.results);
+	assert_int_equal(count(f, "batches"), 1);
+	assert_int_equal(count(f, "records"), 2);
+	/* Sent again: the stored answer, nothing applied twice. */
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	assert_int_equal(unsetenv("GRIDPLATFORM_FAULT"), 0);
+	assert_int_equal(res.replayed, 1);
+	check_receipt(f, &f->a, batch, &env, &res, &rc);
+	assert_int_equal(rc.applied, 2);
+	assert_int_equal(count(f, "records"), 2);
+	assert_int_equal(count(f, "revisions"), 2);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	gs_change_release(&cs[0]);
+	gs_change_release(&cs[1]);
+}
+
+/*
+ * New records are validated before the store lock, alone (struct verdict
+ * in platform/ingest.c).  That verdict is for a record made of the
+ * change's fields only: a change that sets one field of a record that
+ * exists is checked as the record after it, under the lock.  Here the
+ * one field alone would fail (is_rental is required), the record after
+ * it passes; and the same change for a record the platform does
+ * not have is quarantined with the verdict made early.
+ */
+static void
+test_prevalidated(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	struct pf_ingest_result res;
+	char u1[37], u2[37];
+
+	gs_uuid_v7(u1);
+	gs_uuid_v7(u2);
+	change(&c, u1, 0, house);
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+
+	change(&c, u1, 1, "{\"address\":\"北京市东城区景山街道2号\"}");
+	send_one(f, &f->a, &c, &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	assert_int_equal(count(f, "revisions"), 2);
+	assert_int_equal(count(f, "quarantine"), 0);
+
+	change(&c, u2, 0, "{\"address\":\"北京市东城区景山街道2号\"}");
+	send_one(f, &f->a, &c, &res);
+	assert_non_null(strstr(res.results, "\"quarantined\""));
+	assert_non_null(strstr(res.results, "\"is_rental\""));
+	assert_non_null(strstr(res.results, "\"required\""));
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	assert_int_equal(count(f, "quarantine"), 1);
+	assert_int_equal(count(f, "records"), 1);
+}
+
 static void
 test_tampered_refused(void **state)
 {
@@ -2365,6 +2450,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_sync_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_prevalidated, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_honest_and_replay, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_refused, setup,
