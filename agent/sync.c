@@ -277,6 +277,14 @@ out:
 	return r;
 }
 
+/*
+ * The checkpoint thread's thresholds in WAL pages (sync/db.h): from 1,000
+ * (SQLite's autocheckpoint) on the thread, from 8,000 (32 MiB) on the
+ * sync thread itself, the bound.
+ */
+#define SYNC_CKPT_SOFT 1000
+#define SYNC_CKPT_HARD 8000
+
 static int
 is_transient(int r)
 {
@@ -394,8 +402,10 @@ upload_one(struct run *x, struct ag_outbox_row *row,
 			 * answer over (first is left empty). */
 			res = *first;
 			memset(first, 0, sizeof(*first));
-		} else if ((r = ag_upload_batch(x->http, x->dev, row, &res)) !=
+		} else if ((r = gs_db_sync_wal(x->db)) != GS_OK ||
+		    (r = ag_upload_batch(x->http, x->dev, row, &res)) !=
 		    GS_OK) {
+			/* (The sync: as the courier's, courier_main.) */
 			goto out;
 		}
 		if (res.outcome != AG_UPLOAD_RETRY)
@@ -549,6 +559,7 @@ struct courier {
 	unsigned threads;   /* carriers started */
 	unsigned busy;      /* exchanges under way */
 	const struct ag_device *dev;
+	struct gs_db *db;   /* only for gs_db_sync_wal */
 	struct slot slot[COURIER_SLOTS]; /* a ring, oldest at head */
 	unsigned head, count;
 	uint64_t sent; /* the carriers' bytes sent, summed (mu held) */
@@ -629,8 +640,14 @@ courier_main(void *arg)
 		 * sealing or recording updates (last_seq, chain_head,
 		 * revoked). */
 		memset(&s->res, 0, sizeof(s->res));
-		s->rc = ag_upload_batch_follows(c->http, k->dev, &s->row,
-		    follows, &s->res);
+		/* The sealed bytes leave only once they are on the disk
+		 * (sealed without waiting for it: record_and_seal): sent
+		 * and then lost to a power cut, they would be sealed anew,
+		 * other bytes under the same seq. */
+		s->rc = gs_db_sync_wal(k->db);
+		if (s->rc == GS_OK)
+			s->rc = ag_upload_batch_follows(c->http, k->dev,
+			    &s->row, follows, &s->res);
 		final = s->rc == GS_OK && s->res.outcome != AG_UPLOAD_RETRY;
 		/* The platform served the batch before this one after it
 		 * (too early): most likely both connections are served by
@@ -783,12 +800,14 @@ record_answer(struct run *x, struct courier *k, struct slot *done)
 
 /*
  * Records an answer that acks its batch and seals the next batch in one
- * transaction (gs_db_group): one commit and one sync of the WAL where
- * there were two, on the thread that paces the whole sync (100,000
- * persons: 100 of its 330 fsyncs).  A crash before that commit loses
- * both, and both come again: the batch is sent again and the platform
- * answers it with its stored receipt; the changes are sealed anew.  The
- * courier is not waiting for either.  *info as seal_one's.
+ * transaction (gs_db_group): one commit where there were two, on the
+ * thread that paces the whole sync, and its sync of the WAL not on this
+ * thread but on a carrier's, before it sends the new batch (100,000
+ * persons: 100 of this thread's 330 fsyncs, then the other 100).  A
+ * crash before the sync may lose both, and both come again: the batch
+ * is sent again and the platform answers it with its stored receipt;
+ * the changes are sealed anew (they were never sent).  *info as
+ * seal_one's.
  */
 static int
 record_and_seal(struct run *x, struct courier *k, struct slot *done,
@@ -808,7 +827,11 @@ record_and_seal(struct run *x, struct courier *k, struct slot *done,
 	r = record_answer(x, k, done);
 	if (r == GS_OK)
 		r = ag_outbox_seal(x->ob, x->dev, lim, info);
-	if ((r = gs_db_group_end(x->db, r)) != GS_OK) {
+	/* Not waiting for the disk: the courier syncs before it sends the
+	 * new batch (courier_main), and an ack lost to a power cut only
+	 * means the batch is sent again and answered with its stored
+	 * receipt. */
+	if ((r = gs_db_group_end_nosync(x->db, r)) != GS_OK) {
 		/* Nothing of it was kept: nor is the chain the seal moved
 		 * in memory (fields the courier does not read). */
 		x->dev->last_seq = last_seq;
@@ -881,6 +904,7 @@ seal_and_send(struct run *x)
 	memset(&row, 0, sizeof(row));
 	memset(&k, 0, sizeof(k));
 	k.dev = x->dev;
+	k.db = x->db;
 	/* A locked store seals nothing (seal_all says why); it only
 	 * drains what is sealed. */
 	sealing = !ag_store_locked(x->st);
@@ -1161,6 +1185,12 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 		goto out;
 	ag_outbox_set_opener(x.ob, ag_store_open_fields_cb,
 	    ag_store_open_text_cb, st);
+	/* Checkpoints on a thread of their own while this runs: not on the
+	 * sync thread, between an answer and the next seal.  Without it
+	 * the thread checkpoints itself, as before. */
+	if ((r = gs_db_checkpointer_start(x.db, SYNC_CKPT_SOFT,
+	    SYNC_CKPT_HARD)) != GS_OK)
+		gs_log(GS_LOG_DEBUG, "no checkpoint thread: %s", gs_errmsg(r));
 
 	for (;;) {
 		r = pass(&x);
@@ -1205,6 +1235,16 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 		if (stopped(&x))
 			break;
 	}
+	/* What this run recorded without waiting for the disk (its acks)
+	 * is on it before the run says what it did. */
+	if (x.db != NULL) {
+		int rs;
+
+		gs_db_checkpointer_stop(x.db, NULL);
+		rs = gs_db_sync_wal(x.db);
+		if (r == GS_OK)
+			r = rs;
+	}
 	if (r == GS_OK || is_transient(r))
 		(void)count_pending(&x);
 	/* Issue 6: a revoked device crypto-shreds its data key once the
@@ -1215,6 +1255,8 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	(void)ag_purge(st, -1, gs_now_ms(), NULL);
 	r = final_result(&x, r);
 out:
+	if (x.db != NULL)
+		gs_db_checkpointer_stop(x.db, NULL);
 	if (r != GS_OK)
 		snprintf(
 		    sum->message, sizeof(sum->message), "%s", gs_errmsg(r));
