@@ -129,6 +129,14 @@ check "one uuid" test "$(grep -c "$UUID_RE" "$T_TMP/out")" -eq 1
 "$A" --home "$H" collect person --json "$T_TMP/bom.ndjson" >"$T_TMP/out" 2>"$T_TMP/err"
 check "a byte order mark is skipped" test "$(grep -c "$UUID_RE" "$T_TMP/out")" -eq 10
 expect_exit 66 "collect --json of a missing file" "$A" --home "$H" collect person --json "$T_TMP/nope"
+# A file over the 256 MiB cap of one import is refused by its size,
+# before it is read (a sparse file: nothing to read anyway), nothing saved.
+before=$(nrecords)
+truncate -s 257M "$T_TMP/huge.ndjson"
+expect_exit 65 "collect --json of a file over the cap" "$A" --home "$H" collect person --json "$T_TMP/huge.ndjson"
+check "the cap is named" grep -q 'over the limit of 256 MiB' "$T_TMP/err"
+check "nothing saved from it" test "$(nrecords)" -eq "$before"
+rm -f "$T_TMP/huge.ndjson"
 # A line over the 1 MiB cap is a bad line, not a crash.
 { printf '{"name":"'; head -c 1100000 /dev/zero | tr '\0' a; printf '"}\n'; } >"$T_TMP/long.ndjson"
 sed -n 1p "$T_TMP/good.ndjson" >>"$T_TMP/long.ndjson"
