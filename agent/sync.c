@@ -801,10 +801,10 @@ record_answer(struct run *x, struct courier *k, struct slot *done)
 /*
  * Records an answer that acks its batch and seals the next batch in one
  * transaction (gs_db_group): one commit where there were two, on the
- * thread that paces the whole sync, and its sync of the WAL not on this
- * thread but on a carrier's, before it sends the new batch (100,000
- * persons: 100 of this thread's 330 fsyncs, then the other 100).  A
- * crash before the sync may lose both, and both come again: the batch
+ * thread that paces the whole sync; and the sync of the WAL that makes
+ * it durable is not made on this thread but on a carrier's, before it
+ * sends the new batch (100,000 persons: 100 fsyncs off this thread).  A
+ * crash before that sync may lose both, and both come again: the batch
  * is sent again and the platform answers it with its stored receipt;
  * the changes are sealed anew (they were never sent).  *info as
  * seal_one's.

@@ -58,7 +58,8 @@ struct gs_db {
 	struct gs_checkpointer *ckpt; /* gs_db_checkpointer_start, or NULL */
 	/* gs_db_commit_nosync: the WAL file whose sync is put off while its
 	 * COMMIT runs, and the descriptor gs_db_sync_wal syncs (-1: none;
-	 * opened under the caller's lock by the first such commit). */
+	 * opened with the connection, or by the first such commit when the
+	 * WAL did not exist yet: wal_fd_ready). */
 	struct walbuf_file *defer_wal;
 	int wal_fd;
 };
