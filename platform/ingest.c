@@ -623,6 +623,87 @@ prevalidate(const struct gs_schema *schema, const struct gs_batch *batch,
 	}
 }
 
+/*
+ * The revision a change makes of a record in state s (zeroed: a new
+ * record), with fields its text after the change (NULL: deleted).
+ */
+static void
+revision_of(struct ingest *in, const struct gs_change *c,
+    const struct pf_record_state *s, const char *fields,
+    struct pf_revision *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->uuid = c->uuid;
+	v->change_id = c->change_id;
+	v->type = c->type;
+	v->grid = c->grid;
+	v->author = c->author;
+	v->form_version = c->form_version;
+	v->rev = (s->exists ? s->rev : 0) + 1;
+	v->base_rev = c->base_rev;
+	v->deleted = c->deleted;
+	v->fields = fields;
+	v->change = in->line.data;
+	v->created_at = c->created_at;
+	v->updated_at = c->updated_at;
+	v->applied_at = in->now;
+	v->device = in->dev->id;
+	v->batch = in->row->id;
+	v->outcome = v->rev == c->base_rev + 1 ? PF_APPLIED : PF_MERGED;
+	v->record_exists = s->exists;
+}
+
+/* The fields text of a record made of c's fields alone, into in->fields:
+ * the "fields" text of its line, kept as it came, when there is one. */
+static int
+fresh_fields(struct ingest *in, const struct gs_change *c,
+    const struct gs_batch_line *l)
+{
+	int r;
+
+	gs_buf_reset(&in->fields);
+	if (l != NULL && l->fields_off > 0)
+		r = gs_buf_append(&in->fields, l->text + l->fields_off,
+		    l->len - l->fields_off - 1);
+	else
+		r = gs_batch_encode_fields(&in->fields, c->fields);
+	return r != GS_OK ? GS_FAIL(r, "record %s: fields", c->uuid) : GS_OK;
+}
+
+/*
+ * A collection, the common case: a change with base_rev 0 whose fields
+ * alone make a valid record (its verdict, made before the lock), by the
+ * device's own worker in its own grid.  If neither its change id nor its
+ * uuid is known here, it is applied as one_change would apply it (a new
+ * record, rev 1), without the two lookups: GS_OK.  GS_EEXIST, with
+ * nothing written, when either is known: one_change's way then.
+ */
+static int
+create(struct ingest *in, const struct gs_change *c,
+    const struct gs_batch_line *l, const struct verdict *pre)
+{
+	struct pf_record_state s;
+	struct pf_revision v;
+	int r;
+
+	if (in->st->ops->create_put == NULL || pre == NULL ||
+	    pre->form == NULL || pre->r != GS_OK || c->base_rev != 0 ||
+	    c->deleted || strcmp(c->author, in->dev->worker) != 0 ||
+	    strcmp(c->grid, in->dev->grid) != 0)
+		return GS_EEXIST;
+	if ((r = fresh_fields(in, c, l)) != GS_OK)
+		return r;
+	memset(&s, 0, sizeof(s));
+	revision_of(in, c, &s, in->fields.data, &v);
+	if ((r = in->st->ops->create_put(in->st, &v)) != GS_OK)
+		return r;
+	if ((r = tally_revision(in, &s, c->type)) != GS_OK ||
+	    (r = close_task(in, c)) != GS_OK)
+		return r;
+	in->applied++;
+	return GS_OK;
+}
+
 static int
 one_change(struct ingest *in, const struct gs_change *c,
     const struct gs_batch_line *l, struct verdict *pre)
@@ -657,6 +738,9 @@ one_change(struct ingest *in, const struct gs_change *c,
 		return quarantine(in, c, "revoked", one_reason("",
 		    "device_revoked", "the device is revoked; kept for an "
 		    "admin"), 0);
+
+	if ((r = create(in, c, l, pre)) != GS_EEXIST)
+		return r;
 
 	/* One applied change per change id, forever: a change seen again
 	 * gets its first outcome reported and nothing is done twice. */
@@ -783,41 +867,23 @@ one_change(struct ingest *in, const struct gs_change *c,
 		/* Stored in the canonical form of the wire (sorted keys, reals
 		 * with 15 digits): for a new record that is exactly the
 		 * "fields" text of its line, which is kept as it came. */
-		gs_buf_reset(&in->fields);
-		if (fresh && l != NULL && l->fields_off > 0)
-			r = gs_buf_append(&in->fields, l->text + l->fields_off,
-			    l->len - l->fields_off - 1);
-		else
-			r = gs_batch_encode_fields(&in->fields, cand);
-		if (r != GS_OK) {
-			r = GS_FAIL(r, "record %s: fields", c->uuid);
-			goto out;
+		if (fresh) {
+			r = fresh_fields(in, c, l);
+		} else {
+			gs_buf_reset(&in->fields);
+			if ((r = gs_batch_encode_fields(&in->fields, cand)) !=
+			    GS_OK)
+				r = GS_FAIL(r, "record %s: fields", c->uuid);
 		}
+		if (r != GS_OK)
+			goto out;
 		fields = in->fields.data;
 	}
 
 	/* A new revision: the record row moves on and the revision row keeps
 	 * both the change and the full fields after it (the base of a later
 	 * three-way merge); the changes ledger claims the change id. */
-	memset(&v, 0, sizeof(v));
-	v.uuid = c->uuid;
-	v.change_id = c->change_id;
-	v.type = c->type;
-	v.grid = c->grid;
-	v.author = c->author;
-	v.form_version = c->form_version;
-	v.rev = (s.exists ? s.rev : 0) + 1;
-	v.base_rev = c->base_rev;
-	v.deleted = c->deleted;
-	v.fields = fields;
-	v.change = in->line.data;
-	v.created_at = c->created_at;
-	v.updated_at = c->updated_at;
-	v.applied_at = in->now;
-	v.device = in->dev->id;
-	v.batch = in->row->id;
-	v.outcome = v.rev == c->base_rev + 1 ? PF_APPLIED : PF_MERGED;
-	v.record_exists = s.exists;
+	revision_of(in, c, &s, fields, &v);
 	if ((r = in->st->ops->revision_put(in->st, &v)) != GS_OK ||
 	    (r = tally_revision(in, &s, c->type)) != GS_OK ||
 	    (r = close_task(in, c)) != GS_OK)

@@ -238,6 +238,13 @@ struct pf_store_ops {
 	 * device tallies are the caller's (tally_add), so that a batch
 	 * writes each of them once. */
 	int (*revision_put)(struct pf_store *st, const struct pf_revision *r);
+	/* revision_put for the first revision of a record the platform
+	 * does not have, by a change id it has not seen (rev 1, applied,
+	 * !record_exists), without looking for either first: the ledger
+	 * and the records refuse a key they hold.  GS_EEXIST, with nothing
+	 * written, when either is held: the caller then looks, as for any
+	 * other change.  NULL: the caller always looks. */
+	int (*create_put)(struct pf_store *st, const struct pf_revision *r);
 	/* The pull feed row of a revision written outside revision_put (an
 	 * admin's, platform/admin.c): grid is the record's, own 1 for a
 	 * device's plain fast-forward (the device holds it already). */

@@ -515,6 +515,55 @@ test_prevalidated(void **state)
 	assert_int_equal(count(f, "records"), 1);
 }
 
+/*
+ * A collection is applied without looking up its change id and uuid
+ * first (create_put: the ledger and the records refuse a key they hold,
+ * writing nothing).  When either is held the change takes the usual way:
+ * here a change sent again in a new batch gets its first outcome, and a
+ * second creation of the same record (another change id, base 0) is a
+ * fast-forward by the same device; each change id in the ledger once,
+ * nothing claimed for the refused attempt.
+ */
+static void
+test_create_taken(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change cs[2];
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	struct gs_receipt rc;
+	char u1[37];
+
+	gs_uuid_v7(u1);
+	change(&cs[0], u1, 0, house);
+	send_one(f, &f->a, &cs[0], &res);
+	pf_ingest_result_release(&res);
+	assert_int_equal(count(f, "changes"), 1);
+
+	/* cs[0] again, beside a second creation of u1. */
+	change(&cs[1], u1, 0, "{\"address\":\"北京市东城区景山街道9号\","
+	    "\"is_rental\":false}");
+	seal(f, &f->a, f->pf->keys.deployment, cs, 2, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	check_receipt(f, &f->a, batch, &env, &res, &rc);
+	assert_int_equal(rc.applied, 2);
+	assert_int_equal(rc.conflicted + rc.quarantined, 0);
+	/* The first reported as merged at rev 1 (its first outcome), the
+	 * second as merged at rev 2. */
+	assert_non_null(strstr(res.results, cs[0].change_id));
+	assert_non_null(strstr(res.results, cs[1].change_id));
+	assert_non_null(strstr(res.results, "\"rev\":2"));
+	assert_int_equal(count(f, "records"), 1);
+	assert_int_equal(count(f, "revisions"), 2);
+	assert_int_equal(count(f, "changes"), 2);
+	assert_int_equal(count(f, "quarantine"), 0);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	gs_change_release(&cs[0]);
+	gs_change_release(&cs[1]);
+}
+
 static void
 test_tampered_refused(void **state)
 {
@@ -2453,6 +2502,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sync_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_prevalidated, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_create_taken, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_honest_and_replay, setup,
 		    teardown),
