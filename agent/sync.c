@@ -127,6 +127,25 @@ fault(const char *name)
 	return (long)v;
 }
 
+/*
+ * The WAL synced before sealed bytes leave this device (courier_main,
+ * upload_one): they were committed without waiting for the disk
+ * (record_and_seal).  Tests only: "wal-sync-fail=N" in $GRIDAGENT_FAULT
+ * fails the Nth such sync of this process as a disk reporting an error
+ * would (tests/integration/agent-sync-kill.sh).
+ */
+static int
+durable(struct gs_db *db)
+{
+	static long n;
+	long at = fault("wal-sync-fail");
+
+	if (at > 0 && __atomic_add_fetch(&n, 1, __ATOMIC_SEQ_CST) == at)
+		return GS_FAIL(GS_EIO, "sync of the WAL: failed "
+		    "(GRIDAGENT_FAULT)");
+	return gs_db_sync_wal(db);
+}
+
 /* A crash test asked to die here: as abruptly as a pulled battery. */
 static void
 crash_point(long at, long count)
@@ -402,7 +421,7 @@ upload_one(struct run *x, struct ag_outbox_row *row,
 			 * answer over (first is left empty). */
 			res = *first;
 			memset(first, 0, sizeof(*first));
-		} else if ((r = gs_db_sync_wal(x->db)) != GS_OK ||
+		} else if ((r = durable(x->db)) != GS_OK ||
 		    (r = ag_upload_batch(x->http, x->dev, row, &res)) !=
 		    GS_OK) {
 			/* (The sync: as the courier's, courier_main.) */
@@ -537,6 +556,7 @@ struct slot {
 	struct ag_outbox_row row;
 	struct ag_upload_result res;
 	int rc;
+	char why[200]; /* rc's detail, as the carrier's thread had it */
 	int final; /* SLOT_DONE: the answer is an outcome (not a retry) */
 	int sent;  /* SLOT_BUSY: its body is sent in full */
 };
@@ -559,7 +579,7 @@ struct courier {
 	unsigned threads;   /* carriers started */
 	unsigned busy;      /* exchanges under way */
 	const struct ag_device *dev;
-	struct gs_db *db;   /* only for gs_db_sync_wal */
+	struct gs_db *db;   /* only for durable() */
 	struct slot slot[COURIER_SLOTS]; /* a ring, oldest at head */
 	unsigned head, count;
 	uint64_t sent; /* the carriers' bytes sent, summed (mu held) */
@@ -644,10 +664,13 @@ courier_main(void *arg)
 		 * (sealed without waiting for it: record_and_seal): sent
 		 * and then lost to a power cut, they would be sealed anew,
 		 * other bytes under the same seq. */
-		s->rc = gs_db_sync_wal(k->db);
+		s->rc = durable(k->db);
 		if (s->rc == GS_OK)
 			s->rc = ag_upload_batch_follows(c->http, k->dev,
 			    &s->row, follows, &s->res);
+		if (s->rc != GS_OK)
+			snprintf(s->why, sizeof(s->why), "%s",
+			    gs_errmsg(s->rc));
 		final = s->rc == GS_OK && s->res.outcome != AG_UPLOAD_RETRY;
 		/* The platform served the batch before this one after it
 		 * (too early): most likely both connections are served by
@@ -790,7 +813,7 @@ record_answer(struct run *x, struct courier *k, struct slot *done)
 		r = upload_one(x, &done->row, &done->res);
 	else
 		r = GS_FAIL(done->rc, "batch %lld: the upload failed (%s)",
-		    (long long)done->row.seq, gs_strerror(done->rc));
+		    (long long)done->row.seq, done->why);
 	ag_upload_result_release(&done->res);
 	ag_outbox_row_release(&done->row);
 	if (r == GS_OK)

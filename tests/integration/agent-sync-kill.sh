@@ -61,6 +61,25 @@ expect_exit 0 "the next sync completes (the platform answers the resend with its
 	ag sync --batch-records 300
 exactly_once "after a kill between receipt and ack"
 
+# ---- a sealed batch leaves only once it is on the disk: the seal is
+# committed without waiting for it, and the carrier syncs before sending.
+# The second such sync fails (a disk reporting an error): that batch is
+# not sent, nor anything after it, and the run says so (exit 74).
+collect_people 1500 25 || fail "collect"
+before=$(sqlite3 "$PH/platform.db" "SELECT count(*) FROM batches")
+GRIDAGENT_FAULT=wal-sync-fail=2 "$GRIDAGENT" --home "$AH" sync \
+	--batch-records 300 >/dev/null 2>"$T_TMP/err"
+rc=$?
+after=$(sqlite3 "$PH/platform.db" "SELECT count(*) FROM batches")
+[ "$rc" -eq 74 ] && grep -q 'sync of the WAL' "$T_TMP/err" &&
+	ok "the second sync before a send fails: exit 74, said why" ||
+	fail "the second sync before a send fails: exit 74, said why (exit $rc)"
+[ $((after - before)) -eq 1 ] &&
+	ok "... only the batch synced before it was sent" ||
+	fail "... only the batch synced before it was sent ($((after - before)) sent)"
+expect_exit 0 "the next sync completes" ag sync --batch-records 300
+exactly_once "after a failed sync before a send"
+
 # ---- kill -9 at timed points during a large sync
 collect_people 4000 23 || fail "collect"
 for delay in 0.1 0.3 0.6 0.9; do
