@@ -224,6 +224,8 @@ read_input(const char *path, struct gs_buf *b)
 	    sb.st_size > 0)
 		r = (uintmax_t)sb.st_size > b->max ? GS_ETOOBIG :
 		    gs_buf_reserve(b, (size_t)sb.st_size);
+	if (r == GS_OK && b->data != NULL)
+		gs_mem_hint_huge(b->data, b->cap);
 	while (r == GS_OK) {
 		room = b->data != NULL ? b->cap - b->len - 1 : 0;
 		if (room == 0) {

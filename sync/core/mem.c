@@ -1,8 +1,13 @@
 /*
  * mem.c - allocation wrappers with a failure-injection countdown.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "core/mem.h"
 #include "core/banned.h"
@@ -21,6 +26,27 @@ should_fail(void)
 	}
 	countdown--;
 	return 0;
+}
+
+void
+gs_mem_hint_huge(void *p, size_t n)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), lo, hi;
+
+	if (p == NULL || n < ((size_t)4 << 20) || pg == 0 ||
+	    (pg & (pg - 1)) != 0)
+		return;
+	/* Whole pages inside the buffer: the kernel wants an aligned
+	 * start, and the pages around it may be someone else's. */
+	lo = ((uintptr_t)p + pg - 1) & ~(pg - 1);
+	hi = ((uintptr_t)p + n) & ~(pg - 1);
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)n;
+#endif
 }
 
 long
