@@ -298,41 +298,59 @@ sync 3.56 s (3.44-3.96) one at a time against 3.07 s (3.02-3.24) two at
 once, through gsproxy, 22:20 UTC; without the proxy, alternating with
 main before this session, 3.45 -> 3.0 s (medians of 6 and 7 runs).  All
 in, the median above went from 20,776 (session 6) to 23,656 records/s.
-What paces the loopback sync now is the platform's commit of one batch
-after the other under its store lock (about 16 us of CPU per record
-applying it, and 0.68 s of fsync waits per 100 batches, 144 calls of
-which 44 are checkpoints'), with the agent sealing on the other core.
 
-Why 50,000 records/s end to end is not reached here (session 6, final
-code, 2026-11-26 20:18 UTC, 20,776 records/s all in): collect + sync cost
-about 53 us of CPU per record in all (agent bulk import with personal
-data sealed 13.6 us, agent sync 17.9 us, platform 21.4 us; session 5
-ended at 15, 29 and 28 us, 17,716 records/s all in, one run), so with
-both cores busy all the time 100,000 records take at least 2.6 s (at
-best about 38,000 records/s).  The two sides do not overlap perfectly:
-the platform applies one batch at a time, and its thread now paces the
-sync (2.1 s of CPU and about 0.9 s of fsync waits, a third of those in
-checkpoints, in a 3.6 s sync), while the bulk import before it keeps
-both cores only partly busy.  Single runs of the final code in the hour
-before gave 17,007 (an outlier: collect 1.58 s) to 22,734 records/s all
-in; hence the median of three.  The target needs under 40 us per record
-for everything and the two sides overlapping fully: a platform that
-decodes and checks one batch while it commits the one before (two
-batches of a device in flight, which the ordering of edits after their
-creation makes a protocol change: a gap in the chain would have to mean
-"wait", not "apply"), fewer b-trees per record on both sides (the
-platform writes the record, its revision with the line and its fields
-again, its ledger row and its feed row; the agent a record, a pending
-row, its change at batching and its delivered state), and deflate at
-about half its cost (zlib level 2 is already its fastest useful level
-here: level 1 measured 149k instructions per record against 148k).
-Measured and not taken in session 6, alternating runs: a revision
-without its fields for a new record (the line holds them) made the
-platform's CPU 5% smaller and the sync 4% shorter, within the noise;
-checkpoints every 16,000 WAL pages instead of 4,000 and batches of 2,000
-records instead of 1,000 changed nothing measurable; checkpoints on a
-thread of their own let the WAL grow without bound while the writer
-never paused.
+Session 8 (2026-11-26/27): what held the platform's store lock, and the
+collect's page faults.  Under the lock a batch of 1,000 persons took
+about 15 ms to apply and 5 ms to commit, plus 36 ms at every fourth
+batch for SQLite's checkpoint (100 batches: apply 1.47 s, commit 0.96
+s, of a 2.8 s sync).  Now (sync/db.c, platform/ingest.c):
+- the commit does not wait for the disk under the lock
+  (gs_db_commit_nosync); the WAL is synced after the lock, before the
+  receipt goes out (gs_db_sync_wal), while the next batch is applied;
+- checkpoints run on a thread of their own (gs_db_checkpointer_start),
+  which keeps up with every commit near the bound, and the writer
+  checkpoints only at the bound, copying almost nothing: commits 0.96
+  -> 0.27 s per 100 batches, the writer's checkpoints 35-71 ms -> 9-20
+  ms each;
+- new records are validated before the lock, and a collection is
+  applied without looking up its change id and uuid first (the ledger
+  and the records refuse a key they hold; create_put).
+The agent commits its ack-and-seal without waiting for the disk and a
+carrier syncs the WAL before it sends the batch, and it checkpoints on
+its own thread while the sync runs.  The collect reads its file into one
+buffer of its size, hinted for huge pages (19,480 -> 9,650 page faults,
+which cost about 10 us each on this virtual machine).  Alternating runs
+of this script (RUNS=1, three each, 23:58 UTC), main at the session's
+start against its end: 24,554 (21,907-24,951) -> 26,710 (26,473-27,873)
+records/s all in; sync 2.94 -> 2.72 s, collect 1.13 -> 1.02 s.  Without
+the proxy the sync gained more (3.07 -> 2.48 s, medians of five
+alternating runs): the proxy's threads take CPU from the same two
+cores.
+What paces the sync now: the platform's apply under the lock (1.3 s per
+100 batches) and, between its batches, the agent's sealing; both
+processes keep about 80% of the two cores busy during the sync (3.8 CPU
+seconds in 2.35 s without the proxy).
+Measured and not taken in session 8: a platform page size of 8 KiB or
+16 KiB (2-3% faster, within the noise; a file format decision); SQLite's
+page cache in a pool of huge pages (SQLITE_CONFIG_PAGECACHE: no fewer
+page faults during the sync).
+
+Why 50,000 records/s end to end is not reached here (session 8, final
+code): collect + sync cost about 50 us of CPU per record in all (agent
+bulk import 11.5 us, agent sync 17.7 us, platform 20.5 us), so with both
+cores busy all the time 100,000 records take at least 2.5 s (at best
+about 40,000 records/s), and collect and sync run one after the other.
+The target needs under 40 us per record for everything and the two
+overlapping: fewer b-trees per record on the platform (the record with
+its uuid index, the revision with its (uuid, rev) index, the ledger row,
+the feed row and its grid index: seven inserts per collected record, two
+thirds of the apply), no second copy of a new record's fields in its
+revision (the line holds them: 5% of the platform's CPU, session 6),
+and the agent's personal data at rest sealed once per record instead of
+once per field (9k of its 125k instructions per synced record).
+Measured and not taken in session 6, alternating runs: checkpoints every
+16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
+of 1,000 changed nothing measurable.
 The timings in the table were taken at the load average shown, on two
 cores that may be shared with other work.
 
