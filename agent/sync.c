@@ -1182,7 +1182,7 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 {
 	struct run x;
 	struct ag_http_opts ho;
-	int r = GS_EINTERNAL, work;
+	int r = GS_EINTERNAL, work, synced = 0;
 
 	memset(sum, 0, sizeof(*sum));
 	memset(&x, 0, sizeof(x));
@@ -1265,6 +1265,7 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 
 		gs_db_checkpointer_stop(x.db, NULL);
 		rs = gs_db_sync_wal(x.db);
+		synced = 1;
 		if (r == GS_OK)
 			r = rs;
 	}
@@ -1278,8 +1279,11 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	(void)ag_purge(st, -1, gs_now_ms(), NULL);
 	r = final_result(&x, r);
 out:
-	if (x.db != NULL)
+	if (x.db != NULL && !synced) {
+		/* A run that failed on the way may have recorded acks. */
 		gs_db_checkpointer_stop(x.db, NULL);
+		(void)gs_db_sync_wal(x.db);
+	}
 	if (r != GS_OK)
 		snprintf(
 		    sum->message, sizeof(sum->message), "%s", gs_errmsg(r));
