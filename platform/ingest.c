@@ -653,16 +653,20 @@ revision_of(struct ingest *in, const struct gs_change *c,
 	v->record_exists = s->exists;
 }
 
-/* The fields text of a record made of c's fields alone, into in->fields:
- * the "fields" text of its line, kept as it came, when there is one. */
+/*
+ * The fields text of a record made of c's fields alone, into in->fields:
+ * the "fields" text of its line, kept as it came, when there is one
+ * (*in_line 1: the revision then keeps it once, in the line).
+ */
 static int
 fresh_fields(struct ingest *in, const struct gs_change *c,
-    const struct gs_batch_line *l)
+    const struct gs_batch_line *l, int *in_line)
 {
 	int r;
 
 	gs_buf_reset(&in->fields);
-	if (l != NULL && l->fields_off > 0)
+	*in_line = l != NULL && l->fields_off > 0;
+	if (*in_line)
 		r = gs_buf_append(&in->fields, l->text + l->fields_off,
 		    l->len - l->fields_off - 1);
 	else
@@ -684,17 +688,18 @@ create(struct ingest *in, const struct gs_change *c,
 {
 	struct pf_record_state s;
 	struct pf_revision v;
-	int r;
+	int r, in_line;
 
 	if (in->st->ops->create_put == NULL || pre == NULL ||
 	    pre->form == NULL || pre->r != GS_OK || c->base_rev != 0 ||
 	    c->deleted || strcmp(c->author, in->dev->worker) != 0 ||
 	    strcmp(c->grid, in->dev->grid) != 0)
 		return GS_EEXIST;
-	if ((r = fresh_fields(in, c, l)) != GS_OK)
+	if ((r = fresh_fields(in, c, l, &in_line)) != GS_OK)
 		return r;
 	memset(&s, 0, sizeof(s));
 	revision_of(in, c, &s, in->fields.data, &v);
+	v.fields_in_change = in_line;
 	if ((r = in->st->ops->create_put(in->st, &v)) != GS_OK)
 		return r;
 	if ((r = tally_revision(in, &s, c->type)) != GS_OK ||
@@ -719,6 +724,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 	const char *fields = NULL;
 	char msg[160];
 	struct pf_revision v;
+	int in_line = 0;
 
 	memset(&s, 0, sizeof(s));
 	gs_buf_reset(&in->line);
@@ -868,7 +874,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 		 * with 15 digits): for a new record that is exactly the
 		 * "fields" text of its line, which is kept as it came. */
 		if (fresh) {
-			r = fresh_fields(in, c, l);
+			r = fresh_fields(in, c, l, &in_line);
 		} else {
 			gs_buf_reset(&in->fields);
 			if ((r = gs_batch_encode_fields(&in->fields, cand)) !=
@@ -884,6 +890,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 	 * both the change and the full fields after it (the base of a later
 	 * three-way merge); the changes ledger claims the change id. */
 	revision_of(in, c, &s, fields, &v);
+	v.fields_in_change = in_line;
 	if ((r = in->st->ops->revision_put(in->st, &v)) != GS_OK ||
 	    (r = tally_revision(in, &s, c->type)) != GS_OK ||
 	    (r = close_task(in, c)) != GS_OK)

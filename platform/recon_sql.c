@@ -23,7 +23,9 @@ _Static_assert(PQ_COUNT_ <= 40, "recon_sql.c statements reach rotate.c's "
     "slots (40..)");
 
 static const char *const qsql[PQ_COUNT_] = {
-	[PQ_BASE] = "SELECT fields, deleted FROM revisions "
+	/* A revision's fields from revision_fields, never from the column:
+	 * a new record's are kept once, in its line (platform 0010). */
+	[PQ_BASE] = "SELECT fields, deleted FROM revision_fields "
 	    "WHERE uuid = ?1 AND rev = ?2",
 	[PQ_CONFLICT_DETAIL] = "UPDATE conflicts SET fields = ?2, merged = ?3, "
 	    "merged_deleted = ?4 WHERE id = (SELECT max(id) FROM conflicts "
@@ -130,7 +132,7 @@ static const char *const qsql[PQ_COUNT_] = {
 	    "OR (kind <> 'record' AND worker = ?2)) ORDER BY seq LIMIT ?4",
 	[PQ_FEED_REC] = "SELECT r.type, r.form_version, r.grid, v.fields, "
 	    "v.deleted, r.author, r.created_at, v.applied_at, v.by_admin "
-	    "FROM revisions v JOIN records r ON r.uuid = v.uuid "
+	    "FROM revision_fields v JOIN records r ON r.uuid = v.uuid "
 	    "WHERE v.uuid = ?1 AND v.rev = ?2",
 	[PQ_FEED_TASK] = "SELECT id, kind, coalesce(subject, ''), due, title, "
 	    "status, created_at, coalesce(closed_by, '') FROM tasks "

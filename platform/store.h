@@ -121,6 +121,10 @@ struct pf_revision {
 	int64_t batch;             /* batches.id */
 	enum pf_outcome outcome;   /* PF_APPLIED or PF_MERGED */
 	int record_exists;         /* 0: the revision creates the record */
+	/* fields is, character for character, the change line's own
+	 * "fields" member: the revision keeps it once, in the line
+	 * (platform 0010: revision_fields reads it from there). */
+	int fields_in_change;
 };
 
 struct pf_conflict {

@@ -1036,7 +1036,8 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 	    (r = gs_stmt_bind_blob(s, 5, v->device, PF_ID_BYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 6, v->batch)) != GS_OK ||
 	    (r = gs_stmt_bind_text_nocopy(s, 7, v->change)) != GS_OK ||
-	    (r = gs_stmt_bind_text_nocopy(s, 8, v->fields)) != GS_OK ||
+	    (r = v->fields_in_change ? gs_stmt_bind_null(s, 8) :
+	    gs_stmt_bind_text_nocopy(s, 8, v->fields)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 9, v->deleted)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 10, v->applied_at)) != GS_OK) {
 		gs_stmt_reset(s);

@@ -1935,6 +1935,68 @@ store_int(struct fx *f, const char *sql)
 }
 
 /*
+ * A new record's revision keeps its fields once, in its line (platform
+ * 0010): revisions.fields is NULL, and revision_fields gives exactly the
+ * record's fields text; an edit's revision (fields merged, not the
+ * line's) and a deletion keep theirs as before.  A row written before
+ * 0010, with its fields, reads the same through the view.
+ */
+static void
+test_revision_fields(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	struct pf_ingest_result res;
+	char u1[37], u2[37], sql[400];
+
+	gs_uuid_v7(u1);
+	gs_uuid_v7(u2);
+	change(&c, u1, 0, house);
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	change(&c, u2, 0, house);
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	change(&c, u1, 1, "{\"address\":\"北京市东城区景山街道2号\"}");
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	change(&c, u2, 1, NULL);
+	send_one(f, &f->a, &c, &res);
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM revisions WHERE "
+	    "uuid IN ('%s', '%s') AND rev = 1 AND fields IS NULL", u1, u2);
+	assert_int_equal(store_int(f, sql), 2);
+	/* The view gives rev 1 as the record was then: u2's is gone (a
+	 * tombstone now), so compare with the line's own member. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM revision_fields v "
+	    "JOIN revisions r USING (uuid, rev) WHERE v.rev = 1 AND "
+	    "v.fields = json(v.fields) AND r.change = "
+	    "substr(r.change, 1, instr(r.change, ',\"fields\":') + 9) || "
+	    "v.fields || '}'");
+	assert_int_equal(store_int(f, sql), 2);
+	/* u1's edit keeps its merged fields; the view and the record
+	 * agree. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM revisions v JOIN "
+	    "records r USING (uuid) WHERE v.uuid = '%s' AND v.rev = 2 AND "
+	    "v.fields = r.fields AND v.fields = (SELECT fields FROM "
+	    "revision_fields WHERE uuid = '%s' AND rev = 2)", u1, u1);
+	assert_int_equal(store_int(f, sql), 1);
+	/* The tombstone: NULL either way. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM revision_fields "
+	    "WHERE uuid = '%s' AND rev = 2 AND deleted AND fields IS NULL",
+	    u2);
+	assert_int_equal(store_int(f, sql), 1);
+	/* No live revision without its fields. */
+	assert_int_equal(store_int(f, "SELECT count(*) FROM revision_fields "
+	    "WHERE fields IS NULL AND NOT deleted"), 0);
+}
+
+/*
  * The pull feed and the device tallies that ingest writes itself (schema
  * platform 0007; triggers wrote them before): one feed row per revision,
  * "own" for a device's plain fast-forward, the tallies equal to counting
@@ -2504,6 +2566,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_prevalidated, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_taken, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_revision_fields, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_honest_and_replay, setup,
 		    teardown),
