@@ -348,6 +348,19 @@ send_one(struct fx *f, struct device *d, struct gs_change *c,
 static const char house[] = "{\"address\":\"北京市东城区景山街道1号\","
     "\"is_rental\":false}";
 
+/* send_one of a house change (change(): fields_json NULL = tombstone);
+ * *res is the caller's to release. */
+static void
+send_house(struct fx *f, struct device *d, const char *uuid, int64_t base_rev,
+    const char *fields_json, struct pf_ingest_result *res)
+{
+	struct gs_change c;
+
+	change(&c, uuid, base_rev, fields_json);
+	send_one(f, d, &c, res);
+	gs_change_release(&c);
+}
+
 static void
 test_honest_and_replay(void **state)
 {
@@ -485,32 +498,27 @@ static void
 test_prevalidated(void **state)
 {
 	struct fx *f = *state;
-	struct gs_change c;
 	struct pf_ingest_result res;
 	char u1[37], u2[37];
 
 	gs_uuid_v7(u1);
 	gs_uuid_v7(u2);
-	change(&c, u1, 0, house);
-	send_one(f, &f->a, &c, &res);
+	send_house(f, &f->a, u1, 0, house, &res);
 	pf_ingest_result_release(&res);
-	gs_change_release(&c);
 
-	change(&c, u1, 1, "{\"address\":\"北京市东城区景山街道2号\"}");
-	send_one(f, &f->a, &c, &res);
+	send_house(f, &f->a, u1, 1, "{\"address\":\"北京市东城区景山街道2号\"}",
+	    &res);
 	assert_string_equal(res.results, "[]");
 	pf_ingest_result_release(&res);
-	gs_change_release(&c);
 	assert_int_equal(count(f, "revisions"), 2);
 	assert_int_equal(count(f, "quarantine"), 0);
 
-	change(&c, u2, 0, "{\"address\":\"北京市东城区景山街道2号\"}");
-	send_one(f, &f->a, &c, &res);
+	send_house(f, &f->a, u2, 0, "{\"address\":\"北京市东城区景山街道2号\"}",
+	    &res);
 	assert_non_null(strstr(res.results, "\"quarantined\""));
 	assert_non_null(strstr(res.results, "\"is_rental\""));
 	assert_non_null(strstr(res.results, "\"required\""));
 	pf_ingest_result_release(&res);
-	gs_change_release(&c);
 	assert_int_equal(count(f, "quarantine"), 1);
 	assert_int_equal(count(f, "records"), 1);
 }
@@ -1945,28 +1953,20 @@ static void
 test_revision_fields(void **state)
 {
 	struct fx *f = *state;
-	struct gs_change c;
 	struct pf_ingest_result res;
 	char u1[37], u2[37], sql[400];
 
 	gs_uuid_v7(u1);
 	gs_uuid_v7(u2);
-	change(&c, u1, 0, house);
-	send_one(f, &f->a, &c, &res);
+	send_house(f, &f->a, u1, 0, house, &res);
 	pf_ingest_result_release(&res);
-	gs_change_release(&c);
-	change(&c, u2, 0, house);
-	send_one(f, &f->a, &c, &res);
+	send_house(f, &f->a, u2, 0, house, &res);
 	pf_ingest_result_release(&res);
-	gs_change_release(&c);
-	change(&c, u1, 1, "{\"address\":\"北京市东城区景山街道2号\"}");
-	send_one(f, &f->a, &c, &res);
+	send_house(f, &f->a, u1, 1, "{\"address\":\"北京市东城区景山街道2号\"}",
+	    &res);
 	pf_ingest_result_release(&res);
-	gs_change_release(&c);
-	change(&c, u2, 1, NULL);
-	send_one(f, &f->a, &c, &res);
+	send_house(f, &f->a, u2, 1, NULL, &res);
 	pf_ingest_result_release(&res);
-	gs_change_release(&c);
 
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM revisions WHERE "
 	    "uuid IN ('%s', '%s') AND rev = 1 AND fields IS NULL", u1, u2);
