@@ -700,6 +700,7 @@ struct gs_checkpointer {
 	int copied;       /* of those, copied into the database (under mu) */
 	int stop;
 	int busy;         /* the thread is checkpointing (under mu) */
+	int idle_at;      /* frames when a round copied nothing (under mu) */
 	int hold;         /* the writer's turn: no new round (under mu) */
 	struct gs_checkpoint_stats stats; /* under mu */
 };
@@ -714,6 +715,11 @@ struct gs_checkpointer {
 static int
 ckpt_due(const struct gs_checkpointer *c)
 {
+	/* A round that copied nothing (a reader still needs the frames:
+	 * an export's long read, say) is not tried again before the next
+	 * commit: the thread would spin. */
+	if (c->frames == c->idle_at)
+		return 0;
 	return c->frames - c->copied >= c->soft ||
 	    (c->frames >= c->hard - c->soft && c->frames > c->copied);
 }
@@ -769,7 +775,7 @@ static void *
 ckpt_run(void *arg)
 {
 	struct gs_checkpointer *c = arg;
-	int log, done, rc, warned = 0;
+	int log, done, rc, before, warned = 0;
 
 	(void)pthread_mutex_lock(&c->mu);
 	for (;;) {
@@ -778,6 +784,7 @@ ckpt_run(void *arg)
 		if (c->stop)
 			break;
 		c->busy = 1;
+		before = c->copied;
 		(void)pthread_mutex_unlock(&c->mu);
 		/* PASSIVE: copies what no reader still needs, beside the
 		 * writer's next transaction, and waits for nobody. */
@@ -790,6 +797,8 @@ ckpt_run(void *arg)
 		if (rc == SQLITE_OK && done >= 0) {
 			c->stats.rounds++;
 			c->copied = done;
+			if (done <= before)
+				c->idle_at = c->frames;
 		} else {
 			/* Busy (another connection's checkpoint: another
 			 * process) or an I/O error: the frames stay in the
@@ -826,6 +835,7 @@ gs_db_checkpointer_start(struct gs_db *db, int soft, int hard)
 	c->soft = soft;
 	c->hard = hard;
 	c->db = db;
+	c->idle_at = -1;
 	rc = sqlite3_open_v2(name, &c->h, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, db->vfs);
 	/* FULL, as the writer: the database file is synced before the

@@ -414,6 +414,54 @@ test_checkpointer(void **state)
 }
 
 /*
+ * A reader that keeps an old snapshot (an export's long read) holds the
+ * frames after it in the WAL: a round then copies nothing, and the thread
+ * must wait for the next commit, not try again at once (it spun at 100%
+ * of a core).  Once the reader is done, the next commit lets it copy.
+ */
+static void
+test_checkpointer_reader(void **state)
+{
+	struct gs_db *db = NULL, *reader = NULL;
+	struct gs_checkpoint_stats cs;
+	struct gs_stmt *st = NULL;
+	int i;
+
+	(void)state;
+	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE |
+	    GS_DB_COALESCE_WAL, &db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "CREATE TABLE t(x)"), GS_OK);
+	rows(db, 30, 0);
+	assert_int_equal(gs_db_open(path, NULL, 0, &reader), GS_OK);
+	/* A read transaction kept open on the snapshot of now. */
+	assert_int_equal(gs_db_exec(reader, "BEGIN"), GS_OK);
+	assert_int_equal(gs_stmt_prepare(reader, "SELECT count(*) FROM t",
+	    &st), GS_OK);
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	assert_int_equal(gs_db_checkpointer_start(db, 20, 100000), GS_OK);
+	for (i = 0; i < 10; i++)
+		rows(db, 30, 0);
+	/* No commits for 200 ms: a spinning thread would make thousands
+	 * of rounds. */
+	(void)usleep(200 * 1000);
+	gs_db_checkpointer_stop(db, &cs);
+	print_message("with the reader: %ld rounds\n", cs.rounds);
+	assert_true(cs.rounds <= 20);
+	gs_stmt_finalize(st);
+	gs_db_rollback(reader);
+	gs_db_close(reader);
+	/* The reader gone, the next commit's round copies everything. */
+	assert_int_equal(gs_db_checkpointer_start(db, 20, 100000), GS_OK);
+	rows(db, 30, 0);
+	(void)usleep(200 * 1000);
+	gs_db_checkpointer_stop(db, &cs);
+	assert_true(cs.rounds >= 1);
+	assert_int_equal(one_int(db, "SELECT count(*) FROM t"), 360);
+	assert_int_equal(gs_db_integrity_check(db), GS_OK);
+	gs_db_close(db);
+}
+
+/*
  * The writer's own checkpoint at the hard threshold runs inside COMMIT:
  * inside a commit_nosync too, whose WAL sync is put off.  That
  * checkpoint must still sync the WAL before it writes a page into the
@@ -456,6 +504,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_commit_nosync_plain,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpointer, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_checkpointer_reader, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_inside_nosync,
 		    setup, teardown),
