@@ -1062,6 +1062,26 @@ ag_outbox_attempt(struct ag_outbox *ob, int64_t seq, const char *error)
 }
 
 int
+ag_outbox_pending(struct gs_db *db, int64_t *unsent, int64_t *sealed)
+{
+	struct gs_stmt *st = NULL;
+	int r;
+
+	*unsent = *sealed = 0;
+	if ((r = gs_stmt_prepare(db, AG_SQL_PENDING, &st)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_step(st)) == GS_ROW) {
+		*unsent = gs_stmt_int64(st, 0);
+		*sealed = gs_stmt_int64(st, 1);
+		r = GS_OK;
+	} else if (r == GS_DONE) {
+		r = GS_FAIL(GS_EDB, "pending counts: no row");
+	}
+	gs_stmt_finalize(st);
+	return r;
+}
+
+int
 ag_outbox_counts(struct gs_db *db, struct ag_outbox_counts *c)
 {
 	struct gs_stmt *st = NULL;

@@ -160,4 +160,13 @@ struct ag_outbox_counts {
 
 int ag_outbox_counts(struct gs_db *db, struct ag_outbox_counts *c);
 
+/*
+ * What a sync still has to do: the unsent changes (changes[0] of
+ * ag_outbox_counts) and the sealed batches, from the indexes on them
+ * alone.  ag_outbox_counts reads every change row to count them all by
+ * state: 40 ms for a store of 100,000 synced changes, at the end of each
+ * sync and at every look for new saves of sync --watch.
+ */
+int ag_outbox_pending(struct gs_db *db, int64_t *unsent, int64_t *sealed);
+
 #endif

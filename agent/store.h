@@ -57,6 +57,13 @@ int ag_store_pending_flush(struct gs_db *db);
 	"SELECT state, sum(n) FROM (SELECT state, count(*) AS n FROM change " \
 	"GROUP BY state UNION ALL SELECT 0, count(*) FROM pending_creation) " \
 	"GROUP BY state"
+/* The unsent changes (state 0) and the sealed batches, through the
+ * partial index change_unsent (schema/agent/0006) and outbox_by_state:
+ * no change row is read. */
+#define AG_SQL_PENDING \
+	"SELECT (SELECT count(*) FROM change WHERE state = 0) + " \
+	"(SELECT count(*) FROM pending_creation), " \
+	"(SELECT count(*) FROM outbox WHERE state = 'sealed')"
 
 /* The store's database and loaded forms; both belong to the store. */
 struct gs_db *ag_store_db(struct ag_store *st);

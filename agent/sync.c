@@ -363,14 +363,14 @@ seal_all(struct run *x)
 	/* A locked store cannot open its changes' personal data to seal
 	 * them; what is sealed already still drains (issue 6). */
 	if (ag_store_locked(x->st)) {
-		struct ag_outbox_counts c;
+		int64_t unsent, sealed;
 
-		if ((r = ag_outbox_counts(x->db, &c)) != GS_OK)
+		if ((r = ag_outbox_pending(x->db, &unsent, &sealed)) != GS_OK)
 			return r;
-		if (c.changes[0] > 0)
+		if (unsent > 0)
 			gs_log(GS_LOG_WARNING, "locked: %lld change(s) wait for "
 			    "'gridagent unlock' to be sealed; uploading what "
-			    "is sealed", (long long)c.changes[0]);
+			    "is sealed", (long long)unsent);
 		return GS_OK;
 	}
 	seal_limits(x, &lim);
@@ -385,13 +385,13 @@ seal_all(struct run *x)
 static int
 count_pending(struct run *x)
 {
-	struct ag_outbox_counts c;
+	int64_t unsent, sealed;
 	int r;
 
-	if ((r = ag_outbox_counts(x->db, &c)) != GS_OK)
+	if ((r = ag_outbox_pending(x->db, &unsent, &sealed)) != GS_OK)
 		return r;
-	x->sum->pending_batches = (uint64_t)c.sealed;
-	x->sum->unsent = (uint64_t)c.changes[0];
+	x->sum->pending_batches = (uint64_t)sealed;
+	x->sum->unsent = (uint64_t)unsent;
 	return GS_OK;
 }
 
@@ -1129,12 +1129,12 @@ pass(struct run *x)
 static int
 has_work(struct run *x, int *yes)
 {
-	struct ag_outbox_counts c;
+	int64_t unsent, sealed;
 	int r;
 
-	if ((r = ag_outbox_counts(x->db, &c)) != GS_OK)
+	if ((r = ag_outbox_pending(x->db, &unsent, &sealed)) != GS_OK)
 		return r;
-	*yes = c.changes[0] > 0 || c.sealed > 0;
+	*yes = unsent > 0 || sealed > 0;
 	if (!*yes)
 		return ag_attach_pending(x->st, yes);
 	return GS_OK;

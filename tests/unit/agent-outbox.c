@@ -591,6 +591,59 @@ test_pending_creations(void **state)
 	assert_int_equal(q1(f, "SELECT count(DISTINCT uuid) FROM change"), 7);
 }
 
+/*
+ * ag_outbox_pending agrees with ag_outbox_counts at every step of a
+ * sealing, and finds its counts in indexes: no scan of the change table
+ * (a sync reads it at its end, sync --watch at every look for saves).
+ */
+static void
+test_pending_counts(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_counts c;
+	struct gs_stmt *st = NULL;
+	int64_t unsent, sealed;
+	int steps = 0, r;
+
+	add_changes(f, 3, "{\"name\":\"a\"}", 0);
+	add_pending(f, 4, "{\"name\":\"b\"}");
+	ag_outbox_limits_for(f->dev, &lim);
+	lim.max_records = 2;
+	for (;;) {
+		assert_int_equal(ag_outbox_counts(f->db, &c), GS_OK);
+		assert_int_equal(
+		    ag_outbox_pending(f->db, &unsent, &sealed), GS_OK);
+		assert_int_equal(unsent, c.changes[0]);
+		assert_int_equal(sealed, c.sealed);
+		assert_int_equal(unsent + 2 * sealed - (steps == 4), 7);
+		assert_int_equal(
+		    ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+		if (info.seq == 0)
+			break;
+		steps++;
+	}
+	assert_int_equal(steps, 4);
+	assert_int_equal(unsent, 0);
+	assert_int_equal(sealed, 4);
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "EXPLAIN QUERY PLAN " AG_SQL_PENDING, &st),
+	    GS_OK);
+	while ((r = gs_stmt_step(st)) == GS_ROW) {
+		const char *d = gs_stmt_text(st, 3);
+
+		assert_non_null(d);
+		/* Only the partial index of unsent changes is walked. */
+		if (strstr(d, "SCAN change") != NULL)
+			assert_non_null(strstr(d, "USING INDEX change_unsent"));
+		if (strstr(d, "outbox") != NULL)
+			assert_non_null(strstr(d, "INDEX outbox_by_state"));
+	}
+	assert_int_equal(r, GS_DONE);
+	gs_stmt_finalize(st);
+}
+
 /* An envelope over its cap is sealed again with half the lines: the cut
  * lands among the pending creations, and only those sealed leave
  * pending_creation. */
@@ -1118,6 +1171,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_pending_halved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ack_results, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_pending_counts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_ack_revs_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
