@@ -57,6 +57,7 @@ struct ag_outbox {
 	struct gs_stmt *advance; /* device chain head */
 	struct gs_stmt *next;	 /* next sealed row */
 	struct gs_stmt *set_acked;
+	struct gs_stmt *ins_env;
 	struct gs_stmt *res_change; /* one change named by the results */
 	struct gs_stmt *res_rev;    /* record rev from a merged result */
 	struct gs_stmt *ff_rev;	    /* record rev for fast-forwards */
@@ -159,9 +160,14 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	PREP(skip, "UPDATE change SET state = 3, problem = ?2, "
 		   "updated_at = ?3 WHERE change_id = ?1 AND state = 0");
 	PREP(ins,
-	    "INSERT INTO outbox (seq, batch_id, envelope, hash, "
+	    "INSERT INTO outbox (seq, batch_id, hash, "
 	    "prev_hash, record_count, bytes, plain_bytes, state, created_at) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sealed', ?9)");
+	    "VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, 'sealed', ?9)");
+	/* The envelope has a table of its own (schema/agent/0010): an
+	 * upload's and a receipt's updates of the outbox row do not write
+	 * its bytes again. */
+	PREP(ins_env, "INSERT INTO outbox_envelope (seq, envelope) "
+		      "VALUES (?1, ?2)");
 	/* The picked changes are exactly the unsent ones up to the last
 	 * change_id put in the batch: the transaction is IMMEDIATE, so no
 	 * other writer can have added one in between. */
@@ -169,9 +175,11 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 		   "updated_at = ?3 WHERE state = 0 AND change_id <= ?2");
 	PREP(advance, "UPDATE device SET last_seq = ?1, chain_head = ?2 "
 		      "WHERE id = 1 AND last_seq = ?1 - 1");
-	PREP(next, "SELECT seq, batch_id, hash, envelope, record_count, "
-		   "attempts FROM outbox WHERE state = 'sealed' AND seq > ?1 "
-		   "ORDER BY seq LIMIT 1");
+	PREP(next, "SELECT o.seq, o.batch_id, o.hash, e.envelope, "
+		   "o.record_count, o.attempts FROM outbox AS o "
+		   "LEFT JOIN outbox_envelope AS e ON e.seq = o.seq "
+		   "WHERE o.state = 'sealed' AND o.seq > ?1 "
+		   "ORDER BY o.seq LIMIT 1");
 	PREP(set_acked, "UPDATE outbox SET state = ?2, receipt = ?3, "
 			"results = ?4, acked_at = ?5, last_error = NULL "
 			"WHERE seq = ?1 AND state = 'sealed'");
@@ -238,6 +246,7 @@ ag_outbox_free(struct ag_outbox *ob)
 	gs_stmt_finalize(ob->del_pend);
 	gs_stmt_finalize(ob->skip);
 	gs_stmt_finalize(ob->ins);
+	gs_stmt_finalize(ob->ins_env);
 	gs_stmt_finalize(ob->mark);
 	gs_stmt_finalize(ob->advance);
 	gs_stmt_finalize(ob->next);
@@ -710,9 +719,14 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	}
 	gs_envelope_hash(hash, env.data, env.len);
 
+	if ((r = gs_stmt_bind_int64(ob->ins_env, 1, (int64_t)bh.seq)) !=
+		GS_OK ||
+	    (r = gs_stmt_bind_blob(ob->ins_env, 2, env.data, env.len)) !=
+		GS_OK ||
+	    (r = step_done(ob->ins_env)) != GS_OK)
+		goto out;
 	if ((r = gs_stmt_bind_int64(ob->ins, 1, (int64_t)bh.seq)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->ins, 2, bh.batch, 16)) != GS_OK ||
-	    (r = gs_stmt_bind_blob(ob->ins, 3, env.data, env.len)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->ins, 4, hash, GS_HASHBYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->ins, 5, sp.prev_hash, GS_HASHBYTES)) !=
 		GS_OK ||
@@ -811,6 +825,11 @@ ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
 	    gs_stmt_bytes(ob->next, 2) != GS_HASHBYTES) {
 		r = GS_FAIL(GS_ECORRUPT, "outbox seq %lld is damaged",
 		    (long long)row->seq);
+		goto out;
+	}
+	if (gs_stmt_is_null(ob->next, 3)) {
+		r = GS_FAIL(GS_ECORRUPT, "outbox seq %lld: its envelope is "
+		    "missing", (long long)row->seq);
 		goto out;
 	}
 	memcpy(row->batch_id, gs_stmt_blob(ob->next, 1), 16);

@@ -83,6 +83,12 @@ UPDATE record SET rev = max(rev, (SELECT rr.rev FROM record_rev AS rr
 	WHERE rr.uuid = record.uuid))
 	WHERE uuid IN (SELECT uuid FROM record_rev);
 DROP TABLE record_rev;
+-- 0010-outbox-envelope.sql: the old program kept each envelope in its
+-- outbox row.
+ALTER TABLE outbox ADD COLUMN envelope BLOB;
+UPDATE outbox SET envelope = (SELECT e.envelope FROM outbox_envelope AS e
+	WHERE e.seq = outbox.seq);
+DROP TABLE outbox_envelope;
 PRAGMA user_version = 5;
 COMMIT;
 EOF
@@ -96,6 +102,12 @@ q "SELECT change_id, uuid, op, base_rev, fields, state FROM change
 expect_exit 0 "the new program opens it (status)" ag status --json
 [ "$(q "PRAGMA user_version")" -ge 6 ] && ok "... and migrates it" ||
 	fail "... and migrates it"
+[ "$(q "SELECT count(*) FROM outbox AS o JOIN outbox_envelope AS e
+	ON e.seq = o.seq WHERE length(e.envelope) = o.bytes")" = \
+	"$(q "SELECT count(*) FROM outbox")" ] &&
+	[ "$(q "SELECT count(*) FROM outbox")" -gt 0 ] &&
+	ok "... each batch's envelope moved to outbox_envelope" ||
+	fail "... each batch's envelope moved to outbox_envelope"
 q "SELECT change_id, uuid, op, base_rev, fields, state FROM change
 	ORDER BY change_id" >"$T_TMP/after"
 cmp -s "$T_TMP/before" "$T_TMP/after" && ok "every change row kept as it was" ||

@@ -275,7 +275,7 @@ fi
 	ok "... the platform's tables are intact" || fail "... the platform's tables are intact"
 
 # ---- forged, replayed and cross-deployment envelopes
-sqlite3 "$AH/agent.db" "SELECT hex(envelope) FROM outbox ORDER BY seq DESC LIMIT 1" |
+sqlite3 "$AH/agent.db" "SELECT hex(envelope) FROM outbox_envelope ORDER BY seq DESC LIMIT 1" |
 	"$PY" -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))' >"$T_TMP/env"
 dev=$(sqlite3 "$AH/agent.db" "SELECT lower(hex(device_id)) FROM device")
 bid=$(sqlite3 "$AH/agent.db" "SELECT lower(hex(batch_id)) FROM outbox ORDER BY seq DESC LIMIT 1")

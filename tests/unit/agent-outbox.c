@@ -250,7 +250,8 @@ seal_plain(struct fx *f, struct gs_buf *plain)
 	assert_int_equal(gs_db_exec(f->db,
 			     "UPDATE change SET state = 0, batch_seq = NULL, "
 			     "updated_at = 1; "
-			     "DELETE FROM outbox; UPDATE device SET "
+			     "DELETE FROM outbox; DELETE FROM outbox_envelope; "
+			     "UPDATE device SET "
 			     "last_seq = 0, chain_head = zeroblob(32)"),
 	    GS_OK);
 }
@@ -1051,8 +1052,10 @@ test_reject_keeps_bytes(void **state)
 	    GS_OK);
 	assert_int_equal(
 	    q1(f, "SELECT count(*) FROM outbox WHERE state = "
-		  "'rejected' AND length(envelope) = bytes AND reason LIKE "
-		  "'batch_id_reused%' AND attempts = 1"),
+		  "'rejected' AND reason LIKE "
+		  "'batch_id_reused%' AND attempts = 1 AND bytes = (SELECT "
+		  "length(envelope) FROM outbox_envelope e WHERE e.seq = "
+		  "outbox.seq)"),
 	    1);
 	assert_int_equal(
 	    q1(f, "SELECT count(*) FROM change WHERE state = 3"), 4);
@@ -1106,12 +1109,19 @@ test_damaged_row_refused(void **state)
 	add_changes(f, 1, "{\"name\":\"a\"}", 0);
 	ag_outbox_limits_for(f->dev, &lim);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
-	assert_int_equal(gs_db_exec(f->db, "UPDATE outbox SET envelope = "
-					   "zeroblob(length(envelope))"),
+	assert_int_equal(gs_db_exec(f->db, "UPDATE outbox_envelope SET "
+					   "envelope = zeroblob(length(envelope))"),
 	    GS_OK);
 	assert_int_equal(
 	    ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_ECORRUPT);
 	assert_false(found);
+	/* A row without its envelope is refused the same way. */
+	assert_int_equal(gs_db_exec(f->db, "DELETE FROM outbox_envelope"),
+	    GS_OK);
+	assert_int_equal(
+	    ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_ECORRUPT);
+	assert_false(found);
+	assert_non_null(strstr(gs_errmsg(GS_ECORRUPT), "missing"));
 }
 
 /* Every allocation of a seal failing in turn: the store is either as

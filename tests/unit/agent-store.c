@@ -906,8 +906,11 @@ test_migration_0009(void **state)
 	}
 	assert_int_equal(ag_edit(st, u[0], e, strlen(e)), GS_OK);
 	assert_int_equal(ag_delete(st, u[2], "moved away"), GS_OK);
-	/* Back to version 8: 0009 only added record_rev. */
+	/* Back to version 8: 0009 only added record_rev; 0010 moved the
+	 * envelopes out of the outbox (empty here). */
 	exec("DROP TABLE record_rev");
+	exec("DROP TABLE outbox_envelope");
+	exec("ALTER TABLE outbox ADD COLUMN envelope BLOB");
 	exec("PRAGMA user_version = 8");
 	before = all_rows();
 	assert_non_null(before);
@@ -915,7 +918,7 @@ test_migration_0009(void **state)
 	st = NULL;
 
 	assert_int_equal(ag_store_open(home, &st), GS_OK);
-	assert_int_equal(q_int("PRAGMA user_version", NULL), 9);
+	assert_int_equal(q_int("PRAGMA user_version", NULL), 10);
 	assert_int_equal(q_int("SELECT count(*) FROM record_rev", NULL), 0);
 	after = all_rows();
 	assert_non_null(after);
@@ -942,6 +945,45 @@ test_migration_0009(void **state)
 	    NULL), 4);
 	assert_int_equal(q_int("SELECT count(*) FROM pending_creation", NULL),
 	    1);
+}
+
+/*
+ * Migration 0010 (outbox_envelope) on a store at version 9 whose outbox
+ * rows hold their envelopes: each envelope moves, byte for byte, to the
+ * row of its seq in outbox_envelope; the outbox keeps every other column
+ * and no longer has one for the envelope.
+ */
+static void
+test_migration_0010(void **state)
+{
+	(void)state;
+	exec("DROP TABLE outbox_envelope");
+	exec("ALTER TABLE outbox ADD COLUMN envelope BLOB");
+	exec("INSERT INTO outbox (seq, batch_id, envelope, hash, prev_hash, "
+	     "record_count, bytes, plain_bytes, state, created_at, attempts) "
+	     "VALUES (1, randomblob(16), x'00ff01', zeroblob(32), "
+	     "zeroblob(32), 3, 3, 30, 'acked', 5, 1), "
+	     "(2, randomblob(16), zeroblob(70000), zeroblob(32), "
+	     "zeroblob(32), 7, 70000, 700, 'sealed', 6, 0)");
+	exec("PRAGMA user_version = 9");
+	ag_store_close(st);
+	st = NULL;
+
+	assert_int_equal(ag_store_open(home, &st), GS_OK);
+	assert_int_equal(q_int("PRAGMA user_version", NULL), 10);
+	assert_int_equal(q_int("SELECT count(*) FROM pragma_table_info("
+	    "'outbox') WHERE name = 'envelope'", NULL), 0);
+	assert_int_equal(q_int("SELECT count(*) FROM outbox_envelope", NULL),
+	    2);
+	assert_int_equal(q_int("SELECT count(*) FROM outbox_envelope WHERE "
+	    "seq = 1 AND envelope = x'00ff01'", NULL), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM outbox_envelope WHERE "
+	    "seq = 2 AND envelope = zeroblob(70000)", NULL), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM outbox WHERE "
+	    "(seq = 1 AND record_count = 3 AND bytes = 3 AND state = 'acked' "
+	    "AND attempts = 1) OR (seq = 2 AND record_count = 7 AND "
+	    "bytes = 70000 AND state = 'sealed' AND created_at = 6)", NULL), 2);
+	assert_int_equal(gs_db_integrity_check(ag_store_db(st)), GS_OK);
 }
 
 static void
@@ -1026,6 +1068,7 @@ main(void)
 		T(test_delete),
 		T(test_pending_creation),
 		T(test_migration_0009),
+		T(test_migration_0010),
 		T(test_list_status),
 		T(test_import),
 		T(test_import_pipeline),
