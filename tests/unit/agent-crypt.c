@@ -897,9 +897,10 @@ test_purge(void **state)
 	/* u1's change went out in batch 1, acked 40 days ago; u2's is
 	 * still unsent (its creation still in pending_creation). */
 	snprintf(sql, sizeof(sql), "INSERT INTO outbox(seq, batch_id, "
-	    "envelope, hash, prev_hash, record_count, bytes, plain_bytes, "
-	    "state, created_at, acked_at) VALUES(1, zeroblob(16), x'00', "
+	    "hash, prev_hash, record_count, bytes, plain_bytes, "
+	    "state, created_at, acked_at) VALUES(1, zeroblob(16), "
 	    "zeroblob(32), zeroblob(32), 1, 1, 1, 'acked', 0, %lld); "
+	    "INSERT INTO outbox_envelope(seq, envelope) VALUES(1, x'00'); "
 	    "UPDATE change SET state = 2, batch_seq = 1 WHERE uuid = '%s'",
 	    (long long)(now - 40LL * 86400000), u1);
 	exec(sql);
