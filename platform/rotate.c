@@ -320,7 +320,8 @@ users_of(struct pf_platform *pf, const unsigned char kid[GS_KIDBYTES],
 	    "SELECT count(*) FROM "
 	    "devices d JOIN batches b ON b.device_id = d.device_id AND "
 	    "b.seq = (SELECT max(seq) FROM batches WHERE device_id = "
-	    "d.device_id) WHERE substr(b.envelope, 129, 8) = ?1", &s))
+	    "d.device_id) JOIN batch_envelopes e ON e.batch = b.id "
+	    "WHERE substr(e.envelope, 129, 8) = ?1", &s))
 	    != GS_OK)
 		return r;
 	if ((r = gs_stmt_bind_blob(s, 1, kid, GS_KIDBYTES)) != GS_OK ||

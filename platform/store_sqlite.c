@@ -34,6 +34,7 @@ enum {
 	S_DEVICE_MISSING,
 	S_BATCH_FIND,
 	S_BATCH_INSERT,
+	S_BATCH_ENVELOPE,
 	S_BATCH_FINISH,
 	S_BATCH_HASH_AT,
 	S_BATCH_PREV_AT,
@@ -110,10 +111,14 @@ static const char *const sql[S_COUNT_] = {
 	    "quarantined, chain, receipt, results FROM batches "
 	    "WHERE device_id = ?1 AND batch_id = ?2",
 	[S_BATCH_INSERT] = "INSERT INTO batches (device_id, batch_id, seq, "
-	    "prev_hash, envelope_hash, envelope, received_at, status, "
+	    "prev_hash, envelope_hash, received_at, status, "
 	    "http_status, applied, conflicted, quarantined, chain, receipt, "
-	    "results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, 0, 0, 0, "
+	    "results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, 0, 0, "
 	    "'unknown', x'', '')",
+	/* The envelope has a table of its own (schema/platform 0011):
+	 * finishing the batch rewrites its row, not the envelope. */
+	[S_BATCH_ENVELOPE] = "INSERT INTO batch_envelopes (batch, envelope) "
+	    "VALUES (?1, ?2)",
 	[S_BATCH_FINISH] = "UPDATE batches SET status = ?2, http_status = ?3, "
 	    "applied = ?4, conflicted = ?5, quarantined = ?6, chain = ?7, "
 	    "receipt = ?8, results = ?9 WHERE id = ?1",
@@ -666,9 +671,7 @@ s_batch_insert(struct pf_store *st, struct pf_batch_row *b)
 	    (r = gs_stmt_bind_int64(s, 3, (int64_t)b->seq)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 4, b->prev_hash, PF_HASH_BYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 5, b->hash, PF_HASH_BYTES)) != GS_OK ||
-	    (r = gs_stmt_bind_blob(s, 6, b->envelope, b->envelope_len))
-	    != GS_OK ||
-	    (r = gs_stmt_bind_int64(s, 7, b->received_at)) != GS_OK) {
+	    (r = gs_stmt_bind_int64(s, 6, b->received_at)) != GS_OK) {
 		gs_stmt_reset(s);
 		return r;
 	}
@@ -683,7 +686,14 @@ s_batch_insert(struct pf_store *st, struct pf_batch_row *b)
 		return r == GS_DONE ? GS_FAIL(GS_EDB, "batch row vanished") : r;
 	b->id = gs_stmt_int64(s, 0);
 	gs_stmt_reset(s);
-	return GS_OK;
+	s = ss->st[S_BATCH_ENVELOPE];
+	if ((r = gs_stmt_bind_int64(s, 1, b->id)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 2, b->envelope, b->envelope_len))
+	    != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
 }
 
 static int

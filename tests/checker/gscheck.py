@@ -100,8 +100,9 @@ def check_platform(ck, pdb):
         "SELECT hex(device_id) FROM devices"))
     batches = {}
     for bid, dev, env, h in pdb.execute(
-            "SELECT id, hex(device_id), envelope, envelope_hash "
-            "FROM batches"):
+            "SELECT b.id, hex(b.device_id), e.envelope, b.envelope_hash "
+            "FROM batches AS b LEFT JOIN batch_envelopes AS e "
+            "ON e.batch = b.id"):
         batches[bid] = dev
         if env is None or len(env) == 0:
             ck.bad("I3", "batch row %d keeps no envelope" % bid)

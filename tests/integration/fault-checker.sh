@@ -47,7 +47,7 @@ damaged "a reported save gone from the device" I1 "" \
 damaged "a change left unsent after a clean sync" I1 "" \
 	"UPDATE change SET state = 0, batch_seq = NULL WHERE change_id = (SELECT min(change_id) FROM change)"
 damaged "a platform envelope that does not hash to its name" I3 \
-	"UPDATE batches SET envelope = zeroblob(300) WHERE id = (SELECT min(id) FROM batches)" ""
+	"UPDATE batch_envelopes SET envelope = zeroblob(300) WHERE batch = (SELECT min(id) FROM batches)" ""
 damaged "a platform record without its batch" I3 \
 	"UPDATE records SET batch = 999999 WHERE uuid = (SELECT min(uuid) FROM records)" ""
 damaged "a platform batch the device never sealed" I3 \

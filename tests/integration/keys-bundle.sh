@@ -13,7 +13,7 @@ if ! sync_platform || ! sync_enroll "$AH"; then
 	exit 1
 fi
 kid_of_last_batch() {
-	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 129, 8))) FROM batches WHERE device_id = x'$DEV_ID' ORDER BY seq DESC LIMIT 1"
+	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 129, 8))) FROM batches JOIN batch_envelopes ON batch = id WHERE device_id = x'$DEV_ID' ORDER BY seq DESC LIMIT 1"
 }
 agent_meta() { sqlite3 "$AH/agent.db" "SELECT value FROM meta WHERE key = '$1'"; }
 # GET /v1/keys: serial of the served bundle

@@ -15,7 +15,7 @@ if ! sync_platform || ! sync_enroll "$AH"; then
 fi
 DEV_A=$DEV_ID
 dkid_of_seq() {
-	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 137, 8))) FROM batches WHERE device_id = x'$DEV_A' AND seq = $1"
+	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 137, 8))) FROM batches JOIN batch_envelopes ON batch = id WHERE device_id = x'$DEV_A' AND seq = $1"
 }
 agent_pk() { sqlite3 "$1/agent.db" "SELECT lower(hex(sign_pk)) FROM device"; }
 

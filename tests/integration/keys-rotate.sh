@@ -17,7 +17,7 @@ if ! sync_platform || ! sync_enroll "$AH"; then
 fi
 DEV_A=$DEV_ID
 kid_of_last_batch() {
-	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 129, 8))) FROM batches WHERE device_id = x'$1' ORDER BY seq DESC LIMIT 1"
+	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 129, 8))) FROM batches JOIN batch_envelopes ON batch = id WHERE device_id = x'$1' ORDER BY seq DESC LIMIT 1"
 }
 
 collect_people 20 71 || fail "collect 20"

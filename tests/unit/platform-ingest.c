@@ -2214,7 +2214,9 @@ db_at_version(char *dir, char *path, size_t pathsz, int version)
 		"platform/0005-record-attachments.sql",
 		"platform/0006-device-keys.sql",
 		"platform/0007-ingest-bookkeeping.sql",
-		"platform/0008-reference.sql" };
+		"platform/0008-reference.sql",
+		"platform/0009-ingest-btrees.sql",
+		"platform/0010-revision-fields.sql" };
 	struct gs_db *db = NULL;
 	int i;
 
@@ -2304,6 +2306,59 @@ test_migration_0007(void **state)
 	    "key = 'rev'"), 2);
 	assert_int_not_equal(gs_db_exec(db, "INSERT INTO feed (kind, ref) "
 	    "VALUES ('bogus', 'x')"), GS_OK);
+	assert_int_equal(gs_db_integrity_check(db), GS_OK);
+	gs_db_close(db);
+	(void)rm_home(dir);
+}
+
+/*
+ * Migration 0011 on a store written at version 10: each batch's envelope
+ * moves, byte for byte, to its row of batch_envelopes; the batches rows
+ * keep every other column and have none for the envelope; an envelope
+ * must name a batch that exists.
+ */
+static void
+test_migration_0011(void **state)
+{
+	char dir[] = "/tmp/pf-mig.XXXXXX", path[64];
+	struct gs_db *db;
+
+	(void)state;
+	db = db_at_version(dir, path, sizeof(path), 10);
+	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 10;"
+	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
+	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', zeroblob(32), "
+	    "x'01000000000000000000000000000000', 'w1', 'n', 'G1', 0);"
+	    "INSERT INTO batches (id, device_id, batch_id, seq, prev_hash, "
+	    "envelope_hash, envelope, received_at, status, http_status, "
+	    "applied, conflicted, quarantined, chain, receipt, results) "
+	    "VALUES (1, x'01000000000000000000000000000000', zeroblob(16), 1, "
+	    "x'', x'aa', x'00ff01', 5, 1, 200, 2, 0, 0, 'ok', x'bb', '[]'), "
+	    "(2, x'01000000000000000000000000000000', randomblob(16), 2, x'', "
+	    "x'cc', zeroblob(70000), 6, 2, 200, 0, 0, 3, 'ok', x'dd', '[1]');"),
+	    GS_OK);
+	gs_db_close(db);
+	db = NULL;
+
+	assert_int_equal(gs_db_open(path, "platform", 0, &db), GS_OK);
+	assert_true(gs_db_version(db) >= 11);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM pragma_table_info("
+	    "'batches') WHERE name = 'envelope'"), 0);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM batch_envelopes"), 2);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM batch_envelopes "
+	    "WHERE (batch = 1 AND envelope = x'00ff01') OR (batch = 2 AND "
+	    "envelope = zeroblob(70000))"), 2);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM batches WHERE "
+	    "(id = 1 AND seq = 1 AND envelope_hash = x'aa' AND received_at = 5 "
+	    "AND status = 1 AND applied = 2 AND receipt = x'bb' AND "
+	    "results = '[]') OR (id = 2 AND seq = 2 AND envelope_hash = x'cc' "
+	    "AND quarantined = 3 AND receipt = x'dd' AND results = '[1]')"),
+	    2);
+	/* An envelope names a batch that exists, once. */
+	assert_int_not_equal(gs_db_exec(db, "INSERT INTO batch_envelopes "
+	    "(batch, envelope) VALUES (99, x'00')"), GS_OK);
+	assert_int_not_equal(gs_db_exec(db, "INSERT INTO batch_envelopes "
+	    "(batch, envelope) VALUES (1, x'00')"), GS_OK);
 	assert_int_equal(gs_db_integrity_check(db), GS_OK);
 	gs_db_close(db);
 	(void)rm_home(dir);
@@ -2617,6 +2672,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test(test_migration_0007),
 		cmocka_unit_test(test_migration_0009),
+		cmocka_unit_test(test_migration_0011),
 	};
 
 	/* Before any platform opens (which installs the arena's
