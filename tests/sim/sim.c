@@ -996,8 +996,9 @@ check_envelopes(struct sim *S, struct gs_db *p)
 	struct gs_stmt *q = NULL;
 	unsigned char h[32];
 
-	if (gs_stmt_prepare(p, "SELECT id, envelope, envelope_hash FROM "
-	    "batches", &q) != GS_OK) {
+	if (gs_stmt_prepare(p, "SELECT b.id, e.envelope, b.envelope_hash "
+	    "FROM batches AS b LEFT JOIN batch_envelopes AS e "
+	    "ON e.batch = b.id", &q) != GS_OK) {
 		violation(S, "checker: batches: %s", gs_errmsg(GS_EDB));
 		return;
 	}
