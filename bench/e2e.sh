@@ -377,18 +377,55 @@ Measured and not taken in session 8: a platform page size of 8 KiB or
 page cache in a pool of huge pages (SQLITE_CONFIG_PAGECACHE: no fewer
 page faults during the sync).
 
-Why 50,000 records/s end to end is not reached here (session 8, final
-code): collect + sync cost about 50 us of CPU per record in all (agent
-bulk import 11.5 us, agent sync 17.7 us, platform 20.5 us), so with both
-cores busy all the time 100,000 records take at least 2.5 s (at best
-about 40,000 records/s), and collect and sync run one after the other.
-The target needs under 40 us per record for everything and the two
-overlapping: fewer b-trees per record on the platform (the record with
-its uuid index, the revision with its (uuid, rev) index, the ledger row,
-the feed row and its grid index: seven inserts per collected record, two
-thirds of the apply), and the agent's personal data at rest sealed once
-per record instead of once per field (9k of its 125k instructions per
-synced record).
+Session 9 (2026-11-27): rows written whole.  SQLite writes a row in full
+whenever one of its columns changes, and two rows held a sealed batch's
+envelope (about 125 KB for 1,000 persons) beside columns that change:
+- the agent's outbox row was updated twice per receipt (the attempt,
+  then the outcome), each time writing the envelope's 31 pages again;
+  the envelope now has a table of its own (agent 0010, outbox_envelope);
+- the platform's batches row was rewritten when the batch was finished
+  (its counts, receipt and results), and every look at a stored receipt
+  read the envelope's pages to reach those columns; the envelope now has
+  a table of its own (platform 0011, batch_envelopes): platform CPU
+  2.04 -> 1.96 s and sync 2.28 -> 2.20 s (medians of five alternating
+  runs, no proxy);
+- the end of a sync counted every change row by state to report what
+  is left (40 ms for 100,000); it now counts unsent changes and sealed
+  batches from their indexes (also each look for saves of sync --watch).
+Session 9's start against its end, six alternating runs each, no proxy:
+sync 2.31 -> 2.23 s (medians), collect unchanged (1.01 s).  Alternating
+runs of this script (RUNS=1, three each, 02:50 UTC): 29,746
+(26,837-30,114) -> 31,022 (30,788-31,831) records/s all in, sync 2.28 ->
+2.20 s (medians).  The five runs in the table above, minutes later,
+spread from 23,779 to 30,586: this machine's speed drifts by more than
+the session's gain, so only alternating runs compare two builds.
+Measured and not taken in session 9 (alternating runs): records and
+revisions as WITHOUT ROWID tables (one b-tree each instead of two: 6%
+smaller database, platform CPU 3% higher); SQLite's mmap for the agent's
+reads (no change); leaving the import's checkpoint to the next sync
+(collect 0.16 s faster, the sync 0.22 s slower); deflating a full batch
+in two halves on two threads (one zlib stream; 25-30% more seals a second
+alone, no change end to end: no core is idle to take the second half);
+a covering index for the pull feed (20 ms either way).
+
+Why 50,000 records/s end to end is not reached here (session 9, final
+code): the work is CPU-bound.  During the sync both processes keep about
+83% of the two cores busy (agent 1.77 and platform 1.96 CPU seconds in a
+2.24 s sync), so the sync alone cannot go much under 1.9 s without less
+work per record, and the bulk collect (about 1 s on one core, one
+transaction by design) comes before it.  In all about 49 us of CPU per
+record (collect 12, agent sync 18, platform 19.5); 50,000 records/s
+needs under 40 us with collect and sync overlapping.  Where the rest
+is: the agent's sync thread (91% of its CPU) picks and opens the
+records (27% of the agent's CPU: personal data at rest sealed field by
+field, 8%), deflates
+(22%) and marks and acks 2,000 change rows per batch (23%); on the
+platform, the revision insert is 25% of its CPU: a revision keeps the
+change's whole line (about 630 bytes; the revisions are 45% of the
+platform's pages) although the line is also in the stored envelope and
+its fields in the record.  A revision that names its line in its batch
+instead of copying it, and personal data sealed once per record, are
+the next levers; both change a stored format and were not started.
 Measured and not taken in session 6, alternating runs: checkpoints every
 16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
 of 1,000 changed nothing measurable.
