@@ -2203,8 +2203,9 @@ run_migration(struct gs_db *db, const char *name)
 }
 
 /* A new platform database in a new directory dir (a mkdtemp template),
- * at path, with the migrations up to version and no further: a store as
- * an older gridplatform left it. */
+ * at path, with the migrations up to version and no further and one
+ * device (x'01...', worker w1, grid G1): a store as an older gridplatform
+ * left it. */
 static struct gs_db *
 db_at_version(char *dir, char *path, size_t pathsz, int version)
 {
@@ -2218,6 +2219,7 @@ db_at_version(char *dir, char *path, size_t pathsz, int version)
 		"platform/0009-ingest-btrees.sql",
 		"platform/0010-revision-fields.sql" };
 	struct gs_db *db = NULL;
+	char sql[320];
 	int i;
 
 	assert_true(version >= 1 &&
@@ -2227,6 +2229,12 @@ db_at_version(char *dir, char *path, size_t pathsz, int version)
 	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
 	for (i = 0; i < version; i++)
 		run_migration(db, files[i]);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d;"
+	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
+	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', "
+	    "zeroblob(32), x'01000000000000000000000000000000', 'w1', 'n', 'G1', 0)",
+	    version);
+	assert_int_equal(gs_db_exec(db, sql), GS_OK);
 	return db;
 }
 
@@ -2256,11 +2264,7 @@ test_migration_0007(void **state)
 
 	(void)state;
 	db = db_at_version(dir, path, sizeof(path), 6);
-	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 6;"
-	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
-	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', zeroblob(32), x'01000000000000000000000000000000', "
-	    "'w1', 'n', 'G1', 0);"
-	    "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
+	assert_int_equal(gs_db_exec(db, "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
 	    "envelope_hash, envelope, received_at, status, http_status, "
 	    "applied, conflicted, quarantined, chain, receipt, results) "
 	    "VALUES (x'01000000000000000000000000000000', zeroblob(16), 1, x'', x'', x'', 0, 1, 200, 2, 0, "
@@ -2325,11 +2329,7 @@ test_migration_0011(void **state)
 
 	(void)state;
 	db = db_at_version(dir, path, sizeof(path), 10);
-	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 10;"
-	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
-	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', zeroblob(32), "
-	    "x'01000000000000000000000000000000', 'w1', 'n', 'G1', 0);"
-	    "INSERT INTO batches (id, device_id, batch_id, seq, prev_hash, "
+	assert_int_equal(gs_db_exec(db, "INSERT INTO batches (id, device_id, batch_id, seq, prev_hash, "
 	    "envelope_hash, envelope, received_at, status, http_status, "
 	    "applied, conflicted, quarantined, chain, receipt, results) "
 	    "VALUES (1, x'01000000000000000000000000000000', zeroblob(16), 1, "
@@ -2379,11 +2379,7 @@ test_migration_0009(void **state)
 
 	(void)state;
 	db = db_at_version(dir, path, sizeof(path), 8);
-	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 8;"
-	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
-	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', zeroblob(32), "
-	    "x'01000000000000000000000000000000', 'w1', 'n', 'G1', 0);"
-	    "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
+	assert_int_equal(gs_db_exec(db, "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
 	    "envelope_hash, envelope, received_at, status, http_status, "
 	    "applied, conflicted, quarantined, chain, receipt, results) "
 	    "VALUES (x'01000000000000000000000000000000', zeroblob(16), 1, x'', x'', x'', 0, 1, 200, 2, 0, "
