@@ -1110,7 +1110,7 @@ test_damaged_row_refused(void **state)
 	ag_outbox_limits_for(f->dev, &lim);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	assert_int_equal(gs_db_exec(f->db, "UPDATE outbox_envelope SET "
-					   "envelope = zeroblob(length(envelope))"),
+			     "envelope = zeroblob(length(envelope))"),
 	    GS_OK);
 	assert_int_equal(
 	    ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_ECORRUPT);

@@ -2231,8 +2231,9 @@ db_at_version(char *dir, char *path, size_t pathsz, int version)
 		run_migration(db, files[i]);
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d;"
 	    "INSERT INTO devices (device_id, device_pk, token_id, worker, "
-	    "name, grid, enrolled_at) VALUES (x'01000000000000000000000000000000', "
-	    "zeroblob(32), x'01000000000000000000000000000000', 'w1', 'n', 'G1', 0)",
+	    "name, grid, enrolled_at) VALUES ("
+	    "x'01000000000000000000000000000000', zeroblob(32), "
+	    "x'01000000000000000000000000000000', 'w1', 'n', 'G1', 0)",
 	    version);
 	assert_int_equal(gs_db_exec(db, sql), GS_OK);
 	return db;
@@ -2264,7 +2265,8 @@ test_migration_0007(void **state)
 
 	(void)state;
 	db = db_at_version(dir, path, sizeof(path), 6);
-	assert_int_equal(gs_db_exec(db, "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
+	assert_int_equal(gs_db_exec(db,
+	    "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
 	    "envelope_hash, envelope, received_at, status, http_status, "
 	    "applied, conflicted, quarantined, chain, receipt, results) "
 	    "VALUES (x'01000000000000000000000000000000', zeroblob(16), 1, x'', x'', x'', 0, 1, 200, 2, 0, "
@@ -2329,7 +2331,8 @@ test_migration_0011(void **state)
 
 	(void)state;
 	db = db_at_version(dir, path, sizeof(path), 10);
-	assert_int_equal(gs_db_exec(db, "INSERT INTO batches (id, device_id, batch_id, seq, prev_hash, "
+	assert_int_equal(gs_db_exec(db,
+	    "INSERT INTO batches (id, device_id, batch_id, seq, prev_hash, "
 	    "envelope_hash, envelope, received_at, status, http_status, "
 	    "applied, conflicted, quarantined, chain, receipt, results) "
 	    "VALUES (1, x'01000000000000000000000000000000', zeroblob(16), 1, "
@@ -2379,7 +2382,8 @@ test_migration_0009(void **state)
 
 	(void)state;
 	db = db_at_version(dir, path, sizeof(path), 8);
-	assert_int_equal(gs_db_exec(db, "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
+	assert_int_equal(gs_db_exec(db,
+	    "INSERT INTO batches (device_id, batch_id, seq, prev_hash, "
 	    "envelope_hash, envelope, received_at, status, http_status, "
 	    "applied, conflicted, quarantined, chain, receipt, results) "
 	    "VALUES (x'01000000000000000000000000000000', zeroblob(16), 1, x'', x'', x'', 0, 1, 200, 2, 0, "
