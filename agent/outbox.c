@@ -162,7 +162,7 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	PREP(ins,
 	    "INSERT INTO outbox (seq, batch_id, hash, "
 	    "prev_hash, record_count, bytes, plain_bytes, state, created_at) "
-	    "VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, 'sealed', ?9)");
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sealed', ?8)");
 	/* The envelope has a table of its own (schema/agent/0010): an
 	 * upload's and a receipt's updates of the outbox row do not write
 	 * its bytes again. */
@@ -727,13 +727,13 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 		goto out;
 	if ((r = gs_stmt_bind_int64(ob->ins, 1, (int64_t)bh.seq)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->ins, 2, bh.batch, 16)) != GS_OK ||
-	    (r = gs_stmt_bind_blob(ob->ins, 4, hash, GS_HASHBYTES)) != GS_OK ||
-	    (r = gs_stmt_bind_blob(ob->ins, 5, sp.prev_hash, GS_HASHBYTES)) !=
+	    (r = gs_stmt_bind_blob(ob->ins, 3, hash, GS_HASHBYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(ob->ins, 4, sp.prev_hash, GS_HASHBYTES)) !=
 		GS_OK ||
-	    (r = gs_stmt_bind_int64(ob->ins, 6, (int64_t)n)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(ob->ins, 7, (int64_t)env.len)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(ob->ins, 8, (int64_t)plain.len)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(ob->ins, 9, now)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 5, (int64_t)n)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 6, (int64_t)env.len)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 7, (int64_t)plain.len)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 8, now)) != GS_OK ||
 	    (r = step_done(ob->ins)) != GS_OK)
 		goto out;
 	/* The envelope must hold exactly the changes marked: its first
