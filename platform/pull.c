@@ -344,6 +344,7 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	int64_t seqs[PULL_PAGE + 1], revs[PULL_PAGE + 1];
 	char *kinds[PULL_PAGE + 1], *refs[PULL_PAGE + 1];
 	int r, n = 0, i, err, more = 0;
+	int64_t top = 0;
 	size_t size, bytes = 0, budget = PULL_BYTES;
 	const char *env = getenv("GRIDPLATFORM_PULL_BYTES");
 	uint64_t v;
@@ -363,12 +364,28 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	 * ingest and each other on the writer's lock).
 	 */
 	(void)pthread_mutex_lock(&pf->read_lock);
+	/*
+	 * The newest seq first, then the page up to it.  Feed rows are
+	 * numbered in commit order (one writer at a time), so every row up
+	 * to top is committed, and the page's query, whose snapshot is no
+	 * older, sees them all.  A page that is not full has looked at
+	 * every row up to top, so its cursor moves there even when none of
+	 * them is for this device.  Before, a device alone in its grid,
+	 * which hears none of its own fast-forwards, kept its cursor where
+	 * its last task or verdict had left it, and every pull walked all
+	 * of its own rows since: 40 ms a pull after 100,000 records, and
+	 * growing with every record it sent.
+	 */
+	if ((r = pf_recon_stmt(pf->reader, PQ_FEED_TOP, &s)) != GS_OK ||
+	    (r = gs_stmt_one_int64(s, 0, &top)) != GS_OK)
+		goto unlock;
 	if ((r = pf_recon_stmt(pf->reader, PQ_FEED, &s)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 1, since)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 2, d->worker)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 3, d->id, 16)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 4, PULL_PAGE + 1)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(s, 5, !d->chain_ok)) != GS_OK)
+	    (r = gs_stmt_bind_int64(s, 5, !d->chain_ok)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, top)) != GS_OK)
 		goto unlock;
 	while ((r = gs_stmt_step(s)) == GS_ROW) {
 		if (n == PULL_PAGE) {
@@ -413,6 +430,8 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 		}
 		*cursor = seqs[i];
 	}
+	if (r == GS_OK && !more && top > *cursor)
+		*cursor = top;
 unlock:
 	(void)pthread_mutex_unlock(&pf->read_lock);
 	for (i = 0; i < n; i++) {

@@ -53,6 +53,7 @@ enum pf_recon_q {
 	PQ_TASK_ADD,
 	PQ_STATS,
 	PQ_FEED,
+	PQ_FEED_TOP,
 	PQ_FEED_REC,
 	PQ_FEED_TASK,
 	PQ_FEED_REVIEW,

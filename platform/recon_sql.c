@@ -125,11 +125,13 @@ static const char *const qsql[PQ_COUNT_] = {
 	 * does not already hold exactly (its own fast-forwards are left
 	 * out, unless ?5: its chain forked, i.e. its store went back to an
 	 * old copy and lost them), and the tasks and reviews addressed to
-	 * its worker. */
+	 * its worker, up to ?6 (PQ_FEED_TOP, read first: pull.c page). */
 	[PQ_FEED] = "SELECT seq, kind, ref, rev FROM feed WHERE seq > ?1 AND "
+	    "seq <= ?6 AND "
 	    "((kind = 'record' AND grid IN (SELECT grid FROM devices "
 	    "WHERE worker = ?2) AND NOT (own AND device_id = ?3 AND NOT ?5)) "
 	    "OR (kind <> 'record' AND worker = ?2)) ORDER BY seq LIMIT ?4",
+	[PQ_FEED_TOP] = "SELECT coalesce(max(seq), 0) FROM feed",
 	[PQ_FEED_REC] = "SELECT r.type, r.form_version, r.grid, v.fields, "
 	    "v.deleted, r.author, r.created_at, v.applied_at, v.by_admin "
 	    "FROM revision_fields v JOIN records r ON r.uuid = v.uuid "
