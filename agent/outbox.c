@@ -1086,11 +1086,15 @@ ag_outbox_pending(struct gs_db *db, int64_t *unsent, int64_t *sealed)
 	struct gs_stmt *st = NULL;
 	int r;
 
-	*unsent = *sealed = 0;
-	if ((r = gs_stmt_prepare(db, AG_SQL_PENDING, &st)) != GS_OK)
+	*sealed = 0;
+	if (unsent != NULL)
+		*unsent = 0;
+	if ((r = gs_stmt_prepare(db, unsent != NULL ? AG_SQL_PENDING :
+	    AG_SQL_SEALED, &st)) != GS_OK)
 		return r;
 	if ((r = gs_stmt_step(st)) == GS_ROW) {
-		*unsent = gs_stmt_int64(st, 0);
+		if (unsent != NULL)
+			*unsent = gs_stmt_int64(st, 0);
 		*sealed = gs_stmt_int64(st, 1);
 		r = GS_OK;
 	} else if (r == GS_DONE) {

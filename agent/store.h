@@ -64,6 +64,8 @@ int ag_store_pending_flush(struct gs_db *db);
 	"SELECT (SELECT count(*) FROM change WHERE state = 0) + " \
 	"(SELECT count(*) FROM pending_creation), " \
 	"(SELECT count(*) FROM outbox WHERE state = 'sealed')"
+/* The sealed batches alone (ag_outbox_pending without unsent). */
+#define AG_SQL_SEALED "SELECT 0, count(*) FROM outbox WHERE state = 'sealed'"
 
 /* The store's database and loaded forms; both belong to the store. */
 struct gs_db *ag_store_db(struct ag_store *st);

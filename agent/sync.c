@@ -382,16 +382,20 @@ seal_all(struct run *x)
 	}
 }
 
+/* The sealed batches and, with unsent, the changes not yet sealed (the
+ * summary's; the progress line shows only batches). */
 static int
-count_pending(struct run *x)
+count_pending(struct run *x, int unsent)
 {
-	int64_t unsent, sealed;
+	int64_t n = 0, sealed;
 	int r;
 
-	if ((r = ag_outbox_pending(x->db, &unsent, &sealed)) != GS_OK)
+	if ((r = ag_outbox_pending(x->db, unsent ? &n : NULL, &sealed)) !=
+	    GS_OK)
 		return r;
 	x->sum->pending_batches = (uint64_t)sealed;
-	x->sum->unsent = (uint64_t)unsent;
+	if (unsent)
+		x->sum->unsent = (uint64_t)n;
 	return GS_OK;
 }
 
@@ -939,7 +943,7 @@ seal_and_send(struct run *x)
 		/* tests/sim: the same steps without a second thread, so a
 		 * seed always gives the same interleaving. */
 		if ((r = seal_all(x)) != GS_OK ||
-		    (r = count_pending(x)) != GS_OK)
+		    (r = count_pending(x, 1)) != GS_OK)
 			return r;
 		for (;;) {
 			if ((r = ag_outbox_next_sealed(x->ob, after, &row,
@@ -1092,11 +1096,13 @@ pass(struct run *x)
 	if (pr != GS_OK) {
 		/* Out of coverage: seal everything; the batches wait. */
 		if ((r = seal_all(x)) != GS_OK ||
-		    (r = count_pending(x)) != GS_OK)
+		    (r = count_pending(x, 1)) != GS_OK)
 			return r;
 		return pr;
 	}
-	if ((r = count_pending(x)) != GS_OK)
+	/* Everything unsent is about to be sealed: its count can wait for
+	 * the summary. */
+	if ((r = count_pending(x, 0)) != GS_OK)
 		return r;
 	ag_backoff_reset(&x->bo);
 	progress(x, 0);
@@ -1270,7 +1276,7 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 			r = rs;
 	}
 	if (r == GS_OK || is_transient(r))
-		(void)count_pending(&x);
+		(void)count_pending(&x, 1);
 	/* Issue 6: a revoked device crypto-shreds its data key once the
 	 * platform has said so (sealed batches drain without it), and
 	 * receipted records lose their pii after the retention period. */

@@ -618,6 +618,11 @@ test_pending_counts(void **state)
 		    ag_outbox_pending(f->db, &unsent, &sealed), GS_OK);
 		assert_int_equal(unsent, c.changes[0]);
 		assert_int_equal(sealed, c.sealed);
+		/* Without unsent: the sealed batches alone. */
+		sealed = -1;
+		assert_int_equal(
+		    ag_outbox_pending(f->db, NULL, &sealed), GS_OK);
+		assert_int_equal(sealed, c.sealed);
 		assert_int_equal(unsent + 2 * sealed - (steps == 4), 7);
 		assert_int_equal(
 		    ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
