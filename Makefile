@@ -195,7 +195,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all test check unit demo bench bench-save bench-e2e bench-link clean format deps valgrind
+.PHONY: FORCE all test check unit demo bench bench-save bench-e2e bench-link clean format deps valgrind
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -211,9 +211,20 @@ $(EMBED): tools/embed.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(call say,HOSTCC,$@)$(CC) -O1 -o $@ $<
 
-$(EMBED_C): $(EMBED) $(SCHEMA_FILES)
+# The list of embedded files, rewritten only when it changes: a file
+# removed from schema/ (a scratch migration, say) leaves the build too,
+# which its mere absence from the prerequisites would not make happen.
+SCHEMA_LIST := $(BUILD)/gen/schema.list
+$(SCHEMA_LIST): FORCE
+	@mkdir -p $(@D)
+	@echo '$(SCHEMA_FILES)' | cmp -s - $@ 2>/dev/null || \
+		echo '$(SCHEMA_FILES)' >$@
+
+$(EMBED_C): $(EMBED) $(SCHEMA_FILES) $(SCHEMA_LIST)
 	@mkdir -p $(@D)
 	$(call say,EMBED,$@)$(EMBED) $@ schema/ $(SCHEMA_FILES)
+
+FORCE:
 
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
