@@ -62,6 +62,7 @@ struct gs_db {
 	 * WAL did not exist yet: wal_fd_ready). */
 	struct walbuf_file *defer_wal;
 	int wal_fd;
+	uint64_t ops;          /* gs_db_count_ops: VM steps counted */
 };
 
 /*
@@ -920,6 +921,27 @@ int64_t
 gs_db_changes(struct gs_db *db)
 {
 	return sqlite3_changes64(db->h);
+}
+
+static int
+count_op(void *arg)
+{
+	((struct gs_db *)arg)->ops++;
+	return 0;
+}
+
+void
+gs_db_count_ops(struct gs_db *db, int on)
+{
+	db->ops = 0;
+	sqlite3_progress_handler(db->h, on ? 1 : 0, on ? count_op : NULL,
+	    on ? db : NULL);
+}
+
+uint64_t
+gs_db_ops(struct gs_db *db)
+{
+	return db->ops;
 }
 
 int

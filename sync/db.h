@@ -176,6 +176,14 @@ void gs_db_checkpointer_stop(struct gs_db *db,
 /* "ok" from PRAGMA integrity_check gives GS_OK, anything else GS_ECORRUPT. */
 int gs_db_integrity_check(struct gs_db *db);
 int64_t gs_db_changes(struct gs_db *db);
+/*
+ * Counts the virtual-machine steps of every statement run on db from now
+ * (on), or stops counting (off); gs_db_ops reads the count.  For tests of
+ * how much work an operation does whatever the machine's speed: a
+ * statement that walks a whole table shows up as thousands of steps.
+ */
+void gs_db_count_ops(struct gs_db *db, int on);
+uint64_t gs_db_ops(struct gs_db *db);
 
 /*
  * Prepares one statement.  The statement belongs to the database and is
