@@ -334,18 +334,140 @@ reference(struct pf_platform *pf)
 	return r;
 }
 
+/* One feed row a page may list. */
+struct feed_row {
+	int64_t seq, rev;
+	char *kind, *ref;
+};
+
+struct feed_rows {
+	struct feed_row *v;
+	size_t n, cap;
+};
+
+/* Appends the rows of s (bound; each source asks for at most PULL_PAGE +
+ * 1 of them) to rows. */
+static int
+rows_add(struct gs_stmt *s, struct feed_rows *rows)
+{
+	struct feed_row *w;
+	void *p;
+	size_t cap;
+	int r;
+
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		if (rows->n == rows->cap) {
+			cap = rows->cap ? rows->cap * 2 : 2 * (PULL_PAGE + 1);
+			if ((p = gs_realloc(rows->v, cap * sizeof(*rows->v))) ==
+			    NULL) {
+				gs_stmt_reset(s);
+				return GS_FAIL(GS_ENOMEM, "feed");
+			}
+			rows->v = p;
+			rows->cap = cap;
+		}
+		w = &rows->v[rows->n++];
+		w->seq = gs_stmt_int64(s, 0);
+		w->kind = gs_strdup(gs_stmt_text(s, 1));
+		w->ref = gs_strdup(gs_stmt_text(s, 2));
+		w->rev = gs_stmt_int64(s, 3);
+		if (w->kind == NULL || w->ref == NULL) {
+			gs_stmt_reset(s);
+			return GS_FAIL(GS_ENOMEM, "feed");
+		}
+	}
+	return r == GS_DONE ? GS_OK : r;
+}
+
+static int
+row_cmp(const void *a_, const void *b_)
+{
+	const struct feed_row *a = a_, *b = b_;
+
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/*
+ * The rows after since up to top that the device hears, in feed order,
+ * at most PULL_PAGE + 1 of them: the records of each grid of its worker
+ * and the tasks and reviews of the worker, one query per source, each in
+ * its index's order and stopped by its LIMIT, merged here.  One query
+ * with an OR of the sources gathered every matching row up to top and
+ * sorted them all for each page: a new device's pull of a 100,000-record
+ * grid cost the platform 21 ms a page, 10.6 s in all.
+ */
+static int
+feed_rows(struct pf_store *rd, const struct pf_device *d, int64_t since,
+    int64_t top, struct feed_rows *rows)
+{
+	struct gs_stmt *s;
+	char **grids = NULL;
+	size_t ng = 0, cap = 0, i;
+	void *p;
+	int r;
+
+	if ((r = pf_recon_stmt(rd, PQ_FEED_GRIDS, &s)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 1, d->worker)) != GS_OK)
+		return r;
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		if (ng == cap) {
+			cap = cap ? cap * 2 : 4;
+			if ((p = gs_realloc(grids, cap * sizeof(*grids))) ==
+			    NULL) {
+				gs_stmt_reset(s);
+				r = GS_FAIL(GS_ENOMEM, "feed");
+				goto out;
+			}
+			grids = p;
+		}
+		if ((grids[ng] = gs_strdup(gs_stmt_text(s, 0))) == NULL) {
+			gs_stmt_reset(s);
+			r = GS_FAIL(GS_ENOMEM, "feed");
+			goto out;
+		}
+		ng++;
+	}
+	if (r != GS_DONE)
+		goto out;
+	for (i = 0; i < ng; i++)
+		if ((r = pf_recon_stmt(rd, PQ_FEED_GRID, &s)) != GS_OK ||
+		    (r = gs_stmt_bind_text(s, 1, grids[i])) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 2, since)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 3, top)) != GS_OK ||
+		    (r = gs_stmt_bind_blob(s, 4, d->id, 16)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 5, !d->chain_ok)) != GS_OK ||
+		    (r = gs_stmt_bind_int64(s, 6, PULL_PAGE + 1)) != GS_OK ||
+		    (r = rows_add(s, rows)) != GS_OK)
+			goto out;
+	if ((r = pf_recon_stmt(rd, PQ_FEED_WORKER, &s)) != GS_OK ||
+	    (r = gs_stmt_bind_text(s, 1, d->worker)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, since)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 3, top)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, PULL_PAGE + 1)) != GS_OK ||
+	    (r = rows_add(s, rows)) != GS_OK)
+		goto out;
+	/* A row is in one source only (its grid, or its worker). */
+	if (rows->n > 1)
+		qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
+	r = GS_OK;
+out:
+	for (i = 0; i < ng; i++)
+		gs_free(grids[i]);
+	gs_free(grids);
+	return r;
+}
+
 /* The page after `since` as JSON text (gs_malloc'd via jansson: free). */
 static int
 page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
     char **text, int64_t *cursor)
 {
 	struct gs_stmt *s;
+	struct feed_rows rows = { 0 };
 	json_t *items = NULL, *doc = NULL, *it;
-	int64_t seqs[PULL_PAGE + 1], revs[PULL_PAGE + 1];
-	char *kinds[PULL_PAGE + 1], *refs[PULL_PAGE + 1];
-	int r, n = 0, i, err, more = 0;
+	int r, err, more = 0;
 	int64_t top = 0;
-	size_t size, bytes = 0, budget = PULL_BYTES;
+	size_t i, n = 0, size, bytes = 0, budget = PULL_BYTES;
 	const char *env = getenv("GRIDPLATFORM_PULL_BYTES");
 	uint64_t v;
 
@@ -353,8 +475,6 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	if (env != NULL && gs_parse_u64(env, PULL_BYTES, &v) == GS_OK && v > 0)
 		budget = (size_t)v;
 	*cursor = since;
-	memset(kinds, 0, sizeof(kinds));
-	memset(refs, 0, sizeof(refs));
 	if ((items = json_array()) == NULL)
 		return GS_FAIL(GS_ENOMEM, "feed");
 	/*
@@ -367,8 +487,8 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	/*
 	 * The newest seq first, then the page up to it.  Feed rows are
 	 * numbered in commit order (one writer at a time), so every row up
-	 * to top is committed, and the page's query, whose snapshot is no
-	 * older, sees them all.  A page that is not full has looked at
+	 * to top is committed, and the page's queries, whose snapshots are
+	 * no older, see them all.  A page that is not full has looked at
 	 * every row up to top, so its cursor moves there even when none of
 	 * them is for this device.  Before, a device alone in its grid,
 	 * which hears none of its own fast-forwards, kept its cursor where
@@ -377,38 +497,18 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	 * growing with every record it sent.
 	 */
 	if ((r = pf_recon_stmt(pf->reader, PQ_FEED_TOP, &s)) != GS_OK ||
-	    (r = gs_stmt_one_int64(s, 0, &top)) != GS_OK)
+	    (r = gs_stmt_one_int64(s, 0, &top)) != GS_OK ||
+	    (r = feed_rows(pf->reader, d, since, top, &rows)) != GS_OK)
 		goto unlock;
-	if ((r = pf_recon_stmt(pf->reader, PQ_FEED, &s)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(s, 1, since)) != GS_OK ||
-	    (r = gs_stmt_bind_text(s, 2, d->worker)) != GS_OK ||
-	    (r = gs_stmt_bind_blob(s, 3, d->id, 16)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(s, 4, PULL_PAGE + 1)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(s, 5, !d->chain_ok)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(s, 6, top)) != GS_OK)
-		goto unlock;
-	while ((r = gs_stmt_step(s)) == GS_ROW) {
-		if (n == PULL_PAGE) {
-			more = 1;
-			gs_stmt_reset(s);
-			r = GS_DONE;
-			break;
-		}
-		seqs[n] = gs_stmt_int64(s, 0);
-		kinds[n] = gs_strdup(gs_stmt_text(s, 1));
-		refs[n] = gs_strdup(gs_stmt_text(s, 2));
-		revs[n] = gs_stmt_int64(s, 3);
-		if (kinds[n++] == NULL || refs[n - 1] == NULL) {
-			gs_stmt_reset(s);
-			r = GS_FAIL(GS_ENOMEM, "feed");
-			goto unlock;
-		}
+	n = rows.n;
+	if (n > PULL_PAGE) {
+		more = 1;
+		n = PULL_PAGE;
 	}
-	if (r != GS_DONE)
-		goto unlock;
-	r = GS_OK;
 	for (i = 0; i < n; i++) {
-		it = feed_item(pf->reader, seqs[i], kinds[i], refs[i], revs[i],
+		const struct feed_row *w = &rows.v[i];
+
+		it = feed_item(pf->reader, w->seq, w->kind, w->ref, w->rev,
 		    &err);
 		if (err != GS_OK) {
 			r = err;
@@ -428,16 +528,17 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 			r = GS_FAIL(GS_ENOMEM, "feed");
 			goto unlock;
 		}
-		*cursor = seqs[i];
+		*cursor = w->seq;
 	}
 	if (r == GS_OK && !more && top > *cursor)
 		*cursor = top;
 unlock:
 	(void)pthread_mutex_unlock(&pf->read_lock);
-	for (i = 0; i < n; i++) {
-		gs_free(kinds[i]);
-		gs_free(refs[i]);
+	for (i = 0; i < rows.n; i++) {
+		gs_free(rows.v[i].kind);
+		gs_free(rows.v[i].ref);
 	}
+	gs_free(rows.v);
 	if (r != GS_OK)
 		goto out;
 	doc = json_pack("{s:i,s:I,s:I,s:b,s:O,s:o}", "v", 1, "since",

@@ -52,7 +52,9 @@ enum pf_recon_q {
 	PQ_REVIEW_ADD,
 	PQ_TASK_ADD,
 	PQ_STATS,
-	PQ_FEED,
+	PQ_FEED_GRIDS,
+	PQ_FEED_GRID,
+	PQ_FEED_WORKER,
 	PQ_FEED_TOP,
 	PQ_FEED_REC,
 	PQ_FEED_TASK,
@@ -69,6 +71,8 @@ enum pf_recon_q {
 /* The prepared statement for q (prepared on first use).  GS_OK. */
 int pf_recon_stmt(struct pf_store *st, enum pf_recon_q q,
     struct gs_stmt **out);
+/* The text of q (tests read its query plan); NULL for no such query. */
+const char *pf_recon_sql(enum pf_recon_q q);
 /* Prepares every statement (a typo fails the first test).  GS_OK. */
 int pf_recon_prepare_all(struct pf_store *st);
 

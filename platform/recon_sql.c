@@ -121,16 +121,20 @@ static const char *const qsql[PQ_COUNT_] = {
 	    "'unixepoch') AS day, count(*), sum(type = 'visit') FROM records "
 	    "WHERE deleted = 0 AND created_at >= ?1 "
 	    "GROUP BY author, grid, day ORDER BY day, author, grid",
-	/* The feed a device hears: records of its worker's grids that it
-	 * does not already hold exactly (its own fast-forwards are left
-	 * out, unless ?5: its chain forked, i.e. its store went back to an
-	 * old copy and lost them), and the tasks and reviews addressed to
-	 * its worker, up to ?6 (PQ_FEED_TOP, read first: pull.c page). */
-	[PQ_FEED] = "SELECT seq, kind, ref, rev FROM feed WHERE seq > ?1 AND "
-	    "seq <= ?6 AND "
-	    "((kind = 'record' AND grid IN (SELECT grid FROM devices "
-	    "WHERE worker = ?2) AND NOT (own AND device_id = ?3 AND NOT ?5)) "
-	    "OR (kind <> 'record' AND worker = ?2)) ORDER BY seq LIMIT ?4",
+	/* The feed a device hears (pull.c feed_rows), one source a query,
+	 * each in its index's order: the records of one grid of its
+	 * worker's that it does not already hold exactly (its own
+	 * fast-forwards are left out, unless ?5: its chain forked, i.e. its
+	 * store went back to an old copy and lost them), then the tasks and
+	 * reviews addressed to its worker; after ?2 up to ?3 (PQ_FEED_TOP,
+	 * read first). */
+	[PQ_FEED_GRIDS] = "SELECT DISTINCT grid FROM devices WHERE worker = ?1",
+	[PQ_FEED_GRID] = "SELECT seq, kind, ref, rev FROM feed "
+	    "WHERE grid = ?1 AND seq > ?2 AND seq <= ?3 AND kind = 'record' "
+	    "AND NOT (own AND device_id = ?4 AND NOT ?5) ORDER BY seq LIMIT ?6",
+	[PQ_FEED_WORKER] = "SELECT seq, kind, ref, rev FROM feed "
+	    "WHERE worker = ?1 AND seq > ?2 AND seq <= ?3 AND kind <> 'record' "
+	    "ORDER BY seq LIMIT ?4",
 	[PQ_FEED_TOP] = "SELECT coalesce(max(seq), 0) FROM feed",
 	[PQ_FEED_REC] = "SELECT r.type, r.form_version, r.grid, v.fields, "
 	    "v.deleted, r.author, r.created_at, v.applied_at, v.by_admin "
@@ -158,6 +162,12 @@ static const char *const qsql[PQ_COUNT_] = {
 	    "doc, published_at, published_by) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 };
+
+const char *
+pf_recon_sql(enum pf_recon_q q)
+{
+	return (unsigned)q < PQ_COUNT_ ? qsql[q] : NULL;
+}
 
 int
 pf_recon_stmt(struct pf_store *st, enum pf_recon_q q, struct gs_stmt **out)

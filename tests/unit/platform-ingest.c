@@ -43,6 +43,7 @@
 #include "ingest.h"
 #include "platform.h"
 #include "receipt.h"
+#include "recon.h"
 #include "store.h"
 #include "uuid.h"
 
@@ -2252,6 +2253,54 @@ db_int(struct gs_db *db, const char *sql)
 }
 
 /*
+ * The pull feed's queries (platform/pull.c feed_rows) walk their index
+ * in feed order and stop at their LIMIT: no temporary b-tree to sort
+ * what they match.  One query with an OR of a worker's grids and tasks
+ * gathered every matching row after the cursor and sorted them all for
+ * each page (a new device's pull of a 100,000-record grid: 21 ms of
+ * platform CPU a page, 10.6 s in all).
+ */
+static void
+test_feed_plans(void **state)
+{
+	static const struct {
+		enum pf_recon_q q;
+		const char *index;
+	} want[] = {
+		{ PQ_FEED_GRID, "USING INDEX feed_by_grid" },
+		{ PQ_FEED_WORKER, "USING INDEX feed_by_worker" },
+	};
+	struct fx *f = *state;
+	struct gs_db *db = NULL;
+	struct gs_stmt *s = NULL;
+	char path[256], sql[1024];
+	size_t i;
+	int r, found;
+
+	snprintf(path, sizeof(path), "%s/platform.db", f->home);
+	assert_int_equal(gs_db_open(path, NULL, 0, &db), GS_OK);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_non_null(pf_recon_sql(want[i].q));
+		snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s",
+		    pf_recon_sql(want[i].q));
+		assert_int_equal(gs_stmt_prepare(db, sql, &s), GS_OK);
+		found = 0;
+		while ((r = gs_stmt_step(s)) == GS_ROW) {
+			const char *d = gs_stmt_text(s, 3);
+
+			assert_non_null(d);
+			assert_null(strstr(d, "TEMP B-TREE"));
+			found |= strstr(d, want[i].index) != NULL;
+		}
+		assert_int_equal(r, GS_DONE);
+		assert_true(found);
+		gs_stmt_finalize(s);
+	}
+	assert_null(pf_recon_sql(PQ_COUNT_));
+	gs_db_close(db);
+}
+
+/*
  * Migration 0007 on a store written at version 6 (its triggers filling
  * the feed and the tallies): the same feed rows with the same seqs and
  * the same tallies after it; new feed seqs follow the old ones; the
@@ -2666,6 +2715,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_worst_results, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_feed_plans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bookkeeping, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_record_attachments, setup,

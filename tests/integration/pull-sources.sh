@@ -1,0 +1,80 @@
+#!/bin/sh
+# pull-sources.sh - the feed a device hears comes from several sources,
+# each read in its own order and merged (platform/pull.c feed_rows): the
+# records of every grid its worker has a device in, and the worker's
+# tasks.  Devices of other workers write into both grids, turn about, so
+# their feed rows interleave; a new device of the worker then pulls in
+# small pages and holds every one of those records once, the task, and
+# nothing of a grid that is not its worker's; its cursor ends at the
+# platform's last feed row.
+set -u
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+# enroll_in HOME WORKER GRID: a device of WORKER in GRID.
+enroll_in() {
+	code=$(pf enroll --worker "$2" --name "张三" --grid "$3" --ttl 600) &&
+		"$GRIDAGENT" --home "$1" enroll "$code" --platform "$PF_URL" \
+			--passphrase-file "$AG_PASS" >/dev/null
+}
+
+# send HOME COUNT SEED: collects COUNT people there and syncs them.
+send() {
+	"$GRIDGEN" --type person --count "$2" --seed "$3" |
+		"$GRIDAGENT" --home "$1" collect person --json - >/dev/null &&
+		"$GRIDAGENT" --home "$1" sync >/dev/null 2>&1
+}
+
+# Pages of at most ~20 kB: many pages, each ending inside a run of rows.
+export GRIDPLATFORM_PULL_BYTES=20000
+C="$T_TMP/c" D="$T_TMP/d" E="$T_TMP/e" B="$T_TMP/b"
+if ! sync_platform || ! enroll_in "$B" w001 110101002 ||
+    ! enroll_in "$C" w002 110101002 || ! enroll_in "$D" w003 110101001 ||
+    ! enroll_in "$E" w004 110101003; then
+	fail "platform and four enrolled devices"
+	done_testing
+	exit 1
+fi
+ok "platform and four devices: w001 in 110101002, w002 there too, w003 in 110101001, w004 in 110101003"
+
+n=0
+for round in 1 2 3; do
+	send "$C" 150 $((10 + round)) && send "$D" 120 $((20 + round)) ||
+		n=$((n + 1))
+done
+send "$E" 50 31 || n=$((n + 1))
+[ $n -eq 0 ] && ok "the other devices sent 450 + 360 + 50 records, turn about" ||
+	fail "the other devices sent their records ($n failed)"
+T=$(pf task add --worker w001 --kind VISIT --due 2026-12-01 --title "回访")
+[ -n "$T" ] && ok "a task for w001" || fail "a task for w001"
+send "$C" 40 41 && ok "and 40 more records after the task" ||
+	fail "and 40 more records after the task"
+
+# w001's new device, in 110101001: it hears its worker's two grids.
+if enroll_in "$AH" w001 110101001; then
+	expect_exit 0 "the new device of w001 syncs" ag sync
+else
+	fail "the new device of w001 enrolls"
+fi
+"$GRIDAGENT" --home "$C" list --json | uuids_of >"$T_TMP/c.uuids"
+"$GRIDAGENT" --home "$D" list --json | uuids_of >"$T_TMP/d.uuids"
+"$GRIDAGENT" --home "$E" list --json | uuids_of >"$T_TMP/e.uuids"
+LC_ALL=C sort -m "$T_TMP/c.uuids" "$T_TMP/d.uuids" >"$T_TMP/want"
+agent_uuids "$T_TMP/a"
+[ "$(wc -l <"$T_TMP/want")" -eq 850 ] && cmp -s "$T_TMP/want" "$T_TMP/a" &&
+	ok "it holds the 850 records of its worker's two grids, each once" ||
+	fail "it holds the 850 records of its worker's two grids ($(wc -l <"$T_TMP/a") held)"
+[ "$(wc -l <"$T_TMP/e.uuids")" -eq 50 ] &&
+    [ -z "$(LC_ALL=C comm -12 "$T_TMP/a" "$T_TMP/e.uuids")" ] &&
+	ok "and none of the grid that is not its worker's" ||
+	fail "and none of the grid that is not its worker's"
+ag status --json >"$T_TMP/st" 2>/dev/null
+[ "$(json_get "$T_TMP/st" 'd["tasks"]["open"]')" = 1 ] &&
+	ok "and the task" || fail "and the task"
+want=$(sqlite3 "$PH/platform.db" "SELECT max(seq) FROM feed")
+[ "$(sqlite3 "$AH/agent.db" "SELECT value FROM meta WHERE key = 'pull_cursor'")" = "$want" ] &&
+	ok "its cursor is at the platform's last feed row ($want)" ||
+	fail "its cursor is at the platform's last feed row ($want)"
+agent_integrity "$AH" && ok "its store passes integrity_check" ||
+	fail "its store passes integrity_check"
+done_testing
