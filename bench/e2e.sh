@@ -406,9 +406,32 @@ reads (no change); leaving the import's checkpoint to the next sync
 (collect 0.16 s faster, the sync 0.22 s slower); deflating a full batch
 in two halves on two threads (one zlib stream; 25-30% more seals a second
 alone, no change end to end: no core is idle to take the second half);
-a covering index for the pull feed (20 ms either way).
+a covering index for the pull feed (measured again in session 10: the
+one walk of 100,000 own rows 40 ms shorter, no fewer instructions under
+callgrind, and a migration: not taken).
 
-Why 50,000 records/s end to end is not reached here (session 9, final
+Session 10 (2026-11-27): the two ends of a sync.
+- Before sealing, a sync counted every unsent change, a figure only its
+  summary shows (which counts again at the end): a walk of every new
+  record's pending_creation row, 50 ms for 100,000, before the first
+  batch left.  It now counts sealed batches only.  The first batch is
+  committed on the platform 0.098 s after the sync starts instead of
+  0.160 s (three runs each).
+- The pull's cursor never passed a device's own fast-forwards, which it
+  does not hear: a device alone in its grid kept its cursor where its
+  last task had left it, and every pull walked all of its own feed rows
+  again.  After 100,000 records a sync of 100 more took 0.10-0.14 s and
+  grew with every record sent; the last page's cursor now moves to the
+  newest feed row it looked at: 0.05-0.06 s, as on a new device.  This
+  benchmark's one sync still walks its 100,000 own rows once (about 70
+  ms at the end).
+- Found on the way, outside this benchmark: a new device's first pull
+  of a 100,000-record grid took 5 min 53 s (each pulled record walked
+  the agent's whole blind index; each page made the platform sort every
+  feed row left); now 14 s, linear (agent/store.c stored_tags,
+  platform/pull.c feed_rows).
+
+Why 50,000 records/s end to end is not reached here (sessions 9-10, final
 code): the work is CPU-bound.  During the sync both processes keep about
 83% of the two cores busy (agent 1.77 and platform 1.96 CPU seconds in a
 2.24 s sync), so the sync alone cannot go much under 1.9 s without less
@@ -417,15 +440,19 @@ transaction by design) comes before it.  In all about 49 us of CPU per
 record (collect 12, agent sync 18, platform 19.5); 50,000 records/s
 needs under 40 us with collect and sync overlapping.  Where the rest
 is: the agent's sync thread (91% of its CPU) picks and opens the
-records (27% of the agent's CPU: personal data at rest sealed field by
-field, 8%), deflates
+records (27% of the agent's CPU; opening each record's sealed personal
+data, one XChaCha20-Poly1305 box a record, 7%), deflates
 (22%) and marks and acks 2,000 change rows per batch (23%); on the
 platform, the revision insert is 25% of its CPU: a revision keeps the
 change's whole line (about 630 bytes; the revisions are 45% of the
 platform's pages) although the line is also in the stored envelope and
 its fields in the record.  A revision that names its line in its batch
-instead of copying it, and personal data sealed once per record, are
-the next levers; both change a stored format and were not started.
+instead of copying it is the next lever on the platform; on both sides,
+Ed25519 hashes the whole envelope with SHA-512, twice to sign and once to
+verify (libsodium's portable SHA-512: 7% of the agent's instructions and
+4% of the platform's under callgrind), where a signature over a BLAKE2b
+hash of the ciphertext would do.  Both change a stored or wire format
+and were not started.
 Measured and not taken in session 6, alternating runs: checkpoints every
 16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
 of 1,000 changed nothing measurable.
