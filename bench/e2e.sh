@@ -430,6 +430,10 @@ Session 10 (2026-11-27): the two ends of a sync.
   the agent's whole blind index; each page made the platform sort every
   feed row left); now 14 s, linear (agent/store.c stored_tags,
   platform/pull.c feed_rows).
+Alternating runs of this script against the session's start a4566ca
+(RUNS=1, six each, 04:35 UTC): 29,417 (26,510-31,628) -> 30,076
+(27,869-30,959) records/s all in, sync 2.30 -> 2.28 s (medians): about
+the 60 ms the first change saves, within this machine's noise.
 
 Why 50,000 records/s end to end is not reached here (sessions 9-10, final
 code): the work is CPU-bound.  During the sync both processes keep about
