@@ -194,9 +194,16 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 		json_decref(s);
 		fputc('\n', stdout);
 	} else if (r == GS_OK) {
-		printf("all acked: %llu batch(es), %llu record(s) sent\n",
+		printf("all acked: %llu batch(es), %llu record(s) sent",
 		    (unsigned long long)sum.acked_batches,
 		    (unsigned long long)sum.acked_records);
+		if (sum.pulled_records || sum.pulled_tasks ||
+		    sum.pulled_reviews)
+			printf("; received %llu record(s), %llu task(s), %llu "
+			    "review(s)", (unsigned long long)sum.pulled_records,
+			    (unsigned long long)sum.pulled_tasks,
+			    (unsigned long long)sum.pulled_reviews);
+		putchar('\n');
 	}
 	if (fflush(stdout) != 0)
 		return GS_EX_IOERR;

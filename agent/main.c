@@ -95,7 +95,13 @@ const struct ag_command ag_commands[] = {
 	  "[--watch] [--json] [--max-backoff SECONDS] [--retries N] "
 	  "[--interval SECONDS] [--platform URL] [--batch-records N] "
 	  "[--batch-bytes N] [--in-flight N]",
-	  "Seal unsent changes into batches and upload them.",
+	  "Seal unsent changes into batches and upload them; then pull.",
+	  "After the upload the device sends its heartbeat and pulls what\n"
+	  "others and the admins changed in its worker's grids, its tasks\n"
+	  "and review verdicts.  The last line counts what was sent and\n"
+	  "received (--json: acked_records, pulled_records, pulled_tasks,\n"
+	  "pulled_reviews, ...); on a terminal, progress lines count the\n"
+	  "batches and the pull's pages.\n"
 	  "Exit 0 when every batch is acked by a verified receipt, 75 when\n"
 	  "the platform is unreachable (everything kept for later), 77 when\n"
 	  "the device is revoked or not enrolled, 65 when the platform\n"

@@ -286,6 +286,8 @@ apply_page(struct ag_store *st, json_t *doc, uint64_t cursor,
 {
 	struct gs_db *db = ag_store_db(st);
 	json_t *items = json_object_get(doc, "items"), *it, *ref;
+	/* The counts are the committed pages' only. */
+	struct ag_pull_stats before = *ps;
 	char num[32], *rtext = NULL;
 	const char *kind;
 	size_t i;
@@ -320,10 +322,13 @@ apply_page(struct ag_store *st, json_t *doc, uint64_t cursor,
 	if ((r = ag_store_meta_set(st, "pull_at", num)) != GS_OK)
 		goto fail;
 	free(rtext);
-	return gs_db_commit(db);
+	if ((r = gs_db_commit(db)) != GS_OK)
+		*ps = before;
+	return r;
 fail:
 	free(rtext);
 	gs_db_rollback(db);
+	*ps = before;
 	return r;
 }
 
@@ -429,7 +434,7 @@ fetch_reference(struct ag_store *st, struct ag_http *http,
 
 int
 ag_pull_run(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev, struct ag_pull_stats *ps)
+    const struct ag_device *dev, int progress, struct ag_pull_stats *ps)
 {
 	struct ag_http_response resp;
 	struct gs_feed_header h;
@@ -440,6 +445,7 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 	json_t *doc = NULL;
 	json_error_t jerr;
 	int r = GS_OK, more = 1;
+	int64_t shown = 0;
 
 	memset(ps, 0, sizeof(*ps));
 	ag_http_response_init(&resp);
@@ -482,6 +488,20 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 		ps->pages++;
 		more = json_is_true(json_object_get(doc, "more")) &&
 		    h.cursor > since;
+		/* On a terminal: the line is redrawn four times a second at
+		 * most, and once at the end. */
+		if (progress && (more || ps->pages > 1) &&
+		    (!more || gs_mono_us() - shown >= 250000)) {
+			shown = gs_mono_us();
+			fprintf(stderr, "\r%s: pull: %lld record(s), %lld "
+			    "task(s), %lld review(s) received, %lld page(s)   ",
+			    gs_log_program(), (long long)ps->records,
+			    (long long)ps->tasks, (long long)ps->reviews,
+			    (long long)ps->pages);
+			if (!more)
+				fputc('\n', stderr);
+			fflush(stderr);
+		}
 		since = h.cursor;
 		gs_crypto_memzero(plain.data, plain.len);
 	}
@@ -502,11 +522,11 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 
 int
 ag_pull_sync(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev)
+    const struct ag_device *dev, int progress, struct ag_pull_stats *ps)
 {
-	struct ag_pull_stats ps;
 	int r;
 
+	memset(ps, 0, sizeof(*ps));
 	if (dev->revoked)
 		return GS_OK;
 	if ((r = ag_heartbeat_send(st, http, dev)) != GS_OK)
@@ -518,13 +538,13 @@ ag_pull_sync(struct ag_store *st, struct ag_http *http,
 		    "unlock'");
 		return GS_OK;
 	}
-	if ((r = ag_pull_run(st, http, dev, &ps)) != GS_OK)
+	if ((r = ag_pull_run(st, http, dev, progress, ps)) != GS_OK)
 		return r;
-	if (ps.records || ps.kept_local || ps.tasks || ps.reviews)
+	if (ps->records || ps->kept_local || ps->tasks || ps->reviews)
 		gs_log(GS_LOG_INFO, "pulled %lld record(s) (%lld kept as "
 		    "edited here), %lld task(s), %lld review(s); cursor %"
-		    PRIu64, (long long)ps.records, (long long)ps.kept_local,
-		    (long long)ps.tasks, (long long)ps.reviews, ps.cursor);
+		    PRIu64, (long long)ps->records, (long long)ps->kept_local,
+		    (long long)ps->tasks, (long long)ps->reviews, ps->cursor);
 	return GS_OK;
 }
 

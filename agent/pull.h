@@ -35,11 +35,16 @@ int ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
  * verify (nothing applied); storage errors.
  */
 int ag_pull_run(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev, struct ag_pull_stats *stats);
+    const struct ag_device *dev, int progress, struct ag_pull_stats *stats);
 
-/* Heartbeat then pull: what `gridagent sync` does after its push. */
+/*
+ * Heartbeat then pull: what `gridagent sync` does after its push.  With
+ * progress, a line on stderr counts what each page brought (a new
+ * device's first pull of a big grid takes a while).  *stats: what was
+ * received (zero when nothing was pulled).
+ */
 int ag_pull_sync(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev);
+    const struct ag_device *dev, int progress, struct ag_pull_stats *stats);
 
 /* Status part: "tasks" {open, done}, "reviews" {state: n}, "pull"
  * {cursor, at}. */

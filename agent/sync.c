@@ -1128,7 +1128,17 @@ pass(struct run *x)
 	/* Then the way back (issue 4): what this device holds, signed, for
 	 * the platform's reconciliation, and the feed of what others and
 	 * the admins changed, tasks and review verdicts. */
-	return ag_pull_sync(x->st, x->http, x->dev);
+	{
+		struct ag_pull_stats ps;
+
+		r = ag_pull_sync(x->st, x->http, x->dev, x->o->progress, &ps);
+		/* Each page was applied with its cursor: what came before a
+		 * failure counts. */
+		x->sum->pulled_records += (uint64_t)ps.records;
+		x->sum->pulled_tasks += (uint64_t)ps.tasks;
+		x->sum->pulled_reviews += (uint64_t)ps.reviews;
+		return r;
+	}
 }
 
 /* Is there anything to do (unsent changes or sealed batches)? */
@@ -1320,7 +1330,7 @@ json_t *
 ag_sync_summary_json(const struct ag_sync_summary *s)
 {
 	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			 "s:I, s:I, s:I, s:I, s:I}",
+			 "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "result", s->result == GS_OK ? "ok" : gs_error_code(s->result),
 	    "message", s->result == GS_OK ? "" : s->message, "outcome",
 	    s->result == GS_OK ? "all acked" : gs_strerror(s->result),
@@ -1333,7 +1343,10 @@ ag_sync_summary_json(const struct ag_sync_summary *s)
 	    (json_int_t)s->rejected_records, "pending_batches",
 	    (json_int_t)s->pending_batches, "unsent", (json_int_t)s->unsent,
 	    "bytes_sent", (json_int_t)s->bytes_sent, "requests",
-	    (json_int_t)s->requests, "elapsed_ms", (json_int_t)s->elapsed_ms);
+	    (json_int_t)s->requests, "elapsed_ms", (json_int_t)s->elapsed_ms,
+	    "pulled_records", (json_int_t)s->pulled_records, "pulled_tasks",
+	    (json_int_t)s->pulled_tasks, "pulled_reviews",
+	    (json_int_t)s->pulled_reviews);
 }
 
 int

@@ -61,6 +61,9 @@ struct ag_sync_summary {
 	uint64_t bytes_sent, requests;
 	uint64_t pending_batches; /* sealed, not acked, at the end */
 	uint64_t unsent;	  /* changes not yet sealed at the end */
+	/* What the pull brought down and applied (committed pages; a
+	 * record left as edited here is not counted). */
+	uint64_t pulled_records, pulled_tasks, pulled_reviews;
 	int64_t elapsed_ms;
 	int result; /* GS_OK or the error that ended it */
 	char message[512];

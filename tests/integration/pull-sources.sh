@@ -52,7 +52,11 @@ send "$C" 40 41 && ok "and 40 more records after the task" ||
 
 # w001's new device, in 110101001: it hears its worker's two grids.
 if enroll_in "$AH" w001 110101001; then
-	expect_exit 0 "the new device of w001 syncs" ag sync
+	expect_exit 0 "the new device of w001 syncs" ag sync --json
+	[ "$(json_get "$T_TMP/out" 'd["pulled_records"]')" = 850 ] &&
+		[ "$(json_get "$T_TMP/out" 'd["pulled_tasks"]')" = 1 ] &&
+		ok "... and its summary counts 850 records and 1 task received" ||
+		fail "... and its summary counts 850 records and 1 task received"
 else
 	fail "the new device of w001 enrolls"
 fi
@@ -77,4 +81,23 @@ want=$(sqlite3 "$PH/platform.db" "SELECT max(seq) FROM feed")
 	fail "its cursor is at the platform's last feed row ($want)"
 agent_integrity "$AH" && ok "its store passes integrity_check" ||
 	fail "its store passes integrity_check"
+
+# On a terminal, a pull of many pages shows a line that counts them, and
+# the summary says what came down (util-linux script(1) gives the pty).
+if command -v script >/dev/null 2>&1 && enroll_in "$T_TMP/f" w001 110101001; then
+	script -qec "'$GRIDAGENT' --home '$T_TMP/f' sync" /dev/null \
+		>"$T_TMP/tty" 2>&1 </dev/null
+	tr '\r' '\n' <"$T_TMP/tty" >"$T_TMP/tty.lines"
+	grep -q 'pull: 850 record(s), 1 task(s), 0 review(s) received, [0-9]* page(s)' \
+		"$T_TMP/tty.lines" &&
+		ok "on a terminal the pull counts what each page brought" ||
+		fail "on a terminal the pull counts what each page brought"
+	grep -q '^all acked: 0 batch(es), 0 record(s) sent; received 850 record(s), 1 task(s), 0 review(s)' \
+		"$T_TMP/tty.lines" &&
+		ok "... and the summary says what came down" ||
+		fail "... and the summary says what came down"
+else
+	ok "# SKIP no script(1) to give a terminal"
+	ok "# SKIP no script(1) to give a terminal"
+fi
 done_testing
