@@ -519,6 +519,11 @@ test_coalesce_wal(void **state)
 	print_message("write calls: plain %ld, coalesced %ld\n", plain, coalesced);
 	if (plain < 0 || coalesced < 0)
 		skip(); /* no /proc/self/io */
+	/* Under valgrind (tests/valgrind.sh) the process's write calls
+	 * include valgrind's own, thousands of them: 9,524 against 3,769
+	 * where the program alone makes 3,504 against 626. */
+	if (getenv("GS_VALGRIND") != NULL)
+		skip();
 	/* About 1,000 pages: 2,000 frame writes and 1,000 checkpoint
 	 * writes, against 16 pages per write. */
 	assert_true(plain > 2000);
