@@ -1126,6 +1126,31 @@ open_fields(struct ag_store *st, const char *uuid, int fv, json_t *fields)
 	return ag_crypt_open(st->crypt, uuid, fv, fields);
 }
 
+/* A stored record's fields text, parsed and opened (*out: a new
+ * reference). */
+static int
+open_stored(struct ag_store *st, const char *uuid, int fv, const char *text,
+    json_t **out)
+{
+	json_error_t je;
+	json_t *o;
+	int r;
+
+	*out = NULL;
+	o = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	if (o == NULL || !json_is_object(o)) {
+		json_decref(o);
+		return GS_FAIL(GS_ECORRUPT, "record %s: stored fields are not a "
+		    "JSON object", uuid);
+	}
+	if ((r = open_fields(st, uuid, fv, o)) != GS_OK) {
+		json_decref(o);
+		return r;
+	}
+	*out = o;
+	return GS_OK;
+}
+
 /*
  * The fields text of a stored record for display: opened (plain), or
  * masked when mask is set (a locked store then shows "[locked]").
@@ -1639,15 +1664,10 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
 		    "this program does not know", uuid, cur.type);
 		goto out;
 	}
-	merged = json_loads(cur.fields, JSON_REJECT_DUPLICATES, &err);
-	if (merged == NULL || !json_is_object(merged)) {
-		r = GS_FAIL(GS_ECORRUPT, "record %s: stored fields are not a "
-		    "JSON object", uuid);
-		goto out;
-	}
 	/* Open the sealed pii to merge and validate the whole record; the
 	 * old id numbers' index rows go, the new ones come. */
-	if ((r = open_fields(st, uuid, cur.form_version, merged)) != GS_OK ||
+	if ((r = open_stored(st, uuid, cur.form_version, cur.fields,
+	    &merged)) != GS_OK ||
 	    (r = bidx_collect(st, f, NULL, merged, &bx_old)) != GS_OK)
 		goto out;
 	/* A hook (gridagent attach) builds its edit from the fields as
@@ -2735,18 +2755,12 @@ stored_tags(struct ag_store *st, const struct gs_form *f, const char *uuid,
     int fv, const char *text, struct bidx *bx)
 {
 	json_t *o = NULL;
-	json_error_t je;
 	int r;
 
 	bx->n = 0;
 	if (st->crypt == NULL)
 		return GS_OK;
-	if ((o = json_loads(text, 0, &je)) == NULL || !json_is_object(o)) {
-		json_decref(o);
-		return GS_FAIL(GS_ECORRUPT, "record %s: stored fields are not a "
-		    "JSON object", uuid);
-	}
-	if ((r = open_fields(st, uuid, fv, o)) == GS_OK)
+	if ((r = open_stored(st, uuid, fv, text, &o)) == GS_OK)
 		r = bidx_collect(st, f, NULL, o, bx);
 	json_decref(o);
 	return r;
