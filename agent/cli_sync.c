@@ -111,7 +111,7 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 {
 	const char *max_backoff = NULL, *platform = NULL, *retries = NULL,
 		   *interval = NULL, *brecords = NULL, *bbytes = NULL,
-		   *in_flight = NULL;
+		   *in_flight = NULL, *pull_interval = NULL;
 	int json = 0, watch = 0, npos = 0, rc;
 	const struct ag_opt opts[] = {
 	    {"watch", NULL, &watch},
@@ -119,6 +119,7 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 	    {"max-backoff", &max_backoff, NULL},
 	    {"retries", &retries, NULL},
 	    {"interval", &interval, NULL},
+	    {"pull-interval", &pull_interval, NULL},
 	    {"platform", &platform, NULL},
 	    {"batch-records", &brecords, NULL},
 	    {"batch-bytes", &bbytes, NULL},
@@ -154,6 +155,12 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 			return ag_cli_usage(cli, "--interval wants seconds "
 						 "(1..86400)");
 		o.idle_ms = (int64_t)v * 1000;
+	}
+	if (pull_interval != NULL) {
+		if (gs_parse_u64(pull_interval, 86400, &v) != GS_OK)
+			return ag_cli_usage(cli, "--pull-interval wants seconds "
+						 "(0..86400)");
+		o.pull_ms = (int64_t)v * 1000;
 	}
 	if (brecords != NULL) {
 		if (gs_parse_u64(brecords, 1000000, &v) != GS_OK || v == 0)

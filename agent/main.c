@@ -93,7 +93,8 @@ const struct ag_command ag_commands[] = {
 	  "platform cannot be reached; nothing is stored on any failure.\n" },
 	{ "sync", ag_cmd_sync,
 	  "[--watch] [--json] [--max-backoff SECONDS] [--retries N] "
-	  "[--interval SECONDS] [--platform URL] [--batch-records N] "
+	  "[--interval SECONDS] [--pull-interval SECONDS] "
+	  "[--platform URL] [--batch-records N] "
 	  "[--batch-bytes N] [--in-flight N]",
 	  "Seal unsent changes into batches and upload them; then pull.",
 	  "After the upload the device sends its heartbeat and pulls what\n"
@@ -109,15 +110,19 @@ const struct ag_command ag_commands[] = {
 	  "--watch keeps going as coverage comes and goes: a cheap health\n"
 	  "probe with exponential backoff and full jitter capped at\n"
 	  "--max-backoff (default 300 s), a sync the moment it answers, and\n"
-	  "a look for new saves every --interval (default 2 s); SIGINT or\n"
-	  "SIGTERM stop it cleanly.  --retries N: extra attempts of a\n"
-	  "failed request in a one-shot sync (default 2).  --batch-records\n"
-	  "and --batch-bytes make batches smaller than the platform allows\n"
-	  "(a weak link loses less per failed upload).  Batches go in seq\n"
-	  "order, two at once on two connections when the platform takes\n"
-	  "that (the next one goes before the last is answered, so a slow\n"
-	  "link is not idle a round trip per batch); --in-flight 1 sends\n"
-	  "one at a time, on one connection.\n" },
+	  "a look for new saves every --interval (default 2 s).  While\n"
+	  "there is nothing to send it still syncs every --pull-interval\n"
+	  "(default 300 s; 0: only after new saves), so tasks, verdicts\n"
+	  "and others' changes come down and the platform hears the\n"
+	  "heartbeat.  SIGINT or SIGTERM stop it cleanly.\n"
+	  "--retries N: extra attempts of a failed request in a one-shot\n"
+	  "sync (default 2).  --batch-records and --batch-bytes make\n"
+	  "batches smaller than the platform allows (a weak link loses\n"
+	  "less per failed upload).  Batches go in seq order, two at once\n"
+	  "on two connections when the platform takes that (the next one\n"
+	  "goes before the last is answered, so a slow link is not idle a\n"
+	  "round trip per batch); --in-flight 1 sends one at a time, on\n"
+	  "one connection.\n" },
 	{ "rekey", ag_cmd_rekey, "[--platform URL]",
 	  "Rotate this device's identity key; prints the new key id.",
 	  "The device makes a new key; its current key signs the new one,\n"

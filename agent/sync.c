@@ -77,6 +77,7 @@ ag_sync_opts_default(struct ag_sync_opts *o)
 	o->base_backoff_ms = 500;
 	o->max_backoff_ms = 300000;
 	o->idle_ms = 2000;
+	o->pull_ms = 300000;
 	/* Tests only: the cut-at-every-offset tests retry hundreds of times
 	 * in one run and must not spend a quarter second per retry: the
 	 * backoff's base and cap both become this many ms. */
@@ -1199,6 +1200,7 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	struct run x;
 	struct ag_http_opts ho;
 	int r = GS_EINTERNAL, work, synced = 0;
+	int64_t idle_since;
 
 	memset(sum, 0, sizeof(*sum));
 	memset(&x, 0, sizeof(x));
@@ -1265,11 +1267,18 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 			continue;
 		}
 		note(&x, r);
-		/* All sent: look for new saves now and then. */
+		/* All sent: look for new saves now and then, and go to the
+		 * platform now and then all the same: tasks, verdicts and
+		 * others' changes come down only with a pass, and the
+		 * heartbeat tells the platform this device is still there. */
+		idle_since = gs_mono_us();
 		for (work = 0; !work && !stopped(&x);) {
 			nap(&x, o->idle_ms);
 			if ((r = has_work(&x, &work)) != GS_OK)
 				goto out;
+			if (o->pull_ms > 0 &&
+			    gs_mono_us() - idle_since >= o->pull_ms * 1000)
+				work = 1;
 		}
 		if (stopped(&x))
 			break;

@@ -39,6 +39,9 @@ struct ag_sync_opts {
 	int64_t max_backoff_ms;	 /* cap; default 300 s */
 	int64_t idle_ms;	 /* --watch: how often to look for new
 				    changes when all is sent; default 2 s */
+	int64_t pull_ms;	 /* --watch: how often to pull (and send the
+				    heartbeat) when nothing is to be sent;
+				    default 300 s; 0: only after sending */
 	const char *platform;	 /* overrides the enrolled URL (NULL: no) */
 	uint32_t batch_records;	 /* at most this many changes per batch, on
 				    top of the platform's limits (0: ours) */

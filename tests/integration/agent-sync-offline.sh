@@ -115,12 +115,16 @@ cmp -s "$T_TMP/a" "$T_TMP/p" && [ "$(wc -l <"$T_TMP/p")" -eq 500 ] &&
 	ok "the platform holds exactly the 500" || fail "the platform holds exactly the 500"
 
 # ---- --watch: down, then up, then SIGTERM
+expect_exit 64 "--pull-interval not a number is refused" ag sync --watch \
+	--pull-interval soon
+expect_exit 64 "--pull-interval above a day is refused" ag sync --watch \
+	--pull-interval 86401
 stop_platform
 collect_people 300 12 || fail "collect 300 more"
 # (the binary itself in the background, not the ag shell function, so
 # that $! is the agent's pid)
 "$GRIDAGENT" --home "$AH" sync --watch --json --max-backoff 1 --interval 1 \
-	>"$T_TMP/watch.out" \
+	--pull-interval 1 >"$T_TMP/watch.out" \
 	2>"$T_TMP/watch.err" &
 W=$!
 sleep 2
@@ -146,6 +150,28 @@ while [ $i -lt 60 ]; do
 	i=$((i + 1))
 done
 [ "$n" -eq 807 ] && ok "--watch sends new saves" || fail "--watch sends new saves ($n)"
+# Nothing left to send: the watch still comes to the platform every
+# --pull-interval, so what an admin hands down reaches the device without
+# a new save to carry it (it never did before --pull-interval).
+U=$(ag list --json | uuids_of | head -n 1)
+T=$(pf task add --worker w001 --kind VISIT --subject "$U" --due 2026-12-01 \
+	--title "回访")
+pf review "$U" --state has_issues --comment "电话号码不对" >/dev/null ||
+	fail "review a record"
+i=0
+while [ $i -lt 100 ]; do
+	ag tasks --json >"$T_TMP/t.json" 2>/dev/null
+	ag show "$U" --json >"$T_TMP/show.json" 2>/dev/null
+	grep -q "$T" "$T_TMP/t.json" &&
+		grep -q '"has_issues"' "$T_TMP/show.json" && break
+	sleep 0.1
+	i=$((i + 1))
+done
+[ -n "$T" ] && grep -q "$T" "$T_TMP/t.json" &&
+	ok "--watch with nothing to send brings a new task down" ||
+	fail "--watch with nothing to send brings a new task down"
+[ "$(json_get "$T_TMP/show.json" 'd["review"]["state"]')" = has_issues ] &&
+	ok "... and a review verdict" || fail "... and a review verdict"
 kill -TERM "$W"
 wait "$W"
 rc=$?
