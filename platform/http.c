@@ -249,11 +249,23 @@ dispatch(struct pf_http *s, struct MHD_Connection *conn,
 	return ret;
 }
 
+/* Does the request announce a body (a Content-Length above 0, or any
+ * Transfer-Encoding)?  Without either it has none (RFC 9112 6.3). */
+static int
+has_body(struct MHD_Connection *conn, const char *cl)
+{
+	if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL)
+		return 1;
+	return cl != NULL && strcmp(cl, "0") != 0;
+}
+
 /*
  * MHD calls this several times per request:
  *   1. once the headers are in (*con_cls NULL): we decide from the route
- *      and Content-Length alone, and may answer at once (413, 404, 405, or
- *      any body-less request) before one body byte is read;
+ *      and Content-Length alone, and may answer at once (413; or 404, 405
+ *      and any request that sends a body where none is wanted) before one
+ *      body byte is read;
  *   2. for every piece of body (*upload_data_size > 0): appended to the
  *      capped buffer, under the wall-clock deadline that MHD's inactivity
  *      timeout does not give (research 5.1: a dribbling client is never
@@ -288,8 +300,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (st->max == 0) {
-			/* No body wanted (GET, unknown path, wrong method):
-			 * answer now and let MHD drop whatever follows. */
+			/* No body wanted (GET, unknown path, wrong method).
+			 * Without one (no length, no chunks) the answer waits
+			 * for MHD's last call: an answer queued before the
+			 * request is complete makes MHD close the connection,
+			 * and every health probe and pull page would cost a
+			 * new one.  With one, answer now and let MHD drop
+			 * whatever follows. */
+			if (!has_body(conn, cl))
+				return MHD_YES;
 			return dispatch(s, conn, st, url, method);
 		}
 		if (cl != NULL) {

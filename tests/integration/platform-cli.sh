@@ -112,6 +112,23 @@ st=$(http GET "$B")
 [ "$st" = 405 ] && ok "GET on a batch path is 405" ||
 	fail "GET on a batch path is 405 ($st)"
 
+# Body-less requests keep the connection: a probe, a 404, a 405 and a
+# pull page each on a new TCP connection (and TLS handshake) cost a link
+# more than the answers.  curl counts the connects of each transfer.
+out=$(curl -s -o /dev/null -o /dev/null -o /dev/null -o /dev/null \
+	-w '%{http_code}:%{num_connects} ' "$PF_URL/v1/health" \
+	"$PF_URL/v1/nothing-here" "$PF_URL$B" "$PF_URL/v1/health")
+[ "$out" = "200:1 404:0 405:0 200:0 " ] &&
+	ok "body-less requests share one kept-alive connection" ||
+	fail "body-less requests share one kept-alive connection ($out)"
+# A GET that sends a body anyway is answered at once (the body unread),
+# on a connection that is then closed.
+out=$(curl -s -o /dev/null -o /dev/null -X GET --data-binary 'x=1' \
+	-w '%{http_code}:%{num_connects} ' "$PF_URL/v1/health" "$PF_URL/v1/health")
+[ "$out" = "200:1 200:1 " ] &&
+	ok "a GET with a body is answered, then its connection closed" ||
+	fail "a GET with a body is answered, then its connection closed ($out)"
+
 # 20 MB against a 16 MiB cap: refused from the declared length, before
 # the body is read (curl's 100-continue means no body byte is sent).
 head -c 20000000 /dev/zero >"$T_TMP/big"
