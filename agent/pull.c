@@ -56,29 +56,20 @@ local_now(void)
 	return gs_now_ms() + (e != NULL ? strtoll(e, NULL, 10) : 0);
 }
 
-/*
- * How far the platform's clock is ahead of ours (ms), from its health
- * answer; 0 when it cannot be read.  Signed requests carry the platform's
- * time, not ours: a handheld whose clock was reset (a battery pulled: the
- * 1970 timestamps of field deployments) must still be able to pull.
- */
-static int64_t
-platform_skew(struct ag_http *http)
+int64_t
+ag_pull_clock(void)
 {
-	struct ag_http_response resp;
-	json_t *o = NULL, *t;
-	json_error_t jerr;
-	int64_t before = local_now(), skew = 0;
+	return local_now();
+}
 
-	ag_http_response_init(&resp);
-	if (ag_http_request(http, "GET", "/v1/health", NULL, NULL, 0, &resp)
-	    == GS_OK && resp.status == 200 &&
-	    (o = json_loadb(resp.body.data, resp.body.len, 0, &jerr)) != NULL &&
-	    json_is_integer(t = json_object_get(o, "time")))
-		skew = json_integer_value(t) - (before + local_now()) / 2;
-	json_decref(o);
-	ag_http_response_release(&resp);
-	return skew;
+int64_t
+ag_pull_skew(const json_t *health, int64_t asked)
+{
+	const json_t *t = json_object_get(health, "time");
+
+	if (!json_is_integer(t))
+		return 0;
+	return json_integer_value(t) - (asked + local_now()) / 2;
 }
 
 /* "/v1/devices/<hex>/<what>?since=N&t=T&sig=S" into url; the signed
@@ -120,7 +111,7 @@ answer_error(const struct ag_http_response *resp, const char *what)
 
 int
 ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev)
+    const struct ag_device *dev, int64_t skew)
 {
 	struct gs_db *db = ag_store_db(st);
 	int64_t v[6];
@@ -164,7 +155,7 @@ ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
 		goto out;
 	}
 	if ((r = signed_path(url, sizeof(url), dev, "POST", "heartbeat", 0,
-	    body, strlen(body), platform_skew(http))) != GS_OK)
+	    body, strlen(body), skew)) != GS_OK)
 		goto out;
 	if ((r = ag_http_request(http, "POST", url, "application/json", body,
 	    strlen(body), &resp)) != GS_OK)
@@ -434,14 +425,14 @@ fetch_reference(struct ag_store *st, struct ag_http *http,
 
 int
 ag_pull_run(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev, int progress, struct ag_pull_stats *ps)
+    const struct ag_device *dev, int progress, int64_t skew,
+    struct ag_pull_stats *ps)
 {
 	struct ag_http_response resp;
 	struct gs_feed_header h;
 	struct gs_buf plain;
 	char url[512], *cur = NULL;
 	uint64_t since = 0;
-	int64_t skew;
 	json_t *doc = NULL;
 	json_error_t jerr;
 	int r = GS_OK, more = 1;
@@ -454,7 +445,6 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 		since = strtoull(cur, NULL, 10);
 		gs_free(cur);
 	}
-	skew = platform_skew(http);
 	ag_http_set_response_cap(http, GS_FEED_MAX);
 	while (more) {
 		if ((r = signed_path(url, sizeof(url), dev, "GET", "pull", since,
@@ -522,14 +512,15 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 
 int
 ag_pull_sync(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev, int progress, struct ag_pull_stats *ps)
+    const struct ag_device *dev, int progress, int64_t skew,
+    struct ag_pull_stats *ps)
 {
 	int r;
 
 	memset(ps, 0, sizeof(*ps));
 	if (dev->revoked)
 		return GS_OK;
-	if ((r = ag_heartbeat_send(st, http, dev)) != GS_OK)
+	if ((r = ag_heartbeat_send(st, http, dev, skew)) != GS_OK)
 		return r;
 	/* A locked store cannot seal the personal data of what it would
 	 * receive (issue 6): the feed waits, its cursor unmoved. */
@@ -538,7 +529,7 @@ ag_pull_sync(struct ag_store *st, struct ag_http *http,
 		    "unlock'");
 		return GS_OK;
 	}
-	if ((r = ag_pull_run(st, http, dev, progress, ps)) != GS_OK)
+	if ((r = ag_pull_run(st, http, dev, progress, skew, ps)) != GS_OK)
 		return r;
 	if (ps->records || ps->kept_local || ps->tasks || ps->reviews)
 		gs_log(GS_LOG_INFO, "pulled %lld record(s) (%lld kept as "

@@ -19,12 +19,23 @@ struct ag_pull_stats {
 };
 
 /*
+ * Signed requests carry the platform's time, not ours: a handheld whose
+ * clock was reset (a battery pulled: the 1970 timestamps of field
+ * deployments) must still be able to pull.  skew (ms) is how far the
+ * platform's clock is ahead of ours: ag_pull_skew of its health answer
+ * (its "time"), asked at ag_pull_clock(); 0 when the answer has none.
+ * One health probe per sync gives it to everything below.
+ */
+int64_t ag_pull_clock(void);
+int64_t ag_pull_skew(const json_t *health, int64_t asked);
+
+/*
  * Sends the heartbeat (what this device holds: unsent changes, outbox,
  * last seq, chain head, rejected and quarantined counts, version, free
  * storage), signed by the device key.  GS_OK or the request's error.
  */
 int ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev);
+    const struct ag_device *dev, int64_t skew);
 
 /*
  * Pulls every page since the stored cursor and applies each in ONE
@@ -35,7 +46,8 @@ int ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
  * verify (nothing applied); storage errors.
  */
 int ag_pull_run(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev, int progress, struct ag_pull_stats *stats);
+    const struct ag_device *dev, int progress, int64_t skew,
+    struct ag_pull_stats *stats);
 
 /*
  * Heartbeat then pull: what `gridagent sync` does after its push.  With
@@ -44,7 +56,8 @@ int ag_pull_run(struct ag_store *st, struct ag_http *http,
  * received (zero when nothing was pulled).
  */
 int ag_pull_sync(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev, int progress, struct ag_pull_stats *stats);
+    const struct ag_device *dev, int progress, int64_t skew,
+    struct ag_pull_stats *stats);
 
 /* Status part: "tasks" {open, done}, "reviews" {state: n}, "pull"
  * {cursor, at}. */

@@ -105,6 +105,7 @@ struct run {
 	struct ag_backoff bo;
 	struct ag_sync_summary *sum;
 	int64_t t0;
+	int64_t skew;	/* the platform's clock ahead of ours, ms (probe) */
 	int progress_shown;
 	long kill_after_seal, kill_before_ack; /* GRIDAGENT_FAULT; 0 = off */
 	long sealed_here, receipts_here;
@@ -221,6 +222,7 @@ probe(struct run *x)
 	json_error_t je;
 	const char *dep;
 	unsigned char depb[16];
+	int64_t asked = ag_pull_clock();
 	int r = GS_EINTERNAL;
 
 	ag_http_response_init(&resp);
@@ -242,6 +244,8 @@ probe(struct run *x)
 					  "the platform's");
 		goto out;
 	}
+	/* Its clock, for the signed requests of the pull (pull.h). */
+	x->skew = ag_pull_skew(root, asked);
 	if (memcmp(depb, x->dev->deployment, 16) != 0) {
 		r = GS_FAIL(GS_EDEPLOYMENT,
 		    "the platform at %s belongs to "
@@ -1132,7 +1136,8 @@ pass(struct run *x)
 	{
 		struct ag_pull_stats ps;
 
-		r = ag_pull_sync(x->st, x->http, x->dev, x->o->progress, &ps);
+		r = ag_pull_sync(x->st, x->http, x->dev, x->o->progress,
+		    x->skew, &ps);
 		/* Each page was applied with its cursor: what came before a
 		 * failure counts. */
 		x->sum->pulled_records += (uint64_t)ps.records;

@@ -78,6 +78,20 @@ agent_uuids "$T_TMP/a2"
 [ "$(wc -l <"$T_TMP/p2")" -eq $((N + 1000)) ] && cmp -s "$T_TMP/a2" "$T_TMP/p2" &&
 	ok "the platform holds exactly the agent's $((N + 1000)) uuids" ||
 	fail "the platform holds exactly the agent's $((N + 1000)) uuids"
+# Nothing to send: one health probe, the heartbeat and one pull page, on
+# one kept-alive connection (were 5 requests on 4 connections: the pull
+# asked the platform's time twice more, and body-less answers closed
+# theirs).  --watch makes such a pass every --pull-interval.
+sleep 0.2
+c0=$(awk '$1 == "connections" { print $2 }' "$T_TMP/px.stats")
+expect_exit 0 "an empty sync through the proxy" ag sync --json --platform "$px"
+[ "$(json_get "$T_TMP/out" 'd["requests"]')" = 3 ] &&
+	ok "... makes 3 requests" ||
+	fail "... makes 3 requests ($(json_get "$T_TMP/out" 'd["requests"]'))"
+sleep 0.2
+c1=$(awk '$1 == "connections" { print $2 }' "$T_TMP/px.stats")
+[ $((c1 - c0)) -eq 1 ] && ok "... on one connection" ||
+	fail "... on one connection ($((c1 - c0)))"
 # --in-flight 1: one at a time, nothing sent ahead.
 expect_exit 64 "--in-flight 3 is refused" ag sync --in-flight 3
 expect_exit 64 "--in-flight 0 is refused" ag sync --in-flight 0
