@@ -17,6 +17,7 @@
 #include "core/mem.h"
 #include "core/util.h"
 #include "crypto.h"
+#include "deflate.h"
 #include "feed.h"
 #include "schema.h"
 #include "core/banned.h"
@@ -88,7 +89,7 @@ put_header(unsigned char *p, const struct gs_feed_header *h)
 	memcpy(p + O_MAGIC, "GSF1", 4);
 	p[O_VERSION] = 1;
 	p[O_SUITE] = 1;
-	gs_put_le16(p + O_FLAGS, 0);
+	gs_put_le16(p + O_FLAGS, h->flags);
 	memcpy(p + O_DEP, h->deployment, 16);
 	memcpy(p + O_DEV, h->device, 16);
 	gs_put_le64(p + O_SINCE, h->since);
@@ -134,22 +135,37 @@ verify_feed(const unsigned char sig[64], const unsigned char *feed, size_t n,
 	    "not verify with the platform's receipt key");
 }
 
+/* raw: plain is sealed as it is, whatever h->flags says (tests). */
 static int
 seal(struct gs_buf *out, struct gs_feed_header *h, const void *plain,
     size_t len, const unsigned char *device_pk,
     const unsigned char *receipt_sk, const unsigned char *eph_seed,
-    const unsigned char *nonce)
+    const unsigned char *nonce, int raw)
 {
 	unsigned char xpk[GS_KX_PKBYTES], esk[GS_KX_SKBYTES];
 	unsigned char rx[GS_KX_SESSIONBYTES], tx[GS_KX_SESSIONBYTES];
-	unsigned char *p;
+	unsigned char *p, n8[8];
+	struct gs_buf z;
 	size_t start = out->len, total;
 	int r;
 
 	if (len > GS_FEED_MAX - GS_FEED_OVERHEAD)
 		return GS_FAIL(GS_ETOOBIG, "feed page of %zu bytes", len);
+	if (!raw && (h->flags & ~GS_FEED_DEFLATED) != 0)
+		return GS_FAIL(GS_EINVAL, "feed flags 0x%x", h->flags);
+	gs_buf_init(&z, GS_FEED_MAX - GS_FEED_OVERHEAD);
+	if (!raw && (h->flags & GS_FEED_DEFLATED)) {
+		/* The text's length, then its zlib stream: what is sealed. */
+		gs_put_le64(n8, len);
+		if ((r = gs_buf_append(&z, n8, sizeof(n8))) != GS_OK ||
+		    (r = gs_deflate(&z, plain, len, GS_FEED_DEFLATE_LEVEL)) !=
+		    GS_OK)
+			goto out;
+		plain = z.data;
+		len = z.len;
+	}
 	if ((r = gs_crypto_sign_pk_to_kx(xpk, device_pk)) != GS_OK)
-		return r;
+		goto out;
 	if (eph_seed != NULL)
 		gs_crypto_kx_seed_keypair(h->eph_pk, esk, eph_seed);
 	else
@@ -178,6 +194,9 @@ out:
 	gs_crypto_memzero(esk, sizeof(esk));
 	gs_crypto_memzero(rx, sizeof(rx));
 	gs_crypto_memzero(tx, sizeof(tx));
+	/* The compressed page is the residents' data all the same. */
+	gs_crypto_memzero(z.data, z.len);
+	gs_buf_release(&z);
 	return r;
 }
 
@@ -186,7 +205,7 @@ gs_feed_seal(struct gs_buf *out, struct gs_feed_header *h, const void *plain,
     size_t len, const unsigned char *device_pk,
     const unsigned char *receipt_sk)
 {
-	return seal(out, h, plain, len, device_pk, receipt_sk, NULL, NULL);
+	return seal(out, h, plain, len, device_pk, receipt_sk, NULL, NULL, 0);
 }
 
 int
@@ -196,7 +215,17 @@ gs_feed_seal_det(struct gs_buf *out, struct gs_feed_header *h,
     const unsigned char nonce[24])
 {
 	return seal(out, h, plain, len, device_pk, receipt_sk, eph_seed,
-	    nonce);
+	    nonce, 0);
+}
+
+int
+gs_feed_seal_raw_det(struct gs_buf *out, struct gs_feed_header *h,
+    const void *bytes, size_t len, const unsigned char *device_pk,
+    const unsigned char *receipt_sk, const unsigned char eph_seed[32],
+    const unsigned char nonce[24])
+{
+	return seal(out, h, bytes, len, device_pk, receipt_sk, eph_seed,
+	    nonce, 1);
 }
 
 int
@@ -208,17 +237,21 @@ gs_feed_open(struct gs_buf *plain, struct gs_feed_header *h,
 	unsigned char xpk[GS_KX_PKBYTES], xsk[GS_KX_SKBYTES];
 	unsigned char rx[GS_KX_SESSIONBYTES], tx[GS_KX_SESSIONBYTES];
 	unsigned char pk[GS_SIGN_PKBYTES];
+	struct gs_buf z, *into = plain;
+	uint64_t text_len;
 	int r;
 
 	memset(h, 0, sizeof(*h));
+	gs_buf_init(&z, GS_FEED_MAX);
 	if (len > GS_FEED_MAX)
 		return GS_FAIL(GS_ETOOBIG, "feed of %zu bytes", len);
 	if (len < GS_FEED_OVERHEAD || memcmp(feed, "GSF1", 4) != 0)
 		return GS_FAIL(GS_EPROTOCOL, "the answer is not a feed");
+	h->flags = gs_get_le16(feed + O_FLAGS);
 	if (feed[O_VERSION] != 1 || feed[O_SUITE] != 1 ||
-	    gs_get_le16(feed + O_FLAGS) != 0)
-		return GS_FAIL(GS_EPROTOCOL, "feed version or suite not "
-		    "supported");
+	    (h->flags & ~GS_FEED_DEFLATED) != 0)
+		return GS_FAIL(GS_EPROTOCOL, "feed version, suite or flags "
+		    "not supported");
 	memcpy(h->deployment, feed + O_DEP, 16);
 	memcpy(h->device, feed + O_DEV, 16);
 	h->since = gs_get_le64(feed + O_SINCE);
@@ -248,18 +281,43 @@ gs_feed_open(struct gs_buf *plain, struct gs_feed_header *h,
 	if ((r = gs_crypto_kx_server(rx, tx, xpk, xsk, h->eph_pk)) != GS_OK)
 		goto out;
 	gs_buf_reset(plain);
-	if ((r = gs_buf_reserve(plain, h->plain_len + 1)) != GS_OK)
+	/* A deflated feed is decrypted aside, then inflated into plain. */
+	if (h->flags & GS_FEED_DEFLATED)
+		into = &z;
+	if ((r = gs_buf_reserve(into, h->plain_len + 1)) != GS_OK)
 		goto out;
-	if ((r = gs_crypto_aead_decrypt((unsigned char *)plain->data,
+	if ((r = gs_crypto_aead_decrypt((unsigned char *)into->data,
 	    feed + GS_FEED_HDRBYTES, h->ct_len, feed, GS_FEED_HDRBYTES,
 	    h->nonce, rx)) != GS_OK)
 		goto out;
-	plain->len = h->plain_len;
+	into->len = h->plain_len;
+	if (into == &z) {
+		/* Its length first: gs_inflate holds the stream to exactly
+		 * that many bytes, within plain's cap, or refuses it. */
+		if (z.len < 8) {
+			r = GS_FAIL(GS_EINFLATE, "deflated feed of %zu bytes",
+			    z.len);
+			goto out;
+		}
+		text_len = gs_get_le64((unsigned char *)z.data);
+		if (text_len >= plain->max) {
+			r = GS_FAIL(GS_EINFLATE, "feed text of %llu bytes "
+			    "exceeds the cap", (unsigned long long)text_len);
+			goto out;
+		}
+		if ((r = gs_inflate(plain, z.data + 8, z.len - 8,
+		    (size_t)text_len)) != GS_OK)
+			goto out;
+	}
 	plain->data[plain->len] = '\0';
 out:
 	gs_crypto_memzero(xsk, sizeof(xsk));
 	gs_crypto_memzero(rx, sizeof(rx));
 	gs_crypto_memzero(tx, sizeof(tx));
+	gs_crypto_memzero(z.data, z.len);
+	gs_buf_release(&z);
+	if (r != GS_OK)
+		gs_buf_reset(plain);
 	return r;
 }
 

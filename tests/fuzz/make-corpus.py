@@ -53,10 +53,11 @@ for p in sorted(glob.glob(V + "/batch-*.ndjson")):
 r = vec(V + "/receipt-1.txt")
 put("receipt", bytes.fromhex(r["receipt"]) + r["results"].encode())
 e = vec(V + "/enroll-1.txt")
-for line in open(V + "/feed-1.txt"):
-    k, _, v = line.strip().partition(" ")  # "feed <hex>", no colon
-    if k == "feed":
-        put("feed", bytes.fromhex(v))
+for name in ("feed-1.txt", "feed-2.txt"):  # plain, deflated
+    for line in open(V + "/" + name):
+        k, _, v = line.strip().partition(" ")  # "feed <hex>", no colon
+        if k == "feed":
+            put("feed", bytes.fromhex(v))
 put("enroll", e["code"])
 for p in sorted(glob.glob(TOP + "/tests/data/valid/*.json") +
                 glob.glob(TOP + "/tests/data/invalid/*.json")):

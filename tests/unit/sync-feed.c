@@ -1,7 +1,8 @@
 /*
  * sync-feed.c - GSQ1 request signatures and GSF1 feeds: round trip,
- * refusals, and the frozen vector tests/data/vectors/feed-1.txt
- * (GS_WRITE_VECTORS=1 rewrites it; only for a deliberate wire change).
+ * refusals, deflated feeds, and the frozen vectors
+ * tests/data/vectors/feed-1.txt (plain) and feed-2.txt (deflated)
+ * (GS_WRITE_VECTORS=1 rewrites them; only for a deliberate wire change).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "crypto.h"
+#include "deflate.h"
 #include "feed.h"
 #include "schema.h"
 
@@ -55,7 +57,7 @@ header(struct gs_feed_header *h)
 }
 
 static void
-seal_vector(struct gs_buf *out)
+seal_vector_flags(struct gs_buf *out, uint16_t flags)
 {
 	struct gs_feed_header h;
 	unsigned char eph[32], nonce[24];
@@ -63,9 +65,16 @@ seal_vector(struct gs_buf *out)
 	memset(eph, 0x77, sizeof(eph));
 	memset(nonce, 0x88, sizeof(nonce));
 	header(&h);
+	h.flags = flags;
 	gs_buf_init(out, GS_FEED_MAX);
 	assert_int_equal(gs_feed_seal_det(out, &h, plain, strlen(plain), dpk,
 	    rsk, eph, nonce), GS_OK);
+}
+
+static void
+seal_vector(struct gs_buf *out)
+{
+	seal_vector_flags(out, 0);
 }
 
 static void
@@ -153,10 +162,12 @@ test_request(void **state)
 	    NULL, 0, rpk), GS_EBADSIG);
 }
 
-/* The frozen vector: this build must produce it byte for byte, and the
- * committed bytes must open to the committed plaintext. */
+/* A frozen vector: this build must produce it byte for byte, and the
+ * committed bytes must open to the committed plaintext.  feed-1 is a
+ * plain feed and carries a request signature too; feed-2 is the same
+ * page deflated. */
 static void
-test_vector(void **state)
+check_vector(const char *name, uint16_t flags)
 {
 	struct gs_buf f, text, p;
 	struct gs_feed_header h;
@@ -166,20 +177,22 @@ test_vector(void **state)
 	FILE *fp;
 	size_t n;
 
-	(void)state;
-	seal_vector(&f);
-	assert_int_equal(gs_req_sign(sig, "GET",
-	    "/v1/devices/0190a6e200007000800000000000d001/pull", 0,
-	    1764140700000, NULL, 0, dsk), GS_OK);
+	seal_vector_flags(&f, flags);
 	gs_buf_init(&text, 1 << 20);
 	hex = malloc(2 * f.len + 1);
 	assert_non_null(hex);
 	gs_hex_encode(hex, (unsigned char *)f.data, f.len);
 	assert_int_equal(gs_buf_printf(&text, "feed %s\n", hex), GS_OK);
-	gs_hex_encode(hex, sig, 64);
-	assert_int_equal(gs_buf_printf(&text, "request_sig %s\n", hex), GS_OK);
-	snprintf(path, sizeof(path), "%s/tests/data/vectors/feed-1.txt",
-	    top != NULL ? top : ".");
+	if (flags == 0) {
+		assert_int_equal(gs_req_sign(sig, "GET",
+		    "/v1/devices/0190a6e200007000800000000000d001/pull", 0,
+		    1764140700000, NULL, 0, dsk), GS_OK);
+		gs_hex_encode(hex, sig, 64);
+		assert_int_equal(gs_buf_printf(&text, "request_sig %s\n", hex),
+		    GS_OK);
+	}
+	snprintf(path, sizeof(path), "%s/tests/data/vectors/%s",
+	    top != NULL ? top : ".", name);
 	if (getenv("GS_WRITE_VECTORS") != NULL) {
 		assert_non_null(fp = fopen(path, "wb"));
 		assert_int_equal(fwrite(text.data, 1, text.len, fp), text.len);
@@ -200,11 +213,155 @@ test_vector(void **state)
 	assert_int_equal(gs_feed_open(&p, &h, bytes, f.len, dep, dev, rpk,
 	    dsk), GS_OK);
 	assert_string_equal(p.data, plain);
+	assert_int_equal(h.flags, flags);
 	free(bytes);
 	free(hex);
 	gs_buf_release(&p);
 	gs_buf_release(&f);
 	gs_buf_release(&text);
+}
+
+static void
+test_vector(void **state)
+{
+	(void)state;
+	check_vector("feed-1.txt", 0);
+	check_vector("feed-2.txt", GS_FEED_DEFLATED);
+}
+
+/* A deflated page: smaller on the wire, the same text out. */
+static void
+test_deflated(void **state)
+{
+	struct gs_feed_header h, g;
+	struct gs_buf f, p, big;
+	int i;
+
+	(void)state;
+	gs_buf_init(&big, 1 << 20);
+	assert_int_equal(gs_buf_puts(&big, "{\"v\":1,\"items\":["), GS_OK);
+	for (i = 0; i < 200; i++)
+		assert_int_equal(gs_buf_printf(&big, "%s{\"kind\":\"record\","
+		    "\"uuid\":\"0190a6e2-%04d-7000-8000-000000000001\","
+		    "\"fields\":{\"name\":\"张三\",\"address\":\"深圳市大鹏新区"
+		    "葵涌街道葵涌社区%d号\"}}", i ? "," : "", i, i), GS_OK);
+	assert_int_equal(gs_buf_puts(&big, "]}"), GS_OK);
+	header(&h);
+	h.flags = GS_FEED_DEFLATED;
+	gs_buf_init(&f, GS_FEED_MAX);
+	gs_buf_init(&p, GS_FEED_MAX);
+	assert_int_equal(gs_feed_seal(&f, &h, big.data, big.len, dpk, rsk),
+	    GS_OK);
+	assert_true(f.len < GS_FEED_OVERHEAD + big.len / 4);
+	assert_int_equal(gs_feed_open(&p, &g, (unsigned char *)f.data, f.len,
+	    dep, dev, rpk, dsk), GS_OK);
+	assert_int_equal(g.flags, GS_FEED_DEFLATED);
+	assert_int_equal(p.len, big.len);
+	assert_memory_equal(p.data, big.data, big.len);
+	assert_int_equal(p.data[p.len], '\0');
+	/* A flag this version does not know is not sealed. */
+	h.flags = 0x0002;
+	assert_int_equal(gs_feed_seal(&f, &h, plain, strlen(plain), dpk, rsk),
+	    GS_EINVAL);
+	gs_buf_release(&f);
+	gs_buf_release(&p);
+	gs_buf_release(&big);
+}
+
+/* Seals bytes as the plaintext of a feed with these flags, as no
+ * platform would, and opens it: the result code. */
+static int
+open_raw(uint16_t flags, const void *bytes, size_t n, size_t cap)
+{
+	struct gs_feed_header h, g;
+	struct gs_buf f, p;
+	unsigned char eph[32], nonce[24];
+	int r;
+
+	memset(eph, 0x77, sizeof(eph));
+	memset(nonce, 0x88, sizeof(nonce));
+	header(&h);
+	h.flags = flags;
+	gs_buf_init(&f, GS_FEED_MAX);
+	gs_buf_init(&p, cap);
+	assert_int_equal(gs_feed_seal_raw_det(&f, &h, bytes, n, dpk, rsk, eph,
+	    nonce), GS_OK);
+	r = gs_feed_open(&p, &g, (unsigned char *)f.data, f.len, dep, dev,
+	    rpk, dsk);
+	if (r != GS_OK)
+		assert_int_equal(p.len, 0);
+	gs_buf_release(&f);
+	gs_buf_release(&p);
+	return r;
+}
+
+/* What a deflated feed's plaintext must be, exactly: its text's length,
+ * then one zlib stream of exactly that many bytes, within the cap.
+ * Signed by the platform or not, anything else is refused. */
+static void
+test_deflated_refusals(void **state)
+{
+	struct gs_buf z, bomb;
+	unsigned char n8[8];
+	size_t len = strlen(plain);
+
+	(void)state;
+	gs_buf_init(&z, 1 << 20);
+	gs_put_le64(n8, len);
+	assert_int_equal(gs_buf_append(&z, n8, 8), GS_OK);
+	assert_int_equal(gs_deflate(&z, plain, len, 6), GS_OK);
+	/* As made: opens. */
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, 1 << 20),
+	    GS_OK);
+	/* An unknown flag, even signed: refused before decryption. */
+	assert_int_equal(open_raw(0x0003, z.data, z.len, 1 << 20),
+	    GS_EPROTOCOL);
+	assert_int_equal(open_raw(0x8000, plain, len, 1 << 20), GS_EPROTOCOL);
+	/* Declared one byte longer, one byte shorter. */
+	gs_put_le64((unsigned char *)z.data, len + 1);
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, 1 << 20),
+	    GS_EINFLATE);
+	gs_put_le64((unsigned char *)z.data, len - 1);
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, 1 << 20),
+	    GS_EINFLATE);
+	gs_put_le64((unsigned char *)z.data, len);
+	/* Longer than the reader's cap: refused before inflating. */
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, len - 1),
+	    GS_EINFLATE);
+	/* A length past all reason (a bomb's claim). */
+	gs_put_le64((unsigned char *)z.data, UINT64_MAX);
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, 1 << 20),
+	    GS_EINFLATE);
+	gs_put_le64((unsigned char *)z.data, len);
+	/* Truncated stream; bytes after its end; no stream at all. */
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len - 1,
+	    1 << 20), GS_EINFLATE);
+	assert_int_equal(gs_buf_append(&z, "x", 1), GS_OK);
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, 1 << 20),
+	    GS_EINFLATE);
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, 7, 1 << 20),
+	    GS_EINFLATE);
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, n8, 8, 1 << 20),
+	    GS_EINFLATE);
+	/* The plain text flagged as deflated. */
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, plain, len, 1 << 20),
+	    GS_EINFLATE);
+	/* A real bomb: 8 MiB of zeros in a few KiB, against a 1 MiB cap. */
+	gs_buf_init(&bomb, 1 << 20);
+	{
+		char *zeros = calloc(1, 8u << 20);
+
+		assert_non_null(zeros);
+		gs_put_le64(n8, 8u << 20);
+		assert_int_equal(gs_buf_append(&bomb, n8, 8), GS_OK);
+		assert_int_equal(gs_deflate(&bomb, zeros, 8u << 20, 9), GS_OK);
+		free(zeros);
+	}
+	assert_true(bomb.len < 64 * 1024);
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, bomb.data, bomb.len,
+	    1 << 20), GS_EINFLATE);
+	gs_buf_release(&bomb);
+	gs_buf_release(&z);
 }
 
 /* Reference data: our own is in step with itself; a newer form version
@@ -246,6 +403,8 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_request),
 		cmocka_unit_test(test_vector),
+		cmocka_unit_test(test_deflated),
+		cmocka_unit_test(test_deflated_refusals),
 		cmocka_unit_test(test_reference),
 	};
 
