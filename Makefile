@@ -195,7 +195,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: FORCE all test check unit demo bench bench-save bench-e2e bench-link clean format deps valgrind
+.PHONY: FORCE all test check unit demo bench bench-save bench-e2e bench-link bench-pull clean format deps valgrind
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -309,6 +309,11 @@ bench-e2e: all $(BUILD)/bench/naive $(BUILD)/tools/gsproxy
 # section of bench/RESULTS.md.
 bench-link: all $(BUILD)/tools/gsproxy
 	$(Q)BUILD=$(BUILD) sh bench/link.sh
+
+# A new device's first pull of a grid: time, bytes, connections; its
+# section of bench/RESULTS.md.
+bench-pull: all $(BUILD)/tools/gsproxy
+	$(Q)BUILD=$(BUILD) sh bench/pull.sh
 
 # The agent's saves alone (single save latency, bulk import rate); writes
 # its section of bench/RESULTS.md.

@@ -7,7 +7,7 @@ BUILD=${BUILD:-build}
 export BUILD
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-for b in bench/bench-save.sh bench/e2e.sh bench/link.sh bench/pii.sh bench/attach.sh bench/reconcile.sh bench/bench-*.sh; do
+for b in bench/bench-save.sh bench/e2e.sh bench/link.sh bench/pull.sh bench/pii.sh bench/attach.sh bench/reconcile.sh bench/bench-*.sh; do
 	[ -f "$b" ] || continue
 	case " $done_list " in *" $b "*) continue ;; esac
 	done_list="${done_list:-} $b"
