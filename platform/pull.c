@@ -23,8 +23,11 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "batch.h"
+#include "crypto.h"
 #include "db.h"
 #include "feed.h"
+#include "json.h"
 #include "http.h"
 #include "recon.h"
 #include "reference.h"
@@ -240,81 +243,154 @@ pf_api_heartbeat(struct pf_platform *pf, const struct pf_request *req,
 	resp->content_type = "application/json";
 }
 
-/* Parsed stored JSON or null. */
-static json_t *
-stored(const char *text)
+/* Appends s (a column's text) as a JSON string, or null for NULL when
+ * nullable; a NULL that is not nullable is a damaged row. */
+static int
+put_str(struct gs_buf *b, const char *s, int nullable)
 {
-	json_error_t e;
-	json_t *o = text != NULL ? json_loads(text, 0, &e) : NULL;
-
-	return o != NULL ? o : json_null();
+	if (s == NULL)
+		return nullable ? gs_buf_puts(b, "null") :
+		    GS_FAIL(GS_ECORRUPT, "feed item: a column is empty");
+	return gs_batch_put_string(b, s, strlen(s));
 }
 
-/* One feed item from a feed row (NULL: gone, skip; *err on failure). */
-static json_t *
-feed_item(struct pf_store *st, int64_t seq, const char *kind, const char *ref,
-    int64_t rev, int *err)
+/*
+ * Appends a record's stored fields text as a JSON value.  The text is
+ * what ingest wrote, in the encoder's spelling: when gs_json_plain_object
+ * says so (one pass, no allocation) it goes into the page as it is, which
+ * spares parsing it into jansson values and writing them out again (most
+ * of building a page).  Anything else is parsed and written again, and
+ * text that does not parse is null, as before.
+ */
+static int
+put_fields(struct gs_buf *b, const char *text)
 {
-	struct gs_stmt *s;
-	json_t *o = NULL;
+	struct gs_json_span m[128];
+	json_error_t e;
+	json_t *o;
+	char *t;
+	size_t n, len;
 	int r;
 
-	*err = GS_OK;
+	if (text == NULL)
+		return gs_buf_puts(b, "null");
+	len = strlen(text);
+	if (gs_json_plain_object(text, len, m, sizeof(m) / sizeof(m[0]), &n))
+		return gs_buf_append(b, text, len);
+	if ((o = json_loads(text, 0, &e)) == NULL)
+		return gs_buf_puts(b, "null");
+	t = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(o);
+	if (t == NULL)
+		return GS_FAIL(GS_ENOMEM, "feed item");
+	r = gs_buf_puts(b, t);
+	free(t);
+	return r;
+}
+
+/* Appends a jansson value's compact text and drops the value. */
+static int
+put_json(struct gs_buf *b, json_t *o)
+{
+	char *t;
+	int r;
+
+	if (o == NULL)
+		return GS_FAIL(GS_ENOMEM, "feed item");
+	t = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (t == NULL)
+		return GS_FAIL(GS_ENOMEM, "feed item");
+	r = gs_buf_puts(b, t);
+	free(t);
+	return r;
+}
+
+/* A record item, written as text from its row (PQ_FEED_REC). */
+static int
+put_record(struct gs_buf *b, struct gs_stmt *s, int64_t seq, const char *uuid,
+    int64_t rev)
+{
+	int r;
+
+	if ((r = gs_buf_printf(b, "{\"kind\":\"record\",\"seq\":%lld,"
+	    "\"uuid\":", (long long)seq)) != GS_OK ||
+	    (r = put_str(b, uuid, 0)) != GS_OK ||
+	    (r = gs_buf_printf(b, ",\"rev\":%lld,\"type\":",
+	    (long long)rev)) != GS_OK ||
+	    (r = put_str(b, gs_stmt_text(s, 0), 0)) != GS_OK ||
+	    (r = gs_buf_printf(b, ",\"form_version\":%lld,\"grid\":",
+	    (long long)gs_stmt_int64(s, 1))) != GS_OK ||
+	    (r = put_str(b, gs_stmt_text(s, 2), 0)) != GS_OK ||
+	    (r = gs_buf_puts(b, ",\"fields\":")) != GS_OK ||
+	    (r = put_fields(b, gs_stmt_text(s, 3))) != GS_OK ||
+	    (r = gs_buf_printf(b, ",\"deleted\":%s,\"author\":",
+	    gs_stmt_int64(s, 4) ? "true" : "false")) != GS_OK ||
+	    (r = put_str(b, gs_stmt_text(s, 5), 0)) != GS_OK ||
+	    (r = gs_buf_printf(b, ",\"created_at\":%lld,\"updated_at\":%lld,"
+	    "\"by_admin\":", (long long)gs_stmt_int64(s, 6),
+	    (long long)gs_stmt_int64(s, 7))) != GS_OK ||
+	    (r = put_str(b, gs_stmt_text(s, 8), 1)) != GS_OK)
+		return r;
+	return gs_buf_putc(b, '}');
+}
+
+/*
+ * Appends one feed item from a feed row to b as JSON text.  *gone when
+ * what the row names is not there any more (nothing appended: skip it).
+ * On failure b->len is as before.
+ */
+static int
+feed_item(struct pf_store *st, struct gs_buf *b, int64_t seq,
+    const char *kind, const char *ref, int64_t rev, int *gone)
+{
+	struct gs_stmt *s;
+	size_t before = b->len;
+	int r;
+
+	*gone = 0;
 	if (strcmp(kind, "record") == 0) {
 		if ((r = pf_recon_stmt(st, PQ_FEED_REC, &s)) != GS_OK ||
 		    (r = gs_stmt_bind_text(s, 1, ref)) != GS_OK ||
 		    (r = gs_stmt_bind_int64(s, 2, rev)) != GS_OK)
-			goto fail;
+			return r;
 		if ((r = gs_stmt_step(s)) == GS_ROW)
-			o = json_pack("{s:s,s:I,s:s,s:I,s:s,s:I,s:s,s:o,s:b,s:s,"
-			    "s:I,s:I,s:s?}", "kind", "record", "seq",
-			    (json_int_t)seq, "uuid", ref, "rev",
-			    (json_int_t)rev, "type", gs_stmt_text(s, 0),
-			    "form_version", (json_int_t)gs_stmt_int64(s, 1),
-			    "grid", gs_stmt_text(s, 2), "fields",
-			    stored(gs_stmt_text(s, 3)), "deleted",
-			    (int)gs_stmt_int64(s, 4), "author",
-			    gs_stmt_text(s, 5), "created_at",
-			    (json_int_t)gs_stmt_int64(s, 6), "updated_at",
-			    (json_int_t)gs_stmt_int64(s, 7), "by_admin",
-			    gs_stmt_text(s, 8));
+			r = put_record(b, s, seq, ref, rev);
 	} else if (strcmp(kind, "task") == 0) {
 		if ((r = pf_recon_stmt(st, PQ_FEED_TASK, &s)) != GS_OK ||
 		    (r = gs_stmt_bind_text(s, 1, ref)) != GS_OK)
-			goto fail;
+			return r;
 		if ((r = gs_stmt_step(s)) == GS_ROW)
-			o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,"
-			    "s:s}", "kind", "task", "seq", (json_int_t)seq,
-			    "id", gs_stmt_text(s, 0), "task_kind",
-			    gs_stmt_text(s, 1), "subject", gs_stmt_text(s, 2),
-			    "due", gs_stmt_text(s, 3), "title",
-			    gs_stmt_text(s, 4), "status", gs_stmt_text(s, 5),
-			    "created_at", (json_int_t)gs_stmt_int64(s, 6),
-			    "closed_by", gs_stmt_text(s, 7));
+			r = put_json(b, json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,"
+			    "s:s,s:I,s:s}", "kind", "task", "seq",
+			    (json_int_t)seq, "id", gs_stmt_text(s, 0),
+			    "task_kind", gs_stmt_text(s, 1), "subject",
+			    gs_stmt_text(s, 2), "due", gs_stmt_text(s, 3),
+			    "title", gs_stmt_text(s, 4), "status",
+			    gs_stmt_text(s, 5), "created_at",
+			    (json_int_t)gs_stmt_int64(s, 6), "closed_by",
+			    gs_stmt_text(s, 7)));
 	} else {
 		if ((r = pf_recon_stmt(st, PQ_FEED_REVIEW, &s)) != GS_OK ||
 		    (r = gs_stmt_bind_int64(s, 1, strtoll(ref, NULL, 10)))
 		    != GS_OK)
-			goto fail;
+			return r;
 		if ((r = gs_stmt_step(s)) == GS_ROW)
-			o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "kind",
-			    "review", "seq", (json_int_t)seq, "uuid",
+			r = put_json(b, json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:I}",
+			    "kind", "review", "seq", (json_int_t)seq, "uuid",
 			    gs_stmt_text(s, 0), "state", gs_stmt_text(s, 1),
 			    "comment", gs_stmt_text(s, 2), "by",
 			    gs_stmt_text(s, 3), "at",
-			    (json_int_t)gs_stmt_int64(s, 4));
+			    (json_int_t)gs_stmt_int64(s, 4)));
 	}
-	if (r == GS_ROW) {
-		gs_stmt_reset(s);
-		if (o == NULL)
-			*err = GS_FAIL(GS_ENOMEM, "feed item");
-		return o;
+	if (r == GS_DONE) {
+		*gone = 1;
+		return GS_OK;
 	}
-	if (r == GS_DONE)
-		return NULL;
-fail:
-	*err = r;
-	return NULL;
+	gs_stmt_reset(s);
+	if (r != GS_OK)
+		b->len = before;
+	return r;
 }
 
 /* The reference data the device should hold: form versions, code table
@@ -458,17 +534,22 @@ out:
 	return r;
 }
 
-/* The page after `since` as JSON text (gs_malloc'd via jansson: free). */
+/*
+ * The page after `since` as JSON text, into text (which it resets):
+ *   {"v":1,"since":S,"cursor":C,"more":B,"items":[...],"reference":{...}}
+ * The items are written as text (feed_item), the rest around them.
+ */
 static int
 page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
-    char **text, int64_t *cursor)
+    struct gs_buf *text, int64_t *cursor)
 {
 	struct gs_stmt *s;
 	struct feed_rows rows = { 0 };
-	json_t *items = NULL, *doc = NULL, *it;
-	int r, err, more = 0;
+	struct gs_buf items;
+	char *ref = NULL;
+	int r, gone, more = 0;
 	int64_t top = 0;
-	size_t i, n = 0, size, bytes = 0, budget = PULL_BYTES;
+	size_t i, n = 0, mark, budget = PULL_BYTES;
 	const char *env = getenv("GRIDPLATFORM_PULL_BYTES");
 	uint64_t v;
 
@@ -476,8 +557,8 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	if (env != NULL && gs_parse_u64(env, PULL_BYTES, &v) == GS_OK && v > 0)
 		budget = (size_t)v;
 	*cursor = since;
-	if ((items = json_array()) == NULL)
-		return GS_FAIL(GS_ENOMEM, "feed");
+	gs_buf_reset(text);
+	gs_buf_init(&items, GS_FEED_MAX);
 	/*
 	 * Pages are read on the reader connection, which sees what is
 	 * committed: a pull never waits behind a batch transaction on the
@@ -509,29 +590,26 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 	for (i = 0; i < n; i++) {
 		const struct feed_row *w = &rows.v[i];
 
-		it = feed_item(pf->reader, w->seq, w->kind, w->ref, w->rev,
-		    &err);
-		if (err != GS_OK) {
-			r = err;
+		mark = items.len;
+		if (mark > 0 && (r = gs_buf_putc(&items, ',')) != GS_OK)
 			goto unlock;
-		}
-		/* A byte budget besides the item count: big records must not
-		 * make a page that can never be sealed (and so block the
-		 * device's feed for good).  One item always fits. */
-		size = it != NULL ? json_dumpb(it, NULL, 0, JSON_COMPACT) : 0;
-		if (i > 0 && bytes + size > budget) {
-			json_decref(it);
+		if ((r = feed_item(pf->reader, &items, w->seq, w->kind, w->ref,
+		    w->rev, &gone)) != GS_OK)
+			goto unlock;
+		if (gone) {
+			items.len = mark;
+		} else if (mark > 0 && items.len > budget) {
+			/* A byte budget besides the item count: big records
+			 * must not make a page that can never be sealed (and
+			 * so block the device's feed for good).  One item
+			 * always fits. */
+			items.len = mark;
 			more = 1;
 			break;
 		}
-		bytes += size;
-		if (it != NULL && json_array_append_new(items, it) != 0) {
-			r = GS_FAIL(GS_ENOMEM, "feed");
-			goto unlock;
-		}
 		*cursor = w->seq;
 	}
-	if (r == GS_OK && !more && top > *cursor)
+	if (!more && top > *cursor)
 		*cursor = top;
 unlock:
 	(void)pthread_mutex_unlock(&pf->read_lock);
@@ -542,14 +620,29 @@ unlock:
 	gs_free(rows.v);
 	if (r != GS_OK)
 		goto out;
-	doc = json_pack("{s:i,s:I,s:I,s:b,s:O,s:o}", "v", 1, "since",
-	    (json_int_t)since, "cursor", (json_int_t)*cursor, "more", more,
-	    "items", items, "reference", reference(pf));
-	if (doc == NULL || (*text = json_dumps(doc, JSON_COMPACT)) == NULL)
+	{
+		json_t *o = reference(pf);
+
+		ref = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+	}
+	if (ref == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "feed");
+		goto out;
+	}
+	if ((r = gs_buf_printf(text, "{\"v\":1,\"since\":%lld,\"cursor\":%lld,"
+	    "\"more\":%s,\"items\":[", (long long)since, (long long)*cursor,
+	    more ? "true" : "false")) != GS_OK ||
+	    (r = gs_buf_append(text, items.data, items.len)) != GS_OK ||
+	    (r = gs_buf_puts(text, "],\"reference\":")) != GS_OK ||
+	    (r = gs_buf_puts(text, ref)) != GS_OK ||
+	    (r = gs_buf_putc(text, '}')) != GS_OK)
+		goto out;
 out:
-	json_decref(items);
-	json_decref(doc);
+	free(ref);
+	/* The items hold personal data: wipe them. */
+	gs_crypto_memzero(items.data, items.len);
+	gs_buf_release(&items);
 	return r;
 }
 
@@ -561,9 +654,10 @@ pf_api_pull(struct pf_platform *pf, const struct pf_request *req,
 	struct gs_feed_header h;
 	int64_t since = 0, t = 0, cursor = 0;
 	const char *z = req->query(req, "deflate");
-	char *text = NULL;
+	struct gs_buf text;
 	int r;
 
+	gs_buf_init(&text, GS_FEED_MAX);
 	if ((r = query_num(req, "since", &since)) != GS_OK ||
 	    (r = authenticate(pf, req, dev, since, &d, &t)) != GS_OK)
 		goto out;
@@ -594,16 +688,15 @@ pf_api_pull(struct pf_platform *pf, const struct pf_request *req,
 	h.since = (uint64_t)since;
 	h.cursor = (uint64_t)cursor;
 	h.created_at = gs_now_ms();
-	if ((r = gs_feed_seal(&resp->body, &h, text, strlen(text), d.pk,
+	if ((r = gs_feed_seal(&resp->body, &h, text.data, text.len, d.pk,
 	    pf->keys.receipt_sk)) != GS_OK)
 		goto out;
 	resp->status = 200;
 	resp->content_type = "application/octet-stream";
 out:
 	/* The page holds personal data: wipe it. */
-	if (text != NULL)
-		gs_crypto_memzero(text, strlen(text));
-	free(text);
+	gs_crypto_memzero(text.data, text.len);
+	gs_buf_release(&text);
 	if (r != GS_OK) {
 		gs_log(GS_LOG_INFO, "pull of device %s refused: %s: %s", dev,
 		    gs_error_code(r), gs_errmsg(r));

@@ -307,6 +307,20 @@ put_string(struct gs_buf *out, const char *s, size_t n)
 	return gs_buf_putc(out, '"');
 }
 
+int
+gs_batch_put_string(struct gs_buf *out, const char *s, size_t n)
+{
+	struct gs_utf8_scan u;
+	size_t before = out->len;
+	int r;
+
+	if (gs_utf8_scan(s, n, &u) != 0)
+		return GS_FAIL(GS_EINVAL, "a string that is not UTF-8");
+	if ((r = put_string(out, s, n)) != GS_OK)
+		out->len = before;
+	return r;
+}
+
 /* Appends the decimal of v (what printf's %lld writes), without printf:
  * the encoder writes five integers per change, and vsnprintf cost more
  * than the rest of the line together. */

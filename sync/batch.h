@@ -118,6 +118,11 @@ struct gs_batch_line {
  * On failure out->len is as before. */
 int gs_batch_encode_fields(struct gs_buf *out, json_t *fields);
 
+/* Appends s[0..n) as a JSON string spelled as the encoder writes one
+ * (quotes included).  GS_OK; GS_EINVAL when s is not valid UTF-8
+ * (nothing appended); GS_ETOOBIG; GS_ENOMEM (out->len as before). */
+int gs_batch_put_string(struct gs_buf *out, const char *s, size_t n);
+
 /* A decoded batch: the header and count changes (owned), with their
  * lines (the array owned, the bytes the caller's). */
 struct gs_batch {
