@@ -26,6 +26,7 @@
 #include "device.h"
 #include "feed.h"
 #include "gridagent.h"
+#include "json.h"
 #include "pull.h"
 #include "reference.h"
 #include "store.h"
@@ -436,7 +437,7 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 	char url[512], *cur = NULL;
 	uint64_t since = 0;
 	json_t *doc = NULL;
-	json_error_t jerr;
+	char why[128];
 	int r = GS_OK, more = 1;
 	int64_t shown = 0;
 
@@ -472,9 +473,16 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 			break;
 		}
 		json_decref(doc);
-		if ((doc = json_loadb(plain.data, plain.len, 0, &jerr)) ==
-		    NULL || !json_is_object(doc)) {
-			r = GS_FAIL(GS_EPROTOCOL, "feed: not a JSON object");
+		doc = NULL;
+		/* sync/json.c's reader: strict as jansson's with
+		 * JSON_REJECT_DUPLICATES, and most of a page's cost was
+		 * jansson's parse. */
+		if ((r = gs_json_parse(plain.data, plain.len, &doc, why,
+		    sizeof(why))) == GS_ENOMEM)
+			break;
+		if (r != GS_OK || !json_is_object(doc)) {
+			r = GS_FAIL(GS_EPROTOCOL, "feed: not a JSON object%s%s",
+			    r != GS_OK ? ": " : "", r != GS_OK ? why : "");
 			break;
 		}
 		if ((r = apply_page(st, doc, h.cursor, ps)) != GS_OK)
