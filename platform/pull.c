@@ -254,6 +254,25 @@ put_str(struct gs_buf *b, const char *s, int nullable)
 	return gs_batch_put_string(b, s, strlen(s));
 }
 
+/* Appends a jansson value's compact text and drops the value (NULL:
+ * out of memory, from the json_pack that made it). */
+static int
+put_json(struct gs_buf *b, json_t *o)
+{
+	char *t;
+	int r;
+
+	if (o == NULL)
+		return GS_FAIL(GS_ENOMEM, "feed item");
+	t = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(o);
+	if (t == NULL)
+		return GS_FAIL(GS_ENOMEM, "feed item");
+	r = gs_buf_puts(b, t);
+	free(t);
+	return r;
+}
+
 /*
  * Appends a record's stored fields text as a JSON value.  The text is
  * what ingest wrote, in the encoder's spelling: when gs_json_plain_object
@@ -268,9 +287,7 @@ put_fields(struct gs_buf *b, const char *text)
 	struct gs_json_span m[128];
 	json_error_t e;
 	json_t *o;
-	char *t;
 	size_t n, len;
-	int r;
 
 	if (text == NULL)
 		return gs_buf_puts(b, "null");
@@ -279,31 +296,7 @@ put_fields(struct gs_buf *b, const char *text)
 		return gs_buf_append(b, text, len);
 	if ((o = json_loads(text, 0, &e)) == NULL)
 		return gs_buf_puts(b, "null");
-	t = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
-	json_decref(o);
-	if (t == NULL)
-		return GS_FAIL(GS_ENOMEM, "feed item");
-	r = gs_buf_puts(b, t);
-	free(t);
-	return r;
-}
-
-/* Appends a jansson value's compact text and drops the value. */
-static int
-put_json(struct gs_buf *b, json_t *o)
-{
-	char *t;
-	int r;
-
-	if (o == NULL)
-		return GS_FAIL(GS_ENOMEM, "feed item");
-	t = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (t == NULL)
-		return GS_FAIL(GS_ENOMEM, "feed item");
-	r = gs_buf_puts(b, t);
-	free(t);
-	return r;
+	return put_json(b, o);
 }
 
 /* A record item, written as text from its row (PQ_FEED_REC). */

@@ -59,15 +59,8 @@ att=$(sqlite3 "$AH/agent.db" 'SELECT max(attempts) FROM outbox')
 	fail "no batch has a failed attempt counted (max $att)"
 
 # A slow link: gsproxy delays every chunk; connections go at once.
-"$BUILD_DIR/tools/gsproxy" --to "${PF_URL##*:}" --delay-ms 20 --stats "$T_TMP/px.stats" \
-	>"$T_TMP/px.out" 2>&1 &
-T_PIDS="$T_PIDS $!"
-i=0
-while [ $i -lt 100 ] && ! grep -q '^listening on' "$T_TMP/px.out" 2>/dev/null; do
-	sleep 0.05
-	i=$((i + 1))
-done
-px="http://127.0.0.1:$(sed -n 's/^listening on //p' "$T_TMP/px.out")"
+counting_proxy "$T_TMP/px.stats" --delay-ms 20
+px=$PX_URL
 collect_people 1000 12 >/dev/null
 expect_exit 0 "sync through a slow proxy" ag sync --json --batch-records 100 \
 	--platform "$px"

@@ -120,17 +120,9 @@ ag show "$U" --json >"$T_TMP/quoted.out" 2>>"$T_TMP/err"
 # The pages come deflated (PROTOCOL.md 9.4), all on one connection:
 # through a counting proxy, one more new device's pull of the 851 costs
 # well under the ~650 bytes a record that plain pages did.
-"$BUILD_DIR/tools/gsproxy" --to "${PF_URL##*:}" --stats "$T_TMP/px.stats" \
-	>"$T_TMP/px.out" 2>&1 &
-T_PIDS="$T_PIDS $!"
-i=0
-while [ $i -lt 100 ] && ! grep -q '^listening on' "$T_TMP/px.out" 2>/dev/null; do
-	sleep 0.05
-	i=$((i + 1))
-done
-px="http://127.0.0.1:$(sed -n 's/^listening on //p' "$T_TMP/px.out")"
+counting_proxy "$T_TMP/px.stats"
 if enroll_in "$T_TMP/g" w001 110101001 &&
-    "$GRIDAGENT" --home "$T_TMP/g" sync --json --platform "$px" \
+    "$GRIDAGENT" --home "$T_TMP/g" sync --json --platform "$PX_URL" \
 	>"$T_TMP/g.json" 2>/dev/null; then
 	sleep 0.2
 	down=$(awk '$1 == "down" { print $2 }' "$T_TMP/px.stats")
