@@ -23,22 +23,17 @@ BUILD=${BUILD:-build}
 COUNT=${COUNT:-100000}
 NAIVE_COUNT=${NAIVE_COUNT:-20000}
 RUNS=${RUNS:-3}
-case "$RUNS" in '' | *[!0-9]* | 0)
-	echo "bench-e2e: RUNS must be a positive number" >&2
-	exit 64 ;;
-esac
 top=$(cd "$(dirname "$0")/.." && pwd)
+bench=e2e
+. "$top/bench/lib.sh"
+bench_positive RUNS "$RUNS"
 GA=$top/$BUILD/gridagent
 GP=$top/$BUILD/gridplatform
 GEN=$top/$BUILD/gridgen
 PROXY=$top/$BUILD/tools/gsproxy
 NAIVE=$top/$BUILD/bench/naive
 results=${RESULTS:-$top/bench/RESULTS.md}
-for f in "$GA" "$GP" "$GEN" "$PROXY" "$NAIVE"; do
-	[ -x "$f" ] || { echo "bench-e2e: $f missing (make BUILD=$BUILD bench-e2e)" >&2; exit 66; }
-done
-bench=e2e
-. "$top/bench/lib.sh"
+bench_need "make BUILD=$BUILD bench-e2e" "$GA" "$GP" "$GEN" "$PROXY" "$NAIVE"
 bench_work
 stat_of() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 # cpu_of PID: user + system CPU seconds the process has used so far.

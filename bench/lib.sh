@@ -17,7 +17,25 @@
 #   write_section NAME TEXT  TEXT (which starts with the NAME begin marker
 #                            and ends with its end marker) replaces that
 #                            section of $results, or is appended
+#   bench_positive NAME V    exits 64 unless V is a positive number
+#   bench_need HINT FILE...  exits 66 unless every FILE is executable (HINT:
+#                            the make command that builds them)
 # Uses $GA, $GP, $PROXY.
+
+bench_positive() {
+	case "$2" in '' | *[!0-9]* | 0)
+		echo "bench-$bench: $1 must be a positive number" >&2
+		exit 64 ;;
+	esac
+}
+
+bench_need() {
+	hint=$1
+	shift
+	for f in "$@"; do
+		[ -x "$f" ] || { echo "bench-$bench: $f missing ($hint)" >&2; exit 66; }
+	done
+}
 
 bench_work() {
 	work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/gs-bench-$bench.XXXXXX")

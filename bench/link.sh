@@ -18,27 +18,22 @@ BUILD=${BUILD:-build}
 COUNT=${COUNT:-20000}
 DELAYS=${DELAYS:-0 20 50}
 RUNS=${RUNS:-3}
-case "$RUNS" in '' | *[!0-9]* | 0)
-	echo "bench-link: RUNS must be a positive number" >&2
-	exit 64 ;;
-esac
+top=$(cd "$(dirname "$0")/.." && pwd)
+bench=link
+. "$top/bench/lib.sh"
+bench_positive RUNS "$RUNS"
 for d in $DELAYS; do
 	case "$d" in '' | *[!0-9]*)
 		echo "bench-link: DELAYS must be numbers of ms" >&2
 		exit 64 ;;
 	esac
 done
-top=$(cd "$(dirname "$0")/.." && pwd)
 GA=$top/$BUILD/gridagent
 GP=$top/$BUILD/gridplatform
 GEN=$top/$BUILD/gridgen
 PROXY=$top/$BUILD/tools/gsproxy
 results=${RESULTS:-$top/bench/RESULTS.md}
-for f in "$GA" "$GP" "$GEN" "$PROXY"; do
-	[ -x "$f" ] || { echo "bench-link: $f missing (make BUILD=$BUILD all $BUILD/tools/gsproxy)" >&2; exit 66; }
-done
-bench=link
-. "$top/bench/lib.sh"
+bench_need "make BUILD=$BUILD all $BUILD/tools/gsproxy" "$GA" "$GP" "$GEN" "$PROXY"
 bench_work
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -16,25 +16,17 @@ set -eu
 BUILD=${BUILD:-build}
 COUNT=${COUNT:-100000}
 RUNS=${RUNS:-3}
-case "$RUNS" in '' | *[!0-9]* | 0)
-	echo "bench-pull: RUNS must be a positive number" >&2
-	exit 64 ;;
-esac
-case "$COUNT" in '' | *[!0-9]* | 0)
-	echo "bench-pull: COUNT must be a positive number" >&2
-	exit 64 ;;
-esac
 top=$(cd "$(dirname "$0")/.." && pwd)
+bench=pull
+. "$top/bench/lib.sh"
+bench_positive RUNS "$RUNS"
+bench_positive COUNT "$COUNT"
 GA=$top/$BUILD/gridagent
 GP=$top/$BUILD/gridplatform
 GEN=$top/$BUILD/gridgen
 PROXY=$top/$BUILD/tools/gsproxy
 results=${RESULTS:-$top/bench/RESULTS.md}
-for f in "$GA" "$GP" "$GEN" "$PROXY"; do
-	[ -x "$f" ] || { echo "bench-pull: $f missing (make BUILD=$BUILD all $BUILD/tools/gsproxy)" >&2; exit 66; }
-done
-bench=pull
-. "$top/bench/lib.sh"
+bench_need "make BUILD=$BUILD bench-pull" "$GA" "$GP" "$GEN" "$PROXY"
 bench_work
 stat_of() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 json_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$2" "$1"; }
