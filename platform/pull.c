@@ -625,12 +625,11 @@ unlock:
 	}
 	if ((r = gs_buf_printf(text, "{\"v\":1,\"since\":%lld,\"cursor\":%lld,"
 	    "\"more\":%s,\"items\":[", (long long)since, (long long)*cursor,
-	    more ? "true" : "false")) != GS_OK ||
-	    (r = gs_buf_append(text, items.data, items.len)) != GS_OK ||
-	    (r = gs_buf_puts(text, "],\"reference\":")) != GS_OK ||
-	    (r = gs_buf_puts(text, ref)) != GS_OK ||
-	    (r = gs_buf_putc(text, '}')) != GS_OK)
-		goto out;
+	    more ? "true" : "false")) == GS_OK &&
+	    (r = gs_buf_append(text, items.data, items.len)) == GS_OK &&
+	    (r = gs_buf_puts(text, "],\"reference\":")) == GS_OK &&
+	    (r = gs_buf_puts(text, ref)) == GS_OK)
+		r = gs_buf_putc(text, '}');
 out:
 	free(ref);
 	/* The items hold personal data: wipe them. */
