@@ -162,6 +162,34 @@ test_request(void **state)
 	    NULL, 0, rpk), GS_EBADSIG);
 }
 
+/* docs/PROTOCOL.md prints the vector's bytes (64 hex digits a line):
+ * with its line breaks taken out, the document holds hex whole. */
+static void
+in_protocol(const char *hex)
+{
+	const char *top = getenv("GS_TOP");
+	char path[512], *doc, *w;
+	size_t n, i;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/docs/PROTOCOL.md",
+	    top != NULL ? top : ".");
+	if ((fp = fopen(path, "rb")) == NULL)
+		fail_msg("cannot read %s (set GS_TOP)", path);
+	doc = malloc(1 << 20);
+	assert_non_null(doc);
+	n = fread(doc, 1, (1 << 20) - 1, fp);
+	fclose(fp);
+	for (i = 0, w = doc; i < n; i++)
+		if (doc[i] != '\n')
+			*w++ = doc[i];
+	*w = '\0';
+	if (strstr(doc, hex) == NULL)
+		fail_msg("docs/PROTOCOL.md does not print the vector %.16s...",
+		    hex);
+	free(doc);
+}
+
 /* A frozen vector: this build must produce it byte for byte, and the
  * committed bytes must open to the committed plaintext.  feed-1 is a
  * plain feed and carries a request signature too; feed-2 is the same
@@ -214,6 +242,7 @@ check_vector(const char *name, uint16_t flags)
 	    dsk), GS_OK);
 	assert_string_equal(p.data, plain);
 	assert_int_equal(h.flags, flags);
+	in_protocol(line + 5);
 	free(bytes);
 	free(hex);
 	gs_buf_release(&p);
