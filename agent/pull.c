@@ -10,6 +10,7 @@
  * anyway (a revision we hold is skipped), skipping never happens.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,45 +427,103 @@ fetch_reference(struct ag_store *st, struct ag_http *http,
 	return ag_store_meta_set(st, "reference_error", "");
 }
 
+/*
+ * One page request: its URL and answer, made on the thread that applies
+ * the pages, or on a thread of its own (the next page, asked for while
+ * this one is applied: the device's SQLite work and the platform's page
+ * building then overlap instead of adding up).
+ */
+struct fetch {
+	struct ag_http *http;
+	char url[512];
+	struct ag_http_response resp;
+	int r;
+	int started;
+	pthread_t thread;
+};
+
+static void *
+fetch_main(void *arg)
+{
+	struct fetch *f = arg;
+
+	f->r = ag_http_request(f->http, "GET", f->url, NULL, NULL, 0,
+	    &f->resp);
+	return NULL;
+}
+
+/* Asks f->http for the page after since: on a thread of its own when
+ * ahead (here when no thread can be made); fetch_wait gives the result. */
+static void
+fetch_start(struct fetch *f, const struct ag_device *dev, uint64_t since,
+    int64_t skew, int ahead)
+{
+	f->started = 0;
+	/* Pages come deflated (GS_FEED_DEFLATED): about a sixth of the
+	 * bytes; a platform before that sends them plain. */
+	if ((f->r = signed_path(f->url, sizeof(f->url), dev, "GET", "pull",
+	    since, NULL, 0, skew, "&deflate=1")) != GS_OK)
+		return;
+	if (ahead && pthread_create(&f->thread, NULL, fetch_main, f) == 0) {
+		f->started = 1;
+		return;
+	}
+	(void)fetch_main(f);
+}
+
+static int
+fetch_wait(struct fetch *f)
+{
+	if (f->started) {
+		(void)pthread_join(f->thread, NULL);
+		f->started = 0;
+	}
+	return f->r;
+}
+
 int
-ag_pull_run(struct ag_store *st, struct ag_http *http,
+ag_pull_run(struct ag_store *st, struct ag_http *http, struct ag_http *ahead,
     const struct ag_device *dev, int progress, int64_t skew,
     struct ag_pull_stats *ps)
 {
-	struct ag_http_response resp;
+	struct fetch fx[2];
 	struct gs_feed_header h;
 	struct gs_buf plain;
-	char url[512], *cur = NULL;
+	char *cur = NULL;
 	uint64_t since = 0;
 	json_t *doc = NULL;
 	char why[128];
-	int r = GS_OK, more = 1;
+	int r = GS_OK, more = 1, at = 0, i;
 	int64_t shown = 0;
 
 	memset(ps, 0, sizeof(*ps));
-	ag_http_response_init(&resp);
+	memset(fx, 0, sizeof(fx));
+	fx[0].http = http;
+	fx[1].http = ahead;
+	for (i = 0; i < 2; i++)
+		ag_http_response_init(&fx[i].resp);
 	gs_buf_init(&plain, GS_FEED_MAX);
 	if (ag_store_meta_get(st, "pull_cursor", &cur) == GS_OK) {
 		since = strtoull(cur, NULL, 10);
 		gs_free(cur);
 	}
 	ag_http_set_response_cap(http, GS_FEED_MAX);
+	if (ahead != NULL)
+		ag_http_set_response_cap(ahead, GS_FEED_MAX);
+	fetch_start(&fx[0], dev, since, skew, 0);
 	while (more) {
-		/* Pages come deflated (GS_FEED_DEFLATED): about a sixth of
-		 * the bytes; a platform before that sends them plain. */
-		if ((r = signed_path(url, sizeof(url), dev, "GET", "pull", since,
-		    NULL, 0, skew, "&deflate=1")) != GS_OK ||
-		    (r = ag_http_request(http, "GET", url, NULL, NULL, 0,
-		    &resp)) != GS_OK)
+		struct ag_http_response *resp = &fx[at].resp;
+
+		if ((r = fetch_wait(&fx[at])) != GS_OK)
 			break;
-		if (resp.status != 200) {
-			r = answer_error(&resp, "pull");
+		if (resp->status != 200) {
+			r = answer_error(resp, "pull");
 			break;
 		}
 		/* Signature, deployment, device, then decryption: nothing of
 		 * a feed is believed before it verifies. */
 		if ((r = gs_feed_open(&plain, &h, (const unsigned char *)
-		    resp.body.data, resp.body.len, dev->deployment,
+		    resp->body.data, resp->body.len, dev->deployment,
 		    dev->device_id, dev->receipt_pk, dev->sign_sk)) != GS_OK)
 			break;
 		if (h.since != since) {
@@ -485,11 +544,17 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 			    r != GS_OK ? ": " : "", r != GS_OK ? why : "");
 			break;
 		}
+		more = json_is_true(json_object_get(doc, "more")) &&
+		    h.cursor > since;
+		/* The next page is asked for on the other connection while
+		 * this one is applied.  Nothing of it is believed before it
+		 * is opened and checked, in its turn, like this one; if this
+		 * page fails, it is dropped. */
+		if (more && ahead != NULL)
+			fetch_start(&fx[1 - at], dev, h.cursor, skew, 1);
 		if ((r = apply_page(st, doc, h.cursor, ps)) != GS_OK)
 			break;
 		ps->pages++;
-		more = json_is_true(json_object_get(doc, "more")) &&
-		    h.cursor > since;
 		/* On a terminal: the line is redrawn four times a second at
 		 * most, and once at the end. */
 		if (progress && (more || ps->pages > 1) &&
@@ -506,9 +571,20 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 		}
 		since = h.cursor;
 		gs_crypto_memzero(plain.data, plain.len);
+		if (!more)
+			break;
+		if (ahead != NULL)
+			at = 1 - at;
+		else
+			fetch_start(&fx[at], dev, since, skew, 0);
 	}
+	/* A page asked for ahead and not used: wait for it, then drop it. */
+	for (i = 0; i < 2; i++)
+		(void)fetch_wait(&fx[i]);
 	ps->cursor = since;
 	ag_http_set_response_cap(http, 0);
+	if (ahead != NULL)
+		ag_http_set_response_cap(ahead, 0);
 	/* The feed (signed) lists the reference documents by digest: fetch
 	 * the ones we lack. */
 	if (r == GS_OK && doc != NULL)
@@ -518,12 +594,13 @@ ag_pull_run(struct ag_store *st, struct ag_http *http,
 	if (plain.data != NULL)
 		gs_crypto_memzero(plain.data, plain.len);
 	gs_buf_release(&plain);
-	ag_http_response_release(&resp);
+	for (i = 0; i < 2; i++)
+		ag_http_response_release(&fx[i].resp);
 	return r;
 }
 
 int
-ag_pull_sync(struct ag_store *st, struct ag_http *http,
+ag_pull_sync(struct ag_store *st, struct ag_http *http, struct ag_http *ahead,
     const struct ag_device *dev, int progress, int64_t skew,
     struct ag_pull_stats *ps)
 {
@@ -541,7 +618,8 @@ ag_pull_sync(struct ag_store *st, struct ag_http *http,
 		    "unlock'");
 		return GS_OK;
 	}
-	if ((r = ag_pull_run(st, http, dev, progress, skew, ps)) != GS_OK)
+	if ((r = ag_pull_run(st, http, ahead, dev, progress, skew, ps)) !=
+	    GS_OK)
 		return r;
 	if (ps->records || ps->kept_local || ps->tasks || ps->reviews)
 		gs_log(GS_LOG_INFO, "pulled %lld record(s) (%lld kept as "

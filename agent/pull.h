@@ -41,13 +41,16 @@ int ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
  * Pulls every page since the stored cursor and applies each in ONE
  * transaction that also advances the cursor, so a cut or a crash never
  * skips or half-applies a page.  A record with a change of ours not yet
- * delivered is left as it is (ag_store_apply_platform).  GS_OK; the
- * network errors (75); GS_EBADSIG / GS_EPROTOCOL for a feed that does not
- * verify (nothing applied); storage errors.
+ * delivered is left as it is (ag_store_apply_platform).  With ahead (a
+ * second connection to the platform; NULL: none), each next page is
+ * asked for on a thread of its own while the last one is applied; pages
+ * are still opened, checked and applied one after the other, in order.
+ * GS_OK; the network errors (75); GS_EBADSIG / GS_EPROTOCOL for a feed
+ * that does not verify (nothing applied); storage errors.
  */
 int ag_pull_run(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev, int progress, int64_t skew,
-    struct ag_pull_stats *stats);
+    struct ag_http *ahead, const struct ag_device *dev, int progress,
+    int64_t skew, struct ag_pull_stats *stats);
 
 /*
  * Heartbeat then pull: what `gridagent sync` does after its push.  With
@@ -56,8 +59,8 @@ int ag_pull_run(struct ag_store *st, struct ag_http *http,
  * received (zero when nothing was pulled).
  */
 int ag_pull_sync(struct ag_store *st, struct ag_http *http,
-    const struct ag_device *dev, int progress, int64_t skew,
-    struct ag_pull_stats *stats);
+    struct ag_http *ahead, const struct ag_device *dev, int progress,
+    int64_t skew, struct ag_pull_stats *stats);
 
 /* Status part: "tasks" {open, done}, "reviews" {state: n}, "pull"
  * {cursor, at}. */

@@ -1136,8 +1136,13 @@ pass(struct run *x)
 	{
 		struct ag_pull_stats ps;
 
-		r = ag_pull_sync(x->st, x->http, x->dev, x->o->progress,
-		    x->skew, &ps);
+		/* The next page is fetched on the second connection while
+		 * one is applied; not in the simulator's one order of
+		 * events (serial). */
+		if (!x->o->serial && x->http2 == NULL)
+			(void)second_handle(x); /* else one at a time */
+		r = ag_pull_sync(x->st, x->http, x->o->serial ? NULL :
+		    x->http2, x->dev, x->o->progress, x->skew, &ps);
 		/* Each page was applied with its cursor: what came before a
 		 * failure counts. */
 		x->sum->pulled_records += (uint64_t)ps.records;
