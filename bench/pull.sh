@@ -100,7 +100,7 @@ and the connections, $RUNS times (a new device each time).
 | bytes up per record | $(echo "scale=1; $up / $COUNT" | bc) |
 | requests; connections | $requests; $conns |
 
-Pages come deflated (PROTOCOL.md 9.4, \`deflate=1\`), all on one
-kept-alive connection.${BEFORE:+  $BEFORE}
+Pages come deflated (PROTOCOL.md 9.4, \`deflate=1\`), on two kept-alive
+connections: the next page is fetched on the second while one is applied.${BEFORE:+  $BEFORE}
 <!-- bench-pull:end -->"
 echo "bench-pull: wrote its section of $results" >&2
