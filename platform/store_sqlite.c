@@ -270,7 +270,8 @@ s_close(struct pf_store *st)
 
 	if (s == NULL)
 		return;
-	{
+	/* A store whose database did not open has no checkpointer. */
+	if (s->db != NULL) {
 		struct gs_checkpoint_stats cs;
 
 		gs_db_checkpointer_stop(s->db, &cs);

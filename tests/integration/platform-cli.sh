@@ -200,6 +200,30 @@ rc=$?
 expect_exit 64 "a bad --listen is a usage error" "$PF" --home "$H" serve \
 	--listen localhost
 
+# A damaged database is a clear error (74), on every command, and is left
+# as it was: it crashed (SIGSEGV) when the store failed to open.
+D="$T_TMP/damaged"
+"$PF" --home "$D" init --public-url http://127.0.0.1:9 >/dev/null 2>&1
+for kind in garbage header truncated; do
+	case $kind in
+	garbage) head -c 8192 /dev/urandom >"$D/platform.db" ;;
+	header) printf 'SQLite format 3\000garbage' >"$D/platform.db" ;;
+	truncated) cp "$H/platform.db" "$T_TMP/whole.db"
+		head -c 5000 "$T_TMP/whole.db" >"$D/platform.db" ;;
+	esac
+	cp "$D/platform.db" "$T_TMP/damaged.db"
+	for c in devices export "serve --listen 127.0.0.1:0" \
+	    "enroll --worker w --name n --grid 110101001"; do
+		# shellcheck disable=SC2086
+		expect_exit 74 "$kind database: $c exits 74" "$PF" --home "$D" $c
+		check "... one line naming the file" sh -c \
+		    'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: .*platform.db: " "$1"' \
+		    - "$T_TMP/err"
+	done
+	check "$kind database: left as it was" cmp -s "$D/platform.db" \
+	    "$T_TMP/damaged.db"
+done
+
 kill -TERM "$PF_PID"
 wait "$PF_PID"
 rc=$?
