@@ -1003,6 +1003,93 @@ read_version(struct gs_db *db, int *out)
 	return r;
 }
 
+/* Whether the database holds a table of this name (1) or not (0). */
+static int
+has_table(struct gs_db *db, const char *name, int *out)
+{
+	struct gs_stmt *st = NULL;
+	int64_t n = 0;
+	int r;
+
+	if ((r = gs_stmt_prepare(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'table' AND name = ?", &st)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_text(st, 1, name)) == GS_OK)
+		r = gs_stmt_one_int64(st, 0, &n);
+	gs_stmt_finalize(st);
+	*out = n > 0;
+	return r;
+}
+
+/*
+ * Whether the database at db->version is one of this set of migrations,
+ * before anything is written to it: a file that SQLite opens is not
+ * necessarily ours (the other program's store, any SQLite database), and
+ * migrating it would write our tables into it.
+ *
+ * - Version 0 is a new database only while it holds nothing: with tables
+ *   in it, it was made by something else, or it is one of ours whose
+ *   user_version was lost (running migration 0001 on it would fail at
+ *   best).
+ * - Past 0, every table that migration 0001 creates is there: the tables
+ *   0001 makes are never dropped for good (a migration that rebuilds one
+ *   renames the new table back), and the two programs' first tables
+ *   differ.  The names are read from the embedded file, each line that
+ *   starts "CREATE TABLE name".
+ *
+ * GS_ECORRUPT, naming the path, when it is not ours.
+ */
+static int
+check_ours(struct gs_db *db, const char *path, const char *migrations)
+{
+	const struct gs_embedded *e;
+	struct gs_stmt *st = NULL;
+	const char *p, *kw = "CREATE TABLE ";
+	char name[64];
+	size_t n;
+	int64_t objects = 0;
+	int r, have;
+
+	if (db->version == 0) {
+		if ((r = gs_stmt_prepare(db, "SELECT count(*) FROM "
+		    "sqlite_master", &st)) != GS_OK)
+			return r;
+		r = gs_stmt_one_int64(st, 0, &objects);
+		gs_stmt_finalize(st);
+		if (r == GS_OK && objects > 0)
+			r = GS_FAIL(GS_ECORRUPT, "%s: damaged, or not the %s's "
+			    "database: it holds tables but no schema version",
+			    path, migrations);
+		return r;
+	}
+	for (e = gs_embedded_files; e->name != NULL; e++)
+		if (migration_number(e->name, migrations) == 1)
+			break;
+	if (e->name == NULL)
+		return GS_OK;
+	for (p = (const char *)e->data; p != NULL; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (strncmp(p, kw, strlen(kw)) != 0)
+			continue;
+		p += strlen(kw);
+		for (n = 0; n < sizeof(name) - 1 && (p[n] == '_' ||
+		    (p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' &&
+		    p[n] <= 'Z') || (p[n] >= '0' && p[n] <= '9')); n++)
+			name[n] = p[n];
+		name[n] = '\0';
+		if (n == 0)
+			continue;
+		if ((r = has_table(db, name, &have)) != GS_OK)
+			return r;
+		if (!have)
+			return GS_FAIL(GS_ECORRUPT, "%s: damaged, or not the %s's "
+			    "database: it has no table %s", path, migrations,
+			    name);
+	}
+	return GS_OK;
+}
+
 /*
  * Runs one migration in its own transaction together with the new
  * user_version, so a crash leaves the database at the old or the new
@@ -1596,6 +1683,9 @@ gs_db_open(const char *path, const char *migrations, int flags,
 		r = refail(r, path);
 		goto out;
 	}
+	if (migrations != NULL &&
+	    (r = check_ours(db, path, migrations)) != GS_OK)
+		goto out;
 	latest = gs_db_latest_version(migrations);
 	if (migrations != NULL && db->version > latest) {
 		r = GS_FAIL(GS_EDBVERSION, "database schema %d is newer than "

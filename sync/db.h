@@ -48,7 +48,11 @@ enum gs_db_flags {
  * A database whose user_version is newer than the newest embedded migration
  * is refused with GS_EDBVERSION ("database schema 7 is newer than this
  * program (5); upgrade the program") and left untouched.  A file that is
- * not a database gives GS_ECORRUPT.  *out is the caller's (gs_db_close).
+ * not a database gives GS_ECORRUPT, and so does, untouched, a database
+ * that is not of these migrations: one at user_version 0 that already
+ * holds tables, or one past 0 without every table of migration 0001 (the
+ * other program's store, a store with such a table dropped).  *out is the
+ * caller's (gs_db_close).
  */
 int gs_db_open(const char *path, const char *migrations, int flags,
     struct gs_db **out);

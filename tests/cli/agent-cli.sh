@@ -211,4 +211,32 @@ head -c 8192 /dev/urandom >"$T_TMP/junk/agent.db"
 expect_exit 74 "agent.db that is not a database" "$A" --home "$T_TMP/junk" status
 check "one error line" test "$(wc -l <"$T_TMP/err")" -eq 1
 
+# ---- a database that is not the agent's: refused, left as it was.  The
+# platform's store was "newer than this program; upgrade" (70); another
+# SQLite database at user_version 0 was migrated (the agent's tables
+# written into it) and then "not initialized; run 'gridagent init'".
+"$GRIDPLATFORM" --home "$T_TMP/pf" init --public-url http://127.0.0.1:9 \
+	>/dev/null 2>&1
+for kind in platform foreign; do
+	case $kind in
+	platform) cp "$T_TMP/pf/platform.db" "$T_TMP/junk/agent.db" ;;
+	foreign) rm -f "$T_TMP/junk/agent.db"
+		sqlite3 "$T_TMP/junk/agent.db" \
+		    'PRAGMA user_version=0; CREATE TABLE t(x);' ;;
+	esac
+	cp "$T_TMP/junk/agent.db" "$T_TMP/junk.db"
+	for c in status list "collect person name=张三 pop_type=REGISTERED \
+	    id_number=$ID_OK address=x" sync; do
+		# shellcheck disable=SC2086
+		expect_exit 74 "$kind database: ${c%% *} exits 74" "$A" \
+		    --home "$T_TMP/junk" $c
+		check "... one line: not the agent's database" sh -c \
+		    'test "$(wc -l <"$1")" = 1 &&
+		    grep -q "^gridagent: .*agent.db: .*not the agent.s database" "$1"' \
+		    - "$T_TMP/err"
+	done
+	check "$kind database: left as it was" cmp -s "$T_TMP/junk/agent.db" \
+	    "$T_TMP/junk.db"
+done
+
 done_testing

@@ -201,15 +201,26 @@ expect_exit 64 "a bad --listen is a usage error" "$PF" --home "$H" serve \
 	--listen localhost
 
 # A damaged database is a clear error (74), on every command, and is left
-# as it was: it crashed (SIGSEGV) when the store failed to open.
+# as it was: it crashed (SIGSEGV) when the store failed to open.  So is a
+# database that is not the platform's: the agent's store (it failed in
+# migration 0011, "no such table: batches") or any other SQLite database
+# at user_version 0 (it was migrated: our tables written into it, then
+# "store has no deployment").
 D="$T_TMP/damaged"
 "$PF" --home "$D" init --public-url http://127.0.0.1:9 >/dev/null 2>&1
-for kind in garbage header truncated; do
+printf 'correct horse battery staple\n' >"$T_TMP/pass"
+"$GRIDAGENT" --home "$T_TMP/agent" init --grid 440307001001 --worker W0001 \
+	--passphrase-file "$T_TMP/pass" >/dev/null 2>&1
+for kind in garbage header truncated agent foreign; do
 	case $kind in
 	garbage) head -c 8192 /dev/urandom >"$D/platform.db" ;;
 	header) printf 'SQLite format 3\000garbage' >"$D/platform.db" ;;
 	truncated) cp "$H/platform.db" "$T_TMP/whole.db"
 		head -c 5000 "$T_TMP/whole.db" >"$D/platform.db" ;;
+	agent) cp "$T_TMP/agent/agent.db" "$D/platform.db" ;;
+	foreign) rm -f "$D/platform.db"
+		sqlite3 "$D/platform.db" 'PRAGMA user_version=0; CREATE TABLE t(x);'
+		;;
 	esac
 	cp "$D/platform.db" "$T_TMP/damaged.db"
 	for c in devices export "serve --listen 127.0.0.1:0" \
@@ -222,6 +233,10 @@ for kind in garbage header truncated; do
 	done
 	check "$kind database: left as it was" cmp -s "$D/platform.db" \
 	    "$T_TMP/damaged.db"
+	case $kind in agent | foreign)
+		check "... and says it is not the platform's" grep -q \
+		    "not the platform's database" "$T_TMP/err" ;;
+	esac
 done
 
 kill -TERM "$PF_PID"

@@ -159,14 +159,25 @@ test_older_migrates(void **state)
 				     "WHERE key='grid' AND value='G1'"), 1);
 	gs_db_close(db);
 
-	/* A version-0 database with unrelated content migrates too. */
+	/* A version-0 database with unrelated content is not ours: refused
+	 * (it was migrated, our tables written in beside its own). */
 	unlink(path);
 	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
 	assert_int_equal(gs_db_exec(db, "CREATE TABLE junk(x)"), GS_OK);
 	gs_db_close(db);
-	assert_int_equal(gs_db_open(path, "agent", 0, &db), GS_OK);
-	assert_int_equal(gs_db_version(db), latest);
+	assert_int_equal(gs_db_open(path, "agent", 0, &db), GS_ECORRUPT);
+	assert_null(db);
+	assert_int_equal(gs_db_open(path, NULL, 0, &db), GS_OK);
+	assert_int_equal(gs_db_version(db), 0);
+	assert_int_equal(one_int(db, "SELECT count(*) FROM sqlite_master"), 1);
 	gs_db_close(db);
+
+	/* Past 0, a database without the tables of 0001 is not ours. */
+	assert_int_equal(gs_db_open(path, NULL, 0, &db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "PRAGMA user_version = 1"), GS_OK);
+	gs_db_close(db);
+	assert_int_equal(gs_db_open(path, "agent", 0, &db), GS_ECORRUPT);
+	assert_null(db);
 }
 
 static void
@@ -183,6 +194,8 @@ test_newer_refused(void **state)
 	assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE, &db), GS_OK);
 	assert_int_equal(gs_db_exec(db, "PRAGMA journal_mode=DELETE"), GS_OK);
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", latest + 1);
+	assert_int_equal(gs_db_exec(db, (const char *)gs_embedded_find(
+	    "agent/0001-store.sql")->data), GS_OK);
 	assert_int_equal(gs_db_exec(db, "CREATE TABLE future(x);"
 					"INSERT INTO future VALUES(1)"), GS_OK);
 	assert_int_equal(gs_db_exec(db, sql), GS_OK);
