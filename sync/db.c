@@ -1091,59 +1091,53 @@ check_ours(struct gs_db *db, const char *path, const char *migrations)
 }
 
 /*
- * Runs one migration in its own transaction together with the new
- * user_version, so a crash leaves the database at the old or the new
- * version, never in between.  The version is read again inside the
- * transaction: another process may have migrated since we looked.
+ * Runs every migration past the database's version in one transaction,
+ * each with the user_version it brings, so a crash leaves the database at
+ * the old version or the newest, never in between.  One transaction for
+ * all, not one each: when one fails, those before it are rolled back too,
+ * and a store that cannot be migrated is left exactly as it was (a store
+ * whose user_version was set back ran again the migrations that happen to
+ * succeed twice, which rebuilt tables and committed, before the next one
+ * failed on a table it already had).  The version is read again inside
+ * the transaction: another process may have migrated since we looked.
  */
-static int
-migrate_one(struct gs_db *db, const struct gs_embedded *e, int num)
-{
-	char pragma[64];
-	int r, now;
-
-	if ((r = gs_db_begin(db)) != GS_OK)
-		return r;
-	if ((r = read_version(db, &now)) != GS_OK)
-		goto out;
-	if (now >= num) {
-		r = GS_OK;
-		goto out;
-	}
-	if ((r = gs_db_exec(db, (const char *)e->data)) != GS_OK) {
-		/* Name the file: the detail came from SQLite alone. */
-		r = refail(r, e->name);
-		goto out;
-	}
-	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", num);
-	if ((r = gs_db_exec(db, pragma)) != GS_OK)
-		goto out;
-	if ((r = gs_db_commit(db)) != GS_OK)
-		goto out;
-	gs_log(GS_LOG_INFO, "database migrated to schema %d (%s)", num,
-	    e->name);
-	return GS_OK;
-out:
-	gs_db_rollback(db);
-	return r;
-}
-
 static int
 migrate(struct gs_db *db, const char *migrations)
 {
 	const struct gs_embedded *e;
-	int r, num;
+	char pragma[64];
+	int r, num, from;
 
+	if ((r = gs_db_begin(db)) != GS_OK)
+		return r;
+	if ((r = read_version(db, &from)) != GS_OK)
+		goto out;
 	/* The table is sorted by name, so migrations run in number order. */
 	for (e = gs_embedded_files; e->name != NULL; e++) {
 		num = migration_number(e->name, migrations);
-		if (num <= db->version)
+		if (num <= from)
 			continue;
-		if ((r = migrate_one(db, e, num)) != GS_OK)
-			return r;
-		db->version = num;
+		if ((r = gs_db_exec(db, (const char *)e->data)) != GS_OK) {
+			/* Name the file: the detail came from SQLite alone. */
+			r = refail(r, e->name);
+			goto out;
+		}
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+		    num);
+		if ((r = gs_db_exec(db, pragma)) != GS_OK)
+			goto out;
 	}
-	return read_version(db, &db->version);
+	if ((r = gs_db_commit(db)) != GS_OK)
+		goto out;
+	if ((r = read_version(db, &db->version)) != GS_OK)
+		return r;
+	if (db->version > from)
+		gs_log(GS_LOG_INFO, "database migrated from schema %d to %d",
+		    from, db->version);
+	return GS_OK;
+out:
+	gs_db_rollback(db);
+	return r;
 }
 
 /* Runs a pragma that answers with a row (journal_mode does). */
@@ -1726,8 +1720,10 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	    &db->sp_rollback)) != GS_OK)
 		goto out;
 	if (migrations != NULL && !(flags & GS_DB_READONLY) &&
-	    db->version < latest && (r = migrate(db, migrations)) != GS_OK)
+	    db->version < latest && (r = migrate(db, migrations)) != GS_OK) {
+		r = refail(r, path);
 		goto out;
+	}
 	/* gs_db_commit_nosync's descriptor, opened now so that the first
 	 * gs_db_sync_wal of this connection also covers what an earlier
 	 * process committed without waiting for the disk. */

@@ -42,8 +42,9 @@ enum gs_db_flags {
  * Opens (or creates) the database at path, in WAL mode with
  * synchronous=FULL unless GS_DB_NORMAL_SYNC, foreign keys on, a busy
  * timeout of 5 s, and then migrates it: every embedded file
- * "<migrations>/NNNN-*.sql" with NNNN greater than PRAGMA user_version runs
- * in its own transaction that also sets user_version = NNNN.
+ * "<migrations>/NNNN-*.sql" with NNNN greater than PRAGMA user_version runs,
+ * all of them in one transaction that also sets user_version: a migration
+ * that fails leaves the database as it was.
  *
  * A database whose user_version is newer than the newest embedded migration
  * is refused with GS_EDBVERSION ("database schema 7 is newer than this

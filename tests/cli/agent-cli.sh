@@ -239,4 +239,23 @@ for kind in platform foreign; do
 	    "$T_TMP/junk.db"
 done
 
+# ---- a store whose user_version was set back to 5 is left as it was: the
+# open ran migration 0006 again (it rebuilds the change table, and
+# succeeded), committed schema 6, then failed in 0007 on a table it had.
+S=$T_TMP/setback
+"$A" --home "$S" init --grid 440307001001 --worker W0001 \
+	--passphrase-file "$PASS" >/dev/null 2>&1
+"$A" --home "$S" collect person name=张三 pop_type=REGISTERED \
+	id_number=$ID_OK address=x >/dev/null 2>&1
+sqlite3 "$S/agent.db" 'PRAGMA user_version = 5' >/dev/null
+cp "$S/agent.db" "$T_TMP/setback.db"
+for c in status list; do
+	expect_exit 74 "user_version set back: $c exits 74" "$A" --home "$S" $c
+	check "... one line naming the file" sh -c \
+	    'test "$(wc -l <"$1")" = 1 && grep -q "^gridagent: .*agent.db: " "$1"' \
+	    - "$T_TMP/err"
+done
+check "user_version set back: left as it was" cmp -s "$S/agent.db" \
+    "$T_TMP/setback.db"
+
 done_testing

@@ -239,6 +239,21 @@ for kind in garbage header truncated agent foreign; do
 	esac
 done
 
+# A store whose user_version was set back to 3 is left as it was: the
+# open ran migration 0004 again (it rebuilds the changes ledger, and
+# succeeded), committed schema 4, then failed in 0005 on a table it had.
+cp "$H/platform.db" "$D/platform.db"
+sqlite3 "$D/platform.db" 'PRAGMA user_version = 3' >/dev/null
+cp "$D/platform.db" "$T_TMP/damaged.db"
+for c in devices export; do
+	expect_exit 74 "user_version set back: $c exits 74" "$PF" --home "$D" $c
+	check "... one line naming the file" sh -c \
+	    'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: .*platform.db: " "$1"' \
+	    - "$T_TMP/err"
+done
+check "user_version set back: left as it was" cmp -s "$D/platform.db" \
+    "$T_TMP/damaged.db"
+
 kill -TERM "$PF_PID"
 wait "$PF_PID"
 rc=$?
