@@ -833,6 +833,14 @@ ag_store_open(const char *home, struct ag_store **out)
 			r = GS_FAIL(GS_EIO, "%s: %s", path, strerror(errno));
 		goto out;
 	}
+	/* Empty: an init that stopped before SQLite wrote (init makes the
+	 * file first).  Opening it would migrate it, a write that only
+	 * init should make. */
+	if (S_ISREG(sb.st_mode) && sb.st_size == 0) {
+		r = GS_FAIL(GS_EPERM, "the agent store in %s is empty (not "
+		    "initialized); run 'gridagent init' first", home);
+		goto out;
+	}
 	if ((r = store_new(home, path, 0, &st)) != GS_OK)
 		goto out;
 	if ((r = load_meta(st, &initialized)) != GS_OK)

@@ -303,6 +303,11 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	if (stat(path, &sb) != 0)
 		return GS_FAIL(GS_ENOTFOUND, "no deployment in %s: run "
 		    "gridplatform init", home);
+	/* An empty file holds no deployment: opening it would migrate it
+	 * (write our tables into it) before "store has no deployment". */
+	if (S_ISREG(sb.st_mode) && sb.st_size == 0)
+		return GS_FAIL(GS_ECORRUPT, "%s: empty, it holds no "
+		    "deployment", path);
 	if ((pf = gs_calloc(1, sizeof(*pf))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "platform");
 	(void)pthread_mutex_init(&pf->lock, NULL);

@@ -239,6 +239,18 @@ for kind in platform foreign; do
 	    "$T_TMP/junk.db"
 done
 
+# ---- an empty agent.db (an init that stopped before SQLite wrote) is
+# "run init", and is left empty: it was migrated first.
+: >"$T_TMP/junk/agent.db"
+for c in status list "collect person --json $T_TMP/one.json"; do
+	# shellcheck disable=SC2086
+	expect_exit 77 "empty agent.db: ${c%% *} exits 77" "$A" \
+	    --home "$T_TMP/junk" $c
+	check "... one line: run init" sh -c 'test "$(wc -l <"$1")" = 1 &&
+	    grep -q "empty.*run .gridagent init" "$1"' - "$T_TMP/err"
+done
+check "empty agent.db: left empty" test ! -s "$T_TMP/junk/agent.db"
+
 # ---- a store whose user_version was set back to 5 is left as it was: the
 # open ran migration 0006 again (it rebuilds the change table, and
 # succeeded), committed schema 6, then failed in 0007 on a table it had.

@@ -205,14 +205,15 @@ expect_exit 64 "a bad --listen is a usage error" "$PF" --home "$H" serve \
 # database that is not the platform's: the agent's store (it failed in
 # migration 0011, "no such table: batches") or any other SQLite database
 # at user_version 0 (it was migrated: our tables written into it, then
-# "store has no deployment").
+# "store has no deployment"), and an empty file (the same).
 D="$T_TMP/damaged"
 "$PF" --home "$D" init --public-url http://127.0.0.1:9 >/dev/null 2>&1
 printf 'correct horse battery staple\n' >"$T_TMP/pass"
 "$GRIDAGENT" --home "$T_TMP/agent" init --grid 440307001001 --worker W0001 \
 	--passphrase-file "$T_TMP/pass" >/dev/null 2>&1
-for kind in garbage header truncated agent foreign; do
+for kind in garbage header truncated agent foreign empty; do
 	case $kind in
+	empty) : >"$D/platform.db" ;;
 	garbage) head -c 8192 /dev/urandom >"$D/platform.db" ;;
 	header) printf 'SQLite format 3\000garbage' >"$D/platform.db" ;;
 	truncated) cp "$H/platform.db" "$T_TMP/whole.db"
