@@ -107,6 +107,15 @@ ring_load(struct gs_db *db, struct ring *k)
 		r = GS_FAIL(GS_ECORRUPT, "keyring: malformed row");
 		goto out;
 	}
+	/* A passphrase's wrap has one length: any other is damage, not a
+	 * wrong passphrase (which was counted, and the right passphrase
+	 * given ten times destroyed the data key). */
+	if (!k->destroyed && !k->keystore && k->wraplen != WRAPPED_BYTES) {
+		r = GS_FAIL(GS_ECORRUPT, "keyring: the wrapped data key is "
+		    "%zu bytes, not %d: the store is damaged", k->wraplen,
+		    WRAPPED_BYTES);
+		goto out;
+	}
 	if (k->wraplen > 0)
 		memcpy(k->wrap, gs_stmt_blob(s, 2), k->wraplen);
 	if (!k->destroyed)

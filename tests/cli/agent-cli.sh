@@ -251,6 +251,22 @@ for c in status list "collect person --json $T_TMP/one.json"; do
 done
 check "empty agent.db: left empty" test ! -s "$T_TMP/junk/agent.db"
 
+# ---- a damaged wrap of the data key is damage, not a wrong passphrase:
+# the right passphrase was "wrong passphrase (9 attempts left before the
+# data key is destroyed)" and counted as a failed attempt.
+K=$T_TMP/keyring
+"$A" --home "$K" init --grid 440307001001 --worker W0001 \
+	--passphrase-file "$PASS" >/dev/null 2>&1
+"$A" --home "$K" lock >/dev/null 2>&1
+sqlite3 "$K/agent.db" "UPDATE keyring SET dek_wrap = x'00'" >/dev/null
+cp "$K/agent.db" "$T_TMP/keyring.db"
+expect_exit 74 "damaged key wrap: unlock exits 74" "$A" --home "$K" unlock \
+	--passphrase-file "$PASS"
+check "... one line: damaged" sh -c 'test "$(wc -l <"$1")" = 1 &&
+    grep -q "^gridagent: keyring: .*damaged" "$1"' - "$T_TMP/err"
+check "damaged key wrap: no attempt counted, left as it was" cmp -s \
+    "$K/agent.db" "$T_TMP/keyring.db"
+
 # ---- a store whose user_version was set back to 5 is left as it was: the
 # open ran migration 0006 again (it rebuilds the change table, and
 # succeeded), committed schema 6, then failed in 0007 on a table it had.
