@@ -142,6 +142,7 @@ BENCH_SRCS := \
 # test-only programs (no project library): tests/tools/NAME.c -> $(BUILD)/tools/NAME
 TEST_TOOLS := \
 	tests/tools/gsproxy.c
+FREESCAN := $(BUILD)/tools/freescan.so
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
@@ -190,7 +191,8 @@ GRIDPLATFORM := $(BUILD)/gridplatform
 GRIDGEN := $(BUILD)/gridgen
 EMBED := $(BUILD)/tools/embed
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_TESTS))
-TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TEST_TOOLS))
+TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TEST_TOOLS)) \
+	$(FREESCAN)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
@@ -266,6 +268,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(PLATFORM_LIB) $(AGENT_LIB) \
 $(BUILD)/tools/%: tests/tools/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(ALL_CFLAGS) -o $@ $<
+
+# the LD_PRELOAD scanner of freed memory (tests/integration/pii-heap.sh):
+# never with the sanitizers, whose allocator must come first (the test
+# skips itself under them)
+$(FREESCAN): tests/tools/freescan.c
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(WERROR) \
+		-shared -fPIC -o $@ $<
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(AGENT_LIB) $(SYNC_LIB)
 	@mkdir -p $(@D)

@@ -216,6 +216,9 @@ read_input(const char *path, struct gs_buf *b)
 		    strerror(errno));
 		return errno == ENOENT ? GS_EX_NOINPUT : GS_EX_IOERR;
 	}
+	/* Straight into b, not through a stdio buffer that would be freed
+	 * holding the last of the data. */
+	(void)setvbuf(f, NULL, _IONBF, 0);
 	/* A file's size is known: room for all of it at once, and the read
 	 * goes straight into it (a 40 MB import was read 64 KiB at a time
 	 * into a buffer that doubled, copied again at every step).  Past the
@@ -366,7 +369,8 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 	size_t count = 0;
 	int r, n, ex = GS_EX_OK;
 
-	gs_buf_init(&in, AG_MAX_IMPORT);
+	/* The file is residents' data in the clear. */
+	gs_buf_init_secret(&in, AG_MAX_IMPORT);
 	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
 		return r;
 	if (n < 1)

@@ -658,7 +658,7 @@ ag_crypt_open(const struct ag_crypt *c, const char *uuid, int form_version,
 	if (!json_is_string(sv))
 		return GS_FAIL(GS_ECORRUPT, "record %s: sealed data is not "
 		    "text", uuid);
-	gs_buf_init(&plain, PII_MAX);
+	gs_buf_init_secret(&plain, PII_MAX);
 	if ((r = ag_crypt_open_text(c, uuid, form_version,
 	    json_string_value(sv), json_string_length(sv), &plain)) != GS_OK)
 		goto out;
@@ -682,8 +682,6 @@ ag_crypt_open(const struct ag_crypt *c, const char *uuid, int form_version,
 	}
 	r = GS_OK;
 out:
-	if (plain.data != NULL)
-		gs_crypto_memzero(plain.data, plain.cap);
 	gs_buf_release(&plain);
 	json_decref(p);
 	return r;

@@ -277,7 +277,8 @@ int ag_find_id_number(struct ag_store *st, const char *id_number,
  */
 int ag_purge(struct ag_store *st, int days, int64_t now_ms, size_t *count);
 
-/* Frees what this API returned through a char **.  NULL ok. */
+/* Frees what this API returned through a char ** (a text; wiped first:
+ * a record's text may hold personal data).  NULL ok. */
 void ag_free(void *p);
 
 #ifdef __cplusplus

@@ -11,12 +11,14 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attach.h"
 #include "cli.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "gridagent.h"
+#include "json.h"
 #include "pull.h"
 #include "core/banned.h"
 
@@ -183,6 +185,20 @@ usage(FILE *f)
 		   "'gridagent init').\n");
 }
 
+/*
+ * stdout's buffer is this array, not a block stdio would malloc and free
+ * at exit holding the last of what was printed (a record shown with
+ * --reveal): it is wiped after the last flush.
+ */
+static char out_buf[BUFSIZ];
+
+static void
+wipe_out_buf(void)
+{
+	(void)fflush(stdout);
+	explicit_bzero(out_buf, sizeof(out_buf));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -191,6 +207,14 @@ main(int argc, char **argv)
 	int i;
 
 	gs_log_set_program("gridagent");
+	(void)setvbuf(stdout, out_buf, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF,
+	    sizeof(out_buf));
+	(void)atexit(wipe_out_buf);
+	/* The values jansson frees held residents' data (sync/json.h). */
+	if ((i = gs_json_wipe_frees()) != GS_OK) {
+		fprintf(stderr, "gridagent: %s\n", gs_errmsg(i));
+		return GS_EX_SOFTWARE;
+	}
 #ifdef M_MMAP_THRESHOLD
 	/* A sync allocates and frees buffers of a few MiB per batch (its
 	 * NDJSON, deflated and sealed copies).  By default glibc gives the

@@ -123,7 +123,7 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	if ((ob = gs_calloc(1, sizeof(*ob))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "out of memory");
 	ob->db = db;
-	gs_buf_init(&ob->pii, OUTBOX_PII);
+	gs_buf_init_secret(&ob->pii, OUTBOX_PII);
 #define PREP(field, sql)                                                       \
 	do {                                                                   \
 		r = gs_stmt_prepare(db, sql, &ob->field);                      \
@@ -235,8 +235,6 @@ ag_outbox_free(struct ag_outbox *ob)
 		return;
 	/* The statements belong to the database; finalizing them early
 	 * keeps a long-lived connection tidy. */
-	if (ob->pii.data != NULL)
-		gs_crypto_memzero(ob->pii.data, ob->pii.cap);
 	gs_buf_release(&ob->pii);
 	gs_stmt_finalize(ob->chain);
 	gs_stmt_finalize(ob->max_seq);
@@ -406,10 +404,7 @@ fast_line(struct ag_outbox *ob, struct gs_stmt *st, const struct gs_change *c,
 	else
 		gs_errmsg_clear();
 out:
-	if (ob->pii.len > 0) {
-		gs_crypto_memzero(ob->pii.data, ob->pii.len);
-		ob->pii.len = 0;
-	}
+	gs_buf_reset(&ob->pii);
 	return r;
 }
 
@@ -636,8 +631,9 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	memset(&sp, 0, sizeof(sp));
 	budget = lim->max_plain > HEADER_ROOM ? lim->max_plain - HEADER_ROOM
 					      : lim->max_plain;
-	gs_buf_init(&body, budget);
-	gs_buf_init(&plain, lim->max_plain);
+	/* body and plain hold personal data in the clear. */
+	gs_buf_init_secret(&body, budget);
+	gs_buf_init_secret(&plain, lim->max_plain);
 	gs_buf_init(&env, lim->max_envelope);
 
 	if ((r = gs_db_begin(ob->db)) != GS_OK)
@@ -776,16 +772,6 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 out:
 	if (in_tx)
 		gs_db_rollback(ob->db);
-	/* The plaintext holds personal data: do not leave it in the heap. */
-	if (plain.data != NULL)
-		gs_crypto_memzero(plain.data, plain.len);
-	if (body.data != NULL)
-		gs_crypto_memzero(body.data, body.len);
-	/* body and plain held personal data in the clear. */
-	if (body.data != NULL)
-		gs_crypto_memzero(body.data, body.cap);
-	if (plain.data != NULL)
-		gs_crypto_memzero(plain.data, plain.cap);
 	gs_buf_release(&body);
 	gs_buf_release(&plain);
 	gs_buf_release(&env);

@@ -502,7 +502,7 @@ ag_pull_run(struct ag_store *st, struct ag_http *http, struct ag_http *ahead,
 	fx[1].http = ahead;
 	for (i = 0; i < 2; i++)
 		ag_http_response_init(&fx[i].resp);
-	gs_buf_init(&plain, GS_FEED_MAX);
+	gs_buf_init_secret(&plain, GS_FEED_MAX);
 	if (ag_store_meta_get(st, "pull_cursor", &cur) == GS_OK) {
 		since = strtoull(cur, NULL, 10);
 		gs_free(cur);
@@ -570,7 +570,7 @@ ag_pull_run(struct ag_store *st, struct ag_http *http, struct ag_http *ahead,
 			fflush(stderr);
 		}
 		since = h.cursor;
-		gs_crypto_memzero(plain.data, plain.len);
+		gs_buf_reset(&plain);
 		if (!more)
 			break;
 		if (ahead != NULL)
@@ -591,8 +591,6 @@ ag_pull_run(struct ag_store *st, struct ag_http *http, struct ag_http *ahead,
 		r = fetch_reference(st, http, dev, skew, json_object_get(doc,
 		    "reference"));
 	json_decref(doc);
-	if (plain.data != NULL)
-		gs_crypto_memzero(plain.data, plain.len);
 	gs_buf_release(&plain);
 	for (i = 0; i < 2; i++)
 		ag_http_response_release(&fx[i].resp);

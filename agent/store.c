@@ -315,19 +315,36 @@ static int put_json(struct gs_buf *b, const json_t *v);
 /*
  * The stored text of a fields object (gs_free), or NULL when out of
  * memory.  Every path that stores fields uses put_json, so the same
- * fields are always the same bytes.
+ * fields are always the same bytes.  dump_shown: the same for fields
+ * whose personal data is open, in a secret buffer (core/buf.h); the
+ * caller frees the text with gs_free_wiped.
  */
 static char *
-dump(const json_t *o)
+dump_as(const json_t *o, int secret)
 {
 	struct gs_buf b;
 	char *s = NULL;
 
-	gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
+	if (secret)
+		gs_buf_init_secret(&b, 2 * AG_MAX_RECORD_JSON);
+	else
+		gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
 	if (put_json(&b, o) == GS_OK)
 		s = gs_buf_detach(&b, NULL);
 	gs_buf_release(&b);
 	return s;
+}
+
+static char *
+dump(const json_t *o)
+{
+	return dump_as(o, 0);
+}
+
+static char *
+dump_shown(const json_t *o)
+{
+	return dump_as(o, 1);
 }
 
 /*
@@ -917,7 +934,7 @@ ag_problem_count(const struct ag_store *st)
 void
 ag_free(void *p)
 {
-	gs_free(p);
+	gs_free_wiped(p, p != NULL ? strlen(p) : 0);
 }
 
 /* ------------------------------------------------ personal data (#6) */
@@ -1162,7 +1179,8 @@ open_stored(struct ag_store *st, const char *uuid, int fv, const char *text,
 /*
  * The fields text of a stored record for display: opened (plain), or
  * masked when mask is set (a locked store then shows "[locked]").
- * *out is NULL when the stored text can be used as it is.
+ * *out is NULL when the stored text can be used as it is; free it with
+ * gs_free_wiped.
  */
 static int
 render_fields(struct ag_store *st, const char *type, const char *uuid,
@@ -1187,7 +1205,7 @@ render_fields(struct ag_store *st, const char *type, const char *uuid,
 		goto out;
 	if (mask && f != NULL && (r = ag_crypt_mask(f, o)) != GS_OK)
 		goto out;
-	if ((*out = dump(o)) == NULL) {
+	if ((*out = dump_shown(o)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -2541,7 +2559,8 @@ get_record(struct ag_store *st, const char *uuid, int mask, char **json_out)
 	w.updated_at = gs_stmt_int64(s, 7);
 	w.author = text_or_empty(s, 8);
 	w.pending = (int)gs_stmt_int64(s, 9);
-	gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
+	/* The record as shown: personal data, when revealed. */
+	gs_buf_init_secret(&b, 2 * AG_MAX_RECORD_JSON);
 	r = render_fields(st, w.type, uuid, w.form_version, w.fields, mask,
 	    &shown);
 	if (r == GS_OK && shown != NULL)
@@ -2551,7 +2570,7 @@ get_record(struct ag_store *st, const char *uuid, int mask, char **json_out)
 	gs_stmt_reset(s);
 	if (r == GS_OK)
 		r = review_splice(st, &b, uuid);
-	gs_free(shown);
+	gs_free_wiped(shown, shown != NULL ? strlen(shown) : 0);
 	if (r == GS_OK && (*json_out = gs_buf_detach(&b, NULL)) == NULL)
 		r = GS_FAIL(GS_ENOMEM, "get: out of memory");
 	gs_buf_release(&b);
@@ -2569,7 +2588,8 @@ ag_list(struct ag_store *st, const char *type, int flags, ag_record_fn fn,
 	char *shown = NULL;
 	int r;
 
-	gs_buf_init(&b, 2 * AG_MAX_RECORD_JSON);
+	/* Each record as shown: personal data, when revealed. */
+	gs_buf_init_secret(&b, 2 * AG_MAX_RECORD_JSON);
 	if ((r = gs_stmt_bind_text(s, 1, type)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 2, (flags & AG_LIST_DELETED) ? 1 : 0))
 	    != GS_OK)
@@ -2586,7 +2606,7 @@ ag_list(struct ag_store *st, const char *type, int flags, ag_record_fn fn,
 		w.created_at = gs_stmt_int64(s, 7);
 		w.updated_at = gs_stmt_int64(s, 8);
 		w.author = text_or_empty(s, 9);
-		gs_free(shown);
+		gs_free_wiped(shown, shown != NULL ? strlen(shown) : 0);
 		shown = NULL;
 		if ((r = render_fields(st, w.type, w.uuid, w.form_version,
 		    w.fields, (flags & AG_LIST_MASK) != 0, &shown)) != GS_OK)
@@ -2617,7 +2637,7 @@ ag_list(struct ag_store *st, const char *type, int flags, ag_record_fn fn,
 out:
 	gs_stmt_reset(s);
 	gs_buf_release(&b);
-	gs_free(shown);
+	gs_free_wiped(shown, shown != NULL ? strlen(shown) : 0);
 	return r;
 }
 

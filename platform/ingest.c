@@ -1233,7 +1233,7 @@ pf_ingest_batch_follows(struct pf_platform *pf, const char *device_hex,
 
 	memset(res, 0, sizeof(*res));
 	memset(&batch, 0, sizeof(batch));
-	gs_buf_init(&plain, pf->limits.max_plain);
+	gs_buf_init_secret(&plain, pf->limits.max_plain);
 
 	/* 1. Cheap checks: no cryptography yet.  The path ids must equal the
 	 * signed header's, so a proxy or client bug cannot file a batch
@@ -1417,9 +1417,7 @@ out:
 	if (decoded)
 		gs_batch_release(&batch);
 	gs_json_arena_end(arena);
-	/* The plaintext holds personal data: wipe before freeing. */
-	if (plain.data != NULL)
-		gs_crypto_memzero(plain.data, plain.len);
+	/* The plaintext holds personal data: plain is secret, wiped. */
 	gs_buf_release(&plain);
 	if (r != GS_OK)
 		pf_ingest_result_release(res);

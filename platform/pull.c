@@ -551,7 +551,7 @@ page(struct pf_platform *pf, const struct pf_device *d, int64_t since,
 		budget = (size_t)v;
 	*cursor = since;
 	gs_buf_reset(text);
-	gs_buf_init(&items, GS_FEED_MAX);
+	gs_buf_init_secret(&items, GS_FEED_MAX);
 	/*
 	 * Pages are read on the reader connection, which sees what is
 	 * committed: a pull never waits behind a batch transaction on the
@@ -632,8 +632,7 @@ unlock:
 		r = gs_buf_putc(text, '}');
 out:
 	free(ref);
-	/* The items hold personal data: wipe them. */
-	gs_crypto_memzero(items.data, items.len);
+	/* The items hold personal data: items is secret, wiped. */
 	gs_buf_release(&items);
 	return r;
 }
@@ -649,7 +648,7 @@ pf_api_pull(struct pf_platform *pf, const struct pf_request *req,
 	struct gs_buf text;
 	int r;
 
-	gs_buf_init(&text, GS_FEED_MAX);
+	gs_buf_init_secret(&text, GS_FEED_MAX);
 	if ((r = query_num(req, "since", &since)) != GS_OK ||
 	    (r = authenticate(pf, req, dev, since, &d, &t)) != GS_OK)
 		goto out;
@@ -686,8 +685,7 @@ pf_api_pull(struct pf_platform *pf, const struct pf_request *req,
 	resp->status = 200;
 	resp->content_type = "application/octet-stream";
 out:
-	/* The page holds personal data: wipe it. */
-	gs_crypto_memzero(text.data, text.len);
+	/* The page holds personal data: text is secret, wiped. */
 	gs_buf_release(&text);
 	if (r != GS_OK) {
 		gs_log(GS_LOG_INFO, "pull of device %s refused: %s: %s", dev,

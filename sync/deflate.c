@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/mem.h"
 #include "deflate.h"
 #include "core/banned.h"
 
@@ -24,6 +25,46 @@ static size_t
 min_size(size_t a, size_t b)
 {
 	return a < b ? a : b;
+}
+
+/*
+ * zlib's blocks come from us: its state holds the data in the clear (the
+ * window, the pending output), which is residents' data, so each block is
+ * wiped before it is freed (zlib's own free would leave it in the heap).
+ * A block's size sits in front of it; the front is 16 bytes to keep the
+ * alignment malloc gives.
+ */
+#define ZFRONT 16
+
+static voidpf
+z_alloc(voidpf opaque, uInt items, uInt size)
+{
+	unsigned char *p;
+	size_t n;
+
+	(void)opaque;
+	if (size != 0 && items > (SIZE_MAX - ZFRONT) / size)
+		return Z_NULL;
+	n = (size_t)items * size;
+	if ((p = gs_malloc(n + ZFRONT)) == NULL)
+		return Z_NULL;
+	memcpy(p, &n, sizeof(n));
+	return p + ZFRONT;
+}
+
+static void
+z_free(voidpf opaque, voidpf q)
+{
+	unsigned char *p;
+	size_t n;
+
+	(void)opaque;
+	if (q == NULL)
+		return;
+	p = (unsigned char *)q - ZFRONT;
+	memcpy(&n, p, sizeof(n));
+	explicit_bzero(q, n);
+	gs_free(p);
 }
 
 int
@@ -42,6 +83,8 @@ gs_deflate(struct gs_buf *out, const void *in, size_t n, int level)
 		return GS_FAIL(
 		    GS_ETOOBIG, "%zu bytes is too much to deflate", n);
 	memset(&zs, 0, sizeof zs);
+	zs.zalloc = z_alloc;
+	zs.zfree = z_free;
 	if (deflateInit(&zs, level) != Z_OK) {
 		r = GS_FAIL(GS_ENOMEM, "deflateInit failed");
 		goto out;
@@ -115,6 +158,8 @@ gs_inflate(struct gs_buf *out, const void *in, size_t n, size_t plain_len)
 	if ((r = gs_buf_reserve(out, plain_len)) != GS_OK)
 		return r;
 	memset(&zs, 0, sizeof zs);
+	zs.zalloc = z_alloc;
+	zs.zfree = z_free;
 	/* 15: the zlib wrapper only; no gzip or raw auto-detection. */
 	if (inflateInit2(&zs, 15) != Z_OK) {
 		r = GS_FAIL(GS_ENOMEM, "inflateInit failed");

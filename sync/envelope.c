@@ -141,7 +141,7 @@ seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
 	size_t start = out->len, total, msglen = 0;
 	int r = GS_EINTERNAL;
 
-	gs_buf_init(&z, GS_ENV_MAX_ENVELOPE);
+	gs_buf_init_secret(&z, GS_ENV_MAX_ENVELOPE);
 	memset(&h, 0, sizeof h);
 	if (p->seq == 0) {
 		r = GS_FAIL(GS_EINVAL, "seq must start at 1");
@@ -232,7 +232,6 @@ out:
 	gs_crypto_memzero(eph_sk, sizeof eph_sk);
 	gs_crypto_memzero(rx, sizeof rx);
 	gs_crypto_memzero(tx, sizeof tx);
-	gs_crypto_memzero(z.data, z.len);
 	gs_buf_release(&z);
 	gs_free(msg);
 	if (r != GS_OK)

@@ -153,7 +153,7 @@ seal(struct gs_buf *out, struct gs_feed_header *h, const void *plain,
 		return GS_FAIL(GS_ETOOBIG, "feed page of %zu bytes", len);
 	if (!raw && (h->flags & ~GS_FEED_DEFLATED) != 0)
 		return GS_FAIL(GS_EINVAL, "feed flags 0x%x", h->flags);
-	gs_buf_init(&z, GS_FEED_MAX - GS_FEED_OVERHEAD);
+	gs_buf_init_secret(&z, GS_FEED_MAX - GS_FEED_OVERHEAD);
 	if (!raw && (h->flags & GS_FEED_DEFLATED)) {
 		/* The text's length, then its zlib stream: what is sealed. */
 		gs_put_le64(n8, len);
@@ -194,8 +194,8 @@ out:
 	gs_crypto_memzero(esk, sizeof(esk));
 	gs_crypto_memzero(rx, sizeof(rx));
 	gs_crypto_memzero(tx, sizeof(tx));
-	/* The compressed page is the residents' data all the same. */
-	gs_crypto_memzero(z.data, z.len);
+	/* The compressed page is the residents' data all the same: z is
+	 * secret, wiped as it goes. */
 	gs_buf_release(&z);
 	return r;
 }
@@ -242,7 +242,7 @@ gs_feed_open(struct gs_buf *plain, struct gs_feed_header *h,
 	int r;
 
 	memset(h, 0, sizeof(*h));
-	gs_buf_init(&z, GS_FEED_MAX);
+	gs_buf_init_secret(&z, GS_FEED_MAX);
 	if (len > GS_FEED_MAX)
 		return GS_FAIL(GS_ETOOBIG, "feed of %zu bytes", len);
 	if (len < GS_FEED_OVERHEAD || memcmp(feed, "GSF1", 4) != 0)
@@ -314,7 +314,6 @@ out:
 	gs_crypto_memzero(xsk, sizeof(xsk));
 	gs_crypto_memzero(rx, sizeof(rx));
 	gs_crypto_memzero(tx, sizeof(tx));
-	gs_crypto_memzero(z.data, z.len);
 	gs_buf_release(&z);
 	if (r != GS_OK)
 		gs_buf_reset(plain);

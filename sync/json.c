@@ -9,6 +9,7 @@
  * found.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -892,6 +893,7 @@ static _Thread_local struct gs_json_arena *arena_here;
 static json_malloc_t prev_malloc;
 static json_free_t prev_free;
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static int wipe_frees; /* gs_json_wipe_frees: set once, before threads */
 
 static int
 in_block(const struct arena_block *b, uintptr_t q)
@@ -988,6 +990,8 @@ arena_free(void *p)
 
 	if (p == NULL || (a != NULL && arena_owns(a, p)))
 		return;
+	if (wipe_frees)
+		explicit_bzero(p, malloc_usable_size(p));
 	prev_free(p);
 }
 
@@ -996,6 +1000,19 @@ arena_install(void)
 {
 	json_get_alloc_funcs(&prev_malloc, &prev_free);
 	json_set_alloc_funcs(arena_malloc, arena_free);
+}
+
+int
+gs_json_wipe_frees(void)
+{
+	if (pthread_once(&arena_once, arena_install) != 0)
+		return GS_FAIL(GS_EINTERNAL, "json: pthread_once");
+	/* malloc_usable_size is only good for the C library's blocks. */
+	if (prev_malloc != malloc || prev_free != free)
+		return GS_FAIL(GS_EINVAL, "json: allocation functions of "
+		    "someone else's installed");
+	wipe_frees = 1;
+	return GS_OK;
 }
 
 void
@@ -1039,8 +1056,11 @@ gs_json_arena_reset(struct gs_json_arena *a)
 
 	if (a == NULL)
 		return;
-	for (b = a->head; b != NULL; b = b->next)
+	for (b = a->head; b != NULL; b = b->next) {
+		if (wipe_frees)
+			explicit_bzero(b->data, b->used);
 		b->used = 0;
+	}
 	a->cur = a->head;
 }
 
@@ -1055,6 +1075,8 @@ gs_json_arena_end(struct gs_json_arena *a)
 		arena_here = NULL;
 	for (b = a->head; b != NULL; b = next) {
 		next = b->next;
+		if (wipe_frees)
+			explicit_bzero(b->data, b->used);
 		gs_free(b);
 	}
 	gs_free(a->sorted);

@@ -112,6 +112,17 @@ int gs_json_arena_begin(struct gs_json_arena **out);
 void gs_json_free(void *p);
 void gs_json_arena_reset(struct gs_json_arena *a);
 void gs_json_arena_end(struct gs_json_arena *a);
+/*
+ * gs_json_wipe_frees: from then on, in the whole process, every block
+ * jansson frees to the heap is wiped first (explicit_bzero), and so is
+ * an arena's memory when reset makes it new and when end frees it.  The
+ * agent calls it first thing, so that the personal data its values held
+ * (pulled pages, opened fields) is not left in freed memory.  It installs the arena's functions (as the first
+ * begin does: call it before other threads use jansson) and works only
+ * over the C library's malloc and free (GS_OK), not over other
+ * functions installed before it (GS_EINVAL, nothing changed).
+ */
+int gs_json_wipe_frees(void);
 
 /* The same, under the name it had in agent/ (agent/cli.c and
  * agent/store.c still call it; a real function, not a macro, so objects

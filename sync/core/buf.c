@@ -17,6 +17,14 @@ gs_buf_init(struct gs_buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->secret = 0;
+}
+
+void
+gs_buf_init_secret(struct gs_buf *b, size_t max)
+{
+	gs_buf_init(b, max);
+	b->secret = 1;
 }
 
 void
@@ -24,6 +32,8 @@ gs_buf_release(struct gs_buf *b)
 {
 	if (b == NULL)
 		return;
+	if (b->secret && b->data != NULL)
+		explicit_bzero(b->data, b->cap);
 	gs_free(b->data);
 	b->data = NULL;
 	b->len = 0;
@@ -33,6 +43,8 @@ gs_buf_release(struct gs_buf *b)
 void
 gs_buf_reset(struct gs_buf *b)
 {
+	if (b->secret && b->data != NULL)
+		explicit_bzero(b->data, b->len);
 	b->len = 0;
 	if (b->data != NULL)
 		b->data[0] = '\0';
@@ -54,8 +66,17 @@ gs_buf_reserve(struct gs_buf *b, size_t n)
 		cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
 	if (cap > b->max + 1)
 		cap = b->max + 1;
-	if ((p = gs_realloc(b->data, cap)) == NULL)
-		return GS_ENOMEM;
+	if (!b->secret || b->data == NULL) {
+		if ((p = gs_realloc(b->data, cap)) == NULL)
+			return GS_ENOMEM;
+	} else {
+		/* Not realloc: it would free the old block unwiped. */
+		if ((p = gs_malloc(cap)) == NULL)
+			return GS_ENOMEM;
+		memcpy(p, b->data, b->len + 1);
+		explicit_bzero(b->data, b->cap);
+		gs_free(b->data);
+	}
 	b->data = p;
 	b->cap = cap;
 	return GS_OK;

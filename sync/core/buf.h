@@ -22,11 +22,23 @@ struct gs_buf {
 	size_t len;  /* bytes used */
 	size_t cap;  /* bytes allocated */
 	size_t max;  /* the cap: len never exceeds it */
+	int secret;  /* gs_buf_init_secret: wiped, see there */
 };
 
 /* Caller's memory; no allocation yet. */
 void gs_buf_init(struct gs_buf *b, size_t max);
-/* Frees the contents; the buffer may be reused after gs_buf_init. NULL ok. */
+/*
+ * The same, for a buffer that will hold personal data or key material in
+ * the clear: every block it leaves behind is wiped (explicit_bzero) first.
+ * Growing copies into a new block and wipes the old one (realloc(3) would
+ * free it as it was: a batch body grew through a dozen such copies, every
+ * one of them left in the heap), release wipes all of cap, reset the bytes
+ * used.  Bytes dropped by truncation stay until release.  detach hands the
+ * block over unwiped: the caller wipes it.
+ */
+void gs_buf_init_secret(struct gs_buf *b, size_t max);
+/* Frees the contents (wiped first when secret); the buffer may be reused
+ * after gs_buf_init. NULL ok. */
 void gs_buf_release(struct gs_buf *b);
 /* Forgets the contents but keeps the allocation. */
 void gs_buf_reset(struct gs_buf *b);

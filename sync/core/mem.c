@@ -107,3 +107,12 @@ gs_free(void *p)
 {
 	free(p);
 }
+
+void
+gs_free_wiped(void *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, n);
+	free(p);
+}

@@ -16,6 +16,9 @@ void *gs_realloc(void *p, size_t n);
 char *gs_strdup(const char *s);
 char *gs_strndup(const char *s, size_t n);
 void gs_free(void *p);
+/* Wipes the n bytes at p (explicit_bzero), then frees p: for memory that
+ * held personal data or keys.  NULL ok. */
+void gs_free_wiped(void *p, size_t n);
 
 /*
  * A hint that [p, p + n), memory of ours about to be filled at once (a

@@ -103,6 +103,56 @@ test_buf_enomem(void **state)
 	gs_buf_release(&b);
 }
 
+/* A secret buffer grows by copy (core/buf.h): its bytes, its terminator
+ * and its cap come through every move, a failed move changes nothing,
+ * and reset leaves the bytes it dropped zero. */
+static void
+test_buf_secret(void **state)
+{
+	struct gs_buf b;
+	char want[5000];
+	const char *old;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(want) - 1; i++)
+		want[i] = (char)('a' + i % 26);
+	want[sizeof(want) - 1] = '\0';
+	gs_buf_init_secret(&b, sizeof(want) - 1);
+	assert_int_equal(b.secret, 1);
+	for (i = 0; i < sizeof(want) - 1; i += 7)
+		assert_int_equal(gs_buf_append(&b, want + i,
+		    i + 7 < sizeof(want) - 1 ? 7 : sizeof(want) - 1 - i), GS_OK);
+	assert_int_equal(b.len, sizeof(want) - 1);
+	assert_string_equal(b.data, want);
+	assert_int_equal(gs_buf_putc(&b, 'x'), GS_ETOOBIG);
+
+	/* A failed move: the old block and its bytes stay. */
+	gs_buf_release(&b);
+	assert_null(b.data);
+	gs_buf_init_secret(&b, sizeof(want));
+	assert_int_equal(gs_buf_puts(&b, "12345"), GS_OK);
+	old = b.data;
+	gs_mem_fail_after(0);
+	assert_int_equal(gs_buf_reserve(&b, 4000), GS_ENOMEM);
+	assert_int_equal(gs_mem_fail_after(-1), 1);
+	assert_ptr_equal(b.data, old);
+	assert_string_equal(b.data, "12345");
+	assert_int_equal(gs_buf_reserve(&b, 4000), GS_OK);
+	assert_string_equal(b.data, "12345");
+
+	gs_buf_reset(&b);
+	assert_int_equal(b.len, 0);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(b.data[i], 0);
+	gs_buf_release(&b);
+
+	/* gs_buf_init makes an ordinary buffer of a released secret one. */
+	gs_buf_init(&b, 16);
+	assert_int_equal(b.secret, 0);
+	gs_buf_release(&b);
+}
+
 /* AnonHugePages of this process, in KiB; -1 when it cannot be read. */
 static long
 anon_huge_kb(void)
@@ -227,6 +277,7 @@ main(void)
 		cmocka_unit_test(test_error_detail),
 		cmocka_unit_test(test_buf_cap),
 		cmocka_unit_test(test_buf_enomem),
+		cmocka_unit_test(test_buf_secret),
 		cmocka_unit_test(test_mem_hint_huge),
 		cmocka_unit_test(test_hex_le),
 		cmocka_unit_test(test_parse_numbers),
