@@ -206,8 +206,14 @@ ag_http_new(
 				    strncmp(base_url, "https://", 8) != 0))
 		return GS_FAIL(GS_EINVAL,
 		    "platform URL must start with "
-		    "http:// or https://: %s",
+		    "http:// or https://: %.200s",
 		    base_url ? base_url : "(none)");
+	/* Not echoed: a newline in it would make the error two lines. */
+	for (n = 0; base_url[n] != '\0'; n++)
+		if ((unsigned char)base_url[n] <= ' ' ||
+		    (unsigned char)base_url[n] == 0x7f)
+			return GS_FAIL(GS_EINVAL, "platform URL holds a space "
+			    "or a control character (byte %zu)", n + 1);
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK)
 		return GS_FAIL(GS_EINTERNAL, "curl_global_init: %s",

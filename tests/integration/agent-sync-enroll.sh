@@ -132,4 +132,24 @@ grep -q 'deployment' "$T_TMP/err" && ok "... naming the deployment" ||
 	fail "... the other platform holds nothing"
 expect_exit 0 "the enrolled platform takes them" ag sync --platform "$PF1_URL"
 
+# A URL with a newline or a space: one line saying so, nothing stored or
+# sent.  It was echoed into the error, which became two lines.
+code4=$(pf enroll --worker w004 --name "赵六" --grid 110101001)
+C="$T_TMP/ctl"
+expect_exit 64 "enroll to a URL with a newline is refused (64)" \
+	"$GRIDAGENT" --home "$C" enroll --passphrase-file "$AG_PASS" "$code4" \
+	--platform "$(printf 'http://127.0.0.1:1/\nx')"
+check "... in one line, saying why" sh -c '[ "$(wc -l <"$1")" = 1 ] &&
+	grep -q "control character (byte 20)" "$1"' - "$T_TMP/err"
+[ ! -e "$C" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
+expect_exit 64 "... and one with a space" "$GRIDAGENT" --home "$C" enroll \
+	--passphrase-file "$AG_PASS" "$code4" --platform "http://127.0.0.1:1/ x"
+# The same URL in a damaged store (the enrolled device's row).
+cp "$AH/agent.db" "$T_TMP/agent.db.before"
+sqlite3 "$AH/agent.db" "UPDATE device SET platform_url = 'http://127.0.0.1:1/' || char(10) || 'x'"
+expect_exit 64 "sync with a stored URL holding a newline is refused (64)" ag sync
+check "... in one line" test "$(wc -l <"$T_TMP/err")" = 1
+sqlite3 "$AH/agent.db" "UPDATE device SET platform_url = '$PF1_URL'"
+expect_exit 0 "the mended URL syncs" ag sync
+
 done_testing
