@@ -869,6 +869,7 @@ ag_json_parse(const char *text, size_t len, json_t **out, char *why,
 struct arena_block {
 	struct arena_block *next;
 	size_t used;
+	size_t high; /* the most used since begin (what end wipes) */
 	_Alignas(ARENA_ALIGN) unsigned char data[ARENA_BLOCK];
 };
 
@@ -965,6 +966,7 @@ arena_alloc(struct gs_json_arena *a, size_t n)
 			}
 			nb->next = NULL;
 			nb->used = 0;
+			nb->high = 0;
 			b->next = nb;
 		}
 		b = a->cur = b->next;
@@ -1043,6 +1045,7 @@ gs_json_arena_begin(struct gs_json_arena **out)
 	}
 	a->head->next = NULL;
 	a->head->used = 0;
+	a->head->high = 0;
 	a->cur = a->head;
 	arena_here = a;
 	*out = a;
@@ -1056,9 +1059,11 @@ gs_json_arena_reset(struct gs_json_arena *a)
 
 	if (a == NULL)
 		return;
+	/* Not wiped here: the memory stays the arena's, and is written
+	 * over by what comes next; end wipes all it ever held. */
 	for (b = a->head; b != NULL; b = b->next) {
-		if (wipe_frees)
-			explicit_bzero(b->data, b->used);
+		if (b->used > b->high)
+			b->high = b->used;
 		b->used = 0;
 	}
 	a->cur = a->head;
@@ -1076,7 +1081,8 @@ gs_json_arena_end(struct gs_json_arena *a)
 	for (b = a->head; b != NULL; b = next) {
 		next = b->next;
 		if (wipe_frees)
-			explicit_bzero(b->data, b->used);
+			explicit_bzero(b->data, b->used > b->high ? b->used :
+			    b->high);
 		gs_free(b);
 	}
 	gs_free(a->sorted);

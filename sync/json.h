@@ -115,7 +115,8 @@ void gs_json_arena_end(struct gs_json_arena *a);
 /*
  * gs_json_wipe_frees: from then on, in the whole process, every block
  * jansson frees to the heap is wiped first (explicit_bzero), and so is
- * an arena's memory when reset makes it new and when end frees it.  The
+ * all the memory an arena held, when end frees it (reset only makes it
+ * new: it stays the arena's, written over by what comes next).  The
  * agent calls it first thing, so that the personal data its values held
  * (pulled pages, opened fields) is not left in freed memory.  It installs the arena's functions (as the first
  * begin does: call it before other threads use jansson) and works only
