@@ -43,10 +43,44 @@ ag_cli_error(int err)
 	return gs_error_exit(err);
 }
 
+/*
+ * "usage: gridagent [--home DIR] NAME USAGE", the usage broken before an
+ * option group ("[...]") that would pass column 79, the next line
+ * indented under the first option.
+ */
 static void
 print_usage(FILE *f, const struct ag_command *c)
 {
-	fprintf(f, "usage: " PROG " [--home DIR] %s %s\n", c->name, c->usage);
+	const char *u = c->usage, *e;
+	int col, indent, depth;
+
+	col = fprintf(f, "usage: " PROG " [--home DIR] %s", c->name);
+	indent = col < 40 ? col + 1 : 8;
+	while (*u != '\0') {
+		while (*u == ' ')
+			u++;
+		if (*u == '\0')
+			break;
+		/* One unit: a bracketed group as a whole, else a word. */
+		for (e = u, depth = 0; *e != '\0'; e++) {
+			if (*e == '[')
+				depth++;
+			else if (*e == ']')
+				depth--;
+			else if (*e == ' ' && depth <= 0)
+				break;
+		}
+		if (*u == '[' && col + 1 + (int)(e - u) > 79 && col > indent) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else {
+			fputc(' ', f);
+			col++;
+		}
+		col += fprintf(f, "%.*s", (int)(e - u), u);
+		u = e;
+	}
+	fputc('\n', f);
 }
 
 int

@@ -5,8 +5,9 @@
  *	gridagent --help | --version | help [COMMAND]
  *
  * Exit codes are sysexits (DESIGN.md section 7): 0 ok, 64 usage, 65
- * invalid data, 70 internal, 73/74 cannot create / I/O, 75 try later, 77
- * not permitted (also: the home is not initialized, run init first).
+ * invalid data, 66 no input file, 69 platform unreachable, 70 internal,
+ * 73/74 cannot create / I/O, 75 try later, 77 not permitted (also: the
+ * home is not initialized, run init first).
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -52,12 +53,18 @@ const struct ag_command ag_commands[] = {
 	{ "delete", ag_cmd_delete, "UUID [--reason TEXT]",
 	  "Delete a record (kept as a tombstone until the platform has it).",
 	  NULL },
-	{ "list", ag_cmd_list, "[TYPE] [--all] [--json]",
+	{ "list", ag_cmd_list,
+	  "[TYPE] [--all] [--json] [--reveal] [--id-number NUMBER]",
 	  "List records, oldest first (--all: include deleted ones).",
 	  "--json prints one JSON object per line with uuid, type,\n"
 	  "form_version, grid, rev, deleted, created_at, updated_at, author\n"
-	  "and fields.\n" },
-	{ "show", ag_cmd_show, "UUID [--json]", "Show one record.", NULL },
+	  "and fields.  Personal data is masked unless --reveal (audited;\n"
+	  "exit 77 while locked).  --id-number lists the records whose\n"
+	  "id_number is NUMBER, found by the blind index (exit 77 while\n"
+	  "locked).\n" },
+	{ "show", ag_cmd_show, "UUID [--json] [--reveal]", "Show one record.",
+	  "Personal data is masked unless --reveal (audited; exit 77 while\n"
+	  "locked).\n" },
 	{ "status", ag_cmd_status, "[--json]",
 	  "Show the worker, grid, records by type and changes by state.",
 	  "Also the sync state (outbox, chain, pull cursor, tasks, review\n"
@@ -67,7 +74,8 @@ const struct ag_command ag_commands[] = {
 	  "bundle serial held (key_bundle).\n" },
 	{ "attach", ag_cmd_attach,
 	  "UUID FILE [--phase BEFORE|DURING|AFTER] [--note TEXT] "
-	  "[--location LAT,LON,ACC,SYS] [--taken-at MS] [--keep] [--json]",
+	  "[--location LAT,LON,ACC,SYS] [--taken-at MS] [--keep] "
+	  "[--chunk BYTES] [--json]",
 	  "Attach a photo or file to a record; prints its hash.",
 	  "The file is sealed for the platform at once (only the platform\n"
 	  "can open it, not even this device) and named in the record's\n"
@@ -77,7 +85,8 @@ const struct ag_command ag_commands[] = {
 	  "twice is sealed and sent once.  --keep keeps a plaintext copy\n"
 	  "in the home until the platform has receipted it.  Files over the\n"
 	  "platform's limit are refused (exit 65).  Needs an enrolled\n"
-	  "device (exit 77 otherwise).\n" },
+	  "device (exit 77 otherwise).  --chunk sets the plaintext bytes\n"
+	  "per sealed message, 1024..1048576 (default 65536).\n" },
 	{ "tasks", ag_cmd_tasks, "[--json]",
 	  "List the tasks the platform assigned to this worker.",
 	  "Tasks arrive with 'gridagent sync'.  A visit whose task field names\n"
@@ -139,8 +148,9 @@ const struct ag_command ag_commands[] = {
 	  "without a command.  Each wrong passphrase is counted; at\n"
 	  "max-failed-unlocks (default 10) the data key is destroyed and\n"
 	  "the personal data on this device is gone for good.  While\n"
-	  "locked, collect, edit, show, list --reveal and the sealing step\n"
-	  "of sync exit 77; list and show mask personal data.\n" },
+	  "locked, collect, edit, show --reveal, list --reveal, list\n"
+	  "--id-number and the sealing step of sync exit 77; list and show\n"
+	  "mask personal data.\n" },
 	{ "lock", ag_cmd_lock, "", "Lock the personal data now.", NULL },
 	{ "config", ag_cmd_config, "SETTING [VALUE]",
 	  "Show or set retention-days, lock-idle-seconds, max-failed-unlocks.",

@@ -1288,10 +1288,18 @@ pf_cmd_attachment(const char *home, int argc, char **argv)
 	int i, json = 0, missing = 0, r;
 	uint64_t n, age = 0;
 
-	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		fputs(help, argc < 2 ? stderr : stdout);
-		return argc < 2 ? GS_EX_USAGE : 0;
+	if (argc < 2) {
+		fputs("gridplatform: attachment needs a subcommand\n", stderr);
+		fputs(help, stderr);
+		return GS_EX_USAGE;
 	}
+	/* --help anywhere, as for every other command (main.c). */
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			fputs(help, stdout);
+			return 0;
+		}
 	sub = argv[1];
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)

@@ -42,7 +42,8 @@ static const char usage_text[] =
     "  enroll --worker ID --name NAME --grid CODE [--ttl SECONDS]\n"
     "                                   print a one-time enrollment code\n"
     "  devices [--json]                 list enrolled devices and ledgers\n"
-    "  keys list|rotate|retire KID      batch-encryption keys, rotation\n"
+    "  keys [list [--json] | rotate | retire KID [--force]]\n"
+    "                                   batch-encryption keys, rotation\n"
     "  revoke DEVICE_ID                 revoke a device (its batches are\n"
     "                                   still received, into quarantine)\n"
     "  export [--type T] [--grid G] [--format ndjson|csv] [--headers zh]\n"
@@ -54,28 +55,33 @@ static const char usage_text[] =
     "  reconcile [--json] [--grid CODE] [--worker ID] [--check]\n"
     "                                   per device, worker and grid: what\n"
     "                                   arrived, what is missing or waiting\n"
-    "  review UUID --state approved|has_issues|rejected --comment TEXT\n"
+    "  review UUID --state approved|has_issues|rejected [--comment TEXT]\n"
     "  task add --worker ID --kind VISIT|VERIFY_EVENT|DATA_CHECK\n"
-    "           --subject UUID --due YYYY-MM-DD --title TEXT\n"
+    "           [--subject UUID] --due YYYY-MM-DD --title TEXT\n"
     "  stats [--json] [--since YYYY-MM-DD]  records and visits per worker,\n"
     "                                   day and grid\n"
     "  reference [--json] | reference add FILE [--by NAME]\n"
     "                                   publish a form version or code table\n"
-    "  attachment get HASH --out FILE | list [--json] [--missing] | limit [N]\n"
-    "             | sweep [--older-than S] | partial-age [S]\n"
+    "  attachment get HASH --out FILE | list [--json] [--missing]\n"
+    "             | limit [BYTES] | sweep [--older-than S] | partial-age [S]\n"
     "                                   open (audited) or list stored photos,\n"
     "                                   sweep abandoned partial uploads\n"
     "\n"
     "options: --home DIR (else $GRIDPLATFORM_HOME, else ~/.gridplatform),\n"
-    "         --help, --version\n";
+    "         --help, --version; 'gridplatform COMMAND --help' tells more.\n"
+    "\n"
+    "Exit codes: 0 ok, 1 reconcile --check found something, 64 usage, 65\n"
+    "invalid data, 70 internal, 73 cannot create, 74 I/O error, 75 try\n"
+    "later, 77 not permitted.\n";
 
 static const char *const cmd_help[][2] = {
 	{ "init", "usage: gridplatform init [--public-url URL]\n"
 	    "Creates the deployment in the home directory: a deployment id, "
-	    "the batch\nkey (X25519) and the receipt key (Ed25519), and the "
-	    "store.  The public URL\n(default " PF_DEFAULT_URL ") goes into "
-	    "enrollment codes.  Refuses to\noverwrite an existing "
-	    "deployment.\n" },
+	    "the batch\nkey (X25519), the receipt key (Ed25519), the root "
+	    "key (Ed25519, root.key:\nback it up and keep it private; it "
+	    "signs the key bundles) and the store.\nThe public URL (default "
+	    PF_DEFAULT_URL ") goes into enrollment codes.\nRefuses to "
+	    "overwrite an existing deployment.\n" },
 	{ "serve", "usage: gridplatform serve [--listen HOST:PORT]\n"
 	    "Serves the API.  The first line printed is \"listening on URL\" "
 	    "with the\nport actually bound (port 0 picks one).  SIGTERM or "
@@ -98,8 +104,10 @@ static const char *const cmd_help[][2] = {
 	    "but in\nquarantine, and answered 403 device_revoked with a "
 	    "receipt.\n" },
 	{ "export", "usage: gridplatform export [--type TYPE] [--grid CODE] "
-	    "[--format ndjson|csv]\nPrints records: NDJSON (default), or CSV "
-	    "in UTF-8 with a BOM for Excel.\nEach record also says how many "
+	    "[--format ndjson|csv]\n       [--headers zh]\nPrints records: "
+	    "NDJSON (default), or CSV in UTF-8 with a BOM for Excel;\n"
+	    "--headers zh names the CSV columns by the forms' Chinese "
+	    "labels.\nEach record also says how many "
 	    "attachments it names and how many arrived\n(NDJSON "
 	    "\"attachments\": {\"expected\", \"present\"}; CSV: the last "
 	    "two columns).\n" },
@@ -135,11 +143,12 @@ static const char *const cmd_help[][2] = {
 	    "admin\n(--by, else $USER); it reaches every device of the grid "
 	    "on its next sync.\n" },
 	{ "review", "usage: gridplatform review UUID --state "
-	    "approved|has_issues|rejected\n       --comment TEXT [--by "
-	    "NAME]\nRecords a review verdict; the record's worker sees it on "
-	    "the device after\nthe next sync.\n" },
+	    "approved|has_issues|rejected\n       [--comment TEXT] [--by "
+	    "NAME]\nRecords a review verdict (the comment: at most 1000 "
+	    "bytes); the record's\nworker sees it on the device after the "
+	    "next sync.\n" },
 	{ "task", "usage: gridplatform task add --worker ID --kind "
-	    "VISIT|VERIFY_EVENT|DATA_CHECK\n       --subject UUID --due "
+	    "VISIT|VERIFY_EVENT|DATA_CHECK\n       [--subject UUID] --due "
 	    "YYYY-MM-DD --title TEXT [--by NAME]\n"
 	    "Sends a task to the worker's devices (prints its id).  A visit "
 	    "whose task\nfield names it closes it.\n" },
@@ -598,6 +607,7 @@ main(int argc, char **argv)
 		return usage_error("unknown option %s", argv[i]);
 	}
 	if (i >= argc) {
+		fputs("gridplatform: no command given\n", stderr);
 		fputs(usage_text, stderr);
 		return GS_EX_USAGE;
 	}

@@ -563,21 +563,22 @@ pf_cmd_keys(const char *home, int argc, char **argv)
 		else if (argv[i][0] != '-' && arg == NULL)
 			arg = argv[i];
 		else {
-			fprintf(stderr, "usage: gridplatform keys list [--json]"
-					" | rotate | retire KID [--force]\n");
-			return 64;
+			fprintf(stderr, "gridplatform: keys: unexpected "
+					"argument %s (see gridplatform keys "
+					"--help)\n", argv[i]);
+			return GS_EX_USAGE;
 		}
 	}
 	if (strcmp(sub, "list") != 0 && strcmp(sub, "rotate") != 0 &&
 	    strcmp(sub, "retire") != 0) {
-		fprintf(stderr, "usage: gridplatform keys list [--json] | "
-				"rotate | retire KID [--force]\n");
-		return 64;
+		fprintf(stderr, "gridplatform: keys: expected list, rotate "
+				"or retire (see gridplatform keys --help)\n");
+		return GS_EX_USAGE;
 	}
 	if (strcmp(sub, "retire") == 0 && arg == NULL) {
-		fprintf(stderr, "usage: gridplatform keys retire KID "
-				"[--force]\n");
-		return 64;
+		fprintf(stderr, "gridplatform: keys retire needs a key id "
+				"(see gridplatform keys list)\n");
+		return GS_EX_USAGE;
 	}
 	if ((r = pf_platform_open(home, &pf)) != GS_OK) {
 		fprintf(stderr, "gridplatform: %s\n", gs_errmsg(r));

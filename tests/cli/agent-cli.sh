@@ -31,6 +31,18 @@ for c in init collect edit delete list show status; do
 		"$T_TMP/out"
 done
 expect_exit 0 "help list" "$A" help list
+# Every option a command takes is in its usage, and no usage line passes
+# column 79.
+for c in $("$A" --help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
+	"$A" "$c" --help >"$T_TMP/help.$c" 2>&1
+done
+check "no --help line is over 79 columns" sh -c \
+	'! cat "$1"/help.* | awk "length > 79" | grep -q .' - "$T_TMP"
+check "list --help names --reveal and --id-number" sh -c \
+	'grep -q -- "--reveal" "$1" && grep -q -- "--id-number" "$1"' \
+	- "$T_TMP/help.list"
+check "show --help names --reveal" grep -q -- "--reveal" "$T_TMP/help.show"
+check "attach --help names --chunk" grep -q -- "--chunk" "$T_TMP/help.attach"
 expect_exit 64 "no command" "$A"
 expect_exit 64 "unknown command" "$A" frobnicate
 check "unknown command: one gridagent: line" grep -q '^gridagent: ' "$T_TMP/err"

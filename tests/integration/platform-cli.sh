@@ -24,6 +24,22 @@ grep -q 'usage: gridplatform enroll' "$T_TMP/out" &&
 expect_exit 64 "unknown command is a usage error" "$PF" --home "$H" frobnicate
 grep -q '^gridplatform: ' "$T_TMP/err" && ok "errors start with the name" ||
 	fail "errors start with the name"
+expect_exit 64 "no command is a usage error" "$PF"
+check "no command: the first line starts with the name" sh -c \
+	'head -n 1 "$1" | grep -q "^gridplatform: "' - "$T_TMP/err"
+for c in init serve enroll devices keys revoke export quarantine conflicts \
+    resolve reconcile review task stats reference attachment; do
+	"$PF" "$c" --help >"$T_TMP/help.$c" 2>&1 || fail "$c --help exits 0"
+done
+check "review --help: the comment is optional" \
+	grep -q -- "\[--comment TEXT\]" "$T_TMP/help.review"
+check "task --help: the subject is optional" \
+	grep -q -- "\[--subject UUID\]" "$T_TMP/help.task"
+check "export --help names --headers" grep -q -- "--headers" "$T_TMP/help.export"
+expect_exit 0 "attachment get --help" "$PF" attachment get --help
+check "... shows the attachment usage" \
+	grep -q "usage: gridplatform attachment get" "$T_TMP/out"
+expect_exit 0 "attachment -h" "$PF" attachment -h
 
 expect_exit 65 "commands before init say so" "$PF" --home "$H" devices
 grep -q 'run gridplatform init' "$T_TMP/err" && ok "... and what to do" ||
@@ -79,6 +95,12 @@ head -c 3 "$T_TMP/out" | od -An -tx1 | grep -q 'ef bb bf' &&
 grep -q 'uuid,type,grid,rev' "$T_TMP/out" && ok "csv has a header row" ||
 	fail "csv has a header row"
 expect_exit 64 "export with a bad format" "$PF" --home "$H" export --format xml
+expect_exit 64 "keys with an unknown subcommand" "$PF" --home "$H" keys frob
+check "... one line starting with the name" sh -c \
+	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: " "$1"' - "$T_TMP/err"
+expect_exit 64 "keys retire without a key id" "$PF" --home "$H" keys retire
+check "... one line starting with the name" sh -c \
+	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: " "$1"' - "$T_TMP/err"
 
 if start_platform "$H"; then
 	ok "serve prints 'listening on' with the port"
