@@ -2350,6 +2350,7 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	struct tags tg = { 0 };
 	char *detail = NULL;
 	size_t bad = 0, unparsable = 0, i, k, nl = 0, nreaders = 0;
+	size_t skipped = 0; /* good lines not saved after a bad one */
 	pthread_t reader[IMPORT_READERS];
 	struct gs_writeback *wb = NULL;
 	long cpus;
@@ -2433,8 +2434,10 @@ inline_:
 				unparsable += parse;
 				continue;
 			}
-			if (bad > 0)
+			if (bad > 0) {
+				skipped++;
 				continue; /* nothing more is saved */
+			}
 			if ((r = insert_new(st, im.f, c->text.data + it->off,
 			    now, it->uuid, it->change_id, NULL)) != GS_OK ||
 			    (r = tags_push(&tg, &it->bx, u.n)) != GS_OK) {
@@ -2452,7 +2455,7 @@ inline_:
 	if (bad > 0) {
 		r = GS_FAIL(unparsable == bad ? GS_EPARSE : GS_EVALIDATION,
 		    "%zu of %zu lines are bad; nothing was saved", bad,
-		    u.n + bad);
+		    u.n + skipped + bad);
 		goto out;
 	}
 	if (u.n == 0) {

@@ -116,6 +116,7 @@ check "bad line 4 listed (not JSON)" grep -q '^gridagent: line 4: ' "$T_TMP/err"
 check "bad line 5 listed (name required)" grep -q '^gridagent: line 5: name: ' "$T_TMP/err"
 check "good lines not listed" sh -c "! grep -q 'line [136]:' '$T_TMP/err'"
 check "summary says nothing was saved" grep -q "nothing was saved" "$T_TMP/err"
+check "summary counts every line" grep -q "3 of 6 lines are bad" "$T_TMP/err"
 check "bulk import saved nothing" test "$(nrecords)" -eq "$before"
 check "no uuid printed" test ! -s "$T_TMP/out"
 
