@@ -353,6 +353,7 @@ reference_list(struct pf_platform *pf, int json)
 	struct gs_stmt *s;
 	json_t *arr = NULL;
 	char hex[2 * GS_HASHBYTES + 1];
+	size_t rows = 0;
 	int r;
 
 	if ((arr = json_array()) == NULL)
@@ -362,6 +363,7 @@ reference_list(struct pf_platform *pf, int json)
 	while ((r = gs_stmt_step(s)) == GS_ROW) {
 		const char *kind = gs_stmt_text(s, 2);
 
+		rows++;
 		gs_hex_encode(hex, gs_stmt_blob(s, 1), GS_HASHBYTES);
 		if (json)
 			(void)json_array_append_new(arr, json_pack("{s:I,s:s,"
@@ -392,7 +394,7 @@ reference_list(struct pf_platform *pf, int json)
 		r = o != NULL ? pf_recon_print_json(o) :
 		    GS_FAIL(GS_ENOMEM, "reference");
 		json_decref(o);
-	} else if (json_array_size(arr) == 0) {
+	} else if (rows == 0) {
 		/* Nothing printed yet in the table form: say so. */
 		printf("no reference data published (the built-in forms and "
 		    "code tables apply)\n");

@@ -277,6 +277,17 @@ done
 check "user_version set back: left as it was" cmp -s "$D/platform.db" \
     "$T_TMP/damaged.db"
 
+# A published form is listed, and the listing does not also say that
+# nothing is published.
+sed 's/"version": 1,/"version": 2,/' "$GS_TOP/schema/forms/event.json" \
+	>"$T_TMP/event-v2.json"
+expect_exit 0 "reference add of a form version" "$PF" --home "$H" \
+	reference add "$T_TMP/event-v2.json"
+expect_exit 0 "reference lists it" "$PF" --home "$H" reference
+check "... the form, v2" grep -q "form  *event  *v2" "$T_TMP/out"
+check "... and not 'no reference data published'" sh -c \
+	'! grep -q "no reference data published" "$1"' - "$T_TMP/out"
+
 kill -TERM "$PF_PID"
 wait "$PF_PID"
 rc=$?
