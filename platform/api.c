@@ -1,13 +1,16 @@
 /*
- * api.c - the routes of the platform's HTTP API (WIRE.md), on top of
- * http.c (which knows nothing of routes) and ingest.c / enroll.c (which
- * know nothing of HTTP).
+ * api.c - the routes of the platform's HTTP API (docs/PROTOCOL.md
+ * section 6), on top of http.c (which knows nothing of routes) and
+ * ingest.c / enroll.c (which know nothing of HTTP).
  *
  *	GET  /v1/health
+ *	GET  /v1/keys                              (root.c)
  *	POST /v1/enroll
  *	PUT  /v1/devices/{device hex}/batches/{batch hex}
+ *	POST /v1/devices/{device hex}/rekey        (rekey.c)
  *	POST /v1/devices/{device hex}/heartbeat    (pull.c, device-signed)
  *	GET  /v1/devices/{device hex}/pull         (pull.c, device-signed)
+ *	GET  /v1/devices/{device hex}/reference/{digest hex} (reference.c)
  *	GET, PUT /v1/devices/{device hex}/attachments/{hash hex} (attachments.c)
  *
  * An unknown path is 404 not_found; a known path with another method is
