@@ -148,9 +148,10 @@ const struct ag_command ag_commands[] = {
 	  "without a command.  Each wrong passphrase is counted; at\n"
 	  "max-failed-unlocks (default 10) the data key is destroyed and\n"
 	  "the personal data on this device is gone for good.  While\n"
-	  "locked, collect, edit, show --reveal, list --reveal, list\n"
-	  "--id-number and the sealing step of sync exit 77; list and show\n"
-	  "mask personal data.\n" },
+	  "locked, collect, edit, show --reveal, list --reveal and list\n"
+	  "--id-number exit 77; list and show mask personal data; sync\n"
+	  "uploads only what was sealed before (new changes wait for the\n"
+	  "unlock, with a warning).\n" },
 	{ "lock", ag_cmd_lock, "", "Lock the personal data now.", NULL },
 	{ "config", ag_cmd_config, "SETTING [VALUE]",
 	  "Show or set retention-days, lock-idle-seconds, max-failed-unlocks.",
