@@ -2215,9 +2215,14 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 		it->bx.n = 0;
 		/* The last line's values are all freed. */
 		gs_json_arena_reset(arena);
-		if (parse_object(l, n, &fields, why, sizeof(why)) != GS_OK)
+		/* Not JSON: a bad line.  Out of memory: not the line's
+		 * fault, and the import stops (below). */
+		if ((r = parse_object(l, n, &fields, why, sizeof(why))) !=
+		    GS_OK && r != GS_ENOMEM)
 			continue;
-		r = gs_record_validate(im->st->schema, im->f, fields, &p);
+		if (r == GS_OK)
+			r = gs_record_validate(im->st->schema, im->f, fields,
+			    &p);
 		if (r == GS_OK) {
 			drop_nulls(fields);
 			memcpy(it->uuid, c->ids[j][0], sizeof(it->uuid));
@@ -2324,8 +2329,10 @@ import_report(struct import *im, const struct import_item *it, int *parse)
 	int r;
 
 	*parse = 0;
-	if (parse_object(im->data + it->src, it->srclen, &fields, why,
-	    sizeof(why)) != GS_OK) {
+	if ((r = parse_object(im->data + it->src, it->srclen, &fields, why,
+	    sizeof(why))) != GS_OK) {
+		if (r == GS_ENOMEM)
+			return GS_FAIL(r, "line %zu: out of memory", it->line);
 		report(im->st, it->line, "", "parse", why);
 		*parse = 1;
 		return GS_OK;
@@ -2336,8 +2343,10 @@ import_report(struct import *im, const struct import_item *it, int *parse)
 		report_all(im->st, it->line, &p);
 		return GS_OK;
 	}
-	/* Valid after all (a reader found it bad): nothing to report. */
-	return r == GS_OK ? GS_DONE : r;
+	/* Valid after all: the two passes disagree.  Never skip it (the
+	 * rest would be saved without it): the import fails whole. */
+	return r == GS_OK ? GS_FAIL(GS_EINTERNAL, "line %zu: bad on the "
+	    "first reading, good on the second", it->line) : r;
 }
 
 int
@@ -2426,8 +2435,6 @@ inline_:
 			}
 			if (it->kind == ITEM_BAD) {
 				r = import_report(&im, it, &parse);
-				if (r == GS_DONE)
-					continue;
 				if (r != GS_OK)
 					goto out;
 				bad++;
