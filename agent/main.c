@@ -116,8 +116,10 @@ const struct ag_command ag_commands[] = {
 	  "batches and the pull's pages.\n"
 	  "Exit 0 when every batch is acked by a verified receipt, 75 when\n"
 	  "the platform is unreachable (everything kept for later), 77 when\n"
-	  "the device is revoked or not enrolled, 65 when the platform\n"
-	  "refused a batch for good (kept on the device; see status).\n"
+	  "the device is revoked or not enrolled, or locked with changes\n"
+	  "that wait for 'gridagent unlock' to be sealed (what was sealed\n"
+	  "is delivered all the same), 65 when the platform refused a\n"
+	  "batch for good (kept on the device; see status).\n"
 	  "--watch keeps going as coverage comes and goes: a cheap health\n"
 	  "probe with exponential backoff and full jitter capped at\n"
 	  "--max-backoff (default 300 s), a sync the moment it answers, and\n"
@@ -150,8 +152,8 @@ const struct ag_command ag_commands[] = {
 	  "the personal data on this device is gone for good.  While\n"
 	  "locked, collect, edit, show --reveal, list --reveal and list\n"
 	  "--id-number exit 77; list and show mask personal data; sync\n"
-	  "uploads only what was sealed before (new changes wait for the\n"
-	  "unlock, with a warning).\n" },
+	  "uploads only what was sealed before, and exits 77 when new\n"
+	  "changes wait for the unlock.\n" },
 	{ "lock", ag_cmd_lock, "", "Lock the personal data now.", NULL },
 	{ "config", ag_cmd_config, "SETTING [VALUE]",
 	  "Show or set retention-days, lock-idle-seconds, max-failed-unlocks.",

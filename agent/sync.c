@@ -1200,6 +1200,14 @@ final_result(struct run *x, int r)
 		    "change(s) refused by the platform; kept on this device",
 		    (unsigned long long)x->sum->rejected_batches,
 		    (unsigned long long)x->sum->rejected_records);
+	/* 0 says everything is acked: not while changes wait for the
+	 * unlock to be sealed (a script that wipes a device after a good
+	 * sync would lose them).  --watch goes on draining and says so
+	 * in its warnings instead. */
+	if (!x->o->watch && x->sum->unsent > 0 && ag_store_locked(x->st))
+		return GS_FAIL(GS_EPERM, "locked: %llu change(s) wait for "
+		    "'gridagent unlock' to be sealed; what was sealed is "
+		    "delivered", (unsigned long long)x->sum->unsent);
 	return GS_OK;
 }
 

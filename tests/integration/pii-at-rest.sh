@@ -94,7 +94,14 @@ expect_exit 77 "edit while locked (77)" ag edit "$u" phone=13800138000
 expect_exit 77 "show --reveal while locked (77)" ag show "$u" --reveal
 expect_exit 77 "list --reveal while locked (77)" ag list --reveal
 expect_exit 0 "list while locked (masked)" ag list person
-expect_exit 0 "sync while locked: nothing sealed, nothing lost" ag sync --json
+# 77, not 0 ("all acked"): 50 changes are not on the platform.
+expect_exit 77 "sync while locked: nothing sealed, nothing lost (77)" ag sync --json
+[ "$(json_get "$T_TMP/out" 'd["result"]')" = not_permitted ] &&
+	[ "$(json_get "$T_TMP/out" 'd["unsent"]')" = 50 ] &&
+	ok "... --json says not_permitted, 50 unsent" ||
+	fail "... --json says not_permitted, 50 unsent"
+grep -q "^gridagent: locked: 50 change(s) wait for 'gridagent unlock'" "$T_TMP/err" &&
+	ok "... and its last line says why" || fail "... and its last line says why"
 [ "$(json_get "$T_TMP/out" 'd["sealed_batches"]')" = 0 ] &&
 	ok "... 50 changes wait for unlock" || fail "... 50 changes wait for unlock"
 grep -q 'wait for' "$T_TMP/err" && ok "... and it says so" || fail "... and it says so"
