@@ -93,11 +93,34 @@ int
 gs_fail_at(const char *file, int line, const char *func, int code,
     const char *fmt, ...)
 {
+	char full[4 * sizeof(detail)];
 	va_list ap;
+	int n;
 
+	/*
+	 * Formatted apart from detail: a caller may quote the last detail
+	 * (GS_FAIL(r, "...: %s", gs_errmsg(r))), and vsnprintf into its own
+	 * argument garbled the line.  A line too long for detail (a path
+	 * of a few hundred bytes) keeps its start and its end, where the
+	 * cause ("unable to open database file") is, and drops the middle.
+	 */
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
+	n = vsnprintf(full, sizeof(full), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(full))
+		n = sizeof(full) - 1;
+	if ((size_t)n < sizeof(detail)) {
+		memcpy(detail, full, (size_t)n + 1);
+	} else {
+		size_t head = sizeof(detail) / 4, tail = sizeof(detail) -
+		    head - sizeof("...");
+
+		memcpy(detail, full, head);
+		memcpy(detail + head, "...", 3);
+		memcpy(detail + head + 3, full + n - tail, tail + 1);
+	}
 	detail_code = code;
 	gs_log(GS_LOG_DEBUG, "%s:%d %s: %s: %s", file, line, func,
 	    gs_error_code(code), detail);

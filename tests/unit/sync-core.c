@@ -61,6 +61,29 @@ test_error_detail(void **state)
 	assert_string_equal(gs_errmsg(GS_EIO), "input/output error");
 }
 
+/* A detail that quotes the last one, and one longer than the room. */
+static void
+test_error_detail_quote_long(void **state)
+{
+	char path[1200];
+	const char *m;
+
+	(void)state;
+	(void)GS_FAIL(GS_EIO, "the key bundle expired");
+	(void)GS_FAIL(GS_EBADSIG, "refused: %s", gs_errmsg(GS_EIO));
+	assert_string_equal(gs_errmsg(GS_EBADSIG),
+	    "refused: the key bundle expired");
+	memset(path, 'd', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	(void)GS_FAIL(GS_EDB, "/%s/agent.db: unable to open database file",
+	    path);
+	m = gs_errmsg(GS_EDB);
+	assert_true(strlen(m) < 512);
+	assert_true(strncmp(m, "/ddd", 4) == 0);
+	assert_non_null(strstr(m, "d...d"));
+	assert_non_null(strstr(m, "/agent.db: unable to open database file"));
+}
+
 static void
 test_buf_cap(void **state)
 {
@@ -275,6 +298,7 @@ main(void)
 		cmocka_unit_test(test_error_table),
 		cmocka_unit_test(test_error_table_complete),
 		cmocka_unit_test(test_error_detail),
+		cmocka_unit_test(test_error_detail_quote_long),
 		cmocka_unit_test(test_buf_cap),
 		cmocka_unit_test(test_buf_enomem),
 		cmocka_unit_test(test_buf_secret),
