@@ -164,6 +164,31 @@ check_url(const char *url)
 	return GS_OK;
 }
 
+/*
+ * Undoes an init that failed after the check that none of key_files
+ * existed: every one of them, and the store's journal files, were made
+ * by this init.  Left behind, they made every later init refuse ("already
+ * holds a deployment") and every other command say "no deployment": a
+ * full disk during init needed an admin to clean the home by hand.
+ */
+static void
+unmake_home(const char *home, int made_home)
+{
+	static const char *const extra[] = { "platform.db-wal",
+		"platform.db-shm", "platform.db-journal" };
+	char path[4096];
+	size_t i;
+
+	for (i = 0; i < sizeof(key_files) / sizeof(key_files[0]); i++)
+		if (path_in(home, key_files[i], path, sizeof(path)) == GS_OK)
+			(void)unlink(path);
+	for (i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		if (path_in(home, extra[i], path, sizeof(path)) == GS_OK)
+			(void)unlink(path);
+	if (made_home)
+		(void)rmdir(home);
+}
+
 int
 pf_init_home(const char *home, const char *public_url)
 {
@@ -176,6 +201,7 @@ pf_init_home(const char *home, const char *public_url)
 	struct stat sb;
 	size_t i;
 	char pkhex[2 * 32 + 1];
+	int made_home = 0;
 
 	if (public_url == NULL)
 		public_url = PF_DEFAULT_URL;
@@ -194,14 +220,18 @@ pf_init_home(const char *home, const char *public_url)
 			    "deployment (%s exists); refusing to overwrite",
 			    home, key_files[i]);
 	}
-	if (mkdir(home, 0700) != 0 && errno != EEXIST)
+	if (mkdir(home, 0700) == 0)
+		made_home = 1;
+	else if (errno != EEXIST)
 		return GS_FAIL(GS_EIO, "cannot create %s: %s", home,
 		    strerror(errno));
 	if (stat(home, &sb) != 0 || !S_ISDIR(sb.st_mode))
 		return GS_FAIL(GS_EIO, "%s is not a directory", home);
-	if (chmod(home, 0700) != 0)
-		return GS_FAIL(GS_EIO, "cannot chmod %s: %s", home,
+	if (chmod(home, 0700) != 0) {
+		r = GS_FAIL(GS_EIO, "cannot chmod %s: %s", home,
 		    strerror(errno));
+		goto out;
+	}
 
 	/* Keys first, store last: the store's meta rows are what marks the
 	 * deployment as complete, and they name the public keys, so a later
@@ -256,6 +286,8 @@ out:
 		r = pf_platform_open(home, &pf);
 		pf_platform_free(pf);
 	}
+	if (r != GS_OK)
+		unmake_home(home, made_home);
 	return r;
 }
 
