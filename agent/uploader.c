@@ -487,6 +487,25 @@ ag_http_error_body(
 		gs_strlcpy(msg, json_string_value(m), msglen);
 	if (json_is_string(code))
 		r = gs_error_from_code(json_string_value(code));
+	/*
+	 * A 5xx is the platform's own failure (its disk full, a bug), never
+	 * this device's: whatever code it names, the request is good and is
+	 * made again later, so it is a temporary failure here.  Taken as
+	 * its io_error, a platform with a full disk made every "sync" exit
+	 * 74 and every "sync --watch" stop, and its "database or disk is
+	 * full" read as this device's own disk.
+	 */
+	if (resp->status >= 500 && r != GS_EPROTOCOL &&
+	    gs_error_class(r) != GS_CLASS_RETRY) {
+		if (msglen > 0) {
+			char m2[512];
+
+			snprintf(m2, sizeof(m2), "the platform failed: %s (%s)",
+			    msg, gs_error_code(r));
+			gs_strlcpy(msg, m2, msglen);
+		}
+		r = GS_EBUSY;
+	}
 out:
 	if (r == GS_EPROTOCOL && msglen > 0 && msg[0] == '\0')
 		snprintf(msg, msglen, "HTTP %ld without an error object",
