@@ -403,6 +403,7 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 	size_t count = 0;
 	int r, n, ex = GS_EX_OK;
 
+	uuid[0] = '\0';
 	/* The file is residents' data in the clear. */
 	gs_buf_init_secret(&in, AG_MAX_IMPORT);
 	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
@@ -450,8 +451,18 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 			ex = gs_error_exit(r);
 	}
 out:
-	if (fflush(stdout) != 0 && ex == GS_EX_OK)
+	if (ex == GS_EX_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+		/* Saved all the same: say so, or the worker saves it again
+		 * (main would only say the output failed). */
+		if (uuid[0] != '\0')
+			fprintf(stderr, PROG ": saved %s, but cannot write its "
+			    "uuid to the output\n", uuid);
+		else
+			fprintf(stderr, PROG ": saved %zu records, but cannot "
+			    "write their uuids to the output\n", count);
+		clearerr(stdout);
 		ex = GS_EX_IOERR;
+	}
 	ag_store_close(st);
 	gs_buf_release(&in);
 	return ex;

@@ -9,6 +9,7 @@
  * 73/74 cannot create / I/O, 75 try later, 77 not permitted (also: the
  * home is not initialized, run init first).
  */
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -212,8 +213,8 @@ wipe_out_buf(void)
 	explicit_bzero(out_buf, sizeof(out_buf));
 }
 
-int
-main(int argc, char **argv)
+static int
+run(int argc, char **argv)
 {
 	struct ag_cli cli = { 0 };
 	const struct ag_command *c;
@@ -296,4 +297,28 @@ main(int argc, char **argv)
 	}
 	cli.cmd = c;
 	return c->fn(&cli, argc - i, argv + i);
+}
+
+/*
+ * What a command printed must have reached its reader.  With stdout
+ * closed, on /dev/full or a full disk, list, status and collect exited 74
+ * without a word, and --help and --version exited 0.  A command that
+ * reports its own output error (collect: saved, but its uuid unprinted)
+ * clears the stream's error flag.
+ */
+int
+main(int argc, char **argv)
+{
+	int ex = run(argc, argv), err = 0;
+
+	if (fflush(stdout) != 0)
+		err = errno;
+	else if (ferror(stdout))
+		err = EIO;
+	if (err != 0 && (ex == GS_EX_OK || ex == GS_EX_IOERR)) {
+		fprintf(stderr, "gridagent: cannot write the output: %s\n",
+		    strerror(err));
+		ex = GS_EX_IOERR;
+	}
+	return ex;
 }

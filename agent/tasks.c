@@ -65,15 +65,13 @@ ag_cmd_tasks(struct ag_cli *cli, int argc, char **argv)
 	if (r != GS_DONE)
 		goto out;
 	r = GS_OK;
-	if (json) {
-		if (json_dumpf(arr, stdout, JSON_INDENT(2)) != 0 ||
-		    fputc('\n', stdout) == EOF)
-			r = GS_FAIL(GS_EIO, "cannot write the output");
-	}
+	/* An output error is main's to report (main.c). */
+	if (json && json_dumpf(arr, stdout, JSON_INDENT(2)) == 0)
+		(void)fputc('\n', stdout);
 out:
 	gs_stmt_finalize(s);
 	json_decref(arr);
 	ag_store_close(st);
-	return r != GS_OK ? ag_cli_error(r) : fflush(stdout) == 0 ?
-	    GS_EX_OK : GS_EX_IOERR;
+	return r != GS_OK ? ag_cli_error(r) : fflush(stdout) == 0 &&
+	    !ferror(stdout) ? GS_EX_OK : GS_EX_IOERR;
 }

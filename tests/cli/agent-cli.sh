@@ -299,4 +299,26 @@ done
 check "user_version set back: left as it was" cmp -s "$S/agent.db" \
     "$T_TMP/setback.db"
 
+# ---- output nobody can read (a full disk, stdout closed): 74 and one
+# line, and a save says it was saved, so that it is not saved twice.
+H=$T_TMP/out-home
+"$A" --home "$H" init --grid 440307001001 --worker W0001 \
+	--passphrase-file "$PASS" >/dev/null 2>&1
+n0=$("$A" --home "$H" list --json 2>/dev/null | wc -l)
+expect_exit 74 "collect to /dev/full exits 74" sh -c '"$0" --home "$1" \
+    collect person name=张三 pop_type=REGISTERED id_number=$2 address=x \
+    >/dev/full' "$A" "$H" "$ID_OK"
+check "... saying it saved the record" grep -q \
+    '^gridagent: saved [0-9a-f-]*, but cannot write its uuid' "$T_TMP/err"
+u=$(sed -n 's/^gridagent: saved \([0-9a-f-]*\),.*/\1/p' "$T_TMP/err")
+check "... which is saved once" test "$("$A" --home "$H" list --json |
+    grep -c "\"$u\"")" -eq 1 -a "$("$A" --home "$H" list --json |
+    wc -l)" -eq $((n0 + 1))
+for c in "list --json" "status --json" --version; do
+	expect_exit 74 "$c with stdout closed exits 74" sh -c \
+	    '"$0" --home "$1" $2 >&-' "$A" "$H" "$c"
+	check "... one line saying so" sh -c 'test "$(wc -l <"$1")" = 1 &&
+	    grep -q "^gridagent: cannot write the output" "$1"' - "$T_TMP/err"
+done
+
 done_testing
