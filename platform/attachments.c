@@ -1175,7 +1175,8 @@ cmd_list(struct pf_platform *pf, int json, int missing_only)
 		    (long long)c.records, (long long)c.complete,
 		    (long long)c.incomplete, (long long)c.expected,
 		    (long long)c.present);
-	return fflush(stdout) == 0 ? GS_OK : GS_FAIL(GS_EIO, "stdout");
+	return fflush(stdout) == 0 ? GS_OK : GS_FAIL(GS_EIO,
+	    "cannot write the output");
 }
 
 json_t *

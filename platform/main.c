@@ -7,6 +7,7 @@
  * exit code comes from the error table (sysexits).  Read commands take
  * --json.  The program is thin: the work is in libgridplatform.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,7 +294,13 @@ cmd_serve(const char *home, int argc, char **argv)
 		printf("listening on http://[%s]:%u\n", host, port);
 	else
 		printf("listening on http://%s:%u\n", host, port);
-	fflush(stdout);
+	/* A server run with stdout closed still serves, and says where in
+	 * its log; its exit is not an output error. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		gs_log(GS_LOG_WARNING, "listening on port %u, but cannot "
+		    "write that to the output: %s", port, strerror(errno));
+		clearerr(stdout);
+	}
 	gs_log(GS_LOG_INFO, "serving deployment %s", home);
 	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
 		; /* nothing to reload yet */
@@ -344,7 +351,14 @@ cmd_enroll(const char *home, int argc, char **argv)
 	r = pf_enroll_create(pf, worker, name, grid, ttl, &code);
 	if (r == GS_OK) {
 		printf("%s\n", code.data);
-		fflush(stdout);
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			/* The code is stored but was seen by no one: it
+			 * expires unused. */
+			r = fail(GS_FAIL(GS_EIO, "cannot write the enrollment "
+			    "code to the output (%s): make a new one",
+			    strerror(errno)));
+			clearerr(stdout);
+		}
 	} else {
 		r = fail(r);
 	}
@@ -574,8 +588,8 @@ static const struct {
 	{ "keys", pf_cmd_keys },
 };
 
-int
-main(int argc, char **argv)
+static int
+run(int argc, char **argv)
 {
 	const char *home_opt = NULL;
 	char *home = NULL;
@@ -635,5 +649,25 @@ main(int argc, char **argv)
 		return fail(r);
 	r = commands[k].fn(home, argc - i, argv + i);
 	gs_free(home);
+	return r;
+}
+
+/*
+ * What a command printed must have reached its reader: with stdout
+ * closed, on /dev/full or a full disk, devices, stats, keys and even
+ * enroll (its one-time code unseen) exited 0.
+ */
+int
+main(int argc, char **argv)
+{
+	int r = run(argc, argv), err = 0;
+
+	if (fflush(stdout) != 0)
+		err = errno;
+	else if (ferror(stdout))
+		err = EIO;
+	if (err != 0 && r == 0)
+		r = fail(GS_FAIL(GS_EIO, "cannot write the output: %s",
+		    strerror(err)));
 	return r;
 }

@@ -553,7 +553,8 @@ pf_cmd_reconcile(struct pf_platform *pf, int argc, char **argv)
 		printf("\n%zu device(s), %zu issue(s)%s\n",
 		    json_array_size(devs), issues, issues ? ": an admin is "
 		    "needed" : ": nothing missing, nothing waiting");
-		r = fflush(stdout) == 0 ? GS_OK : GS_FAIL(GS_EIO, "stdout");
+		r = fflush(stdout) == 0 ? GS_OK : GS_FAIL(GS_EIO,
+		    "cannot write the output");
 	}
 out:
 	json_decref(devs);

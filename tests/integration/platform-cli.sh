@@ -288,6 +288,22 @@ check "... the form, v2" grep -q "form  *event  *v2" "$T_TMP/out"
 check "... and not 'no reference data published'" sh -c \
 	'! grep -q "no reference data published" "$1"' - "$T_TMP/out"
 
+# Output nobody can read (a full disk, stdout closed) is an I/O error,
+# one line, never exit 0 with nothing shown: least of all enroll's code.
+for c in "devices --json" "reconcile --json" stats keys reference --version; do
+	expect_exit 74 "$c to /dev/full exits 74" sh -c \
+	    '"$0" --home "$1" $2 >/dev/full' "$PF" "$H" "$c"
+	check "... one line saying so" sh -c 'test "$(wc -l <"$1")" = 1 &&
+	    grep -q "^gridplatform: cannot write the output" "$1"' - "$T_TMP/err"
+done
+expect_exit 74 "devices with stdout closed exits 74" sh -c \
+    '"$0" --home "$1" devices --json >&-' "$PF" "$H"
+expect_exit 74 "enroll to /dev/full exits 74" sh -c '"$0" --home "$1" \
+    enroll --worker w9 --name x --grid 440307001001 >/dev/full' "$PF" "$H"
+check "... saying the code was not shown" grep -q \
+    '^gridplatform: cannot write the enrollment code.*make a new one' \
+    "$T_TMP/err"
+
 kill -TERM "$PF_PID"
 wait "$PF_PID"
 rc=$?
