@@ -215,7 +215,14 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 	if (fflush(stdout) != 0)
 		return GS_EX_IOERR;
 	if (r != GS_OK) {
-		if (gs_error_class(r) == GS_CLASS_RETRY)
+		if (gs_error_class(r) == GS_CLASS_RETRY && stop_requested)
+			fprintf(stderr,
+			    "%s: stopped by a signal; %llu batch(es) and "
+			    "%llu unsent change(s) kept for later\n",
+			    gs_log_program(),
+			    (unsigned long long)sum.pending_batches,
+			    (unsigned long long)sum.unsent);
+		else if (gs_error_class(r) == GS_CLASS_RETRY)
 			fprintf(stderr,
 			    "%s: platform unreachable (%s); "
 			    "%llu batch(es) and %llu unsent change(s) kept "

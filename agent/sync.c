@@ -1320,6 +1320,12 @@ ag_sync_run(struct ag_store *st, const struct ag_sync_opts *o,
 	if (x.dev != NULL && x.dev->revoked && ag_store_protected(st))
 		(void)ag_keys_destroy(st, "the platform revoked this device");
 	(void)ag_purge(st, -1, gs_now_ms(), NULL);
+	/* Stopped by a signal: say so.  The transfer it cut may have been
+	 * the page ahead's, on the pull's second thread, whose detail this
+	 * thread never sees: a stop during the pull read "platform
+	 * unreachable (platform unreachable)". */
+	if (r != GS_OK && is_transient(r) && stopped(&x))
+		r = GS_FAIL(GS_ENETWORK, "stopped by a signal");
 	r = final_result(&x, r);
 out:
 	if (x.db != NULL && !synced) {

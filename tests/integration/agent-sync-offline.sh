@@ -3,7 +3,7 @@
 # down exits 75 and keeps everything, then succeeds once it is up; a bare
 # 200, a forged receipt or a proxy's error page never acks a batch;
 # `sync --watch` probes with backoff and syncs the moment the platform is
-# back, and stops cleanly on SIGTERM.
+# back, and stops cleanly on SIGTERM; a sync stopped mid-pull says so.
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
@@ -185,5 +185,29 @@ cmp -s "$T_TMP/a" "$T_TMP/p" && ok "both sides hold the same 807" ||
 	fail "both sides hold the same 807"
 agent_integrity "$AH" && ok "agent store integrity_check ok" ||
 	fail "agent store integrity_check ok"
+
+# ---- SIGTERM while a new device pulls the 807 through a slow link: 75,
+# saying it was stopped (it said "platform unreachable (platform
+# unreachable)"), and the next sync brings the rest, each record once.
+counting_proxy "$T_TMP/slow.stats" --delay-ms 100
+AH2=$T_TMP/ag2
+code=$(pf enroll --worker w002 --name 李四 --grid 110101001 --ttl 600)
+"$GRIDAGENT" --home "$AH2" enroll "$code" --platform "$PX_URL" \
+	--passphrase-file "$AG_PASS" >/dev/null 2>&1 || fail "enroll a second device"
+"$GRIDAGENT" --home "$AH2" sync >"$T_TMP/slow.out" 2>"$T_TMP/slow.err" &
+S=$!
+sleep 1
+kill -TERM "$S"
+wait "$S"
+rc=$?
+[ "$rc" -eq 75 ] && ok "SIGTERM mid-pull: sync exits 75" ||
+	fail "SIGTERM mid-pull: sync exits 75 (exit $rc)"
+grep -q '^gridagent: stopped by a signal' "$T_TMP/slow.err" &&
+	ok "... saying it was stopped" || fail "... saying it was stopped"
+"$GRIDAGENT" --home "$AH2" sync >/dev/null 2>&1 &&
+	ok "the next sync completes" || fail "the next sync completes"
+"$GRIDAGENT" --home "$AH2" list --json | uuids_of >"$T_TMP/a2"
+cmp -s "$T_TMP/a2" "$T_TMP/p" && ok "the second device holds the 807 once" ||
+	fail "the second device holds the 807 once"
 
 done_testing
