@@ -41,6 +41,7 @@
 #include "crypt.h"
 #include "crypto.h"
 #include "db.h"
+#include "ids.h"
 #include "json.h"
 #include "keys.h"
 #include "reference.h"
@@ -2673,6 +2674,36 @@ add_counts(struct gs_db *db, const char *sql, json_t *obj)
 	return r == GS_DONE ? GS_OK : r;
 }
 
+
+/*
+ * A path as a JSON string.  A path is bytes and JSON text is UTF-8:
+ * json_string refused a home such as /data/\377x, and status --json said
+ * "out of memory".  Each byte that is not UTF-8 shows as U+FFFD.
+ */
+static json_t *
+json_path(const char *p)
+{
+	struct gs_utf8_scan sc;
+	struct gs_buf b;
+	size_t n = strlen(p);
+	json_t *j = NULL;
+	int r = GS_OK;
+
+	if (gs_utf8_scan(p, n, &sc) == 0)
+		return json_string(p);
+	gs_buf_init(&b, 3 * n + 1);
+	while (r == GS_OK && gs_utf8_scan(p, n, &sc) != 0) {
+		if ((r = gs_buf_append(&b, p, sc.bad_at)) == GS_OK)
+			r = gs_buf_puts(&b, "\xef\xbf\xbd");
+		p += sc.bad_at + 1;
+		n -= sc.bad_at + 1;
+	}
+	if (r == GS_OK && gs_buf_append(&b, p, n) == GS_OK)
+		j = json_string(b.data);
+	gs_buf_release(&b);
+	return j;
+}
+
 int
 ag_store_status(struct ag_store *st, json_t *into)
 {
@@ -2719,7 +2750,7 @@ ag_store_status(struct ag_store *st, json_t *into)
 	r = ag_store_meta_get(st, "created_at", &created);
 	if (r != GS_OK && r != GS_ENOTFOUND)
 		goto out;
-	if (json_object_set_new(into, "home", json_string(st->home)) != 0 ||
+	if (json_object_set_new(into, "home", json_path(st->home)) != 0 ||
 	    json_object_set_new(into, "worker", json_string(st->worker))
 	    != 0 ||
 	    json_object_set_new(into, "grid", json_string(st->grid)) != 0 ||

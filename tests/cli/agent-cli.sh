@@ -314,6 +314,16 @@ u=$(sed -n 's/^gridagent: saved \([0-9a-f-]*\),.*/\1/p' "$T_TMP/err")
 check "... which is saved once" test "$("$A" --home "$H" list --json |
     grep -c "\"$u\"")" -eq 1 -a "$("$A" --home "$H" list --json |
     wc -l)" -eq $((n0 + 1))
+# A home whose path is not UTF-8 (a path is bytes): status --json said
+# "out of memory".
+NU=$T_TMP/$(printf 'bad\377x')
+"$A" --home "$NU" init --grid 440307001001 --worker W0001 \
+	--passphrase-file "$PASS" >/dev/null 2>&1
+expect_exit 0 "status --json of a home that is not UTF-8" "$A" --home "$NU" \
+	status --json
+check "... is JSON" python3 -c 'import json, sys; json.load(open(sys.argv[1]))' \
+	"$T_TMP/out"
+
 for c in "list --json" "status --json" --version; do
 	expect_exit 74 "$c with stdout closed exits 74" sh -c \
 	    '"$0" --home "$1" $2 >&-' "$A" "$H" "$c"
