@@ -647,6 +647,32 @@ db_path(const char *home)
 	return p;
 }
 
+/*
+ * SQLite's unix files take paths of at most 512 bytes, made absolute, and
+ * the store's rollback journal is its path and "-journal": a home whose
+ * absolute path is longer than HOME_MAX fails to open, and init left an
+ * empty agent.db behind.  Checked before anything is made.
+ */
+#define HOME_MAX (512 - (int)sizeof("/" DB_NAME "-journal") + 1)
+
+static int
+home_fits(const char *home)
+{
+	char cwd[PATH_MAX];
+	size_t n = strlen(home);
+
+	if (home[0] != '/') {
+		if (getcwd(cwd, sizeof(cwd)) == NULL)
+			return GS_FAIL(GS_EIO, "getcwd: %s", strerror(errno));
+		n += strlen(cwd) + 1;
+	}
+	if (n > HOME_MAX)
+		return GS_FAIL(GS_EINVAL, "the home path is %zu bytes long "
+		    "(absolute); the store's files allow at most %d", n,
+		    HOME_MAX);
+	return GS_OK;
+}
+
 /* Opens agent.db at path (which must exist) and prepares everything. */
 static int
 store_new(const char *home, const char *path, int dbflags,
@@ -779,7 +805,7 @@ ag_store_init(const char *home, const char *grid, const char *worker,
 	    (worker != NULL && strlen(worker) >= sizeof(st->worker)))
 		return GS_FAIL(GS_EINVAL, "grid and worker are at most %zu "
 		    "bytes", sizeof(st->grid) - 1);
-	if ((r = make_dirs(home)) != GS_OK)
+	if ((r = home_fits(home)) != GS_OK || (r = make_dirs(home)) != GS_OK)
 		return r;
 	if ((path = db_path(home)) == NULL)
 		return GS_FAIL(GS_ENOMEM, "init: out of memory");
@@ -839,6 +865,8 @@ ag_store_open(const char *home, struct ag_store **out)
 	if (home == NULL || home[0] == '\0')
 		return GS_FAIL(GS_EINVAL, "no home directory (use --home or "
 					  "set GRIDAGENT_HOME)");
+	if ((r = home_fits(home)) != GS_OK)
+		return r;
 	if ((path = db_path(home)) == NULL)
 		return GS_FAIL(GS_ENOMEM, "open: out of memory");
 	/* Look before opening: SQLite would create an empty database, and a

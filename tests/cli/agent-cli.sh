@@ -331,4 +331,26 @@ for c in "list --json" "status --json" --version; do
 	    grep -q "^gridagent: cannot write the output" "$1"' - "$T_TMP/err"
 done
 
+# A home longer than the store's files allow (SQLite: 512 bytes with the
+# "-journal" suffix): refused before anything is made.  init failed with
+# a cut-off path and left an empty agent.db behind.
+# long_home N: a path under $T_TMP of exactly N bytes, in short parts.
+long_home() {
+	p="$T_TMP/lh"
+	while [ ${#p} -lt $(($1 - 60)) ]; do
+		p="$p/dddddddddddddddddddddddddddddddddddddddddddddddd"
+	done
+	while [ ${#p} -lt "$1" ]; do p="${p}e"; done
+	echo "$p"
+}
+LH=$(long_home 496)
+expect_exit 64 "init of a 496-byte home is refused (64)" "$A" --home "$LH" \
+	init --passphrase-file "$PASS"
+check "... one line saying how long it may be" sh -c 'test "$(wc -l <"$1")" = 1 &&
+	grep -q "at most 495" "$1"' - "$T_TMP/err"
+check "... and nothing is made" test ! -e "$T_TMP/lh"
+expect_exit 64 "... status there says the same" "$A" --home "$LH" status
+expect_exit 0 "a 495-byte home works" "$A" --home "$(long_home 495)" init \
+	--passphrase-file "$PASS"
+
 done_testing
