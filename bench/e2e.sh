@@ -196,6 +196,18 @@ each receipt (agent/sync.c).
 Targets (issue 3): at least 50,000 records/s end to end and at most 150
 bytes on the wire per ~400-byte record in full batches.
 
+Machines: the two cores are not always the same machine, nor equally
+fast.  Session 11's run (2026-11-27 07:03 UTC, AMD EPYC, commit 6c065cd):
+30,265 records/s all in (5 runs: 27,598-30,989), CPU seconds 1.24; 1.81,
+2.00.  Session 12's (09:07 UTC, an Intel Xeon VM, commit b15843c): the
+table above.  On that VM a single run of 6c065cd took about 3.0 s for
+100,000 records at 08:22 UTC, and runs of 6c065cd and b15843c in turn
+took 4.4-4.8 s each at 09:10: the VM's speed moved by half within the
+hour, while the instructions per record under callgrind moved by under
+1% between the two commits (agent sync 122.2k -> 123.2k, platform
+111.1k -> 111.8k, bulk collect 77.3k -> 78.0k: session 12's wipes of
+freed memory).
+
 Before -> after this round (issue 3, helper "ingest"), the same hour,
 100,000 persons, load average 7-10 on two shared cores: 041507f: 2,499
 records/s all in, sync 32.51 s (3,075 records/s), CPU seconds agent sync
