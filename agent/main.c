@@ -9,7 +9,6 @@
  * 73/74 cannot create / I/O, 75 try later, 77 not permitted (also: the
  * home is not initialized, run init first).
  */
-#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "cli.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "gridagent.h"
 #include "json.h"
 #include "pull.h"
@@ -309,12 +309,8 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	int ex = run(argc, argv), err = 0;
+	int ex = run(argc, argv), err = gs_stdout_error();
 
-	if (fflush(stdout) != 0)
-		err = errno;
-	else if (ferror(stdout))
-		err = EIO;
 	if (err != 0 && (ex == GS_EX_OK || ex == GS_EX_IOERR)) {
 		fprintf(stderr, "gridagent: cannot write the output: %s\n",
 		    strerror(err));

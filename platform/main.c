@@ -660,12 +660,8 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	int r = run(argc, argv), err = 0;
+	int r = run(argc, argv), err = gs_stdout_error();
 
-	if (fflush(stdout) != 0)
-		err = errno;
-	else if (ferror(stdout))
-		err = EIO;
 	if (err != 0 && r == 0)
 		r = fail(GS_FAIL(GS_EIO, "cannot write the output: %s",
 		    strerror(err)));

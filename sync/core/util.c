@@ -182,3 +182,11 @@ gs_strlcpy(char *out, const char *src, size_t outlen)
 	}
 	return n;
 }
+
+int
+gs_stdout_error(void)
+{
+	if (fflush(stdout) != 0)
+		return errno != 0 ? errno : EIO;
+	return ferror(stdout) ? EIO : 0;
+}

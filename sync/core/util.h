@@ -31,6 +31,11 @@ void gs_time_format(char *out, size_t outlen, int64_t ms);
  * Strict decimal parsing of a whole string: no sign for the unsigned one,
  * no leading space, no trailing junk, range checked.  GS_OK or GS_EINVAL.
  */
+/* Flushes stdout: 0 when all it was given reached its file, else the
+ * errno of the write that failed (EIO when an earlier one did).  The
+ * programs' main() calls it last: output nobody could read is an error. */
+int gs_stdout_error(void);
+
 int gs_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int gs_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
