@@ -475,7 +475,14 @@ ag_http_error_body(
 
 	if (msglen > 0)
 		msg[0] = '\0';
-	if (resp->body.len == 0)
+	/*
+	 * Only a 4xx or 5xx answer carries an error object.  A redirect,
+	 * a 1xx or a 2xx other than the one expected is outside the
+	 * protocol, whatever its body says: believed, a 302 whose body
+	 * named "not_found" made "sync" exit 65 as if the platform had
+	 * refused the data, where everything was kept for later (75).
+	 */
+	if (resp->body.len == 0 || resp->status < 400 || resp->status > 599)
 		goto out;
 	root = json_loadb(resp->body.data, resp->body.len, 0, &je);
 	if (root == NULL || (err = json_object_get(root, "error")) == NULL ||
@@ -508,8 +515,9 @@ ag_http_error_body(
 	}
 out:
 	if (r == GS_EPROTOCOL && msglen > 0 && msg[0] == '\0')
-		snprintf(msg, msglen, "HTTP %ld without an error object",
-		    resp->status);
+		snprintf(msg, msglen, resp->status >= 400 ?
+		    "HTTP %ld without an error object" :
+		    "HTTP %ld outside the protocol", resp->status);
 	json_decref(root);
 	return r;
 }
@@ -724,10 +732,12 @@ ag_upload_batch_follows(struct ag_http *h, const struct ag_device *dev,
 		r = GS_OK;
 		goto out;
 	}
+	/* Kept for later, so the reason is a temporary one whatever code
+	 * the answer named (a 429 naming "not_found" is no refusal). */
 	res->outcome = AG_UPLOAD_RETRY;
 	res->retry_after_ms = resp.retry_after_ms;
 	set_reason(res,
-	    code == GS_EPROTOCOL || code == GS_OK ? GS_EPROTOCOL : code,
+	    gs_error_class(code) == GS_CLASS_RETRY ? code : GS_EPROTOCOL,
 	    "HTTP %ld: %s", resp.status, msg);
 	r = GS_OK;
 out:

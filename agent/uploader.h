@@ -92,7 +92,8 @@ void ag_http_set_transport(ag_http_transport_fn fn, void *ctx);
 /*
  * Reads {"error":{"code":"...","message":"..."}} from an error answer.
  * Returns the error number for the machine code (gs_error_from_code;
- * GS_EPROTOCOL when the body is not such an object) and copies the
+ * GS_EPROTOCOL when the body is not such an object, or the status is not
+ * 4xx or 5xx: a redirect's body is never believed) and copies the
  * message into msg.  A 5xx answer naming a code that is not a temporary
  * one gives GS_EBUSY, and msg says the platform failed.
  */
