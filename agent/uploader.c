@@ -334,7 +334,15 @@ map_curl(struct ag_http *h, CURLcode rc, const char *url)
 	case CURLE_OPERATION_TIMEDOUT:
 		return GS_FAIL(GS_ETIMEOUT, "%s: %s", url, why);
 	case CURLE_OUT_OF_MEMORY:
-		return GS_FAIL(GS_ENOMEM, "%s: %s", url, why);
+		/*
+		 * libcurl (7.x) also says "out of memory" when one header
+		 * line of the answer exceeds its 100 KiB cap: the peer's
+		 * doing, not this device's.  Taken as our ENOMEM, a single
+		 * 1 MiB header line made "sync" exit 70 (internal error);
+		 * everything is kept, so it is a temporary failure.
+		 */
+		return GS_FAIL(GS_EPROTOCOL, "%s: answer headers too large "
+		    "(libcurl: %s)", url, why);
 	case CURLE_ABORTED_BY_CALLBACK:
 		return GS_FAIL(GS_ENETWORK, "%s: cancelled", url);
 	case CURLE_WRITE_ERROR:

@@ -271,6 +271,8 @@ unmitm
 	fail "a redirect was followed: $(head -n 3 "$T_TMP/sink.err")"
 
 # ---- headers
+hostile 75 "batch answer with one 1 MiB header line" onehdr /batches
+hostile 75 "health answer with one 1 MiB header line" onehdr /health
 hostile 75 "pull answer with 1 MiB of header lines" manyhdr /pull
 
 # ---- bodies
