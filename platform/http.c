@@ -5,15 +5,20 @@
  * Hardening follows research/reliability-anchors.md 4.1 and 5.1: MHD's
  * connection timeout only measures inactivity, so a client that dribbles
  * a body byte by byte is cut off by our own wall-clock deadline, and the
- * per-IP and total connection caps bound what slow clients can hold.
+ * per-IP and total connection caps bound what slow clients can hold.  A
+ * client that dribbles its headers is never idle either, and never reaches
+ * a handler: a watchdog thread cuts a connection whose request headers are
+ * not in within the header deadline.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -26,10 +31,30 @@
 #include "http.h"
 #include "core/banned.h"
 
+/*
+ * One open connection as the header watchdog sees it, from MHD's notice
+ * that it started to the one that it closed (MHD closes the socket only
+ * after that notice, so under mu the fd is still this connection's).
+ */
+struct conn_watch {
+	struct conn_watch *prev, *next;
+	int fd;
+	int waiting;	  /* the headers of a request are not all in yet */
+	int cut;	  /* already shut down by the watchdog */
+	int64_t since_us; /* connection opened, or its last answer sent */
+	char ip[INET6_ADDRSTRLEN];
+};
+
 struct pf_http {
 	struct MHD_Daemon *d;
 	struct pf_http_handler h;
 	struct pf_http_config c;
+	pthread_mutex_t mu; /* guards conns and stopping */
+	pthread_cond_t cv;
+	struct conn_watch *conns;
+	int stopping;
+	int watching; /* the watchdog thread runs */
+	pthread_t watchdog;
 };
 
 /*
@@ -55,6 +80,7 @@ pf_http_config_init(struct pf_http_config *c)
 	c->max_conns = 512;
 	c->max_conns_ip = 8;
 	c->idle_timeout = 30;
+	c->header_deadline = 60;
 	c->body_deadline = 120;
 	/* Tests only (tests/integration/hostile-*.sh): a slow sender must be
 	 * shown to be dropped in seconds, not in two minutes. */
@@ -64,6 +90,9 @@ pf_http_config_init(struct pf_http_config *c)
 
 		if (e != NULL && gs_parse_u64(e, 3600, &v) == GS_OK && v > 0)
 			c->body_deadline = (unsigned int)v;
+		e = getenv("GRIDPLATFORM_HEADER_DEADLINE");
+		if (e != NULL && gs_parse_u64(e, 3600, &v) == GS_OK && v > 0)
+			c->header_deadline = (unsigned int)v;
 		/* bench/load.sh: 200 simulated devices share one loopback
 		 * address, which the per-address cap exists to limit. */
 		e = getenv("GRIDPLATFORM_PER_IP_LIMIT");
@@ -215,6 +244,107 @@ client_ip(struct MHD_Connection *conn, char *out, size_t outlen)
 }
 
 /*
+ * The header watchdog.  MHD's connection timeout only measures
+ * inactivity, and a client that sends its headers one byte a second is
+ * never idle and never reaches on_request: it held its connection (one of
+ * the 8 per address, 512 in all) for as long as it liked.  Each
+ * connection is watched from its start, and again from each answer sent
+ * on it (the next request's headers); a connection whose headers are not
+ * all in within header_deadline seconds is shut down, and MHD closes it.
+ */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct pf_http *s = cls;
+	struct conn_watch *w = *socket_ctx;
+	const union MHD_ConnectionInfo *ci;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		/* Not watched when out of memory: the caps still hold. */
+		if (ci == NULL || (w = gs_calloc(1, sizeof(*w))) == NULL)
+			return;
+		w->fd = ci->connect_fd;
+		w->waiting = 1;
+		w->since_us = gs_mono_us();
+		client_ip(conn, w->ip, sizeof(w->ip));
+		(void)pthread_mutex_lock(&s->mu);
+		w->next = s->conns;
+		if (s->conns != NULL)
+			s->conns->prev = w;
+		s->conns = w;
+		(void)pthread_mutex_unlock(&s->mu);
+		*socket_ctx = w;
+		return;
+	}
+	if (w == NULL)
+		return;
+	(void)pthread_mutex_lock(&s->mu);
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		s->conns = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	(void)pthread_mutex_unlock(&s->mu);
+	gs_free(w);
+	*socket_ctx = NULL;
+}
+
+/* The headers of conn's request are in (waiting 0), or its answer went
+ * out and the next request's are awaited (waiting 1). */
+static void
+watch_headers_in(struct pf_http *s, struct MHD_Connection *conn, int waiting)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct conn_watch *w;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci == NULL || (w = ci->socket_context) == NULL)
+		return;
+	(void)pthread_mutex_lock(&s->mu);
+	w->waiting = waiting;
+	w->since_us = gs_mono_us();
+	(void)pthread_mutex_unlock(&s->mu);
+}
+
+static void *
+watchdog(void *arg)
+{
+	struct pf_http *s = arg;
+	struct conn_watch *w;
+	struct timespec ts;
+	int64_t limit = (int64_t)s->c.header_deadline * 1000000;
+
+	(void)pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		for (w = s->conns; w != NULL; w = w->next) {
+			if (!w->waiting || w->cut ||
+			    gs_mono_us() - w->since_us <= limit)
+				continue;
+			/* Not close(): the fd stays MHD's, which sees the
+			 * connection end and closes it. */
+			(void)shutdown(w->fd, SHUT_RDWR);
+			w->cut = 1;
+			gs_log(GS_LOG_WARNING, "connection from %s: request "
+			    "headers too slow (over %u s), connection closed",
+			    w->ip, s->c.header_deadline);
+		}
+		(void)clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		(void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	}
+	(void)pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/*
  * Runs the handler on a complete request and queues its answer.  The
  * per-thread error detail is cleared first, so a message left by an
  * earlier request on this pool thread can never leak into this answer.
@@ -294,6 +424,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			return MHD_NO;
 		*con_cls = st;
 		st->start_us = gs_mono_us();
+		watch_headers_in(s, conn, 0);
 		client_ip(conn, st->ip, sizeof(st->ip));
 		st->max = s->h.body_max(s->h.ctx, method, url);
 		gs_buf_init(&st->body, st->max);
@@ -370,11 +501,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct req_state *st = *con_cls;
 
-	(void)cls;
-	(void)conn;
 	(void)toe;
 	if (st == NULL)
 		return;
+	/* A kept-alive connection waits for the next request's headers. */
+	watch_headers_in(cls, conn, 1);
 	gs_buf_release(&st->body);
 	gs_free(st);
 	*con_cls = NULL;
@@ -435,6 +566,8 @@ pf_http_start(const struct pf_http_config *c,
 	}
 	s->h = *h;
 	s->c = *c;
+	(void)pthread_mutex_init(&s->mu, NULL);
+	(void)pthread_cond_init(&s->cv, NULL);
 	/*
 	 * Hardening of research 4.1: a pool of threads (handlers may block
 	 * on the store's lock), total and per-address connection caps (the
@@ -453,11 +586,19 @@ pf_http_start(const struct pf_http_config *c,
 	    /* Bounds the request line and headers. */
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)s,
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
 		r = GS_FAIL(GS_EIO, "cannot listen on %s (address in use, "
 		    "not local, or not permitted)", c->listen);
 		goto out;
+	}
+	if (c->header_deadline != 0) {
+		if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "header watchdog thread");
+			goto out;
+		}
+		s->watching = 1;
 	}
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	*port_out = di != NULL ? di->port : port;
@@ -465,8 +606,7 @@ pf_http_start(const struct pf_http_config *c,
 	s = NULL;
 	r = GS_OK;
 out:
-	if (s != NULL)
-		gs_free(s);
+	pf_http_stop(s);
 	return r;
 }
 
@@ -475,6 +615,18 @@ pf_http_stop(struct pf_http *s)
 {
 	if (s == NULL)
 		return;
-	MHD_stop_daemon(s->d);
+	/* The watchdog first: it must not shut down a socket that MHD is
+	 * closing. */
+	if (s->watching) {
+		(void)pthread_mutex_lock(&s->mu);
+		s->stopping = 1;
+		(void)pthread_cond_signal(&s->cv);
+		(void)pthread_mutex_unlock(&s->mu);
+		(void)pthread_join(s->watchdog, NULL);
+	}
+	if (s->d != NULL)
+		MHD_stop_daemon(s->d);
+	(void)pthread_cond_destroy(&s->cv);
+	(void)pthread_mutex_destroy(&s->mu);
 	gs_free(s);
 }

@@ -59,11 +59,16 @@ struct pf_http_config {
 	unsigned int max_conns;      /* total connection limit */
 	unsigned int max_conns_ip;   /* per client address */
 	unsigned int idle_timeout;   /* seconds of inactivity before closing */
+	unsigned int header_deadline; /* seconds a request's headers may take,
+					 from the connection's start or its
+					 last answer; 0: no limit */
 	unsigned int body_deadline;  /* seconds a request may take to upload */
 };
 
 /* Fills the defaults: 127.0.0.1:8480, 4 threads, 512 / 8 connections,
- * 30 s idle timeout, 120 s body deadline. */
+ * 30 s idle timeout, 60 s header deadline, 120 s body deadline
+ * ($GRIDPLATFORM_HEADER_DEADLINE and $GRIDPLATFORM_BODY_DEADLINE, for
+ * tests, override the deadlines). */
 void pf_http_config_init(struct pf_http_config *c);
 
 /*

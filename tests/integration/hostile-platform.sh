@@ -2,7 +2,8 @@
 # hostile-platform.sh - hostile input to the platform, each refused with a
 # specific answer while an honest device keeps syncing:
 #   oversized bodies (declared, and chunked without a length), a slow
-#   sender (one byte a second: dropped at the body deadline), a flood of
+#   sender (one byte a second: dropped at the body deadline), headers sent
+#   one byte a second (slowloris: dropped at the header deadline), a flood of
 #   connections from one address (per-address cap), JSON nested 100,000
 #   deep and invalid UTF-8 (enroll body, agent input), SQL metacharacters
 #   in every text field (stored verbatim, tables intact), forged, replayed
@@ -13,7 +14,7 @@
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
-export GRIDPLATFORM_BODY_DEADLINE=3
+export GRIDPLATFORM_BODY_DEADLINE=3 GRIDPLATFORM_HEADER_DEADLINE=3
 if ! sync_platform || ! sync_enroll "$AH"; then
 	fail "platform and enrolled agent"
 	done_testing
@@ -139,6 +140,27 @@ elif cmd == "slow":
             dropped = time.time() - t0
             break
     print("dropped after %.1f s" % dropped if dropped else "never dropped")
+elif cmd == "slowhdr":
+    # Headers one byte a second (never idle, never complete): how long
+    # until the platform drops us?
+    s = conn(src="127.0.0.6", timeout=30)
+    t0 = time.time()
+    hdr = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 40
+    dropped = None
+    for c in hdr:
+        try:
+            s.sendall(bytes([c]))
+            s.settimeout(1.0)
+            s.recv(4096)
+            dropped = time.time() - t0
+            break
+        except socket.timeout:
+            if time.time() - t0 > 20:
+                break
+        except (BrokenPipeError, ConnectionResetError):
+            dropped = time.time() - t0
+            break
+    print("dropped after %.1f s" % dropped if dropped else "never dropped")
 elif cmd == "flood":
     n = int(args[0])
     socks, refused = [], 0
@@ -210,6 +232,19 @@ s=$(sed -n 's/^dropped after \([0-9]*\)\..*/\1/p' "$T_TMP/slow.out")
 	fail "a sender of one byte a second is dropped at the body deadline ($(cat "$T_TMP/slow.out"))"
 grep -q "body too slow" "$PH/serve.log" && ok "... and the platform logged it" ||
 	fail "... and the platform logged it"
+
+# ---- headers one byte a second (slowloris), while the honest device syncs
+hc slowhdr >"$T_TMP/slowhdr.out" 2>&1 &
+slow=$!
+sleep 0.5
+honest "during a slow header sender"
+wait $slow
+s=$(sed -n 's/^dropped after \([0-9]*\)\..*/\1/p' "$T_TMP/slowhdr.out")
+[ -n "$s" ] && [ "$s" -ge 2 ] && [ "$s" -le 10 ] &&
+	ok "headers sent one byte a second are dropped at the header deadline ($(cat "$T_TMP/slowhdr.out"), deadline 3 s)" ||
+	fail "headers sent one byte a second are dropped at the header deadline ($(cat "$T_TMP/slowhdr.out"))"
+grep -q "headers too slow" "$PH/serve.log" && ok "... and the platform logged it" ||
+	fail "... and the platform logged it (headers too slow)"
 
 # ---- a flood of connections from one address
 hc flood 60 4 >"$T_TMP/flood.out" 2>&1 &
