@@ -165,6 +165,10 @@ setopts(struct ag_http *h)
 	} while (0)
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	/* No proxy, not even one named by http_proxy or ALL_PROXY in the
+	 * environment: the agent talks to its platform's address and no
+	 * other (the proxy got every request, health probe to pull). */
+	SET(CURLOPT_PROXY, "");
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_NOSIGNAL, 1L);

@@ -6,7 +6,7 @@
 # lines; an endless chunked body; a Content-Length shorter and longer than
 # the body; gzip and deflate bodies and a gzip bomb; HTTP/0.9 garbage; a
 # TLS handshake; silence; a body that stops half way; 1xx answers; 204 and
-# 304; replayed and forged receipts.  Each time the agent exits 75 (69 for
+# 304; replayed and forged receipts; a proxy named in the environment.  Each time the agent exits 75 (69 for
 # an enrollment) with one line, never follows the redirect, keeps every
 # record and marks nothing delivered; then a clean sync delivers all once.
 . "$GS_TOP/tests/lib.sh"
@@ -269,6 +269,14 @@ unmitm
 	ok "... the device key is kept" || fail "... the device key is kept"
 [ ! -s "$T_TMP/sink.err" ] && ok "no redirect was followed (the target saw nothing)" ||
 	fail "a redirect was followed: $(head -n 3 "$T_TMP/sink.err")"
+
+# ---- a proxy named in the environment is not used either
+collect_people 1 600 2>/dev/null
+expect_exit 0 "sync with http_proxy and ALL_PROXY set: straight to the platform" \
+	env http_proxy="http://127.0.0.1:$SINK" ALL_PROXY="http://127.0.0.1:$SINK" \
+	"$GRIDAGENT" --home "$AH" sync --retries 0
+[ ! -s "$T_TMP/sink.err" ] && ok "... the proxy saw nothing" ||
+	fail "... the proxy saw nothing: $(head -n 3 "$T_TMP/sink.err")"
 
 # ---- headers
 hostile 75 "batch answer with one 1 MiB header line" onehdr /batches
