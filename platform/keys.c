@@ -400,7 +400,10 @@ pf_platform_open(const char *home, struct pf_platform **out)
 		r = read_key_file(home, kn, pf->keys.batch_sk, GS_KX_SKBYTES);
 		if (r == GS_OK)
 			r = read_key_file(home, pn, pk, sizeof(pk));
-		else if (r == GS_ENOTFOUND &&
+		/* Without its .pub the pair is still being written: the
+		 * first 'keys rotate' of a home saves the current key under
+		 * its batch-<kid> names while we read (rotate.c). */
+		if (r == GS_ENOTFOUND &&
 		    (r = read_key_file(home, "batch.key", pf->keys.batch_sk,
 		    GS_KX_SKBYTES)) == GS_OK)
 			r = read_key_file(home, "batch.pub", pk, sizeof(pk));

@@ -136,7 +136,10 @@ out:
 }
 
 /* Saves a key pair as batch-<kid>.key/.pub unless already there (then
- * the stored public key must match). */
+ * the stored public key must match).  Each file appears whole (tmp +
+ * rename), the .key first: another process listing the home meanwhile
+ * (any admin command, pf_keys_load_old) sees no file or a whole one, and
+ * a .key without its .pub is a rotation still under way. */
 static int
 save_pair(const char *home, const unsigned char *pk, const unsigned char *sk)
 {
@@ -155,10 +158,10 @@ save_pair(const char *home, const unsigned char *pk, const unsigned char *sk)
 	if (r != GS_ENOTFOUND)
 		return r;
 	if ((r = key_path(home, kh, "key", path, sizeof(path))) != GS_OK ||
-	    (r = write_hex(path, sk, GS_KX_SKBYTES, 0600, 0)) != GS_OK ||
+	    (r = write_hex(path, sk, GS_KX_SKBYTES, 0600, 1)) != GS_OK ||
 	    (r = key_path(home, kh, "pub", path, sizeof(path))) != GS_OK)
 		return r;
-	return write_hex(path, pk, GS_KX_PKBYTES, 0644, 0);
+	return write_hex(path, pk, GS_KX_PKBYTES, 0644, 1);
 }
 
 /* ------------------------------------------------------------ old keys */
@@ -213,8 +216,19 @@ pf_keys_load_old(struct pf_platform *pf)
 		    (r = read_hex(path, k->sk, GS_KX_SKBYTES)) != GS_OK ||
 		    (r = key_path(pf->home, kh, "pub", path, sizeof(path)))
 		    != GS_OK ||
-		    (r = read_hex(path, k->pk, GS_KX_PKBYTES)) != GS_OK)
-			break;
+		    (r = read_hex(path, k->pk, GS_KX_PKBYTES)) != GS_OK) {
+			if (r != GS_ENOTFOUND)
+				break;
+			/* A 'keys rotate' in another process has written
+			 * the .key and not yet the .pub (save_pair), or a
+			 * 'keys retire' removed it since the listing: not
+			 * a key any device seals to now. */
+			gs_crypto_secure_free(k->sk);
+			k->sk = NULL;
+			pf->nold_keys--;
+			r = GS_OK;
+			continue;
+		}
 		gs_crypto_key_id(pk2, k->pk, GS_KX_PKBYTES);
 		if (memcmp(pk2, kid, GS_KIDBYTES) != 0) {
 			r = GS_FAIL(GS_ECORRUPT, "%s: the key does not match "

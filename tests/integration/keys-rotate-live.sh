@@ -47,4 +47,40 @@ restart_platform || fail "platform restarts"
 collect_people 2 83 || fail "collect 2"
 expect_exit 0 "sync after a restart" ag sync
 [ "$(pf export --format ndjson | wc -l)" = 11 ] && ok "11 records" || fail "11 records"
+# Admin commands while 'keys rotate' runs in another process: each one
+# lists the home's key files, and used to read a pair still being
+# written ("gridplatform: not found", "cannot open batch-KID.pub", exit
+# 65 or 74; or a half-written key, "is damaged").  60 rotations, two
+# reader loops, not one failure.
+rm -f "$T_TMP/rotated" "$T_TMP/readers.err"
+(
+	i=0
+	while [ $i -lt 60 ]; do
+		pf keys rotate >/dev/null 2>&1 || echo "rotate failed" \
+			>>"$T_TMP/readers.err"
+		i=$((i + 1))
+	done
+	: >"$T_TMP/rotated"
+) &
+ROT=$!
+T_PIDS="$T_PIDS $ROT"
+reader() {
+	while [ ! -e "$T_TMP/rotated" ]; do
+		pf "$@" >/dev/null 2>>"$T_TMP/readers.err.$1" ||
+			echo "$* exit $?" >>"$T_TMP/readers.err.$1"
+	done
+}
+reader devices &
+RD=$!
+T_PIDS="$T_PIDS $RD"
+reader quarantine
+wait "$ROT" "$RD"
+cat "$T_TMP"/readers.err* 2>/dev/null | grep -v 'more than 64 old' |
+	sed 's/^/#   /' | head -n 5
+[ -z "$(cat "$T_TMP"/readers.err* 2>/dev/null | grep -v 'more than 64 old')" ] &&
+	ok "devices, quarantine during 60 'keys rotate': no failure" ||
+	fail "devices, quarantine during 60 'keys rotate': no failure"
+collect_people 2 85 || fail "collect 2"
+expect_exit 0 "sync after the rotations" ag sync
+
 done_testing
