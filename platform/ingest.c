@@ -1005,8 +1005,19 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 		goto out;
 	in_tx = 1;
 	/* The unique key claims the batch id with the work itself. */
-	if ((r = st->ops->batch_insert(st, &row)) != GS_OK)
+	if ((r = st->ops->batch_insert(st, &row)) != GS_OK) {
+		/* Claimed since our lookup: the pf->lock that orders the
+		 * lookups is this process's, and another process on this
+		 * home (a second serve) committed the same batch while we
+		 * waited for the write lock.  It is a retry: the stored
+		 * answer, not a refusal the device would keep for good. */
+		if (r == GS_EEXIST) {
+			st->ops->rollback(st);
+			in_tx = 0;
+			r = lookup(st, h, hash, res);
+		}
 		goto out;
+	}
 	for (i = 0; i < batch->n; i++)
 		if ((r = one_change(&in, &batch->changes[i],
 		    batch->lines != NULL ? &batch->lines[i] : NULL,
