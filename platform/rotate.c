@@ -521,7 +521,7 @@ static int
 cmd_retire(struct pf_platform *pf, const char *kh, int force)
 {
 	unsigned char kid[GS_KIDBYTES], *zero = NULL;
-	char path[4200];
+	char path[4200], gone[sizeof(path) + 8];
 	int64_t used = 0, unknown = 0;
 	struct stat sb;
 	int fd, r;
@@ -546,17 +546,25 @@ cmd_retire(struct pf_platform *pf, const char *kh, int force)
 		    "enrolled before the rotation have sent nothing yet "
 		    "(--force retires it anyway; their next batches are then "
 		    "refused)", kh, (long long)used, (long long)unknown);
-	/* Overwrite, sync, unlink: the secret is gone from the file system
-	 * as far as we can make it (a journaling disk may keep copies). */
-	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
+	/* Out of sight first: another process listing the home (any admin
+	 * command, pf_keys_load_old) would read the file half overwritten
+	 * and stop at "is damaged"; a .key gone since the listing it skips.
+	 * Then overwrite, sync, unlink: the secret is gone from the file
+	 * system as far as we can make it (a journaling disk may keep
+	 * copies). */
+	snprintf(gone, sizeof(gone), "%s.retired", path);
+	if (rename(path, gone) != 0)
+		return GS_FAIL(GS_EIO, "cannot remove %s: %s", path,
+		    strerror(errno));
+	if ((fd = open(gone, O_WRONLY | O_CLOEXEC)) >= 0) {
 		if ((zero = gs_calloc(1, (size_t)sb.st_size + 1)) != NULL &&
 		    (write(fd, zero, (size_t)sb.st_size) < 0 || fsync(fd) != 0))
-			gs_log(GS_LOG_WARNING, "could not overwrite %s", path);
+			gs_log(GS_LOG_WARNING, "could not overwrite %s", gone);
 		gs_free(zero);
 		(void)close(fd);
 	}
-	if (unlink(path) != 0)
-		return GS_FAIL(GS_EIO, "cannot remove %s: %s", path,
+	if (unlink(gone) != 0)
+		return GS_FAIL(GS_EIO, "cannot remove %s: %s", gone,
 		    strerror(errno));
 	printf("retired %s\n", kh);
 	return GS_OK;
