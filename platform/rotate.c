@@ -100,7 +100,9 @@ read_hex(const char *path, unsigned char *p, size_t n)
 }
 
 /* Writes hex of p and a newline to path (tmp + fsync + rename when
- * replace, else O_EXCL: an existing file is an error). */
+ * replace, else O_EXCL: an existing file is an error).  The tmp name
+ * is this process's: two 'keys rotate' at once each wrote and renamed
+ * "<path>.tmp", and one found the other had taken it. */
 static int
 write_hex(const char *path, const unsigned char *p, size_t n, mode_t mode,
     int replace)
@@ -112,7 +114,8 @@ write_hex(const char *path, const unsigned char *p, size_t n, mode_t mode,
 	gs_hex_encode(hex, p, n);
 	hex[2 * n] = '\n';
 	if (replace) {
-		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path,
+		    (long)getpid());
 		(void)unlink(tmp);
 		target = tmp;
 	}
