@@ -372,7 +372,9 @@ seal_all(struct run *x)
 
 		if ((r = ag_outbox_pending(x->db, &unsent, &sealed)) != GS_OK)
 			return r;
-		if (unsent > 0)
+		/* A one-shot sync says so in its last line (final_result);
+		 * --watch goes on, and says so at every pass. */
+		if (unsent > 0 && x->o->watch)
 			gs_log(GS_LOG_WARNING, "locked: %lld change(s) wait for "
 			    "'gridagent unlock' to be sealed; uploading what "
 			    "is sealed", (long long)unsent);

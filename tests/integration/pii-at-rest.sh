@@ -101,7 +101,8 @@ expect_exit 77 "sync while locked: nothing sealed, nothing lost (77)" ag sync --
 	ok "... --json says not_permitted, 50 unsent" ||
 	fail "... --json says not_permitted, 50 unsent"
 grep -q "^gridagent: locked: 50 change(s) wait for 'gridagent unlock'" "$T_TMP/err" &&
-	ok "... and its last line says why" || fail "... and its last line says why"
+	[ "$(wc -l <"$T_TMP/err")" = 1 ] &&
+	ok "... in one line, saying why" || fail "... in one line, saying why"
 [ "$(json_get "$T_TMP/out" 'd["sealed_batches"]')" = 0 ] &&
 	ok "... 50 changes wait for unlock" || fail "... 50 changes wait for unlock"
 grep -q 'wait for' "$T_TMP/err" && ok "... and it says so" || fail "... and it says so"
