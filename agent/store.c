@@ -872,7 +872,11 @@ ag_store_open(const char *home, struct ag_store **out)
 	/* Look before opening: SQLite would create an empty database, and a
 	 * typo in --home must not leave a stray agent.db behind. */
 	if (stat(path, &sb) != 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
+		if (errno == ENOTDIR)
+			/* A file where the home should be: init would say
+			 * so too, not make one. */
+			r = GS_FAIL(GS_EIO, "%s is not a directory", home);
+		else if (errno == ENOENT)
 			r = GS_FAIL(GS_EPERM, "no agent store in %s; run "
 			    "'gridagent init' first", home);
 		else

@@ -353,4 +353,13 @@ expect_exit 64 "... status there says the same" "$A" --home "$LH" status
 expect_exit 0 "a 495-byte home works" "$A" --home "$(long_home 495)" init \
 	--passphrase-file "$PASS"
 
+# A file where the home should be: every command says so (74), as init
+# does; status said "no agent store ...; run 'gridagent init' first" (77),
+# which init then refused.
+printf 'x\n' >"$T_TMP/afile"
+expect_exit 74 "status with a file for a home (74)" "$A" --home "$T_TMP/afile" status
+check "... saying it is not a directory" grep -q "afile is not a directory" "$T_TMP/err"
+expect_exit 74 "... and with a home under a file" "$A" --home "$T_TMP/afile/h" list
+expect_exit 74 "... as init says" "$A" --home "$T_TMP/afile" init --passphrase-file "$PASS"
+
 done_testing
