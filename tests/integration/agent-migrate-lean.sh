@@ -14,11 +14,7 @@
 DB="$AH/agent.db"
 q() { sqlite3 "$DB" "$1"; }
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and device"
-	done_testing
-	exit 1
-fi
+sync_ready "platform and device"
 
 # Three records delivered (rev 1 on the platform).
 collect_people 3 61 || fail "collect 3"

@@ -7,11 +7,7 @@
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 
 collect_people 50 31 || fail "collect 50"
 expect_exit 0 "sync before revocation" ag sync

@@ -11,11 +11,7 @@ event() {
 	ag collect event category=CM_MANHOLE title=井盖破损 place=鹏城社区 \
 		occurred_at=2026-04-01T10:00:00Z urgency=URGENT
 }
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 check "first sync" ag sync
 
 [ "$(pf attachment partial-age)" = 604800 ] && ok "the partial age is 7 days by default" ||

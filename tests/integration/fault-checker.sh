@@ -6,11 +6,7 @@
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
 CHECK="$PY $GS_TOP/tests/checker/gscheck.py"
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 collect_people 30 5 >/dev/null || fail "collect"
 ag list --json | "$PY" -c '
 import json, sys

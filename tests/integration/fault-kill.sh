@@ -39,11 +39,7 @@ rnd() {
 	R=$(( (S / 65536) % $1 + 1 ))
 }
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 HOSTPORT=${PF_URL#http://}
 SAVED="$T_TMP/saved"
 : >"$SAVED"

@@ -14,11 +14,7 @@
 
 # Short stalls: a silent peer is dropped after 2 s without 100 B/s.
 export GRIDAGENT_LOW_SPEED_TIME=2 GRIDAGENT_TIMEOUT_MS=8000
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 PF_PORT=${PF_URL##*:}
 
 cat >"$T_TMP/mitm.py" <<'PYEOF'

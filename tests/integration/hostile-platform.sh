@@ -15,11 +15,7 @@
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
 export GRIDPLATFORM_BODY_DEADLINE=3 GRIDPLATFORM_HEADER_DEADLINE=3
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 PF_PORT=${PF_URL##*:}
 n_honest=0
 

@@ -8,11 +8,7 @@
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 DEV_A=$DEV_ID
 dkid_of_seq() {
 	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 137, 8))) FROM batches JOIN batch_envelopes ON batch = id WHERE device_id = x'$DEV_A' AND seq = $1"

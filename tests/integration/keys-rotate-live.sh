@@ -7,11 +7,7 @@
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 kid_of_last_batch() {
 	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 129, 8))) FROM batches JOIN batch_envelopes ON batch = id WHERE device_id = x'$DEV_ID' ORDER BY seq DESC LIMIT 1"
 }

@@ -10,11 +10,7 @@
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 DEV_A=$DEV_ID
 kid_of_last_batch() {
 	sqlite3 "$PH/platform.db" "SELECT lower(hex(substr(envelope, 129, 8))) FROM batches JOIN batch_envelopes ON batch = id WHERE device_id = x'$1' ORDER BY seq DESC LIMIT 1"

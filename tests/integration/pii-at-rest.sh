@@ -17,11 +17,7 @@
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 
 # ---- what a thief finds in the files
 "$GRIDGEN" --type person --count 200 --seed 61 >"$T_TMP/people.ndjson"

@@ -40,11 +40,7 @@ scanned() {
 	fi
 }
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 B="$T_TMP/ag2"
 sync_enroll "$B" || fail "a second device"
 

@@ -10,11 +10,7 @@
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
-if ! sync_platform || ! sync_enroll "$AH"; then
-	fail "platform and enrolled agent"
-	done_testing
-	exit 1
-fi
+sync_ready
 URL1=$PF_URL
 "$GRIDPLATFORM" --home "$PH" serve --listen 127.0.0.1:0 \
 	>"$T_TMP/serve2.out" 2>"$T_TMP/serve2.log" &
