@@ -451,7 +451,7 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 			ex = gs_error_exit(r);
 	}
 out:
-	if (ex == GS_EX_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+	if (ex == GS_EX_OK && gs_stdout_error() != 0) {
 		/* Saved all the same: say so, or the worker saves it again
 		 * (main would only say the output failed). */
 		if (uuid[0] != '\0')

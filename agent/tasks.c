@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "core/error.h"
+#include "core/util.h"
 #include "db.h"
 #include "pull.h"
 #include "store.h"
@@ -72,6 +73,6 @@ out:
 	gs_stmt_finalize(s);
 	json_decref(arr);
 	ag_store_close(st);
-	return r != GS_OK ? ag_cli_error(r) : fflush(stdout) == 0 &&
-	    !ferror(stdout) ? GS_EX_OK : GS_EX_IOERR;
+	return r != GS_OK ? ag_cli_error(r) : gs_stdout_error() == 0 ?
+	    GS_EX_OK : GS_EX_IOERR;
 }

@@ -7,7 +7,6 @@
  * exit code comes from the error table (sysexits).  Read commands take
  * --json.  The program is thin: the work is in libgridplatform.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,7 +250,7 @@ cmd_serve(const char *home, int argc, char **argv)
 	char host[64];
 	unsigned port;
 	sigset_t set;
-	int i, r, sig = 0;
+	int i, r, sig = 0, err;
 
 	pf_http_config_init(&c);
 	for (i = 1; i < argc; i++) {
@@ -296,9 +295,9 @@ cmd_serve(const char *home, int argc, char **argv)
 		printf("listening on http://%s:%u\n", host, port);
 	/* A server run with stdout closed still serves, and says where in
 	 * its log; its exit is not an output error. */
-	if (fflush(stdout) != 0 || ferror(stdout)) {
+	if ((err = gs_stdout_error()) != 0) {
 		gs_log(GS_LOG_WARNING, "listening on port %u, but cannot "
-		    "write that to the output: %s", port, strerror(errno));
+		    "write that to the output: %s", port, strerror(err));
 		clearerr(stdout);
 	}
 	gs_log(GS_LOG_INFO, "serving deployment %s", home);
@@ -319,7 +318,7 @@ cmd_enroll(const char *home, int argc, char **argv)
 	const char *worker = NULL, *name = NULL, *grid = NULL, *ttls = NULL;
 	int64_t ttl = PF_ENROLL_TTL_DEFAULT;
 	struct gs_buf code;
-	int i, r;
+	int i, r, err;
 
 	for (i = 1; i < argc; i++) {
 		const char **slot = NULL;
@@ -351,12 +350,12 @@ cmd_enroll(const char *home, int argc, char **argv)
 	r = pf_enroll_create(pf, worker, name, grid, ttl, &code);
 	if (r == GS_OK) {
 		printf("%s\n", code.data);
-		if (fflush(stdout) != 0 || ferror(stdout)) {
+		if ((err = gs_stdout_error()) != 0) {
 			/* The code is stored but was seen by no one: it
 			 * expires unused. */
 			r = fail(GS_FAIL(GS_EIO, "cannot write the enrollment "
 			    "code to the output (%s): make a new one",
-			    strerror(errno)));
+			    strerror(err)));
 			clearerr(stdout);
 		}
 	} else {
