@@ -417,7 +417,8 @@ fetch_reference(struct ag_store *st, struct ag_http *http,
 		}
 	}
 	if (first != GS_OK) {
-		gs_log(GS_LOG_WARNING, "reference data: %s", why);
+		/* Not logged here: a one-shot sync ends with it as its one
+		 * error line, a --watch says it once a round. */
 		(void)ag_store_meta_set(st, "reference_error", why);
 		return GS_FAIL(first, "%s", why);
 	}
@@ -587,9 +588,10 @@ ag_pull_run(struct ag_store *st, struct ag_http *http, struct ag_http *ahead,
 		ag_http_set_response_cap(ahead, 0);
 	/* The feed (signed) lists the reference documents by digest: fetch
 	 * the ones we lack. */
-	if (r == GS_OK && doc != NULL)
-		r = fetch_reference(st, http, dev, skew, json_object_get(doc,
-		    "reference"));
+	if (r == GS_OK && doc != NULL &&
+	    (r = fetch_reference(st, http, dev, skew, json_object_get(doc,
+	    "reference"))) != GS_OK)
+		ps->reference_error = r;
 	json_decref(doc);
 	gs_buf_release(&plain);
 	for (i = 0; i < 2; i++)

@@ -16,6 +16,11 @@ struct ag_device;
 struct ag_pull_stats {
 	int64_t pages, records, kept_local, tasks, reviews;
 	uint64_t cursor;
+	/* The error of a reference document refused this pull (its digest,
+	 * its kind, its loading), also what the pull returns; GS_OK when
+	 * none.  The records, tasks and reviews of the feed were applied
+	 * before it: a caller that keeps going (sync --watch) may. */
+	int reference_error;
 };
 
 /*
@@ -46,7 +51,10 @@ int ag_heartbeat_send(struct ag_store *st, struct ag_http *http,
  * asked for on a thread of its own while the last one is applied; pages
  * are still opened, checked and applied one after the other, in order.
  * GS_OK; the network errors (75); GS_EBADSIG / GS_EPROTOCOL for a feed
- * that does not verify (nothing applied); storage errors.
+ * that does not verify (nothing applied); storage errors.  A reference
+ * document the feed lists that does not verify or load is returned too,
+ * after every page was applied, and is also in stats->reference_error;
+ * nothing is printed for it (the caller says it once).
  */
 int ag_pull_run(struct ag_store *st, struct ag_http *http,
     struct ag_http *ahead, const struct ag_device *dev, int progress,

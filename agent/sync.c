@@ -1150,6 +1150,18 @@ pass(struct run *x)
 		x->sum->pulled_records += (uint64_t)ps.records;
 		x->sum->pulled_tasks += (uint64_t)ps.tasks;
 		x->sum->pulled_reviews += (uint64_t)ps.reviews;
+		/* A reference document that does not verify (changed on the
+		 * platform or on the way) ends a one-shot sync with 65.  A
+		 * watch must not stop over it: the worker's saves would
+		 * wait for a restart.  It says so once a round (status has
+		 * it too, as reference_error), keeps the documents it holds
+		 * and asks again next round. */
+		if (r != GS_OK && r == ps.reference_error && x->o->watch &&
+		    !is_transient(r)) {
+			gs_log(GS_LOG_WARNING, "%s; kept the reference data held,"
+			    " asking again next round", gs_errmsg(r));
+			r = GS_OK;
+		}
 		return r;
 	}
 }

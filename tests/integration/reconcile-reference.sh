@@ -110,6 +110,47 @@ sqlite3 "$PH/platform.db" "UPDATE reference SET doc = CAST(replace(CAST(doc AS T
 expect_exit 65 "sync reports the document that does not match its digest" ag sync
 grep -q 'do not hash to the digest' "$T_TMP/err" && ok "... saying why" ||
 	{ fail "... saying why"; sed 's/^/# /' "$T_TMP/err"; }
+[ "$(wc -l <"$T_TMP/err")" -eq 1 ] && ok "... in one line (DESIGN 7)" ||
+	{ fail "... in one line (DESIGN 7)"; sed 's/^/# /' "$T_TMP/err"; }
+# --watch does not stop over it: the worker's saves still go up, and each
+# round says which document was refused.  (The binary itself in the
+# background, so that $! is the agent's pid.)
+"$GRIDAGENT" --home "$AH" sync --watch --json --max-backoff 1 --interval 1 \
+	--pull-interval 1 >"$T_TMP/watch.out" 2>"$T_TMP/watch.err" &
+W=$!
+T_PIDS="$T_PIDS $W"
+i=0
+while [ $i -lt 100 ] && ! grep -q 'do not hash' "$T_TMP/watch.err"; do
+	sleep 0.1
+	i=$((i + 1))
+done
+# a save made after the first refusal
+UW=$(ev category=OTHER urgency=NORMAL 2>"$T_TMP/err")
+i=0
+while [ $i -lt 100 ]; do
+	pf export --type event --format ndjson | grep -q "${UW:-none}" &&
+		[ "$(grep -c 'do not hash to the digest' "$T_TMP/watch.err")" -ge 2 ] &&
+		break
+	sleep 0.1
+	i=$((i + 1))
+done
+kill -0 "$W" 2>/dev/null && ok "sync --watch keeps going past a refused document" ||
+	{ fail "sync --watch keeps going past a refused document"; sed 's/^/# /' "$T_TMP/watch.err"; }
+[ -n "$UW" ] && pf export --type event --format ndjson | grep -q "$UW" &&
+	ok "... and uploads a save made while it watches" ||
+	fail "... and uploads a save made while it watches"
+[ "$(grep -c 'do not hash to the digest' "$T_TMP/watch.err")" -ge 2 ] &&
+	ok "... saying so each round" ||
+	{ fail "... saying so each round"; sed 's/^/# /' "$T_TMP/watch.err"; }
+ag status >"$T_TMP/st.txt" 2>&1
+grep -q 'reference_error.*digest' "$T_TMP/st.txt" &&
+	ok "... and status shows it meanwhile" ||
+	{ fail "... and status shows it meanwhile"; sed 's/^/# /' "$T_TMP/st.txt"; }
+kill -TERM "$W" 2>/dev/null
+wait "$W"
+rc=$?
+[ "$rc" -eq 0 ] && ok "... and stops cleanly on SIGTERM" ||
+	fail "... and stops cleanly on SIGTERM (exit $rc)"
 ag status --json >"$T_TMP/st.json"
 json_get "$T_TMP/st.json" 'd["reference_error"]' | grep -q 'digest' &&
 	[ "$(json_get "$T_TMP/st.json" 'd["reference"]["fetched"]')" = 2 ] &&
