@@ -333,8 +333,10 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	if ((r = path_in(home, "platform.db", path, sizeof(path))) != GS_OK)
 		return r;
 	if (stat(path, &sb) != 0)
-		return GS_FAIL(GS_ENOTFOUND, "no deployment in %s: run "
-		    "gridplatform init", home);
+		/* 77 (not permitted), as the agent's home before its
+		 * init: nothing is invalid, the deployment is not made. */
+		return GS_FAIL(GS_EPERM, "no deployment in %s: run "
+		    "'gridplatform init' first", home);
 	/* An empty file holds no deployment: opening it would migrate it
 	 * (write our tables into it) before "store has no deployment". */
 	if (S_ISREG(sb.st_mode) && sb.st_size == 0)

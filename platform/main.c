@@ -72,7 +72,8 @@ static const char usage_text[] =
     "\n"
     "Exit codes: 0 ok, 1 reconcile --check found something, 64 usage, 65\n"
     "invalid data, 70 internal, 73 cannot create, 74 I/O error, 75 try\n"
-    "later, 77 not permitted.\n";
+    "later, 77 not permitted (also: no deployment in the home yet, run\n"
+    "'gridplatform init').\n";
 
 static const char *const cmd_help[][2] = {
 	{ "init", "usage: gridplatform init [--public-url URL]\n"

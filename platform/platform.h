@@ -155,8 +155,8 @@ int pf_init_home(const char *home, const char *public_url);
 
 /*
  * Opens the deployment in home: the store, the keys, the schema, the
- * default limits.  GS_ENOTFOUND ("no deployment in DIR: run gridplatform
- * init") when there is none; GS_ECORRUPT when a key file is damaged or does
+ * default limits.  GS_EPERM (77: "no deployment in DIR: run 'gridplatform
+ * init' first") when there is none; GS_ECORRUPT when a key file is damaged or does
  * not match the store.  Free with pf_platform_free (NULL ok), which wipes
  * the secret keys.  Installs the jansson arena's allocators (sync/json.h)
  * for ingest: open the platform before starting threads that use jansson.

@@ -41,9 +41,16 @@ check "... shows the attachment usage" \
 	grep -q "usage: gridplatform attachment get" "$T_TMP/out"
 expect_exit 0 "attachment -h" "$PF" attachment -h
 
-expect_exit 65 "commands before init say so" "$PF" --home "$H" devices
-grep -q 'run gridplatform init' "$T_TMP/err" && ok "... and what to do" ||
-	fail "... and what to do"
+# 77 like the agent's commands before its init (DESIGN 7: not permitted,
+# not enrolled; nothing is invalid data): it was 65.
+for c in devices reconcile "reference --json" "attachment list" "keys list"; do
+	# shellcheck disable=SC2086
+	expect_exit 77 "$c before init says so (77)" "$PF" --home "$H" $c
+	check "... in one line, saying what to do" sh -c \
+	    'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: no deployment in .*run .gridplatform init. first" "$1"' \
+	    - "$T_TMP/err"
+done
+check "... and nothing created" test ! -e "$H/platform.db"
 expect_exit 64 "init with a bad URL is refused" "$PF" --home "$H" init \
 	--public-url "ftp://x"
 
