@@ -80,26 +80,74 @@ ag_cmd_lock(struct ag_cli *cli, int argc, char **argv)
 	return ex;
 }
 
-/* The settings `config` may set, with their bounds. */
+/* The settings `config` may set, with their bounds and defaults. */
 static const struct {
 	const char *name, *key;
-	int64_t min, max;
+	int64_t min, max, dflt;
 } settings[] = {
-	{ "retention-days", "retention_days", 0, 36500 },
-	{ "lock-idle-seconds", "lock_idle_seconds", 1, 30 * 86400 },
-	{ "max-failed-unlocks", NULL, 1, 1000 },
+	{ "retention-days", "retention_days", 0, 36500,
+	    AG_RETENTION_DAYS_DEFAULT },
+	{ "lock-idle-seconds", "lock_idle_seconds", 1, 30 * 86400,
+	    AG_IDLE_SECONDS_DEFAULT },
+	{ "max-failed-unlocks", NULL, 1, 1000, AG_MAX_FAILURES_DEFAULT },
 };
+
+/*
+ * The value in force of setting i: *set is 0 when none was ever set (the
+ * default is in force).  A stored value out of bounds is read as the
+ * default, as the code that uses it does (pii.c, unlock.c).
+ */
+static int
+setting_get(struct ag_store *st, size_t i, int64_t *value, int *set)
+{
+	struct gs_stmt *s = NULL;
+	char *v = NULL;
+	int r;
+
+	*value = settings[i].dflt;
+	*set = 0;
+	if (settings[i].key != NULL) {
+		/* In the store's meta table. */
+		r = ag_store_meta_get(st, settings[i].key, &v);
+		if (r == GS_ENOTFOUND)
+			return GS_OK;
+		if (r != GS_OK)
+			return r;
+		*set = 1;
+		if (gs_parse_i64(v, settings[i].min, settings[i].max, value) !=
+		    GS_OK)
+			*value = settings[i].dflt;
+		gs_free(v);
+		return GS_OK;
+	}
+	/* max-failed-unlocks lives in the keyring row. */
+	if ((r = gs_stmt_prepare(ag_store_db(st), "SELECT max_failures FROM "
+	    "keyring WHERE id = 1", &s)) != GS_OK)
+		return r;
+	r = gs_stmt_step(s);
+	if (r == GS_ROW) {
+		*value = gs_stmt_int64(s, 0);
+		*set = 1;
+	}
+	r = r == GS_ROW || r == GS_DONE ? GS_OK : r;
+	gs_stmt_finalize(s);
+	return r;
+}
 
 int
 ag_cmd_config(struct ag_cli *cli, int argc, char **argv)
 {
+	int json = 0, set = 0;
+	const struct ag_opt opts[] = {
+		{ "json", NULL, &json },
+		{ NULL, NULL, NULL },
+	};
 	struct ag_store *st = NULL;
-	char *v = NULL;
-	int64_t x;
+	int64_t x, value;
 	size_t i;
 	int r, n, ex;
 
-	if ((r = ag_cli_parse(cli, NULL, argc, argv, &n)) >= 0)
+	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
 		return r;
 	if (n < 1 || n > 2)
 		return ag_cli_usage(cli, "give a setting and maybe a value");
@@ -115,37 +163,47 @@ ag_cmd_config(struct ag_cli *cli, int argc, char **argv)
 		    (long long)settings[i].min, (long long)settings[i].max);
 	if ((ex = ag_cli_open(cli, &st)) >= 0)
 		return ex;
-	if (settings[i].key == NULL) {
+	r = GS_OK;
+	if (n == 2 && settings[i].key == NULL) {
 		/* max-failed-unlocks lives in the keyring row. */
 		struct gs_stmt *s = NULL;
 
-		r = gs_stmt_prepare(ag_store_db(st), n == 2 ?
-		    "UPDATE keyring SET max_failures = ?1 WHERE id = 1" :
-		    "SELECT max_failures FROM keyring WHERE id = 1 AND "
-		    "?1 = ?1", &s);
-		if (r == GS_OK)
-			r = gs_stmt_bind_int64(s, 1, n == 2 ? x : 0);
-		if (r == GS_OK) {
-			r = gs_stmt_step(s);
-			if (r == GS_ROW)
-				printf("%lld\n", (long long)gs_stmt_int64(s, 0));
-			r = r == GS_ROW || r == GS_DONE ? GS_OK : r;
-		}
+		r = gs_stmt_prepare(ag_store_db(st), "UPDATE keyring SET "
+		    "max_failures = ?1 WHERE id = 1", &s);
+		if (r == GS_OK && (r = gs_stmt_bind_int64(s, 1, x)) == GS_OK &&
+		    (r = gs_stmt_step(s)) == GS_DONE)
+			r = GS_OK;
 		gs_stmt_finalize(s);
 	} else if (n == 2) {
 		r = ag_store_meta_set(st, settings[i].key, argv[2]);
-	} else {
-		r = ag_store_meta_get(st, settings[i].key, &v);
-		if (r == GS_OK)
-			puts(v);
-		else if (r == GS_ENOTFOUND) {
-			puts("(default)");
-			r = GS_OK;
+	}
+	/* Showing: the value in force; --json also with a VALUE, what is
+	 * now in force (one document). */
+	if (r == GS_OK && (n == 1 || json) &&
+	    (r = setting_get(st, i, &value, &set)) == GS_OK) {
+		if (json) {
+			json_t *o = json_pack("{s:s, s:I, s:I, s:b}",
+			    "setting", settings[i].name, "value",
+			    (json_int_t)value, "default",
+			    (json_int_t)settings[i].dflt, "set", set);
+			char *s = o != NULL ? json_dumps(o, JSON_COMPACT) :
+			    NULL;
+
+			json_decref(o);
+			if (s == NULL)
+				r = GS_FAIL(GS_ENOMEM, "config: out of memory");
+			else
+				puts(s);
+			free(s);
+		} else {
+			printf("%lld%s\n", (long long)value, set ? "" :
+			    " (default)");
 		}
 	}
-	gs_free(v);
 	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
 	ag_store_close(st);
+	if (ex == GS_EX_OK && fflush(stdout) != 0)
+		ex = GS_EX_IOERR;
 	return ex;
 }
 

@@ -42,6 +42,7 @@ struct ag_store;
 				       handheld two to five times slower */
 #define AG_MAX_FAILURES_DEFAULT 10
 #define AG_IDLE_SECONDS_DEFAULT 900
+#define AG_RETENTION_DAYS_DEFAULT 30 /* pii.c: days receipted pii is kept */
 #define AG_PASSPHRASE_MAX 1024
 
 /*

@@ -160,11 +160,19 @@ const struct ag_command ag_commands[] = {
 	  "uploads only what was sealed before, and exits 77 when new\n"
 	  "changes wait for the unlock.\n" },
 	{ "lock", ag_cmd_lock, "", "Lock the personal data now.", NULL },
-	{ "config", ag_cmd_config, "SETTING [VALUE]",
+	{ "config", ag_cmd_config, "SETTING [VALUE] [--json]",
 	  "Show or set retention-days, lock-idle-seconds, max-failed-unlocks.",
 	  "retention-days: records the platform has receipted keep their\n"
 	  "personal data this many days (default 30), then 'gridagent\n"
-	  "purge' (also run by sync) removes it and keeps a stub.\n" },
+	  "purge' (also run by sync) removes it and keeps a stub.\n"
+	  "lock-idle-seconds: an unlock lasts this long after the last\n"
+	  "command that used it (default 900).  max-failed-unlocks: wrong\n"
+	  "passphrases before the data key is destroyed (default 10).\n"
+	  "Without VALUE it prints the value in force, followed by\n"
+	  "\"(default)\" when it was never set.  --json prints one object:\n"
+	  "{\"setting\", \"value\" (in force), \"default\", \"set\" (false\n"
+	  "when never set; max-failed-unlocks is set by init)}; with\n"
+	  "VALUE, after setting it.\n" },
 	{ "purge", ag_cmd_purge, "[--days N]",
 	  "Remove the personal data of records receipted long enough ago.",
 	  NULL },

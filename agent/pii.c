@@ -24,12 +24,13 @@
 #include "crypt.h"
 #include "db.h"
 #include "gridagent.h"
+#include "keys.h"
 #include "schema.h"
 #include "store.h"
 #include "core/banned.h"
 
 #define DAY_MS (86400LL * 1000)
-#define RETENTION_DEFAULT 30
+#define RETENTION_DEFAULT AG_RETENTION_DAYS_DEFAULT
 
 int
 ag_find_id_number(struct ag_store *st, const char *id_number, ag_uuid_fn fn,

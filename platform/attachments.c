@@ -1265,9 +1265,9 @@ pf_att_print_summary(const json_t *s)
 static const char help[] =
     "usage: gridplatform attachment get HASH --out FILE [--as NAME]\n"
     "       gridplatform attachment list [--json] [--missing]\n"
-    "       gridplatform attachment limit [BYTES]\n"
+    "       gridplatform attachment limit [BYTES] [--json]\n"
     "       gridplatform attachment sweep [--older-than SECONDS]\n"
-    "       gridplatform attachment partial-age [SECONDS]\n"
+    "       gridplatform attachment partial-age [SECONDS] [--json]\n"
     "get opens a stored sealed attachment into FILE (mode 0600); every\n"
     "open is recorded (who, when, where to) before a byte is written.\n"
     "list shows, per record that names attachments, how many are expected\n"
@@ -1278,7 +1278,31 @@ static const char help[] =
     "--older-than SECONDS), each logged; serve also sweeps when a new\n"
     "upload starts, at most once an hour.  A device that comes back later\n"
     "starts that file over.  partial-age shows or sets that age (default\n"
-    "604800, 7 days).\n";
+    "604800, 7 days).  limit and partial-age print the value in force;\n"
+    "with --json one object {\"setting\", \"value\", \"default\"}, also\n"
+    "after setting a value.\n";
+
+/* limit and partial-age: the value, or one JSON object with --json. */
+static int
+print_setting(const char *name, uint64_t value, uint64_t dflt, int json)
+{
+	json_t *o;
+	char *s;
+
+	if (!json) {
+		printf("%llu\n", (unsigned long long)value);
+		return GS_OK;
+	}
+	o = json_pack("{s:s, s:I, s:I}", "setting", name, "value",
+	    (json_int_t)value, "default", (json_int_t)dflt);
+	s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (s == NULL)
+		return GS_FAIL(GS_ENOMEM, "attachment: out of memory");
+	puts(s);
+	free(s);
+	return GS_OK;
+}
 
 int
 pf_cmd_attachment(const char *home, int argc, char **argv)
@@ -1350,27 +1374,28 @@ pf_cmd_attachment(const char *home, int argc, char **argv)
 			    (unsigned long long)n, (unsigned long long)age);
 	} else if (strcmp(sub, "partial-age") == 0) {
 		if (bytes == NULL) {
-			printf("%llu\n",
-			    (unsigned long long)pf_att_partial_age(pf));
-			r = GS_OK;
+			r = print_setting(sub, pf_att_partial_age(pf),
+			    PF_ATT_PARTIAL_AGE_DEFAULT, json);
 		} else if (gs_parse_u64(bytes, UINT64_C(1) << 40, &n) !=
 			       GS_OK ||
 			   n == 0) {
 			r = GS_FAIL(GS_EINVAL, "the partial age must be a "
 					       "number of seconds >= 1");
-		} else {
-			r = pf->store->ops->meta_set(
-			    pf->store, "partial_max_age", bytes);
+		} else if ((r = pf->store->ops->meta_set(pf->store,
+		    "partial_max_age", bytes)) == GS_OK && json) {
+			r = print_setting(sub, n, PF_ATT_PARTIAL_AGE_DEFAULT,
+			    json);
 		}
 	} else if (bytes == NULL) {
-		printf("%llu\n", (unsigned long long)pf_att_limit(pf));
-		r = GS_OK;
+		r = print_setting(sub, pf_att_limit(pf), GS_ATT_MAX_DEFAULT,
+		    json);
 	} else if (gs_parse_u64(bytes, UINT64_C(1) << 40, &n) != GS_OK ||
 		   n == 0) {
 		r = GS_FAIL(GS_EINVAL, "limit must be a number of bytes >= 1");
-	} else {
-		r = pf->store->ops->meta_set(
-		    pf->store, "max_attachment", bytes);
+	} else if ((r = pf->store->ops->meta_set(pf->store, "max_attachment",
+	    bytes)) == GS_OK && json) {
+		/* (pf's limits were read at open: the new value is n.) */
+		r = print_setting(sub, n, GS_ATT_MAX_DEFAULT, json);
 	}
 	pf_platform_free(pf);
 	return r == GS_OK ? 0 : fail(r);

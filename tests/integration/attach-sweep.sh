@@ -17,6 +17,18 @@ check "first sync" ag sync
 [ "$(pf attachment partial-age)" = 604800 ] && ok "the partial age is 7 days by default" ||
 	fail "the partial age is 7 days by default ($(pf attachment partial-age))"
 expect_exit 64 "a partial age of 0 is refused (64)" pf attachment partial-age 0
+# --json: one object (it printed the bare value)
+pf attachment partial-age --json >"$T_TMP/pa.json"
+[ "$(json_get "$T_TMP/pa.json" '(d["setting"], d["value"], d["default"])')" = "('partial-age', 604800, 604800)" ] &&
+	ok "attachment partial-age --json" ||
+	{ fail "attachment partial-age --json"; sed 's/^/# /' "$T_TMP/pa.json"; }
+pf attachment limit --json >"$T_TMP/lim.json"
+[ "$(json_get "$T_TMP/lim.json" '(d["setting"], d["value"] == d["default"])')" = "('limit', True)" ] &&
+	ok "attachment limit --json" ||
+	{ fail "attachment limit --json"; sed 's/^/# /' "$T_TMP/lim.json"; }
+pf attachment limit --help >"$T_TMP/help" 2>&1
+grep -q 'limit \[BYTES\] \[--json\]' "$T_TMP/help" && ok "... and --help says so" ||
+	fail "... and --help says so"
 expect_exit 64 "--older-than goes with sweep only (64)" pf attachment list --older-than 5
 
 # ---- a partial upload left behind by an agent killed mid-upload

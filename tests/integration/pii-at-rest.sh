@@ -132,6 +132,27 @@ grep -q '"pop_type"' "$T_TMP/out" && ! grep -q '13912345678' "$T_TMP/out" &&
 [ ! -s "$AH/agent.db-wal" ] && ok "... the WAL was truncated" ||
 	fail "... the WAL was truncated ($(wc -c <"$AH/agent.db-wal"))"
 
+# ---- config: the value in force, and one JSON document with --json (it
+# printed a bare value, "(default)" when unset, and refused --json)
+[ "$(ag config lock-idle-seconds)" = "900 (default)" ] &&
+	ok "config lock-idle-seconds: 900, the default" ||
+	fail "config lock-idle-seconds: 900, the default ($(ag config lock-idle-seconds))"
+for s in retention-days lock-idle-seconds max-failed-unlocks; do
+	expect_exit 0 "config $s --json" ag config "$s" --json
+	"$PY" - "$T_TMP/out" "$s" <<'PY' && ok "... one JSON object naming it, the value in force and the default" || fail "... one JSON object naming it, the value in force and the default"
+import json, sys
+d = json.loads(open(sys.argv[1]).read())
+assert d["setting"] == sys.argv[2] and isinstance(d["value"], int), d
+assert isinstance(d["default"], int) and isinstance(d["set"], bool), d
+PY
+done
+ag config lock-idle-seconds 600 --json >"$T_TMP/cfg.json"
+[ "$(json_get "$T_TMP/cfg.json" '(d["value"], d["default"], d["set"])')" = "(600, 900, True)" ] &&
+	ok "config SETTING VALUE --json: what is now in force" ||
+	{ fail "config SETTING VALUE --json: what is now in force"; sed 's/^/# /' "$T_TMP/cfg.json"; }
+expect_exit 0 "config --help" ag config --help
+grep -q -- "--json" "$T_TMP/out" && ok "... names --json" || fail "... names --json"
+
 # ---- idle lock
 expect_exit 0 "config lock-idle-seconds 1" ag config lock-idle-seconds 1
 expect_exit 0 "unlock (1 s idle)" ag unlock --passphrase-file "$AG_PASS"
