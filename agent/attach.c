@@ -660,6 +660,7 @@ ag_cmd_attach(struct ag_cli *cli, int argc, char **argv)
 			    GS_ATT_CHUNK_MIN, GS_ATT_CHUNK_MAX);
 		o.chunk_size = (uint32_t)v;
 	}
+	gs_id_lower(argv[1]);
 	if ((rc = ag_cli_open(cli, &st)) >= 0)
 		return rc;
 	ag_store_on_problem(st, ag_cli_problem, NULL);

@@ -483,6 +483,7 @@ ag_cmd_edit(struct ag_cli *cli, int argc, char **argv)
 		return ag_cli_usage(cli, "which record? give its uuid");
 	if (n < 2)
 		return ag_cli_usage(cli, "nothing to change: give NAME=VALUE");
+	gs_id_lower(argv[1]);
 	if ((ex = ag_cli_open(cli, &st)) >= 0)
 		return ex;
 	r = ag_edit_args(st, argv[1], argv + 2, n - 1);
@@ -514,6 +515,7 @@ ag_cmd_delete(struct ag_cli *cli, int argc, char **argv)
 	if (n != 1)
 		return ag_cli_usage(cli, n ? "one uuid at a time" :
 					     "which record? give its uuid");
+	gs_id_lower(argv[1]);
 	if ((ex = ag_cli_open(cli, &st)) >= 0)
 		return ex;
 	r = ag_delete(st, argv[1], reason);
@@ -761,6 +763,7 @@ ag_cmd_show(struct ag_cli *cli, int argc, char **argv)
 		return r;
 	if (n != 1)
 		return ag_cli_usage(cli, "give one record uuid");
+	gs_id_lower(argv[1]);
 	if ((ex = ag_cli_open(cli, &st)) >= 0)
 		return ex;
 	r = reveal ? ag_get(st, argv[1], &text) :

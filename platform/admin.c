@@ -990,7 +990,7 @@ pf_cmd_review(struct pf_platform *pf, int argc, char **argv)
 	struct cur c;
 	int r, i;
 
-	if (argc < 2 || gs_uuid_parse(argv[1], raw) != GS_OK) {
+	if (argc < 2 || gs_uuid_parse(gs_id_lower(argv[1]), raw) != GS_OK) {
 		fprintf(stderr, "gridplatform: review needs a record UUID\n");
 		return GS_EX_USAGE;
 	}
@@ -1088,6 +1088,8 @@ pf_cmd_task(struct pf_platform *pf, int argc, char **argv)
 			return GS_EX_USAGE;
 		}
 		*slot = argv[++i];
+		if (slot == &subject)
+			gs_id_lower(argv[i]);
 	}
 	if (worker == NULL || *worker == '\0' || kind == NULL ||
 	    due == NULL || title == NULL || *title == '\0' ||

@@ -82,6 +82,25 @@ static const char *const route_method[] = {
 	[R_BATCH] = "PUT",
 };
 
+/*
+ * Ids in a path are lower-case hex (docs/PROTOCOL.md section 6): on every
+ * device route an id of the right length spelled otherwise (upper case
+ * included) is 400 invalid_argument, the same answer everywhere.  (Some
+ * routes took upper case, others answered 404.)  b may be NULL.  1 when
+ * refused (the answer is set).
+ */
+static int
+ids_refused(struct pf_response *resp, const char *a, size_t alen,
+    const char *b, size_t blen)
+{
+	if (gs_hex_is_lower(a, alen) && (b == NULL || gs_hex_is_lower(b,
+	    blen)))
+		return 0;
+	pf_http_error(resp, GS_EINVAL, "ids in a path are lower-case hex "
+	    "(32 digits for a device or batch, 64 for a hash)");
+	return 1;
+}
+
 static size_t
 body_max(void *ctx, const char *method, const char *path)
 {
@@ -215,8 +234,8 @@ static void
 handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 {
 	struct pf_platform *pf = ctx;
-	char dev[33], bid[33], adev[33], ahash[65];
-	unsigned char adigest[32];
+	char dev[33], bid[33], adev[33], ahash[65], adigest[65];
+	unsigned char digest[32];
 	enum route rt = route_of(req->path, dev, bid);
 	int pull;
 
@@ -225,7 +244,7 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 		if (strcmp(req->method, "GET") != 0 &&
 		    strcmp(req->method, "PUT") != 0)
 			pf_http_error(resp, GS_EMETHOD, NULL);
-		else
+		else if (!ids_refused(resp, adev, 32, ahash, 64))
 			pf_att_handle(pf, req, adev, ahash, resp);
 		return;
 	}
@@ -234,13 +253,16 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 	if (pf_reference_match(req->path, adev, adigest)) {
 		if (strcmp(req->method, "GET") != 0)
 			pf_http_error(resp, GS_EMETHOD, NULL);
-		else
-			pf_api_reference(pf, req, adev, adigest, resp);
+		else if (!ids_refused(resp, adev, 32, adigest, 64) &&
+		    gs_hex_decode(digest, sizeof(digest), adigest) == GS_OK)
+			pf_api_reference(pf, req, adev, digest, resp);
 		return;
 	}
 	if (pf_recon_match(req->path, adev, &pull)) {
 		if (strcmp(req->method, pull ? "GET" : "POST") != 0)
 			pf_http_error(resp, GS_EMETHOD, NULL);
+		else if (ids_refused(resp, adev, 32, NULL, 0))
+			;
 		else if (pull)
 			pf_api_pull(pf, req, adev, resp);
 		else
@@ -252,7 +274,7 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 	if (pf_rekey_match(req->path, adev)) {
 		if (strcmp(req->method, "POST") != 0)
 			pf_http_error(resp, GS_EMETHOD, NULL);
-		else
+		else if (!ids_refused(resp, adev, 32, NULL, 0))
 			pf_api_rekey(pf, req, adev, resp);
 		return;
 	}
@@ -288,7 +310,8 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 		enroll(pf, req, resp);
 		break;
 	case R_BATCH:
-		batch(pf, req, dev, bid, resp);
+		if (!ids_refused(resp, dev, 32, bid, 32))
+			batch(pf, req, dev, bid, resp);
 		break;
 	default:
 		pf_http_error(resp, GS_EINTERNAL, NULL);

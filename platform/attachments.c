@@ -1338,7 +1338,7 @@ pf_cmd_attachment(const char *home, int argc, char **argv)
 		else if (strcmp(argv[i], "--missing") == 0)
 			missing = 1;
 		else if (argv[i][0] != '-' && hash == NULL)
-			hash = bytes = argv[i];
+			hash = bytes = gs_id_lower(argv[i]);
 		else
 			return usage("unexpected argument");
 	}

@@ -467,6 +467,7 @@ cmd_revoke(const char *home, int argc, char **argv)
 
 	if (argc != 2)
 		return usage_error("%s", "revoke needs one DEVICE_ID");
+	gs_id_lower(argv[1]);
 	if (strlen(argv[1]) != 32 || gs_hex_decode(id, sizeof(id), argv[1])
 	    != GS_OK)
 		return fail(GS_FAIL(GS_EINVAL, "device id %s: expected 32 hex "

@@ -113,10 +113,11 @@ const char *pf_recon_admin(const char *by);
 int pf_recon_match(const char *path, char *dev, int *pull);
 
 /*
- * The device part of a "/v1/devices/{32 hex}/..." path: copies the id
+ * The device part of a "/v1/devices/{32 chars}/..." path: copies the id
  * into dev (NUL-terminated) and returns what follows it ("/pull", ...),
- * or NULL when path does not start that way.  Shared by every device
- * route so the id is checked one way.
+ * or NULL when path does not start that way.  Shared by the device routes
+ * so they match one way; api.c refuses an id that is not lower-case hex
+ * (400 invalid_argument) on every one of them.
  */
 const char *pf_path_device(const char *path, char dev[33]);
 /* A device's GSQ1-signed request with since = 0 (pull.c): GS_OK and *d, or

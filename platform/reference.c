@@ -435,7 +435,7 @@ pf_cmd_reference(struct pf_platform *pf, int argc, char **argv)
 /* ------------------------------------------------------------- the API */
 
 int
-pf_reference_match(const char *path, char dev[33], unsigned char digest[32])
+pf_reference_match(const char *path, char dev[33], char digest[65])
 {
 	static const char p2[] = "/reference/";
 	char id[33];
@@ -443,10 +443,10 @@ pf_reference_match(const char *path, char dev[33], unsigned char digest[32])
 
 	if (rest == NULL || strncmp(rest, p2, sizeof(p2) - 1) != 0 ||
 	    strlen(rest + sizeof(p2) - 1) != 2 * GS_HASHBYTES ||
-	    gs_hex_decode(digest, GS_HASHBYTES, rest + sizeof(p2) - 1)
-	    != GS_OK)
+	    strchr(rest + sizeof(p2) - 1, '/') != NULL)
 		return 0;
 	memcpy(dev, id, sizeof(id));
+	memcpy(digest, rest + sizeof(p2) - 1, 2 * GS_HASHBYTES + 1);
 	return 1;
 }
 

@@ -46,10 +46,10 @@ void pf_reference_free(struct pf_platform *pf);
  * argv[0] is "reference"; returns the exit code. */
 int pf_cmd_reference(struct pf_platform *pf, int argc, char **argv);
 
-/* 1 and dev (hex) and digest when path is
- * /v1/devices/<32 hex>/reference/<64 hex>, else 0. */
-int pf_reference_match(const char *path, char dev[33],
-    unsigned char digest[32]);
+/* 1 and dev and digest (as in the path, NUL-terminated) when path is
+ * /v1/devices/<32 chars>/reference/<64 chars>, else 0; api.c checks that
+ * both are lower-case hex. */
+int pf_reference_match(const char *path, char dev[33], char digest[65]);
 
 /* GET /v1/devices/{id}/reference/{digest}: the document as published
  * (signed request as for a pull; 404 when no such digest). */

@@ -586,7 +586,7 @@ pf_cmd_keys(const char *home, int argc, char **argv)
 		else if (strcmp(argv[i], "--force") == 0)
 			force = 1;
 		else if (argv[i][0] != '-' && arg == NULL)
-			arg = argv[i];
+			arg = gs_id_lower(argv[i]);
 		else {
 			fprintf(stderr, "gridplatform: keys: unexpected "
 					"argument %s (see gridplatform keys "

@@ -107,6 +107,33 @@ gs_hex_decode(unsigned char *out, size_t n, const char *in)
 	return GS_OK;
 }
 
+int
+gs_hex_is_lower(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[len] == '\0';
+}
+
+char *
+gs_id_lower(char *s)
+{
+	char *p;
+
+	for (p = s; *p != '\0'; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+		    (*p >= 'A' && *p <= 'F') || *p == '-'))
+			return s;
+	for (p = s; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p - 'A' + 'a');
+	return s;
+}
+
 int64_t
 gs_now_ms(void)
 {

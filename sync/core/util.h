@@ -19,6 +19,15 @@ uint64_t gs_get_le64(const unsigned char *p);
 void gs_hex_encode(char *out, const unsigned char *in, size_t n);
 /* Exactly 2n hex digits (either case) into n bytes: GS_OK or GS_EPARSE. */
 int gs_hex_decode(unsigned char *out, size_t n, const char *in);
+/* 1 when s is exactly len lower-case hex digits (the wire's spelling of
+ * ids, docs/PROTOCOL.md), else 0. */
+int gs_hex_is_lower(const char *s, size_t len);
+/* An id typed on a command line (a uuid, a device id, a hash, a key id):
+ * when s is only hex digits and dashes, its upper-case A-F become lower
+ * case, in place (people type ids; the stores and the wire spell them in
+ * lower case).  Anything else is left as it is, for the caller's own
+ * check to refuse.  Returns s. */
+char *gs_id_lower(char *s);
 
 /* Wall clock in milliseconds / seconds since the epoch (UTC). */
 int64_t gs_now_ms(void);

@@ -197,6 +197,28 @@ st=$(http PUT /v1/devices/xyz/batches/00112233445566778899aabbccddeeff \
 	--data-binary 'x')
 [ "$st" = 404 ] && ok "malformed ids in the path are 404" ||
 	fail "malformed ids in the path are 404 ($st)"
+# Ids of the right length not spelled in lower-case hex (upper case
+# included) are 400 invalid_argument on every device route, before
+# anything else: they were taken on some (batch, rekey), 404 on others
+# (heartbeat, pull, reference) and 400 on attachments.
+UD=00112233445566778899AABBCCDDEEFF
+UH=00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF
+LH=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+for r in "PUT /v1/devices/$UD/batches/00112233445566778899aabbccddeeff" \
+    "PUT /v1/devices/00112233445566778899aabbccddeeff/batches/$UD" \
+    "POST /v1/devices/$UD/rekey" "POST /v1/devices/$UD/heartbeat" \
+    "GET /v1/devices/$UD/pull" "GET /v1/devices/$UD/reference/$LH" \
+    "GET /v1/devices/00112233445566778899aabbccddeeff/reference/$UH" \
+    "GET /v1/devices/$UD/attachments/$LH" \
+    "PUT /v1/devices/00112233445566778899aabbccddeeff/attachments/$UH"; do
+	case ${r%% *} in
+	GET) st=$(http GET "${r#* }") ;;
+	*) st=$(http "${r%% *}" "${r#* }" --data-binary 'x') ;;
+	esac
+	[ "$st" = 400 ] && grep -q '"code":"invalid_argument".*lower-case hex' "$T_TMP/body" &&
+		ok "upper-case id: $r is 400 invalid_argument" ||
+		{ fail "upper-case id: $r is 400 invalid_argument ($st)"; sed 's/^/# /' "$T_TMP/body"; }
+done
 
 st=$(http POST /v1/enroll --data-binary '{"nope":1}')
 [ "$st" = 400 ] && grep -q '"code":"malformed"' "$T_TMP/body" &&
