@@ -250,6 +250,22 @@ test_hex_le(void **state)
 	assert_memory_equal(in, out, 3);
 	assert_int_equal(gs_hex_decode(out, 3, "00abf"), GS_EPARSE);
 	assert_int_equal(gs_hex_decode(out, 3, "00abfg"), GS_EPARSE);
+	/* The wire's spelling: lower case only, exactly len digits. */
+	assert_true(gs_hex_is_lower("00abff", 6));
+	assert_false(gs_hex_is_lower("00ABff", 6));
+	assert_false(gs_hex_is_lower("00abf", 6));
+	assert_false(gs_hex_is_lower("00abff0", 6));
+	assert_false(gs_hex_is_lower("00abfg", 6));
+	/* An id typed on a command line: folded only when it is all hex
+	 * digits and dashes. */
+	{
+		char id[] = "0190A6E2-0000-7000-8000-00000000D001";
+		char name[] = "Zhang-AB";
+
+		assert_string_equal(gs_id_lower(id),
+		    "0190a6e2-0000-7000-8000-00000000d001");
+		assert_string_equal(gs_id_lower(name), "Zhang-AB");
+	}
 	gs_put_le64(le, 0x0102030405060708ULL);
 	assert_int_equal(le[0], 8);
 	assert_int_equal(le[7], 1);
