@@ -196,8 +196,8 @@ ag_cli_home(struct ag_cli *cli)
  * answer (exit 77 with how to init) and the problem printer are the same
  * everywhere.
  */
-int
-ag_cli_open(struct ag_cli *cli, struct ag_store **out)
+static int
+cli_open(struct ag_cli *cli, int read_only, struct ag_store **out)
 {
 	char *home = NULL;
 	int r;
@@ -205,17 +205,42 @@ ag_cli_open(struct ag_cli *cli, struct ag_store **out)
 	*out = NULL;
 	if ((home = ag_cli_home(cli)) == NULL)
 		return GS_EX_USAGE;
-	r = ag_store_open(home, out);
-	gs_free(home);
+	r = read_only ? ag_store_open_read(home, out) :
+	    ag_store_open(home, out);
 	/* A live unlock session (keys.h) unlocks this process too. */
 	if (r == GS_OK && (r = ag_session_resume(*out)) != GS_OK) {
 		ag_store_close(*out);
 		*out = NULL;
 	}
-	if (r != GS_OK)
+	if (r != GS_OK) {
+		gs_free(home);
 		return ag_cli_error(r);
+	}
+	/* One line, so that whoever reads the answer knows it is all that
+	 * can be had, and why nothing else will work there. */
+	if (ag_store_readonly(*out) == 1)
+		fprintf(stderr, PROG ": warning: %s is read-only: showing "
+		    "what is saved; nothing can be saved there\n", home);
+	else if (ag_store_readonly(*out))
+		fprintf(stderr, PROG ": warning: %s is read-only: showing "
+		    "the store file as it is; nothing can be saved there, "
+		    "and a process writing it elsewhere may have changes "
+		    "not shown\n", home);
+	gs_free(home);
 	ag_store_on_problem(*out, ag_cli_problem, NULL);
 	return -1;
+}
+
+int
+ag_cli_open(struct ag_cli *cli, struct ag_store **out)
+{
+	return cli_open(cli, 0, out);
+}
+
+int
+ag_cli_open_read(struct ag_cli *cli, struct ag_store **out)
+{
+	return cli_open(cli, 1, out);
 }
 
 void
@@ -637,7 +662,7 @@ ag_cmd_list(struct ag_cli *cli, int argc, char **argv)
 		return ag_cli_usage(cli, "at most one record type");
 	if (n == 1)
 		type = argv[1];
-	if ((ex = ag_cli_open(cli, &st)) >= 0)
+	if ((ex = ag_cli_open_read(cli, &st)) >= 0)
 		return ex;
 	if (type != NULL && gs_schema_form(ag_store_schema(st), type) == NULL) {
 		ag_store_close(st);
@@ -764,7 +789,7 @@ ag_cmd_show(struct ag_cli *cli, int argc, char **argv)
 	if (n != 1)
 		return ag_cli_usage(cli, "give one record uuid");
 	gs_id_lower(argv[1]);
-	if ((ex = ag_cli_open(cli, &st)) >= 0)
+	if ((ex = ag_cli_open_read(cli, &st)) >= 0)
 		return ex;
 	r = reveal ? ag_get(st, argv[1], &text) :
 	    ag_get_masked(st, argv[1], &text);
@@ -836,7 +861,7 @@ ag_cmd_status(struct ag_cli *cli, int argc, char **argv)
 		return r;
 	if (n != 0)
 		return ag_cli_usage(cli, "unexpected argument '%s'", argv[1]);
-	if ((ex = ag_cli_open(cli, &st)) >= 0)
+	if ((ex = ag_cli_open_read(cli, &st)) >= 0)
 		return ex;
 	if ((r = ag_status_build(st, &o)) != GS_OK) {
 		ex = ag_cli_error(r);

@@ -64,6 +64,10 @@ int ag_cli_usage(struct ag_cli *cli, const char *fmt, ...)
  * 77 when the home is not initialized ("run 'gridagent init' first").
  */
 int ag_cli_open(struct ag_cli *cli, struct ag_store **out);
+/* ag_cli_open for a command that only reads (list, show, status, tasks,
+ * config SETTING): on a home that cannot be written the store is opened
+ * read-only (ag_store_open_read) and one warning line says so. */
+int ag_cli_open_read(struct ag_cli *cli, struct ag_store **out);
 /* The resolved home directory (gs_free), or NULL after printing why. */
 char *ag_cli_home(struct ag_cli *cli);
 

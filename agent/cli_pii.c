@@ -161,7 +161,8 @@ ag_cmd_config(struct ag_cli *cli, int argc, char **argv)
 	    &x) != GS_OK)
 		return ag_cli_usage(cli, "%s is %lld..%lld", argv[1],
 		    (long long)settings[i].min, (long long)settings[i].max);
-	if ((ex = ag_cli_open(cli, &st)) >= 0)
+	if ((ex = n == 2 ? ag_cli_open(cli, &st) :
+	    ag_cli_open_read(cli, &st)) >= 0)
 		return ex;
 	r = GS_OK;
 	if (n == 2 && settings[i].key == NULL) {

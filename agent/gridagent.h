@@ -88,9 +88,27 @@ int ag_store_init(const char *home, const char *grid, const char *worker,
  * GS_OK and *out (ag_store_close).  GS_EPERM when home holds no store
  * ("run 'gridagent init' first"), GS_EDBVERSION when the database was
  * written by a newer program (left untouched), GS_ECORRUPT when agent.db
- * is not a database, GS_EBUSY, GS_EIO, GS_EDB otherwise.
+ * is not a database, GS_EIO when the home cannot be written ("HOME is
+ * read-only (Read-only file system): ...", nothing touched), GS_EBUSY,
+ * GS_EIO, GS_EDB otherwise.
  */
 int ag_store_open(const char *home, struct ag_store **out);
+/*
+ * ag_store_open for a caller that only reads (list, show, status).  On a
+ * home that can be written it is ag_store_open (a store written by an
+ * older program is migrated).  On one that cannot (a read-only mount, a
+ * chmod a-w home) the store is opened read-only instead of refused:
+ * ag_store_readonly then says so, every write fails (GS_EDB), a reveal
+ * is not audited (nowhere to write it: a warning says so), a store that
+ * needs a migration is refused with GS_EIO and left as it is, and an
+ * unlock session is used but neither refreshed nor ended.  ag_store_open
+ * refuses such a home at once with GS_EIO, "HOME is read-only (...)".
+ */
+int ag_store_open_read(const char *home, struct ag_store **out);
+/* 0: writable.  1: read-only, every save read as a writer would.  2:
+ * read-only, the store file alone (no -shm could be made, sync/db.h
+ * GS_DB_RO_SNAPSHOT): a process writing it elsewhere may not be seen. */
+int ag_store_readonly(struct ag_store *st);
 /* Closes and frees.  NULL ok. */
 void ag_store_close(struct ag_store *st);
 

@@ -853,8 +853,10 @@ out:
 	return r;
 }
 
-int
-ag_store_open(const char *home, struct ag_store **out)
+/* ag_store_open and ag_store_open_read: dbflags 0 or
+ * GS_DB_READ_FALLBACK. */
+static int
+store_open(const char *home, int dbflags, struct ag_store **out)
 {
 	struct ag_store *st = NULL;
 	struct stat sb;
@@ -891,7 +893,7 @@ ag_store_open(const char *home, struct ag_store **out)
 		    "initialized); run 'gridagent init' first", home);
 		goto out;
 	}
-	if ((r = store_new(home, path, 0, &st)) != GS_OK)
+	if ((r = store_new(home, path, dbflags, &st)) != GS_OK)
 		goto out;
 	if ((r = load_meta(st, &initialized)) != GS_OK)
 		goto out;
@@ -906,6 +908,24 @@ out:
 	ag_store_close(st);
 	gs_free(path);
 	return r;
+}
+
+int
+ag_store_open(const char *home, struct ag_store **out)
+{
+	return store_open(home, 0, out);
+}
+
+int
+ag_store_open_read(const char *home, struct ag_store **out)
+{
+	return store_open(home, GS_DB_READ_FALLBACK, out);
+}
+
+int
+ag_store_readonly(struct ag_store *st)
+{
+	return gs_db_readonly(st->db);
 }
 
 struct gs_db *
@@ -1271,6 +1291,16 @@ int
 ag_store_audit(struct ag_store *st, const char *action, const char *uuid,
     const char *type, const char *detail)
 {
+	/* A store opened read-only (ag_store_open_read on a home that
+	 * cannot be written) has nowhere to keep the row.  What is read
+	 * from it is still shown: it is the worker's own data, behind the
+	 * same unlock, and a worker whose flash went read-only needs it
+	 * most; but not without saying that this one went unrecorded. */
+	if (gs_db_readonly(st->db)) {
+		gs_log(GS_LOG_WARNING, "the home is read-only: this %s is "
+		    "not recorded in the audit", action);
+		return GS_OK;
+	}
 	return audit(st, gs_now_ms(), action, uuid, type, detail);
 }
 

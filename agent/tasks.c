@@ -34,7 +34,7 @@ ag_cmd_tasks(struct ag_cli *cli, int argc, char **argv)
 		return r;
 	if (n != 0)
 		return ag_cli_usage(cli, "unexpected argument '%s'", argv[1]);
-	if ((ex = ag_cli_open(cli, &st)) >= 0)
+	if ((ex = ag_cli_open_read(cli, &st)) >= 0)
 		return ex;
 	if ((r = gs_stmt_prepare(ag_store_db(st), "SELECT id, kind, "
 	    "coalesce(subject, ''), due, title, status, coalesce(closed_by, "

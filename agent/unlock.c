@@ -655,12 +655,17 @@ ag_session_resume(struct ag_store *st)
 		goto out;
 	ag_store_set_crypt(st, c);
 	/* Idle lock: every use moves the expiry forward.  A failure to
-	 * refresh only shortens the session. */
-	(void)session_write(path, now + idle_ms(st), buf + 12);
+	 * refresh only shortens the session.  A read-only home
+	 * (ag_store_open_read) is not written at all. */
+	if (!ag_store_readonly(st))
+		(void)session_write(path, now + idle_ms(st), buf + 12);
 	r = GS_OK;
 	goto out;
 expired:
-	(void)ag_session_end(st);
+	/* Locked either way; ending it is a write, left to the next
+	 * command on a writable home. */
+	if (!ag_store_readonly(st))
+		(void)ag_session_end(st);
 	r = GS_OK;
 out:
 	gs_crypto_memzero(buf, sizeof(buf));

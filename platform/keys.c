@@ -307,8 +307,9 @@ meta_hex(struct pf_store *st, const char *key, unsigned char *out, size_t n)
 	return r;
 }
 
-int
-pf_platform_open(const char *home, struct pf_platform **out)
+/* pf_platform_open and pf_platform_open_read (read: 1). */
+static int
+platform_open(const char *home, int read, struct pf_platform **out)
 {
 	int r = GS_EINTERNAL;
 	struct pf_platform *pf = NULL;
@@ -369,9 +370,12 @@ pf_platform_open(const char *home, struct pf_platform **out)
 		r = GS_FAIL(GS_ENOMEM, "secure memory for keys");
 		goto out;
 	}
-	if ((r = pf_store_sqlite_open(path, 0, &pf->store)) != GS_OK ||
-	    (r = pf_store_sqlite_open(path, 0, &pf->reader)) != GS_OK)
+	if ((r = pf_store_sqlite_open(path, read ? PF_STORE_READ : 0,
+	    &pf->store)) != GS_OK ||
+	    (r = pf_store_sqlite_open(path, read ? PF_STORE_READ : 0,
+	    &pf->reader)) != GS_OK)
 		goto out;
+	pf->readonly = pf_store_sqlite_readonly(pf->store);
 	if ((r = meta_hex(pf->store, "deployment", pf->keys.deployment,
 	    sizeof(pf->keys.deployment))) != GS_OK ||
 	    (r = meta_hex(pf->store, "batch_pk", pf->keys.batch_pk,
@@ -443,6 +447,18 @@ pf_platform_open(const char *home, struct pf_platform **out)
 out:
 	pf_platform_free(pf);
 	return r;
+}
+
+int
+pf_platform_open(const char *home, struct pf_platform **out)
+{
+	return platform_open(home, 0, out);
+}
+
+int
+pf_platform_open_read(const char *home, struct pf_platform **out)
+{
+	return platform_open(home, 1, out);
 }
 
 void

@@ -220,6 +220,27 @@ open_platform(const char *home, struct pf_platform **pf)
 	return r == GS_OK ? GS_OK : fail(r);
 }
 
+/* For a command that only reads: a home that cannot be written is read
+ * all the same, with one warning line that says so. */
+static int
+open_platform_read(const char *home, struct pf_platform **pf)
+{
+	int r = pf_platform_open_read(home, pf);
+
+	if (r != GS_OK)
+		return fail(r);
+	if ((*pf)->readonly == 1)
+		fprintf(stderr, "gridplatform: warning: %s is read-only: "
+		    "showing what is stored; nothing can be changed there\n",
+		    home);
+	else if ((*pf)->readonly)
+		fprintf(stderr, "gridplatform: warning: %s is read-only: "
+		    "showing the store file as it is; nothing can be changed "
+		    "there, and a process writing it elsewhere may have "
+		    "changes not shown\n", home);
+	return GS_OK;
+}
+
 static int
 cmd_init(const char *home, int argc, char **argv)
 {
@@ -442,7 +463,7 @@ cmd_devices(const char *home, int argc, char **argv)
 
 	if ((r = json_flag(argc, argv, &json)) != 0)
 		return r;
-	if ((r = open_platform(home, &pf)) != 0)
+	if ((r = open_platform_read(home, &pf)) != 0)
 		return r;
 	if (json && (arr = json_array()) == NULL) {
 		r = fail(GS_FAIL(GS_ENOMEM, "device list"));
@@ -526,7 +547,7 @@ cmd_export(const char *home, int argc, char **argv)
 		    headers);
 	if (headers != NULL)
 		f = PF_EXPORT_CSV_ZH;
-	if ((r = open_platform(home, &pf)) != 0)
+	if ((r = open_platform_read(home, &pf)) != 0)
 		return r;
 	r = pf_export(pf->store, pf_schema(pf), type, grid, f, stdout,
 	    NULL);
@@ -540,33 +561,36 @@ cmd_export(const char *home, int argc, char **argv)
  * run, close.
  */
 static int
-run_recon(const char *home, int argc, char **argv,
+run_recon(const char *home, int argc, char **argv, int read,
     int (*fn)(struct pf_platform *, int, char **))
 {
 	struct pf_platform *pf = NULL;
 	int r;
 
-	if ((r = open_platform(home, &pf)) != 0)
+	/* A listing (no subcommand: quarantine, conflicts, reconcile,
+	 * stats, reference) only reads; release, reject, add ... write. */
+	if ((r = (read && (argc < 2 || argv[1][0] == '-')) ?
+	    open_platform_read(home, &pf) : open_platform(home, &pf)) != 0)
 		return r;
 	r = fn(pf, argc, argv);
 	pf_platform_free(pf);
 	return r;
 }
 
-#define RECON_CMD(name, fn)						\
+#define RECON_CMD(name, read, fn)					\
 	static int							\
 	name(const char *home, int argc, char **argv)			\
 	{								\
-		return run_recon(home, argc, argv, fn);			\
+		return run_recon(home, argc, argv, read, fn);		\
 	}
-RECON_CMD(cmd_quarantine, pf_cmd_quarantine)
-RECON_CMD(cmd_conflicts, pf_cmd_conflicts)
-RECON_CMD(cmd_reconcile, pf_cmd_reconcile)
-RECON_CMD(cmd_resolve, pf_cmd_resolve)
-RECON_CMD(cmd_review, pf_cmd_review)
-RECON_CMD(cmd_task, pf_cmd_task)
-RECON_CMD(cmd_stats, pf_cmd_stats)
-RECON_CMD(cmd_reference, pf_cmd_reference)
+RECON_CMD(cmd_quarantine, 1, pf_cmd_quarantine)
+RECON_CMD(cmd_conflicts, 1, pf_cmd_conflicts)
+RECON_CMD(cmd_reconcile, 1, pf_cmd_reconcile)
+RECON_CMD(cmd_resolve, 0, pf_cmd_resolve)
+RECON_CMD(cmd_review, 0, pf_cmd_review)
+RECON_CMD(cmd_task, 0, pf_cmd_task)
+RECON_CMD(cmd_stats, 1, pf_cmd_stats)
+RECON_CMD(cmd_reference, 1, pf_cmd_reference)
 
 static const struct {
 	const char *name;

@@ -90,6 +90,9 @@ struct pf_oldkey {
 struct pf_platform {
 	char *home;
 	char *public_url;
+	/* pf_platform_open_read on a home that cannot be written: 1 or 2
+	 * (gs_db_readonly); 0 otherwise. */
+	int readonly;
 	struct pf_store *store;
 	/* A second handle on the same database for the checks before an
 	 * ingest (device lookup, idempotency), so they do not wait behind a
@@ -162,6 +165,14 @@ int pf_init_home(const char *home, const char *public_url);
  * for ingest: open the platform before starting threads that use jansson.
  */
 int pf_platform_open(const char *home, struct pf_platform **out);
+/*
+ * pf_platform_open for a command that only reads (devices, export,
+ * reconcile, ...): on a home that cannot be written the store is opened
+ * read-only (sync/db.h GS_DB_READ_FALLBACK) and pf->readonly says so
+ * (gs_db_readonly's answer); pf_platform_open refuses such a home with
+ * GS_EIO ("HOME is read-only (...)").
+ */
+int pf_platform_open_read(const char *home, struct pf_platform **out);
 void pf_platform_free(struct pf_platform *pf);
 
 /* Key fingerprint of the deployment (for enrollment codes). */

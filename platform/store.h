@@ -303,11 +303,18 @@ struct pf_store {
 void pf_record_state_release(struct pf_record_state *s);
 
 /*
- * The SQLite store at path (created with GS_DB_CREATE), WAL,
- * synchronous=FULL, migrated to schema/platform.  GS_OK, or the errors of
- * gs_db_open.  Close with st->ops->close(st).
+ * The SQLite store at path (created with GS_DB_CREATE when flags has
+ * PF_STORE_CREATE), WAL, synchronous=FULL, migrated to schema/platform.
+ * PF_STORE_READ: the caller only reads, and a store whose home cannot be
+ * written is opened read-only (GS_DB_READ_FALLBACK, sync/db.h) instead
+ * of refused; pf_store_sqlite_readonly then says so (gs_db_readonly's
+ * answer).  GS_OK, or the errors of gs_db_open.  Close with
+ * st->ops->close(st).
  */
-int pf_store_sqlite_open(const char *path, int create, struct pf_store **out);
+#define PF_STORE_CREATE 1
+#define PF_STORE_READ 2
+int pf_store_sqlite_open(const char *path, int flags, struct pf_store **out);
+int pf_store_sqlite_readonly(struct pf_store *st);
 
 /*
  * The reconciliation queries (platform/recon_sql.c: ledgers, heartbeats,

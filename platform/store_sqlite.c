@@ -1396,7 +1396,7 @@ static const struct pf_store_ops sqlite_ops = {
 };
 
 int
-pf_store_sqlite_open(const char *path, int create, struct pf_store **out)
+pf_store_sqlite_open(const char *path, int flags, struct pf_store **out)
 {
 	int r = GS_EINTERNAL;
 	struct sqlite_store *s = NULL;
@@ -1408,8 +1408,9 @@ pf_store_sqlite_open(const char *path, int create, struct pf_store **out)
 	s->base.ops = &sqlite_ops;
 	/* A batch's commit writes hundreds of WAL frames: in 64 KiB
 	 * writes, not two write() calls each (sync/db.h). */
-	if ((r = gs_db_open(path, "platform", (create ? GS_DB_CREATE : 0) |
-	    GS_DB_COALESCE_WAL, &s->db)) != GS_OK)
+	if ((r = gs_db_open(path, "platform", ((flags & PF_STORE_CREATE) ?
+	    GS_DB_CREATE : 0) | ((flags & PF_STORE_READ) ?
+	    GS_DB_READ_FALLBACK : 0) | GS_DB_COALESCE_WAL, &s->db)) != GS_OK)
 		goto out;
 	/*
 	 * A server's page cache: 64 MiB (SQLite's default is 2 MiB).  With
@@ -1436,6 +1437,12 @@ out:
 	if (s != NULL)
 		s_close(&s->base);
 	return r;
+}
+
+int
+pf_store_sqlite_readonly(struct pf_store *st)
+{
+	return gs_db_readonly(((struct sqlite_store *)st)->db);
 }
 
 void

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -63,6 +64,7 @@ struct gs_db {
 	struct walbuf_file *defer_wal;
 	int wal_fd;
 	uint64_t ops;          /* gs_db_count_ops: VM steps counted */
+	int ro;                /* gs_db_readonly: 0, GS_DB_RO, GS_DB_RO_SNAPSHOT */
 };
 
 /*
@@ -1625,6 +1627,171 @@ gs_db_sync_wal(struct gs_db *db)
 	return GS_OK;
 }
 
+/* ------------------------------------------------ a home that is read-only */
+
+/* The directory that holds path, for messages ("." when none is named). */
+static void
+dir_of(const char *path, char *dir, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		gs_strlcpy(dir, ".", n);
+	else
+		snprintf(dir, n, "%.*s", slash == path ? 1 :
+		    (int)(slash - path), path);
+}
+
+/*
+ * Whether the database file at path can be written, with SQLite's WAL
+ * beside it: 0, or the errno that says why not (EROFS: a read-only mount,
+ * even for root; EACCES: permissions).  SQLite makes the -wal and -shm
+ * files in the file's directory, so that must be writable too, unless
+ * both are there already and writable.  A file that is not there (or any
+ * other trouble looking) gives 0: the open reports it as before.
+ */
+static int
+cannot_write(const char *path)
+{
+	char dir[PATH_MAX], aux[PATH_MAX + 8];
+	int e;
+
+	if (access(path, F_OK) != 0)
+		return 0;
+	if (access(path, W_OK) != 0)
+		return errno == EROFS || errno == EACCES || errno == EPERM ?
+		    errno : 0;
+	dir_of(path, dir, sizeof(dir));
+	if (access(dir, W_OK) == 0)
+		return 0;
+	e = errno;
+	if (e != EROFS && e != EACCES && e != EPERM)
+		return 0;
+	snprintf(aux, sizeof(aux), "%s-wal", path);
+	if (access(aux, W_OK) == 0) {
+		snprintf(aux, sizeof(aux), "%s-shm", path);
+		if (access(aux, W_OK) == 0)
+			return 0;
+	}
+	return e;
+}
+
+/*
+ * "file:" URI of path with immutable=1 (SQLITE_OPEN_URI).  '%', '?' and
+ * '#' are escaped, and so is every byte outside printable ASCII; an
+ * absolute path gets an empty authority ("file:///..."), so that one
+ * beginning with "//" is not read as a host.
+ */
+static int
+immutable_uri(const char *path, char *uri, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	const unsigned char *p;
+	const char *pre = path[0] == '/' ? "file://" : "file:";
+	const char *post = "?immutable=1";
+
+	if (strlen(pre) >= n)
+		return GS_FAIL(GS_EINVAL, "%s: path too long", path);
+	o = gs_strlcpy(uri, pre, n);
+	for (p = (const unsigned char *)path; *p != '\0'; p++) {
+		if (o + 4 >= n)
+			return GS_FAIL(GS_EINVAL, "%s: path too long", path);
+		if (*p == '%' || *p == '?' || *p == '#' || *p <= ' ' ||
+		    *p >= 0x7f) {
+			uri[o++] = '%';
+			uri[o++] = hex[*p >> 4];
+			uri[o++] = hex[*p & 15];
+		} else {
+			uri[o++] = (char)*p;
+		}
+	}
+	uri[o] = '\0';
+	if (o + strlen(post) >= n)
+		return GS_FAIL(GS_EINVAL, "%s: path too long", path);
+	gs_strlcpy(uri + o, post, n - o);
+	return GS_OK;
+}
+
+/*
+ * Opens a database that cannot be written, for a caller that only reads
+ * (GS_DB_READ_FALLBACK), and reads its version.  What SQLite documents
+ * for a WAL database opened read-only (since 3.22.0): it opens if its
+ * -wal and -shm files are there (the -shm then read into private memory,
+ * not written), or can be made, or if the database is declared
+ * immutable.  So:
+ *
+ * 1. SQLITE_OPEN_READONLY.  Enough when the -shm is there: a program
+ *    that stopped without closing (a crash, power lost, the flash
+ *    remounted read-only under it) leaves both files, and this reads
+ *    every commit in the WAL as a writer would.
+ * 2. Only when that fails with SQLITE_CANTOPEN (no -shm, and none can be
+ *    made: the normal state of a store closed cleanly, whose last close
+ *    checkpointed and removed both files), immutable=1: SQLite reads the
+ *    database file alone, with no lock and no -shm.  That is exact when
+ *    no -wal is there, since then the file holds every commit.  With a
+ *    -wal that holds frames it would silently show an older store
+ *    (immutable ignores the WAL), so that is refused instead.
+ *
+ * The danger of immutable=1 is a writer that SQLite cannot see: another
+ * process writing the same file through a writable path (a read-only
+ * bind mount over a writable directory, a chmod that a process of
+ * another user ignores).  A read could then meet pages a checkpoint is
+ * rewriting, and answer from a mix of old and new (or report the file
+ * damaged).  It never writes, so the store itself is not at risk, and
+ * the caller tells the user the view may miss a writer's latest changes
+ * (gs_db_readonly gives GS_DB_RO_SNAPSHOT).
+ */
+static int
+open_readonly(struct gs_db *db, const char *path, int oflags)
+{
+	char uri[PATH_MAX * 3 + 32];
+	struct stat sb;
+	int r, rc;
+
+	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_EXRESCODE, test_vfs);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db->h, 5000);
+		if ((r = read_version(db, &db->version)) == GS_OK) {
+			db->ro = GS_DB_RO;
+			return GS_OK;
+		}
+		rc = sqlite3_errcode(db->h);
+	}
+	if ((rc & 0xff) != SQLITE_CANTOPEN) {
+		r = GS_FAIL(map_rc(rc), "%s: %s", path, db->h ?
+		    sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+		return r;
+	}
+	snprintf(uri, sizeof(uri), "%s-wal", path);
+	if (stat(uri, &sb) == 0 && sb.st_size > 0)
+		return GS_FAIL(GS_EIO, "%s: its -wal file holds changes that "
+		    "only a writable home can read (no -shm file, and none "
+		    "can be made)", path);
+	while (db->stmts != NULL)
+		gs_stmt_finalize(db->stmts);
+	sqlite3_close_v2(db->h);
+	db->h = NULL;
+	if ((r = immutable_uri(path, uri, sizeof(uri))) != GS_OK)
+		return r;
+	rc = sqlite3_open_v2(uri, &db->h, oflags | SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_URI | SQLITE_OPEN_EXRESCODE, test_vfs);
+	if (rc != SQLITE_OK)
+		return GS_FAIL(map_rc(rc), "%s: %s", path, db->h ?
+		    sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+	if ((r = read_version(db, &db->version)) != GS_OK)
+		return r;
+	db->ro = GS_DB_RO_SNAPSHOT;
+	return GS_OK;
+}
+
+int
+gs_db_readonly(struct gs_db *db)
+{
+	return db->ro;
+}
+
 static void
 config_sqlite(void)
 {
@@ -1637,7 +1804,7 @@ gs_db_open(const char *path, const char *migrations, int flags,
     struct gs_db **out)
 {
 	struct gs_db *db = NULL;
-	int r = GS_EINTERNAL, rc, oflags, latest;
+	int r = GS_EINTERNAL, rc, oflags, latest, e;
 
 	*out = NULL;
 	(void)pthread_once(&config_once, config_sqlite);
@@ -1653,30 +1820,59 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	 * open that fails says which I/O step failed. */
 	if (flags & GS_DB_ONE_THREAD)
 		oflags |= SQLITE_OPEN_NOMUTEX;
-	db->vfs = test_vfs != NULL ? test_vfs : (flags & GS_DB_COALESCE_WAL) &&
-	    !(flags & GS_DB_NORMAL_SYNC) && walbuf_ok ? WALBUF_VFS : NULL;
-	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_EXRESCODE,
-	    db->vfs);
-	if (rc != SQLITE_OK) {
-		r = GS_FAIL(map_rc(rc), "%s: %s", path,
-		    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
-		goto out;
-	}
-	sqlite3_extended_result_codes(db->h, 1);
-	/* Another process (sync --watch beside a collect) may hold the write
-	 * lock for a moment; wait for it rather than fail the save. */
-	sqlite3_busy_timeout(db->h, 5000);
-
 	/*
-	 * Read the version before anything writes: the first read is where
-	 * a file that is not a database shows up (SQLITE_NOTADB), and a
-	 * database from a newer program must be refused before even the
-	 * journal mode is touched, so that it is left exactly as it was.
+	 * A home that cannot be written (a read-only mount, chmod a-w):
+	 * SQLite would open the file read-only anyway and then fail on the
+	 * -shm it cannot make, "unable to open database file", for reads
+	 * too.  Say what is wrong before anything is tried, and for a
+	 * caller that only reads, open it read-only (open_readonly).
 	 */
-	if ((r = read_version(db, &db->version)) != GS_OK) {
-		r = refail(r, path);
-		goto out;
+	if (!(flags & GS_DB_READONLY) && (e = cannot_write(path)) != 0) {
+		char dir[PATH_MAX];
+
+		dir_of(path, dir, sizeof(dir));
+		if (!(flags & GS_DB_READ_FALLBACK)) {
+			r = GS_FAIL(GS_EIO, "%s is read-only (%s): nothing "
+			    "can be changed there", dir, strerror(e));
+			goto out;
+		}
+		db->vfs = NULL;
+		if ((r = open_readonly(db, path, oflags & SQLITE_OPEN_NOMUTEX))
+		    != GS_OK)
+			goto out;
+		sqlite3_extended_result_codes(db->h, 1);
+	} else {
+		db->vfs = test_vfs != NULL ? test_vfs :
+		    (flags & GS_DB_COALESCE_WAL) &&
+		    !(flags & GS_DB_NORMAL_SYNC) && walbuf_ok ? WALBUF_VFS :
+		    NULL;
+		rc = sqlite3_open_v2(path, &db->h, oflags |
+		    SQLITE_OPEN_EXRESCODE, db->vfs);
+		if (rc != SQLITE_OK) {
+			r = GS_FAIL(map_rc(rc), "%s: %s", path,
+			    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+			goto out;
+		}
+		sqlite3_extended_result_codes(db->h, 1);
+		/* Another process (sync --watch beside a collect) may hold
+		 * the write lock for a moment; wait for it rather than fail
+		 * the save. */
+		sqlite3_busy_timeout(db->h, 5000);
+
+		/*
+		 * Read the version before anything writes: the first read
+		 * is where a file that is not a database shows up
+		 * (SQLITE_NOTADB), and a database from a newer program must
+		 * be refused before even the journal mode is touched, so
+		 * that it is left exactly as it was.
+		 */
+		if ((r = read_version(db, &db->version)) != GS_OK) {
+			r = refail(r, path);
+			goto out;
+		}
 	}
+	if (db->ro)
+		flags |= GS_DB_READONLY;
 	if (migrations != NULL &&
 	    (r = check_ours(db, path, migrations)) != GS_OK)
 		goto out;
@@ -1719,6 +1915,14 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	    (r = gs_stmt_prepare(db, "ROLLBACK TO gs_group",
 	    &db->sp_rollback)) != GS_OK)
 		goto out;
+	/* A read-only open never migrates; a store opened read-only
+	 * because its home cannot be written says why it cannot be read. */
+	if (migrations != NULL && db->ro && db->version < latest) {
+		r = GS_FAIL(GS_EIO, "%s needs its schema upgraded (%d to %d) "
+		    "and its home is read-only: nothing was changed; make it "
+		    "writable and run this again", path, db->version, latest);
+		goto out;
+	}
 	if (migrations != NULL && !(flags & GS_DB_READONLY) &&
 	    db->version < latest && (r = migrate(db, migrations)) != GS_OK) {
 		r = refail(r, path);

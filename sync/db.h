@@ -36,7 +36,15 @@ enum gs_db_flags {
 	 * connection that writes big transactions.  Ignored with
 	 * GS_DB_NORMAL_SYNC: it relies on the sync of every commit. */
 	GS_DB_COALESCE_WAL = 16,
+	/* The caller only reads: on a file it cannot write (a read-only
+	 * mount, chmod a-w) open it read-only rather than fail; see
+	 * gs_db_open. */
+	GS_DB_READ_FALLBACK = 32,
 };
+
+/* gs_db_readonly's answers besides 0 (read-write). */
+#define GS_DB_RO 1          /* read-only, the WAL read as a writer would */
+#define GS_DB_RO_SNAPSHOT 2 /* read-only, the file alone (immutable=1) */
 
 /*
  * Opens (or creates) the database at path, in WAL mode with
@@ -54,9 +62,29 @@ enum gs_db_flags {
  * holds tables, or one past 0 without every table of migration 0001 (the
  * other program's store, a store with such a table dropped).  *out is the
  * caller's (gs_db_close).
+ *
+ * A file that exists but cannot be written, with the -wal and -shm that
+ * SQLite makes beside it (a read-only mount, even for root; a file or
+ * directory the user may not write), is refused with GS_EIO ("DIR is
+ * read-only (Read-only file system): nothing can be changed there")
+ * before SQLite touches it, unless flags has GS_DB_READ_FALLBACK: then
+ * it is opened read-only (gs_db_readonly says how), never migrated (a
+ * store that needs a migration is refused with GS_EIO, untouched), and
+ * every write on it fails.  GS_DB_READONLY opens read-only whatever
+ * the file allows, without the immutable fallback.
  */
 int gs_db_open(const char *path, const char *migrations, int flags,
     struct gs_db **out);
+/*
+ * 0 for a read-write connection; GS_DB_RO when a GS_DB_READ_FALLBACK
+ * open found the file read-only and SQLite reads it with its WAL (the
+ * -shm was there); GS_DB_RO_SNAPSHOT when there was no -shm and none
+ * could be made, so SQLite reads the database file alone as immutable
+ * (no -wal with frames was there, so that holds every commit; but a
+ * process writing the file through another, writable, path would not
+ * be seen, and its latest changes may be missing from what is read).
+ */
+int gs_db_readonly(struct gs_db *db);
 /* Finalizes every statement prepared on it and closes.  NULL ok. */
 void gs_db_close(struct gs_db *db);
 
