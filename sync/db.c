@@ -1725,8 +1725,8 @@ immutable_uri(const char *path, char *uri, size_t n)
  *    that stopped without closing (a crash, power lost, the flash
  *    remounted read-only under it) leaves both files, and this reads
  *    every commit in the WAL as a writer would.
- * 2. Only when that fails with SQLITE_CANTOPEN (no -shm, and none can be
- *    made: the normal state of a store closed cleanly, whose last close
+ * 2. Only when that fails with SQLITE_CANTOPEN or SQLITE_READONLY_* (no
+ *    -shm, and none can be made: the normal state of a store closed cleanly, whose last close
  *    checkpointed and removed both files), immutable=1: SQLite reads the
  *    database file alone, with no lock and no -shm.  That is exact when
  *    no -wal is there, since then the file holds every commit.  With a
@@ -1759,7 +1759,10 @@ open_readonly(struct gs_db *db, const char *path, int oflags)
 		}
 		rc = sqlite3_errcode(db->h);
 	}
-	if ((rc & 0xff) != SQLITE_CANTOPEN) {
+	/* No -shm and none can be made: SQLITE_CANTOPEN on a read-only
+	 * mount, SQLITE_READONLY_DIRECTORY (or another SQLITE_READONLY_*)
+	 * in a directory the user may not write. */
+	if ((rc & 0xff) != SQLITE_CANTOPEN && (rc & 0xff) != SQLITE_READONLY) {
 		r = GS_FAIL(map_rc(rc), "%s: %s", path, db->h ?
 		    sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
 		return r;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -666,6 +667,137 @@ test_migrations_contiguous(void **state)
 	check_contiguous("platform/");
 }
 
+/*
+ * A home that cannot be written.  Root writes through any mode, so as
+ * root the checks run in a child that became nobody; each failed check
+ * sets a bit of its exit status.
+ */
+static int
+readonly_checks(const char *cur, const char *old, const char *live,
+    const char *walonly)
+{
+	struct gs_db *db = NULL;
+	struct stat sb;
+	char shm[160];
+	int64_t n = -1;
+	struct gs_stmt *st = NULL;
+	int bad = 0;
+
+	/* A writer is refused before SQLite touches the file. */
+	if (gs_db_open(cur, "agent", 0, &db) != GS_EIO ||
+	    strstr(gs_errmsg(GS_EIO), "is read-only") == NULL)
+		bad |= 1;
+	gs_db_close(db);
+	db = NULL;
+	/* A reader of a store closed cleanly: the file alone. */
+	if (gs_db_open(cur, "agent", GS_DB_READ_FALLBACK, &db) != GS_OK ||
+	    gs_db_readonly(db) != GS_DB_RO_SNAPSHOT ||
+	    gs_db_version(db) != gs_db_latest_version("agent") ||
+	    gs_db_exec(db, "CREATE TABLE x(y)") == GS_OK)
+		bad |= 2;
+	gs_db_close(db);
+	db = NULL;
+	snprintf(shm, sizeof(shm), "%s-shm", cur);
+	if (stat(shm, &sb) == 0)
+		bad |= 4;
+	/* One that needs a migration: refused, never migrated. */
+	if (gs_db_open(old, "agent", GS_DB_READ_FALLBACK, &db) != GS_EIO ||
+	    strstr(gs_errmsg(GS_EIO), "needs its schema upgraded") == NULL)
+		bad |= 8;
+	gs_db_close(db);
+	db = NULL;
+	/* One with a -wal and -shm (its writer still has it open): read
+	 * with the WAL, the row only there included. */
+	if (gs_db_open(live, NULL, GS_DB_READ_FALLBACK, &db) != GS_OK ||
+	    gs_db_readonly(db) != GS_DB_RO ||
+	    gs_stmt_prepare(db, "SELECT count(*) FROM t", &st) != GS_OK ||
+	    gs_stmt_one_int64(st, 0, &n) != GS_OK || n != 1)
+		bad |= 16;
+	gs_db_close(db);
+	db = NULL;
+	/* A -wal with frames and no -shm: immutable would show the store
+	 * without them, so it is refused. */
+	if (gs_db_open(walonly, NULL, GS_DB_READ_FALLBACK, &db) != GS_EIO ||
+	    strstr(gs_errmsg(GS_EIO), "-wal") == NULL)
+		bad |= 32;
+	gs_db_close(db);
+	return bad;
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	size_t n;
+	char *b = slurp(from, &n);
+	FILE *f = fopen(to, "wb");
+
+	assert_non_null(b);
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, n, f), n);
+	fclose(f);
+	free(b);
+}
+
+static void
+test_readonly_home(void **state)
+{
+	struct gs_db *db = NULL, *w = NULL;
+	char cur[160], old[160], live[160], walonly[160], sub[128], from[170],
+	    to[170], cmd[700];
+	int status, bad;
+	pid_t pid;
+
+	(void)state;
+	snprintf(sub, sizeof(sub), "%s/ro", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(cur, sizeof(cur), "%s/cur.db", sub);
+	snprintf(old, sizeof(old), "%s/old.db", sub);
+	snprintf(live, sizeof(live), "%s/live.db", sub);
+	snprintf(walonly, sizeof(walonly), "%s/walonly.db", sub);
+	assert_int_equal(gs_db_open(cur, "agent", GS_DB_CREATE, &db), GS_OK);
+	gs_db_close(db);
+	assert_int_equal(gs_db_open(old, "agent", GS_DB_CREATE, &db), GS_OK);
+	snprintf(cmd, sizeof(cmd), "PRAGMA user_version = %d",
+	    gs_db_latest_version("agent") - 1);
+	assert_int_equal(gs_db_exec(db, cmd), GS_OK);
+	gs_db_close(db);
+	/* live.db stays open in w, a row in its -wal only. */
+	assert_int_equal(gs_db_open(live, NULL, GS_DB_CREATE, &w), GS_OK);
+	assert_int_equal(gs_db_exec(w, "PRAGMA wal_autocheckpoint = 0; "
+	    "CREATE TABLE t(x); INSERT INTO t VALUES (1)"), GS_OK);
+	snprintf(from, sizeof(from), "%s", live);
+	copy_file(from, walonly);
+	snprintf(from, sizeof(from), "%s-wal", live);
+	snprintf(to, sizeof(to), "%s-wal", walonly);
+	copy_file(from, to);
+
+	snprintf(cmd, sizeof(cmd), "chmod 755 '%s' && chmod a-w '%s' '%s'/*",
+	    dir, sub, sub);
+	if (geteuid() == 0)
+		snprintf(cmd, sizeof(cmd), "chmod 755 '%s' && chown -R "
+		    "65534:65534 '%s' && chmod a-w '%s' '%s'/*", dir, sub, sub,
+		    sub);
+	assert_int_equal(system(cmd), 0);
+	if (geteuid() != 0) {
+		bad = readonly_checks(cur, old, live, walonly);
+	} else {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			if (setgid(65534) != 0 || setuid(65534) != 0)
+				_exit(64);
+			_exit(readonly_checks(cur, old, live, walonly));
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		bad = WEXITSTATUS(status);
+	}
+	gs_db_close(w);
+	snprintf(cmd, sizeof(cmd), "chmod -R u+w '%s'", sub);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(bad, 0);
+}
+
 int
 main(void)
 {
@@ -692,6 +824,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_coalesce_rollback, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_page, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_home, setup,
 		    teardown),
 	};
 
