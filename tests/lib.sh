@@ -72,19 +72,33 @@ start_platform() {
 		>"$pf_home/serve.out" 2>"$pf_log" &
 	PF_PID=$!
 	T_PIDS="$T_PIDS $PF_PID"
-	i=0
+	# Up to 20 s: a platform that fails exits at once, so only a slow
+	# start on a loaded machine waits long.
+	wait_listening "$pf_home/serve.out" "$PF_PID" && { PF_URL=$LISTEN; return 0; }
 	PF_URL=""
-	# Up to 20 s: a platform that fails exits at once (kill -0 below), so
-	# only a slow start on a loaded machine waits long.
-	while [ $i -lt 400 ]; do
-		PF_URL=$(sed -n 's/^listening on //p' "$pf_home/serve.out" | head -n 1)
-		[ -n "$PF_URL" ] && return 0
-		kill -0 "$PF_PID" 2>/dev/null || break
-		sleep 0.05
-		i=$((i + 1))
-	done
 	echo "# platform did not start:"; sed 's/^/#   /' "$pf_log"
 	return 1
+}
+
+# wait_listening OUT PID: waits, up to 20 s and while PID lives, for the
+# "listening on X" line that gridplatform serve, gsproxy and the tests'
+# python servers print first; sets $LISTEN to X (empty when none came: 1).
+# The caller removes OUT before starting PID: a redirection truncates it
+# only once the child runs, and the last server's line would be read as
+# this one's (a dead port, where every connection is refused).
+wait_listening() {
+	LISTEN=""
+	w_i=0
+	while [ $w_i -lt 400 ]; do
+		LISTEN=$(sed -n 's/^listening on //p' "$1" 2>/dev/null | head -n 1)
+		[ -n "$LISTEN" ] && return 0
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.05
+		w_i=$((w_i + 1))
+	done
+	# One last look: it may have printed and exited since.
+	LISTEN=$(sed -n 's/^listening on //p' "$1" 2>/dev/null | head -n 1)
+	[ -n "$LISTEN" ]
 }
 
 stop_platform() {

@@ -24,14 +24,8 @@ proxy() {
 	"$PROXY" --to "$PF_PORT" --stats "$PX_STATS" "$@" >"$T_TMP/proxy.out" &
 	PX_PID=$!
 	T_PIDS="$T_PIDS $PX_PID"
-	i=0
-	while [ $i -lt 100 ]; do
-		p=$(sed -n 's/^listening on //p' "$T_TMP/proxy.out")
-		[ -n "$p" ] && { PX_URL="http://127.0.0.1:$p"; return 0; }
-		sleep 0.02
-		i=$((i + 1))
-	done
-	return 1
+	wait_listening "$T_TMP/proxy.out" "$PX_PID" || return 1
+	PX_URL="http://127.0.0.1:$LISTEN"
 }
 proxy_stop() {
 	kill "$PX_PID" 2>/dev/null

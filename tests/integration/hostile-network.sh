@@ -76,7 +76,13 @@ class H(socketserver.StreamRequestHandler):
             path = rq[0].split()[1].decode()
             if not rx.search(path):
                 send(self.wfile, *forward(*rq))
-            elif self.hostile(*rq) == "close":
+                continue
+            # Logged first: the checks require the hostile answer to
+            # have been given (an agent that never reached us would
+            # exit 75 too).
+            sys.stderr.write("HOSTILE %s %s\n" % (mode, path))
+            sys.stderr.flush()
+            if self.hostile(*rq) == "close":
                 return
 
     def hostile(self, line, hdrs, body):
@@ -181,16 +187,22 @@ PYEOF
 listen_py() {
 	s=$1 o=$2
 	shift 2
+	# (Removed first: see wait_listening in tests/lib.sh.)
+	rm -f "$o" "$o.err"
 	"$PY" "$s" "$@" >"$o" 2>"$o.err" &
 	LAST_PID=$!
 	T_PIDS="$T_PIDS $LAST_PID"
-	i=0
-	PORT=""
-	while [ -z "$PORT" ] && [ $i -lt 100 ]; do
-		PORT=$(sed -n 's/^listening on //p' "$o" 2>/dev/null)
-		[ -n "$PORT" ] || sleep 0.05
-		i=$((i + 1))
-	done
+	# A fake platform that never listened would make the agent exit 75
+	# (connection refused), which every "hostile" check would count as a
+	# pass: no port, the test ends here, failed.
+	wait_listening "$o" "$LAST_PID"
+	PORT=$LISTEN
+	if [ -z "$PORT" ]; then
+		fail "$s did not start listening"
+		sed 's/^/#   /' "$o.err" | head -n 5
+		done_testing
+		exit 1
+	fi
 }
 listen_py "$T_TMP/sink.py" "$T_TMP/sink"
 SINK=$PORT
@@ -231,10 +243,10 @@ hostile() {
 	case $2 in /batches | /health) ;; *) d0=$d1 ;; esac
 	lines=$(wc -l <"$T_TMP/err")
 	if [ "$got" = "$want" ] && [ "$lines" = 1 ] && [ "$d1" = "$d0" ] &&
-		[ "$t" -le 15 ]; then
+		[ "$t" -le 15 ] && grep -q '^HOSTILE ' "$T_TMP/mitm.err"; then
 		ok "$what: exit $want in ${t}s, one line, nothing delivered"
 	else
-		fail "$what: exit $got (wanted $want) in ${t}s, $lines lines, delivered $d0 -> $d1"
+		fail "$what: exit $got (wanted $want) in ${t}s, $lines lines, delivered $d0 -> $d1, $(grep -c '^HOSTILE ' "$T_TMP/mitm.err") hostile answer(s) given"
 		sed 's/^/#   err: /' "$T_TMP/err" | head -n 3 | cut -c1-300
 	fi
 }

@@ -15,12 +15,8 @@ URL1=$PF_URL
 "$GRIDPLATFORM" --home "$PH" serve --listen 127.0.0.1:0 \
 	>"$T_TMP/serve2.out" 2>"$T_TMP/serve2.log" &
 T_PIDS="$T_PIDS $!"
-i=0
-while [ $i -lt 200 ] && ! grep -q '^listening on ' "$T_TMP/serve2.out"; do
-	sleep 0.05
-	i=$((i + 1))
-done
-URL2=$(sed -n 's/^listening on //p' "$T_TMP/serve2.out")
+wait_listening "$T_TMP/serve2.out" "$!"
+URL2=$LISTEN
 [ -n "$URL2" ] && ok "a second serve on the same home starts" ||
 	fail "a second serve on the same home starts"
 

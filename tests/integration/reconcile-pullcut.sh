@@ -35,12 +35,8 @@ echo "# seed $SEED (GS_SEED=N for another)"
 	>"$T_TMP/px.out" &
 PX_PID=$!
 T_PIDS="$T_PIDS $PX_PID"
-i=0
-while [ $i -lt 100 ] && ! grep -q '^listening on' "$T_TMP/px.out"; do
-	sleep 0.02
-	i=$((i + 1))
-done
-PX_URL="http://127.0.0.1:$(sed -n 's/^listening on //p' "$T_TMP/px.out")"
+wait_listening "$T_TMP/px.out" "$PX_PID"
+PX_URL="http://127.0.0.1:$LISTEN"
 
 k=0 fails=0 bad=0 partial=0 budgeted=0
 while [ $k -lt 40 ]; do
