@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bytes-priv.h"
+#include "core/util.h"
 #include "ids.h"
 #include "core/banned.h"
 
@@ -64,8 +65,14 @@ gs_today_cst(void)
 	 * is the one gmtime_r would give, to the second. */
 	static _Thread_local time_t day_from, day_to;
 	static _Thread_local int day;
-	time_t t = time(NULL) + 8 * 3600;
+	time_t t = time(NULL);
 	struct tm tm;
+
+	/* A clock reset into the past (util.h: the time floor) must not
+	 * turn real birth dates into dates in the future. */
+	if (t < (time_t)(GS_TIME_FLOOR_MS / 1000))
+		t = (time_t)(GS_TIME_FLOOR_MS / 1000);
+	t += 8 * 3600;
 
 	if (day != 0 && t >= day_from && t < day_to)
 		return day;

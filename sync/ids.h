@@ -22,8 +22,10 @@ int gs_date_valid(int y, int m, int d);
 int64_t gs_days_from_civil(int y, int m, int d);
 /* Today's date in China Standard Time (UTC+8) as YYYYMMDD: birth dates and
  * other local dates are judged in the time zone they were written in.
- * Reads the clock every call; the date is worked out again only when the
- * day changed since the calling thread last asked. */
+ * Reads the clock every call, never earlier than GS_TIME_FLOOR_MS
+ * (core/util.h: a clock reset into the past is known to be wrong); the
+ * date is worked out again only when the day changed since the calling
+ * thread last asked. */
 int gs_today_cst(void);
 
 /* "YYYY-MM-DD" exactly (len bytes, no terminator needed).  0 and y/m/d set

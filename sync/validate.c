@@ -1023,8 +1023,9 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 			    "unknown_field", "is not a field of %s", f->type);
 		}
 	}
+	/* Both never earlier than the time floor (core/util.h). */
 	today = gs_today_cst();
-	now_ms = gs_now_ms();
+	now_ms = gs_now_floor_ms();
 	for (i = 0; i < f->nfields; i++) {
 		json_t *why;
 

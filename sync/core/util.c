@@ -144,6 +144,14 @@ gs_now_ms(void)
 }
 
 int64_t
+gs_now_floor_ms(void)
+{
+	int64_t t = gs_now_ms();
+
+	return t > GS_TIME_FLOOR_MS ? t : GS_TIME_FLOOR_MS;
+}
+
+int64_t
 gs_mono_us(void)
 {
 	struct timespec ts;
@@ -155,13 +163,25 @@ gs_mono_us(void)
 void
 gs_time_format(char *out, size_t outlen, int64_t ms)
 {
-	time_t t = (time_t)(ms / 1000);
+	/* Floor division: a time before 1970 (a device clock after a
+	 * battery was out) is a second earlier and a positive millisecond. */
+	int64_t sec = ms / 1000, milli = ms % 1000;
+	time_t t;
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
+	if (milli < 0) {
+		milli += 1000;
+		sec--;
+	}
+	t = (time_t)sec;
+	memset(&tm, 0, sizeof(tm));
+	if (gmtime_r(&t, &tm) == NULL) {
+		snprintf(out, outlen, "(time %lld ms)", (long long)ms);
+		return;
+	}
 	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	    tm.tm_min, tm.tm_sec, (int)milli);
 }
 
 int

@@ -31,6 +31,22 @@ char *gs_id_lower(char *s);
 
 /* Wall clock in milliseconds / seconds since the epoch (UTC). */
 int64_t gs_now_ms(void);
+
+/*
+ * The time floor: 2026-01-01T00:00:00Z.  No correct clock reads earlier
+ * than the release of this software, so a device clock below it is known
+ * to be wrong (a handheld whose battery was out restarts in 1970 or
+ * earlier).  Validation judges "not in the future" against
+ * max(clock, floor) (gs_now_floor_ms, gs_today_cst), the agent's status
+ * tells the worker to set the clock, and the platform flags a record
+ * revision whose device times lie below it as clock-suspect.  A release
+ * should move it forward to its own date (never back: records saved by
+ * the older release must still read as after it).
+ */
+#define GS_TIME_FLOOR_MS INT64_C(1767225600000)
+/* max(gs_now_ms(), GS_TIME_FLOOR_MS): "now" for checks that a date is
+ * not in the future, which a clock reset into the past must not fail. */
+int64_t gs_now_floor_ms(void);
 /* Monotonic clock in microseconds, for durations. */
 int64_t gs_mono_us(void);
 /* "2026-11-26T07:04:33.123Z" for a millisecond time; out holds 32 chars. */
