@@ -311,8 +311,16 @@ row_head(struct gs_stmt *st, struct gs_change *c)
 	c->base_rev = gs_stmt_int64(st, 6);
 	c->deleted = op != NULL && strcmp(op, "delete") == 0;
 	gs_strlcpy(c->author, gs_stmt_text(st, 9) ?: "", sizeof(c->author));
+	/* A change an older agent stored under a clock before 1970 has
+	 * negative times, which the encoder refuses: sent with them raised
+	 * to 0 rather than marked rejected (nothing a worker saves is lost).
+	 * Such a change was never sent, so nothing delivered changes. */
 	c->created_at = gs_stmt_int64(st, 10);
 	c->updated_at = gs_stmt_int64(st, 11);
+	if (c->created_at < 0)
+		c->created_at = 0;
+	if (c->updated_at < 0)
+		c->updated_at = 0;
 	if (reason != NULL && (c->reason = gs_strdup(reason)) == NULL)
 		return GS_FAIL(GS_ENOMEM, "out of memory");
 	return GS_OK;

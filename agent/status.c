@@ -5,7 +5,9 @@
  * adds device, outbox, sequence and chain keys from its own tables.  A new
  * part is one more row in the table below.
  */
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <jansson.h>
@@ -13,6 +15,7 @@
 #include "attach.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/util.h"
 #include "pull.h"
 #include "reference.h"
 #include "rootkeys.h"
@@ -22,6 +25,75 @@
 
 typedef int (*status_part_fn)(struct ag_store *st, json_t *into);
 
+/* A clock this far from the platform's at the last sync is worth a word
+ * to the worker. */
+#define CLOCK_OFF_MS (24 * 3600 * INT64_C(1000))
+
+/*
+ * "clock": the device's clock now, whether it reads before the time floor
+ * (core/util.h: then it is known to be wrong, typically reset when the
+ * battery was out), and how far the platform's clock was ahead of it at
+ * the last sync that reached the platform (sync.c keeps "clock_skew" in
+ * meta).  "warning" says what to do when either is off.
+ */
+static int
+clock_status(struct ag_store *st, json_t *into)
+{
+	int64_t now = gs_now_ms(), skew = 0, at = 0;
+	char when[32], floor_s[32], at_s[32], warn[400], *v = NULL;
+	long long a, b;
+	int known = 0, r, n = 0;
+	json_t *c;
+
+	r = ag_store_meta_get(st, "clock_skew", &v);
+	if (r == GS_OK) {
+		/* Written by sync.c as "SKEW_MS AT_MS"; anything else is
+		 * ignored (status never fails over it). */
+		if (sscanf(v, "%lld %lld%n", &a, &b, &n) == 2 &&
+		    v[n] == '\0') {
+			skew = a;
+			at = b;
+			known = 1;
+		}
+		gs_free(v);
+	} else if (r != GS_ENOTFOUND) {
+		return r;
+	}
+	gs_time_format(when, sizeof(when), now);
+	gs_time_format(floor_s, sizeof(floor_s), GS_TIME_FLOOR_MS);
+	warn[0] = '\0';
+	if (now < GS_TIME_FLOOR_MS)
+		snprintf(warn, sizeof(warn), "the device clock reads %.10s, "
+		    "before %.10s: it is wrong (reset when the battery was "
+		    "out?). Set the date and time in the device's settings; "
+		    "saves are kept and sent, their times flagged", when,
+		    floor_s);
+	else if (known && (skew > CLOCK_OFF_MS || skew < -CLOCK_OFF_MS))
+		snprintf(warn, sizeof(warn), "at the last sync the device "
+		    "clock was %lld hour(s) %s the platform's: set the date "
+		    "and time in the device's settings",
+		    (long long)((skew < 0 ? -skew : skew) / 3600000),
+		    skew > 0 ? "behind" : "ahead of");
+	if ((c = json_object()) == NULL ||
+	    json_object_set_new(into, "clock", c) != 0)
+		return GS_FAIL(GS_ENOMEM, "status: out of memory");
+	if ((warn[0] != '\0' &&
+	    json_object_set_new(c, "warning", json_string(warn)) != 0) ||
+	    json_object_set_new(c, "device_time", json_string(when)) != 0 ||
+	    json_object_set_new(c, "before_floor",
+	    json_boolean(now < GS_TIME_FLOOR_MS)) != 0)
+		return GS_FAIL(GS_ENOMEM, "status: out of memory");
+	if (known) {
+		gs_time_format(at_s, sizeof(at_s), at);
+		if (json_object_set_new(c, "platform_ahead_ms",
+		    json_integer(skew)) != 0 ||
+		    json_object_set_new(c, "measured_at", json_string(at_s))
+		    != 0)
+			return GS_FAIL(GS_ENOMEM, "status: out of memory");
+	}
+	return GS_OK;
+}
+
 static const status_part_fn parts[] = {
 	ag_store_status,
 	ag_sync_status, /* sync.c: device, outbox, last seq, chain head */
@@ -29,6 +101,7 @@ static const status_part_fn parts[] = {
 	ag_pull_status, /* pull.c: tasks, review verdicts, pull cursor */
 	ag_reference_status, /* reference.c: form versions held */
 	ag_rootkeys_status, /* rootkeys.c: the key bundle serial held */
+	clock_status, /* here: the device clock against the floor */
 };
 
 int

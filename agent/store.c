@@ -53,6 +53,19 @@
 
 #define DB_NAME "agent.db"
 
+
+/* The time a save stamps on its record and change: the device clock,
+ * never below 0.  A handheld whose battery was out can read 1969; the
+ * wire wants times >= 0 (docs/PROTOCOL.md), and a save must never become
+ * a change that cannot be sent.  The platform flags such times as clock
+ * suspect (before GS_TIME_FLOOR_MS); they are kept as read otherwise. */
+static int64_t
+record_now(void)
+{
+	int64_t t = gs_now_ms();
+
+	return t > 0 ? t : 0;
+}
 /*
  * One open home.  grid and worker are read from meta at open and cached:
  * every save stamps them on its rows, and reading them per save would
@@ -1536,7 +1549,7 @@ collect_fields(struct ag_store *st, const struct gs_form *f, json_t *fields,
 		r = GS_FAIL(GS_ENOMEM, "collect: cannot encode the record");
 		goto out;
 	}
-	now = gs_now_ms();
+	now = record_now();
 	if ((r = gs_db_begin(st->db)) != GS_OK)
 		goto out;
 	in_tx = 1;
@@ -1830,7 +1843,7 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
 		r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
 		goto out;
 	}
-	now = gs_now_ms();
+	now = record_now();
 	{
 		struct gs_stmt *s = st->rec_upd;
 
@@ -1992,7 +2005,7 @@ ag_delete(struct ag_store *st, const char *uuid, const char *reason)
 		    uuid);
 		goto out;
 	}
-	now = gs_now_ms();
+	now = record_now();
 	if ((r = load_unsent(st, uuid, &found, change_id, op, &old_text,
 	    NULL)) != GS_OK)
 		goto out;
@@ -2452,7 +2465,7 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	for (i = 0; i < IMPORT_RING; i++)
 		gs_buf_init(&im.ring[i].text,
 		    (size_t)IMPORT_CHUNK * 2 * AG_MAX_RECORD_JSON);
-	now = gs_now_ms();
+	now = record_now();
 	/*
 	 * Each line is parsed, validated and inserted inside one
 	 * transaction.  After the first bad line nothing more is inserted,

@@ -106,6 +106,7 @@ struct run {
 	struct ag_sync_summary *sum;
 	int64_t t0;
 	int64_t skew;	/* the platform's clock ahead of ours, ms (probe) */
+	int skew_known;	/* the probe's answer gave the platform's time */
 	int progress_shown;
 	long kill_after_seal, kill_before_ack; /* GRIDAGENT_FAULT; 0 = off */
 	long sealed_here, receipts_here;
@@ -246,6 +247,7 @@ probe(struct run *x)
 	}
 	/* Its clock, for the signed requests of the pull (pull.h). */
 	x->skew = ag_pull_skew(root, asked);
+	x->skew_known = json_is_integer(json_object_get(root, "time"));
 	if (memcmp(depb, x->dev->deployment, 16) != 0) {
 		r = GS_FAIL(GS_EDEPLOYMENT,
 		    "the platform at %s belongs to "
@@ -1194,6 +1196,16 @@ note(struct run *x, int r)
 	/* Best effort: a failure to write the note must not hide the
 	 * sync's own outcome. */
 	(void)ag_device_note_sync(x->db, gs_now_ms(), text);
+	/* The platform's clock against ours, for status (status.c): a
+	 * device clock far off is the worker's to set. */
+	if (x->skew_known) {
+		char v[48];
+
+		/* "SKEW_MS AT_MS": one write, AT by our own clock. */
+		snprintf(v, sizeof(v), "%lld %lld", (long long)x->skew,
+		    (long long)gs_now_ms());
+		(void)ag_store_meta_set(x->st, "clock_skew", v);
+	}
 }
 
 static int
