@@ -1,9 +1,12 @@
 /*
  * export.c - records out of the store, for admins: NDJSON (one record per
- * line, the same keys as `gridagent list --json`) or CSV that opens in
- * Excel (UTF-8 with a byte-order mark, CRLF line ends, RFC 4180 quoting).
+ * line, the same keys as `gridagent list --json`, and clock_suspect) or
+ * CSV that opens in Excel (UTF-8 with a byte-order mark, CRLF line ends,
+ * RFC 4180 quoting).
  *
- * CSV columns: the fixed record columns, then
+ * CSV columns: the fixed record columns (clock_suspect, 1 or 0, after
+ * author: a revision of the record came with device times that cannot
+ * be right, schema/platform 0012), then
  *   - with a type whose form is known: one column per field of the form,
  *     in the form's order (a sheet an admin can filter and sort);
  *   - otherwise: the fields as one JSON text column, so that records of
@@ -62,6 +65,12 @@ put_ndjson(struct walk *w, const struct pf_record_view *v)
 	    "author", v->author != NULL ? v->author : "");
 	if (o == NULL)
 		return GS_FAIL(GS_ENOMEM, "export line");
+	/* Device times that cannot be right (schema/platform 0012). */
+	if (json_object_set_new(o, "clock_suspect",
+	    json_boolean(v->clock_suspect)) != 0) {
+		json_decref(o);
+		return GS_FAIL(GS_ENOMEM, "export line");
+	}
 	/* Photos: how many the record names and how many arrived. */
 	if (w->st != NULL && pf_att_count(w->st, fields, &aexp, &apres) &&
 	    json_object_set_new(o, "attachments", json_pack("{s:I,s:I}",
@@ -156,7 +165,7 @@ static int
 put_csv(struct walk *w, const struct pf_record_view *v)
 {
 	char rev[24], fv[16], ca[32], ua[32], ae[24], ap[24];
-	const char *cells[9];
+	const char *cells[10];
 	int64_t aexp = 0, apres = 0;
 	json_t *fields = NULL;
 	json_error_t jerr;
@@ -176,7 +185,8 @@ put_csv(struct walk *w, const struct pf_record_view *v)
 	cells[6] = ca;
 	cells[7] = ua;
 	cells[8] = v->author;
-	for (i = 0; i < 9; i++)
+	cells[9] = v->clock_suspect ? "1" : "0";
+	for (i = 0; i < 10; i++)
 		if (put_cell(w->out, cells[i], i == 2 || i == 8, 0) != GS_OK)
 			return GS_FAIL(GS_EIO, "cannot write the export");
 	if (v->fields != NULL &&
@@ -231,8 +241,9 @@ put_header(struct walk *w)
 	/* The BOM tells Excel the file is UTF-8. */
 	if (fputs("\xef\xbb\xbf", w->out) == EOF ||
 	    fputs(w->zh ? "记录编号,类型,网格,版本,表单版本,已删除,创建时间,"
-	    "更新时间,采集人," : "uuid,type,grid,rev,form_version,deleted,"
-	    "created_at,updated_at,author,", w->out) == EOF)
+	    "更新时间,采集人,时间存疑," : "uuid,type,grid,rev,form_version,"
+	    "deleted,created_at,updated_at,author,clock_suspect,", w->out) ==
+	    EOF)
 		return GS_FAIL(GS_EIO, "cannot write the export");
 	if (w->form == NULL) {
 		if (fputs(w->zh ? "字段," : "fields,", w->out) == EOF)

@@ -73,6 +73,10 @@ static const char *const qsql[PQ_COUNT_] = {
 	    "WHERE status = 'open' GROUP BY device_id",
 	[PQ_COPEN] = "SELECT device_id, count(*) FROM conflicts "
 	    "WHERE status = 'open' GROUP BY device_id",
+	/* Record revisions whose device times cannot be right (platform
+	 * 0012): flagged, not an issue (nothing for an admin to decide). */
+	[PQ_CLOCK] = "SELECT device_id, count(*) FROM clock_suspect "
+	    "GROUP BY device_id",
 	[PQ_CONFLICT_LIST] = "SELECT c.id, c.uuid, c.change_id, c.device_id, "
 	    "coalesce(d.worker, ''), c.base_rev, c.current_rev, c.fields, "
 	    "c.status, c.created_at, c.resolved_by, c.resolution, "

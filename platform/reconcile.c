@@ -182,6 +182,11 @@ load_devices(struct pf_store *st, const char *grid, const char *worker,
 		    "conflicts", (json_int_t)0,
 		    "device_report", hb != NULL ? hb : json_null(),
 		    "issues");
+		if (d != NULL && json_object_set_new(d, "clock_suspect",
+		    json_integer(0)) != 0) {
+			json_decref(d);
+			d = NULL;
+		}
 		if (d == NULL || json_array_append(arr, d) != 0 ||
 		    json_object_set_new(byid, id, d) != 0) {
 			gs_stmt_reset(s);
@@ -243,6 +248,19 @@ load_ledgers(struct pf_store *st, json_t *byid)
 			    k + 4, json_integer(gs_stmt_int64(s, 2))) == 0 ?
 			    GS_OK : GS_FAIL(GS_ENOMEM, "reconcile");
 		if (r != GS_OK) {
+			gs_stmt_reset(s);
+			return r;
+		}
+	}
+	if (r != GS_DONE)
+		return r;
+	if ((r = pf_recon_stmt(st, PQ_CLOCK, &s)) != GS_OK)
+		return r;
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		if ((d = dev_of(byid, s, 0)) == NULL)
+			continue;
+		if ((r = add_int(d, "clock_suspect", gs_stmt_int64(s, 1)))
+		    != GS_OK) {
 			gs_stmt_reset(s);
 			return r;
 		}
@@ -438,6 +456,13 @@ print_device(const json_t *d)
 	printf("   records:%s  (revisions %lld), quarantined %lld, conflicts "
 	    "%lld\n", len ? recs : " none", JI(d, "revisions"),
 	    JI(d, "quarantined"), JI(d, "conflicts"));
+	if (JI(d, "clock_suspect") > 0) {
+		gs_time_format(when, sizeof(when), GS_TIME_FLOOR_MS);
+		printf("   clock suspect: %lld revision(s) with device times "
+		    "before %.10s or over a day after arrival (accepted; "
+		    "seq gives the order, the times are the device's)\n",
+		    JI(d, "clock_suspect"), when);
+	}
 	if (json_is_object(hb)) {
 		gs_time_format(when, sizeof(when), JI(hb, "received_at"));
 		printf("   device says: last seq %lld, acked %lld, unsent %lld, "

@@ -116,6 +116,9 @@ struct pf_revision {
 	int deleted;
 	const char *fields;        /* the record's full fields after it (JSON) */
 	const char *change;        /* the change as sent (JSON line) */
+	/* Device times; applied_at is the batch's arrival.  Device times
+	 * before GS_TIME_FLOOR_MS or over a day after applied_at flag the
+	 * revision clock suspect (schema/platform 0012), nothing more. */
 	int64_t created_at, updated_at, applied_at;
 	const unsigned char *device;
 	int64_t batch;             /* batches.id */
@@ -150,6 +153,8 @@ struct pf_record_view {
 	const char *uuid, *type, *grid, *fields, *author;
 	int64_t rev, created_at, updated_at;
 	int form_version, deleted;
+	int clock_suspect;  /* a revision of it came with device times that
+	                     * cannot be right (schema/platform 0012) */
 };
 
 struct pf_quarantine_view {

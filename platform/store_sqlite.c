@@ -49,6 +49,7 @@ enum {
 	S_RECATT_CLEAR,
 	S_RECATT_ADD,
 	S_REVISION_PUT,
+	S_CLOCK_SUSPECT_PUT,
 	S_CHANGE_FIND,
 	S_CHANGE_PUT,
 	S_CHANGE_UNCLAIM,
@@ -163,6 +164,11 @@ static const char *const sql[S_COUNT_] = {
 	[S_REVISION_PUT] = "INSERT INTO revisions (uuid, rev, change_id, "
 	    "base_rev, device_id, batch, change, fields, deleted, applied_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	/* schema/platform 0012: written only for a revision whose device
+	 * times cannot be right (clock_suspect below). */
+	[S_CLOCK_SUSPECT_PUT] = "INSERT OR IGNORE INTO clock_suspect (uuid, "
+	    "rev, device_id, created_at, updated_at, received_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_CHANGE_FIND] = "SELECT c.outcome, c.rev, b.device_id FROM changes c "
 	    "JOIN batches b ON b.id = c.batch WHERE c.change_id = ?1",
 	[S_CHANGE_PUT] = "INSERT INTO changes (change_id, batch, uuid, "
@@ -175,7 +181,8 @@ static const char *const sql[S_COUNT_] = {
 	    "change_id, uuid, type, grid, cause, change, reasons, created_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[S_RECORD_EACH] = "SELECT uuid, type, grid, rev, fields, deleted, "
-	    "created_at, updated_at, author, form_version FROM records "
+	    "created_at, updated_at, author, form_version, EXISTS (SELECT 1 "
+	    "FROM clock_suspect c WHERE c.uuid = records.uuid) FROM records "
 	    "WHERE (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR grid = ?2) "
 	    "ORDER BY uuid",
 	[S_QUARANTINE_EACH] = "SELECT id, batch, device_id, change_id, uuid, "
@@ -995,6 +1002,39 @@ s_record_attach(struct pf_store *st, const char *uuid, const char *fields,
 	return record_attach(self(st), uuid, fields, deleted, moved);
 }
 
+/* A day: a device time this far after the batch's arrival is wrong. */
+#define CLOCK_AHEAD_MS (24 * 3600 * INT64_C(1000))
+
+/* The device times of v cannot be right: before the time floor (no
+ * correct clock reads earlier: core/util.h) or more than a day after the
+ * platform received the batch (applied_at).  Two comparisons a record. */
+static int
+clock_suspect(const struct pf_revision *v)
+{
+	return v->created_at < GS_TIME_FLOOR_MS ||
+	    v->updated_at < GS_TIME_FLOOR_MS ||
+	    v->created_at > v->applied_at + CLOCK_AHEAD_MS ||
+	    v->updated_at > v->applied_at + CLOCK_AHEAD_MS;
+}
+
+static int
+clock_suspect_put(struct sqlite_store *ss, const struct pf_revision *v)
+{
+	struct gs_stmt *s = ss->st[S_CLOCK_SUSPECT_PUT];
+	int r;
+
+	if ((r = gs_stmt_bind_text_nocopy(s, 1, v->uuid)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 2, v->rev)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 3, v->device, PF_ID_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 4, v->created_at)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 5, v->updated_at)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(s, 6, v->applied_at)) != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	return run(s);
+}
+
 /*
  * revision_put, and create_put with ledger 0 (the ledger row is its
  * caller's).  The record row is written first: a record insert refused
@@ -1055,6 +1095,9 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 		return r;
 	}
 	if ((r = run(s)) != GS_OK)
+		return r;
+	/* Flagged for admins, never refused (schema/platform 0012). */
+	if (clock_suspect(v) && (r = clock_suspect_put(ss, v)) != GS_OK)
 		return r;
 	if (ledger && (r = change_put(ss, v->change_id, v->batch, v->uuid,
 	    v->outcome, v->rev)) != GS_OK)
@@ -1176,6 +1219,7 @@ s_record_each(struct pf_store *st, const char *type, const char *grid,
 		v.updated_at = gs_stmt_int64(s, 7);
 		v.author = gs_stmt_text(s, 8);
 		v.form_version = (int)gs_stmt_int64(s, 9);
+		v.clock_suspect = (int)gs_stmt_int64(s, 10);
 		if ((r = cb(arg, &v)) != GS_OK) {
 			gs_stmt_reset(s);
 			return r;
