@@ -143,6 +143,7 @@ BENCH_SRCS := \
 TEST_TOOLS := \
 	tests/tools/gsproxy.c
 FREESCAN := $(BUILD)/tools/freescan.so
+GSCLOCK := $(BUILD)/tools/gsclock.so
 
 # cmocka unit tests: tests/unit/NAME.c -> $(BUILD)/tests/NAME
 UNIT_TESTS := \
@@ -192,7 +193,7 @@ GRIDGEN := $(BUILD)/gridgen
 EMBED := $(BUILD)/tools/embed
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_TESTS))
 TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TEST_TOOLS)) \
-	$(FREESCAN)
+	$(FREESCAN) $(GSCLOCK)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
@@ -276,6 +277,13 @@ $(FREESCAN): tests/tools/freescan.c
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(WERROR) \
 		-shared -fPIC -o $@ $<
+
+# the LD_PRELOAD wall clock set to another time
+# (tests/integration/clock-reset.sh; skipped under the sanitizers too)
+$(GSCLOCK): tests/tools/gsclock.c
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(WERROR) \
+		-shared -fPIC -o $@ $< -ldl
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(AGENT_LIB) $(SYNC_LIB)
 	@mkdir -p $(@D)
