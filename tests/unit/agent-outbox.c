@@ -513,6 +513,55 @@ test_unsendable_skipped(void **state)
 }
 
 /*
+ * A change an older agent stored under a clock before 1970 has negative
+ * times, which the encoder refuses (docs/PROTOCOL.md: times >= 0): it is
+ * sent with them raised to 0, a pending creation as well, and nothing is
+ * marked rejected.  The others keep their times.
+ */
+static void
+test_negative_times_sent(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	struct gs_batch b;
+	unsigned char prev[32];
+	size_t i, zero = 0;
+	int found;
+
+	add_changes(f, 3, "{\"name\":\"a\"}", 0);
+	add_pending(f, 1, "{\"name\":\"b\"}");
+	assert_int_equal(gs_db_exec(f->db,
+			     "UPDATE change SET created_at = -86400000, "
+			     "updated_at = -5000 WHERE change_id = "
+			     "(SELECT min(change_id) FROM change); "
+			     "UPDATE record SET created_at = -2000000000000, "
+			     "updated_at = -2000000000000 WHERE uuid IN "
+			     "(SELECT uuid FROM pending_creation)"),
+	    GS_OK);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.count, 4);
+	assert_int_equal(info.skipped, 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3"),
+	    0);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_OK);
+	assert_true(found);
+	memset(&b, 0, sizeof(b));
+	open_row(f, &row, &b, prev);
+	assert_int_equal(b.n, 4);
+	for (i = 0; i < b.n; i++) {
+		assert_true(b.changes[i].created_at >= 0);
+		assert_true(b.changes[i].updated_at >= 0);
+		zero += b.changes[i].created_at == 0;
+	}
+	assert_int_equal(zero, 2);
+	gs_batch_release(&b);
+	ag_outbox_row_release(&row);
+}
+
+/*
  * Unsent changes and pending creations in the same run of batches: the
  * changes go first, then the creations; a creation's change row is
  * written only by the batch that takes it, already batched, and leaves
@@ -1179,6 +1228,8 @@ main(void)
 		test_fast_lines_same_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_unsendable_skipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_negative_times_sent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_pending_creations, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <dirent.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -28,6 +30,37 @@
 #include "../../tools/gridgen.c"
 
 static struct gs_schema *schema;
+
+/*
+ * The wall clock of this program, set back by a test the way a handheld's
+ * is after its battery was out: when clock_at is not 0, CLOCK_REALTIME
+ * and time() read clock_at seconds since the epoch.  The real clock is
+ * read with the system call, so nothing here calls itself.
+ */
+static long long clock_at;
+
+int
+clock_gettime(clockid_t id, struct timespec *ts)
+{
+	if (syscall(SYS_clock_gettime, id, ts) != 0)
+		return -1;
+	if (clock_at != 0 &&
+	    (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE))
+		ts->tv_sec = (time_t)clock_at;
+	return 0;
+}
+
+time_t
+time(time_t *t)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return (time_t)-1;
+	if (t != NULL)
+		*t = ts.tv_sec;
+	return ts.tv_sec;
+}
 
 static int
 setup(void **state)
@@ -849,6 +882,50 @@ test_generator_deterministic(void **state)
 
 /* Every one of 20,000 generated persons validates, parsed or not (the rate
  * is printed for information only). */
+/*
+ * A clock reset into the past (1906-08-17, 1969-12-31) is known to be
+ * wrong: "not in the future" is judged against the time floor
+ * (GS_TIME_FLOOR_MS, 2026-01-01), so a person born in 1948 and an event
+ * of 2026-01-05 are still valid, while a date after the floor is still
+ * in the future by it.  A clock after the floor is used as it is.
+ */
+#define CLOCK_EVENT(t) "{\"category\":\"CM_GARBAGE\",\"title\":" \
+	"\"暴露垃圾\",\"place\":\"葵涌\",\"urgency\":\"NORMAL\"," \
+	"\"occurred_at\":\"" t "\"}"
+
+static void
+test_clock_floor(void **state)
+{
+	static const long long resets[] = { -2000000000LL, -86400LL, 86400LL,
+		1767225599LL };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(resets) / sizeof(resets[0]); i++) {
+		clock_at = resets[i];
+		assert_true(gs_now_ms() < GS_TIME_FLOOR_MS);
+		assert_int_equal(gs_now_floor_ms(), GS_TIME_FLOOR_MS);
+		assert_int_equal(gs_today_cst(), 20260101);
+		expect_ok("person", PERSON(",\"birth_date\":\"1985-03-15\""));
+		expect_ok("person", "{\"name\":\"王芳\",\"pop_type\":"
+		    "\"REGISTERED\",\"id_number\":\"110101194805110027\","
+		    "\"birth_date\":\"1948-05-11\",\"address\":\"北京\"}");
+		expect_ok("event", CLOCK_EVENT("2026-01-01T07:00:00Z"));
+		expect_rule("event", CLOCK_EVENT("2026-01-05T10:00:00Z"),
+		    "occurred_at", "future_date");
+		expect_rule("person", PERSON(",\"inflow_date\":\"2026-01-02\""),
+		    "inflow_date", "future_date");
+	}
+	/* Past the floor: the clock itself (2026-06-01 CST). */
+	clock_at = 1780243200LL;
+	assert_int_equal(gs_now_floor_ms() / 1000, 1780243200LL);
+	assert_int_equal(gs_today_cst(), 20260601);
+	expect_ok("person", PERSON(",\"inflow_date\":\"2026-05-31\""));
+	expect_rule("person", PERSON(",\"inflow_date\":\"2026-06-02\""),
+	    "inflow_date", "future_date");
+	clock_at = 0;
+}
+
 static void
 test_speed(void **state)
 {
@@ -932,6 +1009,7 @@ main(void)
 		cmocka_unit_test(test_generated_records_pass),
 		cmocka_unit_test(test_generator_bad_catalogue),
 		cmocka_unit_test(test_generator_deterministic),
+		cmocka_unit_test(test_clock_floor),
 		cmocka_unit_test(test_speed),
 	};
 
