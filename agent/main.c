@@ -71,8 +71,11 @@ const struct ag_command ag_commands[] = {
 	  "Also the sync state (outbox, chain, pull cursor, tasks, review\n"
 	  "verdicts), the form versions held (reference: built in or fetched\n"
 	  "from the platform; reference_stale lists what differs from the\n"
-	  "platform's, reference_error the last failed fetch) and the key\n"
-	  "bundle serial held (key_bundle).\n" },
+	  "platform's, reference_error the last failed fetch), the key\n"
+	  "bundle serial held (key_bundle) and the clock: the device's time,\n"
+	  "whether it reads before 2026-01-01 (then it is wrong: set the date\n"
+	  "and time), how far the platform's clock was ahead at the last sync,\n"
+	  "and a warning when either is off.\n" },
 	{ "attach", ag_cmd_attach,
 	  "UUID FILE [--phase BEFORE|DURING|AFTER] [--note TEXT] "
 	  "[--location LAT,LON,ACC,SYS] [--taken-at MS] [--keep] "

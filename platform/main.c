@@ -112,7 +112,10 @@ static const char *const cmd_help[][2] = {
 	    "labels.\nEach record also says how many "
 	    "attachments it names and how many arrived\n(NDJSON "
 	    "\"attachments\": {\"expected\", \"present\"}; CSV: the last "
-	    "two columns).\n" },
+	    "two columns),\nand whether a revision of it came with device "
+	    "times that cannot be right\n(before 2026-01-01 or over a day "
+	    "after arrival: NDJSON \"clock_suspect\": true;\nCSV: the "
+	    "clock_suspect column after author, 1 or 0).\n" },
 	{ "quarantine", "usage: gridplatform quarantine [--json] [--open]\n"
 	    "       gridplatform quarantine release ID [--set NAME=VALUE...] "
 	    "[--by NAME]\n"
@@ -131,8 +134,11 @@ static const char *const cmd_help[][2] = {
 	    "Per device, worker and grid: batches, last seq, missing seqs, "
 	    "forks and\nthe hash chain, last contact, records by type, open "
 	    "quarantine and\nconflicts, and what the device itself last "
-	    "reported (heartbeat), with\nevery disagreement spelled out.  "
-	    "--check exits 1 when anything needs\nan admin.\n" },
+	    "reported (heartbeat), with\nevery disagreement spelled out; "
+	    "and clock_suspect: the record revisions\nwhose device times "
+	    "cannot be right (before 2026-01-01 or over a day after\n"
+	    "arrival: accepted, flagged only).  --check exits 1 when "
+	    "anything needs\nan admin.\n" },
 	{ "conflicts", "usage: gridplatform conflicts [--json] [--open]\n"
 	    "Lists conflicts: the same field set to different values on the "
 	    "device and\non the platform since the change's base revision "
