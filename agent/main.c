@@ -72,8 +72,8 @@ const struct ag_command ag_commands[] = {
 	  "verdicts), the form versions held (reference: built in or fetched\n"
 	  "from the platform; reference_stale lists what differs from the\n"
 	  "platform's, reference_error the last failed fetch), the key\n"
-	  "bundle serial held (key_bundle) and the clock: the device's time,\n"
-	  "whether it reads before 2026-01-01 (then it is wrong: set the date\n"
+	  "bundle serial held (key_bundle) and the clock: whether the device\n"
+	  "clock reads before 2026-01-01 (then it is wrong: set the date\n"
 	  "and time), how far the platform's clock was ahead at the last sync,\n"
 	  "and a warning when either is off.\n" },
 	{ "attach", ag_cmd_attach,

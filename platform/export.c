@@ -4,13 +4,13 @@
  * CSV that opens in Excel (UTF-8 with a byte-order mark, CRLF line ends,
  * RFC 4180 quoting).
  *
- * CSV columns: the fixed record columns (clock_suspect, 1 or 0, after
- * author: a revision of the record came with device times that cannot
- * be right, schema/platform 0012), then
+ * CSV columns: the fixed record columns, then
  *   - with a type whose form is known: one column per field of the form,
  *     in the form's order (a sheet an admin can filter and sort);
  *   - otherwise: the fields as one JSON text column, so that records of
  *     every type fit one sheet and nothing is lost.
+ * Then clock_suspect, 1 or 0: a revision of the record came with device
+ * times that cannot be right (schema/platform 0012).
  * Last come two columns for the photos: attachments_expected (how many
  * the record names) and attachments_present (how many the platform holds),
  * as `reconcile` counts them.
@@ -165,7 +165,7 @@ static int
 put_csv(struct walk *w, const struct pf_record_view *v)
 {
 	char rev[24], fv[16], ca[32], ua[32], ae[24], ap[24];
-	const char *cells[10];
+	const char *cells[9];
 	int64_t aexp = 0, apres = 0;
 	json_t *fields = NULL;
 	json_error_t jerr;
@@ -185,8 +185,7 @@ put_csv(struct walk *w, const struct pf_record_view *v)
 	cells[6] = ca;
 	cells[7] = ua;
 	cells[8] = v->author;
-	cells[9] = v->clock_suspect ? "1" : "0";
-	for (i = 0; i < 10; i++)
+	for (i = 0; i < 9; i++)
 		if (put_cell(w->out, cells[i], i == 2 || i == 8, 0) != GS_OK)
 			return GS_FAIL(GS_EIO, "cannot write the export");
 	if (v->fields != NULL &&
@@ -216,7 +215,8 @@ put_csv(struct walk *w, const struct pf_record_view *v)
 			(void)pf_att_count(w->st, fields, &aexp, &apres);
 		snprintf(ae, sizeof(ae), "%lld", (long long)aexp);
 		snprintf(ap, sizeof(ap), "%lld", (long long)apres);
-		if (put_cell(w->out, ae, 0, 0) != GS_OK ||
+		if (put_cell(w->out, v->clock_suspect ? "1" : "0", 0, 0) !=
+		    GS_OK || put_cell(w->out, ae, 0, 0) != GS_OK ||
 		    put_cell(w->out, ap, 0, 1) != GS_OK)
 			r = GS_FAIL(GS_EIO, "cannot write the export");
 	}
@@ -241,9 +241,8 @@ put_header(struct walk *w)
 	/* The BOM tells Excel the file is UTF-8. */
 	if (fputs("\xef\xbb\xbf", w->out) == EOF ||
 	    fputs(w->zh ? "记录编号,类型,网格,版本,表单版本,已删除,创建时间,"
-	    "更新时间,采集人,时间存疑," : "uuid,type,grid,rev,form_version,"
-	    "deleted,created_at,updated_at,author,clock_suspect,", w->out) ==
-	    EOF)
+	    "更新时间,采集人," : "uuid,type,grid,rev,form_version,deleted,"
+	    "created_at,updated_at,author,", w->out) == EOF)
 		return GS_FAIL(GS_EIO, "cannot write the export");
 	if (w->form == NULL) {
 		if (fputs(w->zh ? "字段," : "fields,", w->out) == EOF)
@@ -257,8 +256,9 @@ put_header(struct walk *w)
 				return GS_FAIL(GS_EIO,
 				    "cannot write the export");
 	}
-	if (fputs(w->zh ? "附件应有,附件已到\r\n" :
-	    "attachments_expected,attachments_present\r\n", w->out) == EOF)
+	if (fputs(w->zh ? "时间存疑,附件应有,附件已到\r\n" :
+	    "clock_suspect,attachments_expected,attachments_present\r\n",
+	    w->out) == EOF)
 		return GS_FAIL(GS_EIO, "cannot write the export");
 	return GS_OK;
 }
