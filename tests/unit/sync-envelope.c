@@ -667,6 +667,52 @@ test_torture(void **state)
 	gs_buf_release(&env);
 }
 
+/* Mutation campaign (tests/MUTANTS.md): each bound at its very edge, so
+ * that a check loosened by one (a byte, a unit) is seen. */
+static void
+test_edges(void **state)
+{
+	struct gs_buf env;
+	struct gs_envelope_header h;
+	unsigned char *e, mine[16];
+	uint64_t ct;
+
+	(void)state;
+	seal_honest(&env, 1);
+	e = (unsigned char *)env.data;
+	/* reserved = 1, the smallest value that is not 0. */
+	e[108] = 1;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EENVELOPE);
+	e[108] = 0;
+	/* The ratio bound counts the zlib bytes, not the AEAD tag:
+	 * 1032 x (ct_len - 16) is the most, one ratio-step more is not. */
+	ct = gs_get_le64(e + 120);
+	gs_put_le64(e + 112, GS_INFLATE_MAX_RATIO * (ct - 16) +
+	    GS_INFLATE_MAX_RATIO - 1);
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL), GS_OK);
+	gs_put_le64(e + 112, GS_INFLATE_MAX_RATIO * (ct - 16 + 1));
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EINFLATE);
+	gs_put_le64(e + 112, strlen(PLAIN));
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL), GS_OK);
+	/* A deployment that differs in its last byte only. */
+	memset(mine, 0xd1, 16);
+	mine[15] = 0xd2;
+	assert_int_equal(gs_envelope_check_deployment(&h, mine),
+	    GS_EDEPLOYMENT);
+	mine[15] = 0xd1;
+	assert_int_equal(gs_envelope_check_deployment(&h, mine), GS_OK);
+	/* verify checks the length again for a caller that skipped parse:
+	 * a byte appended after the signature is refused there too. */
+	assert_int_equal(gs_envelope_verify(&h, e, env.len, K.dev_pk), GS_OK);
+	assert_int_equal(gs_buf_putc(&env, 0), GS_OK);
+	e = (unsigned char *)env.data;
+	assert_int_equal(gs_envelope_verify(&h, e, env.len, K.dev_pk),
+	    GS_EENVELOPE);
+	gs_buf_release(&env);
+}
+
 int
 main(void)
 {
@@ -686,6 +732,7 @@ main(void)
 		cmocka_unit_test(test_bomb),
 		cmocka_unit_test(test_random_damage),
 		cmocka_unit_test(test_torture),
+		cmocka_unit_test(test_edges),
 	};
 
 	if (gs_crypto_init() != GS_OK)
