@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -114,6 +115,29 @@ test_refused(void **state)
 	    strlen(RESULTS) - 1, PK), GS_EBADSIG);
 	assert_int_equal(gs_receipt_verify(&got, b, sizeof b, "[]", 2, PK),
 	    GS_EBADSIG);
+	/* Another results text whose hash agrees with the signed one in
+	 * its first byte, and one that agrees in its last: the whole hash
+	 * is compared, not a part of it. */
+	{
+		unsigned char want[32], h[32];
+		char alt[64];
+		int k, found_first = 0, found_last = 0;
+
+		gs_crypto_hash(want, 32, RESULTS, strlen(RESULTS), NULL, 0);
+		for (k = 0; k < 100000 && !(found_first && found_last); k++) {
+			snprintf(alt, sizeof alt, "[{\"n\":%d}]", k);
+			gs_crypto_hash(h, 32, alt, strlen(alt), NULL, 0);
+			if ((!found_first && h[0] == want[0]) ||
+			    (!found_last && h[31] == want[31])) {
+				found_first |= h[0] == want[0];
+				found_last |= h[31] == want[31];
+				assert_int_equal(gs_receipt_verify(&got, b,
+				    sizeof b, alt, strlen(alt), PK),
+				    GS_EBADSIG);
+			}
+		}
+		assert_true(found_first && found_last);
+	}
 	/* Wrong lengths. */
 	assert_int_equal(gs_receipt_verify(&got, b, sizeof b - 1, RESULTS,
 	    strlen(RESULTS), PK), GS_EPROTOCOL);
@@ -130,6 +154,7 @@ static void
 test_match(void **state)
 {
 	struct gs_receipt sent, got;
+	size_t i;
 
 	(void)state;
 	sample(&sent);
@@ -138,15 +163,24 @@ test_match(void **state)
 	got.applied = 0;
 	got.server_time = 1;
 	assert_int_equal(gs_receipt_match(&got, &sent), GS_OK);
-	got = sent;
-	got.deployment[3] ^= 1;
-	assert_int_equal(gs_receipt_match(&got, &sent), GS_EPROTOCOL);
-	got = sent;
-	got.device[15] ^= 1;
-	assert_int_equal(gs_receipt_match(&got, &sent), GS_EPROTOCOL);
-	got = sent;
-	got.batch[0] ^= 1;
-	assert_int_equal(gs_receipt_match(&got, &sent), GS_EPROTOCOL);
+	/* Every byte of every id and of the hash counts (a comparison of
+	 * a prefix only was a mutant that survived: tests/MUTANTS.md). */
+	for (i = 0; i < 16; i++) {
+		got = sent;
+		got.deployment[i] ^= 1;
+		assert_int_equal(gs_receipt_match(&got, &sent), GS_EPROTOCOL);
+		got = sent;
+		got.device[i] ^= 1;
+		assert_int_equal(gs_receipt_match(&got, &sent), GS_EPROTOCOL);
+		got = sent;
+		got.batch[i] ^= 1;
+		assert_int_equal(gs_receipt_match(&got, &sent), GS_EPROTOCOL);
+	}
+	for (i = 0; i < 32; i++) {
+		got = sent;
+		got.envelope_hash[i] ^= 0x80;
+		assert_int_equal(gs_receipt_match(&got, &sent), GS_EPROTOCOL);
+	}
 	got = sent;
 	got.seq = 8;
 	assert_int_equal(gs_receipt_match(&got, &sent), GS_EPROTOCOL);
