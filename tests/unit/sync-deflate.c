@@ -271,6 +271,51 @@ test_deflate_cap(void **state)
 	gs_buf_release(&z);
 }
 
+/* Mutation campaign (tests/MUTANTS.md).  The cap at its edge: a buffer
+ * of exactly plain_len takes it, one byte less is the inflate refusal
+ * (not the buffer's "too big").  Every exact size of small streams at
+ * every level inflates (the scratch-byte probe must not turn an exact
+ * end into a refusal), and a longer stream is named as such. */
+static void
+test_edges(void **state)
+{
+	static const int levels[] = { 1, 6, 9 };
+	char *p = text(3000);
+	struct gs_buf z, o;
+	size_t n, l;
+	int r;
+
+	(void)state;
+	squeeze(&z, p, 3000);
+	gs_buf_init(&o, 3000);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 3000), GS_OK);
+	gs_buf_release(&o);
+	gs_buf_init(&o, 2999);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, 3000), GS_EINFLATE);
+	assert_int_equal(o.len, 0);
+	gs_buf_release(&o);
+	gs_buf_init(&o, 10000);
+	r = gs_inflate(&o, z.data, z.len, 2999);
+	assert_int_equal(r, GS_EINFLATE);
+	assert_non_null(strstr(gs_errmsg(r), "longer than the declared"));
+	gs_buf_release(&o);
+	gs_buf_release(&z);
+	for (l = 0; l < 3; l++) {
+		for (n = 1; n <= 600; n++) {
+			gs_buf_init(&z, 2 * n + 64);
+			assert_int_equal(gs_deflate(&z, p + n % 33, n,
+			    levels[l]), GS_OK);
+			gs_buf_init(&o, n);
+			assert_int_equal(gs_inflate(&o, z.data, z.len, n),
+			    GS_OK);
+			assert_memory_equal(o.data, p + n % 33, n);
+			gs_buf_release(&o);
+			gs_buf_release(&z);
+		}
+	}
+	gs_free(p);
+}
+
 int
 main(void)
 {
@@ -285,6 +330,7 @@ main(void)
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_not_zlib),
 		cmocka_unit_test(test_deflate_cap),
+		cmocka_unit_test(test_edges),
 	};
 
 	if (gs_crypto_init() != GS_OK)
