@@ -262,8 +262,9 @@ test_decode_header(void **state)
 	expect(edit("\"count\":3", "\"count\":-1", 1), GS_EPARSE,
 	    "out of range");
 	expect(edit("\"v\":1,", "\"v\": 1,", 1), GS_EPARSE, "canonical");
+	/* A repeated key is named as such (not only as a spelling). */
 	expect(edit("\"v\":1,", "\"v\":1,\"v\":1,", 1), GS_EPARSE,
-	    "line 1:");
+	    "duplicate object key");
 }
 
 static void
@@ -280,6 +281,10 @@ test_decode_changes(void **state)
 	expect(edit("}}", "}", 2), GS_EPARSE, "line 2:");
 	expect(edit("\"type\":\"person\"", "\"type\":\"person\","
 	    "\"type\":\"person\"", 2), GS_EPARSE, "line 2:");
+	assert_non_null(strstr(gs_errmsg(GS_EPARSE), "duplicate object key"));
+	expect(edit("\"age\":42", "\"age\":42,\"age\":42", 2), GS_EPARSE,
+	    "line 2: column");
+	assert_non_null(strstr(gs_errmsg(GS_EPARSE), "duplicate object key"));
 	/* Keys. */
 	expect(edit("\"author\":\"w042\",", "", 3), GS_EPARSE,
 	    "line 3: missing key \"author\"");
