@@ -2672,6 +2672,153 @@ test_follows(void **state)
 	assert_int_equal(count(f, "records"), 2 + 40 * 51);
 }
 
+/* Seals a batch of d under the batch id given, at seq with prev; d is
+ * left as it was (the caller decides what the device's chain is). */
+static void
+seal_as(struct fx *f, const struct device *d, struct gs_change *cs, size_t n,
+    const unsigned char *batch, uint64_t seq, const unsigned char *prev,
+    struct gs_buf *env)
+{
+	struct gs_seal_params p;
+	struct gs_buf plain;
+
+	memset(&p, 0, sizeof(p));
+	memcpy(p.deployment, f->pf->keys.deployment, 16);
+	memcpy(p.device, d->id, 16);
+	memcpy(p.batch, batch, 16);
+	p.seq = seq;
+	memcpy(p.prev_hash, prev, GS_HASHBYTES);
+	p.created_at = gs_now_ms();
+	p.count = (uint32_t)n;
+	p.platform_pk = f->pf->keys.batch_pk;
+	p.device_sk = d->sk;
+	for (size_t i = 0; i < n; i++)
+		gs_strlcpy(cs[i].author, d->worker, sizeof(cs[i].author));
+	plaintext(&plain, f->pf->keys.deployment, d, batch, seq, cs, n);
+	gs_buf_init(env, 1u << 24);
+	assert_int_equal(gs_envelope_seal(env, &p, plain.data, plain.len),
+	    GS_OK);
+	gs_buf_release(&plain);
+}
+
+/*
+ * Mutation campaign (tests/MUTANTS.md): what the idempotency key and the
+ * ledger are keyed on, at their edges.
+ */
+static void
+test_keys_and_ledger(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	char u[37], bh[33];
+	unsigned char batch[16], h1[32], h2[32], zero[32];
+	struct gs_buf env, env2;
+	struct pf_ingest_result res;
+	struct gs_receipt rc;
+	struct pf_device d;
+	int tries;
+
+	memset(zero, 0, sizeof(zero));
+	/* Device b's batch under the batch id device a used: another batch
+	 * (the key is device and batch id), with b's own receipt. */
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	seal(f, &f->a, f->pf->keys.deployment, &c, 1, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	gs_change_release(&c);
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	seal_as(f, &f->b, &c, 1, batch, 1, zero, &env);
+	f->b.seq = 1;
+	gs_envelope_hash(f->b.head, env.data, env.len);
+	assert_int_equal(ingest(f, &f->b, batch, &env, &res), GS_OK);
+	assert_int_equal(res.replayed, 0);
+	check_receipt(f, &f->b, batch, &env, &res, &rc);
+	assert_int_equal(rc.applied, 1);
+	pf_ingest_result_release(&res);
+	assert_int_equal(count(f, "batches"), 2);
+
+	/* The same (device, batch id) with other bytes whose hash agrees
+	 * with the kept one in its first byte: still refused. */
+	gs_envelope_hash(h1, env.data, env.len);
+	for (tries = 0; tries < 20000; tries++) {
+		seal_as(f, &f->b, &c, 1, batch, 1, zero, &env2);
+		gs_envelope_hash(h2, env2.data, env2.len);
+		if (h2[0] == h1[0] && memcmp(h1, h2, 32) != 0)
+			break;
+		gs_buf_release(&env2);
+	}
+	assert_true(tries < 20000);
+	assert_int_equal(ingest(f, &f->b, batch, &env2, &res), GS_EREPLAY);
+	gs_buf_release(&env2);
+	gs_change_release(&c);
+
+	/* The path's batch id differs from the envelope's in its last
+	 * hex digit only: refused before anything else. */
+	gs_hex_encode(bh, batch, 16);
+	bh[31] = bh[31] == '0' ? '1' : '0';
+	assert_int_equal(pf_ingest_batch(f->pf, f->b.hex, bh,
+	    (const unsigned char *)env.data, env.len, &res), GS_EINVAL);
+	gs_buf_release(&env);
+
+	/* A fork: another batch of b at seq 1 (both with the zero prev
+	 * hash, so only "a seq already held" can tell). */
+	gs_uuid_v7(u);
+	change(&c, u, 0, house);
+	gs_random(batch, 16);
+	seal_as(f, &f->b, &c, 1, batch, 1, zero, &env);
+	assert_int_equal(ingest(f, &f->b, batch, &env, &res), GS_OK);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	gs_change_release(&c);
+	assert_int_equal(f->pf->store->ops->device_get(f->pf->store, f->b.id,
+	    &d), GS_OK);
+	assert_int_equal(d.chain_ok, 0);
+
+	/* Out of order: a's seq 3 arrives before its seq 2.  The chain
+	 * head stays the hash of the highest seq held. */
+	{
+		unsigned char b2[16], b3[16];
+		struct gs_buf e2, e3;
+		struct gs_change c2, c3;
+		char u2[37], u3[37];
+
+		gs_uuid_v7(u2);
+		gs_uuid_v7(u3);
+		change(&c2, u2, 0, house);
+		change(&c3, u3, 0, house);
+		seal(f, &f->a, f->pf->keys.deployment, &c2, 1, b2, &e2);
+		seal(f, &f->a, f->pf->keys.deployment, &c3, 1, b3, &e3);
+		assert_int_equal(ingest(f, &f->a, b3, &e3, &res), GS_OK);
+		pf_ingest_result_release(&res);
+		assert_int_equal(ingest(f, &f->a, b2, &e2, &res), GS_OK);
+		pf_ingest_result_release(&res);
+		assert_int_equal(f->pf->store->ops->device_get(f->pf->store,
+		    f->a.id, &d), GS_OK);
+		assert_int_equal(d.last_seq, 3);
+		assert_int_equal(d.chain_ok, 1);
+		assert_memory_equal(d.chain_head, f->a.head, 32);
+		gs_buf_release(&e2);
+		gs_buf_release(&e3);
+		gs_change_release(&c2);
+		gs_change_release(&c3);
+	}
+
+	/* A base_rev one ahead of the platform's rev is one the platform
+	 * never issued: kept aside, not applied. */
+	gs_uuid_v7(u);
+	send_house(f, &f->a, u, 0, house, &res);
+	pf_ingest_result_release(&res);
+	send_house(f, &f->a, u, 2, "{\"address\":\"x\",\"is_rental\":true}",
+	    &res);
+	assert_int_equal(res.applied, 0);
+	assert_int_equal(res.quarantined, 1);
+	assert_non_null(strstr(res.results, "bad_base_rev"));
+	pf_ingest_result_release(&res);
+}
+
 int
 main(void)
 {
@@ -2700,6 +2847,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_arena_ingest, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_and_ledger, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_follows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_refusals, setup,
 		    teardown),
