@@ -1215,6 +1215,85 @@ test_seal_alloc_failures(void **state)
 	assert_int_equal(gs_db_integrity_check(f->db), GS_OK);
 }
 
+/*
+ * Mutation campaign (tests/MUTANTS.md): a receipt moves its own batch
+ * and nothing else.  Two batches in flight; the second's receipt, even
+ * one whose results name a change of the first, leaves the first's
+ * changes in flight; a receipt recorded again (as acked, or now saying
+ * "quarantined") changes nothing at all; a rejected batch stays so.
+ */
+static void
+test_ack_only_its_batch(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row r1, r2;
+	unsigned char rc[GS_RECEIPT_BYTES];
+	char results[300], first[37];
+	struct gs_stmt *st = NULL;
+	int found;
+
+	ag_outbox_limits_for(f->dev, &lim);
+	add_changes(f, 3, "{\"name\":\"a\"}", 0);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 1);
+	add_changes(f, 2, "{\"name\":\"b\"}", 0);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 2);
+	assert_int_equal(gs_stmt_prepare(f->db, "SELECT change_id FROM change "
+	    "WHERE batch_seq = 1 ORDER BY change_id", &st), GS_OK);
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	gs_strlcpy(first, gs_stmt_text(st, 0), sizeof(first));
+	gs_stmt_finalize(st);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &r1, &found), GS_OK);
+	assert_true(found);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 1, &r2, &found), GS_OK);
+	assert_true(found);
+	assert_int_equal(r2.seq, 2);
+
+	snprintf(results, sizeof(results),
+	    "[{\"change_id\":\"%s\",\"uuid\":\"u\",\"status\":\"quarantined\","
+	    "\"reasons\":[]}]", first);
+	receipt_for(f, &r2, GS_RECEIPT_ACCEPTED, results, rc);
+	assert_int_equal(ag_outbox_ack(f->ob, &r2, GS_RECEIPT_ACCEPTED, rc,
+	    sizeof(rc), results), GS_OK);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE "
+	    "batch_seq = 2 AND state = 2"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE "
+	    "batch_seq = 1 AND state = 1 AND problem IS NULL"), 3);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE "
+	    "state = 'sealed'"), 1);
+
+	/* The same receipt again, and then one saying "quarantined": the
+	 * batch is acked already, so neither counts or changes anything. */
+	assert_int_equal(ag_outbox_ack(f->ob, &r2, GS_RECEIPT_ACCEPTED, rc,
+	    sizeof(rc), results), GS_OK);
+	receipt_for(f, &r2, GS_RECEIPT_QUARANTINED, "[]", rc);
+	assert_int_equal(ag_outbox_ack(f->ob, &r2, GS_RECEIPT_QUARANTINED, rc,
+	    sizeof(rc), "[]"), GS_OK);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE seq = 2 "
+	    "AND state = 'acked' AND attempts = 1"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM audit WHERE "
+	    "action IN ('acked', 'revoked')"), 1);
+	assert_int_equal(q1(f, "SELECT revoked FROM device"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE "
+	    "batch_seq = 2 AND state = 2"), 2);
+
+	/* A rejected batch stays rejected, its changes kept. */
+	assert_int_equal(ag_outbox_reject(f->ob, &r1, "invalid_argument: x"),
+	    GS_OK);
+	receipt_for(f, &r1, GS_RECEIPT_ACCEPTED, "[]", rc);
+	assert_int_equal(ag_outbox_ack(f->ob, &r1, GS_RECEIPT_ACCEPTED, rc,
+	    sizeof(rc), "[]"), GS_OK);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE seq = 1 "
+	    "AND state = 'rejected'"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE "
+	    "batch_seq = 1 AND state = 3"), 3);
+	ag_outbox_row_release(&r1);
+	ag_outbox_row_release(&r2);
+}
+
 int
 main(void)
 {
@@ -1245,6 +1324,8 @@ main(void)
 		test_bad_results_change_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_reject_keeps_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_ack_only_its_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_revoked_quarantines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
