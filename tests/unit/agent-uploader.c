@@ -288,6 +288,24 @@ test_revoked(void **state)
 	    "{\"error\":{\"code\":\"device_revoked\",\"message\":\"x\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
 	ag_upload_result_release(&res);
+	/* A 403 "revoked" whose valid receipt says "accepted" contradicts
+	 * itself: neither believed (tests/MUTANTS.md). */
+	{
+		char *acc = receipt_body(rsk, GS_RECEIPT_ACCEPTED, 4, "[]",
+		    "[]");
+		char *both = NULL;
+
+		if (asprintf(&both, "%.*s,\"error\":{\"code\":"
+		    "\"device_revoked\",\"message\":\"r\"}}",
+		    (int)strlen(acc) - 1, acc) < 0)
+			fail();
+		answer(403, "application/json", both);
+		assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+		assert_null(res.receipt);
+		ag_upload_result_release(&res);
+		free(both);
+		free(acc);
+	}
 }
 
 static void
