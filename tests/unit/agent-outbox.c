@@ -1294,6 +1294,31 @@ test_ack_only_its_batch(void **state)
 	ag_outbox_row_release(&r2);
 }
 
+/* The device row's chain head behind the outbox by a single batch (a
+ * restored or damaged row): sealing refuses it as damage, naming it,
+ * and seals nothing (tests/MUTANTS.md). */
+static void
+test_chain_behind_outbox(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+
+	add_changes(f, 1, "{\"name\":\"a\"}", 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 1);
+	assert_int_equal(gs_db_exec(f->db, "UPDATE device SET last_seq = 0"),
+	    GS_OK);
+	add_changes(f, 1, "{\"name\":\"b\"}", 0);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info),
+	    GS_ECORRUPT);
+	assert_non_null(strstr(gs_errmsg(GS_ECORRUPT), "chain head"));
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 0"),
+	    1);
+}
+
 int
 main(void)
 {
@@ -1330,6 +1355,8 @@ main(void)
 		test_revoked_quarantines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_damaged_row_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_chain_behind_outbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_seal_alloc_failures, setup, teardown),
 	};
