@@ -361,6 +361,16 @@ test_transient_answers_retry(void **state)
 	    "\"rate_limited\",\"message\":\"slow\"}}");
 	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
 	ag_upload_result_release(&res);
+	/* A 408 or 429 naming a code that would be a refusal elsewhere is
+	 * still "later", never "rejected" (tests/MUTANTS.md). */
+	answer(429, "application/json",
+	    "{\"error\":{\"code\":\"not_found\",\"message\":\"x\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
+	answer(408, "application/json",
+	    "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"x\"}}");
+	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
+	ag_upload_result_release(&res);
 	/* A 4xx without the platform's error object: maybe a proxy. */
 	answer(404, "text/html", "<html>not here</html>");
 	assert_int_equal(put(&res), AG_UPLOAD_RETRY);
