@@ -2673,11 +2673,12 @@ test_follows(void **state)
 }
 
 /* Seals a batch of d under the batch id given, at seq with prev; d is
- * left as it was (the caller decides what the device's chain is). */
+ * left as it was (the caller decides what the device's chain is).  The
+ * changes' authors become d's worker unless keep_author. */
 static void
 seal_as(struct fx *f, const struct device *d, struct gs_change *cs, size_t n,
     const unsigned char *batch, uint64_t seq, const unsigned char *prev,
-    struct gs_buf *env)
+    int keep_author, struct gs_buf *env)
 {
 	struct gs_seal_params p;
 	struct gs_buf plain;
@@ -2692,7 +2693,7 @@ seal_as(struct fx *f, const struct device *d, struct gs_change *cs, size_t n,
 	p.count = (uint32_t)n;
 	p.platform_pk = f->pf->keys.batch_pk;
 	p.device_sk = d->sk;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n && !keep_author; i++)
 		gs_strlcpy(cs[i].author, d->worker, sizeof(cs[i].author));
 	plaintext(&plain, f->pf->keys.deployment, d, batch, seq, cs, n);
 	gs_buf_init(env, 1u << 24);
@@ -2730,7 +2731,7 @@ test_keys_and_ledger(void **state)
 	gs_change_release(&c);
 	gs_uuid_v7(u);
 	change(&c, u, 0, house);
-	seal_as(f, &f->b, &c, 1, batch, 1, zero, &env);
+	seal_as(f, &f->b, &c, 1, batch, 1, zero, 0, &env);
 	f->b.seq = 1;
 	gs_envelope_hash(f->b.head, env.data, env.len);
 	assert_int_equal(ingest(f, &f->b, batch, &env, &res), GS_OK);
@@ -2744,7 +2745,7 @@ test_keys_and_ledger(void **state)
 	 * with the kept one in its first byte: still refused. */
 	gs_envelope_hash(h1, env.data, env.len);
 	for (tries = 0; tries < 20000; tries++) {
-		seal_as(f, &f->b, &c, 1, batch, 1, zero, &env2);
+		seal_as(f, &f->b, &c, 1, batch, 1, zero, 0, &env2);
 		gs_envelope_hash(h2, env2.data, env2.len);
 		if (h2[0] == h1[0] && memcmp(h1, h2, 32) != 0)
 			break;
@@ -2768,7 +2769,7 @@ test_keys_and_ledger(void **state)
 	gs_uuid_v7(u);
 	change(&c, u, 0, house);
 	gs_random(batch, 16);
-	seal_as(f, &f->b, &c, 1, batch, 1, zero, &env);
+	seal_as(f, &f->b, &c, 1, batch, 1, zero, 0, &env);
 	assert_int_equal(ingest(f, &f->b, batch, &env, &res), GS_OK);
 	pf_ingest_result_release(&res);
 	gs_buf_release(&env);
@@ -2817,6 +2818,36 @@ test_keys_and_ledger(void **state)
 	assert_int_equal(res.quarantined, 1);
 	assert_non_null(strstr(res.results, "bad_base_rev"));
 	pf_ingest_result_release(&res);
+
+	/* The device speaks for its own worker and grid only: a change
+	 * naming another of either is kept aside, the other one applied. */
+	{
+		struct gs_change cs[3];
+		char u1[37], u2[37], u3[37];
+
+		gs_uuid_v7(u1);
+		gs_uuid_v7(u2);
+		gs_uuid_v7(u3);
+		change(&cs[0], u1, 0, house);
+		change(&cs[1], u2, 0, house);
+		change(&cs[2], u3, 0, house);
+		gs_strlcpy(cs[0].author, "w-b", sizeof(cs[0].author));
+		gs_strlcpy(cs[1].grid, "G2", sizeof(cs[1].grid));
+		gs_random(batch, 16);
+		seal_as(f, &f->a, cs, 3, batch, f->a.seq + 1, f->a.head, 1,
+		    &env);
+		f->a.seq++;
+		gs_envelope_hash(f->a.head, env.data, env.len);
+		assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+		assert_int_equal(res.applied, 1);
+		assert_int_equal(res.quarantined, 2);
+		assert_non_null(strstr(res.results, "author_mismatch"));
+		assert_non_null(strstr(res.results, "grid_mismatch"));
+		pf_ingest_result_release(&res);
+		gs_buf_release(&env);
+		for (int i = 0; i < 3; i++)
+			gs_change_release(&cs[i]);
+	}
 }
 
 int
