@@ -341,9 +341,12 @@ test_wrong_platform_key(void **state)
 	assert_int_equal(gs_envelope_verify(&h, env.data, env.len, K.dev_pk),
 	    GS_OK);
 	gs_buf_init(&plain, GS_ENV_MAX_PLAIN);
-	/* Another key pair: its key id differs. */
+	/* Another key pair: its key id differs, and the message names the
+	 * key the envelope wants (after a rotation, which one to pick). */
 	assert_int_equal(gs_envelope_open(&plain, &h, env.data, env.len,
 	    K.other_pk, K.other_sk), GS_EDECRYPT);
+	assert_non_null(strstr(gs_errmsg(GS_EDECRYPT),
+	    "sealed to platform key"));
 	/* The right public key with another secret key: the AEAD fails. */
 	assert_int_equal(gs_envelope_open(&plain, &h, env.data, env.len,
 	    K.plat_pk, K.other_sk), GS_EDECRYPT);
