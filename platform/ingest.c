@@ -50,13 +50,9 @@ pf_merge_fast_forward(int64_t base_rev, int64_t current_rev,
 	return base_rev < current_rev && same_device_since_base;
 }
 
-/*
- * Test faults, from $GRIDPLATFORM_FAULT = "NAME=N": 1 when it names name
- * (*n is then how many times this process has asked, this one included,
- * counted in *seen, and *v is N), else 0.
- */
-static int
-fault_hit(const char *name, long *seen, long *n, uint64_t *v)
+/* Test faults, from $GRIDPLATFORM_FAULT (platform.h). */
+int
+pf_fault_hit(const char *name, long *seen, long *n, uint64_t *v)
 {
 	const char *e = getenv("GRIDPLATFORM_FAULT");
 	size_t len = strlen(name);
@@ -81,7 +77,7 @@ fault_point(const char *name)
 	long n;
 	uint64_t v;
 
-	if (fault_hit(name, &seen[strcmp(name, "kill-after-commit") == 0], &n,
+	if (pf_fault_hit(name, &seen[strcmp(name, "kill-after-commit") == 0], &n,
 	    &v) && n == (long)v)
 		(void)raise(SIGKILL);
 }
@@ -99,7 +95,7 @@ fault_too_early(void)
 	long n;
 	uint64_t v;
 
-	return fault_hit("too-early", &seen, &n, &v) && n <= (long)v;
+	return pf_fault_hit("too-early", &seen, &n, &v) && n <= (long)v;
 }
 
 /*
@@ -114,7 +110,7 @@ fault_sync_fail(void)
 	long n;
 	uint64_t v;
 
-	return fault_hit("sync-fail", &seen, &n, &v) && n <= (long)v;
+	return pf_fault_hit("sync-fail", &seen, &n, &v) && n <= (long)v;
 }
 
 void

@@ -106,24 +106,60 @@ out:
 	return r;
 }
 
-/* Reads a key file of exactly n bytes of hex (and a newline). */
-static int
-read_key_file(const char *home, const char *name, unsigned char *p, size_t n)
+/*
+ * Tests only (tests/integration/keys-rotate-live.sh): "retire-while-read=N"
+ * does to the Nth batch-*.key this process reads what 'keys retire' in
+ * another process may do between our open and our read (rotate.c
+ * cmd_retire): rename it away, overwrite it with zeros, unlink it.
+ */
+static void
+fault_retire(const char *path, int fd)
 {
-	char path[4096], hex[2 * 64 + 4];
+	static long seen;
+	long n;
+	uint64_t v;
+	const char *base = strrchr(path, '/');
+	char gone[4200];
+	struct stat sb;
+	int wfd;
+
+	base = base != NULL ? base + 1 : path;
+	if (strncmp(base, "batch-", 6) != 0 || strstr(base, ".key") == NULL ||
+	    !pf_fault_hit("retire-while-read", &seen, &n, &v) ||
+	    n != (long)v || fstat(fd, &sb) != 0)
+		return;
+	snprintf(gone, sizeof(gone), "%s.retired", path);
+	if (rename(path, gone) != 0 ||
+	    (wfd = open(gone, O_WRONLY | O_CLOEXEC)) < 0)
+		return;
+	while (sb.st_size-- > 0)
+		if (write(wfd, "", 1) != 1)
+			break;
+	(void)close(wfd);
+	(void)unlink(gone);
+}
+
+int
+pf_key_read_hex(const char *path, unsigned char *p, size_t n)
+{
+	char hex[2 * 64 + 4];
 	int fd, r = GS_OK;
 	ssize_t got;
-	struct stat sb;
+	struct stat sb, now;
 
-	if ((r = path_in(home, name, path, sizeof(path))) != GS_OK)
-		return r;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return GS_FAIL(errno == ENOENT ? GS_ENOTFOUND : GS_EIO,
 		    "cannot open %s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) != 0 &&
-	    strstr(name, ".key") != NULL)
+	if (fstat(fd, &sb) != 0) {
+		r = GS_FAIL(GS_EIO, "cannot stat %s: %s", path,
+		    strerror(errno));
+		(void)close(fd);
+		return r;
+	}
+	if ((sb.st_mode & 077) != 0 && strstr(path, ".key") != NULL)
 		gs_log(GS_LOG_WARNING, "%s is readable by others (mode %o)",
 		    path, (unsigned)(sb.st_mode & 0777));
+	fault_retire(path, fd);
 	got = read(fd, hex, sizeof(hex) - 1);
 	(void)close(fd);
 	if (got < 0) {
@@ -134,12 +170,33 @@ read_key_file(const char *home, const char *name, unsigned char *p, size_t n)
 	hex[got] = '\0';
 	while (got > 0 && (hex[got - 1] == '\n' || hex[got - 1] == '\r'))
 		hex[--got] = '\0';
-	if ((size_t)got != 2 * n || gs_hex_decode(p, n, hex) != GS_OK)
+	if ((size_t)got == 2 * n && gs_hex_decode(p, n, hex) == GS_OK)
+		goto out;
+	/* What we read is not a key.  If the path no longer names the
+	 * file we opened, 'keys retire' took it while we read (and may
+	 * have zeroed it): gone, not damaged. */
+	if (stat(path, &now) != 0 || now.st_ino != sb.st_ino ||
+	    now.st_dev != sb.st_dev)
+		r = GS_FAIL(GS_ENOTFOUND, "%s was retired while being read",
+		    path);
+	else
 		r = GS_FAIL(GS_ECORRUPT, "%s is damaged (expected %zu hex "
 		    "digits)", path, 2 * n);
 out:
 	gs_crypto_memzero(hex, sizeof(hex));
 	return r;
+}
+
+/* A key file of the home (pf_key_read_hex). */
+static int
+read_key_file(const char *home, const char *name, unsigned char *p, size_t n)
+{
+	char path[4096];
+	int r;
+
+	if ((r = path_in(home, name, path, sizeof(path))) != GS_OK)
+		return r;
+	return pf_key_read_hex(path, p, n);
 }
 
 /* The public URL goes into every enrollment code, where sync/enroll.h

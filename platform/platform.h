@@ -217,6 +217,21 @@ int pf_root_issue(struct pf_platform *pf);
  * served (a bundle is never served before its key is held).
  */
 int pf_root_refresh(struct pf_platform *pf);
+/*
+ * Test faults, from $GRIDPLATFORM_FAULT = "NAME=N" (platform/ingest.c):
+ * 1 when it names name (*n is then how many times this process has
+ * asked, this one included, counted in *seen, and *v is N), else 0.
+ */
+int pf_fault_hit(const char *name, long *seen, long *n, uint64_t *v);
+/*
+ * Reads a key file of exactly n bytes of hex (and a newline) into p.
+ * GS_ENOTFOUND when it is not there, or when it was taken away while we
+ * read it: 'keys retire' renames a key file, then overwrites it with
+ * zeros before unlinking it, so a reader that opened it just before the
+ * rename can read zeros; that is a key retired meanwhile, not a damaged
+ * one (GS_ECORRUPT only when the path still names the file read).
+ */
+int pf_key_read_hex(const char *path, unsigned char *p, size_t n);
 /* Adds the pair batch-<kid hex>.key/.pub of the home to the old keys
  * (rotate.c) unless held.  GS_OK; GS_ENOTFOUND, GS_ECORRUPT, GS_ENOMEM,
  * GS_ETOOBIG (the table is full). */

@@ -75,30 +75,6 @@ key_path(const char *home, const char *kidhex, const char *ext, char *out,
 				       : GS_OK;
 }
 
-/* Reads n bytes of hex from path: GS_OK, GS_ENOTFOUND, GS_ECORRUPT. */
-static int
-read_hex(const char *path, unsigned char *p, size_t n)
-{
-	char hex[2 * 64 + 4];
-	ssize_t got;
-	int fd, r = GS_OK;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return errno == ENOENT ? GS_ENOTFOUND :
-		    GS_FAIL(GS_EIO, "cannot open %s: %s", path, strerror(errno));
-	got = read(fd, hex, sizeof(hex) - 1);
-	(void)close(fd);
-	if (got < 0)
-		return GS_FAIL(GS_EIO, "cannot read %s", path);
-	hex[got] = '\0';
-	while (got > 0 && (hex[got - 1] == '\n' || hex[got - 1] == '\r'))
-		hex[--got] = '\0';
-	if ((size_t)got != 2 * n || gs_hex_decode(p, n, hex) != GS_OK)
-		r = GS_FAIL(GS_ECORRUPT, "%s is damaged", path);
-	gs_crypto_memzero(hex, sizeof(hex));
-	return r;
-}
-
 /* Writes hex of p and a newline to path (tmp + fsync + rename when
  * replace, else O_EXCL: an existing file is an error).  The tmp name
  * is this process's: two 'keys rotate' at once each wrote and renamed
@@ -154,7 +130,7 @@ save_pair(const char *home, const unsigned char *pk, const unsigned char *sk)
 	gs_hex_encode(kh, kid, sizeof(kid));
 	if ((r = key_path(home, kh, "pub", path, sizeof(path))) != GS_OK)
 		return r;
-	r = read_hex(path, have, sizeof(have));
+	r = pf_key_read_hex(path, have, sizeof(have));
 	if (r == GS_OK)
 		return memcmp(have, pk, sizeof(have)) == 0 ? GS_OK :
 		    GS_FAIL(GS_ECORRUPT, "%s holds another key", path);
@@ -216,10 +192,10 @@ pf_keys_load_old(struct pf_platform *pf)
 		memcpy(k->kid, kid, sizeof(kid));
 		if ((r = key_path(pf->home, kh, "key", path, sizeof(path)))
 		    != GS_OK ||
-		    (r = read_hex(path, k->sk, GS_KX_SKBYTES)) != GS_OK ||
+		    (r = pf_key_read_hex(path, k->sk, GS_KX_SKBYTES)) != GS_OK ||
 		    (r = key_path(pf->home, kh, "pub", path, sizeof(path)))
 		    != GS_OK ||
-		    (r = read_hex(path, k->pk, GS_KX_PKBYTES)) != GS_OK) {
+		    (r = pf_key_read_hex(path, k->pk, GS_KX_PKBYTES)) != GS_OK) {
 			if (r != GS_ENOTFOUND)
 				break;
 			/* A 'keys rotate' in another process has written
@@ -269,9 +245,9 @@ pf_keys_adopt(struct pf_platform *pf, const unsigned char kid[GS_KIDBYTES])
 	memcpy(k->kid, kid, GS_KIDBYTES);
 	gs_hex_encode(kh, kid, GS_KIDBYTES);
 	if ((r = key_path(pf->home, kh, "key", path, sizeof(path))) != GS_OK ||
-	    (r = read_hex(path, k->sk, GS_KX_SKBYTES)) != GS_OK ||
+	    (r = pf_key_read_hex(path, k->sk, GS_KX_SKBYTES)) != GS_OK ||
 	    (r = key_path(pf->home, kh, "pub", path, sizeof(path))) != GS_OK ||
-	    (r = read_hex(path, k->pk, GS_KX_PKBYTES)) != GS_OK)
+	    (r = pf_key_read_hex(path, k->pk, GS_KX_PKBYTES)) != GS_OK)
 		goto fail;
 	gs_crypto_key_id(pk2, k->pk, GS_KX_PKBYTES);
 	if (memcmp(pk2, kid, GS_KIDBYTES) != 0) {
