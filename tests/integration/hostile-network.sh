@@ -268,11 +268,18 @@ expect_exit 69 "enrollment answered 307: exit 69, not followed" \
 	"$GRIDAGENT" --home "$T_TMP/ag2" enroll "$code" --platform "$MU" \
 	--passphrase-file "$AG_PASS"
 unmitm
+# (69 is also what a refused connection gives: the fake must have answered.)
+grep -q '^HOSTILE redirect /v1/enroll' "$T_TMP/mitm.err" &&
+	ok "... the fake platform did answer the enrollment 307" ||
+	fail "... the fake platform did answer the enrollment 307"
 key0=$(sqlite3 "$AH/agent.db" "SELECT hex(sign_pk) FROM device")
 mitm redirect /rekey "308 http://127.0.0.1:$SINK/"
 expect_exit 69 "rekey answered 308 with an error object: exit 69" \
 	"$GRIDAGENT" --home "$AH" rekey --platform "$MU"
 unmitm
+grep -q '^HOSTILE redirect /v1/devices/.*/rekey' "$T_TMP/mitm.err" &&
+	ok "... the fake platform did answer the rekey 308" ||
+	fail "... the fake platform did answer the rekey 308"
 [ "$(sqlite3 "$AH/agent.db" "SELECT hex(sign_pk) FROM device")" = "$key0" ] &&
 	ok "... the device key is kept" || fail "... the device key is kept"
 [ ! -s "$T_TMP/sink.err" ] && ok "no redirect was followed (the target saw nothing)" ||
