@@ -93,10 +93,14 @@ expect_exit 65 "a file over the platform's limit is refused (65)" \
 	ag attach "$E1" "$T_TMP/big.jpg"
 grep -q "at most" "$T_TMP/err" && ok "... saying what the limit is" ||
 	fail "... saying what the limit is"
+# (64 is also any usage error, an empty uuid's included: each says why.)
 expect_exit 64 "an empty file is refused (64)" ag attach "$E1" "$T_TMP/empty.jpg"
+check "... saying it is empty" grep -q 'empty.jpg is empty: nothing to attach' "$T_TMP/err"
 expect_exit 64 "a person takes no attachments (64)" ag attach "$P1" "$T_TMP/after.jpg"
+check "... saying so" grep -q 'records of type person take no attachments' "$T_TMP/err"
 expect_exit 64 "a bad --location is refused (64)" \
 	ag attach "$E2" "$T_TMP/after.jpg" --location 22.5,north,,GCJ02
+check "... naming the part" grep -q "location: 'north' is not a number" "$T_TMP/err"
 expect_exit 65 "an unknown phase fails validation (65)" \
 	ag attach "$E2" "$T_TMP/after.jpg" --phase LATER
 [ "$(status_att pending)" = 2 ] && ok "status: 2 attachments pending" ||
