@@ -39,6 +39,7 @@ check "integrity ok" test "$(q 'PRAGMA integrity_check')" = ok
 # Too little room to even open the store's shared memory or journal.
 expect_exit 74 "a save with no room exits 74" limited 8 "$A" --home "$H" \
 	collect person name=x pop_type=FOREIGN nationality=USA passport_no=AB12345 address=x
+check "... naming an I/O error" grep -q '^gridagent: .*I/O error' "$T_TMP/err"
 check "no uuid printed for the refused save" test ! -s "$T_TMP/out"
 check "nothing saved" test "$(q 'SELECT count(*) FROM record')" -eq 3
 
