@@ -227,7 +227,8 @@ check "newer database untouched" test "$(cksum <"$H/agent.db")" = "$sum1"
 mkdir -p "$T_TMP/junk"
 head -c 8192 /dev/urandom >"$T_TMP/junk/agent.db"
 expect_exit 74 "agent.db that is not a database" "$A" --home "$T_TMP/junk" status
-check "one error line" test "$(wc -l <"$T_TMP/err")" -eq 1
+check "one error line, saying so" sh -c 'test "$(wc -l <"$1")" -eq 1 &&
+	grep -q "^gridagent: .*agent.db: .*not a database" "$1"' - "$T_TMP/err"
 
 # ---- a database that is not the agent's: refused, left as it was.  The
 # platform's store was "newer than this program; upgrade" (70); another
