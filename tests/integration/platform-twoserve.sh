@@ -45,6 +45,12 @@ done
 [ "$bad" -eq 0 ] &&
 	ok "6 rounds of two syncs at once, one per serve: both exit 0" ||
 	fail "6 rounds of two syncs at once, one per serve: both exit 0"
+# (Two syncs that all went to one serve, the other idle, pass the rest.)
+n1=$(grep -c 'seq [0-9]* from device' "$PH/serve.log")
+n2=$(grep -c 'seq [0-9]* from device' "$T_TMP/serve2.log")
+[ "$n1" -ge 1 ] && [ "$n2" -ge 1 ] &&
+	ok "... each serve committed batches ($n1 and $n2)" ||
+	fail "... each serve committed batches ($n1 and $n2)"
 [ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox WHERE state = 'rejected'")" = 0 ] &&
 	ok "... no batch kept as refused" || fail "... no batch kept as refused"
 expect_exit 0 "a last sync" ag sync
