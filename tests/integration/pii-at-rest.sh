@@ -52,8 +52,12 @@ EOF
 	fail "needles: id numbers, phones, names, addresses in 5 forms"
 # Every file in the home (agent.db, -wal, -shm, session, anything else).
 found=$(find "$AH" -type f -exec cat {} + | LC_ALL=C grep -a -c -F -f "$T_TMP/needles")
-[ "$found" = 0 ] && ok "no file of the home holds any of them" ||
-	fail "no file of the home holds any of them ($found lines)"
+# (A scan that reads nothing finds nothing: the same scan must find what
+# the home does keep in clear, the saved record's uuid.)
+seen=$(find "$AH" -type f -exec cat {} + | LC_ALL=C grep -a -c -F "$u")
+[ "$found" = 0 ] && [ -n "$u" ] && [ "$seen" -gt 0 ] &&
+	ok "no file of the home holds any of them" ||
+	fail "no file of the home holds any of them ($found lines; the uuid in $seen)"
 # The check above can fail: the same needles are found in the input.
 [ "$(LC_ALL=C grep -a -c -F -f "$T_TMP/needles" "$T_TMP/people.ndjson")" -gt 100 ] &&
 	ok "... and the needles do match the plain input" ||
@@ -87,8 +91,11 @@ expect_exit 77 "collect while locked (77)" ag collect person name=x
 grep -q 'locked: run gridagent unlock' "$T_TMP/err" && ok "... says to unlock" ||
 	fail "... says to unlock"
 expect_exit 77 "edit while locked (77)" ag edit "$u" phone=13800138000
+check "... saying locked" grep -q "^gridagent: locked: run gridagent unlock" "$T_TMP/err"
 expect_exit 77 "show --reveal while locked (77)" ag show "$u" --reveal
+check "... saying locked" grep -q "^gridagent: locked: run gridagent unlock" "$T_TMP/err"
 expect_exit 77 "list --reveal while locked (77)" ag list --reveal
+check "... saying locked" grep -q "^gridagent: locked: run gridagent unlock" "$T_TMP/err"
 expect_exit 0 "list while locked (masked)" ag list person
 # 77, not 0 ("all acked"): 50 changes are not on the platform.
 expect_exit 77 "sync while locked: nothing sealed, nothing lost (77)" ag sync --json
@@ -108,7 +115,9 @@ grep -q 'wait for' "$T_TMP/err" && ok "... and it says so" || fail "... and it s
 # ---- wrong passphrases
 printf 'not the passphrase\n' >"$T_TMP/wrong"
 expect_exit 77 "a wrong passphrase unlocks nothing (77)" ag unlock --passphrase-file "$T_TMP/wrong"
+check "... saying wrong passphrase" grep -q "^gridagent: wrong passphrase" "$T_TMP/err"
 expect_exit 77 "... collect still refused" ag collect person name=x
+check "... saying locked" grep -q "^gridagent: locked: run gridagent unlock" "$T_TMP/err"
 expect_exit 0 "the right one unlocks" ag unlock --passphrase-file "$AG_PASS"
 expect_exit 0 "sync now seals and uploads the 50" ag sync --json
 [ "$(json_get "$T_TMP/out" 'd["sealed_records"]')" = 50 ] &&
@@ -158,6 +167,7 @@ expect_exit 0 "config lock-idle-seconds 1" ag config lock-idle-seconds 1
 expect_exit 0 "unlock (1 s idle)" ag unlock --passphrase-file "$AG_PASS"
 sleep 2
 expect_exit 77 "after 2 s idle the store is locked again" ag collect person name=x
+check "... saying locked" grep -q "^gridagent: locked: run gridagent unlock" "$T_TMP/err"
 [ ! -e "$AH/session" ] && ok "... and the session file is gone" ||
 	fail "... and the session file is gone"
 expect_exit 0 "config lock-idle-seconds 900" ag config lock-idle-seconds 900
@@ -172,6 +182,7 @@ grep -q '1 attempts left' "$T_TMP/err" && ok "... says how many are left" ||
 	fail "... says how many are left"
 expect_exit 77 "wrong passphrase 3 of 3 destroys the key" ag unlock --passphrase-file "$T_TMP/wrong"
 expect_exit 77 "the right passphrase is too late" ag unlock --passphrase-file "$AG_PASS"
+check "... saying the key was destroyed" grep -q "^gridagent: the data key was destroyed" "$T_TMP/err"
 expect_exit 0 "status --json" ag status --json
 [ "$(json_get "$T_TMP/out" 'd["pii"]["destroyed"]')" = True ] &&
 	ok "status says the key is destroyed" || fail "status says the key is destroyed"
@@ -183,6 +194,7 @@ expect_exit 64 "init with a 6-digit PIN is refused (64)" "$GRIDAGENT" --home "$T
 	init --passphrase-file /dev/stdin <<EOF
 123456
 EOF
+check "... saying it is too short" grep -q "passphrase needs at least 10 characters" "$T_TMP/err"
 [ ! -e "$T_TMP/pin" ] && ok "... and nothing is made" || fail "... and nothing is made"
 
 # ---- the session file in $XDG_RUNTIME_DIR (a tmpfs on most systems)
@@ -200,5 +212,6 @@ expect_exit 0 "... a command with it is unlocked" env XDG_RUNTIME_DIR="$T_TMP/ru
 expect_exit 77 "... without it (the database alone) is locked" \
 	"$GRIDAGENT" --home "$X" collect person name=李四 pop_type=REGISTERED \
 	id_number=11010519491231002X
+check "... saying locked" grep -q "^gridagent: locked: run gridagent unlock" "$T_TMP/err"
 
 done_testing
