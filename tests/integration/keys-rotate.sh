@@ -77,7 +77,9 @@ expect_exit 0 "the new device syncs" "$GRIDAGENT" --home "$B" sync
 	ok "... sealed to the new key" || fail "... sealed to the new key"
 
 # Retiring.
+# (77 is also 'no deployment': each refusal says why.)
 expect_exit 77 "retire the current key is refused" pf keys retire "$K2"
+check "... saying it is current" grep -q "$K2 is the current key" "$T_TMP/err"
 expect_exit 77 "retire the old key while a device's last batch used it is refused" \
 	pf keys retire "$K1"
 grep -q 'may still be in use' "$T_TMP/err" && ok "... saying why" || fail "... saying why"
@@ -97,6 +99,8 @@ ag status --json >"$T_TMP/st.json"
 # C (enrolled before the rotation, nothing sent yet) still blocks it.
 expect_exit 77 "retire while an older device has sent nothing is refused" \
 	pf keys retire "$K1"
+check "... saying a device enrolled before the rotation has sent nothing" \
+	grep -q "$K1 may still be in use: the last batch of 0 device(s) used it and 1 device(s) enrolled before the rotation have sent nothing" "$T_TMP/err"
 expect_exit 0 "retire --force" pf keys retire "$K1" --force
 [ ! -e "$PH/batch-$K1.key" ] && [ -f "$PH/batch-$K1.pub" ] &&
 	ok "... the secret key is gone, the public key stays on record" ||
