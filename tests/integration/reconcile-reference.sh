@@ -65,12 +65,17 @@ grep -q 'publish version 3' "$T_TMP/err" && ok "... saying which version to publ
 expect_exit 65 "a form with an unknown key is refused" pf reference add "$D/event-typo.json"
 grep -q 'unknown key "requird"' "$T_TMP/err" && ok "... naming the key" || fail "... naming the key"
 expect_exit 65 "a text field without a max length is refused" pf reference add "$D/event-nocap.json"
+check "... naming the field" grep -q "weather: a text field needs a max length" "$T_TMP/err"
 expect_exit 65 "a code table that drops a code is refused" pf reference add "$D/short.json"
 grep -q 'code "CM_GARBAGE" is missing' "$T_TMP/err" && ok "... naming the code" ||
 	{ fail "... naming the code"; sed 's/^/# /' "$T_TMP/err"; }
 expect_exit 65 "an oversized document (over 256 KiB) is refused" pf reference add "$D/big.json"
+check "... by its size" grep -q "big.json: a reference document is at most 262144 bytes" "$T_TMP/err"
 printf '{"type": "event", "version": 3, "type": "x"}' >"$D/dup.json"
 expect_exit 65 "a document with a duplicate key is refused" pf reference add "$D/dup.json"
+# (That document is wrong in other ways too: the refusal must be the
+# duplicate key.)
+check "... for the duplicate key" grep -q "dup.json: line 1: duplicate object key" "$T_TMP/err"
 pf reference --json >"$T_TMP/ref.json"
 [ "$(json_get "$T_TMP/ref.json" 'len(d["published"])')" = 2 ] &&
 	[ "$(json_get "$T_TMP/ref.json" 'd["held"]["forms"]["event"]')" = 2 ] &&
@@ -82,6 +87,7 @@ pf reference --json >"$T_TMP/ref.json"
 expect_exit 65 "before sync the device refuses category=SA_DRONE" ev category=SA_DRONE urgency=NORMAL
 grep -q 'category' "$T_TMP/err" && ok "... naming the field" || fail "... naming the field"
 expect_exit 65 "... and the new field weather" ev category=OTHER urgency=NORMAL weather=晴
+check "... which it does not know" grep -q "weather: is not a field of event" "$T_TMP/err"
 
 # --- sync: the documents come with the feed
 expect_exit 0 "gridagent sync" ag sync
@@ -157,6 +163,7 @@ json_get "$T_TMP/st.json" 'd["reference_error"]' | grep -q 'digest' &&
 	ok "status shows the error; still 2 documents held" ||
 	fail "status shows the error; still 2 documents held"
 expect_exit 65 "the device still refuses urgency=LOW" ev category=OTHER urgency=LOW
+check "... as not one of its codes" grep -q 'urgency: should be one of .*, not "LOW"' "$T_TMP/err"
 sqlite3 "$PH/platform.db" "UPDATE reference SET doc = CAST(replace(CAST(doc AS TEXT), '篡改', '缓办') AS BLOB) WHERE name = 'event_urgency'"
 expect_exit 0 "once the platform serves the published bytes, sync succeeds" ag sync
 expect_exit 0 "... and urgency=LOW is accepted" ev category=OTHER urgency=LOW
