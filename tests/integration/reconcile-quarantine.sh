@@ -31,10 +31,11 @@ Q2=$(json_get "$T_TMP/q.json" 'd[1]["id"]')
 expect_exit 64 "reject needs a reason" pf quarantine reject "$Q2"
 expect_exit 0 "reject one with a reason" pf quarantine reject "$Q2" --reason "测试数据" --by admin1
 expect_exit 65 "release refuses a fix that does not validate" pf quarantine release "$Q1" --set phone=12
+check "... naming the field" grep -q "^gridplatform: phone: should be a mobile number" "$T_TMP/err"
 expect_exit 0 "release the other after a fix" pf quarantine release "$Q1" --set phone=13912345678 --by admin1
 expect_exit 73 "a decided change is not decided twice" pf quarantine release "$Q1"
 U=$(json_get "$T_TMP/q.json" 'd[0]["uuid"]')
-pf export --format ndjson | grep -q "$U" && ok "the released record is on the platform" ||
+[ -n "$U" ] && pf export --format ndjson | grep -q "$U" && ok "the released record is on the platform" ||
 	fail "the released record is on the platform"
 expect_exit 0 "reconcile --check is 0 after the decisions" pf reconcile --check
 ag sync >/dev/null 2>&1
