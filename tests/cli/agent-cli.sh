@@ -36,8 +36,10 @@ expect_exit 0 "help list" "$A" help list
 for c in $("$A" --help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
 	"$A" "$c" --help >"$T_TMP/help.$c" 2>&1
 done
+# (Over the usage of every command --help lists: 16, not none.)
 check "no --help line is over 79 columns" sh -c \
-	'! cat "$1"/help.* | awk "length > 79" | grep -q .' - "$T_TMP"
+	'[ $(cat "$1"/help.* | grep -c "^usage: gridagent") -ge 16 ] &&
+	! cat "$1"/help.* | awk "length > 79" | grep -q .' - "$T_TMP"
 check "list --help names --reveal and --id-number" sh -c \
 	'grep -q -- "--reveal" "$1" && grep -q -- "--id-number" "$1"' \
 	- "$T_TMP/help.list"
