@@ -76,7 +76,8 @@ ag2 list --json | uuids_of >"$T_TMP/b"
 	ok "B holds A's 1500 records, each once" ||
 	fail "B holds A's 1500 records, each once ($(wc -l <"$T_TMP/b"))"
 want=$(sqlite3 "$PH/platform.db" "SELECT max(seq) FROM feed")
-[ "$(sqlite3 "$AH2/agent.db" "SELECT value FROM meta WHERE key = 'pull_cursor'")" = "$want" ] &&
+# (Both empty, a feed or a cursor not read, would be equal.)
+[ -n "$want" ] && [ "$(sqlite3 "$AH2/agent.db" "SELECT value FROM meta WHERE key = 'pull_cursor'")" = "$want" ] &&
 	ok "B's cursor is at the platform's last feed row" ||
 	fail "B's cursor is at the platform's last feed row"
 done_testing
