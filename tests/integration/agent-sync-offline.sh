@@ -32,7 +32,8 @@ cp "$T_TMP/out" "$T_TMP/st"
 json_get "$T_TMP/st" 'd["last_sync_result"]' | grep -q '^unreachable' &&
 	ok "status: last sync unreachable" || fail "status: last sync unreachable"
 agent_uuids "$T_TMP/a1"
-cmp -s "$T_TMP/a0" "$T_TMP/a1" && ok "no record changed" || fail "no record changed"
+[ "$(wc -l <"$T_TMP/a0")" -eq 500 ] && cmp -s "$T_TMP/a0" "$T_TMP/a1" &&
+	ok "no record changed" || fail "no record changed"
 
 # ---- something answers, but it is not the platform committing the batch
 start_platform_at "$HOSTPORT" || fail "platform restarts"
