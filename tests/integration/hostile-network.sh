@@ -242,7 +242,8 @@ hostile() {
 	d1=$(delivered)
 	case $2 in /batches | /health) ;; *) d0=$d1 ;; esac
 	lines=$(wc -l <"$T_TMP/err")
-	if [ "$got" = "$want" ] && [ "$lines" = 1 ] && [ "$d1" = "$d0" ] &&
+	# (d1 = d0 holds too when neither count was read.)
+	if [ "$got" = "$want" ] && [ "$lines" = 1 ] && [ -n "$d1" ] && [ "$d1" = "$d0" ] &&
 		[ "$t" -le 15 ] && grep -q '^HOSTILE ' "$T_TMP/mitm.err"; then
 		ok "$what: exit $want in ${t}s, one line, nothing delivered"
 	else
