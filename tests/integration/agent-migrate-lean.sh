@@ -106,7 +106,10 @@ expect_exit 0 "the new program opens it (status)" ag status --json
 	fail "... each batch's envelope moved to outbox_envelope"
 q "SELECT change_id, uuid, op, base_rev, fields, state FROM change
 	ORDER BY change_id" >"$T_TMP/after"
-cmp -s "$T_TMP/before" "$T_TMP/after" && ok "every change row kept as it was" ||
+# (Two queries that failed compare equal: the rows are A's, B's and D's
+# unsent changes, E's creation and the three delivered ones.)
+[ "$(wc -l <"$T_TMP/before")" -eq 7 ] && cmp -s "$T_TMP/before" "$T_TMP/after" &&
+	ok "every change row kept as it was" ||
 	fail "every change row kept as it was"
 [ "$(q "SELECT count(*) FROM sqlite_schema WHERE name = 'change_by_state'")" = 0 ] &&
 	[ "$(q "SELECT count(*) FROM sqlite_schema WHERE name = 'change_unsent'")" = 1 ] &&
