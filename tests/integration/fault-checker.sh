@@ -11,6 +11,9 @@ collect_people 30 5 >/dev/null || fail "collect"
 ag list --json | "$PY" -c '
 import json, sys
 for l in sys.stdin: print(json.loads(l)["uuid"])' >"$T_TMP/saved"
+# (The checker holds the device to what it reported saved: none would
+# leave invariant 1 nothing to check.)
+check "the device reported 30 saves" test "$(wc -l <"$T_TMP/saved")" -eq 30
 expect_exit 0 "sync" ag sync --batch-records 10
 stop_platform
 expect_exit 0 "a clean synced pair: no violation" \
