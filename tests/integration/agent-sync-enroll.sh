@@ -8,25 +8,7 @@
 
 if ! sync_platform; then
 	fail "platform starts"
-	# A platform of another deployment at the URL: never send there.
-PF1_URL=$PF_URL
-"$GRIDPLATFORM" --home "$T_TMP/pf2" init --public-url http://127.0.0.1:9 \
-	>/dev/null 2>&1 && start_platform "$T_TMP/pf2" || fail "a second platform starts"
-collect_people 3 41 || fail "collect 3"
-expect_exit 65 "sync to another deployment's platform is refused (65)" \
-	ag sync --platform "$PF_URL"
-grep -q 'deployment' "$T_TMP/err" && ok "... naming the deployment" ||
-	fail "... naming the deployment"
-[ "$(sqlite3 "$AH/agent.db" "SELECT (SELECT count(*) FROM change WHERE state = 0) + (SELECT count(*) FROM pending_creation)")" = 3 ] &&
-	[ "$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox")" = 0 ] &&
-	ok "... and nothing was sealed or sent" ||
-	fail "... and nothing was sealed or sent"
-[ "$(GRIDPLATFORM_HOME="$T_TMP/pf2" "$GRIDPLATFORM" export --format ndjson | wc -l)" = 0 ] &&
-	ok "... the other platform holds nothing" ||
-	fail "... the other platform holds nothing"
-expect_exit 0 "the enrolled platform takes them" ag sync --platform "$PF1_URL"
-
-done_testing
+	done_testing
 	exit 1
 fi
 
