@@ -67,6 +67,11 @@ int ag_keys_destroy(struct ag_store *st, const char *why);
 /* Adds "pii":{...} (protected, locked, destroyed, failures, wrap) to a
  * status object. */
 int ag_keys_status(struct ag_store *st, json_t *into);
+/* The error for work that needs the data key and finds none: "locked:
+ * run gridagent unlock", or, when the key was destroyed (revoked, too many
+ * failed unlocks), that it was, since unlock cannot help then.  Always
+ * GS_EPERM (77). */
+int ag_keys_locked_error(struct ag_store *st);
 
 /* Reads the keyring at open: sets the store's protected flag.  GS_OK. */
 int ag_keys_load(struct ag_store *st);

@@ -1055,17 +1055,11 @@ ag_store_keystore(struct ag_store *st, ag_keystore_wrap_fn *wrap,
 static int audit(struct ag_store *st, int64_t at, const char *action,
     const char *uuid, const char *type, const char *detail);
 
-static int
-locked_error(void)
-{
-	return GS_FAIL(GS_EPERM, "locked: run gridagent unlock");
-}
-
 /* GS_OK when a save may proceed: unprotected, or unlocked. */
 static int
 need_key(struct ag_store *st)
 {
-	return st->protect && st->crypt == NULL ? locked_error() : GS_OK;
+	return st->protect && st->crypt == NULL ? ag_keys_locked_error(st) : GS_OK;
 }
 
 /* Blind-index tags of one record's id-number fields. */
@@ -1149,7 +1143,7 @@ seal_fields(struct ag_store *st, const struct gs_form *f, const char *uuid,
 	if (!st->protect)
 		return GS_OK;
 	if (st->crypt == NULL)
-		return locked_error();
+		return ag_keys_locked_error(st);
 	if (bx != NULL && (r = bidx_collect(st, f, NULL, fields, bx))
 	    != GS_OK)
 		return r;
@@ -1179,7 +1173,7 @@ put_stored(struct ag_store *st, const struct gs_form *f,
 	if (!st->protect)
 		return put_json(b, fields);
 	if (st->crypt == NULL)
-		return locked_error();
+		return ag_keys_locked_error(st);
 	gs_buf_reset(sealed);
 	if ((r = bidx_collect(st, f, plan, fields, bx)) != GS_OK ||
 	    (r = ag_crypt_seal_text(st->crypt, f, plan, uuid, fv, fields,

@@ -565,6 +565,23 @@ session_write(const char *path, int64_t expires, const unsigned char *key)
 }
 
 int
+ag_keys_locked_error(struct ag_store *st)
+{
+	struct ring k;
+	int r;
+
+	if (ring_load(ag_store_db(st), &k) == GS_OK && k.present &&
+	    k.destroyed)
+		r = GS_FAIL(GS_EPERM, "the data key was destroyed (%s): "
+		    "nothing with personal data can be saved on this device "
+		    "again", k.why);
+	else
+		r = GS_FAIL(GS_EPERM, "locked: run gridagent unlock");
+	gs_crypto_memzero(&k, sizeof(k));
+	return r;
+}
+
+int
 ag_session_start(struct ag_store *st)
 {
 	struct ag_crypt *c = ag_store_crypt(st);

@@ -78,6 +78,10 @@ platform_uuids "$T_TMP/p"
 	ok "... no wrapped key is left in the store" ||
 	fail "... no wrapped key is left in the store"
 expect_exit 77 "a save after revocation is refused (77)" ag collect person name=x
+# Not "locked: run gridagent unlock", which cannot help.
+grep -q 'data key was destroyed' "$T_TMP/err" && ! grep -q 'run gridagent unlock' "$T_TMP/err" &&
+	ok "... saying the key was destroyed, not to unlock" ||
+	{ fail "... saying the key was destroyed, not to unlock"; sed 's/^/#   /' "$T_TMP/err"; }
 expect_exit 77 "unlock cannot bring it back (77)" ag unlock --passphrase-file "$AG_PASS"
 grep -q 'destroyed' "$T_TMP/err" && ok "... saying the key was destroyed" ||
 	fail "... saying the key was destroyed"
