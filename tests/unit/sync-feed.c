@@ -139,6 +139,87 @@ test_refusals(void **state)
 	gs_buf_release(&p);
 }
 
+/* Signs f as the platform would ("GSF1-sig" || all but the signature),
+ * after a test changed it. */
+static void
+resign(struct gs_buf *f)
+{
+	unsigned char *m = malloc(f->len - 64 + 8);
+
+	assert_non_null(m);
+	memcpy(m, "GSF1-sig", 8);
+	memcpy(m + 8, f->data, f->len - 64);
+	assert_int_equal(gs_crypto_sign((unsigned char *)f->data + f->len - 64,
+	    m, f->len - 64 + 8, rsk), GS_OK);
+	free(m);
+}
+
+/* Refusals of feeds the platform's key did sign: a signature proves who
+ * made a feed, not that it makes sense.  Each is named (PROTOCOL.md
+ * section 8): a cursor before since, bytes between the ciphertext and the
+ * signature, lengths that do not add up, a feed over GS_FEED_MAX. */
+static void
+test_signed_refusals(void **state)
+{
+	struct gs_feed_header h, g;
+	struct gs_buf f, p;
+	unsigned char *big;
+	size_t n;
+
+	(void)state;
+	gs_buf_init(&p, 1 << 20);
+	/* The cursor before since: a platform going backwards. */
+	header(&h);
+	h.since = 5;
+	h.cursor = 4;
+	gs_buf_init(&f, GS_FEED_MAX);
+	assert_int_equal(gs_feed_seal(&f, &h, plain, strlen(plain), dpk, rsk),
+	    GS_OK);
+	assert_int_equal(gs_feed_open(&p, &g, (unsigned char *)f.data, f.len,
+	    dep, dev, rpk, dsk), GS_EPROTOCOL);
+	assert_int_equal(p.len, 0);
+	/* The same cursor as since (nothing new) is fine. */
+	gs_buf_reset(&f);
+	h.cursor = 5;
+	assert_int_equal(gs_feed_seal(&f, &h, plain, strlen(plain), dpk, rsk),
+	    GS_OK);
+	assert_int_equal(gs_feed_open(&p, &g, (unsigned char *)f.data, f.len,
+	    dep, dev, rpk, dsk), GS_OK);
+	assert_int_equal(g.cursor, 5);
+	gs_buf_release(&f);
+	/* A byte between the ciphertext and the signature, signed. */
+	seal_vector(&f);
+	n = f.len;
+	assert_int_equal(gs_buf_append(&f, "0123456789012345678901234567890123"
+	    "456789012345678901234567890123456789", 65), GS_OK);
+	memmove(f.data + n - 64 + 1, f.data + n - 64, 64);
+	f.data[n - 64] = 0;
+	f.len = n + 1;
+	resign(&f);
+	assert_int_equal(gs_feed_open(&p, &g, (unsigned char *)f.data, f.len,
+	    dep, dev, rpk, dsk), GS_EPROTOCOL);
+	gs_buf_release(&f);
+	/* A plaintext length one short of the ciphertext's, signed: refused
+	 * as lengths that do not add up, before any decryption. */
+	seal_vector(&f);
+	gs_put_le64((unsigned char *)f.data + 64,
+	    gs_get_le64((unsigned char *)f.data + 64) - 1);
+	resign(&f);
+	assert_int_equal(gs_feed_open(&p, &g, (unsigned char *)f.data, f.len,
+	    dep, dev, rpk, dsk), GS_EPROTOCOL);
+	/* Over GS_FEED_MAX by one byte: too big, whatever it holds. */
+	big = calloc(1, GS_FEED_MAX + 1);
+	assert_non_null(big);
+	memcpy(big, f.data, f.len);
+	assert_int_equal(gs_feed_open(&p, &g, big, GS_FEED_MAX + 1, dep, dev,
+	    rpk, dsk), GS_ETOOBIG);
+	assert_int_not_equal(gs_feed_open(&p, &g, big, GS_FEED_MAX, dep, dev,
+	    rpk, dsk), GS_ETOOBIG);
+	free(big);
+	gs_buf_release(&f);
+	gs_buf_release(&p);
+}
+
 static void
 test_request(void **state)
 {
@@ -357,6 +438,11 @@ test_deflated_refusals(void **state)
 	/* Longer than the reader's cap: refused before inflating. */
 	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, len - 1),
 	    GS_EINFLATE);
+	/* Exactly the cap: no room for the NUL the reader adds. */
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, len),
+	    GS_EINFLATE);
+	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, len + 1),
+	    GS_OK);
 	/* A length past all reason (a bomb's claim). */
 	gs_put_le64((unsigned char *)z.data, UINT64_MAX);
 	assert_int_equal(open_raw(GS_FEED_DEFLATED, z.data, z.len, 1 << 20),
@@ -430,6 +516,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_signed_refusals),
 		cmocka_unit_test(test_request),
 		cmocka_unit_test(test_vector),
 		cmocka_unit_test(test_deflated),
