@@ -832,6 +832,36 @@ test_blind_index(void **state)
 	assert_int_equal(ag_find_id_number(st, id2, on_found, &f), GS_OK);
 	assert_int_equal(f.n, 1);
 	/* Lower-case x and spaces normalize the same way. */
+	for (i = 300; i < 1000; i++) {
+		idcard(id, i);
+		if (id[17] == 'X')
+			break;
+	}
+	assert_true(i < 1000);
+	person(rec, sizeof(rec), "孙", i);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), u),
+	    GS_OK);
+	{
+		char lower[40];
+
+		snprintf(lower, sizeof(lower), "%.6s %.8s-%.3s%c", id, id + 6,
+		    id + 14, 'x');
+		f.n = 0;
+		assert_int_equal(ag_find_id_number(st, lower, on_found, &f),
+		    GS_OK);
+		assert_int_equal(f.n, 1);
+		assert_string_equal(f.uuid, u);
+		/* A deleted record is not found (its tag may stay until the
+		 * delete is delivered and purged). */
+		assert_int_equal(ag_delete(st, u, "test"), GS_OK);
+		f.n = 0;
+		assert_int_equal(ag_find_id_number(st, lower, on_found, &f),
+		    GS_OK);
+		assert_int_equal(f.n, 0);
+		assert_int_equal(ag_find_id_number(st, id, on_found, &f),
+		    GS_OK);
+		assert_int_equal(f.n, 0);
+	}
 	ag_store_lock(st);
 	assert_int_equal(ag_find_id_number(st, id2, on_found, &f), GS_EPERM);
 }
