@@ -262,6 +262,20 @@ test_fingerprint(void **state)
 	assert_int_equal(gs_enroll_check_fingerprint(fp, dep, rpk),
 	    GS_EBADSIG);
 	dep[7] ^= 1;
+	/* Every byte of the code's fingerprint counts: a code read wrong
+	 * anywhere (or a fingerprint matched on a prefix) is refused. */
+	{
+		size_t i;
+
+		for (i = 0; i < sizeof(fp); i++) {
+			fp[i] ^= 0x80;
+			assert_int_equal(gs_enroll_check_fingerprint(fp, dep,
+			    rpk), GS_EBADSIG);
+			fp[i] ^= 0x80;
+		}
+		assert_int_equal(gs_enroll_check_fingerprint(fp, dep, rpk),
+		    GS_OK);
+	}
 
 	/* Key id = first 8 bytes of BLAKE2b-256(pk). */
 	gs_crypto_key_id(kid, bpk, 32);
