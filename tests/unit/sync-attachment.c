@@ -100,6 +100,8 @@ file_bytes(int fd, size_t *n)
 	return p;
 }
 
+static int feed_spans(const unsigned char *s, size_t n, uint64_t want);
+
 /* Seals data; returns the sealed file's fd. */
 static int
 seal_data(const unsigned char *data, size_t n, uint32_t chunk,
@@ -311,6 +313,21 @@ test_seal_refusals(void **state)
 	memset(hash, 0, 32);
 	assert_int_equal(gs_att_seal_fd(out, in, &p, hash, sizeof(data)),
 	    GS_ECONFLICT);
+	/* What it wrote meanwhile is whole, signed and sealed, and names a
+	 * content address its plaintext does not hash to: the platform's
+	 * opener refuses it at the end, on the digest alone. */
+	{
+		unsigned char *s;
+		size_t n;
+
+		s = file_bytes(out, &n);
+		assert_int_equal(n, gs_att_sealed_len(sizeof(data), 1024));
+		assert_int_equal(open_bytes(s, n, NULL, NULL), GS_EDECRYPT);
+		assert_int_equal(feed_spans(s, n, 1), GS_EDECRYPT);
+		free(s);
+		assert_int_equal(ftruncate(out, 0), 0);
+		assert_int_equal(lseek(out, 0, SEEK_SET), 0);
+	}
 	/* Longer than the file: it shrank. */
 	assert_int_equal(gs_att_seal_fd(out, in, &p, hash, sizeof(data) + 1),
 	    GS_ECONFLICT);
