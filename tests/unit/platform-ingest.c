@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "attachment.h"
 #include "batch.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -1574,6 +1575,121 @@ http_put_max(unsigned port, const char *path, const void *body, size_t len,
 	return status;
 }
 
+/* One signed attachment PUT of s[off, off + n): the HTTP status, the
+ * answer's body in out. */
+static int
+att_put(unsigned port, const struct device *d, const unsigned char hash[32],
+    const unsigned char *s, uint64_t off, size_t n, struct gs_buf *out)
+{
+	unsigned char sig[GS_SIGBYTES];
+	char path[512], hh[65], sh[2 * GS_SIGBYTES + 1];
+
+	assert_int_equal(gs_att_chunk_sign(sig, d->id, hash, off, n, d->sk),
+	    GS_OK);
+	gs_hex_encode(hh, hash, 32);
+	gs_hex_encode(sh, sig, sizeof(sig));
+	snprintf(path, sizeof(path), "/v1/devices/%s/attachments/%s?offset="
+	    "%llu&sig=%s", d->hex, hh, (unsigned long long)off, sh);
+	return http_put(port, path, s + off, n, out);
+}
+
+/*
+ * An attachment upload over HTTP, chunk by chunk, as the platform's
+ * offset is the only truth about what arrived (DESIGN 7): a chunk at an
+ * offset behind the platform's (a resend of what it holds) is answered
+ * 409 with its offset, and nothing is appended twice; a chunk running
+ * past the sealed length is refused as such; the rest completes it.
+ */
+static void
+test_http_attachment(void **state)
+{
+	struct fx *f = *state;
+	struct pf_http_config cfg;
+	struct pf_http_handler h;
+	struct pf_http *srv = NULL;
+	struct gs_att_seal_params sp;
+	struct gs_att_header ah;
+	struct gs_buf out;
+	unsigned char data[5000], hash[32], *s, *plus;
+	uint64_t len = 0, end1, end2;
+	unsigned port = 0;
+	FILE *in, *sealed;
+	long n;
+	json_t *o;
+
+	pf_http_config_init(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	pf_api_handler(f->pf, &h);
+	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
+
+	gs_random(data, sizeof(data));
+	in = tmpfile();
+	sealed = tmpfile();
+	assert_non_null(in);
+	assert_non_null(sealed);
+	assert_int_equal(fwrite(data, 1, sizeof(data), in), sizeof(data));
+	assert_int_equal(fflush(in), 0);
+	memset(&sp, 0, sizeof(sp));
+	memcpy(sp.deployment, f->pf->keys.deployment, 16);
+	memcpy(sp.device, f->a.id, 16);
+	sp.created_at = gs_now_ms();
+	sp.chunk_size = 1024;
+	sp.platform_pk = f->pf->keys.batch_pk;
+	sp.device_sk = f->a.sk;
+	assert_int_equal(gs_att_hash_fd(fileno(in), hash, &len), GS_OK);
+	assert_int_equal(gs_att_seal_fd(fileno(sealed), fileno(in), &sp, hash,
+	    len), GS_OK);
+	n = ftell(sealed);
+	assert_true(n > 0);
+	s = malloc((size_t)n + 1);
+	assert_non_null(s);
+	assert_int_equal(pread(fileno(sealed), s, (size_t)n, 0), n);
+	fclose(in);
+	fclose(sealed);
+	assert_int_equal(gs_att_parse(&ah, s, (size_t)n, 0), GS_OK);
+	assert_int_equal(ah.sealed_len, (uint64_t)n);
+	/* The header and one message, then one more message. */
+	end1 = gs_att_span(&ah, 0, 1);
+	end2 = gs_att_span(&ah, end1, 1);
+	assert_true(end1 > 0 && end2 > end1 && end2 < ah.sealed_len);
+	assert_int_equal(att_put(port, &f->a, hash, s, 0, end1, &out), 200);
+	assert_non_null(strstr(out.data, "\"complete\":false"));
+	gs_buf_release(&out);
+	assert_int_equal(att_put(port, &f->a, hash, s, end1, end2 - end1,
+	    &out), 200);
+	gs_buf_release(&out);
+	/* Resends of what it holds: 409 with its own offset, nothing
+	 * kept (the whole upload still completes exactly below). */
+	assert_int_equal(att_put(port, &f->a, hash, s, 0, end1, &out), 409);
+	o = json_loads(out.data, 0, NULL);
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(o, "offset")),
+	    (json_int_t)end2);
+	json_decref(o);
+	gs_buf_release(&out);
+	assert_int_equal(att_put(port, &f->a, hash, s, end1, end2 - end1,
+	    &out), 409);
+	gs_buf_release(&out);
+	/* The rest and one byte more: refused as running past the sealed
+	 * length, and the upload stays where it was. */
+	plus = malloc((size_t)n + 1);
+	assert_non_null(plus);
+	memcpy(plus, s, (size_t)n);
+	plus[n] = 0;
+	assert_int_equal(att_put(port, &f->a, hash, plus, end2,
+	    (size_t)(ah.sealed_len - end2 + 1), &out) / 100, 4);
+	assert_non_null(strstr(out.data, "pass the sealed length"));
+	gs_buf_release(&out);
+	free(plus);
+	/* The rest: complete, with a receipt for this hash. */
+	assert_int_equal(att_put(port, &f->a, hash, s, end2,
+	    (size_t)(ah.sealed_len - end2), &out), 200);
+	assert_non_null(strstr(out.data, "\"complete\":true"));
+	gs_buf_release(&out);
+	free(s);
+	pf_http_stop(srv);
+}
+
 static void
 test_http(void **state)
 {
@@ -2889,6 +3005,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_torture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_attachment, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_http_concurrent, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_http_limits, setup,
