@@ -146,6 +146,15 @@ test_deletes(void **state)
 	/* Platform deleted, device edited: conflict, stays deleted. */
 	check("{\"a\":1}", 0, "{\"a\":1}", 1, "{\"a\":3}", 0, "{\"a\":3}", 1,
 	    "edit_delete");
+	/* Device deletes, platform cleared a field (absent, or null): an
+	 * edit all the same, a conflict, not a silent delete. */
+	check("{\"a\":1,\"b\":2}", 0, "{\"a\":1}", 0, "{\"a\":1}", 1,
+	    "{\"a\":1}", 0, "delete_edit");
+	check("{\"a\":1,\"b\":2}", 0, "{\"a\":1,\"b\":null}", 0, NULL, 1,
+	    "{\"a\":1}", 0, "delete_edit");
+	/* Platform deleted, device cleared a field: conflict. */
+	check("{\"a\":1,\"b\":2}", 0, "{\"a\":1,\"b\":2}", 1, "{\"a\":1}",
+	    0, "{\"a\":1}", 1, "edit_delete");
 	/* A deleted base is an empty one. */
 	check("{\"a\":1}", 1, "{\"a\":2}", 0, "{\"b\":1}", 0,
 	    "{\"a\":2,\"b\":1}", 0, "");
