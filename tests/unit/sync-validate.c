@@ -424,6 +424,12 @@ test_enum_tags(void **state)
 	    "tags: should list each code once, not DRUG twice");
 	expect("person", PERSON(",\"tags\":[\"VIP\"]"),
 	    "tags: should be a code of table person_tags, not \"VIP\"");
+	/* Every code of the array, not only the first. */
+	expect("person", PERSON(",\"tags\":[\"DRUG\",\"VIP\"]"),
+	    "tags: should be a code of table person_tags, not \"VIP\"");
+	expect("person", PERSON(",\"tags\":[\"DRUG\",\"KEY_ATTENTION\","
+	    "\"VIP\"]"), "tags: should be a code of table person_tags, not "
+	    "\"VIP\"");
 	expect("person", PERSON(",\"tags\":\"DRUG\""),
 	    "tags: should be an array of codes, not a string");
 }
