@@ -40,6 +40,7 @@
 #include "enrollment.h"
 #include "envelope.h"
 #include "export.h"
+#include "feed.h"
 #include "http.h"
 #include "ingest.h"
 #include "platform.h"
@@ -1690,6 +1691,133 @@ test_http_attachment(void **state)
 	pf_http_stop(srv);
 }
 
+/* One signed GET of device d's feed page after since (plain, not
+ * deflated), opened as d would: the page's JSON. */
+static json_t *
+pull_page(unsigned port, const struct fx *f, const struct device *d,
+    uint64_t since, struct gs_feed_header *fh)
+{
+	struct sockaddr_in sa;
+	unsigned char sig[64];
+	char path[160], url[512], head[1024], buf[4096], sh[129];
+	struct gs_buf out, plain;
+	int64_t t = gs_now_ms();
+	const char *p;
+	json_t *o;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/v1/devices/%s/pull", d->hex);
+	assert_int_equal(gs_req_sign(sig, "GET", path, since, t, NULL, 0,
+	    d->sk), GS_OK);
+	gs_hex_encode(sh, sig, sizeof(sig));
+	snprintf(url, sizeof(url), "%s?since=%llu&t=%lld&sig=%s", path,
+	    (unsigned long long)since, (long long)t, sh);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    "Connection: close\r\n\r\n", url);
+	assert_int_equal(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+	gs_buf_init(&out, GS_FEED_MAX);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		assert_int_equal(gs_buf_append(&out, buf, (size_t)n), GS_OK);
+	close(fd);
+	assert_true(out.len > 12);
+	assert_memory_equal(out.data, "HTTP/1.1 200", 12);
+	p = memmem(out.data, out.len, "\r\n\r\n", 4);
+	assert_non_null(p);
+	p += 4;
+	gs_buf_init(&plain, 1u << 26);
+	assert_int_equal(gs_feed_open(&plain, fh, (const unsigned char *)p,
+	    out.len - (size_t)(p - out.data), f->pf->keys.deployment, d->id,
+	    f->pf->keys.receipt_pk, d->sk), GS_OK);
+	assert_int_equal(fh->since, since);
+	o = json_loadb(plain.data, plain.len, 0, NULL);
+	assert_non_null(o);
+	gs_buf_release(&plain);
+	gs_buf_release(&out);
+	return o;
+}
+
+/*
+ * The feed comes in pages of at most 200 items (PULL_PAGE), "more" set
+ * while rows remain: 405 records of another worker of the grid reach a
+ * device in pages of 200, 200 and 5, every one once, each page's cursor
+ * past the last.  A page that claimed to be the last too early would
+ * move the cursor to the top and lose the rest for good.
+ */
+static void
+test_pull_pages(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 405 };
+	struct pf_http_config cfg;
+	struct pf_http_handler h;
+	struct pf_http *srv = NULL;
+	struct gs_change *cs = calloc(N, sizeof(*cs));
+	struct gs_feed_header fh;
+	struct pf_ingest_result res;
+	unsigned char batch[16];
+	struct gs_buf env;
+	unsigned port = 0;
+	uint64_t since = 0;
+	size_t i, got = 0, pages = 0;
+	const size_t want[] = { 200, 200, 5 };
+	char u[37];
+	json_t *o, *items, *it;
+	int more = 1;
+
+	assert_non_null(cs);
+	for (i = 0; i < N; i++) {
+		gs_uuid_v7(u);
+		change(&cs[i], u, 0, house);
+	}
+	seal(f, &f->a, f->pf->keys.deployment, cs, N, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	assert_int_equal(res.applied, N);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	pf_http_config_init(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	pf_api_handler(f->pf, &h);
+	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
+	while (more) {
+		assert_true(pages < 3);
+		o = pull_page(port, f, &f->b, since, &fh);
+		items = json_object_get(o, "items");
+		more = json_is_true(json_object_get(o, "more"));
+		assert_int_equal(json_array_size(items), want[pages]);
+		assert_int_equal(more, pages < 2);
+		json_array_foreach(items, i, it) {
+			const char *id = json_string_value(json_object_get(it,
+			    "uuid"));
+
+			assert_non_null(id);
+			assert_string_equal(id, cs[got].uuid);
+			got++;
+		}
+		assert_true(fh.cursor > since);
+		since = fh.cursor;
+		pages++;
+		json_decref(o);
+	}
+	assert_int_equal(got, N);
+	/* Nothing after the last page. */
+	o = pull_page(port, f, &f->b, since, &fh);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
+	assert_false(json_is_true(json_object_get(o, "more")));
+	json_decref(o);
+	pf_http_stop(srv);
+	for (i = 0; i < N; i++)
+		gs_change_release(&cs[i]);
+	free(cs);
+}
+
 static void
 test_http(void **state)
 {
@@ -3005,6 +3133,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_torture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pull_pages, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_http_attachment, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_http_concurrent, setup,
