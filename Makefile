@@ -151,6 +151,7 @@ UNIT_TESTS := \
 	tests/unit/agent-store.c \
 	tests/unit/agent-crypt.c \
 	tests/unit/agent-outbox.c \
+	tests/unit/agent-pull.c \
 	tests/unit/agent-uploader.c \
 	tests/unit/fuzz-regressions.c \
 	tests/unit/sync-torture.c \
