@@ -25,10 +25,12 @@
 #include "core/mem.h"
 #include "core/util.h"
 #include "crypto.h"
+#include "db.h"
 #include "device.h"
 #include "feed.h"
 #include "gridagent.h"
 #include "pull.h"
+#include "rootkeys.h"
 #include "store.h"
 #include "uploader.h"
 
@@ -265,6 +267,40 @@ test_more_without_progress(void **state)
 	assert_int_equal(cursor(), 0);
 }
 
+/* A running sync signs with the key another command (gridagent rekey)
+ * switched the device to since the sync began: the platform knows only
+ * the new one now. */
+static void
+test_rekey_reload(void **state)
+{
+	struct gs_db *db = ag_store_db(st);
+	struct gs_stmt *s = NULL;
+	unsigned char pk[32], sk[64], old[32];
+
+	(void)state;
+	dev->enrolled_at = 1;
+	dev->max_records = 10000;
+	dev->max_envelope = 16 << 20;
+	dev->max_plain = 64 << 20;
+	snprintf(dev->platform_url, sizeof(dev->platform_url),
+	    "http://127.0.0.1:%d", port);
+	assert_int_equal(ag_device_insert(db, dev), GS_OK);
+	memcpy(old, dev->sign_pk, 32);
+	/* Nothing changed: nothing moves. */
+	assert_int_equal(ag_rekey_reload(db, dev), GS_OK);
+	assert_memory_equal(dev->sign_pk, old, 32);
+	gs_crypto_sign_keypair(pk, sk);
+	assert_int_equal(gs_stmt_prepare(db, "UPDATE device SET sign_pk = ?1, "
+	    "sign_sk = ?2 WHERE id = 1", &s), GS_OK);
+	assert_int_equal(gs_stmt_bind_blob(s, 1, pk, 32), GS_OK);
+	assert_int_equal(gs_stmt_bind_blob(s, 2, sk, 64), GS_OK);
+	assert_int_equal(gs_stmt_step(s), GS_DONE);
+	gs_stmt_finalize(s);
+	assert_int_equal(ag_rekey_reload(db, dev), GS_OK);
+	assert_memory_equal(dev->sign_pk, pk, 32);
+	assert_memory_equal(dev->sign_sk, sk, 64);
+}
+
 int
 main(void)
 {
@@ -274,6 +310,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_more_without_progress,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rekey_reload, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
