@@ -14,6 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -29,12 +33,14 @@
 #include "device.h"
 #include "gridagent.h"
 #include "store.h"
+#include "uploader.h"
 
 struct fx {
 	char dir[128], home[160], photo[200], other[200];
 	struct ag_store *st;
 	struct ag_device *dev;
 	unsigned char bpk[32], bsk[32];
+	unsigned char rsk[64];
 	char event[AG_UUID_LEN + 1], person[AG_UUID_LEN + 1];
 };
 
@@ -68,7 +74,7 @@ static int
 setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	unsigned char rpk[32], rsk[64];
+	unsigned char rpk[32];
 
 	assert_non_null(f);
 	assert_int_equal(gs_crypto_init(), GS_OK);
@@ -81,7 +87,7 @@ setup(void **state)
 	write_photo(f->other, 3000);
 	assert_int_equal(ag_store_init(f->home, "G1", "w1", &f->st), GS_OK);
 	gs_crypto_kx_keypair(f->bpk, f->bsk);
-	gs_crypto_sign_keypair(rpk, rsk);
+	gs_crypto_sign_keypair(rpk, f->rsk);
 	assert_int_equal(ag_device_new(&f->dev), GS_OK);
 	gs_crypto_sign_keypair(f->dev->sign_pk, f->dev->sign_sk);
 	gs_random(f->dev->device_id, 16);
@@ -426,6 +432,136 @@ test_not_enrolled(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* ------------------------------------------- a canned platform (sync) */
+
+static int c_lfd = -1, c_requests;
+static pthread_mutex_t c_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *c_answer;
+
+/* Answers every request with c_answer (GET only: no body to read). */
+static void *
+c_serve(void *arg)
+{
+	char buf[8192];
+
+	(void)arg;
+	for (;;) {
+		int c = accept(c_lfd, NULL, NULL);
+		size_t n = 0;
+
+		if (c < 0)
+			return NULL;
+		for (;;) {
+			ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
+
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+			buf[n] = '\0';
+			if (strstr(buf, "\r\n\r\n") != NULL ||
+			    n >= sizeof(buf) - 1)
+				break;
+		}
+		pthread_mutex_lock(&c_mu);
+		c_requests++;
+		if (send(c, c_answer, strlen(c_answer), MSG_NOSIGNAL) < 0) {
+			/* the client went away */
+		}
+		pthread_mutex_unlock(&c_mu);
+		close(c);
+	}
+}
+
+/* "complete" with a receipt for hash, signed with the pinned key. */
+static void
+c_complete(struct fx *f, const unsigned char hash[32], uint64_t plain_len,
+    uint64_t sealed_len)
+{
+	struct gs_att_receipt rc;
+	unsigned char raw[GS_ATT_RECEIPT_BYTES];
+	char hex[2 * GS_ATT_RECEIPT_BYTES + 1], body[512];
+
+	memset(&rc, 0, sizeof(rc));
+	memcpy(rc.deployment, f->dev->deployment, 16);
+	memcpy(rc.device, f->dev->device_id, 16);
+	memcpy(rc.hash, hash, 32);
+	rc.plain_len = plain_len;
+	rc.sealed_len = sealed_len;
+	rc.server_time = gs_now_ms();
+	rc.status = 1;
+	assert_int_equal(gs_att_receipt_sign(raw, &rc, f->rsk), GS_OK);
+	gs_hex_encode(hex, raw, sizeof(raw));
+	snprintf(body, sizeof(body), "{\"offset\":%llu,\"length\":%llu,"
+	    "\"complete\":true,\"receipt\":\"%s\"}",
+	    (unsigned long long)sealed_len, (unsigned long long)sealed_len, hex);
+	pthread_mutex_lock(&c_mu);
+	free(c_answer);
+	assert_true(asprintf(&c_answer, "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "application/json\r\nContent-Length: %zu\r\nConnection: close"
+	    "\r\n\r\n%s", strlen(body), body) > 0);
+	pthread_mutex_unlock(&c_mu);
+}
+
+/*
+ * The upload is done only on a receipt that names this very attachment:
+ * one that verifies with the pinned key but names another hash (another
+ * attachment's, a platform that mixed them up) is refused, and the file
+ * stays pending until its own receipt comes.
+ */
+static void
+test_sync_receipt_names_it(void **state)
+{
+	struct fx *f = *state;
+	struct ag_attach_opts o = { 0 };
+	struct ag_attach_result res;
+	struct ag_attach_sync_stats stats;
+	struct ag_http *h = NULL;
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	pthread_t thr;
+	unsigned char hash[32];
+	char url[64];
+
+	o.taken_at = -1;
+	assert_int_equal(ag_attach(f->st, f->event, f->photo, &o, &res), GS_OK);
+	assert_int_equal(gs_hex_decode(hash, 32, res.hash), GS_OK);
+	c_lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(c_lfd >= 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(c_lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(c_lfd, 16), 0);
+	assert_int_equal(getsockname(c_lfd, (struct sockaddr *)&a, &al), 0);
+	assert_int_equal(pthread_create(&thr, NULL, c_serve, NULL), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	assert_int_equal(ag_http_new(url, NULL, &h), GS_OK);
+
+	hash[31] ^= 1;
+	c_complete(f, hash, res.size, res.sealed_len);
+	memset(&stats, 0, sizeof(stats));
+	assert_int_not_equal(ag_attach_sync(f->st, h, f->dev, 0, NULL,
+	    &stats), GS_OK);
+	assert_int_equal(stats.done, 0);
+	assert_int_equal(count(f, "SELECT count(*) FROM attachment WHERE "
+	    "state = 'sealed'"), 1);
+	/* Its own receipt: done. */
+	hash[31] ^= 1;
+	c_complete(f, hash, res.size, res.sealed_len);
+	memset(&stats, 0, sizeof(stats));
+	assert_int_equal(ag_attach_sync(f->st, h, f->dev, 0, NULL, &stats),
+	    GS_OK);
+	assert_int_equal(stats.done, 1);
+	assert_int_equal(count(f, "SELECT count(*) FROM attachment WHERE "
+	    "state = 'sealed'"), 0);
+	ag_http_free(h);
+	shutdown(c_lfd, SHUT_RDWR);
+	close(c_lfd);
+	pthread_join(thr, NULL);
+	free(c_answer);
+	c_answer = NULL;
+}
+
 int
 main(void)
 {
@@ -442,6 +578,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_alloc_failures, setup,
 		    teardown),
 		cmocka_unit_test(test_not_enrolled),
+		cmocka_unit_test_setup_teardown(test_sync_receipt_names_it,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
