@@ -22,6 +22,7 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/util.h"
 #include "crypt.h"
 #include "crypto.h"
 #include "db.h"
@@ -767,6 +768,45 @@ test_lock_unlock_limit(void **state)
 	}
 }
 
+/* The unlock session is kept for lock_idle_seconds after its last use;
+ * past its expiry it unlocks nothing, and is ended. */
+static void
+test_session_expires(void **state)
+{
+	char path[256];
+	unsigned char buf[64];
+	FILE *fp;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(unsetenv("XDG_RUNTIME_DIR"), 0);
+	assert_false(ag_store_locked(st));
+	assert_int_equal(ag_store_meta_set(st, "lock_idle_seconds", "600"),
+	    GS_OK);
+	assert_int_equal(ag_session_start(st), GS_OK);
+	ag_store_lock(st);
+	assert_true(ag_store_locked(st));
+	/* Within the idle time: unlocked again without the passphrase. */
+	assert_int_equal(ag_session_resume(st), GS_OK);
+	assert_false(ag_store_locked(st));
+	ag_store_lock(st);
+	/* Expired a millisecond ago: stays locked. */
+	snprintf(path, sizeof(path), "%s/session", home);
+	fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	n = fread(buf, 1, sizeof(buf), fp);
+	assert_true(n > 12);
+	assert_memory_equal(buf, "GSS1", 4);
+	gs_put_le64(buf + 4, (uint64_t)(gs_now_ms() - 1));
+	assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
+	assert_int_equal(fwrite(buf, 1, n, fp), n);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(ag_session_resume(st), GS_OK);
+	assert_true(ag_store_locked(st));
+	/* Ended: the file is gone. */
+	assert_int_not_equal(access(path, F_OK), 0);
+}
+
 static void
 test_moved_ciphertext(void **state)
 {
@@ -1062,6 +1102,7 @@ main(void)
 		T(test_policy),
 		T(test_file_holds_no_pii),
 		T(test_lock_unlock_limit),
+		T(test_session_expires),
 		T(test_moved_ciphertext),
 		T(test_blind_index),
 		T(test_pull_moves_index),
