@@ -20,8 +20,11 @@ print(json.load(urllib.request.urlopen(sys.argv[1] + "/v1/keys"))["serial"])
 ' "$PF_URL"
 }
 
-[ "$(stat -c %a "$PH/root.key")" = 600 ] && [ -f "$PH/root.pub" ] &&
-	ok "init made the root key (0600)" || fail "init made the root key (0600)"
+# root.pub: the Ed25519 public key, 64 hex digits and a newline.
+[ "$(stat -c %a "$PH/root.key")" = 600 ] &&
+	[ "$(wc -l <"$PH/root.pub")" = 1 ] && grep -Eqx '[0-9a-f]{64}' "$PH/root.pub" &&
+	ok "init made the root key (0600) and root.pub (64 hex digits)" ||
+	fail "init made the root key (0600) and root.pub (64 hex digits)"
 [ "$(served_serial)" = 1 ] && ok "GET /v1/keys serves bundle 1" ||
 	fail "GET /v1/keys serves bundle 1"
 [ "$(agent_meta root_pk)" = "$(cat "$PH/root.pub")" ] &&
