@@ -55,6 +55,15 @@ for c in $READS; do
 	IFS='|'
 done
 IFS=' '
+# (An empty answer before would make 'answers as before' vacuous.)
+empty=""
+i=0
+while [ $i -lt $n ]; do
+	[ -s "$B/$i" ] || empty="$empty $i"
+	i=$((i + 1))
+done
+[ -z "$empty" ] && ok "the writable home's $n read answers, to compare with, are not empty" ||
+	fail "the writable home's read answers are not empty (empty:$empty)"
 
 # read_same WHAT: every read command answers as before, exit 0, with one
 # warning line naming the read-only home.
@@ -129,6 +138,9 @@ NEW=$("$GRIDGEN" --type person --count 1 --seed 3 |
 # checkpoint the -wal into the file and remove it.)
 ag list --json | uuids_of >"$T_TMP/crash-before"
 ag status --json >"$T_TMP/crash-status" 2>/dev/null
+[ -s "$T_TMP/crash-before" ] && [ -s "$T_TMP/crash-status" ] &&
+	ok "crashed store: list and status before the read-only mount answered" ||
+	fail "crashed store: list and status before the read-only mount answered"
 kill -9 "$HOLDER"
 wait "$HOLDER" 2>/dev/null
 ro_on "$AH"
