@@ -15,13 +15,7 @@
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
 CLK="$BUILD_DIR/tools/gsclock.so"
-if ldd "$GRIDAGENT" 2>/dev/null | grep -q libasan; then
-	echo "# skipped: the sanitizers' runtime must come first, before a" \
-		"preloaded clock"
-	done_testing
-	exit 0
-fi
-[ -f "$CLK" ] || { fail "$CLK is built (make test builds it)"; done_testing; exit 1; }
+preload_or_skip "$CLK" "the sanitizers' runtime must come first, before a preloaded clock"
 
 sync_ready
 

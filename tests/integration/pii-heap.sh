@@ -14,13 +14,7 @@
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
 SCAN="$BUILD_DIR/tools/freescan.so"
-if ldd "$GRIDAGENT" 2>/dev/null | grep -q libasan; then
-	echo "# skipped: the sanitizers' allocator cannot have a scanner" \
-		"preloaded in front of it"
-	done_testing
-	exit 0
-fi
-[ -f "$SCAN" ] || { fail "$SCAN is built (make test builds it)"; done_testing; exit 1; }
+preload_or_skip "$SCAN" "the sanitizers' allocator cannot have a scanner preloaded in front of it"
 
 # scanned LABEL COMMAND...: runs COMMAND with the scanner; ok when it
 # exits 0 and freed blocks, none holding a mark.
