@@ -426,6 +426,36 @@ test_backoff_full_jitter(void **state)
 	assert_true(ag_backoff_next(&b) <= 100);
 }
 
+/*
+ * Full jitter is the whole range [0, ceiling]: the ceiling itself can be
+ * drawn (base and cap of 1 ms: 0 or 1, never only 0), and so can a wait
+ * under half of it (not "equal jitter").  The odds of a false failure
+ * are 2^-200 each.
+ */
+static void
+test_backoff_jitter_range(void **state)
+{
+	struct ag_backoff b;
+	int i, top = 0, low = 0;
+	int64_t w;
+
+	(void)state;
+	ag_backoff_init(&b, 1, 1);
+	for (i = 0; i < 200; i++) {
+		w = ag_backoff_next(&b);
+		assert_true(w == 0 || w == 1);
+		top += w == 1;
+	}
+	assert_true(top > 0);
+	ag_backoff_init(&b, 1000, 1000);
+	for (i = 0; i < 200; i++) {
+		w = ag_backoff_next(&b);
+		assert_true(w >= 0 && w <= 1000);
+		low += w < 500;
+	}
+	assert_true(low > 0);
+}
+
 int
 main(void)
 {
@@ -437,6 +467,7 @@ main(void)
 	    cmocka_unit_test(test_transient_answers_retry),
 	    cmocka_unit_test(test_unreachable_retry),
 	    cmocka_unit_test(test_backoff_full_jitter),
+	    cmocka_unit_test(test_backoff_jitter_range),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1331,6 +1331,238 @@ test_export(void **state)
 	free(text);
 }
 
+/*
+ * Export, cell by cell: a newline in a value is quoted (RFC 4180), a
+ * value starting with '@' is defused as '=' is, and the NDJSON lines say
+ * deleted and clock_suspect as they are (true as well as false).
+ */
+static void
+test_export_cells(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	struct pf_ingest_result res;
+	struct device w1;
+	char u1[37], u2[37], u3[37], *text = NULL, *line, *save = NULL;
+	size_t len = 0, n = 0;
+	int seen = 0;
+	FILE *mem;
+	json_t *o;
+	json_error_t e;
+
+	gs_uuid_v7(u1);
+	change(&c, u1, 0, "{\"address\":\"北京市东城区景山街道2号\",\"is_rental\":true,"
+	    "\"rental_use\":\"ROOM\",\"tenant_name\":\"@cmd\"}");
+	/* A device clock in 1970: the platform flags the record. */
+	c.created_at = c.updated_at = 1000;
+	send_one(f, &f->a, &c, &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	gs_uuid_v7(u2);
+	enroll(f->pf, &w1, "=w1");
+	send_house(f, &w1, u2, 0, house, &res);
+	pf_ingest_result_release(&res);
+	send_house(f, &w1, u2, 1, NULL, &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+
+	/* Free text on two lines (a multiline field). */
+	gs_uuid_v7(u3);
+	change(&c, u3, 0, "{\"name\":\"甲厂\",\"org_kind\":\"ENTERPRISE\","
+	    "\"address\":\"北京市东城区景山街道3号\","
+	    "\"business_scope\":\"甲\\n乙\"}");
+	gs_strlcpy(c.type, "org", sizeof(c.type));
+	send_one(f, &f->a, &c, &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+	gs_change_release(&c);
+	text = NULL;
+	mem = open_memstream(&text, &len);
+	assert_non_null(mem);
+	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "org", NULL,
+	    PF_EXPORT_CSV, mem, &n), GS_OK);
+	fclose(mem);
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(text, ",\"甲\n乙\","));
+	free(text);
+	text = NULL;
+
+	mem = open_memstream(&text, &len);
+	assert_non_null(mem);
+	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "house", NULL,
+	    PF_EXPORT_NDJSON, mem, &n), GS_OK);
+	fclose(mem);
+	assert_int_equal(n, 2);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		const char *uuid;
+
+		o = json_loads(line, 0, &e);
+		assert_non_null(o);
+		uuid = json_string_value(json_object_get(o, "uuid"));
+		assert_non_null(uuid);
+		if (strcmp(uuid, u1) == 0) {
+			seen |= 1;
+			assert_true(json_is_false(json_object_get(o,
+			    "deleted")));
+			assert_true(json_is_true(json_object_get(o,
+			    "clock_suspect")));
+		} else {
+			assert_string_equal(uuid, u2);
+			seen |= 2;
+			assert_true(json_is_true(json_object_get(o,
+			    "deleted")));
+			assert_true(json_is_false(json_object_get(o,
+			    "clock_suspect")));
+		}
+		json_decref(o);
+	}
+	assert_int_equal(seen, 3);
+	free(text);
+
+	text = NULL;
+	mem = open_memstream(&text, &len);
+	assert_non_null(mem);
+	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "house", NULL,
+	    PF_EXPORT_CSV, mem, &n), GS_OK);
+	fclose(mem);
+	assert_int_equal(n, 2);
+	assert_non_null(strstr(text, ",\"'@cmd\","));
+	assert_null(strstr(text, ",@cmd"));
+	/* The author cell too: a worker named like a formula. */
+	assert_non_null(strstr(text, ",\"'=w1\","));
+	assert_null(strstr(text, ",=w1"));
+	free(text);
+}
+
+/* `gridplatform reconcile --json` of f->pf, parsed. */
+static json_t *
+reconcile_json(struct fx *f)
+{
+	char *argv[] = { "reconcile", "--json", NULL };
+	FILE *tmp = tmpfile();
+	int saved, rc;
+	long n;
+	char *buf;
+	json_t *doc;
+	json_error_t e;
+
+	assert_non_null(tmp);
+	fflush(stdout);
+	saved = dup(fileno(stdout));
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(tmp), fileno(stdout)) >= 0);
+	rc = pf_cmd_reconcile(f->pf, 2, argv);
+	fflush(stdout);
+	assert_true(dup2(saved, fileno(stdout)) >= 0);
+	close(saved);
+	assert_int_equal(rc, 0);
+	n = ftell(tmp);
+	assert_true(n > 0);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	rewind(tmp);
+	assert_int_equal(fread(buf, 1, (size_t)n, tmp), (size_t)n);
+	buf[n] = '\0';
+	fclose(tmp);
+	doc = json_loads(buf, 0, &e);
+	free(buf);
+	assert_non_null(doc);
+	return doc;
+}
+
+/* The entry of array arr whose key is val. */
+static json_t *
+entry(json_t *arr, const char *key, const char *val)
+{
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(arr, i, o)
+		if (strcmp(json_string_value(json_object_get(o, key)), val) == 0)
+			return o;
+	fail_msg("no %s %s", key, val);
+	return NULL;
+}
+
+#define JN(o, k) json_integer_value(json_object_get((o), (k)))
+
+/*
+ * Reconcile's counts: the gaps in a device's seqs (one at seq 1, one in
+ * the middle), the seqs held, and the sums per worker and per grid
+ * (devices, batches, missing, records by type, last contact).
+ */
+static void
+test_reconcile_counts(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change c;
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	unsigned char batch[16];
+	char u[37];
+	json_t *doc, *d, *g, *w, *mr;
+	int i;
+
+	/* Device a: seqs 1 and 3 sealed, never arrived; 2 and 4 did. */
+	for (i = 1; i <= 4; i++) {
+		gs_uuid_v7(u);
+		change(&c, u, 0, house);
+		if (i % 2 == 1) {
+			seal(f, &f->a, f->pf->keys.deployment, &c, 1, batch,
+			    &env);
+			gs_buf_release(&env);
+		} else {
+			send_one(f, &f->a, &c, &res);
+			pf_ingest_result_release(&res);
+		}
+		gs_change_release(&c);
+	}
+	/* Device b: seqs 1-3, no gap. */
+	for (i = 1; i <= 3; i++) {
+		gs_uuid_v7(u);
+		send_house(f, &f->b, u, 0, house, &res);
+		pf_ingest_result_release(&res);
+	}
+	doc = reconcile_json(f);
+	d = entry(json_object_get(doc, "devices"), "device_id", f->a.hex);
+	assert_int_equal(JN(d, "last_seq"), 4);
+	assert_int_equal(JN(d, "batches"), 2);
+	assert_int_equal(JN(d, "missing"), 2);
+	assert_int_equal(JN(d, "held_seqs"), 2);
+	mr = json_object_get(d, "missing_ranges");
+	assert_int_equal(json_array_size(mr), 2);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(mr,
+	    0), 0)), 1);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(mr,
+	    0), 1)), 1);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(mr,
+	    1), 0)), 3);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(mr,
+	    1), 1)), 3);
+	assert_non_null(strstr(json_string_value(json_array_get(
+	    json_object_get(d, "issues"), 0)), "platform holds 2 of seqs 1-4"));
+	d = entry(json_object_get(doc, "devices"), "device_id", f->b.hex);
+	assert_int_equal(JN(d, "missing"), 0);
+	assert_int_equal(JN(d, "held_seqs"), 3);
+	assert_int_equal(json_array_size(json_object_get(d, "missing_ranges")),
+	    0);
+	/* Per worker, per grid: sums. */
+	w = entry(json_object_get(doc, "workers"), "worker", "w-a");
+	assert_int_equal(JN(w, "devices"), 1);
+	assert_int_equal(JN(w, "missing"), 2);
+	assert_int_equal(JN(json_object_get(w, "records"), "house"), 2);
+	g = entry(json_object_get(doc, "grids"), "grid", "G1");
+	assert_int_equal(JN(g, "devices"), 2);
+	assert_int_equal(JN(g, "batches"), 5);
+	assert_int_equal(JN(g, "missing"), 2);
+	assert_int_equal(JN(json_object_get(g, "records"), "house"), 5);
+	assert_true(JN(g, "last_contact") > 0);
+	assert_true(JN(g, "last_contact") >= JN(d, "last_contact"));
+	json_decref(doc);
+}
+
 /* Every allocation of an ingest failing in turn (curl's torture mode):
  * each attempt either succeeds or changes nothing, never leaves the lock
  * held, and the retry afterwards is answered consistently. */
@@ -3130,6 +3362,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_enroll_mutations, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_cells, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile_counts, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_torture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
