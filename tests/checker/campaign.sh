@@ -80,7 +80,7 @@ if part cut; then
 	cp "$BUILD/test-logs/fault-cut.log" "$logs/cut.log"
 	cut_up=$(sed -n 's/^# envelope \([0-9]*\) bytes, \([0-9]*\) cuts.*/\2 cuts of a \1-byte batch/p' "$logs/cut.log")
 	cut_down=$(sed -n 's/^# \([0-9]*\) cuts every 64 bytes.*/\1/p' "$logs/cut.log")
-	cut_rand=$(sed -n 's/^# random \(up\|down\): \([0-9]*\) cuts/\2/p' "$logs/cut.log" |
+	cut_rand=$(sed -n 's/^ok [0-9]* - \.\.\. the proxy did cut (\([0-9]*\) cuts)/\1/p' "$logs/cut.log" |
 		awk '{s += $1} END {print s + 0}')
 	cut_s=$(( $(date +%s) - t0 ))
 	echo "cut: $cut_up every $STEP bytes, $cut_down answer cuts, $cut_rand random (${cut_s}s)"
