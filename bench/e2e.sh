@@ -199,11 +199,18 @@ bytes on the wire per ~400-byte record in full batches.
 Machines: the two cores are not always the same machine, nor equally
 fast.  Session 11's run (2026-11-27 07:03 UTC, AMD EPYC, commit 6c065cd):
 30,265 records/s all in (5 runs: 27,598-30,989), CPU seconds 1.24; 1.81,
-2.00.  Session 12's (09:07 UTC, an Intel Xeon VM, commit b15843c): the
-table above.  On that VM a single run of 6c065cd took about 3.0 s for
-100,000 records at 08:22 UTC, and runs of 6c065cd and b15843c in turn
-took 4.4-4.8 s each at 09:10: the VM's speed moved by half within the
-hour, while the instructions per record under callgrind moved by under
+2.00.  Session 12's (09:07 UTC, an Intel Xeon VM, commit b15843c):
+21,749 records/s all in (5 runs: 20,663-25,840).  Session 13's (the same
+kind of VM): the table above; at 10:53 UTC, before this session's
+changes (commit 8d91fd1, 3 runs), 24,449 (22,082-25,664), 124.9 bytes a
+record on the wire.  The table's 128.6 bytes are not the code's: at
+12:30 UTC the same 100,000 records went once through gsproxy from a
+device of 8d91fd1 and one of this build, 12,422,462 and 12,421,496 bytes
+up, 60,896 down, 124.8 a record each (the proxied run of the table, most
+likely, sent some batches twice).  On that VM a single run of 6c065cd
+took about 3.0 s for 100,000 records at 08:22 UTC, and runs of 6c065cd
+and b15843c in turn took 4.4-4.8 s each at 09:10: the VM's speed moved
+by half within the hour, while the instructions per record under callgrind moved by under
 1% between the two commits (agent sync 122.2k -> 123.2k, platform
 111.1k -> 111.8k, bulk collect 77.3k -> 78.0k: session 12's wipes of
 freed memory).
