@@ -1059,7 +1059,8 @@ static int audit(struct ag_store *st, int64_t at, const char *action,
 static int
 need_key(struct ag_store *st)
 {
-	return st->protect && st->crypt == NULL ? ag_keys_locked_error(st) : GS_OK;
+	return st->protect && st->crypt == NULL ? ag_keys_locked_error(st) :
+	    GS_OK;
 }
 
 /* Blind-index tags of one record's id-number fields. */
