@@ -96,10 +96,11 @@ static const char *const cmd_help[][2] = {
 	    "86400).\n" },
 	{ "keys", "usage: gridplatform keys list [--json] | rotate | retire "
 	    "KID [--force]\nThe batch-encryption keys: rotate makes a new "
-	    "current key (a running serve\ntakes it at once; new codes pin "
-	    "it) and keeps the old ones so batches\nsealed to them still "
-	    "open; retire deletes an old secret key, refused\nwhile a "
-	    "device may still use it unless --force.\n" },
+	    "current key (a running serve\ntakes it at its next health "
+	    "request, which every sync starts with; new codes\npin it) and "
+	    "keeps the old ones so batches sealed to them still open;\n"
+	    "retire deletes an old secret key, refused while a device may "
+	    "still use it\nunless --force.\n" },
 	{ "devices", "usage: gridplatform devices [--json]\n"
 	    "Lists enrolled devices with their worker, grid, status and "
 	    "ledger.\n" },
