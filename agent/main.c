@@ -105,7 +105,10 @@ const struct ag_command ag_commands[] = {
 	  "the platform's other keys only from a bundle it signed.\n"
 	  "--platform URL reaches the platform at another address than the\n"
 	  "one in the code.  Exit 77 when the code is refused, 69 when the\n"
-	  "platform cannot be reached; nothing is stored on any failure.\n" },
+	  "platform cannot be reached; nothing is stored on any failure.\n"
+	  "On a home 'gridagent init' has not made, enroll makes it (the\n"
+	  "worker and grid from the code) and asks for its passphrase as\n"
+	  "init does, or reads the first line of --passphrase-file.\n" },
 	{ "sync", ag_cmd_sync,
 	  "[--watch] [--json] [--max-backoff SECONDS] [--retries N] "
 	  "[--interval SECONDS] [--pull-interval SECONDS] "
