@@ -1354,8 +1354,16 @@ pf_cmd_attachment(const char *home, int argc, char **argv)
 		return usage("--older-than SECONDS goes with sweep");
 	if (actor == NULL && (actor = getenv("USER")) == NULL)
 		actor = "admin";
-	if ((r = pf_platform_open(home, &pf)) != GS_OK)
+	/* list, and limit or partial-age shown (no value given), only
+	 * read: a home that cannot be written is read all the same. */
+	if (strcmp(sub, "list") == 0 || (bytes == NULL &&
+	    (strcmp(sub, "limit") == 0 || strcmp(sub, "partial-age") == 0))) {
+		if ((r = pf_platform_open_read(home, &pf)) != GS_OK)
+			return fail(r);
+		pf_platform_readonly_warn(pf, home);
+	} else if ((r = pf_platform_open(home, &pf)) != GS_OK) {
 		return fail(r);
+	}
 	if (strcmp(sub, "get") == 0) {
 		r = cmd_get(pf, hash, outp, actor);
 	} else if (strcmp(sub, "list") == 0) {

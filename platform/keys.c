@@ -512,6 +512,20 @@ pf_platform_open(const char *home, struct pf_platform **out)
 	return platform_open(home, 0, out);
 }
 
+void
+pf_platform_readonly_warn(const struct pf_platform *pf, const char *home)
+{
+	if (pf->readonly == 1)
+		fprintf(stderr, "gridplatform: warning: %s is read-only: "
+		    "showing what is stored; nothing can be changed there\n",
+		    home);
+	else if (pf->readonly)
+		fprintf(stderr, "gridplatform: warning: %s is read-only: "
+		    "showing the store file as it is; nothing can be changed "
+		    "there, and a process writing it elsewhere may have "
+		    "changes not shown\n", home);
+}
+
 int
 pf_platform_open_read(const char *home, struct pf_platform **out)
 {

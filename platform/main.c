@@ -238,15 +238,7 @@ open_platform_read(const char *home, struct pf_platform **pf)
 
 	if (r != GS_OK)
 		return fail(r);
-	if ((*pf)->readonly == 1)
-		fprintf(stderr, "gridplatform: warning: %s is read-only: "
-		    "showing what is stored; nothing can be changed there\n",
-		    home);
-	else if ((*pf)->readonly)
-		fprintf(stderr, "gridplatform: warning: %s is read-only: "
-		    "showing the store file as it is; nothing can be changed "
-		    "there, and a process writing it elsewhere may have "
-		    "changes not shown\n", home);
+	pf_platform_readonly_warn(*pf, home);
 	return GS_OK;
 }
 

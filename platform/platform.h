@@ -173,6 +173,10 @@ int pf_platform_open(const char *home, struct pf_platform **out);
  * GS_EIO ("HOME is read-only (...)").
  */
 int pf_platform_open_read(const char *home, struct pf_platform **out);
+/* The one warning line of a read on a home that cannot be written
+ * (pf->readonly), on stderr; nothing when it can be. */
+void pf_platform_readonly_warn(const struct pf_platform *pf,
+    const char *home);
 void pf_platform_free(struct pf_platform *pf);
 
 /* Key fingerprint of the deployment (for enrollment codes). */

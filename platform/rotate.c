@@ -581,10 +581,15 @@ pf_cmd_keys(const char *home, int argc, char **argv)
 				"(see gridplatform keys list)\n");
 		return GS_EX_USAGE;
 	}
-	if ((r = pf_platform_open(home, &pf)) != GS_OK) {
+	/* list only reads: a home that cannot be written is read all the
+	 * same. */
+	r = strcmp(sub, "list") == 0 ? pf_platform_open_read(home, &pf) :
+	    pf_platform_open(home, &pf);
+	if (r != GS_OK) {
 		fprintf(stderr, "gridplatform: %s\n", gs_errmsg(r));
 		return gs_error_exit(r);
 	}
+	pf_platform_readonly_warn(pf, home);
 	if (strcmp(sub, "list") == 0)
 		r = cmd_list(pf, json);
 	else if (strcmp(sub, "rotate") == 0)

@@ -193,7 +193,9 @@ fi
 PRO=$T_TMP/pf-ro
 mkdir -p "$PRO"
 mount --bind "$PH" "$PRO" && MOUNTS="$PRO $MOUNTS" && mount -o remount,bind,ro "$PRO"
-for c in "devices --json" "export --format ndjson" "reconcile --json" "quarantine --json"; do
+for c in "devices --json" "export --format ndjson" "reconcile --json" "quarantine --json" \
+	"keys list --json" "attachment list" "attachment limit --json" \
+	"attachment partial-age --json"; do
 	# shellcheck disable=SC2086
 	pf $c 2>/dev/null | grep -v generated_at >"$T_TMP/pf.rw"
 	# shellcheck disable=SC2086
@@ -205,6 +207,10 @@ done
 	>"$T_TMP/out" 2>"$T_TMP/err"
 rc=$?
 check "platform on a read-only home: enroll exits 74 naming it" \
+	sh -c "[ $rc -eq 74 ] && grep -q '^gridplatform: $PRO is read-only' '$T_TMP/err'"
+"$GRIDPLATFORM" --home "$PRO" attachment limit 1000 >"$T_TMP/out" 2>"$T_TMP/err"
+rc=$?
+check "platform on a read-only home: attachment limit N (a write) exits 74 naming it" \
 	sh -c "[ $rc -eq 74 ] && grep -q '^gridplatform: $PRO is read-only' '$T_TMP/err'"
 ro_off "$PRO"
 
