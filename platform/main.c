@@ -71,7 +71,8 @@ static const char usage_text[] =
     "                                   sweep abandoned partial uploads\n"
     "\n"
     "options: --home DIR (else $GRIDPLATFORM_HOME, else ~/.gridplatform),\n"
-    "         --help, --version; 'gridplatform COMMAND --help' tells more.\n"
+    "         --help, --version; 'gridplatform COMMAND --help' (or\n"
+    "         'gridplatform help COMMAND') tells more.\n"
     "\n"
     "Exit codes: 0 ok, 1 reconcile --check found something, 64 usage, 65\n"
     "invalid data, 70 internal, 73 cannot create, 74 I/O error, 75 try\n"
@@ -618,6 +619,8 @@ static const struct {
 static int
 run(int argc, char **argv)
 {
+	static char help_opt[] = "--help";
+	char *hv[3];
 	const char *home_opt = NULL;
 	char *home = NULL;
 	int i = 1, r;
@@ -651,6 +654,22 @@ run(int argc, char **argv)
 		fputs("gridplatform: no command given\n", stderr);
 		fputs(usage_text, stderr);
 		return GS_EX_USAGE;
+	}
+	/* "help [COMMAND]", as gridagent's: the usage, or COMMAND --help. */
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 == argc) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (i + 2 != argc)
+			return usage_error("help takes one command, not %s",
+			    argv[i + 2]);
+		hv[0] = argv[i + 1];
+		hv[1] = help_opt;
+		hv[2] = NULL;
+		argv = hv;
+		argc = 2;
+		i = 0;
 	}
 	for (k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
 		if (strcmp(commands[k].name, argv[i]) == 0)

@@ -348,4 +348,19 @@ rc=$?
 [ "$rc" -eq 0 ] && ok "SIGTERM stops serve cleanly" ||
 	fail "SIGTERM stops serve cleanly (exit $rc)"
 
+# "help COMMAND", as gridagent's: the command's own --help.
+"$GRIDPLATFORM" export --help >"$T_TMP/h1" 2>&1
+"$GRIDPLATFORM" help export >"$T_TMP/h2" 2>"$T_TMP/err"
+rc=$?
+[ $rc -eq 0 ] && [ -s "$T_TMP/h1" ] && cmp -s "$T_TMP/h1" "$T_TMP/h2" &&
+	ok "help export prints export --help" ||
+	fail "help export prints export --help (exit $rc)"
+"$GRIDPLATFORM" help >"$T_TMP/h2" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "help COMMAND" "$T_TMP/h2" && ok "help alone prints the usage" ||
+	fail "help alone prints the usage (exit $rc)"
+"$GRIDPLATFORM" help nosuch >/dev/null 2>"$T_TMP/err"
+rc=$?
+[ $rc -eq 64 ] && grep -q "unknown command nosuch" "$T_TMP/err" &&
+	ok "help nosuch: 64, naming it" || fail "help nosuch: 64, naming it (exit $rc)"
 done_testing
