@@ -2358,6 +2358,108 @@ test_http_limits(void **state)
 	pf_http_stop(srv);
 }
 
+/* Each route takes its own method only: a PUT to a GET or POST route is
+ * 405 method_not_allowed before anything else looks at it. */
+static void
+test_http_methods(void **state)
+{
+	struct fx *f = *state;
+	struct pf_http_config cfg;
+	struct pf_http_handler h;
+	struct pf_http *srv = NULL;
+	struct gs_buf out;
+	char path[256], digest[65];
+	unsigned port = 0;
+	size_t i;
+
+	memset(digest, 'a', 64);
+	digest[64] = '\0';
+	pf_http_config_init(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	pf_api_handler(f->pf, &h);
+	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
+	for (i = 0; i < 4; i++) {
+		switch (i) {
+		case 0:
+			snprintf(path, sizeof(path), "/v1/devices/%s/reference/"
+			    "%s", f->a.hex, digest);
+			break;
+		case 1:
+			snprintf(path, sizeof(path), "/v1/devices/%s/rekey",
+			    f->a.hex);
+			break;
+		case 2:
+			snprintf(path, sizeof(path), "/v1/keys");
+			break;
+		default:
+			snprintf(path, sizeof(path), "/v1/health");
+			break;
+		}
+		if (http_put(port, path, "", 0, &out) != 405 ||
+		    strstr(out.data, "\"method_not_allowed\"") == NULL)
+			fail_msg("PUT %s: %s", path, out.data);
+		gs_buf_release(&out);
+	}
+	pf_http_stop(srv);
+}
+
+/* The body cap of pf_http itself, with a handler of its own: a body of
+ * exactly the cap is read and handed over, one byte more is 413 before
+ * the handler; and pf_http_error's body carries the handler's own
+ * message, not the table's. */
+static size_t
+cap_body_max(void *ctx, const char *method, const char *path)
+{
+	(void)ctx;
+	(void)method;
+	(void)path;
+	return 100;
+}
+
+static void
+cap_handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
+{
+	(void)ctx;
+	if (req->body_len == 100) {
+		resp->status = 200;
+		(void)gs_buf_puts(&resp->body, "{\"n\":100}\n");
+		return;
+	}
+	pf_http_error(resp, GS_EINVAL, "the handler's own words");
+}
+
+static void
+test_http_body_cap(void **state)
+{
+	struct pf_http_config cfg;
+	struct pf_http_handler h;
+	struct pf_http *srv = NULL;
+	unsigned char body[101];
+	struct gs_buf out;
+	unsigned port = 0;
+
+	(void)state;
+	memset(body, 'x', sizeof(body));
+	pf_http_config_init(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	h.body_max = cap_body_max;
+	h.handle = cap_handle;
+	h.ctx = NULL;
+	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
+	assert_int_equal(http_put(port, "/x", body, 100, &out), 200);
+	assert_non_null(strstr(out.data, "\"n\":100"));
+	gs_buf_release(&out);
+	assert_int_equal(http_put(port, "/x", body, 101, &out), 413);
+	assert_non_null(strstr(out.data, "\"code\":\"too_large\""));
+	gs_buf_release(&out);
+	assert_int_equal(http_put(port, "/x", body, 99, &out), 400);
+	assert_non_null(strstr(out.data, "\"message\":\"the handler's own "
+	    "words\""));
+	assert_non_null(strstr(out.data, "\"code\":\"invalid_argument\""));
+	gs_buf_release(&out);
+	pf_http_stop(srv);
+}
+
 /* The worst answer: every change of a batch as large as the agent makes
  * (1000 changes) quarantined with the most reasons.  It is answered, and
  * small enough for the agent's 1 MiB answer cap. */
@@ -3374,6 +3476,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_http_attachment, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_http_concurrent, setup,
+		    teardown),
+		cmocka_unit_test(test_http_body_cap),
+		cmocka_unit_test_setup_teardown(test_http_methods, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_http_limits, setup,
 		    teardown),

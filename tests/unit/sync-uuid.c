@@ -70,6 +70,9 @@ test_parse(void **state)
 	assert_int_equal(gs_uuid_parse("0190a6e2-0000-7000-8000-00000000000g",
 			     c), GS_EINVAL);
 	assert_int_equal(gs_uuid_parse("", c), GS_EINVAL);
+	/* One character too many: the length is exact, not a minimum. */
+	assert_int_equal(gs_uuid_parse("0190a6e2-0000-7000-8000-0000000000000",
+			     c), GS_EINVAL);
 }
 
 /* Ids are drawn from a random pool: a child after fork() must not make
