@@ -1245,15 +1245,34 @@ test_enroll_refusals(void **state)
 	assert_int_equal(count(f, "devices"), 2);
 }
 
+/*
+ * pf_export of f->pf's records of type and grid (NULL = all) in format,
+ * as text (free it); asserts GS_OK and that want records were written.
+ */
+static char *
+export_text(struct fx *f, const char *type, const char *grid,
+    enum pf_export_format format, size_t want)
+{
+	char *text = NULL;
+	size_t len = 0, n = 0;
+	FILE *mem;
+
+	mem = open_memstream(&text, &len);
+	assert_non_null(mem);
+	assert_int_equal(pf_export(f->pf->store, f->pf->schema, type, grid,
+	    format, mem, &n), GS_OK);
+	fclose(mem);
+	assert_int_equal(n, want);
+	return text;
+}
+
 static void
 test_export(void **state)
 {
 	struct fx *f = *state;
 	struct gs_change c;
 	char u[37], *text = NULL, *line, *save = NULL;
-	size_t len = 0, n = 0;
 	struct pf_ingest_result res;
-	FILE *mem;
 	json_t *o;
 	json_error_t e;
 
@@ -1277,12 +1296,7 @@ test_export(void **state)
 	pf_ingest_result_release(&res);
 	gs_change_release(&c);
 
-	mem = open_memstream(&text, &len);
-	assert_non_null(mem);
-	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "house", NULL,
-	    PF_EXPORT_NDJSON, mem, &n), GS_OK);
-	fclose(mem);
-	assert_int_equal(n, 2);
+	text = export_text(f, "house", NULL, PF_EXPORT_NDJSON, 2);
 	for (line = strtok_r(text, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
 		o = json_loads(line, 0, &e);
@@ -1299,31 +1313,16 @@ test_export(void **state)
 	}
 	free(text);
 
-	text = NULL;
-	mem = open_memstream(&text, &len);
-	assert_int_equal(pf_export(f->pf->store, f->pf->schema, NULL, "nope",
-	    PF_EXPORT_CSV, mem, &n), GS_OK);
-	fclose(mem);
-	assert_int_equal(n, 0);
+	text = export_text(f, NULL, "nope", PF_EXPORT_CSV, 0);
 	free(text);
-	text = NULL;
-	mem = open_memstream(&text, &len);
-	assert_int_equal(pf_export(f->pf->store, f->pf->schema, NULL, NULL, PF_EXPORT_CSV,
-	    mem, &n), GS_OK);
-	fclose(mem);
-	assert_int_equal(n, 2);
+	text = export_text(f, NULL, NULL, PF_EXPORT_CSV, 2);
 	assert_memory_equal(text, "\xef\xbb\xbfuuid,type,grid,rev,", 22);
 	/* Quotes doubled inside a quoted cell; CRLF line ends. */
 	assert_non_null(strstr(text, "\"{\"\"address\"\":"));
 	assert_non_null(strstr(text, "\r\n"));
 	free(text);
 	/* With a type: a column per field, formulas defused. */
-	text = NULL;
-	mem = open_memstream(&text, &len);
-	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "house", NULL,
-	    PF_EXPORT_CSV, mem, &n), GS_OK);
-	fclose(mem);
-	assert_int_equal(n, 2);
+	text = export_text(f, "house", NULL, PF_EXPORT_CSV, 2);
 	assert_non_null(strstr(text, "author,house_code,address,use,"));
 	assert_non_null(strstr(text, ",\"北京市, \"\"东城区\"\"\","));
 	assert_non_null(strstr(text, ",true,ROOM,"));
@@ -1344,9 +1343,7 @@ test_export_cells(void **state)
 	struct pf_ingest_result res;
 	struct device w1;
 	char u1[37], u2[37], u3[37], *text = NULL, *line, *save = NULL;
-	size_t len = 0, n = 0;
 	int seen = 0;
-	FILE *mem;
 	json_t *o;
 	json_error_t e;
 
@@ -1377,23 +1374,11 @@ test_export_cells(void **state)
 	assert_string_equal(res.results, "[]");
 	pf_ingest_result_release(&res);
 	gs_change_release(&c);
-	text = NULL;
-	mem = open_memstream(&text, &len);
-	assert_non_null(mem);
-	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "org", NULL,
-	    PF_EXPORT_CSV, mem, &n), GS_OK);
-	fclose(mem);
-	assert_int_equal(n, 1);
+	text = export_text(f, "org", NULL, PF_EXPORT_CSV, 1);
 	assert_non_null(strstr(text, ",\"甲\n乙\","));
 	free(text);
-	text = NULL;
 
-	mem = open_memstream(&text, &len);
-	assert_non_null(mem);
-	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "house", NULL,
-	    PF_EXPORT_NDJSON, mem, &n), GS_OK);
-	fclose(mem);
-	assert_int_equal(n, 2);
+	text = export_text(f, "house", NULL, PF_EXPORT_NDJSON, 2);
 	for (line = strtok_r(text, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
 		const char *uuid;
@@ -1421,13 +1406,7 @@ test_export_cells(void **state)
 	assert_int_equal(seen, 3);
 	free(text);
 
-	text = NULL;
-	mem = open_memstream(&text, &len);
-	assert_non_null(mem);
-	assert_int_equal(pf_export(f->pf->store, f->pf->schema, "house", NULL,
-	    PF_EXPORT_CSV, mem, &n), GS_OK);
-	fclose(mem);
-	assert_int_equal(n, 2);
+	text = export_text(f, "house", NULL, PF_EXPORT_CSV, 2);
 	assert_non_null(strstr(text, ",\"'@cmd\","));
 	assert_null(strstr(text, ",@cmd"));
 	/* The author cell too: a worker named like a formula. */
