@@ -34,6 +34,7 @@
 #include "gridagent.h"
 #include "store.h"
 #include "uploader.h"
+#include "canned_http.h"
 
 struct fx {
 	char dir[128], home[160], photo[200], other[200];
@@ -434,42 +435,19 @@ test_not_enrolled(void **state)
 
 /* ------------------------------------------- a canned platform (sync) */
 
-static int c_lfd = -1, c_requests;
-static pthread_mutex_t c_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct canned_http c_srv;
+static int c_requests;
 static char *c_answer;
 
-/* Answers every request with c_answer (GET only: no body to read). */
-static void *
-c_serve(void *arg)
+/* Answers every request with c_answer. */
+static void
+c_answer_fn(const char *req, size_t body_len, const char **ans, size_t *len)
 {
-	char buf[8192];
-
-	(void)arg;
-	for (;;) {
-		int c = accept(c_lfd, NULL, NULL);
-		size_t n = 0;
-
-		if (c < 0)
-			return NULL;
-		for (;;) {
-			ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
-
-			if (k <= 0)
-				break;
-			n += (size_t)k;
-			buf[n] = '\0';
-			if (strstr(buf, "\r\n\r\n") != NULL ||
-			    n >= sizeof(buf) - 1)
-				break;
-		}
-		pthread_mutex_lock(&c_mu);
-		c_requests++;
-		if (send(c, c_answer, strlen(c_answer), MSG_NOSIGNAL) < 0) {
-			/* the client went away */
-		}
-		pthread_mutex_unlock(&c_mu);
-		close(c);
-	}
+	(void)req;
+	(void)body_len;
+	c_requests++;
+	*ans = c_answer;
+	*len = strlen(c_answer);
 }
 
 /* "complete" with a receipt for hash, signed with the pinned key. */
@@ -494,12 +472,12 @@ c_complete(struct fx *f, const unsigned char hash[32], uint64_t plain_len,
 	snprintf(body, sizeof(body), "{\"offset\":%llu,\"length\":%llu,"
 	    "\"complete\":true,\"receipt\":\"%s\"}",
 	    (unsigned long long)sealed_len, (unsigned long long)sealed_len, hex);
-	pthread_mutex_lock(&c_mu);
+	pthread_mutex_lock(&canned_mu);
 	free(c_answer);
 	assert_true(asprintf(&c_answer, "HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\nContent-Length: %zu\r\nConnection: close"
 	    "\r\n\r\n%s", strlen(body), body) > 0);
-	pthread_mutex_unlock(&c_mu);
+	pthread_mutex_unlock(&canned_mu);
 }
 
 /*
@@ -516,25 +494,14 @@ test_sync_receipt_names_it(void **state)
 	struct ag_attach_result res;
 	struct ag_attach_sync_stats stats;
 	struct ag_http *h = NULL;
-	struct sockaddr_in a;
-	socklen_t al = sizeof(a);
-	pthread_t thr;
 	unsigned char hash[32];
 	char url[64];
 
 	o.taken_at = -1;
 	assert_int_equal(ag_attach(f->st, f->event, f->photo, &o, &res), GS_OK);
 	assert_int_equal(gs_hex_decode(hash, 32, res.hash), GS_OK);
-	c_lfd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(c_lfd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(c_lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(c_lfd, 16), 0);
-	assert_int_equal(getsockname(c_lfd, (struct sockaddr *)&a, &al), 0);
-	assert_int_equal(pthread_create(&thr, NULL, c_serve, NULL), 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	canned_start(&c_srv, c_answer_fn);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", c_srv.port);
 	assert_int_equal(ag_http_new(url, NULL, &h), GS_OK);
 
 	hash[31] ^= 1;
@@ -555,9 +522,7 @@ test_sync_receipt_names_it(void **state)
 	assert_int_equal(count(f, "SELECT count(*) FROM attachment WHERE "
 	    "state = 'sealed'"), 0);
 	ag_http_free(h);
-	shutdown(c_lfd, SHUT_RDWR);
-	close(c_lfd);
-	pthread_join(thr, NULL);
+	canned_stop(&c_srv);
 	free(c_answer);
 	c_answer = NULL;
 }

@@ -33,52 +33,26 @@
 #include "rootkeys.h"
 #include "store.h"
 #include "uploader.h"
+#include "canned_http.h"
 
-static int lfd = -1;
-static int port;
-static pthread_t thr;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct canned_http srv;
 /* The answers, in order; the last one is given again when they run out. */
 static struct gs_buf answers[4];
 static int nanswers, requests;
 static char paths[4][512];
 
-static void *
-serve(void *arg)
+static void
+answer(const char *req, size_t body_len, const char **ans, size_t *len)
 {
-	char buf[16384];
+	struct gs_buf *a;
 
-	(void)arg;
-	for (;;) {
-		int c = accept(lfd, NULL, NULL);
-		size_t n = 0;
-		struct gs_buf *a;
-
-		if (c < 0)
-			return NULL;
-		/* GET only: headers to the blank line. */
-		for (;;) {
-			ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
-
-			if (k <= 0)
-				break;
-			n += (size_t)k;
-			buf[n] = '\0';
-			if (strstr(buf, "\r\n\r\n") != NULL ||
-			    n >= sizeof(buf) - 1)
-				break;
-		}
-		pthread_mutex_lock(&mu);
-		if (requests < 4)
-			sscanf(buf, "%*s %511s", paths[requests]);
-		a = &answers[requests < nanswers ? requests : nanswers - 1];
-		requests++;
-		if (send(c, a->data, a->len, MSG_NOSIGNAL) < 0) {
-			/* the client went away: nothing to do */
-		}
-		pthread_mutex_unlock(&mu);
-		close(c);
-	}
+	(void)body_len;
+	if (requests < 4)
+		sscanf(req, "%*s %511s", paths[requests]);
+	a = &answers[requests < nanswers ? requests : nanswers - 1];
+	requests++;
+	*ans = (const char *)a->data;
+	*len = a->len;
 }
 
 static struct ag_device *dev;
@@ -136,7 +110,7 @@ pull(struct ag_pull_stats *ps)
 	char url[64];
 	int r;
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
 	assert_int_equal(ag_http_new(url, NULL, &h), GS_OK);
 	memset(ps, 0, sizeof(*ps));
 	r = ag_pull_run(st, h, NULL, dev, 0, 0, ps);
@@ -160,8 +134,6 @@ cursor(void)
 static int
 setup(void **state)
 {
-	struct sockaddr_in a;
-	socklen_t al = sizeof(a);
 	int i;
 
 	(void)state;
@@ -178,17 +150,7 @@ setup(void **state)
 	for (i = 0; i < 4; i++)
 		gs_buf_init(&answers[i], GS_FEED_MAX);
 	nanswers = requests = 0;
-
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(lfd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(lfd, 16), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
-	port = ntohs(a.sin_port);
-	assert_int_equal(pthread_create(&thr, NULL, serve, NULL), 0);
+	canned_start(&srv, answer);
 	return 0;
 }
 
@@ -199,9 +161,7 @@ teardown(void **state)
 	int i;
 
 	(void)state;
-	shutdown(lfd, SHUT_RDWR);
-	close(lfd);
-	pthread_join(thr, NULL);
+	canned_stop(&srv);
 	for (i = 0; i < 4; i++)
 		gs_buf_release(&answers[i]);
 	ag_store_close(st);
@@ -283,7 +243,7 @@ test_rekey_reload(void **state)
 	dev->max_envelope = 16 << 20;
 	dev->max_plain = 64 << 20;
 	snprintf(dev->platform_url, sizeof(dev->platform_url),
-	    "http://127.0.0.1:%d", port);
+	    "http://127.0.0.1:%d", srv.port);
 	assert_int_equal(ag_device_insert(db, dev), GS_OK);
 	memcpy(old, dev->sign_pk, 32);
 	/* Nothing changed: nothing moves. */

@@ -30,61 +30,22 @@
 #include "receipt.h"
 #include "sync.h"
 #include "uploader.h"
+#include "canned_http.h"
 
 /* ------------------------------------------------------ canned server */
 
-static int lfd = -1;
-static int port;
-static pthread_t thr;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct canned_http srv;
 static char *canned;	    /* the whole HTTP answer to give */
 static char last_path[256]; /* the path of the last request */
 static size_t last_body;
 
-static void *
-serve(void *arg)
+static void
+give_canned(const char *req, size_t body_len, const char **ans, size_t *len)
 {
-	char buf[65536];
-
-	(void)arg;
-	for (;;) {
-		int c = accept(lfd, NULL, NULL);
-		size_t n = 0, need = 0;
-		char *eoh = NULL, *cl;
-
-		if (c < 0)
-			return NULL;
-		/* Headers, then Content-Length bytes of body. */
-		for (;;) {
-			ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
-
-			if (k <= 0)
-				break;
-			n += (size_t)k;
-			buf[n] = '\0';
-			if (eoh == NULL &&
-			    (eoh = strstr(buf, "\r\n\r\n")) != NULL) {
-				cl = strcasestr(buf, "Content-Length:");
-				need = (size_t)(eoh + 4 - buf) +
-				       (cl != NULL && cl < eoh
-					       ? strtoul(cl + 15, NULL, 10)
-					       : 0);
-			}
-			if (eoh != NULL && n >= need)
-				break;
-			if (n >= sizeof(buf) - 1)
-				n = (size_t)(eoh ? eoh + 4 - buf : 0);
-		}
-		pthread_mutex_lock(&mu);
-		sscanf(buf, "%*s %255s", last_path);
-		last_body = eoh != NULL ? n - (size_t)(eoh + 4 - buf) : 0;
-		if (canned != NULL &&
-		    send(c, canned, strlen(canned), MSG_NOSIGNAL) < 0) {
-			/* the client went away: nothing to do */
-		}
-		pthread_mutex_unlock(&mu);
-		close(c);
-	}
+	sscanf(req, "%*s %255s", last_path);
+	last_body = body_len;
+	*ans = canned;
+	*len = canned != NULL ? strlen(canned) : 0;
 }
 
 static void
@@ -97,10 +58,10 @@ answer_hdr(long status, const char *ctype, const char *extra, const char *body)
 		"Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
 		status, ctype, extra, strlen(body), body) < 0)
 		fail();
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&canned_mu);
 	free(canned);
 	canned = s;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&canned_mu);
 }
 
 static void
@@ -120,8 +81,6 @@ static unsigned char env[300];
 static int
 setup(void **state)
 {
-	struct sockaddr_in a;
-	socklen_t al = sizeof(a);
 	unsigned char opk[32];
 
 	(void)state;
@@ -140,17 +99,7 @@ setup(void **state)
 	row.len = sizeof(env);
 	row.record_count = 3;
 	gs_envelope_hash(row.hash, env, sizeof(env));
-
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(lfd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(lfd, 16), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
-	port = ntohs(a.sin_port);
-	assert_int_equal(pthread_create(&thr, NULL, serve, NULL), 0);
+	canned_start(&srv, give_canned);
 	return 0;
 }
 
@@ -158,9 +107,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	shutdown(lfd, SHUT_RDWR);
-	close(lfd);
-	pthread_join(thr, NULL);
+	canned_stop(&srv);
 	free(canned);
 	ag_device_free(dev);
 	return 0;
@@ -203,7 +150,7 @@ put(struct ag_upload_result *res)
 	struct ag_http *h = NULL;
 	char url[64];
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
 	assert_int_equal(ag_http_new(url, NULL, &h), GS_OK);
 	memset(res, 0, sizeof(*res));
 	assert_int_equal(ag_upload_batch(h, dev, &row, res), GS_OK);
