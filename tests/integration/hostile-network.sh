@@ -17,47 +17,22 @@ export GRIDAGENT_LOW_SPEED_TIME=2 GRIDAGENT_TIMEOUT_MS=8000
 sync_ready
 PF_PORT=${PF_URL##*:}
 
+cp "$GS_TOP/tests/integration/fakeplatform.py" "$T_TMP/"
 cat >"$T_TMP/mitm.py" <<'PYEOF'
 # mitm.py UPSTREAM MODE REGEX [ARG]: forwards every request to the real
 # platform on port UPSTREAM, except those whose path matches REGEX, which
 # get the hostile answer MODE.  Prints "listening on PORT".
-import gzip, re, socket, socketserver, sys, time, zlib
+import functools, gzip, re, socket, socketserver, sys, time, zlib
+
+import fakeplatform
+from fakeplatform import read_req
 
 up, mode, rx = int(sys.argv[1]), sys.argv[2], re.compile(sys.argv[3])
 arg = sys.argv[4] if len(sys.argv) > 4 else ""
 saved = {}
 
 
-def read_req(f):
-    line = f.readline()
-    if not line:
-        return None
-    hdrs, n = [], 0
-    while True:
-        h = f.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        hdrs.append(h)
-        k, _, v = h.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v)
-    return line, hdrs, f.read(n) if n else b""
-
-
-def forward(line, hdrs, body):
-    s = socket.create_connection(("127.0.0.1", up))
-    hh = [h for h in hdrs
-          if not h.lower().startswith((b"connection", b"expect"))]
-    s.sendall(line + b"".join(hh) + b"Connection: close\r\n\r\n" + body)
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
-    head, _, b = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), b
+forward = functools.partial(fakeplatform.forward, up)
 
 
 def send(w, st, body=b"", extra=b"", cl=None):

@@ -18,49 +18,24 @@
 sync_ready
 PF_PORT=${PF_URL##*:}
 
+cp "$GS_TOP/tests/integration/fakeplatform.py" "$T_TMP/"
 cat >"$T_TMP/fake.py" <<'PYEOF'
 # fake.py UPSTREAM RETRY_AFTER: forwards every request to the platform on
 # port UPSTREAM but PUT .../batches/..., answered 503 (with Retry-After:
 # RETRY_AFTER unless it is "-"), each logged "ANSWERED 503 PATH" on stderr.
 # Prints "listening on PORT".
-import socket, socketserver, sys
+import functools, socketserver, sys
+
+import fakeplatform
+from fakeplatform import read_req
 
 up, ra = int(sys.argv[1]), sys.argv[2]
 
 
-def read_req(f):
-    line = f.readline()
-    if not line:
-        return None
-    hdrs, n = [], 0
-    while True:
-        h = f.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        hdrs.append(h)
-        k, _, v = h.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v)
-    return line, hdrs, f.read(n) if n else b""
+forward = functools.partial(fakeplatform.forward, up)
 
 
-def forward(line, hdrs, body):
-    s = socket.create_connection(("127.0.0.1", up))
-    hh = [h for h in hdrs
-          if not h.lower().startswith((b"connection", b"expect"))]
-    s.sendall(line + b"".join(hh) + b"Connection: close\r\n\r\n" + body)
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
-    head, _, b = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), b, b""
-
-
-def send(w, st, body, extra):
+def send(w, st, body, extra=b""):
     w.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n%s\r\n" % (st, len(body), extra) + body)
     w.flush()

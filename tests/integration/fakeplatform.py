@@ -1,0 +1,41 @@
+# fakeplatform.py - what the integration tests' fake platforms (a man in
+# the middle in front of the real platform) share: reading a request and
+# forwarding one.  A test copies it beside its own script in $T_TMP and
+# imports it from there.
+import socket
+
+
+def read_req(f):
+    """(request line, header lines, body) of the next request on f, or
+    None at the end."""
+    line = f.readline()
+    if not line:
+        return None
+    hdrs, n = [], 0
+    while True:
+        h = f.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        hdrs.append(h)
+        k, _, v = h.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v)
+    return line, hdrs, f.read(n) if n else b""
+
+
+def forward(up, line, hdrs, body):
+    """(status, body) of the request sent to the platform on 127.0.0.1
+    port up, on a connection of its own."""
+    s = socket.create_connection(("127.0.0.1", up))
+    hh = [h for h in hdrs
+          if not h.lower().startswith((b"connection", b"expect"))]
+    s.sendall(line + b"".join(hh) + b"Connection: close\r\n\r\n" + body)
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    head, _, b = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), b
