@@ -39,3 +39,21 @@ def forward(up, line, hdrs, body):
     s.close()
     head, _, b = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), b
+
+
+def requests(f):
+    """The requests on f, as read_req gives them, to the end."""
+    while True:
+        rq = read_req(f)
+        if rq is None:
+            return
+        yield rq
+
+
+def send(w, st, body=b"", extra=b"", cl=None):
+    """An answer with status st, body, the header lines extra and a
+    Content-Length of cl (None: the body's)."""
+    w.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n%s\r\n"
+            % (st, len(body) if cl is None else cl, extra) + body)
+    w.flush()

@@ -25,7 +25,7 @@ cat >"$T_TMP/mitm.py" <<'PYEOF'
 import functools, gzip, re, socket, socketserver, sys, time, zlib
 
 import fakeplatform
-from fakeplatform import read_req
+from fakeplatform import requests, send
 
 up, mode, rx = int(sys.argv[1]), sys.argv[2], re.compile(sys.argv[3])
 arg = sys.argv[4] if len(sys.argv) > 4 else ""
@@ -35,19 +35,9 @@ saved = {}
 forward = functools.partial(fakeplatform.forward, up)
 
 
-def send(w, st, body=b"", extra=b"", cl=None):
-    w.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n%s\r\n"
-            % (st, len(body) if cl is None else cl, extra) + body)
-    w.flush()
-
-
 class H(socketserver.StreamRequestHandler):
     def handle(self):
-        while True:
-            rq = read_req(self.rfile)
-            if rq is None:
-                return
+        for rq in requests(self.rfile):
             path = rq[0].split()[1].decode()
             if not rx.search(path):
                 send(self.wfile, *forward(*rq))

@@ -27,7 +27,7 @@ cat >"$T_TMP/fake.py" <<'PYEOF'
 import functools, socketserver, sys
 
 import fakeplatform
-from fakeplatform import read_req
+from fakeplatform import requests, send
 
 up, ra = int(sys.argv[1]), sys.argv[2]
 
@@ -35,18 +35,9 @@ up, ra = int(sys.argv[1]), sys.argv[2]
 forward = functools.partial(fakeplatform.forward, up)
 
 
-def send(w, st, body, extra=b""):
-    w.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n%s\r\n" % (st, len(body), extra) + body)
-    w.flush()
-
-
 class H(socketserver.StreamRequestHandler):
     def handle(self):
-        while True:
-            rq = read_req(self.rfile)
-            if rq is None:
-                return
+        for rq in requests(self.rfile):
             meth, path = rq[0].split()[0].decode(), rq[0].split()[1].decode()
             if meth != "PUT" or "/batches/" not in path:
                 send(self.wfile, *forward(*rq))
