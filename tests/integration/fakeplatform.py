@@ -3,6 +3,7 @@
 # forwarding one.  A test copies it beside its own script in $T_TMP and
 # imports it from there.
 import socket
+import socketserver
 
 
 def read_req(f):
@@ -57,3 +58,15 @@ def send(w, st, body=b"", extra=b"", cl=None):
             b"Content-Length: %d\r\n%s\r\n"
             % (st, len(body) if cl is None else cl, extra) + body)
     w.flush()
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+
+
+def serve(handler):
+    """Serves with handler (a StreamRequestHandler class) on 127.0.0.1, on
+    a port of the kernel's choosing, printed as "listening on PORT"."""
+    srv = Server(("127.0.0.1", 0), handler)
+    print("listening on %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()

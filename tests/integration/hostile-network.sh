@@ -128,13 +128,7 @@ def flip(b):
     return json.dumps(d).encode()
 
 
-class S(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-
-
-srv = S(("127.0.0.1", 0), H)
-print("listening on %d" % srv.server_address[1], flush=True)
-srv.serve_forever()
+fakeplatform.serve(H)
 PYEOF
 
 # A redirect target that must never be reached: it logs any connection.

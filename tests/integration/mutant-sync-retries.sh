@@ -49,13 +49,7 @@ class H(socketserver.StreamRequestHandler):
                  b"" if ra == "-" else b"Retry-After: %s\r\n" % ra.encode())
 
 
-class S(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-
-
-s = S(("127.0.0.1", 0), H)
-print("listening on %d" % s.server_address[1], flush=True)
-s.serve_forever()
+fakeplatform.serve(H)
 PYEOF
 
 # fake RETRY_AFTER: the fake platform at $FU (pid $FP), its log $T_TMP/fake.err.
