@@ -77,20 +77,7 @@ bg_sync() {
 	shift
 	t0=$(date +%s)
 	"$GRIDAGENT" --home "$AH" sync "$@" >"$T_TMP/out" 2>"$T_TMP/err" &
-	W=$!
-	i=0
-	while [ $i -lt $((lim * 10)) ] && kill -0 "$W" 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 "$W" 2>/dev/null; then
-		kill "$W" 2>/dev/null
-		wait "$W" 2>/dev/null
-		RC=killed
-	else
-		wait "$W"
-		RC=$?
-	fi
+	wait_or_kill $! "$lim"
 	SECS=$(($(date +%s) - t0))
 }
 

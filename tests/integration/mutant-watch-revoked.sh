@@ -17,21 +17,12 @@ collect_people 3 42 || fail "collect 3 after revocation"
 # that $! is the agent's pid)
 "$GRIDAGENT" --home "$AH" sync --watch --max-backoff 1 --interval 1 \
 	--pull-interval 1 >"$T_TMP/watch.out" 2>"$T_TMP/watch.err" &
-W=$!
-i=0
-while [ $i -lt 150 ] && kill -0 "$W" 2>/dev/null; do
-	sleep 0.1
-	i=$((i + 1))
-done
-if kill -0 "$W" 2>/dev/null; then
-	kill "$W" 2>/dev/null
-	wait "$W" 2>/dev/null
+wait_or_kill $! 15
+if [ "$RC" = killed ]; then
 	fail "--watch of a revoked device stops by itself (still running after 15 s)"
 else
-	wait "$W"
-	rc=$?
-	[ "$rc" = 77 ] && ok "--watch of a revoked device stops by itself, exit 77" ||
-		fail "--watch of a revoked device stops by itself, exit 77 (got $rc)"
+	[ "$RC" = 77 ] && ok "--watch of a revoked device stops by itself, exit 77" ||
+		fail "--watch of a revoked device stops by itself, exit 77 (got $RC)"
 fi
 grep -q 'revoked' "$T_TMP/watch.err" && ok "... saying revoked" ||
 	fail "... saying revoked"
