@@ -14,8 +14,9 @@
  * Last come two columns for the photos: attachments_expected (how many
  * the record names) and attachments_present (how many the platform holds),
  * as `reconcile` counts them.
- * A text cell that starts with = + - @ is prefixed with ' so a spreadsheet
- * does not run it as a formula (CSV injection); numbers are left alone.
+ * A text cell that starts with = + - @, a tab or a carriage return is
+ * prefixed with ' so a spreadsheet does not run it as a formula (CSV
+ * injection); numbers are left alone.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +99,10 @@ put_cell(FILE *out, const char *s, int defuse, int last)
 
 	if (s == NULL)
 		s = "";
-	formula = defuse && s[0] != '\0' && strchr("=+-@", s[0]) != NULL;
+	/* OWASP's list: = + - @ start a formula, and so do a tab or a
+	 * carriage return first (spreadsheets strip them, then read what
+	 * follows: "\t=HYPERLINK(...)" runs as well as "=HYPERLINK(...)"). */
+	formula = defuse && s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
 	for (p = s; *p; p++)
 		if (*p == '"' || *p == ',' || *p == '\n' || *p == '\r')
 			quote = 1;

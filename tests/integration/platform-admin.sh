@@ -1,0 +1,78 @@
+#!/bin/sh
+# platform-admin.sh - an admin's commands against hostile and wrong input
+# (DESIGN.md sections 6 and 7): CSV export of values a device collected
+# that a spreadsheet would run as formulas.
+set -u
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+AH2="$T_TMP/ag2"
+ag2() { "$GRIDAGENT" --home "$AH2" "$@"; }
+
+sync_platform || exit 1
+sync_enroll "$AH" w001 && sync_enroll "$AH2" w002 ||
+	{ fail "enroll two devices"; done_testing; exit 1; }
+ok "enroll two devices"
+
+# event JSON: a valid event with the given fields replaced.
+event() {
+	"$PY" -c '
+import json, sys
+d = {"category": "SA_EBIKE_CHARGING", "title": "t", "description": "d",
+     "place": "p", "occurred_at": "2026-01-07T15:28:39Z", "urgency": "NORMAL"}
+d.update(json.loads(sys.argv[1]))
+print(json.dumps(d))' "$1" | ag collect event --json -
+}
+
+# --- CSV: quoting and formula injection ---------------------------------
+# Each value is what a worker (or a stolen handheld) could type; the
+# device accepts them all (free text).
+: >"$T_TMP/hostile"
+for v in '{"title": "=HYPERLINK(\"http://evil.example/\",\"x\")"}' \
+    '{"title": "+1+1"}' '{"title": "-2+3"}' '{"title": "@SUM(A1)"}' \
+    '{"description": "\t=1+1"}' '{"description": "\r=1+1"}' \
+    '{"title": "a, \"quoted\" title"}' \
+    '{"description": "two\nlines, =not a formula"}'; do
+	u=$(event "$v") || { fail "collect $v"; continue; }
+	printf '%s\t%s\n' "$u" "$v" >>"$T_TMP/hostile"
+done
+[ "$(wc -l <"$T_TMP/hostile")" -eq 8 ] && ok "the device collects 8 hostile events" ||
+	fail "the device collects 8 hostile events"
+expect_exit 0 "they reach the platform" ag sync
+expect_exit 0 "export --type event --format csv" pf export --type event --format csv
+cp "$T_TMP/out" "$T_TMP/events.csv"
+"$PY" - "$T_TMP/events.csv" "$T_TMP/hostile" <<'PY' >"$T_TMP/csv.res" 2>&1
+import csv, io, json, sys
+raw = open(sys.argv[1], "rb").read()
+print("bom", raw.startswith(b"\xef\xbb\xbf"))
+rows = list(csv.DictReader(io.StringIO(raw[3:].decode("utf-8"), newline="")))
+by = {r["uuid"]: r for r in rows}
+for line in open(sys.argv[2], encoding="utf-8"):
+    u, v = line.rstrip("\n").split("\t", 1)
+    (k, want), = json.loads(v).items()
+    got = by[u][k]
+    if want[0] in "=+-@\t\r":
+        print("defused", repr(want[:2]), got == "'" + want)
+    else:
+        print("verbatim", repr(want[:2]), got == want)
+PY
+check "CSV starts with the UTF-8 BOM" grep -q "^bom True" "$T_TMP/csv.res"
+for c in =H +1 -2 @S; do
+	check "a cell starting $c gets a leading ' (no formula)" \
+	    grep -q "^defused '$c' True" "$T_TMP/csv.res"
+done
+# OWASP's list has the tab and the carriage return too: a spreadsheet
+# drops them and runs the formula after.  They were written bare.
+check "a cell starting with a tab then = gets a leading '" \
+	grep -q "^defused '\\\\t=' True" "$T_TMP/csv.res"
+check "a cell starting with a carriage return then = gets a leading '" \
+	grep -q "^defused '\\\\r=' True" "$T_TMP/csv.res"
+check "commas and quotes round-trip verbatim" \
+	grep -q "^verbatim 'a,' True" "$T_TMP/csv.res"
+check "a line break inside a cell round-trips verbatim" \
+	grep -q "^verbatim 'tw' True" "$T_TMP/csv.res"
+[ "$(grep -c True "$T_TMP/csv.res")" -eq 9 ] && ok "every cell as expected" ||
+	{ fail "every cell as expected"; sed 's/^/# /' "$T_TMP/csv.res"; }
+
+check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
+done_testing
