@@ -28,6 +28,7 @@
 #include "platform.h"
 #include "recon.h"
 #include "reference.h"
+#include "schema.h"
 #include "store.h"
 #include "attachments.h"
 #include "core/banned.h"
@@ -46,8 +47,8 @@ static const char usage_text[] =
     "                                   batch-encryption keys, rotation\n"
     "  revoke DEVICE_ID                 revoke a device (its batches are\n"
     "                                   still received, into quarantine)\n"
-    "  export [--type T] [--grid G] [--format ndjson|csv] [--headers zh]\n"
-    "                                   print records\n"
+    "  export [--type T] [--grid G] [--format ndjson|csv | --json]\n"
+    "         [--headers zh]            print records\n"
     "  quarantine [--json] [--open]     list quarantined changes\n"
     "  quarantine release ID [--set NAME=VALUE...] | reject ID --reason TEXT\n"
     "             [--by NAME]\n"
@@ -109,9 +110,13 @@ static const char *const cmd_help[][2] = {
 	    "Revokes a device.  Its batches are still verified and kept, "
 	    "but in\nquarantine, and answered 403 device_revoked with a "
 	    "receipt.\n" },
-	{ "export", "usage: gridplatform export [--type TYPE] [--grid CODE] "
-	    "[--format ndjson|csv]\n       [--headers zh]\nPrints records: "
-	    "NDJSON (default), or CSV in UTF-8 with a BOM for Excel;\n"
+	{ "export", "usage: gridplatform export [--type TYPE] [--grid CODE]"
+	    "\n       [--format ndjson|csv | --json] [--headers zh]\nPrints "
+	    "records: NDJSON (the default; --json too), or CSV in UTF-8 with "
+	    "a BOM\nfor Excel; a --type no form defines is a usage error.  "
+	    "CSV text cells that\nstart with = + - @, a tab or a carriage "
+	    "return get a leading ' (no formula\nruns when the sheet "
+	    "opens).\n"
 	    "--headers zh names the CSV columns by the forms' Chinese "
 	    "labels.\nEach record also says how many "
 	    "attachments it names and how many arrived\n(NDJSON "
@@ -509,18 +514,44 @@ cmd_revoke(const char *home, int argc, char **argv)
 	return r;
 }
 
+/* The record types the forms define, once each: "person, house, ...". */
+static void
+known_types(const struct gs_schema *schema, struct gs_buf *out)
+{
+	size_t i, j, n = gs_schema_nforms(schema);
+	const char *t;
+
+	for (i = 0; i < n; i++) {
+		t = gs_form_type(gs_schema_form_at(schema, i));
+		for (j = 0; j < i; j++)
+			if (strcmp(t, gs_form_type(gs_schema_form_at(schema,
+			    j))) == 0)
+				break;
+		if (j == i)
+			(void)gs_buf_printf(out, "%s%s", out->len ? ", " : "",
+			    t);
+	}
+}
+
 static int
 cmd_export(const char *home, int argc, char **argv)
 {
 	struct pf_platform *pf = NULL;
 	const char *type = NULL, *grid = NULL, *fmt = "ndjson";
 	const char *headers = NULL;
+	struct gs_buf types;
 	enum pf_export_format f;
-	int i, r;
+	int i, r, json = 0;
 
 	for (i = 1; i < argc; i++) {
 		const char **slot = NULL;
 
+		/* --json, as on every read command (DESIGN.md section 7:
+		 * NDJSON for streams), is --format ndjson. */
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+			continue;
+		}
 		if (strcmp(argv[i], "--type") == 0)
 			slot = &type;
 		else if (strcmp(argv[i], "--grid") == 0)
@@ -535,6 +566,8 @@ cmd_export(const char *home, int argc, char **argv)
 		if ((*slot = opt_value(argc, argv, &i)) == NULL)
 			return usage_error("%s needs a value", argv[i]);
 	}
+	if (json && strcmp(fmt, "ndjson") != 0)
+		return usage_error("--json is --format ndjson, not %s", fmt);
 	if (strcmp(fmt, "ndjson") == 0)
 		f = PF_EXPORT_NDJSON;
 	else if (strcmp(fmt, "csv") == 0)
@@ -551,6 +584,18 @@ cmd_export(const char *home, int argc, char **argv)
 		f = PF_EXPORT_CSV_ZH;
 	if ((r = open_platform_read(home, &pf)) != 0)
 		return r;
+	/* A type no form defines holds no record: a typo ("persons",
+	 * "PERSON") must not pass for an empty export. */
+	if (type != NULL && gs_schema_form(pf_schema(pf), type) == NULL) {
+		gs_buf_init(&types, 4096);
+		known_types(pf_schema(pf), &types);
+		fprintf(stderr, "gridplatform: --type %s: no such record "
+		    "type (known: %s)\n", type, types.data != NULL ?
+		    types.data : "none");
+		gs_buf_release(&types);
+		pf_platform_free(pf);
+		return GS_EX_USAGE;
+	}
 	r = pf_export(pf->store, pf_schema(pf), type, grid, f, stdout,
 	    NULL);
 	r = r == GS_OK ? 0 : fail(r);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # platform-admin.sh - an admin's commands against hostile and wrong input
 # (DESIGN.md sections 6 and 7): CSV export of values a device collected
-# that a spreadsheet would run as formulas.
+# that a spreadsheet would run as formulas, export --json and an unknown
+# --type.
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -73,6 +74,23 @@ check "a line break inside a cell round-trips verbatim" \
 	grep -q "^verbatim 'tw' True" "$T_TMP/csv.res"
 [ "$(grep -c True "$T_TMP/csv.res")" -eq 9 ] && ok "every cell as expected" ||
 	{ fail "every cell as expected"; sed 's/^/# /' "$T_TMP/csv.res"; }
+
+# --- export: --json and --type ------------------------------------------
+pf export --type event --format ndjson >"$T_TMP/nd" 2>&1
+expect_exit 0 "export --json (DESIGN 7: --json on every read command)" \
+	pf export --type event --json
+check "... is the NDJSON export" cmp -s "$T_TMP/out" "$T_TMP/nd"
+expect_exit 64 "export --json --format csv is a usage error" \
+	pf export --json --format csv
+expect_exit 64 "export --type of no form is a usage error, not an empty export" \
+	pf export --type persons
+check "... one line naming the known types" sh -c \
+	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: --type persons: no such record type (known: .*person" "$1"' \
+	- "$T_TMP/err"
+check "... and prints no record" test ! -s "$T_TMP/out"
+expect_exit 0 "export --type of a known type without records is fine" \
+	pf export --type org
+check "... and empty" test ! -s "$T_TMP/out"
 
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
