@@ -441,10 +441,10 @@ pf_cmd_resolve(struct pf_platform *pf, int argc, char **argv)
 {
 	int r = GS_EINTERNAL, i, nset = 0, deleted = 0, in_tx = 0;
 	const char *take = NULL, *by = NULL;
-	char **set = NULL, *end = NULL, *change_text = NULL, *theirs_text = NULL;
+	char **set = NULL, *change_text = NULL, *theirs_text = NULL;
 	char *res_text = NULL, uuid[64], dev[16];
 	long long id;
-	int64_t batch = 0, base_rev = 0;
+	int64_t id64, batch = 0, base_rev = 0;
 	struct gs_stmt *s;
 	struct cur c;
 	struct origin o;
@@ -452,12 +452,15 @@ pf_cmd_resolve(struct pf_platform *pf, int argc, char **argv)
 	json_t *rj = NULL;
 
 	memset(&c, 0, sizeof(c));
-	if (argc < 2 || (id = strtoll(argv[1], &end, 10)) <= 0 ||
-	    *end != '\0') {
+	/* Strictly digits, 1 to INT64_MAX: strtoll took an id past the
+	 * range as LLONG_MAX ("no conflict 9223372036854775807"). */
+	if (argc < 2 || gs_parse_i64(argv[1], 1, INT64_MAX, &id64) !=
+	    GS_OK) {
 		fprintf(stderr, "gridplatform: resolve needs a conflict id "
 		    "(see gridplatform conflicts)\n");
 		return GS_EX_USAGE;
 	}
+	id = (long long)id64;
 	if ((set = gs_calloc((size_t)argc, sizeof(*set))) == NULL)
 		return pf_recon_fail(GS_FAIL(GS_ENOMEM, "resolve"));
 	for (i = 2; i < argc; i++) {
@@ -899,20 +902,22 @@ pf_cmd_quarantine(struct pf_platform *pf, int argc, char **argv)
 {
 	int r = GS_OK, i, json = 0, nset = 0;
 	const char *by = NULL, *reason = NULL, *status = NULL;
-	char **set = NULL, *end = NULL;
+	char **set = NULL;
 	long long id = 0;
+	int64_t id64 = 0;
 	int act = 0; /* 0 list, 1 release, 2 reject */
 
 	if (argc >= 2 && strcmp(argv[1], "release") == 0)
 		act = 1;
 	else if (argc >= 2 && strcmp(argv[1], "reject") == 0)
 		act = 2;
-	if (act && (argc < 3 || (id = strtoll(argv[2], &end, 10)) <= 0 ||
-	    *end != '\0')) {
+	if (act && (argc < 3 || gs_parse_i64(argv[2], 1, INT64_MAX, &id64)
+	    != GS_OK)) {
 		fprintf(stderr, "gridplatform: quarantine %s needs an id (see "
 		    "gridplatform quarantine)\n", argv[1]);
 		return GS_EX_USAGE;
 	}
+	id = (long long)id64;
 	if ((set = gs_calloc((size_t)argc + 1, sizeof(*set))) == NULL)
 		return pf_recon_fail(GS_FAIL(GS_ENOMEM, "quarantine"));
 	for (i = act ? 3 : 1; i < argc; i++) {

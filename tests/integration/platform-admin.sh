@@ -2,7 +2,7 @@
 # platform-admin.sh - an admin's commands against hostile and wrong input
 # (DESIGN.md sections 6 and 7): CSV export of values a device collected
 # that a spreadsheet would run as formulas, export --json and an unknown
-# --type.
+# --type, resolve and quarantine ids out of range.
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -91,6 +91,30 @@ check "... and prints no record" test ! -s "$T_TMP/out"
 expect_exit 0 "export --type of a known type without records is fine" \
 	pf export --type org
 check "... and empty" test ! -s "$T_TMP/out"
+
+# --- resolve: bad ids and values ------------------------------------------
+U=$(event '{"title": "原标题"}')
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+ag edit "$U" title=甲 >/dev/null
+ag2 edit "$U" title=乙 >/dev/null
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+pf conflicts --json --open >"$T_TMP/c.json"
+ID=$(json_get "$T_TMP/c.json" 'd[0]["id"]')
+[ -n "$ID" ] && ok "a conflict on the title waits" || fail "a conflict on the title waits"
+pf export --type event | grep "$U" >"$T_TMP/before"
+
+# An id past the 64-bit range was read as 9223372036854775807 and
+# answered "no conflict 9223372036854775807" (65).
+expect_exit 64 "resolve with an id past the range is a usage error" \
+	pf resolve 99999999999999999999 --take device
+check "... saying it needs a conflict id" \
+	grep -q "^gridplatform: resolve needs a conflict id" "$T_TMP/err"
+expect_exit 64 "quarantine release with an id past the range too" \
+	pf quarantine release 99999999999999999999
+expect_exit 65 "resolve of an unknown conflict" pf resolve 9999 --take device
+check "... names it" grep -q "^gridplatform: no conflict 9999$" "$T_TMP/err"
 
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
