@@ -93,8 +93,36 @@ cur_get(struct pf_store *st, const char *uuid, struct cur *c)
 	return r;
 }
 
+/*
+ * The GS_EVALIDATION return for a list of problems, as the agent words it:
+ * the first problem is the error line ("FIELD: what is wrong (rule)", no
+ * empty "FIELD: " for a problem of the arguments themselves).  Only when
+ * there are more is each one printed first, a line apiece, and the error
+ * line ends "(and N more problems)".
+ */
+static int
+fail_problems(const struct gs_problems *p)
+{
+	size_t i, more = p->n + p->dropped - 1;
+
+	if (p->n == 0)
+		return GS_FAIL(GS_EVALIDATION, "record failed validation");
+	if (more > 0)
+		for (i = 0; i < p->n; i++)
+			fprintf(stderr, "gridplatform: %s%s%s (%s)\n",
+			    p->v[i].field, p->v[i].field[0] ? ": " : "",
+			    p->v[i].message, p->v[i].rule);
+	if (more == 0)
+		return GS_FAIL(GS_EVALIDATION, "%s%s%s (%s)", p->v[0].field,
+		    p->v[0].field[0] ? ": " : "", p->v[0].message,
+		    p->v[0].rule);
+	return GS_FAIL(GS_EVALIDATION, "%s%s%s (%s) (and %zu more problems)",
+	    p->v[0].field, p->v[0].field[0] ? ": " : "", p->v[0].message,
+	    p->v[0].rule, more);
+}
+
 /* Validates fields against the record type's form at the record's
- * version (reference data: platform/reference.c), printing problems. */
+ * version (reference data: platform/reference.c); see fail_problems. */
 static int
 validate(struct pf_platform *pf, const char *type, int version,
     json_t *fields)
@@ -103,18 +131,13 @@ validate(struct pf_platform *pf, const char *type, int version,
 	const struct gs_form *form = gs_schema_form_version(schema, type,
 	    version);
 	struct gs_problems p;
-	size_t i;
 	int r;
 
 	if (form == NULL)
 		return GS_FAIL(GS_EVALIDATION, "unknown record type %s or form "
 		    "version %d", type, version);
 	r = gs_record_validate(schema, form, fields, &p);
-	if (r == GS_EVALIDATION)
-		for (i = 0; i < p.n; i++)
-			fprintf(stderr, "gridplatform: %s: %s (%s)\n",
-			    p.v[i].field, p.v[i].message, p.v[i].rule);
-	return r;
+	return r == GS_EVALIDATION ? fail_problems(&p) : r;
 }
 
 /* NAME=VALUE arguments typed by the form into `into`. */
@@ -124,17 +147,12 @@ typed_args(struct pf_platform *pf, const char *type, char **args, int n,
 {
 	const struct gs_form *form = gs_schema_form(pf_schema(pf), type);
 	struct gs_problems p;
-	size_t i;
 	int r;
 
 	if (form == NULL)
 		return GS_FAIL(GS_EVALIDATION, "unknown record type %s", type);
 	r = gs_fields_from_args(form, args, n, into, &p);
-	if (r == GS_EVALIDATION)
-		for (i = 0; i < p.n; i++)
-			fprintf(stderr, "gridplatform: %s: %s (%s)\n",
-			    p.v[i].field, p.v[i].message, p.v[i].rule);
-	return r;
+	return r == GS_EVALIDATION ? fail_problems(&p) : r;
 }
 
 /*

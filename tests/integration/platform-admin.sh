@@ -2,7 +2,8 @@
 # platform-admin.sh - an admin's commands against hostile and wrong input
 # (DESIGN.md sections 6 and 7): CSV export of values a device collected
 # that a spreadsheet would run as formulas, export --json and an unknown
-# --type, resolve and quarantine ids out of range.
+# --type, resolve and quarantine ids out of range, resolve --set that does
+# not validate (one error line, nothing changed).
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -115,6 +116,26 @@ expect_exit 64 "quarantine release with an id past the range too" \
 	pf quarantine release 99999999999999999999
 expect_exit 65 "resolve of an unknown conflict" pf resolve 9999 --take device
 check "... names it" grep -q "^gridplatform: no conflict 9999$" "$T_TMP/err"
+
+# A value that does not validate: one line naming the field (it was the
+# problem, then a second line "record failed validation").
+expect_exit 65 "resolve --set urgency=BOGUS is refused" pf resolve "$ID" --set urgency=BOGUS
+check "... in one line naming the field and the rule" sh -c \
+	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: urgency: should be one of .*(enum)$" "$1"' \
+	- "$T_TMP/err"
+expect_exit 65 "resolve --set without NAME=VALUE is refused" pf resolve "$ID" --set title
+check "... in one line, with no empty field name" sh -c \
+	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: arguments should be NAME=VALUE" "$1"' \
+	- "$T_TMP/err"
+expect_exit 65 "two bad values" pf resolve "$ID" --set urgency=BOGUS category=NOPE
+check "... each named, the last line counting the rest" sh -c \
+	'test "$(wc -l <"$1")" = 3 && tail -n 1 "$1" | grep -q "^gridplatform: .*(and 1 more problems)$"' \
+	- "$T_TMP/err"
+pf export --type event | grep "$U" >"$T_TMP/after"
+check "the refused resolutions changed nothing" cmp -s "$T_TMP/before" "$T_TMP/after"
+[ "$(pf conflicts --json --open | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] &&
+	ok "... the conflict still waits" || fail "... the conflict still waits"
+expect_exit 0 "resolve --take device" pf resolve "$ID" --take device
 
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
