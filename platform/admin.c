@@ -331,11 +331,26 @@ conflict_row(struct gs_stmt *s, json_t *arr)
 		    JSON_ENCODE_ANY), *dv = json_dumps(json_object_get(f,
 		    "device"), JSON_ENCODE_ANY);
 		const char *name = json_string_value(json_object_get(f,
-		    "field"));
+		    "field")), *rule = json_string_value(json_object_get(f,
+		    "rule"));
 
-		printf("    %s: platform %s, device %s\n", *name ? name :
-		    json_string_value(json_object_get(f, "rule")),
-		    pv ? pv : "?", dv ? dv : "?");
+		/* A delete against an edit has no field values: say which
+		 * side did what ("platform null, device null" told an
+		 * admin nothing). */
+		if (*name == '\0' && rule != NULL &&
+		    strcmp(rule, "delete_edit") == 0)
+			printf("    %s: deleted on the device, edited on the "
+			    "platform since base rev %lld\n", rule,
+			    (long long)gs_stmt_int64(s, 5));
+		else if (*name == '\0' && rule != NULL &&
+		    strcmp(rule, "edit_delete") == 0)
+			printf("    %s: edited on the device, deleted on the "
+			    "platform since base rev %lld\n", rule,
+			    (long long)gs_stmt_int64(s, 5));
+		else
+			printf("    %s: platform %s, device %s\n", *name ? name
+			    : rule != NULL ? rule : "?", pv ? pv : "?",
+			    dv ? dv : "?");
 		free(pv);
 		free(dv);
 	}

@@ -3,7 +3,8 @@
 # (DESIGN.md sections 6 and 7): CSV export of values a device collected
 # that a spreadsheet would run as formulas, export --json and an unknown
 # --type, resolve and quarantine ids out of range, resolve --set that does
-# not validate (one error line, nothing changed).
+# not validate (one error line, nothing changed), and a delete against an
+# edit shown in words an admin can act on.
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -137,5 +138,18 @@ check "the refused resolutions changed nothing" cmp -s "$T_TMP/before" "$T_TMP/a
 	ok "... the conflict still waits" || fail "... the conflict still waits"
 expect_exit 0 "resolve --take device" pf resolve "$ID" --take device
 
+# --- a delete against an edit, in words ------------------------------------
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+ag edit "$U" title=丙 >/dev/null
+ag2 delete "$U" --reason 重复 >/dev/null
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+expect_exit 0 "conflicts --open" pf conflicts --open
+check "a delete against an edit says who deleted and who edited" \
+	grep -q "delete_edit: deleted on the device, edited on the platform since base rev" \
+	"$T_TMP/out"
+check "... not 'platform null, device null'" sh -c '! grep -q "platform null, device null" "$1"' \
+	- "$T_TMP/out"
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
