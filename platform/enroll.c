@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "batch.h"
 #include "crypto.h"
 #include "enroll.h"
 #include "enrollment.h"
@@ -63,10 +64,15 @@ pf_enroll_create(struct pf_platform *pf, const char *worker,
 
 	memset(&t, 0, sizeof(t));
 	memset(&c, 0, sizeof(c));
-	if ((r = check_label("--worker", worker, sizeof(t.worker) - 1))
-	    != GS_OK ||
+	/* The worker id and grid code go into every change the device
+	 * makes: they must pass the wire's rule, or the device enrolls and
+	 * then can send nothing (its changes "cannot be sent", rejected on
+	 * the handheld).  The name is only shown. */
+	if ((r = gs_batch_check_label("--worker", worker,
+	    GS_CHANGE_AUTHOR_MAX)) != GS_OK ||
 	    (r = check_label("--name", name, sizeof(t.name) - 1)) != GS_OK ||
-	    (r = check_label("--grid", grid, sizeof(t.grid) - 1)) != GS_OK)
+	    (r = gs_batch_check_label("--grid", grid, GS_CHANGE_GRID_MAX))
+	    != GS_OK)
 		return r;
 	if (ttl < 1 || ttl > PF_ENROLL_TTL_MAX)
 		return GS_FAIL(GS_EINVAL, "--ttl must be 1 to %d seconds",

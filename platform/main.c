@@ -94,8 +94,10 @@ static const char *const cmd_help[][2] = {
 	    "SIGINT stop it.\n" },
 	{ "enroll", "usage: gridplatform enroll --worker ID --name NAME "
 	    "--grid CODE [--ttl SECONDS]\nPrints a one-time enrollment code "
-	    "for the worker's device, valid for --ttl\nseconds (default "
-	    "86400).\n" },
+	    "for the worker's device, valid for --ttl\nseconds (1 to 604800, "
+	    "default 86400).  The worker id and the grid code go\ninto every "
+	    "record the device sends: at most 63 bytes each, without\n"
+	    "control characters, quotes or backslashes.\n" },
 	{ "keys", "usage: gridplatform keys list [--json] | rotate | retire "
 	    "KID [--force]\nThe batch-encryption keys: rotate makes a new "
 	    "current key (a running serve\ntakes it at its next health "

@@ -172,6 +172,12 @@ check_reason(const struct gs_change *c)
 	return GS_OK;
 }
 
+int
+gs_batch_check_label(const char *what, const char *s, size_t max)
+{
+	return check_plain(what, s, max, 0);
+}
+
 /* Everything of c but its fields and reason. */
 static int
 check_fixed(const struct gs_change *c)

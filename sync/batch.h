@@ -145,6 +145,17 @@ int gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
 /* Frees every change; NULL ok. */
 void gs_batch_release(struct gs_batch *b);
 
+/*
+ * A grid code or worker id as a change line must carry it (the rule the
+ * encoder applies to grid and author): 1 to max bytes of valid UTF-8
+ * without control characters (tabs and line breaks too), quotes or
+ * backslashes.  GS_OK, or GS_EINVAL with the reason, naming what ("--grid
+ * is empty").  The platform checks what an admin types with it, so that
+ * no device is enrolled with a grid or worker its changes could never be
+ * sent under.
+ */
+int gs_batch_check_label(const char *what, const char *s, size_t max);
+
 /* GS_OK when the plaintext header repeats the envelope's deployment,
  * device, batch id, seq and record count; else GS_EPARSE ("line 1: seq 4
  * differs from the envelope's 5").  The arguments are the envelope

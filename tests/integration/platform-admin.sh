@@ -3,8 +3,9 @@
 # (DESIGN.md sections 6 and 7): CSV export of values a device collected
 # that a spreadsheet would run as formulas, export --json and an unknown
 # --type, resolve and quarantine ids out of range, resolve --set that does
-# not validate (one error line, nothing changed), and a delete against an
-# edit shown in words an admin can act on.
+# not validate (one error line, nothing changed), a delete against an
+# edit shown in words an admin can act on, and enroll with a worker or
+# grid no change line can carry.
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -151,5 +152,27 @@ check "a delete against an edit says who deleted and who edited" \
 	"$T_TMP/out"
 check "... not 'platform null, device null'" sh -c '! grep -q "platform null, device null" "$1"' \
 	- "$T_TMP/out"
+# --- enroll: a worker or grid the wire cannot carry -----------------------
+# A grid with a quote was taken: the device enrolled, adopted it, and every
+# record it collected was marked "cannot be sent" on the handheld.
+tokens() { sqlite3 "$PH/platform.db" 'SELECT count(*) FROM enroll_tokens'; }
+n0=$(tokens)
+# bad_enroll OPTION VALUE: refused (64) in one line naming the option.
+bad_enroll() {
+	if [ "$1" = --grid ]; then w=w010 g=$2; else w=$2 g=440307001001; fi
+	expect_exit 64 "enroll $1 '$2' is refused" pf enroll --name 某人 \
+	    --worker "$w" --grid "$g"
+	check "... in one line naming the option" sh -c \
+	    'test "$(wc -l <"$2")" = 1 && grep -q "^gridplatform: $1 " "$2"' \
+	    - "$1" "$T_TMP/err"
+}
+bad_enroll --grid '4403"07'
+bad_enroll --grid 'a\g'
+bad_enroll --grid ''
+bad_enroll --worker 'w"1'
+[ "$(tokens)" = "$n0" ] && ok "... and no code was made" || fail "... and no code was made"
+expect_exit 0 "a grid with a space is fine (the wire carries it)" \
+	pf enroll --worker w010 --name 某人 --grid "44 03"
+
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
