@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "batch.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -568,6 +569,11 @@ cmd_export(const char *home, int argc, char **argv)
 		if ((*slot = opt_value(argc, argv, &i)) == NULL)
 			return usage_error("%s needs a value", argv[i]);
 	}
+	/* A grid no record can have (empty: an unset shell variable; a
+	 * quote, a control character) is a mistake, not an empty export. */
+	if (grid != NULL && (r = gs_batch_check_label("--grid", grid,
+	    GS_CHANGE_GRID_MAX)) != GS_OK)
+		return fail(r);
 	if (json && strcmp(fmt, "ndjson") != 0)
 		return usage_error("--json is --format ndjson, not %s", fmt);
 	if (strcmp(fmt, "ndjson") == 0)

@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "batch.h"
 #include "db.h"
 #include "recon.h"
 #include "attachments.h"
@@ -533,6 +534,12 @@ pf_cmd_reconcile(struct pf_platform *pf, int argc, char **argv)
 			return GS_EX_USAGE;
 		}
 	}
+	/* As for export: a filter no device can match is a mistake. */
+	if ((grid != NULL && (r = gs_batch_check_label("--grid", grid,
+	    GS_CHANGE_GRID_MAX)) != GS_OK) || (worker != NULL &&
+	    (r = gs_batch_check_label("--worker", worker,
+	    GS_CHANGE_AUTHOR_MAX)) != GS_OK))
+		return pf_recon_fail(r);
 	if ((devs = json_array()) == NULL || (byid = json_object()) == NULL ||
 	    (workers = json_object()) == NULL ||
 	    (grids = json_object()) == NULL) {

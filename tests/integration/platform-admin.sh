@@ -4,8 +4,9 @@
 # that a spreadsheet would run as formulas, export --json and an unknown
 # --type, resolve and quarantine ids out of range, resolve --set that does
 # not validate (one error line, nothing changed), a delete against an
-# edit shown in words an admin can act on, and enroll with a worker or
-# grid no change line can carry.
+# edit shown in words an admin can act on, enroll with a worker or grid no
+# change line can carry, and export and reconcile filters no record can
+# match.
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -173,6 +174,20 @@ bad_enroll --worker 'w"1'
 [ "$(tokens)" = "$n0" ] && ok "... and no code was made" || fail "... and no code was made"
 expect_exit 0 "a grid with a space is fine (the wire carries it)" \
 	pf enroll --worker w010 --name 某人 --grid "44 03"
+
+# --- export and reconcile: a --grid no record can have ---------------------
+# An empty --grid (an unset shell variable) or one with a quote printed
+# nothing and exited 0: it passed for an empty grid.
+expect_exit 64 "export --grid '' is a usage error" pf export --grid ''
+check "... in one line" sh -c 'test "$(wc -l <"$1")" = 1 &&
+	grep -q "^gridplatform: --grid is empty" "$1"' - "$T_TMP/err"
+expect_exit 64 "export --grid with a quote too" pf export --grid '4403"07' --format csv
+check "... printing nothing" test ! -s "$T_TMP/out"
+expect_exit 64 "reconcile --grid '' too" pf reconcile --grid '' --json
+expect_exit 64 "reconcile --worker with a backslash too" pf reconcile --worker 'w\g'
+expect_exit 0 "a well-formed grid without records is an empty export" \
+	pf export --grid 999999999999
+check "... empty" test ! -s "$T_TMP/out"
 
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
