@@ -6,7 +6,9 @@
  *
  * CSV columns: the fixed record columns, then
  *   - with a type whose form is known: one column per field of the form,
- *     in the form's order (a sheet an admin can filter and sort);
+ *     in the form's order (a sheet an admin can filter and sort), then
+ *     the fields only older versions of the form have (a record kept at
+ *     an older version loses nothing);
  *   - otherwise: the fields as one JSON text column, so that records of
  *     every type fit one sheet and nothing is lost.
  * Then clock_suspect, 1 or 0: a revision of the record came with device
@@ -38,7 +40,13 @@ struct walk {
 	FILE *out;
 	int csv;
 	int zh;                      /* Chinese headers: the field labels */
-	const struct gs_form *form; /* per-field columns when not NULL */
+	int per_field;               /* one column per field (a --type) */
+	/* The per-field columns: every field of the type's newest form in
+	 * its order, then those only older versions have (newest version
+	 * first), so that a record kept at an older version loses no value
+	 * in the sheet.  The fields belong to the schema. */
+	const struct gs_field **cols;
+	size_t ncols;
 	struct gs_buf cell;          /* scratch for one value */
 	size_t n;
 };
@@ -173,7 +181,7 @@ put_csv(struct walk *w, const struct pf_record_view *v)
 	int64_t aexp = 0, apres = 0;
 	json_t *fields = NULL;
 	json_error_t jerr;
-	size_t i, nf;
+	size_t i;
 	int r = GS_OK, is_text;
 
 	snprintf(rev, sizeof(rev), "%lld", (long long)v->rev);
@@ -196,14 +204,12 @@ put_csv(struct walk *w, const struct pf_record_view *v)
 	    (fields = json_loads(v->fields, 0, &jerr)) == NULL)
 		return GS_FAIL(GS_ECORRUPT, "record %s: stored fields are not "
 		    "JSON", v->uuid);
-	if (w->form == NULL) {
+	if (!w->per_field) {
 		if (put_cell(w->out, v->fields, 0, 0) != GS_OK)
 			r = GS_FAIL(GS_EIO, "cannot write the export");
 	} else {
-		nf = gs_form_nfields(w->form);
-		for (i = 0; i < nf && r == GS_OK; i++) {
-			const char *name = gs_field_name(
-			    gs_form_field_at(w->form, i));
+		for (i = 0; i < w->ncols && r == GS_OK; i++) {
+			const char *name = gs_field_name(w->cols[i]);
 
 			if ((r = value_text(&w->cell, json_object_get(fields,
 			    name), &is_text)) != GS_OK)
@@ -240,7 +246,7 @@ each(void *arg, const struct pf_record_view *v)
 static int
 put_header(struct walk *w)
 {
-	size_t i, nf;
+	size_t i;
 
 	/* The BOM tells Excel the file is UTF-8. */
 	if (fputs("\xef\xbb\xbf", w->out) == EOF ||
@@ -248,15 +254,14 @@ put_header(struct walk *w)
 	    "更新时间,采集人," : "uuid,type,grid,rev,form_version,deleted,"
 	    "created_at,updated_at,author,", w->out) == EOF)
 		return GS_FAIL(GS_EIO, "cannot write the export");
-	if (w->form == NULL) {
+	if (!w->per_field) {
 		if (fputs(w->zh ? "字段," : "fields,", w->out) == EOF)
 			return GS_FAIL(GS_EIO, "cannot write the export");
 	} else {
-		nf = gs_form_nfields(w->form);
-		for (i = 0; i < nf; i++)
+		for (i = 0; i < w->ncols; i++)
 			if (put_cell(w->out, w->zh ? gs_field_label(
-			    gs_form_field_at(w->form, i)) : gs_field_name(
-			    gs_form_field_at(w->form, i)), 0, 0) != GS_OK)
+			    w->cols[i]) : gs_field_name(w->cols[i]), 0, 0) !=
+			    GS_OK)
 				return GS_FAIL(GS_EIO,
 				    "cannot write the export");
 	}
@@ -264,6 +269,57 @@ put_header(struct walk *w)
 	    "clock_suspect,attachments_expected,attachments_present\r\n",
 	    w->out) == EOF)
 		return GS_FAIL(GS_EIO, "cannot write the export");
+	return GS_OK;
+}
+
+/* Adds the fields of form f that no column names yet. */
+static int
+add_columns(struct walk *w, const struct gs_form *f, size_t cap)
+{
+	size_t i, j, nf = gs_form_nfields(f);
+	const struct gs_field *fd;
+
+	for (i = 0; i < nf; i++) {
+		fd = gs_form_field_at(f, i);
+		for (j = 0; j < w->ncols; j++)
+			if (strcmp(gs_field_name(w->cols[j]),
+			    gs_field_name(fd)) == 0)
+				break;
+		if (j < w->ncols)
+			continue;
+		if (w->ncols == cap)
+			return GS_FAIL(GS_EINTERNAL, "export columns");
+		w->cols[w->ncols++] = fd;
+	}
+	return GS_OK;
+}
+
+/*
+ * The per-field columns of type (see struct walk): the newest form's
+ * fields, then, version by version downwards, the fields an older version
+ * has and no newer one does.  A form published without a field must not
+ * take that field's values out of the sheet for the records collected
+ * with it.
+ */
+static int
+columns(const struct gs_schema *schema, const char *type, struct walk *w)
+{
+	const struct gs_form *newest = gs_schema_form(schema, type), *f;
+	size_t cap = 0;
+	int v, r;
+
+	for (v = gs_form_version(newest); v >= 1; v--)
+		if ((f = gs_schema_form_version(schema, type, v)) != NULL)
+			cap += gs_form_nfields(f);
+	if ((w->cols = gs_calloc(cap > 0 ? cap : 1, sizeof(*w->cols))) ==
+	    NULL)
+		return GS_FAIL(GS_ENOMEM, "export columns");
+	if ((r = add_columns(w, newest, cap)) != GS_OK)
+		return r;
+	for (v = gs_form_version(newest) - 1; v >= 1; v--)
+		if ((f = gs_schema_form_version(schema, type, v)) != NULL &&
+		    (r = add_columns(w, f, cap)) != GS_OK)
+			return r;
 	return GS_OK;
 }
 
@@ -281,8 +337,12 @@ pf_export(struct pf_store *st, const struct gs_schema *schema,
 	w.csv = format == PF_EXPORT_CSV || format == PF_EXPORT_CSV_ZH;
 	w.zh = format == PF_EXPORT_CSV_ZH;
 	gs_buf_init(&w.cell, 1u << 20);
-	if (w.csv && type != NULL && schema != NULL)
-		w.form = gs_schema_form(schema, type);
+	if (w.csv && type != NULL && schema != NULL &&
+	    gs_schema_form(schema, type) != NULL) {
+		w.per_field = 1;
+		if ((r = columns(schema, type, &w)) != GS_OK)
+			goto out;
+	}
 	if (w.csv && (r = put_header(&w)) != GS_OK)
 		goto out;
 	r = st->ops->record_each(st, type, grid, each, &w);
@@ -292,5 +352,6 @@ out:
 	if (count != NULL)
 		*count = w.n;
 	gs_buf_release(&w.cell);
+	gs_free(w.cols);
 	return r;
 }

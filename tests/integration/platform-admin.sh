@@ -5,8 +5,8 @@
 # --type, resolve and quarantine ids out of range, resolve --set that does
 # not validate (one error line, nothing changed), a delete against an
 # edit shown in words an admin can act on, enroll with a worker or grid no
-# change line can carry, and export and reconcile filters no record can
-# match.
+# change line can carry, export and reconcile filters no record can
+# match, and CSV columns for every field of every form version held.
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -188,6 +188,36 @@ expect_exit 64 "reconcile --worker with a backslash too" pf reconcile --worker '
 expect_exit 0 "a well-formed grid without records is an empty export" \
 	pf export --grid 999999999999
 check "... empty" test ! -s "$T_TMP/out"
+
+# --- CSV columns when a form version drops a field --------------------------
+# The columns were the newest form's only: once event v2 (without
+# handling_note) was published, the CSV of the events collected with v1
+# lost their handling_note values.
+HN=$(event '{"handling_note": "已劝离，现场整改完毕"}')
+ag sync >/dev/null 2>&1
+"$PY" - "$GS_TOP/schema/forms/event.json" "$T_TMP/event-v2.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["version"] = 2
+hn = [f for f in d["fields"] if f["name"] == "handling_note"][0]
+d["fields"] = [f for f in d["fields"] if f["name"] != "handling_note"]
+hn = dict(hn, name="handling", label="处置结果")
+d["fields"].append(hn)
+json.dump(d, open(sys.argv[2], "w"), ensure_ascii=False)
+PY
+expect_exit 0 "publish event v2: handling_note renamed handling" \
+	pf reference add "$T_TMP/event-v2.json"
+expect_exit 0 "export --type event --format csv" pf export --type event --format csv
+"$PY" - "$T_TMP/out" "$HN" <<'PY' >"$T_TMP/v2.res" 2>&1
+import csv, io, sys
+rows = list(csv.DictReader(io.StringIO(open(sys.argv[1], encoding="utf-8-sig").read(), newline="")))
+print("columns", " ".join(k for k in rows[0] if k in ("handling", "handling_note")))
+print("value", [r for r in rows if r["uuid"] == sys.argv[2]][0].get("handling_note"))
+PY
+check "the v2 field and the v1-only field each have a column (newest first)" \
+	grep -q "^columns handling handling_note$" "$T_TMP/v2.res"
+check "... and the v1 record keeps its value" \
+	grep -q "^value 已劝离，现场整改完毕$" "$T_TMP/v2.res"
 
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
