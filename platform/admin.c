@@ -456,6 +456,83 @@ out:
 	return r;
 }
 
+/* Two field values are the same (absent and null are both "no value"). */
+static int
+same_value(json_t *a, json_t *b)
+{
+	if (a == NULL || json_is_null(a))
+		return b == NULL || json_is_null(b);
+	return b != NULL && json_equal(a, b);
+}
+
+/* Whether --set names the field. */
+static int
+set_names(char **set, int nset, const char *name)
+{
+	size_t n = strlen(name);
+	int i;
+
+	for (i = 0; i < nset; i++)
+		if (strncmp(set[i], name, n) == 0 && set[i][n] == '=')
+			return 1;
+	return 0;
+}
+
+/*
+ * The record may have moved on since the conflict was kept (a later
+ * change, a release, another resolution).  The resolution is applied as
+ * a patch (what it changes relative to the platform's state then,
+ * `theirs`); a field of that patch that has changed since would be
+ * overwritten by a choice made between values one of which is stale: the
+ * admin took "device" over "甲", and a worker has set "丙" since.  That is
+ * refused (GS_ECONFLICT, naming the field and its value now), unless the
+ * admin names the field's value with --set.  A record deleted since is
+ * kept deleted by --take platform (the platform's state, as it is now)
+ * and refused otherwise; one restored since is refused for --take
+ * platform, which would delete it again.  *deleted is set when the
+ * resolution keeps the record deleted.
+ */
+static int
+moved_on(long long id, const struct cur *c, json_t *theirs, json_t *patch,
+    const char *take, char **set, int nset, int *deleted)
+{
+	const char *k;
+	json_t *v, *now;
+	char *txt;
+	int platform = take != NULL && strcmp(take, "platform") == 0, r;
+
+	if (c->deleted && theirs != NULL) {
+		if (platform) {
+			json_object_clear(patch);
+			*deleted = 1;
+			return GS_OK;
+		}
+		return GS_FAIL(GS_ECONFLICT, "conflict %lld: the record was "
+		    "deleted on the platform since (rev %lld); --take "
+		    "platform keeps it deleted", id, (long long)c->rev);
+	}
+	if (!c->deleted && theirs == NULL && platform)
+		return GS_FAIL(GS_ECONFLICT, "conflict %lld: the record was "
+		    "restored on the platform since (rev %lld); --take "
+		    "platform would delete it again: look at it and use "
+		    "--take device or --set", id, (long long)c->rev);
+	json_object_foreach(patch, k, v) {
+		now = json_object_get(c->fields, k);
+		if (set_names(set, nset, k) ||
+		    same_value(json_object_get(theirs, k), now))
+			continue;
+		txt = json_dumps(now != NULL ? now : json_null(),
+		    JSON_ENCODE_ANY | JSON_COMPACT);
+		r = GS_FAIL(GS_ECONFLICT, "conflict %lld: %s changed on the "
+		    "platform since (rev %lld, now %.200s): decide it with "
+		    "--set %s=VALUE", id, k, (long long)c->rev,
+		    txt != NULL ? txt : "?", k);
+		free(txt);
+		return r;
+	}
+	return GS_OK;
+}
+
 /* Removes null values (a --set NAME= clears the field). */
 static void
 drop_nulls(json_t *o)
@@ -566,8 +643,14 @@ pf_cmd_resolve(struct pf_platform *pf, int argc, char **argv)
 	/* The record may have moved on since the conflict: carry over only
 	 * what the resolution changes relative to the platform's state at
 	 * that time. */
-	if ((patch = gs_merge_diff(theirs, target)) == NULL ||
-	    (final = gs_merge_apply(c.fields, patch)) == NULL) {
+	if ((patch = gs_merge_diff(theirs, target)) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "resolve");
+		goto out;
+	}
+	if ((r = moved_on(id, &c, theirs, patch, take, set, nset,
+	    &deleted)) != GS_OK)
+		goto out;
+	if ((final = gs_merge_apply(c.fields, patch)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "resolve");
 		goto out;
 	}

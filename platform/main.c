@@ -161,7 +161,10 @@ static const char *const cmd_help[][2] = {
 	    "[--by NAME]\n"
 	    "Resolves a conflict as a new revision of the record made by the "
 	    "admin\n(--by, else $USER); it reaches every device of the grid "
-	    "on its next sync.\n" },
+	    "on its next sync.\nWhat changed on the record since the conflict "
+	    "is never overwritten unseen:\n--take is refused for a field that "
+	    "changed since (name its value with\n--set), and a record deleted "
+	    "since stays deleted with --take platform.\n" },
 	{ "review", "usage: gridplatform review UUID --state "
 	    "approved|has_issues|rejected\n       [--comment TEXT] [--by "
 	    "NAME]\nRecords a review verdict (the comment: at most 1000 "

@@ -3,10 +3,12 @@
 # (DESIGN.md sections 6 and 7): CSV export of values a device collected
 # that a spreadsheet would run as formulas, export --json and an unknown
 # --type, resolve and quarantine ids out of range, resolve --set that does
-# not validate (one error line, nothing changed), a delete against an
-# edit shown in words an admin can act on, enroll with a worker or grid no
-# change line can carry, export and reconcile filters no record can
-# match, and CSV columns for every field of every form version held.
+# not validate (one error line, nothing changed), resolve after the
+# record moved on (never a silent overwrite of the newer value), a delete
+# against an edit shown in words an admin can act on, enroll with a
+# worker or grid no change line can carry, export and reconcile filters
+# no record can match, and CSV columns for every field of every form
+# version held.
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -139,6 +141,77 @@ check "the refused resolutions changed nothing" cmp -s "$T_TMP/before" "$T_TMP/a
 [ "$(pf conflicts --json --open | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] &&
 	ok "... the conflict still waits" || fail "... the conflict still waits"
 expect_exit 0 "resolve --take device" pf resolve "$ID" --take device
+
+# --- resolve after the record moved on --------------------------------------
+# A conflict on the title waits; then A sets the title again (a fast
+# forward).  --take device chose between two values, one of them stale,
+# and overwrote A's newer title unseen.
+W=$(event '{"title": "旧"}')
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+ag edit "$W" title=甲1 >/dev/null
+ag2 edit "$W" title=乙1 place=乙地 >/dev/null
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+ID3=$(pf conflicts --json --open | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+ag sync >/dev/null 2>&1
+ag edit "$W" title=甲2 >/dev/null
+ag sync >/dev/null 2>&1
+wfield() { pf export --type event | "$PY" -c 'import json,sys
+for l in sys.stdin:
+    d = json.loads(l)
+    if d["uuid"] == sys.argv[1]: print(d["rev"], d["fields"].get(sys.argv[2]))' "$W" "$1"; }
+before=$(wfield title)
+expect_exit 65 "resolve --take device after the title moved on is refused" \
+	pf resolve "$ID3" --take device
+check "... in one line naming the field, its value now and what to do" sh -c \
+	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: conflict [0-9]*: title changed on the platform since (rev [0-9]*, now \"甲2\"): decide it with --set title=VALUE$" "$1"' \
+	- "$T_TMP/err"
+[ "$(wfield title)" = "$before" ] && ok "... and the newer title is kept (${before#* })" ||
+	fail "... and the newer title is kept ($(wfield title))"
+expect_exit 0 "--take platform keeps the newer title and merges B's place" \
+	pf resolve "$ID3" --take platform
+[ "$(wfield title | cut -d' ' -f2)" = 甲2 ] && [ "$(wfield place | cut -d' ' -f2)" = 乙地 ] &&
+	ok "... title 甲2, place 乙地" || fail "... title 甲2, place 乙地 ($(wfield title), $(wfield place))"
+
+# The same with the admin naming the value: allowed.
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+ag edit "$W" title=甲3 >/dev/null
+ag2 edit "$W" title=乙3 >/dev/null
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+ID4=$(pf conflicts --json --open | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+ag sync >/dev/null 2>&1
+ag edit "$W" title=甲4 >/dev/null
+ag sync >/dev/null 2>&1
+expect_exit 0 "resolve --set title=... after it moved on is the admin's value" \
+	pf resolve "$ID4" --set title=定稿
+[ "$(wfield title | cut -d' ' -f2)" = 定稿 ] && ok "... title 定稿" ||
+	fail "... title 定稿 ($(wfield title))"
+
+# Deleted since the conflict: --take device brought the record back.
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+ag edit "$W" title=甲5 >/dev/null
+ag2 edit "$W" title=乙5 >/dev/null
+ag sync >/dev/null 2>&1
+ag2 sync >/dev/null 2>&1
+ID5=$(pf conflicts --json --open | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+ag sync >/dev/null 2>&1
+ag delete "$W" --reason 重复 >/dev/null
+ag sync >/dev/null 2>&1
+wdel() { pf export --type event | "$PY" -c 'import json,sys
+for l in sys.stdin:
+    d = json.loads(l)
+    if d["uuid"] == sys.argv[1]: print(d["deleted"])' "$W"; }
+expect_exit 65 "resolve --take device of a record deleted since is refused" \
+	pf resolve "$ID5" --take device
+check "... saying so" grep -q "the record was deleted on the platform since" "$T_TMP/err"
+[ "$(wdel)" = True ] && ok "... and it stays deleted" || fail "... and it stays deleted"
+expect_exit 0 "--take platform closes it, the record kept deleted" \
+	pf resolve "$ID5" --take platform
+[ "$(wdel)" = True ] && ok "... still deleted" || fail "... still deleted"
 
 # --- a delete against an edit, in words ------------------------------------
 ag sync >/dev/null 2>&1
