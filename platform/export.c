@@ -258,9 +258,11 @@ put_header(struct walk *w)
 		if (fputs(w->zh ? "字段," : "fields,", w->out) == EOF)
 			return GS_FAIL(GS_EIO, "cannot write the export");
 	} else {
+		/* Labels are text from published forms (reference add):
+		 * defused like any other text cell. */
 		for (i = 0; i < w->ncols; i++)
 			if (put_cell(w->out, w->zh ? gs_field_label(
-			    w->cols[i]) : gs_field_name(w->cols[i]), 0, 0) !=
+			    w->cols[i]) : gs_field_name(w->cols[i]), 1, 0) !=
 			    GS_OK)
 				return GS_FAIL(GS_EIO,
 				    "cannot write the export");

@@ -7,8 +7,8 @@
 # record moved on (never a silent overwrite of the newer value), a delete
 # against an edit shown in words an admin can act on, enroll with a
 # worker or grid no change line can carry, export and reconcile filters
-# no record can match, and CSV columns for every field of every form
-# version held.
+# no record can match, and CSV columns (and Chinese headers, defused too)
+# for every field of every form version held.
 set -u
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
@@ -291,6 +291,24 @@ check "the v2 field and the v1-only field each have a column (newest first)" \
 	grep -q "^columns handling handling_note$" "$T_TMP/v2.res"
 check "... and the v1 record keeps its value" \
 	grep -q "^value 已劝离，现场整改完毕$" "$T_TMP/v2.res"
+
+# A label is text too: the Chinese headers come from published forms.
+"$PY" - "$T_TMP/event-v2.json" "$T_TMP/event-v3.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["version"] = 3
+[f for f in d["fields"] if f["name"] == "title"][0]["label"] = "=HYPERLINK(\"http://evil.example/\",\"x\")"
+json.dump(d, open(sys.argv[2], "w"), ensure_ascii=False)
+PY
+expect_exit 0 "publish event v3 with a label that is a formula" \
+	pf reference add "$T_TMP/event-v3.json"
+expect_exit 0 "export --type event --format csv --headers zh" \
+	pf export --type event --format csv --headers zh
+"$PY" -c 'import csv, io, sys
+h = next(csv.reader(io.StringIO(open(sys.argv[1], encoding="utf-8-sig").read(), newline="")))
+sys.exit(0 if h[10] == "'"'"'=HYPERLINK(\"http://evil.example/\",\"x\")" else 1)' "$T_TMP/out" &&
+	ok "... the header cell gets a leading '" ||
+	fail "... the header cell gets a leading ' ($(head -n 1 "$T_TMP/out" | cut -d, -f11))"
 
 check "platform store intact" sh -c "[ \"\$(sqlite3 '$PH/platform.db' 'PRAGMA integrity_check')\" = ok ]"
 done_testing
