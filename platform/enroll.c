@@ -235,7 +235,14 @@ pf_enroll_redeem(struct pf_platform *pf, const char *ip,
 	    (r = get_hex(o, "proof", proof, sizeof(proof))) != GS_OK ||
 	    (r = get_hex(o, "self_sig", sig, sizeof(sig))) != GS_OK)
 		goto fail;
+	/* Shown to admins (devices --json): plain text, and whole. */
 	ver = json_string_value(json_object_get(o, "agent_version"));
+	if (ver != NULL && *ver != '\0' && gs_batch_check_label(
+	    "agent_version", ver, sizeof(d.agent_version) - 1) != GS_OK) {
+		r = GS_FAIL(GS_EPARSE, "agent_version must be a short string "
+		    "without control characters, quotes or backslashes");
+		goto fail;
+	}
 	gs_strlcpy(d.agent_version, ver != NULL ? ver : "",
 	    sizeof(d.agent_version));
 	gs_hex_encode(tid, token_id, sizeof(token_id));

@@ -185,10 +185,14 @@ heartbeat(struct pf_platform *pf, const struct pf_request *req,
 		if ((r = hb_int(o, keys[i], &v[i])) != GS_OK)
 			goto out;
 	hh = json_string_value(json_object_get(o, "chain_head"));
+	/* Printed by reconcile to an admin's terminal: plain text only (an
+	 * escape sequence from a device must not reach it). */
 	ver = json_string_value(json_object_get(o, "version"));
-	if (ver == NULL || strlen(ver) > 63) {
+	if (ver == NULL || gs_batch_check_label("heartbeat: version", ver,
+	    63) != GS_OK) {
 		r = GS_FAIL(GS_EINVAL, "heartbeat: version must be a short "
-		    "string");
+		    "string without control characters, quotes or "
+		    "backslashes");
 		goto out;
 	}
 	if (hh != NULL && *hh != '\0') {

@@ -1245,6 +1245,108 @@ test_enroll_refusals(void **state)
 	assert_int_equal(count(f, "devices"), 2);
 }
 
+/* A request made in the test, not on a socket: its query is ?t=&sig=. */
+struct fake_query {
+	char t[24];
+	char sig[129];
+};
+
+static const char *
+fake_query(const struct pf_request *req, const char *name)
+{
+	const struct fake_query *q = req->conn_;
+
+	if (strcmp(name, "t") == 0)
+		return q->t;
+	if (strcmp(name, "sig") == 0)
+		return q->sig;
+	return NULL;
+}
+
+/* A heartbeat with body, signed by d: the answer's HTTP status. */
+static int
+heartbeat_as(struct fx *f, const struct device *d, const char *body)
+{
+	struct fake_query q;
+	struct pf_request req;
+	struct pf_response resp;
+	unsigned char sig[64];
+	char path[96];
+	int64_t t = gs_now_ms();
+
+	snprintf(path, sizeof(path), "/v1/devices/%s/heartbeat", d->hex);
+	assert_int_equal(gs_req_sign(sig, "POST", path, 0, t, body,
+	    strlen(body), d->sk), GS_OK);
+	snprintf(q.t, sizeof(q.t), "%lld", (long long)t);
+	gs_hex_encode(q.sig, sig, sizeof(sig));
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.path = path;
+	req.ip = "10.0.0.1";
+	req.body = (const unsigned char *)body;
+	req.body_len = strlen(body);
+	req.query = fake_query;
+	req.conn_ = &q;
+	memset(&resp, 0, sizeof(resp));
+	gs_buf_init(&resp.body, 4096);
+	pf_api_heartbeat(f->pf, &req, d->hex, &resp);
+	gs_buf_release(&resp.body);
+	return resp.status;
+}
+
+/*
+ * What a device reports is printed to an admin's terminal (reconcile's
+ * "device says ... version V", devices --json): an escape sequence or a
+ * line break in its version is refused, in the heartbeat and at
+ * enrollment; they were stored and printed as sent.
+ */
+static void
+test_device_text(void **state)
+{
+	struct fx *f = *state;
+	static const char hb[] = "{\"unsent\":0,\"outbox\":0,"
+	    "\"last_seq\":0,\"acked_seq\":0,\"rejected\":0,"
+	    "\"quarantined\":0,\"chain_head\":\"\",\"free_bytes\":0,"
+	    "\"version\":";
+	char body[512];
+	struct gs_buf code;
+	struct gs_enroll_code c;
+	unsigned char id[16], pk[32], sk[64], proof[32], sig[64];
+	char tid[33], did[33], dpk[65], ph[65], sh[129];
+	json_t *ans = NULL;
+
+	snprintf(body, sizeof(body), "%s\"0.1.0\"}", hb);
+	assert_int_equal(heartbeat_as(f, &f->a, body), 200);
+	snprintf(body, sizeof(body), "%s\"0.1\\u001b[2J\"}", hb);
+	assert_int_equal(heartbeat_as(f, &f->a, body), 400);
+	snprintf(body, sizeof(body), "%s\"0.1\\nok\"}", hb);
+	assert_int_equal(heartbeat_as(f, &f->a, body), 400);
+
+	gs_buf_init(&code, 4096);
+	assert_int_equal(pf_enroll_create(f->pf, "w", "n", "g", 60, &code),
+	    GS_OK);
+	assert_int_equal(gs_enroll_code_decode(&c, code.data), GS_OK);
+	gs_buf_release(&code);
+	gs_random(id, 16);
+	gs_crypto_sign_keypair(pk, sk);
+	gs_enroll_proof(proof, c.token, c.token_id, id, pk);
+	assert_int_equal(gs_enroll_self_sign(sig, c.token_id, id, sk), GS_OK);
+	gs_hex_encode(tid, c.token_id, 16);
+	gs_hex_encode(did, id, 16);
+	gs_hex_encode(dpk, pk, 32);
+	gs_hex_encode(ph, proof, 32);
+	gs_hex_encode(sh, sig, 64);
+	snprintf(body, sizeof(body), "{\"token_id\":\"%s\",\"device_id\":"
+	    "\"%s\",\"device_pk\":\"%s\",\"proof\":\"%s\",\"self_sig\":"
+	    "\"%s\",\"agent_version\":\"x\\u001b]0;pwned\\u0007\"}", tid,
+	    did, dpk, ph, sh);
+	assert_int_equal(pf_enroll_redeem(f->pf, "10.0.0.3",
+	    (unsigned char *)body, strlen(body), &ans), GS_EPARSE);
+	assert_null(ans);
+	assert_int_equal(count(f, "devices"), 2);
+	gs_enroll_code_wipe(&c);
+}
+
 /*
  * pf_export of f->pf's records of type and grid (NULL = all) in format,
  * as text (free it); asserts GS_OK and that want records were written.
@@ -3441,6 +3543,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_enroll_refusals, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_mutations, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_device_text, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_cells, setup,
