@@ -60,8 +60,10 @@ enum gs_db_flags {
  * not a database gives GS_ECORRUPT, and so does, untouched, a database
  * that is not of these migrations: one at user_version 0 that already
  * holds tables, or one past 0 without every table of migration 0001 (the
- * other program's store, a store with such a table dropped).  *out is the
- * caller's (gs_db_close).
+ * other program's store: "damaged, or not the agent's database: it has
+ * no table record"), or without any other table, index, trigger or view
+ * that the migrations up to its version leave ("damaged: table outbox is
+ * missing; nothing was changed").  *out is the caller's (gs_db_close).
  *
  * A file that exists but cannot be written, with the -wal and -shm that
  * SQLite makes beside it (a read-only mount, even for root; a file or

@@ -277,6 +277,33 @@ done
 check "empty agent.db: left empty" sh -c 'test -f "$1" && test ! -s "$1"' - \
     "$T_TMP/junk/agent.db"
 
+# ---- a store of ours that lost a table, an index or a trigger (a DROP
+# by hand, a bad restore) is damaged: refused on every command, left as
+# it was.  Without its outbox, collect saved and only sync failed ("no
+# such table: outbox"); without an index or a trigger nothing was said.
+"$A" --home "$T_TMP/whole" init --grid 440307001001 --worker W0001 \
+	--passphrase-file "$PASS" >/dev/null 2>&1
+for obj in "table outbox" "table pending_creation" "index change_unsent" \
+    "trigger audit_no_update"; do
+	rm -rf "$T_TMP/lost"
+	cp -R "$T_TMP/whole" "$T_TMP/lost"
+	sqlite3 "$T_TMP/lost/agent.db" "DROP $obj"
+	cp "$T_TMP/lost/agent.db" "$T_TMP/lost.db"
+	for c in "collect person --json $T_TMP/one.json" status sync; do
+		# shellcheck disable=SC2086
+		expect_exit 74 "$obj dropped: ${c%% *} exits 74" "$A" \
+		    --home "$T_TMP/lost" $c
+		check "... one line: $obj is missing" sh -c \
+		    'test "$(wc -l <"$1")" = 1 &&
+		    grep -q "^gridagent: .*agent.db: damaged: $2 is missing" "$1"' \
+		    - "$T_TMP/err" "$obj"
+	done
+	check "$obj dropped: left as it was" cmp -s "$T_TMP/lost/agent.db" \
+	    "$T_TMP/lost.db"
+done
+expect_exit 0 "the same store whole: collect saves" "$A" \
+    --home "$T_TMP/whole" collect person --json "$T_TMP/one.json"
+
 # ---- a damaged wrap of the data key is damage, not a wrong passphrase:
 # the right passphrase was "wrong passphrase (9 attempts left before the
 # data key is destroyed)" and counted as a failed attempt.

@@ -300,6 +300,29 @@ for kind in garbage header truncated agent foreign empty; do
 	esac
 done
 
+# A store of ours that lost a table, an index or a trigger is damaged:
+# refused on every command (74), one line naming what is missing, left as
+# it was.  Before, a dropped device_keys or feed table was found only by
+# the request that needed it, and a dropped index or trigger never.
+for obj in "table device_keys" "table feed" "index feed_by_grid" \
+    "trigger feed_task_new" "view revision_fields"; do
+	cp "$H/platform.db" "$D/platform.db"
+	sqlite3 "$D/platform.db" "DROP $obj"
+	cp "$D/platform.db" "$T_TMP/damaged.db"
+	for c in devices export "serve --listen 127.0.0.1:0" \
+	    "enroll --worker w --name n --grid 110101001"; do
+		# shellcheck disable=SC2086
+		expect_exit 74 "$obj dropped: ${c%% *} exits 74" "$PF" \
+		    --home "$D" $c
+		check "... one line: $obj is missing" sh -c \
+		    'test "$(wc -l <"$1")" = 1 &&
+		    grep -q "^gridplatform: .*platform.db: damaged: $2 is missing" "$1"' \
+		    - "$T_TMP/err" "$obj"
+	done
+	check "$obj dropped: left as it was" cmp -s "$D/platform.db" \
+	    "$T_TMP/damaged.db"
+done
+
 # A store whose user_version was set back to 3 is left as it was: the
 # open ran migration 0004 again (it rebuilds the changes ledger, and
 # succeeded), committed schema 4, then failed in 0005 on a table it had.

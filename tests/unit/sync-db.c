@@ -181,6 +181,123 @@ test_older_migrates(void **state)
 	assert_null(db);
 }
 
+/* Writes n bytes of b to p, replacing it. */
+static void
+spit(const char *p, const char *b, size_t n)
+{
+	FILE *f = fopen(p, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * A store of ours that lost any one object is refused, untouched: every
+ * table, index, trigger and view that a fresh store of each program has
+ * is dropped in turn.  This is also the check of sync/db.c's reading of
+ * the migrations (schema_expected): an object it does not know of would
+ * be dropped unnoticed here, and one it wrongly expects would refuse the
+ * fresh store.  A dropped outbox took saves that only sync refused.
+ */
+static void
+test_missing_object(void **state)
+{
+	static const char *const prefixes[] = { "agent", "platform" };
+	struct gs_db *db = NULL;
+	struct gs_stmt *st = NULL;
+	char names[256][80];
+	char *pristine;
+	size_t np, k;
+	int i, n;
+
+	(void)state;
+	for (k = 0; k < sizeof(prefixes) / sizeof(prefixes[0]); k++) {
+		unlink(path);
+		assert_int_equal(gs_db_open(path, prefixes[k], GS_DB_CREATE,
+		    &db), GS_OK);
+		assert_int_equal(gs_stmt_prepare(db, "SELECT type, name FROM "
+		    "sqlite_master WHERE name NOT LIKE 'sqlite%' ORDER BY 2",
+		    &st), GS_OK);
+		for (n = 0; gs_stmt_step(st) == GS_ROW && n < 256; n++)
+			snprintf(names[n], sizeof(names[n]), "DROP %s %s",
+			    gs_stmt_text(st, 0), gs_stmt_text(st, 1));
+		gs_stmt_finalize(st);
+		gs_db_close(db);
+		/* Every kind is there to be lost: tables, indexes, triggers
+		 * (and the platform's view). */
+		assert_true(n > 20);
+		pristine = slurp(path, &np);
+		assert_non_null(pristine);
+		for (i = 0; i < n; i++) {
+			spit(path, pristine, np);
+			assert_int_equal(gs_db_open(path, NULL, 0, &db), GS_OK);
+			assert_int_equal(gs_db_exec(db, names[i]), GS_OK);
+			gs_db_close(db);
+			if (gs_db_open(path, prefixes[k], 0, &db) !=
+			    GS_ECORRUPT)
+				fail_msg("%s store after %s: not refused",
+				    prefixes[k], names[i]);
+			assert_null(db);
+		}
+		spit(path, pristine, np);
+		free(pristine);
+		assert_int_equal(gs_db_open(path, prefixes[k], 0, &db), GS_OK);
+		gs_db_close(db);
+	}
+}
+
+/*
+ * A store at each older version, made by running its migrations by hand,
+ * is whole for the check (opened read-only: left at that version), and
+ * then migrates: the reading of DROP and RENAME follows SQLite's.
+ */
+static void
+test_every_version_whole(void **state)
+{
+	static const char *const prefixes[] = { "agent", "platform" };
+	const struct gs_embedded *e;
+	struct gs_db *db = NULL;
+	char pragma[64], pfx[16];
+	size_t k;
+	int v, latest;
+
+	(void)state;
+	for (k = 0; k < sizeof(prefixes) / sizeof(prefixes[0]); k++) {
+		latest = gs_db_latest_version(prefixes[k]);
+		snprintf(pfx, sizeof(pfx), "%s/", prefixes[k]);
+		for (v = 1; v <= latest; v++) {
+			unlink(path);
+			assert_int_equal(gs_db_open(path, NULL, GS_DB_CREATE,
+			    &db), GS_OK);
+			for (e = gs_embedded_files; e->name != NULL; e++) {
+				if (strncmp(e->name, pfx, strlen(pfx)) != 0 ||
+				    strtol(e->name + strlen(pfx), NULL, 10) >
+				    v ||
+				    strcmp(e->name + strlen(e->name) - 4,
+				    ".sql") != 0)
+					continue;
+				assert_int_equal(gs_db_exec(db,
+				    (const char *)e->data), GS_OK);
+			}
+			snprintf(pragma, sizeof(pragma),
+			    "PRAGMA user_version = %d", v);
+			assert_int_equal(gs_db_exec(db, pragma), GS_OK);
+			gs_db_close(db);
+			if (gs_db_open(path, prefixes[k], GS_DB_READONLY, &db)
+			    != GS_OK)
+				fail_msg("%s at version %d: refused",
+				    prefixes[k], v);
+			assert_int_equal(gs_db_version(db), v);
+			gs_db_close(db);
+			assert_int_equal(gs_db_open(path, prefixes[k], 0, &db),
+			    GS_OK);
+			assert_int_equal(gs_db_version(db), latest);
+			gs_db_close(db);
+		}
+	}
+}
+
 static void
 test_newer_refused(void **state)
 {
@@ -810,6 +927,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_newer_refused, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_missing_object, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_every_version_whole,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_db, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_statements, setup,
