@@ -16,6 +16,8 @@
  * An unknown path is 404 not_found; a known path with another method is
  * 405 method_not_allowed; both are answered without reading a body.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -318,11 +320,71 @@ handle(void *ctx, const struct pf_request *req, struct pf_response *resp)
 	}
 }
 
+/*
+ * The handler's refuse (http.h), for a request that waits for "100
+ * Continue" before its body: refused from its headers alone when an id
+ * in its path is not lower-case hex, or its device is not enrolled here,
+ * or (attachments, rekey) revoked: what handle() would answer once the
+ * body was in, whatever the body (a batch's envelope must name the
+ * path's device).  A revoked device's batch is not refused: it is
+ * quarantined and answered with a receipt (ingest.c), body needed.
+ * Enrollment has nothing to refuse before its body.
+ */
+static int
+refuse(void *ctx, const struct pf_request *req, struct pf_response *resp)
+{
+	struct pf_platform *pf = ctx;
+	char dev[33], bid[33], ahash[65], msg[96];
+	unsigned char id[16];
+	struct pf_device d;
+	int pull, revoked_too = 0, r;
+
+	if (pf_att_match(req->path, dev, ahash)) {
+		if (ids_refused(resp, dev, 32, ahash, 64))
+			goto refused;
+		revoked_too = 1;
+	} else if (pf_rekey_match(req->path, dev)) {
+		if (ids_refused(resp, dev, 32, NULL, 0))
+			goto refused;
+		revoked_too = 1;
+	} else if (pf_recon_match(req->path, dev, &pull)) {
+		if (ids_refused(resp, dev, 32, NULL, 0))
+			goto refused;
+	} else if (route_of(req->path, dev, bid) == R_BATCH) {
+		if (ids_refused(resp, dev, 32, bid, 32))
+			goto refused;
+	} else
+		return 0;
+	if (gs_hex_decode(id, sizeof(id), dev) != GS_OK)
+		return 0;
+	(void)pthread_mutex_lock(&pf->read_lock);
+	r = pf->reader->ops->device_get(pf->reader, id, &d);
+	(void)pthread_mutex_unlock(&pf->read_lock);
+	if (r == GS_ENOTFOUND) {
+		snprintf(msg, sizeof(msg), "device %s is not enrolled here",
+		    dev);
+		pf_http_error(resp, GS_EUNKNOWNDEVICE, msg);
+		goto refused;
+	}
+	if (r == GS_OK && revoked_too && d.revoked) {
+		pf_http_error(resp, GS_EREVOKED, "device has been revoked");
+		goto refused;
+	}
+	/* Known (or not found out now: handle() will say): go on. */
+	return 0;
+refused:
+	gs_log(GS_LOG_INFO, "%s %s from %s: refused before its body "
+	    "(Expect: 100-continue): %d", req->method, req->path, req->ip,
+	    resp->status);
+	return 1;
+}
+
 void
 pf_api_handler(struct pf_platform *pf, struct pf_http_handler *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->body_max = body_max;
 	h->handle = handle;
+	h->refuse = refuse;
 	h->ctx = pf;
 }

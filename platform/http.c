@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -348,14 +349,17 @@ watchdog(void *arg)
  * Runs the handler on a complete request and queues its answer.  The
  * per-thread error detail is cleared first, so a message left by an
  * earlier request on this pool thread can never leak into this answer.
+ * early: the body is not read yet; only the handler's refuse() is asked,
+ * and its answer queued if it refuses (else nothing is, MHD_YES).
  */
 static enum MHD_Result
 dispatch(struct pf_http *s, struct MHD_Connection *conn,
-    struct req_state *st, const char *url, const char *method)
+    struct req_state *st, const char *url, const char *method, int early)
 {
 	struct pf_request req;
 	struct pf_response resp;
 	enum MHD_Result ret;
+	int refused = 1;
 
 	memset(&req, 0, sizeof(req));
 	memset(&resp, 0, sizeof(resp));
@@ -372,11 +376,33 @@ dispatch(struct pf_http *s, struct MHD_Connection *conn,
 	 * one the device retries forever: the cap only stops runaways. */
 	gs_buf_init(&resp.body, PF_HTTP_RESPONSE_MAX);
 	gs_errmsg_clear();
-	s->h.handle(s->h.ctx, &req, &resp);
+	if (!early)
+		s->h.handle(s->h.ctx, &req, &resp);
+	else if (s->h.refuse == NULL ||
+	    !(refused = s->h.refuse(s->h.ctx, &req, &resp))) {
+		gs_buf_release(&resp.body);
+		return MHD_YES; /* not refused: MHD says "100 Continue" */
+	}
 	ret = send_response(conn, &resp);
 	gs_buf_release(&resp.body);
-	st->answered = 1;
+	st->answered = refused;
 	return ret;
+}
+
+/*
+ * Whether the client waits for "100 Continue" before it sends a body
+ * (RFC 9110 10.1.1).  MHD 0.9.75 answers that for any such request
+ * whose first handler call queued no answer, with a body or without.
+ * Other expectations are ignored, as the RFC allows.
+ */
+static int
+expects_continue(struct MHD_Connection *conn, const char *version)
+{
+	const char *e = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_EXPECT);
+
+	return e != NULL && strcasecmp(e, "100-continue") == 0 &&
+	    version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
 }
 
 /* Does the request announce a body (a Content-Length above 0, or any
@@ -395,7 +421,15 @@ has_body(struct MHD_Connection *conn, const char *cl)
  *   1. once the headers are in (*con_cls NULL): we decide from the route
  *      and Content-Length alone, and may answer at once (413; or 404, 405
  *      and any request that sends a body where none is wanted) before one
- *      body byte is read;
+ *      body byte is read.  A client that sent "Expect: 100-continue"
+ *      waits for our word before it sends the body: MHD says "100
+ *      Continue" only when this call queued no answer, so a request that
+ *      the handler's refuse() already refuses from its headers (a bad
+ *      id, an unknown device) is answered now, and so is one that
+ *      announces no body at all (a PUT without Content-Length): otherwise
+ *      such a client waits for a "100 Continue" it should not get, or
+ *      gets one for a body it will not send, and a client that then
+ *      sends nothing is only dropped at the idle timeout;
  *   2. for every piece of body (*upload_data_size > 0): appended to the
  *      capped buffer, under the wall-clock deadline that MHD's inactivity
  *      timeout does not give (research 5.1: a dribbling client is never
@@ -414,9 +448,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	struct req_state *st = *con_cls;
 	const char *cl;
 	uint64_t declared;
-	int r;
+	int r, expect;
 
-	(void)version;
 	if (st == NULL) {
 		/* First call: headers only.  Decide before any body byte. */
 		st = gs_calloc(1, sizeof(*st));
@@ -430,6 +463,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		gs_buf_init(&st->body, st->max);
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		expect = expects_continue(conn, version);
+		if (expect && !has_body(conn, cl))
+			/* Complete already: the answer, not "100 Continue".
+			 * (MHD closes the connection after an answer queued
+			 * now; such a client is rare.) */
+			return dispatch(s, conn, st, url, method, 0);
 		if (st->max == 0) {
 			/* No body wanted (GET, unknown path, wrong method).
 			 * Without one (no length, no chunks) the answer waits
@@ -440,7 +479,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			 * whatever follows. */
 			if (!has_body(conn, cl))
 				return MHD_YES;
-			return dispatch(s, conn, st, url, method);
+			return dispatch(s, conn, st, url, method, 0);
 		}
 		if (cl != NULL) {
 			if (gs_parse_u64(cl, UINT64_MAX, &declared) != GS_OK) {
@@ -457,6 +496,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				return send_error(conn, GS_ETOOBIG, NULL);
 			}
 		}
+		if (expect)
+			return dispatch(s, conn, st, url, method, 1);
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {
@@ -489,7 +530,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (st->answered)
 		return MHD_YES;
-	return dispatch(s, conn, st, url, method);
+	return dispatch(s, conn, st, url, method, 0);
 }
 
 /* Called by MHD for every request that got a con_cls, however it ended

@@ -12,6 +12,14 @@
  *                           a chunked body that grows past it is cut off
  *                           with 413 too.  0 means "no body needed": the
  *                           request is answered without reading any.
+ *   refuse(request, resp)   (optional) asked, once the headers are in,
+ *                           of a request whose client waits for "100
+ *                           Continue" before it sends the body (Expect:
+ *                           100-continue): non-zero when the request will
+ *                           be refused whatever its body (a malformed id,
+ *                           an unknown device), with that answer in resp.
+ *                           It is sent at once instead of "100 Continue",
+ *                           so the client never sends the body.
  *   handle(request, resp)   the answer, once the body is complete.
  *
  * Handlers run on the pool's threads, several at a time.
@@ -49,6 +57,9 @@ struct pf_response {
 struct pf_http_handler {
 	size_t (*body_max)(void *ctx, const char *method, const char *path);
 	void (*handle)(void *ctx, const struct pf_request *req,
+	    struct pf_response *resp);
+	/* NULL: nothing is refused before the body.  req has no body. */
+	int (*refuse)(void *ctx, const struct pf_request *req,
 	    struct pf_response *resp);
 	void *ctx;
 };

@@ -2525,6 +2525,7 @@ test_http_body_cap(void **state)
 	cfg.listen = "127.0.0.1:0";
 	h.body_max = cap_body_max;
 	h.handle = cap_handle;
+	h.refuse = NULL;
 	h.ctx = NULL;
 	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
 	assert_int_equal(http_put(port, "/x", body, 100, &out), 200);
