@@ -485,6 +485,9 @@ platform_open(const char *home, int read, struct pf_platform **out)
 		    "store");
 		goto out;
 	}
+	/* Before the old keys are listed: a retirement a crash cut short
+	 * leaves a secret key under a name they skip. */
+	pf_keys_finish_retire(pf);
 	if ((r = pf_keys_load_old(pf)) != GS_OK ||
 	    (r = pf_root_load(pf)) != GS_OK)
 		goto out;

@@ -105,7 +105,9 @@ static const char *const cmd_help[][2] = {
 	    "request, which every sync starts with; new codes\npin it) and "
 	    "keeps the old ones so batches sealed to them still open;\n"
 	    "retire deletes an old secret key, refused while a device may "
-	    "still use it\nunless --force.\n" },
+	    "still use it\nunless --force.  A retire cut short (a crash) is "
+	    "finished by the next command\nthat opens the home, with one "
+	    "warning line.\n" },
 	{ "devices", "usage: gridplatform devices [--json]\n"
 	    "Lists enrolled devices with their worker, grid, status and "
 	    "ledger.\n" },

@@ -188,6 +188,17 @@ void pf_platform_free(struct pf_platform *pf);
  */
 /* Loads the old keys of the home (at open); frees them. */
 int pf_keys_load_old(struct pf_platform *pf);
+/*
+ * Finishes the retirements that stopped half-way (at open, before the old
+ * keys are loaded): 'keys retire' renames batch-<kid>.key to
+ * batch-<kid>.key.retired, overwrites it with zeros and unlinks it, and a
+ * crash between the rename and the unlink left the secret key, whole or
+ * half zeroed, under that name.  Each such file is overwritten, synced
+ * and unlinked, with one warning line.  On a home that cannot be written
+ * it only says so (one line each).  Never fails: what cannot be removed
+ * is left, with its line.
+ */
+void pf_keys_finish_retire(struct pf_platform *pf);
 void pf_keys_free_old(struct pf_platform *pf);
 /* The batch key pair for a header's platform kid: the current one or an
  * old one.  GS_OK, or GS_EDECRYPT when no key of that kid is held (sealed

@@ -37,9 +37,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +146,95 @@ save_pair(const char *home, const unsigned char *pk, const unsigned char *sk)
 }
 
 /* ------------------------------------------------------------ old keys */
+
+/*
+ * Overwrites the open file fd (path, for messages) with zeros, its whole
+ * size (half of it with half set: a test's crash point), and syncs it.
+ * GS_OK, or GS_EIO (what could be written is).
+ */
+static int
+zero_file(int fd, const char *path, int half)
+{
+	static const unsigned char zero[4096];
+	struct stat sb;
+	off_t left, at = 0;
+	ssize_t w;
+
+	if (fstat(fd, &sb) != 0)
+		return GS_FAIL(GS_EIO, "cannot stat %s: %s", path,
+		    strerror(errno));
+	for (left = half ? sb.st_size / 2 : sb.st_size; left > 0;
+	    left -= w, at += w)
+		if ((w = pwrite(fd, zero, left > (off_t)sizeof(zero) ?
+		    sizeof(zero) : (size_t)left, at)) <= 0)
+			return GS_FAIL(GS_EIO, "cannot overwrite %s: %s", path,
+			    strerror(errno));
+	if (fsync(fd) != 0)
+		return GS_FAIL(GS_EIO, "cannot overwrite %s: %s", path,
+		    strerror(errno));
+	return GS_OK;
+}
+
+void
+pf_keys_finish_retire(struct pf_platform *pf)
+{
+	DIR *d;
+	struct dirent *e;
+	char path[4200];
+	static const char suffix[] = ".key.retired";
+	struct stat sb;
+	int fd, r;
+
+	if ((d = opendir(pf->home)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+		unsigned char kid[GS_KIDBYTES];
+		char kh[17];
+
+		/* batch-<16 hex>.key.retired, exactly: cmd_retire's name. */
+		if (strncmp(n, "batch-", 6) != 0 ||
+		    strlen(n) != 6 + 16 + sizeof(suffix) - 1 ||
+		    strcmp(n + 22, suffix) != 0)
+			continue;
+		memcpy(kh, n + 6, 16);
+		kh[16] = '\0';
+		if (gs_hex_decode(kid, sizeof(kid), kh) != GS_OK)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pf->home, n);
+		if (pf->readonly) {
+			gs_log(GS_LOG_WARNING, "%s: left by a 'keys retire' "
+			    "that stopped; the home is read-only, so it "
+			    "stays until a command runs where it can be "
+			    "removed", path);
+			continue;
+		}
+		/* A retire under way holds the file's lock (cmd_retire):
+		 * it is not ours to finish.  Nor is a file it unlinked
+		 * while we took the lock. */
+		if ((fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+		    fstat(fd, &sb) != 0 || sb.st_nlink == 0 ||
+		    !S_ISREG(sb.st_mode)) {
+			(void)close(fd);
+			continue;
+		}
+		if ((r = zero_file(fd, path, 0)) == GS_OK &&
+		    unlink(path) != 0 && errno != ENOENT)
+			r = GS_FAIL(GS_EIO, "cannot remove %s: %s", path,
+			    strerror(errno));
+		(void)close(fd);
+		if (r == GS_OK)
+			gs_log(GS_LOG_WARNING, "finished retiring batch key "
+			    "%s: %s, left by a 'keys retire' that stopped, "
+			    "overwritten and removed", kh, path);
+		else
+			gs_log(GS_LOG_WARNING, "%s: left by a 'keys retire' "
+			    "that stopped: %s", path, gs_errmsg(r));
+	}
+	closedir(d);
+}
 
 int
 pf_keys_load_old(struct pf_platform *pf)
@@ -496,14 +587,30 @@ out:
 	return r;
 }
 
+/*
+ * Tests only (tests/integration/keys-rotate.sh): "retire-crash=1" kills
+ * 'keys retire' (SIGKILL) just after it renamed the key to .retired,
+ * "retire-crash=2" once half of that file is overwritten.  The point, or
+ * 0.
+ */
+static int
+fault_retire_crash(void)
+{
+	static long seen;
+	long n;
+	uint64_t v;
+
+	return pf_fault_hit("retire-crash", &seen, &n, &v) ? (int)v : 0;
+}
+
 static int
 cmd_retire(struct pf_platform *pf, const char *kh, int force)
 {
-	unsigned char kid[GS_KIDBYTES], *zero = NULL;
+	unsigned char kid[GS_KIDBYTES];
 	char path[4200], gone[sizeof(path) + 8];
 	int64_t used = 0, unknown = 0;
 	struct stat sb;
-	int fd, r;
+	int fd, r, crash;
 
 	if (strlen(kh) != 16 || gs_hex_decode(kid, sizeof(kid), kh) != GS_OK)
 		return GS_FAIL(GS_EINVAL, "'%.40s' is not a key id (16 hex "
@@ -530,21 +637,39 @@ cmd_retire(struct pf_platform *pf, const char *kh, int force)
 	 * and stop at "is damaged"; a .key gone since the listing it skips.
 	 * Then overwrite, sync, unlink: the secret is gone from the file
 	 * system as far as we can make it (a journaling disk may keep
-	 * copies). */
-	snprintf(gone, sizeof(gone), "%s.retired", path);
-	if (rename(path, gone) != 0)
-		return GS_FAIL(GS_EIO, "cannot remove %s: %s", path,
+	 * copies).  The file stays locked (flock) from before its rename
+	 * to after its unlink: a command that opens the home meanwhile and
+	 * finds the .retired name leaves it to us; one that finds it
+	 * unlocked finishes what a crash here cut short
+	 * (pf_keys_finish_retire). */
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0 ||
+	    flock(fd, LOCK_EX) != 0) {
+		r = GS_FAIL(GS_EIO, "cannot open %s: %s", path,
 		    strerror(errno));
-	if ((fd = open(gone, O_WRONLY | O_CLOEXEC)) >= 0) {
-		if ((zero = gs_calloc(1, (size_t)sb.st_size + 1)) != NULL &&
-		    (write(fd, zero, (size_t)sb.st_size) < 0 || fsync(fd) != 0))
-			gs_log(GS_LOG_WARNING, "could not overwrite %s", gone);
-		gs_free(zero);
-		(void)close(fd);
+		if (fd >= 0)
+			(void)close(fd);
+		return r;
 	}
-	if (unlink(gone) != 0)
-		return GS_FAIL(GS_EIO, "cannot remove %s: %s", gone,
+	snprintf(gone, sizeof(gone), "%s.retired", path);
+	if (rename(path, gone) != 0) {
+		r = GS_FAIL(GS_EIO, "cannot remove %s: %s", path,
 		    strerror(errno));
+		(void)close(fd);
+		return r;
+	}
+	if ((crash = fault_retire_crash()) == 1)
+		(void)raise(SIGKILL);
+	if (crash == 2) {
+		(void)zero_file(fd, gone, 1);
+		(void)raise(SIGKILL);
+	}
+	if ((r = zero_file(fd, gone, 0)) != GS_OK)
+		gs_log(GS_LOG_WARNING, "%s", gs_errmsg(r));
+	r = unlink(gone) != 0 ? GS_FAIL(GS_EIO, "cannot remove %s: %s", gone,
+	    strerror(errno)) : GS_OK;
+	(void)close(fd);
+	if (r != GS_OK)
+		return r;
 	printf("retired %s\n", kh);
 	return GS_OK;
 }

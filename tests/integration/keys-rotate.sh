@@ -6,7 +6,8 @@
 # bundle and seals new batches to the new key; a device enrolled after it
 # seals to the new key; the old key cannot be retired while a device may
 # still use it (unless --force), and once it is, a batch sealed to it is
-# refused and kept on the device.
+# refused and kept on the device; a retire killed between its rename and
+# its unlink is finished by the next command.
 . "$GS_TOP/tests/lib.sh"
 . "$GS_TOP/tests/integration/agent-sync-lib.inc"
 
@@ -101,11 +102,25 @@ expect_exit 77 "retire while an older device has sent nothing is refused" \
 	pf keys retire "$K1"
 check "... saying a device enrolled before the rotation has sent nothing" \
 	grep -q "$K1 may still be in use: the last batch of 0 device(s) used it and 1 device(s) enrolled before the rotation have sent nothing" "$T_TMP/err"
-expect_exit 0 "retire --force" pf keys retire "$K1" --force
-[ ! -e "$PH/batch-$K1.key" ] && [ -f "$PH/batch-$K1.pub" ] &&
-	ok "... the secret key is gone, the public key stays on record" ||
-	fail "... the secret key is gone, the public key stays on record"
+# A retire killed between its rename and its unlink (retire-crash=1) left
+# the whole secret key behind as batch-KID.key.retired, for good: nothing
+# looked at that name again.  The next command (keys list here) finishes
+# the retirement: overwritten, removed, one warning line.
+cp "$PH/batch-$K1.key" "$T_TMP/k1.key"
+GRIDPLATFORM_FAULT=retire-crash=1 pf keys retire "$K1" --force \
+	>/dev/null 2>&1
+[ ! -e "$PH/batch-$K1.key" ] &&
+	cmp -s "$PH/batch-$K1.key.retired" "$T_TMP/k1.key" &&
+	ok "retire --force killed after its rename: the secret key is left as .retired" ||
+	fail "retire --force killed after its rename: the secret key is left as .retired"
 expect_exit 0 "keys list" pf keys list --json
+[ ! -e "$PH/batch-$K1.key.retired" ] && [ ! -e "$PH/batch-$K1.key" ] &&
+	[ -f "$PH/batch-$K1.pub" ] &&
+	ok "... finishes it: the secret key is gone, the public key stays on record" ||
+	fail "... finishes it: the secret key is gone, the public key stays on record"
+check "... saying so in one line" sh -c 'test "$(wc -l <"$1")" = 1 &&
+	grep -q "^gridplatform: warning: finished retiring batch key $2: " "$1"' \
+	- "$T_TMP/err" "$K1"
 [ "$(json_get "$T_TMP/out" '[k["state"] for k in d if k["kid"] == "'"$K1"'"][0]')" = retired ] &&
 	ok "... shows it retired" || fail "... shows it retired"
 restart_platform || fail "platform restarts"
@@ -113,5 +128,46 @@ expect_exit 65 "C's batch sealed to the retired key is refused (65)" \
 	"$GRIDAGENT" --home "$C" sync
 [ "$(sqlite3 "$C/agent.db" "SELECT count(*) FROM outbox WHERE state = 'rejected'")" = 1 ] &&
 	ok "... and kept on the device" || fail "... and kept on the device"
+
+# The same cut short once half of the file is overwritten
+# (retire-crash=2), finished by the next command of any kind (devices);
+# the platform goes on opening batches with the keys it has left.
+expect_exit 0 "keys rotate again" pf keys rotate
+K3=$(cat "$T_TMP/out")
+collect_people 2 77 || fail "collect 2"
+expect_exit 0 "the device syncs (sealed to the previous key)" ag sync
+collect_people 2 78 || fail "collect 2 more"
+expect_exit 0 "the device syncs again" ag sync
+[ "$(kid_of_last_batch "$DEV_A")" = "$K3" ] &&
+	ok "... sealed to the newest key" || fail "... sealed to the newest key"
+GRIDPLATFORM_FAULT=retire-crash=2 pf keys retire "$K2" --force \
+	>/dev/null 2>&1
+[ ! -e "$PH/batch-$K2.key" ] && [ -s "$PH/batch-$K2.key.retired" ] &&
+	[ "$(head -c 1 "$PH/batch-$K2.key.retired" | od -An -tx1 | tr -d ' ')" = 00 ] &&
+	ok "retire killed half-way through the overwrite: .retired left, half zeroed" ||
+	fail "retire killed half-way through the overwrite: .retired left, half zeroed"
+expect_exit 0 "devices" pf devices
+[ ! -e "$PH/batch-$K2.key.retired" ] && [ ! -e "$PH/batch-$K2.key" ] &&
+	grep -q "finished retiring batch key $K2" "$T_TMP/err" &&
+	ok "... finishes it, saying so" || fail "... finishes it, saying so"
+expect_exit 0 "keys list" pf keys list --json
+"$PY" -c '
+import json, sys
+d = {k["kid"]: k["state"] for k in json.load(open(sys.argv[1]))}
+assert d == {sys.argv[2]: "retired", sys.argv[3]: "retired",
+             sys.argv[4]: "current"}, d
+' "$T_TMP/out" "$K1" "$K2" "$K3" &&
+	! ls "$PH" | grep -q 'retired$' &&
+	ok "... lists two retired keys and the current one, no file left" ||
+	fail "... lists two retired keys and the current one, no file left"
+restart_platform || fail "platform restarts"
+collect_people 3 79 || fail "collect 3"
+expect_exit 0 "the device still syncs with the key left" ag sync
+agent_uuids "$T_TMP/a"
+platform_uuids "$T_TMP/p"
+# (41 saved on it, and what the feed brought from the other devices.)
+[ "$(wc -l <"$T_TMP/a")" -ge 41 ] && cmp -s "$T_TMP/a" "$T_TMP/p" &&
+	ok "the device and the platform hold the same records" ||
+	fail "the device and the platform hold the same records"
 
 done_testing
