@@ -516,17 +516,25 @@ pf_platform_open(const char *home, struct pf_platform **out)
 }
 
 void
+pf_platform_readonly_note(struct pf_platform *pf, const char *note)
+{
+	size_t n = strlen(pf->ro_notes);
+
+	snprintf(pf->ro_notes + n, sizeof(pf->ro_notes) - n, "; %s", note);
+}
+
+void
 pf_platform_readonly_warn(const struct pf_platform *pf, const char *home)
 {
 	if (pf->readonly == 1)
 		fprintf(stderr, "gridplatform: warning: %s is read-only: "
-		    "showing what is stored; nothing can be changed there\n",
-		    home);
+		    "showing what is stored; nothing can be changed there%s\n",
+		    home, pf->ro_notes);
 	else if (pf->readonly)
 		fprintf(stderr, "gridplatform: warning: %s is read-only: "
 		    "showing the store file as it is; nothing can be changed "
 		    "there, and a process writing it elsewhere may have "
-		    "changes not shown\n", home);
+		    "changes not shown%s\n", home, pf->ro_notes);
 }
 
 int

@@ -93,6 +93,10 @@ struct pf_platform {
 	/* pf_platform_open_read on a home that cannot be written: 1 or 2
 	 * (gs_db_readonly); 0 otherwise. */
 	int readonly;
+	/* On such a home, what the open would have written and did not
+	 * (a key bundle due for re-issue, ...): "; "-separated, said in
+	 * the one warning line (pf_platform_readonly_warn). */
+	char ro_notes[512];
 	struct pf_store *store;
 	/* A second handle on the same database for the checks before an
 	 * ingest (device lookup, idempotency), so they do not wait behind a
@@ -174,9 +178,12 @@ int pf_platform_open(const char *home, struct pf_platform **out);
  */
 int pf_platform_open_read(const char *home, struct pf_platform **out);
 /* The one warning line of a read on a home that cannot be written
- * (pf->readonly), on stderr; nothing when it can be. */
+ * (pf->readonly), on stderr, with its notes; nothing when it can be. */
 void pf_platform_readonly_warn(const struct pf_platform *pf,
     const char *home);
+/* Adds a note to that line (a static or short string): what the open of
+ * a read-only home left undone. */
+void pf_platform_readonly_note(struct pf_platform *pf, const char *note);
 void pf_platform_free(struct pf_platform *pf);
 
 /* Key fingerprint of the deployment (for enrollment codes). */
@@ -195,8 +202,8 @@ int pf_keys_load_old(struct pf_platform *pf);
  * crash between the rename and the unlink left the secret key, whole or
  * half zeroed, under that name.  Each such file is overwritten, synced
  * and unlinked, with one warning line.  On a home that cannot be written
- * it only says so (one line each).  Never fails: what cannot be removed
- * is left, with its line.
+ * it only says so, in the read-only warning (pf_platform_readonly_note).
+ * Never fails: what cannot be removed is left, with its line.
  */
 void pf_keys_finish_retire(struct pf_platform *pf);
 void pf_keys_free_old(struct pf_platform *pf);
@@ -219,7 +226,10 @@ void pf_platform_fingerprint(const struct pf_platform *pf,
 int pf_root_create(const char *home, unsigned char pk[GS_SIGN_PKBYTES]);
 /* At open: the root key (made for an older home without one), the current
  * bundle (re-issued when stale).  GS_ECORRUPT when the store names a root
- * key whose file is missing or different. */
+ * key whose file is missing or different.  On a read-only home
+ * (pf->readonly) it writes nothing: a stale bundle is kept as it is (none,
+ * serial 0, when the store has no valid one), a missing root key stays
+ * missing, and each says so in a note (pf_platform_readonly_note). */
 int pf_root_load(struct pf_platform *pf);
 /* Signs and stores a new bundle (serial + 1) of pf->keys; pf->root. */
 int pf_root_issue(struct pf_platform *pf);

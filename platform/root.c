@@ -218,6 +218,15 @@ pf_root_load(struct pf_platform *pf)
 	int r;
 
 	r = meta_bytes(st, "root_pk", pf->root.pk, GS_SIGN_PKBYTES);
+	if (r == GS_ENOTFOUND && pf->readonly) {
+		/* Nothing can be made on a read-only home, and nothing that
+		 * only reads needs the root key: without it, no bundle. */
+		gs_errmsg_clear();
+		pf_platform_readonly_note(pf, "it has no root key yet (made "
+		    "by the first command run where the home can be "
+		    "written)");
+		return GS_OK;
+	}
 	if (r == GS_ENOTFOUND) {
 		/* A home made before the root key existed: make it now. */
 		gs_errmsg_clear();
@@ -247,6 +256,21 @@ pf_root_load(struct pf_platform *pf)
 	    memcmp(b.deployment, pf->keys.deployment, 16) == 0 &&
 	    b.not_after - gs_now_ms() > PF_BUNDLE_RENEW_MS) {
 		pf->root.serial = b.serial;
+	} else if (pf->readonly) {
+		/* A read-only home is read as it is: the bundle it holds,
+		 * if it holds a valid one, is what a serve of it would have
+		 * started from too; none is issued. */
+		if (r != GS_OK && r != GS_ENOTFOUND)
+			return r;
+		gs_errmsg_clear();
+		if (r == GS_OK && gs_keybundle_open(pf->root.bundle,
+		    GS_BUNDLE_BYTES, pf->root.pk, &b) == GS_OK)
+			pf->root.serial = b.serial;
+		else
+			memset(pf->root.bundle, 0, sizeof(pf->root.bundle));
+		pf_platform_readonly_note(pf, "its key bundle is due for "
+		    "re-issue (the first command run where the home can be "
+		    "written re-issues it)");
 	} else {
 		if (r != GS_OK && r != GS_ENOTFOUND)
 			return r;

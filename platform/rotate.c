@@ -203,10 +203,11 @@ pf_keys_finish_retire(struct pf_platform *pf)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", pf->home, n);
 		if (pf->readonly) {
-			gs_log(GS_LOG_WARNING, "%s: left by a 'keys retire' "
-			    "that stopped; the home is read-only, so it "
-			    "stays until a command runs where it can be "
-			    "removed", path);
+			char note[96];
+
+			snprintf(note, sizeof(note), "%.40s is left by a 'keys "
+			    "retire' that stopped", n);
+			pf_platform_readonly_note(pf, note);
 			continue;
 		}
 		/* A retire under way holds the file's lock (cmd_retire):
