@@ -426,7 +426,7 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 	struct gs_buf in;
 	char uuid[AG_UUID_LEN + 1];
 	size_t count = 0;
-	int r, n, ex = GS_EX_OK;
+	int r, n, ex = GS_EX_OK, bulk = 0;
 
 	uuid[0] = '\0';
 	/* The file is residents' data in the clear. */
@@ -460,6 +460,7 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 	} else {
 		/* The uuids are printed by the import only after its commit:
 		 * a uuid on stdout always means a saved record. */
+		bulk = 1;
 		r = ag_import_ndjson(st, argv[1], in.data ? in.data : "",
 		    in.len, print_uuid, NULL, &count);
 		if (r == GS_OK)
@@ -468,9 +469,10 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 	}
 	if (r != GS_OK) {
 		/* The problems are printed already; the detail repeats the
-		 * first one for a single record, so print it only for an
-		 * import (the summary) or a non-validation error. */
-		if (r != GS_EVALIDATION || jsonfile != NULL)
+		 * first one for a single record (NAME=VALUE or one --json
+		 * object), so print it only for an import (the summary) or a
+		 * non-validation error. */
+		if (r != GS_EVALIDATION || bulk)
 			ex = ag_cli_error(r);
 		else
 			ex = gs_error_exit(r);

@@ -103,6 +103,14 @@ check "status unchanged" sh -c 'grep -q "\"person\":1" "$1" && cmp -s "$1" "$2"'
 expect_exit 65 "a field the form lacks" "$A" --home "$H" collect person \
 	name=x pop_type=FOREIGN address=y colour=blue
 check "the unknown field is named" grep -q "colour" "$T_TMP/err"
+# One --json object with a bad field: the problem once, on one line (it
+# was printed twice, as the problem and again as the error).
+printf '{"name":"x","org_kind":"ENTERPRISE","address":"y","employees":"3"}\n' \
+	>"$T_TMP/badone.json"
+expect_exit 65 "one --json object with a string for an int exits 65" "$A" \
+	--home "$H" collect org --json "$T_TMP/badone.json"
+check "... one line naming the field and the rule" sh -c 'test "$(wc -l <"$1")" -eq 1 &&
+	grep -q "^gridagent: employees: should be an integer, not a string$" "$1"' - "$T_TMP/err"
 
 # ---- bulk import: every bad line listed, nothing saved
 "$GRIDGEN" --type person --count 10 --seed 7 >"$T_TMP/good.ndjson"
