@@ -146,11 +146,14 @@ ag_cli_parse(struct ag_cli *cli, const struct ag_opt *opts, int argc,
 		if (len == 4 && strncmp(a, "help", 4) == 0 && eq == NULL)
 			return print_help(cli->cmd);
 		if (len == 4 && strncmp(a, "home", 4) == 0) {
+			/* Empty is refused as in main.c: not the default. */
 			if (eq != NULL)
 				cli->home_opt = eq + 1;
 			else if (i + 1 < argc)
 				cli->home_opt = argv[++i];
 			else
+				cli->home_opt = "";
+			if (cli->home_opt[0] == '\0')
 				return ag_cli_usage(cli, "--home needs a "
 							 "directory");
 			continue;

@@ -270,15 +270,21 @@ run(int argc, char **argv)
 			printf("gridagent %s\n", GRIDAGENT_VERSION);
 			return GS_EX_OK;
 		}
-		if (strcmp(a, "--home") == 0) {
-			if (i + 1 == argc) {
+		if (strcmp(a, "--home") == 0 || strncmp(a, "--home=", 7) == 0) {
+			/* An empty one ("--home $UNSET") is refused, not taken
+			 * for no --home: that would be the default home, the
+			 * worker's real store, where a script meant another. */
+			if (a[6] == '=')
+				cli.home_opt = a + 7;
+			else if (i + 1 < argc)
+				cli.home_opt = argv[++i];
+			else
+				cli.home_opt = "";
+			if (cli.home_opt[0] == '\0') {
 				fprintf(stderr, "gridagent: --home needs a "
 						"directory\n");
 				return GS_EX_USAGE;
 			}
-			cli.home_opt = argv[++i];
-		} else if (strncmp(a, "--home=", 7) == 0) {
-			cli.home_opt = a + 7;
 		} else {
 			fprintf(stderr, "gridagent: unknown option %s\n", a);
 			usage(stderr);

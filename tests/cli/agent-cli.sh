@@ -51,6 +51,18 @@ check "unknown command: one gridagent: line" grep -q '^gridagent: ' "$T_TMP/err"
 expect_exit 64 "unknown global option" "$A" --frob list
 expect_exit 64 "unknown command option" "$A" --home "$H" list --frob
 
+# ---- an empty --home ("--home $UNSET") is a usage error, not the default
+# home: init made ~/.gridagent and every command used it.
+mkdir "$T_TMP/dflt"
+expect_exit 64 "init --home '' exits 64" env HOME="$T_TMP/dflt" "$A" --home "" \
+	init --passphrase-file "$PASS"
+check "... one line saying so" sh -c 'test "$(wc -l <"$1")" -eq 1 &&
+	grep -q "^gridagent: --home needs a directory$" "$1"' - "$T_TMP/err"
+check "... and the default home is not made" test ! -e "$T_TMP/dflt/.gridagent"
+expect_exit 64 "--home= exits 64" env HOME="$T_TMP/dflt" "$A" --home= status
+expect_exit 64 "a command's --home '' exits 64" env HOME="$T_TMP/dflt" "$A" \
+	status --home ""
+
 # ---- before init
 expect_exit 77 "list before init" "$A" --home "$H" list
 check "before init: says to run init" grep -q "gridagent init" "$T_TMP/err"
