@@ -32,7 +32,8 @@ const struct ag_command ag_commands[] = {
 	  "Create the agent's home and its local store.",
 	  "The home directory is made mode 0700 and agent.db in it 0600.\n"
 	  "--grid is the worker's primary grid (records belong to it),\n"
-	  "--worker the worker id; enrollment may set both later.\n"
+	  "--worker the worker id; enrollment may set both later.  Neither\n"
+	  "may hold a control character, quote or backslash (exit 64).\n"
 	  "The passphrase (asked on the terminal, or the first line of\n"
 	  "--passphrase-file) protects the personal data in the store: at\n"
 	  "least 10 characters, 16 if digits only.  init leaves the store\n"

@@ -801,6 +801,32 @@ make_dirs(const char *home)
 	return GS_OK;
 }
 
+/*
+ * Every record carries the grid and the worker id as they are, and the
+ * batch encoder refuses (sync/batch.c, check_plain) what would need
+ * escaping or could steer a terminal: a grid or worker with a control
+ * character, quote or backslash made every record saved unsendable (each
+ * marked rejected at the next sync) and was printed raw by status.  So it
+ * is refused here, before anything is made.
+ */
+static int
+plain_id(const char *what, const char *s)
+{
+	struct gs_utf8_scan sc;
+	size_t n;
+
+	if (s == NULL)
+		return GS_OK;
+	n = strlen(s);
+	if (gs_utf8_scan(s, n, &sc) != 0)
+		return GS_FAIL(GS_EINVAL, "%s is not valid UTF-8", what);
+	if (sc.ctrl_at != SIZE_MAX || sc.space_at != SIZE_MAX ||
+	    memchr(s, '"', n) != NULL || memchr(s, '\\', n) != NULL)
+		return GS_FAIL(GS_EINVAL, "%s has a control character, quote "
+		    "or backslash", what);
+	return GS_OK;
+}
+
 int
 ag_store_init(const char *home, const char *grid, const char *worker,
     struct ag_store **out)
@@ -818,6 +844,9 @@ ag_store_init(const char *home, const char *grid, const char *worker,
 	    (worker != NULL && strlen(worker) >= sizeof(st->worker)))
 		return GS_FAIL(GS_EINVAL, "grid and worker are at most %zu "
 		    "bytes", sizeof(st->grid) - 1);
+	if ((r = plain_id("--grid", grid)) != GS_OK ||
+	    (r = plain_id("--worker", worker)) != GS_OK)
+		return r;
 	if ((r = home_fits(home)) != GS_OK || (r = make_dirs(home)) != GS_OK)
 		return r;
 	if ((path = db_path(home)) == NULL)

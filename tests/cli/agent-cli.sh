@@ -69,6 +69,20 @@ check "before init: says to run init" grep -q "gridagent init" "$T_TMP/err"
 check "before init: nothing created" test ! -e "$H"
 expect_exit 77 "collect before init" "$A" --home "$H" collect person name=x
 
+# ---- a grid or worker id the batch encoder refuses (a control
+# character, quote or backslash) is refused by init: it was taken, printed
+# raw by status, and every record saved then could never be sent.
+n=0
+for gw in "--grid a$(printf '\033')[2Jb" "--worker w$(printf '\t')1" '--worker w"1' \
+	'--grid a\b'; do
+	n=$((n + 1))
+	expect_exit 64 "init ${gw%% *} with a bad character exits 64 ($n)" "$A" \
+		--home "$T_TMP/badid$n" init "${gw%% *}" "${gw#* }" --passphrase-file "$PASS"
+	check "... saying why, nothing made" sh -c 'test ! -e "$2" &&
+		grep -q "^gridagent: --[a-z]* has a control character" "$1"' - \
+		"$T_TMP/err" "$T_TMP/badid$n"
+done
+
 # ---- init
 expect_exit 0 "init" "$A" --home "$H" init --grid 440307001001001 --worker w-007 \
 	--passphrase-file "$PASS"
