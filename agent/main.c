@@ -54,7 +54,9 @@ const struct ag_command ag_commands[] = {
 	  "uuid.\n" },
 	{ "delete", ag_cmd_delete, "UUID [--reason TEXT]",
 	  "Delete a record (kept as a tombstone until the platform has it).",
-	  NULL },
+	  "--reason goes to the platform with the delete: at most 500\n"
+	  "bytes (exit 65), line breaks allowed but no other control\n"
+	  "character (exit 64).  Prints the uuid.\n" },
 	{ "list", ag_cmd_list,
 	  "[TYPE] [--all] [--json] [--reveal] [--id-number NUMBER]",
 	  "List records, oldest first (--all: include deleted ones).",

@@ -2010,6 +2010,16 @@ ag_delete(struct ag_store *st, const char *uuid, const char *reason)
 	if (reason != NULL && strlen(reason) > 500)
 		return GS_FAIL(GS_ETOOBIG, "the reason is over 500 bytes");
 	if (reason != NULL) {
+		struct gs_utf8_scan sc;
+
+		/* It is shown to admins on the platform, in terminals and
+		 * CSV, like a multi-line text field: tab and line breaks,
+		 * but no other control character (an escape sequence). */
+		if (gs_utf8_scan(reason, strlen(reason), &sc) == 0 &&
+		    sc.ctrl_at != SIZE_MAX)
+			return GS_FAIL(GS_EINVAL, "the reason should have no "
+			    "control characters, not U+%04X at character %zu",
+			    (unsigned)sc.ctrl, sc.ctrl_at + 1);
 		/* The audit detail is JSON; jansson checks the UTF-8. */
 		if ((d = json_pack("{s:s}", "reason", reason)) == NULL)
 			return GS_FAIL(GS_EINVAL, "the reason is not valid "

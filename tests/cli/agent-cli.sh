@@ -234,6 +234,17 @@ expect_exit 0 "status (text)" "$A" --home "$H" status
 check "status text shows unsent" grep -q "unsent: 25" "$T_TMP/out"
 
 # ---- delete
+# A reason travels to the platform's admins: an escape sequence in it is
+# refused like one in a field (it was taken and sent), nothing changes.
+"$A" --home "$H" show "$U" --json >"$T_TMP/show.before"
+expect_exit 64 "delete --reason with an escape sequence exits 64" "$A" --home "$H" \
+	delete "$U" --reason "moved $(printf '\033')[2J away"
+check "... one line naming the character" sh -c 'test "$(wc -l <"$1")" -eq 1 &&
+	grep -q "^gridagent: the reason should have no control characters, not U+001B" "$1"' \
+	- "$T_TMP/err"
+"$A" --home "$H" show "$U" --json >"$T_TMP/show.after"
+check "... and the record is not deleted" sh -c 'grep -q "\"deleted\":false" "$1" &&
+	cmp -s "$1" "$2"' - "$T_TMP/show.before" "$T_TMP/show.after"
 expect_exit 0 "delete" "$A" --home "$H" delete "$U" --reason "moved away"
 "$A" --home "$H" show "$U" --json >"$T_TMP/out"
 check "a deleted record is a tombstone" grep -q '"deleted":true' "$T_TMP/out"
