@@ -492,6 +492,33 @@ check_ref(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 }
 
 /*
+ * A code of want ASCII characters that is len bytes long: the length
+ * problem counts characters, as the worker sees them, not bytes.  Returns
+ * -1 after adding it, or 0 when there are want characters after all,
+ * some of them not ASCII (a full-width digit "１" is three bytes), with
+ * *bad_pos the first such (its character index: all before are ASCII).
+ * The string passed check_chars: it is valid UTF-8.
+ */
+static int
+length_in_chars(struct gs_problems *p, const struct gs_field *fd,
+    const char *s, size_t len, size_t want, size_t *bad_pos)
+{
+	struct gs_utf8_scan sc;
+	size_t i;
+
+	(void)gs_utf8_scan(s, len, &sc);
+	if (sc.chars != want) {
+		gs_problems_add(p, fd->name, "length", "should be %zu "
+		    "characters, not %zu", want, sc.chars);
+		return -1;
+	}
+	for (i = 0; i < len && (unsigned char)s[i] < 0x80; i++)
+		continue;
+	*bad_pos = i;
+	return 0;
+}
+
+/*
  * GB 11643.  The messages say what the right value would be (the check
  * digit) but do not repeat the number itself, which is personal data;
  * only the birth-date part is echoed when it does not exist, so the worker
@@ -510,10 +537,11 @@ check_idcard(struct gs_problems *p, const struct gs_field *fd, json_t *v,
 	case GS_IDCARD_OK:
 		break;
 	case GS_IDCARD_LENGTH:
-		gs_problems_add(p, fd->name, "length", "should be 18 "
-		    "characters, not %zu", len);
-		return -1;
 	case GS_IDCARD_CHARSET:
+		/* 18 characters but more bytes is a charset problem too. */
+		if (len != GS_IDCARD_LEN && length_in_chars(p, fd, s, len,
+		    GS_IDCARD_LEN, &id.bad_pos) != 0)
+			return -1;
 		gs_problems_add(p, fd->name, "charset", "should be 17 digits "
 		    "and a check digit 0-9 or X, character %zu is not",
 		    id.bad_pos + 1);
@@ -559,8 +587,10 @@ check_uscc(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 	int changed = 0;
 
 	if (len != GS_USCC_LEN) {
-		gs_problems_add(p, fd->name, "length", "should be 18 "
-		    "characters, not %zu", len);
+		if (length_in_chars(p, fd, s, len, GS_USCC_LEN, &i) == 0)
+			gs_problems_add(p, fd->name, "charset", "should use 0-9 "
+			    "and A-Z without I, O, S, V, Z, character %zu is "
+			    "not", i + 1);
 		return -1;
 	}
 	/* Codes are printed in capitals; lower case is the keyboard's
