@@ -4,7 +4,8 @@
  * Every problem names the field, a stable rule id and what was expected:
  *	id_number: check digit should be 0, not 5
  * Rule ids (stable; tests and the platform's quarantine reasons use them):
- *	required      a required (or required-if) field is absent or null
+ *	required      a required (or required-if) field is absent, null or
+ *	              (text) nothing but spaces
  *	unknown_field a key that is not a field of the form (or of a geo)
  *	type          the JSON type is wrong for the kind
  *	length        too few or too many characters (code points)
@@ -933,6 +934,34 @@ check_value(const struct gs_schema *s, struct gs_problems *p,
 	}
 }
 
+/*
+ * A text value of nothing but spaces (ASCII space, tab, line breaks, the
+ * no-break space U+00A0 and the ideographic space U+3000 a Chinese input
+ * method types): a required name of "   " is as absent as none, and
+ * counts as absent where a field is required.  An empty string is left to
+ * the length rule, which names it.
+ */
+static int
+is_blank(const struct gs_field *fd, json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v), i = 0;
+
+	if (fd->kind != GS_KIND_TEXT || s == NULL || len == 0)
+		return 0;
+	while (i < len) {
+		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')
+			i++;
+		else if (len - i >= 2 && memcmp(s + i, "\xc2\xa0", 2) == 0)
+			i += 2;
+		else if (len - i >= 3 && memcmp(s + i, "\xe3\x80\x80", 3) == 0)
+			i += 3;
+		else
+			return 0;
+	}
+	return 1;
+}
+
 /* The value that makes a required_if hold, or NULL.  Values compare as
  * JSON (json_equal), so a condition on a bool or an int works like one on
  * a code. */
@@ -1017,7 +1046,7 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 	const char *key;
 	size_t i, klen;
 	json_t *v;
-	int today, r;
+	int today, r, blank;
 	int64_t now_ms;
 
 	gs_problems_init(p);
@@ -1062,10 +1091,16 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 		fd = &f->fields[i];
 		ok[i] = 0;
 		v = vals[i];
-		if (v == NULL || json_is_null(v)) {
+		blank = v != NULL && is_blank(fd, v);
+		if (v == NULL || json_is_null(v) || (blank &&
+		    (fd->required || (fd->req_if != NULL &&
+		    required_by(fd, vals) != NULL)))) {
+			const char *sp = blank ? " (only spaces were given)" :
+			    "";
+
 			if (fd->required) {
 				gs_problems_add(p, fd->name, "required",
-				    "is required");
+				    "is required%s", sp);
 			} else if (fd->req_if != NULL &&
 			    (why = required_by(fd, vals)) != NULL) {
 				char q[200];
@@ -1079,8 +1114,8 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 					    "true" : json_is_false(why) ?
 					    "false" : "set", sizeof(q));
 				gs_problems_add(p, fd->name, "required",
-				    "is required when %s is %s",
-				    fd->req_if->name, q);
+				    "is required when %s is %s%s",
+				    fd->req_if->name, q, sp);
 			}
 			continue;
 		}
