@@ -164,12 +164,15 @@ gs_idcard_check_char(const char *s17)
 int
 gs_province_valid(int p)
 {
-	/* GB/T 2260 province-level prefixes, including 71 (Taiwan), 81 and
-	 * 82 (Hong Kong, Macao) that appear on mainland-issued documents. */
+	/* GB/T 2260 province-level prefixes, including 71 (Taiwan), and the
+	 * 81, 82 and 83 that the residence permits of Hong Kong, Macao and
+	 * Taiwan residents (港澳台居民居住证, 2018) carry as 810000, 820000
+	 * and 830000: such a resident living here is a FLOATING person,
+	 * whose id_number is required. */
 	return (p >= 11 && p <= 15) || (p >= 21 && p <= 23) ||
 	    (p >= 31 && p <= 37) || (p >= 41 && p <= 46) ||
 	    (p >= 50 && p <= 54) || (p >= 61 && p <= 65) || p == 71 ||
-	    p == 81 || p == 82;
+	    p == 81 || p == 82 || p == 83;
 }
 
 enum gs_idcard_status

@@ -550,7 +550,7 @@ check_idcard(struct gs_problems *p, const struct gs_field *fd, json_t *v,
 	case GS_IDCARD_PROVINCE:
 		gs_problems_add(p, fd->name, "province", "should start with a "
 		    "province code (11-15, 21-23, 31-37, 41-46, 50-54, 61-65, "
-		    "71, 81, 82), not %02d", id.province);
+		    "71, 81-83), not %02d", id.province);
 		return -1;
 	case GS_IDCARD_DATE:
 		gs_problems_add(p, fd->name, "date", "digits 7-14 should be a "

@@ -67,15 +67,18 @@ test_idcard_rules(void **state)
 	assert_int_equal(id.bad_pos, 17);
 	assert_int_equal(idc("X40307198503151230", &id), GS_IDCARD_CHARSET);
 	assert_int_equal(id.bad_pos, 0);
-	/* Province prefixes: 10, 16, 99 are none; 71, 81, 82 are. */
+	/* Province prefixes: 10, 16, 99 are none; 71, 81, 82, 83 are (83:
+	 * the residence permits of Taiwan residents). */
 	assert_int_equal(idc("990307198503151230", &id), GS_IDCARD_PROVINCE);
 	assert_int_equal(id.province, 99);
 	assert_int_equal(idc("100307198503151230", &id), GS_IDCARD_PROVINCE);
 	assert_true(gs_province_valid(11) && gs_province_valid(15));
-	assert_true(gs_province_valid(71) && gs_province_valid(82));
+	assert_true(gs_province_valid(71) && gs_province_valid(82) &&
+	    gs_province_valid(83));
+	assert_int_equal(idc("830000199001011234", &id), GS_IDCARD_OK);
 	assert_false(gs_province_valid(16) || gs_province_valid(20) ||
 	    gs_province_valid(38) || gs_province_valid(55) ||
-	    gs_province_valid(66) || gs_province_valid(83));
+	    gs_province_valid(66) || gs_province_valid(84));
 	/* Dates: before 1900, day 0, day 31 of a 30-day month. */
 	assert_int_equal(idc("440307189912311230", &id), GS_IDCARD_DATE);
 	assert_int_equal(idc("440307198504001230", &id), GS_IDCARD_DATE);

@@ -169,7 +169,7 @@ test_idcard_worked_examples(void **state)
 	    "id_number: should be 18 characters, not 16");
 	expect("person", PERSON(",\"id_number\":\"990307198503151230\""),
 	    "id_number: should start with a province code (11-15, 21-23, "
-	    "31-37, 41-46, 50-54, 61-65, 71, 81, 82), not 99");
+	    "31-37, 41-46, 50-54, 61-65, 71, 81-83), not 99");
 	expect("person", PERSON(",\"id_number\":\"4403071985031512A0\""),
 	    "id_number: should be 17 digits and a check digit 0-9 or X, "
 	    "character 17 is not");
