@@ -630,6 +630,23 @@ check_uscc(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 	case GS_USCC_LENGTH:
 		return -1; /* not reached: checked above */
 	}
+	/* Both checks hold for 000000000000000000, the filler typed when
+	 * the worker has no code at hand: the structure rules it out.  The
+	 * first character is the registering authority (1 机构编制, 5 民政,
+	 * 9 工商, Y 其他 ..., never 0), characters 3-8 its GB/T 2260 region
+	 * code, digits. */
+	if (up[0] == '0') {
+		gs_problems_add(p, fd->name, "format", "should start with the "
+		    "code of a registering authority (1-9, A-Y), not 0");
+		return -1;
+	}
+	for (i = 2; i < 8; i++)
+		if (up[i] < '0' || up[i] > '9') {
+			gs_problems_add(p, fd->name, "format", "characters 3-8 "
+			    "should be a region code (6 digits), character "
+			    "%zu is not", i + 1);
+			return -1;
+		}
 	if (changed && json_string_setn(v, up, GS_USCC_LEN) != 0)
 		return GS_ENOMEM;
 	return 0;
