@@ -41,8 +41,9 @@ const struct ag_command ag_commands[] = {
 	{ "collect", ag_cmd_collect, "TYPE NAME=VALUE... | TYPE --json FILE|-",
 	  "Save a new record; prints its uuid.",
 	  "TYPE is person, house, org, event or visit.  Each NAME=VALUE sets\n"
-	  "one field (see schema/forms); the record is validated before it\n"
-	  "is saved and nothing is saved if any field is wrong (exit 65).\n"
+	  "one field, once (see schema/forms); the record is validated\n"
+	  "before it is saved and nothing is saved if any field is wrong\n"
+	  "(exit 65).\n"
 	  "--json FILE reads one JSON object of fields, or NDJSON (one\n"
 	  "object per line) for a bulk import: all lines are saved in one\n"
 	  "transaction or none is, and every bad line is reported with its\n"

@@ -14,7 +14,8 @@
  *	              in multiline fields
  *	charset       a character outside the field's alphabet
  *	enum          a value outside the field's code table
- *	duplicate     a tags array lists a code twice
+ *	duplicate     a tags array lists a code twice, or NAME=VALUE
+ *	              arguments set one field twice
  *	range         a number (or coordinate) out of bounds
  *	format        the shape is wrong (date, datetime, uuid, phone)
  *	date          a date or time that does not exist (2001-02-29)
@@ -1301,6 +1302,18 @@ bad:
 	return NULL;
 }
 
+/* How many of args[0..i-1] set the field name (len bytes). */
+static int
+given_before(char *const *args, int i, const char *name, size_t len)
+{
+	int k, n = 0;
+
+	for (k = 0; k < i; k++)
+		if (strncmp(args[k], name, len) == 0 && args[k][len] == '=')
+			n++;
+	return n;
+}
+
 int
 gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
     json_t *into, struct gs_problems *p)
@@ -1404,6 +1417,16 @@ gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
 		}
 		if (v == NULL)
 			return GS_FAIL(GS_ENOMEM, "%s: value", fd->name);
+		/* "name=A ... name=B" would keep B without a word, where
+		 * --json refuses a duplicate key: which one was meant?  Said
+		 * once, however many times. */
+		if ((b = given_before(args, i, name, (size_t)(eq - arg))) > 0) {
+			json_decref(v);
+			if (b == 1)
+				gs_problems_add(p, fd->name, "duplicate",
+				    "is given more than once");
+			continue;
+		}
 		if (json_object_set_new(into, fd->name, v) != 0)
 			return GS_FAIL(GS_ENOMEM, "%s: set", fd->name);
 	}

@@ -635,6 +635,21 @@ test_fields_from_args(void **state)
 		assert_string_equal(json_string_value(json_array_get(
 		    json_object_get(o, "tags"), 1)), "MENTAL");
 	}
+	/* One field set twice (or three times) in one command line is a
+	 * problem said once, not the last value kept; "names=" is another
+	 * (unknown) field, not a second name. */
+	{
+		char *twice[] = { "name=张三", "note=x", "name=李四",
+			"names=y", "name=王五" };
+
+		assert_int_equal(gs_fields_from_args(person, twice, 5, o, &p),
+		    GS_EVALIDATION);
+		assert_int_equal(p.n, 2);
+		assert_string_equal(p.v[0].field, "name");
+		assert_string_equal(p.v[0].rule, "duplicate");
+		assert_string_equal(p.v[0].message, "is given more than once");
+		assert_string_equal(p.v[1].rule, "unknown_field");
+	}
 	json_decref(o);
 
 	o = json_object();
