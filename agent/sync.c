@@ -332,6 +332,7 @@ seal_limits(struct run *x, struct ag_outbox_limits *lim)
 static void
 sealed(struct run *x, const struct ag_outbox_sealed *info)
 {
+	x->sum->unsendable += info->skipped;
 	if (info->skipped > 0)
 		gs_log(GS_LOG_WARNING,
 		    "%u change(s) cannot be sent "
@@ -1226,6 +1227,13 @@ final_result(struct run *x, int r)
 		    "change(s) refused by the platform; kept on this device",
 		    (unsigned long long)x->sum->rejected_batches,
 		    (unsigned long long)x->sum->rejected_records);
+	/* Not "all acked" either: they will never be (status shows them
+	 * rejected, with the problem). */
+	if (x->sum->unsendable > 0)
+		return GS_FAIL(GS_EREJECTED,
+		    "%llu change(s) cannot be sent and were marked rejected; "
+		    "kept on this device (see status)",
+		    (unsigned long long)x->sum->unsendable);
 	/* 0 says everything is acked: not while changes wait for the
 	 * unlock to be sealed (a script that wipes a device after a good
 	 * sync would lose them).  --watch goes on draining and says so
@@ -1389,17 +1397,22 @@ json_t *
 ag_sync_summary_json(const struct ag_sync_summary *s)
 {
 	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			 "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			 "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "result", s->result == GS_OK ? "ok" : gs_error_code(s->result),
 	    "message", s->result == GS_OK ? "" : s->message, "outcome",
-	    s->result == GS_OK ? "all acked" : gs_strerror(s->result),
+	    s->result == GS_OK ? "all acked" :
+	    /* Refused here, not by the platform (final_result). */
+	    s->result == GS_EREJECTED && s->rejected_batches == 0 &&
+	    s->unsendable > 0 ? "cannot be sent, kept on the device" :
+	    gs_strerror(s->result),
 	    "sealed_batches", (json_int_t)s->sealed_batches, "sealed_records",
 	    (json_int_t)s->sealed_records, "acked_batches",
 	    (json_int_t)s->acked_batches, "acked_records",
 	    (json_int_t)s->acked_records, "quarantined_batches",
 	    (json_int_t)s->quarantined_batches, "rejected_batches",
 	    (json_int_t)s->rejected_batches, "rejected_records",
-	    (json_int_t)s->rejected_records, "pending_batches",
+	    (json_int_t)s->rejected_records, "unsendable",
+	    (json_int_t)s->unsendable, "pending_batches",
 	    (json_int_t)s->pending_batches, "unsent", (json_int_t)s->unsent,
 	    "bytes_sent", (json_int_t)s->bytes_sent, "requests",
 	    (json_int_t)s->requests, "elapsed_ms", (json_int_t)s->elapsed_ms,

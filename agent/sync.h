@@ -61,6 +61,9 @@ struct ag_sync_summary {
 	uint64_t sealed_batches, sealed_records;
 	uint64_t acked_batches, acked_records;
 	uint64_t quarantined_batches, rejected_batches, rejected_records;
+	/* Changes marked rejected at sealing, because they cannot be
+	 * encoded at all (damaged in the store): kept, never sent. */
+	uint64_t unsendable;
 	uint64_t bytes_sent, requests;
 	uint64_t pending_batches; /* sealed, not acked, at the end */
 	uint64_t unsent;	  /* changes not yet sealed at the end */
@@ -87,7 +90,8 @@ struct ag_sync_summary {
  *                   is unreachable or misbehaving: everything is kept
  *   GS_ENOTENROLLED (77) no device identity; GS_EREVOKED (77) the platform
  *                   says this device is revoked (with a signed receipt)
- *   GS_EREJECTED    (65) at least one batch was refused for good
+ *   GS_EREJECTED    (65) at least one batch was refused for good, or a
+ *                   change cannot be sent at all (marked rejected)
  *   others          local failures (database, memory)
  * *sum is filled in either way.
  */

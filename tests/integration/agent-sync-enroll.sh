@@ -138,4 +138,23 @@ check "... in one line" test "$(wc -l <"$T_TMP/err")" = 1
 sqlite3 "$AH/agent.db" "UPDATE device SET platform_url = '$PF1_URL'"
 expect_exit 0 "the mended URL syncs" ag sync
 
+# A change damaged in the store (its fields not a JSON object) cannot be
+# sealed: it is marked rejected and kept, and sync says so with 65.  It
+# said "all acked" and exited 0.
+u=$(ag collect org name=某公司 org_kind=ENTERPRISE address=葵涌)
+expect_exit 0 "a new org syncs" ag sync
+expect_exit 0 "... and is edited" ag edit "$u" name=某某公司
+sqlite3 "$AH/agent.db" "UPDATE change SET fields = '[1]' WHERE state = 0"
+expect_exit 65 "sync with a change that cannot be sent exits 65" ag sync --json
+check "... saying so on its last line" sh -c 'tail -n 1 "$1" |
+	grep -q "^gridagent: 1 change(s) cannot be sent and were marked rejected; kept on this device"' \
+	- "$T_TMP/err"
+[ "$(json_get "$T_TMP/out" 'str(d["unsendable"]) + " " + d["outcome"]')" = \
+	"1 cannot be sent, kept on the device" ] &&
+	ok "... counted in --json (unsendable 1, not the platform's doing)" ||
+	fail "... counted in --json (unsendable 1, not the platform's doing)"
+expect_exit 0 "status --json" ag status --json
+[ "$(json_get "$T_TMP/out" 'd["changes"]["rejected"]')" = 1 ] &&
+	ok "... shows it rejected, kept" || fail "... shows it rejected, kept"
+
 done_testing
