@@ -1151,13 +1151,15 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 
 /* ------------------------------------------------- command-line values */
 
-/* Strict decimal number: the whole string, finite. */
+/* Strict decimal number: the whole string, finite.  strtod alone also
+ * takes hexadecimal ("0x10" is 16), "inf" and "nan": only digits, a
+ * sign, a point and a decimal exponent may be in it. */
 static int
 parse_real(const char *s, double *out)
 {
 	char *end;
 
-	if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n')
+	if (*s == '\0' || s[strspn(s, "0123456789+-.eE")] != '\0')
 		return -1;
 	*out = strtod(s, &end);
 	return *end == '\0' && isfinite(*out) ? 0 : -1;

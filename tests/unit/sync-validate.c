@@ -635,6 +635,20 @@ test_fields_from_args(void **state)
 		assert_string_equal(json_string_value(json_array_get(
 		    json_object_get(o, "tags"), 1)), "MENTAL");
 	}
+	/* Numbers are decimal: strtod's hexadecimal, inf and nan are not. */
+	{
+		char *hex[] = { "area_m2=0x10", "area_m2=INF" };
+		json_t *h = json_object();
+
+		assert_int_equal(gs_fields_from_args(house, hex, 1, h, &p),
+		    GS_EVALIDATION);
+		assert_string_equal(p.v[0].message,
+		    "should be a number, not \"0x10\"");
+		assert_int_equal(gs_fields_from_args(house, hex + 1, 1, h, &p),
+		    GS_EVALIDATION);
+		assert_null(json_object_get(h, "area_m2"));
+		json_decref(h);
+	}
 	/* One field set twice (or three times) in one command line is a
 	 * problem said once, not the last value kept; "names=" is another
 	 * (unknown) field, not a second name. */
