@@ -10,8 +10,9 @@
  *	type          the JSON type is wrong for the kind
  *	length        too few or too many characters (code points)
  *	utf8          a string is not valid UTF-8
- *	control_char  C0/C1 control characters or DEL; tab, LF and CR only
- *	              in multiline fields
+ *	control_char  C0/C1 control characters, DEL or the bidirectional
+ *	              controls U+202A-U+202E, U+2066-U+2069; tab, LF and CR
+ *	              only in multiline fields
  *	charset       a character outside the field's alphabet
  *	enum          a value outside the field's code table
  *	duplicate     a tags array lists a code twice, or NAME=VALUE
@@ -223,6 +224,40 @@ wrong_type(struct gs_problems *p, const struct gs_field *fd, const char *want,
 	    json_kind_name(v));
 }
 
+/*
+ * The bidirectional embedding, override and isolate controls (U+202A to
+ * U+202E, U+2066 to U+2069) reorder what follows them on the screen:
+ * "\u202e" before a phone number shows it reversed, in the admins'
+ * lists and in a CSV opened in Excel ("Trojan Source").  Names and
+ * addresses in any script display right without them, so they are
+ * refused like the C0 and C1 controls.  The text is valid UTF-8 here:
+ * the character index counts the bytes that start a character.
+ */
+static int
+check_bidi(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s, *e;
+	size_t off = 0, i, at;
+
+	while ((e = memchr(u + off, 0xe2, len - off)) != NULL) {
+		off = (size_t)(e - u);
+		if (len - off >= 3 && ((e[1] == 0x80 && e[2] >= 0xaa &&
+		    e[2] <= 0xae) || (e[1] == 0x81 && e[2] >= 0xa6 &&
+		    e[2] <= 0xa9))) {
+			for (i = 0, at = 0; i < off; i++)
+				at += (u[i] & 0xc0) != 0x80;
+			gs_problems_add(p, fd->name, "control_char", "should "
+			    "have no control characters, not U+%04X at "
+			    "character %zu", (unsigned)(((e[1] & 0x3f) << 6) |
+			    (e[2] & 0x3f)) | 0x2000, at + 1);
+			return -1;
+		}
+		off++;
+	}
+	return 0;
+}
+
 /* UTF-8 and control characters of any string value.  0 when clean.
  * Codes, dates and numbers go through here too: a code with a NUL in it
  * must be refused as such, not reported as "not in the table" with the
@@ -248,7 +283,7 @@ check_chars(struct gs_problems *p, const struct gs_field *fd, const char *s,
 		    "%zu", sc->space_at + 1);
 		return -1;
 	}
-	return 0;
+	return check_bidi(p, fd, s, len);
 }
 
 /*
