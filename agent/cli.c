@@ -717,6 +717,7 @@ print_time(const char *label, json_t *v)
 static void
 show_text(const struct gs_schema *schema, json_t *rec)
 {
+	json_t *sp = json_object_get(rec, "sync_problem");
 	const char *type = json_string_value(json_object_get(rec, "type"));
 	json_t *fields = json_object_get(rec, "fields");
 	const struct gs_form *f = gs_schema_form(schema, type ? type : "");
@@ -734,10 +735,33 @@ show_text(const struct gs_schema *schema, json_t *rec)
 	    json_string_value(json_object_get(rec, "grid")));
 	printf("%-12s %lld\n", "rev",
 	    (long long)json_integer_value(json_object_get(rec, "rev")));
-	printf("%-12s %s\n", "state",
-	    json_is_true(json_object_get(rec, "deleted")) ? "deleted" :
-	    json_is_true(json_object_get(rec, "pending")) ? "not yet synced" :
-	    "synced");
+	/* A change the platform refused is not "synced": the worker sees
+	 * that it was and why (DESIGN.md section 6), deleted or not. */
+	if (json_is_object(sp)) {
+		json_t *pb = json_object_get(sp, "problems"), *x;
+		size_t j;
+
+		printf("%-12s %s%s\n", "state",
+		    json_is_true(json_object_get(rec, "deleted")) ?
+		    "deleted, " : "",
+		    json_string_value(json_object_get(sp, "state")));
+		if (json_is_string(pb))
+			printf("%-12s %s\n", "problem", json_string_value(pb));
+		json_array_foreach(pb, j, x) {
+			const char *fl = json_string_value(json_object_get(x,
+			    "field"));
+			const char *msg = json_string_value(json_object_get(x,
+			    "message"));
+
+			printf("%-12s %s%s%s\n", "problem", fl ? fl : "",
+			    fl && *fl ? ": " : "", msg ? msg : "");
+		}
+	} else {
+		printf("%-12s %s\n", "state",
+		    json_is_true(json_object_get(rec, "deleted")) ? "deleted" :
+		    json_is_true(json_object_get(rec, "pending")) ?
+		    "not yet synced" : "synced");
+	}
 	print_time("created", json_object_get(rec, "created_at"));
 	print_time("updated", json_object_get(rec, "updated_at"));
 	printf("%-12s %s\n", "author",
@@ -785,8 +809,8 @@ ag_cmd_show(struct ag_cli *cli, int argc, char **argv)
 		{ NULL, NULL, NULL },
 	};
 	struct ag_store *st = NULL;
-	json_t *rec = NULL;
-	char *text = NULL;
+	json_t *rec = NULL, *problem = NULL;
+	char *text = NULL, *s;
 	int r, n, ex;
 
 	if ((r = ag_cli_parse(cli, opts, argc, argv, &n)) >= 0)
@@ -801,11 +825,13 @@ ag_cmd_show(struct ag_cli *cli, int argc, char **argv)
 	if (r == GS_OK && reveal)
 		r = ag_store_audit(st, "reveal", argv[1], NULL,
 		    "{\"what\":\"show\"}");
+	if (r == GS_OK)
+		r = ag_record_problem(st, argv[1], &problem);
 	if (r != GS_OK) {
 		ex = ag_cli_error(r);
 		goto out;
 	}
-	if (json) {
+	if (json && problem == NULL) {
 		puts(text);
 	} else {
 		if ((rec = json_loads(text, 0, NULL)) == NULL) {
@@ -813,10 +839,28 @@ ag_cmd_show(struct ag_cli *cli, int argc, char **argv)
 			    "cannot be shown", argv[1]));
 			goto out;
 		}
-		show_text(ag_store_schema(st), rec);
+		/* Refused by the platform: --json says so too, in
+		 * "sync_problem" ({state, problems}). */
+		if (problem != NULL && json_object_set(rec, "sync_problem",
+		    problem) != 0) {
+			ex = ag_cli_error(GS_FAIL(GS_ENOMEM, "show: out of "
+			    "memory"));
+			goto out;
+		}
+		if (!json) {
+			show_text(ag_store_schema(st), rec);
+		} else if ((s = json_dumps(rec, JSON_COMPACT)) != NULL) {
+			puts(s);
+			free(s);
+		} else {
+			ex = ag_cli_error(GS_FAIL(GS_ENOMEM, "show: out of "
+			    "memory"));
+			goto out;
+		}
 	}
 	ex = fflush(stdout) == 0 ? GS_EX_OK : GS_EX_IOERR;
 out:
+	json_decref(problem);
 	json_decref(rec);
 	ag_free(text);
 	ag_store_close(st);

@@ -69,11 +69,16 @@ const struct ag_command ag_commands[] = {
 	  "locked).\n" },
 	{ "show", ag_cmd_show, "UUID [--json] [--reveal]", "Show one record.",
 	  "Personal data is masked unless --reveal (audited; exit 77 while\n"
-	  "locked).\n" },
+	  "locked).  When the platform refused its last change (rejected,\n"
+	  "quarantined or conflicted) and has no newer revision, the state\n"
+	  "says so with the reasons (--json: sync_problem).\n" },
 	{ "status", ag_cmd_status, "[--json]",
 	  "Show the worker, grid, records by type and changes by state.",
 	  "Also the sync state (outbox, chain, pull cursor, tasks, review\n"
-	  "verdicts), the form versions held (reference: built in or fetched\n"
+	  "verdicts), the records whose change was rejected, quarantined or\n"
+	  "conflicted, newest first, with the reasons (problem_records, at\n"
+	  "most 20; 'gridagent show UUID' shows one's), the form versions\n"
+	  "held (reference: built in or fetched\n"
 	  "from the platform; reference_stale lists what differs from the\n"
 	  "platform's, reference_error the last failed fetch), the key\n"
 	  "bundle serial held (key_bundle) and the clock: whether the device\n"

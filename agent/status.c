@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "db.h"
 #include "pull.h"
 #include "reference.h"
 #include "rootkeys.h"
@@ -95,6 +96,132 @@ clock_status(struct ag_store *st, json_t *into)
 	return GS_OK;
 }
 
+/*
+ * The records whose change was refused, newest first, at most this many:
+ * the device must show the worker what to fix (DESIGN.md section 6), and
+ * the counts under "changes" alone do not say which records they are.
+ */
+#define PROBLEM_RECORDS_MAX 20
+
+/*
+ * A refused change still stands when the platform has made no revision
+ * of the record since the one it was based on: a quarantined change an
+ * admin released, or a record someone edited since, arrives as a newer
+ * rev and supersedes it.  A conflict is newer than its base by nature
+ * and waits for an admin: it always stands.
+ */
+#define PROBLEM_STANDS \
+	"(c.state = 5 OR coalesce((SELECT " AG_SQL_REV("record") \
+	" FROM record WHERE record.uuid = c.uuid), 0) <= c.base_rev)"
+
+static const char *const problem_states[] = { "rejected", "quarantined",
+	"conflicted" };
+
+/* A change's problem column as JSON: the platform's reasons (an array)
+ * as they came, a text otherwise (a batch's reason, "cannot be sent").
+ * NULL only when out of memory. */
+static json_t *
+problem_value(const char *p)
+{
+	json_t *v;
+
+	if (p == NULL)
+		return json_null();
+	if (p[0] == '[' && (v = json_loads(p, 0, NULL)) != NULL)
+		return v;
+	/* A text that is not UTF-8 must not make status fail. */
+	if ((v = json_string(p)) == NULL)
+		v = json_string("(a reason that is not valid UTF-8)");
+	return v;
+}
+
+/* One {uuid, type, state, problems} from the row (uuid, type, state,
+ * problem) of s.  NULL when out of memory. */
+static json_t *
+problem_record(struct gs_stmt *s, int with_id)
+{
+	int64_t state = gs_stmt_int64(s, 2);
+	const char *name = state >= 3 && state <= 5 ?
+	    problem_states[state - 3] : "?";
+	json_t *o = json_object(), *v = problem_value(gs_stmt_text(s, 3));
+
+	if (o == NULL || v == NULL ||
+	    (with_id && (json_object_set_new(o, "uuid",
+	    json_string(gs_stmt_text(s, 0))) != 0 ||
+	    json_object_set_new(o, "type", json_string(gs_stmt_text(s, 1)))
+	    != 0)) ||
+	    json_object_set_new(o, "state", json_string(name)) != 0 ||
+	    json_object_set(o, "problems", v) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	json_decref(v); /* o holds its own reference */
+	return o;
+}
+
+static int
+problem_records(struct ag_store *st, json_t *into)
+{
+	struct gs_stmt *s = NULL;
+	json_t *arr = NULL, *o;
+	int r;
+
+	if ((r = gs_stmt_prepare(ag_store_db(st), "SELECT c.uuid, c.type, "
+	    "c.state, c.problem FROM change AS c WHERE c.state IN (3, 4, 5) "
+	    "AND " PROBLEM_STANDS " ORDER BY c.updated_at DESC, "
+	    "c.change_id DESC LIMIT ?1", &s)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_int64(s, 1, PROBLEM_RECORDS_MAX)) != GS_OK)
+		goto out;
+	if ((arr = json_array()) == NULL) {
+		r = GS_FAIL(GS_ENOMEM, "status: out of memory");
+		goto out;
+	}
+	while ((r = gs_stmt_step(s)) == GS_ROW) {
+		if ((o = problem_record(s, 1)) == NULL ||
+		    json_array_append_new(arr, o) != 0) {
+			r = GS_FAIL(GS_ENOMEM, "status: out of memory");
+			goto out;
+		}
+	}
+	if (r != GS_DONE)
+		goto out;
+	r = json_object_set_new(into, "problem_records", arr) == 0 ? GS_OK :
+	    GS_FAIL(GS_ENOMEM, "status: out of memory");
+	arr = NULL;
+out:
+	json_decref(arr);
+	gs_stmt_finalize(s);
+	return r;
+}
+
+int
+ag_record_problem(struct ag_store *st, const char *uuid, json_t **out)
+{
+	struct gs_stmt *s = NULL;
+	int r;
+
+	*out = NULL;
+	/* The latest change decides: a refused one that a later edit
+	 * superseded is history, not the record's state. */
+	if ((r = gs_stmt_prepare(ag_store_db(st), "SELECT c.uuid, c.type, "
+	    "c.state, c.problem, " PROBLEM_STANDS " FROM change AS c "
+	    "WHERE c.uuid = ?1 ORDER BY c.updated_at DESC, c.change_id DESC "
+	    "LIMIT 1", &s)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK)
+		goto out;
+	r = gs_stmt_step(s);
+	if (r == GS_ROW && gs_stmt_int64(s, 2) >= 3 && gs_stmt_int64(s, 4) &&
+	    (*out = problem_record(s, 0)) == NULL)
+		r = GS_FAIL(GS_ENOMEM, "show: out of memory");
+	else if (r == GS_ROW || r == GS_DONE)
+		r = GS_OK;
+out:
+	gs_stmt_finalize(s);
+	return r;
+}
+
 static const status_part_fn parts[] = {
 	ag_store_status,
 	ag_sync_status, /* sync.c: device, outbox, last seq, chain head */
@@ -103,6 +230,7 @@ static const status_part_fn parts[] = {
 	ag_reference_status, /* reference.c: form versions held */
 	ag_rootkeys_status, /* rootkeys.c: the key bundle serial held */
 	clock_status, /* here: the device clock against the floor */
+	problem_records, /* here: the records refused, with the reasons */
 };
 
 int

@@ -178,4 +178,13 @@ int ag_store_status(struct ag_store *st, json_t *into);
  */
 int ag_status_build(struct ag_store *st, json_t **out);
 
+/*
+ * The sync problem of one record (status.c), for show: when the record's
+ * latest change was rejected (3), quarantined (4) or conflicted (5), *out
+ * is a new object {"state": "rejected"|"quarantined"|"conflicted",
+ * "problems": the reasons the platform gave (an array of {field, rule,
+ * message}) or a text, or null}; else NULL.  GS_OK or a storage error.
+ */
+int ag_record_problem(struct ag_store *st, const char *uuid, json_t **out);
+
 #endif

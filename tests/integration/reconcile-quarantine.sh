@@ -25,6 +25,19 @@ for x in q:
     assert x["reasons"][0]["rule"] == "author_mismatch", x
     assert x["worker"] == "w001" and x["seq"] == 1 and x["status"] == "open", x
 PY
+# The device shows the worker which records and why (DESIGN.md section 6):
+# show said "synced" for a quarantined record, status only counted them.
+UQ=$(json_get "$T_TMP/q.json" 'd[0]["uuid"]')
+expect_exit 0 "show a quarantined record" ag show "$UQ"
+check "... says quarantined, and why" sh -c 'grep -q "^state  *quarantined$" "$1" &&
+	grep -q "^problem  *author: author .w999. is not the worker" "$1"' - "$T_TMP/out"
+expect_exit 0 "... and so does show --json" ag show "$UQ" --json
+[ "$(json_get "$T_TMP/out" 'd["sync_problem"]["state"] + " " + d["sync_problem"]["problems"][0]["rule"]')" = \
+	"quarantined author_mismatch" ] && ok "... (sync_problem)" || fail "... (sync_problem)"
+expect_exit 0 "status --json" ag status --json
+[ "$(json_get "$T_TMP/out" 'sorted(set(x["state"] + " " + x["problems"][0]["rule"] for x in d["problem_records"])) + [len(d["problem_records"])]')" = \
+	"['quarantined author_mismatch', 2]" ] &&
+	ok "... lists both in problem_records" || fail "... lists both in problem_records"
 expect_exit 1 "reconcile --check is 1 while they wait" pf reconcile --check
 Q1=$(json_get "$T_TMP/q.json" 'd[0]["id"]')
 Q2=$(json_get "$T_TMP/q.json" 'd[1]["id"]')
@@ -42,6 +55,12 @@ ag sync >/dev/null 2>&1
 [ "$(ag show "$U" --json --reveal | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d["rev"], d["fields"]["phone"])')" = "1 13912345678" ] &&
 	ok "the device holds the released record with the admin's fix" ||
 	fail "the device holds the released record with the admin's fix"
+ag show "$U" >"$T_TMP/show.rel" 2>&1
+check "... shown synced: the release superseded the quarantine" \
+	grep -q "^state  *synced$" "$T_TMP/show.rel"
+ag status --json >"$T_TMP/st.json"
+[ "$(json_get "$T_TMP/st.json" 'len(d["problem_records"])')" = 1 ] &&
+	ok "... and status lists only the other" || fail "... and status lists only the other"
 
 pf export --type person --format csv --headers zh >"$T_TMP/zh.csv"
 head -c 3 "$T_TMP/zh.csv" | od -An -tx1 | grep -q 'ef bb bf' &&
