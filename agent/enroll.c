@@ -226,6 +226,50 @@ out:
 	return r;
 }
 
+static int
+exec_with(struct gs_db *db, const char *sql, const char *value)
+{
+	struct gs_stmt *s = NULL;
+	int r;
+
+	if ((r = gs_stmt_prepare(db, sql, &s)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_bind_text(s, 1, value)) == GS_OK) {
+		r = gs_stmt_step(s);
+		r = r == GS_DONE ? GS_OK : r;
+	}
+	gs_stmt_finalize(s);
+	return r;
+}
+
+/*
+ * Saves made before the worker or grid was known (init without --worker
+ * or --grid) carry an empty author or grid, and the platform quarantines
+ * every record whose author is not the worker the device is enrolled for:
+ * each of them stayed in quarantine, waiting for an admin.  Those not
+ * sealed yet (no change of theirs has left the unsent state) are this
+ * worker's, in this grid: they get the enrolled worker and grid here.  A
+ * sealed envelope is never changed.
+ */
+static int
+claim_unsent(struct gs_db *db, const char *col, const char *value)
+{
+	char sql[512];
+	int r;
+
+	/* col is one of two literals of this file, never input.  Only
+	 * records the platform has never seen (rev 0, nothing sealed). */
+	snprintf(sql, sizeof(sql), "UPDATE record SET %s = ?1 WHERE %s = '' "
+	    "AND " AG_SQL_REV("record") " = 0 AND NOT EXISTS (SELECT 1 FROM "
+	    "change AS c WHERE c.uuid = record.uuid AND c.state <> 0)", col,
+	    col);
+	if ((r = exec_with(db, sql, value)) != GS_OK)
+		return r;
+	snprintf(sql, sizeof(sql), "UPDATE change SET %s = ?1 WHERE %s = '' "
+	    "AND state = 0", col, col);
+	return exec_with(db, sql, value);
+}
+
 /* Stores the device and its settings in ONE transaction. */
 static int
 store_device(struct ag_store *st, const struct ag_device *dev,
@@ -243,10 +287,12 @@ store_device(struct ag_store *st, const struct ag_device *dev,
 	/* The platform bound the code to a worker and a grid: they are
 	 * this device's from now on. */
 	if (dev->worker[0] != '\0' &&
-	    (r = ag_store_meta_set(st, "worker", dev->worker)) != GS_OK)
+	    ((r = ag_store_meta_set(st, "worker", dev->worker)) != GS_OK ||
+	    (r = claim_unsent(db, "author", dev->worker)) != GS_OK))
 		goto out;
 	if (dev->grid[0] != '\0' &&
-	    (r = ag_store_meta_set(st, "grid", dev->grid)) != GS_OK)
+	    ((r = ag_store_meta_set(st, "grid", dev->grid)) != GS_OK ||
+	    (r = claim_unsent(db, "grid", dev->grid)) != GS_OK))
 		goto out;
 	if (pin->max_attachment > 0 &&
 	    (r = ag_attach_set_limit(st, pin->max_attachment)) != GS_OK)

@@ -138,6 +138,26 @@ check "... in one line" test "$(wc -l <"$T_TMP/err")" = 1
 sqlite3 "$AH/agent.db" "UPDATE device SET platform_url = '$PF1_URL'"
 expect_exit 0 "the mended URL syncs" ag sync
 
+# Saves made on a home init'ed without --worker or --grid carried an
+# empty author and grid, and the platform quarantined each one (author ''
+# is not the enrolled worker).  Enrollment now gives the unsent ones its
+# worker and grid.
+N="$T_TMP/noworker"
+expect_exit 0 "init without --worker or --grid" "$GRIDAGENT" --home "$N" init \
+	--passphrase-file "$AG_PASS"
+un=$("$GRIDAGENT" --home "$N" collect org name=某公司 org_kind=ENTERPRISE address=葵涌)
+expect_exit 0 "... enroll after a save" "$GRIDAGENT" --home "$N" enroll \
+	"$(pf enroll --worker w005 --name "钱七" --grid 110101005)" --platform "$PF1_URL"
+expect_exit 0 "... sync" "$GRIDAGENT" --home "$N" sync
+expect_exit 0 "... status --json" "$GRIDAGENT" --home "$N" status --json
+[ "$(json_get "$T_TMP/out" '[d["changes"][k] for k in ("delivered", "quarantined")]')" = "[1, 0]" ] &&
+	ok "... the save was applied, not quarantined" ||
+	fail "... the save was applied, not quarantined ($(json_get "$T_TMP/out" 'd["changes"]'))"
+expect_exit 0 "... show --json" "$GRIDAGENT" --home "$N" show "$un" --json
+[ "$(json_get "$T_TMP/out" 'd["author"] + " " + d["grid"]')" = "w005 110101005" ] &&
+	ok "... authored by the enrolled worker, in its grid" ||
+	fail "... authored by the enrolled worker, in its grid"
+
 # A change damaged in the store (its fields not a JSON object) cannot be
 # sealed: it is marked rejected and kept, and sync says so with 65.  It
 # said "all acked" and exited 0.
