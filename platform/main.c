@@ -699,7 +699,9 @@ run(int argc, char **argv)
 			return 0;
 		}
 		if (strcmp(argv[i], "--home") == 0) {
-			if (i + 1 >= argc)
+			/* An empty one (an unset shell variable) is not the
+			 * default home: that would act on another store. */
+			if (i + 1 >= argc || argv[i + 1][0] == '\0')
 				return usage_error("%s needs a directory",
 				    argv[i]);
 			home_opt = argv[i + 1];
@@ -739,7 +741,7 @@ run(int argc, char **argv)
 	/* --home may also follow the command. */
 	for (int j = i + 1; j < argc; j++) {
 		if (strcmp(argv[j], "--home") == 0) {
-			if (j + 1 >= argc)
+			if (j + 1 >= argc || argv[j + 1][0] == '\0')
 				return usage_error("%s needs a directory",
 				    argv[j]);
 			home_opt = argv[j + 1];

@@ -25,6 +25,21 @@ expect_exit 64 "unknown command is a usage error" "$PF" --home "$H" frobnicate
 grep -q '^gridplatform: ' "$T_TMP/err" && ok "errors start with the name" ||
 	fail "errors start with the name"
 expect_exit 64 "no command is a usage error" "$PF"
+# An empty --home (an unset variable) must not fall back to the default
+# home: that would act on another deployment's store.
+mkdir -p "$T_TMP/fakehome"
+for at in before after; do
+	if [ $at = before ]; then
+		set -- --home "" init
+	else
+		set -- init --home ""
+	fi
+	expect_exit 64 "an empty --home $at the command is a usage error" \
+	    env HOME="$T_TMP/fakehome" GRIDPLATFORM_HOME= "$PF" "$@"
+	check "... says --home needs a directory" \
+		grep -q '^gridplatform: --home needs a directory' "$T_TMP/err"
+	check "... and made no home" test ! -e "$T_TMP/fakehome/.gridplatform"
+done
 check "no command: the first line starts with the name" sh -c \
 	'head -n 1 "$1" | grep -q "^gridplatform: "' - "$T_TMP/err"
 for c in init serve enroll devices keys revoke export quarantine conflicts \
