@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -187,6 +188,101 @@ out:
 	return r;
 }
 
+/*
+ * Tests only (tests/integration/keys-rotate-live.sh): "open-pause=MS"
+ * stops an open for MS milliseconds after it read which batch key the
+ * store names and before it reads the key files: the window in which a
+ * 'keys rotate' and 'keys retire' in another process made the files
+ * look wrong for what the store had said ("batch.pub does not match the
+ * store").
+ */
+static void
+fault_open_pause(void)
+{
+	static long seen;
+	long n;
+	uint64_t v;
+	struct timespec ts;
+
+	if (!pf_fault_hit("open-pause", &seen, &n, &v) || n != 1)
+		return;
+	gs_log(GS_LOG_WARNING, "TEST: open paused %llu ms after reading the "
+	    "store's batch key", (unsigned long long)v);
+	ts.tv_sec = (time_t)(v / 1000);
+	ts.tv_nsec = (long)(v % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/*
+ * keys.lock.  A command opening the home reads which batch key the store
+ * names, then that key's files, then the old keys and the key bundle;
+ * 'keys rotate' and 'keys retire' change all of these, in several steps.
+ * Checks after the fact cannot tell a rotation that ran in between from
+ * damage (the current key's file retired, batch.* already the next key),
+ * and a reader that read the store before a rotation re-issued a bundle
+ * naming the old key.  So the open holds keys.lock shared, rotate and
+ * retire hold it exclusively from before their own open to their end:
+ * a reader sees the home before a rotation or after it, never during.
+ * Each hold is short (an open; a rotation), and flock goes with the
+ * process that dies holding it.
+ */
+static int keys_lock_held = -1;
+
+int
+pf_keys_lock(const char *home, int exclusive, int *out)
+{
+	char path[4096];
+	struct stat sb;
+	int fd, r;
+
+	*out = -1;
+	/* Held exclusively by this process already (its own open while it
+	 * rotates): flock would wait for ourselves. */
+	if (keys_lock_held >= 0)
+		return GS_OK;
+	/* No deployment: nothing to lock, and the open says so. */
+	if ((r = path_in(home, "platform.db", path, sizeof(path))) != GS_OK)
+		return r;
+	if (stat(path, &sb) != 0)
+		return GS_OK;
+	if ((r = path_in(home, "keys.lock", path, sizeof(path))) != GS_OK)
+		return r;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* A home this user cannot write is read with the lock of whoever
+	 * can (shared needs no write access), or, before anyone made it,
+	 * without one: nothing here can rotate it. */
+	if (fd < 0 && !exclusive && (errno == EACCES || errno == EROFS ||
+	    errno == EPERM) &&
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+	    (errno == ENOENT || errno == EACCES))
+		return GS_OK;
+	if (fd < 0)
+		return GS_FAIL(errno == EACCES || errno == EROFS ? GS_EPERM :
+		    GS_EIO, "cannot open %s: %s", path, strerror(errno));
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0)
+		if (errno != EINTR) {
+			r = GS_FAIL(GS_EIO, "cannot lock %s: %s", path,
+			    strerror(errno));
+			(void)close(fd);
+			return r;
+		}
+	if (exclusive)
+		keys_lock_held = fd;
+	*out = fd;
+	return GS_OK;
+}
+
+void
+pf_keys_unlock(int fd)
+{
+	if (fd < 0)
+		return;
+	if (fd == keys_lock_held)
+		keys_lock_held = -1;
+	(void)close(fd);
+}
+
 /* A key file of the home (pf_key_read_hex). */
 static int
 read_key_file(const char *home, const char *name, unsigned char *p, size_t n)
@@ -232,7 +328,7 @@ static void
 unmake_home(const char *home, int made_home)
 {
 	static const char *const extra[] = { "platform.db-wal",
-		"platform.db-shm", "platform.db-journal" };
+		"platform.db-shm", "platform.db-journal", "keys.lock" };
 	char path[4096];
 	size_t i;
 
@@ -374,6 +470,7 @@ platform_open(const char *home, int read, struct pf_platform **out)
 	unsigned char pk[32], spk[GS_SIGN_PKBYTES];
 	struct stat sb;
 	struct gs_envelope_limits lim;
+	int lock = -1;
 
 	*out = NULL;
 	if ((r = gs_crypto_init()) != GS_OK)
@@ -400,8 +497,13 @@ platform_open(const char *home, int read, struct pf_platform **out)
 	if (S_ISREG(sb.st_mode) && sb.st_size == 0)
 		return GS_FAIL(GS_ECORRUPT, "%s: empty, it holds no "
 		    "deployment", path);
-	if ((pf = gs_calloc(1, sizeof(*pf))) == NULL)
+	/* Shared, until the open is done: see pf_keys_lock. */
+	if ((r = pf_keys_lock(home, 0, &lock)) != GS_OK)
+		return r;
+	if ((pf = gs_calloc(1, sizeof(*pf))) == NULL) {
+		pf_keys_unlock(lock);
 		return GS_FAIL(GS_ENOMEM, "platform");
+	}
 	(void)pthread_mutex_init(&pf->lock, NULL);
 	(void)pthread_mutex_init(&pf->flight_lock, NULL);
 	{
@@ -452,6 +554,7 @@ platform_open(const char *home, int read, struct pf_platform **out)
 	 * device can verify, or fail to open every batch. */
 	gs_crypto_key_id(pf->keys.batch_kid, pf->keys.batch_pk,
 	    sizeof(pf->keys.batch_pk));
+	fault_open_pause();
 	/* After a rotation the current key is batch-<kid>.* (rotate.c);
 	 * batch.* is the copy, or the only files of a home never rotated. */
 	{
@@ -505,6 +608,7 @@ platform_open(const char *home, int read, struct pf_platform **out)
 	pf = NULL;
 	r = GS_OK;
 out:
+	pf_keys_unlock(lock);
 	pf_platform_free(pf);
 	return r;
 }

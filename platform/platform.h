@@ -249,6 +249,19 @@ int pf_root_refresh(struct pf_platform *pf);
  */
 int pf_fault_hit(const char *name, long *seen, long *n, uint64_t *v);
 /*
+ * Takes the home's keys.lock (made 0600 when missing), shared or
+ * exclusive, waiting for it: the open of the home holds it shared, 'keys
+ * rotate' and 'keys retire' exclusively around their open and their
+ * work (keys.c says why).  *fd is then the lock to give to pf_keys_unlock,
+ * or -1 when nothing was taken: the home has no deployment, this process
+ * holds it exclusively already, or (shared) the home cannot be written
+ * and has no lock file.  GS_OK, or GS_EIO/GS_EPERM (the lock file cannot
+ * be opened or locked).
+ */
+int pf_keys_lock(const char *home, int exclusive, int *fd);
+/* Releases a lock of pf_keys_lock; -1 is nothing. */
+void pf_keys_unlock(int fd);
+/*
  * Reads a key file of exactly n bytes of hex (and a newline) into p.
  * GS_ENOTFOUND when it is not there, or when it was taken away while we
  * read it: 'keys retire' renames a key file, then overwrites it with

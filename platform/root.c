@@ -304,7 +304,7 @@ pf_root_refresh(struct pf_platform *pf)
 	unsigned char bundle[GS_BUNDLE_BYTES], kid[GS_KIDBYTES];
 	struct gs_keybundle b;
 	uint64_t serial;
-	int r = GS_OK;
+	int r = GS_OK, lock = -1;
 
 	(void)pthread_mutex_lock(&pf->read_lock);
 	serial = meta_u64(pf->reader, "bundle_serial");
@@ -316,6 +316,11 @@ pf_root_refresh(struct pf_platform *pf)
 		return GS_OK;
 	(void)pthread_mutex_lock(&once);
 	if (serial <= pf->root.serial)
+		goto out;
+	/* The bundle and its key's files as one state: a second 'keys
+	 * rotate' and a 'keys retire' of this bundle's key do not run
+	 * between our reads (pf_keys_lock). */
+	if ((r = pf_keys_lock(pf->home, 0, &lock)) != GS_OK)
 		goto out;
 	(void)pthread_mutex_lock(&pf->read_lock);
 	r = meta_bytes(pf->reader, "bundle", bundle, GS_BUNDLE_BYTES);
@@ -344,6 +349,7 @@ pf_root_refresh(struct pf_platform *pf)
 	gs_log(GS_LOG_INFO, "serving key bundle %llu (keys rotate ran against "
 	    "this home)", (unsigned long long)b.serial);
 out:
+	pf_keys_unlock(lock);
 	(void)pthread_mutex_unlock(&once);
 	if (r != GS_OK)
 		gs_log(GS_LOG_WARNING, "key bundle %llu not served: %s",

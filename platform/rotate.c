@@ -28,6 +28,11 @@
  * its next health request (root.c, pf_root_refresh), takes the new batch
  * key from the home with pf_keys_adopt, and only then serves the bundle.
  *
+ * Rotate and retire hold the home's keys.lock exclusively from before
+ * they open the home to their end; every open of the home holds it
+ * shared (keys.c, pf_keys_lock): a command opening the home meanwhile
+ * waits, and sees the keys before the rotation or after it.
+ *
  * Retire deletes an old secret key (overwritten, fsync'd, unlinked).  It
  * refuses while a device might still seal to it: a device whose last
  * batch used it, or an active device with no batch yet that enrolled
@@ -679,7 +684,7 @@ int
 pf_cmd_keys(const char *home, int argc, char **argv)
 {
 	struct pf_platform *pf = NULL;
-	int r, json = 0, force = 0, i;
+	int r, json = 0, force = 0, i, lock = -1;
 	const char *sub = argc > 1 ? argv[1] : "list", *arg = NULL;
 
 	for (i = 2; i < argc; i++) {
@@ -707,11 +712,21 @@ pf_cmd_keys(const char *home, int argc, char **argv)
 				"(see gridplatform keys list)\n");
 		return GS_EX_USAGE;
 	}
+	/* rotate and retire hold keys.lock from before their open (which
+	 * reads the current key) to their end: no other open sees a
+	 * rotation half done, and two rotations do not interleave
+	 * (pf_keys_lock). */
+	if (strcmp(sub, "list") != 0 &&
+	    (r = pf_keys_lock(home, 1, &lock)) != GS_OK) {
+		fprintf(stderr, "gridplatform: %s\n", gs_errmsg(r));
+		return gs_error_exit(r);
+	}
 	/* list only reads: a home that cannot be written is read all the
 	 * same. */
 	r = strcmp(sub, "list") == 0 ? pf_platform_open_read(home, &pf) :
 	    pf_platform_open(home, &pf);
 	if (r != GS_OK) {
+		pf_keys_unlock(lock);
 		fprintf(stderr, "gridplatform: %s\n", gs_errmsg(r));
 		return gs_error_exit(r);
 	}
@@ -723,6 +738,7 @@ pf_cmd_keys(const char *home, int argc, char **argv)
 	else
 		r = cmd_retire(pf, arg, force);
 	pf_platform_free(pf);
+	pf_keys_unlock(lock);
 	if (r != GS_OK) {
 		fprintf(stderr, "gridplatform: %s\n", gs_errmsg(r));
 		return gs_error_exit(r);

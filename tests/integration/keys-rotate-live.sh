@@ -57,6 +57,64 @@ rc=$?
 	[ -e "$PH/batch-$K1.key" ] && ! grep -q damaged "$T_TMP/rwr.err" &&
 	ok "a key retired while an admin command read it: exit 0, not 'damaged'" ||
 	{ fail "a key retired while an admin command read it: exit $rc"; sed 's/^/#   /' "$T_TMP/rwr.err"; }
+# A command opening the home reads which batch key the store names, then
+# that key's files.  A 'keys rotate' and a 'keys retire' of that key in
+# another process between the two made the files look wrong for what the
+# store had said: "batch.pub does not match the store" (65), once in the
+# reader loops below.  The fault holds the open in that window for 3 s;
+# the rotation must wait for it (keys.lock), and both succeed.
+cp -a "$PH" "$T_TMP/pfcopy2"
+KC=$("$GRIDPLATFORM" --home "$T_TMP/pfcopy2" keys list --json |
+	"$PY" -c 'import json,sys; print([k["kid"] for k in json.load(sys.stdin) if k["state"] == "current"][0])')
+GRIDPLATFORM_FAULT=open-pause=3000 "$GRIDPLATFORM" --home "$T_TMP/pfcopy2" \
+	devices >/dev/null 2>"$T_TMP/op.err" &
+OPR=$!
+T_PIDS="$T_PIDS $OPR"
+i=0
+while ! grep -q 'open paused' "$T_TMP/op.err" 2>/dev/null && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+"$GRIDPLATFORM" --home "$T_TMP/pfcopy2" keys rotate >/dev/null 2>"$T_TMP/op.rot" &&
+	"$GRIDPLATFORM" --home "$T_TMP/pfcopy2" keys retire "$KC" --force \
+	>/dev/null 2>>"$T_TMP/op.rot"
+rrc=$?
+wait "$OPR"
+orc=$?
+[ "$orc" = 0 ] && [ "$rrc" = 0 ] && [ ! -e "$T_TMP/pfcopy2/batch-$KC.key" ] &&
+	ok "keys rotate and retire while a command opens the home: both succeed" ||
+	{ fail "keys rotate and retire while a command opens the home: reader exit $orc, rotate/retire exit $rrc"
+	  sed 's/^/#   /' "$T_TMP/op.err" "$T_TMP/op.rot"; }
+# The same window, rotate only: the command read the old key from the
+# store, found its files (kept), then saw a bundle naming the new key and
+# re-issued one naming the old key, which devices would then take (and
+# seal to a key a retire may delete next).  The current bundle must name
+# the store's current key.
+cp -a "$PH" "$T_TMP/pfcopy3"
+GRIDPLATFORM_FAULT=open-pause=3000 "$GRIDPLATFORM" --home "$T_TMP/pfcopy3" \
+	enroll --worker w9 --name n9 --grid 440307001001 \
+	>/dev/null 2>"$T_TMP/op3.err" &
+OPR=$!
+T_PIDS="$T_PIDS $OPR"
+i=0
+while ! grep -q 'open paused' "$T_TMP/op3.err" 2>/dev/null && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+"$GRIDPLATFORM" --home "$T_TMP/pfcopy3" keys rotate >/dev/null 2>"$T_TMP/op3.rot"
+rrc=$?
+wait "$OPR"
+orc=$?
+"$PY" - "$T_TMP/pfcopy3/platform.db" <<'PYCHK'
+import sqlite3, sys
+m = dict(sqlite3.connect(sys.argv[1]).execute("SELECT key, value FROM meta"))
+sys.exit(0 if bytes.fromhex(m["batch_pk"]) in bytes.fromhex(m["bundle"]) else 1)
+PYCHK
+brc=$?
+[ "$orc" = 0 ] && [ "$rrc" = 0 ] && [ "$brc" = 0 ] &&
+	ok "keys rotate while a command opens the home: the current bundle names the current key" ||
+	{ fail "keys rotate while a command opens the home: reader exit $orc, rotate exit $rrc, bundle names the current key: $brc"
+	  sed 's/^/#   /' "$T_TMP/op3.err" "$T_TMP/op3.rot"; }
 # Admin commands while 'keys rotate' runs in another process: each one
 # lists the home's key files, and used to read a pair still being
 # written ("gridplatform: not found", "cannot open batch-KID.pub", exit
