@@ -44,7 +44,7 @@ static const char usage_text[] =
     "  enroll --worker ID --name NAME --grid CODE [--ttl SECONDS]\n"
     "                                   print a one-time enrollment code\n"
     "  devices [--json]                 list enrolled devices and ledgers\n"
-    "  keys [list [--json] | rotate | retire KID [--force]]\n"
+    "  keys [[list] [--json] | rotate | retire KID [--force]]\n"
     "                                   batch-encryption keys, rotation\n"
     "  revoke DEVICE_ID                 revoke a device (its batches are\n"
     "                                   still received, into quarantine)\n"
@@ -99,15 +99,15 @@ static const char *const cmd_help[][2] = {
 	    "default 86400).  The worker id and the grid code go\ninto every "
 	    "record the device sends: at most 63 bytes each, without\n"
 	    "control characters, quotes or backslashes.\n" },
-	{ "keys", "usage: gridplatform keys list [--json] | rotate | retire "
-	    "KID [--force]\nThe batch-encryption keys: rotate makes a new "
-	    "current key (a running serve\ntakes it at its next health "
-	    "request, which every sync starts with; new codes\npin it) and "
-	    "keeps the old ones so batches sealed to them still open;\n"
-	    "retire deletes an old secret key, refused while a device may "
-	    "still use it\nunless --force.  A retire cut short (a crash) is "
-	    "finished by the next command\nthat opens the home, with one "
-	    "warning line.\n" },
+	{ "keys", "usage: gridplatform keys [list] [--json] | rotate | "
+	    "retire KID [--force]\nThe batch-encryption keys: list (the "
+	    "default) shows them; rotate makes a\nnew current key (a running "
+	    "serve takes it at its next health request, which\nevery sync "
+	    "starts with; new codes pin it) and keeps the old ones so "
+	    "batches\nsealed to them still open; retire deletes an old secret "
+	    "key, refused while a\ndevice may still use it unless --force.  "
+	    "A retire or rotate cut short (a\ncrash) is finished by the next "
+	    "command that opens the home, with one warning\nline.\n" },
 	{ "devices", "usage: gridplatform devices [--json]\n"
 	    "Lists enrolled devices with their worker, grid, status and "
 	    "ledger.\n" },

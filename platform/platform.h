@@ -201,7 +201,10 @@ int pf_keys_load_old(struct pf_platform *pf);
  * batch-<kid>.key.retired, overwrites it with zeros and unlinks it, and a
  * crash between the rename and the unlink left the secret key, whole or
  * half zeroed, under that name.  Each such file is overwritten, synced
- * and unlinked, with one warning line.  On a home that cannot be written
+ * and unlinked, with one warning line.  So is the tmp file of a 'keys
+ * rotate' that died before its rename (batch*.key.tmp.PID, and the .pub
+ * ones without the overwrite): only when no process PID exists and the
+ * file is not locked by its writer.  On a home that cannot be written
  * it only says so, in the read-only warning (pf_platform_readonly_note).
  * Never fails: what cannot be removed is left, with its line.
  */

@@ -82,10 +82,28 @@ key_path(const char *home, const char *kidhex, const char *ext, char *out,
 				       : GS_OK;
 }
 
+/*
+ * Tests only (tests/integration/keys-rotate.sh): "rotate-tmp-crash=N"
+ * kills the process (SIGKILL) once the Nth tmp file of write_hex is
+ * written and synced, before its rename.
+ */
+static void
+fault_tmp_crash(void)
+{
+	static long seen;
+	long n;
+	uint64_t v;
+
+	if (pf_fault_hit("rotate-tmp-crash", &seen, &n, &v) && n == (long)v)
+		(void)raise(SIGKILL);
+}
+
 /* Writes hex of p and a newline to path (tmp + fsync + rename when
  * replace, else O_EXCL: an existing file is an error).  The tmp name
  * is this process's: two 'keys rotate' at once each wrote and renamed
- * "<path>.tmp", and one found the other had taken it. */
+ * "<path>.tmp", and one found the other had taken it.  The tmp file is
+ * locked (flock) while it has its name: pf_keys_finish_retire removes
+ * one left by a crash, never one still being written. */
 static int
 write_hex(const char *path, const unsigned char *p, size_t n, mode_t mode,
     int replace)
@@ -108,14 +126,21 @@ write_hex(const char *path, const unsigned char *p, size_t n, mode_t mode,
 		    "cannot create %s: %s", target, strerror(errno));
 		goto out;
 	}
-	if (write(fd, hex, 2 * n + 1) != (ssize_t)(2 * n + 1) ||
+	if ((replace && flock(fd, LOCK_EX) != 0) ||
+	    write(fd, hex, 2 * n + 1) != (ssize_t)(2 * n + 1) ||
 	    fsync(fd) != 0)
 		r = GS_FAIL(GS_EIO, "cannot write %s: %s", target,
 		    strerror(errno));
-	(void)close(fd);
-	if (r == GS_OK && replace && rename(tmp, path) != 0)
+	if (r == GS_OK && replace)
+		fault_tmp_crash();
+	if (r != GS_OK && replace)
+		(void)unlink(tmp);
+	if (r == GS_OK && replace && rename(tmp, path) != 0) {
 		r = GS_FAIL(GS_EIO, "cannot rename %s: %s", tmp,
 		    strerror(errno));
+		(void)unlink(tmp);
+	}
+	(void)close(fd);
 out:
 	gs_crypto_memzero(hex, sizeof(hex));
 	return r;
@@ -180,6 +205,77 @@ zero_file(int fd, const char *path, int half)
 	return GS_OK;
 }
 
+/*
+ * The tmp file of a write_hex whose writer is gone: "batch.key.tmp.PID",
+ * "batch-<kid>.pub.tmp.PID" and so on.  1 when n is such a name (*secret:
+ * a .key) and no process PID exists; a process that does may be the
+ * writer, whose file is its own (and its lock says so too, see the
+ * caller).
+ */
+static int
+stale_tmp(const char *n, int *secret)
+{
+	const char *t = strstr(n, ".tmp.");
+	size_t stem;
+	int64_t pid;
+
+	if (t == NULL || strncmp(n, "batch", 5) != 0 ||
+	    gs_parse_i64(t + 5, 1, INT32_MAX, &pid) != GS_OK) {
+		gs_errmsg_clear();
+		return 0;
+	}
+	stem = (size_t)(t - n);
+	if (stem < 4 || (strncmp(t - 4, ".key", 4) != 0 &&
+	    strncmp(t - 4, ".pub", 4) != 0))
+		return 0;
+	/* batch.key, or batch-<16 hex>.key: write_hex's targets. */
+	if (stem != 9 && !(stem == 26 && n[5] == '-'))
+		return 0;
+	if (stem == 9 && n[5] != '.')
+		return 0;
+	*secret = strncmp(t - 4, ".key", 4) == 0;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Overwrites (a secret key) and removes a tmp file left by a 'keys
+ * rotate' that died (stale_tmp), unless someone holds its lock. */
+static void
+remove_stale_tmp(struct pf_platform *pf, const char *n, int secret)
+{
+	char path[4200];
+	struct stat sb;
+	int fd, r = GS_OK;
+
+	snprintf(path, sizeof(path), "%s/%s", pf->home, n);
+	if (pf->readonly) {
+		char note[120];
+
+		snprintf(note, sizeof(note), "%.60s is left by a 'keys "
+		    "rotate' that stopped", n);
+		pf_platform_readonly_note(pf, note);
+		return;
+	}
+	if ((fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &sb) != 0 ||
+	    sb.st_nlink == 0 || !S_ISREG(sb.st_mode)) {
+		(void)close(fd);
+		return;
+	}
+	if ((!secret || (r = zero_file(fd, path, 0)) == GS_OK) &&
+	    unlink(path) != 0 && errno != ENOENT)
+		r = GS_FAIL(GS_EIO, "cannot remove %s: %s", path,
+		    strerror(errno));
+	(void)close(fd);
+	if (r == GS_OK)
+		gs_log(GS_LOG_WARNING, "removed %s, left by a 'keys rotate' "
+		    "that stopped%s", path, secret ? " (overwritten first)" :
+		    "");
+	else
+		gs_log(GS_LOG_WARNING, "%s: left by a 'keys rotate' that "
+		    "stopped: %s", path, gs_errmsg(r));
+}
+
 void
 pf_keys_finish_retire(struct pf_platform *pf)
 {
@@ -196,7 +292,12 @@ pf_keys_finish_retire(struct pf_platform *pf)
 		const char *n = e->d_name;
 		unsigned char kid[GS_KIDBYTES];
 		char kh[17];
+		int secret;
 
+		if (stale_tmp(n, &secret)) {
+			remove_stale_tmp(pf, n, secret);
+			continue;
+		}
 		/* batch-<16 hex>.key.retired, exactly: cmd_retire's name. */
 		if (strncmp(n, "batch-", 6) != 0 ||
 		    strlen(n) != 6 + 16 + sizeof(suffix) - 1 ||

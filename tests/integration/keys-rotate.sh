@@ -170,4 +170,25 @@ platform_uuids "$T_TMP/p"
 	ok "the device and the platform hold the same records" ||
 	fail "the device and the platform hold the same records"
 
+# A rotation killed after it wrote a key to its tmp name
+# (batch-KID.key.tmp.PID, rotate.c write_hex) and before the rename left
+# the whole secret key there for good.  The next command removes such
+# files whose writer is gone (overwritten first), and leaves those of a
+# writer still running (here a name with this shell's pid).
+GRIDPLATFORM_FAULT=rotate-tmp-crash=1 pf keys rotate >/dev/null 2>&1
+ls "$PH" | grep -q '^batch-[0-9a-f]*\.key\.tmp\.[0-9]*$' &&
+	ok "keys rotate killed after writing a key's tmp file: it is left" ||
+	fail "keys rotate killed after writing a key's tmp file: it is left"
+printf 'live\n' >"$PH/batch.key.tmp.$$"
+expect_exit 0 "devices" pf devices
+! ls "$PH" | grep -q '^batch-.*\.tmp\.' &&
+	grep -q "^gridplatform: warning: removed .*\.key\.tmp\.[0-9]*, left by a 'keys rotate' that stopped" "$T_TMP/err" &&
+	ok "... the next command removes it, saying so" ||
+	{ fail "... the next command removes it, saying so"; ls "$PH" | sed 's/^/#   /'; sed 's/^/#   /' "$T_TMP/err"; }
+[ -e "$PH/batch.key.tmp.$$" ] &&
+	ok "... and leaves the tmp file of a writer still running" ||
+	fail "... and leaves the tmp file of a writer still running"
+rm -f "$PH/batch.key.tmp.$$"
+expect_exit 0 "keys rotate after the crash" pf keys rotate
+
 done_testing
