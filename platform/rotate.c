@@ -785,10 +785,16 @@ int
 pf_cmd_keys(const char *home, int argc, char **argv)
 {
 	struct pf_platform *pf = NULL;
-	int r, json = 0, force = 0, i, lock = -1;
+	int r, json = 0, force = 0, i = 2, lock = -1;
 	const char *sub = argc > 1 ? argv[1] : "list", *arg = NULL;
 
-	for (i = 2; i < argc; i++) {
+	/* "keys --json" is "keys list --json", as "keys" is "keys list":
+	 * --json on every read command (DESIGN.md section 7). */
+	if (argc > 1 && argv[1][0] == '-') {
+		sub = "list";
+		i = 1;
+	}
+	for (; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = 1;
 		else if (strcmp(argv[i], "--force") == 0)

@@ -123,6 +123,14 @@ check "... one line starting with the name" sh -c \
 expect_exit 64 "keys retire without a key id" "$PF" --home "$H" keys retire
 check "... one line starting with the name" sh -c \
 	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: " "$1"' - "$T_TMP/err"
+# "keys" alone is "keys list"; "keys --json" was a usage error (64)
+# although every read command takes --json (DESIGN 7).
+expect_exit 0 "keys list --json" "$PF" --home "$H" keys list --json
+cp "$T_TMP/out" "$T_TMP/keys-list.json"
+expect_exit 0 "keys --json" "$PF" --home "$H" keys --json
+cmp -s "$T_TMP/out" "$T_TMP/keys-list.json" && [ -s "$T_TMP/out" ] &&
+	ok "... the same as keys list --json" || fail "... the same as keys list --json"
+expect_exit 64 "keys --frob" "$PF" --home "$H" keys --frob
 
 if start_platform "$H"; then
 	ok "serve prints 'listening on' with the port"
