@@ -295,25 +295,85 @@ read_key_file(const char *home, const char *name, unsigned char *p, size_t n)
 	return pf_key_read_hex(path, p, n);
 }
 
-/* The public URL goes into every enrollment code, where sync/enroll.h
- * accepts only printable http(s) URLs: refuse a bad one at init, not at
- * the first enroll. */
+/*
+ * The public URL goes into every enrollment code, where sync/enroll.h
+ * accepts only printable http(s) URLs, and devices send to it: refuse a
+ * bad one at init, not at the first enroll or sync.  scheme://host[:port]
+ * and an optional path: a host (a name, an IPv4 address or an [IPv6]
+ * one), a port of 1 to 65535, no user name (it would be in every code),
+ * no query or fragment (paths are appended to it), printable ASCII only.
+ */
 static int
 check_url(const char *url)
 {
-	size_t i, n = strlen(url);
+	size_t i, n = strlen(url), hl;
+	const char *h, *end, *colon;
+	int64_t port;
+	char num[8];
 
-	if (n == 0 || n > GS_ENROLL_URL_MAX ||
-	    (strncmp(url, "http://", 7) != 0 &&
-	    strncmp(url, "https://", 8) != 0))
-		return GS_FAIL(GS_EINVAL, "public URL %s: expected http://... "
-		    "or https://..., at most %d bytes", url,
-		    GS_ENROLL_URL_MAX);
 	for (i = 0; i < n; i++)
 		if ((unsigned char)url[i] <= ' ' ||
 		    (unsigned char)url[i] >= 0x7f)
-			return GS_FAIL(GS_EINVAL, "public URL: printable "
-			    "ASCII without spaces only");
+			return GS_FAIL(GS_EINVAL, "public URL: a space, control "
+			    "or non-ASCII character at byte %zu (printable "
+			    "ASCII without spaces only)", i + 1);
+	if (n == 0 || n > GS_ENROLL_URL_MAX)
+		return GS_FAIL(GS_EINVAL, "public URL: 1 to %d bytes, not %zu",
+		    GS_ENROLL_URL_MAX, n);
+	if (strncmp(url, "http://", 7) == 0)
+		h = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		h = url + 8;
+	else
+		return GS_FAIL(GS_EINVAL, "public URL %s: expected http://... "
+		    "or https://...", url);
+	if (strpbrk(url, "?#") != NULL)
+		return GS_FAIL(GS_EINVAL, "public URL %s: no query (?) or "
+		    "fragment (#): request paths are added to it", url);
+	end = h + strcspn(h, "/");
+	if (memchr(h, '@', (size_t)(end - h)) != NULL)
+		return GS_FAIL(GS_EINVAL, "public URL %s: no user name or "
+		    "password (it would be in every enrollment code)", url);
+	if (*h == '[') {
+		/* [IPv6], then an optional :port. */
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+
+		if (rb == NULL || rb == h + 1 ||
+		    strspn(h + 1, "0123456789abcdefABCDEF:.") !=
+		    (size_t)(rb - h - 1))
+			return GS_FAIL(GS_EINVAL, "public URL %s: the host is "
+			    "not an [IPv6] address", url);
+		colon = rb + 1 < end ? rb + 1 : NULL;
+		if (colon != NULL && *colon != ':')
+			return GS_FAIL(GS_EINVAL, "public URL %s: expected "
+			    ":port after the [IPv6] address", url);
+		hl = (size_t)(rb - h + 1);
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+		hl = (size_t)((colon != NULL ? colon : end) - h);
+		if (hl > 0 && strspn(h, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") < hl)
+			return GS_FAIL(GS_EINVAL, "public URL %s: the host may "
+			    "hold letters, digits, '-', '.' and '_' only",
+			    url);
+	}
+	if (hl == 0)
+		return GS_FAIL(GS_EINVAL, "public URL %s: no host", url);
+	if (colon != NULL) {
+		size_t pl = (size_t)(end - colon - 1);
+
+		if (pl == 0 || pl >= sizeof(num) ||
+		    strspn(colon + 1, "0123456789") < pl)
+			return GS_FAIL(GS_EINVAL, "public URL %s: the port "
+			    "must be a number from 1 to 65535", url);
+		memcpy(num, colon + 1, pl);
+		num[pl] = '\0';
+		if (gs_parse_i64(num, 1, 65535, &port) != GS_OK) {
+			gs_errmsg_clear();
+			return GS_FAIL(GS_EINVAL, "public URL %s: port %s is "
+			    "out of range (1 to 65535)", url, num);
+		}
+	}
 	return GS_OK;
 }
 

@@ -87,8 +87,10 @@ static const char *const cmd_help[][2] = {
 	    "the batch\nkey (X25519), the receipt key (Ed25519), the root "
 	    "key (Ed25519, root.key:\nback it up and keep it private; it "
 	    "signs the key bundles) and the store.\nThe public URL (default "
-	    PF_DEFAULT_URL ") goes into enrollment codes.\nRefuses to "
-	    "overwrite an existing deployment.\n" },
+	    PF_DEFAULT_URL ") goes into enrollment codes:\nhttp:// or "
+	    "https://, a host, an optional port (1 to 65535) and path; no\n"
+	    "user name, query or fragment.  Refuses to overwrite an "
+	    "existing deployment.\n" },
 	{ "serve", "usage: gridplatform serve [--listen HOST:PORT]\n"
 	    "Serves the API.  The first line printed is \"listening on URL\" "
 	    "with the\nport actually bound (port 0 picks one).  SIGTERM or "

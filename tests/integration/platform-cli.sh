@@ -68,6 +68,38 @@ done
 check "... and nothing created" test ! -e "$H/platform.db"
 expect_exit 64 "init with a bad URL is refused" "$PF" --home "$H" init \
 	--public-url "ftp://x"
+# Malformed public URLs went into every enrollment code ("http://", no
+# host, was accepted): each refused with its reason, nothing created.
+while IFS='|' read -r url why; do
+	expect_exit 64 "init --public-url '$url' is refused" "$PF" --home "$H" \
+		init --public-url "$url"
+	check "... one line: $why" sh -c 'test "$(wc -l <"$1")" = 1 &&
+		grep -qF "$2" "$1" && grep -q "^gridplatform: public URL" "$1"' \
+		- "$T_TMP/err" "$why"
+	check "... nothing created" test ! -e "$H"
+done <<'URLS'
+http://|no host
+https://|no host
+http://:8480|no host
+http://h:0|port 0 is out of range
+http://h:65536|port 65536 is out of range
+http://h:|the port must be a number
+http://h:80x|the port must be a number
+http://a b|a space, control or non-ASCII character
+http://h/p?x=1|no query (?) or fragment (#)
+http://h/#top|no query (?) or fragment (#)
+gopher://h|expected http://... or https://...
+http://u:pw@h|no user name or password
+http://[::1|not an [IPv6] address
+URLS
+expect_exit 64 "init --public-url with a tab is refused" "$PF" --home "$H" \
+	init --public-url "$(printf 'http://h\t/')"
+check "... nothing created" test ! -e "$H"
+for url in http://127.0.0.1:65535 "http://[::1]:8480/gs" https://platform.example/gs/; do
+	expect_exit 0 "init --public-url $url" "$PF" --home "$T_TMP/url" init \
+		--public-url "$url"
+	rm -rf "$T_TMP/url"
+done
 
 expect_exit 0 "init" "$PF" --home "$H" init --public-url http://127.0.0.1:9
 [ "$(stat -c %a "$H")" = 700 ] && ok "home is 0700" || fail "home is 0700"
