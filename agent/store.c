@@ -791,13 +791,17 @@ make_dirs(const char *home)
 		if (path[i] != '/' && path[i] != '\0')
 			continue;
 		path[i] = '\0';
+		/* 73 (cannot create), as the platform's init; a full or
+		 * failing disk stays 74. */
 		if (mkdir(path, 0700) != 0 && errno != EEXIST)
-			return GS_FAIL(GS_EIO, "cannot create %s: %s", path,
-			    strerror(errno));
+			return GS_FAIL(errno == ENOSPC || errno == EIO ||
+			    errno == EDQUOT ? GS_EIO : GS_ECANTCREATE,
+			    "cannot create %s: %s", path, strerror(errno));
 		path[i] = i < n ? '/' : '\0';
 	}
 	if (stat(home, &sb) != 0 || !S_ISDIR(sb.st_mode))
-		return GS_FAIL(GS_EIO, "%s is not a directory", home);
+		return GS_FAIL(GS_ECANTCREATE, "cannot create the home %s: "
+		    "it exists and is not a directory", home);
 	return GS_OK;
 }
 

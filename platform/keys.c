@@ -433,13 +433,21 @@ pf_init_home(const char *home, const char *public_url)
 			    "deployment (%s exists); refusing to overwrite",
 			    home, key_files[i]);
 	}
+	/* 73 (cannot create) for a home that cannot be made, as the
+	 * agent's: a missing parent (not made for us: a typo in --home
+	 * must not grow a tree holding secret keys), a parent we may not
+	 * write, a file in the way.  A full or failing disk stays 74. */
 	if (mkdir(home, 0700) == 0)
 		made_home = 1;
 	else if (errno != EEXIST)
-		return GS_FAIL(GS_EIO, "cannot create %s: %s", home,
-		    strerror(errno));
+		return GS_FAIL(errno == ENOSPC || errno == EIO ||
+		    errno == EDQUOT ? GS_EIO : GS_ECANTCREATE, "cannot "
+		    "create the home %s: "
+		    "%s%s", home, strerror(errno), errno == ENOENT ?
+		    " (its parent directory does not exist)" : "");
 	if (stat(home, &sb) != 0 || !S_ISDIR(sb.st_mode))
-		return GS_FAIL(GS_EIO, "%s is not a directory", home);
+		return GS_FAIL(GS_ECANTCREATE, "cannot create the home %s: "
+		    "it exists and is not a directory", home);
 	if (chmod(home, 0700) != 0) {
 		r = GS_FAIL(GS_EIO, "cannot chmod %s: %s", home,
 		    strerror(errno));

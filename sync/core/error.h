@@ -108,7 +108,9 @@ enum gs_error_class {
 	X(EMETHOD, 33, INPUT, GS_EX_USAGE, 405, "method_not_allowed",         \
 	  "method not allowed on this path")                                  \
 	X(ETOOEARLY, 34, RETRY, GS_EX_TEMPFAIL, 425, "too_early",             \
-	  "the batch this one follows has not been received yet")
+	  "the batch this one follows has not been received yet")             \
+	X(ECANTCREATE, 35, ALERT, GS_EX_CANTCREAT, 500, "cannot_create",      \
+	  "cannot create")
 
 enum gs_error {
 #define GS_X_ENUM(name, num, cls, ex, http, code, msg) GS_##name = num,

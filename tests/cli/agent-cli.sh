@@ -445,6 +445,19 @@ printf 'x\n' >"$T_TMP/afile"
 expect_exit 74 "status with a file for a home (74)" "$A" --home "$T_TMP/afile" status
 check "... saying it is not a directory" grep -q "afile is not a directory" "$T_TMP/err"
 expect_exit 74 "... and with a home under a file" "$A" --home "$T_TMP/afile/h" list
-expect_exit 74 "... as init says" "$A" --home "$T_TMP/afile" init --passphrase-file "$PASS"
+# init cannot create a home there: 73 (DESIGN 7 "cannot create"), as
+# gridplatform init; it was 74.
+expect_exit 73 "init with a file for a home (73, cannot create)" "$A" \
+	--home "$T_TMP/afile" init --passphrase-file "$PASS"
+check "... naming it" grep -q "^gridagent: cannot create the home .*afile: it exists and is not a directory" "$T_TMP/err"
+expect_exit 73 "init with a home under a file (73)" "$A" \
+	--home "$T_TMP/afile/h" init --passphrase-file "$PASS"
+check "... naming the directory" grep -q "^gridagent: cannot create .*afile/h: Not a directory" "$T_TMP/err"
+if [ "$(id -u)" != 0 ]; then
+	mkdir "$T_TMP/ro" && chmod 500 "$T_TMP/ro"
+	expect_exit 73 "init under a parent it may not write (73)" "$A" \
+		--home "$T_TMP/ro/h" init --passphrase-file "$PASS"
+	chmod 700 "$T_TMP/ro"
+fi
 
 done_testing

@@ -95,6 +95,23 @@ URLS
 expect_exit 64 "init --public-url with a tab is refused" "$PF" --home "$H" \
 	init --public-url "$(printf 'http://h\t/')"
 check "... nothing created" test ! -e "$H"
+# A home that cannot be created: 73 (DESIGN 7 "cannot create", as
+# gridagent init), naming it; a missing parent was 74.
+expect_exit 73 "init under a missing parent (73)" "$PF" --home "$T_TMP/no/such/h" init
+check "... one line naming the home and its missing parent" sh -c \
+	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: cannot create the home .*/no/such/h: .*parent directory does not exist" "$1"' \
+	- "$T_TMP/err"
+check "... nothing created" test ! -e "$T_TMP/no"
+printf 'x\n' >"$T_TMP/pfile"
+expect_exit 73 "init under a file (73)" "$PF" --home "$T_TMP/pfile/h" init
+expect_exit 73 "init with a file for a home (73)" "$PF" --home "$T_TMP/pfile" init
+check "... saying it is not a directory" grep -q "^gridplatform: cannot create the home .*pfile: it exists and is not a directory" "$T_TMP/err"
+if [ "$(id -u)" != 0 ]; then
+	mkdir "$T_TMP/ro" && chmod 500 "$T_TMP/ro"
+	expect_exit 73 "init under a parent it may not write (73)" "$PF" \
+		--home "$T_TMP/ro/h" init
+	chmod 700 "$T_TMP/ro"
+fi
 for url in http://127.0.0.1:65535 "http://[::1]:8480/gs" https://platform.example/gs/; do
 	expect_exit 0 "init --public-url $url" "$PF" --home "$T_TMP/url" init \
 		--public-url "$url"
