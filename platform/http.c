@@ -56,6 +56,10 @@ struct pf_http {
 	int stopping;
 	int watching; /* the watchdog thread runs */
 	pthread_t watchdog;
+	/* While MHD_start_daemon runs: its first message, which becomes
+	 * part of our one error line if the start fails. */
+	int starting;
+	char start_msg[256];
 };
 
 /*
@@ -553,18 +557,28 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* MHD's own messages ("Server reached connection limit", ...) go to our
- * log as one line each, at info level: they are about clients, not us. */
+ * log as one line each, at info level: they are about clients, not us.
+ * While the daemon starts they are kept for our error line instead (a
+ * failed bind printed MHD's "info: http: Failed to bind ..." before our
+ * "cannot listen"), and logged at debug level (GRIDSYNC_LOG=debug). */
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct pf_http *s = cls;
 	char line[512];
 	size_t n;
 
-	(void)cls;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' ||
+	    line[n - 1] == '.'))
 		line[--n] = '\0';
+	if (s != NULL && __atomic_load_n(&s->starting, __ATOMIC_ACQUIRE)) {
+		if (s->start_msg[0] == '\0')
+			gs_strlcpy(s->start_msg, line, sizeof(s->start_msg));
+		gs_log(GS_LOG_DEBUG, "http: %s", line);
+		return;
+	}
 	gs_log(GS_LOG_INFO, "http: %s", line);
 }
 
@@ -616,6 +630,7 @@ pf_http_start(const struct pf_http_config *c,
 	 * an inactivity timeout, and a memory cap per connection that bounds
 	 * the request line and headers.
 	 */
+	s->starting = 1;
 	s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request,
 	    s, /* First, so MHD's own start-up messages come to us too. */
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)s,
@@ -629,8 +644,12 @@ pf_http_start(const struct pf_http_config *c,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)s,
 	    MHD_OPTION_END);
+	__atomic_store_n(&s->starting, 0, __ATOMIC_RELEASE);
 	if (s->d == NULL) {
-		r = GS_FAIL(GS_EIO, "cannot listen on %s (address in use, "
+		r = s->start_msg[0] != '\0' ?
+		    GS_FAIL(GS_EIO, "cannot listen on %s: %s", c->listen,
+		    s->start_msg) :
+		    GS_FAIL(GS_EIO, "cannot listen on %s (address in use, "
 		    "not local, or not permitted)", c->listen);
 		goto out;
 	}

@@ -329,6 +329,12 @@ rc=$?
 [ "$rc" -ne 0 ] && grep -q '^gridplatform: cannot listen' "$T_TMP/err2" &&
 	ok "a taken port is a clear error (exit $rc)" ||
 	fail "a taken port is a clear error (exit $rc)"
+# ... in one line: libmicrohttpd's own "gridplatform: info: http: Failed
+# to bind ..." came first; its reason is now part of our line.
+[ "$(wc -l <"$T_TMP/err2")" = 1 ] &&
+	grep -q "^gridplatform: cannot listen on 127.0.0.1:$port: .*in use" "$T_TMP/err2" &&
+	ok "... in one line, saying why" ||
+	{ fail "... in one line, saying why"; sed 's/^/#   /' "$T_TMP/err2"; }
 expect_exit 64 "a bad --listen is a usage error" "$PF" --home "$H" serve \
 	--listen localhost
 
