@@ -105,11 +105,14 @@ static const char *const cmd_help[][2] = {
 	    "retire KID [--force]\nThe batch-encryption keys: list (the "
 	    "default) shows them; rotate makes a\nnew current key (a running "
 	    "serve takes it at its next health request, which\nevery sync "
-	    "starts with; new codes pin it) and keeps the old ones so "
-	    "batches\nsealed to them still open; retire deletes an old secret "
-	    "key, refused while a\ndevice may still use it unless --force.  "
-	    "A retire or rotate cut short (a\ncrash) is finished by the next "
-	    "command that opens the home, with one warning\nline.\n" },
+	    "starts with, and devices take it from there in a bundle the\n"
+	    "root key signed) and keeps the old ones so batches sealed to "
+	    "them still\nopen; enrollment codes pin the root key, so codes "
+	    "made before a rotation\nstay valid.  retire deletes an old "
+	    "secret key, refused while a device may\nstill use it unless "
+	    "--force.  A retire or rotate cut short (a crash) is\nfinished "
+	    "by the next command that opens the home, with one warning "
+	    "line.\n" },
 	{ "devices", "usage: gridplatform devices [--json]\n"
 	    "Lists enrolled devices with their worker, grid, status and "
 	    "ledger.\n" },

@@ -85,6 +85,12 @@ D="$T_TMP/d"
 	[ "$(sqlite3 "$D/agent.db" "SELECT lower(hex(batch_kid)) FROM device")" = "$K3" ] &&
 	ok "a code made before the rotations enrolls, with the current key" ||
 	fail "a code made before the rotations enrolls, with the current key: $(cat "$T_TMP/d.err")"
+# keys --help says so, and not that codes pin the batch key.
+"$GRIDPLATFORM" keys --help >"$T_TMP/keys.help" 2>&1
+check "keys --help: codes made before a rotation stay valid" \
+	sh -c "tr '\\n' ' ' <'$T_TMP/keys.help' |
+	grep -q 'codes made before a rotation stay valid' &&
+	! grep -q 'new codes pin it' '$T_TMP/keys.help'"
 agent_uuids "$T_TMP/a"
 platform_uuids "$T_TMP/p"
 cmp -s "$T_TMP/a" "$T_TMP/p" && [ "$(wc -l <"$T_TMP/p")" = 13 ] &&
