@@ -115,8 +115,11 @@ const struct ag_command ag_commands[] = {
 	  "--platform URL reaches the platform at another address than the\n"
 	  "one in the code.  Records saved before, on a home made without\n"
 	  "--worker or --grid and not yet sealed, get the enrolled worker\n"
-	  "and grid.  Exit 77 when the code is refused, 69 when the\n"
-	  "platform cannot be reached; nothing is stored on any failure.\n"
+	  "and grid.  Exit 64 when the code is damaged (its checksum,\n"
+	  "before any traffic), 77 when the platform refuses it (used or\n"
+	  "expired), 65 when the platform's keys do not match the code,\n"
+	  "69 when the platform cannot be reached; nothing is stored on\n"
+	  "any failure.\n"
 	  "On a home 'gridagent init' has not made, enroll makes it (the\n"
 	  "worker and grid from the code) and asks for its passphrase as\n"
 	  "init does, or reads the first line of --passphrase-file.\n" },

@@ -51,6 +51,10 @@ expect_exit 77 "a reused code is refused (77)" "$GRIDAGENT" --home "$B" \
 grep -q 'refused the enrollment code' "$T_TMP/err" &&
 	ok "... with a clear message" || fail "... with a clear message"
 [ ! -e "$B" ] && ok "... and nothing is stored" || fail "... and nothing is stored"
+"$GRIDAGENT" enroll --help >"$T_TMP/enroll.help" 2>&1
+check "enroll --help: 64 for a damaged code, 77 for a refused one" \
+	sh -c "tr '\\n' ' ' <'$T_TMP/enroll.help' |
+	grep -q 'Exit 64 when the code is damaged.*77 when the platform refuses it'"
 
 # A damaged code (one character changed): caught by its checksum before
 # any network traffic; the token is not spent.
