@@ -190,7 +190,8 @@ static const char *const cmd_help[][2] = {
 	    "every code of the one it\nreplaces), in the format of schema/ "
 	    "(schema/README.md), checked strictly,\nat most 256 KiB.  "
 	    "Devices fetch it at their next sync.  Without add, lists\nwhat "
-	    "is published.\n" },
+	    "is published.  Exit 66 when FILE is not there, 65 when it "
+	    "is not\nvalid reference data.\n" },
 	{ "stats", "usage: gridplatform stats [--json] [--since "
 	    "YYYY-MM-DD]\nRecords and visits collected per worker per day "
 	    "and per grid.\n" },

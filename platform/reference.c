@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -427,6 +428,12 @@ pf_cmd_reference(struct pf_platform *pf, int argc, char **argv)
 		fprintf(stderr, "gridplatform: reference add needs a FILE (a "
 		    "form or a code table, as in schema/)\n");
 		return GS_EX_USAGE;
+	}
+	/* A FILE that is not there is 66, as for gridagent collect --json. */
+	if (add && access(file, F_OK) != 0 && errno == ENOENT) {
+		fprintf(stderr, "gridplatform: %s: %s\n", file,
+		    strerror(errno));
+		return GS_EX_NOINPUT;
 	}
 	r = add ? reference_add(pf, file, by) : reference_list(pf, json);
 	return r == GS_OK ? 0 : pf_recon_fail(r);

@@ -420,6 +420,10 @@ check "user_version set back: left as it was" cmp -s "$D/platform.db" \
 # nothing is published.
 sed 's/"version": 1,/"version": 2,/' "$GS_TOP/schema/forms/event.json" \
 	>"$T_TMP/event-v2.json"
+expect_exit 66 "reference add of a file that is not there (66)" \
+	"$PF" --home "$H" reference add "$T_TMP/no-such-form.json"
+check "... names the file" grep -q \
+	"^gridplatform: $T_TMP/no-such-form.json: No such file" "$T_TMP/err"
 expect_exit 0 "reference add of a form version" "$PF" --home "$H" \
 	reference add "$T_TMP/event-v2.json"
 expect_exit 0 "reference lists it" "$PF" --home "$H" reference
