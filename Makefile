@@ -55,6 +55,7 @@ CORE_SRCS := \
 	sync/core/error.c \
 	sync/core/log.c \
 	sync/core/mem.c \
+	sync/core/progress.c \
 	sync/core/util.c
 
 # records, forms, code tables and validation

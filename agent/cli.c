@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "crypto.h"
 #include "gridagent.h"
@@ -427,6 +428,7 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 	};
 	struct ag_store *st = NULL;
 	struct gs_buf in;
+	struct gs_progress pg;
 	char uuid[AG_UUID_LEN + 1];
 	size_t count = 0;
 	int r, n, ex = GS_EX_OK, bulk = 0;
@@ -464,8 +466,11 @@ ag_cmd_collect(struct ag_cli *cli, int argc, char **argv)
 		/* The uuids are printed by the import only after its commit:
 		 * a uuid on stdout always means a saved record. */
 		bulk = 1;
+		gs_progress_init(&pg);
+		ag_store_set_progress(st, &pg);
 		r = ag_import_ndjson(st, argv[1], in.data ? in.data : "",
 		    in.len, print_uuid, NULL, &count);
+		ag_store_set_progress(st, NULL);
 		if (r == GS_OK)
 			fprintf(stderr, PROG ": saved %zu %s records\n",
 			    count, argv[1]);

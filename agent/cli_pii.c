@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "crypto.h"
 #include "db.h"
@@ -217,6 +218,7 @@ ag_cmd_purge(struct ag_cli *cli, int argc, char **argv)
 		{ NULL, NULL, NULL },
 	};
 	struct ag_store *st = NULL;
+	struct gs_progress pg;
 	int64_t d = -1;
 	size_t count = 0;
 	int r, n, ex;
@@ -229,7 +231,10 @@ ag_cmd_purge(struct ag_cli *cli, int argc, char **argv)
 		return ag_cli_usage(cli, "--days is 0..36500");
 	if ((ex = ag_cli_open(cli, &st)) >= 0)
 		return ex;
+	gs_progress_init(&pg);
+	ag_store_set_progress(st, &pg);
 	r = ag_purge(st, (int)d, gs_now_ms(), &count);
+	ag_store_set_progress(st, NULL);
 	if (r == GS_OK)
 		printf("%zu records purged\n", count);
 	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);

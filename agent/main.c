@@ -48,7 +48,8 @@ const struct ag_command ag_commands[] = {
 	  "object per line) for a bulk import: all lines are saved in one\n"
 	  "transaction or none is, and every bad line is reported with its\n"
 	  "line number.  FILE - is standard input; the limit is 256 MiB.\n"
-	  "Prints the new uuids, one per line.\n" },
+	  "Prints the new uuids, one per line.  On a terminal, a line on\n"
+	  "stderr counts the lines checked while a bulk import runs.\n" },
 	{ "edit", ag_cmd_edit, "UUID NAME=VALUE...",
 	  "Change fields of a record (NAME= with no value clears a field).",
 	  "The whole record as edited must still be valid.  Prints the "
@@ -197,7 +198,9 @@ const struct ag_command ag_commands[] = {
 	  "VALUE, after setting it.\n" },
 	{ "purge", ag_cmd_purge, "[--days N]",
 	  "Remove the personal data of records receipted long enough ago.",
-	  NULL },
+	  "--days N: receipted at least N days ago (default: the setting\n"
+	  "retention-days).  Prints \"N records purged\".  On a terminal, a\n"
+	  "line on stderr counts the records stripped while it runs.\n" },
 };
 const size_t ag_ncommands = sizeof(ag_commands) / sizeof(ag_commands[0]);
 

@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "crypt.h"
 #include "db.h"
@@ -105,9 +106,10 @@ ag_purge(struct ag_store *st, int days, int64_t now_ms, size_t *count)
 	struct gs_db *db = ag_store_db(st);
 	const struct gs_schema *sc = ag_store_schema(st);
 	struct gs_stmt *sel = NULL, *upd = NULL;
+	struct gs_progress *pg = ag_store_progress(st);
 	char *v = NULL;
 	int64_t cutoff, d = RETENTION_DEFAULT;
-	size_t n = 0;
+	size_t n = 0, nc = 0;
 	int r = GS_EINTERNAL, in_tx = 0, pass;
 
 	if (count != NULL)
@@ -207,6 +209,11 @@ ag_purge(struct ag_store *st, int days, int64_t now_ms, size_t *count)
 				goto out;
 			if (pass == 0)
 				n++;
+			else
+				nc++;
+			if (pg != NULL && gs_progress_due(pg))
+				gs_progress_show(pg, "purge: %zu records, %zu "
+				    "changes stripped", n, nc);
 		}
 		if (r != GS_DONE)
 			goto out;
@@ -235,6 +242,10 @@ ag_purge(struct ag_store *st, int days, int64_t now_ms, size_t *count)
 		if (r != GS_OK)
 			goto out;
 	}
+	/* Writing out a large purge (secure_delete) takes a while too. */
+	if (pg != NULL && pg->shown)
+		gs_progress_show(pg, "purge: %zu records, %zu changes "
+		    "stripped, saving", n, nc);
 	if ((r = gs_db_commit(db)) != GS_OK)
 		goto out;
 	in_tx = 0;
@@ -246,6 +257,8 @@ ag_purge(struct ag_store *st, int days, int64_t now_ms, size_t *count)
 		*count = n;
 	r = GS_OK;
 out:
+	if (pg != NULL)
+		gs_progress_done(pg);
 	if (in_tx)
 		gs_db_rollback(db);
 	gs_stmt_finalize(sel);

@@ -37,6 +37,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "crypt.h"
 #include "crypto.h"
@@ -99,6 +100,7 @@ struct ag_store {
 	struct gs_stmt *bidx_ins, *bidx_del;
 	/* Issue 4: review verdicts and platform revisions (pull). */
 	struct gs_stmt *review_get, *pull_put, *pull_unidx;
+	struct gs_progress *progress; /* the caller's; NULL: none */
 };
 
 /*
@@ -984,6 +986,18 @@ const struct gs_schema *
 ag_store_schema(struct ag_store *st)
 {
 	return st->schema;
+}
+
+void
+ag_store_set_progress(struct ag_store *st, struct gs_progress *p)
+{
+	st->progress = p;
+}
+
+struct gs_progress *
+ag_store_progress(struct ag_store *st)
+{
+	return st->progress;
 }
 
 void
@@ -2543,6 +2557,13 @@ inline_:
 			const struct import_item *it = &c->item[k];
 			int parse = 0;
 
+			if (st->progress != NULL &&
+			    gs_progress_due(st->progress))
+				gs_progress_show(st->progress, "collect: line "
+				    "%zu checked (%d%%)", it->line,
+				    (int)(len > 0 ? (uint64_t)it->src * 100 /
+				    len : 100));
+
 			if (it->kind == ITEM_FATAL) {
 				r = GS_FAIL(c->fatal, "import: %s", c->why);
 				goto out;
@@ -2583,6 +2604,10 @@ inline_:
 		r = GS_FAIL(GS_EPARSE, "the input holds no records");
 		goto out;
 	}
+	/* The commit writes tens of megabytes on a large import. */
+	if (st->progress != NULL && st->progress->shown)
+		gs_progress_show(st->progress, "collect: %zu records "
+		    "checked, saving", u.n);
 	if ((r = tags_apply(st, &tg, &u)) != GS_OK)
 		goto out;
 	{
@@ -2611,6 +2636,8 @@ inline_:
 		for (i = 0; i < u.n; i++)
 			on_uuid(ctx, u.v[i]);
 out:
+	if (st->progress != NULL)
+		gs_progress_done(st->progress);
 	if (threaded) {
 		(void)pthread_mutex_lock(&im.mu);
 		im.stop = 1;

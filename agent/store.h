@@ -70,6 +70,12 @@ int ag_store_pending_flush(struct gs_db *db);
 /* The store's database and loaded forms; both belong to the store. */
 struct gs_db *ag_store_db(struct ag_store *st);
 const struct gs_schema *ag_store_schema(struct ag_store *st);
+/* The progress line of long work on this store (ag_import_ndjson,
+ * ag_purge: core/progress.h); p belongs to the caller and must outlive
+ * its use, NULL (the default) for none.  ag_store_progress gives it. */
+struct gs_progress;
+void ag_store_set_progress(struct ag_store *st, struct gs_progress *p);
+struct gs_progress *ag_store_progress(struct ag_store *st);
 /* Replaces the schema (reference data fetched: agent/reference.c); the
  * store owns s from now on and frees the old one, so no pointer into the
  * old one may be held across the call. */

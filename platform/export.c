@@ -23,12 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "export.h"
 #include "schema.h"
@@ -49,6 +51,7 @@ struct walk {
 	size_t ncols;
 	struct gs_buf cell;          /* scratch for one value */
 	size_t n;
+	struct gs_progress pg;       /* on a terminal: records written */
 };
 
 static int
@@ -240,6 +243,9 @@ each(void *arg, const struct pf_record_view *v)
 	struct walk *w = arg;
 
 	w->n++;
+	if (gs_progress_due(&w->pg))
+		gs_progress_show(&w->pg, "export: %zu records written",
+		    w->n - 1);
 	return w->csv ? put_csv(w, v) : put_ndjson(w, v);
 }
 
@@ -339,6 +345,11 @@ pf_export(struct pf_store *st, const struct gs_schema *schema,
 	w.csv = format == PF_EXPORT_CSV || format == PF_EXPORT_CSV_ZH;
 	w.zh = format == PF_EXPORT_CSV_ZH;
 	gs_buf_init(&w.cell, 1u << 20);
+	gs_progress_init(&w.pg);
+	/* Records scrolling on the terminal are their own progress; a line
+	 * redrawn among them would garble them. */
+	if (isatty(fileno(out)))
+		w.pg.on = 0;
 	if (w.csv && type != NULL && schema != NULL &&
 	    gs_schema_form(schema, type) != NULL) {
 		w.per_field = 1;
@@ -351,6 +362,7 @@ pf_export(struct pf_store *st, const struct gs_schema *schema,
 	if (r == GS_OK && fflush(out) != 0)
 		r = GS_FAIL(GS_EIO, "cannot write the export");
 out:
+	gs_progress_done(&w.pg);
 	if (count != NULL)
 		*count = w.n;
 	gs_buf_release(&w.cell);

@@ -134,7 +134,9 @@ static const char *const cmd_help[][2] = {
 	    "two columns),\nand whether a revision of it came with device "
 	    "times that cannot be right\n(before 2026-01-01 or over a day "
 	    "after arrival: NDJSON \"clock_suspect\": true;\nCSV: the "
-	    "clock_suspect column before the attachment ones, 1 or 0).\n" },
+	    "clock_suspect column before the attachment ones, 1 or 0).\n"
+	    "When stderr is a terminal (and stdout is not), a line there "
+	    "counts the\nrecords written; it is wiped at the end.\n" },
 	{ "quarantine", "usage: gridplatform quarantine [--json] [--open]\n"
 	    "       gridplatform quarantine release ID [--set NAME=VALUE...] "
 	    "[--by NAME]\n"
