@@ -38,6 +38,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "crypto.h"
 #include "db.h"
@@ -72,6 +73,10 @@ struct up {
 	uint32_t ceiling; /* the chunk size that last broke (0: none) */
 	long kill_after_chunk, chunks_here;
 	char dev_hex[33];
+	/* On a terminal (the store's progress, set by sync): which file of
+	 * how many is on its way. */
+	struct gs_progress *pg;
+	size_t nth, nall;
 };
 
 static long
@@ -375,6 +380,11 @@ upload(struct up *u, const struct one *f)
 			goto out;
 		}
 		off = a.offset;
+		if (u->pg != NULL && gs_progress_due(u->pg))
+			gs_progress_show(u->pg, "sync: attachment %zu of %zu, "
+			    "%.1f of %.1f MiB sent", u->nth, u->nall,
+			    (double)off / 1048576.0,
+			    (double)f->sealed_len / 1048576.0);
 		if (fd < 0 && (r = open_sealed(file, &fd, &h)) != GS_OK)
 			goto out;
 		if (h.sealed_len != f->sealed_len) {
@@ -499,6 +509,7 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 	u.retries = retries;
 	u.stop = stop;
 	u.stats = stats;
+	u.pg = ag_store_progress(st);
 	u.chunk_max = CHUNK_MAX;
 	/* $GRIDAGENT_ATTACH_CHUNK caps the chunk (tests, benchmarks). */
 	if ((e = getenv("GRIDAGENT_ATTACH_CHUNK")) != NULL &&
@@ -548,6 +559,8 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 				  : GS_FAIL(GS_ENETWORK, "stopped by a signal");
 			break;
 		}
+		u.nth = i + 1;
+		u.nall = n;
 		r = upload(&u, &list[i]);
 		if (r == GS_OK)
 			continue;
@@ -578,6 +591,8 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 	}
 	r = first;
 out:
+	if (u.pg != NULL)
+		gs_progress_done(u.pg);
 	gs_stmt_finalize(s);
 	{
 		int pend = 0;

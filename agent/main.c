@@ -135,7 +135,7 @@ const struct ag_command ag_commands[] = {
 	  "and review verdicts.  The last line counts what was sent and\n"
 	  "received (--json: acked_records, pulled_records, pulled_tasks,\n"
 	  "pulled_reviews, ...); on a terminal, progress lines count the\n"
-	  "batches and the pull's pages.\n"
+	  "batches, each attachment's upload and the pull's pages.\n"
 	  "Exit 0 when every batch is acked by a verified receipt, 75 when\n"
 	  "the platform is unreachable (everything kept for later), 77 when\n"
 	  "the device is revoked or not enrolled, or locked with changes\n"

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "crypto.h"
 #include "db.h"
@@ -108,6 +109,7 @@ struct run {
 	int64_t skew;	/* the platform's clock ahead of ours, ms (probe) */
 	int skew_known;	/* the probe's answer gave the platform's time */
 	int progress_shown;
+	int progress_width;	/* columns of the line shown */
 	long kill_after_seal, kill_before_ack; /* GRIDAGENT_FAULT; 0 = off */
 	long sealed_here, receipts_here;
 	/* While the courier runs, the bytes it has sent (its HTTP handle is
@@ -182,6 +184,7 @@ progress(struct run *x, int final)
 	struct ag_sync_summary *s = x->sum;
 	uint64_t sent = 0;
 	double secs, rate;
+	int w;
 
 	if (!x->o->progress)
 		return;
@@ -194,7 +197,7 @@ progress(struct run *x, int final)
 	}
 	secs = (double)(gs_mono_us() - x->t0) / 1e6;
 	rate = secs > 0 ? (double)sent / secs : 0;
-	fprintf(stderr,
+	w = fprintf(stderr,
 	    "\r%s: sync: sealed %llu, acked %llu/%llu batches, "
 	    "%llu records, %.1f KiB sent, %.1f KiB/s   ",
 	    gs_log_program(), (unsigned long long)s->sealed_batches,
@@ -203,6 +206,7 @@ progress(struct run *x, int final)
 	    (unsigned long long)s->acked_records, (double)sent / 1024.0,
 	    rate / 1024.0);
 	x->progress_shown = 1;
+	x->progress_width = w > 1 ? w - 1 : 0;
 	if (final) {
 		fputc('\n', stderr);
 		x->progress_shown = 0;
@@ -1121,9 +1125,18 @@ pass(struct run *x)
 	/* Attachments after the records, so a photo never delays data. */
 	{
 		struct ag_attach_sync_stats as;
+		struct gs_progress pg;
 
+		/* On a terminal: a line of its own over the batches' one,
+		 * wiped after (the summary draws that one again). */
+		gs_progress_init(&pg);
+		if (x->o->progress && x->progress_shown)
+			pg.width = (size_t)x->progress_width;
+		if (x->o->progress)
+			ag_store_set_progress(x->st, &pg);
 		r = ag_attach_sync(x->st, x->http, x->dev, x->o->retries,
 		    x->o->stop, &as);
+		ag_store_set_progress(x->st, NULL);
 		if (as.done > 0 || as.pending > 0)
 			gs_log(GS_LOG_INFO, "attachments: %llu receipted, "
 			    "%llu KiB sent (%llu KiB again after %llu cuts)%s",

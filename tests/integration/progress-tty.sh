@@ -98,6 +98,29 @@ printf 'gridagent: saved %s person records\n' $N | cmp -s - "$T_TMP/c2.err" &&
 	ok "collect: stdout is $N uuids both ways" ||
 	fail "collect: stdout is $N uuids both ways"
 
+# Attachment uploads in a sync: small chunks, so a 3 MB photo takes many.
+export GRIDAGENT_ATTACH_CHUNK=65536
+"$GRIDGEN" --type house --count 2 --seed 5 >"$T_TMP/houses"
+ag collect house --json "$T_TMP/houses" >"$T_TMP/hu" 2>/dev/null
+head -c 3000000 /dev/urandom >"$T_TMP/a.jpg"
+head -c 3000000 /dev/urandom >"$T_TMP/b.jpg"
+ag attach "$(sed -n 1p "$T_TMP/hu")" "$T_TMP/a.jpg" >/dev/null &&
+	ok "attach a 3 MB photo" || fail "attach a 3 MB photo"
+tty "$T_TMP/s1.out" "$T_TMP/s1.tty" "$GRIDAGENT" --home "$AH" sync
+[ $? -eq 0 ] && ok "sync on a terminal exits 0" ||
+	fail "sync on a terminal exits 0"
+shown "$T_TMP/s1.tty" "sync: attachment 1 of 1, [0-9.]* of 2.[0-9] MiB sent" &&
+	ok "sync: the terminal shows the attachment's upload" ||
+	fail "sync: the terminal shows the attachment's upload"
+grep -q "all acked" "$T_TMP/s1.out" && ok "... and the summary on stdout" ||
+	fail "... and the summary on stdout"
+ag attach "$(sed -n 2p "$T_TMP/hu")" "$T_TMP/b.jpg" >/dev/null
+ag sync >"$T_TMP/s2.out" 2>"$T_TMP/s2.err"
+[ $? -eq 0 ] && quiet "$T_TMP/s2.err" "attachment 1 of" &&
+	grep -q "all acked" "$T_TMP/s2.out" &&
+	ok "sync: nothing of it on stderr into a file" ||
+	fail "sync: nothing of it on stderr into a file"
+unset GRIDAGENT_ATTACH_CHUNK
 expect_exit 0 "sync the $((2 * N)) records" ag sync
 
 # Export, each format: the same bytes on stdout with and without a terminal.
@@ -125,7 +148,7 @@ done
 # drawn among them.
 both "$T_TMP/e3.tty" "$GRIDPLATFORM" --home "$PH" export --format ndjson
 ! grep -q "export: [0-9]* records written" "$T_TMP/e3.tty" &&
-	[ "$(grep -c '"uuid"' "$T_TMP/e3.tty")" = $((2 * N)) ] &&
+	[ "$(grep -c '"uuid"' "$T_TMP/e3.tty")" = $((2 * N + 2)) ] &&
 	ok "export to the terminal itself: the records alone" ||
 	fail "export to the terminal itself: the records alone"
 
@@ -144,7 +167,7 @@ wiped "$T_TMP/p1.tty" && ok "purge: the line is wiped at the end" ||
 [ ! -s "$T_TMP/p2.err" ] && ok "purge: nothing on stderr into a file" ||
 	fail "purge: nothing on stderr into a file"
 cmp -s "$T_TMP/p1.out" "$T_TMP/p2.out" &&
-	[ "$(cat "$T_TMP/p1.out")" = "$((2 * N)) records purged" ] &&
+	[ "$(cat "$T_TMP/p1.out")" = "$((2 * N + 2)) records purged" ] &&
 	ok "purge: stdout is the same both ways ($(head -c 40 "$T_TMP/p2.out"))" ||
 	fail "purge: stdout is the same both ways ($(head -c 40 "$T_TMP/p2.out"))"
 
