@@ -571,7 +571,10 @@ ag_attach_sync(struct ag_store *st, struct ag_http *h,
 		}
 		/* A refusal of one file (damaged on this device?) must not
 		 * hold back the others; it is kept and reported, and the
-		 * run ends as "rejected" (exit 65; --watch goes on). */
+		 * run ends as "rejected" (exit 65; --watch goes on).  The
+		 * error is a line of its own, not the progress line's tail. */
+		if (u.pg != NULL)
+			gs_progress_done(u.pg);
 		gs_log(GS_LOG_ERROR,
 		    "attachment %.16s... cannot be sent: %s "
 		    "(kept on this device; see status)",

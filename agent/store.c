@@ -207,6 +207,10 @@ report(struct ag_store *st, size_t line, const char *field,
     const char *rule, const char *message)
 {
 	st->nproblems++;
+	/* A problem is a line of its own, not the tail of the progress
+	 * line (which comes back at its next redraw). */
+	if (st->progress != NULL)
+		gs_progress_done(st->progress);
 	if (st->on_problem != NULL)
 		st->on_problem(st->problem_ctx, line, field, rule, message);
 }

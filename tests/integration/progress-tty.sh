@@ -100,7 +100,7 @@ printf 'gridagent: saved %s person records\n' $N | cmp -s - "$T_TMP/c2.err" &&
 
 # Attachment uploads in a sync: small chunks, so a 3 MB photo takes many.
 export GRIDAGENT_ATTACH_CHUNK=65536
-"$GRIDGEN" --type house --count 2 --seed 5 >"$T_TMP/houses"
+"$GRIDGEN" --type house --count 3 --seed 5 >"$T_TMP/houses"
 ag collect house --json "$T_TMP/houses" >"$T_TMP/hu" 2>/dev/null
 head -c 3000000 /dev/urandom >"$T_TMP/a.jpg"
 head -c 3000000 /dev/urandom >"$T_TMP/b.jpg"
@@ -120,7 +120,35 @@ ag sync >"$T_TMP/s2.out" 2>"$T_TMP/s2.err"
 	grep -q "all acked" "$T_TMP/s2.out" &&
 	ok "sync: nothing of it on stderr into a file" ||
 	fail "sync: nothing of it on stderr into a file"
+# A photo the platform refuses: the error is a line of its own.
+head -c 3000000 /dev/urandom >"$T_TMP/c.jpg"
+ag attach "$(sed -n 3p "$T_TMP/hu")" "$T_TMP/c.jpg" >/dev/null
+pf attachment limit 1000000 >/dev/null && restart_platform
+tty "$T_TMP/s3.out" "$T_TMP/s3.tty" "$GRIDAGENT" --home "$AH" sync
+rc=$?
+"$PY" -c '
+import re, sys
+t = open(sys.argv[1], "rb").read()
+sys.exit(0 if b"attachment 1 of 1" in t and b"cannot be sent" in t and
+         not re.search(rb"[^\r\n]gridagent: [a-z]*:? ?attachment [0-9a-f]{16}\.\.\. cannot", t)
+         else 1)' "$T_TMP/s3.tty" && [ $rc -eq 65 ] &&
+	ok "sync: a refused photo's error starts a line (exit 65)" ||
+	fail "sync: a refused photo's error starts a line (exit $rc)"
+pf attachment limit 67108864 >/dev/null && restart_platform
 unset GRIDAGENT_ATTACH_CHUNK
+# A bad line's problem is a line of its own, not the progress line's tail.
+sed '700s/.*/{"name":1}/' "$T_TMP/people" >"$T_TMP/bad"
+tty "$T_TMP/c3.out" "$T_TMP/c3.tty" "$GRIDAGENT" --home "$AH" collect person \
+	--json "$T_TMP/bad"
+rc=$?
+"$PY" -c '
+import re, sys
+t = open(sys.argv[1], "rb").read()
+sys.exit(0 if b"gridagent: line 700: name:" in t and
+         not re.search(rb"[^\r\n]gridagent: line 700", t) else 1)' "$T_TMP/c3.tty" &&
+	[ $rc -eq 65 ] && ok "collect: a bad line's problem starts a line (exit 65)" ||
+	fail "collect: a bad line's problem starts a line (exit $rc)"
+
 expect_exit 0 "sync the $((2 * N)) records" ag sync
 
 # Export, each format: the same bytes on stdout with and without a terminal.
@@ -148,7 +176,7 @@ done
 # drawn among them.
 both "$T_TMP/e3.tty" "$GRIDPLATFORM" --home "$PH" export --format ndjson
 ! grep -q "export: [0-9]* records written" "$T_TMP/e3.tty" &&
-	[ "$(grep -c '"uuid"' "$T_TMP/e3.tty")" = $((2 * N + 2)) ] &&
+	[ "$(grep -c '"uuid"' "$T_TMP/e3.tty")" = $((2 * N + 3)) ] &&
 	ok "export to the terminal itself: the records alone" ||
 	fail "export to the terminal itself: the records alone"
 
@@ -167,7 +195,7 @@ wiped "$T_TMP/p1.tty" && ok "purge: the line is wiped at the end" ||
 [ ! -s "$T_TMP/p2.err" ] && ok "purge: nothing on stderr into a file" ||
 	fail "purge: nothing on stderr into a file"
 cmp -s "$T_TMP/p1.out" "$T_TMP/p2.out" &&
-	[ "$(cat "$T_TMP/p1.out")" = "$((2 * N + 2)) records purged" ] &&
+	[ "$(cat "$T_TMP/p1.out")" = "$((2 * N + 3)) records purged" ] &&
 	ok "purge: stdout is the same both ways ($(head -c 40 "$T_TMP/p2.out"))" ||
 	fail "purge: stdout is the same both ways ($(head -c 40 "$T_TMP/p2.out"))"
 
