@@ -184,6 +184,70 @@ gs_time_format(char *out, size_t outlen, int64_t ms)
 	    tm.tm_min, tm.tm_sec, (int)milli);
 }
 
+const char *
+gs_time_text(char *out, size_t outlen, int64_t ms, int flags)
+{
+	char full[32];
+
+	if (ms == 0 && (flags & GS_TIME_ZERO_NEVER)) {
+		snprintf(out, outlen, "never");
+		return out;
+	}
+	/* The wire's form without ".123": one formatter, one calendar. */
+	gs_time_format(full, sizeof(full), ms);
+	if (strlen(full) == 24 && full[19] == '.')
+		snprintf(out, outlen, "%.19sZ", full);
+	else
+		snprintf(out, outlen, "%s", full);
+	return out;
+}
+
+const char *
+gs_size_text(char *out, size_t outlen, uint64_t bytes)
+{
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	size_t i = 0;
+
+	if (bytes < 1024) {
+		snprintf(out, outlen, "%llu B", (unsigned long long)bytes);
+		return out;
+	}
+	v /= 1024.0;
+	/* 1023.95 KiB would print as "1024.0 KiB": go up a unit first. */
+	while (v >= 1023.95 && i + 1 < sizeof(unit) / sizeof(unit[0])) {
+		v /= 1024.0;
+		i++;
+	}
+	snprintf(out, outlen, "%.1f %s", v, unit[i]);
+	return out;
+}
+
+const char *
+gs_duration_text(char *out, size_t outlen, int64_t ms)
+{
+	const char *sign = ms < 0 ? "-" : "";
+	uint64_t a = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+	uint64_t s = a / 1000;
+
+	if (a < 1000)
+		snprintf(out, outlen, "%s%llu ms", sign, (unsigned long long)a);
+	else if (s < 120)
+		snprintf(out, outlen, "%s%llu s", sign, (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(out, outlen, "%s%llu min", sign,
+		    (unsigned long long)(s / 60));
+	else if (s < 48 * 3600)
+		snprintf(out, outlen, "%s%llu h %llu min", sign,
+		    (unsigned long long)(s / 3600),
+		    (unsigned long long)(s % 3600 / 60));
+	else
+		snprintf(out, outlen, "%s%llu d %llu h", sign,
+		    (unsigned long long)(s / 86400),
+		    (unsigned long long)(s % 86400 / 3600));
+	return out;
+}
+
 int
 gs_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {

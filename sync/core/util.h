@@ -53,6 +53,25 @@ int64_t gs_mono_us(void);
 void gs_time_format(char *out, size_t outlen, int64_t ms);
 
 /*
+ * For people (the text output of the command lines; JSON keeps the
+ * milliseconds).  Each writes a terminated text into out, which holds
+ * GS_TEXT_MAX chars, and returns out.
+ *
+ * gs_time_text: "2026-11-27T14:05:09Z", ISO 8601 UTC to the second (the
+ * milliseconds dropped, rounding down); with GS_TIME_ZERO_NEVER, a time
+ * of 0 (a "last done at" never done) is "never".  A time before 1970 is
+ * a real time of a wrong clock, shown as such.
+ * gs_size_text: "512 B", "293.3 KiB", "20.0 MiB", "1.5 GiB".
+ * gs_duration_text: milliseconds as "250 ms", "41 s", "15 min", "2 h 5 min",
+ * "3 d 4 h"; a negative one with a leading "-".
+ */
+#define GS_TEXT_MAX 32
+#define GS_TIME_ZERO_NEVER 1
+const char *gs_time_text(char *out, size_t outlen, int64_t ms, int flags);
+const char *gs_size_text(char *out, size_t outlen, uint64_t bytes);
+const char *gs_duration_text(char *out, size_t outlen, int64_t ms);
+
+/*
  * Strict decimal parsing of a whole string: no sign for the unsigned one,
  * no leading space, no trailing junk, range checked.  GS_OK or GS_EINVAL.
  */

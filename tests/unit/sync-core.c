@@ -307,6 +307,42 @@ test_time_format(void **state)
 	assert_string_equal(out, "2026-11-26T07:04:33.123Z");
 }
 
+static void
+test_text_formats(void **state)
+{
+	char out[GS_TEXT_MAX];
+
+	(void)state;
+	assert_string_equal(gs_time_text(out, sizeof(out), 1795676673999LL,
+	    0), "2026-11-26T07:04:33Z");
+	assert_string_equal(gs_time_text(out, sizeof(out), 0,
+	    GS_TIME_ZERO_NEVER), "never");
+	assert_string_equal(gs_time_text(out, sizeof(out), 0, 0),
+	    "1970-01-01T00:00:00Z");
+	assert_string_equal(gs_time_text(out, sizeof(out), -1, 0),
+	    "1969-12-31T23:59:59Z");
+	assert_string_equal(gs_size_text(out, sizeof(out), 0), "0 B");
+	assert_string_equal(gs_size_text(out, sizeof(out), 1023), "1023 B");
+	assert_string_equal(gs_size_text(out, sizeof(out), 300325),
+	    "293.3 KiB");
+	assert_string_equal(gs_size_text(out, sizeof(out), 1048575),
+	    "1.0 MiB");
+	assert_string_equal(gs_size_text(out, sizeof(out), 20u << 20),
+	    "20.0 MiB");
+	assert_string_equal(gs_duration_text(out, sizeof(out), 41), "41 ms");
+	assert_string_equal(gs_duration_text(out, sizeof(out), 0), "0 ms");
+	assert_string_equal(gs_duration_text(out, sizeof(out), 41999),
+	    "41 s");
+	assert_string_equal(gs_duration_text(out, sizeof(out), 900000),
+	    "15 min");
+	assert_string_equal(gs_duration_text(out, sizeof(out), 7500000),
+	    "2 h 5 min");
+	assert_string_equal(gs_duration_text(out, sizeof(out), -90000000),
+	    "-25 h 0 min");
+	assert_string_equal(gs_duration_text(out, sizeof(out),
+	    INT64_C(3) * 86400000 + 4 * 3600000), "3 d 4 h");
+}
+
 int
 main(void)
 {
@@ -322,6 +358,7 @@ main(void)
 		cmocka_unit_test(test_hex_le),
 		cmocka_unit_test(test_parse_numbers),
 		cmocka_unit_test(test_time_format),
+		cmocka_unit_test(test_text_formats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
