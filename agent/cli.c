@@ -874,26 +874,140 @@ out:
 
 /* ------------------------------------------------------------ status */
 
+/*
+ * What a status key's number means, from its name, so that a key a new
+ * part adds is shown in words as soon as it follows the naming: "..._at",
+ * "at" and "last_sync" are times (milliseconds since 1970 in the JSON),
+ * "..._bytes" and "partial_sent" are sizes, "..._ms" durations.
+ */
+enum status_kind { KIND_PLAIN, KIND_TIME, KIND_SIZE, KIND_DURATION };
+
+static int
+ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static enum status_kind
+status_kind(const char *k)
+{
+	if (strcmp(k, "at") == 0 || strcmp(k, "last_sync") == 0 ||
+	    ends_with(k, "_at"))
+		return KIND_TIME;
+	if (ends_with(k, "_bytes") || strcmp(k, "partial_sent") == 0)
+		return KIND_SIZE;
+	if (ends_with(k, "_ms"))
+		return KIND_DURATION;
+	return KIND_PLAIN;
+}
+
+/* One value of the status tree as a worker reads it: times as ISO 8601
+ * UTC ("never" for none), sizes in B/KiB/MiB, durations in ms/s/min/h,
+ * nothing as "none". */
+static void
+print_status_value(const char *k, json_t *v)
+{
+	char t[GS_TEXT_MAX];
+	enum status_kind kind = status_kind(k);
+	const char *sv;
+
+	if (json_is_integer(v) && kind == KIND_TIME)
+		fputs(gs_time_text(t, sizeof(t), json_integer_value(v),
+		    GS_TIME_ZERO_NEVER), stdout);
+	else if (json_is_integer(v) && kind == KIND_SIZE)
+		fputs(gs_size_text(t, sizeof(t), json_integer_value(v) < 0 ? 0 :
+		    (uint64_t)json_integer_value(v)), stdout);
+	else if (json_is_integer(v) && kind == KIND_DURATION)
+		fputs(gs_duration_text(t, sizeof(t), json_integer_value(v)),
+		    stdout);
+	else if (json_is_null(v))
+		fputs(kind == KIND_TIME ? "never" : "none", stdout);
+	else if (json_is_string(v) && json_string_length(v) == 0)
+		fputs("(none)", stdout);
+	else if (json_is_string(v) && kind == KIND_TIME &&
+	    json_string_length(v) == 24 &&
+	    (sv = json_string_value(v))[19] == '.' && sv[23] == 'Z')
+		/* A time the JSON gives as text (gs_time_format): to the
+		 * second, like the others. */
+		printf("%.19sZ", sv);
+	else
+		print_value(stdout, v, 200);
+}
+
+/* The refused records of status (problem_records): one line each, the
+ * reasons under it. */
+static void
+print_problem_records(json_t *arr, int depth)
+{
+	json_t *rec, *pb, *x;
+	size_t i, j;
+
+	json_array_foreach(arr, i, rec) {
+		const char *f, *m;
+
+		printf("%*s%s  %s  %s\n", depth * 2, "",
+		    json_string_value(json_object_get(rec, "uuid")),
+		    json_string_value(json_object_get(rec, "type")),
+		    json_string_value(json_object_get(rec, "state")));
+		pb = json_object_get(rec, "problems");
+		if (json_is_string(pb))
+			printf("%*s%s\n", depth * 2 + 2, "",
+			    json_string_value(pb));
+		json_array_foreach(pb, j, x) {
+			f = json_string_value(json_object_get(x, "field"));
+			m = json_string_value(json_object_get(x, "message"));
+			printf("%*s%s%s%s\n", depth * 2 + 2, "", f ? f : "",
+			    f && *f ? ": " : "", m ? m : "");
+		}
+	}
+}
+
 /* Prints a status object generically, so that keys the sync side adds
- * show up without changes here: nested objects become indented blocks. */
+ * show up without changes here: nested objects become indented blocks,
+ * empty ones and empty lists "none", values as print_status_value. */
 static void
 print_tree(json_t *o, int depth)
 {
 	const char *k;
-	json_t *v;
+	json_t *v, *x;
+	size_t i;
 
 	json_object_foreach(o, k, v) {
 		printf("%*s%s:", depth * 2, "", k);
-		if (json_is_object(v)) {
+		if (json_is_object(v) && json_object_size(v) > 0) {
 			putchar('\n');
 			print_tree(v, depth + 1);
 			continue;
 		}
+		if ((json_is_object(v) && json_object_size(v) == 0) ||
+		    (json_is_array(v) && json_array_size(v) == 0)) {
+			puts(" none");
+			continue;
+		}
+		if (json_is_null(v) && depth == 0 &&
+		    strcmp(k, "device") == 0) {
+			puts(" not enrolled (run 'gridagent enroll CODE')");
+			continue;
+		}
+		if (json_is_array(v) && strcmp(k, "problem_records") == 0) {
+			putchar('\n');
+			print_problem_records(v, depth + 1);
+			continue;
+		}
+		if (json_is_array(v)) {
+			/* A list: one item a line. */
+			putchar('\n');
+			json_array_foreach(v, i, x) {
+				printf("%*s- ", depth * 2 + 2, "");
+				print_status_value("", x);
+				putchar('\n');
+			}
+			continue;
+		}
 		putchar(' ');
-		if (json_is_string(v) && json_string_length(v) == 0)
-			fputs("(none)", stdout);
-		else
-			print_value(stdout, v, 200);
+		print_status_value(k, v);
 		putchar('\n');
 	}
 }

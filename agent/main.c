@@ -85,7 +85,9 @@ const struct ag_command ag_commands[] = {
 	  "bundle serial held (key_bundle) and the clock: whether the device\n"
 	  "clock reads before 2026-01-01 (then it is wrong: set the date\n"
 	  "and time), how far the platform's clock was ahead at the last sync,\n"
-	  "and a warning when either is off.\n" },
+	  "and a warning when either is off.  Times are ISO 8601 UTC (\"never\"\n"
+	  "when none), sizes in B/KiB/MiB, durations in ms/s/min/h, empty\n"
+	  "parts \"none\"; --json keeps milliseconds since 1970 and bytes.\n" },
 	{ "attach", ag_cmd_attach,
 	  "UUID FILE [--phase BEFORE|DURING|AFTER] [--note TEXT] "
 	  "[--location LAT,LON,ACC,SYS] [--taken-at MS] [--keep] "

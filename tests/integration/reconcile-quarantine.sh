@@ -38,6 +38,15 @@ expect_exit 0 "status --json" ag status --json
 [ "$(json_get "$T_TMP/out" 'sorted(set(x["state"] + " " + x["problems"][0]["rule"] for x in d["problem_records"])) + [len(d["problem_records"])]')" = \
 	"['quarantined author_mismatch', 2]" ] &&
 	ok "... lists both in problem_records" || fail "... lists both in problem_records"
+# The text status: a line a record, its reasons under it (it was one line
+# of JSON).
+expect_exit 0 "status (text)" ag status
+sed -n '/^problem_records:$/,$p' "$T_TMP/out" >"$T_TMP/pr.txt"
+[ "$(grep -c '^  [0-9a-f-]\{36\}  person  quarantined$' "$T_TMP/pr.txt")" = 2 ] &&
+	[ "$(grep -c "^    author: author .w999. is not the worker" "$T_TMP/pr.txt")" = 2 ] &&
+	grep -q "^  $UQ  person  quarantined\$" "$T_TMP/pr.txt" &&
+	ok "... lists each refused record on a line, the reason under it" ||
+	{ fail "... lists each refused record on a line, the reason under it"; sed 's/^/# /' "$T_TMP/out"; }
 expect_exit 1 "reconcile --check is 1 while they wait" pf reconcile --check
 Q1=$(json_get "$T_TMP/q.json" 'd[0]["id"]')
 Q2=$(json_get "$T_TMP/q.json" 'd[1]["id"]')

@@ -1,0 +1,80 @@
+#!/bin/sh
+# agent-text.sh - the text (non --json) output of gridagent's read commands
+# says what a grid worker needs in words: times as ISO 8601 UTC to the
+# second ("never" for none), sizes with a unit, empty states in words;
+# the --json outputs keep their milliseconds and bytes.
+#
+# It used to print times as milliseconds since 1970 (status: created_at,
+# enrolled_at, last_sync, pull at), sizes as bare bytes, nothing at all
+# for no tasks, "0 records" for none, "all acked: 0 batch(es), 0
+# record(s) sent" when there was nothing to send, and raw JSON for a
+# record's attachments.
+. "$GS_TOP/tests/lib.sh"
+. "$GS_TOP/tests/integration/agent-sync-lib.inc"
+
+ISO='20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]Z'
+
+# no_raw_times FILE: no line of FILE ends in a number of 13 or more digits
+# (a time in milliseconds since 1970: 13 digits; the grid code has 12).
+no_raw_times() { ! grep -Eq '(^|[^0-9a-f])[0-9]{13,}$' "$1"; }
+
+# ---- a home that is not enrolled, with nothing in it
+AH0=$T_TMP/ag0
+expect_exit 0 "init a home" "$GRIDAGENT" --home "$AH0" init --grid 440307001001 \
+	--worker w001 --passphrase-file "$AG_PASS"
+expect_exit 0 "status (text) of a new home" "$GRIDAGENT" --home "$AH0" status
+cp "$T_TMP/out" "$T_TMP/st0"
+grep -Eq "^created_at: $ISO\$" "$T_TMP/st0" &&
+	ok "status: created_at as ISO 8601 UTC" ||
+	{ fail "status: created_at as ISO 8601 UTC"; grep created_at "$T_TMP/st0" | sed 's/^/# /'; }
+grep -q "^device: not enrolled (run 'gridagent enroll CODE')\$" "$T_TMP/st0" &&
+	ok "status: a device not enrolled says so" ||
+	fail "status: a device not enrolled says so"
+grep -q '^records: none$' "$T_TMP/st0" && grep -q '^reviews: none$' "$T_TMP/st0" &&
+	grep -q '^problem_records: none$' "$T_TMP/st0" &&
+	ok "status: no records, no reviews, no problems, in words" ||
+	fail "status: no records, no reviews, no problems, in words"
+check "status: no time in milliseconds" no_raw_times "$T_TMP/st0"
+
+# ---- an enrolled device on a loopback platform
+sync_ready
+expect_exit 0 "status of a device never synced" ag status
+grep -q '^  at: never$' "$T_TMP/out" &&
+	ok "status: the pull never made says never" ||
+	{ fail "status: the pull never made says never"; sed 's/^/# /' "$T_TMP/out"; }
+collect_people 3 7
+EV=$("$GRIDGEN" --type event --count 1 --seed 2 | ag collect event --json -)
+head -c 300000 /dev/urandom >"$T_TMP/photo.jpg"
+HASH=$(ag attach "$EV" "$T_TMP/photo.jpg" --phase BEFORE)
+[ -n "$HASH" ] && ok "an attachment" || fail "an attachment"
+expect_exit 0 "sync (text)" ag sync
+expect_exit 0 "status (text) after the sync" ag status
+cp "$T_TMP/out" "$T_TMP/st1"
+check "status: no time in milliseconds" no_raw_times "$T_TMP/st1"
+grep -Eq "^last_sync: $ISO\$" "$T_TMP/st1" &&
+	grep -Eq "^  enrolled_at: $ISO\$" "$T_TMP/st1" &&
+	grep -Eq "^  at: $ISO\$" "$T_TMP/st1" &&
+	grep -Eq "^  measured_at: $ISO\$" "$T_TMP/st1" &&
+	ok "status: last_sync, enrolled_at, pull at, measured_at as ISO 8601 UTC" ||
+	{ fail "status: last_sync, enrolled_at, pull at, measured_at as ISO 8601 UTC"; sed 's/^/# /' "$T_TMP/st1"; }
+grep -q '^  done_bytes: 29[0-9]\.[0-9] KiB$' "$T_TMP/st1" &&
+	grep -q '^  sealed_bytes: 0 B$' "$T_TMP/st1" &&
+	ok "status: sizes with a unit (the photo in KiB)" ||
+	{ fail "status: sizes with a unit (the photo in KiB)"; grep bytes "$T_TMP/st1" | sed 's/^/# /'; }
+grep -Eq '^  platform_ahead_ms: -?[0-9]+ (ms|s|min)$' "$T_TMP/st1" &&
+	ok "status: the clock's offset with a unit" ||
+	fail "status: the clock's offset with a unit"
+grep -q '^revoked: false$' "$T_TMP/st1" && grep -q '^worker: w001$' "$T_TMP/st1" &&
+	ok "status: the other lines as they were" ||
+	fail "status: the other lines as they were"
+ag status --json >"$T_TMP/st1.json"
+"$PY" - "$T_TMP/st1.json" <<'PY' && ok "status --json keeps milliseconds and bytes" || fail "status --json keeps milliseconds and bytes"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for v in (d["last_sync"], d["created_at"], d["device"]["enrolled_at"], d["pull"]["at"]):
+    assert isinstance(v, int) and v > 1767225600000, v
+assert isinstance(d["attachments"]["done_bytes"], int) and d["attachments"]["done_bytes"] > 300000, d
+assert d["reviews"] == {} and d["problem_records"] == [], d
+PY
+
+done_testing
