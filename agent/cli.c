@@ -700,8 +700,12 @@ ag_cmd_list(struct ag_cli *cli, int argc, char **argv)
 		r = ag_list(st, type, (all ? AG_LIST_DELETED : 0) |
 		    (reveal ? 0 : AG_LIST_MASK), list_one, &c);
 	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);
-	if (r == GS_OK && !json)
+	/* The count on stderr (stdout is the records); none in words. */
+	if (r == GS_OK && !json && c.n > 0)
 		fprintf(stderr, "%zu records\n", c.n);
+	else if (r == GS_OK && !json)
+		fprintf(stderr, "no records%s%s\n", type != NULL ?
+		    " of type " : "", type != NULL ? type : "");
 	if (fflush(stdout) != 0 && ex == GS_EX_OK)
 		ex = GS_EX_IOERR;
 	ag_store_close(st);

@@ -67,7 +67,8 @@ const struct ag_command ag_commands[] = {
 	  "and fields.  Personal data is masked unless --reveal (audited;\n"
 	  "exit 77 while locked).  --id-number lists the records whose\n"
 	  "id_number is NUMBER, found by the blind index (exit 77 while\n"
-	  "locked).\n" },
+	  "locked).  The count goes to stderr (\"5 records\", or \"no records\n"
+	  "of type TYPE\").\n" },
 	{ "show", ag_cmd_show, "UUID [--json] [--reveal]", "Show one record.",
 	  "Personal data is masked unless --reveal (audited; exit 77 while\n"
 	  "locked).  When the platform refused its last change (rejected,\n"
@@ -107,7 +108,10 @@ const struct ag_command ag_commands[] = {
 	  "List the tasks the platform assigned to this worker.",
 	  "Tasks arrive with 'gridagent sync'.  A visit whose task field names\n"
 	  "a task closes it (on the platform; the device hears it on the next\n"
-	  "sync).\n" },
+	  "sync).  One line a task, open ones first; a done one ends with\n"
+	  "the visit that closed it.  With none: \"no tasks\" on stderr.\n"
+	  "--json prints an array of {id, kind, subject, due, title, status,\n"
+	  "closed_by}.\n" },
 	{ "enroll", ag_cmd_enroll,
 	  "CODE [--platform URL] [--json] [--passphrase-file FILE]",
 	  "Enroll this device with the platform; prints the device id.",

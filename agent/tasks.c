@@ -24,7 +24,8 @@ ag_cmd_tasks(struct ag_cli *cli, int argc, char **argv)
 	struct ag_store *st = NULL;
 	json_t *arr = NULL, *o;
 	int r, n, ex, json = 0;
-	const char *t;
+	size_t ntasks = 0;
+	const char *t, *c;
 	const struct ag_opt opts[] = {
 		{ "json", NULL, &json },
 		{ NULL, NULL, NULL },
@@ -59,13 +60,20 @@ ag_cmd_tasks(struct ag_cli *cli, int argc, char **argv)
 			continue;
 		}
 		t = gs_stmt_text(s, 2);
-		printf("%-6s %s  due %s  %s  %s%s%s\n", gs_stmt_text(s, 5),
+		c = gs_stmt_text(s, 6);
+		ntasks++;
+		printf("%-6s %s  due %s  %s  %s%s%s%s%s\n", gs_stmt_text(s, 5),
 		    gs_stmt_text(s, 0), gs_stmt_text(s, 3), gs_stmt_text(s, 1),
-		    gs_stmt_text(s, 4), *t ? "  subject " : "", t);
+		    gs_stmt_text(s, 4), *t ? "  subject " : "", t,
+		    *c ? "  closed by " : "", c);
 	}
 	if (r != GS_DONE)
 		goto out;
 	r = GS_OK;
+	/* None: said in words, on stderr like list's count, so that stdout
+	 * holds task lines only. */
+	if (!json && ntasks == 0)
+		fputs("no tasks\n", stderr);
 	/* An output error is main's to report (main.c). */
 	if (json && json_dumpf(arr, stdout, JSON_INDENT(2)) == 0)
 		(void)fputc('\n', stdout);

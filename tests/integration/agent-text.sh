@@ -35,6 +35,20 @@ grep -q '^records: none$' "$T_TMP/st0" && grep -q '^reviews: none$' "$T_TMP/st0"
 	ok "status: no records, no reviews, no problems, in words" ||
 	fail "status: no records, no reviews, no problems, in words"
 check "status: no time in milliseconds" no_raw_times "$T_TMP/st0"
+expect_exit 0 "tasks with none" "$GRIDAGENT" --home "$AH0" tasks
+[ ! -s "$T_TMP/out" ] && [ "$(cat "$T_TMP/err")" = "no tasks" ] &&
+	ok "... says \"no tasks\" on stderr, stdout empty" ||
+	fail "... says \"no tasks\" on stderr, stdout empty"
+expect_exit 0 "tasks --json with none" "$GRIDAGENT" --home "$AH0" tasks --json
+[ "$(tr -d ' \n' <"$T_TMP/out")" = "[]" ] && [ ! -s "$T_TMP/err" ] &&
+	ok "... is [] and nothing else" || fail "... is [] and nothing else"
+expect_exit 0 "list person with none" "$GRIDAGENT" --home "$AH0" list person
+[ "$(cat "$T_TMP/err")" = "no records of type person" ] &&
+	ok "... says \"no records of type person\"" ||
+	fail "... says \"no records of type person\" ($(cat "$T_TMP/err"))"
+expect_exit 0 "list with none" "$GRIDAGENT" --home "$AH0" list
+[ "$(cat "$T_TMP/err")" = "no records" ] && ok "... says \"no records\"" ||
+	fail "... says \"no records\" ($(cat "$T_TMP/err"))"
 
 # ---- an enrolled device on a loopback platform
 sync_ready
@@ -47,6 +61,10 @@ EV=$("$GRIDGEN" --type event --count 1 --seed 2 | ag collect event --json -)
 head -c 300000 /dev/urandom >"$T_TMP/photo.jpg"
 HASH=$(ag attach "$EV" "$T_TMP/photo.jpg" --phase BEFORE)
 [ -n "$HASH" ] && ok "an attachment" || fail "an attachment"
+expect_exit 0 "list (text)" ag list
+[ "$(cat "$T_TMP/err")" = "4 records" ] && ok "... counts 4 records on stderr" ||
+	fail "... counts 4 records on stderr ($(cat "$T_TMP/err"))"
+
 expect_exit 0 "sync (text)" ag sync
 expect_exit 0 "status (text) after the sync" ag status
 cp "$T_TMP/out" "$T_TMP/st1"
@@ -76,5 +94,23 @@ for v in (d["last_sync"], d["created_at"], d["device"]["enrolled_at"], d["pull"]
 assert isinstance(d["attachments"]["done_bytes"], int) and d["attachments"]["done_bytes"] > 300000, d
 assert d["reviews"] == {} and d["problem_records"] == [], d
 PY
+# ---- a task from the platform
+P=$(ag list person --json | "$PY" -c 'import json,sys; print(json.loads(sys.stdin.readline())["uuid"])')
+T=$(pf task add --worker w001 --kind VISIT --subject "$P" --due 2026-12-01 --title 回访)
+expect_exit 0 "sync hears the task" ag sync
+expect_exit 0 "tasks (text)" ag tasks
+grep -q "^open   $T  due 2026-12-01  VISIT  回访  subject $P\$" "$T_TMP/out" &&
+	[ ! -s "$T_TMP/err" ] && ok "... lists it" ||
+	{ fail "... lists it"; sed 's/^/# /' "$T_TMP/out" "$T_TMP/err"; }
+
+V=$(ag collect visit kind=HOME_VISIT subject="$P" purpose=INFO_VERIFY outcome=NORMAL \
+	place=张三家 started_at=2026-11-20T09:00:00Z task="$T")
+expect_exit 0 "a visit naming the task is synced" ag sync
+expect_exit 0 "sync again (hears the task closed)" ag sync
+expect_exit 0 "tasks (text), the task done" ag tasks
+grep -q "^done   $T  due 2026-12-01  VISIT  回访  subject $P  closed by $V\$" "$T_TMP/out" &&
+	ok "... says which visit closed it" ||
+	{ fail "... says which visit closed it"; sed 's/^/# /' "$T_TMP/out" "$T_TMP/err"; }
+
 
 done_testing
