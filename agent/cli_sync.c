@@ -201,9 +201,20 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 		json_decref(s);
 		fputc('\n', stdout);
 	} else if (r == GS_OK) {
-		printf("all acked: %llu batch(es), %llu record(s) sent",
-		    (unsigned long long)sum.acked_batches,
-		    (unsigned long long)sum.acked_records);
+		char size[GS_TEXT_MAX], took[GS_TEXT_MAX];
+
+		/* What went up, with its size and how long the run took;
+		 * nothing in words (a "0 batch(es)" reads like a failure). */
+		if (sum.acked_batches > 0)
+			printf("all acked: %llu batch(es), %llu record(s) "
+			    "sent, %s in %s",
+			    (unsigned long long)sum.acked_batches,
+			    (unsigned long long)sum.acked_records,
+			    gs_size_text(size, sizeof(size), sum.bytes_sent),
+			    gs_duration_text(took, sizeof(took),
+			    sum.elapsed_ms));
+		else
+			printf("all acked: nothing waiting to be sent");
 		if (sum.pulled_records || sum.pulled_tasks ||
 		    sum.pulled_reviews)
 			printf("; received %llu record(s), %llu task(s), %llu "
@@ -222,6 +233,12 @@ ag_cmd_sync(struct ag_cli *cli, int argc, char **argv)
 			    gs_log_program(),
 			    (unsigned long long)sum.pending_batches,
 			    (unsigned long long)sum.unsent);
+		else if (gs_error_class(r) == GS_CLASS_RETRY &&
+		    sum.pending_batches == 0 && sum.unsent == 0)
+			fprintf(stderr,
+			    "%s: platform unreachable (%s); nothing "
+			    "waiting to be sent\n",
+			    gs_log_program(), sum.message);
 		else if (gs_error_class(r) == GS_CLASS_RETRY)
 			fprintf(stderr,
 			    "%s: platform unreachable (%s); "

@@ -138,7 +138,8 @@ const struct ag_command ag_commands[] = {
 	  "Seal unsent changes into batches and upload them; then pull.",
 	  "After the upload the device sends its heartbeat and pulls what\n"
 	  "others and the admins changed in its worker's grids, its tasks\n"
-	  "and review verdicts.  The last line counts what was sent and\n"
+	  "and review verdicts.  The last line counts what was sent (its\n"
+	  "size and how long it took, or \"nothing waiting to be sent\") and\n"
 	  "received (--json: acked_records, pulled_records, pulled_tasks,\n"
 	  "pulled_reviews, ...); on a terminal, progress lines count the\n"
 	  "batches, each attachment's upload and the pull's pages.\n"

@@ -184,6 +184,7 @@ progress(struct run *x, int final)
 	struct ag_sync_summary *s = x->sum;
 	uint64_t sent = 0;
 	double secs, rate;
+	char size[GS_TEXT_MAX], speed[GS_TEXT_MAX];
 	int w;
 
 	if (!x->o->progress)
@@ -197,14 +198,16 @@ progress(struct run *x, int final)
 	}
 	secs = (double)(gs_mono_us() - x->t0) / 1e6;
 	rate = secs > 0 ? (double)sent / secs : 0;
+	/* Sizes in the unit that fits (B, KiB, MiB), as everywhere. */
 	w = fprintf(stderr,
 	    "\r%s: sync: sealed %llu, acked %llu/%llu batches, "
-	    "%llu records, %.1f KiB sent, %.1f KiB/s   ",
+	    "%llu records, %s sent, %s/s   ",
 	    gs_log_program(), (unsigned long long)s->sealed_batches,
 	    (unsigned long long)s->acked_batches,
 	    (unsigned long long)(s->acked_batches + s->pending_batches),
-	    (unsigned long long)s->acked_records, (double)sent / 1024.0,
-	    rate / 1024.0);
+	    (unsigned long long)s->acked_records,
+	    gs_size_text(size, sizeof(size), sent),
+	    gs_size_text(speed, sizeof(speed), (uint64_t)rate));
 	x->progress_shown = 1;
 	x->progress_width = w > 1 ? w - 1 : 0;
 	if (final) {

@@ -66,6 +66,19 @@ expect_exit 0 "list (text)" ag list
 	fail "... counts 4 records on stderr ($(cat "$T_TMP/err"))"
 
 expect_exit 0 "sync (text)" ag sync
+grep -Eq '^all acked: 1 batch\(es\), 4 record\(s\) sent, [0-9.]+ (B|KiB) in [0-9]+ (ms|s)$' "$T_TMP/out" &&
+	ok "... the summary says what went up, its size and how long" ||
+	{ fail "... the summary says what went up, its size and how long"; sed 's/^/# /' "$T_TMP/out"; }
+expect_exit 0 "sync again, nothing to send" ag sync
+[ "$(cat "$T_TMP/out")" = "all acked: nothing waiting to be sent" ] &&
+	ok "... says nothing was waiting to be sent" ||
+	{ fail "... says nothing was waiting to be sent"; sed 's/^/# /' "$T_TMP/out"; }
+expect_exit 75 "sync with the platform unreachable, nothing to send" \
+	ag sync --platform http://127.0.0.1:9 --retries 0
+grep -q '^gridagent: platform unreachable (.*); nothing waiting to be sent$' "$T_TMP/err" &&
+	ok "... says so, and that nothing was waiting" ||
+	{ fail "... says so, and that nothing was waiting"; sed 's/^/# /' "$T_TMP/err"; }
+
 expect_exit 0 "status (text) after the sync" ag status
 cp "$T_TMP/out" "$T_TMP/st1"
 check "status: no time in milliseconds" no_raw_times "$T_TMP/st1"
@@ -98,6 +111,8 @@ PY
 P=$(ag list person --json | "$PY" -c 'import json,sys; print(json.loads(sys.stdin.readline())["uuid"])')
 T=$(pf task add --worker w001 --kind VISIT --subject "$P" --due 2026-12-01 --title 回访)
 expect_exit 0 "sync hears the task" ag sync
+grep -q '^all acked: nothing waiting to be sent; received 0 record(s), 1 task(s), 0 review(s)$' "$T_TMP/out" &&
+	ok "... and says so" || { fail "... and says so"; sed 's/^/# /' "$T_TMP/out"; }
 expect_exit 0 "tasks (text)" ag tasks
 grep -q "^open   $T  due 2026-12-01  VISIT  回访  subject $P\$" "$T_TMP/out" &&
 	[ ! -s "$T_TMP/err" ] && ok "... lists it" ||
@@ -112,5 +127,16 @@ grep -q "^done   $T  due 2026-12-01  VISIT  回访  subject $P  closed by $V\$" 
 	ok "... says which visit closed it" ||
 	{ fail "... says which visit closed it"; sed 's/^/# /' "$T_TMP/out" "$T_TMP/err"; }
 
+# ---- the progress line on a terminal (script(1) gives sync one)
+if command -v script >/dev/null 2>&1; then
+	collect_people 2 8
+	script -qec "\"$GRIDAGENT\" --home \"$AH\" sync" /dev/null >"$T_TMP/tty" 2>&1
+	tr '\r' '\n' <"$T_TMP/tty" >"$T_TMP/tty.lines"
+	grep -Eq '^gridagent: sync: .* [0-9]+ records, [0-9]+ B sent, [0-9.]+ (B|KiB|MiB)/s +$' "$T_TMP/tty.lines" &&
+		ok "progress: a small upload's size in B, not 0.2 KiB" ||
+		{ fail "progress: a small upload's size in B, not 0.2 KiB"; sed 's/^/# /' "$T_TMP/tty.lines"; }
+else
+	echo "# skipped: the progress line (no script(1) for a terminal)"
+fi
 
 done_testing
