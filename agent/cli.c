@@ -715,10 +715,44 @@ ag_cmd_list(struct ag_cli *cli, int argc, char **argv)
 static void
 print_time(const char *label, json_t *v)
 {
-	char t[32];
+	char t[GS_TEXT_MAX];
 
-	gs_time_format(t, sizeof(t), json_integer_value(v));
-	printf("%-12s %s\n", label, t);
+	/* To the second, as every text output; a record's time is a real
+	 * one even at 0 (a clock reset before 1970 stamps 0). */
+	printf("%-12s %s\n", label, gs_time_text(t, sizeof(t),
+	    json_integer_value(v), 0));
+}
+
+/*
+ * An attachments field (revealed; masked it is one "***"): how many, then
+ * one line each with the start of its hash (what `gridagent attach`
+ * printed), type, size in B/KiB/MiB, phase and the time it was taken.
+ */
+static void
+print_attachments(json_t *arr)
+{
+	char sz[GS_TEXT_MAX], t[GS_TEXT_MAX];
+	const char *h, *m, *ph;
+	json_int_t size;
+	json_t *a, *ta;
+	size_t i;
+
+	printf("%zu file%s\n", json_array_size(arr),
+	    json_array_size(arr) == 1 ? "" : "s");
+	json_array_foreach(arr, i, a) {
+		h = json_string_value(json_object_get(a, "hash"));
+		m = json_string_value(json_object_get(a, "mime"));
+		ph = json_string_value(json_object_get(a, "phase"));
+		ta = json_object_get(a, "taken_at");
+		size = json_integer_value(json_object_get(a, "size"));
+		gs_size_text(sz, sizeof(sz), size < 0 ? 0 : (uint64_t)size);
+		t[0] = '\0';
+		if (json_is_integer(ta))
+			gs_time_text(t, sizeof(t), json_integer_value(ta), 0);
+		printf("    %.16s  %s  %s%s%s%s%s\n", h ? h : "?", m ? m : "?",
+		    sz, ph ? "  " : "", ph ? ph : "", t[0] ? "  taken " : "",
+		    t);
+	}
 }
 
 /* The human form of ag_get's JSON: header lines, then the fields in the
@@ -794,6 +828,11 @@ show_text(const struct gs_schema *schema, json_t *rec)
 				continue;
 			printf("  %-20s %s: ", gs_field_name(fd),
 			    gs_field_label(fd));
+			if (gs_field_kind(fd) == GS_KIND_ATTACHMENTS &&
+			    json_is_array(v)) {
+				print_attachments(v);
+				continue;
+			}
 			print_value(stdout, v, 4096);
 			putchar('\n');
 		}

@@ -107,6 +107,26 @@ for v in (d["last_sync"], d["created_at"], d["device"]["enrolled_at"], d["pull"]
 assert isinstance(d["attachments"]["done_bytes"], int) and d["attachments"]["done_bytes"] > 300000, d
 assert d["reviews"] == {} and d["problem_records"] == [], d
 PY
+
+expect_exit 0 "show (text)" ag show "$EV"
+grep -Eq "^created +$ISO\$" "$T_TMP/out" && grep -Eq "^updated +$ISO\$" "$T_TMP/out" &&
+	ok "show: created and updated to the second" ||
+	{ fail "show: created and updated to the second"; sed 's/^/# /' "$T_TMP/out"; }
+expect_exit 0 "show --reveal (text)" ag show "$EV" --reveal
+H16=$(printf '%.16s' "$HASH")
+grep -q '附件: 1 file$' "$T_TMP/out" &&
+	grep -Eq "^    $H16  [a-z/-]+  29[0-9]\.[0-9] KiB  BEFORE  taken $ISO\$" "$T_TMP/out" &&
+	ok "show: the attachment on its own line, its size in KiB" ||
+	{ fail "show: the attachment on its own line, its size in KiB"; sed 's/^/# /' "$T_TMP/out"; }
+ag show "$EV" --json --reveal >"$T_TMP/show.json"
+"$PY" - "$T_TMP/show.json" <<'PY' && ok "show --json keeps milliseconds and bytes" || fail "show --json keeps milliseconds and bytes"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert isinstance(d["created_at"], int) and d["created_at"] > 1767225600000, d
+a = d["fields"]["attachments"][0]
+assert a["size"] == 300000 and isinstance(a["taken_at"], int), a
+PY
+
 # ---- a task from the platform
 P=$(ag list person --json | "$PY" -c 'import json,sys; print(json.loads(sys.stdin.readline())["uuid"])')
 T=$(pf task add --worker w001 --kind VISIT --subject "$P" --due 2026-12-01 --title 回访)
