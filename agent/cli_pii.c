@@ -94,6 +94,31 @@ static const struct {
 };
 
 /*
+ * The text of `config SETTING`: the value with its unit, "30 days",
+ * "900 s = 15 min", a count as it is; then " (default)" when it was
+ * never set.
+ */
+static void
+print_setting(size_t i, int64_t value, int set)
+{
+	char d[GS_TEXT_MAX], s[GS_TEXT_MAX];
+
+	if (strcmp(settings[i].name, "retention-days") == 0) {
+		printf("%lld day%s", (long long)value, value == 1 ? "" : "s");
+	} else if (strcmp(settings[i].name, "lock-idle-seconds") == 0) {
+		/* The seconds as set, and in minutes or hours when that
+		 * says it better. */
+		snprintf(s, sizeof(s), "%lld s", (long long)value);
+		gs_duration_text(d, sizeof(d), value * 1000);
+		printf("%s%s%s", s, strcmp(s, d) != 0 ? " = " : "",
+		    strcmp(s, d) != 0 ? d : "");
+	} else {
+		printf("%lld", (long long)value);
+	}
+	printf("%s\n", set ? "" : " (default)");
+}
+
+/*
  * The value in force of setting i: *set is 0 when none was ever set (the
  * default is in force).  A stored value out of bounds is read as the
  * default, as the code that uses it does (pii.c, unlock.c).
@@ -198,8 +223,7 @@ ag_cmd_config(struct ag_cli *cli, int argc, char **argv)
 				puts(s);
 			free(s);
 		} else {
-			printf("%lld%s\n", (long long)value, set ? "" :
-			    " (default)");
+			print_setting(i, value, set);
 		}
 	}
 	ex = r == GS_OK ? GS_EX_OK : ag_cli_error(r);

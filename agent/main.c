@@ -198,8 +198,9 @@ const struct ag_command ag_commands[] = {
 	  "lock-idle-seconds: an unlock lasts this long after the last\n"
 	  "command that used it (default 900).  max-failed-unlocks: wrong\n"
 	  "passphrases before the data key is destroyed (default 10).\n"
-	  "Without VALUE it prints the value in force, followed by\n"
-	  "\"(default)\" when it was never set.  --json prints one object:\n"
+	  "Without VALUE it prints the value in force with its unit\n"
+	  "(\"30 days\", \"900 s = 15 min\"), followed by \"(default)\" when\n"
+	  "it was never set.  --json prints one object (plain numbers):\n"
 	  "{\"setting\", \"value\" (in force), \"default\", \"set\" (false\n"
 	  "when never set; max-failed-unlocks is set by init)}; with\n"
 	  "VALUE, after setting it.\n" },

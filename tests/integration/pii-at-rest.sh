@@ -141,11 +141,15 @@ grep -q '"pop_type"' "$T_TMP/out" && ! grep -q '13912345678' "$T_TMP/out" &&
 [ ! -s "$AH/agent.db-wal" ] && ok "... the WAL was truncated" ||
 	fail "... the WAL was truncated ($(wc -c <"$AH/agent.db-wal"))"
 
-# ---- config: the value in force, and one JSON document with --json (it
-# printed a bare value, "(default)" when unset, and refused --json)
-[ "$(ag config lock-idle-seconds)" = "900 (default)" ] &&
-	ok "config lock-idle-seconds: 900, the default" ||
-	fail "config lock-idle-seconds: 900, the default ($(ag config lock-idle-seconds))"
+# ---- config: the value in force with its unit, and one JSON document
+# with --json (it printed a bare value, "(default)" when unset, and
+# refused --json; then a bare "900 (default)", unit unsaid)
+[ "$(ag config lock-idle-seconds)" = "900 s = 15 min (default)" ] &&
+	ok "config lock-idle-seconds: 900 s = 15 min, the default" ||
+	fail "config lock-idle-seconds: 900 s = 15 min, the default ($(ag config lock-idle-seconds))"
+[ "$(ag config retention-days)" = "30 days (default)" ] &&
+	ok "config retention-days: 30 days, the default" ||
+	fail "config retention-days: 30 days, the default ($(ag config retention-days))"
 for s in retention-days lock-idle-seconds max-failed-unlocks; do
 	expect_exit 0 "config $s --json" ag config "$s" --json
 	"$PY" - "$T_TMP/out" "$s" <<'PY' && ok "... one JSON object naming it, the value in force and the default" || fail "... one JSON object naming it, the value in force and the default"
