@@ -194,7 +194,15 @@ progress(struct run *x, int final)
 		sent = *x->courier_sent;
 		(void)pthread_mutex_unlock(x->courier_mu);
 	} else {
+		/* Both connections, as the summary counts them: the second
+		 * carried half the batches, and the last line read only the
+		 * first (less sent than the line before it). */
+		uint64_t sent2 = 0;
+
 		ag_http_stats(x->http, &sent, NULL, NULL);
+		if (x->http2 != NULL)
+			ag_http_stats(x->http2, &sent2, NULL, NULL);
+		sent += sent2;
 	}
 	secs = (double)(gs_mono_us() - x->t0) / 1e6;
 	rate = secs > 0 ? (double)sent / secs : 0;

@@ -200,3 +200,27 @@ cmp -s "$T_TMP/p1.out" "$T_TMP/p2.out" &&
 	fail "purge: stdout is the same both ways ($(head -c 40 "$T_TMP/p2.out"))"
 
 done_testing
+
+# The batch lines on a terminal: with two connections under way, the
+# bytes sent only grow, and the last line says what the summary says.
+expect_exit 0 "collect $N more" ag collect person --json "$T_TMP/people"
+tty "$T_TMP/s4.out" "$T_TMP/s4.tty" "$GRIDAGENT" --home "$AH" sync \
+	--batch-records 100
+[ $? -eq 0 ] && ok "sync them on a terminal, in batches of 100" ||
+	fail "sync them on a terminal, in batches of 100"
+"$PY" - "$T_TMP/s4.tty" "$T_TMP/s4.out" $(((N + 99) / 100)) <<'PY' &&
+import re, sys
+units = {b"B": 1, b"KiB": 1024, b"MiB": 1 << 20, b"GiB": 1 << 30}
+t = open(sys.argv[1], "rb").read()
+lines = re.findall(rb"acked (\d+)/\d+ batches, \d+ records, ([0-9.]+) (B|KiB|MiB) sent", t)
+sizes = [float(n) * units[u] for _, n, u in lines]
+summary = re.search(rb"([0-9.]+ (?:B|KiB|MiB)) in ", open(sys.argv[2], "rb").read() + t)
+ok = (len(lines) >= 2 and int(lines[-1][0]) == int(sys.argv[3]) and
+      all(b >= a for a, b in zip(sizes, sizes[1:])) and summary is not None and
+      b"%s %s" % (lines[-1][1], lines[-1][2]) == summary.group(1))
+if not ok:
+    print("# lines:", lines[-3:], "summary:", summary and summary.group(1))
+sys.exit(0 if ok else 1)
+PY
+	ok "sync: the bytes sent only grow, the last line as the summary" ||
+	fail "sync: the bytes sent only grow, the last line as the summary"
