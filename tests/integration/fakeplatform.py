@@ -1,7 +1,8 @@
 # fakeplatform.py - what the integration tests' fake platforms (a man in
-# the middle in front of the real platform) share: reading a request and
-# forwarding one.  A test copies it beside its own script in $T_TMP and
-# imports it from there.
+# the middle in front of the real platform) and raw clients share:
+# reading a request, forwarding one, telling when an answer is whole.  A
+# test copies it beside its own script in $T_TMP and imports it from
+# there.
 import socket
 import socketserver
 
@@ -22,6 +23,20 @@ def read_req(f):
         if k.strip().lower() == b"content-length":
             n = int(v)
     return line, hdrs, f.read(n) if n else b""
+
+
+def whole_answer(data):
+    """Whether data holds an answer's head and all the body its
+    Content-Length announces (none: an empty body)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    n = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v)
+    return len(body) >= n
 
 
 def forward(up, line, hdrs, body):

@@ -14,6 +14,7 @@
 sync_ready
 PF_PORT=${PF_URL##*:}
 
+cp "$GS_TOP/tests/integration/fakeplatform.py" "$T_TMP/"
 cat >"$T_TMP/expect.py" <<'EOF'
 # expect.py PORT METHOD PATH BODYLEN|chunked|- [SEND]: sends the headers
 # of a request with "Expect: 100-continue" and Content-Length: BODYLEN (or
@@ -22,6 +23,8 @@ cat >"$T_TMP/expect.py" <<'EOF'
 # Continue" is answered with BODYLEN bytes of junk, and the final answer
 # is waited for (5 s more).
 import json, socket, sys, time
+
+from fakeplatform import whole_answer
 
 port, method, path, blen = int(sys.argv[1]), sys.argv[2], sys.argv[3], \
     sys.argv[4]
@@ -66,15 +69,8 @@ while time.time() - t0 < limit:
                 sys.exit(1)
             s.sendall(b"J" * int(blen))
             sent, limit = True, time.time() - t0 + 5.0
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if sep:
-        n = 0
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                n = int(v)
-        if len(body) >= n:
-            break
+    if whole_answer(data):
+        break
 el = time.time() - t0
 if not data:
     print("none - continue=%d %.1f" % (cont, el))

@@ -31,9 +31,12 @@ honest() {
 	fi
 }
 
+cp "$GS_TOP/tests/integration/fakeplatform.py" "$T_TMP/"
 cat >"$T_TMP/hc.py" <<'EOF'
 # hc.py - the hostile client.  hc.py PORT COMMAND ARGS... prints results.
 import json, os, socket, sys, time
+
+from fakeplatform import whole_answer
 
 port = int(sys.argv[1])
 cmd = sys.argv[2]
@@ -57,15 +60,8 @@ def answer(s):
             if not d:
                 break
             data += d
-            if b"\r\n\r\n" in data:
-                head, _, body = data.partition(b"\r\n\r\n")
-                n = 0
-                for line in head.split(b"\r\n")[1:]:
-                    k, _, v = line.partition(b":")
-                    if k.strip().lower() == b"content-length":
-                        n = int(v)
-                if len(body) >= n:
-                    break
+            if whole_answer(data):
+                break
     except (ConnectionResetError, socket.timeout) as e:
         if not data:
             return 0, type(e).__name__
