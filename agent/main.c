@@ -43,11 +43,13 @@ const struct ag_command ag_commands[] = {
 	  "TYPE is person, house, org, event or visit.  Each NAME=VALUE sets\n"
 	  "one field, once (see schema/forms); the record is validated\n"
 	  "before it is saved and nothing is saved if any field is wrong\n"
-	  "(exit 65).\n"
+	  "(exit 65).  A time is typed with its zone, such as\n"
+	  "occurred_at=2026-11-26T15:04:33+08:00, and saved in UTC.\n"
 	  "--json FILE reads one JSON object of fields, or NDJSON (one\n"
 	  "object per line) for a bulk import: all lines are saved in one\n"
 	  "transaction or none is, and every bad line is reported with its\n"
-	  "line number.  FILE - is standard input; the limit is 256 MiB.\n"
+	  "line number; its times must already be UTC (\"...Z\").  FILE -\n"
+	  "is standard input; the limit is 256 MiB.\n"
 	  "Prints the new uuids, one per line.  On a terminal, a line on\n"
 	  "stderr counts the lines checked while a bulk import runs.\n" },
 	{ "edit", ag_cmd_edit, "UUID NAME=VALUE...",

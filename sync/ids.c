@@ -140,6 +140,55 @@ gs_datetime_parse(const char *s, size_t len, int64_t *ms)
 	return 0;
 }
 
+int
+gs_datetime_to_utc(const char *s, size_t len, char *out, size_t outlen)
+{
+	char z[GS_DATETIME_MAX];
+	size_t base;
+	int64_t ms;
+	int oh, om, sign, r;
+
+	/* The local part is what gs_datetime_parse reads; only the zone
+	 * differs.  It is copied with a "Z" so that one parser decides
+	 * what a well-formed time is. */
+	if (outlen < GS_DATETIME_MAX)
+		return -1;
+	if (len == 20 || len == 24) {
+		if ((r = gs_datetime_parse(s, len, &ms)) != 0)
+			return r;
+		memcpy(out, s, len);
+		out[len] = '\0';
+		return 0;
+	}
+	if (len != 25 && len != 29)
+		return -1;
+	base = len - 6;
+	if ((s[base] != '+' && s[base] != '-') || s[base + 3] != ':')
+		return -1;
+	if ((oh = digits(s + base + 1, 2)) < 0 ||
+	    (om = digits(s + base + 4, 2)) < 0)
+		return -1;
+	memcpy(z, s, base);
+	z[base] = 'Z';
+	if ((r = gs_datetime_parse(z, base + 1, &ms)) != 0)
+		return r;
+	/* Zones in use run from -12:00 to +14:00; "-00:00" is RFC 3339's
+	 * "UTC, local offset unknown". */
+	if (oh > 14 || om > 59 || oh * 60 + om > 14 * 60)
+		return -2;
+	sign = s[base] == '+' ? 1 : -1;
+	ms -= sign * ((int64_t)oh * 3600 + om * 60) * 1000;
+	gs_time_format(out, outlen, ms);
+	/* An offset can push year 0000 or 9999 out of four digits. */
+	if (strlen(out) != 24 || out[4] != '-')
+		return -2;
+	/* Keep the precision given: no ".000" on a time typed to the
+	 * second. */
+	if (base == 19)
+		memcpy(out + 19, "Z", 2);
+	return 0;
+}
+
 /* ---------------------------------------------------- GB 11643 id number */
 
 /* W_i = 2^(18-i) mod 11 for positions 1..17. */

@@ -36,6 +36,17 @@ int gs_date_parse(const char *s, size_t len, int *y, int *m, int *d);
  * three digits).  0 and *ms (milliseconds since the epoch) on success, -1
  * when malformed, -2 when a component is out of range. */
 int gs_datetime_parse(const char *s, size_t len, int64_t *ms);
+/* Room for a UTC time as gs_datetime_to_utc writes it, terminator
+ * included ("YYYY-MM-DDTHH:MM:SS.mmmZ" is 24 bytes). */
+#define GS_DATETIME_MAX 32
+/* A time as a person types it: RFC 3339 ending in "Z" or in a numeric
+ * offset such as "+08:00" (the handheld's own zone), with or without
+ * ".mmm".  Writes the same instant as the UTC text records store (the
+ * milliseconds only when given) into out (outlen >= GS_DATETIME_MAX) and
+ * returns 0; -1 when malformed (a time with no zone at all is ambiguous
+ * and malformed); -2 when a component or the offset (beyond 14:00) is
+ * out of range. */
+int gs_datetime_to_utc(const char *s, size_t len, char *out, size_t outlen);
 
 /* ---------------------------------------------------- GB 11643 id number */
 

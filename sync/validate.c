@@ -1339,6 +1339,39 @@ bad:
 	return NULL;
 }
 
+/*
+ * A worker types the time on the handheld's clock: "+08:00" is taken and
+ * made UTC here, because records store UTC only (sync/ids.h), and the
+ * validator would call it malformed.  A time without a zone is refused:
+ * which zone was meant is a guess.  NULL with a problem added, or NULL and
+ * *nomem set.
+ */
+static json_t *
+args_datetime(const struct gs_field *fd, const char *val,
+    struct gs_problems *p, int *nomem)
+{
+	char utc[GS_DATETIME_MAX], q[200];
+	size_t len = strlen(val);
+	json_t *v;
+	int r;
+
+	r = gs_datetime_to_utc(val, len, utc, sizeof(utc));
+	if (r == 0) {
+		if ((v = json_string(utc)) == NULL)
+			*nomem = 1;
+		return v;
+	}
+	if (r == -2)
+		gs_problems_add(p, fd->name, "date", "should be a real time, "
+		    "%s does not exist", quote(q, sizeof(q), fd, val, len));
+	else
+		gs_problems_add(p, fd->name, "format", "should be a time "
+		    "with its zone, like 2026-11-26T15:04:33+08:00 or "
+		    "2026-11-26T07:04:33Z, not %s",
+		    quote(q, sizeof(q), fd, val, len));
+	return NULL;
+}
+
 /* How many of args[0..i-1] set the field name (len bytes). */
 static int
 given_before(char *const *args, int i, const char *name, size_t len)
@@ -1447,6 +1480,11 @@ gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
 				gs_problems_add(p, fd->name, "type", "is set by "
 				    "'gridagent attach', not NAME=VALUE");
 				continue;
+			case GS_KIND_DATETIME:
+				if ((v = args_datetime(fd, val, p, &nomem)) ==
+				    NULL && !nomem)
+					continue;
+				break;
 			default:
 				v = json_string(val);
 				break;

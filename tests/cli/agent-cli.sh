@@ -460,4 +460,32 @@ if [ "$(id -u)" != 0 ]; then
 	chmod 700 "$T_TMP/ro"
 fi
 
+# ---- a time typed with the handheld's zone (+08:00) is stored as the
+# same instant in UTC; one typed with no zone is refused with how to type
+# it, and nothing is saved.
+TZH=$T_TMP/tz
+"$A" --home "$TZH" init --grid 440307001001 --worker W0001 \
+	--passphrase-file "$PASS" >/dev/null 2>&1
+EV="category=CM_GARBAGE title=暴露垃圾 place=葵涌 urgency=NORMAL"
+# shellcheck disable=SC2086 # $EV is several NAME=VALUE arguments
+expect_exit 0 "collect event with occurred_at in +08:00" "$A" --home "$TZH" \
+	collect event $EV occurred_at=2026-01-05T09:30:00+08:00
+TZU=$(cat "$T_TMP/out")
+expect_exit 0 "show the event" "$A" --home "$TZH" show "$TZU" --json
+check "... stored as UTC, 8 hours earlier" grep -q \
+	'"occurred_at":"2026-01-05T01:30:00Z"' "$T_TMP/out"
+expect_exit 0 "edit it with a -05:00 time" "$A" --home "$TZH" edit "$TZU" \
+	occurred_at=2026-01-04T20:30:00.500-05:00
+"$A" --home "$TZH" show "$TZU" --json >"$T_TMP/out"
+check "... stored as UTC, milliseconds kept" grep -q \
+	'"occurred_at":"2026-01-05T01:30:00.500Z"' "$T_TMP/out"
+# shellcheck disable=SC2086
+expect_exit 65 "a time with no zone exits 65" "$A" --home "$TZH" \
+	collect event $EV occurred_at=2026-01-05T09:30:00
+check "... and says how to type it" grep -q \
+	'occurred_at: should be a time with its zone, like 2026-11-26T15:04:33+08:00' \
+	"$T_TMP/err"
+check "... and saved nothing" sh -c \
+	'[ "$("$1" --home "$2" list --all --json | wc -l)" -eq 1 ]' - "$A" "$TZH"
+
 done_testing

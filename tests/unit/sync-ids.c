@@ -539,6 +539,56 @@ test_today_span(void)
 	}
 }
 
+/* gs_datetime_to_utc: a typed time with its zone, as records store it. */
+static void
+test_datetime_to_utc(void)
+{
+	static const struct {
+		const char *in, *out;
+		int r;
+	} v[] = {
+		{ "2026-11-26T07:04:33Z", "2026-11-26T07:04:33Z", 0 },
+		{ "2026-11-26T07:04:33.123Z", "2026-11-26T07:04:33.123Z", 0 },
+		{ "2026-11-26T15:04:33+08:00", "2026-11-26T07:04:33Z", 0 },
+		{ "2026-11-26T15:04:33.007+08:00", "2026-11-26T07:04:33.007Z",
+		  0 },
+		/* across a day, a month and a year */
+		{ "2026-01-01T03:00:00+08:00", "2025-12-31T19:00:00Z", 0 },
+		{ "2024-02-28T22:00:00-05:30", "2024-02-29T03:30:00Z", 0 },
+		{ "2026-11-26T07:04:33-00:00", "2026-11-26T07:04:33Z", 0 },
+		{ "2026-11-26T07:04:33+14:00", "2026-11-25T17:04:33Z", 0 },
+		{ "2026-11-26T07:04:33+14:01", NULL, -2 },
+		{ "2026-11-26T07:04:33+15:00", NULL, -2 },
+		{ "2026-11-26T07:04:33+08:60", NULL, -2 },
+		{ "2026-02-30T07:04:33+08:00", NULL, -2 },
+		{ "2026-11-26T24:04:33+08:00", NULL, -2 },
+		{ "0000-01-01T00:30:00+01:00", NULL, -2 },
+		{ "2026-11-26T07:04:33", NULL, -1 },
+		{ "2026-11-26T07:04:33+0800", NULL, -1 },
+		{ "2026-11-26T07:04:33+8:00", NULL, -1 },
+		{ "2026-11-26T07:04:33 08:00", NULL, -1 },
+		{ "2026-11-26 07:04:33+08:00", NULL, -1 },
+		{ "2026-11-26T07:04:33.12+08:00", NULL, -1 },
+		{ "2026-11-26T07:04:33+08:00Z", NULL, -1 },
+		{ "", NULL, -1 },
+	};
+	char out[GS_DATETIME_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		int r = gs_datetime_to_utc(v[i].in, strlen(v[i].in), out,
+		    sizeof(out));
+
+		if (r != v[i].r)
+			fail_msg("%s: %d, not %d", v[i].in, r, v[i].r);
+		if (r == 0)
+			assert_string_equal(out, v[i].out);
+	}
+	/* Too small an output is refused, never cut. */
+	assert_int_equal(gs_datetime_to_utc("2026-11-26T07:04:33Z", 20, out,
+	    20), -1);
+}
+
 static void
 test_dates(void **state)
 {
@@ -580,6 +630,7 @@ test_dates(void **state)
 	    -2);
 	assert_true(gs_today_cst() >= 20260101);
 	test_today_span();
+	test_datetime_to_utc();
 }
 
 int

@@ -649,6 +649,53 @@ test_fields_from_args(void **state)
 		assert_null(json_object_get(h, "area_m2"));
 		json_decref(h);
 	}
+	/* A time typed with the handheld's offset is stored as UTC, to the
+	 * precision typed; a time with no zone, or an impossible one, is a
+	 * problem that says what to type. */
+	{
+		const struct gs_form *event = gs_schema_form(schema, "event");
+		char *local[] = { "occurred_at=2026-11-26T15:04:33+08:00" };
+		char *msec[] = { "occurred_at=2026-01-01T07:30:00.250+08:00" };
+		char *west[] = { "occurred_at=2026-11-26T20:04:33-05:00" };
+		char *utc[] = { "occurred_at=2026-11-26T07:04:33Z" };
+		char *nozone[] = { "occurred_at=2026-11-26T15:04:33" };
+		char *far[] = { "occurred_at=2026-11-26T15:04:33+15:00" };
+		char *feb30[] = { "occurred_at=2026-02-30T15:04:33+08:00" };
+		json_t *e = json_object();
+
+		assert_int_equal(gs_fields_from_args(event, local, 1, e, &p),
+		    GS_OK);
+		assert_string_equal(json_string_value(json_object_get(e,
+		    "occurred_at")), "2026-11-26T07:04:33Z");
+		assert_int_equal(gs_fields_from_args(event, msec, 1, e, &p),
+		    GS_OK);
+		assert_string_equal(json_string_value(json_object_get(e,
+		    "occurred_at")), "2025-12-31T23:30:00.250Z");
+		assert_int_equal(gs_fields_from_args(event, west, 1, e, &p),
+		    GS_OK);
+		assert_string_equal(json_string_value(json_object_get(e,
+		    "occurred_at")), "2026-11-27T01:04:33Z");
+		assert_int_equal(gs_fields_from_args(event, utc, 1, e, &p),
+		    GS_OK);
+		assert_string_equal(json_string_value(json_object_get(e,
+		    "occurred_at")), "2026-11-26T07:04:33Z");
+		assert_int_equal(gs_fields_from_args(event, nozone, 1, e, &p),
+		    GS_EVALIDATION);
+		assert_string_equal(p.v[0].rule, "format");
+		assert_string_equal(p.v[0].message, "should be a time with "
+		    "its zone, like 2026-11-26T15:04:33+08:00 or "
+		    "2026-11-26T07:04:33Z, not \"2026-11-26T15:04:33\"");
+		assert_int_equal(gs_fields_from_args(event, far, 1, e, &p),
+		    GS_EVALIDATION);
+		assert_string_equal(p.v[0].rule, "date");
+		assert_int_equal(gs_fields_from_args(event, feb30, 1, e, &p),
+		    GS_EVALIDATION);
+		assert_string_equal(p.v[0].rule, "date");
+		/* The refused ones left the last good value alone. */
+		assert_string_equal(json_string_value(json_object_get(e,
+		    "occurred_at")), "2026-11-26T07:04:33Z");
+		json_decref(e);
+	}
 	/* One field set twice (or three times) in one command line is a
 	 * problem said once, not the last value kept; "names=" is another
 	 * (unknown) field, not a second name. */
