@@ -14,7 +14,7 @@ BUILD ?= build
 CC ?= cc
 V ?= 0
 
-PKGS := sqlite3 zlib libsodium libcurl libmicrohttpd jansson
+PKGS := sqlite3 zlib libdeflate libsodium libcurl libmicrohttpd jansson
 TEST_PKGS := cmocka
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -5,7 +5,7 @@
  * strictly decode.
  *
  *	wire [BATCHES] [LEVEL]     default 200 batches of 1,000, the
- *	                           batches' level (GS_DEFLATE_LEVEL)
+ *	                           batches' level (libdeflate, GS_DEFLATE_FAST_LEVEL)
  *
  * Records are synthetic "person" changes of about 400 bytes of NDJSON
  * each, with random uuids, id numbers and phones (the parts that do not
@@ -194,8 +194,12 @@ main(int argc, char **argv)
 	{
 		double recs = (double)nb * PER_BATCH;
 
-		printf("wire: %zu batches of %d records, deflate level %d\n", nb,
-		    PER_BATCH, level ? level : GS_DEFLATE_LEVEL);
+		if (level != 0)
+			printf("wire: %zu batches of %d records, zlib level "
+			    "%d\n", nb, PER_BATCH, level);
+		else
+			printf("wire: %zu batches of %d records, libdeflate "
+			    "level %d\n", nb, PER_BATCH, GS_DEFLATE_FAST_LEVEL);
 		printf("plain bytes per record     %.1f\n", plain_bytes / recs);
 		printf("envelope bytes per record  %.1f\n", env_bytes / recs);
 		/* Mean over all batches, and the best batch: the box is

@@ -5,7 +5,8 @@
 set -u
 
 # pkg-config module -> Debian package
-MODULES="sqlite3:libsqlite3-dev zlib:zlib1g-dev libsodium:libsodium-dev
+MODULES="sqlite3:libsqlite3-dev zlib:zlib1g-dev libdeflate:libdeflate-dev
+libsodium:libsodium-dev
 libcurl:libcurl4-openssl-dev libmicrohttpd:libmicrohttpd-dev
 jansson:libjansson-dev cmocka:libcmocka-dev"
 # command -> Debian package

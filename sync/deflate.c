@@ -7,9 +7,11 @@
  * loops are a classic source of bombs and hangs (QEMU CVE-2023-3255).
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "core/buf.h"
@@ -67,6 +69,84 @@ z_free(voidpf opaque, voidpf q)
 	gs_free(p);
 }
 
+/* libdeflate's memory goes through gs_malloc (failure injection) and is
+ * wiped when freed, as zlib's is (z_alloc, z_free): its matcher's tables
+ * are made from the plaintext.  libdeflate takes one allocator for the
+ * whole process, set once before its first compressor. */
+static void *
+ld_alloc(size_t n)
+{
+	unsigned char *p;
+
+	if (n > SIZE_MAX - ZFRONT || (p = gs_malloc(n + ZFRONT)) == NULL)
+		return NULL;
+	memcpy(p, &n, sizeof(n));
+	return p + ZFRONT;
+}
+
+static void
+ld_free(void *q)
+{
+	unsigned char *p;
+	size_t n;
+
+	if (q == NULL)
+		return;
+	p = (unsigned char *)q - ZFRONT;
+	memcpy(&n, p, sizeof(n));
+	explicit_bzero(q, n);
+	gs_free(p);
+}
+
+static pthread_once_t ld_once = PTHREAD_ONCE_INIT;
+
+static void
+ld_setup(void)
+{
+	libdeflate_set_memory_allocator(ld_alloc, ld_free);
+}
+
+/* The default level: libdeflate's whole-buffer compressor, same zlib
+ * stream format (RFC 1950), which zlib's inflate on the platform reads. */
+static int
+deflate_default(struct gs_buf *out, const void *in, size_t n)
+{
+	struct libdeflate_compressor *c;
+	size_t start = out->len, bound, room, got;
+	int r;
+
+	(void)pthread_once(&ld_once, ld_setup);
+	if ((c = libdeflate_alloc_compressor(GS_DEFLATE_FAST_LEVEL)) == NULL)
+		return GS_FAIL(GS_ENOMEM, "out of memory (deflate)");
+	/* The bound is the worst case for incompressible input; reserve it
+	 * within the cap, or what the cap allows: a stream that does not
+	 * fit what the cap allows is over the cap. */
+	bound = libdeflate_zlib_compress_bound(c, n);
+	room = out->max - out->len;
+	if ((r = gs_buf_reserve(out, min_size(bound, room))) != GS_OK)
+		goto out;
+	got = libdeflate_zlib_compress(c, in, n, out->data + start,
+	    min_size(bound, room));
+	if (got == 0) {
+		/* Left as before: the compressor may have written some. */
+		if (out->secret)
+			explicit_bzero(out->data + start,
+			    min_size(bound, room));
+		out->data[start] = '\0';
+		r = bound <= room ? GS_FAIL(GS_EINTERNAL, "deflate failed")
+				  : GS_FAIL(GS_ETOOBIG,
+				      "compressed batch exceeds %zu bytes",
+				      out->max);
+		goto out;
+	}
+	out->len = start + got;
+	out->data[out->len] = '\0';
+	r = GS_OK;
+out:
+	libdeflate_free_compressor(c);
+	return r;
+}
+
 int
 gs_deflate(struct gs_buf *out, const void *in, size_t n, int level)
 {
@@ -74,14 +154,14 @@ gs_deflate(struct gs_buf *out, const void *in, size_t n, int level)
 	size_t start = out->len, bound, room;
 	int r = GS_EINTERNAL, zr, inited = 0;
 
-	if (level == 0)
-		level = GS_DEFLATE_LEVEL;
-	if (level < 1 || level > 9)
+	if (level < 0 || level > 9)
 		return GS_FAIL(
-		    GS_EINVAL, "deflate level %d not in 1..9", level);
+		    GS_EINVAL, "deflate level %d not in 0..9", level);
 	if (n >= SLICE)
 		return GS_FAIL(
 		    GS_ETOOBIG, "%zu bytes is too much to deflate", n);
+	if (level == 0)
+		return deflate_default(out, in, n);
 	memset(&zs, 0, sizeof zs);
 	zs.zalloc = z_alloc;
 	zs.zfree = z_free;

@@ -1,6 +1,7 @@
 /*
  * deflate.h - the zlib seam: bounded compression and decompression.
- * sync/deflate.c is the only file of the project that includes <zlib.h>.
+ * sync/deflate.c is the only file of the project that includes <zlib.h>
+ * or <libdeflate.h>.
  *
  * The stream format is a zlib stream (RFC 1950: 2-byte header, deflate
  * data, Adler-32 trailer), window 15, no preset dictionary.  Inflating
@@ -23,17 +24,23 @@
  * allocating anything. */
 #define GS_INFLATE_MAX_RATIO 1032
 
-/* The level used for batches.  Level 2 (zlib's fast matcher) compresses
- * a batch of 1,000 gridgen persons (417 bytes each) to 82 bytes a record
- * in 2.9 ms where level 6 takes 8.1 ms for 65 bytes: deflate was the
- * largest single cost of sealing, and the wire stays well under its
- * 150-byte target (bench/RESULTS.md, "End to end"). */
-#define GS_DEFLATE_LEVEL 2
+/* The level used for batches, level 0 of gs_deflate: libdeflate's
+ * whole-buffer compressor at its level 1, which writes the same zlib
+ * stream format (RFC 1950, window 15) as zlib, read by zlib's inflate.
+ * It compresses a batch of 1,000 gridgen persons (417 bytes each) to 80
+ * bytes a record with about half the instructions of zlib's level 2 (82
+ * bytes a record), which had been chosen over level 6 (65 bytes, 2.8
+ * times slower): deflate was the largest single cost of sealing
+ * (bench/RESULTS.md, "End to end").  The level is not part of the format
+ * (docs/PROTOCOL.md section 3). */
+#define GS_DEFLATE_FAST_LEVEL 1
 
-/* Appends the zlib stream of in[0..n) at level (1..9, or 0 for
- * GS_DEFLATE_LEVEL) to out.  GS_OK; GS_ETOOBIG when the stream would pass
- * out->max (out is then as before); GS_ENOMEM; GS_EINVAL for a bad level;
- * GS_EINTERNAL if zlib fails. */
+/* Appends the zlib stream of in[0..n) to out: at level 0 with libdeflate
+ * (GS_DEFLATE_FAST_LEVEL), at level 1..9 with zlib, whose bytes for a
+ * given level are what the frozen vectors hold (level 6).  GS_OK;
+ * GS_ETOOBIG when the stream would pass out->max (out is then as before);
+ * GS_ENOMEM; GS_EINVAL for a bad level; GS_EINTERNAL if the compressor
+ * fails. */
 int gs_deflate(struct gs_buf *out, const void *in, size_t n, int level);
 
 /* Appends exactly plain_len decompressed bytes of the zlib stream

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -279,7 +280,7 @@ test_deflate_cap(void **state)
 static void
 test_edges(void **state)
 {
-	static const int levels[] = { 1, 6, 9 };
+	static const int levels[] = { 0, 1, 6, 9 }; /* 0: libdeflate */
 	char *p = text(3000);
 	struct gs_buf z, o;
 	size_t n, l;
@@ -300,7 +301,7 @@ test_edges(void **state)
 	assert_non_null(strstr(gs_errmsg(r), "longer than the declared"));
 	gs_buf_release(&o);
 	gs_buf_release(&z);
-	for (l = 0; l < 3; l++) {
+	for (l = 0; l < 4; l++) {
 		for (n = 1; n <= 600; n++) {
 			gs_buf_init(&z, 2 * n + 64);
 			assert_int_equal(gs_deflate(&z, p + n % 33, n,
@@ -313,6 +314,84 @@ test_edges(void **state)
 			gs_buf_release(&z);
 		}
 	}
+	gs_free(p);
+}
+
+
+/* n bytes of batch-like NDJSON: fixed keys and codes, pseudo-random ids
+ * and digits (the parts that do not compress), the same on every run. */
+static char *
+batch_text(size_t n)
+{
+	static const char *const names[] = { "Wang", "Li", "Zhang", "Liu" };
+	char *p = gs_malloc(n + 1);
+	uint32_t x = 12345;
+	size_t len = 0;
+
+	assert_non_null(p);
+	while (len < n) {
+		char line[256];
+		int k;
+
+		x = x * 1103515245u + 12345u;
+		k = snprintf(line, sizeof line,
+		    "{\"change_id\":\"0190%08x-7abc\",\"fields\":{"
+		    "\"grid\":\"440307001001\",\"name\":\"%s %u\","
+		    "\"phone\":\"13%09u\",\"sex\":\"%c\"},"
+		    "\"op\":\"upsert\",\"type\":\"person\"}\n",
+		    (unsigned)x, names[x >> 30], (unsigned)(x >> 20),
+		    (unsigned)(x % 1000000000u), x & 1 ? 'F' : 'M');
+		assert_true(k > 0 && (size_t)k < sizeof line);
+		if ((size_t)k > n - len)
+			k = (int)(n - len);
+		memcpy(p + len, line, (size_t)k);
+		len += (size_t)k;
+	}
+	p[n] = '\0';
+	return p;
+}
+
+/* The batches' default (level 0, libdeflate): a stream zlib inflates back
+ * exactly, smaller for a batch than what zlib's level 2 wrote before it
+ * (the wire's bytes per record must not grow), and under memory failure
+ * an error with the buffer as it was. */
+static void
+test_default_level(void **state)
+{
+	size_t n = 400000;
+	char *p = batch_text(n);
+	struct gs_buf z, z2, o;
+	long i;
+	int r;
+
+	(void)state;
+	gs_buf_init_secret(&z, n + 1024);
+	gs_buf_init(&z2, n + 1024);
+	assert_int_equal(gs_deflate(&z, p, n, 0), GS_OK);
+	assert_int_equal(gs_deflate(&z2, p, n, 2), GS_OK);
+	assert_true(z.len < z2.len);
+	gs_buf_init(&o, n);
+	assert_int_equal(gs_inflate(&o, z.data, z.len, n), GS_OK);
+	assert_memory_equal(o.data, p, n);
+	gs_buf_release(&o);
+	gs_buf_release(&z2);
+	gs_buf_release(&z);
+	for (i = 0; i < 8; i++) {
+		gs_buf_init_secret(&z, n + 1024);
+		assert_int_equal(gs_buf_puts(&z, "keep"), GS_OK);
+		gs_mem_fail_after(i);
+		r = gs_deflate(&z, p, n, 0);
+		gs_mem_fail_after(-1);
+		if (r == GS_OK) {
+			gs_buf_release(&z);
+			break;
+		}
+		assert_int_equal(r, GS_ENOMEM);
+		assert_int_equal(z.len, 4);
+		assert_string_equal(z.data, "keep");
+		gs_buf_release(&z);
+	}
+	assert_true(i < 8);
 	gs_free(p);
 }
 
@@ -331,6 +410,7 @@ main(void)
 		cmocka_unit_test(test_not_zlib),
 		cmocka_unit_test(test_deflate_cap),
 		cmocka_unit_test(test_edges),
+		cmocka_unit_test(test_default_level),
 	};
 
 	if (gs_crypto_init() != GS_OK)
