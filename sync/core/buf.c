@@ -18,6 +18,17 @@ gs_buf_init(struct gs_buf *b, size_t max)
 	b->cap = 0;
 	b->max = max;
 	b->secret = 0;
+	b->dirty = 0;
+}
+
+/* How much of a secret buffer's block to wipe: every byte it may have
+ * held (core/buf.h), never past the block. */
+static size_t
+wipe_len(const struct gs_buf *b)
+{
+	size_t n = b->dirty > b->len + 1 ? b->dirty : b->len + 1;
+
+	return n < b->cap ? n : b->cap;
 }
 
 void
@@ -33,18 +44,21 @@ gs_buf_release(struct gs_buf *b)
 	if (b == NULL)
 		return;
 	if (b->secret && b->data != NULL)
-		explicit_bzero(b->data, b->cap);
+		explicit_bzero(b->data, wipe_len(b));
 	gs_free(b->data);
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->dirty = 0;
 }
 
 void
 gs_buf_reset(struct gs_buf *b)
 {
-	if (b->secret && b->data != NULL)
-		explicit_bzero(b->data, b->len);
+	if (b->secret && b->data != NULL) {
+		explicit_bzero(b->data, wipe_len(b));
+		b->dirty = 0;
+	}
 	b->len = 0;
 	if (b->data != NULL)
 		b->data[0] = '\0';
@@ -59,8 +73,11 @@ gs_buf_reserve(struct gs_buf *b, size_t n)
 	if (n > b->max || b->len > b->max - n)
 		return GS_ETOOBIG;
 	need = b->len + n + 1; /* room for the terminator */
-	if (need <= b->cap)
+	if (need <= b->cap) {
+		if (need > b->dirty)
+			b->dirty = need;
 		return GS_OK;
+	}
 	cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
@@ -74,11 +91,12 @@ gs_buf_reserve(struct gs_buf *b, size_t n)
 		if ((p = gs_malloc(cap)) == NULL)
 			return GS_ENOMEM;
 		memcpy(p, b->data, b->len + 1);
-		explicit_bzero(b->data, b->cap);
+		explicit_bzero(b->data, wipe_len(b));
 		gs_free(b->data);
 	}
 	b->data = p;
 	b->cap = cap;
+	b->dirty = need; /* the new block holds the copy, then what is reserved */
 	return GS_OK;
 }
 
@@ -132,6 +150,8 @@ void
 gs_buf_truncate(struct gs_buf *b, size_t n)
 {
 	if (n < b->len) {
+		if (b->len + 1 > b->dirty)
+			b->dirty = b->len + 1;
 		b->len = n;
 		b->data[n] = '\0';
 	}
@@ -149,5 +169,6 @@ gs_buf_detach(struct gs_buf *b, size_t *len)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->dirty = 0;
 	return d;
 }

@@ -23,6 +23,7 @@ struct gs_buf {
 	size_t cap;  /* bytes allocated */
 	size_t max;  /* the cap: len never exceeds it */
 	int secret;  /* gs_buf_init_secret: wiped, see there */
+	size_t dirty; /* secret: bytes [0, dirty) may hold data (see there) */
 };
 
 /* Caller's memory; no allocation yet. */
@@ -32,15 +33,24 @@ void gs_buf_init(struct gs_buf *b, size_t max);
  * the clear: every block it leaves behind is wiped (explicit_bzero) first.
  * Growing copies into a new block and wipes the old one (realloc(3) would
  * free it as it was: a batch body grew through a dozen such copies, every
- * one of them left in the heap), release wipes all of cap, reset the bytes
- * used.  Bytes dropped by truncation stay until release.  detach hands the
- * block over unwiped: the caller wipes it.
+ * one of them left in the heap); release and reset wipe every byte the
+ * buffer may have held, reset keeping the block.  detach hands the block
+ * over unwiped: the caller wipes it.
+ *
+ * "May have held" is a high-water mark, not the whole block: the most
+ * ever reserved (len + n + 1 of every gs_buf_reserve, which every append
+ * goes through) and every len the buffer's functions saw (a caller that
+ * writes into reserved room sets len; truncate sees the len it drops).
+ * A block of 1 MiB holding 600 KB is wiped for 600 KB, not for 1 MiB (the
+ * agent's seal wiped about 4 KB per record it never wrote).  A caller may
+ * write only into what it reserved, or up to a len it then sets.
  */
 void gs_buf_init_secret(struct gs_buf *b, size_t max);
 /* Frees the contents (wiped first when secret); the buffer may be reused
  * after gs_buf_init. NULL ok. */
 void gs_buf_release(struct gs_buf *b);
-/* Forgets the contents but keeps the allocation. */
+/* Forgets the contents but keeps the allocation (wiped first when
+ * secret). */
 void gs_buf_reset(struct gs_buf *b);
 
 /* GS_OK, GS_ETOOBIG (past max: nothing appended) or GS_ENOMEM. */

@@ -128,7 +128,7 @@ test_buf_enomem(void **state)
 
 /* A secret buffer grows by copy (core/buf.h): its bytes, its terminator
  * and its cap come through every move, a failed move changes nothing,
- * and reset leaves the bytes it dropped zero. */
+ * and reset leaves every byte it may have held zero. */
 static void
 test_buf_secret(void **state)
 {
@@ -167,6 +167,28 @@ test_buf_secret(void **state)
 	gs_buf_reset(&b);
 	assert_int_equal(b.len, 0);
 	for (i = 0; i < 5; i++)
+		assert_int_equal(b.data[i], 0);
+
+	/* Reset wipes every byte the buffer may have held (its high-water
+	 * mark), not just the bytes in use: those dropped by truncation, and
+	 * those written into reserved room before len was set. */
+	assert_int_equal(gs_buf_puts(&b, "secret words"), GS_OK);
+	gs_buf_truncate(&b, 3);
+	assert_int_equal(gs_buf_reserve(&b, 100), GS_OK);
+	memset(b.data + b.len, 'z', 100);
+	old = b.data;
+	gs_buf_reset(&b);
+	assert_ptr_equal(b.data, old); /* the block is kept */
+	for (i = 0; i < 3 + 100 + 1; i++)
+		assert_int_equal(b.data[i], 0);
+	/* After a move, the new block's mark covers the copy and what was
+	 * reserved. */
+	assert_int_equal(gs_buf_puts(&b, "abc"), GS_OK);
+	assert_int_equal(gs_buf_reserve(&b, 4500), GS_OK);
+	memset(b.data + b.len, 'y', 4500);
+	gs_buf_truncate(&b, 1);
+	gs_buf_reset(&b);
+	for (i = 0; i < 3 + 4500 + 1; i++)
 		assert_int_equal(b.data[i], 0);
 	gs_buf_release(&b);
 
