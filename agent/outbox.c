@@ -35,7 +35,10 @@
  * in milliseconds and survives a weak link in one piece. */
 #define OUTBOX_RECORDS 1000u
 #define OUTBOX_PLAIN ((size_t)4 << 20)
-/* Room kept for the header line in the plaintext budget. */
+/* Room kept for the header line in the plaintext budget, and at the
+ * front of the seal's body, where the header is written right before the
+ * lines: the plaintext is sealed from there, not copied.  The header line
+ * is at most about 190 bytes (sync/batch.c gs_batch_encode_header). */
 #define HEADER_ROOM 256
 /* The most personal data one change's fields may hold once opened (agent/
  * crypt.c seals at most 2 MiB), and the most members fast_line takes
@@ -75,10 +78,10 @@ struct ag_outbox {
 	/* The opened personal data of the change being sealed (fast_line),
 	 * wiped after each. */
 	struct gs_buf pii;
-	/* A seal's lines and its plaintext (header + lines), kept from one
-	 * seal to the next and wiped after each: grown once, not doubled
-	 * from 64 bytes by a dozen copies per batch. */
-	struct gs_buf body, plain;
+	/* A seal's plaintext: HEADER_ROOM bytes for the header, then the
+	 * lines.  Kept from one seal to the next and wiped after each: grown
+	 * once, not doubled from 64 bytes by a dozen copies per batch. */
+	struct gs_buf body;
 	int slow_only; /* ag_outbox_fast_lines(ob, 0) */
 };
 
@@ -129,7 +132,6 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	ob->db = db;
 	gs_buf_init_secret(&ob->pii, OUTBOX_PII);
 	gs_buf_init_secret(&ob->body, OUTBOX_PLAIN);
-	gs_buf_init_secret(&ob->plain, OUTBOX_PLAIN);
 #define PREP(field, sql)                                                       \
 	do {                                                                   \
 		r = gs_stmt_prepare(db, sql, &ob->field);                      \
@@ -243,7 +245,6 @@ ag_outbox_free(struct ag_outbox *ob)
 	 * keeps a long-lived connection tidy. */
 	gs_buf_release(&ob->pii);
 	gs_buf_release(&ob->body);
-	gs_buf_release(&ob->plain);
 	gs_stmt_finalize(ob->chain);
 	gs_stmt_finalize(ob->max_seq);
 	gs_stmt_finalize(ob->pick);
@@ -559,9 +560,12 @@ pick_all(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 	char why[300];
 	int r, full, pend;
 
+	/* The lines start after the header's room (ag_outbox_seal). */
+	if ((r = gs_buf_reserve(body, HEADER_ROOM)) != GS_OK)
+		return r;
 	for (;;) {
 		k->n = k->nchg = 0;
-		body->len = 0;
+		body->len = HEADER_ROOM;
 		gs_change_init(&bad);
 		pend = 0;
 		r = pick_from(ob, ob->pick, 0, lim, body, k, &full, &bad, why,
@@ -634,25 +638,26 @@ int
 ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
     const struct ag_outbox_limits *lim, struct ag_outbox_sealed *info)
 {
-	struct gs_buf *body = &ob->body, *plain = &ob->plain, env;
+	struct gs_buf *body = &ob->body, hdr, env;
 	struct cuts k = {NULL, NULL, 0, 0, 0};
 	struct gs_batch_header bh;
 	struct gs_seal_params sp;
 	unsigned char hash[GS_HASHBYTES];
 	int64_t last_seq = 0, max_seq = 0, now = gs_now_ms();
-	size_t n, nchg, budget;
+	size_t n, nchg, budget, plain_len = 0;
+	const char *plain = NULL;
 	int in_tx = 0, r = GS_EINTERNAL;
 
 	memset(info, 0, sizeof(*info));
 	memset(&sp, 0, sizeof(sp));
 	budget = lim->max_plain > HEADER_ROOM ? lim->max_plain - HEADER_ROOM
 					      : lim->max_plain;
-	/* body and plain hold personal data in the clear (secret buffers,
-	 * wiped at the end of every seal); their caps are this seal's. */
+	/* body holds personal data in the clear (a secret buffer, wiped at
+	 * the end of every seal): the header's room, then lines up to the
+	 * budget. */
 	gs_buf_reset(body);
-	gs_buf_reset(plain);
-	body->max = budget;
-	plain->max = lim->max_plain;
+	body->max = HEADER_ROOM + budget;
+	gs_buf_init(&hdr, HEADER_ROOM);
 	gs_buf_init(&env, lim->max_envelope);
 
 	if ((r = gs_db_begin(ob->db)) != GS_OK)
@@ -717,13 +722,21 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	for (;;) {
 		bh.count = (uint32_t)n;
 		sp.count = (uint32_t)n;
-		gs_buf_reset(plain);
-		if ((r = gs_batch_encode_header(plain, &bh)) != GS_OK ||
-		    (r = gs_buf_append(plain, body->data, k.end[n - 1])) !=
-			GS_OK)
+		/* The header right before the first n lines: the plaintext
+		 * is sealed where it lies. */
+		gs_buf_reset(&hdr);
+		if ((r = gs_batch_encode_header(&hdr, &bh)) != GS_OK)
 			goto out;
+		plain_len = hdr.len + (k.end[n - 1] - HEADER_ROOM);
+		if (plain_len > lim->max_plain) {
+			r = GS_FAIL(GS_ETOOBIG, "batch plaintext of %zu bytes "
+			    "exceeds %zu", plain_len, lim->max_plain);
+			goto out;
+		}
+		plain = body->data + HEADER_ROOM - hdr.len;
+		memcpy(body->data + HEADER_ROOM - hdr.len, hdr.data, hdr.len);
 		gs_buf_reset(&env);
-		r = gs_envelope_seal(&env, &sp, plain->data, plain->len);
+		r = gs_envelope_seal(&env, &sp, plain, plain_len);
 		if (r == GS_ETOOBIG && n > 1) {
 			n /= 2;
 			continue;
@@ -747,7 +760,7 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 		GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->ins, 5, (int64_t)n)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->ins, 6, (int64_t)env.len)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(ob->ins, 7, (int64_t)plain->len)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->ins, 7, (int64_t)plain_len)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->ins, 8, now)) != GS_OK ||
 	    (r = step_done(ob->ins)) != GS_OK)
 		goto out;
@@ -785,15 +798,15 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	memcpy(dev->chain_head, hash, GS_HASHBYTES);
 	info->seq = (int64_t)bh.seq;
 	info->count = (uint32_t)n;
-	info->plain_bytes = plain->len;
+	info->plain_bytes = plain_len;
 	info->bytes = env.len;
 	r = GS_OK;
 out:
 	if (in_tx)
 		gs_db_rollback(ob->db);
-	/* Wiped, the blocks kept for the next seal. */
+	/* Wiped, the block kept for the next seal. */
 	gs_buf_reset(body);
-	gs_buf_reset(plain);
+	gs_buf_release(&hdr);
 	gs_buf_release(&env);
 	gs_free(k.end);
 	gs_free(k.id);
