@@ -90,17 +90,51 @@ gs_batch_encode_header(struct gs_buf *out, const struct gs_batch_header *h)
 /* A canonical lower-case UUID text.  Upper case parses too, but two
  * spellings of one id would give two encodings of one change, and a
  * platform comparing change ids as text would see two changes. */
+/* Character classes for check_uuid: lower-case hex digit, upper-case hex
+ * digit, dash; anything else (the terminator included) is BAD. */
+enum { U_LOW = 1, U_UP = 2, U_DASH = 4, U_BAD = 8 };
+static const unsigned char UUID_CLASS[256] = {
+#define B U_BAD
+#define B16 B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B
+	B16, B16,
+	B, B, B, B, B, B, B, B, B, B, B, B, B, U_DASH, B, B,	/* 0x20 */
+	U_LOW, U_LOW, U_LOW, U_LOW, U_LOW, U_LOW, U_LOW, U_LOW, /* '0' */
+	U_LOW, U_LOW, B, B, B, B, B, B,
+	B, U_UP, U_UP, U_UP, U_UP, U_UP, U_UP, B, B, B, B, B, B, B, B, B,
+	B16,
+	B, U_LOW, U_LOW, U_LOW, U_LOW, U_LOW, U_LOW, B, B, B, B, B, B, B, B, B,
+	B16,
+	B16, B16, B16, B16, B16, B16, B16, B16,
+#undef B16
+#undef B
+};
+/* 1 where a uuid's text has its dashes (8-4-4-4-12). */
+static const unsigned char UUID_AT_DASH[GS_UUID_LEN] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1,
+	0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 static int
 check_uuid(const char *what, const char *s)
 {
-	unsigned char b[16];
-	char again[GS_UUID_LEN + 1];
+	unsigned char seen[2] = { 0, 0 }; /* classes at digits, at dashes */
+	size_t i;
 
-	if (strnlen(s, GS_UUID_LEN + 1) != GS_UUID_LEN ||
-	    gs_uuid_parse(s, b) != GS_OK)
+	/* One pass by table, where parsing, formatting again and comparing
+	 * took about 700 instructions per id (two per line on both sides):
+	 * the same verdicts, 8-4-4-4-12 hex digits, and lower case.  A
+	 * string shorter than a uuid stops at its terminator. */
+	for (i = 0; i < GS_UUID_LEN; i++) {
+		unsigned char k = UUID_CLASS[(unsigned char)s[i]];
+
+		if (k == U_BAD)
+			break;
+		seen[UUID_AT_DASH[i]] |= k;
+	}
+	if (i < GS_UUID_LEN || s[GS_UUID_LEN] != '\0' || seen[1] != U_DASH ||
+	    (seen[0] & U_DASH) != 0)
 		return GS_FAIL(GS_EINVAL, "%s is not a uuid", what);
-	gs_uuid_format(again, b);
-	if (memcmp(again, s, GS_UUID_LEN) != 0)
+	if (seen[0] & U_UP)
 		return GS_FAIL(GS_EINVAL, "%s must be lower case", what);
 	return GS_OK;
 }

@@ -321,6 +321,18 @@ test_decode_changes(void **state)
 	    "line 3: uuid must be lower case");
 	expect(edit("0190a6e2-2222", "0190a6e2-222", 3), GS_EPARSE,
 	    "line 3: uuid is not a uuid");
+	/* The one-pass check gives the same verdicts as parsing: a digit
+	 * that is no hex digit, a dash out of place, and upper case beside a
+	 * bad digit (not a uuid first); one character too many is refused by
+	 * the decoder before the check. */
+	expect(edit("0190a6e2-2222", "0190a6g2-2222", 3), GS_EPARSE,
+	    "line 3: uuid is not a uuid");
+	expect(edit("0190a6e2-2222", "0190a6e22222-", 3), GS_EPARSE,
+	    "line 3: uuid is not a uuid");
+	expect(edit("0190a6e2-2222", "0190a6e2-22222", 3), GS_EPARSE,
+	    "line 3: \"uuid\" is longer than 36 bytes");
+	expect(edit("0190a6e2-2222", "0190A6g2-2222", 3), GS_EPARSE,
+	    "line 3: uuid is not a uuid");
 	/* Spelling. */
 	expect(edit("\"uuid\":", "\"uuid\": ", 2), GS_EPARSE,
 	    "line 2: change is not in canonical form");
