@@ -364,10 +364,12 @@ gs_batch_put_string(struct gs_buf *out, const char *s, size_t n)
 /* Appends the decimal of v (what printf's %lld writes), without printf:
  * the encoder writes five integers per change, and vsnprintf cost more
  * than the rest of the line together. */
-static int
-put_i64(struct gs_buf *out, int64_t v)
+/* v in decimal, written backwards so that it ends right before e (at
+ * most 20 characters); returns where it starts. */
+static char *
+i64_text(char *e, int64_t v)
 {
-	char buf[24], *e = buf + sizeof buf, *p = e;
+	char *p = e;
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 
 	do {
@@ -376,6 +378,14 @@ put_i64(struct gs_buf *out, int64_t v)
 	} while (u != 0);
 	if (v < 0)
 		*--p = '-';
+	return p;
+}
+
+static int
+put_i64(struct gs_buf *out, int64_t v)
+{
+	char buf[24], *e = buf + sizeof buf, *p = i64_text(e, v);
+
 	return gs_buf_append(out, p, (size_t)(e - p));
 }
 
@@ -516,36 +526,92 @@ gs_batch_encode_fields(struct gs_buf *out, json_t *fields)
  * The line up to and including "\"fields\":", for a change whose fixed
  * part check_change has passed.  The ten fixed-form values: uuids, a type
  * of [a-z0-9_], integers, and grid/author already checked to need no
- * escaping.  Appended piece by piece: a printf of this line cost half the
- * encoder.
+ * escaping.  Not a printf (it cost half the encoder), nor 25 appends (each
+ * checking the cap and writing a terminator): the size first, one
+ * reserve, then the pieces.
  */
 static int
 put_head(struct gs_buf *out, const struct gs_change *c)
 {
+/* The fixed keys, in the line's order. */
+#define H_ID "{\"change_id\":\""
+#define H_UUID "\",\"uuid\":\""
+#define H_TYPE "\",\"type\":\""
+#define H_FV "\",\"form_version\":"
+#define H_GRID ",\"grid\":\""
+#define H_BASE "\",\"base_rev\":"
+#define H_DEL_T ",\"deleted\":true"
+#define H_DEL_F ",\"deleted\":false"
+#define H_CREATED ",\"created_at\":"
+#define H_UPDATED ",\"updated_at\":"
+#define H_AUTHOR ",\"author\":\""
+#define H_REASON "\",\"reason\":"
+#define LIT_LEN(s) (sizeof(s) - 1)
+#define PUT_RAW(o, p, n) (memcpy((o), (p), (n)), (o) += (n))
+	char nb[4][24];
+	const char *num[4];
+	size_t nlen[4], tlen = strlen(c->type), glen = strlen(c->grid),
+	    alen = strlen(c->author), size, i;
+	int64_t v[4];
+	char *o;
 	int r;
 
-	if ((r = PUT_LIT(out, "{\"change_id\":\"")) != GS_OK ||
-	    (r = gs_buf_append(out, c->change_id, GS_UUID_LEN)) != GS_OK ||
-	    (r = PUT_LIT(out, "\",\"uuid\":\"")) != GS_OK ||
-	    (r = gs_buf_append(out, c->uuid, GS_UUID_LEN)) != GS_OK ||
-	    (r = PUT_LIT(out, "\",\"type\":\"")) != GS_OK ||
-	    (r = gs_buf_puts(out, c->type)) != GS_OK ||
-	    (r = PUT_LIT(out, "\",\"form_version\":")) != GS_OK ||
-	    (r = put_i64(out, c->form_version)) != GS_OK ||
-	    (r = PUT_LIT(out, ",\"grid\":\"")) != GS_OK ||
-	    (r = gs_buf_puts(out, c->grid)) != GS_OK ||
-	    (r = PUT_LIT(out, "\",\"base_rev\":")) != GS_OK ||
-	    (r = put_i64(out, c->base_rev)) != GS_OK ||
-	    (r = c->deleted ? PUT_LIT(out, ",\"deleted\":true") :
-		PUT_LIT(out, ",\"deleted\":false")) != GS_OK ||
-	    (r = PUT_LIT(out, ",\"created_at\":")) != GS_OK ||
-	    (r = put_i64(out, c->created_at)) != GS_OK ||
-	    (r = PUT_LIT(out, ",\"updated_at\":")) != GS_OK ||
-	    (r = put_i64(out, c->updated_at)) != GS_OK ||
-	    (r = PUT_LIT(out, ",\"author\":\"")) != GS_OK ||
-	    (r = gs_buf_puts(out, c->author)) != GS_OK ||
-	    (r = PUT_LIT(out, "\",\"reason\":")) != GS_OK)
+	v[0] = c->form_version;
+	v[1] = c->base_rev;
+	v[2] = c->created_at;
+	v[3] = c->updated_at;
+	for (i = 0; i < 4; i++) {
+		num[i] = i64_text(nb[i] + sizeof nb[i], v[i]);
+		nlen[i] = (size_t)(nb[i] + sizeof nb[i] - num[i]);
+	}
+	size = LIT_LEN(H_ID) + GS_UUID_LEN + LIT_LEN(H_UUID) + GS_UUID_LEN +
+	    LIT_LEN(H_TYPE) + tlen + LIT_LEN(H_FV) + nlen[0] +
+	    LIT_LEN(H_GRID) + glen + LIT_LEN(H_BASE) + nlen[1] +
+	    (c->deleted ? LIT_LEN(H_DEL_T) : LIT_LEN(H_DEL_F)) +
+	    LIT_LEN(H_CREATED) + nlen[2] + LIT_LEN(H_UPDATED) + nlen[3] +
+	    LIT_LEN(H_AUTHOR) + alen + LIT_LEN(H_REASON);
+	if ((r = gs_buf_reserve(out, size)) != GS_OK)
 		return r;
+	o = out->data + out->len;
+	PUT_RAW(o, H_ID, LIT_LEN(H_ID));
+	PUT_RAW(o, c->change_id, GS_UUID_LEN);
+	PUT_RAW(o, H_UUID, LIT_LEN(H_UUID));
+	PUT_RAW(o, c->uuid, GS_UUID_LEN);
+	PUT_RAW(o, H_TYPE, LIT_LEN(H_TYPE));
+	PUT_RAW(o, c->type, tlen);
+	PUT_RAW(o, H_FV, LIT_LEN(H_FV));
+	PUT_RAW(o, num[0], nlen[0]);
+	PUT_RAW(o, H_GRID, LIT_LEN(H_GRID));
+	PUT_RAW(o, c->grid, glen);
+	PUT_RAW(o, H_BASE, LIT_LEN(H_BASE));
+	PUT_RAW(o, num[1], nlen[1]);
+	if (c->deleted)
+		PUT_RAW(o, H_DEL_T, LIT_LEN(H_DEL_T));
+	else
+		PUT_RAW(o, H_DEL_F, LIT_LEN(H_DEL_F));
+	PUT_RAW(o, H_CREATED, LIT_LEN(H_CREATED));
+	PUT_RAW(o, num[2], nlen[2]);
+	PUT_RAW(o, H_UPDATED, LIT_LEN(H_UPDATED));
+	PUT_RAW(o, num[3], nlen[3]);
+	PUT_RAW(o, H_AUTHOR, LIT_LEN(H_AUTHOR));
+	PUT_RAW(o, c->author, alen);
+	PUT_RAW(o, H_REASON, LIT_LEN(H_REASON));
+	out->len = (size_t)(o - out->data);
+	out->data[out->len] = '\0';
+#undef PUT_RAW
+#undef LIT_LEN
+#undef H_ID
+#undef H_UUID
+#undef H_TYPE
+#undef H_FV
+#undef H_GRID
+#undef H_BASE
+#undef H_DEL_T
+#undef H_DEL_F
+#undef H_CREATED
+#undef H_UPDATED
+#undef H_AUTHOR
+#undef H_REASON
 	if (c->reason == NULL)
 		r = gs_buf_puts(out, "null");
 	else
