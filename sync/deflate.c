@@ -214,6 +214,43 @@ out:
 	return r;
 }
 
+/* inflate_fast's "not decided here", never a GS_ code (those are >= 0). */
+#define ASK_ZLIB (-1)
+
+/*
+ * The common case, a good stream: libdeflate decompresses the whole
+ * buffer in one call, in about a third of zlib's instructions (a batch of
+ * 1,000 gridgen persons: 8.8k a record with zlib).  It checks what zlib
+ * checks (the header, the Adler-32, distances within what was written)
+ * and is told exactly plain_len bytes of room: a longer stream stops
+ * there.  Anything but a stream that ends exactly at n with exactly
+ * plain_len bytes gives ASK_ZLIB, and zlib, the reference, decides and
+ * says what is wrong: so the streams accepted and the errors given are
+ * zlib's, as before.  out has room for plain_len (reserved).
+ */
+static int
+inflate_fast(struct gs_buf *out, const void *in, size_t n, size_t plain_len)
+{
+	struct libdeflate_decompressor *d;
+	enum libdeflate_result lr;
+	size_t used = 0, got = 0;
+
+	(void)pthread_once(&ld_once, ld_setup);
+	if ((d = libdeflate_alloc_decompressor()) == NULL)
+		return GS_FAIL(GS_ENOMEM, "out of memory (inflate)");
+	lr = libdeflate_zlib_decompress_ex(d, in, n, out->data + out->len,
+	    plain_len, &used, &got);
+	libdeflate_free_decompressor(d);
+	if (lr != LIBDEFLATE_SUCCESS || used != n || got != plain_len) {
+		/* What it wrote is not kept: zlib writes over it, or the
+		 * failure path wipes it. */
+		return ASK_ZLIB;
+	}
+	out->len += plain_len;
+	out->data[out->len] = '\0';
+	return GS_OK;
+}
+
 int
 gs_inflate(struct gs_buf *out, const void *in, size_t n, size_t plain_len)
 {
@@ -236,6 +273,8 @@ gs_inflate(struct gs_buf *out, const void *in, size_t n, size_t plain_len)
 	if (n > SLICE || plain_len >= SLICE)
 		return GS_FAIL(GS_EINFLATE, "stream too large for one pass");
 	if ((r = gs_buf_reserve(out, plain_len)) != GS_OK)
+		return r;
+	if ((r = inflate_fast(out, in, n, plain_len)) != ASK_ZLIB)
 		return r;
 	memset(&zs, 0, sizeof zs);
 	zs.zalloc = z_alloc;

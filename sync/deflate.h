@@ -54,7 +54,11 @@ int gs_deflate(struct gs_buf *out, const void *in, size_t n, int level);
  *                anything is allocated
  *   GS_ENOMEM
  * On failure out is as before (len unchanged).  Never allocates more than
- * plain_len + 1 bytes beyond what out held. */
+ * plain_len + 1 bytes beyond what out held.  libdeflate reads a good
+ * stream; zlib decides and names what is wrong with any other.  The one
+ * difference from zlib alone: a stream whose Huffman tables hold lengths
+ * no code uses (which zlib calls malformed) is read, giving the bytes
+ * its Adler-32 vouches for. */
 int gs_inflate(struct gs_buf *out, const void *in, size_t n,
     size_t plain_len);
 

@@ -210,23 +210,37 @@ test_corrupt(void **state)
 {
 	char *p = text(3000);
 	struct gs_buf z, o;
-	size_t i;
+	size_t i, same = 0;
 	int bit;
 
 	(void)state;
 	squeeze(&z, p, 3000);
 	gs_buf_init(&o, 3000);
-	/* A flipped bit anywhere is refused (the Adler-32 trailer catches
-	 * what the deflate syntax does not). */
+	/* A flipped bit anywhere never gives other bytes: it is refused
+	 * (the Adler-32 trailer catches what the deflate syntax does not),
+	 * or, where it only touched a part of a Huffman table that no code
+	 * uses (libdeflate reads such a table; zlib calls it malformed), the
+	 * very same 3,000 bytes come out. */
 	for (i = 0; i < z.len; i++) {
 		for (bit = 0; bit < 8; bit++) {
+			int r;
+
 			z.data[i] ^= (char)(1 << bit);
-			assert_int_equal(gs_inflate(&o, z.data, z.len, 3000),
-			    GS_EINFLATE);
-			assert_int_equal(o.len, 0);
+			r = gs_inflate(&o, z.data, z.len, 3000);
+			if (r == GS_OK) {
+				assert_int_equal(o.len, 3000);
+				assert_memory_equal(o.data, p, 3000);
+				same++;
+				gs_buf_truncate(&o, 0);
+			} else {
+				assert_int_equal(r, GS_EINFLATE);
+				assert_int_equal(o.len, 0);
+			}
 			z.data[i] ^= (char)(1 << bit);
 		}
 	}
+	/* Nearly all are refused. */
+	assert_true(same * 20 < z.len * 8); /* 11 of 528 here */
 	gs_buf_release(&z);
 	gs_buf_release(&o);
 	gs_free(p);
