@@ -237,6 +237,26 @@ gs_stmt_bind_text_nocopy(struct gs_stmt *st, int i, const char *s)
 }
 
 int
+gs_stmt_bind_textn_nocopy(struct gs_stmt *st, int i, const char *s, size_t n)
+{
+	if (s == NULL)
+		return gs_stmt_bind_null(st, i);
+	if (n > 0x7fffffff)
+		return GS_FAIL(GS_ETOOBIG, "bind: text of %zu bytes", n);
+	return bind_rc(st, sqlite3_bind_text(st->s, i, s, (int)n,
+	    SQLITE_STATIC));
+}
+
+int
+gs_stmt_bind_blob_nocopy(struct gs_stmt *st, int i, const void *p, size_t n)
+{
+	if (n == 0 || n > 0x7fffffff)
+		return GS_FAIL(GS_EINVAL, "bind: blob of %zu bytes", n);
+	return bind_rc(st, sqlite3_bind_blob(st->s, i, p, (int)n,
+	    SQLITE_STATIC));
+}
+
+int
 gs_stmt_bind_blob(struct gs_stmt *st, int i, const void *p, size_t n)
 {
 	if (n > 0x7fffffff)

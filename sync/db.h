@@ -237,6 +237,12 @@ int gs_stmt_bind_blob(struct gs_stmt *st, int i, const void *p, size_t n);
  * s must stay valid and unchanged until the statement has been stepped to
  * its end (GS_DONE or an error, which reset it) or reset. */
 int gs_stmt_bind_text_nocopy(struct gs_stmt *st, int i, const char *s);
+/* The same for n bytes of text (no NUL needed, none counted) and for a
+ * blob of n bytes (n > 0), under the same rule. */
+int gs_stmt_bind_textn_nocopy(struct gs_stmt *st, int i, const char *s,
+    size_t n);
+int gs_stmt_bind_blob_nocopy(struct gs_stmt *st, int i, const void *p,
+    size_t n);
 int gs_stmt_bind_null(struct gs_stmt *st, int i);
 
 /* GS_ROW, GS_DONE or an error.  After GS_DONE or an error the statement
