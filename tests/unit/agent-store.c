@@ -710,6 +710,56 @@ test_import(void **state)
 }
 
 /*
+ * The bulk import inserts its records and their pending creations many
+ * rows to a statement (agent/store.c, IMPORT_ROWS), and a group left
+ * short (a blank line, the end of a chunk or of the input) row by row:
+ * every row has the columns a single save gives it, and its own change
+ * id.
+ */
+static void
+test_import_rows(void **state)
+{
+	struct gs_buf b;
+	char rec[512], uuid[AG_UUID_LEN + 1];
+	struct lctx c = { 0 };
+	size_t n = 0;
+	int i;
+
+	(void)state;
+	gs_buf_init(&b, 4 << 20);
+	for (i = 1; i <= 700; i++) {
+		person(rec, sizeof(rec), "某", 2000 + i);
+		assert_int_equal(gs_buf_printf(&b, "%s\n%s", rec,
+		    i == 100 ? "\n" : ""), GS_OK);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, on_uuid,
+	    &c, &n), GS_OK);
+	assert_int_equal(n, 700);
+	person(rec, sizeof(rec), "某", 9999);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	/* Every imported row as the single save's but for its uuid, fields
+	 * and times. */
+	assert_int_equal(q_int("SELECT count(*) FROM record AS r JOIN "
+	    "pending_creation AS p ON p.uuid = r.uuid JOIN record AS s "
+	    "ON s.uuid = ?1 WHERE r.uuid <> s.uuid AND r.type = s.type AND "
+	    "r.form_version = s.form_version AND r.grid = s.grid AND "
+	    "r.rev = 0 AND r.deleted = 0 AND r.author = s.author AND "
+	    "r.created_at = r.updated_at AND r.purged_at IS NULL AND "
+	    "json_extract(r.fields, '$.name') = '某' AND "
+	    "p.change_id <> r.uuid", uuid), 700);
+	assert_int_equal(q_int("SELECT count(DISTINCT change_id) FROM "
+	    "pending_creation", NULL), 701);
+	assert_int_equal(q_int("SELECT count(DISTINCT created_at) FROM record "
+	    "WHERE uuid <> ?1", uuid), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM record WHERE uuid <> ?1 "
+	    "AND json_extract(fields, '$.address') = '大鹏街道' || "
+	    "(2000 + (SELECT count(*) FROM record AS o WHERE o.uuid <= "
+	    "record.uuid)) || '号'", uuid), 700);
+	gs_buf_release(&b);
+}
+
+/*
  * A bulk import big enough for the reader thread (agent/store.c: two
  * chunks of lines or more), going round the chunk ring several times:
  * records in line order, and bad lines far apart all reported with their
@@ -1083,6 +1133,7 @@ main(void)
 		T(test_list_status),
 		T(test_import),
 		T(test_import_pipeline),
+		T(test_import_rows),
 		T(test_audit_append_only),
 		T(test_torture),
 		T(test_newer_refused),
