@@ -2230,29 +2230,66 @@ tags_sort(struct tags *t)
 	t->cap = t->n;
 }
 
-/* Inserts every row of t in pii_index's key order (tag, uuid, field). */
+/* Rows of pii_index per INSERT in tags_apply (the same grouping as the
+ * import's records, IMPORT_ROWS below). */
+#define TAGS_ROWS 64
+
+/* Binds row i of t as row j of a pii_index INSERT. */
+static int
+tag_bind(struct gs_stmt *s, int j, const struct tag *x)
+{
+	int r;
+
+	/* No copies: t outlives every step (db.h). */
+	if ((r = gs_stmt_bind_blob_nocopy(s, 3 * j + 1, x->tag,
+	    AG_BIDX_BYTES)) != GS_OK ||
+	    (r = gs_stmt_bind_textn_nocopy(s, 3 * j + 2, x->uuid,
+	    GS_UUID_LEN)) != GS_OK)
+		return r;
+	return gs_stmt_bind_text_nocopy(s, 3 * j + 3, x->field);
+}
+
+/*
+ * Inserts every row of t in pii_index's key order (tag, uuid, field),
+ * TAGS_ROWS to a statement (SQL_BIDX_INS's, repeated), the last few
+ * one by one.
+ */
 static int
 tags_apply(struct ag_store *st, struct tags *t)
 {
-	struct gs_stmt *s = st->bidx_ins;
-	size_t i;
-	int r;
+	struct gs_stmt *s = NULL;
+	char sql[96 + TAGS_ROWS * 16];
+	size_t i, j, a;
+	int r = GS_OK;
 
 	/* An unprotected store has none (and qsort wants an array). */
 	if (t->n == 0)
 		return GS_OK;
 	tags_sort(t);
-	/* No copies: t outlives every step (db.h). */
-	for (i = 0; i < t->n; i++)
-		if ((r = gs_stmt_bind_blob_nocopy(s, 1, t->v[i].tag,
-		    AG_BIDX_BYTES)) != GS_OK ||
-		    (r = gs_stmt_bind_textn_nocopy(s, 2, t->v[i].uuid,
-		    GS_UUID_LEN)) != GS_OK ||
-		    (r = gs_stmt_bind_text_nocopy(s, 3, t->v[i].field))
-		    != GS_OK ||
-		    (r = db_done(gs_stmt_step(s))) != GS_OK)
+	i = 0;
+	if (t->n >= TAGS_ROWS) {
+		a = (size_t)snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO "
+		    "pii_index(tag, uuid, field) VALUES");
+		for (j = 0; j < TAGS_ROWS && a < sizeof(sql); j++)
+			a += (size_t)snprintf(sql + a, sizeof(sql) - a,
+			    "%s(?, ?, ?)", j > 0 ? "," : "");
+		if (a >= sizeof(sql))
+			return GS_FAIL(GS_EINTERNAL, "import: the grouped "
+			    "INSERT does not fit");
+		if ((r = gs_stmt_prepare(st->db, sql, &s)) != GS_OK)
 			return r;
-	return GS_OK;
+		for (; r == GS_OK && i + TAGS_ROWS <= t->n; i += TAGS_ROWS) {
+			for (j = 0; r == GS_OK && j < TAGS_ROWS; j++)
+				r = tag_bind(s, (int)j, &t->v[i + j]);
+			if (r == GS_OK)
+				r = db_done(gs_stmt_step(s));
+		}
+		gs_stmt_finalize(s);
+	}
+	for (; r == GS_OK && i < t->n; i++)
+		if ((r = tag_bind(st->bidx_ins, 0, &t->v[i])) == GS_OK)
+			r = db_done(gs_stmt_step(st->bidx_ins));
+	return r;
 }
 
 static int
