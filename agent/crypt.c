@@ -425,7 +425,9 @@ encode_pii(const struct gs_form *f, const struct ag_pii_plan *plan,
 	*nkeys = 0;
 	PUT('{');
 	json_object_keylen_foreach((json_t *)fields, k, kl, v) {
-		if (!is_pii(f, plan, k, kl))
+		/* A null member is absent (stored records hold none; the bulk
+		 * import's objects still do: agent/store.c put_stored). */
+		if (json_is_null(v) || !is_pii(f, plan, k, kl))
 			continue;
 		if (*nkeys == PII_MAX_KEYS)
 			return 0;

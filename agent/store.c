@@ -1202,13 +1202,69 @@ seal_fields(struct ag_store *st, const struct gs_form *f, const char *uuid,
 	return ag_crypt_seal(st->crypt, f, uuid, fv, fields);
 }
 
+/* 1 when the n bytes at s go into a JSON string as they are (no control
+ * character, quote or backslash: put_json_string's fast path). */
+static int
+plain_text(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\')
+			return 0;
+	return 1;
+}
+
+/*
+ * put_member of a member whose key is klen bytes, written in one piece
+ * when it is the common case, a string with nothing to escape in it or
+ * in its key (the same bytes put_member writes: ,"k":"v").
+ */
+static int
+put_member_fast(struct gs_buf *b, const char *k, size_t klen,
+    const json_t *x, int *first)
+{
+	const char *v;
+	size_t vlen;
+	char *o;
+	int r;
+
+	if (!json_is_string(x))
+		return put_member(b, k, x, first);
+	v = json_string_value(x);
+	vlen = json_string_length(x);
+	if (!plain_text(k, klen) || !plain_text(v, vlen))
+		return put_member(b, k, x, first);
+	if ((r = gs_buf_reserve(b, klen + vlen + 6)) != GS_OK)
+		return r;
+	o = b->data + b->len;
+	if (!*first)
+		*o++ = ',';
+	*o++ = '"';
+	memcpy(o, k, klen);
+	o += klen;
+	*o++ = '"';
+	*o++ = ':';
+	*o++ = '"';
+	memcpy(o, v, vlen);
+	o += vlen;
+	*o++ = '"';
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = '\0';
+	*first = 0;
+	return GS_OK;
+}
+
 /*
  * The stored text of a validated, plain fields object, appended to b (no
- * NUL): what seal_fields and then put_json give, but written straight
- * from the object, the pii members left out and the sealed member added
- * last (ag_crypt_seal_text), so no member is moved in or out of it (the
- * bulk import's readers; about 3k instructions per record less).  bx as
- * seal_fields; plan as ag_crypt_seal_text's; sealed is scratch space.
+ * NUL): what drop_nulls, seal_fields and then put_json give, but written
+ * straight from the object in one walk: null members (absent) and the
+ * pii members left out, the sealed member added last
+ * (ag_crypt_seal_text, which leaves null members out too), so no member
+ * is moved in or out of it and none deleted (the bulk import's
+ * readers).  bx as seal_fields; plan as ag_crypt_seal_text's; sealed is
+ * scratch space.
  */
 static int
 put_stored(struct ag_store *st, const struct gs_form *f,
@@ -1217,42 +1273,44 @@ put_stored(struct ag_store *st, const struct gs_form *f,
     struct gs_buf *sealed)
 {
 	const char *keys[AG_PII_MAX_KEYS], *k;
-	size_t nkeys = 0, j = 0;
+	size_t nkeys = 0, j = 0, klen;
 	json_t *x;
 	int r, first = 1;
 
 	bx->n = 0;
-	if (!st->protect)
-		return put_json(b, fields);
-	if (st->crypt == NULL)
-		return ag_keys_locked_error(st);
-	gs_buf_reset(sealed);
-	if ((r = bidx_collect(st, f, plan, fields, bx)) != GS_OK ||
-	    (r = ag_crypt_seal_text(st->crypt, f, plan, uuid, fv, fields,
-	    sealed, keys, &nkeys)) != GS_OK)
-		return r;
-	if (nkeys == 0)
-		return put_json(b, fields);
+	if (st->protect) {
+		if (st->crypt == NULL)
+			return ag_keys_locked_error(st);
+		gs_buf_reset(sealed);
+		if ((r = bidx_collect(st, f, plan, fields, bx)) != GS_OK ||
+		    (r = ag_crypt_seal_text(st->crypt, f, plan, uuid, fv,
+		    fields, sealed, keys, &nkeys)) != GS_OK)
+			return r;
+	}
 	if ((r = gs_buf_putc(b, '{')) != GS_OK)
 		return r;
 	/* keys[] are the object's own key strings in its order. */
-	json_object_foreach((json_t *)fields, k, x) {
+	json_object_keylen_foreach((json_t *)fields, k, klen, x) {
 		if (j < nkeys && k == keys[j]) {
 			j++;
 			continue;
 		}
-		if ((r = put_member(b, k, x, &first)) != GS_OK)
+		if (json_is_null(x))
+			continue;
+		if ((r = put_member_fast(b, k, klen, x, &first)) != GS_OK)
 			return r;
 	}
 	/* Every pii member was left out, or none of this is stored. */
 	if (j != nkeys)
 		return GS_FAIL(GS_EINTERNAL, "record %s: sealed members out "
 		    "of order", uuid);
-	if ((!first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
+	if (nkeys > 0 &&
+	    ((!first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
 	    (r = gs_buf_puts(b, "\"" AG_PII_MEMBER "\":\"")) != GS_OK ||
-	    (r = gs_buf_append(b, sealed->data, sealed->len)) != GS_OK)
+	    (r = gs_buf_append(b, sealed->data, sealed->len)) != GS_OK ||
+	    (r = gs_buf_putc(b, '"')) != GS_OK))
 		return r;
-	return gs_buf_puts(b, "\"}");
+	return gs_buf_putc(b, '}');
 }
 
 /* Opens a stored fields object in place (GS_EPERM when locked and it
@@ -2448,7 +2506,8 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 			r = gs_record_validate(im->st->schema, im->f, fields,
 			    &p);
 		if (r == GS_OK) {
-			drop_nulls(fields);
+			/* Null members (absent) are left out by put_stored:
+			 * no drop_nulls, which deletes them one by one. */
 			memcpy(it->uuid, c->ids[j][0], sizeof(it->uuid));
 			memcpy(it->change_id, c->ids[j][1],
 			    sizeof(it->change_id));

@@ -456,6 +456,21 @@ test_plan_matches_schema(void **state)
 	ag_crypt_plan_free(plan);
 }
 
+/* The length of a record's stored fields text. */
+static int64_t
+stored_len(const char *uuid)
+{
+	struct gs_stmt *s = NULL;
+	int64_t n = -1;
+
+	assert_int_equal(gs_stmt_prepare(ag_store_db(st),
+	    "SELECT length(fields) FROM record WHERE uuid = ?1", &s), GS_OK);
+	assert_int_equal(gs_stmt_bind_text(s, 1, uuid), GS_OK);
+	assert_int_equal(gs_stmt_one_int64(s, -1, &n), GS_OK);
+	gs_stmt_finalize(s);
+	return n;
+}
+
 /* The stored fields text of a record, with its sealed member's base64
  * cut out (the ciphertext differs from seal to seal): malloc'd. */
 static char *
@@ -517,16 +532,20 @@ test_import_text_same_as_save(void **state)
 		"{\"pop_type\":\"REGISTERED\",\"education\":\"40\",\"name\":"
 		"\"陈三\",\"id_number\":\"%s\",\"phone\":\"13800000003\","
 		"\"address\":\"葵涌街道3号\"}",
+		/* Null members are absent: neither stored nor sealed. */
+		"{\"name\":\"陈四\",\"phone\":null,\"pop_type\":\"REGISTERED\","
+		"\"education\":null,\"id_number\":\"%s\",\"address\":"
+		"\"葵涌街道4号\",\"marital\":null}",
 	};
-	char buf[3][600], all[2000], id[19];
-	char iu[3][AG_UUID_LEN + 1], su[AG_UUID_LEN + 1];
+	char buf[4][600], all[2600], id[19];
+	char iu[4][AG_UUID_LEN + 1], su[AG_UUID_LEN + 1];
 	char *a, *b;
 	size_t len = 0, n = 0;
 	int i;
 
 	(void)state;
 	memset(iu, 0, sizeof(iu));
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		idcard(id, 700 + i);
 		snprintf(buf[i], sizeof(buf[i]), lines[i], id);
 		len += (size_t)snprintf(all + len, sizeof(all) - len, "%s\n",
@@ -534,15 +553,18 @@ test_import_text_same_as_save(void **state)
 	}
 	assert_int_equal(ag_import_ndjson(st, "person", all, len, take_uuid,
 	    iu, &n), GS_OK);
-	assert_int_equal(n, 3);
-	for (i = 0; i < 3; i++) {
+	assert_int_equal(n, 4);
+	for (i = 0; i < 4; i++) {
 		assert_int_equal(ag_collect(st, "person", buf[i],
 		    strlen(buf[i]), su), GS_OK);
 		a = stored_shape(iu[i]);
 		b = stored_shape(su);
 		assert_string_equal(a, b);
+		/* The sealed text of as many bytes: the same members. */
+		assert_int_equal(stored_len(iu[i]), stored_len(su));
 		assert_null(strstr(a, "陈"));
 		assert_null(strstr(a, "138000"));
+		assert_null(strstr(a, "null"));
 		free(a);
 		free(b);
 	}

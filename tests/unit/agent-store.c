@@ -756,6 +756,30 @@ test_import_rows(void **state)
 	    "AND json_extract(fields, '$.address') = '大鹏街道' || "
 	    "(2000 + (SELECT count(*) FROM record AS o WHERE o.uuid <= "
 	    "record.uuid)) || '号'", uuid), 700);
+	/* Null members are absent, as in a single save: the same text. */
+	{
+		static const char nulls[] = "{\"name\":\"某\",\"phone\":null,"
+		    "\"pop_type\":\"FOREIGN\",\"nationality\":\"USA\","
+		    "\"education\":null,\"passport_no\":\"AB12345\","
+		    "\"address\":\"x\",\"marital\":null}\n";
+		char *a, *s2;
+
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(ag_import_ndjson(st, "person", nulls,
+		    strlen(nulls), on_uuid, &c, &n), GS_OK);
+		assert_int_equal(n, 1);
+		assert_int_equal(ag_collect(st, "person", nulls,
+		    strlen(nulls) - 1, uuid), GS_OK);
+		a = q_text("SELECT fields FROM record WHERE uuid = ?1",
+		    c.last);
+		s2 = q_text("SELECT fields FROM record WHERE uuid = ?1", uuid);
+		assert_non_null(a);
+		assert_non_null(s2);
+		assert_string_equal(a, s2);
+		assert_null(strstr(a, "null"));
+		free(a);
+		free(s2);
+	}
 	gs_buf_release(&b);
 }
 
