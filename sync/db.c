@@ -63,6 +63,11 @@ struct gs_db {
 	 * WAL did not exist yet: wal_fd_ready). */
 	struct walbuf_file *defer_wal;
 	int wal_fd;
+	/* gs_db_writeback_start's descriptor of the database file (-1:
+	 * none yet), closed only after the connection: closing any
+	 * descriptor of a file drops every POSIX lock the process holds on
+	 * it, the connection's SHARED lock included (close(2)). */
+	int wb_fd;
 	uint64_t ops;          /* gs_db_count_ops: VM steps counted */
 	int ro;                /* gs_db_readonly: 0, GS_DB_RO, GS_DB_RO_SNAPSHOT */
 };
@@ -582,7 +587,9 @@ struct gs_writeback {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;     /* on CLOCK_MONOTONIC */
 	int stop;
-	int fd[2];             /* the database file and its WAL, read-only */
+	/* The database file (the connection's wb_fd: never closed here)
+	 * and its WAL (no lock is ever held on a WAL file), read-only. */
+	int fd[2];
 	long rounds;           /* how many times it asked (under mu) */
 };
 
@@ -627,11 +634,9 @@ writeback_run(void *arg)
 static void
 writeback_free(struct gs_writeback *wb)
 {
-	int i;
-
-	for (i = 0; i < 2; i++)
-		if (wb->fd[i] >= 0)
-			(void)close(wb->fd[i]);
+	/* fd[0] is the connection's (struct gs_db, wb_fd). */
+	if (wb->fd[1] >= 0)
+		(void)close(wb->fd[1]);
 	gs_free(wb);
 }
 
@@ -648,7 +653,10 @@ gs_db_writeback_start(struct gs_db *db)
 	if (name == NULL || *name == '\0' ||
 	    (wb = gs_calloc(1, sizeof(*wb))) == NULL)
 		return NULL;
-	wb->fd[0] = open(name, O_RDONLY | O_CLOEXEC);
+	/* Opened once and kept with the connection (wb_fd). */
+	if (db->wb_fd < 0)
+		db->wb_fd = open(name, O_RDONLY | O_CLOEXEC);
+	wb->fd[0] = db->wb_fd;
 	wb->fd[1] = open(sqlite3_filename_wal(name), O_RDONLY | O_CLOEXEC);
 	if (wb->fd[0] < 0 && wb->fd[1] < 0) {
 		writeback_free(wb);
@@ -2072,6 +2080,7 @@ gs_db_open(const char *path, const char *migrations, int flags,
 	if ((db = gs_calloc(1, sizeof(*db))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "open: out of memory");
 	db->wal_fd = -1;
+	db->wb_fd = -1;
 	if (flags & GS_DB_READONLY)
 		oflags = SQLITE_OPEN_READONLY;
 	else
@@ -2215,5 +2224,8 @@ gs_db_close(struct gs_db *db)
 		gs_stmt_finalize(db->stmts);
 	/* sqlite3_close_v2 also copes with a handle that failed to open. */
 	sqlite3_close_v2(db->h);
+	/* Only now: SQLite has let go of its locks on the file. */
+	if (db->wb_fd >= 0)
+		(void)close(db->wb_fd);
 	gs_free(db);
 }

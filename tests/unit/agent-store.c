@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -784,6 +787,82 @@ test_import_rows(void **state)
 }
 
 /*
+ * Whether some process holds a read lock on the bytes of the database
+ * file that SQLite's SHARED lock takes (its unix VFS: a read lock on
+ * 510 bytes from PENDING_BYTE + 2), as another process sees it: asked
+ * from a child, because closing any descriptor of the file in this
+ * process would drop the locks it asks about.
+ */
+static int
+db_shared_held(void)
+{
+	char path[128];
+	pid_t pid;
+	int status = 0;
+
+	snprintf(path, sizeof(path), "%s/agent.db", home);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct flock l;
+		int fd = open(path, O_RDONLY);
+
+		memset(&l, 0, sizeof(l));
+		l.l_type = F_WRLCK;
+		l.l_whence = SEEK_SET;
+		l.l_start = 0x40000002;
+		l.l_len = 510;
+		if (fd < 0 || fcntl(fd, F_GETLK, &l) != 0)
+			_exit(2);
+		_exit(l.l_type == F_RDLCK ? 1 : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_not_equal(WEXITSTATUS(status), 2);
+	return WEXITSTATUS(status) == 1;
+}
+
+/*
+ * A WAL connection holds a SHARED lock on its database file as long as it
+ * is open: another connection that closes sees it and neither
+ * checkpoints nor deletes the WAL under it.  The import's early
+ * writeback opens a descriptor of that file to ask the kernel to write
+ * it; closing it after the import dropped every POSIX lock the process
+ * held on the file (close(2) does that), so the store went on without
+ * its SHARED lock.  It is kept until the store closes.
+ */
+static void
+test_import_keeps_lock(void **state)
+{
+	struct gs_buf b;
+	char rec[512], uuid[AG_UUID_LEN + 1];
+	size_t n = 0;
+	int i;
+
+	(void)state;
+	assert_int_equal(count_records(), 0);
+	assert_true(db_shared_held());
+	gs_buf_init(&b, 1 << 20);
+	/* Enough lines for the reader threads and the early writeback. */
+	for (i = 0; i < 700; i++) {
+		person(rec, sizeof(rec), "某", 3000 + i);
+		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
+	    NULL, &n), GS_OK);
+	assert_int_equal(n, 700);
+	assert_true(db_shared_held());
+	/* And still after a second import and a single save. */
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
+	    NULL, &n), GS_OK);
+	person(rec, sizeof(rec), "某", 4000);
+	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
+	    GS_OK);
+	assert_true(db_shared_held());
+	gs_buf_release(&b);
+}
+
+/*
  * A bulk import big enough for the reader thread (agent/store.c: two
  * chunks of lines or more), going round the chunk ring several times:
  * records in line order, and bad lines far apart all reported with their
@@ -1158,6 +1237,7 @@ main(void)
 		T(test_import),
 		T(test_import_pipeline),
 		T(test_import_rows),
+		T(test_import_keeps_lock),
 		T(test_audit_append_only),
 		T(test_torture),
 		T(test_newer_refused),
