@@ -2660,6 +2660,7 @@ rows_prepare(struct ag_store *st, struct import_rows *g)
 {
 	char rec[160 + IMPORT_ROWS * 48], pend[64 + IMPORT_ROWS * 24];
 	size_t i, a, b;
+	int r;
 
 	a = (size_t)snprintf(rec, sizeof(rec), "INSERT INTO record(uuid, "
 	    "type, form_version, grid, fields, rev, deleted, created_at, "
@@ -2679,9 +2680,16 @@ rows_prepare(struct ag_store *st, struct import_rows *g)
 	if (a >= sizeof(rec) || b >= sizeof(pend))
 		return GS_FAIL(GS_EINTERNAL, "import: the grouped INSERT "
 		    "does not fit");
-	return gs_stmt_prepare(st->db, rec, &g->rec) == GS_OK &&
-	    gs_stmt_prepare(st->db, pend, &g->pend) == GS_OK ? GS_OK :
-	    GS_EINTERNAL;
+	/* The prepare's own error (out of memory, a damaged schema) is
+	 * passed on, as every other prepare's is. */
+	if ((r = gs_stmt_prepare(st->db, rec, &g->rec)) != GS_OK)
+		return r;
+	if ((r = gs_stmt_prepare(st->db, pend, &g->pend)) != GS_OK) {
+		/* Both or neither: rows_flush prepares when rec is NULL. */
+		gs_stmt_finalize(g->rec);
+		g->rec = NULL;
+	}
+	return r;
 }
 
 /* Inserts the rows waiting in g and empties it (caller's thread). */
