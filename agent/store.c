@@ -1885,8 +1885,10 @@ edit_fields(struct ag_store *st, const char *uuid, json_t *edit,
 		r = GS_FAIL(GS_ENOMEM, "edit: out of memory");
 		goto out;
 	}
-	/* The merged record must be valid as a whole (null = absent). */
-	if ((r = gs_record_validate(st->schema, f, merged, &p)) != GS_OK) {
+	/* The merged record must be valid as a whole (null = absent), and
+	 * name no other record by its own uuid. */
+	if ((r = gs_record_validate(st->schema, f, merged, &p)) != GS_OK ||
+	    (r = gs_record_check_self(f, merged, uuid, &p)) != GS_OK) {
 		if (r == GS_EVALIDATION) {
 			report_all(st, 0, &p);
 			r = fail_problems(&p);

@@ -28,6 +28,7 @@
  *	sex_mismatch  sex disagrees with the id number's 17th digit
  *	birth_mismatch birth_date disagrees with the id number's digits 7-14
  *	order         a time before the one it must follow (ended_at)
+ *	self_ref      a ref names the record itself (gs_record_check_self)
  *	unknown_type  no form was given (the type does not exist)
  *
  * Values of pii fields are never quoted in messages, so that a message
@@ -1506,4 +1507,29 @@ gs_fields_from_args(const struct gs_form *f, char *const *args, int n,
 			return GS_FAIL(GS_ENOMEM, "%s: set", fd->name);
 	}
 	return p->n > 0 || p->dropped > 0 ? GS_EVALIDATION : GS_OK;
+}
+
+int
+gs_record_check_self(const struct gs_form *f, json_t *fields,
+    const char *uuid, struct gs_problems *p)
+{
+	size_t i, n = gs_form_nfields(f);
+	int found = 0;
+
+	for (i = 0; i < n; i++) {
+		const struct gs_field *fd = gs_form_field_at(f, i);
+		const char *v;
+
+		if (gs_field_kind(fd) != GS_KIND_REF)
+			continue;
+		v = json_string_value(json_object_get(fields,
+		    gs_field_name(fd)));
+		/* Validated refs are canonical lower case, as uuids are. */
+		if (v != NULL && strcmp(v, uuid) == 0) {
+			gs_problems_add(p, gs_field_name(fd), "self_ref",
+			    "should name another record, not this one");
+			found = 1;
+		}
+	}
+	return found ? GS_EVALIDATION : GS_OK;
 }

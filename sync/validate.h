@@ -59,6 +59,15 @@ int gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
     json_t *fields, struct gs_problems *p);
 
 /*
+ * DESIGN.md section 3: a ref is the uuid of ANOTHER record.  After
+ * gs_record_validate (refs canonical), adds a "self_ref" problem to *p
+ * (not initialized here) for each ref field of fields equal to uuid, the
+ * record's own.  GS_OK, or GS_EVALIDATION when one was added.
+ */
+int gs_record_check_self(const struct gs_form *f, json_t *fields,
+    const char *uuid, struct gs_problems *p);
+
+/*
  * Turns command-line NAME=VALUE arguments into typed JSON values in `into`
  * (an object; existing keys are replaced).  The value's JSON type comes from
  * the field's kind: int and real are numbers, bool accepts

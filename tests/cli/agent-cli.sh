@@ -488,4 +488,14 @@ check "... and says how to type it" grep -q \
 check "... and saved nothing" sh -c \
 	'[ "$("$1" --home "$2" list --all --json | wc -l)" -eq 1 ]' - "$A" "$TZH"
 
+# ---- a ref names another record (DESIGN.md section 3), never the record
+# itself: refused at the edit, nothing changed.
+"$A" --home "$TZH" show "$TZU" --json >"$T_TMP/self.before"
+expect_exit 65 "edit: a ref to the record itself exits 65" "$A" --home "$TZH" \
+	edit "$TZU" subject="$TZU"
+check "... named, with its rule" grep -q \
+	'^gridagent: subject: should name another record, not this one' "$T_TMP/err"
+"$A" --home "$TZH" show "$TZU" --json >"$T_TMP/self.after"
+check "... and changed nothing" cmp -s "$T_TMP/self.before" "$T_TMP/self.after"
+
 done_testing

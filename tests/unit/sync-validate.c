@@ -601,6 +601,38 @@ test_problems_cap_and_json(void **state)
 	assert_int_equal(strlen(p.v[0].field), 63);
 }
 
+/* A ref names another record: the record's own uuid is a self_ref. */
+static void
+test_check_self(void **state)
+{
+	const struct gs_form *visit = gs_schema_form(schema, "visit");
+	const char *me = "01890000-0000-7000-8000-0000000000aa";
+	const char *other = "01890000-0000-7000-8000-0000000000bb";
+	struct gs_problems p;
+	json_t *o = json_object();
+
+	(void)state;
+	json_object_set_new(o, "subject", json_string(other));
+	json_object_set_new(o, "event", json_string(other));
+	gs_problems_init(&p);
+	assert_int_equal(gs_record_check_self(visit, o, me, &p), GS_OK);
+	assert_int_equal(p.n, 0);
+	json_object_set_new(o, "event", json_string(me));
+	json_object_set_new(o, "task", json_string(me));
+	assert_int_equal(gs_record_check_self(visit, o, me, &p),
+	    GS_EVALIDATION);
+	assert_int_equal(p.n, 2);
+	assert_string_equal(p.v[0].field, "event");
+	assert_string_equal(p.v[0].rule, "self_ref");
+	assert_string_equal(p.v[1].field, "task");
+	/* Text fields holding the uuid are not refs. */
+	json_object_clear(o);
+	json_object_set_new(o, "content", json_string(me));
+	gs_problems_init(&p);
+	assert_int_equal(gs_record_check_self(visit, o, me, &p), GS_OK);
+	json_decref(o);
+}
+
 static void
 test_fields_from_args(void **state)
 {
@@ -1086,6 +1118,7 @@ main(void)
 		cmocka_unit_test(test_pii_not_quoted),
 		cmocka_unit_test(test_problems_cap_and_json),
 		cmocka_unit_test(test_fields_from_args),
+		cmocka_unit_test(test_check_self),
 		cmocka_unit_test(test_data_valid),
 		cmocka_unit_test(test_data_invalid),
 		cmocka_unit_test(test_generated_records_pass),
