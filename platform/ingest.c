@@ -670,6 +670,17 @@ fresh_fields(struct ingest *in, const struct gs_change *c,
 	return r != GS_OK ? GS_FAIL(r, "record %s: fields", c->uuid) : GS_OK;
 }
 
+/* Is c a collection create applies (below)? */
+static int
+creation(const struct ingest *in, const struct gs_change *c,
+    const struct verdict *pre)
+{
+	return pre != NULL && pre->form != NULL && pre->r == GS_OK &&
+	    c->base_rev == 0 && !c->deleted &&
+	    strcmp(c->author, in->dev->worker) == 0 &&
+	    strcmp(c->grid, in->dev->grid) == 0;
+}
+
 /*
  * A collection, the common case: a change with base_rev 0 whose fields
  * alone make a valid record (its verdict, made before the lock), by the
@@ -686,10 +697,7 @@ create(struct ingest *in, const struct gs_change *c,
 	struct pf_revision v;
 	int r, in_line;
 
-	if (in->st->ops->create_put == NULL || pre == NULL ||
-	    pre->form == NULL || pre->r != GS_OK || c->base_rev != 0 ||
-	    c->deleted || strcmp(c->author, in->dev->worker) != 0 ||
-	    strcmp(c->grid, in->dev->grid) != 0)
+	if (in->st->ops->create_put == NULL || !creation(in, c, pre))
 		return GS_EEXIST;
 	if ((r = fresh_fields(in, c, l, &in_line)) != GS_OK)
 		return r;
@@ -703,6 +711,24 @@ create(struct ingest *in, const struct gs_change *c,
 		return r;
 	in->applied++;
 	return GS_OK;
+}
+
+/* The change's line as the device sent it, into in->line: the decoder
+ * has just checked it is the canonical encoding of c, so it is kept as
+ * it came instead of being encoded again. */
+static int
+line_of(struct ingest *in, const struct gs_change *c,
+    const struct gs_batch_line *l)
+{
+	int r;
+
+	gs_buf_reset(&in->line);
+	if (l != NULL)
+		return gs_buf_append(&in->line, l->text, l->len);
+	if ((r = gs_batch_encode_change(&in->line, c)) == GS_OK)
+		/* Keep the line without its "\n". */
+		gs_buf_truncate(&in->line, in->line.len - 1);
+	return r;
 }
 
 static int
@@ -723,16 +749,7 @@ one_change(struct ingest *in, const struct gs_change *c,
 	int in_line = 0;
 
 	memset(&s, 0, sizeof(s));
-	gs_buf_reset(&in->line);
-	/* The line as the device sent it: the decoder has just checked it
-	 * is the canonical encoding of c, so it is kept as it came instead
-	 * of being encoded again. */
-	if (l != NULL)
-		r = gs_buf_append(&in->line, l->text, l->len);
-	else if ((r = gs_batch_encode_change(&in->line, c)) == GS_OK)
-		/* Keep the line without its "\n". */
-		gs_buf_truncate(&in->line, in->line.len - 1);
-	if (r != GS_OK)
+	if ((r = line_of(in, c, l)) != GS_OK)
 		return r;
 
 	/* Revoke but drain: kept, never applied, an admin decides. */
@@ -903,6 +920,90 @@ out:
 	return r;
 }
 
+/*
+ * Runs of collections (store.h run_begin): a batch of new records is
+ * mostly collections one after the other, each of which one_change would
+ * apply through create (create_put: ledger, record, revision and feed
+ * rows, four statements).  RUN_MIN or more of them in a row are written
+ * as a run instead: their record and revision rows one by one, their
+ * ledger and feed rows at the run's end, set-wise.  A member is what
+ * create would apply, on a device not revoked, and not a visit that
+ * closes a task (close_task writes a task's feed row, which must keep its
+ * place among the records' rows: such a visit goes through one_change).
+ * When the store finds a uuid or change id of the run held, nothing of
+ * the run is kept and its changes take one_change's way, one by one,
+ * exactly as without runs: the outcomes never depend on runs.
+ */
+#define RUN_MIN 4
+
+static int
+run_member(const struct ingest *in, const struct gs_change *c,
+    const struct verdict *pre)
+{
+	return !in->dev->revoked && creation(in, c, pre) &&
+	    !(strcmp(c->type, "visit") == 0 &&
+	    json_is_string(json_object_get(c->fields, "task")));
+}
+
+static int
+run_one(struct ingest *in, const struct gs_change *c,
+    const struct gs_batch_line *l)
+{
+	struct pf_record_state s;
+	struct pf_revision v;
+	int r, in_line;
+
+	if ((r = line_of(in, c, l)) != GS_OK ||
+	    (r = fresh_fields(in, c, l, &in_line)) != GS_OK)
+		return r;
+	memset(&s, 0, sizeof(s));
+	revision_of(in, c, &s, in->fields.data, &v);
+	v.fields_in_change = in_line;
+	return in->st->ops->run_put(in->st, &v);
+}
+
+/*
+ * The run of members starting at change from, if it is long enough:
+ * applied as a run (GS_OK), or not (GS_EEXIST: too short, or a key of
+ * it held, nothing written); *next is the change after the run.
+ */
+static int
+apply_run(struct ingest *in, const struct gs_batch *batch,
+    const struct verdict *pre, size_t from, size_t *next)
+{
+	struct pf_record_state none;
+	const struct gs_batch_line *l;
+	size_t i, to;
+	int r = GS_OK, u;
+
+	for (to = from; pre != NULL && to < batch->n &&
+	    run_member(in, &batch->changes[to], &pre[to]); to++)
+		;
+	*next = to;
+	if (in->st->ops->run_begin == NULL || to - from < RUN_MIN)
+		return GS_EEXIST;
+	if ((r = in->st->ops->run_begin(in->st)) != GS_OK)
+		return r;
+	for (i = from; i < to && r == GS_OK; i++) {
+		l = batch->lines != NULL ? &batch->lines[i] : NULL;
+		r = run_one(in, &batch->changes[i], l);
+	}
+	if (r == GS_OK)
+		r = in->st->ops->run_end(in->st, 1);
+	else if ((u = in->st->ops->run_end(in->st, 0)) != GS_OK)
+		r = u;
+	if (r != GS_OK)
+		return r;
+	/* What create counts for each of them. */
+	memset(&none, 0, sizeof(none));
+	for (i = from; i < to; i++)
+		if ((r = tally_revision(in, &none, batch->changes[i].type))
+		    != GS_OK)
+			return r;
+	in->applied += (unsigned)(to - from);
+	return GS_OK;
+}
+
 /* Fills res from a stored batch row: the very bytes answered the first
  * time, so a device that lost our answer gets the same receipt and the
  * same results (and the same HTTP status) however often it retries. */
@@ -971,7 +1072,7 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 	struct ingest in;
 	struct gs_receipt rc;
 	char *results = NULL;     /* jansson text: gs_json_free */
-	size_t i;
+	size_t i, j, next;
 	int in_tx = 0;
 
 	memset(&row, 0, sizeof(row));
@@ -1014,11 +1115,21 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 		}
 		goto out;
 	}
-	for (i = 0; i < batch->n; i++)
-		if ((r = one_change(&in, &batch->changes[i],
-		    batch->lines != NULL ? &batch->lines[i] : NULL,
-		    pre != NULL ? &pre[i] : NULL)) != GS_OK)
+	for (i = 0; i < batch->n; i = next) {
+		r = apply_run(&in, batch, pre, i, &next);
+		if (r == GS_OK)
+			continue;
+		if (r != GS_EEXIST)
 			goto out;
+		/* Not a run: each change its own way. */
+		if (next == i)
+			next = i + 1;
+		for (j = i; j < next; j++)
+			if ((r = one_change(&in, &batch->changes[j],
+			    batch->lines != NULL ? &batch->lines[j] : NULL,
+			    pre != NULL ? &pre[j] : NULL)) != GS_OK)
+				goto out;
+	}
 	if ((r = tally_flush(&in)) != GS_OK ||
 	    (r = st->ops->ledger_update(st, &row, in.now)) != GS_OK)
 		goto out;

@@ -254,6 +254,23 @@ struct pf_store_ops {
 	 * written, when either is held: the caller then looks, as for any
 	 * other change.  NULL: the caller always looks. */
 	int (*create_put)(struct pf_store *st, const struct pf_revision *r);
+	/*
+	 * A run of creations: what create_put writes for each, with the
+	 * ledger and feed rows of the whole run written at its end, so a
+	 * store may write them set-wise.  run_put writes a creation's
+	 * record (with its attachments index) and revision rows: GS_EEXIST,
+	 * with nothing of that creation written, when its uuid is held.
+	 * run_end(keep 1) writes the ledger and feed rows of every creation
+	 * of the run: GS_EEXIST when a change id is held, and then nothing
+	 * of the run is kept; run_end(keep 0) undoes the run.  After any
+	 * error but run_end's, the caller ends the run with keep 0 (or rolls
+	 * the transaction back).  All the creations of a run have one grid.
+	 * Inside a transaction; runs do not nest.  NULL: no runs (the caller
+	 * uses create_put).
+	 */
+	int (*run_begin)(struct pf_store *st);
+	int (*run_put)(struct pf_store *st, const struct pf_revision *r);
+	int (*run_end)(struct pf_store *st, int keep);
 	/* The pull feed row of a revision written outside revision_put (an
 	 * admin's, platform/admin.c): grid is the record's, own 1 for a
 	 * device's plain fast-forward (the device holds it already). */

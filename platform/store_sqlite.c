@@ -53,6 +53,12 @@ enum {
 	S_CHANGE_FIND,
 	S_CHANGE_PUT,
 	S_CHANGE_UNCLAIM,
+	S_RUN_BEGIN,
+	S_RUN_FROM,
+	S_RUN_LEDGER,
+	S_RUN_FEED,
+	S_RUN_RELEASE,
+	S_RUN_UNDO,
 	S_CONFLICT_PUT,
 	S_QUARANTINE_PUT,
 	S_RECORD_EACH,
@@ -174,6 +180,24 @@ static const char *const sql[S_COUNT_] = {
 	[S_CHANGE_PUT] = "INSERT INTO changes (change_id, batch, uuid, "
 	    "outcome, rev) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_CHANGE_UNCLAIM] = "DELETE FROM changes WHERE change_id = ?1",
+	/*
+	 * A run of creations (run_begin .. run_end): the record and
+	 * revision rows one by one, then the ledger and feed rows of every
+	 * revision of the run in one statement each, read back from the
+	 * revisions written since the run began (their rowids are above
+	 * the largest before it: revisions are appended).  A savepoint
+	 * holds the run, so a key found held undoes all of it.
+	 */
+	[S_RUN_BEGIN] = "SAVEPOINT create_run",
+	[S_RUN_FROM] = "SELECT coalesce(max(rowid), 0) FROM revisions",
+	[S_RUN_LEDGER] = "INSERT INTO changes (change_id, batch, uuid, "
+	    "outcome, rev) SELECT change_id, batch, uuid, 'applied', rev "
+	    "FROM revisions WHERE rowid > ?1 ORDER BY rowid",
+	[S_RUN_FEED] = "INSERT INTO feed (kind, ref, rev, grid, device_id, "
+	    "own) SELECT 'record', uuid, rev, ?2, device_id, 1 "
+	    "FROM revisions WHERE rowid > ?1 ORDER BY rowid",
+	[S_RUN_RELEASE] = "RELEASE create_run",
+	[S_RUN_UNDO] = "ROLLBACK TO create_run",
 	[S_CONFLICT_PUT] = "INSERT INTO conflicts (uuid, change_id, device_id, "
 	    "batch, base_rev, current_rev, change, current_fields, "
 	    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -216,6 +240,12 @@ struct sqlite_store {
 	/* Statements of the reconciliation queries (platform/recon*.c),
 	 * prepared on first use by pf_store_sqlite_stmt. */
 	struct gs_stmt *ext[PF_SQLITE_EXT_MAX];
+	/* The run of creations under way (run_begin .. run_end): the
+	 * largest revisions rowid before it, its grid and its rows. */
+	int run_open;
+	int64_t run_from;
+	size_t run_rows;
+	char run_grid[64];
 };
 
 static const struct pf_store_ops sqlite_ops;
@@ -375,6 +405,8 @@ s_sync(struct pf_store *st)
 static void
 s_rollback(struct pf_store *st)
 {
+	/* A run still open is undone with the transaction. */
+	self(st)->run_open = 0;
 	gs_db_rollback(self(st)->db);
 }
 
@@ -1036,14 +1068,15 @@ clock_suspect_put(struct sqlite_store *ss, const struct pf_revision *v)
 }
 
 /*
- * revision_put, and create_put with ledger 0 (the ledger row is its
- * caller's).  The record row is written first: a record insert refused
+ * revision_put, create_put with ledger 0 (the ledger row is its
+ * caller's), run_put with ledger and feed 0 (run_end writes both for the
+ * whole run).  The record row is written first: a record insert refused
  * because its uuid is held sets *held (when not NULL) and writes
  * nothing.
  */
 static int
 put_revision(struct sqlite_store *ss, const struct pf_revision *v,
-    int ledger, int *held)
+    int ledger, int feed, int *held)
 {
 	struct gs_stmt *s = ss->st[v->record_exists ? S_RECORD_UPDATE :
 	    S_RECORD_INSERT];
@@ -1102,6 +1135,8 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 	if (ledger && (r = change_put(ss, v->change_id, v->batch, v->uuid,
 	    v->outcome, v->rev)) != GS_OK)
 		return r;
+	if (!feed)
+		return GS_OK;
 	/* What the feed_revision trigger wrote: the grid is the record's
 	 * (the one just written), "own" a device's plain fast-forward. */
 	return feed_record(ss, v->uuid, v->rev, v->grid, v->device,
@@ -1111,7 +1146,7 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 static int
 s_revision_put(struct pf_store *st, const struct pf_revision *v)
 {
-	return put_revision(self(st), v, 1, NULL);
+	return put_revision(self(st), v, 1, 1, NULL);
 }
 
 /*
@@ -1132,7 +1167,7 @@ s_create_put(struct pf_store *st, const struct pf_revision *v)
 	if ((r = change_put(ss, v->change_id, v->batch, v->uuid, PF_APPLIED,
 	    1)) != GS_OK)
 		return r;
-	if ((r = put_revision(ss, v, 0, &held)) != GS_EEXIST || !held)
+	if ((r = put_revision(ss, v, 0, 1, &held)) != GS_EEXIST || !held)
 		return r;
 	s = ss->st[S_CHANGE_UNCLAIM];
 	if ((r = gs_stmt_bind_text_nocopy(s, 1, v->change_id)) != GS_OK ||
@@ -1141,6 +1176,102 @@ s_create_put(struct pf_store *st, const struct pf_revision *v)
 	return gs_db_changes(ss->db) == 1 ? GS_EEXIST :
 	    GS_FAIL(GS_EINTERNAL, "create_put: the claim of %s was not "
 	    "taken back", v->change_id);
+}
+
+/*
+ * Runs of creations (store.h run_begin).  Per collected record,
+ * create_put runs four statements (ledger, record, revision, feed), each
+ * paying its start, its binds and its halt; a run writes the record and
+ * revision rows one by one and the ledger and feed rows of all its
+ * revisions at its end, one INSERT ... SELECT each over the revisions
+ * appended since the run began (S_RUN_LEDGER, S_RUN_FEED): no binds, one
+ * start and one halt for the whole run.  The rows are the ones
+ * create_put writes, in the same order.  The run is a savepoint: a uuid
+ * found held (run_put) or a change id found held (run_end) undoes it,
+ * and the caller applies its changes one by one as before.
+ */
+static int
+s_run_begin(struct pf_store *st)
+{
+	struct sqlite_store *ss = self(st);
+	int r;
+
+	if (ss->run_open)
+		return GS_FAIL(GS_EINTERNAL, "run_begin: a run is open");
+	if ((r = run(ss->st[S_RUN_BEGIN])) != GS_OK)
+		return r;
+	if ((r = gs_stmt_one_int64(ss->st[S_RUN_FROM], 0, &ss->run_from))
+	    != GS_OK) {
+		(void)run(ss->st[S_RUN_UNDO]);
+		(void)run(ss->st[S_RUN_RELEASE]);
+		return r;
+	}
+	ss->run_open = 1;
+	ss->run_rows = 0;
+	ss->run_grid[0] = '\0';
+	return GS_OK;
+}
+
+static int
+s_run_put(struct pf_store *st, const struct pf_revision *v)
+{
+	struct sqlite_store *ss = self(st);
+	int r;
+
+	if (!ss->run_open)
+		return GS_FAIL(GS_EINTERNAL, "run_put: no run");
+	/* run_end's statements write what create_put would: a creation's
+	 * ledger row (applied, rev 1) and its feed row (own: rev 1 on base
+	 * 0 is the device's plain fast-forward), in the run's grid. */
+	if (v->record_exists || v->rev != 1 || v->base_rev != 0 ||
+	    v->outcome != PF_APPLIED)
+		return GS_FAIL(GS_EINTERNAL, "run_put: not a creation");
+	if (ss->run_rows == 0) {
+		if (gs_strlcpy(ss->run_grid, v->grid, sizeof(ss->run_grid)) >=
+		    sizeof(ss->run_grid))
+			return GS_FAIL(GS_EINVAL, "run_put: grid too long");
+	} else if (strcmp(ss->run_grid, v->grid) != 0) {
+		return GS_FAIL(GS_EINTERNAL, "run_put: a run has one grid");
+	}
+	if ((r = put_revision(ss, v, 0, 0, NULL)) != GS_OK)
+		return r;
+	ss->run_rows++;
+	return GS_OK;
+}
+
+static int
+s_run_end(struct pf_store *st, int keep)
+{
+	struct sqlite_store *ss = self(st);
+	struct gs_stmt *s;
+	int r = GS_OK, u;
+
+	if (!ss->run_open)
+		return GS_FAIL(GS_EINTERNAL, "run_end: no run");
+	ss->run_open = 0;
+	if (keep && ss->run_rows > 0) {
+		s = ss->st[S_RUN_LEDGER];
+		if ((r = gs_stmt_bind_int64(s, 1, ss->run_from)) != GS_OK ||
+		    (r = run(s)) != GS_OK)
+			goto undo;
+		s = ss->st[S_RUN_FEED];
+		if ((r = gs_stmt_bind_int64(s, 1, ss->run_from)) != GS_OK ||
+		    (r = gs_stmt_bind_text_nocopy(s, 2, ss->run_grid))
+		    != GS_OK || (r = run(s)) != GS_OK)
+			goto undo;
+	}
+	if (keep)
+		return run(ss->st[S_RUN_RELEASE]);
+undo:
+	/* ROLLBACK TO keeps the savepoint open: release it too. */
+	gs_stmt_reset(ss->st[S_RUN_LEDGER]);
+	gs_stmt_reset(ss->st[S_RUN_FEED]);
+	if ((u = run(ss->st[S_RUN_UNDO])) == GS_OK)
+		u = run(ss->st[S_RUN_RELEASE]);
+	/* An undo that failed leaves the run's rows: never say GS_EEXIST
+	 * then (the caller would apply them again), but the undo's error,
+	 * which rolls the whole batch back. */
+	return u != GS_OK ? u : r;
 }
 
 static int
@@ -1424,6 +1555,9 @@ static const struct pf_store_ops sqlite_ops = {
 	.change_find = s_change_find,
 	.revision_put = s_revision_put,
 	.create_put = s_create_put,
+	.run_begin = s_run_begin,
+	.run_put = s_run_put,
+	.run_end = s_run_end,
 	.serve_start = s_serve_start,
 	.feed_record = s_feed_record,
 	.tally_add = s_tally_add,

@@ -2912,6 +2912,138 @@ db_int(struct gs_db *db, const char *sql)
 	return v;
 }
 
+/* Sends n changes of d as one batch; GS_OK and a verified receipt with
+ * `applied` applied, nothing else.  *res is the caller's to release. */
+static void
+send_many(struct fx *f, struct device *d, struct gs_change *cs, size_t n,
+    uint32_t applied, struct pf_ingest_result *res)
+{
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct gs_receipt rc;
+
+	seal(f, d, f->pf->keys.deployment, cs, n, batch, &env);
+	assert_int_equal(ingest(f, d, batch, &env, res), GS_OK);
+	check_receipt(f, d, batch, &env, res, &rc);
+	assert_int_equal(rc.applied, applied);
+	assert_int_equal(rc.conflicted + rc.quarantined, 0);
+	gs_buf_release(&env);
+}
+
+/* Is uuid a record of the platform's? */
+static int64_t
+has_record(struct fx *f, const char *uuid)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM records "
+	    "WHERE uuid = '%s'", uuid);
+	return store_int(f, sql);
+}
+
+/*
+ * Collections one after the other are written as a run (platform/ingest.c
+ * apply_run, the store's run_begin): record and revision rows one by one,
+ * the ledger and feed rows of the whole run at its end.  The rows are the
+ * ones create_put writes, the feed rows in the batch's order; and when a
+ * uuid or change id of the run is held, nothing of the run is kept and
+ * its changes get the outcomes they get one by one: a change sent again
+ * (its uuid held) and a change id reused for a new uuid are reported
+ * with their first outcome, a change id twice in one batch is applied
+ * once, and the rest of the run is applied.
+ */
+static void
+test_create_runs(void **state)
+{
+	enum { N = 8 };
+	struct fx *f = *state;
+	struct gs_change a[N], b[N], c[N];
+	struct pf_ingest_result res;
+	char order[N * 40 + 1], sql[N * 40 + 200];
+	size_t i;
+
+	/* A run: every creation applied, as create_put writes it. */
+	order[0] = '\0';
+	for (i = 0; i < N; i++) {
+		char u[37];
+
+		gs_uuid_v7(u);
+		change(&a[i], u, 0, house);
+		snprintf(order + strlen(order), sizeof(order) - strlen(order),
+		    "%s%s", i > 0 ? "," : "", u);
+	}
+	send_many(f, &f->a, a, N, N, &res);
+	assert_string_equal(res.results, "[]");
+	pf_ingest_result_release(&res);
+	assert_int_equal(count(f, "records"), N);
+	assert_int_equal(count(f, "revisions"), N);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM changes c "
+	    "JOIN revisions v ON v.change_id = c.change_id AND v.uuid = c.uuid "
+	    "AND v.rev = c.rev AND v.batch = c.batch "
+	    "WHERE c.outcome = 'applied' AND c.rev = 1"), N);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM feed f JOIN devices d "
+	    "ON d.device_id = f.device_id WHERE f.kind = 'record' "
+	    "AND f.rev = 1 AND f.own = 1 AND f.grid = 'G1' AND d.worker = "
+	    "'w-a' AND f.worker IS NULL");
+	assert_int_equal(store_int(f, sql), N);
+	snprintf(sql, sizeof(sql), "SELECT (SELECT group_concat(ref) FROM "
+	    "(SELECT ref FROM feed ORDER BY seq)) = '%s'", order);
+	assert_int_equal(store_int(f, sql), 1);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
+	    "key = 'rec:house'"), N);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
+	    "key = 'rev'"), N);
+
+	/* b[3] is a[3] sent again: its uuid is held. */
+	for (i = 0; i < N; i++) {
+		char u[37];
+
+		gs_uuid_v7(u);
+		change(&b[i], u, 0, house);
+	}
+	gs_strlcpy(b[3].uuid, a[3].uuid, sizeof(b[3].uuid));
+	gs_strlcpy(b[3].change_id, a[3].change_id, sizeof(b[3].change_id));
+	send_many(f, &f->a, b, N, N, &res);
+	assert_non_null(strstr(res.results, a[3].change_id));
+	assert_non_null(strstr(res.results, "\"merged\""));
+	assert_null(strstr(res.results, b[0].change_id));
+	pf_ingest_result_release(&res);
+	assert_int_equal(count(f, "records"), 2 * N - 1);
+	assert_int_equal(count(f, "revisions"), 2 * N - 1);
+	assert_int_equal(count(f, "changes"), 2 * N - 1);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 2 * N - 1);
+
+	/* c[2] reuses b[5]'s change id for a new uuid, c[6] c[5]'s. */
+	for (i = 0; i < N; i++) {
+		char u[37];
+
+		gs_uuid_v7(u);
+		change(&c[i], u, 0, house);
+	}
+	gs_strlcpy(c[2].change_id, b[5].change_id, sizeof(c[2].change_id));
+	gs_strlcpy(c[6].change_id, c[5].change_id, sizeof(c[6].change_id));
+	send_many(f, &f->a, c, N, N, &res);
+	assert_non_null(strstr(res.results, b[5].change_id));
+	assert_non_null(strstr(res.results, c[5].change_id));
+	assert_null(strstr(res.results, c[0].change_id));
+	pf_ingest_result_release(&res);
+	assert_int_equal(has_record(f, c[2].uuid), 0);
+	assert_int_equal(has_record(f, c[6].uuid), 0);
+	assert_int_equal(has_record(f, c[5].uuid), 1);
+	assert_int_equal(has_record(f, c[7].uuid), 1);
+	assert_int_equal(count(f, "records"), 3 * N - 3);
+	assert_int_equal(count(f, "revisions"), 3 * N - 3);
+	assert_int_equal(count(f, "changes"), 3 * N - 3);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 3 * N - 3);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
+	    "key = 'rec:house'"), 3 * N - 3);
+	for (i = 0; i < N; i++) {
+		gs_change_release(&a[i]);
+		gs_change_release(&b[i]);
+		gs_change_release(&c[i]);
+	}
+}
+
 /*
  * The pull feed's queries (platform/pull.c feed_rows) walk their index
  * in feed order and stop at their LIMIT: no temporary b-tree to sort
@@ -3517,6 +3649,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sync_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_prevalidated, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_create_runs, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_taken, setup,
 		    teardown),
