@@ -255,16 +255,17 @@ struct pf_store_ops {
 	 * other change.  NULL: the caller always looks. */
 	int (*create_put)(struct pf_store *st, const struct pf_revision *r);
 	/*
-	 * A run of creations: what create_put writes for each, with the
-	 * ledger and feed rows of the whole run written at its end, so a
-	 * store may write them set-wise.  run_put writes a creation's
-	 * record (with its attachments index) and revision rows: GS_EEXIST,
-	 * with nothing of that creation written, when its uuid is held.
-	 * run_end(keep 1) writes the ledger and feed rows of every creation
-	 * of the run: GS_EEXIST when a change id is held, and then nothing
-	 * of the run is kept; run_end(keep 0) undoes the run.  After any
-	 * error but run_end's, the caller ends the run with keep 0 (or rolls
-	 * the transaction back).  All the creations of a run have one grid.
+	 * A run of creations: what create_put writes for each, all of it
+	 * by run_end at the latest, so a store may write rows set-wise.
+	 * run_put takes a creation: its record (with its attachments index)
+	 * and revision rows are written now or with later ones, and the
+	 * strings of r must stay valid and unchanged until run_end.
+	 * GS_EEXIST from run_put or run_end: a uuid or change id of the run
+	 * is held.  run_end(keep 1) writes what is left (the ledger and feed
+	 * rows, in the order of the run_puts), or undoes the whole run and
+	 * says GS_EEXIST; run_end(keep 0) undoes the run.  After an error of
+	 * run_put the caller ends the run with keep 0 (or rolls the
+	 * transaction back).  All the creations of a run have one grid.
 	 * Inside a transaction; runs do not nest.  NULL: no runs (the caller
 	 * uses create_put).
 	 */

@@ -2955,11 +2955,13 @@ has_record(struct fx *f, const char *uuid)
 static void
 test_create_runs(void **state)
 {
-	enum { N = 8 };
+	/* More than two of the store's multi-row statements (50 rows) and
+	 * a tail written row by row. */
+	enum { N = 120 };
 	struct fx *f = *state;
-	struct gs_change a[N], b[N], c[N];
+	static struct gs_change a[N], b[N], c[N], d[N];
 	struct pf_ingest_result res;
-	char order[N * 40 + 1], sql[N * 40 + 200];
+	static char order[N * 40 + 1], sql[N * 40 + 200];
 	size_t i;
 
 	/* A run: every creation applied, as create_put writes it. */
@@ -2969,6 +2971,7 @@ test_create_runs(void **state)
 
 		gs_uuid_v7(u);
 		change(&a[i], u, 0, house);
+		a[i].updated_at = a[i].created_at + 1;
 		snprintf(order + strlen(order), sizeof(order) - strlen(order),
 		    "%s%s", i > 0 ? "," : "", u);
 	}
@@ -2994,24 +2997,30 @@ test_create_runs(void **state)
 	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
 	    "key = 'rev'"), N);
 
-	/* b[3] is a[3] sent again: its uuid is held. */
+	/* b[3] is a[3] sent again, b[N - 2] a[N - 2]: their uuids are
+	 * held (one in a multi-row statement, one in the tail). */
 	for (i = 0; i < N; i++) {
 		char u[37];
 
 		gs_uuid_v7(u);
 		change(&b[i], u, 0, house);
+		b[i].updated_at = b[i].created_at + 1;
 	}
 	gs_strlcpy(b[3].uuid, a[3].uuid, sizeof(b[3].uuid));
 	gs_strlcpy(b[3].change_id, a[3].change_id, sizeof(b[3].change_id));
+	gs_strlcpy(b[N - 2].uuid, a[N - 2].uuid, sizeof(b[N - 2].uuid));
+	gs_strlcpy(b[N - 2].change_id, a[N - 2].change_id,
+	    sizeof(b[N - 2].change_id));
 	send_many(f, &f->a, b, N, N, &res);
 	assert_non_null(strstr(res.results, a[3].change_id));
+	assert_non_null(strstr(res.results, a[N - 2].change_id));
 	assert_non_null(strstr(res.results, "\"merged\""));
 	assert_null(strstr(res.results, b[0].change_id));
 	pf_ingest_result_release(&res);
-	assert_int_equal(count(f, "records"), 2 * N - 1);
-	assert_int_equal(count(f, "revisions"), 2 * N - 1);
-	assert_int_equal(count(f, "changes"), 2 * N - 1);
-	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 2 * N - 1);
+	assert_int_equal(count(f, "records"), 2 * N - 2);
+	assert_int_equal(count(f, "revisions"), 2 * N - 2);
+	assert_int_equal(count(f, "changes"), 2 * N - 2);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 2 * N - 2);
 
 	/* c[2] reuses b[5]'s change id for a new uuid, c[6] c[5]'s. */
 	for (i = 0; i < N; i++) {
@@ -3019,6 +3028,7 @@ test_create_runs(void **state)
 
 		gs_uuid_v7(u);
 		change(&c[i], u, 0, house);
+		c[i].updated_at = c[i].created_at + 1;
 	}
 	gs_strlcpy(c[2].change_id, b[5].change_id, sizeof(c[2].change_id));
 	gs_strlcpy(c[6].change_id, c[5].change_id, sizeof(c[6].change_id));
@@ -3031,16 +3041,52 @@ test_create_runs(void **state)
 	assert_int_equal(has_record(f, c[6].uuid), 0);
 	assert_int_equal(has_record(f, c[5].uuid), 1);
 	assert_int_equal(has_record(f, c[7].uuid), 1);
-	assert_int_equal(count(f, "records"), 3 * N - 3);
-	assert_int_equal(count(f, "revisions"), 3 * N - 3);
-	assert_int_equal(count(f, "changes"), 3 * N - 3);
-	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 3 * N - 3);
+	assert_int_equal(count(f, "records"), 3 * N - 4);
+	assert_int_equal(count(f, "revisions"), 3 * N - 4);
+	assert_int_equal(count(f, "changes"), 3 * N - 4);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 3 * N - 4);
 	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
-	    "key = 'rec:house'"), 3 * N - 3);
+	    "key = 'rec:house'"), 3 * N - 4);
+	/* Every record's revision holds its line, and its fields are the
+	 * record's (platform 0010), whichever way it was written. */
+	assert_int_equal(store_int(f, "SELECT count(*) FROM records r JOIN "
+	    "revision_fields v ON v.uuid = r.uuid AND v.rev = r.rev "
+	    "WHERE v.fields = r.fields AND r.rev = 1 AND r.author = 'w-a' "
+	    "AND r.grid = 'G1' AND r.type = 'house' AND r.deleted = 0 "
+	    "AND r.form_version = 1"), 3 * N - 4);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM records r JOIN "
+	    "revisions v ON v.uuid = r.uuid AND v.rev = 1 JOIN batches b "
+	    "ON b.id = r.batch JOIN devices d ON d.device_id = r.device_id "
+	    "WHERE v.batch = r.batch AND v.device_id = r.device_id "
+	    "AND v.applied_at = b.received_at AND v.base_rev = 0 "
+	    "AND v.deleted = 0 AND v.fields IS NULL AND d.worker = 'w-a' "
+	    "AND r.created_at > 0 AND r.updated_at = r.created_at + 1 "
+	    "AND r.created_at <= b.received_at"), 3 * N - 4);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
+	    "key = 'rev'"), 3 * N - 4);
+
+	/* d[N - 3] is c[7] sent again: held in the run's tail. */
+	for (i = 0; i < N; i++) {
+		char u[37];
+
+		gs_uuid_v7(u);
+		change(&d[i], u, 0, house);
+	}
+	gs_strlcpy(d[N - 3].uuid, c[7].uuid, sizeof(d[N - 3].uuid));
+	gs_strlcpy(d[N - 3].change_id, c[7].change_id,
+	    sizeof(d[N - 3].change_id));
+	send_many(f, &f->a, d, N, N, &res);
+	assert_non_null(strstr(res.results, c[7].change_id));
+	assert_null(strstr(res.results, d[0].change_id));
+	pf_ingest_result_release(&res);
+	assert_int_equal(count(f, "records"), 4 * N - 5);
+	assert_int_equal(count(f, "changes"), 4 * N - 5);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 4 * N - 5);
 	for (i = 0; i < N; i++) {
 		gs_change_release(&a[i]);
 		gs_change_release(&b[i]);
 		gs_change_release(&c[i]);
+		gs_change_release(&d[i]);
 	}
 }
 
