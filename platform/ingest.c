@@ -158,10 +158,6 @@ struct ingest {
 	json_t *results;          /* array of non-trivial outcomes */
 	struct gs_buf line;       /* one change: its canonical line */
 	struct gs_buf fields;     /* the record's fields text after it */
-	/* A run's lines and fields texts, each ended by a NUL: the store
-	 * keeps pointers to them until the run ends (apply_run).  Personal
-	 * data, like the plaintext: wiped. */
-	struct gs_buf runtext;
 	unsigned applied, conflicted, quarantined;
 	int64_t now;
 	/* The device tallies this batch moves, added up here and written
@@ -945,35 +941,28 @@ run_member(const struct ingest *in, const struct gs_change *c,
     const struct gs_batch_line *l, const struct verdict *pre)
 {
 	return !in->dev->revoked && l != NULL && l->fields_off > 0 &&
-	    creation(in, c, pre) &&
+	    l->fields_off + 1 < l->len && creation(in, c, pre) &&
 	    !(strcmp(c->type, "visit") == 0 &&
 	    json_is_string(json_object_get(c->fields, "task")));
 }
 
-/* The line (as sent) and its "fields" text of a run's member, each
- * appended to in->runtext with a NUL; room made by apply_run, so the
- * texts before stay where they are. */
+/* A run's member, its line (as sent) and "fields" text read where the
+ * batch's plaintext has them, by length: they stay there, unchanged,
+ * until the batch is released, after the run has ended. */
 static int
 run_one(struct ingest *in, const struct gs_change *c,
     const struct gs_batch_line *l)
 {
 	struct pf_record_state s;
 	struct pf_revision v;
-	size_t at = in->runtext.len, fl = l->len - l->fields_off - 1;
-	int r;
 
-	if (l->len + 1 + fl + 1 > in->runtext.cap - in->runtext.len)
-		return GS_FAIL(GS_EINTERNAL, "run: no room for a line");
-	if ((r = gs_buf_append(&in->runtext, l->text, l->len)) != GS_OK ||
-	    (r = gs_buf_putc(&in->runtext, '\0')) != GS_OK ||
-	    (r = gs_buf_append(&in->runtext, l->text + l->fields_off, fl))
-	    != GS_OK || (r = gs_buf_putc(&in->runtext, '\0')) != GS_OK)
-		return r;
 	memset(&s, 0, sizeof(s));
+	revision_of(in, c, &s, l->text + l->fields_off, &v);
+	v.fields_len = l->len - l->fields_off - 1;
+	v.change = l->text;
+	v.change_len = l->len;
 	/* The revision keeps its fields once, in its line (platform
 	 * 0010), as fresh_fields has them for create. */
-	revision_of(in, c, &s, in->runtext.data + at + l->len + 1, &v);
-	v.change = in->runtext.data + at;
 	v.fields_in_change = 1;
 	return in->st->ops->run_put(in->st, &v);
 }
@@ -988,22 +977,16 @@ apply_run(struct ingest *in, const struct gs_batch *batch,
     const struct verdict *pre, size_t from, size_t *next)
 {
 	const struct gs_batch_line *l;
-	size_t i, j, to, room = 0;
+	size_t i, j, to;
 	int r = GS_OK, u;
 
 	for (to = from; pre != NULL && batch->lines != NULL &&
 	    to < batch->n && run_member(in, &batch->changes[to],
 	    &batch->lines[to], &pre[to]); to++)
-		/* The line, its fields text (without the line's closing
-		 * brace), two NULs. */
-		room += 2 * batch->lines[to].len + 1 -
-		    batch->lines[to].fields_off;
+		;
 	*next = to;
 	if (in->st->ops->run_begin == NULL || to - from < RUN_MIN)
 		return GS_EEXIST;
-	gs_buf_reset(&in->runtext);
-	if ((r = gs_buf_reserve(&in->runtext, room)) != GS_OK)
-		return GS_FAIL(r, "run of %zu changes", to - from);
 	if ((r = in->st->ops->run_begin(in->st)) != GS_OK)
 		return r;
 	for (i = from; i < to && r == GS_OK; i++) {
@@ -1108,9 +1091,6 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 	memset(&in, 0, sizeof(in));
 	gs_buf_init(&in.line, GS_BATCH_LINE_MAX + 1);
 	gs_buf_init(&in.fields, GS_BATCH_LINE_MAX + 1);
-	/* Each line twice at most (apply_run). */
-	gs_buf_init_secret(&in.runtext, 2 * pf->limits.max_plain +
-	    2 * (size_t)batch->n);
 	in.pf = pf;
 	in.schema = schema;
 	in.st = st;
@@ -1227,7 +1207,6 @@ out:
 	gs_free(in.tallies);
 	gs_buf_release(&in.line);
 	gs_buf_release(&in.fields);
-	gs_buf_release(&in.runtext);
 	return r;
 }
 

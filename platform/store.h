@@ -128,6 +128,10 @@ struct pf_revision {
 	 * "fields" member: the revision keeps it once, in the line
 	 * (platform 0010: revision_fields reads it from there). */
 	int fields_in_change;
+	/* When not 0, the lengths of change and fields, which then need
+	 * no NUL after them (a run's lines, read where the batch's
+	 * plaintext has them: ingest's run_one).  0: NUL-ended. */
+	size_t change_len, fields_len;
 };
 
 struct pf_conflict {

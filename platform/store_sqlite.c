@@ -1004,18 +1004,28 @@ s_tally_add(struct pf_store *st, const unsigned char *device,
 	return run(s);
 }
 
+/* Binds a revision's text t without a copy: its n bytes, or up to its
+ * NUL when n is 0 (struct pf_revision change_len, fields_len). */
+static int
+bind_text_len(struct gs_stmt *s, int i, const char *t, size_t n)
+{
+	return n > 0 ? gs_stmt_bind_textn_nocopy(s, i, t, n) :
+	    gs_stmt_bind_text_nocopy(s, i, t);
+}
+
 /*
  * Keeps record_attachments equal to the record's fields (what the 0005
  * triggers did, schema/platform 0009): a record that moved on (moved 1)
  * loses its old rows first; a live record whose fields name
- * "attachments" gets one row per attachment hash.  The strstr is the
+ * "attachments" gets one row per attachment hash.  The memmem is the
  * triggers' instr() test: most records name no attachment and cost no
- * statement.
+ * statement.  flen: the length of fields, 0 when NUL-ended.
  */
 static int
 record_attach(struct sqlite_store *ss, const char *uuid, const char *fields,
-    int deleted, int moved)
+    size_t flen, int deleted, int moved)
 {
+	static const char key[] = "\"attachments\"";
 	struct gs_stmt *s;
 	int r;
 
@@ -1025,12 +1035,12 @@ record_attach(struct sqlite_store *ss, const char *uuid, const char *fields,
 		    (r = run(s)) != GS_OK)
 			return r;
 	}
-	if (deleted || fields == NULL ||
-	    strstr(fields, "\"attachments\"") == NULL)
+	if (deleted || fields == NULL || memmem(fields, flen > 0 ? flen :
+	    strlen(fields), key, sizeof(key) - 1) == NULL)
 		return GS_OK;
 	s = ss->st[S_RECATT_ADD];
 	if ((r = gs_stmt_bind_text(s, 1, uuid)) != GS_OK ||
-	    (r = gs_stmt_bind_text_nocopy(s, 2, fields)) != GS_OK) {
+	    (r = bind_text_len(s, 2, fields, flen)) != GS_OK) {
 		gs_stmt_reset(s);
 		return r;
 	}
@@ -1041,7 +1051,7 @@ static int
 s_record_attach(struct pf_store *st, const char *uuid, const char *fields,
     int deleted, int moved)
 {
-	return record_attach(self(st), uuid, fields, deleted, moved);
+	return record_attach(self(st), uuid, fields, 0, deleted, moved);
 }
 
 /* A day: a device time this far after the batch's arrival is wrong. */
@@ -1100,7 +1110,7 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 	    (r = gs_stmt_bind_int64(s, 3, v->form_version)) != GS_OK ||
 	    (r = gs_stmt_bind_text_nocopy(s, 4, v->grid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 5, v->rev)) != GS_OK ||
-	    (r = gs_stmt_bind_text_nocopy(s, 6, v->fields)) != GS_OK ||
+	    (r = bind_text_len(s, 6, v->fields, v->fields_len)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 7, v->deleted)) != GS_OK ||
 	    (!v->record_exists &&
 	    (r = gs_stmt_bind_int64(s, 8, v->created_at)) != GS_OK) ||
@@ -1119,8 +1129,8 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 	if (v->record_exists && gs_db_changes(ss->db) != 1)
 		return GS_FAIL(GS_EINTERNAL, "record %s: no row to move on",
 		    v->uuid);
-	if ((r = record_attach(ss, v->uuid, v->fields, v->deleted,
-	    v->record_exists)) != GS_OK)
+	if ((r = record_attach(ss, v->uuid, v->fields, v->fields_len,
+	    v->deleted, v->record_exists)) != GS_OK)
 		return r;
 	s = ss->st[S_REVISION_PUT];
 	if ((r = gs_stmt_bind_text_nocopy(s, 1, v->uuid)) != GS_OK ||
@@ -1129,9 +1139,9 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 	    (r = gs_stmt_bind_int64(s, 4, v->base_rev)) != GS_OK ||
 	    (r = gs_stmt_bind_blob(s, 5, v->device, PF_ID_BYTES)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 6, v->batch)) != GS_OK ||
-	    (r = gs_stmt_bind_text_nocopy(s, 7, v->change)) != GS_OK ||
+	    (r = bind_text_len(s, 7, v->change, v->change_len)) != GS_OK ||
 	    (r = v->fields_in_change ? gs_stmt_bind_null(s, 8) :
-	    gs_stmt_bind_text_nocopy(s, 8, v->fields)) != GS_OK ||
+	    bind_text_len(s, 8, v->fields, v->fields_len)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 9, v->deleted)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 10, v->applied_at)) != GS_OK) {
 		gs_stmt_reset(s);
@@ -1320,7 +1330,7 @@ run_flush(struct sqlite_store *ss)
 		    != GS_OK ||
 		    (r = gs_stmt_bind_int64(s, p + 2, v->form_version))
 		    != GS_OK ||
-		    (r = gs_stmt_bind_text_nocopy(s, p + 3, v->fields))
+		    (r = bind_text_len(s, p + 3, v->fields, v->fields_len))
 		    != GS_OK ||
 		    (r = gs_stmt_bind_int64(s, p + 4, v->created_at))
 		    != GS_OK ||
@@ -1341,7 +1351,7 @@ run_flush(struct sqlite_store *ss)
 		if ((r = gs_stmt_bind_text_nocopy(s, p, v->uuid)) != GS_OK ||
 		    (r = gs_stmt_bind_text_nocopy(s, p + 1, v->change_id))
 		    != GS_OK ||
-		    (r = gs_stmt_bind_text_nocopy(s, p + 2, v->change))
+		    (r = bind_text_len(s, p + 2, v->change, v->change_len))
 		    != GS_OK)
 			goto fail;
 	}
@@ -1349,7 +1359,8 @@ run_flush(struct sqlite_store *ss)
 		return r;
 	for (i = 0; i < n; i++) {
 		v = &ss->run_rev[i];
-		if ((r = record_attach(ss, v->uuid, v->fields, 0, 0)) != GS_OK)
+		if ((r = record_attach(ss, v->uuid, v->fields, v->fields_len,
+		    0, 0)) != GS_OK)
 			return r;
 		if (clock_suspect(v) && (r = clock_suspect_put(ss, v)) != GS_OK)
 			return r;

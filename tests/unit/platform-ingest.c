@@ -2964,13 +2964,22 @@ test_create_runs(void **state)
 	static char order[N * 40 + 1], sql[N * 40 + 200];
 	size_t i;
 
-	/* A run: every creation applied, as create_put writes it. */
+	/* A run: every creation applied, as create_put writes it.  Three
+	 * name attachments (two in multi-row statements, one in the tail),
+	 * each after a line that names none: the store reads a run's texts
+	 * in the plaintext, by length, and a search past a line's end would
+	 * find the next line's. */
 	order[0] = '\0';
 	for (i = 0; i < N; i++) {
 		char u[37];
 
 		gs_uuid_v7(u);
-		change(&a[i], u, 0, house);
+		change(&a[i], u, 0, i == 10 ? "{\"address\":\"a\","
+		    "\"attachments\":[" ATT(H1) "],\"is_rental\":false}" :
+		    i == 60 ? "{\"address\":\"b\",\"attachments\":["
+		    ATT(H2) "," ATT(H3) "],\"is_rental\":false}" :
+		    i == N - 1 ? "{\"address\":\"c\",\"attachments\":["
+		    ATT(H3) "],\"is_rental\":false}" : house);
 		a[i].updated_at = a[i].created_at + 1;
 		snprintf(order + strlen(order), sizeof(order) - strlen(order),
 		    "%s%s", i > 0 ? "," : "", u);
@@ -2996,6 +3005,9 @@ test_create_runs(void **state)
 	    "key = 'rec:house'"), N);
 	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
 	    "key = 'rev'"), N);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM "
+	    "record_attachments"), 4);
+	assert_int_equal(store_int(f, ATTACH_DIFF), 0);
 
 	/* b[3] is a[3] sent again, b[N - 2] a[N - 2]: their uuids are
 	 * held (one in a multi-row statement, one in the tail). */
