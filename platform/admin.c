@@ -122,10 +122,11 @@ fail_problems(const struct gs_problems *p)
 }
 
 /* Validates fields against the record type's form at the record's
- * version (reference data: platform/reference.c); see fail_problems. */
+ * version (reference data: platform/reference.c), and that no ref names
+ * the record itself (uuid); see fail_problems. */
 static int
-validate(struct pf_platform *pf, const char *type, int version,
-    json_t *fields)
+validate(struct pf_platform *pf, const char *uuid, const char *type,
+    int version, json_t *fields)
 {
 	const struct gs_schema *schema = pf_schema(pf);
 	const struct gs_form *form = gs_schema_form_version(schema, type,
@@ -137,6 +138,8 @@ validate(struct pf_platform *pf, const char *type, int version,
 		return GS_FAIL(GS_EVALIDATION, "unknown record type %s or form "
 		    "version %d", type, version);
 	r = gs_record_validate(schema, form, fields, &p);
+	if (r == GS_OK)
+		r = gs_record_check_self(form, fields, uuid, &p);
 	return r == GS_EVALIDATION ? fail_problems(&p) : r;
 }
 
@@ -655,8 +658,8 @@ pf_cmd_resolve(struct pf_platform *pf, int argc, char **argv)
 		goto out;
 	}
 	drop_nulls(final);
-	if (!deleted && (r = validate(pf, c.type, c.form_version, final)) !=
-	    GS_OK)
+	if (!deleted && (r = validate(pf, uuid, c.type, c.form_version,
+	    final)) != GS_OK)
 		goto out;
 	if ((rj = json_pack("{s:s,s:I,s:s,s:O}", "action", "resolve",
 	    "conflict", (json_int_t)id, "take", take ? take : "set", "fields",
@@ -966,7 +969,7 @@ quarantine_release(struct pf_platform *pf, long long id, char **set,
 		r = GS_FAIL(GS_ENOMEM, "release");
 		goto out;
 	}
-	if (!del && (r = validate(pf, type, (int)json_integer_value(
+	if (!del && (r = validate(pf, uuid, type, (int)json_integer_value(
 	    json_object_get(change, "form_version")), final)) != GS_OK)
 		goto out;
 	if ((rj = json_pack("{s:s,s:I,s:s,s:O}", "action", "release",

@@ -70,6 +70,17 @@ pf_fault_hit(const char *name, long *seen, long *n, uint64_t *v)
  * commit of this process, just before COMMIT or just after it (the batch
  * is stored, the device never hears).
  */
+/* Never trust the device: the shared validators, then DESIGN.md section
+ * 3's "a ref is another record" (the change's own uuid). */
+static int
+validate_record(const struct gs_schema *schema, const struct gs_form *form,
+    json_t *fields, const char *uuid, struct gs_problems *p)
+{
+	int r = gs_record_validate(schema, form, fields, p);
+
+	return r == GS_OK ? gs_record_check_self(form, fields, uuid, p) : r;
+}
+
 static void
 fault_point(const char *name)
 {
@@ -443,8 +454,8 @@ merge_change(struct ingest *in, const struct gs_change *c,
 		if (!m.deleted) {
 			/* Never trust a merge either: the merged record
 			 * must be valid as a whole. */
-			r = gs_record_validate(in->schema, form, m.merged,
-			    &probs);
+			r = validate_record(in->schema, form, m.merged,
+			    c->uuid, &probs);
 			if (r == GS_EVALIDATION) {
 				r = quarantine(in, c, "invalid",
 				    gs_problems_json(&probs), 1);
@@ -609,8 +620,8 @@ prevalidate(const struct gs_schema *schema, const struct gs_batch *batch,
 		if (c->deleted || !sets_only(c) ||
 		    (pre[i].form = change_form(schema, c)) == NULL)
 			continue;
-		pre[i].r = gs_record_validate(schema, pre[i].form, c->fields,
-		    &probs);
+		pre[i].r = validate_record(schema, pre[i].form, c->fields,
+		    c->uuid, &probs);
 		if (pre[i].r == GS_EVALIDATION &&
 		    (pre[i].problems = gs_problems_json(&probs)) == NULL)
 			pre[i].form = NULL; /* out of memory: again later */
@@ -872,8 +883,8 @@ one_change(struct ingest *in, const struct gs_change *c,
 			r = pre->r;
 			problems = pre->problems;
 			pre->problems = NULL;
-		} else if ((r = gs_record_validate(in->schema, form, cand,
-		    &probs)) == GS_EVALIDATION) {
+		} else if ((r = validate_record(in->schema, form, cand,
+		    c->uuid, &probs)) == GS_EVALIDATION) {
 			problems = gs_problems_json(&probs);
 		}
 		if (r == GS_EVALIDATION) {

@@ -136,6 +136,12 @@ expect_exit 65 "two bad values" pf resolve "$ID" --set urgency=BOGUS category=NO
 check "... each named, the last line counting the rest" sh -c \
 	'test "$(wc -l <"$1")" = 3 && tail -n 1 "$1" | grep -q "^gridplatform: .*(and 1 more problems)$"' \
 	- "$T_TMP/err"
+# DESIGN.md section 3: a ref is another record, never the record itself.
+expect_exit 65 "resolve --set subject=<its own uuid> is refused" \
+	pf resolve "$ID" --set subject="$U"
+check "... in one line naming the field and the rule" sh -c \
+	'test "$(wc -l <"$1")" = 1 && grep -q "^gridplatform: subject: should name another record, not this one (self_ref)$" "$1"' \
+	- "$T_TMP/err"
 pf export --type event | grep "$U" >"$T_TMP/after"
 check "the refused resolutions changed nothing" cmp -s "$T_TMP/before" "$T_TMP/after"
 [ "$(pf conflicts --json --open | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] &&

@@ -764,6 +764,61 @@ test_invalid_quarantined(void **state)
 		gs_change_release(&cs[i]);
 }
 
+/* DESIGN.md section 3: a ref is the uuid of ANOTHER record.  A person
+ * whose house is itself is quarantined (rule self_ref), in a run of
+ * creations and alone; one naming another record is applied. */
+static void
+test_self_ref_quarantined(void **state)
+{
+	struct fx *f = *state;
+	struct gs_change cs[6];
+	char u[6][37], fields[512];
+	unsigned char batch[16];
+	struct gs_buf env;
+	struct pf_ingest_result res;
+	struct gs_receipt rc;
+	json_t *results, *q;
+	json_error_t e;
+	size_t i;
+
+	for (i = 0; i < 6; i++)
+		gs_uuid_v7(u[i]);
+	for (i = 0; i < 6; i++) {
+		/* 2 and 5 name themselves; 1 names 0. */
+		snprintf(fields, sizeof(fields), "{\"name\":\"李%zu\","
+		    "\"pop_type\":\"REGISTERED\",\"id_number\":"
+		    "\"11010519491231002X\",\"address\":\"葵涌\","
+		    "\"house\":\"%s\"}", i, u[i == 2 || i == 5 ? i :
+		    i == 1 ? 0 : (i + 3) % 6]);
+		change(&cs[i], u[i], 0, fields);
+		gs_strlcpy(cs[i].type, "person", sizeof(cs[i].type));
+	}
+	seal(f, &f->a, f->pf->keys.deployment, cs, 6, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	check_receipt(f, &f->a, batch, &env, &res, &rc);
+	assert_int_equal(rc.applied, 4);
+	assert_int_equal(rc.quarantined, 2);
+	assert_int_equal(count(f, "records"), 4);
+	results = json_loads(res.results, 0, &e);
+	assert_non_null(results);
+	assert_int_equal(json_array_size(results), 2);
+	for (i = 0; i < 2; i++) {
+		q = json_array_get(results, i);
+		assert_string_equal(json_string_value(json_object_get(q,
+		    "uuid")), u[i == 0 ? 2 : 5]);
+		q = json_array_get(json_object_get(q, "reasons"), 0);
+		assert_string_equal(json_string_value(json_object_get(q,
+		    "field")), "house");
+		assert_string_equal(json_string_value(json_object_get(q,
+		    "rule")), "self_ref");
+	}
+	json_decref(results);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	for (i = 0; i < 6; i++)
+		gs_change_release(&cs[i]);
+}
+
 static void
 test_revoked_drains(void **state)
 {
@@ -3722,6 +3777,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_mutations, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_quarantined, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_self_ref_quarantined, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_drains, setup,
 		    teardown),
