@@ -120,6 +120,16 @@ validation 13k, encoding the stored fields 8k, freeing the parsed value
 So the import's caller's thread went from 92.6k to 19.5k instructions
 per record and the whole of it, across both cores, to 52.5k
 (bench/pii-callgrind.sh, 15:10 UTC; 73.1k with personal data sealed).
+Session 15 (2026-11-27, bench/pii-callgrind.sh, 10,000 persons, personal
+data sealed): 76.2k -> 64.0k a record (plain 55.4k -> 46.6k); the
+inserting thread 28.9k -> 19.0k with the records, pending creations and
+blind-index rows written 64 to an INSERT (the five columns every record
+shares bound once a statement; the blind-index rows counting-sorted by
+bucket and bound without copies), and the readers write the stored
+text in one walk, skipping null members instead of deleting them.  The
+collect of bench/e2e.sh: 1.46 -> 1.13 s wall, 2.06 -> 1.65 CPU seconds
+(medians of six alternating pairs, 17:04 UTC).  Single saves unchanged
+(plain 98.1k -> 98.0k, sealed 131.9k -> 131.7-132.2k).
 
 Instructions are not the whole of the inserting thread's time.  For
 100,000 persons it also spent about as long in the kernel, writing the

@@ -483,6 +483,35 @@ kernel; the platform 36% in SQLite, 17% in libc, 15% in its own code,
 Callgrind overstates the wiping of freed buffers (it counts each byte of
 a \`rep stosb\`): 6k of the agent's instructions a record, 2% of its time
 under perf.
+Session 15 (2026-11-27; callgrind, 10,000 persons, c6d2539 -> 5b9f513):
+agent sync 123.2k -> 99.1k instructions a record, platform 112.9k ->
+81.6k, bulk collect with personal data sealed (bench/pii-callgrind.sh)
+75.8k -> 64.0k; in all 312k -> 245k (-21%).  Where: the batches are
+deflated by libdeflate at its level 1 (same zlib stream; 31.7k -> about
+15k a record, and 124.9 -> 117.9 bytes a record on the wire) and a good
+stream is inflated by libdeflate (platform 110.7k -> 105.6k); secret
+buffers wipe what they held, not their whole block; the seal's buffers
+are kept between batches and its header written in front of the lines;
+the platform writes a run of new records' ledger and feed rows with one
+INSERT ... SELECT each and their record and revision rows 50 to an
+INSERT (its create path 52.9k -> 29.9k); the bulk collect inserts its
+records, pending creations and blind-index rows 64 to an INSERT.
+Alternating runs of this script, c6d2539 against 5b9f513 (RUNS=1, three
+each, 17:34 UTC, load 0.1-1): all in 24,205 / 28,754 / 27,069 ->
+30,010 / 34,284 / 34,318 records/s; bulk collect 1.22 / 1.18 / 1.09 ->
+0.85 / 0.96 / 0.83 s; sync 2.91 / 2.29 / 2.60 -> 2.48 / 1.96 / 2.08 s
+(the sync alone 38,471 -> 47,997 records/s, medians).  Still short of
+50,000 all in: these runs used about 50 us of CPU a record (collect
+13-15, agent sync 16-24, platform 18-19; this VM ran slower today than
+in session 10, when 49 us held more instructions), where 50,000
+records/s on two cores needs under 40 us with no core ever idle, and the
+collect (one transaction) comes before the sync.  The largest lever left is the agent's bookkeeping of a
+batch's creations (marking 17k and recording the receipt 18k a record:
+a change row per record written at the seal and moved at the receipt);
+a replay of its statements measured 36k against 21k with the rows written
+once at the receipt, which needs a monotonic key for a batch's creations
+(uuids and change ids follow the clock) and a change to every reader of
+in-flight state.
 Measured and not taken in session 6, alternating runs: checkpoints every
 16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
 of 1,000 changed nothing measurable.
