@@ -38,43 +38,9 @@ min_size(size_t a, size_t b)
  */
 #define ZFRONT 16
 
-static voidpf
-z_alloc(voidpf opaque, uInt items, uInt size)
-{
-	unsigned char *p;
-	size_t n;
-
-	(void)opaque;
-	if (size != 0 && items > (SIZE_MAX - ZFRONT) / size)
-		return Z_NULL;
-	n = (size_t)items * size;
-	if ((p = gs_malloc(n + ZFRONT)) == NULL)
-		return Z_NULL;
-	memcpy(p, &n, sizeof(n));
-	return p + ZFRONT;
-}
-
-static void
-z_free(voidpf opaque, voidpf q)
-{
-	unsigned char *p;
-	size_t n;
-
-	(void)opaque;
-	if (q == NULL)
-		return;
-	p = (unsigned char *)q - ZFRONT;
-	memcpy(&n, p, sizeof(n));
-	explicit_bzero(q, n);
-	gs_free(p);
-}
-
-/* libdeflate's memory goes through gs_malloc (failure injection) and is
- * wiped when freed, as zlib's is (z_alloc, z_free): its matcher's tables
- * are made from the plaintext.  libdeflate takes one allocator for the
- * whole process, set once before its first compressor. */
+/* A block of n bytes with its size in front (for wiped_free), or NULL. */
 static void *
-ld_alloc(size_t n)
+wiped_alloc(size_t n)
 {
 	unsigned char *p;
 
@@ -84,8 +50,9 @@ ld_alloc(size_t n)
 	return p + ZFRONT;
 }
 
+/* Wipes a block of wiped_alloc, all of it, and frees it. */
 static void
-ld_free(void *q)
+wiped_free(void *q)
 {
 	unsigned char *p;
 	size_t n;
@@ -98,12 +65,32 @@ ld_free(void *q)
 	gs_free(p);
 }
 
+static voidpf
+z_alloc(voidpf opaque, uInt items, uInt size)
+{
+	(void)opaque;
+	if (size != 0 && items > (SIZE_MAX - ZFRONT) / size)
+		return Z_NULL;
+	return wiped_alloc((size_t)items * size);
+}
+
+static void
+z_free(voidpf opaque, voidpf q)
+{
+	(void)opaque;
+	wiped_free(q);
+}
+
+/* libdeflate's memory goes through gs_malloc (failure injection) and is
+ * wiped when freed, as zlib's is: its matcher's tables are made from the
+ * plaintext.  libdeflate takes one allocator for the whole process, set
+ * once before its first compressor or decompressor. */
 static pthread_once_t ld_once = PTHREAD_ONCE_INIT;
 
 static void
 ld_setup(void)
 {
-	libdeflate_set_memory_allocator(ld_alloc, ld_free);
+	libdeflate_set_memory_allocator(wiped_alloc, wiped_free);
 }
 
 /* The default level: libdeflate's whole-buffer compressor, same zlib
