@@ -70,17 +70,6 @@ pf_fault_hit(const char *name, long *seen, long *n, uint64_t *v)
  * commit of this process, just before COMMIT or just after it (the batch
  * is stored, the device never hears).
  */
-/* Never trust the device: the shared validators, then DESIGN.md section
- * 3's "a ref is another record" (the change's own uuid). */
-static int
-validate_record(const struct gs_schema *schema, const struct gs_form *form,
-    json_t *fields, const char *uuid, struct gs_problems *p)
-{
-	int r = gs_record_validate(schema, form, fields, p);
-
-	return r == GS_OK ? gs_record_check_self(form, fields, uuid, p) : r;
-}
-
 static void
 fault_point(const char *name)
 {
@@ -91,6 +80,17 @@ fault_point(const char *name)
 	if (pf_fault_hit(name, &seen[strcmp(name, "kill-after-commit") == 0], &n,
 	    &v) && n == (long)v)
 		(void)raise(SIGKILL);
+}
+
+/* Never trust the device: the shared validators, then DESIGN.md section
+ * 3's "a ref is another record" (the change's own uuid). */
+static int
+validate_record(const struct gs_schema *schema, const struct gs_form *form,
+    json_t *fields, const char *uuid, struct gs_problems *p)
+{
+	int r = gs_record_validate(schema, form, fields, p);
+
+	return r == GS_OK ? gs_record_check_self(form, fields, uuid, p) : r;
 }
 
 /*
