@@ -646,6 +646,7 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	int64_t last_seq = 0, max_seq = 0, now = gs_now_ms();
 	size_t n, nchg, budget, plain_len = 0;
 	const char *plain = NULL;
+	char *front;
 	int in_tx = 0, r = GS_EINTERNAL;
 
 	memset(info, 0, sizeof(*info));
@@ -733,8 +734,9 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 			    "exceeds %zu", plain_len, lim->max_plain);
 			goto out;
 		}
-		plain = body->data + HEADER_ROOM - hdr.len;
-		memcpy(body->data + HEADER_ROOM - hdr.len, hdr.data, hdr.len);
+		front = body->data + HEADER_ROOM - hdr.len;
+		memcpy(front, hdr.data, hdr.len);
+		plain = front;
 		gs_buf_reset(&env);
 		r = gs_envelope_seal(&env, &sp, plain, plain_len);
 		if (r == GS_ETOOBIG && n > 1) {
