@@ -607,19 +607,61 @@ change_form(const struct gs_schema *schema, const struct gs_change *c)
  * verdict): on another thread than the batch being committed, while it
  * is.  pre has batch->n entries.
  */
+/* sets_only of a change whose fields the decoder left unbuilt. */
+static int
+sets_only_spans(const struct gs_batch *batch, size_t i)
+{
+	const struct gs_batch_line *l = &batch->lines[i];
+	const struct gs_json_span *m = batch->members + l->m;
+	size_t k;
+
+	for (k = 0; k < l->nm; k++)
+		if (m[k].vlen == 4 && memcmp(m[k].val, "null", 4) == 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * The decoder builds no fields object for the common change
+ * (gs_batch_decode_spans): its members are read where they are, and its
+ * verdict is gs_record_validate_spans's when that finds it valid.  For
+ * everything else (the record invalid, a value to normalize, ...) the
+ * object is built, and the shared validators decide as they always did:
+ * the outcome and its reasons never depend on the members' path.  Every
+ * change that leaves the run path has its object built (fields_of), so
+ * one_change and all after it see c->fields as decoded.
+ */
+static int
+fields_of(struct gs_batch *batch, size_t i)
+{
+	return batch->lines != NULL ? gs_batch_fields(batch, i) : GS_OK;
+}
+
 static void
-prevalidate(const struct gs_schema *schema, const struct gs_batch *batch,
+prevalidate(const struct gs_schema *schema, struct gs_batch *batch,
     struct verdict *pre)
 {
 	struct gs_problems probs;
 	const struct gs_change *c;
+	const struct gs_batch_line *l;
 	size_t i;
 
 	for (i = 0; i < batch->n; i++) {
 		c = &batch->changes[i];
-		if (c->deleted || !sets_only(c) ||
+		l = batch->lines != NULL ? &batch->lines[i] : NULL;
+		if (c->deleted || (l != NULL && l->spans ?
+		    !sets_only_spans(batch, i) : !sets_only(c)) ||
 		    (pre[i].form = change_form(schema, c)) == NULL)
 			continue;
+		if (l != NULL && l->spans && gs_record_validate_spans(schema,
+		    pre[i].form, batch->members + l->m, l->nm, c->uuid)) {
+			pre[i].r = GS_OK;
+			continue;
+		}
+		if (fields_of(batch, i) != GS_OK) {
+			pre[i].form = NULL; /* out of memory: again later */
+			continue;
+		}
 		pre[i].r = validate_record(schema, pre[i].form, c->fields,
 		    c->uuid, &probs);
 		if (pre[i].r == GS_EVALIDATION &&
@@ -947,14 +989,35 @@ out:
  */
 #define RUN_MIN 4
 
+/* Does a visit name a task (close_task)?  Its fields built or not. */
 static int
-run_member(const struct ingest *in, const struct gs_change *c,
-    const struct gs_batch_line *l, const struct verdict *pre)
+names_task(const struct gs_batch *batch, size_t i)
 {
-	return !in->dev->revoked && l != NULL && l->fields_off > 0 &&
+	const struct gs_change *c = &batch->changes[i];
+	const struct gs_batch_line *l = &batch->lines[i];
+	const struct gs_json_span *m = batch->members + l->m;
+	size_t k;
+
+	if (strcmp(c->type, "visit") != 0)
+		return 0;
+	if (!l->spans)
+		return json_is_string(json_object_get(c->fields, "task"));
+	for (k = 0; k < l->nm; k++)
+		if (m[k].klen == 4 && memcmp(m[k].key, "task", 4) == 0)
+			return m[k].val[0] == '"';
+	return 0;
+}
+
+static int
+run_member(const struct ingest *in, const struct gs_batch *batch, size_t i,
+    const struct verdict *pre)
+{
+	const struct gs_change *c = &batch->changes[i];
+	const struct gs_batch_line *l = &batch->lines[i];
+
+	return !in->dev->revoked && l->fields_off > 0 &&
 	    l->fields_off + 1 < l->len && creation(in, c, pre) &&
-	    !(strcmp(c->type, "visit") == 0 &&
-	    json_is_string(json_object_get(c->fields, "task")));
+	    !names_task(batch, i);
 }
 
 /* A run's member, its line (as sent) and "fields" text read where the
@@ -992,8 +1055,7 @@ apply_run(struct ingest *in, const struct gs_batch *batch,
 	int r = GS_OK, u;
 
 	for (to = from; pre != NULL && batch->lines != NULL &&
-	    to < batch->n && run_member(in, &batch->changes[to],
-	    &batch->lines[to], &pre[to]); to++)
+	    to < batch->n && run_member(in, batch, to, &pre[to]); to++)
 		;
 	*next = to;
 	if (in->st->ops->run_begin == NULL || to - from < RUN_MIN)
@@ -1085,7 +1147,7 @@ lookup(struct pf_store *st, const struct gs_envelope_header *h,
 static int
 commit_batch(struct pf_platform *pf, const struct pf_device *dev,
     const struct gs_envelope_header *h, const unsigned char *env,
-    size_t len, const unsigned char *hash, const struct gs_batch *batch,
+    size_t len, const unsigned char *hash, struct gs_batch *batch,
     const struct gs_schema *schema, struct verdict *pre,
     struct pf_ingest_result *res)
 {
@@ -1148,7 +1210,8 @@ commit_batch(struct pf_platform *pf, const struct pf_device *dev,
 		if (next == i)
 			next = i + 1;
 		for (j = i; j < next; j++)
-			if ((r = one_change(&in, &batch->changes[j],
+			if ((r = fields_of(batch, j)) != GS_OK ||
+			    (r = one_change(&in, &batch->changes[j],
 			    batch->lines != NULL ? &batch->lines[j] : NULL,
 			    pre != NULL ? &pre[j] : NULL)) != GS_OK)
 				goto out;
@@ -1472,7 +1535,7 @@ pf_ingest_batch_follows(struct pf_platform *pf, const char *device_hex,
 	 * installed by pf_platform_open, before any server thread.
 	 */
 	(void)gs_json_arena_begin(&arena);
-	if ((r = gs_batch_decode(&batch, plain.data, plain.len,
+	if ((r = gs_batch_decode_spans(&batch, plain.data, plain.len,
 	    pf->limits.max_records)) != GS_OK)
 		goto out;
 	decoded = 1;

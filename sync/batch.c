@@ -953,14 +953,59 @@ digits(struct cursor *k, int64_t max, int64_t *v)
 	return k->p != s;
 }
 
+/* The members of the unbuilt fields objects (gs_batch_decode_spans). */
+struct members {
+	struct gs_json_span *v;
+	size_t n, cap;
+};
+
+/* Members one line may have and stay unbuilt: a form has at most 128
+ * fields (schema-priv.h); a line with more is simply built. */
+#define SPANS_MAX 128
+
+/*
+ * The fields text f[0..n) of a line as members appended to ms, when it
+ * is a plain object with its keys in the encoder's (increasing) order:
+ * then the encoder writes the object it parses to as these very bytes
+ * (json.h), as when gs_json_parse_plain says *plain.  gs_json_plain_object
+ * sorts the members it finds: they were in order iff their keys are at
+ * increasing places in the text.  1 with *at and *nm set; 0 (nothing
+ * kept) otherwise, or without the memory to keep them.
+ */
 static int
-fast_change(struct gs_change *c, const char *p, size_t n, size_t *fields_off,
-    struct gs_buf *scratch)
+plain_fields(struct members *ms, const char *f, size_t n, size_t *at,
+    size_t *nm)
+{
+	struct gs_json_span *m;
+	size_t i, cap;
+
+	if (ms->cap - ms->n < SPANS_MAX) {
+		cap = ms->cap != 0 ? 2 * ms->cap : 16 * SPANS_MAX;
+		if ((m = gs_realloc(ms->v, cap * sizeof(*m))) == NULL)
+			return 0;
+		ms->v = m;
+		ms->cap = cap;
+	}
+	m = ms->v + ms->n;
+	if (!gs_json_plain_object(f, n, m, SPANS_MAX, nm))
+		return 0;
+	for (i = 1; i < *nm; i++)
+		if (m[i - 1].key >= m[i].key)
+			return 0;
+	*at = ms->n;
+	ms->n += *nm;
+	return 1;
+}
+
+static int
+fast_change(struct gs_change *c, const char *p, size_t n,
+    struct gs_batch_line *l, struct members *ms, struct gs_buf *scratch)
 {
 	struct cursor k = {p, p + n};
 	char why[96];
 	int64_t fv = 0;
 	int plain = 0;
+	size_t *fields_off = &l->fields_off;
 
 	gs_change_init(c);
 	if (!LIT(&k, "{\"change_id\":\"") ||
@@ -993,6 +1038,16 @@ fast_change(struct gs_change *c, const char *p, size_t n, size_t *fields_off,
 	if (c->deleted) {
 		if (!LIT(&k, "null}") || k.p != k.end)
 			goto slow;
+	} else if (ms != NULL && k.end - k.p >= 2 && k.end[-1] == '}' &&
+	    plain_fields(ms, k.p, (size_t)(k.end - k.p - 1), &l->m, &l->nm)) {
+		/* Canonical as below (plain), the fields unbuilt: what
+		 * check_change checks but the fields object. */
+		if (check_fixed(c) == GS_OK && check_reason(c) == GS_OK) {
+			l->spans = 1;
+			return 1;
+		}
+		ms->n = l->m;
+		goto slow;
 	} else {
 		if (k.end - k.p < 2 || k.end[-1] != '}' ||
 		    gs_json_parse_plain(k.p, (size_t)(k.end - k.p - 1),
@@ -1025,18 +1080,19 @@ slow:
 
 static int
 decode_change(struct gs_change *c, const char *p, size_t n, size_t line,
-    struct gs_buf *scratch, size_t *fields_off)
+    struct gs_buf *scratch, struct gs_batch_line *l, struct members *ms)
 {
 	json_t *o = NULL, *v;
 	int64_t i64;
 	int r;
 
-	if (fast_change(c, p, n, fields_off, scratch))
+	memset(l, 0, sizeof(*l));
+	if (fast_change(c, p, n, l, ms, scratch))
 		return GS_OK;
 	/* The slow path: it decodes what the fast one refused, or names
 	 * what is wrong with the line.  The "fields" value is not located
 	 * here (0: unknown). */
-	*fields_off = 0;
+	memset(l, 0, sizeof(*l));
 	gs_change_init(c);
 	if ((r = load_line(&o, p, n, line)) != GS_OK)
 		return r;
@@ -1135,11 +1191,12 @@ out:
 	return r;
 }
 
-int
-gs_batch_decode(
-    struct gs_batch *b, const char *text, size_t len, uint32_t max_count)
+static int
+decode(struct gs_batch *b, const char *text, size_t len, uint32_t max_count,
+    int spans)
 {
 	struct gs_batch t;
+	struct members ms = {NULL, 0, 0};
 	struct gs_buf scratch;
 	const char *p = text, *end = text + len, *nl;
 	size_t line = 1, cap = 0;
@@ -1211,7 +1268,8 @@ gs_batch_decode(
 				cap = ncap;
 			}
 			if ((r = decode_change(&t.changes[t.n], p, n, line,
-				 &scratch, &t.lines[t.n].fields_off)) != GS_OK)
+				 &scratch, &t.lines[t.n], spans ? &ms : NULL))
+			    != GS_OK)
 				goto out;
 			t.lines[t.n].text = p;
 			t.lines[t.n].len = n;
@@ -1230,13 +1288,55 @@ gs_batch_decode(
 		    t.hdr.count, t.n);
 		goto out;
 	}
+	t.members = ms.v;
+	t.nmembers = ms.n;
+	ms.v = NULL;
 	*b = t;
 	memset(&t, 0, sizeof t);
 	r = GS_OK;
 out:
 	gs_batch_release(&t);
+	gs_free(ms.v);
 	gs_buf_release(&scratch);
 	return r;
+}
+
+int
+gs_batch_decode(
+    struct gs_batch *b, const char *text, size_t len, uint32_t max_count)
+{
+	return decode(b, text, len, max_count, 0);
+}
+
+int
+gs_batch_decode_spans(
+    struct gs_batch *b, const char *text, size_t len, uint32_t max_count)
+{
+	return decode(b, text, len, max_count, 1);
+}
+
+int
+gs_batch_fields(struct gs_batch *b, size_t i)
+{
+	struct gs_batch_line *l = &b->lines[i];
+	char why[96];
+	int r;
+
+	if (!l->spans)
+		return GS_OK;
+	/* The decoder found this text a plain object: it parses. */
+	r = gs_json_parse(l->text + l->fields_off, l->len - l->fields_off - 1,
+	    &b->changes[i].fields, why, sizeof(why));
+	if (r == GS_OK && !json_is_object(b->changes[i].fields)) {
+		json_decref(b->changes[i].fields);
+		b->changes[i].fields = NULL;
+		r = GS_EINTERNAL;
+	}
+	if (r != GS_OK)
+		return GS_FAIL(r == GS_ENOMEM ? r : GS_EINTERNAL,
+		    "line %zu: fields: %s", i + 2, why);
+	l->spans = 0;
+	return GS_OK;
 }
 
 void
@@ -1253,6 +1353,9 @@ gs_batch_release(struct gs_batch *b)
 	gs_free(b->lines);
 	b->lines = NULL;
 	b->n = 0;
+	gs_free(b->members);
+	b->members = NULL;
+	b->nmembers = 0;
 }
 
 /*

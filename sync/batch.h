@@ -110,6 +110,11 @@ struct gs_batch_line {
 	const char *text;
 	size_t len;
 	size_t fields_off;
+	/* gs_batch_decode_spans only: 1 when the change's fields object
+	 * was left unbuilt (its c->fields NULL though it is no deletion),
+	 * its members then the batch's members[m .. m + nm), in key order. */
+	int spans;
+	size_t m, nm;
 };
 
 /* Appends the canonical JSON text of a fields value (any JSON value), as
@@ -130,6 +135,8 @@ struct gs_batch {
 	struct gs_change *changes;
 	struct gs_batch_line *lines;
 	size_t n;
+	struct gs_json_span *members; /* gs_batch_decode_spans: owned */
+	size_t nmembers;
 };
 
 /* Strictly decodes a whole plaintext into b (caller's memory, filled only
@@ -142,6 +149,24 @@ struct gs_batch {
  * decoded; GS_ENOMEM.  Free with gs_batch_release. */
 int gs_batch_decode(struct gs_batch *b, const char *text, size_t len,
     uint32_t max_count);
+
+/*
+ * The same decoding, the same verdict and the same errors, except that a
+ * change whose "fields" is a plain object (gs_json_plain_object, json.h,
+ * with its keys in the encoder's order) is not built: its c->fields stays
+ * NULL, and its line's spans, m and nm say where its members are (the
+ * batch's members array, pointing into text).  That is the common case,
+ * and a receiver that reads the members (gs_record_validate_spans) needs
+ * no jansson value for it; gs_batch_fields builds one when it does.
+ */
+int gs_batch_decode_spans(struct gs_batch *b, const char *text, size_t len,
+    uint32_t max_count);
+/*
+ * Builds change i's fields object if gs_batch_decode_spans left it
+ * unbuilt: then it is the very value gs_batch_decode gives.  GS_OK
+ * (also when there was nothing to build), GS_ENOMEM.
+ */
+int gs_batch_fields(struct gs_batch *b, size_t i);
 /* Frees every change; NULL ok. */
 void gs_batch_release(struct gs_batch *b);
 

@@ -112,6 +112,9 @@ const struct gs_codetable *gs_schema_table(const struct gs_schema *s,
 /* The code entry in a table, or NULL. */
 const struct gs_code *gs_codetable_find(const struct gs_codetable *t,
     const char *code);
+/* The same for code[0..len), which need not be NUL-terminated. */
+const struct gs_code *gs_codetable_findn(const struct gs_codetable *t,
+    const char *code, size_t len);
 /* The field of that name (len bytes, which may hold a NUL: then it is no
  * field's), or NULL: gs_form_field for a name that is not a C string. */
 const struct gs_field *gs_form_fieldn(const struct gs_form *f,

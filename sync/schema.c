@@ -188,7 +188,14 @@ gs_schema_table(const struct gs_schema *s, const char *name)
 const struct gs_code *
 gs_codetable_find(const struct gs_codetable *t, const char *code)
 {
-	size_t len = strlen(code), k;
+	return gs_codetable_findn(t, code, strlen(code));
+}
+
+const struct gs_code *
+gs_codetable_findn(const struct gs_codetable *t, const char *code,
+    size_t len)
+{
+	size_t k;
 	const struct gs_code *c;
 
 	for (k = gs_name_hash(code, len) & t->mask; t->slot[k] != 0;

@@ -45,6 +45,7 @@
 #include <jansson.h>
 
 #include "ids.h"
+#include "json.h"
 #include "schema-priv.h"
 #include "uuid.h"
 #include "validate.h"
@@ -293,10 +294,10 @@ check_chars(struct gs_problems *p, const struct gs_field *fd, const char *s,
  * Chinese character is three bytes in UTF-8).
  */
 static int
-check_text(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+check_text(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len)
 {
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v), i;
+	size_t i;
 	struct gs_utf8_scan sc;
 
 	if (check_chars(p, fd, s, len, &sc) != 0)
@@ -345,21 +346,23 @@ check_text(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 	return 0;
 }
 
+/*
+ * A string s[0..len) as a code of t.  The lookup is of the string up to
+ * its first NUL, as it always was (a C string's lookup); a value that
+ * holds one is refused by check_chars before it gets here, except a tag.
+ */
 static int
-check_code(struct gs_problems *p, const struct gs_field *fd,
-    const struct gs_codetable *t, const char *what, json_t *v)
+check_code_str(struct gs_problems *p, const struct gs_field *fd,
+    const struct gs_codetable *t, const char *what, const char *s,
+    size_t len)
 {
+	const char *nul = memchr(s, '\0', len);
 	char q[200];
 
-	if (!json_is_string(v)) {
-		gs_problems_add(p, fd->name, what[0] == 'c' ? "coord_sys" :
-		    "type", "%sshould be a code of %s, not %s", what, t->name,
-		    json_kind_name(v));
-		return -1;
-	}
-	if (gs_codetable_find(t, json_string_value(v)) != NULL)
+	if (gs_codetable_findn(t, s, nul != NULL ? (size_t)(nul - s) : len)
+	    != NULL)
 		return 0;
-	quote(q, sizeof(q), NULL, json_string_value(v), json_string_length(v));
+	quote(q, sizeof(q), NULL, s, len);
 	if (t->list[0] != '\0')
 		gs_problems_add(p, fd->name, what[0] == 'c' ? "coord_sys" :
 		    "enum", "%sshould be one of %s (%s), not %s", what, t->list,
@@ -369,6 +372,20 @@ check_code(struct gs_problems *p, const struct gs_field *fd,
 		    "enum", "%sshould be a code of table %s, not %s", what,
 		    t->name, q);
 	return -1;
+}
+
+static int
+check_code(struct gs_problems *p, const struct gs_field *fd,
+    const struct gs_codetable *t, const char *what, json_t *v)
+{
+	if (!json_is_string(v)) {
+		gs_problems_add(p, fd->name, what[0] == 'c' ? "coord_sys" :
+		    "type", "%sshould be a code of %s, not %s", what, t->name,
+		    json_kind_name(v));
+		return -1;
+	}
+	return check_code_str(p, fd, t, what, json_string_value(v),
+	    json_string_length(v));
 }
 
 static int
@@ -430,11 +447,9 @@ check_number(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 }
 
 static int
-check_date(struct gs_problems *p, const struct gs_field *fd, json_t *v,
-    int today)
+check_date(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len, int today)
 {
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v);
 	int y, m, d, r;
 	char q[200];
 
@@ -465,11 +480,9 @@ check_date(struct gs_problems *p, const struct gs_field *fd, json_t *v,
 }
 
 static int
-check_datetime(struct gs_problems *p, const struct gs_field *fd, json_t *v,
-    int64_t now_ms)
+check_datetime(struct gs_problems *p, const struct gs_field *fd,
+    const char *s, size_t len, int64_t now_ms)
 {
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v);
 	int64_t ms;
 	char q[200];
 	int r;
@@ -502,16 +515,28 @@ check_datetime(struct gs_problems *p, const struct gs_field *fd, json_t *v,
 	return 0;
 }
 
+/*
+ * The normalizing checks (ref, idcard, uscc, phone) take the value's
+ * string and the JSON value it is, which they set to the canonical form
+ * when it is not; without a value (v NULL: gs_record_validate_spans)
+ * they return NORMALIZE instead, and change nothing.
+ */
+#define NORMALIZE 1
+
 static int
-check_ref(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+check_ref(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len, json_t *v)
 {
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v), i;
+	size_t i;
 	unsigned char raw[16];
 	char low[GS_UUID_LEN + 1], q[200];
 
+	/* gs_uuid_parse reads a C string: a copy of the 36 bytes. */
+	if (len == GS_UUID_LEN)
+		memcpy(low, s, GS_UUID_LEN);
+	low[len == GS_UUID_LEN ? GS_UUID_LEN : 0] = '\0';
 	if (len != GS_UUID_LEN || memchr(s, '\0', len) != NULL ||
-	    gs_uuid_parse(s, raw) != GS_OK) {
+	    gs_uuid_parse(low, raw) != GS_OK) {
 		gs_problems_add(p, fd->name, "format", "should be a record uuid "
 		    "like 0190a6e2-7c1d-7b3e-9f00-2a1b3c4d5e6f, not %s",
 		    quote(q, sizeof(q), fd, s, len));
@@ -522,6 +547,8 @@ check_ref(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 		if (s[i] >= 'A' && s[i] <= 'F')
 			break;
 	if (i < len) {
+		if (v == NULL)
+			return NORMALIZE;
 		gs_uuid_format(low, raw);
 		if (json_string_setn(v, low, GS_UUID_LEN) != 0)
 			return GS_ENOMEM;
@@ -563,11 +590,9 @@ length_in_chars(struct gs_problems *p, const struct gs_field *fd,
  * can see which digits to look at.
  */
 static int
-check_idcard(struct gs_problems *p, const struct gs_field *fd, json_t *v,
-    int today)
+check_idcard(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len, int today, json_t *v)
 {
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v);
 	struct gs_idcard id;
 	char fixed[GS_IDCARD_LEN];
 
@@ -607,6 +632,8 @@ check_idcard(struct gs_problems *p, const struct gs_field *fd, json_t *v,
 	/* Valid with a lower-case x: store the canonical upper case so the
 	 * same person is the same string on every device. */
 	if (s[17] == 'x') {
+		if (v == NULL)
+			return NORMALIZE;
 		memcpy(fixed, s, GS_IDCARD_LEN);
 		fixed[17] = 'X';
 		if (json_string_setn(v, fixed, GS_IDCARD_LEN) != 0)
@@ -616,10 +643,10 @@ check_idcard(struct gs_problems *p, const struct gs_field *fd, json_t *v,
 }
 
 static int
-check_uscc(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+check_uscc(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len, json_t *v)
 {
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v), i;
+	size_t i;
 	char up[GS_USCC_LEN];
 	struct gs_uscc u;
 	int changed = 0;
@@ -684,16 +711,17 @@ check_uscc(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 			    "%zu is not", i + 1);
 			return -1;
 		}
+	if (changed && v == NULL)
+		return NORMALIZE;
 	if (changed && json_string_setn(v, up, GS_USCC_LEN) != 0)
 		return GS_ENOMEM;
 	return 0;
 }
 
 static int
-check_phone(struct gs_problems *p, const struct gs_field *fd, json_t *v)
+check_phone(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len, json_t *v)
 {
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v);
 	char norm[GS_PHONE_MAX + 1];
 
 	if (gs_phone_normalize(s, len, norm) == GS_PHONE_BAD) {
@@ -703,6 +731,8 @@ check_phone(struct gs_problems *p, const struct gs_field *fd, json_t *v)
 		return -1;
 	}
 	if (strlen(norm) != len || memcmp(norm, s, len) != 0) {
+		if (v == NULL)
+			return NORMALIZE;
 		if (json_string_set(v, norm) != 0)
 			return GS_ENOMEM;
 	}
@@ -929,14 +959,45 @@ check_attachments(const struct gs_schema *s, struct gs_problems *p,
 	return 0;
 }
 
+/* A string value s[0..len) of a string kind (v as for check_ref). */
+static int
+check_string(struct gs_problems *p, const struct gs_field *fd, const char *s,
+    size_t len, json_t *v, int today, int64_t now_ms)
+{
+	struct gs_utf8_scan sc;
+
+	if (fd->kind == GS_KIND_TEXT)
+		return check_text(p, fd, s, len);
+	if (check_chars(p, fd, s, len, &sc) != 0)
+		return -1;
+	switch (fd->kind) {
+	case GS_KIND_ENUM:
+		return check_code_str(p, fd, fd->codes, "", s, len);
+	case GS_KIND_DATE:
+		return check_date(p, fd, s, len, today);
+	case GS_KIND_DATETIME:
+		return check_datetime(p, fd, s, len, now_ms);
+	case GS_KIND_REF:
+		return check_ref(p, fd, s, len, v);
+	case GS_KIND_IDCARD:
+		return check_idcard(p, fd, s, len, today, v);
+	case GS_KIND_USCC:
+		return check_uscc(p, fd, s, len, v);
+	case GS_KIND_PHONE:
+		return check_phone(p, fd, s, len, v);
+	default:
+		gs_problems_add(p, fd->name, "type", "has a kind this program "
+		    "cannot check");
+		return -1;
+	}
+}
+
 /* Checks one present value.  0 when valid, -1 when a problem was added,
  * GS_ENOMEM when normalization failed. */
 static int
 check_value(const struct gs_schema *s, struct gs_problems *p,
     const struct gs_field *fd, json_t *v, int today, int64_t now_ms)
 {
-	struct gs_utf8_scan sc;
-
 	switch (fd->kind) {
 	case GS_KIND_INT:
 	case GS_KIND_REAL:
@@ -961,31 +1022,8 @@ check_value(const struct gs_schema *s, struct gs_problems *p,
 		wrong_type(p, fd, "a string", v);
 		return -1;
 	}
-	if (fd->kind == GS_KIND_TEXT)
-		return check_text(p, fd, v);
-	if (check_chars(p, fd, json_string_value(v), json_string_length(v),
-	    &sc) != 0)
-		return -1;
-	switch (fd->kind) {
-	case GS_KIND_ENUM:
-		return check_code(p, fd, fd->codes, "", v);
-	case GS_KIND_DATE:
-		return check_date(p, fd, v, today);
-	case GS_KIND_DATETIME:
-		return check_datetime(p, fd, v, now_ms);
-	case GS_KIND_REF:
-		return check_ref(p, fd, v);
-	case GS_KIND_IDCARD:
-		return check_idcard(p, fd, v, today);
-	case GS_KIND_USCC:
-		return check_uscc(p, fd, v);
-	case GS_KIND_PHONE:
-		return check_phone(p, fd, v);
-	default:
-		gs_problems_add(p, fd->name, "type", "has a kind this program "
-		    "cannot check");
-		return -1;
-	}
+	return check_string(p, fd, json_string_value(v), json_string_length(v),
+	    v, today, now_ms);
 }
 
 /*
@@ -996,10 +1034,9 @@ check_value(const struct gs_schema *s, struct gs_problems *p,
  * the length rule, which names it.
  */
 static int
-is_blank(const struct gs_field *fd, json_t *v)
+is_blank(const struct gs_field *fd, const char *s, size_t len)
 {
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v), i = 0;
+	size_t i = 0;
 
 	if (fd->kind != GS_KIND_TEXT || s == NULL || len == 0)
 		return 0;
@@ -1034,29 +1071,28 @@ required_by(const struct gs_field *fd, json_t *const *vals)
 	return NULL;
 }
 
+/*
+ * One cross-field check of two values that passed their own: sa[0..la)
+ * the field's string, sb[0..lb) the other's (NULL: absent or not a
+ * string).  Both are valid, so neither holds a NUL.
+ */
 static void
-cross_check(const struct gs_check *ck, json_t *const *vals, const char *ok,
-    struct gs_problems *p)
+cross_check(const struct gs_check *ck, const char *sa, size_t la,
+    const char *sb, size_t lb, struct gs_problems *p)
 {
-	const char *sa, *sb;
-
-	if (!ok[ck->field->index] || !ok[ck->other->index])
-		return;
-	sa = json_string_value(vals[ck->field->index]);
-	sb = json_string_value(vals[ck->other->index]);
 	if (sa == NULL || sb == NULL)
 		return; /* one is absent */
 	switch (ck->kind) {
 	case GS_CHECK_IDCARD_SEX: {
 		/* Digit 17: odd for men, even for women.  0 (unknown) and 9
 		 * (not stated) agree with anything. */
-		const char *want = ((sb[16] - '0') & 1) ? "1" : "2";
+		char want = ((sb[16] - '0') & 1) ? '1' : '2';
 
-		if ((strcmp(sa, "1") == 0 || strcmp(sa, "2") == 0) &&
-		    strcmp(sa, want) != 0)
+		if (la == 1 && (sa[0] == '1' || sa[0] == '2') &&
+		    sa[0] != want)
 			gs_problems_add(p, ck->field->name, "sex_mismatch",
-			    "should be %s to agree with %s, not %s", want,
-			    ck->other->name, sa);
+			    "should be %c to agree with %s, not %c", want,
+			    ck->other->name, sa[0]);
 		break;
 	}
 	case GS_CHECK_IDCARD_BIRTH:
@@ -1074,17 +1110,17 @@ cross_check(const struct gs_check *ck, json_t *const *vals, const char *ok,
 		int y, m, d;
 
 		if (ck->field->kind == GS_KIND_DATETIME) {
-			gs_datetime_parse(sa, strlen(sa), &ta);
-			gs_datetime_parse(sb, strlen(sb), &tb);
+			gs_datetime_parse(sa, la, &ta);
+			gs_datetime_parse(sb, lb, &tb);
 		} else {
-			gs_date_parse(sa, strlen(sa), &y, &m, &d);
+			gs_date_parse(sa, la, &y, &m, &d);
 			ta = gs_days_from_civil(y, m, d);
-			gs_date_parse(sb, strlen(sb), &y, &m, &d);
+			gs_date_parse(sb, lb, &y, &m, &d);
 			tb = gs_days_from_civil(y, m, d);
 		}
 		if (ta < tb)
 			gs_problems_add(p, ck->field->name, "order", "should not "
-			    "be before %s (%s)", ck->other->name, sb);
+			    "be before %s (%.*s)", ck->other->name, (int)lb, sb);
 		break;
 	}
 	}
@@ -1145,7 +1181,8 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 		fd = &f->fields[i];
 		ok[i] = 0;
 		v = vals[i];
-		blank = v != NULL && is_blank(fd, v);
+		blank = v != NULL && is_blank(fd, json_string_value(v),
+		    json_string_length(v));
 		if (v == NULL || json_is_null(v) || (blank &&
 		    (fd->required || (fd->req_if != NULL &&
 		    required_by(fd, vals) != NULL)))) {
@@ -1178,11 +1215,240 @@ gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 			return GS_FAIL(GS_ENOMEM, "%s: normalizing", fd->name);
 		ok[i] = r == 0;
 	}
-	for (i = 0; i < f->nchecks; i++)
-		cross_check(&f->checks[i], vals, ok, p);
+	for (i = 0; i < f->nchecks; i++) {
+		const struct gs_check *ck = &f->checks[i];
+		json_t *a = vals[ck->field->index], *b = vals[ck->other->index];
+
+		if (ok[ck->field->index] && ok[ck->other->index])
+			cross_check(ck, json_string_value(a),
+			    json_string_length(a), json_string_value(b),
+			    json_string_length(b), p);
+	}
 	if (p->n > 0 || p->dropped > 0)
 		return GS_EVALIDATION;
 	return GS_OK;
+}
+
+/* ----------------------------------------------------- plain members */
+
+/*
+ * gs_record_validate_spans (validate.h): gs_record_validate's verdict on
+ * a valid record without its jansson values.  Each helper below returns
+ * 0 when a member passes exactly as check_value passes the JSON value it
+ * spells, and nonzero for anything else: a problem, a value that would be
+ * normalized, a shape this path does not read.  Then the caller builds
+ * the values and runs gs_record_validate, which decides and names the
+ * problems; so only "valid" is ever decided here.
+ */
+
+/* A member's string value: its body (plain: no escape, so these are the
+ * string's bytes), or NULL when the value is not a string. */
+static const char *
+span_str(const struct gs_json_span *m, size_t *len)
+{
+	if (m->vlen < 2 || m->val[0] != '"')
+		return NULL;
+	*len = m->vlen - 2;
+	return m->val + 1;
+}
+
+/* A plain number is an integer of at most 18 digits (json.h): into *x.
+ * -1 when the value is not a number. */
+static int
+span_int(const struct gs_json_span *m, long long *x)
+{
+	const char *q = m->val, *e = m->val + m->vlen;
+	long long v = 0;
+	int neg = 0;
+
+	if (q < e && *q == '-') {
+		neg = 1;
+		q++;
+	}
+	if (q == e || e - q > 18)
+		return -1;
+	for (; q < e; q++) {
+		if (*q < '0' || *q > '9')
+			return -1;
+		v = v * 10 + (*q - '0');
+	}
+	*x = neg ? -v : v;
+	return 0;
+}
+
+/* check_tags of a plain array of strings. */
+static int
+span_tags(struct gs_problems *p, const struct gs_field *fd,
+    const struct gs_json_span *m)
+{
+	const char *q = m->val, *e = m->val + m->vlen, *b, *c;
+	const char *item[16];
+	size_t ilen[16], n = 0, k;
+
+	if (q == e || *q++ != '[')
+		return -1;
+	if (q < e && *q == ']')
+		return q + 1 == e ? 0 : -1;
+	for (;;) {
+		if (q == e || *q != '"' || n == 16)
+			return -1;
+		b = ++q;
+		/* Plain: the first quote ends the string. */
+		if ((c = memchr(b, '"', (size_t)(e - b))) == NULL ||
+		    check_code_str(p, fd, fd->codes, "", b, (size_t)(c - b))
+		    != 0)
+			return -1;
+		for (k = 0; k < n; k++)
+			if (ilen[k] == (size_t)(c - b) &&
+			    memcmp(item[k], b, ilen[k]) == 0)
+				return -1;
+		item[n] = b;
+		ilen[n++] = (size_t)(c - b);
+		q = c + 1;
+		if (q < e && *q == ',') {
+			q++;
+			continue;
+		}
+		return q < e && *q == ']' && q + 1 == e ? 0 : -1;
+	}
+}
+
+static int
+span_value(struct gs_problems *p, const struct gs_field *fd,
+    const struct gs_json_span *m, int today, int64_t now_ms)
+{
+	const char *str;
+	size_t len;
+	long long x;
+
+	switch (fd->kind) {
+	case GS_KIND_INT:
+	case GS_KIND_REAL:
+		/* An integer is either kind's number; json_number_value of
+		 * it is the double below. */
+		if (span_int(m, &x) != 0)
+			return -1;
+		return (fd->has_min && (double)x < fd->min) ||
+		    (fd->has_max && (double)x > fd->max) ? -1 : 0;
+	case GS_KIND_BOOL:
+		return (m->vlen == 4 && memcmp(m->val, "true", 4) == 0) ||
+		    (m->vlen == 5 && memcmp(m->val, "false", 5) == 0) ? 0 : -1;
+	case GS_KIND_TAGS:
+		return span_tags(p, fd, m);
+	case GS_KIND_GEO:
+	case GS_KIND_ATTACHMENTS:
+		return -1; /* objects: gs_record_validate reads them */
+	default:
+		break;
+	}
+	if ((str = span_str(m, &len)) == NULL ||
+	    is_blank(fd, str, len))
+		return -1;
+	return check_string(p, fd, str, len, NULL, today, now_ms);
+}
+
+/* required_by for an absent field: 0 when its condition does not hold,
+ * -1 when it does or when this path cannot tell (a condition value that
+ * is not a string, a boolean or an integer). */
+static int
+span_required(const struct gs_field *fd, const struct gs_json_span *const *vals)
+{
+	const struct gs_json_span *o = vals[fd->req_if->index];
+	const char *str;
+	size_t i, len;
+	long long x;
+	json_t *want;
+
+	if (o == NULL)
+		return 0;
+	if (o->vlen == 4 && memcmp(o->val, "null", 4) == 0)
+		return 0;
+	json_array_foreach(fd->req_if_in, i, want) {
+		switch (json_typeof(want)) {
+		case JSON_STRING:
+			if ((str = span_str(o, &len)) != NULL &&
+			    len == json_string_length(want) &&
+			    memcmp(str, json_string_value(want), len) == 0)
+				return -1;
+			break;
+		case JSON_TRUE:
+		case JSON_FALSE:
+			if (o->vlen == (json_is_true(want) ? 4u : 5u) &&
+			    memcmp(o->val, json_is_true(want) ? "true" :
+			    "false", o->vlen) == 0)
+				return -1;
+			break;
+		case JSON_INTEGER:
+			if (span_int(o, &x) == 0 &&
+			    x == (long long)json_integer_value(want))
+				return -1;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
+    const struct gs_json_span *m, size_t n, const char *uuid)
+{
+	const struct gs_json_span *vals[GS_FORM_MAX_FIELDS];
+	const struct gs_field *fd;
+	const struct gs_check *ck;
+	struct gs_problems p;
+	const char *sa, *sb;
+	size_t i, la = 0, lb = 0;
+	int today;
+	int64_t now_ms;
+
+	/* s gives the tables of geo and attachments values, which are
+	 * left to gs_record_validate. */
+	(void)s;
+	if (f == NULL)
+		return 0;
+	memset(vals, 0, f->nfields * sizeof(vals[0]));
+	for (i = 0; i < n; i++) {
+		if ((fd = gs_form_fieldn(f, m[i].key, m[i].klen)) == NULL)
+			return 0;
+		vals[fd->index] = &m[i];
+	}
+	gs_problems_init(&p);
+	today = gs_today_cst();
+	now_ms = gs_now_floor_ms();
+	for (i = 0; i < f->nfields; i++) {
+		fd = &f->fields[i];
+		if (vals[i] == NULL) {
+			if (fd->required || (fd->req_if != NULL &&
+			    span_required(fd, vals) != 0))
+				return 0;
+			continue;
+		}
+		/* A null clears a field: not a record's value. */
+		if ((vals[i]->vlen == 4 && memcmp(vals[i]->val, "null", 4) ==
+		    0) || span_value(&p, fd, vals[i], today, now_ms) != 0)
+			return 0;
+	}
+	/* Every present value passed: the cross checks of the strings. */
+	for (i = 0; i < f->nchecks; i++) {
+		ck = &f->checks[i];
+		if (vals[ck->field->index] == NULL ||
+		    vals[ck->other->index] == NULL)
+			continue;
+		sa = span_str(vals[ck->field->index], &la);
+		sb = span_str(vals[ck->other->index], &lb);
+		cross_check(ck, sa, la, sb, lb, &p);
+	}
+	if (p.n > 0 || p.dropped > 0)
+		return 0;
+	/* gs_record_check_self: no ref names the record itself. */
+	for (i = 0; i < f->nfields; i++)
+		if (f->fields[i].kind == GS_KIND_REF && vals[i] != NULL &&
+		    (sa = span_str(vals[i], &la)) != NULL &&
+		    la == strlen(uuid) && memcmp(sa, uuid, la) == 0)
+			return 0;
+	return 1;
 }
 
 /* ------------------------------------------------- command-line values */

@@ -59,6 +59,22 @@ int gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
     json_t *fields, struct gs_problems *p);
 
 /*
+ * The common case of the two calls above without jansson values: 1 when
+ * gs_record_validate would give GS_OK for the object whose members are
+ * m[0..n) (spelled plain, as gs_json_plain_object finds them: json.h),
+ * and leave every value as it is (nothing to normalize), and
+ * gs_record_check_self would find no ref naming uuid.  0 for anything
+ * else: a problem, a value to normalize, a null, a geo or attachments
+ * value, an unknown key, a NULL form.  Then the caller builds the object
+ * and runs those two, which decide and name the problems; so the verdict
+ * and the reasons never depend on this call.
+ */
+struct gs_json_span;
+int gs_record_validate_spans(const struct gs_schema *s,
+    const struct gs_form *f, const struct gs_json_span *m, size_t n,
+    const char *uuid);
+
+/*
  * DESIGN.md section 3: a ref is the uuid of ANOTHER record.  After
  * gs_record_validate (refs canonical), adds a "self_ref" problem to *p
  * (not initialized here) for each ref field of fields equal to uuid, the

@@ -3157,6 +3157,149 @@ test_create_runs(void **state)
 	}
 }
 
+/* The text of a one-row, one-column query on the platform's database
+ * (NULL for no row or a null); the caller frees it (gs_free). */
+static char *
+store_text(struct fx *f, const char *sql)
+{
+	struct gs_db *db = NULL;
+	struct gs_stmt *st = NULL;
+	char path[256], *v = NULL;
+
+	snprintf(path, sizeof(path), "%s/platform.db", f->home);
+	assert_int_equal(gs_db_open(path, NULL, 0, &db), GS_OK);
+	assert_int_equal(gs_stmt_prepare(db, sql, &st), GS_OK);
+	if (gs_stmt_step(st) == GS_ROW && gs_stmt_text(st, 0) != NULL)
+		v = gs_strdup(gs_stmt_text(st, 0));
+	gs_stmt_finalize(st);
+	gs_db_close(db);
+	return v;
+}
+
+/*
+ * The platform reads a new record's fields where its line has them
+ * (gs_batch_decode_spans, gs_record_validate_spans), and builds them
+ * only for what that path leaves to the shared validators: the outcomes,
+ * the results, the quarantine rows and reasons and the stored fields are
+ * theirs either way.  A batch of plain persons: runs of valid ones, an
+ * id number and a phone the validators normalize (stored as sent, as
+ * always for a new record), a bad phone, an unknown key and a ref to
+ * the record itself (quarantined with their reasons), a null (applied
+ * without it, by one_change).
+ */
+static void
+test_spans_outcomes(void **state)
+{
+	enum { N = 16 };
+	struct fx *f = *state;
+	static const char *const extra[N] = {
+		"", "", "", "", "",
+		",\"id_number\":\"11010519491231002x\"",
+		",\"phone\":\"+8613800138000\"",
+		",\"phone\":\"12345\"",
+		",\"former_name\":null",
+		",\"nickname\":\"x\"",
+		",\"house\":\"%s\"",
+		",\"tags\":[\"ELDERLY_ALONE\"]",
+		"", "", "", "",
+	};
+	static const char *const reasons[N] = {
+		[7] = "[{\"field\":\"phone\",\"rule\":\"format\",\"message\":"
+		    "\"should be a mobile number (1[3-9] and 9 digits) or a "
+		    "landline (0, area code, 7-8 digits)\"}]",
+		[9] = "[{\"field\":\"nickname\",\"rule\":\"unknown_field\","
+		    "\"message\":\"is not a field of person\"}]",
+		[10] = "[{\"field\":\"house\",\"rule\":\"self_ref\",\"message\":"
+		    "\"should name another record, not this one\"}]",
+	};
+	struct gs_change cs[N];
+	char u[N][37], fields[1024], ex[128], sql[512];
+	unsigned char batch[16];
+	struct gs_buf env, line;
+	struct pf_ingest_result res;
+	struct gs_receipt rc;
+	json_t *results, *r;
+	json_error_t e;
+	size_t i, k;
+	char *got, *want;
+
+	for (i = 0; i < N; i++) {
+		gs_uuid_v7(u[i]);
+		snprintf(ex, sizeof(ex), extra[i], u[i]);
+		snprintf(fields, sizeof(fields), "{\"name\":\"李%zu\","
+		    "\"pop_type\":\"REGISTERED\",\"id_number\":"
+		    "\"11010519491231002X\",\"sex\":\"2\",\"birth_date\":"
+		    "\"1949-12-31\",\"address\":\"葵涌%zu号\"%s}", i, i, ex);
+		/* A key given twice: the later one is the change's. */
+		change(&cs[i], u[i], 0, fields);
+		gs_strlcpy(cs[i].type, "person", sizeof(cs[i].type));
+	}
+	seal(f, &f->a, f->pf->keys.deployment, cs, N, batch, &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	check_receipt(f, &f->a, batch, &env, &res, &rc);
+	assert_int_equal(rc.applied, N - 3);
+	assert_int_equal(rc.quarantined, 3);
+	assert_int_equal(rc.conflicted, 0);
+	results = json_loads(res.results, 0, &e);
+	assert_non_null(results);
+	assert_int_equal(json_array_size(results), 3);
+	for (i = 0, k = 0; i < N; i++) {
+		gs_buf_init(&line, 1 << 20);
+		if (reasons[i] == NULL) {
+			/* Applied, its fields as its line has them, or (the
+			 * null) without the null. */
+			if (i == 8)
+				assert_int_equal(json_object_del(cs[i].fields,
+				    "former_name"), 0);
+			assert_int_equal(gs_batch_encode_fields(&line,
+			    cs[i].fields), GS_OK);
+			snprintf(sql, sizeof(sql), "SELECT r.fields FROM records "
+			    "r JOIN revision_fields v ON v.uuid = r.uuid AND "
+			    "v.rev = 1 AND v.fields = r.fields WHERE r.uuid = "
+			    "'%.36s' AND r.rev = 1 AND r.type = 'person'", u[i]);
+			got = store_text(f, sql);
+			assert_non_null(got);
+			assert_string_equal(got, line.data);
+			gs_free(got);
+			gs_buf_release(&line);
+			continue;
+		}
+		/* Quarantined: listed in order, with every reason, and kept
+		 * with its line. */
+		r = json_array_get(results, k++);
+		assert_string_equal(json_string_value(json_object_get(r,
+		    "uuid")), u[i]);
+		assert_string_equal(json_string_value(json_object_get(r,
+		    "status")), "quarantined");
+		want = json_dumps(json_object_get(r, "reasons"), JSON_COMPACT);
+		assert_string_equal(want, reasons[i]);
+		free(want);
+		assert_int_equal(gs_batch_encode_change(&line, &cs[i]), GS_OK);
+		gs_buf_truncate(&line, line.len - 1);
+		snprintf(sql, sizeof(sql), "SELECT reasons || '|' || change "
+		    "FROM quarantine WHERE uuid = '%.36s' AND cause = 'invalid' "
+		    "AND type = 'person' AND change_id = '%.36s'", u[i],
+		    cs[i].change_id);
+		got = store_text(f, sql);
+		assert_non_null(got);
+		assert_int_equal(strncmp(got, reasons[i], strlen(reasons[i])),
+		    0);
+		assert_string_equal(got + strlen(reasons[i]) + 1, line.data);
+		gs_free(got);
+		assert_int_equal(has_record(f, u[i]), 0);
+		gs_buf_release(&line);
+	}
+	assert_int_equal(count(f, "records"), N - 3);
+	assert_int_equal(count(f, "quarantine"), 3);
+	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
+	    "key = 'rec:person'"), N - 3);
+	json_decref(results);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	for (i = 0; i < N; i++)
+		gs_change_release(&cs[i]);
+}
+
 /*
  * The pull feed's queries (platform/pull.c feed_rows) walk their index
  * in feed order and stop at their LIMIT: no temporary b-tree to sort
@@ -3764,6 +3907,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_prevalidated, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_runs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_spans_outcomes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_create_taken, setup,
 		    teardown),

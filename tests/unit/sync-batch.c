@@ -37,6 +37,85 @@ header(struct gs_batch_header *h, uint32_t count)
 	h->count = count;
 }
 
+/* How many change lines decode_both saw left unbuilt, in all. */
+static long spans_lines;
+
+/*
+ * gs_batch_decode, checked against gs_batch_decode_spans on the same
+ * text (every decode of these tests goes through here): the same code
+ * and message, and, once its unbuilt fields objects are built
+ * (gs_batch_fields), the same changes and lines.  A line left unbuilt
+ * has no fields object until then, and its members are the fields
+ * text's, in order.  Returns gs_batch_decode's answer, in *d.
+ */
+static int
+decode_both(struct gs_batch *d, const char *text, size_t len, uint32_t max)
+{
+	struct gs_batch s;
+	char msg[512];
+	size_t i, k;
+	int r, rs;
+
+	memset(&s, 0, sizeof s);
+	r = gs_batch_decode(d, text, len, max);
+	gs_strlcpy(msg, gs_errmsg(r), sizeof msg);
+	rs = gs_batch_decode_spans(&s, text, len, max);
+	if (rs != r || (r != GS_OK && strcmp(msg, gs_errmsg(rs)) != 0))
+		fail_msg("decode: %d (%s), with spans: %d (%s)", r, msg, rs,
+		    gs_errmsg(rs));
+	if (r != GS_OK) {
+		assert_null(s.changes);
+		return r;
+	}
+	assert_int_equal(s.n, d->n);
+	assert_memory_equal(&s.hdr, &d->hdr, sizeof s.hdr);
+	for (i = 0; i < s.n; i++) {
+		struct gs_change *a = &d->changes[i], *b = &s.changes[i];
+		struct gs_batch_line *la = &d->lines[i], *lb = &s.lines[i];
+		const struct gs_json_span *m = s.members + lb->m;
+
+		assert_false(la->spans);
+		if (lb->spans) {
+			spans_lines++;
+			assert_null(b->fields);
+			assert_false(b->deleted);
+			assert_true(lb->m + lb->nm <= s.nmembers);
+			for (k = 0; k < lb->nm; k++) {
+				assert_true(m[k].key > lb->text + lb->fields_off);
+				assert_true(m[k].val + m[k].vlen <
+				    lb->text + lb->len);
+				assert_true(k == 0 || m[k - 1].key < m[k].key);
+			}
+		}
+		assert_int_equal(gs_batch_fields(&s, i), GS_OK);
+		assert_false(lb->spans);
+		assert_int_equal(gs_batch_fields(&s, i), GS_OK);
+		assert_string_equal(a->change_id, b->change_id);
+		assert_string_equal(a->uuid, b->uuid);
+		assert_string_equal(a->type, b->type);
+		assert_string_equal(a->grid, b->grid);
+		assert_string_equal(a->author, b->author);
+		assert_int_equal(a->form_version, b->form_version);
+		assert_int_equal(a->base_rev, b->base_rev);
+		assert_int_equal(a->deleted, b->deleted);
+		assert_int_equal(a->created_at, b->created_at);
+		assert_int_equal(a->updated_at, b->updated_at);
+		if (a->reason == NULL)
+			assert_null(b->reason);
+		else
+			assert_string_equal(a->reason, b->reason);
+		if (a->fields == NULL)
+			assert_null(b->fields);
+		else
+			assert_true(json_equal(a->fields, b->fields));
+		assert_ptr_equal(la->text, lb->text);
+		assert_int_equal(la->len, lb->len);
+		assert_int_equal(la->fields_off, lb->fields_off);
+	}
+	gs_batch_release(&s);
+	return r;
+}
+
 static void
 change(struct gs_change *c, int kind)
 {
@@ -96,7 +175,7 @@ test_round_trip(void **state)
 
 	(void)state;
 	batch_text(&b);
-	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 0), GS_OK);
+	assert_int_equal(decode_both(&d, b.data, b.len, 0), GS_OK);
 	assert_int_equal(d.n, 3);
 	assert_int_equal(d.hdr.seq, 3);
 	assert_int_equal(d.hdr.count, 3);
@@ -211,7 +290,7 @@ expect(const char *text, int code, const char *words)
 	int r;
 
 	memset(&d, 0, sizeof d);
-	r = gs_batch_decode(&d, text, strlen(text), 0);
+	r = decode_both(&d, text, strlen(text), 0);
 	if (r != code)
 		fail_msg("got %d (%s), want %d for:\n%s", r, gs_errmsg(r),
 		    code, text);
@@ -371,17 +450,17 @@ test_decode_framing(void **state)
 	/* A count of 0 with no lines is a valid (empty) batch. */
 	t = edit("\"count\":3", "\"count\":0", 1);
 	*(strchr(t, '\n') + 1) = '\0';
-	assert_int_equal(gs_batch_decode(&d, t, strlen(t), 0), GS_OK);
+	assert_int_equal(decode_both(&d, t, strlen(t), 0), GS_OK);
 	assert_int_equal(d.n, 0);
 	gs_batch_release(&d);
 	/* An embedded NUL. */
 	b.data[50] = '\0';
-	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 0), GS_EPARSE);
+	assert_int_equal(decode_both(&d, b.data, b.len, 0), GS_EPARSE);
 	gs_buf_release(&b);
 	/* Count limit. */
 	batch_text(&b);
-	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 2), GS_ETOOBIG);
-	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 3), GS_OK);
+	assert_int_equal(decode_both(&d, b.data, b.len, 2), GS_ETOOBIG);
+	assert_int_equal(decode_both(&d, b.data, b.len, 3), GS_OK);
 	gs_batch_release(&d);
 	gs_buf_release(&b);
 }
@@ -397,7 +476,7 @@ test_every_prefix(void **state)
 	batch_text(&b);
 	/* A batch cut anywhere is refused (never accepted, never crashes). */
 	for (n = 0; n < b.len; n++)
-		assert_int_not_equal(gs_batch_decode(&d, b.data, n, 0), GS_OK);
+		assert_int_not_equal(decode_both(&d, b.data, n, 0), GS_OK);
 	gs_buf_release(&b);
 }
 
@@ -429,6 +508,36 @@ test_check_envelope(void **state)
 
 /* Random damage never crashes, and whatever is still accepted is
  * canonical: it re-encodes to exactly the bytes given. */
+/* A batch of three new records whose fields are plain (gs_batch_decode_spans
+ * leaves them unbuilt), as a collection's are. */
+static void
+plain_batch_text(struct gs_buf *b)
+{
+	static const char *const fields[] = {
+		"{\"birth_date\":\"1986-09-19\",\"house\":"
+		    "\"0198ae3b-afd1-7168-ab09-bb3e7caf8512\",\"id_number\":"
+		    "\"440301198609197079\",\"name\":\"赖国晨\",\"sex\":\"1\"}",
+		"{\"age\":42,\"flag\":true,\"none\":null,\"tags\":[\"A\",\"B\"]}",
+		"{\"a\":{\"b\":[1,{\"c\":false}]},\"z\":\"ä¸­/\"}",
+	};
+	struct gs_batch_header h;
+	struct gs_change c;
+	json_error_t err;
+	int k;
+
+	gs_buf_init(b, 1 << 20);
+	header(&h, 3);
+	assert_int_equal(gs_batch_encode_header(b, &h), GS_OK);
+	for (k = 0; k < 3; k++) {
+		change(&c, 1);
+		json_decref(c.fields);
+		c.fields = json_loads(fields[k], 0, &err);
+		assert_non_null(c.fields);
+		assert_int_equal(gs_batch_encode_change(b, &c), GS_OK);
+		gs_change_release(&c);
+	}
+}
+
 static void
 test_random_damage(void **state)
 {
@@ -437,12 +546,21 @@ test_random_damage(void **state)
 	char *copy;
 	size_t j;
 	int i, k, accepted = 0;
+	long before = spans_lines;
 
 	(void)state;
 	batch_text(&b);
-	copy = gs_malloc(b.len + 1);
+	copy = gs_malloc(2 * b.len + 1);
 	assert_non_null(copy);
-	for (i = 0; i < 3000; i++) {
+	for (i = 0; i < 6000; i++) {
+		/* The second half damages a batch of plain fields. */
+		if (i == 3000) {
+			gs_buf_release(&b);
+			plain_batch_text(&b);
+			gs_free(copy);
+			copy = gs_malloc(b.len + 1);
+			assert_non_null(copy);
+		}
 		size_t len = b.len;
 
 		memcpy(copy, b.data, b.len);
@@ -451,7 +569,7 @@ test_random_damage(void **state)
 			    (char)gs_random_uniform(256);
 		if (i % 4 == 3)
 			len = gs_random_uniform((uint32_t)b.len);
-		if (gs_batch_decode(&d, copy, len, 0) != GS_OK)
+		if (decode_both(&d, copy, len, 0) != GS_OK)
 			continue;
 		accepted++;
 		gs_buf_init(&again, 1 << 20);
@@ -464,8 +582,9 @@ test_random_damage(void **state)
 		gs_buf_release(&again);
 		gs_batch_release(&d);
 	}
-	print_message("# %d of 3000 damaged batches still canonical\n",
-	    accepted);
+	print_message("# %d of 6000 damaged batches still canonical, %ld "
+	    "lines of them left unbuilt\n", accepted, spans_lines - before);
+	assert_true(spans_lines - before > 100);
 	gs_free(copy);
 	gs_buf_release(&b);
 }
@@ -483,7 +602,7 @@ test_lines(void **state)
 
 	(void)state;
 	batch_text(&b);
-	assert_int_equal(gs_batch_decode(&d, b.data, b.len, 0), GS_OK);
+	assert_int_equal(decode_both(&d, b.data, b.len, 0), GS_OK);
 	assert_int_equal(d.n, 3);
 	assert_ptr_equal(d.lines[0].text,
 	    (const char *)memchr(b.data, '\n', b.len) + 1);
@@ -529,6 +648,117 @@ test_torture(void **state)
 		failed = gs_mem_fail_after(-1);
 		if (r == GS_OK) {
 			assert_int_equal(d.n, 3);
+			gs_batch_release(&d);
+			done = failed == 0;
+		} else {
+			assert_int_equal(r, GS_ENOMEM);
+			assert_null(d.changes);
+		}
+	}
+	gs_buf_release(&b);
+}
+
+/*
+ * gs_batch_decode_spans leaves a change's fields unbuilt when they are a
+ * plain object in key order (the platform's common case), and builds
+ * them otherwise: a real, a key out of order, an escape are read by the
+ * parser as before.  Every allocation failing in turn: GS_ENOMEM or the
+ * same batch (the members' array is optional), nothing leaked.
+ */
+static void
+test_decode_spans(void **state)
+{
+	static const char *const fields[] = {
+		"{\"a\":\"x\",\"b\":[\"c\",\"d\"],\"c\":null,\"d\":-12,"
+		    "\"e\":{\"f\":true}}",
+		"{}",
+		"{\"a\":1.5}",          /* a real */
+		"{\"b\":1,\"a\":2}",    /* out of order */
+		"{\"a\":\"\\n\"}",      /* an escape */
+	};
+	static const size_t nm[] = { 5, 0 };
+	struct gs_batch_header h;
+	struct gs_batch d;
+	struct gs_change c;
+	struct gs_buf b;
+	json_error_t err;
+	size_t i, k;
+	long n, failed;
+	int r, done;
+
+	(void)state;
+	gs_buf_init(&b, 1 << 20);
+	header(&h, 5);
+	assert_int_equal(gs_batch_encode_header(&b, &h), GS_OK);
+	for (i = 0; i < 5; i++) {
+		change(&c, 1);
+		json_decref(c.fields);
+		c.fields = json_loads(fields[i], 0, &err);
+		assert_non_null(c.fields);
+		assert_int_equal(gs_batch_encode_change(&b, &c), GS_OK);
+		gs_change_release(&c);
+	}
+	assert_int_equal(decode_both(&d, b.data, b.len, 0), GS_OK);
+	gs_batch_release(&d);
+	assert_int_equal(gs_batch_decode_spans(&d, b.data, b.len, 0), GS_OK);
+	assert_int_equal(d.n, 5);
+	for (i = 0; i < 5; i++) {
+		const struct gs_batch_line *l = &d.lines[i];
+		size_t flen = l->len - l->fields_off - 1;
+		/* Encoded, the keys are in order, but a real is still a
+		 * real and a line break still an escape. */
+		int plain = i != 2 && i != 4;
+
+		assert_int_equal(l->spans, plain);
+		assert_int_equal(d.changes[i].fields == NULL, plain);
+		if (!plain)
+			continue;
+		if (i < 2)
+			assert_int_equal(l->nm, nm[i]);
+		for (k = 0; k < l->nm; k++) {
+			const struct gs_json_span *m = d.members + l->m + k;
+
+			assert_true(m->key > l->text + l->fields_off &&
+			    m->val + m->vlen < l->text + l->fields_off + flen);
+		}
+	}
+	assert_memory_equal(d.members[d.lines[0].m + 1].val, "[\"c\",\"d\"]",
+	    9);
+	assert_memory_equal(d.members[d.lines[0].m + 2].val, "null", 4);
+	gs_batch_release(&d);
+	/* The fields spelled as given: the real and the escape are the
+	 * encoder's spelling, the keys out of order are refused, the same
+	 * way with or without spans (decode_both compares). */
+	for (i = 2; i < 5; i++) {
+		char text[1024];
+		struct gs_buf one;
+
+		gs_buf_init(&one, 1 << 20);
+		header(&h, 1);
+		assert_int_equal(gs_batch_encode_header(&one, &h), GS_OK);
+		change(&c, 1);
+		json_decref(c.fields);
+		c.fields = json_object();
+		assert_int_equal(gs_batch_encode_change(&one, &c), GS_OK);
+		gs_change_release(&c);
+		/* ..."fields":{}}\n with other fields. */
+		snprintf(text, sizeof text, "%.*s%s}\n", (int)(one.len - 4),
+		    one.data, fields[i]);
+		r = decode_both(&d, text, strlen(text), 0);
+		assert_int_equal(r, i == 3 ? GS_EPARSE : GS_OK);
+		if (r == GS_OK)
+			gs_batch_release(&d);
+		gs_buf_release(&one);
+	}
+	for (n = 0, done = 0; !done; n++) {
+		memset(&d, 0, sizeof d);
+		(void)gs_mem_fail_after(n);
+		r = gs_batch_decode_spans(&d, b.data, b.len, 0);
+		failed = gs_mem_fail_after(-1);
+		if (r == GS_OK) {
+			assert_int_equal(d.n, 5);
+			for (i = 0; i < d.n; i++)
+				assert_int_equal(gs_batch_fields(&d, i), GS_OK);
 			gs_batch_release(&d);
 			done = failed == 0;
 		} else {
@@ -658,7 +888,7 @@ test_writer_matches_jansson(void **state)
 			fail_msg("reason differs: jansson %s in %s", wantr,
 			    b.data + start);
 		/* And it is accepted back as canonical. */
-		if (gs_batch_decode(&d, b.data, b.len, 0) != GS_OK)
+		if (decode_both(&d, b.data, b.len, 0) != GS_OK)
 			fail_msg("%s: %s", gs_errmsg(GS_EPARSE), b.data);
 		gs_batch_release(&d);
 		free(want);
@@ -667,6 +897,9 @@ test_writer_matches_jansson(void **state)
 		gs_change_release(&c);
 	}
 	gs_buf_release(&b);
+	/* Most of those random values are plain: decode_both compared
+	 * them unbuilt with the parser's values. */
+	print_message("# %ld change lines left unbuilt so far\n", spans_lines);
 }
 
 /* *plain 1 from gs_json_parse_plain must mean: the encoder writes the
@@ -980,6 +1213,7 @@ main(void)
 		cmocka_unit_test(test_random_damage),
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_torture),
+		cmocka_unit_test(test_decode_spans),
 		cmocka_unit_test(test_writer_matches_jansson),
 		cmocka_unit_test(test_plain_spelling),
 		cmocka_unit_test(test_plain_object),

@@ -19,6 +19,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "batch.h"
+#include "json.h"
 #include "schema.h"
 #include "validate.h"
 #include "core/buf.h"
@@ -77,8 +79,61 @@ teardown(void **state)
 	return 0;
 }
 
+/* The uuid of the records validated here (gs_record_check_self). */
+#define SELF "0190a6e2-7c1d-7b3e-9f00-2a1b3c4d5e6f"
+
+/* spans_agree's answers so far: taken (1), not taken (0), not plain. */
+static long spans_yes, spans_no, spans_unread;
+
+/*
+ * gs_record_validate_spans against the shared validators on the object
+ * o, read as a batch line carries it (gs_batch_encode_fields, then
+ * gs_json_plain_object, as the platform's decoder does).  A copy of o is
+ * validated: *full is 'y' (valid, nothing normalized), 'n' (valid once
+ * normalized) or 'i' (invalid, or a ref to SELF).  The spans' 1 must
+ * mean 'y'.  Returns their answer, or -1 (*full unset) when the text is
+ * not plain (a real, an escape, ...).
+ */
+static int
+spans_agree(const struct gs_form *f, json_t *o, int *full)
+{
+	static struct gs_json_span m[128];
+	struct gs_problems p;
+	struct gs_buf b;
+	json_t *copy;
+	size_t n;
+	int yes, r;
+
+	if (f == NULL || !json_is_object(o))
+		return -1;
+	gs_buf_init(&b, 1 << 20);
+	if (gs_batch_encode_fields(&b, o) != GS_OK ||
+	    !gs_json_plain_object(b.data, b.len, m, 128, &n)) {
+		gs_buf_release(&b);
+		spans_unread++;
+		return -1;
+	}
+	yes = gs_record_validate_spans(schema, f, m, n, SELF);
+	copy = json_deep_copy(o);
+	assert_non_null(copy);
+	r = gs_record_validate(schema, f, copy, &p);
+	if (r == GS_OK)
+		r = gs_record_check_self(f, copy, SELF, &p);
+	*full = r != GS_OK ? 'i' : json_equal(copy, o) ? 'y' : 'n';
+	if (yes && *full != 'y')
+		fail_msg("spans take it, the validators say %c: %s", *full,
+		    b.data);
+	json_decref(copy);
+	gs_buf_release(&b);
+	if (yes)
+		spans_yes++;
+	else
+		spans_no++;
+	return yes;
+}
+
 /* Validates TYPE's fields given as JSON text; returns the result code and
- * leaves the formatted problems in msg. */
+ * leaves the formatted problems in msg.  And spans_agree on them. */
 static int
 run(const char *type, const char *json, char *msg, size_t msglen,
     struct gs_problems *p, json_t **keep)
@@ -87,12 +142,13 @@ run(const char *type, const char *json, char *msg, size_t msglen,
 	json_error_t err;
 	json_t *o;
 	struct gs_buf b;
-	int r;
+	int r, full;
 
 	assert_non_null(f);
 	o = json_loads(json, JSON_ALLOW_NUL, &err);
 	if (o == NULL)
 		fail_msg("bad test JSON: %s: %s", err.text, json);
+	(void)spans_agree(f, o, &full);
 	r = gs_record_validate(schema, f, o, p);
 	gs_buf_init(&b, 4096);
 	assert_int_equal(gs_problems_format(p, &b), GS_OK);
@@ -852,6 +908,7 @@ run_dir(const char *dir, int valid)
 		if (doc == NULL)
 			fail_msg("%s: %s", path, err.text);
 		fields = valid ? doc : json_object_get(doc, "fields");
+		(void)spans_agree(f, fields, &r);
 		r = gs_record_validate(schema, f, fields, &p);
 		gs_buf_init(&b, 8192);
 		gs_problems_format(&p, &b);
@@ -905,6 +962,14 @@ test_generated_records_pass(void **state)
 		for (i = 0; i < 10000; i++) {
 			struct gs_problems p;
 			json_t *o = gen_record(&g, t);
+			int full;
+
+			/* What the generator makes is valid: when it is
+			 * plain and needs no normalization, the platform's
+			 * span path takes it. */
+			if (spans_agree(f, o, &full) == 0 && full == 'y')
+				fail_msg("%s #%d: spans refuse it",
+				    type_names[t], i);
 
 			if (gs_record_validate(schema, f, o, &p) != GS_OK) {
 				struct gs_buf b;
@@ -918,6 +983,117 @@ test_generated_records_pass(void **state)
 			json_decref(o);
 		}
 	}
+}
+
+/*
+ * The span path (gs_record_validate_spans) takes a valid record as it
+ * is, and nothing else: one change at a time to generated persons, each
+ * of which the shared validators refuse, normalize or read as a null
+ * (spans_agree checks that a 1 is never given to those).
+ */
+static void
+test_spans_refuse(void **state)
+{
+	static const struct {
+		const char *set[4][2]; /* key, JSON value (NULL: removed) */
+		/* 'y': spans take it; 'n', 'i': the validators normalize
+		 * it, refuse it (and spans not); '0': a null, valid as it
+		 * is, which the spans leave to them. */
+		int want;
+	} cases[] = {
+		{ { { "id_number", "\"11010519491231002x\"" }, { "sex",
+		    "\"2\"" }, { "birth_date", "\"1949-12-31\"" },
+		    { "pop_type", "\"REGISTERED\"" } }, 'n' },
+		{ { { "phone", "\"+8613800138000\"" } }, 'n' },
+		{ { { "phone", "\"138-0013-8000\"" } }, 'n' },
+		{ { { "house", "\"0198AE3B-AFD1-7168-AB09-BB3E7CAF8512\"" } },
+		    'n' },
+		{ { { "name", "\"   \"" } }, 'i' },
+		{ { { "name", "\"ã\"" } }, 'i' },
+		{ { { "name", NULL } }, 'i' },
+		{ { { "name", "null" } }, 'i' },
+		{ { { "former_name", "null" } }, '0' },
+		{ { { "nickname", "\"x\"" } }, 'i' },
+		{ { { "pop_type", "\"FLOATING\"" }, { "inflow_reason",
+		    NULL } }, 'i' },
+		{ { { "pop_type", "\"FOREIGN\"" }, { "nationality", NULL },
+		    { "passport_no", "\"E12345678\"" } }, 'i' },
+		{ { { "tags", "[\"ELDERLY_ALONE\",\"ELDERLY_ALONE\"]" } },
+		    'i' },
+		{ { { "tags", "[\"NOPE\"]" } }, 'i' },
+		{ { { "tags", "\"ELDERLY_ALONE\"" } }, 'i' },
+		{ { { "tags", "[1]" } }, 'i' },
+		{ { { "ethnic", "\"99x\"" } }, 'i' },
+		{ { { "sex", "1" } }, 'i' },
+		{ { { "house", "\"" SELF "\"" } }, 'i' },
+		{ { { "house", "\"0198ae3b-afd1-7168-ab09\"" } }, 'i' },
+		{ { { "address", "\"aâ®" "b\"" } }, 'i' },
+		{ { { "birth_date", "\"2999-01-01\"" } }, 'i' },
+		{ { { "inflow_date", "\"2023-02-30\"" } }, 'i' },
+		{ { { "id_number", "\"11010519491231002X\"" }, { "sex",
+		    "\"1\"" }, { "birth_date", "\"1949-12-31\"" },
+		    { "pop_type", "\"REGISTERED\"" } }, 'i' },
+		{ { { "id_number", "\"11010519491231002X\"" }, { "sex",
+		    "\"2\"" }, { "birth_date", "\"1949-12-30\"" },
+		    { "pop_type", "\"REGISTERED\"" } }, 'i' },
+		{ { { "id_number", "\"110105194912310021\"" } }, 'i' },
+		{ { { "census_region", "\"12345\"" } }, 'i' },
+		{ { { "census_region", "\"12345a\"" } }, 'i' },
+		{ { { "phone", "\"12345\"" } }, 'i' },
+		{ { { "name", "\"" "0123456789012345678901234567890123456789"
+		    "01234567890\"" } }, 'i' },
+		/* And two the span path does take. */
+		{ { { "tags", "[]" } }, 'y' },
+		{ { { "id_number", "\"11010519491231002X\"" }, { "sex",
+		    "\"2\"" }, { "birth_date", "\"1949-12-31\"" },
+		    { "pop_type", "\"REGISTERED\"" } }, 'y' },
+	};
+	const struct gs_form *f = gs_schema_form(schema, "person");
+	struct gen g;
+	size_t c, k;
+	int i, full, yes, want, bases = 0;
+
+	(void)state;
+	gen_seed(&g, 77);
+	for (i = 0; i < 300; i++) {
+		json_t *base = gen_record(&g, T_PERSON);
+
+		/* Persons the spans take, changed one way at a time. */
+		if (spans_agree(f, base, &full) != 1) {
+			json_decref(base);
+			continue;
+		}
+		bases++;
+		for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+			json_t *o = json_deep_copy(base);
+
+			for (k = 0; k < 4 && cases[c].set[k][0] != NULL; k++) {
+				const char *key = cases[c].set[k][0];
+				const char *val = cases[c].set[k][1];
+
+				if (val == NULL)
+					(void)json_object_del(o, key);
+				else
+					assert_int_equal(json_object_set_new(o,
+					    key, json_loads(val,
+					    JSON_DECODE_ANY, NULL)), 0);
+			}
+			yes = spans_agree(f, o, &full);
+			if (yes == -1)
+				fail_msg("case %zu: not plain", c);
+			want = cases[c].want;
+			if (yes != (want == 'y') ||
+			    full != (want == '0' ? 'y' : want))
+				fail_msg("person %d case %zu: spans %d, the "
+				    "validators %c, want %c", i, c, yes, full,
+				    want);
+			json_decref(o);
+		}
+		json_decref(base);
+	}
+	assert_true(bases > 200);
+	print_message("# spans took %ld records, left %ld, %ld not plain\n",
+	    spans_yes, spans_no, spans_unread);
 }
 
 static void
@@ -1129,6 +1305,7 @@ main(void)
 		cmocka_unit_test(test_data_valid),
 		cmocka_unit_test(test_data_invalid),
 		cmocka_unit_test(test_generated_records_pass),
+		cmocka_unit_test(test_spans_refuse),
 		cmocka_unit_test(test_generator_bad_catalogue),
 		cmocka_unit_test(test_generator_deterministic),
 		cmocka_unit_test(test_clock_floor),
