@@ -340,6 +340,10 @@ void pf_record_state_release(struct pf_record_state *s);
  */
 #define PF_STORE_CREATE 1
 #define PF_STORE_READ 2
+/* The caller promises that one thread at a time uses the store (its lock
+ * held, or one thread only): no SQLite mutex on every call
+ * (GS_DB_ONE_THREAD, SQLITE_OPEN_NOMUTEX). */
+#define PF_STORE_ONE_THREAD 4
 int pf_store_sqlite_open(const char *path, int flags, struct pf_store **out);
 int pf_store_sqlite_readonly(struct pf_store *st);
 

@@ -1759,7 +1759,8 @@ pf_store_sqlite_open(const char *path, int flags, struct pf_store **out)
 	 * writes, not two write() calls each (sync/db.h). */
 	if ((r = gs_db_open(path, "platform", ((flags & PF_STORE_CREATE) ?
 	    GS_DB_CREATE : 0) | ((flags & PF_STORE_READ) ?
-	    GS_DB_READ_FALLBACK : 0) | GS_DB_COALESCE_WAL, &s->db)) != GS_OK)
+	    GS_DB_READ_FALLBACK : 0) | ((flags & PF_STORE_ONE_THREAD) ?
+	    GS_DB_ONE_THREAD : 0) | GS_DB_COALESCE_WAL, &s->db)) != GS_OK)
 		goto out;
 	/*
 	 * A server's page cache: 64 MiB (SQLite's default is 2 MiB).  With
