@@ -912,7 +912,10 @@ lit(struct cursor *k, const char *s, size_t n)
 
 #define LIT(k, s) lit((k), (s), sizeof(s) - 1)
 
-/* A string value without escapes, up to its closing quote. */
+/* A string value without escapes, up to its closing quote.  Not one
+ * with a raw NUL (no JSON either): the C string it is copied to would
+ * end there, and the checks and the re-encoding see only that part
+ * ("per\0on" read as "per", a second spelling of the change). */
 static int
 plain_str(struct cursor *k, char *out, size_t outsz)
 {
@@ -922,7 +925,8 @@ plain_str(struct cursor *k, char *out, size_t outsz)
 	if (q == NULL)
 		return 0;
 	n = (size_t)(q - k->p);
-	if (n >= outsz || memchr(k->p, '\\', n) != NULL)
+	if (n >= outsz || memchr(k->p, '\\', n) != NULL ||
+	    memchr(k->p, '\0', n) != NULL)
 		return 0;
 	memcpy(out, k->p, n);
 	out[n] = '\0';

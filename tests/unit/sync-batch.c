@@ -538,6 +538,51 @@ plain_batch_text(struct gs_buf *b)
 	}
 }
 
+/*
+ * A raw NUL in a fixed string (a change id, the uuid, type, grid or
+ * author) is no JSON, and no canonical line: the fast path copied such a
+ * string as a C string, which ends at the NUL ("per\0on" read as
+ * "per"), and with plain fields skipped the re-encoding that would have
+ * caught it, so it accepted a second spelling of a change.  Refused now,
+ * by both decoders, the same way.
+ */
+static void
+test_decode_nul(void **state)
+{
+	static const char *const at[] = { "\"change_id\":\"0190a6e2-1",
+		"\"uuid\":\"0190a6e2-2", "\"type\":\"per", "\"grid\":\"GZ",
+		"\"author\":\"w0" };
+	struct gs_batch d;
+	struct gs_buf b;
+	char *p;
+	size_t i;
+
+	(void)state;
+	plain_batch_text(&b);
+	assert_int_equal(decode_both(&d, b.data, b.len, 0), GS_OK);
+	assert_true(d.n == 3);
+	gs_batch_release(&d);
+	for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		/* In the second line, the byte after at[i]. */
+		p = strstr(strchr(strchr(b.data, '\n') + 1, '\n') + 1, at[i]);
+		assert_non_null(p);
+		p += strlen(at[i]);
+		{
+			char keep = *p;
+
+			*p = '\0';
+			memset(&d, 0, sizeof d);
+			if (decode_both(&d, b.data, b.len, 0) != GS_EPARSE)
+				fail_msg("a NUL after %s accepted", at[i]);
+			assert_non_null(strstr(gs_errmsg(GS_EPARSE),
+			    "line 3:"));
+			assert_null(d.changes);
+			*p = keep;
+		}
+	}
+	gs_buf_release(&b);
+}
+
 static void
 test_random_damage(void **state)
 {
@@ -1210,6 +1255,7 @@ main(void)
 		cmocka_unit_test(test_decode_framing),
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_check_envelope),
+		cmocka_unit_test(test_decode_nul),
 		cmocka_unit_test(test_random_damage),
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_torture),
