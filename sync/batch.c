@@ -969,19 +969,18 @@ struct members {
 
 /*
  * The fields text f[0..n) of a line as members appended to ms, when it
- * is a plain object with its keys in the encoder's (increasing) order:
- * then the encoder writes the object it parses to as these very bytes
- * (json.h), as when gs_json_parse_plain says *plain.  gs_json_plain_object
- * sorts the members it finds: they were in order iff their keys are at
- * increasing places in the text.  1 with *at and *nm set; 0 (nothing
- * kept) otherwise, or without the memory to keep them.
+ * is a plain object with its keys in the encoder's (increasing) order
+ * (gs_json_plain_sorted): then the encoder writes the object it parses
+ * to as these very bytes (json.h), as when gs_json_parse_plain says
+ * *plain.  1 with *at and *nm set; 0 (nothing kept) otherwise, or
+ * without the memory to keep them.
  */
 static int
 plain_fields(struct members *ms, const char *f, size_t n, size_t *at,
     size_t *nm)
 {
 	struct gs_json_span *m;
-	size_t i, cap;
+	size_t cap;
 
 	if (ms->cap - ms->n < SPANS_MAX) {
 		cap = ms->cap != 0 ? 2 * ms->cap : 16 * SPANS_MAX;
@@ -991,11 +990,8 @@ plain_fields(struct members *ms, const char *f, size_t n, size_t *at,
 		ms->cap = cap;
 	}
 	m = ms->v + ms->n;
-	if (!gs_json_plain_object(f, n, m, SPANS_MAX, nm))
+	if (!gs_json_plain_sorted(f, n, m, SPANS_MAX, nm))
 		return 0;
-	for (i = 1; i < *nm; i++)
-		if (m[i - 1].key >= m[i].key)
-			return 0;
 	*at = ms->n;
 	ms->n += *nm;
 	return 1;

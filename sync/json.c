@@ -853,6 +853,74 @@ no:
 	return 0;
 }
 
+/*
+ * gs_json_plain_sorted (json.h): plain_members' reading of the outer
+ * object, with its keys required in increasing order as they come, so
+ * there is nothing to sort and no duplicate to look for.
+ */
+int
+gs_json_plain_sorted(const char *text, size_t len, struct gs_json_span *m,
+    size_t max, size_t *n)
+{
+	struct parser ps;
+	const unsigned char *b, *e, *prev = NULL, *v;
+	size_t klen, prevlen = 0, k = 0;
+	char why[2];
+	int esc, c;
+
+	*n = 0;
+	ps.start = ps.p = (const unsigned char *)text;
+	ps.end = ps.start + len;
+	ps.depth = 0;
+	ps.nomem = 0;
+	ps.spelled = 1;
+	why[0] = '\0';
+	ps.why = why;
+	ps.whylen = sizeof(why);
+	if (len < 2 || *ps.p != '{')
+		return 0;
+	ps.p++;
+	if (*ps.p == '}') {
+		ps.p++;
+		return ps.p == ps.end;
+	}
+	for (;;) {
+		if (ps.p >= ps.end || *ps.p != '"' ||
+		    scan_string(&ps, &b, &e, &esc) != 0 || esc)
+			return 0;
+		klen = (size_t)(e - b);
+		/* Strictly after the key before: the first bytes decide
+		 * most pairs without a memcmp. */
+		if (prev != NULL && (prevlen == 0 || klen == 0 ||
+		    prev[0] >= b[0])) {
+			c = memcmp(prev, b, prevlen < klen ? prevlen : klen);
+			if (c > 0 || (c == 0 && prevlen >= klen))
+				return 0;
+		}
+		prev = b;
+		prevlen = klen;
+		if (ps.p >= ps.end || *ps.p != ':')
+			return 0;
+		v = ++ps.p;
+		if (!plain_value(&ps, 1) || k == max)
+			return 0;
+		m[k].key = (const char *)b;
+		m[k].klen = klen;
+		m[k].val = (const char *)v;
+		m[k].vlen = (size_t)(ps.p - v);
+		k++;
+		if (ps.p < ps.end && *ps.p == ',') {
+			ps.p++;
+			continue;
+		}
+		if (ps.p < ps.end && *ps.p == '}' && ps.p + 1 == ps.end) {
+			*n = k;
+			return 1;
+		}
+		return 0;
+	}
+}
+
 int
 ag_json_parse(const char *text, size_t len, json_t **out, char *why,
     size_t whylen)

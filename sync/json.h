@@ -76,6 +76,15 @@ struct gs_json_span {
  */
 int gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
     size_t max, size_t *n);
+/*
+ * The same verdict and members for an object whose own keys must come in
+ * the encoder's order too (strictly increasing bytes), as a batch line's
+ * "fields" do: 1 exactly when gs_json_plain_object gives 1 and its
+ * members are in the text's order.  Nothing is sorted or searched: the
+ * platform's decoder reads every new record's fields with it.
+ */
+int gs_json_plain_sorted(const char *text, size_t len, struct gs_json_span *m,
+    size_t max, size_t *n);
 /* The encoder's order of two members: their keys' bytes as strcmp
  * compares them, a prefix first.  <0, 0 (the same key) or >0. */
 int gs_json_span_cmp(const struct gs_json_span *a,

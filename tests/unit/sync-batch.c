@@ -37,8 +37,9 @@ header(struct gs_batch_header *h, uint32_t count)
 	h->count = count;
 }
 
-/* How many change lines decode_both saw left unbuilt, in all. */
-static long spans_lines;
+/* How many change lines decode_both saw left unbuilt, in all; how many
+ * objects check_spans found plain and in order. */
+static long spans_lines, sorted_seen;
 
 /*
  * gs_batch_decode, checked against gs_batch_decode_spans on the same
@@ -1072,16 +1073,29 @@ test_plain_spelling(void **state)
 static int
 check_spans(const char *text, size_t n)
 {
-	struct gs_json_span m[64];
+	struct gs_json_span m[64], ms[64];
 	struct gs_change c;
 	struct gs_buf a, b;
 	json_t *v = NULL;
 	char why[96];
-	size_t k;
+	size_t k, ks, i;
+	int sorted, in_order = 1;
 
+	/* gs_json_plain_sorted: the same, for members in order only. */
+	sorted = gs_json_plain_sorted(text, n, ms, 64, &ks);
 	if (!gs_json_plain_object(text, n, m, 64, &k)) {
 		assert_int_equal(k, 0);
+		assert_int_equal(sorted, 0);
+		assert_int_equal(ks, 0);
 		return 0;
+	}
+	for (i = 1; i < k; i++)
+		in_order &= m[i - 1].key < m[i].key;
+	assert_int_equal(sorted, in_order);
+	if (sorted) {
+		assert_int_equal(ks, k);
+		assert_memory_equal(ms, m, k * sizeof(m[0]));
+		sorted_seen++;
 	}
 	assert_int_equal(gs_json_parse(text, n, &v, why, sizeof why), GS_OK);
 	assert_true(json_is_object(v));
@@ -1241,6 +1255,9 @@ test_plain_object(void **state)
 	 * still hold. */
 	assert_true(plains > 1500);
 	assert_true(mutated > 100);
+	/* gs_json_plain_sorted agreed on all of them, and took many. */
+	print_message("# %ld plain objects in order\n", sorted_seen);
+	assert_true(sorted_seen > 500);
 }
 
 int
