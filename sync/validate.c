@@ -260,6 +260,36 @@ check_bidi(struct gs_problems *p, const struct gs_field *fd, const char *s,
 	return 0;
 }
 
+/* The bytes of w (eight, in memory order) that are not printable ASCII
+ * (below 0x20, or 0x7f and up): 0 when none is. */
+static uint64_t
+unprintable8(uint64_t w)
+{
+	uint64_t less = (w - 0x0101010101010101ull * 0x20) & ~w;
+	uint64_t more = (w + 0x0101010101010101ull * (127 - 0x7e)) | w;
+
+	return (less | more) & 0x8080808080808080ull;
+}
+
+/* Is s[0..len) printable ASCII only (the codes, dates, ids and numbers
+ * that most values are)? */
+static int
+ascii_printable(const char *s, size_t len)
+{
+	size_t i = 0;
+	uint64_t w;
+
+	for (; len - i >= 8; i += 8) {
+		memcpy(&w, s + i, 8);
+		if (unprintable8(w) != 0)
+			return 0;
+	}
+	for (; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
 /* UTF-8 and control characters of any string value.  0 when clean.
  * Codes, dates and numbers go through here too: a code with a NUL in it
  * must be refused as such, not reported as "not in the table" with the
@@ -268,6 +298,17 @@ static int
 check_chars(struct gs_problems *p, const struct gs_field *fd, const char *s,
     size_t len, struct gs_utf8_scan *sc)
 {
+	/* What gs_utf8_scan finds in printable ASCII, without the call:
+	 * a character a byte, no control, no line break, and no bidi
+	 * control (none is ASCII). */
+	if (ascii_printable(s, len)) {
+		sc->chars = len;
+		sc->bad_at = SIZE_MAX;
+		sc->ctrl = 0;
+		sc->ctrl_at = SIZE_MAX;
+		sc->space_at = SIZE_MAX;
+		return 0;
+	}
 	if (gs_utf8_scan(s, len, sc) != 0) {
 		gs_problems_add(p, fd->name, "utf8", "should be valid UTF-8, "
 		    "byte %zu is not", sc->bad_at + 1);
@@ -531,6 +572,15 @@ check_ref(struct gs_problems *p, const struct gs_field *fd, const char *s,
 	unsigned char raw[16];
 	char low[GS_UUID_LEN + 1], q[200];
 
+	/* The canonical form (8-4-4-4-12 lower-case hex digits) passes as
+	 * it is, without a parse. */
+	for (i = 0; len == GS_UUID_LEN && i < GS_UUID_LEN; i++)
+		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' :
+		    !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' &&
+		    s[i] <= 'f')))
+			break;
+	if (len == GS_UUID_LEN && i == GS_UUID_LEN)
+		return 0;
 	/* gs_uuid_parse reads a C string: a copy of the 36 bytes. */
 	if (len == GS_UUID_LEN)
 		memcpy(low, s, GS_UUID_LEN);

@@ -419,6 +419,50 @@ test_text_rules(void **state)
 	    "name: should be a string, not an integer");
 }
 
+/*
+ * ASCII text is checked eight bytes at a time (check_chars): a control
+ * character, DEL or a line break anywhere in it, on either side of a
+ * word's edge, is found at its place as the scan of every character
+ * finds it; and printable ASCII of any length passes with its length.
+ */
+static void
+test_ascii_controls(void **state)
+{
+	static const struct {
+		const char *esc;
+		const char *what;
+	} bad[] = {
+		{ "\\u0001", "have no control characters, not U+0001" },
+		{ "\\u001f", "have no control characters, not U+001F" },
+		{ "\\u007f", "have no control characters, not U+007F" },
+		{ "\\u0000", "have no control characters, not U+0000" },
+		{ "\\t", "be one line without tabs, not a tab or line break" },
+		{ "\\n", "be one line without tabs, not a tab or line break" },
+	};
+	char json[512], want[256], text[32];
+	size_t b;
+	int at, len;
+
+	(void)state;
+	for (len = 0; len <= 20; len++) {
+		memset(text, 'a', (size_t)len);
+		text[len] = '\0';
+		snprintf(json, sizeof(json), PERSON(",\"employer\":\"%s~ \""),
+		    text);
+		expect_ok("person", json);
+	}
+	for (b = 0; b < sizeof(bad) / sizeof(bad[0]); b++)
+		for (at = 0; at < 20; at++) {
+			memset(text, 'x', 20);
+			text[20] = '\0';
+			snprintf(json, sizeof(json), PERSON(",\"employer\":"
+			    "\"%.*s%s%s\""), at, text, bad[b].esc, text + at);
+			snprintf(want, sizeof(want), "employer: should %s at "
+			    "character %d", bad[b].what, at + 1);
+			expect("person", json, want);
+		}
+}
+
 static void
 test_invalid_utf8(void **state)
 {
@@ -1292,6 +1336,7 @@ main(void)
 		cmocka_unit_test(test_phone),
 		cmocka_unit_test(test_required_and_unknown),
 		cmocka_unit_test(test_text_rules),
+		cmocka_unit_test(test_ascii_controls),
 		cmocka_unit_test(test_invalid_utf8),
 		cmocka_unit_test(test_enum_tags),
 		cmocka_unit_test(test_numbers_bools),
