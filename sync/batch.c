@@ -961,6 +961,7 @@ digits(struct cursor *k, int64_t max, int64_t *v)
 struct members {
 	struct gs_json_span *v;
 	size_t n, cap;
+	size_t guess; /* the first capacity to take */
 };
 
 /* Members one line may have and stay unbuilt: a form has at most 128
@@ -983,7 +984,10 @@ plain_fields(struct members *ms, const char *f, size_t n, size_t *at,
 	size_t cap;
 
 	if (ms->cap - ms->n < SPANS_MAX) {
-		cap = ms->cap != 0 ? 2 * ms->cap : 16 * SPANS_MAX;
+		/* The first guess from the text's size (decode): a member
+		 * takes a few dozen bytes of it. */
+		cap = ms->cap != 0 ? 2 * ms->cap : ms->guess > SPANS_MAX ?
+		    ms->guess : 16 * SPANS_MAX;
 		if ((m = gs_realloc(ms->v, cap * sizeof(*m))) == NULL)
 			return 0;
 		ms->v = m;
@@ -1196,7 +1200,9 @@ decode(struct gs_batch *b, const char *text, size_t len, uint32_t max_count,
     int spans)
 {
 	struct gs_batch t;
-	struct members ms = {NULL, 0, 0};
+	/* About one member per 32 bytes of text (a person: 14 in 450):
+	 * one allocation for a batch of them, not a copy per doubling. */
+	struct members ms = {NULL, 0, 0, len / 32 + SPANS_MAX};
 	struct gs_buf scratch;
 	const char *p = text, *end = text + len, *nl;
 	size_t line = 1, cap = 0;
@@ -1245,8 +1251,12 @@ decode(struct gs_batch *b, const char *text, size_t len, uint32_t max_count,
 			}
 			if (t.n == cap) {
 				/* Grow by doubling; the header's count is not
-				 * trusted for a preallocation. */
-				size_t ncap = cap ? cap * 2 : 64;
+				 * trusted for a preallocation, unless the
+				 * caller's max_count bounds it (checked above):
+				 * then it is taken at once, not copied as it
+				 * doubles. */
+				size_t ncap = cap ? cap * 2 : max_count != 0 ?
+				    t.hdr.count : 64;
 				struct gs_change *nc;
 				struct gs_batch_line *nl2;
 
