@@ -261,8 +261,9 @@ claim_unsent(struct gs_db *db, const char *col, const char *value)
 	 * records the platform has never seen (rev 0, nothing sealed). */
 	snprintf(sql, sizeof(sql), "UPDATE record SET %s = ?1 WHERE %s = '' "
 	    "AND " AG_SQL_REV("record") " = 0 AND NOT EXISTS (SELECT 1 FROM "
-	    "change AS c WHERE c.uuid = record.uuid AND c.state <> 0)", col,
-	    col);
+	    "change AS c WHERE c.uuid = record.uuid AND c.state <> 0) AND "
+	    "NOT EXISTS (SELECT 1 FROM sealed_creation AS s WHERE "
+	    "s.uuid = record.uuid)", col, col);
 	if ((r = exec_with(db, sql, value)) != GS_OK)
 		return r;
 	snprintf(sql, sizeof(sql), "UPDATE change SET %s = ?1 WHERE %s = '' "

@@ -52,8 +52,11 @@ struct ag_outbox {
 	struct gs_stmt *max_seq;
 	struct gs_stmt *pick;	 /* unsent changes in order */
 	struct gs_stmt *pick_pend; /* pending creations in order */
-	struct gs_stmt *mark_pend; /* pending creations -> batched */
+	struct gs_stmt *seal_pend; /* pending creations -> sealed_creation */
 	struct gs_stmt *del_pend;  /* ... and out of pending_creation */
+	struct gs_stmt *sealed_make; /* a batch's sealed creations -> change */
+	struct gs_stmt *sealed_rev;  /* ... their record revs (delivered) */
+	struct gs_stmt *sealed_del;  /* ... and out of sealed_creation */
 	struct gs_stmt *skip;	 /* mark one change unsendable */
 	struct gs_stmt *ins;	 /* insert an outbox row */
 	struct gs_stmt *mark;	 /* changes -> batched */
@@ -158,19 +161,44 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	PREP(pick_pend, "SELECT " AG_PEND_AS_CHANGE ", r.fields, NULL, "
 			"r.author, r.created_at, r.created_at " AG_PEND_FROM
 			" ORDER BY p.uuid LIMIT ?1");
-	PREP(mark_pend, "INSERT INTO change(change_id, uuid, type, "
-			"form_version, grid, op, base_rev, fields, reason, "
-			"author, state, batch_seq, created_at, updated_at) "
-			"SELECT " AG_PEND_AS_CHANGE ", NULL, NULL, r.author, "
-			"1, ?1, r.created_at, ?3 " AG_PEND_FROM
-			" WHERE p.uuid <= ?2");
-	PREP(del_pend, "DELETE FROM pending_creation WHERE uuid <= ?1");
+	/* A batched creation waits for its receipt as one narrow row of
+	 * sealed_creation (schema/agent/0011): its change row is written
+	 * once, by the receipt, in its final state (a change row in state 1
+	 * cost three b-trees here and a move between indexes at the
+	 * receipt). */
+	PREP(seal_pend, "INSERT INTO sealed_creation(uuid, change_id, "
+			"batch_seq) SELECT uuid, change_id, ?1 FROM "
+			"pending_creation WHERE uuid <= ?2");
+	PREP(del_pend, "DELETE FROM pending_creation WHERE uuid <= ?2 AND "
+		       "?1 = ?1");
+	/* The sealed creations of batch ?1: the range of sealed_creation's
+	 * key the outbox row names, and only the rows of this batch (a
+	 * record saved under a clock set back can lie inside an older
+	 * batch's range). */
+#define SEALED_OF(t)                                                           \
+	t "uuid BETWEEN (SELECT first_creation FROM outbox WHERE seq = ?1) "   \
+	  "AND (SELECT last_creation FROM outbox WHERE seq = ?1) AND " t       \
+	  "batch_seq = ?1"
+	/* ?2 the state, ?3 the problem, ?4 updated_at (NULL: the seal's
+	 * time, as batched). */
+	PREP(sealed_make, "INSERT INTO change(" AG_CHANGE_COLS ") SELECT "
+			  AG_SEALED_AS_CHANGE ", ?2, s.batch_seq, ?3, "
+			  "r.created_at, coalesce(?4, " AG_SEALED_AT ") "
+			  AG_SEALED_FROM " WHERE " SEALED_OF("s."));
+	/* A creation delivered by fast-forward is at rev 1 (base_rev 0). */
+	PREP(sealed_rev, "INSERT INTO record_rev(uuid, rev) SELECT uuid, 1 "
+			 "FROM sealed_creation WHERE " SEALED_OF("")
+			 " ON CONFLICT(uuid) DO UPDATE SET "
+			 "rev = max(rev, excluded.rev)");
+	PREP(sealed_del, "DELETE FROM sealed_creation WHERE " SEALED_OF(""));
+#undef SEALED_OF
 	PREP(skip, "UPDATE change SET state = 3, problem = ?2, "
 		   "updated_at = ?3 WHERE change_id = ?1 AND state = 0");
 	PREP(ins,
 	    "INSERT INTO outbox (seq, batch_id, hash, "
-	    "prev_hash, record_count, bytes, plain_bytes, state, created_at) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sealed', ?8)");
+	    "prev_hash, record_count, bytes, plain_bytes, state, created_at, "
+	    "first_creation, last_creation) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sealed', ?8, ?9, ?10)");
 	/* The envelope has a table of its own (schema/agent/0010): an
 	 * upload's and a receipt's updates of the outbox row do not write
 	 * its bytes again. */
@@ -249,8 +277,11 @@ ag_outbox_free(struct ag_outbox *ob)
 	gs_stmt_finalize(ob->max_seq);
 	gs_stmt_finalize(ob->pick);
 	gs_stmt_finalize(ob->pick_pend);
-	gs_stmt_finalize(ob->mark_pend);
+	gs_stmt_finalize(ob->seal_pend);
 	gs_stmt_finalize(ob->del_pend);
+	gs_stmt_finalize(ob->sealed_make);
+	gs_stmt_finalize(ob->sealed_rev);
+	gs_stmt_finalize(ob->sealed_del);
 	gs_stmt_finalize(ob->skip);
 	gs_stmt_finalize(ob->ins);
 	gs_stmt_finalize(ob->ins_env);
@@ -609,8 +640,8 @@ pick_changes(struct ag_outbox *ob, const struct ag_outbox_limits *lim,
 }
 
 /*
- * Runs one of the marking statements of batch seq (mark, mark_pend: seq,
- * last key, now; del_pend: the last key only) and checks it touched
+ * Runs one of the marking statements of batch seq (mark: seq, last key,
+ * now; seal_pend, del_pend: seq and last key) and checks it touched
  * exactly want rows.
  */
 static int
@@ -619,10 +650,8 @@ mark(struct ag_outbox *ob, struct gs_stmt *stmt, uint64_t seq,
 {
 	int r;
 
-	if (stmt == ob->del_pend)
-		r = gs_stmt_bind_text(stmt, 1, last);
-	else if ((r = gs_stmt_bind_int64(stmt, 1, (int64_t)seq)) == GS_OK &&
-	    (r = gs_stmt_bind_text(stmt, 2, last)) == GS_OK)
+	if ((r = gs_stmt_bind_int64(stmt, 1, (int64_t)seq)) == GS_OK &&
+	    (r = gs_stmt_bind_text(stmt, 2, last)) == GS_OK && stmt == ob->mark)
 		r = gs_stmt_bind_int64(stmt, 3, now);
 	if (r != GS_OK || (r = step_done(stmt)) != GS_OK)
 		return r;
@@ -749,6 +778,10 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	}
 	gs_envelope_hash(hash, env.data, env.len);
 
+	/* The envelope must hold exactly the changes marked: its first
+	 * lines the unsent changes, the rest pending creations, whose uuids
+	 * the outbox row keeps as their range (first, last). */
+	nchg = n < k.nchg ? n : k.nchg;
 	if ((r = gs_stmt_bind_int64(ob->ins_env, 1, (int64_t)bh.seq)) !=
 		GS_OK ||
 	    (r = gs_stmt_bind_blob(ob->ins_env, 2, env.data, env.len)) !=
@@ -764,17 +797,18 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	    (r = gs_stmt_bind_int64(ob->ins, 6, (int64_t)env.len)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->ins, 7, (int64_t)plain_len)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->ins, 8, now)) != GS_OK ||
+	    (r = gs_stmt_bind_text(ob->ins, 9, n > nchg ? k.id[nchg] : NULL)) !=
+		GS_OK ||
+	    (r = gs_stmt_bind_text(ob->ins, 10, n > nchg ? k.id[n - 1] :
+		 NULL)) != GS_OK ||
 	    (r = step_done(ob->ins)) != GS_OK)
 		goto out;
-	/* The envelope must hold exactly the changes marked: its first
-	 * lines the unsent changes, the rest pending creations. */
-	nchg = n < k.nchg ? n : k.nchg;
 	if (nchg > 0 &&
 	    (r = mark(ob, ob->mark, bh.seq, k.id[nchg - 1], now, nchg)) !=
 		GS_OK)
 		goto out;
 	if (n > nchg &&
-	    ((r = mark(ob, ob->mark_pend, bh.seq, k.id[n - 1], now,
+	    ((r = mark(ob, ob->seal_pend, bh.seq, k.id[n - 1], now,
 		  n - nchg)) != GS_OK ||
 		(r = mark(ob, ob->del_pend, bh.seq, k.id[n - 1], now,
 		    n - nchg)) !=
@@ -888,6 +922,45 @@ out:
 	return r;
 }
 
+/*
+ * Writes the change rows of batch seq's sealed creations (schema/agent/
+ * 0011) and drops them from sealed_creation, inside the caller's
+ * transaction.  delivered (a receipt accepted them by fast-forward): in
+ * state 2 at now, their record revs 1.  Otherwise as the seal left them,
+ * batched (state 1, updated at the seal), for the statements that move a
+ * batch's change rows on (results, quarantine, rejection): those then see
+ * every change of the batch as a change row, as before 0011.
+ */
+static int
+sealed_out(struct ag_outbox *ob, int64_t seq, int delivered, int64_t now)
+{
+	int64_t made;
+	int r;
+
+	if (delivered &&
+	    ((r = gs_stmt_bind_int64(ob->sealed_rev, 1, seq)) != GS_OK ||
+		(r = step_done(ob->sealed_rev)) != GS_OK))
+		return r;
+	if ((r = gs_stmt_bind_int64(ob->sealed_make, 1, seq)) != GS_OK ||
+	    (r = gs_stmt_bind_int64(ob->sealed_make, 2,
+		 delivered ? AG_CHANGE_DELIVERED : AG_CHANGE_BATCHED)) !=
+		GS_OK ||
+	    (r = gs_stmt_bind_null(ob->sealed_make, 3)) != GS_OK ||
+	    (r = delivered ? gs_stmt_bind_int64(ob->sealed_make, 4, now) :
+			     gs_stmt_bind_null(ob->sealed_make, 4)) != GS_OK ||
+	    (r = step_done(ob->sealed_make)) != GS_OK)
+		return r;
+	made = gs_db_changes(ob->db);
+	if ((r = gs_stmt_bind_int64(ob->sealed_del, 1, seq)) != GS_OK ||
+	    (r = step_done(ob->sealed_del)) != GS_OK)
+		return r;
+	if (gs_db_changes(ob->db) != made)
+		return GS_FAIL(GS_EINTERNAL, "batch %lld: wrote %lld sealed "
+		    "creations but dropped %lld", (long long)seq,
+		    (long long)made, (long long)gs_db_changes(ob->db));
+	return GS_OK;
+}
+
 /* Marks what the signed results list.  The results came with a verified
  * receipt, but are still checked for shape: a change the batch does not
  * hold is ignored, never guessed at. */
@@ -970,7 +1043,7 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
 	json_t *arr = NULL;
 	json_error_t je;
 	int64_t now = gs_now_ms();
-	int in_tx = 0, r = GS_EINTERNAL;
+	int fast, in_tx = 0, r = GS_EINTERNAL;
 
 	arr = json_loads(results != NULL ? results : "[]", 0, &je);
 	if (arr == NULL || !json_is_array(arr)) {
@@ -998,6 +1071,14 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
 		r = GS_OK;
 		goto out;
 	}
+	/* The usual receipt, every change applied by fast-forward (no
+	 * results): the sealed creations become delivered change rows
+	 * directly, after the statements below have moved the batch's other
+	 * change rows (which then need not step over them).  Any other:
+	 * batched change rows first, then as before. */
+	fast = status != GS_RECEIPT_QUARANTINED && json_array_size(arr) == 0;
+	if (!fast && (r = sealed_out(ob, row->seq, 0, now)) != GS_OK)
+		goto out;
 	if (status == GS_RECEIPT_QUARANTINED) {
 		/* Revoked: the platform kept everything in quarantine for an
 		 * admin.  Nothing was applied. */
@@ -1028,6 +1109,8 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
 			GS_OK ||
 		    (r = gs_stmt_bind_int64(ob->ff_state, 2, now)) != GS_OK ||
 		    (r = step_done(ob->ff_state)) != GS_OK)
+			goto out;
+		if (fast && (r = sealed_out(ob, row->seq, 1, now)) != GS_OK)
 			goto out;
 		if ((r = audit(ob, now, "acked",
 			 "seq %lld: %u changes, %zu "
@@ -1071,6 +1154,8 @@ ag_outbox_reject(
 		r = GS_OK;
 		goto out;
 	}
+	if ((r = sealed_out(ob, row->seq, 0, now)) != GS_OK)
+		goto out;
 	if ((r = gs_stmt_bind_int64(ob->rej_changes, 1, row->seq)) != GS_OK ||
 	    (r = gs_stmt_bind_text(ob->rej_changes, 2, reason)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(ob->rej_changes, 3, now)) != GS_OK ||

@@ -6,7 +6,10 @@
  *
  *   seal     unsent changes (state 0) -> one immutable envelope in the
  *            outbox (seq = last seq + 1, chained to the previous
- *            envelope's hash); the changes become batched (state 1)
+ *            envelope's hash); the changes become batched (state 1),
+ *            a new record's creation as a sealed_creation row
+ *            (schema/agent/0011) that the receipt turns into its change
+ *            row, written once, in its final state
  *   ack      a VERIFIED receipt -> the row acked and its changes delivered
  *            (2), or quarantined (4) / conflicted (5) as the signed results
  *            say; the record's rev follows the platform (in the narrow

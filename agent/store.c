@@ -86,6 +86,7 @@ struct ag_store {
 	struct gs_stmt *rec_ins, *rec_get, *rec_upd, *rec_del;
 	struct gs_stmt *chg_ins, *chg_unsent, *chg_upd;
 	struct gs_stmt *pend_ins, *pend_make, *pend_del;
+	struct gs_stmt *sealed_make, *sealed_del;
 	struct gs_stmt *audit_ins;
 	struct gs_stmt *list;
 
@@ -117,7 +118,8 @@ static const char SQL_REC_INS[] =
     "VALUES(?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?6, ?7)";
 /*
  * "pending": a change of the record is unsent (its creation still in
- * pending_creation, or a change row) or in a batch in flight.
+ * pending_creation, or a change row) or in a batch in flight (its
+ * creation in sealed_creation, or a change row).
  * Lookups by uuid, not "state IN (0, 1)": that form scans every unsent change
  * (100,000 after a bulk import), while state 0 by uuid is one probe of
  * change_one_unsent and the batched changes are few.
@@ -127,6 +129,7 @@ static const char SQL_REC_GET[] =
     "deleted, created_at, "
     "updated_at, author, "
     "EXISTS(SELECT 1 FROM pending_creation p WHERE p.uuid = ?1) OR "
+    "EXISTS(SELECT 1 FROM sealed_creation s WHERE s.uuid = ?1) OR "
     "EXISTS(SELECT 1 FROM change WHERE change.uuid = ?1 AND state = 0) OR "
     "EXISTS(SELECT 1 FROM change WHERE state = 1 AND change.uuid = ?1) "
     "FROM record WHERE uuid = ?1";
@@ -152,6 +155,14 @@ static const char SQL_PEND_INS[] =
 static const char SQL_PEND_MAKE[] = PEND_MAKE " WHERE p.uuid = ?1";
 static const char SQL_PEND_DEL[] =
     "DELETE FROM pending_creation WHERE uuid = ?1";
+/* A sealed creation's change row (schema/agent/0011), batched as the seal
+ * left it: state 1, its batch, updated_at the seal's time. */
+static const char SQL_SEALED_MAKE[] =
+    "INSERT INTO change(" AG_CHANGE_COLS ") SELECT " AG_SEALED_AS_CHANGE
+    ", 1, s.batch_seq, NULL, r.created_at, " AG_SEALED_AT " "
+    AG_SEALED_FROM " WHERE s.uuid = ?1";
+static const char SQL_SEALED_DEL[] =
+    "DELETE FROM sealed_creation WHERE uuid = ?1";
 static const char SQL_CHG_UNSENT[] =
     "SELECT change_id, op, fields, form_version FROM change "
     "WHERE uuid = ?1 AND state = 0";
@@ -566,6 +577,8 @@ prepare_all(struct ag_store *st)
 		{ SQL_PEND_INS, &st->pend_ins },
 		{ SQL_PEND_MAKE, &st->pend_make },
 		{ SQL_PEND_DEL, &st->pend_del },
+		{ SQL_SEALED_MAKE, &st->sealed_make },
+		{ SQL_SEALED_DEL, &st->sealed_del },
 		{ SQL_AUDIT_INS, &st->audit_ins },
 		{ SQL_LIST, &st->list },
 		{ SQL_BIDX_INS, &st->bidx_ins },
@@ -1600,21 +1613,34 @@ ag_store_pending_flush(struct gs_db *db)
 /*
  * Writes the change row of a record's pending creation, if it has one,
  * and drops it from pending_creation (inside the caller's transaction):
- * from then on the creation is an unsent change like any other.
+ * from then on the creation is an unsent change like any other.  A
+ * creation sealed into a batch in flight (sealed_creation) is written as
+ * the batched change it is, state 1 with its batch: the edit coming next
+ * makes a change of its own, and the receipt delivers this one as it
+ * delivers every batched change row.  Never as an unsent change: that
+ * would send the creation twice.
  */
 static int
 materialize(struct ag_store *st, const char *uuid)
 {
-	int r;
+	struct gs_stmt *make[2] = { st->pend_make, st->sealed_make };
+	struct gs_stmt *del[2] = { st->pend_del, st->sealed_del };
+	int i, r;
 
-	if ((r = gs_stmt_bind_text(st->pend_make, 1, uuid)) != GS_OK ||
-	    (r = db_done(gs_stmt_step(st->pend_make))) != GS_OK)
-		return r;
-	if (gs_db_changes(st->db) == 0)
-		return GS_OK;
-	if ((r = gs_stmt_bind_text(st->pend_del, 1, uuid)) != GS_OK)
-		return r;
-	return db_done(gs_stmt_step(st->pend_del));
+	for (i = 0; i < 2; i++) {
+		if ((r = gs_stmt_bind_text(make[i], 1, uuid)) != GS_OK ||
+		    (r = db_done(gs_stmt_step(make[i]))) != GS_OK)
+			return r;
+		if (gs_db_changes(st->db) == 0)
+			continue;
+		if ((r = gs_stmt_bind_text(del[i], 1, uuid)) != GS_OK ||
+		    (r = db_done(gs_stmt_step(del[i]))) != GS_OK)
+			return r;
+		if (gs_db_changes(st->db) != 1)
+			return GS_FAIL(GS_EINTERNAL, "record %s: its creation "
+			    "was written but not dropped", uuid);
+	}
+	return GS_OK;
 }
 
 /*
@@ -3151,7 +3177,8 @@ ag_store_status(struct ag_store *st, json_t *into)
 	    "WHERE deleted = 0 GROUP BY type ORDER BY type", records))
 	    != GS_OK)
 		goto out;
-	/* Pending creations are unsent changes too (schema/agent/0008). */
+	/* Pending creations are unsent changes too (schema/agent/0008),
+	 * sealed ones batched (0011). */
 	if ((r = add_counts(st->db, AG_SQL_CHANGE_COUNTS, bystate)) != GS_OK)
 		goto out;
 	/* Every state is shown, zero or not: a script reads them by name, and

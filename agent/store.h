@@ -29,8 +29,9 @@ enum ag_change_state {
 /*
  * Writes the change row of every new record's creation still waiting in
  * pending_creation and empties it (schema/agent/0008), inside the
- * caller's transaction: the outbox calls it before it picks what to
- * batch.  Works on a bare database handle (no ag_store needed).
+ * caller's transaction: the outbox calls it before it marks a creation it
+ * cannot send.  Works on a bare database handle (no ag_store needed).
+ * Sealed creations (sealed_creation, 0011) are not touched.
  */
 int ag_store_pending_flush(struct gs_db *db);
 
@@ -44,6 +45,24 @@ int ag_store_pending_flush(struct gs_db *db);
 #define AG_PEND_FROM \
 	"FROM pending_creation AS p CROSS JOIN record AS r ON r.uuid = p.uuid"
 
+/* A sealed creation waiting for its receipt (schema/agent/0011) read as
+ * its change row, state 1 (batched) unless the caller says otherwise:
+ * every change column from change_id to author, then state, batch_seq,
+ * problem, created_at and updated_at come from the caller, then
+ * AG_SEALED_FROM.  Its updated_at as the seal set it is the batch's
+ * created_at (AG_SEALED_AT). */
+#define AG_SEALED_AS_CHANGE                                                    \
+	"s.change_id, r.uuid, r.type, r.form_version, r.grid, 'upsert', 0, "   \
+	"NULL, NULL, r.author"
+#define AG_SEALED_FROM \
+	"FROM sealed_creation AS s CROSS JOIN record AS r ON r.uuid = s.uuid"
+#define AG_SEALED_AT \
+	"(SELECT o.created_at FROM outbox AS o WHERE o.seq = s.batch_seq)"
+/* The change columns AG_SEALED_AS_CHANGE and the caller's five fill. */
+#define AG_CHANGE_COLS                                                         \
+	"change_id, uuid, type, form_version, grid, op, base_rev, fields, "    \
+	"reason, author, state, batch_seq, problem, created_at, updated_at"
+
 /* The platform revision the record in table (or alias) t is at: the
  * larger of record.rev and what receipts recorded in record_rev
  * (schema/agent/0009).  Every reader of a record's rev uses this. */
@@ -51,11 +70,13 @@ int ag_store_pending_flush(struct gs_db *db);
 	"max(" t ".rev, coalesce((SELECT rr.rev FROM record_rev AS rr "        \
 	"WHERE rr.uuid = " t ".uuid), 0))"
 
-/* (state, count) of every change, a pending creation counted as unsent:
- * the one query behind status and the outbox's counts. */
+/* (state, count) of every change, a pending creation counted as unsent
+ * and a sealed one as batched: the one query behind status and the
+ * outbox's counts. */
 #define AG_SQL_CHANGE_COUNTS \
 	"SELECT state, sum(n) FROM (SELECT state, count(*) AS n FROM change " \
-	"GROUP BY state UNION ALL SELECT 0, count(*) FROM pending_creation) " \
+	"GROUP BY state UNION ALL SELECT 0, count(*) FROM pending_creation " \
+	"UNION ALL SELECT 1, count(*) FROM sealed_creation) " \
 	"GROUP BY state"
 /* The unsent changes (state 0) and the sealed batches, through the
  * partial index change_unsent (schema/agent/0006) and outbox_by_state:

@@ -161,6 +161,31 @@ def check_agent(ck, pdb, path, saved_path, quiescent):
             ck.bad("I1", "%s: creation %s of record %s still unsent after "
                    "a clean sync" % (name, cid, u))
 
+    # A creation sealed into a batch waits for its receipt in
+    # sealed_creation (schema/agent/0011): batched, like a change row in
+    # state 1, inside its batch's range of uuids.
+    has_sealed = adb.execute(
+        "SELECT 1 FROM sqlite_schema WHERE name = 'sealed_creation'"
+    ).fetchone() is not None
+    if has_sealed:
+        for u, cid, bseq, lo, hi in adb.execute(
+                "SELECT s.uuid, s.change_id, s.batch_seq, o.first_creation, "
+                "o.last_creation FROM sealed_creation AS s LEFT JOIN outbox "
+                "AS o ON o.seq = s.batch_seq"):
+            ob = outbox.get(bseq)
+            if ob is None:
+                ck.bad("I1", "%s: creation %s is batched in seq %s which "
+                       "the outbox does not hold" % (name, cid, bseq))
+            elif ob[2] != "sealed":
+                ck.bad("I4", "%s: creation %s still batched although "
+                       "batch %s is %s" % (name, cid, bseq, ob[2]))
+            elif lo is None or hi is None or not lo <= u <= hi:
+                ck.bad("I1", "%s: creation %s of record %s lies outside "
+                       "its batch %s's range" % (name, cid, u, bseq))
+            elif quiescent:
+                ck.bad("I1", "%s: creation %s still batched after a "
+                       "clean sync" % (name, cid))
+
     # Consistency of change states with their batches.
     for cid, u, state, bseq in adb.execute(
             "SELECT change_id, uuid, state, batch_seq FROM change"):
@@ -226,7 +251,9 @@ def check_agent(ck, pdb, path, saved_path, quiescent):
                 "SELECT r.uuid FROM record r WHERE NOT EXISTS (SELECT 1 "
                 "FROM change c WHERE c.uuid = r.uuid AND c.state <> ?)" +
                 (" AND r.uuid NOT IN (SELECT uuid FROM pending_creation)"
-                 if has_pending else ""),
+                 if has_pending else "") +
+                (" AND r.uuid NOT IN (SELECT uuid FROM sealed_creation)"
+                 if has_sealed else ""),
                 (DELIVERED,)):
             if pdb.execute("SELECT 1 FROM records WHERE uuid = ?",
                            (u,)).fetchone() is None:

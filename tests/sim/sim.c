@@ -827,7 +827,8 @@ restore(struct sim *S, struct dev *d)
 	if ((r = gs_stmt_prepare(db, "SELECT r.uuid FROM record r WHERE NOT "
 	    "EXISTS (SELECT 1 FROM change c WHERE c.uuid = r.uuid AND "
 	    "c.state <> 2) AND NOT EXISTS (SELECT 1 FROM pending_creation p "
-	    "WHERE p.uuid = r.uuid)", &q)) != GS_OK)
+	    "WHERE p.uuid = r.uuid) AND NOT EXISTS (SELECT 1 FROM "
+	    "sealed_creation s WHERE s.uuid = r.uuid)", &q)) != GS_OK)
 		return r;
 	while ((r = gs_stmt_step(q)) == GS_ROW) {
 		const char *u = gs_stmt_text(q, 0);
@@ -950,6 +951,8 @@ static const struct rule device_rules[] = {
 	    "FROM a.change WHERE state IN (0, 1) AND ?1 IS NOT NULL"},
 	{"I1", "creations left unsent after a clean sync", "SELECT count(*) "
 	    "FROM a.pending_creation WHERE ?1 IS NOT NULL"},
+	{"I1", "creations left batched after a clean sync", "SELECT count(*) "
+	    "FROM a.sealed_creation WHERE ?1 IS NOT NULL"},
 	{"I1", "valid changes refused (rejected or quarantined)",
 	    "SELECT count(*) FROM a.change WHERE state IN (3, 4) AND ?1 IS "
 	    "NOT NULL"},

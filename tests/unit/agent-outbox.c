@@ -159,6 +159,12 @@ add_pending(struct fx *f, int n, const char *fields)
 	add_records(f, n, fields, 0, 1);
 }
 
+/* Every change row and every sealed creation (schema/agent/0011) as the
+ * batched change it stands for. */
+#define BATCHED                                                                \
+	"(SELECT change_id, uuid, batch_seq, state FROM change UNION ALL "     \
+	"SELECT change_id, uuid, batch_seq, 1 FROM sealed_creation)"
+
 static int64_t
 q1(struct fx *f, const char *sql)
 {
@@ -579,7 +585,7 @@ test_pending_creations(void **state)
 	struct gs_batch b;
 	unsigned char prev[32];
 	static const int64_t want_pending[] = { 4, 3, 1, 0 };
-	char sql[200];
+	char sql[400];
 	int64_t after = 0;
 	int found, nb = 0, total = 0, creations = 0;
 
@@ -598,13 +604,16 @@ test_pending_creations(void **state)
 		nb++;
 	}
 	assert_int_equal(nb, 4);
+	/* The changes batched as rows, the creations as sealed_creation
+	 * rows (schema/agent/0011), every one with its batch. */
 	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1 "
 			       "AND batch_seq IS NOT NULL"),
-	    7);
-	/* A creation's row sends the record's fields (fields NULL). */
-	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE author = "
-			       "'w2' AND fields IS NULL AND base_rev = 0 AND "
-			       "op = 'upsert' AND created_at = 2"),
+	    3);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation AS s "
+			       "JOIN record AS r ON r.uuid = s.uuid JOIN outbox "
+			       "AS o ON o.seq = s.batch_seq AND s.uuid BETWEEN "
+			       "o.first_creation AND o.last_creation WHERE "
+			       "r.author = 'w2' AND r.created_at = 2"),
 	    4);
 	for (;;) {
 		assert_int_equal(
@@ -612,17 +621,17 @@ test_pending_creations(void **state)
 		if (!found)
 			break;
 		open_row(f, &row, &b, prev);
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM change "
-		    "WHERE batch_seq = %lld", (long long)row.seq);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM " BATCHED
+		    " WHERE batch_seq = %lld", (long long)row.seq);
 		assert_int_equal(q1(f, sql), (int64_t)b.n);
 		for (size_t i = 0; i < b.n; i++) {
 			const char *name = json_string_value(json_object_get(
 			    b.changes[i].fields, "name"));
 
 			assert_non_null(name);
-			snprintf(sql, sizeof(sql), "SELECT count(*) FROM change "
-			    "WHERE change_id = '%s' AND uuid = '%s' AND "
-			    "batch_seq = %lld", b.changes[i].change_id,
+			snprintf(sql, sizeof(sql), "SELECT count(*) FROM "
+			    BATCHED " WHERE change_id = '%s' AND uuid = '%s' "
+			    "AND batch_seq = %lld", b.changes[i].change_id,
 			    b.changes[i].uuid, (long long)row.seq);
 			assert_int_equal(q1(f, sql), 1);
 			/* Changes first, then creations. */
@@ -638,7 +647,7 @@ test_pending_creations(void **state)
 	}
 	assert_int_equal(total, 7);
 	assert_int_equal(creations, 4);
-	assert_int_equal(q1(f, "SELECT count(DISTINCT uuid) FROM change"), 7);
+	assert_int_equal(q1(f, "SELECT count(DISTINCT uuid) FROM " BATCHED), 7);
 }
 
 /*
@@ -737,12 +746,12 @@ test_pending_halved(void **state)
 	assert_true(nb >= 4);
 	assert_int_equal(q1(f, "SELECT sum(record_count) FROM outbox"), 8);
 	assert_int_equal(q1(f, "SELECT count(*) FROM pending_creation"), 0);
-	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 1 "
-			       "AND batch_seq IS NOT NULL"),
+	assert_int_equal(q1(f, "SELECT count(*) FROM " BATCHED " WHERE "
+			       "state = 1 AND batch_seq IS NOT NULL"),
 	    8);
 	assert_int_equal(q1(f, "SELECT count(*) FROM outbox AS o WHERE "
-			       "record_count <> (SELECT count(*) FROM change "
-			       "WHERE batch_seq = o.seq)"),
+			       "record_count <> (SELECT count(*) FROM " BATCHED
+			       " WHERE batch_seq = o.seq)"),
 	    0);
 }
 
@@ -946,6 +955,340 @@ base_rev_of(struct fx *f, const char *uuid)
 	return q1(f, q);
 }
 
+/* The uuid of the n-th pending creation in key order (out: 37 bytes). */
+static void
+nth_pending(struct fx *f, int n, char *out)
+{
+	struct gs_stmt *st = NULL;
+
+	assert_int_equal(gs_stmt_prepare(f->db, "SELECT uuid FROM "
+			     "pending_creation ORDER BY uuid LIMIT 1 OFFSET ?1",
+			     &st),
+	    GS_OK);
+	assert_int_equal(gs_stmt_bind_int64(st, 1, n), GS_OK);
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	gs_strlcpy(out, gs_stmt_text(st, 0), 37);
+	gs_stmt_finalize(st);
+}
+
+/* Acks (empty results) or quarantines the batch of seq. */
+static void
+receipt_of(struct fx *f, int64_t seq, int status)
+{
+	struct ag_outbox_row row;
+	unsigned char rc[GS_RECEIPT_BYTES];
+	int found;
+
+	assert_int_equal(
+	    ag_outbox_next_sealed(f->ob, seq - 1, &row, &found), GS_OK);
+	assert_true(found);
+	assert_int_equal(row.seq, seq);
+	receipt_for(f, &row, status, "[]", rc);
+	assert_int_equal(
+	    ag_outbox_ack(f->ob, &row, status, rc, sizeof(rc), "[]"), GS_OK);
+	ag_outbox_row_release(&row);
+}
+
+/*
+ * A sealed creation waits for its receipt in sealed_creation (schema/
+ * agent/0011), counted as batched, and the receipt writes its change row
+ * in its final state: delivered (rev 1), rejected or quarantined, with
+ * every column a creation's change row had before.  A record saved under
+ * a clock set back, inside an older batch's range, stays with its own
+ * batch; an edit of a creation in flight writes its change row as
+ * batched, never as unsent, and is sent once, after it.
+ */
+static void
+test_sealed_creations(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_counts n;
+	struct ag_outbox_row row;
+	const char *rec = "{\"name\":\"甲\",\"pop_type\":\"REGISTERED\","
+			  "\"id_number\":\"440307198503151230\","
+			  "\"address\":\"深圳市大鹏新区葵涌街道1号\"}";
+	const char *e = "{\"note\":\"x\"}";
+	char u[4][AG_UUID_LEN + 1], mid[37], sql[400];
+	int i, found;
+
+	for (i = 0; i < 3; i++)
+		assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec),
+		    u[i]), GS_OK);
+	/* The middle one is saved "later", under a clock set back: its
+	 * creation waits aside while the other two are sealed. */
+	nth_pending(f, 1, mid);
+	assert_int_equal(gs_db_exec(f->db, "CREATE TEMP TABLE aside AS "
+			     "SELECT * FROM pending_creation WHERE uuid = "
+			     "(SELECT uuid FROM pending_creation ORDER BY uuid "
+			     "LIMIT 1 OFFSET 1); DELETE FROM pending_creation "
+			     "WHERE uuid IN (SELECT uuid FROM aside)"),
+	    GS_OK);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 1);
+	assert_int_equal(info.count, 2);
+	assert_int_equal(gs_db_exec(f->db, "INSERT INTO pending_creation "
+			     "SELECT * FROM aside; DROP TABLE aside"),
+	    GS_OK);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 2);
+	assert_int_equal(info.count, 1);
+	/* Batch 1's range holds batch 2's creation. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE seq = 1 "
+	    "AND '%s' BETWEEN first_creation AND last_creation", mid);
+	assert_int_equal(q1(f, sql), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 3);
+	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
+	assert_int_equal(n.changes[0], 0);
+	assert_int_equal(n.changes[1], 3);
+
+	/* An edit of batch 1's first creation, in flight: its creation
+	 * becomes a batched change row (as the seal left it), the edit an
+	 * unsent change of its own, based on rev 0. */
+	assert_int_equal(q1(f, "SELECT count(*) FROM pending_creation"), 0);
+	i = strcmp(u[0], mid) != 0 ? 0 : 1; /* not the one set aside */
+	assert_int_equal(ag_edit(f->st, u[i], e, strlen(e)), GS_OK);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM change AS c JOIN "
+	    "outbox AS o ON o.seq = c.batch_seq WHERE c.uuid = '%s' AND "
+	    "c.state = 1 AND c.batch_seq = 1 AND c.updated_at = o.created_at "
+	    "AND c.base_rev = 0 AND c.fields IS NULL", u[i]);
+	assert_int_equal(q1(f, sql), 1);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM change WHERE "
+	    "uuid = '%s' AND state = 0 AND base_rev = 0", u[i]);
+	assert_int_equal(q1(f, sql), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 2);
+	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
+	assert_int_equal(n.changes[0], 1);
+	assert_int_equal(n.changes[1], 3);
+
+	/* Batch 1 delivered: both its creations are change rows in state 2,
+	 * at rev 1; batch 2's creation, inside its range, still waits. */
+	receipt_of(f, 1, GS_RECEIPT_ACCEPTED);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation WHERE "
+			       "batch_seq = 2"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change AS c JOIN record "
+			       "AS r ON r.uuid = c.uuid JOIN outbox AS o ON "
+			       "o.seq = c.batch_seq WHERE c.state = 2 AND "
+			       "c.batch_seq = 1 AND c.op = 'upsert' AND "
+			       "c.base_rev = 0 AND c.fields IS NULL AND "
+			       "c.reason IS NULL AND c.problem IS NULL AND "
+			       "c.type = r.type AND c.form_version = "
+			       "r.form_version AND c.grid = r.grid AND c.author "
+			       "= r.author AND c.created_at = r.created_at AND "
+			       "c.updated_at = o.acked_at"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
+			       AG_SQL_REV("r") " = 1"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 2);
+	assert_int_equal(got_rev(f, u[i]), 1);
+	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
+	assert_int_equal(n.changes[0], 1);
+	assert_int_equal(n.changes[1], 1);
+	assert_int_equal(n.changes[2], 2);
+
+	/* Batch 2 rejected: its creation's row is rejected with the
+	 * reason, at rev 0. */
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 1, &row, &found), GS_OK);
+	assert_true(found);
+	assert_int_equal(ag_outbox_reject(f->ob, &row, "batch_too_old"),
+	    GS_OK);
+	ag_outbox_row_release(&row);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3 "
+			       "AND batch_seq = 2 AND problem = 'batch_too_old' "
+			       "AND fields IS NULL AND base_rev = 0"), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
+			       AG_SQL_REV("r") " = 0"), 1);
+
+	/* The edit, sent once, and a new creation, quarantined. */
+	assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec), u[3]),
+	    GS_OK);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 3);
+	assert_int_equal(info.count, 2);
+	receipt_of(f, 3, GS_RECEIPT_QUARANTINED);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 4 "
+			       "AND batch_seq = 3 AND problem LIKE "
+			       "'device revoked%'"), 2);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM change WHERE "
+	    "uuid = '%s' AND state = 4 AND fields IS NULL AND base_rev = 0",
+	    u[3]);
+	assert_int_equal(q1(f, sql), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change"), 5);
+	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
+	assert_int_equal(n.changes[0] + n.changes[1], 0);
+	assert_int_equal(n.changes[2], 2);
+	assert_int_equal(n.changes[3], 1);
+	assert_int_equal(n.changes[4], 2);
+}
+
+/* The change rows, pending and sealed creations and outbox rows of the
+ * store as one text (a new string). */
+static char *
+dump_rows(struct fx *f)
+{
+	struct gs_stmt *st = NULL;
+	char *out = NULL;
+
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "SELECT group_concat(x, char(10)) FROM (SELECT "
+			     "quote(change_id) || quote(uuid) || quote(type) "
+			     "|| quote(form_version) || quote(grid) || "
+			     "quote(op) || quote(base_rev) || quote(fields) || "
+			     "quote(reason) || quote(author) || quote(state) "
+			     "|| quote(batch_seq) || quote(problem) || "
+			     "quote(created_at) || quote(updated_at) AS x FROM "
+			     "change UNION ALL SELECT 'p' || quote(uuid) || "
+			     "quote(change_id) FROM pending_creation UNION ALL "
+			     "SELECT 'o' || quote(seq) || quote(state) || "
+			     "quote(record_count) || quote(acked_at) FROM "
+			     "outbox ORDER BY 1)",
+			     &st),
+	    GS_OK);
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	assert_non_null(gs_stmt_text(st, 0));
+	out = strdup(gs_stmt_text(st, 0));
+	assert_non_null(out);
+	gs_stmt_finalize(st);
+	return out;
+}
+
+/* The change_id of the sealed creation of uuid (out: 37 bytes). */
+static void
+sealed_id(struct fx *f, const char *uuid, char *out)
+{
+	struct gs_stmt *st = NULL;
+
+	assert_int_equal(gs_stmt_prepare(f->db, "SELECT change_id FROM "
+			     "sealed_creation WHERE uuid = ?1", &st),
+	    GS_OK);
+	assert_int_equal(gs_stmt_bind_text(st, 1, uuid), GS_OK);
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	gs_strlcpy(out, gs_stmt_text(st, 0), 37);
+	gs_stmt_finalize(st);
+}
+
+/*
+ * Migration 0011 (sealed_creation) on a store as the program before it
+ * left it: delivered, rejected and quarantined creations, two creations
+ * in flight as batched change rows, an unsent edit and an unsent
+ * creation.  Every row is kept as it was; the batch in flight is then
+ * acked as before, and what was unsent is sealed the new way and acked:
+ * every record delivered once, the refused ones kept refused.
+ */
+static void
+test_migration_0011(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_counts n;
+	struct ag_outbox_row row;
+	unsigned char rc[GS_RECEIPT_BYTES];
+	const char *rec = "{\"name\":\"甲\",\"pop_type\":\"REGISTERED\","
+			  "\"id_number\":\"440307198503151230\","
+			  "\"address\":\"深圳市大鹏新区葵涌街道1号\"}";
+	const char *e = "{\"note\":\"x\"}";
+	char u[6][AG_UUID_LEN + 1], cid[37], results[300], *before, *after;
+	int i, found;
+
+	ag_outbox_limits_for(f->dev, &lim);
+	for (i = 0; i < 6; i++) {
+		assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec),
+		    u[i]), GS_OK);
+		if (i == 3)
+			continue; /* D and E in one batch */
+		if (i == 5)
+			break; /* F stays unsent */
+		assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info),
+		    GS_OK);
+		assert_true(info.seq > 0);
+		if (i == 1) { /* B rejected */
+			assert_int_equal(ag_outbox_next_sealed(f->ob, 1, &row,
+			    &found), GS_OK);
+			assert_int_equal(ag_outbox_reject(f->ob, &row,
+			    "batch_too_old"), GS_OK);
+			ag_outbox_row_release(&row);
+		} else if (i == 2) { /* C quarantined by the platform */
+			sealed_id(f, u[2], cid);
+			snprintf(results, sizeof(results), "[{\"change_id\":"
+			    "\"%s\",\"uuid\":\"%s\",\"status\":\"quarantined\","
+			    "\"reasons\":[]}]", cid, u[2]);
+			assert_int_equal(ag_outbox_next_sealed(f->ob, 2, &row,
+			    &found), GS_OK);
+			receipt_for(f, &row, GS_RECEIPT_ACCEPTED, results, rc);
+			assert_int_equal(ag_outbox_ack(f->ob, &row,
+			    GS_RECEIPT_ACCEPTED, rc, sizeof(rc), results), GS_OK);
+			ag_outbox_row_release(&row);
+		} else if (i == 0) { /* A delivered */
+			receipt_of(f, 1, GS_RECEIPT_ACCEPTED);
+		}
+	}
+	assert_int_equal(ag_edit(f->st, u[0], e, strlen(e)), GS_OK);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation WHERE "
+			       "batch_seq = 4"), 2);
+	/* Back to version 10: the creations in flight as the seal wrote
+	 * them then, batched change rows. */
+	assert_int_equal(gs_db_exec(f->db, "INSERT INTO change("
+			     AG_CHANGE_COLS ") SELECT " AG_SEALED_AS_CHANGE
+			     ", 1, s.batch_seq, NULL, r.created_at, "
+			     AG_SEALED_AT " " AG_SEALED_FROM "; "
+			     "DROP TABLE sealed_creation; "
+			     "ALTER TABLE outbox DROP COLUMN first_creation; "
+			     "ALTER TABLE outbox DROP COLUMN last_creation; "
+			     "PRAGMA user_version = 10"),
+	    GS_OK);
+	before = dump_rows(f);
+	ag_outbox_free(f->ob);
+	ag_store_close(f->st);
+	f->ob = NULL;
+	f->st = NULL;
+
+	assert_int_equal(ag_store_open(f->home, &f->st), GS_OK);
+	f->db = ag_store_db(f->st);
+	assert_int_equal(ag_outbox_new(f->db, &f->ob), GS_OK);
+	assert_int_equal(q1(f, "PRAGMA user_version"), 11);
+	after = dump_rows(f);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM outbox WHERE "
+			       "first_creation IS NOT NULL OR last_creation IS "
+			       "NOT NULL"), 0);
+	assert_int_equal(gs_db_integrity_check(f->db), GS_OK);
+	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
+	assert_int_equal(n.changes[0], 2); /* A's edit, F */
+	assert_int_equal(n.changes[1], 2); /* D, E */
+
+	/* The batch in flight, acked as before; the rest sealed anew. */
+	receipt_of(f, 4, GS_RECEIPT_ACCEPTED);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 5);
+	assert_int_equal(info.count, 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 1);
+	receipt_of(f, 5, GS_RECEIPT_ACCEPTED);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 0);
+	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
+	assert_int_equal(n.changes[0] + n.changes[1] + n.changes[5], 0);
+	assert_int_equal(n.changes[2], 5); /* A, A's edit, D, E, F */
+	assert_int_equal(n.changes[3], 1); /* B */
+	assert_int_equal(n.changes[4], 1); /* C */
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM pending_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(DISTINCT uuid) FROM change"), 6);
+	assert_int_equal(got_rev(f, u[0]), 2);
+	for (i = 3; i < 6; i++)
+		assert_int_equal(got_rev(f, u[i]), 1);
+	assert_int_equal(got_rev(f, u[1]), 0);
+	assert_int_equal(got_rev(f, u[2]), 0);
+}
+
 /*
  * A receipt's revs go into record_rev, not into the record rows
  * (schema/agent/0009), and every reader sees them: get, list, the
@@ -968,7 +1311,7 @@ test_ack_revs_read(void **state)
 			  "\"address\":\"深圳市大鹏新区葵涌街道1号\"}";
 	const char *e = "{\"note\":\"x\"}";
 	char a[AG_UUID_LEN + 1], b[AG_UUID_LEN + 1], c[AG_UUID_LEN + 1];
-	char results[600], q[200], cb[37], cc[37];
+	char results[600], q[400], cb[37], cc[37];
 	json_t *pf;
 	int found, applied = -1;
 
@@ -981,8 +1324,8 @@ test_ack_revs_read(void **state)
 	ag_outbox_limits_for(f->dev, &lim);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	assert_int_equal(info.count, 3);
-	snprintf(q, sizeof(q), "SELECT change_id FROM change WHERE uuid = "
-	    "'%s'", b);
+	snprintf(q, sizeof(q), "SELECT change_id FROM " BATCHED " WHERE "
+	    "uuid = '%s'", b);
 	{
 		struct gs_stmt *st = NULL;
 
@@ -990,8 +1333,8 @@ test_ack_revs_read(void **state)
 		assert_int_equal(gs_stmt_step(st), GS_ROW);
 		gs_strlcpy(cb, gs_stmt_text(st, 0), sizeof(cb));
 		gs_stmt_finalize(st);
-		snprintf(q, sizeof(q), "SELECT change_id FROM change "
-		    "WHERE uuid = '%s'", c);
+		snprintf(q, sizeof(q), "SELECT change_id FROM " BATCHED
+		    " WHERE uuid = '%s'", c);
 		assert_int_equal(gs_stmt_prepare(f->db, q, &st), GS_OK);
 		assert_int_equal(gs_stmt_step(st), GS_ROW);
 		gs_strlcpy(cc, gs_stmt_text(st, 0), sizeof(cc));
@@ -1345,6 +1688,10 @@ main(void)
 		test_pending_counts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_ack_revs_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_sealed_creations, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_migration_0011, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_bad_results_change_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
