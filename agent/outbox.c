@@ -54,8 +54,8 @@ struct ag_outbox {
 	struct gs_stmt *pick_pend; /* pending creations in order */
 	struct gs_stmt *seal_pend; /* pending creations -> sealed_creation */
 	struct gs_stmt *del_pend;  /* ... and out of pending_creation */
-	struct gs_stmt *sealed_make; /* a batch's sealed creations -> change */
-	struct gs_stmt *sealed_rev;  /* ... their record revs (delivered) */
+	struct gs_stmt *sealed_rev;  /* a batch's sealed creations delivered */
+	struct gs_stmt *sealed_make; /* ... or written out as change rows */
 	struct gs_stmt *sealed_del;  /* ... and out of sealed_creation */
 	struct gs_stmt *skip;	 /* mark one change unsendable */
 	struct gs_stmt *ins;	 /* insert an outbox row */
@@ -161,11 +161,11 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	PREP(pick_pend, "SELECT " AG_PEND_AS_CHANGE ", r.fields, NULL, "
 			"r.author, r.created_at, r.created_at " AG_PEND_FROM
 			" ORDER BY p.uuid LIMIT ?1");
-	/* A batched creation waits for its receipt as one narrow row of
-	 * sealed_creation (schema/agent/0011): its change row is written
-	 * once, by the receipt, in its final state (a change row in state 1
-	 * cost three b-trees here and a move between indexes at the
-	 * receipt). */
+	/* A batched creation is one narrow row of sealed_creation (schema/
+	 * agent/0011) whose state is its batch's: batched until the receipt,
+	 * delivered once it is acked, with no change row at all (a change
+	 * row in state 1 cost three b-trees here, and moving it to state 2
+	 * two more at the receipt). */
 	PREP(seal_pend, "INSERT INTO sealed_creation(uuid, change_id, "
 			"batch_seq) SELECT uuid, change_id, ?1 FROM "
 			"pending_creation WHERE uuid <= ?2");
@@ -179,12 +179,11 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 	t "uuid BETWEEN (SELECT first_creation FROM outbox WHERE seq = ?1) "   \
 	  "AND (SELECT last_creation FROM outbox WHERE seq = ?1) AND " t       \
 	  "batch_seq = ?1"
-	/* ?2 the state, ?3 the problem, ?4 updated_at (NULL: the seal's
-	 * time, as batched). */
+	/* As batched: state 1, updated_at the seal's time. */
 	PREP(sealed_make, "INSERT INTO change(" AG_CHANGE_COLS ") SELECT "
-			  AG_SEALED_AS_CHANGE ", ?2, s.batch_seq, ?3, "
-			  "r.created_at, coalesce(?4, " AG_SEALED_AT ") "
-			  AG_SEALED_FROM " WHERE " SEALED_OF("s."));
+			  AG_SEALED_AS_CHANGE ", 1, s.batch_seq, NULL, "
+			  "r.created_at, " AG_SEALED_AT " " AG_SEALED_FROM
+			  " WHERE " SEALED_OF("s."));
 	/* A creation delivered by fast-forward is at rev 1 (base_rev 0). */
 	PREP(sealed_rev, "INSERT INTO record_rev(uuid, rev) SELECT uuid, 1 "
 			 "FROM sealed_creation WHERE " SEALED_OF("")
@@ -923,31 +922,25 @@ out:
 }
 
 /*
- * Writes the change rows of batch seq's sealed creations (schema/agent/
- * 0011) and drops them from sealed_creation, inside the caller's
- * transaction.  delivered (a receipt accepted them by fast-forward): in
- * state 2 at now, their record revs 1.  Otherwise as the seal left them,
- * batched (state 1, updated at the seal), for the statements that move a
- * batch's change rows on (results, quarantine, rejection): those then see
- * every change of the batch as a change row, as before 0011.
+ * The sealed creations of batch seq (schema/agent/0011), inside the
+ * caller's transaction.  delivered (a receipt accepted them by
+ * fast-forward): their rows stay, delivered with their batch, and their
+ * records are at rev 1.  Otherwise their change rows are written as the
+ * seal used to write them, batched (state 1, updated at the seal), and
+ * they leave sealed_creation, for the statements that move a batch's
+ * change rows on (results, quarantine, rejection): those then see every
+ * change of the batch as a change row, as before 0011.
  */
 static int
-sealed_out(struct ag_outbox *ob, int64_t seq, int delivered, int64_t now)
+sealed_out(struct ag_outbox *ob, int64_t seq, int delivered)
 {
 	int64_t made;
 	int r;
 
-	if (delivered &&
-	    ((r = gs_stmt_bind_int64(ob->sealed_rev, 1, seq)) != GS_OK ||
-		(r = step_done(ob->sealed_rev)) != GS_OK))
-		return r;
+	if (delivered)
+		return (r = gs_stmt_bind_int64(ob->sealed_rev, 1, seq)) !=
+			GS_OK ? r : step_done(ob->sealed_rev);
 	if ((r = gs_stmt_bind_int64(ob->sealed_make, 1, seq)) != GS_OK ||
-	    (r = gs_stmt_bind_int64(ob->sealed_make, 2,
-		 delivered ? AG_CHANGE_DELIVERED : AG_CHANGE_BATCHED)) !=
-		GS_OK ||
-	    (r = gs_stmt_bind_null(ob->sealed_make, 3)) != GS_OK ||
-	    (r = delivered ? gs_stmt_bind_int64(ob->sealed_make, 4, now) :
-			     gs_stmt_bind_null(ob->sealed_make, 4)) != GS_OK ||
 	    (r = step_done(ob->sealed_make)) != GS_OK)
 		return r;
 	made = gs_db_changes(ob->db);
@@ -1072,12 +1065,11 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
 		goto out;
 	}
 	/* The usual receipt, every change applied by fast-forward (no
-	 * results): the sealed creations become delivered change rows
-	 * directly, after the statements below have moved the batch's other
-	 * change rows (which then need not step over them).  Any other:
-	 * batched change rows first, then as before. */
+	 * results): the sealed creations are delivered where they are, the
+	 * outbox row acked above says so.  Any other: they become batched
+	 * change rows first, then everything goes as before. */
 	fast = status != GS_RECEIPT_QUARANTINED && json_array_size(arr) == 0;
-	if (!fast && (r = sealed_out(ob, row->seq, 0, now)) != GS_OK)
+	if (!fast && (r = sealed_out(ob, row->seq, 0)) != GS_OK)
 		goto out;
 	if (status == GS_RECEIPT_QUARANTINED) {
 		/* Revoked: the platform kept everything in quarantine for an
@@ -1110,7 +1102,7 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
 		    (r = gs_stmt_bind_int64(ob->ff_state, 2, now)) != GS_OK ||
 		    (r = step_done(ob->ff_state)) != GS_OK)
 			goto out;
-		if (fast && (r = sealed_out(ob, row->seq, 1, now)) != GS_OK)
+		if (fast && (r = sealed_out(ob, row->seq, 1)) != GS_OK)
 			goto out;
 		if ((r = audit(ob, now, "acked",
 			 "seq %lld: %u changes, %zu "
@@ -1154,7 +1146,7 @@ ag_outbox_reject(
 		r = GS_OK;
 		goto out;
 	}
-	if ((r = sealed_out(ob, row->seq, 0, now)) != GS_OK)
+	if ((r = sealed_out(ob, row->seq, 0)) != GS_OK)
 		goto out;
 	if ((r = gs_stmt_bind_int64(ob->rej_changes, 1, row->seq)) != GS_OK ||
 	    (r = gs_stmt_bind_text(ob->rej_changes, 2, reason)) != GS_OK ||

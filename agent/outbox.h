@@ -7,9 +7,8 @@
  *   seal     unsent changes (state 0) -> one immutable envelope in the
  *            outbox (seq = last seq + 1, chained to the previous
  *            envelope's hash); the changes become batched (state 1),
- *            a new record's creation as a sealed_creation row
- *            (schema/agent/0011) that the receipt turns into its change
- *            row, written once, in its final state
+ *            a new record's creation as a sealed_creation row whose
+ *            state is its batch's (schema/agent/0011)
  *   ack      a VERIFIED receipt -> the row acked and its changes delivered
  *            (2), or quarantined (4) / conflicted (5) as the signed results
  *            say; the record's rev follows the platform (in the narrow
@@ -128,14 +127,15 @@ int ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
  * receipt and results are stored, and with status 1 every change the
  * results list is marked as they say (quarantined 4, conflict 5, merged
  * 2 with the given rev) while every other change of the batch is
- * delivered (2) with its record's rev raised to base_rev + 1 (revs are
- * recorded in record_rev, never lowered, and the record rows are not
- * rewritten: schema/agent/0009, AG_SQL_REV in store.h); the upload that
- * brought the receipt is counted as an attempt (ag_outbox_attempt) in the
- * same transaction, one commit less per batch.  Idempotent: a row that
- * is no longer sealed is left alone (the attempt is still counted).
- * GS_OK; GS_EPROTOCOL when
- * results is not the JSON array the protocol says (nothing changed).
+ * delivered (2; a sealed creation by the outbox row's state alone when
+ * the results list nothing, schema/agent/0011) with its record's rev
+ * raised to base_rev + 1 (revs are recorded in record_rev, never lowered,
+ * and the record rows are not rewritten: schema/agent/0009, AG_SQL_REV in
+ * store.h); the upload that brought the receipt is counted as an attempt
+ * (ag_outbox_attempt) in the same transaction, one commit less per batch.
+ * Idempotent: a row that is no longer sealed is left alone (the attempt
+ * is still counted).  GS_OK; GS_EPROTOCOL when results is not the JSON
+ * array the protocol says (nothing changed).
  */
 int ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row,
     int status, const unsigned char *receipt, size_t receipt_len,

@@ -153,9 +153,15 @@ ag_purge(struct ag_store *st, int days, int64_t now_ms, size_t *count)
 	    "INSERT OR IGNORE INTO purge_keep SELECT uuid FROM change "
 	    "WHERE state IN (0, 1, 3, 4, 5)")) != GS_OK)
 		goto out;
+	/* A batch's creations are its sealed_creation rows (schema/agent/
+	 * 0011), found by the batch's range of uuids, or change rows. */
 	if ((r = gs_stmt_prepare(db, "INSERT OR IGNORE INTO purge_keep "
 	    "SELECT c.uuid FROM outbox o JOIN change c ON c.batch_seq = o.seq "
-	    "WHERE o.state <> 'acked' OR o.acked_at > ?1", &sel)) != GS_OK ||
+	    "WHERE o.state <> 'acked' OR o.acked_at > ?1 UNION ALL "
+	    "SELECT s.uuid FROM outbox o JOIN sealed_creation s ON s.uuid "
+	    "BETWEEN o.first_creation AND o.last_creation AND s.batch_seq = "
+	    "o.seq WHERE o.state <> 'acked' OR o.acked_at > ?1", &sel)) !=
+	    GS_OK ||
 	    (r = gs_stmt_bind_int64(sel, 1, cutoff)) != GS_OK ||
 	    (r = gs_stmt_step(sel)) != GS_DONE)
 		goto out;
@@ -165,6 +171,11 @@ ag_purge(struct ag_store *st, int days, int64_t now_ms, size_t *count)
 	    "SELECT c.uuid FROM outbox o JOIN change c ON c.batch_seq = o.seq "
 	    "JOIN record r ON r.uuid = c.uuid WHERE o.state = 'acked' AND "
 	    "o.acked_at <= ?1 AND r.purged_at IS NULL AND c.uuid NOT IN "
+	    "(SELECT uuid FROM purge_keep) UNION ALL "
+	    "SELECT s.uuid FROM outbox o JOIN sealed_creation s ON s.uuid "
+	    "BETWEEN o.first_creation AND o.last_creation AND s.batch_seq = "
+	    "o.seq JOIN record r ON r.uuid = s.uuid WHERE o.state = 'acked' "
+	    "AND o.acked_at <= ?1 AND r.purged_at IS NULL AND s.uuid NOT IN "
 	    "(SELECT uuid FROM purge_keep)", &sel)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(sel, 1, cutoff)) != GS_OK ||
 	    (r = gs_stmt_step(sel)) != GS_DONE)

@@ -119,7 +119,7 @@ static const char SQL_REC_INS[] =
 /*
  * "pending": a change of the record is unsent (its creation still in
  * pending_creation, or a change row) or in a batch in flight (its
- * creation in sealed_creation, or a change row).
+ * creation in sealed_creation with its batch sealed, or a change row).
  * Lookups by uuid, not "state IN (0, 1)": that form scans every unsent change
  * (100,000 after a bulk import), while state 0 by uuid is one probe of
  * change_one_unsent and the batched changes are few.
@@ -129,7 +129,8 @@ static const char SQL_REC_GET[] =
     "deleted, created_at, "
     "updated_at, author, "
     "EXISTS(SELECT 1 FROM pending_creation p WHERE p.uuid = ?1) OR "
-    "EXISTS(SELECT 1 FROM sealed_creation s WHERE s.uuid = ?1) OR "
+    "EXISTS(SELECT 1 FROM sealed_creation s WHERE s.uuid = ?1 AND "
+    AG_SEALED_IN_FLIGHT ") OR "
     "EXISTS(SELECT 1 FROM change WHERE change.uuid = ?1 AND state = 0) OR "
     "EXISTS(SELECT 1 FROM change WHERE state = 1 AND change.uuid = ?1) "
     "FROM record WHERE uuid = ?1";
@@ -155,14 +156,17 @@ static const char SQL_PEND_INS[] =
 static const char SQL_PEND_MAKE[] = PEND_MAKE " WHERE p.uuid = ?1";
 static const char SQL_PEND_DEL[] =
     "DELETE FROM pending_creation WHERE uuid = ?1";
-/* A sealed creation's change row (schema/agent/0011), batched as the seal
- * left it: state 1, its batch, updated_at the seal's time. */
+/* The change row of a creation sealed into a batch in flight (schema/
+ * agent/0011), batched as the seal left it: state 1, its batch,
+ * updated_at the seal's time.  A delivered one (its batch acked) is
+ * history and stays as it is. */
 static const char SQL_SEALED_MAKE[] =
     "INSERT INTO change(" AG_CHANGE_COLS ") SELECT " AG_SEALED_AS_CHANGE
     ", 1, s.batch_seq, NULL, r.created_at, " AG_SEALED_AT " "
-    AG_SEALED_FROM " WHERE s.uuid = ?1";
+    AG_SEALED_FROM " WHERE s.uuid = ?1 AND " AG_SEALED_IN_FLIGHT;
 static const char SQL_SEALED_DEL[] =
-    "DELETE FROM sealed_creation WHERE uuid = ?1";
+    "DELETE FROM sealed_creation AS s WHERE s.uuid = ?1 AND "
+    AG_SEALED_IN_FLIGHT;
 static const char SQL_CHG_UNSENT[] =
     "SELECT change_id, op, fields, form_version FROM change "
     "WHERE uuid = ?1 AND state = 0";
@@ -1618,7 +1622,8 @@ ag_store_pending_flush(struct gs_db *db)
  * the batched change it is, state 1 with its batch: the edit coming next
  * makes a change of its own, and the receipt delivers this one as it
  * delivers every batched change row.  Never as an unsent change: that
- * would send the creation twice.
+ * would send the creation twice.  A delivered creation (its batch acked)
+ * is left where it is.
  */
 static int
 materialize(struct ag_store *st, const char *uuid)

@@ -45,7 +45,20 @@ int ag_store_pending_flush(struct gs_db *db);
 #define AG_PEND_FROM \
 	"FROM pending_creation AS p CROSS JOIN record AS r ON r.uuid = p.uuid"
 
-/* A sealed creation waiting for its receipt (schema/agent/0011) read as
+/* The change state of a sealed creation (schema/agent/0011) of the batch
+ * o: batched (1) while the batch is sealed, delivered (2) once acked.  A
+ * rejected or quarantined batch, or one whose receipt listed results,
+ * has its creations written out as change rows (agent/outbox.c): none of
+ * its rows is left here, and they would count as that state. */
+#define AG_SEALED_STATE                                                        \
+	"CASE o.state WHEN 'sealed' THEN 1 WHEN 'acked' THEN 2 "               \
+	"WHEN 'rejected' THEN 3 ELSE 4 END"
+/* A sealed creation of a batch in flight: "AND" this in a WHERE over
+ * sealed_creation AS s. */
+#define AG_SEALED_IN_FLIGHT                                                    \
+	"EXISTS(SELECT 1 FROM outbox AS o WHERE o.seq = s.batch_seq AND "      \
+	"o.state = 'sealed')"
+/* A sealed creation in flight (schema/agent/0011) read as
  * its change row, state 1 (batched) unless the caller says otherwise:
  * every change column from change_id to author, then state, batch_seq,
  * problem, created_at and updated_at come from the caller, then
@@ -71,13 +84,15 @@ int ag_store_pending_flush(struct gs_db *db);
 	"WHERE rr.uuid = " t ".uuid), 0))"
 
 /* (state, count) of every change, a pending creation counted as unsent
- * and a sealed one as batched: the one query behind status and the
- * outbox's counts. */
+ * and a sealed one in the state of its batch (AG_SEALED_STATE), read
+ * batch by batch through its range of uuids: the one query behind status
+ * and the outbox's counts. */
 #define AG_SQL_CHANGE_COUNTS \
 	"SELECT state, sum(n) FROM (SELECT state, count(*) AS n FROM change " \
 	"GROUP BY state UNION ALL SELECT 0, count(*) FROM pending_creation " \
-	"UNION ALL SELECT 1, count(*) FROM sealed_creation) " \
-	"GROUP BY state"
+	"UNION ALL SELECT " AG_SEALED_STATE ", count(*) FROM outbox AS o CROSS " \
+	"JOIN sealed_creation AS s ON s.uuid BETWEEN o.first_creation AND " \
+	"o.last_creation AND s.batch_seq = o.seq GROUP BY 1) GROUP BY state"
 /* The unsent changes (state 0) and the sealed batches, through the
  * partial index change_unsent (schema/agent/0006) and outbox_by_state:
  * no change row is read. */

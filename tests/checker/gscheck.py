@@ -161,9 +161,10 @@ def check_agent(ck, pdb, path, saved_path, quiescent):
             ck.bad("I1", "%s: creation %s of record %s still unsent after "
                    "a clean sync" % (name, cid, u))
 
-    # A creation sealed into a batch waits for its receipt in
-    # sealed_creation (schema/agent/0011): batched, like a change row in
-    # state 1, inside its batch's range of uuids.
+    # A creation sealed into a batch is a row of sealed_creation (schema/
+    # agent/0011) inside its batch's range of uuids, in its batch's state:
+    # batched (like a change row in state 1) while the batch is sealed,
+    # delivered (2) once it is acked; no other batch keeps its rows.
     has_sealed = adb.execute(
         "SELECT 1 FROM sqlite_schema WHERE name = 'sealed_creation'"
     ).fetchone() is not None
@@ -176,12 +177,18 @@ def check_agent(ck, pdb, path, saved_path, quiescent):
             if ob is None:
                 ck.bad("I1", "%s: creation %s is batched in seq %s which "
                        "the outbox does not hold" % (name, cid, bseq))
-            elif ob[2] != "sealed":
-                ck.bad("I4", "%s: creation %s still batched although "
-                       "batch %s is %s" % (name, cid, bseq, ob[2]))
+            elif ob[2] not in ("sealed", "acked"):
+                ck.bad("I4", "%s: creation %s still in sealed_creation "
+                       "although batch %s is %s" % (name, cid, bseq, ob[2]))
             elif lo is None or hi is None or not lo <= u <= hi:
                 ck.bad("I1", "%s: creation %s of record %s lies outside "
                        "its batch %s's range" % (name, cid, u, bseq))
+            elif ob[2] == "acked":
+                got = pdb.execute("SELECT outcome FROM changes "
+                                  "WHERE change_id = ?", (cid,)).fetchone()
+                if got is None:
+                    ck.bad("I1", "%s: creation %s (record %s) delivered "
+                           "is not on the platform" % (name, cid, u))
             elif quiescent:
                 ck.bad("I1", "%s: creation %s still batched after a "
                        "clean sync" % (name, cid))
@@ -252,8 +259,9 @@ def check_agent(ck, pdb, path, saved_path, quiescent):
                 "FROM change c WHERE c.uuid = r.uuid AND c.state <> ?)" +
                 (" AND r.uuid NOT IN (SELECT uuid FROM pending_creation)"
                  if has_pending else "") +
-                (" AND r.uuid NOT IN (SELECT uuid FROM sealed_creation)"
-                 if has_sealed else ""),
+                (" AND r.uuid NOT IN (SELECT s.uuid FROM sealed_creation "
+                 "AS s JOIN outbox AS o ON o.seq = s.batch_seq WHERE "
+                 "o.state <> 'acked')" if has_sealed else ""),
                 (DELIVERED,)):
             if pdb.execute("SELECT 1 FROM records WHERE uuid = ?",
                            (u,)).fetchone() is None:

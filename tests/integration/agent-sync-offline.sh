@@ -86,7 +86,7 @@ for mode in bare forged proxy; do
 	expect_exit 75 "a $mode answer is not an ack (75)" ag sync --retries 0 \
 		--platform "$FAKE"
 	n=$(sqlite3 "$AH/agent.db" "SELECT count(*) FROM outbox WHERE state = 'sealed'")
-	b=$(sqlite3 "$AH/agent.db" "SELECT (SELECT count(*) FROM change WHERE state = 1) + (SELECT count(*) FROM sealed_creation)")
+	b=$(sqlite3 "$AH/agent.db" "SELECT (SELECT count(*) FROM change WHERE state = 1) + (SELECT count(*) FROM sealed_creation AS s JOIN outbox AS o ON o.seq = s.batch_seq WHERE o.state = 'sealed')")
 	[ "$n" -ge 1 ] && [ "$b" = 500 ] && ok "... the batch stays sealed" ||
 		fail "... the batch stays sealed ($n sealed, $b batched)"
 	grep -qx "$mode" "$FAKE_PORT_FILE.log" 2>/dev/null &&

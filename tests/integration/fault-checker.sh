@@ -43,8 +43,10 @@ damaged "a delivered change missing on the platform" I1 \
 	"DELETE FROM changes WHERE change_id = (SELECT min(change_id) FROM changes)" ""
 damaged "a reported save gone from the device" I1 "" \
 	"PRAGMA foreign_keys=OFF; DELETE FROM record WHERE uuid = '$(sed -n 1p "$T_TMP/saved")'"
+# (The 30 saves are creations: delivered, each is a sealed_creation row of
+# an acked batch, schema/agent/0011; unsent, a pending_creation row.)
 damaged "a change left unsent after a clean sync" I1 "" \
-	"UPDATE change SET state = 0, batch_seq = NULL WHERE change_id = (SELECT min(change_id) FROM change)"
+	"INSERT INTO pending_creation SELECT uuid, change_id FROM sealed_creation WHERE uuid = (SELECT min(uuid) FROM sealed_creation); DELETE FROM sealed_creation WHERE uuid IN (SELECT uuid FROM pending_creation)"
 damaged "a platform envelope that does not hash to its name" I3 \
 	"UPDATE batch_envelopes SET envelope = zeroblob(300) WHERE batch = (SELECT min(id) FROM batches)" ""
 damaged "a platform record without its batch" I3 \

@@ -828,7 +828,8 @@ restore(struct sim *S, struct dev *d)
 	    "EXISTS (SELECT 1 FROM change c WHERE c.uuid = r.uuid AND "
 	    "c.state <> 2) AND NOT EXISTS (SELECT 1 FROM pending_creation p "
 	    "WHERE p.uuid = r.uuid) AND NOT EXISTS (SELECT 1 FROM "
-	    "sealed_creation s WHERE s.uuid = r.uuid)", &q)) != GS_OK)
+	    "sealed_creation s JOIN outbox o ON o.seq = s.batch_seq WHERE "
+	    "s.uuid = r.uuid AND o.state <> 'acked')", &q)) != GS_OK)
 		return r;
 	while ((r = gs_stmt_step(q)) == GS_ROW) {
 		const char *u = gs_stmt_text(q, 0);
@@ -952,7 +953,13 @@ static const struct rule device_rules[] = {
 	{"I1", "creations left unsent after a clean sync", "SELECT count(*) "
 	    "FROM a.pending_creation WHERE ?1 IS NOT NULL"},
 	{"I1", "creations left batched after a clean sync", "SELECT count(*) "
-	    "FROM a.sealed_creation WHERE ?1 IS NOT NULL"},
+	    "FROM a.sealed_creation s JOIN a.outbox o ON o.seq = s.batch_seq "
+	    "WHERE o.state <> 'acked' AND ?1 IS NOT NULL"},
+	{"I1", "delivered creations the platform does not hold", "SELECT "
+	    "count(*) FROM a.sealed_creation s JOIN a.outbox o ON o.seq = "
+	    "s.batch_seq WHERE o.state = 'acked' AND ?1 IS NOT NULL AND NOT "
+	    "EXISTS (SELECT 1 FROM changes p WHERE p.change_id = "
+	    "s.change_id)"},
 	{"I1", "valid changes refused (rejected or quarantined)",
 	    "SELECT count(*) FROM a.change WHERE state IN (3, 4) AND ?1 IS "
 	    "NOT NULL"},

@@ -945,6 +945,24 @@ got_rev(struct fx *f, const char *uuid)
 	return v;
 }
 
+/* The "pending" flag get (show) prints for uuid. */
+static int
+got_pending(struct fx *f, const char *uuid)
+{
+	char *json = NULL;
+	json_t *o;
+	int v;
+
+	assert_int_equal(ag_get(f->st, uuid, &json), GS_OK);
+	o = json_loads(json, 0, NULL);
+	ag_free(json);
+	assert_non_null(o);
+	assert_true(json_is_boolean(json_object_get(o, "pending")));
+	v = json_is_true(json_object_get(o, "pending"));
+	json_decref(o);
+	return v;
+}
+
 static int64_t
 base_rev_of(struct fx *f, const char *uuid)
 {
@@ -1011,7 +1029,7 @@ test_sealed_creations(void **state)
 			  "\"address\":\"深圳市大鹏新区葵涌街道1号\"}";
 	const char *e = "{\"note\":\"x\"}";
 	char u[4][AG_UUID_LEN + 1], mid[37], sql[400];
-	int i, found;
+	int i, j, found;
 
 	for (i = 0; i < 3; i++)
 		assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec),
@@ -1064,29 +1082,49 @@ test_sealed_creations(void **state)
 	assert_int_equal(n.changes[0], 1);
 	assert_int_equal(n.changes[1], 3);
 
-	/* Batch 1 delivered: both its creations are change rows in state 2,
-	 * at rev 1; batch 2's creation, inside its range, still waits. */
+	/* Batch 1 delivered: the creation written out by the edit is
+	 * delivered as a change row, the other stays a sealed_creation row,
+	 * delivered with its batch (no change row); both at rev 1, neither
+	 * pending.  Batch 2's creation, inside batch 1's range, still
+	 * waits. */
 	receipt_of(f, 1, GS_RECEIPT_ACCEPTED);
+	for (j = 0; j < 3 && (j == i || strcmp(u[j], mid) == 0); j++)
+		;
+	assert_true(j < 3);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM sealed_creation "
+	    "WHERE batch_seq = 1 AND uuid = '%s'", u[j]);
+	assert_int_equal(q1(f, sql), 1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation WHERE "
 			       "batch_seq = 2"), 1);
-	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 1);
-	assert_int_equal(q1(f, "SELECT count(*) FROM change AS c JOIN record "
-			       "AS r ON r.uuid = c.uuid JOIN outbox AS o ON "
-			       "o.seq = c.batch_seq WHERE c.state = 2 AND "
-			       "c.batch_seq = 1 AND c.op = 'upsert' AND "
-			       "c.base_rev = 0 AND c.fields IS NULL AND "
-			       "c.reason IS NULL AND c.problem IS NULL AND "
-			       "c.type = r.type AND c.form_version = "
-			       "r.form_version AND c.grid = r.grid AND c.author "
-			       "= r.author AND c.created_at = r.created_at AND "
-			       "c.updated_at = o.acked_at"), 2);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 2);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM change AS c JOIN "
+	    "outbox AS o ON o.seq = c.batch_seq WHERE c.uuid = '%s' AND "
+	    "c.state = 2 AND c.batch_seq = 1 AND c.updated_at = o.acked_at",
+	    u[i]);
+	assert_int_equal(q1(f, sql), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 2"),
+	    1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
 			       AG_SQL_REV("r") " = 1"), 2);
 	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 2);
 	assert_int_equal(got_rev(f, u[i]), 1);
+	assert_int_equal(got_rev(f, u[j]), 1);
+	assert_int_equal(got_pending(f, u[j]), 0);
+	assert_int_equal(got_pending(f, u[i]), 1); /* its edit */
+	assert_int_equal(got_pending(f, mid), 1);
 	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
 	assert_int_equal(n.changes[0], 1);
 	assert_int_equal(n.changes[1], 1);
+	assert_int_equal(n.changes[2], 2);
+	/* An edit of a delivered creation leaves its row alone: an unsent
+	 * change of its own, based on rev 1. */
+	assert_int_equal(ag_edit(f->st, u[j], e, strlen(e)), GS_OK);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM change WHERE "
+	    "uuid = '%s' AND state = 0 AND base_rev = 1", u[j]);
+	assert_int_equal(q1(f, sql), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 2);
+	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
+	assert_int_equal(n.changes[0], 2);
 	assert_int_equal(n.changes[2], 2);
 
 	/* Batch 2 rejected: its creation's row is rejected with the
@@ -1096,34 +1134,34 @@ test_sealed_creations(void **state)
 	assert_int_equal(ag_outbox_reject(f->ob, &row, "batch_too_old"),
 	    GS_OK);
 	ag_outbox_row_release(&row);
-	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 3 "
 			       "AND batch_seq = 2 AND problem = 'batch_too_old' "
 			       "AND fields IS NULL AND base_rev = 0"), 1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
 			       AG_SQL_REV("r") " = 0"), 1);
 
-	/* The edit, sent once, and a new creation, quarantined. */
+	/* The two edits, sent once, and a new creation, quarantined. */
 	assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec), u[3]),
 	    GS_OK);
 	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
 	assert_int_equal(info.seq, 3);
-	assert_int_equal(info.count, 2);
+	assert_int_equal(info.count, 3);
 	receipt_of(f, 3, GS_RECEIPT_QUARANTINED);
 	assert_int_equal(q1(f, "SELECT count(*) FROM change WHERE state = 4 "
 			       "AND batch_seq = 3 AND problem LIKE "
-			       "'device revoked%'"), 2);
+			       "'device revoked%'"), 3);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM change WHERE "
 	    "uuid = '%s' AND state = 4 AND fields IS NULL AND base_rev = 0",
 	    u[3]);
 	assert_int_equal(q1(f, sql), 1);
-	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM change"), 5);
 	assert_int_equal(ag_outbox_counts(f->db, &n), GS_OK);
 	assert_int_equal(n.changes[0] + n.changes[1], 0);
 	assert_int_equal(n.changes[2], 2);
 	assert_int_equal(n.changes[3], 1);
-	assert_int_equal(n.changes[4], 2);
+	assert_int_equal(n.changes[4], 3);
 }
 
 /* The change rows, pending and sealed creations and outbox rows of the
@@ -1231,12 +1269,17 @@ test_migration_0011(void **state)
 	assert_int_equal(ag_edit(f->st, u[0], e, strlen(e)), GS_OK);
 	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation WHERE "
 			       "batch_seq = 4"), 2);
-	/* Back to version 10: the creations in flight as the seal wrote
-	 * them then, batched change rows. */
+	/* Back to version 10: the creations as change rows, as the program
+	 * before wrote them: batched by the seal, delivered by the receipt
+	 * (A's; the others were written out by then). */
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 3);
 	assert_int_equal(gs_db_exec(f->db, "INSERT INTO change("
 			     AG_CHANGE_COLS ") SELECT " AG_SEALED_AS_CHANGE
-			     ", 1, s.batch_seq, NULL, r.created_at, "
-			     AG_SEALED_AT " " AG_SEALED_FROM "; "
+			     ", CASE o.state WHEN 'acked' THEN 2 ELSE 1 END, "
+			     "s.batch_seq, NULL, r.created_at, CASE o.state "
+			     "WHEN 'acked' THEN o.acked_at ELSE o.created_at "
+			     "END " AG_SEALED_FROM
+			     " JOIN outbox AS o ON o.seq = s.batch_seq; "
 			     "DROP TABLE sealed_creation; "
 			     "ALTER TABLE outbox DROP COLUMN first_creation; "
 			     "ALTER TABLE outbox DROP COLUMN last_creation; "
@@ -1279,14 +1322,69 @@ test_migration_0011(void **state)
 	assert_int_equal(n.changes[2], 5); /* A, A's edit, D, E, F */
 	assert_int_equal(n.changes[3], 1); /* B */
 	assert_int_equal(n.changes[4], 1); /* C */
-	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 0);
+	/* F's creation, delivered, is the one sealed_creation row left. */
+	snprintf(results, sizeof(results), "SELECT count(*) FROM "
+	    "sealed_creation WHERE uuid = '%s' AND batch_seq = 5", u[5]);
+	assert_int_equal(q1(f, results), 1);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM pending_creation"), 0);
-	assert_int_equal(q1(f, "SELECT count(DISTINCT uuid) FROM change"), 6);
+	assert_int_equal(q1(f, "SELECT count(DISTINCT uuid) FROM change"), 5);
 	assert_int_equal(got_rev(f, u[0]), 2);
 	for (i = 3; i < 6; i++)
 		assert_int_equal(got_rev(f, u[i]), 1);
 	assert_int_equal(got_rev(f, u[1]), 0);
 	assert_int_equal(got_rev(f, u[2]), 0);
+}
+
+/*
+ * The retention purge finds a delivered creation by its sealed_creation
+ * row (schema/agent/0011): the record of a batch acked long enough ago is
+ * purged; one acked lately, and one in flight, are kept.
+ */
+static void
+test_sealed_purge(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	const char *rec = "{\"name\":\"甲\",\"pop_type\":\"REGISTERED\","
+			  "\"id_number\":\"440307198503151230\","
+			  "\"address\":\"深圳市大鹏新区葵涌街道1号\"}";
+	char u[3][AG_UUID_LEN + 1], sql[200];
+	int64_t now;
+	size_t n = 9;
+	int i;
+
+	ag_outbox_limits_for(f->dev, &lim);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec),
+		    u[i]), GS_OK);
+		assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info),
+		    GS_OK);
+		assert_int_equal(info.seq, i + 1);
+		if (i < 2)
+			receipt_of(f, i + 1, GS_RECEIPT_ACCEPTED);
+	}
+	assert_int_equal(q1(f, "SELECT count(*) FROM change"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), 3);
+	now = gs_now_ms() + 1; /* after the receipts */
+	snprintf(sql, sizeof(sql), "UPDATE outbox SET acked_at = %lld WHERE "
+	    "seq = 1", (long long)(now - 40LL * 86400000));
+	assert_int_equal(gs_db_exec(f->db, sql), GS_OK);
+	assert_int_equal(ag_purge(f->st, 30, now, &n), GS_OK);
+	assert_int_equal(n, 1);
+	for (i = 0; i < 3; i++) {
+		snprintf(sql, sizeof(sql), "SELECT purged_at IS NOT NULL FROM "
+		    "record WHERE uuid = '%s'", u[i]);
+		assert_int_equal(q1(f, sql), i == 0);
+	}
+	/* Everything acked is old enough at 0 days; the batch in flight
+	 * still keeps its record. */
+	assert_int_equal(ag_purge(f->st, 0, now + 1, &n), GS_OK);
+	assert_int_equal(n, 1);
+	snprintf(sql, sizeof(sql), "SELECT purged_at IS NULL FROM record "
+	    "WHERE uuid = '%s'", u[2]);
+	assert_int_equal(q1(f, sql), 1);
 }
 
 /*
@@ -1692,6 +1790,8 @@ main(void)
 		test_sealed_creations, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_migration_0011, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_sealed_purge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_bad_results_change_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
