@@ -853,6 +853,30 @@ no:
 	return 0;
 }
 
+int
+gs_json_plain_members(const char *text, size_t len, struct gs_json_span *m,
+    size_t max, size_t *n)
+{
+	struct parser ps;
+	char why[2];
+
+	*n = 0;
+	ps.start = ps.p = (const unsigned char *)text;
+	ps.end = ps.start + len;
+	ps.depth = 0;
+	ps.nomem = 0;
+	ps.spelled = 1;
+	why[0] = '\0';
+	ps.why = why;
+	ps.whylen = sizeof(why);
+	if (len == 0 || *ps.p != '{' || !plain_members(&ps, 1, m, max, n) ||
+	    ps.p != ps.end) {
+		*n = 0;
+		return 0;
+	}
+	return 1;
+}
+
 /*
  * gs_json_plain_sorted (json.h): plain_members' reading of the outer
  * object, with its keys required in increasing order as they come, so

@@ -85,6 +85,17 @@ int gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
  */
 int gs_json_plain_sorted(const char *text, size_t len, struct gs_json_span *m,
     size_t max, size_t *n);
+/*
+ * gs_json_plain_object's reading without its sort and its duplicate
+ * check: 1 when text[0..len) is one object spelled as gs_json_plain_object
+ * requires, its keys plain but NOT checked to be distinct; m[0..*n) are
+ * its members in the text's order.  A caller must rule out duplicate keys
+ * itself (gs_record_validate_spans does: validate.h).  The agent's bulk
+ * import reads each line with it, to store the members in the order they
+ * came (as the parsed object would).
+ */
+int gs_json_plain_members(const char *text, size_t len, struct gs_json_span *m,
+    size_t max, size_t *n);
 /* The encoder's order of two members: their keys' bytes as strcmp
  * compares them, a prefix first.  <0, 0 (the same key) or >0. */
 int gs_json_span_cmp(const struct gs_json_span *a,

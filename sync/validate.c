@@ -1460,7 +1460,10 @@ gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
 		return 0;
 	memset(vals, 0, f->nfields * sizeof(vals[0]));
 	for (i = 0; i < n; i++) {
-		if ((fd = gs_form_fieldn(f, m[i].key, m[i].klen)) == NULL)
+		/* An unknown key, or a key twice (gs_json_plain_members
+		 * leaves that to us): the full path decides. */
+		if ((fd = gs_form_fieldn(f, m[i].key, m[i].klen)) == NULL ||
+		    vals[fd->index] != NULL)
 			return 0;
 		vals[fd->index] = &m[i];
 	}

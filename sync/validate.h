@@ -61,13 +61,14 @@ int gs_record_validate(const struct gs_schema *s, const struct gs_form *f,
 /*
  * The common case of the two calls above without jansson values: 1 when
  * gs_record_validate would give GS_OK for the object whose members are
- * m[0..n) (spelled plain, as gs_json_plain_object finds them: json.h),
- * and leave every value as it is (nothing to normalize), and
- * gs_record_check_self would find no ref naming uuid.  0 for anything
- * else: a problem, a value to normalize, a null, a geo or attachments
- * value, an unknown key, a NULL form.  Then the caller builds the object
- * and runs those two, which decide and name the problems; so the verdict
- * and the reasons never depend on this call.
+ * m[0..n) (spelled plain, as gs_json_plain_object or, in any order,
+ * gs_json_plain_members finds them: json.h), and leave every value as it
+ * is (nothing to normalize), and gs_record_check_self would find no ref
+ * naming uuid.  0 for anything else: a problem, a value to normalize, a
+ * null, a geo or attachments value, an unknown key, a key twice, a NULL
+ * form.  Then the caller builds the object and runs those two, which
+ * decide and name the problems; so the verdict and the reasons never
+ * depend on this call.
  */
 struct gs_json_span;
 int gs_record_validate_spans(const struct gs_schema *s,

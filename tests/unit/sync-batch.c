@@ -1073,21 +1073,41 @@ test_plain_spelling(void **state)
 static int
 check_spans(const char *text, size_t n)
 {
-	struct gs_json_span m[64], ms[64];
+	struct gs_json_span m[64], ms[64], mt[64];
 	struct gs_change c;
 	struct gs_buf a, b;
 	json_t *v = NULL;
 	char why[96];
-	size_t k, ks, i;
-	int sorted, in_order = 1;
+	size_t k, ks, kt, i, j;
+	int sorted, in_order = 1, members, twice;
 
 	/* gs_json_plain_sorted: the same, for members in order only. */
 	sorted = gs_json_plain_sorted(text, n, ms, 64, &ks);
+	/* gs_json_plain_members: the same members in the text's order, and
+	 * a key twice (gs_json_plain_object's 0) left to its caller. */
+	members = gs_json_plain_members(text, n, mt, 64, &kt);
 	if (!gs_json_plain_object(text, n, m, 64, &k)) {
 		assert_int_equal(k, 0);
 		assert_int_equal(sorted, 0);
 		assert_int_equal(ks, 0);
+		twice = 0;
+		for (i = 0; members && i < kt; i++)
+			for (j = i + 1; j < kt; j++)
+				twice |= gs_json_span_cmp(&mt[i], &mt[j]) == 0;
+		assert_int_equal(members, twice);
+		if (!members)
+			assert_int_equal(kt, 0);
 		return 0;
+	}
+	assert_true(members);
+	assert_int_equal(kt, k);
+	for (i = 0; i < kt; i++) {
+		assert_true(i == 0 || mt[i - 1].val + mt[i - 1].vlen <
+		    mt[i].key);
+		for (j = 0; j < k && m[j].key != mt[i].key; j++)
+			;
+		assert_true(j < k);
+		assert_memory_equal(&m[j], &mt[i], sizeof(m[j]));
 	}
 	for (i = 1; i < k; i++)
 		in_order &= m[i - 1].key < m[i].key;
