@@ -467,6 +467,38 @@ ag_crypt_is_sealed(const json_t *fields)
 #define SEAL_STACK 4096
 
 /*
+ * The box of plain[0..n) (box: GS_AEAD_NONCEBYTES + n + GS_AEAD_TAGBYTES
+ * bytes) under the next nonce, and its base64 into text
+ * (GS_B64_LEN of the box's length), *tlen its length.
+ */
+static int
+encrypt_box(const struct ag_crypt *c, const char *uuid, int form_version,
+    const unsigned char *plain, size_t n, unsigned char *box, char *text,
+    size_t *tlen)
+{
+	unsigned char ad[64];
+	size_t adlen;
+	int r;
+
+	{
+		/* ag_crypt is const to its users: sealing changes nothing
+		 * but this counter. */
+		uint64_t n64 = atomic_fetch_add(
+		    &((struct ag_crypt *)c)->ctr, 1);
+
+		memcpy(box, NONCE_PREFIX(c), 16);
+		gs_put_le64(box + 16, n64);
+	}
+	adlen = make_ad(ad, uuid, form_version);
+	if ((r = gs_crypto_xaead_encrypt(box + GS_AEAD_NONCEBYTES, plain, n,
+	    ad, adlen, box + 16, SUBKEY(c))) != GS_OK)
+		return r;
+	*tlen = ag_crypt_b64_encode(text, box,
+	    GS_AEAD_NONCEBYTES + n + GS_AEAD_TAGBYTES);
+	return GS_OK;
+}
+
+/*
  * Seals the pii members of fields (their keys into keys[], *nkeys).  out
  * NULL: into fields (ag_crypt_seal); else the base64 of the box is
  * appended to out and fields is left as it is (ag_crypt_seal_text).
@@ -476,11 +508,11 @@ seal(const struct ag_crypt *c, const struct gs_form *f,
     const struct ag_pii_plan *plan, const char *uuid, int form_version,
     json_t *fields, struct gs_buf *out, const char **keys, size_t *nkeys)
 {
-	unsigned char ad[64], stackbuf[SEAL_STACK], stackbox[SEAL_STACK];
+	unsigned char stackbuf[SEAL_STACK], stackbox[SEAL_STACK];
 	unsigned char *plain = stackbuf, *box = stackbox;
 	char stacktext[GS_B64_LEN(SEAL_STACK)], *text = stacktext;
 	json_t *sv = NULL;
-	size_t adlen, n = 0, boxlen, tlen, cap = sizeof(stackbuf), i;
+	size_t n = 0, boxlen, tlen, cap = sizeof(stackbuf), i;
 	int r = GS_EINTERNAL;
 
 	*nkeys = 0;
@@ -528,20 +560,9 @@ seal(const struct ag_crypt *c, const struct gs_form *f,
 		}
 		text = out->data + out->len;
 	}
-	{
-		/* ag_crypt is const to its users: sealing changes nothing
-		 * but this counter. */
-		uint64_t n64 = atomic_fetch_add(
-		    &((struct ag_crypt *)c)->ctr, 1);
-
-		memcpy(box, NONCE_PREFIX(c), 16);
-		gs_put_le64(box + 16, n64);
-	}
-	adlen = make_ad(ad, uuid, form_version);
-	if ((r = gs_crypto_xaead_encrypt(box + GS_AEAD_NONCEBYTES, plain, n,
-	    ad, adlen, box + 16, SUBKEY(c))) != GS_OK)
+	if ((r = encrypt_box(c, uuid, form_version, plain, n, box, text,
+	    &tlen)) != GS_OK)
 		goto out;
-	tlen = ag_crypt_b64_encode(text, box, boxlen);
 	if (out != NULL) {
 		out->len += tlen;
 		r = GS_OK;
@@ -596,6 +617,62 @@ ag_crypt_seal_text(const struct ag_crypt *c, const struct gs_form *f,
 		return GS_FAIL(GS_EINTERNAL, "seal: plan of another form");
 	return seal(c, f, plan, uuid, form_version, (json_t *)fields, out,
 	    keys, nkeys);
+}
+
+int
+ag_crypt_seal_spans(const struct ag_crypt *c, const char *uuid,
+    int form_version, const struct gs_json_span *const *pm, size_t n,
+    struct gs_buf *out)
+{
+	unsigned char stackbuf[SEAL_STACK], stackbox[SEAL_STACK];
+	unsigned char *plain = stackbuf, *box = stackbox;
+	size_t need = 2, i, o = 0, len, boxlen, tlen;
+	int r;
+
+	if (n == 0)
+		return GS_FAIL(GS_EINTERNAL, "record %s: no member to seal",
+		    uuid);
+	/* Each member is "key":value in the text, quotes included. */
+	for (i = 0; i < n; i++)
+		need += (size_t)(pm[i]->val + pm[i]->vlen - pm[i]->key) + 1 +
+		    (i > 0);
+	if (need > PII_MAX)
+		return GS_FAIL(GS_ETOOBIG, "record %s: personal data over %u "
+		    "bytes", uuid, PII_MAX);
+	boxlen = GS_AEAD_NONCEBYTES + need + GS_AEAD_TAGBYTES;
+	if ((need > sizeof(stackbuf) && (plain = gs_malloc(need)) == NULL) ||
+	    (boxlen > sizeof(stackbox) && (box = gs_malloc(boxlen)) == NULL)) {
+		r = GS_FAIL(GS_ENOMEM, "seal: out of memory");
+		goto out;
+	}
+	/* encode_pii's text of the same members: the plaintext is the
+	 * members' own spelling, copied, with no scan for escapes (a plain
+	 * string has none to make). */
+	plain[o++] = '{';
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			plain[o++] = ',';
+		len = (size_t)(pm[i]->val + pm[i]->vlen - pm[i]->key) + 1;
+		memcpy(plain + o, pm[i]->key - 1, len);
+		o += len;
+	}
+	plain[o++] = '}';
+	if ((r = gs_buf_reserve(out, GS_B64_LEN(boxlen))) != GS_OK) {
+		r = GS_FAIL(r, "seal: out of memory");
+		goto out;
+	}
+	if ((r = encrypt_box(c, uuid, form_version, plain, need, box,
+	    out->data + out->len, &tlen)) != GS_OK)
+		goto out;
+	out->len += tlen;
+out:
+	if (plain != NULL)
+		gs_crypto_memzero(plain, o);
+	if (plain != stackbuf)
+		gs_free(plain);
+	if (box != stackbox)
+		gs_free(box);
+	return r;
 }
 
 int
@@ -693,14 +770,20 @@ int
 ag_crypt_bidx(const struct ag_crypt *c, const char *value,
     unsigned char tag[AG_BIDX_BYTES])
 {
+	return ag_crypt_bidxn(c, value, strlen(value), tag);
+}
+
+int
+ag_crypt_bidxn(const struct ag_crypt *c, const char *value, size_t len,
+    unsigned char tag[AG_BIDX_BYTES])
+{
 	char norm[72];
-	size_t n = 0;
-	const char *s;
+	size_t n = 0, i;
 
 	memcpy(norm, "idcard", 7); /* with its NUL: a domain separator */
 	n = 7;
-	for (s = value; *s != '\0'; s++) {
-		char ch = *s;
+	for (i = 0; i < len && value[i] != '\0'; i++) {
+		char ch = value[i];
 
 		if (ch == ' ' || ch == '-' || ch == '\t')
 			continue;

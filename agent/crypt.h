@@ -81,6 +81,21 @@ int ag_crypt_seal_text(const struct ag_crypt *c, const struct gs_form *f,
     const char *keys[AG_PII_MAX_KEYS], size_t *nkeys);
 
 /*
+ * The same sealed text from a line's members as they are spelled
+ * (json.h, gs_json_plain_members): pm[0..n) are the pii members of one
+ * record in the record's order, each a plain string value (no escape to
+ * make, so its spelling is what encode_pii writes).  The plaintext is
+ * then byte for byte ag_crypt_seal_text's of the parsed object, without a
+ * jansson value or a scan of the strings.  Appends the base64 to out.
+ * n 0: GS_EINTERNAL (the caller stores no sealed member then).  Other
+ * errors as ag_crypt_seal's.
+ */
+struct gs_json_span;
+int ag_crypt_seal_spans(const struct ag_crypt *c, const char *uuid,
+    int form_version, const struct gs_json_span *const *pm, size_t n,
+    struct gs_buf *out);
+
+/*
  * Which members of f's records are pii, worked out once for many seals
  * (ag_crypt_seal_text's plan; NULL there looks each key up in f).  Valid
  * while f is.  GS_OK and *out (ag_crypt_plan_free), GS_ENOMEM.
@@ -138,6 +153,10 @@ int ag_crypt_b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
  * the value normalizes to nothing or to more than 64 bytes.
  */
 int ag_crypt_bidx(const struct ag_crypt *c, const char *value,
+    unsigned char tag[AG_BIDX_BYTES]);
+/* The same for the len bytes at value (not NUL-terminated; a NUL ends
+ * the number early, as it ends ag_crypt_bidx's string). */
+int ag_crypt_bidxn(const struct ag_crypt *c, const char *value, size_t len,
     unsigned char tag[AG_BIDX_BYTES]);
 
 /*

@@ -2417,6 +2417,7 @@ enum { ITEM_OK, ITEM_BAD, ITEM_FATAL };
 struct import_item {
 	int kind;
 	size_t line;           /* 1-based line number */
+	int fast;              /* ITEM_OK by put_stored_spans */
 	size_t src, srclen;    /* the line in the input */
 	size_t off;            /* ITEM_OK: its stored text in chunk->text */
 	char uuid[GS_UUID_LEN + 1];
@@ -2485,6 +2486,121 @@ import_claim(struct import *im, size_t *seq, size_t *from, size_t *to,
 }
 
 /*
+ * The members a line's fast path reads: a form's fields at most
+ * (schema-priv.h GS_FORM_MAX_FIELDS).  A line with more has an unknown
+ * key or one twice: gs_json_plain_members says 0, and the full path
+ * reports it.
+ */
+#define IMPORT_SPANS 128
+
+/* Tests: 0 sends every line through the full path (parse_object,
+ * gs_record_validate, put_stored), as before the fast path; and how many
+ * saved lines took the fast path (counted by the caller's thread). */
+static int import_spans_on = 1;
+static size_t import_spans_taken;
+
+size_t
+ag_import_spans_set(int on)
+{
+	size_t n = import_spans_taken;
+
+	import_spans_on = on;
+	import_spans_taken = 0;
+	return n;
+}
+
+/*
+ * The common case of a line, without jansson values (reader side): a
+ * plain object (json.h, gs_json_plain_members: no whitespace, no escape,
+ * no real) that gs_record_validate_spans finds valid as it is, with every
+ * pii member a string.  Then its stored text is appended to b straight
+ * from the line: the non-pii members as they are spelled, in order, and
+ * the sealed member last (ag_crypt_seal_spans), the bytes put_stored
+ * writes from the parsed object: a plain value is spelled as put_json
+ * writes it, and a plain string is put_json_string's fast path.  bx as
+ * put_stored's.  *done 0: not that case, b and bx untouched; the caller
+ * parses the line, and gs_record_validate decides and names any problem,
+ * so no verdict or message depends on this path.
+ */
+static int
+put_stored_spans(struct import *im, const char *l, size_t n,
+    const char *uuid, struct bidx *bx, struct gs_buf *b, int *done)
+{
+	struct gs_json_span m[IMPORT_SPANS];
+	const struct gs_json_span *pm[IMPORT_SPANS];
+	struct ag_store *st = im->st;
+	const char *name;
+	size_t nm, npm = 0, i, k, len;
+	char *o;
+	int r, first = 1;
+
+	*done = 0;
+	bx->n = 0;
+	if (n > AG_MAX_RECORD_JSON ||
+	    !gs_json_plain_members(l, n, m, IMPORT_SPANS, &nm) ||
+	    !gs_record_validate_spans(st->schema, im->f, m, nm, uuid))
+		return GS_OK;
+	if (st->protect) {
+		if (st->crypt == NULL)
+			return ag_keys_locked_error(st);
+		for (i = 0; i < nm; i++) {
+			if (!ag_crypt_plan_is_pii(im->plan, m[i].key,
+			    m[i].klen))
+				continue;
+			/* Other values: encode_pii's json_dumpb decides. */
+			if (m[i].val[0] != '"')
+				return GS_OK;
+			pm[npm++] = &m[i];
+		}
+		/* bidx_collect's tags, in its order: the plan's id-number
+		 * fields that are present and not empty. */
+		for (i = 0; bx->n < 8 &&
+		    (name = ag_crypt_plan_idcard(im->plan, i)) != NULL; i++) {
+			len = strlen(name);
+			for (k = 0; k < npm; k++)
+				if (pm[k]->klen == len &&
+				    memcmp(pm[k]->key, name, len) == 0)
+					break;
+			if (k == npm || pm[k]->vlen <= 2)
+				continue;
+			if ((r = ag_crypt_bidxn(st->crypt, pm[k]->val + 1,
+			    pm[k]->vlen - 2, bx->tag[bx->n])) != GS_OK)
+				return r;
+			bx->field[bx->n++] = name;
+		}
+	}
+	*done = 1;
+	/* The members take at most the line's bytes. */
+	if ((r = gs_buf_reserve(b, n + 2)) != GS_OK)
+		return r;
+	o = b->data + b->len;
+	*o++ = '{';
+	for (i = 0, k = 0; i < nm; i++) {
+		if (k < npm && pm[k] == &m[i]) {
+			k++;
+			continue;
+		}
+		if (!first)
+			*o++ = ',';
+		first = 0;
+		/* "key":value, its quotes included */
+		len = (size_t)(m[i].val + m[i].vlen - m[i].key) + 1;
+		memcpy(o, m[i].key - 1, len);
+		o += len;
+	}
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = '\0';
+	if (npm > 0 &&
+	    ((!first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
+	    (r = gs_buf_puts(b, "\"" AG_PII_MEMBER "\":\"")) != GS_OK ||
+	    (r = ag_crypt_seal_spans(st->crypt, uuid, gs_form_version(im->f),
+	    pm, npm, b)) != GS_OK ||
+	    (r = gs_buf_putc(b, '"')) != GS_OK))
+		return r;
+	return gs_buf_putc(b, '}');
+}
+
+/*
  * Fills c with the lines [from, to) of the input, the first being line
  * number line + 1 (reader side).  A bad line is only marked: the
  * caller's thread checks it again to report its problems in order.
@@ -2499,7 +2615,7 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 	char why[256];
 	json_t *fields = NULL;
 	size_t j = 0;
-	int r;
+	int r, done;
 
 	c->n = 0;
 	c->fatal = GS_OK;
@@ -2528,6 +2644,17 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 		c->n++;
 		it->kind = ITEM_BAD;
 		it->bx.n = 0;
+		memcpy(it->uuid, c->ids[j][0], sizeof(it->uuid));
+		memcpy(it->change_id, c->ids[j][1], sizeof(it->change_id));
+		it->off = c->text.len;
+		done = 0;
+		r = GS_OK;
+		if (import_spans_on && (r = put_stored_spans(im, l, n,
+		    it->uuid, &it->bx, &c->text, &done)) == GS_OK && done)
+			r = gs_buf_putc(&c->text, '\0');
+		it->fast = done;
+		if (done || r != GS_OK)
+			goto stored;
 		/* The last line's values are all freed. */
 		gs_json_arena_reset(arena);
 		/* Not JSON: a bad line.  Out of memory: not the line's
@@ -2541,21 +2668,19 @@ import_fill(struct import *im, struct import_chunk *c, size_t from,
 		if (r == GS_OK) {
 			/* Null members (absent) are left out by put_stored:
 			 * no drop_nulls, which deletes them one by one. */
-			memcpy(it->uuid, c->ids[j][0], sizeof(it->uuid));
-			memcpy(it->change_id, c->ids[j][1],
-			    sizeof(it->change_id));
-			it->off = c->text.len;
 			if ((r = put_stored(im->st, im->f, im->plan, it->uuid,
 			    gs_form_version(im->f), fields, &it->bx,
 			    &c->text, &sealed)) == GS_OK)
 				r = gs_buf_putc(&c->text, '\0');
-			if (r == GS_OK)
-				it->kind = ITEM_OK;
+			done = r == GS_OK;
 		} else if (r == GS_EVALIDATION) {
 			r = GS_OK;
 		}
 		json_decref(fields);
 		fields = NULL;
+stored:
+		if (done && r == GS_OK)
+			it->kind = ITEM_OK;
 		if (r != GS_OK) {
 			it->kind = ITEM_FATAL;
 			c->fatal = r;
@@ -2894,6 +3019,7 @@ inline_:
 				skipped++;
 				continue; /* nothing more is saved */
 			}
+			import_spans_taken += (size_t)it->fast;
 			rows.it[rows.n] = it;
 			rows.text[rows.n++] = c->text.data + it->off;
 			if ((rows.n == IMPORT_ROWS &&

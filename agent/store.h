@@ -229,4 +229,10 @@ int ag_status_build(struct ag_store *st, json_t **out);
  */
 int ag_record_problem(struct ag_store *st, const char *uuid, json_t **out);
 
+/* Tests: on 0, the bulk import reads every line the full way (jansson
+ * values, gs_record_validate), as before its fast path; 1 (the default)
+ * again.  Process-wide.  Returns how many lines imports saved by the fast
+ * path since the last call. */
+size_t ag_import_spans_set(int on);
+
 #endif

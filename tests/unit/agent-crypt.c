@@ -570,6 +570,252 @@ test_import_text_same_as_save(void **state)
 	}
 }
 
+/* The plaintext of a record's sealed member (malloc'd, NUL-terminated). */
+static char *
+sealed_plain(const char *uuid)
+{
+	struct gs_stmt *s = NULL;
+	struct gs_buf out;
+	const char *t;
+	char *p;
+
+	gs_buf_init_secret(&out, 1 << 16);
+	assert_int_equal(gs_stmt_prepare(ag_store_db(st), "SELECT "
+	    "json_extract(fields, '$.\"$pii\"'), form_version FROM record "
+	    "WHERE uuid = ?1", &s), GS_OK);
+	assert_int_equal(gs_stmt_bind_text(s, 1, uuid), GS_OK);
+	assert_int_equal(gs_stmt_step(s), GS_ROW);
+	t = gs_stmt_text(s, 0);
+	assert_non_null(t);
+	assert_int_equal(ag_crypt_open_text(ag_store_crypt(st), uuid,
+	    (int)gs_stmt_int64(s, 1), t, strlen(t), &out), GS_OK);
+	p = malloc(out.len + 1);
+	assert_non_null(p);
+	memcpy(p, out.data, out.len);
+	p[out.len] = '\0';
+	gs_stmt_finalize(s);
+	gs_buf_release(&out);
+	return p;
+}
+
+/* A record's blind-index rows as one text (malloc'd). */
+static char *
+index_rows(const char *uuid)
+{
+	struct gs_stmt *s = NULL;
+	const char *t;
+	char *p;
+
+	assert_int_equal(gs_stmt_prepare(ag_store_db(st), "SELECT "
+	    "coalesce(group_concat(hex(tag) || ':' || field, ','), '') FROM "
+	    "(SELECT tag, field FROM pii_index WHERE uuid = ?1 ORDER BY "
+	    "field, tag)", &s), GS_OK);
+	assert_int_equal(gs_stmt_bind_text(s, 1, uuid), GS_OK);
+	assert_int_equal(gs_stmt_step(s), GS_ROW);
+	t = gs_stmt_text(s, 0);
+	assert_non_null(t);
+	p = strdup(t);
+	gs_stmt_finalize(s);
+	return p;
+}
+
+/* The "fields" of ag_get's record: opened (a new reference). */
+static json_t *
+got_fields(const char *uuid)
+{
+	char *j = NULL;
+	json_t *o, *f;
+
+	assert_int_equal(ag_get(st, uuid, &j), GS_OK);
+	o = json_loads(j, 0, NULL);
+	assert_non_null(o);
+	f = json_incref(json_object_get(o, "fields"));
+	assert_non_null(f);
+	json_decref(o);
+	ag_free(j);
+	return f;
+}
+
+/* The last problem reported (ag_store_on_problem). */
+static size_t bad_line;
+static char bad_field[64], bad_msg[256];
+
+static void
+on_bad(void *ctx, size_t line, const char *field, const char *rule,
+    const char *message)
+{
+	(void)ctx;
+	(void)rule;
+	bad_line = line;
+	snprintf(bad_field, sizeof(bad_field), "%s", field);
+	snprintf(bad_msg, sizeof(bad_msg), "%s", message);
+}
+
+/*
+ * Imports the n lines of all[0..len) as type twice, with the import's
+ * fast path on and off: each record the same both ways (its stored text
+ * but for the ciphertext, its sealed plaintext byte for byte, its opened
+ * fields, its blind-index rows).  Returns how many index rows the first
+ * import made.
+ */
+#define BOTH_MAX 16
+static int64_t
+same_both_ways(const char *type, const char *all, size_t len, size_t n,
+    size_t fast)
+{
+	char iu[2][BOTH_MAX][AG_UUID_LEN + 1];
+	int64_t before = q_int("SELECT count(*) FROM pii_index"), tags = 0;
+	size_t got = 0, i;
+	int way;
+
+	assert_true(n <= BOTH_MAX);
+	memset(iu, 0, sizeof(iu));
+	ag_store_on_problem(st, on_bad, NULL);
+	(void)ag_import_spans_set(1); /* what earlier imports counted */
+	for (way = 0; way < 2; way++) {
+		/* The lines the fast path took: fast, then none. */
+		assert_int_equal(ag_import_spans_set(way == 0), way == 0 ? 0 :
+		    fast);
+		if (ag_import_ndjson(st, type, all, len, take_uuid, iu[way],
+		    &got) != GS_OK)
+			fail_msg("import: %s; line %zu %s: %s", ag_errmsg(0),
+			    bad_line, bad_field, bad_msg);
+		assert_int_equal(got, n);
+		if (way == 0)
+			tags = q_int("SELECT count(*) FROM pii_index") - before;
+	}
+	assert_int_equal(ag_import_spans_set(1), 0);
+	for (i = 0; i < n; i++) {
+		char *a, *b;
+		json_t *fa, *fb;
+
+		a = stored_shape(iu[0][i]);
+		b = stored_shape(iu[1][i]);
+		if (strcmp(a, b) != 0)
+			fail_msg("%s line %zu: stored %s, not %s", type, i + 1,
+			    a, b);
+		assert_int_equal(stored_len(iu[0][i]), stored_len(iu[1][i]));
+		free(a);
+		free(b);
+		a = sealed_plain(iu[0][i]);
+		b = sealed_plain(iu[1][i]);
+		if (strcmp(a, b) != 0)
+			fail_msg("%s line %zu: sealed %s, not %s", type, i + 1,
+			    a, b);
+		free(a);
+		free(b);
+		a = index_rows(iu[0][i]);
+		b = index_rows(iu[1][i]);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+		fa = got_fields(iu[0][i]);
+		fb = got_fields(iu[1][i]);
+		assert_true(json_equal(fa, fb));
+		json_decref(fa);
+		json_decref(fb);
+	}
+	return tags;
+}
+
+/*
+ * The bulk import reads most lines without jansson values (agent/store.c
+ * put_stored_spans: the members as the line spells them) and the others
+ * the full way.  The same lines imported both ways (same_both_ways) give
+ * the same store.  The lines cover the fast path (any key order, pii
+ * first, last and between, tags, a ref, integers and booleans, two id
+ * numbers, none: 4 persons and a house) and the ones it leaves (an escape, a null, whitespace
+ * and \r, a ref to normalize, a real, a geo value); a key twice is a bad
+ * line both ways.
+ */
+static void
+test_import_spans_same(void **state)
+{
+	static const char *const persons[] = {
+		"{\"name\":\"陈静红\",\"pop_type\":\"FLOATING\",\"id_number\":"
+		"\"%s\",\"sex\":\"2\",\"birth_date\":\"1980-01-01\",\"ethnic\":"
+		"\"01\",\"marital\":\"20\",\"education\":\"40\",\"phone\":"
+		"\"18685443125\",\"census_region\":\"431224\","
+		"\"residence_region\":\"440307\",\"address\":\"广东省深圳市大鹏"
+		"新区大鹏街道布新社区一村27巷28号705房\",\"inflow_reason\":"
+		"\"WORK\",\"inflow_date\":\"2025-06-24\",\"residence_kind\":"
+		"\"RENTAL\"}",
+		"{\"note\":\"备注 ~!@#$%%^&*()/\",\"house\":"
+		"\"01a216d7-02cf-7120-a376-e9fcda75be79\",\"address\":\"x\","
+		"\"tags\":[\"RELEASED\",\"MENTAL\"],\"id_number\":\"%s\","
+		"\"pop_type\":\"REGISTERED\",\"name\":\"李\"}",
+		"{\"pop_type\":\"REGISTERED\",\"sex\":\"2\",\"address\":\"z\","
+		"\"id_number\":\"%s\",\"name\":\"赵\"}",
+		"{\"pop_type\":\"REGISTERED\",\"name\":\"陈\\\"一\","
+		"\"id_number\":\"%s\",\"address\":\"a\\\\b\"}",
+		"{\"name\":\"王\",\"phone\":null,\"pop_type\":\"REGISTERED\","
+		"\"id_number\":\"%s\",\"address\":\"b\",\"tags\":[]}",
+		"{\"name\": \"周\",\"pop_type\":\"REGISTERED\",\"id_number\":"
+		"\"%s\",\"address\":\"c\"}\r",
+		"{\"name\":\"吴\",\"pop_type\":\"REGISTERED\",\"id_number\":"
+		"\"%s\",\"address\":\"d\",\"house\":"
+		"\"01A216D7-02CF-7120-A376-E9FCDA75BE79\"}",
+		"{\"name\":\"Smith\",\"pop_type\":\"FOREIGN\",\"nationality\":"
+		"\"USA\",\"passport_no\":\"AB12345\",\"address\":\"y\"}",
+	};
+	static const char *const houses[] = {
+		"{\"address\":\"大鹏街道1号\",\"is_rental\":true,\"area_m2\":85,"
+		"\"occupants\":3,\"max_occupants\":6,\"tenant_name\":\"林强\",\"rental_use\":\"ROOM\","
+		"\"owner_id_number\":\"%s\",\"tenant_id_number\":\"%s\","
+		"\"has_fire_exit\":false,\"owner_phone\":\"15140444090\"}",
+		"{\"house_code\":\"4403070039327727095721816\",\"address\":"
+		"\"广东省深圳市大鹏新区大鹏街道水头社区二村15巷3号204房\",\"use\":"
+		"\"RESIDENCE\",\"area_m2\":287.16,\"is_rental\":false,"
+		"\"owner_name\":\"林强强\",\"owner_id_number\":\"%s\","
+		"\"owner_phone\":\"15140444090\"}",
+		"{\"address\":\"大鹏街道2号\",\"is_rental\":false,\"location\":"
+		"{\"lat\":22.597585,\"lon\":114.553257,\"accuracy\":13,"
+		"\"coord_sys\":\"WGS84\"},\"owner_id_number\":\"%s\"}",
+	};
+	enum { NP = sizeof(persons) / sizeof(persons[0]),
+		NH = sizeof(houses) / sizeof(houses[0]) };
+	char one[700], all[BOTH_MAX * 700], id[19], id2[19];
+	size_t len = 0, n = 0;
+	int i, way;
+
+	(void)state;
+	for (i = 0; i < NP; i++) {
+		idcard(id, 800 + i);
+		snprintf(one, sizeof(one), persons[i], id);
+		len += (size_t)snprintf(all + len, sizeof(all) - len, "%s\n",
+		    one);
+	}
+	/* Every person but the foreign one has an id number. */
+	assert_int_equal(same_both_ways("person", all, len, NP, 4), NP - 1);
+	for (i = 0, len = 0; i < NH; i++) {
+		idcard(id, 850 + i);
+		idcard(id2, 860 + i);
+		snprintf(one, sizeof(one), houses[i], id, id2);
+		len += (size_t)snprintf(all + len, sizeof(all) - len, "%s\n",
+		    one);
+	}
+	assert_int_equal(same_both_ways("house", all, len, NH, 1), NH + 1);
+
+	/* A key twice: the full path's parse error, with its line, both
+	 * ways, and nothing saved. */
+	idcard(id, 900);
+	snprintf(one, sizeof(one), persons[2], id);
+	len = (size_t)snprintf(all, sizeof(all), "%s\n{\"name\":\"甲\","
+	    "\"pop_type\":\"REGISTERED\",\"id_number\":\"%s\",\"address\":"
+	    "\"e\",\"name\":\"乙\"}\n", one, id);
+	for (way = 0; way < 2; way++) {
+		bad_line = 0;
+		ag_import_spans_set(way == 0);
+		assert_int_equal(ag_import_ndjson(st, "person", all, len, NULL,
+		    NULL, &n), GS_EPARSE);
+		assert_int_equal(n, 0);
+		assert_int_equal(bad_line, 2);
+		assert_non_null(strstr(bad_msg, "duplicate"));
+	}
+	ag_import_spans_set(1);
+	assert_int_equal(q_int("SELECT count(*) FROM record"), 2 * (NP + NH));
+}
+
 /* The uuids a bulk import saved, in input order. */
 #define IMPORT_MAX 6000
 static char import_uuids[IMPORT_MAX][37];
@@ -1183,6 +1429,7 @@ main(void)
 		T(test_import_threads_seal),
 		T(test_import_many_tags),
 		T(test_import_text_same_as_save),
+		T(test_import_spans_same),
 		T(test_plan_matches_schema),
 		T(test_masks),
 		T(test_policy),

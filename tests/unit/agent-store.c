@@ -797,6 +797,87 @@ test_import_rows(void **state)
 	gs_buf_release(&b);
 }
 
+/* The uuids an import saved, in input order (ag_uuid_fn). */
+static void
+take_uuids(void *ctx, const char *uuid)
+{
+	char (*u)[AG_UUID_LEN + 1] = ctx;
+	int i = 0;
+
+	while (u[i][0] != '\0')
+		i++;
+	snprintf(u[i], AG_UUID_LEN + 1, "%s", uuid);
+}
+
+/*
+ * An unprotected store stores a line the bulk import reads without
+ * jansson values (agent/store.c put_stored_spans) as the same text as the
+ * full path (ag_import_spans_set 0): its members as they came, in order,
+ * nulls left out.  Lines for both paths (the first two the fast one):
+ * any key order, tags, a ref, an escape, a null, whitespace, a ref to
+ * normalize.
+ */
+static void
+test_import_spans_plain(void **state)
+{
+	static const char *const lines[] = {
+		"{\"name\":\"陈静红\",\"pop_type\":\"FLOATING\",\"id_number\":"
+		"\"%s\",\"ethnic\":\"01\",\"phone\":\"18685443125\","
+		"\"address\":\"大鹏街道27巷28号705房\",\"inflow_reason\":\"WORK\","
+		"\"inflow_date\":\"2025-06-24\"}",
+		"{\"note\":\"备注 ~!@#$%%^&*()\",\"house\":"
+		"\"01a216d7-02cf-7120-a376-e9fcda75be79\",\"address\":\"x\","
+		"\"tags\":[\"RELEASED\",\"MENTAL\"],\"id_number\":\"%s\","
+		"\"pop_type\":\"REGISTERED\",\"name\":\"李\"}",
+		"{\"pop_type\":\"REGISTERED\",\"name\":\"陈\\\"一\","
+		"\"id_number\":\"%s\",\"address\":\"a\\\\b\\u4e00\"}",
+		"{\"name\":\"王\",\"phone\":null,\"pop_type\":\"REGISTERED\","
+		"\"id_number\":\"%s\",\"address\":\"b\",\"tags\":[]}",
+		"{\"name\": \"周\",\"pop_type\":\"REGISTERED\",\"id_number\":"
+		"\"%s\",\"address\":\"c\"}\r",
+		"{\"name\":\"吴\",\"pop_type\":\"REGISTERED\",\"id_number\":"
+		"\"%s\",\"address\":\"d\",\"house\":"
+		"\"01A216D7-02CF-7120-A376-E9FCDA75BE79\"}",
+	};
+	enum { N = sizeof(lines) / sizeof(lines[0]) };
+	char all[N * 700], id[19], one[700];
+	char iu[2][N][AG_UUID_LEN + 1];
+	size_t len = 0, n = 0;
+	int i, way;
+
+	(void)state;
+	memset(iu, 0, sizeof(iu));
+	for (i = 0; i < N; i++) {
+		idcard(id, 600 + i);
+		snprintf(one, sizeof(one), lines[i], id);
+		len += (size_t)snprintf(all + len, sizeof(all) - len, "%s\n",
+		    one);
+	}
+	(void)ag_import_spans_set(1);
+	for (way = 0; way < 2; way++) {
+		/* The first two lines took the fast path, then none. */
+		assert_int_equal(ag_import_spans_set(way == 0), way == 0 ? 0 :
+		    2);
+		assert_int_equal(ag_import_ndjson(st, "person", all, len,
+		    take_uuids, iu[way], &n), GS_OK);
+		assert_int_equal(n, N);
+	}
+	assert_int_equal(ag_import_spans_set(1), 0);
+	for (i = 0; i < N; i++) {
+		char *a = q_text("SELECT fields FROM record WHERE uuid = ?1",
+		    iu[0][i]);
+		char *b = q_text("SELECT fields FROM record WHERE uuid = ?1",
+		    iu[1][i]);
+
+		assert_non_null(a);
+		assert_non_null(b);
+		if (strcmp(a, b) != 0)
+			fail_msg("line %d: stored %s, not %s", i + 1, a, b);
+		free(a);
+		free(b);
+	}
+}
+
 /*
  * Whether some process holds a read lock on the bytes of the database
  * file that SQLite's SHARED lock takes (its unix VFS: a read lock on
@@ -1251,6 +1332,7 @@ main(void)
 		T(test_import),
 		T(test_import_pipeline),
 		T(test_import_rows),
+		T(test_import_spans_plain),
 		T(test_import_keeps_lock),
 		T(test_audit_append_only),
 		T(test_torture),
