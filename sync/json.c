@@ -19,6 +19,9 @@
 #include <string.h>
 
 #include <jansson.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/error.h"
 #include "bytes-priv.h"
@@ -702,12 +705,123 @@ plain_number(struct parser *ps)
 	return 1;
 }
 
+/* The first 8 bytes of a key [b, b + klen) as a big-endian integer,
+ * zero-padded; end bounds what may be read (one load when the text goes
+ * on for 8 bytes, which it does for every key but a last one). */
+static inline uint64_t
+key8(const unsigned char *b, size_t klen, const unsigned char *end)
+{
+	uint64_t w = 0;
+	size_t i;
+
+	if (end - b >= 8) {
+		memcpy(&w, b, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		if (klen < 8)
+			w &= ~(~0ull >> (8 * klen));
+#else
+		if (klen < 8)
+			w &= (1ull << (8 * klen)) - 1;
+		w = __builtin_bswap64(w);
+#endif
+		return w;
+	}
+	for (i = 0; i < 8; i++)
+		w = w << 8 | (i < klen ? b[i] : 0);
+	return w;
+}
+
+void
+gs_json_span_key(struct gs_json_span *m)
+{
+	const unsigned char *b = (const unsigned char *)m->key;
+
+	m->k8 = key8(b, m->klen, b + (m->klen < 8 ? m->klen : 8));
+}
+
+/*
+ * Equal k8 mean the same first min(klen, 8) bytes, and the shorter key's
+ * padding equal to the longer's bytes there: then only the bytes past the
+ * 8th and the lengths decide, as memcmp and "a prefix first" would.
+ */
 int
 gs_json_span_cmp(const struct gs_json_span *a, const struct gs_json_span *b)
 {
-	int c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+	size_t n = a->klen < b->klen ? a->klen : b->klen;
+	int c;
 
-	return c != 0 ? c : a->klen < b->klen ? -1 : a->klen > b->klen;
+	if (a->k8 != b->k8)
+		return a->k8 < b->k8 ? -1 : 1;
+	if (n > 8 && (c = memcmp(a->key + 8, b->key + 8, n - 8)) != 0)
+		return c;
+	return a->klen < b->klen ? -1 : a->klen > b->klen;
+}
+
+/*
+ * A string at ps->p (its opening quote) spelled as the encoder writes it:
+ * exactly what scan_string takes with no escape (the same UTF-8 checks),
+ * 0 for anything else.  Sets [b, e) to its body and ps->p past it.
+ * Eight bytes at a time, inline: a record's keys and codes are a few
+ * bytes long, and a call of scan_string cost more than scanning them.
+ */
+static inline int
+plain_string(struct parser *ps, const unsigned char **b,
+    const unsigned char **e)
+{
+	const unsigned char *p = ps->p + 1, *end = ps->end;
+	uint64_t w, m;
+	size_t n;
+
+	*b = p;
+	for (;;) {
+#ifdef __SSE2__
+		/* Sixteen at a time: a signed byte below 0x20 is a control
+		 * or one from 0x80, the bytes special8 flags with the two. */
+		if (end - p >= 16) {
+			__m128i v = _mm_loadu_si128((const __m128i *)p);
+			int f = _mm_movemask_epi8(_mm_or_si128(
+			    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+			    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+			    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
+
+			if (f == 0) {
+				p += 16;
+				continue;
+			}
+			p += __builtin_ctz((unsigned)f);
+		} else
+#endif
+		if (end - p >= 8) {
+			memcpy(&w, p, 8);
+			if ((m = special8(w)) == 0) {
+				p += 8;
+				continue;
+			}
+			p += gs_first_flag(m);
+		} else {
+			while (p < end && plain_byte[*p])
+				p++;
+			if (p == end)
+				return 0; /* unterminated */
+		}
+		if (*p == '"') {
+			*e = p;
+			ps->p = p + 1;
+			return 1;
+		}
+		if (*p < 0x80)
+			return 0; /* a control, or an escape */
+		if (end - p >= 3 && gs_plain3(p)) {
+			/* Chinese text comes in runs. */
+			do
+				p += 3;
+			while (end - p >= 3 && gs_plain3(p));
+			continue;
+		}
+		if ((n = utf8_len(p, end)) == 0)
+			return 0;
+		p += n;
+	}
 }
 
 /*
@@ -721,7 +835,7 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 {
 	const unsigned char *b, *e, *prev = NULL, *v;
 	size_t klen, prevlen = 0, k = 0;
-	int esc, c;
+	int c;
 
 	ps->p++; /* '{' */
 	if (ps->p < ps->end && *ps->p == '}') {
@@ -730,7 +844,7 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 	}
 	for (;;) {
 		if (ps->p >= ps->end || *ps->p != '"' ||
-		    scan_string(ps, &b, &e, &esc) != 0 || esc)
+		    !plain_string(ps, &b, &e))
 			return 0;
 		klen = (size_t)(e - b);
 		if (m == NULL && prev != NULL) {
@@ -752,6 +866,7 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 			m[k].klen = klen;
 			m[k].val = (const char *)v;
 			m[k].vlen = (size_t)(ps->p - v);
+			m[k].k8 = key8(b, klen, ps->end);
 		}
 		k++;
 		if (ps->p < ps->end && *ps->p == ',') {
@@ -774,7 +889,6 @@ static int
 plain_value(struct parser *ps, int depth)
 {
 	const unsigned char *b, *e;
-	int esc;
 
 	if (ps->p >= ps->end)
 		return 0;
@@ -803,7 +917,7 @@ plain_value(struct parser *ps, int depth)
 			return 0;
 		}
 	case '"':
-		return scan_string(ps, &b, &e, &esc) == 0 && !esc;
+		return plain_string(ps, &b, &e);
 	case 't':
 		return plain_word(ps, "true", 4);
 	case 'f':
@@ -932,6 +1046,7 @@ gs_json_plain_sorted(const char *text, size_t len, struct gs_json_span *m,
 		m[k].klen = klen;
 		m[k].val = (const char *)v;
 		m[k].vlen = (size_t)(ps.p - v);
+		m[k].k8 = key8(b, klen, ps.end); /* json.h: every span's */
 		k++;
 		if (ps.p < ps.end && *ps.p == ',') {
 			ps.p++;

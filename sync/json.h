@@ -16,6 +16,7 @@
 #define GS_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -54,7 +55,14 @@ struct gs_json_span {
 	size_t klen;
 	const char *val;
 	size_t vlen;
+	/* The key's first 8 bytes as a big-endian integer, zero-padded
+	 * (gs_json_span_key): most keys differ in them, so that ordering
+	 * two members is one integer compare (gs_json_span_cmp). */
+	uint64_t k8;
 };
+
+/* Fills m->k8 from m->key and m->klen: for a span made by hand. */
+void gs_json_span_key(struct gs_json_span *m);
 
 /* Deepest nesting gs_json_plain_object takes (the text's own object is
  * level 1); deeper is "not plain", well inside the encoder's limit. */
@@ -97,7 +105,8 @@ int gs_json_plain_sorted(const char *text, size_t len, struct gs_json_span *m,
 int gs_json_plain_members(const char *text, size_t len, struct gs_json_span *m,
     size_t max, size_t *n);
 /* The encoder's order of two members: their keys' bytes as strcmp
- * compares them, a prefix first.  <0, 0 (the same key) or >0. */
+ * compares them, a prefix first.  <0, 0 (the same key) or >0.  Both
+ * spans' k8 must be filled (gs_json_plain_object, gs_json_span_key). */
 int gs_json_span_cmp(const struct gs_json_span *a,
     const struct gs_json_span *b);
 

@@ -269,8 +269,51 @@ only_ws(const unsigned char *p, size_t n)
 	return 1;
 }
 
+/*
+ * gs_json_plain_object's own string scan (json.c plain_string) takes
+ * "<body> as a value and as a key exactly when the reference scan takes
+ * it without an escape and it ends at the body's last byte.
+ */
+static int
+same_plain(const unsigned char *body, size_t len)
+{
+	unsigned char text[176];
+	struct gs_json_span m[2];
+	const char *what = NULL;
+	size_t at, n;
+	int esc, want, val, key;
+
+	if (len + 10 > sizeof(text))
+		return 1;
+	want = ref_scan(body, len, &at, &esc, &what) == 0 && !esc &&
+	    at == len - 1;
+	memcpy(text, "{\"k\":\"", 6);
+	memcpy(text + 6, body, len);
+	text[6 + len] = '}';
+	val = gs_json_plain_object((const char *)text, len + 7, m, 2, &n);
+	if (val && (n != 1 || m[0].vlen != len + 1 ||
+	    m[0].val != (const char *)text + 5))
+		val = -1;
+	text[0] = '{';
+	text[1] = '"';
+	memcpy(text + 2, body, len);
+	memcpy(text + 2 + len, ":1}", 3);
+	key = gs_json_plain_object((const char *)text, len + 5, m, 2, &n);
+	if (key && (n != 1 || m[0].klen != len - 1))
+		key = -1;
+	if (val == want && key == want)
+		return 1;
+	fprintf(stderr, "plain scan differs (want %d, value %d, key %d):",
+	    want, val, key);
+	for (at = 0; at < len; at++)
+		fprintf(stderr, " %02x", body[at]);
+	fputc('\n', stderr);
+	return 0;
+}
+
 /* gs_json_parse of the string value "<body> (no closing quote added: the
- * body decides where it ends) says what the reference scan says. */
+ * body decides where it ends) says what the reference scan says, and so
+ * does gs_json_plain_object (same_plain). */
 static int
 same_string(const unsigned char *body, size_t len)
 {
@@ -305,7 +348,7 @@ same_string(const unsigned char *body, size_t len)
 		fputc('\n', stderr);
 	}
 	json_decref(v);
-	return ok;
+	return ok && same_plain(body, len);
 }
 
 /* Pieces of string bodies: plain runs of every length around a word,
@@ -381,6 +424,67 @@ test_string_fast_paths(void **state)
 		}
 	}
 	assert_int_equal(failures, 0);
+}
+
+/*
+ * gs_json_span_cmp orders keys as memcmp and "a prefix first" do, its
+ * 8-byte prefix integers (k8) included: keys from a two-letter alphabet,
+ * 0 to 20 bytes long, so that long common prefixes and prefixes of each
+ * other are the rule; spans from gs_json_span_key and from
+ * gs_json_plain_object alike.
+ */
+static int
+ref_key_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+
+	if (c != 0)
+		return c < 0 ? -1 : 1;
+	return al < bl ? -1 : al > bl;
+}
+
+static void
+test_span_order(void **state)
+{
+	char ka[24], kb[24], text[80];
+	struct gs_json_span a, b, m[2];
+	size_t i, j, n;
+	int want, got;
+
+	(void)state;
+	for (i = 0; i < 200000; i++) {
+		a.klen = next() % 21;
+		b.klen = next() % 4 == 0 ? a.klen : next() % 21;
+		for (j = 0; j < a.klen; j++)
+			ka[j] = next() % 8 == 0 ? 'b' : 'a';
+		memcpy(kb, ka, sizeof(kb));
+		if (b.klen > 0 && next() % 2)
+			kb[next() % b.klen] ^= 3; /* 'a' <-> 'b' */
+		for (j = a.klen; j < b.klen; j++)
+			kb[j] = next() % 2 ? 'b' : 'a';
+		a.key = ka;
+		b.key = kb;
+		gs_json_span_key(&a);
+		gs_json_span_key(&b);
+		want = ref_key_cmp(ka, a.klen, kb, b.klen);
+		got = gs_json_span_cmp(&a, &b);
+		got = got < 0 ? -1 : got > 0;
+		if (got != want)
+			fail_msg("%.*s vs %.*s: %d, not %d", (int)a.klen, ka,
+			    (int)b.klen, kb, got, want);
+		/* The same keys read from a text: 2 members, in order. */
+		n = (size_t)snprintf(text, sizeof(text), "{\"%.*s\":1,"
+		    "\"%.*s\":2}", (int)a.klen, ka, (int)b.klen, kb);
+		got = gs_json_plain_object(text, n, m, 2, &n);
+		assert_int_equal(got, want != 0);
+		if (got) {
+			assert_int_equal(m[0].k8 == a.k8 || m[0].k8 == b.k8, 1);
+			assert_true(gs_json_span_cmp(&m[0], &m[1]) < 0);
+			assert_true(gs_json_span_cmp(&m[1], &m[0]) > 0);
+			assert_int_equal(gs_json_span_cmp(&m[0], &m[0]), 0);
+			assert_int_equal(m[0].val[0], want < 0 ? '1' : '2');
+		}
+	}
 }
 
 /*
@@ -597,6 +701,7 @@ main(void)
 		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_string_fast_paths),
 		cmocka_unit_test(test_duplicate_keys),
+		cmocka_unit_test(test_span_order),
 		cmocka_unit_test(test_arena),
 		cmocka_unit_test(test_arena_blocks),
 	};
