@@ -281,6 +281,27 @@ gs_crypto_xaead_encrypt(unsigned char *ct, const void *m, size_t mlen,
 }
 
 int
+gs_crypto_xaead_decrypt(unsigned char *m, const unsigned char *ct,
+    size_t ctlen, const void *ad, size_t adlen, const unsigned char tail[8],
+    const unsigned char sub[GS_AEAD_KEYBYTES])
+{
+	unsigned char npub[crypto_aead_chacha20poly1305_IETF_NPUBBYTES] = { 0 };
+	unsigned long long mlen = 0;
+
+	/* What crypto_aead_xchacha20poly1305_ietf_decrypt does after its
+	 * HChaCha20 step (as gs_crypto_xaead_encrypt). */
+	if (ctlen < GS_AEAD_TAGBYTES)
+		return GS_EDECRYPT;
+	memcpy(npub + 4, tail, 8);
+	if (crypto_aead_chacha20poly1305_ietf_decrypt(m, &mlen, NULL, ct,
+	    ctlen, ad, adlen, npub, sub) != 0) {
+		sodium_memzero(m, ctlen - GS_AEAD_TAGBYTES);
+		return GS_EDECRYPT;
+	}
+	return GS_OK;
+}
+
+int
 gs_crypto_aead_decrypt(unsigned char *m, const unsigned char *ct, size_t ctlen,
     const void *ad, size_t adlen, const unsigned char nonce[GS_AEAD_NONCEBYTES],
     const unsigned char key[GS_AEAD_KEYBYTES])

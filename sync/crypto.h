@@ -147,6 +147,12 @@ void gs_crypto_xaead_subkey(unsigned char sub[GS_AEAD_KEYBYTES],
 int gs_crypto_xaead_encrypt(unsigned char *ct, const void *m, size_t mlen,
     const void *ad, size_t adlen, const unsigned char tail[8],
     const unsigned char sub[GS_AEAD_KEYBYTES]);
+/* The opening of the same: gs_crypto_aead_decrypt of a message whose
+ * nonce is prefix || tail, given the subkey of key and that prefix.  Same
+ * answers (GS_OK; GS_EDECRYPT, m zeroed). */
+int gs_crypto_xaead_decrypt(unsigned char *m, const unsigned char *ct,
+    size_t ctlen, const void *ad, size_t adlen, const unsigned char tail[8],
+    const unsigned char sub[GS_AEAD_KEYBYTES]);
 
 /* -------------------------------------------------------------- hashing */
 

@@ -193,6 +193,82 @@ test_seal_open(void **state)
 }
 
 /*
+ * The opener keeps the subkey of the last nonce prefix it met (crypt.c,
+ * struct ag_crypt): boxes of three sealers of one key (three prefixes),
+ * and of the opener itself, opened in a shuffled order, all open, each
+ * to its own text; a box whose prefix is another sealer's, or whose
+ * tail is changed, does not, and the next good one still does.
+ */
+static void
+test_open_many_sealers(void **state)
+{
+	static const unsigned char dek[AG_DEK_BYTES] = { 7, 7, 7 };
+	const struct gs_form *f = gs_schema_form(ag_store_schema(st), "person");
+	const char *u = "01a216d7-02cf-7120-a376-e9fcda75be79";
+	struct ag_crypt *c[4] = { NULL, NULL, NULL, NULL };
+	struct gs_buf box[4][3], plain;
+	char name[32], want[64];
+	const char *keys[AG_PII_MAX_KEYS];
+	size_t nkeys;
+	int i, j, k, order;
+
+	(void)state;
+	for (i = 0; i < 4; i++)
+		assert_int_equal(ag_crypt_new(dek, &c[i]), GS_OK);
+	for (i = 0; i < 4; i++)
+		for (j = 0; j < 3; j++) {
+			json_t *o;
+
+			snprintf(name, sizeof name, "name %d %d", i, j);
+			o = json_pack("{s:s,s:s}", "name", name, "pop_type",
+			    "REGISTERED");
+			gs_buf_init(&box[i][j], 1 << 16);
+			assert_int_equal(ag_crypt_seal_text(c[i], f, NULL, u, 1,
+			    o, &box[i][j], keys, &nkeys), GS_OK);
+			assert_int_equal(nkeys, 1);
+			json_decref(o);
+		}
+	gs_buf_init_secret(&plain, 1 << 16);
+	/* Opened by c[3]: its own boxes, then the others' interleaved. */
+	for (order = 0; order < 60; order++) {
+		i = (order * 7 + order / 12) % 4;
+		j = (order * 5) % 3;
+		snprintf(want, sizeof want, "{\"name\":\"name %d %d\"}", i, j);
+		assert_int_equal(ag_crypt_open_text(c[3], u, 1, box[i][j].data,
+		    box[i][j].len, &plain), GS_OK);
+		assert_int_equal(plain.len, strlen(want));
+		assert_memory_equal(plain.data, want, plain.len);
+		if (order % 10 != 9)
+			continue;
+		/* A box with another sealer's prefix (the first 16 bytes,
+		 * 21 characters and 2 bits), then with a changed tail. */
+		{
+			struct gs_buf bad;
+			int other = (i + 1) % 4;
+
+			gs_buf_init(&bad, 1 << 16);
+			assert_int_equal(gs_buf_append(&bad, box[i][j].data,
+			    box[i][j].len), GS_OK);
+			memcpy(bad.data, box[other][j].data, 21);
+			assert_int_equal(ag_crypt_open_text(c[3], u, 1, bad.data,
+			    bad.len, &plain), GS_EDECRYPT);
+			memcpy(bad.data, box[i][j].data, 21);
+			k = bad.data[25] == 'A' ? 'B' : 'A';
+			bad.data[25] = (char)k;
+			assert_int_equal(ag_crypt_open_text(c[3], u, 1, bad.data,
+			    bad.len, &plain), GS_EDECRYPT);
+			gs_buf_release(&bad);
+		}
+	}
+	gs_buf_release(&plain);
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < 3; j++)
+			gs_buf_release(&box[i][j]);
+		ag_crypt_free(c[i]);
+	}
+}
+
+/*
  * The table base64 of sealed fields against libsodium's (the seam's):
  * the same text for every length, the same bytes back, and the same
  * refusals (bad character, lone last character, non-zero unused bits,
@@ -1422,6 +1498,7 @@ main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_seal_open),
+		T(test_open_many_sealers),
 		T(test_b64_same_as_sodium),
 		T(test_seal_escapes),
 		T(test_seal_large),

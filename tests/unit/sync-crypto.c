@@ -79,6 +79,24 @@ test_xaead_subkey(void **state)
 		    "gs-ad", 5, nonce, key), GS_OK);
 		if (len > 0)
 			assert_memory_equal(back, m, len);
+		/* ... and opened with the subkey: the same, and a flipped
+		 * bit or another tail is refused with nothing left. */
+		memset(back, 0x55, sizeof back);
+		assert_int_equal(gs_crypto_xaead_decrypt(back, ct1, len + 16,
+		    "gs-ad", 5, nonce + 16, sub), GS_OK);
+		if (len > 0)
+			assert_memory_equal(back, m, len);
+		ct1[i % (len + 16)] ^= 4;
+		assert_int_equal(gs_crypto_xaead_decrypt(back, ct1, len + 16,
+		    "gs-ad", 5, nonce + 16, sub), GS_EDECRYPT);
+		assert_true(len == 0 || gs_crypto_is_zero(back, len));
+		ct1[i % (len + 16)] ^= 4;
+		nonce[16] ^= 0x80;
+		assert_int_equal(gs_crypto_xaead_decrypt(back, ct1, len + 16,
+		    "gs-ad", 5, nonce + 16, sub), GS_EDECRYPT);
+		nonce[16] ^= 0x80;
+		assert_int_equal(gs_crypto_xaead_decrypt(back, ct1, 15,
+		    "gs-ad", 5, nonce + 16, sub), GS_EDECRYPT);
 	}
 	nonce[0] ^= 1;
 	gs_crypto_xaead_subkey(sub2, key, nonce);
