@@ -764,7 +764,7 @@ gs_json_span_cmp(const struct gs_json_span *a, const struct gs_json_span *b)
  * Eight bytes at a time, inline: a record's keys and codes are a few
  * bytes long, and a call of scan_string cost more than scanning them.
  */
-static inline int
+static inline __attribute__((always_inline)) int
 plain_string(struct parser *ps, const unsigned char **b,
     const unsigned char **e)
 {
