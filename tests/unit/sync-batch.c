@@ -1065,6 +1065,77 @@ test_plain_spelling(void **state)
 }
 
 /*
+ * The uuid check's verdicts, its fast path for canonical ids included:
+ * every byte value at every place of change_id and of uuid (the
+ * terminator's too, and one place past it), through both encoders.  A
+ * canonical id is taken; one with upper-case hex digits and nothing else
+ * wrong is "lower case"; anything else is "not a uuid".
+ */
+static void
+test_uuid_every_byte(void **state)
+{
+	static const unsigned char dash[37] = { [8] = 1, [13] = 1, [18] = 1,
+		[23] = 1 };
+	struct gs_json_span m[1];
+	struct gs_change c;
+	struct gs_buf b;
+	size_t i, k;
+	unsigned v, which;
+	int r, rs;
+
+	(void)state;
+	gs_buf_init(&b, 1 << 20);
+	m[0].key = "a";
+	m[0].klen = 1;
+	m[0].val = "1";
+	m[0].vlen = 1;
+	gs_json_span_key(&m[0]);
+	for (which = 0; which < 2; which++)
+		for (i = 0; i < 37; i++)
+			for (v = 0; v < 256; v++) {
+				char *id;
+				int canon = 1, upper = 0, bad = 0;
+
+				change(&c, 1);
+				id = which ? c.uuid : c.change_id;
+				id[i] = (char)v;
+				for (k = 0; k < 36 && id[k] != '\0'; k++) {
+					unsigned char ch = (unsigned char)id[k];
+
+					if (dash[k] ? ch != '-' :
+					    !((ch >= '0' && ch <= '9') ||
+					    (ch >= 'a' && ch <= 'f'))) {
+						canon = 0;
+						if (!dash[k] && ch >= 'A' &&
+						    ch <= 'F')
+							upper = 1;
+						else
+							bad = 1;
+					}
+				}
+				if (k < 36 || id[36] != '\0')
+					canon = 0, bad = 1;
+				gs_buf_reset(&b);
+				r = gs_batch_encode_change(&b, &c);
+				json_decref(c.fields);
+				c.fields = NULL;
+				rs = gs_batch_encode_change_spans(&b, &c, m, 1);
+				if (canon) {
+					assert_int_equal(r, GS_OK);
+					assert_int_equal(rs, GS_OK);
+				} else {
+					assert_int_equal(r, GS_EINVAL);
+					assert_int_equal(rs, GS_EINVAL);
+					assert_non_null(strstr(gs_errmsg(r), bad ?
+					    "is not a uuid" : "lower case"));
+					assert_true(bad || upper);
+				}
+				gs_change_release(&c);
+			}
+	gs_buf_release(&b);
+}
+
+/*
  * gs_json_plain_object 1 must mean: the line gs_batch_encode_change_spans
  * writes from its members is the line gs_batch_encode_change writes from
  * the parsed object, byte for byte (the agent copies stored fields into
@@ -1300,6 +1371,7 @@ main(void)
 		cmocka_unit_test(test_writer_matches_jansson),
 		cmocka_unit_test(test_plain_spelling),
 		cmocka_unit_test(test_plain_object),
+		cmocka_unit_test(test_uuid_every_byte),
 	};
 
 	if (gs_crypto_init() != GS_OK)
