@@ -165,12 +165,34 @@ check_uuid(const char *what, const char s[GS_UUID_LEN + 1])
  * lets the encoder copy grid and author verbatim (the hot path) and keeps
  * them safe to print in logs, CSV and terminals; no real grid code or
  * worker id contains them. */
+/* 1 for the bytes check_plain takes as they are: printable ASCII and
+ * space, but not '"' or '\\'. */
+static const unsigned char LABEL_BYTE[256] = {
+#define Y16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x00 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x20: '"' */
+	Y16, Y16,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,	/* 0x50: '\\' */
+	Y16,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,	/* 0x70: DEL */
+	/* 0x80-0xff: 0 (the UTF-8 scan decides) */
+#undef Y16
+};
+
 static int
 check_plain(const char *what, const char *s, size_t max, int may_be_empty)
 {
 	struct gs_utf8_scan sc;
-	size_t n = strnlen(s, max + 1);
+	size_t n = strnlen(s, max + 1), i;
+	unsigned ok = 1;
 
+	/* A grid code or worker id is a few ASCII characters: taken by one
+	 * table read each, without the UTF-8 scan and the searches below. */
+	for (i = 0; i < n; i++)
+		ok &= LABEL_BYTE[(unsigned char)s[i]];
+	if (ok && n <= max && (n > 0 || may_be_empty))
+		return GS_OK;
 	if (n > max)
 		return GS_FAIL(
 		    GS_EINVAL, "%s is longer than %zu bytes", what, max);

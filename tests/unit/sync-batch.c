@@ -1065,14 +1065,15 @@ test_plain_spelling(void **state)
 }
 
 /*
- * The uuid check's verdicts, its fast path for canonical ids included:
+ * The id checks' verdicts, their fast paths included.  uuids:
  * every byte value at every place of change_id and of uuid (the
  * terminator's too, and one place past it), through both encoders.  A
  * canonical id is taken; one with upper-case hex digits and nothing else
- * wrong is "lower case"; anything else is "not a uuid".
+ * wrong is "lower case"; anything else is "not a uuid".  grid and
+ * author: every byte value at each place of a 5-character label.
  */
 static void
-test_uuid_every_byte(void **state)
+test_ids_every_byte(void **state)
 {
 	static const unsigned char dash[37] = { [8] = 1, [13] = 1, [18] = 1,
 		[23] = 1 };
@@ -1130,6 +1131,28 @@ test_uuid_every_byte(void **state)
 					    "is not a uuid" : "lower case"));
 					assert_true(bad || upper);
 				}
+				gs_change_release(&c);
+			}
+	/* grid and author: ASCII labels by check_plain's table, the rest
+	 * by its UTF-8 scan; a lone byte >= 0x80 is not UTF-8. */
+	for (which = 0; which < 2; which++)
+		for (i = 0; i < 5; i++)
+			for (v = 0; v < 256; v++) {
+				char *t;
+				int ok = v == 0 || (v >= 0x20 && v < 0x7f &&
+				    v != '"' && v != '\\');
+
+				change(&c, 1);
+				t = which ? c.author : c.grid;
+				gs_strlcpy(t, "W0001", 6);
+				t[i] = (char)v;
+				gs_buf_reset(&b);
+				r = gs_batch_encode_change(&b, &c);
+				json_decref(c.fields);
+				c.fields = NULL;
+				rs = gs_batch_encode_change_spans(&b, &c, m, 1);
+				assert_int_equal(r, ok ? GS_OK : GS_EINVAL);
+				assert_int_equal(rs, r);
 				gs_change_release(&c);
 			}
 	gs_buf_release(&b);
@@ -1371,7 +1394,7 @@ main(void)
 		cmocka_unit_test(test_writer_matches_jansson),
 		cmocka_unit_test(test_plain_spelling),
 		cmocka_unit_test(test_plain_object),
-		cmocka_unit_test(test_uuid_every_byte),
+		cmocka_unit_test(test_ids_every_byte),
 	};
 
 	if (gs_crypto_init() != GS_OK)
