@@ -833,7 +833,7 @@ static int
 plain_members(struct parser *ps, int depth, struct gs_json_span *m,
     size_t max, size_t *n)
 {
-	const unsigned char *b, *e, *prev = NULL, *v;
+	const unsigned char *b, *e, *prev = NULL, *v, *vb, *ve;
 	size_t klen, prevlen = 0, k = 0;
 	int c;
 
@@ -857,7 +857,9 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 		if (ps->p >= ps->end || *ps->p != ':')
 			return 0;
 		v = ++ps->p;
-		if (!plain_value(ps, depth))
+		/* A string, most values of a record, without a call. */
+		if (ps->p < ps->end && *ps->p == '"' ?
+		    !plain_string(ps, &vb, &ve) : !plain_value(ps, depth))
 			return 0;
 		if (m != NULL) {
 			if (k == max)
@@ -950,17 +952,26 @@ gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
 	    ps.p != ps.end)
 		goto no;
 	/* Into the encoder's order (insertion: a record has a few dozen
-	 * members, often in order already); equal keys are duplicates. */
+	 * members, often in order already); equal keys are duplicates.
+	 * Every two members that end up side by side were compared when
+	 * the later of them went in (it stopped at the one before it, or
+	 * it was moved past it), so a duplicate is met here. */
 	for (i = 1; i < *n; i++) {
-		struct gs_json_span x = m[i];
+		struct gs_json_span x;
+		int c = gs_json_span_cmp(&m[i - 1], &m[i]);
 
-		for (j = i; j > 0 && gs_json_span_cmp(&m[j - 1], &x) > 0; j--)
+		if (c == 0)
+			goto no;
+		if (c < 0)
+			continue;
+		x = m[i];
+		for (j = i; j > 0 && (c = gs_json_span_cmp(&m[j - 1], &x)) > 0;
+		    j--)
 			m[j] = m[j - 1];
+		if (j > 0 && c == 0)
+			goto no;
 		m[j] = x;
 	}
-	for (i = 1; i < *n; i++)
-		if (gs_json_span_cmp(&m[i - 1], &m[i]) == 0)
-			goto no;
 	return 1;
 no:
 	*n = 0;

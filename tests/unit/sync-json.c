@@ -446,7 +446,7 @@ ref_key_cmp(const char *a, size_t al, const char *b, size_t bl)
 static void
 test_span_order(void **state)
 {
-	char ka[24], kb[24], text[80];
+	char ka[24], kb[24], text[400];
 	struct gs_json_span a, b, m[2];
 	size_t i, j, n;
 	int want, got;
@@ -484,6 +484,38 @@ test_span_order(void **state)
 			assert_int_equal(gs_json_span_cmp(&m[0], &m[0]), 0);
 			assert_int_equal(m[0].val[0], want < 0 ? '1' : '2');
 		}
+	}
+	/* Objects of up to 12 keys drawn from 14 (duplicates common, in
+	 * any place): plain exactly when no key repeats, then in order. */
+	for (i = 0; i < 100000; i++) {
+		static const char *const keys[] = { "a", "b", "ab", "ba",
+			"aaaaaaaa", "aaaaaaaab", "aaaaaaaaa", "aaaaaaab", "z",
+			"zz", "bbbbbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbbba", "$pii",
+			"" };
+		struct gs_json_span ms[12];
+		size_t k, nk = 1 + next() % 12, at = 1, got_n;
+		unsigned used = 0;
+		int dup = 0;
+
+		text[0] = '{';
+		for (k = 0; k < nk; k++) {
+			unsigned w = next() % 14;
+
+			dup |= (used >> w) & 1;
+			used |= 1u << w;
+			at += (size_t)snprintf(text + at, sizeof(text) - at,
+			    "%s\"%s\":%zu", k ? "," : "", keys[w], k);
+		}
+		text[at++] = '}';
+		assert_true(at < sizeof(text));
+		got = gs_json_plain_object(text, at, ms, 12, &got_n);
+		assert_int_equal(got, !dup);
+		if (!got)
+			continue;
+		assert_int_equal(got_n, nk);
+		for (k = 1; k < nk; k++)
+			assert_true(ref_key_cmp(ms[k - 1].key, ms[k - 1].klen,
+			    ms[k].key, ms[k].klen) < 0);
 	}
 }
 
