@@ -321,6 +321,37 @@ test_b64_same_as_sodium(void **state)
 	    GS_EPARSE);
 	assert_int_equal(ag_crypt_b64_decode(a, sizeof(a), &la, "QUJ\xc4", 4),
 	    GS_EPARSE);
+	/* Every byte value at every place of texts long enough for the
+	 * sixteen-at-a-time path (and its blocks' ends): refused exactly
+	 * when the byte is outside the alphabet, else libsodium's bytes. */
+	for (n = 45; n <= 50; n++) {
+		size_t len = strlen((ag_crypt_b64_encode(ta, in, n), ta));
+		unsigned v;
+
+		for (i = 0; i < len; i++)
+			for (v = 0; v < 256; v++) {
+				int in_alpha = (v >= 'A' && v <= 'Z') ||
+				    (v >= 'a' && v <= 'z') ||
+				    (v >= '0' && v <= '9') || v == '-' ||
+				    v == '_';
+
+				memcpy(tb, ta, len + 1);
+				tb[i] = (char)v;
+				ra = ag_crypt_b64_decode(a, sizeof(a), &la, tb,
+				    len);
+				if (!in_alpha) {
+					assert_int_equal(ra, GS_EPARSE);
+					continue;
+				}
+				rb = gs_crypto_b64_decode(b, sizeof(b), &lb, tb,
+				    len);
+				assert_int_equal(ra == GS_OK, rb == GS_OK);
+				if (ra == GS_OK) {
+					assert_int_equal(la, lb);
+					assert_memory_equal(a, b, la);
+				}
+			}
+	}
 	/* Random short texts from the alphabet's edges and its ASCII
 	 * neighbours: the same verdict and bytes as libsodium's. */
 	for (i = 0; i < 20000; i++) {
