@@ -440,6 +440,8 @@ fast_line(struct ag_outbox *ob, struct gs_stmt *st, const struct gs_change *c,
 			cmp = 1;
 		else if (j == np)
 			cmp = -1;
+		else if (fm[i].k8 != pm[j].k8) /* json.h: the first 8 bytes */
+			cmp = fm[i].k8 < pm[j].k8 ? -1 : 1;
 		else
 			cmp = gs_json_span_cmp(&fm[i], &pm[j]);
 		if (cmp == 0) /* the slow way's update would pick one */
