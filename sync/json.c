@@ -931,6 +931,15 @@ plain_value(struct parser *ps, int depth)
 	}
 }
 
+/* gs_json_span_cmp, its common case (the first 8 bytes differ) inline. */
+static inline int
+span_order(const struct gs_json_span *a, const struct gs_json_span *b)
+{
+	if (a->k8 != b->k8)
+		return a->k8 < b->k8 ? -1 : 1;
+	return gs_json_span_cmp(a, b);
+}
+
 int
 gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
     size_t max, size_t *n)
@@ -958,15 +967,14 @@ gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
 	 * it was moved past it), so a duplicate is met here. */
 	for (i = 1; i < *n; i++) {
 		struct gs_json_span x;
-		int c = gs_json_span_cmp(&m[i - 1], &m[i]);
+		int c = span_order(&m[i - 1], &m[i]);
 
 		if (c == 0)
 			goto no;
 		if (c < 0)
 			continue;
 		x = m[i];
-		for (j = i; j > 0 && (c = gs_json_span_cmp(&m[j - 1], &x)) > 0;
-		    j--)
+		for (j = i; j > 0 && (c = span_order(&m[j - 1], &x)) > 0; j--)
 			m[j] = m[j - 1];
 		if (j > 0 && c == 0)
 			goto no;
