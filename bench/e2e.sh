@@ -512,6 +512,38 @@ a replay of its statements measured 36k against 21k with the rows written
 once at the receipt, which needs a monotonic key for a batch's creations
 (uuids and change ids follow the clock) and a change to every reader of
 in-flight state.
+Session 16 (2026-11-27; callgrind, 10,000 persons, b6de62f -> 8aa2a37):
+agent sync 99.2k -> 63.7k instructions a record, platform 81.6k ->
+65.8k, bulk collect with personal data sealed 64.0k -> 44.8k; in all
+245k -> 174k (-29%).  Where: a batch's new records wait for their
+receipt as narrow sealed_creation rows whose state is their batch's, and
+the usual receipt writes no change row for them (agent migration 0011;
+the seal's marking 17.4k -> 5.6k, the receipt 18.1k -> 3.2k); the
+platform decodes and validates a new record's fields in place, as spans,
+building jansson values only for a record that is not plain and valid
+(decode and validate 26.9k -> 15.9k), and its store's connections take
+no SQLite mutex per call; the bulk collect reads a plain valid line in
+place and seals its personal data straight from it; the agent's line
+building scans strings sixteen bytes at a time, orders keys by their
+first eight bytes and derives a sealer's HChaCha20 subkey once (the
+line 23.1k -> 15.0k).  Alternating runs of this script, b6de62f
+against 8aa2a37 (RUNS=1, three each, 19:54 UTC, load 0.8-1.3): all in
+37,175 / 31,932 / 34,540 -> 39,481 / 39,972 / 46,282 records/s; bulk
+collect 0.86 / 0.77 / 0.78 -> 0.81 / 0.88 / 0.77 s; sync 1.83 / 2.36 /
+2.11 -> 1.72 / 1.62 / 1.39 s (the sync alone 47,359 -> 61,690
+records/s, medians).  The collect's wall time did not follow its
+instructions (CPU 1.10-1.34 -> 0.96-1.16 s): it is bound by its one
+writer thread's SQLite work and the disk (85 MB written for 100,000
+records), not by the readers: under perf its main thread is on a CPU
+0.52 s of 0.68 s, about 0.1 s of it the checkpoint at its close.  The
+table above (19:57 UTC, median of 5: 46,380 records/s, 44,161-47,454) is
+still short of 50,000 all in: the collect takes 0.80 s of the 2.15 s.
+Measured and not taken: leaving that checkpoint to the sync's
+checkpoint thread (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE at the collect's
+close; alternating, 19:58 UTC): collect 0.81 / 0.68 / 0.73 -> 0.69 /
+0.59 / 0.67 s, but the sync 1.51 / 1.41 / 1.64 -> 1.39 / 1.41 / 1.76 s
+and all in 43,054 / 47,784 / 42,205 -> 47,941 / 49,816 / 41,213
+records/s: within the runs' noise, and it leaves an 85 MB WAL behind.
 Measured and not taken in session 6, alternating runs: checkpoints every
 16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
 of 1,000 changed nothing measurable.
