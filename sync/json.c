@@ -940,26 +940,30 @@ span_order(const struct gs_json_span *a, const struct gs_json_span *b)
 	return gs_json_span_cmp(a, b);
 }
 
+/* A parser over text[0..len) for the plain readers below: spelled as the
+ * encoder writes it, its reason (never shown) into why. */
+static void
+plain_parser(struct parser *ps, const char *text, size_t len, char *why,
+    size_t whylen)
+{
+	ps->start = ps->p = (const unsigned char *)text;
+	ps->end = ps->start + len;
+	ps->depth = 0;
+	ps->nomem = 0;
+	ps->spelled = 1;
+	why[0] = '\0';
+	ps->why = why;
+	ps->whylen = whylen;
+}
+
 int
 gs_json_plain_object(const char *text, size_t len, struct gs_json_span *m,
     size_t max, size_t *n)
 {
-	struct parser ps;
-	char why[2];
 	size_t i, j;
 
-	*n = 0;
-	ps.start = ps.p = (const unsigned char *)text;
-	ps.end = ps.start + len;
-	ps.depth = 0;
-	ps.nomem = 0;
-	ps.spelled = 1;
-	why[0] = '\0';
-	ps.why = why;
-	ps.whylen = sizeof(why);
-	if (len == 0 || *ps.p != '{' || !plain_members(&ps, 1, m, max, n) ||
-	    ps.p != ps.end)
-		goto no;
+	if (!gs_json_plain_members(text, len, m, max, n))
+		return 0;
 	/* Into the encoder's order (insertion: a record has a few dozen
 	 * members, often in order already); equal keys are duplicates.
 	 * Every two members that end up side by side were compared when
@@ -994,14 +998,7 @@ gs_json_plain_members(const char *text, size_t len, struct gs_json_span *m,
 	char why[2];
 
 	*n = 0;
-	ps.start = ps.p = (const unsigned char *)text;
-	ps.end = ps.start + len;
-	ps.depth = 0;
-	ps.nomem = 0;
-	ps.spelled = 1;
-	why[0] = '\0';
-	ps.why = why;
-	ps.whylen = sizeof(why);
+	plain_parser(&ps, text, len, why, sizeof(why));
 	if (len == 0 || *ps.p != '{' || !plain_members(&ps, 1, m, max, n) ||
 	    ps.p != ps.end) {
 		*n = 0;
@@ -1026,14 +1023,7 @@ gs_json_plain_sorted(const char *text, size_t len, struct gs_json_span *m,
 	int esc, c;
 
 	*n = 0;
-	ps.start = ps.p = (const unsigned char *)text;
-	ps.end = ps.start + len;
-	ps.depth = 0;
-	ps.nomem = 0;
-	ps.spelled = 1;
-	why[0] = '\0';
-	ps.why = why;
-	ps.whylen = sizeof(why);
+	plain_parser(&ps, text, len, why, sizeof(why));
 	if (len < 2 || *ps.p != '{')
 		return 0;
 	ps.p++;
