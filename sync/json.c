@@ -825,13 +825,13 @@ plain_string(struct parser *ps, const unsigned char **b,
 }
 
 /*
- * An object at ps->p ('{').  Nested (m NULL), its keys must come in
- * strictly increasing order; the outer object's (m set) may come in any
- * order, and its members go to m[0..max).
+ * An object at ps->p ('{').  Nested (m NULL) or ordered, its keys must
+ * come in strictly increasing order; else the outer object's (m set) may
+ * come in any order.  Its members go to m[0..max).
  */
 static int
 plain_members(struct parser *ps, int depth, struct gs_json_span *m,
-    size_t max, size_t *n)
+    size_t max, size_t *n, int ordered)
 {
 	const unsigned char *b, *e, *prev = NULL, *v, *vb, *ve;
 	size_t klen, prevlen = 0, k = 0;
@@ -847,7 +847,7 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 		    !plain_string(ps, &b, &e))
 			return 0;
 		klen = (size_t)(e - b);
-		if (m == NULL && prev != NULL) {
+		if ((m == NULL || ordered) && prev != NULL) {
 			c = memcmp(prev, b, prevlen < klen ? prevlen : klen);
 			if (c > 0 || (c == 0 && prevlen >= klen))
 				return 0;
@@ -897,7 +897,7 @@ plain_value(struct parser *ps, int depth)
 	switch (*ps->p) {
 	case '{':
 		return depth < GS_JSON_PLAIN_DEPTH &&
-		    plain_members(ps, depth + 1, NULL, 0, NULL);
+		    plain_members(ps, depth + 1, NULL, 0, NULL, 1);
 	case '[':
 		if (depth >= GS_JSON_PLAIN_DEPTH)
 			return 0;
@@ -990,21 +990,30 @@ no:
 	return 0;
 }
 
-int
-gs_json_plain_members(const char *text, size_t len, struct gs_json_span *m,
-    size_t max, size_t *n)
+/* The outer object of text[0..len), its members into m[0..max): in
+ * increasing key order only when ordered (plain_members). */
+static int
+plain_outer(const char *text, size_t len, struct gs_json_span *m,
+    size_t max, size_t *n, int ordered)
 {
 	struct parser ps;
 	char why[2];
 
 	*n = 0;
 	plain_parser(&ps, text, len, why, sizeof(why));
-	if (len == 0 || *ps.p != '{' || !plain_members(&ps, 1, m, max, n) ||
-	    ps.p != ps.end) {
+	if (len == 0 || *ps.p != '{' ||
+	    !plain_members(&ps, 1, m, max, n, ordered) || ps.p != ps.end) {
 		*n = 0;
 		return 0;
 	}
 	return 1;
+}
+
+int
+gs_json_plain_members(const char *text, size_t len, struct gs_json_span *m,
+    size_t max, size_t *n)
+{
+	return plain_outer(text, len, m, max, n, 0);
 }
 
 /*
@@ -1016,57 +1025,7 @@ int
 gs_json_plain_sorted(const char *text, size_t len, struct gs_json_span *m,
     size_t max, size_t *n)
 {
-	struct parser ps;
-	const unsigned char *b, *e, *prev = NULL, *v;
-	size_t klen, prevlen = 0, k = 0;
-	char why[2];
-	int esc, c;
-
-	*n = 0;
-	plain_parser(&ps, text, len, why, sizeof(why));
-	if (len < 2 || *ps.p != '{')
-		return 0;
-	ps.p++;
-	if (*ps.p == '}') {
-		ps.p++;
-		return ps.p == ps.end;
-	}
-	for (;;) {
-		if (ps.p >= ps.end || *ps.p != '"' ||
-		    scan_string(&ps, &b, &e, &esc) != 0 || esc)
-			return 0;
-		klen = (size_t)(e - b);
-		/* Strictly after the key before: the first bytes decide
-		 * most pairs without a memcmp. */
-		if (prev != NULL && (prevlen == 0 || klen == 0 ||
-		    prev[0] >= b[0])) {
-			c = memcmp(prev, b, prevlen < klen ? prevlen : klen);
-			if (c > 0 || (c == 0 && prevlen >= klen))
-				return 0;
-		}
-		prev = b;
-		prevlen = klen;
-		if (ps.p >= ps.end || *ps.p != ':')
-			return 0;
-		v = ++ps.p;
-		if (!plain_value(&ps, 1) || k == max)
-			return 0;
-		m[k].key = (const char *)b;
-		m[k].klen = klen;
-		m[k].val = (const char *)v;
-		m[k].vlen = (size_t)(ps.p - v);
-		m[k].k8 = key8(b, klen, ps.end); /* json.h: every span's */
-		k++;
-		if (ps.p < ps.end && *ps.p == ',') {
-			ps.p++;
-			continue;
-		}
-		if (ps.p < ps.end && *ps.p == '}' && ps.p + 1 == ps.end) {
-			*n = k;
-			return 1;
-		}
-		return 0;
-	}
+	return plain_outer(text, len, m, max, n, 1);
 }
 
 int
