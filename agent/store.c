@@ -1132,10 +1132,13 @@ need_key(struct ag_store *st)
 }
 
 /* Blind-index tags of one record's id-number fields. */
+/* The most id-number fields a record's index tags cover. */
+#define BIDX_MAX 8
+
 struct bidx {
 	size_t n;
-	const char *field[8];
-	unsigned char tag[8][AG_BIDX_BYTES];
+	const char *field[BIDX_MAX];
+	unsigned char tag[BIDX_MAX][AG_BIDX_BYTES];
 };
 
 /* The index tags of fields' id numbers into bx; plan (the bulk import's,
@@ -1151,7 +1154,7 @@ bidx_collect(struct ag_store *st, const struct gs_form *f,
 	bx->n = 0;
 	if (st->crypt == NULL)
 		return GS_OK;
-	for (i = 0; bx->n < 8; i++) {
+	for (i = 0; bx->n < BIDX_MAX; i++) {
 		json_t *v;
 
 		if (plan != NULL) {
@@ -2487,11 +2490,11 @@ import_claim(struct import *im, size_t *seq, size_t *from, size_t *to,
 
 /*
  * The members a line's fast path reads: a form's fields at most
- * (schema-priv.h GS_FORM_MAX_FIELDS).  A line with more has an unknown
+ * (schema.h GS_FORM_MAX_FIELDS).  A line with more has an unknown
  * key or one twice: gs_json_plain_members says 0, and the full path
  * reports it.
  */
-#define IMPORT_SPANS 128
+#define IMPORT_SPANS GS_FORM_MAX_FIELDS
 
 /* Tests: 0 sends every line through the full path (parse_object,
  * gs_record_validate, put_stored), as before the fast path; and how many
@@ -2554,7 +2557,7 @@ put_stored_spans(struct import *im, const char *l, size_t n,
 		}
 		/* bidx_collect's tags, in its order: the plan's id-number
 		 * fields that are present and not empty. */
-		for (i = 0; bx->n < 8 &&
+		for (i = 0; bx->n < BIDX_MAX &&
 		    (name = ag_crypt_plan_idcard(im->plan, i)) != NULL; i++) {
 			len = strlen(name);
 			for (k = 0; k < npm; k++)

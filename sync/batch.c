@@ -29,6 +29,7 @@
 #include "bytes-priv.h"
 #include "ids.h"
 #include "json.h"
+#include "schema.h"
 #include "uuid.h"
 #include "core/banned.h"
 
@@ -1072,9 +1073,9 @@ struct members {
 	size_t guess; /* the first capacity to take */
 };
 
-/* Members one line may have and stay unbuilt: a form has at most 128
- * fields (schema-priv.h); a line with more is simply built. */
-#define SPANS_MAX 128
+/* Members one line may have and stay unbuilt: a form's fields at most
+ * (schema.h); a line with more is simply built. */
+#define SPANS_MAX GS_FORM_MAX_FIELDS
 
 /*
  * The fields text f[0..n) of a line as members appended to ms, when it

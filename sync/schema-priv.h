@@ -19,7 +19,6 @@
 
 #include "bytes-priv.h"
 
-#define GS_FORM_MAX_FIELDS 128
 /* Slots of a form's field-name hash: a power of two, at least twice
  * GS_FORM_MAX_FIELDS, so that a probe ends at an empty slot soon. */
 #define GS_FORM_SLOTS 256

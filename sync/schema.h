@@ -135,4 +135,8 @@ void gs_schema_docs_release(struct gs_schema_docs *d);
 int gs_schema_doc_info(const void *data, size_t len, int *is_form,
     char name[GS_SCHEMA_NAME_MAX], int *version);
 
+/* The most fields a form may have (a form with more is refused at
+ * load): also the most members a valid record has. */
+#define GS_FORM_MAX_FIELDS 128
+
 #endif
