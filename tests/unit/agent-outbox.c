@@ -651,6 +651,134 @@ test_pending_creations(void **state)
 }
 
 /*
+ * The pending creations are read with their records by walking record
+ * alongside pending_creation (agent/outbox.c pend_next): records that are
+ * not pending lie between them, a few (stepped over) or many (sought
+ * past), before the first and after the last.  Every creation is sealed
+ * once, in uuid order, with its own record's fields and its own change_id,
+ * batch after batch, as the join of AG_PEND_FROM would read them.
+ */
+#define WALK_N 160
+
+static int
+walk_pending(int i)
+{
+	/* Runs of pending creations, gaps of 1, 3 and 20 records between
+	 * (PEND_SKIPS is 8), none pending among the first and last 12. */
+	if (i < 12 || i >= WALK_N - 12)
+		return 0;
+	if (i < 40)
+		return i % 2 == 0;
+	if (i < 80)
+		return i % 4 == 1;
+	if (i < 120)
+		return i % 21 == 0 || i % 21 == 1;
+	return i != 130;
+}
+
+static int
+uuid_order(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+test_pending_walk(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row row;
+	struct gs_stmt *rec = NULL, *pend = NULL;
+	struct gs_batch b;
+	unsigned char prev[32];
+	static char uuid[WALK_N][37], cid[WALK_N][37];
+	char fields[64], last[37] = "";
+	int64_t after = 0;
+	int i, found, seen[WALK_N], npend = 0, total = 0;
+
+	for (i = 0; i < WALK_N; i++)
+		gs_uuid_v7(uuid[i]);
+	qsort(uuid, WALK_N, sizeof(uuid[0]), uuid_order);
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "INSERT INTO record (uuid, type, form_version, "
+			     "grid, fields, rev, created_at, updated_at, author) "
+			     "VALUES (?1, 'person', 1, 'G1', ?2, ?3, 2, 2, 'w2')",
+			     &rec),
+	    GS_OK);
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "INSERT INTO pending_creation (change_id, uuid) "
+			     "VALUES (?1, ?2)", &pend),
+	    GS_OK);
+	assert_int_equal(gs_db_begin(f->db), GS_OK);
+	/* Inserted out of order: the tables' order is their keys'. */
+	for (int j = 0; j < WALK_N; j++) {
+		i = (j * 37) % WALK_N;
+		snprintf(fields, sizeof(fields), "{\"name\":\"r%d\"}", i);
+		assert_int_equal(gs_stmt_bind_text(rec, 1, uuid[i]), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(rec, 2, fields), GS_OK);
+		assert_int_equal(gs_stmt_bind_int64(rec, 3,
+				     walk_pending(i) ? 0 : 1), GS_OK);
+		assert_int_equal(gs_stmt_step(rec), GS_DONE);
+		if (!walk_pending(i))
+			continue;
+		gs_uuid_v7(cid[i]);
+		assert_int_equal(gs_stmt_bind_text(pend, 1, cid[i]), GS_OK);
+		assert_int_equal(gs_stmt_bind_text(pend, 2, uuid[i]), GS_OK);
+		assert_int_equal(gs_stmt_step(pend), GS_DONE);
+		npend++;
+	}
+	assert_int_equal(gs_db_commit(f->db), GS_OK);
+	gs_stmt_finalize(rec);
+	gs_stmt_finalize(pend);
+
+	ag_outbox_limits_for(f->dev, &lim);
+	lim.max_records = 7;
+	do
+		assert_int_equal(
+		    ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	while (info.seq != 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM pending_creation"), 0);
+	assert_int_equal(q1(f, "SELECT count(*) FROM sealed_creation"), npend);
+	memset(seen, 0, sizeof(seen));
+	for (;;) {
+		assert_int_equal(
+		    ag_outbox_next_sealed(f->ob, after, &row, &found), GS_OK);
+		if (!found)
+			break;
+		open_row(f, &row, &b, prev);
+		/* Full batches but the last: no creation passed over. */
+		assert_int_equal((int)b.n, npend - total < 7 ? npend - total : 7);
+		for (size_t n = 0; n < b.n; n++) {
+			const struct gs_change *c = &b.changes[n];
+			const char *name = json_string_value(
+			    json_object_get(c->fields, "name"));
+			char *end = NULL;
+
+			/* In uuid order across every batch. */
+			assert_true(strcmp(last, c->uuid) < 0);
+			gs_strlcpy(last, c->uuid, sizeof(last));
+			assert_non_null(name);
+			assert_int_equal(name[0], 'r');
+			i = (int)strtol(name + 1, &end, 10);
+			assert_true(i >= 0 && i < WALK_N && *end == '\0');
+			assert_true(walk_pending(i));
+			assert_string_equal(c->uuid, uuid[i]);
+			assert_string_equal(c->change_id, cid[i]);
+			assert_int_equal(c->base_rev, 0);
+			assert_int_equal(c->created_at, 2);
+			assert_string_equal(c->author, "w2");
+			assert_int_equal(seen[i]++, 0);
+			total++;
+		}
+		gs_batch_release(&b);
+		after = row.seq;
+		ag_outbox_row_release(&row);
+	}
+	assert_int_equal(total, npend);
+}
+
+/*
  * ag_outbox_pending agrees with ag_outbox_counts at every step of a
  * sealing, and finds its counts in indexes: no scan of the change table
  * (a sync reads it at its end, sync --watch at every look for saves).
@@ -1777,6 +1905,8 @@ main(void)
 		test_negative_times_sent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_pending_creations, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_pending_walk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_unsendable_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
