@@ -63,6 +63,7 @@ struct ag_outbox {
 	struct gs_stmt *mark;	 /* changes -> batched */
 	struct gs_stmt *advance; /* device chain head */
 	struct gs_stmt *next;	 /* next sealed row */
+	struct gs_stmt *env_of;	 /* ... its stored envelope */
 	struct gs_stmt *set_acked;
 	struct gs_stmt *ins_env;
 	struct gs_stmt *res_change; /* one change named by the results */
@@ -87,6 +88,17 @@ struct ag_outbox {
 	 * once, not doubled from 64 bytes by a dozen copies per batch. */
 	struct gs_buf body;
 	int slow_only; /* ag_outbox_fast_lines(ob, 0) */
+	/* The envelope of the last seal committed by this handle, kept
+	 * for ag_outbox_next_sealed (NULL: none): it is what was stored,
+	 * and hashed, a moment ago, so the row that names it (seq, batch id
+	 * and hash alike) needs no second read and hash of its bytes. */
+	struct {
+		int64_t seq;
+		unsigned char batch_id[16];
+		unsigned char hash[GS_HASHBYTES];
+		char *env;
+		size_t len;
+	} last;
 };
 
 void
@@ -218,11 +230,10 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 		   "updated_at = ?3 WHERE state = 0 AND change_id <= ?2");
 	PREP(advance, "UPDATE device SET last_seq = ?1, chain_head = ?2 "
 		      "WHERE id = 1 AND last_seq = ?1 - 1");
-	PREP(next, "SELECT o.seq, o.batch_id, o.hash, e.envelope, "
-		   "o.record_count, o.attempts FROM outbox AS o "
-		   "LEFT JOIN outbox_envelope AS e ON e.seq = o.seq "
-		   "WHERE o.state = 'sealed' AND o.seq > ?1 "
-		   "ORDER BY o.seq LIMIT 1");
+	PREP(next, "SELECT seq, batch_id, hash, record_count, attempts "
+		   "FROM outbox WHERE state = 'sealed' AND seq > ?1 "
+		   "ORDER BY seq LIMIT 1");
+	PREP(env_of, "SELECT envelope FROM outbox_envelope WHERE seq = ?1");
 	PREP(set_acked, "UPDATE outbox SET state = ?2, receipt = ?3, "
 			"results = ?4, acked_at = ?5, last_error = NULL "
 			"WHERE seq = ?1 AND state = 'sealed'");
@@ -280,6 +291,7 @@ ag_outbox_free(struct ag_outbox *ob)
 	 * keeps a long-lived connection tidy. */
 	gs_buf_release(&ob->pii);
 	gs_buf_release(&ob->body);
+	gs_free(ob->last.env);
 	gs_stmt_finalize(ob->chain);
 	gs_stmt_finalize(ob->max_seq);
 	gs_stmt_finalize(ob->pick);
@@ -296,6 +308,7 @@ ag_outbox_free(struct ag_outbox *ob)
 	gs_stmt_finalize(ob->mark);
 	gs_stmt_finalize(ob->advance);
 	gs_stmt_finalize(ob->next);
+	gs_stmt_finalize(ob->env_of);
 	gs_stmt_finalize(ob->set_acked);
 	gs_stmt_finalize(ob->res_change);
 	gs_stmt_finalize(ob->res_rev);
@@ -981,6 +994,16 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	in_tx = 0;
 	dev->last_seq = (int64_t)bh.seq;
 	memcpy(dev->chain_head, hash, GS_HASHBYTES);
+	/* Kept for ag_outbox_next_sealed, which hands it on as the row's
+	 * envelope.  Committed here, but maybe inside a caller's group
+	 * (gs_db_group_begin) that can still roll it back: the row it
+	 * names is then gone, or another seal's (another batch id), and
+	 * it is never used. */
+	gs_free(ob->last.env);
+	ob->last.seq = (int64_t)bh.seq;
+	memcpy(ob->last.batch_id, bh.batch, 16);
+	memcpy(ob->last.hash, hash, GS_HASHBYTES);
+	ob->last.env = gs_buf_detach(&env, &ob->last.len);
 	info->seq = (int64_t)bh.seq;
 	info->count = (uint32_t)n;
 	info->plain_bytes = plain_len;
@@ -1031,23 +1054,40 @@ ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
 		    (long long)row->seq);
 		goto out;
 	}
-	if (gs_stmt_is_null(ob->next, 3)) {
-		r = GS_FAIL(GS_ECORRUPT, "outbox seq %lld: its envelope is "
+	memcpy(row->batch_id, gs_stmt_blob(ob->next, 1), 16);
+	memcpy(row->hash, gs_stmt_blob(ob->next, 2), GS_HASHBYTES);
+	row->record_count = (uint32_t)gs_stmt_int64(ob->next, 3);
+	row->attempts = gs_stmt_int64(ob->next, 4);
+	gs_stmt_reset(ob->next);
+	/* The envelope this handle sealed last, when the row is the one it
+	 * was stored as: the bytes hashed into the row's hash, not read
+	 * back (a sealing sync queues each batch right after its seal). */
+	if (ob->last.env != NULL && ob->last.seq == row->seq &&
+	    memcmp(ob->last.batch_id, row->batch_id, 16) == 0 &&
+	    memcmp(ob->last.hash, row->hash, GS_HASHBYTES) == 0) {
+		row->envelope = (unsigned char *)ob->last.env;
+		row->len = ob->last.len;
+		ob->last.env = NULL;
+		*found = 1;
+		return GS_OK;
+	}
+	if ((r = gs_stmt_bind_int64(ob->env_of, 1, row->seq)) != GS_OK)
+		goto out;
+	if ((r = gs_stmt_step(ob->env_of)) != GS_ROW ||
+	    gs_stmt_is_null(ob->env_of, 0)) {
+		r = r != GS_ROW && r != GS_DONE ? r :
+		    GS_FAIL(GS_ECORRUPT, "outbox seq %lld: its envelope is "
 		    "missing", (long long)row->seq);
 		goto out;
 	}
-	memcpy(row->batch_id, gs_stmt_blob(ob->next, 1), 16);
-	memcpy(row->hash, gs_stmt_blob(ob->next, 2), GS_HASHBYTES);
-	n = gs_stmt_bytes(ob->next, 3);
+	n = gs_stmt_bytes(ob->env_of, 0);
 	if ((row->envelope = gs_malloc(n ? n : 1)) == NULL) {
 		r = GS_FAIL(GS_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (n > 0)
-		memcpy(row->envelope, gs_stmt_blob(ob->next, 3), n);
+		memcpy(row->envelope, gs_stmt_blob(ob->env_of, 0), n);
 	row->len = n;
-	row->record_count = (uint32_t)gs_stmt_int64(ob->next, 4);
-	row->attempts = gs_stmt_int64(ob->next, 5);
 	/* The stored bytes must still be what was sealed: a damaged row
 	 * would only ever be refused by the platform. */
 	{
@@ -1066,6 +1106,7 @@ ag_outbox_next_sealed(struct ag_outbox *ob, int64_t after_seq,
 	r = GS_OK;
 out:
 	gs_stmt_reset(ob->next);
+	gs_stmt_reset(ob->env_of);
 	if (r != GS_OK)
 		ag_outbox_row_release(row);
 	return r;

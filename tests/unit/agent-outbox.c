@@ -1720,6 +1720,79 @@ test_revoked_quarantines(void **state)
 	ag_outbox_row_release(&row);
 }
 
+/* Two rows are the same to the byte. */
+static void
+same_row(const struct ag_outbox_row *a, const struct ag_outbox_row *b)
+{
+	assert_int_equal(a->seq, b->seq);
+	assert_memory_equal(a->batch_id, b->batch_id, 16);
+	assert_memory_equal(a->hash, b->hash, GS_HASHBYTES);
+	assert_int_equal(a->len, b->len);
+	assert_memory_equal(a->envelope, b->envelope, a->len);
+	assert_int_equal(a->record_count, b->record_count);
+	assert_int_equal(a->attempts, b->attempts);
+}
+
+/*
+ * The handle that sealed a batch hands its envelope on to the next
+ * ag_outbox_next_sealed as it sealed it, not read back and hashed again:
+ * the same row, to the byte, as one read from the store; once only.  A
+ * seal that its caller's group rolled back leaves its envelope behind,
+ * never handed on for the row another seal stored under the same seq.
+ */
+static void
+test_sealed_handed_on(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	struct ag_outbox_row a, b, c;
+	struct ag_outbox *other = NULL;
+	unsigned char head[32];
+	int found;
+
+	add_changes(f, 3, "{\"name\":\"a\"}", 0);
+	ag_outbox_limits_for(f->dev, &lim);
+	assert_int_equal(ag_outbox_new(f->db, &other), GS_OK);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 1);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &a, &found), GS_OK);
+	assert_true(found);
+	assert_int_equal(ag_outbox_next_sealed(other, 0, &b, &found), GS_OK);
+	assert_true(found);
+	same_row(&a, &b);
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 0, &c, &found), GS_OK);
+	assert_true(found);
+	same_row(&a, &c);
+	ag_outbox_row_release(&a);
+	ag_outbox_row_release(&b);
+	ag_outbox_row_release(&c);
+
+	/* Seq 2 sealed by f->ob in a group rolled back, then by another
+	 * handle for good. */
+	add_changes(f, 2, "{\"name\":\"b\"}", 0);
+	memcpy(head, f->dev->chain_head, 32);
+	assert_int_equal(gs_db_group_begin(f->db), GS_OK);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 2);
+	assert_int_equal(gs_db_group_end(f->db, GS_EIO), GS_EIO);
+	f->dev->last_seq = 1;
+	memcpy(f->dev->chain_head, head, 32);
+	assert_int_equal(ag_outbox_seal(other, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 2);
+	ag_outbox_free(other);
+	other = NULL;
+	assert_int_equal(ag_outbox_next_sealed(f->ob, 1, &a, &found), GS_OK);
+	assert_true(found);
+	assert_int_equal(ag_outbox_new(f->db, &other), GS_OK);
+	assert_int_equal(ag_outbox_next_sealed(other, 1, &b, &found), GS_OK);
+	assert_true(found);
+	same_row(&a, &b);
+	ag_outbox_row_release(&a);
+	ag_outbox_row_release(&b);
+	ag_outbox_free(other);
+}
+
 static void
 test_damaged_row_refused(void **state)
 {
@@ -1735,6 +1808,11 @@ test_damaged_row_refused(void **state)
 	assert_int_equal(gs_db_exec(f->db, "UPDATE outbox_envelope SET "
 			     "envelope = zeroblob(length(envelope))"),
 	    GS_OK);
+	/* Read by another handle (a later run): the sealing one hands on
+	 * the envelope it sealed, never the stored bytes
+	 * (test_sealed_handed_on). */
+	ag_outbox_free(f->ob);
+	assert_int_equal(ag_outbox_new(f->db, &f->ob), GS_OK);
 	assert_int_equal(
 	    ag_outbox_next_sealed(f->ob, 0, &row, &found), GS_ECORRUPT);
 	assert_false(found);
@@ -1932,6 +2010,8 @@ main(void)
 		test_revoked_quarantines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_damaged_row_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_sealed_handed_on, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_chain_behind_outbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
