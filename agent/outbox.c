@@ -55,8 +55,8 @@ struct ag_outbox {
 	struct gs_stmt *pend_rec;  /* ... their records (pend_next) */
 	struct gs_stmt *seal_pend; /* pending creations -> sealed_creation */
 	struct gs_stmt *del_pend;  /* ... and out of pending_creation */
-	struct gs_stmt *sealed_rev;  /* a batch's sealed creations delivered */
-	struct gs_stmt *sealed_make; /* ... or written out as change rows */
+	struct gs_stmt *sealed_make; /* a batch's sealed creations written
+					out as change rows */
 	struct gs_stmt *sealed_del;  /* ... and out of sealed_creation */
 	struct gs_stmt *skip;	 /* mark one change unsendable */
 	struct gs_stmt *ins;	 /* insert an outbox row */
@@ -204,11 +204,6 @@ ag_outbox_new(struct gs_db *db, struct ag_outbox **out)
 			  AG_SEALED_AS_CHANGE ", 1, s.batch_seq, NULL, "
 			  "r.created_at, " AG_SEALED_AT " " AG_SEALED_FROM
 			  " WHERE " SEALED_OF("s."));
-	/* A creation delivered by fast-forward is at rev 1 (base_rev 0). */
-	PREP(sealed_rev, "INSERT INTO record_rev(uuid, rev) SELECT uuid, 1 "
-			 "FROM sealed_creation WHERE " SEALED_OF("")
-			 " ON CONFLICT(uuid) DO UPDATE SET "
-			 "rev = max(rev, excluded.rev)");
 	PREP(sealed_del, "DELETE FROM sealed_creation WHERE " SEALED_OF(""));
 #undef SEALED_OF
 	PREP(skip, "UPDATE change SET state = 3, problem = ?2, "
@@ -300,7 +295,6 @@ ag_outbox_free(struct ag_outbox *ob)
 	gs_stmt_finalize(ob->seal_pend);
 	gs_stmt_finalize(ob->del_pend);
 	gs_stmt_finalize(ob->sealed_make);
-	gs_stmt_finalize(ob->sealed_rev);
 	gs_stmt_finalize(ob->sealed_del);
 	gs_stmt_finalize(ob->skip);
 	gs_stmt_finalize(ob->ins);
@@ -1114,23 +1108,21 @@ out:
 
 /*
  * The sealed creations of batch seq (schema/agent/0011), inside the
- * caller's transaction.  delivered (a receipt accepted them by
- * fast-forward): their rows stay, delivered with their batch, and their
- * records are at rev 1.  Otherwise their change rows are written as the
- * seal used to write them, batched (state 1, updated at the seal), and
- * they leave sealed_creation, for the statements that move a batch's
- * change rows on (results, quarantine, rejection): those then see every
- * change of the batch as a change row, as before 0011.
+ * caller's transaction, when a receipt does not simply accept them by
+ * fast-forward (then their rows stay, delivered with their batch, their
+ * records at rev 1 by that alone: AG_SQL_REV, schema/agent/0012): their
+ * change rows are written as the seal used to write them, batched (state
+ * 1, updated at the seal), and they leave sealed_creation, for the
+ * statements that move a batch's change rows on (results, quarantine,
+ * rejection): those then see every change of the batch as a change row,
+ * as before 0011.
  */
 static int
-sealed_out(struct ag_outbox *ob, int64_t seq, int delivered)
+sealed_out(struct ag_outbox *ob, int64_t seq)
 {
 	int64_t made;
 	int r;
 
-	if (delivered)
-		return (r = gs_stmt_bind_int64(ob->sealed_rev, 1, seq)) !=
-			GS_OK ? r : step_done(ob->sealed_rev);
 	if ((r = gs_stmt_bind_int64(ob->sealed_make, 1, seq)) != GS_OK ||
 	    (r = step_done(ob->sealed_make)) != GS_OK)
 		return r;
@@ -1257,10 +1249,12 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
 	}
 	/* The usual receipt, every change applied by fast-forward (no
 	 * results): the sealed creations are delivered where they are, the
-	 * outbox row acked above says so.  Any other: they become batched
-	 * change rows first, then everything goes as before. */
+	 * outbox row acked above says so, and their records are at rev 1 by
+	 * that alone (AG_SQL_REV, schema/agent/0012: no row written for
+	 * them).  Any other: they become batched change rows first, then
+	 * everything goes as before. */
 	fast = status != GS_RECEIPT_QUARANTINED && json_array_size(arr) == 0;
-	if (!fast && (r = sealed_out(ob, row->seq, 0)) != GS_OK)
+	if (!fast && (r = sealed_out(ob, row->seq)) != GS_OK)
 		goto out;
 	if (status == GS_RECEIPT_QUARANTINED) {
 		/* Revoked: the platform kept everything in quarantine for an
@@ -1292,8 +1286,6 @@ ag_outbox_ack(struct ag_outbox *ob, const struct ag_outbox_row *row, int status,
 			GS_OK ||
 		    (r = gs_stmt_bind_int64(ob->ff_state, 2, now)) != GS_OK ||
 		    (r = step_done(ob->ff_state)) != GS_OK)
-			goto out;
-		if (fast && (r = sealed_out(ob, row->seq, 1)) != GS_OK)
 			goto out;
 		if ((r = audit(ob, now, "acked",
 			 "seq %lld: %u changes, %zu "
@@ -1337,7 +1329,7 @@ ag_outbox_reject(
 		r = GS_OK;
 		goto out;
 	}
-	if ((r = sealed_out(ob, row->seq, 0)) != GS_OK)
+	if ((r = sealed_out(ob, row->seq)) != GS_OK)
 		goto out;
 	if ((r = gs_stmt_bind_int64(ob->rej_changes, 1, row->seq)) != GS_OK ||
 	    (r = gs_stmt_bind_text(ob->rej_changes, 2, reason)) != GS_OK ||

@@ -78,10 +78,16 @@ int ag_store_pending_flush(struct gs_db *db);
 
 /* The platform revision the record in table (or alias) t is at: the
  * larger of record.rev and what receipts recorded in record_rev
- * (schema/agent/0009).  Every reader of a record's rev uses this. */
+ * (schema/agent/0009); without a record_rev row, a record at rev 0 whose
+ * creation was delivered by fast-forward with its batch (its
+ * sealed_creation row's batch acked, schema/agent/0011) is at rev 1,
+ * which no receipt writes down (schema/agent/0012).  Every reader of a
+ * record's rev uses this. */
 #define AG_SQL_REV(t)                                                          \
 	"max(" t ".rev, coalesce((SELECT rr.rev FROM record_rev AS rr "        \
-	"WHERE rr.uuid = " t ".uuid), 0))"
+	"WHERE rr.uuid = " t ".uuid), CASE WHEN " t ".rev < 1 THEN (SELECT 1 " \
+	"FROM sealed_creation AS s JOIN outbox AS o ON o.seq = s.batch_seq "   \
+	"WHERE s.uuid = " t ".uuid AND o.state = 'acked') END, 0))"
 
 /* (state, count) of every change, a pending creation counted as unsent
  * and a sealed one in the state of its batch (AG_SEALED_STATE), read

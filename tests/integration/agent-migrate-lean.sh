@@ -53,6 +53,11 @@ INSERT INTO change(change_id, uuid, type, form_version, grid, op, base_rev,
 	CASE o.state WHEN 'acked' THEN o.acked_at ELSE o.created_at END
 	FROM sealed_creation AS s JOIN record AS r ON r.uuid = s.uuid
 	JOIN outbox AS o ON o.seq = s.batch_seq;
+-- A creation delivered with its batch is at rev 1 by that alone
+-- (0012-delivered-rev.sql); the old program wrote it into record.rev.
+UPDATE record SET rev = 1 WHERE rev = 0 AND uuid IN (SELECT s.uuid
+	FROM sealed_creation AS s JOIN outbox AS o ON o.seq = s.batch_seq
+	WHERE o.state = 'acked');
 DROP TABLE sealed_creation;
 ALTER TABLE outbox DROP COLUMN first_creation;
 ALTER TABLE outbox DROP COLUMN last_creation;

@@ -1234,7 +1234,13 @@ test_sealed_creations(void **state)
 	    1);
 	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
 			       AG_SQL_REV("r") " = 1"), 2);
-	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 2);
+	/* u[i]'s rev in record_rev (its creation was written out as a
+	 * change row); u[j]'s is its delivered sealed creation's
+	 * (schema/agent/0012): the receipt wrote no row for it. */
+	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 1);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM record_rev WHERE "
+	    "uuid = '%s'", u[i]);
+	assert_int_equal(q1(f, sql), 1);
 	assert_int_equal(got_rev(f, u[i]), 1);
 	assert_int_equal(got_rev(f, u[j]), 1);
 	assert_int_equal(got_pending(f, u[j]), 0);
@@ -1422,7 +1428,7 @@ test_migration_0011(void **state)
 	assert_int_equal(ag_store_open(f->home, &f->st), GS_OK);
 	f->db = ag_store_db(f->st);
 	assert_int_equal(ag_outbox_new(f->db, &f->ob), GS_OK);
-	assert_int_equal(q1(f, "PRAGMA user_version"), 11);
+	assert_int_equal(q1(f, "PRAGMA user_version"), 12);
 	after = dump_rows(f);
 	assert_string_equal(before, after);
 	free(before);
@@ -1469,6 +1475,123 @@ test_migration_0011(void **state)
  * row (schema/agent/0011): the record of a batch acked long enough ago is
  * purged; one acked lately, and one in flight, are kept.
  */
+/* Every record's uuid and rev as read (AG_SQL_REV), as one text (a new
+ * string). */
+static char *
+dump_revs(struct fx *f)
+{
+	struct gs_stmt *st = NULL;
+	char *out = NULL;
+
+	assert_int_equal(gs_stmt_prepare(f->db,
+			     "SELECT group_concat(x, char(10)) FROM (SELECT "
+			     "uuid || ' ' || " AG_SQL_REV("r") " AS x FROM "
+			     "record AS r ORDER BY uuid)", &st),
+	    GS_OK);
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	assert_non_null(gs_stmt_text(st, 0));
+	out = strdup(gs_stmt_text(st, 0));
+	assert_non_null(out);
+	gs_stmt_finalize(st);
+	return out;
+}
+
+/*
+ * Migration 0012 on a store as the program before it left it (version
+ * 11): a record_rev row (uuid, 1) for every creation a receipt delivered
+ * by fast-forward.  Every row and every rev read is kept.  From then on
+ * the usual receipt writes no record_rev row for its creations, whose
+ * records read at rev 1 all the same (get, list), and an edit of one is
+ * sent against rev 1; a record a pull put at a later rev keeps it.
+ */
+static void
+test_migration_0012(void **state)
+{
+	struct fx *f = *state;
+	struct ag_outbox_limits lim;
+	struct ag_outbox_sealed info;
+	const char *rec = "{\"name\":\"甲\",\"pop_type\":\"REGISTERED\","
+			  "\"id_number\":\"440307198503151230\","
+			  "\"address\":\"深圳市大鹏新区葵涌街道1号\"}";
+	const char *e = "{\"note\":\"x\"}";
+	char u[4][AG_UUID_LEN + 1], q[200], *before, *after, *rb, *ra;
+	int i;
+
+	/* A and B delivered by batch 1, C in flight (batch 2), D unsent. */
+	ag_outbox_limits_for(f->dev, &lim);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(ag_collect(f->st, "person", rec, strlen(rec),
+		    u[i]), GS_OK);
+		if (i == 0 || i == 3)
+			continue;
+		assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info),
+		    GS_OK);
+		assert_int_equal(info.seq, i);
+		if (i == 1)
+			receipt_of(f, 1, GS_RECEIPT_ACCEPTED);
+	}
+	/* B at rev 3 by a pull. */
+	snprintf(q, sizeof(q), "UPDATE record SET rev = 3 WHERE uuid = '%s'",
+	    u[1]);
+	assert_int_equal(gs_db_exec(f->db, q), GS_OK);
+	/* Back to version 11: that receipt wrote A's and B's rev 1. */
+	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 0);
+	assert_int_equal(gs_db_exec(f->db, "INSERT INTO record_rev(uuid, rev) "
+			     "SELECT s.uuid, 1 FROM sealed_creation AS s JOIN "
+			     "outbox AS o ON o.seq = s.batch_seq WHERE "
+			     "o.state = 'acked'; PRAGMA user_version = 11"),
+	    GS_OK);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 2);
+	before = dump_rows(f);
+	rb = dump_revs(f);
+	ag_outbox_free(f->ob);
+	ag_store_close(f->st);
+	f->ob = NULL;
+	f->st = NULL;
+
+	assert_int_equal(ag_store_open(f->home, &f->st), GS_OK);
+	f->db = ag_store_db(f->st);
+	assert_int_equal(ag_outbox_new(f->db, &f->ob), GS_OK);
+	assert_int_equal(q1(f, "PRAGMA user_version"), 12);
+	after = dump_rows(f);
+	ra = dump_revs(f);
+	assert_string_equal(before, after);
+	assert_string_equal(rb, ra);
+	free(before);
+	free(after);
+	free(rb);
+	free(ra);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 2);
+	assert_int_equal(gs_db_integrity_check(f->db), GS_OK);
+	assert_int_equal(got_rev(f, u[0]), 1);
+	assert_int_equal(got_rev(f, u[1]), 3);
+	assert_int_equal(got_rev(f, u[2]), 0);
+	assert_int_equal(got_rev(f, u[3]), 0);
+
+	/* C delivered by the usual receipt: no row written, rev 1. */
+	receipt_of(f, 2, GS_RECEIPT_ACCEPTED);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 2);
+	assert_int_equal(got_rev(f, u[2]), 1);
+	assert_int_equal(listed_rev(f, u[2]), 1);
+	assert_int_equal(got_pending(f, u[2]), 0);
+	/* An edit of C goes against rev 1, and its receipt makes it 2. */
+	assert_int_equal(ag_edit(f->st, u[2], e, strlen(e)), GS_OK);
+	assert_int_equal(base_rev_of(f, u[2]), 1);
+	assert_int_equal(ag_outbox_seal(f->ob, f->dev, &lim, &info), GS_OK);
+	assert_int_equal(info.seq, 3);
+	assert_int_equal(info.count, 2); /* C's edit, D's creation */
+	receipt_of(f, 3, GS_RECEIPT_ACCEPTED);
+	assert_int_equal(got_rev(f, u[2]), 2);
+	assert_int_equal(got_rev(f, u[3]), 1);
+	assert_int_equal(listed_rev(f, u[3]), 1);
+	assert_int_equal(got_rev(f, u[0]), 1);
+	assert_int_equal(got_rev(f, u[1]), 3);
+	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 3);
+	/* Every record delivered: none left at rev 0. */
+	assert_int_equal(q1(f, "SELECT count(*) FROM record AS r WHERE "
+			       AG_SQL_REV("r") " = 0"), 0);
+}
+
 static void
 test_sealed_purge(void **state)
 {
@@ -1998,6 +2121,8 @@ main(void)
 		test_sealed_creations, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_migration_0011, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_migration_0012, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_sealed_purge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -1176,7 +1176,7 @@ test_migration_0009(void **state)
 	st = NULL;
 
 	assert_int_equal(ag_store_open(home, &st), GS_OK);
-	assert_int_equal(q_int("PRAGMA user_version", NULL), 11);
+	assert_int_equal(q_int("PRAGMA user_version", NULL), 12);
 	assert_int_equal(q_int("SELECT count(*) FROM record_rev", NULL), 0);
 	after = all_rows();
 	assert_non_null(after);
@@ -1229,7 +1229,7 @@ test_migration_0010(void **state)
 	st = NULL;
 
 	assert_int_equal(ag_store_open(home, &st), GS_OK);
-	assert_int_equal(q_int("PRAGMA user_version", NULL), 11);
+	assert_int_equal(q_int("PRAGMA user_version", NULL), 12);
 	assert_int_equal(q_int("SELECT count(*) FROM pragma_table_info("
 	    "'outbox') WHERE name = 'envelope'", NULL), 0);
 	assert_int_equal(q_int("SELECT count(*) FROM outbox_envelope", NULL),

@@ -1,0 +1,25 @@
+-- 0012-delivered-rev.sql - a creation delivered by fast-forward is at
+-- rev 1 by its sealed_creation row alone: the usual receipt writes no row
+-- for it (issue 3: end-to-end throughput).
+--
+-- Append-only like every migration.
+--
+-- Until now the usual receipt (every change of the batch applied by
+-- fast-forward, no results: schema/agent/0011) wrote a record_rev row
+-- (uuid, 1) for each creation of the batch: one b-tree insert a record,
+-- 3.0k of the agent's 61k instructions a synced record (callgrind, 10,000
+-- persons).  Yet that rev follows from what is stored already: a
+-- sealed_creation row whose outbox row is 'acked' is a creation applied
+-- by fast-forward (every other receipt, and a rejection, moves its
+-- batch's rows out into change rows), and a creation's base_rev is 0, so
+-- its record is at rev 1.  From here on the receipt writes nothing for
+-- it, and every reader of a rev (AG_SQL_REV, agent/store.h) takes, for a
+-- record at rev 0 without a record_rev row, 1 when its creation is such
+-- a row.  Later revs (an edit's receipt, a pull) are recorded as before,
+-- and win (max).
+--
+-- Nothing stored changes form: the record_rev rows written before stay,
+-- and agree.  This migration only moves the version on, so that a program
+-- from before it, which would read such a record at rev 0 (and send an
+-- edit of it against rev 0), refuses the store (a newer schema) instead.
+SELECT 1;
