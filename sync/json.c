@@ -737,6 +737,7 @@ gs_json_span_key(struct gs_json_span *m)
 	const unsigned char *b = (const unsigned char *)m->key;
 
 	m->k8 = key8(b, m->klen, b + (m->klen < 8 ? m->klen : 8));
+	m->vchars = SIZE_MAX;
 }
 
 /*
@@ -758,15 +759,49 @@ gs_json_span_cmp(const struct gs_json_span *a, const struct gs_json_span *b)
 }
 
 /*
+ * The bytes of w (eight of the input, loaded in memory order) that end a
+ * run of plain_string: special8's, and DEL (0x7f), which a string may
+ * hold but a validator must see (json.h, vchars).  0 when none; else the
+ * lowest flagged byte is the first such byte ((w + 1) | w flags 0x7f and
+ * up, a carry only from a flagged 0xff).
+ */
+static inline uint64_t
+special8_del(uint64_t w)
+{
+	return special8(w) | (((w + GS_ONES) | w) & GS_HIGHS);
+}
+
+/* gs_plain3 but for lead byte E2 (U+2000-U+2FFF, which holds the
+ * bidirectional controls): the characters vchars vouches for. */
+static inline int
+plain3_clean(const unsigned char *p)
+{
+	/* Lead bytes E1 to EF as bits 0 to 14, of which E2 and ED are not
+	 * taken: one test of the lead byte, one of both continuations. */
+	unsigned d = (unsigned)p[0] - 0xe1;
+
+	return d <= 14 && ((0x6ffdu >> d) & 1) &&
+	    ((p[1] | (unsigned)p[2] << 8) & 0xc0c0) == 0x8080;
+}
+
+/*
  * A string at ps->p (its opening quote) spelled as the encoder writes it:
  * exactly what scan_string takes with no escape (the same UTF-8 checks),
  * 0 for anything else.  Sets [b, e) to its body and ps->p past it.
  * Eight bytes at a time, inline: a record's keys and codes are a few
  * bytes long, and a call of scan_string cost more than scanning them.
+ *
+ * On the way it finds what json.h's vchars says: *odd set when a byte
+ * is DEL or starts a character other than plain3_clean's (taken by the
+ * general utf8_len), and *extra counts the continuation bytes of the
+ * others, so that the body has (e - b) - *extra characters when *odd is
+ * not set.  Which path takes a byte changes no verdict: each takes valid
+ * UTF-8 and printable ASCII only.  tests/unit/sync-json.c checks both
+ * against a plain count.
  */
 static inline __attribute__((always_inline)) int
 plain_string(struct parser *ps, const unsigned char **b,
-    const unsigned char **e)
+    const unsigned char **e, size_t *extra, int *odd)
 {
 	const unsigned char *p = ps->p + 1, *end = ps->end;
 	uint64_t w, m;
@@ -775,12 +810,14 @@ plain_string(struct parser *ps, const unsigned char **b,
 	*b = p;
 	for (;;) {
 #ifdef __SSE2__
-		/* Sixteen at a time: a signed byte below 0x20 is a control
-		 * or one from 0x80, the bytes special8 flags with the two. */
+		/* Sixteen at a time: a signed byte plus one below 0x21 is
+		 * a control, DEL or one from 0x80, the bytes special8_del
+		 * flags with the two. */
 		if (end - p >= 16) {
 			__m128i v = _mm_loadu_si128((const __m128i *)p);
 			int f = _mm_movemask_epi8(_mm_or_si128(
-			    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+			    _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8(1)),
+			    _mm_set1_epi8(0x21)),
 			    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
 			    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
 
@@ -793,13 +830,13 @@ plain_string(struct parser *ps, const unsigned char **b,
 #endif
 		if (end - p >= 8) {
 			memcpy(&w, p, 8);
-			if ((m = special8(w)) == 0) {
+			if ((m = special8_del(w)) == 0) {
 				p += 8;
 				continue;
 			}
 			p += gs_first_flag(m);
 		} else {
-			while (p < end && plain_byte[*p])
+			while (p < end && plain_byte[*p] && *p != 0x7f)
 				p++;
 			if (p == end)
 				return 0; /* unterminated */
@@ -809,17 +846,24 @@ plain_string(struct parser *ps, const unsigned char **b,
 			ps->p = p + 1;
 			return 1;
 		}
+		if (*p == 0x7f) {
+			*odd = 1;
+			p++;
+			continue;
+		}
 		if (*p < 0x80)
 			return 0; /* a control, or an escape */
-		if (end - p >= 3 && gs_plain3(p)) {
+		if (end - p >= 3 && plain3_clean(p)) {
 			/* Chinese text comes in runs. */
-			do
+			do {
 				p += 3;
-			while (end - p >= 3 && gs_plain3(p));
+				*extra += 2;
+			} while (end - p >= 3 && plain3_clean(p));
 			continue;
 		}
 		if ((n = utf8_len(p, end)) == 0)
 			return 0;
+		*odd = 1;
 		p += n;
 	}
 }
@@ -834,8 +878,8 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
     size_t max, size_t *n, int ordered)
 {
 	const unsigned char *b, *e, *prev = NULL, *v, *vb, *ve;
-	size_t klen, prevlen = 0, k = 0;
-	int c;
+	size_t klen, prevlen = 0, k = 0, kextra = 0, vextra;
+	int c, kodd = 0, vodd, str;
 
 	ps->p++; /* '{' */
 	if (ps->p < ps->end && *ps->p == '}') {
@@ -844,7 +888,7 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 	}
 	for (;;) {
 		if (ps->p >= ps->end || *ps->p != '"' ||
-		    !plain_string(ps, &b, &e))
+		    !plain_string(ps, &b, &e, &kextra, &kodd))
 			return 0;
 		klen = (size_t)(e - b);
 		if ((m == NULL || ordered) && prev != NULL) {
@@ -858,8 +902,11 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 			return 0;
 		v = ++ps->p;
 		/* A string, most values of a record, without a call. */
-		if (ps->p < ps->end && *ps->p == '"' ?
-		    !plain_string(ps, &vb, &ve) : !plain_value(ps, depth))
+		vextra = 0;
+		vodd = 0;
+		str = ps->p < ps->end && *ps->p == '"';
+		if (str ? !plain_string(ps, &vb, &ve, &vextra, &vodd) :
+		    !plain_value(ps, depth))
 			return 0;
 		if (m != NULL) {
 			if (k == max)
@@ -869,6 +916,8 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 			m[k].val = (const char *)v;
 			m[k].vlen = (size_t)(ps->p - v);
 			m[k].k8 = key8(b, klen, ps->end);
+			m[k].vchars = str && !vodd ?
+			    (size_t)(ps->p - v) - 2 - vextra : SIZE_MAX;
 		}
 		k++;
 		if (ps->p < ps->end && *ps->p == ',') {
@@ -891,6 +940,8 @@ static int
 plain_value(struct parser *ps, int depth)
 {
 	const unsigned char *b, *e;
+	size_t extra = 0;
+	int odd = 0;
 
 	if (ps->p >= ps->end)
 		return 0;
@@ -919,7 +970,7 @@ plain_value(struct parser *ps, int depth)
 			return 0;
 		}
 	case '"':
-		return plain_string(ps, &b, &e);
+		return plain_string(ps, &b, &e, &extra, &odd);
 	case 't':
 		return plain_word(ps, "true", 4);
 	case 'f':

@@ -59,9 +59,21 @@ struct gs_json_span {
 	 * (gs_json_span_key): most keys differ in them, so that ordering
 	 * two members is one integer compare (gs_json_span_cmp). */
 	uint64_t k8;
+	/*
+	 * What the plain readers saw of a string value while they read it,
+	 * so that a validator need not read it again: when every character
+	 * of the value is printable ASCII (0x20-0x7e) or a three-byte UTF-8
+	 * character with lead byte E1, E3-EC, EE or EF (U+1000-U+1FFF,
+	 * U+3000-U+CFFF, U+E000-U+FFFF: neither a control, a line break
+	 * nor a bidirectional control), vchars is its number of characters;
+	 * otherwise (a value that is not a string, or one with any other
+	 * character) SIZE_MAX, which says nothing.
+	 */
+	size_t vchars;
 };
 
-/* Fills m->k8 from m->key and m->klen: for a span made by hand. */
+/* Fills m->k8 from m->key and m->klen, and sets m->vchars to SIZE_MAX:
+ * for a span made by hand. */
 void gs_json_span_key(struct gs_json_span *m);
 
 /* Deepest nesting gs_json_plain_object takes (the text's own object is

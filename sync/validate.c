@@ -290,14 +290,28 @@ ascii_printable(const char *s, size_t len)
 	return 1;
 }
 
-/* UTF-8 and control characters of any string value.  0 when clean.
+/*
+ * UTF-8 and control characters of any string value.  0 when clean.
  * Codes, dates and numbers go through here too: a code with a NUL in it
  * must be refused as such, not reported as "not in the table" with the
- * NUL cutting the message short. */
+ * NUL cutting the message short.  known is the number of characters of
+ * s when the JSON reader vouched for them as it read them (json.h,
+ * vchars: printable ASCII and three-byte characters that are neither
+ * controls nor bidi controls), SIZE_MAX otherwise.
+ */
 static int
 check_chars(struct gs_problems *p, const struct gs_field *fd, const char *s,
-    size_t len, struct gs_utf8_scan *sc)
+    size_t len, struct gs_utf8_scan *sc, size_t known)
 {
+	/* What gs_utf8_scan finds there, without a second reading. */
+	if (known != SIZE_MAX) {
+		sc->chars = known;
+		sc->bad_at = SIZE_MAX;
+		sc->ctrl = 0;
+		sc->ctrl_at = SIZE_MAX;
+		sc->space_at = SIZE_MAX;
+		return 0;
+	}
 	/* What gs_utf8_scan finds in printable ASCII, without the call:
 	 * a character a byte, no control, no line break, and no bidi
 	 * control (none is ASCII). */
@@ -336,12 +350,12 @@ check_chars(struct gs_problems *p, const struct gs_field *fd, const char *s,
  */
 static int
 check_text(struct gs_problems *p, const struct gs_field *fd, const char *s,
-    size_t len)
+    size_t len, size_t known)
 {
 	size_t i;
 	struct gs_utf8_scan sc;
 
-	if (check_chars(p, fd, s, len, &sc) != 0)
+	if (check_chars(p, fd, s, len, &sc, known) != 0)
 		return -1;
 	if (fd->has_min && (double)sc.chars < fd->min) {
 		gs_problems_add(p, fd->name, "length", "should be at least %.0f "
@@ -960,7 +974,7 @@ check_attachment_item(const struct gs_schema *s, struct gs_problems *p,
 			return -1;
 		}
 		if (check_chars(p, fd, json_string_value(x),
-		    json_string_length(x), &sc) != 0)
+		    json_string_length(x), &sc, SIZE_MAX) != 0)
 			return -1;
 		if (sc.space_at != SIZE_MAX || sc.chars > GS_ATTACH_NOTE_MAX) {
 			gs_problems_add(p, fd->name, "length", "item %zu: note "
@@ -1009,16 +1023,17 @@ check_attachments(const struct gs_schema *s, struct gs_problems *p,
 	return 0;
 }
 
-/* A string value s[0..len) of a string kind (v as for check_ref). */
+/* A string value s[0..len) of a string kind (v as for check_ref, known
+ * as for check_chars). */
 static int
 check_string(struct gs_problems *p, const struct gs_field *fd, const char *s,
-    size_t len, json_t *v, int today, int64_t now_ms)
+    size_t len, json_t *v, int today, int64_t now_ms, size_t known)
 {
 	struct gs_utf8_scan sc;
 
 	if (fd->kind == GS_KIND_TEXT)
-		return check_text(p, fd, s, len);
-	if (check_chars(p, fd, s, len, &sc) != 0)
+		return check_text(p, fd, s, len, known);
+	if (check_chars(p, fd, s, len, &sc, known) != 0)
 		return -1;
 	switch (fd->kind) {
 	case GS_KIND_ENUM:
@@ -1073,7 +1088,7 @@ check_value(const struct gs_schema *s, struct gs_problems *p,
 		return -1;
 	}
 	return check_string(p, fd, json_string_value(v), json_string_length(v),
-	    v, today, now_ms);
+	    v, today, now_ms, SIZE_MAX);
 }
 
 /*
@@ -1394,7 +1409,7 @@ span_value(struct gs_problems *p, const struct gs_field *fd,
 	if ((str = span_str(m, &len)) == NULL ||
 	    is_blank(fd, str, len))
 		return -1;
-	return check_string(p, fd, str, len, NULL, today, now_ms);
+	return check_string(p, fd, str, len, NULL, today, now_ms, m->vchars);
 }
 
 /* required_by for an absent field: 0 when its condition does not hold,

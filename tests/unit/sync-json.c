@@ -270,9 +270,38 @@ only_ws(const unsigned char *p, size_t n)
 }
 
 /*
+ * json.h's vchars of a string body b[0..n) (no quotes), by a plain
+ * reading of its characters: their count when each one is printable
+ * ASCII (0x20-0x7e) or three bytes with lead byte E1, E3-EC, EE or EF
+ * and two continuation bytes, else SIZE_MAX.  Only called on bodies the
+ * reader took (valid UTF-8 without controls, quotes or backslashes).
+ */
+static size_t
+ref_vchars(const unsigned char *b, size_t n)
+{
+	size_t i = 0, chars = 0;
+
+	while (i < n) {
+		if (b[i] >= 0x20 && b[i] <= 0x7e) {
+			i++;
+		} else if (n - i >= 3 && b[i] >= 0xe1 && b[i] <= 0xef &&
+		    b[i] != 0xe2 && b[i] != 0xed && (b[i + 1] & 0xc0) == 0x80 &&
+		    (b[i + 2] & 0xc0) == 0x80) {
+			i += 3;
+		} else {
+			return SIZE_MAX;
+		}
+		chars++;
+	}
+	return chars;
+}
+
+/*
  * gs_json_plain_object's own string scan (json.c plain_string) takes
  * "<body> as a value and as a key exactly when the reference scan takes
- * it without an escape and it ends at the body's last byte.
+ * it without an escape and it ends at the body's last byte; and a value
+ * it takes has ref_vchars' vchars (the validators skip their own reading
+ * of it on that count: sync/validate.c check_chars).
  */
 static int
 same_plain(const unsigned char *body, size_t len)
@@ -292,8 +321,15 @@ same_plain(const unsigned char *body, size_t len)
 	text[6 + len] = '}';
 	val = gs_json_plain_object((const char *)text, len + 7, m, 2, &n);
 	if (val && (n != 1 || m[0].vlen != len + 1 ||
-	    m[0].val != (const char *)text + 5))
+	    m[0].val != (const char *)text + 5 ||
+	    m[0].vchars != ref_vchars(body, len - 1)))
 		val = -1;
+	/* The same members, in the other two readers. */
+	if (val == 1 && (!gs_json_plain_members((const char *)text, len + 7,
+	    m, 2, &n) || m[0].vchars != ref_vchars(body, len - 1) ||
+	    !gs_json_plain_sorted((const char *)text, len + 7, m, 2, &n) ||
+	    m[0].vchars != ref_vchars(body, len - 1)))
+		val = -2;
 	text[0] = '{';
 	text[1] = '"';
 	memcpy(text + 2, body, len);
@@ -361,7 +397,8 @@ static const char *const pieces[] = {
 	"\xec\xbf\xbf", "\xf0\x90\x80\x80", "\xf0\x8f\xbf\xbf",
 	"\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xc0\xaf",
 	"\x80", "\xbf", "\xe9", "\xe9\x99", "\xf0\x9f\x98", "\xfe", "\xff",
-	"\0",
+	"\xe2\x80\xae", "\xe2\x81\xa6", "\xe2\x80\x94", "\xe3\x80\x80",
+	"\xc2\x9f", "\xc2\xa0", "abcdefghijklmno\x7f", "\0",
 };
 
 static void

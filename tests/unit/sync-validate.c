@@ -1140,6 +1140,147 @@ test_spans_refuse(void **state)
 	    spans_yes, spans_no, spans_unread);
 }
 
+/* c as UTF-8 into o (4 bytes of room); its length. */
+static size_t
+put_utf8_cp(char *o, uint32_t c)
+{
+	if (c < 0x80) {
+		o[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		o[0] = (char)(0xc0 | c >> 6);
+		o[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		o[0] = (char)(0xe0 | c >> 12);
+		o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | c >> 18);
+	o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/*
+ * The span path's reading of string values against the validators'
+ * (json.h vchars: check_chars takes the reader's count instead of
+ * reading a value again): each character of a set that holds every
+ * class check_chars tells apart, at every position of a value of each
+ * string field of a valid person, once inserted and once in place of
+ * the character there.  spans_agree fails on a 1 the validators do not
+ * give; here the span path must also take every value they take as it
+ * is (none of these is blank or normalized), so that a clean count does
+ * not stand for a wrong one.
+ */
+static void
+test_spans_every_char(void **state)
+{
+	static const uint32_t cps[] = {
+		0x00, 0x01, 0x09, 0x0a, 0x0d, 0x1f, 0x20, 0x21, 0x30, 0x39,
+		0x41, 0x5a, 0x61, 0x7a, 0x7e, 0x7f, 0x80, 0x85, 0x9f, 0xa0,
+		0xad, 0xff, 0x100, 0x7ff, 0x800, 0xfff, 0x1000, 0x1fff,
+		0x2000, 0x200b, 0x2028, 0x2029, 0x2029, 0x202a, 0x202e,
+		0x202f, 0x2065, 0x2066, 0x2069, 0x206a, 0x2fff, 0x3000,
+		0x3001, 0x4e2d, 0x9fff, 0xcfff, 0xd000, 0xd7ff, 0xe000,
+		0xfeff, 0xff10, 0xffff, 0x10000, 0x1f600, 0x10ffff,
+	};
+	static const struct {
+		const char *field, *value;
+	} vals[] = {
+		{ "name", "陈伟明" },
+		{ "former_name", "Li Wei" },
+		{ "address", "广东省深圳市大鹏新区葵涌街道27巷" },
+		{ "employer", "溪涌度假村(分部)" },
+		{ "census_region", "440307" },
+		{ "household_no", "A1234567" },
+		{ "note", "备注 note 一行" },
+		{ "residence_kind", "OWN" },
+		{ "birth_date", "1985-03-15" },
+		{ "phone", "13800138000" },
+		{ "id_number", "440307198503151230" },
+	};
+	const struct gs_form *f = gs_schema_form(schema, "person");
+	struct gen g;
+	json_t *base = NULL;
+	char v[256];
+	size_t k, c, at, pos, n, len, yes = 0, no = 0;
+	int full, r, i, repl;
+
+	(void)state;
+	gen_seed(&g, 1717);
+	for (i = 0; i < 100 && base == NULL; i++) {
+		base = gen_record(&g, T_PERSON);
+		/* One with all of vals that the spans take. */
+		for (k = 0; k < NELEM(vals); k++)
+			assert_int_equal(json_object_set_new(base,
+			    vals[k].field, json_string(vals[k].value)), 0);
+		(void)json_object_set_new(base, "sex", json_string("1"));
+		(void)json_object_set_new(base, "pop_type",
+		    json_string("REGISTERED"));
+		if (spans_agree(f, base, &full) != 1) {
+			json_decref(base);
+			base = NULL;
+		}
+	}
+	assert_non_null(base);
+	for (k = 0; k < NELEM(vals); k++) {
+		const char *b = vals[k].value;
+
+		len = strlen(b);
+		for (c = 0; c < NELEM(cps); c++) {
+			for (repl = 0; repl < 2; repl++) {
+				for (pos = 0; pos <= len; pos++) {
+					json_t *o;
+
+					/* At character boundaries only. */
+					if (pos < len &&
+					    ((unsigned char)b[pos] & 0xc0) ==
+					    0x80)
+						continue;
+					if (repl && pos == len)
+						continue;
+					memcpy(v, b, pos);
+					n = pos + put_utf8_cp(v + pos, cps[c]);
+					at = pos;
+					if (repl)
+						for (at++; at < len &&
+						    ((unsigned char)b[at] &
+						    0xc0) == 0x80; at++)
+							;
+					memcpy(v + n, b + at, len - at);
+					n += len - at;
+					o = json_deep_copy(base);
+					assert_int_equal(json_object_set_new(o,
+					    vals[k].field, json_stringn(v, n)),
+					    0);
+					r = spans_agree(f, o, &full);
+					if (r == 1)
+						yes++;
+					else if (r == 0)
+						no++;
+					if (r == 0 && full == 'y')
+						fail_msg("%s with U+%04X at %zu "
+						    "(%s): the validators take "
+						    "it, the spans do not",
+						    vals[k].field,
+						    (unsigned)cps[c], pos,
+						    repl ? "replaced" :
+						    "inserted");
+					json_decref(o);
+				}
+			}
+		}
+	}
+	json_decref(base);
+	print_message("# every char: spans took %zu, left %zu\n", yes, no);
+	assert_true(yes > 1000 && no > 1000);
+}
+
 static void
 test_generator_bad_catalogue(void **state)
 {
@@ -1351,6 +1492,7 @@ main(void)
 		cmocka_unit_test(test_data_invalid),
 		cmocka_unit_test(test_generated_records_pass),
 		cmocka_unit_test(test_spans_refuse),
+		cmocka_unit_test(test_spans_every_char),
 		cmocka_unit_test(test_generator_bad_catalogue),
 		cmocka_unit_test(test_generator_deterministic),
 		cmocka_unit_test(test_clock_floor),
