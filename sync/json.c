@@ -879,6 +879,7 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 {
 	const unsigned char *b, *e, *prev = NULL, *v, *vb, *ve;
 	size_t klen, prevlen = 0, k = 0, kextra = 0, vextra;
+	uint64_t k8 = 0, prevk8 = 0;
 	int c, kodd = 0, vodd, str;
 
 	ps->p++; /* '{' */
@@ -891,13 +892,21 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 		    !plain_string(ps, &b, &e, &kextra, &kodd))
 			return 0;
 		klen = (size_t)(e - b);
-		if ((m == NULL || ordered) && prev != NULL) {
+		if (m != NULL)
+			k8 = key8(b, klen, ps->end);
+		/* In order: with k8 (gs_json_span_cmp) most keys are ordered
+		 * by their first 8 bytes without a memcmp. */
+		if ((m == NULL || ordered) && prev != NULL &&
+		    (m == NULL || k8 <= prevk8)) {
+			if (m != NULL && k8 < prevk8)
+				return 0;
 			c = memcmp(prev, b, prevlen < klen ? prevlen : klen);
 			if (c > 0 || (c == 0 && prevlen >= klen))
 				return 0;
 		}
 		prev = b;
 		prevlen = klen;
+		prevk8 = k8;
 		if (ps->p >= ps->end || *ps->p != ':')
 			return 0;
 		v = ++ps->p;
@@ -915,7 +924,7 @@ plain_members(struct parser *ps, int depth, struct gs_json_span *m,
 			m[k].klen = klen;
 			m[k].val = (const char *)v;
 			m[k].vlen = (size_t)(ps->p - v);
-			m[k].k8 = key8(b, klen, ps->end);
+			m[k].k8 = k8;
 			m[k].vchars = str && !vodd ?
 			    (size_t)(ps->p - v) - 2 - vextra : SIZE_MAX;
 		}

@@ -523,20 +523,38 @@ test_span_order(void **state)
 		}
 	}
 	/* Objects of up to 12 keys drawn from 14 (duplicates common, in
-	 * any place): plain exactly when no key repeats, then in order. */
+	 * any place): plain exactly when no key repeats, then in order;
+	 * and gs_json_plain_sorted's 1 (which compares the keys' k8 first)
+	 * exactly when they came in strictly increasing order, which every
+	 * other object's keys are sorted into to make that common. */
 	for (i = 0; i < 100000; i++) {
 		static const char *const keys[] = { "a", "b", "ab", "ba",
 			"aaaaaaaa", "aaaaaaaab", "aaaaaaaaa", "aaaaaaab", "z",
 			"zz", "bbbbbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbbba", "$pii",
 			"" };
-		struct gs_json_span ms[12];
-		size_t k, nk = 1 + next() % 12, at = 1, got_n;
-		unsigned used = 0;
-		int dup = 0;
+		struct gs_json_span ms[12], mo[12];
+		size_t k, x, nk = 1 + next() % 12, at = 1, got_n, n_o;
+		unsigned used = 0, ws[12];
+		int dup = 0, inorder = 1;
 
+		for (k = 0; k < nk; k++)
+			ws[k] = next() % 14;
+		for (k = 1; (i & 1) && k < nk; k++)
+			for (x = k; x > 0 && ref_key_cmp(keys[ws[x - 1]],
+			    strlen(keys[ws[x - 1]]), keys[ws[x]],
+			    strlen(keys[ws[x]])) > 0; x--) {
+				unsigned t = ws[x];
+
+				ws[x] = ws[x - 1];
+				ws[x - 1] = t;
+			}
+		for (k = 1; k < nk; k++)
+			inorder &= ref_key_cmp(keys[ws[k - 1]],
+			    strlen(keys[ws[k - 1]]), keys[ws[k]],
+			    strlen(keys[ws[k]])) < 0;
 		text[0] = '{';
 		for (k = 0; k < nk; k++) {
-			unsigned w = next() % 14;
+			unsigned w = ws[k];
 
 			dup |= (used >> w) & 1;
 			used |= 1u << w;
@@ -547,6 +565,8 @@ test_span_order(void **state)
 		assert_true(at < sizeof(text));
 		got = gs_json_plain_object(text, at, ms, 12, &got_n);
 		assert_int_equal(got, !dup);
+		assert_int_equal(gs_json_plain_sorted(text, at, mo, 12, &n_o),
+		    inorder);
 		if (!got)
 			continue;
 		assert_int_equal(got_n, nk);
