@@ -67,6 +67,9 @@ struct gs_field {
 	json_t *req_if_in;                /* is one of this array */
 	size_t index;                     /* position in the form */
 	size_t namelen;                   /* strlen(name) */
+	/* The name's first 8 bytes as gs_json_span's k8 (json.h): a key
+	 * with the same k8 and length differs at most past them. */
+	uint64_t k8;
 };
 
 enum gs_check_kind {
@@ -92,6 +95,13 @@ struct gs_form {
 	unsigned char slot[GS_FORM_SLOTS];
 	struct gs_check *checks;
 	size_t nchecks;
+	/* The indexes of the fields that are required or required_if, and
+	 * of the ref fields, in form order: what gs_record_validate_spans
+	 * reads besides the members a record has. */
+	unsigned char must[GS_FORM_MAX_FIELDS];
+	size_t nmust;
+	unsigned char refs[GS_FORM_MAX_FIELDS];
+	size_t nrefs;
 };
 
 struct gs_schema {

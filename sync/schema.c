@@ -551,6 +551,19 @@ load_checks(const char *file, json_t *jchecks, struct gs_form *f)
 	return GS_OK;
 }
 
+/* gs_json_span's k8 (json.h) of a name: its first 8 bytes as a
+ * big-endian integer, zero-padded. */
+static uint64_t
+name_k8(const char *name, size_t len)
+{
+	uint64_t w = 0;
+	size_t i;
+
+	for (i = 0; i < 8; i++)
+		w = w << 8 | (i < len ? (unsigned char)name[i] : 0);
+	return w;
+}
+
 /*
  * One form.  Fields keep their declaration order (the order a UI shows
  * them and problems are reported in); by_name is a second, sorted view
@@ -610,6 +623,7 @@ load_form(const struct gs_schema *s, const char *file, json_t *doc,
 		size_t k;
 
 		fd->namelen = strlen(fd->name);
+		fd->k8 = name_k8(fd->name, fd->namelen);
 		for (k = gs_name_hash(fd->name, fd->namelen) &
 		    (GS_FORM_SLOTS - 1); f->slot[k] != 0;
 		    k = (k + 1) & (GS_FORM_SLOTS - 1))
@@ -618,6 +632,13 @@ load_form(const struct gs_schema *s, const char *file, json_t *doc,
 	}
 	if ((r = link_required_if(file, jfields, f)) != GS_OK)
 		return r;
+	f->nmust = f->nrefs = 0;
+	for (i = 0; i < f->nfields; i++) {
+		if (f->fields[i].required || f->fields[i].req_if != NULL)
+			f->must[f->nmust++] = (unsigned char)i;
+		if (f->fields[i].kind == GS_KIND_REF)
+			f->refs[f->nrefs++] = (unsigned char)i;
+	}
 	return load_checks(file, json_object_get(doc, "checks"), f);
 }
 

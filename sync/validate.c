@@ -1455,6 +1455,30 @@ span_required(const struct gs_field *fd, const struct gs_json_span *const *vals)
 	return 0;
 }
 
+/*
+ * gs_form_fieldn of a member's key, inline, and with its k8 (the key's
+ * first 8 bytes) compared instead of a call of memcmp: only a longer key
+ * has bytes left to compare.
+ */
+static inline const struct gs_field *
+span_field(const struct gs_form *f, const struct gs_json_span *m)
+{
+	const struct gs_field *fd;
+	size_t k, i;
+
+	for (k = gs_name_hash(m->key, m->klen) & (GS_FORM_SLOTS - 1);
+	    f->slot[k] != 0; k = (k + 1) & (GS_FORM_SLOTS - 1)) {
+		fd = &f->fields[f->slot[k] - 1];
+		if (fd->k8 != m->k8 || fd->namelen != m->klen)
+			continue;
+		for (i = 8; i < m->klen && fd->name[i] == m->key[i]; i++)
+			;
+		if (i >= m->klen)
+			return fd;
+	}
+	return NULL;
+}
+
 int
 gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
     const struct gs_json_span *m, size_t n, const char *uuid)
@@ -1474,28 +1498,29 @@ gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
 	if (f == NULL)
 		return 0;
 	memset(vals, 0, f->nfields * sizeof(vals[0]));
-	for (i = 0; i < n; i++) {
-		/* An unknown key, or a key twice (gs_json_plain_members
-		 * leaves that to us): the full path decides. */
-		if ((fd = gs_form_fieldn(f, m[i].key, m[i].klen)) == NULL ||
-		    vals[fd->index] != NULL)
-			return 0;
-		vals[fd->index] = &m[i];
-	}
 	gs_problems_init(&p);
 	today = gs_today_cst();
 	now_ms = gs_now_floor_ms();
-	for (i = 0; i < f->nfields; i++) {
-		fd = &f->fields[i];
-		if (vals[i] == NULL) {
-			if (fd->required || (fd->req_if != NULL &&
-			    span_required(fd, vals) != 0))
-				return 0;
-			continue;
-		}
+	/* Each member once, in the record's order: the verdict is "every
+	 * one passes", whatever the order they are checked in. */
+	for (i = 0; i < n; i++) {
+		/* An unknown key, or a key twice (gs_json_plain_members
+		 * leaves that to us): the full path decides. */
+		if ((fd = span_field(f, &m[i])) == NULL ||
+		    vals[fd->index] != NULL)
+			return 0;
+		vals[fd->index] = &m[i];
 		/* A null clears a field: not a record's value. */
-		if ((vals[i]->vlen == 4 && memcmp(vals[i]->val, "null", 4) ==
-		    0) || span_value(&p, fd, vals[i], today, now_ms) != 0)
+		if ((m[i].vlen == 4 && memcmp(m[i].val, "null", 4) == 0) ||
+		    span_value(&p, fd, &m[i], today, now_ms) != 0)
+			return 0;
+	}
+	/* The fields that must be present (form.must: the rest may be
+	 * absent). */
+	for (i = 0; i < f->nmust; i++) {
+		fd = &f->fields[f->must[i]];
+		if (vals[f->must[i]] == NULL && (fd->required ||
+		    span_required(fd, vals) != 0))
 			return 0;
 	}
 	/* Every present value passed: the cross checks of the strings. */
@@ -1511,9 +1536,9 @@ gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
 	if (p.n > 0 || p.dropped > 0)
 		return 0;
 	/* gs_record_check_self: no ref names the record itself. */
-	for (i = 0; i < f->nfields; i++)
-		if (f->fields[i].kind == GS_KIND_REF && vals[i] != NULL &&
-		    (sa = span_str(vals[i], &la)) != NULL &&
+	for (i = 0; i < f->nrefs; i++)
+		if (vals[f->refs[i]] != NULL &&
+		    (sa = span_str(vals[f->refs[i]], &la)) != NULL &&
 		    la == strlen(uuid) && memcmp(sa, uuid, la) == 0)
 			return 0;
 	return 1;

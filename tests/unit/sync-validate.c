@@ -1281,6 +1281,81 @@ test_spans_every_char(void **state)
 	assert_true(yes > 1000 && no > 1000);
 }
 
+/*
+ * The span path's lookup of a member's field (validate.c span_field: its
+ * first 8 bytes compared as one integer, the rest by hand) against the
+ * validators': each key of a valid person with every printable byte in
+ * place of each of its bytes, cut short by one, and one byte longer.
+ * A key that is no field's must be refused (spans_agree fails on a 1
+ * the validators do not give); the key itself must still be taken.
+ */
+static void
+test_spans_every_key(void **state)
+{
+	const struct gs_form *f = gs_schema_form(schema, "person");
+	struct gen g;
+	json_t *base = NULL, *v;
+	const char *key;
+	char k2[80];
+	size_t n, pos, yes = 0, no = 0;
+	unsigned b;
+	int full, r, i;
+
+	(void)state;
+	gen_seed(&g, 1718);
+	for (i = 0; i < 100 && base == NULL; i++) {
+		base = gen_record(&g, T_PERSON);
+		if (json_object_size(base) < 12 ||
+		    spans_agree(f, base, &full) != 1) {
+			json_decref(base);
+			base = NULL;
+		}
+	}
+	assert_non_null(base);
+	json_object_foreach(base, key, v) {
+		n = strlen(key);
+		assert_true(n + 2 < sizeof(k2));
+		for (pos = 0; pos <= n; pos++) {
+			for (b = 0x20; b < 0x7f; b++) {
+				json_t *o;
+
+				if (b == '"' || b == '\\')
+					continue;
+				memcpy(k2, key, n + 1);
+				if (pos < n) {
+					k2[pos] = (char)b; /* replaced */
+				} else {
+					k2[n] = (char)b; /* one longer */
+					k2[n + 1] = '\0';
+				}
+				o = json_deep_copy(base);
+				(void)json_object_del(o, key);
+				assert_int_equal(json_object_set(o, k2, v), 0);
+				r = spans_agree(f, o, &full);
+				yes += r == 1;
+				no += r == 0;
+				if (strcmp(k2, key) == 0 && r != 1)
+					fail_msg("%s: not taken", key);
+				json_decref(o);
+			}
+		}
+		/* One shorter. */
+		{
+			json_t *o = json_deep_copy(base);
+
+			memcpy(k2, key, n - 1);
+			k2[n - 1] = '\0';
+			(void)json_object_del(o, key);
+			assert_int_equal(json_object_set(o, k2, v), 0);
+			(void)spans_agree(f, o, &full);
+			json_decref(o);
+		}
+	}
+	json_decref(base);
+	print_message("# every key: spans took %zu, left %zu\n", yes, no);
+	assert_true(yes > 0 && no > 1000);
+}
+
 static void
 test_generator_bad_catalogue(void **state)
 {
@@ -1493,6 +1568,7 @@ main(void)
 		cmocka_unit_test(test_generated_records_pass),
 		cmocka_unit_test(test_spans_refuse),
 		cmocka_unit_test(test_spans_every_char),
+		cmocka_unit_test(test_spans_every_key),
 		cmocka_unit_test(test_generator_bad_catalogue),
 		cmocka_unit_test(test_generator_deterministic),
 		cmocka_unit_test(test_clock_floor),
