@@ -20,6 +20,9 @@
 #include <string.h>
 
 #include <jansson.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "batch.h"
 #include "core/buf.h"
@@ -1010,11 +1013,26 @@ struct cursor {
 	const char *p, *end;
 };
 
-static int
+/* Inline, eight bytes a compare: n is a constant (LIT), so this unrolls
+ * to a few loads and compares in place of a call of memcmp (eight a
+ * line). */
+static inline __attribute__((always_inline)) int
 lit(struct cursor *k, const char *s, size_t n)
 {
-	if ((size_t)(k->end - k->p) < n || memcmp(k->p, s, n) != 0)
+	uint64_t a, b;
+	size_t i;
+
+	if ((size_t)(k->end - k->p) < n)
 		return 0;
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&a, k->p + i, 8);
+		memcpy(&b, s + i, 8);
+		if (a != b)
+			return 0;
+	}
+	for (; i < n; i++)
+		if (k->p[i] != s[i])
+			return 0;
 	k->p += n;
 	return 1;
 }
@@ -1024,22 +1042,44 @@ lit(struct cursor *k, const char *s, size_t n)
 /* A string value without escapes, up to its closing quote.  Not one
  * with a raw NUL (no JSON either): the C string it is copied to would
  * end there, and the checks and the re-encoding see only that part
- * ("per\0on" read as "per", a second spelling of the change). */
+ * ("per\0on" read as "per", a second spelling of the change).  One
+ * pass finds the first quote, backslash or NUL (the ids, grid and author
+ * are a few dozen bytes: three calls of memchr cost more). */
 static int
 plain_str(struct cursor *k, char *out, size_t outsz)
 {
-	const char *q = memchr(k->p, '"', (size_t)(k->end - k->p));
+	const unsigned char *p = (const unsigned char *)k->p;
+	const unsigned char *end = (const unsigned char *)k->end;
 	size_t n;
 
-	if (q == NULL)
+#ifdef __SSE2__
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)p);
+		int f = _mm_movemask_epi8(_mm_or_si128(
+		    _mm_cmpeq_epi8(v, _mm_setzero_si128()), _mm_or_si128(
+		    _mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+		    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
+
+		if (f != 0) {
+			p += __builtin_ctz((unsigned)f);
+			goto found;
+		}
+		p += 16;
+	}
+#endif
+	while (p < end && *p != '"' && *p != '\\' && *p != '\0')
+		p++;
+#ifdef __SSE2__
+found:
+#endif
+	if (p == end || *p != '"')
 		return 0;
-	n = (size_t)(q - k->p);
-	if (n >= outsz || memchr(k->p, '\\', n) != NULL ||
-	    memchr(k->p, '\0', n) != NULL)
+	n = (size_t)(p - (const unsigned char *)k->p);
+	if (n >= outsz)
 		return 0;
 	memcpy(out, k->p, n);
 	out[n] = '\0';
-	k->p = q + 1;
+	k->p = (const char *)p + 1;
 	return 1;
 }
 
@@ -1048,22 +1088,25 @@ plain_str(struct cursor *k, char *out, size_t outsz)
 static int
 digits(struct cursor *k, int64_t max, int64_t *v)
 {
-	const char *s = k->p;
-	int64_t x = 0;
+	const char *s = k->p, *p = k->p, *end = k->end;
+	uint64_t x = 0;
 
-	if (k->end - k->p >= 2 && k->p[0] == '0' && k->p[1] >= '0' &&
-	    k->p[1] <= '9')
+	if (end - p >= 2 && p[0] == '0' && p[1] >= '0' && p[1] <= '9')
 		return 0;
-	while (k->p < k->end && *k->p >= '0' && *k->p <= '9') {
-		int d = *k->p - '0';
-
-		if (x > (max - d) / 10)
+	/* At most 19 digits, which an unsigned 64 bits holds (20 without
+	 * a leading zero are more than INT64_MAX): then one compare with
+	 * max, not a division a digit. */
+	while (p < end && *p >= '0' && *p <= '9') {
+		if (p - s == 19)
 			return 0;
-		x = x * 10 + d;
-		k->p++;
+		x = x * 10 + (uint64_t)(*p - '0');
+		p++;
 	}
-	*v = x;
-	return k->p != s;
+	if (p == s || x > (uint64_t)max)
+		return 0;
+	k->p = p;
+	*v = (int64_t)x;
+	return 1;
 }
 
 /* The members of the unbuilt fields objects (gs_batch_decode_spans). */
