@@ -22,6 +22,7 @@
 #include "batch.h"
 #include "json.h"
 #include "schema.h"
+#include "schema-priv.h"
 #include "validate.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -1356,6 +1357,92 @@ test_spans_every_key(void **state)
 	assert_true(yes > 0 && no > 1000);
 }
 
+/*
+ * The validators' code lookup (validate.c code_find: gs_codetable_findn
+ * inline, its bytes compared by hand) against gs_codetable_findn: every
+ * code of every enum field of a person with every printable byte in
+ * place of each of its bytes, and one more at its end, and cut short.
+ * The field has an "enum" problem exactly when findn finds no such
+ * code, and the span path agrees with the validators (spans_agree).
+ */
+static void
+test_codes_every_byte(void **state)
+{
+	const struct gs_form *f = gs_schema_form(schema, "person");
+	struct gs_problems p;
+	struct gen g;
+	json_t *base = NULL;
+	char v[80];
+	size_t i, c, pos, n, k, found = 0, refused = 0;
+	unsigned b;
+	int full, has, want, r;
+
+	(void)state;
+	gen_seed(&g, 1719);
+	for (i = 0; i < 100 && base == NULL; i++) {
+		base = gen_record(&g, T_PERSON);
+		if (spans_agree(f, base, &full) != 1) {
+			json_decref(base);
+			base = NULL;
+		}
+	}
+	assert_non_null(base);
+	for (i = 0; i < f->nfields; i++) {
+		const struct gs_field *fd = &f->fields[i];
+		const struct gs_codetable *t = fd->codes;
+
+		if (fd->kind != GS_KIND_ENUM)
+			continue;
+		for (c = 0; c < t->n; c++) {
+			n = t->v[c].len;
+			assert_true(n + 2 < sizeof(v));
+			for (pos = 0; pos <= n + 1; pos++) {
+				for (b = 0x20; b < 0x7f; b++) {
+					json_t *o;
+					size_t len = n;
+
+					memcpy(v, t->v[c].code, n);
+					if (pos < n)
+						v[pos] = (char)b;
+					else if (pos == n)
+						v[len++] = (char)b;
+					else if (b == 0x20 && n > 0)
+						len--; /* cut short, once */
+					else
+						continue;
+					want = gs_codetable_findn(t, v, len) ==
+					    NULL;
+					o = json_deep_copy(base);
+					assert_int_equal(json_object_set_new(o,
+					    fd->name, json_stringn(v, len)), 0);
+					(void)spans_agree(f, o, &full);
+					r = gs_record_validate(schema, f, o,
+					    &p);
+					has = 0;
+					for (k = 0; r == GS_EVALIDATION &&
+					    k < p.n; k++)
+						has |= strcmp(p.v[k].field,
+						    fd->name) == 0 &&
+						    strcmp(p.v[k].rule,
+						    "enum") == 0;
+					if (has != want)
+						fail_msg("%s \"%.*s\": enum "
+						    "problem %d, findn %d",
+						    fd->name, (int)len, v, has,
+						    !want);
+					found += !want;
+					refused += want;
+					json_decref(o);
+				}
+			}
+		}
+	}
+	json_decref(base);
+	print_message("# every code byte: %zu found, %zu refused\n", found,
+	    refused);
+	assert_true(found > 100 && refused > 10000);
+}
+
 static void
 test_generator_bad_catalogue(void **state)
 {
@@ -1569,6 +1656,7 @@ main(void)
 		cmocka_unit_test(test_spans_refuse),
 		cmocka_unit_test(test_spans_every_char),
 		cmocka_unit_test(test_spans_every_key),
+		cmocka_unit_test(test_codes_every_byte),
 		cmocka_unit_test(test_generator_bad_catalogue),
 		cmocka_unit_test(test_generator_deterministic),
 		cmocka_unit_test(test_clock_floor),
