@@ -655,10 +655,10 @@ ag_crypt_seal_spans(const struct ag_crypt *c, const char *uuid,
 	if (n == 0)
 		return GS_FAIL(GS_EINTERNAL, "record %s: no member to seal",
 		    uuid);
-	/* Each member is "key":value in the text, quotes included. */
+	/* Each member is "key":value, quotes included: in the text, but
+	 * for a value normalized elsewhere (gs_record_validate_spans_norm). */
 	for (i = 0; i < n; i++)
-		need += (size_t)(pm[i]->val + pm[i]->vlen - pm[i]->key) + 1 +
-		    (i > 0);
+		need += pm[i]->klen + 3 + pm[i]->vlen + (i > 0);
 	if (need > PII_MAX)
 		return GS_FAIL(GS_ETOOBIG, "record %s: personal data over %u "
 		    "bytes", uuid, PII_MAX);
@@ -675,9 +675,17 @@ ag_crypt_seal_spans(const struct ag_crypt *c, const char *uuid,
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			plain[o++] = ',';
-		len = (size_t)(pm[i]->val + pm[i]->vlen - pm[i]->key) + 1;
-		memcpy(plain + o, pm[i]->key - 1, len);
-		o += len;
+		if (pm[i]->val == pm[i]->key + pm[i]->klen + 2) {
+			len = (size_t)(pm[i]->val + pm[i]->vlen - pm[i]->key) +
+			    1;
+			memcpy(plain + o, pm[i]->key - 1, len);
+			o += len;
+		} else {
+			memcpy(plain + o, pm[i]->key - 1, pm[i]->klen + 3);
+			o += pm[i]->klen + 3;
+			memcpy(plain + o, pm[i]->val, pm[i]->vlen);
+			o += pm[i]->vlen;
+		}
 	}
 	plain[o++] = '}';
 	if ((r = gs_buf_reserve(out, GS_B64_LEN(boxlen))) != GS_OK) {

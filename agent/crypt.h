@@ -84,7 +84,8 @@ int ag_crypt_seal_text(const struct ag_crypt *c, const struct gs_form *f,
  * The same sealed text from a line's members as they are spelled
  * (json.h, gs_json_plain_members): pm[0..n) are the pii members of one
  * record in the record's order, each a plain string value (no escape to
- * make, so its spelling is what encode_pii writes).  The plaintext is
+ * make, so its spelling is what encode_pii writes; a value normalized by
+ * gs_record_validate_spans_norm lies outside the text).  The plaintext is
  * then byte for byte ag_crypt_seal_text's of the parsed object, without a
  * jansson value or a scan of the strings.  Appends the base64 to out.
  * n 0: GS_EINTERNAL (the caller stores no sealed member then).  Other

@@ -2531,6 +2531,11 @@ put_stored_spans(struct import *im, const char *l, size_t n,
 {
 	struct gs_json_span m[IMPORT_SPANS];
 	const struct gs_json_span *pm[IMPORT_SPANS];
+	const struct gs_field *fd[IMPORT_SPANS];
+	/* The canonical spellings of phone numbers to normalize (a dozen
+	 * bytes each, quotes included): a form with more than this takes
+	 * the full path for them. */
+	char norm[8 * (GS_PHONE_MAX + 2)];
 	struct ag_store *st = im->st;
 	const char *name;
 	size_t nm, npm = 0, i, k, len;
@@ -2541,14 +2546,16 @@ put_stored_spans(struct import *im, const char *l, size_t n,
 	bx->n = 0;
 	if (n > AG_MAX_RECORD_JSON ||
 	    !gs_json_plain_members(l, n, m, IMPORT_SPANS, &nm) ||
-	    !gs_record_validate_spans(st->schema, im->f, m, nm, uuid))
+	    !gs_record_validate_spans_norm(st->schema, im->f, m, nm, uuid, fd,
+	    norm, sizeof(norm)))
 		return GS_OK;
 	if (st->protect) {
 		if (st->crypt == NULL)
 			return ag_keys_locked_error(st);
 		for (i = 0; i < nm; i++) {
-			if (!ag_crypt_plan_is_pii(im->plan, m[i].key,
-			    m[i].klen))
+			/* The plan's verdict (its form is im->f), from the
+			 * field the validation found. */
+			if (!gs_field_pii(fd[i]))
 				continue;
 			/* Other values: encode_pii's json_dumpb decides. */
 			if (m[i].val[0] != '"')
@@ -2573,8 +2580,9 @@ put_stored_spans(struct import *im, const char *l, size_t n,
 		}
 	}
 	*done = 1;
-	/* The members take at most the line's bytes. */
-	if ((r = gs_buf_reserve(b, n + 2)) != GS_OK)
+	/* The members take at most the line's bytes and the normalized
+	 * spellings' (never longer than the ones they replace). */
+	if ((r = gs_buf_reserve(b, n + 2 + sizeof(norm))) != GS_OK)
 		return r;
 	o = b->data + b->len;
 	*o++ = '{';
@@ -2586,10 +2594,18 @@ put_stored_spans(struct import *im, const char *l, size_t n,
 		if (!first)
 			*o++ = ',';
 		first = 0;
-		/* "key":value, its quotes included */
-		len = (size_t)(m[i].val + m[i].vlen - m[i].key) + 1;
-		memcpy(o, m[i].key - 1, len);
-		o += len;
+		/* "key":value, its quotes included: one copy from the
+		 * line, unless the value was normalized (elsewhere). */
+		if (m[i].val == m[i].key + m[i].klen + 2) {
+			len = (size_t)(m[i].val + m[i].vlen - m[i].key) + 1;
+			memcpy(o, m[i].key - 1, len);
+			o += len;
+		} else {
+			memcpy(o, m[i].key - 1, m[i].klen + 3);
+			o += m[i].klen + 3;
+			memcpy(o, m[i].val, m[i].vlen);
+			o += m[i].vlen;
+		}
 	}
 	b->len = (size_t)(o - b->data);
 	b->data[b->len] = '\0';

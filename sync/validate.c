@@ -1503,22 +1503,50 @@ span_field(const struct gs_form *f, const struct gs_json_span *m)
 	return NULL;
 }
 
-int
-gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
-    const struct gs_json_span *m, size_t n, const char *uuid)
+/*
+ * A phone member check_phone would normalize, pointed at its canonical
+ * spelling, written at norm[*used..normlen) (gs_record_validate_spans_norm).
+ * -1 when there is no room.
+ */
+static int
+span_phone(struct gs_json_span *m, char *norm, size_t normlen, size_t *used)
+{
+	char out[GS_PHONE_MAX + 1];
+	size_t k;
+
+	/* check_phone took it: it normalizes. */
+	(void)gs_phone_normalize(m->val + 1, m->vlen - 2, out);
+	k = strlen(out);
+	if (normlen - *used < k + 2)
+		return -1;
+	norm[*used] = '"';
+	memcpy(norm + *used + 1, out, k);
+	norm[*used + k + 1] = '"';
+	m->val = norm + *used;
+	m->vlen = k + 2;
+	m->vchars = k; /* digits */
+	*used += k + 2;
+	return 0;
+}
+
+/*
+ * gs_record_validate_spans and gs_record_validate_spans_norm: fdout and
+ * norm NULL for the first, which changes nothing in m (so its const).
+ */
+static int
+validate_spans(const struct gs_form *f, struct gs_json_span *m, size_t n,
+    const char *uuid, const struct gs_field **fdout, char *norm,
+    size_t normlen)
 {
 	const struct gs_json_span *vals[GS_FORM_MAX_FIELDS];
 	const struct gs_field *fd;
 	const struct gs_check *ck;
 	struct gs_problems p;
 	const char *sa, *sb;
-	size_t i, la = 0, lb = 0;
-	int today;
+	size_t i, la = 0, lb = 0, used = 0;
+	int today, r;
 	int64_t now_ms;
 
-	/* s gives the tables of geo and attachments values, which are
-	 * left to gs_record_validate. */
-	(void)s;
 	if (f == NULL)
 		return 0;
 	memset(vals, 0, f->nfields * sizeof(vals[0]));
@@ -1534,9 +1562,20 @@ gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
 		    vals[fd->index] != NULL)
 			return 0;
 		vals[fd->index] = &m[i];
+		if (fdout != NULL)
+			fdout[i] = fd;
 		/* A null clears a field: not a record's value. */
-		if ((m[i].vlen == 4 && memcmp(m[i].val, "null", 4) == 0) ||
-		    span_value(&p, fd, &m[i], today, now_ms) != 0)
+		if (m[i].vlen == 4 && memcmp(m[i].val, "null", 4) == 0)
+			return 0;
+		r = span_value(&p, fd, &m[i], today, now_ms);
+		/* A phone number to normalize, for a caller that takes the
+		 * canonical spelling (no other value's check looks at a
+		 * phone's: no cross check reads one). */
+		if (r == NORMALIZE && norm != NULL &&
+		    fd->kind == GS_KIND_PHONE &&
+		    span_phone(&m[i], norm, normlen, &used) == 0)
+			r = 0;
+		if (r != 0)
 			return 0;
 	}
 	/* The fields that must be present (form.must: the rest may be
@@ -1566,6 +1605,28 @@ gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
 		    la == strlen(uuid) && memcmp(sa, uuid, la) == 0)
 			return 0;
 	return 1;
+}
+
+int
+gs_record_validate_spans(const struct gs_schema *s, const struct gs_form *f,
+    const struct gs_json_span *m, size_t n, const char *uuid)
+{
+	/* s gives the tables of geo and attachments values, which are
+	 * left to gs_record_validate.  Without norm nothing of m is
+	 * written. */
+	(void)s;
+	return validate_spans(f, (struct gs_json_span *)m, n, uuid, NULL,
+	    NULL, 0);
+}
+
+int
+gs_record_validate_spans_norm(const struct gs_schema *s,
+    const struct gs_form *f, struct gs_json_span *m, size_t n,
+    const char *uuid, const struct gs_field **fd, char *norm,
+    size_t normlen)
+{
+	(void)s;
+	return validate_spans(f, m, n, uuid, fd, norm, normlen);
 }
 
 /* ------------------------------------------------- command-line values */

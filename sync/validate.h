@@ -74,6 +74,23 @@ struct gs_json_span;
 int gs_record_validate_spans(const struct gs_schema *s,
     const struct gs_form *f, const struct gs_json_span *m, size_t n,
     const char *uuid);
+/*
+ * The same, and two things more for a caller that stores the members
+ * (the agent's bulk import): when it says 1, fd[i] is m[i]'s field; and a
+ * phone number that gs_record_validate would normalize ("0755-6317
+ * 5455", "+86 138 0013 8000") does not make it 0: its member is pointed
+ * at the canonical spelling (a JSON string, quotes included) written
+ * into norm[0..normlen), so that m[i].val then no longer follows m[i].key
+ * in the text.  1 exactly when gs_record_validate would give GS_OK and
+ * leave every value as the members (so changed) spell it, and
+ * gs_record_check_self find no ref naming uuid.  Members of a 0 may have
+ * been changed.
+ */
+struct gs_field;
+int gs_record_validate_spans_norm(const struct gs_schema *s,
+    const struct gs_form *f, struct gs_json_span *m, size_t n,
+    const char *uuid, const struct gs_field **fd, char *norm,
+    size_t normlen);
 
 /*
  * DESIGN.md section 3: a ref is the uuid of ANOTHER record.  After

@@ -831,9 +831,11 @@ same_both_ways(const char *type, const char *all, size_t len, size_t n,
  * the full way.  The same lines imported both ways (same_both_ways) give
  * the same store.  The lines cover the fast path (any key order, pii
  * first, last and between, tags, a ref, integers and booleans, two id
- * numbers, none: 4 persons and a house) and the ones it leaves (an escape, a null, whitespace
- * and \r, a ref to normalize, a real, a geo value); a key twice is a bad
- * line both ways.
+ * numbers, none, phone numbers to normalize, first, last and between
+ * the pii: 7 persons and 2 houses) and the ones it leaves (an escape, a
+ * null, whitespace and \r, a ref to normalize, an id number to normalize
+ * with a phone number, a real, a geo value); a key twice is a bad line
+ * both ways.
  */
 static void
 test_import_spans_same(void **state)
@@ -864,6 +866,16 @@ test_import_spans_same(void **state)
 		"\"01A216D7-02CF-7120-A376-E9FCDA75BE79\"}",
 		"{\"name\":\"Smith\",\"pop_type\":\"FOREIGN\",\"nationality\":"
 		"\"USA\",\"passport_no\":\"AB12345\",\"address\":\"y\"}",
+		"{\"phone\":\"0755-63175455\",\"name\":\"郑超\",\"pop_type\":"
+		"\"REGISTERED\",\"id_number\":\"%s\",\"address\":\"g\"}",
+		"{\"name\":\"钱\",\"pop_type\":\"REGISTERED\",\"id_number\":"
+		"\"%s\",\"phone\":\"0086 138 0013 8000\",\"address\":\"h\","
+		"\"sex\":\"1\"}",
+		"{\"name\":\"孙\",\"pop_type\":\"REGISTERED\",\"address\":"
+		"\"i\",\"id_number\":\"%s\",\"marital\":\"20\",\"phone\":"
+		"\"+86-755-6317-5455\"}",
+		"{\"name\":\"冯\",\"pop_type\":\"REGISTERED\",\"address\":"
+		"\"j\",\"id_number\":\"%.17sx\",\"phone\":\"010-6512 3456\"}",
 	};
 	static const char *const houses[] = {
 		"{\"address\":\"大鹏街道1号\",\"is_rental\":true,\"area_m2\":85,"
@@ -875,6 +887,11 @@ test_import_spans_same(void **state)
 		"\"RESIDENCE\",\"area_m2\":287.16,\"is_rental\":false,"
 		"\"owner_name\":\"林强强\",\"owner_id_number\":\"%s\","
 		"\"owner_phone\":\"15140444090\"}",
+		"{\"address\":\"大鹏街道3号\",\"is_rental\":true,"
+		"\"rental_use\":\"ROOM\",\"tenant_name\":\"林\","
+		"\"owner_phone\":\"0755 6317 5455\",\"owner_id_number\":\"%s\","
+		"\"tenant_id_number\":\"%s\",\"tenant_phone\":"
+		"\"+8615140444090\"}",
 		"{\"address\":\"大鹏街道2号\",\"is_rental\":false,\"location\":"
 		"{\"lat\":22.597585,\"lon\":114.553257,\"accuracy\":13,"
 		"\"coord_sys\":\"WGS84\"},\"owner_id_number\":\"%s\"}",
@@ -883,17 +900,21 @@ test_import_spans_same(void **state)
 		NH = sizeof(houses) / sizeof(houses[0]) };
 	char one[700], all[BOTH_MAX * 700], id[19], id2[19];
 	size_t len = 0, n = 0;
-	int i, way;
+	int i, k, way;
 
 	(void)state;
 	for (i = 0; i < NP; i++) {
 		idcard(id, 800 + i);
+		/* The one with a lower-case x: a number whose check is X. */
+		for (k = 0; strstr(persons[i], "%.17sx") != NULL &&
+		    id[17] != 'X'; k++)
+			idcard(id, 700 + k);
 		snprintf(one, sizeof(one), persons[i], id);
 		len += (size_t)snprintf(all + len, sizeof(all) - len, "%s\n",
 		    one);
 	}
 	/* Every person but the foreign one has an id number. */
-	assert_int_equal(same_both_ways("person", all, len, NP, 4), NP - 1);
+	assert_int_equal(same_both_ways("person", all, len, NP, 7), NP - 1);
 	for (i = 0, len = 0; i < NH; i++) {
 		idcard(id, 850 + i);
 		idcard(id2, 860 + i);
@@ -901,7 +922,7 @@ test_import_spans_same(void **state)
 		len += (size_t)snprintf(all + len, sizeof(all) - len, "%s\n",
 		    one);
 	}
-	assert_int_equal(same_both_ways("house", all, len, NH, 1), NH + 1);
+	assert_int_equal(same_both_ways("house", all, len, NH, 2), NH + 2);
 
 	/* A key twice: the full path's parse error, with its line, both
 	 * ways, and nothing saved. */

@@ -1443,6 +1443,122 @@ test_codes_every_byte(void **state)
 	assert_true(found > 100 && refused > 10000);
 }
 
+/*
+ * gs_record_validate_spans_norm (the agent's bulk import) against the
+ * validators: phone numbers spelled many ways (each of a set of
+ * characters at every position of four spellings, once inserted and
+ * once in place), in a valid person read by gs_json_plain_members.  Its 1
+ * must mean the validators' GS_OK, with the members (the normalized ones
+ * where they now point) spelling the object the validators normalized
+ * to, and fd[] each member's field; and it must take every spelling the
+ * validators take, the phone being the only value they change.
+ */
+static void
+test_spans_norm_phone(void **state)
+{
+	static const char *const phones[] = { "0755-6317 5455",
+		"+86 138-0013-8000", "008613800138000", "13800138000" };
+	static const char set[] = "0123456789 -+a.";
+	static struct gs_json_span m[128];
+	const struct gs_field *fd[128];
+	const struct gs_form *f = gs_schema_form(schema, "person");
+	struct gs_problems p;
+	struct gs_buf b, t;
+	struct gen g;
+	json_t *base = NULL, *o, *copy, *back;
+	char v[64], norm[64];
+	size_t k, c, pos, n, len, nm, i, taken = 0, left = 0;
+	int full, r, yes, repl;
+
+	(void)state;
+	gen_seed(&g, 1720);
+	for (i = 0; i < 100 && base == NULL; i++) {
+		base = gen_record(&g, T_PERSON);
+		if (spans_agree(f, base, &full) != 1) {
+			json_decref(base);
+			base = NULL;
+		}
+	}
+	assert_non_null(base);
+	for (k = 0; k < NELEM(phones); k++) {
+		len = strlen(phones[k]);
+		for (c = 0; c < sizeof(set) - 1; c++)
+			for (repl = 0; repl < 2; repl++)
+				for (pos = 0; pos <= len; pos++) {
+					if (repl && pos == len)
+						continue;
+					memcpy(v, phones[k], pos);
+					v[pos] = set[c];
+					n = pos + 1;
+					memcpy(v + n, phones[k] + pos + repl,
+					    len - pos - repl);
+					n += len - pos - repl;
+					o = json_deep_copy(base);
+					assert_int_equal(json_object_set_new(o,
+					    "phone", json_stringn(v, n)), 0);
+					copy = json_deep_copy(o);
+					r = gs_record_validate(schema, f, copy,
+					    &p);
+					if (r == GS_OK)
+						r = gs_record_check_self(f, copy,
+						    SELF, &p);
+					gs_buf_init(&b, 1 << 16);
+					assert_int_equal(gs_batch_encode_fields(
+					    &b, o), GS_OK);
+					assert_true(gs_json_plain_members(b.data,
+					    b.len, m, 128, &nm));
+					yes = gs_record_validate_spans_norm(
+					    schema, f, m, nm, SELF, fd, norm,
+					    sizeof(norm));
+					if (yes) {
+						taken++;
+						assert_int_equal(r, GS_OK);
+						/* The members' object. */
+						gs_buf_init(&t, 1 << 16);
+						assert_int_equal(gs_buf_putc(&t,
+						    '{'), GS_OK);
+						for (i = 0; i < nm; i++) {
+							assert_ptr_equal(fd[i],
+							    gs_form_fieldn(f,
+							    m[i].key,
+							    m[i].klen));
+							assert_int_equal(
+							    gs_buf_printf(&t,
+							    "%s\"%.*s\":%.*s",
+							    i ? "," : "",
+							    (int)m[i].klen,
+							    m[i].key,
+							    (int)m[i].vlen,
+							    m[i].val), GS_OK);
+						}
+						assert_int_equal(gs_buf_putc(&t,
+						    '}'), GS_OK);
+						back = json_loads(t.data, 0,
+						    NULL);
+						assert_non_null(back);
+						if (!json_equal(back, copy))
+							fail_msg("phone %.*s: "
+							    "spans %s", (int)n,
+							    v, t.data);
+						json_decref(back);
+						gs_buf_release(&t);
+					} else {
+						left++;
+						if (r == GS_OK)
+							fail_msg("phone %.*s: "
+							    "valid, not taken",
+							    (int)n, v);
+					}
+					gs_buf_release(&b);
+					json_decref(copy);
+					json_decref(o);
+				}
+	}
+	json_decref(base);
+	print_message("# phones: %zu taken, %zu left\n", taken, left);
+	assert_true(taken > 100 && left > 100);
+}
+
 static void
 test_generator_bad_catalogue(void **state)
 {
@@ -1657,6 +1773,7 @@ main(void)
 		cmocka_unit_test(test_spans_every_char),
 		cmocka_unit_test(test_spans_every_key),
 		cmocka_unit_test(test_codes_every_byte),
+		cmocka_unit_test(test_spans_norm_phone),
 		cmocka_unit_test(test_generator_bad_catalogue),
 		cmocka_unit_test(test_generator_deterministic),
 		cmocka_unit_test(test_clock_floor),
