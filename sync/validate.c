@@ -355,7 +355,10 @@ check_text(struct gs_problems *p, const struct gs_field *fd, const char *s,
 	size_t i;
 	struct gs_utf8_scan sc;
 
-	if (check_chars(p, fd, s, len, &sc, known) != 0)
+	/* check_chars' answer for a value the reader vouched for, inline. */
+	if (known != SIZE_MAX)
+		sc.chars = known;
+	else if (check_chars(p, fd, s, len, &sc, known) != 0)
 		return -1;
 	if (fd->has_min && (double)sc.chars < fd->min) {
 		gs_problems_add(p, fd->name, "length", "should be at least %.0f "
@@ -402,24 +405,65 @@ check_text(struct gs_problems *p, const struct gs_field *fd, const char *s,
 }
 
 /*
+ * memcmp(a, b, n) == 0 for the few bytes of a code or a field name,
+ * inline: by words that overlap rather than byte by byte (every load
+ * within a[0..n) and b[0..n)).
+ */
+static inline int
+same_bytes(const char *a, const char *b, size_t n)
+{
+	uint64_t x, y;
+	uint32_t u, v;
+	uint16_t h, k;
+	size_t i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y)
+				return 0;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y;
+	}
+	if (n >= 4) {
+		memcpy(&u, a, 4);
+		memcpy(&v, b, 4);
+		if (u != v)
+			return 0;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, b + n - 4, 4);
+		return u == v;
+	}
+	if (n >= 2) {
+		memcpy(&h, a, 2);
+		memcpy(&k, b, 2);
+		if (h != k)
+			return 0;
+		memcpy(&h, a + n - 2, 2);
+		memcpy(&k, b + n - 2, 2);
+		return h == k;
+	}
+	return n == 0 || a[0] == b[0];
+}
+
+/*
  * gs_codetable_findn, inline, and with the few bytes of a code compared
- * by hand rather than by a call of memcmp: this runs for about six codes
- * of every record.
+ * by same_bytes rather than by a call of memcmp: this runs for about six
+ * codes of every record.
  */
 static inline const struct gs_code *
 code_find(const struct gs_codetable *t, const char *s, size_t len)
 {
 	const struct gs_code *c;
-	size_t k, i;
+	size_t k;
 
 	for (k = gs_name_hash(s, len) & t->mask; t->slot[k] != 0;
 	    k = (k + 1) & t->mask) {
 		c = &t->v[t->slot[k] - 1];
-		if (c->len != len)
-			continue;
-		for (i = 0; i < len && c->code[i] == s[i]; i++)
-			;
-		if (i == len)
+		if (c->len == len && same_bytes(c->code, s, len))
 			return c;
 	}
 	return NULL;
@@ -1057,7 +1101,9 @@ check_string(struct gs_problems *p, const struct gs_field *fd, const char *s,
 
 	if (fd->kind == GS_KIND_TEXT)
 		return check_text(p, fd, s, len, known);
-	if (check_chars(p, fd, s, len, &sc, known) != 0)
+	/* What check_chars says of a value the reader vouched for, without
+	 * the call (its scan results are not needed here). */
+	if (known == SIZE_MAX && check_chars(p, fd, s, len, &sc, known) != 0)
 		return -1;
 	switch (fd->kind) {
 	case GS_KIND_ENUM:
@@ -1482,22 +1528,19 @@ span_required(const struct gs_field *fd, const struct gs_json_span *const *vals)
 /*
  * gs_form_fieldn of a member's key, inline, and with its k8 (the key's
  * first 8 bytes) compared instead of a call of memcmp: only a longer key
- * has bytes left to compare.
+ * has bytes left to compare (same_bytes).
  */
 static inline const struct gs_field *
 span_field(const struct gs_form *f, const struct gs_json_span *m)
 {
 	const struct gs_field *fd;
-	size_t k, i;
+	size_t k;
 
 	for (k = gs_name_hash(m->key, m->klen) & (GS_FORM_SLOTS - 1);
 	    f->slot[k] != 0; k = (k + 1) & (GS_FORM_SLOTS - 1)) {
 		fd = &f->fields[f->slot[k] - 1];
-		if (fd->k8 != m->k8 || fd->namelen != m->klen)
-			continue;
-		for (i = 8; i < m->klen && fd->name[i] == m->key[i]; i++)
-			;
-		if (i >= m->klen)
+		if (fd->k8 == m->k8 && fd->namelen == m->klen &&
+		    (m->klen <= 8 || same_bytes(fd->name, m->key, m->klen)))
 			return fd;
 	}
 	return NULL;
