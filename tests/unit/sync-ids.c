@@ -154,6 +154,98 @@ test_idcard_generated(void **state)
 	}
 }
 
+/*
+ * gs_idcard_check as it was written before its one-pass loop: each step
+ * reading the string again (the reference for test_idcard_every_byte).
+ */
+static int
+ref_digits(const char *s, int n)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
+static enum gs_idcard_status
+ref_idcard(const char *s, size_t len, int today, struct gs_idcard *info)
+{
+	size_t i;
+	int y, m, d;
+	char last;
+
+	memset(info, 0, sizeof(*info));
+	if (len != GS_IDCARD_LEN)
+		return GS_IDCARD_LENGTH;
+	for (i = 0; i < 17; i++)
+		if (s[i] < '0' || s[i] > '9') {
+			info->bad_pos = i;
+			return GS_IDCARD_CHARSET;
+		}
+	last = s[17] == 'x' ? 'X' : s[17];
+	if (!((last >= '0' && last <= '9') || last == 'X')) {
+		info->bad_pos = 17;
+		return GS_IDCARD_CHARSET;
+	}
+	info->province = ref_digits(s, 2);
+	info->male = (s[16] - '0') & 1;
+	if (!gs_province_valid(info->province))
+		return GS_IDCARD_PROVINCE;
+	y = ref_digits(s + 6, 4);
+	m = ref_digits(s + 10, 2);
+	d = ref_digits(s + 12, 2);
+	info->birth = y * 10000 + m * 100 + d;
+	if (y < 1900 || !gs_date_valid(y, m, d))
+		return GS_IDCARD_DATE;
+	if (info->birth > today)
+		return GS_IDCARD_FUTURE;
+	info->check_want = gs_idcard_check_char(s);
+	info->check_got = last;
+	if (info->check_want != last)
+		return GS_IDCARD_CHECK;
+	return GS_IDCARD_OK;
+}
+
+/* Every byte value at every position of a few numbers (valid, with x
+ * and X, a future one, a leap day), and one byte shorter and longer:
+ * the same status and the same details as ref_idcard. */
+static void
+test_idcard_every_byte(void **state)
+{
+	static const char *const ids[] = { "440307198503151230",
+		"11010519491231002x", "11010519491231002X",
+		"440301202612310018", "440301200002290011",
+		"830000199001011234" };
+	struct gs_idcard a, b;
+	char s[20];
+	size_t k, pos, len;
+	unsigned v;
+	int ra, rb, n = 0;
+
+	(void)state;
+	for (k = 0; k < sizeof(ids) / sizeof(ids[0]); k++)
+		for (pos = 0; pos < 19; pos++)
+			for (v = 0; v < 256; v++) {
+				memcpy(s, ids[k], 19);
+				s[pos] = (char)v;
+				for (len = 17; len <= 19; len++) {
+					ra = gs_idcard_check(s, len, TODAY, &a);
+					rb = ref_idcard(s, len, TODAY, &b);
+					if (ra != rb || a.birth != b.birth ||
+					    a.male != b.male ||
+					    a.check_want != b.check_want ||
+					    a.check_got != b.check_got ||
+					    a.bad_pos != b.bad_pos ||
+					    a.province != b.province)
+						fail_msg("%.*s: %d, not %d",
+						    (int)len, s, ra, rb);
+					n += ra == GS_IDCARD_OK;
+				}
+			}
+	assert_true(n > 100);
+}
+
 static void
 test_uscc_worked_examples(void **state)
 {
@@ -640,6 +732,7 @@ main(void)
 		cmocka_unit_test(test_idcard_worked_examples),
 		cmocka_unit_test(test_idcard_rules),
 		cmocka_unit_test(test_idcard_generated),
+		cmocka_unit_test(test_idcard_every_byte),
 		cmocka_unit_test(test_uscc_worked_examples),
 		cmocka_unit_test(test_uscc_rules),
 		cmocka_unit_test(test_phones),
