@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "batch.h"
+#include "ids.h"
 #include "json.h"
 #include "schema.h"
 #include "schema-priv.h"
@@ -1559,6 +1560,63 @@ test_spans_norm_phone(void **state)
 	assert_true(taken > 100 && left > 100);
 }
 
+/*
+ * The phone check's fast path (validate.c check_phone: a stored mobile
+ * number taken without gs_phone_normalize) against gs_phone_normalize:
+ * every printable byte at every position of three numbers, and one byte
+ * longer.  A "format" problem exactly when gs_phone_normalize says
+ * GS_PHONE_BAD, else the value as it normalizes it.
+ */
+static void
+test_phone_every_byte(void **state)
+{
+	static const char *const phones[] = { "13800138000", "19999999999",
+		"075563175455" };
+	const struct gs_form *f = gs_schema_form(schema, "person");
+	char v[24], norm[GS_PHONE_MAX + 1];
+	struct gs_problems p;
+	json_t *o;
+	size_t k, pos, len, n, i, ok = 0;
+	unsigned b;
+	int r, bad, has;
+
+	(void)state;
+	for (k = 0; k < NELEM(phones); k++) {
+		len = strlen(phones[k]);
+		for (pos = 0; pos <= len; pos++)
+			for (b = 0x20; b < 0x7f; b++) {
+				memcpy(v, phones[k], len);
+				v[pos] = (char)b;
+				n = len + (pos == len);
+				o = json_pack("{s:s, s:s, s:s, s:s, s:s%}",
+				    "name", "陈", "pop_type", "FOREIGN",
+				    "nationality", "USA", "passport_no",
+				    "AB12345", "phone", v, n);
+				assert_non_null(o);
+				assert_int_equal(json_object_set_new(o,
+				    "address", json_string("x")), 0);
+				bad = gs_phone_normalize(v, n, norm) ==
+				    GS_PHONE_BAD;
+				r = gs_record_validate(schema, f, o, &p);
+				has = 0;
+				for (i = 0; r == GS_EVALIDATION && i < p.n; i++)
+					has |= strcmp(p.v[i].field, "phone") ==
+					    0 && strcmp(p.v[i].rule, "format") ==
+					    0;
+				if (has != bad || (r != GS_OK) != bad)
+					fail_msg("phone %.*s: %d, bad %d",
+					    (int)n, v, r, bad);
+				if (!bad) {
+					ok++;
+					assert_string_equal(json_string_value(
+					    json_object_get(o, "phone")), norm);
+				}
+				json_decref(o);
+			}
+	}
+	assert_true(ok > 50);
+}
+
 static void
 test_generator_bad_catalogue(void **state)
 {
@@ -1774,6 +1832,7 @@ main(void)
 		cmocka_unit_test(test_spans_every_key),
 		cmocka_unit_test(test_codes_every_byte),
 		cmocka_unit_test(test_spans_norm_phone),
+		cmocka_unit_test(test_phone_every_byte),
 		cmocka_unit_test(test_generator_bad_catalogue),
 		cmocka_unit_test(test_generator_deterministic),
 		cmocka_unit_test(test_clock_floor),
