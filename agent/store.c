@@ -2581,8 +2581,10 @@ put_stored_spans(struct import *im, const char *l, size_t n,
 	}
 	*done = 1;
 	/* The members take at most the line's bytes and the normalized
-	 * spellings' (never longer than the ones they replace). */
-	if ((r = gs_buf_reserve(b, n + 2 + sizeof(norm))) != GS_OK)
+	 * spellings' (never longer than the ones they replace), and the
+	 * sealed member's key after them. */
+	if ((r = gs_buf_reserve(b, n + 2 + sizeof(norm) +
+	    sizeof(",\"" AG_PII_MEMBER "\":\""))) != GS_OK)
 		return r;
 	o = b->data + b->len;
 	*o++ = '{';
@@ -2607,16 +2609,27 @@ put_stored_spans(struct import *im, const char *l, size_t n,
 			o += m[i].vlen;
 		}
 	}
+	/* The sealed member last, written in the room reserved above and
+	 * after the box (no call a byte). */
+	if (npm > 0) {
+		if (!first)
+			*o++ = ',';
+		memcpy(o, "\"" AG_PII_MEMBER "\":\"",
+		    sizeof("\"" AG_PII_MEMBER "\":\"") - 1);
+		o += sizeof("\"" AG_PII_MEMBER "\":\"") - 1;
+	}
 	b->len = (size_t)(o - b->data);
 	b->data[b->len] = '\0';
-	if (npm > 0 &&
-	    ((!first && (r = gs_buf_putc(b, ',')) != GS_OK) ||
-	    (r = gs_buf_puts(b, "\"" AG_PII_MEMBER "\":\"")) != GS_OK ||
-	    (r = ag_crypt_seal_spans(st->crypt, uuid, gs_form_version(im->f),
-	    pm, npm, b)) != GS_OK ||
-	    (r = gs_buf_putc(b, '"')) != GS_OK))
+	if (npm > 0 && (r = ag_crypt_seal_spans(st->crypt, uuid,
+	    gs_form_version(im->f), pm, npm, b)) != GS_OK)
 		return r;
-	return gs_buf_putc(b, '}');
+	if ((r = gs_buf_reserve(b, 2)) != GS_OK)
+		return r;
+	if (npm > 0)
+		b->data[b->len++] = '"';
+	b->data[b->len++] = '}';
+	b->data[b->len] = '\0';
+	return GS_OK;
 }
 
 /*
