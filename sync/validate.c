@@ -475,16 +475,32 @@ code_find(const struct gs_codetable *t, const char *s, size_t len)
  * holds one is refused by check_chars before it gets here (checked 1:
  * no need to look), except a tag.
  */
-static int
+static __attribute__((noinline, cold)) int
+code_problem(struct gs_problems *p, const struct gs_field *fd,
+    const struct gs_codetable *t, const char *what, const char *s,
+    size_t len);
+
+static inline int
 check_code_str(struct gs_problems *p, const struct gs_field *fd,
     const struct gs_codetable *t, const char *what, const char *s,
     size_t len, int checked)
 {
 	const char *nul = checked ? NULL : memchr(s, '\0', len);
-	char q[200];
 
 	if (code_find(t, s, nul != NULL ? (size_t)(nul - s) : len) != NULL)
 		return 0;
+	return code_problem(p, fd, t, what, s, len);
+}
+
+/* check_code_str's problem, apart: its message buffer is no part of the
+ * frame of a code that is found (six a record). */
+static int
+code_problem(struct gs_problems *p, const struct gs_field *fd,
+    const struct gs_codetable *t, const char *what, const char *s,
+    size_t len)
+{
+	char q[200];
+
 	quote(q, sizeof(q), NULL, s, len);
 	if (t->list[0] != '\0')
 		gs_problems_add(p, fd->name, what[0] == 'c' ? "coord_sys" :
@@ -1105,8 +1121,9 @@ check_attachments(const struct gs_schema *s, struct gs_problems *p,
 }
 
 /* A string value s[0..len) of a string kind (v as for check_ref, known
- * as for check_chars). */
-static int
+ * as for check_chars).  Inline: a dispatch a value, whose call cost
+ * more than the common checks it leads to. */
+static inline __attribute__((always_inline)) int
 check_string(struct gs_problems *p, const struct gs_field *fd, const char *s,
     size_t len, json_t *v, int today, int64_t now_ms, size_t known)
 {
