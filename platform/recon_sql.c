@@ -89,8 +89,10 @@ static const char *const qsql[PQ_COUNT_] = {
 	[PQ_CONFLICT_DONE] = "UPDATE conflicts SET status = 'resolved', "
 	    "resolved_at = ?2, resolved_by = ?3, resolution = ?4 "
 	    "WHERE id = ?1 AND status = 'open'",
+	/* From record_fields: a new record's fields are kept once, in its
+	 * revision (platform 0013). */
 	[PQ_RECORD_GET] = "SELECT type, form_version, grid, rev, fields, "
-	    "deleted, author FROM records WHERE uuid = ?1",
+	    "deleted, author FROM record_fields WHERE uuid = ?1",
 	[PQ_RECORD_NEW] = "INSERT INTO records (uuid, type, form_version, "
 	    "grid, rev, fields, deleted, created_at, updated_at, author, "
 	    "device_id, batch) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8, "

@@ -140,8 +140,10 @@ static const char *const sql[S_COUNT_] = {
 	    "last_seq = max(last_seq, ?2), "
 	    "chain_ok = chain_ok AND ?4, batches = batches + 1, "
 	    "last_contact = ?5 WHERE device_id = ?1",
+	/* A record's fields from record_fields, never from the column: a
+	 * new record's are kept once, in its revision (platform 0013). */
 	[S_RECORD_GET] = "SELECT type, rev, deleted, fields, device_id "
-	    "FROM records WHERE uuid = ?1",
+	    "FROM record_fields WHERE uuid = ?1",
 	[S_RECORD_OTHERS] = "SELECT count(*) FROM revisions WHERE uuid = ?1 "
 	    "AND rev > ?2 AND device_id <> ?3",
 	/* A new record and a record moving on are two statements, not one
@@ -207,7 +209,7 @@ static const char *const sql[S_COUNT_] = {
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[S_RECORD_EACH] = "SELECT uuid, type, grid, rev, fields, deleted, "
 	    "created_at, updated_at, author, form_version, EXISTS (SELECT 1 "
-	    "FROM clock_suspect c WHERE c.uuid = records.uuid) FROM records "
+	    "FROM clock_suspect c WHERE c.uuid = r.uuid) FROM record_fields r "
 	    "WHERE (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR grid = ?2) "
 	    "ORDER BY uuid",
 	[S_QUARANTINE_EACH] = "SELECT id, batch, device_id, change_id, uuid, "
@@ -1103,14 +1105,17 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 	int r;
 
 	/* ?2 (type) and ?8 (created_at) are not in the UPDATE: a record
-	 * keeps its type and its creation time. */
+	 * keeps its type and its creation time.  ?6 (fields) is NULL when
+	 * they are the line's "fields" member: the revision written below
+	 * keeps them (platform 0013: record_fields reads them there). */
 	if ((r = gs_stmt_bind_text_nocopy(s, 1, v->uuid)) != GS_OK ||
 	    (!v->record_exists &&
 	    (r = gs_stmt_bind_text_nocopy(s, 2, v->type)) != GS_OK) ||
 	    (r = gs_stmt_bind_int64(s, 3, v->form_version)) != GS_OK ||
 	    (r = gs_stmt_bind_text_nocopy(s, 4, v->grid)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 5, v->rev)) != GS_OK ||
-	    (r = bind_text_len(s, 6, v->fields, v->fields_len)) != GS_OK ||
+	    (r = v->fields_in_change ? gs_stmt_bind_null(s, 6) :
+	    bind_text_len(s, 6, v->fields, v->fields_len)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 7, v->deleted)) != GS_OK ||
 	    (!v->record_exists &&
 	    (r = gs_stmt_bind_int64(s, 8, v->created_at)) != GS_OK) ||
@@ -1216,9 +1221,9 @@ s_create_put(struct pf_store *st, const struct pf_revision *v)
  * revision rows.  What every creation of a run shares is bound once (the
  * records' ?1 grid, ?2 author, ?3 device, ?4 batch; the revisions' ?1
  * device, ?2 batch, ?3 applied_at) or written as a constant (rev 1,
- * base_rev 0, not deleted, the revision's fields NULL: they are its
- * line's, platform 0010); the rest is bound per row: 6 and 3 values
- * instead of 12 and 10.
+ * base_rev 0, not deleted, the revision's fields and the record's NULL:
+ * they are the revision's line's, platform 0010 and 0013); the rest is
+ * bound per row: 5 and 3 values instead of 12 and 10.
  */
 static int
 run_prepare(struct sqlite_store *ss)
@@ -1231,11 +1236,11 @@ run_prepare(struct sqlite_store *ss)
 	    "grid, rev, fields, deleted, created_at, updated_at, author, "
 	    "device_id, batch) VALUES ");
 	for (i = 0; r == GS_OK && i < RUN_ROWS; i++) {
-		int p = 5 + 6 * i;
+		int p = 5 + 5 * i;
 
-		r = gs_buf_printf(&q, "%s(?%d, ?%d, ?%d, ?1, 1, ?%d, 0, ?%d, "
+		r = gs_buf_printf(&q, "%s(?%d, ?%d, ?%d, ?1, 1, NULL, 0, ?%d, "
 		    "?%d, ?2, ?3, ?4)", i > 0 ? ", " : "", p, p + 1, p + 2,
-		    p + 3, p + 4, p + 5);
+		    p + 3, p + 4);
 	}
 	if (r == GS_OK && (r = gs_buf_putc(&q, '\0')) == GS_OK)
 		r = gs_stmt_prepare(ss->db, q.data, &ss->run_records);
@@ -1324,17 +1329,15 @@ run_flush(struct sqlite_store *ss)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		v = &ss->run_rev[i];
-		p = 5 + 6 * (int)i;
+		p = 5 + 5 * (int)i;
 		if ((r = gs_stmt_bind_text_nocopy(s, p, v->uuid)) != GS_OK ||
 		    (r = gs_stmt_bind_text_nocopy(s, p + 1, v->type))
 		    != GS_OK ||
 		    (r = gs_stmt_bind_int64(s, p + 2, v->form_version))
 		    != GS_OK ||
-		    (r = bind_text_len(s, p + 3, v->fields, v->fields_len))
+		    (r = gs_stmt_bind_int64(s, p + 3, v->created_at))
 		    != GS_OK ||
-		    (r = gs_stmt_bind_int64(s, p + 4, v->created_at))
-		    != GS_OK ||
-		    (r = gs_stmt_bind_int64(s, p + 5, v->updated_at))
+		    (r = gs_stmt_bind_int64(s, p + 4, v->updated_at))
 		    != GS_OK)
 			goto fail;
 	}

@@ -2809,16 +2809,17 @@ test_bookkeeping(void **state)
 
 /* What the record_attachments triggers of platform 0005 computed from
  * the records (the rows the store writes itself since 0009), as rows
- * missing on either side: 0 when the index equals the records. */
+ * missing on either side: 0 when the index equals the records.  The
+ * records' fields as record_fields has them (platform 0013). */
 #define ATTACH_DIFF "SELECT count(*) FROM (SELECT * FROM (" \
 	"SELECT r.uuid, lower(json_extract(j.value, '$.hash')) " \
-	"FROM records AS r, json_each(r.fields, '$.attachments') AS j " \
+	"FROM record_fields AS r, json_each(r.fields, '$.attachments') AS j " \
 	"WHERE r.deleted = 0 AND instr(r.fields, '\"attachments\"') > 0 " \
 	"AND json_type(j.value, '$.hash') = 'text' " \
 	"EXCEPT SELECT uuid, hash FROM record_attachments) UNION ALL " \
 	"SELECT * FROM (SELECT uuid, hash FROM record_attachments EXCEPT " \
 	"SELECT r.uuid, lower(json_extract(j.value, '$.hash')) " \
-	"FROM records AS r, json_each(r.fields, '$.attachments') AS j " \
+	"FROM record_fields AS r, json_each(r.fields, '$.attachments') AS j " \
 	"WHERE r.deleted = 0 AND instr(r.fields, '\"attachments\"') > 0 " \
 	"AND json_type(j.value, '$.hash') = 'text'))"
 
@@ -2933,7 +2934,9 @@ db_at_version(char *dir, char *path, size_t pathsz, int version)
 		"platform/0007-ingest-bookkeeping.sql",
 		"platform/0008-reference.sql",
 		"platform/0009-ingest-btrees.sql",
-		"platform/0010-revision-fields.sql" };
+		"platform/0010-revision-fields.sql",
+		"platform/0011-batch-envelopes.sql",
+		"platform/0012-clock-suspect.sql" };
 	struct gs_db *db = NULL;
 	char sql[320];
 	int i;
@@ -3115,9 +3118,12 @@ test_create_runs(void **state)
 	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
 	    "key = 'rec:house'"), 3 * N - 4);
 	/* Every record's revision holds its line, and its fields are the
-	 * record's (platform 0010), whichever way it was written. */
-	assert_int_equal(store_int(f, "SELECT count(*) FROM records r JOIN "
-	    "revision_fields v ON v.uuid = r.uuid AND v.rev = r.rev "
+	 * record's (platform 0010), whichever way it was written; the
+	 * record row does not keep them a second time (platform 0013). */
+	assert_int_equal(store_int(f, "SELECT count(*) FROM records "
+	    "WHERE fields IS NULL AND deleted = 0"), 3 * N - 4);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM record_fields r "
+	    "JOIN revision_fields v ON v.uuid = r.uuid AND v.rev = r.rev "
 	    "WHERE v.fields = r.fields AND r.rev = 1 AND r.author = 'w-a' "
 	    "AND r.grid = 'G1' AND r.type = 'house' AND r.deleted = 0 "
 	    "AND r.form_version = 1"), 3 * N - 4);
@@ -3253,8 +3259,8 @@ test_spans_outcomes(void **state)
 				    "former_name"), 0);
 			assert_int_equal(gs_batch_encode_fields(&line,
 			    cs[i].fields), GS_OK);
-			snprintf(sql, sizeof(sql), "SELECT r.fields FROM records "
-			    "r JOIN revision_fields v ON v.uuid = r.uuid AND "
+			snprintf(sql, sizeof(sql), "SELECT r.fields FROM "
+			    "record_fields r JOIN revision_fields v ON v.uuid = r.uuid AND "
 			    "v.rev = 1 AND v.fields = r.fields WHERE r.uuid = "
 			    "'%.36s' AND r.rev = 1 AND r.type = 'person'", u[i]);
 			got = store_text(f, sql);
@@ -3556,6 +3562,124 @@ test_migration_0009(void **state)
 	    0);
 	assert_int_equal(gs_db_integrity_check(db), GS_OK);
 	gs_db_close(db);
+	(void)rm_home(dir);
+}
+
+/* A record of a store's export: uuid and fields, one line each. */
+static int
+export_line(void *arg, const struct pf_record_view *r)
+{
+	struct gs_buf *b = arg;
+
+	return gs_buf_printf(b, "%s %s\n", r->uuid,
+	    r->fields != NULL ? r->fields : "-");
+}
+
+/*
+ * Migration 0013 on a store written at version 12 (by gridplatform
+ * before it): the records keep their rows, fields and all; a record's
+ * fields are read from record_fields, which has them from the row when
+ * it holds them and from the record's current revision when the row
+ * says NULL (a record written from this version on: its fields are its
+ * line's).  The store's readers (record_state, record_each) give the
+ * same fields either way; a deleted record has none.
+ */
+static void
+test_migration_0013(void **state)
+{
+	char dir[] = "/tmp/pf-mig.XXXXXX", path[64];
+	struct gs_db *db;
+	struct pf_store *st = NULL;
+	struct pf_record_state rs;
+	struct gs_buf out;
+	static const unsigned char dev[16] = { 1 };
+
+	(void)state;
+	db = db_at_version(dir, path, sizeof(path), 12);
+	/* u1: collected (its revision's fields in its line, platform
+	 * 0010) and its record row with them; u2: moved on to rev 2 (the
+	 * revision keeps its fields); u3: deleted. */
+	assert_int_equal(gs_db_exec(db,
+	    "INSERT INTO batches (id, device_id, batch_id, seq, prev_hash, "
+	    "envelope_hash, received_at, status, http_status, applied, "
+	    "conflicted, quarantined, chain, receipt, results) VALUES (1, "
+	    "x'01000000000000000000000000000000', zeroblob(16), 1, x'', x'aa', "
+	    "5, 1, 200, 3, 0, 0, 'ok', x'bb', '[]');"
+	    "INSERT INTO batch_envelopes (batch, envelope) VALUES (1, x'00');"
+	    "INSERT INTO records (uuid, type, form_version, grid, rev, fields, "
+	    "deleted, created_at, updated_at, author, device_id, batch) VALUES "
+	    "('u1', 'house', 1, 'G1', 1, '{\"a\":1}', 0, 1, 2, 'w1', "
+	    "x'01000000000000000000000000000000', 1), "
+	    "('u2', 'house', 1, 'G1', 2, '{\"b\":3}', 0, 1, 2, 'w1', "
+	    "x'01000000000000000000000000000000', 1), "
+	    "('u3', 'house', 1, 'G1', 2, NULL, 1, 1, 2, 'w1', "
+	    "x'01000000000000000000000000000000', 1);"
+	    "INSERT INTO revisions (uuid, rev, change_id, base_rev, device_id, "
+	    "batch, change, fields, deleted, applied_at) VALUES "
+	    "('u1', 1, 'c1', 0, x'01000000000000000000000000000000', 1, "
+	    "'{\"change_id\":\"c1\",\"fields\":{\"a\":1}}', NULL, 0, 5), "
+	    "('u2', 1, 'c2', 0, x'01000000000000000000000000000000', 1, "
+	    "'{\"change_id\":\"c2\",\"fields\":{\"b\":2}}', NULL, 0, 5), "
+	    "('u2', 2, 'c3', 1, x'01000000000000000000000000000000', 1, "
+	    "'{\"change_id\":\"c3\",\"fields\":{\"b\":3}}', '{\"b\":3}', 0, 5), "
+	    "('u3', 1, 'c4', 0, x'01000000000000000000000000000000', 1, "
+	    "'{\"change_id\":\"c4\",\"fields\":{\"c\":1}}', NULL, 0, 5), "
+	    "('u3', 2, 'c5', 1, x'01000000000000000000000000000000', 1, "
+	    "'{\"change_id\":\"c5\",\"fields\":null}', NULL, 1, 5);"),
+	    GS_OK);
+	gs_db_close(db);
+	db = NULL;
+
+	assert_int_equal(pf_store_sqlite_open(path, 0, &st), GS_OK);
+	/* A record written from 0013 on: its fields in its line only. */
+	assert_int_equal(gs_db_open(path, "platform", 0, &db), GS_OK);
+	assert_true(gs_db_version(db) >= 13);
+	assert_int_equal(gs_db_exec(db,
+	    "INSERT INTO records (uuid, type, form_version, grid, rev, fields, "
+	    "deleted, created_at, updated_at, author, device_id, batch) VALUES "
+	    "('u4', 'house', 1, 'G1', 1, NULL, 0, 1, 2, 'w1', "
+	    "x'01000000000000000000000000000000', 1);"
+	    "INSERT INTO revisions (uuid, rev, change_id, base_rev, device_id, "
+	    "batch, change, fields, deleted, applied_at) VALUES "
+	    "('u4', 1, 'c6', 0, x'01000000000000000000000000000000', 1, "
+	    "'{\"change_id\":\"c6\",\"fields\":{\"d\":\"x,y\"}}', NULL, 0, 5)"),
+	    GS_OK);
+	/* The rows as they were. */
+	assert_int_equal(db_int(db, "SELECT count(*) FROM records WHERE "
+	    "(uuid = 'u1' AND fields = '{\"a\":1}') OR (uuid = 'u2' AND "
+	    "fields = '{\"b\":3}') OR (uuid = 'u3' AND fields IS NULL)"), 3);
+	/* record_fields: every column of records, the fields wherever they
+	 * are kept. */
+	assert_int_equal(db_int(db, "SELECT count(*) FROM record_fields r "
+	    "JOIN records o USING (uuid) WHERE r.type = o.type AND "
+	    "r.form_version = o.form_version AND r.grid = o.grid AND "
+	    "r.rev = o.rev AND r.deleted = o.deleted AND "
+	    "r.created_at = o.created_at AND r.updated_at = o.updated_at AND "
+	    "r.author = o.author AND r.device_id = o.device_id AND "
+	    "r.batch = o.batch"), 4);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM record_fields WHERE "
+	    "(uuid = 'u1' AND fields = '{\"a\":1}') OR (uuid = 'u2' AND "
+	    "fields = '{\"b\":3}') OR (uuid = 'u3' AND fields IS NULL) OR "
+	    "(uuid = 'u4' AND fields = '{\"d\":\"x,y\"}')"), 4);
+	assert_int_equal(gs_db_integrity_check(db), GS_OK);
+	gs_db_close(db);
+
+	/* The store's readers. */
+	assert_int_equal(st->ops->record_state(st, "u4", dev, 0, &rs), GS_OK);
+	assert_true(rs.exists);
+	assert_string_equal(rs.fields, "{\"d\":\"x,y\"}");
+	pf_record_state_release(&rs);
+	assert_int_equal(st->ops->record_state(st, "u2", dev, 0, &rs), GS_OK);
+	assert_string_equal(rs.fields, "{\"b\":3}");
+	pf_record_state_release(&rs);
+	gs_buf_init(&out, 1 << 16);
+	assert_int_equal(st->ops->record_each(st, NULL, NULL, export_line,
+	    &out), GS_OK);
+	assert_int_equal(gs_buf_putc(&out, '\0'), GS_OK);
+	assert_string_equal(out.data, "u1 {\"a\":1}\nu2 {\"b\":3}\nu3 -\n"
+	    "u4 {\"d\":\"x,y\"}\n");
+	gs_buf_release(&out);
+	st->ops->close(st);
 	(void)rm_home(dir);
 }
 
@@ -3970,6 +4094,7 @@ main(void)
 		cmocka_unit_test(test_migration_0007),
 		cmocka_unit_test(test_migration_0009),
 		cmocka_unit_test(test_migration_0011),
+		cmocka_unit_test(test_migration_0013),
 	};
 
 	/* Before any platform opens (which installs the arena's
