@@ -420,38 +420,103 @@ struct feed_rows {
 	size_t n, cap;
 };
 
-/* Appends the rows of s (bound; each source asks for at most PULL_PAGE +
- * 1 of them) to rows. */
+/* Appends one item to rows: ref is its n bytes. */
 static int
-rows_add(struct gs_stmt *s, struct feed_rows *rows)
+item_add(struct feed_rows *rows, int64_t seq, const char *kind,
+    const char *ref, size_t n, int64_t rev)
 {
 	struct feed_row *w;
 	void *p;
 	size_t cap;
-	int r;
 
-	while ((r = gs_stmt_step(s)) == GS_ROW) {
-		if (rows->n == rows->cap) {
-			cap = rows->cap ? rows->cap * 2 : 2 * (PULL_PAGE + 1);
-			if ((p = gs_realloc(rows->v, cap * sizeof(*rows->v))) ==
-			    NULL) {
-				gs_stmt_reset(s);
-				return GS_FAIL(GS_ENOMEM, "feed");
-			}
-			rows->v = p;
-			rows->cap = cap;
-		}
-		w = &rows->v[rows->n++];
-		w->seq = gs_stmt_int64(s, 0);
-		w->kind = gs_strdup(gs_stmt_text(s, 1));
-		w->ref = gs_strdup(gs_stmt_text(s, 2));
-		w->rev = gs_stmt_int64(s, 3);
-		if (w->kind == NULL || w->ref == NULL) {
-			gs_stmt_reset(s);
+	if (rows->n == rows->cap) {
+		cap = rows->cap ? rows->cap * 2 : 2 * (PULL_PAGE + 1);
+		if ((p = gs_realloc(rows->v, cap * sizeof(*rows->v))) == NULL)
 			return GS_FAIL(GS_ENOMEM, "feed");
+		rows->v = p;
+		rows->cap = cap;
+	}
+	w = &rows->v[rows->n];
+	w->seq = seq;
+	w->rev = rev;
+	w->kind = gs_strdup(kind);
+	w->ref = gs_strndup(ref, n);
+	if (w->kind == NULL || w->ref == NULL) {
+		gs_free(w->kind);
+		gs_free(w->ref);
+		return GS_FAIL(GS_ENOMEM, "feed");
+	}
+	rows->n++;
+	return GS_OK;
+}
+
+/*
+ * Appends the items of the rows of s (bound; each source asks for at
+ * most PULL_PAGE + 1 rows) after since to rows, at most PULL_PAGE + 1 of
+ * them: a page needs no more of one source.  A record row whose ref
+ * lists uuids, comma-separated, is a run of creations (platform 0013,
+ * store_sqlite.c feed_flush): n items, the row's seq the last of
+ * theirs, each what a row of its own said (kind, rev); those at or
+ * before since were on an earlier page.
+ */
+static int
+rows_add(struct gs_stmt *s, int64_t since, struct feed_rows *rows)
+{
+	const char *kind, *ref, *c, *e;
+	size_t from = rows->n, k, n;
+	int64_t seq, rev, at;
+	int r = GS_DONE, err;
+
+	while (rows->n - from <= PULL_PAGE) {
+		if ((r = gs_stmt_step(s)) != GS_ROW)
+			break;
+		seq = gs_stmt_int64(s, 0);
+		kind = gs_stmt_text(s, 1);
+		ref = gs_stmt_text(s, 2);
+		rev = gs_stmt_int64(s, 3);
+		if (kind == NULL || ref == NULL) {
+			err = GS_FAIL(GS_ECORRUPT, "feed row %lld: no kind or "
+			    "ref", (long long)seq);
+			goto fail;
+		}
+		if (strcmp(kind, "record") != 0 || strchr(ref, ',') == NULL) {
+			if ((err = item_add(rows, seq, kind, ref, strlen(ref),
+			    rev)) != GS_OK)
+				goto fail;
+			continue;
+		}
+		for (n = 1, c = ref; (c = strchr(c, ',')) != NULL; c++)
+			n++;
+		if ((int64_t)n > seq) {
+			err = GS_FAIL(GS_ECORRUPT, "feed row %lld lists %zu "
+			    "items", (long long)seq, n);
+			goto fail;
+		}
+		for (k = 0, c = ref; k < n && rows->n - from <= PULL_PAGE;
+		    k++, c = e + 1) {
+			if ((e = strchr(c, ',')) == NULL)
+				e = c + strlen(c);
+			if (e == c) {
+				err = GS_FAIL(GS_ECORRUPT, "feed row %lld: an "
+				    "empty item", (long long)seq);
+				goto fail;
+			}
+			/* The k-th of n items: seq - (n - 1 - k). */
+			at = seq - (int64_t)(n - 1 - k);
+			if (at > since && (err = item_add(rows, at, kind, c,
+			    (size_t)(e - c), rev)) != GS_OK)
+				goto fail;
 		}
 	}
+	if (r == GS_ROW) {
+		/* Enough items: the rest of the rows are not needed. */
+		gs_stmt_reset(s);
+		return GS_OK;
+	}
 	return r == GS_DONE ? GS_OK : r;
+fail:
+	gs_stmt_reset(s);
+	return err;
 }
 
 static int
@@ -512,14 +577,14 @@ feed_rows(struct pf_store *rd, const struct pf_device *d, int64_t since,
 		    (r = gs_stmt_bind_blob(s, 4, d->id, 16)) != GS_OK ||
 		    (r = gs_stmt_bind_int64(s, 5, !d->chain_ok)) != GS_OK ||
 		    (r = gs_stmt_bind_int64(s, 6, PULL_PAGE + 1)) != GS_OK ||
-		    (r = rows_add(s, rows)) != GS_OK)
+		    (r = rows_add(s, since, rows)) != GS_OK)
 			goto out;
 	if ((r = pf_recon_stmt(rd, PQ_FEED_WORKER, &s)) != GS_OK ||
 	    (r = gs_stmt_bind_text(s, 1, d->worker)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 2, since)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 3, top)) != GS_OK ||
 	    (r = gs_stmt_bind_int64(s, 4, PULL_PAGE + 1)) != GS_OK ||
-	    (r = rows_add(s, rows)) != GS_OK)
+	    (r = rows_add(s, since, rows)) != GS_OK)
 		goto out;
 	/* A row is in one source only (its grid, or its worker). */
 	if (rows->n > 1)

@@ -266,10 +266,11 @@ struct pf_store_ops {
 	 * strings of r must stay valid and unchanged until run_end.
 	 * GS_EEXIST from run_put or run_end: a uuid or change id of the run
 	 * is held.  run_end(keep 1) writes what is left (the ledger and feed
-	 * rows, in the order of the run_puts), or undoes the whole run and
-	 * says GS_EEXIST; run_end(keep 0) undoes the run.  After an error of
-	 * run_put the caller ends the run with keep 0 (or rolls the
-	 * transaction back).  All the creations of a run have one grid.
+	 * rows, in the order of the run_puts: a feed row may list many of
+	 * them, platform 0013), or undoes the whole run and says GS_EEXIST;
+	 * run_end(keep 0) undoes the run.  After an error of run_put the
+	 * caller ends the run with keep 0 (or rolls the transaction back).
+	 * All the creations of a run have one grid and one device.
 	 * Inside a transaction; runs do not nest.  NULL: no runs (the caller
 	 * uses create_put).
 	 */

@@ -185,20 +185,23 @@ static const char *const sql[S_COUNT_] = {
 	[S_CHANGE_UNCLAIM] = "DELETE FROM changes WHERE change_id = ?1",
 	/*
 	 * A run of creations (run_begin .. run_end): the record and
-	 * revision rows one by one, then the ledger and feed rows of every
-	 * revision of the run in one statement each, read back from the
+	 * revision rows RUN_ROWS at a time, then the ledger rows of every
+	 * revision of the run in one statement, read back from the
 	 * revisions written since the run began (their rowids are above
-	 * the largest before it: revisions are appended).  A savepoint
-	 * holds the run, so a key found held undoes all of it.
+	 * the largest before it: revisions are appended), and one feed
+	 * row for up to RUN_FEED_BYTES of its uuids (platform 0013): ?2
+	 * the uuids, comma-separated, ?1 how many, the row's seq the last
+	 * of theirs (the seqs before it are left to its other items).  A
+	 * savepoint holds the run, so a key found held undoes all of it.
 	 */
 	[S_RUN_BEGIN] = "SAVEPOINT create_run",
 	[S_RUN_FROM] = "SELECT coalesce(max(rowid), 0) FROM revisions",
 	[S_RUN_LEDGER] = "INSERT INTO changes (change_id, batch, uuid, "
 	    "outcome, rev) SELECT change_id, batch, uuid, 'applied', rev "
 	    "FROM revisions WHERE rowid > ?1 ORDER BY rowid",
-	[S_RUN_FEED] = "INSERT INTO feed (kind, ref, rev, grid, device_id, "
-	    "own) SELECT 'record', uuid, rev, ?2, device_id, 1 "
-	    "FROM revisions WHERE rowid > ?1 ORDER BY rowid",
+	[S_RUN_FEED] = "INSERT INTO feed (seq, kind, ref, rev, grid, "
+	    "device_id, own) SELECT coalesce(max(seq), 0) + ?1, 'record', ?2, "
+	    "1, ?3, ?4, 1 FROM feed",
 	[S_RUN_RELEASE] = "RELEASE create_run",
 	[S_RUN_UNDO] = "ROLLBACK TO create_run",
 	[S_CONFLICT_PUT] = "INSERT INTO conflicts (uuid, change_id, device_id, "
@@ -236,6 +239,9 @@ static const char *const sql[S_COUNT_] = {
 
 /* Creations a run writes with one statement per table (s_run_put). */
 #define RUN_ROWS 50
+/* The most uuids' bytes (commas included) a feed row of a run lists
+ * (s_run_put): about a thousand. */
+#define RUN_FEED_BYTES 40000
 
 /* The SQLite store: the interface first, so a struct pf_store pointer
  * is also a pointer to this (self() below). */
@@ -249,11 +255,16 @@ struct sqlite_store {
 	/* The run of creations under way (run_begin .. run_end): the
 	 * largest revisions rowid before it, its grid and its rows; the
 	 * creations not written yet (run_flush), and the statements that
-	 * write RUN_ROWS of them at once (prepared by the first run). */
+	 * write RUN_ROWS of them at once (prepared by the first run); the
+	 * run's device, and the uuids its next feed row lists (feed_flush),
+	 * how many. */
 	int run_open;
 	int64_t run_from;
 	size_t run_rows;
 	char run_grid[64];
+	unsigned char run_device[PF_ID_BYTES];
+	struct gs_buf run_refs;
+	int64_t run_nrefs;
 	struct pf_revision run_rev[RUN_ROWS];
 	size_t run_pending;
 	struct gs_stmt *run_records, *run_revisions;
@@ -330,6 +341,7 @@ s_close(struct pf_store *st)
 			    cs.failed);
 	}
 	gs_db_close(s->db);
+	gs_buf_release(&s->run_refs);
 	gs_free(s);
 }
 
@@ -419,6 +431,8 @@ s_rollback(struct pf_store *st)
 	/* A run still open is undone with the transaction. */
 	self(st)->run_open = 0;
 	self(st)->run_pending = 0;
+	gs_buf_reset(&self(st)->run_refs);
+	self(st)->run_nrefs = 0;
 	gs_db_rollback(self(st)->db);
 }
 
@@ -1283,6 +1297,8 @@ s_run_begin(struct pf_store *st)
 	ss->run_rows = 0;
 	ss->run_pending = 0;
 	ss->run_grid[0] = '\0';
+	gs_buf_reset(&ss->run_refs);
+	ss->run_nrefs = 0;
 	return GS_OK;
 }
 
@@ -1375,6 +1391,63 @@ fail:
 	return r;
 }
 
+/*
+ * The feed rows of a run (platform 0013): one row lists up to
+ * RUN_FEED_BYTES of the run's uuids, in the order of the run_puts,
+ * instead of a row (and an index entry) each.  The row's seq is the
+ * last of its items' (max + n): the n - 1 before it are its other
+ * items', and the next row is numbered after it as before.  What each
+ * item says is what a row of its own said: kind record, rev 1, the
+ * run's grid and device, own (a creation is its device's plain
+ * fast-forward).  platform/pull.c rows_add lists the items.
+ */
+static int
+feed_flush(struct sqlite_store *ss)
+{
+	struct gs_stmt *s = ss->st[S_RUN_FEED];
+	int r;
+
+	if (ss->run_nrefs == 0)
+		return GS_OK;
+	if ((r = gs_stmt_bind_int64(s, 1, ss->run_nrefs)) != GS_OK ||
+	    (r = gs_stmt_bind_textn_nocopy(s, 2, ss->run_refs.data,
+	    ss->run_refs.len)) != GS_OK ||
+	    (r = gs_stmt_bind_text_nocopy(s, 3, ss->run_grid)) != GS_OK ||
+	    (r = gs_stmt_bind_blob(s, 4, ss->run_device, PF_ID_BYTES))
+	    != GS_OK) {
+		gs_stmt_reset(s);
+		return r;
+	}
+	if ((r = run(s)) != GS_OK)
+		return r;
+	gs_buf_reset(&ss->run_refs);
+	ss->run_nrefs = 0;
+	return GS_OK;
+}
+
+/* Adds uuid to the run's next feed row, writing the row first when it
+ * is full. */
+static int
+feed_ref(struct sqlite_store *ss, const char *uuid)
+{
+	size_t n = strlen(uuid);
+	int r;
+
+	/* A comma would split a uuid in two (a validated one has none). */
+	if (n == 0 || n >= RUN_FEED_BYTES || strchr(uuid, ',') != NULL)
+		return GS_FAIL(GS_EINVAL, "run_put: uuid \"%s\" cannot be "
+		    "listed", uuid);
+	if (ss->run_refs.len + 1 + n > RUN_FEED_BYTES &&
+	    (r = feed_flush(ss)) != GS_OK)
+		return r;
+	if ((ss->run_nrefs > 0 &&
+	    (r = gs_buf_putc(&ss->run_refs, ',')) != GS_OK) ||
+	    (r = gs_buf_append(&ss->run_refs, uuid, n)) != GS_OK)
+		return r;
+	ss->run_nrefs++;
+	return GS_OK;
+}
+
 static int
 s_run_put(struct pf_store *st, const struct pf_revision *v)
 {
@@ -1393,9 +1466,14 @@ s_run_put(struct pf_store *st, const struct pf_revision *v)
 		if (gs_strlcpy(ss->run_grid, v->grid, sizeof(ss->run_grid)) >=
 		    sizeof(ss->run_grid))
 			return GS_FAIL(GS_EINVAL, "run_put: grid too long");
-	} else if (strcmp(ss->run_grid, v->grid) != 0) {
-		return GS_FAIL(GS_EINTERNAL, "run_put: a run has one grid");
+		memcpy(ss->run_device, v->device, PF_ID_BYTES);
+	} else if (strcmp(ss->run_grid, v->grid) != 0 ||
+	    memcmp(ss->run_device, v->device, PF_ID_BYTES) != 0) {
+		return GS_FAIL(GS_EINTERNAL, "run_put: a run has one grid and "
+		    "one device");
 	}
+	if ((r = feed_ref(ss, v->uuid)) != GS_OK)
+		return r;
 	if (!run_fits(ss, v)) {
 		/* Written now, after the pending ones (the order of the
 		 * revisions is the order of the feed rows). */
@@ -1427,16 +1505,15 @@ s_run_end(struct pf_store *st, int keep)
 		if ((r = gs_stmt_bind_int64(s, 1, ss->run_from)) != GS_OK ||
 		    (r = run(s)) != GS_OK)
 			goto undo;
-		s = ss->st[S_RUN_FEED];
-		if ((r = gs_stmt_bind_int64(s, 1, ss->run_from)) != GS_OK ||
-		    (r = gs_stmt_bind_text_nocopy(s, 2, ss->run_grid))
-		    != GS_OK || (r = run(s)) != GS_OK)
+		if ((r = feed_flush(ss)) != GS_OK)
 			goto undo;
 	}
 	if (keep)
 		return run(ss->st[S_RUN_RELEASE]);
 undo:
 	ss->run_pending = 0;
+	gs_buf_reset(&ss->run_refs);
+	ss->run_nrefs = 0;
 	/* ROLLBACK TO keeps the savepoint open: release it too. */
 	gs_stmt_reset(ss->st[S_RUN_LEDGER]);
 	gs_stmt_reset(ss->st[S_RUN_FEED]);
@@ -1758,6 +1835,7 @@ pf_store_sqlite_open(const char *path, int flags, struct pf_store **out)
 	if ((s = gs_calloc(1, sizeof(*s))) == NULL)
 		return GS_FAIL(GS_ENOMEM, "store");
 	s->base.ops = &sqlite_ops;
+	gs_buf_init(&s->run_refs, RUN_FEED_BYTES);
 	/* A batch's commit writes hundreds of WAL frames: in 64 KiB
 	 * writes, not two write() calls each (sync/db.h). */
 	if ((r = gs_db_open(path, "platform", ((flags & PF_STORE_CREATE) ?

@@ -1,7 +1,8 @@
 -- 0013-record-fields.sql - a record made by one change does not keep its
--- fields a second time (issue 3's end-to-end benchmark, bench/RESULTS.md
--- "End to end").  The records row held the record's current fields, and
--- the revision that made them (uuid, rev) holds them too: in its fields
+-- fields a second time, and a run of new records has one feed row
+-- (issue 3's end-to-end benchmark, bench/RESULTS.md "End to end").
+-- The records row held the record's current fields, and the revision
+-- that made them (uuid, rev) holds them too: in its fields
 -- column, or, for a record collected as sent (platform 0010), as the
 -- "fields" member of its line.  For a collected person that is about 360
 -- of the 1,600 bytes it takes in the tables, written twice.
@@ -17,6 +18,18 @@
 --
 -- Readers take a record's fields from record_fields, never from
 -- records.fields.  record_fields has every column of records.
+--
+-- And one pull feed row (0007) for a run of collections, not one each
+-- (platform/store_sqlite.c feed_flush): a row (and an entry of
+-- feed_by_grid) per record was about a tenth of ingesting it, and a
+-- pull of the device that sent them walked them all to skip its own.
+-- A 'record' row whose ref lists uuids, comma-separated (a uuid has no
+-- comma), stands for that many items in that order, each with the row's
+-- rev, grid, device_id and own; its seq is the last item's, and the
+-- items before it have the seqs before it, which no other row takes (a
+-- row of n items is numbered max(seq) + n).  The items and their seqs
+-- are those rows of their own had: platform/pull.c rows_add lists them.
+-- Rows of one record, as before, stay for everything else.
 --
 -- Append-only like every migration.
 

@@ -2112,18 +2112,26 @@ pull_page(unsigned port, const struct fx *f, const struct device *d,
 	return o;
 }
 
+static int64_t store_int(struct fx *f, const char *sql);
+
 /*
  * The feed comes in pages of at most 200 items (PULL_PAGE), "more" set
- * while rows remain: 405 records of another worker of the grid reach a
- * device in pages of 200, 200 and 5, every one once, each page's cursor
- * past the last.  A page that claimed to be the last too early would
- * move the cursor to the top and lose the rest for good.
+ * while rows remain: 2 records of another worker of the grid, then 1,205
+ * more in one batch, reach a device in pages of 200 and a last one of 7,
+ * every one once, in the order sent, their seqs 1, 2, 3 ... (the batch's
+ * records are a run: platform 0013 lists them in two feed rows, of
+ * about a thousand uuids and of the rest, whose items keep the seqs rows
+ * of their own had), each page's cursor its last item's seq.  A page
+ * that claimed to be the last too early would move the cursor to the top
+ * and lose the rest for good.  A pull from inside a row gets the row's
+ * items after the cursor; the device that sent them hears none of them
+ * (its own fast-forwards) and its cursor goes to the top.
  */
 static void
 test_pull_pages(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 405 };
+	enum { N = 1207, FIRST = 2 };
 	struct pf_http_config cfg;
 	struct pf_http_handler h;
 	struct pf_http *srv = NULL;
@@ -2135,7 +2143,6 @@ test_pull_pages(void **state)
 	unsigned port = 0;
 	uint64_t since = 0;
 	size_t i, got = 0, pages = 0;
-	const size_t want[] = { 200, 200, 5 };
 	char u[37];
 	json_t *o, *items, *it;
 	int more = 1;
@@ -2145,31 +2152,43 @@ test_pull_pages(void **state)
 		gs_uuid_v7(u);
 		change(&cs[i], u, 0, house);
 	}
-	seal(f, &f->a, f->pf->keys.deployment, cs, N, batch, &env);
+	seal(f, &f->a, f->pf->keys.deployment, cs, FIRST, batch, &env);
 	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
-	assert_int_equal(res.applied, N);
+	assert_int_equal(res.applied, FIRST);
 	pf_ingest_result_release(&res);
 	gs_buf_release(&env);
+	seal(f, &f->a, f->pf->keys.deployment, cs + FIRST, N - FIRST, batch,
+	    &env);
+	assert_int_equal(ingest(f, &f->a, batch, &env, &res), GS_OK);
+	assert_int_equal(res.applied, N - FIRST);
+	pf_ingest_result_release(&res);
+	gs_buf_release(&env);
+	/* Two rows of one record each, two rows for the run. */
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 4);
+	assert_int_equal(store_int(f, "SELECT max(seq) FROM feed"), N);
 	pf_http_config_init(&cfg);
 	cfg.listen = "127.0.0.1:0";
 	pf_api_handler(f->pf, &h);
 	assert_int_equal(pf_http_start(&cfg, &h, &srv, &port), GS_OK);
 	while (more) {
-		assert_true(pages < 3);
+		assert_true(pages < N / 200 + 1);
 		o = pull_page(port, f, &f->b, since, &fh);
 		items = json_object_get(o, "items");
 		more = json_is_true(json_object_get(o, "more"));
-		assert_int_equal(json_array_size(items), want[pages]);
-		assert_int_equal(more, pages < 2);
+		assert_int_equal(json_array_size(items),
+		    pages < N / 200 ? 200 : N % 200);
+		assert_int_equal(more, pages < N / 200);
 		json_array_foreach(items, i, it) {
 			const char *id = json_string_value(json_object_get(it,
 			    "uuid"));
 
 			assert_non_null(id);
 			assert_string_equal(id, cs[got].uuid);
+			assert_int_equal(json_integer_value(json_object_get(it,
+			    "seq")), got + 1);
 			got++;
 		}
-		assert_true(fh.cursor > since);
+		assert_int_equal(fh.cursor, got);
 		since = fh.cursor;
 		pages++;
 		json_decref(o);
@@ -2179,6 +2198,25 @@ test_pull_pages(void **state)
 	o = pull_page(port, f, &f->b, since, &fh);
 	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
 	assert_false(json_is_true(json_object_get(o, "more")));
+	json_decref(o);
+	/* From inside the second row of the run. */
+	o = pull_page(port, f, &f->b, N - 5, &fh);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 5);
+	json_array_foreach(items, i, it) {
+		assert_string_equal(json_string_value(json_object_get(it,
+		    "uuid")), cs[N - 5 + i].uuid);
+		assert_int_equal(json_integer_value(json_object_get(it, "seq")),
+		    N - 4 + (int)i);
+	}
+	assert_false(json_is_true(json_object_get(o, "more")));
+	assert_int_equal(fh.cursor, N);
+	json_decref(o);
+	/* The sender's own records: none, the cursor at the top. */
+	o = pull_page(port, f, &f->a, 0, &fh);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
+	assert_false(json_is_true(json_object_get(o, "more")));
+	assert_int_equal(fh.cursor, N);
 	json_decref(o);
 	pf_http_stop(srv);
 	for (i = 0; i < N; i++)
@@ -2988,6 +3026,11 @@ send_many(struct fx *f, struct device *d, struct gs_change *cs, size_t n,
 	gs_buf_release(&env);
 }
 
+/* The feed items of the rows selected: a row of a run lists many
+ * uuids, comma-separated (platform 0013). */
+#define FEED_ITEMS "coalesce(sum(length(ref) - length(replace(ref, ',', " \
+	"'')) + 1), 0)"
+
 /* Is uuid a record of the platform's? */
 static int64_t
 has_record(struct fx *f, const char *uuid)
@@ -3051,11 +3094,15 @@ test_create_runs(void **state)
 	    "JOIN revisions v ON v.change_id = c.change_id AND v.uuid = c.uuid "
 	    "AND v.rev = c.rev AND v.batch = c.batch "
 	    "WHERE c.outcome = 'applied' AND c.rev = 1"), N);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM feed f JOIN devices d "
-	    "ON d.device_id = f.device_id WHERE f.kind = 'record' "
+	/* One feed row lists the run's records, in the batch's order
+	 * (platform 0013): its seq is the last of theirs. */
+	snprintf(sql, sizeof(sql), "SELECT " FEED_ITEMS " FROM feed f JOIN "
+	    "devices d ON d.device_id = f.device_id WHERE f.kind = 'record' "
 	    "AND f.rev = 1 AND f.own = 1 AND f.grid = 'G1' AND d.worker = "
 	    "'w-a' AND f.worker IS NULL");
 	assert_int_equal(store_int(f, sql), N);
+	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 1);
+	assert_int_equal(store_int(f, "SELECT max(seq) FROM feed"), N);
 	snprintf(sql, sizeof(sql), "SELECT (SELECT group_concat(ref) FROM "
 	    "(SELECT ref FROM feed ORDER BY seq)) = '%s'", order);
 	assert_int_equal(store_int(f, sql), 1);
@@ -3090,7 +3137,9 @@ test_create_runs(void **state)
 	assert_int_equal(count(f, "records"), 2 * N - 2);
 	assert_int_equal(count(f, "revisions"), 2 * N - 2);
 	assert_int_equal(count(f, "changes"), 2 * N - 2);
-	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 2 * N - 2);
+	assert_int_equal(store_int(f, "SELECT " FEED_ITEMS " FROM feed"),
+	    2 * N - 2);
+	assert_int_equal(store_int(f, "SELECT max(seq) FROM feed"), 2 * N - 2);
 
 	/* c[2] reuses b[5]'s change id for a new uuid, c[6] c[5]'s. */
 	for (i = 0; i < N; i++) {
@@ -3114,7 +3163,8 @@ test_create_runs(void **state)
 	assert_int_equal(count(f, "records"), 3 * N - 4);
 	assert_int_equal(count(f, "revisions"), 3 * N - 4);
 	assert_int_equal(count(f, "changes"), 3 * N - 4);
-	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 3 * N - 4);
+	assert_int_equal(store_int(f, "SELECT " FEED_ITEMS " FROM feed"),
+	    3 * N - 4);
 	assert_int_equal(store_int(f, "SELECT n FROM device_tally WHERE "
 	    "key = 'rec:house'"), 3 * N - 4);
 	/* Every record's revision holds its line, and its fields are the
@@ -3154,7 +3204,10 @@ test_create_runs(void **state)
 	pf_ingest_result_release(&res);
 	assert_int_equal(count(f, "records"), 4 * N - 5);
 	assert_int_equal(count(f, "changes"), 4 * N - 5);
-	assert_int_equal(store_int(f, "SELECT count(*) FROM feed"), 4 * N - 5);
+	assert_int_equal(store_int(f, "SELECT " FEED_ITEMS " FROM feed"),
+	    4 * N - 5);
+	/* Every item has a seq of its own, none skipped. */
+	assert_int_equal(store_int(f, "SELECT max(seq) FROM feed"), 4 * N - 5);
 	for (i = 0; i < N; i++) {
 		gs_change_release(&a[i]);
 		gs_change_release(&b[i]);
