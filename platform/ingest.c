@@ -1008,6 +1008,25 @@ names_task(const struct gs_batch *batch, size_t i)
 	return 0;
 }
 
+/* Have the fields of change i, a run's member, no "attachments"
+ * member (store.h no_attachments)?  Their members are in key order. */
+static int
+no_attachments(const struct gs_batch *batch, size_t i)
+{
+	static const char key[] = "attachments";
+	const struct gs_batch_line *l = &batch->lines[i];
+	const struct gs_json_span *m = batch->members + l->m;
+	size_t k;
+
+	if (!l->spans)
+		return json_object_get(batch->changes[i].fields, key) == NULL;
+	for (k = 0; k < l->nm; k++)
+		if (m[k].klen == sizeof(key) - 1 &&
+		    memcmp(m[k].key, key, sizeof(key) - 1) == 0)
+			return 0;
+	return 1;
+}
+
 static int
 run_member(const struct ingest *in, const struct gs_batch *batch, size_t i,
     const struct verdict *pre)
@@ -1024,9 +1043,10 @@ run_member(const struct ingest *in, const struct gs_batch *batch, size_t i,
  * batch's plaintext has them, by length: they stay there, unchanged,
  * until the batch is released, after the run has ended. */
 static int
-run_one(struct ingest *in, const struct gs_change *c,
-    const struct gs_batch_line *l)
+run_one(struct ingest *in, const struct gs_batch *batch, size_t i)
 {
+	const struct gs_change *c = &batch->changes[i];
+	const struct gs_batch_line *l = &batch->lines[i];
 	struct pf_record_state s;
 	struct pf_revision v;
 
@@ -1038,6 +1058,7 @@ run_one(struct ingest *in, const struct gs_change *c,
 	/* The revision keeps its fields once, in its line (platform
 	 * 0010), as fresh_fields has them for create. */
 	v.fields_in_change = 1;
+	v.no_attachments = no_attachments(batch, i);
 	return in->st->ops->run_put(in->st, &v);
 }
 
@@ -1050,7 +1071,6 @@ static int
 apply_run(struct ingest *in, const struct gs_batch *batch,
     const struct verdict *pre, size_t from, size_t *next)
 {
-	const struct gs_batch_line *l;
 	size_t i, j, to;
 	int r = GS_OK, u;
 
@@ -1062,10 +1082,8 @@ apply_run(struct ingest *in, const struct gs_batch *batch,
 		return GS_EEXIST;
 	if ((r = in->st->ops->run_begin(in->st)) != GS_OK)
 		return r;
-	for (i = from; i < to && r == GS_OK; i++) {
-		l = &batch->lines[i];
-		r = run_one(in, &batch->changes[i], l);
-	}
+	for (i = from; i < to && r == GS_OK; i++)
+		r = run_one(in, batch, i);
 	if (r == GS_OK)
 		r = in->st->ops->run_end(in->st, 1);
 	else if ((u = in->st->ops->run_end(in->st, 0)) != GS_OK)

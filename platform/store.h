@@ -132,6 +132,10 @@ struct pf_revision {
 	 * no NUL after them (a run's lines, read where the batch's
 	 * plaintext has them: ingest's run_one).  0: NUL-ended. */
 	size_t change_len, fields_len;
+	/* 1: the caller knows fields have no "attachments" member (what
+	 * the attachments index reads), and the store does not search
+	 * their text for one.  0: it searches. */
+	int no_attachments;
 };
 
 struct pf_conflict {

@@ -1148,7 +1148,8 @@ put_revision(struct sqlite_store *ss, const struct pf_revision *v,
 	if (v->record_exists && gs_db_changes(ss->db) != 1)
 		return GS_FAIL(GS_EINTERNAL, "record %s: no row to move on",
 		    v->uuid);
-	if ((r = record_attach(ss, v->uuid, v->fields, v->fields_len,
+	if ((!v->no_attachments || v->record_exists) &&
+	    (r = record_attach(ss, v->uuid, v->fields, v->fields_len,
 	    v->deleted, v->record_exists)) != GS_OK)
 		return r;
 	s = ss->st[S_REVISION_PUT];
@@ -1378,8 +1379,8 @@ run_flush(struct sqlite_store *ss)
 		return r;
 	for (i = 0; i < n; i++) {
 		v = &ss->run_rev[i];
-		if ((r = record_attach(ss, v->uuid, v->fields, v->fields_len,
-		    0, 0)) != GS_OK)
+		if (!v->no_attachments && (r = record_attach(ss, v->uuid,
+		    v->fields, v->fields_len, 0, 0)) != GS_OK)
 			return r;
 		if (clock_suspect(v) && (r = clock_suspect_put(ss, v)) != GS_OK)
 			return r;
