@@ -240,8 +240,9 @@ static const char *const sql[S_COUNT_] = {
 /* Creations a run writes with one statement per table (s_run_put). */
 #define RUN_ROWS 50
 /* The most uuids' bytes (commas included) a feed row of a run lists
- * (s_run_put): about a thousand. */
-#define RUN_FEED_BYTES 40000
+ * (s_run_put): 221 uuids, about a page of a pull (200 items), which
+ * reads the whole row for any of them, and two overflow pages. */
+#define RUN_FEED_BYTES 8192
 
 /* The SQLite store: the interface first, so a struct pf_store pointer
  * is also a pointer to this (self() below). */
