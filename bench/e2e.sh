@@ -544,6 +544,46 @@ close; alternating, 19:58 UTC): collect 0.81 / 0.68 / 0.73 -> 0.69 /
 0.59 / 0.67 s, but the sync 1.51 / 1.41 / 1.64 -> 1.39 / 1.41 / 1.76 s
 and all in 43,054 / 47,784 / 42,205 -> 47,941 / 49,816 / 41,213
 records/s: within the runs' noise, and it leaves an 85 MB WAL behind.
+Session 17 (2026-11-27; callgrind, 10,000 persons, 64832ec -> 9fb665e):
+agent sync 63.8k -> 58.1k instructions a record, platform 64.7k ->
+50.8k, bulk collect with personal data sealed 44.9k -> 37.4k (plain
+28.2k -> 22.5k); in all 173k -> 146k (-16%).  Where: the platform keeps
+a new record's fields once, in its revision's line (records.fields NULL,
+read through the view record_fields), and gives a run of new records
+one pull feed row per 221 uuids instead of a row and an index entry each
+(platform migration 0013; the sender's own pull no longer walks them);
+the agent reads pending creations by walking record alongside
+pending_creation, hands the envelope it just sealed to the courier
+instead of reading it back, and writes nothing a record for the usual
+receipt (a delivered creation is at rev 1 by its sealed_creation row:
+agent migration 0012); the readers of both programs count a string's
+characters as they scan it and the span validator reads each member
+once, and the bulk import takes a phone number to normalize on its fast
+path.  Alternating runs of this script, 64832ec against 9fb665e's code
+(RUNS=1, three each, 22:01 UTC, load 0.5-1.6): all in 27,854 / 26,732 /
+28,807 -> 34,545 / 38,304 / 37,037 records/s; bulk collect 1.28 / 0.98 /
+1.32 -> 1.16 / 0.88 / 1.00 s; sync 2.31 / 2.76 / 2.15 -> 1.73 / 1.73 /
+1.70 s; CPU seconds of the sync, agent 1.80 / 1.57 / 1.68 -> 1.45 / 1.50
+/ 1.53, platform 1.99 / 1.90 / 1.91 -> 1.42 / 1.58 / 1.49.  The VM ran
+far slower than the evening before: 64832ec made 46,380 records/s at
+19:57 UTC on 2026-11-27 (median of 5) and 27,000-29,000 here; at this
+speed 50,000 all in needs another third off.  The table above (22:18
+UTC, median of 5: 39,130 records/s, 36,650-42,846; the naive baseline
+4,021 against 6,491 at 19:57) is the same build on that slower VM.
+Measured and not taken in session 17: collect --json mapping its input
+file instead of reading it (no zeroed pages, no copy, no wipe of the
+copy; about 40 ms of wall time on a quiet machine in probe runs at 20:53
+UTC), in six alternating collects each at 22:05 UTC: 1.550 -> 1.537 s
+mean wall, CPU 1.28 -> 1.29 s, within noise, for a SIGBUS handler's
+worth of code; inserting the blind-index rows chunk by chunk instead of
+sorted at the commit (the collect's serial tail: about 0.07 s): slower,
+0.43-0.51 -> 0.56-0.84 s for the parse phase; page_size 8192 for the
+agent's store: no change; a larger cache for the import: the commit
+grew by what the chunk phase no longer wrote.  Where the collect's wall
+time goes now (probes, 20:50 UTC, main 64832ec): 0.05 s to start,
+0.54-0.59 s of parsing (both cores busy), 0.06-0.13 s inserting the
+blind-index rows, 0.09-0.13 s committing (most of it the WAL's
+checkpoint, 85 MB copied), 0.03 s closing.
 Measured and not taken in session 6, alternating runs: checkpoints every
 16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
 of 1,000 changed nothing measurable.
