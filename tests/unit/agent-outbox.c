@@ -1055,18 +1055,27 @@ listed_rev(struct fx *f, const char *uuid)
 	return w.rev;
 }
 
-/* The "rev" of ag_get's JSON. */
-static int64_t
-got_rev(struct fx *f, const char *uuid)
+/* ag_get's JSON of uuid, parsed (caller decrefs). */
+static json_t *
+got_json(struct fx *f, const char *uuid)
 {
 	char *json = NULL;
 	json_t *o;
-	int64_t v;
 
 	assert_int_equal(ag_get(f->st, uuid, &json), GS_OK);
 	o = json_loads(json, 0, NULL);
 	ag_free(json);
 	assert_non_null(o);
+	return o;
+}
+
+/* The "rev" of ag_get's JSON. */
+static int64_t
+got_rev(struct fx *f, const char *uuid)
+{
+	json_t *o = got_json(f, uuid);
+	int64_t v;
+
 	assert_true(json_is_integer(json_object_get(o, "rev")));
 	v = json_integer_value(json_object_get(o, "rev"));
 	json_decref(o);
@@ -1077,14 +1086,9 @@ got_rev(struct fx *f, const char *uuid)
 static int
 got_pending(struct fx *f, const char *uuid)
 {
-	char *json = NULL;
-	json_t *o;
+	json_t *o = got_json(f, uuid);
 	int v;
 
-	assert_int_equal(ag_get(f->st, uuid, &json), GS_OK);
-	o = json_loads(json, 0, NULL);
-	ag_free(json);
-	assert_non_null(o);
 	assert_true(json_is_boolean(json_object_get(o, "pending")));
 	v = json_is_true(json_object_get(o, "pending"));
 	json_decref(o);
