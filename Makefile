@@ -322,7 +322,7 @@ bench: all $(BENCH_BINS) $(TEST_TOOL_BINS)
 
 # End to end on loopback against the naive baseline: its section of
 # bench/RESULTS.md.
-bench-e2e: all $(BUILD)/bench/naive $(BUILD)/tools/gsproxy
+bench-e2e: all $(BUILD)/bench/naive $(BUILD)/bench/wire $(BUILD)/tools/gsproxy
 	$(Q)BUILD=$(BUILD) sh bench/e2e.sh
 
 # A sync over a slow link, one batch under way at a time against two: its

@@ -17,7 +17,9 @@
 # platform, both directions, HTTP headers included.  The naive baseline posts each record
 # (the same records, as `gridagent list --json` prints them) as its own
 # HTTP request with its own committed row; it runs on NAIVE_COUNT records
-# because it is slow, and its rate is per record, so it compares.
+# because it is slow, and its rate is per record, so it compares.  Before
+# the timed runs and after them, bench/wire's batch pipeline alone tells
+# how fast the machine was at the time (calibrate below).
 set -eu
 BUILD=${BUILD:-build}
 COUNT=${COUNT:-100000}
@@ -32,8 +34,9 @@ GP=$top/$BUILD/gridplatform
 GEN=$top/$BUILD/gridgen
 PROXY=$top/$BUILD/tools/gsproxy
 NAIVE=$top/$BUILD/bench/naive
+WIRE=$top/$BUILD/bench/wire
 results=${RESULTS:-$top/bench/RESULTS.md}
-bench_need "make BUILD=$BUILD bench-e2e" "$GA" "$GP" "$GEN" "$PROXY" "$NAIVE"
+bench_need "make BUILD=$BUILD bench-e2e" "$GA" "$GP" "$GEN" "$PROXY" "$NAIVE" "$WIRE"
 bench_work
 stat_of() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 # cpu_of PID: user + system CPU seconds the process has used so far.
@@ -112,6 +115,17 @@ M
 	stop_run
 }
 
+# How fast the machine is now: the VM's two cores run the same code at
+# speeds that differ by half from one hour to the next (other tenants),
+# more than most changes gain.  bench/wire's batch pipeline alone (no
+# disk, no network, one core) before the timed runs and after them, so
+# a reader can tell a slow hour from slow code.  Its mean and best
+# records/s of "encode+deflate+seal+sign".
+calibrate() {
+	"$WIRE" 60 2>/dev/null | awk '/^encode\+deflate\+seal\+sign/ { printf "%d / %d", $2, $3 }'
+}
+cal0=$(calibrate)
+
 # RUNS runs, each on fresh homes (timings on a shared VM vary by about
 # +-10% from run to run); the table shows the median run by records/s
 # all in, and the range of all of them.  Then one more through the
@@ -122,6 +136,7 @@ while [ "$i" -le "$RUNS" ]; do
 	echo "run $i: $(grep '^rate_total=' "$work/r$i/metrics" | cut -d= -f2) records/s all in" >&2
 	i=$((i + 1))
 done
+cal1=$(calibrate)
 one_run "$work/px" proxy
 echo "through gsproxy: $(grep '^rate_total=' "$work/px/metrics" | cut -d= -f2) records/s all in" >&2
 px_rate=$(grep '^rate_total=' "$work/px/metrics" | cut -d= -f2)
@@ -195,6 +210,12 @@ each receipt (agent/sync.c).
 
 Targets (issue 3): at least 50,000 records/s end to end and at most 150
 bytes on the wire per ~400-byte record in full batches.
+
+The machine's speed at the time (\`bench/wire 60\`, one core, no disk:
+records/s mean / best of encode+deflate+seal+sign): $cal0 before the
+timed runs, $cal1 after them.  For comparison, 2026-11-27 17:40 UTC
+(\`bench/wire 200 0\`): 205,000 / 236,000; the VM's other tenants move
+the mean by a third or more from one hour to the next.
 
 Machines: the two cores are not always the same machine, nor equally
 fast.  Session 11's run (2026-11-27 07:03 UTC, AMD EPYC, commit 6c065cd):
