@@ -222,7 +222,7 @@ fast.  Session 11's run (2026-11-27 07:03 UTC, AMD EPYC, commit 6c065cd):
 30,265 records/s all in (5 runs: 27,598-30,989), CPU seconds 1.24; 1.81,
 2.00.  Session 12's (09:07 UTC, an Intel Xeon VM, commit b15843c):
 21,749 records/s all in (5 runs: 20,663-25,840).  Session 13's (the same
-kind of VM): the table above; at 10:53 UTC, before this session's
+kind of VM): its table of the time; at 10:53 UTC, before this session's
 changes (commit 8d91fd1, 3 runs), 24,449 (22,082-25,664), 124.9 bytes a
 record on the wire.  The table's 128.6 bytes are not the code's: at
 12:30 UTC the same 100,000 records went once through gsproxy from a
@@ -431,7 +431,7 @@ Session 9's start against its end, six alternating runs each, no proxy:
 sync 2.31 -> 2.23 s (medians), collect unchanged (1.01 s).  Alternating
 runs of this script (RUNS=1, three each, 02:50 UTC): 29,746
 (26,837-30,114) -> 31,022 (30,788-31,831) records/s all in, sync 2.28 ->
-2.20 s (medians).  The five runs in the table above, minutes later,
+2.20 s (medians).  The five runs of that session's table, minutes later,
 spread from 23,779 to 30,586: this machine's speed drifts by more than
 the session's gain, so only alternating runs compare two builds.
 Measured and not taken in session 9 (alternating runs): records and
@@ -556,8 +556,8 @@ records/s, medians).  The collect's wall time did not follow its
 instructions (CPU 1.10-1.34 -> 0.96-1.16 s): it is bound by its one
 writer thread's SQLite work and the disk (85 MB written for 100,000
 records), not by the readers: under perf its main thread is on a CPU
-0.52 s of 0.68 s, about 0.1 s of it the checkpoint at its close.  The
-table above (19:57 UTC, median of 5: 46,380 records/s, 44,161-47,454) is
+0.52 s of 0.68 s, about 0.1 s of it the checkpoint at its close.  That
+session's table (19:57 UTC, median of 5: 46,380 records/s, 44,161-47,454) is
 still short of 50,000 all in: the collect takes 0.80 s of the 2.15 s.
 Measured and not taken: leaving that checkpoint to the sync's
 checkpoint thread (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE at the collect's
@@ -588,7 +588,7 @@ path.  Alternating runs of this script, 64832ec against 9fb665e's code
 / 1.53, platform 1.99 / 1.90 / 1.91 -> 1.42 / 1.58 / 1.49.  The VM ran
 far slower than the evening before: 64832ec made 46,380 records/s at
 19:57 UTC on 2026-11-27 (median of 5) and 27,000-29,000 here; at this
-speed 50,000 all in needs another third off.  The table above (22:18
+speed 50,000 all in needs another third off.  Session 17's table (22:18
 UTC, median of 5: 39,130 records/s, 36,650-42,846; the naive baseline
 4,021 against 6,491 at 19:57) is the same build on that slower VM.
 Measured and not taken in session 17: collect --json mapping its input
@@ -605,6 +605,34 @@ time goes now (probes, 20:50 UTC, main 64832ec): 0.05 s to start,
 0.54-0.59 s of parsing (both cores busy), 0.06-0.13 s inserting the
 blind-index rows, 0.09-0.13 s committing (most of it the WAL's
 checkpoint, 85 MB copied), 0.03 s closing.
+Session 18 (2026-11-27/28, no change on the path; the table above is
+its last run): the calibration line above is new.  The VM ran slowly
+for hours, then came back to about the evening before's speed: medians
+of 5 at 23:45 UTC 41,798 records/s (33,506-44,956; bench/wire's mean
+121,671 / 122,379); at 00:29 48,362 (44,695-53,743; 127,922 / 202,628),
+00:30 47,469 (44,243-66,465; 198,297 / 161,102), 00:31 45,617
+(44,832-55,850; 204,473 / 145,294).  At that speed, 50,000 needs about
+5-10% more.  Where a sync's time goes (callgrind, 10,000 persons, 70cb462):
+agent 58,061 instructions a record (libdeflate 15.3k; the signature's
+two SHA-512 passes over the envelope 8.3k; opening the personal data
+sealed at rest 7.1k; moving the batch's creations to sealed_creation
+5.5k; reading both JSON objects 4.7k), platform 50,795 (SQLite, five
+b-trees a record, about 25k; decode 5.4k; verify 4.9k; validate 3.9k;
+inflate 3.7k); perf over a whole sync: libdeflate 14% of both cores,
+libsodium 14%, SQLite 26%, the kernel 14%; strace: 72 ms from exec to
+the first batch on the wire, 85 ms from the last one to exit (its
+receipt, the pull, the close's checkpoint and unlinking the WAL, 13 ms),
+and the collect's close unlinks its 85 MB WAL (33 ms).  Measured and not
+taken in session 18: the platform's foreign keys off (callgrind: 50,795
+-> 48,213 instructions a record, -5%; every records, revisions and
+changes row would go unchecked against batches); 16 KiB pages for the
+platform's store and SQLite's mmap for the agent's reads (alternating,
+23:20 UTC, three each: all in 35,673 / 41,059 / 41,504 as it is, 38,114
+/ 39,355 / 44,122 with 16 KiB pages, 44,012 / 40,220 / 42,344 with mmap:
+inside the noise).  Left for a later session, each 1-3% by estimate:
+records as a WITHOUT ROWID table now that its rows are small (platform
+0013), the run's ledger rows bound from memory instead of read back from
+revisions, and keeping the agent's WAL file between commands.
 Measured and not taken in session 6, alternating runs: checkpoints every
 16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
 of 1,000 changed nothing measurable.
