@@ -629,10 +629,12 @@ changes row would go unchecked against batches); 16 KiB pages for the
 platform's store and SQLite's mmap for the agent's reads (alternating,
 23:20 UTC, three each: all in 35,673 / 41,059 / 41,504 as it is, 38,114
 / 39,355 / 44,122 with 16 KiB pages, 44,012 / 40,220 / 42,344 with mmap:
-inside the noise).  Left for a later session, each 1-3% by estimate:
-records as a WITHOUT ROWID table now that its rows are small (platform
-0013), the run's ledger rows bound from memory instead of read back from
-revisions, and keeping the agent's WAL file between commands.
+inside the noise); records as a WITHOUT ROWID table now that its rows
+are small (platform 0013; callgrind: 50,795 -> 50,498 instructions a
+record, -0.6%, not worth a migration).  Left for a later session:
+keeping the agent's WAL file between commands (the two unlinks above,
+about 2% of the run, against a WAL as big as the largest transaction
+left on the handheld).
 Measured and not taken in session 6, alternating runs: checkpoints every
 16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
 of 1,000 changed nothing measurable.
