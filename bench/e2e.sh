@@ -611,8 +611,9 @@ for hours, then came back to about the evening before's speed: medians
 of 5 at 23:45 UTC 41,798 records/s (33,506-44,956; bench/wire's mean
 121,671 / 122,379); at 00:29 48,362 (44,695-53,743; 127,922 / 202,628),
 00:30 47,469 (44,243-66,465; 198,297 / 161,102), 00:31 45,617
-(44,832-55,850; 204,473 / 145,294).  At that speed, 50,000 needs about
-5-10% more.  Where a sync's time goes (callgrind, 10,000 persons, 70cb462):
+(44,832-55,850; 204,473 / 145,294), 00:33 the table's 44,411, 00:43
+49,174 (45,408-50,370; 188,991 / 176,737).  At that speed, 50,000 needs
+about 2-12% more.  Where a sync's time goes (callgrind, 10,000 persons, 70cb462):
 agent 58,061 instructions a record (libdeflate 15.3k; the signature's
 two SHA-512 passes over the envelope 8.3k; opening the personal data
 sealed at rest 7.1k; moving the batch's creations to sealed_creation
