@@ -606,7 +606,7 @@ time goes now (probes, 20:50 UTC, main 64832ec): 0.05 s to start,
 blind-index rows, 0.09-0.13 s committing (most of it the WAL's
 checkpoint, 85 MB copied), 0.03 s closing.
 Session 18 (2026-11-27/28, no change on the path; the table above is
-its last run): the calibration line above is new.  The VM ran slowly
+the run made for it, at 00:33 UTC): the calibration line above is new.  The VM ran slowly
 for hours, then came back to about the evening before's speed: medians
 of 5 at 23:45 UTC 41,798 records/s (33,506-44,956; bench/wire's mean
 121,671 / 122,379); at 00:29 48,362 (44,695-53,743; 127,922 / 202,628),
@@ -620,10 +620,12 @@ sealed at rest 7.1k; moving the batch's creations to sealed_creation
 5.5k; reading both JSON objects 4.7k), platform 50,795 (SQLite, five
 b-trees a record, about 25k; decode 5.4k; verify 4.9k; validate 3.9k;
 inflate 3.7k); perf over a whole sync: libdeflate 14% of both cores,
-libsodium 14%, SQLite 26%, the kernel 14%; strace: 72 ms from exec to
-the first batch on the wire, 85 ms from the last one to exit (its
-receipt, the pull, the close's checkpoint and unlinking the WAL, 13 ms),
-and the collect's close unlinks its 85 MB WAL (33 ms).  Measured and not
+libsodium 14%, SQLite 26%, the kernel 14%; strace --seccomp-bpf (00:43
+UTC): the sync takes 26 ms from exec to its first batch on the wire and
+37 ms from its last to exit (the receipt, the pull, the close: unlinking
+its WAL 15 ms); the collect, after its parse, 75 ms inserting the
+blind-index rows, 49 ms checkpointing at the commit, 40 ms unlinking its
+85 MB WAL at the close.  Measured and not
 taken in session 18: the platform's foreign keys off (callgrind: 50,795
 -> 48,213 instructions a record, -5%; every records, revisions and
 changes row would go unchecked against batches); 16 KiB pages for the
@@ -634,7 +636,7 @@ inside the noise); records as a WITHOUT ROWID table now that its rows
 are small (platform 0013; callgrind: 50,795 -> 50,498 instructions a
 record, -0.6%, not worth a migration).  Left for a later session:
 keeping the agent's WAL file between commands (the two unlinks above,
-about 2% of the run, against a WAL as big as the largest transaction
+55 ms, 2.5% of the run, against a WAL as big as the largest transaction
 left on the handheld).
 Measured and not taken in session 6, alternating runs: checkpoints every
 16,000 WAL pages instead of 4,000 and batches of 2,000 records instead
