@@ -1302,35 +1302,39 @@ test_sealed_creations(void **state)
 	assert_int_equal(n.changes[4], 3);
 }
 
-/* The change rows, pending and sealed creations and outbox rows of the
- * store as one text (a new string). */
+/* The one text row sql answers, as a new string. */
 static char *
-dump_rows(struct fx *f)
+dump_query(struct fx *f, const char *sql)
 {
 	struct gs_stmt *st = NULL;
 	char *out = NULL;
 
-	assert_int_equal(gs_stmt_prepare(f->db,
-			     "SELECT group_concat(x, char(10)) FROM (SELECT "
-			     "quote(change_id) || quote(uuid) || quote(type) "
-			     "|| quote(form_version) || quote(grid) || "
-			     "quote(op) || quote(base_rev) || quote(fields) || "
-			     "quote(reason) || quote(author) || quote(state) "
-			     "|| quote(batch_seq) || quote(problem) || "
-			     "quote(created_at) || quote(updated_at) AS x FROM "
-			     "change UNION ALL SELECT 'p' || quote(uuid) || "
-			     "quote(change_id) FROM pending_creation UNION ALL "
-			     "SELECT 'o' || quote(seq) || quote(state) || "
-			     "quote(record_count) || quote(acked_at) FROM "
-			     "outbox ORDER BY 1)",
-			     &st),
-	    GS_OK);
+	assert_int_equal(gs_stmt_prepare(f->db, sql, &st), GS_OK);
 	assert_int_equal(gs_stmt_step(st), GS_ROW);
 	assert_non_null(gs_stmt_text(st, 0));
 	out = strdup(gs_stmt_text(st, 0));
 	assert_non_null(out);
 	gs_stmt_finalize(st);
 	return out;
+}
+
+/* The change rows, pending and sealed creations and outbox rows of the
+ * store as one text (a new string). */
+static char *
+dump_rows(struct fx *f)
+{
+	return dump_query(f, "SELECT group_concat(x, char(10)) FROM (SELECT "
+	    "quote(change_id) || quote(uuid) || quote(type) "
+	    "|| quote(form_version) || quote(grid) || "
+	    "quote(op) || quote(base_rev) || quote(fields) || "
+	    "quote(reason) || quote(author) || quote(state) "
+	    "|| quote(batch_seq) || quote(problem) || "
+	    "quote(created_at) || quote(updated_at) AS x FROM "
+	    "change UNION ALL SELECT 'p' || quote(uuid) || "
+	    "quote(change_id) FROM pending_creation UNION ALL "
+	    "SELECT 'o' || quote(seq) || quote(state) || "
+	    "quote(record_count) || quote(acked_at) FROM "
+	    "outbox ORDER BY 1)");
 }
 
 /* The change_id of the sealed creation of uuid (out: 37 bytes). */
@@ -1474,30 +1478,14 @@ test_migration_0011(void **state)
 	assert_int_equal(got_rev(f, u[2]), 0);
 }
 
-/*
- * The retention purge finds a delivered creation by its sealed_creation
- * row (schema/agent/0011): the record of a batch acked long enough ago is
- * purged; one acked lately, and one in flight, are kept.
- */
 /* Every record's uuid and rev as read (AG_SQL_REV), as one text (a new
  * string). */
 static char *
 dump_revs(struct fx *f)
 {
-	struct gs_stmt *st = NULL;
-	char *out = NULL;
-
-	assert_int_equal(gs_stmt_prepare(f->db,
-			     "SELECT group_concat(x, char(10)) FROM (SELECT "
-			     "uuid || ' ' || " AG_SQL_REV("r") " AS x FROM "
-			     "record AS r ORDER BY uuid)", &st),
-	    GS_OK);
-	assert_int_equal(gs_stmt_step(st), GS_ROW);
-	assert_non_null(gs_stmt_text(st, 0));
-	out = strdup(gs_stmt_text(st, 0));
-	assert_non_null(out);
-	gs_stmt_finalize(st);
-	return out;
+	return dump_query(f, "SELECT group_concat(x, char(10)) FROM (SELECT "
+	    "uuid || ' ' || " AG_SQL_REV("r") " AS x FROM record AS r "
+	    "ORDER BY uuid)");
 }
 
 /*
@@ -1596,6 +1584,11 @@ test_migration_0012(void **state)
 			       AG_SQL_REV("r") " = 0"), 0);
 }
 
+/*
+ * The retention purge finds a delivered creation by its sealed_creation
+ * row (schema/agent/0011): the record of a batch acked long enough ago is
+ * purged; one acked lately, and one in flight, are kept.
+ */
 static void
 test_sealed_purge(void **state)
 {
