@@ -1302,6 +1302,20 @@ test_sealed_creations(void **state)
 	assert_int_equal(n.changes[4], 3);
 }
 
+/* Closes the store and opens it again, as the next command would (its
+ * migrations run). */
+static void
+reopen(struct fx *f)
+{
+	ag_outbox_free(f->ob);
+	ag_store_close(f->st);
+	f->ob = NULL;
+	f->st = NULL;
+	assert_int_equal(ag_store_open(f->home, &f->st), GS_OK);
+	f->db = ag_store_db(f->st);
+	assert_int_equal(ag_outbox_new(f->db, &f->ob), GS_OK);
+}
+
 /* The one text row sql answers, as a new string. */
 static char *
 dump_query(struct fx *f, const char *sql)
@@ -1428,14 +1442,7 @@ test_migration_0011(void **state)
 			     "PRAGMA user_version = 10"),
 	    GS_OK);
 	before = dump_rows(f);
-	ag_outbox_free(f->ob);
-	ag_store_close(f->st);
-	f->ob = NULL;
-	f->st = NULL;
-
-	assert_int_equal(ag_store_open(f->home, &f->st), GS_OK);
-	f->db = ag_store_db(f->st);
-	assert_int_equal(ag_outbox_new(f->db, &f->ob), GS_OK);
+	reopen(f);
 	assert_int_equal(q1(f, "PRAGMA user_version"), 12);
 	after = dump_rows(f);
 	assert_string_equal(before, after);
@@ -1536,14 +1543,7 @@ test_migration_0012(void **state)
 	assert_int_equal(q1(f, "SELECT count(*) FROM record_rev"), 2);
 	before = dump_rows(f);
 	rb = dump_revs(f);
-	ag_outbox_free(f->ob);
-	ag_store_close(f->st);
-	f->ob = NULL;
-	f->st = NULL;
-
-	assert_int_equal(ag_store_open(f->home, &f->st), GS_OK);
-	f->db = ag_store_db(f->st);
-	assert_int_equal(ag_outbox_new(f->db, &f->ob), GS_OK);
+	reopen(f);
 	assert_int_equal(q1(f, "PRAGMA user_version"), 12);
 	after = dump_rows(f);
 	ra = dump_revs(f);
