@@ -2964,6 +2964,7 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	long cpus;
 	int64_t now;
 	int r = GS_EINTERNAL, in_tx = 0, threaded = 0, sync_ok = 0;
+	int direct = 0;
 
 	st->nproblems = 0;
 	memset(&im, 0, sizeof(im));
@@ -2995,12 +2996,18 @@ ag_import_ndjson(struct ag_store *st, const char *type, const char *data,
 	 * but every remaining line is still checked so the worker sees all
 	 * faults at once; then the whole transaction is rolled back.
 	 */
+	/* Two chunks of lines or more: worth a thread, and worth writing
+	 * once, through a rollback journal, rather than to the WAL and
+	 * again at its checkpoint (gs_db_journal_direct; 100,000 persons:
+	 * the collect 0.70 -> 0.57 s, medians of six alternating runs).
+	 * With another connection on the store it stays in WAL mode. */
+	for (i = 0; i < len && nl < 2 * IMPORT_CHUNK; i++)
+		nl += data[i] == '\n';
+	if (nl >= 2 * IMPORT_CHUNK)
+		direct = gs_db_journal_direct(st->db);
 	if ((r = gs_db_begin(st->db)) != GS_OK)
 		goto out;
 	in_tx = 1;
-	/* Two chunks of lines or more: worth a thread. */
-	for (i = 0; i < len && nl < 2 * IMPORT_CHUNK; i++)
-		nl += data[i] == '\n';
 	if (nl >= 2 * IMPORT_CHUNK) {
 		if (pthread_mutex_init(&im.mu, NULL) != 0)
 			goto inline_;
@@ -3125,6 +3132,11 @@ out:
 	if (in_tx)
 		gs_db_rollback(st->db);
 	gs_db_writeback_stop(wb);
+	/* The import's outcome stands whatever this answers: a store left
+	 * with its rollback journal is put back in WAL mode by the next
+	 * open (gs_db_open). */
+	if (direct)
+		(void)gs_db_journal_wal(st->db);
 	for (i = 0; i < IMPORT_RING; i++)
 		gs_buf_release(&im.ring[i].text);
 	gs_free(im.ring);

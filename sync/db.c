@@ -70,7 +70,14 @@ struct gs_db {
 	int wb_fd;
 	uint64_t ops;          /* gs_db_count_ops: VM steps counted */
 	int ro;                /* gs_db_readonly: 0, GS_DB_RO, GS_DB_RO_SNAPSHOT */
+	int normal_sync;       /* opened with GS_DB_NORMAL_SYNC */
+	int direct;            /* gs_db_journal_direct: rollback journal now */
 };
+
+/* How long a connection waits for another one's lock (sqlite3_busy_timeout):
+ * another process (sync --watch beside a collect) may hold the write lock
+ * for a moment. */
+#define BUSY_MS 5000
 
 /*
  * SQLite's primary result code -> ours (db.h states the mapping).  The
@@ -1433,6 +1440,63 @@ pragma_row(struct gs_db *db, const char *sql, const char *want)
 	return r;
 }
 
+/* The synchronous setting the connection was opened with. */
+static const char *
+sync_pragma(const struct gs_db *db)
+{
+	return db->normal_sync ? "PRAGMA synchronous=NORMAL" :
+	    "PRAGMA synchronous=FULL";
+}
+
+int
+gs_db_journal_direct(struct gs_db *db)
+{
+	int ok;
+
+	if (db == NULL || db->ro || db->direct || db->ckpt != NULL ||
+	    !sqlite3_get_autocommit(db->h))
+		return 0;
+	/* Leaving WAL mode needs the only connection to the store: SQLite
+	 * answers busy at once when there is another, and the busy timeout
+	 * would only make the caller wait for that connection to close. */
+	sqlite3_busy_timeout(db->h, 0);
+	ok = gs_db_exec(db, "PRAGMA synchronous=EXTRA") == GS_OK &&
+	    pragma_row(db, "PRAGMA journal_mode=DELETE", "delete") == GS_OK;
+	sqlite3_busy_timeout(db->h, BUSY_MS);
+	if (!ok) {
+		(void)gs_db_exec(db, sync_pragma(db));
+		gs_errmsg_clear();
+		return 0;
+	}
+	db->direct = 1;
+	/* The WAL file it synced is gone; wal_fd_ready opens the next. */
+	if (db->wal_fd >= 0) {
+		(void)close(db->wal_fd);
+		db->wal_fd = -1;
+	}
+	return 1;
+}
+
+int
+gs_db_journal_wal(struct gs_db *db)
+{
+	int r;
+
+	if (db == NULL || !db->direct)
+		return GS_OK;
+	/* Then a read: in WAL mode a connection keeps a SHARED lock on the
+	 * database file from its first read on, and without it another
+	 * connection that closes would take itself for the last one and
+	 * delete the WAL under this one. */
+	if ((r = pragma_row(db, "PRAGMA journal_mode=WAL", "wal")) != GS_OK ||
+	    (r = gs_db_exec(db, sync_pragma(db))) != GS_OK ||
+	    (r = pragma_row(db, "SELECT count(*) FROM sqlite_schema", NULL)) !=
+	    GS_OK)
+		return r;
+	db->direct = 0;
+	return GS_OK;
+}
+
 /*
  * SQLite's memory statistics take a global mutex on every allocation
  * (several per statement) and nothing here reads them: off, once, before
@@ -1828,7 +1892,8 @@ wal_open(struct gs_db *db)
  * GS_OK when the descriptor gs_db_sync_wal syncs is the WAL's file,
  * opened now if the WAL did not exist when the connection was opened (a
  * new database).  SQLite removes a WAL only when the last connection
- * closes, never while this one is open; if the name ever named another
+ * closes, never while this one is open (gs_db_journal_direct, which
+ * takes the store out of WAL mode, drops the descriptor); if the name ever named another
  * file, the caller commits the usual way and the descriptor is left
  * alone (a gs_db_sync_wal may be using it).  Called inside the caller's
  * transaction; the descriptor is published with an atomic store, and a
@@ -2018,7 +2083,7 @@ open_readonly(struct gs_db *db, const char *path, int oflags)
 	rc = sqlite3_open_v2(path, &db->h, oflags | SQLITE_OPEN_READONLY |
 	    SQLITE_OPEN_EXRESCODE, test_vfs);
 	if (rc == SQLITE_OK) {
-		sqlite3_busy_timeout(db->h, 5000);
+		sqlite3_busy_timeout(db->h, BUSY_MS);
 		if ((r = read_version(db, &db->version)) == GS_OK) {
 			db->ro = GS_DB_RO;
 			return GS_OK;
@@ -2127,7 +2192,7 @@ gs_db_open(const char *path, const char *migrations, int flags,
 		/* Another process (sync --watch beside a collect) may hold
 		 * the write lock for a moment; wait for it rather than fail
 		 * the save. */
-		sqlite3_busy_timeout(db->h, 5000);
+		sqlite3_busy_timeout(db->h, BUSY_MS);
 
 		/*
 		 * Read the version before anything writes: the first read
@@ -2161,9 +2226,8 @@ gs_db_open(const char *path, const char *migrations, int flags,
 		if ((r = pragma_row(db, "PRAGMA journal_mode=WAL", "wal"))
 		    != GS_OK)
 			goto out;
-		if ((r = gs_db_exec(db, (flags & GS_DB_NORMAL_SYNC) ?
-		    "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL"))
-		    != GS_OK)
+		db->normal_sync = (flags & GS_DB_NORMAL_SYNC) != 0;
+		if ((r = gs_db_exec(db, sync_pragma(db))) != GS_OK)
 			goto out;
 	}
 	if ((r = gs_db_exec(db, "PRAGMA foreign_keys=ON")) != GS_OK)

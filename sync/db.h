@@ -160,6 +160,31 @@ struct gs_writeback *gs_db_writeback_start(struct gs_db *db);
 long gs_db_writeback_stop(struct gs_writeback *wb);
 
 /*
+ * One big transaction written once (a bulk import), for a connection no
+ * other one has open.  In WAL mode every page of it goes to the WAL,
+ * then again into the database file at the checkpoint, and the WAL's
+ * file is freed after: for 100,000 persons 85 MB twice, two syncs of it
+ * and an unlink.  A rollback journal keeps only the pages the
+ * transaction changes that were there before it (few: an import
+ * appends), and the new ones go straight into the database file.
+ * gs_db_journal_direct, outside any transaction, moves the store to the
+ * rollback journal (DELETE, with synchronous=EXTRA: the commit is the
+ * journal's unlink, which only EXTRA makes durable) and answers 1; it
+ * answers 0 and leaves the store in WAL mode when that cannot be done
+ * at once: another connection has the store open (this one never waits
+ * for it), a checkpointer is running, the connection is read-only.  The
+ * transaction is as safe either way.  After its commit or rollback,
+ * gs_db_journal_wal puts WAL mode and the synchronous setting back; if
+ * that fails (an I/O error), the next gs_db_open does it.  Meanwhile
+ * another process that opens the store waits for the transaction to end
+ * (the busy timeout, 5 s) instead of reading beside it.  No other thread
+ * may use the connection in between (gs_db_sync_wal's descriptor is
+ * dropped: SQLite removes the WAL file when it leaves WAL mode).
+ */
+int gs_db_journal_direct(struct gs_db *db);
+int gs_db_journal_wal(struct gs_db *db);
+
+/*
  * A commit whose sync is the caller's, for a writer that wants the next
  * transaction under way while the disk syncs this one (the platform's
  * ingest: batch N+1 is applied while N's frames reach the disk).

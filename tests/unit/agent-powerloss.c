@@ -15,8 +15,17 @@
  *         kept or lost (a seeded coin): torn pages, the classic damage
  *         (2 seeds per cut, GS_POWERLOSS_TEARS=N for more);
  * and the process ends on the spot (_exit, no close, no checkpoint).
+ * An unlink is not durable either until its directory is synced: a file
+ * deleted without the directory sync (xDelete's dirSync 0) and since
+ * then no directory sync (an xDelete with dirSync, or the first xSync
+ * of a journal or WAL the VFS created, which syncs the directory) comes
+ * back at the cut with what it held.  A rollback journal's unlink is a
+ * commit (DELETE mode): only synchronous=EXTRA syncs the directory
+ * after it.
  *
- * The workload runs in a forked child that reports each uuid the store
+ * The workload runs in a forked child (saves, edits, deletes and a bulk
+ * import large enough to go through the rollback journal: agent/store.c,
+ * gs_db_journal_direct) that reports each uuid the store
  * answered GS_OK for through a pipe (the parent's memory is the "worker's
  * screen").  The parent then opens the store normally and checks: every
  * reported save present, PRAGMA integrity_check ok.  And a control with
@@ -65,6 +74,7 @@ struct cfile {
 	struct cfile *next_open; /* every open file, for the power cut */
 	sqlite3_int64 synced_size;
 	struct undo *undo;
+	int dirsync;             /* its next xSync also syncs the directory */
 	sqlite3_file *real; /* follows this struct in the same block */
 };
 
@@ -78,6 +88,29 @@ static long syncs;
 static int cut_mode;
 static int lying_disk;      /* xSync does nothing (the control) */
 static uint64_t coin_state;
+
+/* Files deleted since the directory was last synced: a cut brings them
+ * back. */
+struct gone {
+	char *name;
+	unsigned char *data;
+	size_t len;
+	struct gone *next;
+};
+static struct gone *unsynced_unlinks;
+
+static void
+gone_free(void)
+{
+	while (unsynced_unlinks != NULL) {
+		struct gone *g = unsynced_unlinks;
+
+		unsynced_unlinks = g->next;
+		free(g->name);
+		free(g->data);
+		free(g);
+	}
+}
 
 static int
 coin(void)
@@ -131,6 +164,7 @@ static void
 power_cut(void)
 {
 	struct cfile *f;
+	struct gone *g;
 
 	for (f = open_files; f != NULL; f = f->next_open) {
 		sqlite3_int64 keep_end = f->synced_size;
@@ -153,6 +187,16 @@ power_cut(void)
 			}
 		}
 		(void)f->real->pMethods->xTruncate(f->real, keep_end);
+	}
+	/* Oldest last: the first content a name had wins. */
+	for (g = unsynced_unlinks; g != NULL; g = g->next) {
+		int fd = open(g->name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fd >= 0) {
+			if (write(fd, g->data, g->len) != (ssize_t)g->len)
+				_exit(6);
+			(void)close(fd);
+		}
 	}
 	_exit(0);
 }
@@ -215,6 +259,10 @@ c_sync(sqlite3_file *pf, int flags)
 		return SQLITE_OK;
 	if ((rc = f->real->pMethods->xSync(f->real, flags)) != SQLITE_OK)
 		return rc;
+	if (f->dirsync) {
+		f->dirsync = 0;
+		gone_free();
+	}
 	undo_free(f);
 	return f->real->pMethods->xFileSize(f->real, &f->synced_size);
 }
@@ -276,10 +324,50 @@ c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flags,
 		return rc;
 	}
 	(void)f->real->pMethods->xFileSize(f->real, &f->synced_size);
+	/* SQLite's unix VFS syncs the directory at the first sync of a
+	 * journal or WAL it created. */
+	f->dirsync = (flags & SQLITE_OPEN_CREATE) && (flags &
+	    (SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_SUPER_JOURNAL |
+	    SQLITE_OPEN_WAL));
 	f->base.pMethods = &crash_io;
 	f->next_open = open_files;
 	open_files = f;
 	return SQLITE_OK;
+}
+
+/* A delete without a directory sync can be undone by the cut: what the
+ * file held is kept until the directory is synced. */
+static int
+c_delete(sqlite3_vfs *vfs, const char *name, int dirsync)
+{
+	struct gone *g;
+	struct stat sb;
+	int fd;
+
+	(void)vfs;
+	if (dirsync) {
+		gone_free();
+	} else if ((fd = open(name, O_RDONLY)) >= 0) {
+		if (fstat(fd, &sb) != 0 || (g = calloc(1, sizeof(*g))) == NULL) {
+			(void)close(fd);
+			return SQLITE_IOERR_DELETE;
+		}
+		g->len = (size_t)sb.st_size;
+		g->name = strdup(name);
+		g->data = malloc(g->len + 1);
+		if (g->name == NULL || g->data == NULL ||
+		    read(fd, g->data, g->len) != (ssize_t)g->len) {
+			free(g->name);
+			free(g->data);
+			free(g);
+			(void)close(fd);
+			return SQLITE_IOERR_DELETE;
+		}
+		(void)close(fd);
+		g->next = unsynced_unlinks;
+		unsynced_unlinks = g;
+	}
+	return base_vfs->xDelete(base_vfs, name, dirsync);
 }
 
 static void
@@ -293,6 +381,7 @@ vfs_register(void)
 	crash_vfs.zName = "gs-crash";
 	crash_vfs.szOsFile = (int)sizeof(struct cfile) + base_vfs->szOsFile;
 	crash_vfs.xOpen = c_open;
+	crash_vfs.xDelete = c_delete;
 	crash_vfs.pNext = NULL;
 	assert_int_equal(sqlite3_vfs_register(&crash_vfs, 0), SQLITE_OK);
 }
@@ -316,9 +405,26 @@ static const char person_json[] =
     "\"residence_kind\": \"OWN\", \"tags\": [\"KEY_ATTENTION\"], "
     "\"note\": \"户主，常住。\\n电话可联系。\"}";
 
+/* Bulk-imported uuids, each reported as saved ("S uuid"). */
+static void
+report_import(void *ctx, const char *uuid)
+{
+	char line[64];
+	int len = snprintf(line, sizeof(line), "S %s\n", uuid);
+
+	if (write(*(int *)ctx, line, (size_t)len) != len)
+		_exit(5);
+}
+
+/* Lines in the workload's import: over the two chunks (512) that send an
+ * import through the rollback journal. */
+#define IMPORT_LINES 520
+
 /*
- * The workload (in the child): saves, edits and deletes; after each that
- * the store answered GS_OK, "S uuid" / "E uuid" / "D uuid" goes down fd.
+ * The workload (in the child): saves, edits and deletes, and one bulk
+ * import as its seventh step; after each that the store answered GS_OK,
+ * "S uuid" / "E uuid" / "D uuid" goes down fd (an import's uuids after
+ * it returned).
  */
 static void
 workload(const char *home, int fd, int n)
@@ -334,6 +440,24 @@ workload(const char *home, int fd, int n)
 	for (i = 0; i < n; i++) {
 		const char *p = person_json;
 
+		if (i == 6) {
+			size_t plen = strlen(person_json), count = 0;
+			char *all = malloc((plen + 1) * IMPORT_LINES);
+			int k;
+
+			if (all == NULL)
+				_exit(4);
+			for (k = 0; k < IMPORT_LINES; k++) {
+				memcpy(all + k * (plen + 1), person_json, plen);
+				all[k * (plen + 1) + plen] = '\n';
+			}
+			if (ag_import_ndjson(st, "person", all,
+			    (plen + 1) * IMPORT_LINES, report_import, &fd,
+			    &count) != GS_OK || count != IMPORT_LINES)
+				_exit(4);
+			free(all);
+			continue;
+		}
 		if (i % 5 == 3 && last[0] != '\0') {
 			if (ag_edit(st, last, "{\"note\":\"edited\"}", 17) !=
 			    GS_OK)
@@ -474,11 +598,12 @@ setup(void **state)
 	 * (and must itself lose nothing). */
 	run_one(pristine, -1, CUT_DROP, 0, 1, &v);
 	assert_int_equal(v.child_status, 0);
-	assert_int_equal(v.reported, 12);
+	assert_int_equal(v.reported, 11 + IMPORT_LINES);
 	assert_int_equal(v.lost, 0);
 	total_syncs = v.syncs;
-	print_message("the workload (12 saves, edits, deletes) makes %ld "
-		      "xSync calls\n", total_syncs);
+	print_message("the workload (11 saves, edits, deletes and an "
+		      "import of %d) makes %ld xSync calls\n", IMPORT_LINES,
+	    total_syncs);
 	return 0;
 }
 

@@ -797,6 +797,78 @@ test_import_rows(void **state)
 	gs_buf_release(&b);
 }
 
+/* The size of a file in the home (-1: not there). */
+static long long
+home_file_size(const char *name)
+{
+	char p[128];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s/%s", home, name);
+	return stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/*
+ * A large import (two chunks of lines or more) is written once, through
+ * a rollback journal (sync/db.c gs_db_journal_direct): right after it,
+ * with the store still open, its WAL holds nothing and no journal is
+ * left, and the store is back in WAL mode with synchronous FULL.  With
+ * another connection on the store it is saved the usual way, through the
+ * WAL, and both see it.
+ */
+static void
+test_import_direct(void **state)
+{
+	struct ag_store *other = NULL;
+	struct gs_buf b;
+	char rec[512], *mode;
+	size_t n = 0;
+	int i;
+
+	(void)state;
+	gs_buf_init(&b, 4 << 20);
+	for (i = 0; i < 600; i++) {
+		person(rec, sizeof(rec), "某", 3000 + i);
+		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
+	    NULL, &n), GS_OK);
+	assert_int_equal(n, 600);
+	assert_true(home_file_size("agent.db-wal") <= 0);
+	assert_int_equal(home_file_size("agent.db-journal"), -1);
+	mode = q_text("PRAGMA journal_mode", NULL);
+	assert_string_equal(mode, "wal");
+	free(mode);
+	assert_int_equal(q_int("PRAGMA synchronous", NULL), 2);
+	assert_int_equal(count_records(), 600);
+	assert_int_equal(count_changes(), 600);
+
+	/* Another connection open: through the WAL, seen by both. */
+	assert_int_equal(ag_store_open(home, &other), GS_OK);
+	gs_buf_reset(&b);
+	for (i = 0; i < 600; i++) {
+		person(rec, sizeof(rec), "某", 4000 + i);
+		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
+	    NULL, &n), GS_OK);
+	assert_int_equal(n, 600);
+	assert_true(home_file_size("agent.db-wal") > 100 * 1024);
+	assert_int_equal(count_records(), 1200);
+	{
+		struct gs_stmt *q = NULL;
+		int64_t v = -1;
+
+		assert_int_equal(gs_stmt_prepare(ag_store_db(other),
+		    "SELECT count(*) FROM record", &q), GS_OK);
+		assert_int_equal(gs_stmt_one_int64(q, -1, &v), GS_OK);
+		gs_stmt_finalize(q);
+		assert_int_equal(v, 1200);
+	}
+	ag_store_close(other);
+	gs_buf_release(&b);
+}
+
 /* The uuids an import saved, in input order (ag_uuid_fn). */
 static void
 take_uuids(void *ctx, const char *uuid)
@@ -1337,6 +1409,7 @@ main(void)
 		T(test_import),
 		T(test_import_pipeline),
 		T(test_import_rows),
+		T(test_import_direct),
 		T(test_import_spans_plain),
 		T(test_import_keeps_lock),
 		T(test_audit_append_only),

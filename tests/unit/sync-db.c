@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,6 +134,93 @@ test_pragmas(void **state)
 	assert_int_equal(gs_db_open(path, "agent", GS_DB_NORMAL_SYNC, &db),
 	    GS_OK);
 	assert_int_equal(one_int(db, "PRAGMA synchronous"), 1); /* NORMAL */
+	gs_db_close(db);
+}
+
+/* The journal mode one connection answers (PRAGMA journal_mode). */
+static void
+assert_journal(struct gs_db *db, const char *want)
+{
+	struct gs_stmt *st = NULL;
+
+	assert_int_equal(gs_stmt_prepare(db, "PRAGMA journal_mode", &st),
+	    GS_OK);
+	assert_int_equal(gs_stmt_step(st), GS_ROW);
+	assert_string_equal(gs_stmt_text(st, 0), want);
+	gs_stmt_finalize(st);
+}
+
+/*
+ * gs_db_journal_direct: a lone connection goes to the rollback journal
+ * (DELETE, synchronous EXTRA) and gs_db_journal_wal brings back WAL and
+ * the connection's own synchronous setting; with another connection
+ * open, or inside a transaction, it answers 0 at once and nothing
+ * changes; a connection closed while direct is WAL again at its next
+ * open.
+ */
+static void
+test_journal_direct(void **state)
+{
+	struct gs_db *db = NULL, *other = NULL;
+	char wal[160], journal[160];
+
+	(void)state;
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	snprintf(journal, sizeof(journal), "%s-journal", path);
+	assert_int_equal(gs_db_open(path, "agent", GS_DB_CREATE, &db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "CREATE TABLE t(x)"), GS_OK);
+
+	assert_int_equal(gs_db_journal_direct(db), 1);
+	assert_journal(db, "delete");
+	assert_int_equal(one_int(db, "PRAGMA synchronous"), 3); /* EXTRA */
+	assert_false(file_exists(wal));
+	assert_int_equal(gs_db_journal_direct(db), 0); /* already */
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	assert_int_equal(gs_db_exec(db, "INSERT INTO t VALUES (1)"), GS_OK);
+	assert_true(file_exists(journal));
+	assert_int_equal(gs_db_commit(db), GS_OK);
+	assert_false(file_exists(journal)); /* the commit unlinked it */
+	assert_int_equal(gs_db_journal_wal(db), GS_OK);
+	assert_journal(db, "wal");
+	assert_int_equal(one_int(db, "PRAGMA synchronous"), 2); /* FULL */
+	assert_int_equal(gs_db_journal_wal(db), GS_OK); /* a no-op now */
+
+	/* Inside a transaction: no. */
+	assert_int_equal(gs_db_begin(db), GS_OK);
+	assert_int_equal(gs_db_journal_direct(db), 0);
+	gs_db_rollback(db);
+	assert_journal(db, "wal");
+
+	/* Another connection open: no, without waiting its busy timeout. */
+	assert_int_equal(gs_db_open(path, "agent", 0, &other), GS_OK);
+	{
+		struct timespec a, b;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		assert_int_equal(gs_db_journal_direct(db), 0);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		assert_true(b.tv_sec - a.tv_sec < 2);
+	}
+	assert_journal(db, "wal");
+	assert_int_equal(one_int(db, "PRAGMA synchronous"), 2);
+	assert_int_equal(gs_db_exec(db, "INSERT INTO t VALUES (2)"), GS_OK);
+	assert_int_equal(one_int(other, "SELECT count(*) FROM t"), 2);
+	gs_db_close(other);
+
+	/* NORMAL comes back as NORMAL. */
+	gs_db_close(db);
+	assert_int_equal(gs_db_open(path, "agent", GS_DB_NORMAL_SYNC, &db),
+	    GS_OK);
+	assert_int_equal(gs_db_journal_direct(db), 1);
+	assert_int_equal(gs_db_journal_wal(db), GS_OK);
+	assert_int_equal(one_int(db, "PRAGMA synchronous"), 1);
+
+	/* Closed while direct: the next open is in WAL mode again. */
+	assert_int_equal(gs_db_journal_direct(db), 1);
+	gs_db_close(db);
+	assert_int_equal(gs_db_open(path, "agent", 0, &db), GS_OK);
+	assert_journal(db, "wal");
+	assert_int_equal(one_int(db, "SELECT count(*) FROM t"), 2);
 	gs_db_close(db);
 }
 
@@ -923,6 +1011,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_empty, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_direct, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_older_migrates, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_newer_refused, setup,
