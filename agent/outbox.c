@@ -122,6 +122,7 @@ ag_outbox_limits_for(const struct ag_device *dev, struct ag_outbox_limits *lim)
 	lim->max_records = OUTBOX_RECORDS;
 	lim->max_plain = OUTBOX_PLAIN;
 	lim->max_envelope = GS_ENV_MAX_ENVELOPE;
+	lim->suite = GS_ENV_SUITE;
 	if (dev != NULL) {
 		if (dev->max_records > 0 &&
 		    (uint64_t)dev->max_records < lim->max_records)
@@ -901,6 +902,7 @@ ag_outbox_seal(struct ag_outbox *ob, struct ag_device *dev,
 	sp.created_at = now;
 	sp.platform_pk = dev->batch_pk;
 	sp.device_sk = dev->sign_sk;
+	sp.suite = lim->suite;
 
 	/* Seal; when the envelope comes out over its cap (poorly
 	 * compressible fields), halve the batch and seal again. */

@@ -37,6 +37,10 @@ struct ag_outbox_limits {
 	uint32_t max_records; /* changes per batch */
 	size_t max_plain;     /* NDJSON bytes per batch (the byte budget) */
 	size_t max_envelope;  /* sealed bytes per batch */
+	/* The envelope suite (sync/envelope.h): GS_ENV_SUITE_PH when the
+	 * platform said it opens that ("suites" in its limits), else
+	 * GS_ENV_SUITE, which every platform opens. */
+	int suite;
 };
 
 /* Defaults (1000 changes, 4 MiB of NDJSON) capped by the device's

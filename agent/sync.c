@@ -26,6 +26,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "device.h"
+#include "envelope.h"
 #include "gridagent.h"
 #include "json.h"
 #include "keys.h"
@@ -102,6 +103,10 @@ struct run {
 	 * the platform takes that ("in_flight" in its limits). */
 	struct ag_http *http2;
 	int64_t in_flight;
+	/* The envelope suite to seal with: GS_ENV_SUITE_PH once the probe
+	 * found the platform opens it ("suites" in its limits); batches
+	 * sealed without an answer (offline) keep suite 1. */
+	int suite;
 	struct ag_outbox *ob;
 	struct ag_backoff bo;
 	struct ag_sync_summary *sum;
@@ -300,6 +305,17 @@ probe(struct run *x)
 		}
 		/* Batches the platform takes at once (1 when it says
 		 * nothing: an older platform). */
+		x->suite = GS_ENV_SUITE;
+		{
+			json_t *v;
+			size_t i;
+
+			json_array_foreach(json_object_get(lim, "suites"), i,
+			    v)
+				if (json_is_integer(v) && json_integer_value(v)
+				    == GS_ENV_SUITE_PH)
+					x->suite = GS_ENV_SUITE_PH;
+		}
 		x->in_flight = 1;
 		if (json_is_integer(json_object_get(lim, "in_flight")) &&
 		    json_integer_value(json_object_get(lim, "in_flight")) > 1)
@@ -337,6 +353,8 @@ static void
 seal_limits(struct run *x, struct ag_outbox_limits *lim)
 {
 	ag_outbox_limits_for(x->dev, lim);
+	if (x->suite != 0)
+		lim->suite = x->suite;
 	if (x->o->batch_records > 0 && x->o->batch_records < lim->max_records)
 		lim->max_records = x->o->batch_records;
 	if (x->o->batch_bytes > 0 && x->o->batch_bytes < lim->max_plain)

@@ -22,19 +22,22 @@
 #include "crypto.h"
 #include "enroll.h"
 #include "enrollment.h"
+#include "envelope.h"
 #include "store.h"
 #include "core/banned.h"
 
 json_t *
 pf_limits_json(const struct pf_platform *pf)
 {
-	return json_pack("{s:I,s:I,s:I,s:I,s:I}",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:[i,i]}",
 	    "max_envelope", (json_int_t)pf->limits.max_envelope,
 	    "max_records", (json_int_t)pf->limits.max_records,
 	    "max_plain", (json_int_t)pf->limits.max_plain,
 	    "max_attachment", (json_int_t)pf->limits.max_attachment,
 	    /* Batches of one device it takes at once (?follows=SEQ). */
-	    "in_flight", (json_int_t)PF_IN_FLIGHT);
+	    "in_flight", (json_int_t)PF_IN_FLIGHT,
+	    /* The envelope suites it opens (sync/envelope.h). */
+	    "suites", GS_ENV_SUITE, GS_ENV_SUITE_PH);
 }
 
 /* A label an admin typed: non-empty, bounded, no control characters. */

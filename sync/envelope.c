@@ -52,6 +52,7 @@ enum {
 _Static_assert(OFF_END == GS_ENV_HDRBYTES, "header size");
 _Static_assert(OFF_NONCE == GS_ENV_NONCE_OFF, "nonce offset");
 _Static_assert(sizeof(GS_ENV_SIGCTX) - 1 == SIGCTX_LEN, "sig context");
+_Static_assert(sizeof(GS_ENV_SIGCTX_PH) - 1 == SIGCTX_LEN, "sig context 2");
 
 void
 gs_envelope_limits_default(struct gs_envelope_limits *lim)
@@ -108,24 +109,42 @@ read_header(struct gs_envelope_header *h, const unsigned char *p)
 	memcpy(h->nonce, p + OFF_NONCE, GS_AEAD_NONCEBYTES);
 }
 
+/* Suite 2's signed message: context, header, the ciphertext's hash. */
+#define PH_MSGBYTES (SIGCTX_LEN + GS_ENV_HDRBYTES + GS_HASH_MAXBYTES)
+
 /*
- * The signed message is "GSB1-sig" || header || ciphertext.  Ed25519
- * (non-prehashed) needs it contiguous, so it is assembled in a scratch
- * buffer; envelopes are capped at a few MiB, so the copy is cheap next to
- * the signature's own two passes of SHA-512.
+ * The signed message.  Suite 1: "GSB1-sig" || header || ciphertext;
+ * Ed25519 (non-prehashed) needs it contiguous, so it is assembled in a
+ * scratch buffer (*out, to free); envelopes are capped at a few MiB, so
+ * the copy is cheap next to the signature's own two passes of SHA-512.
+ * Suite 2: "GSB1-sg2" || header || BLAKE2b-512(ciphertext), in ph (*out
+ * is NULL).  env holds the header and the ciphertext after it.
  */
 static int
-signed_message(unsigned char **out, size_t *outlen, const unsigned char *env,
+signed_message(int suite, unsigned char **out, const unsigned char **msg,
+    size_t *msglen, unsigned char ph[PH_MSGBYTES], const unsigned char *env,
     size_t hdr_ct_len)
 {
 	unsigned char *m;
 
+	*out = NULL;
+	if (suite == GS_ENV_SUITE_PH) {
+		memcpy(ph, GS_ENV_SIGCTX_PH, SIGCTX_LEN);
+		memcpy(ph + SIGCTX_LEN, env, GS_ENV_HDRBYTES);
+		gs_crypto_hash(ph + SIGCTX_LEN + GS_ENV_HDRBYTES,
+		    GS_HASH_MAXBYTES, env + GS_ENV_HDRBYTES,
+		    hdr_ct_len - GS_ENV_HDRBYTES, NULL, 0);
+		*msg = ph;
+		*msglen = PH_MSGBYTES;
+		return GS_OK;
+	}
 	if ((m = gs_malloc(SIGCTX_LEN + hdr_ct_len)) == NULL)
 		return GS_FAIL(GS_ENOMEM, "no memory for the signed message");
 	memcpy(m, GS_ENV_SIGCTX, SIGCTX_LEN);
 	memcpy(m + SIGCTX_LEN, env, hdr_ct_len);
 	*out = m;
-	*outlen = SIGCTX_LEN + hdr_ct_len;
+	*msg = m;
+	*msglen = SIGCTX_LEN + hdr_ct_len;
 	return GS_OK;
 }
 
@@ -137,12 +156,18 @@ seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
 	struct gs_buf z;
 	unsigned char eph_sk[GS_KX_SKBYTES], rx[GS_KX_SESSIONBYTES],
 	    tx[GS_KX_SESSIONBYTES], dev_pk[GS_SIGN_PKBYTES];
-	unsigned char *env, *msg = NULL;
+	unsigned char *env, *scratch = NULL, ph[PH_MSGBYTES];
+	const unsigned char *msg;
 	size_t start = out->len, total, msglen = 0;
 	int r = GS_EINTERNAL;
 
 	gs_buf_init_secret(&z, GS_ENV_MAX_ENVELOPE);
 	memset(&h, 0, sizeof h);
+	if (p->suite != 0 && p->suite != GS_ENV_SUITE &&
+	    p->suite != GS_ENV_SUITE_PH) {
+		r = GS_FAIL(GS_EINVAL, "no envelope suite %d", p->suite);
+		goto out;
+	}
 	if (p->seq == 0) {
 		r = GS_FAIL(GS_EINVAL, "seq must start at 1");
 		goto out;
@@ -168,7 +193,7 @@ seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
 
 	/* The header first: it is the AEAD's additional data. */
 	h.version = GS_ENV_VERSION;
-	h.suite = GS_ENV_SUITE;
+	h.suite = p->suite != 0 ? (uint8_t)p->suite : GS_ENV_SUITE;
 	h.flags = 0;
 	memcpy(h.deployment, p->deployment, 16);
 	memcpy(h.device, p->device, 16);
@@ -217,7 +242,7 @@ seal(struct gs_buf *out, const struct gs_seal_params *p, const void *plain,
 	if ((r = gs_crypto_aead_encrypt(env + GS_ENV_HDRBYTES, z.data, z.len,
 		 env, GS_ENV_HDRBYTES, h.nonce, tx)) != GS_OK)
 		goto out;
-	if ((r = signed_message(&msg, &msglen, env,
+	if ((r = signed_message(h.suite, &scratch, &msg, &msglen, ph, env,
 		 GS_ENV_HDRBYTES + (size_t)h.ct_len)) != GS_OK)
 		goto out;
 	if ((r = gs_crypto_sign(env + GS_ENV_HDRBYTES + h.ct_len, msg, msglen,
@@ -233,7 +258,7 @@ out:
 	gs_crypto_memzero(rx, sizeof rx);
 	gs_crypto_memzero(tx, sizeof tx);
 	gs_buf_release(&z);
-	gs_free(msg);
+	gs_free(scratch);
 	if (r != GS_OK)
 		gs_buf_truncate(out, start);
 	return r;
@@ -280,11 +305,11 @@ gs_envelope_parse(struct gs_envelope_header *h, const void *env, size_t len,
 		return GS_FAIL(GS_EENVELOPE, "not a GSB1 envelope (bad magic)");
 	read_header(&t, p);
 	/* Unknown versions are refused, never guessed at: no downgrade. */
-	if (t.version != GS_ENV_VERSION || t.suite != GS_ENV_SUITE ||
-	    t.flags != 0)
+	if (t.version != GS_ENV_VERSION || (t.suite != GS_ENV_SUITE &&
+	    t.suite != GS_ENV_SUITE_PH) || t.flags != 0)
 		return GS_FAIL(GS_EUNSUPPORTED,
 		    "envelope version %u suite %u "
-		    "flags %u; only 1/1/0 is known",
+		    "flags %u; only version 1, suite 1 or 2, flags 0 are known",
 		    t.version, t.suite, t.flags);
 	if (gs_get_le32(p + OFF_RESERVED) != 0)
 		return GS_FAIL(GS_EENVELOPE, "reserved header bytes are set");
@@ -326,8 +351,8 @@ int
 gs_envelope_verify(const struct gs_envelope_header *h, const void *env,
     size_t len, const unsigned char device_pk[GS_SIGN_PKBYTES])
 {
-	const unsigned char *p = env;
-	unsigned char *msg = NULL;
+	const unsigned char *p = env, *msg;
+	unsigned char *scratch = NULL, ph[PH_MSGBYTES];
 	size_t n = GS_ENV_HDRBYTES + (size_t)h->ct_len, msglen = 0;
 	int r;
 
@@ -336,10 +361,13 @@ gs_envelope_verify(const struct gs_envelope_header *h, const void *env,
 	if (len != n + GS_SIGBYTES)
 		return GS_FAIL(GS_EENVELOPE, "envelope length does not match "
 					     "its header");
-	if ((r = signed_message(&msg, &msglen, p, n)) != GS_OK)
+	/* The suite as the bytes say (parse refused any other): a header
+	 * edited from one suite to the other is signed by neither. */
+	if ((r = signed_message(p[OFF_SUITE], &scratch, &msg, &msglen, ph, p,
+	    n)) != GS_OK)
 		return r;
 	r = gs_crypto_verify(p + n, msg, msglen, device_pk);
-	gs_free(msg);
+	gs_free(scratch);
 	if (r != GS_OK)
 		return GS_FAIL(GS_EBADSIG, "envelope signature does not verify "
 					   "with the device's key");

@@ -8,7 +8,8 @@
  *	off size field
  *	  0   4 magic "GSB1"
  *	  4   1 version = 1
- *	  5   1 suite = 1 (kx-X25519, XChaCha20-Poly1305-IETF, Ed25519, zlib)
+ *	  5   1 suite = 1 or 2 (kx-X25519, XChaCha20-Poly1305-IETF, Ed25519,
+ *	        zlib; 2 signs a BLAKE2b-512 of the ciphertext, below)
  *	  6   2 flags = 0
  *	  8  16 deployment id
  *	 24  16 device id
@@ -29,7 +30,10 @@
  * fresh ephemeral key pair against the platform batch public key; AEAD
  * (XChaCha20-Poly1305-IETF, key = client tx) over the zlib stream with the
  * whole 200-byte header as additional data; Ed25519 detached signature by
- * the device key over "GSB1-sig" || header || ciphertext.
+ * the device key over "GSB1-sig" || header || ciphertext (suite 1), or
+ * over "GSB1-sg2" || header || BLAKE2b-512(ciphertext) (suite 2: Ed25519
+ * hashes what it signs twice with SHA-512, and verifying once; BLAKE2b
+ * once over the ciphertext is several times cheaper than those passes).
  * Envelope hash = BLAKE2b-256 of all the envelope's bytes.
  *
  * Open, in this order (each step is cheap before the next is allowed):
@@ -49,10 +53,12 @@
 
 #define GS_ENV_MAGIC "GSB1"
 #define GS_ENV_VERSION 1
-#define GS_ENV_SUITE 1
+#define GS_ENV_SUITE 1    /* the signature over the ciphertext itself */
+#define GS_ENV_SUITE_PH 2 /* over its BLAKE2b-512 (docs/PROTOCOL.md 3) */
 #define GS_ENV_HDRBYTES 200
 #define GS_ENV_NONCE_OFF 176
 #define GS_ENV_SIGCTX "GSB1-sig" /* 8 bytes, signed before the header */
+#define GS_ENV_SIGCTX_PH "GSB1-sg2" /* the same, suite 2 */
 /* Header + the smallest ciphertext (a tag) + signature. */
 #define GS_ENV_MINBYTES (GS_ENV_HDRBYTES + GS_AEAD_TAGBYTES + GS_SIGBYTES)
 
@@ -103,6 +109,7 @@ struct gs_seal_params {
 	const unsigned char *platform_pk;      /* GS_KX_PKBYTES: batch key */
 	const unsigned char *device_sk;        /* GS_SIGN_SKBYTES */
 	int level;                             /* deflate level; 0 = default */
+	int suite;      /* GS_ENV_SUITE (0 means it) or GS_ENV_SUITE_PH */
 };
 
 /* Seals plain[0..plain_len) and appends the whole envelope to out.  The
@@ -130,7 +137,7 @@ int gs_envelope_seal_det(struct gs_buf *out, const struct gs_seal_params *p,
  *   GS_OK         *h filled
  *   GS_EENVELOPE  too short / truncated, bad magic, lengths inconsistent,
  *                 reserved bits set, seq 0, prev hash not zero at seq 1
- *   GS_EUNSUPPORTED  version, suite or flags not 1/1/0
+ *   GS_EUNSUPPORTED  version, suite or flags not 1, 1 or 2, 0
  *   GS_ETOOBIG    len > max_envelope, plain_len > max_plain, or
  *                 count > max_records
  *   GS_EINFLATE   plain_len impossible for ct_len (beyond deflate's ratio)

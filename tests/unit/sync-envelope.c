@@ -1,6 +1,8 @@
 /*
  * sync-envelope.c - GSB1 seal/parse/verify/open: the honest path, and
- * every way an envelope can be damaged, forged, replayed or lie.
+ * every way an envelope can be damaged, forged, replayed or lie.  Every
+ * test runs twice: with suite 1 (the signature over the ciphertext) and
+ * suite 2 (over its BLAKE2b-512).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +34,8 @@ static const char PLAIN[] =
     "{\"v\":1,\"deployment\":\"d\",\"count\":2}\n"
     "{\"change_id\":\"a\",\"fields\":{\"name\":\"Zhang San\"}}\n"
     "{\"change_id\":\"b\",\"fields\":{\"name\":\"Li Si\"}}\n";
+/* The suite the tests seal with (main runs them with each). */
+static int suite = GS_ENV_SUITE;
 static const unsigned char EPH_SEED[32] = { 7, 7, 7 };
 static const unsigned char NONCE[24] = { 9, 9, 9 };
 
@@ -64,6 +68,36 @@ params(struct gs_seal_params *p, uint64_t seq)
 	p->count = 2;
 	p->platform_pk = K.plat_pk;
 	p->device_sk = K.dev_sk;
+	p->suite = suite;
+}
+
+/*
+ * Signs e (header, then ciphertext: hdr_ct_len bytes) with sk, the
+ * signature written after it, as docs/PROTOCOL.md section 3 says for the
+ * suite its header names: "GSB1-sig" || header || ciphertext, or
+ * "GSB1-sg2" || header || BLAKE2b-512(ciphertext).
+ */
+static void
+sign_as(unsigned char *e, size_t hdr_ct_len, const unsigned char *sk)
+{
+	unsigned char *msg;
+	size_t n;
+
+	msg = gs_malloc(8 + hdr_ct_len);
+	assert_non_null(msg);
+	if (e[5] == 2) {
+		memcpy(msg, "GSB1-sg2", 8);
+		memcpy(msg + 8, e, GS_ENV_HDRBYTES);
+		gs_crypto_hash(msg + 8 + GS_ENV_HDRBYTES, 64,
+		    e + GS_ENV_HDRBYTES, hdr_ct_len - GS_ENV_HDRBYTES, NULL, 0);
+		n = 8 + GS_ENV_HDRBYTES + 64;
+	} else {
+		memcpy(msg, "GSB1-sig", 8);
+		memcpy(msg + 8, e, hdr_ct_len);
+		n = 8 + hdr_ct_len;
+	}
+	assert_int_equal(gs_crypto_sign(e + hdr_ct_len, msg, n, sk), GS_OK);
+	gs_free(msg);
 }
 
 static void
@@ -120,7 +154,7 @@ static void
 forge(struct gs_buf *out, const struct gs_buf *honest, const void *z,
     size_t zlen, uint64_t plain_len)
 {
-	unsigned char eph_pk[32], eph_sk[32], rx[32], tx[32], *e, *msg;
+	unsigned char eph_pk[32], eph_sk[32], rx[32], tx[32], *e;
 	size_t ct_len = zlen + 16, total = GS_ENV_HDRBYTES + ct_len + 64;
 
 	gs_crypto_kx_seed_keypair(eph_pk, eph_sk, EPH_SEED);
@@ -134,13 +168,7 @@ forge(struct gs_buf *out, const struct gs_buf *honest, const void *z,
 	gs_put_le64(e + 120, ct_len);
 	assert_int_equal(gs_crypto_aead_encrypt(e + GS_ENV_HDRBYTES, z, zlen,
 	    e, GS_ENV_HDRBYTES, e + GS_ENV_NONCE_OFF, tx), GS_OK);
-	msg = gs_malloc(8 + GS_ENV_HDRBYTES + ct_len);
-	assert_non_null(msg);
-	memcpy(msg, "GSB1-sig", 8);
-	memcpy(msg + 8, e, GS_ENV_HDRBYTES + ct_len);
-	assert_int_equal(gs_crypto_sign(e + GS_ENV_HDRBYTES + ct_len, msg,
-	    8 + GS_ENV_HDRBYTES + ct_len, K.dev_sk), GS_OK);
-	gs_free(msg);
+	sign_as(e, GS_ENV_HDRBYTES + ct_len, K.dev_sk);
 	out->len = total;
 }
 
@@ -162,6 +190,7 @@ test_honest(void **state)
 	assert_int_equal(gs_envelope_parse(&h, env.data, env.len, NULL),
 	    GS_OK);
 	assert_int_equal(h.seq, 1);
+	assert_int_equal(h.suite, suite);
 	assert_int_equal(h.count, 2);
 	assert_int_equal(h.plain_len, strlen(PLAIN));
 	assert_int_equal(h.created_at, 1764140673123);
@@ -296,7 +325,7 @@ test_resigned_by_another_device(void **state)
 {
 	struct gs_buf env, plain;
 	struct gs_envelope_header h;
-	unsigned char *msg, *e;
+	unsigned char *e;
 	size_t n;
 
 	(void)state;
@@ -304,20 +333,14 @@ test_resigned_by_another_device(void **state)
 	e = (unsigned char *)env.data;
 	n = env.len - 64;
 	/* Another enrolled device re-signs a stolen envelope. */
-	msg = gs_malloc(8 + n);
-	assert_non_null(msg);
-	memcpy(msg, "GSB1-sig", 8);
-	memcpy(msg + 8, e, n);
-	assert_int_equal(gs_crypto_sign(e + n, msg, 8 + n, K.evil_sk), GS_OK);
+	sign_as(e, n, K.evil_sk);
 	/* The header still names the original device, whose key refuses. */
 	assert_int_equal(ingest(&plain, env.data, env.len), GS_EBADSIG);
 	gs_buf_release(&plain);
 	/* Rewriting the device id to its own and re-signing: the signature
 	 * is now good, but the header is the AD: it does not decrypt. */
 	memset(e + 24, 0xee, 16);
-	memcpy(msg + 8, e, n);
-	assert_int_equal(gs_crypto_sign(e + n, msg, 8 + n, K.evil_sk), GS_OK);
-	gs_free(msg);
+	sign_as(e, n, K.evil_sk);
 	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL), GS_OK);
 	assert_int_equal(gs_envelope_verify(&h, e, env.len, K.evil_pk),
 	    GS_OK);
@@ -411,10 +434,23 @@ test_header_checks(void **state)
 	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
 	    GS_EUNSUPPORTED);
 	e[4] = 1;
-	e[5] = 2;
+	e[5] = 3;
 	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
 	    GS_EUNSUPPORTED);
-	e[5] = 1;
+	e[5] = 0;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
+	    GS_EUNSUPPORTED);
+	/* Relabelled as the other suite: a header either suite knows,
+	 * signed by neither (no downgrade). */
+	e[5] = suite == 2 ? 1 : 2;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL), GS_OK);
+	assert_int_equal(h.suite, e[5]);
+	assert_int_equal(gs_envelope_verify(&h, e, env.len, K.dev_pk),
+	    GS_EBADSIG);
+	e[5] = (unsigned char)suite;
+	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL), GS_OK);
+	assert_int_equal(h.suite, suite);
+	assert_int_equal(gs_envelope_verify(&h, e, env.len, K.dev_pk), GS_OK);
 	e[6] = 1;
 	assert_int_equal(gs_envelope_parse(&h, e, env.len, NULL),
 	    GS_EUNSUPPORTED);
@@ -472,6 +508,13 @@ test_seal_refuses(void **state)
 	    GS_EINVAL);
 	params(&p, 1);
 	assert_int_equal(gs_envelope_seal(&env, &p, PLAIN, 0), GS_EINVAL);
+	/* A suite nobody knows. */
+	params(&p, 1);
+	p.suite = 3;
+	assert_int_equal(gs_envelope_seal(&env, &p, PLAIN, strlen(PLAIN)),
+	    GS_EINVAL);
+	assert_int_equal(env.len, 0);
+	params(&p, 1);
 	/* A low-order point as the platform key. */
 	p.platform_pk = zero;
 	assert_int_equal(gs_envelope_seal(&env, &p, PLAIN, strlen(PLAIN)),
@@ -716,26 +759,46 @@ test_edges(void **state)
 	gs_buf_release(&env);
 }
 
+static int
+suite1(void **state)
+{
+	(void)state;
+	suite = GS_ENV_SUITE;
+	return 0;
+}
+
+static int
+suite2(void **state)
+{
+	(void)state;
+	suite = GS_ENV_SUITE_PH;
+	return 0;
+}
+
+/* Each test with suite 1, then with suite 2. */
+#define BOTH(f) { #f, f, suite1, NULL, NULL }, \
+	{ #f " (suite 2)", f, suite2, NULL, NULL }
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_honest),
-		cmocka_unit_test(test_chain_seq),
-		cmocka_unit_test(test_flip_header),
-		cmocka_unit_test(test_flip_body),
-		cmocka_unit_test(test_altered_seq),
-		cmocka_unit_test(test_resigned_by_another_device),
-		cmocka_unit_test(test_wrong_platform_key),
-		cmocka_unit_test(test_other_deployment),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_header_checks),
-		cmocka_unit_test(test_seal_refuses),
-		cmocka_unit_test(test_lying_plain_len),
-		cmocka_unit_test(test_bomb),
-		cmocka_unit_test(test_random_damage),
-		cmocka_unit_test(test_torture),
-		cmocka_unit_test(test_edges),
+		BOTH(test_honest),
+		BOTH(test_chain_seq),
+		BOTH(test_flip_header),
+		BOTH(test_flip_body),
+		BOTH(test_altered_seq),
+		BOTH(test_resigned_by_another_device),
+		BOTH(test_wrong_platform_key),
+		BOTH(test_other_deployment),
+		BOTH(test_truncated),
+		BOTH(test_header_checks),
+		BOTH(test_seal_refuses),
+		BOTH(test_lying_plain_len),
+		BOTH(test_bomb),
+		BOTH(test_random_damage),
+		BOTH(test_torture),
+		BOTH(test_edges),
 	};
 
 	if (gs_crypto_init() != GS_OK)

@@ -285,35 +285,49 @@ batch_plain(struct gs_buf *out, int which, const unsigned char batch[16],
 	}
 }
 
-/* Seals vector `which` (1 or 2), writes/compares its files, and returns
- * the envelope hash for the chain. */
+/* The seq of envelope vector `which`: 3 is suite 2's first batch. */
+static uint64_t
+vector_seq(int which)
+{
+	return which == 3 ? 1 : (uint64_t)which;
+}
+
+/* Seals vector `which` (1 and 2: a chain in suite 1; 3: batch 1's
+ * changes in suite 2, the signature over the ciphertext's BLAKE2b-512),
+ * writes/compares its files, and returns the envelope hash for the
+ * chain. */
 static void
 envelope_vector(int which, const unsigned char prev[32],
     unsigned char hash_out[32])
 {
+	static const char *const batch_ids[] = {
+		"0190a6e2-0000-7000-8000-00000000b001",
+		"0190a6e2-0000-7000-8000-00000000b002",
+		"0190a6e2-0000-7000-8000-00000000b003",
+	};
 	struct gs_seal_params p;
 	struct gs_buf plain, env;
 	struct vec v;
 	unsigned char eph_seed[32], nonce[24], hash[32];
 	char name[64];
+	int content = which == 3 ? 1 : which;
 
 	memset(&p, 0, sizeof p);
 	memcpy(p.deployment, deployment, 16);
 	memcpy(p.device, device, 16);
-	assert_int_equal(gs_uuid_parse(which == 1 ?
-	    "0190a6e2-0000-7000-8000-00000000b001" :
-	    "0190a6e2-0000-7000-8000-00000000b002", p.batch), GS_OK);
-	p.seq = (uint64_t)which;
+	assert_int_equal(gs_uuid_parse(batch_ids[which - 1], p.batch), GS_OK);
+	p.seq = vector_seq(which);
 	memcpy(p.prev_hash, prev, 32);
-	p.created_at = which == 1 ? 1764140673123 : 1764140773123;
-	p.count = which == 1 ? 2 : 1;
+	p.created_at = 1764140673123 + (int64_t)(which - 1) * 100000;
+	p.count = content == 1 ? 2 : 1;
 	p.platform_pk = plat_kx_pk;
 	p.device_sk = dev_sk;
 	p.level = 6;
-	fill(eph_seed, 32, which == 1 ? 0x44 : 0x45);
-	fill(nonce, 24, which == 1 ? 0x55 : 0x56);
+	p.suite = which == 3 ? GS_ENV_SUITE_PH : GS_ENV_SUITE;
+	fill(eph_seed, 32, (unsigned char)(0x43 + which));
+	fill(nonce, 24, (unsigned char)(0x54 + which));
 
-	batch_plain(&plain, which, p.batch, p.seq);
+	batch_plain(&plain, content, p.batch, p.seq);
 	snprintf(name, sizeof name, "batch-%d.ndjson", which);
 	settle(name, plain.data, plain.len);
 
@@ -323,8 +337,9 @@ envelope_vector(int which, const unsigned char prev[32],
 	gs_envelope_hash(hash, env.data, env.len);
 
 	vec_init(&v);
-	put_str(&v, "# inputs", "keys.txt; plaintext batch-N.ndjson; "
-	    "deflate level 6");
+	put_str(&v, "# inputs", which == 3 ? "keys.txt; plaintext "
+	    "batch-3.ndjson; deflate level 6; suite 2" : "keys.txt; plaintext "
+	    "batch-N.ndjson; deflate level 6");
 	put_hex(&v, "deployment", p.deployment, 16);
 	put_hex(&v, "device", p.device, 16);
 	put_hex(&v, "batch", p.batch, 16);
@@ -359,6 +374,7 @@ test_envelopes(void **state)
 	(void)state;
 	envelope_vector(1, zero, h1);
 	envelope_vector(2, h1, h2);
+	envelope_vector(3, zero, h2);
 }
 
 /* The committed envelopes open with the committed keys and give the
@@ -371,7 +387,7 @@ test_open_committed(void **state)
 	(void)state;
 	if (getenv("GS_WRITE_VECTORS") != NULL)
 		skip();
-	for (which = 1; which <= 2; which++) {
+	for (which = 1; which <= 3; which++) {
 		char name[64], *txt, *plain;
 		unsigned char *env, *hash, mine[32];
 		size_t n, hn, tn, pn;
@@ -389,7 +405,8 @@ test_open_committed(void **state)
 		gs_envelope_hash(mine, env, n);
 		assert_memory_equal(mine, hash, 32);
 		assert_int_equal(gs_envelope_parse(&h, env, n, NULL), GS_OK);
-		assert_int_equal(h.seq, (uint64_t)which);
+		assert_int_equal(h.seq, vector_seq(which));
+		assert_int_equal(h.suite, which == 3 ? 2 : 1);
 		assert_int_equal(gs_envelope_check_deployment(&h, deployment),
 		    GS_OK);
 		assert_int_equal(gs_envelope_verify(&h, env, n, dev_pk), GS_OK);
