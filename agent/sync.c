@@ -303,8 +303,8 @@ probe(struct run *x)
 			x->dev->max_envelope = json_integer_value(b);
 			x->dev->max_plain = json_integer_value(c);
 		}
-		/* Batches the platform takes at once (1 when it says
-		 * nothing: an older platform). */
+		/* The envelope suite: 2 when the platform lists it (1 when
+		 * it lists none: an older platform). */
 		x->suite = GS_ENV_SUITE;
 		{
 			json_t *v;
@@ -316,6 +316,8 @@ probe(struct run *x)
 				    == GS_ENV_SUITE_PH)
 					x->suite = GS_ENV_SUITE_PH;
 		}
+		/* Batches the platform takes at once (1 when it says
+		 * nothing: an older platform). */
 		x->in_flight = 1;
 		if (json_is_integer(json_object_get(lim, "in_flight")) &&
 		    json_integer_value(json_object_get(lim, "in_flight")) > 1)

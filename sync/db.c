@@ -1484,10 +1484,11 @@ gs_db_journal_wal(struct gs_db *db)
 
 	if (db == NULL || !db->direct)
 		return GS_OK;
-	/* Then a read: in WAL mode a connection keeps a SHARED lock on the
-	 * database file from its first read on, and without it another
-	 * connection that closes would take itself for the last one and
-	 * delete the WAL under this one. */
+	/* WAL mode and the synchronous setting back, then a read: in WAL
+	 * mode a connection keeps a SHARED lock on the database file from
+	 * its first read on, and without it another connection that closes
+	 * would take itself for the last one and delete the WAL under this
+	 * one (tests/unit/agent-store.c test_import_keeps_lock). */
 	if ((r = pragma_row(db, "PRAGMA journal_mode=WAL", "wal")) != GS_OK ||
 	    (r = gs_db_exec(db, sync_pragma(db))) != GS_OK ||
 	    (r = pragma_row(db, "SELECT count(*) FROM sqlite_schema", NULL)) !=
@@ -1893,9 +1894,9 @@ wal_open(struct gs_db *db)
  * opened now if the WAL did not exist when the connection was opened (a
  * new database).  SQLite removes a WAL only when the last connection
  * closes, never while this one is open (gs_db_journal_direct, which
- * takes the store out of WAL mode, drops the descriptor); if the name ever named another
- * file, the caller commits the usual way and the descriptor is left
- * alone (a gs_db_sync_wal may be using it).  Called inside the caller's
+ * takes the store out of WAL mode, drops the descriptor); if the name
+ * ever named another file, the caller commits the usual way and the
+ * descriptor is left alone (a gs_db_sync_wal may be using it).  Called inside the caller's
  * transaction; the descriptor is published with an atomic store, and a
  * thread that syncs has seen the commit it syncs for through the lock
  * that orders it after that commit.
