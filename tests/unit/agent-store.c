@@ -797,6 +797,27 @@ test_import_rows(void **state)
 	gs_buf_release(&b);
 }
 
+/* Imports count generated persons (seq from, from + 1, ...) in one bulk
+ * import, which must save them all. */
+static void
+import_people(int from, int count)
+{
+	struct gs_buf b;
+	char rec[512];
+	size_t n = 0;
+	int i;
+
+	gs_buf_init(&b, 4 << 20);
+	for (i = 0; i < count; i++) {
+		person(rec, sizeof(rec), "某", from + i);
+		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
+	}
+	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
+	    NULL, &n), GS_OK);
+	assert_int_equal(n, (size_t)count);
+	gs_buf_release(&b);
+}
+
 /* The size of a file in the home (-1: not there). */
 static long long
 home_file_size(const char *name)
@@ -820,20 +841,10 @@ static void
 test_import_direct(void **state)
 {
 	struct ag_store *other = NULL;
-	struct gs_buf b;
-	char rec[512], *mode;
-	size_t n = 0;
-	int i;
+	char *mode;
 
 	(void)state;
-	gs_buf_init(&b, 4 << 20);
-	for (i = 0; i < 600; i++) {
-		person(rec, sizeof(rec), "某", 3000 + i);
-		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
-	}
-	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
-	    NULL, &n), GS_OK);
-	assert_int_equal(n, 600);
+	import_people(3000, 600);
 	assert_true(home_file_size("agent.db-wal") <= 0);
 	assert_int_equal(home_file_size("agent.db-journal"), -1);
 	mode = q_text("PRAGMA journal_mode", NULL);
@@ -845,14 +856,7 @@ test_import_direct(void **state)
 
 	/* Another connection open: through the WAL, seen by both. */
 	assert_int_equal(ag_store_open(home, &other), GS_OK);
-	gs_buf_reset(&b);
-	for (i = 0; i < 600; i++) {
-		person(rec, sizeof(rec), "某", 4000 + i);
-		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
-	}
-	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
-	    NULL, &n), GS_OK);
-	assert_int_equal(n, 600);
+	import_people(4000, 600);
 	assert_true(home_file_size("agent.db-wal") > 100 * 1024);
 	assert_int_equal(count_records(), 1200);
 	{
@@ -866,7 +870,6 @@ test_import_direct(void **state)
 		assert_int_equal(v, 1200);
 	}
 	ag_store_close(other);
-	gs_buf_release(&b);
 }
 
 /* The uuids an import saved, in input order (ag_uuid_fn). */
@@ -1003,32 +1006,21 @@ db_shared_held(void)
 static void
 test_import_keeps_lock(void **state)
 {
-	struct gs_buf b;
 	char rec[512], uuid[AG_UUID_LEN + 1];
-	size_t n = 0;
-	int i;
 
 	(void)state;
 	assert_int_equal(count_records(), 0);
 	assert_true(db_shared_held());
-	gs_buf_init(&b, 1 << 20);
-	/* Enough lines for the reader threads and the early writeback. */
-	for (i = 0; i < 700; i++) {
-		person(rec, sizeof(rec), "某", 3000 + i);
-		assert_int_equal(gs_buf_printf(&b, "%s\n", rec), GS_OK);
-	}
-	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
-	    NULL, &n), GS_OK);
-	assert_int_equal(n, 700);
+	/* Enough lines for the reader threads, the early writeback and the
+	 * rollback journal (back to WAL after it). */
+	import_people(3000, 700);
 	assert_true(db_shared_held());
 	/* And still after a second import and a single save. */
-	assert_int_equal(ag_import_ndjson(st, "person", b.data, b.len, NULL,
-	    NULL, &n), GS_OK);
+	import_people(3000, 700);
 	person(rec, sizeof(rec), "某", 4000);
 	assert_int_equal(ag_collect(st, "person", rec, strlen(rec), uuid),
 	    GS_OK);
 	assert_true(db_shared_held());
-	gs_buf_release(&b);
 }
 
 /*
