@@ -470,7 +470,7 @@ Alternating runs of this script against the session's start a4566ca
 (27,869-30,959) records/s all in, sync 2.30 -> 2.28 s (medians): about
 the 60 ms the first change saves, within this machine's noise.
 
-Why 50,000 records/s end to end is not reached here (sessions 9-10, final
+Why 50,000 records/s end to end was not reached then (sessions 9-10, final
 code): the work is CPU-bound.  During the sync both processes keep about
 83% of the two cores busy (agent 1.77 and platform 1.96 CPU seconds in a
 2.24 s sync), so the sync alone cannot go much under 1.9 s without less
