@@ -114,29 +114,6 @@ test_open_empty(void **state)
 	gs_db_close(db);
 }
 
-static void
-test_pragmas(void **state)
-{
-	struct gs_db *db = NULL;
-	struct gs_stmt *st = NULL;
-
-	(void)state;
-	assert_int_equal(gs_db_open(path, "agent", GS_DB_CREATE, &db), GS_OK);
-	assert_int_equal(gs_stmt_prepare(db, "PRAGMA journal_mode", &st),
-	    GS_OK);
-	assert_int_equal(gs_stmt_step(st), GS_ROW);
-	assert_string_equal(gs_stmt_text(st, 0), "wal");
-	gs_stmt_reset(st);
-	assert_int_equal(one_int(db, "PRAGMA synchronous"), 2); /* FULL */
-	assert_int_equal(one_int(db, "PRAGMA foreign_keys"), 1);
-	gs_db_close(db);
-
-	assert_int_equal(gs_db_open(path, "agent", GS_DB_NORMAL_SYNC, &db),
-	    GS_OK);
-	assert_int_equal(one_int(db, "PRAGMA synchronous"), 1); /* NORMAL */
-	gs_db_close(db);
-}
-
 /* The journal mode one connection answers (PRAGMA journal_mode). */
 static void
 assert_journal(struct gs_db *db, const char *want)
@@ -148,6 +125,24 @@ assert_journal(struct gs_db *db, const char *want)
 	assert_int_equal(gs_stmt_step(st), GS_ROW);
 	assert_string_equal(gs_stmt_text(st, 0), want);
 	gs_stmt_finalize(st);
+}
+
+static void
+test_pragmas(void **state)
+{
+	struct gs_db *db = NULL;
+
+	(void)state;
+	assert_int_equal(gs_db_open(path, "agent", GS_DB_CREATE, &db), GS_OK);
+	assert_journal(db, "wal");
+	assert_int_equal(one_int(db, "PRAGMA synchronous"), 2); /* FULL */
+	assert_int_equal(one_int(db, "PRAGMA foreign_keys"), 1);
+	gs_db_close(db);
+
+	assert_int_equal(gs_db_open(path, "agent", GS_DB_NORMAL_SYNC, &db),
+	    GS_OK);
+	assert_int_equal(one_int(db, "PRAGMA synchronous"), 1); /* NORMAL */
+	gs_db_close(db);
 }
 
 /*
